@@ -1,0 +1,3 @@
+module github.com/integritee-go/integritee
+
+go 1.26
