@@ -1,0 +1,2 @@
+// Package dcap parses and verifies Intel SGX DCAP ECDSA quotes.
+package dcap
