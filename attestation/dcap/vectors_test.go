@@ -343,7 +343,7 @@ func TestVerifyRejects(t *testing.T) {
 			at: "2025-07-19T10:01:17Z", want: []error{ErrCollateral, pcs.ErrExpired}},
 		{name: "dcap-qvl with another FMSPC's TCB info", quote: "dcap-qvl/sgx_quote",
 			collateral: edit(qvlCollateral, func(tb testing.TB, c *pcs.Collateral) { c.TCBInfo.Info.FMSPC[5] ^= 1 }),
-			at: "2025-07-19T10:01:17Z", want: []error{ErrCollateral}},
+			at:         "2025-07-19T10:01:17Z", want: []error{ErrCollateral}},
 		{name: "phala at upstream time (collateral not yet issued)", quote: "phala/dcap_quote", collateral: phalaCollateral,
 			at: "2023-11-06T20:03:20Z", want: []error{ErrCollateral, pcs.ErrNotYetValid}},
 		{name: "oasis PCK expired", quote: oasisQuote, collateral: oasisCollateral,
