@@ -261,6 +261,10 @@ func marshalTCBInfo(t *TCBInfo) ([]byte, error) {
 		TCBType:                 t.TCBType,
 		TCBEvaluationDataNumber: t.TCBEvaluationDataNumber,
 	}
+	if t.Version == 2 {
+		// Version 2 documents spell the FMSPC in lower case.
+		j.FMSPC = hex.EncodeToString(t.FMSPC[:])
+	}
 	tdx := t.ID == IDTDX
 	if tdx {
 		if t.TDXModule != nil {

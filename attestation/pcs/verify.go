@@ -47,7 +47,7 @@ func (c *Collateral) Verify(roots []*x509.Certificate, at time.Time) error {
 // Verify checks the TCB info's signature, its signing chain to roots at at,
 // and that at lies in [issueDate, nextUpdate).
 func (s *SignedTCBInfo) Verify(roots []*x509.Certificate, at time.Time) error {
-	if err := verifySigned(s.Body, s.Signature, s.Chain, roots, at); err != nil {
+	if err := verifySignature(s.Body, s.Signature, s.Chain); err != nil {
 		return fmt.Errorf("verify TCB info: %w", err)
 	}
 	// Info is exported and could have been edited after parsing: only what
@@ -62,13 +62,16 @@ func (s *SignedTCBInfo) Verify(roots []*x509.Certificate, at time.Time) error {
 	if err := checkWindow(s.Info.IssueDate, s.Info.NextUpdate, at); err != nil {
 		return fmt.Errorf("verify TCB info: %w", err)
 	}
+	if err := verifySigningChain(s.Chain, roots, at); err != nil {
+		return fmt.Errorf("verify TCB info: %w", err)
+	}
 	return nil
 }
 
 // Verify checks the QE identity's signature, its signing chain to roots at
 // at, and that at lies in [issueDate, nextUpdate).
 func (s *SignedQEIdentity) Verify(roots []*x509.Certificate, at time.Time) error {
-	if err := verifySigned(s.Body, s.Signature, s.Chain, roots, at); err != nil {
+	if err := verifySignature(s.Body, s.Signature, s.Chain); err != nil {
 		return fmt.Errorf("verify QE identity: %w", err)
 	}
 	id, err := parseQEIdentityBody(s.Body)
@@ -79,6 +82,9 @@ func (s *SignedQEIdentity) Verify(roots []*x509.Certificate, at time.Time) error
 		return fmt.Errorf("verify QE identity: %w: parsed identity differs from the signed body", ErrMalformed)
 	}
 	if err := checkWindow(s.Identity.IssueDate, s.Identity.NextUpdate, at); err != nil {
+		return fmt.Errorf("verify QE identity: %w", err)
+	}
+	if err := verifySigningChain(s.Chain, roots, at); err != nil {
 		return fmt.Errorf("verify QE identity: %w", err)
 	}
 	return nil
@@ -95,11 +101,11 @@ func (c *CRL) Verify(roots []*x509.Certificate, at time.Time) error {
 	if err != nil {
 		return fmt.Errorf("verify CRL: %w", err)
 	}
-	if _, err := attestation.VerifyChain(issuerChain, roots, at); err != nil {
-		return fmt.Errorf("verify CRL: %w: %w", ErrChain, err)
-	}
 	if err := checkWindow(c.List.ThisUpdate, c.List.NextUpdate, at); err != nil {
 		return fmt.Errorf("verify CRL: %w", err)
+	}
+	if _, err := attestation.VerifyChain(issuerChain, roots, at); err != nil {
+		return fmt.Errorf("verify CRL: %w: %w", ErrChain, err)
 	}
 	return nil
 }
@@ -175,17 +181,19 @@ func checkListed(crl *CRL, issuer, cert *x509.Certificate) error {
 
 func issuerName(l *x509.RevocationList) string { return l.Issuer.String() }
 
-// verifySigned checks a raw r||s signature over body by chain[0], and that
-// chain[0] was issued directly by a trusted root. The second rule keeps
-// keys that live on platforms (PCK keys, one level further down) from
-// signing collateral, without pinning Intel's certificate names.
-func verifySigned(body, sig []byte, chain, roots []*x509.Certificate, at time.Time) error {
+// verifySignature checks a raw r||s signature over body by chain[0].
+func verifySignature(body, sig []byte, chain []*x509.Certificate) error {
 	if len(chain) == 0 {
 		return fmt.Errorf("%w: no signing chain", ErrChain)
 	}
-	if err := verifyRaw(chain[0], body, sig); err != nil {
-		return err
-	}
+	return verifyRaw(chain[0], body, sig)
+}
+
+// verifySigningChain checks that chain[0] chains to a trusted root at at and
+// was issued directly by it. The second rule keeps keys that live on
+// platforms (PCK keys, one level further down) from signing collateral,
+// without pinning Intel's certificate names.
+func verifySigningChain(chain, roots []*x509.Certificate, at time.Time) error {
 	path, err := attestation.VerifyChain(chain, roots, at)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrChain, err)
