@@ -1,0 +1,121 @@
+package sim
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"time"
+
+	"github.com/integritee-go/integritee/attestation"
+	"github.com/integritee-go/integritee/attestation/pcs"
+)
+
+// Dev quoting enclave identity: what the sim backend's QE reports carry and
+// the dev QE identity accepts.
+const (
+	devQEProdID = 1
+	devQESVN    = 8
+	devQEFlags  = 0x11 // INIT | PROVISIONKEY, as Intel's QE
+	devQEXFRM   = 0x03
+
+	// DevAdvisoryID is listed by dev TCB levels whose status is not UpToDate.
+	DevAdvisoryID = "INTEGRITEE-DEV-SA-00001"
+
+	devTCBEvaluationDataNumber = 17
+	// Collateral validity around the time it is made for.
+	collateralIssuedBefore = time.Hour
+	collateralValidFor     = 30 * 24 * time.Hour
+)
+
+func devQEMRSIGNER() [32]byte {
+	return sha256.Sum256([]byte("integritee dev sgx quoting enclave: mrsigner"))
+}
+
+func devQEMRENCLAVE() [32]byte {
+	return sha256.Sum256([]byte("integritee dev sgx quoting enclave: mrenclave"))
+}
+
+func devQEAttributes() [16]byte {
+	var a [16]byte
+	a[0], a[8] = devQEFlags, devQEXFRM
+	return a
+}
+
+// devTCBDate is the TCB date of the dev levels; fixed so collateral for the
+// same time is the same.
+func devTCBDate() time.Time { return time.Date(2024, 11, 13, 0, 0, 0, 0, time.UTC) }
+
+// Collateral returns dev TCB info and QE identity, signed by the dev TCB
+// signing key, issued at at-1h and valid until at+30 days. The dev platform's
+// TCB status is UpToDate.
+func (p *PKI) Collateral(at time.Time) (*pcs.Collateral, error) {
+	return p.CollateralWithStatus(at, attestation.StatusUpToDate)
+}
+
+// CollateralWithStatus is Collateral with the dev platform's TCB level set to
+// status, for testing TCB status policy. Levels with a status other than
+// UpToDate list DevAdvisoryID.
+func (p *PKI) CollateralWithStatus(at time.Time, status attestation.TCBStatus) (*pcs.Collateral, error) {
+	if !status.Known() {
+		return nil, fmt.Errorf("sim: collateral: unknown TCB status %q", status)
+	}
+	issue := at.Add(-collateralIssuedBefore).UTC().Truncate(time.Second)
+	next := at.Add(collateralValidFor).UTC().Truncate(time.Second)
+	chain := p.TCBSigningChain()
+
+	platform := pcs.TCBLevel{
+		CompSVN: p.ext.CompSVN,
+		PCESVN:  p.ext.PCESVN,
+		TCBDate: devTCBDate(),
+		Status:  status,
+	}
+	if status != attestation.StatusUpToDate {
+		platform.AdvisoryIDs = []string{DevAdvisoryID}
+	}
+	info := pcs.TCBInfo{
+		ID:                      pcs.IDSGX,
+		Version:                 3,
+		IssueDate:               issue,
+		NextUpdate:              next,
+		FMSPC:                   p.ext.FMSPC,
+		PCEID:                   p.ext.PCEID,
+		TCBType:                 0,
+		TCBEvaluationDataNumber: devTCBEvaluationDataNumber,
+		Levels: []pcs.TCBLevel{
+			platform,
+			// Any platform below the dev one is out of date.
+			{
+				TCBDate:     devTCBDate().AddDate(-1, 0, 0),
+				Status:      attestation.StatusOutOfDate,
+				AdvisoryIDs: []string{DevAdvisoryID},
+			},
+		},
+	}
+	signedInfo, err := pcs.SignTCBInfo(info, p.tcbKey, chain)
+	if err != nil {
+		return nil, fmt.Errorf("sim: collateral: %w", err)
+	}
+
+	qe := pcs.QEIdentity{
+		ID:                      pcs.IDQE,
+		Version:                 2,
+		IssueDate:               issue,
+		NextUpdate:              next,
+		TCBEvaluationDataNumber: devTCBEvaluationDataNumber,
+		MiscSelect:              0,
+		MiscSelectMask:          0xffffffff,
+		Attributes:              devQEAttributes(),
+		// Like Intel's: all flags but KSS are checked, XFRM is not.
+		AttributesMask: [16]byte{0xfb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+		MRSIGNER:       devQEMRSIGNER(),
+		ISVProdID:      devQEProdID,
+		Levels: []pcs.QELevel{
+			{ISVSVN: devQESVN, TCBDate: devTCBDate(), Status: attestation.StatusUpToDate},
+			{ISVSVN: 0, TCBDate: devTCBDate().AddDate(-1, 0, 0), Status: attestation.StatusOutOfDate, AdvisoryIDs: []string{DevAdvisoryID}},
+		},
+	}
+	signedQE, err := pcs.SignQEIdentity(qe, p.tcbKey, chain)
+	if err != nil {
+		return nil, fmt.Errorf("sim: collateral: %w", err)
+	}
+	return &pcs.Collateral{TCBInfo: signedInfo, QEIdentity: signedQE}, nil
+}
