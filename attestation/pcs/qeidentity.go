@@ -134,7 +134,7 @@ func parseQELevels(js []qeLevelJSON) ([]QELevel, error) {
 		if l.Status, err = parseStatus(lj.TCBStatus); err != nil {
 			return nil, fmt.Errorf("TCB level %d: %w", i, err)
 		}
-		l.AdvisoryIDs = lj.AdvisoryIDs
+		l.AdvisoryIDs = advisories(lj.AdvisoryIDs)
 		levels = append(levels, l)
 	}
 	return levels, nil

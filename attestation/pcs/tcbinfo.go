@@ -170,7 +170,7 @@ func parseTCBLevel(lj tcbLevelJSON, version int, tdx bool) (TCBLevel, error) {
 	if l.Status, err = parseStatus(lj.TCBStatus); err != nil {
 		return l, err
 	}
-	l.AdvisoryIDs = lj.AdvisoryIDs
+	l.AdvisoryIDs = advisories(lj.AdvisoryIDs)
 	if len(lj.TCB) == 0 {
 		return l, fmt.Errorf("%w: missing tcb", ErrMalformed)
 	}
@@ -388,7 +388,17 @@ func parseTime(field, s string) (time.Time, error) {
 	return t.UTC(), nil
 }
 
-func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+// formatTime writes whole seconds as Intel does, and keeps any fraction so
+// that a parsed document marshals back to the same instant.
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// advisories normalises an empty list to nil: marshalling omits it.
+func advisories(ids []string) []string {
+	if len(ids) == 0 {
+		return nil
+	}
+	return ids
+}
 
 func parseStatus(s string) (attestation.TCBStatus, error) {
 	st := attestation.TCBStatus(s)

@@ -182,8 +182,10 @@ func collateralSets(t *testing.T) []collateralSet {
 			},
 		},
 		{
-			name:  "dcap-qvl",
-			load:  func(t *testing.T) *Collateral { return must(ParseQVLCollateral(testvectors.Read(t, "dcap-qvl/sgx_quote_collateral.json")))(t) },
+			name: "dcap-qvl",
+			load: func(t *testing.T) *Collateral {
+				return must(ParseQVLCollateral(testvectors.Read(t, "dcap-qvl/sgx_quote_collateral.json")))(t)
+			},
 			at:    qvlAt,
 			quote: func(t *testing.T) []byte { return testvectors.Read(t, "dcap-qvl/sgx_quote") },
 			fmspc: "00a067110000", comps: comps(11, 11, 2, 2, 255, 1), pceSVN: 13,
@@ -220,8 +222,10 @@ func collateralSets(t *testing.T) []collateralSet {
 				return signed(t, "oasis-core/pcs/tcb_info_v3_fmspc_00606A000000.json", "oasis-core/pcs/tcb_info_v3_fmspc_00606A000000_certs.pem",
 					"oasis-core/pcs/qe_identity_v2.json", "oasis-core/pcs/tcb_info_v3_fmspc_00606A000000_certs.pem")
 			},
-			at:    oasisAt,
-			quote: func(t *testing.T) []byte { return testvectors.Read(t, "oasis-core/pcs/quote_v3_ecdsa_p256_pck_chain.bin") },
+			at: oasisAt,
+			quote: func(t *testing.T) []byte {
+				return testvectors.Read(t, "oasis-core/pcs/quote_v3_ecdsa_p256_pck_chain.bin")
+			},
 			fmspc: "00606a000000", comps: comps(7, 9, 3, 3, 255, 255, 1), pceSVN: 13,
 			status: attestation.StatusSWHardeningNeeded, advisories: []string{"INTEL-SA-00615", "INTEL-SA-00657"},
 			qe: sgxQE(t, 9), qeStatus: attestation.StatusUpToDate,
