@@ -1,0 +1,228 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	dbm "github.com/cometbft/cometbft-db"
+	cmtcrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
+)
+
+func openMem(t *testing.T) (*Store, dbm.DB) {
+	t.Helper()
+	db := dbm.NewMemDB()
+	s, err := Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, db
+}
+
+func commit(t *testing.T, s *Store, changes []Change) []byte {
+	t.Helper()
+	p, err := s.Prepare(s.Version()+1, changes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(p); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(s.Root(), p.Root()) {
+		t.Fatal("committed root differs from prepared root")
+	}
+	return p.Root()
+}
+
+// TestRootIsOrderIndependent checks the canonical shape: the same final set
+// of entries gives the same root however it was reached.
+func TestRootIsOrderIndependent(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	model := map[string][]byte{}
+	incremental, _ := openMem(t)
+	for round := range 30 {
+		var changes []Change
+		seen := map[string]bool{}
+		for range 1 + rng.IntN(20) {
+			k := fmt.Sprintf("key-%d", rng.IntN(60))
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			if rng.IntN(3) == 0 {
+				changes = append(changes, Change{Key: []byte(k)})
+				delete(model, k)
+			} else {
+				v := fmt.Appendf(nil, "v-%d-%d", round, rng.IntN(1000))
+				changes = append(changes, Change{Key: []byte(k), Value: v})
+				model[k] = v
+			}
+		}
+		root := commit(t, incremental, changes)
+
+		fresh, _ := openMem(t)
+		var all []Change
+		for k, v := range model {
+			all = append(all, Change{Key: []byte(k), Value: v})
+		}
+		if got := commit(t, fresh, all); !bytes.Equal(got, root) {
+			t.Fatalf("round %d: incremental root %x, rebuilt root %x", round, root, got)
+		}
+		if len(model) == 0 && !bytes.Equal(root, emptyHash[:]) {
+			t.Fatalf("round %d: empty state has root %x", round, root)
+		}
+	}
+}
+
+func TestProofs(t *testing.T) {
+	s, _ := openMem(t)
+	var changes []Change
+	for i := range 50 {
+		changes = append(changes, Change{Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "v%d", i)})
+	}
+	root1 := commit(t, s, changes)
+	root2 := commit(t, s, []Change{{Key: []byte("k1"), Value: []byte("changed")}, {Key: []byte("k2")}})
+
+	tests := []struct {
+		name    string
+		key     string
+		version int64
+		want    []byte
+		root    []byte
+	}{
+		{"member latest", "k7", 0, []byte("v7"), root2},
+		{"updated latest", "k1", 2, []byte("changed"), root2},
+		{"old value at version 1", "k1", 1, []byte("v1"), root1},
+		{"deleted is absent", "k2", 2, nil, root2},
+		{"deleted present at version 1", "k2", 1, []byte("v2"), root1},
+		{"never present", "nope", 0, nil, root2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v, p, root, err := s.GetWithProof([]byte(tc.key), tc.version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(v, tc.want) || !bytes.Equal(root, tc.root) {
+				t.Fatalf("got %q root %x, want %q root %x", v, root, tc.want, tc.root)
+			}
+			op, err := p.ProofOp([]byte(tc.key))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p2, err := ProofFromOps(opsOf(op), []byte(tc.key))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p2.Verify(root, []byte(tc.key), v); err != nil {
+				t.Fatalf("valid proof rejected: %v", err)
+			}
+			// A wrong value, a wrong absence claim and a wrong root must fail.
+			if err := p2.Verify(root, []byte(tc.key), []byte("forged")); !errors.Is(err, ErrInvalidProof) {
+				t.Fatalf("forged value accepted: %v", err)
+			}
+			if v != nil {
+				if err := p2.Verify(root, []byte(tc.key), nil); !errors.Is(err, ErrInvalidProof) {
+					t.Fatalf("forged absence accepted: %v", err)
+				}
+			}
+			other := bytes.Clone(root)
+			other[0] ^= 1
+			if err := p2.Verify(other, []byte(tc.key), v); !errors.Is(err, ErrInvalidProof) {
+				t.Fatalf("wrong root accepted: %v", err)
+			}
+			if len(p2.Siblings) > 0 {
+				p2.Siblings[0][0] ^= 1
+				if err := p2.Verify(root, []byte(tc.key), v); !errors.Is(err, ErrInvalidProof) {
+					t.Fatalf("tampered sibling accepted: %v", err)
+				}
+			}
+		})
+	}
+	if _, _, _, err := s.GetWithProof([]byte("k1"), 3); !errors.Is(err, ErrVersionNotFound) {
+		t.Fatalf("future version: %v", err)
+	}
+}
+
+func TestReopenKeepsVersionAndRoot(t *testing.T) {
+	s, db := openMem(t)
+	commit(t, s, []Change{{Key: []byte("a"), Value: []byte("1")}})
+	root := commit(t, s, []Change{{Key: []byte("b"), Value: []byte("2")}})
+	// A prepared but uncommitted version must leave no trace.
+	if _, err := s.Prepare(3, []Change{{Key: []byte("c"), Value: []byte("3")}}); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.Version() != 2 || !bytes.Equal(s2.Root(), root) {
+		t.Fatalf("reopened at %d/%x, want 2/%x", s2.Version(), s2.Root(), root)
+	}
+	if v, _ := s2.Get([]byte("c")); v != nil {
+		t.Fatalf("uncommitted write visible: %q", v)
+	}
+	var keys []string
+	if err := s2.Iterate(nil, func(k, _ []byte) bool { keys = append(keys, string(k)); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(keys) != "[a b]" {
+		t.Fatalf("iterate: %v", keys)
+	}
+}
+
+func TestCacheBranch(t *testing.T) {
+	s, _ := openMem(t)
+	commit(t, s, []Change{{Key: []byte("a"), Value: []byte("1")}})
+	c := NewCache(s)
+	b := c.Branch()
+	b.Set([]byte("a"), []byte("2"))
+	b.Delete([]byte("x"))
+	if v, _ := c.Get([]byte("a")); string(v) != "1" {
+		t.Fatalf("branch write leaked before Write: %q", v)
+	}
+	b.Write()
+	if v, _ := c.Get([]byte("a")); string(v) != "2" {
+		t.Fatalf("after Write: %q", v)
+	}
+	if got := fmt.Sprint(len(c.Changes())); got != "2" {
+		t.Fatalf("changes: %v", c.Changes())
+	}
+}
+
+func BenchmarkCommit100(b *testing.B) {
+	db := dbm.NewMemDB()
+	s, err := Open(db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var base []Change
+	for i := range 10000 {
+		base = append(base, Change{Key: fmt.Appendf(nil, "acct-%d", i), Value: []byte("balance")})
+	}
+	p, _ := s.Prepare(1, base)
+	if err := s.Commit(p); err != nil {
+		b.Fatal(err)
+	}
+	i := 0
+	for b.Loop() {
+		var ch []Change
+		for j := range 100 {
+			ch = append(ch, Change{Key: fmt.Appendf(nil, "acct-%d", (i*100+j)%10000), Value: fmt.Appendf(nil, "%d", i)})
+		}
+		i++
+		p, err := s.Prepare(s.Version()+1, ch)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Commit(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func opsOf(op cmtcrypto.ProofOp) *cmtcrypto.ProofOps {
+	return &cmtcrypto.ProofOps{Ops: []cmtcrypto.ProofOp{op}}
+}
