@@ -479,9 +479,11 @@ func parsePEMChain(data []byte) ([]*x509.Certificate, error) {
 		if block == nil {
 			return nil, fmt.Errorf("%w: PCK chain: %d bytes of non-PEM data", ErrMalformed, len(trimmed))
 		}
-		// pem.Decode skips text before a block; the chain has none.
-		if !bytes.HasPrefix(trimmed, []byte("-----BEGIN ")) {
-			return nil, fmt.Errorf("%w: PCK chain: data before PEM block", ErrMalformed)
+		// pem.Decode skips text before a block, and skips a block whose
+		// base64 does not decode; the chain must have neither.
+		consumed := trimmed[:len(trimmed)-len(rest)]
+		if !bytes.HasPrefix(trimmed, []byte("-----BEGIN ")) || bytes.Count(consumed, []byte("-----BEGIN ")) != 1 {
+			return nil, fmt.Errorf("%w: PCK chain: undecodable PEM data", ErrMalformed)
 		}
 		if block.Type != "CERTIFICATE" || len(block.Headers) != 0 {
 			return nil, fmt.Errorf("%w: PCK chain: unexpected PEM block %q", ErrMalformed, block.Type)
