@@ -1,8 +1,12 @@
 package sim
 
 import (
+	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"fmt"
+	"math/big"
 	"time"
 
 	"github.com/integritee-go/integritee/attestation"
@@ -44,17 +48,30 @@ func devQEAttributes() [16]byte {
 // same time is the same.
 func devTCBDate() time.Time { return time.Date(2024, 11, 13, 0, 0, 0, 0, time.UTC) }
 
-// Collateral returns dev TCB info and QE identity, signed by the dev TCB
-// signing key, issued at at-1h and valid until at+30 days. The dev platform's
-// TCB status is UpToDate.
+// Collateral returns dev collateral, as Intel's PCS serves it for a real
+// platform: TCB info and QE identity signed by the dev TCB signing key, a PCK
+// CRL from the dev PCK CA and a root CA CRL, all issued at at-1h and valid
+// until at+30 days. The dev platform's TCB status is UpToDate and nothing is
+// revoked.
 func (p *PKI) Collateral(at time.Time) (*pcs.Collateral, error) {
-	return p.CollateralWithStatus(at, attestation.StatusUpToDate)
+	return p.CollateralWith(at, CollateralOptions{})
 }
 
-// CollateralWithStatus is Collateral with the dev platform's TCB level set to
-// status, for testing TCB status policy. Levels with a status other than
-// UpToDate list DevAdvisoryID.
-func (p *PKI) CollateralWithStatus(at time.Time, status attestation.TCBStatus) (*pcs.Collateral, error) {
+// CollateralOptions vary the dev collateral, for testing verifier policy.
+type CollateralOptions struct {
+	// TCBStatus is the status of the dev platform's TCB level; empty means
+	// UpToDate. Levels with another status list DevAdvisoryID.
+	TCBStatus attestation.TCBStatus
+	// RevokePCK lists the dev PCK certificate in the PCK CRL.
+	RevokePCK bool
+}
+
+// CollateralWith is Collateral varied by opts.
+func (p *PKI) CollateralWith(at time.Time, opts CollateralOptions) (*pcs.Collateral, error) {
+	status := opts.TCBStatus
+	if status == "" {
+		status = attestation.StatusUpToDate
+	}
 	if !status.Known() {
 		return nil, fmt.Errorf("sim: collateral: unknown TCB status %q", status)
 	}
@@ -117,5 +134,39 @@ func (p *PKI) CollateralWithStatus(at time.Time, status attestation.TCBStatus) (
 	if err != nil {
 		return nil, fmt.Errorf("sim: collateral: %w", err)
 	}
-	return &pcs.Collateral{TCBInfo: signedInfo, QEIdentity: signedQE}, nil
+
+	var revoked []x509.RevocationListEntry
+	if opts.RevokePCK {
+		revoked = append(revoked, x509.RevocationListEntry{SerialNumber: p.pck.SerialNumber, RevocationTime: issue})
+	}
+	pckCRL, err := issueCRL(p.pckCA, p.pckCAKey, revoked, issue, next)
+	if err != nil {
+		return nil, fmt.Errorf("sim: collateral: PCK CRL: %w", err)
+	}
+	rootCRL, err := issueCRL(p.root, p.rootKey, nil, issue, next)
+	if err != nil {
+		return nil, fmt.Errorf("sim: collateral: root CA CRL: %w", err)
+	}
+	return &pcs.Collateral{
+		TCBInfo:    signedInfo,
+		QEIdentity: signedQE,
+		PCKCRL:     &pcs.CRL{List: pckCRL, Chain: []*x509.Certificate{p.pckCA, p.root}},
+		RootCRL:    &pcs.CRL{List: rootCRL, Chain: []*x509.Certificate{p.root}},
+	}, nil
+}
+
+func issueCRL(issuer *x509.Certificate, key *ecdsa.PrivateKey, revoked []x509.RevocationListEntry, thisUpdate, nextUpdate time.Time) (*x509.RevocationList, error) {
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		SignatureAlgorithm:        x509.ECDSAWithSHA256,
+		RevokedCertificateEntries: revoked,
+		// The number only has to grow between issues; ours are a function
+		// of time, so derive it from the issue time.
+		Number:     big.NewInt(thisUpdate.Unix()),
+		ThisUpdate: thisUpdate,
+		NextUpdate: nextUpdate,
+	}, issuer, key)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseRevocationList(der)
 }

@@ -145,6 +145,10 @@ func TestQuoteRejected(t *testing.T) {
 	}
 	intelRoot := parsePEMCert(t, testvectors.Read(t, "intel-roots/Intel_SGX_Root_CA.pem"))
 	otherPKI := newPKI(t, "another dev seed, also public")
+	revoked, err := pki.CollateralWith(t0, sim.CollateralOptions{RevokePCK: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	flipped := func(off int) []byte {
 		q := bytes.Clone(quote)
@@ -176,6 +180,8 @@ func TestQuoteRejected(t *testing.T) {
 			wantErr: []error{pcs.ErrExpired}},
 		{name: "collateral not yet issued", at: t0.Add(-2 * time.Hour),
 			wantErr: []error{pcs.ErrNotYetValid}},
+		{name: "PCK revoked", collateral: revoked,
+			wantErr: []error{dcap.ErrRevocation, pcs.ErrRevoked}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -257,7 +263,7 @@ func TestCollateralStatus(t *testing.T) {
 	}
 	for _, s := range statuses {
 		t.Run(string(s), func(t *testing.T) {
-			col, err := pki.CollateralWithStatus(t0, s)
+			col, err := pki.CollateralWith(t0, sim.CollateralOptions{TCBStatus: s})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -278,7 +284,7 @@ func TestCollateralStatus(t *testing.T) {
 		})
 	}
 	t.Run("Revoked", func(t *testing.T) {
-		col, err := pki.CollateralWithStatus(t0, attestation.StatusRevoked)
+		col, err := pki.CollateralWith(t0, sim.CollateralOptions{TCBStatus: attestation.StatusRevoked})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -289,8 +295,8 @@ func TestCollateralStatus(t *testing.T) {
 			t.Errorf("TCBStatus = %q, want Revoked or an error", res.TCBStatus)
 		}
 	})
-	if _, err := pki.CollateralWithStatus(t0, "Great"); err == nil {
-		t.Error("CollateralWithStatus accepted an unknown status")
+	if _, err := pki.CollateralWith(t0, sim.CollateralOptions{TCBStatus: "Great"}); err == nil {
+		t.Error("CollateralWith accepted an unknown status")
 	}
 }
 
@@ -299,6 +305,15 @@ func TestCollateralContent(t *testing.T) {
 	col := collateral(t, pki, t0)
 	if err := col.Verify([]*x509.Certificate{pki.Root()}, t0); err != nil {
 		t.Fatalf("Collateral.Verify: %v", err)
+	}
+	if col.PCKCRL == nil || col.RootCRL == nil {
+		t.Fatal("collateral without CRLs: the revocation path would go unexercised")
+	}
+	if len(col.PCKCRL.List.RevokedCertificateEntries) != 0 || len(col.RootCRL.List.RevokedCertificateEntries) != 0 {
+		t.Error("default collateral revokes something")
+	}
+	if err := col.CheckRevocation(pki.PCKChain()); err != nil {
+		t.Errorf("CheckRevocation: %v", err)
 	}
 	info := col.TCBInfo.Info
 	if info.ID != pcs.IDSGX || info.Version != 3 {
