@@ -15,9 +15,9 @@ import (
 
 // testPKI is a throwaway root -> PCK CA -> PCK leaf hierarchy.
 type testPKI struct {
-	root, ca, leaf *x509.Certificate
-	leafKey        *ecdsa.PrivateKey
-	ext            PCKExtensions
+	root, ca, leaf, tcb             *x509.Certificate
+	rootKey, caKey, leafKey, tcbKey *ecdsa.PrivateKey
+	ext                             PCKExtensions
 }
 
 var pkiNotBefore = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -60,15 +60,21 @@ func newTestPKI(tb testing.TB) *testPKI {
 		CPUSVN:  [16]byte{11, 11, 2, 2, 255, 1},
 		FMSPC:   [6]byte{0, 0xa0, 0x67, 0x11, 0, 0},
 	}}
-	rootKey, caKey := key(), key()
+	p.rootKey, p.caKey, p.leafKey, p.tcbKey = key(), key(), key(), key()
 	rt := caTmpl(1, "Test SGX Root CA")
-	p.root = issue(rt, rt, &rootKey.PublicKey, rootKey)
-	p.ca = issue(caTmpl(2, "Test SGX PCK Processor CA"), p.root, &caKey.PublicKey, rootKey)
+	p.root = issue(rt, rt, &p.rootKey.PublicKey, p.rootKey)
+	p.ca = issue(caTmpl(2, "Test SGX PCK Processor CA"), p.root, &p.caKey.PublicKey, p.rootKey)
+	p.tcb = issue(&x509.Certificate{
+		SerialNumber: big.NewInt(4),
+		Subject:      pkix.Name{CommonName: "Test SGX TCB Signing"},
+		NotBefore:    pkiNotBefore,
+		NotAfter:     pkiNotBefore.AddDate(7, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}, p.root, &p.tcbKey.PublicKey, p.rootKey)
 	ext, err := p.ext.Extension()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p.leafKey = key()
 	p.leaf = issue(&x509.Certificate{
 		SerialNumber:    big.NewInt(3),
 		Subject:         pkix.Name{CommonName: "Test SGX PCK Certificate"},
@@ -76,7 +82,7 @@ func newTestPKI(tb testing.TB) *testPKI {
 		NotAfter:        pkiNotBefore.AddDate(7, 0, 0),
 		KeyUsage:        x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
 		ExtraExtensions: []pkix.Extension{ext},
-	}, p.ca, &p.leafKey.PublicKey, caKey)
+	}, p.ca, &p.leafKey.PublicKey, p.caKey)
 	return p
 }
 
