@@ -9,6 +9,7 @@
 package sim
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/hkdf"
 	"crypto/sha256"
@@ -57,8 +58,9 @@ type Config struct {
 	// Debug sets the DEBUG attribute, as for an enclave built for debugging.
 	Debug bool
 	// SealingSecret is the root of the sealing keys, standing in for the
-	// CPU's fused key. Empty means a secret derived from the PKI, so the
-	// keys are predictable to anyone who has the PKI.
+	// CPU's fused key. Empty means a secret derived from the PKI's root key
+	// (so from its seed): stable across restarts, and predictable to anyone
+	// who has the seed or the key files.
 	SealingSecret []byte
 }
 
@@ -127,13 +129,10 @@ func New(cfg Config) (*Backend, error) {
 	}
 	copy(b.userData[:], qeid)
 
-	b.sealSecret = cfg.SealingSecret
-	if len(b.sealSecret) == 0 {
-		if b.sealSecret, err = hkdf.Key(sha256.New, p.secret, nil, "integritee dev sgx sealing secret", 32); err != nil {
-			return nil, fmt.Errorf("sim: %w", err)
-		}
-	} else {
-		b.sealSecret = append([]byte(nil), b.sealSecret...)
+	if len(cfg.SealingSecret) > 0 {
+		b.sealSecret = bytes.Clone(cfg.SealingSecret)
+	} else if b.sealSecret, err = hkdf.Key(sha256.New, p.secret, nil, "integritee dev sgx sealing secret", 32); err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
 	}
 	return b, nil
 }

@@ -7,9 +7,11 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,6 +225,34 @@ func parsePEMCert(t *testing.T, b []byte) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// Quote must be safe for concurrent use; run under -race.
+func TestQuoteConcurrent(t *testing.T) {
+	pki := newPKI(t, sim.DefaultSeed)
+	var m [32]byte
+	b := newBackend(t, sim.Config{PKI: pki, Measurement: &m})
+	col := collateral(t, pki, t0)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			rd := reportData(fmt.Sprint("request ", i))
+			q, err := b.Quote(rd)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			res, err := dcap.Verify(q, dcap.Options{Roots: []*x509.Certificate{pki.Root()}, Collateral: col, Time: t0})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if res.ReportData != rd {
+				t.Errorf("request %d: got report data %q", i, res.ReportData)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func TestDebugEnclave(t *testing.T) {
