@@ -708,3 +708,46 @@ func TestMarshalMatchesIntel(t *testing.T) {
 		}
 	}
 }
+
+// TestPhalaSCALE: the SCALE container decodes to the same documents as the
+// derived split files, and verifies at the same time.
+func TestPhalaSCALE(t *testing.T) {
+	raw := testvectors.Read(t, "phala/dcap_quote_collateral")
+	c := must(ParsePhalaCollateral(raw))(t)
+	if err := c.Verify(intelRoots(t), phalaAt); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	derived := must(ParseTCBInfo(testvectors.Read(t, "phala/derived/tcb_info.json"), nil))(t)
+	if !bytes.Equal(c.TCBInfo.Body, derived.Body) || !bytes.Equal(c.TCBInfo.Signature, derived.Signature) {
+		t.Error("SCALE TCB info differs from the derived envelope")
+	}
+	for _, cut := range []int{0, 1, 100, len(raw) - 1} {
+		if _, err := ParsePhalaCollateral(raw[:cut]); !errors.Is(err, ErrMalformed) {
+			t.Errorf("truncated to %d: %v, want ErrMalformed", cut, err)
+		}
+	}
+	if _, err := ParsePhalaCollateral(append(bytes.Clone(raw), 0)); !errors.Is(err, ErrMalformed) {
+		t.Errorf("trailing byte: %v, want ErrMalformed", err)
+	}
+}
+
+// TestOasisTamperedBodies replays oasis-core's negative cases: one byte of
+// the signed body replaced by 'x'. Here the change breaks the document
+// before the signature is even looked at.
+func TestOasisTamperedBodies(t *testing.T) {
+	chain := testvectors.Read(t, "oasis-core/pcs/tcb_info_v3_fmspc_00606A000000_certs.pem")
+	tamper := func(doc []byte, key string, off int) []byte {
+		doc = bytes.Clone(doc)
+		i := bytes.Index(doc, []byte(key))
+		doc[i+len(key)+off] = 'x'
+		return doc
+	}
+	tcb := tamper(testvectors.Read(t, "oasis-core/pcs/tcb_info_v3_fmspc_00606A000000.json"), `"tcbInfo":`, 16)
+	if _, err := ParseTCBInfo(tcb, chain); !errors.Is(err, ErrUnsupportedVersion) {
+		t.Errorf("tcbInfo byte 16: %v, want ErrUnsupportedVersion", err)
+	}
+	qe := tamper(testvectors.Read(t, "oasis-core/pcs/qe_identity_v2.json"), `"enclaveIdentity":`, 22)
+	if _, err := ParseQEIdentity(qe, chain); !errors.Is(err, ErrMalformed) {
+		t.Errorf("enclaveIdentity byte 22: %v, want ErrMalformed", err)
+	}
+}
