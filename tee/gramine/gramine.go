@@ -59,7 +59,7 @@ const (
 var (
 	// ErrNoAttestation means Gramine runs without remote attestation
 	// (sgx.remote_attestation = "none" in the manifest, or outside SGX).
-	ErrNoAttestation = errors.New("gramine: remote attestation disabled (attestation_type is \"none\")")
+	ErrNoAttestation = errors.New("gramine: remote attestation disabled: attestation_type is none")
 	// ErrUnsupportedAttestation means an attestation type other than DCAP
 	// (such as EPID), which this backend does not produce quotes for.
 	ErrUnsupportedAttestation = errors.New("gramine: unsupported attestation type")
