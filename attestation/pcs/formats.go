@@ -22,14 +22,15 @@ func ParseCertificates(b []byte) ([]*x509.Certificate, error) {
 	switch {
 	case len(b) == 0:
 		return nil, nil
-	case bytes.Contains(b, []byte("-----BEGIN")):
-		return parsePEMCertificates(b)
-	case bytes.HasPrefix(b, []byte("%2D")) || bytes.HasPrefix(b, []byte("%2d")):
-		s, err := url.QueryUnescape(string(b))
+	case bytes.Contains(b, []byte("BEGIN%20CERTIFICATE")) || bytes.HasPrefix(b, []byte("%2D")) || bytes.HasPrefix(b, []byte("%2d")):
+		// PathUnescape, not QueryUnescape: a literal '+' is base64, not a space.
+		s, err := url.PathUnescape(string(b))
 		if err != nil {
 			return nil, fmt.Errorf("%w: URL-encoded chain: %v", ErrMalformed, err)
 		}
 		return parsePEMCertificates([]byte(s))
+	case bytes.Contains(b, []byte("-----BEGIN")):
+		return parsePEMCertificates(b)
 	case b[0] == 0x30:
 		certs, err := x509.ParseCertificates(b)
 		if err != nil {

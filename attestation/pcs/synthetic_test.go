@@ -10,7 +10,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"net/url"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -409,4 +411,36 @@ func tcbDoc(status, comp string) string {
 	}
 	return `{"id":"SGX","version":3,"issueDate":"2024-01-01T00:00:00Z","nextUpdate":"2024-02-01T00:00:00Z","fmspc":"00906EA10000","pceId":"0000","tcbType":0,"tcbEvaluationDataNumber":1,"tcbLevels":[{"tcb":{"sgxtcbcomponents":[` +
 		cs + `],"pcesvn":1},"tcbDate":"2024-01-01T00:00:00Z","tcbStatus":` + status + `}]}`
+}
+
+func TestParseCertificatesEncodings(t *testing.T) {
+	p := newTestPKI(t)
+	var pemChain []byte
+	for _, c := range []*x509.Certificate{p.signing.cert, p.root.cert} {
+		pemChain = append(pemChain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	b64 := pemChain[bytes.IndexByte(pemChain, '\n')+1 : bytes.Index(pemChain, []byte("-----END"))]
+	tests := []struct {
+		name string
+		in   []byte
+		n    int
+	}{
+		{"PEM", pemChain, 2},
+		{"URL-encoded PEM (PCS header)", []byte(url.PathEscape(string(pemChain))), 2},
+		{"URL-encoded dashes too", []byte(strings.ReplaceAll(url.PathEscape(string(pemChain)), "-", "%2D")), 2},
+		{"DER", append(bytes.Clone(p.signing.cert.Raw), p.root.cert.Raw...), 2},
+		{"bare base64", b64, 1},
+		{"empty", []byte(" \n"), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			certs, err := ParseCertificates(tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(certs) != tt.n || tt.n > 0 && !certs[0].Equal(p.signing.cert) {
+				t.Errorf("got %d certificates", len(certs))
+			}
+		})
+	}
 }
