@@ -20,10 +20,8 @@ func (v *Verifier) VerifyPeerCertificate(rawCerts [][]byte, _ [][]*x509.Certific
 	if err != nil {
 		return fmt.Errorf("verify RA-TLS peer: %w: %w", ErrCertificate, err)
 	}
-	if _, err := v.VerifyCertificate(cert); err != nil {
-		return fmt.Errorf("verify RA-TLS peer: %w", err)
-	}
-	return nil
+	_, err = v.VerifyCertificate(cert)
+	return err
 }
 
 // PeerResult re-verifies the peer certificate of an established connection

@@ -208,6 +208,8 @@ type collateralFiles struct {
 	pckCRL, pckCRLChain         string
 	rootCRL                     string
 	qvl                         string // dcap-qvl QuoteCollateralV3 JSON
+	// Fortanix rust-sgx's own formats (.tcb, .id, .crl); vectors only.
+	fortanixTCB, fortanixQE, fortanixCRL string
 }
 
 func (c *collateralFiles) register(fs interface {
@@ -244,7 +246,10 @@ func (c *collateralFiles) load(dir string) (*pcs.Collateral, error) {
 		if err != nil {
 			return nil, err
 		}
-		return parseQVLCollateral(b)
+		return pcs.ParseQVLCollateral(b)
+	}
+	if c.fortanixTCB != "" {
+		return c.loadFortanix(read)
 	}
 	if c.tcbInfo == "" || c.qeIdentity == "" {
 		return nil, errors.New("collateral needs both --tcb-info and --qe-identity")
@@ -282,57 +287,27 @@ func (c *collateralFiles) load(dir string) (*pcs.Collateral, error) {
 	return &col, nil
 }
 
-// parseQVLCollateral reads dcap-qvl's QuoteCollateralV3 JSON: the signed
-// bodies as strings, raw r||s signatures in hex, PEM chains, hex CRLs.
-func parseQVLCollateral(b []byte) (*pcs.Collateral, error) {
-	var q struct {
-		PCKCRLIssuerChain     string `json:"pck_crl_issuer_chain"`
-		RootCACRL             string `json:"root_ca_crl"`
-		PCKCRL                string `json:"pck_crl"`
-		TCBInfoIssuerChain    string `json:"tcb_info_issuer_chain"`
-		TCBInfo               string `json:"tcb_info"`
-		TCBInfoSignature      string `json:"tcb_info_signature"`
-		QEIdentityIssuerChain string `json:"qe_identity_issuer_chain"`
-		QEIdentity            string `json:"qe_identity"`
-		QEIdentitySignature   string `json:"qe_identity_signature"`
-	}
-	if err := json.Unmarshal(b, &q); err != nil {
-		return nil, fmt.Errorf("dcap-qvl collateral: %w", err)
-	}
-	// Re-wrap each body verbatim in the PCS envelope the pcs parsers read;
-	// the signature covers the body bytes, which stay untouched.
-	envelope := func(key, body, sig string) ([]byte, error) {
-		if !json.Valid([]byte(body)) {
-			return nil, fmt.Errorf("dcap-qvl collateral: %s is not JSON", key)
-		}
-		s, err := json.Marshal(sig)
-		if err != nil {
-			return nil, err
-		}
-		return []byte(`{"` + key + `":` + body + `,"signature":` + string(s) + `}`), nil
-	}
+func (c *collateralFiles) loadFortanix(read func(string) ([]byte, error)) (*pcs.Collateral, error) {
 	var col pcs.Collateral
-	env, err := envelope("tcbInfo", q.TCBInfo, q.TCBInfoSignature)
+	b, err := read(c.fortanixTCB)
 	if err != nil {
 		return nil, err
 	}
-	if col.TCBInfo, err = pcs.ParseTCBInfo(env, []byte(q.TCBInfoIssuerChain)); err != nil {
-		return nil, fmt.Errorf("dcap-qvl collateral: TCB info: %w", err)
-	}
-	if env, err = envelope("enclaveIdentity", q.QEIdentity, q.QEIdentitySignature); err != nil {
+	if col.TCBInfo, err = pcs.ParseFortanixTCBInfo(b); err != nil {
 		return nil, err
 	}
-	if col.QEIdentity, err = pcs.ParseQEIdentity(env, []byte(q.QEIdentityIssuerChain)); err != nil {
-		return nil, fmt.Errorf("dcap-qvl collateral: QE identity: %w", err)
+	if b, err = read(c.fortanixQE); err != nil {
+		return nil, err
 	}
-	if q.PCKCRL != "" {
-		if col.PCKCRL, err = pcs.ParseCRL([]byte(q.PCKCRL), []byte(q.PCKCRLIssuerChain)); err != nil {
-			return nil, fmt.Errorf("dcap-qvl collateral: PCK CRL: %w", err)
+	if col.QEIdentity, err = pcs.ParseFortanixQEIdentity(b); err != nil {
+		return nil, err
+	}
+	if c.fortanixCRL != "" {
+		if b, err = read(c.fortanixCRL); err != nil {
+			return nil, err
 		}
-	}
-	if q.RootCACRL != "" {
-		if col.RootCRL, err = pcs.ParseCRL([]byte(q.RootCACRL), nil); err != nil {
-			return nil, fmt.Errorf("dcap-qvl collateral: root CRL: %w", err)
+		if col.PCKCRL, err = pcs.ParseFortanixCRL(b); err != nil {
+			return nil, err
 		}
 	}
 	return &col, nil

@@ -83,6 +83,9 @@ func attestationVectors() []vector {
 		tcbInfo: oas + "pcs/tcb_info_v3_fmspc_00606A000000.json", tcbInfoChain: oas + "pcs/tcb_info_v3_fmspc_00606A000000_certs.pem",
 		qeIdentity: oas + "pcs/qe_identity_v2.json",
 	}
+	fortanix := collateralFiles{fortanixTCB: "fortanix-pcs/00906ea10000.tcb", fortanixQE: "fortanix-pcs/qe3_identity.id", fortanixCRL: "fortanix-pcs/processor.crl"}
+	fortanixCorrupt := fortanix
+	fortanixCorrupt.fortanixTCB = "fortanix-pcs/corrupted/00906ea10000.tcb"
 	oasisBadChain := oasis
 	oasisBadChain.tcbInfoChain = oas + "pcs/tcb_info_v3_fmspc_00606A000000_certs_bad.pem"
 
@@ -108,6 +111,10 @@ func attestationVectors() []vector {
 			wantErr: dcap.ErrPCKChain},
 		{name: "oasis quote_v3 with encrypted PPID (no PCK chain)", file: oas + "pcs/quote_v3_ecdsa_p256_eppid.bin", at: "2022-12-20T00:50:04Z", col: oasis,
 			wantErr: dcap.ErrUnsupportedCertData},
+		{name: "fortanix quote.bin (2033-issue root, debug)", file: "fortanix-pcs/quote.bin", at: "2020-06-05T12:00:00Z", col: fortanix,
+			accept: true, status: attestation.StatusSWHardeningNeeded, mrenclave: "2531fd89"},
+		{name: "fortanix quote.bin, corrupted TCB info", file: "fortanix-pcs/quote.bin", at: "2020-06-05T12:00:00Z", col: fortanixCorrupt,
+			wantErr: pcs.ErrSignature},
 		{name: "automata quotev3 (Aug 2025)", file: "automata-dcap-attestation/quotes/quotev3.hex", at: "2025-08-15T05:45:00Z",
 			col:    automata("collateral-2025-08", "sgx_tcbinfov3_00606a000000.json", "sgx_qeidentity_v4.json", "platform_crl.der"),
 			accept: true, status: attestation.StatusSWHardeningNeeded, mrenclave: "a4f45c39"},
