@@ -2,7 +2,9 @@ package dcap
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"slices"
 	"testing"
@@ -522,5 +524,56 @@ func TestVerifyNewerCollateral(t *testing.T) {
 	}
 	if !slices.Contains(r.AdvisoryIDs, "INTEL-SA-00960") {
 		t.Errorf("advisories %v lack INTEL-SA-00960", r.AdvisoryIDs)
+	}
+}
+
+// TestVerifyEcheck verifies the quotes inside EGo/Open Enclave RA-TLS
+// certificates (extension 1.3.6.1.4.1.311.105.1: a 16-byte OE header, then
+// the quote) with the dcap-qvl collateral of the same FMSPC and PCK CA.
+func TestVerifyEcheck(t *testing.T) {
+	oid := []int{1, 3, 6, 1, 4, 1, 311, 105, 1}
+	tests := []struct {
+		file, reportData string
+	}{
+		{"echeck/sample.pem", "4f1ea682"},
+		{"echeck/sample2.pem", "6e212d9f"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			blk, _ := pem.Decode(testvectors.Read(t, tt.file))
+			if blk == nil {
+				t.Fatal("no PEM block")
+			}
+			cert, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var quote []byte
+			for _, e := range cert.Extensions {
+				if e.Id.Equal(oid) && len(e.Value) > 16 {
+					quote = e.Value[16:]
+				}
+			}
+			r, err := Verify(quote, Options{
+				Roots: []*x509.Certificate{intelRoot(t)}, Collateral: qvlCollateral(t), Time: mustTime(t, "2025-07-19T10:01:17Z"),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			spki := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+			if !bytes.Equal(r.ReportData[:32], spki[:]) || !bytes.HasPrefix(r.ReportData[:], mustHex(t, tt.reportData)) ||
+				[32]byte(r.ReportData[32:]) != [32]byte{} {
+				t.Errorf("report data %x does not bind the certificate key", r.ReportData)
+			}
+			if r.MRENCLAVE != [32]byte(mustHex(t, "df2493c11fc01708af6913323b64e20ae84b12779dbe44ba428da66dfc4488f5")) ||
+				r.MRSIGNER != [32]byte(mustHex(t, "976aa9f931b8a16e01e01895d627e3ee96dce5478ebbbc77e120a25c79fe6016")) ||
+				r.ISVProdID != 1 || r.ISVSVN != 1 || r.Debug() {
+				t.Errorf("identity %x %x %d %d debug %v", r.MRENCLAVE, r.MRSIGNER, r.ISVProdID, r.ISVSVN, r.Debug())
+			}
+			if r.TCBStatus != attestation.StatusConfigurationAndSWHardeningNeeded || r.QETCBStatus != attestation.StatusUpToDate ||
+				!slices.Equal(r.AdvisoryIDs, []string{"INTEL-SA-00289", "INTEL-SA-00615"}) {
+				t.Errorf("status %s QE %s advisories %v", r.TCBStatus, r.QETCBStatus, r.AdvisoryIDs)
+			}
+		})
 	}
 }
