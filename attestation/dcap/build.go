@@ -5,13 +5,12 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/binary"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"math"
-
-	"crypto/x509"
 )
 
 // QuoteParams are the inputs of BuildQuoteV3.

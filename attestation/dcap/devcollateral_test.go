@@ -1,9 +1,12 @@
 package dcap
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"math/big"
 	"slices"
@@ -250,5 +253,50 @@ func TestConvergeStatus(t *testing.T) {
 		if got := convergeStatus(s(tt.platform), s(tt.qe)); got != tt.want {
 			t.Errorf("converge(%s, %s) = %s, want %s", tt.platform, tt.qe, got, tt.want)
 		}
+	}
+}
+
+// TestAttestationKeyNotOnCurve binds invalid attestation keys properly (the
+// QE report re-signed by the PCK key): they must be rejected, not panic.
+func TestAttestationKeyNotOnCurve(t *testing.T) {
+	p := newTestPKI(t)
+	raw, err := BuildQuoteV3(p.params(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	authLen := int(binary.LittleEndian.Uint16(raw[offAuthLen:]))
+	auth := raw[offAuth : offAuth+authLen]
+	valid := raw[offAK:offQEReport]
+	offCurve := bytes.Clone(valid)
+	offCurve[63] ^= 1
+	for _, tt := range []struct {
+		name string
+		ak   []byte
+		want error
+	}{
+		{"valid key (control)", valid, nil},
+		{"zero", make([]byte, 64), ErrQuoteSignature},
+		{"off the curve", offCurve, ErrQuoteSignature},
+		{"coordinates >= p", bytes.Repeat([]byte{0xff}, 64), ErrQuoteSignature},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := bytes.Clone(raw)
+			copy(b[offAK:], tt.ak)
+			binding := sha256.Sum256(append(bytes.Clone(tt.ak), auth...))
+			copy(b[offQEReport+320:], binding[:])
+			sig, err := signRaw(p.leafKey, b[offQEReport:offQESig])
+			if err != nil {
+				t.Fatal(err)
+			}
+			copy(b[offQESig:], sig)
+			q, err := ParseQuote(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = VerifySignatures(q, []*x509.Certificate{p.root}, devAt)
+			if tt.want == nil && err != nil || !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+		})
 	}
 }

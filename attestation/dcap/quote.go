@@ -270,7 +270,9 @@ func (c *cursor) rest() int { return len(c.b) - c.off }
 // certificate chain (type 5, directly in v3 or inside type 6 in v4/v5).
 // It checks no signature; see VerifySignatures and Verify.
 func ParseQuote(b []byte) (*Quote, error) {
-	q, err := parseQuote(b)
+	// The Quote keeps slices of its input for the signature checks; a copy
+	// keeps later changes by the caller from reaching them.
+	q, err := parseQuote(bytes.Clone(b))
 	if err != nil {
 		return nil, fmt.Errorf("parse quote: %w", err)
 	}

@@ -293,3 +293,98 @@ func ExampleParseQuote() {
 	fmt.Printf("%x\n", q.Body.MRENCLAVE)
 	// Output: true
 }
+
+// TestParseSGXv4v5 re-wraps a real v3 quote's parts as SGX v4 and v5
+// quotes (no real ones exist): they must parse, and the QE checks must pass
+// while the quote signature, made over a v3 header, must not.
+func TestParseSGXv4v5(t *testing.T) {
+	raw := readQuote(t, "dcap-qvl/sgx_quote")
+	v3, err := ParseQuote(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authLen := int(binary.LittleEndian.Uint16(raw[offAuthLen:]))
+	qeBlock := raw[offQEReport : offAuth+authLen] // QE report, signature, auth data
+	certBlock := raw[offAuth+authLen:]            // type 5 certification data
+	inner := append(bytes.Clone(qeBlock), certBlock...)
+	sd := bytes.Clone(raw[offQuoteSig:offQEReport]) // quote signature, attestation key
+	sd = binary.LittleEndian.AppendUint16(sd, certDataQEReport)
+	sd = binary.LittleEndian.AppendUint32(sd, uint32(len(inner)))
+	sd = append(sd, inner...)
+
+	header := func(version uint16) []byte {
+		h := bytes.Clone(raw[:HeaderSize])
+		binary.LittleEndian.PutUint16(h, version)
+		return h
+	}
+	v4 := append(header(4), raw[HeaderSize:offSigLen]...)
+	v5 := binary.LittleEndian.AppendUint16(header(5), bodyTypeSGX)
+	v5 = binary.LittleEndian.AppendUint32(v5, ReportBodySize)
+	v5 = append(v5, raw[HeaderSize:offSigLen]...)
+	for _, tt := range []struct {
+		name string
+		b    []byte
+	}{{"v4", v4}, {"v5", v5}} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := binary.LittleEndian.AppendUint32(bytes.Clone(tt.b), uint32(len(sd)))
+			b = append(b, sd...)
+			q, err := ParseQuote(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if q.Body == nil || *q.Body != *v3.Body || q.QEReport != v3.QEReport || len(q.PCKChain) != 3 || q.TD != nil {
+				t.Fatal("parts differ from the v3 quote")
+			}
+			_, err = VerifySignatures(q, []*x509.Certificate{intelRoot(t)}, mustTime(t, "2025-07-19T10:01:17Z"))
+			if !errors.Is(err, ErrQuoteSignature) {
+				t.Fatalf("err = %v, want ErrQuoteSignature", err)
+			}
+			// Type 6 must be consumed exactly: one more byte inside it.
+			b2 := binary.LittleEndian.AppendUint32(bytes.Clone(tt.b), uint32(len(sd)+1))
+			b2 = append(b2, sd...)
+			b2 = append(b2, 0)
+			off := len(tt.b) + 4 + 128 + 2
+			binary.LittleEndian.PutUint32(b2[off:], uint32(len(inner)+1))
+			if _, err := ParseQuote(b2); !errors.Is(err, ErrTrailingBytes) {
+				t.Errorf("byte after type 5 inside type 6: err = %v, want ErrTrailingBytes", err)
+			}
+			// A v4 quote must use type 6.
+			b3 := bytes.Clone(b)
+			binary.LittleEndian.PutUint16(b3[off-2:], certDataPCKChain)
+			if _, err := ParseQuote(b3); !errors.Is(err, ErrUnsupportedCertData) {
+				t.Errorf("type 5 at top level: err = %v, want ErrUnsupportedCertData", err)
+			}
+		})
+	}
+	// v5 body descriptors must agree with the header.
+	bad := []struct {
+		name     string
+		typ      uint16
+		size     uint32
+		tee      uint32
+		wantType error
+	}{
+		{"SGX body with TDX header", bodyTypeSGX, ReportBodySize, TEETypeTDX, ErrMalformed},
+		{"wrong SGX body size", bodyTypeSGX, ReportBodySize + 1, TEETypeSGX, ErrMalformed},
+		{"unknown body type", 9, ReportBodySize, TEETypeSGX, ErrMalformed},
+		{"unknown TEE", bodyTypeSGX, ReportBodySize, 0x42, ErrUnsupportedTEE},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			b := bytes.Clone(v5)
+			binary.LittleEndian.PutUint32(b[4:], tt.tee)
+			binary.LittleEndian.PutUint16(b[HeaderSize:], tt.typ)
+			binary.LittleEndian.PutUint32(b[HeaderSize+2:], tt.size)
+			b = binary.LittleEndian.AppendUint32(b, uint32(len(sd)))
+			b = append(b, sd...)
+			if _, err := ParseQuote(b); !errors.Is(err, tt.wantType) {
+				t.Fatalf("err = %v, want %v", err, tt.wantType)
+			}
+		})
+	}
+	h4 := append(header(4), raw[HeaderSize:]...)
+	binary.LittleEndian.PutUint32(h4[4:], 0x42)
+	if _, err := ParseQuote(h4); !errors.Is(err, ErrUnsupportedTEE) {
+		t.Errorf("v4 unknown TEE: err = %v", err)
+	}
+}
