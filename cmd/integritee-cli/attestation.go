@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -212,9 +213,7 @@ type collateralFiles struct {
 	fortanixTCB, fortanixQE, fortanixCRL string
 }
 
-func (c *collateralFiles) register(fs interface {
-	StringVar(p *string, name, value, usage string)
-}) {
+func (c *collateralFiles) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.tcbInfo, "tcb-info", "", "TCB info JSON `file` ({\"tcbInfo\":…,\"signature\":hex})")
 	fs.StringVar(&c.tcbInfoChain, "tcb-info-chain", "", "PEM `file` of the TCB info signing chain")
 	fs.StringVar(&c.qeIdentity, "qe-identity", "", "QE identity JSON `file` ({\"enclaveIdentity\":…,\"signature\":hex})")

@@ -229,6 +229,7 @@ type vectorResult struct {
 	Actual    string `json:"actual"`
 	Status    string `json:"status,omitempty"`
 	MRENCLAVE string `json:"mrenclave,omitempty"`
+	Reason    string `json:"reason,omitempty"` // rejection class, when rejected as expected
 	Error     string `json:"error,omitempty"`
 	OK        bool   `json:"ok"`
 }
@@ -257,6 +258,9 @@ func runVector(dir string, v vector) vectorResult {
 		}
 	default:
 		r.OK = err != nil && errors.Is(err, v.wantErr)
+		if r.OK {
+			r.Reason = v.wantErr.Error()
+		}
 		if err != nil && !r.OK {
 			r.Error = fmt.Sprintf("want %q, got: %s", v.wantErr, r.Error)
 		}
@@ -350,13 +354,16 @@ func runVectors(e *env, args []string) error {
 		}
 	} else {
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "VECTOR\tEXPECTED\tACTUAL\tSTATUS\tMRENCLAVE\t")
+		fmt.Fprintln(tw, "VECTOR\tEXPECTED\tACTUAL\tSTATUS / REASON\tMRENCLAVE")
 		for _, r := range results {
 			mark := ""
 			if !r.OK {
-				mark = "MISMATCH: " + r.Error
+				mark = "\tMISMATCH: " + r.Error
 			}
 			status := r.Status
+			if r.Reason != "" {
+				status = "(" + r.Reason + ")"
+			}
 			if status == "" {
 				status = "-"
 			}
@@ -364,7 +371,7 @@ func runVectors(e *env, args []string) error {
 			if mr == "" {
 				mr = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Expected, r.Actual, status, mr, mark)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s%s\n", r.Name, r.Expected, r.Actual, status, mr, mark)
 		}
 		tw.Flush()
 		fmt.Fprintf(e.stdout, "%d vectors, %d as expected, %d mismatched\n", len(results), len(results)-failed, failed)
