@@ -110,36 +110,49 @@ func (s *Store) Iterate(prefix []byte, fn func(key, value []byte) bool) error {
 	return it.Error()
 }
 
-// GetWithProof returns the value of key at a committed version (nil if
-// absent), the proof, and the root it proves against. Version 0 means the
-// latest.
-func (s *Store) GetWithProof(key []byte, version int64) (value []byte, proof *Proof, root []byte, err error) {
+// Proved is a value (nil if absent) with its proof against the root of a
+// committed version.
+type Proved struct {
+	Value   []byte
+	Proof   *Proof
+	Root    []byte
+	Version int64
+}
+
+// GetWithProof returns the value of key at a committed version with its
+// proof. Version 0 means the latest.
+func (s *Store) GetWithProof(key []byte, version int64) (*Proved, error) {
 	s.mu.RLock()
-	latest, latestRoot := s.version, s.root
+	latest, r := s.version, s.root
 	s.mu.RUnlock()
-	r := latestRoot
-	if version != 0 && version != latest {
+	if version == 0 {
+		version = latest
+	}
+	if version != latest {
 		if version < 0 || version > latest {
-			return nil, nil, nil, fmt.Errorf("%w: %d (latest %d)", ErrVersionNotFound, version, latest)
+			return nil, fmt.Errorf("%w: %d (latest %d)", ErrVersionNotFound, version, latest)
 		}
+		var err error
 		if r, err = s.rootAt(version); err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
 	}
 	proof, vh, err := prove(dbNodes{s.db}, r, pathOf(key))
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
+	out := &Proved{Proof: proof, Root: r[:], Version: version}
 	if vh != nil {
-		value, err = s.db.Get(prefixed(prefixValue, vh[:]))
+		v, err := s.db.Get(prefixed(prefixValue, vh[:]))
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("store: get value: %w", err)
+			return nil, fmt.Errorf("store: get value: %w", err)
 		}
-		if value == nil {
-			return nil, nil, nil, fmt.Errorf("%w: value missing", errCorrupt)
+		if v == nil {
+			return nil, fmt.Errorf("%w: value missing", errCorrupt)
 		}
+		out.Value = v
 	}
-	return value, proof, r[:], nil
+	return out, nil
 }
 
 func (s *Store) rootAt(version int64) (hash, error) {

@@ -101,10 +101,11 @@ func TestProofs(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			v, p, root, err := s.GetWithProof([]byte(tc.key), tc.version)
+			got, err := s.GetWithProof([]byte(tc.key), tc.version)
 			if err != nil {
 				t.Fatal(err)
 			}
+			v, p, root := got.Value, got.Proof, got.Root
 			if !bytes.Equal(v, tc.want) || !bytes.Equal(root, tc.root) {
 				t.Fatalf("got %q root %x, want %q root %x", v, root, tc.want, tc.root)
 			}
@@ -141,7 +142,7 @@ func TestProofs(t *testing.T) {
 			}
 		})
 	}
-	if _, _, _, err := s.GetWithProof([]byte("k1"), 3); !errors.Is(err, ErrVersionNotFound) {
+	if _, err := s.GetWithProof([]byte("k1"), 3); !errors.Is(err, ErrVersionNotFound) {
 		t.Fatalf("future version: %v", err)
 	}
 }

@@ -1,0 +1,440 @@
+// Package chain is the ABCI++ application of integritee-node: it decodes and
+// validates transactions, runs them through the runtime modules on a
+// Merkle-ized store, and answers queries with proofs.
+//
+// Fee policy. A transaction that fails validation (size, encoding,
+// signature, chain ID, nonce, fee, unknown or malformed call; the codes in
+// chain/runtime/codes.go) is rejected by CheckTx, dropped by PrepareProposal
+// and, should a faulty proposer include it anyway, recorded in the block with
+// its error code without any state change: it pays nothing. A transaction that
+// passes validation has its fee charged and its nonce consumed before its call
+// runs; if the call then fails (e.g. a transfer beyond the balance that was
+// left after an earlier transaction of the same block), all of the call's
+// writes are dropped, the fee stays charged, and the result carries the
+// module's error code.
+package chain
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+	cmtcrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
+
+	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/runtime"
+	"github.com/integritee-go/integritee/chain/store"
+	"github.com/integritee-go/integritee/chain/tx"
+)
+
+// Version is the application's software version.
+const Version = "0.1.0"
+
+// AppVersion is the version of the state machine rules; it changes only
+// with a consensus-breaking change.
+const AppVersion uint64 = 1
+
+var keyDev = []byte("app/dev")
+
+// AppState is the app_state of genesis.json: the dev flag and one entry per
+// module, keyed by module name.
+type AppState struct {
+	Dev     bool                       `json:"dev"`
+	Modules map[string]json.RawMessage `json:"-"`
+}
+
+// MarshalJSON flattens the module entries next to "dev".
+func (s AppState) MarshalJSON() ([]byte, error) {
+	m := make(map[string]any, len(s.Modules)+1)
+	for k, v := range s.Modules {
+		m[k] = v
+	}
+	m["dev"] = s.Dev
+	return json.Marshal(m)
+}
+
+// UnmarshalJSON reads "dev" and keeps the other keys as module entries.
+func (s *AppState) UnmarshalJSON(b []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	s.Dev = false
+	if raw, ok := m["dev"]; ok {
+		if err := json.Unmarshal(raw, &s.Dev); err != nil {
+			return fmt.Errorf("app_state.dev: %w", err)
+		}
+		delete(m, "dev")
+	}
+	s.Modules = m
+	return nil
+}
+
+// Options configure an App.
+type Options struct {
+	// ChainID must equal the genesis chain ID.
+	ChainID string
+	// Store is the state; open it with store.Open on the node's database.
+	Store *store.Store
+	// Logger receives the app's logs; nil discards them.
+	Logger *slog.Logger
+	// Modules are the runtime modules besides accounts, which is always
+	// present because it admits transactions (nonces and fees).
+	Modules []runtime.Module
+}
+
+// App is the ABCI++ application. CometBFT calls it through a local client;
+// its own mutex makes it safe for any caller.
+type App struct {
+	abci.BaseApplication
+
+	mu       sync.Mutex
+	log      *slog.Logger
+	chainID  string
+	store    *store.Store
+	accounts *accounts.Module
+	modules  map[string]runtime.Module
+	ordered  []runtime.Module
+	dev      bool
+	lastTime time.Time
+
+	genesis    *store.Cache   // InitChain's writes, carried into the first block
+	pending    *store.Pending // FinalizeBlock's result, written by Commit
+	checkState *store.Cache   // CheckTx's view: committed state + admitted txs
+}
+
+var _ abci.Application = (*App)(nil)
+
+// New returns the application on opts.Store.
+func New(opts Options) (*App, error) {
+	if opts.ChainID == "" {
+		return nil, errors.New("chain: empty chain id")
+	}
+	if opts.Store == nil {
+		return nil, errors.New("chain: nil store")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	acc := accounts.New()
+	a := &App{
+		log:      log,
+		chainID:  opts.ChainID,
+		store:    opts.Store,
+		accounts: acc,
+		modules:  map[string]runtime.Module{acc.Name(): acc},
+		ordered:  []runtime.Module{acc},
+	}
+	for _, m := range opts.Modules {
+		if _, dup := a.modules[m.Name()]; dup || m.Name() == "dev" || m.Name() == "app" {
+			return nil, fmt.Errorf("chain: module name %q taken", m.Name())
+		}
+		a.modules[m.Name()] = m
+		a.ordered = append(a.ordered, m)
+	}
+	dev, err := opts.Store.Get(keyDev)
+	if err != nil {
+		return nil, err
+	}
+	a.dev = len(dev) == 1 && dev[0] == 1
+	a.checkState = store.NewCache(a.store)
+	return a, nil
+}
+
+// Info reports the last committed height and app hash so that CometBFT's
+// handshake replays only the blocks the app has not committed.
+func (a *App) Info(context.Context, *abci.RequestInfo) (*abci.ResponseInfo, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	res := &abci.ResponseInfo{
+		Data:            "integritee-node",
+		Version:         Version,
+		AppVersion:      AppVersion,
+		LastBlockHeight: a.store.Version(),
+	}
+	if res.LastBlockHeight > 0 {
+		res.LastBlockAppHash = a.store.Root()
+	}
+	return res, nil
+}
+
+// InitChain applies the genesis app_state. Its writes are committed with the
+// first block, so a crash before that block simply runs InitChain again.
+func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.ResponseInitChain, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if req.ChainId != a.chainID {
+		return nil, fmt.Errorf("init chain: genesis chain id %q, app configured for %q", req.ChainId, a.chainID)
+	}
+	if a.store.Version() != 0 {
+		return nil, fmt.Errorf("init chain: state already at height %d", a.store.Version())
+	}
+	var st AppState
+	if err := json.Unmarshal(req.AppStateBytes, &st); err != nil {
+		return nil, fmt.Errorf("init chain: app_state: %w", err)
+	}
+	for name := range st.Modules {
+		if _, ok := a.modules[name]; !ok {
+			return nil, fmt.Errorf("init chain: app_state has unknown module %q", name)
+		}
+	}
+	g := store.NewCache(a.store)
+	if st.Dev {
+		g.Set(keyDev, []byte{1})
+	}
+	ctx := &runtime.Context{Store: g, ChainID: a.chainID, Height: req.InitialHeight, Time: req.Time, Dev: st.Dev, Logger: a.log}
+	for _, m := range a.ordered {
+		gm, ok := m.(runtime.Genesis)
+		if !ok {
+			continue
+		}
+		var raw []byte
+		if r, ok := st.Modules[m.Name()]; ok {
+			raw = r
+		}
+		if err := gm.InitGenesis(ctx, raw); err != nil {
+			return nil, fmt.Errorf("init chain: %w", err)
+		}
+	}
+	p, err := a.store.Prepare(max(req.InitialHeight, 1), g.Changes())
+	if err != nil {
+		return nil, fmt.Errorf("init chain: %w", err)
+	}
+	a.genesis, a.dev = g, st.Dev
+	a.checkState = store.NewCache(g)
+	a.log.Info("genesis applied", "chain_id", a.chainID, "dev", st.Dev, "app_hash", fmt.Sprintf("%X", p.Root()))
+	return &abci.ResponseInitChain{AppHash: p.Root()}, nil
+}
+
+// base returns the state that the next block starts from.
+func (a *App) base() *store.Cache {
+	if a.genesis != nil {
+		return a.genesis
+	}
+	return store.NewCache(a.store)
+}
+
+// CheckTx admits a transaction to the mempool only if it would pass
+// validation and its call would succeed on the committed state plus the
+// transactions already admitted.
+func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	branch := a.checkState.Branch()
+	ctx := a.context(branch, a.store.Version()+1, a.lastTime)
+	res, err := a.deliver(ctx, req.Tx)
+	if err != nil {
+		return nil, err
+	}
+	if res.Code != abci.CodeTypeOK {
+		return &abci.ResponseCheckTx{Code: res.Code, Codespace: res.Codespace, Log: res.Log}, nil
+	}
+	branch.Write()
+	return &abci.ResponseCheckTx{Code: abci.CodeTypeOK, GasWanted: 1}, nil
+}
+
+// PrepareProposal drops the transactions that would fail validation at this
+// height (e.g. a nonce gap after a mempool eviction), so that blocks carry
+// only transactions that pay their fee.
+func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposal) (*abci.ResponsePrepareProposal, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ctx := a.context(a.base().Branch(), req.Height, req.Time)
+	var (
+		out   [][]byte
+		total int64
+	)
+	for _, raw := range req.Txs {
+		if total+int64(len(raw)) > req.MaxTxBytes {
+			break
+		}
+		res, err := a.deliver(ctx, raw)
+		if err != nil {
+			return nil, err
+		}
+		if res.Code != abci.CodeTypeOK && res.Codespace == runtime.CodespaceApp {
+			continue
+		}
+		out = append(out, raw)
+		total += int64(len(raw))
+	}
+	return &abci.ResponsePrepareProposal{Txs: out}, nil
+}
+
+// ProcessProposal rejects a proposal carrying a transaction that can never be
+// valid (oversized, malformed, badly signed, for another chain, unknown or
+// malformed call). Stateful failures are left to FinalizeBlock, which records
+// them without state change.
+func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposal) (*abci.ResponseProcessProposal, error) {
+	for i, raw := range req.Txs {
+		if _, _, _, err := a.decode(raw); err != nil {
+			a.log.Warn("rejecting proposal", "height", req.Height, "tx", i, "err", err)
+			return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_REJECT}, nil
+		}
+	}
+	return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_ACCEPT}, nil
+}
+
+// FinalizeBlock executes the block's transactions and computes the app hash;
+// Commit then writes it.
+func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	block := a.base()
+	ctx := a.context(block, req.Height, req.Time)
+	results := make([]*abci.ExecTxResult, len(req.Txs))
+	for i, raw := range req.Txs {
+		res, err := a.deliver(ctx, raw)
+		if err != nil {
+			return nil, fmt.Errorf("finalize block %d tx %d: %w", req.Height, i, err)
+		}
+		results[i] = res
+	}
+	p, err := a.store.Prepare(req.Height, block.Changes())
+	if err != nil {
+		return nil, fmt.Errorf("finalize block %d: %w", req.Height, err)
+	}
+	a.pending, a.lastTime = p, req.Time
+	return &abci.ResponseFinalizeBlock{TxResults: results, AppHash: p.Root()}, nil
+}
+
+// Commit writes the finalized block's state durably.
+func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.pending == nil {
+		return nil, errors.New("commit: no finalized block")
+	}
+	if err := a.store.Commit(a.pending); err != nil {
+		return nil, err
+	}
+	lvl := slog.LevelDebug
+	if n := a.pending.Version(); n%100 == 0 {
+		lvl = slog.LevelInfo
+	}
+	a.log.Log(context.Background(), lvl, "committed", "height", a.pending.Version(), "app_hash", fmt.Sprintf("%X", a.pending.Root()))
+	a.pending, a.genesis = nil, nil
+	a.checkState = store.NewCache(a.store)
+	return &abci.ResponseCommit{}, nil
+}
+
+// Query answers /<module>/<path...> with the value of the module's key at
+// the requested height (0: latest) and, if asked, its Merkle proof against
+// the app hash of that height (found in the header of the next block).
+func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQuery, error) {
+	fail := func(err error) (*abci.ResponseQuery, error) {
+		space, code, log := runtime.ABCIInfo(err)
+		return &abci.ResponseQuery{Code: code, Codespace: space, Log: log, Height: req.Height}, nil
+	}
+	segs := strings.Split(strings.Trim(req.Path, "/"), "/")
+	m, ok := a.modules[segs[0]]
+	if !ok {
+		return fail(fmt.Errorf("%w: no module for path %q", runtime.ErrBadQuery, req.Path))
+	}
+	key, err := m.QueryKey(segs[1:])
+	if err != nil {
+		return fail(fmt.Errorf("%w: %w", runtime.ErrBadQuery, err))
+	}
+	got, err := a.store.GetWithProof(key, req.Height)
+	if errors.Is(err, store.ErrVersionNotFound) {
+		return fail(fmt.Errorf("%w: %w", runtime.ErrHeightUnavailable, err))
+	}
+	if err != nil {
+		return fail(err)
+	}
+	res := &abci.ResponseQuery{Key: key, Value: got.Value, Height: got.Version}
+	if req.Prove {
+		op, err := got.Proof.ProofOp(key)
+		if err != nil {
+			return fail(err)
+		}
+		res.ProofOps = &cmtcrypto.ProofOps{Ops: []cmtcrypto.ProofOp{op}}
+	}
+	return res, nil
+}
+
+func (a *App) context(kv *store.Cache, height int64, t time.Time) *runtime.Context {
+	return &runtime.Context{Store: kv, ChainID: a.chainID, Height: height, Time: t, Dev: a.dev, Logger: a.log}
+}
+
+// decode runs the stateless checks.
+func (a *App) decode(raw []byte) (*tx.SignedTx, runtime.Module, runtime.Msg, error) {
+	stx, err := tx.Decode(raw)
+	switch {
+	case errors.Is(err, tx.ErrTooLarge):
+		return nil, nil, nil, fmt.Errorf("%w: %w", runtime.ErrTxTooLarge, err)
+	case err != nil:
+		return nil, nil, nil, fmt.Errorf("%w: %w", runtime.ErrTxMalformed, err)
+	}
+	if stx.Body.ChainID != a.chainID {
+		return nil, nil, nil, fmt.Errorf("%w: %q, this chain is %q", runtime.ErrWrongChainID, stx.Body.ChainID, a.chainID)
+	}
+	if err := stx.Verify(); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %w", runtime.ErrBadSignature, err)
+	}
+	m, ok := a.modules[stx.Body.Call.Module]
+	if !ok {
+		return nil, nil, nil, fmt.Errorf("%w: no module %q", runtime.ErrUnknownCall, stx.Body.Call.Module)
+	}
+	msg, err := m.DecodeCall(stx.Body.Call)
+	if err != nil {
+		var re *runtime.Error
+		if !errors.As(err, &re) {
+			err = fmt.Errorf("%w: %w", runtime.ErrMalformedCall, err)
+		}
+		return nil, nil, nil, err
+	}
+	return stx, m, msg, nil
+}
+
+// deliver validates and executes one transaction on ctx.Store. A validation
+// failure changes nothing; a call failure keeps the fee and nonce change.
+// Only internal failures (which must halt the node) are returned as error.
+func (a *App) deliver(ctx *runtime.Context, raw []byte) (*abci.ExecTxResult, error) {
+	kv, ok := ctx.Store.(*store.Cache)
+	if !ok {
+		return nil, errors.New("deliver: state is not a cache")
+	}
+	stx, m, msg, err := a.decode(raw)
+	if err != nil {
+		return result(err)
+	}
+	ante := kv.Branch()
+	actx := ctx.WithStore(ante)
+	actx.Sender = stx.Body.Sender
+	if err := a.accounts.Keeper.Ante(actx, &stx.Body, len(raw)); err != nil {
+		return result(err)
+	}
+	ante.Write()
+	call := kv.Branch()
+	cctx := ctx.WithStore(call)
+	cctx.Sender = stx.Body.Sender
+	if err := m.Execute(cctx, msg); err != nil {
+		res, ierr := result(err)
+		if ierr != nil {
+			return nil, ierr
+		}
+		res.Events = actx.Events()
+		return res, nil
+	}
+	call.Write()
+	return &abci.ExecTxResult{Code: abci.CodeTypeOK, Events: append(actx.Events(), cctx.Events()...)}, nil
+}
+
+// result turns a rejection into a result; an error that is no
+// *runtime.Error is an internal failure and returned as such.
+func result(err error) (*abci.ExecTxResult, error) {
+	var re *runtime.Error
+	if !errors.As(err, &re) {
+		return nil, err
+	}
+	space, code, log := runtime.ABCIInfo(err)
+	return &abci.ExecTxResult{Code: code, Codespace: space, Log: log}, nil
+}

@@ -1,0 +1,144 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	cmtcfg "github.com/cometbft/cometbft/config"
+	"github.com/cometbft/cometbft/p2p"
+	"github.com/cometbft/cometbft/privval"
+	"github.com/cometbft/cometbft/types"
+
+	"github.com/integritee-go/integritee/chain"
+	"github.com/integritee-go/integritee/chain/accounts"
+)
+
+// Default chain IDs.
+const (
+	DevChainID   = "integritee-dev"
+	LocalChainID = "integritee-local"
+)
+
+// ErrHomeExists is returned by Init for a home that already has a genesis.
+var ErrHomeExists = errors.New("home already initialized")
+
+// InitOptions configure a new home.
+type InitOptions struct {
+	// ChainID defaults to DevChainID with Dev, else LocalChainID.
+	ChainID string
+	// Dev writes a development genesis: the dev accounts (accounts.DevNames)
+	// are funded, Alice is sudo, and the chain runs in dev mode.
+	Dev bool
+	// Config defaults to DefaultConfig(Dev).
+	Config *Config
+	// Accounts overrides the accounts genesis. Without it a dev chain gets
+	// accounts.DevGenesis() and any other chain the dev parameters with no
+	// balances and no usable sudo key: edit app_state before the first start.
+	Accounts *accounts.GenesisState
+	// GenesisTime defaults to now.
+	GenesisTime time.Time
+}
+
+func (o *InitOptions) defaults() {
+	if o.ChainID == "" {
+		o.ChainID = LocalChainID
+		if o.Dev {
+			o.ChainID = DevChainID
+		}
+	}
+	if o.Config == nil {
+		c := DefaultConfig(o.Dev)
+		o.Config = &c
+	}
+	if o.GenesisTime.IsZero() {
+		o.GenesisTime = time.Now().UTC()
+	}
+}
+
+func cometConfig(home string) *cmtcfg.Config {
+	c := cmtcfg.DefaultConfig()
+	c.SetRoot(home)
+	return c
+}
+
+// Init creates a one-validator home: keys, node.json and genesis.
+func Init(home string, opts InitOptions) error {
+	opts.defaults()
+	v, err := initKeys(home, *opts.Config)
+	if err != nil {
+		return err
+	}
+	return writeGenesis([]string{home}, opts, []types.GenesisValidator{v})
+}
+
+// initKeys creates the directories, validator key, node key and node.json.
+func initKeys(home string, c Config) (types.GenesisValidator, error) {
+	var v types.GenesisValidator
+	cc := cometConfig(home)
+	if _, err := os.Stat(cc.GenesisFile()); err == nil {
+		return v, fmt.Errorf("init %s: %w", home, ErrHomeExists)
+	}
+	for _, dir := range []string{filepath.Dir(cc.GenesisFile()), cc.DBDir()} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return v, fmt.Errorf("init %s: %w", home, err)
+		}
+	}
+	if err := SaveConfig(home, c); err != nil {
+		return v, err
+	}
+	pv := privval.GenFilePV(cc.PrivValidatorKeyFile(), cc.PrivValidatorStateFile())
+	pv.Save()
+	if _, err := p2p.LoadOrGenNodeKey(cc.NodeKeyFile()); err != nil {
+		return v, fmt.Errorf("init %s: node key: %w", home, err)
+	}
+	pub, err := pv.GetPubKey()
+	if err != nil {
+		return v, fmt.Errorf("init %s: %w", home, err)
+	}
+	return types.GenesisValidator{Address: pub.Address(), PubKey: pub, Power: 10, Name: c.Moniker}, nil
+}
+
+// writeGenesis writes the same genesis into every home.
+func writeGenesis(homes []string, opts InitOptions, vals []types.GenesisValidator) error {
+	ag := opts.Accounts
+	if ag == nil {
+		g := accounts.DevGenesis()
+		if !opts.Dev {
+			g.Balances = nil
+			g.Params.Sudo = [32]byte{}
+		}
+		ag = &g
+	}
+	if err := ag.Validate(); err != nil {
+		return err
+	}
+	acc, err := json.Marshal(ag)
+	if err != nil {
+		return err
+	}
+	appState, err := json.Marshal(chain.AppState{Dev: opts.Dev, Modules: map[string]json.RawMessage{accounts.Name: acc}})
+	if err != nil {
+		return err
+	}
+	gen := &types.GenesisDoc{
+		GenesisTime:     opts.GenesisTime,
+		ChainID:         opts.ChainID,
+		InitialHeight:   1,
+		ConsensusParams: types.DefaultConsensusParams(),
+		Validators:      vals,
+		AppState:        appState,
+	}
+	if err := gen.ValidateAndComplete(); err != nil {
+		return fmt.Errorf("genesis: %w", err)
+	}
+	for _, h := range homes {
+		if err := gen.SaveAs(cometConfig(h).GenesisFile()); err != nil {
+			return fmt.Errorf("write genesis in %s: %w", h, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,253 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	dbm "github.com/cometbft/cometbft-db"
+	cmtcfg "github.com/cometbft/cometbft/config"
+	cmtjson "github.com/cometbft/cometbft/libs/json"
+	cmtlog "github.com/cometbft/cometbft/libs/log"
+	"github.com/cometbft/cometbft/libs/service"
+	cmtnode "github.com/cometbft/cometbft/node"
+	"github.com/cometbft/cometbft/p2p"
+	"github.com/cometbft/cometbft/privval"
+	"github.com/cometbft/cometbft/proxy"
+	"github.com/cometbft/cometbft/types"
+
+	"github.com/integritee-go/integritee/chain"
+	"github.com/integritee-go/integritee/chain/store"
+)
+
+// StartOptions configure one run of a node.
+type StartOptions struct {
+	// Logger receives the node's logs; nil discards them.
+	Logger *slog.Logger
+	// RPCListen and P2PListen override node.json when set (host:port).
+	RPCListen, P2PListen string
+}
+
+// Node is a running integritee-node.
+type Node struct {
+	home    string
+	cfg     Config
+	chainID string
+	cmt     *cmtnode.Node
+	db      dbm.DB
+	log     *slog.Logger
+}
+
+// Start starts the node of an initialized home and returns once its RPC
+// listens. CometBFT's handshake first replays any block that the application
+// has not committed (e.g. after a crash).
+func Start(home string, opts StartOptions) (*Node, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		return nil, err
+	}
+	if opts.RPCListen != "" {
+		cfg.RPCListen = opts.RPCListen
+	}
+	if opts.P2PListen != "" {
+		cfg.P2PListen = opts.P2PListen
+	}
+	cc, err := cometConfigFor(home, cfg)
+	if err != nil {
+		return nil, err
+	}
+	gen, err := types.GenesisDocFromFile(cc.GenesisFile())
+	if err != nil {
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	pv, err := loadPrivValidator(cc.PrivValidatorKeyFile(), cc.PrivValidatorStateFile())
+	if err != nil {
+		return nil, err
+	}
+	nodeKey, err := p2p.LoadNodeKey(cc.NodeKeyFile())
+	if err != nil {
+		return nil, fmt.Errorf("start: node key: %w", err)
+	}
+	db, err := dbm.NewDB("application", dbm.GoLevelDBBackend, cc.DBDir())
+	if err != nil {
+		return nil, fmt.Errorf("start: open application db: %w", err)
+	}
+	st, err := store.Open(db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	app, err := chain.New(chain.Options{ChainID: gen.ChainID, Store: st, Logger: log.With("module", "app")})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	level, err := parseLevel(cfg.CometLogLevel)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	cmt, err := cmtnode.NewNode(cc, pv, nodeKey,
+		proxy.NewLocalClientCreator(app),
+		func() (*types.GenesisDoc, error) { return gen, nil },
+		cmtcfg.DefaultDBProvider,
+		cmtnode.DefaultMetricsProvider(cc.Instrumentation),
+		cometLogger{l: log.With("module", "comet"), min: level},
+	)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	if err := cmt.Start(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	n := &Node{home: home, cfg: cfg, chainID: gen.ChainID, cmt: cmt, db: db, log: log}
+	log.Info("node started", "chain_id", gen.ChainID, "rpc", n.RPCAddress(), "p2p", cfg.P2PListen,
+		"node_id", string(nodeKey.ID()), "height", st.Version(), "app_hash", fmt.Sprintf("%X", st.Root()))
+	return n, nil
+}
+
+// RPCAddress is the CometBFT RPC endpoint, e.g. http://127.0.0.1:26657.
+func (n *Node) RPCAddress() string { return "http://" + n.cfg.RPCListen }
+
+// ChainID returns the chain ID of the genesis.
+func (n *Node) ChainID() string { return n.chainID }
+
+// Height returns the last committed block height.
+func (n *Node) Height() int64 { return n.cmt.BlockStore().Height() }
+
+// Stop stops consensus, p2p and RPC and closes the databases. Committed
+// state is already durable; stopping only ends the process cleanly.
+func (n *Node) Stop() error {
+	err := n.cmt.Stop()
+	if errors.Is(err, service.ErrAlreadyStopped) {
+		err = nil
+	}
+	n.cmt.Wait()
+	if cerr := n.db.Close(); err == nil {
+		err = cerr
+	}
+	n.log.Info("node stopped")
+	return err
+}
+
+// Run starts the node and stops it when ctx is done.
+func Run(ctx context.Context, home string, opts StartOptions) error {
+	n, err := Start(home, opts)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return n.Stop()
+}
+
+func cometConfigFor(home string, c Config) (*cmtcfg.Config, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	cc := cometConfig(home)
+	cc.Moniker = c.Moniker
+	cc.RPC.ListenAddress = "tcp://" + c.RPCListen
+	cc.P2P.ListenAddress = "tcp://" + c.P2PListen
+	cc.P2P.PersistentPeers = strings.Join(c.PersistentPeers, ",")
+	if isLoopback(c.P2PListen) {
+		// Validators of a local testnet share one IP.
+		cc.P2P.AddrBookStrict = false
+		cc.P2P.AllowDuplicateIP = true
+	}
+	cc.Consensus.TimeoutCommit = time.Duration(c.TimeoutCommit)
+	cc.Consensus.CreateEmptyBlocks = c.CreateEmptyBlocks
+	cc.Instrumentation.Prometheus = false
+	cc.TxIndex.Indexer = "kv"
+	if err := cc.ValidateBasic(); err != nil {
+		return nil, fmt.Errorf("comet config: %w", err)
+	}
+	return cc, nil
+}
+
+func isLoopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
+}
+
+// loadPrivValidator checks the key files first: CometBFT's loader exits the
+// process on a missing or malformed file.
+func loadPrivValidator(keyFile, stateFile string) (*privval.FilePV, error) {
+	b, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("validator key: %w", err)
+	}
+	var k privval.FilePVKey
+	if err := cmtjson.Unmarshal(b, &k); err != nil {
+		return nil, fmt.Errorf("validator key %s: %w", keyFile, err)
+	}
+	b, err = os.ReadFile(stateFile)
+	if err != nil {
+		return nil, fmt.Errorf("validator state: %w", err)
+	}
+	var s privval.FilePVLastSignState
+	if err := cmtjson.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("validator state %s: %w", stateFile, err)
+	}
+	return privval.LoadFilePV(keyFile, stateFile), nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if s == "" {
+		return slog.LevelError, nil
+	}
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("comet_log_level %q: %w", s, err)
+	}
+	return l, nil
+}
+
+// cometLogger adapts slog to CometBFT's logger, with its own minimum level
+// because CometBFT logs several lines per block at info.
+type cometLogger struct {
+	l   *slog.Logger
+	min slog.Level
+}
+
+func (c cometLogger) log(level slog.Level, msg string, kv []any) {
+	if level < c.min {
+		return
+	}
+	c.l.Log(context.Background(), level, msg, kv...)
+}
+
+func (c cometLogger) Debug(msg string, kv ...any) { c.log(slog.LevelDebug, msg, kv) }
+func (c cometLogger) Info(msg string, kv ...any)  { c.log(slog.LevelInfo, msg, kv) }
+func (c cometLogger) Warn(msg string, kv ...any)  { c.log(slog.LevelWarn, msg, kv) }
+func (c cometLogger) Error(msg string, kv ...any) { c.log(slog.LevelError, msg, kv) }
+func (c cometLogger) With(kv ...any) cmtlog.Logger {
+	return cometLogger{l: c.l.With(kv...), min: c.min}
+}
+
+// Genesis reads the genesis of a home.
+func Genesis(home string) (*types.GenesisDoc, error) {
+	return types.GenesisDocFromFile(cometConfig(home).GenesisFile())
+}
+
+// AppState decodes the app_state of a genesis.
+func AppState(gen *types.GenesisDoc) (chain.AppState, error) {
+	var s chain.AppState
+	err := json.Unmarshal(gen.AppState, &s)
+	return s, err
+}

@@ -1,0 +1,39 @@
+package runtime
+
+// CodespaceApp is the codespace of the transaction validation codes below.
+// Modules use their own name as codespace for the errors of their calls.
+const CodespaceApp = "integritee"
+
+// Stable ABCI codes of transaction validation. A transaction rejected with one
+// of these changes no state and pays no fee. Never renumber: clients match on
+// (codespace, code).
+//
+//	code  error                meaning
+//	   1  ErrInternal          the node failed; not the transaction's fault
+//	   2  ErrTxTooLarge        encoded transaction exceeds tx.MaxTxBytes
+//	   3  ErrTxMalformed       not the canonical CBOR of a SignedTx
+//	   4  ErrBadSignature      signature does not verify under the sender key
+//	   5  ErrWrongChainID      body.chain_id is not this chain's
+//	   6  ErrStaleNonce        body.nonce below the sender's next nonce
+//	   7  ErrFutureNonce       body.nonce above the sender's next nonce
+//	   8  ErrInsufficientFee   body.fee below base fee + per-byte fee * size
+//	   9  ErrUnaffordableFee   sender balance below body.fee
+//	  10  ErrUnknownCall       no such module or method
+//	  11  ErrMalformedCall     call arguments do not decode
+//	  12  ErrBadQuery          abci_query path not understood
+//	  13  ErrHeightUnavailable abci_query height never committed
+var (
+	ErrInternal          = NewError(CodespaceApp, 1, "internal error")
+	ErrTxTooLarge        = NewError(CodespaceApp, 2, "transaction too large")
+	ErrTxMalformed       = NewError(CodespaceApp, 3, "malformed transaction")
+	ErrBadSignature      = NewError(CodespaceApp, 4, "bad signature")
+	ErrWrongChainID      = NewError(CodespaceApp, 5, "wrong chain id")
+	ErrStaleNonce        = NewError(CodespaceApp, 6, "stale nonce")
+	ErrFutureNonce       = NewError(CodespaceApp, 7, "future nonce")
+	ErrInsufficientFee   = NewError(CodespaceApp, 8, "fee below minimum")
+	ErrUnaffordableFee   = NewError(CodespaceApp, 9, "balance cannot pay fee")
+	ErrUnknownCall       = NewError(CodespaceApp, 10, "unknown call")
+	ErrMalformedCall     = NewError(CodespaceApp, 11, "malformed call")
+	ErrBadQuery          = NewError(CodespaceApp, 12, "bad query")
+	ErrHeightUnavailable = NewError(CodespaceApp, 13, "height not available")
+)

@@ -1,0 +1,82 @@
+// Package runtime is the contract between the integritee-node application
+// and its modules (accounts, teerex, bridge, sidechain): each module decodes
+// its calls, executes them on a state branch through keeper-style accessors,
+// emits events and declares its own error codes.
+package runtime
+
+import (
+	"log/slog"
+	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/integritee-go/integritee/chain/store"
+	"github.com/integritee-go/integritee/chain/tx"
+)
+
+// Msg is a decoded call of a module.
+type Msg any
+
+// Module is one part of the runtime.
+type Module interface {
+	// Name is the module's call namespace, state key prefix and query path
+	// segment, e.g. "accounts".
+	Name() string
+	// DecodeCall decodes a call without touching state. Unknown methods
+	// must give an error wrapping ErrUnknownCall, bad arguments one wrapping
+	// ErrMalformedCall.
+	DecodeCall(call tx.Call) (Msg, error)
+	// Execute applies msg. On error the application drops every write the
+	// call made (the fee stays charged). Errors should be module *Errors.
+	Execute(ctx *Context, msg Msg) error
+	// QueryKey maps the path segments after /<name>/ to the state key whose
+	// value (with proof) answers the query.
+	QueryKey(path []string) ([]byte, error)
+}
+
+// Genesis is implemented by modules that have genesis state; raw is the
+// module's entry in the app_state of genesis.json (may be nil).
+type Genesis interface {
+	InitGenesis(ctx *Context, raw []byte) error
+}
+
+// Context is what a call sees: its state branch, block info and signer.
+type Context struct {
+	Store   store.KV
+	ChainID string
+	Height  int64
+	Time    time.Time
+	// Sender is the signer of the transaction being executed (zero in
+	// genesis).
+	Sender tx.Address
+	// Dev is true on a development chain (dev genesis).
+	Dev    bool
+	Logger *slog.Logger
+
+	events []abci.Event
+}
+
+// Emit records an event; every state change emits one. Attributes are
+// indexed so that clients can search transactions by them.
+func (c *Context) Emit(typ string, attrs ...string) {
+	ev := abci.Event{Type: typ}
+	for i := 0; i+1 < len(attrs); i += 2 {
+		ev.Attributes = append(ev.Attributes, abci.EventAttribute{Key: attrs[i], Value: attrs[i+1], Index: true})
+	}
+	c.events = append(c.events, ev)
+}
+
+// Events returns the events emitted so far.
+func (c *Context) Events() []abci.Event { return c.events }
+
+// WithStore returns a copy of c on another store with no events, for a
+// nested branch; append its events back with AddEvents on success.
+func (c *Context) WithStore(kv store.KV) *Context {
+	cp := *c
+	cp.Store = kv
+	cp.events = nil
+	return &cp
+}
+
+// AddEvents appends events (of a successful nested branch).
+func (c *Context) AddEvents(evs []abci.Event) { c.events = append(c.events, evs...) }
