@@ -14,7 +14,7 @@ var ErrPCKExtension = errors.New("invalid PCK certificate SGX extension")
 
 // OIDs of Intel's SGX extension (SGX PCK Certificate and CRL Profile).
 var (
-	OIDSGXExtension = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1}
+	oidSGXExtension = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1}
 	oidPPID         = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1, 1}
 	oidTCB          = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1, 2}
 	oidPCEID        = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1, 3}
@@ -53,7 +53,7 @@ type extEntry struct {
 func ParsePCKExtensions(c *x509.Certificate) (*PCKExtensions, error) {
 	var value []byte
 	for _, ext := range c.Extensions {
-		if ext.Id.Equal(OIDSGXExtension) {
+		if ext.Id.Equal(oidSGXExtension) {
 			if value != nil {
 				return nil, fmt.Errorf("%w: duplicate extension", ErrPCKExtension)
 			}
@@ -61,7 +61,7 @@ func ParsePCKExtensions(c *x509.Certificate) (*PCKExtensions, error) {
 		}
 	}
 	if value == nil {
-		return nil, fmt.Errorf("%w: extension %s missing", ErrPCKExtension, OIDSGXExtension)
+		return nil, fmt.Errorf("%w: extension %s missing", ErrPCKExtension, oidSGXExtension)
 	}
 	e, err := parseSGXExtension(value)
 	if err != nil {
@@ -244,7 +244,7 @@ func (e *PCKExtensions) Extension() (pkix.Extension, error) {
 	if err != nil {
 		return pkix.Extension{}, fmt.Errorf("encode PCK extension: %w", err)
 	}
-	return pkix.Extension{Id: OIDSGXExtension, Value: der}, nil
+	return pkix.Extension{Id: oidSGXExtension, Value: der}, nil
 }
 
 func entry(id asn1.ObjectIdentifier, v any) (extEntry, error) {

@@ -84,7 +84,7 @@ func TestParsePCKExtensionsVectors(t *testing.T) {
 			if tt.exact {
 				var orig []byte
 				for _, x := range leaf.Extensions {
-					if x.Id.Equal(OIDSGXExtension) {
+					if x.Id.Equal(oidSGXExtension) {
 						orig = x.Value
 					}
 				}
@@ -148,7 +148,7 @@ func TestParsePCKExtensionsErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &x509.Certificate{Extensions: []pkix.Extension{{Id: OIDSGXExtension, Value: tt.value}}}
+			c := &x509.Certificate{Extensions: []pkix.Extension{{Id: oidSGXExtension, Value: tt.value}}}
 			_, err := ParsePCKExtensions(c)
 			if tt.ok && err != nil {
 				t.Fatalf("err = %v", err)
@@ -188,7 +188,7 @@ func TestPCKExtensionTCBErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &x509.Certificate{Extensions: []pkix.Extension{{Id: OIDSGXExtension, Value: v}}}
+		return &x509.Certificate{Extensions: []pkix.Extension{{Id: oidSGXExtension, Value: v}}}
 	}
 	big, _ := entry(tcb[0].ID, 256)
 	neg, _ := entry(tcb[0].ID, -1)
