@@ -12,9 +12,9 @@ import (
 	"strings"
 )
 
-// OIDNetscapeComment is the extension in which Integritee and MesaTEE RA-TLS
-// certificates carry the IAS evidence.
-var OIDNetscapeComment = asn1.ObjectIdentifier{2, 16, 840, 1, 113730, 1, 13}
+// oidNetscapeComment (2.16.840.1.113730.1.13) is the extension in which
+// Integritee and MesaTEE RA-TLS certificates carry the IAS evidence.
+var oidNetscapeComment = asn1.ObjectIdentifier{2, 16, 840, 1, 113730, 1, 13}
 
 // asn1TagIA5String is the universal tag byte of an IA5String.
 const asn1TagIA5String = 0x16
@@ -37,8 +37,8 @@ func EvidenceFromDER(der []byte) (*Evidence, *x509.Certificate, error) {
 }
 
 // EvidenceFromCertificate extracts the IAS evidence from an Integritee or
-// MesaTEE RA-TLS certificate: extension OIDNetscapeComment whose value is
-// the ASCII "<report JSON>|<base64 signature>|<base64 DER signing cert>".
+// MesaTEE RA-TLS certificate: the Netscape Comment extension
+// (2.16.840.1.113730.1.13) whose value is the ASCII "<report JSON>|<base64 signature>|<base64 DER signing cert>".
 // Those generators put the ASCII directly in the extnValue; a value wrapped
 // in an IA5String, as the Netscape Comment is specified, is accepted too.
 func EvidenceFromCertificate(c *x509.Certificate) (*Evidence, error) {
@@ -48,7 +48,7 @@ func EvidenceFromCertificate(c *x509.Certificate) (*Evidence, error) {
 	var value []byte
 	found := false
 	for _, e := range c.Extensions {
-		if !e.Id.Equal(OIDNetscapeComment) {
+		if !e.Id.Equal(oidNetscapeComment) {
 			continue
 		}
 		if found {

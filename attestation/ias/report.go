@@ -58,8 +58,16 @@ type Quote struct {
 // ParseQuote parses the 432-byte quote body IAS returns in
 // isvEnclaveQuoteBody. All integers are little-endian.
 func ParseQuote(b []byte) (*Quote, error) {
+	q, err := parseQuote(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return q, nil
+}
+
+func parseQuote(b []byte) (*Quote, error) {
 	if len(b) != QuoteBodySize {
-		return nil, fmt.Errorf("%w: quote body is %d bytes, want %d", ErrMalformed, len(b), QuoteBodySize)
+		return nil, fmt.Errorf("quote body is %d bytes, want %d", len(b), QuoteBodySize)
 	}
 	le := binary.LittleEndian
 	q := &Quote{Header: QuoteHeader{
@@ -174,9 +182,9 @@ func parseReport(b []byte) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("isvEnclaveQuoteBody: %w", err)
 	}
-	q, err := ParseQuote(r.QuoteBody)
+	q, err := parseQuote(r.QuoteBody)
 	if err != nil {
-		return nil, fmt.Errorf("isvEnclaveQuoteBody: quote body is %d bytes, want %d", len(r.QuoteBody), QuoteBodySize)
+		return nil, fmt.Errorf("isvEnclaveQuoteBody: %w", err)
 	}
 	r.Quote = *q
 	return r, nil

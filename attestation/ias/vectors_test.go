@@ -540,7 +540,7 @@ func TestEvidenceFromCertificateIA5(t *testing.T) {
 	payload := netscapeComment(ev)
 
 	ia5 := append([]byte{asn1TagIA5String, 0x82, byte(len(payload) >> 8), byte(len(payload))}, payload...)
-	der := raTLSCert(t, pkix.Extension{Id: OIDNetscapeComment, Value: ia5})
+	der := raTLSCert(t, pkix.Extension{Id: oidNetscapeComment, Value: ia5})
 	got, _, err := EvidenceFromDER(der)
 	if err != nil {
 		t.Fatal(err)
@@ -558,10 +558,10 @@ func TestEvidenceFromCertificateIA5(t *testing.T) {
 		want error
 	}{
 		{"no comment", pkix.Extension{Id: []int{1, 2, 3, 4}, Value: payload}, ErrNoEvidence},
-		{"IA5 with trailing byte", pkix.Extension{Id: OIDNetscapeComment, Value: append(bytes.Clone(ia5), 0)}, ErrMalformed},
-		{"IA5 truncated", pkix.Extension{Id: OIDNetscapeComment, Value: ia5[:100]}, ErrMalformed},
-		{"IA5 non-ASCII", pkix.Extension{Id: OIDNetscapeComment, Value: []byte{asn1TagIA5String, 2, 0xc3, 0xa9}}, ErrMalformed},
-		{"empty", pkix.Extension{Id: OIDNetscapeComment, Value: nil}, ErrMalformed},
+		{"IA5 with trailing byte", pkix.Extension{Id: oidNetscapeComment, Value: append(bytes.Clone(ia5), 0)}, ErrMalformed},
+		{"IA5 truncated", pkix.Extension{Id: oidNetscapeComment, Value: ia5[:100]}, ErrMalformed},
+		{"IA5 non-ASCII", pkix.Extension{Id: oidNetscapeComment, Value: []byte{asn1TagIA5String, 2, 0xc3, 0xa9}}, ErrMalformed},
+		{"empty", pkix.Extension{Id: oidNetscapeComment, Value: nil}, ErrMalformed},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
