@@ -13,8 +13,8 @@ import (
 )
 
 // QuoteBodySize is the length of isvEnclaveQuoteBody: an EPID quote without
-// its signature length and signature.
-const QuoteBodySize = quoteHeaderSize + reportBodySize
+// its signature length and signature (48-byte header, 384-byte report body).
+const QuoteBodySize = 432
 
 const (
 	quoteHeaderSize = 48
