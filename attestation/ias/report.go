@@ -16,10 +16,8 @@ import (
 // its signature length and signature (48-byte header, 384-byte report body).
 const QuoteBodySize = 432
 
-const (
-	quoteHeaderSize = 48
-	reportBodySize  = 384
-)
+// quoteHeaderSize is the EPID quote header; the report body follows it.
+const quoteHeaderSize = 48
 
 // timestampLayout is the IAS report timestamp: UTC without a zone
 // designator, with an optional fractional second (IAS sends microseconds).
