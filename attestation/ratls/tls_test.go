@@ -95,10 +95,16 @@ func TestNewCertificateErrors(t *testing.T) {
 	}
 }
 
+// outcome of a handshake: each side's error and, on success, what it
+// verified of the other.
+type outcome struct {
+	serverErr, clientErr error
+	serverSaw, clientSaw *attestation.Result
+}
+
 // handshake runs a mutual RA-TLS connection on 127.0.0.1 and a one-message
-// round trip; it returns the server's and client's errors and, on success,
-// what each side verified of the other.
-func handshake(t *testing.T, server, client *tls.Config, sv, cv *Verifier) (serr, cerr error, sres, cres *attestation.Result) {
+// round trip.
+func handshake(t *testing.T, server, client *tls.Config, sv, cv *Verifier) outcome {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -143,7 +149,7 @@ func handshake(t *testing.T, server, client *tls.Config, sv, cv *Verifier) (serr
 		done <- result{res: res}
 	}()
 
-	cres, cerr = func() (*attestation.Result, error) {
+	cres, cerr := func() (*attestation.Result, error) {
 		conn, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			return nil, err
@@ -173,7 +179,7 @@ func handshake(t *testing.T, server, client *tls.Config, sv, cv *Verifier) (serr
 		return res, nil
 	}()
 	r := <-done
-	return r.err, cerr, r.res, cres
+	return outcome{serverErr: r.err, clientErr: cerr, serverSaw: r.res, clientSaw: cres}
 }
 
 func TestMutualTLS(t *testing.T) {
@@ -222,13 +228,13 @@ func TestMutualTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			serr, cerr, sres, cres := handshake(t, scfg, ccfg, sv, cv)
-			t.Logf("server: %v; client: %v", serr, cerr)
-			checkSide(t, "server", serr, tt.serverErr)
-			checkSide(t, "client", cerr, tt.clientErr)
+			o := handshake(t, scfg, ccfg, sv, cv)
+			t.Logf("server: %v; client: %v", o.serverErr, o.clientErr)
+			checkSide(t, "server", o.serverErr, tt.serverErr)
+			checkSide(t, "client", o.clientErr, tt.clientErr)
 			if tt.serverErr == nil && tt.clientErr == nil {
-				if sres.MRENCLAVE != measurementB || cres.MRENCLAVE != measurementA {
-					t.Errorf("server saw %x, client saw %x", sres.MRENCLAVE, cres.MRENCLAVE)
+				if o.serverSaw.MRENCLAVE != measurementB || o.clientSaw.MRENCLAVE != measurementA {
+					t.Errorf("server saw %x, client saw %x", o.serverSaw.MRENCLAVE, o.clientSaw.MRENCLAVE)
 				}
 			}
 		})
@@ -239,9 +245,9 @@ func TestMutualTLS(t *testing.T) {
 		sv, cv := e.verifier(measurementB), e.verifier(measurementA)
 		scfg, _ := ServerConfig(plainCert, sv)
 		ccfg, _ := ClientConfig(clientCert, cv)
-		serr, cerr, _, _ := handshake(t, scfg, ccfg, sv, cv)
-		checkSide(t, "client", cerr, ErrNoAttestation)
-		checkSide(t, "server", serr, errRemote)
+		o := handshake(t, scfg, ccfg, sv, cv)
+		checkSide(t, "client", o.clientErr, ErrNoAttestation)
+		checkSide(t, "server", o.serverErr, errRemote)
 	})
 }
 

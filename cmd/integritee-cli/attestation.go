@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -643,7 +642,7 @@ func runSimQuote(e *env, args []string) error {
 	}
 	cfg := sim.Config{PKI: pki, EnclaveBinary: *binary, Debug: *debug}
 	if *binary == "" {
-		m := sha256.Sum256([]byte("integritee-cli sim enclave"))
+		m := simMeasurement()
 		cfg.Measurement = &m
 	}
 	b, err := sim.New(cfg)

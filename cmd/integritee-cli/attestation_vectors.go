@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,6 +19,7 @@ import (
 	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/attestation/ratls"
 	"github.com/integritee-go/integritee/attestation/roots"
+	"github.com/integritee-go/integritee/tee/sim"
 )
 
 // vector is one real attestation vector with the verdict SOURCES.md (in
@@ -32,6 +35,11 @@ type vector struct {
 	// ed25519 key that report_data[0:32] must equal; the key binding to the
 	// certificate is then not required (it does not hold for them).
 	signer string
+
+	// sim, instead of file, makes the evidence with the sim backend on
+	// its default dev PKI: "quote", "cert" (an RA-TLS certificate), or
+	// "quote-intel" (a sim quote offered to Intel's root).
+	sim string
 
 	accept    bool
 	status    attestation.TCBStatus // when accepted
@@ -172,6 +180,14 @@ func attestationVectors() []vector {
 		{name: "mesatee truncated 5 B", file: ip + "mesatee-derived/mesatee_ra_cert_truncated_5B.der", at: "2019-06-17T13:46:05Z",
 			wantErr: errUnparsable},
 
+		// The simulated TEE: same formats, dev root.
+		{name: "sim quote (dev root)", sim: "quote", at: "2026-01-01T00:00:00Z",
+			accept: true, status: attestation.StatusUpToDate, mrenclave: simMRENCLAVEPrefix},
+		{name: "sim RA-TLS certificate (dev root)", sim: "cert", at: "2026-01-01T00:00:00Z",
+			accept: true, status: attestation.StatusUpToDate, mrenclave: simMRENCLAVEPrefix},
+		{name: "sim quote under Intel's root", sim: "quote-intel", at: "2026-01-01T00:00:00Z",
+			wantErr: attestation.ErrUntrustedRoot},
+
 		// IAS reports.
 		{name: "oasis AVR v4", file: oas + "ias/avr_v4_body_sw_hardening_needed.json", at: "2020-05-11T09:21:16Z",
 			iasSig: oas + "ias/avr_v4_body_sw_hardening_needed.sig", iasChain: oas + "ias/avr_certificates_urlencoded.pem",
@@ -281,6 +297,14 @@ func verifyVector(dir string, v vector) (*attestation.Result, error) {
 		AllowDebug:          true,
 		AcceptedTCBStatuses: allStatuses(),
 	}
+	if v.sim != "" {
+		ev, err := simEvidence(v.sim, &cfg)
+		if err != nil {
+			return nil, err
+		}
+		out, err := verifyEvidence(ev, cfg)
+		return out.res, err
+	}
 	if !v.col.empty() {
 		if cfg.collateral, err = v.col.load(dir); err != nil {
 			return nil, err
@@ -317,6 +341,49 @@ func verifyVector(dir string, v vector) (*attestation.Result, error) {
 		}
 	}
 	return out.res, nil
+}
+
+// simMeasurement is the MRENCLAVE of the CLI's simulated enclave
+// (sim-quote and the sim vectors).
+func simMeasurement() [32]byte { return sha256.Sum256([]byte("integritee-cli sim enclave")) }
+
+// simMRENCLAVEPrefix is the start of hex(simMeasurement()).
+const simMRENCLAVEPrefix = "452d0367"
+
+// simEvidence makes evidence with the sim backend on the default dev PKI
+// and points cfg at the dev root and dev collateral ("quote-intel" keeps
+// Intel's root, which must refuse it).
+func simEvidence(kind string, cfg *verifyConfig) (*evidence, error) {
+	pki, err := sim.NewPKI([]byte(sim.DefaultSeed))
+	if err != nil {
+		return nil, err
+	}
+	m := simMeasurement()
+	b, err := sim.New(sim.Config{PKI: pki, Measurement: &m})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.collateral, err = pki.Collateral(cfg.at); err != nil {
+		return nil, err
+	}
+	if kind != "quote-intel" {
+		cfg.policy.DCAPRoots = []*x509.Certificate{pki.Root()}
+	}
+	switch kind {
+	case "quote", "quote-intel":
+		q, err := b.Quote([64]byte{})
+		if err != nil {
+			return nil, err
+		}
+		return &evidence{format: "dcap quote", quote: q}, nil
+	case "cert":
+		c, err := ratls.NewCertificate(b, ratls.CertOptions{Now: cfg.at})
+		if err != nil {
+			return nil, err
+		}
+		return &evidence{format: "ra-tls certificate", cert: c.Leaf}, nil
+	}
+	return nil, fmt.Errorf("unknown sim vector %q", kind)
 }
 
 func runVectors(e *env, args []string) error {
