@@ -375,7 +375,7 @@ func parseStatuses(vals []string) ([]attestation.TCBStatus, error) {
 
 func runVerify(e *env, args []string) error {
 	fs := newFlagSet(e, "attestation verify", "FILE [flags]")
-	at := fs.String("at", "", "verification time, RFC 3339 (default now)")
+	at := fs.String("at", "", "verification `time`, RFC 3339 (default now)")
 	jsonOut := fs.Bool("json", false, "print JSON")
 	var rootFiles, accept, mrenclave, mrsigner listFlag
 	fs.Var(&rootFiles, "root", "PEM `file` of trusted roots, repeatable (default: Intel SGX Root CA and IAS root, compiled in)")

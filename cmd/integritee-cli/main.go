@@ -145,10 +145,8 @@ func newFlagSet(e *env, name, synopsis string) *flag.FlagSet {
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
+		// On -h, Parse itself calls fs.Usage and returns flag.ErrHelp.
 		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fs.Usage()
-			}
 			return nil, err
 		}
 		rest := fs.Args()

@@ -69,6 +69,9 @@ func TestDispatch(t *testing.T) {
 			if code != tt.code {
 				t.Errorf("exit %d, want %d (stderr %q)", code, tt.code, stderr)
 			}
+			if strings.Count(stdout, "usage:") > 1 {
+				t.Errorf("usage printed twice:\n%s", stdout)
+			}
 			if !strings.Contains(stdout, tt.stdout) {
 				t.Errorf("stdout %q does not contain %q", stdout, tt.stdout)
 			}
