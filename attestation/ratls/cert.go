@@ -31,8 +31,9 @@ import (
 	"github.com/integritee-go/integritee/tee"
 )
 
-// OIDQuote is the Open Enclave / EGo extension carrying an SGX quote.
-var OIDQuote = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 105, 1}
+// oidQuote is the Open Enclave / EGo extension carrying an SGX quote
+// (unexported: an exported slice could be changed by any importer).
+var oidQuote = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 105, 1}
 
 // oidNetscapeComment carries the IAS evidence of Integritee/MesaTEE certs.
 var oidNetscapeComment = asn1.ObjectIdentifier{2, 16, 840, 1, 113730, 1, 13}
@@ -180,7 +181,7 @@ func selfSign(key *ecdsa.PrivateKey, ext []byte, opts CertOptions) ([]byte, erro
 		KeyUsage:        x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		DNSNames:        opts.DNSNames,
-		ExtraExtensions: []pkix.Extension{{Id: OIDQuote, Value: ext}},
+		ExtraExtensions: []pkix.Extension{{Id: oidQuote, Value: ext}},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {

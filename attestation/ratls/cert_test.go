@@ -61,7 +61,7 @@ func TestParseExtension(t *testing.T) {
 func TestExtensionRoundTrip(t *testing.T) {
 	cert := readCert(t, "echeck/sample.pem")
 	for _, e := range cert.Extensions {
-		if !e.Id.Equal(OIDQuote) {
+		if !e.Id.Equal(oidQuote) {
 			continue
 		}
 		q, err := ParseExtension(e.Value)
@@ -129,7 +129,7 @@ func TestKeyBindingSim(t *testing.T) {
 			tmpl := &x509.Certificate{
 				SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "hand-made"},
 				NotBefore: simTime.Add(-time.Hour), NotAfter: simTime.Add(time.Hour),
-				ExtraExtensions: []pkix.Extension{{Id: OIDQuote, Value: ext}},
+				ExtraExtensions: []pkix.Extension{{Id: oidQuote, Value: ext}},
 			}
 			der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 			if err != nil {
@@ -153,7 +153,7 @@ func FuzzParseExtension(f *testing.F) {
 	f.Add([]byte{})
 	cert := readCert(f, "echeck/sample2.pem")
 	for _, e := range cert.Extensions {
-		if e.Id.Equal(OIDQuote) {
+		if e.Id.Equal(oidQuote) {
 			f.Add(e.Value)
 		}
 	}

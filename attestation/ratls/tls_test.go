@@ -28,7 +28,7 @@ func TestNewCertificateSim(t *testing.T) {
 	}
 	var found bool
 	for _, x := range cert.Extensions {
-		if x.Id.Equal(OIDQuote) {
+		if x.Id.Equal(oidQuote) {
 			found = true
 			if x.Critical {
 				t.Error("quote extension is critical; OE/EGo peers would reject it")

@@ -93,7 +93,7 @@ func findEvidence(cert *x509.Certificate) (kind int, ext []byte, err error) {
 	for _, e := range cert.Extensions {
 		var k int
 		switch {
-		case e.Id.Equal(OIDQuote):
+		case e.Id.Equal(oidQuote):
 			k = evidenceQuote
 		case e.Id.Equal(oidNetscapeComment):
 			k = evidenceIAS

@@ -115,11 +115,11 @@ func TestQuoteMovedToAnotherKey(t *testing.T) {
 	orig := readCert(t, "echeck/sample.pem")
 	var ext []byte
 	for _, e := range orig.Extensions {
-		if e.Id.Equal(OIDQuote) {
+		if e.Id.Equal(oidQuote) {
 			ext = e.Value
 		}
 	}
-	cert, _ := selfSigned(t, pkix.Extension{Id: OIDQuote, Value: ext})
+	cert, _ := selfSigned(t, pkix.Extension{Id: oidQuote, Value: ext})
 	v := intelVerifier(t, echeckTime)
 	if _, err := v.VerifyCertificate(cert); !errors.Is(err, ErrKeyBinding) {
 		t.Fatalf("VerifyCertificate: %v, want ErrKeyBinding", err)
@@ -247,7 +247,7 @@ func TestCertificateShape(t *testing.T) {
 	echeck := readCert(t, "echeck/sample.pem")
 	var quoteExt pkix.Extension
 	for _, e := range echeck.Extensions {
-		if e.Id.Equal(OIDQuote) {
+		if e.Id.Equal(oidQuote) {
 			quoteExt = e
 		}
 	}
@@ -273,8 +273,8 @@ func TestCertificateShape(t *testing.T) {
 		{"both attestations", []pkix.Extension{quoteExt, iasExt}, ErrCertificate},
 		{"critical quote extension", []pkix.Extension{critical}, ErrCertificate},
 		{"unknown critical extension", []pkix.Extension{quoteExt, unknownCritical}, ErrCertificate},
-		{"bad report size", []pkix.Extension{{Id: OIDQuote, Value: tampered}}, ErrMalformedExtension},
-		{"empty quote extension", []pkix.Extension{{Id: OIDQuote, Value: nil}}, ErrMalformedExtension},
+		{"bad report size", []pkix.Extension{{Id: oidQuote, Value: tampered}}, ErrMalformedExtension},
+		{"empty quote extension", []pkix.Extension{{Id: oidQuote, Value: nil}}, ErrMalformedExtension},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
