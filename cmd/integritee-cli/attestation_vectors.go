@@ -19,6 +19,7 @@ import (
 	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/attestation/ratls"
 	"github.com/integritee-go/integritee/attestation/roots"
+	"github.com/integritee-go/integritee/internal/vectordir"
 	"github.com/integritee-go/integritee/tee/sim"
 )
 
@@ -210,33 +211,6 @@ func attestationVectors() []vector {
 // errUnparsable classifies evidence files that are not even parseable.
 var errUnparsable = errors.New("evidence not parseable")
 
-// envVectorDir overrides the default vector directory (the same variable
-// the tests use).
-const envVectorDir = "INTEGRITEE_ATTESTATION_VECTORS"
-
-// defaultVectorDir finds ../shared/testdata/attestation beside the module
-// root containing the working directory.
-func defaultVectorDir() string {
-	if d := os.Getenv(envVectorDir); d != "" {
-		return d
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			v := filepath.Join(d, "..", "shared", "testdata", "attestation")
-			if _, err := os.Stat(filepath.Join(v, "SOURCES.md")); err == nil {
-				return v
-			}
-			return ""
-		}
-		if filepath.Dir(d) == d {
-			return ""
-		}
-	}
-}
 
 // vectorResult is one line of attestation vectors.
 type vectorResult struct {
@@ -388,7 +362,7 @@ func simEvidence(kind string, cfg *verifyConfig) (*evidence, error) {
 
 func runVectors(e *env, args []string) error {
 	fs := newFlagSet(e, "attestation vectors", "[--dir PATH] [--json]")
-	dir := fs.String("dir", "", "vector directory (default: ../shared/testdata/attestation beside the module, or $"+envVectorDir+")")
+	dir := fs.String("dir", "", "vector directory (default: ../shared/testdata/attestation beside the module, or $"+vectordir.Env+")")
 	jsonOut := fs.Bool("json", false, "print JSON")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -398,7 +372,7 @@ func runVectors(e *env, args []string) error {
 		return fmt.Errorf("unexpected argument %q", pos[0])
 	}
 	if *dir == "" {
-		if *dir = defaultVectorDir(); *dir == "" {
+		if *dir = vectordir.Find(); *dir == "" {
 			return errors.New("vector directory not found; pass --dir")
 		}
 	}

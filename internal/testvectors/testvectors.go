@@ -7,33 +7,15 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/integritee-go/integritee/internal/vectordir"
 )
 
 // EnvDir overrides the vector directory.
-const EnvDir = "INTEGRITEE_ATTESTATION_VECTORS"
+const EnvDir = vectordir.Env
 
 // Dir returns the vector directory, or "" if it cannot be found.
-func Dir() string {
-	if d := os.Getenv(EnvDir); d != "" {
-		return d
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			v := filepath.Join(d, "..", "shared", "testdata", "attestation")
-			if _, err := os.Stat(filepath.Join(v, "SOURCES.md")); err == nil {
-				return v
-			}
-			return ""
-		}
-		if filepath.Dir(d) == d {
-			return ""
-		}
-	}
-}
+func Dir() string { return vectordir.Find() }
 
 // Path returns the path of a vector file, failing the test if the vector
 // directory is missing: CI always has it, so a missing one is an error, not a
