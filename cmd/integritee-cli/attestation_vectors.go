@@ -211,7 +211,6 @@ func attestationVectors() []vector {
 // errUnparsable classifies evidence files that are not even parseable.
 var errUnparsable = errors.New("evidence not parseable")
 
-
 // vectorResult is one line of attestation vectors.
 type vectorResult struct {
 	Name      string `json:"name"`
