@@ -30,6 +30,9 @@ type Config struct {
 	P2PListen string `json:"p2p_listen"`
 	// PersistentPeers are id@host:port entries.
 	PersistentPeers []string `json:"persistent_peers,omitempty"`
+	// PEX enables peer exchange (address book in config/addrbook.json).
+	// Off for dev nodes and loopback testnets, which know their peers.
+	PEX bool `json:"pex"`
 	// TimeoutCommit is how long a validator waits after a commit before the
 	// next height: the block time of an idle chain.
 	TimeoutCommit Duration `json:"timeout_commit"`
@@ -65,12 +68,14 @@ func DefaultConfig(dev bool) Config {
 		Moniker:           "integritee-node",
 		RPCListen:         "127.0.0.1:26657",
 		P2PListen:         "0.0.0.0:26656",
+		PEX:               true,
 		TimeoutCommit:     Duration(time.Second),
 		CreateEmptyBlocks: true,
 		CometLogLevel:     "error",
 	}
 	if dev {
 		c.P2PListen = "127.0.0.1:26656"
+		c.PEX = false
 		c.TimeoutCommit = Duration(150 * time.Millisecond)
 	}
 	return c

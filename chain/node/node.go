@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	dbm "github.com/cometbft/cometbft-db"
@@ -41,7 +42,11 @@ type Node struct {
 	chainID string
 	cmt     *cmtnode.Node
 	db      dbm.DB
+	dbs     *dbTracker
 	log     *slog.Logger
+
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // Start starts the node of an initialized home and returns once its RPC
@@ -97,22 +102,25 @@ func Start(home string, opts StartOptions) (*Node, error) {
 		db.Close()
 		return nil, err
 	}
+	dbs := &dbTracker{}
 	cmt, err := cmtnode.NewNode(cc, pv, nodeKey,
 		proxy.NewLocalClientCreator(app),
 		func() (*types.GenesisDoc, error) { return gen, nil },
-		cmtcfg.DefaultDBProvider,
+		dbs.provide,
 		cmtnode.DefaultMetricsProvider(cc.Instrumentation),
 		cometLogger{l: log.With("module", "comet"), min: level},
 	)
 	if err != nil {
+		dbs.closeUnclosed()
 		db.Close()
 		return nil, fmt.Errorf("start: %w", err)
 	}
 	if err := cmt.Start(); err != nil {
+		dbs.closeUnclosed()
 		db.Close()
 		return nil, fmt.Errorf("start: %w", err)
 	}
-	n := &Node{home: home, cfg: cfg, chainID: gen.ChainID, cmt: cmt, db: db, log: log}
+	n := &Node{home: home, cfg: cfg, chainID: gen.ChainID, cmt: cmt, db: db, dbs: dbs, log: log}
 	log.Info("node started", "chain_id", gen.ChainID, "rpc", n.RPCAddress(), "p2p", cfg.P2PListen,
 		"node_id", string(nodeKey.ID()), "height", st.Version(), "app_hash", fmt.Sprintf("%X", st.Root()))
 	return n, nil
@@ -128,13 +136,20 @@ func (n *Node) ChainID() string { return n.chainID }
 func (n *Node) Height() int64 { return n.cmt.BlockStore().Height() }
 
 // Stop stops consensus, p2p and RPC and closes the databases. Committed
-// state is already durable; stopping only ends the process cleanly.
+// state is already durable; stopping only ends the process cleanly. Further
+// calls return the first call's result.
 func (n *Node) Stop() error {
+	n.stopOnce.Do(func() { n.stopErr = n.stop() })
+	return n.stopErr
+}
+
+func (n *Node) stop() error {
 	err := n.cmt.Stop()
 	if errors.Is(err, service.ErrAlreadyStopped) {
 		err = nil
 	}
 	n.cmt.Wait()
+	n.dbs.closeUnclosed()
 	if cerr := n.db.Close(); err == nil {
 		err = cerr
 	}
@@ -161,6 +176,7 @@ func cometConfigFor(home string, c Config) (*cmtcfg.Config, error) {
 	cc.RPC.ListenAddress = "tcp://" + c.RPCListen
 	cc.P2P.ListenAddress = "tcp://" + c.P2PListen
 	cc.P2P.PersistentPeers = strings.Join(c.PersistentPeers, ",")
+	cc.P2P.PexReactor = c.PEX
 	if isLoopback(c.P2PListen) {
 		// Validators of a local testnet share one IP.
 		cc.P2P.AddrBookStrict = false
@@ -250,4 +266,34 @@ func AppState(gen *types.GenesisDoc) (chain.AppState, error) {
 	var s chain.AppState
 	err := json.Unmarshal(gen.AppState, &s)
 	return s, err
+}
+
+// dbTracker opens CometBFT's databases and closes the one that CometBFT's
+// Node.OnStop leaves open (the tx/block index), so that the same home can be
+// started again in the same process.
+type dbTracker struct {
+	mu     sync.Mutex
+	opened []dbm.DB
+}
+
+func (d *dbTracker) provide(ctx *cmtcfg.DBContext) (dbm.DB, error) {
+	db, err := cmtcfg.DefaultDBProvider(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if ctx.ID == "tx_index" {
+		d.mu.Lock()
+		d.opened = append(d.opened, db)
+		d.mu.Unlock()
+	}
+	return db, nil
+}
+
+func (d *dbTracker) closeUnclosed() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, db := range d.opened {
+		_ = db.Close() // may already be closed after a failed start
+	}
+	d.opened = nil
 }
