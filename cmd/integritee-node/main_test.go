@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/client"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// syncBuffer collects a child's output for failure messages.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestRunCommands(t *testing.T) {
+	var out, errb bytes.Buffer
+	if err := run(context.Background(), []string{"version"}, &out, &errb); err != nil || !strings.Contains(out.String(), "integritee-node") {
+		t.Fatalf("version: %q %v", out.String(), err)
+	}
+	home := t.TempDir()
+	if err := run(context.Background(), []string{"init", "--home", home, "--dev"}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), []string{"init", "--home", home, "--dev"}, &out, &errb); err == nil {
+		t.Fatal("second init of the same home succeeded")
+	}
+	dir := t.TempDir()
+	out.Reset()
+	if err := run(context.Background(), []string{"testnet", "--n", "3", "--out", dir}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := os.Stat(filepath.Join(dir, "node"+strconv.Itoa(i), "config", "genesis.json")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, bad := range [][]string{{}, {"nope"}, {"start"}, {"init"}, {"--home", home}} {
+		if err := run(context.Background(), bad, &out, &errb); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// TestSIGKILLLosesNoCommittedTx builds the binary, runs a dev node in a
+// child process, commits transfers, kills it with SIGKILL and restarts it on
+// the same home: every transaction that was reported committed must still
+// be there, with the balances they produced.
+func TestSIGKILLLosesNoCommittedTx(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "integritee-node")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	home := t.TempDir()
+	rpc, p2p := freeAddr(t), freeAddr(t)
+	start := func() (*exec.Cmd, *syncBuffer) {
+		var logs syncBuffer
+		cmd := exec.Command(bin, "--dev", "--home", home, "--rpc", rpc, "--p2p", p2p)
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
+		return cmd, &logs
+	}
+	connect := func(logs *syncBuffer) *client.Client {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		for {
+			c, err := client.New(ctx, "http://"+rpc, client.Options{PollInterval: 20 * time.Millisecond})
+			if err == nil {
+				return c
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("node did not come up: %v\n%s", err, logs.String())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+
+	cmd, logs := start()
+	c := connect(logs)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if _, err := c.VerifiedHeader(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	params, err := c.Params(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, ferdie := accounts.DevKey("Alice"), accounts.DevAddress("Ferdie")
+	const n = 20
+	var (
+		hashes  [][32]byte
+		feesSum uint64
+	)
+	for i := range n {
+		call, err := accounts.TransferCall(ferdie, uint64(i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wire, err := c.BuildMinFee(alice, uint64(i), params, call)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := c.Broadcast(ctx, wire)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hashes = append(hashes, h)
+		feesSum += params.MinFee(len(wire))
+	}
+	var committed int64
+	for _, h := range hashes {
+		s, err := c.WaitTx(ctx, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		committed = max(committed, s.Height)
+	}
+	// Kill without any chance to clean up.
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+
+	_, logs = start()
+	c = connect(logs)
+	st, err := c.RPC().Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.SyncInfo.LatestBlockHeight < committed {
+		t.Fatalf("restarted at height %d, transactions were committed up to %d", st.SyncInfo.LatestBlockHeight, committed)
+	}
+	for i, h := range hashes {
+		if _, err := c.WaitTx(ctx, h); err != nil {
+			t.Fatalf("tx %d lost: %v", i, err)
+		}
+	}
+	var sent uint64 = n * (n + 1) / 2
+	aliceAcc, err := c.Account(ctx, accounts.DevAddress("Alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aliceAcc.Nonce != n || aliceAcc.Balance != accounts.DevBalance-sent-feesSum {
+		t.Fatalf("Alice after restart: %+v, want nonce %d balance %d", aliceAcc, n, accounts.DevBalance-sent-feesSum)
+	}
+	ferdieAcc, err := c.Account(ctx, ferdie)
+	if err != nil || ferdieAcc.Balance != accounts.DevBalance+sent {
+		t.Fatalf("Ferdie after restart: %+v %v", ferdieAcc, err)
+	}
+	// And the chain still accepts transactions.
+	if _, err := c.Transfer(ctx, alice, ferdie, 1); err != nil {
+		t.Fatalf("after restart: %v\n%s", err, logs.String())
+	}
+}
