@@ -376,3 +376,59 @@ func TestRestartResumesWithSameState(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkTransfers measures transfers per second through broadcast_tx_sync
+// on one validator, counting until the last transfer is in a committed
+// block. Run with e.g. -bench Transfers -benchtime 2000x.
+func BenchmarkTransfers(b *testing.B) {
+	_, c := startNode(b, devHome(b))
+	ctx := ctxT(b)
+	params, err := c.Params(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dest := accounts.DevAddress("Ferdie")
+	call, err := accounts.TransferCall(dest, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	senders := accounts.DevNames[:5]
+	nonces := make([]uint64, len(senders))
+	var (
+		last  [][32]byte
+		sent  int
+		start = time.Now()
+	)
+	for b.Loop() {
+		i := sent % len(senders)
+		wire, err := c.BuildMinFee(accounts.DevKey(senders[i]), nonces[i], params, call)
+		if err != nil {
+			b.Fatal(err)
+		}
+		h, err := c.Broadcast(ctx, wire)
+		if err != nil {
+			b.Fatalf("tx %d: %v", sent, err)
+		}
+		nonces[i]++
+		sent++
+		last = append(last, h)
+		// Keep the mempool (5000 by default) from filling up.
+		if len(last) == 2000 {
+			if _, err := c.WaitTx(ctx, last[len(last)-1]); err != nil {
+				b.Fatal(err)
+			}
+			last = last[:0]
+		}
+	}
+	for _, h := range last {
+		if _, err := c.WaitTx(ctx, h); err != nil {
+			b.Fatal(err)
+		}
+	}
+	elapsed := time.Since(start)
+	b.ReportMetric(float64(sent)/elapsed.Seconds(), "transfers/s")
+	acc, err := c.Account(ctx, dest)
+	if err != nil || acc.Balance != accounts.DevBalance+uint64(sent) {
+		b.Fatalf("Ferdie got %d of %d transfers (%v)", acc.Balance-accounts.DevBalance, sent, err)
+	}
+}

@@ -1,0 +1,491 @@
+package teerex_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/integritee-go/integritee/attestation"
+	"github.com/integritee-go/integritee/attestation/dcap"
+	"github.com/integritee-go/integritee/attestation/pcs"
+	"github.com/integritee-go/integritee/chain/codec"
+	"github.com/integritee-go/integritee/chain/runtime"
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/tee/sim"
+)
+
+var shieldingKey = []byte("hpke ml-kem-768+x25519 public key of the shard")
+
+func TestRegisterSimQuote(t *testing.T) {
+	pki := devPKI(t)
+	prod := newEnclave(t, "release", false, pki)
+	debug := newEnclave(t, "debug build", true, pki)
+	other := newEnclave(t, "not allowlisted", false, pki)
+
+	tests := []struct {
+		name    string
+		dev     bool
+		genesis func(t testing.TB) *teerex.GenesisState
+		enclave enclave
+		want    []error
+	}{
+		{name: "dev policy", dev: true, genesis: devGenesis, enclave: prod},
+		{name: "dev policy debug enclave", dev: true, genesis: devGenesis, enclave: debug},
+		{name: "dev chain without teerex genesis has no collateral", dev: true,
+			genesis: func(testing.TB) *teerex.GenesisState { return nil }, enclave: prod, want: []error{teerex.ErrNoCollateral, dcap.ErrNoCollateral}},
+		{name: "production policy untrusted root",
+			genesis: func(testing.TB) *teerex.GenesisState { g := teerex.ProductionGenesis(prod.m); return &g },
+			enclave: prod, want: []error{teerex.ErrUntrustedRoot, attestation.ErrUntrustedRoot}},
+		{name: "production without teerex genesis untrusted root",
+			genesis: func(testing.TB) *teerex.GenesisState { return nil }, enclave: prod, want: []error{teerex.ErrUntrustedRoot}},
+		{name: "strict rules allowlisted",
+			genesis: func(t testing.TB) *teerex.GenesisState { return strictSimGenesis(t, sim.CollateralOptions{}, prod.m) },
+			enclave: prod},
+		{name: "strict rules debug",
+			genesis: func(t testing.TB) *teerex.GenesisState {
+				return strictSimGenesis(t, sim.CollateralOptions{}, prod.m, debug.m)
+			},
+			enclave: debug, want: []error{teerex.ErrDebugEnclave, attestation.ErrDebugEnclave}},
+		{name: "strict rules not allowlisted",
+			genesis: func(t testing.TB) *teerex.GenesisState { return strictSimGenesis(t, sim.CollateralOptions{}, prod.m) },
+			enclave: other, want: []error{teerex.ErrMRENCLAVENotAllowed}},
+		{name: "strict rules empty allowlist allows nothing",
+			genesis: func(t testing.TB) *teerex.GenesisState { return strictSimGenesis(t, sim.CollateralOptions{}) },
+			enclave: prod, want: []error{teerex.ErrMRENCLAVENotAllowed}},
+		{name: "strict rules out-of-date platform",
+			genesis: func(t testing.TB) *teerex.GenesisState {
+				return strictSimGenesis(t, sim.CollateralOptions{TCBStatus: attestation.StatusOutOfDate}, prod.m)
+			},
+			enclave: prod, want: []error{teerex.ErrTCBStatus, attestation.ErrTCBStatus}},
+		{name: "SWHardeningNeeded accepted by default",
+			genesis: func(t testing.TB) *teerex.GenesisState {
+				return strictSimGenesis(t, sim.CollateralOptions{TCBStatus: attestation.StatusSWHardeningNeeded}, prod.m)
+			},
+			enclave: prod},
+		{name: "revoked PCK", dev: true,
+			genesis: func(t testing.TB) *teerex.GenesisState {
+				return strictSimGenesis(t, sim.CollateralOptions{RevokePCK: true}, prod.m)
+			},
+			enclave: prod, want: []error{teerex.ErrRevoked, pcs.ErrRevoked}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newChain(t, tc.dev, t0, tc.genesis(t))
+			c.at(t0.Add(time.Minute))
+			r := c.register(bob, tc.enclave.evidence(t, bob, shieldingKey), shieldingKey)
+			if len(tc.want) > 0 {
+				rejected(t, r, tc.want...)
+				if _, err := c.mod.Keeper.Enclave(c.kv, bob); !errors.Is(err, teerex.ErrNotRegistered) {
+					t.Fatalf("rejected registration is stored: %v", err)
+				}
+				return
+			}
+			wantErr(t, r.err)
+			if !hasEvent(r, teerex.EventRegistered) {
+				t.Fatalf("no %s event: %v", teerex.EventRegistered, r.events)
+			}
+			e, err := c.mod.Keeper.Active(c.kv, bob, c.ctx.Time)
+			wantErr(t, err)
+			want := teerex.Enclave{
+				Signer: bob, Kind: attestation.KindDCAP, MRENCLAVE: tc.enclave.m, MRSIGNER: sha256.Sum256([]byte("signer")),
+				TCBStatus: e.TCBStatus, AdvisoryIDs: e.AdvisoryIDs, Debug: tc.enclave.backend == debug.backend,
+				ShieldingKeyHash: sha256.Sum256(shieldingKey), WorkerURL: "wss://worker.example:2000",
+				AttestedAt: c.ctx.Time.UnixNano(), RegisteredHeight: c.ctx.Height, AttestedHeight: c.ctx.Height,
+			}
+			if !equalEnclave(e, want) {
+				t.Fatalf("registration\n got %+v\nwant %+v", e, want)
+			}
+			if e.TCBStatus != attestation.StatusUpToDate && e.TCBStatus != attestation.StatusSWHardeningNeeded {
+				t.Fatalf("status %s", e.TCBStatus)
+			}
+		})
+	}
+}
+
+func equalEnclave(a, b teerex.Enclave) bool {
+	x, err1 := codec.Marshal(a)
+	y, err2 := codec.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
+}
+
+func TestRegisterRejectsBadEvidence(t *testing.T) {
+	pki := devPKI(t)
+	e := newEnclave(t, "release", false, pki)
+	forgedPKI, err := sim.NewPKI([]byte("an attacker's own pki seed, not the dev one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := newEnclave(t, "release", false, forgedPKI)
+	good := e.evidence(t, bob, shieldingKey)
+	flip := func(off int) teerex.Evidence {
+		q := bytes.Clone(good.Quote)
+		q[off] ^= 0x01
+		return teerex.Evidence{Kind: attestation.KindDCAP, Quote: q}
+	}
+	tdx := teerex.Evidence{Kind: attestation.KindDCAP, Quote: readVector(t, "dcap-qvl/tdx_quote")}
+
+	tests := []struct {
+		name   string
+		sender tx.Address
+		ev     teerex.Evidence
+		key    []byte
+		at     time.Time
+		want   []error
+	}{
+		{name: "other sender", sender: carol, ev: good, key: shieldingKey, want: []error{teerex.ErrSenderNotAttested}},
+		{name: "other shielding key", sender: bob, ev: good, key: []byte("another key"), want: []error{teerex.ErrSenderNotAttested}},
+		{name: "no shielding key", sender: bob, ev: good, want: []error{teerex.ErrSenderNotAttested}},
+		{name: "forged root", sender: bob, ev: forged.evidence(t, bob, shieldingKey), key: shieldingKey,
+			want: []error{teerex.ErrUntrustedRoot, attestation.ErrUntrustedRoot}},
+		// Offsets: report body (MRENCLAVE at 48+64), report data (48+320),
+		// the quote signature (436+4), the QE report (436+4+128).
+		{name: "tampered MRENCLAVE", sender: bob, ev: flip(48 + 64), key: shieldingKey, want: []error{teerex.ErrInvalidSignature, dcap.ErrQuoteSignature}},
+		{name: "tampered report data", sender: bob, ev: flip(48 + 320), key: shieldingKey, want: []error{teerex.ErrInvalidSignature}},
+		{name: "tampered signature", sender: bob, ev: flip(440), key: shieldingKey, want: []error{teerex.ErrInvalidSignature}},
+		{name: "tampered QE report", sender: bob, ev: flip(440 + 128 + 20), key: shieldingKey, want: []error{teerex.ErrInvalidSignature}},
+		{name: "truncated", sender: bob, ev: teerex.Evidence{Kind: attestation.KindDCAP, Quote: good.Quote[:1000]}, key: shieldingKey,
+			want: []error{teerex.ErrMalformedEvidence, dcap.ErrMalformed}},
+		{name: "trailing bytes", sender: bob, ev: teerex.Evidence{Kind: attestation.KindDCAP, Quote: append(bytes.Clone(good.Quote), 0)}, key: shieldingKey,
+			want: []error{teerex.ErrMalformedEvidence, dcap.ErrTrailingBytes}},
+		{name: "TDX quote", sender: bob, ev: tdx, key: shieldingKey, want: []error{teerex.ErrUnsupportedEvidence}},
+		{name: "collateral expired", sender: bob, ev: good, key: shieldingKey, at: t0.Add(31 * 24 * time.Hour),
+			want: []error{teerex.ErrInvalidCollateral, pcs.ErrExpired}},
+		{name: "collateral not yet valid", sender: bob, ev: good, key: shieldingKey, at: t0.Add(-2 * time.Hour),
+			want: []error{teerex.ErrInvalidCollateral, pcs.ErrNotYetValid}},
+		{name: "ias kind with quote", sender: bob, ev: teerex.Evidence{Kind: attestation.KindIAS, Quote: good.Quote}, key: shieldingKey,
+			want: []error{runtime.ErrMalformedCall}},
+		{name: "unknown kind", sender: bob, ev: teerex.Evidence{Kind: "sev", Quote: good.Quote}, key: shieldingKey,
+			want: []error{runtime.ErrMalformedCall}},
+		{name: "ias garbage certificate", sender: bob, key: shieldingKey,
+			ev:   teerex.Evidence{Kind: attestation.KindIAS, Report: []byte("{}"), Signature: []byte{1}, Certs: [][]byte{{0x30, 0x00}}},
+			want: []error{teerex.ErrMalformedEvidence}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newChain(t, true, t0, devGenesis(t))
+			at := tc.at
+			if at.IsZero() {
+				at = t0.Add(time.Minute)
+			}
+			c.at(at)
+			rejected(t, c.register(tc.sender, tc.ev, tc.key), tc.want...)
+			if s, err := c.mod.Keeper.Enclaves(c.kv); err != nil || len(s) != 0 {
+				t.Fatalf("enclaves after rejection: %v %v", s, err)
+			}
+		})
+	}
+}
+
+func TestRenewalAndExpiry(t *testing.T) {
+	pki := devPKI(t)
+	e1 := newEnclave(t, "v1", false, pki)
+	e2 := newEnclave(t, "v2", false, pki)
+	c := newChain(t, true, t0, devGenesis(t))
+	c.at(t0.Add(time.Minute))
+	first := c.ctx.Height
+	wantErr(t, c.register(bob, e1.evidence(t, bob, shieldingKey), shieldingKey).err)
+	start := c.ctx.Time
+
+	tests := []struct {
+		at   time.Duration
+		want error
+	}{
+		{0, nil},
+		{24 * time.Hour, nil},
+		{24*time.Hour + time.Nanosecond, teerex.ErrExpired},
+	}
+	for _, tc := range tests {
+		_, err := c.mod.Keeper.Active(c.kv, bob, start.Add(tc.at))
+		if tc.want == nil {
+			wantErr(t, err)
+		} else {
+			wantErr(t, err, tc.want)
+		}
+	}
+	if _, err := c.mod.Keeper.Enclave(c.kv, bob); err != nil {
+		t.Fatalf("expired registration must stay readable: %v", err)
+	}
+
+	// Renewal with another release moves the signer between the indexes.
+	c.at(start.Add(23 * time.Hour))
+	r := c.register(bob, e2.evidence(t, bob, shieldingKey), shieldingKey)
+	wantErr(t, r.err)
+	if !hasEvent(r, teerex.EventRenewed) {
+		t.Fatalf("no renewal event: %v", r.events)
+	}
+	got, err := c.mod.Keeper.Active(c.kv, bob, start.Add(24*time.Hour+time.Second))
+	wantErr(t, err)
+	if got.MRENCLAVE != e2.m || got.RegisteredHeight != first || got.AttestedHeight != c.ctx.Height || got.Attested() != c.ctx.Time {
+		t.Fatalf("renewed registration %+v", got)
+	}
+	if s, _ := c.mod.Keeper.EnclavesOf(c.kv, e1.m); len(s) != 0 {
+		t.Fatalf("old measurement still lists %v", s)
+	}
+	if s, _ := c.mod.Keeper.EnclavesOf(c.kv, e2.m); !slices.Equal(s, teerex.Signers{bob}) {
+		t.Fatalf("new measurement lists %v", s)
+	}
+	_, err = c.mod.Keeper.Active(c.kv, bob, start.Add(47*time.Hour+time.Second))
+	wantErr(t, err, teerex.ErrExpired)
+}
+
+func TestUnregisterAndIndexes(t *testing.T) {
+	pki := devPKI(t)
+	e := newEnclave(t, "v1", false, pki)
+	c := newChain(t, true, t0, devGenesis(t))
+	c.at(t0.Add(time.Minute))
+	for _, s := range []tx.Address{bob, carol} {
+		wantErr(t, c.register(s, e.evidence(t, s, shieldingKey), shieldingKey).err)
+	}
+	want := teerex.Signers{bob, carol}
+	slices.SortFunc(want, func(a, b tx.Address) int { return bytes.Compare(a[:], b[:]) })
+	for name, get := range map[string]func() (teerex.Signers, error){
+		"all": func() (teerex.Signers, error) { return c.mod.Keeper.Enclaves(c.kv) },
+		"of":  func() (teerex.Signers, error) { return c.mod.Keeper.EnclavesOf(c.kv, e.m) },
+	} {
+		if s, err := get(); err != nil || !slices.Equal(s, want) {
+			t.Fatalf("%s: %v %v, want %v", name, s, err, want)
+		}
+	}
+
+	rejected(t, c.call(alice, teerex.MethodUnregisterEnclave, teerex.UnregisterEnclave{}), teerex.ErrNotRegistered)
+	r := c.call(bob, teerex.MethodUnregisterEnclave, teerex.UnregisterEnclave{})
+	wantErr(t, r.err)
+	if !hasEvent(r, teerex.EventUnregistered) {
+		t.Fatal("no unregister event")
+	}
+	_, err := c.mod.Keeper.Active(c.kv, bob, c.ctx.Time)
+	wantErr(t, err, teerex.ErrNotRegistered)
+	if s, _ := c.mod.Keeper.EnclavesOf(c.kv, e.m); !slices.Equal(s, teerex.Signers{carol}) {
+		t.Fatalf("index after unregister: %v", s)
+	}
+	if s, _ := c.mod.Keeper.Enclaves(c.kv); !slices.Equal(s, teerex.Signers{carol}) {
+		t.Fatalf("all after unregister: %v", s)
+	}
+}
+
+func TestSudoCalls(t *testing.T) {
+	pki := devPKI(t)
+	e := newEnclave(t, "release", false, pki)
+	fresh, err := pki.Collateral(t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict := strictSimGenesis(t, sim.CollateralOptions{})
+	calls := []struct {
+		method string
+		args   any
+	}{
+		{teerex.MethodAllowMRENCLAVE, teerex.AllowMRENCLAVE{MRENCLAVE: e.m}},
+		{teerex.MethodDisallowMRENCLAVE, teerex.DisallowMRENCLAVE{MRENCLAVE: e.m}},
+		{teerex.MethodSetAttestationPolicy, teerex.SetAttestationPolicy{Policy: strict.Policy}},
+		{teerex.MethodSetCollateral, collateralDocs(t, fresh)},
+	}
+	for _, tc := range calls {
+		t.Run(tc.method, func(t *testing.T) {
+			c := newChain(t, false, t0, strict)
+			rejected(t, c.call(bob, tc.method, tc.args), teerex.ErrNotSudo)
+			wantErr(t, c.call(alice, tc.method, tc.args).err)
+		})
+	}
+}
+
+func TestAllowlistGovernance(t *testing.T) {
+	pki := devPKI(t)
+	e := newEnclave(t, "release", false, pki)
+	c := newChain(t, false, t0, strictSimGenesis(t, sim.CollateralOptions{}))
+	c.at(t0.Add(time.Minute))
+	rejected(t, c.register(bob, e.evidence(t, bob, shieldingKey), shieldingKey), teerex.ErrMRENCLAVENotAllowed)
+
+	r := c.call(alice, teerex.MethodAllowMRENCLAVE, teerex.AllowMRENCLAVE{MRENCLAVE: e.m})
+	wantErr(t, r.err)
+	if !hasEvent(r, teerex.EventAllowed) {
+		t.Fatal("no allow event")
+	}
+	if r := c.call(alice, teerex.MethodAllowMRENCLAVE, teerex.AllowMRENCLAVE{MRENCLAVE: e.m}); r.err != nil || r.changes != 0 || len(r.events) != 0 {
+		t.Fatalf("allowing twice: %+v", r)
+	}
+	wantErr(t, c.register(bob, e.evidence(t, bob, shieldingKey), shieldingKey).err)
+	_, err := c.mod.Keeper.Active(c.kv, bob, c.ctx.Time)
+	wantErr(t, err)
+
+	// Disallowing deactivates registered enclaves at once.
+	r = c.call(alice, teerex.MethodDisallowMRENCLAVE, teerex.DisallowMRENCLAVE{MRENCLAVE: e.m})
+	wantErr(t, r.err)
+	if !hasEvent(r, teerex.EventDisallowed) {
+		t.Fatal("no disallow event")
+	}
+	_, err = c.mod.Keeper.Active(c.kv, bob, c.ctx.Time)
+	wantErr(t, err, teerex.ErrMRENCLAVENotAllowed)
+	if l, err := c.mod.Keeper.Allowlist(c.kv); err != nil || len(l) != 0 {
+		t.Fatalf("allowlist %v %v", l, err)
+	}
+}
+
+func TestSetAttestationPolicy(t *testing.T) {
+	pki := devPKI(t)
+	expired, err := pki.Collateral(t0.Add(-60 * 24 * time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := strictSimGenesis(t, sim.CollateralOptions{}).Policy
+	mod := func(f func(p *teerex.Policy)) teerex.Policy {
+		p := base
+		p.AcceptedStatuses = slices.Clone(p.AcceptedStatuses)
+		f(&p)
+		return p
+	}
+	tests := []struct {
+		name string
+		dev  bool
+		p    teerex.Policy
+		want []error
+	}{
+		{name: "valid", p: base},
+		{name: "debug on production", p: mod(func(p *teerex.Policy) { p.AllowDebug = true }), want: []error{teerex.ErrDevOnly}},
+		{name: "any mrenclave on production", p: mod(func(p *teerex.Policy) { p.AllowAnyMRENCLAVE = true }), want: []error{teerex.ErrDevOnly}},
+		{name: "debug on dev", dev: true, p: mod(func(p *teerex.Policy) { p.AllowDebug = true })},
+		{name: "garbage root", p: mod(func(p *teerex.Policy) { p.DCAPRoots = [][]byte{{1, 2, 3}} }), want: []error{teerex.ErrInvalidPolicy}},
+		{name: "collateral under another root", p: mod(func(p *teerex.Policy) { p.DCAPRoots = teerex.ProductionPolicy().DCAPRoots }),
+			want: []error{teerex.ErrInvalidPolicy, attestation.ErrUntrustedRoot}},
+		{name: "expired collateral", p: mod(func(p *teerex.Policy) {
+			p.TCBInfos = nil
+			if err := p.AddCollateral(expired); err != nil {
+				t.Fatal(err)
+			}
+		}), want: []error{teerex.ErrInvalidPolicy, pcs.ErrExpired}},
+		{name: "unknown status", p: mod(func(p *teerex.Policy) { p.AcceptedStatuses = append(p.AcceptedStatuses, "Fine") }), want: []error{teerex.ErrInvalidPolicy}},
+		{name: "zero renewal period", p: mod(func(p *teerex.Policy) { p.RenewalPeriodSecs = 0 }), want: []error{teerex.ErrInvalidPolicy}},
+		{name: "repeated FMSPC", p: mod(func(p *teerex.Policy) { p.TCBInfos = append(slices.Clone(p.TCBInfos), p.TCBInfos[0]) }),
+			want: []error{teerex.ErrInvalidPolicy}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newChain(t, tc.dev, t0, strictSimGenesis(t, sim.CollateralOptions{}))
+			c.at(t0.Add(time.Minute))
+			r := c.call(alice, teerex.MethodSetAttestationPolicy, teerex.SetAttestationPolicy{Policy: tc.p})
+			if len(tc.want) > 0 {
+				rejected(t, r, tc.want...)
+				return
+			}
+			wantErr(t, r.err)
+			if !hasEvent(r, teerex.EventPolicySet) {
+				t.Fatal("no policy event")
+			}
+			got, err := c.mod.Keeper.Policy(c.kv)
+			wantErr(t, err)
+			a, _ := codec.Marshal(got)
+			b, _ := codec.Marshal(tc.p)
+			if !bytes.Equal(a, b) {
+				t.Fatal("stored policy differs")
+			}
+		})
+	}
+}
+
+// A dev chain outlives its genesis collateral; sudo refreshes it.
+func TestSetCollateralRefresh(t *testing.T) {
+	pki := devPKI(t)
+	e := newEnclave(t, "release", false, pki)
+	c := newChain(t, true, t0, devGenesis(t))
+	later := t0.Add(40 * 24 * time.Hour)
+	c.at(later)
+	rejected(t, c.register(bob, e.evidence(t, bob, shieldingKey), shieldingKey), teerex.ErrInvalidCollateral, pcs.ErrExpired)
+	// Refreshing only the TCB info is not enough; Validate rejects the
+	// policy with the stale QE identity.
+	fresh, err := pki.Collateral(later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := collateralDocs(t, fresh)
+	rejected(t, c.call(alice, teerex.MethodSetCollateral, teerex.SetCollateral{TCBInfos: docs.TCBInfos}), teerex.ErrInvalidPolicy, pcs.ErrExpired)
+	r := c.call(alice, teerex.MethodSetCollateral, docs)
+	wantErr(t, r.err)
+	if !hasEvent(r, teerex.EventCollateral) {
+		t.Fatal("no collateral event")
+	}
+	p, err := c.mod.Keeper.Policy(c.kv)
+	wantErr(t, err)
+	if len(p.TCBInfos) != 1 || len(p.PCKCRLs) != 1 {
+		t.Fatalf("refresh must replace by FMSPC and issuer: %d TCB infos, %d PCK CRLs", len(p.TCBInfos), len(p.PCKCRLs))
+	}
+	wantErr(t, c.register(bob, e.evidence(t, bob, shieldingKey), shieldingKey).err)
+}
+
+func TestQueryKey(t *testing.T) {
+	m := teerex.New(nil)
+	h := teerex.Hash{0xab}
+	tests := []struct {
+		path string
+		want []byte
+	}{
+		{"policy", teerex.PolicyKey()},
+		{"allowlist", teerex.AllowlistKey()},
+		{"enclaves", teerex.EnclavesKey()},
+		{"enclaves/" + h.String(), teerex.EnclavesOfKey(h)},
+		{"enclave/" + bob.String(), teerex.EnclaveKey(bob)},
+		{"enclave/xyz", nil},
+		{"enclaves/00", nil},
+		{"nothing", nil},
+		{"enclave/" + bob.String() + "/more", nil},
+	}
+	for _, tc := range tests {
+		got, err := m.QueryKey(splitPath(tc.path))
+		if tc.want == nil {
+			if err == nil {
+				t.Errorf("%s: want error, got key %q", tc.path, got)
+			}
+			continue
+		}
+		if err != nil || !bytes.Equal(got, tc.want) {
+			t.Errorf("%s: %q %v, want %q", tc.path, got, err, tc.want)
+		}
+	}
+	// The keys are the ones the state is written under.
+	pki := devPKI(t)
+	e := newEnclave(t, "release", false, pki)
+	c := newChain(t, true, t0, devGenesis(t))
+	c.at(t0.Add(time.Minute))
+	wantErr(t, c.register(bob, e.evidence(t, bob, shieldingKey), shieldingKey).err)
+	for _, k := range [][]byte{teerex.EnclaveKey(bob), teerex.EnclavesKey(), teerex.EnclavesOfKey(e.m), teerex.PolicyKey()} {
+		if v, err := c.kv.Get(k); err != nil || v == nil {
+			t.Errorf("key %q not written: %v", k, err)
+		}
+	}
+}
+
+func splitPath(p string) []string {
+	var out []string
+	for s := range bytes.SplitSeq([]byte(p), []byte("/")) {
+		out = append(out, string(s))
+	}
+	return out
+}
+
+func TestGenesis(t *testing.T) {
+	dup := teerex.ProductionGenesis(teerex.Hash{1}, teerex.Hash{1})
+	debugProd := teerex.ProductionGenesis()
+	debugProd.Policy.AllowDebug = true
+	for name, tc := range map[string]struct {
+		dev bool
+		g   *teerex.GenesisState
+	}{
+		"duplicate allowlist":  {g: &dup},
+		"debug in production":  {g: &debugProd},
+		"dev genesis too late": {dev: true, g: func() *teerex.GenesisState { g, _ := teerex.DevGenesis(t0.Add(-40 * 24 * time.Hour)); return &g }()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			st := newBareContext(t, tc.dev)
+			raw, err := jsonMarshal(tc.g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := teerex.New(nil).InitGenesis(st, raw); err == nil {
+				t.Fatal("genesis accepted")
+			}
+		})
+	}
+}
