@@ -313,7 +313,7 @@ func (m *Module) setCollateral(ctx *runtime.Context, c *SetCollateral) error {
 		if err != nil {
 			return fmt.Errorf("%w: PCK CRL %d: %w", ErrInvalidPolicy, i, err)
 		}
-		p.PCKCRLs = slices.DeleteFunc(p.PCKCRLs, func(o CRLDoc) bool {
+		p.PCKCRLs = slices.DeleteFunc(slices.Clone(p.PCKCRLs), func(o CRLDoc) bool {
 			ol, err := parseCRL(o)
 			return err == nil && string(ol.List.RawIssuer) == string(l.List.RawIssuer)
 		})

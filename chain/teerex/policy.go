@@ -3,6 +3,7 @@ package teerex
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"slices"
@@ -156,20 +157,24 @@ func (p *Policy) AddCollateral(c *pcs.Collateral) error {
 	if err != nil {
 		return fmt.Errorf("add collateral: %w", err)
 	}
-	if err := p.SetTCBInfo(SignedDoc{Envelope: tcb, Chain: chainDER(c.TCBInfo.Chain)}); err != nil {
+	if err := p.SetTCBInfo(SignedDoc{Envelope: tcb, Chain: chainPEM(c.TCBInfo.Chain)}); err != nil {
 		return fmt.Errorf("add collateral: %w", err)
 	}
-	p.QEIdentity = &SignedDoc{Envelope: qe, Chain: chainDER(c.QEIdentity.Chain)}
+	p.QEIdentity = &SignedDoc{Envelope: qe, Chain: chainPEM(c.QEIdentity.Chain)}
 	if c.PCKCRL != nil {
-		doc := CRLDoc{CRL: c.PCKCRL.List.Raw, Chain: chainDER(c.PCKCRL.Chain)}
-		p.PCKCRLs = slices.DeleteFunc(p.PCKCRLs, func(d CRLDoc) bool {
+		doc := CRLDoc{CRL: c.PCKCRL.List.Raw, Chain: chainPEM(c.PCKCRL.Chain)}
+		p.PCKCRLs = slices.DeleteFunc(slices.Clone(p.PCKCRLs), func(d CRLDoc) bool {
 			l, err := pcs.ParseCRL(d.CRL, nil)
 			return err == nil && bytes.Equal(l.List.RawIssuer, c.PCKCRL.List.RawIssuer)
 		})
 		p.PCKCRLs = append(p.PCKCRLs, doc)
 	}
 	if c.RootCRL != nil {
-		p.RootCRL = &CRLDoc{CRL: c.RootCRL.List.Raw, Chain: chainDER(c.RootCRL.Chain)}
+		// The root signs its own list: the policy's root is its issuer, and
+		// carrying another issue of the root certificate (same key, other
+		// signature bytes, as sim PKIs made at different times have) would
+		// only make crypto/x509 refuse the pair.
+		p.RootCRL = &CRLDoc{CRL: c.RootCRL.List.Raw}
 	}
 	return nil
 }
@@ -180,7 +185,7 @@ func (p *Policy) SetTCBInfo(doc SignedDoc) error {
 	if err != nil {
 		return err
 	}
-	p.TCBInfos = slices.DeleteFunc(p.TCBInfos, func(d SignedDoc) bool {
+	p.TCBInfos = slices.DeleteFunc(slices.Clone(p.TCBInfos), func(d SignedDoc) bool {
 		other, err := parseTCBInfo(d)
 		return err == nil && other.Info.FMSPC == info.Info.FMSPC
 	})
@@ -188,10 +193,13 @@ func (p *Policy) SetTCBInfo(doc SignedDoc) error {
 	return nil
 }
 
-func chainDER(chain []*x509.Certificate) []byte {
+// chainPEM encodes a chain as PEM. (Concatenated DER is accepted too, but
+// pcs.ParseCertificates trims surrounding white space first, which corrupts
+// DER whose last signature byte happens to be a space or newline.)
+func chainPEM(chain []*x509.Certificate) []byte {
 	var out []byte
 	for _, c := range chain {
-		out = append(out, c.Raw...)
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
 	}
 	return out
 }
