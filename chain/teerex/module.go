@@ -17,10 +17,10 @@
 // shard it serves by default), /teerex/policy, /teerex/allowlist.
 //
 // Registration. The evidence is verified first (trusted roots, signatures,
-// for DCAP the collateral of the quote's FMSPC, all at block time), then its
-// report data must be ReportData(sender, shielding key), else
-// ErrSenderNotAttested, then the policy decides: debug, TCB status, IAS
-// report age and the MRENCLAVE allowlist. Registering again renews. A
+// for DCAP the collateral of the quote's FMSPC, for IAS the report's age,
+// all at block time), then its report data must be ReportData(sender,
+// shielding key), else ErrSenderNotAttested, then the policy decides: debug,
+// TCB status and the MRENCLAVE allowlist. Registering again renews. A
 // registration whose attested_at lies more than the renewal period before
 // the block time is expired: Keeper.Active refuses it, so it can neither
 // confirm blocks nor unshield funds in the bridge.
