@@ -11,7 +11,7 @@ import (
 	cmtcrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
 )
 
-func openMem(t *testing.T) (*Store, dbm.DB) {
+func openMem(t testing.TB) (*Store, dbm.DB) {
 	t.Helper()
 	db := dbm.NewMemDB()
 	s, err := Open(db)
