@@ -1,0 +1,471 @@
+// Package bridge is the enclave bridge module (enclave_bridge): the public
+// chain's side of the shards that enclaves run. It carries encrypted calls
+// to the workers (invoke), moves public funds into a shard's vault
+// (shield_funds) and out of it on an enclave's word (unshield_funds, once
+// per call hash), records the blocks enclaves confirm to have processed and
+// flags disagreement, and says which enclave measurement serves each shard.
+//
+// State (values deterministic CBOR):
+//
+//	bridge/s/<shard>                  Shard (config, confirmations)
+//	bridge/u/<shard><call hash>       Unshielded
+//	bridge/b/<shard><8-byte height>   Confirmation: the first for the height
+//
+// Queries: /bridge/shard/<hex shard> (absent until the shard's first
+// confirmation or configuration change: read it as DefaultShard), with the
+// vault balance at /accounts/<hex Shard.Vault>;
+// /bridge/unshielded/<hex shard>/<hex call hash>;
+// /bridge/block/<hex shard>/<height>.
+//
+// Membership. An enclave serves a shard at height h if teerex reports it
+// Active (registered, not expired, still allowed) and its MRENCLAVE is the
+// shard's measurement at h: by default the shard ID itself, changed by
+// update_shard_config from an enactment height on, so that a shard moves to
+// a new enclave release while keeping its ID, vault and state.
+//
+// Double unshielding. Every worker of a shard submits the same
+// unshield_funds; the first to execute pays, every later one fails with
+// ErrAlreadyUnshielded and changes nothing. Being an error, a repeat that
+// reaches CheckTx after the first committed is refused before it enters the
+// mempool and costs no fee.
+package bridge
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/integritee-go/integritee/chain/codec"
+	"github.com/integritee-go/integritee/chain/runtime"
+	"github.com/integritee-go/integritee/chain/store"
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/tx"
+)
+
+// Name is the module name: call namespace, key prefix and query path.
+const Name = "bridge"
+
+// Call methods.
+const (
+	MethodInvoke                = "invoke"
+	MethodShieldFunds           = "shield_funds"
+	MethodUnshieldFunds         = "unshield_funds"
+	MethodConfirmProcessedBlock = "confirm_processed_block"
+	MethodUpdateShardConfig     = "update_shard_config"
+)
+
+// Event types; every state change emits one. Ciphertexts are carried in
+// non-indexed attributes: workers read them from the block results.
+const (
+	EventInvoked         = "bridge.invoked"              // shard, sender, ciphertext (base64)
+	EventShielded        = "bridge.shielded"             // shard, from, amount, encrypted_recipient (base64)
+	EventUnshielded      = "bridge.unshielded"           // shard, beneficiary, amount, call_hash, enclave
+	EventBlockConfirmed  = "bridge.block_confirmed"      // shard, height, block_hash, calls_root, state_hash, enclave
+	EventStateDivergence = "bridge.state_divergence"     // shard, height, enclave, state_hash, block_hash, first_enclave, first_state_hash, first_block_hash
+	EventConfigUpdated   = "bridge.shard_config_updated" // shard, mrenclave, enactment_height, by
+)
+
+// Bounds of call arguments.
+const (
+	MaxCiphertextBytes         = 32 << 10
+	MaxEncryptedRecipientBytes = 4 << 10
+)
+
+// Errors of this module's calls (codespace "bridge"). Never renumber.
+var (
+	ErrNotActive          = runtime.NewError(Name, 1, "sender is not an active registered enclave")
+	ErrNotShardEnclave    = runtime.NewError(Name, 2, "enclave does not serve this shard")
+	ErrAlreadyUnshielded  = runtime.NewError(Name, 3, "unshield call already executed")
+	ErrFutureHeight       = runtime.NewError(Name, 4, "confirmed block is not yet committed")
+	ErrStaleConfirmation  = runtime.NewError(Name, 5, "confirmation not above the enclave's last confirmed height")
+	ErrNotAuthorized      = runtime.NewError(Name, 6, "sender may not change the shard configuration")
+	ErrEnactmentInPast    = runtime.NewError(Name, 7, "enactment height before the current block")
+	ErrCorruptShardRecord = runtime.NewError(Name, 8, "shard record does not belong to the shard")
+)
+
+// Invoke is the argument of invoke: an encrypted call for the shard's
+// enclaves (indirect invocation). Anyone may send it.
+type Invoke struct {
+	Shard      teerex.Hash `cbor:"shard"`
+	Ciphertext []byte      `cbor:"ciphertext"`
+}
+
+// ShieldFunds is the argument of shield_funds: Amount moves from the sender
+// to the shard's vault; the enclaves credit the recipient they decrypt.
+type ShieldFunds struct {
+	Shard              teerex.Hash `cbor:"shard"`
+	Amount             uint64      `cbor:"amount"`
+	EncryptedRecipient []byte      `cbor:"encrypted_recipient"`
+}
+
+// UnshieldFunds is the argument of unshield_funds, sent by an enclave of
+// the shard: pay Amount from the vault to Beneficiary, once per CallHash.
+type UnshieldFunds struct {
+	Shard       teerex.Hash `cbor:"shard"`
+	Beneficiary tx.Address  `cbor:"beneficiary"`
+	Amount      uint64      `cbor:"amount"`
+	CallHash    teerex.Hash `cbor:"call_hash"`
+}
+
+// ConfirmProcessedBlock is the argument of confirm_processed_block, sent by
+// an enclave of the shard after it processed the chain block at Height.
+type ConfirmProcessedBlock struct {
+	Shard     teerex.Hash `cbor:"shard"`
+	Height    uint64      `cbor:"height"`
+	BlockHash teerex.Hash `cbor:"block_hash"`
+	CallsRoot teerex.Hash `cbor:"calls_root"`
+	StateHash teerex.Hash `cbor:"state_hash"`
+}
+
+// UpdateShardConfig is the argument of update_shard_config, sent by sudo or
+// by an enclave of the shard's current measurement: from EnactmentHeight on,
+// MRENCLAVE serves the shard. A later update replaces a pending one.
+type UpdateShardConfig struct {
+	Shard           teerex.Hash `cbor:"shard"`
+	MRENCLAVE       teerex.Hash `cbor:"mrenclave"`
+	EnactmentHeight uint64      `cbor:"enactment_height"`
+}
+
+// Registry reports whether an enclave may act (teerex.Keeper).
+type Registry interface {
+	Active(r store.Reader, signer tx.Address, now time.Time) (teerex.Enclave, error)
+}
+
+// Bank moves funds and emits the transfer event (accounts.Keeper).
+type Bank interface {
+	Transfer(ctx *runtime.Context, from, to tx.Address, amount uint64) error
+}
+
+// Sudo tells whether an account is the sudo key (accounts.Keeper).
+type Sudo interface {
+	IsSudo(r store.Reader, a tx.Address) (bool, error)
+}
+
+// Module is the bridge module.
+type Module struct {
+	registry Registry
+	bank     Bank
+	sudo     Sudo
+}
+
+var _ runtime.Module = (*Module)(nil)
+
+// New returns the module on its dependencies.
+func New(registry Registry, bank Bank, sudo Sudo) *Module {
+	return &Module{registry: registry, bank: bank, sudo: sudo}
+}
+
+// Name implements runtime.Module.
+func (*Module) Name() string { return Name }
+
+// DecodeCall implements runtime.Module.
+func (*Module) DecodeCall(call tx.Call) (runtime.Msg, error) {
+	var (
+		msg   runtime.Msg
+		check func() error
+	)
+	switch call.Method {
+	case MethodInvoke:
+		var m Invoke
+		msg, check = &m, func() error {
+			return bounded("ciphertext", len(m.Ciphertext), MaxCiphertextBytes)
+		}
+	case MethodShieldFunds:
+		var m ShieldFunds
+		msg, check = &m, func() error {
+			if m.Amount == 0 {
+				return errors.New("shield of zero")
+			}
+			return bounded("encrypted recipient", len(m.EncryptedRecipient), MaxEncryptedRecipientBytes)
+		}
+	case MethodUnshieldFunds:
+		var m UnshieldFunds
+		msg, check = &m, func() error {
+			if m.Amount == 0 {
+				return errors.New("unshield of zero")
+			}
+			return nil
+		}
+	case MethodConfirmProcessedBlock:
+		var m ConfirmProcessedBlock
+		msg, check = &m, func() error { return nil }
+	case MethodUpdateShardConfig:
+		var m UpdateShardConfig
+		msg, check = &m, func() error { return nil }
+	default:
+		return nil, fmt.Errorf("%w: %s.%s", runtime.ErrUnknownCall, Name, call.Method)
+	}
+	if err := call.DecodeArgs(msg); err != nil {
+		return nil, fmt.Errorf("%w: %w", runtime.ErrMalformedCall, err)
+	}
+	if err := check(); err != nil {
+		return nil, fmt.Errorf("%w: %s.%s: %w", runtime.ErrMalformedCall, Name, call.Method, err)
+	}
+	return msg, nil
+}
+
+func bounded(what string, n, limit int) error {
+	if n == 0 || n > limit {
+		return fmt.Errorf("%s of %d bytes, want 1..%d", what, n, limit)
+	}
+	return nil
+}
+
+// Execute implements runtime.Module.
+func (m *Module) Execute(ctx *runtime.Context, msg runtime.Msg) error {
+	switch msg := msg.(type) {
+	case *Invoke:
+		ctx.AddEvents([]abci.Event{event(EventInvoked,
+			attr("shard", msg.Shard.String(), true), attr("sender", ctx.Sender.String(), true),
+			attr("ciphertext", base64.StdEncoding.EncodeToString(msg.Ciphertext), false))})
+		return nil
+	case *ShieldFunds:
+		if err := m.bank.Transfer(ctx, ctx.Sender, VaultAddress(msg.Shard), msg.Amount); err != nil {
+			return err
+		}
+		ctx.AddEvents([]abci.Event{event(EventShielded,
+			attr("shard", msg.Shard.String(), true), attr("from", ctx.Sender.String(), true),
+			attr("amount", strconv.FormatUint(msg.Amount, 10), true),
+			attr("encrypted_recipient", base64.StdEncoding.EncodeToString(msg.EncryptedRecipient), false))})
+		return nil
+	case *UnshieldFunds:
+		return m.unshield(ctx, msg)
+	case *ConfirmProcessedBlock:
+		return m.confirm(ctx, msg)
+	case *UpdateShardConfig:
+		return m.updateConfig(ctx, msg)
+	}
+	return fmt.Errorf("%w: bridge cannot execute %T", runtime.ErrUnknownCall, msg)
+}
+
+func event(typ string, attrs ...abci.EventAttribute) abci.Event {
+	return abci.Event{Type: typ, Attributes: attrs}
+}
+
+func attr(k, v string, index bool) abci.EventAttribute {
+	return abci.EventAttribute{Key: k, Value: v, Index: index}
+}
+
+// State keys.
+var (
+	keyShardPrefix      = []byte(Name + "/s/")
+	keyUnshieldedPrefix = []byte(Name + "/u/")
+	keyBlockPrefix      = []byte(Name + "/b/")
+)
+
+// ShardKey is the state key of a shard's record.
+func ShardKey(shard teerex.Hash) []byte { return slices.Concat(keyShardPrefix, shard[:]) }
+
+// UnshieldedKey is the state key marking an executed unshield call.
+func UnshieldedKey(shard, callHash teerex.Hash) []byte {
+	return slices.Concat(keyUnshieldedPrefix, shard[:], callHash[:])
+}
+
+// BlockKey is the state key of the first confirmation of a shard's height.
+func BlockKey(shard teerex.Hash, height uint64) []byte {
+	return binary.BigEndian.AppendUint64(slices.Concat(keyBlockPrefix, shard[:]), height)
+}
+
+func get(r store.Reader, key []byte, v any) (bool, error) {
+	b, err := r.Get(key)
+	if err != nil || b == nil {
+		return false, err
+	}
+	if err := codec.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("bridge: decode %q: %w", key, err)
+	}
+	return true, nil
+}
+
+func put(kv store.KV, key []byte, v any) error {
+	b, err := codec.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("bridge: encode %q: %w", key, err)
+	}
+	kv.Set(key, b)
+	return nil
+}
+
+// Shard returns the record of a shard, DefaultShard if it has none.
+func (m *Module) Shard(r store.Reader, id teerex.Hash) (Shard, error) {
+	s := DefaultShard(id)
+	ok, err := get(r, ShardKey(id), &s)
+	if err != nil {
+		return s, err
+	}
+	if ok && s.ID != id {
+		return s, fmt.Errorf("%w: record of %s names %s", ErrCorruptShardRecord, id, s.ID)
+	}
+	return s, nil
+}
+
+// Unshielded returns the record of an executed unshield call, if any.
+func (m *Module) Unshielded(r store.Reader, shard, callHash teerex.Hash) (Unshielded, bool, error) {
+	var u Unshielded
+	ok, err := get(r, UnshieldedKey(shard, callHash), &u)
+	return u, ok, err
+}
+
+// member checks that the sender is an Active enclave serving shard s at the
+// current height.
+func (m *Module) member(ctx *runtime.Context, s *Shard) (teerex.Enclave, error) {
+	e, err := m.registry.Active(ctx.Store, ctx.Sender, ctx.Time)
+	if err != nil {
+		var re *runtime.Error
+		if errors.As(err, &re) {
+			return e, fmt.Errorf("%w: %w", ErrNotActive, err)
+		}
+		return e, err
+	}
+	if want := s.MRENCLAVEAt(height(ctx)); e.MRENCLAVE != want {
+		return e, fmt.Errorf("%w: %s runs %s, shard %s is served by %s", ErrNotShardEnclave, ctx.Sender, e.MRENCLAVE, s.ID, want)
+	}
+	return e, nil
+}
+
+// height is the current block height; genesis and block heights are
+// positive.
+func height(ctx *runtime.Context) uint64 { return uint64(max(ctx.Height, 0)) }
+
+func (m *Module) unshield(ctx *runtime.Context, msg *UnshieldFunds) error {
+	s, err := m.Shard(ctx.Store, msg.Shard)
+	if err != nil {
+		return err
+	}
+	if _, err := m.member(ctx, &s); err != nil {
+		return err
+	}
+	prev, done, err := m.Unshielded(ctx.Store, msg.Shard, msg.CallHash)
+	if err != nil {
+		return err
+	}
+	if done {
+		return fmt.Errorf("%w: call %s of shard %s paid at height %d on the word of %s",
+			ErrAlreadyUnshielded, msg.CallHash, msg.Shard, prev.Height, prev.Enclave)
+	}
+	if err := m.bank.Transfer(ctx, s.Vault, msg.Beneficiary, msg.Amount); err != nil {
+		return err
+	}
+	u := Unshielded{Enclave: ctx.Sender, Beneficiary: msg.Beneficiary, Amount: msg.Amount, Height: height(ctx)}
+	if err := put(ctx.Store, UnshieldedKey(msg.Shard, msg.CallHash), u); err != nil {
+		return err
+	}
+	ctx.Emit(EventUnshielded, "shard", msg.Shard.String(), "beneficiary", msg.Beneficiary.String(),
+		"amount", strconv.FormatUint(msg.Amount, 10), "call_hash", msg.CallHash.String(), "enclave", ctx.Sender.String())
+	return nil
+}
+
+func (m *Module) confirm(ctx *runtime.Context, msg *ConfirmProcessedBlock) error {
+	s, err := m.Shard(ctx.Store, msg.Shard)
+	if err != nil {
+		return err
+	}
+	if _, err := m.member(ctx, &s); err != nil {
+		return err
+	}
+	// A worker processes a block after it is committed, so its
+	// confirmation lands in a later block.
+	if msg.Height >= height(ctx) {
+		return fmt.Errorf("%w: height %d in block %d", ErrFutureHeight, msg.Height, ctx.Height)
+	}
+	if i, found := s.confirmationOf(ctx.Sender); found && msg.Height <= s.Enclaves[i].Height {
+		return fmt.Errorf("%w: %d, last %d", ErrStaleConfirmation, msg.Height, s.Enclaves[i].Height)
+	}
+	c := Confirmation{
+		Enclave: ctx.Sender, Height: msg.Height,
+		BlockHash: msg.BlockHash, CallsRoot: msg.CallsRoot, StateHash: msg.StateHash,
+		ConfirmedHeight: height(ctx),
+	}
+	var first Confirmation
+	seen, err := get(ctx.Store, BlockKey(msg.Shard, msg.Height), &first)
+	if err != nil {
+		return err
+	}
+	if !seen {
+		if err := put(ctx.Store, BlockKey(msg.Shard, msg.Height), c); err != nil {
+			return err
+		}
+	}
+	s.enact(height(ctx))
+	s.record(c)
+	diverged := seen && !first.same(&c)
+	if diverged {
+		s.Divergences++
+		s.LastDivergence = msg.Height
+	}
+	if err := put(ctx.Store, ShardKey(msg.Shard), s); err != nil {
+		return err
+	}
+	h := strconv.FormatUint(msg.Height, 10)
+	ctx.Emit(EventBlockConfirmed, "shard", msg.Shard.String(), "height", h, "block_hash", msg.BlockHash.String(),
+		"calls_root", msg.CallsRoot.String(), "state_hash", msg.StateHash.String(), "enclave", ctx.Sender.String())
+	if diverged {
+		ctx.Emit(EventStateDivergence, "shard", msg.Shard.String(), "height", h,
+			"enclave", ctx.Sender.String(), "state_hash", msg.StateHash.String(), "block_hash", msg.BlockHash.String(),
+			"first_enclave", first.Enclave.String(), "first_state_hash", first.StateHash.String(),
+			"first_block_hash", first.BlockHash.String())
+	}
+	return nil
+}
+
+func (m *Module) updateConfig(ctx *runtime.Context, msg *UpdateShardConfig) error {
+	s, err := m.Shard(ctx.Store, msg.Shard)
+	if err != nil {
+		return err
+	}
+	sudo, err := m.sudo.IsSudo(ctx.Store, ctx.Sender)
+	if err != nil {
+		return err
+	}
+	if !sudo {
+		if _, err := m.member(ctx, &s); err != nil {
+			return fmt.Errorf("%w: %w", ErrNotAuthorized, err)
+		}
+	}
+	if msg.EnactmentHeight < height(ctx) {
+		return fmt.Errorf("%w: %d, block %d", ErrEnactmentInPast, msg.EnactmentHeight, ctx.Height)
+	}
+	s.enact(height(ctx))
+	s.Pending = &Config{MRENCLAVE: msg.MRENCLAVE, Since: msg.EnactmentHeight}
+	if err := put(ctx.Store, ShardKey(msg.Shard), s); err != nil {
+		return err
+	}
+	ctx.Emit(EventConfigUpdated, "shard", msg.Shard.String(), "mrenclave", msg.MRENCLAVE.String(),
+		"enactment_height", strconv.FormatUint(msg.EnactmentHeight, 10), "by", ctx.Sender.String())
+	return nil
+}
+
+// QueryKey implements runtime.Module.
+func (*Module) QueryKey(path []string) ([]byte, error) {
+	bad := errors.New("query path: want /bridge/shard/<hex shard>, /bridge/unshielded/<hex shard>/<hex call hash> or /bridge/block/<hex shard>/<height>")
+	if len(path) < 2 {
+		return nil, bad
+	}
+	shard, err := teerex.ParseHash(path[1])
+	if err != nil {
+		return nil, fmt.Errorf("query path: shard: %w", err)
+	}
+	switch {
+	case path[0] == "shard" && len(path) == 2:
+		return ShardKey(shard), nil
+	case path[0] == "unshielded" && len(path) == 3:
+		h, err := teerex.ParseHash(path[2])
+		if err != nil {
+			return nil, fmt.Errorf("query path: call hash: %w", err)
+		}
+		return UnshieldedKey(shard, h), nil
+	case path[0] == "block" && len(path) == 3:
+		n, err := strconv.ParseUint(path[2], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("query path: height: %w", err)
+		}
+		return BlockKey(shard, n), nil
+	}
+	return nil, bad
+}

@@ -1,0 +1,126 @@
+package bridge
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"slices"
+
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/tx"
+)
+
+// VaultAddress is the account holding a shard's shielded funds. It is a
+// hash, not a key anybody generated, so nobody can sign for it: funds leave
+// it only through unshield_funds.
+func VaultAddress(shard teerex.Hash) tx.Address {
+	return tx.Address(sha256.Sum256(slices.Concat([]byte("integritee/bridge/vault/"), shard[:])))
+}
+
+// Config is the enclave measurement allowed to serve a shard from a height
+// on.
+type Config struct {
+	MRENCLAVE teerex.Hash `cbor:"mrenclave" json:"mrenclave"`
+	// Since is the height from which MRENCLAVE serves (0: from the start).
+	Since uint64 `cbor:"since" json:"since"`
+}
+
+// Confirmation is a processed block confirmed by an enclave.
+type Confirmation struct {
+	Enclave   tx.Address  `cbor:"enclave" json:"enclave"`
+	Height    uint64      `cbor:"height" json:"height"`
+	BlockHash teerex.Hash `cbor:"block_hash" json:"block_hash"`
+	CallsRoot teerex.Hash `cbor:"calls_root" json:"calls_root"`
+	StateHash teerex.Hash `cbor:"state_hash" json:"state_hash"`
+	// ConfirmedHeight is the height of the block that carried it.
+	ConfirmedHeight uint64 `cbor:"confirmed_height" json:"confirmed_height"`
+}
+
+// same reports whether c and o confirm the same result.
+func (c *Confirmation) same(o *Confirmation) bool {
+	return c.BlockHash == o.BlockHash && c.CallsRoot == o.CallsRoot && c.StateHash == o.StateHash
+}
+
+// Shard is the on-chain record of a shard. A shard that never had a
+// configuration change or a confirmation has no record; it is served by the
+// measurement equal to its ID (see DefaultShard).
+type Shard struct {
+	ID    teerex.Hash `cbor:"id" json:"id"`
+	Vault tx.Address  `cbor:"vault" json:"vault"`
+	// Config is the measurement serving the shard; Pending a scheduled
+	// change, effective from its Since height.
+	Config  Config  `cbor:"config" json:"config"`
+	Pending *Config `cbor:"pending,omitempty" json:"pending,omitempty"`
+	// Latest is the highest confirmed block, by whichever enclave.
+	Latest *Confirmation `cbor:"latest,omitempty" json:"latest,omitempty"`
+	// Enclaves holds each enclave's latest confirmation, sorted by
+	// enclave, at most MaxTrackedEnclaves (the stalest are dropped).
+	Enclaves []Confirmation `cbor:"enclaves,omitempty" json:"enclaves,omitempty"`
+	// Divergences counts heights for which enclaves confirmed different
+	// results; LastDivergence is the latest such height.
+	Divergences    uint64 `cbor:"divergences" json:"divergences"`
+	LastDivergence uint64 `cbor:"last_divergence,omitempty" json:"last_divergence,omitempty"`
+}
+
+// MaxTrackedEnclaves bounds Shard.Enclaves.
+const MaxTrackedEnclaves = 64
+
+// DefaultShard is the record of a shard without one: created by, and
+// served by, the enclave measurement equal to its ID.
+func DefaultShard(id teerex.Hash) Shard {
+	return Shard{ID: id, Vault: VaultAddress(id), Config: Config{MRENCLAVE: id}}
+}
+
+// MRENCLAVEAt returns the measurement that serves the shard at height h.
+func (s *Shard) MRENCLAVEAt(h uint64) teerex.Hash {
+	if s.Pending != nil && h >= s.Pending.Since {
+		return s.Pending.MRENCLAVE
+	}
+	return s.Config.MRENCLAVE
+}
+
+// enact folds a pending change that is effective at height h.
+func (s *Shard) enact(h uint64) {
+	if s.Pending != nil && h >= s.Pending.Since {
+		s.Config, s.Pending = *s.Pending, nil
+	}
+}
+
+// confirmationOf returns the latest confirmation of enclave e, if any.
+func (s *Shard) confirmationOf(e tx.Address) (int, bool) {
+	return slices.BinarySearchFunc(s.Enclaves, e, func(c Confirmation, e tx.Address) int {
+		return compareAddr(c.Enclave, e)
+	})
+}
+
+// record stores c as its enclave's latest confirmation.
+func (s *Shard) record(c Confirmation) {
+	if i, found := s.confirmationOf(c.Enclave); found {
+		s.Enclaves[i] = c
+	} else {
+		s.Enclaves = slices.Insert(s.Enclaves, i, c)
+	}
+	if len(s.Enclaves) > MaxTrackedEnclaves {
+		stalest := 0
+		for i, e := range s.Enclaves {
+			if e.ConfirmedHeight < s.Enclaves[stalest].ConfirmedHeight {
+				stalest = i
+			}
+		}
+		s.Enclaves = slices.Delete(s.Enclaves, stalest, stalest+1)
+	}
+	if s.Latest == nil || c.Height > s.Latest.Height {
+		cp := c
+		s.Latest = &cp
+	}
+}
+
+func compareAddr(a, b tx.Address) int { return bytes.Compare(a[:], b[:]) }
+
+// Unshielded records an executed unshield_funds: its call hash can never
+// pay again.
+type Unshielded struct {
+	Enclave     tx.Address `cbor:"enclave" json:"enclave"`
+	Beneficiary tx.Address `cbor:"beneficiary" json:"beneficiary"`
+	Amount      uint64     `cbor:"amount" json:"amount"`
+	Height      uint64     `cbor:"height" json:"height"`
+}
