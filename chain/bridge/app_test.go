@@ -1,0 +1,137 @@
+package bridge_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	dbm "github.com/cometbft/cometbft-db"
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/integritee-go/integritee/attestation"
+	app "github.com/integritee-go/integritee/chain"
+	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/codec"
+	"github.com/integritee-go/integritee/chain/runtime"
+	"github.com/integritee-go/integritee/chain/store"
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/tee/sim"
+)
+
+// TestAppWiring runs both modules inside the real ABCI application, wired
+// as the report describes: a sim enclave registers through FinalizeBlock,
+// funds are shielded and unshielded, and the registration is queried.
+func TestAppWiring(t *testing.T) {
+	st, err := store.Open(dbm.NewMemDB())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := teerex.New(accounts.Keeper{})
+	br := bridge.New(tr.Keeper, accounts.Keeper{}, accounts.Keeper{})
+	a, err := app.New(app.Options{ChainID: "wiring", Store: st, Modules: []runtime.Module{tr, br}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ag, _ := json.Marshal(accounts.DevGenesis())
+	tg, err := teerex.DevGenesis(t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgj, _ := json.Marshal(tg)
+	state, err := json.Marshal(app.AppState{Dev: true, Modules: map[string]json.RawMessage{accounts.Name: ag, teerex.Name: tgj}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := a.InitChain(ctx, &abci.RequestInitChain{ChainId: "wiring", Time: t0, InitialHeight: 1, AppStateBytes: state}); err != nil {
+		t.Fatal(err)
+	}
+
+	nonces := map[string]uint64{}
+	signed := func(name string, call tx.Call) []byte {
+		key := accounts.DevKey(name)
+		body := tx.Body{ChainID: "wiring", Sender: accounts.DevAddress(name), Nonce: nonces[name], Fee: accounts.Unit / 100, Call: call}
+		nonces[name]++
+		s, err := tx.Sign(body, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := s.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	height := int64(0)
+	block := func(txs ...[]byte) []*abci.ExecTxResult {
+		height++
+		res, err := a.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Height: height, Time: t0.Add(time.Duration(height) * time.Second), Txs: txs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Commit(ctx, &abci.RequestCommit{}); err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range res.TxResults {
+			if r.Code != 0 {
+				t.Fatalf("block %d tx %d: %s/%d %s", height, i, r.Codespace, r.Code, r.Log)
+			}
+		}
+		return res.TxResults
+	}
+
+	shard := measurement("v1")
+	m := [32]byte(shard)
+	enc, err := sim.New(sim.Config{Measurement: &m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := []byte("shielding key")
+	q, err := enc.Quote(teerex.ReportData(dave, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := teerex.RegisterEnclaveCall(teerex.Evidence{Kind: attestation.KindDCAP, Quote: q}, key, "wss://127.0.0.1:2000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shield, err := tx.NewCall(bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 500, EncryptedRecipient: []byte("r")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	block(signed("Dave", reg), signed("Bob", shield))
+	unshield, err := tx.NewCall(bridge.Name, bridge.MethodUnshieldFunds, bridge.UnshieldFunds{Shard: shard, Beneficiary: bob, Amount: 200, CallHash: teerex.Hash{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	block(signed("Dave", unshield))
+
+	// A repeat is refused by CheckTx: it never reaches a block or pays.
+	res, err := a.CheckTx(ctx, &abci.RequestCheckTx{Tx: signed("Dave", unshield)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Codespace != bridge.Name || res.Code != bridge.ErrAlreadyUnshielded.Code {
+		t.Fatalf("CheckTx of a repeated unshield: %s/%d %s", res.Codespace, res.Code, res.Log)
+	}
+
+	q2, err := a.Query(ctx, &abci.RequestQuery{Path: "/teerex/enclave/" + dave.String(), Prove: true})
+	if err != nil || q2.Code != 0 {
+		t.Fatalf("query: %v %+v", err, q2)
+	}
+	var e teerex.Enclave
+	if err := codec.Unmarshal(q2.Value, &e); err != nil || e.MRENCLAVE != shard || e.WorkerURL != "wss://127.0.0.1:2000" {
+		t.Fatalf("queried enclave %+v %v", e, err)
+	}
+	q3, err := a.Query(ctx, &abci.RequestQuery{Path: "/accounts/" + bridge.VaultAddress(shard).String()})
+	if err != nil || q3.Code != 0 {
+		t.Fatalf("vault query: %v %+v", err, q3)
+	}
+	var vault accounts.Account
+	if err := codec.Unmarshal(q3.Value, &vault); err != nil || vault.Balance != 300 {
+		t.Fatalf("vault %+v %v", vault, err)
+	}
+}
