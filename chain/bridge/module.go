@@ -156,7 +156,8 @@ type Module struct {
 
 var _ runtime.Module = (*Module)(nil)
 
-// New returns the module on its dependencies.
+// New returns the module on its dependencies, all required (New(nil, nil,
+// nil) serves DecodeCall and QueryKey only).
 func New(registry Registry, bank Bank, sudo Sudo) *Module {
 	return &Module{registry: registry, bank: bank, sudo: sudo}
 }
@@ -219,6 +220,10 @@ func bounded(what string, n, limit int) error {
 
 // Execute implements runtime.Module.
 func (m *Module) Execute(ctx *runtime.Context, msg runtime.Msg) error {
+	if m.registry == nil || m.bank == nil || m.sudo == nil {
+		// A wiring mistake, not the transaction's fault: halt loudly.
+		return errors.New("bridge: module built without registry, bank or sudo")
+	}
 	switch msg := msg.(type) {
 	case *Invoke:
 		ctx.AddEvents([]abci.Event{event(EventInvoked,
