@@ -41,6 +41,9 @@ type InitOptions struct {
 	Accounts *accounts.GenesisState
 	// GenesisTime defaults to now.
 	GenesisTime time.Time
+	// Modules holds the genesis entries (app_state keys) of modules other
+	// than accounts, e.g. "teerex".
+	Modules map[string]json.RawMessage
 }
 
 func (o *InitOptions) defaults() {
@@ -120,7 +123,14 @@ func writeGenesis(homes []string, opts InitOptions, vals []types.GenesisValidato
 	if err != nil {
 		return err
 	}
-	appState, err := json.Marshal(chain.AppState{Dev: opts.Dev, Modules: map[string]json.RawMessage{accounts.Name: acc}})
+	mods := map[string]json.RawMessage{accounts.Name: acc}
+	for name, raw := range opts.Modules {
+		if name == accounts.Name || name == "dev" {
+			return fmt.Errorf("genesis: module entry %q is reserved", name)
+		}
+		mods[name] = raw
+	}
+	appState, err := json.Marshal(chain.AppState{Dev: opts.Dev, Modules: mods})
 	if err != nil {
 		return err
 	}

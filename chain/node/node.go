@@ -24,6 +24,7 @@ import (
 	"github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/chain"
+	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 )
 
@@ -33,6 +34,9 @@ type StartOptions struct {
 	Logger *slog.Logger
 	// RPCListen and P2PListen override node.json when set (host:port).
 	RPCListen, P2PListen string
+	// Modules are the runtime modules besides accounts (teerex, bridge,
+	// ...). Every node of a chain must run the same modules.
+	Modules []runtime.Module
 }
 
 // Node is a running integritee-node.
@@ -92,7 +96,7 @@ func Start(home string, opts StartOptions) (*Node, error) {
 		db.Close()
 		return nil, err
 	}
-	app, err := chain.New(chain.Options{ChainID: gen.ChainID, Store: st, Logger: log.With("module", "app")})
+	app, err := chain.New(chain.Options{ChainID: gen.ChainID, Store: st, Logger: log.With("module", "app"), Modules: opts.Modules})
 	if err != nil {
 		db.Close()
 		return nil, err

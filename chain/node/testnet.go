@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -23,6 +24,8 @@ type TestnetOptions struct {
 	TimeoutCommit time.Duration
 	// GenesisTime defaults to now.
 	GenesisTime time.Time
+	// Modules are genesis entries of modules other than accounts.
+	Modules map[string]json.RawMessage
 }
 
 // Testnet writes homes out/node0 ... out/node<n-1> for n validators of one
@@ -72,7 +75,7 @@ func Testnet(out string, n int, opts TestnetOptions) ([]string, error) {
 			return nil, err
 		}
 	}
-	io := InitOptions{ChainID: opts.ChainID, Dev: opts.Dev, GenesisTime: opts.GenesisTime}
+	io := InitOptions{ChainID: opts.ChainID, Dev: opts.Dev, GenesisTime: opts.GenesisTime, Modules: opts.Modules}
 	io.defaults()
 	if err := writeGenesis(homes, io, vals); err != nil {
 		return nil, err
