@@ -278,10 +278,10 @@ func (p *Policy) Validate(dev bool, at time.Time) error {
 	if _, err := parseRoots(p.IASRoots); err != nil {
 		return bad("IAS %v", err)
 	}
-	docs := func(d SignedDoc) bool { return len(d.Envelope) > maxDocBytes || len(d.Chain) > maxDocBytes }
+	tooLarge := func(d SignedDoc) bool { return len(d.Envelope) > maxDocBytes || len(d.Chain) > maxDocBytes }
 	fmspcs := make(map[[6]byte]bool)
 	for i, d := range p.TCBInfos {
-		if docs(d) {
+		if tooLarge(d) {
 			return bad("TCB info %d too large", i)
 		}
 		s, err := parseTCBInfo(d)
@@ -297,7 +297,7 @@ func (p *Policy) Validate(dev bool, at time.Time) error {
 		}
 	}
 	if d := p.QEIdentity; d != nil {
-		if docs(*d) {
+		if tooLarge(*d) {
 			return bad("QE identity too large")
 		}
 		s, err := parseQEIdentity(*d)
