@@ -18,6 +18,15 @@ import (
 // headers), concatenated DER, or bare base64 without PEM armour. Empty input
 // gives an empty chain.
 func ParseCertificates(b []byte) ([]*x509.Certificate, error) {
+	// DER is binary: test for it before trimming, since its last bytes may
+	// well be whitespace characters.
+	if len(b) > 0 && b[0] == 0x30 {
+		certs, err := x509.ParseCertificates(b)
+		if err != nil {
+			return nil, fmt.Errorf("%w: DER chain: %v", ErrMalformed, err)
+		}
+		return certs, nil
+	}
 	b = bytes.TrimSpace(b)
 	switch {
 	case len(b) == 0:
@@ -31,12 +40,6 @@ func ParseCertificates(b []byte) ([]*x509.Certificate, error) {
 		return parsePEMCertificates([]byte(s))
 	case bytes.Contains(b, []byte("-----BEGIN")):
 		return parsePEMCertificates(b)
-	case b[0] == 0x30:
-		certs, err := x509.ParseCertificates(b)
-		if err != nil {
-			return nil, fmt.Errorf("%w: DER chain: %v", ErrMalformed, err)
-		}
-		return certs, nil
 	default:
 		der, err := base64.StdEncoding.DecodeString(string(bytes.Join(bytes.Fields(b), nil)))
 		if err != nil {

@@ -444,3 +444,29 @@ func TestParseCertificatesEncodings(t *testing.T) {
 		})
 	}
 }
+
+// A DER chain whose last byte happens to be a whitespace character must
+// parse whole: trimming it would corrupt the last certificate.
+func TestParseCertificatesDERTrailingWhitespaceByte(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ws"},
+		NotBefore: time.Unix(0, 0), NotAfter: time.Unix(1<<31, 0)}
+	for range 5000 {
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.ContainsAny(der[len(der)-1:], " \t\n\r\v\f") {
+			continue
+		}
+		certs, err := ParseCertificates(der)
+		if err != nil || len(certs) != 1 {
+			t.Fatalf("DER ending in %#x: %d certificates, %v", der[len(der)-1], len(certs), err)
+		}
+		return
+	}
+	t.Fatal("no certificate ending in a whitespace byte was generated")
+}
