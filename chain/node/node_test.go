@@ -432,3 +432,30 @@ func BenchmarkTransfers(b *testing.B) {
 		b.Fatalf("Ferdie got %d of %d transfers (%v)", acc.Balance-accounts.DevBalance, sent, err)
 	}
 }
+
+func TestClientTrustRoot(t *testing.T) {
+	_, c := startNode(t, devHome(t))
+	ctx := ctxT(t)
+	com, err := c.RPC().Commit(ctx, ptr(int64(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := client.New(ctx, c.RPC().Remote(), client.Options{TrustHeight: 1, TrustHash: com.Hash()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := good.VerifiedAccount(ctx, accounts.DevAddress("Alice"), 0); err != nil {
+		t.Fatalf("trusted root: %v", err)
+	}
+	wrong := bytes.Clone(com.Hash())
+	wrong[0] ^= 1
+	bad, err := client.New(ctx, c.RPC().Remote(), client.Options{TrustHeight: 1, TrustHash: wrong})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bad.VerifiedHeader(ctx, 2); err == nil {
+		t.Fatal("header verified from a root the node does not have")
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
