@@ -9,6 +9,7 @@ package attestation
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -172,6 +173,18 @@ func VerifyChain(chain, roots []*x509.Certificate, at time.Time) ([]*x509.Certif
 	if len(roots) == 0 {
 		return nil, fmt.Errorf("verify certificate chain: %w: no roots configured", ErrUntrustedRoot)
 	}
+	if c := chain[0]; isSelfSigned(c) {
+		// A root presented on its own (e.g. as a root CRL's issuer chain) may
+		// be another issue of a trusted root: same subject and key.
+		for _, r := range roots {
+			if bytes.Equal(r.RawSubject, c.RawSubject) && sameKey(r, c) {
+				if at.Before(c.NotBefore) || at.After(c.NotAfter) {
+					return nil, fmt.Errorf("verify certificate chain: root certificate not valid at %s", at.UTC().Format(time.RFC3339))
+				}
+				return []*x509.Certificate{c}, nil
+			}
+		}
+	}
 	rootPool := x509.NewCertPool()
 	for _, r := range roots {
 		rootPool.AddCert(r)
@@ -201,4 +214,9 @@ func VerifyChain(chain, roots []*x509.Certificate, at time.Time) ([]*x509.Certif
 
 func isSelfSigned(c *x509.Certificate) bool {
 	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
+}
+
+func sameKey(a, b *x509.Certificate) bool {
+	k, ok := a.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b.PublicKey)
 }

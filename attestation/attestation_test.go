@@ -142,6 +142,9 @@ func TestVerifyChain(t *testing.T) {
 		{"before validity", []*x509.Certificate{leaf.cert, inter.cert}, []*x509.Certificate{root.cert}, time.Date(2019, 1, 1, 0, 0, 0, 0, time.UTC), false, nil},
 		{"missing intermediate", []*x509.Certificate{leaf.cert}, []*x509.Certificate{root.cert}, at, false, attestation.ErrUntrustedRoot},
 		{"empty", nil, []*x509.Certificate{root.cert}, at, false, nil},
+		{"re-issued root alone", []*x509.Certificate{reissued.cert}, []*x509.Certificate{root.cert}, at, true, nil},
+		{"re-issued root alone, expired", []*x509.Certificate{reissued.cert}, []*x509.Certificate{root.cert}, time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC), false, nil},
+		{"foreign root alone", []*x509.Certificate{other.cert}, []*x509.Certificate{root.cert}, at, false, attestation.ErrUntrustedRoot},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,7 +153,7 @@ func TestVerifyChain(t *testing.T) {
 				if err != nil {
 					t.Fatalf("VerifyChain: %v", err)
 				}
-				if len(path) != 3 || !path[2].PublicKey.(*ecdsa.PublicKey).Equal(&root.key.PublicKey) {
+				if !path[len(path)-1].PublicKey.(*ecdsa.PublicKey).Equal(&root.key.PublicKey) {
 					t.Fatalf("unexpected path of %d certificates", len(path))
 				}
 				return
