@@ -64,6 +64,10 @@ type CollateralOptions struct {
 	TCBStatus attestation.TCBStatus
 	// RevokePCK lists the dev PCK certificate in the PCK CRL.
 	RevokePCK bool
+	// ValidFor is how long after at the collateral stays valid; zero means
+	// 30 days, as Intel's. A dev chain writes its collateral into genesis
+	// once, so it wants a longer life.
+	ValidFor time.Duration
 }
 
 // CollateralWith is Collateral varied by opts.
@@ -76,7 +80,14 @@ func (p *PKI) CollateralWith(at time.Time, opts CollateralOptions) (*pcs.Collate
 		return nil, fmt.Errorf("sim: collateral: unknown TCB status %q", status)
 	}
 	issue := at.Add(-collateralIssuedBefore).UTC().Truncate(time.Second)
-	next := at.Add(collateralValidFor).UTC().Truncate(time.Second)
+	validFor := opts.ValidFor
+	if validFor == 0 {
+		validFor = collateralValidFor
+	}
+	if validFor < 0 {
+		return nil, fmt.Errorf("sim: collateral: negative validity %s", validFor)
+	}
+	next := at.Add(validFor).UTC().Truncate(time.Second)
 	chain := p.TCBSigningChain()
 
 	platform := pcs.TCBLevel{

@@ -372,6 +372,28 @@ func TestCollateralContent(t *testing.T) {
 	}
 }
 
+func TestCollateralValidFor(t *testing.T) {
+	pki := newPKI(t, sim.DefaultSeed)
+	tenYears := 10 * 365 * 24 * time.Hour
+	col, err := pki.CollateralWith(t0, sim.CollateralOptions{ValidFor: tenYears})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !col.TCBInfo.Info.NextUpdate.Equal(t0.Add(tenYears)) || !col.QEIdentity.Identity.NextUpdate.Equal(t0.Add(tenYears)) {
+		t.Fatalf("next update %s, want %s", col.TCBInfo.Info.NextUpdate, t0.Add(tenYears))
+	}
+	roots := []*x509.Certificate{pki.Root()}
+	if err := col.Verify(roots, t0.Add(tenYears-time.Second)); err != nil {
+		t.Errorf("valid collateral rejected before its end: %v", err)
+	}
+	if err := col.Verify(roots, t0.Add(tenYears)); !errors.Is(err, pcs.ErrExpired) {
+		t.Errorf("collateral at its next update: %v, want ErrExpired", err)
+	}
+	if _, err := pki.CollateralWith(t0, sim.CollateralOptions{ValidFor: -time.Hour}); err == nil {
+		t.Error("negative validity accepted")
+	}
+}
+
 func TestSealingKey(t *testing.T) {
 	pki := newPKI(t, sim.DefaultSeed)
 	binA, _ := writeBinary(t, "enclave A")
