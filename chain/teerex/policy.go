@@ -19,6 +19,11 @@ import (
 const (
 	DefaultRenewalPeriod = 24 * time.Hour
 	DefaultIASMaxAge     = 24 * time.Hour
+	// DevCollateralValidity is how long the dev collateral of DevPolicy
+	// stays valid. It is written into genesis once, so it outlives Intel's
+	// 30 days by far: a dev chain should not stop admitting enclaves a
+	// month after its genesis.
+	DevCollateralValidity = 10 * 365 * 24 * time.Hour
 )
 
 // Bounds of a policy, so that a registration never has to parse an
@@ -107,8 +112,9 @@ func ProductionPolicy() Policy {
 
 // DevPolicy is the policy of a development chain: DCAP quotes of the sim
 // backend's dev PKI (sim.DefaultSeed) with dev collateral issued at, and
-// valid for 30 days from, genesisTime; IAS reports under Intel's IAS root;
-// debug enclaves, any measurement and every TCB status but Revoked.
+// valid for DevCollateralValidity from, genesisTime; IAS reports under
+// Intel's IAS root; debug enclaves, any measurement and every TCB status
+// but Revoked.
 //
 // The dev collateral is signed with random ECDSA nonces, so it must be made
 // once and written into genesis.json (every validator then holds the same
@@ -119,7 +125,7 @@ func DevPolicy(genesisTime time.Time) (Policy, error) {
 	if err != nil {
 		return Policy{}, fmt.Errorf("dev policy: %w", err)
 	}
-	c, err := pki.Collateral(genesisTime)
+	c, err := pki.CollateralWith(genesisTime, sim.CollateralOptions{ValidFor: DevCollateralValidity})
 	if err != nil {
 		return Policy{}, fmt.Errorf("dev policy: %w", err)
 	}

@@ -150,7 +150,7 @@ func TestRegisterRejectsBadEvidence(t *testing.T) {
 			want: []error{teerex.ErrMalformedEvidence, dcap.ErrMalformed}},
 		{name: "trailing bytes", sender: bob, ev: teerex.Evidence{Kind: attestation.KindDCAP, Quote: append(bytes.Clone(good.Quote), 0)}, key: shieldingKey,
 			want: []error{teerex.ErrMalformedEvidence, dcap.ErrTrailingBytes}},
-		{name: "collateral expired", sender: bob, ev: good, key: shieldingKey, at: t0.Add(31 * 24 * time.Hour),
+		{name: "collateral expired", sender: bob, ev: good, key: shieldingKey, at: t0.Add(teerex.DevCollateralValidity + time.Second),
 			want: []error{teerex.ErrInvalidCollateral, pcs.ErrExpired}},
 		{name: "collateral not yet valid", sender: bob, ev: good, key: shieldingKey, at: t0.Add(-2 * time.Hour),
 			want: []error{teerex.ErrInvalidCollateral, pcs.ErrNotYetValid}},
@@ -391,7 +391,7 @@ func TestSetCollateralRefresh(t *testing.T) {
 	pki := devPKI(t)
 	e := newEnclave(t, "release", false, pki)
 	c := newChain(t, true, t0, devGenesis(t))
-	later := t0.Add(40 * 24 * time.Hour)
+	later := t0.Add(teerex.DevCollateralValidity + 24*time.Hour)
 	c.at(later)
 	rejected(t, c.register(bob, e.evidence(t, bob, shieldingKey), shieldingKey), teerex.ErrInvalidCollateral, pcs.ErrExpired)
 	// Refreshing only the TCB info is not enough; Validate rejects the
@@ -473,9 +473,12 @@ func TestGenesis(t *testing.T) {
 		dev bool
 		g   *teerex.GenesisState
 	}{
-		"duplicate allowlist":  {g: &dup},
-		"debug in production":  {g: &debugProd},
-		"dev genesis too late": {dev: true, g: func() *teerex.GenesisState { g, _ := teerex.DevGenesis(t0.Add(-40 * 24 * time.Hour)); return &g }()},
+		"duplicate allowlist": {g: &dup},
+		"debug in production": {g: &debugProd},
+		"dev genesis too late": {dev: true, g: func() *teerex.GenesisState {
+			g, _ := teerex.DevGenesis(t0.Add(-teerex.DevCollateralValidity - time.Hour))
+			return &g
+		}()},
 	} {
 		t.Run(name, func(t *testing.T) {
 			st := newBareContext(t, tc.dev)
