@@ -1,0 +1,290 @@
+// Package store is the worker host's persistent storage, an embedded bbolt
+// database: the enclave's sealed keys, the shard's encrypted state entries
+// (blinded key -> ciphertext), the enclave's sealed checkpoint with the last
+// processed height and state root, and the outbox of chain calls the enclave
+// produced and that are not yet on chain.
+//
+// Everything a processed block changes (entries, checkpoint, height, new
+// outgoing calls) is written in ONE bbolt transaction (Commit), and bbolt
+// fsyncs before a transaction counts as committed: after a crash at any
+// moment the store holds either the block's whole result or none of it, so
+// the worker resumes at exactly the next block, neither skipping nor
+// repeating one. The store never sees plaintext: entries are sealed by the
+// enclave, keys sealed to its TEE.
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterr "go.etcd.io/bbolt/errors"
+
+	"github.com/integritee-go/integritee/enclave/protocol"
+)
+
+// Errors.
+var (
+	// ErrLocked means another process has the database open.
+	ErrLocked = errors.New("store: database locked by another process")
+	// ErrWrongShard means the database belongs to another shard or chain.
+	ErrWrongShard = errors.New("store: database belongs to another shard or chain")
+	// ErrHeightGap means a commit is not for the block after the last one.
+	ErrHeightGap = errors.New("store: commit is not for the next height")
+	// ErrCorrupt means a stored record does not decode.
+	ErrCorrupt = errors.New("store: corrupt record")
+)
+
+var (
+	bucketMeta   = []byte("meta")
+	bucketState  = []byte("state")
+	bucketOutbox = []byte("outbox")
+
+	keyShard      = []byte("shard")
+	keyChainID    = []byte("chain_id")
+	keySealedKeys = []byte("sealed_keys")
+	keyCheckpoint = []byte("checkpoint")
+	keyOutboxSeq  = []byte("outbox_seq")
+)
+
+// Store is the worker's database. It is safe for concurrent use.
+type Store struct {
+	db *bolt.DB
+}
+
+// Open opens (creating if needed) the database at path. A database held by
+// another process gives ErrLocked after a second.
+func Open(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if errors.Is(err, bolterr.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketState, bucketOutbox} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Bind ties the database to a shard and chain on first use and checks them
+// afterwards, so that state of one shard is never fed to another's enclave.
+func (s *Store) Bind(shard [32]byte, chainID string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		m := tx.Bucket(bucketMeta)
+		got, gotChain := m.Get(keyShard), m.Get(keyChainID)
+		if got == nil {
+			if err := m.Put(keyShard, shard[:]); err != nil {
+				return err
+			}
+			return m.Put(keyChainID, []byte(chainID))
+		}
+		if !bytes.Equal(got, shard[:]) || string(gotChain) != chainID {
+			return fmt.Errorf("%w: stored shard %x on %q, want %x on %q", ErrWrongShard, got, gotChain, shard, chainID)
+		}
+		return nil
+	})
+}
+
+// SealedKeys returns the enclave's sealed keys, nil before the first start.
+func (s *Store) SealedKeys() (*protocol.SealedKeys, error) {
+	var k *protocol.SealedKeys
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMeta).Get(keySealedKeys)
+		if b == nil {
+			return nil
+		}
+		k = new(protocol.SealedKeys)
+		if err := protocol.Unmarshal(b, k); err != nil {
+			return fmt.Errorf("%w: sealed keys: %w", ErrCorrupt, err)
+		}
+		return nil
+	})
+	return k, err
+}
+
+// SaveSealedKeys stores the enclave's sealed keys durably.
+func (s *Store) SaveSealedKeys(k protocol.SealedKeys) error {
+	b, err := protocol.Marshal(k)
+	if err != nil {
+		return fmt.Errorf("encode sealed keys: %w", err)
+	}
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySealedKeys, b) })
+}
+
+// Checkpoint is the enclave's sealed bookkeeping after the last processed
+// block, with its public height and state root.
+type Checkpoint struct {
+	Height    int64    `cbor:"height"`
+	StateRoot [32]byte `cbor:"state_root"`
+	Sealed    []byte   `cbor:"sealed"`
+}
+
+// Checkpoint returns the last committed checkpoint; ok is false before the
+// first block.
+func (s *Store) Checkpoint() (cp Checkpoint, ok bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		cp, ok, err = checkpoint(tx)
+		return err
+	})
+	return cp, ok, err
+}
+
+func checkpoint(tx *bolt.Tx) (Checkpoint, bool, error) {
+	var cp Checkpoint
+	b := tx.Bucket(bucketMeta).Get(keyCheckpoint)
+	if b == nil {
+		return cp, false, nil
+	}
+	if err := protocol.Unmarshal(b, &cp); err != nil {
+		return cp, false, fmt.Errorf("%w: checkpoint: %w", ErrCorrupt, err)
+	}
+	return cp, true, nil
+}
+
+// Batch is the result of one processed block.
+type Batch struct {
+	Checkpoint Checkpoint
+	// Changes are written; an empty Value deletes the entry.
+	Changes []protocol.Entry
+	// Outgoing are appended to the outbox.
+	Outgoing []protocol.Outgoing
+}
+
+// Commit writes a block's result atomically. Its height must follow the
+// last committed checkpoint's (any height for the first).
+func (s *Store) Commit(b Batch) error {
+	cpb, err := protocol.Marshal(b.Checkpoint)
+	if err != nil {
+		return fmt.Errorf("encode checkpoint: %w", err)
+	}
+	out := make([][]byte, len(b.Outgoing))
+	for i, o := range b.Outgoing {
+		if out[i], err = protocol.Marshal(o); err != nil {
+			return fmt.Errorf("encode outgoing call: %w", err)
+		}
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		prev, ok, err := checkpoint(tx)
+		if err != nil {
+			return err
+		}
+		if ok && b.Checkpoint.Height != prev.Height+1 {
+			return fmt.Errorf("%w: height %d after %d", ErrHeightGap, b.Checkpoint.Height, prev.Height)
+		}
+		st := tx.Bucket(bucketState)
+		for _, e := range b.Changes {
+			if len(e.Value) == 0 {
+				err = st.Delete(e.Key[:])
+			} else {
+				err = st.Put(e.Key[:], e.Value)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		m := tx.Bucket(bucketMeta)
+		if err := m.Put(keyCheckpoint, cpb); err != nil {
+			return err
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		seq := readUint(m.Get(keyOutboxSeq))
+		ob := tx.Bucket(bucketOutbox)
+		for _, o := range out {
+			seq++
+			if err := ob.Put(binary.BigEndian.AppendUint64(nil, seq), o); err != nil {
+				return err
+			}
+		}
+		return m.Put(keyOutboxSeq, binary.BigEndian.AppendUint64(nil, seq))
+	})
+}
+
+func readUint(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+// Entries calls fn for every state entry in key order. The entry's value
+// may be kept: it is a copy.
+func (s *Store) Entries(fn func(protocol.Entry) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketState).ForEach(func(k, v []byte) error {
+			if len(k) != 32 {
+				return fmt.Errorf("%w: state key of %d bytes", ErrCorrupt, len(k))
+			}
+			e := protocol.Entry{Value: bytes.Clone(v)}
+			copy(e.Key[:], k)
+			return fn(e)
+		})
+	})
+}
+
+// EntryCount returns the number of state entries.
+func (s *Store) EntryCount() (int, error) {
+	var n int
+	err := s.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketState).Stats().KeyN
+		return nil
+	})
+	return n, err
+}
+
+// Pending is an outgoing call waiting in the outbox.
+type Pending struct {
+	Seq  uint64
+	Call protocol.Outgoing
+}
+
+// Outbox returns up to limit pending calls, oldest first.
+func (s *Store) Outbox(limit int) ([]Pending, error) {
+	var out []Pending
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketOutbox).Cursor()
+		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+			p := Pending{Seq: readUint(k)}
+			if err := protocol.Unmarshal(v, &p.Call); err != nil {
+				return fmt.Errorf("%w: outbox entry %d: %w", ErrCorrupt, p.Seq, err)
+			}
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Done removes calls from the outbox.
+func (s *Store) Done(seqs ...uint64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		ob := tx.Bucket(bucketOutbox)
+		for _, q := range seqs {
+			if err := ob.Delete(binary.BigEndian.AppendUint64(nil, q)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

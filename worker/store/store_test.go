@@ -1,0 +1,230 @@
+package store_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/worker/store"
+)
+
+func open(t *testing.T, path string) *store.Store {
+	t.Helper()
+	s, err := store.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func key(i int) [32]byte {
+	var k [32]byte
+	binary.BigEndian.PutUint64(k[24:], uint64(i))
+	return k
+}
+
+func TestCommitAndReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.db")
+	s := open(t, path)
+	if err := s.Bind([32]byte{1}, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := s.SealedKeys(); err != nil || k != nil {
+		t.Fatalf("fresh sealed keys = %v, %v", k, err)
+	}
+	if _, ok, err := s.Checkpoint(); err != nil || ok {
+		t.Fatalf("fresh checkpoint ok=%v err=%v", ok, err)
+	}
+	keys := protocol.SealedKeys{Signer: []byte("s"), Shielding: []byte("sh"), State: []byte("st")}
+	if err := s.SaveSealedKeys(keys); err != nil {
+		t.Fatal(err)
+	}
+	call := protocol.Outgoing{Call: tx.Call{Module: "bridge", Method: "confirm_processed_block", Args: []byte{0xa0}}, Tag: []byte("tag")}
+	err := s.Commit(store.Batch{
+		Checkpoint: store.Checkpoint{Height: 5, StateRoot: [32]byte{5}, Sealed: []byte("cp5")},
+		Changes:    []protocol.Entry{{Key: key(1), Value: []byte("a")}, {Key: key(2), Value: []byte("b")}},
+		Outgoing:   []protocol.Outgoing{call, call},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Commit(store.Batch{
+		Checkpoint: store.Checkpoint{Height: 6, StateRoot: [32]byte{6}, Sealed: []byte("cp6")},
+		Changes:    []protocol.Entry{{Key: key(1)}, {Key: key(3), Value: []byte("c")}},
+		Outgoing:   []protocol.Outgoing{call},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []int64{6, 8, 5} {
+		err := s.Commit(store.Batch{Checkpoint: store.Checkpoint{Height: h}})
+		if !errors.Is(err, store.ErrHeightGap) {
+			t.Errorf("commit height %d after 6: err = %v, want ErrHeightGap", h, err)
+		}
+	}
+	if err := s.Done(1); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s = open(t, path)
+	if err := s.Bind([32]byte{2}, "c"); !errors.Is(err, store.ErrWrongShard) {
+		t.Errorf("bind other shard: %v", err)
+	}
+	if err := s.Bind([32]byte{1}, "other"); !errors.Is(err, store.ErrWrongShard) {
+		t.Errorf("bind other chain: %v", err)
+	}
+	if err := s.Bind([32]byte{1}, "c"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.SealedKeys()
+	if err != nil || got == nil || !bytes.Equal(got.Signer, keys.Signer) || !bytes.Equal(got.State, keys.State) {
+		t.Fatalf("sealed keys = %+v, %v", got, err)
+	}
+	cp, ok, err := s.Checkpoint()
+	if err != nil || !ok || cp.Height != 6 || cp.StateRoot != ([32]byte{6}) || string(cp.Sealed) != "cp6" {
+		t.Fatalf("checkpoint = %+v %v %v", cp, ok, err)
+	}
+	var entries []string
+	if err := s.Entries(func(e protocol.Entry) error {
+		entries = append(entries, strconv.Itoa(int(e.Key[31]))+"="+string(e.Value))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "[2=b 3=c]"; stringOf(entries) != want {
+		t.Errorf("entries = %v, want %s", entries, want)
+	}
+	if n, _ := s.EntryCount(); n != 2 {
+		t.Errorf("entry count %d", n)
+	}
+	ob, err := s.Outbox(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ob) != 2 || ob[0].Seq != 2 || ob[1].Seq != 3 || ob[0].Call.Call.Method != call.Call.Method {
+		t.Errorf("outbox = %+v", ob)
+	}
+	if ob, _ := s.Outbox(1); len(ob) != 1 {
+		t.Errorf("outbox limit: %d", len(ob))
+	}
+}
+
+func stringOf(v []string) string {
+	b := []byte{'['}
+	for i, s := range v {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, s...)
+	}
+	return string(append(b, ']'))
+}
+
+func TestLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.db")
+	open(t, path)
+	// bbolt's flock is per open file description, so a second open in
+	// this process is refused like one from another process.
+	if _, err := store.Open(path); !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("second open: %v, want ErrLocked", err)
+	}
+}
+
+// TestCrashAtomicity kills a process that commits blocks as fast as it can
+// and checks that the database always holds exactly the blocks up to its
+// checkpoint: block h writes entry h and deletes entry h-3.
+func TestCrashAtomicity(t *testing.T) {
+	if os.Getenv("STORE_CRASH_CHILD") != "" {
+		crashChild(os.Getenv("STORE_CRASH_CHILD"))
+		return
+	}
+	path := filepath.Join(t.TempDir(), "w.db")
+	for round := range 3 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashAtomicity$")
+		cmd.Env = append(os.Environ(), "STORE_CRASH_CHILD="+path)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Wait until the child has committed a few blocks, then SIGKILL.
+		buf := make([]byte, 64)
+		for n := 0; n < 5; {
+			k, err := out.Read(buf)
+			if err != nil {
+				t.Fatalf("round %d: child output: %v", round, err)
+			}
+			n += bytes.Count(buf[:k], []byte{'\n'})
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+
+		s, err := store.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp, ok, err := s.Checkpoint()
+		if err != nil || !ok {
+			t.Fatalf("round %d: checkpoint %v %v", round, ok, err)
+		}
+		want := map[int]bool{}
+		for h := 1; h <= int(cp.Height); h++ {
+			want[h] = true
+			delete(want, h-3)
+		}
+		got := map[int]bool{}
+		s.Entries(func(e protocol.Entry) error {
+			got[int(binary.BigEndian.Uint64(e.Key[24:]))] = true
+			return nil
+		})
+		if len(got) != len(want) {
+			t.Fatalf("round %d: height %d, entries %v, want %v", round, cp.Height, got, want)
+		}
+		for h := range want {
+			if !got[h] {
+				t.Fatalf("round %d: height %d, entry %d missing", round, cp.Height, h)
+			}
+		}
+		ob, _ := s.Outbox(1 << 20)
+		if len(ob) != int(cp.Height) {
+			t.Fatalf("round %d: height %d with %d outgoing calls", round, cp.Height, len(ob))
+		}
+		s.Close()
+	}
+}
+
+func crashChild(path string) {
+	s, err := store.Open(path)
+	if err != nil {
+		os.Exit(2)
+	}
+	cp, _, err := s.Checkpoint()
+	if err != nil {
+		os.Exit(3)
+	}
+	for h := int(cp.Height) + 1; ; h++ {
+		b := store.Batch{
+			Checkpoint: store.Checkpoint{Height: int64(h), Sealed: bytes.Repeat([]byte{1}, 100)},
+			Changes:    []protocol.Entry{{Key: key(h), Value: bytes.Repeat([]byte{2}, 200)}},
+			Outgoing:   []protocol.Outgoing{{Call: tx.Call{Module: "m", Method: "x", Args: []byte{0xa0}}, Tag: []byte{1}}},
+		}
+		if h > 3 {
+			b.Changes = append(b.Changes, protocol.Entry{Key: key(h - 3)})
+		}
+		if err := s.Commit(b); err != nil {
+			os.Exit(4)
+		}
+		os.Stdout.Write([]byte("ok\n"))
+	}
+}
