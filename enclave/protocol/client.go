@@ -1,0 +1,107 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// ErrClientBroken is returned by every call after the connection failed or
+// a call was cancelled mid-way: the stream may be out of step.
+var ErrClientBroken = errors.New("protocol: client connection broken")
+
+// Client calls a Server over one connection. Calls are serialised. It is
+// safe for concurrent use.
+type Client struct {
+	mu     sync.Mutex
+	conn   io.ReadWriter
+	max    int
+	nextID uint64
+	broken error
+}
+
+// NewClient returns a client on conn. maxFrameSize bounds the frames in
+// both directions; 0 means DefaultMaxFrameSize.
+func NewClient(conn io.ReadWriter, maxFrameSize int) *Client {
+	if maxFrameSize <= 0 {
+		maxFrameSize = DefaultMaxFrameSize
+	}
+	return &Client{conn: conn, max: maxFrameSize, nextID: 1}
+}
+
+// Call sends req and returns its typed reply. An error reply is returned as
+// an *Error (match codes with errors.Is against the Err* sentinels). If ctx
+// is done before the reply arrives, the connection is closed (when it is an
+// io.Closer) and the client is broken.
+func (c *Client) Call(ctx context.Context, req Request) (Reply, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.broken != nil {
+		return nil, fmt.Errorf("%w: %w", ErrClientBroken, c.broken)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	id := c.nextID
+	c.nextID++
+	payload, err := EncodeRequest(id, req)
+	if err != nil {
+		return nil, err
+	}
+	if cl, ok := c.conn.(io.Closer); ok {
+		stop := context.AfterFunc(ctx, func() { cl.Close() })
+		defer stop()
+	}
+	rep, err := c.roundTrip(id, payload, req)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			return nil, err
+		}
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		c.broken = err
+		return nil, err
+	}
+	return rep, nil
+}
+
+func (c *Client) roundTrip(id uint64, payload []byte, req Request) (Reply, error) {
+	if err := WriteFrame(c.conn, payload, c.max); err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			// Nothing was written: the stream is still in step.
+			return nil, Errorf(CodeFrameTooLarge, "%v", err)
+		}
+		return nil, fmt.Errorf("send %s: %w", req.Type(), err)
+	}
+	in, err := ReadFrame(c.conn, c.max)
+	if err != nil {
+		return nil, fmt.Errorf("receive %s reply: %w", req.Type(), err)
+	}
+	gotID, rep, err := decodeReply(in, req)
+	var e *Error
+	if err != nil && !errors.As(err, &e) {
+		return nil, err
+	}
+	if gotID != id {
+		return nil, fmt.Errorf("reply to request %d, want %d", gotID, id)
+	}
+	return rep, err
+}
+
+// CallAs calls req and returns its reply as type R.
+func CallAs[R Reply](ctx context.Context, c *Client, req Request) (R, error) {
+	var zero R
+	rep, err := c.Call(ctx, req)
+	if err != nil {
+		return zero, err
+	}
+	r, ok := rep.(R)
+	if !ok {
+		return zero, fmt.Errorf("reply %T to %s, want %T", rep, req.Type(), zero)
+	}
+	return r, nil
+}

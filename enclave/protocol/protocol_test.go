@@ -1,0 +1,316 @@
+package protocol
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"testing"
+
+	"github.com/integritee-go/integritee/chain/tx"
+)
+
+// echo answers StateInfo with a fixed reply, Init with an error and
+// GetState with a panic.
+func echo(_ context.Context, req Request) (Reply, error) {
+	switch r := req.(type) {
+	case *StateInfo:
+		return &StateInfoReply{Height: 7, Entries: 3}, nil
+	case *Init:
+		return nil, Errorf(CodeSealing, "chain %s", r.ChainID)
+	case *GetState:
+		panic("boom")
+	case *LoadEntries:
+		return &LoadEntriesReply{Loaded: uint64(len(r.Entries))}, nil
+	case *Resume:
+		return &StateInfoReply{}, nil // wrong reply type
+	}
+	return nil, errors.New("plain failure")
+}
+
+// start serves echo on one end of a net.Pipe and returns the other end and
+// a function that waits for Serve's result.
+func start(t *testing.T, max int) (net.Conn, func() error) {
+	t.Helper()
+	a, b := net.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var serveErr error
+	go func() {
+		s := &Server{Handler: HandlerFunc(echo), MaxFrameSize: max}
+		serveErr = s.Serve(ctx, b)
+		close(done)
+	}()
+	wait := func() error {
+		<-done
+		return serveErr
+	}
+	t.Cleanup(func() {
+		cancel()
+		a.Close()
+		wait()
+	})
+	return a, wait
+}
+
+func TestCall(t *testing.T) {
+	conn, _ := start(t, 0)
+	c := NewClient(conn, 0)
+	ctx := context.Background()
+
+	info, err := CallAs[*StateInfoReply](ctx, c, &StateInfo{})
+	if err != nil || info.Height != 7 || info.Entries != 3 {
+		t.Fatalf("StateInfo = %+v, %v", info, err)
+	}
+
+	tests := []struct {
+		name string
+		req  Request
+		want *Error
+	}{
+		{"typed error", &Init{ChainID: "dev"}, ErrSealing},
+		{"plain error is internal", &Attest{}, ErrInternal},
+		{"panic is internal", &GetState{Key: []byte("k")}, ErrInternal},
+		{"wrong reply type is internal", &Resume{}, ErrInternal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := c.Call(ctx, tt.req)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want code %s", err, tt.want.Code)
+			}
+		})
+	}
+	// The connection survives error replies.
+	rep, err := CallAs[*LoadEntriesReply](ctx, c, &LoadEntries{Entries: []Entry{{Value: []byte{1}}, {}}})
+	if err != nil || rep.Loaded != 2 {
+		t.Fatalf("LoadEntries = %+v, %v", rep, err)
+	}
+}
+
+// rawCall writes payload as a frame and reads one reply envelope.
+func rawCall(t *testing.T, conn net.Conn, payload []byte) envelope {
+	t.Helper()
+	if err := WriteFrame(conn, payload, DefaultMaxFrameSize); err != nil {
+		t.Fatal(err)
+	}
+	in, err := ReadFrame(conn, DefaultMaxFrameSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env envelope
+	if err := Unmarshal(in, &env); err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestMalformedFrames(t *testing.T) {
+	conn, _ := start(t, 0)
+	body := mustMarshal(t, StateInfo{})
+	tests := []struct {
+		name    string
+		payload []byte
+		wantID  uint64
+		want    Code
+	}{
+		{"empty", nil, 0, CodeBadFrame},
+		{"not cbor", []byte{0xff, 0x00, 0x13}, 0, CodeBadFrame},
+		{"cbor but not an envelope", mustMarshal(t, []int{1, 2}), 0, CodeBadFrame},
+		{"unknown envelope field", mustMarshal(t, map[string]any{"v": 1, "id": 1, "t": "state_info", "b": body, "x": 1}), 0, CodeBadFrame},
+		{"trailing bytes", append(mustMarshal(t, envelope{Version: Version, ID: 4, Type: TypeStateInfo, Body: body}), 0), 0, CodeBadFrame},
+		{"wrong version", mustMarshal(t, envelope{Version: 2, ID: 5, Type: TypeStateInfo, Body: body}), 5, CodeUnsupportedVersion},
+		{"unknown type", mustMarshal(t, envelope{Version: Version, ID: 6, Type: "launch_missiles", Body: body}), 6, CodeUnknownType},
+		{"reply type as request", mustMarshal(t, envelope{Version: Version, ID: 7, Type: "state_info.reply", Body: body}), 7, CodeUnknownType},
+		{"body of another type", mustMarshal(t, envelope{Version: Version, ID: 8, Type: TypeStateInfo, Body: mustMarshal(t, GetState{Key: []byte{1}})}), 8, CodeBadRequest},
+		{"short fixed array", mustMarshal(t, envelope{Version: Version, ID: 9, Type: TypeInit, Body: mustMarshal(t, map[string]any{
+			"shard": []byte{1, 2, 3}, "chain_id": "x", "genesis_validators": []byte{}, "initial_height": 1,
+			"confirm_every": 1, "dev": false, "dev_sudo": make([]byte, 32)})}), 9, CodeBadRequest},
+		{"non-canonical body", mustMarshal(t, envelope{Version: Version, ID: 10, Type: TypeGetState, Body: []byte{0xa1, 0x63, 'k', 'e', 'y', 0x5a, 0, 0, 0, 1, 7}}), 10, CodeBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := rawCall(t, conn, tt.payload)
+			if env.Type != TypeError {
+				t.Fatalf("reply type %q, want error", env.Type)
+			}
+			var e Error
+			if err := Unmarshal(env.Body, &e); err != nil {
+				t.Fatal(err)
+			}
+			if e.Code != tt.want || env.ID != tt.wantID {
+				t.Fatalf("reply id %d code %s (%s), want id %d code %s", env.ID, e.Code, e.Message, tt.wantID, tt.want)
+			}
+		})
+	}
+	// Still serving.
+	env := rawCall(t, conn, mustMarshal(t, envelope{Version: Version, ID: 11, Type: TypeStateInfo, Body: body}))
+	if env.Type != "state_info.reply" || env.ID != 11 {
+		t.Fatalf("after malformed frames: %+v", env)
+	}
+}
+
+func TestOversizeFrameRefused(t *testing.T) {
+	conn, wait := start(t, 1024)
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], 1<<30)
+	if _, err := conn.Write(hdr[:]); err != nil {
+		t.Fatal(err)
+	}
+	in, err := ReadFrame(conn, DefaultMaxFrameSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env envelope
+	var e Error
+	if err := Unmarshal(in, &env); err != nil {
+		t.Fatal(err)
+	}
+	if err := Unmarshal(env.Body, &e); err != nil || e.Code != CodeFrameTooLarge {
+		t.Fatalf("reply %+v %+v, %v", env, e, err)
+	}
+	if err := wait(); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Serve = %v, want ErrTooLarge", err)
+	}
+}
+
+func TestClientRefusesOversizeRequest(t *testing.T) {
+	conn, _ := start(t, 0)
+	c := NewClient(conn, 256)
+	_, err := c.Call(context.Background(), &GetState{Key: make([]byte, 300)})
+	if !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := c.Call(context.Background(), &StateInfo{}); err != nil {
+		t.Fatalf("client unusable after refusing locally: %v", err)
+	}
+}
+
+func TestServeEOF(t *testing.T) {
+	a, b := net.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- Serve(context.Background(), b, HandlerFunc(echo)) }()
+	a.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve at EOF = %v", err)
+	}
+}
+
+func TestCallCancelled(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	c := NewClient(a, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		// Read the request, never answer, then cancel.
+		ReadFrame(b, DefaultMaxFrameSize)
+		cancel()
+	}()
+	if _, err := c.Call(ctx, &StateInfo{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := c.Call(context.Background(), &StateInfo{}); !errors.Is(err, ErrClientBroken) {
+		t.Fatalf("after cancel: %v", err)
+	}
+}
+
+func TestRequestsRoundTrip(t *testing.T) {
+	sign := &TxParams{ChainID: "c", Nonce: 3, BaseFee: 1, PerByteFee: 2}
+	reqs := []Request{
+		&Init{Shard: [32]byte{1}, ChainID: "c", GenesisValidators: []byte{1}, InitialHeight: 1,
+			SealedKeys: &SealedKeys{Signer: []byte{1}, Shielding: []byte{2}, State: []byte{3}}, ConfirmEvery: 2, Dev: true, DevSudo: tx.Address{9}},
+		&LoadEntries{Entries: []Entry{{Key: [32]byte{1}, Value: []byte{2}}}},
+		&Resume{}, &Attest{},
+		&SignRegistration{Params: *sign, WorkerURL: "ws://127.0.0.1:1"},
+		&ProcessBlock{Block: Header{SignedHeader: []byte{1}, Validators: []byte{2}}, Txs: [][]byte{{3}},
+			Results: []TxResult{{Code: 1, Data: []byte{}, GasWanted: 2, GasUsed: 3}}, Next: Header{SignedHeader: []byte{4}, Validators: []byte{5}}, Sign: sign},
+		&SignOutgoing{Calls: []Outgoing{{Call: tx.Call{Module: "m", Method: "x", Args: []byte{0xa0}}, Tag: []byte{1}}}, Params: *sign},
+		&ExecuteGetter{Getter: []byte{1}}, &StateInfo{}, &GetState{Key: []byte("k")},
+	}
+	if len(reqs) != len(Requests()) {
+		t.Fatalf("test covers %d request types, protocol has %d", len(reqs), len(Requests()))
+	}
+	for _, req := range reqs {
+		t.Run(req.Type(), func(t *testing.T) {
+			payload, err := EncodeRequest(42, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, got, err := DecodeRequest(payload)
+			if err != nil || id != 42 {
+				t.Fatalf("decode: id %d, %v", id, err)
+			}
+			again, err := EncodeRequest(42, got)
+			if err != nil || !bytes.Equal(again, payload) {
+				t.Fatalf("re-encode differs: %v", err)
+			}
+		})
+	}
+}
+
+func TestReadFrameTruncated(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"empty", nil, io.EOF},
+		{"short header", []byte{0, 0}, io.ErrUnexpectedEOF},
+		{"short payload", []byte{0, 0, 0, 5, 1, 2}, io.ErrUnexpectedEOF},
+		{"too large", []byte{0, 0, 1, 0}, ErrTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ReadFrame(bytes.NewReader(tt.in), 255)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzDecodeFrame feeds arbitrary bytes to the frame reader and the request
+// decoder: they must return an error or a request that re-encodes, never
+// panic.
+func FuzzDecodeFrame(f *testing.F) {
+	for _, req := range Requests() {
+		p, err := EncodeRequest(1, req)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(append(binary.BigEndian.AppendUint32(nil, uint32(len(p))), p...))
+	}
+	f.Add([]byte{0, 0, 0, 1, 0xff})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		payload, err := ReadFrame(bytes.NewReader(data), 1<<16)
+		if err != nil {
+			return
+		}
+		id, req, err := DecodeRequest(payload)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) || e.Code == "" {
+				t.Fatalf("decode error %v is not a coded *Error", err)
+			}
+			return
+		}
+		again, err := EncodeRequest(id, req)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		if !bytes.Equal(again, payload) {
+			t.Fatalf("accepted a non-canonical frame")
+		}
+	})
+}
