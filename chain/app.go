@@ -102,7 +102,7 @@ type App struct {
 	modules  map[string]runtime.Module
 	ordered  []runtime.Module
 	dev      bool
-	lastTime time.Time
+	lastTime time.Time // time of the last block (genesis time before it): CheckTx's clock
 
 	genesis    *store.Cache   // InitChain's writes, carried into the first block
 	pending    *store.Pending // FinalizeBlock's result, written by Commit
@@ -208,9 +208,25 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 		return nil, fmt.Errorf("init chain: %w", err)
 	}
 	a.genesis, a.dev = g, st.Dev
+	// Until the first block, CheckTx verifies at the genesis time.
+	a.lastTime = req.Time
 	a.checkState = store.NewCache(g)
 	a.log.Info("genesis applied", "chain_id", a.chainID, "dev", st.Dev, "app_hash", fmt.Sprintf("%X", p.Root()))
 	return &abci.ResponseInitChain{AppHash: p.Root()}, nil
+}
+
+// RestoreLastBlockTime sets the time that CheckTx runs at (the last block's
+// time) after a restart, when no block has been finalized since the app
+// was created: the node calls it after CometBFT's handshake with the header
+// time of the last committed block. Without it, time-dependent checks such
+// as attestation verification would see the zero time until the next
+// block. A time the app already has from InitChain or FinalizeBlock wins.
+func (a *App) RestoreLastBlockTime(t time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.lastTime.IsZero() {
+		a.lastTime = t
+	}
 }
 
 // base returns the state that the next block starts from.

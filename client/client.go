@@ -15,7 +15,6 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -158,24 +157,9 @@ func (c *Client) Params(ctx context.Context) (accounts.Params, error) {
 // header carries the app hash.
 func (c *Client) VerifiedAccount(ctx context.Context, a tx.Address, height int64) (accounts.Account, int64, error) {
 	var acc accounts.Account
-	key, v, h, p, err := c.query(ctx, "/accounts/"+a.String(), height, true)
+	_, h, err := c.provedInto(ctx, "/accounts/"+a.String(), accounts.AccountKey(a), height, &acc)
 	if err != nil {
-		return acc, 0, err
-	}
-	if !bytes.Equal(key, accounts.AccountKey(a)) {
-		return acc, 0, errors.New("verified account: node answered for another key")
-	}
-	hdr, err := c.VerifiedHeader(ctx, h+1)
-	if err != nil {
-		return acc, 0, err
-	}
-	if err := p.Verify(hdr.AppHash, key, v); err != nil {
-		return acc, 0, fmt.Errorf("verified account at %d: %w", h, err)
-	}
-	if v != nil {
-		if err := codec.Unmarshal(v, &acc); err != nil {
-			return acc, 0, fmt.Errorf("decode account: %w", err)
-		}
+		return accounts.Account{}, 0, fmt.Errorf("verified account: %w", err)
 	}
 	return acc, h, nil
 }

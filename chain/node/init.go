@@ -15,6 +15,7 @@ import (
 
 	"github.com/integritee-go/integritee/chain"
 	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/teerex"
 )
 
 // Default chain IDs.
@@ -42,7 +43,11 @@ type InitOptions struct {
 	// GenesisTime defaults to now.
 	GenesisTime time.Time
 	// Modules holds the genesis entries (app_state keys) of modules other
-	// than accounts, e.g. "teerex".
+	// than accounts, e.g. "teerex". Without a "teerex" entry a dev chain
+	// gets teerex.DevGenesis(GenesisTime) (the sim dev root, with dev
+	// collateral valid for teerex.DevCollateralValidity) and any other
+	// chain teerex.ProductionGenesis() (Intel's roots, no collateral, no
+	// allowlisted measurement: sudo adds them).
 	Modules map[string]json.RawMessage
 }
 
@@ -129,6 +134,12 @@ func writeGenesis(homes []string, opts InitOptions, vals []types.GenesisValidato
 			return fmt.Errorf("genesis: module entry %q is reserved", name)
 		}
 		mods[name] = raw
+	}
+	if _, ok := mods[teerex.Name]; !ok {
+		// Made here, once, so that every home gets the same bytes.
+		if mods[teerex.Name], err = teerexGenesis(opts.Dev, opts.GenesisTime); err != nil {
+			return err
+		}
 	}
 	appState, err := json.Marshal(chain.AppState{Dev: opts.Dev, Modules: mods})
 	if err != nil {

@@ -34,8 +34,10 @@ type StartOptions struct {
 	Logger *slog.Logger
 	// RPCListen and P2PListen override node.json when set (host:port).
 	RPCListen, P2PListen string
-	// Modules are the runtime modules besides accounts (teerex, bridge,
-	// ...). Every node of a chain must run the same modules.
+	// Modules are the runtime modules besides accounts. Nil means
+	// Modules() (teerex and bridge), the runtime of integritee-node; an
+	// empty non-nil slice runs accounts alone. Every node of a chain must
+	// run the same modules.
 	Modules []runtime.Module
 }
 
@@ -96,7 +98,11 @@ func Start(home string, opts StartOptions) (*Node, error) {
 		db.Close()
 		return nil, err
 	}
-	app, err := chain.New(chain.Options{ChainID: gen.ChainID, Store: st, Logger: log.With("module", "app"), Modules: opts.Modules})
+	mods := opts.Modules
+	if mods == nil {
+		mods = Modules()
+	}
+	app, err := chain.New(chain.Options{ChainID: gen.ChainID, Store: st, Logger: log.With("module", "app"), Modules: mods})
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -118,6 +124,17 @@ func Start(home string, opts StartOptions) (*Node, error) {
 		dbs.closeUnclosed()
 		db.Close()
 		return nil, fmt.Errorf("start: %w", err)
+	}
+	// The handshake is done: the app is at the block store's height (or
+	// ran InitChain). If it replayed nothing it knows no block time, which
+	// CheckTx needs (attestations are verified at it): restore it from the
+	// last committed header before anything can reach CheckTx.
+	if h := st.Version(); h > 0 {
+		if meta := cmt.BlockStore().LoadBlockMeta(h); meta != nil {
+			app.RestoreLastBlockTime(meta.Header.Time)
+		} else {
+			log.Warn("no header for the committed height: CheckTx has no block time until the next block", "height", h)
+		}
 	}
 	if err := cmt.Start(); err != nil {
 		dbs.closeUnclosed()

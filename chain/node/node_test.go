@@ -55,7 +55,7 @@ func devHome(t testing.TB) string {
 // end of the test.
 func startNode(t testing.TB, home string) (*node.Node, *client.Client) {
 	t.Helper()
-	n, err := node.Start(home, node.StartOptions{})
+	n, err := node.Start(home, node.StartOptions{Modules: node.Modules()})
 	if err != nil {
 		t.Fatal(err)
 	}

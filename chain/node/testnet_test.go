@@ -57,7 +57,7 @@ func TestTestnetSurvivesStoppedValidator(t *testing.T) {
 	defer cancel()
 	nodes := make([]*node.Node, n)
 	for i, h := range homes {
-		nd, err := node.Start(h, node.StartOptions{})
+		nd, err := node.Start(h, node.StartOptions{Modules: node.Modules()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +91,7 @@ func TestTestnetSurvivesStoppedValidator(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	restarted, err := node.Start(homes[3], node.StartOptions{})
+	restarted, err := node.Start(homes[3], node.StartOptions{Modules: node.Modules()})
 	if err != nil {
 		t.Fatal(err)
 	}

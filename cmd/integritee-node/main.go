@@ -29,6 +29,7 @@ import (
 	"github.com/integritee-go/integritee/chain"
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/node"
+	"github.com/integritee-go/integritee/chain/teerex"
 )
 
 const usage = `usage:
@@ -99,7 +100,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if *home == "" {
 			return errors.New("start: --home is required")
 		}
-		return node.Run(ctx, *home, node.StartOptions{Logger: log, RPCListen: *rpc, P2PListen: *p2p})
+		return node.Run(ctx, *home, node.StartOptions{Logger: log, RPCListen: *rpc, P2PListen: *p2p, Modules: node.Modules()})
 	case "dev":
 		if !*dev {
 			return fmt.Errorf("unknown flag %q (did you mean --dev?)", args[0])
@@ -134,6 +135,10 @@ func initHome(home string, dev bool, chainID, rpc, p2p string, stdout io.Writer)
 		return err
 	}
 	fmt.Fprintf(stdout, "initialized %s (chain %q, dev %v): start it with integritee-node start --home %s\n", home, orDefault(chainID, dev), dev, home)
+	if !dev {
+		fmt.Fprintf(stdout, "production genesis: no balances and no sudo key, teerex trusts Intel's roots with no collateral and no allowed MRENCLAVE; edit app_state in %s before the first start\n",
+			filepath.Join(home, "config", "genesis.json"))
+	}
 	return nil
 }
 
@@ -166,14 +171,11 @@ func runDev(ctx context.Context, home, chainID, rpc, p2p string, log *slog.Logge
 	} else if err != nil {
 		return err
 	}
-	n, err := node.Start(home, node.StartOptions{Logger: log, RPCListen: rpc, P2PListen: p2p})
+	n, err := node.Start(home, node.StartOptions{Logger: log, RPCListen: rpc, P2PListen: p2p, Modules: node.Modules()})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "dev node: home %s, chain %s, rpc %s\n", home, n.ChainID(), n.RPCAddress())
-	for _, name := range accounts.DevNames {
-		fmt.Fprintf(stdout, "  %-8s %s (seed sha256(\"//%s\"))\n", name, accounts.DevAddress(name), name)
-	}
+	printDevInfo(stdout, home, n)
 	<-ctx.Done()
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -185,6 +187,22 @@ func runDev(ctx context.Context, home, chainID, rpc, p2p string, log *slog.Logge
 	case <-stopCtx.Done():
 		return errors.New("stop timed out")
 	}
+}
+
+// printDevInfo tells the user of a dev node where it is and what it holds.
+func printDevInfo(w io.Writer, home string, n *node.Node) {
+	fmt.Fprintf(w, "dev node: home %s, chain %s, rpc %s\n", home, n.ChainID(), n.RPCAddress())
+	fmt.Fprintf(w, "dev accounts (%d TEER each; key = ed25519 seed sha256(\"//Name\"); Alice is sudo):\n", accounts.DevBalance/accounts.Unit)
+	for _, name := range accounts.DevNames {
+		fmt.Fprintf(w, "  %-8s %s\n", name, accounts.DevAddress(name))
+	}
+	if gen, err := node.Genesis(home); err == nil {
+		if st, err := node.AppState(gen); err == nil && st.Dev {
+			fmt.Fprintf(w, "teerex: dev mode, sim enclaves (tee/sim dev root) register until %s\n",
+				gen.GenesisTime.Add(teerex.DevCollateralValidity).UTC().Format(time.DateOnly))
+		}
+	}
+	fmt.Fprintf(w, "try: integritee-cli balance alice --node %s\n", n.RPCAddress())
 }
 
 // cometVersion is the CometBFT module version the binary was built with.

@@ -1,0 +1,211 @@
+package e2e_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/integritee-go/integritee/attestation/pcs"
+	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/internal/testvectors"
+)
+
+// t0 is the genesis time of the App-level dev chains.
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func devTeerexGenesis(t testing.TB, at time.Time) teerex.GenesisState {
+	t.Helper()
+	g, err := teerex.DevGenesis(at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// CheckTx verifies attestations at the last block's time. Before the first
+// block that is the genesis time; after a restart it is unknown to a fresh
+// App until the node restores it from the last header (the node does so
+// after its handshake, see chain/node).
+func TestCheckTxTimeAtGenesisAndAfterRestart(t *testing.T) {
+	c := newAppChain(t, true, t0, devTeerexGenesis(t, t0))
+	dave := newSimEnclave(t, "Dave", measurement("v1"))
+	if res := c.checkTx(c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register(""))); res.Code != 0 {
+		t.Fatalf("registration before the first block: %s/%d %s", res.Codespace, res.Code, res.Log)
+	}
+	blockTime := t0.Add(time.Second)
+	c.block(blockTime)
+
+	c.reopen()
+	delete(c.nonces, dave.addr) // the checked registration was never committed
+	reg := c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register(""))
+	res := c.checkTx(reg)
+	wantCode(t, res.Codespace, res.Code, res.Log, teerex.ErrInvalidAttestation)
+	if !strings.Contains(res.Log, "no verification time") {
+		t.Fatalf("unexpected log %q", res.Log)
+	}
+	c.app.RestoreLastBlockTime(blockTime)
+	if res := c.checkTx(reg); res.Code != 0 {
+		t.Fatalf("registration after the time was restored: %s/%d %s", res.Codespace, res.Code, res.Log)
+	}
+	// A time from a finalized block is not overwritten.
+	c.app.RestoreLastBlockTime(t0.Add(-teerex.DevCollateralValidity))
+	if res := c.checkTx(c.sign(accounts.DevKey("Eve"), teerex.Name, teerex.MethodRegisterEnclave, newSimEnclave(t, "Eve", measurement("v1")).register(""))); res.Code != 0 {
+		t.Fatalf("second registration: %s/%d %s", res.Codespace, res.Code, res.Log)
+	}
+}
+
+// qvlTime is the verification time SOURCES.md gives for dcap-qvl/sgx_quote:
+// its collateral is valid in [2025-06-19T10:56:11Z, 2025-07-19T10:01:18Z).
+var qvlTime = time.Date(2025, 7, 19, 10, 1, 17, 0, time.UTC)
+
+// A real Intel DCAP quote on a production-policy chain: sudo installs the
+// quote's collateral and allowlists its MRENCLAVE in a block at the
+// vector's time, and the registration in that block passes verification
+// (Intel root, signatures, collateral, TCB) and fails exactly at the signer
+// binding, since its report data is "Hello, world!", not a commitment to
+// the sender. It pays its fee and changes nothing else.
+func TestIntelQuoteVerifiedOnChain(t *testing.T) {
+	col, err := pcs.ParseQVLCollateral(testvectors.Read(t, "dcap-qvl/sgx_quote_collateral.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs teerex.Policy
+	if err := docs.AddCollateral(col); err != nil {
+		t.Fatal(err)
+	}
+	mr, err := teerex.ParseHash("33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	quote := teerex.Evidence{Kind: "dcap", Quote: testvectors.Read(t, "dcap-qvl/sgx_quote")}
+
+	c := newAppChain(t, false, qvlTime.Add(-time.Hour), teerex.ProductionGenesis())
+	alice, bob := accounts.DevKey("Alice"), accounts.DevAddress("Bob")
+	reg := c.sign(accounts.DevKey("Bob"), teerex.Name, teerex.MethodRegisterEnclave,
+		teerex.RegisterEnclave{Attestation: quote, ShieldingKey: []byte("k")})
+	// Before the collateral is on chain the quote cannot be judged.
+	res := c.checkTx(reg)
+	wantCode(t, res.Codespace, res.Code, res.Log, teerex.ErrNoCollateral)
+
+	results := c.block(qvlTime,
+		c.sign(alice, teerex.Name, teerex.MethodSetCollateral, teerex.SetCollateral{
+			TCBInfos: docs.TCBInfos, QEIdentity: docs.QEIdentity, PCKCRLs: docs.PCKCRLs, RootCRL: docs.RootCRL}),
+		c.sign(alice, teerex.Name, teerex.MethodAllowMRENCLAVE, teerex.AllowMRENCLAVE{MRENCLAVE: mr}),
+	)
+	wantOK(t, results)
+	before := c.account(bob)
+	results = c.block(qvlTime, reg)
+	wantCode(t, results[0].Codespace, results[0].Code, results[0].Log, teerex.ErrSenderNotAttested)
+	if !strings.Contains(results[0].Log, hex.EncodeToString([]byte("Hello, world!"))) {
+		t.Errorf("log does not show the quote's report data: %q", results[0].Log)
+	}
+	after := c.account(bob)
+	if after.Nonce != before.Nonce+1 || after.Balance != before.Balance-accounts.Unit/100 {
+		t.Errorf("Bob %+v -> %+v: want only the fee charged and the nonce consumed", before, after)
+	}
+	var e teerex.Enclave
+	if c.query("/teerex/enclave/"+bob.String(), &e) {
+		t.Fatalf("Bob registered: %+v", e)
+	}
+	var all teerex.Signers
+	if c.query("/teerex/enclaves", &all) {
+		t.Fatalf("enclaves listed: %v", all)
+	}
+	// Two seconds later the collateral has expired.
+	results = c.block(qvlTime.Add(2*time.Second), c.sign(accounts.DevKey("Bob"), teerex.Name, teerex.MethodRegisterEnclave,
+		teerex.RegisterEnclave{Attestation: quote, ShieldingKey: []byte("k")}))
+	wantCode(t, results[0].Codespace, results[0].Code, results[0].Log, teerex.ErrInvalidCollateral)
+}
+
+// A registration older than the renewal period can neither confirm blocks
+// nor unshield funds; renewing it restores both.
+func TestExpiredRegistrationCannotConfirmOrUnshield(t *testing.T) {
+	c := newAppChain(t, true, t0, devTeerexGenesis(t, t0))
+	shard := measurement("v1")
+	dave := newSimEnclave(t, "Dave", shard)
+	bob := accounts.DevAddress("Bob")
+	registeredAt := t0.Add(time.Second)
+	wantOK(t, c.block(registeredAt,
+		c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register("wss://127.0.0.1:2000")),
+		c.sign(accounts.DevKey("Bob"), bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 1000, EncryptedRecipient: []byte("r")}),
+	))
+	// Still active at the last instant of the renewal period.
+	wantOK(t, c.block(registeredAt.Add(teerex.DefaultRenewalPeriod),
+		c.sign(dave.key, bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 1})))
+
+	expired := registeredAt.Add(teerex.DefaultRenewalPeriod + time.Second)
+	vault := bridge.VaultAddress(shard)
+	before := c.account(vault).Balance
+	results := c.block(expired,
+		c.sign(dave.key, bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 2}),
+		c.sign(dave.key, bridge.Name, bridge.MethodUnshieldFunds, bridge.UnshieldFunds{Shard: shard, Beneficiary: bob, Amount: 100, CallHash: teerex.Hash{1}}),
+	)
+	for _, r := range results {
+		wantCode(t, r.Codespace, r.Code, r.Log, bridge.ErrNotActive)
+		if !strings.Contains(r.Log, teerex.ErrExpired.Msg) {
+			t.Errorf("log %q does not name the expiry", r.Log)
+		}
+	}
+	var s bridge.Shard
+	if !c.query("/bridge/shard/"+shard.String(), &s) || s.Latest == nil || s.Latest.Height != 1 {
+		t.Fatalf("shard after the refused confirmation: %+v", s)
+	}
+	if got := c.account(vault).Balance; got != before {
+		t.Fatalf("vault %d, was %d", got, before)
+	}
+	var u bridge.Unshielded
+	if c.query("/bridge/unshielded/"+shard.String()+"/"+teerex.Hash{1}.String(), &u) {
+		t.Fatalf("refused unshield recorded: %+v", u)
+	}
+
+	// Renewal: the same evidence (DCAP quotes carry no time) registers again.
+	wantOK(t, c.block(expired.Add(time.Second),
+		c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register("wss://127.0.0.1:2000"))))
+	wantOK(t, c.block(expired.Add(2*time.Second),
+		c.sign(dave.key, bridge.Name, bridge.MethodUnshieldFunds, bridge.UnshieldFunds{Shard: shard, Beneficiary: bob, Amount: 100, CallHash: teerex.Hash{1}})))
+	if got := c.account(vault).Balance; got != before-100 {
+		t.Fatalf("vault %d after renewal, want %d", got, before-100)
+	}
+}
+
+// Two enclaves of a shard submit the same unshield_funds and a faulty
+// proposer puts both in one block: the first pays, the second fails with
+// ErrAlreadyUnshielded and pays only its fee.
+func TestDoubleUnshieldInOneBlockPaysOnce(t *testing.T) {
+	c := newAppChain(t, true, t0, devTeerexGenesis(t, t0))
+	shard := measurement("v1")
+	dave, eve := newSimEnclave(t, "Dave", shard), newSimEnclave(t, "Eve", shard)
+	wantOK(t, c.block(t0.Add(time.Second),
+		c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register("")),
+		c.sign(eve.key, teerex.Name, teerex.MethodRegisterEnclave, eve.register("")),
+		c.sign(accounts.DevKey("Bob"), bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 1000, EncryptedRecipient: []byte("r")}),
+	))
+	ferdie := accounts.DevAddress("Ferdie")
+	callHash := teerex.Hash(sha256.Sum256([]byte("trusted call 1")))
+	unshield := bridge.UnshieldFunds{Shard: shard, Beneficiary: ferdie, Amount: 400, CallHash: callHash}
+	before, vaultBefore := c.account(ferdie).Balance, c.account(bridge.VaultAddress(shard)).Balance
+	eveBefore := c.account(eve.addr).Balance
+	results := c.block(t0.Add(2*time.Second),
+		c.sign(dave.key, bridge.Name, bridge.MethodUnshieldFunds, unshield),
+		c.sign(eve.key, bridge.Name, bridge.MethodUnshieldFunds, unshield),
+	)
+	wantOK(t, results[:1])
+	wantCode(t, results[1].Codespace, results[1].Code, results[1].Log, bridge.ErrAlreadyUnshielded)
+	if got := c.account(ferdie).Balance; got != before+400 {
+		t.Errorf("beneficiary got %d, want 400 once", got-before)
+	}
+	if got := c.account(bridge.VaultAddress(shard)).Balance; got != vaultBefore-400 {
+		t.Errorf("vault %d, want %d", got, vaultBefore-400)
+	}
+	if got := c.account(eve.addr).Balance; got != eveBefore-accounts.Unit/100 {
+		t.Errorf("Eve paid %d, want only the fee %d", eveBefore-got, accounts.Unit/100)
+	}
+	var u bridge.Unshielded
+	if !c.query("/bridge/unshielded/"+shard.String()+"/"+callHash.String(), &u) || u.Enclave != dave.addr || u.Amount != 400 {
+		t.Fatalf("unshield record %+v", u)
+	}
+}

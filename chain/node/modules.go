@@ -1,0 +1,41 @@
+package node
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/runtime"
+	"github.com/integritee-go/integritee/chain/teerex"
+)
+
+// Modules returns the runtime of integritee-node besides accounts, which
+// the application always has: teerex, the enclave registry, and the enclave
+// bridge, which asks teerex which enclaves are active and moves funds and
+// checks sudo through the accounts keeper. Every validator of a chain must
+// run the same modules; Start uses these unless told otherwise.
+func Modules() []runtime.Module {
+	tr := teerex.New(accounts.Keeper{})
+	return []runtime.Module{tr, bridge.New(tr.Keeper, accounts.Keeper{}, accounts.Keeper{})}
+}
+
+// teerexGenesis is the teerex entry of a new genesis: the dev policy with
+// dev collateral made once for genesisTime on a dev chain (so every home of
+// a testnet holds the same signed bytes), Intel's roots and rules without
+// collateral or allowlisted measurements otherwise (sudo adds them).
+func teerexGenesis(dev bool, genesisTime time.Time) (json.RawMessage, error) {
+	g := teerex.ProductionGenesis()
+	if dev {
+		var err error
+		if g, err = teerex.DevGenesis(genesisTime); err != nil {
+			return nil, fmt.Errorf("genesis: %w", err)
+		}
+	}
+	b, err := json.Marshal(g)
+	if err != nil {
+		return nil, fmt.Errorf("genesis: teerex: %w", err)
+	}
+	return b, nil
+}
