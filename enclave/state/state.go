@@ -1,0 +1,318 @@
+// Package state is a shard's confidential state: an authenticated
+// key-value map whose keys are blinded and whose values are encrypted, with
+// an incrementally maintained Merkle root as the state hash.
+//
+//   - A plaintext key k is stored under its blinded key
+//     HMAC-SHA256(blind key, k); the blind key is derived from the state key.
+//   - A value v is stored as nonce || AES-256-GCM(enc key, nonce, v,
+//     associated data = blinded key). The nonce is synthetic,
+//     HMAC-SHA256(nonce key, blinded key || height || v)[:12], so every
+//     enclave of the shard (they share the state key) produces the same
+//     ciphertext for the same block, and two different plaintexts never
+//     share a nonce (SIV-style).
+//   - The state hash is the root of a sparse Merkle tree over (blinded key,
+//     SHA-256 of the ciphertext) (see smt.go): RootOf recomputes it from the
+//     encrypted entries alone, so the host and provisioning peers can check
+//     it without any key.
+//
+// The enclave keeps the plaintext values in memory and hands the host, per
+// block, only the changed encrypted entries (ChangeSet).
+//
+// Leakage to the host (and anyone reading its disk): the number of entries;
+// which blinded entries a block creates, changes or deletes, and so when
+// the same (unknown) account is touched again, and which entries change
+// together in a block; the sizes of the values. Not the keys, not the
+// values, not which block entry belongs to which trusted call.
+package state
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Bounds of keys and values.
+const (
+	MaxKeySize   = 1 << 10
+	MaxValueSize = 64 << 10
+	nonceSize    = 12
+	tagSize      = 16
+)
+
+// Errors.
+var (
+	// ErrTooLarge means a key or value above the bounds.
+	ErrTooLarge = errors.New("state: key or value too large")
+	// ErrCorruptEntry means a loaded entry does not decrypt under the state
+	// key with its blinded key: tampered, or from another shard.
+	ErrCorruptEntry = errors.New("state: entry does not decrypt")
+	// ErrDuplicateEntry means a loaded entry's key was loaded before.
+	ErrDuplicateEntry = errors.New("state: duplicate entry")
+	// ErrCommitted means a batch was used after it was committed or written.
+	ErrCommitted = errors.New("state: batch already committed")
+)
+
+// Key is a blinded key.
+type Key = [32]byte
+
+// Entry is an encrypted entry; in a ChangeSet an empty Value deletes it.
+type Entry struct {
+	Key   Key
+	Value []byte
+}
+
+// ChangeSet is what a commit changed: the encrypted entries to write or
+// delete, sorted by key, and the new root.
+type ChangeSet struct {
+	Height  int64
+	Entries []Entry
+	Root    [32]byte
+}
+
+// KV is the state access the STF gets.
+type KV interface {
+	// Get returns the value of key and whether it exists.
+	Get(key []byte) ([]byte, bool, error)
+	Set(key, value []byte) error
+	Delete(key []byte) error
+}
+
+// State is the committed state of a shard. It is not safe for concurrent
+// use.
+type State struct {
+	blindKey []byte
+	nonceKey []byte
+	aead     cipher.AEAD
+	values   map[Key][]byte
+	tree     tree
+}
+
+// New returns an empty state under stateKey (keys.StateKeySize bytes).
+func New(stateKey []byte) (*State, error) {
+	if len(stateKey) != 32 {
+		return nil, fmt.Errorf("state: state key of %d bytes, want 32", len(stateKey))
+	}
+	derive := func(info string) ([]byte, error) {
+		return hkdf.Key(sha256.New, stateKey, nil, "integritee/state/v1/"+info, 32)
+	}
+	blind, err := derive("blind")
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	nonce, err := derive("nonce")
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	enc, err := derive("encrypt")
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	blk, err := aes.NewCipher(enc)
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	g, err := cipher.NewGCM(blk)
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	return &State{blindKey: blind, nonceKey: nonce, aead: g, values: make(map[Key][]byte)}, nil
+}
+
+// Blind returns the blinded key of a plaintext key.
+func (s *State) Blind(key []byte) Key {
+	m := hmac.New(sha256.New, s.blindKey)
+	m.Write(key)
+	return Key(m.Sum(nil))
+}
+
+// Root returns the state hash.
+func (s *State) Root() [32]byte { return s.tree.rootHash() }
+
+// Len returns the number of entries.
+func (s *State) Len() int { return s.tree.n }
+
+// Get reads committed state.
+func (s *State) Get(key []byte) ([]byte, bool) {
+	v, ok := s.values[s.Blind(key)]
+	return bytes.Clone(v), ok
+}
+
+func (s *State) encrypt(k Key, height int64, v []byte) []byte {
+	m := hmac.New(sha256.New, s.nonceKey)
+	m.Write(k[:])
+	m.Write(binary.BigEndian.AppendUint64(nil, uint64(height)))
+	m.Write(v)
+	out := make([]byte, nonceSize, nonceSize+len(v)+tagSize)
+	copy(out, m.Sum(nil)[:nonceSize])
+	return s.aead.Seal(out, out[:nonceSize], v, k[:])
+}
+
+func (s *State) decrypt(k Key, ct []byte) ([]byte, error) {
+	if len(ct) < nonceSize+tagSize || len(ct) > nonceSize+MaxValueSize+tagSize {
+		return nil, fmt.Errorf("%w: %x: %d bytes", ErrCorruptEntry, k[:8], len(ct))
+	}
+	v, err := s.aead.Open(nil, ct[:nonceSize], ct[nonceSize:], k[:])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %x", ErrCorruptEntry, k[:8])
+	}
+	return v, nil
+}
+
+// Load adds persisted entries to the state (after a restart). Each must
+// decrypt under its blinded key and appear once. The caller compares Root
+// with the root it expects (the checkpoint's) when all are loaded.
+func (s *State) Load(entries []Entry) error {
+	for _, e := range entries {
+		if _, dup := s.values[e.Key]; dup {
+			return fmt.Errorf("%w: %x", ErrDuplicateEntry, e.Key[:8])
+		}
+		v, err := s.decrypt(e.Key, e.Value)
+		if err != nil {
+			return err
+		}
+		s.values[e.Key] = v
+		s.tree.set(e.Key, sha256.Sum256(e.Value))
+	}
+	return nil
+}
+
+// RootOf computes the state hash of a full set of encrypted entries, as
+// the host persists them, without any key.
+func RootOf(entries []Entry) [32]byte {
+	var t tree
+	for _, e := range entries {
+		t.set(e.Key, sha256.Sum256(e.Value))
+	}
+	return t.rootHash()
+}
+
+// write is a pending change of a batch.
+type write struct {
+	value   []byte
+	deleted bool
+}
+
+// Batch is a set of uncommitted changes on the state or on a parent batch.
+// A block's changes are one batch; each trusted call runs in a child batch
+// that is written to the block's batch only if the call succeeds.
+type Batch struct {
+	s      *State
+	parent *Batch
+	writes map[Key]write
+	done   bool
+}
+
+var _ KV = (*Batch)(nil)
+
+// Begin starts a batch on the committed state.
+func (s *State) Begin() *Batch { return &Batch{s: s, writes: make(map[Key]write)} }
+
+// Child starts a batch on b.
+func (b *Batch) Child() *Batch { return &Batch{s: b.s, parent: b, writes: make(map[Key]write)} }
+
+func (b *Batch) lookup(k Key) ([]byte, bool) {
+	for x := b; x != nil; x = x.parent {
+		if w, ok := x.writes[k]; ok {
+			return w.value, !w.deleted
+		}
+	}
+	v, ok := b.s.values[k]
+	return v, ok
+}
+
+// Get reads through the batch.
+func (b *Batch) Get(key []byte) ([]byte, bool, error) {
+	if b.done {
+		return nil, false, ErrCommitted
+	}
+	if len(key) > MaxKeySize {
+		return nil, false, fmt.Errorf("%w: key of %d bytes", ErrTooLarge, len(key))
+	}
+	v, ok := b.lookup(b.s.Blind(key))
+	return bytes.Clone(v), ok, nil
+}
+
+// Set writes key.
+func (b *Batch) Set(key, value []byte) error {
+	if b.done {
+		return ErrCommitted
+	}
+	if len(key) > MaxKeySize || len(value) > MaxValueSize {
+		return fmt.Errorf("%w: key of %d, value of %d bytes", ErrTooLarge, len(key), len(value))
+	}
+	b.writes[b.s.Blind(key)] = write{value: bytes.Clone(value)}
+	return nil
+}
+
+// Delete removes key.
+func (b *Batch) Delete(key []byte) error {
+	if b.done {
+		return ErrCommitted
+	}
+	if len(key) > MaxKeySize {
+		return fmt.Errorf("%w: key of %d bytes", ErrTooLarge, len(key))
+	}
+	b.writes[b.s.Blind(key)] = write{deleted: true}
+	return nil
+}
+
+// Write merges a child batch into its parent.
+func (b *Batch) Write() error {
+	if b.done {
+		return ErrCommitted
+	}
+	if b.parent == nil {
+		return errors.New("state: Write on a top-level batch; use State.Commit")
+	}
+	for k, w := range b.writes {
+		b.parent.writes[k] = w
+	}
+	b.done = true
+	return nil
+}
+
+// Commit applies a top-level batch at height and returns what changed.
+// Writes that leave a value as it was produce no entry.
+func (s *State) Commit(b *Batch, height int64) (ChangeSet, error) {
+	if b.done {
+		return ChangeSet{}, ErrCommitted
+	}
+	if b.s != s || b.parent != nil {
+		return ChangeSet{}, errors.New("state: batch is not a top-level batch of this state")
+	}
+	b.done = true
+	keys := make([]Key, 0, len(b.writes))
+	for k := range b.writes {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b Key) int { return bytes.Compare(a[:], b[:]) })
+	cs := ChangeSet{Height: height}
+	for _, k := range keys {
+		w := b.writes[k]
+		old, exists := s.values[k]
+		switch {
+		case w.deleted && !exists:
+			continue
+		case w.deleted:
+			delete(s.values, k)
+			s.tree.remove(k)
+			cs.Entries = append(cs.Entries, Entry{Key: k})
+		case exists && bytes.Equal(old, w.value):
+			continue
+		default:
+			ct := s.encrypt(k, height, w.value)
+			s.values[k] = w.value
+			s.tree.set(k, sha256.Sum256(ct))
+			cs.Entries = append(cs.Entries, Entry{Key: k, Value: ct})
+		}
+	}
+	cs.Root = s.tree.rootHash()
+	return cs, nil
+}

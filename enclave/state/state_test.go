@@ -1,0 +1,247 @@
+package state
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+func newState(t testing.TB, key byte) *State {
+	t.Helper()
+	s, err := New(bytes.Repeat([]byte{key}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// host is what the host persists: encrypted entries by blinded key.
+type host map[Key][]byte
+
+func (h host) apply(cs ChangeSet) {
+	for _, e := range cs.Entries {
+		if len(e.Value) == 0 {
+			delete(h, e.Key)
+		} else {
+			h[e.Key] = e.Value
+		}
+	}
+}
+
+func (h host) entries() []Entry {
+	var out []Entry
+	for k, v := range h {
+		out = append(out, Entry{Key: k, Value: v})
+	}
+	return out
+}
+
+func commit(t testing.TB, s *State, height int64, f func(b *Batch)) ChangeSet {
+	t.Helper()
+	b := s.Begin()
+	f(b)
+	cs, err := s.Commit(b, height)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+func TestBatchesAndCommit(t *testing.T) {
+	s := newState(t, 1)
+	if s.Root() != ([32]byte{}) {
+		t.Fatal("empty state has a non-zero root")
+	}
+	h := host{}
+	cs := commit(t, s, 1, func(b *Batch) {
+		b.Set([]byte("alice"), []byte("100"))
+		b.Set([]byte("bob"), []byte("5"))
+		c := b.Child()
+		c.Set([]byte("carol"), []byte("1"))
+		// c is dropped: a failed call.
+		c2 := b.Child()
+		c2.Set([]byte("bob"), []byte("6"))
+		if v, ok, _ := c2.Get([]byte("alice")); !ok || string(v) != "100" {
+			t.Fatalf("child reads parent: %q %v", v, ok)
+		}
+		if err := c2.Write(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c2.Set([]byte("x"), nil); !errors.Is(err, ErrCommitted) {
+			t.Fatalf("write after Write: %v", err)
+		}
+	})
+	h.apply(cs)
+	if len(cs.Entries) != 2 || cs.Root != s.Root() || cs.Root != RootOf(h.entries()) {
+		t.Fatalf("change set %+v", cs)
+	}
+	for _, e := range cs.Entries {
+		for _, secret := range []string{"alice", "bob", "100", "6"} {
+			if bytes.Contains(e.Value, []byte(secret)) || bytes.Contains(e.Key[:], []byte(secret)) {
+				t.Fatalf("plaintext %q visible in an entry", secret)
+			}
+		}
+	}
+	if v, ok := s.Get([]byte("bob")); !ok || string(v) != "6" {
+		t.Fatalf("bob = %q %v", v, ok)
+	}
+	if _, ok := s.Get([]byte("carol")); ok {
+		t.Fatal("dropped child batch was applied")
+	}
+
+	// Rewriting a value unchanged produces no entry; deleting an absent
+	// key neither.
+	cs = commit(t, s, 2, func(b *Batch) {
+		b.Set([]byte("alice"), []byte("100"))
+		b.Delete([]byte("nobody"))
+	})
+	if len(cs.Entries) != 0 {
+		t.Fatalf("no-op commit changed %d entries", len(cs.Entries))
+	}
+	cs = commit(t, s, 3, func(b *Batch) { b.Delete([]byte("alice")) })
+	h.apply(cs)
+	if len(cs.Entries) != 1 || len(cs.Entries[0].Value) != 0 || s.Len() != 1 || cs.Root != RootOf(h.entries()) {
+		t.Fatalf("delete: %+v len %d", cs, s.Len())
+	}
+}
+
+func TestDeterministicAcrossEnclaves(t *testing.T) {
+	a, b := newState(t, 1), newState(t, 1)
+	f := func(bt *Batch) {
+		bt.Set([]byte("k1"), []byte("v1"))
+		bt.Set([]byte("k2"), []byte("v2"))
+	}
+	ca, cb := commit(t, a, 5, f), commit(t, b, 5, f)
+	if !slices.EqualFunc(ca.Entries, cb.Entries, func(x, y Entry) bool { return x.Key == y.Key && bytes.Equal(x.Value, y.Value) }) {
+		t.Fatal("two enclaves of the shard produced different entries")
+	}
+	// The same value at another height is encrypted under another nonce.
+	c := newState(t, 1)
+	cc := commit(t, c, 6, f)
+	if bytes.Equal(cc.Entries[0].Value, ca.Entries[0].Value) {
+		t.Fatal("nonce does not depend on the height")
+	}
+	// Another state key blinds and encrypts differently.
+	d := newState(t, 2)
+	cd := commit(t, d, 5, f)
+	if cd.Root == ca.Root || d.Blind([]byte("k1")) == a.Blind([]byte("k1")) {
+		t.Fatal("state key does not separate shards")
+	}
+}
+
+func TestRootIndependentOfOrder(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	s := newState(t, 1)
+	h := host{}
+	live := map[string]bool{}
+	for height := int64(1); height <= 40; height++ {
+		cs := commit(t, s, height, func(b *Batch) {
+			for range 25 {
+				k := fmt.Sprintf("k%d", r.IntN(200))
+				if r.IntN(3) == 0 {
+					b.Delete([]byte(k))
+					delete(live, k)
+				} else {
+					b.Set([]byte(k), []byte(fmt.Sprint(r.Int())))
+					live[k] = true
+				}
+			}
+		})
+		h.apply(cs)
+		entries := h.entries()
+		r.Shuffle(len(entries), func(i, j int) { entries[i], entries[j] = entries[j], entries[i] })
+		if got := RootOf(entries); got != cs.Root {
+			t.Fatalf("height %d: incremental root %x, rebuilt %x", height, cs.Root, got)
+		}
+		if s.Len() != len(live) || len(h) != len(live) {
+			t.Fatalf("height %d: %d entries, host %d, want %d", height, s.Len(), len(h), len(live))
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	s := newState(t, 1)
+	h := host{}
+	h.apply(commit(t, s, 1, func(b *Batch) {
+		for i := range 50 {
+			b.Set(fmt.Appendf(nil, "k%d", i), fmt.Appendf(nil, "v%d", i))
+		}
+	}))
+	restarted := newState(t, 1)
+	if err := restarted.Load(h.entries()); err != nil {
+		t.Fatal(err)
+	}
+	if restarted.Root() != s.Root() || restarted.Len() != 50 {
+		t.Fatal("restored state differs")
+	}
+	if v, ok := restarted.Get([]byte("k7")); !ok || string(v) != "v7" {
+		t.Fatalf("k7 = %q", v)
+	}
+
+	e := h.entries()[0]
+	flipped := bytes.Clone(e.Value)
+	flipped[len(flipped)-1] ^= 1
+	other := e.Key
+	other[0] ^= 1
+	tests := []struct {
+		name    string
+		key     byte
+		entries []Entry
+		want    error
+	}{
+		{"tampered value", 1, []Entry{{Key: e.Key, Value: flipped}}, ErrCorruptEntry},
+		{"moved to another key", 1, []Entry{{Key: other, Value: e.Value}}, ErrCorruptEntry},
+		{"truncated", 1, []Entry{{Key: e.Key, Value: e.Value[:10]}}, ErrCorruptEntry},
+		{"empty", 1, []Entry{{Key: e.Key}}, ErrCorruptEntry},
+		{"other state key", 2, []Entry{e}, ErrCorruptEntry},
+		{"duplicate", 1, []Entry{e, e}, ErrDuplicateEntry},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := newState(t, tt.key).Load(tt.entries); !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestBounds(t *testing.T) {
+	b := newState(t, 1).Begin()
+	if err := b.Set(make([]byte, MaxKeySize+1), nil); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("long key: %v", err)
+	}
+	if err := b.Set([]byte("k"), make([]byte, MaxValueSize+1)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("long value: %v", err)
+	}
+}
+
+// BenchmarkStateUpdate measures one block that changes 100 entries of a
+// state holding 1k or 100k: the cost must not grow with the state.
+func BenchmarkStateUpdate(b *testing.B) {
+	for _, n := range []int{1_000, 100_000} {
+		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
+			s := newState(b, 1)
+			commit(b, s, 1, func(bt *Batch) {
+				for i := range n {
+					bt.Set(fmt.Appendf(nil, "acct/%d", i), fmt.Appendf(nil, "balance %d", i))
+				}
+			})
+			r := rand.New(rand.NewPCG(1, 1))
+			height := int64(2)
+			b.ResetTimer()
+			for b.Loop() {
+				bt := s.Begin()
+				for range 100 {
+					bt.Set(fmt.Appendf(nil, "acct/%d", r.IntN(n)), fmt.Appendf(nil, "balance %d", r.Int()))
+				}
+				if _, err := s.Commit(bt, height); err != nil {
+					b.Fatal(err)
+				}
+				height++
+			}
+		})
+	}
+}
