@@ -1,0 +1,183 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+	"github.com/cometbft/cometbft/types"
+
+	"github.com/integritee-go/integritee/chain/codec"
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/enclave/protocol"
+)
+
+// chainReader fetches from the node's CometBFT RPC what the enclave needs
+// to verify and process a block. It checks nothing that matters for trust:
+// the enclave verifies everything it is fed.
+type chainReader struct {
+	rpc *rpchttp.HTTP
+
+	// The validator set changes rarely: keep the last one by hash.
+	valsHash []byte
+	valsRaw  []byte
+
+	// The header fetched as the next one of block H is block H+1's.
+	next       *protocol.Header
+	nextHeight int64
+}
+
+// genesis returns the genesis validator set (protobuf bytes), the chain ID
+// and the initial height.
+func (c *chainReader) genesis(ctx context.Context) ([]byte, string, int64, error) {
+	res, err := c.rpc.Genesis(ctx)
+	if err != nil {
+		return nil, "", 0, fmt.Errorf("genesis: %w", err)
+	}
+	g := res.Genesis
+	vals := make([]*types.Validator, len(g.Validators))
+	for i, v := range g.Validators {
+		vals[i] = types.NewValidator(v.PubKey, v.Power)
+	}
+	raw, err := protocol.EncodeValidatorSet(types.NewValidatorSet(vals))
+	if err != nil {
+		return nil, "", 0, err
+	}
+	initial := g.InitialHeight
+	if initial == 0 {
+		initial = 1
+	}
+	return raw, g.ChainID, initial, nil
+}
+
+// latest returns the node's last committed height.
+func (c *chainReader) latest(ctx context.Context) (int64, error) {
+	st, err := c.rpc.Status(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("status: %w", err)
+	}
+	return st.SyncInfo.LatestBlockHeight, nil
+}
+
+// header returns the signed header of height h and its validators.
+func (c *chainReader) header(ctx context.Context, h int64) (protocol.Header, error) {
+	if c.next != nil && c.nextHeight == h {
+		return *c.next, nil
+	}
+	com, err := c.rpc.Commit(ctx, &h)
+	if err != nil {
+		return protocol.Header{}, fmt.Errorf("commit %d: %w", h, err)
+	}
+	sh, err := protocol.EncodeSignedHeader(&com.SignedHeader)
+	if err != nil {
+		return protocol.Header{}, err
+	}
+	if com.Header == nil || !bytes.Equal(com.Header.ValidatorsHash, c.valsHash) {
+		vals, err := c.validators(ctx, h)
+		if err != nil {
+			return protocol.Header{}, err
+		}
+		raw, err := protocol.EncodeValidatorSet(vals)
+		if err != nil {
+			return protocol.Header{}, err
+		}
+		c.valsHash, c.valsRaw = vals.Hash(), raw
+	}
+	return protocol.Header{SignedHeader: sh, Validators: c.valsRaw}, nil
+}
+
+func (c *chainReader) validators(ctx context.Context, h int64) (*types.ValidatorSet, error) {
+	var vals []*types.Validator
+	perPage := 100
+	for page := 1; ; page++ {
+		res, err := c.rpc.Validators(ctx, &h, &page, &perPage)
+		if err != nil {
+			return nil, fmt.Errorf("validators %d: %w", h, err)
+		}
+		vals = append(vals, res.Validators...)
+		if len(vals) >= res.Total || len(res.Validators) == 0 {
+			break
+		}
+	}
+	return types.NewValidatorSet(vals), nil
+}
+
+// block returns the request that feeds block h; the node must have
+// committed h+1.
+func (c *chainReader) block(ctx context.Context, h int64) (*protocol.ProcessBlock, error) {
+	hdr, err := c.header(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	b, err := c.rpc.Block(ctx, &h)
+	if err != nil {
+		return nil, fmt.Errorf("block %d: %w", h, err)
+	}
+	res, err := c.rpc.BlockResults(ctx, &h)
+	if err != nil {
+		return nil, fmt.Errorf("block results %d: %w", h, err)
+	}
+	if len(res.TxsResults) != len(b.Block.Txs) {
+		return nil, fmt.Errorf("block %d: %d txs but %d results", h, len(b.Block.Txs), len(res.TxsResults))
+	}
+	req := &protocol.ProcessBlock{Block: hdr, Txs: make([][]byte, len(b.Block.Txs)), Results: make([]protocol.TxResult, len(b.Block.Txs))}
+	for i, t := range b.Block.Txs {
+		req.Txs[i] = t
+		r := res.TxsResults[i]
+		req.Results[i] = protocol.TxResult{Code: r.Code, Data: r.Data, GasWanted: r.GasWanted, GasUsed: r.GasUsed}
+	}
+	next, err := c.header(ctx, h+1)
+	if err != nil {
+		return nil, err
+	}
+	req.Next = next
+	c.next, c.nextHeight = &next, h+1
+	return req, nil
+}
+
+// query runs an abci_query and returns the value (nil when absent).
+func query(ctx context.Context, rpc *rpchttp.HTTP, path string) ([]byte, error) {
+	res, err := rpc.ABCIQuery(ctx, path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", path, err)
+	}
+	if r := res.Response; r.Code != 0 {
+		return nil, fmt.Errorf("query %s: %s/%d: %s", path, r.Codespace, r.Code, r.Log)
+	}
+	return res.Response.Value, nil
+}
+
+// errNotRegistered means the chain holds no registration of the signer.
+var errNotRegistered = errors.New("enclave not registered")
+
+// registration returns the chain's record of signer.
+func registration(ctx context.Context, rpc *rpchttp.HTTP, signer tx.Address) (*teerex.Enclave, error) {
+	v, err := query(ctx, rpc, "/teerex/enclave/"+signer.String())
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return nil, errNotRegistered
+	}
+	var e teerex.Enclave
+	if err := codec.Unmarshal(v, &e); err != nil {
+		return nil, fmt.Errorf("decode registration of %s: %w", signer, err)
+	}
+	return &e, nil
+}
+
+// policy returns the chain's attestation policy.
+func policy(ctx context.Context, rpc *rpchttp.HTTP) (*teerex.Policy, error) {
+	v, err := query(ctx, rpc, "/teerex/policy")
+	if err != nil {
+		return nil, err
+	}
+	var p teerex.Policy
+	if err := codec.Unmarshal(v, &p); err != nil {
+		return nil, fmt.Errorf("decode policy: %w", err)
+	}
+	return &p, nil
+}

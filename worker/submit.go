@@ -1,0 +1,340 @@
+package worker
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/runtime"
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/client"
+	"github.com/integritee-go/integritee/enclave/protocol"
+)
+
+// Submission tuning.
+const (
+	submitBatch   = 64               // outgoing calls signed per round
+	inclusionWait = 20 * time.Second // how long a broadcast tx may take to land
+	renewCheck    = time.Minute      // how often the registration is checked
+)
+
+// errRenew asks the submit loop to check the registration.
+var errRenew = errors.New("registration must be checked")
+
+// ensureRegistered makes sure the enclave's signer has a current
+// registration on chain: registered with this enclave's measurement and
+// shielding key and this worker's URL, and not within a quarter of the
+// renewal period of expiring. It registers (or renews) otherwise and waits
+// for the registration's block.
+func (w *Worker) ensureRegistered(ctx context.Context) error {
+	b := backoff{}
+	for {
+		current, err := w.registrationCurrent(ctx)
+		if err == nil && current {
+			return nil
+		}
+		if err == nil {
+			err = w.register(ctx)
+			if err == nil {
+				continue // check what the chain recorded
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		b.wait(ctx, w.log, "enclave registration", err)
+	}
+}
+
+func (w *Worker) workerURL() string {
+	if w.cfg.WorkerURL != "" {
+		return w.cfg.WorkerURL
+	}
+	return w.RPCAddr()
+}
+
+func (w *Worker) registrationCurrent(ctx context.Context) (bool, error) {
+	w.mu.Lock()
+	id := w.identity
+	w.mu.Unlock()
+	signer := tx.AddressOf(ed25519.PublicKey(id.SignerPublic))
+	reg, err := registration(ctx, w.rpc, signer)
+	if errors.Is(err, errNotRegistered) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if reg.ShieldingKeyHash != shieldingKeyHash(id.ShieldingPublic) || [32]byte(reg.MRENCLAVE) != id.MRENCLAVE ||
+		reg.WorkerURL != w.workerURL() {
+		w.log.Info("registration outdated", "signer", signer)
+		return false, nil
+	}
+	p, err := policy(ctx, w.rpc)
+	if err != nil {
+		return false, err
+	}
+	period := p.RenewalPeriod()
+	if left := time.Until(reg.ExpiresAt(period)); left < period/4 {
+		w.log.Info("registration near expiry", "signer", signer, "expires_in", left.Round(time.Second))
+		return false, nil
+	}
+	return true, nil
+}
+
+// register has the enclave sign a registration with a fresh quote and
+// submits it.
+func (w *Worker) register(ctx context.Context) error {
+	signer := w.Signer()
+	params, acc, err := w.accountState(ctx, signer)
+	if err != nil {
+		return err
+	}
+	signed, err := callAs[*protocol.SignedTxs](ctx, w, &protocol.SignRegistration{
+		Params: w.txParams(params, acc.Nonce), WorkerURL: w.workerURL(),
+	})
+	if err != nil {
+		return err
+	}
+	if len(signed.Txs) != 1 {
+		return fmt.Errorf("enclave signed %d registration transactions, want 1", len(signed.Txs))
+	}
+	stx, err := tx.Decode(signed.Txs[0])
+	if err != nil {
+		return fmt.Errorf("registration from the enclave: %w", err)
+	}
+	if acc.Balance < stx.Body.Fee {
+		return w.fund(ctx, signer, stx.Body.Fee)
+	}
+	w.log.Info("registering enclave", "signer", signer, "url", w.workerURL(), "fee", stx.Body.Fee)
+	h, err := w.node.Broadcast(ctx, signed.Txs[0])
+	if err != nil {
+		return fmt.Errorf("broadcast registration: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, inclusionWait)
+	defer cancel()
+	res, err := w.node.WaitTx(wctx, h)
+	if err != nil {
+		return fmt.Errorf("registration: %w", err)
+	}
+	w.log.Info("enclave registered", "signer", signer, "height", res.Height)
+	return nil
+}
+
+func (w *Worker) accountState(ctx context.Context, a tx.Address) (accounts.Params, accounts.Account, error) {
+	params, err := w.node.Params(ctx)
+	if err != nil {
+		return params, accounts.Account{}, err
+	}
+	acc, err := w.node.Account(ctx, a)
+	return params, acc, err
+}
+
+func (w *Worker) txParams(p accounts.Params, nonce uint64) protocol.TxParams {
+	return protocol.TxParams{ChainID: w.chainID, Nonce: nonce, BaseFee: p.BaseFee, PerByteFee: p.PerByteFee}
+}
+
+// fund gets the enclave's account funded to at least need: through the
+// configured hook, or by asking the operator and waiting.
+func (w *Worker) fund(ctx context.Context, a tx.Address, need uint64) error {
+	if w.cfg.Fund != nil {
+		w.log.Info("funding enclave account", "account", a, "need", need)
+		return w.cfg.Fund(ctx, a, need)
+	}
+	w.log.Warn("FUND THE ENCLAVE ACCOUNT to continue: it pays the enclave's chain fees", "account", a, "need_at_least", need)
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		acc, err := w.node.Account(ctx, a)
+		if err == nil && acc.Balance >= need {
+			w.log.Info("enclave account funded", "account", a, "balance", acc.Balance)
+			return nil
+		}
+	}
+}
+
+// submitLoop submits the outbox's calls, oldest first, and keeps the
+// registration current.
+func (w *Worker) submitLoop(ctx context.Context) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	nextRenew := time.Now().Add(renewCheck)
+	b := backoff{}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-w.notify:
+		case <-tick.C:
+		}
+		if time.Now().After(nextRenew) {
+			if current, err := w.registrationCurrent(ctx); err == nil && !current {
+				if err := w.register(ctx); err != nil && ctx.Err() == nil {
+					w.log.Warn("renew registration", "err", err)
+				}
+			}
+			nextRenew = time.Now().Add(renewCheck)
+		}
+		for ctx.Err() == nil {
+			n, err := w.submitRound(ctx)
+			if errors.Is(err, errRenew) {
+				nextRenew = time.Time{}
+			}
+			if err != nil {
+				b.wait(ctx, w.log, "submit outgoing calls", err)
+				break
+			}
+			b.reset()
+			if n == 0 {
+				break
+			}
+		}
+	}
+}
+
+// submitRound signs up to submitBatch outbox calls with consecutive nonces
+// from the account's committed nonce, broadcasts them in order and waits
+// for their blocks. It returns the number of calls settled: on chain
+// (executed or failed there) or refused for good (e.g. an unshield that
+// another worker of the shard already executed).
+func (w *Worker) submitRound(ctx context.Context) (int, error) {
+	items, err := w.store.Outbox(submitBatch)
+	if err != nil || len(items) == 0 {
+		return 0, err
+	}
+	signer := w.Signer()
+	params, acc, err := w.accountState(ctx, signer)
+	if err != nil {
+		return 0, err
+	}
+	calls := make([]protocol.Outgoing, len(items))
+	for i, it := range items {
+		calls[i] = it.Call
+	}
+	signed, err := callAs[*protocol.SignedTxs](ctx, w, &protocol.SignOutgoing{Calls: calls, Params: w.txParams(params, acc.Nonce)})
+	if err != nil {
+		return 0, err
+	}
+	if len(signed.Txs) != len(items) {
+		return 0, fmt.Errorf("enclave signed %d of %d outgoing calls", len(signed.Txs), len(items))
+	}
+	var (
+		settled []uint64
+		sent    []int
+		hashes  [][32]byte
+		stop    error
+	)
+	for i, raw := range signed.Txs {
+		_, err := w.node.Broadcast(ctx, raw)
+		if err == nil || isInMempool(err) {
+			sent, hashes = append(sent, i), append(hashes, tx.Hash(raw))
+			continue
+		}
+		var te *client.TxError
+		if !errors.As(err, &te) {
+			stop = err
+			break
+		}
+		switch {
+		case errors.Is(te, bridge.ErrAlreadyUnshielded), errors.Is(te, bridge.ErrStaleConfirmation):
+			// Already on chain (submitted before a restart, or by
+			// another worker of the shard): settled.
+			w.log.Info("outgoing call already on chain", "method", items[i].Call.Call.Method, "reason", te.Log)
+			settled = append(settled, items[i].Seq)
+		case errors.Is(te, runtime.ErrUnaffordableFee):
+			stop = w.fund(ctx, signer, acc.Balance+params.MinFee(len(raw))*uint64(len(signed.Txs)))
+		case errors.Is(te, runtime.ErrStaleNonce), errors.Is(te, runtime.ErrFutureNonce),
+			errors.Is(te, runtime.ErrInsufficientFee), errors.Is(te, bridge.ErrFutureHeight):
+			stop = err // transient: sign again next round
+		case errors.Is(te, bridge.ErrNotActive), errors.Is(te, bridge.ErrNotShardEnclave):
+			stop = fmt.Errorf("%w: %w", errRenew, err)
+		default:
+			// Can never succeed; keeping it would block every later
+			// call.
+			w.log.Error("outgoing call refused by the chain; dropped", "method", items[i].Call.Call.Method, "err", err)
+			settled = append(settled, items[i].Seq)
+		}
+		break
+	}
+	// Later calls were signed with nonces after the refused one: they are
+	// signed again next round.
+	for k, i := range sent {
+		wctx, cancel := context.WithTimeout(ctx, inclusionWait)
+		res, err := w.node.WaitTx(wctx, hashes[k])
+		cancel()
+		var te *client.TxError
+		switch {
+		case err == nil:
+			w.log.Debug("outgoing call on chain", "method", items[i].Call.Call.Method, "height", res.Height)
+		case errors.As(err, &te) && te.Height > 0:
+			if errors.Is(te, bridge.ErrAlreadyUnshielded) || errors.Is(te, bridge.ErrStaleConfirmation) {
+				w.log.Info("outgoing call already on chain", "method", items[i].Call.Call.Method, "reason", te.Log)
+			} else {
+				w.log.Error("outgoing call failed on chain", "method", items[i].Call.Call.Method, "height", te.Height, "err", err)
+			}
+		default:
+			// Not (yet) included: left in the outbox for the next round.
+			if stop == nil {
+				stop = err
+			}
+			if err := w.store.Done(settled...); err != nil {
+				return 0, err
+			}
+			return len(settled), stop
+		}
+		settled = append(settled, items[i].Seq)
+	}
+	if err := w.store.Done(settled...); err != nil {
+		return 0, err
+	}
+	return len(settled), stop
+}
+
+// isInMempool reports CometBFT's refusal of a transaction it already has.
+func isInMempool(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "tx already exists in cache")
+}
+
+// DevFunder returns a Config.Fund for development chains: it transfers
+// max(need, amount) from the dev account key (e.g. accounts.DevKey("Alice"))
+// to the enclave account. Calls are serialised, and a nonce clash with the
+// key's other users is retried.
+func DevFunder(nodeRPC string, from ed25519.PrivateKey, amount uint64) func(ctx context.Context, a tx.Address, need uint64) error {
+	var mu sync.Mutex
+	return func(ctx context.Context, a tx.Address, need uint64) error {
+		mu.Lock()
+		defer mu.Unlock()
+		c, err := client.New(ctx, nodeRPC, client.Options{})
+		if err != nil {
+			return err
+		}
+		acc, err := c.Account(ctx, a)
+		if err != nil {
+			return err
+		}
+		if acc.Balance >= need {
+			return nil
+		}
+		for attempt := 0; ; attempt++ {
+			_, err = c.Transfer(ctx, from, a, max(need, amount))
+			if err == nil || attempt == 10 || !(errors.Is(err, runtime.ErrStaleNonce) || errors.Is(err, runtime.ErrFutureNonce)) {
+				if err != nil {
+					return fmt.Errorf("dev funding of %s: %w", a, err)
+				}
+				return nil
+			}
+			sleep(ctx, 200*time.Millisecond)
+		}
+	}
+}
