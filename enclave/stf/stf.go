@@ -1,0 +1,303 @@
+// Package stf is the enclave's state transition function: a Go interface
+// that applications implement (STF) and the runtime around it that
+// authenticates trusted calls and getters and enforces nonces, so that no
+// application can get replay protection wrong.
+//
+// A trusted call travels HPKE-encrypted to the shard's shielding key (in a
+// bridge invoke) as the CBOR of a SignedCall: the application's call, the
+// signer's account, a nonce and an ed25519 signature over
+// sha256(CallDomain || CBOR{call, nonce, mrenclave, shard}). A getter is a
+// SignedGetter, signed over sha256(GetterDomain || CBOR{getter, mrenclave,
+// shard}). Binding the enclave measurement and the shard means a call
+// signed for one shard or enclave version never executes in another.
+package stf
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/integritee-go/integritee/chain/codec"
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/enclave/state"
+)
+
+// Signing domains.
+const (
+	CallDomain   = "integritee-trusted-call-v1"
+	GetterDomain = "integritee-trusted-getter-v1"
+)
+
+// MaxCallBytes bounds a decrypted trusted call.
+const MaxCallBytes = 64 << 10
+
+// Env is what a call executes in.
+type Env struct {
+	Shard     [32]byte
+	MRENCLAVE [32]byte
+	// Height is the chain block carrying the call.
+	Height int64
+}
+
+// Unshield asks the enclave to release funds of the shard's vault to a
+// public account (an unshield_funds chain transaction).
+type Unshield struct {
+	Beneficiary tx.Address
+	Amount      uint64
+}
+
+// Event is an outcome of a call. Unshield, if set, is acted upon.
+type Event struct {
+	Type     string
+	Unshield *Unshield
+}
+
+// STF is an application's state transition function. Calls reach Execute
+// authenticated (signer signed it for this shard and enclave) and with a
+// fresh nonce; Execute decides what the signer may do. An error makes the
+// runtime drop every write of the call (its nonce is still consumed).
+type STF interface {
+	// Execute applies the application call payload (CBOR) of signer.
+	Execute(env Env, st state.KV, signer tx.Address, call []byte) ([]Event, error)
+	// Get answers the getter payload (CBOR) of signer.
+	Get(env Env, st state.KV, signer tx.Address, getter []byte) ([]byte, error)
+	// Shield credits amount, paid into the shard's vault on chain, to the
+	// shard account to.
+	Shield(env Env, st state.KV, to tx.Address, amount uint64) ([]Event, error)
+}
+
+// Rejection classes of the runtime. A rejected call leaves the state
+// unchanged.
+var (
+	ErrMalformed    = errors.New("stf: malformed trusted call")
+	ErrBadSignature = errors.New("stf: bad signature (or signed for another shard or enclave)")
+	ErrStaleNonce   = errors.New("stf: nonce already used")
+	ErrFutureNonce  = errors.New("stf: nonce ahead of the account's")
+)
+
+// SignedCall is the plaintext of an invoke ciphertext.
+type SignedCall struct {
+	Call      cbor.RawMessage `cbor:"call"`
+	Signer    tx.Address      `cbor:"signer"`
+	Nonce     uint64          `cbor:"nonce"`
+	Signature []byte          `cbor:"sig"`
+}
+
+type callPayload struct {
+	Call      cbor.RawMessage `cbor:"call"`
+	Nonce     uint64          `cbor:"nonce"`
+	MRENCLAVE [32]byte        `cbor:"mrenclave"`
+	Shard     [32]byte        `cbor:"shard"`
+}
+
+// CallSignBytes returns the digest a trusted call's signer signs.
+func CallSignBytes(call []byte, nonce uint64, mrenclave, shard [32]byte) ([]byte, error) {
+	enc, err := codec.Marshal(callPayload{Call: call, Nonce: nonce, MRENCLAVE: mrenclave, Shard: shard})
+	if err != nil {
+		return nil, fmt.Errorf("encode call payload: %w", err)
+	}
+	h := sha256.New()
+	h.Write([]byte(CallDomain))
+	h.Write(enc)
+	return h.Sum(nil), nil
+}
+
+// SignCall signs an application call (CBOR) for a shard and enclave and
+// returns the SignedCall's bytes, ready to be encrypted to the shielding
+// key (shielding.Encrypt with shielding.InfoTrustedCall).
+func SignCall(key ed25519.PrivateKey, call []byte, nonce uint64, mrenclave, shard [32]byte) ([]byte, error) {
+	d, err := CallSignBytes(call, nonce, mrenclave, shard)
+	if err != nil {
+		return nil, err
+	}
+	return codec.Marshal(SignedCall{
+		Call: call, Signer: tx.AddressOf(key.Public().(ed25519.PublicKey)), Nonce: nonce, Signature: ed25519.Sign(key, d),
+	})
+}
+
+// SignedGetter is a getter signed by the account it reads.
+type SignedGetter struct {
+	Getter    cbor.RawMessage `cbor:"getter"`
+	Signer    tx.Address      `cbor:"signer"`
+	Signature []byte          `cbor:"sig"`
+}
+
+type getterPayload struct {
+	Getter    cbor.RawMessage `cbor:"getter"`
+	MRENCLAVE [32]byte        `cbor:"mrenclave"`
+	Shard     [32]byte        `cbor:"shard"`
+}
+
+// GetterSignBytes returns the digest a getter's signer signs.
+func GetterSignBytes(getter []byte, mrenclave, shard [32]byte) ([]byte, error) {
+	enc, err := codec.Marshal(getterPayload{Getter: getter, MRENCLAVE: mrenclave, Shard: shard})
+	if err != nil {
+		return nil, fmt.Errorf("encode getter payload: %w", err)
+	}
+	h := sha256.New()
+	h.Write([]byte(GetterDomain))
+	h.Write(enc)
+	return h.Sum(nil), nil
+}
+
+// SignGetter signs a getter (CBOR) and returns the SignedGetter's bytes.
+func SignGetter(key ed25519.PrivateKey, getter []byte, mrenclave, shard [32]byte) ([]byte, error) {
+	d, err := GetterSignBytes(getter, mrenclave, shard)
+	if err != nil {
+		return nil, err
+	}
+	return codec.Marshal(SignedGetter{Getter: getter, Signer: tx.AddressOf(key.Public().(ed25519.PublicKey)), Signature: ed25519.Sign(key, d)})
+}
+
+func verify(signer tx.Address, digest, sig []byte) error {
+	if len(sig) != ed25519.SignatureSize || !ed25519.Verify(ed25519.PublicKey(signer[:]), digest, sig) {
+		return ErrBadSignature
+	}
+	return nil
+}
+
+// Status is what became of a trusted call.
+type Status int
+
+const (
+	// Rejected: not decodable, not authentic or replayed; nothing changed.
+	Rejected Status = iota
+	// Failed: authentic and fresh, but the STF refused it; only the nonce
+	// was consumed.
+	Failed
+	// Applied: executed.
+	Applied
+)
+
+// Result is the outcome of Runtime.Apply.
+type Result struct {
+	Status Status
+	Signer tx.Address
+	// Hash is sha256 of the SignedCall bytes: the call's identity.
+	Hash   [32]byte
+	Events []Event
+	// Err is the rejection or failure.
+	Err error
+}
+
+// UnshieldHash is the call_hash of the i-th unshield of a call: unique per
+// call, so the chain pays each at most once however many enclaves submit it.
+func (r *Result) UnshieldHash(i int) [32]byte {
+	h := sha256.New()
+	h.Write(r.Hash[:])
+	h.Write(binary.BigEndian.AppendUint32(nil, uint32(i)))
+	return [32]byte(h.Sum(nil))
+}
+
+// Runtime wraps an STF with authentication and nonces.
+type Runtime struct {
+	STF STF
+}
+
+// nonceKey is the state key of an account's next nonce.
+func nonceKey(a tx.Address) []byte { return append([]byte("system/nonce/"), a[:]...) }
+
+// Nonce returns the next nonce of account a.
+func Nonce(st state.KV, a tx.Address) (uint64, error) {
+	v, ok, err := st.Get(nonceKey(a))
+	if err != nil || !ok {
+		return 0, err
+	}
+	var n uint64
+	if err := codec.Unmarshal(v, &n); err != nil {
+		return 0, fmt.Errorf("stf: stored nonce: %w", err)
+	}
+	return n, nil
+}
+
+func setNonce(st state.KV, a tx.Address, n uint64) error {
+	v, err := codec.Marshal(n)
+	if err != nil {
+		return err
+	}
+	return st.Set(nonceKey(a), v)
+}
+
+// Apply executes the SignedCall bytes plaintext on the block batch b.
+// Rejections and failures are reported in the Result, not as an error; the
+// error is for state failures only (fatal for the block).
+func (r *Runtime) Apply(env Env, b *state.Batch, plaintext []byte) (Result, error) {
+	res := Result{Hash: sha256.Sum256(plaintext)}
+	reject := func(err error) (Result, error) {
+		res.Status, res.Err = Rejected, err
+		return res, nil
+	}
+	if len(plaintext) > MaxCallBytes {
+		return reject(fmt.Errorf("%w: %d bytes", ErrMalformed, len(plaintext)))
+	}
+	var sc SignedCall
+	if err := codec.Unmarshal(plaintext, &sc); err != nil {
+		return reject(fmt.Errorf("%w: %w", ErrMalformed, err))
+	}
+	res.Signer = sc.Signer
+	d, err := CallSignBytes(sc.Call, sc.Nonce, env.MRENCLAVE, env.Shard)
+	if err != nil {
+		return reject(fmt.Errorf("%w: %w", ErrMalformed, err))
+	}
+	if err := verify(sc.Signer, d, sc.Signature); err != nil {
+		return reject(err)
+	}
+	next, err := Nonce(b, sc.Signer)
+	if err != nil {
+		return res, err
+	}
+	switch {
+	case sc.Nonce < next:
+		return reject(fmt.Errorf("%w: %d, next %d", ErrStaleNonce, sc.Nonce, next))
+	case sc.Nonce > next:
+		return reject(fmt.Errorf("%w: %d, next %d", ErrFutureNonce, sc.Nonce, next))
+	}
+	child := b.Child()
+	events, xerr := r.STF.Execute(env, child, sc.Signer, sc.Call)
+	if xerr == nil {
+		if err := child.Write(); err != nil {
+			return res, err
+		}
+		res.Status, res.Events = Applied, events
+	} else {
+		res.Status, res.Err = Failed, xerr
+	}
+	if err := setNonce(b, sc.Signer, next+1); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// Get answers the SignedGetter bytes.
+func (r *Runtime) Get(env Env, st state.KV, signed []byte) ([]byte, error) {
+	if len(signed) > MaxCallBytes {
+		return nil, fmt.Errorf("%w: getter of %d bytes", ErrMalformed, len(signed))
+	}
+	var sg SignedGetter
+	if err := codec.Unmarshal(signed, &sg); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	d, err := GetterSignBytes(sg.Getter, env.MRENCLAVE, env.Shard)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if err := verify(sg.Signer, d, sg.Signature); err != nil {
+		return nil, err
+	}
+	return r.STF.Get(env, st, sg.Signer, sg.Getter)
+}
+
+// Shield credits a shield_funds to the STF on a child of b; a failure drops
+// its writes.
+func (r *Runtime) Shield(env Env, b *state.Batch, to tx.Address, amount uint64) ([]Event, error) {
+	child := b.Child()
+	events, err := r.STF.Shield(env, child, to, amount)
+	if err != nil {
+		return nil, err
+	}
+	return events, child.Write()
+}

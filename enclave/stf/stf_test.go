@@ -1,0 +1,234 @@
+package stf_test
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"errors"
+	"testing"
+
+	"github.com/integritee-go/integritee/chain/codec"
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/enclave/state"
+	"github.com/integritee-go/integritee/enclave/stf"
+)
+
+func key(name string) ed25519.PrivateKey {
+	seed := sha256.Sum256([]byte(name))
+	return ed25519.NewKeyFromSeed(seed[:])
+}
+
+func addr(k ed25519.PrivateKey) tx.Address { return tx.AddressOf(k.Public().(ed25519.PublicKey)) }
+
+var (
+	alice, bob, sudo = key("alice"), key("bob"), key("sudo")
+	env              = stf.Env{Shard: [32]byte{1}, MRENCLAVE: [32]byte{2}, Height: 5}
+)
+
+func call(t *testing.T, c stf.Call) []byte {
+	t.Helper()
+	b, err := stf.EncodeCall(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func signed(t *testing.T, k ed25519.PrivateKey, c stf.Call, nonce uint64, e stf.Env) []byte {
+	t.Helper()
+	b, err := stf.SignCall(k, call(t, c), nonce, e.MRENCLAVE, e.Shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+type fixture struct {
+	st *state.State
+	rt *stf.Runtime
+}
+
+func newFixture(t *testing.T, dev bool) *fixture {
+	t.Helper()
+	st, err := state.New(bytes.Repeat([]byte{9}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{st: st, rt: &stf.Runtime{STF: &stf.Balances{Dev: dev, Sudo: addr(sudo)}}}
+	b := st.Begin()
+	if _, err := f.rt.Shield(env, b, addr(alice), 1000); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Commit(b, 1); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// apply runs one call in its own block and returns the result and the
+// number of entries it changed.
+func (f *fixture) apply(t *testing.T, plaintext []byte) (stf.Result, int) {
+	t.Helper()
+	b := f.st.Begin()
+	res, err := f.rt.Apply(env, b, plaintext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := f.st.Commit(b, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, len(cs.Entries)
+}
+
+func (f *fixture) balance(t *testing.T, k ed25519.PrivateKey) uint64 {
+	t.Helper()
+	v, err := stf.FreeBalance(f.st.Begin(), addr(k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestApply(t *testing.T) {
+	otherShard, otherEnclave := env, env
+	otherShard.Shard[0]++
+	otherEnclave.MRENCLAVE[0]++
+	transfer := stf.Call{Transfer: &stf.Transfer{From: addr(alice), To: addr(bob), Amount: 300}}
+	goodSig := signed(t, alice, transfer, 0, env)
+	var sc stf.SignedCall
+	if err := codec.Unmarshal(goodSig, &sc); err != nil {
+		t.Fatal(err)
+	}
+	sc.Signature[0] ^= 1
+	badSig, _ := codec.Marshal(sc)
+
+	tests := []struct {
+		name      string
+		plaintext []byte
+		status    stf.Status
+		err       error
+		alice     uint64
+		bob       uint64
+		changed   int
+	}{
+		{"garbage", []byte("not cbor"), stf.Rejected, stf.ErrMalformed, 1000, 0, 0},
+		{"bad signature", badSig, stf.Rejected, stf.ErrBadSignature, 1000, 0, 0},
+		{"signed for another shard", signed(t, alice, transfer, 0, otherShard), stf.Rejected, stf.ErrBadSignature, 1000, 0, 0},
+		{"signed for another enclave", signed(t, alice, transfer, 0, otherEnclave), stf.Rejected, stf.ErrBadSignature, 1000, 0, 0},
+		{"future nonce", signed(t, alice, transfer, 1, env), stf.Rejected, stf.ErrFutureNonce, 1000, 0, 0},
+		{"transfer", goodSig, stf.Applied, nil, 700, 300, 3},
+		{"replay", goodSig, stf.Rejected, stf.ErrStaleNonce, 700, 300, 0},
+		{"from is not the signer", signed(t, bob, transfer, 0, env), stf.Failed, stf.ErrNotOwner, 700, 300, 1},
+		{"insufficient funds", signed(t, alice, stf.Call{Transfer: &stf.Transfer{From: addr(alice), To: addr(bob), Amount: 701}}, 1, env),
+			stf.Failed, stf.ErrInsufficientFunds, 700, 300, 1},
+		{"zero", signed(t, alice, stf.Call{Transfer: &stf.Transfer{From: addr(alice), To: addr(bob)}}, 2, env), stf.Failed, stf.ErrZeroAmount, 700, 300, 1},
+		{"two calls in one", signed(t, alice, stf.Call{Transfer: transfer.Transfer, SetBalance: &stf.SetBalance{Who: addr(alice), Amount: 1}}, 3, env),
+			stf.Failed, stf.ErrUnknownCall, 700, 300, 1},
+		{"set_balance outside dev", signed(t, sudo, stf.Call{SetBalance: &stf.SetBalance{Who: addr(bob), Amount: 5}}, 0, env),
+			stf.Failed, stf.ErrDevOnly, 700, 300, 1},
+		{"unshield", signed(t, bob, stf.Call{Unshield: &stf.UnshieldTo{From: addr(bob), Beneficiary: tx.Address{7}, Amount: 100}}, 1, env),
+			stf.Applied, nil, 700, 200, 2},
+	}
+	f := newFixture(t, false)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := f.st.Root()
+			res, changed := f.apply(t, tt.plaintext)
+			if res.Status != tt.status || !errors.Is(res.Err, tt.err) || (tt.err == nil && res.Err != nil) {
+				t.Fatalf("status %d err %v, want %d %v", res.Status, res.Err, tt.status, tt.err)
+			}
+			if a, b := f.balance(t, alice), f.balance(t, bob); a != tt.alice || b != tt.bob {
+				t.Fatalf("alice %d bob %d, want %d %d", a, b, tt.alice, tt.bob)
+			}
+			if changed != tt.changed {
+				t.Fatalf("%d entries changed, want %d", changed, tt.changed)
+			}
+			if tt.status == stf.Rejected && f.st.Root() != root {
+				t.Fatal("rejected call changed the state hash")
+			}
+			if tt.name == "unshield" {
+				if len(res.Events) != 1 || res.Events[0].Unshield == nil || *res.Events[0].Unshield != (stf.Unshield{Beneficiary: tx.Address{7}, Amount: 100}) {
+					t.Fatalf("events %+v", res.Events)
+				}
+				if res.UnshieldHash(0) == res.UnshieldHash(1) || res.UnshieldHash(0) == res.Hash {
+					t.Fatal("unshield hashes not distinct")
+				}
+			}
+		})
+	}
+}
+
+func TestSetBalanceDev(t *testing.T) {
+	f := newFixture(t, true)
+	if res, _ := f.apply(t, signed(t, alice, stf.Call{SetBalance: &stf.SetBalance{Who: addr(alice), Amount: 5}}, 0, env)); !errors.Is(res.Err, stf.ErrDevOnly) {
+		t.Fatalf("non-sudo set_balance: %v", res.Err)
+	}
+	if res, _ := f.apply(t, signed(t, sudo, stf.Call{SetBalance: &stf.SetBalance{Who: addr(bob), Amount: 5}}, 0, env)); res.Status != stf.Applied {
+		t.Fatalf("sudo set_balance: %v", res.Err)
+	}
+	if f.balance(t, bob) != 5 {
+		t.Fatal("balance not set")
+	}
+}
+
+func TestGetters(t *testing.T) {
+	f := newFixture(t, false)
+	f.apply(t, signed(t, alice, stf.Call{Transfer: &stf.Transfer{From: addr(alice), To: addr(bob), Amount: 1}}, 0, env))
+	a := addr(alice)
+	getter := func(g stf.Getter) []byte {
+		b, err := stf.EncodeGetter(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	sign := func(k ed25519.PrivateKey, g []byte, e stf.Env) []byte {
+		b, err := stf.SignGetter(k, g, e.MRENCLAVE, e.Shard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	other := env
+	other.Shard[0]++
+	tests := []struct {
+		name   string
+		signed []byte
+		want   uint64
+		err    error
+	}{
+		{"free balance", sign(alice, getter(stf.Getter{FreeBalance: &a}), env), 999, nil},
+		{"nonce", sign(alice, getter(stf.Getter{Nonce: &a}), env), 1, nil},
+		{"not the owner", sign(bob, getter(stf.Getter{FreeBalance: &a}), env), 0, stf.ErrNotOwner},
+		{"other shard", sign(alice, getter(stf.Getter{FreeBalance: &a}), other), 0, stf.ErrBadSignature},
+		{"empty getter", sign(alice, getter(stf.Getter{}), env), 0, stf.ErrUnknownCall},
+		{"garbage", []byte{1, 2}, 0, stf.ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := f.rt.Get(env, f.st.Begin(), tt.signed)
+			if !errors.Is(err, tt.err) || (tt.err == nil && err != nil) {
+				t.Fatalf("err = %v, want %v", err, tt.err)
+			}
+			if err != nil {
+				return
+			}
+			var got uint64
+			if err := codec.Unmarshal(v, &got); err != nil || got != tt.want {
+				t.Fatalf("got %d (%v), want %d", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestShieldOverflowDropsWrites(t *testing.T) {
+	f := newFixture(t, false)
+	b := f.st.Begin()
+	if _, err := f.rt.Shield(env, b, addr(alice), ^uint64(0)); !errors.Is(err, stf.ErrOverflow) {
+		t.Fatalf("err = %v", err)
+	}
+	if v, _ := stf.FreeBalance(b, addr(alice)); v != 1000 {
+		t.Fatalf("balance %d after failed shield", v)
+	}
+}
