@@ -1,0 +1,198 @@
+// Command integritee-worker runs the untrusted host of an integritee worker:
+// it starts integritee-enclave as a child process, registers it on the
+// chain, follows the chain and feeds the enclave every block, stores the
+// enclave's sealed keys and encrypted state, and submits the transactions
+// the enclave signs.
+//
+//	integritee-worker [--node URL] [--enclave PATH] [--data DIR] [--tee sim|gramine]
+//	                  [--shard HEX] [--rpc HOST:PORT] [--url URL] [--dev] [--confirm-every N]
+//	integritee-worker version
+//
+// SIGINT or SIGTERM stops it cleanly; a restart (also after SIGKILL)
+// resumes at the block after the last one it persisted.
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/worker"
+)
+
+// DevFunding is what a --dev worker transfers from Alice to its enclave
+// account when the account cannot pay its fees.
+const DevFunding = 100 * accounts.Unit
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "integritee-worker:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+// options are the parsed command line.
+type options struct {
+	Node, Enclave, Data, TEE, Shard, RPC, URL, LogLevel, LogFormat string
+	Dev                                                            bool
+	ConfirmEvery                                                   uint
+	EnclaveArgs                                                    []string
+}
+
+func parse(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("integritee-worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.Node, "node", "http://127.0.0.1:26657", "node CometBFT RPC address")
+	fs.StringVar(&o.Enclave, "enclave", "", "integritee-enclave executable (default: next to this binary, else on PATH)")
+	fs.StringVar(&o.Data, "data", defaultData(), "data directory (database, enclave.json)")
+	fs.StringVar(&o.TEE, "tee", "sim", "TEE backend of the enclave: sim or gramine")
+	fs.StringVar(&o.Shard, "shard", "", "shard to serve, hex (default with --tee sim: the enclave's MRENCLAVE, sha256 of its binary)")
+	fs.StringVar(&o.RPC, "rpc", "127.0.0.1:2000", "JSON-RPC listen address (empty: none)")
+	fs.StringVar(&o.URL, "url", "", "worker URL registered on chain (default: http://<rpc address>)")
+	fs.BoolVar(&o.Dev, "dev", false, "dev chain: fund the enclave account from Alice, enable dev trusted calls and debug getters")
+	fs.UintVar(&o.ConfirmEvery, "confirm-every", 1, "blocks per confirm_processed_block (same for every worker of a shard)")
+	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
+	fs.Func("enclave-arg", "extra argument for the enclave process (repeatable)", func(s string) error {
+		o.EnclaveArgs = append(o.EnclaveArgs, s)
+		return nil
+	})
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.TEE != "sim" && o.TEE != "gramine" {
+		return nil, fmt.Errorf("--tee %q: want sim or gramine", o.TEE)
+	}
+	if o.ConfirmEvery == 0 || o.ConfirmEvery > 1<<16 {
+		return nil, fmt.Errorf("--confirm-every %d: want 1..65536", o.ConfirmEvery)
+	}
+	return o, nil
+}
+
+func defaultData() string {
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".integritee-worker")
+	}
+	return ".integritee-worker"
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 1 && args[0] == "version" {
+		fmt.Fprintf(stdout, "integritee-worker %s\n", worker.Version)
+		return nil
+	}
+	o, err := parse(args, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, o.LogLevel, o.LogFormat)
+	if err != nil {
+		return err
+	}
+	cfg, err := config(o, log)
+	if err != nil {
+		return err
+	}
+	w, err := worker.New(ctx, cfg)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	return w.Run(ctx)
+}
+
+// config turns the options into a worker configuration.
+func config(o *options, log *slog.Logger) (worker.Config, error) {
+	path, err := enclavePath(o.Enclave)
+	if err != nil {
+		return worker.Config{}, err
+	}
+	sh, err := shard(o.Shard, o.TEE, path)
+	if err != nil {
+		return worker.Config{}, err
+	}
+	cfg := worker.Config{
+		NodeRPC: o.Node, DataDir: o.Data, Shard: sh, RPCListen: o.RPC, WorkerURL: o.URL,
+		Dev: o.Dev, ConfirmEvery: uint32(o.ConfirmEvery), Logger: log,
+		Enclave: worker.ProcessFactory(worker.ProcessConfig{
+			Path: path, Args: append([]string{"--tee", o.TEE}, o.EnclaveArgs...), Logger: log.With("process", "enclave"),
+		}),
+	}
+	if o.Dev {
+		cfg.Fund = worker.DevFunder(o.Node, accounts.DevKey("Alice"), DevFunding)
+	}
+	return cfg, nil
+}
+
+// enclavePath resolves the enclave executable: the flag, else
+// integritee-enclave next to this executable, else on PATH.
+func enclavePath(flagValue string) (string, error) {
+	if flagValue != "" {
+		return filepath.Abs(flagValue)
+	}
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), "integritee-enclave")
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath("integritee-enclave")
+	if err != nil {
+		return "", errors.New("integritee-enclave not found next to integritee-worker nor on PATH: pass --enclave PATH")
+	}
+	return filepath.Abs(p)
+}
+
+// shard returns the shard to serve: the flag, or for a sim enclave its
+// MRENCLAVE (the SHA-256 of its binary), which names its shard by default.
+func shard(flagValue, teeKind, enclaveBinary string) ([32]byte, error) {
+	var s [32]byte
+	if flagValue != "" {
+		b, err := hex.DecodeString(flagValue)
+		if err != nil || len(b) != 32 {
+			return s, fmt.Errorf("--shard %q: want 64 hex characters", flagValue)
+		}
+		return [32]byte(b), nil
+	}
+	if teeKind != "sim" {
+		return s, errors.New("--shard is required with --tee " + teeKind)
+	}
+	return worker.SimMRENCLAVE(enclaveBinary)
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

@@ -1,0 +1,268 @@
+// Package localnet runs a whole integritee network on one machine for
+// development and end-to-end tests: one dev node (CometBFT in-process, dev
+// genesis: funded dev accounts, Alice is sudo, the sim attestation root
+// trusted) and one or more workers whose enclaves run as sim child
+// processes, all on loopback. Each worker's enclave account is funded from
+// Alice and registered before Start returns.
+package localnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/node"
+	"github.com/integritee-go/integritee/worker"
+)
+
+// WorkerFunding is what each worker's enclave account receives from Alice.
+const WorkerFunding = 100 * accounts.Unit
+
+// EnclavePackage is the import path of the enclave command.
+const EnclavePackage = "github.com/integritee-go/integritee/cmd/integritee-enclave"
+
+// Config configures a local network.
+type Config struct {
+	// Dir holds the node home and worker data; empty means a temporary
+	// directory that Stop removes. An existing Dir is reused (restart).
+	Dir string
+	// Workers is the number of workers (default 1; 0 with NoWorkers).
+	Workers   int
+	NoWorkers bool
+	// EnclaveBinary is the integritee-enclave executable; empty builds it
+	// from source with `go build` into Dir/bin (needs the Go toolchain and
+	// the module's source, as with `go run`).
+	EnclaveBinary string
+	// NodeRPC and NodeP2P are host:port listen addresses; empty picks free
+	// loopback ports.
+	NodeRPC, NodeP2P string
+	// WorkerRPCBasePort, when not 0, gives worker i the RPC port base+i;
+	// otherwise free ports are used.
+	WorkerRPCBasePort int
+	// ConfirmEvery is the workers' blocks per confirmation (0: every block).
+	ConfirmEvery uint32
+	// Logger receives the node's and workers' logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Net is a running local network.
+type Net struct {
+	Dir           string
+	ChainID       string
+	EnclaveBinary string
+	Shard         [32]byte
+	node          *node.Node
+	workers       []*Worker
+	tmp           bool
+	log           *slog.Logger
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Worker is one in-process worker host of the network.
+type Worker struct {
+	DataDir string
+	*worker.Worker
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Start starts the node and the workers and returns once every worker is
+// registered and syncing (or ctx is done).
+func Start(ctx context.Context, cfg Config) (_ *Net, err error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Net{Dir: cfg.Dir, log: log}
+	if n.Dir == "" {
+		if n.Dir, err = os.MkdirTemp("", "integritee-localnet-"); err != nil {
+			return nil, err
+		}
+		n.tmp = true
+	}
+	defer func() {
+		if err != nil {
+			n.Stop()
+		}
+	}()
+	if n.EnclaveBinary = cfg.EnclaveBinary; n.EnclaveBinary == "" {
+		if n.EnclaveBinary, err = BuildEnclave(ctx, filepath.Join(n.Dir, "bin")); err != nil {
+			return nil, err
+		}
+	}
+	if n.Shard, err = worker.SimMRENCLAVE(n.EnclaveBinary); err != nil {
+		return nil, err
+	}
+	if err := n.startNode(cfg); err != nil {
+		return nil, err
+	}
+	count := cfg.Workers
+	if count == 0 && !cfg.NoWorkers {
+		count = 1
+	}
+	fund := worker.DevFunder(n.node.RPCAddress(), accounts.DevKey("Alice"), WorkerFunding)
+	for i := range count {
+		listen := "127.0.0.1:0"
+		if cfg.WorkerRPCBasePort != 0 {
+			listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.WorkerRPCBasePort+i))
+		}
+		wc := worker.Config{
+			NodeRPC: n.node.RPCAddress(), DataDir: filepath.Join(n.Dir, fmt.Sprintf("worker-%d", i)),
+			Shard: n.Shard, RPCListen: listen, Dev: true, ConfirmEvery: cfg.ConfirmEvery, Fund: fund,
+			Logger: log.With("worker", i),
+			Enclave: worker.ProcessFactory(worker.ProcessConfig{
+				Path: n.EnclaveBinary, Args: []string{"--tee", "sim"}, Logger: log.With("worker", i, "process", "enclave"),
+			}),
+		}
+		w, err := n.StartWorker(ctx, wc)
+		if err != nil {
+			return nil, fmt.Errorf("worker %d: %w", i, err)
+		}
+		n.workers = append(n.workers, w)
+	}
+	return n, nil
+}
+
+func (n *Net) startNode(cfg Config) error {
+	home := filepath.Join(n.Dir, "node")
+	rpc, p2p := cfg.NodeRPC, cfg.NodeP2P
+	var err error
+	for _, a := range []*string{&rpc, &p2p} {
+		if *a == "" {
+			if *a, err = FreeAddr(); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(home, "config", "genesis.json")); errors.Is(err, os.ErrNotExist) {
+		c := node.DefaultConfig(true)
+		c.RPCListen, c.P2PListen = rpc, p2p
+		if err := node.Init(home, node.InitOptions{Dev: true, Config: &c}); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	nd, err := node.Start(home, node.StartOptions{Logger: n.log.With("process", "node"), RPCListen: rpc, P2PListen: p2p})
+	if err != nil {
+		return err
+	}
+	n.node, n.ChainID = nd, nd.ChainID()
+	return nil
+}
+
+// StartWorker starts a worker host with cfg in this process and waits until
+// it is registered and syncing. Stop stops it with the network.
+func (n *Net) StartWorker(ctx context.Context, cfg worker.Config) (*Worker, error) {
+	w, err := worker.New(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	h := &Worker{DataDir: cfg.DataDir, Worker: w, cancel: cancel, done: make(chan error, 1)}
+	go func() { h.done <- w.Run(wctx) }()
+	select {
+	case <-w.Ready():
+		return h, nil
+	case err := <-h.done:
+		cancel()
+		return nil, fmt.Errorf("worker stopped before it was ready: %w", err)
+	case <-ctx.Done():
+		cancel()
+		<-h.done
+		return nil, ctx.Err()
+	}
+}
+
+// Stop stops the worker and waits for it.
+func (w *Worker) Stop() error {
+	w.cancel()
+	err := <-w.done
+	w.done <- err // later calls see the same result
+	return err
+}
+
+// NodeRPC is the node's CometBFT RPC URL.
+func (n *Net) NodeRPC() string { return n.node.RPCAddress() }
+
+// Node is the running node.
+func (n *Net) Node() *node.Node { return n.node }
+
+// Workers are the running workers.
+func (n *Net) Workers() []*Worker { return n.workers }
+
+// Describe writes the endpoints for a human.
+func (n *Net) Describe(w io.Writer) {
+	fmt.Fprintf(w, "localnet in %s\n", n.Dir)
+	fmt.Fprintf(w, "  node     %s  (chain %s)\n", n.NodeRPC(), n.ChainID)
+	fmt.Fprintf(w, "  shard    %x  (MRENCLAVE of %s)\n", n.Shard, n.EnclaveBinary)
+	for i, wk := range n.workers {
+		id := wk.Identity()
+		fmt.Fprintf(w, "  worker %d rpc %s  enclave account %s  data %s\n", i, id.RPC, id.Signer, wk.DataDir)
+	}
+	fmt.Fprintf(w, "  dev accounts: %v (Alice is sudo; key seed sha256(\"//Name\"))\n", accounts.DevNames)
+}
+
+// Stop stops the workers, then the node, and removes a temporary
+// directory. Further calls return the first call's result.
+func (n *Net) Stop() error {
+	n.stopOnce.Do(func() {
+		var errs []error
+		for _, w := range n.workers {
+			if err := w.Stop(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if n.node != nil {
+			errs = append(errs, n.node.Stop())
+		}
+		if n.tmp {
+			errs = append(errs, os.RemoveAll(n.Dir))
+		}
+		n.stopErr = errors.Join(errs...)
+	})
+	return n.stopErr
+}
+
+// BuildEnclave builds integritee-enclave into dir with the Go toolchain and
+// returns its path. It must run inside the module's source tree.
+func BuildEnclave(ctx context.Context, dir string) (string, error) {
+	return Build(ctx, dir, EnclavePackage, "integritee-enclave")
+}
+
+// Build builds a command package of this module into dir/name.
+func Build(ctx context.Context, dir, pkg, name string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, name)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
+	}
+	return out, nil
+}
+
+// FreeAddr returns a loopback host:port that was free a moment ago.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
