@@ -1,0 +1,196 @@
+package e2e_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"testing"
+
+	"github.com/integritee-go/integritee/attestation"
+	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/client"
+)
+
+// On a dev node, sim enclaves register through broadcast_tx_sync and are
+// listed with proofs; two enclaves of one shard then submit the same
+// unshield_funds and the vault pays once.
+func TestDevNodeRegistersSimEnclavesAndUnshieldsOnce(t *testing.T) {
+	_, c := startNode(t, initHome(t, true))
+	ctx := ctxT(t)
+	shard := measurement("v1")
+	dave, eve := newSimEnclave(t, "Dave", shard), newSimEnclave(t, "Eve", shard)
+
+	sub, err := c.RegisterEnclave(ctx, dave.key, dave.evidence, dave.shieldingKey, "wss://127.0.0.1:2000")
+	if err != nil {
+		t.Fatalf("register Dave: %v", err)
+	}
+	if !hasEvent(sub, teerex.EventRegistered) {
+		t.Fatalf("no registration event in %+v", sub.Events)
+	}
+	if _, err := c.RegisterEnclave(ctx, eve.key, eve.evidence, eve.shieldingKey, "wss://127.0.0.1:2001"); err != nil {
+		t.Fatalf("register Eve: %v", err)
+	}
+
+	e, h, err := c.Enclave(ctx, dave.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Signer != dave.addr || e.MRENCLAVE != shard || e.Kind != attestation.KindDCAP || e.Debug ||
+		e.TCBStatus != attestation.StatusUpToDate || e.ShieldingKeyHash != sha256.Sum256(dave.shieldingKey) ||
+		e.WorkerURL != "wss://127.0.0.1:2000" || e.RegisteredHeight != sub.Height || h < sub.Height {
+		t.Fatalf("Dave's registration at %d: %+v", h, e)
+	}
+	for name, list := range map[string]func() ([]teerex.Enclave, int64, error){
+		"all":      func() ([]teerex.Enclave, int64, error) { return c.Enclaves(ctx) },
+		"of shard": func() ([]teerex.Enclave, int64, error) { return c.EnclavesOf(ctx, shard) },
+	} {
+		got, _, err := list()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(got) != 2 || !containsSigner(got, dave.addr) || !containsSigner(got, eve.addr) {
+			t.Fatalf("%s: %+v", name, got)
+		}
+	}
+	if got, _, err := c.EnclavesOf(ctx, measurement("other")); err != nil || len(got) != 0 {
+		t.Fatalf("enclaves of another measurement: %+v %v", got, err)
+	}
+	if _, _, err := c.Enclave(ctx, accounts.DevAddress("Ferdie")); !errors.Is(err, teerex.ErrNotRegistered) {
+		t.Fatalf("unregistered signer: %v", err)
+	}
+
+	// Shield, then both enclaves submit the same unshield call.
+	if _, err := c.ShieldFunds(ctx, accounts.DevKey("Bob"), shard, 1000, []byte("encrypted recipient")); err != nil {
+		t.Fatal(err)
+	}
+	ferdie := accounts.DevAddress("Ferdie")
+	before, err := c.Account(ctx, ferdie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	callHash := teerex.Hash(sha256.Sum256([]byte("unshield 400 to Ferdie")))
+	params, err := c.Params(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call, err := tx.NewCall(bridge.Name, bridge.MethodUnshieldFunds, bridge.UnshieldFunds{Shard: shard, Beneficiary: ferdie, Amount: 400, CallHash: callHash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hashes [][32]byte
+	var refused []error
+	for _, e := range []*simEnclave{dave, eve} {
+		acc, err := c.Account(ctx, e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wire, err := c.BuildMinFee(e.key, acc.Nonce, params, call)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := c.Broadcast(ctx, wire)
+		if err != nil {
+			refused = append(refused, err)
+			continue
+		}
+		hashes = append(hashes, h)
+	}
+	// The second is refused by CheckTx, whether the first is still in the
+	// mempool or already committed.
+	if len(hashes) != 1 || len(refused) != 1 || !errors.Is(refused[0], bridge.ErrAlreadyUnshielded) {
+		t.Fatalf("admitted %d, refused %v", len(hashes), refused)
+	}
+	if _, err := c.WaitTx(ctx, hashes[0]); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Shard(ctx, shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Recorded || st.Shard.Vault != bridge.VaultAddress(shard) || st.Shard.Config.MRENCLAVE != shard || st.VaultBalance != 600 {
+		t.Fatalf("shard status %+v", st)
+	}
+	after, _, err := c.VerifiedAccount(ctx, ferdie, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Balance != before.Balance+400 {
+		t.Fatalf("Ferdie got %d, want 400 once", after.Balance-before.Balance)
+	}
+	u, _, err := c.Unshielded(ctx, shard, callHash)
+	if err != nil || u == nil || u.Amount != 400 || u.Beneficiary != ferdie {
+		t.Fatalf("unshield record %+v %v", u, err)
+	}
+	// A later submission by either enclave is refused too.
+	if _, err := c.UnshieldFunds(ctx, dave.key, shard, ferdie, 400, callHash); !errors.Is(err, bridge.ErrAlreadyUnshielded) {
+		t.Fatalf("repeat: %v", err)
+	}
+}
+
+// On a production-policy chain (Intel's roots) the same sim quote is
+// refused by CheckTx with ErrUntrustedRoot, and nothing changes.
+func TestProductionNodeRejectsSimQuote(t *testing.T) {
+	_, c := startNode(t, initHome(t, false))
+	ctx := ctxT(t)
+	dave := newSimEnclave(t, "Dave", measurement("v1"))
+	p, _, err := c.Policy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.AllowDebug || p.AllowAnyMRENCLAVE || len(p.TCBInfos) != 0 || !bytes.Equal(p.DCAPRoots[0], teerex.ProductionPolicy().DCAPRoots[0]) {
+		t.Fatalf("production policy %+v", p)
+	}
+	info, err := c.RPC().ABCIInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h0, hash0 := info.Response.LastBlockHeight, info.Response.LastBlockAppHash
+	acc0, err := c.Account(ctx, dave.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = c.RegisterEnclave(ctx, dave.key, dave.evidence, dave.shieldingKey, "")
+	var te *client.TxError
+	if !errors.As(err, &te) || te.Height != 0 || !errors.Is(err, teerex.ErrUntrustedRoot) {
+		t.Fatalf("registration: %v, want a CheckTx rejection with %s/%d", err, teerex.ErrUntrustedRoot.Codespace, teerex.ErrUntrustedRoot.Code)
+	}
+
+	if _, err := c.VerifiedHeader(ctx, h0+3); err != nil {
+		t.Fatal(err)
+	}
+	info, err = c.RPC().ABCIInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(info.Response.LastBlockAppHash, hash0) {
+		t.Fatalf("app hash changed from %X to %X", hash0, info.Response.LastBlockAppHash)
+	}
+	if acc, err := c.Account(ctx, dave.addr); err != nil || acc != acc0 {
+		t.Fatalf("Dave %+v, was %+v (%v)", acc, acc0, err)
+	}
+	if got, _, err := c.Enclaves(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("enclaves %+v %v", got, err)
+	}
+}
+
+func hasEvent(s *client.Submitted, typ string) bool {
+	for _, e := range s.Events {
+		if e.Type == typ {
+			return true
+		}
+	}
+	return false
+}
+
+func containsSigner(es []teerex.Enclave, a tx.Address) bool {
+	for _, e := range es {
+		if e.Signer == a {
+			return true
+		}
+	}
+	return false
+}

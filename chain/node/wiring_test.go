@@ -1,0 +1,178 @@
+package node_test
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/integritee-go/integritee/attestation"
+	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/node"
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/client"
+	"github.com/integritee-go/integritee/tee/sim"
+)
+
+func teerexEntry(t *testing.T, home string) teerex.GenesisState {
+	t.Helper()
+	gen, err := node.Genesis(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := node.AppState(gen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, ok := st.Modules[teerex.Name]
+	if !ok {
+		t.Fatalf("genesis of %s has no teerex entry", home)
+	}
+	var g teerex.GenesisState
+	if err := json.Unmarshal(raw, &g); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func TestGenesisTeerexEntry(t *testing.T) {
+	genesisTime := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	pki, err := sim.NewPKI([]byte(sim.DefaultSeed))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dev := t.TempDir()
+	if err := node.Init(dev, node.InitOptions{Dev: true, GenesisTime: genesisTime}); err != nil {
+		t.Fatal(err)
+	}
+	g := teerexEntry(t, dev)
+	p := g.Policy
+	if !p.AllowDebug || !p.AllowAnyMRENCLAVE || len(p.DCAPRoots) != 1 || len(p.TCBInfos) != 1 || p.QEIdentity == nil {
+		t.Fatalf("dev policy: debug %v, any MRENCLAVE %v, %d roots, %d TCB infos", p.AllowDebug, p.AllowAnyMRENCLAVE, len(p.DCAPRoots), len(p.TCBInfos))
+	}
+	// The root is the sim dev root (its key; each issue has other
+	// signature bytes).
+	root, err := x509.ParseCertificate(p.DCAPRoots[0])
+	if err != nil || !bytes.Equal(root.RawSubjectPublicKeyInfo, pki.Root().RawSubjectPublicKeyInfo) {
+		t.Fatalf("dev root is not the sim dev root (%v)", err)
+	}
+	// The dev collateral outlives Intel's 30 days by far.
+	if err := p.Validate(true, genesisTime.Add(teerex.DevCollateralValidity-time.Hour)); err != nil {
+		t.Errorf("dev collateral near the end of its validity: %v", err)
+	}
+	if err := p.Validate(true, genesisTime.Add(teerex.DevCollateralValidity+time.Second)); err == nil {
+		t.Error("dev collateral valid after DevCollateralValidity")
+	}
+
+	prod := t.TempDir()
+	if err := node.Init(prod, node.InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pg := teerexEntry(t, prod)
+	got, err := json.Marshal(pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := json.Marshal(teerex.ProductionGenesis())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("production teerex genesis %s, want %s", got, want)
+	}
+
+	// A testnet's collateral is made once: every home has the same genesis.
+	// (Its ports are only written, never opened.)
+	homes, err := node.Testnet(t.TempDir(), 3, node.TestnetOptions{Dev: true, BasePort: 30000, GenesisTime: genesisTime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := os.ReadFile(filepath.Join(homes[0], "config", "genesis.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range homes[1:] {
+		b, err := os.ReadFile(filepath.Join(h, "config", "genesis.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b, first) {
+			t.Fatalf("genesis of %s differs from %s", h, homes[0])
+		}
+	}
+	if g := teerexEntry(t, homes[0]); len(g.Policy.TCBInfos) != 1 || !g.Policy.AllowAnyMRENCLAVE {
+		t.Fatalf("testnet teerex genesis %+v", g.Policy)
+	}
+}
+
+// After a restart the app has committed state but has seen no block; CheckTx
+// must still verify a registration at the last block's time. The restarted
+// node waits an hour before its next block, so the registration is checked
+// before any block could tell the app the time.
+func TestRestartRestoresCheckTxTime(t *testing.T) {
+	home := devHome(t)
+	n, _ := startNode(t, home)
+	if err := n.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := node.LoadConfig(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.TimeoutCommit = node.Duration(time.Hour)
+	if err := node.SaveConfig(home, cfg); err != nil {
+		t.Fatal(err)
+	}
+	n2, err := node.Start(home, node.StartOptions{Modules: node.Modules()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n2.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	height := n2.Height()
+	ctx := ctxT(t)
+	c, err := client.New(ctx, n2.RPCAddress(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	m := [32]byte{1}
+	b, err := sim.New(sim.Config{Measurement: &m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dave := accounts.DevAddress("Dave")
+	q, err := b.Quote(teerex.ReportData(dave, []byte("k")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	call, err := teerex.RegisterEnclaveCall(teerex.Evidence{Kind: attestation.KindDCAP, Quote: q}, []byte("k"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	params, err := c.Params(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, err := c.Account(ctx, dave)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire, err := c.BuildMinFee(accounts.DevKey("Dave"), acc.Nonce, params, call)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Broadcast(ctx, wire); err != nil {
+		t.Fatalf("CheckTx of a registration right after restart: %v", err)
+	}
+	if got := n2.Height(); got != height {
+		t.Fatalf("a block was made (height %d -> %d): the test proves nothing", height, got)
+	}
+}
