@@ -1,0 +1,200 @@
+// Package lightclient is the enclave's view of the chain: it follows the
+// chain block by block from the genesis validator set with CometBFT's light
+// client verification, and proves each block's transactions and their
+// results before the enclave acts on them.
+//
+// Block H is verified with the header of H+1: the header of H (signed by
+// +2/3 of its validators, which H-1's header named) proves the transactions
+// through its DataHash; the header of H+1 (verified the same way, and
+// naming H as its last block) proves their results through its
+// LastResultsHash. So the host feeds block H once H+1 is committed.
+//
+// The enclave has no trusted clock. Each header is checked against the time
+// of the next one: the trusting period bounds the gap between consecutive
+// blocks, not the age of the chain. An enclave whose trusted header is old
+// can be shown a fork signed by validators that have since unbonded; a
+// trusted time source (or a recent trusted checkpoint) would close that gap.
+package lightclient
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+	"github.com/cometbft/cometbft/light"
+	"github.com/cometbft/cometbft/types"
+)
+
+// DefaultTrustingPeriod bounds the time between consecutive block headers.
+const DefaultTrustingPeriod = 14 * 24 * time.Hour
+
+// clockDrift lets a header's own time pass the light client's "not from the
+// future" check, since the header's time stands in for now.
+const clockDrift = time.Second
+
+// Rejection classes.
+var (
+	// ErrHeight means the block is not the next one.
+	ErrHeight = errors.New("lightclient: block out of order")
+	// ErrHeader means a header or commit failed light-client verification.
+	ErrHeader = errors.New("lightclient: header verification failed")
+	// ErrDataHash means the transactions do not match the header's data hash.
+	ErrDataHash = errors.New("lightclient: transactions do not match the header's data hash")
+	// ErrResultsHash means the results do not match the next header's
+	// last results hash.
+	ErrResultsHash = errors.New("lightclient: results do not match the next header's results hash")
+	// ErrConfig means an unusable configuration or checkpoint.
+	ErrConfig = errors.New("lightclient: invalid configuration")
+)
+
+// Config is the root of trust.
+type Config struct {
+	ChainID       string
+	InitialHeight int64
+	// Genesis is the genesis validator set; it signs InitialHeight.
+	Genesis        *types.ValidatorSet
+	TrustingPeriod time.Duration
+}
+
+// Client verifies blocks in order. It is not safe for concurrent use.
+type Client struct {
+	cfg     Config
+	trusted *types.SignedHeader // last accepted block; nil before the first
+	// next is the header after trusted, verified as Next of the last
+	// block, so that it need not be verified twice.
+	next *types.SignedHeader
+}
+
+// New returns a client that expects Config.InitialHeight next. trusted, if
+// not nil, is the header of the last accepted block (from a checkpoint),
+// and the client expects the block after it.
+func New(cfg Config, trusted *types.SignedHeader) (*Client, error) {
+	if cfg.ChainID == "" {
+		return nil, fmt.Errorf("%w: empty chain ID", ErrConfig)
+	}
+	if cfg.InitialHeight < 1 {
+		cfg.InitialHeight = 1
+	}
+	if cfg.TrustingPeriod <= 0 {
+		cfg.TrustingPeriod = DefaultTrustingPeriod
+	}
+	if trusted == nil {
+		if cfg.Genesis == nil || cfg.Genesis.IsNilOrEmpty() {
+			return nil, fmt.Errorf("%w: no genesis validators", ErrConfig)
+		}
+		if err := cfg.Genesis.ValidateBasic(); err != nil {
+			return nil, fmt.Errorf("%w: genesis validators: %w", ErrConfig, err)
+		}
+	} else {
+		if err := trusted.ValidateBasic(cfg.ChainID); err != nil {
+			return nil, fmt.Errorf("%w: trusted header: %w", ErrConfig, err)
+		}
+		if trusted.Height < cfg.InitialHeight {
+			return nil, fmt.Errorf("%w: trusted header %d below initial height %d", ErrConfig, trusted.Height, cfg.InitialHeight)
+		}
+	}
+	return &Client{cfg: cfg, trusted: trusted}, nil
+}
+
+// Height is the last accepted block's height (InitialHeight-1 if none).
+func (c *Client) Height() int64 {
+	if c.trusted == nil {
+		return c.cfg.InitialHeight - 1
+	}
+	return c.trusted.Height
+}
+
+// Trusted returns the last accepted header (nil if none).
+func (c *Client) Trusted() *types.SignedHeader { return c.trusted }
+
+// Block is what the host feeds for one height.
+type Block struct {
+	Header     *types.SignedHeader
+	Validators *types.ValidatorSet
+	Txs        [][]byte
+	Results    []*abci.ExecTxResult
+	// Next is the following header and its validators.
+	Next           *types.SignedHeader
+	NextValidators *types.ValidatorSet
+}
+
+// Verify checks that b is the next block, signed as the light client rules
+// require, and that its transactions and results are the ones the headers
+// commit to. It does not change the client; Accept does.
+func (c *Client) Verify(b *Block) error {
+	if b == nil || b.Header == nil || b.Header.Header == nil || b.Next == nil || b.Next.Header == nil || b.Validators == nil || b.NextValidators == nil {
+		return fmt.Errorf("%w: incomplete block", ErrHeader)
+	}
+	want := c.Height() + 1
+	if b.Header.Height != want {
+		return fmt.Errorf("%w: got height %d, want %d", ErrHeight, b.Header.Height, want)
+	}
+	if err := c.verifyHeader(b.Header, b.Validators); err != nil {
+		return fmt.Errorf("%w: height %d: %w", ErrHeader, want, err)
+	}
+	if err := adjacent(b.Header, b.Next, b.NextValidators, c.cfg.TrustingPeriod); err != nil {
+		return fmt.Errorf("%w: next height %d: %w", ErrHeader, want+1, err)
+	}
+	if !bytes.Equal(b.Next.LastBlockID.Hash, b.Header.Hash()) {
+		return fmt.Errorf("%w: next header does not follow block %d", ErrHeader, want)
+	}
+	txs := make(types.Txs, len(b.Txs))
+	for i, t := range b.Txs {
+		txs[i] = t
+	}
+	if !bytes.Equal(txs.Hash(), b.Header.DataHash) {
+		return fmt.Errorf("%w: height %d", ErrDataHash, want)
+	}
+	if len(b.Results) != len(b.Txs) {
+		return fmt.Errorf("%w: %d results for %d transactions", ErrResultsHash, len(b.Results), len(b.Txs))
+	}
+	for _, r := range b.Results {
+		if r == nil {
+			return fmt.Errorf("%w: nil result", ErrResultsHash)
+		}
+	}
+	if !bytes.Equal(types.NewResults(b.Results).Hash(), b.Next.LastResultsHash) {
+		return fmt.Errorf("%w: height %d", ErrResultsHash, want)
+	}
+	return nil
+}
+
+// verifyHeader verifies the header at Height()+1.
+func (c *Client) verifyHeader(h *types.SignedHeader, vals *types.ValidatorSet) error {
+	if !bytes.Equal(h.ValidatorsHash, vals.Hash()) {
+		return fmt.Errorf("validators hash %X, header names %X", vals.Hash(), h.ValidatorsHash)
+	}
+	if c.next != nil && bytes.Equal(c.next.Hash(), h.Hash()) && bytes.Equal(c.next.Commit.Hash(), h.Commit.Hash()) {
+		return nil
+	}
+	if c.trusted != nil {
+		return adjacent(c.trusted, h, vals, c.cfg.TrustingPeriod)
+	}
+	// The first block: signed by the genesis validators.
+	if err := h.ValidateBasic(c.cfg.ChainID); err != nil {
+		return err
+	}
+	if !bytes.Equal(h.ValidatorsHash, c.cfg.Genesis.Hash()) {
+		return fmt.Errorf("validators hash %X is not the genesis validators' %X", h.ValidatorsHash, c.cfg.Genesis.Hash())
+	}
+	return c.cfg.Genesis.VerifyCommitLight(c.cfg.ChainID, h.Commit.BlockID, h.Height, h.Commit)
+}
+
+// adjacent runs CometBFT's adjacent verification with the new header's
+// time as the current time (see the package comment).
+func adjacent(trusted, h *types.SignedHeader, vals *types.ValidatorSet, period time.Duration) error {
+	if h.Header == nil {
+		return errors.New("no header")
+	}
+	if h.ChainID != trusted.ChainID {
+		return fmt.Errorf("chain ID %q, want %q", h.ChainID, trusted.ChainID)
+	}
+	return light.VerifyAdjacent(trusted, h, vals, period, h.Time, clockDrift)
+}
+
+// Accept makes a verified block the last accepted one.
+func (c *Client) Accept(b *Block) {
+	c.trusted, c.next = b.Header, b.Next
+}

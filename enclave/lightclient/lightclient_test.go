@@ -1,0 +1,198 @@
+package lightclient_test
+
+import (
+	"errors"
+	"testing"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+	"github.com/cometbft/cometbft/crypto"
+	"github.com/cometbft/cometbft/crypto/ed25519"
+	"github.com/cometbft/cometbft/types"
+
+	"github.com/integritee-go/integritee/enclave/internal/testchain"
+	"github.com/integritee-go/integritee/enclave/lightclient"
+)
+
+func block(c *testchain.Chain, h int64) *lightclient.Block {
+	b, n := c.Block(h), c.Block(h+1)
+	return &lightclient.Block{Header: b.Header, Validators: b.Validators, Txs: b.Txs, Results: b.Results, Next: n.Header, NextValidators: n.Validators}
+}
+
+func newChain(t *testing.T, id string) *testchain.Chain {
+	t.Helper()
+	c := testchain.New(id, 4, "validators")
+	c.Add(nil, nil)
+	c.Add([][]byte{[]byte("tx1"), []byte("tx2")}, []*abci.ExecTxResult{{Code: 0}, {Code: 5, Data: []byte("x")}})
+	c.Add([][]byte{[]byte("tx3")}, nil)
+	c.Add(nil, nil)
+	return c
+}
+
+func newClient(t *testing.T, c *testchain.Chain) *lightclient.Client {
+	t.Helper()
+	lc, err := lightclient.New(lightclient.Config{ChainID: c.ChainID, InitialHeight: 1, Genesis: c.Vals}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lc
+}
+
+func TestFollowChain(t *testing.T) {
+	c := newChain(t, "chain")
+	lc := newClient(t, c)
+	for h := int64(1); h <= 3; h++ {
+		b := block(c, h)
+		if err := lc.Verify(b); err != nil {
+			t.Fatalf("height %d: %v", h, err)
+		}
+		lc.Accept(b)
+	}
+	if lc.Height() != 3 {
+		t.Fatalf("height %d", lc.Height())
+	}
+	// A client restored from the trusted header continues.
+	restored, err := lightclient.New(lightclient.Config{ChainID: "chain"}, lc.Trusted())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Add(nil, nil)
+	if err := restored.Verify(block(c, 4)); err != nil {
+		t.Fatalf("restored client: %v", err)
+	}
+}
+
+func TestRejections(t *testing.T) {
+	c := newChain(t, "chain")
+	impostors := testchain.New("chain", 4, "impostors")
+	other := newChain(t, "other-chain")
+
+	clone := func(b *lightclient.Block) *lightclient.Block { cp := *b; return &cp }
+	signedBy := func(h *types.SignedHeader, keys []crypto.PrivKey) *types.SignedHeader {
+		return &types.SignedHeader{Header: h.Header, Commit: c.Sign(h.Header, keys)}
+	}
+	retime := func(h *types.SignedHeader) *types.SignedHeader {
+		hdr := *h.Header
+		hdr.AppHash = make([]byte, 32)
+		return &types.SignedHeader{Header: &hdr, Commit: h.Commit}
+	}
+
+	tests := []struct {
+		name   string
+		height int64 // client advanced to height-1 first
+		mutate func(b *lightclient.Block) *lightclient.Block
+		want   error
+	}{
+		{"skips a height", 1, func(b *lightclient.Block) *lightclient.Block { return block(c, 2) }, lightclient.ErrHeight},
+		{"repeats a height", 2, func(b *lightclient.Block) *lightclient.Block { return block(c, 1) }, lightclient.ErrHeight},
+		{"forged commit", 2, func(b *lightclient.Block) *lightclient.Block {
+			b = clone(b)
+			b.Header = signedBy(b.Header, impostors.Keys)
+			return b
+		}, lightclient.ErrHeader},
+		{"forged commit on the first block", 1, func(b *lightclient.Block) *lightclient.Block {
+			b = clone(b)
+			b.Header = signedBy(b.Header, impostors.Keys)
+			return b
+		}, lightclient.ErrHeader},
+		{"one validator of four", 2, func(b *lightclient.Block) *lightclient.Block {
+			b = clone(b)
+			b.Header = signedBy(b.Header, c.Keys[:1])
+			return b
+		}, lightclient.ErrHeader},
+		{"two of four is not +2/3", 2, func(b *lightclient.Block) *lightclient.Block {
+			b = clone(b)
+			b.Header = signedBy(b.Header, c.Keys[:2])
+			return b
+		}, lightclient.ErrHeader},
+		{"header changed after signing", 2, func(b *lightclient.Block) *lightclient.Block {
+			b = clone(b)
+			b.Header = retime(b.Header)
+			return b
+		}, lightclient.ErrHeader},
+		{"validators swapped with the impostors'", 2, func(b *lightclient.Block) *lightclient.Block {
+			b = clone(b)
+			b.Validators = impostors.Vals
+			return b
+		}, lightclient.ErrHeader},
+		{"forged next header", 2, func(b *lightclient.Block) *lightclient.Block {
+			b = clone(b)
+			b.Next = signedBy(b.Next, impostors.Keys)
+			return b
+		}, lightclient.ErrHeader},
+		{"next header of another block", 2, func(b *lightclient.Block) *lightclient.Block {
+			b = clone(b)
+			b.Next = c.Block(2).Header
+			return b
+		}, lightclient.ErrHeader},
+		{"other chain", 1, func(b *lightclient.Block) *lightclient.Block { return block(other, 1) }, lightclient.ErrHeader},
+		{"extra transaction", 2, func(b *lightclient.Block) *lightclient.Block {
+			b = clone(b)
+			b.Txs = append(b.Txs, []byte("injected"))
+			b.Results = append(b.Results, &abci.ExecTxResult{})
+			return b
+		}, lightclient.ErrDataHash},
+		{"changed transaction", 2, func(b *lightclient.Block) *lightclient.Block {
+			b = clone(b)
+			b.Txs = [][]byte{[]byte("tx1"), []byte("tx2'")}
+			return b
+		}, lightclient.ErrDataHash},
+		{"failed tx claimed successful", 2, func(b *lightclient.Block) *lightclient.Block {
+			b = clone(b)
+			b.Results = []*abci.ExecTxResult{{Code: 0}, {Code: 0, Data: []byte("x")}}
+			return b
+		}, lightclient.ErrResultsHash},
+		{"missing result", 2, func(b *lightclient.Block) *lightclient.Block {
+			b = clone(b)
+			b.Results = b.Results[:1]
+			return b
+		}, lightclient.ErrResultsHash},
+		{"incomplete", 2, func(b *lightclient.Block) *lightclient.Block {
+			b = clone(b)
+			b.Next = nil
+			return b
+		}, lightclient.ErrHeader},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lc := newClient(t, c)
+			for h := int64(1); h < tt.height; h++ {
+				b := block(c, h)
+				if err := lc.Verify(b); err != nil {
+					t.Fatal(err)
+				}
+				lc.Accept(b)
+			}
+			if err := lc.Verify(tt.mutate(block(c, tt.height))); !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			if lc.Height() != tt.height-1 {
+				t.Fatal("a rejected block advanced the client")
+			}
+			// The genuine block is still accepted afterwards.
+			if err := lc.Verify(block(c, tt.height)); err != nil {
+				t.Fatalf("genuine block after rejection: %v", err)
+			}
+		})
+	}
+}
+
+func TestGenesisMismatch(t *testing.T) {
+	c := newChain(t, "chain")
+	k := ed25519.GenPrivKeyFromSecret([]byte("x"))
+	lc, err := lightclient.New(lightclient.Config{ChainID: "chain", Genesis: types.NewValidatorSet([]*types.Validator{types.NewValidator(k.PubKey(), 1)})}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lc.Verify(block(c, 1)); !errors.Is(err, lightclient.ErrHeader) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	if _, err := lightclient.New(lightclient.Config{ChainID: "c"}, nil); !errors.Is(err, lightclient.ErrConfig) {
+		t.Fatalf("no genesis: %v", err)
+	}
+	if _, err := lightclient.New(lightclient.Config{}, nil); !errors.Is(err, lightclient.ErrConfig) {
+		t.Fatalf("no chain ID: %v", err)
+	}
+}
