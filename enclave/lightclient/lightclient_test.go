@@ -3,10 +3,12 @@ package lightclient_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/cometbft/cometbft/crypto"
 	"github.com/cometbft/cometbft/crypto/ed25519"
+	"github.com/cometbft/cometbft/light"
 	"github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/enclave/internal/testchain"
@@ -194,5 +196,42 @@ func TestConfig(t *testing.T) {
 	}
 	if _, err := lightclient.New(lightclient.Config{}, nil); !errors.Is(err, lightclient.ErrConfig) {
 		t.Fatalf("no chain ID: %v", err)
+	}
+}
+
+// TestAdjacentMatchesCometBFT checks that Adjacent accepts and rejects
+// exactly as CometBFT's light.VerifyAdjacent (with the new header's time as
+// now) on genuine and forged headers.
+func TestAdjacentMatchesCometBFT(t *testing.T) {
+	c := newChain(t, "chain")
+	impostors := testchain.New("chain", 4, "impostors")
+	trusted := c.Block(1).Header
+	h := c.Block(2).Header
+	changed := *h.Header
+	changed.AppHash = make([]byte, 32)
+	tests := []struct {
+		name   string
+		h      *types.SignedHeader
+		vals   *types.ValidatorSet
+		period time.Duration
+		ok     bool
+	}{
+		{"genuine", h, c.Vals, time.Hour, true},
+		{"expired trust", h, c.Vals, time.Second, false},
+		{"forged commit", &types.SignedHeader{Header: h.Header, Commit: c.Sign(h.Header, impostors.Keys)}, c.Vals, time.Hour, false},
+		{"impostor validators", &types.SignedHeader{Header: h.Header, Commit: c.Sign(h.Header, impostors.Keys)}, impostors.Vals, time.Hour, false},
+		{"too few signatures", &types.SignedHeader{Header: h.Header, Commit: c.Sign(h.Header, c.Keys[:2])}, c.Vals, time.Hour, false},
+		{"changed header", &types.SignedHeader{Header: &changed, Commit: h.Commit}, c.Vals, time.Hour, false},
+		{"not adjacent", c.Block(3).Header, c.Vals, time.Hour, false},
+		{"same height", trusted, c.Vals, time.Hour, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ours := lightclient.Adjacent(trusted, tt.h, tt.vals, tt.period)
+			theirs := light.VerifyAdjacent(trusted, tt.h, tt.vals, tt.period, tt.h.Time, time.Second)
+			if (ours == nil) != tt.ok || (theirs == nil) != tt.ok {
+				t.Fatalf("ours %v, CometBFT %v, want ok=%v", ours, theirs, tt.ok)
+			}
+		})
 	}
 }
