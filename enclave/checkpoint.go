@@ -1,0 +1,40 @@
+package enclave
+
+import (
+	"fmt"
+
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/enclave/seal"
+	"github.com/integritee-go/integritee/tee"
+)
+
+const labelCheckpoint = "integritee/enclave/v1/checkpoint"
+
+// checkpoint is the enclave's bookkeeping after a block, sealed to the
+// enclave and handed to the host with the block's state changes. It binds
+// the state (root, number of entries) to the height and to the light
+// client's trusted header, so a restarted enclave continues exactly there.
+type checkpoint struct {
+	ChainID string     `cbor:"chain_id"`
+	Signer  tx.Address `cbor:"signer"`
+	Height  int64      `cbor:"height"`
+	Root    [32]byte   `cbor:"root"`
+	Entries uint64     `cbor:"entries"`
+	// Header is the signed header of Height (protobuf).
+	Header []byte `cbor:"header"`
+	// Pending are the calls since the last confirmation.
+	Pending [][32]byte `cbor:"pending"`
+}
+
+func openCheckpoint(b tee.Backend, shard [32]byte, blob []byte) (*checkpoint, error) {
+	pt, err := seal.Open(b, labelCheckpoint, shard, blob)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	var c checkpoint
+	if err := protocol.Unmarshal(pt, &c); err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	return &c, nil
+}

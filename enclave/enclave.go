@@ -1,0 +1,335 @@
+// Package enclave is the trusted core of an integritee worker: it answers
+// the host's protocol requests (package protocol) with the enclave's keys,
+// light client, STF and encrypted state. Everything it receives is checked
+// (sealed blobs by authenticated decryption, blocks by the light client,
+// calls by signature and nonce); everything secret it returns is sealed or
+// encrypted.
+//
+// # Host duties
+//
+//  1. Start: send Init with the sealed keys and the latest checkpoint
+//     persisted (none on first start). Persist InitReply.SealedKeys if
+//     Created, durably, before using the keys (e.g. registering).
+//  2. If InitReply.AwaitingEntries: send every persisted entry (LoadEntries,
+//     in chunks), then Resume.
+//  3. For each height H = InitReply.Height+1, ... once H+1 is committed:
+//     send ProcessBlock with the signed header, validators, transactions
+//     and results of H and the signed header and validators of H+1. Persist
+//     the reply's Changes (write or, for an empty value, delete by key),
+//     Checkpoint and Outgoing in ONE atomic batch together with H, then
+//     submit the signed transactions. A reply that was not persisted did not
+//     happen: after a crash, restart from the persisted checkpoint (a new
+//     enclave process) and feed H again.
+//  4. Submit Outgoing: with ProcessBlock.Sign or later with SignOutgoing
+//     (after a nonce clash, sign again with the account's current nonce).
+//     unshield_funds pays once per call hash however often it is submitted.
+//
+// An error reply to ProcessBlock changes nothing; the host must not skip
+// the block (it will be asked again). CodeInternal with "restart required"
+// means the enclave stopped after an internal failure and must be restarted
+// from the persisted state.
+//
+// # Leakage
+//
+// The host sees: which blinded state entries each block changes (so when
+// the same unknown account is active again, and how many entries a block
+// touches), the sizes of encrypted values, how many of a block's calls were
+// applied, failed or rejected, and the public chain calls the enclave emits
+// (unshield beneficiary and amount are public by nature). Not: account
+// keys, balances, trusted call contents, which entry belongs to which call.
+// A host can also withhold blocks, or restart the enclave from an older
+// consistent checkpoint (rollback): without a monotonic counter the
+// enclave cannot tell; the chain's confirmations make such a fork visible.
+package enclave
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/enclave/keys"
+	"github.com/integritee-go/integritee/enclave/lightclient"
+	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/enclave/seal"
+	"github.com/integritee-go/integritee/enclave/state"
+	"github.com/integritee-go/integritee/enclave/stf"
+	"github.com/integritee-go/integritee/tee"
+)
+
+// Config configures an Enclave.
+type Config struct {
+	Backend tee.Backend
+	// NewSTF returns the application's STF for a shard; nil means the
+	// confidential balances STF (stf.Balances with Init's Dev and DevSudo).
+	NewSTF func(init *protocol.Init) stf.STF
+	// TrustingPeriod bounds the time between consecutive headers (0 means
+	// lightclient.DefaultTrustingPeriod).
+	TrustingPeriod time.Duration
+	Logger         *slog.Logger
+}
+
+type phase int
+
+const (
+	phaseNew     phase = iota // waiting for Init
+	phaseLoading              // waiting for LoadEntries / Resume
+	phaseReady                // processing blocks
+	phaseFailed               // internal failure: restart required
+)
+
+// Enclave is the trusted core. Its Handle method serves the protocol; it is
+// meant for one host connection and handles one request at a time.
+type Enclave struct {
+	cfg   Config
+	log   *slog.Logger
+	phase phase
+
+	shard        [32]byte
+	chainID      string
+	mrenclave    [32]byte
+	dev          bool
+	confirmEvery int64
+
+	keys  *keys.Keys
+	state *state.State
+	lc    *lightclient.Client
+	rt    *stf.Runtime
+	// pending are the calls since the last confirmation.
+	pending [][32]byte
+	// want is the checkpoint being restored (phaseLoading).
+	want *checkpoint
+}
+
+var _ protocol.Handler = (*Enclave)(nil)
+
+// New returns an enclave waiting for Init.
+func New(cfg Config) (*Enclave, error) {
+	if cfg.Backend == nil {
+		return nil, errors.New("enclave: no TEE backend")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Enclave{cfg: cfg, log: log, mrenclave: cfg.Backend.Measurement()}, nil
+}
+
+// Handle implements protocol.Handler.
+func (e *Enclave) Handle(_ context.Context, req protocol.Request) (protocol.Reply, error) {
+	if e.phase == phaseFailed {
+		return nil, protocol.Errorf(protocol.CodeInternal, "restart required after an internal failure")
+	}
+	switch r := req.(type) {
+	case *protocol.Init:
+		return e.init(r)
+	case *protocol.StateInfo:
+		return e.stateInfo(), nil
+	}
+	if e.phase == phaseNew {
+		return nil, protocol.Errorf(protocol.CodeNotInitialized, "send init first")
+	}
+	switch r := req.(type) {
+	case *protocol.LoadEntries:
+		return e.loadEntries(r)
+	case *protocol.Resume:
+		return e.resume()
+	case *protocol.Attest:
+		return e.attest()
+	case *protocol.SignRegistration:
+		return e.signRegistration(r)
+	case *protocol.SignOutgoing:
+		return e.signOutgoing(r)
+	}
+	if e.phase != phaseReady {
+		return nil, protocol.Errorf(protocol.CodeNotInitialized, "state not loaded: send the entries and resume")
+	}
+	switch r := req.(type) {
+	case *protocol.ProcessBlock:
+		return e.processBlock(r)
+	case *protocol.ExecuteGetter:
+		return e.executeGetter(r)
+	case *protocol.GetState:
+		return e.getState(r)
+	}
+	return nil, protocol.Errorf(protocol.CodeInvalidInput, "unhandled request %s", req.Type())
+}
+
+// fail stops the enclave after an internal error that left it in a state
+// the host has not persisted.
+func (e *Enclave) fail(err error) error {
+	e.phase = phaseFailed
+	e.log.Error("enclave stopped", "err", err)
+	return protocol.Errorf(protocol.CodeInternal, "restart required: %v", err)
+}
+
+func (e *Enclave) init(r *protocol.Init) (protocol.Reply, error) {
+	if e.phase != phaseNew {
+		return nil, protocol.Errorf(protocol.CodeAlreadyInitialized, "init was already sent")
+	}
+	if r.ChainID == "" {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "empty chain ID")
+	}
+	sealed := keys.Sealed{}
+	if r.SealedKeys != nil {
+		sealed = keys.Sealed{Signer: r.SealedKeys.Signer, Shielding: r.SealedKeys.Shielding, State: r.SealedKeys.State}
+	}
+	var (
+		k       *keys.Keys
+		err     error
+		created bool
+	)
+	if sealed.Empty() {
+		if len(r.Checkpoint) > 0 {
+			return nil, protocol.Errorf(protocol.CodeSealing, "a checkpoint without sealed keys")
+		}
+		if k, err = keys.Generate(); err != nil {
+			return nil, fmt.Errorf("generate keys: %w", err)
+		}
+		if sealed, err = k.Seal(e.cfg.Backend, r.Shard); err != nil {
+			return nil, fmt.Errorf("seal keys: %w", err)
+		}
+		created = true
+	} else if k, err = keys.Unseal(e.cfg.Backend, r.Shard, sealed); err != nil {
+		return nil, protocol.Errorf(protocol.CodeSealing, "%v", err)
+	}
+	st, err := state.New(k.StateKey())
+	if err != nil {
+		return nil, err
+	}
+
+	lcCfg := lightclient.Config{ChainID: r.ChainID, InitialHeight: r.InitialHeight, TrustingPeriod: e.cfg.TrustingPeriod}
+	var (
+		lc   *lightclient.Client
+		want *checkpoint
+	)
+	if len(r.Checkpoint) > 0 {
+		if want, err = openCheckpoint(e.cfg.Backend, r.Shard, r.Checkpoint); err != nil {
+			return nil, protocol.Errorf(protocol.CodeSealing, "%v", err)
+		}
+		if want.ChainID != r.ChainID || want.Signer != tx.AddressOf(k.SignerPublic()) {
+			return nil, protocol.Errorf(protocol.CodeSealing, "checkpoint of chain %q or another enclave's keys", want.ChainID)
+		}
+		hdr, err := protocol.DecodeSignedHeader(want.Header, r.ChainID)
+		if err != nil {
+			return nil, protocol.Errorf(protocol.CodeState, "checkpoint header: %v", err)
+		}
+		if lc, err = lightclient.New(lcCfg, hdr); err != nil {
+			return nil, protocol.Errorf(protocol.CodeState, "%v", err)
+		}
+	} else {
+		vals, err := protocol.DecodeValidatorSet(r.GenesisValidators)
+		if err != nil {
+			return nil, protocol.Errorf(protocol.CodeInvalidInput, "genesis validators: %v", err)
+		}
+		lcCfg.Genesis = vals
+		if lc, err = lightclient.New(lcCfg, nil); err != nil {
+			return nil, protocol.Errorf(protocol.CodeInvalidInput, "%v", err)
+		}
+	}
+
+	var app stf.STF = &stf.Balances{Dev: r.Dev, Sudo: r.DevSudo}
+	if e.cfg.NewSTF != nil {
+		app = e.cfg.NewSTF(r)
+	}
+	e.shard, e.chainID, e.dev = r.Shard, r.ChainID, r.Dev
+	e.confirmEvery = max(int64(r.ConfirmEvery), 1)
+	e.keys, e.state, e.lc, e.rt = k, st, lc, &stf.Runtime{STF: app}
+	e.phase = phaseReady
+	if want != nil {
+		e.want, e.phase = want, phaseLoading
+		e.pending = want.Pending
+		if want.Entries == 0 {
+			// Nothing to load: resume right away if the root agrees.
+			if _, err := e.resume(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	rep := &protocol.InitReply{
+		MRENCLAVE:       e.mrenclave,
+		SignerPublic:    k.SignerPublic(),
+		ShieldingPublic: k.ShieldingPublic(),
+		SealedKeys:      protocol.SealedKeys{Signer: sealed.Signer, Shielding: sealed.Shielding, State: sealed.State},
+		Created:         created,
+		Height:          lc.Height(),
+		StateRoot:       st.Root(),
+		AwaitingEntries: e.phase == phaseLoading,
+	}
+	if want != nil {
+		rep.StateRoot = want.Root
+	}
+	e.log.Info("initialised", "shard", fmt.Sprintf("%x", r.Shard), "height", rep.Height, "created", created)
+	return rep, nil
+}
+
+func (e *Enclave) loadEntries(r *protocol.LoadEntries) (protocol.Reply, error) {
+	if e.phase != phaseLoading {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "not loading state")
+	}
+	entries := make([]state.Entry, len(r.Entries))
+	for i, x := range r.Entries {
+		entries[i] = state.Entry{Key: x.Key, Value: x.Value}
+	}
+	if err := e.state.Load(entries); err != nil {
+		// Part of the chunk may be loaded: start over.
+		e.phase = phaseFailed
+		return nil, protocol.Errorf(protocol.CodeState, "%v (restart required)", err)
+	}
+	return &protocol.LoadEntriesReply{Loaded: uint64(e.state.Len())}, nil
+}
+
+func (e *Enclave) resume() (protocol.Reply, error) {
+	if e.phase != phaseLoading {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "not loading state")
+	}
+	if got := e.state.Root(); got != e.want.Root || uint64(e.state.Len()) != e.want.Entries {
+		e.phase = phaseFailed
+		return nil, protocol.Errorf(protocol.CodeState, "loaded %d entries with root %x, checkpoint has %d with root %x (restart required)",
+			e.state.Len(), got, e.want.Entries, e.want.Root)
+	}
+	e.phase, e.want = phaseReady, nil
+	return &protocol.ResumeReply{Height: e.lc.Height(), StateRoot: e.state.Root(), Entries: uint64(e.state.Len())}, nil
+}
+
+func (e *Enclave) stateInfo() *protocol.StateInfoReply {
+	rep := &protocol.StateInfoReply{MRENCLAVE: e.mrenclave}
+	if e.phase == phaseReady {
+		rep.Height, rep.StateRoot, rep.Entries = e.lc.Height(), e.state.Root(), uint64(e.state.Len())
+	}
+	return rep
+}
+
+func (e *Enclave) env(height int64) stf.Env {
+	return stf.Env{Shard: e.shard, MRENCLAVE: e.mrenclave, Height: height}
+}
+
+func (e *Enclave) executeGetter(r *protocol.ExecuteGetter) (protocol.Reply, error) {
+	if !e.dev {
+		return nil, protocol.Errorf(protocol.CodeForbidden, "plaintext getter results go to the host: dev mode only")
+	}
+	v, err := e.rt.Get(e.env(e.lc.Height()), e.state.Begin(), r.Getter)
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "%v", err)
+	}
+	return &protocol.GetterReply{Value: v}, nil
+}
+
+func (e *Enclave) getState(r *protocol.GetState) (protocol.Reply, error) {
+	if !e.dev {
+		return nil, protocol.Errorf(protocol.CodeForbidden, "get_state is a debug request: dev mode only")
+	}
+	v, ok := e.state.Get(r.Key)
+	return &protocol.GetStateReply{Value: v, Found: ok}, nil
+}
+
+// seal is a helper for the checkpoint label.
+func (e *Enclave) sealCheckpoint(c *checkpoint) ([]byte, error) {
+	b, err := protocol.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	return seal.Seal(e.cfg.Backend, labelCheckpoint, e.shard, b)
+}

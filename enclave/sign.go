@@ -1,0 +1,138 @@
+package enclave
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+
+	"github.com/integritee-go/integritee/attestation"
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/enclave/protocol"
+)
+
+// tagDomain separates outgoing-call tags from any other use of the key.
+const tagDomain = "integritee/enclave/v1/outgoing"
+
+// maxOutgoingPerRequest bounds SignOutgoing.
+const maxOutgoingPerRequest = 4096
+
+func (e *Enclave) signerAddress() tx.Address { return tx.AddressOf(e.keys.SignerPublic()) }
+
+func (e *Enclave) tagInput(c tx.Call) ([]byte, error) {
+	b, err := protocol.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(tagDomain), b...), nil
+}
+
+// outgoing tags a call this enclave produced.
+func (e *Enclave) outgoing(c tx.Call) (protocol.Outgoing, error) {
+	in, err := e.tagInput(c)
+	if err != nil {
+		return protocol.Outgoing{}, err
+	}
+	return protocol.Outgoing{Call: c, Tag: e.keys.Tag(in)}, nil
+}
+
+// fee returns BaseFee + PerByteFee*size, or an error on overflow.
+func fee(p *protocol.TxParams, size int) (uint64, error) {
+	hi, lo := bits.Mul64(p.PerByteFee, uint64(size))
+	sum, carry := bits.Add64(lo, p.BaseFee, 0)
+	if hi != 0 || carry != 0 {
+		return 0, errors.New("fee overflows")
+	}
+	return sum, nil
+}
+
+// signCall signs call with nonce, paying the fee its own encoded size
+// requires (the size depends on the fee's encoding, so iterate to a fixed
+// point; it grows monotonically and settles within a few rounds).
+func (e *Enclave) signCall(p *protocol.TxParams, nonce uint64, call tx.Call) ([]byte, error) {
+	body := tx.Body{ChainID: p.ChainID, Sender: e.signerAddress(), Nonce: nonce, Call: call}
+	for range 8 {
+		digest, err := body.SignBytes()
+		if err != nil {
+			return nil, err
+		}
+		signed := tx.SignedTx{Body: body, Signature: e.keys.Sign(digest)}
+		raw, err := signed.Encode()
+		if err != nil {
+			return nil, err
+		}
+		need, err := fee(p, len(raw))
+		if err != nil {
+			return nil, err
+		}
+		if body.Fee >= need {
+			if len(raw) > tx.MaxTxBytes {
+				return nil, fmt.Errorf("transaction of %d bytes exceeds %d", len(raw), tx.MaxTxBytes)
+			}
+			return raw, nil
+		}
+		body.Fee = need
+	}
+	return nil, errors.New("fee did not converge")
+}
+
+func (e *Enclave) signAll(p *protocol.TxParams, calls []tx.Call) (*protocol.SignedTxs, error) {
+	if p.ChainID != e.chainID {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "chain ID %q, enclave follows %q", p.ChainID, e.chainID)
+	}
+	out := &protocol.SignedTxs{NextNonce: p.Nonce}
+	for _, c := range calls {
+		raw, err := e.signCall(p, out.NextNonce, c)
+		if err != nil {
+			return nil, protocol.Errorf(protocol.CodeInvalidInput, "sign %s.%s: %v", c.Module, c.Method, err)
+		}
+		out.Txs = append(out.Txs, raw)
+		out.NextNonce++
+	}
+	return out, nil
+}
+
+func (e *Enclave) signOutgoing(r *protocol.SignOutgoing) (protocol.Reply, error) {
+	if len(r.Calls) > maxOutgoingPerRequest {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "%d calls, at most %d", len(r.Calls), maxOutgoingPerRequest)
+	}
+	calls := make([]tx.Call, len(r.Calls))
+	for i, o := range r.Calls {
+		in, err := e.tagInput(o.Call)
+		if err != nil {
+			return nil, protocol.Errorf(protocol.CodeInvalidInput, "call %d: %v", i, err)
+		}
+		if !e.keys.CheckTag(in, o.Tag) {
+			return nil, protocol.Errorf(protocol.CodeForbidden, "call %d (%s.%s) was not produced by this enclave", i, o.Call.Module, o.Call.Method)
+		}
+		calls[i] = o.Call
+	}
+	return e.signAll(&r.Params, calls)
+}
+
+// reportData is what the quote commits to: exactly what teerex checks for
+// the registration's sender and shielding key.
+func (e *Enclave) reportData() [64]byte {
+	return teerex.ReportData(e.signerAddress(), e.keys.ShieldingPublic())
+}
+
+func (e *Enclave) attest() (protocol.Reply, error) {
+	rd := e.reportData()
+	q, err := e.cfg.Backend.Quote(rd)
+	if err != nil {
+		return nil, fmt.Errorf("quote: %w", err)
+	}
+	return &protocol.AttestReply{Quote: q, ReportData: rd}, nil
+}
+
+func (e *Enclave) signRegistration(r *protocol.SignRegistration) (protocol.Reply, error) {
+	q, err := e.cfg.Backend.Quote(e.reportData())
+	if err != nil {
+		return nil, fmt.Errorf("quote: %w", err)
+	}
+	call, err := teerex.RegisterEnclaveCall(teerex.Evidence{Kind: attestation.KindDCAP, Quote: q}, e.keys.ShieldingPublic(), r.WorkerURL)
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "%v", err)
+	}
+	return e.signAll(&r.Params, []tx.Call{call})
+}
