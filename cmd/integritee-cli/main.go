@@ -18,11 +18,13 @@ import (
 	"time"
 )
 
-// group is a set of related commands, e.g. "attestation".
+// group is a set of related commands, e.g. "attestation". A group with
+// run instead of commands is a single command ("balance NAME").
 type group struct {
 	name     string
 	summary  string
 	commands []command
+	run      func(e *env, args []string) error
 }
 
 // command is one leaf command. run gets the arguments after the command
@@ -46,6 +48,13 @@ type env struct {
 func groups() []group {
 	return []group{
 		attestationGroup(),
+		accountGroup(),
+		balanceGroup(),
+		transferGroup(),
+		enclavesGroup(),
+		shardGroup(),
+		policyGroup(),
+		sudoGroup(),
 	}
 }
 
@@ -77,6 +86,15 @@ func dispatch(args []string, e *env) error {
 	for _, g := range gs {
 		if g.name != args[0] {
 			continue
+		}
+		if g.run != nil {
+			if err := g.run(e, args[1:]); err != nil {
+				if errors.Is(err, flag.ErrHelp) {
+					return err
+				}
+				return fmt.Errorf("%s: %w", g.name, err)
+			}
+			return nil
 		}
 		if len(args) == 1 || isHelp(args[1]) {
 			groupUsage(e.stdout, g)

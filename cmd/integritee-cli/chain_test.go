@@ -1,0 +1,305 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/integritee-go/integritee/attestation"
+	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/node"
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/client"
+	"github.com/integritee-go/integritee/tee/sim"
+)
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// startDevNode runs an in-process dev node for the test and returns its RPC
+// address and a client.
+func startDevNode(t *testing.T) (string, *client.Client) {
+	t.Helper()
+	home := t.TempDir()
+	c := node.DefaultConfig(true)
+	c.RPCListen, c.P2PListen = "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t)
+	c.TimeoutCommit = node.Duration(50 * time.Millisecond)
+	if err := node.Init(home, node.InitOptions{Dev: true, Config: &c}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.Start(home, node.StartOptions{Modules: node.Modules()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n.Stop(); err != nil {
+			t.Errorf("stop node: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl, err := client.New(ctx, n.RPCAddress(), client.Options{PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.VerifiedHeader(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	return n.RPCAddress(), cl
+}
+
+// cliJSON runs a command that must succeed and decodes its JSON output.
+func cliJSON(t *testing.T, v any, args ...string) {
+	t.Helper()
+	code, out, errOut := runCLI(t, nil, append(args, "--json")...)
+	if code != 0 {
+		t.Fatalf("%q: exit %d: %s", args, code, errOut)
+	}
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("%q: %v in %q", args, err, out)
+	}
+}
+
+// cliFails runs a command that must fail with a one-line error containing
+// want.
+func cliFails(t *testing.T, want string, args ...string) {
+	t.Helper()
+	code, _, errOut := runCLI(t, nil, args...)
+	if code != 1 {
+		t.Fatalf("%q: exit %d, want 1", args, code)
+	}
+	assertOneLineError(t, errOut, want)
+}
+
+func TestChainCommands(t *testing.T) {
+	rpc, cl := startDevNode(t)
+	ks := filepath.Join(t.TempDir(), "keys")
+	alice := accounts.DevAddress("Alice")
+
+	t.Run("account", func(t *testing.T) {
+		var carol account
+		cliJSON(t, &carol, "account", "new", "--name", "carol", "--keystore", ks)
+		if carol.Name != "carol" || carol.Source != "keystore" || carol.File != filepath.Join(ks, "carol.json") {
+			t.Fatalf("new key %+v", carol)
+		}
+		for path, want := range map[string]os.FileMode{ks: 0o700, carol.File: 0o600} {
+			if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
+				t.Fatalf("%s: mode %v, want %v (%v)", path, fi.Mode().Perm(), want, err)
+			}
+		}
+		var unnamed account
+		cliJSON(t, &unnamed, "account", "new", "--keystore", ks)
+		if unnamed.Name != unnamed.Address.String()[:8] {
+			t.Fatalf("default name %q for %s", unnamed.Name, unnamed.Address)
+		}
+		cliFails(t, `key "carol" exists`, "account", "new", "--name", "carol", "--keystore", ks)
+		cliFails(t, "is a dev account", "account", "new", "--name", "Alice", "--keystore", ks)
+		cliFails(t, "key name", "account", "new", "--name", "../x", "--keystore", ks)
+
+		var list []account
+		cliJSON(t, &list, "account", "list", "--keystore", ks)
+		if len(list) != len(accounts.DevNames)+2 || list[0].Address != alice || list[len(list)-1].Name != "carol" && list[len(list)-2].Name != "carol" {
+			t.Fatalf("list %+v", list)
+		}
+		for _, name := range []string{"alice", "Alice", "//Alice"} {
+			var a account
+			cliJSON(t, &a, "account", "show", name)
+			if a.Address != alice || a.Source != "dev" || a.Name != "Alice" {
+				t.Fatalf("%s: %+v", name, a)
+			}
+		}
+		var c2 account
+		cliJSON(t, &c2, "account", "show", "carol", "--keystore", ks)
+		if c2.Address != carol.Address {
+			t.Fatalf("carol shows %s, created %s", c2.Address, carol.Address)
+		}
+		var byHex account
+		cliJSON(t, &byHex, "account", "show", alice.String())
+		if byHex.Address != alice || byHex.Source != "address" {
+			t.Fatalf("hex: %+v", byHex)
+		}
+		cliFails(t, `no key "nobody"`, "account", "show", "nobody", "--keystore", ks)
+		cliFails(t, "want exactly one", "account", "show")
+	})
+
+	t.Run("balance and transfer", func(t *testing.T) {
+		var b balanceOutput
+		cliJSON(t, &b, "balance", "alice", "--node", rpc)
+		if b.Address != alice || b.Balance != accounts.DevBalance || b.Nonce != 0 || b.Height < 1 {
+			t.Fatalf("Alice %+v", b)
+		}
+		code, out, errOut := runCLI(t, nil, "balance", "alice", "--node", rpc)
+		if code != 0 || !strings.Contains(out, "1000 TEER") || !strings.Contains(out, "nonce 0") {
+			t.Fatalf("text balance: %d %q %q", code, out, errOut)
+		}
+
+		var tr struct {
+			txOutput
+			From, To tx.Address
+			Amount   uint64
+		}
+		cliJSON(t, &tr, "transfer", "--from", "alice", "--to", "carol", "--amount", "1.5TEER", "--keystore", ks, "--node", rpc)
+		if tr.Amount != 1_500_000_000_000 || tr.From != alice || tr.Fee == 0 || tr.Height < 1 || len(tr.Hash) != 64 {
+			t.Fatalf("transfer %+v", tr)
+		}
+		cliJSON(t, &b, "balance", "carol", "--keystore", ks, "--node", rpc)
+		if b.Address != tr.To || b.Balance != tr.Amount {
+			t.Fatalf("carol %+v after %+v", b, tr)
+		}
+		cliJSON(t, &b, "balance", "alice", "--node", rpc)
+		if b.Balance != accounts.DevBalance-tr.Amount-tr.Fee || b.Nonce != 1 {
+			t.Fatalf("Alice %+v after %+v", b, tr)
+		}
+		cliFails(t, "insufficient funds", "transfer", "--from", "carol", "--to", "bob", "--amount", "2TEER", "--keystore", ks, "--node", rpc)
+		cliFails(t, "is an address", "transfer", "--from", alice.String(), "--to", "bob", "--amount", "1", "--node", rpc)
+		cliFails(t, "required", "transfer", "--from", "alice", "--node", rpc)
+		cliFails(t, "amount", "transfer", "--from", "alice", "--to", "bob", "--amount", "1.0000000000001TEER", "--node", rpc)
+		cliFails(t, "balance", "balance", "alice", "--node", "http://127.0.0.1:"+freePort(t), "--timeout", "2s")
+	})
+
+	shard := teerex.Hash(sha256.Sum256([]byte("cli test enclave")))
+	dave := accounts.DevAddress("Dave")
+	t.Run("enclaves and shard", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		m := [32]byte(shard)
+		b, err := sim.New(sim.Config{Measurement: &m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := b.Quote(teerex.ReportData(dave, []byte("shielding key")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl.RegisterEnclave(ctx, accounts.DevKey("Dave"), teerex.Evidence{Kind: attestation.KindDCAP, Quote: q}, []byte("shielding key"), "wss://127.0.0.1:2000"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl.ShieldFunds(ctx, accounts.DevKey("Bob"), shard, 1000, []byte("to someone")); err != nil {
+			t.Fatal(err)
+		}
+
+		var list struct {
+			Height   int64
+			Enclaves []enclaveView
+		}
+		cliJSON(t, &list, "enclaves", "list", "--node", rpc)
+		if len(list.Enclaves) != 1 || list.Enclaves[0].Signer != dave || list.Enclaves[0].Status != "active" || list.Enclaves[0].MRENCLAVE != shard {
+			t.Fatalf("enclaves %+v", list)
+		}
+		cliJSON(t, &list, "enclaves", "list", "--mrenclave", shard.String(), "--node", rpc)
+		if len(list.Enclaves) != 1 {
+			t.Fatalf("enclaves of the shard %+v", list)
+		}
+		cliJSON(t, &list, "enclaves", "list", "--mrenclave", teerex.Hash{9}.String(), "--node", rpc)
+		if len(list.Enclaves) != 0 {
+			t.Fatalf("enclaves of another measurement %+v", list)
+		}
+		code, out, _ := runCLI(t, nil, "enclaves", "list", "--node", rpc)
+		if code != 0 || !strings.Contains(out, dave.String()) || !strings.Contains(out, "active") || !strings.Contains(out, "wss://127.0.0.1:2000") {
+			t.Fatalf("text list: %q", out)
+		}
+		var v enclaveView
+		cliJSON(t, &v, "enclaves", "show", "dave", "--node", rpc)
+		if v.Signer != dave || v.ShieldingKeyHash != sha256.Sum256([]byte("shielding key")) || v.TCBStatus != attestation.StatusUpToDate ||
+			!v.ExpiresAt.Equal(v.Attested().Add(teerex.DefaultRenewalPeriod)) {
+			t.Fatalf("show %+v", v)
+		}
+		cliFails(t, "enclave not registered", "enclaves", "show", "bob", "--node", rpc)
+
+		var st struct {
+			Vault        tx.Address    `json:"vault"`
+			Recorded     bool          `json:"recorded"`
+			VaultBalance uint64        `json:"vault_balance"`
+			Serving      teerex.Hash   `json:"serving_mrenclave"`
+			Registered   []enclaveView `json:"registered_enclaves"`
+		}
+		cliJSON(t, &st, "shard", "show", shard.String(), "--node", rpc)
+		if st.Recorded || st.VaultBalance != 1000 || st.Serving != shard || len(st.Registered) != 1 || st.Registered[0].Signer != dave {
+			t.Fatalf("shard %+v", st)
+		}
+		code, out, _ = runCLI(t, nil, "shard", "show", shard.String(), "--node", rpc)
+		if code != 0 || !strings.Contains(out, "1000 (0.000000001 TEER)") || !strings.Contains(out, "1 active") {
+			t.Fatalf("text shard: %q", out)
+		}
+		cliFails(t, "shard", "shard", "show", "xyz", "--node", rpc)
+	})
+
+	t.Run("policy and sudo", func(t *testing.T) {
+		var p policyView
+		cliJSON(t, &p, "policy", "show", "--node", rpc)
+		if !p.AllowAnyMRENCLAVE || !p.AllowDebug || len(p.DCAPRoots) != 1 || !strings.Contains(p.DCAPRoots[0].Subject, "Integritee Dev") ||
+			len(p.TCBInfos) != 1 || p.TCBInfos[0].NextUpdate.Before(time.Now().AddDate(9, 0, 0)) || len(p.Allowlist) != 0 {
+			t.Fatalf("dev policy %+v", p)
+		}
+		m := teerex.Hash{0xab}
+		var res struct {
+			txOutput
+			Allowed bool
+			Sudo    tx.Address
+		}
+		cliJSON(t, &res, "sudo", "allow-mrenclave", m.String(), "--node", rpc)
+		if !res.Allowed || res.Sudo != alice || res.Height < 1 {
+			t.Fatalf("allow %+v", res)
+		}
+		cliJSON(t, &p, "policy", "show", "--node", rpc)
+		if len(p.Allowlist) != 1 || p.Allowlist[0] != m {
+			t.Fatalf("allowlist %v", p.Allowlist)
+		}
+		cliFails(t, "sender is not the sudo key", "sudo", "disallow-mrenclave", m.String(), "--from", "bob", "--node", rpc)
+		cliJSON(t, &res, "sudo", "disallow-mrenclave", m.String(), "--node", rpc)
+		cliJSON(t, &p, "policy", "show", "--node", rpc)
+		if len(p.Allowlist) != 0 {
+			t.Fatalf("allowlist after disallow %v", p.Allowlist)
+		}
+		code, out, _ := runCLI(t, nil, "policy", "show", "--node", rpc)
+		if code != 0 || !strings.Contains(out, "any (dev chain)") {
+			t.Fatalf("text policy: %q", out)
+		}
+		cliFails(t, "MRENCLAVE", "sudo", "allow-mrenclave", "abc", "--node", rpc)
+	})
+}
+
+func TestParseAmount(t *testing.T) {
+	tests := []struct {
+		in   string
+		want uint64
+		ok   bool
+	}{
+		{"1500", 1500, true},
+		{"1TEER", accounts.Unit, true},
+		{"1.5teer", 1_500_000_000_000, true},
+		{".000000000001TEER", 1, true},
+		{"18446744073709551615", ^uint64(0), true},
+		{"18446744073709551616", 0, false},
+		{"18446744TEER", 18_446_744 * accounts.Unit, true},
+		{"18446745TEER", 0, false},
+		{"1.0000000000001TEER", 0, false},
+		{"TEER", 0, false},
+		{"-1", 0, false},
+		{"1.5", 0, false},
+	}
+	for _, tc := range tests {
+		got, err := parseAmount(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("parseAmount(%q) = %d, %v; want %d, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+	if got := formatAmount(1_500_000_000_000); got != "1500000000000 (1.5 TEER)" {
+		t.Errorf("formatAmount: %q", got)
+	}
+}
