@@ -128,6 +128,32 @@ func TestDevNodeRegistersSimEnclavesAndUnshieldsOnce(t *testing.T) {
 	if _, err := c.UnshieldFunds(ctx, dave.key, shard, ferdie, 400, callHash); !errors.Is(err, bridge.ErrAlreadyUnshielded) {
 		t.Fatalf("repeat: %v", err)
 	}
+
+	// Indirect invocation, a confirmation, and an unregistration.
+	inv, err := c.Invoke(ctx, accounts.DevKey("Charlie"), shard, []byte("ciphertext"))
+	if err != nil || !hasEvent(inv, bridge.EventInvoked) {
+		t.Fatalf("invoke: %v", err)
+	}
+	conf := bridge.ConfirmProcessedBlock{Shard: shard, Height: uint64(inv.Height), BlockHash: teerex.Hash{1}, CallsRoot: teerex.Hash{2}, StateHash: teerex.Hash{3}}
+	if _, err := c.ConfirmProcessedBlock(ctx, dave.key, conf); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := c.ConfirmedBlock(ctx, shard, conf.Height)
+	if err != nil || got == nil || got.Enclave != dave.addr || got.StateHash != conf.StateHash {
+		t.Fatalf("confirmed block %+v %v", got, err)
+	}
+	if none, _, err := c.ConfirmedBlock(ctx, shard, conf.Height+1000); err != nil || none != nil {
+		t.Fatalf("unconfirmed height: %+v %v", none, err)
+	}
+	if st, err = c.Shard(ctx, shard); err != nil || !st.Recorded || st.Shard.Latest == nil || st.Shard.Latest.Height != conf.Height || st.VaultBalance != 600 {
+		t.Fatalf("shard after confirmation %+v %v", st, err)
+	}
+	if _, err := c.UnregisterEnclave(ctx, eve.key); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := c.Enclaves(ctx); err != nil || len(got) != 1 || got[0].Signer != dave.addr {
+		t.Fatalf("enclaves after unregistering Eve: %+v %v", got, err)
+	}
 }
 
 // On a production-policy chain (Intel's roots) the same sim quote is
