@@ -212,4 +212,3 @@ func callsRoot(calls [][32]byte) [32]byte {
 	}
 	return [32]byte(merkle.HashFromByteSlices(items))
 }
-
