@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/cometbft/cometbft/crypto/ed25519"
+	"github.com/cometbft/cometbft/types"
+
+	"github.com/integritee-go/integritee/enclave/protocol"
+)
+
+type pipes struct {
+	io.Reader
+	io.Writer
+}
+
+// TestChildProcess builds the binary, runs it as the worker would (a child
+// speaking the protocol on stdin/stdout) and checks that its sim
+// measurement is the SHA-256 of the executable, that malformed input gets
+// an error reply, and that it exits when stdin closes.
+func TestChildProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "integritee-enclave")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	exe, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--tee", "sim", "--log-level", "warn")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+
+	c := protocol.NewClient(pipes{stdout, stdin}, 0)
+	ctx := context.Background()
+	info, err := protocol.CallAs[*protocol.StateInfoReply](ctx, c, &protocol.StateInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.MRENCLAVE != sha256.Sum256(exe) {
+		t.Fatalf("MRENCLAVE %x is not the executable's hash", info.MRENCLAVE)
+	}
+	vs := types.NewValidatorSet([]*types.Validator{types.NewValidator(ed25519.GenPrivKeyFromSecret([]byte("v")).PubKey(), 1)})
+	vals, err := protocol.EncodeValidatorSet(vs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := protocol.CallAs[*protocol.InitReply](ctx, c, &protocol.Init{ChainID: "c", GenesisValidators: vals, InitialHeight: 1})
+	if err != nil || !rep.Created || rep.MRENCLAVE != info.MRENCLAVE {
+		t.Fatalf("init: %+v %v", rep, err)
+	}
+	// Malformed frame: an error reply, and the process keeps serving.
+	if err := protocol.WriteFrame(stdin, []byte{0xff, 0xff}, protocol.DefaultMaxFrameSize); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := protocol.ReadFrame(stdout, protocol.DefaultMaxFrameSize); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Call(ctx, &protocol.Attest{}); err != nil {
+		t.Fatalf("attest after a malformed frame: %v", err)
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v\n%s", err, stderr.String())
+	}
+}
+
+func TestFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		ok   bool
+	}{
+		{nil, true},
+		{[]string{"--tee", "gramine", "--gramine-dir", "/nonexistent"}, false},
+		{[]string{"--tee", "tdx"}, false},
+		{[]string{"extra"}, false},
+		{[]string{"--log-level", "loud"}, false},
+	}
+	for _, tt := range tests {
+		err := run(context.Background(), tt.args, bytes.NewReader(nil), io.Discard, io.Discard)
+		if (err == nil) != tt.ok {
+			t.Errorf("run(%q) = %v, want ok=%v", tt.args, err, tt.ok)
+		}
+	}
+	if err := run(context.Background(), []string{"-h"}, bytes.NewReader(nil), io.Discard, io.Discard); err != nil && !errors.Is(err, io.EOF) {
+		t.Errorf("-h: %v", err)
+	}
+}

@@ -1,0 +1,75 @@
+package enclave_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"testing"
+
+	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/enclave/internal/testchain"
+	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/enclave/shielding"
+	"github.com/integritee-go/integritee/enclave/stf"
+)
+
+// BenchmarkProcessBlock measures one block of 100 confidential transfers
+// through the protocol (net.Pipe): light client verification of two
+// headers with 4 validators, 100 HPKE decryptions, signature checks and STF
+// calls, the state commit and the sealed checkpoint.
+func BenchmarkProcessBlock(b *testing.B) {
+	const calls = 100
+	ctx := context.Background()
+	c := &chainSim{t: b, tc: testchain.New(chainID, 4, "bench"), nonces: map[tx.Address]uint64{}}
+	shard := sha256Of("bench")
+	h := newHost(b, shard)
+	init := h.boot(c)
+	payer := accounts.DevKey("Alice")
+	users := make([]ed25519.PrivateKey, calls)
+	var shields [][]byte
+	for i := range users {
+		users[i] = key(fmt.Sprint("user ", i))
+		a := addr(users[i])
+		ct, err := shielding.Encrypt(init.ShieldingPublic, shielding.InfoShieldRecipient, a[:])
+		if err != nil {
+			b.Fatal(err)
+		}
+		shields = append(shields, c.tx(payer, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: teerex.Hash(shard), Amount: 1 << 40, EncryptedRecipient: ct}))
+	}
+	c.tc.Add(shields, nil)
+	round := uint64(0)
+	addTransfers := func() {
+		var txs [][]byte
+		for i, u := range users {
+			to := addr(users[(i+1)%calls])
+			signed := trustedCall(b, u, stf.Call{Transfer: &stf.Transfer{From: addr(u), To: to, Amount: 1}}, round, shard, shard)
+			txs = append(txs, invoke(b, c, payer, init.ShieldingPublic, shard, signed))
+		}
+		c.tc.Add(txs, nil)
+		round++
+	}
+	addTransfers()
+	if _, err := h.process(c, 1); err != nil {
+		b.Fatal(err)
+	}
+	next := int64(2)
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		addTransfers()
+		req := request(b, c.tc, next)
+		b.StartTimer()
+		rep, err := protocol.CallAs[*protocol.ProcessBlockReply](ctx, h.c, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep.Stats.Applied != calls {
+			b.Fatalf("applied %d of %d", rep.Stats.Applied, calls)
+		}
+		h.persist(rep)
+		next++
+	}
+}
