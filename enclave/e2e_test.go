@@ -74,6 +74,8 @@ func TestEndToEnd(t *testing.T) {
 		c.tx(alice, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: teerex.Hash(shard), Amount: 1000, EncryptedRecipient: recipient}),
 		c.tx(alice, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: teerex.Hash(shard), Amount: 5, EncryptedRecipient: []byte("not a ciphertext")}),
 		c.tx(bob, bridge.Name, bridge.MethodInvoke, bridge.Invoke{Shard: teerex.Hash(shard), Ciphertext: bytes.Repeat([]byte{0x42}, 1200)}),
+		// Fails on chain (Bob cannot pay it): the enclave must not credit it.
+		c.tx(bob, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: teerex.Hash(shard), Amount: 10 * accounts.DevBalance, EncryptedRecipient: recipient}),
 		invoke(t, c, bob, pub, otherShard, trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 1}}, 0, shard, otherShard)),
 	)
 	// Block 4: a confidential transfer of 300.
