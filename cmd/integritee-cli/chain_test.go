@@ -303,3 +303,25 @@ func TestParseAmount(t *testing.T) {
 		t.Errorf("formatAmount: %q", got)
 	}
 }
+
+// FuzzParseAmount: never panics, and an accepted amount reads back the same
+// from its base units and from formatAmount's TEER figure.
+func FuzzParseAmount(f *testing.F) {
+	for _, s := range []string{"1500", "1.5TEER", ".000000000001teer", "18446744073709551615", "18446745TEER", "TEER", " 2 TEER"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := parseAmount(s)
+		if err != nil {
+			return
+		}
+		if back, err := parseAmount(strconv.FormatUint(v, 10)); err != nil || back != v {
+			t.Fatalf("%q = %d, base units read back as %d (%v)", s, v, back, err)
+		}
+		formatted := formatAmount(v)
+		teer := formatted[strings.Index(formatted, "(")+1 : len(formatted)-1]
+		if back, err := parseAmount(strings.ReplaceAll(teer, " ", "")); err != nil || back != v {
+			t.Fatalf("%q = %d, %q read back as %d (%v)", s, v, teer, back, err)
+		}
+	})
+}
