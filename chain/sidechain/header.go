@@ -1,0 +1,92 @@
+package sidechain
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+
+	"github.com/integritee-go/integritee/chain/codec"
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/tx"
+)
+
+// HeaderDomain separates header hashes from every other hash an enclave
+// signs.
+const HeaderDomain = "integritee-sidechain-header-v1"
+
+// Header is the header of a shard block: the direct calls an enclave
+// executed in one batch. Blocks are numbered from 1 and hash-chained by
+// ParentHash (zero for block 1); the chain records HeaderHash with
+// confirm_sidechain_block.
+type Header struct {
+	Shard  teerex.Hash `cbor:"shard" json:"shard"`
+	Number uint64      `cbor:"number" json:"number"`
+	// ParentHash is the hash of block Number-1's header.
+	ParentHash teerex.Hash `cbor:"parent_hash" json:"parent_hash"`
+	// ChainHeight is the last chain block whose indirect calls were applied
+	// before this block: the block sits between ChainHeight and
+	// ChainHeight+1 in the shard's one order of state transitions.
+	ChainHeight int64 `cbor:"chain_height" json:"chain_height"`
+	// CallsRoot is the Merkle root (RFC 6962, as CometBFT's data hash) of
+	// CallLeaf of each call of the block, in execution order.
+	CallsRoot teerex.Hash `cbor:"calls_root" json:"calls_root"`
+	// StateHash is the shard's state hash after the block.
+	StateHash teerex.Hash `cbor:"state_hash" json:"state_hash"`
+	// Timestamp is Unix milliseconds: the host's clock, made monotonic by
+	// the enclave and never before the last verified chain header.
+	Timestamp int64 `cbor:"timestamp" json:"timestamp"`
+	// Author is the enclave signer that produced and signed the block.
+	Author tx.Address `cbor:"author" json:"author"`
+}
+
+// Hash returns the header hash: sha256(HeaderDomain || CBOR(header)).
+func (h *Header) Hash() (teerex.Hash, error) {
+	b, err := codec.Marshal(h)
+	if err != nil {
+		return teerex.Hash{}, fmt.Errorf("sidechain: encode header: %w", err)
+	}
+	s := sha256.New()
+	s.Write([]byte(HeaderDomain))
+	s.Write(b)
+	return teerex.Hash(s.Sum(nil)), nil
+}
+
+// SignedHeader is a header with its author's ed25519 signature over the
+// header hash.
+type SignedHeader struct {
+	Header    Header `cbor:"header" json:"header"`
+	Signature []byte `cbor:"signature" json:"signature"`
+}
+
+// ErrBadHeaderSignature means a header is not signed by its author.
+var ErrBadHeaderSignature = errors.New("sidechain: header signature does not verify under its author")
+
+// Verify checks the signature under Header.Author and returns the hash.
+func (s *SignedHeader) Verify() (teerex.Hash, error) {
+	h, err := s.Header.Hash()
+	if err != nil {
+		return h, err
+	}
+	if len(s.Signature) != ed25519.SignatureSize || !ed25519.Verify(ed25519.PublicKey(s.Header.Author[:]), h[:], s.Signature) {
+		return h, ErrBadHeaderSignature
+	}
+	return h, nil
+}
+
+// Call status bytes committed to by CallLeaf.
+const (
+	// LeafExecuted: the call ran and its effects are in the block.
+	LeafExecuted byte = 1
+	// LeafFailed: the call was authentic and fresh but the STF refused it;
+	// only its nonce was consumed.
+	LeafFailed byte = 2
+)
+
+// CallLeaf is a call's leaf of the calls root: the SHA-256 of its
+// ciphertext (as the client sent it) and its status, so that a client
+// holding the signed header and a Merkle proof knows what became of its
+// call on the enclave's word, not the host's.
+func CallLeaf(ciphertextHash [32]byte, status byte) []byte {
+	return append(ciphertextHash[:], status)
+}

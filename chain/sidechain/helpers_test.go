@@ -1,0 +1,194 @@
+package sidechain_test
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	dbm "github.com/cometbft/cometbft-db"
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/integritee-go/integritee/attestation"
+	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/runtime"
+	"github.com/integritee-go/integritee/chain/sidechain"
+	"github.com/integritee-go/integritee/chain/store"
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/tee/sim"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+var (
+	alice = accounts.DevAddress("Alice") // sudo
+	bob   = accounts.DevAddress("Bob")
+	// Enclave signers.
+	dave = accounts.DevAddress("Dave")
+	eve  = accounts.DevAddress("Eve")
+	ferd = accounts.DevAddress("Ferdie")
+)
+
+// chain runs accounts, teerex, bridge and sidechain on a real store branch
+// with a context whose block time and height the test sets.
+type chain struct {
+	t         testing.TB
+	teerex    *teerex.Module
+	bridge    *bridge.Module
+	sidechain *sidechain.Module
+	kv        *store.Cache
+	ctx       *runtime.Context
+}
+
+func newChain(t testing.TB) *chain {
+	t.Helper()
+	st, err := store.Open(dbm.NewMemDB())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := store.NewCache(st)
+	ctx := &runtime.Context{Store: kv, ChainID: "test", Height: 1, Time: t0, Dev: true}
+	acc := accounts.New()
+	tr := teerex.New(acc.Keeper)
+	tg, err := teerex.DevGenesis(t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []struct {
+		m runtime.Genesis
+		v any
+	}{
+		{acc, accounts.DevGenesis()},
+		{tr, tg},
+	} {
+		raw, err := json.Marshal(g.v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.m.InitGenesis(ctx, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := st.Prepare(1, kv.Changes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Commit(p); err != nil {
+		t.Fatal(err)
+	}
+	br := bridge.New(tr.Keeper, acc.Keeper, acc.Keeper)
+	c := &chain{t: t, teerex: tr, bridge: br, sidechain: sidechain.New(tr.Keeper, br), kv: store.NewCache(st)}
+	c.ctx = &runtime.Context{Store: c.kv, ChainID: "test", Height: 10, Time: t0.Add(time.Minute), Dev: true}
+	return c
+}
+
+// next moves to the next block, d later.
+func (c *chain) next(d time.Duration) {
+	c.ctx.Height++
+	c.ctx.Time = c.ctx.Time.Add(d)
+}
+
+type result struct {
+	err     error
+	events  []abci.Event
+	changes int
+}
+
+func (c *chain) exec(m runtime.Module, sender tx.Address, method string, args any) result {
+	c.t.Helper()
+	call, err := tx.NewCall(m.Name(), method, args)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	msg, err := m.DecodeCall(call)
+	if err != nil {
+		return result{err: err}
+	}
+	b := c.kv.Branch()
+	ctx := c.ctx.WithStore(b)
+	ctx.Sender = sender
+	err = m.Execute(ctx, msg)
+	r := result{err: err, events: ctx.Events(), changes: len(b.Changes())}
+	if err == nil {
+		b.Write()
+	} else if re := (*runtime.Error)(nil); !errors.As(err, &re) {
+		c.t.Fatalf("%s: error is no *runtime.Error (would halt the node): %v", method, err)
+	}
+	return r
+}
+
+func (c *chain) confirm(sender tx.Address, shard teerex.Hash, number uint64, hash teerex.Hash) result {
+	c.t.Helper()
+	return c.exec(c.sidechain, sender, sidechain.MethodConfirmSidechainBlock,
+		sidechain.ConfirmSidechainBlock{Shard: shard, Number: number, HeaderHash: hash})
+}
+
+// register registers signer as an enclave with measurement m at the
+// current block.
+func (c *chain) register(signer tx.Address, m teerex.Hash) {
+	c.t.Helper()
+	mm := [32]byte(m)
+	b, err := sim.New(sim.Config{Measurement: &mm})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	key := []byte("shielding key")
+	q, err := b.Quote(teerex.ReportData(signer, key))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	r := c.exec(c.teerex, signer, teerex.MethodRegisterEnclave, teerex.RegisterEnclave{
+		Attestation: teerex.Evidence{Kind: attestation.KindDCAP, Quote: q}, ShieldingKey: key,
+	})
+	if r.err != nil {
+		c.t.Fatalf("register %s: %v", signer, r.err)
+	}
+}
+
+func measurement(name string) teerex.Hash { return sha256.Sum256([]byte("enclave release " + name)) }
+
+func wantErr(t testing.TB, err error, want ...error) {
+	t.Helper()
+	if len(want) == 0 {
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		return
+	}
+	if err == nil {
+		t.Fatalf("succeeded, want %v", want)
+	}
+	for _, w := range want {
+		if !errors.Is(err, w) {
+			t.Fatalf("error %q is not %q", err, w)
+		}
+	}
+}
+
+// rejected asserts a rejection without writes or events.
+func rejected(t testing.TB, r result, want ...error) {
+	t.Helper()
+	wantErr(t, r.err, want...)
+	if r.changes != 0 || len(r.events) != 0 {
+		t.Fatalf("rejected call left %d writes and %d events", r.changes, len(r.events))
+	}
+}
+
+func findEvent(r result, typ string) (map[string]string, bool) {
+	for _, e := range r.events {
+		if e.Type == typ {
+			m := make(map[string]string)
+			for _, a := range e.Attributes {
+				if !a.Index {
+					return nil, false
+				}
+				m[a.Key] = a.Value
+			}
+			return m, true
+		}
+	}
+	return nil, false
+}
