@@ -25,6 +25,8 @@ type checkpoint struct {
 	Header []byte `cbor:"header"`
 	// Pending are the calls since the last confirmation.
 	Pending [][32]byte `cbor:"pending"`
+	// Sidechain is the last shard block of direct calls, if any.
+	Sidechain *sidechainHead `cbor:"sidechain,omitempty"`
 }
 
 func openCheckpoint(b tee.Backend, shard [32]byte, blob []byte) (*checkpoint, error) {

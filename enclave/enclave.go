@@ -101,6 +101,8 @@ type Enclave struct {
 	pending [][32]byte
 	// want is the checkpoint being restored (phaseLoading).
 	want *checkpoint
+	// side is the last shard block of direct calls (sidechain.go).
+	side *sidechainHead
 }
 
 var _ protocol.Handler = (*Enclave)(nil)
@@ -153,6 +155,10 @@ func (e *Enclave) Handle(_ context.Context, req protocol.Request) (protocol.Repl
 		return e.executeGetter(r)
 	case *protocol.GetState:
 		return e.getState(r)
+	case *protocol.SubmitCalls:
+		return e.submitCalls(r)
+	case *protocol.PrivateGetter:
+		return e.privateGetter(r)
 	}
 	return nil, protocol.Errorf(protocol.CodeInvalidInput, "unhandled request %s", req.Type())
 }
@@ -241,6 +247,7 @@ func (e *Enclave) init(r *protocol.Init) (protocol.Reply, error) {
 	if want != nil {
 		e.want, e.phase = want, phaseLoading
 		e.pending = want.Pending
+		e.side = want.Sidechain
 		if want.Entries == 0 {
 			// Nothing to load: resume right away if the root agrees.
 			if _, err := e.resume(); err != nil {
@@ -327,6 +334,7 @@ func (e *Enclave) getState(r *protocol.GetState) (protocol.Reply, error) {
 
 // seal is a helper for the checkpoint label.
 func (e *Enclave) sealCheckpoint(c *checkpoint) ([]byte, error) {
+	c.Sidechain = e.side
 	b, err := protocol.Marshal(c)
 	if err != nil {
 		return nil, err

@@ -61,6 +61,10 @@ func newRequest(t string) (Request, bool) {
 		return &StateInfo{}, true
 	case TypeGetState:
 		return &GetState{}, true
+	case TypeSubmitCalls:
+		return &SubmitCalls{}, true
+	case TypePrivateGetter:
+		return &PrivateGetter{}, true
 	}
 	return nil, false
 }
@@ -70,7 +74,8 @@ func newRequest(t string) (Request, bool) {
 func Requests() []Request {
 	var out []Request
 	for _, t := range []string{TypeInit, TypeLoadEntries, TypeResume, TypeAttest, TypeSignRegistration,
-		TypeProcessBlock, TypeSignOutgoing, TypeExecuteGetter, TypeStateInfo, TypeGetState} {
+		TypeProcessBlock, TypeSignOutgoing, TypeExecuteGetter, TypeStateInfo, TypeGetState,
+		TypeSubmitCalls, TypePrivateGetter} {
 		r, _ := newRequest(t)
 		out = append(out, r)
 	}

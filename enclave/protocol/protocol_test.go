@@ -237,6 +237,7 @@ func TestRequestsRoundTrip(t *testing.T) {
 			Results: []TxResult{{Code: 1, Data: []byte{}, GasWanted: 2, GasUsed: 3}}, Next: Header{SignedHeader: []byte{4}, Validators: []byte{5}}, Sign: sign},
 		&SignOutgoing{Calls: []Outgoing{{Call: tx.Call{Module: "m", Method: "x", Args: []byte{0xa0}}, Tag: []byte{1}}}, Params: *sign},
 		&ExecuteGetter{Getter: []byte{1}}, &StateInfo{}, &GetState{Key: []byte("k")},
+		&SubmitCalls{Calls: [][]byte{{1}, {2}}, Timestamp: 5, Sign: sign}, &PrivateGetter{Request: []byte{1}},
 	}
 	if len(reqs) != len(Requests()) {
 		t.Fatalf("test covers %d request types, protocol has %d", len(reqs), len(Requests()))

@@ -1,0 +1,178 @@
+package enclave
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+
+	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/sidechain"
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/enclave/shielding"
+	"github.com/integritee-go/integritee/enclave/stf"
+)
+
+// invalidReason classifies a rejection by the runtime.
+func invalidReason(err error) string {
+	switch {
+	case errors.Is(err, stf.ErrBadSignature):
+		return protocol.ReasonBadSignature
+	case errors.Is(err, stf.ErrStaleNonce):
+		return protocol.ReasonStaleNonce
+	case errors.Is(err, stf.ErrFutureNonce):
+		return protocol.ReasonFutureNonce
+	}
+	return protocol.ReasonMalformed
+}
+
+// publicFailures are the STF errors whose text may reach the host: fixed
+// strings without amounts. Any other failure is reported as
+// protocol.ReasonFailed, since an application's error text may hold
+// secrets (the balances STF's own insufficient-funds error carries the
+// balance).
+var publicFailures = []error{
+	stf.ErrUnknownCall, stf.ErrNotOwner, stf.ErrInsufficientFunds, stf.ErrOverflow, stf.ErrZeroAmount, stf.ErrDevOnly,
+}
+
+func failedReason(err error) string {
+	for _, f := range publicFailures {
+		if errors.Is(err, f) {
+			return f.Error()
+		}
+	}
+	return protocol.ReasonFailed
+}
+
+// submitCalls executes a batch of direct calls as one shard block (see
+// protocol.SubmitCalls for the host's duties).
+func (e *Enclave) submitCalls(r *protocol.SubmitCalls) (protocol.Reply, error) {
+	if len(r.Calls) == 0 || len(r.Calls) > protocol.MaxSubmitCalls {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "%d calls, want 1..%d", len(r.Calls), protocol.MaxSubmitCalls)
+	}
+	trusted := e.lc.Trusted()
+	if trusted == nil {
+		// A checkpoint needs the light client's header.
+		return nil, protocol.Errorf(protocol.CodeNotInitialized, "no chain block processed yet")
+	}
+	env := e.env(e.lc.Height())
+	batch := e.state.Begin()
+	rep := &protocol.SubmitCallsReply{Results: make([]protocol.CallResult, len(r.Calls))}
+	var unshieldCalls []tx.Call
+	for i, ct := range r.Calls {
+		res := &rep.Results[i]
+		res.Status = protocol.CallInvalid
+		if len(ct) > protocol.MaxCallCiphertext {
+			res.Reason = protocol.ReasonTooLarge
+			continue
+		}
+		pt, err := e.keys.Decrypt(shielding.InfoTrustedCall, ct)
+		if err != nil {
+			res.Reason = protocol.ReasonUndecryptable
+			continue
+		}
+		out, err := e.rt.Apply(env, batch, pt)
+		if err != nil {
+			// A state failure: nothing was committed, the batch is dropped.
+			return nil, protocol.Errorf(protocol.CodeInternal, "apply call: %v", err)
+		}
+		leaf := sidechain.LeafExecuted
+		switch out.Status {
+		case stf.Rejected:
+			res.Reason = invalidReason(out.Err)
+			continue
+		case stf.Failed:
+			res.Status, res.Reason, leaf = protocol.CallFailed, failedReason(out.Err), sidechain.LeafFailed
+		default:
+			res.Status = protocol.CallExecuted
+			for j, ev := range unshields(out.Events) {
+				c, err := tx.NewCall(bridge.Name, bridge.MethodUnshieldFunds, bridge.UnshieldFunds{
+					Shard: teerex.Hash(e.shard), Beneficiary: ev.Beneficiary, Amount: ev.Amount, CallHash: teerex.Hash(out.UnshieldHash(j)),
+				})
+				if err != nil {
+					return nil, protocol.Errorf(protocol.CodeInternal, "unshield call: %v", err)
+				}
+				unshieldCalls = append(unshieldCalls, c)
+			}
+		}
+		res.Index = uint32(len(rep.Leaves))
+		rep.Leaves = append(rep.Leaves, sidechain.CallLeaf(sha256.Sum256(ct), leaf))
+	}
+	if len(rep.Leaves) == 0 {
+		rep.StateRoot = e.state.Root()
+		return rep, nil
+	}
+	for _, c := range unshieldCalls {
+		o, err := e.outgoing(c)
+		if err != nil {
+			return nil, protocol.Errorf(protocol.CodeInternal, "%v", err)
+		}
+		rep.Outgoing = append(rep.Outgoing, o)
+	}
+
+	// From here on the enclave's memory moves to the new block: a failure
+	// leaves it ahead of what the host persisted, so it must restart.
+	hdr := e.nextHeader(rep.Leaves, [32]byte{}, r.Timestamp)
+	cs, err := e.state.Commit(batch, sidechainNonceHeight(hdr.Number))
+	if err != nil {
+		return nil, e.fail(fmt.Errorf("commit state: %w", err))
+	}
+	hdr.StateHash = teerex.Hash(cs.Root)
+	block, confirm, err := e.sealBlock(hdr)
+	if err != nil {
+		return nil, e.fail(err)
+	}
+	rep.Block, rep.StateRoot = block, cs.Root
+	rep.Outgoing = append(rep.Outgoing, confirm)
+	lcHeader, err := protocol.EncodeSignedHeader(trusted)
+	if err != nil {
+		return nil, e.fail(err)
+	}
+	if rep.Checkpoint, err = e.sealCheckpoint(&checkpoint{
+		ChainID: e.chainID, Signer: e.signerAddress(), Height: e.lc.Height(), Root: cs.Root,
+		Entries: uint64(e.state.Len()), Header: lcHeader, Pending: e.pending,
+	}); err != nil {
+		return nil, e.fail(fmt.Errorf("seal checkpoint: %w", err))
+	}
+	rep.Changes = make([]protocol.Entry, len(cs.Entries))
+	for i, x := range cs.Entries {
+		rep.Changes[i] = protocol.Entry{Key: x.Key, Value: x.Value}
+	}
+	if r.Sign != nil {
+		calls := make([]tx.Call, len(rep.Outgoing))
+		for i, o := range rep.Outgoing {
+			calls[i] = o.Call
+		}
+		// Signing cannot change state: on error the host signs later.
+		if signed, err := e.signAll(r.Sign, calls); err == nil {
+			rep.Txs, rep.NextNonce = signed.Txs, signed.NextNonce
+		} else {
+			e.log.Warn("sign outgoing", "err", err)
+			rep.NextNonce = r.Sign.Nonce
+		}
+	}
+	e.log.Debug("shard block", "number", hdr.Number, "calls", len(rep.Leaves), "changes", len(rep.Changes))
+	return rep, nil
+}
+
+// privateGetter answers a getter encrypted to the client's reply key.
+func (e *Enclave) privateGetter(r *protocol.PrivateGetter) (protocol.Reply, error) {
+	pt, err := e.keys.Decrypt(shielding.InfoGetter, r.Request)
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "getter request does not decrypt under the shielding key")
+	}
+	req, err := shielding.DecodeGetterRequest(pt)
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "%v", err)
+	}
+	var resp shielding.GetterResponse
+	if resp.Value, err = e.rt.Get(e.env(e.lc.Height()), e.state.Begin(), req.Getter); err != nil {
+		resp.Value, resp.Error = nil, err.Error()
+	}
+	ct, err := shielding.SealGetterResponse(req.ReplyKey, r.Request, resp)
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeInternal, "%v", err)
+	}
+	return &protocol.PrivateGetterReply{Response: ct}, nil
+}

@@ -1,0 +1,159 @@
+package protocol
+
+import "github.com/integritee-go/integritee/chain/sidechain"
+
+// Direct invocation: trusted calls and getters that reach the enclave
+// through the worker's RPC instead of the chain.
+//
+// # Order of state transitions
+//
+// The shard's state changes only by whole requests, one at a time, in the
+// order the host sends them: a ProcessBlock applies one chain block (its
+// indirect calls, in chain order), a SubmitCalls applies one batch of
+// direct calls (in batch order) as one shard block. Nothing interleaves,
+// and each shard block records where it sits: after chain block
+// Header.ChainHeight, after shard block Number-1 (ParentHash). The host
+// must serialise these two requests, and persist each reply before it
+// sends the next.
+//
+// # Host duties for SubmitCalls
+//
+// A reply with a Block changed the state. Persist Changes (write, or
+// delete for an empty value), Checkpoint, Outgoing and Block in ONE atomic
+// batch; only then tell any client that a call was executed. A reply that
+// was not persisted did not happen: after a crash a fresh enclave restores
+// the last persisted checkpoint, and the calls of the lost block were never
+// acknowledged, so clients resubmit them. Submit Outgoing (the unshields of
+// the block's calls and its confirm_sidechain_block) like those of
+// ProcessBlock. A reply without a Block changed nothing (every call was
+// invalid) and needs no persistence.
+//
+// # Leakage
+//
+// Besides what chain blocks leak, the host learns per direct call: its
+// ciphertext size, whether it was executed, failed (authentic, but refused
+// by the STF) or invalid, and the reason's class (e.g. "insufficient
+// funds", "stale nonce"; never amounts or balances); and which calls were
+// batched together. Getters leak their timing and sizes only.
+
+// Message types of direct invocation.
+const (
+	TypeSubmitCalls   = "submit_calls"
+	TypePrivateGetter = "private_getter"
+)
+
+// Bounds of a SubmitCalls.
+const (
+	// MaxSubmitCalls is the most calls per request.
+	MaxSubmitCalls = 1024
+	// MaxCallCiphertext bounds one call's ciphertext: a maximal trusted
+	// call (stf.MaxCallBytes) plus HPKE overhead.
+	MaxCallCiphertext = 66 << 10
+)
+
+// SubmitCalls executes a batch of direct calls: each is a trusted call
+// (stf.SignedCall CBOR) HPKE-encrypted to the shard's shielding key with
+// shielding.InfoTrustedCall, exactly as in an invoke.
+type SubmitCalls struct {
+	Calls [][]byte `cbor:"calls"`
+	// Timestamp is the host's clock in Unix milliseconds, for the block
+	// header. The enclave keeps block timestamps monotonic and never
+	// before the last verified chain header.
+	Timestamp int64 `cbor:"timestamp"`
+	// Sign, if set, has the outgoing calls signed right away (Txs of the
+	// reply) from this nonce on.
+	Sign *TxParams `cbor:"sign,omitempty"`
+}
+
+func (*SubmitCalls) Type() string      { return TypeSubmitCalls }
+func (*SubmitCalls) newReply() Reply   { return &SubmitCallsReply{} }
+func (*SubmitCallsReply) Type() string { return TypeSubmitCalls + replySuffix }
+
+// CallStatus is what became of a direct call.
+type CallStatus uint8
+
+// Call statuses.
+const (
+	// CallExecuted: applied; its effects are in the block.
+	CallExecuted CallStatus = 1
+	// CallFailed: authentic and fresh but refused by the STF; the block
+	// holds it and only its nonce was consumed.
+	CallFailed CallStatus = 2
+	// CallInvalid: undecryptable, malformed, badly signed or with a wrong
+	// nonce; not in the block, nothing changed.
+	CallInvalid CallStatus = 3
+)
+
+func (s CallStatus) String() string {
+	switch s {
+	case CallExecuted:
+		return "executed"
+	case CallFailed:
+		return "failed"
+	case CallInvalid:
+		return "invalid"
+	}
+	return "unknown"
+}
+
+// Reasons of invalid calls (CallResult.Reason). Failed calls carry the
+// STF's error class (e.g. "balances: insufficient funds").
+const (
+	ReasonUndecryptable = "undecryptable"
+	ReasonTooLarge      = "ciphertext too large"
+	ReasonMalformed     = "malformed"
+	ReasonBadSignature  = "bad signature"
+	ReasonStaleNonce    = "stale nonce"
+	ReasonFutureNonce   = "future nonce"
+	ReasonFailed        = "failed"
+)
+
+// CallResult is the outcome of one call of a SubmitCalls, in request
+// order.
+type CallResult struct {
+	Status CallStatus `cbor:"status"`
+	// Reason classifies a failure or invalidity; empty when executed.
+	Reason string `cbor:"reason,omitempty"`
+	// Index is the call's position among the block's calls (the leaf of
+	// Header.CallsRoot), for executed and failed calls.
+	Index uint32 `cbor:"index"`
+}
+
+// SubmitCallsReply is the outcome of a SubmitCalls. See the host duties
+// above: Changes, Checkpoint, Outgoing and Block are persisted atomically
+// before any executed status leaves the host.
+type SubmitCallsReply struct {
+	Results []CallResult `cbor:"results"`
+	// Block is the signed header of the shard block holding the executed
+	// and failed calls; nil if every call was invalid.
+	Block *sidechain.SignedHeader `cbor:"block,omitempty"`
+	// Leaves are the block's leaves (sidechain.CallLeaf), in order: what
+	// Block.Header.CallsRoot commits to.
+	Leaves     [][]byte   `cbor:"leaves,omitempty"`
+	StateRoot  [32]byte   `cbor:"state_root"`
+	Changes    []Entry    `cbor:"changes,omitempty"`
+	Checkpoint []byte     `cbor:"checkpoint,omitempty"`
+	Outgoing   []Outgoing `cbor:"outgoing,omitempty"`
+	// Txs are Outgoing signed with SubmitCalls.Sign (empty without it).
+	Txs       [][]byte `cbor:"txs,omitempty"`
+	NextNonce uint64   `cbor:"next_nonce"`
+}
+
+// PrivateGetter runs a getter whose answer only the asking client can
+// read: Request is a shielding.GetterRequest encrypted to the shard's
+// shielding key with shielding.InfoGetter (shielding.NewGetterRequest).
+type PrivateGetter struct {
+	Request []byte `cbor:"request"`
+}
+
+func (*PrivateGetter) Type() string      { return TypePrivateGetter }
+func (*PrivateGetter) newReply() Reply   { return &PrivateGetterReply{} }
+func (*PrivateGetterReply) Type() string { return TypePrivateGetter + replySuffix }
+
+// PrivateGetterReply is the shielding.GetterResponse encrypted to the
+// request's reply key (value, or the getter's refusal). A request that
+// does not decrypt, or carries no valid reply key, gets an error reply
+// with CodeInvalidInput instead, since there is nobody to encrypt to.
+type PrivateGetterReply struct {
+	Response []byte `cbor:"response"`
+}

@@ -1,0 +1,61 @@
+package protocol
+
+import (
+	"context"
+	"net"
+	"reflect"
+	"testing"
+
+	"github.com/integritee-go/integritee/chain/sidechain"
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/tx"
+)
+
+// TestDirectRepliesRoundTrip sends the direct-invocation replies through a
+// real server and client: every field survives the strict codec.
+func TestDirectRepliesRoundTrip(t *testing.T) {
+	submit := &SubmitCallsReply{
+		Results: []CallResult{{Status: CallExecuted}, {Status: CallInvalid, Reason: ReasonStaleNonce}, {Status: CallFailed, Reason: "x", Index: 1}},
+		Block: &sidechain.SignedHeader{Header: sidechain.Header{
+			Shard: teerex.Hash{1}, Number: 2, ParentHash: teerex.Hash{3}, ChainHeight: 4, CallsRoot: teerex.Hash{5},
+			StateHash: teerex.Hash{6}, Timestamp: 7, Author: tx.Address{8},
+		}, Signature: []byte{9}},
+		Leaves: [][]byte{{1}, {2}}, StateRoot: [32]byte{6}, Changes: []Entry{{Key: [32]byte{1}, Value: []byte{2}}, {Key: [32]byte{3}}},
+		Checkpoint: []byte{4}, Outgoing: []Outgoing{{Call: tx.Call{Module: "m", Method: "x", Args: []byte{0xa0}}, Tag: []byte{1}}},
+		Txs: [][]byte{{5}}, NextNonce: 9,
+	}
+	getter := &PrivateGetterReply{Response: []byte{1, 2, 3}}
+	a, b := net.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Serve(ctx, b, HandlerFunc(func(_ context.Context, req Request) (Reply, error) {
+			switch req.(type) {
+			case *SubmitCalls:
+				return submit, nil
+			case *PrivateGetter:
+				return getter, nil
+			}
+			return nil, Errorf(CodeInvalidInput, "unexpected")
+		}))
+	}()
+	t.Cleanup(func() { cancel(); a.Close(); <-done })
+	c := NewClient(a, 0)
+	got, err := CallAs[*SubmitCallsReply](ctx, c, &SubmitCalls{Calls: [][]byte{{1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, submit) {
+		t.Fatalf("got %+v\nwant %+v", got, submit)
+	}
+	g, err := CallAs[*PrivateGetterReply](ctx, c, &PrivateGetter{Request: []byte{1}})
+	if err != nil || !reflect.DeepEqual(g, getter) {
+		t.Fatalf("getter reply %+v %v", g, err)
+	}
+	for s, want := range map[CallStatus]string{CallExecuted: "executed", CallFailed: "failed", CallInvalid: "invalid", 0: "unknown"} {
+		if s.String() != want {
+			t.Errorf("%d is %q", s, s.String())
+		}
+	}
+}
