@@ -1,12 +1,17 @@
 package worker
 
 import (
+	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/integritee-go/integritee/enclave/protocol"
 )
 
 // The worker's JSON-RPC 2.0 over HTTP (POST /). This is the start of the
@@ -18,6 +23,10 @@ import (
 //	                        on-chain registration, not the host's word
 //	system_health           {height, state_root}: last processed block
 //	system_version          {version}
+//	state_executeGetter     [hex request] -> hex response: a getter
+//	                        encrypted to the shielding key with a reply key
+//	                        (shielding.NewGetterRequest), answered encrypted
+//	                        to that key; the host reads neither
 //	dev_executeGetter       [hex signed getter] -> hex plaintext result;
 //	                        dev mode only (the enclave refuses otherwise)
 //	                        until getters are answered encrypted
@@ -117,17 +126,23 @@ func (w *Worker) rpcCall(r *http.Request, method string, params json.RawMessage)
 		return Health{Height: h, StateRoot: hex.EncodeToString(root[:])}, nil
 	case "system_version":
 		return map[string]string{"version": Version}, nil
+	case "state_executeGetter":
+		req, err := hexParam(params)
+		if err != nil {
+			return nil, err
+		}
+		rep, err := callAs[*protocol.PrivateGetterReply](r.Context(), w, &protocol.PrivateGetter{Request: req})
+		if err != nil {
+			return nil, err
+		}
+		return hex.EncodeToString(rep.Response), nil
 	case "dev_executeGetter":
 		if !w.cfg.Dev {
 			return nil, &RPCError{Code: rpcMethodNotFound, Message: "dev_executeGetter: dev mode only"}
 		}
-		var args []string
-		if json.Unmarshal(params, &args) != nil || len(args) != 1 {
-			return nil, &RPCError{Code: rpcInvalidParams, Message: "params: [hex signed getter]"}
-		}
-		g, err := hex.DecodeString(args[0])
+		g, err := hexParam(params)
 		if err != nil {
-			return nil, &RPCError{Code: rpcInvalidParams, Message: "getter: " + err.Error()}
+			return nil, err
 		}
 		v, err := w.DebugGetter(r.Context(), g)
 		if err != nil {
@@ -136,4 +151,99 @@ func (w *Worker) rpcCall(r *http.Request, method string, params json.RawMessage)
 		return hex.EncodeToString(v), nil
 	}
 	return nil, &RPCError{Code: rpcMethodNotFound, Message: "method not found: " + method}
+}
+
+// hexParam decodes params of the form ["<hex>"].
+func hexParam(params json.RawMessage) ([]byte, error) {
+	var args []string
+	if json.Unmarshal(params, &args) != nil || len(args) != 1 {
+		return nil, &RPCError{Code: rpcInvalidParams, Message: "params: [hex]"}
+	}
+	b, err := hex.DecodeString(args[0])
+	if err != nil {
+		return nil, &RPCError{Code: rpcInvalidParams, Message: "params: " + err.Error()}
+	}
+	return b, nil
+}
+
+// RPCClient calls a worker's JSON-RPC.
+type RPCClient struct {
+	// URL is the worker's RPC URL (http://host:port).
+	URL string
+	// HTTP defaults to a client with a 30 s timeout.
+	HTTP *http.Client
+}
+
+// Call calls method with params and decodes the result into result.
+// Error objects are returned as *RPCError.
+func (c *RPCClient) Call(ctx context.Context, method string, params, result any) error {
+	if params == nil {
+		params = []any{}
+	}
+	p, err := json.Marshal(params)
+	if err != nil {
+		return fmt.Errorf("rpc %s: %w", method, err)
+	}
+	body, err := json.Marshal(rpcRequest{JSONRPC: "2.0", ID: json.RawMessage("1"), Method: method, Params: p})
+	if err != nil {
+		return fmt.Errorf("rpc %s: %w", method, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("rpc %s: %w", method, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("rpc %s: %w", method, err)
+	}
+	defer resp.Body.Close()
+	var res struct {
+		Result json.RawMessage `json:"result"`
+		Error  *RPCError       `json:"error"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&res); err != nil {
+		return fmt.Errorf("rpc %s: %s: %w", method, resp.Status, err)
+	}
+	if res.Error != nil {
+		return fmt.Errorf("rpc %s: %w", method, res.Error)
+	}
+	if result == nil {
+		return nil
+	}
+	if err := json.Unmarshal(res.Result, result); err != nil {
+		return fmt.Errorf("rpc %s: result: %w", method, err)
+	}
+	return nil
+}
+
+// ShieldingKey calls author_getShieldingKey. The caller must check the
+// key's hash against the enclave's registration on chain.
+func (c *RPCClient) ShieldingKey(ctx context.Context) (*ShieldingKeyInfo, error) {
+	var r ShieldingKeyInfo
+	return &r, c.Call(ctx, "author_getShieldingKey", nil, &r)
+}
+
+// Health calls system_health.
+func (c *RPCClient) Health(ctx context.Context) (*Health, error) {
+	var r Health
+	return &r, c.Call(ctx, "system_health", nil, &r)
+}
+
+// ExecuteGetter calls state_executeGetter with an encrypted getter request
+// and returns the encrypted response.
+func (c *RPCClient) ExecuteGetter(ctx context.Context, request []byte) ([]byte, error) {
+	var r string
+	if err := c.Call(ctx, "state_executeGetter", []string{hex.EncodeToString(request)}, &r); err != nil {
+		return nil, err
+	}
+	b, err := hex.DecodeString(r)
+	if err != nil {
+		return nil, fmt.Errorf("rpc state_executeGetter: result: %w", err)
+	}
+	return b, nil
 }

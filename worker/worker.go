@@ -455,11 +455,10 @@ func (w *Worker) callEnclave(ctx context.Context, req protocol.Request) (protoco
 			return nil, err
 		}
 		rep, err := e.Call(ctx, req)
-		var pe *protocol.Error
-		if err == nil || errors.As(err, &pe) || ctx.Err() != nil {
+		if err == nil || !needsRestart(err) || ctx.Err() != nil {
 			return rep, err
 		}
-		w.log.Error("enclave connection failed; restarting the enclave", "request", req.Type(), "err", err)
+		w.log.Error("enclave failed; restarting it from the store", "request", req.Type(), "err", err)
 		w.dropEnclave(e)
 		if attempt >= 3 {
 			return nil, fmt.Errorf("enclave %s: %w", req.Type(), err)
@@ -538,14 +537,13 @@ func (w *Worker) processBlock(ctx context.Context, h int64) error {
 		return err
 	}
 	rep, err := call[*protocol.ProcessBlockReply](ctx, e, req)
-	var pe *protocol.Error
 	switch {
 	case errors.Is(err, protocol.ErrVerification):
 		// Never applied; the node may serve it right on a retry.
 		w.chain.next = nil
 		return err
-	case err != nil && !errors.As(err, &pe) && ctx.Err() == nil:
-		w.log.Error("enclave connection failed; restarting the enclave", "err", err)
+	case err != nil && needsRestart(err) && ctx.Err() == nil:
+		w.log.Error("enclave failed; restarting it from the store", "err", err)
 		w.dropEnclave(e)
 		return err
 	case err != nil:
@@ -590,6 +588,15 @@ func (w *Worker) processBlock(ctx context.Context, h int64) error {
 		}
 	}
 	return nil
+}
+
+// needsRestart tells the errors after which the enclave must be replaced
+// by a fresh process restored from the store: the connection broke (the
+// process died), or the enclave stopped after an internal failure
+// (CodeInternal, "restart required").
+func needsRestart(err error) bool {
+	var pe *protocol.Error
+	return !errors.As(err, &pe) || pe.Code == protocol.CodeInternal
 }
 
 // isFatal tells the errors that retrying cannot cure: the store and the

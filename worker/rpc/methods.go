@@ -1,0 +1,332 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/integritee-go/integritee/enclave/protocol"
+)
+
+// method starts a request; see Server.start.
+type method func(s *Server, ctx context.Context, req *request, sess *session, inBatch bool) pending
+
+var methods map[string]method
+
+func init() {
+	// Assigned in init: rpc_methods refers to the table.
+	methods = map[string]method{
+		"author_getShieldingKey":           (*Server).getShieldingKey,
+		"author_submitTrustedCall":         (*Server).submitTrustedCall,
+		"author_submitAndWatchTrustedCall": (*Server).submitAndWatch,
+		"author_unwatchTrustedCall":        (*Server).unwatch,
+		"state_executeGetter":              (*Server).executeGetter,
+		"state_getNonce":                   (*Server).executeGetter,
+		"system_health":                    (*Server).health,
+		"system_version":                   (*Server).version,
+		"rpc_methods":                      (*Server).rpcMethods,
+	}
+}
+
+// Methods lists the served methods, sorted.
+func Methods() []string {
+	out := make([]string, 0, len(methods))
+	for m := range methods {
+		out = append(out, m)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// params decodes the request's params object strictly into v.
+func params(req *request, v any) *Error {
+	raw := bytes.TrimSpace(req.Params)
+	if len(raw) == 0 || string(raw) == "null" {
+		raw = []byte("{}")
+	}
+	if raw[0] != '{' {
+		return errorf(CodeInvalidParams, "params must be an object")
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return errorf(CodeInvalidParams, "params: %v", err)
+	}
+	return nil
+}
+
+func decodeHex(name, s string) ([]byte, *Error) {
+	if s == "" {
+		return nil, errorf(CodeInvalidParams, "params: %s missing", name)
+	}
+	b, err := hex.DecodeString(strings.TrimPrefix(s, "0x"))
+	if err != nil {
+		return nil, errorf(CodeInvalidParams, "params: %s: %v", name, err)
+	}
+	return b, nil
+}
+
+// ident returns the enclave identity, cached once known: it does not
+// change while the worker runs (the host treats a change as fatal).
+func (s *Server) ident(ctx context.Context) (*Identity, *Error) {
+	s.mu.Lock()
+	id := s.identity
+	s.mu.Unlock()
+	if id != nil {
+		return id, nil
+	}
+	id, err := s.b.ShieldingKey(ctx)
+	if err != nil {
+		return nil, backendError(err)
+	}
+	if id == nil || len(id.ShieldingKey) == 0 {
+		return nil, errorf(CodeNotReady, "worker not ready: no enclave identity yet")
+	}
+	s.mu.Lock()
+	s.identity = id
+	s.mu.Unlock()
+	return id, nil
+}
+
+// checkShard checks the shard param against the served shard.
+func (s *Server) checkShard(ctx context.Context, shard string) *Error {
+	b, e := decodeHex("shard", shard)
+	if e != nil {
+		return e
+	}
+	id, e := s.ident(ctx)
+	if e != nil {
+		return e
+	}
+	if len(b) != 32 || [32]byte(b) != id.Shard {
+		return errorf(CodeWrongShard, "this worker serves shard %x", id.Shard)
+	}
+	return nil
+}
+
+// ShieldingKeyResult is the result of author_getShieldingKey (hex).
+type ShieldingKeyResult struct {
+	ShieldingKey string `json:"shielding_key"`
+	Signer       string `json:"signer"`
+	MRENCLAVE    string `json:"mrenclave"`
+	Shard        string `json:"shard"`
+}
+
+func (s *Server) getShieldingKey(ctx context.Context, req *request, _ *session, _ bool) pending {
+	id, e := s.ident(ctx)
+	if e != nil {
+		return s.reply(req, nil, e)
+	}
+	return s.reply(req, ShieldingKeyResult{
+		ShieldingKey: hex.EncodeToString(id.ShieldingKey), Signer: hex.EncodeToString(id.Signer),
+		MRENCLAVE: hex.EncodeToString(id.MRENCLAVE[:]), Shard: hex.EncodeToString(id.Shard[:]),
+	}, nil)
+}
+
+// CallParams are the params of the submit methods.
+type CallParams struct {
+	Shard string `json:"shard"`
+	// Call is the hex ciphertext of the trusted call.
+	Call string `json:"call"`
+}
+
+// parseCall checks a submission's params and returns the ciphertext.
+func (s *Server) parseCall(ctx context.Context, req *request) ([]byte, *Error) {
+	var p CallParams
+	if e := params(req, &p); e != nil {
+		return nil, e
+	}
+	if e := s.checkShard(ctx, p.Shard); e != nil {
+		return nil, e
+	}
+	ct, e := decodeHex("call", p.Call)
+	if e != nil {
+		return nil, e
+	}
+	if len(ct) > protocol.MaxCallCiphertext {
+		return nil, errorf(CodeInvalidParams, "call of %d bytes, at most %d", len(ct), protocol.MaxCallCiphertext)
+	}
+	return ct, nil
+}
+
+// invalidCall is the error of a refused call.
+func invalidCall(r *CallResult) *Error {
+	return &Error{Code: CodeInvalidCall, Message: "invalid trusted call: " + r.Reason, Data: r}
+}
+
+func (s *Server) submitTrustedCall(ctx context.Context, req *request, _ *session, _ bool) pending {
+	ct, e := s.parseCall(ctx, req)
+	if e != nil {
+		return s.reply(req, nil, e)
+	}
+	j, e := s.enqueue(ct)
+	if e != nil {
+		return s.reply(req, nil, e)
+	}
+	return func() *response {
+		out, e := s.await(ctx, j)
+		if e != nil {
+			return respond(req, nil, e)
+		}
+		r, err := callResult(sha256.Sum256(ct), &out)
+		if err != nil {
+			return respond(req, nil, errorf(CodeInternal, "%v", err))
+		}
+		if r.Status == StatusInvalid {
+			return respond(req, nil, invalidCall(r))
+		}
+		return respond(req, r, nil)
+	}
+}
+
+func (s *Server) submitAndWatch(ctx context.Context, req *request, sess *session, inBatch bool) pending {
+	switch {
+	case sess == nil:
+		return s.reply(req, nil, errorf(CodeInvalidRequest, "subscriptions need a WebSocket connection"))
+	case inBatch:
+		return s.reply(req, nil, errorf(CodeInvalidRequest, "subscribe outside a batch"))
+	case req.notification():
+		return s.reply(req, nil, nil)
+	}
+	ct, e := s.parseCall(ctx, req)
+	if e != nil {
+		return s.reply(req, nil, e)
+	}
+	sub, e := sess.subscribe()
+	if e != nil {
+		return s.reply(req, nil, e)
+	}
+	j, e := s.enqueue(ct)
+	if e != nil {
+		sess.unsubscribe(sub.id)
+		return s.reply(req, nil, e)
+	}
+	hash := sha256.Sum256(ct)
+	hashHex := hex.EncodeToString(hash[:])
+	return func() *response {
+		// The subscription ID first, then the statuses, in order.
+		if sess.send(respond(req, sub.id, nil)) != nil {
+			return nil
+		}
+		sess.notify(sub, &CallResult{Hash: hashHex, Status: StatusSubmitted}, false)
+		out, e := s.await(sess.ctx, j)
+		if e != nil {
+			sess.notify(sub, &CallResult{Hash: hashHex, Status: StatusInvalid, Reason: "not executed: " + e.Message}, true)
+			return nil
+		}
+		r, err := callResult(hash, &out)
+		if err != nil {
+			sess.notify(sub, &CallResult{Hash: hashHex, Status: StatusInvalid, Reason: "not executed: " + err.Error()}, true)
+			return nil
+		}
+		if r.Status == StatusInvalid {
+			sess.notify(sub, r, true)
+			return nil
+		}
+		sub.result = r
+		sess.notify(sub, r, false)
+		s.waitConfirm(sub, r.Block.Header.Number)
+		return nil
+	}
+}
+
+// waitConfirm registers sub for the confirmation of block number, or
+// confirms it at once if that already happened.
+func (s *Server) waitConfirm(sub *subscription, number uint64) {
+	s.mu.Lock()
+	if number > s.confirmed {
+		s.waiting[number] = append(s.waiting[number], sub)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	sub.sess.goConfirm(sub)
+}
+
+// UnwatchParams are the params of author_unwatchTrustedCall.
+type UnwatchParams struct {
+	Subscription string `json:"subscription"`
+}
+
+func (s *Server) unwatch(_ context.Context, req *request, sess *session, _ bool) pending {
+	if sess == nil {
+		return s.reply(req, nil, errorf(CodeInvalidRequest, "subscriptions need a WebSocket connection"))
+	}
+	var p UnwatchParams
+	if e := params(req, &p); e != nil {
+		return s.reply(req, nil, e)
+	}
+	return s.reply(req, sess.unsubscribe(p.Subscription), nil)
+}
+
+// GetterParams are the params of state_executeGetter and state_getNonce.
+type GetterParams struct {
+	Shard string `json:"shard"`
+	// Request is the hex ciphertext of a shielding.GetterRequest.
+	Request string `json:"request"`
+}
+
+// GetterResult is their result: the hex ciphertext of the
+// shielding.GetterResponse, encrypted to the request's reply key. No
+// plaintext answer ever passes the server.
+type GetterResult struct {
+	Response string `json:"response"`
+}
+
+func (s *Server) executeGetter(ctx context.Context, req *request, _ *session, _ bool) pending {
+	var p GetterParams
+	if e := params(req, &p); e != nil {
+		return s.reply(req, nil, e)
+	}
+	if e := s.checkShard(ctx, p.Shard); e != nil {
+		return s.reply(req, nil, e)
+	}
+	ct, e := decodeHex("request", p.Request)
+	if e != nil {
+		return s.reply(req, nil, e)
+	}
+	return func() *response {
+		resp, err := s.b.ExecuteGetter(ctx, ct)
+		if err != nil {
+			if errors.Is(err, protocol.ErrInvalidInput) {
+				return respond(req, nil, errorf(CodeInvalidGetter, "invalid getter request: %v", err))
+			}
+			return respond(req, nil, backendError(err))
+		}
+		return respond(req, GetterResult{Response: hex.EncodeToString(resp)}, nil)
+	}
+}
+
+// HealthResult is the result of system_health.
+type HealthResult struct {
+	Height     int64  `json:"height"`
+	StateRoot  string `json:"state_root"`
+	ShardBlock uint64 `json:"shard_block"`
+	Confirmed  uint64 `json:"confirmed_shard_block"`
+}
+
+func (s *Server) health(ctx context.Context, req *request, _ *session, _ bool) pending {
+	return func() *response {
+		h, err := s.b.Health(ctx)
+		if err != nil {
+			return respond(req, nil, backendError(err))
+		}
+		s.mu.Lock()
+		c := s.confirmed
+		s.mu.Unlock()
+		return respond(req, HealthResult{Height: h.Height, StateRoot: hex.EncodeToString(h.StateRoot[:]), ShardBlock: h.ShardBlock, Confirmed: c}, nil)
+	}
+}
+
+func (s *Server) version(_ context.Context, req *request, _ *session, _ bool) pending {
+	return s.reply(req, map[string]string{"version": s.opts.Version}, nil)
+}
+
+func (s *Server) rpcMethods(_ context.Context, req *request, _ *session, _ bool) pending {
+	return s.reply(req, map[string][]string{"methods": Methods()}, nil)
+}

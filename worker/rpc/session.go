@@ -1,0 +1,190 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/coder/websocket"
+)
+
+// session is one WebSocket connection.
+type session struct {
+	s      *Server
+	conn   *websocket.Conn
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	wmu sync.Mutex // one writer at a time
+
+	mu     sync.Mutex
+	subs   map[string]*subscription
+	closed bool // no more background writes (wg is being waited for)
+}
+
+// subscription is a watched call.
+type subscription struct {
+	id     string
+	sess   *session
+	result *CallResult // the executed result, once known
+}
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, ip string) {
+	if !s.lim.open(ip, s.opts.MaxConnsPerIP) {
+		writeError(w, http.StatusTooManyRequests, errorf(CodeRateLimited, "too many connections"))
+		return
+	}
+	defer s.lim.close(ip)
+	conn, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return // Accept answered the client
+	}
+	// Messages up to twice the limit are read and answered with an error;
+	// beyond that the library closes this connection (status 1009).
+	conn.SetReadLimit(2 * int64(s.opts.MaxRequestBytes))
+	ctx, cancel := context.WithCancel(s.ctx)
+	ss := &session{s: s, conn: conn, ctx: ctx, cancel: cancel, subs: map[string]*subscription{}}
+	s.mu.Lock()
+	if s.ctx.Err() != nil {
+		s.mu.Unlock()
+		cancel()
+		conn.Close(websocket.StatusGoingAway, "server closing")
+		return
+	}
+	s.sessions[ss] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+
+	ss.readLoop(ip)
+	cancel()
+	ss.mu.Lock()
+	ss.closed = true
+	ss.mu.Unlock()
+	ss.wg.Wait()
+	s.mu.Lock()
+	delete(s.sessions, ss)
+	s.mu.Unlock()
+	conn.Close(websocket.StatusNormalClosure, "")
+}
+
+func (ss *session) readLoop(ip string) {
+	s := ss.s
+	inflight := make(chan struct{}, s.opts.MaxInFlight)
+	for {
+		_, msg, err := ss.conn.Read(ss.ctx)
+		if err != nil {
+			return
+		}
+		if !s.lim.allow(ip) {
+			ss.send(errResponse(nil, errorf(CodeRateLimited, "rate limit exceeded")))
+			continue
+		}
+		if len(msg) > s.opts.MaxRequestBytes {
+			ss.send(errResponse(nil, errorf(CodeInvalidRequest, "request larger than %d bytes", s.opts.MaxRequestBytes)))
+			continue
+		}
+		ps, batch := s.handleMessage(ss.ctx, msg, ss)
+		select {
+		case inflight <- struct{}{}:
+		case <-ss.ctx.Done():
+			return
+		}
+		ss.wg.Add(1)
+		go func() {
+			defer ss.wg.Done()
+			defer func() { <-inflight }()
+			if out := collect(ps, batch); out != nil {
+				ss.write(out)
+			}
+		}()
+	}
+}
+
+func (ss *session) write(b []byte) error {
+	ctx, cancel := context.WithTimeout(ss.ctx, ss.s.opts.WriteTimeout)
+	defer cancel()
+	ss.wmu.Lock()
+	defer ss.wmu.Unlock()
+	return ss.conn.Write(ctx, websocket.MessageText, b)
+}
+
+func (ss *session) send(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return ss.write(b)
+}
+
+// statusNotification is an author_trustedCallStatus message.
+type statusNotification struct {
+	JSONRPC string       `json:"jsonrpc"`
+	Method  string       `json:"method"`
+	Params  statusParams `json:"params"`
+}
+
+type statusParams struct {
+	Subscription string      `json:"subscription"`
+	Result       *CallResult `json:"result"`
+}
+
+// NotificationMethod is the method of subscription notifications.
+const NotificationMethod = "author_trustedCallStatus"
+
+// notify sends a status of sub unless it was unwatched; final ends it.
+func (ss *session) notify(sub *subscription, r *CallResult, final bool) {
+	ss.mu.Lock()
+	_, open := ss.subs[sub.id]
+	if final {
+		delete(ss.subs, sub.id)
+	}
+	ss.mu.Unlock()
+	if open {
+		ss.send(statusNotification{JSONRPC: "2.0", Method: NotificationMethod, Params: statusParams{Subscription: sub.id, Result: r}})
+	}
+}
+
+// subscribe opens a subscription, if the connection may have another.
+func (ss *session) subscribe() (*subscription, *Error) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if len(ss.subs) >= ss.s.opts.MaxSubscriptions {
+		return nil, errorf(CodeInvalidRequest, "more than %d subscriptions", ss.s.opts.MaxSubscriptions)
+	}
+	ss.s.mu.Lock()
+	ss.s.nextSub++
+	id := strconv.FormatUint(ss.s.nextSub, 10)
+	ss.s.mu.Unlock()
+	sub := &subscription{id: id, sess: ss}
+	ss.subs[id] = sub
+	return sub, nil
+}
+
+func (ss *session) unsubscribe(id string) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	_, ok := ss.subs[id]
+	delete(ss.subs, id)
+	return ok
+}
+
+// goConfirm sends sub's confirmed status in the session's background.
+func (ss *session) goConfirm(sub *subscription) {
+	ss.mu.Lock()
+	if ss.closed {
+		ss.mu.Unlock()
+		return
+	}
+	ss.wg.Add(1)
+	ss.mu.Unlock()
+	go func() {
+		defer ss.wg.Done()
+		r := *sub.result
+		r.Status = StatusConfirmed
+		ss.notify(sub, &r, true)
+	}()
+}
