@@ -565,4 +565,13 @@ func TestKillWorker(t *testing.T) {
 		t.Errorf("vault %d, want %d", got, shielded)
 	}
 	p.interrupt(t)
+	for run := 1; run <= 2; run++ {
+		b, err := os.ReadFile(fmt.Sprintf("%s-%d.log", data, run))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(b, []byte("enclave restored")) {
+			t.Errorf("run %d did not restore the enclave from the store:\n%s", run, tail(b))
+		}
+	}
 }

@@ -166,6 +166,10 @@ func (s *Server) Confirmed(number uint64) {
 	}
 }
 
+// Queued returns the number of submissions waiting for the enclave (not
+// counting a batch in flight).
+func (s *Server) Queued() int { return len(s.queue) }
+
 // job is one queued submission.
 type job struct {
 	ct   []byte
