@@ -185,7 +185,7 @@ func (s *shardClient) get(ctx context.Context, key ed25519.PrivateKey, g stf.Get
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	resp, err := s.rpc.ExecuteGetter(ctx, req)
+	resp, err := s.rpc.ExecuteGetter(ctx, s.shard, req)
 	if err != nil {
 		s.t.Fatal(err)
 	}

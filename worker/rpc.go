@@ -9,27 +9,26 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/integritee-go/integritee/enclave/protocol"
 )
 
-// The worker's JSON-RPC 2.0 over HTTP (POST /). This is the start of the
-// direct-invocation API (design section 5); it serves what clients need for
-// the indirect path:
+// The worker's JSON-RPC 2.0 over HTTP (POST /): the part of the
+// direct-invocation API (design section 5, package worker/rpc) that the
+// indirect path needs, with the same method names and parameters:
 //
-//	author_getShieldingKey  {shielding_key, signer, mrenclave, shard} (hex);
-//	                        clients check sha256(shielding_key) against the
-//	                        on-chain registration, not the host's word
-//	system_health           {height, state_root}: last processed block
-//	system_version          {version}
-//	state_executeGetter     [hex request] -> hex response: a getter
+//	author_getShieldingKey  {} -> {shielding_key, signer, mrenclave, shard}
+//	                        (hex); clients check sha256(shielding_key)
+//	                        against the on-chain registration, not the
+//	                        host's word
+//	state_executeGetter     {shard, request} -> {response}: a getter
 //	                        encrypted to the shielding key with a reply key
 //	                        (shielding.NewGetterRequest), answered encrypted
 //	                        to that key; the host reads neither
-//	dev_executeGetter       [hex signed getter] -> hex plaintext result;
-//	                        dev mode only (the enclave refuses otherwise)
-//	                        until getters are answered encrypted
+//	system_health           {} -> {height, state_root}: last processed block
+//	system_version          {} -> {version}
 const maxRPCBody = 1 << 20
 
 type rpcRequest struct {
@@ -61,6 +60,7 @@ const (
 	rpcMethodNotFound = -32601
 	rpcInvalidParams  = -32602
 	rpcServerError    = -32000
+	rpcWrongShard     = 1040
 )
 
 // ShieldingKeyInfo is the result of author_getShieldingKey.
@@ -127,43 +127,41 @@ func (w *Worker) rpcCall(r *http.Request, method string, params json.RawMessage)
 	case "system_version":
 		return map[string]string{"version": Version}, nil
 	case "state_executeGetter":
-		req, err := hexParam(params)
-		if err != nil {
-			return nil, err
+		var p GetterParams
+		if err := json.Unmarshal(params, &p); err != nil {
+			return nil, &RPCError{Code: rpcInvalidParams, Message: "params: {shard, request}: " + err.Error()}
+		}
+		shard, err1 := decodeHex(p.Shard)
+		req, err2 := decodeHex(p.Request)
+		if err := errors.Join(err1, err2); err != nil || len(req) == 0 {
+			return nil, &RPCError{Code: rpcInvalidParams, Message: fmt.Sprintf("params: {shard, request} in hex: %v", err)}
+		}
+		if !bytes.Equal(shard, w.cfg.Shard[:]) {
+			return nil, &RPCError{Code: rpcWrongShard, Message: "this worker serves shard " + hex.EncodeToString(w.cfg.Shard[:])}
 		}
 		rep, err := callAs[*protocol.PrivateGetterReply](r.Context(), w, &protocol.PrivateGetter{Request: req})
 		if err != nil {
 			return nil, err
 		}
-		return hex.EncodeToString(rep.Response), nil
-	case "dev_executeGetter":
-		if !w.cfg.Dev {
-			return nil, &RPCError{Code: rpcMethodNotFound, Message: "dev_executeGetter: dev mode only"}
-		}
-		g, err := hexParam(params)
-		if err != nil {
-			return nil, err
-		}
-		v, err := w.DebugGetter(r.Context(), g)
-		if err != nil {
-			return nil, err
-		}
-		return hex.EncodeToString(v), nil
+		return GetterResult{Response: hex.EncodeToString(rep.Response)}, nil
 	}
 	return nil, &RPCError{Code: rpcMethodNotFound, Message: "method not found: " + method}
 }
 
-// hexParam decodes params of the form ["<hex>"].
-func hexParam(params json.RawMessage) ([]byte, error) {
-	var args []string
-	if json.Unmarshal(params, &args) != nil || len(args) != 1 {
-		return nil, &RPCError{Code: rpcInvalidParams, Message: "params: [hex]"}
-	}
-	b, err := hex.DecodeString(args[0])
-	if err != nil {
-		return nil, &RPCError{Code: rpcInvalidParams, Message: "params: " + err.Error()}
-	}
-	return b, nil
+// GetterParams are the parameters of state_executeGetter.
+type GetterParams struct {
+	Shard   string `json:"shard"`
+	Request string `json:"request"`
+}
+
+// GetterResult is the result of state_executeGetter.
+type GetterResult struct {
+	Response string `json:"response"`
+}
+
+// decodeHex decodes hex with an optional 0x prefix.
+func decodeHex(s string) ([]byte, error) {
+	return hex.DecodeString(strings.TrimPrefix(s, "0x"))
 }
 
 // RPCClient calls a worker's JSON-RPC.
@@ -178,7 +176,7 @@ type RPCClient struct {
 // Error objects are returned as *RPCError.
 func (c *RPCClient) Call(ctx context.Context, method string, params, result any) error {
 	if params == nil {
-		params = []any{}
+		params = struct{}{}
 	}
 	p, err := json.Marshal(params)
 	if err != nil {
@@ -235,15 +233,16 @@ func (c *RPCClient) Health(ctx context.Context) (*Health, error) {
 }
 
 // ExecuteGetter calls state_executeGetter with an encrypted getter request
-// and returns the encrypted response.
-func (c *RPCClient) ExecuteGetter(ctx context.Context, request []byte) ([]byte, error) {
-	var r string
-	if err := c.Call(ctx, "state_executeGetter", []string{hex.EncodeToString(request)}, &r); err != nil {
+// for shard and returns the encrypted response.
+func (c *RPCClient) ExecuteGetter(ctx context.Context, shard [32]byte, request []byte) ([]byte, error) {
+	var r GetterResult
+	p := GetterParams{Shard: hex.EncodeToString(shard[:]), Request: hex.EncodeToString(request)}
+	if err := c.Call(ctx, "state_executeGetter", p, &r); err != nil {
 		return nil, err
 	}
-	b, err := hex.DecodeString(r)
+	b, err := decodeHex(r.Response)
 	if err != nil {
-		return nil, fmt.Errorf("rpc state_executeGetter: result: %w", err)
+		return nil, fmt.Errorf("rpc state_executeGetter: response: %w", err)
 	}
 	return b, nil
 }

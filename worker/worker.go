@@ -484,16 +484,6 @@ func (w *Worker) StateInfo(ctx context.Context) (*protocol.StateInfoReply, error
 	return callAs[*protocol.StateInfoReply](ctx, w, &protocol.StateInfo{})
 }
 
-// DebugGetter runs a signed getter in a dev enclave, which answers in
-// plaintext. For tests and dev tools only: a production enclave refuses.
-func (w *Worker) DebugGetter(ctx context.Context, getter []byte) ([]byte, error) {
-	rep, err := callAs[*protocol.GetterReply](ctx, w, &protocol.ExecuteGetter{Getter: getter})
-	if err != nil {
-		return nil, err
-	}
-	return rep.Value, nil
-}
-
 // syncLoop feeds the enclave every block from the last processed height
 // on, persisting each result before the next.
 func (w *Worker) syncLoop(ctx context.Context) error {
