@@ -95,4 +95,3 @@ func (f *fake) roundTrips() []int {
 	defer f.mu.Unlock()
 	return append([]int(nil), f.rounds...)
 }
-
