@@ -1,0 +1,467 @@
+// Package trusted is the Go SDK of the confidential side: it talks to a
+// worker's JSON-RPC (package worker/rpc) for direct invocation, and checks
+// the enclave behind the worker against the chain rather than taking the
+// worker's word.
+//
+// Dial fetches the shard's shielding key and the enclave's signer from the
+// worker, then requires of the node's teerex registration of that signer
+// (proved queries with client.Client) that it is active (registered,
+// unexpired, its measurement allowed, not a debug enclave unless the
+// policy allows it), that its shielding key hash is sha256 of the key the
+// worker presented (else ErrShieldingKeyMismatch: nothing is ever
+// encrypted to that key), and that its measurement serves the shard.
+// Results of direct calls are checked too: the shard block header must be
+// signed by that enclave and prove the call's leaf.
+package trusted
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/integritee-go/integritee/chain/codec"
+	"github.com/integritee-go/integritee/chain/sidechain"
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/client"
+	"github.com/integritee-go/integritee/enclave/shielding"
+	"github.com/integritee-go/integritee/enclave/stf"
+	"github.com/integritee-go/integritee/worker/rpc"
+)
+
+// Errors. Each class of refusal is errors.Is-able.
+var (
+	// ErrShieldingKeyMismatch means the worker presented a shielding key
+	// that is not the one its enclave registered on chain.
+	ErrShieldingKeyMismatch = errors.New("trusted: worker's shielding key is not the registered enclave's")
+	// ErrEnclaveNotActive means the worker's enclave is not registered, is
+	// expired, or is no longer allowed.
+	ErrEnclaveNotActive = errors.New("trusted: worker's enclave is not active on chain")
+	// ErrIdentityMismatch means the worker's claims (measurement, signer)
+	// disagree with the registration.
+	ErrIdentityMismatch = errors.New("trusted: worker's identity disagrees with the registration")
+	// ErrNotShardEnclave means the enclave's measurement does not serve
+	// the worker's shard.
+	ErrNotShardEnclave = errors.New("trusted: enclave does not serve the shard")
+	// ErrInvalidCall means the enclave refused the call (see
+	// InvalidCallError's Reason); nothing changed.
+	ErrInvalidCall = errors.New("trusted: call refused by the enclave")
+	// ErrUnproven means a result's block is not signed by the enclave or
+	// does not prove the call: the worker's answer cannot be trusted.
+	ErrUnproven = errors.New("trusted: result not proven by the enclave")
+	// ErrGetter means the enclave refused a getter (see the message).
+	ErrGetter = errors.New("trusted: getter refused by the enclave")
+)
+
+// InvalidCallError is a refused call.
+type InvalidCallError struct {
+	Hash   string
+	Reason string
+}
+
+func (e *InvalidCallError) Error() string { return "trusted: call refused by the enclave: " + e.Reason }
+
+// Is matches ErrInvalidCall.
+func (e *InvalidCallError) Is(target error) bool { return target == ErrInvalidCall }
+
+// Registry is the chain as the SDK needs it; *client.Client implements it
+// with proved queries.
+type Registry interface {
+	Enclave(ctx context.Context, signer tx.Address) (*teerex.Enclave, int64, error)
+	Policy(ctx context.Context) (*teerex.Policy, int64, error)
+	Allowlist(ctx context.Context) (teerex.MRENCLAVEs, int64, error)
+	Shard(ctx context.Context, id teerex.Hash) (*client.ShardStatus, error)
+}
+
+var _ Registry = (*client.Client)(nil)
+
+// Options configure a Client.
+type Options struct {
+	// HTTPClient makes the HTTP requests; default a client with a 30s
+	// timeout.
+	HTTPClient *http.Client
+	// Now is the clock registrations are judged by; default time.Now.
+	Now func() time.Time
+}
+
+// Client is a verified connection to one worker.
+type Client struct {
+	url   string
+	wsURL string
+	http  *http.Client
+	ids   atomic.Int64
+
+	key       []byte
+	signer    tx.Address
+	mrenclave [32]byte
+	shard     [32]byte
+	enclave   teerex.Enclave
+}
+
+// Dial connects to the worker at workerURL (http://host:port; ws:// is
+// accepted too) and verifies its enclave against reg (see the package
+// doc).
+func Dial(ctx context.Context, workerURL string, reg Registry, opts Options) (*Client, error) {
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	u := strings.TrimSuffix(workerURL, "/")
+	switch {
+	case strings.HasPrefix(u, "ws://"):
+		u = "http://" + strings.TrimPrefix(u, "ws://")
+	case strings.HasPrefix(u, "wss://"):
+		u = "https://" + strings.TrimPrefix(u, "wss://")
+	case strings.HasPrefix(u, "http://"), strings.HasPrefix(u, "https://"):
+	default:
+		return nil, fmt.Errorf("trusted: worker URL %q: want http(s):// or ws(s)://", workerURL)
+	}
+	c := &Client{url: u, wsURL: "ws" + strings.TrimPrefix(u, "http"), http: opts.HTTPClient}
+	var id rpc.ShieldingKeyResult
+	if err := c.call(ctx, "author_getShieldingKey", nil, &id); err != nil {
+		return nil, err
+	}
+	if err := c.setIdentity(&id); err != nil {
+		return nil, err
+	}
+	if err := c.verify(ctx, reg, opts.Now()); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Client) setIdentity(id *rpc.ShieldingKeyResult) error {
+	var err error
+	if c.key, err = hex.DecodeString(id.ShieldingKey); err != nil {
+		return fmt.Errorf("trusted: worker's shielding key: %w", err)
+	}
+	if _, err := shielding.ParsePublicKey(c.key); err != nil {
+		return fmt.Errorf("trusted: worker's shielding key: %w", err)
+	}
+	if c.signer, err = tx.ParseAddress(id.Signer); err != nil {
+		return fmt.Errorf("trusted: worker's signer: %w", err)
+	}
+	m, err := teerex.ParseHash(id.MRENCLAVE)
+	if err != nil {
+		return fmt.Errorf("trusted: worker's mrenclave: %w", err)
+	}
+	s, err := teerex.ParseHash(id.Shard)
+	if err != nil {
+		return fmt.Errorf("trusted: worker's shard: %w", err)
+	}
+	c.mrenclave, c.shard = m, s
+	return nil
+}
+
+// verify checks the worker's enclave against the chain.
+func (c *Client) verify(ctx context.Context, reg Registry, now time.Time) error {
+	e, _, err := reg.Enclave(ctx, c.signer)
+	if err != nil {
+		if errors.Is(err, teerex.ErrNotRegistered) {
+			return fmt.Errorf("%w: %w", ErrEnclaveNotActive, err)
+		}
+		return fmt.Errorf("trusted: registration of %s: %w", c.signer, err)
+	}
+	if e.Signer != c.signer {
+		return fmt.Errorf("%w: registration names signer %s", ErrIdentityMismatch, e.Signer)
+	}
+	if sha256.Sum256(c.key) != [32]byte(e.ShieldingKeyHash) {
+		return fmt.Errorf("%w: sha256 of the presented key is %x, registered %s", ErrShieldingKeyMismatch, sha256.Sum256(c.key), e.ShieldingKeyHash)
+	}
+	if e.MRENCLAVE != c.mrenclave {
+		return fmt.Errorf("%w: worker claims MRENCLAVE %x, registered %s", ErrIdentityMismatch, c.mrenclave, e.MRENCLAVE)
+	}
+	p, _, err := reg.Policy(ctx)
+	if err != nil {
+		return fmt.Errorf("trusted: attestation policy: %w", err)
+	}
+	if exp := e.ExpiresAt(p.RenewalPeriod()); now.After(exp) {
+		return fmt.Errorf("%w: %w: attested %s, expired %s", ErrEnclaveNotActive, teerex.ErrExpired, e.Attested().Format(time.RFC3339), exp.Format(time.RFC3339))
+	}
+	if e.Debug && !p.AllowDebug {
+		return fmt.Errorf("%w: %w", ErrEnclaveNotActive, teerex.ErrDebugEnclave)
+	}
+	if !p.AllowAnyMRENCLAVE {
+		l, _, err := reg.Allowlist(ctx)
+		if err != nil {
+			return fmt.Errorf("trusted: allowlist: %w", err)
+		}
+		if !slices.Contains(l, e.MRENCLAVE) {
+			return fmt.Errorf("%w: %w: %s", ErrEnclaveNotActive, teerex.ErrMRENCLAVENotAllowed, e.MRENCLAVE)
+		}
+	}
+	st, err := reg.Shard(ctx, teerex.Hash(c.shard))
+	if err != nil {
+		return fmt.Errorf("trusted: shard %x: %w", c.shard, err)
+	}
+	if want := st.Shard.MRENCLAVEAt(uint64(max(st.Height, 0))); want != e.MRENCLAVE {
+		return fmt.Errorf("%w: shard %x is served by %s, the enclave runs %s", ErrNotShardEnclave, c.shard, want, e.MRENCLAVE)
+	}
+	c.enclave = *e
+	return nil
+}
+
+// ShieldingKey returns the verified shielding key.
+func (c *Client) ShieldingKey() []byte { return bytes.Clone(c.key) }
+
+// Shard returns the worker's shard.
+func (c *Client) Shard() [32]byte { return c.shard }
+
+// MRENCLAVE returns the enclave's measurement.
+func (c *Client) MRENCLAVE() [32]byte { return c.mrenclave }
+
+// Enclave returns the verified registration.
+func (c *Client) Enclave() teerex.Enclave { return c.enclave }
+
+// URL returns the worker's URL.
+func (c *Client) URL() string { return c.url }
+
+type rpcRequest struct {
+	JSONRPC string `json:"jsonrpc"`
+	ID      int64  `json:"id"`
+	Method  string `json:"method"`
+	Params  any    `json:"params,omitempty"`
+}
+
+type rpcResponse struct {
+	ID     json.RawMessage `json:"id"`
+	Result json.RawMessage `json:"result"`
+	Error  *rpc.Error      `json:"error"`
+	Method string          `json:"method"`
+	Params struct {
+		Subscription string         `json:"subscription"`
+		Result       rpc.CallResult `json:"result"`
+	} `json:"params"`
+}
+
+// call makes one JSON-RPC call over HTTP; an error object is returned as
+// a *rpc.Error.
+func (c *Client) call(ctx context.Context, method string, params, result any) error {
+	body, err := json.Marshal(rpcRequest{JSONRPC: "2.0", ID: c.ids.Add(1), Method: method, Params: params})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("trusted: %s: %w", method, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("trusted: %s: %w", method, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return fmt.Errorf("trusted: %s: %w", method, err)
+	}
+	var r rpcResponse
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("trusted: %s: HTTP %d: %w", method, resp.StatusCode, err)
+	}
+	if r.Error != nil {
+		return r.Error
+	}
+	if err := json.Unmarshal(r.Result, result); err != nil {
+		return fmt.Errorf("trusted: %s: result: %w", method, err)
+	}
+	return nil
+}
+
+// EncryptCall signs call for the shard and enclave with nonce and
+// encrypts it to the verified shielding key.
+func (c *Client) EncryptCall(key ed25519.PrivateKey, call stf.Call, nonce uint64) ([]byte, error) {
+	raw, err := stf.EncodeCall(call)
+	if err != nil {
+		return nil, err
+	}
+	signed, err := stf.SignCall(key, raw, nonce, c.mrenclave, c.shard)
+	if err != nil {
+		return nil, err
+	}
+	return shielding.Encrypt(c.key, shielding.InfoTrustedCall, signed)
+}
+
+// Result is a verified executed call.
+type Result struct {
+	// Hash is the SHA-256 of the call's ciphertext.
+	Hash [32]byte
+	// Success is false for a call the STF refused (Error says why); its
+	// nonce is consumed all the same.
+	Success bool
+	Error   string
+	// Block is the enclave-signed shard block holding the call, with its
+	// hash: what confirm_sidechain_block records on chain.
+	Block      sidechain.Header
+	HeaderHash teerex.Hash
+}
+
+// result verifies a worker's call result for ciphertext ct.
+func (c *Client) result(ct []byte, r *rpc.CallResult) (*Result, error) {
+	hash := sha256.Sum256(ct)
+	if r.Hash != hex.EncodeToString(hash[:]) {
+		return nil, fmt.Errorf("%w: result for call %s, sent %x", ErrUnproven, r.Hash, hash)
+	}
+	switch r.Status {
+	case rpc.StatusInvalid:
+		return nil, &InvalidCallError{Hash: r.Hash, Reason: r.Reason}
+	case rpc.StatusExecuted, rpc.StatusConfirmed:
+	default:
+		return nil, fmt.Errorf("trusted: unexpected status %q", r.Status)
+	}
+	if r.Block == nil || r.Result == nil {
+		return nil, fmt.Errorf("%w: no block", ErrUnproven)
+	}
+	sh, err := r.Block.Signed()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnproven, err)
+	}
+	h, err := sh.Verify()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnproven, err)
+	}
+	if sh.Header.Author != c.signer || sh.Header.Shard != teerex.Hash(c.shard) {
+		return nil, fmt.Errorf("%w: block by %s of shard %s", ErrUnproven, sh.Header.Author, sh.Header.Shard)
+	}
+	status := sidechain.LeafFailed
+	if r.Result.Success {
+		status = sidechain.LeafExecuted
+	}
+	leaf := sidechain.CallLeaf(hash, status)
+	p, err := r.Block.Proof.Merkle(leaf)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnproven, err)
+	}
+	if err := p.Verify(sh.Header.CallsRoot[:], leaf); err != nil {
+		return nil, fmt.Errorf("%w: call not in block %d: %w", ErrUnproven, sh.Header.Number, err)
+	}
+	return &Result{Hash: hash, Success: r.Result.Success, Error: r.Result.Error, Block: sh.Header, HeaderHash: h}, nil
+}
+
+// Submit sends an encrypted call and returns its verified result. A
+// refused call gives an *InvalidCallError.
+func (c *Client) Submit(ctx context.Context, ct []byte) (*Result, error) {
+	var r rpc.CallResult
+	err := c.call(ctx, "author_submitTrustedCall", rpc.CallParams{Shard: hex.EncodeToString(c.shard[:]), Call: hex.EncodeToString(ct)}, &r)
+	var re *rpc.Error
+	if errors.As(err, &re) && re.Code == rpc.CodeInvalidCall {
+		// The refusal's data is the call result with the reason.
+		if b, merr := json.Marshal(re.Data); merr == nil && json.Unmarshal(b, &r) == nil && r.Status == rpc.StatusInvalid {
+			return nil, &InvalidCallError{Hash: r.Hash, Reason: r.Reason}
+		}
+		return nil, &InvalidCallError{Reason: re.Message}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.result(ct, &r)
+}
+
+// SubmitCall signs call with the account's next nonce (a private getter)
+// and submits it.
+func (c *Client) SubmitCall(ctx context.Context, key ed25519.PrivateKey, call stf.Call) (*Result, error) {
+	n, err := c.Nonce(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	ct, err := c.EncryptCall(key, call, n)
+	if err != nil {
+		return nil, err
+	}
+	return c.Submit(ctx, ct)
+}
+
+// Transfer moves amount from key's shard account to to.
+func (c *Client) Transfer(ctx context.Context, key ed25519.PrivateKey, to tx.Address, amount uint64) (*Result, error) {
+	return c.SubmitCall(ctx, key, stf.Call{Transfer: &stf.Transfer{From: tx.AddressOf(key.Public().(ed25519.PublicKey)), To: to, Amount: amount}})
+}
+
+// Unshield releases amount of key's shard account to the public account
+// beneficiary (the enclave submits unshield_funds).
+func (c *Client) Unshield(ctx context.Context, key ed25519.PrivateKey, beneficiary tx.Address, amount uint64) (*Result, error) {
+	return c.SubmitCall(ctx, key, stf.Call{Unshield: &stf.UnshieldTo{From: tx.AddressOf(key.Public().(ed25519.PublicKey)), Beneficiary: beneficiary, Amount: amount}})
+}
+
+// Getter runs a getter signed by key privately and returns its value: the
+// worker sees only ciphertexts.
+func (c *Client) Getter(ctx context.Context, key ed25519.PrivateKey, g stf.Getter) ([]byte, error) {
+	return c.getter(ctx, "state_executeGetter", key, g)
+}
+
+func (c *Client) getter(ctx context.Context, method string, key ed25519.PrivateKey, g stf.Getter) ([]byte, error) {
+	raw, err := stf.EncodeGetter(g)
+	if err != nil {
+		return nil, err
+	}
+	signed, err := stf.SignGetter(key, raw, c.mrenclave, c.shard)
+	if err != nil {
+		return nil, err
+	}
+	req, rk, err := shielding.NewGetterRequest(c.key, signed)
+	if err != nil {
+		return nil, err
+	}
+	var res rpc.GetterResult
+	if err := c.call(ctx, method, rpc.GetterParams{Shard: hex.EncodeToString(c.shard[:]), Request: hex.EncodeToString(req)}, &res); err != nil {
+		return nil, err
+	}
+	ct, err := hex.DecodeString(res.Response)
+	if err != nil {
+		return nil, fmt.Errorf("trusted: getter response: %w", err)
+	}
+	resp, err := rk.Open(req, ct)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Error != "" {
+		return nil, fmt.Errorf("%w: %s", ErrGetter, resp.Error)
+	}
+	return resp.Value, nil
+}
+
+func decodeUint(b []byte) (uint64, error) {
+	var v uint64
+	if err := codec.Unmarshal(b, &v); err != nil {
+		return 0, fmt.Errorf("trusted: getter value: %w", err)
+	}
+	return v, nil
+}
+
+// Balance returns key's free balance in the shard.
+func (c *Client) Balance(ctx context.Context, key ed25519.PrivateKey) (uint64, error) {
+	a := tx.AddressOf(key.Public().(ed25519.PublicKey))
+	b, err := c.getter(ctx, "state_executeGetter", key, stf.Getter{FreeBalance: &a})
+	if err != nil {
+		return 0, err
+	}
+	return decodeUint(b)
+}
+
+// Nonce returns key's next trusted-call nonce.
+func (c *Client) Nonce(ctx context.Context, key ed25519.PrivateKey) (uint64, error) {
+	a := tx.AddressOf(key.Public().(ed25519.PublicKey))
+	b, err := c.getter(ctx, "state_getNonce", key, stf.Getter{Nonce: &a})
+	if err != nil {
+		return 0, err
+	}
+	return decodeUint(b)
+}
+
+// Health returns the worker's system_health.
+func (c *Client) Health(ctx context.Context) (*rpc.HealthResult, error) {
+	var h rpc.HealthResult
+	return &h, c.call(ctx, "system_health", nil, &h)
+}

@@ -1,0 +1,281 @@
+package trusted_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/client"
+	"github.com/integritee-go/integritee/client/trusted"
+	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/enclave/stf"
+	"github.com/integritee-go/integritee/worker/rpc"
+	"github.com/integritee-go/integritee/worker/rpc/rpctest"
+)
+
+var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// registry is a chain whose teerex holds the given registrations.
+type registry struct {
+	enclaves map[tx.Address]teerex.Enclave
+	policy   teerex.Policy
+	allow    teerex.MRENCLAVEs
+	shards   map[teerex.Hash]bridge.Shard
+}
+
+func (r *registry) Enclave(_ context.Context, s tx.Address) (*teerex.Enclave, int64, error) {
+	e, ok := r.enclaves[s]
+	if !ok {
+		return nil, 5, teerex.ErrNotRegistered
+	}
+	return &e, 5, nil
+}
+func (r *registry) Policy(context.Context) (*teerex.Policy, int64, error) { p := r.policy; return &p, 5, nil }
+func (r *registry) Allowlist(context.Context) (teerex.MRENCLAVEs, int64, error) {
+	return r.allow, 5, nil
+}
+func (r *registry) Shard(_ context.Context, id teerex.Hash) (*client.ShardStatus, error) {
+	s, ok := r.shards[id]
+	if !ok {
+		s = bridge.DefaultShard(id)
+	}
+	return &client.ShardStatus{Shard: s, Recorded: ok, Height: 5}, nil
+}
+
+// registered returns a registry in which e's enclave is registered as it
+// would be on a dev chain.
+func registered(id rpc.Identity) *registry {
+	signer := tx.Address(id.Signer)
+	return &registry{
+		enclaves: map[tx.Address]teerex.Enclave{signer: {
+			Signer: signer, MRENCLAVE: id.MRENCLAVE, ShieldingKeyHash: sha256.Sum256(id.ShieldingKey), AttestedAt: now.Add(-time.Hour).UnixNano(),
+		}},
+		policy: teerex.Policy{RenewalPeriodSecs: 24 * 3600},
+		allow:  teerex.MRENCLAVEs{id.MRENCLAVE},
+		shards: map[teerex.Hash]bridge.Shard{},
+	}
+}
+
+func start(t testing.TB, name string) (*rpctest.Enclave, *rpc.Server, string) {
+	t.Helper()
+	e := rpctest.NewEnclave(t, name)
+	srv := rpc.New(e, rpc.Options{})
+	url, _ := rpctest.Serve(t, srv)
+	return e, srv, url
+}
+
+func TestDialVerifiesTheEnclave(t *testing.T) {
+	e, _, url := start(t, "sdk verify")
+	id := e.Identity()
+	signer := tx.Address(id.Signer)
+	ctx := context.Background()
+	opts := trusted.Options{Now: func() time.Time { return now }}
+	c, err := trusted.Dial(ctx, url, registered(id), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Shard() != id.Shard || c.MRENCLAVE() != id.MRENCLAVE || string(c.ShieldingKey()) != string(id.ShieldingKey) {
+		t.Fatal("identity")
+	}
+
+	// A worker presenting another enclave's shielding key (here: a second
+	// enclave's worker while the first is the registered signer's key).
+	other, _, otherURL := start(t, "sdk verify")
+	impostor := registered(id)
+	oid := other.Identity()
+	impostor.enclaves[tx.Address(oid.Signer)] = func() teerex.Enclave {
+		en := impostor.enclaves[signer]
+		en.Signer = tx.Address(oid.Signer)
+		return en // registered with the first enclave's key hash
+	}()
+	if _, err := trusted.Dial(ctx, otherURL, impostor, opts); !errors.Is(err, trusted.ErrShieldingKeyMismatch) {
+		t.Fatalf("worker with an unregistered shielding key: %v", err)
+	}
+
+	tests := []struct {
+		name   string
+		mutate func(*registry)
+		want   []error
+	}{
+		{"not registered", func(r *registry) { delete(r.enclaves, signer) }, []error{trusted.ErrEnclaveNotActive, teerex.ErrNotRegistered}},
+		{"key hash differs", func(r *registry) { en := r.enclaves[signer]; en.ShieldingKeyHash[0] ^= 1; r.enclaves[signer] = en },
+			[]error{trusted.ErrShieldingKeyMismatch}},
+		{"expired", func(r *registry) { en := r.enclaves[signer]; en.AttestedAt = now.Add(-25 * time.Hour).UnixNano(); r.enclaves[signer] = en },
+			[]error{trusted.ErrEnclaveNotActive, teerex.ErrExpired}},
+		{"debug", func(r *registry) { en := r.enclaves[signer]; en.Debug = true; r.enclaves[signer] = en },
+			[]error{trusted.ErrEnclaveNotActive, teerex.ErrDebugEnclave}},
+		{"disallowed", func(r *registry) { r.allow = nil }, []error{trusted.ErrEnclaveNotActive, teerex.ErrMRENCLAVENotAllowed}},
+		{"other measurement registered", func(r *registry) { en := r.enclaves[signer]; en.MRENCLAVE[0] ^= 1; r.enclaves[signer] = en },
+			[]error{trusted.ErrIdentityMismatch}},
+		{"shard moved to another release", func(r *registry) {
+			s := bridge.DefaultShard(teerex.Hash(id.Shard))
+			s.Config.MRENCLAVE[0] ^= 1
+			r.shards[teerex.Hash(id.Shard)] = s
+		}, []error{trusted.ErrNotShardEnclave}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := registered(id)
+			tc.mutate(r)
+			_, err := trusted.Dial(ctx, url, r, opts)
+			for _, w := range tc.want {
+				if !errors.Is(err, w) {
+					t.Fatalf("error %v, want %v", err, w)
+				}
+			}
+		})
+	}
+	if _, err := trusted.Dial(ctx, "ftp://x", registered(id), opts); err == nil {
+		t.Fatal("ftp URL accepted")
+	}
+}
+
+func TestDirectCalls(t *testing.T) {
+	e, srv, url := start(t, "sdk calls")
+	ctx := context.Background()
+	c, err := trusted.Dial(ctx, url, registered(e.Identity()), trusted.Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, bob, sudo := rpctest.Key("alice"), rpctest.Key("bob"), rpctest.SudoKey()
+	if _, err := c.SubmitCall(ctx, sudo, stf.Call{SetBalance: &stf.SetBalance{Who: rpctest.Address(alice), Amount: 1000}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		r, err := c.Transfer(ctx, alice, rpctest.Address(bob), 10)
+		if err != nil || !r.Success || r.Block.Number != uint64(i+2) {
+			t.Fatalf("transfer %d: %+v %v", i, r, err)
+		}
+	}
+	if b, err := c.Balance(ctx, bob); err != nil || b != 50 {
+		t.Fatalf("bob %d %v", b, err)
+	}
+	if n, err := c.Nonce(ctx, alice); err != nil || n != 5 {
+		t.Fatalf("alice nonce %d %v", n, err)
+	}
+	r, err := c.Transfer(ctx, bob, rpctest.Address(alice), 1000)
+	if err != nil || r.Success || r.Error != stf.ErrInsufficientFunds.Error() {
+		t.Fatalf("overdraft %+v %v", r, err)
+	}
+	r, err = c.Unshield(ctx, bob, tx.Address{7}, 20)
+	if err != nil || !r.Success {
+		t.Fatalf("unshield %+v %v", r, err)
+	}
+	var unshields int
+	for _, o := range e.Outgoing() {
+		if o.Call.Method == bridge.MethodUnshieldFunds {
+			unshields++
+		}
+	}
+	if unshields != 1 {
+		t.Fatalf("%d unshield_funds outgoing", unshields)
+	}
+	// Replay: refused with its reason.
+	ct, err := c.EncryptCall(alice, stf.Call{Transfer: &stf.Transfer{From: rpctest.Address(alice), To: rpctest.Address(bob), Amount: 1}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ie *trusted.InvalidCallError
+	if _, err := c.Submit(ctx, ct); !errors.As(err, &ie) || !errors.Is(err, trusted.ErrInvalidCall) || ie.Reason != protocol.ReasonStaleNonce {
+		t.Fatalf("replay: %v", err)
+	}
+	// A getter about someone else's account is refused by the enclave.
+	b := rpctest.Address(bob)
+	if _, err := c.Getter(ctx, alice, stf.Getter{FreeBalance: &b}); !errors.Is(err, trusted.ErrGetter) {
+		t.Fatalf("foreign getter: %v", err)
+	}
+
+	// Watch: submitted, executed, confirmed once the host says so.
+	n, err := c.Nonce(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, err = c.EncryptCall(alice, stf.Call{Transfer: &stf.Transfer{From: rpctest.Address(alice), To: rpctest.Address(bob), Amount: 1}}, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Watch(ctx, ct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	var executed *trusted.Result
+	for _, want := range []string{rpc.StatusSubmitted, rpc.StatusExecuted, rpc.StatusConfirmed} {
+		st, err := w.Next(ctx)
+		if err != nil || st.Status != want {
+			t.Fatalf("status %+v %v, want %s", st, err, want)
+		}
+		if want == rpc.StatusExecuted {
+			executed = st.Result
+			srv.Confirmed(executed.Block.Number)
+		}
+		if want == rpc.StatusConfirmed && (st.Result.HeaderHash != executed.HeaderHash || !st.Final()) {
+			t.Fatalf("confirmed %+v", st.Result)
+		}
+	}
+	// An invalid watched call ends with its reason.
+	w2, err := c.Watch(ctx, ct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+	if st, _ := w2.Next(ctx); st.Status != rpc.StatusSubmitted {
+		t.Fatalf("%+v", st)
+	}
+	if st, _ := w2.Next(ctx); st.Status != rpc.StatusInvalid || st.Reason != protocol.ReasonStaleNonce || !st.Final() {
+		t.Fatalf("%+v", st)
+	}
+}
+
+// lying is a host that alters what the enclave answered.
+type lying struct {
+	*rpctest.Enclave
+	alter func(*rpc.Outcome)
+}
+
+func (l *lying) SubmitCalls(ctx context.Context, calls [][]byte) ([]rpc.Outcome, error) {
+	outs, err := l.Enclave.SubmitCalls(ctx, calls)
+	for i := range outs {
+		l.alter(&outs[i])
+	}
+	return outs, err
+}
+
+func TestResultsProvenByTheEnclave(t *testing.T) {
+	ctx := context.Background()
+	for name, alter := range map[string]func(*rpc.Outcome){
+		"header altered": func(o *rpc.Outcome) {
+			b := *o.Block
+			b.Header.StateHash[0] ^= 1
+			o.Block = &b
+		},
+		"failure reported as success": func(o *rpc.Outcome) { o.Status = protocol.CallExecuted },
+		"another call's proof": func(o *rpc.Outcome) {
+			p := *o.Proof
+			p.LeafHash = make([]byte, 32)
+			p.Aunts = [][]byte{make([]byte, 32)}
+			p.Total, p.Index = 2, 1
+			o.Proof = &p
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := rpctest.NewEnclave(t, "sdk lies")
+			srv := rpc.New(&lying{Enclave: e, alter: alter}, rpc.Options{})
+			url, _ := rpctest.Serve(t, srv)
+			c, err := trusted.Dial(ctx, url, registered(e.Identity()), trusted.Options{Now: func() time.Time { return now }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A transfer without funds fails in the STF: a failed call.
+			_, err = c.Transfer(ctx, rpctest.Key("nobody"), tx.Address{1}, 5)
+			if !errors.Is(err, trusted.ErrUnproven) {
+				t.Fatalf("altered result accepted: %v", err)
+			}
+		})
+	}
+}

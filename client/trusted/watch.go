@@ -1,0 +1,97 @@
+package trusted
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	"github.com/coder/websocket"
+
+	"github.com/integritee-go/integritee/worker/rpc"
+)
+
+// Status is one status of a watched call. Result is set (and verified)
+// for executed and confirmed, Reason for invalid.
+type Status struct {
+	Status string
+	Reason string
+	Result *Result
+}
+
+// Final reports whether no status follows.
+func (s *Status) Final() bool { return s.Status == rpc.StatusInvalid || s.Status == rpc.StatusConfirmed }
+
+// Watch is a call submitted with author_submitAndWatchTrustedCall.
+type Watch struct {
+	c    *Client
+	conn *websocket.Conn
+	ct   []byte
+	sub  string
+}
+
+// Watch submits an encrypted call over a WebSocket and returns its status
+// stream: submitted, then executed or invalid, then confirmed.
+func (c *Client) Watch(ctx context.Context, ct []byte) (*Watch, error) {
+	conn, _, err := websocket.Dial(ctx, c.wsURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("trusted: websocket %s: %w", c.wsURL, err)
+	}
+	conn.SetReadLimit(8 << 20)
+	w := &Watch{c: c, conn: conn, ct: ct}
+	req, err := json.Marshal(rpcRequest{JSONRPC: "2.0", ID: 1, Method: "author_submitAndWatchTrustedCall",
+		Params: rpc.CallParams{Shard: hex.EncodeToString(c.shard[:]), Call: hex.EncodeToString(ct)}})
+	if err == nil {
+		err = conn.Write(ctx, websocket.MessageText, req)
+	}
+	var r rpcResponse
+	if err == nil {
+		r, err = w.read(ctx)
+	}
+	if err == nil && r.Error != nil {
+		err = r.Error
+	}
+	if err == nil {
+		err = json.Unmarshal(r.Result, &w.sub)
+	}
+	if err != nil {
+		conn.CloseNow()
+		return nil, fmt.Errorf("trusted: watch: %w", err)
+	}
+	return w, nil
+}
+
+func (w *Watch) read(ctx context.Context) (rpcResponse, error) {
+	var r rpcResponse
+	_, b, err := w.conn.Read(ctx)
+	if err != nil {
+		return r, err
+	}
+	return r, json.Unmarshal(b, &r)
+}
+
+// Next returns the next status; executed and confirmed results are
+// verified as Submit's.
+func (w *Watch) Next(ctx context.Context) (*Status, error) {
+	for {
+		r, err := w.read(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("trusted: watch: %w", err)
+		}
+		if r.Method != rpc.NotificationMethod || r.Params.Subscription != w.sub {
+			continue
+		}
+		cr := &r.Params.Result
+		st := &Status{Status: cr.Status, Reason: cr.Reason}
+		switch cr.Status {
+		case rpc.StatusExecuted, rpc.StatusConfirmed:
+			if st.Result, err = w.c.result(w.ct, cr); err != nil {
+				return nil, err
+			}
+		}
+		return st, nil
+	}
+}
+
+// Close ends the watch.
+func (w *Watch) Close() error { return w.conn.Close(websocket.StatusNormalClosure, "") }
