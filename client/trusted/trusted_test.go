@@ -35,7 +35,10 @@ func (r *registry) Enclave(_ context.Context, s tx.Address) (*teerex.Enclave, in
 	}
 	return &e, 5, nil
 }
-func (r *registry) Policy(context.Context) (*teerex.Policy, int64, error) { p := r.policy; return &p, 5, nil }
+func (r *registry) Policy(context.Context) (*teerex.Policy, int64, error) {
+	p := r.policy
+	return &p, 5, nil
+}
 func (r *registry) Allowlist(context.Context) (teerex.MRENCLAVEs, int64, error) {
 	return r.allow, 5, nil
 }
@@ -105,7 +108,11 @@ func TestDialVerifiesTheEnclave(t *testing.T) {
 		{"not registered", func(r *registry) { delete(r.enclaves, signer) }, []error{trusted.ErrEnclaveNotActive, teerex.ErrNotRegistered}},
 		{"key hash differs", func(r *registry) { en := r.enclaves[signer]; en.ShieldingKeyHash[0] ^= 1; r.enclaves[signer] = en },
 			[]error{trusted.ErrShieldingKeyMismatch}},
-		{"expired", func(r *registry) { en := r.enclaves[signer]; en.AttestedAt = now.Add(-25 * time.Hour).UnixNano(); r.enclaves[signer] = en },
+		{"expired", func(r *registry) {
+			en := r.enclaves[signer]
+			en.AttestedAt = now.Add(-25 * time.Hour).UnixNano()
+			r.enclaves[signer] = en
+		},
 			[]error{trusted.ErrEnclaveNotActive, teerex.ErrExpired}},
 		{"debug", func(r *registry) { en := r.enclaves[signer]; en.Debug = true; r.enclaves[signer] = en },
 			[]error{trusted.ErrEnclaveNotActive, teerex.ErrDebugEnclave}},

@@ -20,7 +20,9 @@ type Status struct {
 }
 
 // Final reports whether no status follows.
-func (s *Status) Final() bool { return s.Status == rpc.StatusInvalid || s.Status == rpc.StatusConfirmed }
+func (s *Status) Final() bool {
+	return s.Status == rpc.StatusInvalid || s.Status == rpc.StatusConfirmed
+}
 
 // Watch is a call submitted with author_submitAndWatchTrustedCall.
 type Watch struct {
