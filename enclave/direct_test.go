@@ -590,3 +590,29 @@ func TestSubmitCallsRejections(t *testing.T) {
 		t.Fatalf("getter before init: %v", err)
 	}
 }
+
+// BenchmarkSubmitCalls measures one round trip of 100 direct transfers:
+// decryption, verification, execution, the shard block and its
+// checkpoint.
+func BenchmarkSubmitCalls(b *testing.B) {
+	d := newDirect(b, "bench direct")
+	sudo := key("shard sudo")
+	const batch = 100
+	d.submit(d.call(sudo, stf.Call{SetBalance: &stf.SetBalance{Who: addr(d.aliceI), Amount: 1 << 40}}, 0))
+	nonce := uint64(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		calls := make([][]byte, batch)
+		for i := range calls {
+			calls[i] = d.transfer(d.aliceI, d.bobI, 1, nonce)
+			nonce++
+		}
+		b.StartTimer()
+		rep := d.submit(calls...)
+		if rep.Results[batch-1].Status != protocol.CallExecuted {
+			b.Fatalf("%+v", rep.Results[batch-1])
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/call")
+}
