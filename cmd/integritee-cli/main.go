@@ -55,6 +55,8 @@ func groups() []group {
 		shardGroup(),
 		policyGroup(),
 		sudoGroup(),
+		trustedGroup(),
+		localnetGroup(),
 	}
 }
 

@@ -1,0 +1,433 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/codec"
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/client"
+	"github.com/integritee-go/integritee/enclave/shielding"
+	"github.com/integritee-go/integritee/enclave/stf"
+	"github.com/integritee-go/integritee/worker"
+)
+
+// The trusted group talks to a shard: confidential balances held by the
+// shard's enclaves. Incognito accounts are ed25519 keys like public ones;
+// "NAME//SUFFIX" of a dev account NAME is the well-known dev key with seed
+// sha256("//NAME//SUFFIX") (e.g. Alice//incognito), and keystore names and
+// dev names work too.
+//
+// Only the indirect path exists yet: calls travel encrypted inside a public
+// bridge invoke paid by a public account. The worker's RPC serves the
+// shielding key (checked here against the enclave's registration on chain)
+// and private getters, whose request and answer the worker cannot read.
+
+func trustedGroup() group {
+	return group{name: "trusted", summary: "confidential balances in a shard (shield, transfer, unshield, balance)", commands: []command{
+		{name: "shield", args: "--from NAME --amount N --to INCOGNITO", summary: "move public funds into the shard, to an incognito account", run: runTrustedShield},
+		{name: "transfer", args: "--indirect --from INCOGNITO --to INCOGNITO --amount N", summary: "confidential transfer inside the shard", run: runTrustedTransfer},
+		{name: "unshield", args: "--indirect --from INCOGNITO --to NAME|HEX --amount N", summary: "move shard funds to a public account", run: runTrustedUnshield},
+		{name: "balance", args: "--account INCOGNITO", summary: "an incognito account's balance and nonce (private getter)", run: runTrustedBalance},
+	}}
+}
+
+// trustedFlags are the flags every trusted command shares.
+type trustedFlags struct {
+	nodeFlags
+	worker   string
+	shard    string
+	keystore *string
+	noWait   bool
+}
+
+func (f *trustedFlags) register(fs *flag.FlagSet) {
+	f.nodeFlags.register(fs)
+	fs.StringVar(&f.worker, "worker", "http://127.0.0.1:2000", "worker RPC `URL`")
+	fs.StringVar(&f.shard, "shard", "", "shard `hex` (default: the worker's)")
+	fs.BoolVar(&f.noWait, "no-wait", false, "return once the transaction is in a block, before the worker processed it")
+	f.keystore = keystoreFlag(fs)
+}
+
+// shardSession is a checked connection to a shard: the shielding key and
+// MRENCLAVE come from the worker but are accepted only as the chain
+// records them for the worker's enclave.
+type shardSession struct {
+	ctx       context.Context
+	c         *client.Client
+	rpc       *worker.RPCClient
+	shard     [32]byte
+	mrenclave [32]byte
+	pub       []byte
+}
+
+func (f *trustedFlags) open() (*shardSession, context.CancelFunc, error) {
+	ctx, cancel, c, err := f.connect()
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := f.session(ctx, c)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	return s, cancel, nil
+}
+
+func (f *trustedFlags) session(ctx context.Context, c *client.Client) (*shardSession, error) {
+	rpc := &worker.RPCClient{URL: f.worker}
+	info, err := rpc.ShieldingKey(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("worker %s: %w", f.worker, err)
+	}
+	pub, err1 := hex.DecodeString(info.ShieldingKey)
+	signer, err2 := tx.ParseAddress(info.Signer)
+	shard, err3 := teerex.ParseHash(info.Shard)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return nil, fmt.Errorf("worker %s: bad identity: %w", f.worker, err)
+	}
+	if f.shard != "" {
+		want, err := teerex.ParseHash(strings.TrimPrefix(f.shard, "0x"))
+		if err != nil {
+			return nil, fmt.Errorf("--shard: %w", err)
+		}
+		if want != shard {
+			return nil, fmt.Errorf("worker %s serves shard %s, not %s", f.worker, shard, want)
+		}
+	}
+	reg, _, err := c.Enclave(ctx, signer)
+	if err != nil {
+		return nil, fmt.Errorf("registration of the worker's enclave %s: %w", signer, err)
+	}
+	if reg.ShieldingKeyHash != sha256.Sum256(pub) {
+		return nil, fmt.Errorf("worker %s hands out a shielding key its enclave did not register", f.worker)
+	}
+	return &shardSession{ctx: ctx, c: c, rpc: rpc, shard: shard, mrenclave: reg.MRENCLAVE, pub: pub}, nil
+}
+
+// incognitoAccount resolves NAME//SUFFIX of a dev account to its derived
+// dev key, anything else like a public account name.
+func incognitoAccount(s, keystore string) (*account, error) {
+	base, suffix, derived := strings.Cut(strings.TrimPrefix(s, "//"), "//")
+	if derived {
+		n := devName(base)
+		if n == "" || suffix == "" {
+			return nil, fmt.Errorf("%q: derived names are DEVNAME//SUFFIX, e.g. Alice//incognito", s)
+		}
+		name := n + "//" + suffix
+		k := accounts.DevKey(name)
+		return &account{Name: name, Address: tx.AddressOf(k.Public().(ed25519.PublicKey)), Source: "dev", key: k}, nil
+	}
+	return resolve(s, keystore)
+}
+
+func incognitoSigner(s, keystore string) (*account, error) {
+	a, err := incognitoAccount(s, keystore)
+	if err != nil {
+		return nil, err
+	}
+	if a.key == nil {
+		return nil, fmt.Errorf("%s is an address; signing needs a dev name, DEVNAME//SUFFIX or a keystore name", s)
+	}
+	return a, nil
+}
+
+// getter runs a getter of key's own account, encrypted both ways.
+func (s *shardSession) getter(key ed25519.PrivateKey, g stf.Getter) (uint64, error) {
+	enc, err := stf.EncodeGetter(g)
+	if err != nil {
+		return 0, err
+	}
+	signed, err := stf.SignGetter(key, enc, s.mrenclave, s.shard)
+	if err != nil {
+		return 0, err
+	}
+	req, rk, err := shielding.NewGetterRequest(s.pub, signed)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := s.rpc.ExecuteGetter(s.ctx, s.shard, req)
+	if err != nil {
+		return 0, err
+	}
+	r, err := rk.Open(req, resp)
+	if err != nil {
+		return 0, err
+	}
+	if r.Error != "" {
+		return 0, fmt.Errorf("getter refused: %s", r.Error)
+	}
+	var v uint64
+	if err := codec.Unmarshal(r.Value, &v); err != nil {
+		return 0, fmt.Errorf("getter value: %w", err)
+	}
+	return v, nil
+}
+
+// waitProcessed waits until the worker has processed height h.
+func (s *shardSession) waitProcessed(h int64) error {
+	for {
+		hl, err := s.rpc.Health(s.ctx)
+		if err == nil && hl.Height >= h {
+			return nil
+		}
+		select {
+		case <-s.ctx.Done():
+			return fmt.Errorf("worker did not process block %d: %w", h, s.ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// trustedResult is the JSON output of the trusted commands that submit.
+type trustedResult struct {
+	TxHash string `json:"tx_hash"`
+	Height int64  `json:"height"`
+	Shard  string `json:"shard"`
+	Nonce  uint64 `json:"trusted_nonce,omitempty"`
+}
+
+func (f *trustedFlags) report(e *env, s *shardSession, what string, sub *client.Submitted, nonce *uint64) error {
+	if !f.noWait {
+		if err := s.waitProcessed(sub.Height); err != nil {
+			return err
+		}
+	}
+	out := trustedResult{TxHash: hex.EncodeToString(sub.Hash[:]), Height: sub.Height, Shard: hex.EncodeToString(s.shard[:])}
+	if nonce != nil {
+		out.Nonce = *nonce
+	}
+	if f.json {
+		return writeJSON(e.stdout, out)
+	}
+	fmt.Fprintf(e.stdout, "%s: tx %s in block %d (shard %s)\n", what, out.TxHash, out.Height, out.Shard)
+	return nil
+}
+
+func runTrustedShield(e *env, args []string) error {
+	fs := newFlagSet(e, "trusted shield", "--from NAME --amount N --to INCOGNITO [flags]")
+	var f trustedFlags
+	f.register(fs)
+	from := fs.String("from", "", "public account paying: dev account or keystore `name`")
+	to := fs.String("to", "", "incognito `account` credited in the shard (name, DEVNAME//SUFFIX or hex)")
+	amount := fs.String("amount", "", "`amount` in base units or TEER (1.5TEER)")
+	if err := parseNone(fs, args); err != nil {
+		return err
+	}
+	if *from == "" || *to == "" || *amount == "" {
+		return errors.New("--from, --to and --amount are required")
+	}
+	payer, err := signer(*from, *f.keystore)
+	if err != nil {
+		return fmt.Errorf("--from: %w", err)
+	}
+	recipient, err := incognitoAccount(*to, *f.keystore)
+	if err != nil {
+		return fmt.Errorf("--to: %w", err)
+	}
+	n, err := parseAmount(*amount)
+	if err != nil {
+		return err
+	}
+	s, cancel, err := f.open()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	enc, err := shielding.Encrypt(s.pub, shielding.InfoShieldRecipient, recipient.Address[:])
+	if err != nil {
+		return err
+	}
+	sub, err := s.c.ShieldFunds(s.ctx, payer.key, s.shard, n, enc)
+	if err != nil {
+		return err
+	}
+	return f.report(e, s, fmt.Sprintf("shielded %s to an encrypted recipient", formatAmount(n)), sub, nil)
+}
+
+// trustedCallFlags are the flags of transfer and unshield.
+type trustedCallFlags struct {
+	trustedFlags
+	indirect bool
+	from     *string
+	payer    *string
+	nonce    int64
+}
+
+func (f *trustedCallFlags) register(fs *flag.FlagSet) {
+	f.trustedFlags.register(fs)
+	fs.BoolVar(&f.indirect, "indirect", false, "send the call through the chain (bridge invoke); required until direct invocation is supported here")
+	f.from = fs.String("from", "", "incognito `account` signing the call (name, DEVNAME//SUFFIX or keystore name)")
+	f.payer = fs.String("payer", "", "public `account` paying the invoke (default: DEVNAME of a DEVNAME//SUFFIX sender)")
+	fs.Int64Var(&f.nonce, "nonce", -1, "trusted call `nonce` (default: asked with a private getter)")
+}
+
+// submit signs call for the sender and sends it through a bridge invoke.
+func (f *trustedCallFlags) submit(e *env, what string, build func(from tx.Address) stf.Call) error {
+	if !f.indirect {
+		return errors.New("only --indirect (through the chain) is supported by this command yet")
+	}
+	sender, err := incognitoSigner(*f.from, *f.keystore)
+	if err != nil {
+		return fmt.Errorf("--from: %w", err)
+	}
+	payerName := *f.payer
+	if payerName == "" {
+		base, _, derived := strings.Cut(strings.TrimPrefix(*f.from, "//"), "//")
+		if !derived {
+			return errors.New("--payer is required unless --from is DEVNAME//SUFFIX")
+		}
+		payerName = base
+	}
+	payer, err := signer(payerName, *f.keystore)
+	if err != nil {
+		return fmt.Errorf("--payer: %w", err)
+	}
+	s, cancel, err := f.open()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	nonce := uint64(f.nonce)
+	if f.nonce < 0 {
+		if nonce, err = s.getter(sender.key, stf.Getter{Nonce: &sender.Address}); err != nil {
+			return fmt.Errorf("trusted nonce: %w", err)
+		}
+	}
+	call, err := stf.EncodeCall(build(sender.Address))
+	if err != nil {
+		return err
+	}
+	signed, err := stf.SignCall(sender.key, call, nonce, s.mrenclave, s.shard)
+	if err != nil {
+		return err
+	}
+	ct, err := shielding.Encrypt(s.pub, shielding.InfoTrustedCall, signed)
+	if err != nil {
+		return err
+	}
+	if bytes.Contains(ct, signed) {
+		return errors.New("internal error: ciphertext contains the plaintext")
+	}
+	sub, err := s.c.Invoke(s.ctx, payer.key, s.shard, ct)
+	if err != nil {
+		return err
+	}
+	return f.report(e, s, what, sub, &nonce)
+}
+
+func runTrustedTransfer(e *env, args []string) error {
+	fs := newFlagSet(e, "trusted transfer", "--indirect --from INCOGNITO --to INCOGNITO --amount N [flags]")
+	var f trustedCallFlags
+	f.register(fs)
+	to := fs.String("to", "", "incognito `account` receiving (name, DEVNAME//SUFFIX or hex)")
+	amount := fs.String("amount", "", "`amount` in base units or TEER (1.5TEER)")
+	if err := parseNone(fs, args); err != nil {
+		return err
+	}
+	if *f.from == "" || *to == "" || *amount == "" {
+		return errors.New("--from, --to and --amount are required")
+	}
+	recipient, err := incognitoAccount(*to, *f.keystore)
+	if err != nil {
+		return fmt.Errorf("--to: %w", err)
+	}
+	n, err := parseAmount(*amount)
+	if err != nil {
+		return err
+	}
+	return f.submit(e, "trusted transfer sent", func(from tx.Address) stf.Call {
+		return stf.Call{Transfer: &stf.Transfer{From: from, To: recipient.Address, Amount: n}}
+	})
+}
+
+func runTrustedUnshield(e *env, args []string) error {
+	fs := newFlagSet(e, "trusted unshield", "--indirect --from INCOGNITO --to NAME|HEX --amount N [flags]")
+	var f trustedCallFlags
+	f.register(fs)
+	to := fs.String("to", "", "public `account` receiving (dev account, keystore name or hex)")
+	amount := fs.String("amount", "", "`amount` in base units or TEER (1.5TEER)")
+	if err := parseNone(fs, args); err != nil {
+		return err
+	}
+	if *f.from == "" || *to == "" || *amount == "" {
+		return errors.New("--from, --to and --amount are required")
+	}
+	beneficiary, err := resolve(*to, *f.keystore)
+	if err != nil {
+		return fmt.Errorf("--to: %w", err)
+	}
+	n, err := parseAmount(*amount)
+	if err != nil {
+		return err
+	}
+	return f.submit(e, "trusted unshield sent", func(from tx.Address) stf.Call {
+		return stf.Call{Unshield: &stf.UnshieldTo{From: from, Beneficiary: beneficiary.Address, Amount: n}}
+	})
+}
+
+// trustedBalance is the JSON output of trusted balance.
+type trustedBalance struct {
+	Account tx.Address `json:"account"`
+	Shard   string     `json:"shard"`
+	Free    uint64     `json:"free"`
+	Nonce   uint64     `json:"nonce"`
+}
+
+func runTrustedBalance(e *env, args []string) error {
+	fs := newFlagSet(e, "trusted balance", "--account INCOGNITO [flags]")
+	var f trustedFlags
+	f.register(fs)
+	acct := fs.String("account", "", "incognito `account` (its key signs the getter: name, DEVNAME//SUFFIX or keystore name)")
+	if err := parseNone(fs, args); err != nil {
+		return err
+	}
+	if *acct == "" {
+		return errors.New("--account is required")
+	}
+	a, err := incognitoSigner(*acct, *f.keystore)
+	if err != nil {
+		return fmt.Errorf("--account: %w", err)
+	}
+	s, cancel, err := f.open()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	free, err := s.getter(a.key, stf.Getter{FreeBalance: &a.Address})
+	if err != nil {
+		return err
+	}
+	nonce, err := s.getter(a.key, stf.Getter{Nonce: &a.Address})
+	if err != nil {
+		return err
+	}
+	out := trustedBalance{Account: a.Address, Shard: hex.EncodeToString(s.shard[:]), Free: free, Nonce: nonce}
+	if f.json {
+		return writeJSON(e.stdout, out)
+	}
+	fmt.Fprintf(e.stdout, "%s in shard %s: free %s, nonce %d\n", a.Address, out.Shard, formatAmount(free), nonce)
+	return nil
+}
+
+// parseNone parses flags and refuses positional arguments.
+func parseNone(fs *flag.FlagSet, args []string) error {
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return fmt.Errorf("unexpected argument %q", pos[0])
+	}
+	return nil
+}
