@@ -167,6 +167,16 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The chain's state (fees, registry) exists from its first block on.
+	for {
+		if h, err := w.chain.latest(ctx); err == nil && h >= w.initialHeight {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		sleep(ctx, cfg.PollInterval)
+	}
 	if cfg.Dev {
 		err = retry(ctx, log, "read chain params", func() error {
 			p, err := w.node.Params(ctx)
