@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -316,4 +317,67 @@ func (k keysSpy) Call(ctx context.Context, req protocol.Request) (protocol.Reply
 		*k.created = true
 	}
 	return rep, err
+}
+
+// TestNodeRestart: the worker rides out its node being killed (SIGKILL)
+// and restarted: it retries and goes on where it was.
+func TestNodeRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	bin, err := localnet.Build(ctx, t.TempDir(), "github.com/integritee-go/integritee/cmd/integritee-node", "integritee-node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rpc, err1 := localnet.FreeAddr()
+	p2p, err2 := localnet.FreeAddr()
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	startNode := func() *exec.Cmd {
+		cmd := exec.Command(bin, "--dev", "--home", home, "--rpc", rpc, "--p2p", p2p, "--log-level", "error")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	nodeCmd := startNode()
+	h := &harness{t: t, rpc: "http://" + rpc, dir: t.TempDir()}
+	w, stop := h.run(ctx)
+	defer stop()
+	before, _ := w.Processed()
+	nodeCmd.Process.Kill()
+	nodeCmd.Wait()
+	startNode()
+
+	c, err := client.New(ctx, h.rpc, client.Options{})
+	for err != nil && ctx.Err() == nil {
+		time.Sleep(100 * time.Millisecond)
+		c, err = client.New(ctx, h.rpc, client.Options{})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, err := c.Account(ctx, accounts.DevAddress("Bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.WaitTx(ctx, invoke(t, ctx, c, acc.Nonce, testShard, "after restart"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "confirmation after the node restart", func() (bool, error) {
+		s, err := c.Shard(ctx, testShard)
+		if err != nil || s.Shard.Latest == nil {
+			return false, err
+		}
+		return int64(s.Shard.Latest.Height) >= res.Height, nil
+	})
+	if after, _ := w.Processed(); after <= before {
+		t.Errorf("processed %d before the restart, %d after", before, after)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("stop: %v", err)
+	}
 }
