@@ -243,8 +243,18 @@ func (w *Worker) RPCAddr() string {
 }
 
 // Run starts the enclave, registers it, and syncs the chain until ctx is
-// done. It closes the store and the enclave before it returns.
+// done, which is a clean stop (nil). It closes the store and the enclave
+// before it returns.
 func (w *Worker) Run(ctx context.Context) error {
+	err := w.run(ctx)
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		err = nil
+	}
+	w.log.Info("worker stopped", "err", err)
+	return err
+}
+
+func (w *Worker) run(ctx context.Context) error {
 	defer w.store.Close()
 	defer w.closeEnclave()
 	if w.cfg.RPCListen != "" {
@@ -282,10 +292,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err2 := <-errs; err == nil || errors.Is(err, context.Canceled) {
 		err = err2
 	}
-	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-		err = nil
-	}
-	w.log.Info("worker stopped")
 	return err
 }
 
