@@ -8,6 +8,7 @@ import (
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/codec"
+	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 )
@@ -190,6 +191,34 @@ func (c *Client) ConfirmedBlock(ctx context.Context, shard teerex.Hash, height u
 	ok, h, err := c.provedInto(ctx, fmt.Sprintf("/bridge/block/%s/%d", shard, height), bridge.BlockKey(shard, height), 0, &conf)
 	if err != nil || !ok {
 		return nil, h, err
+	}
+	return &conf, h, nil
+}
+
+// SidechainLatest returns the latest confirmed block of a shard's
+// sidechain (direct invocation), or nil if the shard has confirmed none.
+func (c *Client) SidechainLatest(ctx context.Context, shard teerex.Hash) (*sidechain.Confirmation, int64, error) {
+	var conf sidechain.Confirmation
+	ok, h, err := c.provedInto(ctx, "/sidechain/shard/"+shard.String(), sidechain.ShardKey(shard), 0, &conf)
+	if err != nil || !ok {
+		return nil, h, err
+	}
+	if conf.Shard != shard {
+		return nil, 0, fmt.Errorf("sidechain of %s: record names shard %s", shard, conf.Shard)
+	}
+	return &conf, h, nil
+}
+
+// SidechainBlock returns the confirmation of a shard's sidechain block
+// number, or nil if that block was not confirmed.
+func (c *Client) SidechainBlock(ctx context.Context, shard teerex.Hash, number uint64) (*sidechain.Confirmation, int64, error) {
+	var conf sidechain.Confirmation
+	ok, h, err := c.provedInto(ctx, fmt.Sprintf("/sidechain/block/%s/%d", shard, number), sidechain.BlockKey(shard, number), 0, &conf)
+	if err != nil || !ok {
+		return nil, h, err
+	}
+	if conf.Shard != shard || conf.Number != number {
+		return nil, 0, fmt.Errorf("sidechain block %s/%d: record names %s/%d", shard, number, conf.Shard, conf.Number)
 	}
 	return &conf, h, nil
 }

@@ -8,17 +8,21 @@ import (
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/runtime"
+	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
 )
 
 // Modules returns the runtime of integritee-node besides accounts, which
-// the application always has: teerex, the enclave registry, and the enclave
+// the application always has: teerex, the enclave registry; the enclave
 // bridge, which asks teerex which enclaves are active and moves funds and
-// checks sudo through the accounts keeper. Every validator of a chain must
-// run the same modules; Start uses these unless told otherwise.
+// checks sudo through the accounts keeper; and sidechain, which records the
+// shard blocks of direct invocation, taking membership from teerex and the
+// shard's measurement from the bridge. Every validator of a chain must run
+// the same modules; Start uses these unless told otherwise.
 func Modules() []runtime.Module {
 	tr := teerex.New(accounts.Keeper{})
-	return []runtime.Module{tr, bridge.New(tr.Keeper, accounts.Keeper{}, accounts.Keeper{})}
+	br := bridge.New(tr.Keeper, accounts.Keeper{}, accounts.Keeper{})
+	return []runtime.Module{tr, br, sidechain.New(tr.Keeper, br)}
 }
 
 // teerexGenesis is the teerex entry of a new genesis: the dev policy with
