@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/node"
+	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/tee/sim"
@@ -174,5 +176,40 @@ func TestRestartRestoresCheckTxTime(t *testing.T) {
 	}
 	if got := n2.Height(); got != height {
 		t.Fatalf("a block was made (height %d -> %d): the test proves nothing", height, got)
+	}
+}
+
+// The node's runtime has the sidechain module: its query path is served
+// (a shard without confirmations is proved absent) and its call executes,
+// refusing a sender that is no registered enclave.
+func TestSidechainWired(t *testing.T) {
+	_, c := startNode(t, devHome(t))
+	ctx := ctxT(t)
+	shard := teerex.Hash{7}
+	conf, _, err := c.SidechainLatest(ctx, shard)
+	if err != nil || conf != nil {
+		t.Fatalf("latest of an unknown shard: %+v, %v", conf, err)
+	}
+	if conf, _, err := c.SidechainBlock(ctx, shard, 1); err != nil || conf != nil {
+		t.Fatalf("block 1 of an unknown shard: %+v, %v", conf, err)
+	}
+	call, err := sidechain.ConfirmCall(shard, 1, teerex.Hash{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	params, err := c.Params(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire, err := c.BuildMinFee(accounts.DevKey("Dave"), 0, params, call)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := c.Broadcast(ctx, wire)
+	if err == nil {
+		_, err = c.WaitTx(ctx, h)
+	}
+	if !errors.Is(err, sidechain.ErrNotActive) {
+		t.Fatalf("confirm_sidechain_block by a plain account: %v, want %v", err, sidechain.ErrNotActive)
 	}
 }
