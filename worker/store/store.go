@@ -1,16 +1,19 @@
 // Package store is the worker host's persistent storage, an embedded bbolt
 // database: the enclave's sealed keys, the shard's encrypted state entries
 // (blinded key -> ciphertext), the enclave's sealed checkpoint with the last
-// processed height and state root, and the outbox of chain calls the enclave
-// produced and that are not yet on chain.
+// processed height and state root, the outbox of chain calls the enclave
+// produced and that are not yet on chain, and the signed headers of the
+// shard's own blocks (direct invocation).
 //
 // Everything a processed block changes (entries, checkpoint, height, new
 // outgoing calls) is written in ONE bbolt transaction (Commit), and bbolt
 // fsyncs before a transaction counts as committed: after a crash at any
 // moment the store holds either the block's whole result or none of it, so
 // the worker resumes at exactly the next block, neither skipping nor
-// repeating one. The store never sees plaintext: entries are sealed by the
-// enclave, keys sealed to its TEE.
+// repeating one. A shard block of direct calls is committed the same way
+// (CommitShardBlock), with its header; the worker acknowledges its calls
+// only after that commit. The store never sees plaintext: entries are
+// sealed by the enclave, keys sealed to its TEE.
 package store
 
 import (
@@ -23,6 +26,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	bolterr "go.etcd.io/bbolt/errors"
 
+	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/enclave/protocol"
 )
 
@@ -36,12 +40,16 @@ var (
 	ErrHeightGap = errors.New("store: commit is not for the next height")
 	// ErrCorrupt means a stored record does not decode.
 	ErrCorrupt = errors.New("store: corrupt record")
+	// ErrShardBlockGap means a shard block is not the one after the last
+	// stored, or comes before any chain block or with another height.
+	ErrShardBlockGap = errors.New("store: shard block is not the next one")
 )
 
 var (
 	bucketMeta   = []byte("meta")
 	bucketState  = []byte("state")
 	bucketOutbox = []byte("outbox")
+	bucketShard  = []byte("shard_blocks")
 
 	keyShard      = []byte("shard")
 	keyChainID    = []byte("chain_id")
@@ -66,7 +74,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketState, bucketOutbox} {
+		for _, b := range [][]byte{bucketMeta, bucketState, bucketOutbox, bucketShard} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -170,15 +178,9 @@ type Batch struct {
 // Commit writes a block's result atomically. Its height must follow the
 // last committed checkpoint's (any height for the first).
 func (s *Store) Commit(b Batch) error {
-	cpb, err := protocol.Marshal(b.Checkpoint)
+	enc, err := encodeBatch(b)
 	if err != nil {
-		return fmt.Errorf("encode checkpoint: %w", err)
-	}
-	out := make([][]byte, len(b.Outgoing))
-	for i, o := range b.Outgoing {
-		if out[i], err = protocol.Marshal(o); err != nil {
-			return fmt.Errorf("encode outgoing call: %w", err)
-		}
+		return err
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		prev, ok, err := checkpoint(tx)
@@ -188,34 +190,149 @@ func (s *Store) Commit(b Batch) error {
 		if ok && b.Checkpoint.Height != prev.Height+1 {
 			return fmt.Errorf("%w: height %d after %d", ErrHeightGap, b.Checkpoint.Height, prev.Height)
 		}
-		st := tx.Bucket(bucketState)
-		for _, e := range b.Changes {
-			if len(e.Value) == 0 {
-				err = st.Delete(e.Key[:])
-			} else {
-				err = st.Put(e.Key[:], e.Value)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		m := tx.Bucket(bucketMeta)
-		if err := m.Put(keyCheckpoint, cpb); err != nil {
+		return enc.write(tx)
+	})
+}
+
+// CommitShardBlock writes the result of a shard block of direct calls
+// atomically with its signed header: the state changes, the checkpoint
+// (whose height stays that of the last chain block: the enclave executed
+// the calls on top of it) and the outgoing calls (its confirmation and
+// unshields). The block's number must follow the last stored shard block's
+// (1 for the first), and a chain block must have been committed before.
+func (s *Store) CommitShardBlock(b Batch, block sidechain.SignedHeader) error {
+	enc, err := encodeBatch(b)
+	if err != nil {
+		return err
+	}
+	hdr, err := protocol.Marshal(block)
+	if err != nil {
+		return fmt.Errorf("encode shard block: %w", err)
+	}
+	n := block.Header.Number
+	return s.db.Update(func(tx *bolt.Tx) error {
+		prev, ok, err := checkpoint(tx)
+		if err != nil {
 			return err
 		}
-		if len(out) == 0 {
-			return nil
+		if !ok || b.Checkpoint.Height != prev.Height {
+			return fmt.Errorf("%w: shard block %d at height %d, last chain block %d (stored: %v)", ErrShardBlockGap, n, b.Checkpoint.Height, prev.Height, ok)
 		}
-		seq := readUint(m.Get(keyOutboxSeq))
-		ob := tx.Bucket(bucketOutbox)
-		for _, o := range out {
-			seq++
-			if err := ob.Put(binary.BigEndian.AppendUint64(nil, seq), o); err != nil {
-				return err
-			}
+		last, err := lastShardNumber(tx)
+		if err != nil {
+			return err
 		}
-		return m.Put(keyOutboxSeq, binary.BigEndian.AppendUint64(nil, seq))
+		if n != last+1 {
+			return fmt.Errorf("%w: shard block %d after %d", ErrShardBlockGap, n, last)
+		}
+		if err := tx.Bucket(bucketShard).Put(binary.BigEndian.AppendUint64(nil, n), hdr); err != nil {
+			return err
+		}
+		return enc.write(tx)
 	})
+}
+
+func lastShardNumber(tx *bolt.Tx) (uint64, error) {
+	k, _ := tx.Bucket(bucketShard).Cursor().Last()
+	if k == nil {
+		return 0, nil
+	}
+	if len(k) != 8 {
+		return 0, fmt.Errorf("%w: shard block key of %d bytes", ErrCorrupt, len(k))
+	}
+	return binary.BigEndian.Uint64(k), nil
+}
+
+// LastShardBlock returns the last stored shard block; ok is false before
+// the first.
+func (s *Store) LastShardBlock() (h sidechain.SignedHeader, ok bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		n, err := lastShardNumber(tx)
+		if err != nil || n == 0 {
+			return err
+		}
+		h, ok, err = shardBlock(tx, n)
+		return err
+	})
+	return h, ok, err
+}
+
+// ShardBlock returns the stored shard block number n; ok is false if there
+// is none.
+func (s *Store) ShardBlock(n uint64) (h sidechain.SignedHeader, ok bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		h, ok, err = shardBlock(tx, n)
+		return err
+	})
+	return h, ok, err
+}
+
+func shardBlock(tx *bolt.Tx, n uint64) (sidechain.SignedHeader, bool, error) {
+	var h sidechain.SignedHeader
+	v := tx.Bucket(bucketShard).Get(binary.BigEndian.AppendUint64(nil, n))
+	if v == nil {
+		return h, false, nil
+	}
+	if err := protocol.Unmarshal(v, &h); err != nil {
+		return h, false, fmt.Errorf("%w: shard block %d: %w", ErrCorrupt, n, err)
+	}
+	if h.Header.Number != n {
+		return h, false, fmt.Errorf("%w: shard block %d holds number %d", ErrCorrupt, n, h.Header.Number)
+	}
+	return h, true, nil
+}
+
+// encodedBatch is a Batch encoded outside the write transaction.
+type encodedBatch struct {
+	b          Batch
+	checkpoint []byte
+	outgoing   [][]byte
+}
+
+func encodeBatch(b Batch) (*encodedBatch, error) {
+	cpb, err := protocol.Marshal(b.Checkpoint)
+	if err != nil {
+		return nil, fmt.Errorf("encode checkpoint: %w", err)
+	}
+	out := make([][]byte, len(b.Outgoing))
+	for i, o := range b.Outgoing {
+		if out[i], err = protocol.Marshal(o); err != nil {
+			return nil, fmt.Errorf("encode outgoing call: %w", err)
+		}
+	}
+	return &encodedBatch{b: b, checkpoint: cpb, outgoing: out}, nil
+}
+
+// write writes the batch's changes, checkpoint and outgoing calls in tx.
+func (e *encodedBatch) write(tx *bolt.Tx) error {
+	st := tx.Bucket(bucketState)
+	for _, c := range e.b.Changes {
+		var err error
+		if len(c.Value) == 0 {
+			err = st.Delete(c.Key[:])
+		} else {
+			err = st.Put(c.Key[:], c.Value)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	m := tx.Bucket(bucketMeta)
+	if err := m.Put(keyCheckpoint, e.checkpoint); err != nil {
+		return err
+	}
+	if len(e.outgoing) == 0 {
+		return nil
+	}
+	seq := readUint(m.Get(keyOutboxSeq))
+	ob := tx.Bucket(bucketOutbox)
+	for _, o := range e.outgoing {
+		seq++
+		if err := ob.Put(binary.BigEndian.AppendUint64(nil, seq), o); err != nil {
+			return err
+		}
+	}
+	return m.Put(keyOutboxSeq, binary.BigEndian.AppendUint64(nil, seq))
 }
 
 func readUint(b []byte) uint64 {

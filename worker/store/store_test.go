@@ -7,9 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 
+	"github.com/integritee-go/integritee/chain/sidechain"
+	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/worker/store"
@@ -118,6 +121,86 @@ func TestCommitAndReopen(t *testing.T) {
 	}
 }
 
+func shardBlock(n uint64) sidechain.SignedHeader {
+	return sidechain.SignedHeader{Header: sidechain.Header{Number: n, StateHash: teerex.Hash{byte(n)}}, Signature: []byte{byte(n)}}
+}
+
+// TestCommitShardBlock: shard blocks are numbered 1, 2, ... on top of the
+// last chain block, written with their state changes, checkpoint and
+// outgoing calls in one transaction, and handed back after a reopen; a
+// wrong number or height writes nothing.
+func TestCommitShardBlock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.db")
+	s := open(t, path)
+	call := protocol.Outgoing{Call: tx.Call{Module: "sidechain", Method: "confirm_sidechain_block", Args: []byte{0xa0}}, Tag: []byte("t")}
+	batch := func(h int64, root byte, k int) store.Batch {
+		return store.Batch{
+			Checkpoint: store.Checkpoint{Height: h, StateRoot: [32]byte{root}, Sealed: []byte{root}},
+			Changes:    []protocol.Entry{{Key: key(k), Value: []byte{root}}},
+			Outgoing:   []protocol.Outgoing{call},
+		}
+	}
+	if err := s.CommitShardBlock(batch(0, 1, 1), shardBlock(1)); !errors.Is(err, store.ErrShardBlockGap) {
+		t.Fatalf("shard block before any chain block: %v", err)
+	}
+	if err := s.Commit(store.Batch{Checkpoint: store.Checkpoint{Height: 3, StateRoot: [32]byte{3}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.LastShardBlock(); ok || err != nil {
+		t.Fatalf("last shard block of a fresh store: %v %v", ok, err)
+	}
+	if err := s.CommitShardBlock(batch(3, 10, 10), shardBlock(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CommitShardBlock(batch(3, 11, 11), shardBlock(2)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		h    int64
+		n    uint64
+	}{{"repeated number", 3, 2}, {"skipped number", 3, 4}, {"next height", 4, 3}, {"old height", 2, 3}} {
+		if err := s.CommitShardBlock(batch(tc.h, 99, 99), shardBlock(tc.n)); !errors.Is(err, store.ErrShardBlockGap) {
+			t.Errorf("%s: %v, want ErrShardBlockGap", tc.name, err)
+		}
+	}
+	// A chain block follows the last chain block, shard blocks or not.
+	if err := s.Commit(store.Batch{Checkpoint: store.Checkpoint{Height: 4, StateRoot: [32]byte{12}, Sealed: []byte{12}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CommitShardBlock(batch(4, 13, 13), shardBlock(3)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s = open(t, path)
+	cp, ok, err := s.Checkpoint()
+	if err != nil || !ok || cp.Height != 4 || cp.StateRoot != [32]byte{13} || !bytes.Equal(cp.Sealed, []byte{13}) {
+		t.Fatalf("checkpoint after shard block 3: %+v %v %v", cp, ok, err)
+	}
+	last, ok, err := s.LastShardBlock()
+	if err != nil || !ok || last.Header.Number != 3 || last.Header.StateHash != (teerex.Hash{3}) || !bytes.Equal(last.Signature, []byte{3}) {
+		t.Fatalf("last shard block %+v %v %v", last, ok, err)
+	}
+	if b, ok, err := s.ShardBlock(2); err != nil || !ok || b.Header.Number != 2 {
+		t.Fatalf("shard block 2: %+v %v %v", b, ok, err)
+	}
+	if _, ok, err := s.ShardBlock(4); err != nil || ok {
+		t.Fatalf("shard block 4: %v %v", ok, err)
+	}
+	var got []int
+	s.Entries(func(e protocol.Entry) error {
+		got = append(got, int(binary.BigEndian.Uint64(e.Key[24:])))
+		return nil
+	})
+	if want := []int{10, 11, 13}; !slices.Equal(got, want) {
+		t.Errorf("entries %v, want %v (refused blocks must write nothing)", got, want)
+	}
+	if ob, err := s.Outbox(100); err != nil || len(ob) != 3 {
+		t.Errorf("outbox %d calls, %v; want 3", len(ob), err)
+	}
+}
+
 func stringOf(v []string) string {
 	b := []byte{'['}
 	for i, s := range v {
@@ -141,7 +224,8 @@ func TestLocked(t *testing.T) {
 
 // TestCrashAtomicity kills a process that commits blocks as fast as it can
 // and checks that the database always holds exactly the blocks up to its
-// checkpoint: block h writes entry h and deletes entry h-3.
+// checkpoint: block h writes entry h and deletes entry h-3, and shard block
+// h, committed after it, writes entry shardBase+h.
 func TestCrashAtomicity(t *testing.T) {
 	if os.Getenv("STORE_CRASH_CHILD") != "" {
 		crashChild(os.Getenv("STORE_CRASH_CHILD"))
@@ -183,6 +267,16 @@ func TestCrashAtomicity(t *testing.T) {
 			want[h] = true
 			delete(want, h-3)
 		}
+		last, _, err := s.LastShardBlock()
+		if err != nil || (int64(last.Header.Number) != cp.Height && int64(last.Header.Number) != cp.Height-1) {
+			t.Fatalf("round %d: height %d with last shard block %d (%v)", round, cp.Height, last.Header.Number, err)
+		}
+		if int64(last.Header.Number) == cp.Height && cp.StateRoot != [32]byte{1} {
+			t.Fatalf("round %d: checkpoint is not the shard block's", round)
+		}
+		for n := 1; n <= int(last.Header.Number); n++ {
+			want[shardBase+n] = true
+		}
 		got := map[int]bool{}
 		s.Entries(func(e protocol.Entry) error {
 			got[int(binary.BigEndian.Uint64(e.Key[24:]))] = true
@@ -197,12 +291,14 @@ func TestCrashAtomicity(t *testing.T) {
 			}
 		}
 		ob, _ := s.Outbox(1 << 20)
-		if len(ob) != int(cp.Height) {
-			t.Fatalf("round %d: height %d with %d outgoing calls", round, cp.Height, len(ob))
+		if len(ob) != int(cp.Height)+int(last.Header.Number) {
+			t.Fatalf("round %d: height %d, shard block %d, with %d outgoing calls", round, cp.Height, last.Header.Number, len(ob))
 		}
 		s.Close()
 	}
 }
+
+const shardBase = 1 << 30
 
 func crashChild(path string) {
 	s, err := store.Open(path)
@@ -212,6 +308,21 @@ func crashChild(path string) {
 	cp, _, err := s.Checkpoint()
 	if err != nil {
 		os.Exit(3)
+	}
+	shardBatch := func(h int) store.Batch {
+		return store.Batch{
+			Checkpoint: store.Checkpoint{Height: int64(h), StateRoot: [32]byte{1}, Sealed: bytes.Repeat([]byte{3}, 100)},
+			Changes:    []protocol.Entry{{Key: key(shardBase + h), Value: []byte{4}}},
+			Outgoing:   []protocol.Outgoing{{Call: tx.Call{Module: "m", Method: "y", Args: []byte{0xa0}}, Tag: []byte{1}}},
+		}
+	}
+	// The last run may have died between a block and its shard block.
+	if last, _, err := s.LastShardBlock(); err != nil {
+		os.Exit(3)
+	} else if h := int(cp.Height); h > 0 && int(last.Header.Number) < h {
+		if err := s.CommitShardBlock(shardBatch(h), shardBlock(uint64(h))); err != nil {
+			os.Exit(5)
+		}
 	}
 	for h := int(cp.Height) + 1; ; h++ {
 		b := store.Batch{
@@ -224,6 +335,9 @@ func crashChild(path string) {
 		}
 		if err := s.Commit(b); err != nil {
 			os.Exit(4)
+		}
+		if err := s.CommitShardBlock(shardBatch(h), shardBlock(uint64(h))); err != nil {
+			os.Exit(5)
 		}
 		os.Stdout.Write([]byte("ok\n"))
 	}
