@@ -69,15 +69,19 @@ type Config struct {
 	// lightclient.DefaultTrustingPeriod).
 	TrustingPeriod time.Duration
 	Logger         *slog.Logger
+	// Peers configures the attestation of peer enclaves for key
+	// provisioning (provision.go); nil disables provisioning.
+	Peers *PeerAttestation
 }
 
 type phase int
 
 const (
-	phaseNew     phase = iota // waiting for Init
-	phaseLoading              // waiting for LoadEntries / Resume
-	phaseReady                // processing blocks
-	phaseFailed               // internal failure: restart required
+	phaseNew          phase = iota // waiting for Init
+	phaseLoading                   // waiting for LoadEntries / Resume
+	phaseReady                     // processing blocks
+	phaseFailed                    // internal failure: restart required
+	phaseProvisioning              // waiting for the provider's keys (provision.go)
 )
 
 // Enclave is the trusted core. Its Handle method serves the protocol; it is
@@ -103,6 +107,8 @@ type Enclave struct {
 	want *checkpoint
 	// side is the last shard block of direct calls (sidechain.go).
 	side *sidechainHead
+	// prov is the provisioning state (provision.go).
+	prov provisioning
 }
 
 var _ protocol.Handler = (*Enclave)(nil)
@@ -129,8 +135,12 @@ func (e *Enclave) Handle(_ context.Context, req protocol.Request) (protocol.Repl
 		return e.init(r)
 	case *protocol.StateInfo:
 		return e.stateInfo(), nil
+	case *protocol.ProvisionInit:
+		return e.provisionInit(r)
+	case *protocol.ProvisionStep:
+		return e.provisionStep(r)
 	}
-	if e.phase == phaseNew {
+	if e.phase == phaseNew || e.phase == phaseProvisioning {
 		return nil, protocol.Errorf(protocol.CodeNotInitialized, "send init first")
 	}
 	switch r := req.(type) {
@@ -159,6 +169,8 @@ func (e *Enclave) Handle(_ context.Context, req protocol.Request) (protocol.Repl
 		return e.submitCalls(r)
 	case *protocol.PrivateGetter:
 		return e.privateGetter(r)
+	case *protocol.ProvisionServe:
+		return e.provisionServe(r)
 	}
 	return nil, protocol.Errorf(protocol.CodeInvalidInput, "unhandled request %s", req.Type())
 }

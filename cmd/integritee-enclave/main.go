@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/enclave"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/tee"
@@ -76,6 +78,23 @@ func backend(o *options) (tee.Backend, error) {
 	return nil, fmt.Errorf("unknown --tee %q: want sim or gramine", o.tee)
 }
 
+// peers is the trust configuration for key provisioning between enclaves
+// of a shard. A sim enclave trusts its own dev PKI (compiled in through
+// the dev seed) and makes the dev collateral itself. Gramine needs
+// Intel's root and PCS collateral inside the enclave, which it does not
+// have yet: provisioning is refused there.
+func peers(b tee.Backend) *enclave.PeerAttestation {
+	s, ok := b.(*sim.Backend)
+	if !ok {
+		return nil
+	}
+	p := s.PKI()
+	return &enclave.PeerAttestation{
+		Roots:      []*x509.Certificate{p.Root()},
+		Collateral: func([6]byte) (*pcs.Collateral, error) { return p.Collateral(time.Now()) },
+	}
+}
+
 // stdio is the connection to the host. Close closes stdin, which unblocks
 // a pending read when a signal stops the server.
 type stdio struct {
@@ -103,7 +122,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	e, err := enclave.New(enclave.Config{Backend: b, TrustingPeriod: o.trustingPeriod, Logger: log})
+	e, err := enclave.New(enclave.Config{Backend: b, TrustingPeriod: o.trustingPeriod, Logger: log, Peers: peers(b)})
 	if err != nil {
 		return err
 	}

@@ -65,6 +65,12 @@ func newRequest(t string) (Request, bool) {
 		return &SubmitCalls{}, true
 	case TypePrivateGetter:
 		return &PrivateGetter{}, true
+	case TypeProvisionInit:
+		return &ProvisionInit{}, true
+	case TypeProvisionStep:
+		return &ProvisionStep{}, true
+	case TypeProvisionServe:
+		return &ProvisionServe{}, true
 	}
 	return nil, false
 }
@@ -75,7 +81,7 @@ func Requests() []Request {
 	var out []Request
 	for _, t := range []string{TypeInit, TypeLoadEntries, TypeResume, TypeAttest, TypeSignRegistration,
 		TypeProcessBlock, TypeSignOutgoing, TypeExecuteGetter, TypeStateInfo, TypeGetState,
-		TypeSubmitCalls, TypePrivateGetter} {
+		TypeSubmitCalls, TypePrivateGetter, TypeProvisionInit, TypeProvisionStep, TypeProvisionServe} {
 		r, _ := newRequest(t)
 		out = append(out, r)
 	}

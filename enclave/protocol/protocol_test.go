@@ -238,6 +238,8 @@ func TestRequestsRoundTrip(t *testing.T) {
 		&SignOutgoing{Calls: []Outgoing{{Call: tx.Call{Module: "m", Method: "x", Args: []byte{0xa0}}, Tag: []byte{1}}}, Params: *sign},
 		&ExecuteGetter{Getter: []byte{1}}, &StateInfo{}, &GetState{Key: []byte("k")},
 		&SubmitCalls{Calls: [][]byte{{1}, {2}}, Timestamp: 5, Sign: sign}, &PrivateGetter{Request: []byte{1}},
+		&ProvisionInit{Init: Init{Shard: [32]byte{2}, ChainID: "c", GenesisValidators: []byte{1}, InitialHeight: 1, Dev: true}},
+		&ProvisionStep{In: []byte{0x16, 3}}, &ProvisionServe{Session: 2, Checkpoint: []byte{1}, In: []byte{0x17}, Abort: true},
 	}
 	if len(reqs) != len(Requests()) {
 		t.Fatalf("test covers %d request types, protocol has %d", len(reqs), len(Requests()))

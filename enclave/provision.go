@@ -1,0 +1,450 @@
+package enclave
+
+// # Key and state provisioning
+//
+// All enclaves of a shard share its shielding and state keys (design
+// section 4); each keeps its own signer. A new enclave (the requester)
+// gets the keys and a checkpoint from an enclave that has them (the
+// provider) over mutual RA-TLS between the two enclaves
+// (protocol.ProvisionInit, ProvisionStep, ProvisionServe).
+//
+// Why RA-TLS inside the enclaves, with the host relaying TLS records: TLS
+// 1.3 gives an authenticated key exchange, transcript binding and record
+// integrity from the standard library, and attestation/ratls binds each
+// side's DCAP quote to its certificate key, so both directions are
+// attested with the same verifier the chain uses, and the design names
+// this transport. The TLS stack runs in the enclave over an in-memory
+// connection (pump) that the host feeds request by request, so the
+// enclave opens no socket and the host sees only ciphertext records: it
+// can drop, reorder or alter them, which makes provisioning fail, never
+// succeed with other keys.
+//
+// Each side accepts the peer only if its quote verifies with full
+// collateral under roots from the enclave's own configuration
+// (Config.Peers: built into the enclave binary, never from the host),
+// with the same MRENCLAVE as itself, an accepted TCB status, and not in
+// debug mode unless the chain is a dev chain. Upgrades to another
+// measurement (a shard's pending configuration) are not provisioned yet.
+//
+// The provider sends the shielding key, the state key and the checkpoint
+// the provider host persisted with the entries it serves (height, state
+// root, number of entries, light client header, pending confirmation,
+// sidechain head). The requester seals them as its own with its own
+// signer, and from there on restores like an enclave restarted from a
+// checkpoint: the host feeds the entries (LoadEntries), and Resume checks
+// them against the provisioned state root.
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/integritee-go/integritee/attestation"
+	"github.com/integritee-go/integritee/attestation/ratls"
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/enclave/keys"
+	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/enclave/seal"
+)
+
+// PeerAttestation says which peer enclaves this enclave trusts with the
+// shard's keys. It must come from the enclave's own trusted configuration
+// (compiled in, or derived from the TEE backend), never from the host.
+type PeerAttestation struct {
+	// Roots anchor peers' PCK chains and collateral: Intel's SGX Root CA
+	// in production, the sim backend's dev root in development.
+	Roots []*x509.Certificate
+	// Collateral supplies DCAP collateral (TCB info, QE identity, CRLs) per
+	// FMSPC. It may come from an untrusted source: it is verified under
+	// Roots.
+	Collateral ratls.CollateralFunc
+	// AcceptedTCBStatuses lists the platform TCB statuses that pass; empty
+	// means UpToDate and SWHardeningNeeded.
+	AcceptedTCBStatuses []attestation.TCBStatus
+	// Now is the verification time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Provisioning errors, wrapped in the *protocol.Error the host gets (code
+// CodeVerification for a refused peer or a broken session).
+var (
+	// ErrNoPeerAttestation means the enclave was built without a peer
+	// attestation configuration, so it can neither request nor serve keys.
+	ErrNoPeerAttestation = errors.New("provisioning: no peer attestation configured")
+	// ErrProvisionPayload means the provider's payload is malformed or for
+	// another shard or chain.
+	ErrProvisionPayload = errors.New("provisioning: bad payload")
+)
+
+// Bounds of provisioning.
+const (
+	// maxProvisionSessions bounds a provider's open sessions; a new one
+	// evicts the oldest, so abandoned sessions cannot block provisioning.
+	maxProvisionSessions = 4
+	// maxProvisionMessage bounds a message inside the TLS session.
+	maxProvisionMessage = 4 << 20
+)
+
+// provisionRequest is what the requester asks for, inside TLS.
+type provisionRequest struct {
+	Shard   [32]byte `cbor:"shard"`
+	ChainID string   `cbor:"chain_id"`
+}
+
+// provisionPayload is the provider's answer, inside TLS.
+type provisionPayload struct {
+	Shard      [32]byte   `cbor:"shard"`
+	ChainID    string     `cbor:"chain_id"`
+	Shielding  []byte     `cbor:"shielding"`
+	State      []byte     `cbor:"state"`
+	Checkpoint checkpoint `cbor:"checkpoint"`
+}
+
+// provisioning is the enclave's provisioning state.
+type provisioning struct {
+	// requester side (phaseProvisioning)
+	init    *protocol.Init
+	signer  []byte // the new signer, sealed
+	client  *pump
+	payload *provisionPayload // set by the session when it received one
+
+	// provider side
+	sessions map[uint64]*pump
+	order    []uint64 // session IDs, oldest first
+	next     uint64
+}
+
+// verifier returns the RA-TLS verifier for peers: the same MRENCLAVE as
+// this enclave, under the configured roots.
+func (e *Enclave) peerVerifier(dev bool) (*ratls.Verifier, error) {
+	p := e.cfg.Peers
+	if p == nil || len(p.Roots) == 0 || p.Collateral == nil {
+		return nil, ErrNoPeerAttestation
+	}
+	statuses := p.AcceptedTCBStatuses
+	if len(statuses) == 0 {
+		statuses = []attestation.TCBStatus{attestation.StatusUpToDate, attestation.StatusSWHardeningNeeded}
+	}
+	return &ratls.Verifier{
+		Policy: attestation.Policy{
+			DCAPRoots:           p.Roots,
+			AllowedMRENCLAVE:    [][32]byte{e.mrenclave},
+			AllowDebug:          dev,
+			AcceptedTCBStatuses: statuses,
+		},
+		Collateral: p.Collateral,
+		Now:        p.Now,
+	}, nil
+}
+
+// tlsConfig builds this side's RA-TLS configuration with a fresh
+// certificate (a fresh key and quote per session).
+func (e *Enclave) tlsConfig(dev, server bool) (*tls.Config, error) {
+	v, err := e.peerVerifier(dev)
+	if err != nil {
+		return nil, err
+	}
+	opts := ratls.CertOptions{CommonName: "integritee-provisioning", Validity: time.Hour}
+	if e.cfg.Peers.Now != nil {
+		opts.Now = e.cfg.Peers.Now()
+	}
+	cert, err := ratls.NewCertificate(e.cfg.Backend, opts)
+	if err != nil {
+		return nil, fmt.Errorf("provisioning: %w", err)
+	}
+	if server {
+		return ratls.ServerConfig(cert, v)
+	}
+	return ratls.ClientConfig(cert, v)
+}
+
+// provisionInit starts a requester (see protocol.ProvisionInit).
+func (e *Enclave) provisionInit(r *protocol.ProvisionInit) (protocol.Reply, error) {
+	if e.phase != phaseNew {
+		return nil, protocol.Errorf(protocol.CodeAlreadyInitialized, "init was already sent")
+	}
+	in := r.Init
+	if in.ChainID == "" {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "empty chain ID")
+	}
+	if in.SealedKeys != nil || len(in.Checkpoint) > 0 {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "a provisioning requester starts without keys and checkpoint")
+	}
+	cfg, err := e.tlsConfig(in.Dev, false)
+	if errors.Is(err, ErrNoPeerAttestation) {
+		return nil, protocol.Errorf(protocol.CodeForbidden, "%v", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// The signer is this enclave's own: created here, never provisioned.
+	k, err := keys.Generate()
+	if err != nil {
+		return nil, fmt.Errorf("generate signer: %w", err)
+	}
+	sealed, err := k.Seal(e.cfg.Backend, in.Shard)
+	if err != nil {
+		return nil, fmt.Errorf("seal signer: %w", err)
+	}
+	req := provisionRequest{Shard: in.Shard, ChainID: in.ChainID}
+	p := newPump(protocol.MaxProvisionRecord)
+	e.prov = provisioning{init: &in, signer: sealed.Signer, client: p}
+	got := &e.prov
+	p.run(func(conn net.Conn) error {
+		c := tls.Client(conn, cfg)
+		if err := c.Handshake(); err != nil {
+			return fmt.Errorf("TLS handshake with the provider: %w", err)
+		}
+		if err := writeMessage(c, req); err != nil {
+			return err
+		}
+		var pl provisionPayload
+		if err := readMessage(c, &pl); err != nil {
+			return err
+		}
+		got.payload = &pl
+		// Our close_notify is left in the output; the provider is done.
+		return c.Close()
+	})
+	out, ended, err := p.step(nil)
+	if err == nil && ended {
+		err = errors.New("session ended before the handshake")
+	}
+	if err != nil {
+		e.prov = provisioning{}
+		return nil, protocol.Errorf(protocol.CodeVerification, "provisioning: %v", err)
+	}
+	e.phase = phaseProvisioning
+	e.log.Info("provisioning requested", "shard", fmt.Sprintf("%x", in.Shard))
+	return &protocol.ProvisionInitReply{MRENCLAVE: e.mrenclave, SignerPublic: k.SignerPublic(), Out: out}, nil
+}
+
+// provisionStep feeds the requester's session.
+func (e *Enclave) provisionStep(r *protocol.ProvisionStep) (protocol.Reply, error) {
+	if e.phase != phaseProvisioning {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "not provisioning")
+	}
+	out, ended, err := e.prov.client.step(r.In)
+	if err != nil {
+		// A refused peer or a tampered record: this enclave cannot start
+		// over with the same signer; the host starts a fresh one.
+		e.prov.client.close()
+		e.phase = phaseFailed
+		return nil, protocol.Errorf(protocol.CodeVerification, "provisioning: %v (restart required)", err)
+	}
+	if !ended {
+		return &protocol.ProvisionStepReply{Out: out}, nil
+	}
+	res, err := e.finishProvisioning()
+	if err != nil {
+		e.phase = phaseFailed
+		return nil, err
+	}
+	return &protocol.ProvisionStepReply{Out: out, Done: true, Result: res}, nil
+}
+
+// finishProvisioning seals what the provider sent as this enclave's own
+// and initialises from it like a restart from a checkpoint.
+func (e *Enclave) finishProvisioning() (*protocol.ProvisionResult, error) {
+	in, pl := e.prov.init, e.prov.payload
+	if pl == nil {
+		return nil, protocol.Errorf(protocol.CodeVerification, "provisioning: session ended without keys")
+	}
+	if pl.Shard != in.Shard || pl.ChainID != in.ChainID || pl.Checkpoint.ChainID != in.ChainID {
+		return nil, protocol.Errorf(protocol.CodeVerification, "%v: for shard %x on %q, want %x on %q",
+			ErrProvisionPayload, pl.Shard, pl.ChainID, in.Shard, in.ChainID)
+	}
+	hdr, err := protocol.DecodeSignedHeader(pl.Checkpoint.Header, in.ChainID)
+	if err != nil || hdr.Height != pl.Checkpoint.Height {
+		return nil, protocol.Errorf(protocol.CodeVerification, "%v: checkpoint header: %v", ErrProvisionPayload, err)
+	}
+	b := e.cfg.Backend
+	sealed := keys.Sealed{Signer: e.prov.signer}
+	if sealed.Shielding, err = seal.Seal(b, keys.LabelShielding, in.Shard, pl.Shielding); err != nil {
+		return nil, err
+	}
+	if sealed.State, err = seal.Seal(b, keys.LabelState, in.Shard, pl.State); err != nil {
+		return nil, err
+	}
+	// Unseal validates the keys (a bad shielding key or state key size is
+	// refused) and gives us our signer's public key.
+	k, err := keys.Unseal(b, in.Shard, sealed)
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeVerification, "%v: %v", ErrProvisionPayload, err)
+	}
+	cp := pl.Checkpoint
+	cp.Signer = tx.AddressOf(k.SignerPublic())
+	cpb, err := protocol.Marshal(&cp)
+	if err != nil {
+		return nil, err
+	}
+	sealedCP, err := seal.Seal(b, labelCheckpoint, in.Shard, cpb)
+	if err != nil {
+		return nil, err
+	}
+	init := *in
+	init.SealedKeys = &protocol.SealedKeys{Signer: sealed.Signer, Shielding: sealed.Shielding, State: sealed.State}
+	init.Checkpoint = sealedCP
+	e.prov = provisioning{}
+	e.phase = phaseNew
+	rep, err := e.init(&init)
+	if err != nil {
+		return nil, err
+	}
+	ir := rep.(*protocol.InitReply)
+	e.log.Info("provisioned", "height", cp.Height, "entries", cp.Entries)
+	return &protocol.ProvisionResult{
+		ShieldingPublic: ir.ShieldingPublic,
+		SealedKeys:      ir.SealedKeys,
+		Checkpoint:      sealedCP,
+		Height:          cp.Height,
+		StateRoot:       cp.Root,
+		Entries:         cp.Entries,
+	}, nil
+}
+
+// provisionServe runs a provider session (see protocol.ProvisionServe).
+func (e *Enclave) provisionServe(r *protocol.ProvisionServe) (protocol.Reply, error) {
+	if r.Abort {
+		e.dropSession(r.Session)
+		return &protocol.ProvisionServeReply{Session: r.Session, Done: true}, nil
+	}
+	id := r.Session
+	if id == 0 {
+		var err error
+		if id, err = e.openSession(r.Checkpoint); err != nil {
+			return nil, err
+		}
+	}
+	p, ok := e.prov.sessions[id]
+	if !ok {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "no provisioning session %d", id)
+	}
+	out, ended, err := p.step(r.In)
+	if err != nil {
+		e.dropSession(id)
+		return nil, protocol.Errorf(protocol.CodeVerification, "provisioning session %d: %v", id, err)
+	}
+	if ended {
+		e.dropSession(id)
+	}
+	return &protocol.ProvisionServeReply{Session: id, Out: out, Done: ended}, nil
+}
+
+// openSession starts a provider session that hands out the keys and the
+// host's persisted checkpoint to an attested requester.
+func (e *Enclave) openSession(sealedCP []byte) (uint64, error) {
+	cp, err := openCheckpoint(e.cfg.Backend, e.shard, sealedCP)
+	if err != nil {
+		return 0, protocol.Errorf(protocol.CodeSealing, "%v", err)
+	}
+	if cp.ChainID != e.chainID || cp.Signer != e.signerAddress() {
+		return 0, protocol.Errorf(protocol.CodeSealing, "checkpoint of chain %q or another enclave", cp.ChainID)
+	}
+	if cp.Height > e.lc.Height() {
+		return 0, protocol.Errorf(protocol.CodeState, "checkpoint at %d is ahead of the enclave at %d", cp.Height, e.lc.Height())
+	}
+	cfg, err := e.tlsConfig(e.dev, true)
+	if errors.Is(err, ErrNoPeerAttestation) {
+		return 0, protocol.Errorf(protocol.CodeForbidden, "%v", err)
+	}
+	if err != nil {
+		return 0, err
+	}
+	// The keys package hands out no key bytes; sealing and opening again
+	// yields the shielding key's serialisation.
+	sealed, err := e.keys.Seal(e.cfg.Backend, e.shard)
+	if err != nil {
+		return 0, err
+	}
+	shieldingKey, err := seal.Open(e.cfg.Backend, keys.LabelShielding, e.shard, sealed.Shielding)
+	if err != nil {
+		return 0, err
+	}
+	pl := provisionPayload{Shard: e.shard, ChainID: e.chainID, Shielding: shieldingKey, State: e.keys.StateKey(), Checkpoint: *cp}
+	shard, chainID := e.shard, e.chainID
+	p := newPump(protocol.MaxProvisionRecord)
+	p.run(func(conn net.Conn) error {
+		c := tls.Server(conn, cfg)
+		if err := c.Handshake(); err != nil {
+			return fmt.Errorf("TLS handshake with the requester: %w", err)
+		}
+		var req provisionRequest
+		if err := readMessage(c, &req); err != nil {
+			return err
+		}
+		if req.Shard != shard || req.ChainID != chainID {
+			return fmt.Errorf("%w: requester asks for shard %x on %q", ErrProvisionPayload, req.Shard, req.ChainID)
+		}
+		if err := writeMessage(c, &pl); err != nil {
+			return err
+		}
+		return c.Close()
+	})
+	if e.prov.sessions == nil {
+		e.prov.sessions = map[uint64]*pump{}
+	}
+	for len(e.prov.order) >= maxProvisionSessions {
+		e.dropSession(e.prov.order[0])
+	}
+	e.prov.next++
+	id := e.prov.next
+	e.prov.sessions[id] = p
+	e.prov.order = append(e.prov.order, id)
+	e.log.Info("provisioning session opened", "session", id, "height", cp.Height)
+	return id, nil
+}
+
+func (e *Enclave) dropSession(id uint64) {
+	if p, ok := e.prov.sessions[id]; ok {
+		p.close()
+		delete(e.prov.sessions, id)
+	}
+	for i, s := range e.prov.order {
+		if s == id {
+			e.prov.order = append(e.prov.order[:i], e.prov.order[i+1:]...)
+			break
+		}
+	}
+}
+
+// writeMessage writes v as a length-prefixed CBOR message.
+func writeMessage(w io.Writer, v any) error {
+	b, err := protocol.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if len(b) > maxProvisionMessage {
+		return fmt.Errorf("provisioning message of %d bytes, limit %d", len(b), maxProvisionMessage)
+	}
+	_, err = w.Write(binary.BigEndian.AppendUint32(nil, uint32(len(b))))
+	if err == nil {
+		_, err = w.Write(b)
+	}
+	return err
+}
+
+// readMessage reads a length-prefixed CBOR message into v.
+func readMessage(r io.Reader, v any) error {
+	var n [4]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return fmt.Errorf("read provisioning message: %w", err)
+	}
+	size := binary.BigEndian.Uint32(n[:])
+	if size == 0 || size > maxProvisionMessage {
+		return fmt.Errorf("%w: message of %d bytes", ErrProvisionPayload, size)
+	}
+	b := make([]byte, size)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return fmt.Errorf("read provisioning message: %w", err)
+	}
+	if err := protocol.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%w: %w", ErrProvisionPayload, err)
+	}
+	return nil
+}

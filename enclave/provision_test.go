@@ -1,0 +1,472 @@
+package enclave_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/integritee-go/integritee/attestation"
+	"github.com/integritee-go/integritee/attestation/pcs"
+	"github.com/integritee-go/integritee/attestation/ratls"
+	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/codec"
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/enclave"
+	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/enclave/shielding"
+	"github.com/integritee-go/integritee/enclave/stf"
+	"github.com/integritee-go/integritee/tee/sim"
+)
+
+// simPeers trusts the dev PKI of b, as the sim enclave binary does.
+func simPeers(b *sim.Backend) *enclave.PeerAttestation {
+	p := b.PKI()
+	return &enclave.PeerAttestation{
+		Roots:      []*x509.Certificate{p.Root()},
+		Collateral: func([6]byte) (*pcs.Collateral, error) { return p.Collateral(time.Now()) },
+	}
+}
+
+// startPeers is host.start with peer attestation configured.
+func startPeers(h *host, peers *enclave.PeerAttestation) {
+	h.t.Helper()
+	if h.stop != nil {
+		h.stop()
+	}
+	e, err := enclave.New(enclave.Config{Backend: h.backend, Peers: peers})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	a, b := net.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		protocol.Serve(ctx, b, e)
+	}()
+	h.c = protocol.NewClient(recorder{Conn: a, mu: &h.mu, buf: h.traffic}, 0)
+	h.stop = func() {
+		cancel()
+		a.Close()
+		<-done
+		h.stop = nil
+	}
+}
+
+// tamper changes relayed bytes: toProvider is true for the requester's
+// bytes, step counts the relays in that direction from 0.
+type tamper func(toProvider bool, step int, b []byte) []byte
+
+// relay plays both hosts of a provisioning: it starts req as a requester
+// and carries its TLS bytes to prov and back until the requester is done.
+func relay(t *testing.T, c *chainSim, req, prov *host, tm tamper) (*protocol.ProvisionResult, error) {
+	t.Helper()
+	ctx := context.Background()
+	initReq := req.initRequest(c)
+	initReq.SealedKeys, initReq.Checkpoint = nil, nil
+	ir, err := protocol.CallAs[*protocol.ProvisionInitReply](ctx, req.c, &protocol.ProvisionInit{Init: *initReq})
+	if err != nil {
+		return nil, err
+	}
+	out := ir.Out
+	var session uint64
+	for i := 0; i < 8; i++ {
+		if tm != nil {
+			out = tm(true, i, out)
+		}
+		serve := &protocol.ProvisionServe{Session: session, In: out}
+		if session == 0 {
+			serve.Checkpoint = prov.checkpoint
+		}
+		sr, err := protocol.CallAs[*protocol.ProvisionServeReply](ctx, prov.c, serve)
+		if err != nil {
+			return nil, err
+		}
+		session = sr.Session
+		in := sr.Out
+		if tm != nil {
+			in = tm(false, i, in)
+		}
+		st, err := protocol.CallAs[*protocol.ProvisionStepReply](ctx, req.c, &protocol.ProvisionStep{In: in})
+		if err != nil {
+			return nil, err
+		}
+		if st.Done {
+			if st.Result == nil {
+				t.Fatal("done without a result")
+			}
+			return st.Result, nil
+		}
+		if sr.Done {
+			t.Fatal("provider done, requester not")
+		}
+		out = st.Out
+	}
+	t.Fatal("provisioning did not finish in 8 round trips")
+	return nil, nil
+}
+
+// provisionFixture is a chain with a provider enclave that processed
+// blocks 1..2 (Alice shields 1000 to her incognito account, then sends
+// 300 to Bob's).
+type provisionFixture struct {
+	c              *chainSim
+	shard          [32]byte
+	prov           *host
+	provInit       *protocol.InitReply
+	aliceI, bobI   ed25519.PrivateKey
+	shieldingPub   []byte
+	providerHeight int64
+}
+
+func newProvisionFixture(t *testing.T) *provisionFixture {
+	t.Helper()
+	ctx := context.Background()
+	f := &provisionFixture{c: newChainSim(t), shard: sha256Of("integritee provisioning enclave v1"),
+		aliceI: key("alice incognito"), bobI: key("bob incognito")}
+	f.prov = newHost(t, f.shard)
+	startPeers(f.prov, simPeers(f.prov.backend))
+	rep, err := protocol.CallAs[*protocol.InitReply](ctx, f.prov.c, f.prov.initRequest(f.c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk := rep.SealedKeys
+	f.prov.sealed, f.provInit, f.shieldingPub = &sk, rep, rep.ShieldingPublic
+
+	alice := accounts.DevKey("Alice")
+	recipient, err := shielding.Encrypt(f.shieldingPub, shielding.InfoShieldRecipient, func() []byte { a := addr(f.aliceI); return a[:] }())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.c.block(f.c.tx(alice, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: teerex.Hash(f.shard), Amount: 1000, EncryptedRecipient: recipient}))
+	f.c.block(invoke(t, f.c, alice, f.shieldingPub, f.shard,
+		trustedCall(t, f.aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(f.aliceI), To: addr(f.bobI), Amount: 300}}, 0, f.shard, f.shard)))
+	// Block 3 (after provisioning): Bob sends 50 back.
+	f.c.block(invoke(t, f.c, alice, f.shieldingPub, f.shard,
+		trustedCall(t, f.bobI, stf.Call{Transfer: &stf.Transfer{From: addr(f.bobI), To: addr(f.aliceI), Amount: 50}}, 0, f.shard, f.shard)))
+	f.c.block()
+	for hgt := int64(1); hgt <= 2; hgt++ {
+		if _, err := f.prov.process(f.c, hgt); err != nil {
+			t.Fatalf("provider block %d: %v", hgt, err)
+		}
+	}
+	f.providerHeight = 2
+	return f
+}
+
+func balanceOf(t *testing.T, h *host, k ed25519.PrivateKey) uint64 {
+	t.Helper()
+	a := addr(k)
+	g, _ := stf.EncodeGetter(stf.Getter{FreeBalance: &a})
+	signed, err := stf.SignGetter(k, g, h.shard, h.shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := protocol.CallAs[*protocol.GetterReply](context.Background(), h.c, &protocol.ExecuteGetter{Getter: signed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v uint64
+	if err := codec.Unmarshal(rep.Value, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestProvisioning(t *testing.T) {
+	ctx := context.Background()
+	f := newProvisionFixture(t)
+	req := newHost(t, f.shard)
+	startPeers(req, simPeers(req.backend))
+
+	res, err := relay(t, f.c, req, f.prov, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(res.ShieldingPublic, f.shieldingPub) || res.Height != 2 || res.StateRoot != f.prov.root() ||
+		res.Entries != uint64(len(f.prov.entries)) {
+		t.Fatalf("result %+v; provider at 2 root %x with %d entries", res, f.prov.root(), len(f.prov.entries))
+	}
+	// The requester waits for the snapshot's entries, like a restart.
+	if _, err := req.c.Call(ctx, &protocol.ProcessBlock{}); !errors.Is(err, protocol.ErrNotInitialized) {
+		t.Fatalf("block before the entries: %v", err)
+	}
+	snapshot := f.prov.allEntries()
+	if err := req.load(snapshot, 2); err != nil {
+		t.Fatal(err)
+	}
+	resumed, err := protocol.CallAs[*protocol.ResumeReply](ctx, req.c, &protocol.Resume{})
+	if err != nil || resumed.Height != 2 || resumed.StateRoot != res.StateRoot {
+		t.Fatalf("resume %+v %v", resumed, err)
+	}
+	// The host persists what it got, as after a block.
+	sk := res.SealedKeys
+	req.sealed, req.checkpoint, req.height = &sk, res.Checkpoint, res.Height
+	for _, e := range snapshot {
+		req.entries[e.Key] = e.Value
+	}
+
+	// Both process block 3, whose call is encrypted to the shared key, to
+	// the same state; the signers differ.
+	pr, err := f.prov.process(f.c, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr, err := req.process(f.c, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr.Stats.Applied != 1 || rr.Stats != pr.Stats || rr.StateRoot != pr.StateRoot || !equalEntries(rr.Changes, pr.Changes) {
+		t.Fatalf("block 3: provider %+v root %x, requester %+v root %x", pr.Stats, pr.StateRoot, rr.Stats, rr.StateRoot)
+	}
+	for _, h := range []*host{f.prov, req} {
+		if a, b := balanceOf(t, h, f.aliceI), balanceOf(t, h, f.bobI); a != 750 || b != 250 {
+			t.Fatalf("balances alice %d bob %d, want 750 250", a, b)
+		}
+	}
+	// The requester's outgoing confirmation is signed by its own signer.
+	signed, err := protocol.CallAs[*protocol.SignedTxs](ctx, req.c, &protocol.SignOutgoing{Calls: rr.Outgoing,
+		Params: protocol.TxParams{ChainID: chainID, BaseFee: accounts.DevBaseFee, PerByteFee: accounts.DevPerByteFee}})
+	if err != nil || len(signed.Txs) != 1 {
+		t.Fatalf("sign outgoing: %v", err)
+	}
+
+	// A restart of the requester restores the provisioned keys: the same
+	// shielding key, and its own signer, not the provider's.
+	again := req.boot(f.c)
+	if again.Created || !bytes.Equal(again.ShieldingPublic, f.shieldingPub) || bytes.Equal(again.SignerPublic, f.provInit.SignerPublic) ||
+		again.Height != 3 || again.StateRoot != pr.StateRoot {
+		t.Fatalf("restart after provisioning %+v", again)
+	}
+	assertNoKeyMaterial(t, req)
+	assertNoKeyMaterial(t, f.prov)
+}
+
+func TestProvisioningRefusesPeers(t *testing.T) {
+	f := newProvisionFixture(t)
+	other := sha256Of("another enclave")
+	foreign, err := sim.NewPKI([]byte("a foreign dev root"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		// provider serves the shard's keys from this backend.
+		backend func(t *testing.T) *sim.Backend
+		want    string
+	}{
+		{"provider with another MRENCLAVE", func(t *testing.T) *sim.Backend {
+			b, err := sim.New(sim.Config{Measurement: &other})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}, "MRENCLAVE not allowed"},
+		{"provider under a foreign root", func(t *testing.T) *sim.Backend {
+			b, err := sim.New(sim.Config{Measurement: &f.shard, PKI: foreign})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}, "trusted root"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			prov := newHost(t, f.shard)
+			prov.backend = tc.backend(t)
+			startPeers(prov, simPeers(prov.backend))
+			rep, err := protocol.CallAs[*protocol.InitReply](context.Background(), prov.c, prov.initRequest(f.c))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sk := rep.SealedKeys
+			prov.sealed = &sk
+			if _, err := prov.process(f.c, 1); err != nil {
+				t.Fatal(err)
+			}
+			req := newHost(t, f.shard)
+			startPeers(req, simPeers(req.backend))
+			res, err := relay(t, f.c, req, prov, nil)
+			if !errors.Is(err, protocol.ErrVerification) || !strings.Contains(err.Error(), tc.want) || res != nil {
+				t.Fatalf("got %v, %v; want a verification error about %q", res, err, tc.want)
+			}
+			// The refused requester stays unusable until restarted.
+			if _, err := req.c.Call(context.Background(), &protocol.Attest{}); err == nil {
+				t.Fatal("refused requester answers")
+			}
+		})
+	}
+}
+
+// TestProvisioningTamperedRelay flips one byte of each relayed flight in
+// turn: provisioning fails, it never completes with other keys.
+func TestProvisioningTamperedRelay(t *testing.T) {
+	f := newProvisionFixture(t)
+	cases := 0
+	for _, toProvider := range []bool{true, false} {
+		for step := 0; step < 3; step++ {
+			req := newHost(t, f.shard)
+			startPeers(req, simPeers(req.backend))
+			tampered := false
+			res, err := relay(t, f.c, req, f.prov, func(tp bool, i int, b []byte) []byte {
+				if tp != toProvider || i != step || len(b) == 0 {
+					return b
+				}
+				tampered = true
+				b = bytes.Clone(b)
+				b[len(b)/2] ^= 0x01
+				return b
+			})
+			if !tampered {
+				// Fewer flights in this direction: nothing to tamper with.
+				if err != nil {
+					t.Fatalf("untampered relay failed: %v", err)
+				}
+				continue
+			}
+			cases++
+			if err == nil || res != nil {
+				t.Fatalf("to provider %v, flight %d tampered: provisioning succeeded", toProvider, step)
+			}
+			if !errors.Is(err, protocol.ErrVerification) {
+				t.Fatalf("to provider %v, flight %d: %v, want a verification error", toProvider, step, err)
+			}
+		}
+	}
+	// Requester: hello, certificate flight with request; provider: its
+	// handshake flight, the keys.
+	if cases != 4 {
+		t.Fatalf("tampered %d flights, want 4", cases)
+	}
+}
+
+// serveConn is a TLS client's connection straight to a provider enclave,
+// for a requester that is not an enclave of the shard.
+type serveConn struct {
+	c       *protocol.Client
+	cp      []byte
+	session uint64
+	w, r    []byte
+}
+
+func (s *serveConn) Write(b []byte) (int, error) { s.w = append(s.w, b...); return len(b), nil }
+
+func (s *serveConn) Read(b []byte) (int, error) {
+	for len(s.r) == 0 {
+		req := &protocol.ProvisionServe{Session: s.session, In: s.w}
+		if s.session == 0 {
+			req.Checkpoint = s.cp
+		}
+		s.w = nil
+		rep, err := protocol.CallAs[*protocol.ProvisionServeReply](context.Background(), s.c, req)
+		if err != nil {
+			return 0, err
+		}
+		s.session, s.r = rep.Session, rep.Out
+		if rep.Done && len(s.r) == 0 {
+			return 0, io.EOF
+		}
+	}
+	n := copy(b, s.r)
+	s.r = s.r[n:]
+	return n, nil
+}
+
+func (s *serveConn) Close() error                     { return nil }
+func (s *serveConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (s *serveConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (s *serveConn) SetDeadline(time.Time) error      { return nil }
+func (s *serveConn) SetReadDeadline(time.Time) error  { return nil }
+func (s *serveConn) SetWriteDeadline(time.Time) error { return nil }
+
+// TestProvisioningProviderRefusesRequester: a requester with another
+// MRENCLAVE (that itself accepts the provider) gets no keys.
+func TestProvisioningProviderRefusesRequester(t *testing.T) {
+	f := newProvisionFixture(t)
+	other := sha256Of("another enclave")
+	b, err := sim.New(sim.Config{Measurement: &other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ratls.NewCertificate(b, ratls.CertOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := b.PKI()
+	anyEnclave := &ratls.Verifier{
+		Policy:     attestation.Policy{DCAPRoots: []*x509.Certificate{p.Root()}, AcceptedTCBStatuses: []attestation.TCBStatus{attestation.StatusUpToDate}},
+		Collateral: func([6]byte) (*pcs.Collateral, error) { return p.Collateral(time.Now()) },
+	}
+	cfg, err := ratls.ClientConfig(cert, anyEnclave)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := tls.Client(&serveConn{c: f.prov.c, cp: f.prov.checkpoint}, cfg)
+	if err := conn.Handshake(); err != nil {
+		t.Fatalf("client side of the handshake: %v", err)
+	}
+	// The request, framed as an enclave's; the provider checks the client
+	// certificate with the client's Finished and refuses.
+	msg := []byte{0xa2, 0x65, 's', 'h', 'a', 'r', 'd', 0x40, 0x68, 'c', 'h', 'a', 'i', 'n', '_', 'i', 'd', 0x60}
+	conn.Write(binary.BigEndian.AppendUint32(nil, uint32(len(msg))))
+	conn.Write(msg)
+	got, err := io.ReadAll(conn)
+	if !errors.Is(err, protocol.ErrVerification) || !strings.Contains(err.Error(), "MRENCLAVE not allowed") || len(got) != 0 {
+		t.Fatalf("read %d bytes, %v; want a verification error about the MRENCLAVE", len(got), err)
+	}
+}
+
+func TestProvisioningRequests(t *testing.T) {
+	ctx := context.Background()
+	f := newProvisionFixture(t)
+	init := f.prov.initRequest(f.c)
+
+	noPeers := newHost(t, f.shard)
+	noPeers.start()
+	init.SealedKeys, init.Checkpoint = nil, nil
+	if _, err := noPeers.c.Call(ctx, &protocol.ProvisionInit{Init: *init}); !errors.Is(err, protocol.ErrForbidden) {
+		t.Fatalf("requester without peer attestation: %v", err)
+	}
+
+	req := newHost(t, f.shard)
+	startPeers(req, simPeers(req.backend))
+	withKeys := *init
+	withKeys.SealedKeys = f.prov.sealed
+	if _, err := req.c.Call(ctx, &protocol.ProvisionInit{Init: withKeys}); !errors.Is(err, protocol.ErrInvalidInput) {
+		t.Fatalf("requester with keys: %v", err)
+	}
+	if _, err := req.c.Call(ctx, &protocol.ProvisionStep{In: []byte("x")}); !errors.Is(err, protocol.ErrInvalidInput) {
+		t.Fatalf("step before provision_init: %v", err)
+	}
+	if _, err := req.c.Call(ctx, &protocol.ProvisionServe{Checkpoint: f.prov.checkpoint}); !errors.Is(err, protocol.ErrNotInitialized) {
+		t.Fatalf("serve before init: %v", err)
+	}
+
+	// A provider refuses checkpoints that are not its own.
+	for name, cp := range map[string][]byte{"none": nil, "garbage": []byte("garbage checkpoint"), "truncated": f.prov.checkpoint[:20]} {
+		if _, err := f.prov.c.Call(ctx, &protocol.ProvisionServe{Checkpoint: cp, In: []byte("hello")}); !errors.Is(err, protocol.ErrSealing) {
+			t.Fatalf("checkpoint %s: %v", name, err)
+		}
+	}
+	if _, err := f.prov.c.Call(ctx, &protocol.ProvisionServe{Session: 99, In: []byte("x")}); !errors.Is(err, protocol.ErrInvalidInput) {
+		t.Fatalf("unknown session: %v", err)
+	}
+	// Garbage instead of a ClientHello ends the session.
+	if _, err := f.prov.c.Call(ctx, &protocol.ProvisionServe{Checkpoint: f.prov.checkpoint, In: []byte("GET / HTTP/1.1\r\n\r\n")}); !errors.Is(err, protocol.ErrVerification) {
+		t.Fatalf("garbage client hello: %v", err)
+	}
+	// The provider still serves blocks.
+	if _, err := f.prov.process(f.c, 3); err != nil {
+		t.Fatal(err)
+	}
+}
