@@ -10,6 +10,7 @@ import (
 	"github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/chain/codec"
+	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave/protocol"
@@ -105,37 +106,52 @@ func (c *chainReader) validators(ctx context.Context, h int64) (*types.Validator
 	return types.NewValidatorSet(vals), nil
 }
 
-// block returns the request that feeds block h; the node must have
-// committed h+1.
-func (c *chainReader) block(ctx context.Context, h int64) (*protocol.ProcessBlock, error) {
+// block returns the request that feeds block h, and the shard blocks the
+// block's transactions confirmed (sidechain events, for the RPC's
+// "confirmed" statuses: the host's information, which clients can check
+// with proved queries); the node must have committed h+1.
+func (c *chainReader) block(ctx context.Context, h int64) (*protocol.ProcessBlock, []sidechain.Confirmed, error) {
 	hdr, err := c.header(ctx, h)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	b, err := c.rpc.Block(ctx, &h)
 	if err != nil {
-		return nil, fmt.Errorf("block %d: %w", h, err)
+		return nil, nil, fmt.Errorf("block %d: %w", h, err)
 	}
 	res, err := c.rpc.BlockResults(ctx, &h)
 	if err != nil {
-		return nil, fmt.Errorf("block results %d: %w", h, err)
+		return nil, nil, fmt.Errorf("block results %d: %w", h, err)
 	}
 	if len(res.TxsResults) != len(b.Block.Txs) {
-		return nil, fmt.Errorf("block %d: %d txs but %d results", h, len(b.Block.Txs), len(res.TxsResults))
+		return nil, nil, fmt.Errorf("block %d: %d txs but %d results", h, len(b.Block.Txs), len(res.TxsResults))
 	}
 	req := &protocol.ProcessBlock{Block: hdr, Txs: make([][]byte, len(b.Block.Txs)), Results: make([]protocol.TxResult, len(b.Block.Txs))}
+	var confirmed []sidechain.Confirmed
 	for i, t := range b.Block.Txs {
 		req.Txs[i] = t
 		r := res.TxsResults[i]
 		req.Results[i] = protocol.TxResult{Code: r.Code, Data: r.Data, GasWanted: r.GasWanted, GasUsed: r.GasUsed}
+		if r.Code != 0 {
+			continue
+		}
+		for _, ev := range r.Events {
+			attrs := make(map[string]string, len(ev.Attributes))
+			for _, a := range ev.Attributes {
+				attrs[a.Key] = a.Value
+			}
+			if sc, ok := sidechain.ParseEvent(ev.Type, attrs); ok {
+				confirmed = append(confirmed, sc)
+			}
+		}
 	}
 	next, err := c.header(ctx, h+1)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	req.Next = next
 	c.next, c.nextHeight = &next, h+1
-	return req, nil
+	return req, confirmed, nil
 }
 
 // query runs an abci_query and returns the value (nil when absent).

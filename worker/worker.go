@@ -43,6 +43,7 @@ import (
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/worker/rpc"
 	"github.com/integritee-go/integritee/worker/store"
 )
 
@@ -116,18 +117,24 @@ type Worker struct {
 	rpc   *rpchttp.HTTP
 	chain chainReader
 	rpcLn net.Listener
+	srv   *rpc.Server // direct invocation; nil without RPCListen
 
 	genesisVals   []byte
 	chainID       string
 	initialHeight int64
 	devSudo       tx.Address
 
-	mu        sync.Mutex // guards the fields below
-	encl      Enclave
-	gen       uint64 // incremented per enclave start
-	identity  *protocol.InitReply
-	height    int64 // last processed and persisted height
-	stateRoot [32]byte
+	// exec serialises the requests that change the enclave's state
+	// (ProcessBlock, SubmitCalls), each with its commit to the store.
+	exec sync.Mutex
+
+	mu         sync.Mutex // guards the fields below
+	encl       Enclave
+	gen        uint64 // incremented per enclave start
+	identity   *protocol.InitReply
+	height     int64 // last processed and persisted height
+	stateRoot  [32]byte
+	shardBlock uint64 // last persisted shard block (direct calls)
 
 	ready  chan struct{}
 	notify chan struct{} // outbox has new calls
@@ -263,9 +270,21 @@ func (w *Worker) run(ctx context.Context) error {
 			return fmt.Errorf("worker rpc: %w", err)
 		}
 		w.rpcLn = ln
-		srv := w.rpcServer()
-		go srv.Serve(ln)
-		defer srv.Close()
+		w.srv = rpc.New(directBackend{w}, rpc.Options{Version: Version, Logger: w.log.With("component", "rpc")})
+		sctx, stop := context.WithCancel(ctx)
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			if err := w.srv.Serve(sctx, ln); err != nil {
+				w.log.Error("worker rpc stopped", "err", err)
+			}
+		}()
+		// Stops the server (and its batches) before the enclave and the
+		// store close.
+		defer func() {
+			stop()
+			<-served
+		}()
 	}
 	if _, _, err := w.enclave(ctx); err != nil {
 		return err
@@ -284,6 +303,7 @@ func (w *Worker) run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go w.confirmedAtStart(ctx)
 	errs := make(chan error, 2)
 	go func() { errs <- w.submitLoop(ctx) }()
 	go func() { errs <- w.syncLoop(ctx) }()
@@ -415,7 +435,11 @@ func (w *Worker) initEnclave(ctx context.Context, e Enclave) error {
 	} else if rep.AwaitingEntries {
 		return fmt.Errorf("%w: enclave waits for entries but the store has no checkpoint", ErrStateMismatch)
 	}
-	w.identity, w.height, w.stateRoot = rep, height, root
+	last, _, err := w.store.LastShardBlock()
+	if err != nil {
+		return err
+	}
+	w.identity, w.height, w.stateRoot, w.shardBlock = rep, height, root, last.Header.Number
 	if rep.MRENCLAVE != w.cfg.Shard {
 		w.log.Warn("enclave measurement differs from the shard ID: the shard must be configured for it on chain",
 			"mrenclave", hex.EncodeToString(rep.MRENCLAVE[:]), "shard", hex.EncodeToString(w.cfg.Shard[:]))
@@ -534,10 +558,12 @@ func (w *Worker) syncLoop(ctx context.Context) error {
 }
 
 func (w *Worker) processBlock(ctx context.Context, h int64) error {
-	req, err := w.chain.block(ctx, h)
+	req, confirmed, err := w.chain.block(ctx, h)
 	if err != nil {
 		return err
 	}
+	w.exec.Lock()
+	defer w.exec.Unlock()
 	e, gen, err := w.enclave(ctx)
 	if err != nil {
 		return err
@@ -588,11 +614,9 @@ func (w *Worker) processBlock(ctx context.Context, h int64) error {
 		w.log.Debug("block processed", "height", h, "outgoing", len(rep.Outgoing))
 	}
 	if len(rep.Outgoing) > 0 {
-		select {
-		case w.notify <- struct{}{}:
-		default:
-		}
+		w.wakeSubmitter()
 	}
+	w.confirmed(confirmed)
 	return nil
 }
 

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -13,13 +11,12 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/chain/accounts"
-	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/client"
+	"github.com/integritee-go/integritee/client/trusted"
 	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/stf"
-	"github.com/integritee-go/integritee/worker"
 )
 
 // The trusted group talks to a shard: confidential balances held by the
@@ -28,18 +25,22 @@ import (
 // sha256("//NAME//SUFFIX") (e.g. Alice//incognito), and keystore names and
 // dev names work too.
 //
-// Only the indirect path exists yet: calls travel encrypted inside a public
-// bridge invoke paid by a public account. The worker's RPC serves the
-// shielding key (checked here against the enclave's registration on chain)
-// and private getters, whose request and answer the worker cannot read.
+// Trusted calls go straight to the worker's JSON-RPC by default (direct
+// invocation, trusted_direct.go) and come back executed at once; with
+// --indirect they travel encrypted inside a public bridge invoke paid by a
+// public account. Either way the worker's enclave is first verified
+// against its registration on chain (package client/trusted): the
+// shielding key the worker hands out must be the one its attested enclave
+// registered. Getters are private: the worker reads neither the request
+// nor the answer.
 
 func trustedGroup() group {
-	return group{name: "trusted", summary: "confidential balances in a shard (shield, transfer, unshield, balance)", commands: []command{
+	return group{name: "trusted", summary: "confidential balances in a shard (shield, transfer, unshield, balance, nonce)", commands: append([]command{
 		{name: "shield", args: "--from NAME --amount N --to INCOGNITO", summary: "move public funds into the shard, to an incognito account", run: runTrustedShield},
-		{name: "transfer", args: "--indirect --from INCOGNITO --to INCOGNITO --amount N", summary: "confidential transfer inside the shard", run: runTrustedTransfer},
-		{name: "unshield", args: "--indirect --from INCOGNITO --to NAME|HEX --amount N", summary: "move shard funds to a public account", run: runTrustedUnshield},
+		{name: "transfer", args: "--from INCOGNITO --to INCOGNITO --amount N [--watch | --indirect]", summary: "confidential transfer inside the shard", run: runTrustedTransfer},
+		{name: "unshield", args: "--from INCOGNITO --to NAME|HEX --amount N [--watch | --indirect]", summary: "move shard funds to a public account", run: runTrustedUnshield},
 		{name: "balance", args: "--account INCOGNITO", summary: "an incognito account's balance and nonce (private getter)", run: runTrustedBalance},
-	}}
+	}, trustedDirectCommands()...)}
 }
 
 // trustedFlags are the flags every trusted command shares.
@@ -61,58 +62,37 @@ func (f *trustedFlags) register(fs *flag.FlagSet) {
 
 // shardSession is a checked connection to a shard: the shielding key and
 // MRENCLAVE come from the worker but are accepted only as the chain
-// records them for the worker's enclave.
+// records them for the worker's enclave (trusted.Dial).
 type shardSession struct {
 	ctx       context.Context
 	c         *client.Client
-	rpc       *worker.RPCClient
+	tc        *trusted.Client
 	shard     [32]byte
 	mrenclave [32]byte
 	pub       []byte
 }
 
-func (f *trustedFlags) open() (*shardSession, context.CancelFunc, error) {
+// open connects to the node and the worker and verifies the worker's
+// enclave against its registration.
+func (f *trustedFlags) open(e *env) (*shardSession, context.CancelFunc, error) {
 	ctx, cancel, c, err := f.connect()
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := f.session(ctx, c)
+	tc, err := trusted.Dial(ctx, f.worker, c, trusted.Options{Now: e.now})
+	if err == nil && f.shard != "" {
+		var want teerex.Hash
+		if want, err = teerex.ParseHash(strings.TrimPrefix(f.shard, "0x")); err != nil {
+			err = fmt.Errorf("--shard: %w", err)
+		} else if want != tc.Shard() {
+			err = fmt.Errorf("serves shard %x, not %s", tc.Shard(), want)
+		}
+	}
 	if err != nil {
 		cancel()
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("worker %s: %w", f.worker, err)
 	}
-	return s, cancel, nil
-}
-
-func (f *trustedFlags) session(ctx context.Context, c *client.Client) (*shardSession, error) {
-	rpc := &worker.RPCClient{URL: f.worker}
-	info, err := rpc.ShieldingKey(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("worker %s: %w", f.worker, err)
-	}
-	pub, err1 := hex.DecodeString(info.ShieldingKey)
-	signer, err2 := tx.ParseAddress(info.Signer)
-	shard, err3 := teerex.ParseHash(info.Shard)
-	if err := errors.Join(err1, err2, err3); err != nil {
-		return nil, fmt.Errorf("worker %s: bad identity: %w", f.worker, err)
-	}
-	if f.shard != "" {
-		want, err := teerex.ParseHash(strings.TrimPrefix(f.shard, "0x"))
-		if err != nil {
-			return nil, fmt.Errorf("--shard: %w", err)
-		}
-		if want != shard {
-			return nil, fmt.Errorf("worker %s serves shard %s, not %s", f.worker, shard, want)
-		}
-	}
-	reg, _, err := c.Enclave(ctx, signer)
-	if err != nil {
-		return nil, fmt.Errorf("registration of the worker's enclave %s: %w", signer, err)
-	}
-	if reg.ShieldingKeyHash != sha256.Sum256(pub) {
-		return nil, fmt.Errorf("worker %s hands out a shielding key its enclave did not register", f.worker)
-	}
-	return &shardSession{ctx: ctx, c: c, rpc: rpc, shard: shard, mrenclave: reg.MRENCLAVE, pub: pub}, nil
+	return &shardSession{ctx: ctx, c: c, tc: tc, shard: tc.Shard(), mrenclave: tc.MRENCLAVE(), pub: tc.ShieldingKey()}, cancel, nil
 }
 
 // incognitoAccount resolves NAME//SUFFIX of a dev account to its derived
@@ -142,42 +122,10 @@ func incognitoSigner(s, keystore string) (*account, error) {
 	return a, nil
 }
 
-// getter runs a getter of key's own account, encrypted both ways.
-func (s *shardSession) getter(key ed25519.PrivateKey, g stf.Getter) (uint64, error) {
-	enc, err := stf.EncodeGetter(g)
-	if err != nil {
-		return 0, err
-	}
-	signed, err := stf.SignGetter(key, enc, s.mrenclave, s.shard)
-	if err != nil {
-		return 0, err
-	}
-	req, rk, err := shielding.NewGetterRequest(s.pub, signed)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := s.rpc.ExecuteGetter(s.ctx, s.shard, req)
-	if err != nil {
-		return 0, err
-	}
-	r, err := rk.Open(req, resp)
-	if err != nil {
-		return 0, err
-	}
-	if r.Error != "" {
-		return 0, fmt.Errorf("getter refused: %s", r.Error)
-	}
-	var v uint64
-	if err := codec.Unmarshal(r.Value, &v); err != nil {
-		return 0, fmt.Errorf("getter value: %w", err)
-	}
-	return v, nil
-}
-
 // waitProcessed waits until the worker has processed height h.
 func (s *shardSession) waitProcessed(h int64) error {
 	for {
-		hl, err := s.rpc.Health(s.ctx)
+		hl, err := s.tc.Health(s.ctx)
 		if err == nil && hl.Height >= h {
 			return nil
 		}
@@ -239,7 +187,7 @@ func runTrustedShield(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, cancel, err := f.open()
+	s, cancel, err := f.open(e)
 	if err != nil {
 		return err
 	}
@@ -259,6 +207,7 @@ func runTrustedShield(e *env, args []string) error {
 type trustedCallFlags struct {
 	trustedFlags
 	indirect bool
+	watch    bool
 	from     *string
 	payer    *string
 	nonce    int64
@@ -266,16 +215,21 @@ type trustedCallFlags struct {
 
 func (f *trustedCallFlags) register(fs *flag.FlagSet) {
 	f.trustedFlags.register(fs)
-	fs.BoolVar(&f.indirect, "indirect", false, "send the call through the chain (bridge invoke); required until direct invocation is supported here")
+	fs.BoolVar(&f.indirect, "indirect", false, "send the call through the chain instead of directly to the worker (bridge invoke paid by --payer)")
+	registerWatch(fs, &f.watch)
 	f.from = fs.String("from", "", "incognito `account` signing the call (name, DEVNAME//SUFFIX or keystore name)")
 	f.payer = fs.String("payer", "", "public `account` paying the invoke (default: DEVNAME of a DEVNAME//SUFFIX sender)")
 	fs.Int64Var(&f.nonce, "nonce", -1, "trusted call `nonce` (default: asked with a private getter)")
 }
 
-// submit signs call for the sender and sends it through a bridge invoke.
+// submit signs call for the sender and sends it to the worker, or with
+// --indirect through a bridge invoke.
 func (f *trustedCallFlags) submit(e *env, what string, build func(from tx.Address) stf.Call) error {
 	if !f.indirect {
-		return errors.New("only --indirect (through the chain) is supported by this command yet")
+		return submitDirect(e, f, f.watch, what, build)
+	}
+	if f.watch {
+		return errors.New("--watch follows a direct call: it cannot be used with --indirect")
 	}
 	sender, err := incognitoSigner(*f.from, *f.keystore)
 	if err != nil {
@@ -293,31 +247,20 @@ func (f *trustedCallFlags) submit(e *env, what string, build func(from tx.Addres
 	if err != nil {
 		return fmt.Errorf("--payer: %w", err)
 	}
-	s, cancel, err := f.open()
+	s, cancel, err := f.open(e)
 	if err != nil {
 		return err
 	}
 	defer cancel()
 	nonce := uint64(f.nonce)
 	if f.nonce < 0 {
-		if nonce, err = s.getter(sender.key, stf.Getter{Nonce: &sender.Address}); err != nil {
+		if nonce, err = s.tc.Nonce(s.ctx, sender.key); err != nil {
 			return fmt.Errorf("trusted nonce: %w", err)
 		}
 	}
-	call, err := stf.EncodeCall(build(sender.Address))
+	ct, err := s.tc.EncryptCall(sender.key, build(sender.Address), nonce)
 	if err != nil {
 		return err
-	}
-	signed, err := stf.SignCall(sender.key, call, nonce, s.mrenclave, s.shard)
-	if err != nil {
-		return err
-	}
-	ct, err := shielding.Encrypt(s.pub, shielding.InfoTrustedCall, signed)
-	if err != nil {
-		return err
-	}
-	if bytes.Contains(ct, signed) {
-		return errors.New("internal error: ciphertext contains the plaintext")
 	}
 	sub, err := s.c.Invoke(s.ctx, payer.key, s.shard, ct)
 	if err != nil {
@@ -327,7 +270,7 @@ func (f *trustedCallFlags) submit(e *env, what string, build func(from tx.Addres
 }
 
 func runTrustedTransfer(e *env, args []string) error {
-	fs := newFlagSet(e, "trusted transfer", "--indirect --from INCOGNITO --to INCOGNITO --amount N [flags]")
+	fs := newFlagSet(e, "trusted transfer", "--from INCOGNITO --to INCOGNITO --amount N [flags]")
 	var f trustedCallFlags
 	f.register(fs)
 	to := fs.String("to", "", "incognito `account` receiving (name, DEVNAME//SUFFIX or hex)")
@@ -352,7 +295,7 @@ func runTrustedTransfer(e *env, args []string) error {
 }
 
 func runTrustedUnshield(e *env, args []string) error {
-	fs := newFlagSet(e, "trusted unshield", "--indirect --from INCOGNITO --to NAME|HEX --amount N [flags]")
+	fs := newFlagSet(e, "trusted unshield", "--from INCOGNITO --to NAME|HEX --amount N [flags]")
 	var f trustedCallFlags
 	f.register(fs)
 	to := fs.String("to", "", "public `account` receiving (dev account, keystore name or hex)")
@@ -399,16 +342,16 @@ func runTrustedBalance(e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--account: %w", err)
 	}
-	s, cancel, err := f.open()
+	s, cancel, err := f.open(e)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	free, err := s.getter(a.key, stf.Getter{FreeBalance: &a.Address})
+	free, err := s.tc.Balance(s.ctx, a.key)
 	if err != nil {
 		return err
 	}
-	nonce, err := s.getter(a.key, stf.Getter{Nonce: &a.Address})
+	nonce, err := s.tc.Nonce(s.ctx, a.key)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,7 +14,8 @@ import (
 )
 
 // TestTrustedCommands drives the trusted group against a localnet with one
-// sim worker: shield, confidential transfer, unshield and balances, plus
+// sim worker: shield, confidential transfers through the chain and
+// directly (with and without --watch), unshield, nonces and balances, plus
 // the refusals of bad input.
 func TestTrustedCommands(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -44,10 +48,45 @@ func TestTrustedCommands(t *testing.T) {
 	cliJSON(t, &res, append([]string{"trusted", "unshield", "--indirect", "--from", "Bob//incognito", "--to", "Bob", "--amount", "100"}, common...)...)
 	unshieldHeight := res.Height
 
+	// Directly to the worker (the default): executed at once, in a shard
+	// block.
+	var direct directResult
+	cliJSON(t, &direct, append([]string{"trusted", "transfer", "--from", "Alice//incognito", "--to", "Bob//incognito", "--amount", "50"}, common...)...)
+	if direct.Status != "executed" || direct.Success == nil || !*direct.Success || direct.Block == 0 || direct.Nonce != 1 {
+		t.Errorf("direct transfer %+v", direct)
+	}
+	// --watch prints every status until confirmed on chain.
+	code, out, errOut := runCLI(t, nil, append([]string{"trusted", "transfer", "--watch", "--json", "--from", "Alice//incognito", "--to", "Charlie//incognito", "--amount", "25"}, common...)...)
+	if code != 0 {
+		t.Fatalf("transfer --watch: exit %d: %s", code, errOut)
+	}
+	var statuses []string
+	dec := json.NewDecoder(strings.NewReader(out))
+	for {
+		var st directResult
+		if err := dec.Decode(&st); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("transfer --watch output %q: %v", out, err)
+		}
+		statuses = append(statuses, st.Status)
+		if st.Status != "submitted" && (st.Block <= direct.Block || st.Nonce != 2) {
+			t.Errorf("watched status %+v after block %d", st, direct.Block)
+		}
+	}
+	if got := strings.Join(statuses, ","); got != "submitted,executed,confirmed" {
+		t.Errorf("watched statuses %s", got)
+	}
+	var n trustedNonce
+	cliJSON(t, &n, append([]string{"trusted", "nonce", "--account", "Alice//incognito"}, common...)...)
+	if n.Nonce != 3 {
+		t.Errorf("Alice's nonce after three calls: %d", n.Nonce)
+	}
+
 	for _, tc := range []struct {
 		account     string
 		free, nonce uint64
-	}{{"Alice//incognito", 700, 1}, {"Bob//incognito", 200, 1}, {"Charlie//incognito", 0, 0}} {
+	}{{"Alice//incognito", 625, 3}, {"Bob//incognito", 250, 1}, {"Charlie//incognito", 25, 0}} {
 		var b trustedBalance
 		cliJSON(t, &b, append([]string{"trusted", "balance", "--account", tc.account}, common...)...)
 		if b.Free != tc.free || b.Nonce != tc.nonce {
@@ -73,7 +112,10 @@ func TestTrustedCommands(t *testing.T) {
 		want string
 		args []string
 	}{
-		{"only --indirect", []string{"trusted", "transfer", "--from", "Alice//incognito", "--to", "Bob//incognito", "--amount", "1"}},
+		{"insufficient funds", []string{"trusted", "transfer", "--from", "Charlie//incognito", "--to", "Bob//incognito", "--amount", "1000"}},
+		{"stale nonce", []string{"trusted", "transfer", "--from", "Alice//incognito", "--to", "Bob//incognito", "--amount", "1", "--nonce", "0"}},
+		{"--payer pays a chain invoke", []string{"trusted", "transfer", "--from", "Alice//incognito", "--payer", "Alice", "--to", "Bob//incognito", "--amount", "1"}},
+		{"cannot be used with --indirect", []string{"trusted", "transfer", "--indirect", "--watch", "--from", "Alice//incognito", "--to", "Bob//incognito", "--amount", "1"}},
 		{"--payer is required", []string{"trusted", "transfer", "--indirect", "--from", "Charlie", "--to", "Bob//incognito", "--amount", "1"}},
 		{"derived names", []string{"trusted", "balance", "--account", "Nobody//incognito"}},
 		{"is an address", []string{"trusted", "balance", "--account", "0000000000000000000000000000000000000000000000000000000000000001"}},
