@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,13 +18,12 @@ import (
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
-	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/client"
+	"github.com/integritee-go/integritee/client/trusted"
 	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/stf"
 	"github.com/integritee-go/integritee/localnet"
-	"github.com/integritee-go/integritee/worker"
 )
 
 // bins holds the enclave and worker executables, built once.
@@ -56,12 +56,13 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// shardClient is a user's view of one shard: the chain client, the
-// worker's RPC and the shielding key checked against the chain.
+// shardClient is a user's view of one shard: the chain client and the
+// worker's RPC through the SDK, which accepts the worker's shielding key
+// only as the chain recorded it for the worker's enclave.
 type shardClient struct {
 	t      *testing.T
 	c      *client.Client
-	rpc    *worker.RPCClient
+	tc     *trusted.Client
 	shard  [32]byte
 	pub    []byte
 	params accounts.Params
@@ -73,38 +74,18 @@ func newShardClient(t *testing.T, ctx context.Context, nodeRPC, workerRPC string
 	if err != nil {
 		t.Fatal(err)
 	}
-	rpc := &worker.RPCClient{URL: workerRPC}
-	info, err := rpc.ShieldingKey(ctx)
+	tc, err := trusted.Dial(ctx, workerRPC, c, trusted.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := mustHex(t, info.ShieldingKey)
-	signer, err := tx.ParseAddress(info.Signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Trust the key only as the chain recorded it for the enclave.
-	reg, _, err := c.Enclave(ctx, signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if reg.ShieldingKeyHash != sha256.Sum256(pub) {
-		t.Fatalf("worker's shielding key is not the registered one")
+	if tc.Shard() != shard {
+		t.Fatalf("worker serves shard %x, want %x", tc.Shard(), shard)
 	}
 	params, err := c.Params(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &shardClient{t: t, c: c, rpc: rpc, shard: shard, pub: pub, params: params}
-}
-
-func mustHex(t *testing.T, s string) []byte {
-	t.Helper()
-	var b []byte
-	if _, err := fmt.Sscanf(s, "%x", &b); err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return &shardClient{t: t, c: c, tc: tc, shard: shard, pub: tc.ShieldingKey(), params: params}
 }
 
 func addr(k ed25519.PrivateKey) tx.Address { return tx.AddressOf(k.Public().(ed25519.PublicKey)) }
@@ -169,48 +150,37 @@ func (s *shardClient) included(ctx context.Context, h [32]byte) (int64, uint64) 
 	return res.Height, stx.Body.Fee
 }
 
-// get runs a getter of key's own account through the worker, encrypted
-// both ways.
-func (s *shardClient) get(ctx context.Context, key ed25519.PrivateKey, g stf.Getter) uint64 {
+// balance runs the private balance getter of key's own account through the
+// worker, encrypted both ways.
+func (s *shardClient) balance(ctx context.Context, key ed25519.PrivateKey) uint64 {
 	s.t.Helper()
-	enc, err := stf.EncodeGetter(g)
+	v, err := s.tc.Balance(ctx, key)
 	if err != nil {
-		s.t.Fatal(err)
-	}
-	signed, err := stf.SignGetter(key, enc, s.shard, s.shard)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	req, rk, err := shielding.NewGetterRequest(s.pub, signed)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	resp, err := s.rpc.ExecuteGetter(ctx, s.shard, req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	r, err := rk.Open(req, resp)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if r.Error != "" {
-		s.t.Fatalf("getter refused: %s", r.Error)
-	}
-	var v uint64
-	if err := codec.Unmarshal(r.Value, &v); err != nil {
 		s.t.Fatal(err)
 	}
 	return v
 }
 
-func (s *shardClient) balance(ctx context.Context, key ed25519.PrivateKey) uint64 {
-	a := addr(key)
-	return s.get(ctx, key, stf.Getter{FreeBalance: &a})
+func (s *shardClient) nonce(ctx context.Context, key ed25519.PrivateKey) uint64 {
+	s.t.Helper()
+	v, err := s.tc.Nonce(ctx, key)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return v
 }
 
-func (s *shardClient) nonce(ctx context.Context, key ed25519.PrivateKey) uint64 {
-	a := addr(key)
-	return s.get(ctx, key, stf.Getter{Nonce: &a})
+// health returns the worker's processed height and state root.
+func (s *shardClient) health(ctx context.Context) (int64, [32]byte, error) {
+	h, err := s.tc.Health(ctx)
+	if err != nil {
+		return 0, [32]byte{}, err
+	}
+	root, err := hex.DecodeString(h.StateRoot)
+	if err != nil || len(root) != 32 {
+		return 0, [32]byte{}, fmt.Errorf("health state root %q: %v", h.StateRoot, err)
+	}
+	return h.Height, [32]byte(root), nil
 }
 
 func (s *shardClient) public(ctx context.Context, a tx.Address) uint64 {
@@ -228,12 +198,11 @@ func (s *shardClient) public(ctx context.Context, a tx.Address) uint64 {
 func (s *shardClient) synced(ctx context.Context, h int64) [32]byte {
 	s.t.Helper()
 	for {
-		hl, err := s.rpc.Health(ctx)
-		if err == nil && hl.Height >= h {
+		height, root, err := s.health(ctx)
+		if err == nil && height >= h {
 			sh, err := s.c.Shard(ctx, s.shard)
 			if err == nil && sh.Shard.Latest != nil && int64(sh.Shard.Latest.Height) >= h {
-				root := mustHex(s.t, hl.StateRoot)
-				return [32]byte(root)
+				return root
 			}
 		}
 		select {
@@ -473,14 +442,11 @@ func waitShardClient(t *testing.T, ctx context.Context, p *workerProcess, nodeRP
 	if err != nil {
 		t.Fatal(err)
 	}
-	rpc := &worker.RPCClient{URL: workerRPC}
 	for {
-		if info, err := rpc.ShieldingKey(ctx); err == nil {
-			if signer, err := tx.ParseAddress(info.Signer); err == nil {
-				if _, _, err := c.Enclave(ctx, signer); err == nil {
-					return newShardClient(t, ctx, nodeRPC, workerRPC, shard)
-				}
-			}
+		// Dial succeeds once the worker serves (it is ready) and its
+		// enclave is registered.
+		if _, err := trusted.Dial(ctx, workerRPC, c, trusted.Options{}); err == nil {
+			return newShardClient(t, ctx, nodeRPC, workerRPC, shard)
 		}
 		select {
 		case <-ctx.Done():
