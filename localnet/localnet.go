@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -66,6 +65,8 @@ type Net struct {
 	tmp           bool
 	log           *slog.Logger
 
+	cfg Config
+
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -112,25 +113,11 @@ func Start(ctx context.Context, cfg Config) (_ *Net, err error) {
 	if count == 0 && !cfg.NoWorkers {
 		count = 1
 	}
-	fund := worker.DevFunder(n.node.RPCAddress(), accounts.DevKey("Alice"), WorkerFunding)
+	n.cfg = cfg
 	for i := range count {
-		listen := "127.0.0.1:0"
-		if cfg.WorkerRPCBasePort != 0 {
-			listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.WorkerRPCBasePort+i))
-		}
-		wc := worker.Config{
-			NodeRPC: n.node.RPCAddress(), DataDir: filepath.Join(n.Dir, fmt.Sprintf("worker-%d", i)),
-			Shard: n.Shard, RPCListen: listen, Dev: true, ConfirmEvery: cfg.ConfirmEvery, Fund: fund,
-			Logger: log.With("worker", i),
-			Enclave: worker.ProcessFactory(worker.ProcessConfig{
-				Path: n.EnclaveBinary, Args: []string{"--tee", "sim"}, Logger: log.With("worker", i, "process", "enclave"),
-			}),
-		}
-		w, err := n.StartWorker(ctx, wc)
-		if err != nil {
+		if _, err := n.AddWorker(ctx); err != nil {
 			return nil, fmt.Errorf("worker %d: %w", i, err)
 		}
-		n.workers = append(n.workers, w)
 	}
 	return n, nil
 }

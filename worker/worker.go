@@ -82,6 +82,9 @@ type Config struct {
 	// WorkerURL is the URL registered on chain; empty means the RPC's
 	// http:// URL.
 	WorkerURL string
+	// Provision configures key provisioning between the shard's workers
+	// (provision.go).
+	Provision ProvisionConfig
 	// Dev enables the enclave's dev features (set_balance by the chain's
 	// sudo, debug getters).
 	Dev bool
@@ -123,6 +126,8 @@ type Worker struct {
 	chainID       string
 	initialHeight int64
 	devSudo       tx.Address
+
+	provLn net.Listener // the provisioning listener (provision.go)
 
 	// exec serialises the requests that change the enclave's state
 	// (ProcessBlock, SubmitCalls), each with its commit to the store.
@@ -286,6 +291,11 @@ func (w *Worker) run(ctx context.Context) error {
 			<-served
 		}()
 	}
+	stopProvisioning, perr := w.startProvisioning(ctx)
+	if perr != nil {
+		return perr
+	}
+	defer stopProvisioning()
 	if _, _, err := w.enclave(ctx); err != nil {
 		return err
 	}
@@ -419,10 +429,17 @@ func (w *Worker) initEnclave(ctx context.Context, e Enclave) error {
 		return ErrIdentityChanged
 	}
 	height, root := rep.Height, rep.StateRoot
-	if haveCP {
-		if !rep.AwaitingEntries {
+	if haveCP && !rep.AwaitingEntries {
+		// A checkpoint of an empty state needs no entries: the enclave
+		// resumed at Init (e.g. a worker provisioned before any shield).
+		n, err := w.store.EntryCount()
+		if err != nil {
+			return err
+		}
+		if n != 0 || height != cp.Height || root != cp.StateRoot {
 			return fmt.Errorf("%w: enclave does not wait for the state of height %d", ErrStateMismatch, cp.Height)
 		}
+	} else if haveCP {
 		res, err := w.loadEntries(ctx, e)
 		if err != nil {
 			return err

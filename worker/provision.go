@@ -1,0 +1,549 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/worker/store"
+)
+
+// Key and state provisioning between the workers of a shard (design
+// sections 5 and 6).
+//
+// A worker whose store has no keys yet asks the chain for the other
+// active enclaves registered with the shard's measurement. If there are
+// none it is the shard's first worker and its enclave creates the keys.
+// Otherwise its enclave gets the shard's shielding and state keys and a
+// checkpoint from one of theirs over mutual RA-TLS between the two
+// enclaves (enclave/provision.go): this host and the provider's only
+// relay the TLS records, so neither learns a key nor can substitute its
+// own, and each enclave accepts only a peer whose quote verifies with the
+// same MRENCLAVE. The provider host then streams the encrypted state
+// entries of the same store snapshot as the checkpoint; the new enclave
+// checks them against the checkpoint's state root (Resume), the host
+// persists keys, entries and checkpoint, and the worker continues at the
+// checkpoint's height + 1 like a restarted one.
+//
+// The provider side is an HTTP endpoint (ProvisionHandler), served on its
+// own listener (ProvisionConfig.Listen) or mounted by the operator next
+// to the JSON-RPC:
+//
+//	POST /provision/session           TLS bytes -> TLS bytes; opens a session
+//	                                  (Provision-Session header: its token)
+//	POST /provision/session/{token}   TLS bytes -> TLS bytes
+//	GET  /provision/snapshot/{token}  the session's entries: frames of
+//	                                  u32 length || CBOR []protocol.Entry,
+//	                                  ended by a zero length
+//
+// Direct invocation with several workers needs an order among them (a
+// sidechain with rotating block production, a later milestone): a direct
+// call reaches only the worker it is sent to, and the others do not
+// follow it, so their states diverge. Until then send direct calls to
+// shards with one worker only; indirect calls (ordered by the chain) are
+// safe with any number.
+
+// ProvisionConfig configures key provisioning.
+type ProvisionConfig struct {
+	// Listen is where the provisioning endpoint listens (host:port, port 0
+	// for a free one); empty serves none (ProvisionHandler can still be
+	// mounted elsewhere).
+	Listen string
+	// From lists provisioning base URLs (http://host:port) of peer workers
+	// to ask for the shard's keys. Empty means the worker URLs of the
+	// active enclaves registered for the shard, which then must serve
+	// ProvisionHandler on their RPC address.
+	From []string
+	// Disabled makes the worker create its own keys even when other
+	// enclaves serve the shard (a separate deployment of the same
+	// measurement; their states diverge).
+	Disabled bool
+}
+
+// Provisioning errors.
+var (
+	// ErrNoSnapshot means the provider has not processed a block yet.
+	ErrNoSnapshot = errors.New("worker: provider has no state snapshot yet")
+	// ErrProvisioning means a provisioning attempt failed; the worker
+	// retries it.
+	ErrProvisioning = errors.New("worker: provisioning failed")
+)
+
+// Bounds of the provisioning endpoint.
+const (
+	maxProvisionSessions = 4
+	provisionSessionTTL  = 2 * time.Minute
+	provisionChunk       = 1024 // entries per snapshot frame
+	maxSnapshotFrame     = 16 << 20
+	headerSession        = "Provision-Session"
+	headerDone           = "Provision-Done"
+)
+
+// provisionSession is a provider host's record of one requester.
+type provisionSession struct {
+	enclave uint64 // the enclave's session ID
+	entries []protocol.Entry
+	created time.Time
+}
+
+// provisionServer is the provider side's state.
+type provisionServer struct {
+	mu       sync.Mutex
+	sessions map[string]*provisionSession
+}
+
+// ProvisionHandler serves the provisioning endpoint (see above). It
+// answers 503 until the worker is ready.
+func (w *Worker) ProvisionHandler() http.Handler {
+	ps := &provisionServer{sessions: map[string]*provisionSession{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /provision/session", func(rw http.ResponseWriter, r *http.Request) { w.serveProvisionStep(ps, rw, r, "") })
+	mux.HandleFunc("POST /provision/session/{token}", func(rw http.ResponseWriter, r *http.Request) {
+		w.serveProvisionStep(ps, rw, r, r.PathValue("token"))
+	})
+	mux.HandleFunc("GET /provision/snapshot/{token}", func(rw http.ResponseWriter, r *http.Request) {
+		w.serveSnapshot(ps, rw, r, r.PathValue("token"))
+	})
+	return mux
+}
+
+func (w *Worker) readyForPeers() bool {
+	select {
+	case <-w.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+func (w *Worker) serveProvisionStep(ps *provisionServer, rw http.ResponseWriter, r *http.Request, token string) {
+	if !w.readyForPeers() {
+		http.Error(rw, "worker not ready", http.StatusServiceUnavailable)
+		return
+	}
+	in, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, protocol.MaxProvisionRecord))
+	if err != nil {
+		http.Error(rw, "request body: "+err.Error(), http.StatusRequestEntityTooLarge)
+		return
+	}
+	req := &protocol.ProvisionServe{In: in}
+	var s *provisionSession
+	if token == "" {
+		s = &provisionSession{created: time.Now()}
+		var cp store.Checkpoint
+		if cp, s.entries, err = w.snapshot(); err != nil {
+			http.Error(rw, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		req.Checkpoint = cp.Sealed
+	} else if s = ps.get(token); s == nil {
+		http.Error(rw, "no such provisioning session", http.StatusNotFound)
+		return
+	} else {
+		req.Session = s.enclave
+	}
+	rep, err := callAs[*protocol.ProvisionServeReply](r.Context(), w, req)
+	if err != nil {
+		w.log.Warn("provisioning session refused", "err", err)
+		if token != "" {
+			ps.drop(token)
+		}
+		http.Error(rw, err.Error(), http.StatusForbidden)
+		return
+	}
+	if token == "" {
+		s.enclave = rep.Session
+		if token, err = ps.add(s); err != nil {
+			http.Error(rw, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.log.Info("provisioning session opened", "session", rep.Session)
+	}
+	rw.Header().Set(headerSession, token)
+	if rep.Done {
+		rw.Header().Set(headerDone, "1")
+	}
+	rw.Header().Set("Content-Type", "application/octet-stream")
+	rw.Write(rep.Out)
+}
+
+func (w *Worker) serveSnapshot(ps *provisionServer, rw http.ResponseWriter, r *http.Request, token string) {
+	s := ps.get(token)
+	if s == nil {
+		http.Error(rw, "no such provisioning session", http.StatusNotFound)
+		return
+	}
+	// One download per session: the entries are not kept longer than
+	// needed.
+	ps.drop(token)
+	rw.Header().Set("Content-Type", "application/octet-stream")
+	for i := 0; i < len(s.entries); i += provisionChunk {
+		if err := writeFrame(rw, s.entries[i:min(i+provisionChunk, len(s.entries))]); err != nil {
+			return
+		}
+	}
+	rw.Write([]byte{0, 0, 0, 0})
+	w.log.Info("provisioning snapshot served", "entries", len(s.entries))
+}
+
+func writeFrame(w io.Writer, entries []protocol.Entry) error {
+	b, err := protocol.Marshal(entries)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(binary.BigEndian.AppendUint32(nil, uint32(len(b)))); err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+func (ps *provisionServer) add(s *provisionSession) (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	token := hex.EncodeToString(b[:])
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.expire()
+	for len(ps.sessions) >= maxProvisionSessions {
+		oldest := ""
+		for t, x := range ps.sessions {
+			if oldest == "" || x.created.Before(ps.sessions[oldest].created) {
+				oldest = t
+			}
+		}
+		delete(ps.sessions, oldest)
+	}
+	ps.sessions[token] = s
+	return token, nil
+}
+
+func (ps *provisionServer) get(token string) *provisionSession {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.expire()
+	return ps.sessions[token]
+}
+
+func (ps *provisionServer) drop(token string) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	delete(ps.sessions, token)
+}
+
+func (ps *provisionServer) expire() {
+	for t, s := range ps.sessions {
+		if time.Since(s.created) > provisionSessionTTL {
+			delete(ps.sessions, t)
+		}
+	}
+}
+
+// snapshot reads the persisted checkpoint and the entries of the same
+// commit: the entries are read between two reads of the checkpoint, and
+// every commit writes a new sealed checkpoint, so equal blobs mean no
+// commit happened in between.
+func (w *Worker) snapshot() (store.Checkpoint, []protocol.Entry, error) {
+	for range 50 {
+		cp, ok, err := w.store.Checkpoint()
+		if err != nil {
+			return cp, nil, err
+		}
+		if !ok {
+			return cp, nil, ErrNoSnapshot
+		}
+		var entries []protocol.Entry
+		if err := w.store.Entries(func(e protocol.Entry) error {
+			entries = append(entries, e)
+			return nil
+		}); err != nil {
+			return cp, nil, err
+		}
+		again, _, err := w.store.Checkpoint()
+		if err != nil {
+			return cp, nil, err
+		}
+		if bytes.Equal(again.Sealed, cp.Sealed) {
+			return cp, entries, nil
+		}
+	}
+	return store.Checkpoint{}, nil, errors.New("worker: state changes too fast for a snapshot")
+}
+
+// serveProvisioning starts the provisioning listener, if configured.
+func (w *Worker) serveProvisioning() (stop func(), err error) {
+	if w.cfg.Provision.Listen == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", w.cfg.Provision.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("worker provisioning listener: %w", err)
+	}
+	w.provLn = ln
+	srv := &http.Server{Handler: w.ProvisionHandler(), ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
+	return func() {
+		srv.Close()
+		<-done
+	}, nil
+}
+
+// ProvisionAddr is the provisioning endpoint's base URL, empty without a
+// provisioning listener.
+func (w *Worker) ProvisionAddr() string {
+	if w.provLn == nil {
+		return ""
+	}
+	return "http://" + w.provLn.Addr().String()
+}
+
+// startProvisioning serves the provisioning endpoint and, for a worker
+// without keys in a shard that has other enclaves, provisions the keys
+// and state (retrying until a provider answers or ctx is done). It runs
+// before the enclave is started for good.
+func (w *Worker) startProvisioning(ctx context.Context) (stop func(), err error) {
+	stop, err = w.serveProvisioning()
+	if err != nil {
+		return nil, err
+	}
+	if err := w.provisionIfNeeded(ctx); err != nil {
+		stop()
+		return nil, err
+	}
+	return stop, nil
+}
+
+func (w *Worker) provisionIfNeeded(ctx context.Context) error {
+	if w.cfg.Provision.Disabled {
+		return nil
+	}
+	keys, err := w.store.SealedKeys()
+	if err != nil || keys != nil {
+		return err
+	}
+	b := backoff{}
+	for {
+		urls, err := w.providers(ctx)
+		if err == nil && len(urls) == 0 {
+			w.log.Info("no other enclave serves the shard: creating its keys")
+			return nil
+		}
+		if err == nil {
+			for _, u := range urls {
+				if err = w.provisionFrom(ctx, u); err == nil {
+					return nil
+				}
+				w.log.Warn("provisioning failed", "provider", u, "err", err)
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		b.wait(ctx, w.log, "provisioning", err)
+	}
+}
+
+// providers returns the provisioning URLs to try, empty when no other
+// active enclave is registered for the shard.
+func (w *Worker) providers(ctx context.Context) ([]string, error) {
+	st, err := w.node.Shard(ctx, teerex.Hash(w.cfg.Shard))
+	if err != nil {
+		return nil, fmt.Errorf("shard %x: %w", w.cfg.Shard, err)
+	}
+	m := st.Shard.MRENCLAVEAt(uint64(max(st.Height, 0)))
+	encls, _, err := w.node.EnclavesOf(ctx, m)
+	if err != nil {
+		return nil, fmt.Errorf("enclaves of %s: %w", m, err)
+	}
+	pol, _, err := w.node.Policy(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var urls []string
+	for _, e := range encls {
+		if e.WorkerURL == "" || time.Now().After(e.ExpiresAt(pol.RenewalPeriod())) {
+			continue
+		}
+		urls = append(urls, httpURL(e.WorkerURL))
+	}
+	if len(urls) > 0 && len(w.cfg.Provision.From) > 0 {
+		urls = w.cfg.Provision.From
+	}
+	return urls, nil
+}
+
+// httpURL maps a registered ws(s):// worker URL to http(s)://.
+func httpURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	switch p.Scheme {
+	case "ws":
+		p.Scheme = "http"
+	case "wss":
+		p.Scheme = "https"
+	}
+	return strings.TrimSuffix(p.String(), "/")
+}
+
+// provisionFrom provisions a fresh enclave from the provider at base and
+// persists the result. The enclave is closed afterwards; the worker then
+// starts its enclave from the store as after a restart.
+func (w *Worker) provisionFrom(ctx context.Context, base string) error {
+	e, err := w.cfg.Enclave(ctx)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	init := protocol.Init{
+		Shard: w.cfg.Shard, ChainID: w.chainID, GenesisValidators: w.genesisVals,
+		InitialHeight: w.initialHeight, ConfirmEvery: w.cfg.ConfirmEvery, Dev: w.cfg.Dev, DevSudo: w.devSudo,
+	}
+	ir, err := call[*protocol.ProvisionInitReply](ctx, e, &protocol.ProvisionInit{Init: init})
+	if err != nil {
+		return err
+	}
+	hc := &http.Client{Timeout: 30 * time.Second}
+	token, out, done, err := postStep(ctx, hc, base+"/provision/session", ir.Out)
+	if err != nil {
+		return err
+	}
+	var res *protocol.ProvisionResult
+	for range 16 {
+		st, err := call[*protocol.ProvisionStepReply](ctx, e, &protocol.ProvisionStep{In: out})
+		if err != nil {
+			return err
+		}
+		if st.Done {
+			res = st.Result
+			break
+		}
+		if done {
+			return fmt.Errorf("%w: the provider ended the session first", ErrProvisioning)
+		}
+		if _, out, done, err = postStep(ctx, hc, base+"/provision/session/"+token, st.Out); err != nil {
+			return err
+		}
+	}
+	if res == nil {
+		return fmt.Errorf("%w: no result after 16 round trips", ErrProvisioning)
+	}
+	entries, err := w.loadSnapshot(ctx, hc, base+"/provision/snapshot/"+token, e)
+	if err != nil {
+		return err
+	}
+	if res.Entries > 0 {
+		// With no entries the enclave resumed by itself.
+		rr, err := call[*protocol.ResumeReply](ctx, e, &protocol.Resume{})
+		if err != nil {
+			return err
+		}
+		if rr.Height != res.Height || rr.StateRoot != res.StateRoot {
+			return fmt.Errorf("%w: resumed at %d root %x, provisioned %d root %x", ErrProvisioning, rr.Height, rr.StateRoot, res.Height, res.StateRoot)
+		}
+	} else if len(entries) > 0 {
+		return fmt.Errorf("%w: %d entries for an empty state", ErrProvisioning, len(entries))
+	}
+	// Keys first: a crash before the commit leaves keys without a
+	// checkpoint, and the worker then replays the chain from genesis with
+	// the shard's keys, which reaches the same state.
+	if err := w.store.SaveSealedKeys(res.SealedKeys); err != nil {
+		return err
+	}
+	if err := w.store.Commit(store.Batch{
+		Checkpoint: store.Checkpoint{Height: res.Height, StateRoot: res.StateRoot, Sealed: res.Checkpoint},
+		Changes:    entries,
+	}); err != nil {
+		return err
+	}
+	w.log.Info("provisioned the shard's keys and state", "provider", base, "height", res.Height,
+		"entries", res.Entries, "state_root", hex.EncodeToString(res.StateRoot[:]))
+	return nil
+}
+
+func postStep(ctx context.Context, hc *http.Client, u string, body []byte) (token string, out []byte, done bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return "", nil, false, err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", nil, false, fmt.Errorf("%w: %w", ErrProvisioning, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, protocol.MaxProvisionRecord+1))
+	if err != nil {
+		return "", nil, false, fmt.Errorf("%w: %w", ErrProvisioning, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", nil, false, fmt.Errorf("%w: provider: %s: %s", ErrProvisioning, resp.Status, bytes.TrimSpace(b))
+	}
+	if len(b) > protocol.MaxProvisionRecord {
+		return "", nil, false, fmt.Errorf("%w: provider step too large", ErrProvisioning)
+	}
+	return resp.Header.Get(headerSession), b, resp.Header.Get(headerDone) == "1", nil
+}
+
+// loadSnapshot downloads the session's entries, feeds them to the enclave
+// and returns them for the store.
+func (w *Worker) loadSnapshot(ctx context.Context, hc *http.Client, u string, e Enclave) ([]protocol.Entry, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&http.Client{Transport: hc.Transport}).Do(req) // no overall timeout: the snapshot may be large
+	if err != nil {
+		return nil, fmt.Errorf("%w: snapshot: %w", ErrProvisioning, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%w: snapshot: %s", ErrProvisioning, resp.Status)
+	}
+	var all []protocol.Entry
+	for {
+		var n [4]byte
+		if _, err := io.ReadFull(resp.Body, n[:]); err != nil {
+			return nil, fmt.Errorf("%w: snapshot: %w", ErrProvisioning, err)
+		}
+		size := binary.BigEndian.Uint32(n[:])
+		if size == 0 {
+			return all, nil
+		}
+		if size > maxSnapshotFrame {
+			return nil, fmt.Errorf("%w: snapshot frame of %d bytes", ErrProvisioning, size)
+		}
+		b := make([]byte, size)
+		if _, err := io.ReadFull(resp.Body, b); err != nil {
+			return nil, fmt.Errorf("%w: snapshot: %w", ErrProvisioning, err)
+		}
+		var chunk []protocol.Entry
+		if err := protocol.Unmarshal(b, &chunk); err != nil {
+			return nil, fmt.Errorf("%w: snapshot frame: %w", ErrProvisioning, err)
+		}
+		if _, err := call[*protocol.LoadEntriesReply](ctx, e, &protocol.LoadEntries{Entries: chunk}); err != nil {
+			return nil, err
+		}
+		all = append(all, chunk...)
+	}
+}
