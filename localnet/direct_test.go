@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -261,10 +262,14 @@ func (lyingWorker) ExecuteGetter(context.Context, []byte) ([]byte, error) {
 func (lyingWorker) Health(context.Context) (*rpc.Health, error) { return &rpc.Health{}, nil }
 
 // TestKillWorkerDirect kills the worker process with SIGKILL right after
-// direct calls were acknowledged executed, while another is in flight, and
-// restarts it: every acknowledged call's effect is still there, the call
-// in flight is applied at most once, replays are refused, and the shard's
-// block chain continues from its last persisted block.
+// direct calls were acknowledged executed, while another call is in
+// flight, and restarts it; twice: once killed at once (the call in flight
+// may not have reached the enclave), once as soon as the worker reports
+// the in-flight call's block persisted (it may not have been answered).
+// After each restart every acknowledged call's effect is still there, the
+// call in flight is applied at most once (exactly once if it was persisted
+// or answered), replays are refused, and the shard's block chain continues
+// from its last persisted block.
 func TestKillWorkerDirect(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -280,110 +285,136 @@ func TestKillWorkerDirect(t *testing.T) {
 	}
 	p := startWorkerProcess(t, net.NodeRPC(), data, rpcAddr, 0)
 	s := waitShardClient(t, ctx, p, net.NodeRPC(), "http://"+rpcAddr, net.Shard)
-	const shielded, acked = 1000, 10
+	const shielded, perRound = 1000, 5
 	s.shield(ctx, charlie, addr(charlieInc), shielded)
 
-	cts := make([][]byte, acked+1)
-	for i := range cts {
-		if cts[i], err = s.tc.EncryptCall(charlieInc, transferCall(addr(charlieInc), addr(daveInc), uint64(i+1)), uint64(i)); err != nil {
+	// Call i has nonce i and moves i+1.
+	var cts [][]byte
+	newCall := func() []byte {
+		i := len(cts)
+		ct, err := s.tc.EncryptCall(charlieInc, transferCall(addr(charlieInc), addr(daveInc), uint64(i+1)), uint64(i))
+		if err != nil {
 			t.Fatal(err)
 		}
+		cts = append(cts, ct)
+		return ct
 	}
-	var sent uint64
-	var lastAcked *trusted.Result
-	for i, ct := range cts[:acked] {
-		r, err := s.tc.Submit(ctx, ct)
-		if err != nil || !r.Success {
-			t.Fatalf("transfer %d: %+v, %v", i, r, err)
-		}
-		sent += uint64(i + 1)
-		lastAcked = r
-	}
-	// The last call races the kill: it may or may not have been persisted,
-	// but never half.
-	inflight := make(chan error, 1)
-	go func() {
-		_, err := s.tc.Submit(ctx, cts[acked])
-		inflight <- err
-	}()
-	p.kill9(t)
-	inflightErr := <-inflight
-
-	p = startWorkerProcess(t, net.NodeRPC(), data, rpcAddr, 1)
-	s = waitShardClient(t, ctx, p, net.NodeRPC(), "http://"+rpcAddr, net.Shard)
-	nonce := s.nonce(ctx, charlieInc)
-	switch {
-	case nonce == acked+1:
-		sent += acked + 1
-	case nonce == acked && inflightErr != nil:
-	default:
-		t.Fatalf("Charlie incognito nonce %d after the restart, in-flight call: %v; want %d (+1 if it was executed)", nonce, inflightErr, acked)
-	}
-	if got := s.balance(ctx, daveInc); got != sent {
-		t.Errorf("Dave incognito %d after the restart, want %d", got, sent)
-	}
-	if got := s.balance(ctx, charlieInc); got != shielded-sent {
-		t.Errorf("Charlie incognito %d after the restart, want %d", got, shielded-sent)
-	}
-	// Nothing applies twice: every call the enclave took is a replay now;
-	// one it never took is executed now.
-	var firstAfter *trusted.Result
-	for i, ct := range cts {
-		r, err := s.tc.Submit(ctx, ct)
-		if uint64(i) < nonce {
-			var ie *trusted.InvalidCallError
-			if !errors.As(err, &ie) || ie.Reason != "stale nonce" {
-				t.Errorf("call %d again: %+v, %v; want a stale nonce", i, r, err)
+	sum := func(n int) uint64 { return uint64(n * (n + 1) / 2) } // calls 0..n-1
+	var head *trusted.Result                                     // the last block a client saw
+	for round, waitPersisted := range []bool{false, true} {
+		for range perRound {
+			r, err := s.tc.Submit(ctx, newCall())
+			if err != nil || !r.Success {
+				t.Fatalf("round %d: transfer %d: %+v, %v", round, len(cts)-1, r, err)
 			}
-			continue
+			head = r
 		}
-		if err != nil || !r.Success {
-			t.Fatalf("call %d, never executed before the kill: %+v, %v", i, r, err)
+		type answer struct {
+			r   *trusted.Result
+			err error
 		}
-		sent += uint64(i + 1)
-		firstAfter = r
-	}
-	if got := s.balance(ctx, daveInc); got != sent {
-		t.Errorf("Dave incognito %d after the replays, want %d", got, sent)
-	}
-	// The shard block chain continues where the store left it.
-	ct, err := s.tc.EncryptCall(charlieInc, transferCall(addr(charlieInc), addr(daveInc), 1), acked+1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := s.tc.Submit(ctx, ct)
-	if err != nil || !r.Success {
-		t.Fatalf("transfer after the restart: %+v, %v", r, err)
-	}
-	if c := s.confirmedOnChain(ctx, r.Block.Number); c.HeaderHash != r.HeaderHash {
-		t.Errorf("chain confirmed %s for block %d, the enclave signed %s", c.HeaderHash, r.Block.Number, r.HeaderHash)
-	}
-	// The restarted enclave's first block follows the last persisted one:
-	// the last acknowledged block, or the in-flight call's block, which
-	// its confirmation on chain shows.
-	if firstAfter == nil {
-		firstAfter = r
-	}
-	parent := lastAcked.HeaderHash
-	if nonce == acked+1 {
-		c, _, err := s.c.SidechainBlock(ctx, teerex.Hash(s.shard), lastAcked.Block.Number+1)
-		if err != nil || c == nil {
-			t.Fatalf("confirmation of the in-flight call's block %d: %+v, %v", lastAcked.Block.Number+1, c, err)
+		inflight := make(chan answer, 1)
+		ct := newCall()
+		go func() {
+			r, err := s.tc.Submit(ctx, ct)
+			inflight <- answer{r, err}
+		}()
+		if waitPersisted {
+			for {
+				h, err := s.tc.Health(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if h.ShardBlock > head.Block.Number {
+					break
+				}
+				time.Sleep(10 * time.Millisecond) // within the RPC's rate limit
+			}
 		}
-		parent = c.HeaderHash
+		p.kill9(t)
+		ans := <-inflight
+
+		p = startWorkerProcess(t, net.NodeRPC(), data, rpcAddr, round+1)
+		s = waitShardClient(t, ctx, p, net.NodeRPC(), "http://"+rpcAddr, net.Shard)
+		n := int(s.nonce(ctx, charlieInc))
+		t.Logf("round %d: after the restart nonce %d of %d calls (in-flight answer: %v)", round, n, len(cts), ans.err)
+		switch {
+		case n != len(cts)-1 && n != len(cts):
+			t.Fatalf("round %d: nonce %d after %d calls, %d acknowledged", round, n, len(cts), len(cts)-1)
+		case n < len(cts) && waitPersisted:
+			t.Fatalf("round %d: the in-flight call's block was persisted, but its call is gone", round)
+		case n < len(cts) && ans.err == nil:
+			t.Fatalf("round %d: the in-flight call was acknowledged, but it is gone", round)
+		}
+		if got := s.balance(ctx, daveInc); got != sum(n) {
+			t.Errorf("round %d: Dave incognito %d after the restart, want %d", round, got, sum(n))
+		}
+		health, err := s.tc.Health(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := head.Block.Number + uint64(n+1-len(cts)); health.ShardBlock != want {
+			t.Errorf("round %d: worker restored shard block %d, want %d", round, health.ShardBlock, want)
+		}
+		// Where the restored chain of shard blocks ends: the client's
+		// last block, or the in-flight call's, as the chain confirmed it.
+		parent := head.HeaderHash
+		if n == len(cts) {
+			c := s.confirmedOnChain(ctx, head.Block.Number+1)
+			if c.Number != head.Block.Number+1 {
+				t.Fatalf("round %d: chain confirmed block %d, want the in-flight call's %d", round, c.Number, head.Block.Number+1)
+			}
+			parent = c.HeaderHash
+		}
+
+		// Nothing applies twice: every call the enclave took is a replay
+		// now; one it never took is executed now.
+		var first *trusted.Result
+		for i, ct := range cts {
+			r, err := s.tc.Submit(ctx, ct)
+			if i < n {
+				var ie *trusted.InvalidCallError
+				if !errors.As(err, &ie) || ie.Reason != "stale nonce" {
+					t.Errorf("round %d: call %d again: %+v, %v; want a stale nonce", round, i, r, err)
+				}
+				continue
+			}
+			if err != nil || !r.Success {
+				t.Fatalf("round %d: call %d, not executed before the kill: %+v, %v", round, i, r, err)
+			}
+			first = r
+		}
+		if first == nil {
+			if first, err = s.tc.Submit(ctx, newCall()); err != nil || !first.Success {
+				t.Fatalf("round %d: transfer after the restart: %+v, %v", round, first, err)
+			}
+		}
+		if first.Block.Number != health.ShardBlock+1 || first.Block.ParentHash != parent {
+			t.Errorf("round %d: first block after the restart %d with parent %s, want %d with parent %s",
+				round, first.Block.Number, first.Block.ParentHash, health.ShardBlock+1, parent)
+		}
+		head = first
+		if got := s.balance(ctx, daveInc); got != sum(len(cts)) {
+			t.Errorf("round %d: Dave incognito %d after the replays, want %d", round, got, sum(len(cts)))
+		}
+		if got := s.balance(ctx, charlieInc); got != shielded-sum(len(cts)) {
+			t.Errorf("round %d: Charlie incognito %d, want %d", round, got, shielded-sum(len(cts)))
+		}
 	}
-	if want := lastAcked.Block.Number + 1 + nonce - acked; firstAfter.Block.Number != want || firstAfter.Block.ParentHash != parent {
-		t.Errorf("first block after the restart: %d with parent %s, want %d with parent %s", firstAfter.Block.Number, firstAfter.Block.ParentHash, want, parent)
+	if c := s.confirmedOnChain(ctx, head.Block.Number); c.HeaderHash != head.HeaderHash {
+		t.Errorf("chain confirmed %s for block %d, the enclave signed %s", c.HeaderHash, head.Block.Number, head.HeaderHash)
 	}
 	if got := s.public(ctx, bridge.VaultAddress(net.Shard)); got != shielded {
 		t.Errorf("vault %d, want %d", got, shielded)
 	}
 	p.interrupt(t)
-	b, err := os.ReadFile(data + "-1.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(b), "enclave restored") {
-		t.Errorf("the restart did not restore the enclave from the store:\n%s", tail(b))
+	for run := 1; run <= 2; run++ {
+		b, err := os.ReadFile(fmt.Sprintf("%s-%d.log", data, run))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "enclave restored") {
+			t.Errorf("run %d did not restore the enclave from the store:\n%s", run, tail(b))
+		}
 	}
 }
