@@ -496,7 +496,12 @@ func postStep(ctx context.Context, hc *http.Client, u string, body []byte) (toke
 	if err != nil {
 		return "", nil, false, fmt.Errorf("%w: %w", ErrProvisioning, err)
 	}
-	if resp.StatusCode != http.StatusOK {
+	switch {
+	case resp.StatusCode == http.StatusNotFound && !strings.Contains(u, "/provision/session/"),
+		resp.StatusCode == http.StatusMethodNotAllowed:
+		return "", nil, false, fmt.Errorf("%w: %s serves no provisioning endpoint (%s): configure the provider's provisioning URL (--provision-from)",
+			ErrProvisioning, u, resp.Status)
+	case resp.StatusCode != http.StatusOK:
 		return "", nil, false, fmt.Errorf("%w: provider: %s: %s", ErrProvisioning, resp.Status, bytes.TrimSpace(b))
 	}
 	if len(b) > protocol.MaxProvisionRecord {
@@ -521,29 +526,45 @@ func (w *Worker) loadSnapshot(ctx context.Context, hc *http.Client, u string, e 
 		return nil, fmt.Errorf("%w: snapshot: %s", ErrProvisioning, resp.Status)
 	}
 	var all []protocol.Entry
+	err = readSnapshot(resp.Body, func(chunk []protocol.Entry) error {
+		if _, err := call[*protocol.LoadEntriesReply](ctx, e, &protocol.LoadEntries{Entries: chunk}); err != nil {
+			return err
+		}
+		all = append(all, chunk...)
+		return nil
+	})
+	return all, err
+}
+
+// readSnapshot reads snapshot frames from r until the terminating empty
+// frame and calls fn with each frame's entries. The stream comes from
+// another host: every length is bounded and every frame strictly decoded.
+func readSnapshot(r io.Reader, fn func([]protocol.Entry) error) error {
 	for {
 		var n [4]byte
-		if _, err := io.ReadFull(resp.Body, n[:]); err != nil {
-			return nil, fmt.Errorf("%w: snapshot: %w", ErrProvisioning, err)
+		if _, err := io.ReadFull(r, n[:]); err != nil {
+			return fmt.Errorf("%w: snapshot: %w", ErrProvisioning, err)
 		}
 		size := binary.BigEndian.Uint32(n[:])
 		if size == 0 {
-			return all, nil
+			return nil
 		}
 		if size > maxSnapshotFrame {
-			return nil, fmt.Errorf("%w: snapshot frame of %d bytes", ErrProvisioning, size)
+			return fmt.Errorf("%w: snapshot frame of %d bytes, limit %d", ErrProvisioning, size, maxSnapshotFrame)
 		}
 		b := make([]byte, size)
-		if _, err := io.ReadFull(resp.Body, b); err != nil {
-			return nil, fmt.Errorf("%w: snapshot: %w", ErrProvisioning, err)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return fmt.Errorf("%w: snapshot: %w", ErrProvisioning, err)
 		}
 		var chunk []protocol.Entry
 		if err := protocol.Unmarshal(b, &chunk); err != nil {
-			return nil, fmt.Errorf("%w: snapshot frame: %w", ErrProvisioning, err)
+			return fmt.Errorf("%w: snapshot frame: %w", ErrProvisioning, err)
 		}
-		if _, err := call[*protocol.LoadEntriesReply](ctx, e, &protocol.LoadEntries{Entries: chunk}); err != nil {
-			return nil, err
+		if len(chunk) == 0 {
+			return fmt.Errorf("%w: empty snapshot frame", ErrProvisioning)
 		}
-		all = append(all, chunk...)
+		if err := fn(chunk); err != nil {
+			return err
+		}
 	}
 }

@@ -6,6 +6,7 @@
 //
 //	integritee-worker [--node URL] [--enclave PATH] [--data DIR] [--tee sim|gramine]
 //	                  [--shard HEX] [--rpc HOST:PORT] [--url URL] [--dev] [--confirm-every N]
+//	                  [--provision-addr HOST:PORT] [--provision-from URL]...
 //	integritee-worker version
 //
 // SIGINT or SIGTERM stops it cleanly; a restart (also after SIGKILL)
@@ -53,6 +54,9 @@ type options struct {
 	Dev                                                            bool
 	ConfirmEvery                                                   uint
 	EnclaveArgs                                                    []string
+	// ProvisionAddr and ProvisionFrom configure key provisioning.
+	ProvisionAddr string
+	ProvisionFrom []string
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -70,6 +74,11 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.UintVar(&o.ConfirmEvery, "confirm-every", 1, "blocks per confirm_processed_block (same for every worker of a shard)")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.ProvisionAddr, "provision-addr", "", "listen address of the key provisioning endpoint for new workers of the shard (empty: none)")
+	fs.Func("provision-from", "provisioning URL (http://host:port) of a worker of the shard to get the keys from (repeatable; default: the registered worker URLs)", func(s string) error {
+		o.ProvisionFrom = append(o.ProvisionFrom, s)
+		return nil
+	})
 	fs.Func("enclave-arg", "extra argument for the enclave process (repeatable)", func(s string) error {
 		o.EnclaveArgs = append(o.EnclaveArgs, s)
 		return nil
@@ -136,6 +145,7 @@ func config(o *options, log *slog.Logger) (worker.Config, error) {
 	cfg := worker.Config{
 		NodeRPC: o.Node, DataDir: o.Data, Shard: sh, RPCListen: o.RPC, WorkerURL: o.URL,
 		Dev: o.Dev, ConfirmEvery: uint32(o.ConfirmEvery), Logger: log,
+		Provision: worker.ProvisionConfig{Listen: o.ProvisionAddr, From: o.ProvisionFrom},
 		Enclave: worker.ProcessFactory(worker.ProcessConfig{
 			Path: path, Args: append([]string{"--tee", o.TEE}, o.EnclaveArgs...), Logger: log.With("process", "enclave"),
 		}),

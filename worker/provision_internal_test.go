@@ -1,0 +1,142 @@
+package worker
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/integritee-go/integritee/enclave/protocol"
+)
+
+func snapshotStream(t testing.TB, frames ...[]protocol.Entry) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	for _, f := range frames {
+		if err := writeFrame(&b, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Write([]byte{0, 0, 0, 0})
+	return b.Bytes()
+}
+
+func TestReadSnapshot(t *testing.T) {
+	e1 := protocol.Entry{Key: [32]byte{1}, Value: []byte("one")}
+	e2 := protocol.Entry{Key: [32]byte{2}, Value: []byte("two")}
+	valid := snapshotStream(t, []protocol.Entry{e1}, []protocol.Entry{e2})
+	huge := binary.BigEndian.AppendUint32(nil, maxSnapshotFrame+1)
+	emptyFrame := snapshotStream(t, []protocol.Entry{})
+	garbage := append(binary.BigEndian.AppendUint32(nil, 3), 0xff, 0xff, 0xff)
+	tests := []struct {
+		name string
+		in   []byte
+		want int // entries; -1: error
+	}{
+		{"two frames", valid, 2},
+		{"no entries", []byte{0, 0, 0, 0}, 0},
+		{"truncated frame", valid[:len(valid)-8], -1},
+		{"no terminator", valid[:len(valid)-4], -1},
+		{"empty stream", nil, -1},
+		{"frame too large", huge, -1},
+		{"empty frame", emptyFrame, -1},
+		{"not cbor", garbage, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []protocol.Entry
+			err := readSnapshot(bytes.NewReader(tt.in), func(c []protocol.Entry) error {
+				got = append(got, c...)
+				return nil
+			})
+			if tt.want < 0 {
+				if !errors.Is(err, ErrProvisioning) {
+					t.Fatalf("err = %v, want ErrProvisioning", err)
+				}
+				return
+			}
+			if err != nil || len(got) != tt.want {
+				t.Fatalf("got %d entries, %v; want %d", len(got), err, tt.want)
+			}
+		})
+	}
+	// The callback's error stops the read.
+	stop := errors.New("stop")
+	if err := readSnapshot(bytes.NewReader(valid), func([]protocol.Entry) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("callback error: %v", err)
+	}
+}
+
+func FuzzReadSnapshot(f *testing.F) {
+	f.Add(snapshotStream(f, []protocol.Entry{{Key: [32]byte{1}, Value: []byte("v")}}))
+	f.Add([]byte{0, 0, 0, 0})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		readSnapshot(bytes.NewReader(in), func(c []protocol.Entry) error {
+			if len(c) == 0 {
+				t.Fatal("empty frame passed on")
+			}
+			return nil
+		})
+	})
+}
+
+// TestProvisionHandlerRefusals covers the endpoint's answers that need no
+// enclave: not ready, unknown sessions, wrong methods.
+func TestProvisionHandlerRefusals(t *testing.T) {
+	w := &Worker{log: slog.New(slog.DiscardHandler), ready: make(chan struct{})}
+	srv := httptest.NewServer(w.ProvisionHandler())
+	defer srv.Close()
+	do := func(method, path string, body []byte) int {
+		t.Helper()
+		req, err := http.NewRequest(method, srv.URL+path, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := do(http.MethodPost, "/provision/session", []byte("hello")); got != http.StatusServiceUnavailable {
+		t.Fatalf("before ready: %d", got)
+	}
+	close(w.ready)
+	tests := []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodPost, "/provision/session/0123", http.StatusNotFound},
+		{http.MethodGet, "/provision/snapshot/0123", http.StatusNotFound},
+		{http.MethodGet, "/provision/session", http.StatusMethodNotAllowed},
+		{http.MethodPost, "/provision/snapshot/0123", http.StatusMethodNotAllowed},
+		{http.MethodPost, "/", http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		if got := do(tt.method, tt.path, []byte("x")); got != tt.want {
+			t.Errorf("%s %s: %d, want %d", tt.method, tt.path, got, tt.want)
+		}
+	}
+	if got := do(http.MethodPost, "/provision/session/0123", make([]byte, protocol.MaxProvisionRecord+1)); got != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized step: %d", got)
+	}
+}
+
+func TestHTTPURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"ws://127.0.0.1:2000":   "http://127.0.0.1:2000",
+		"wss://w.example:443/":  "https://w.example:443",
+		"http://127.0.0.1:2000": "http://127.0.0.1:2000",
+	} {
+		if got := httpURL(in); got != want {
+			t.Errorf("httpURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
