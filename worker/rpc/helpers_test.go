@@ -3,7 +3,6 @@ package rpc_test
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -103,5 +102,3 @@ func (c *wsClient) call(id int, method string, params any) message {
 	c.send(req(id, method, params))
 	return c.next()
 }
-
-func hexOf(b []byte) string { return hex.EncodeToString(b) }
