@@ -4,6 +4,13 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +23,8 @@ import (
 	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/stf"
 	"github.com/integritee-go/integritee/localnet"
+	"github.com/integritee-go/integritee/worker"
+	"github.com/integritee-go/integritee/worker/store"
 )
 
 // TestTwoWorkersOneShard runs the indirect-invocation scenario on a
@@ -202,5 +211,100 @@ func TestLocalnetTwoWorkers(t *testing.T) {
 	encls, _, err := c.EnclavesOf(ctx, teerex.Hash(n.Shard))
 	if err != nil || len(encls) != 2 {
 		t.Fatalf("registrations %+v, %v", encls, err)
+	}
+}
+
+// records keeps log messages with their attributes, for assertions.
+type records struct {
+	mu  sync.Mutex
+	out []string
+}
+
+func (r *records) Enabled(context.Context, slog.Level) bool { return true }
+func (r *records) Handle(_ context.Context, rec slog.Record) error {
+	var b strings.Builder
+	b.WriteString(rec.Message)
+	rec.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s=%v", a.Key, a.Value); return true })
+	r.mu.Lock()
+	r.out = append(r.out, b.String())
+	r.mu.Unlock()
+	return nil
+}
+func (r *records) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *records) WithGroup(string) slog.Handler      { return r }
+
+func (r *records) find(s string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range r.out {
+		if strings.Contains(m, s) {
+			return m
+		}
+	}
+	return ""
+}
+
+// TestProvisioningRefusesOtherMeasurement: a worker whose enclave binary
+// differs (another MRENCLAVE) does not get the shard's keys from the
+// shard's worker: its enclave refuses the provider (and the provider
+// would refuse it), so it keeps retrying and never creates or stores keys.
+func TestProvisioningRefusesOtherMeasurement(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	n, err := localnet.Start(ctx, localnet.Config{Workers: 1, EnclaveBinary: bins.enclave, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	// Another build: one more byte changes the sim measurement.
+	bin, err := os.ReadFile(bins.enclave)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(t.TempDir(), "integritee-enclave")
+	if err := os.WriteFile(other, append(bin, 0), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logs := &records{}
+	dataDir := filepath.Join(t.TempDir(), "impostor")
+	wc := worker.Config{
+		NodeRPC: n.NodeRPC(), DataDir: dataDir, Shard: n.Shard, RPCListen: "127.0.0.1:0", Dev: true,
+		Fund:      worker.DevFunder(n.NodeRPC(), accounts.DevKey("Alice"), localnet.WorkerFunding),
+		Provision: worker.ProvisionConfig{From: []string{n.Workers()[0].ProvisionAddr()}},
+		Logger:    slog.New(logs),
+		Enclave:   worker.ProcessFactory(worker.ProcessConfig{Path: other, Args: []string{"--tee", "sim"}}),
+	}
+	sctx, scancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := n.StartWorker(sctx, wc)
+		done <- err
+	}()
+	for logs.find("provisioning failed") == "" {
+		select {
+		case err := <-done:
+			t.Fatalf("worker with another MRENCLAVE started: %v", err)
+		case <-ctx.Done():
+			t.Fatal("no provisioning attempt")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	scancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("StartWorker = %v, want context.Canceled", err)
+	}
+	if m := logs.find("provisioning failed"); !strings.Contains(m, "MRENCLAVE not allowed") {
+		t.Fatalf("provisioning failure %q, want the peer's MRENCLAVE refused", m)
+	}
+	st, err := store.Open(filepath.Join(dataDir, "worker.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if k, err := st.SealedKeys(); err != nil || k != nil {
+		t.Fatalf("keys stored after a refused provisioning: %v %v", k, err)
+	}
+	if _, ok, err := st.Checkpoint(); err != nil || ok {
+		t.Fatalf("checkpoint stored after a refused provisioning: %v %v", ok, err)
 	}
 }
