@@ -29,6 +29,14 @@
 // means the enclave stopped after an internal failure and must be restarted
 // from the persisted state.
 //
+// # Provisioning
+//
+// The enclaves of a shard share its shielding and state keys. A new one
+// gets them, with a checkpoint, from another enclave of the shard over
+// mutual RA-TLS that runs inside both enclaves while the hosts only relay
+// the records (ProvisionInit, ProvisionStep, ProvisionServe); why this
+// transport and what each side checks is in provision.go.
+//
 // # Leakage
 //
 // The host sees: which blinded state entries each block changes (so when
