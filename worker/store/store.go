@@ -199,7 +199,9 @@ func (s *Store) Commit(b Batch) error {
 // (whose height stays that of the last chain block: the enclave executed
 // the calls on top of it) and the outgoing calls (its confirmation and
 // unshields). The block's number must follow the last stored shard block's
-// (1 for the first), and a chain block must have been committed before.
+// (any number for the first: a provisioned enclave continues the shard's
+// blocks where its provider was), and a chain block must have been
+// committed before.
 func (s *Store) CommitShardBlock(b Batch, block sidechain.SignedHeader) error {
 	enc, err := encodeBatch(b)
 	if err != nil {
@@ -222,7 +224,7 @@ func (s *Store) CommitShardBlock(b Batch, block sidechain.SignedHeader) error {
 		if err != nil {
 			return err
 		}
-		if n != last+1 {
+		if last != 0 && n != last+1 {
 			return fmt.Errorf("%w: shard block %d after %d", ErrShardBlockGap, n, last)
 		}
 		if err := tx.Bucket(bucketShard).Put(binary.BigEndian.AppendUint64(nil, n), hdr); err != nil {

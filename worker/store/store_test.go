@@ -125,7 +125,8 @@ func shardBlock(n uint64) sidechain.SignedHeader {
 	return sidechain.SignedHeader{Header: sidechain.Header{Number: n, StateHash: teerex.Hash{byte(n)}}, Signature: []byte{byte(n)}}
 }
 
-// TestCommitShardBlock: shard blocks are numbered 1, 2, ... on top of the
+// TestCommitShardBlock: shard blocks are numbered consecutively (from any
+// number: a provisioned enclave continues its provider's) on top of the
 // last chain block, written with their state changes, checkpoint and
 // outgoing calls in one transaction, and handed back after a reopen; a
 // wrong number or height writes nothing.
@@ -149,17 +150,17 @@ func TestCommitShardBlock(t *testing.T) {
 	if _, ok, err := s.LastShardBlock(); ok || err != nil {
 		t.Fatalf("last shard block of a fresh store: %v %v", ok, err)
 	}
-	if err := s.CommitShardBlock(batch(3, 10, 10), shardBlock(1)); err != nil {
+	if err := s.CommitShardBlock(batch(3, 10, 10), shardBlock(7)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CommitShardBlock(batch(3, 11, 11), shardBlock(2)); err != nil {
+	if err := s.CommitShardBlock(batch(3, 11, 11), shardBlock(8)); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		name string
 		h    int64
 		n    uint64
-	}{{"repeated number", 3, 2}, {"skipped number", 3, 4}, {"next height", 4, 3}, {"old height", 2, 3}} {
+	}{{"repeated number", 3, 8}, {"old number", 3, 1}, {"skipped number", 3, 10}, {"next height", 4, 9}, {"old height", 2, 9}} {
 		if err := s.CommitShardBlock(batch(tc.h, 99, 99), shardBlock(tc.n)); !errors.Is(err, store.ErrShardBlockGap) {
 			t.Errorf("%s: %v, want ErrShardBlockGap", tc.name, err)
 		}
@@ -168,7 +169,7 @@ func TestCommitShardBlock(t *testing.T) {
 	if err := s.Commit(store.Batch{Checkpoint: store.Checkpoint{Height: 4, StateRoot: [32]byte{12}, Sealed: []byte{12}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CommitShardBlock(batch(4, 13, 13), shardBlock(3)); err != nil {
+	if err := s.CommitShardBlock(batch(4, 13, 13), shardBlock(9)); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -176,17 +177,19 @@ func TestCommitShardBlock(t *testing.T) {
 	s = open(t, path)
 	cp, ok, err := s.Checkpoint()
 	if err != nil || !ok || cp.Height != 4 || cp.StateRoot != [32]byte{13} || !bytes.Equal(cp.Sealed, []byte{13}) {
-		t.Fatalf("checkpoint after shard block 3: %+v %v %v", cp, ok, err)
+		t.Fatalf("checkpoint after shard block 9: %+v %v %v", cp, ok, err)
 	}
 	last, ok, err := s.LastShardBlock()
-	if err != nil || !ok || last.Header.Number != 3 || last.Header.StateHash != (teerex.Hash{3}) || !bytes.Equal(last.Signature, []byte{3}) {
+	if err != nil || !ok || last.Header.Number != 9 || last.Header.StateHash != (teerex.Hash{9}) || !bytes.Equal(last.Signature, []byte{9}) {
 		t.Fatalf("last shard block %+v %v %v", last, ok, err)
 	}
-	if b, ok, err := s.ShardBlock(2); err != nil || !ok || b.Header.Number != 2 {
-		t.Fatalf("shard block 2: %+v %v %v", b, ok, err)
+	if b, ok, err := s.ShardBlock(8); err != nil || !ok || b.Header.Number != 8 {
+		t.Fatalf("shard block 8: %+v %v %v", b, ok, err)
 	}
-	if _, ok, err := s.ShardBlock(4); err != nil || ok {
-		t.Fatalf("shard block 4: %v %v", ok, err)
+	for _, n := range []uint64{1, 6, 10} {
+		if _, ok, err := s.ShardBlock(n); err != nil || ok {
+			t.Fatalf("shard block %d: %v %v", n, ok, err)
+		}
 	}
 	var got []int
 	s.Entries(func(e protocol.Entry) error {
