@@ -21,6 +21,15 @@
 // Outgoing calls stay in the outbox until they are on chain; a call
 // submitted twice is refused by the chain (an unshield pays once per call
 // hash, a confirmation must be above the enclave's last one).
+//
+// Direct invocation. With Config.RPCListen the worker serves the JSON-RPC
+// API of package worker/rpc: clients send encrypted trusted calls straight
+// to it, and it passes them to the enclave in batches, one shard block per
+// batch, under the same lock as block processing. A shard block is
+// committed (store.CommitShardBlock) before any of its calls is reported
+// executed, and its confirm_sidechain_block goes through the outbox like
+// every outgoing call; the chain's confirmations reach the watchers as the
+// worker processes the blocks that carry them (direct.go).
 package worker
 
 import (
