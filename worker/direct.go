@@ -127,17 +127,16 @@ func (b directBackend) SubmitCalls(ctx context.Context, calls [][]byte) ([]rpc.O
 
 // ExecuteGetter implements rpc.Backend. The request and the response are
 // ciphertexts for the enclave and the client. It runs between state
-// changes (not between a change and its commit), so an answer never shows
-// state that a crash could still take back.
+// changes (not between a change and its commit: callEnclave holds exec),
+// so an answer never shows state that a crash could still take back.
 func (b directBackend) ExecuteGetter(ctx context.Context, request []byte) ([]byte, error) {
 	w := b.w
 	if !w.isReady() {
 		return nil, rpc.ErrNotReady
 	}
-	w.exec.Lock()
-	defer w.exec.Unlock()
-	// A client that goes away mid-call must not cut the enclave's
-	// connection (which would force a restart): the call is short.
+	// callAs holds exec. A client that goes away mid-call must not cut
+	// the enclave's connection (which would force a restart): the call
+	// is short.
 	rep, err := callAs[*protocol.PrivateGetterReply](context.WithoutCancel(ctx), w, &protocol.PrivateGetter{Request: request})
 	if err != nil {
 		return nil, err

@@ -139,7 +139,8 @@ type Worker struct {
 	provLn net.Listener // the provisioning listener (provision.go)
 
 	// exec serialises the requests that change the enclave's state
-	// (ProcessBlock, SubmitCalls), each with its commit to the store.
+	// (ProcessBlock, SubmitCalls), each with its commit to the store, and
+	// the other enclave calls (callEnclave) with them.
 	exec sync.Mutex
 
 	mu         sync.Mutex // guards the fields below
@@ -289,7 +290,7 @@ func (w *Worker) run(ctx context.Context) error {
 		served := make(chan struct{})
 		go func() {
 			defer close(served)
-			if err := w.srv.Serve(sctx, ln); err != nil {
+			if err := w.serveRPC(sctx, ln); err != nil {
 				w.log.Error("worker rpc stopped", "err", err)
 			}
 		}()
@@ -513,8 +514,12 @@ func (w *Worker) loadEntries(ctx context.Context, e Enclave) (*protocol.ResumeRe
 
 // callEnclave calls the enclave, restarting it (and restoring its state
 // from the store) when the process died. Error replies are returned as
-// they are.
+// they are. It holds exec, like the requests that change the state: a
+// restart then never reads the store in the middle of a commit, and a
+// reading request never sees state that is not yet persisted.
 func (w *Worker) callEnclave(ctx context.Context, req protocol.Request) (protocol.Reply, error) {
+	w.exec.Lock()
+	defer w.exec.Unlock()
 	for attempt := 0; ; attempt++ {
 		e, _, err := w.enclave(ctx)
 		if err != nil {
