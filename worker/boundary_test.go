@@ -25,7 +25,7 @@ const module = "github.com/integritee-go/integritee/"
 // imports tee/sim for the dev chain's attestation policy: only the public
 // dev PKI.)
 func TestHostImportsNoEnclaveSecrets(t *testing.T) {
-	host := []string{"./", "./store", "../cmd/integritee-worker"}
+	host := []string{"./", "./store", "./rpc", "../cmd/integritee-worker"}
 	out, err := exec.Command("go", append([]string{"list", "-deps"}, host...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, out)
