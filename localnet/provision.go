@@ -11,10 +11,12 @@ import (
 	"github.com/integritee-go/integritee/worker"
 )
 
-// provisionConfig is worker i's key provisioning: every worker serves the
-// provisioning endpoint on a free loopback port; the first one creates
-// the shard's keys, and each later one gets them (and the state) from the
-// first, so all workers of the localnet serve one shard redundantly.
+// AddWorker starts one more worker of the shard and waits until it is
+// registered and syncing. The first worker finds no other enclave of the
+// shard on chain and creates the shard's keys; each later one finds the
+// registered ones and gets the keys and a state snapshot from one of them
+// through its registered URL (worker/provision.go), so all workers of the
+// localnet serve one shard redundantly.
 //
 // Indirect calls are ordered by the chain, so every worker applies them
 // alike. Direct calls (worker RPC) reach only the worker they are sent to
@@ -22,17 +24,6 @@ import (
 // production order, a later milestone): with several workers, send
 // direct calls to one worker only and expect the others' states to
 // diverge from then on.
-func (n *Net) provisionConfig(i int) worker.ProvisionConfig {
-	c := worker.ProvisionConfig{Listen: "127.0.0.1:0"}
-	if i > 0 && len(n.workers) > 0 {
-		c.From = []string{n.workers[0].ProvisionAddr()}
-	}
-	return c
-}
-
-// AddWorker starts one more worker of the shard (worker i = the number of
-// workers so far) and waits until it is registered and syncing. A worker
-// after the first is provisioned by the first.
 func (n *Net) AddWorker(ctx context.Context) (*Worker, error) {
 	i, cfg := len(n.workers), n.cfg
 	listen := "127.0.0.1:0"
@@ -43,7 +34,7 @@ func (n *Net) AddWorker(ctx context.Context) (*Worker, error) {
 		NodeRPC: n.node.RPCAddress(), DataDir: filepath.Join(n.Dir, fmt.Sprintf("worker-%d", i)),
 		Shard: n.Shard, RPCListen: listen, Dev: true, ConfirmEvery: cfg.ConfirmEvery,
 		Fund:   worker.DevFunder(n.node.RPCAddress(), accounts.DevKey("Alice"), WorkerFunding),
-		Logger: n.log.With("worker", i), Provision: n.provisionConfig(i),
+		Logger: n.log.With("worker", i),
 		Enclave: worker.ProcessFactory(worker.ProcessConfig{
 			Path: n.EnclaveBinary, Args: []string{"--tee", "sim"}, Logger: n.log.With("worker", i, "process", "enclave"),
 		}),

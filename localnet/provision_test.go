@@ -270,7 +270,7 @@ func TestProvisioningRefusesOtherMeasurement(t *testing.T) {
 	wc := worker.Config{
 		NodeRPC: n.NodeRPC(), DataDir: dataDir, Shard: n.Shard, RPCListen: "127.0.0.1:0", Dev: true,
 		Fund:      worker.DevFunder(n.NodeRPC(), accounts.DevKey("Alice"), localnet.WorkerFunding),
-		Provision: worker.ProvisionConfig{From: []string{n.Workers()[0].ProvisionAddr()}},
+		Provision: worker.ProvisionConfig{From: []string{n.Workers()[0].RPCAddr()}},
 		Logger:    slog.New(logs),
 		Enclave:   worker.ProcessFactory(worker.ProcessConfig{Path: other, Args: []string{"--tee", "sim"}}),
 	}

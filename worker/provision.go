@@ -38,9 +38,10 @@ import (
 // persists keys, entries and checkpoint, and the worker continues at the
 // checkpoint's height + 1 like a restarted one.
 //
-// The provider side is an HTTP endpoint (ProvisionHandler), served on its
-// own listener (ProvisionConfig.Listen) or mounted by the operator next
-// to the JSON-RPC:
+// The provider side is an HTTP endpoint (ProvisionHandler), served on the
+// worker's RPC address (the URL it registers on chain, where new workers
+// find it) and, if configured, on a listener of its own
+// (ProvisionConfig.Listen):
 //
 //	POST /provision/session           TLS bytes -> TLS bytes; opens a session
 //	                                  (Provision-Session header: its token)
@@ -58,14 +59,12 @@ import (
 
 // ProvisionConfig configures key provisioning.
 type ProvisionConfig struct {
-	// Listen is where the provisioning endpoint listens (host:port, port 0
-	// for a free one); empty serves none (ProvisionHandler can still be
-	// mounted elsewhere).
+	// Listen is an extra address for the provisioning endpoint (host:port,
+	// port 0 for a free one), besides the RPC address; empty: none.
 	Listen string
 	// From lists provisioning base URLs (http://host:port) of peer workers
 	// to ask for the shard's keys. Empty means the worker URLs of the
-	// active enclaves registered for the shard, which then must serve
-	// ProvisionHandler on their RPC address.
+	// active enclaves registered for the shard.
 	From []string
 	// Disabled makes the worker create its own keys even when other
 	// enclaves serve the shard (a separate deployment of the same
@@ -283,6 +282,30 @@ func (w *Worker) snapshot() (store.Checkpoint, []protocol.Entry, error) {
 		}
 	}
 	return store.Checkpoint{}, nil, errors.New("worker: state changes too fast for a snapshot")
+}
+
+// serveRPC is rpc.Server.Serve with one more route: the provisioning
+// endpoint under /provision/, so that a worker's registered URL is also
+// where new workers of the shard get their keys.
+func (w *Worker) serveRPC(ctx context.Context, ln net.Listener) error {
+	mux := http.NewServeMux()
+	mux.Handle("/provision/", w.ProvisionHandler())
+	mux.Handle("/", w.srv)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		w.srv.Close()
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	w.srv.Close()
+	hs.Shutdown(sctx)
+	<-errc
+	return nil
 }
 
 // serveProvisioning starts the provisioning listener, if configured.
