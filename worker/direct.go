@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/enclave/protocol"
@@ -21,6 +22,124 @@ import (
 // enclave call and the commit, so the state changes only by whole,
 // persisted requests, in one order: a shard block always sits on top of
 // the last persisted chain block and the shard block before it.
+
+// Direct calls and redundancy. A direct call reaches only the worker it is
+// sent to; the shard's other workers never see it, so with several
+// workers their states would fork (ordering direct calls among them needs
+// the sidechain's block production order, a later milestone). So a worker
+// refuses direct calls while more than one active enclave serves the
+// shard: the count comes from the chain at start and at every
+// registration check (submitLoop), and a worker that hands the shard's
+// keys to a new one (provisioning) counts it at once, before it has even
+// registered. Private getters stay allowed; indirect calls, ordered by the
+// chain, work with any number of workers.
+
+// CodeSeveralWorkers is the JSON-RPC error code of a direct call refused
+// because several enclaves serve the shard (ErrSeveralWorkers); nothing
+// changed.
+const CodeSeveralWorkers = 1050
+
+// ErrSeveralWorkers means a direct call was refused because more than one
+// active enclave serves the shard. The error returned also holds the
+// *rpc.Error (CodeSeveralWorkers) the RPC server answers with.
+var ErrSeveralWorkers = errors.New("worker: several enclaves serve the shard")
+
+// directRefusal is the message clients get with CodeSeveralWorkers.
+const directRefusal = "direct invocation needs a single worker per shard until sidechain ordering lands; use --indirect"
+
+// peerGrace is how long a worker that served a provisioning session counts
+// the new enclave without seeing it on chain: longer than a session lives
+// plus the new worker's registration and a few registration checks, after
+// which the chain's count alone decides.
+const peerGrace = provisionSessionTTL + 3*renewCheck
+
+// directAllowed returns nil if the shard has a single active enclave (this
+// one), else an ErrSeveralWorkers error carrying the RPC error. A
+// provisioning session in progress counts as a second enclave (until it
+// ends or expires, so a requester that is refused or goes away blocks
+// direct calls only briefly), a completed one for peerGrace.
+func (w *Worker) directAllowed() error {
+	w.mu.Lock()
+	n := w.shardEnclaves
+	if (w.joinOpen > 0 && time.Since(w.joinOpened) < provisionSessionTTL) ||
+		(!w.peerJoined.IsZero() && time.Since(w.peerJoined) < peerGrace) {
+		n = max(n, 2)
+	}
+	w.mu.Unlock()
+	if n <= 1 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrSeveralWorkers, &rpc.Error{
+		Code:    CodeSeveralWorkers,
+		Message: fmt.Sprintf("%s (%d active enclaves serve shard %x)", directRefusal, n, w.cfg.Shard),
+		Data:    map[string]int{"enclaves": n},
+	})
+}
+
+// peerSessionOpened records that this worker starts handing the shard's
+// keys and state to another enclave. It waits for a direct batch in
+// flight (exec), so the snapshot served next holds every direct call this
+// worker accepted, and none is accepted after it.
+func (w *Worker) peerSessionOpened() {
+	w.exec.Lock()
+	defer w.exec.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.joinOpen++
+	w.joinOpened = time.Now()
+}
+
+// peerSessionEnded records the end of a provisioning session: completed
+// (the keys went to the peer, which is to register next) or refused.
+func (w *Worker) peerSessionEnded(completed bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.joinOpen = max(w.joinOpen-1, 0)
+	if completed {
+		w.peerJoined = time.Now()
+		w.log.Info("provisioned another enclave of the shard: direct calls refused from now on")
+	}
+}
+
+// refreshShardEnclaves reads from the chain how many active enclaves are
+// registered with the shard's current measurement.
+func (w *Worker) refreshShardEnclaves(ctx context.Context) error {
+	st, err := w.node.Shard(ctx, teerex.Hash(w.cfg.Shard))
+	if err != nil {
+		return fmt.Errorf("shard %x: %w", w.cfg.Shard, err)
+	}
+	n, err := w.activeEnclaves(ctx, st.Shard, st.Height)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	prev := w.shardEnclaves
+	w.shardEnclaves = n
+	w.mu.Unlock()
+	if n != prev {
+		w.log.Info("active enclaves of the shard", "enclaves", n, "direct_calls", n <= 1)
+	}
+	return nil
+}
+
+func (w *Worker) activeEnclaves(ctx context.Context, s bridge.Shard, height int64) (int, error) {
+	m := s.MRENCLAVEAt(uint64(max(height, 0)))
+	encls, _, err := w.node.EnclavesOf(ctx, m)
+	if err != nil {
+		return 0, fmt.Errorf("enclaves of %s: %w", m, err)
+	}
+	pol, _, err := w.node.Policy(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range encls {
+		if time.Now().Before(e.ExpiresAt(pol.RenewalPeriod())) {
+			n++
+		}
+	}
+	return n, nil
+}
 
 // directBackend is the worker as the RPC server's rpc.Backend.
 type directBackend struct{ w *Worker }
@@ -65,6 +184,11 @@ func (b directBackend) SubmitCalls(ctx context.Context, calls [][]byte) ([]rpc.O
 	}
 	w.exec.Lock()
 	defer w.exec.Unlock()
+	// Checked under exec: peerJoining takes it too, so no batch slips in
+	// between a provisioning snapshot and the refusal.
+	if err := w.directAllowed(); err != nil {
+		return nil, err
+	}
 	e, gen, err := w.enclave(ctx)
 	if err != nil {
 		return nil, err

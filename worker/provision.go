@@ -141,9 +141,13 @@ func (w *Worker) serveProvisionStep(ps *provisionServer, rw http.ResponseWriter,
 	req := &protocol.ProvisionServe{In: in}
 	var s *provisionSession
 	if token == "" {
+		// Direct calls are refused from here on (direct.go): the
+		// snapshot must hold every one this worker accepted.
+		w.peerSessionOpened()
 		s = &provisionSession{created: time.Now()}
 		var cp store.Checkpoint
 		if cp, s.entries, err = w.snapshot(); err != nil {
+			w.peerSessionEnded(false)
 			http.Error(rw, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
@@ -157,6 +161,7 @@ func (w *Worker) serveProvisionStep(ps *provisionServer, rw http.ResponseWriter,
 	rep, err := callAs[*protocol.ProvisionServeReply](r.Context(), w, req)
 	if err != nil {
 		w.log.Warn("provisioning session refused", "err", err)
+		w.peerSessionEnded(false)
 		if token != "" {
 			ps.drop(token)
 		}
@@ -166,6 +171,7 @@ func (w *Worker) serveProvisionStep(ps *provisionServer, rw http.ResponseWriter,
 	if token == "" {
 		s.enclave = rep.Session
 		if token, err = ps.add(s); err != nil {
+			w.peerSessionEnded(false)
 			http.Error(rw, err.Error(), http.StatusInternalServerError)
 			return
 		}
@@ -173,6 +179,7 @@ func (w *Worker) serveProvisionStep(ps *provisionServer, rw http.ResponseWriter,
 	}
 	rw.Header().Set(headerSession, token)
 	if rep.Done {
+		w.peerSessionEnded(true)
 		rw.Header().Set(headerDone, "1")
 	}
 	rw.Header().Set("Content-Type", "application/octet-stream")

@@ -184,6 +184,9 @@ func (w *Worker) submitLoop(ctx context.Context) error {
 					w.log.Warn("renew registration", "err", err)
 				}
 			}
+			if err := w.refreshShardEnclaves(ctx); err != nil && ctx.Err() == nil {
+				w.log.Warn("count the shard's enclaves", "err", err)
+			}
 			nextRenew = time.Now().Add(renewCheck)
 		}
 		for ctx.Err() == nil {

@@ -150,6 +150,15 @@ type Worker struct {
 	height     int64 // last processed and persisted height
 	stateRoot  [32]byte
 	shardBlock uint64 // last persisted shard block (direct calls)
+	// shardEnclaves is the number of active enclaves the chain listed for
+	// the shard at the last check; joinOpen counts the provisioning
+	// sessions in progress (the last opened at joinOpened), peerJoined is
+	// when one last completed. Direct calls need a single enclave
+	// (direct.go).
+	shardEnclaves int
+	joinOpen      int
+	joinOpened    time.Time
+	peerJoined    time.Time
 
 	ready  chan struct{}
 	notify chan struct{} // outbox has new calls
@@ -313,6 +322,11 @@ func (w *Worker) run(ctx context.Context) error {
 		return err
 	}
 	if err := w.ensureRegistered(ctx); err != nil {
+		return err
+	}
+	// Before the RPC serves direct calls: the count includes this enclave
+	// and, for a provisioned one, its provider.
+	if err := retry(ctx, w.log, "count the shard's enclaves", func() error { return w.refreshShardEnclaves(ctx) }); err != nil {
 		return err
 	}
 	h, root := w.Processed()
