@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -13,12 +16,13 @@ import (
 )
 
 func localnetGroup() group {
-	return group{name: "localnet", summary: "run a dev node and sim workers on this machine until Ctrl-C (localnet [--workers N])", run: runLocalnet}
+	return group{name: "localnet", summary: "run a dev node and sim workers on this machine, show them at work, keep them running until Ctrl-C (localnet [--workers N] [--demo=false])", run: runLocalnet}
 }
 
 func runLocalnet(e *env, args []string) error {
-	fs := newFlagSet(e, "localnet", "[--workers N] [--dir DIR] [--node-rpc HOST:PORT] [--worker-rpc-port P] [--enclave PATH]")
-	workers := fs.Int("workers", 1, "number of workers")
+	fs := newFlagSet(e, "localnet", "[--workers N] [--demo=false] [--dir DIR] [--node-rpc HOST:PORT] [--worker-rpc-port P] [--enclave PATH]")
+	workers := fs.Int("workers", 2, "number of workers; the first creates the shard's keys, the others are provisioned by it")
+	demo := fs.Bool("demo", true, "run the demo after startup (shield, confidential transfer, unshield, checks on every worker and on chain); a failed check exits with status 1")
 	dir := fs.String("dir", "", "`directory` for the node home and worker data; reused if it exists (default: a temporary one, removed on exit)")
 	nodeRPC := fs.String("node-rpc", "127.0.0.1:26657", "node RPC listen `address` (port 0: a free port)")
 	workerPort := fs.Int("worker-rpc-port", 2000, "RPC `port` of worker 0; worker i listens on port+i (0: free ports)")
@@ -61,22 +65,75 @@ func runLocalnet(e *env, args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return serveLocalnet(ctx, e, cfg, *demo)
+}
+
+// serveLocalnet starts the network, runs the demo if asked, prints what to
+// try by hand and keeps the network running until ctx is done.
+func serveLocalnet(ctx context.Context, e *env, cfg localnet.Config, demo bool) (err error) {
 	if cfg.EnclaveBinary == "" {
-		fmt.Fprintln(e.stdout, "building integritee-enclave ...")
+		fmt.Fprintln(e.stdout, "building integritee-enclave (the first run compiles it; later runs reuse Go's build cache) ...")
 	}
+	fmt.Fprintf(e.stdout, "starting a validator and %d worker(s) in simulated-TEE mode ...\n", cfg.Workers)
 	ln, err := localnet.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		fmt.Fprintln(e.stdout, "stopping ...")
+		err = errors.Join(err, ln.Stop())
+	}()
 	ln.Describe(e.stdout)
-	if ws := ln.Workers(); len(ws) > 0 {
-		fmt.Fprintf(e.stdout, "\ntry:\n")
-		fmt.Fprintf(e.stdout, "  integritee-cli trusted shield --node %s --worker %s --from Alice --amount 1000 --to Alice//incognito\n", ln.NodeRPC(), ws[0].RPCAddr())
-		fmt.Fprintf(e.stdout, "  integritee-cli trusted transfer --indirect --node %s --worker %s --from Alice//incognito --to Bob//incognito --amount 300\n", ln.NodeRPC(), ws[0].RPCAddr())
-		fmt.Fprintf(e.stdout, "  integritee-cli trusted balance --node %s --worker %s --account Bob//incognito\n", ln.NodeRPC(), ws[0].RPCAddr())
+	if demo && len(ln.Workers()) > 0 {
+		fmt.Fprintln(e.stdout)
+		if err := ln.Demo(ctx, e.stdout); err != nil {
+			return err
+		}
 	}
+	tryCommands(e.stdout, ln)
 	fmt.Fprintln(e.stdout, "\nlocalnet running; Ctrl-C stops it")
 	<-ctx.Done()
-	fmt.Fprintln(e.stdout, "stopping ...")
-	return ln.Stop()
+	return nil
+}
+
+// cliCommand is how the printed examples run the CLI: from the module's
+// root, like the localnet command itself.
+const cliCommand = "go run ./cmd/integritee-cli"
+
+// tryCommands prints commands to try in another shell. Flags equal to the
+// trusted commands' defaults are left out. One worker takes direct calls
+// (watched until confirmed on chain); several take indirect ones only
+// (worker.CodeSeveralWorkers), and each answers the getters alike.
+func tryCommands(w io.Writer, ln *localnet.Net) {
+	ws := ln.Workers()
+	if len(ws) == 0 {
+		return
+	}
+	var tf trustedFlags
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	tf.register(fs)
+	node := ""
+	if ln.NodeRPC() != fs.Lookup("node").DefValue {
+		node = " --node " + ln.NodeRPC()
+	}
+	conn := func(worker string) string {
+		if worker != fs.Lookup("worker").DefValue {
+			return node + " --worker " + worker
+		}
+		return node
+	}
+	w0 := conn(ws[0].RPCAddr())
+	path, how := "--watch", "directly to the worker, watched until the chain confirms its shard block"
+	if len(ws) > 1 {
+		path, how = "--indirect", "through the chain (direct calls need a single worker per shard)"
+	}
+	fmt.Fprintf(w, "\ntry it from another shell in this directory (trusted calls go %s):\n", how)
+	fmt.Fprintf(w, "  %s trusted shield%s --from Alice --amount 1000 --to Alice//incognito\n", cliCommand, w0)
+	fmt.Fprintf(w, "  %s trusted transfer %s%s --from Alice//incognito --to Bob//incognito --amount 300\n", cliCommand, path, w0)
+	fmt.Fprintf(w, "  %s trusted unshield %s%s --from Bob//incognito --to Bob --amount 100\n", cliCommand, path, w0)
+	for _, wk := range ws {
+		fmt.Fprintf(w, "  %s trusted balance%s --account Bob//incognito\n", cliCommand, conn(wk.RPCAddr()))
+	}
+	fmt.Fprintf(w, "  %s shard show %x%s\n", cliCommand, ln.Shard, node)
+	fmt.Fprintf(w, "  %s balance Bob%s\n", cliCommand, node)
 }

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/integritee-go/integritee/localnet"
+)
+
+// lockedBuffer is a bytes.Buffer written by the command while the test
+// reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestLocalnetCommand runs `integritee-cli localnet` with one and with two
+// workers: the demo passes, and every command it then suggests works when
+// run as printed (direct calls watched with one worker, --indirect with
+// two). Ports are free ones, so the suggestions carry --node and --worker.
+func TestLocalnetCommand(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	enclave, err := localnet.BuildEnclave(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		workers int
+		path    string
+	}{{1, "--watch"}, {2, "--indirect"}} {
+		t.Run(fmt.Sprintf("workers=%d", tc.workers), func(t *testing.T) {
+			var out lockedBuffer
+			e := &env{stdout: &out, stderr: &bytes.Buffer{}, now: time.Now}
+			sctx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() {
+				done <- serveLocalnet(sctx, e, localnet.Config{Workers: tc.workers, EnclaveBinary: enclave}, true)
+			}()
+			for !strings.Contains(out.String(), "localnet running") {
+				select {
+				case err := <-done:
+					stop()
+					t.Fatalf("localnet stopped: %v\n%s", err, out.String())
+				case <-ctx.Done():
+					stop()
+					t.Fatalf("localnet not running:\n%s", out.String())
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+			text := out.String()
+			if !strings.Contains(text, "demo passed") {
+				t.Errorf("no demo in the output:\n%s", text)
+			}
+			var cmds [][]string
+			for _, line := range strings.Split(text, "\n") {
+				if rest, ok := strings.CutPrefix(strings.TrimSpace(line), cliCommand+" "); ok {
+					cmds = append(cmds, strings.Fields(rest))
+				}
+			}
+			if len(cmds) != 5+tc.workers || !strings.Contains(text, "trusted transfer "+tc.path) || !strings.Contains(text, "trusted unshield "+tc.path) {
+				t.Errorf("suggested commands (want the %s path):\n%s", tc.path, text)
+			}
+			for _, args := range cmds {
+				code, stdout, stderr := runCLI(t, nil, args...)
+				if code != 0 {
+					t.Errorf("%s %s: exit %d: %s", cliCommand, strings.Join(args, " "), code, stderr)
+				} else {
+					t.Logf("%s %s:\n%s", cliCommand, strings.Join(args, " "), stdout)
+				}
+			}
+			stop()
+			if err := <-done; err != nil {
+				t.Fatalf("localnet: %v", err)
+			}
+		})
+	}
+}
