@@ -127,6 +127,8 @@ func (d *demo) run(ctx context.Context) error {
 			fmt.Fprintf(d.out, "  FAIL %-16s %v\n", s.name, err)
 			return fmt.Errorf("%w: %s: %w", ErrDemo, s.name, err)
 		}
+		// Continuation lines line up under the first.
+		msg = strings.ReplaceAll(msg, "\n", "\n"+strings.Repeat(" ", 24))
 		fmt.Fprintf(d.out, "  ok   %-16s %s\n", s.name, msg)
 	}
 	return nil
@@ -147,9 +149,14 @@ func (d *demo) registered(ctx context.Context) (string, error) {
 	}
 	var parts []string
 	var keyHash teerex.Hash
+	seen := map[tx.Address]bool{}
 	for i, w := range d.n.workers {
 		id := w.Identity()
 		reg, ok := byAddr[w.Signer()]
+		if ok && seen[reg.Signer] {
+			return "", fmt.Errorf("workers share the signer %s: signers must be per enclave", reg.Signer)
+		}
+		seen[reg.Signer] = true
 		if !ok {
 			return "", fmt.Errorf("worker %d's enclave %s is not registered for MRENCLAVE %s", i, id.Signer, m)
 		}
@@ -174,7 +181,7 @@ func (d *demo) registered(ctx context.Context) (string, error) {
 		d.tcs = append(d.tcs, tc)
 		parts = append(parts, fmt.Sprintf("worker %d signer %s", i, short(reg.Signer[:])))
 	}
-	return fmt.Sprintf("%s, MRENCLAVE %s, %s; shielding key sha256 %s", plural(len(d.n.workers), "enclave"), short(m[:]), strings.Join(parts, ", "), short(keyHash[:])), nil
+	return fmt.Sprintf("%s of MRENCLAVE %s with one shielding key (sha256 %s)\n%s", plural(len(d.n.workers), "enclave"), short(m[:]), short(keyHash[:]), strings.Join(parts, ", ")), nil
 }
 
 func (d *demo) shield(ctx context.Context) (string, error) {
@@ -315,9 +322,10 @@ func (d *demo) publicBalances(ctx context.Context) (string, error) {
 	case st.VaultBalance != wantVault:
 		return "", fmt.Errorf("the vault holds %s, want %s", commas(st.VaultBalance), commas(wantVault))
 	}
-	return fmt.Sprintf("Alice %s = %s - %s - fees %s; Bob %s = %s + %s - fee %s; vault %s",
+	return fmt.Sprintf("Alice %s = %s - %s shielded - fees %s\nBob   %s = %s + %s unshielded - fee %s\nvault %s = %s + %s - %s",
 		commas(alice), commas(d.alice0), commas(DemoShield), joinCommas(d.aliceFees, " - "),
-		commas(bob), commas(d.bob0), commas(DemoUnshield), joinCommas(d.bobFees, " - "), commas(st.VaultBalance)), nil
+		commas(bob), commas(d.bob0), commas(DemoUnshield), joinCommas(d.bobFees, " - "),
+		commas(st.VaultBalance), commas(d.vault0), commas(DemoShield), commas(DemoUnshield)), nil
 }
 
 // confirmations waits until every enclave confirmed a block after the

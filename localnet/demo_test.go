@@ -33,10 +33,10 @@ func TestDemoTwoWorkers(t *testing.T) {
 	}
 	t.Logf("demo output:\n%s", out.String())
 	for _, want := range []string{
-		"ok   registered       2 enclave(s)",
+		"ok   registered       2 enclaves of MRENCLAVE",
 		"ok   direct refused",
 		"worker 0: 700 / 200; worker 1: 700 / 200",
-		"vault 900",
+		"vault 900 = 0 + 1,000 - 100",
 		"; 0 divergences on chain",
 		"demo passed",
 	} {
