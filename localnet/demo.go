@@ -316,9 +316,9 @@ func (d *demo) publicBalances(ctx context.Context) (string, error) {
 	wantVault := d.vault0 + DemoShield - DemoUnshield
 	switch {
 	case alice != wantAlice:
-		return "", fmt.Errorf("Alice holds %s, want %s = %s - %s - fees %s", commas(alice), commas(wantAlice), commas(d.alice0), commas(DemoShield), joinCommas(d.aliceFees, " - "))
+		return "", fmt.Errorf("public balance of Alice %s, want %s = %s - %s - fees %s", commas(alice), commas(wantAlice), commas(d.alice0), commas(DemoShield), joinCommas(d.aliceFees, " - "))
 	case bob != wantBob:
-		return "", fmt.Errorf("Bob holds %s, want %s = %s + %s - fee %s", commas(bob), commas(wantBob), commas(d.bob0), commas(DemoUnshield), joinCommas(d.bobFees, " - "))
+		return "", fmt.Errorf("public balance of Bob %s, want %s = %s + %s - fee %s", commas(bob), commas(wantBob), commas(d.bob0), commas(DemoUnshield), joinCommas(d.bobFees, " - "))
 	case st.VaultBalance != wantVault:
 		return "", fmt.Errorf("the vault holds %s, want %s", commas(st.VaultBalance), commas(wantVault))
 	}
@@ -390,7 +390,7 @@ func (d *demo) directTransfer(ctx context.Context) (string, error) {
 		return "", err
 	}
 	if a != d.wantA || b != d.wantB {
-		return "", fmt.Errorf("Alice//incognito %s, Bob//incognito %s; want %s and %s", commas(a), commas(b), commas(d.wantA), commas(d.wantB))
+		return "", fmt.Errorf("balances of Alice//incognito %s and Bob//incognito %s, want %s and %s", commas(a), commas(b), commas(d.wantA), commas(d.wantB))
 	}
 	var confirmedAt uint64
 	err = poll(ctx, fmt.Sprintf("shard block %d confirmed on chain", r.Block.Number), func() (bool, error) {
