@@ -74,7 +74,7 @@ func serveLocalnet(ctx context.Context, e *env, cfg localnet.Config, demo bool) 
 	if cfg.EnclaveBinary == "" {
 		fmt.Fprintln(e.stdout, "building integritee-enclave (the first run compiles it; later runs reuse Go's build cache) ...")
 	}
-	fmt.Fprintf(e.stdout, "starting a validator and %d worker(s) in simulated-TEE mode ...\n", cfg.Workers)
+	fmt.Fprintf(e.stdout, "starting a validator and %d worker(s) in simulated-TEE mode ...\n", max(cfg.Workers, 0))
 	ln, err := localnet.Start(ctx, cfg)
 	if err != nil {
 		return err
@@ -123,11 +123,11 @@ func tryCommands(w io.Writer, ln *localnet.Net) {
 		return node
 	}
 	w0 := conn(ws[0].RPCAddr())
-	path, how := "--watch", "directly to the worker, watched until the chain confirms its shard block"
+	path, how := "--watch", "trusted calls go directly to the worker, watched until the chain confirms their shard block"
 	if len(ws) > 1 {
-		path, how = "--indirect", "through the chain (direct calls need a single worker per shard)"
+		path, how = "--indirect", "trusted calls go through the chain: direct calls need a single worker per shard"
 	}
-	fmt.Fprintf(w, "\ntry it from another shell in this directory (trusted calls go %s):\n", how)
+	fmt.Fprintf(w, "\ntry it from another shell in this directory (%s):\n", how)
 	fmt.Fprintf(w, "  %s trusted shield%s --from Alice --amount 1000 --to Alice//incognito\n", cliCommand, w0)
 	fmt.Fprintf(w, "  %s trusted transfer %s%s --from Alice//incognito --to Bob//incognito --amount 300\n", cliCommand, path, w0)
 	fmt.Fprintf(w, "  %s trusted unshield %s%s --from Bob//incognito --to Bob --amount 100\n", cliCommand, path, w0)
