@@ -19,11 +19,12 @@ import (
 // localnet serve one shard redundantly.
 //
 // Indirect calls are ordered by the chain, so every worker applies them
-// alike. Direct calls (worker RPC) reach only the worker they are sent to
-// and the others do not follow them yet (that needs the sidechain's block
-// production order, a later milestone): with several workers, send
-// direct calls to one worker only and expect the others' states to
-// diverge from then on.
+// alike. Direct calls (worker RPC) would reach only the worker they are
+// sent to, and the others cannot follow them yet (that needs the
+// sidechain's block production order, a later milestone): so from the
+// moment a second worker is provisioned, every worker of the shard
+// refuses direct calls (worker.CodeSeveralWorkers); the state they had
+// accepted until then is in the new worker's snapshot.
 func (n *Net) AddWorker(ctx context.Context) (*Worker, error) {
 	i, cfg := len(n.workers), n.cfg
 	listen := "127.0.0.1:0"

@@ -53,9 +53,10 @@ import (
 // Direct invocation with several workers needs an order among them (a
 // sidechain with rotating block production, a later milestone): a direct
 // call reaches only the worker it is sent to, and the others do not
-// follow it, so their states diverge. Until then send direct calls to
-// shards with one worker only; indirect calls (ordered by the chain) are
-// safe with any number.
+// follow it. Until then a worker refuses direct calls from the moment it
+// opens a provisioning session, and while the chain lists more than one
+// active enclave for the shard (direct.go); indirect calls (ordered by
+// the chain) are safe with any number.
 
 // ProvisionConfig configures key provisioning.
 type ProvisionConfig struct {

@@ -29,7 +29,10 @@
 // committed (store.CommitShardBlock) before any of its calls is reported
 // executed, and its confirm_sidechain_block goes through the outbox like
 // every outgoing call; the chain's confirmations reach the watchers as the
-// worker processes the blocks that carry them (direct.go).
+// worker processes the blocks that carry them (direct.go). Direct calls
+// need a single worker per shard until the sidechain orders them among
+// several: with more than one active enclave a worker refuses them
+// (ErrSeveralWorkers, RPC error CodeSeveralWorkers).
 package worker
 
 import (

@@ -74,7 +74,7 @@ func serveLocalnet(ctx context.Context, e *env, cfg localnet.Config, demo bool) 
 	if cfg.EnclaveBinary == "" {
 		fmt.Fprintln(e.stdout, "building integritee-enclave (the first run compiles it; later runs reuse Go's build cache) ...")
 	}
-	fmt.Fprintf(e.stdout, "starting a validator and %d worker(s) in simulated-TEE mode ...\n", max(cfg.Workers, 0))
+	fmt.Fprintf(e.stdout, "starting a validator and %d worker(s) in simulated-TEE mode ...\n", cfg.Workers)
 	ln, err := localnet.Start(ctx, cfg)
 	if err != nil {
 		return err
