@@ -3,7 +3,9 @@
 // genesis: funded dev accounts, Alice is sudo, the sim attestation root
 // trusted) and one or more workers whose enclaves run as sim child
 // processes, all on loopback. Each worker's enclave account is funded from
-// Alice and registered before Start returns.
+// Alice and registered before Start returns. Net.Demo shows a running
+// network at work and checks every result (`integritee-cli localnet`
+// runs it after startup).
 package localnet
 
 import (
