@@ -85,7 +85,10 @@ func transferCall(from, to tx.Address, amount uint64) stf.Call {
 func TestDirectInvocation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	net, err := localnet.Start(ctx, localnet.Config{EnclaveBinary: bins.enclave, Logger: testLogger()})
+	// 400 ms blocks: a direct call takes milliseconds, so with this
+	// margin "answered before the chain moved on" does not hinge on how
+	// loaded the test machine is.
+	net, err := localnet.Start(ctx, localnet.Config{EnclaveBinary: bins.enclave, Logger: testLogger(), BlockTime: 400 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,6 +52,9 @@ type Config struct {
 	WorkerRPCBasePort int
 	// ConfirmEvery is the workers' blocks per confirmation (0: every block).
 	ConfirmEvery uint32
+	// BlockTime is the validator's timeout_commit for a new home; zero
+	// keeps the dev default (150 ms).
+	BlockTime time.Duration
 	// Logger receives the node's and workers' logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -138,6 +141,9 @@ func (n *Net) startNode(cfg Config) error {
 	if _, err := os.Stat(filepath.Join(home, "config", "genesis.json")); errors.Is(err, os.ErrNotExist) {
 		c := node.DefaultConfig(true)
 		c.RPCListen, c.P2PListen = rpc, p2p
+		if cfg.BlockTime > 0 {
+			c.TimeoutCommit = node.Duration(cfg.BlockTime)
+		}
 		if err := node.Init(home, node.InitOptions{Dev: true, Config: &c}); err != nil {
 			return err
 		}
