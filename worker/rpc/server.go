@@ -221,7 +221,13 @@ func (s *Server) batchLoop() {
 			err = errors.New("backend returned a wrong number of outcomes")
 		}
 		if err != nil {
-			s.log.Warn("submit calls", "calls", len(jobs), "err", err)
+			// A refusal the backend words for the client (an *Error) is
+			// the client's business, not an operator's warning.
+			level := slog.LevelWarn
+			if _, ok := errors.AsType[*Error](err); ok {
+				level = slog.LevelInfo
+			}
+			s.log.Log(context.Background(), level, "submit calls", "calls", len(jobs), "err", err)
 		}
 		for i, j := range jobs {
 			if err != nil {
