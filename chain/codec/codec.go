@@ -1,6 +1,7 @@
-// Package codec is the deterministic CBOR used on the chain: Core
-// Deterministic Encoding (RFC 8949 section 4.2.1) for output and strict,
-// canonical-only decoding for input.
+// Package codec is the project's deterministic CBOR: Core Deterministic
+// Encoding (RFC 8949 section 4.2.1) for output and strict, canonical-only
+// decoding for input. The chain's transactions and the enclave protocol use
+// it with different size limits.
 package codec
 
 import (
@@ -13,25 +14,36 @@ import (
 )
 
 // ErrNonCanonical is returned when input decodes but is not in Core
-// Deterministic Encoding, so that every transaction has exactly one encoding
-// (and one hash).
+// Deterministic Encoding, so that every value has exactly one encoding (and
+// one hash). Re-encoding also catches what the decoder lets pass silently,
+// such as a byte string of the wrong length for a fixed-size array.
 var ErrNonCanonical = errors.New("cbor is not in core deterministic encoding")
 
-type modes struct {
+// Limits bound what a decoder accepts, against inputs built to exhaust
+// memory.
+type Limits struct {
+	MaxArrayElements int
+	MaxMapPairs      int
+}
+
+// chainLimits are the limits of chain transactions and state.
+var chainLimits = Limits{MaxArrayElements: 4096, MaxMapPairs: 256}
+
+// Codec encodes and decodes with fixed limits.
+type Codec struct {
 	enc cbor.EncMode
 	dec cbor.DecMode
 }
 
-// codec builds the encoding modes once; the options are constants, so an
-// error here is a programming error that every call reports.
-var codec = sync.OnceValues(func() (modes, error) {
+// New returns a codec with the given decoding limits.
+func New(l Limits) (*Codec, error) {
 	eo := cbor.CoreDetEncOptions()
 	eo.ByteArray = cbor.ByteArrayToByteSlice
 	eo.IndefLength = cbor.IndefLengthForbidden
 	eo.TagsMd = cbor.TagsForbidden
 	enc, err := eo.EncMode()
 	if err != nil {
-		return modes{}, fmt.Errorf("cbor encoding options: %w", err)
+		return nil, fmt.Errorf("cbor encoding options: %w", err)
 	}
 	do := cbor.DecOptions{
 		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
@@ -39,38 +51,28 @@ var codec = sync.OnceValues(func() (modes, error) {
 		TagsMd:            cbor.TagsForbidden,
 		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
 		MaxNestedLevels:   16,
-		MaxArrayElements:  4096,
-		MaxMapPairs:       256,
+		MaxArrayElements:  l.MaxArrayElements,
+		MaxMapPairs:       l.MaxMapPairs,
 		UTF8:              cbor.UTF8RejectInvalid,
 	}
 	dec, err := do.DecMode()
 	if err != nil {
-		return modes{}, fmt.Errorf("cbor decoding options: %w", err)
+		return nil, fmt.Errorf("cbor decoding options: %w", err)
 	}
-	return modes{enc: enc, dec: dec}, nil
-})
+	return &Codec{enc: enc, dec: dec}, nil
+}
 
 // Marshal encodes v in Core Deterministic Encoding.
-func Marshal(v any) ([]byte, error) {
-	m, err := codec()
-	if err != nil {
-		return nil, err
-	}
-	return m.enc.Marshal(v)
-}
+func (c *Codec) Marshal(v any) ([]byte, error) { return c.enc.Marshal(v) }
 
 // Unmarshal decodes data into v strictly: duplicate keys, unknown fields,
 // indefinite lengths, tags, trailing bytes and non-canonical encodings are
 // all rejected.
-func Unmarshal(data []byte, v any) error {
-	m, err := codec()
-	if err != nil {
+func (c *Codec) Unmarshal(data []byte, v any) error {
+	if err := c.dec.Unmarshal(data, v); err != nil {
 		return err
 	}
-	if err := m.dec.Unmarshal(data, v); err != nil {
-		return err
-	}
-	again, err := m.enc.Marshal(v)
+	again, err := c.enc.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("re-encode: %w", err)
 	}
@@ -78,4 +80,26 @@ func Unmarshal(data []byte, v any) error {
 		return ErrNonCanonical
 	}
 	return nil
+}
+
+// chain is built once; its options are constants, so an error is a
+// programming error that every call reports.
+var chain = sync.OnceValues(func() (*Codec, error) { return New(chainLimits) })
+
+// Marshal encodes v with the chain's codec.
+func Marshal(v any) ([]byte, error) {
+	c, err := chain()
+	if err != nil {
+		return nil, err
+	}
+	return c.Marshal(v)
+}
+
+// Unmarshal decodes data into v with the chain's codec.
+func Unmarshal(data []byte, v any) error {
+	c, err := chain()
+	if err != nil {
+		return err
+	}
+	return c.Unmarshal(data, v)
 }

@@ -17,81 +17,34 @@
 package protocol
 
 import (
-	"bytes"
-	"errors"
-	"fmt"
 	"sync"
 
-	"github.com/fxamacker/cbor/v2"
+	"github.com/integritee-go/integritee/chain/codec"
 )
 
-// ErrNonCanonical is returned for CBOR that decodes but is not in Core
-// Deterministic Encoding. Re-encoding also catches what the decoder lets
-// pass silently, such as a byte string of the wrong length for a fixed-size
-// array.
-var ErrNonCanonical = errors.New("cbor is not in core deterministic encoding")
-
-type modes struct {
-	enc cbor.EncMode
-	dec cbor.DecMode
-}
-
-// codec builds the CBOR modes once; the options are constants, so an error
-// is a programming error that every call reports.
-var codec = sync.OnceValues(func() (modes, error) {
-	eo := cbor.CoreDetEncOptions()
-	eo.ByteArray = cbor.ByteArrayToByteSlice
-	eo.IndefLength = cbor.IndefLengthForbidden
-	eo.TagsMd = cbor.TagsForbidden
-	enc, err := eo.EncMode()
-	if err != nil {
-		return modes{}, fmt.Errorf("cbor encoding options: %w", err)
-	}
-	do := cbor.DecOptions{
-		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		IndefLength:       cbor.IndefLengthForbidden,
-		TagsMd:            cbor.TagsForbidden,
-		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-		MaxNestedLevels:   16,
-		// A block may carry many transactions and a state load many
-		// entries; the frame size limit bounds the total anyway.
-		MaxArrayElements: 1 << 20,
-		MaxMapPairs:      64,
-		UTF8:             cbor.UTF8RejectInvalid,
-	}
-	dec, err := do.DecMode()
-	if err != nil {
-		return modes{}, fmt.Errorf("cbor decoding options: %w", err)
-	}
-	return modes{enc: enc, dec: dec}, nil
+// protocolCodec is the project's deterministic CBOR with the protocol's
+// limits: a block may carry many transactions and a state load many
+// entries; the frame size limit bounds the total anyway.
+var protocolCodec = sync.OnceValues(func() (*codec.Codec, error) {
+	return codec.New(codec.Limits{MaxArrayElements: 1 << 20, MaxMapPairs: 64})
 })
 
 // Marshal encodes v in Core Deterministic Encoding.
 func Marshal(v any) ([]byte, error) {
-	m, err := codec()
+	c, err := protocolCodec()
 	if err != nil {
 		return nil, err
 	}
-	return m.enc.Marshal(v)
+	return c.Marshal(v)
 }
 
 // Unmarshal decodes data into v strictly: duplicate keys, unknown fields,
-// indefinite lengths, tags, trailing bytes and non-canonical encodings are
-// rejected.
+// indefinite lengths, tags, trailing bytes and non-canonical encodings
+// (codec.ErrNonCanonical) are rejected.
 func Unmarshal(data []byte, v any) error {
-	m, err := codec()
+	c, err := protocolCodec()
 	if err != nil {
 		return err
 	}
-	if err := m.dec.Unmarshal(data, v); err != nil {
-		return err
-	}
-	again, err := m.enc.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("re-encode: %w", err)
-	}
-	if !bytes.Equal(again, data) {
-		return ErrNonCanonical
-	}
-	return nil
+	return c.Unmarshal(data, v)
 }
