@@ -41,7 +41,6 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
-	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
@@ -277,30 +276,10 @@ func BlockKey(shard teerex.Hash, height uint64) []byte {
 	return binary.BigEndian.AppendUint64(slices.Concat(keyBlockPrefix, shard[:]), height)
 }
 
-func get(r store.Reader, key []byte, v any) (bool, error) {
-	b, err := r.Get(key)
-	if err != nil || b == nil {
-		return false, err
-	}
-	if err := codec.Unmarshal(b, v); err != nil {
-		return false, fmt.Errorf("bridge: decode %q: %w", key, err)
-	}
-	return true, nil
-}
-
-func put(kv store.KV, key []byte, v any) error {
-	b, err := codec.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("bridge: encode %q: %w", key, err)
-	}
-	kv.Set(key, b)
-	return nil
-}
-
 // Shard returns the record of a shard, DefaultShard if it has none.
 func (m *Module) Shard(r store.Reader, id teerex.Hash) (Shard, error) {
 	s := DefaultShard(id)
-	ok, err := get(r, ShardKey(id), &s)
+	ok, err := runtime.Get(r, ShardKey(id), &s)
 	if err != nil {
 		return s, err
 	}
@@ -313,7 +292,7 @@ func (m *Module) Shard(r store.Reader, id teerex.Hash) (Shard, error) {
 // Unshielded returns the record of an executed unshield call, if any.
 func (m *Module) Unshielded(r store.Reader, shard, callHash teerex.Hash) (Unshielded, bool, error) {
 	var u Unshielded
-	ok, err := get(r, UnshieldedKey(shard, callHash), &u)
+	ok, err := runtime.Get(r, UnshieldedKey(shard, callHash), &u)
 	return u, ok, err
 }
 
@@ -358,7 +337,7 @@ func (m *Module) unshield(ctx *runtime.Context, msg *UnshieldFunds) error {
 		return err
 	}
 	u := Unshielded{Enclave: ctx.Sender, Beneficiary: msg.Beneficiary, Amount: msg.Amount, Height: height(ctx)}
-	if err := put(ctx.Store, UnshieldedKey(msg.Shard, msg.CallHash), u); err != nil {
+	if err := runtime.Put(ctx.Store, UnshieldedKey(msg.Shard, msg.CallHash), u); err != nil {
 		return err
 	}
 	ctx.Emit(EventUnshielded, "shard", msg.Shard.String(), "beneficiary", msg.Beneficiary.String(),
@@ -388,12 +367,12 @@ func (m *Module) confirm(ctx *runtime.Context, msg *ConfirmProcessedBlock) error
 		ConfirmedHeight: height(ctx),
 	}
 	var first Confirmation
-	seen, err := get(ctx.Store, BlockKey(msg.Shard, msg.Height), &first)
+	seen, err := runtime.Get(ctx.Store, BlockKey(msg.Shard, msg.Height), &first)
 	if err != nil {
 		return err
 	}
 	if !seen {
-		if err := put(ctx.Store, BlockKey(msg.Shard, msg.Height), c); err != nil {
+		if err := runtime.Put(ctx.Store, BlockKey(msg.Shard, msg.Height), c); err != nil {
 			return err
 		}
 	}
@@ -404,7 +383,7 @@ func (m *Module) confirm(ctx *runtime.Context, msg *ConfirmProcessedBlock) error
 		s.Divergences++
 		s.LastDivergence = msg.Height
 	}
-	if err := put(ctx.Store, ShardKey(msg.Shard), s); err != nil {
+	if err := runtime.Put(ctx.Store, ShardKey(msg.Shard), s); err != nil {
 		return err
 	}
 	h := strconv.FormatUint(msg.Height, 10)
@@ -438,7 +417,7 @@ func (m *Module) updateConfig(ctx *runtime.Context, msg *UpdateShardConfig) erro
 	}
 	s.enact(height(ctx))
 	s.Pending = &Config{MRENCLAVE: msg.MRENCLAVE, Since: msg.EnactmentHeight}
-	if err := put(ctx.Store, ShardKey(msg.Shard), s); err != nil {
+	if err := runtime.Put(ctx.Store, ShardKey(msg.Shard), s); err != nil {
 		return err
 	}
 	ctx.Emit(EventConfigUpdated, "shard", msg.Shard.String(), "mrenclave", msg.MRENCLAVE.String(),

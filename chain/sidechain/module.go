@@ -35,7 +35,6 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/chain/bridge"
-	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
@@ -152,30 +151,10 @@ func BlockKey(shard teerex.Hash, number uint64) []byte {
 	return binary.BigEndian.AppendUint64(slices.Concat(keyBlockPrefix, shard[:]), number)
 }
 
-func get(r store.Reader, key []byte, v any) (bool, error) {
-	b, err := r.Get(key)
-	if err != nil || b == nil {
-		return false, err
-	}
-	if err := codec.Unmarshal(b, v); err != nil {
-		return false, fmt.Errorf("sidechain: decode %q: %w", key, err)
-	}
-	return true, nil
-}
-
-func put(kv store.KV, key []byte, v any) error {
-	b, err := codec.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("sidechain: encode %q: %w", key, err)
-	}
-	kv.Set(key, b)
-	return nil
-}
-
 // Latest returns the shard's latest confirmation, if any.
 func (m *Module) Latest(r store.Reader, shard teerex.Hash) (Confirmation, bool, error) {
 	var c Confirmation
-	ok, err := get(r, ShardKey(shard), &c)
+	ok, err := runtime.Get(r, ShardKey(shard), &c)
 	if err == nil && ok && c.Shard != shard {
 		return c, false, fmt.Errorf("%w: record of %s names %s", ErrCorruptShardRecord, shard, c.Shard)
 	}
@@ -185,7 +164,7 @@ func (m *Module) Latest(r store.Reader, shard teerex.Hash) (Confirmation, bool, 
 // Block returns the confirmation of a shard's block number, if any.
 func (m *Module) Block(r store.Reader, shard teerex.Hash, number uint64) (Confirmation, bool, error) {
 	var c Confirmation
-	ok, err := get(r, BlockKey(shard, number), &c)
+	ok, err := runtime.Get(r, BlockKey(shard, number), &c)
 	return c, ok, err
 }
 
@@ -217,10 +196,10 @@ func (m *Module) confirm(ctx *runtime.Context, msg *ConfirmSidechainBlock) error
 		return fmt.Errorf("%w: %d, latest %d", ErrStaleNumber, msg.Number, latest.Number)
 	}
 	c := Confirmation{Shard: msg.Shard, Number: msg.Number, HeaderHash: msg.HeaderHash, Enclave: ctx.Sender, ConfirmedHeight: height(ctx)}
-	if err := put(ctx.Store, ShardKey(msg.Shard), c); err != nil {
+	if err := runtime.Put(ctx.Store, ShardKey(msg.Shard), c); err != nil {
 		return err
 	}
-	if err := put(ctx.Store, BlockKey(msg.Shard, msg.Number), c); err != nil {
+	if err := runtime.Put(ctx.Store, BlockKey(msg.Shard, msg.Number), c); err != nil {
 		return err
 	}
 	ctx.Emit(EventBlockConfirmed, "shard", msg.Shard.String(), "number", strconv.FormatUint(msg.Number, 10),

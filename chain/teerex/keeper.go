@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/attestation"
-	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/tx"
@@ -45,30 +44,10 @@ func EnclavesOfKey(m Hash) []byte { return slices.Concat(keyMRENCLAVEPrefix, m[:
 // small interfaces (e.g. the bridge's Registry).
 type Keeper struct{}
 
-func get(r store.Reader, key []byte, v any) (bool, error) {
-	b, err := r.Get(key)
-	if err != nil || b == nil {
-		return false, err
-	}
-	if err := codec.Unmarshal(b, v); err != nil {
-		return false, fmt.Errorf("teerex: decode %q: %w", key, err)
-	}
-	return true, nil
-}
-
-func put(kv store.KV, key []byte, v any) error {
-	b, err := codec.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("teerex: encode %q: %w", key, err)
-	}
-	kv.Set(key, b)
-	return nil
-}
-
 // Policy returns the attestation policy.
 func (Keeper) Policy(r store.Reader) (Policy, error) {
 	var p Policy
-	ok, err := get(r, keyPolicy, &p)
+	ok, err := runtime.Get(r, keyPolicy, &p)
 	if err == nil && !ok {
 		err = errors.New("teerex: attestation policy missing from state")
 	}
@@ -76,12 +55,12 @@ func (Keeper) Policy(r store.Reader) (Policy, error) {
 }
 
 // SetPolicy stores p; callers validate it first.
-func (Keeper) SetPolicy(kv store.KV, p Policy) error { return put(kv, keyPolicy, p) }
+func (Keeper) SetPolicy(kv store.KV, p Policy) error { return runtime.Put(kv, keyPolicy, p) }
 
 // Allowlist returns the allowlisted measurements.
 func (Keeper) Allowlist(r store.Reader) (MRENCLAVEs, error) {
 	var l MRENCLAVEs
-	_, err := get(r, keyAllowlist, &l)
+	_, err := runtime.Get(r, keyAllowlist, &l)
 	return l, err
 }
 
@@ -90,7 +69,7 @@ func (k Keeper) setAllowlist(kv store.KV, l MRENCLAVEs) error {
 		kv.Delete(keyAllowlist)
 		return nil
 	}
-	return put(kv, keyAllowlist, l)
+	return runtime.Put(kv, keyAllowlist, l)
 }
 
 // Allowed reports whether measurement m may register under policy p.
@@ -110,7 +89,7 @@ func (k Keeper) Allowed(r store.Reader, p *Policy, m Hash) (bool, error) {
 // one gives an error wrapping ErrNotRegistered.
 func (Keeper) Enclave(r store.Reader, signer tx.Address) (Enclave, error) {
 	var e Enclave
-	ok, err := get(r, EnclaveKey(signer), &e)
+	ok, err := runtime.Get(r, EnclaveKey(signer), &e)
 	if err == nil && !ok {
 		err = fmt.Errorf("%w: %s", ErrNotRegistered, signer)
 	}
@@ -152,14 +131,14 @@ func (k Keeper) Active(r store.Reader, signer tx.Address, now time.Time) (Enclav
 // Enclaves returns the signers of all registrations, expired included.
 func (Keeper) Enclaves(r store.Reader) (Signers, error) {
 	var s Signers
-	_, err := get(r, keyAll, &s)
+	_, err := runtime.Get(r, keyAll, &s)
 	return s, err
 }
 
 // EnclavesOf returns the signers registered with measurement m.
 func (Keeper) EnclavesOf(r store.Reader, m Hash) (Signers, error) {
 	var s Signers
-	_, err := get(r, EnclavesOfKey(m), &s)
+	_, err := runtime.Get(r, EnclavesOfKey(m), &s)
 	return s, err
 }
 
@@ -241,7 +220,7 @@ func (k Keeper) register(ctx *runtime.Context, msg *RegisterEnclave) error {
 			}
 		}
 	}
-	if err := put(ctx.Store, EnclaveKey(e.Signer), e); err != nil {
+	if err := runtime.Put(ctx.Store, EnclaveKey(e.Signer), e); err != nil {
 		return err
 	}
 	if err := k.index(ctx.Store, keyAll, e.Signer, true); err != nil {
@@ -280,7 +259,7 @@ func (k Keeper) unregister(ctx *runtime.Context, signer tx.Address) error {
 // empty list is deleted.
 func (Keeper) index(kv store.KV, key []byte, signer tx.Address, add bool) error {
 	var s Signers
-	if _, err := get(kv, key, &s); err != nil {
+	if _, err := runtime.Get(kv, key, &s); err != nil {
 		return err
 	}
 	i, found := slices.BinarySearchFunc(s, signer, compare)
@@ -296,7 +275,7 @@ func (Keeper) index(kv store.KV, key []byte, signer tx.Address, add bool) error 
 		kv.Delete(key)
 		return nil
 	}
-	return put(kv, key, s)
+	return runtime.Put(kv, key, s)
 }
 
 func compare[T ~[32]byte](a, b T) int { return bytes.Compare(a[:], b[:]) }
