@@ -202,6 +202,9 @@ func cometConfigFor(home string, c Config) (*cmtcfg.Config, error) {
 		// Validators of a local testnet share one IP.
 		cc.P2P.AddrBookStrict = false
 		cc.P2P.AllowDuplicateIP = true
+		// A stopped local validator is redialled within seconds, not after
+		// CometBFT's unbounded exponential backoff.
+		cc.P2P.PersistentPeersMaxDialPeriod = 2 * time.Second
 	}
 	cc.Consensus.TimeoutCommit = time.Duration(c.TimeoutCommit)
 	cc.Consensus.CreateEmptyBlocks = c.CreateEmptyBlocks

@@ -53,7 +53,7 @@ func TestTestnetSurvivesStoppedValidator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	nodes := make([]*node.Node, n)
 	for i, h := range homes {
