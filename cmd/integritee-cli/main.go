@@ -57,6 +57,7 @@ func groups() []group {
 		sudoGroup(),
 		trustedGroup(),
 		localnetGroup(),
+		loadGroup(),
 	}
 }
 
