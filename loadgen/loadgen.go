@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"slices"
@@ -95,6 +96,10 @@ func (c *Config) normalize(needWorker bool) error {
 	c.Concurrency = min(c.Concurrency, c.N)
 	if c.Amount == 0 {
 		c.Amount = 1
+	}
+	// Funding sums amounts and fees: keep the total far from overflow.
+	if c.Amount > math.MaxUint64/2/uint64(c.N) {
+		return fmt.Errorf("%w: amount %d times n %d overflows", ErrConfig, c.Amount, c.N)
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = DefaultTimeout

@@ -54,6 +54,7 @@ func TestRefusals(t *testing.T) {
 		{"zero n", Config{NodeURL: local, WorkerURL: local}, ErrConfig},
 		{"huge n", Config{NodeURL: local, WorkerURL: local, N: MaxN + 1}, ErrConfig},
 		{"huge concurrency", Config{NodeURL: local, WorkerURL: local, N: 1, Concurrency: MaxConcurrency + 1}, ErrConfig},
+		{"amount overflows", Config{NodeURL: local, WorkerURL: local, N: 4, Amount: 1 << 62}, ErrConfig},
 		{"tag with slash", Config{NodeURL: local, WorkerURL: local, N: 1, Tag: "a/b"}, ErrConfig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/client"
+	"github.com/integritee-go/integritee/client/trusted"
+	"github.com/integritee-go/integritee/loadgen"
+	"github.com/integritee-go/integritee/localnet"
+)
+
+// TestLoadCommands runs both load commands at small N against a localnet
+// with one sim worker and checks the report's counts against the
+// balances: the recipient got exactly what the report says was sent, and
+// each sender lost exactly its transfers and fees (public) or its
+// transfers out of what was shielded (incognito).
+func TestLoadCommands(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	enclave, err := localnet.BuildEnclave(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := localnet.Start(ctx, localnet.Config{EnclaveBinary: enclave})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Stop()
+	node, worker := net.NodeRPC(), net.Workers()[0].RPCAddr()
+	c, err := client.New(ctx, node, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	balance := func(name string) uint64 {
+		t.Helper()
+		acc, err := c.Account(ctx, devAddr(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return acc.Balance
+	}
+
+	t.Run("transfers", func(t *testing.T) {
+		const n, conc, amount = 50, 5, 7
+		recipient := "Alice//load/lt/tx-recipient"
+		before := map[string]uint64{recipient: balance(recipient)}
+		for i := range conc {
+			name := fmt.Sprintf("Alice//load/lt/tx/%d", i)
+			before[name] = balance(name)
+		}
+		var rep loadgen.Report
+		cliJSON(t, &rep, "load", "transfers", "--n", fmt.Sprint(n), "--concurrency", fmt.Sprint(conc), "--amount", fmt.Sprint(amount),
+			"--tag", "lt", "--node", node, "--timeout", "90s")
+		if rep.Kind != "transfers" || rep.N != n || rep.Submitted != n || rep.Committed != n || rep.Failed != 0 || len(rep.Senders) != conc {
+			t.Fatalf("report %+v", rep)
+		}
+		if rep.Blocks == 0 || rep.Latency.P50 <= 0 || rep.Latency.P50 > rep.Latency.P99 || rep.CommittedPerSec <= 0 {
+			t.Errorf("measurements %+v", rep)
+		}
+		if got := balance(recipient) - before[recipient]; got != n*amount {
+			t.Errorf("recipient received %d, want %d", got, n*amount)
+		}
+		sent := 0
+		for _, s := range rep.Senders {
+			sent += s.Sent
+			if s.Amount != uint64(s.Sent)*amount || s.Fees == 0 {
+				t.Errorf("sender %+v", s)
+			}
+			if got, want := balance(s.Name), before[s.Name]+s.Funded-s.Amount-s.Fees; got != want {
+				t.Errorf("%s holds %d, want %d (funded %d, sent %d, fees %d)", s.Name, got, want, s.Funded, s.Amount, s.Fees)
+			}
+		}
+		if sent != n {
+			t.Errorf("senders sent %d, want %d", sent, n)
+		}
+	})
+
+	t.Run("direct", func(t *testing.T) {
+		const n, conc, amount = 30, 3, 5
+		tc, err := trusted.Dial(ctx, worker, c, trusted.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inc := func(name string) uint64 {
+			t.Helper()
+			b, err := tc.Balance(ctx, accounts.DevKey(name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		recipient := "Alice//load/lt/direct-recipient"
+		before := map[string]uint64{recipient: inc(recipient)}
+		for i := range conc {
+			name := fmt.Sprintf("Alice//load/lt/direct/%d", i)
+			before[name] = inc(name)
+		}
+		var rep loadgen.Report
+		cliJSON(t, &rep, "load", "direct", "--n", fmt.Sprint(n), "--concurrency", fmt.Sprint(conc), "--amount", fmt.Sprint(amount),
+			"--tag", "lt", "--node", node, "--worker", worker, "--timeout", "90s")
+		if rep.Kind != "direct" || rep.N != n || rep.Submitted != n || rep.Committed != n || rep.Failed != 0 || len(rep.Senders) != conc {
+			t.Fatalf("report %+v", rep)
+		}
+		if rep.Blocks == 0 || rep.Blocks > n || rep.Latency.P50 <= 0 || rep.Latency.P50 > rep.Latency.P99 {
+			t.Errorf("measurements %+v", rep)
+		}
+		if got := inc(recipient) - before[recipient]; got != n*amount {
+			t.Errorf("incognito recipient received %d, want %d", got, n*amount)
+		}
+		for _, s := range rep.Senders {
+			if s.Amount != uint64(s.Sent)*amount || s.Shielded != s.Amount {
+				t.Errorf("sender %+v", s)
+			}
+			if got, want := inc(s.Name), before[s.Name]+s.Shielded-s.Amount; got != want {
+				t.Errorf("%s holds %d in the shard, want %d", s.Name, got, want)
+			}
+		}
+	})
+
+	t.Run("refuses remote addresses", func(t *testing.T) {
+		cliFails(t, "not loopback", "load", "transfers", "--n", "1", "--node", "http://10.1.2.3:26657")
+		cliFails(t, "not loopback", "load", "direct", "--n", "1", "--node", node, "--worker", "http://example.com:2000")
+		cliFails(t, "not loopback", "load", "direct", "--n", "1", "--node", "http://[2001:db8::1]:26657", "--worker", worker)
+	})
+}
+
+func devAddr(name string) tx.Address {
+	return tx.AddressOf(accounts.DevKey(name).Public().(ed25519.PublicKey))
+}
+
+// TestLoadReportExit checks the summary and that a run with failed calls
+// exits non-zero after printing its report.
+func TestLoadReportExit(t *testing.T) {
+	ok := &loadgen.Report{Kind: "direct", N: 4, Concurrency: 2, Submitted: 4, Committed: 4, Blocks: 2,
+		SubmitSeconds: 1, TotalSeconds: 2, SubmittedPerSec: 4, CommittedPerSec: 2, Latency: loadgen.Latency{P50: 1, P90: 2, P99: 3, Max: 3}}
+	failed := &loadgen.Report{Kind: "transfers", N: 4, Concurrency: 1, Submitted: 2, Committed: 1, Failed: 3,
+		Failures: map[string]int{"integritee/5": 1, "not_sent": 2}}
+	for _, tc := range []struct {
+		name     string
+		rep      *loadgen.Report
+		args     []string
+		wantErr  string
+		wantOuts []string
+	}{
+		{"ok", ok, nil, "", []string{"executed   4 in 2.00s (2.0/s)", "shard blocks 2 (2.0 calls per block)", "p99 3.0 ms", "failed 0"}},
+		{"ok json", ok, []string{"--json"}, "", []string{`"committed": 4`, `"blocks": 2`}},
+		{"failed", failed, nil, "some calls failed: 3 of 4 (integritee/5: 1, not_sent: 2)", []string{"failed 3: integritee/5: 1, not_sent: 2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb lockedBuffer
+			e := &env{stdout: &out, stderr: &errb, now: time.Now}
+			var got loadgen.Config
+			err := runLoad(e, append([]string{"--n", "4", "--concurrency", "2"}, tc.args...), "load x", 1, true,
+				func(_ context.Context, cfg loadgen.Config) (*loadgen.Report, error) { got = cfg; return tc.rep, nil })
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr) {
+				t.Errorf("error %v, want %q", err, tc.wantErr)
+			}
+			if got.N != 4 || got.Concurrency != 2 || got.Timeout != loadgen.DefaultTimeout || got.WorkerURL != "http://127.0.0.1:2000" {
+				t.Errorf("config %+v", got)
+			}
+			for _, w := range tc.wantOuts {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+		})
+	}
+}
