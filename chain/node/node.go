@@ -305,12 +305,52 @@ func (d *dbTracker) provide(ctx *cmtcfg.DBContext) (dbm.DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	tolerant := &closeTolerantDB{DB: db}
 	if ctx.ID == "tx_index" {
 		d.mu.Lock()
-		d.opened = append(d.opened, db)
+		d.opened = append(d.opened, tolerant)
 		d.mu.Unlock()
 	}
-	return db, nil
+	return tolerant, nil
+}
+
+// closeTolerantDB answers reads after Close as "absent" instead of with an
+// error. CometBFT's Node.OnStop closes the block and state stores while a
+// consensus gossip goroutine may still be asleep between its "am I running"
+// check and a LoadCommit, and CometBFT panics on any read error: seen as
+// "panic: leveldb: closed" when a validator of a testnet stops.
+type closeTolerantDB struct {
+	dbm.DB
+	mu     sync.RWMutex
+	closed bool
+}
+
+func (d *closeTolerantDB) Get(key []byte) ([]byte, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.closed {
+		return nil, nil
+	}
+	return d.DB.Get(key)
+}
+
+func (d *closeTolerantDB) Has(key []byte) (bool, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.closed {
+		return false, nil
+	}
+	return d.DB.Has(key)
+}
+
+func (d *closeTolerantDB) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	return d.DB.Close()
 }
 
 func (d *dbTracker) closeUnclosed() {
