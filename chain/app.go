@@ -247,7 +247,12 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 	ctx := a.context(branch, a.store.Version()+1, a.lastTime)
 	res, err := a.deliver(ctx, req.Tx)
 	if err != nil {
-		return nil, err
+		// The node, not the transaction, failed (e.g. its store is being
+		// closed at shutdown). CometBFT panics on an error from a mempool
+		// recheck, so answer with the internal code: the transaction is
+		// refused and nothing changes.
+		a.log.Error("check tx", "err", err)
+		return &abci.ResponseCheckTx{Code: runtime.ErrInternal.Code, Codespace: runtime.ErrInternal.Codespace, Log: runtime.ErrInternal.Msg}, nil
 	}
 	if res.Code != abci.CodeTypeOK {
 		return &abci.ResponseCheckTx{Code: res.Code, Codespace: res.Codespace, Log: res.Log}, nil

@@ -262,3 +262,34 @@ func TestQueryErrors(t *testing.T) {
 		t.Fatal("absence of params verified")
 	}
 }
+
+// failingDB fails every read once fail is set, as a closed database does.
+type failingDB struct {
+	dbm.DB
+	fail bool
+}
+
+func (d *failingDB) Get(key []byte) ([]byte, error) {
+	if d.fail {
+		return nil, errors.New("leveldb: closed")
+	}
+	return d.DB.Get(key)
+}
+
+// A store failure in CheckTx is the node's, not the transaction's: the
+// transaction is refused with the internal code, and CheckTx returns no
+// error, which CometBFT's mempool recheck would turn into a panic.
+func TestCheckTxStoreFailureIsInternalCode(t *testing.T) {
+	db := &failingDB{DB: dbm.NewMemDB()}
+	app := newApp(t, db)
+	initChain(t, app)
+	finalizeAndCommit(t, app, 1)
+	db.fail = true
+	res, err := app.CheckTx(context.Background(), &abci.RequestCheckTx{Tx: signedTransfer(t, "Charlie", 0, accounts.DevAddress("Bob"), 1)})
+	if err != nil {
+		t.Fatalf("CheckTx returned an error: %v", err)
+	}
+	if res.Code != runtime.ErrInternal.Code || res.Codespace != runtime.ErrInternal.Codespace {
+		t.Fatalf("CheckTx = %s/%d %q, want the internal code", res.Codespace, res.Code, res.Log)
+	}
+}
