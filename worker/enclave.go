@@ -36,14 +36,10 @@ type EnclaveFactory func(ctx context.Context) (Enclave, error)
 
 // call calls req on e and returns the reply as R.
 func call[R protocol.Reply](ctx context.Context, e Enclave, req protocol.Request) (R, error) {
-	var zero R
 	rep, err := e.Call(ctx, req)
+	r, err := protocol.ReplyAs[R](req, rep, err)
 	if err != nil {
-		return zero, fmt.Errorf("enclave %s: %w", req.Type(), err)
-	}
-	r, ok := rep.(R)
-	if !ok {
-		return zero, fmt.Errorf("enclave %s: reply %T, want %T", req.Type(), rep, zero)
+		return r, fmt.Errorf("enclave %s: %w", req.Type(), err)
 	}
 	return r, nil
 }

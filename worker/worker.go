@@ -555,14 +555,10 @@ func (w *Worker) callEnclave(ctx context.Context, req protocol.Request) (protoco
 }
 
 func callAs[R protocol.Reply](ctx context.Context, w *Worker, req protocol.Request) (R, error) {
-	var zero R
 	rep, err := w.callEnclave(ctx, req)
+	r, err := protocol.ReplyAs[R](req, rep, err)
 	if err != nil {
-		return zero, fmt.Errorf("enclave %s: %w", req.Type(), err)
-	}
-	r, ok := rep.(R)
-	if !ok {
-		return zero, fmt.Errorf("enclave %s: reply %T, want %T", req.Type(), rep, zero)
+		return r, fmt.Errorf("enclave %s: %w", req.Type(), err)
 	}
 	return r, nil
 }

@@ -94,8 +94,14 @@ func (c *Client) roundTrip(id uint64, payload []byte, req Request) (Reply, error
 
 // CallAs calls req and returns its reply as type R.
 func CallAs[R Reply](ctx context.Context, c *Client, req Request) (R, error) {
-	var zero R
 	rep, err := c.Call(ctx, req)
+	return ReplyAs[R](req, rep, err)
+}
+
+// ReplyAs narrows the reply to req (or passes on err) to the reply type R
+// the caller expects.
+func ReplyAs[R Reply](req Request, rep Reply, err error) (R, error) {
+	var zero R
 	if err != nil {
 		return zero, err
 	}
