@@ -13,6 +13,7 @@ import (
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/internal/moduletest"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/store"
@@ -150,31 +151,12 @@ func (c *chain) register(signer tx.Address, m teerex.Hash) {
 
 func measurement(name string) teerex.Hash { return sha256.Sum256([]byte("enclave release " + name)) }
 
-func wantErr(t testing.TB, err error, want ...error) {
-	t.Helper()
-	if len(want) == 0 {
-		if err != nil {
-			t.Fatalf("unexpected error: %v", err)
-		}
-		return
-	}
-	if err == nil {
-		t.Fatalf("succeeded, want %v", want)
-	}
-	for _, w := range want {
-		if !errors.Is(err, w) {
-			t.Fatalf("error %q is not %q", err, w)
-		}
-	}
-}
+var wantErr = moduletest.WantErr
 
 // rejected asserts a rejection without writes or events.
 func rejected(t testing.TB, r result, want ...error) {
 	t.Helper()
-	wantErr(t, r.err, want...)
-	if r.changes != 0 || len(r.events) != 0 {
-		t.Fatalf("rejected call left %d writes and %d events", r.changes, len(r.events))
-	}
+	moduletest.Rejected(t, r.err, r.changes, r.events, want...)
 }
 
 func findEvent(r result, typ string) (map[string]string, bool) {

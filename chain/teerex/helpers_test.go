@@ -14,6 +14,7 @@ import (
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/internal/moduletest"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
@@ -129,32 +130,12 @@ func (c *chain) register(sender tx.Address, ev teerex.Evidence, shieldingKey []b
 	return c.call(sender, teerex.MethodRegisterEnclave, teerex.RegisterEnclave{Attestation: ev, ShieldingKey: shieldingKey, WorkerURL: "wss://worker.example:2000"})
 }
 
-// wantErr fails unless every error in want matches err (nil want: success).
-func wantErr(t testing.TB, err error, want ...error) {
-	t.Helper()
-	if len(want) == 0 {
-		if err != nil {
-			t.Fatalf("unexpected error: %v", err)
-		}
-		return
-	}
-	if err == nil {
-		t.Fatalf("succeeded, want %v", want)
-	}
-	for _, w := range want {
-		if !errors.Is(err, w) {
-			t.Fatalf("error %q is not %q", err, w)
-		}
-	}
-}
+var wantErr = moduletest.WantErr
 
 // rejected asserts a rejection that wrote nothing and emitted nothing.
 func rejected(t testing.TB, r result, want ...error) {
 	t.Helper()
-	wantErr(t, r.err, want...)
-	if r.changes != 0 || len(r.events) != 0 {
-		t.Fatalf("rejected call left %d writes and %d events", r.changes, len(r.events))
-	}
+	moduletest.Rejected(t, r.err, r.changes, r.events, want...)
 }
 
 func hasEvent(r result, typ string) bool {
