@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -69,6 +70,27 @@ func (ev *Evidence) validate() error {
 		return fmt.Errorf("unknown evidence kind %q", ev.Kind)
 	}
 	return nil
+}
+
+// genesisDomain separates genesis identities from other hashes.
+const genesisDomain = "integritee/genesis/v1"
+
+// GenesisID names the chain an enclave follows: SHA-256 over a domain,
+// the chain ID, the initial height and the hash of the genesis validator
+// set (the light client's root of trust, which is also the ValidatorsHash
+// of the header at the initial height). The chain records its own at
+// genesis; an enclave computes it from what its light client starts from,
+// commits to it in its report data and seals its keys under it, and
+// trusted calls and getters are signed over it, so that nothing made for
+// one chain is accepted on another.
+func GenesisID(chainID string, initialHeight int64, validatorsHash []byte) Hash {
+	h := sha256.New()
+	h.Write([]byte(genesisDomain))
+	h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(chainID))))
+	h.Write([]byte(chainID))
+	h.Write(binary.BigEndian.AppendUint64(nil, uint64(max(initialHeight, 1))))
+	h.Write(validatorsHash)
+	return Hash(h.Sum(nil))
 }
 
 // ReportData is what an enclave must put in its report to register with
