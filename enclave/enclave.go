@@ -57,6 +57,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave/keys"
 	"github.com/integritee-go/integritee/enclave/lightclient"
@@ -99,8 +100,13 @@ type Enclave struct {
 	log   *slog.Logger
 	phase phase
 
-	shard        [32]byte
-	chainID      string
+	shard   [32]byte
+	chainID string
+	// genesis is the ID of the chain the enclave follows
+	// (teerex.GenesisID): its report data commits to it and its keys and
+	// checkpoints are sealed under it, so the host cannot point it at
+	// another chain.
+	genesis      [32]byte
 	mrenclave    [32]byte
 	dev          bool
 	confirmEvery int64
@@ -207,6 +213,11 @@ func (e *Enclave) init(r *protocol.Init) (protocol.Reply, error) {
 		err     error
 		created bool
 	)
+	gvals, err := protocol.DecodeValidatorSet(r.GenesisValidators)
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "genesis validators: %v", err)
+	}
+	genesis := [32]byte(teerex.GenesisID(r.ChainID, r.InitialHeight, gvals.Hash()))
 	if sealed.Empty() {
 		if len(r.Checkpoint) > 0 {
 			return nil, protocol.Errorf(protocol.CodeSealing, "a checkpoint without sealed keys")
@@ -246,11 +257,7 @@ func (e *Enclave) init(r *protocol.Init) (protocol.Reply, error) {
 			return nil, protocol.Errorf(protocol.CodeState, "%v", err)
 		}
 	} else {
-		vals, err := protocol.DecodeValidatorSet(r.GenesisValidators)
-		if err != nil {
-			return nil, protocol.Errorf(protocol.CodeInvalidInput, "genesis validators: %v", err)
-		}
-		lcCfg.Genesis = vals
+		lcCfg.Genesis = gvals
 		if lc, err = lightclient.New(lcCfg, nil); err != nil {
 			return nil, protocol.Errorf(protocol.CodeInvalidInput, "%v", err)
 		}
@@ -260,7 +267,7 @@ func (e *Enclave) init(r *protocol.Init) (protocol.Reply, error) {
 	if e.cfg.NewSTF != nil {
 		app = e.cfg.NewSTF(r)
 	}
-	e.shard, e.chainID, e.dev = r.Shard, r.ChainID, r.Dev
+	e.shard, e.chainID, e.genesis, e.dev = r.Shard, r.ChainID, genesis, r.Dev
 	e.confirmEvery = max(int64(r.ConfirmEvery), 1)
 	e.keys, e.state, e.lc, e.rt = k, st, lc, &stf.Runtime{STF: app}
 	e.phase = phaseReady
