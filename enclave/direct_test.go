@@ -78,9 +78,22 @@ type direct struct {
 
 func newDirect(t testing.TB, name string) *direct {
 	t.Helper()
+	return newDirectBuild(t, name, false)
+}
+
+// newDevDirect is newDirect with a dev build of the enclave, for tests of
+// dev features (set_balance).
+func newDevDirect(t testing.TB, name string) *direct {
+	t.Helper()
+	return newDirectBuild(t, name, true)
+}
+
+func newDirectBuild(t testing.TB, name string, dev bool) *direct {
+	t.Helper()
 	c := newDirectChain(t)
 	shard := sha256Of(name)
 	h := newHost(t, shard)
+	h.dev = dev
 	init := h.boot(c)
 	d := &direct{
 		t: t, c: c, h: h, shard: shard, pub: init.ShieldingPublic, enclave: tx.AddressOf(ed25519.PublicKey(init.SignerPublic)),
@@ -170,37 +183,12 @@ func (d *direct) persist(rep *protocol.SubmitCallsReply) {
 // getter runs a private getter of k and opens the answer.
 func (d *direct) getter(signer ed25519.PrivateKey, g stf.Getter) (*shielding.GetterResponse, error) {
 	d.t.Helper()
-	raw, err := stf.EncodeGetter(g)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	signed, err := stf.SignGetter(signer, raw, d.shard, d.shard)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	req, rk, err := shielding.NewGetterRequest(d.pub, signed)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	rep, err := protocol.CallAs[*protocol.PrivateGetterReply](context.Background(), d.h.c, &protocol.PrivateGetter{Request: req})
-	if err != nil {
-		return nil, err
-	}
-	return rk.Open(req, rep.Response)
+	return privateGetter(d.t, d.h, d.pub, signer, g)
 }
 
 func (d *direct) balance(k ed25519.PrivateKey) uint64 {
 	d.t.Helper()
-	a := addr(k)
-	resp, err := d.getter(k, stf.Getter{FreeBalance: &a})
-	if err != nil || resp.Error != "" {
-		d.t.Fatalf("balance getter: %v %q", err, resp.Error)
-	}
-	var v uint64
-	if err := codec.Unmarshal(resp.Value, &v); err != nil {
-		d.t.Fatal(err)
-	}
-	return v
+	return privateBalance(d.t, d.h, d.pub, k)
 }
 
 // checkBlock verifies a reply's block as a client would: signed by the
@@ -516,7 +504,7 @@ func TestPrivateGetter(t *testing.T) {
 // TestPrivateGetterHidesAnswer: the host's traffic never holds the
 // answer's plaintext, though a plaintext dev getter would show it.
 func TestPrivateGetterHidesAnswer(t *testing.T) {
-	d := newDirect(t, "hidden answer v1")
+	d := newDevDirect(t, "hidden answer v1")
 	const amount = 0x1122334455667
 	sudo := key("shard sudo")
 	set := d.call(sudo, stf.Call{SetBalance: &stf.SetBalance{Who: addr(d.bobI), Amount: amount}}, 0)
@@ -595,7 +583,7 @@ func TestSubmitCallsRejections(t *testing.T) {
 // decryption, verification, execution, the shard block and its
 // checkpoint.
 func BenchmarkSubmitCalls(b *testing.B) {
-	d := newDirect(b, "bench direct")
+	d := newDevDirect(b, "bench direct")
 	sudo := key("shard sudo")
 	const batch = 100
 	d.submit(d.call(sudo, stf.Call{SetBalance: &stf.SetBalance{Who: addr(d.aliceI), Amount: 1 << 40}}, 0))

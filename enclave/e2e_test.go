@@ -9,7 +9,6 @@ import (
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
-	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave/keys"
@@ -115,21 +114,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	balance := func(k ed25519.PrivateKey) uint64 {
 		t.Helper()
-		a := addr(k)
-		g, _ := stf.EncodeGetter(stf.Getter{FreeBalance: &a})
-		signed, err := stf.SignGetter(k, g, shard, shard)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rep, err := protocol.CallAs[*protocol.GetterReply](ctx, h.c, &protocol.ExecuteGetter{Getter: signed})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var v uint64
-		if err := codec.Unmarshal(rep.Value, &v); err != nil {
-			t.Fatal(err)
-		}
-		return v
+		return privateBalance(t, h, first.ShieldingPublic, k)
 	}
 	if a, b := balance(aliceI), balance(bobI); a != 700 || b != 200 {
 		t.Fatalf("confidential balances alice %d bob %d, want 700 200", a, b)

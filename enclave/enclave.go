@@ -72,8 +72,15 @@ import (
 type Config struct {
 	Backend tee.Backend
 	// NewSTF returns the application's STF for a shard; nil means the
-	// confidential balances STF (stf.Balances with Init's Dev and DevSudo).
+	// confidential balances STF (stf.Balances with Dev and DevSudo).
 	NewSTF func(init *protocol.Init) stf.STF
+	// Dev is the development mode of the enclave's build: the dev-only
+	// trusted call set_balance (by DevSudo), plaintext state access
+	// (GetState, plaintext getter results) and debug peers. The program
+	// sets it from how it was built (cmd/integritee-enclave's `dev` build
+	// tag), so it is part of the measurement; no host message sets it.
+	Dev     bool
+	DevSudo tx.Address
 	// TrustingPeriod bounds the time between consecutive headers (0 means
 	// lightclient.DefaultTrustingPeriod).
 	TrustingPeriod time.Duration
@@ -108,7 +115,6 @@ type Enclave struct {
 	// another chain.
 	genesis      [32]byte
 	mrenclave    [32]byte
-	dev          bool
 	confirmEvery int64
 
 	keys  *keys.Keys
@@ -263,11 +269,11 @@ func (e *Enclave) init(r *protocol.Init) (protocol.Reply, error) {
 		}
 	}
 
-	var app stf.STF = &stf.Balances{Dev: r.Dev, Sudo: r.DevSudo}
+	var app stf.STF = &stf.Balances{Dev: e.cfg.Dev, Sudo: e.cfg.DevSudo}
 	if e.cfg.NewSTF != nil {
 		app = e.cfg.NewSTF(r)
 	}
-	e.shard, e.chainID, e.genesis, e.dev = r.Shard, r.ChainID, genesis, r.Dev
+	e.shard, e.chainID, e.genesis = r.Shard, r.ChainID, genesis
 	e.confirmEvery = max(int64(r.ConfirmEvery), 1)
 	e.keys, e.state, e.lc, e.rt = k, st, lc, &stf.Runtime{STF: app}
 	e.phase = phaseReady
@@ -341,7 +347,7 @@ func (e *Enclave) env(height int64) stf.Env {
 }
 
 func (e *Enclave) executeGetter(r *protocol.ExecuteGetter) (protocol.Reply, error) {
-	if !e.dev {
+	if !e.cfg.Dev {
 		return nil, protocol.Errorf(protocol.CodeForbidden, "plaintext getter results go to the host: dev mode only")
 	}
 	v, err := e.rt.Get(e.env(e.lc.Height()), e.state.Begin(), r.Getter)
@@ -352,7 +358,7 @@ func (e *Enclave) executeGetter(r *protocol.ExecuteGetter) (protocol.Reply, erro
 }
 
 func (e *Enclave) getState(r *protocol.GetState) (protocol.Reply, error) {
-	if !e.dev {
+	if !e.cfg.Dev {
 		return nil, protocol.Errorf(protocol.CodeForbidden, "get_state is a debug request: dev mode only")
 	}
 	v, ok := e.state.Get(r.Key)

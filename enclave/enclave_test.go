@@ -21,6 +21,7 @@ import (
 	"github.com/integritee-go/integritee/enclave/keys"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/shielding"
+	"github.com/integritee-go/integritee/enclave/stf"
 )
 
 func TestInitRejections(t *testing.T) {
@@ -149,20 +150,58 @@ func TestRequestOrder(t *testing.T) {
 	}
 }
 
-func TestDebugRequestsNeedDev(t *testing.T) {
+// TestAttackDevModeFromHost is attack 1 of issue 8. Before, protocol.Init
+// carried Dev and DevSudo: a host restarted its production enclave from
+// the sealed keys with Dev=true and itself as DevSudo, sent a direct
+// set_balance to itself and then an unshield, and the enclave signed an
+// unshield_funds that the chain paid from the vault; with Dev set,
+// GetState and the plaintext getter handed it every balance. Now dev
+// features are a property of the enclave's build (Config.Dev): a host
+// that restarts a production enclave (Init has no such field: see
+// protocol's TestInitHasNoTrustSwitch) gets set_balance refused
+// (balances: set_balance is dev-only), no unshield, and no plaintext.
+// The control runs the same steps on a dev build, where they work, so the
+// test can fail.
+func TestAttackDevModeFromHost(t *testing.T) {
 	ctx := context.Background()
-	c := newChainSim(t)
-	h := newHost(t, sha256Of("prod"))
-	h.start()
-	r := h.initRequest(c)
-	r.Dev = false
-	if _, err := h.c.Call(ctx, r); err != nil {
-		t.Fatal(err)
-	}
-	for _, req := range []protocol.Request{&protocol.GetState{Key: []byte("k")}, &protocol.ExecuteGetter{Getter: []byte{0xa0}}} {
-		if _, err := h.c.Call(ctx, req); !errors.Is(err, protocol.ErrForbidden) {
-			t.Fatalf("%s outside dev: %v", req.Type(), err)
-		}
+	for _, dev := range []bool{false, true} {
+		t.Run(map[bool]string{false: "production", true: "dev build (control)"}[dev], func(t *testing.T) {
+			d := newDirectBuild(t, "dev from host", dev)
+			// The host restarts the enclave from its sealed keys and
+			// checkpoint, and plays sudo with the build's dev sudo key
+			// (the worst case: it knows the key).
+			d.h.boot(d.c)
+			thief := key("host's own incognito account")
+			set := d.call(devSudo, stf.Call{SetBalance: &stf.SetBalance{Who: addr(thief), Amount: 500}}, 0)
+			rep := d.submit(set)
+			unshield := d.call(thief, stf.Call{Unshield: &stf.UnshieldTo{From: addr(thief), Beneficiary: addr(thief), Amount: 500}}, 0)
+			urep := d.submit(unshield)
+			var unshields int
+			for _, o := range urep.Outgoing {
+				if o.Call.Method == bridge.MethodUnshieldFunds {
+					unshields++
+				}
+			}
+			_, stateErr := d.h.c.Call(ctx, &protocol.GetState{Key: []byte("balances/free/")})
+			_, getterErr := d.h.c.Call(ctx, &protocol.ExecuteGetter{Getter: []byte{0xa0}})
+			if dev {
+				if rep.Results[0].Status != protocol.CallExecuted || unshields != 1 || stateErr != nil {
+					t.Fatalf("control: set_balance %+v, %d unshields, get_state %v", rep.Results[0], unshields, stateErr)
+				}
+				return
+			}
+			if r := rep.Results[0]; r.Status != protocol.CallFailed || r.Reason != stf.ErrDevOnly.Error() {
+				t.Fatalf("set_balance on a production enclave: %+v", r)
+			}
+			if r := urep.Results[0]; r.Status != protocol.CallFailed || r.Reason != stf.ErrInsufficientFunds.Error() || unshields != 0 {
+				t.Fatalf("unshield of nothing: %+v, %d unshield_funds signed", r, unshields)
+			}
+			for name, err := range map[string]error{"get_state": stateErr, "execute_getter": getterErr} {
+				if !errors.Is(err, protocol.ErrForbidden) {
+					t.Fatalf("%s on a production enclave: %v", name, err)
+				}
+			}
+		})
 	}
 }
 

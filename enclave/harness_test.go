@@ -44,6 +44,9 @@ func key(name string) ed25519.PrivateKey {
 
 func addr(k ed25519.PrivateKey) tx.Address { return tx.AddressOf(k.Public().(ed25519.PublicKey)) }
 
+// devSudo is the set_balance sudo of the harness's dev builds.
+var devSudo = key("shard sudo")
+
 // chainSim is a chain: the real integritee application (accounts, teerex,
 // bridge) executes the blocks, and testchain wraps them in headers and
 // commits signed by real validator keys.
@@ -183,6 +186,11 @@ type host struct {
 	traffic *bytes.Buffer
 	mu      sync.Mutex
 
+	// dev starts the enclave as a dev build (set_balance by devSudo,
+	// plaintext getters, debug peers). Off by default: the harness runs
+	// the production rules unless a test is about a dev feature.
+	dev bool
+
 	// persisted
 	sealed     *protocol.SealedKeys
 	checkpoint []byte
@@ -212,7 +220,7 @@ func (h *host) start() {
 	if h.stop != nil {
 		h.stop()
 	}
-	e, err := enclave.New(enclave.Config{Backend: h.backend})
+	e, err := enclave.New(enclave.Config{Backend: h.backend, Dev: h.dev, DevSudo: addr(devSudo)})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -240,7 +248,7 @@ func (h *host) initRequest(c *chainSim) *protocol.Init {
 	}
 	return &protocol.Init{
 		Shard: h.shard, ChainID: chainID, GenesisValidators: vals, InitialHeight: 1,
-		SealedKeys: h.sealed, Checkpoint: h.checkpoint, ConfirmEvery: 1, Dev: true, DevSudo: addr(key("shard sudo")),
+		SealedKeys: h.sealed, Checkpoint: h.checkpoint, ConfirmEvery: 1,
 	}
 }
 
@@ -263,6 +271,44 @@ func (h *host) boot(c *chainSim) *protocol.InitReply {
 		}
 	}
 	return rep
+}
+
+// privateGetter asks a getter the production way: encrypted to the shard's
+// shielding key pub, answered encrypted to a fresh reply key.
+func privateGetter(t testing.TB, h *host, pub []byte, signer ed25519.PrivateKey, g stf.Getter) (*shielding.GetterResponse, error) {
+	t.Helper()
+	raw, err := stf.EncodeGetter(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := stf.SignGetter(signer, raw, h.shard, h.shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, rk, err := shielding.NewGetterRequest(pub, signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := protocol.CallAs[*protocol.PrivateGetterReply](context.Background(), h.c, &protocol.PrivateGetter{Request: req})
+	if err != nil {
+		return nil, err
+	}
+	return rk.Open(req, rep.Response)
+}
+
+// privateBalance reads k's confidential balance with privateGetter.
+func privateBalance(t testing.TB, h *host, pub []byte, k ed25519.PrivateKey) uint64 {
+	t.Helper()
+	a := addr(k)
+	resp, err := privateGetter(t, h, pub, k, stf.Getter{FreeBalance: &a})
+	if err != nil || resp.Error != "" {
+		t.Fatalf("balance getter: %v %q", err, resp.Error)
+	}
+	var v uint64
+	if err := codec.Unmarshal(resp.Value, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 func (h *host) allEntries() []protocol.Entry {

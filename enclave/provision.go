@@ -23,7 +23,7 @@ package enclave
 // collateral under roots from the enclave's own configuration
 // (Config.Peers: built into the enclave binary, never from the host),
 // with the same MRENCLAVE as itself, an accepted TCB status, and not in
-// debug mode unless the chain is a dev chain. Upgrades to another
+// debug mode unless the enclave is a dev build. Upgrades to another
 // measurement (a shard's pending configuration) are not provisioned yet.
 //
 // The provider sends the shielding key, the state key and the checkpoint
@@ -120,8 +120,9 @@ type provisioning struct {
 }
 
 // verifier returns the RA-TLS verifier for peers: the same MRENCLAVE as
-// this enclave, under the configured roots.
-func (e *Enclave) peerVerifier(dev bool) (*ratls.Verifier, error) {
+// this enclave, under the configured roots; debug peers only in a dev
+// build.
+func (e *Enclave) peerVerifier() (*ratls.Verifier, error) {
 	p := e.cfg.Peers
 	if p == nil || len(p.Roots) == 0 || p.Collateral == nil {
 		return nil, ErrNoPeerAttestation
@@ -134,7 +135,7 @@ func (e *Enclave) peerVerifier(dev bool) (*ratls.Verifier, error) {
 		Policy: attestation.Policy{
 			DCAPRoots:           p.Roots,
 			AllowedMRENCLAVE:    [][32]byte{e.mrenclave},
-			AllowDebug:          dev,
+			AllowDebug:          e.cfg.Dev,
 			AcceptedTCBStatuses: statuses,
 		},
 		Collateral: p.Collateral,
@@ -144,8 +145,8 @@ func (e *Enclave) peerVerifier(dev bool) (*ratls.Verifier, error) {
 
 // tlsConfig builds this side's RA-TLS configuration with a fresh
 // certificate (a fresh key and quote per session).
-func (e *Enclave) tlsConfig(dev, server bool) (*tls.Config, error) {
-	v, err := e.peerVerifier(dev)
+func (e *Enclave) tlsConfig(server bool) (*tls.Config, error) {
+	v, err := e.peerVerifier()
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +176,7 @@ func (e *Enclave) provisionInit(r *protocol.ProvisionInit) (protocol.Reply, erro
 	if in.SealedKeys != nil || len(in.Checkpoint) > 0 {
 		return nil, protocol.Errorf(protocol.CodeInvalidInput, "a provisioning requester starts without keys and checkpoint")
 	}
-	cfg, err := e.tlsConfig(in.Dev, false)
+	cfg, err := e.tlsConfig(false)
 	if errors.Is(err, ErrNoPeerAttestation) {
 		return nil, protocol.Errorf(protocol.CodeForbidden, "%v", err)
 	}
@@ -349,7 +350,7 @@ func (e *Enclave) openSession(sealedCP []byte) (uint64, error) {
 	if cp.Height > e.lc.Height() {
 		return 0, protocol.Errorf(protocol.CodeState, "checkpoint at %d is ahead of the enclave at %d", cp.Height, e.lc.Height())
 	}
-	cfg, err := e.tlsConfig(e.dev, true)
+	cfg, err := e.tlsConfig(true)
 	if errors.Is(err, ErrNoPeerAttestation) {
 		return 0, protocol.Errorf(protocol.CodeForbidden, "%v", err)
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/integritee-go/integritee/attestation/ratls"
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
-	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/enclave"
 	"github.com/integritee-go/integritee/enclave/protocol"
@@ -43,7 +42,7 @@ func startPeers(h *host, peers *enclave.PeerAttestation) {
 	if h.stop != nil {
 		h.stop()
 	}
-	e, err := enclave.New(enclave.Config{Backend: h.backend, Peers: peers})
+	e, err := enclave.New(enclave.Config{Backend: h.backend, Peers: peers, Dev: h.dev})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -164,25 +163,6 @@ func newProvisionFixture(t *testing.T) *provisionFixture {
 	return f
 }
 
-func balanceOf(t *testing.T, h *host, k ed25519.PrivateKey) uint64 {
-	t.Helper()
-	a := addr(k)
-	g, _ := stf.EncodeGetter(stf.Getter{FreeBalance: &a})
-	signed, err := stf.SignGetter(k, g, h.shard, h.shard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := protocol.CallAs[*protocol.GetterReply](context.Background(), h.c, &protocol.ExecuteGetter{Getter: signed})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v uint64
-	if err := codec.Unmarshal(rep.Value, &v); err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 func TestProvisioning(t *testing.T) {
 	ctx := context.Background()
 	f := newProvisionFixture(t)
@@ -230,7 +210,7 @@ func TestProvisioning(t *testing.T) {
 		t.Fatalf("block 3: provider %+v root %x, requester %+v root %x", pr.Stats, pr.StateRoot, rr.Stats, rr.StateRoot)
 	}
 	for _, h := range []*host{f.prov, req} {
-		if a, b := balanceOf(t, h, f.aliceI), balanceOf(t, h, f.bobI); a != 750 || b != 250 {
+		if a, b := privateBalance(t, h, f.shieldingPub, f.aliceI), privateBalance(t, h, f.shieldingPub, f.bobI); a != 750 || b != 250 {
 			t.Fatalf("balances alice %d bob %d, want 750 250", a, b)
 		}
 	}

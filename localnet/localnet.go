@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -231,21 +232,28 @@ func (n *Net) Stop() error {
 	return n.stopErr
 }
 
-// BuildEnclave builds integritee-enclave into dir with the Go toolchain and
-// returns its path. It must run inside the module's source tree.
+// BuildEnclave builds the dev build of integritee-enclave (-tags dev: the
+// simulated TEE under the dev PKI and the dev features) into dir with the
+// Go toolchain and returns its path. It must run inside the module's
+// source tree.
 func BuildEnclave(ctx context.Context, dir string) (string, error) {
-	return Build(ctx, dir, EnclavePackage, "integritee-enclave")
+	return Build(ctx, dir, EnclavePackage, "integritee-enclave", "dev")
 }
 
-// Build builds a command package of this module into dir/name.
-func Build(ctx context.Context, dir, pkg, name string) (string, error) {
+// Build builds a command package of this module into dir/name, with the
+// given build tags.
+func Build(ctx context.Context, dir, pkg, name string, tags ...string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
 	out := filepath.Join(dir, name)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	args := []string{"build", "-o", out}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, pkg)...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}

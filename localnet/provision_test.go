@@ -268,7 +268,7 @@ func TestProvisioningRefusesOtherMeasurement(t *testing.T) {
 	logs := &records{}
 	dataDir := filepath.Join(t.TempDir(), "impostor")
 	wc := worker.Config{
-		NodeRPC: n.NodeRPC(), DataDir: dataDir, Shard: n.Shard, RPCListen: "127.0.0.1:0", Dev: true,
+		NodeRPC: n.NodeRPC(), DataDir: dataDir, Shard: n.Shard, RPCListen: "127.0.0.1:0",
 		Fund:      worker.DevFunder(n.NodeRPC(), accounts.DevKey("Alice"), localnet.WorkerFunding),
 		Provision: worker.ProvisionConfig{From: []string{n.Workers()[0].RPCAddr()}},
 		Logger:    slog.New(logs),

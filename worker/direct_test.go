@@ -70,7 +70,7 @@ func TestDirectCalls(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cfg := worker.Config{
-		NodeRPC: rpc, DataDir: dir, Enclave: factory, Shard: testShard, Dev: true, RPCListen: "127.0.0.1:0",
+		NodeRPC: rpc, DataDir: dir, Enclave: factory, Shard: testShard, RPCListen: "127.0.0.1:0",
 		Fund: worker.DevFunder(rpc, accounts.DevKey("Alice"), 10*accounts.Unit), Logger: testLogger(t), PollInterval: 20 * time.Millisecond,
 	}
 	w, stop := startWorker(t, ctx, cfg)

@@ -81,7 +81,7 @@ func TestForgedCommit(t *testing.T) {
 		return forger{Enclave: worker.Pipe(e), chainID: c.ChainID(), from: 5, done: &done, mu: &mu, answer: &answer, height: &height}, nil
 	}
 	w, err := worker.New(ctx, worker.Config{
-		NodeRPC: rpc, DataDir: t.TempDir(), Enclave: factory, Shard: testShard, Dev: true,
+		NodeRPC: rpc, DataDir: t.TempDir(), Enclave: factory, Shard: testShard,
 		Fund: worker.DevFunder(rpc, accounts.DevKey("Alice"), 10*accounts.Unit), Logger: testLogger(t), PollInterval: 20 * time.Millisecond,
 	})
 	if err != nil {

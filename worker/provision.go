@@ -448,7 +448,7 @@ func (w *Worker) provisionFrom(ctx context.Context, base string) error {
 	defer e.Close()
 	init := protocol.Init{
 		Shard: w.cfg.Shard, ChainID: w.chainID, GenesisValidators: w.genesisVals,
-		InitialHeight: w.initialHeight, ConfirmEvery: w.cfg.ConfirmEvery, Dev: w.cfg.Dev, DevSudo: w.devSudo,
+		InitialHeight: w.initialHeight, ConfirmEvery: w.cfg.ConfirmEvery,
 	}
 	ir, err := call[*protocol.ProvisionInitReply](ctx, e, &protocol.ProvisionInit{Init: init})
 	if err != nil {

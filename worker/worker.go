@@ -97,9 +97,6 @@ type Config struct {
 	// Provision configures key provisioning between the shard's workers
 	// (provision.go).
 	Provision ProvisionConfig
-	// Dev enables the enclave's dev features (set_balance by the chain's
-	// sudo, debug getters).
-	Dev bool
 	// ConfirmEvery is the number of blocks per confirm_processed_block (0:
 	// every block). Every worker of a shard must use the same value.
 	ConfirmEvery uint32
@@ -137,7 +134,6 @@ type Worker struct {
 	genesisVals   []byte
 	chainID       string
 	initialHeight int64
-	devSudo       tx.Address
 
 	provLn net.Listener // the provisioning listener (provision.go)
 
@@ -210,16 +206,6 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 			return nil, ctx.Err()
 		}
 		sleep(ctx, cfg.PollInterval)
-	}
-	if cfg.Dev {
-		err = retry(ctx, log, "read chain params", func() error {
-			p, err := w.node.Params(ctx)
-			w.devSudo = p.Sudo
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
 	}
 	if w.store, err = store.Open(filepath.Join(cfg.DataDir, "worker.db")); err != nil {
 		return nil, err
@@ -433,7 +419,6 @@ func (w *Worker) initEnclave(ctx context.Context, e Enclave) error {
 	req := &protocol.Init{
 		Shard: w.cfg.Shard, ChainID: w.chainID, GenesisValidators: w.genesisVals,
 		InitialHeight: w.initialHeight, SealedKeys: keys, ConfirmEvery: w.cfg.ConfirmEvery,
-		Dev: w.cfg.Dev, DevSudo: w.devSudo,
 	}
 	if haveCP {
 		req.Checkpoint = cp.Sealed

@@ -6,9 +6,19 @@
 //
 //	integritee-enclave [--tee sim|gramine] [--gramine-dir DIR] [--log-level LEVEL] [--trusting-period D]
 //
-// With --tee sim (development) MRENCLAVE is the SHA-256 of this executable
-// and quotes chain to the sim dev PKI; with --tee gramine it runs inside a
-// Gramine SGX enclave and uses /dev/attestation.
+// With --tee gramine it runs inside a Gramine SGX enclave and uses
+// /dev/attestation. With --tee sim MRENCLAVE is the SHA-256 of this
+// executable and quotes chain to a simulated PKI.
+//
+// What the enclave trusts is fixed when it is built, never by the host:
+//
+//	go build ./cmd/integritee-enclave               production: Gramine only
+//	go build -tags dev ./cmd/integritee-enclave     dev: sim under the dev PKI, dev features
+//	go build -tags testtee ./cmd/integritee-enclave production rules, sim under the test PKI
+//
+// Dev features (set_balance by the dev sudo, plaintext state access, debug
+// peers) exist only in the dev build; since the build tag changes the
+// binary, a dev build never has a production build's measurement.
 package main
 
 import (
@@ -25,12 +35,26 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/attestation/pcs"
+	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/tee"
 	"github.com/integritee-go/integritee/tee/gramine"
 	"github.com/integritee-go/integritee/tee/sim"
 )
+
+// buildConfig is the configuration compiled into the binary by build tag
+// (build_*.go): part of the measurement.
+type buildConfig struct {
+	name string
+	// dev enables the dev features (enclave.Config.Dev) with devSudo.
+	dev     bool
+	devSudo tx.Address
+	// defaultTEE is the --tee default; simSeed seeds the sim backend's PKI,
+	// empty when the build has no simulated TEE.
+	defaultTEE string
+	simSeed    string
+}
 
 func main() {
 	if err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
@@ -51,7 +75,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("integritee-enclave", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := &options{}
-	fs.StringVar(&o.tee, "tee", "sim", "TEE backend: sim or gramine")
+	fs.StringVar(&o.tee, "tee", build.defaultTEE, "TEE backend: gramine, or sim where the build has it")
 	fs.StringVar(&o.gramineDir, "gramine-dir", gramine.DefaultDir, "Gramine attestation pseudo-file directory")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	fs.DurationVar(&o.trustingPeriod, "trusting-period", 0, "maximum time between consecutive block headers (0: 14 days)")
@@ -67,11 +91,18 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 func backend(o *options) (tee.Backend, error) {
 	switch o.tee {
 	case "sim":
+		if build.simSeed == "" {
+			return nil, fmt.Errorf("the %s build has no simulated TEE: build with -tags dev (development) or -tags testtee (tests)", build.name)
+		}
 		exe, err := os.Executable()
 		if err != nil {
 			return nil, fmt.Errorf("locate own executable: %w", err)
 		}
-		return sim.New(sim.Config{EnclaveBinary: exe})
+		pki, err := sim.NewPKI([]byte(build.simSeed))
+		if err != nil {
+			return nil, err
+		}
+		return sim.New(sim.Config{EnclaveBinary: exe, PKI: pki})
 	case "gramine":
 		return gramine.New(o.gramineDir)
 	}
@@ -79,8 +110,8 @@ func backend(o *options) (tee.Backend, error) {
 }
 
 // peers is the trust configuration for key provisioning between enclaves
-// of a shard. A sim enclave trusts its own dev PKI (compiled in through
-// the dev seed) and makes the dev collateral itself. Gramine needs
+// of a shard. A sim enclave trusts its own build's PKI (compiled in
+// through its seed) and makes that PKI's collateral itself. Gramine needs
 // Intel's root and PCS collateral inside the enclave, which it does not
 // have yet: provisioning is refused there.
 func peers(b tee.Backend) *enclave.PeerAttestation {
@@ -122,14 +153,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	e, err := enclave.New(enclave.Config{Backend: b, TrustingPeriod: o.trustingPeriod, Logger: log, Peers: peers(b)})
+	e, err := enclave.New(enclave.Config{
+		Backend: b, TrustingPeriod: o.trustingPeriod, Logger: log, Peers: peers(b),
+		Dev: build.dev, DevSudo: build.devSudo,
+	})
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m := b.Measurement()
-	log.Info("serving", "tee", o.tee, "mrenclave", fmt.Sprintf("%x", m[:]))
+	log.Info("serving", "build", build.name, "tee", o.tee, "mrenclave", fmt.Sprintf("%x", m[:]))
 	s := &protocol.Server{Handler: e, Logger: log}
 	err = s.Serve(ctx, stdio{stdin, stdout})
 	if errors.Is(err, context.Canceled) {

@@ -17,6 +17,47 @@ import (
 	"github.com/integritee-go/integritee/enclave/protocol"
 )
 
+// buildEnclave builds this command with the given build tags ("" for the
+// production build).
+func buildEnclave(t *testing.T, tags string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "integritee-enclave")
+	if out, err := exec.Command("go", "build", "-tags", tags, "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build -tags %q: %v\n%s", tags, err, out)
+	}
+	return bin
+}
+
+// TestBuildsFixTheirRules: the production build has no simulated TEE, so no
+// host can run it under a PKI it controls, and the dev and test-TEE builds
+// differ in measurement (a dev build never passes for a production one).
+func TestBuildsFixTheirRules(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	prod := buildEnclave(t, "")
+	out, err := exec.Command(prod, "--tee", "sim").CombinedOutput()
+	if err == nil || !bytes.Contains(out, []byte("the production build has no simulated TEE")) {
+		t.Fatalf("production build with --tee sim: %v\n%s", err, out)
+	}
+	// Its default is Gramine, which fails here for want of /dev/attestation.
+	if out, err := exec.Command(prod, "--gramine-dir", t.TempDir()).CombinedOutput(); err == nil {
+		t.Fatalf("production build without Gramine started:\n%s", out)
+	}
+	sums := map[[32]byte]string{}
+	for _, tags := range []string{"", "dev", "testtee"} {
+		b, err := os.ReadFile(buildEnclave(t, tags))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(b)
+		if other, ok := sums[sum]; ok {
+			t.Fatalf("builds %q and %q have one measurement", tags, other)
+		}
+		sums[sum] = tags
+	}
+}
+
 type pipes struct {
 	io.Reader
 	io.Writer
@@ -30,10 +71,7 @@ func TestChildProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "integritee-enclave")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildEnclave(t, "dev")
 	exe, err := os.ReadFile(bin)
 	if err != nil {
 		t.Fatal(err)

@@ -70,7 +70,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.Shard, "shard", "", "shard to serve, hex (default with --tee sim: the enclave's MRENCLAVE, sha256 of its binary)")
 	fs.StringVar(&o.RPC, "rpc", "127.0.0.1:2000", "JSON-RPC listen address (empty: none)")
 	fs.StringVar(&o.URL, "url", "", "worker URL registered on chain (default: http://<rpc address>)")
-	fs.BoolVar(&o.Dev, "dev", false, "dev chain: fund the enclave account from Alice, enable dev trusted calls and debug getters")
+	fs.BoolVar(&o.Dev, "dev", false, "dev chain: fund the enclave account from Alice (dev features are the enclave build's: -tags dev)")
 	fs.UintVar(&o.ConfirmEvery, "confirm-every", 1, "blocks per confirm_processed_block (same for every worker of a shard)")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
@@ -144,7 +144,7 @@ func config(o *options, log *slog.Logger) (worker.Config, error) {
 	}
 	cfg := worker.Config{
 		NodeRPC: o.Node, DataDir: o.Data, Shard: sh, RPCListen: o.RPC, WorkerURL: o.URL,
-		Dev: o.Dev, ConfirmEvery: uint32(o.ConfirmEvery), Logger: log,
+		ConfirmEvery: uint32(o.ConfirmEvery), Logger: log,
 		Provision: worker.ProvisionConfig{Listen: o.ProvisionAddr, From: o.ProvisionFrom},
 		Enclave: worker.ProcessFactory(worker.ProcessConfig{
 			Path: path, Args: append([]string{"--tee", o.TEE}, o.EnclaveArgs...), Logger: log.With("process", "enclave"),

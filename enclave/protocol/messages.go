@@ -131,10 +131,9 @@ type Init struct {
 	// (0 means 1). Part of the shard's configuration: every worker of a
 	// shard must use the same value to produce the same confirmations.
 	ConfirmEvery uint32 `cbor:"confirm_every"`
-	// Dev enables the dev-only trusted call set_balance (by DevSudo) and the
-	// debug requests (GetState, plaintext getter results).
-	Dev     bool       `cbor:"dev"`
-	DevSudo tx.Address `cbor:"dev_sudo"`
+	// Nothing here switches dev features on: whether the enclave has them
+	// is a property of its build (enclave.Config.Dev), so part of its
+	// measurement.
 }
 
 func (*Init) Type() string      { return TypeInit }

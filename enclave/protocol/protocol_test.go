@@ -229,7 +229,7 @@ func TestRequestsRoundTrip(t *testing.T) {
 	sign := &TxParams{ChainID: "c", Nonce: 3, BaseFee: 1, PerByteFee: 2}
 	reqs := []Request{
 		&Init{Shard: [32]byte{1}, ChainID: "c", GenesisValidators: []byte{1}, InitialHeight: 1,
-			SealedKeys: &SealedKeys{Signer: []byte{1}, Shielding: []byte{2}, State: []byte{3}}, ConfirmEvery: 2, Dev: true, DevSudo: tx.Address{9}},
+			SealedKeys: &SealedKeys{Signer: []byte{1}, Shielding: []byte{2}, State: []byte{3}}, ConfirmEvery: 2},
 		&LoadEntries{Entries: []Entry{{Key: [32]byte{1}, Value: []byte{2}}}},
 		&Resume{}, &Attest{},
 		&SignRegistration{Params: *sign, WorkerURL: "ws://127.0.0.1:1"},
@@ -238,7 +238,7 @@ func TestRequestsRoundTrip(t *testing.T) {
 		&SignOutgoing{Calls: []Outgoing{{Call: tx.Call{Module: "m", Method: "x", Args: []byte{0xa0}}, Tag: []byte{1}}}, Params: *sign},
 		&ExecuteGetter{Getter: []byte{1}}, &StateInfo{}, &GetState{Key: []byte("k")},
 		&SubmitCalls{Calls: [][]byte{{1}, {2}}, Timestamp: 5, Sign: sign}, &PrivateGetter{Request: []byte{1}},
-		&ProvisionInit{Init: Init{Shard: [32]byte{2}, ChainID: "c", GenesisValidators: []byte{1}, InitialHeight: 1, Dev: true}},
+		&ProvisionInit{Init: Init{Shard: [32]byte{2}, ChainID: "c", GenesisValidators: []byte{1}, InitialHeight: 1}},
 		&ProvisionStep{In: []byte{0x16, 3}}, &ProvisionServe{Session: 2, Checkpoint: []byte{1}, In: []byte{0x17}, Abort: true},
 	}
 	if len(reqs) != len(Requests()) {

@@ -26,6 +26,12 @@ import (
 // anything.
 const DefaultSeed = "integritee-go dev sgx pki: PUBLIC AND INSECURE, development only"
 
+// TestSeed seeds the test PKI of enclaves built with production rules for
+// tests (cmd/integritee-enclave's `testtee` build tag): a trust root that is
+// not the dev chain's, so production builds are exercised without SGX and
+// never accept dev-PKI peers. Public too: never trust it on a real chain.
+const TestSeed = "integritee-go test sgx pki: production rules without SGX, PUBLIC AND INSECURE, tests only"
+
 // Subjects of the dev hierarchy. Verifiers anchor on the root's subject and
 // key, so certificates may be regenerated freely from the same seed.
 const (

@@ -187,7 +187,7 @@ func (e *Enclave) boot() {
 	if e.stop != nil {
 		e.stop()
 	}
-	enc, err := enclave.New(enclave.Config{Backend: e.backend})
+	enc, err := enclave.New(enclave.Config{Backend: e.backend, Dev: true, DevSudo: Address(SudoKey())})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func (e *Enclave) boot() {
 	}
 	rep, err := protocol.CallAs[*protocol.InitReply](ctx, e.client, &protocol.Init{
 		Shard: e.shard, ChainID: ChainID, GenesisValidators: vals, InitialHeight: 1,
-		SealedKeys: e.sealed, Checkpoint: e.checkpoint, Dev: true, DevSudo: Address(SudoKey()),
+		SealedKeys: e.sealed, Checkpoint: e.checkpoint,
 	})
 	if err != nil {
 		e.t.Fatal(err)
