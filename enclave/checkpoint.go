@@ -29,8 +29,8 @@ type checkpoint struct {
 	Sidechain *sidechainHead `cbor:"sidechain,omitempty"`
 }
 
-func openCheckpoint(b tee.Backend, shard [32]byte, blob []byte) (*checkpoint, error) {
-	pt, err := seal.Open(b, labelCheckpoint, shard, blob)
+func openCheckpoint(b tee.Backend, scope [32]byte, blob []byte) (*checkpoint, error) {
+	pt, err := seal.Open(b, labelCheckpoint, scope, blob)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/enclave"
 	"github.com/integritee-go/integritee/enclave/keys"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/seal"
@@ -268,7 +269,7 @@ func assertNoKeyMaterial(t *testing.T, h *host) {
 	t.Helper()
 	secrets := map[string][]byte{}
 	for label, blob := range map[string][]byte{keys.LabelSigner: h.sealed.Signer, keys.LabelShielding: h.sealed.Shielding, keys.LabelState: h.sealed.State} {
-		k, err := seal.Open(h.backend, label, h.shard, blob)
+		k, err := seal.Open(h.backend, label, enclave.SealScope(h.shard, h.genesis), blob)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -52,10 +52,13 @@ package enclave
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
@@ -113,7 +116,9 @@ type Enclave struct {
 	// (teerex.GenesisID): its report data commits to it and its keys and
 	// checkpoints are sealed under it, so the host cannot point it at
 	// another chain.
-	genesis      [32]byte
+	genesis [32]byte
+	// scope is what sealed blobs are bound to (SealScope).
+	scope        [32]byte
 	mrenclave    [32]byte
 	confirmEvery int64
 
@@ -219,11 +224,11 @@ func (e *Enclave) init(r *protocol.Init) (protocol.Reply, error) {
 		err     error
 		created bool
 	)
-	gvals, err := protocol.DecodeValidatorSet(r.GenesisValidators)
+	gvals, genesis, err := genesisOf(r)
 	if err != nil {
-		return nil, protocol.Errorf(protocol.CodeInvalidInput, "genesis validators: %v", err)
+		return nil, err
 	}
-	genesis := [32]byte(teerex.GenesisID(r.ChainID, r.InitialHeight, gvals.Hash()))
+	scope := SealScope(r.Shard, genesis)
 	if sealed.Empty() {
 		if len(r.Checkpoint) > 0 {
 			return nil, protocol.Errorf(protocol.CodeSealing, "a checkpoint without sealed keys")
@@ -231,12 +236,14 @@ func (e *Enclave) init(r *protocol.Init) (protocol.Reply, error) {
 		if k, err = keys.Generate(); err != nil {
 			return nil, fmt.Errorf("generate keys: %w", err)
 		}
-		if sealed, err = k.Seal(e.cfg.Backend, r.Shard); err != nil {
+		if sealed, err = k.Seal(e.cfg.Backend, scope); err != nil {
 			return nil, fmt.Errorf("seal keys: %w", err)
 		}
 		created = true
-	} else if k, err = keys.Unseal(e.cfg.Backend, r.Shard, sealed); err != nil {
-		return nil, protocol.Errorf(protocol.CodeSealing, "%v", err)
+	} else if k, err = keys.Unseal(e.cfg.Backend, scope, sealed); err != nil {
+		// Also what a host gets that restarts sealed keys on another
+		// genesis (another chain, or its own validators).
+		return nil, protocol.Errorf(protocol.CodeSealing, "%v (or sealed for another shard or chain)", err)
 	}
 	st, err := state.New(k.StateKey())
 	if err != nil {
@@ -249,7 +256,7 @@ func (e *Enclave) init(r *protocol.Init) (protocol.Reply, error) {
 		want *checkpoint
 	)
 	if len(r.Checkpoint) > 0 {
-		if want, err = openCheckpoint(e.cfg.Backend, r.Shard, r.Checkpoint); err != nil {
+		if want, err = openCheckpoint(e.cfg.Backend, scope, r.Checkpoint); err != nil {
 			return nil, protocol.Errorf(protocol.CodeSealing, "%v", err)
 		}
 		if want.ChainID != r.ChainID || want.Signer != tx.AddressOf(k.SignerPublic()) {
@@ -273,7 +280,7 @@ func (e *Enclave) init(r *protocol.Init) (protocol.Reply, error) {
 	if e.cfg.NewSTF != nil {
 		app = e.cfg.NewSTF(r)
 	}
-	e.shard, e.chainID, e.genesis = r.Shard, r.ChainID, genesis
+	e.shard, e.chainID, e.genesis, e.scope = r.Shard, r.ChainID, genesis, scope
 	e.confirmEvery = max(int64(r.ConfirmEvery), 1)
 	e.keys, e.state, e.lc, e.rt = k, st, lc, &stf.Runtime{STF: app}
 	e.phase = phaseReady
@@ -372,5 +379,30 @@ func (e *Enclave) sealCheckpoint(c *checkpoint) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return seal.Seal(e.cfg.Backend, labelCheckpoint, e.shard, b)
+	return seal.Seal(e.cfg.Backend, labelCheckpoint, e.scope, b)
+}
+
+// genesisOf decodes Init's genesis validators and returns them with the
+// genesis ID of the chain the enclave is to follow.
+func genesisOf(r *protocol.Init) (*types.ValidatorSet, [32]byte, error) {
+	vals, err := protocol.DecodeValidatorSet(r.GenesisValidators)
+	if err != nil {
+		return nil, [32]byte{}, protocol.Errorf(protocol.CodeInvalidInput, "genesis validators: %v", err)
+	}
+	return vals, [32]byte(teerex.GenesisID(r.ChainID, r.InitialHeight, vals.Hash())), nil
+}
+
+// scopeDomain separates seal scopes from other hashes.
+const scopeDomain = "integritee/enclave/v1/seal-scope"
+
+// SealScope is what the enclave's keys and checkpoints are sealed to: the
+// shard on one chain. A host that restarts the sealed keys with another
+// genesis (its own validators) gets nothing that opens, so it cannot make
+// a registered signer follow a fake chain.
+func SealScope(shard, genesis [32]byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(scopeDomain))
+	h.Write(shard[:])
+	h.Write(genesis[:])
+	return [32]byte(h.Sum(nil))
 }

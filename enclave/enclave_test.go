@@ -18,6 +18,7 @@ import (
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave"
+	"github.com/integritee-go/integritee/enclave/internal/testchain"
 	"github.com/integritee-go/integritee/enclave/keys"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/shielding"
@@ -202,6 +203,47 @@ func TestAttackDevModeFromHost(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAttackChainIdentitySealed is the enclave half of attack 2 of issue
+// 8. Before, the light client's genesis validators came from Init alone:
+// a host restarted a registered enclave's sealed keys with the real chain
+// ID but its own validator keys, fed it a fake block with a shield_funds
+// to itself, and the registered signer signed an unshield that the real
+// vault paid. Now the keys and checkpoints are sealed to the genesis ID
+// (chain ID, initial height, genesis validators): on another genesis they
+// do not open, and a fresh enclave on another genesis commits to that
+// genesis in its quote, which the chain refuses (teerex's ErrWrongChain).
+func TestAttackChainIdentitySealed(t *testing.T) {
+	ctx := context.Background()
+	c := newChainSim(t)
+	h := newHost(t, sha256Of("chain identity"))
+	real := h.boot(c)
+	c.block()
+	c.block()
+	if _, err := h.process(c, 1); err != nil {
+		t.Fatal(err)
+	}
+	fake := testchain.New(chainID, 4, "the host's own validators")
+	fakeVals, err := protocol.EncodeValidatorSet(fake.Vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, withCheckpoint := range []bool{false, true} {
+		h.start()
+		r := h.initRequest(c)
+		r.GenesisValidators = fakeVals
+		if !withCheckpoint {
+			r.Checkpoint = nil
+		}
+		if _, err := h.c.Call(ctx, r); !errors.Is(err, protocol.ErrSealing) {
+			t.Fatalf("sealed keys on another genesis (checkpoint %v): %v", withCheckpoint, err)
+		}
+	}
+	// Control: the same keys on the real genesis open.
+	if again := h.boot(c); !bytes.Equal(again.SignerPublic, real.SignerPublic) {
+		t.Fatal("control: the sealed keys do not reopen on their own genesis")
 	}
 }
 

@@ -190,6 +190,8 @@ type host struct {
 	// plaintext getters, debug peers). Off by default: the harness runs
 	// the production rules unless a test is about a dev feature.
 	dev bool
+	// genesis is the ID of the chain the enclave was started on.
+	genesis [32]byte
 
 	// persisted
 	sealed     *protocol.SealedKeys
@@ -246,6 +248,7 @@ func (h *host) initRequest(c *chainSim) *protocol.Init {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	h.genesis = teerex.GenesisID(chainID, 1, c.tc.Vals.Hash())
 	return &protocol.Init{
 		Shard: h.shard, ChainID: chainID, GenesisValidators: vals, InitialHeight: 1,
 		SealedKeys: h.sealed, Checkpoint: h.checkpoint, ConfirmEvery: 1,

@@ -94,12 +94,16 @@ const (
 type provisionRequest struct {
 	Shard   [32]byte `cbor:"shard"`
 	ChainID string   `cbor:"chain_id"`
+	// Genesis is the requester's genesis ID: a provider gives keys only to
+	// a peer that follows the same chain.
+	Genesis [32]byte `cbor:"genesis"`
 }
 
 // provisionPayload is the provider's answer, inside TLS.
 type provisionPayload struct {
 	Shard      [32]byte   `cbor:"shard"`
 	ChainID    string     `cbor:"chain_id"`
+	Genesis    [32]byte   `cbor:"genesis"`
 	Shielding  []byte     `cbor:"shielding"`
 	State      []byte     `cbor:"state"`
 	Checkpoint checkpoint `cbor:"checkpoint"`
@@ -188,11 +192,15 @@ func (e *Enclave) provisionInit(r *protocol.ProvisionInit) (protocol.Reply, erro
 	if err != nil {
 		return nil, fmt.Errorf("generate signer: %w", err)
 	}
-	sealed, err := k.Seal(e.cfg.Backend, in.Shard)
+	_, genesis, err := genesisOf(&in)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := k.Seal(e.cfg.Backend, SealScope(in.Shard, genesis))
 	if err != nil {
 		return nil, fmt.Errorf("seal signer: %w", err)
 	}
-	req := provisionRequest{Shard: in.Shard, ChainID: in.ChainID}
+	req := provisionRequest{Shard: in.Shard, ChainID: in.ChainID, Genesis: genesis}
 	p := newPump(protocol.MaxProvisionRecord)
 	e.prov = provisioning{init: &in, signer: sealed.Signer, client: p}
 	got := &e.prov
@@ -256,25 +264,30 @@ func (e *Enclave) finishProvisioning() (*protocol.ProvisionResult, error) {
 	if pl == nil {
 		return nil, protocol.Errorf(protocol.CodeVerification, "provisioning: session ended without keys")
 	}
-	if pl.Shard != in.Shard || pl.ChainID != in.ChainID || pl.Checkpoint.ChainID != in.ChainID {
-		return nil, protocol.Errorf(protocol.CodeVerification, "%v: for shard %x on %q, want %x on %q",
-			ErrProvisionPayload, pl.Shard, pl.ChainID, in.Shard, in.ChainID)
+	_, genesis, err := genesisOf(in)
+	if err != nil {
+		return nil, err
 	}
+	if pl.Shard != in.Shard || pl.ChainID != in.ChainID || pl.Checkpoint.ChainID != in.ChainID || pl.Genesis != genesis {
+		return nil, protocol.Errorf(protocol.CodeVerification, "%v: for shard %x on %q (genesis %x), want %x on %q (genesis %x)",
+			ErrProvisionPayload, pl.Shard, pl.ChainID, pl.Genesis, in.Shard, in.ChainID, genesis)
+	}
+	scope := SealScope(in.Shard, genesis)
 	hdr, err := protocol.DecodeSignedHeader(pl.Checkpoint.Header, in.ChainID)
 	if err != nil || hdr.Height != pl.Checkpoint.Height {
 		return nil, protocol.Errorf(protocol.CodeVerification, "%v: checkpoint header: %v", ErrProvisionPayload, err)
 	}
 	b := e.cfg.Backend
 	sealed := keys.Sealed{Signer: e.prov.signer}
-	if sealed.Shielding, err = seal.Seal(b, keys.LabelShielding, in.Shard, pl.Shielding); err != nil {
+	if sealed.Shielding, err = seal.Seal(b, keys.LabelShielding, scope, pl.Shielding); err != nil {
 		return nil, err
 	}
-	if sealed.State, err = seal.Seal(b, keys.LabelState, in.Shard, pl.State); err != nil {
+	if sealed.State, err = seal.Seal(b, keys.LabelState, scope, pl.State); err != nil {
 		return nil, err
 	}
 	// Unseal validates the keys (a bad shielding key or state key size is
 	// refused) and gives us our signer's public key.
-	k, err := keys.Unseal(b, in.Shard, sealed)
+	k, err := keys.Unseal(b, scope, sealed)
 	if err != nil {
 		return nil, protocol.Errorf(protocol.CodeVerification, "%v: %v", ErrProvisionPayload, err)
 	}
@@ -284,7 +297,7 @@ func (e *Enclave) finishProvisioning() (*protocol.ProvisionResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	sealedCP, err := seal.Seal(b, labelCheckpoint, in.Shard, cpb)
+	sealedCP, err := seal.Seal(b, labelCheckpoint, scope, cpb)
 	if err != nil {
 		return nil, err
 	}
@@ -340,7 +353,7 @@ func (e *Enclave) provisionServe(r *protocol.ProvisionServe) (protocol.Reply, er
 // openSession starts a provider session that hands out the keys and the
 // host's persisted checkpoint to an attested requester.
 func (e *Enclave) openSession(sealedCP []byte) (uint64, error) {
-	cp, err := openCheckpoint(e.cfg.Backend, e.shard, sealedCP)
+	cp, err := openCheckpoint(e.cfg.Backend, e.scope, sealedCP)
 	if err != nil {
 		return 0, protocol.Errorf(protocol.CodeSealing, "%v", err)
 	}
@@ -359,16 +372,16 @@ func (e *Enclave) openSession(sealedCP []byte) (uint64, error) {
 	}
 	// The keys package hands out no key bytes; sealing and opening again
 	// yields the shielding key's serialisation.
-	sealed, err := e.keys.Seal(e.cfg.Backend, e.shard)
+	sealed, err := e.keys.Seal(e.cfg.Backend, e.scope)
 	if err != nil {
 		return 0, err
 	}
-	shieldingKey, err := seal.Open(e.cfg.Backend, keys.LabelShielding, e.shard, sealed.Shielding)
+	shieldingKey, err := seal.Open(e.cfg.Backend, keys.LabelShielding, e.scope, sealed.Shielding)
 	if err != nil {
 		return 0, err
 	}
-	pl := provisionPayload{Shard: e.shard, ChainID: e.chainID, Shielding: shieldingKey, State: e.keys.StateKey(), Checkpoint: *cp}
-	shard, chainID := e.shard, e.chainID
+	pl := provisionPayload{Shard: e.shard, ChainID: e.chainID, Genesis: e.genesis, Shielding: shieldingKey, State: e.keys.StateKey(), Checkpoint: *cp}
+	shard, chainID, genesis := e.shard, e.chainID, e.genesis
 	p := newPump(protocol.MaxProvisionRecord)
 	p.run(func(conn net.Conn) error {
 		c := tls.Server(conn, cfg)
@@ -379,8 +392,8 @@ func (e *Enclave) openSession(sealedCP []byte) (uint64, error) {
 		if err := readMessage(c, &req); err != nil {
 			return err
 		}
-		if req.Shard != shard || req.ChainID != chainID {
-			return fmt.Errorf("%w: requester asks for shard %x on %q", ErrProvisionPayload, req.Shard, req.ChainID)
+		if req.Shard != shard || req.ChainID != chainID || req.Genesis != genesis {
+			return fmt.Errorf("%w: requester asks for shard %x on %q (genesis %x)", ErrProvisionPayload, req.Shard, req.ChainID, req.Genesis)
 		}
 		if err := writeMessage(c, &pl); err != nil {
 			return err
