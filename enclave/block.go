@@ -7,6 +7,7 @@ import (
 	"github.com/cometbft/cometbft/crypto/merkle"
 
 	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave/lightclient"
@@ -73,12 +74,27 @@ func (e *Enclave) processBlock(r *protocol.ProcessBlock) (protocol.Reply, error)
 		return nil, protocol.Errorf(protocol.CodeVerification, "%v", err)
 	}
 	height := b.Header.Height
+	// The chain's confirmations of this shard's blocks come first: a state
+	// that is not the confirmed one must not go on.
+	for i, raw := range b.Txs {
+		if b.Results[i].Code != abci.CodeTypeOK {
+			continue
+		}
+		if h, ok := e.confirmedBlock(raw); ok {
+			if err := e.checkConfirmed(h); err != nil {
+				e.phase = phaseFailed
+				e.log.Error("enclave stopped", "err", err)
+				return nil, protocol.Errorf(protocol.CodeState, "%v", err)
+			}
+		}
+	}
 	env := e.env(height)
 	batch := e.state.Begin()
 	var (
-		stats protocol.Stats
-		calls [][32]byte
-		out   []protocol.Outgoing
+		stats     protocol.Stats
+		calls     [][32]byte
+		out       []protocol.Outgoing
+		unshields []sidechain.Unshield
 	)
 	for i, raw := range b.Txs {
 		if b.Results[i].Code != abci.CodeTypeOK {
@@ -106,19 +122,7 @@ func (e *Enclave) processBlock(r *protocol.ProcessBlock) (protocol.Reply, error)
 				continue
 			}
 			stats.Applied++
-			for j, ev := range unshields(res.Events) {
-				c, err := tx.NewCall(bridge.Name, bridge.MethodUnshieldFunds, bridge.UnshieldFunds{
-					Shard: teerex.Hash(e.shard), Beneficiary: ev.Beneficiary, Amount: ev.Amount, CallHash: teerex.Hash(res.UnshieldHash(j)),
-				})
-				if err != nil {
-					return nil, protocol.Errorf(protocol.CodeInternal, "unshield call: %v", err)
-				}
-				o, err := e.outgoing(c)
-				if err != nil {
-					return nil, protocol.Errorf(protocol.CodeInternal, "%v", err)
-				}
-				out = append(out, o)
-			}
+			unshields = append(unshields, unshieldsOf(&res)...)
 		case *bridge.ShieldFunds:
 			stats.Shields++
 			calls = append(calls, tx.Hash(raw))
@@ -141,6 +145,17 @@ func (e *Enclave) processBlock(r *protocol.ProcessBlock) (protocol.Reply, error)
 	}
 	e.lc.Accept(b)
 	e.pending = append(e.pending, calls...)
+	var shardBlock *sidechain.SignedHeader
+	if len(calls) > 0 {
+		// The shard's calls of this chain block are one shard block, which
+		// the chain must confirm before its unshields pay.
+		h := e.chainHeader(height, b.Header.Time.UnixMilli(), calls, cs.Root)
+		sb, o, err := e.sealBlock(h, unshields)
+		if err != nil {
+			return nil, e.fail(err)
+		}
+		shardBlock, out = sb, append(out, o...)
+	}
 	blockHash := b.Header.Hash()
 	if height%e.confirmEvery == 0 {
 		c, err := tx.NewCall(bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{
@@ -170,7 +185,7 @@ func (e *Enclave) processBlock(r *protocol.ProcessBlock) (protocol.Reply, error)
 	}
 	rep := &protocol.ProcessBlockReply{
 		Height: height, BlockHash: blockHash, StateRoot: cs.Root, Checkpoint: ckpt,
-		Outgoing: out, Stats: stats, Changes: make([]protocol.Entry, len(cs.Entries)),
+		Outgoing: out, Stats: stats, Changes: make([]protocol.Entry, len(cs.Entries)), Block: shardBlock,
 	}
 	for i, x := range cs.Entries {
 		rep.Changes[i] = protocol.Entry{Key: x.Key, Value: x.Value}

@@ -25,8 +25,10 @@ type checkpoint struct {
 	Header []byte `cbor:"header"`
 	// Pending are the calls since the last confirmation.
 	Pending [][32]byte `cbor:"pending"`
-	// Sidechain is the last shard block of direct calls, if any.
-	Sidechain *sidechainHead `cbor:"sidechain,omitempty"`
+	// Sidechain is the shard's last block, if any; Recent are the blocks
+	// the enclave produced and has not seen confirmed yet.
+	Sidechain *sidechainHead  `cbor:"sidechain,omitempty"`
+	Recent    []sidechainHead `cbor:"recent,omitempty"`
 }
 
 func openCheckpoint(b tee.Backend, scope [32]byte, blob []byte) (*checkpoint, error) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
@@ -59,7 +58,7 @@ func (e *Enclave) submitCalls(r *protocol.SubmitCalls) (protocol.Reply, error) {
 	env := e.env(e.lc.Height())
 	batch := e.state.Begin()
 	rep := &protocol.SubmitCallsReply{Results: make([]protocol.CallResult, len(r.Calls))}
-	var unshieldCalls []tx.Call
+	var unshields []sidechain.Unshield
 	for i, ct := range r.Calls {
 		res := &rep.Results[i]
 		res.Status = protocol.CallInvalid
@@ -86,15 +85,7 @@ func (e *Enclave) submitCalls(r *protocol.SubmitCalls) (protocol.Reply, error) {
 			res.Status, res.Reason, leaf = protocol.CallFailed, failedReason(out.Err), sidechain.LeafFailed
 		default:
 			res.Status = protocol.CallExecuted
-			for j, ev := range unshields(out.Events) {
-				c, err := tx.NewCall(bridge.Name, bridge.MethodUnshieldFunds, bridge.UnshieldFunds{
-					Shard: teerex.Hash(e.shard), Beneficiary: ev.Beneficiary, Amount: ev.Amount, CallHash: teerex.Hash(out.UnshieldHash(j)),
-				})
-				if err != nil {
-					return nil, protocol.Errorf(protocol.CodeInternal, "unshield call: %v", err)
-				}
-				unshieldCalls = append(unshieldCalls, c)
-			}
+			unshields = append(unshields, unshieldsOf(&out)...)
 		}
 		res.Index = uint32(len(rep.Leaves))
 		rep.Leaves = append(rep.Leaves, sidechain.CallLeaf(sha256.Sum256(ct), leaf))
@@ -103,28 +94,19 @@ func (e *Enclave) submitCalls(r *protocol.SubmitCalls) (protocol.Reply, error) {
 		rep.StateRoot = e.state.Root()
 		return rep, nil
 	}
-	for _, c := range unshieldCalls {
-		o, err := e.outgoing(c)
-		if err != nil {
-			return nil, protocol.Errorf(protocol.CodeInternal, "%v", err)
-		}
-		rep.Outgoing = append(rep.Outgoing, o)
-	}
-
 	// From here on the enclave's memory moves to the new block: a failure
 	// leaves it ahead of what the host persisted, so it must restart.
-	hdr := e.nextHeader(rep.Leaves, [32]byte{}, r.Timestamp)
+	hdr := e.directHeader(rep.Leaves, r.Timestamp)
 	cs, err := e.state.Commit(batch, sidechainNonceHeight(hdr.Number))
 	if err != nil {
 		return nil, e.fail(fmt.Errorf("commit state: %w", err))
 	}
 	hdr.StateHash = teerex.Hash(cs.Root)
-	block, confirm, err := e.sealBlock(hdr)
+	block, outgoing, err := e.sealBlock(hdr, unshields)
 	if err != nil {
 		return nil, e.fail(err)
 	}
-	rep.Block, rep.StateRoot = block, cs.Root
-	rep.Outgoing = append(rep.Outgoing, confirm)
+	rep.Block, rep.StateRoot, rep.Outgoing = block, cs.Root, outgoing
 	lcHeader, err := protocol.EncodeSignedHeader(trusted)
 	if err != nil {
 		return nil, e.fail(err)

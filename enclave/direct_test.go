@@ -5,25 +5,24 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
+	"maps"
+
+	"github.com/integritee-go/integritee/chain/runtime"
+
+	"slices"
 	"strings"
 	"testing"
 
-	dbm "github.com/cometbft/cometbft-db"
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/cometbft/cometbft/crypto/merkle"
 
-	app "github.com/integritee-go/integritee/chain"
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/codec"
-	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/sidechain"
-	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
-	"github.com/integritee-go/integritee/enclave/internal/testchain"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/stf"
@@ -33,31 +32,7 @@ import (
 // enclave's confirm_sidechain_block runs against the real chain.
 func newDirectChain(t testing.TB) *chainSim {
 	t.Helper()
-	st, err := store.Open(dbm.NewMemDB())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := teerex.New(accounts.Keeper{})
-	br := bridge.New(tr.Keeper, accounts.Keeper{}, accounts.Keeper{})
-	a, err := app.New(app.Options{ChainID: chainID, Store: st, Modules: []runtime.Module{tr, br, sidechain.New(tr.Keeper, br)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc := testchain.New(chainID, 4, "direct validators")
-	ag, _ := json.Marshal(accounts.DevGenesis())
-	tg, err := teerex.DevGenesis(tc.Start)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tgj, _ := json.Marshal(tg)
-	genesis, err := json.Marshal(app.AppState{Dev: true, Modules: map[string]json.RawMessage{accounts.Name: ag, teerex.Name: tgj}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.InitChain(context.Background(), &abci.RequestInitChain{ChainId: chainID, Time: tc.Start, InitialHeight: 1, AppStateBytes: genesis}); err != nil {
-		t.Fatal(err)
-	}
-	return &chainSim{t: t, app: a, tc: tc, nonces: map[tx.Address]uint64{}}
+	return newChainSimSeed(t, "direct validators")
 }
 
 // direct is a registered enclave with Alice's incognito account funded
@@ -72,8 +47,12 @@ type direct struct {
 	encNonce     uint64
 	aliceI, bobI ed25519.PrivateKey
 	processed    int64
-	// persisted shard blocks, by number
+	// persisted shard blocks, by number; base is the number of the last
+	// block of the setup (its shield is a chain block).
 	blocks map[uint64]sidechain.SignedHeader
+	base   uint64
+	// flushed counts the host's outgoing calls already put on chain.
+	flushed int
 }
 
 func newDirect(t testing.TB, name string) *direct {
@@ -115,6 +94,7 @@ func newDirectBuild(t testing.TB, name string, dev bool) *direct {
 	c.block(c.tx(alice, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: teerex.Hash(shard), Amount: 1000, EncryptedRecipient: recipient}))
 	c.block()
 	d.sync()
+	d.base = uint64(len(d.blocks))
 	return d
 }
 
@@ -135,8 +115,12 @@ func (d *direct) chainOK(res []*abci.ExecTxResult, what string) {
 func (d *direct) sync() {
 	d.t.Helper()
 	for d.processed+1 < d.c.tc.Height() {
-		if _, err := d.h.process(d.c, d.processed+1); err != nil {
+		rep, err := d.h.process(d.c, d.processed+1)
+		if err != nil {
 			d.t.Fatalf("block %d: %v", d.processed+1, err)
+		}
+		if rep.Block != nil {
+			d.blocks[rep.Block.Header.Number] = *rep.Block
 		}
 		d.processed++
 	}
@@ -239,14 +223,15 @@ func (d *direct) checkBlock(rep *protocol.SubmitCallsReply, number uint64, calls
 			d.t.Fatalf("call %d: leaf %d does not commit to it", i, r.Index)
 		}
 	}
-	last := rep.Outgoing[len(rep.Outgoing)-1]
-	want, err := sidechain.ConfirmCall(teerex.Hash(d.shard), number, hash)
+	first := rep.Outgoing[0]
+	want, err := sidechain.ConfirmCall(hd)
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	if last.Call.Method != want.Method || !bytes.Equal(last.Call.Args, want.Args) {
-		d.t.Fatalf("last outgoing %s.%s is not the block's confirmation", last.Call.Module, last.Call.Method)
+	if first.Call.Method != want.Method || !bytes.Equal(first.Call.Args, want.Args) {
+		d.t.Fatalf("first outgoing %s.%s is not the block's confirmation", first.Call.Module, first.Call.Method)
 	}
+	_ = hash
 	if len(rep.Txs) != len(rep.Outgoing) {
 		d.t.Fatalf("%d outgoing, %d signed", len(rep.Outgoing), len(rep.Txs))
 	}
@@ -314,7 +299,7 @@ func TestSubmitCalls(t *testing.T) {
 	if strings.Contains(rep.Results[7].Reason, "700") {
 		t.Fatalf("failure reason leaks the balance: %q", rep.Results[7].Reason)
 	}
-	d.checkBlock(rep, 1, calls)
+	d.checkBlock(rep, d.base+1, calls)
 	if got := d.balance(bobI); got != 300 {
 		t.Fatalf("bob %d", got)
 	}
@@ -324,7 +309,7 @@ func TestSubmitCalls(t *testing.T) {
 
 	// Next batch: block 2 chains to block 1.
 	second := [][]byte{d.transfer(bobI, aliceI, 50, 0)}
-	d.checkBlock(d.submit(second...), 2, second)
+	d.checkBlock(d.submit(second...), d.base+2, second)
 
 	// An all-invalid batch makes no block and changes nothing.
 	root := d.h.root()
@@ -338,7 +323,7 @@ func TestSubmitCalls(t *testing.T) {
 	d.c.block()
 	d.sync()
 	third := [][]byte{d.transfer(aliceI, bobI, 1, 3)}
-	d.checkBlock(d.submit(third...), 3, third)
+	d.checkBlock(d.submit(third...), d.base+3, third)
 
 	// The confirmations the enclave signed are accepted by the chain, in
 	// order; the latest is block 3's header hash.
@@ -351,9 +336,9 @@ func TestSubmitCalls(t *testing.T) {
 	if err := codec.Unmarshal(q.Value, &latest); err != nil {
 		t.Fatal(err)
 	}
-	b3 := d.blocks[3]
+	b3 := d.blocks[d.base+3]
 	h3, _ := b3.Header.Hash()
-	if latest.Number != 3 || latest.HeaderHash != h3 || latest.Enclave != d.enclave {
+	if latest.Number != d.base+3 || latest.HeaderHash != h3 || latest.Enclave != d.enclave {
 		t.Fatalf("latest confirmation %+v", latest)
 	}
 }
@@ -407,7 +392,7 @@ func mustEncode(t testing.TB, c stf.Call) []byte {
 func TestDirectRestart(t *testing.T) {
 	d := newDirect(t, "direct restart v1")
 	first := d.transfer(d.aliceI, d.bobI, 100, 0)
-	d.checkBlock(d.submit(first), 1, [][]byte{first})
+	d.checkBlock(d.submit(first), d.base+1, [][]byte{first})
 
 	// Lost: executed by the enclave, never persisted by the host.
 	lost := d.transfer(d.aliceI, d.bobI, 10, 1)
@@ -423,7 +408,7 @@ func TestDirectRestart(t *testing.T) {
 	if rep.Results[0].Reason != protocol.ReasonStaleNonce || rep.Results[1].Status != protocol.CallExecuted {
 		t.Fatalf("results %+v", rep.Results)
 	}
-	d.checkBlock(rep, 2, [][]byte{first, lost})
+	d.checkBlock(rep, d.base+2, [][]byte{first, lost})
 	if got := d.balance(d.bobI); got != 110 {
 		t.Fatalf("bob %d", got)
 	}
@@ -434,7 +419,7 @@ func TestDirectRestart(t *testing.T) {
 	d.sync()
 	d.h.boot(d.c)
 	next := d.transfer(d.aliceI, d.bobI, 1, 2)
-	d.checkBlock(d.submit(next), 3, [][]byte{next})
+	d.checkBlock(d.submit(next), d.base+3, [][]byte{next})
 }
 
 func TestPrivateGetter(t *testing.T) {
@@ -603,4 +588,112 @@ func BenchmarkSubmitCalls(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/call")
+}
+
+// flush signs every outgoing call persisted since the last flush, in
+// order (as the host's outbox does), puts them in a chain block and
+// returns their results.
+func (d *direct) flush() []*abci.ExecTxResult {
+	d.t.Helper()
+	calls := d.h.outgoing[d.flushed:]
+	d.flushed = len(d.h.outgoing)
+	if len(calls) == 0 {
+		return nil
+	}
+	p := d.params()
+	p.Nonce = d.accountNonce()
+	signed, err := protocol.CallAs[*protocol.SignedTxs](context.Background(), d.h.c, &protocol.SignOutgoing{Calls: calls, Params: p})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return d.c.block(signed.Txs...)
+}
+
+// hostState is what a worker host persists: an old copy of it is what a
+// malicious host restores.
+type hostState struct {
+	checkpoint []byte
+	entries    map[[32]byte][]byte
+	height     int64
+	outgoing   []protocol.Outgoing
+}
+
+func (h *host) snapshot() hostState {
+	return hostState{checkpoint: h.checkpoint, entries: maps.Clone(h.entries), height: h.height, outgoing: slices.Clone(h.outgoing)}
+}
+
+func (h *host) restore(s hostState) {
+	h.checkpoint, h.entries, h.height, h.outgoing = s.checkpoint, maps.Clone(s.entries), s.height, slices.Clone(s.outgoing)
+}
+
+// TestAttackRollbackDoubleUnshield is attack 3 of issue 8. Before, a host
+// copied worker.db, had the enclave unshield X through a direct call (the
+// chain paid on the enclave's word), restored the copy and had it unshield
+// X again to another beneficiary: a new call hash, so the chain paid
+// again. Now an unshield pays only with a proof into a shard block the
+// chain confirmed as the next of the shard's one chain: the restored
+// enclave's block has a number the chain confirmed already, with another
+// hash, so its confirmation is refused (ErrForkedBlock) and its unshield
+// too (ErrUnshieldProof); and once the enclave's light client shows it the
+// confirmation it does not hold, it stops (ErrRolledBack).
+func TestAttackRollbackDoubleUnshield(t *testing.T) {
+	d := newDirect(t, "rollback double unshield")
+	d.chainOK(d.flush(), "setup's outgoing calls")
+	vault := bridge.VaultAddress(teerex.Hash(d.shard))
+	vaultBefore := d.c.balance(vault)
+	charlie, dave := accounts.DevAddress("Charlie"), accounts.DevAddress("Dave")
+	charlieBefore, daveBefore := d.c.balance(charlie), d.c.balance(dave)
+	unshield := func(to tx.Address) []byte {
+		return d.call(d.aliceI, stf.Call{Unshield: &stf.UnshieldTo{From: addr(d.aliceI), Beneficiary: to, Amount: 600}}, 0)
+	}
+
+	old := d.h.snapshot()
+	if rep := d.submit(unshield(charlie)); rep.Results[0].Status != protocol.CallExecuted {
+		t.Fatalf("unshield to charlie %+v", rep.Results[0])
+	}
+	d.chainOK(d.flush(), "confirmation and unshield")
+	if got := d.c.balance(charlie) - charlieBefore; got != 600 {
+		t.Fatalf("charlie received %d, want 600", got)
+	}
+
+	// The host restores the old copy and restarts the enclave from it.
+	d.h.restore(old)
+	d.flushed = len(d.h.outgoing)
+	d.h.boot(d.c)
+	if got := d.balance(d.aliceI); got != 1000 {
+		t.Fatalf("the restored state has alice at %d, want 1000", got)
+	}
+	if rep := d.submit(unshield(dave)); rep.Results[0].Status != protocol.CallExecuted {
+		t.Fatalf("the rolled-back enclave refused the unshield: %+v", rep.Results[0])
+	}
+	res := d.flush()
+	if len(res) != 2 {
+		t.Fatalf("%d results, want the confirmation and the unshield", len(res))
+	}
+	for i, want := range []*runtime.Error{sidechain.ErrForkedBlock, bridge.ErrUnshieldProof} {
+		if res[i].Codespace != want.Codespace || res[i].Code != want.Code {
+			t.Fatalf("tx %d: %s/%d %q, want %s/%d (%s)", i, res[i].Codespace, res[i].Code, res[i].Log, want.Codespace, want.Code, want.Msg)
+		}
+	}
+	if got := d.c.balance(dave) - daveBefore; got != 0 {
+		t.Fatalf("dave received %d from the rolled-back enclave", got)
+	}
+	if got := vaultBefore - d.c.balance(vault); got != 600 {
+		t.Fatalf("the vault paid %d, want 600 once", got)
+	}
+
+	// The enclave then sees the chain's confirmation of the block it no
+	// longer holds, and stops for good.
+	d.c.block()
+	var stopErr error
+	for d.processed+1 < d.c.tc.Height() && stopErr == nil {
+		_, stopErr = d.h.process(d.c, d.processed+1)
+		d.processed++
+	}
+	if !errors.Is(stopErr, protocol.ErrState) || !strings.Contains(stopErr.Error(), "provision this worker again") {
+		t.Fatalf("a rolled-back enclave seeing the confirmed chain: %v", stopErr)
+	}
+	if _, err := d.submitOnly(d.transfer(d.aliceI, d.bobI, 1, 1)); !errors.Is(err, protocol.ErrInternal) {
+		t.Fatalf("a stopped enclave took a call: %v", err)
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave"
@@ -121,24 +122,29 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("confidential balances alice %d bob %d, want 700 200", a, b)
 	}
 
-	// Block 5's outgoing: the unshield and the confirmation.
-	if len(last.Outgoing) != 2 || last.Outgoing[0].Call.Method != bridge.MethodUnshieldFunds || last.Outgoing[1].Call.Method != bridge.MethodConfirmProcessedBlock {
+	// Block 5's outgoing: its shard block's confirmation, the unshield
+	// proved by that block, and the processed-block confirmation.
+	if len(last.Outgoing) != 3 || last.Outgoing[0].Call.Method != sidechain.MethodConfirmSidechainBlock ||
+		last.Outgoing[1].Call.Method != bridge.MethodUnshieldFunds || last.Outgoing[2].Call.Method != bridge.MethodConfirmProcessedBlock {
 		t.Fatalf("outgoing %+v", last.Outgoing)
 	}
 	var u bridge.UnshieldFunds
-	if err := last.Outgoing[0].Call.DecodeArgs(&u); err != nil || u.Beneficiary != beneficiary || u.Amount != 100 || u.Shard != teerex.Hash(shard) {
+	if err := last.Outgoing[1].Call.DecodeArgs(&u); err != nil || u.Beneficiary != beneficiary || u.Amount != 100 || u.Shard != teerex.Hash(shard) ||
+		last.Block == nil || u.Block != last.Block.Header.Number {
 		t.Fatalf("unshield %+v %v", u, err)
 	}
 
 	// Forged call tags are refused.
-	forged := last.Outgoing[0]
+	forged := last.Outgoing[1]
 	forged.Call, _ = tx.NewCall(bridge.Name, bridge.MethodUnshieldFunds, bridge.UnshieldFunds{Shard: u.Shard, Beneficiary: accounts.DevAddress("Eve"), Amount: 900, CallHash: u.CallHash})
 	if _, err := h.c.Call(ctx, &protocol.SignOutgoing{Calls: []protocol.Outgoing{forged}, Params: params(1)}); !errors.Is(err, protocol.ErrForbidden) {
 		t.Fatalf("forged outgoing: %v", err)
 	}
-	// The host submits the unshield and the last confirmation.
-	signed, err := protocol.CallAs[*protocol.SignedTxs](ctx, h.c, &protocol.SignOutgoing{Calls: last.Outgoing, Params: params(1)})
-	if err != nil || signed.NextNonce != 3 {
+	// The host submits everything the enclave produced, in order: the
+	// unshield pays only once its shard block, and every block before it,
+	// is confirmed.
+	signed, err := protocol.CallAs[*protocol.SignedTxs](ctx, h.c, &protocol.SignOutgoing{Calls: h.outgoing, Params: params(1)})
+	if err != nil || signed.NextNonce != 1+uint64(len(h.outgoing)) {
 		t.Fatalf("sign outgoing: %v", err)
 	}
 	charlieBefore := c.balance(beneficiary)

@@ -130,8 +130,10 @@ type Enclave struct {
 	pending [][32]byte
 	// want is the checkpoint being restored (phaseLoading).
 	want *checkpoint
-	// side is the last shard block of direct calls (sidechain.go).
-	side *sidechainHead
+	// side is the shard's last block (sidechain.go); recent are the blocks
+	// this enclave produced and has not yet seen confirmed.
+	side   *sidechainHead
+	recent []sidechainHead
 	// prov is the provisioning state (provision.go).
 	prov provisioning
 }
@@ -199,6 +201,12 @@ func (e *Enclave) Handle(_ context.Context, req protocol.Request) (protocol.Repl
 	}
 	return nil, protocol.Errorf(protocol.CodeInvalidInput, "unhandled request %s", req.Type())
 }
+
+// ErrRolledBack means the chain confirmed a shard block that this
+// enclave's state does not hold: the host restarted it from an old copy of
+// its state, or it diverged. It stops for good (CodeState, restart
+// refused the same way): only provisioning from a peer brings it back.
+var ErrRolledBack = errors.New("enclave: state behind the shard's confirmed chain")
 
 // fail stops the enclave after an internal error that left it in a state
 // the host has not persisted.
@@ -287,7 +295,7 @@ func (e *Enclave) init(r *protocol.Init) (protocol.Reply, error) {
 	if want != nil {
 		e.want, e.phase = want, phaseLoading
 		e.pending = want.Pending
-		e.side = want.Sidechain
+		e.side, e.recent = want.Sidechain, want.Recent
 		if want.Entries == 0 {
 			// Nothing to load: resume right away if the root agrees.
 			if _, err := e.resume(); err != nil {
@@ -374,7 +382,7 @@ func (e *Enclave) getState(r *protocol.GetState) (protocol.Reply, error) {
 
 // seal is a helper for the checkpoint label.
 func (e *Enclave) sealCheckpoint(c *checkpoint) ([]byte, error) {
-	c.Sidechain = e.side
+	c.Sidechain, c.Recent = e.side, e.recent
 	b, err := protocol.Marshal(c)
 	if err != nil {
 		return nil, err

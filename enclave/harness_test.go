@@ -19,7 +19,7 @@ import (
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/codec"
-	"github.com/integritee-go/integritee/chain/runtime"
+	"github.com/integritee-go/integritee/chain/node"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
@@ -60,16 +60,22 @@ type chainSim struct {
 
 func newChainSim(t testing.TB) *chainSim {
 	t.Helper()
+	return newChainSimSeed(t, "e2e validators")
+}
+
+// newChainSimSeed is a chain with the node's modules whose validator keys
+// come from seed.
+func newChainSimSeed(t testing.TB, seed string) *chainSim {
+	t.Helper()
 	st, err := store.Open(dbm.NewMemDB())
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := teerex.New(accounts.Keeper{})
-	a, err := app.New(app.Options{ChainID: chainID, Store: st, Modules: []runtime.Module{tr, bridge.New(tr.Keeper, accounts.Keeper{}, accounts.Keeper{})}})
+	a, err := app.New(app.Options{ChainID: chainID, Store: st, Modules: node.Modules()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc := testchain.New(chainID, 4, "e2e validators")
+	tc := testchain.New(chainID, 4, seed)
 	ag, _ := json.Marshal(accounts.DevGenesis())
 	tg, err := teerex.DevGenesis(tc.Start)
 	if err != nil {

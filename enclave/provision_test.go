@@ -217,7 +217,7 @@ func TestProvisioning(t *testing.T) {
 	// The requester's outgoing confirmation is signed by its own signer.
 	signed, err := protocol.CallAs[*protocol.SignedTxs](ctx, req.c, &protocol.SignOutgoing{Calls: rr.Outgoing,
 		Params: protocol.TxParams{ChainID: chainID, BaseFee: accounts.DevBaseFee, PerByteFee: accounts.DevPerByteFee}})
-	if err != nil || len(signed.Txs) != 1 {
+	if err != nil || len(signed.Txs) != len(rr.Outgoing) {
 		t.Fatalf("sign outgoing: %v", err)
 	}
 

@@ -7,11 +7,33 @@ import (
 
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/enclave/stf"
 )
 
-// sidechainHead is the last shard block of direct calls: what the next
-// block chains to. It travels in the sealed checkpoint.
+// # The shard's one chain of blocks
+//
+// Every state transition of the shard is a shard block: a batch of direct
+// calls (a direct block, authored and signed by this enclave) or the
+// shard's calls of one chain block (a chain block: no author, the chain
+// header's time, so every enclave of the shard derives the same header).
+// The chain confirms them in order, one number after the other, each
+// extending the last (chain/sidechain), and pays an unshield only with a
+// Merkle proof into a confirmed block's unshields root. An enclave whose
+// host rolled it back produces blocks of numbers the chain has confirmed
+// already, with other hashes: they are never confirmed, so their unshields
+// never pay. When its light client then shows it a confirmation its state
+// does not hold, the enclave stops for good (checkConfirmed): it has to be
+// provisioned again from an enclave that follows the confirmed chain.
+
+// maxRecent bounds the blocks this enclave remembers until it sees them
+// confirmed; older ones are forgotten (the chain still refuses their
+// forks, the enclave just cannot notice them itself).
+const maxRecent = 256
+
+// sidechainHead is a shard block this enclave produced: the last one is
+// what the next block chains to. It travels in the sealed checkpoint.
 type sidechainHead struct {
 	Number    uint64   `cbor:"number"`
 	Hash      [32]byte `cbor:"hash"`
@@ -23,39 +45,136 @@ type sidechainHead struct {
 // input of a chain block, and the same for every enclave of the shard.
 func sidechainNonceHeight(n uint64) int64 { return -int64(n) }
 
-// nextHeader returns the header of the shard block after e.side holding
-// leaves with state hash root.
-func (e *Enclave) nextHeader(leaves [][]byte, root [32]byte, hostTime int64) sidechain.Header {
+// parent fills in what a new header chains to: the number, the parent
+// hash, and a timestamp never before the parent's.
+func (e *Enclave) parent(h *sidechain.Header) {
+	h.Number = 1
+	if e.side != nil {
+		h.Number, h.ParentHash = e.side.Number+1, teerex.Hash(e.side.Hash)
+		h.Timestamp = max(h.Timestamp, e.side.Timestamp)
+	}
+}
+
+// directHeader returns the header of the direct block after e.side holding
+// leaves.
+func (e *Enclave) directHeader(leaves [][]byte, hostTime int64) sidechain.Header {
 	h := sidechain.Header{
-		Shard: teerex.Hash(e.shard), Number: 1, ChainHeight: e.lc.Height(),
-		CallsRoot: teerex.Hash(merkle.HashFromByteSlices(leaves)), StateHash: teerex.Hash(root),
+		Shard: teerex.Hash(e.shard), ChainHeight: e.lc.Height(),
+		CallsRoot: teerex.Hash(merkle.HashFromByteSlices(leaves)),
 		Timestamp: hostTime, Author: e.signerAddress(),
 	}
 	if t := e.lc.Trusted(); t != nil {
 		// The host's clock is untrusted: never before the chain's.
 		h.Timestamp = max(h.Timestamp, t.Time.UnixMilli())
 	}
-	if e.side != nil {
-		h.Number, h.ParentHash = e.side.Number+1, teerex.Hash(e.side.Hash)
-		h.Timestamp = max(h.Timestamp, e.side.Timestamp)
-	}
+	e.parent(&h)
 	return h
 }
 
-// sealBlock signs the header and returns it with its confirmation call.
-func (e *Enclave) sealBlock(h sidechain.Header) (*sidechain.SignedHeader, protocol.Outgoing, error) {
+// chainHeader returns the header of the chain block for the shard's calls
+// (their transaction hashes, in chain order) of chain block height, whose
+// header time is chainTime. Only chain data goes into it, so every enclave
+// of the shard derives the same one.
+func (e *Enclave) chainHeader(height int64, chainTime int64, calls [][32]byte, root [32]byte) sidechain.Header {
+	h := sidechain.Header{
+		Shard: teerex.Hash(e.shard), ChainHeight: height, CallsRoot: teerex.Hash(callsRoot(calls)),
+		StateHash: teerex.Hash(root), Timestamp: chainTime,
+	}
+	e.parent(&h)
+	return h
+}
+
+// unshieldsOf lists the unshields a call's events ask for.
+func unshieldsOf(res *stf.Result) []sidechain.Unshield {
+	var out []sidechain.Unshield
+	for j, ev := range unshields(res.Events) {
+		out = append(out, sidechain.Unshield{Beneficiary: ev.Beneficiary, Amount: ev.Amount, CallHash: teerex.Hash(res.UnshieldHash(j))})
+	}
+	return out
+}
+
+// sealBlock completes the header with the unshields root, makes it the
+// head, and returns it signed with its outgoing calls: the confirmation
+// first, then one unshield_funds per unshield, each with its proof.
+func (e *Enclave) sealBlock(h sidechain.Header, us []sidechain.Unshield) (*sidechain.SignedHeader, []protocol.Outgoing, error) {
+	root, proofs := sidechain.UnshieldsRoot(us)
+	h.UnshieldsRoot = root
 	hash, err := h.Hash()
 	if err != nil {
-		return nil, protocol.Outgoing{}, err
+		return nil, nil, err
 	}
-	c, err := sidechain.ConfirmCall(h.Shard, h.Number, hash)
+	calls := make([]tx.Call, 0, 1+len(us))
+	c, err := sidechain.ConfirmCall(h)
 	if err != nil {
-		return nil, protocol.Outgoing{}, fmt.Errorf("confirm call: %w", err)
+		return nil, nil, fmt.Errorf("confirm call: %w", err)
 	}
-	o, err := e.outgoing(c)
+	calls = append(calls, c)
+	for i, u := range us {
+		c, err := sidechain.UnshieldCall(h.Shard, h.Number, u, proofs[i])
+		if err != nil {
+			return nil, nil, fmt.Errorf("unshield call: %w", err)
+		}
+		calls = append(calls, c)
+	}
+	out := make([]protocol.Outgoing, len(calls))
+	for i, c := range calls {
+		if out[i], err = e.outgoing(c); err != nil {
+			return nil, nil, err
+		}
+	}
+	head := sidechainHead{Number: h.Number, Hash: hash, Timestamp: h.Timestamp}
+	e.side = &head
+	e.recent = append(e.recent, head)
+	if len(e.recent) > maxRecent {
+		e.recent = e.recent[len(e.recent)-maxRecent:]
+	}
+	return &sidechain.SignedHeader{Header: h, Signature: e.keys.Sign(hash[:])}, out, nil
+}
+
+// confirmedBlock returns the shard block a transaction confirms for this
+// shard, if it is one.
+func (e *Enclave) confirmedBlock(raw []byte) (*sidechain.Header, bool) {
+	stx, err := tx.Decode(raw)
+	if err != nil || stx.Body.Call.Module != sidechain.Name || stx.Body.Call.Method != sidechain.MethodConfirmSidechainBlock {
+		return nil, false
+	}
+	var m sidechain.ConfirmSidechainBlock
+	if stx.Body.Call.DecodeArgs(&m) != nil || m.Header.Shard != teerex.Hash(e.shard) {
+		return nil, false
+	}
+	return &m.Header, true
+}
+
+// checkConfirmed holds this enclave to the shard blocks the chain
+// confirmed in a verified block: each must be one it produced. A confirmed
+// block beyond its head, or one of its numbers with another hash, means
+// its state is not the shard's confirmed state (its host restored an old
+// copy of the store, or it was provisioned from a diverged peer).
+func (e *Enclave) checkConfirmed(h *sidechain.Header) error {
+	hash, err := h.Hash()
 	if err != nil {
-		return nil, protocol.Outgoing{}, err
+		return nil // the chain would not have accepted it
 	}
-	e.side = &sidechainHead{Number: h.Number, Hash: hash, Timestamp: h.Timestamp}
-	return &sidechain.SignedHeader{Header: h, Signature: e.keys.Sign(hash[:])}, o, nil
+	stale := func(why string) error {
+		return fmt.Errorf("%w: the chain confirmed shard block %d (%s) %s; this state is not the shard's confirmed state "+
+			"(an old copy of the store, or a diverged peer): provision this worker again", ErrRolledBack, h.Number, hash, why)
+	}
+	if e.side == nil || h.Number > e.side.Number {
+		head := uint64(0)
+		if e.side != nil {
+			head = e.side.Number
+		}
+		return stale(fmt.Sprintf("but this enclave is at block %d", head))
+	}
+	for i, r := range e.recent {
+		if r.Number != h.Number {
+			continue
+		}
+		if r.Hash != hash {
+			return stale(fmt.Sprintf("but this enclave's block %d is %x", r.Number, r.Hash))
+		}
+		e.recent = e.recent[i+1:]
+		break
+	}
+	return nil
 }

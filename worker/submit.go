@@ -12,6 +12,7 @@ import (
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/runtime"
+	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/enclave/protocol"
@@ -250,7 +251,7 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 			break
 		}
 		switch {
-		case errors.Is(te, bridge.ErrAlreadyUnshielded), errors.Is(te, bridge.ErrStaleConfirmation):
+		case alreadyOnChain(te):
 			// Already on chain (submitted before a restart, or by
 			// another worker of the shard): settled.
 			w.log.Info("outgoing call already on chain", "method", items[i].Call.Call.Method, "reason", te.Log)
@@ -281,7 +282,7 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 		case err == nil:
 			w.log.Debug("outgoing call on chain", "method", items[i].Call.Call.Method, "height", res.Height)
 		case errors.As(err, &te) && te.Height > 0:
-			if errors.Is(te, bridge.ErrAlreadyUnshielded) || errors.Is(te, bridge.ErrStaleConfirmation) {
+			if alreadyOnChain(te) {
 				w.log.Info("outgoing call already on chain", "method", items[i].Call.Call.Method, "reason", te.Log)
 			} else {
 				w.log.Error("outgoing call failed on chain", "method", items[i].Call.Call.Method, "height", te.Height, "err", err)
@@ -302,6 +303,14 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	return len(settled), stop
+}
+
+// alreadyOnChain reports a refusal that means the call's effect is on chain
+// already: submitted before a restart, or by another worker of the shard
+// (which derives the same unshields and chain-block confirmations).
+func alreadyOnChain(err error) bool {
+	return errors.Is(err, bridge.ErrAlreadyUnshielded) || errors.Is(err, bridge.ErrStaleConfirmation) ||
+		errors.Is(err, sidechain.ErrAlreadyConfirmed)
 }
 
 // isInMempool reports CometBFT's refusal of a transaction it already has.

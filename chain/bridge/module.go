@@ -1,8 +1,8 @@
 // Package bridge is the enclave bridge module (enclave_bridge): the public
 // chain's side of the shards that enclaves run. It carries encrypted calls
 // to the workers (invoke), moves public funds into a shard's vault
-// (shield_funds) and out of it on an enclave's word (unshield_funds, once
-// per call hash), records the blocks enclaves confirm to have processed and
+// (shield_funds) and out of it (unshield_funds, once per call hash, only
+// as proved by a confirmed shard block), records the blocks enclaves confirm to have processed and
 // flags disagreement, and says which enclave measurement serves each shard.
 //
 // State (values deterministic CBOR):
@@ -23,7 +23,13 @@
 // update_shard_config from an enactment height on, so that a shard moves to
 // a new enclave release while keeping its ID, vault and state.
 //
-// Double unshielding. Every worker of a shard submits the same
+// Unshielding. An enclave's word is not enough: a host can roll an
+// enclave's state back and have it sign the same funds out twice. An
+// unshield_funds names a shard block that the sidechain module confirmed
+// (the shard's one confirmed chain of state transitions) and carries a
+// Merkle proof that the unshield is in that block's unshields root
+// (ShardBlocks). A forked state's blocks are never confirmed, so its
+// unshields never pay. Every worker of a shard submits the same
 // unshield_funds; the first to execute pays, every later one fails with
 // ErrAlreadyUnshielded and changes nothing. Being an error, a repeat that
 // reaches CheckTx after the first committed is refused before it enters the
@@ -31,15 +37,18 @@
 package bridge
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
+	"github.com/cometbft/cometbft/crypto/merkle"
 
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
@@ -86,6 +95,9 @@ var (
 	ErrNotAuthorized      = runtime.NewError(Name, 6, "sender may not change the shard configuration")
 	ErrEnactmentInPast    = runtime.NewError(Name, 7, "enactment height before the current block")
 	ErrCorruptShardRecord = runtime.NewError(Name, 8, "shard record does not belong to the shard")
+	// Code 9 is ErrUnknownBlock (confirm_processed_block).
+	ErrBlockNotConfirmed = runtime.NewError(Name, 10, "unshield names a shard block that is not confirmed")
+	ErrUnshieldProof     = runtime.NewError(Name, 11, "unshield is not in the confirmed block's unshields root")
 )
 
 // Invoke is the argument of invoke: an encrypted call for the shard's
@@ -104,12 +116,58 @@ type ShieldFunds struct {
 }
 
 // UnshieldFunds is the argument of unshield_funds, sent by an enclave of
-// the shard: pay Amount from the vault to Beneficiary, once per CallHash.
+// the shard: pay Amount from the vault to Beneficiary, once per CallHash,
+// as shard block Block (confirmed) proves.
 type UnshieldFunds struct {
 	Shard       teerex.Hash `cbor:"shard"`
 	Beneficiary tx.Address  `cbor:"beneficiary"`
 	Amount      uint64      `cbor:"amount"`
 	CallHash    teerex.Hash `cbor:"call_hash"`
+	// Block is the number of the confirmed shard block whose unshields
+	// root holds this unshield; Proof is the Merkle proof.
+	Block uint64        `cbor:"block"`
+	Proof UnshieldProof `cbor:"proof"`
+}
+
+// MaxProofAunts bounds an unshield proof (a tree of 2^32 leaves).
+const MaxProofAunts = 32
+
+// UnshieldProof is an RFC 6962 Merkle proof (CometBFT's merkle.Proof) of
+// the unshield's leaf (sidechain.UnshieldLeaf) at Index of Total.
+type UnshieldProof struct {
+	Index uint64   `cbor:"index"`
+	Total uint64   `cbor:"total"`
+	Aunts [][]byte `cbor:"aunts"`
+}
+
+// unshieldDomain separates unshield leaves from other hashes.
+const unshieldDomain = "integritee-sidechain-unshield-v1"
+
+// UnshieldLeaf is an unshield's leaf of a shard block's unshields root
+// (sidechain.Header.UnshieldsRoot): sha256(domain || beneficiary || amount
+// (8 bytes, big endian) || call hash).
+func UnshieldLeaf(beneficiary tx.Address, amount uint64, callHash teerex.Hash) []byte {
+	s := sha256.New()
+	s.Write([]byte(unshieldDomain))
+	s.Write(beneficiary[:])
+	s.Write(binary.BigEndian.AppendUint64(nil, amount))
+	s.Write(callHash[:])
+	return s.Sum(nil)
+}
+
+// merkleLeafHash is RFC 6962's leaf hash, as CometBFT's merkle package
+// computes it: sha256(0x00 || leaf).
+func merkleLeafHash(leaf []byte) []byte {
+	s := sha256.New()
+	s.Write([]byte{0})
+	s.Write(leaf)
+	return s.Sum(nil)
+}
+
+// ShardBlocks reports the unshields root of a confirmed shard block
+// (sidechain.Module).
+type ShardBlocks interface {
+	UnshieldsRoot(r store.Reader, shard teerex.Hash, number uint64) (teerex.Hash, bool, error)
 }
 
 // ConfirmProcessedBlock is the argument of confirm_processed_block, sent by
@@ -148,18 +206,25 @@ type Sudo interface {
 
 // Module is the bridge module.
 type Module struct {
+	ShardStore
 	registry Registry
 	bank     Bank
 	sudo     Sudo
+	blocks   ShardBlocks
 }
 
 var _ runtime.Module = (*Module)(nil)
 
 // New returns the module on its dependencies, all required (New(nil, nil,
-// nil) serves DecodeCall and QueryKey only).
-func New(registry Registry, bank Bank, sudo Sudo) *Module {
-	return &Module{registry: registry, bank: bank, sudo: sudo}
+// nil, nil) serves DecodeCall and QueryKey only).
+func New(registry Registry, bank Bank, sudo Sudo, blocks ShardBlocks) *Module {
+	return &Module{registry: registry, bank: bank, sudo: sudo, blocks: blocks}
 }
+
+// ShardStore reads shard records from the state. The sidechain module uses
+// it for the measurement that serves a shard, which it needs before the
+// bridge (which needs the sidechain's confirmed blocks) exists.
+type ShardStore struct{}
 
 // Name implements runtime.Module.
 func (*Module) Name() string { return Name }
@@ -190,6 +255,9 @@ func (*Module) DecodeCall(call tx.Call) (runtime.Msg, error) {
 			if m.Amount == 0 {
 				return errors.New("unshield of zero")
 			}
+			if len(m.Proof.Aunts) > MaxProofAunts {
+				return fmt.Errorf("proof of %d aunts, at most %d", len(m.Proof.Aunts), MaxProofAunts)
+			}
 			return nil
 		}
 	case MethodConfirmProcessedBlock:
@@ -219,9 +287,9 @@ func bounded(what string, n, limit int) error {
 
 // Execute implements runtime.Module.
 func (m *Module) Execute(ctx *runtime.Context, msg runtime.Msg) error {
-	if m.registry == nil || m.bank == nil || m.sudo == nil {
+	if m.registry == nil || m.bank == nil || m.sudo == nil || m.blocks == nil {
 		// A wiring mistake, not the transaction's fault: halt loudly.
-		return errors.New("bridge: module built without registry, bank or sudo")
+		return errors.New("bridge: module built without registry, bank, sudo or shard blocks")
 	}
 	switch msg := msg.(type) {
 	case *Invoke:
@@ -277,7 +345,7 @@ func BlockKey(shard teerex.Hash, height uint64) []byte {
 }
 
 // Shard returns the record of a shard, DefaultShard if it has none.
-func (m *Module) Shard(r store.Reader, id teerex.Hash) (Shard, error) {
+func (ShardStore) Shard(r store.Reader, id teerex.Hash) (Shard, error) {
 	s := DefaultShard(id)
 	ok, err := runtime.Get(r, ShardKey(id), &s)
 	if err != nil {
@@ -324,6 +392,19 @@ func (m *Module) unshield(ctx *runtime.Context, msg *UnshieldFunds) error {
 	}
 	if _, err := m.member(ctx, &s); err != nil {
 		return err
+	}
+	root, confirmed, err := m.blocks.UnshieldsRoot(ctx.Store, msg.Shard, msg.Block)
+	if err != nil {
+		return err
+	}
+	if !confirmed {
+		return fmt.Errorf("%w: block %d of shard %s", ErrBlockNotConfirmed, msg.Block, msg.Shard)
+	}
+	leaf := UnshieldLeaf(msg.Beneficiary, msg.Amount, msg.CallHash)
+	p := merkle.Proof{Total: int64(min(msg.Proof.Total, math.MaxInt64)), Index: int64(min(msg.Proof.Index, math.MaxInt64)),
+		LeafHash: merkleLeafHash(leaf), Aunts: msg.Proof.Aunts}
+	if err := p.Verify(root[:], leaf); err != nil {
+		return fmt.Errorf("%w: block %d: %v", ErrUnshieldProof, msg.Block, err)
 	}
 	prev, done, err := m.Unshielded(ctx.Store, msg.Shard, msg.CallHash)
 	if err != nil {

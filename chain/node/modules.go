@@ -14,15 +14,16 @@ import (
 
 // Modules returns the runtime of integritee-node besides accounts, which
 // the application always has: teerex, the enclave registry; the enclave
-// bridge, which asks teerex which enclaves are active and moves funds and
-// checks sudo through the accounts keeper; and sidechain, which records the
-// shard blocks of direct invocation, taking membership from teerex and the
-// shard's measurement from the bridge. Every validator of a chain must run
-// the same modules; Start uses these unless told otherwise.
+// bridge, which asks teerex which enclaves are active, moves funds and
+// checks sudo through the accounts keeper and pays unshields only as the
+// sidechain's confirmed blocks prove; and sidechain, which confirms each
+// shard's one chain of blocks, taking membership from teerex and the
+// shard's measurement from the bridge's shard records. Every validator of a
+// chain must run the same modules; Start uses these unless told otherwise.
 func Modules() []runtime.Module {
 	tr := teerex.New(accounts.Keeper{})
-	br := bridge.New(tr.Keeper, accounts.Keeper{}, accounts.Keeper{})
-	return []runtime.Module{tr, br, sidechain.New(tr.Keeper, br)}
+	sc := sidechain.New(tr.Keeper, bridge.ShardStore{})
+	return []runtime.Module{tr, bridge.New(tr.Keeper, accounts.Keeper{}, accounts.Keeper{}, sc), sc}
 }
 
 // teerexGenesis is the teerex entry of a new genesis: the dev policy with

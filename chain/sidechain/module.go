@@ -16,14 +16,24 @@
 //
 // Membership is the bridge's: the sender must be an Active teerex enclave
 // (registered, unexpired, allowed) whose MRENCLAVE serves the shard at the
-// current height (bridge.Shard.MRENCLAVEAt). Block numbers strictly
-// increase per shard, so a confirmation can neither be replayed nor
-// rewrite history; gaps are allowed (a lost confirmation does not block
-// the next), and a header hash chains to all its ancestors anyway.
+// current height (bridge.Shard.MRENCLAVEAt).
 //
-// One shard, one sequence: with several workers per shard producing blocks
-// the numbers collide; ordering among redundant workers (authoring in
-// turn) is a later milestone (design section 6).
+// One shard, one confirmed chain. A confirmation carries the whole header,
+// and the chain accepts only the next block: number latest+1 whose parent
+// is the latest confirmed header, at a chain height not before the
+// latest's. A second block of a confirmed number (a fork, for example of
+// an enclave whose host rolled its disk back) is refused
+// (ErrForkedBlock); the same block again is ErrAlreadyConfirmed, which
+// workers treat as done, since every enclave of a shard derives the same
+// chain blocks (Header.Direct false). A direct block is confirmed only from
+// its author, and only while the author is the shard's one active
+// enclave: direct calls are not ordered among several workers, so with
+// two a direct block could spend what the other workers' chain block
+// spends (ErrSeveralEnclaves).
+//
+// Unshields are paid by the bridge (bridge.unshield_funds) only with a
+// Merkle proof into the UnshieldsRoot of a block confirmed here
+// (UnshieldsRoot).
 package sidechain
 
 import (
@@ -53,22 +63,29 @@ const EventBlockConfirmed = "sidechain.block_confirmed"
 
 // Errors of this module's calls (codespace "sidechain"). Never renumber.
 var (
-	ErrNotActive          = runtime.NewError(Name, 1, "sender is not an active registered enclave")
-	ErrNotShardEnclave    = runtime.NewError(Name, 2, "enclave does not serve this shard")
-	ErrStaleNumber        = runtime.NewError(Name, 3, "block number not above the shard's latest confirmed block")
+	ErrNotActive       = runtime.NewError(Name, 1, "sender is not an active registered enclave")
+	ErrNotShardEnclave = runtime.NewError(Name, 2, "enclave does not serve this shard")
+	// ErrForkedBlock: a block of a number the shard has confirmed with
+	// another header, or one that does not extend the confirmed chain.
+	ErrForkedBlock        = runtime.NewError(Name, 3, "block does not extend the shard's confirmed chain")
 	ErrCorruptShardRecord = runtime.NewError(Name, 4, "sidechain record does not belong to the shard")
+	// ErrAlreadyConfirmed: this very block is confirmed already (another
+	// enclave of the shard, or a resubmission, was first).
+	ErrAlreadyConfirmed = runtime.NewError(Name, 5, "block already confirmed")
+	ErrNotAuthor        = runtime.NewError(Name, 6, "a direct block is confirmed only by its author")
+	ErrSeveralEnclaves  = runtime.NewError(Name, 7, "direct blocks are confirmed only while the shard has one active enclave")
+	ErrChainHeight      = runtime.NewError(Name, 8, "block's chain height is not between its parent's and the current block")
 )
 
-// ConfirmSidechainBlock is the argument of confirm_sidechain_block.
+// ConfirmSidechainBlock is the argument of confirm_sidechain_block: the
+// block's whole header, so the chain can check what it extends.
 type ConfirmSidechainBlock struct {
-	Shard      teerex.Hash `cbor:"shard"`
-	Number     uint64      `cbor:"number"`
-	HeaderHash teerex.Hash `cbor:"header_hash"`
+	Header Header `cbor:"header"`
 }
 
 // ConfirmCall returns the confirm_sidechain_block call of a header.
-func ConfirmCall(shard teerex.Hash, number uint64, headerHash teerex.Hash) (tx.Call, error) {
-	return tx.NewCall(Name, MethodConfirmSidechainBlock, ConfirmSidechainBlock{Shard: shard, Number: number, HeaderHash: headerHash})
+func ConfirmCall(h Header) (tx.Call, error) {
+	return tx.NewCall(Name, MethodConfirmSidechainBlock, ConfirmSidechainBlock{Header: h})
 }
 
 // Confirmation is a confirmed shard block.
@@ -76,14 +93,23 @@ type Confirmation struct {
 	Shard      teerex.Hash `cbor:"shard" json:"shard"`
 	Number     uint64      `cbor:"number" json:"number"`
 	HeaderHash teerex.Hash `cbor:"header_hash" json:"header_hash"`
-	Enclave    tx.Address  `cbor:"enclave" json:"enclave"`
+	// ChainHeight, StateHash and UnshieldsRoot are the header's.
+	ChainHeight   int64       `cbor:"chain_height" json:"chain_height"`
+	StateHash     teerex.Hash `cbor:"state_hash" json:"state_hash"`
+	UnshieldsRoot teerex.Hash `cbor:"unshields_root" json:"unshields_root"`
+	// Author is the header's (zero for a chain block); Enclave sent the
+	// confirmation.
+	Author  tx.Address `cbor:"author" json:"author"`
+	Enclave tx.Address `cbor:"enclave" json:"enclave"`
 	// ConfirmedHeight is the height of the chain block that carried it.
 	ConfirmedHeight uint64 `cbor:"confirmed_height" json:"confirmed_height"`
 }
 
-// Registry reports whether an enclave may act (teerex.Keeper).
+// Registry reports whether an enclave may act, and which are registered
+// with a measurement (teerex.Keeper).
 type Registry interface {
 	Active(r store.Reader, signer tx.Address, now time.Time) (teerex.Enclave, error)
+	EnclavesOf(r store.Reader, m teerex.Hash) (teerex.Signers, error)
 }
 
 // Shards returns a shard's record, with the measurement serving it
@@ -118,7 +144,7 @@ func (*Module) DecodeCall(call tx.Call) (runtime.Msg, error) {
 	if err := call.DecodeArgs(&m); err != nil {
 		return nil, fmt.Errorf("%w: %w", runtime.ErrMalformedCall, err)
 	}
-	if m.Number == 0 {
+	if m.Header.Number == 0 {
 		return nil, fmt.Errorf("%w: %s.%s: block numbers start at 1", runtime.ErrMalformedCall, Name, call.Method)
 	}
 	return &m, nil
@@ -173,6 +199,7 @@ func (m *Module) Block(r store.Reader, shard teerex.Hash, number uint64) (Confir
 func height(ctx *runtime.Context) uint64 { return uint64(max(ctx.Height, 0)) }
 
 func (m *Module) confirm(ctx *runtime.Context, msg *ConfirmSidechainBlock) error {
+	h := &msg.Header
 	e, err := m.registry.Active(ctx.Store, ctx.Sender, ctx.Time)
 	if err != nil {
 		var re *runtime.Error
@@ -181,30 +208,101 @@ func (m *Module) confirm(ctx *runtime.Context, msg *ConfirmSidechainBlock) error
 		}
 		return err
 	}
-	s, err := m.shards.Shard(ctx.Store, msg.Shard)
+	s, err := m.shards.Shard(ctx.Store, h.Shard)
 	if err != nil {
 		return err
 	}
-	if want := s.MRENCLAVEAt(height(ctx)); e.MRENCLAVE != want {
-		return fmt.Errorf("%w: %s runs %s, shard %s is served by %s", ErrNotShardEnclave, ctx.Sender, e.MRENCLAVE, msg.Shard, want)
+	measurement := s.MRENCLAVEAt(height(ctx))
+	if e.MRENCLAVE != measurement {
+		return fmt.Errorf("%w: %s runs %s, shard %s is served by %s", ErrNotShardEnclave, ctx.Sender, e.MRENCLAVE, h.Shard, measurement)
 	}
-	latest, seen, err := m.Latest(ctx.Store, msg.Shard)
+	hash, err := h.Hash()
+	if err != nil {
+		return fmt.Errorf("%w: %w", runtime.ErrMalformedCall, err)
+	}
+	latest, seen, err := m.Latest(ctx.Store, h.Shard)
 	if err != nil {
 		return err
 	}
-	if seen && msg.Number <= latest.Number {
-		return fmt.Errorf("%w: %d, latest %d", ErrStaleNumber, msg.Number, latest.Number)
+	if seen && h.Number <= latest.Number {
+		have, _, err := m.Block(ctx.Store, h.Shard, h.Number)
+		if err != nil {
+			return err
+		}
+		if have.HeaderHash == hash {
+			return fmt.Errorf("%w: block %d of shard %s", ErrAlreadyConfirmed, h.Number, h.Shard)
+		}
+		return fmt.Errorf("%w: block %d %s, the shard confirmed %s (latest %d)", ErrForkedBlock, h.Number, hash, have.HeaderHash, latest.Number)
 	}
-	c := Confirmation{Shard: msg.Shard, Number: msg.Number, HeaderHash: msg.HeaderHash, Enclave: ctx.Sender, ConfirmedHeight: height(ctx)}
-	if err := runtime.Put(ctx.Store, ShardKey(msg.Shard), c); err != nil {
+	var parent teerex.Hash
+	var next uint64 = 1
+	var minHeight int64
+	if seen {
+		parent, next, minHeight = latest.HeaderHash, latest.Number+1, latest.ChainHeight
+	}
+	if h.Number != next || h.ParentHash != parent {
+		return fmt.Errorf("%w: block %d with parent %s, the next is %d with parent %s", ErrForkedBlock, h.Number, h.ParentHash, next, parent)
+	}
+	// A block applies chain blocks that are committed, in chain order.
+	if h.ChainHeight < minHeight || h.ChainHeight >= ctx.Height {
+		return fmt.Errorf("%w: %d, parent's %d, current block %d", ErrChainHeight, h.ChainHeight, minHeight, ctx.Height)
+	}
+	if h.Direct() {
+		if h.Author != ctx.Sender {
+			return fmt.Errorf("%w: author %s, sender %s", ErrNotAuthor, h.Author, ctx.Sender)
+		}
+		n, err := m.active(ctx, measurement)
+		if err != nil {
+			return err
+		}
+		if n != 1 {
+			return fmt.Errorf("%w: %d active enclaves run %s", ErrSeveralEnclaves, n, measurement)
+		}
+	}
+	c := Confirmation{
+		Shard: h.Shard, Number: h.Number, HeaderHash: hash, ChainHeight: h.ChainHeight, StateHash: h.StateHash,
+		UnshieldsRoot: h.UnshieldsRoot, Author: h.Author, Enclave: ctx.Sender, ConfirmedHeight: height(ctx),
+	}
+	if err := runtime.Put(ctx.Store, ShardKey(h.Shard), c); err != nil {
 		return err
 	}
-	if err := runtime.Put(ctx.Store, BlockKey(msg.Shard, msg.Number), c); err != nil {
+	if err := runtime.Put(ctx.Store, BlockKey(h.Shard, h.Number), c); err != nil {
 		return err
 	}
-	ctx.Emit(EventBlockConfirmed, "shard", msg.Shard.String(), "number", strconv.FormatUint(msg.Number, 10),
-		"header_hash", msg.HeaderHash.String(), "enclave", ctx.Sender.String())
+	ctx.Emit(EventBlockConfirmed, "shard", h.Shard.String(), "number", strconv.FormatUint(h.Number, 10),
+		"header_hash", hash.String(), "enclave", ctx.Sender.String())
 	return nil
+}
+
+// active counts the active enclaves registered with measurement m.
+func (m *Module) active(ctx *runtime.Context, measurement teerex.Hash) (int, error) {
+	signers, err := m.registry.EnclavesOf(ctx.Store, measurement)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range signers {
+		if _, err := m.registry.Active(ctx.Store, s, ctx.Time); err == nil {
+			n++
+		} else if !errors.As(err, new(*runtime.Error)) {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// UnshieldsRoot returns the unshields root of a confirmed block of the
+// shard; ok is false if the shard has not confirmed that number
+// (bridge.ShardBlocks).
+func (m *Module) UnshieldsRoot(r store.Reader, shard teerex.Hash, number uint64) (teerex.Hash, bool, error) {
+	c, ok, err := m.Block(r, shard, number)
+	if err != nil || !ok {
+		return teerex.Hash{}, false, err
+	}
+	if c.Shard != shard || c.Number != number {
+		return teerex.Hash{}, false, fmt.Errorf("%w: record of %s/%d names %s/%d", ErrCorruptShardRecord, shard, number, c.Shard, c.Number)
+	}
+	return c.UnshieldsRoot, true, nil
 }
 
 // QueryKey implements runtime.Module.

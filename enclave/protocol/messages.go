@@ -1,6 +1,9 @@
 package protocol
 
-import "github.com/integritee-go/integritee/chain/tx"
+import (
+	"github.com/integritee-go/integritee/chain/sidechain"
+	"github.com/integritee-go/integritee/chain/tx"
+)
 
 // Version is the protocol version every envelope carries. A server answers
 // any other version with CodeUnsupportedVersion.
@@ -314,6 +317,9 @@ type ProcessBlockReply struct {
 	Txs       [][]byte `cbor:"txs"`
 	NextNonce uint64   `cbor:"next_nonce"`
 	Stats     Stats    `cbor:"stats"`
+	// Block is the shard block of the chain block's shard calls (nil when
+	// it had none); Outgoing holds its confirmation and unshields.
+	Block *sidechain.SignedHeader `cbor:"block,omitempty"`
 }
 
 // SignOutgoing signs outgoing calls the enclave produced earlier, e.g. again
