@@ -326,6 +326,72 @@ func TestProtocolCarriesNoPrivateKeys(t *testing.T) {
 	}
 }
 
+// trustReview is why no field of a host → enclave request can change what
+// the enclave trusts (its dev features, roots, genesis, peers, time, past
+// state). A new field fails TestHostMessagesSwitchNoTrust until it is
+// reviewed here.
+var trustReview = map[string]string{
+	"init.Shard":                  "names the shard; keys and checkpoints are sealed to it (SealScope), calls are signed for it",
+	"init.ChainID":                "part of the genesis ID: keys are sealed to it, the quote commits to it (TestAttackChainIdentitySealed)",
+	"init.GenesisValidators":      "part of the genesis ID: on another genesis the sealed keys do not open and a fresh enclave's quote names that genesis, which the chain refuses",
+	"init.InitialHeight":          "part of the genesis ID",
+	"init.SealedKeys":             "authenticated by the TEE's sealing key, bound to measurement and SealScope; tampering is refused",
+	"init.Checkpoint":             "sealed like the keys; an old one is a rollback, which the chain's one confirmed shard chain defeats (TestAttackRollbackDoubleUnshield)",
+	"init.ConfirmEvery":           "only how often confirm_processed_block is produced: liveness, not trust",
+	"load_entries.Entries":        "state entries; Resume checks them against the sealed checkpoint's root and count",
+	"sign_registration.Params":    "chain ID (must be the enclave's own), nonce and fees of the enclave's own transactions",
+	"sign_registration.WorkerURL": "public URL recorded on chain; trusted by no one",
+	"process_block.Block":         "verified by the light client from the genesis validators",
+	"process_block.Txs":           "proved by the header's data hash",
+	"process_block.Results":       "proved by the next header's results hash",
+	"process_block.Next":          "verified by the light client",
+	"process_block.Sign":          "nonce and fees of the enclave's own transactions",
+	"sign_outgoing.Calls":         "only calls the enclave tagged itself are signed (TestEndToEnd's forged tag)",
+	"sign_outgoing.Params":        "nonce and fees of the enclave's own transactions",
+	"execute_getter.Getter":       "a signed getter; the request exists only in dev builds",
+	"get_state.Key":               "exists only in dev builds",
+	"submit_calls.Calls":          "encrypted, signed trusted calls; nonces stop replays",
+	"submit_calls.Timestamp":      "block timestamp only, never before the last verified chain header; no decision depends on it",
+	"submit_calls.Sign":           "nonce and fees of the enclave's own transactions",
+	"private_getter.Request":      "an encrypted, signed getter",
+	"provision_init.Init":         "as init; the requester's genesis is checked by the provider inside mutual RA-TLS",
+	"provision_step.In":           "TLS records, authenticated inside the session",
+	"provision_serve.Session":     "selects the enclave's own session",
+	"provision_serve.Checkpoint":  "sealed by this enclave; served only to an attested peer of the same measurement and genesis",
+	"provision_serve.In":          "TLS records, authenticated inside the session",
+	"provision_serve.Abort":       "ends a session: availability only",
+}
+
+// TestHostMessagesSwitchNoTrust walks every request the host sends: each
+// field must be reviewed in trustReview, and none may be named like a
+// switch of trust (dev mode, sudo, roots, policy, debug, peers, time).
+// Before issue 8, Init's Dev and DevSudo switched the dev features on.
+func TestHostMessagesSwitchNoTrust(t *testing.T) {
+	seen := map[string]bool{}
+	for _, req := range protocol.Requests() {
+		typ := reflect.TypeOf(req).Elem()
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			path := req.Type() + "." + f.Name
+			seen[path] = true
+			if _, ok := trustReview[path]; !ok {
+				t.Errorf("%s: not reviewed: say in trustReview why the host cannot change a trust decision with it", path)
+			}
+			name := strings.ToLower(f.Name)
+			for _, bad := range []string{"dev", "sudo", "root", "policy", "debug", "trust", "allow", "peer", "now", "clock", "mode", "mrenclave"} {
+				if strings.Contains(name, bad) {
+					t.Errorf("%s: a host message must not carry %q", path, bad)
+				}
+			}
+		}
+	}
+	for path := range trustReview {
+		if !seen[path] {
+			t.Errorf("trustReview names %s, which no request has", path)
+		}
+	}
+}
+
 // TestImports checks that the trusted code links no host, client or RPC
 // code, and that no enclave package imports net/http itself. (CometBFT's
 // types package links net/http through its test helpers and gRPC; nothing

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/integritee-go/integritee/chain/tx"
@@ -316,4 +317,25 @@ func FuzzDecodeFrame(f *testing.F) {
 			t.Fatalf("accepted a non-canonical frame")
 		}
 	})
+}
+
+// TestInitHasNoTrustSwitch: an old host's Init with the former dev switch
+// (dev, dev_sudo) does not decode: unknown fields are refused, so no host
+// message can turn dev features on (they are the enclave build's).
+func TestInitHasNoTrustSwitch(t *testing.T) {
+	body, err := Marshal(map[string]any{
+		"shard": make([]byte, 32), "chain_id": "c", "genesis_validators": []byte{1}, "initial_height": 1,
+		"confirm_every": 1, "dev": true, "dev_sudo": make([]byte, 32),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := Marshal(envelope{Version: Version, ID: 7, Type: TypeInit, Body: body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := DecodeRequest(payload)
+	if id != 7 || !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "unknown field") {
+		t.Fatalf("init with a dev switch: id %d, %v", id, err)
+	}
 }
