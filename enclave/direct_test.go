@@ -697,3 +697,122 @@ func TestAttackRollbackDoubleUnshield(t *testing.T) {
 		t.Fatalf("a stopped enclave took a call: %v", err)
 	}
 }
+
+// TestAttackTwoWorkersDirectAndIndirect is attack 4 of issue 8. Before,
+// only the host checked that a shard with several workers takes no direct
+// calls: the operator of one worker let its enclave execute a direct
+// unshield of Alice's funds while the honest worker applied Alice's
+// indirect unshield of the same funds, and both were paid. Now the chain
+// confirms a direct block only while its author is the shard's one active
+// enclave (ErrSeveralEnclaves), so the direct unshield never pays
+// (ErrBlockNotConfirmed); the honest worker's chain block is the one the
+// shard's confirmed chain continues with, and the vault pays once.
+func TestAttackTwoWorkersDirectAndIndirect(t *testing.T) {
+	ctx := context.Background()
+	d := newDirect(t, "two workers, direct and indirect")
+	d.chainOK(d.flush(), "setup's outgoing calls")
+	// Worker A (d) serves provisioning; worker B joins the shard.
+	d.h.peers = simPeers(d.h.backend)
+	d.h.boot(d.c)
+	b := newHost(t, d.shard)
+	startPeers(b, simPeers(b.backend))
+	res, err := relay(t, d.c, b, d.h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapshot := d.h.allEntries()
+	if err := b.load(snapshot, 5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := protocol.CallAs[*protocol.ResumeReply](ctx, b.c, &protocol.Resume{}); err != nil {
+		t.Fatal(err)
+	}
+	sk := res.SealedKeys
+	b.sealed, b.checkpoint, b.height = &sk, res.Checkpoint, res.Height
+	for _, e := range snapshot {
+		b.entries[e.Key] = e.Value
+	}
+	reg, err := protocol.CallAs[*protocol.SignedTxs](ctx, b.c, &protocol.SignRegistration{Params: d.params0(tx.Address{}), WorkerURL: "ws://127.0.0.1:2001"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	regTx, err := tx.Decode(reg.Txs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bSigner := regTx.Body.Sender
+	d.c.block(d.c.tx(accounts.DevKey("Alice"), accounts.Name, accounts.MethodTransfer, accounts.Transfer{To: bSigner, Amount: 10 * accounts.Unit}))
+	d.chainOK(d.c.block(reg.Txs...), "register worker B")
+	d.c.block()
+	d.sync()
+	for b.height+1 < d.c.tc.Height() {
+		if _, err := b.process(d.c, b.height+1); err != nil {
+			t.Fatalf("worker B block %d: %v", b.height+1, err)
+		}
+	}
+	vault := bridge.VaultAddress(teerex.Hash(d.shard))
+	vaultBefore := d.c.balance(vault)
+	charlie, dave := accounts.DevAddress("Charlie"), accounts.DevAddress("Dave")
+	charlieBefore, daveBefore := d.c.balance(charlie), d.c.balance(dave)
+
+	d.chainOK(d.flush(), "worker A's confirmations")
+	// A's host lets its enclave take a direct unshield of all of Alice's
+	// funds to Charlie.
+	direct := d.call(d.aliceI, stf.Call{Unshield: &stf.UnshieldTo{From: addr(d.aliceI), Beneficiary: charlie, Amount: 1000}}, 0)
+	if rep := d.submit(direct); rep.Results[0].Status != protocol.CallExecuted {
+		t.Fatalf("direct unshield %+v", rep.Results[0])
+	}
+	got := d.flush()
+	for i, want := range []*runtime.Error{sidechain.ErrSeveralEnclaves, bridge.ErrBlockNotConfirmed} {
+		if got[i].Codespace != want.Codespace || got[i].Code != want.Code {
+			t.Fatalf("tx %d: %s/%d %q, want %s", i, got[i].Codespace, got[i].Code, got[i].Log, want.Msg)
+		}
+	}
+	// Meanwhile Alice unshields the same funds to Dave through the chain;
+	// the honest worker B applies it.
+	indirect := trustedCall(t, d.aliceI, stf.Call{Unshield: &stf.UnshieldTo{From: addr(d.aliceI), Beneficiary: dave, Amount: 1000}}, 0, d.shard, d.shard)
+	d.c.block(invoke(t, d.c, accounts.DevKey("Bob"), d.pub, d.shard, indirect))
+	d.c.block()
+	first := len(b.outgoing)
+	for b.height+1 < d.c.tc.Height() {
+		if _, err := b.process(d.c, b.height+1); err != nil {
+			t.Fatalf("worker B block %d: %v", b.height+1, err)
+		}
+	}
+	p := d.params0(bSigner)
+	signed, err := protocol.CallAs[*protocol.SignedTxs](ctx, b.c, &protocol.SignOutgoing{Calls: b.outgoing[first:], Params: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range d.c.block(signed.Txs...) {
+		if r.Code != 0 && r.Codespace != bridge.Name { // a stale processed-block confirmation may fail
+			t.Fatalf("worker B tx %d: %s/%d %s", i, r.Codespace, r.Code, r.Log)
+		}
+	}
+	if got := d.c.balance(dave) - daveBefore; got != 1000 {
+		t.Fatalf("dave received %d through the honest worker, want 1000", got)
+	}
+	if got := d.c.balance(charlie) - charlieBefore; got != 0 {
+		t.Fatalf("charlie received %d through the direct unshield", got)
+	}
+	if got := vaultBefore - d.c.balance(vault); got != 1000 {
+		t.Fatalf("the vault paid %d, want 1000 once", got)
+	}
+}
+
+// params0 are the transaction parameters of account a at its current
+// nonce.
+func (d *direct) params0(a tx.Address) protocol.TxParams {
+	d.t.Helper()
+	q, err := d.c.app.Query(context.Background(), &abci.RequestQuery{Path: "/accounts/" + a.String()})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	var acc accounts.Account
+	if q.Code == 0 && len(q.Value) > 0 {
+		if err := codec.Unmarshal(q.Value, &acc); err != nil {
+			d.t.Fatal(err)
+		}
+	}
+	return protocol.TxParams{ChainID: chainID, Nonce: acc.Nonce, BaseFee: accounts.DevBaseFee, PerByteFee: accounts.DevPerByteFee}
+}

@@ -198,6 +198,8 @@ type host struct {
 	dev bool
 	// genesis is the ID of the chain the enclave was started on.
 	genesis [32]byte
+	// peers configures provisioning (nil: none).
+	peers *enclave.PeerAttestation
 
 	// persisted
 	sealed     *protocol.SealedKeys
@@ -228,7 +230,7 @@ func (h *host) start() {
 	if h.stop != nil {
 		h.stop()
 	}
-	e, err := enclave.New(enclave.Config{Backend: h.backend, Dev: h.dev, DevSudo: addr(devSudo)})
+	e, err := enclave.New(enclave.Config{Backend: h.backend, Dev: h.dev, DevSudo: addr(devSudo), Peers: h.peers})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -39,27 +39,8 @@ func simPeers(b *sim.Backend) *enclave.PeerAttestation {
 // startPeers is host.start with peer attestation configured.
 func startPeers(h *host, peers *enclave.PeerAttestation) {
 	h.t.Helper()
-	if h.stop != nil {
-		h.stop()
-	}
-	e, err := enclave.New(enclave.Config{Backend: h.backend, Peers: peers, Dev: h.dev})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	a, b := net.Pipe()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		protocol.Serve(ctx, b, e)
-	}()
-	h.c = protocol.NewClient(recorder{Conn: a, mu: &h.mu, buf: h.traffic}, 0)
-	h.stop = func() {
-		cancel()
-		a.Close()
-		<-done
-		h.stop = nil
-	}
+	h.peers = peers
+	h.start()
 }
 
 // tamper changes relayed bytes: toProvider is true for the requester's
