@@ -617,6 +617,7 @@ func (w *Worker) processBlock(ctx context.Context, h int64) error {
 		Checkpoint: store.Checkpoint{Height: rep.Height, StateRoot: rep.StateRoot, Sealed: rep.Checkpoint},
 		Changes:    rep.Changes,
 		Outgoing:   rep.Outgoing,
+		Block:      rep.Block,
 	})
 	w.mu.Lock()
 	if err != nil || w.gen != gen {

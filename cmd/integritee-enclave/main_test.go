@@ -131,7 +131,10 @@ func TestFlags(t *testing.T) {
 		args []string
 		ok   bool
 	}{
-		{nil, true},
+		// The test binary is the production build unless tags say
+		// otherwise: its default is Gramine and it has no sim TEE.
+		{nil, build.defaultTEE == "sim"},
+		{[]string{"--tee", "sim"}, build.simSeed != ""},
 		{[]string{"--tee", "gramine", "--gramine-dir", "/nonexistent"}, false},
 		{[]string{"--tee", "tdx"}, false},
 		{[]string{"extra"}, false},

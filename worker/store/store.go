@@ -173,6 +173,9 @@ type Batch struct {
 	Changes []protocol.Entry
 	// Outgoing are appended to the outbox.
 	Outgoing []protocol.Outgoing
+	// Block is the shard block of a chain block's shard calls, if it had
+	// any (Commit stores it with the rest).
+	Block *sidechain.SignedHeader
 }
 
 // Commit writes a block's result atomically. Its height must follow the
@@ -190,11 +193,35 @@ func (s *Store) Commit(b Batch) error {
 		if ok && b.Checkpoint.Height != prev.Height+1 {
 			return fmt.Errorf("%w: height %d after %d", ErrHeightGap, b.Checkpoint.Height, prev.Height)
 		}
+		if b.Block != nil {
+			if err := putShardBlock(tx, *b.Block); err != nil {
+				return err
+			}
+		}
 		return enc.write(tx)
 	})
 }
 
-// CommitShardBlock writes the result of a shard block of direct calls
+// putShardBlock stores a shard block whose number follows the last stored
+// one's (any number for the first: a provisioned enclave continues the
+// shard's blocks where its provider was).
+func putShardBlock(tx *bolt.Tx, block sidechain.SignedHeader) error {
+	hdr, err := protocol.Marshal(block)
+	if err != nil {
+		return fmt.Errorf("encode shard block: %w", err)
+	}
+	n := block.Header.Number
+	last, err := lastShardNumber(tx)
+	if err != nil {
+		return err
+	}
+	if last != 0 && n != last+1 {
+		return fmt.Errorf("%w: shard block %d after %d", ErrShardBlockGap, n, last)
+	}
+	return tx.Bucket(bucketShard).Put(binary.BigEndian.AppendUint64(nil, n), hdr)
+}
+
+// CommitShardBlock writes the result of a direct shard block
 // atomically with its signed header: the state changes, the checkpoint
 // (whose height stays that of the last chain block: the enclave executed
 // the calls on top of it) and the outgoing calls (its confirmation and
@@ -207,10 +234,6 @@ func (s *Store) CommitShardBlock(b Batch, block sidechain.SignedHeader) error {
 	if err != nil {
 		return err
 	}
-	hdr, err := protocol.Marshal(block)
-	if err != nil {
-		return fmt.Errorf("encode shard block: %w", err)
-	}
 	n := block.Header.Number
 	return s.db.Update(func(tx *bolt.Tx) error {
 		prev, ok, err := checkpoint(tx)
@@ -220,14 +243,7 @@ func (s *Store) CommitShardBlock(b Batch, block sidechain.SignedHeader) error {
 		if !ok || b.Checkpoint.Height != prev.Height {
 			return fmt.Errorf("%w: shard block %d at height %d, last chain block %d (stored: %v)", ErrShardBlockGap, n, b.Checkpoint.Height, prev.Height, ok)
 		}
-		last, err := lastShardNumber(tx)
-		if err != nil {
-			return err
-		}
-		if last != 0 && n != last+1 {
-			return fmt.Errorf("%w: shard block %d after %d", ErrShardBlockGap, n, last)
-		}
-		if err := tx.Bucket(bucketShard).Put(binary.BigEndian.AppendUint64(nil, n), hdr); err != nil {
+		if err := putShardBlock(tx, block); err != nil {
 			return err
 		}
 		return enc.write(tx)
