@@ -60,6 +60,11 @@ var (
 	// ErrUnproven means a result's block is not signed by the enclave or
 	// does not prove the call: the worker's answer cannot be trusted.
 	ErrUnproven = errors.New("trusted: result not proven by the enclave")
+	// ErrNotConfirmed means the chain has not confirmed the result's shard
+	// block (or confirmed another block of its number), whatever the
+	// worker says: until it does, a host that rolls its enclave back can
+	// make the call disappear.
+	ErrNotConfirmed = errors.New("trusted: shard block not confirmed on chain")
 	// ErrGetter means the enclave refused a getter (see the message).
 	ErrGetter = errors.New("trusted: getter refused by the enclave")
 )
@@ -82,6 +87,9 @@ type Registry interface {
 	Policy(ctx context.Context) (*teerex.Policy, int64, error)
 	Allowlist(ctx context.Context) (teerex.MRENCLAVEs, int64, error)
 	Shard(ctx context.Context, id teerex.Hash) (*client.ShardStatus, error)
+	// SidechainBlock is the chain's confirmation of a shard block (nil if
+	// not confirmed): what "confirmed" is checked against.
+	SidechainBlock(ctx context.Context, shard teerex.Hash, number uint64) (*sidechain.Confirmation, int64, error)
 }
 
 var _ Registry = (*client.Client)(nil)
@@ -107,6 +115,7 @@ type Client struct {
 	mrenclave [32]byte
 	shard     [32]byte
 	enclave   teerex.Enclave
+	reg       Registry
 }
 
 // Dial connects to the worker at workerURL (http://host:port; ws:// is
@@ -129,7 +138,7 @@ func Dial(ctx context.Context, workerURL string, reg Registry, opts Options) (*C
 	default:
 		return nil, fmt.Errorf("trusted: worker URL %q: want http(s):// or ws(s)://", workerURL)
 	}
-	c := &Client{url: u, wsURL: "ws" + strings.TrimPrefix(u, "http"), http: opts.HTTPClient}
+	c := &Client{url: u, wsURL: "ws" + strings.TrimPrefix(u, "http"), http: opts.HTTPClient, reg: reg}
 	var id rpc.ShieldingKeyResult
 	if err := c.call(ctx, "author_getShieldingKey", nil, &id); err != nil {
 		return nil, err
@@ -349,6 +358,23 @@ func (c *Client) result(ct []byte, r *rpc.CallResult) (*Result, error) {
 		return nil, fmt.Errorf("%w: call not in block %d: %w", ErrUnproven, sh.Header.Number, err)
 	}
 	return &Result{Hash: hash, Success: r.Result.Success, Error: r.Result.Error, Block: sh.Header, HeaderHash: h}, nil
+}
+
+// Confirmed checks, with a proved query, that the chain confirmed the shard
+// block of r: the final word on a direct call, since an executed call is
+// only in the worker's store until then (ErrNotConfirmed otherwise).
+func (c *Client) Confirmed(ctx context.Context, r *Result) error {
+	conf, height, err := c.reg.SidechainBlock(ctx, r.Block.Shard, r.Block.Number)
+	if err != nil {
+		return fmt.Errorf("trusted: confirmation of shard block %d: %w", r.Block.Number, err)
+	}
+	if conf == nil {
+		return fmt.Errorf("%w: block %d (chain height %d)", ErrNotConfirmed, r.Block.Number, height)
+	}
+	if conf.HeaderHash != r.HeaderHash {
+		return fmt.Errorf("%w: the chain confirmed block %d as %s, the call is in %s", ErrNotConfirmed, r.Block.Number, conf.HeaderHash, r.HeaderHash)
+	}
+	return nil
 }
 
 // Submit sends an encrypted call and returns its verified result. A

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/client"
@@ -26,6 +27,16 @@ type registry struct {
 	policy   teerex.Policy
 	allow    teerex.MRENCLAVEs
 	shards   map[teerex.Hash]bridge.Shard
+	// blocks are the shard blocks the chain confirmed, by number.
+	blocks map[uint64]teerex.Hash
+}
+
+func (r *registry) SidechainBlock(_ context.Context, shard teerex.Hash, n uint64) (*sidechain.Confirmation, int64, error) {
+	h, ok := r.blocks[n]
+	if !ok {
+		return nil, 5, nil
+	}
+	return &sidechain.Confirmation{Shard: shard, Number: n, HeaderHash: h}, 5, nil
 }
 
 func (r *registry) Enclave(_ context.Context, s tx.Address) (*teerex.Enclave, int64, error) {
@@ -145,7 +156,8 @@ func TestDialVerifiesTheEnclave(t *testing.T) {
 func TestDirectCalls(t *testing.T) {
 	e, srv, url := start(t, "sdk calls")
 	ctx := context.Background()
-	c, err := trusted.Dial(ctx, url, registered(e.Identity()), trusted.Options{Now: func() time.Time { return now }})
+	reg := registered(e.Identity())
+	c, err := trusted.Dial(ctx, url, reg, trusted.Options{Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,32 +209,45 @@ func TestDirectCalls(t *testing.T) {
 		t.Fatalf("foreign getter: %v", err)
 	}
 
-	// Watch: submitted, executed, confirmed once the host says so.
-	n, err := c.Nonce(ctx, alice)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ct, err = c.EncryptCall(alice, stf.Call{Transfer: &stf.Transfer{From: rpctest.Address(alice), To: rpctest.Address(bob), Amount: 1}}, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := c.Watch(ctx, ct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	var executed *trusted.Result
-	for _, want := range []string{rpc.StatusSubmitted, rpc.StatusExecuted, rpc.StatusConfirmed} {
-		st, err := w.Next(ctx)
-		if err != nil || st.Status != want {
-			t.Fatalf("status %+v %v, want %s", st, err, want)
+	// Watch: submitted, executed, confirmed once the host says so and the
+	// chain's (proved) record agrees. A host that says confirmed while the
+	// chain has no such block is caught (ErrNotConfirmed).
+	for _, onChain := range []bool{false, true} {
+		n, err := c.Nonce(ctx, alice)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if want == rpc.StatusExecuted {
-			executed = st.Result
-			srv.Confirmed(executed.Block.Number)
+		ct, err = c.EncryptCall(alice, stf.Call{Transfer: &stf.Transfer{From: rpctest.Address(alice), To: rpctest.Address(bob), Amount: 1}}, n)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if want == rpc.StatusConfirmed && (st.Result.HeaderHash != executed.HeaderHash || !st.Final()) {
-			t.Fatalf("confirmed %+v", st.Result)
+		w, err := c.Watch(ctx, ct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		var executed *trusted.Result
+		for _, want := range []string{rpc.StatusSubmitted, rpc.StatusExecuted, rpc.StatusConfirmed} {
+			st, err := w.Next(ctx)
+			if want == rpc.StatusConfirmed && !onChain {
+				if !errors.Is(err, trusted.ErrNotConfirmed) {
+					t.Fatalf("confirmed by the host alone: %+v %v", st, err)
+				}
+				break
+			}
+			if err != nil || st.Status != want {
+				t.Fatalf("status %+v %v, want %s", st, err, want)
+			}
+			if want == rpc.StatusExecuted {
+				executed = st.Result
+				if onChain {
+					reg.blocks = map[uint64]teerex.Hash{executed.Block.Number: executed.HeaderHash}
+				}
+				srv.Confirmed(executed.Block.Number)
+			}
+			if want == rpc.StatusConfirmed && (st.Result.HeaderHash != executed.HeaderHash || !st.Final()) {
+				t.Fatalf("confirmed %+v", st.Result)
+			}
 		}
 	}
 	// An invalid watched call ends with its reason.

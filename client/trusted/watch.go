@@ -91,6 +91,12 @@ func (w *Watch) Next(ctx context.Context) (*Status, error) {
 				return nil, err
 			}
 		}
+		if cr.Status == rpc.StatusConfirmed {
+			// The worker's word is not enough: the chain's record decides.
+			if err := w.c.Confirmed(ctx, st.Result); err != nil {
+				return nil, err
+			}
+		}
 		return st, nil
 	}
 }
