@@ -24,6 +24,7 @@ import (
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/node"
+	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/worker"
 )
 
@@ -56,6 +57,13 @@ type Config struct {
 	// BlockTime is the validator's timeout_commit for a new home; zero
 	// keeps the dev default (150 ms).
 	BlockTime time.Duration
+	// ProductionRules runs the production rules end to end without SGX:
+	// the enclave is the testtee build (no dev features, no debug peers;
+	// a simulated TEE under the test PKI, not the dev one) and the chain is
+	// not a dev chain: teerex trusts only the test PKI, refuses debug
+	// enclaves and admits only the enclave's measurement (TestTEEGenesis).
+	// The dev accounts are funded all the same, to pay for the demo.
+	ProductionRules bool
 	// Logger receives the node's and workers' logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -105,7 +113,11 @@ func Start(ctx context.Context, cfg Config) (_ *Net, err error) {
 		}
 	}()
 	if n.EnclaveBinary = cfg.EnclaveBinary; n.EnclaveBinary == "" {
-		if n.EnclaveBinary, err = BuildEnclave(ctx, filepath.Join(n.Dir, "bin")); err != nil {
+		build := BuildEnclave
+		if cfg.ProductionRules {
+			build = BuildTestTEEEnclave
+		}
+		if n.EnclaveBinary, err = build(ctx, filepath.Join(n.Dir, "bin")); err != nil {
 			return nil, err
 		}
 	}
@@ -145,7 +157,17 @@ func (n *Net) startNode(cfg Config) error {
 		if cfg.BlockTime > 0 {
 			c.TimeoutCommit = node.Duration(cfg.BlockTime)
 		}
-		if err := node.Init(home, node.InitOptions{Dev: true, Config: &c}); err != nil {
+		opts := node.InitOptions{Dev: true, Config: &c}
+		if cfg.ProductionRules {
+			now := time.Now()
+			acc := accounts.DevGenesis()
+			mods, err := testTEEModules(now, teerex.Hash(n.Shard))
+			if err != nil {
+				return err
+			}
+			opts = node.InitOptions{Config: &c, Accounts: &acc, GenesisTime: now, Modules: mods}
+		}
+		if err := node.Init(home, opts); err != nil {
 			return err
 		}
 	} else if err != nil {
@@ -238,6 +260,13 @@ func (n *Net) Stop() error {
 // source tree.
 func BuildEnclave(ctx context.Context, dir string) (string, error) {
 	return Build(ctx, dir, EnclavePackage, "integritee-enclave", "dev")
+}
+
+// BuildTestTEEEnclave builds the testtee build of integritee-enclave:
+// production rules on a simulated TEE under the test PKI
+// (Config.ProductionRules).
+func BuildTestTEEEnclave(ctx context.Context, dir string) (string, error) {
+	return Build(ctx, dir, EnclavePackage, "integritee-enclave", "testtee")
 }
 
 // Build builds a command package of this module into dir/name, with the

@@ -1,0 +1,45 @@
+package localnet
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/tee/sim"
+)
+
+// TestTEEGenesis is the teerex genesis of a network with production rules
+// on the test TEE (Config.ProductionRules): the production policy (no
+// debug enclaves, only allowlisted measurements, TCB statuses UpToDate and
+// SWHardeningNeeded) with the test PKI's root in place of Intel's SGX root
+// and its collateral, made once for genesisTime, and allow as the only
+// measurements. The dev PKI is not trusted: a dev build cannot register.
+func TestTEEGenesis(genesisTime time.Time, allow ...teerex.Hash) (teerex.GenesisState, error) {
+	pki, err := sim.NewPKI([]byte(sim.TestSeed))
+	if err != nil {
+		return teerex.GenesisState{}, fmt.Errorf("test TEE genesis: %w", err)
+	}
+	c, err := pki.CollateralWith(genesisTime, sim.CollateralOptions{ValidFor: teerex.DevCollateralValidity})
+	if err != nil {
+		return teerex.GenesisState{}, fmt.Errorf("test TEE genesis: %w", err)
+	}
+	p := teerex.ProductionPolicy()
+	p.DCAPRoots = [][]byte{pki.Root().Raw}
+	if err := p.AddCollateral(c); err != nil {
+		return teerex.GenesisState{}, fmt.Errorf("test TEE genesis: %w", err)
+	}
+	return teerex.GenesisState{Policy: p, Allowlist: allow}, nil
+}
+
+func testTEEModules(genesisTime time.Time, allow teerex.Hash) (map[string]json.RawMessage, error) {
+	g, err := TestTEEGenesis(genesisTime, allow)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(g)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]json.RawMessage{teerex.Name: b}, nil
+}
