@@ -14,24 +14,25 @@ import (
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/codec"
-	"github.com/integritee-go/integritee/chain/runtime"
+	"github.com/integritee-go/integritee/chain/node"
+	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/tee/sim"
 )
 
-// TestAppWiring runs both modules inside the real ABCI application, wired
-// as the report describes: a sim enclave registers through FinalizeBlock,
-// funds are shielded and unshielded, and the registration is queried.
+// TestAppWiring runs the bridge inside the real ABCI application with the
+// node's runtime (node.Modules): a sim enclave registers through
+// FinalizeBlock, funds are shielded, the sidechain confirms the shard block
+// that unshields them, the unshield pays with its proof into that block,
+// and the registration and vault are queried.
 func TestAppWiring(t *testing.T) {
 	st, err := store.Open(dbm.NewMemDB())
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := teerex.New(accounts.Keeper{})
-	br := bridge.New(tr.Keeper, accounts.Keeper{}, accounts.Keeper{})
-	a, err := app.New(app.Options{ChainID: "wiring", Store: st, Modules: []runtime.Module{tr, br}})
+	a, err := app.New(app.Options{ChainID: "wiring", Store: st, Modules: node.Modules()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +83,19 @@ func TestAppWiring(t *testing.T) {
 		}
 		return res.TxResults
 	}
+	balance := func(addr tx.Address) uint64 {
+		q, err := a.Query(ctx, &abci.RequestQuery{Path: "/accounts/" + addr.String()})
+		if err != nil || q.Code != 0 {
+			t.Fatalf("account query: %v %+v", err, q)
+		}
+		var acc accounts.Account
+		if len(q.Value) > 0 {
+			if err := codec.Unmarshal(q.Value, &acc); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return acc.Balance
+	}
 
 	shard := measurement("v1")
 	m := [32]byte(shard)
@@ -103,14 +117,37 @@ func TestAppWiring(t *testing.T) {
 		t.Fatal(err)
 	}
 	block(signed("Dave", reg), signed("Bob", shield))
-	unshield, err := tx.NewCall(bridge.Name, bridge.MethodUnshieldFunds, bridge.UnshieldFunds{Shard: shard, Beneficiary: bob, Amount: 200, CallHash: teerex.Hash{1}})
+	u := sidechain.Unshield{Beneficiary: bob, Amount: 200, CallHash: teerex.Hash{1}}
+	root, proofs := sidechain.UnshieldsRoot([]sidechain.Unshield{u})
+	unshield, err := sidechain.UnshieldCall(shard, 1, u, proofs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	block(signed("Dave", unshield))
+	// Before the sidechain confirms the block, nothing pays.
+	res, err := a.CheckTx(ctx, &abci.RequestCheckTx{Tx: signed("Dave", unshield)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Codespace != bridge.Name || res.Code != bridge.ErrBlockNotConfirmed.Code {
+		t.Fatalf("CheckTx of an unshield of an unconfirmed block: %s/%d %s", res.Codespace, res.Code, res.Log)
+	}
+	nonces["Dave"]-- // the refused transaction consumed no nonce
+	conf, err := sidechain.ConfirmCall(sidechain.Header{Shard: shard, Number: 1, ChainHeight: 1, UnshieldsRoot: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	block(signed("Dave", conf))
+	bobBefore := balance(bob)
+	results := block(signed("Dave", unshield))
+	if !hasEvent(results[0].Events, bridge.EventUnshielded) {
+		t.Fatalf("no unshield event in %v", results[0].Events)
+	}
+	if got := balance(bob); got != bobBefore+200 {
+		t.Fatalf("Bob got %d, want 200", got-bobBefore)
+	}
 
 	// A repeat is refused by CheckTx: it never reaches a block or pays.
-	res, err := a.CheckTx(ctx, &abci.RequestCheckTx{Tx: signed("Dave", unshield)})
+	res, err = a.CheckTx(ctx, &abci.RequestCheckTx{Tx: signed("Dave", unshield)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,4 +171,13 @@ func TestAppWiring(t *testing.T) {
 	if err := codec.Unmarshal(q3.Value, &vault); err != nil || vault.Balance != 300 {
 		t.Fatalf("vault %+v %v", vault, err)
 	}
+}
+
+func hasEvent(events []abci.Event, typ string) bool {
+	for _, e := range events {
+		if e.Type == typ {
+			return true
+		}
+	}
+	return false
 }

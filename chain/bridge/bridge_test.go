@@ -3,6 +3,9 @@ package bridge_test
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
+	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -67,23 +70,47 @@ func TestShieldFunds(t *testing.T) {
 	}
 }
 
-// Two enclaves of the shard submit the same unshield: it pays once.
-func TestUnshieldOncePerCallHash(t *testing.T) {
+// An unshield pays only as the unshields root of a confirmed shard block
+// proves, once per call hash, whichever enclave of the shard submits it;
+// every refusal changes nothing.
+func TestUnshield(t *testing.T) {
 	c := newChain(t)
-	shard := measurement("v1")
+	shard, other := measurement("v1"), measurement("other release")
 	c.register(dave, shard)
 	c.register(eve, shard)
-	c.register(ferd, measurement("other release"))
+	c.register(ferd, other)
 	wantErr(t, c.call(bob, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 1000, EncryptedRecipient: []byte("r")}).err)
 	vault := bridge.VaultAddress(shard)
-	beneficiary := accounts.DevAddress("Zoe")
-	call := bridge.UnshieldFunds{Shard: shard, Beneficiary: beneficiary, Amount: 300, CallHash: teerex.Hash{0xca, 1}}
+	zoe := accounts.DevAddress("Zoe")
+	b1 := c.confirmBlock(shard, 1,
+		unshield{zoe, 300, teerex.Hash{0xca, 1}},
+		unshield{zoe, 200, teerex.Hash{0xca, 2}},
+		unshield{bob, 50, teerex.Hash{0xca, 3}},
+		unshield{zoe, 701, teerex.Hash{0xca, 4}}, // more than the vault will hold
+	)
+	// A faulty block 2 repeats the first call hash with another amount.
+	b2 := c.confirmBlock(shard, 2, unshield{zoe, 1, teerex.Hash{0xca, 1}})
+	// The same unshield as b1[1], proved in another shard's block.
+	elsewhere := c.confirmBlock(other, 1, unshield{zoe, 200, teerex.Hash{0xca, 2}})
 	c.next(time.Second)
 
-	r := c.call(dave, bridge.MethodUnshieldFunds, call)
+	r := c.call(dave, bridge.MethodUnshieldFunds, b1[0])
 	wantErr(t, r.err)
-	if _, ok := findEvent(r, bridge.EventUnshielded); !ok {
-		t.Fatal("no unshield event")
+	if ev, ok := findEvent(r, bridge.EventUnshielded); !ok || ev["beneficiary"].Value != zoe.String() || ev["amount"].Value != "300" ||
+		ev["call_hash"].Value != b1[0].CallHash.String() || ev["enclave"].Value != dave.String() {
+		t.Fatalf("events %v", r.events)
+	}
+
+	pending := b1[1]
+	// with returns pending changed by f, its proof a deep copy.
+	with := func(f func(u *bridge.UnshieldFunds)) bridge.UnshieldFunds {
+		u := pending
+		u.Proof.Aunts = nil
+		for _, a := range pending.Proof.Aunts {
+			u.Proof.Aunts = append(u.Proof.Aunts, bytes.Clone(a))
+		}
+		f(&u)
+		return u
 	}
 	tests := []struct {
 		name   string
@@ -91,31 +118,78 @@ func TestUnshieldOncePerCallHash(t *testing.T) {
 		call   bridge.UnshieldFunds
 		want   []error
 	}{
-		{"same call by the other enclave", eve, call, []error{bridge.ErrAlreadyUnshielded}},
-		{"same call by the same enclave", dave, call, []error{bridge.ErrAlreadyUnshielded}},
-		{"same hash, other amount", eve, func() bridge.UnshieldFunds { u := call; u.Amount = 1; return u }(), []error{bridge.ErrAlreadyUnshielded}},
-		{"not an enclave", bob, func() bridge.UnshieldFunds { u := call; u.CallHash[1] = 2; return u }(), []error{bridge.ErrNotActive, teerex.ErrNotRegistered}},
-		{"enclave of another shard", ferd, func() bridge.UnshieldFunds { u := call; u.CallHash[1] = 3; return u }(), []error{bridge.ErrNotShardEnclave}},
-		{"more than the vault holds", eve, func() bridge.UnshieldFunds { u := call; u.CallHash[1] = 4; u.Amount = 701; return u }(), []error{accounts.ErrInsufficientFunds}},
+		{"same call by the other enclave", eve, b1[0], []error{bridge.ErrAlreadyUnshielded}},
+		{"same call by the same enclave", dave, b1[0], []error{bridge.ErrAlreadyUnshielded}},
+		{"same call hash proved in another block", eve, b2[0], []error{bridge.ErrAlreadyUnshielded}},
+		{"unconfirmed block", dave, with(func(u *bridge.UnshieldFunds) { u.Block = 3 }), []error{bridge.ErrBlockNotConfirmed}},
+		{"block zero", dave, with(func(u *bridge.UnshieldFunds) { u.Block = 0 }), []error{bridge.ErrBlockNotConfirmed}},
+		{"another confirmed block", dave, with(func(u *bridge.UnshieldFunds) { u.Block = 2 }), []error{bridge.ErrUnshieldProof}},
+		{"wrong proof", dave, with(func(u *bridge.UnshieldFunds) { u.Proof.Aunts[0][0] ^= 1 }), []error{bridge.ErrUnshieldProof}},
+		{"wrong amount", dave, with(func(u *bridge.UnshieldFunds) { u.Amount = 201 }), []error{bridge.ErrUnshieldProof}},
+		{"wrong beneficiary", dave, with(func(u *bridge.UnshieldFunds) { u.Beneficiary = bob }), []error{bridge.ErrUnshieldProof}},
+		{"wrong call hash", dave, with(func(u *bridge.UnshieldFunds) { u.CallHash[1] = 9 }), []error{bridge.ErrUnshieldProof}},
+		{"proof of another leaf", dave, with(func(u *bridge.UnshieldFunds) { u.Proof = b1[2].Proof }), []error{bridge.ErrUnshieldProof}},
+		{"another leaf's index", dave, with(func(u *bridge.UnshieldFunds) { u.Proof.Index = 2 }), []error{bridge.ErrUnshieldProof}},
+		{"another total", dave, with(func(u *bridge.UnshieldFunds) { u.Proof.Total = 5 }), []error{bridge.ErrUnshieldProof}},
+		{"index past the total", dave, with(func(u *bridge.UnshieldFunds) { u.Proof.Index = 4 }), []error{bridge.ErrUnshieldProof}},
+		{"no proof", dave, with(func(u *bridge.UnshieldFunds) { u.Proof = bridge.UnshieldProof{} }), []error{bridge.ErrUnshieldProof}},
+		{"index and total beyond int64", dave, with(func(u *bridge.UnshieldFunds) { u.Proof.Index, u.Proof.Total = math.MaxUint64-1, math.MaxUint64 }),
+			[]error{bridge.ErrUnshieldProof}},
+		{"proof from another shard's block", dave, with(func(u *bridge.UnshieldFunds) { u.Proof = elsewhere[0].Proof }), []error{bridge.ErrUnshieldProof}},
+		{"too many aunts", dave, with(func(u *bridge.UnshieldFunds) {
+			u.Proof.Aunts = slices.Repeat([][]byte{make([]byte, 32)}, bridge.MaxProofAunts+1)
+		}), []error{runtime.ErrMalformedCall}},
+		{"zero", dave, with(func(u *bridge.UnshieldFunds) { u.Amount = 0 }), []error{runtime.ErrMalformedCall}},
+		{"not an enclave", bob, pending, []error{bridge.ErrNotActive, teerex.ErrNotRegistered}},
+		{"enclave of another shard", ferd, pending, []error{bridge.ErrNotShardEnclave}},
+		{"enclave of another shard, its block", ferd, elsewhere[0], []error{accounts.ErrInsufficientFunds}},
+		{"more than the vault holds", eve, b1[3], []error{accounts.ErrInsufficientFunds}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			rejected(t, c.call(tc.sender, bridge.MethodUnshieldFunds, tc.call), tc.want...)
 		})
 	}
-	if c.balance(beneficiary) != 300 || c.balance(vault) != 700 {
-		t.Fatalf("paid more than once: beneficiary %d, vault %d", c.balance(beneficiary), c.balance(vault))
+	if c.balance(zoe) != 300 || c.balance(vault) != 700 {
+		t.Fatalf("paid more than once: beneficiary %d, vault %d", c.balance(zoe), c.balance(vault))
 	}
-	u, done, err := c.bridge.Unshielded(c.kv, shard, call.CallHash)
-	if err != nil || !done || u.Enclave != dave || u.Amount != 300 || u.Beneficiary != beneficiary {
+	u, done, err := c.bridge.Unshielded(c.kv, shard, b1[0].CallHash)
+	if err != nil || !done || u.Enclave != dave || u.Amount != 300 || u.Beneficiary != zoe || u.Height != 11 {
 		t.Fatalf("unshield record %+v %v %v", u, done, err)
 	}
-	// Another call hash pays again, from the other enclave.
-	second := call
-	second.CallHash = teerex.Hash{0xca, 9}
-	wantErr(t, c.call(eve, bridge.MethodUnshieldFunds, second).err)
-	if c.balance(beneficiary) != 600 {
-		t.Fatalf("beneficiary %d", c.balance(beneficiary))
+	if _, done, err := c.bridge.Unshielded(c.kv, shard, pending.CallHash); err != nil || done {
+		t.Fatalf("refused unshield recorded: %v %v", done, err)
+	}
+	// The other unshields of the block pay, from either enclave.
+	wantErr(t, c.call(eve, bridge.MethodUnshieldFunds, pending).err)
+	wantErr(t, c.call(dave, bridge.MethodUnshieldFunds, b1[2]).err)
+	if c.balance(zoe) != 500 || c.balance(vault) != 450 {
+		t.Fatalf("beneficiary %d, vault %d", c.balance(zoe), c.balance(vault))
+	}
+}
+
+// A bridge built without the sidechain cannot judge an unshield: it halts
+// (an error that is no *runtime.Error) rather than pay.
+func TestUnshieldNeedsShardBlocks(t *testing.T) {
+	c := newChain(t)
+	shard := measurement("v1")
+	c.register(dave, shard)
+	wantErr(t, c.call(bob, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 10, EncryptedRecipient: []byte("r")}).err)
+	args := c.confirmBlock(shard, 1, unshield{bob, 1, teerex.Hash{1}})[0]
+	m := bridge.New(c.teerex.Keeper, c.acc.Keeper, c.acc.Keeper, nil)
+	call, err := tx.NewCall(bridge.Name, bridge.MethodUnshieldFunds, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := m.DecodeCall(call)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := c.ctx.WithStore(c.kv.Branch())
+	ctx.Sender = dave
+	err = m.Execute(ctx, msg)
+	if re := (*runtime.Error)(nil); err == nil || errors.As(err, &re) {
+		t.Fatalf("unwired bridge: %v (must be an internal error that halts)", err)
 	}
 }
 
@@ -124,14 +198,15 @@ func TestExpiredEnclaveCannotAct(t *testing.T) {
 	shard := measurement("v1")
 	c.register(dave, shard)
 	wantErr(t, c.call(bob, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 10, EncryptedRecipient: []byte("r")}).err)
+	pay := c.confirmBlock(shard, 1, unshield{bob, 1, teerex.Hash{1}})[0]
 	c.next(24*time.Hour + time.Second)
-	rejected(t, c.call(dave, bridge.MethodUnshieldFunds, bridge.UnshieldFunds{Shard: shard, Beneficiary: bob, Amount: 1, CallHash: teerex.Hash{1}}),
-		bridge.ErrNotActive, teerex.ErrExpired)
+	rejected(t, c.call(dave, bridge.MethodUnshieldFunds, pay), bridge.ErrNotActive, teerex.ErrExpired)
 	rejected(t, c.call(dave, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 3}),
 		bridge.ErrNotActive, teerex.ErrExpired)
 	// Renewal restores it.
 	c.register(dave, shard)
 	wantErr(t, c.call(dave, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 3}).err)
+	wantErr(t, c.call(dave, bridge.MethodUnshieldFunds, pay).err)
 }
 
 func TestConfirmProcessedBlock(t *testing.T) {
@@ -258,7 +333,7 @@ func TestShardConfigEnactment(t *testing.T) {
 }
 
 func TestQueryKey(t *testing.T) {
-	m := bridge.New(nil, nil, nil)
+	m := bridge.New(nil, nil, nil, nil)
 	s := teerex.Hash{0x5a}
 	h := teerex.Hash{0xca}
 	tests := []struct {
@@ -289,7 +364,7 @@ func TestQueryKey(t *testing.T) {
 }
 
 func TestDecodeCallErrors(t *testing.T) {
-	m := bridge.New(nil, nil, nil)
+	m := bridge.New(nil, nil, nil, nil)
 	call, err := tx.NewCall(bridge.Name, "mint", bridge.Invoke{})
 	if err != nil {
 		t.Fatal(err)

@@ -19,7 +19,8 @@ func FuzzDecodeCall(f *testing.F) {
 	}{
 		{bridge.MethodInvoke, bridge.Invoke{Shard: teerex.Hash{1}, Ciphertext: []byte("ct")}},
 		{bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: teerex.Hash{1}, Amount: 5, EncryptedRecipient: []byte("r")}},
-		{bridge.MethodUnshieldFunds, bridge.UnshieldFunds{Shard: teerex.Hash{1}, Amount: 5, CallHash: teerex.Hash{2}}},
+		{bridge.MethodUnshieldFunds, bridge.UnshieldFunds{Shard: teerex.Hash{1}, Amount: 5, CallHash: teerex.Hash{2}, Block: 3,
+			Proof: bridge.UnshieldProof{Index: 1, Total: 2, Aunts: [][]byte{make([]byte, 32)}}}},
 		{bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: teerex.Hash{1}, Height: 7}},
 		{bridge.MethodUpdateShardConfig, bridge.UpdateShardConfig{Shard: teerex.Hash{1}, EnactmentHeight: 1 << 40}},
 	} {
@@ -29,7 +30,7 @@ func FuzzDecodeCall(f *testing.F) {
 		}
 		f.Add(s.method, []byte(call.Args))
 	}
-	m := bridge.New(nil, nil, nil)
+	m := bridge.New(nil, nil, nil, nil)
 	f.Fuzz(func(t *testing.T, method string, args []byte) {
 		msg, err := m.DecodeCall(tx.Call{Module: bridge.Name, Method: method, Args: args})
 		if err != nil {

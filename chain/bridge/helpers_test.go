@@ -9,6 +9,7 @@ import (
 
 	dbm "github.com/cometbft/cometbft-db"
 	abci "github.com/cometbft/cometbft/abci/types"
+	"github.com/cometbft/cometbft/crypto/merkle"
 
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/chain/accounts"
@@ -39,6 +40,7 @@ type chain struct {
 	acc    *accounts.Module
 	teerex *teerex.Module
 	bridge *bridge.Module
+	blocks blocks
 	kv     *store.Cache
 	ctx    *runtime.Context
 }
@@ -75,7 +77,8 @@ func newChain(t testing.TB) *chain {
 	if err := st.Commit(p); err != nil {
 		t.Fatal(err)
 	}
-	c := &chain{t: t, acc: acc, teerex: tr, bridge: bridge.New(tr.Keeper, acc.Keeper, acc.Keeper), kv: store.NewCache(st)}
+	bl := blocks{}
+	c := &chain{t: t, acc: acc, teerex: tr, bridge: bridge.New(tr.Keeper, acc.Keeper, acc.Keeper, bl), blocks: bl, kv: store.NewCache(st)}
 	c.ctx = &runtime.Context{Store: c.kv, ChainID: "test", Height: 10, Time: t0.Add(time.Minute), Dev: true}
 	return c
 }
@@ -172,6 +175,45 @@ func (c *chain) shard(id teerex.Hash) bridge.Shard {
 		c.t.Fatal(err)
 	}
 	return s
+}
+
+// blocks is a fake sidechain: the unshields roots of the confirmed shard
+// blocks.
+type blocks map[blockID]teerex.Hash
+
+type blockID struct {
+	shard  teerex.Hash
+	number uint64
+}
+
+func (b blocks) UnshieldsRoot(_ store.Reader, shard teerex.Hash, number uint64) (teerex.Hash, bool, error) {
+	root, ok := b[blockID{shard, number}]
+	return root, ok, nil
+}
+
+// unshield is an unshield a shard block made.
+type unshield struct {
+	beneficiary tx.Address
+	amount      uint64
+	callHash    teerex.Hash
+}
+
+// confirmBlock confirms shard block number with the given unshields and
+// returns their unshield_funds arguments, each with its proof, as the
+// sidechain's Merkle tree (CometBFT's RFC 6962) makes them.
+func (c *chain) confirmBlock(shard teerex.Hash, number uint64, us ...unshield) []bridge.UnshieldFunds {
+	leaves := make([][]byte, len(us))
+	for i, u := range us {
+		leaves[i] = bridge.UnshieldLeaf(u.beneficiary, u.amount, u.callHash)
+	}
+	root, proofs := merkle.ProofsFromByteSlices(leaves)
+	c.blocks[blockID{shard, number}] = teerex.Hash(root)
+	calls := make([]bridge.UnshieldFunds, len(us))
+	for i, u := range us {
+		calls[i] = bridge.UnshieldFunds{Shard: shard, Beneficiary: u.beneficiary, Amount: u.amount, CallHash: u.callHash, Block: number,
+			Proof: bridge.UnshieldProof{Index: uint64(proofs[i].Index), Total: uint64(proofs[i].Total), Aunts: proofs[i].Aunts}}
+	}
+	return calls
 }
 
 func measurement(name string) teerex.Hash { return sha256.Sum256([]byte("enclave release " + name)) }

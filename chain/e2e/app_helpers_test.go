@@ -15,6 +15,7 @@ import (
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/node"
 	"github.com/integritee-go/integritee/chain/runtime"
+	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
@@ -80,6 +81,12 @@ func (c *appChain) sign(key ed25519.PrivateKey, module, method string, args any)
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	return c.signCall(key, call)
+}
+
+// signCall is sign of a built call.
+func (c *appChain) signCall(key ed25519.PrivateKey, call tx.Call) []byte {
+	c.t.Helper()
 	sender := tx.AddressOf(key.Public().(ed25519.PublicKey))
 	body := tx.Body{ChainID: appChainID, Sender: sender, Nonce: c.nonces[sender], Fee: accounts.Unit / 100, Call: call}
 	c.nonces[sender]++
@@ -158,4 +165,24 @@ func wantCode(t testing.TB, space string, code uint32, log string, want *runtime
 	if space != want.Codespace || code != want.Code {
 		t.Fatalf("got %s/%d %q, want %s/%d (%s)", space, code, log, want.Codespace, want.Code, want.Msg)
 	}
+}
+
+// shardBlock is a chain block of shard (number 1, no parent) that applied
+// chain blocks up to chainHeight and made the given unshields: its
+// confirm_sidechain_block call and each unshield's unshield_funds call.
+func shardBlock(t testing.TB, shard teerex.Hash, chainHeight int64, us ...sidechain.Unshield) (confirm tx.Call, unshields []tx.Call) {
+	t.Helper()
+	root, proofs := sidechain.UnshieldsRoot(us)
+	confirm, err := sidechain.ConfirmCall(sidechain.Header{Shard: shard, Number: 1, ChainHeight: chainHeight, UnshieldsRoot: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, u := range us {
+		call, err := sidechain.UnshieldCall(shard, 1, u, proofs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		unshields = append(unshields, call)
+	}
+	return confirm, unshields
 }

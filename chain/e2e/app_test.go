@@ -10,6 +10,7 @@ import (
 	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/internal/testvectors"
 )
@@ -122,7 +123,8 @@ func TestIntelQuoteVerifiedOnChain(t *testing.T) {
 }
 
 // A registration older than the renewal period can neither confirm blocks
-// nor unshield funds; renewing it restores both.
+// nor unshield funds, even as a block it confirmed proves; renewing it
+// restores both.
 func TestExpiredRegistrationCannotConfirmOrUnshield(t *testing.T) {
 	c := newAppChain(t, true, t0, devTeerexGenesis(t, t0))
 	shard := measurement("v1")
@@ -134,15 +136,17 @@ func TestExpiredRegistrationCannotConfirmOrUnshield(t *testing.T) {
 		c.sign(accounts.DevKey("Bob"), bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 1000, EncryptedRecipient: []byte("r")}),
 	))
 	// Still active at the last instant of the renewal period.
+	confirm, unshields := shardBlock(t, shard, 1, sidechain.Unshield{Beneficiary: bob, Amount: 100, CallHash: teerex.Hash{1}})
 	wantOK(t, c.block(registeredAt.Add(teerex.DefaultRenewalPeriod),
-		c.sign(dave.key, bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 1})))
+		c.sign(dave.key, bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 1}),
+		c.signCall(dave.key, confirm)))
 
 	expired := registeredAt.Add(teerex.DefaultRenewalPeriod + time.Second)
 	vault := bridge.VaultAddress(shard)
 	before := c.account(vault).Balance
 	results := c.block(expired,
 		c.sign(dave.key, bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 2}),
-		c.sign(dave.key, bridge.Name, bridge.MethodUnshieldFunds, bridge.UnshieldFunds{Shard: shard, Beneficiary: bob, Amount: 100, CallHash: teerex.Hash{1}}),
+		c.signCall(dave.key, unshields[0]),
 	)
 	for _, r := range results {
 		wantCode(t, r.Codespace, r.Code, r.Log, bridge.ErrNotActive)
@@ -165,16 +169,16 @@ func TestExpiredRegistrationCannotConfirmOrUnshield(t *testing.T) {
 	// Renewal: the same evidence (DCAP quotes carry no time) registers again.
 	wantOK(t, c.block(expired.Add(time.Second),
 		c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register("wss://127.0.0.1:2000"))))
-	wantOK(t, c.block(expired.Add(2*time.Second),
-		c.sign(dave.key, bridge.Name, bridge.MethodUnshieldFunds, bridge.UnshieldFunds{Shard: shard, Beneficiary: bob, Amount: 100, CallHash: teerex.Hash{1}})))
+	wantOK(t, c.block(expired.Add(2*time.Second), c.signCall(dave.key, unshields[0])))
 	if got := c.account(vault).Balance; got != before-100 {
 		t.Fatalf("vault %d after renewal, want %d", got, before-100)
 	}
 }
 
-// Two enclaves of a shard submit the same unshield_funds and a faulty
-// proposer puts both in one block: the first pays, the second fails with
-// ErrAlreadyUnshielded and pays only its fee.
+// Two enclaves of a shard submit the same unshield_funds, proved by the
+// shard block the sidechain confirmed, and a faulty proposer puts both in
+// one block: the first pays, the second fails with ErrAlreadyUnshielded and
+// pays only its fee.
 func TestDoubleUnshieldInOneBlockPaysOnce(t *testing.T) {
 	c := newAppChain(t, true, t0, devTeerexGenesis(t, t0))
 	shard := measurement("v1")
@@ -186,12 +190,13 @@ func TestDoubleUnshieldInOneBlockPaysOnce(t *testing.T) {
 	))
 	ferdie := accounts.DevAddress("Ferdie")
 	callHash := teerex.Hash(sha256.Sum256([]byte("trusted call 1")))
-	unshield := bridge.UnshieldFunds{Shard: shard, Beneficiary: ferdie, Amount: 400, CallHash: callHash}
+	confirm, unshields := shardBlock(t, shard, 1, sidechain.Unshield{Beneficiary: ferdie, Amount: 400, CallHash: callHash})
+	wantOK(t, c.block(t0.Add(2*time.Second), c.signCall(dave.key, confirm)))
 	before, vaultBefore := c.account(ferdie).Balance, c.account(bridge.VaultAddress(shard)).Balance
 	eveBefore := c.account(eve.addr).Balance
-	results := c.block(t0.Add(2*time.Second),
-		c.sign(dave.key, bridge.Name, bridge.MethodUnshieldFunds, unshield),
-		c.sign(eve.key, bridge.Name, bridge.MethodUnshieldFunds, unshield),
+	results := c.block(t0.Add(3*time.Second),
+		c.signCall(dave.key, unshields[0]),
+		c.signCall(eve.key, unshields[0]),
 	)
 	wantOK(t, results[:1])
 	wantCode(t, results[1].Codespace, results[1].Code, results[1].Log, bridge.ErrAlreadyUnshielded)

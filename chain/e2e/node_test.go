@@ -9,14 +9,15 @@ import (
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/client"
 )
 
 // On a dev node, sim enclaves register through broadcast_tx_sync and are
-// listed with proofs; two enclaves of one shard then submit the same
-// unshield_funds and the vault pays once.
+// listed with proofs; one confirms a shard block, both then submit the
+// same unshield_funds proved by it, and the vault pays once.
 func TestDevNodeRegistersSimEnclavesAndUnshieldsOnce(t *testing.T) {
 	_, c := startNode(t, initHome(t, true))
 	ctx := ctxT(t)
@@ -62,8 +63,10 @@ func TestDevNodeRegistersSimEnclavesAndUnshieldsOnce(t *testing.T) {
 		t.Fatalf("unregistered signer: %v", err)
 	}
 
-	// Shield, then both enclaves submit the same unshield call.
-	if _, err := c.ShieldFunds(ctx, accounts.DevKey("Bob"), shard, 1000, []byte("encrypted recipient")); err != nil {
+	// Shield; Dave confirms the shard block that unshields 400 to Ferdie;
+	// both enclaves submit its unshield call.
+	shielded, err := c.ShieldFunds(ctx, accounts.DevKey("Bob"), shard, 1000, []byte("encrypted recipient"))
+	if err != nil {
 		t.Fatal(err)
 	}
 	ferdie := accounts.DevAddress("Ferdie")
@@ -76,7 +79,19 @@ func TestDevNodeRegistersSimEnclavesAndUnshieldsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	call, err := tx.NewCall(bridge.Name, bridge.MethodUnshieldFunds, bridge.UnshieldFunds{Shard: shard, Beneficiary: ferdie, Amount: 400, CallHash: callHash})
+	u := sidechain.Unshield{Beneficiary: ferdie, Amount: 400, CallHash: callHash}
+	root, proofs := sidechain.UnshieldsRoot([]sidechain.Unshield{u})
+	confirm, err := sidechain.ConfirmCall(sidechain.Header{Shard: shard, Number: 1, ChainHeight: shielded.Height, UnshieldsRoot: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Submit(ctx, dave.key, confirm); err != nil {
+		t.Fatalf("confirm shard block 1: %v", err)
+	}
+	if b, _, err := c.SidechainBlock(ctx, shard, 1); err != nil || b == nil || b.UnshieldsRoot != root || b.Enclave != dave.addr {
+		t.Fatalf("shard block 1: %+v %v", b, err)
+	}
+	call, err := sidechain.UnshieldCall(shard, 1, u, proofs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,12 +135,12 @@ func TestDevNodeRegistersSimEnclavesAndUnshieldsOnce(t *testing.T) {
 	if after.Balance != before.Balance+400 {
 		t.Fatalf("Ferdie got %d, want 400 once", after.Balance-before.Balance)
 	}
-	u, _, err := c.Unshielded(ctx, shard, callHash)
-	if err != nil || u == nil || u.Amount != 400 || u.Beneficiary != ferdie {
-		t.Fatalf("unshield record %+v %v", u, err)
+	rec, _, err := c.Unshielded(ctx, shard, callHash)
+	if err != nil || rec == nil || rec.Amount != 400 || rec.Beneficiary != ferdie {
+		t.Fatalf("unshield record %+v %v", rec, err)
 	}
 	// A later submission by either enclave is refused too.
-	if _, err := c.UnshieldFunds(ctx, dave.key, shard, ferdie, 400, callHash); !errors.Is(err, bridge.ErrAlreadyUnshielded) {
+	if _, err := c.Submit(ctx, dave.key, call); !errors.Is(err, bridge.ErrAlreadyUnshielded) {
 		t.Fatalf("repeat: %v", err)
 	}
 

@@ -12,9 +12,11 @@ import (
 
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/node"
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/tee/sim"
 )
@@ -181,7 +183,9 @@ func TestRestartRestoresCheckTxTime(t *testing.T) {
 
 // The node's runtime has the sidechain module: its query path is served
 // (a shard without confirmations is proved absent) and its call executes,
-// refusing a sender that is no registered enclave.
+// refusing a sender that is no registered enclave. The bridge is built
+// with the sidechain's blocks: an unwired bridge would answer its
+// unshield_funds with an internal error, not with ErrNotActive.
 func TestSidechainWired(t *testing.T) {
 	_, c := startNode(t, devHome(t))
 	ctx := ctxT(t)
@@ -193,7 +197,13 @@ func TestSidechainWired(t *testing.T) {
 	if conf, _, err := c.SidechainBlock(ctx, shard, 1); err != nil || conf != nil {
 		t.Fatalf("block 1 of an unknown shard: %+v, %v", conf, err)
 	}
-	call, err := sidechain.ConfirmCall(shard, 1, teerex.Hash{1})
+	u := sidechain.Unshield{Beneficiary: accounts.DevAddress("Dave"), Amount: 1, CallHash: teerex.Hash{1}}
+	root, proofs := sidechain.UnshieldsRoot([]sidechain.Unshield{u})
+	confirm, err := sidechain.ConfirmCall(sidechain.Header{Shard: shard, Number: 1, UnshieldsRoot: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unshield, err := sidechain.UnshieldCall(shard, 1, u, proofs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,15 +211,28 @@ func TestSidechainWired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wire, err := c.BuildMinFee(accounts.DevKey("Dave"), 0, params, call)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := c.Broadcast(ctx, wire)
-	if err == nil {
-		_, err = c.WaitTx(ctx, h)
-	}
-	if !errors.Is(err, sidechain.ErrNotActive) {
-		t.Fatalf("confirm_sidechain_block by a plain account: %v, want %v", err, sidechain.ErrNotActive)
+	for _, tc := range []struct {
+		name string
+		call tx.Call
+		want error
+	}{
+		{"confirm_sidechain_block", confirm, sidechain.ErrNotActive},
+		{"unshield_funds", unshield, bridge.ErrNotActive},
+	} {
+		acc, err := c.Account(ctx, accounts.DevAddress("Dave"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wire, err := c.BuildMinFee(accounts.DevKey("Dave"), acc.Nonce, params, tc.call)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := c.Broadcast(ctx, wire)
+		if err == nil {
+			_, err = c.WaitTx(ctx, h)
+		}
+		if !errors.Is(err, tc.want) {
+			t.Fatalf("%s by a plain account: %v, want %v", tc.name, err, tc.want)
+		}
 	}
 }

@@ -9,19 +9,29 @@ import (
 	"github.com/integritee-go/integritee/chain/tx"
 )
 
-// FuzzDecodeCall: the decoder never panics, and whatever it accepts is the
-// canonical encoding of the message it returns.
+// FuzzDecodeCall: the decoder never panics, whatever it accepts is the
+// canonical encoding of the message it returns, and no accepted header is
+// numbered zero.
 func FuzzDecodeCall(f *testing.F) {
-	c, err := sidechain.ConfirmCall(teerex.Hash{1}, 9, teerex.Hash{2})
-	if err != nil {
-		f.Fatal(err)
+	for _, h := range []sidechain.Header{
+		{Shard: teerex.Hash{1}, Number: 9, ParentHash: teerex.Hash{2}, ChainHeight: 40, StateHash: teerex.Hash{3}, UnshieldsRoot: teerex.Hash{4}},
+		{Shard: teerex.Hash{1}, Number: 1, ChainHeight: 7, Timestamp: 1_700_000_000_000, Author: dave},
+		{Shard: teerex.Hash{1}},
+	} {
+		c, err := sidechain.ConfirmCall(h)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(sidechain.MethodConfirmSidechainBlock, []byte(c.Args))
 	}
-	f.Add(sidechain.MethodConfirmSidechainBlock, []byte(c.Args))
 	m := sidechain.New(nil, nil)
 	f.Fuzz(func(t *testing.T, method string, args []byte) {
 		msg, err := m.DecodeCall(tx.Call{Module: sidechain.Name, Method: method, Args: args})
 		if err != nil {
 			return
+		}
+		if msg.(*sidechain.ConfirmSidechainBlock).Header.Number == 0 {
+			t.Fatal("accepted block number zero")
 		}
 		again, err := tx.NewCall(sidechain.Name, method, msg)
 		if err != nil {

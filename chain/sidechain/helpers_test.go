@@ -80,8 +80,11 @@ func newChain(t testing.TB) *chain {
 	if err := st.Commit(p); err != nil {
 		t.Fatal(err)
 	}
-	br := bridge.New(tr.Keeper, acc.Keeper, acc.Keeper)
-	c := &chain{t: t, teerex: tr, bridge: br, sidechain: sidechain.New(tr.Keeper, br), kv: store.NewCache(st)}
+	// Wired as node.Modules: the sidechain reads shard records directly,
+	// the bridge pays unshields on the sidechain's confirmed blocks.
+	sc := sidechain.New(tr.Keeper, bridge.ShardStore{})
+	br := bridge.New(tr.Keeper, acc.Keeper, acc.Keeper, sc)
+	c := &chain{t: t, teerex: tr, bridge: br, sidechain: sc, kv: store.NewCache(st)}
 	c.ctx = &runtime.Context{Store: c.kv, ChainID: "test", Height: 10, Time: t0.Add(time.Minute), Dev: true}
 	return c
 }
@@ -121,10 +124,55 @@ func (c *chain) exec(m runtime.Module, sender tx.Address, method string, args an
 	return r
 }
 
-func (c *chain) confirm(sender tx.Address, shard teerex.Hash, number uint64, hash teerex.Hash) result {
+func (c *chain) confirm(sender tx.Address, h sidechain.Header) result {
 	c.t.Helper()
-	return c.exec(c.sidechain, sender, sidechain.MethodConfirmSidechainBlock,
-		sidechain.ConfirmSidechainBlock{Shard: shard, Number: number, HeaderHash: hash})
+	return c.exec(c.sidechain, sender, sidechain.MethodConfirmSidechainBlock, sidechain.ConfirmSidechainBlock{Header: h})
+}
+
+// latest returns the shard's latest confirmation (zero if none).
+func (c *chain) latest(shard teerex.Hash) sidechain.Confirmation {
+	c.t.Helper()
+	l, _, err := c.sidechain.Latest(c.kv, shard)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return l
+}
+
+// unregister removes signer's registration.
+func (c *chain) unregister(signer tx.Address) {
+	c.t.Helper()
+	if r := c.exec(c.teerex, signer, teerex.MethodUnregisterEnclave, teerex.UnregisterEnclave{}); r.err != nil {
+		c.t.Fatalf("unregister %s: %v", signer, r.err)
+	}
+}
+
+// first is a chain block 1 of shard (no author, no parent) that applied
+// chain blocks up to chainHeight; state tells blocks apart.
+func first(shard teerex.Hash, chainHeight int64, state byte) sidechain.Header {
+	return sidechain.Header{Shard: shard, Number: 1, ChainHeight: chainHeight, StateHash: teerex.Hash{0x5e, state}}
+}
+
+// child is the chain block after parent at chainHeight.
+func child(t testing.TB, parent sidechain.Header, chainHeight int64, state byte) sidechain.Header {
+	t.Helper()
+	return sidechain.Header{Shard: parent.Shard, Number: parent.Number + 1, ParentHash: hashOf(t, parent),
+		ChainHeight: chainHeight, StateHash: teerex.Hash{0x5e, state}}
+}
+
+// direct makes h a direct block of author.
+func direct(h sidechain.Header, author tx.Address) sidechain.Header {
+	h.Author = author
+	return h
+}
+
+func hashOf(t testing.TB, h sidechain.Header) teerex.Hash {
+	t.Helper()
+	hash, err := h.Hash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hash
 }
 
 // register registers signer as an enclave with measurement m at the

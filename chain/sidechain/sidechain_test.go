@@ -1,8 +1,10 @@
 package sidechain_test
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,60 +23,208 @@ func TestConfirmSidechainBlock(t *testing.T) {
 	c.register(dave, shard)
 	c.register(eve, shard)
 	c.register(ferd, measurement("other release"))
-	h := func(b byte) teerex.Hash { return teerex.Hash{0xbb, b} }
+	b1 := first(shard, 9, 1)
+	b1.CallsRoot, b1.UnshieldsRoot, b1.Timestamp = teerex.Hash{0xca}, teerex.Hash{0xee}, 1_700_000_000_000
 
-	r := c.confirm(dave, shard, 1, h(1))
+	// A shard without confirmations accepts only block 1 with no parent.
+	for name, h := range map[string]sidechain.Header{
+		"block 2 first":         child(t, b1, 9, 2),
+		"block 1 with a parent": withParent(b1, teerex.Hash{1}),
+	} {
+		t.Run(name, func(t *testing.T) { rejected(t, c.confirm(dave, h), sidechain.ErrForkedBlock) })
+	}
+
+	r := c.confirm(dave, b1)
 	wantErr(t, r.err)
 	ev, ok := findEvent(r, sidechain.EventBlockConfirmed)
 	if !ok {
 		t.Fatalf("no indexed event in %v", r.events)
 	}
 	got, ok := sidechain.ParseEvent(sidechain.EventBlockConfirmed, ev)
-	if !ok || got != (sidechain.Confirmed{Shard: shard, Number: 1, HeaderHash: h(1), Enclave: dave}) {
+	if !ok || got != (sidechain.Confirmed{Shard: shard, Number: 1, HeaderHash: hashOf(t, b1), Enclave: dave}) {
 		t.Fatalf("event %v parsed as %+v %v", ev, got, ok)
 	}
-	want := sidechain.Confirmation{Shard: shard, Number: 1, HeaderHash: h(1), Enclave: dave, ConfirmedHeight: 10}
-	if l, ok, err := c.sidechain.Latest(c.kv, shard); err != nil || !ok || l != want {
-		t.Fatalf("latest %+v %v %v", l, ok, err)
+	want := sidechain.Confirmation{Shard: shard, Number: 1, HeaderHash: hashOf(t, b1), ChainHeight: 9,
+		StateHash: b1.StateHash, UnshieldsRoot: b1.UnshieldsRoot, Enclave: dave, ConfirmedHeight: 10}
+	if l := c.latest(shard); l != want {
+		t.Fatalf("latest %+v, want %+v", l, want)
 	}
 
 	c.next(time.Second)
-	// A gap is allowed; the other enclave of the shard may confirm.
-	wantErr(t, c.confirm(eve, shard, 5, h(5)).err)
-
+	b2 := child(t, b1, 10, 2)
 	tests := []struct {
 		name   string
 		sender tx.Address
-		number uint64
+		h      sidechain.Header
 		want   []error
 	}{
-		{"replay of the latest", eve, 5, []error{sidechain.ErrStaleNumber}},
-		{"below the latest", dave, 3, []error{sidechain.ErrStaleNumber}},
-		{"first block again", dave, 1, []error{sidechain.ErrStaleNumber}},
-		{"number zero", dave, 0, []error{runtime.ErrMalformedCall}},
-		{"not an enclave", bob, 6, []error{sidechain.ErrNotActive, teerex.ErrNotRegistered}},
-		{"enclave of another shard", ferd, 6, []error{sidechain.ErrNotShardEnclave}},
+		{"same block again", dave, b1, []error{sidechain.ErrAlreadyConfirmed}},
+		{"same block by the other enclave", eve, b1, []error{sidechain.ErrAlreadyConfirmed}},
+		// What a rolled-back enclave would sign: same number and parent,
+		// another state.
+		{"another block 1", dave, first(shard, 9, 0x66), []error{sidechain.ErrForkedBlock}},
+		{"another block 1 by the other enclave", eve, first(shard, 8, 1), []error{sidechain.ErrForkedBlock}},
+		{"gap", dave, child(t, b2, 10, 3), []error{sidechain.ErrForkedBlock}},
+		{"wrong parent", dave, withParent(b2, teerex.Hash{9}), []error{sidechain.ErrForkedBlock}},
+		{"parent's parent", dave, withParent(b2, teerex.Hash{}), []error{sidechain.ErrForkedBlock}},
+		{"number zero", dave, sidechain.Header{Shard: shard}, []error{runtime.ErrMalformedCall}},
+		{"not an enclave", bob, b2, []error{sidechain.ErrNotActive, teerex.ErrNotRegistered}},
+		{"enclave of another shard", ferd, b2, []error{sidechain.ErrNotShardEnclave}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rejected(t, c.confirm(tc.sender, shard, tc.number, h(byte(tc.number))), tc.want...)
+			rejected(t, c.confirm(tc.sender, tc.h), tc.want...)
 		})
+	}
+	if l := c.latest(shard); l != want {
+		t.Fatalf("refusals moved the latest to %+v", l)
 	}
 	if b, ok, err := c.sidechain.Block(c.kv, shard, 1); err != nil || !ok || b != want {
 		t.Fatalf("block 1: %+v %v %v", b, ok, err)
 	}
-	if _, ok, err := c.sidechain.Block(c.kv, shard, 3); err != nil || ok {
-		t.Fatalf("block 3 never confirmed: %v %v", ok, err)
-	}
-	if l, _, _ := c.sidechain.Latest(c.kv, shard); l.Number != 5 || l.Enclave != eve || l.ConfirmedHeight != 11 {
-		t.Fatalf("latest %+v", l)
+	if _, ok, err := c.sidechain.Block(c.kv, shard, 2); err != nil || ok {
+		t.Fatalf("block 2 before its confirmation: %v %v", ok, err)
 	}
 
-	// Shards have their own sequences.
+	// The other enclave of the shard extends the chain.
+	wantErr(t, c.confirm(eve, b2).err)
+	if l := c.latest(shard); l.Number != 2 || l.HeaderHash != hashOf(t, b2) || l.Enclave != eve || l.ConfirmedHeight != 11 {
+		t.Fatalf("latest %+v", l)
+	}
+	if b, _, _ := c.sidechain.Block(c.kv, shard, 1); b != want {
+		t.Fatalf("block 1 changed to %+v", b)
+	}
+
+	// Shards have their own chains.
 	other := measurement("other release")
-	wantErr(t, c.confirm(ferd, other, 1, h(1)).err)
-	if l, _, _ := c.sidechain.Latest(c.kv, shard); l.Number != 5 {
+	wantErr(t, c.confirm(ferd, first(other, 10, 1)).err)
+	if l := c.latest(shard); l.Number != 2 {
 		t.Fatalf("another shard's confirmation moved this one to %d", l.Number)
+	}
+}
+
+func withParent(h sidechain.Header, parent teerex.Hash) sidechain.Header {
+	h.ParentHash = parent
+	return h
+}
+
+// A block applies committed chain blocks in chain order: its ChainHeight is
+// at least its parent's and below the block that carries the confirmation.
+func TestChainHeightBounds(t *testing.T) {
+	shard := measurement("v1")
+	tests := []struct {
+		name string
+		// parent: block 1 at chain height 5 is confirmed first.
+		parent      bool
+		chainHeight int64
+		want        []error
+	}{
+		{"first block at zero", false, 0, nil},
+		{"first block negative", false, -1, []error{sidechain.ErrChainHeight}},
+		{"first block at the last committed block", false, 11, nil},
+		{"first block at the current block", false, 12, []error{sidechain.ErrChainHeight}},
+		{"below the parent's", true, 4, []error{sidechain.ErrChainHeight}},
+		{"the parent's", true, 5, nil},
+		{"the last committed block", true, 11, nil},
+		{"the current block", true, 12, []error{sidechain.ErrChainHeight}},
+		{"a future block", true, 1 << 40, []error{sidechain.ErrChainHeight}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newChain(t)
+			c.register(dave, shard)
+			h := first(shard, tc.chainHeight, 1)
+			if tc.parent {
+				b1 := first(shard, 5, 1)
+				wantErr(t, c.confirm(dave, b1).err)
+				h = child(t, b1, tc.chainHeight, 2)
+			}
+			c.next(time.Second)
+			c.next(time.Second) // height 12
+			before := c.latest(shard)
+			r := c.confirm(dave, h)
+			if len(tc.want) > 0 {
+				rejected(t, r, tc.want...)
+				if l := c.latest(shard); l != before {
+					t.Fatalf("latest moved to %+v", l)
+				}
+				return
+			}
+			wantErr(t, r.err)
+			if l := c.latest(shard); l.Number != h.Number || l.ChainHeight != tc.chainHeight {
+				t.Fatalf("latest %+v", l)
+			}
+		})
+	}
+}
+
+// A direct block is confirmed only by its author, and only while the
+// author is the shard's one active enclave: direct calls are not ordered
+// among workers, so a second enclave's chain blocks could spend what a
+// direct block spends. Once the other enclave is gone, direct blocks are
+// accepted again.
+func TestDirectBlocks(t *testing.T) {
+	shard := measurement("v1")
+	for _, tc := range []struct {
+		name string
+		drop func(c *chain) // makes Eve inactive
+	}{
+		{"unregistered", func(c *chain) { c.unregister(eve) }},
+		// Eve registered 12 hours before Dave, so she expires first.
+		{"expired", func(c *chain) { c.next(12*time.Hour + time.Second) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newChain(t)
+			c.register(eve, shard)
+			c.next(12 * time.Hour)
+			c.register(dave, shard)
+			// An enclave of another measurement does not count.
+			c.register(ferd, measurement("other release"))
+			d1 := direct(first(shard, 9, 1), dave)
+
+			rejected(t, c.confirm(eve, d1), sidechain.ErrNotAuthor)
+			rejected(t, c.confirm(dave, d1), sidechain.ErrSeveralEnclaves)
+			rejected(t, c.confirm(dave, direct(first(shard, 9, 1), eve)), sidechain.ErrNotAuthor)
+
+			tc.drop(c)
+			rejected(t, c.confirm(dave, direct(first(shard, 9, 1), ferd)), sidechain.ErrNotAuthor)
+			wantErr(t, c.confirm(dave, d1).err)
+			if l := c.latest(shard); l.Number != 1 || l.Author != dave || l.Enclave != dave || l.HeaderHash != hashOf(t, d1) {
+				t.Fatalf("latest %+v", l)
+			}
+			// A chain block may follow a direct one.
+			b2 := child(t, d1, 9, 2)
+			wantErr(t, c.confirm(dave, b2).err)
+
+			// With Eve back, Dave's direct blocks are refused again.
+			c.register(eve, shard)
+			rejected(t, c.confirm(dave, direct(child(t, b2, 9, 3), dave)), sidechain.ErrSeveralEnclaves)
+		})
+	}
+}
+
+// Every enclave of a shard derives the same chain block: either may
+// confirm it, and the other's identical confirmation is ErrAlreadyConfirmed
+// and changes nothing.
+func TestChainBlockFromEitherEnclave(t *testing.T) {
+	c := newChain(t)
+	shard := measurement("v1")
+	c.register(dave, shard)
+	c.register(eve, shard)
+	b1 := first(shard, 9, 1)
+	wantErr(t, c.confirm(dave, b1).err)
+	want := c.latest(shard)
+	rejected(t, c.confirm(eve, b1), sidechain.ErrAlreadyConfirmed)
+	if l := c.latest(shard); l != want || l.Enclave != dave {
+		t.Fatalf("latest %+v, want %+v", l, want)
+	}
+	c.next(time.Second)
+	b2 := child(t, b1, 10, 2)
+	wantErr(t, c.confirm(eve, b2).err)
+	want = c.latest(shard)
+	rejected(t, c.confirm(dave, b2), sidechain.ErrAlreadyConfirmed)
+	if l := c.latest(shard); l != want || l.Number != 2 || l.Enclave != eve {
+		t.Fatalf("latest %+v, want %+v", l, want)
 	}
 }
 
@@ -83,9 +233,10 @@ func TestExpiredEnclaveCannotConfirm(t *testing.T) {
 	shard := measurement("v1")
 	c.register(dave, shard)
 	c.next(24*time.Hour + time.Second)
-	rejected(t, c.confirm(dave, shard, 1, teerex.Hash{1}), sidechain.ErrNotActive, teerex.ErrExpired)
+	b1 := first(shard, 10, 1)
+	rejected(t, c.confirm(dave, b1), sidechain.ErrNotActive, teerex.ErrExpired)
 	c.register(dave, shard)
-	wantErr(t, c.confirm(dave, shard, 1, teerex.Hash{1}).err)
+	wantErr(t, c.confirm(dave, b1).err)
 }
 
 // A shard moved to a new release by update_shard_config is confirmed by
@@ -98,17 +249,109 @@ func TestShardConfigDecidesMembership(t *testing.T) {
 	c.register(eve, measurement("v2"))
 	r := c.exec(c.bridge, alice, bridge.MethodUpdateShardConfig, bridge.UpdateShardConfig{Shard: shard, MRENCLAVE: measurement("v2"), EnactmentHeight: 12})
 	wantErr(t, r.err)
-	rejected(t, c.confirm(eve, shard, 1, teerex.Hash{1}), sidechain.ErrNotShardEnclave)
-	wantErr(t, c.confirm(dave, shard, 1, teerex.Hash{1}).err)
+	b1 := first(shard, 9, 1)
+	rejected(t, c.confirm(eve, b1), sidechain.ErrNotShardEnclave)
+	wantErr(t, c.confirm(dave, b1).err)
 	c.next(time.Second)
 	c.next(time.Second)
-	rejected(t, c.confirm(dave, shard, 2, teerex.Hash{2}), sidechain.ErrNotShardEnclave)
-	wantErr(t, c.confirm(eve, shard, 2, teerex.Hash{2}).err)
+	b2 := child(t, b1, 11, 2)
+	rejected(t, c.confirm(dave, b2), sidechain.ErrNotShardEnclave)
+	wantErr(t, c.confirm(eve, b2).err)
+}
+
+// Module.UnshieldsRoot answers the bridge only for confirmed blocks, and
+// refuses a record stored under another block's key.
+func TestModuleUnshieldsRoot(t *testing.T) {
+	c := newChain(t)
+	shard := measurement("v1")
+	c.register(dave, shard)
+	b1 := first(shard, 9, 1)
+	b1.UnshieldsRoot = teerex.Hash{0xee, 1}
+	wantErr(t, c.confirm(dave, b1).err)
+	for _, tc := range []struct {
+		name   string
+		shard  teerex.Hash
+		number uint64
+		ok     bool
+	}{
+		{"confirmed", shard, 1, true},
+		{"next number", shard, 2, false},
+		{"number zero", shard, 0, false},
+		{"another shard", measurement("v2"), 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root, ok, err := c.sidechain.UnshieldsRoot(c.kv, tc.shard, tc.number)
+			if err != nil || ok != tc.ok || (ok && root != b1.UnshieldsRoot) || (!ok && root != (teerex.Hash{})) {
+				t.Fatalf("root %s %v %v", root, ok, err)
+			}
+		})
+	}
+	l := c.latest(shard)
+	if err := runtime.Put(c.kv, sidechain.BlockKey(shard, 7), l); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := c.sidechain.UnshieldsRoot(c.kv, shard, 7); ok || !errors.Is(err, sidechain.ErrCorruptShardRecord) {
+		t.Fatalf("misplaced record: %v %v", ok, err)
+	}
+}
+
+// The unshields root commits to each unshield's beneficiary, amount and
+// call hash, and each proof proves only its own unshield; UnshieldCall
+// carries it to the bridge as is.
+func TestUnshieldsRoot(t *testing.T) {
+	us := []sidechain.Unshield{
+		{Beneficiary: bob, Amount: 1, CallHash: teerex.Hash{1}},
+		{Beneficiary: dave, Amount: 2, CallHash: teerex.Hash{2}},
+		{Beneficiary: eve, Amount: 3, CallHash: teerex.Hash{3}},
+	}
+	root, proofs := sidechain.UnshieldsRoot(us)
+	if len(proofs) != len(us) {
+		t.Fatalf("%d proofs", len(proofs))
+	}
+	for i, p := range proofs {
+		for j, u := range us {
+			if err := p.Verify(root[:], sidechain.UnshieldLeaf(u)); (err == nil) != (i == j) {
+				t.Fatalf("proof %d of unshield %d: %v", i, j, err)
+			}
+		}
+	}
+	u := us[1]
+	if string(sidechain.UnshieldLeaf(u)) != string(bridge.UnshieldLeaf(u.Beneficiary, u.Amount, u.CallHash)) {
+		t.Fatal("sidechain and bridge leaves differ")
+	}
+	for name, mutate := range map[string]func(*sidechain.Unshield){
+		"beneficiary": func(u *sidechain.Unshield) { u.Beneficiary = ferd },
+		"amount":      func(u *sidechain.Unshield) { u.Amount++ },
+		"call hash":   func(u *sidechain.Unshield) { u.CallHash[31] ^= 1 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			changed := slices.Clone(us)
+			mutate(&changed[1])
+			if r, _ := sidechain.UnshieldsRoot(changed); r == root {
+				t.Fatal("root does not commit to it")
+			}
+		})
+	}
+
+	shard := measurement("v1")
+	call, err := sidechain.UnshieldCall(shard, 4, u, proofs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := bridge.New(nil, nil, nil, nil).DecodeCall(call)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := msg.(*bridge.UnshieldFunds)
+	if got.Shard != shard || got.Block != 4 || got.Beneficiary != u.Beneficiary || got.Amount != u.Amount || got.CallHash != u.CallHash ||
+		got.Proof.Index != 1 || got.Proof.Total != 3 || !slices.EqualFunc(got.Proof.Aunts, proofs[1].Aunts, bytes.Equal) {
+		t.Fatalf("unshield call %+v", got)
+	}
 }
 
 func TestModuleNeedsDependencies(t *testing.T) {
 	m := sidechain.New(nil, nil)
-	call, err := sidechain.ConfirmCall(teerex.Hash{1}, 1, teerex.Hash{2})
+	call, err := sidechain.ConfirmCall(first(teerex.Hash{1}, 0, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +368,9 @@ func TestModuleNeedsDependencies(t *testing.T) {
 
 func TestDecodeCall(t *testing.T) {
 	m := sidechain.New(nil, nil)
-	good, err := sidechain.ConfirmCall(teerex.Hash{1}, 7, teerex.Hash{2})
+	h := sidechain.Header{Shard: teerex.Hash{1}, Number: 7, ParentHash: teerex.Hash{2}, ChainHeight: 3, CallsRoot: teerex.Hash{4},
+		StateHash: teerex.Hash{5}, UnshieldsRoot: teerex.Hash{6}, Timestamp: 8, Author: dave}
+	good, err := sidechain.ConfirmCall(h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,19 +378,32 @@ func TestDecodeCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := msg.(*sidechain.ConfirmSidechainBlock); c.Number != 7 || c.HeaderHash != (teerex.Hash{2}) {
-		t.Fatalf("decoded %+v", c)
+	if c := msg.(*sidechain.ConfirmSidechainBlock); c.Header != h {
+		t.Fatalf("decoded %+v, want %+v", c.Header, h)
+	}
+	header := func(number uint64, extra ...any) map[string]any {
+		m := map[string]any{"shard": make([]byte, 32), "number": number, "parent_hash": make([]byte, 32), "chain_height": 0,
+			"calls_root": make([]byte, 32), "state_hash": make([]byte, 32), "unshields_root": make([]byte, 32), "timestamp": 0,
+			"author": make([]byte, 32)}
+		for i := 0; i+1 < len(extra); i += 2 {
+			m[extra[i].(string)] = extra[i+1]
+		}
+		return map[string]any{"header": m}
+	}
+	if _, err := m.DecodeCall(mustCall(t, header(1))); err != nil {
+		t.Fatalf("hand-built header refused: %v", err)
 	}
 	for name, tc := range map[string]struct {
 		call tx.Call
 		want error
 	}{
-		"unknown method": {tx.Call{Module: sidechain.Name, Method: "confirm", Args: good.Args}, runtime.ErrUnknownCall},
-		"garbage args":   {tx.Call{Module: sidechain.Name, Method: sidechain.MethodConfirmSidechainBlock, Args: []byte{0xff}}, runtime.ErrMalformedCall},
-		"short hash": {tx.Call{Module: sidechain.Name, Method: sidechain.MethodConfirmSidechainBlock,
-			Args: mustCall(t, map[string]any{"shard": make([]byte, 31), "number": 1, "header_hash": make([]byte, 32)}).Args}, runtime.ErrMalformedCall},
-		"unknown field": {tx.Call{Module: sidechain.Name, Method: sidechain.MethodConfirmSidechainBlock,
-			Args: mustCall(t, map[string]any{"shard": make([]byte, 32), "number": 1, "header_hash": make([]byte, 32), "x": 1}).Args}, runtime.ErrMalformedCall},
+		"unknown method":         {tx.Call{Module: sidechain.Name, Method: "confirm", Args: good.Args}, runtime.ErrUnknownCall},
+		"garbage args":           {tx.Call{Module: sidechain.Name, Method: sidechain.MethodConfirmSidechainBlock, Args: []byte{0xff}}, runtime.ErrMalformedCall},
+		"short hash":             {mustCall(t, header(1, "shard", make([]byte, 31))), runtime.ErrMalformedCall},
+		"unknown header field":   {mustCall(t, header(1, "x", 1)), runtime.ErrMalformedCall},
+		"number zero":            {mustCall(t, header(0)), runtime.ErrMalformedCall},
+		"former format":          {mustCall(t, map[string]any{"shard": make([]byte, 32), "number": 1, "header_hash": make([]byte, 32)}), runtime.ErrMalformedCall},
+		"header beside the args": {mustCall(t, map[string]any{"header": header(1)["header"], "number": 1}), runtime.ErrMalformedCall},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := m.DecodeCall(tc.call); !errors.Is(err, tc.want) {
@@ -202,7 +460,7 @@ func TestHeaderHashAndSignature(t *testing.T) {
 	key := accounts.DevKey("Dave")
 	hdr := sidechain.Header{
 		Shard: measurement("v1"), Number: 3, ParentHash: teerex.Hash{9}, ChainHeight: 17,
-		CallsRoot: teerex.Hash{7}, StateHash: teerex.Hash{8}, Timestamp: 1_700_000_000_000,
+		CallsRoot: teerex.Hash{7}, StateHash: teerex.Hash{8}, UnshieldsRoot: teerex.Hash{6}, Timestamp: 1_700_000_000_000,
 		Author: tx.AddressOf(key.Public().(ed25519.PublicKey)),
 	}
 	h, err := hdr.Hash()
@@ -219,6 +477,7 @@ func TestHeaderHashAndSignature(t *testing.T) {
 		"height":     func(s *sidechain.SignedHeader) { s.Header.ChainHeight++ },
 		"calls root": func(s *sidechain.SignedHeader) { s.Header.CallsRoot[31] ^= 1 },
 		"state hash": func(s *sidechain.SignedHeader) { s.Header.StateHash[5] ^= 1 },
+		"unshields":  func(s *sidechain.SignedHeader) { s.Header.UnshieldsRoot[0] ^= 1 },
 		"timestamp":  func(s *sidechain.SignedHeader) { s.Header.Timestamp-- },
 		"author":     func(s *sidechain.SignedHeader) { s.Header.Author = bob },
 		"shard":      func(s *sidechain.SignedHeader) { s.Header.Shard[0] ^= 1 },
