@@ -75,11 +75,12 @@ func (c *Client) ShieldFunds(ctx context.Context, key ed25519.PrivateKey, shard 
 		bridge.ShieldFunds{Shard: shard, Amount: amount, EncryptedRecipient: encryptedRecipient})
 }
 
-// UnshieldFunds pays amount from the shard's vault to beneficiary, sent by
-// an active enclave of the shard; it executes once per call hash.
-func (c *Client) UnshieldFunds(ctx context.Context, key ed25519.PrivateKey, shard teerex.Hash, beneficiary tx.Address, amount uint64, callHash teerex.Hash) (*Submitted, error) {
-	return c.submitCall(ctx, key, bridge.Name, bridge.MethodUnshieldFunds,
-		bridge.UnshieldFunds{Shard: shard, Beneficiary: beneficiary, Amount: amount, CallHash: callHash})
+// UnshieldFunds submits an unshield_funds, sent by an active enclave of
+// the shard: it pays from the shard's vault once per call hash, only as
+// proved into the unshields root of a confirmed shard block (u.Block,
+// u.Proof; see sidechain.UnshieldCall).
+func (c *Client) UnshieldFunds(ctx context.Context, key ed25519.PrivateKey, u bridge.UnshieldFunds) (*Submitted, error) {
+	return c.submitCall(ctx, key, bridge.Name, bridge.MethodUnshieldFunds, u)
 }
 
 // ConfirmProcessedBlock records that key's enclave processed a chain block

@@ -35,7 +35,7 @@ type StartOptions struct {
 	// RPCListen and P2PListen override node.json when set (host:port).
 	RPCListen, P2PListen string
 	// Modules are the runtime modules besides accounts. Nil means
-	// Modules() (teerex and bridge), the runtime of integritee-node; an
+	// Modules() (teerex, bridge and sidechain), the runtime of integritee-node; an
 	// empty non-nil slice runs accounts alone. Every node of a chain must
 	// run the same modules.
 	Modules []runtime.Module
