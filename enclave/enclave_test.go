@@ -355,6 +355,8 @@ var trustReview = map[string]string{
 	"submit_calls.Sign":           "nonce and fees of the enclave's own transactions",
 	"private_getter.Request":      "an encrypted, signed getter",
 	"provision_init.Init":         "as init; the requester's genesis is checked by the provider inside mutual RA-TLS",
+	"provision_init.Collateral":   "Intel-signed PCS collateral, verified under the build's roots at the judged time; the host can withhold it, not forge it",
+	"provision_serve.Collateral":  "as provision_init.Collateral",
 	"provision_step.In":           "TLS records, authenticated inside the session",
 	"provision_serve.Session":     "selects the enclave's own session",
 	"provision_serve.Checkpoint":  "sealed by this enclave; served only to an attested peer of the same measurement and genesis",

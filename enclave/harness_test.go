@@ -67,6 +67,13 @@ func newChainSim(t testing.TB) *chainSim {
 // come from seed.
 func newChainSimSeed(t testing.TB, seed string) *chainSim {
 	t.Helper()
+	return newChainSimAt(t, seed, time.Time{})
+}
+
+// newChainSimAt is newChainSimSeed with the chain's genesis at start (zero:
+// about now).
+func newChainSimAt(t testing.TB, seed string, start time.Time) *chainSim {
+	t.Helper()
 	st, err := store.Open(dbm.NewMemDB())
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +83,9 @@ func newChainSimSeed(t testing.TB, seed string) *chainSim {
 		t.Fatal(err)
 	}
 	tc := testchain.New(chainID, 4, seed)
+	if !start.IsZero() {
+		tc.Start = start
+	}
 	ag, _ := json.Marshal(accounts.DevGenesis())
 	tg, err := teerex.DevGenesis(tc.Start)
 	if err != nil {
@@ -198,8 +208,11 @@ type host struct {
 	dev bool
 	// genesis is the ID of the chain the enclave was started on.
 	genesis [32]byte
-	// peers configures provisioning (nil: none).
-	peers *enclave.PeerAttestation
+	// peers configures provisioning (nil: none); collateral is what the
+	// host passes for peers' quotes (for a build that takes it from the
+	// host).
+	peers      *enclave.PeerAttestation
+	collateral *teerex.Collateral
 
 	// persisted
 	sealed     *protocol.SealedKeys

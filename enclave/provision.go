@@ -45,7 +45,9 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/attestation"
+	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/attestation/ratls"
+	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave/keys"
 	"github.com/integritee-go/integritee/enclave/protocol"
@@ -61,13 +63,13 @@ type PeerAttestation struct {
 	Roots []*x509.Certificate
 	// Collateral supplies DCAP collateral (TCB info, QE identity, CRLs) per
 	// FMSPC. It may come from an untrusted source: it is verified under
-	// Roots.
+	// Roots. Nil means the host supplies it with the provisioning request
+	// (ProvisionInit, ProvisionServe: the chain's policy collateral, which
+	// Intel signs).
 	Collateral ratls.CollateralFunc
 	// AcceptedTCBStatuses lists the platform TCB statuses that pass; empty
 	// means UpToDate and SWHardeningNeeded.
 	AcceptedTCBStatuses []attestation.TCBStatus
-	// Now is the verification time; nil means time.Now.
-	Now func() time.Time
 }
 
 // Provisioning errors, wrapped in the *protocol.Error the host gets (code
@@ -125,11 +127,18 @@ type provisioning struct {
 
 // verifier returns the RA-TLS verifier for peers: the same MRENCLAVE as
 // this enclave, under the configured roots; debug peers only in a dev
-// build.
-func (e *Enclave) peerVerifier() (*ratls.Verifier, error) {
+// build; quotes, collateral and certificates judged at time at.
+func (e *Enclave) peerVerifier(at time.Time, host *teerex.Collateral) (*ratls.Verifier, error) {
 	p := e.cfg.Peers
-	if p == nil || len(p.Roots) == 0 || p.Collateral == nil {
+	if p == nil || len(p.Roots) == 0 {
 		return nil, ErrNoPeerAttestation
+	}
+	var forQuote func([]byte) (*pcs.Collateral, error)
+	if p.Collateral == nil {
+		if host == nil {
+			return nil, fmt.Errorf("%w: this build takes the peers' collateral from the host, and none came", ErrNoPeerAttestation)
+		}
+		forQuote = host.ForQuote
 	}
 	statuses := p.AcceptedTCBStatuses
 	if len(statuses) == 0 {
@@ -142,22 +151,21 @@ func (e *Enclave) peerVerifier() (*ratls.Verifier, error) {
 			AllowDebug:          e.cfg.Dev,
 			AcceptedTCBStatuses: statuses,
 		},
-		Collateral: p.Collateral,
-		Now:        p.Now,
+		Collateral:         p.Collateral,
+		CollateralForQuote: forQuote,
+		Now:                func() time.Time { return at },
 	}, nil
 }
 
 // tlsConfig builds this side's RA-TLS configuration with a fresh
-// certificate (a fresh key and quote per session).
-func (e *Enclave) tlsConfig(server bool) (*tls.Config, error) {
-	v, err := e.peerVerifier()
+// certificate (a fresh key and quote per session), verifying the peer at
+// time at.
+func (e *Enclave) tlsConfig(server bool, at time.Time, host *teerex.Collateral) (*tls.Config, error) {
+	v, err := e.peerVerifier(at, host)
 	if err != nil {
 		return nil, err
 	}
-	opts := ratls.CertOptions{CommonName: "integritee-provisioning", Validity: time.Hour}
-	if e.cfg.Peers.Now != nil {
-		opts.Now = e.cfg.Peers.Now()
-	}
+	opts := ratls.CertOptions{CommonName: "integritee-provisioning", Validity: time.Hour, Now: at}
 	cert, err := ratls.NewCertificate(e.cfg.Backend, opts)
 	if err != nil {
 		return nil, fmt.Errorf("provisioning: %w", err)
@@ -180,7 +188,10 @@ func (e *Enclave) provisionInit(r *protocol.ProvisionInit) (protocol.Reply, erro
 	if in.SealedKeys != nil || len(in.Checkpoint) > 0 {
 		return nil, protocol.Errorf(protocol.CodeInvalidInput, "a provisioning requester starts without keys and checkpoint")
 	}
-	cfg, err := e.tlsConfig(false)
+	// A fresh enclave has verified no block, so it has no time of its own
+	// for the handshake: it takes the clock's, then judges the provider
+	// again at the time of the checkpoint header it receives (below).
+	cfg, err := e.tlsConfig(false, time.Now(), r.Collateral)
 	if errors.Is(err, ErrNoPeerAttestation) {
 		return nil, protocol.Errorf(protocol.CodeForbidden, "%v", err)
 	}
@@ -215,6 +226,21 @@ func (e *Enclave) provisionInit(r *protocol.ProvisionInit) (protocol.Reply, erro
 		var pl provisionPayload
 		if err := readMessage(c, &pl); err != nil {
 			return err
+		}
+		// The clock is the host's: judge the provider again at the time of
+		// the chain block it says it is at, so that a host that turns the
+		// clock back cannot pass off a platform whose TCB was revoked or
+		// whose collateral had expired by then.
+		hdr, err := protocol.DecodeSignedHeader(pl.Checkpoint.Header, in.ChainID)
+		if err != nil {
+			return fmt.Errorf("%w: checkpoint header: %w", ErrProvisionPayload, err)
+		}
+		v, err := e.peerVerifier(hdr.Time, r.Collateral)
+		if err != nil {
+			return err
+		}
+		if _, err := v.VerifyCertificate(c.ConnectionState().PeerCertificates[0]); err != nil {
+			return fmt.Errorf("provider at the time of its checkpoint (%v): %w", hdr.Time, err)
 		}
 		got.payload = &pl
 		// Our close_notify is left in the output; the provider is done.
@@ -331,7 +357,7 @@ func (e *Enclave) provisionServe(r *protocol.ProvisionServe) (protocol.Reply, er
 	id := r.Session
 	if id == 0 {
 		var err error
-		if id, err = e.openSession(r.Checkpoint); err != nil {
+		if id, err = e.openSession(r.Checkpoint, r.Collateral); err != nil {
 			return nil, err
 		}
 	}
@@ -352,7 +378,7 @@ func (e *Enclave) provisionServe(r *protocol.ProvisionServe) (protocol.Reply, er
 
 // openSession starts a provider session that hands out the keys and the
 // host's persisted checkpoint to an attested requester.
-func (e *Enclave) openSession(sealedCP []byte) (uint64, error) {
+func (e *Enclave) openSession(sealedCP []byte, host *teerex.Collateral) (uint64, error) {
 	cp, err := openCheckpoint(e.cfg.Backend, e.scope, sealedCP)
 	if err != nil {
 		return 0, protocol.Errorf(protocol.CodeSealing, "%v", err)
@@ -363,7 +389,13 @@ func (e *Enclave) openSession(sealedCP []byte) (uint64, error) {
 	if cp.Height > e.lc.Height() {
 		return 0, protocol.Errorf(protocol.CodeState, "checkpoint at %d is ahead of the enclave at %d", cp.Height, e.lc.Height())
 	}
-	cfg, err := e.tlsConfig(true)
+	// Peers are judged at the time of the latest block the light client
+	// verified, never at the host's clock.
+	trusted := e.lc.Trusted()
+	if trusted == nil {
+		return 0, protocol.Errorf(protocol.CodeNotInitialized, "no chain block verified yet: no time to judge a peer at")
+	}
+	cfg, err := e.tlsConfig(true, trusted.Time, host)
 	if errors.Is(err, ErrNoPeerAttestation) {
 		return 0, protocol.Errorf(protocol.CodeForbidden, "%v", err)
 	}

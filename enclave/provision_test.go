@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -54,7 +55,7 @@ func relay(t *testing.T, c *chainSim, req, prov *host, tm tamper) (*protocol.Pro
 	ctx := context.Background()
 	initReq := req.initRequest(c)
 	initReq.SealedKeys, initReq.Checkpoint = nil, nil
-	ir, err := protocol.CallAs[*protocol.ProvisionInitReply](ctx, req.c, &protocol.ProvisionInit{Init: *initReq})
+	ir, err := protocol.CallAs[*protocol.ProvisionInitReply](ctx, req.c, &protocol.ProvisionInit{Init: *initReq, Collateral: req.collateral})
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +67,7 @@ func relay(t *testing.T, c *chainSim, req, prov *host, tm tamper) (*protocol.Pro
 		}
 		serve := &protocol.ProvisionServe{Session: session, In: out}
 		if session == 0 {
-			serve.Checkpoint = prov.checkpoint
+			serve.Checkpoint, serve.Collateral = prov.checkpoint, prov.collateral
 		}
 		sr, err := protocol.CallAs[*protocol.ProvisionServeReply](ctx, prov.c, serve)
 		if err != nil {
@@ -111,8 +112,15 @@ type provisionFixture struct {
 
 func newProvisionFixture(t *testing.T) *provisionFixture {
 	t.Helper()
+	return newProvisionFixtureAt(t, time.Time{})
+}
+
+// newProvisionFixtureAt is newProvisionFixture on a chain whose genesis is
+// at start (zero: about now).
+func newProvisionFixtureAt(t *testing.T, start time.Time) *provisionFixture {
+	t.Helper()
 	ctx := context.Background()
-	f := &provisionFixture{c: newChainSim(t), shard: sha256Of("integritee provisioning enclave v1"),
+	f := &provisionFixture{c: newChainSimAt(t, "e2e validators", start), shard: sha256Of("integritee provisioning enclave v1"),
 		aliceI: key("alice incognito"), bobI: key("bob incognito")}
 	f.prov = newHost(t, f.shard)
 	startPeers(f.prov, simPeers(f.prov.backend))
@@ -352,6 +360,73 @@ func (s *serveConn) SetWriteDeadline(time.Time) error { return nil }
 
 // TestProvisioningProviderRefusesRequester: a requester with another
 // MRENCLAVE (that itself accepts the provider) gets no keys.
+// TestProvisioningJudgedAtChainTime: a provider attests and judges at the
+// time of its latest verified block, not at the host's clock. Here the
+// chain is two days behind the clock: the provider's certificate is issued
+// at the chain's time, so the two sides' times disagree by two days and
+// the session is refused; on a chain at the clock's time the same peers
+// are served (TestProvisioning).
+func TestProvisioningJudgedAtChainTime(t *testing.T) {
+	start := time.Now().Add(-48 * time.Hour)
+	f := newProvisionFixtureAt(t, start)
+	req := newHost(t, f.shard)
+	startPeers(req, simPeers(req.backend))
+	_, err := relay(t, f.c, req, f.prov, nil)
+	if !errors.Is(err, protocol.ErrVerification) || !strings.Contains(err.Error(), "invalid RA-TLS certificate: valid "+start.UTC().Format("2006-01-02")) {
+		t.Fatalf("provider attested at the host's clock? %v", err)
+	}
+}
+
+// TestProvisioningHostCollateral: an enclave built to take its peers'
+// collateral from the host (Gramine: Intel's root compiled in, collateral
+// from the chain's policy) provisions with the chain's collateral, refuses
+// without it, and refuses collateral the host altered.
+func TestProvisioningHostCollateral(t *testing.T) {
+	g, err := teerex.DevGenesis(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := g.Policy.Collateral()
+	tampered := good
+	tampered.TCBInfos = slices.Clone(good.TCBInfos)
+	env := bytes.Clone(tampered.TCBInfos[0].Envelope)
+	env[bytes.Index(env, []byte(`"tcbEvaluationDataNumber"`))+27]++ // a digit of the signed body
+	tampered.TCBInfos[0].Envelope = env
+	for _, tc := range []struct {
+		name       string
+		collateral *teerex.Collateral
+		want       error
+		wantText   string
+	}{
+		{"chain's collateral", &good, nil, ""},
+		{"none", nil, protocol.ErrForbidden, "none came"},
+		{"altered", &tampered, protocol.ErrVerification, "TCB info"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newProvisionFixture(t)
+			hostCollateral := func(h *host) *enclave.PeerAttestation {
+				return &enclave.PeerAttestation{Roots: []*x509.Certificate{h.backend.PKI().Root()}}
+			}
+			f.prov.collateral = tc.collateral
+			f.prov.peers = hostCollateral(f.prov)
+			f.prov.boot(f.c)
+			req := newHost(t, f.shard)
+			req.collateral = tc.collateral
+			startPeers(req, hostCollateral(req))
+			_, err := relay(t, f.c, req, f.prov, nil)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("provisioning with the chain's collateral: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.wantText) {
+				t.Fatalf("%s: %v, want %v (%q)", tc.name, err, tc.want, tc.wantText)
+			}
+		})
+	}
+}
+
 func TestProvisioningProviderRefusesRequester(t *testing.T) {
 	f := newProvisionFixture(t)
 	other := sha256Of("another enclave")

@@ -129,6 +129,23 @@ func (w *Worker) readyForPeers() bool {
 	}
 }
 
+// peerCollateral is the PCS collateral of the chain's attestation policy
+// (a proved query), for an enclave that takes its peers' collateral from
+// the host (Gramine builds); nil if the chain has none or cannot be read,
+// in which case such an enclave refuses the peer.
+func (w *Worker) peerCollateral(ctx context.Context) *teerex.Collateral {
+	p, _, err := w.node.Policy(ctx)
+	if err != nil {
+		w.log.Warn("attestation collateral for provisioning", "err", err)
+		return nil
+	}
+	if len(p.TCBInfos) == 0 || p.QEIdentity == nil {
+		return nil
+	}
+	c := p.Collateral()
+	return &c
+}
+
 func (w *Worker) serveProvisionStep(ps *provisionServer, rw http.ResponseWriter, r *http.Request, token string) {
 	if !w.readyForPeers() {
 		http.Error(rw, "worker not ready", http.StatusServiceUnavailable)
@@ -152,7 +169,7 @@ func (w *Worker) serveProvisionStep(ps *provisionServer, rw http.ResponseWriter,
 			http.Error(rw, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		req.Checkpoint = cp.Sealed
+		req.Checkpoint, req.Collateral = cp.Sealed, w.peerCollateral(r.Context())
 	} else if s = ps.get(token); s == nil {
 		http.Error(rw, "no such provisioning session", http.StatusNotFound)
 		return
@@ -450,7 +467,7 @@ func (w *Worker) provisionFrom(ctx context.Context, base string) error {
 		Shard: w.cfg.Shard, ChainID: w.chainID, GenesisValidators: w.genesisVals,
 		InitialHeight: w.initialHeight, ConfirmEvery: w.cfg.ConfirmEvery,
 	}
-	ir, err := call[*protocol.ProvisionInitReply](ctx, e, &protocol.ProvisionInit{Init: init})
+	ir, err := call[*protocol.ProvisionInitReply](ctx, e, &protocol.ProvisionInit{Init: init, Collateral: w.peerCollateral(ctx)})
 	if err != nil {
 		return err
 	}

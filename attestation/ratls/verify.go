@@ -55,6 +55,10 @@ type Verifier struct {
 	// its own TCB info, and collateral must be refreshed as it expires; the
 	// caller can fetch and cache per FMSPC. Use StaticCollateral for one.
 	Collateral CollateralFunc
+	// CollateralForQuote, if set, is used instead of Collateral: it sees the
+	// whole quote, so it can also pick the PCK CRL of the quote's issuer
+	// from a set of collateral (teerex.Collateral.ForQuote).
+	CollateralForQuote func(quote []byte) (*pcs.Collateral, error)
 	// Now is the verification time; nil means time.Now.
 	Now func() time.Time
 }
@@ -157,14 +161,19 @@ func (v *Verifier) verifyQuote(cert *x509.Certificate, ext []byte, at time.Time,
 	if err := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature); err != nil {
 		return nil, fmt.Errorf("%w: self-signature: %w", ErrCertificate, err)
 	}
-	if v.Collateral == nil {
+	if v.Collateral == nil && v.CollateralForQuote == nil {
 		return nil, ErrNoCollateral
 	}
 	fmspc, err := quoteFMSPC(quote)
 	if err != nil {
 		return nil, err
 	}
-	col, err := v.Collateral(fmspc)
+	var col *pcs.Collateral
+	if v.CollateralForQuote != nil {
+		col, err = v.CollateralForQuote(quote)
+	} else {
+		col, err = v.Collateral(fmspc)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w for FMSPC %x: %w", ErrNoCollateral, fmspc, err)
 	}

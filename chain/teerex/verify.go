@@ -162,6 +162,28 @@ func verifyIAS(p *Policy, ev *Evidence, at time.Time) (*attestation.Result, erro
 	return ias.Verify(&ias.Evidence{Body: ev.Report, Signature: ev.Signature, Chain: chain}, ias.Options{Roots: roots, Time: at})
 }
 
+// Collateral is a set of Intel-signed PCS collateral, as the policy holds
+// it: what an enclave may take from its host to judge peers, since every
+// document is verified under the enclave's own roots.
+type Collateral struct {
+	TCBInfos   []SignedDoc `cbor:"tcb_infos,omitempty"`
+	QEIdentity *SignedDoc  `cbor:"qe_identity,omitempty"`
+	PCKCRLs    []CRLDoc    `cbor:"pck_crls,omitempty"`
+	RootCRL    *CRLDoc     `cbor:"root_crl,omitempty"`
+}
+
+// Collateral returns the policy's collateral.
+func (p *Policy) Collateral() Collateral {
+	return Collateral{TCBInfos: p.TCBInfos, QEIdentity: p.QEIdentity, PCKCRLs: p.PCKCRLs, RootCRL: p.RootCRL}
+}
+
+// ForQuote selects the collateral of the platform that produced quote (as
+// registration does): nil when none fits. Nothing is verified here.
+func (c *Collateral) ForQuote(quote []byte) (*pcs.Collateral, error) {
+	p := Policy{TCBInfos: c.TCBInfos, QEIdentity: c.QEIdentity, PCKCRLs: c.PCKCRLs, RootCRL: c.RootCRL}
+	return p.collateralFor(quote)
+}
+
 // collateralFor selects the stored collateral for the platform that
 // produced quote: the TCB info of its PCK certificate's FMSPC, the QE
 // identity, the PCK CRL of its issuer and the root CRL. It returns nil

@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/attestation/pcs"
+	"github.com/integritee-go/integritee/attestation/roots"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave"
 	"github.com/integritee-go/integritee/enclave/protocol"
@@ -111,13 +112,14 @@ func backend(o *options) (tee.Backend, error) {
 
 // peers is the trust configuration for key provisioning between enclaves
 // of a shard. A sim enclave trusts its own build's PKI (compiled in
-// through its seed) and makes that PKI's collateral itself. Gramine needs
-// Intel's root and PCS collateral inside the enclave, which it does not
-// have yet: provisioning is refused there.
+// through its seed) and makes that PKI's collateral itself. A Gramine
+// enclave trusts Intel's SGX root (compiled in) and takes the PCS
+// collateral from its host, which passes the chain's: Intel signs it, so
+// the host can withhold it but not forge it.
 func peers(b tee.Backend) *enclave.PeerAttestation {
 	s, ok := b.(*sim.Backend)
 	if !ok {
-		return nil
+		return &enclave.PeerAttestation{Roots: []*x509.Certificate{roots.SGXRootCA()}}
 	}
 	p := s.PKI()
 	return &enclave.PeerAttestation{

@@ -25,6 +25,8 @@ package protocol
 // Leakage: the hosts see the sizes and timing of the TLS records and the
 // public result (height, state root, number of entries); never a key.
 
+import "github.com/integritee-go/integritee/chain/teerex"
+
 // Message types of provisioning.
 const (
 	TypeProvisionInit  = "provision_init"
@@ -45,6 +47,10 @@ const MaxProvisionRecord = 8 << 20
 // leaves it) and starts the TLS client; Out is its first flight.
 type ProvisionInit struct {
 	Init Init `cbor:"init"`
+	// Collateral is PCS collateral (from the chain's attestation policy)
+	// for an enclave whose build takes it from the host (Gramine): Intel
+	// signs it, and the enclave verifies it under its own roots.
+	Collateral *teerex.Collateral `cbor:"collateral,omitempty"`
 }
 
 func (*ProvisionInit) Type() string      { return TypeProvisionInit }
@@ -100,6 +106,8 @@ type ProvisionServe struct {
 	Checkpoint []byte `cbor:"checkpoint,omitempty"`
 	In         []byte `cbor:"in"`
 	Abort      bool   `cbor:"abort,omitempty"`
+	// Collateral is as ProvisionInit's, with session 0.
+	Collateral *teerex.Collateral `cbor:"collateral,omitempty"`
 }
 
 func (*ProvisionServe) Type() string      { return TypeProvisionServe }
