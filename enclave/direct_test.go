@@ -129,9 +129,12 @@ func (d *direct) sync() {
 	}
 }
 
+// target is what calls and getters for d's enclave are signed for.
+func (d *direct) target() stf.Target { return d.c.target(d.shard, d.shard) }
+
 func (d *direct) call(k ed25519.PrivateKey, call stf.Call, nonce uint64) []byte {
 	d.t.Helper()
-	ct, err := shielding.Encrypt(d.pub, shielding.InfoTrustedCall, trustedCall(d.t, k, call, nonce, d.shard, d.shard))
+	ct, err := shielding.Encrypt(d.pub, shielding.InfoTrustedCall, trustedCall(d.t, k, call, nonce, d.target()))
 	if err != nil {
 		d.t.Fatal(err)
 	}
@@ -174,7 +177,7 @@ func (d *direct) getter(signer ed25519.PrivateKey, g stf.Getter) (*shielding.Get
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	signed, err := stf.SignGetter(signer, raw, d.shard, d.shard)
+	signed, err := stf.SignGetter(signer, raw, d.target())
 	if err != nil {
 		d.t.Fatal(err)
 	}
@@ -269,12 +272,19 @@ func TestSubmitCalls(t *testing.T) {
 	aliceI, bobI := d.aliceI, d.bobI
 	other := sha256Of("another shard")
 	otherShardCall, err := shielding.Encrypt(d.pub, shielding.InfoTrustedCall,
-		trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 1}}, 2, d.shard, other))
+		trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 1}}, 2, d.c.target(d.shard, other)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherChain := d.target()
+	otherChain.Genesis = teerex.GenesisID(chainID+"-fork", 1, d.c.tc.Vals.Hash())
+	otherChainCall, err := shielding.Encrypt(d.pub, shielding.InfoTrustedCall,
+		trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 1}}, 2, otherChain))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Eve signs a transfer from Alice's account, claiming to be Alice.
-	forged, err := stf.SignCall(key("eve"), mustEncode(t, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(key("eve")), Amount: 1}}), 2, d.shard, d.shard)
+	forged, err := stf.SignCall(key("eve"), mustEncode(t, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(key("eve")), Amount: 1}}), 2, d.target())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +298,7 @@ func TestSubmitCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrongInfo, err := shielding.Encrypt(d.pub, shielding.InfoShieldRecipient, trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 1}}, 2, d.shard, d.shard))
+	wrongInfo, err := shielding.Encrypt(d.pub, shielding.InfoShieldRecipient, trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 1}}, 2, d.target()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,6 +310,7 @@ func TestSubmitCalls(t *testing.T) {
 		bytes.Repeat([]byte{7}, 1300),    // garbage
 		forgedCT,
 		otherShardCall,
+		otherChainCall,
 		d.transfer(aliceI, bobI, 5, 9),         // future nonce
 		d.transfer(aliceI, bobI, 1_000_000, 2), // fails: funds
 		wrongInfo,
@@ -310,6 +321,7 @@ func TestSubmitCalls(t *testing.T) {
 		{Status: protocol.CallExecuted, Index: 1},
 		{Status: protocol.CallInvalid, Reason: protocol.ReasonStaleNonce},
 		{Status: protocol.CallInvalid, Reason: protocol.ReasonUndecryptable},
+		{Status: protocol.CallInvalid, Reason: protocol.ReasonBadSignature},
 		{Status: protocol.CallInvalid, Reason: protocol.ReasonBadSignature},
 		{Status: protocol.CallInvalid, Reason: protocol.ReasonBadSignature},
 		{Status: protocol.CallInvalid, Reason: protocol.ReasonFutureNonce},
@@ -471,7 +483,7 @@ func TestPrivateGetter(t *testing.T) {
 
 	// Requests that do not decrypt, or carry no usable reply key, cannot
 	// be answered encrypted: error replies.
-	signed, err := stf.SignGetter(d.aliceI, mustGetter(t, stf.Getter{FreeBalance: &a}), d.shard, d.shard)
+	signed, err := stf.SignGetter(d.aliceI, mustGetter(t, stf.Getter{FreeBalance: &a}), d.target())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -533,7 +545,7 @@ func TestPrivateGetterHidesAnswer(t *testing.T) {
 	}
 	// Control: the dev plaintext getter shows it, so the check can fail.
 	b := addr(d.bobI)
-	signed, err := stf.SignGetter(d.bobI, mustGetter(t, stf.Getter{FreeBalance: &b}), d.shard, d.shard)
+	signed, err := stf.SignGetter(d.bobI, mustGetter(t, stf.Getter{FreeBalance: &b}), d.target())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -337,7 +337,7 @@ func (e *Enclave) stateInfo() *protocol.StateInfoReply {
 }
 
 func (e *Enclave) env(height int64) stf.Env {
-	return stf.Env{Shard: e.shard, MRENCLAVE: e.mrenclave, Height: height}
+	return stf.Env{Genesis: e.genesis, Shard: e.shard, MRENCLAVE: e.mrenclave, Height: height}
 }
 
 func (e *Enclave) executeGetter(r *protocol.ExecuteGetter) (protocol.Reply, error) {

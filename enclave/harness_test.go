@@ -182,6 +182,8 @@ type host struct {
 
 	traffic *bytes.Buffer
 	mu      sync.Mutex
+	// genesis is the ID of the chain of the last Init (initRequest).
+	genesis [32]byte
 
 	// persisted
 	sealed     *protocol.SealedKeys
@@ -238,6 +240,7 @@ func (h *host) initRequest(c *chainSim) *protocol.Init {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	h.genesis = c.genesis()
 	return &protocol.Init{
 		Shard: h.shard, ChainID: chainID, GenesisValidators: vals, InitialHeight: 1,
 		SealedKeys: h.sealed, Checkpoint: h.checkpoint, ConfirmEvery: 1, Dev: true, DevSudo: addr(key("shard sudo")),
@@ -349,13 +352,28 @@ func invoke(t testing.TB, c *chainSim, payer ed25519.PrivateKey, shieldingPub []
 	return c.tx(payer, bridge.Name, bridge.MethodInvoke, bridge.Invoke{Shard: teerex.Hash(shard), Ciphertext: ct})
 }
 
-func trustedCall(t testing.TB, k ed25519.PrivateKey, call stf.Call, nonce uint64, mrenclave, shard [32]byte) []byte {
+// genesis is the chain's ID (teerex.GenesisID) as its enclaves compute it.
+func (c *chainSim) genesis() [32]byte { return teerex.GenesisID(chainID, 1, c.tc.Vals.Hash()) }
+
+// target is what calls and getters for an enclave of this chain are signed
+// for.
+func (c *chainSim) target(mrenclave, shard [32]byte) stf.Target {
+	return stf.Target{Genesis: c.genesis(), MRENCLAVE: mrenclave, Shard: shard}
+}
+
+// target is what calls and getters for h's enclave (its sim measurement
+// is the shard) are signed for.
+func (h *host) target() stf.Target {
+	return stf.Target{Genesis: h.genesis, MRENCLAVE: h.shard, Shard: h.shard}
+}
+
+func trustedCall(t testing.TB, k ed25519.PrivateKey, call stf.Call, nonce uint64, tgt stf.Target) []byte {
 	t.Helper()
 	raw, err := stf.EncodeCall(call)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := stf.SignCall(k, raw, nonce, mrenclave, shard)
+	s, err := stf.SignCall(k, raw, nonce, tgt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -150,10 +150,10 @@ func newProvisionFixture(t *testing.T) *provisionFixture {
 	}
 	f.c.block(f.c.tx(alice, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: teerex.Hash(f.shard), Amount: 1000, EncryptedRecipient: recipient}))
 	f.c.block(invoke(t, f.c, alice, f.shieldingPub, f.shard,
-		trustedCall(t, f.aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(f.aliceI), To: addr(f.bobI), Amount: 300}}, 0, f.shard, f.shard)))
+		trustedCall(t, f.aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(f.aliceI), To: addr(f.bobI), Amount: 300}}, 0, f.c.target(f.shard, f.shard))))
 	// Block 3 (after provisioning): Bob sends 50 back.
 	f.c.block(invoke(t, f.c, alice, f.shieldingPub, f.shard,
-		trustedCall(t, f.bobI, stf.Call{Transfer: &stf.Transfer{From: addr(f.bobI), To: addr(f.aliceI), Amount: 50}}, 0, f.shard, f.shard)))
+		trustedCall(t, f.bobI, stf.Call{Transfer: &stf.Transfer{From: addr(f.bobI), To: addr(f.aliceI), Amount: 50}}, 0, f.c.target(f.shard, f.shard))))
 	f.c.block()
 	for hgt := int64(1); hgt <= 2; hgt++ {
 		if _, err := f.prov.process(f.c, hgt); err != nil {
@@ -168,7 +168,7 @@ func balanceOf(t *testing.T, h *host, k ed25519.PrivateKey) uint64 {
 	t.Helper()
 	a := addr(k)
 	g, _ := stf.EncodeGetter(stf.Getter{FreeBalance: &a})
-	signed, err := stf.SignGetter(k, g, h.shard, h.shard)
+	signed, err := stf.SignGetter(k, g, h.target())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,10 @@
 // encrypted to that key), and that its measurement serves the shard.
 // Results of direct calls are checked too: the shard block header must be
 // signed by that enclave and prove the call's leaf.
+//
+// Calls and getters are signed for the chain (its teerex.GenesisID, named
+// from the light-client-verified first block), the enclave's measurement
+// and the shard, so the enclave of another chain or shard refuses them.
 package trusted
 
 import (
@@ -29,6 +33,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/sidechain"
@@ -76,12 +82,15 @@ func (e *InvalidCallError) Error() string { return "trusted: call refused by the
 func (e *InvalidCallError) Is(target error) bool { return target == ErrInvalidCall }
 
 // Registry is the chain as the SDK needs it; *client.Client implements it
-// with proved queries.
+// with proved queries and light-client-verified headers.
 type Registry interface {
 	Enclave(ctx context.Context, signer tx.Address) (*teerex.Enclave, int64, error)
 	Policy(ctx context.Context) (*teerex.Policy, int64, error)
 	Allowlist(ctx context.Context) (teerex.MRENCLAVEs, int64, error)
 	Shard(ctx context.Context, id teerex.Hash) (*client.ShardStatus, error)
+	// ChainID and VerifiedHeader name the chain (genesisFromLight).
+	ChainID() string
+	VerifiedHeader(ctx context.Context, height int64) (*types.Header, error)
 }
 
 var _ Registry = (*client.Client)(nil)
@@ -106,6 +115,7 @@ type Client struct {
 	signer    tx.Address
 	mrenclave [32]byte
 	shard     [32]byte
+	genesis   [32]byte
 	enclave   teerex.Enclave
 }
 
@@ -140,6 +150,11 @@ func Dial(ctx context.Context, workerURL string, reg Registry, opts Options) (*C
 	if err := c.verify(ctx, reg, opts.Now()); err != nil {
 		return nil, err
 	}
+	g, err := genesisFromLight(ctx, reg)
+	if err != nil {
+		return nil, err
+	}
+	c.genesis = g
 	return c, nil
 }
 
@@ -223,6 +238,15 @@ func (c *Client) Shard() [32]byte { return c.shard }
 // MRENCLAVE returns the enclave's measurement.
 func (c *Client) MRENCLAVE() [32]byte { return c.mrenclave }
 
+// Genesis returns the ID of the chain calls and getters are signed for
+// (teerex.GenesisID).
+func (c *Client) Genesis() [32]byte { return c.genesis }
+
+// target is what calls and getters are signed for.
+func (c *Client) target() stf.Target {
+	return stf.Target{Genesis: c.genesis, MRENCLAVE: c.mrenclave, Shard: c.shard}
+}
+
 // Enclave returns the verified registration.
 func (c *Client) Enclave() teerex.Enclave { return c.enclave }
 
@@ -281,14 +305,14 @@ func (c *Client) call(ctx context.Context, method string, params, result any) er
 	return nil
 }
 
-// EncryptCall signs call for the shard and enclave with nonce and
+// EncryptCall signs call for the chain, shard and enclave with nonce and
 // encrypts it to the verified shielding key.
 func (c *Client) EncryptCall(key ed25519.PrivateKey, call stf.Call, nonce uint64) ([]byte, error) {
 	raw, err := stf.EncodeCall(call)
 	if err != nil {
 		return nil, err
 	}
-	signed, err := stf.SignCall(key, raw, nonce, c.mrenclave, c.shard)
+	signed, err := stf.SignCall(key, raw, nonce, c.target())
 	if err != nil {
 		return nil, err
 	}
@@ -406,7 +430,7 @@ func (c *Client) getter(ctx context.Context, method string, key ed25519.PrivateK
 	if err != nil {
 		return nil, err
 	}
-	signed, err := stf.SignGetter(key, raw, c.mrenclave, c.shard)
+	signed, err := stf.SignGetter(key, raw, c.target())
 	if err != nil {
 		return nil, err
 	}
@@ -427,9 +451,24 @@ func (c *Client) getter(ctx context.Context, method string, key ed25519.PrivateK
 		return nil, err
 	}
 	if resp.Error != "" {
-		return nil, fmt.Errorf("%w: %s", ErrGetter, resp.Error)
+		return nil, getterError(resp.Error)
 	}
 	return resp.Value, nil
+}
+
+// getterRefusals are the enclave's refusals of a getter that getterError
+// makes errors.Is-able again; their text travels in the encrypted answer.
+var getterRefusals = []error{stf.ErrBadSignature, stf.ErrMalformed, stf.ErrNotOwner, stf.ErrUnknownCall}
+
+// getterError is the error for the enclave's refusal msg: it matches
+// ErrGetter and, if msg starts with one's text, that refusal.
+func getterError(msg string) error {
+	for _, r := range getterRefusals {
+		if rest, ok := strings.CutPrefix(msg, r.Error()); ok {
+			return fmt.Errorf("%w: %w%s", ErrGetter, r, rest)
+		}
+	}
+	return fmt.Errorf("%w: %s", ErrGetter, msg)
 }
 
 func decodeUint(b []byte) (uint64, error) {

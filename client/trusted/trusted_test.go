@@ -4,8 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/teerex"
@@ -26,6 +30,18 @@ type registry struct {
 	policy   teerex.Policy
 	allow    teerex.MRENCLAVEs
 	shards   map[teerex.Hash]bridge.Shard
+	// headers are the light-client-verified headers, by height.
+	chainID string
+	headers map[int64]*types.Header
+}
+
+func (r *registry) ChainID() string { return r.chainID }
+func (r *registry) VerifiedHeader(_ context.Context, h int64) (*types.Header, error) {
+	hdr, ok := r.headers[h]
+	if !ok {
+		return nil, fmt.Errorf("no header %d", h)
+	}
+	return hdr, nil
 }
 
 func (r *registry) Enclave(_ context.Context, s tx.Address) (*teerex.Enclave, int64, error) {
@@ -58,9 +74,11 @@ func registered(id rpc.Identity) *registry {
 		enclaves: map[tx.Address]teerex.Enclave{signer: {
 			Signer: signer, MRENCLAVE: id.MRENCLAVE, ShieldingKeyHash: sha256.Sum256(id.ShieldingKey), AttestedAt: now.Add(-time.Hour).UnixNano(),
 		}},
-		policy: teerex.Policy{RenewalPeriodSecs: 24 * 3600},
-		allow:  teerex.MRENCLAVEs{id.MRENCLAVE},
-		shards: map[teerex.Hash]bridge.Shard{},
+		policy:  teerex.Policy{RenewalPeriodSecs: 24 * 3600},
+		allow:   teerex.MRENCLAVEs{id.MRENCLAVE},
+		shards:  map[teerex.Hash]bridge.Shard{},
+		chainID: rpctest.ChainID,
+		headers: map[int64]*types.Header{1: rpctest.Header(1), 2: rpctest.Header(2)},
 	}
 }
 
@@ -236,6 +254,68 @@ func TestDirectCalls(t *testing.T) {
 	}
 	if st, _ := w2.Next(ctx); st.Status != rpc.StatusInvalid || st.Reason != protocol.ReasonStaleNonce || !st.Final() {
 		t.Fatalf("%+v", st)
+	}
+}
+
+// TestBoundToTheChain: calls and getters are signed for the chain the
+// client's light client verified; an enclave that follows another chain
+// refuses them, and a first block that is not one refuses the dial.
+func TestBoundToTheChain(t *testing.T) {
+	e, _, url := start(t, "sdk chain")
+	ctx := context.Background()
+	opts := trusted.Options{Now: func() time.Time { return now }}
+	c, err := trusted.Dial(ctx, url, registered(e.Identity()), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Genesis() != rpctest.Genesis() {
+		t.Fatalf("genesis %x, the enclave's chain is %x", c.Genesis(), rpctest.Genesis())
+	}
+
+	// The node shows the client a chain with other genesis validators:
+	// everything signed for it is refused by the enclave.
+	other := registered(e.Identity())
+	first := *rpctest.Header(1)
+	first.ValidatorsHash = make([]byte, 32)
+	other.headers[1] = &first
+	oc, err := trusted.Dial(ctx, url, other, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if oc.Genesis() == c.Genesis() {
+		t.Fatal("another chain has the same genesis ID")
+	}
+	alice := rpctest.Key("alice")
+	var ie *trusted.InvalidCallError
+	if _, err := oc.SubmitCall(ctx, rpctest.SudoKey(), stf.Call{SetBalance: &stf.SetBalance{Who: rpctest.Address(alice), Amount: 1}}); !errors.Is(err, stf.ErrBadSignature) || !errors.Is(err, trusted.ErrGetter) {
+		// The nonce getter is refused before the call is sent.
+		t.Fatalf("getter for another chain: %v", err)
+	}
+	ct, err := oc.EncryptCall(rpctest.SudoKey(), stf.Call{SetBalance: &stf.SetBalance{Who: rpctest.Address(alice), Amount: 1}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oc.Submit(ctx, ct); !errors.As(err, &ie) || ie.Reason != protocol.ReasonBadSignature {
+		t.Fatalf("call for another chain: %v", err)
+	}
+	if b, err := c.Balance(ctx, alice); err != nil || b != 0 {
+		t.Fatalf("alice %d %v: the call for another chain changed the state", b, err)
+	}
+
+	for name, mutate := range map[string]func(*types.Header){
+		"first block has a parent": func(h *types.Header) { h.LastBlockID = rpctest.Header(2).LastBlockID },
+		"another chain ID":         func(h *types.Header) { h.ChainID = "other" },
+		"another height":           func(h *types.Header) { h.Height = 2 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := registered(e.Identity())
+			h := *rpctest.Header(1)
+			mutate(&h)
+			r.headers[1] = &h
+			if _, err := trusted.Dial(ctx, url, r, opts); err == nil || !strings.Contains(err.Error(), "genesis ID") {
+				t.Fatalf("dial: %v", err)
+			}
+		})
 	}
 }
 

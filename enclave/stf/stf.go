@@ -6,10 +6,12 @@
 // A trusted call travels HPKE-encrypted to the shard's shielding key (in a
 // bridge invoke) as the CBOR of a SignedCall: the application's call, the
 // signer's account, a nonce and an ed25519 signature over
-// sha256(CallDomain || CBOR{call, nonce, mrenclave, shard}). A getter is a
-// SignedGetter, signed over sha256(GetterDomain || CBOR{getter, mrenclave,
-// shard}). Binding the enclave measurement and the shard means a call
-// signed for one shard or enclave version never executes in another.
+// sha256(CallDomain || CBOR{call, nonce, genesis, mrenclave, shard}). A
+// getter is a SignedGetter, signed over sha256(GetterDomain ||
+// CBOR{getter, genesis, mrenclave, shard}). Binding the chain's genesis ID
+// (teerex.GenesisID), the enclave measurement and the shard (a Target)
+// means a call signed for one chain, shard or enclave version never
+// executes in another.
 package stf
 
 import (
@@ -26,21 +28,38 @@ import (
 	"github.com/integritee-go/integritee/enclave/state"
 )
 
-// Signing domains.
+// Signing domains. v2 payloads carry the genesis ID.
 const (
-	CallDomain   = "integritee-trusted-call-v1"
-	GetterDomain = "integritee-trusted-getter-v1"
+	CallDomain   = "integritee-trusted-call-v2"
+	GetterDomain = "integritee-trusted-getter-v2"
 )
 
 // MaxCallBytes bounds a decrypted trusted call.
 const MaxCallBytes = 64 << 10
 
+// Target is what a trusted call or getter is signed for: the chain (its
+// teerex.GenesisID), the enclave measurement and the shard. A signature
+// made for one target is refused under any other.
+type Target struct {
+	Genesis   [32]byte
+	MRENCLAVE [32]byte
+	Shard     [32]byte
+}
+
 // Env is what a call executes in.
 type Env struct {
+	// Genesis is the ID of the chain the enclave follows
+	// (teerex.GenesisID).
+	Genesis   [32]byte
 	Shard     [32]byte
 	MRENCLAVE [32]byte
 	// Height is the chain block carrying the call.
 	Height int64
+}
+
+// Target is what calls executing in e must be signed for.
+func (e Env) Target() Target {
+	return Target{Genesis: e.Genesis, MRENCLAVE: e.MRENCLAVE, Shard: e.Shard}
 }
 
 // Unshield asks the enclave to release funds of the shard's vault to a
@@ -74,7 +93,7 @@ type STF interface {
 // unchanged.
 var (
 	ErrMalformed    = errors.New("stf: malformed trusted call")
-	ErrBadSignature = errors.New("stf: bad signature (or signed for another shard or enclave)")
+	ErrBadSignature = errors.New("stf: bad signature (or signed for another chain, shard or enclave)")
 	ErrStaleNonce   = errors.New("stf: nonce already used")
 	ErrFutureNonce  = errors.New("stf: nonce ahead of the account's")
 )
@@ -90,13 +109,14 @@ type SignedCall struct {
 type callPayload struct {
 	Call      cbor.RawMessage `cbor:"call"`
 	Nonce     uint64          `cbor:"nonce"`
+	Genesis   [32]byte        `cbor:"genesis"`
 	MRENCLAVE [32]byte        `cbor:"mrenclave"`
 	Shard     [32]byte        `cbor:"shard"`
 }
 
-// CallSignBytes returns the digest a trusted call's signer signs.
-func CallSignBytes(call []byte, nonce uint64, mrenclave, shard [32]byte) ([]byte, error) {
-	enc, err := codec.Marshal(callPayload{Call: call, Nonce: nonce, MRENCLAVE: mrenclave, Shard: shard})
+// CallSignBytes returns the digest a trusted call's signer signs for t.
+func CallSignBytes(call []byte, nonce uint64, t Target) ([]byte, error) {
+	enc, err := codec.Marshal(callPayload{Call: call, Nonce: nonce, Genesis: t.Genesis, MRENCLAVE: t.MRENCLAVE, Shard: t.Shard})
 	if err != nil {
 		return nil, fmt.Errorf("encode call payload: %w", err)
 	}
@@ -106,11 +126,11 @@ func CallSignBytes(call []byte, nonce uint64, mrenclave, shard [32]byte) ([]byte
 	return h.Sum(nil), nil
 }
 
-// SignCall signs an application call (CBOR) for a shard and enclave and
-// returns the SignedCall's bytes, ready to be encrypted to the shielding
-// key (shielding.Encrypt with shielding.InfoTrustedCall).
-func SignCall(key ed25519.PrivateKey, call []byte, nonce uint64, mrenclave, shard [32]byte) ([]byte, error) {
-	d, err := CallSignBytes(call, nonce, mrenclave, shard)
+// SignCall signs an application call (CBOR) for t and returns the
+// SignedCall's bytes, ready to be encrypted to the shielding key
+// (shielding.Encrypt with shielding.InfoTrustedCall).
+func SignCall(key ed25519.PrivateKey, call []byte, nonce uint64, t Target) ([]byte, error) {
+	d, err := CallSignBytes(call, nonce, t)
 	if err != nil {
 		return nil, err
 	}
@@ -128,13 +148,14 @@ type SignedGetter struct {
 
 type getterPayload struct {
 	Getter    cbor.RawMessage `cbor:"getter"`
+	Genesis   [32]byte        `cbor:"genesis"`
 	MRENCLAVE [32]byte        `cbor:"mrenclave"`
 	Shard     [32]byte        `cbor:"shard"`
 }
 
-// GetterSignBytes returns the digest a getter's signer signs.
-func GetterSignBytes(getter []byte, mrenclave, shard [32]byte) ([]byte, error) {
-	enc, err := codec.Marshal(getterPayload{Getter: getter, MRENCLAVE: mrenclave, Shard: shard})
+// GetterSignBytes returns the digest a getter's signer signs for t.
+func GetterSignBytes(getter []byte, t Target) ([]byte, error) {
+	enc, err := codec.Marshal(getterPayload{Getter: getter, Genesis: t.Genesis, MRENCLAVE: t.MRENCLAVE, Shard: t.Shard})
 	if err != nil {
 		return nil, fmt.Errorf("encode getter payload: %w", err)
 	}
@@ -144,9 +165,10 @@ func GetterSignBytes(getter []byte, mrenclave, shard [32]byte) ([]byte, error) {
 	return h.Sum(nil), nil
 }
 
-// SignGetter signs a getter (CBOR) and returns the SignedGetter's bytes.
-func SignGetter(key ed25519.PrivateKey, getter []byte, mrenclave, shard [32]byte) ([]byte, error) {
-	d, err := GetterSignBytes(getter, mrenclave, shard)
+// SignGetter signs a getter (CBOR) for t and returns the SignedGetter's
+// bytes.
+func SignGetter(key ed25519.PrivateKey, getter []byte, t Target) ([]byte, error) {
+	d, err := GetterSignBytes(getter, t)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +261,7 @@ func (r *Runtime) Apply(env Env, b *state.Batch, plaintext []byte) (Result, erro
 		return reject(fmt.Errorf("%w: %w", ErrMalformed, err))
 	}
 	res.Signer = sc.Signer
-	d, err := CallSignBytes(sc.Call, sc.Nonce, env.MRENCLAVE, env.Shard)
+	d, err := CallSignBytes(sc.Call, sc.Nonce, env.Target())
 	if err != nil {
 		return reject(fmt.Errorf("%w: %w", ErrMalformed, err))
 	}
@@ -281,7 +303,7 @@ func (r *Runtime) Get(env Env, st state.KV, signed []byte) ([]byte, error) {
 	if err := codec.Unmarshal(signed, &sg); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	d, err := GetterSignBytes(sg.Getter, env.MRENCLAVE, env.Shard)
+	d, err := GetterSignBytes(sg.Getter, env.Target())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}

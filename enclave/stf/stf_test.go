@@ -22,7 +22,7 @@ func addr(k ed25519.PrivateKey) tx.Address { return tx.AddressOf(k.Public().(ed2
 
 var (
 	alice, bob, sudo = key("alice"), key("bob"), key("sudo")
-	env              = stf.Env{Shard: [32]byte{1}, MRENCLAVE: [32]byte{2}, Height: 5}
+	env              = stf.Env{Genesis: [32]byte{3}, Shard: [32]byte{1}, MRENCLAVE: [32]byte{2}, Height: 5}
 )
 
 func call(t *testing.T, c stf.Call) []byte {
@@ -36,7 +36,7 @@ func call(t *testing.T, c stf.Call) []byte {
 
 func signed(t *testing.T, k ed25519.PrivateKey, c stf.Call, nonce uint64, e stf.Env) []byte {
 	t.Helper()
-	b, err := stf.SignCall(k, call(t, c), nonce, e.MRENCLAVE, e.Shard)
+	b, err := stf.SignCall(k, call(t, c), nonce, e.Target())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,9 +91,10 @@ func (f *fixture) balance(t *testing.T, k ed25519.PrivateKey) uint64 {
 }
 
 func TestApply(t *testing.T) {
-	otherShard, otherEnclave := env, env
+	otherShard, otherEnclave, otherChain := env, env, env
 	otherShard.Shard[0]++
 	otherEnclave.MRENCLAVE[0]++
+	otherChain.Genesis[0]++
 	transfer := stf.Call{Transfer: &stf.Transfer{From: addr(alice), To: addr(bob), Amount: 300}}
 	goodSig := signed(t, alice, transfer, 0, env)
 	var sc stf.SignedCall
@@ -116,6 +117,7 @@ func TestApply(t *testing.T) {
 		{"bad signature", badSig, stf.Rejected, stf.ErrBadSignature, 1000, 0, 0},
 		{"signed for another shard", signed(t, alice, transfer, 0, otherShard), stf.Rejected, stf.ErrBadSignature, 1000, 0, 0},
 		{"signed for another enclave", signed(t, alice, transfer, 0, otherEnclave), stf.Rejected, stf.ErrBadSignature, 1000, 0, 0},
+		{"signed for another chain", signed(t, alice, transfer, 0, otherChain), stf.Rejected, stf.ErrBadSignature, 1000, 0, 0},
 		{"future nonce", signed(t, alice, transfer, 1, env), stf.Rejected, stf.ErrFutureNonce, 1000, 0, 0},
 		{"transfer", goodSig, stf.Applied, nil, 700, 300, 3},
 		{"replay", goodSig, stf.Rejected, stf.ErrStaleNonce, 700, 300, 0},
@@ -184,14 +186,15 @@ func TestGetters(t *testing.T) {
 		return b
 	}
 	sign := func(k ed25519.PrivateKey, g []byte, e stf.Env) []byte {
-		b, err := stf.SignGetter(k, g, e.MRENCLAVE, e.Shard)
+		b, err := stf.SignGetter(k, g, e.Target())
 		if err != nil {
 			t.Fatal(err)
 		}
 		return b
 	}
-	other := env
+	other, otherChain := env, env
 	other.Shard[0]++
+	otherChain.Genesis[0]++
 	tests := []struct {
 		name   string
 		signed []byte
@@ -202,6 +205,7 @@ func TestGetters(t *testing.T) {
 		{"nonce", sign(alice, getter(stf.Getter{Nonce: &a}), env), 1, nil},
 		{"not the owner", sign(bob, getter(stf.Getter{FreeBalance: &a}), env), 0, stf.ErrNotOwner},
 		{"other shard", sign(alice, getter(stf.Getter{FreeBalance: &a}), other), 0, stf.ErrBadSignature},
+		{"other chain", sign(alice, getter(stf.Getter{FreeBalance: &a}), otherChain), 0, stf.ErrBadSignature},
 		{"empty getter", sign(alice, getter(stf.Getter{}), env), 0, stf.ErrUnknownCall},
 		{"garbage", []byte{1, 2}, 0, stf.ErrMalformed},
 	}

@@ -34,7 +34,7 @@ func (u *user) encrypt(call stf.Call, nonce uint64) []byte {
 	if err != nil {
 		u.t.Fatal(err)
 	}
-	signed, err := stf.SignCall(u.key, raw, nonce, u.id.MRENCLAVE, u.id.Shard)
+	signed, err := stf.SignCall(u.key, raw, nonce, rpctest.Target(u.id))
 	if err != nil {
 		u.t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func getter(t testing.TB, c *wsClient, id rpc.Identity, signer ed25519.PrivateKe
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed, err := stf.SignGetter(signer, raw, id.MRENCLAVE, id.Shard)
+	signed, err := stf.SignGetter(signer, raw, rpctest.Target(id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestRealEnclave(t *testing.T) {
 	// Bad input, each with its error; the other client is served between.
 	forged := func() []byte {
 		raw, _ := stf.EncodeCall(stf.Call{Transfer: &stf.Transfer{From: alice.addr(), To: bob.addr(), Amount: 1}})
-		signed, _ := stf.SignCall(bob.key, raw, alice.nonce, id.MRENCLAVE, id.Shard)
+		signed, _ := stf.SignCall(bob.key, raw, alice.nonce, rpctest.Target(id))
 		var sc stf.SignedCall
 		codec.Unmarshal(signed, &sc)
 		sc.Signer = alice.addr() // Bob's signature, Alice's account
