@@ -122,7 +122,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Helper()
 		a := addr(k)
 		g, _ := stf.EncodeGetter(stf.Getter{FreeBalance: &a})
-		signed, err := stf.SignGetter(k, g, h.target())
+		signed, err := stf.SignGetter(k, g, c.getterExpiry(), nil, h.target())
 		if err != nil {
 			t.Fatal(err)
 		}

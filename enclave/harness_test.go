@@ -380,6 +380,12 @@ func trustedCall(t testing.TB, k ed25519.PrivateKey, call stf.Call, nonce uint64
 	return s
 }
 
+// getterExpiry is a getter expiry a minute after the chain's last block:
+// valid for an enclave that verified any recent block.
+func (c *chainSim) getterExpiry() time.Time {
+	return c.tc.Block(c.tc.Height()).Header.Time.Add(time.Minute)
+}
+
 // timeOf is the block time offset testchain uses for height h.
 func timeOf(h int64) time.Duration { return time.Duration(h) * time.Second }
 

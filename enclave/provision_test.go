@@ -164,11 +164,11 @@ func newProvisionFixture(t *testing.T) *provisionFixture {
 	return f
 }
 
-func balanceOf(t *testing.T, h *host, k ed25519.PrivateKey) uint64 {
+func balanceOf(t *testing.T, c *chainSim, h *host, k ed25519.PrivateKey) uint64 {
 	t.Helper()
 	a := addr(k)
 	g, _ := stf.EncodeGetter(stf.Getter{FreeBalance: &a})
-	signed, err := stf.SignGetter(k, g, h.target())
+	signed, err := stf.SignGetter(k, g, c.getterExpiry(), nil, h.target())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestProvisioning(t *testing.T) {
 		t.Fatalf("block 3: provider %+v root %x, requester %+v root %x", pr.Stats, pr.StateRoot, rr.Stats, rr.StateRoot)
 	}
 	for _, h := range []*host{f.prov, req} {
-		if a, b := balanceOf(t, h, f.aliceI), balanceOf(t, h, f.bobI); a != 750 || b != 250 {
+		if a, b := balanceOf(t, f.c, h, f.aliceI), balanceOf(t, f.c, h, f.bobI); a != 750 || b != 250 {
 			t.Fatalf("balances alice %d bob %d, want 750 250", a, b)
 		}
 	}

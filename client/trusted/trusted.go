@@ -15,7 +15,10 @@
 //
 // Calls and getters are signed for the chain (its teerex.GenesisID, named
 // from the light-client-verified first block), the enclave's measurement
-// and the shard, so the enclave of another chain or shard refuses them.
+// and the shard, so the enclave of another chain or shard refuses them. A
+// getter is also signed with an expiry (Options.GetterLifetime from
+// Options.Now) and for the reply key its answer is encrypted to: a
+// captured getter cannot be replayed later or wrapped with another key.
 package trusted
 
 import (
@@ -95,13 +98,22 @@ type Registry interface {
 
 var _ Registry = (*client.Client)(nil)
 
+// DefaultGetterLifetime is how long a signed getter stays answerable by
+// default.
+const DefaultGetterLifetime = 2 * time.Minute
+
 // Options configure a Client.
 type Options struct {
 	// HTTPClient makes the HTTP requests; default a client with a 30s
 	// timeout.
 	HTTPClient *http.Client
-	// Now is the clock registrations are judged by; default time.Now.
+	// Now is the clock registrations are judged by and getter expiries
+	// set from; default time.Now. The enclave judges expiries by the
+	// chain's time: a clock far from it gets getters refused.
 	Now func() time.Time
+	// GetterLifetime is how long after Now a signed getter expires;
+	// default DefaultGetterLifetime, at most stf.MaxGetterLifetime.
+	GetterLifetime time.Duration
 }
 
 // Client is a verified connection to one worker.
@@ -117,6 +129,9 @@ type Client struct {
 	shard     [32]byte
 	genesis   [32]byte
 	enclave   teerex.Enclave
+
+	now            func() time.Time
+	getterLifetime time.Duration
 }
 
 // Dial connects to the worker at workerURL (http://host:port; ws:// is
@@ -129,6 +144,12 @@ func Dial(ctx context.Context, workerURL string, reg Registry, opts Options) (*C
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	switch {
+	case opts.GetterLifetime == 0:
+		opts.GetterLifetime = DefaultGetterLifetime
+	case opts.GetterLifetime < 0 || opts.GetterLifetime > stf.MaxGetterLifetime:
+		return nil, fmt.Errorf("trusted: getter lifetime %s: want up to %s", opts.GetterLifetime, stf.MaxGetterLifetime)
+	}
 	u := strings.TrimSuffix(workerURL, "/")
 	switch {
 	case strings.HasPrefix(u, "ws://"):
@@ -139,7 +160,7 @@ func Dial(ctx context.Context, workerURL string, reg Registry, opts Options) (*C
 	default:
 		return nil, fmt.Errorf("trusted: worker URL %q: want http(s):// or ws(s)://", workerURL)
 	}
-	c := &Client{url: u, wsURL: "ws" + strings.TrimPrefix(u, "http"), http: opts.HTTPClient}
+	c := &Client{url: u, wsURL: "ws" + strings.TrimPrefix(u, "http"), http: opts.HTTPClient, now: opts.Now, getterLifetime: opts.GetterLifetime}
 	var id rpc.ShieldingKeyResult
 	if err := c.call(ctx, "author_getShieldingKey", nil, &id); err != nil {
 		return nil, err
@@ -420,7 +441,8 @@ func (c *Client) Unshield(ctx context.Context, key ed25519.PrivateKey, beneficia
 }
 
 // Getter runs a getter signed by key privately and returns its value: the
-// worker sees only ciphertexts.
+// worker sees only ciphertexts. A refusal matches ErrGetter and, when the
+// enclave gave one, its stf error (e.g. stf.ErrGetterExpired).
 func (c *Client) Getter(ctx context.Context, key ed25519.PrivateKey, g stf.Getter) ([]byte, error) {
 	return c.getter(ctx, "state_executeGetter", key, g)
 }
@@ -430,11 +452,15 @@ func (c *Client) getter(ctx context.Context, method string, key ed25519.PrivateK
 	if err != nil {
 		return nil, err
 	}
-	signed, err := stf.SignGetter(key, raw, c.target())
+	rk, err := shielding.NewReplyKey()
 	if err != nil {
 		return nil, err
 	}
-	req, rk, err := shielding.NewGetterRequest(c.key, signed)
+	signed, err := stf.SignGetter(key, raw, c.now().Add(c.getterLifetime), rk.Public(), c.target())
+	if err != nil {
+		return nil, err
+	}
+	req, err := shielding.NewGetterRequest(c.key, rk, signed)
 	if err != nil {
 		return nil, err
 	}
@@ -458,7 +484,10 @@ func (c *Client) getter(ctx context.Context, method string, key ed25519.PrivateK
 
 // getterRefusals are the enclave's refusals of a getter that getterError
 // makes errors.Is-able again; their text travels in the encrypted answer.
-var getterRefusals = []error{stf.ErrBadSignature, stf.ErrMalformed, stf.ErrNotOwner, stf.ErrUnknownCall}
+var getterRefusals = []error{
+	stf.ErrGetterExpired, stf.ErrGetterExpiryTooFar, stf.ErrGetterReplyKey, stf.ErrNoChainTime,
+	stf.ErrBadSignature, stf.ErrMalformed, stf.ErrNotOwner, stf.ErrUnknownCall,
+}
 
 // getterError is the error for the enclave's refusal msg: it matches
 // ErrGetter and, if msg starts with one's text, that refusal.

@@ -22,7 +22,9 @@ import (
 	"github.com/integritee-go/integritee/worker/rpc/rpctest"
 )
 
-var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+// now is the clients' clock: the test chain's time, by which the enclave
+// judges getter expiries.
+var now = rpctest.BlockTime
 
 // registry is a chain whose teerex holds the given registrations.
 type registry struct {
@@ -316,6 +318,47 @@ func TestBoundToTheChain(t *testing.T) {
 				t.Fatalf("dial: %v", err)
 			}
 		})
+	}
+}
+
+// TestGetterExpiry: getters expire GetterLifetime after the client's
+// clock, judged by the enclave against the chain's time.
+func TestGetterExpiry(t *testing.T) {
+	e, _, url := start(t, "sdk getter expiry")
+	ctx := context.Background()
+	alice := rpctest.Key("alice")
+	dial := func(clock time.Time, lifetime time.Duration) (*trusted.Client, error) {
+		return trusted.Dial(ctx, url, registered(e.Identity()), trusted.Options{Now: func() time.Time { return clock }, GetterLifetime: lifetime})
+	}
+	for _, tc := range []struct {
+		name     string
+		clock    time.Time
+		lifetime time.Duration
+		want     error
+	}{
+		{"default lifetime", now, 0, nil},
+		{"longest lifetime", now, stf.MaxGetterLifetime, nil},
+		{"clock behind the chain", now.Add(-3 * time.Minute), 0, stf.ErrGetterExpired},
+		{"clock ahead of the chain", now.Add(9 * time.Minute), 0, stf.ErrGetterExpiryTooFar},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := dial(tc.clock, tc.lifetime)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Balance(ctx, alice)
+			if tc.want == nil && err != nil {
+				t.Fatalf("balance: %v", err)
+			}
+			if tc.want != nil && (!errors.Is(err, tc.want) || !errors.Is(err, trusted.ErrGetter)) {
+				t.Fatalf("balance: %v, want %v", err, tc.want)
+			}
+		})
+	}
+	for _, lifetime := range []time.Duration{-time.Second, stf.MaxGetterLifetime + time.Millisecond} {
+		if _, err := dial(now, lifetime); err == nil {
+			t.Fatalf("getter lifetime %s accepted", lifetime)
+		}
 	}
 }
 

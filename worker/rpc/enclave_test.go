@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/sidechain"
@@ -63,11 +64,15 @@ func getter(t testing.TB, c *wsClient, id rpc.Identity, signer ed25519.PrivateKe
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed, err := stf.SignGetter(signer, raw, rpctest.Target(id))
+	rk, err := shielding.NewReplyKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	request, rk, err := shielding.NewGetterRequest(id.ShieldingKey, signed)
+	signed, err := stf.SignGetter(signer, raw, rpctest.BlockTime.Add(time.Minute), rk.Public(), rpctest.Target(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	request, err := shielding.NewGetterRequest(id.ShieldingKey, rk, signed)
 	if err != nil {
 		t.Fatal(err)
 	}
