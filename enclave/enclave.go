@@ -27,7 +27,11 @@
 // An error reply to ProcessBlock changes nothing; the host must not skip
 // the block (it will be asked again). CodeInternal with "restart required"
 // means the enclave stopped after an internal failure and must be restarted
-// from the persisted state.
+// from the persisted state. A panic while handling any request is such a
+// failure too, but the process does not linger: it answers that request
+// with CodeInternal "restart required", closes the connection and exits
+// non-zero (protocol.ErrHandlerPanic). The host restarts it as after a
+// crash; nothing of the interrupted request was persisted.
 //
 // # Provisioning
 //
