@@ -148,7 +148,7 @@ func Dial(ctx context.Context, workerURL string, reg Registry, opts Options) (*C
 	case opts.GetterLifetime == 0:
 		opts.GetterLifetime = DefaultGetterLifetime
 	case opts.GetterLifetime < 0 || opts.GetterLifetime > stf.MaxGetterLifetime:
-		return nil, fmt.Errorf("trusted: getter lifetime %s: want up to %s", opts.GetterLifetime, stf.MaxGetterLifetime)
+		return nil, fmt.Errorf("trusted: getter lifetime %s: want more than 0 and at most %s", opts.GetterLifetime, stf.MaxGetterLifetime)
 	}
 	u := strings.TrimSuffix(workerURL, "/")
 	switch {

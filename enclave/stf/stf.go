@@ -367,8 +367,8 @@ func (r *Runtime) Get(env Env, st state.KV, signed []byte, now time.Time, replyK
 	if now.IsZero() {
 		return nil, ErrNoChainTime
 	}
-	// Compared in milliseconds: now is far from the int64 limits, so
-	// neither sum overflows whatever the signer put in Expires.
+	// In milliseconds: a verified chain time is far from the int64
+	// limits, so the bound does not overflow, whatever Expires holds.
 	at := now.UnixMilli()
 	switch {
 	case sg.Expires < at:

@@ -277,8 +277,8 @@ func TestGetterExpiryAndReplyKey(t *testing.T) {
 		{"expires the longest allowed after it", sign(chainTime.Add(stf.MaxGetterLifetime), replyKey), chainTime, replyKey, nil},
 		{"replayed after expiry", good, chainTime.Add(time.Minute + time.Millisecond), replyKey, stf.ErrGetterExpired},
 		{"expiry too far ahead", sign(chainTime.Add(stf.MaxGetterLifetime+time.Millisecond), replyKey), chainTime, replyKey, stf.ErrGetterExpiryTooFar},
-		{"expires at the end of time", tamperExpiry(t, alice, g, math.MaxInt64, replyKey), chainTime, replyKey, stf.ErrGetterExpiryTooFar},
-		{"expired at the beginning of time", tamperExpiry(t, alice, g, math.MinInt64, replyKey), chainTime, replyKey, stf.ErrGetterExpired},
+		{"expires at the end of time", signedWithExpiry(t, alice, g, math.MaxInt64, replyKey), chainTime, replyKey, stf.ErrGetterExpiryTooFar},
+		{"expired at the beginning of time", signedWithExpiry(t, alice, g, math.MinInt64, replyKey), chainTime, replyKey, stf.ErrGetterExpired},
 		{"no chain time yet", good, time.Time{}, replyKey, stf.ErrNoChainTime},
 		{"wrapped with another reply key", good, chainTime, otherKey, stf.ErrGetterReplyKey},
 		{"asked in plaintext", good, chainTime, nil, stf.ErrGetterReplyKey},
@@ -304,9 +304,9 @@ func TestGetterExpiryAndReplyKey(t *testing.T) {
 	}
 }
 
-// tamperExpiry signs a getter with an expiry SignGetter cannot express
-// (a time.Time's UnixMilli saturates far before the int64 limits).
-func tamperExpiry(t *testing.T, k ed25519.PrivateKey, g []byte, expires int64, rk []byte) []byte {
+// signedWithExpiry signs a getter with a raw Unix-millisecond expiry, such as
+// the int64 limits.
+func signedWithExpiry(t *testing.T, k ed25519.PrivateKey, g []byte, expires int64, rk []byte) []byte {
 	t.Helper()
 	d, err := stf.GetterSignBytes(g, expires, stf.ReplyKeyHash(rk), env.Target())
 	if err != nil {
