@@ -45,7 +45,7 @@ func BenchmarkProcessBlock(b *testing.B) {
 		var txs [][]byte
 		for i, u := range users {
 			to := addr(users[(i+1)%calls])
-			signed := trustedCall(b, u, stf.Call{Transfer: &stf.Transfer{From: addr(u), To: to, Amount: 1}}, round, shard, shard)
+			signed := trustedCall(b, u, stf.Call{Transfer: &stf.Transfer{From: addr(u), To: to, Amount: 1}}, round, c.target(shard, shard))
 			txs = append(txs, invoke(b, c, payer, init.ShieldingPublic, shard, signed))
 		}
 		c.tc.Add(txs, nil)

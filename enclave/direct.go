@@ -149,7 +149,9 @@ func (e *Enclave) privateGetter(r *protocol.PrivateGetter) (protocol.Reply, erro
 		return nil, protocol.Errorf(protocol.CodeInvalidInput, "%v", err)
 	}
 	var resp shielding.GetterResponse
-	if resp.Value, err = e.rt.Get(e.env(e.lc.Height()), e.state.Begin(), req.Getter); err != nil {
+	// Refusals (expired, signed for another reply key, not the owner...)
+	// reach the client inside the encrypted answer.
+	if resp.Value, err = e.rt.Get(e.env(e.lc.Height()), e.state.Begin(), req.Getter, e.chainTime(), req.ReplyKey); err != nil {
 		resp.Value, resp.Error = nil, err.Error()
 	}
 	ct, err := shielding.SealGetterResponse(req.ReplyKey, r.Request, resp)

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/cometbft/cometbft/crypto/merkle"
@@ -126,9 +127,12 @@ func (d *direct) sync() {
 	}
 }
 
+// target is what calls and getters for d's enclave are signed for.
+func (d *direct) target() stf.Target { return d.c.target(d.shard, d.shard) }
+
 func (d *direct) call(k ed25519.PrivateKey, call stf.Call, nonce uint64) []byte {
 	d.t.Helper()
-	ct, err := shielding.Encrypt(d.pub, shielding.InfoTrustedCall, trustedCall(d.t, k, call, nonce, d.shard, d.shard))
+	ct, err := shielding.Encrypt(d.pub, shielding.InfoTrustedCall, trustedCall(d.t, k, call, nonce, d.target()))
 	if err != nil {
 		d.t.Fatal(err)
 	}
@@ -164,15 +168,66 @@ func (d *direct) persist(rep *protocol.SubmitCallsReply) {
 	d.encNonce = rep.NextNonce
 }
 
-// getter runs a private getter of k and opens the answer.
+// chainTime is the time of the last block the enclave verified: what it
+// judges getter expiries by.
+func (d *direct) chainTime() time.Time { return d.c.tc.Block(d.processed).Header.Time }
+
+// signGetter signs g of signer for d's enclave, expiring at expires and
+// for reply key rk (nil: a plaintext answer).
+func (d *direct) signGetter(signer ed25519.PrivateKey, g stf.Getter, expires time.Time, rk *shielding.ReplyKey) []byte {
+	d.t.Helper()
+	var pub []byte
+	if rk != nil {
+		pub = rk.Public()
+	}
+	signed, err := stf.SignGetter(signer, mustGetter(d.t, g), expires, pub, d.target())
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return signed
+}
+
+// newReplyKey returns a fresh reply key.
+func newReplyKey(t testing.TB) *shielding.ReplyKey {
+	t.Helper()
+	rk, err := shielding.NewReplyKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rk
+}
+
+// request wraps a signed getter with reply key rk for the enclave.
+func (d *direct) request(signed []byte, rk *shielding.ReplyKey) []byte {
+	d.t.Helper()
+	req, err := shielding.NewGetterRequest(d.pub, rk, signed)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return req
+}
+
+// ask sends a private getter request and opens the answer with rk.
+func (d *direct) ask(req []byte, rk *shielding.ReplyKey) (*shielding.GetterResponse, error) {
+	d.t.Helper()
+	rep, err := protocol.CallAs[*protocol.PrivateGetterReply](context.Background(), d.h.c, &protocol.PrivateGetter{Request: req})
+	if err != nil {
+		return nil, err
+	}
+	return rk.Open(req, rep.Response)
+}
+
+// getter runs a private getter of signer, as a client does: a fresh reply
+// key, an expiry a minute after the chain's time.
 func (d *direct) getter(signer ed25519.PrivateKey, g stf.Getter) (*shielding.GetterResponse, error) {
 	d.t.Helper()
-	return privateGetter(d.t, d.h, d.pub, signer, g)
+	rk := newReplyKey(d.t)
+	return d.ask(d.request(d.signGetter(signer, g, d.chainTime().Add(time.Minute), rk), rk), rk)
 }
 
 func (d *direct) balance(k ed25519.PrivateKey) uint64 {
 	d.t.Helper()
-	return privateBalance(d.t, d.h, d.pub, k)
+	return privateBalance(d.t, d.c, d.h, d.pub, k)
 }
 
 // checkBlock verifies a reply's block as a client would: signed by the
@@ -242,12 +297,19 @@ func TestSubmitCalls(t *testing.T) {
 	aliceI, bobI := d.aliceI, d.bobI
 	other := sha256Of("another shard")
 	otherShardCall, err := shielding.Encrypt(d.pub, shielding.InfoTrustedCall,
-		trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 1}}, 2, d.shard, other))
+		trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 1}}, 2, d.c.target(d.shard, other)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherChain := d.target()
+	otherChain.Genesis = teerex.GenesisID(chainID+"-fork", 1, d.c.tc.Vals.Hash())
+	otherChainCall, err := shielding.Encrypt(d.pub, shielding.InfoTrustedCall,
+		trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 1}}, 2, otherChain))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Eve signs a transfer from Alice's account, claiming to be Alice.
-	forged, err := stf.SignCall(key("eve"), mustEncode(t, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(key("eve")), Amount: 1}}), 2, d.shard, d.shard)
+	forged, err := stf.SignCall(key("eve"), mustEncode(t, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(key("eve")), Amount: 1}}), 2, d.target())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +323,7 @@ func TestSubmitCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrongInfo, err := shielding.Encrypt(d.pub, shielding.InfoShieldRecipient, trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 1}}, 2, d.shard, d.shard))
+	wrongInfo, err := shielding.Encrypt(d.pub, shielding.InfoShieldRecipient, trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 1}}, 2, d.target()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,6 +335,7 @@ func TestSubmitCalls(t *testing.T) {
 		bytes.Repeat([]byte{7}, 1300),    // garbage
 		forgedCT,
 		otherShardCall,
+		otherChainCall,
 		d.transfer(aliceI, bobI, 5, 9),         // future nonce
 		d.transfer(aliceI, bobI, 1_000_000, 2), // fails: funds
 		wrongInfo,
@@ -283,6 +346,7 @@ func TestSubmitCalls(t *testing.T) {
 		{Status: protocol.CallExecuted, Index: 1},
 		{Status: protocol.CallInvalid, Reason: protocol.ReasonStaleNonce},
 		{Status: protocol.CallInvalid, Reason: protocol.ReasonUndecryptable},
+		{Status: protocol.CallInvalid, Reason: protocol.ReasonBadSignature},
 		{Status: protocol.CallInvalid, Reason: protocol.ReasonBadSignature},
 		{Status: protocol.CallInvalid, Reason: protocol.ReasonBadSignature},
 		{Status: protocol.CallInvalid, Reason: protocol.ReasonFutureNonce},
@@ -444,10 +508,7 @@ func TestPrivateGetter(t *testing.T) {
 
 	// Requests that do not decrypt, or carry no usable reply key, cannot
 	// be answered encrypted: error replies.
-	signed, err := stf.SignGetter(d.aliceI, mustGetter(t, stf.Getter{FreeBalance: &a}), d.shard, d.shard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signed := d.signGetter(d.aliceI, stf.Getter{FreeBalance: &a}, d.chainTime().Add(time.Minute), nil)
 	noKey, _ := codec.Marshal(shielding.GetterRequest{Getter: signed, ReplyKey: []byte("short")})
 	noKeyCT, err := shielding.Encrypt(d.pub, shielding.InfoGetter, noKey)
 	if err != nil {
@@ -466,14 +527,9 @@ func TestPrivateGetter(t *testing.T) {
 	}
 
 	// An answer opens only for its own request.
-	req1, rk1, err := shielding.NewGetterRequest(d.pub, signed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req2, _, err := shielding.NewGetterRequest(d.pub, signed)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rk1, rk2 := newReplyKey(t), newReplyKey(t)
+	req1 := d.request(d.signGetter(d.aliceI, stf.Getter{FreeBalance: &a}, d.chainTime().Add(time.Minute), rk1), rk1)
+	req2 := d.request(d.signGetter(d.aliceI, stf.Getter{FreeBalance: &a}, d.chainTime().Add(time.Minute), rk2), rk2)
 	rep2, err := protocol.CallAs[*protocol.PrivateGetterReply](ctx, d.h.c, &protocol.PrivateGetter{Request: req2})
 	if err != nil {
 		t.Fatal(err)
@@ -484,6 +540,68 @@ func TestPrivateGetter(t *testing.T) {
 	if _, err := rk1.Open(req2, rep2.Response); !errors.Is(err, shielding.ErrGetterReply) {
 		t.Fatalf("another key's answer: %v", err)
 	}
+}
+
+// TestGetterReplay: what whoever holds a signed getter (a replaying host,
+// or anyone it leaked to) can do with it. It is answered until its expiry
+// passes the chain's time, only if that expiry is near, and only to the
+// reply key it was signed for.
+func TestGetterReplay(t *testing.T) {
+	d := newDirect(t, "getter replay v1")
+	a := addr(d.aliceI)
+	refused := func(t *testing.T, resp *shielding.GetterResponse, err error, want error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(resp.Error, want.Error()) || resp.Value != nil {
+			t.Fatalf("answer %+v, want refusal %q", resp, want)
+		}
+	}
+
+	// A good getter is answered, and again while it has not expired.
+	rk := newReplyKey(t)
+	soon := d.request(d.signGetter(d.aliceI, stf.Getter{FreeBalance: &a}, d.chainTime().Add(1500*time.Millisecond), rk), rk)
+	for range 2 {
+		if resp, err := d.ask(soon, rk); err != nil || resp.Error != "" || !bytes.Equal(resp.Value, mustUint(t, 1000)) {
+			t.Fatalf("good getter: %+v %v", resp, err)
+		}
+	}
+	// Two more verified blocks (a second each) and it has expired: the
+	// replayed request is refused.
+	d.c.block()
+	d.c.block()
+	d.sync()
+	resp, err := d.ask(soon, rk)
+	refused(t, resp, err, stf.ErrGetterExpired)
+
+	// Signed to expire far ahead: refused, so no signed getter outlives
+	// MaxGetterLifetime.
+	rk = newReplyKey(t)
+	far := d.signGetter(d.aliceI, stf.Getter{FreeBalance: &a}, d.chainTime().Add(stf.MaxGetterLifetime+time.Millisecond), rk)
+	resp, err = d.ask(d.request(far, rk), rk)
+	refused(t, resp, err, stf.ErrGetterExpiryTooFar)
+
+	// Wrapped again with the replayer's own reply key: the replayer can
+	// open the answer, which is only the refusal.
+	signed := d.signGetter(d.aliceI, stf.Getter{FreeBalance: &a}, d.chainTime().Add(time.Minute), newReplyKey(t))
+	mine := newReplyKey(t)
+	resp, err = d.ask(d.request(signed, mine), mine)
+	refused(t, resp, err, stf.ErrGetterReplyKey)
+
+	// Signed for a plaintext answer (the dev path), asked privately.
+	plain := d.signGetter(d.aliceI, stf.Getter{FreeBalance: &a}, d.chainTime().Add(time.Minute), nil)
+	resp, err = d.ask(d.request(plain, mine), mine)
+	refused(t, resp, err, stf.ErrGetterReplyKey)
+}
+
+func mustUint(t testing.TB, v uint64) []byte {
+	t.Helper()
+	b, err := codec.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestPrivateGetterHidesAnswer: the host's traffic never holds the
@@ -506,15 +624,45 @@ func TestPrivateGetterHidesAnswer(t *testing.T) {
 	}
 	// Control: the dev plaintext getter shows it, so the check can fail.
 	b := addr(d.bobI)
-	signed, err := stf.SignGetter(d.bobI, mustGetter(t, stf.Getter{FreeBalance: &b}), d.shard, d.shard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signed := d.signGetter(d.bobI, stf.Getter{FreeBalance: &b}, d.chainTime().Add(time.Minute), nil)
 	if _, err := d.h.c.Call(context.Background(), &protocol.ExecuteGetter{Getter: signed}); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Contains(d.traffic(), plain) {
 		t.Fatal("control: plaintext getter not seen in the traffic")
+	}
+}
+
+// TestPlaintextGetter: the dev-only plaintext getter follows the rules of
+// private ones, and never answers a getter signed for a private answer
+// (the host would read it).
+func TestPlaintextGetter(t *testing.T) {
+	d := newDevDirect(t, "plaintext getter v1") // plaintext getters exist in dev builds only
+	a := addr(d.aliceI)
+	for _, tc := range []struct {
+		name    string
+		expires time.Time
+		rk      *shielding.ReplyKey
+		want    error
+	}{
+		{"good", d.chainTime().Add(time.Minute), nil, nil},
+		{"signed for a reply key", d.chainTime().Add(time.Minute), newReplyKey(t), stf.ErrGetterReplyKey},
+		{"expired", d.chainTime().Add(-time.Millisecond), nil, stf.ErrGetterExpired},
+		{"expiry too far ahead", d.chainTime().Add(stf.MaxGetterLifetime + time.Millisecond), nil, stf.ErrGetterExpiryTooFar},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			signed := d.signGetter(d.aliceI, stf.Getter{FreeBalance: &a}, tc.expires, tc.rk)
+			rep, err := protocol.CallAs[*protocol.GetterReply](context.Background(), d.h.c, &protocol.ExecuteGetter{Getter: signed})
+			if tc.want == nil {
+				if err != nil || !bytes.Equal(rep.Value, mustUint(t, 1000)) {
+					t.Fatalf("answer %+v %v", rep, err)
+				}
+				return
+			}
+			if !errors.Is(err, protocol.ErrInvalidInput) || !strings.Contains(err.Error(), tc.want.Error()) {
+				t.Fatalf("error %v, want %v", err, tc.want)
+			}
+		})
 	}
 }
 
@@ -561,6 +709,33 @@ func TestSubmitCallsRejections(t *testing.T) {
 	h2.start()
 	if _, err := h2.c.Call(ctx, &protocol.PrivateGetter{Request: ct}); !errors.Is(err, protocol.ErrNotInitialized) {
 		t.Fatalf("getter before init: %v", err)
+	}
+}
+
+// TestGetterBeforeTheFirstBlock: without a verified block the enclave has
+// no time to judge an expiry by, and refuses getters (it never asks the
+// host's clock).
+func TestGetterBeforeTheFirstBlock(t *testing.T) {
+	c := newDirectChain(t)
+	h := newHost(t, sha256Of("getter before the first block"))
+	init := h.boot(c)
+	a := addr(key("alice incognito"))
+	rk := newReplyKey(t)
+	signed, err := stf.SignGetter(key("alice incognito"), mustGetter(t, stf.Getter{FreeBalance: &a}), c.tc.Start.Add(time.Minute), rk.Public(), h.target())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := shielding.NewGetterRequest(init.ShieldingPublic, rk, signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := protocol.CallAs[*protocol.PrivateGetterReply](context.Background(), h.c, &protocol.PrivateGetter{Request: req})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := rk.Open(req, rep.Response)
+	if err != nil || resp.Error != stf.ErrNoChainTime.Error() || resp.Value != nil {
+		t.Fatalf("answer %+v %v, want %q", resp, err, stf.ErrNoChainTime)
 	}
 }
 
@@ -770,7 +945,7 @@ func TestAttackTwoWorkersDirectAndIndirect(t *testing.T) {
 	}
 	// Meanwhile Alice unshields the same funds to Dave through the chain;
 	// the honest worker B applies it.
-	indirect := trustedCall(t, d.aliceI, stf.Call{Unshield: &stf.UnshieldTo{From: addr(d.aliceI), Beneficiary: dave, Amount: 1000}}, 0, d.shard, d.shard)
+	indirect := trustedCall(t, d.aliceI, stf.Call{Unshield: &stf.UnshieldTo{From: addr(d.aliceI), Beneficiary: dave, Amount: 1000}}, 0, d.target())
 	d.c.block(invoke(t, d.c, accounts.DevKey("Bob"), d.pub, d.shard, indirect))
 	d.c.block()
 	first := len(b.outgoing)

@@ -13,6 +13,7 @@ import (
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave"
+	"github.com/integritee-go/integritee/enclave/internal/testchain"
 	"github.com/integritee-go/integritee/enclave/keys"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/seal"
@@ -43,6 +44,9 @@ func TestEndToEnd(t *testing.T) {
 	aliceA, bobA := addr(aliceI), addr(bobI)
 	beneficiary := accounts.DevAddress("Charlie")
 	otherShard := sha256Of("another shard")
+	// otherChain has this chain's ID but other genesis validators.
+	otherChain := c.target(shard, shard)
+	otherChain.Genesis = teerex.GenesisID(chainID, 1, testchain.New(chainID, 4, "other validators").Vals.Hash())
 	params := func(nonce uint64) protocol.TxParams {
 		return protocol.TxParams{ChainID: chainID, Nonce: nonce, BaseFee: accounts.DevBaseFee, PerByteFee: accounts.DevPerByteFee}
 	}
@@ -77,20 +81,21 @@ func TestEndToEnd(t *testing.T) {
 		c.tx(bob, bridge.Name, bridge.MethodInvoke, bridge.Invoke{Shard: teerex.Hash(shard), Ciphertext: bytes.Repeat([]byte{0x42}, 1200)}),
 		// Fails on chain (Bob cannot pay it): the enclave must not credit it.
 		c.tx(bob, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: teerex.Hash(shard), Amount: 10 * accounts.DevBalance, EncryptedRecipient: recipient}),
-		invoke(t, c, bob, pub, otherShard, trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 1}}, 0, shard, otherShard)),
+		invoke(t, c, bob, pub, otherShard, trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 1}}, 0, c.target(shard, otherShard))),
 	)
 	// Block 4: a confidential transfer of 300.
-	transfer := trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 300}}, 0, shard, shard)
+	transfer := trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 300}}, 0, c.target(shard, shard))
 	transferTx := invoke(t, c, bob, pub, shard, transfer)
 	c.block(transferTx)
 	// Block 5: Bob unshields 100 to Charlie's public account; a replay of
-	// the transfer, and calls signed for another shard and enclave.
-	unshield := trustedCall(t, bobI, stf.Call{Unshield: &stf.UnshieldTo{From: addr(bobI), Beneficiary: beneficiary, Amount: 100}}, 0, shard, shard)
+	// the transfer, and calls signed for another shard, enclave and chain.
+	unshield := trustedCall(t, bobI, stf.Call{Unshield: &stf.UnshieldTo{From: addr(bobI), Beneficiary: beneficiary, Amount: 100}}, 0, c.target(shard, shard))
 	c.block(
 		invoke(t, c, bob, pub, shard, unshield),
 		invoke(t, c, bob, pub, shard, transfer),
-		invoke(t, c, bob, pub, shard, trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 1}}, 1, shard, otherShard)),
-		invoke(t, c, bob, pub, shard, trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 1}}, 1, otherShard, shard)),
+		invoke(t, c, bob, pub, shard, trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 1}}, 1, c.target(shard, otherShard))),
+		invoke(t, c, bob, pub, shard, trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 1}}, 1, c.target(otherShard, shard))),
+		invoke(t, c, bob, pub, shard, trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 1}}, 1, otherChain)),
 	)
 	c.block() // block 6: proves the results of 5
 
@@ -98,7 +103,7 @@ func TestEndToEnd(t *testing.T) {
 		1: {}, 2: {},
 		3: {Invokes: 1, Rejected: 1, Shields: 2, ShieldsRejected: 1},
 		4: {Invokes: 1, Applied: 1},
-		5: {Invokes: 4, Applied: 1, Rejected: 3},
+		5: {Invokes: 5, Applied: 1, Rejected: 4},
 	}
 	var last *protocol.ProcessBlockReply
 	for hgt := int64(1); hgt <= 5; hgt++ {
@@ -116,7 +121,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	balance := func(k ed25519.PrivateKey) uint64 {
 		t.Helper()
-		return privateBalance(t, h, first.ShieldingPublic, k)
+		return privateBalance(t, c, h, first.ShieldingPublic, k)
 	}
 	if a, b := balance(aliceI), balance(bobI); a != 700 || b != 200 {
 		t.Fatalf("confidential balances alice %d bob %d, want 700 200", a, b)

@@ -27,7 +27,11 @@
 // An error reply to ProcessBlock changes nothing; the host must not skip
 // the block (it will be asked again). CodeInternal with "restart required"
 // means the enclave stopped after an internal failure and must be restarted
-// from the persisted state.
+// from the persisted state. A panic while handling any request is such a
+// failure too, but the process does not linger: it answers that request
+// with CodeInternal "restart required", closes the connection and exits
+// non-zero (protocol.ErrHandlerPanic). The host restarts it as after a
+// crash; nothing of the interrupted request was persisted.
 //
 // # Provisioning
 //
@@ -358,14 +362,26 @@ func (e *Enclave) stateInfo() *protocol.StateInfoReply {
 }
 
 func (e *Enclave) env(height int64) stf.Env {
-	return stf.Env{Shard: e.shard, MRENCLAVE: e.mrenclave, Height: height}
+	return stf.Env{Genesis: e.genesis, Shard: e.shard, MRENCLAVE: e.mrenclave, Height: height}
+}
+
+// chainTime is the time of the latest block the light client verified,
+// zero before the first: the only clock the enclave trusts (getter
+// expiries are judged by it).
+func (e *Enclave) chainTime() time.Time {
+	if t := e.lc.Trusted(); t != nil {
+		return t.Time
+	}
+	return time.Time{}
 }
 
 func (e *Enclave) executeGetter(r *protocol.ExecuteGetter) (protocol.Reply, error) {
 	if !e.cfg.Dev {
 		return nil, protocol.Errorf(protocol.CodeForbidden, "plaintext getter results go to the host: dev mode only")
 	}
-	v, err := e.rt.Get(e.env(e.lc.Height()), e.state.Begin(), r.Getter)
+	// No reply key: only a getter signed for a plaintext answer is
+	// answered here.
+	v, err := e.rt.Get(e.env(e.lc.Height()), e.state.Begin(), r.Getter, e.chainTime(), nil)
 	if err != nil {
 		return nil, protocol.Errorf(protocol.CodeInvalidInput, "%v", err)
 	}

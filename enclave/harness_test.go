@@ -201,13 +201,13 @@ type host struct {
 
 	traffic *bytes.Buffer
 	mu      sync.Mutex
+	// genesis is the ID of the chain of the last Init (initRequest).
+	genesis [32]byte
 
 	// dev starts the enclave as a dev build (set_balance by devSudo,
 	// plaintext getters, debug peers). Off by default: the harness runs
 	// the production rules unless a test is about a dev feature.
 	dev bool
-	// genesis is the ID of the chain the enclave was started on.
-	genesis [32]byte
 	// peers configures provisioning (nil: none); collateral is what the
 	// host passes for peers' quotes (for a build that takes it from the
 	// host).
@@ -269,7 +269,7 @@ func (h *host) initRequest(c *chainSim) *protocol.Init {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	h.genesis = teerex.GenesisID(chainID, 1, c.tc.Vals.Hash())
+	h.genesis = c.genesis()
 	return &protocol.Init{
 		Shard: h.shard, ChainID: chainID, GenesisValidators: vals, InitialHeight: 1,
 		SealedKeys: h.sealed, Checkpoint: h.checkpoint, ConfirmEvery: 1,
@@ -298,18 +298,23 @@ func (h *host) boot(c *chainSim) *protocol.InitReply {
 }
 
 // privateGetter asks a getter the production way: encrypted to the shard's
-// shielding key pub, answered encrypted to a fresh reply key.
-func privateGetter(t testing.TB, h *host, pub []byte, signer ed25519.PrivateKey, g stf.Getter) (*shielding.GetterResponse, error) {
+// shielding key pub, answered encrypted to a fresh reply key, expiring a
+// minute after c's latest block.
+func privateGetter(t testing.TB, c *chainSim, h *host, pub []byte, signer ed25519.PrivateKey, g stf.Getter) (*shielding.GetterResponse, error) {
 	t.Helper()
 	raw, err := stf.EncodeGetter(g)
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed, err := stf.SignGetter(signer, raw, h.shard, h.shard)
+	rk, err := shielding.NewReplyKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, rk, err := shielding.NewGetterRequest(pub, signed)
+	signed, err := stf.SignGetter(signer, raw, c.getterExpiry(), rk.Public(), h.target())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := shielding.NewGetterRequest(pub, rk, signed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,10 +326,10 @@ func privateGetter(t testing.TB, h *host, pub []byte, signer ed25519.PrivateKey,
 }
 
 // privateBalance reads k's confidential balance with privateGetter.
-func privateBalance(t testing.TB, h *host, pub []byte, k ed25519.PrivateKey) uint64 {
+func privateBalance(t testing.TB, c *chainSim, h *host, pub []byte, k ed25519.PrivateKey) uint64 {
 	t.Helper()
 	a := addr(k)
-	resp, err := privateGetter(t, h, pub, k, stf.Getter{FreeBalance: &a})
+	resp, err := privateGetter(t, c, h, pub, k, stf.Getter{FreeBalance: &a})
 	if err != nil || resp.Error != "" {
 		t.Fatalf("balance getter: %v %q", err, resp.Error)
 	}
@@ -419,17 +424,38 @@ func invoke(t testing.TB, c *chainSim, payer ed25519.PrivateKey, shieldingPub []
 	return c.tx(payer, bridge.Name, bridge.MethodInvoke, bridge.Invoke{Shard: teerex.Hash(shard), Ciphertext: ct})
 }
 
-func trustedCall(t testing.TB, k ed25519.PrivateKey, call stf.Call, nonce uint64, mrenclave, shard [32]byte) []byte {
+// genesis is the chain's ID (teerex.GenesisID) as its enclaves compute it.
+func (c *chainSim) genesis() [32]byte { return teerex.GenesisID(chainID, 1, c.tc.Vals.Hash()) }
+
+// target is what calls and getters for an enclave of this chain are signed
+// for.
+func (c *chainSim) target(mrenclave, shard [32]byte) stf.Target {
+	return stf.Target{Genesis: c.genesis(), MRENCLAVE: mrenclave, Shard: shard}
+}
+
+// target is what calls and getters for h's enclave (its sim measurement
+// is the shard) are signed for.
+func (h *host) target() stf.Target {
+	return stf.Target{Genesis: h.genesis, MRENCLAVE: h.shard, Shard: h.shard}
+}
+
+func trustedCall(t testing.TB, k ed25519.PrivateKey, call stf.Call, nonce uint64, tgt stf.Target) []byte {
 	t.Helper()
 	raw, err := stf.EncodeCall(call)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := stf.SignCall(k, raw, nonce, mrenclave, shard)
+	s, err := stf.SignCall(k, raw, nonce, tgt)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// getterExpiry is a getter expiry a minute after the chain's last block:
+// valid for an enclave that verified any recent block.
+func (c *chainSim) getterExpiry() time.Time {
+	return c.tc.Block(c.tc.Height()).Header.Time.Add(time.Minute)
 }
 
 // timeOf is the block time offset testchain uses for height h.

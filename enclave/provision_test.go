@@ -138,10 +138,10 @@ func newProvisionFixtureAt(t *testing.T, start time.Time) *provisionFixture {
 	}
 	f.c.block(f.c.tx(alice, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: teerex.Hash(f.shard), Amount: 1000, EncryptedRecipient: recipient}))
 	f.c.block(invoke(t, f.c, alice, f.shieldingPub, f.shard,
-		trustedCall(t, f.aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(f.aliceI), To: addr(f.bobI), Amount: 300}}, 0, f.shard, f.shard)))
+		trustedCall(t, f.aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(f.aliceI), To: addr(f.bobI), Amount: 300}}, 0, f.c.target(f.shard, f.shard))))
 	// Block 3 (after provisioning): Bob sends 50 back.
 	f.c.block(invoke(t, f.c, alice, f.shieldingPub, f.shard,
-		trustedCall(t, f.bobI, stf.Call{Transfer: &stf.Transfer{From: addr(f.bobI), To: addr(f.aliceI), Amount: 50}}, 0, f.shard, f.shard)))
+		trustedCall(t, f.bobI, stf.Call{Transfer: &stf.Transfer{From: addr(f.bobI), To: addr(f.aliceI), Amount: 50}}, 0, f.c.target(f.shard, f.shard))))
 	f.c.block()
 	for hgt := int64(1); hgt <= 2; hgt++ {
 		if _, err := f.prov.process(f.c, hgt); err != nil {
@@ -199,7 +199,7 @@ func TestProvisioning(t *testing.T) {
 		t.Fatalf("block 3: provider %+v root %x, requester %+v root %x", pr.Stats, pr.StateRoot, rr.Stats, rr.StateRoot)
 	}
 	for _, h := range []*host{f.prov, req} {
-		if a, b := privateBalance(t, h, f.shieldingPub, f.aliceI), privateBalance(t, h, f.shieldingPub, f.bobI); a != 750 || b != 250 {
+		if a, b := privateBalance(t, f.c, h, f.shieldingPub, f.aliceI), privateBalance(t, f.c, h, f.shieldingPub, f.bobI); a != 750 || b != 250 {
 			t.Fatalf("balances alice %d bob %d, want 750 250", a, b)
 		}
 	}

@@ -92,15 +92,21 @@ func addr(k ed25519.PrivateKey) tx.Address { return tx.AddressOf(k.Public().(ed2
 
 func ab(k ed25519.PrivateKey) []byte { a := addr(k); return a[:] }
 
-// trustedCall signs call for (mrenclave, shard) and returns the signed
-// plaintext and its encryption to the shielding key.
+// target is what calls are signed for: the chain the client verified,
+// the enclave measurement mrenclave and shard.
+func (s *shardClient) target(mrenclave, shard [32]byte) stf.Target {
+	return stf.Target{Genesis: s.tc.Genesis(), MRENCLAVE: mrenclave, Shard: shard}
+}
+
+// trustedCall signs call for (mrenclave, shard) of the client's chain and
+// returns the signed plaintext and its encryption to the shielding key.
 func (s *shardClient) trustedCall(key ed25519.PrivateKey, call stf.Call, nonce uint64, mrenclave, shard [32]byte) (plain, ct []byte) {
 	s.t.Helper()
 	enc, err := stf.EncodeCall(call)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	if plain, err = stf.SignCall(key, enc, nonce, mrenclave, shard); err != nil {
+	if plain, err = stf.SignCall(key, enc, nonce, s.target(mrenclave, shard)); err != nil {
 		s.t.Fatal(err)
 	}
 	if ct, err = shielding.Encrypt(s.pub, shielding.InfoTrustedCall, plain); err != nil {

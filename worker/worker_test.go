@@ -78,12 +78,33 @@ func (f flaky) Call(ctx context.Context, req protocol.Request) (protocol.Reply, 
 	return f.Enclave.Call(ctx, req)
 }
 
+// panicky panics inside the enclave's handler at the failAt-th
+// ProcessBlock, as a bug in trusted code would: the protocol server
+// answers that a restart is required and stops serving.
+type panicky struct {
+	protocol.Handler
+	calls  *atomic.Int64
+	panics *atomic.Int64
+	failAt int64
+}
+
+func (p panicky) Handle(ctx context.Context, req protocol.Request) (protocol.Reply, error) {
+	if _, ok := req.(*protocol.ProcessBlock); ok && p.calls.Add(1) == p.failAt {
+		p.panics.Add(1)
+		panic("enclave bug half-way through a block")
+	}
+	return p.Handler.Handle(ctx, req)
+}
+
 type harness struct {
 	t      *testing.T
 	rpc    string
 	dir    string
 	starts atomic.Int64
+	panics atomic.Int64
 	fakes  []*fakeEnclave
+	// failAt is the ProcessBlock at which each enclave fails: the odd
+	// starts lose their connection, the even ones panic.
 	failAt int64
 }
 
@@ -93,8 +114,10 @@ func (h *harness) factory(context.Context) (worker.Enclave, error) {
 		return nil, err
 	}
 	h.fakes = append(h.fakes, f)
-	h.starts.Add(1)
 	var calls atomic.Int64
+	if h.starts.Add(1)%2 == 0 {
+		return worker.Pipe(panicky{Handler: f, calls: &calls, panics: &h.panics, failAt: h.failAt}), nil
+	}
 	return flaky{Enclave: worker.Pipe(f), calls: &calls, failAt: h.failAt}, nil
 }
 
@@ -161,8 +184,9 @@ func waitFor(t *testing.T, ctx context.Context, what string, cond func() (bool, 
 
 // TestWorkerHost runs the host against a real dev node with a fake
 // enclave: registration (funded from Alice), sync with confirmations on
-// chain, a dying enclave restarted from the store, and a stopped worker
-// restarted on the same data directory, catching up exactly.
+// chain, a dying or panicking enclave restarted from the store, and a
+// stopped worker restarted on the same data directory, catching up
+// exactly.
 func TestWorkerHost(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -208,9 +232,11 @@ func TestWorkerHost(t *testing.T) {
 		}
 	}
 	waitFor(t, ctx, "confirmation past the invokes", confirmedPast(res.Height))
-	if h.starts.Load() < 2 {
-		t.Errorf("enclave started %d times; the broken connection should have restarted it", h.starts.Load())
-	}
+	// The first enclave lost its connection, the second panicked: each
+	// was replaced by one restored from the store.
+	waitFor(t, ctx, "a restart after the enclave panicked", func() (bool, error) {
+		return h.panics.Load() >= 1 && h.starts.Load() >= 3, nil
+	})
 	_, root := w.Processed()
 	s, err := c.Shard(ctx, testShard)
 	if err != nil {

@@ -12,6 +12,13 @@
 // encrypted to that key), and that its measurement serves the shard.
 // Results of direct calls are checked too: the shard block header must be
 // signed by that enclave and prove the call's leaf.
+//
+// Calls and getters are signed for the chain (its teerex.GenesisID, named
+// from the light-client-verified first block), the enclave's measurement
+// and the shard, so the enclave of another chain or shard refuses them. A
+// getter is also signed with an expiry (Options.GetterLifetime from
+// Options.Now) and for the reply key its answer is encrypted to: a
+// captured getter cannot be replayed later or wrapped with another key.
 package trusted
 
 import (
@@ -29,6 +36,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/sidechain"
@@ -81,7 +90,7 @@ func (e *InvalidCallError) Error() string { return "trusted: call refused by the
 func (e *InvalidCallError) Is(target error) bool { return target == ErrInvalidCall }
 
 // Registry is the chain as the SDK needs it; *client.Client implements it
-// with proved queries.
+// with proved queries and light-client-verified headers.
 type Registry interface {
 	Enclave(ctx context.Context, signer tx.Address) (*teerex.Enclave, int64, error)
 	Policy(ctx context.Context) (*teerex.Policy, int64, error)
@@ -90,17 +99,29 @@ type Registry interface {
 	// SidechainBlock is the chain's confirmation of a shard block (nil if
 	// not confirmed): what "confirmed" is checked against.
 	SidechainBlock(ctx context.Context, shard teerex.Hash, number uint64) (*sidechain.Confirmation, int64, error)
+	// ChainID and VerifiedHeader name the chain (genesisFromLight).
+	ChainID() string
+	VerifiedHeader(ctx context.Context, height int64) (*types.Header, error)
 }
 
 var _ Registry = (*client.Client)(nil)
+
+// DefaultGetterLifetime is how long a signed getter stays answerable by
+// default.
+const DefaultGetterLifetime = 2 * time.Minute
 
 // Options configure a Client.
 type Options struct {
 	// HTTPClient makes the HTTP requests; default a client with a 30s
 	// timeout.
 	HTTPClient *http.Client
-	// Now is the clock registrations are judged by; default time.Now.
+	// Now is the clock registrations are judged by and getter expiries
+	// set from; default time.Now. The enclave judges expiries by the
+	// chain's time: a clock far from it gets getters refused.
 	Now func() time.Time
+	// GetterLifetime is how long after Now a signed getter expires;
+	// default DefaultGetterLifetime, at most stf.MaxGetterLifetime.
+	GetterLifetime time.Duration
 }
 
 // Client is a verified connection to one worker.
@@ -114,8 +135,12 @@ type Client struct {
 	signer    tx.Address
 	mrenclave [32]byte
 	shard     [32]byte
+	genesis   [32]byte
 	enclave   teerex.Enclave
 	reg       Registry
+
+	now            func() time.Time
+	getterLifetime time.Duration
 }
 
 // Dial connects to the worker at workerURL (http://host:port; ws:// is
@@ -128,6 +153,12 @@ func Dial(ctx context.Context, workerURL string, reg Registry, opts Options) (*C
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	switch {
+	case opts.GetterLifetime == 0:
+		opts.GetterLifetime = DefaultGetterLifetime
+	case opts.GetterLifetime < 0 || opts.GetterLifetime > stf.MaxGetterLifetime:
+		return nil, fmt.Errorf("trusted: getter lifetime %s: want more than 0 and at most %s", opts.GetterLifetime, stf.MaxGetterLifetime)
+	}
 	u := strings.TrimSuffix(workerURL, "/")
 	switch {
 	case strings.HasPrefix(u, "ws://"):
@@ -138,7 +169,7 @@ func Dial(ctx context.Context, workerURL string, reg Registry, opts Options) (*C
 	default:
 		return nil, fmt.Errorf("trusted: worker URL %q: want http(s):// or ws(s)://", workerURL)
 	}
-	c := &Client{url: u, wsURL: "ws" + strings.TrimPrefix(u, "http"), http: opts.HTTPClient, reg: reg}
+	c := &Client{url: u, wsURL: "ws" + strings.TrimPrefix(u, "http"), http: opts.HTTPClient, reg: reg, now: opts.Now, getterLifetime: opts.GetterLifetime}
 	var id rpc.ShieldingKeyResult
 	if err := c.call(ctx, "author_getShieldingKey", nil, &id); err != nil {
 		return nil, err
@@ -149,6 +180,11 @@ func Dial(ctx context.Context, workerURL string, reg Registry, opts Options) (*C
 	if err := c.verify(ctx, reg, opts.Now()); err != nil {
 		return nil, err
 	}
+	g, err := genesisFromLight(ctx, reg)
+	if err != nil {
+		return nil, err
+	}
+	c.genesis = g
 	return c, nil
 }
 
@@ -232,6 +268,15 @@ func (c *Client) Shard() [32]byte { return c.shard }
 // MRENCLAVE returns the enclave's measurement.
 func (c *Client) MRENCLAVE() [32]byte { return c.mrenclave }
 
+// Genesis returns the ID of the chain calls and getters are signed for
+// (teerex.GenesisID).
+func (c *Client) Genesis() [32]byte { return c.genesis }
+
+// target is what calls and getters are signed for.
+func (c *Client) target() stf.Target {
+	return stf.Target{Genesis: c.genesis, MRENCLAVE: c.mrenclave, Shard: c.shard}
+}
+
 // Enclave returns the verified registration.
 func (c *Client) Enclave() teerex.Enclave { return c.enclave }
 
@@ -290,14 +335,14 @@ func (c *Client) call(ctx context.Context, method string, params, result any) er
 	return nil
 }
 
-// EncryptCall signs call for the shard and enclave with nonce and
+// EncryptCall signs call for the chain, shard and enclave with nonce and
 // encrypts it to the verified shielding key.
 func (c *Client) EncryptCall(key ed25519.PrivateKey, call stf.Call, nonce uint64) ([]byte, error) {
 	raw, err := stf.EncodeCall(call)
 	if err != nil {
 		return nil, err
 	}
-	signed, err := stf.SignCall(key, raw, nonce, c.mrenclave, c.shard)
+	signed, err := stf.SignCall(key, raw, nonce, c.target())
 	if err != nil {
 		return nil, err
 	}
@@ -422,7 +467,8 @@ func (c *Client) Unshield(ctx context.Context, key ed25519.PrivateKey, beneficia
 }
 
 // Getter runs a getter signed by key privately and returns its value: the
-// worker sees only ciphertexts.
+// worker sees only ciphertexts. A refusal matches ErrGetter and, when the
+// enclave gave one, its stf error (e.g. stf.ErrGetterExpired).
 func (c *Client) Getter(ctx context.Context, key ed25519.PrivateKey, g stf.Getter) ([]byte, error) {
 	return c.getter(ctx, "state_executeGetter", key, g)
 }
@@ -432,11 +478,15 @@ func (c *Client) getter(ctx context.Context, method string, key ed25519.PrivateK
 	if err != nil {
 		return nil, err
 	}
-	signed, err := stf.SignGetter(key, raw, c.mrenclave, c.shard)
+	rk, err := shielding.NewReplyKey()
 	if err != nil {
 		return nil, err
 	}
-	req, rk, err := shielding.NewGetterRequest(c.key, signed)
+	signed, err := stf.SignGetter(key, raw, c.now().Add(c.getterLifetime), rk.Public(), c.target())
+	if err != nil {
+		return nil, err
+	}
+	req, err := shielding.NewGetterRequest(c.key, rk, signed)
 	if err != nil {
 		return nil, err
 	}
@@ -453,9 +503,27 @@ func (c *Client) getter(ctx context.Context, method string, key ed25519.PrivateK
 		return nil, err
 	}
 	if resp.Error != "" {
-		return nil, fmt.Errorf("%w: %s", ErrGetter, resp.Error)
+		return nil, getterError(resp.Error)
 	}
 	return resp.Value, nil
+}
+
+// getterRefusals are the enclave's refusals of a getter that getterError
+// makes errors.Is-able again; their text travels in the encrypted answer.
+var getterRefusals = []error{
+	stf.ErrGetterExpired, stf.ErrGetterExpiryTooFar, stf.ErrGetterReplyKey, stf.ErrNoChainTime,
+	stf.ErrBadSignature, stf.ErrMalformed, stf.ErrNotOwner, stf.ErrUnknownCall,
+}
+
+// getterError is the error for the enclave's refusal msg: it matches
+// ErrGetter and, if msg starts with one's text, that refusal.
+func getterError(msg string) error {
+	for _, r := range getterRefusals {
+		if rest, ok := strings.CutPrefix(msg, r.Error()); ok {
+			return fmt.Errorf("%w: %w%s", ErrGetter, r, rest)
+		}
+	}
+	return fmt.Errorf("%w: %s", ErrGetter, msg)
 }
 
 func decodeUint(b []byte) (uint64, error) {

@@ -4,8 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/sidechain"
@@ -19,7 +23,9 @@ import (
 	"github.com/integritee-go/integritee/worker/rpc/rpctest"
 )
 
-var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+// now is the clients' clock: the test chain's time, by which the enclave
+// judges getter expiries.
+var now = rpctest.BlockTime
 
 // registry is a chain whose teerex holds the given registrations.
 type registry struct {
@@ -29,6 +35,9 @@ type registry struct {
 	shards   map[teerex.Hash]bridge.Shard
 	// blocks are the shard blocks the chain confirmed, by number.
 	blocks map[uint64]teerex.Hash
+	// headers are the light-client-verified headers, by height.
+	chainID string
+	headers map[int64]*types.Header
 }
 
 func (r *registry) SidechainBlock(_ context.Context, shard teerex.Hash, n uint64) (*sidechain.Confirmation, int64, error) {
@@ -37,6 +46,15 @@ func (r *registry) SidechainBlock(_ context.Context, shard teerex.Hash, n uint64
 		return nil, 5, nil
 	}
 	return &sidechain.Confirmation{Shard: shard, Number: n, HeaderHash: h}, 5, nil
+}
+
+func (r *registry) ChainID() string { return r.chainID }
+func (r *registry) VerifiedHeader(_ context.Context, h int64) (*types.Header, error) {
+	hdr, ok := r.headers[h]
+	if !ok {
+		return nil, fmt.Errorf("no header %d", h)
+	}
+	return hdr, nil
 }
 
 func (r *registry) Enclave(_ context.Context, s tx.Address) (*teerex.Enclave, int64, error) {
@@ -69,9 +87,11 @@ func registered(id rpc.Identity) *registry {
 		enclaves: map[tx.Address]teerex.Enclave{signer: {
 			Signer: signer, MRENCLAVE: id.MRENCLAVE, ShieldingKeyHash: sha256.Sum256(id.ShieldingKey), AttestedAt: now.Add(-time.Hour).UnixNano(),
 		}},
-		policy: teerex.Policy{RenewalPeriodSecs: 24 * 3600},
-		allow:  teerex.MRENCLAVEs{id.MRENCLAVE},
-		shards: map[teerex.Hash]bridge.Shard{},
+		policy:  teerex.Policy{RenewalPeriodSecs: 24 * 3600},
+		allow:   teerex.MRENCLAVEs{id.MRENCLAVE},
+		shards:  map[teerex.Hash]bridge.Shard{},
+		chainID: rpctest.ChainID,
+		headers: map[int64]*types.Header{1: rpctest.Header(1), 2: rpctest.Header(2)},
 	}
 }
 
@@ -261,6 +281,109 @@ func TestDirectCalls(t *testing.T) {
 	}
 	if st, _ := w2.Next(ctx); st.Status != rpc.StatusInvalid || st.Reason != protocol.ReasonStaleNonce || !st.Final() {
 		t.Fatalf("%+v", st)
+	}
+}
+
+// TestBoundToTheChain: calls and getters are signed for the chain the
+// client's light client verified; an enclave that follows another chain
+// refuses them, and a first block that is not one refuses the dial.
+func TestBoundToTheChain(t *testing.T) {
+	e, _, url := start(t, "sdk chain")
+	ctx := context.Background()
+	opts := trusted.Options{Now: func() time.Time { return now }}
+	c, err := trusted.Dial(ctx, url, registered(e.Identity()), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Genesis() != rpctest.Genesis() {
+		t.Fatalf("genesis %x, the enclave's chain is %x", c.Genesis(), rpctest.Genesis())
+	}
+
+	// The node shows the client a chain with other genesis validators:
+	// everything signed for it is refused by the enclave.
+	other := registered(e.Identity())
+	first := *rpctest.Header(1)
+	first.ValidatorsHash = make([]byte, 32)
+	other.headers[1] = &first
+	oc, err := trusted.Dial(ctx, url, other, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if oc.Genesis() == c.Genesis() {
+		t.Fatal("another chain has the same genesis ID")
+	}
+	alice := rpctest.Key("alice")
+	var ie *trusted.InvalidCallError
+	if _, err := oc.SubmitCall(ctx, rpctest.SudoKey(), stf.Call{SetBalance: &stf.SetBalance{Who: rpctest.Address(alice), Amount: 1}}); !errors.Is(err, stf.ErrBadSignature) || !errors.Is(err, trusted.ErrGetter) {
+		// The nonce getter is refused before the call is sent.
+		t.Fatalf("getter for another chain: %v", err)
+	}
+	ct, err := oc.EncryptCall(rpctest.SudoKey(), stf.Call{SetBalance: &stf.SetBalance{Who: rpctest.Address(alice), Amount: 1}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oc.Submit(ctx, ct); !errors.As(err, &ie) || ie.Reason != protocol.ReasonBadSignature {
+		t.Fatalf("call for another chain: %v", err)
+	}
+	if b, err := c.Balance(ctx, alice); err != nil || b != 0 {
+		t.Fatalf("alice %d %v: the call for another chain changed the state", b, err)
+	}
+
+	for name, mutate := range map[string]func(*types.Header){
+		"first block has a parent": func(h *types.Header) { h.LastBlockID = rpctest.Header(2).LastBlockID },
+		"another chain ID":         func(h *types.Header) { h.ChainID = "other" },
+		"another height":           func(h *types.Header) { h.Height = 2 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := registered(e.Identity())
+			h := *rpctest.Header(1)
+			mutate(&h)
+			r.headers[1] = &h
+			if _, err := trusted.Dial(ctx, url, r, opts); err == nil || !strings.Contains(err.Error(), "genesis ID") {
+				t.Fatalf("dial: %v", err)
+			}
+		})
+	}
+}
+
+// TestGetterExpiry: getters expire GetterLifetime after the client's
+// clock, judged by the enclave against the chain's time.
+func TestGetterExpiry(t *testing.T) {
+	e, _, url := start(t, "sdk getter expiry")
+	ctx := context.Background()
+	alice := rpctest.Key("alice")
+	dial := func(clock time.Time, lifetime time.Duration) (*trusted.Client, error) {
+		return trusted.Dial(ctx, url, registered(e.Identity()), trusted.Options{Now: func() time.Time { return clock }, GetterLifetime: lifetime})
+	}
+	for _, tc := range []struct {
+		name     string
+		clock    time.Time
+		lifetime time.Duration
+		want     error
+	}{
+		{"default lifetime", now, 0, nil},
+		{"longest lifetime", now, stf.MaxGetterLifetime, nil},
+		{"clock behind the chain", now.Add(-3 * time.Minute), 0, stf.ErrGetterExpired},
+		{"clock ahead of the chain", now.Add(9 * time.Minute), 0, stf.ErrGetterExpiryTooFar},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := dial(tc.clock, tc.lifetime)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Balance(ctx, alice)
+			if tc.want == nil && err != nil {
+				t.Fatalf("balance: %v", err)
+			}
+			if tc.want != nil && (!errors.Is(err, tc.want) || !errors.Is(err, trusted.ErrGetter)) {
+				t.Fatalf("balance: %v, want %v", err, tc.want)
+			}
+		})
+	}
+	for _, lifetime := range []time.Duration{-time.Second, stf.MaxGetterLifetime + time.Millisecond} {
+		if _, err := dial(now, lifetime); err == nil {
+			t.Fatalf("getter lifetime %s accepted", lifetime)
+		}
 	}
 }
 

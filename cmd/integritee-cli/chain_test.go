@@ -66,7 +66,13 @@ func startDevNode(t *testing.T) (string, *client.Client) {
 // cliJSON runs a command that must succeed and decodes its JSON output.
 func cliJSON(t *testing.T, v any, args ...string) {
 	t.Helper()
-	code, out, errOut := runCLI(t, nil, append(args, "--json")...)
+	cliJSONAt(t, func() time.Time { return cliNow }, v, args...)
+}
+
+// cliJSONAt is cliJSON with the clock now.
+func cliJSONAt(t *testing.T, now func() time.Time, v any, args ...string) {
+	t.Helper()
+	code, out, errOut := runCLIAt(t, now, nil, append(args, "--json")...)
 	if code != 0 {
 		t.Fatalf("%q: exit %d: %s", args, code, errOut)
 	}
@@ -79,7 +85,13 @@ func cliJSON(t *testing.T, v any, args ...string) {
 // want.
 func cliFails(t *testing.T, want string, args ...string) {
 	t.Helper()
-	code, _, errOut := runCLI(t, nil, args...)
+	cliFailsAt(t, func() time.Time { return cliNow }, want, args...)
+}
+
+// cliFailsAt is cliFails with the clock now.
+func cliFailsAt(t *testing.T, now func() time.Time, want string, args ...string) {
+	t.Helper()
+	code, _, errOut := runCLIAt(t, now, nil, args...)
 	if code != 1 {
 		t.Fatalf("%q: exit %d, want 1", args, code)
 	}

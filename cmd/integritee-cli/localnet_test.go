@@ -79,7 +79,9 @@ func TestLocalnetCommand(t *testing.T) {
 				t.Errorf("suggested commands (want the %s path):\n%s", tc.path, text)
 			}
 			for _, args := range cmds {
-				code, stdout, stderr := runCLI(t, nil, args...)
+				// The real clock: the trusted commands sign getters that
+				// expire by the localnet's chain time.
+				code, stdout, stderr := runCLIAt(t, time.Now, nil, args...)
 				if code != 0 {
 					t.Errorf("%s %s: exit %d: %s", cliCommand, strings.Join(args, " "), code, stderr)
 				} else {

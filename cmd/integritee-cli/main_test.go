@@ -18,11 +18,17 @@ import (
 // cliNow is the clock of the CLI under test.
 var cliNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// runCLI runs the CLI in-process with stdin in.
+// runCLI runs the CLI in-process with stdin in, at cliNow.
 func runCLI(t *testing.T, in []byte, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return runCLIAt(t, func() time.Time { return cliNow }, in, args...)
+}
+
+// runCLIAt runs the CLI in-process with stdin in and the clock now.
+func runCLIAt(t *testing.T, now func() time.Time, in []byte, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	var out, errb bytes.Buffer
-	code = run(args, &env{stdin: bytes.NewReader(in), stdout: &out, stderr: &errb, now: func() time.Time { return cliNow }})
+	code = run(args, &env{stdin: bytes.NewReader(in), stdout: &out, stderr: &errb, now: now})
 	return code, out.String(), errb.String()
 }
 

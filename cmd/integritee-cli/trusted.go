@@ -31,8 +31,12 @@ import (
 // public account. Either way the worker's enclave is first verified
 // against its registration on chain (package client/trusted): the
 // shielding key the worker hands out must be the one its attested enclave
-// registered. Getters are private: the worker reads neither the request
-// nor the answer.
+// registered. Calls and getters are signed for the chain the node's light
+// client verified, the enclave and the shard. Getters are private: the
+// worker reads neither the request nor the answer; each is signed for its
+// one-time reply key and to expire two minutes after the CLI's clock
+// (judged by the enclave against the chain's time), so a captured getter
+// cannot be answered to anyone else or later.
 
 func trustedGroup() group {
 	return group{name: "trusted", summary: "confidential balances in a shard (shield, transfer, unshield, balance, nonce)", commands: append([]command{

@@ -35,6 +35,11 @@ func TestTrustedCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	common := []string{"--node", node, "--worker", w, "--keystore", t.TempDir()}
+	// The commands sign getters that expire two minutes after the CLI's
+	// clock, judged by the localnet's chain time: the real clock, not the
+	// fixed cliNow.
+	cliJSON := func(t *testing.T, v any, args ...string) { t.Helper(); cliJSONAt(t, time.Now, v, args...) }
+	cliFails := func(t *testing.T, want string, args ...string) { t.Helper(); cliFailsAt(t, time.Now, want, args...) }
 
 	var res trustedResult
 	cliJSON(t, &res, append([]string{"trusted", "shield", "--from", "Alice", "--amount", "1000", "--to", "Alice//incognito"}, common...)...)
@@ -56,7 +61,7 @@ func TestTrustedCommands(t *testing.T) {
 		t.Errorf("direct transfer %+v", direct)
 	}
 	// --watch prints every status until confirmed on chain.
-	code, out, errOut := runCLI(t, nil, append([]string{"trusted", "transfer", "--watch", "--json", "--from", "Alice//incognito", "--to", "Charlie//incognito", "--amount", "25"}, common...)...)
+	code, out, errOut := runCLIAt(t, time.Now, nil, append([]string{"trusted", "transfer", "--watch", "--json", "--from", "Alice//incognito", "--to", "Charlie//incognito", "--amount", "25"}, common...)...)
 	if code != 0 {
 		t.Fatalf("transfer --watch: exit %d: %s", code, errOut)
 	}
@@ -124,4 +129,8 @@ func TestTrustedCommands(t *testing.T) {
 	} {
 		cliFails(t, tc.want, append(tc.args, common...)...)
 	}
+	// A clock an hour behind the chain signs getters the enclave finds
+	// expired; the refusal reaches the user.
+	hourAgo := func() time.Time { return time.Now().Add(-time.Hour) }
+	cliFailsAt(t, hourAgo, "getter expired", append([]string{"trusted", "balance", "--account", "Bob//incognito"}, common...)...)
 }

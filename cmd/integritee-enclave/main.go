@@ -2,7 +2,10 @@
 // The worker host starts it as a child process and speaks the enclave
 // protocol (package enclave/protocol) over its stdin and stdout; logs go to
 // stderr. It opens no files and no sockets of its own: everything it
-// persists goes to the host sealed or encrypted.
+// persists goes to the host sealed or encrypted. It exits non-zero if
+// handling a request panicked (after answering it with "restart
+// required"): its state may be half-changed, so the host must start a
+// fresh process from what it persisted.
 //
 //	integritee-enclave [--tee sim|gramine] [--gramine-dir DIR] [--log-level LEVEL] [--trusting-period D]
 //

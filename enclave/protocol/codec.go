@@ -10,7 +10,11 @@
 // answers a malformed frame (bad CBOR, unknown type, wrong version) with an
 // error reply and keeps serving; a frame longer than the limit is refused
 // with an error reply and the connection is closed, since the stream cannot
-// be resynchronised without reading the oversized frame.
+// be resynchronised without reading the oversized frame. A panic while
+// handling a request is answered with CodeInternal ("restart required")
+// and ends serving (ErrHandlerPanic): the handler's state may be
+// half-changed, so the enclave process exits and the host starts a fresh
+// one from its persisted state.
 //
 // Nothing in this package carries private key material: keys leave the
 // enclave only sealed (SealedKeys), state only encrypted (Entry).

@@ -142,6 +142,10 @@ type SubmitCallsReply struct {
 // PrivateGetter runs a getter whose answer only the asking client can
 // read: Request is a shielding.GetterRequest encrypted to the shard's
 // shielding key with shielding.InfoGetter (shielding.NewGetterRequest).
+// The enclave answers only a getter signed for the request's reply key
+// and not expired by the time of the latest chain block it verified
+// (stf.Runtime.Get), so a host replaying a request gets refusals once the
+// chain has moved past its expiry.
 type PrivateGetter struct {
 	Request []byte `cbor:"request"`
 }

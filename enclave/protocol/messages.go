@@ -333,8 +333,9 @@ func (*SignOutgoing) Type() string    { return TypeSignOutgoing }
 func (*SignOutgoing) newReply() Reply { return &SignedTxs{} }
 
 // ExecuteGetter runs a getter signed by the account owner (stf.SignedGetter
-// CBOR). The plaintext result goes to the host, so it is allowed in dev
-// mode only until getters are encrypted to the client.
+// CBOR) for no reply key, under the same expiry rule as a PrivateGetter.
+// The plaintext result goes to the host, so it is allowed in dev mode
+// only; clients use PrivateGetter.
 type ExecuteGetter struct {
 	Getter []byte `cbor:"getter"`
 }

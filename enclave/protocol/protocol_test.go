@@ -8,21 +8,21 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/integritee-go/integritee/chain/tx"
 )
 
-// echo answers StateInfo with a fixed reply, Init with an error and
-// GetState with a panic.
+// echo answers StateInfo with a fixed reply, Init with an error and a few
+// more requests with what a buggy handler returns.
 func echo(_ context.Context, req Request) (Reply, error) {
 	switch r := req.(type) {
 	case *StateInfo:
 		return &StateInfoReply{Height: 7, Entries: 3}, nil
 	case *Init:
 		return nil, Errorf(CodeSealing, "chain %s", r.ChainID)
-	case *GetState:
-		panic("boom")
 	case *LoadEntries:
 		return &LoadEntriesReply{Loaded: uint64(len(r.Entries))}, nil
 	case *Resume:
@@ -73,7 +73,6 @@ func TestCall(t *testing.T) {
 	}{
 		{"typed error", &Init{ChainID: "dev"}, ErrSealing},
 		{"plain error is internal", &Attest{}, ErrInternal},
-		{"panic is internal", &GetState{Key: []byte("k")}, ErrInternal},
 		{"wrong reply type is internal", &Resume{}, ErrInternal},
 	}
 	for _, tt := range tests {
@@ -88,6 +87,49 @@ func TestCall(t *testing.T) {
 	rep, err := CallAs[*LoadEntriesReply](ctx, c, &LoadEntries{Entries: []Entry{{Value: []byte{1}}, {}}})
 	if err != nil || rep.Loaded != 2 {
 		t.Fatalf("LoadEntries = %+v, %v", rep, err)
+	}
+}
+
+// TestHandlerPanicStopsServing: a handler that panics may have left its
+// state half-changed, so the server answers that a restart is required
+// and serves nothing more.
+func TestHandlerPanicStopsServing(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	var handled atomic.Int64
+	h := HandlerFunc(func(_ context.Context, req Request) (Reply, error) {
+		handled.Add(1)
+		if _, ok := req.(*GetState); ok {
+			panic("half-way through a change")
+		}
+		return &StateInfoReply{Height: 7}, nil
+	})
+	done := make(chan error, 1)
+	go func() { done <- Serve(context.Background(), b, h) }()
+	c := NewClient(a, 0)
+	ctx := context.Background()
+	if _, err := c.Call(ctx, &StateInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Call(ctx, &GetState{Key: []byte("k")})
+	if !errors.Is(err, ErrInternal) || !strings.Contains(err.Error(), "restart required") {
+		t.Fatalf("reply to the panicking request: %v", err)
+	}
+	// The connection is closed: a later request gets no reply, and the
+	// handler never sees it.
+	if rep, err := c.Call(ctx, &StateInfo{}); err == nil || errors.As(err, new(*Error)) {
+		t.Fatalf("request after the panic: %v %v", rep, err)
+	}
+	if n := handled.Load(); n != 2 {
+		t.Fatalf("handler called %d times, want 2", n)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrHandlerPanic) || !strings.Contains(err.Error(), "half-way through a change") {
+			t.Fatalf("Serve = %v, want ErrHandlerPanic", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve still running after the panic")
 	}
 }
 

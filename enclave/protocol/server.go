@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 )
 
+// ErrHandlerPanic ends Serve after the handler panicked on a request.
+var ErrHandlerPanic = errors.New("protocol: handler panicked: restart required")
+
 // Handler answers requests. It is called for one request at a time, in
-// arrival order.
+// arrival order. A panic stops the server (see Server.Serve).
 type Handler interface {
 	Handle(ctx context.Context, req Request) (Reply, error)
 }
@@ -26,7 +30,7 @@ type Server struct {
 	// MaxFrameSize bounds request and reply frames; 0 means
 	// DefaultMaxFrameSize.
 	MaxFrameSize int
-	// Logger, if set, logs refused frames.
+	// Logger, if set, logs refused frames and handler panics.
 	Logger *slog.Logger
 }
 
@@ -49,6 +53,14 @@ func (s *Server) limit() int {
 // closes conn if conn is an io.Closer (to unblock the read) and returns
 // ctx's error. An oversized frame is answered with CodeFrameTooLarge and
 // ends Serve with an error wrapping ErrTooLarge.
+//
+// A panic in the handler is answered with CodeInternal ("restart
+// required") and ends Serve with an error wrapping ErrHandlerPanic, after
+// closing conn if it is an io.Closer: the handler may have been stopped
+// half-way through a change of its state, and serving on could answer,
+// sign or seal from that state. The process is to exit and the host to
+// start a fresh one from what it persisted. The panic value and stack go
+// to Logger.
 func (s *Server) Serve(ctx context.Context, conn io.ReadWriter) error {
 	if c, ok := conn.(io.Closer); ok {
 		stop := context.AfterFunc(ctx, func() { c.Close() })
@@ -82,6 +94,14 @@ func (s *Server) Serve(ctx context.Context, conn io.ReadWriter) error {
 			continue
 		}
 		rep, herr := s.handle(ctx, req)
+		if p, ok := errors.AsType[*panicError](herr); ok {
+			s.logError("handler panicked: stopping", "request", req.Type(), "panic", p.value, "stack", string(p.stack))
+			werr := s.reply(conn, id, nil, Errorf(CodeInternal, "restart required: handler panicked on %s", req.Type()))
+			if c, ok := conn.(io.Closer); ok {
+				c.Close()
+			}
+			return errors.Join(herr, werr)
+		}
 		var e *Error
 		if herr != nil {
 			e = AsError(herr)
@@ -94,12 +114,24 @@ func (s *Server) Serve(ctx context.Context, conn io.ReadWriter) error {
 	}
 }
 
-// handle runs the handler, turning a panic into an internal error so that
-// one bad request cannot take the enclave down.
+// panicError is a panic of the handler, recovered by handle.
+type panicError struct {
+	req   string
+	value any
+	stack []byte
+}
+
+func (p *panicError) Error() string {
+	return fmt.Sprintf("%v on %s: %v", ErrHandlerPanic, p.req, p.value)
+}
+
+func (p *panicError) Unwrap() error { return ErrHandlerPanic }
+
+// handle runs the handler, returning a panic as a *panicError.
 func (s *Server) handle(ctx context.Context, req Request) (rep Reply, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			rep, err = nil, Errorf(CodeInternal, "handler panic on %s: %v", req.Type(), r)
+			rep, err = nil, &panicError{req: req.Type(), value: r, stack: debug.Stack()}
 		}
 	}()
 	return s.Handler.Handle(ctx, req)
@@ -125,5 +157,11 @@ func (s *Server) reply(w io.Writer, id uint64, rep Reply, e *Error) error {
 func (s *Server) log(msg string, args ...any) {
 	if s.Logger != nil {
 		s.Logger.Warn(msg, args...)
+	}
+}
+
+func (s *Server) logError(msg string, args ...any) {
+	if s.Logger != nil {
+		s.Logger.Error(msg, args...)
 	}
 }

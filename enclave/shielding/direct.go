@@ -14,7 +14,9 @@ import (
 // shard's shielding key, carries the owner-signed getter and a fresh
 // reply key of the client's; the enclave answers encrypted to that reply
 // key, bound to the request. Since the reply key travels inside the
-// request's ciphertext, the host can neither read nor swap it.
+// request's ciphertext, the host can neither read nor swap it; and since
+// the signed getter names the reply key (stf.SignGetter), whoever gets
+// hold of a signed getter cannot wrap it again with a key of their own.
 const (
 	// InfoGetter is the HPKE info of a GetterRequest.
 	InfoGetter = "integritee/shielding/v1/getter"
@@ -33,7 +35,8 @@ var ErrGetterReply = errors.New("shielding: getter response does not decrypt for
 
 // GetterRequest is the plaintext of a private getter request.
 type GetterRequest struct {
-	// Getter is the owner-signed getter (stf.SignedGetter CBOR).
+	// Getter is the owner-signed getter (stf.SignedGetter CBOR), signed
+	// for ReplyKey.
 	Getter []byte `cbor:"getter"`
 	// ReplyKey is the client's serialised ephemeral public key of the
 	// shielding suite.
@@ -52,23 +55,28 @@ type ReplyKey struct {
 	sk hpke.PrivateKey
 }
 
-// NewGetterRequest encrypts signedGetter with a fresh reply key to the
-// shard's serialised shielding key pub. It returns the request ciphertext
-// and the key that opens the answer.
-func NewGetterRequest(pub, signedGetter []byte) ([]byte, *ReplyKey, error) {
+// NewReplyKey returns a fresh reply key for one getter.
+func NewReplyKey() (*ReplyKey, error) {
 	sk, err := KEM().GenerateKey()
 	if err != nil {
-		return nil, nil, fmt.Errorf("shielding: reply key: %w", err)
+		return nil, fmt.Errorf("shielding: reply key: %w", err)
 	}
-	pt, err := codec.Marshal(GetterRequest{Getter: signedGetter, ReplyKey: sk.PublicKey().Bytes()})
+	return &ReplyKey{sk: sk}, nil
+}
+
+// Public returns the serialised public key: what the getter is signed for
+// (stf.SignGetter) and the request carries.
+func (k *ReplyKey) Public() []byte { return k.sk.PublicKey().Bytes() }
+
+// NewGetterRequest encrypts signedGetter, signed for rk, with rk's public
+// key to the shard's serialised shielding key pub and returns the request
+// ciphertext; rk opens the answer.
+func NewGetterRequest(pub []byte, rk *ReplyKey, signedGetter []byte) ([]byte, error) {
+	pt, err := codec.Marshal(GetterRequest{Getter: signedGetter, ReplyKey: rk.Public()})
 	if err != nil {
-		return nil, nil, fmt.Errorf("shielding: encode getter request: %w", err)
+		return nil, fmt.Errorf("shielding: encode getter request: %w", err)
 	}
-	ct, err := Encrypt(pub, InfoGetter, pt)
-	if err != nil {
-		return nil, nil, err
-	}
-	return ct, &ReplyKey{sk: sk}, nil
+	return Encrypt(pub, InfoGetter, pt)
 }
 
 // DecodeGetterRequest decodes a decrypted GetterRequest and checks the

@@ -23,7 +23,11 @@ func enclaveKey(t testing.TB) (pub []byte, open func(info string, ct []byte) ([]
 
 func TestGetterRoundTrip(t *testing.T) {
 	pub, open := enclaveKey(t)
-	req, rk, err := shielding.NewGetterRequest(pub, []byte("signed getter"))
+	rk, err := shielding.NewReplyKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := shielding.NewGetterRequest(pub, rk, []byte("signed getter"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +39,7 @@ func TestGetterRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, err := shielding.DecodeGetterRequest(pt)
-	if err != nil || string(r.Getter) != "signed getter" {
+	if err != nil || string(r.Getter) != "signed getter" || string(r.ReplyKey) != string(rk.Public()) {
 		t.Fatalf("request %+v %v", r, err)
 	}
 	resp, err := shielding.SealGetterResponse(r.ReplyKey, req, shielding.GetterResponse{Value: []byte{0x18, 42}})

@@ -6,10 +6,19 @@
 // A trusted call travels HPKE-encrypted to the shard's shielding key (in a
 // bridge invoke) as the CBOR of a SignedCall: the application's call, the
 // signer's account, a nonce and an ed25519 signature over
-// sha256(CallDomain || CBOR{call, nonce, mrenclave, shard}). A getter is a
-// SignedGetter, signed over sha256(GetterDomain || CBOR{getter, mrenclave,
-// shard}). Binding the enclave measurement and the shard means a call
-// signed for one shard or enclave version never executes in another.
+// sha256(CallDomain || CBOR{call, nonce, genesis, mrenclave, shard}).
+// Binding the chain's genesis ID (teerex.GenesisID), the enclave
+// measurement and the shard (a Target) means a call signed for one chain,
+// shard or enclave version never executes in another.
+//
+// A getter is a SignedGetter, signed over sha256(GetterDomain ||
+// CBOR{getter, expires, reply_key_hash, genesis, mrenclave, shard}).
+// Getters have no nonce, so the signature bounds what a replayer can do
+// with one: it expires (Unix milliseconds, judged by the time of the
+// latest chain block the enclave verified, never the host's clock, and at
+// most MaxGetterLifetime after it), and it names the reply key its answer
+// must be encrypted to, so a getter wrapped again with another key is
+// refused.
 package stf
 
 import (
@@ -18,6 +27,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/fxamacker/cbor/v2"
 
@@ -26,21 +36,44 @@ import (
 	"github.com/integritee-go/integritee/enclave/state"
 )
 
-// Signing domains.
+// Signing domains. v2 payloads carry the genesis ID.
 const (
-	CallDomain   = "integritee-trusted-call-v1"
-	GetterDomain = "integritee-trusted-getter-v1"
+	CallDomain   = "integritee-trusted-call-v2"
+	GetterDomain = "integritee-trusted-getter-v2"
 )
 
 // MaxCallBytes bounds a decrypted trusted call.
 const MaxCallBytes = 64 << 10
 
+// MaxGetterLifetime bounds how far after the chain's time a getter may
+// expire, and so how long a signed getter can be replayed by whoever holds
+// it. It leaves room for a client clock running ahead and for a worker a
+// few blocks behind.
+const MaxGetterLifetime = 10 * time.Minute
+
+// Target is what a trusted call or getter is signed for: the chain (its
+// teerex.GenesisID), the enclave measurement and the shard. A signature
+// made for one target is refused under any other.
+type Target struct {
+	Genesis   [32]byte
+	MRENCLAVE [32]byte
+	Shard     [32]byte
+}
+
 // Env is what a call executes in.
 type Env struct {
+	// Genesis is the ID of the chain the enclave follows
+	// (teerex.GenesisID).
+	Genesis   [32]byte
 	Shard     [32]byte
 	MRENCLAVE [32]byte
 	// Height is the chain block carrying the call.
 	Height int64
+}
+
+// Target is what calls executing in e must be signed for.
+func (e Env) Target() Target {
+	return Target{Genesis: e.Genesis, MRENCLAVE: e.MRENCLAVE, Shard: e.Shard}
 }
 
 // Unshield asks the enclave to release funds of the shard's vault to a
@@ -74,9 +107,17 @@ type STF interface {
 // unchanged.
 var (
 	ErrMalformed    = errors.New("stf: malformed trusted call")
-	ErrBadSignature = errors.New("stf: bad signature (or signed for another shard or enclave)")
+	ErrBadSignature = errors.New("stf: bad signature (or signed for another chain, shard or enclave)")
 	ErrStaleNonce   = errors.New("stf: nonce already used")
 	ErrFutureNonce  = errors.New("stf: nonce ahead of the account's")
+)
+
+// Refusals of a signed getter, besides ErrMalformed and ErrBadSignature.
+var (
+	ErrGetterExpired      = errors.New("stf: getter expired")
+	ErrGetterExpiryTooFar = errors.New("stf: getter expires too far after the chain's time")
+	ErrGetterReplyKey     = errors.New("stf: getter signed for another reply key")
+	ErrNoChainTime        = errors.New("stf: no verified chain block yet to judge the getter's expiry by")
 )
 
 // SignedCall is the plaintext of an invoke ciphertext.
@@ -90,13 +131,14 @@ type SignedCall struct {
 type callPayload struct {
 	Call      cbor.RawMessage `cbor:"call"`
 	Nonce     uint64          `cbor:"nonce"`
+	Genesis   [32]byte        `cbor:"genesis"`
 	MRENCLAVE [32]byte        `cbor:"mrenclave"`
 	Shard     [32]byte        `cbor:"shard"`
 }
 
-// CallSignBytes returns the digest a trusted call's signer signs.
-func CallSignBytes(call []byte, nonce uint64, mrenclave, shard [32]byte) ([]byte, error) {
-	enc, err := codec.Marshal(callPayload{Call: call, Nonce: nonce, MRENCLAVE: mrenclave, Shard: shard})
+// CallSignBytes returns the digest a trusted call's signer signs for t.
+func CallSignBytes(call []byte, nonce uint64, t Target) ([]byte, error) {
+	enc, err := codec.Marshal(callPayload{Call: call, Nonce: nonce, Genesis: t.Genesis, MRENCLAVE: t.MRENCLAVE, Shard: t.Shard})
 	if err != nil {
 		return nil, fmt.Errorf("encode call payload: %w", err)
 	}
@@ -106,11 +148,11 @@ func CallSignBytes(call []byte, nonce uint64, mrenclave, shard [32]byte) ([]byte
 	return h.Sum(nil), nil
 }
 
-// SignCall signs an application call (CBOR) for a shard and enclave and
-// returns the SignedCall's bytes, ready to be encrypted to the shielding
-// key (shielding.Encrypt with shielding.InfoTrustedCall).
-func SignCall(key ed25519.PrivateKey, call []byte, nonce uint64, mrenclave, shard [32]byte) ([]byte, error) {
-	d, err := CallSignBytes(call, nonce, mrenclave, shard)
+// SignCall signs an application call (CBOR) for t and returns the
+// SignedCall's bytes, ready to be encrypted to the shielding key
+// (shielding.Encrypt with shielding.InfoTrustedCall).
+func SignCall(key ed25519.PrivateKey, call []byte, nonce uint64, t Target) ([]byte, error) {
+	d, err := CallSignBytes(call, nonce, t)
 	if err != nil {
 		return nil, err
 	}
@@ -121,20 +163,41 @@ func SignCall(key ed25519.PrivateKey, call []byte, nonce uint64, mrenclave, shar
 
 // SignedGetter is a getter signed by the account it reads.
 type SignedGetter struct {
-	Getter    cbor.RawMessage `cbor:"getter"`
-	Signer    tx.Address      `cbor:"signer"`
-	Signature []byte          `cbor:"sig"`
+	Getter cbor.RawMessage `cbor:"getter"`
+	Signer tx.Address      `cbor:"signer"`
+	// Expires is the last chain time at which the getter is answered, in
+	// Unix milliseconds.
+	Expires int64 `cbor:"expires"`
+	// ReplyKeyHash is ReplyKeyHash of the key the answer is encrypted to.
+	ReplyKeyHash [32]byte `cbor:"reply_key_hash"`
+	Signature    []byte   `cbor:"sig"`
 }
 
 type getterPayload struct {
-	Getter    cbor.RawMessage `cbor:"getter"`
-	MRENCLAVE [32]byte        `cbor:"mrenclave"`
-	Shard     [32]byte        `cbor:"shard"`
+	Getter       cbor.RawMessage `cbor:"getter"`
+	Expires      int64           `cbor:"expires"`
+	ReplyKeyHash [32]byte        `cbor:"reply_key_hash"`
+	Genesis      [32]byte        `cbor:"genesis"`
+	MRENCLAVE    [32]byte        `cbor:"mrenclave"`
+	Shard        [32]byte        `cbor:"shard"`
 }
 
-// GetterSignBytes returns the digest a getter's signer signs.
-func GetterSignBytes(getter []byte, mrenclave, shard [32]byte) ([]byte, error) {
-	enc, err := codec.Marshal(getterPayload{Getter: getter, MRENCLAVE: mrenclave, Shard: shard})
+// ReplyKeyHash is what a signed getter records of the serialised reply
+// key (shielding.ReplyKey.Public) its answer is encrypted to: its SHA-256,
+// or all zeros for none (the dev-only plaintext getter).
+func ReplyKeyHash(replyKey []byte) [32]byte {
+	if len(replyKey) == 0 {
+		return [32]byte{}
+	}
+	return sha256.Sum256(replyKey)
+}
+
+// GetterSignBytes returns the digest a getter's signer signs for t, with
+// its expiry (Unix milliseconds) and reply key hash.
+func GetterSignBytes(getter []byte, expires int64, replyKeyHash [32]byte, t Target) ([]byte, error) {
+	enc, err := codec.Marshal(getterPayload{
+		Getter: getter, Expires: expires, ReplyKeyHash: replyKeyHash, Genesis: t.Genesis, MRENCLAVE: t.MRENCLAVE, Shard: t.Shard,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("encode getter payload: %w", err)
 	}
@@ -144,13 +207,19 @@ func GetterSignBytes(getter []byte, mrenclave, shard [32]byte) ([]byte, error) {
 	return h.Sum(nil), nil
 }
 
-// SignGetter signs a getter (CBOR) and returns the SignedGetter's bytes.
-func SignGetter(key ed25519.PrivateKey, getter []byte, mrenclave, shard [32]byte) ([]byte, error) {
-	d, err := GetterSignBytes(getter, mrenclave, shard)
+// SignGetter signs a getter (CBOR) for t, answerable until expires
+// (millisecond precision) and only encrypted to replyKey (the serialised
+// public key; nil for the dev-only plaintext getter), and returns the
+// SignedGetter's bytes.
+func SignGetter(key ed25519.PrivateKey, getter []byte, expires time.Time, replyKey []byte, t Target) ([]byte, error) {
+	exp, rk := expires.UnixMilli(), ReplyKeyHash(replyKey)
+	d, err := GetterSignBytes(getter, exp, rk, t)
 	if err != nil {
 		return nil, err
 	}
-	return codec.Marshal(SignedGetter{Getter: getter, Signer: tx.AddressOf(key.Public().(ed25519.PublicKey)), Signature: ed25519.Sign(key, d)})
+	return codec.Marshal(SignedGetter{
+		Getter: getter, Signer: tx.AddressOf(key.Public().(ed25519.PublicKey)), Expires: exp, ReplyKeyHash: rk, Signature: ed25519.Sign(key, d),
+	})
 }
 
 func verify(signer tx.Address, digest, sig []byte) error {
@@ -239,7 +308,7 @@ func (r *Runtime) Apply(env Env, b *state.Batch, plaintext []byte) (Result, erro
 		return reject(fmt.Errorf("%w: %w", ErrMalformed, err))
 	}
 	res.Signer = sc.Signer
-	d, err := CallSignBytes(sc.Call, sc.Nonce, env.MRENCLAVE, env.Shard)
+	d, err := CallSignBytes(sc.Call, sc.Nonce, env.Target())
 	if err != nil {
 		return reject(fmt.Errorf("%w: %w", ErrMalformed, err))
 	}
@@ -272,8 +341,12 @@ func (r *Runtime) Apply(env Env, b *state.Batch, plaintext []byte) (Result, erro
 	return res, nil
 }
 
-// Get answers the SignedGetter bytes.
-func (r *Runtime) Get(env Env, st state.KV, signed []byte) ([]byte, error) {
+// Get answers the SignedGetter bytes signed for replyKey (nil for none)
+// at chain time now: the time of the latest chain block the enclave
+// verified (zero before the first), never a clock the host controls. The
+// getter must not have expired at now, nor expire more than
+// MaxGetterLifetime after it.
+func (r *Runtime) Get(env Env, st state.KV, signed []byte, now time.Time, replyKey []byte) ([]byte, error) {
 	if len(signed) > MaxCallBytes {
 		return nil, fmt.Errorf("%w: getter of %d bytes", ErrMalformed, len(signed))
 	}
@@ -281,15 +354,32 @@ func (r *Runtime) Get(env Env, st state.KV, signed []byte) ([]byte, error) {
 	if err := codec.Unmarshal(signed, &sg); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	d, err := GetterSignBytes(sg.Getter, env.MRENCLAVE, env.Shard)
+	d, err := GetterSignBytes(sg.Getter, sg.Expires, sg.ReplyKeyHash, env.Target())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if err := verify(sg.Signer, d, sg.Signature); err != nil {
 		return nil, err
 	}
+	if sg.ReplyKeyHash != ReplyKeyHash(replyKey) {
+		return nil, ErrGetterReplyKey
+	}
+	if now.IsZero() {
+		return nil, ErrNoChainTime
+	}
+	// In milliseconds: a verified chain time is far from the int64
+	// limits, so the bound does not overflow, whatever Expires holds.
+	at := now.UnixMilli()
+	switch {
+	case sg.Expires < at:
+		return nil, fmt.Errorf("%w: at %s, chain time %s", ErrGetterExpired, formatMilli(sg.Expires), formatMilli(at))
+	case sg.Expires > at+MaxGetterLifetime.Milliseconds():
+		return nil, fmt.Errorf("%w: at %s, chain time %s, at most %s later", ErrGetterExpiryTooFar, formatMilli(sg.Expires), formatMilli(at), MaxGetterLifetime)
+	}
 	return r.STF.Get(env, st, sg.Signer, sg.Getter)
 }
+
+func formatMilli(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }
 
 // Shield credits a shield_funds to the STF on a child of b; a failure drops
 // its writes.

@@ -5,7 +5,9 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
+	"math"
 	"testing"
+	"time"
 
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/tx"
@@ -22,7 +24,11 @@ func addr(k ed25519.PrivateKey) tx.Address { return tx.AddressOf(k.Public().(ed2
 
 var (
 	alice, bob, sudo = key("alice"), key("bob"), key("sudo")
-	env              = stf.Env{Shard: [32]byte{1}, MRENCLAVE: [32]byte{2}, Height: 5}
+	env              = stf.Env{Genesis: [32]byte{3}, Shard: [32]byte{1}, MRENCLAVE: [32]byte{2}, Height: 5}
+	// chainTime is the verified chain time getters are judged by.
+	chainTime = time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	// replyKey stands for a client's serialised reply key.
+	replyKey = bytes.Repeat([]byte{0xaa}, 32)
 )
 
 func call(t *testing.T, c stf.Call) []byte {
@@ -36,7 +42,7 @@ func call(t *testing.T, c stf.Call) []byte {
 
 func signed(t *testing.T, k ed25519.PrivateKey, c stf.Call, nonce uint64, e stf.Env) []byte {
 	t.Helper()
-	b, err := stf.SignCall(k, call(t, c), nonce, e.MRENCLAVE, e.Shard)
+	b, err := stf.SignCall(k, call(t, c), nonce, e.Target())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,9 +97,10 @@ func (f *fixture) balance(t *testing.T, k ed25519.PrivateKey) uint64 {
 }
 
 func TestApply(t *testing.T) {
-	otherShard, otherEnclave := env, env
+	otherShard, otherEnclave, otherChain := env, env, env
 	otherShard.Shard[0]++
 	otherEnclave.MRENCLAVE[0]++
+	otherChain.Genesis[0]++
 	transfer := stf.Call{Transfer: &stf.Transfer{From: addr(alice), To: addr(bob), Amount: 300}}
 	goodSig := signed(t, alice, transfer, 0, env)
 	var sc stf.SignedCall
@@ -116,6 +123,7 @@ func TestApply(t *testing.T) {
 		{"bad signature", badSig, stf.Rejected, stf.ErrBadSignature, 1000, 0, 0},
 		{"signed for another shard", signed(t, alice, transfer, 0, otherShard), stf.Rejected, stf.ErrBadSignature, 1000, 0, 0},
 		{"signed for another enclave", signed(t, alice, transfer, 0, otherEnclave), stf.Rejected, stf.ErrBadSignature, 1000, 0, 0},
+		{"signed for another chain", signed(t, alice, transfer, 0, otherChain), stf.Rejected, stf.ErrBadSignature, 1000, 0, 0},
 		{"future nonce", signed(t, alice, transfer, 1, env), stf.Rejected, stf.ErrFutureNonce, 1000, 0, 0},
 		{"transfer", goodSig, stf.Applied, nil, 700, 300, 3},
 		{"replay", goodSig, stf.Rejected, stf.ErrStaleNonce, 700, 300, 0},
@@ -184,14 +192,15 @@ func TestGetters(t *testing.T) {
 		return b
 	}
 	sign := func(k ed25519.PrivateKey, g []byte, e stf.Env) []byte {
-		b, err := stf.SignGetter(k, g, e.MRENCLAVE, e.Shard)
+		b, err := stf.SignGetter(k, g, chainTime.Add(time.Minute), replyKey, e.Target())
 		if err != nil {
 			t.Fatal(err)
 		}
 		return b
 	}
-	other := env
+	other, otherChain := env, env
 	other.Shard[0]++
+	otherChain.Genesis[0]++
 	tests := []struct {
 		name   string
 		signed []byte
@@ -202,12 +211,13 @@ func TestGetters(t *testing.T) {
 		{"nonce", sign(alice, getter(stf.Getter{Nonce: &a}), env), 1, nil},
 		{"not the owner", sign(bob, getter(stf.Getter{FreeBalance: &a}), env), 0, stf.ErrNotOwner},
 		{"other shard", sign(alice, getter(stf.Getter{FreeBalance: &a}), other), 0, stf.ErrBadSignature},
+		{"other chain", sign(alice, getter(stf.Getter{FreeBalance: &a}), otherChain), 0, stf.ErrBadSignature},
 		{"empty getter", sign(alice, getter(stf.Getter{}), env), 0, stf.ErrUnknownCall},
 		{"garbage", []byte{1, 2}, 0, stf.ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v, err := f.rt.Get(env, f.st.Begin(), tt.signed)
+			v, err := f.rt.Get(env, f.st.Begin(), tt.signed, chainTime, replyKey)
 			if !errors.Is(err, tt.err) || (tt.err == nil && err != nil) {
 				t.Fatalf("err = %v, want %v", err, tt.err)
 			}
@@ -220,6 +230,93 @@ func TestGetters(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGetterExpiryAndReplyKey: what a replayer can do with a signed
+// getter. It is answered only until it expires, by the chain's time; only
+// if that expiry is at most MaxGetterLifetime ahead; and only for the reply
+// key it was signed for.
+func TestGetterExpiryAndReplyKey(t *testing.T) {
+	f := newFixture(t, false)
+	a := addr(alice)
+	g, err := stf.EncodeGetter(stf.Getter{FreeBalance: &a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(expires time.Time, rk []byte) []byte {
+		b, err := stf.SignGetter(alice, g, expires, rk, env.Target())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// tamper re-encodes a signed getter after changing it.
+	tamper := func(b []byte, change func(*stf.SignedGetter)) []byte {
+		var sg stf.SignedGetter
+		if err := codec.Unmarshal(b, &sg); err != nil {
+			t.Fatal(err)
+		}
+		change(&sg)
+		out, err := codec.Marshal(sg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	otherKey := bytes.Repeat([]byte{0xbb}, 32)
+	good := sign(chainTime.Add(time.Minute), replyKey)
+	tests := []struct {
+		name     string
+		signed   []byte
+		now      time.Time
+		replyKey []byte
+		err      error
+	}{
+		{"good", good, chainTime, replyKey, nil},
+		{"expires at the chain time", sign(chainTime, replyKey), chainTime, replyKey, nil},
+		{"expires the longest allowed after it", sign(chainTime.Add(stf.MaxGetterLifetime), replyKey), chainTime, replyKey, nil},
+		{"replayed after expiry", good, chainTime.Add(time.Minute + time.Millisecond), replyKey, stf.ErrGetterExpired},
+		{"expiry too far ahead", sign(chainTime.Add(stf.MaxGetterLifetime+time.Millisecond), replyKey), chainTime, replyKey, stf.ErrGetterExpiryTooFar},
+		{"expires at the end of time", signedWithExpiry(t, alice, g, math.MaxInt64, replyKey), chainTime, replyKey, stf.ErrGetterExpiryTooFar},
+		{"expired at the beginning of time", signedWithExpiry(t, alice, g, math.MinInt64, replyKey), chainTime, replyKey, stf.ErrGetterExpired},
+		{"no chain time yet", good, time.Time{}, replyKey, stf.ErrNoChainTime},
+		{"wrapped with another reply key", good, chainTime, otherKey, stf.ErrGetterReplyKey},
+		{"asked in plaintext", good, chainTime, nil, stf.ErrGetterReplyKey},
+		{"signed for plaintext, asked privately", sign(chainTime.Add(time.Minute), nil), chainTime, replyKey, stf.ErrGetterReplyKey},
+		{"signed for plaintext, asked in plaintext", sign(chainTime.Add(time.Minute), nil), chainTime, nil, nil},
+		{"expiry changed after signing", tamper(good, func(sg *stf.SignedGetter) { sg.Expires += 60_000 }), chainTime.Add(90 * time.Second), replyKey, stf.ErrBadSignature},
+		{"reply key changed after signing", tamper(good, func(sg *stf.SignedGetter) { sg.ReplyKeyHash = stf.ReplyKeyHash(otherKey) }), chainTime, otherKey, stf.ErrBadSignature},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := f.rt.Get(env, f.st.Begin(), tt.signed, tt.now, tt.replyKey)
+			if !errors.Is(err, tt.err) || (tt.err == nil && err != nil) {
+				t.Fatalf("err = %v, want %v", err, tt.err)
+			}
+			if tt.err != nil {
+				return
+			}
+			var got uint64
+			if err := codec.Unmarshal(v, &got); err != nil || got != 1000 {
+				t.Fatalf("got %d (%v), want 1000", got, err)
+			}
+		})
+	}
+}
+
+// signedWithExpiry signs a getter with a raw Unix-millisecond expiry, such as
+// the int64 limits.
+func signedWithExpiry(t *testing.T, k ed25519.PrivateKey, g []byte, expires int64, rk []byte) []byte {
+	t.Helper()
+	d, err := stf.GetterSignBytes(g, expires, stf.ReplyKeyHash(rk), env.Target())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := codec.Marshal(stf.SignedGetter{Getter: g, Signer: addr(k), Expires: expires, ReplyKeyHash: stf.ReplyKeyHash(rk), Signature: ed25519.Sign(k, d)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func TestShieldOverflowDropsWrites(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/sidechain"
@@ -34,7 +35,7 @@ func (u *user) encrypt(call stf.Call, nonce uint64) []byte {
 	if err != nil {
 		u.t.Fatal(err)
 	}
-	signed, err := stf.SignCall(u.key, raw, nonce, u.id.MRENCLAVE, u.id.Shard)
+	signed, err := stf.SignCall(u.key, raw, nonce, rpctest.Target(u.id))
 	if err != nil {
 		u.t.Fatal(err)
 	}
@@ -63,11 +64,15 @@ func getter(t testing.TB, c *wsClient, id rpc.Identity, signer ed25519.PrivateKe
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed, err := stf.SignGetter(signer, raw, id.MRENCLAVE, id.Shard)
+	rk, err := shielding.NewReplyKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	request, rk, err := shielding.NewGetterRequest(id.ShieldingKey, signed)
+	signed, err := stf.SignGetter(signer, raw, rpctest.BlockTime.Add(time.Minute), rk.Public(), rpctest.Target(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	request, err := shielding.NewGetterRequest(id.ShieldingKey, rk, signed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +191,7 @@ func TestRealEnclave(t *testing.T) {
 	// Bad input, each with its error; the other client is served between.
 	forged := func() []byte {
 		raw, _ := stf.EncodeCall(stf.Call{Transfer: &stf.Transfer{From: alice.addr(), To: bob.addr(), Amount: 1}})
-		signed, _ := stf.SignCall(bob.key, raw, alice.nonce, id.MRENCLAVE, id.Shard)
+		signed, _ := stf.SignCall(bob.key, raw, alice.nonce, rpctest.Target(id))
 		var sc stf.SignedCall
 		codec.Unmarshal(signed, &sc)
 		sc.Signer = alice.addr() // Bob's signature, Alice's account

@@ -26,10 +26,12 @@ import (
 	"github.com/cometbft/cometbft/version"
 
 	"github.com/integritee-go/integritee/chain/sidechain"
+	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/state"
+	"github.com/integritee-go/integritee/enclave/stf"
 	"github.com/integritee-go/integritee/tee/sim"
 	"github.com/integritee-go/integritee/worker/rpc"
 )
@@ -87,8 +89,8 @@ func NewEnclave(t testing.TB, name string) *Enclave {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Enclave{t: t, backend: b, shard: shard, entries: map[[32]byte][]byte{}}
-	e.buildChain()
+	c := testChain()
+	e := &Enclave{t: t, backend: b, shard: shard, entries: map[[32]byte][]byte{}, chain: c.headers, vals: c.vals}
 	t.Cleanup(func() {
 		e.mu.Lock()
 		defer e.mu.Unlock()
@@ -108,25 +110,47 @@ func NewEnclave(t testing.TB, name string) *Enclave {
 	return e
 }
 
-// buildChain makes two empty blocks signed by one validator.
-func (e *Enclave) buildChain() {
+// chain is the test chain every test enclave follows: two empty blocks
+// signed by one validator, the same for all (it depends on nothing else).
+type chain struct {
+	headers []*types.SignedHeader
+	vals    *types.ValidatorSet
+}
+
+// BlockTime is the time of block 1, the chain block a new test enclave
+// has verified: the chain time its getters' expiries are judged by.
+var BlockTime = time.Date(2026, 1, 1, 0, 0, 1, 0, time.UTC)
+
+var testChain = sync.OnceValue(func() chain {
 	k := cmted25519.GenPrivKeyFromSecret([]byte("rpctest validator"))
-	e.vals = types.NewValidatorSet([]*types.Validator{types.NewValidator(k.PubKey(), 10)})
-	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := chain{vals: types.NewValidatorSet([]*types.Validator{types.NewValidator(k.PubKey(), 10)})}
 	for h := int64(1); h <= 2; h++ {
 		hdr := &types.Header{
 			Version: cmtversion.Consensus{Block: version.BlockProtocol}, ChainID: ChainID, Height: h,
-			Time: start.Add(time.Duration(h) * time.Second), DataHash: types.Txs{}.Hash(),
-			ValidatorsHash: e.vals.Hash(), NextValidatorsHash: e.vals.Hash(), ConsensusHash: sum("consensus"),
+			Time: BlockTime.Add(time.Duration(h-1) * time.Second), DataHash: types.Txs{}.Hash(),
+			ValidatorsHash: c.vals.Hash(), NextValidatorsHash: c.vals.Hash(), ConsensusHash: sum("consensus"),
 			AppHash: sum(fmt.Sprint("app ", h)), LastResultsHash: types.NewResults(nil).Hash(),
-			EvidenceHash: types.EvidenceList{}.Hash(), ProposerAddress: e.vals.Validators[0].Address,
+			EvidenceHash: types.EvidenceList{}.Hash(), ProposerAddress: c.vals.Validators[0].Address,
 		}
 		if h > 1 {
-			prev := e.chain[h-2]
+			prev := c.headers[h-2]
 			hdr.LastBlockID, hdr.LastCommitHash = prev.Commit.BlockID, prev.Commit.Hash()
 		}
-		e.chain = append(e.chain, &types.SignedHeader{Header: hdr, Commit: commit(hdr, k)})
+		c.headers = append(c.headers, &types.SignedHeader{Header: hdr, Commit: commit(hdr, k)})
 	}
+	return c
+})
+
+// Header returns the test chain's header at height h (1 or 2).
+func Header(h int64) *types.Header { return testChain().headers[h-1].Header }
+
+// Genesis returns the ID of the test chain (teerex.GenesisID).
+func Genesis() [32]byte { return teerex.GenesisID(ChainID, 1, testChain().vals.Hash()) }
+
+// Target returns what calls and getters for the test enclave with
+// identity id are signed for.
+func Target(id rpc.Identity) stf.Target {
+	return stf.Target{Genesis: Genesis(), MRENCLAVE: id.MRENCLAVE, Shard: id.Shard}
 }
 
 func sum(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
