@@ -126,7 +126,7 @@ func (h *harness) run(ctx context.Context) (*worker.Worker, func() error) {
 	h.t.Helper()
 	w, err := worker.New(ctx, worker.Config{
 		NodeRPC: h.rpc, DataDir: h.dir, Enclave: h.factory, Shard: testShard, RPCListen: "127.0.0.1:0",
-		Fund: worker.DevFunder(h.rpc, accounts.DevKey("Alice"), 10*accounts.Unit),
+		Fund:   worker.DevFunder(h.rpc, accounts.DevKey("Alice"), 10*accounts.Unit),
 		Logger: testLogger(h.t), PollInterval: 20 * time.Millisecond,
 	})
 	if err != nil {
