@@ -13,6 +13,7 @@ import (
 	dbm "github.com/cometbft/cometbft-db"
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/cometbft/cometbft/crypto/merkle"
+	"github.com/cometbft/cometbft/types"
 
 	app "github.com/integritee-go/integritee/chain"
 	"github.com/integritee-go/integritee/chain/accounts"
@@ -54,7 +55,7 @@ func newDirectChain(t testing.TB) *chainSim {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.InitChain(context.Background(), &abci.RequestInitChain{ChainId: chainID, Time: tc.Start, InitialHeight: 1, AppStateBytes: genesis}); err != nil {
+	if _, err := a.InitChain(context.Background(), &abci.RequestInitChain{ChainId: chainID, Time: tc.Start, InitialHeight: 1, AppStateBytes: genesis, Validators: types.TM2PB.ValidatorUpdates(tc.Vals)}); err != nil {
 		t.Fatal(err)
 	}
 	return &chainSim{t: t, app: a, tc: tc, nonces: map[tx.Address]uint64{}}

@@ -13,6 +13,7 @@ import (
 	"github.com/integritee-go/integritee/chain"
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/codec"
+	"github.com/integritee-go/integritee/chain/internal/moduletest"
 	"github.com/integritee-go/integritee/chain/node"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
@@ -50,8 +51,9 @@ func newAppChain(t testing.TB, dev bool, genesisTime time.Time, tg teerex.Genesi
 	if err != nil {
 		t.Fatal(err)
 	}
+	vals, _ := moduletest.Validators("e2e app", 1)
 	if _, err := c.app.InitChain(context.Background(), &abci.RequestInitChain{
-		ChainId: appChainID, Time: genesisTime, InitialHeight: 1, AppStateBytes: state,
+		ChainId: appChainID, Time: genesisTime, InitialHeight: 1, AppStateBytes: state, Validators: vals,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +101,7 @@ func (c *appChain) block(at time.Time, txs ...[]byte) []*abci.ExecTxResult {
 	c.t.Helper()
 	c.height++
 	ctx := context.Background()
-	res, err := c.app.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Height: c.height, Time: at, Txs: txs})
+	res, err := c.app.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Height: c.height, Hash: moduletest.BlockHash(c.height), Time: at, Txs: txs})
 	if err != nil {
 		c.t.Fatal(err)
 	}
