@@ -17,6 +17,7 @@ import (
 	"github.com/integritee-go/integritee/chain/node"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
+	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/client"
 )
@@ -465,6 +466,25 @@ func TestClientTrustRoot(t *testing.T) {
 	}
 	if _, err := bad.VerifiedHeader(ctx, 2); err == nil {
 		t.Fatal("header verified from a root the node does not have")
+	}
+}
+
+// The genesis ID the chain records is that of the validator set CometBFT
+// puts in the header of the first block, which is what an enclave's light
+// client starts from; clients read it proved.
+func TestGenesisIDMatchesFirstHeader(t *testing.T) {
+	_, c := startNode(t, devHome(t))
+	ctx := ctxT(t)
+	hdr, err := c.VerifiedHeader(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.GenesisID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := teerex.GenesisID(c.ChainID(), 1, hdr.ValidatorsHash); id != want {
+		t.Fatalf("genesis ID %s, want %s from the header of block 1", id, want)
 	}
 }
 
