@@ -77,8 +77,20 @@ func newChain(t testing.TB) *chain {
 	}
 	c := &chain{t: t, acc: acc, teerex: tr, bridge: bridge.New(tr.Keeper, acc.Keeper, acc.Keeper), kv: store.NewCache(st)}
 	c.ctx = &runtime.Context{Store: c.kv, ChainID: "test", Height: 10, Time: t0.Add(time.Minute), Dev: true}
+	for h := int64(1); h < c.ctx.Height; h++ {
+		c.recordBlock(h)
+	}
 	return c
 }
+
+// recordBlock writes the hash of block h as the application does when it
+// finalizes the block.
+func (c *chain) recordBlock(h int64) {
+	c.kv.Set(runtime.BlockHashKey(h), moduletest.BlockHash(h))
+}
+
+// blockHash is the hash of the chain's block h.
+func blockHash(h uint64) teerex.Hash { return teerex.Hash(moduletest.BlockHash(int64(h))) }
 
 func must[T any](v T, err error) T {
 	if err != nil {
@@ -89,6 +101,7 @@ func must[T any](v T, err error) T {
 
 // next moves to the next block, d later.
 func (c *chain) next(d time.Duration) {
+	c.recordBlock(c.ctx.Height)
 	c.ctx.Height++
 	c.ctx.Time = c.ctx.Time.Add(d)
 }

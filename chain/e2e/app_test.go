@@ -10,6 +10,7 @@ import (
 	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/internal/moduletest"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/internal/testvectors"
 )
@@ -135,13 +136,13 @@ func TestExpiredRegistrationCannotConfirmOrUnshield(t *testing.T) {
 	))
 	// Still active at the last instant of the renewal period.
 	wantOK(t, c.block(registeredAt.Add(teerex.DefaultRenewalPeriod),
-		c.sign(dave.key, bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 1})))
+		c.sign(dave.key, bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 1, BlockHash: teerex.Hash(moduletest.BlockHash(1))})))
 
 	expired := registeredAt.Add(teerex.DefaultRenewalPeriod + time.Second)
 	vault := bridge.VaultAddress(shard)
 	before := c.account(vault).Balance
 	results := c.block(expired,
-		c.sign(dave.key, bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 2}),
+		c.sign(dave.key, bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 2, BlockHash: teerex.Hash(moduletest.BlockHash(2))}),
 		c.sign(dave.key, bridge.Name, bridge.MethodUnshieldFunds, bridge.UnshieldFunds{Shard: shard, Beneficiary: bob, Amount: 100, CallHash: teerex.Hash{1}}),
 	)
 	for _, r := range results {

@@ -134,7 +134,21 @@ func TestDevNodeRegistersSimEnclavesAndUnshieldsOnce(t *testing.T) {
 	if err != nil || !hasEvent(inv, bridge.EventInvoked) {
 		t.Fatalf("invoke: %v", err)
 	}
+	// The confirmation must name the block the chain has at that height:
+	// the hash of its header, which is what the enclave's light client
+	// verified.
+	hdr, err := c.VerifiedHeader(ctx, inv.Height)
+	if err != nil {
+		t.Fatal(err)
+	}
 	conf := bridge.ConfirmProcessedBlock{Shard: shard, Height: uint64(inv.Height), BlockHash: teerex.Hash{1}, CallsRoot: teerex.Hash{2}, StateHash: teerex.Hash{3}}
+	if _, err := c.ConfirmProcessedBlock(ctx, dave.key, conf); !errors.Is(err, bridge.ErrUnknownBlock) {
+		t.Fatalf("confirmation of a block the chain does not have: %v, want %v", err, bridge.ErrUnknownBlock)
+	}
+	if none, _, err := c.ConfirmedBlock(ctx, shard, conf.Height); err != nil || none != nil {
+		t.Fatalf("refused confirmation recorded: %+v %v", none, err)
+	}
+	conf.BlockHash = teerex.Hash(hdr.Hash())
 	if _, err := c.ConfirmProcessedBlock(ctx, dave.key, conf); err != nil {
 		t.Fatal(err)
 	}
