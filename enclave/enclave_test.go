@@ -167,7 +167,8 @@ func TestDebugRequestsNeedDev(t *testing.T) {
 }
 
 // TestAttest checks that the quote's report data is exactly what teerex
-// requires of the registration's sender and shielding key.
+// requires of the registration's sender and shielding key on the chain the
+// enclave follows: the second half is the genesis ID that chain recorded.
 func TestAttest(t *testing.T) {
 	c := newChainSim(t)
 	h := newHost(t, sha256Of("attest"))
@@ -176,9 +177,11 @@ func TestAttest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := teerex.ReportData(tx.AddressOf(ed25519.PublicKey(init.SignerPublic)), init.ShieldingPublic)
+	c.block() // commits genesis
+	genesis := c.genesisID()
+	want := teerex.ReportData(tx.AddressOf(ed25519.PublicKey(init.SignerPublic)), init.ShieldingPublic, genesis)
 	sum := sha256.Sum256(append(bytes.Clone(init.SignerPublic), init.ShieldingPublic...))
-	if rep.ReportData != want || !bytes.Equal(want[:32], sum[:]) || [32]byte(want[32:]) != [32]byte{} {
+	if rep.ReportData != want || !bytes.Equal(want[:32], sum[:]) || teerex.Hash(want[32:]) != genesis {
 		t.Fatalf("report data %x, want %x", rep.ReportData, want)
 	}
 	q, err := dcap.ParseQuote(rep.Quote)

@@ -125,6 +125,17 @@ func (c *chainSim) block(txs ...[]byte) []*abci.ExecTxResult {
 	return res.TxResults
 }
 
+// genesisID is the genesis ID the chain recorded (committed with the first
+// block).
+func (c *chainSim) genesisID() teerex.Hash {
+	c.t.Helper()
+	q, err := c.app.Query(context.Background(), &abci.RequestQuery{Path: "/app/genesis"})
+	if err != nil || q.Code != 0 || len(q.Value) != len(teerex.Hash{}) {
+		c.t.Fatalf("query genesis ID: %v %+v", err, q)
+	}
+	return teerex.Hash(q.Value)
+}
+
 func (c *chainSim) balance(a tx.Address) uint64 {
 	c.t.Helper()
 	q, err := c.app.Query(context.Background(), &abci.RequestQuery{Path: "/accounts/" + a.String()})

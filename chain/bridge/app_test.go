@@ -47,7 +47,7 @@ func TestAppWiring(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	vals, _ := moduletest.Validators("wiring", 1)
+	vals, valsHash := moduletest.Validators("wiring", 1)
 	if _, err := a.InitChain(ctx, &abci.RequestInitChain{ChainId: "wiring", Time: t0, InitialHeight: 1, AppStateBytes: state, Validators: vals}); err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestAppWiring(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := []byte("shielding key")
-	q, err := enc.Quote(teerex.ReportData(dave, key))
+	q, err := enc.Quote(teerex.ReportData(dave, key, teerex.GenesisID("wiring", 1, valsHash)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,6 +41,8 @@ type chain struct {
 	bridge *bridge.Module
 	kv     *store.Cache
 	ctx    *runtime.Context
+	// genesis is the chain's genesis ID (runtime.Context.Genesis).
+	genesis teerex.Hash
 }
 
 func newChain(t testing.TB) *chain {
@@ -75,8 +77,10 @@ func newChain(t testing.TB) *chain {
 	if err := st.Commit(p); err != nil {
 		t.Fatal(err)
 	}
-	c := &chain{t: t, acc: acc, teerex: tr, bridge: bridge.New(tr.Keeper, acc.Keeper, acc.Keeper), kv: store.NewCache(st)}
-	c.ctx = &runtime.Context{Store: c.kv, ChainID: "test", Height: 10, Time: t0.Add(time.Minute), Dev: true}
+	_, valsHash := moduletest.Validators("test", 1)
+	c := &chain{t: t, acc: acc, teerex: tr, bridge: bridge.New(tr.Keeper, acc.Keeper, acc.Keeper), kv: store.NewCache(st),
+		genesis: teerex.GenesisID("test", 1, valsHash)}
+	c.ctx = &runtime.Context{Store: c.kv, ChainID: "test", Height: 10, Time: t0.Add(time.Minute), Dev: true, Genesis: c.genesis}
 	for h := int64(1); h < c.ctx.Height; h++ {
 		c.recordBlock(h)
 	}
@@ -157,7 +161,7 @@ func (c *chain) register(signer tx.Address, m teerex.Hash) {
 		c.t.Fatal(err)
 	}
 	key := []byte("shielding key")
-	q, err := b.Quote(teerex.ReportData(signer, key))
+	q, err := b.Quote(teerex.ReportData(signer, key, c.genesis))
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -31,6 +31,8 @@ type appChain struct {
 	app    *chain.App
 	height int64
 	nonces map[tx.Address]uint64
+	// genesis is the chain's genesis ID, which enclaves commit to.
+	genesis teerex.Hash
 }
 
 // newAppChain runs InitChain at genesisTime with the dev accounts genesis
@@ -51,7 +53,8 @@ func newAppChain(t testing.TB, dev bool, genesisTime time.Time, tg teerex.Genesi
 	if err != nil {
 		t.Fatal(err)
 	}
-	vals, _ := moduletest.Validators("e2e app", 1)
+	vals, valsHash := moduletest.Validators("e2e app", 1)
+	c.genesis = teerex.GenesisID(appChainID, 1, valsHash)
 	if _, err := c.app.InitChain(context.Background(), &abci.RequestInitChain{
 		ChainId: appChainID, Time: genesisTime, InitialHeight: 1, AppStateBytes: state, Validators: vals,
 	}); err != nil {

@@ -21,7 +21,11 @@ func TestDevNodeRegistersSimEnclavesAndUnshieldsOnce(t *testing.T) {
 	_, c := startNode(t, initHome(t, true))
 	ctx := ctxT(t)
 	shard := measurement("v1")
-	dave, eve := newSimEnclave(t, "Dave", shard), newSimEnclave(t, "Eve", shard)
+	genesis, err := c.GenesisID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dave, eve := newSimEnclave(t, "Dave", shard, genesis), newSimEnclave(t, "Eve", shard, genesis)
 
 	sub, err := c.RegisterEnclave(ctx, dave.key, dave.evidence, dave.shieldingKey, "wss://127.0.0.1:2000")
 	if err != nil {
@@ -175,7 +179,11 @@ func TestDevNodeRegistersSimEnclavesAndUnshieldsOnce(t *testing.T) {
 func TestProductionNodeRejectsSimQuote(t *testing.T) {
 	_, c := startNode(t, initHome(t, false))
 	ctx := ctxT(t)
-	dave := newSimEnclave(t, "Dave", measurement("v1"))
+	genesis, err := c.GenesisID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dave := newSimEnclave(t, "Dave", measurement("v1"), genesis)
 	p, _, err := c.Policy(ctx)
 	if err != nil {
 		t.Fatal(err)
