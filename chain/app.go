@@ -158,14 +158,14 @@ func New(opts Options) (*App, error) {
 	a.dev = len(dev) == 1 && dev[0] == 1
 	gid, err := opts.Store.Get(runtime.GenesisKey())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("chain: read genesis ID: %w", err)
 	}
 	switch {
 	case len(gid) == len(a.genesisID):
 		a.genesisID = [32]byte(gid)
 	case gid != nil || opts.Store.Version() > 0:
 		// Modules would check registrations against a zero ID.
-		return nil, fmt.Errorf("chain: state at height %d has no genesis ID (%d bytes)", opts.Store.Version(), len(gid))
+		return nil, fmt.Errorf("chain: state at height %d has no 32-byte genesis ID (found %d bytes)", opts.Store.Version(), len(gid))
 	}
 	a.checkState = store.NewCache(a.store)
 	return a, nil

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -96,7 +97,7 @@ var (
 
 // GenesisKey is the state key of the chain's genesis ID (32 bytes), written
 // at InitChain; it is queried at /app/genesis.
-func GenesisKey() []byte { return append([]byte(nil), keyGenesis...) }
+func GenesisKey() []byte { return slices.Clone(keyGenesis) }
 
 // BlockHashWindow is the number of most recent blocks whose hashes the
 // state keeps: enough for any confirmation that is not hopelessly late,
@@ -107,7 +108,7 @@ const BlockHashWindow = 100_000
 // (32 bytes), written with that block and deleted BlockHashWindow blocks
 // later.
 func BlockHashKey(height int64) []byte {
-	return binary.BigEndian.AppendUint64(append([]byte(nil), keyBlockHashPrefix...), uint64(height))
+	return binary.BigEndian.AppendUint64(slices.Clone(keyBlockHashPrefix), uint64(height))
 }
 
 // BlockHash returns the hash of this chain's block at height h, which the
