@@ -12,6 +12,14 @@
 // left after an earlier transaction of the same block), all of the call's
 // writes are dropped, the fee stays charged, and the result carries the
 // module's error code.
+//
+// State of the application itself, besides the modules' (values raw):
+//
+//	app/dev                  0x01 on a dev chain
+//	app/genesis              the genesis ID (teerex.GenesisID), from InitChain
+//	app/block/<8-byte h>     hash of block h, for the last runtime.BlockHashWindow blocks
+//
+// Query /app/genesis proves the genesis ID.
 package chain
 
 import (
@@ -25,11 +33,14 @@ import (
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
+	"github.com/cometbft/cometbft/crypto/tmhash"
 	cmtcrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
+	"github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
+	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 )
 
@@ -94,15 +105,16 @@ type Options struct {
 type App struct {
 	abci.BaseApplication
 
-	mu       sync.Mutex
-	log      *slog.Logger
-	chainID  string
-	store    *store.Store
-	accounts *accounts.Module
-	modules  map[string]runtime.Module
-	ordered  []runtime.Module
-	dev      bool
-	lastTime time.Time // time of the last block (genesis time before it): CheckTx's clock
+	mu        sync.Mutex
+	log       *slog.Logger
+	chainID   string
+	store     *store.Store
+	accounts  *accounts.Module
+	modules   map[string]runtime.Module
+	ordered   []runtime.Module
+	dev       bool
+	genesisID [32]byte  // teerex.GenesisID of this chain, from InitChain or the state
+	lastTime  time.Time // time of the last block (genesis time before it): CheckTx's clock
 
 	genesis    *store.Cache   // InitChain's writes, carried into the first block
 	pending    *store.Pending // FinalizeBlock's result, written by Commit
@@ -144,6 +156,17 @@ func New(opts Options) (*App, error) {
 		return nil, err
 	}
 	a.dev = len(dev) == 1 && dev[0] == 1
+	gid, err := opts.Store.Get(runtime.GenesisKey())
+	if err != nil {
+		return nil, fmt.Errorf("chain: read genesis ID: %w", err)
+	}
+	switch {
+	case len(gid) == len(a.genesisID):
+		a.genesisID = [32]byte(gid)
+	case gid != nil || opts.Store.Version() > 0:
+		// Modules would check registrations against a zero ID.
+		return nil, fmt.Errorf("chain: state at height %d has no 32-byte genesis ID (found %d bytes)", opts.Store.Version(), len(gid))
+	}
 	a.checkState = store.NewCache(a.store)
 	return a, nil
 }
@@ -180,6 +203,10 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 	if err := json.Unmarshal(req.AppStateBytes, &st); err != nil {
 		return nil, fmt.Errorf("init chain: app_state: %w", err)
 	}
+	gid, err := genesisID(req)
+	if err != nil {
+		return nil, fmt.Errorf("init chain: %w", err)
+	}
 	for name := range st.Modules {
 		if _, ok := a.modules[name]; !ok {
 			return nil, fmt.Errorf("init chain: app_state has unknown module %q", name)
@@ -189,7 +216,8 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 	if st.Dev {
 		g.Set(keyDev, []byte{1})
 	}
-	ctx := &runtime.Context{Store: g, ChainID: a.chainID, Height: req.InitialHeight, Time: req.Time, Dev: st.Dev, Logger: a.log}
+	g.Set(runtime.GenesisKey(), gid[:])
+	ctx := &runtime.Context{Store: g, ChainID: a.chainID, Height: req.InitialHeight, Time: req.Time, Dev: st.Dev, Genesis: gid, Logger: a.log}
 	for _, m := range a.ordered {
 		gm, ok := m.(runtime.Genesis)
 		if !ok {
@@ -207,12 +235,33 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 	if err != nil {
 		return nil, fmt.Errorf("init chain: %w", err)
 	}
-	a.genesis, a.dev = g, st.Dev
+	a.genesis, a.dev, a.genesisID = g, st.Dev, gid
 	// Until the first block, CheckTx verifies at the genesis time.
 	a.lastTime = req.Time
 	a.checkState = store.NewCache(g)
-	a.log.Info("genesis applied", "chain_id", a.chainID, "dev", st.Dev, "app_hash", fmt.Sprintf("%X", p.Root()))
+	a.log.Info("genesis applied", "chain_id", a.chainID, "dev", st.Dev, "genesis_id", fmt.Sprintf("%X", gid), "app_hash", fmt.Sprintf("%X", p.Root()))
 	return &abci.ResponseInitChain{AppHash: p.Root()}, nil
+}
+
+// genesisID computes teerex.GenesisID of the chain that req starts: the
+// hash of its genesis validator set is what CometBFT puts in the header at
+// the initial height (the app returns no validators of its own, so
+// req.Validators are the chain's).
+func genesisID(req *abci.RequestInitChain) ([32]byte, error) {
+	if len(req.Validators) == 0 {
+		return [32]byte{}, errors.New("genesis has no validators: the chain would have no genesis ID for enclaves to follow")
+	}
+	vals, err := types.PB2TM.ValidatorUpdates(req.Validators)
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("genesis validators: %w", err)
+	}
+	// NewValidatorSet panics on an invalid set; an update of an empty
+	// set reports the same problems (duplicates, bad power) as an error.
+	set := types.NewValidatorSet(nil)
+	if err := set.UpdateWithChangeSet(vals); err != nil {
+		return [32]byte{}, fmt.Errorf("genesis validators: %w", err)
+	}
+	return [32]byte(teerex.GenesisID(req.ChainId, req.InitialHeight, set.Hash())), nil
 }
 
 // RestoreLastBlockTime sets the time that CheckTx runs at (the last block's
@@ -303,11 +352,15 @@ func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposa
 	return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_ACCEPT}, nil
 }
 
-// FinalizeBlock executes the block's transactions and computes the app hash;
-// Commit then writes it.
+// FinalizeBlock executes the block's transactions, records the block's
+// hash (runtime.Context.BlockHash) and computes the app hash; Commit then
+// writes it.
 func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if len(req.Hash) != tmhash.Size {
+		return nil, fmt.Errorf("finalize block %d: block hash of %d bytes, want %d", req.Height, len(req.Hash), tmhash.Size)
+	}
 	block := a.base()
 	ctx := a.context(block, req.Height, req.Time)
 	results := make([]*abci.ExecTxResult, len(req.Txs))
@@ -317,6 +370,12 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 			return nil, fmt.Errorf("finalize block %d tx %d: %w", req.Height, i, err)
 		}
 		results[i] = res
+	}
+	// Written after the transactions, so that none of them sees its own
+	// block's hash: CheckTx and PrepareProposal could not.
+	block.Set(runtime.BlockHashKey(req.Height), req.Hash)
+	if old := req.Height - runtime.BlockHashWindow; old > 0 {
+		block.Delete(runtime.BlockHashKey(old))
 	}
 	p, err := a.store.Prepare(req.Height, block.Changes())
 	if err != nil {
@@ -349,19 +408,15 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 // Query answers /<module>/<path...> with the value of the module's key at
 // the requested height (0: latest) and, if asked, its Merkle proof against
 // the app hash of that height (found in the header of the next block).
+// /app/genesis is the application's own: the chain's genesis ID.
 func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQuery, error) {
 	fail := func(err error) (*abci.ResponseQuery, error) {
 		space, code, log := runtime.ABCIInfo(err)
 		return &abci.ResponseQuery{Code: code, Codespace: space, Log: log, Height: req.Height}, nil
 	}
-	segs := strings.Split(strings.Trim(req.Path, "/"), "/")
-	m, ok := a.modules[segs[0]]
-	if !ok {
-		return fail(fmt.Errorf("%w: no module for path %q", runtime.ErrBadQuery, req.Path))
-	}
-	key, err := m.QueryKey(segs[1:])
+	key, err := a.queryKey(req.Path)
 	if err != nil {
-		return fail(fmt.Errorf("%w: %w", runtime.ErrBadQuery, err))
+		return fail(err)
 	}
 	got, err := a.store.GetWithProof(key, req.Height)
 	if errors.Is(err, store.ErrVersionNotFound) {
@@ -381,8 +436,28 @@ func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQu
 	return res, nil
 }
 
+// queryKey maps a query path to the state key that answers it.
+func (a *App) queryKey(path string) ([]byte, error) {
+	segs := strings.Split(strings.Trim(path, "/"), "/")
+	if segs[0] == "app" {
+		if len(segs) == 2 && segs[1] == "genesis" {
+			return runtime.GenesisKey(), nil
+		}
+		return nil, fmt.Errorf("%w: path %q: want /app/genesis", runtime.ErrBadQuery, path)
+	}
+	m, ok := a.modules[segs[0]]
+	if !ok {
+		return nil, fmt.Errorf("%w: no module for path %q", runtime.ErrBadQuery, path)
+	}
+	key, err := m.QueryKey(segs[1:])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", runtime.ErrBadQuery, err)
+	}
+	return key, nil
+}
+
 func (a *App) context(kv *store.Cache, height int64, t time.Time) *runtime.Context {
-	return &runtime.Context{Store: kv, ChainID: a.chainID, Height: height, Time: t, Dev: a.dev, Logger: a.log}
+	return &runtime.Context{Store: kv, ChainID: a.chainID, Height: height, Time: t, Dev: a.dev, Genesis: a.genesisID, Logger: a.log}
 }
 
 // decode runs the stateless checks.

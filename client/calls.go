@@ -30,7 +30,7 @@ func (c *Client) SetBalance(ctx context.Context, sudo ed25519.PrivateKey, who tx
 
 // RegisterEnclave registers (or renews) the enclave whose signer key is
 // key. The evidence's report data must be teerex.ReportData(signer,
-// shieldingKey).
+// shieldingKey, genesis), genesis being the chain's (GenesisID).
 func (c *Client) RegisterEnclave(ctx context.Context, key ed25519.PrivateKey, ev teerex.Evidence, shieldingKey []byte, workerURL string) (*Submitted, error) {
 	return c.submitCall(ctx, key, teerex.Name, teerex.MethodRegisterEnclave,
 		teerex.RegisterEnclave{Attestation: ev, ShieldingKey: shieldingKey, WorkerURL: workerURL})

@@ -8,6 +8,7 @@ import (
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/codec"
+	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
@@ -70,6 +71,20 @@ func (c *Client) VerifiedParams(ctx context.Context) (accounts.Params, int64, er
 		err = fmt.Errorf("accounts params missing from state at height %d", h)
 	}
 	return p, h, err
+}
+
+// GenesisID returns the genesis ID of the chain (teerex.GenesisID of its
+// chain ID, initial height and genesis validators), which the chain records
+// at genesis and registering enclaves must commit to, proved.
+func (c *Client) GenesisID(ctx context.Context) (teerex.Hash, error) {
+	v, h, err := c.proved(ctx, "/app/genesis", runtime.GenesisKey(), 0)
+	if err != nil {
+		return teerex.Hash{}, err
+	}
+	if len(v) != len(teerex.Hash{}) {
+		return teerex.Hash{}, fmt.Errorf("genesis ID at height %d has %d bytes, want %d", h, len(v), len(teerex.Hash{}))
+	}
+	return teerex.Hash(v), nil
 }
 
 // Enclave returns the registration of signer, expired or not. An absent

@@ -245,10 +245,41 @@ func TestAttackChainIdentitySealed(t *testing.T) {
 	if again := h.boot(c); !bytes.Equal(again.SignerPublic, real.SignerPublic) {
 		t.Fatal("control: the sealed keys do not reopen on their own genesis")
 	}
+
+	// A fresh enclave of the same binary on the host's own validators
+	// commits to that genesis in its quote, and the real chain refuses to
+	// register it (so it can never sign an unshield the vault pays).
+	h2 := newHost(t, sha256Of("chain identity"))
+	h2.start()
+	r := h2.initRequest(c)
+	r.GenesisValidators = fakeVals
+	init2, err := protocol.CallAs[*protocol.InitReply](ctx, h2.c, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	att, err := protocol.CallAs[*protocol.AttestReply](ctx, h2.c, &protocol.Attest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := teerex.GenesisID(chainID, 1, fake.Vals.Hash()); !bytes.Equal(att.ReportData[32:], want[:]) {
+		t.Fatalf("report data %x does not commit to the fake genesis %x", att.ReportData[32:], want)
+	}
+	signer := tx.AddressOf(ed25519.PublicKey(init2.SignerPublic))
+	c.block(c.tx(accounts.DevKey("Alice"), accounts.Name, accounts.MethodTransfer, accounts.Transfer{To: signer, Amount: accounts.Unit}))
+	reg, err := protocol.CallAs[*protocol.SignedTxs](ctx, h2.c, &protocol.SignRegistration{
+		Params: protocol.TxParams{ChainID: chainID, BaseFee: accounts.DevBaseFee, PerByteFee: accounts.DevPerByteFee}, WorkerURL: "ws://127.0.0.1:2000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := c.block(reg.Txs...)
+	if res[0].Codespace != teerex.ErrWrongChain.Codespace || res[0].Code != teerex.ErrWrongChain.Code {
+		t.Fatalf("registration of an enclave on another genesis: %s/%d %s", res[0].Codespace, res[0].Code, res[0].Log)
+	}
 }
 
 // TestAttest checks that the quote's report data is exactly what teerex
-// requires of the registration's sender and shielding key.
+// requires of the registration's sender and shielding key on the chain the
+// enclave follows: the second half is the genesis ID that chain recorded.
 func TestAttest(t *testing.T) {
 	c := newChainSim(t)
 	h := newHost(t, sha256Of("attest"))
@@ -257,9 +288,11 @@ func TestAttest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := teerex.ReportData(tx.AddressOf(ed25519.PublicKey(init.SignerPublic)), init.ShieldingPublic)
+	c.block() // commits genesis
+	genesis := c.genesisID()
+	want := teerex.ReportData(tx.AddressOf(ed25519.PublicKey(init.SignerPublic)), init.ShieldingPublic, genesis)
 	sum := sha256.Sum256(append(bytes.Clone(init.SignerPublic), init.ShieldingPublic...))
-	if rep.ReportData != want || !bytes.Equal(want[:32], sum[:]) || [32]byte(want[32:]) != [32]byte{} {
+	if rep.ReportData != want || !bytes.Equal(want[:32], sum[:]) || teerex.Hash(want[32:]) != genesis {
 		t.Fatalf("report data %x, want %x", rep.ReportData, want)
 	}
 	q, err := dcap.ParseQuote(rep.Quote)

@@ -14,6 +14,7 @@ import (
 	dbm "github.com/cometbft/cometbft-db"
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/cometbft/cometbft/crypto"
+	"github.com/cometbft/cometbft/types"
 
 	app "github.com/integritee-go/integritee/chain"
 	"github.com/integritee-go/integritee/chain/accounts"
@@ -96,7 +97,7 @@ func newChainSimAt(t testing.TB, seed string, start time.Time) *chainSim {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.InitChain(context.Background(), &abci.RequestInitChain{ChainId: chainID, Time: tc.Start, InitialHeight: 1, AppStateBytes: genesis}); err != nil {
+	if _, err := a.InitChain(context.Background(), &abci.RequestInitChain{ChainId: chainID, Time: tc.Start, InitialHeight: 1, AppStateBytes: genesis, Validators: types.TM2PB.ValidatorUpdates(tc.Vals)}); err != nil {
 		t.Fatal(err)
 	}
 	return &chainSim{t: t, app: a, tc: tc, nonces: map[tx.Address]uint64{}}
@@ -127,16 +128,31 @@ func (c *chainSim) block(txs ...[]byte) []*abci.ExecTxResult {
 	c.t.Helper()
 	h := c.tc.Height() + 1
 	ctx := context.Background()
-	res, err := c.app.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Height: h, Time: c.tc.Start.Add(timeOf(h)), Txs: txs})
+	// The header depends on the txs, not on their results (the next
+	// header carries those), so the block's hash is known before it runs,
+	// as in CometBFT.
+	b := c.tc.Add(txs, nil)
+	res, err := c.app.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Height: h, Hash: b.Header.Hash(), Time: c.tc.Start.Add(timeOf(h)), Txs: txs})
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	if _, err := c.app.Commit(ctx, &abci.RequestCommit{}); err != nil {
 		c.t.Fatal(err)
 	}
-	c.tc.Add(txs, res.TxResults)
+	b.Results = res.TxResults
 	c.txs = append(c.txs, txs...)
 	return res.TxResults
+}
+
+// genesisID is the genesis ID the chain recorded (committed with the first
+// block).
+func (c *chainSim) genesisID() teerex.Hash {
+	c.t.Helper()
+	q, err := c.app.Query(context.Background(), &abci.RequestQuery{Path: "/app/genesis"})
+	if err != nil || q.Code != 0 || len(q.Value) != len(teerex.Hash{}) {
+		c.t.Fatalf("query genesis ID: %v %+v", err, q)
+	}
+	return teerex.Hash(q.Value)
 }
 
 func (c *chainSim) balance(a tx.Address) uint64 {

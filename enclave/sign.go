@@ -111,9 +111,10 @@ func (e *Enclave) signOutgoing(r *protocol.SignOutgoing) (protocol.Reply, error)
 }
 
 // reportData is what the quote commits to: exactly what teerex checks for
-// the registration's sender and shielding key.
+// the registration's sender and shielding key on the chain the enclave
+// follows.
 func (e *Enclave) reportData() [64]byte {
-	return teerex.ReportData(e.signerAddress(), e.keys.ShieldingPublic())
+	return teerex.ReportData(e.signerAddress(), e.keys.ShieldingPublic(), teerex.Hash(e.genesis))
 }
 
 func (e *Enclave) attest() (protocol.Reply, error) {

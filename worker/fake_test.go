@@ -31,6 +31,7 @@ type fakeEnclave struct {
 	key      ed25519.PrivateKey
 	shPub    []byte
 	chainID  string
+	genesis  teerex.Hash // of the chain it was initialized for
 	height   int64
 	entries  map[[32]byte][]byte
 	awaiting *fakeCheckpoint
@@ -87,7 +88,7 @@ func (f *fakeEnclave) Handle(_ context.Context, req protocol.Request) (protocol.
 		return &protocol.ResumeReply{Height: f.height, StateRoot: f.root(), Entries: uint64(len(f.entries))}, nil
 	case *protocol.SignRegistration:
 		pub := f.key.Public().(ed25519.PublicKey)
-		q, err := f.backend.Quote(teerex.ReportData(tx.AddressOf(pub), f.shPub))
+		q, err := f.backend.Quote(teerex.ReportData(tx.AddressOf(pub), f.shPub, f.genesis))
 		if err != nil {
 			return nil, err
 		}
@@ -118,6 +119,10 @@ func (f *fakeEnclave) init(r *protocol.Init) (protocol.Reply, error) {
 		return nil, protocol.ErrAlreadyInitialized
 	}
 	rep := &protocol.InitReply{MRENCLAVE: f.shard, Height: r.InitialHeight - 1}
+	vals, err := protocol.DecodeValidatorSet(r.GenesisValidators)
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "genesis validators: %v", err)
+	}
 	if r.SealedKeys == nil {
 		seed := sha256.Sum256(append([]byte("fake enclave "), f.shard[:]...))
 		sp := sha256.Sum256(seed[:])
@@ -132,6 +137,7 @@ func (f *fakeEnclave) init(r *protocol.Init) (protocol.Reply, error) {
 	f.key = ed25519.NewKeyFromSeed(rep.SealedKeys.Signer[7:])
 	f.shPub = rep.SealedKeys.Shielding
 	f.chainID = r.ChainID
+	f.genesis = teerex.GenesisID(r.ChainID, r.InitialHeight, vals.Hash())
 	f.height = rep.Height
 	if r.Checkpoint != nil {
 		var cp fakeCheckpoint

@@ -14,6 +14,7 @@ import (
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/codec"
+	"github.com/integritee-go/integritee/chain/internal/moduletest"
 	"github.com/integritee-go/integritee/chain/node"
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/store"
@@ -47,7 +48,8 @@ func TestAppWiring(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := a.InitChain(ctx, &abci.RequestInitChain{ChainId: "wiring", Time: t0, InitialHeight: 1, AppStateBytes: state}); err != nil {
+	vals, valsHash := moduletest.Validators("wiring", 1)
+	if _, err := a.InitChain(ctx, &abci.RequestInitChain{ChainId: "wiring", Time: t0, InitialHeight: 1, AppStateBytes: state, Validators: vals}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -69,7 +71,7 @@ func TestAppWiring(t *testing.T) {
 	height := int64(0)
 	block := func(txs ...[]byte) []*abci.ExecTxResult {
 		height++
-		res, err := a.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Height: height, Time: t0.Add(time.Duration(height) * time.Second), Txs: txs})
+		res, err := a.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Height: height, Hash: moduletest.BlockHash(height), Time: t0.Add(time.Duration(height) * time.Second), Txs: txs})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +106,7 @@ func TestAppWiring(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := []byte("shielding key")
-	q, err := enc.Quote(teerex.ReportData(dave, key))
+	q, err := enc.Quote(teerex.ReportData(dave, key, teerex.GenesisID("wiring", 1, valsHash)))
 	if err != nil {
 		t.Fatal(err)
 	}

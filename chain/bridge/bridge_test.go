@@ -201,11 +201,11 @@ func TestExpiredEnclaveCannotAct(t *testing.T) {
 	pay := c.confirmBlock(shard, 1, unshield{bob, 1, teerex.Hash{1}})[0]
 	c.next(24*time.Hour + time.Second)
 	rejected(t, c.call(dave, bridge.MethodUnshieldFunds, pay), bridge.ErrNotActive, teerex.ErrExpired)
-	rejected(t, c.call(dave, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 3}),
+	rejected(t, c.call(dave, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 3, BlockHash: blockHash(3)}),
 		bridge.ErrNotActive, teerex.ErrExpired)
 	// Renewal restores it.
 	c.register(dave, shard)
-	wantErr(t, c.call(dave, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 3}).err)
+	wantErr(t, c.call(dave, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 3, BlockHash: blockHash(3)}).err)
 	wantErr(t, c.call(dave, bridge.MethodUnshieldFunds, pay).err)
 }
 
@@ -218,8 +218,10 @@ func TestConfirmProcessedBlock(t *testing.T) {
 	c.toHeight(20)
 	hash := func(b byte) teerex.Hash { return teerex.Hash{b} }
 	conf := func(h uint64, state byte) bridge.ConfirmProcessedBlock {
-		return bridge.ConfirmProcessedBlock{Shard: shard, Height: h, BlockHash: hash(byte(h)), CallsRoot: hash(0xcc), StateHash: hash(state)}
+		return bridge.ConfirmProcessedBlock{Shard: shard, Height: h, BlockHash: blockHash(h), CallsRoot: hash(0xcc), StateHash: hash(state)}
 	}
+	wrongBlock := conf(16, 1)
+	wrongBlock.BlockHash = blockHash(15)
 
 	r := c.call(dave, bridge.MethodConfirmProcessedBlock, conf(15, 1))
 	wantErr(t, r.err)
@@ -241,6 +243,8 @@ func TestConfirmProcessedBlock(t *testing.T) {
 		{"future block", dave, conf(99, 1), []error{bridge.ErrFutureHeight}},
 		{"not an enclave", bob, conf(16, 1), []error{bridge.ErrNotActive}},
 		{"enclave of another shard", ferd, conf(16, 1), []error{bridge.ErrNotShardEnclave}},
+		{"not the chain's block", dave, wrongBlock, []error{bridge.ErrUnknownBlock}},
+		{"block 0", eve, conf(0, 1), []error{bridge.ErrUnknownBlock}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rejected(t, c.call(tc.sender, bridge.MethodConfirmProcessedBlock, tc.conf), tc.want...)
@@ -282,6 +286,32 @@ func TestConfirmProcessedBlock(t *testing.T) {
 	}
 }
 
+// Only the chain's own blocks of the last runtime.BlockHashWindow heights
+// can be confirmed: a block that left the window is refused as unknown,
+// with the reason, and changes nothing.
+func TestConfirmOnlyWithinWindow(t *testing.T) {
+	c := newChain(t)
+	shard := measurement("v1")
+	c.register(dave, shard)
+	const w = runtime.BlockHashWindow
+	for _, h := range []int64{15, w + 15} {
+		c.recordBlock(h)
+	}
+	c.ctx.Height = w + 20
+	r := c.call(dave, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 15, BlockHash: blockHash(15)})
+	rejected(t, r, bridge.ErrUnknownBlock)
+	if !strings.Contains(r.err.Error(), "outside the last 100000 blocks") {
+		t.Fatalf("refusal does not name the window: %v", r.err)
+	}
+	// A height in the window the chain never recorded.
+	rejected(t, c.call(dave, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: w + 16, BlockHash: blockHash(w + 16)}),
+		bridge.ErrUnknownBlock)
+	wantErr(t, c.call(dave, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: w + 15, BlockHash: blockHash(w + 15)}).err)
+	if s := c.shard(shard); s.Latest == nil || s.Latest.Height != w+15 {
+		t.Fatalf("shard record %+v", s)
+	}
+}
+
 // A shard moves to a new release at the enactment height: before it only
 // the old measurement serves, from it only the new one; the shard's vault
 // and record stay.
@@ -315,7 +345,7 @@ func TestShardConfigEnactment(t *testing.T) {
 	}
 	confirm := func(signer [32]byte) error {
 		h := uint64(c.ctx.Height - 1)
-		return c.call(signer, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: h}).err
+		return c.call(signer, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: h, BlockHash: blockHash(h)}).err
 	}
 	c.toHeight(29)
 	wantErr(t, confirm(dave))

@@ -43,6 +43,8 @@ type chain struct {
 	blocks blocks
 	kv     *store.Cache
 	ctx    *runtime.Context
+	// genesis is the chain's genesis ID (runtime.Context.Genesis).
+	genesis teerex.Hash
 }
 
 func newChain(t testing.TB) *chain {
@@ -78,10 +80,24 @@ func newChain(t testing.TB) *chain {
 		t.Fatal(err)
 	}
 	bl := blocks{}
-	c := &chain{t: t, acc: acc, teerex: tr, bridge: bridge.New(tr.Keeper, acc.Keeper, acc.Keeper, bl), blocks: bl, kv: store.NewCache(st)}
-	c.ctx = &runtime.Context{Store: c.kv, ChainID: "test", Height: 10, Time: t0.Add(time.Minute), Dev: true}
+	_, valsHash := moduletest.Validators("test", 1)
+	c := &chain{t: t, acc: acc, teerex: tr, bridge: bridge.New(tr.Keeper, acc.Keeper, acc.Keeper, bl), blocks: bl, kv: store.NewCache(st),
+		genesis: teerex.GenesisID("test", 1, valsHash)}
+	c.ctx = &runtime.Context{Store: c.kv, ChainID: "test", Height: 10, Time: t0.Add(time.Minute), Dev: true, Genesis: c.genesis}
+	for h := int64(1); h < c.ctx.Height; h++ {
+		c.recordBlock(h)
+	}
 	return c
 }
+
+// recordBlock writes the hash of block h as the application does when it
+// finalizes the block.
+func (c *chain) recordBlock(h int64) {
+	c.kv.Set(runtime.BlockHashKey(h), moduletest.BlockHash(h))
+}
+
+// blockHash is the hash of the chain's block h.
+func blockHash(h uint64) teerex.Hash { return teerex.Hash(moduletest.BlockHash(int64(h))) }
 
 func must[T any](v T, err error) T {
 	if err != nil {
@@ -92,6 +108,7 @@ func must[T any](v T, err error) T {
 
 // next moves to the next block, d later.
 func (c *chain) next(d time.Duration) {
+	c.recordBlock(c.ctx.Height)
 	c.ctx.Height++
 	c.ctx.Time = c.ctx.Time.Add(d)
 }
@@ -147,7 +164,7 @@ func (c *chain) register(signer tx.Address, m teerex.Hash) {
 		c.t.Fatal(err)
 	}
 	key := []byte("shielding key")
-	q, err := b.Quote(teerex.ReportData(signer, key))
+	q, err := b.Quote(teerex.ReportData(signer, key, c.genesis))
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -17,6 +17,11 @@
 // /bridge/unshielded/<hex shard>/<hex call hash>;
 // /bridge/block/<hex shard>/<height>.
 //
+// Confirmations. confirm_processed_block must name the chain's own block:
+// its block hash must be the one the chain recorded for that height
+// (runtime.Context.BlockHash, the last runtime.BlockHashWindow blocks),
+// else ErrUnknownBlock, so a worker fed a fake chain cannot confirm it.
+//
 // Membership. An enclave serves a shard at height h if teerex reports it
 // Active (registered, not expired, still allowed) and its MRENCLAVE is the
 // shard's measurement at h: by default the shard ID itself, changed by
@@ -38,6 +43,7 @@ package bridge
 
 import (
 	"crypto/sha256"
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -95,6 +101,7 @@ var (
 	ErrNotAuthorized      = runtime.NewError(Name, 6, "sender may not change the shard configuration")
 	ErrEnactmentInPast    = runtime.NewError(Name, 7, "enactment height before the current block")
 	ErrCorruptShardRecord = runtime.NewError(Name, 8, "shard record does not belong to the shard")
+	ErrUnknownBlock       = runtime.NewError(Name, 9, "confirmed block hash is not the chain's block at that height")
 	// Code 9 is ErrUnknownBlock (confirm_processed_block).
 	ErrBlockNotConfirmed = runtime.NewError(Name, 10, "unshield names a shard block that is not confirmed")
 	ErrUnshieldProof     = runtime.NewError(Name, 11, "unshield is not in the confirmed block's unshields root")
@@ -439,6 +446,9 @@ func (m *Module) confirm(ctx *runtime.Context, msg *ConfirmProcessedBlock) error
 	if msg.Height >= height(ctx) {
 		return fmt.Errorf("%w: height %d in block %d", ErrFutureHeight, msg.Height, ctx.Height)
 	}
+	if err := ownBlock(ctx, msg); err != nil {
+		return err
+	}
 	if i, found := s.confirmationOf(ctx.Sender); found && msg.Height <= s.Enclaves[i].Height {
 		return fmt.Errorf("%w: %d, last %d", ErrStaleConfirmation, msg.Height, s.Enclaves[i].Height)
 	}
@@ -475,6 +485,27 @@ func (m *Module) confirm(ctx *runtime.Context, msg *ConfirmProcessedBlock) error
 			"enclave", ctx.Sender.String(), "state_hash", msg.StateHash.String(), "block_hash", msg.BlockHash.String(),
 			"first_enclave", first.Enclave.String(), "first_state_hash", first.StateHash.String(),
 			"first_block_hash", first.BlockHash.String())
+	}
+	return nil
+}
+
+// ownBlock checks that msg confirms this chain's block at its height, so
+// that an enclave whose host feeds it another chain (or a fork) cannot
+// confirm blocks here. msg.Height is below the current height.
+func ownBlock(ctx *runtime.Context, msg *ConfirmProcessedBlock) error {
+	h := int64(msg.Height)
+	want, ok, err := ctx.BlockHash(h)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !ok && h < ctx.Height-runtime.BlockHashWindow:
+		return fmt.Errorf("%w: height %d is outside the last %d blocks, whose hashes the chain keeps",
+			ErrUnknownBlock, msg.Height, runtime.BlockHashWindow)
+	case !ok:
+		return fmt.Errorf("%w: the chain has no block %d", ErrUnknownBlock, msg.Height)
+	case !bytes.Equal(want, msg.BlockHash[:]):
+		return fmt.Errorf("%w: %s at height %d, the chain's block is %X", ErrUnknownBlock, msg.BlockHash, msg.Height, want)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/integritee-go/integritee/chain"
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/codec"
+	"github.com/integritee-go/integritee/chain/internal/moduletest"
 	"github.com/integritee-go/integritee/chain/node"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/sidechain"
@@ -31,6 +32,8 @@ type appChain struct {
 	app    *chain.App
 	height int64
 	nonces map[tx.Address]uint64
+	// genesis is the chain's genesis ID, which enclaves commit to.
+	genesis teerex.Hash
 }
 
 // newAppChain runs InitChain at genesisTime with the dev accounts genesis
@@ -51,8 +54,10 @@ func newAppChain(t testing.TB, dev bool, genesisTime time.Time, tg teerex.Genesi
 	if err != nil {
 		t.Fatal(err)
 	}
+	vals, valsHash := moduletest.Validators("e2e app", 1)
+	c.genesis = teerex.GenesisID(appChainID, 1, valsHash)
 	if _, err := c.app.InitChain(context.Background(), &abci.RequestInitChain{
-		ChainId: appChainID, Time: genesisTime, InitialHeight: 1, AppStateBytes: state,
+		ChainId: appChainID, Time: genesisTime, InitialHeight: 1, AppStateBytes: state, Validators: vals,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +111,7 @@ func (c *appChain) block(at time.Time, txs ...[]byte) []*abci.ExecTxResult {
 	c.t.Helper()
 	c.height++
 	ctx := context.Background()
-	res, err := c.app.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Height: c.height, Time: at, Txs: txs})
+	res, err := c.app.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Height: c.height, Hash: moduletest.BlockHash(c.height), Time: at, Txs: txs})
 	if err != nil {
 		c.t.Fatal(err)
 	}

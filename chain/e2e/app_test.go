@@ -10,6 +10,7 @@ import (
 	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/internal/moduletest"
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/internal/testvectors"
@@ -33,7 +34,7 @@ func devTeerexGenesis(t testing.TB, at time.Time) teerex.GenesisState {
 // after its handshake, see chain/node).
 func TestCheckTxTimeAtGenesisAndAfterRestart(t *testing.T) {
 	c := newAppChain(t, true, t0, devTeerexGenesis(t, t0))
-	dave := newSimEnclave(t, "Dave", measurement("v1"))
+	dave := newSimEnclave(t, "Dave", measurement("v1"), c.genesis)
 	if res := c.checkTx(c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register(""))); res.Code != 0 {
 		t.Fatalf("registration before the first block: %s/%d %s", res.Codespace, res.Code, res.Log)
 	}
@@ -54,7 +55,7 @@ func TestCheckTxTimeAtGenesisAndAfterRestart(t *testing.T) {
 	}
 	// A time from a finalized block is not overwritten.
 	c.app.RestoreLastBlockTime(t0.Add(-teerex.DevCollateralValidity))
-	if res := c.checkTx(c.sign(accounts.DevKey("Eve"), teerex.Name, teerex.MethodRegisterEnclave, newSimEnclave(t, "Eve", measurement("v1")).register(""))); res.Code != 0 {
+	if res := c.checkTx(c.sign(accounts.DevKey("Eve"), teerex.Name, teerex.MethodRegisterEnclave, newSimEnclave(t, "Eve", measurement("v1"), c.genesis).register(""))); res.Code != 0 {
 		t.Fatalf("second registration: %s/%d %s", res.Codespace, res.Code, res.Log)
 	}
 }
@@ -128,7 +129,7 @@ func TestIntelQuoteVerifiedOnChain(t *testing.T) {
 func TestExpiredRegistrationCannotConfirmOrUnshield(t *testing.T) {
 	c := newAppChain(t, true, t0, devTeerexGenesis(t, t0))
 	shard := measurement("v1")
-	dave := newSimEnclave(t, "Dave", shard)
+	dave := newSimEnclave(t, "Dave", shard, c.genesis)
 	bob := accounts.DevAddress("Bob")
 	registeredAt := t0.Add(time.Second)
 	wantOK(t, c.block(registeredAt,
@@ -138,14 +139,14 @@ func TestExpiredRegistrationCannotConfirmOrUnshield(t *testing.T) {
 	// Still active at the last instant of the renewal period.
 	confirm, unshields := shardBlock(t, shard, 1, sidechain.Unshield{Beneficiary: bob, Amount: 100, CallHash: teerex.Hash{1}})
 	wantOK(t, c.block(registeredAt.Add(teerex.DefaultRenewalPeriod),
-		c.sign(dave.key, bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 1}),
+		c.sign(dave.key, bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 1, BlockHash: teerex.Hash(moduletest.BlockHash(1))}),
 		c.signCall(dave.key, confirm)))
 
 	expired := registeredAt.Add(teerex.DefaultRenewalPeriod + time.Second)
 	vault := bridge.VaultAddress(shard)
 	before := c.account(vault).Balance
 	results := c.block(expired,
-		c.sign(dave.key, bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 2}),
+		c.sign(dave.key, bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 2, BlockHash: teerex.Hash(moduletest.BlockHash(2))}),
 		c.signCall(dave.key, unshields[0]),
 	)
 	for _, r := range results {
@@ -182,7 +183,7 @@ func TestExpiredRegistrationCannotConfirmOrUnshield(t *testing.T) {
 func TestDoubleUnshieldInOneBlockPaysOnce(t *testing.T) {
 	c := newAppChain(t, true, t0, devTeerexGenesis(t, t0))
 	shard := measurement("v1")
-	dave, eve := newSimEnclave(t, "Dave", shard), newSimEnclave(t, "Eve", shard)
+	dave, eve := newSimEnclave(t, "Dave", shard, c.genesis), newSimEnclave(t, "Eve", shard, c.genesis)
 	wantOK(t, c.block(t0.Add(time.Second),
 		c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register("")),
 		c.sign(eve.key, teerex.Name, teerex.MethodRegisterEnclave, eve.register("")),
@@ -212,5 +213,42 @@ func TestDoubleUnshieldInOneBlockPaysOnce(t *testing.T) {
 	var u bridge.Unshielded
 	if !c.query("/bridge/unshielded/"+shard.String()+"/"+callHash.String(), &u) || u.Enclave != dave.addr || u.Amount != 400 {
 		t.Fatalf("unshield record %+v", u)
+	}
+}
+
+// Attack 2 of issue 8: a host starts a fresh copy of the enclave binary,
+// gives it the real chain ID but a validator set of its own, and registers
+// it on the real chain with a genuine quote. That quote commits to the
+// host's chain's genesis ID, so the registration is refused with
+// ErrWrongChain (by CheckTx, and in a block, where only the fee is
+// charged); the same enclave following the real chain registers.
+func TestEnclaveOfAnotherChainCannotRegister(t *testing.T) {
+	c := newAppChain(t, true, t0, devTeerexGenesis(t, t0))
+	shard := measurement("v1")
+	_, hostVals := moduletest.Validators("the host's own validators", 1)
+	fake := teerex.GenesisID(appChainID, 1, hostVals)
+	dave := newSimEnclave(t, "Dave", shard, fake)
+
+	res := c.checkTx(c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register("")))
+	wantCode(t, res.Codespace, res.Code, res.Log, teerex.ErrWrongChain)
+	delete(c.nonces, dave.addr) // refused by CheckTx: the nonce is still free
+
+	c.block(t0.Add(time.Second)) // commits genesis
+	before := c.account(dave.addr)
+	results := c.block(t0.Add(2*time.Second), c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register("")))
+	wantCode(t, results[0].Codespace, results[0].Code, results[0].Log, teerex.ErrWrongChain)
+	var signers teerex.Signers
+	if c.query("/teerex/enclaves", &signers) {
+		t.Fatalf("refused registration recorded: %v", signers)
+	}
+	if after := c.account(dave.addr); after.Nonce != before.Nonce+1 || before.Balance-after.Balance != accounts.Unit/100 {
+		t.Fatalf("Dave %+v, was %+v: want only the fee charged", after, before)
+	}
+
+	genuine := newSimEnclave(t, "Dave", shard, c.genesis)
+	wantOK(t, c.block(t0.Add(3*time.Second), c.sign(genuine.key, teerex.Name, teerex.MethodRegisterEnclave, genuine.register(""))))
+	var e teerex.Enclave
+	if !c.query("/teerex/enclave/"+dave.addr.String(), &e) || e.MRENCLAVE != shard {
+		t.Fatalf("registration of the enclave following this chain: %+v", e)
 	}
 }

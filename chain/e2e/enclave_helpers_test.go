@@ -29,9 +29,10 @@ type simEnclave struct {
 }
 
 // newSimEnclave quotes, with the sim backend's dev PKI, an enclave of
-// measurement m whose report data binds dev account name and its shielding
-// key, as teerex requires.
-func newSimEnclave(t testing.TB, name string, m teerex.Hash) *simEnclave {
+// measurement m that follows the chain of genesis ID genesis: its report
+// data binds dev account name, its shielding key and genesis, as teerex
+// requires.
+func newSimEnclave(t testing.TB, name string, m, genesis teerex.Hash) *simEnclave {
 	t.Helper()
 	mr := [32]byte(m)
 	b, err := sim.New(sim.Config{Measurement: &mr, ISVSVN: 1})
@@ -40,7 +41,7 @@ func newSimEnclave(t testing.TB, name string, m teerex.Hash) *simEnclave {
 	}
 	e := &simEnclave{name: name, key: accounts.DevKey(name), addr: accounts.DevAddress(name),
 		shieldingKey: []byte("shielding key of " + name)}
-	q, err := b.Quote(teerex.ReportData(e.addr, e.shieldingKey))
+	q, err := b.Quote(teerex.ReportData(e.addr, e.shieldingKey, genesis))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,9 @@ type Config struct {
 	// next height: the block time of an idle chain.
 	TimeoutCommit Duration `json:"timeout_commit"`
 	// CreateEmptyBlocks keeps producing blocks without transactions.
+	// Turning it off saves nothing: every block records its hash in the
+	// state, so the app hash changes each block, and CometBFT makes a
+	// block whenever the last one changed the app hash.
 	CreateEmptyBlocks bool `json:"create_empty_blocks"`
 	// CometLogLevel filters CometBFT's own logs: debug, info, warn or error.
 	CometLogLevel string `json:"comet_log_level"`

@@ -10,6 +10,7 @@ import (
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/node"
+	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/client"
 )
 
@@ -75,6 +76,18 @@ func TestTestnetSurvivesStoppedValidator(t *testing.T) {
 	for i, c := range clients {
 		if _, err := c.VerifiedHeader(ctx, 3); err != nil {
 			t.Fatalf("validator %d: %v", i, err)
+		}
+	}
+	// Every validator recorded the genesis ID of the four-validator set
+	// in the first header (its hash depends on the set's order).
+	first, err := clients[0].VerifiedHeader(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range clients {
+		id, err := c.GenesisID(ctx)
+		if want := teerex.GenesisID(c.ChainID(), 1, first.ValidatorsHash); err != nil || id != want {
+			t.Fatalf("validator %d: genesis ID %s (%v), want %s", i, id, err, want)
 		}
 	}
 

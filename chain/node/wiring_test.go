@@ -119,7 +119,13 @@ func TestGenesisTeerexEntry(t *testing.T) {
 // before any block could tell the app the time.
 func TestRestartRestoresCheckTxTime(t *testing.T) {
 	home := devHome(t)
-	n, _ := startNode(t, home)
+	n, c0 := startNode(t, home)
+	// Read before the restart: the restarted node makes no block that
+	// could prove it.
+	genesis, err := c0.GenesisID(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := n.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +159,7 @@ func TestRestartRestoresCheckTxTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	dave := accounts.DevAddress("Dave")
-	q, err := b.Quote(teerex.ReportData(dave, []byte("k")))
+	q, err := b.Quote(teerex.ReportData(dave, []byte("k"), genesis))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,10 @@
 package runtime
 
 import (
+	"encoding/binary"
+	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -50,8 +53,12 @@ type Context struct {
 	// genesis).
 	Sender tx.Address
 	// Dev is true on a development chain (dev genesis).
-	Dev    bool
-	Logger *slog.Logger
+	Dev bool
+	// Genesis is the chain's genesis ID (teerex.GenesisID of its chain ID,
+	// initial height and genesis validator set), recorded at InitChain:
+	// what an enclave following this chain commits to in its report data.
+	Genesis [32]byte
+	Logger  *slog.Logger
 
 	events []abci.Event
 }
@@ -80,3 +87,42 @@ func (c *Context) WithStore(kv store.KV) *Context {
 
 // AddEvents appends events (of a successful nested branch).
 func (c *Context) AddEvents(evs []abci.Event) { c.events = append(c.events, evs...) }
+
+// State keys of the application itself (prefix "app/", a name no module
+// may take), which modules read through the Context.
+var (
+	keyGenesis         = []byte("app/genesis")
+	keyBlockHashPrefix = []byte("app/block/")
+)
+
+// GenesisKey is the state key of the chain's genesis ID (32 bytes), written
+// at InitChain; it is queried at /app/genesis.
+func GenesisKey() []byte { return slices.Clone(keyGenesis) }
+
+// BlockHashWindow is the number of most recent blocks whose hashes the
+// state keeps: enough for any confirmation that is not hopelessly late,
+// few enough that the state does not grow with the chain.
+const BlockHashWindow = 100_000
+
+// BlockHashKey is the state key of the hash of the chain's block at height
+// (32 bytes), written with that block and deleted BlockHashWindow blocks
+// later.
+func BlockHashKey(height int64) []byte {
+	return binary.BigEndian.AppendUint64(slices.Clone(keyBlockHashPrefix), uint64(height))
+}
+
+// BlockHash returns the hash of this chain's block at height h, which the
+// header of block h+1 names as its last block ID. It is known (ok) for the
+// last BlockHashWindow blocks before the current one: the current block's
+// own hash is not, since CheckTx and PrepareProposal run before it exists,
+// and older blocks have left the window.
+func (c *Context) BlockHash(h int64) (hash []byte, ok bool, err error) {
+	if h >= c.Height || h < c.Height-BlockHashWindow || h < 1 {
+		return nil, false, nil
+	}
+	b, err := c.Store.Get(BlockHashKey(h))
+	if err != nil {
+		return nil, false, fmt.Errorf("block hash %d: %w", h, err)
+	}
+	return b, b != nil, nil
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/codec"
+	"github.com/integritee-go/integritee/chain/internal/moduletest"
 	"github.com/integritee-go/integritee/chain/node"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/sidechain"
@@ -33,6 +34,8 @@ type appChain struct {
 	app    *app.App
 	height int64
 	nonces map[string]uint64
+	// genesis is the chain's genesis ID.
+	genesis teerex.Hash
 }
 
 func newAppChain(t testing.TB) *appChain {
@@ -61,10 +64,11 @@ func newAppChain(t testing.TB) *appChain {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.InitChain(context.Background(), &abci.RequestInitChain{ChainId: appChainID, Time: t0, InitialHeight: 1, AppStateBytes: state}); err != nil {
+	vals, valsHash := moduletest.Validators(appChainID, 1)
+	if _, err := a.InitChain(context.Background(), &abci.RequestInitChain{ChainId: appChainID, Time: t0, InitialHeight: 1, AppStateBytes: state, Validators: vals}); err != nil {
 		t.Fatal(err)
 	}
-	return &appChain{t: t, app: a, nonces: map[string]uint64{}}
+	return &appChain{t: t, app: a, nonces: map[string]uint64{}, genesis: teerex.GenesisID(appChainID, 1, valsHash)}
 }
 
 // signed is a transaction of dev account name with its next nonce.
@@ -88,7 +92,7 @@ func (c *appChain) block(txs ...[]byte) []*abci.ExecTxResult {
 	c.t.Helper()
 	c.height++
 	ctx := context.Background()
-	res, err := c.app.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Height: c.height, Time: t0.Add(time.Duration(c.height) * time.Second), Txs: txs})
+	res, err := c.app.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Height: c.height, Hash: moduletest.BlockHash(c.height), Time: t0.Add(time.Duration(c.height) * time.Second), Txs: txs})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -150,7 +154,8 @@ func registration(t testing.TB, name string, m teerex.Hash) tx.Call {
 		t.Fatal(err)
 	}
 	key := []byte("shielding key")
-	q, err := enc.Quote(teerex.ReportData(accounts.DevAddress(name), key))
+	_, valsHash := moduletest.Validators(appChainID, 1)
+	q, err := enc.Quote(teerex.ReportData(accounts.DevAddress(name), key, teerex.GenesisID(appChainID, 1, valsHash)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,6 +42,8 @@ type chain struct {
 	sidechain *sidechain.Module
 	kv        *store.Cache
 	ctx       *runtime.Context
+	// genesis is the chain's genesis ID (runtime.Context.Genesis).
+	genesis teerex.Hash
 }
 
 func newChain(t testing.TB) *chain {
@@ -84,8 +86,9 @@ func newChain(t testing.TB) *chain {
 	// the bridge pays unshields on the sidechain's confirmed blocks.
 	sc := sidechain.New(tr.Keeper, bridge.ShardStore{})
 	br := bridge.New(tr.Keeper, acc.Keeper, acc.Keeper, sc)
-	c := &chain{t: t, teerex: tr, bridge: br, sidechain: sc, kv: store.NewCache(st)}
-	c.ctx = &runtime.Context{Store: c.kv, ChainID: "test", Height: 10, Time: t0.Add(time.Minute), Dev: true}
+	_, valsHash := moduletest.Validators("test", 1)
+	c := &chain{t: t, teerex: tr, bridge: br, sidechain: sc, kv: store.NewCache(st), genesis: teerex.GenesisID("test", 1, valsHash)}
+	c.ctx = &runtime.Context{Store: c.kv, ChainID: "test", Height: 10, Time: t0.Add(time.Minute), Dev: true, Genesis: c.genesis}
 	return c
 }
 
@@ -185,7 +188,7 @@ func (c *chain) register(signer tx.Address, m teerex.Hash) {
 		c.t.Fatal(err)
 	}
 	key := []byte("shielding key")
-	q, err := b.Quote(teerex.ReportData(signer, key))
+	q, err := b.Quote(teerex.ReportData(signer, key, c.genesis))
 	if err != nil {
 		c.t.Fatal(err)
 	}

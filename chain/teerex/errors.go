@@ -29,4 +29,5 @@ var (
 	ErrInvalidPolicy       = runtime.NewError(Name, 20, "invalid attestation policy")
 	ErrDevOnly             = runtime.NewError(Name, 21, "setting allowed on dev chains only")
 	ErrInvalidAttestation  = runtime.NewError(Name, 22, "attestation verification failed")
+	ErrWrongChain          = runtime.NewError(Name, 23, "report data does not commit to this chain's genesis")
 )

@@ -27,6 +27,15 @@ import (
 // issued for it.
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
+// genesis is the genesis ID of the test chain, which its contexts carry.
+var genesis = teerex.GenesisID("test", 1, validatorsHash("test validators"))
+
+// validatorsHash stands in for the hash of a named validator set.
+func validatorsHash(name string) []byte {
+	h := sha256.Sum256([]byte(name))
+	return h[:]
+}
+
 var (
 	alice = accounts.DevAddress("Alice") // sudo
 	bob   = accounts.DevAddress("Bob")
@@ -51,7 +60,7 @@ func newChain(t testing.TB, dev bool, at time.Time, g *teerex.GenesisState) *cha
 		t.Fatal(err)
 	}
 	kv := store.NewCache(st)
-	ctx := &runtime.Context{Store: kv, ChainID: "test", Height: 1, Time: at, Dev: dev}
+	ctx := &runtime.Context{Store: kv, ChainID: "test", Height: 1, Time: at, Dev: dev, Genesis: genesis}
 	acc := accounts.New()
 	ag, err := json.Marshal(accounts.DevGenesis())
 	if err != nil {
@@ -79,7 +88,7 @@ func newChain(t testing.TB, dev bool, at time.Time, g *teerex.GenesisState) *cha
 		t.Fatal(err)
 	}
 	c := &chain{t: t, mod: mod, kv: store.NewCache(st)}
-	c.ctx = &runtime.Context{Store: c.kv, ChainID: "test", Height: 2, Time: at, Dev: dev}
+	c.ctx = &runtime.Context{Store: c.kv, ChainID: "test", Height: 2, Time: at, Dev: dev, Genesis: genesis}
 	return c
 }
 
@@ -163,10 +172,17 @@ func newEnclave(t testing.TB, name string, debug bool, pki *sim.PKI) enclave {
 	return enclave{backend: b, m: m}
 }
 
-// evidence is a DCAP quote of e binding sender and shieldingKey.
+// evidence is a DCAP quote of e binding sender and shieldingKey on the
+// test chain.
 func (e enclave) evidence(t testing.TB, sender tx.Address, shieldingKey []byte) teerex.Evidence {
 	t.Helper()
-	q, err := e.backend.Quote(teerex.ReportData(sender, shieldingKey))
+	return e.evidenceOn(t, sender, shieldingKey, genesis)
+}
+
+// evidenceOn is evidence for the chain with genesis ID g.
+func (e enclave) evidenceOn(t testing.TB, sender tx.Address, shieldingKey []byte, g teerex.Hash) teerex.Evidence {
+	t.Helper()
+	q, err := e.backend.Quote(teerex.ReportData(sender, shieldingKey, g))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +250,7 @@ func newBareContext(t testing.TB, dev bool) *runtime.Context {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &runtime.Context{Store: store.NewCache(st), ChainID: "test", Height: 1, Time: t0, Dev: dev}
+	return &runtime.Context{Store: store.NewCache(st), ChainID: "test", Height: 1, Time: t0, Dev: dev, Genesis: genesis}
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

@@ -156,8 +156,9 @@ func (k Keeper) Verify(r store.Reader, ev *Evidence, at time.Time) (*attestation
 
 // register verifies msg for the sender of ctx and stores (or renews) the
 // registration. The order is: evidence (roots, signatures, collateral at
-// block time), binding to the sender and shielding key, then the policy's
-// acceptance rules; the first failure is returned and nothing is written.
+// block time), binding to the sender and shielding key, binding to this
+// chain's genesis, then the policy's acceptance rules; the first failure is
+// returned and nothing is written.
 func (k Keeper) register(ctx *runtime.Context, msg *RegisterEnclave) error {
 	p, err := k.Policy(ctx.Store)
 	if err != nil {
@@ -167,10 +168,14 @@ func (k Keeper) register(ctx *runtime.Context, msg *RegisterEnclave) error {
 	if err != nil {
 		return err
 	}
-	want := ReportData(ctx.Sender, msg.ShieldingKey)
-	if res.ReportData != want {
+	want := ReportData(ctx.Sender, msg.ShieldingKey, ctx.Genesis)
+	if !bytes.Equal(res.ReportData[:32], want[:32]) {
 		return fmt.Errorf("%w: report data %x, want sha256(sender %s || shielding key) %x",
-			ErrSenderNotAttested, res.ReportData[:], ctx.Sender, want[:32])
+			ErrSenderNotAttested, res.ReportData[:32], ctx.Sender, want[:32])
+	}
+	if !bytes.Equal(res.ReportData[32:], want[32:]) {
+		return fmt.Errorf("%w: report data commits to genesis %x, this chain's is %x",
+			ErrWrongChain, res.ReportData[32:], want[32:])
 	}
 	ap := p.attestationPolicy()
 	if err := ap.Check(res, ctx.Time); err != nil {

@@ -19,8 +19,11 @@
 // Registration. The evidence is verified first (trusted roots, signatures,
 // for DCAP the collateral of the quote's FMSPC, for IAS the report's age,
 // all at block time), then its report data must be ReportData(sender,
-// shielding key), else ErrSenderNotAttested, then the policy decides: debug,
-// TCB status and the MRENCLAVE allowlist. Registering again renews. A
+// shielding key, genesis ID): its first half SHA-256(sender || shielding
+// key), else ErrSenderNotAttested, its second half the chain's genesis ID
+// (GenesisID, runtime.Context.Genesis), else ErrWrongChain, so that only
+// an enclave following this chain registers. Then the policy decides:
+// debug, TCB status and the MRENCLAVE allowlist. Registering again renews. A
 // registration whose attested_at lies more than the renewal period before
 // the block time is expired: Keeper.Active refuses it, so it can neither
 // confirm blocks nor unshield funds in the bridge.

@@ -138,6 +138,17 @@ func TestRegisterRejectsBadEvidence(t *testing.T) {
 		{name: "other sender", sender: carol, ev: good, key: shieldingKey, want: []error{teerex.ErrSenderNotAttested}},
 		{name: "other shielding key", sender: bob, ev: good, key: []byte("another key"), want: []error{teerex.ErrSenderNotAttested}},
 		{name: "no shielding key", sender: bob, ev: good, want: []error{teerex.ErrSenderNotAttested}},
+		// Attack 2 of issue 8: a host runs the same binary on a chain of
+		// its own validators under the real chain ID; the genuine quote
+		// commits to that chain's genesis.
+		{name: "same chain ID, other validators", sender: bob, ev: e.evidenceOn(t, bob, shieldingKey, teerex.GenesisID("test", 1, validatorsHash("a host's own validators"))),
+			key: shieldingKey, want: []error{teerex.ErrWrongChain}},
+		{name: "other initial height", sender: bob, ev: e.evidenceOn(t, bob, shieldingKey, teerex.GenesisID("test", 2, validatorsHash("test validators"))),
+			key: shieldingKey, want: []error{teerex.ErrWrongChain}},
+		{name: "no genesis (zero second half)", sender: bob, ev: e.evidenceOn(t, bob, shieldingKey, teerex.Hash{}), key: shieldingKey,
+			want: []error{teerex.ErrWrongChain}},
+		{name: "other sender and other chain", sender: carol, ev: e.evidenceOn(t, bob, shieldingKey, teerex.Hash{1}), key: shieldingKey,
+			want: []error{teerex.ErrSenderNotAttested}},
 		{name: "forged root", sender: bob, ev: forged.evidence(t, bob, shieldingKey), key: shieldingKey,
 			want: []error{teerex.ErrUntrustedRoot, attestation.ErrUntrustedRoot}},
 		// Offsets: report body (MRENCLAVE at 48+64), report data (48+320),

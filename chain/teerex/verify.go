@@ -94,14 +94,18 @@ func GenesisID(chainID string, initialHeight int64, validatorsHash []byte) Hash 
 }
 
 // ReportData is what an enclave must put in its report to register with
-// signer key sender and shielding key shieldingKey:
-// SHA-256(sender || shieldingKey) followed by 32 zero bytes.
-func ReportData(sender tx.Address, shieldingKey []byte) [64]byte {
+// signer key sender and shielding key shieldingKey on the chain whose
+// genesis ID is genesis: SHA-256(sender || shieldingKey) followed by
+// genesis. The second half binds the quote to the chain the enclave
+// follows, so that an enclave a host pointed at another chain (its own
+// validators under the real chain ID) cannot register here.
+func ReportData(sender tx.Address, shieldingKey []byte, genesis Hash) [64]byte {
 	h := sha256.New()
 	h.Write(sender[:])
 	h.Write(shieldingKey)
 	var rd [64]byte
 	copy(rd[:32], h.Sum(nil))
+	copy(rd[32:], genesis[:])
 	return rd
 }
 

@@ -37,8 +37,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cometbft/cometbft/types"
-
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
@@ -99,9 +97,9 @@ type Registry interface {
 	// SidechainBlock is the chain's confirmation of a shard block (nil if
 	// not confirmed): what "confirmed" is checked against.
 	SidechainBlock(ctx context.Context, shard teerex.Hash, number uint64) (*sidechain.Confirmation, int64, error)
-	// ChainID and VerifiedHeader name the chain (genesisFromLight).
-	ChainID() string
-	VerifiedHeader(ctx context.Context, height int64) (*types.Header, error)
+	// GenesisID is the chain's genesis ID (proved): what calls and getters
+	// are signed for.
+	GenesisID(ctx context.Context) (teerex.Hash, error)
 }
 
 var _ Registry = (*client.Client)(nil)
@@ -180,9 +178,9 @@ func Dial(ctx context.Context, workerURL string, reg Registry, opts Options) (*C
 	if err := c.verify(ctx, reg, opts.Now()); err != nil {
 		return nil, err
 	}
-	g, err := genesisFromLight(ctx, reg)
+	g, err := reg.GenesisID(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("trusted: the chain's genesis ID: %w", err)
 	}
 	c.genesis = g
 	return c, nil

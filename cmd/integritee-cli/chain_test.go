@@ -194,7 +194,11 @@ func TestChainCommands(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		q, err := b.Quote(teerex.ReportData(dave, []byte("shielding key")))
+		genesis, err := cl.GenesisID(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := b.Quote(teerex.ReportData(dave, []byte("shielding key"), genesis))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,11 +1,16 @@
-// Package moduletest holds the assertions the runtime modules' tests share.
+// Package moduletest holds the helpers and assertions the tests of the
+// application and its runtime modules share.
 package moduletest
 
 import (
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"testing"
 
 	abci "github.com/cometbft/cometbft/abci/types"
+	"github.com/cometbft/cometbft/crypto/ed25519"
+	"github.com/cometbft/cometbft/types"
 )
 
 // WantErr fails unless every error in want matches err (no want: success).
@@ -35,4 +40,24 @@ func Rejected(t testing.TB, err error, changes int, events []abci.Event, want ..
 	if changes != 0 || len(events) != 0 {
 		t.Fatalf("rejected call left %d writes and %d events", changes, len(events))
 	}
+}
+
+// Validators returns n genesis validators of equal power whose ed25519 keys
+// derive from seed, as CometBFT passes them to InitChain, and the hash of
+// their set (the ValidatorsHash of the first block's header).
+func Validators(seed string, n int) ([]abci.ValidatorUpdate, []byte) {
+	vals := make([]*types.Validator, n)
+	for i := range vals {
+		k := ed25519.GenPrivKeyFromSecret(fmt.Appendf(nil, "%s/%d", seed, i))
+		vals[i] = types.NewValidator(k.PubKey(), 10)
+	}
+	set := types.NewValidatorSet(vals)
+	return types.TM2PB.ValidatorUpdates(set), set.Hash()
+}
+
+// BlockHash is the hash that tests driving the application without
+// CometBFT give block h in FinalizeBlock (CometBFT's is the header hash).
+func BlockHash(h int64) []byte {
+	b := sha256.Sum256(fmt.Appendf(nil, "test block %d", h))
+	return b[:]
 }
