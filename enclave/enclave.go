@@ -49,9 +49,31 @@
 // applied, failed or rejected, and the public chain calls the enclave emits
 // (unshield beneficiary and amount are public by nature). Not: account
 // keys, balances, trusted call contents, which entry belongs to which call.
-// A host can also withhold blocks, or restart the enclave from an older
-// consistent checkpoint (rollback): without a monotonic counter the
-// enclave cannot tell; the chain's confirmations make such a fork visible.
+// A host can also withhold blocks (liveness only).
+//
+// # Trust
+//
+// What the enclave trusts comes from its build (Config: dev features,
+// peer roots) and from chain data its light client verified from the
+// genesis Init names; that genesis is bound into the sealed keys and
+// checkpoints (SealScope) and into the quote's report data, so a host
+// that points the enclave at another chain gets nothing that opens and a
+// registration the chain refuses. docs/threat-model.md goes through every
+// request and stored file.
+//
+// # Rollback
+//
+// The host can restart the enclave from an older consistent checkpoint;
+// without a monotonic counter the enclave cannot tell. The chain decides
+// instead: every state transition is a shard block, the chain confirms a
+// shard's blocks as one chain, and an unshield pays only with a proof
+// into a confirmed block (sidechain.go). A rolled-back enclave's blocks
+// repeat confirmed numbers with other hashes and are never confirmed, so
+// nothing it signs out of the vault pays twice; once its light client
+// shows it a confirmation its state lacks, it stops for good
+// (ErrRolledBack). Until then it can answer getters from the old state,
+// and direct calls that were executed but not yet confirmed can vanish:
+// clients take only "confirmed" as final.
 package enclave
 
 import (
