@@ -10,6 +10,7 @@ import (
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/sidechain"
+	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 )
@@ -43,6 +44,23 @@ func (c *Client) proved(ctx context.Context, path string, key []byte, height int
 		return nil, 0, fmt.Errorf("query %s at %d: %w", path, h, err)
 	}
 	return v, h, nil
+}
+
+// ProofAt returns the value of key (nil if absent) at height with its
+// Merkle proof, as the node answers it, unverified: for a verifier that
+// holds its own trusted app hash, such as an enclave.
+func (c *Client) ProofAt(ctx context.Context, path string, key []byte, height int64) ([]byte, *store.Proof, error) {
+	k, v, h, p, err := c.query(ctx, path, height, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !bytes.Equal(k, key) || h != height {
+		return nil, nil, fmt.Errorf("query %s: node answered for key %q at %d, asked %q at %d", path, k, h, key, height)
+	}
+	if len(v) == 0 {
+		v = nil
+	}
+	return v, p, nil
 }
 
 // provedInto decodes a proved value into v and reports whether it exists.

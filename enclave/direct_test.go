@@ -79,6 +79,7 @@ func newDirectBuild(t testing.TB, name string, dev bool) *direct {
 		t: t, c: c, h: h, shard: shard, pub: init.ShieldingPublic, enclave: tx.AddressOf(ed25519.PublicKey(init.SignerPublic)),
 		aliceI: key("alice incognito"), bobI: key("bob incognito"), blocks: map[uint64]sidechain.SignedHeader{},
 	}
+	h.signer = d.enclave
 	alice := accounts.DevKey("Alice")
 	c.block(c.tx(alice, accounts.Name, accounts.MethodTransfer, accounts.Transfer{To: d.enclave, Amount: 10 * accounts.Unit}))
 	reg, err := protocol.CallAs[*protocol.SignedTxs](context.Background(), h.c, &protocol.SignRegistration{Params: d.params(), WorkerURL: "ws://127.0.0.1:2000"})

@@ -390,6 +390,7 @@ var trustReview = map[string]string{
 	"provision_init.Init":         "as init; the requester's genesis is checked by the provider inside mutual RA-TLS",
 	"provision_init.Collateral":   "Intel-signed PCS collateral, verified under the build's roots at the judged time; the host can withhold it, not forge it",
 	"provision_serve.Collateral":  "as provision_init.Collateral",
+	"provision_serve.Registry":    "Merkle proofs the requester checks against the app hash of the checkpoint header it receives inside TLS; the host can withhold them, not forge them",
 	"provision_step.In":           "TLS records, authenticated inside the session",
 	"provision_serve.Session":     "selects the enclave's own session",
 	"provision_serve.Checkpoint":  "sealed by this enclave; served only to an attested peer of the same measurement and genesis",

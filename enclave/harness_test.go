@@ -97,9 +97,11 @@ func newChainSimAt(t testing.TB, seed string, start time.Time) *chainSim {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.InitChain(context.Background(), &abci.RequestInitChain{ChainId: chainID, Time: tc.Start, InitialHeight: 1, AppStateBytes: genesis, Validators: types.TM2PB.ValidatorUpdates(tc.Vals)}); err != nil {
+	ic, err := a.InitChain(context.Background(), &abci.RequestInitChain{ChainId: chainID, Time: tc.Start, InitialHeight: 1, AppStateBytes: genesis, Validators: types.TM2PB.ValidatorUpdates(tc.Vals)})
+	if err != nil {
 		t.Fatal(err)
 	}
+	tc.AppHashes = [][]byte{ic.AppHash}
 	return &chainSim{t: t, app: a, tc: tc, nonces: map[tx.Address]uint64{}}
 }
 
@@ -140,6 +142,7 @@ func (c *chainSim) block(txs ...[]byte) []*abci.ExecTxResult {
 		c.t.Fatal(err)
 	}
 	b.Results = res.TxResults
+	c.tc.AppHashes = append(c.tc.AppHashes, res.AppHash)
 	c.txs = append(c.txs, txs...)
 	return res.TxResults
 }
@@ -217,6 +220,11 @@ type host struct {
 
 	traffic *bytes.Buffer
 	mu      sync.Mutex
+	// signer is the enclave's chain account (once known).
+	signer tx.Address
+	// alterRegistry, if set, changes the registry proofs this host passes
+	// as a provisioning provider (a malicious host).
+	alterRegistry func([]protocol.ProvedValue) []protocol.ProvedValue
 	// genesis is the ID of the chain of the last Init (initRequest).
 	genesis [32]byte
 

@@ -44,6 +44,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/cometbft/cometbft/types"
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/attestation/ratls"
@@ -103,12 +104,16 @@ type provisionRequest struct {
 
 // provisionPayload is the provider's answer, inside TLS.
 type provisionPayload struct {
-	Shard      [32]byte   `cbor:"shard"`
-	ChainID    string     `cbor:"chain_id"`
-	Genesis    [32]byte   `cbor:"genesis"`
-	Shielding  []byte     `cbor:"shielding"`
-	State      []byte     `cbor:"state"`
-	Checkpoint checkpoint `cbor:"checkpoint"`
+	Shard   [32]byte `cbor:"shard"`
+	ChainID string   `cbor:"chain_id"`
+	Genesis [32]byte `cbor:"genesis"`
+	// Signer is the provider's chain account, and Registry its host's
+	// proofs of its registration (protocol.ProvisionServe.Registry).
+	Signer     tx.Address             `cbor:"signer"`
+	Registry   []protocol.ProvedValue `cbor:"registry"`
+	Shielding  []byte                 `cbor:"shielding"`
+	State      []byte                 `cbor:"state"`
+	Checkpoint checkpoint             `cbor:"checkpoint"`
 }
 
 // provisioning is the enclave's provisioning state.
@@ -242,6 +247,11 @@ func (e *Enclave) provisionInit(r *protocol.ProvisionInit) (protocol.Reply, erro
 		if _, err := v.VerifyCertificate(c.ConnectionState().PeerCertificates[0]); err != nil {
 			return fmt.Errorf("provider at the time of its checkpoint (%v): %w", hdr.Time, err)
 		}
+		// And the registry, as of the checkpoint header: the provider must
+		// be an active enclave of this measurement on the chain.
+		if err := e.checkProviderRegistered(hdr, &pl); err != nil {
+			return err
+		}
 		got.payload = &pl
 		// Our close_notify is left in the output; the provider is done.
 		return c.Close()
@@ -257,6 +267,44 @@ func (e *Enclave) provisionInit(r *protocol.ProvisionInit) (protocol.Reply, erro
 	e.phase = phaseProvisioning
 	e.log.Info("provisioning requested", "shard", fmt.Sprintf("%x", in.Shard))
 	return &protocol.ProvisionInitReply{MRENCLAVE: e.mrenclave, SignerPublic: k.SignerPublic(), Out: out}, nil
+}
+
+// ErrProviderNotRegistered means the provider is not an active registered
+// enclave of this measurement as the chain's state at its checkpoint
+// shows, or its host's proofs of that do not verify.
+var ErrProviderNotRegistered = errors.New("provisioning: provider is not an active registered enclave")
+
+// checkProviderRegistered checks the provider's registration against the
+// app hash of the checkpoint header (the state after the block before it):
+// the proved values form the state teerex's own Active reads.
+func (e *Enclave) checkProviderRegistered(hdr *types.SignedHeader, pl *provisionPayload) error {
+	st := provedState{}
+	for _, v := range pl.Registry {
+		if err := v.Proof.Verify(hdr.AppHash, v.Key, v.Value); err != nil {
+			return fmt.Errorf("%w: proof of %q at height %d: %w", ErrProviderNotRegistered, v.Key, hdr.Height-1, err)
+		}
+		st[string(v.Key)] = v.Value
+	}
+	enc, err := teerex.Keeper{}.Active(st, pl.Signer, hdr.Time)
+	if err != nil {
+		return fmt.Errorf("%w: %s at height %d: %w", ErrProviderNotRegistered, pl.Signer, hdr.Height-1, err)
+	}
+	if [32]byte(enc.MRENCLAVE) != e.mrenclave {
+		return fmt.Errorf("%w: %s is registered with MRENCLAVE %s", ErrProviderNotRegistered, pl.Signer, enc.MRENCLAVE)
+	}
+	return nil
+}
+
+// provedState is chain state read from values proved against an app hash;
+// a key without a proof is an error, never an absent value.
+type provedState map[string][]byte
+
+func (s provedState) Get(key []byte) ([]byte, error) {
+	v, ok := s[string(key)]
+	if !ok {
+		return nil, fmt.Errorf("%w: no proof of %q", ErrProviderNotRegistered, key)
+	}
+	return v, nil
 }
 
 // provisionStep feeds the requester's session.
@@ -357,7 +405,7 @@ func (e *Enclave) provisionServe(r *protocol.ProvisionServe) (protocol.Reply, er
 	id := r.Session
 	if id == 0 {
 		var err error
-		if id, err = e.openSession(r.Checkpoint, r.Collateral); err != nil {
+		if id, err = e.openSession(r.Checkpoint, r.Collateral, r.Registry); err != nil {
 			return nil, err
 		}
 	}
@@ -378,7 +426,7 @@ func (e *Enclave) provisionServe(r *protocol.ProvisionServe) (protocol.Reply, er
 
 // openSession starts a provider session that hands out the keys and the
 // host's persisted checkpoint to an attested requester.
-func (e *Enclave) openSession(sealedCP []byte, host *teerex.Collateral) (uint64, error) {
+func (e *Enclave) openSession(sealedCP []byte, host *teerex.Collateral, registry []protocol.ProvedValue) (uint64, error) {
 	cp, err := openCheckpoint(e.cfg.Backend, e.scope, sealedCP)
 	if err != nil {
 		return 0, protocol.Errorf(protocol.CodeSealing, "%v", err)
@@ -412,7 +460,10 @@ func (e *Enclave) openSession(sealedCP []byte, host *teerex.Collateral) (uint64,
 	if err != nil {
 		return 0, err
 	}
-	pl := provisionPayload{Shard: e.shard, ChainID: e.chainID, Genesis: e.genesis, Shielding: shieldingKey, State: e.keys.StateKey(), Checkpoint: *cp}
+	pl := provisionPayload{
+		Shard: e.shard, ChainID: e.chainID, Genesis: e.genesis, Signer: e.signerAddress(), Registry: registry,
+		Shielding: shieldingKey, State: e.keys.StateKey(), Checkpoint: *cp,
+	}
 	shard, chainID, genesis := e.shard, e.chainID, e.genesis
 	p := newPump(protocol.MaxProvisionRecord)
 	p.run(func(conn net.Conn) error {

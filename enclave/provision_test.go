@@ -15,12 +15,15 @@ import (
 	"testing"
 	"time"
 
+	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/attestation/ratls"
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/shielding"
@@ -42,6 +45,36 @@ func startPeers(h *host, peers *enclave.PeerAttestation) {
 	h.t.Helper()
 	h.peers = peers
 	h.start()
+}
+
+// registryProofs are the provider host's proofs of signer's registration,
+// the policy and the allowlist at height (protocol.ProvisionServe).
+func registryProofs(t *testing.T, c *chainSim, signer tx.Address, height int64) []protocol.ProvedValue {
+	t.Helper()
+	var out []protocol.ProvedValue
+	for _, q := range []struct {
+		path string
+		key  []byte
+	}{
+		{"/teerex/enclave/" + signer.String(), teerex.EnclaveKey(signer)},
+		{"/teerex/policy", teerex.PolicyKey()},
+		{"/teerex/allowlist", teerex.AllowlistKey()},
+	} {
+		res, err := c.app.Query(context.Background(), &abci.RequestQuery{Path: q.path, Height: height, Prove: true})
+		if err != nil || res.Code != 0 {
+			t.Fatalf("query %s at %d: %v %+v", q.path, height, err, res)
+		}
+		p, err := store.ProofFromOps(res.ProofOps, q.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := res.Value
+		if len(v) == 0 {
+			v = nil
+		}
+		out = append(out, protocol.ProvedValue{Key: q.key, Value: v, Proof: *p})
+	}
+	return out
 }
 
 // tamper changes relayed bytes: toProvider is true for the requester's
@@ -68,6 +101,10 @@ func relay(t *testing.T, c *chainSim, req, prov *host, tm tamper) (*protocol.Pro
 		serve := &protocol.ProvisionServe{Session: session, In: out}
 		if session == 0 {
 			serve.Checkpoint, serve.Collateral = prov.checkpoint, prov.collateral
+			serve.Registry = registryProofs(t, c, prov.signer, prov.height-1)
+			if prov.alterRegistry != nil {
+				serve.Registry = prov.alterRegistry(serve.Registry)
+			}
 		}
 		sr, err := protocol.CallAs[*protocol.ProvisionServeReply](ctx, prov.c, serve)
 		if err != nil {
@@ -119,6 +156,13 @@ func newProvisionFixture(t *testing.T) *provisionFixture {
 // at start (zero: about now).
 func newProvisionFixtureAt(t *testing.T, start time.Time) *provisionFixture {
 	t.Helper()
+	return newProvisionFixtureWith(t, start, true)
+}
+
+// newProvisionFixtureWith is newProvisionFixtureAt whose provider is
+// registered on chain only if register.
+func newProvisionFixtureWith(t *testing.T, start time.Time, register bool) *provisionFixture {
+	t.Helper()
 	ctx := context.Background()
 	f := &provisionFixture{c: newChainSimAt(t, "e2e validators", start), shard: sha256Of("integritee provisioning enclave v1"),
 		aliceI: key("alice incognito"), bobI: key("bob incognito")}
@@ -130,13 +174,29 @@ func newProvisionFixtureAt(t *testing.T, start time.Time) *provisionFixture {
 	}
 	sk := rep.SealedKeys
 	f.prov.sealed, f.provInit, f.shieldingPub = &sk, rep, rep.ShieldingPublic
+	f.prov.signer = tx.AddressOf(ed25519.PublicKey(rep.SignerPublic))
 
 	alice := accounts.DevKey("Alice")
+	// The provider is a registered enclave (block 1), as a requester checks.
+	reg, err := protocol.CallAs[*protocol.SignedTxs](ctx, f.prov.c, &protocol.SignRegistration{
+		Params: protocol.TxParams{ChainID: chainID, BaseFee: accounts.DevBaseFee, PerByteFee: accounts.DevPerByteFee}, WorkerURL: "ws://127.0.0.1:2000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fund := f.c.tx(alice, accounts.Name, accounts.MethodTransfer, accounts.Transfer{To: f.prov.signer, Amount: accounts.Unit})
 	recipient, err := shielding.Encrypt(f.shieldingPub, shielding.InfoShieldRecipient, func() []byte { a := addr(f.aliceI); return a[:] }())
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.c.block(f.c.tx(alice, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: teerex.Hash(f.shard), Amount: 1000, EncryptedRecipient: recipient}))
+	first := [][]byte{fund, reg.Txs[0]}
+	if !register {
+		first = first[:1]
+	}
+	for i, r := range f.c.block(append(first, f.c.tx(alice, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: teerex.Hash(f.shard), Amount: 1000, EncryptedRecipient: recipient}))...) {
+		if r.Code != 0 {
+			t.Fatalf("block 1 tx %d: %s/%d %s", i, r.Codespace, r.Code, r.Log)
+		}
+	}
 	f.c.block(invoke(t, f.c, alice, f.shieldingPub, f.shard,
 		trustedCall(t, f.aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(f.aliceI), To: addr(f.bobI), Amount: 300}}, 0, f.c.target(f.shard, f.shard))))
 	// Block 3 (after provisioning): Bob sends 50 back.
@@ -360,6 +420,52 @@ func (s *serveConn) SetWriteDeadline(time.Time) error { return nil }
 
 // TestProvisioningProviderRefusesRequester: a requester with another
 // MRENCLAVE (that itself accepts the provider) gets no keys.
+// TestProvisioningChecksRegistry: a requester takes keys only from an
+// active registered enclave of its measurement, as the chain's state at
+// the provider's checkpoint shows through Merkle proofs that the provider's
+// host supplies; a host that withholds them, alters them, or proves the
+// registration of another signer gets nothing.
+func TestProvisioningChecksRegistry(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		alter func([]protocol.ProvedValue) []protocol.ProvedValue
+		want  string
+	}{
+		{"withheld", func([]protocol.ProvedValue) []protocol.ProvedValue { return nil }, "no proof of"},
+		{"altered registration", func(p []protocol.ProvedValue) []protocol.ProvedValue {
+			p[0].Value = bytes.Clone(p[0].Value)
+			p[0].Value[len(p[0].Value)-1] ^= 1
+			return p
+		}, "invalid merkle proof"},
+		{"registration proved absent", func(p []protocol.ProvedValue) []protocol.ProvedValue {
+			p[0].Value = nil
+			return p
+		}, "invalid merkle proof"},
+		{"another signer's proof", func(p []protocol.ProvedValue) []protocol.ProvedValue {
+			p[0].Key = teerex.EnclaveKey(addr(key("someone else")))
+			return p
+		}, "invalid merkle proof"},
+		{"unregistered provider", nil, "not registered"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Without alteration: a provider that never registered, whose
+			// host's proofs validly show it absent from the registry.
+			f := newProvisionFixtureWith(t, time.Time{}, tc.alter != nil)
+			f.prov.alterRegistry = tc.alter
+			req := newHost(t, f.shard)
+			startPeers(req, simPeers(req.backend))
+			_, err := relay(t, f.c, req, f.prov, nil)
+			if !errors.Is(err, protocol.ErrVerification) || !strings.Contains(err.Error(), "not an active registered enclave") ||
+				!strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if req.sealed != nil {
+				t.Fatal("the requester holds keys")
+			}
+		})
+	}
+}
+
 // TestProvisioningJudgedAtChainTime: a provider attests and judges at the
 // time of its latest verified block, not at the host's clock. Here the
 // chain is two days behind the clock: the provider's certificate is issued

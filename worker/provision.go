@@ -129,6 +129,35 @@ func (w *Worker) readyForPeers() bool {
 	}
 }
 
+// registryProofs are the proofs of this enclave's registration, the
+// attestation policy and the allowlist at height, which a requester
+// checks before it takes the shard's keys from this worker; nil if the
+// node cannot give them (the requester then refuses, and tries again).
+func (w *Worker) registryProofs(ctx context.Context, height int64) []protocol.ProvedValue {
+	if height < 1 {
+		return nil
+	}
+	signer := w.Signer()
+	queries := []struct {
+		path string
+		key  []byte
+	}{
+		{"/teerex/enclave/" + signer.String(), teerex.EnclaveKey(signer)},
+		{"/teerex/policy", teerex.PolicyKey()},
+		{"/teerex/allowlist", teerex.AllowlistKey()},
+	}
+	out := make([]protocol.ProvedValue, 0, len(queries))
+	for _, q := range queries {
+		v, p, err := w.node.ProofAt(ctx, q.path, q.key, height)
+		if err != nil {
+			w.log.Warn("registry proof for provisioning", "path", q.path, "height", height, "err", err)
+			return nil
+		}
+		out = append(out, protocol.ProvedValue{Key: q.key, Value: v, Proof: *p})
+	}
+	return out
+}
+
 // peerCollateral is the PCS collateral of the chain's attestation policy
 // (a proved query), for an enclave that takes its peers' collateral from
 // the host (Gramine builds); nil if the chain has none or cannot be read,
@@ -170,6 +199,9 @@ func (w *Worker) serveProvisionStep(ps *provisionServer, rw http.ResponseWriter,
 			return
 		}
 		req.Checkpoint, req.Collateral = cp.Sealed, w.peerCollateral(r.Context())
+		// The requester checks this enclave's registration against the
+		// checkpoint header's app hash: the state after the block before.
+		req.Registry = w.registryProofs(r.Context(), cp.Height-1)
 	} else if s = ps.get(token); s == nil {
 		http.Error(rw, "no such provisioning session", http.StatusNotFound)
 		return

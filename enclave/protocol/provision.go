@@ -25,7 +25,19 @@ package protocol
 // Leakage: the hosts see the sizes and timing of the TLS records and the
 // public result (height, state root, number of entries); never a key.
 
-import "github.com/integritee-go/integritee/chain/teerex"
+import (
+	"github.com/integritee-go/integritee/chain/store"
+	"github.com/integritee-go/integritee/chain/teerex"
+)
+
+// ProvedValue is a chain state value (nil: absent) with its Merkle proof,
+// as an abci_query with prove returns it. It is checked against an app
+// hash the enclave trusts, so it may come from the host.
+type ProvedValue struct {
+	Key   []byte      `cbor:"key"`
+	Value []byte      `cbor:"value,omitempty"`
+	Proof store.Proof `cbor:"proof"`
+}
 
 // Message types of provisioning.
 const (
@@ -108,6 +120,11 @@ type ProvisionServe struct {
 	Abort      bool   `cbor:"abort,omitempty"`
 	// Collateral is as ProvisionInit's, with session 0.
 	Collateral *teerex.Collateral `cbor:"collateral,omitempty"`
+	// Registry proves, with session 0, the provider enclave's registration
+	// (teerex.EnclaveKey of its signer), the attestation policy and the
+	// allowlist, queried at the height before the checkpoint's, whose
+	// header's app hash the requester checks them against.
+	Registry []ProvedValue `cbor:"registry,omitempty"`
 }
 
 func (*ProvisionServe) Type() string      { return TypeProvisionServe }

@@ -33,6 +33,10 @@ type Chain struct {
 	Vals    *types.ValidatorSet
 	Blocks  []*Block
 	Start   time.Time
+	// AppHashes, if the chain runs a real application, are its app hashes:
+	// [0] after genesis, [h] after block h. The header of height h carries
+	// AppHashes[h-1], as in CometBFT.
+	AppHashes [][]byte
 }
 
 // New returns a chain with n validators of equal power whose keys derive
@@ -50,6 +54,16 @@ func New(chainID string, n int, seed string) *Chain {
 	}
 	c.Vals = types.NewValidatorSet(vals)
 	return c
+}
+
+// appHash is the app hash the header at height h carries: the state after
+// block h-1 as the application computed it (AppHashes), else a made-up
+// one.
+func (c *Chain) appHash(h int64) []byte {
+	if h-1 < int64(len(c.AppHashes)) {
+		return c.AppHashes[h-1]
+	}
+	return hash(fmt.Sprint("app ", h))
 }
 
 // Height is the height of the last block.
@@ -75,7 +89,7 @@ func (c *Chain) Add(txs [][]byte, results []*abci.ExecTxResult) *Block {
 		ValidatorsHash:     c.Vals.Hash(),
 		NextValidatorsHash: c.Vals.Hash(),
 		ConsensusHash:      hash("consensus params"),
-		AppHash:            hash(fmt.Sprint("app ", h)),
+		AppHash:            c.appHash(h),
 		LastResultsHash:    types.NewResults(nil).Hash(),
 		EvidenceHash:       types.EvidenceList{}.Hash(),
 		ProposerAddress:    c.Vals.Validators[0].Address,
