@@ -24,6 +24,7 @@ import (
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave/state"
+	"github.com/integritee-go/integritee/internal/ed25519x"
 )
 
 // Signing domains.
@@ -154,7 +155,7 @@ func SignGetter(key ed25519.PrivateKey, getter []byte, mrenclave, shard [32]byte
 }
 
 func verify(signer tx.Address, digest, sig []byte) error {
-	if len(sig) != ed25519.SignatureSize || !ed25519.Verify(ed25519.PublicKey(signer[:]), digest, sig) {
+	if !ed25519x.Verify(signer[:], digest, sig) {
 		return ErrBadSignature
 	}
 	return nil
