@@ -20,6 +20,7 @@ import (
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/internal/ed25519x"
 )
 
 // Name is the module name: call namespace, key prefix and query path.
@@ -58,7 +59,11 @@ type Params struct {
 	BaseFee      uint64     `cbor:"base_fee" json:"base_fee"`
 	PerByteFee   uint64     `cbor:"per_byte_fee" json:"per_byte_fee"`
 	FeeCollector tx.Address `cbor:"fee_collector" json:"fee_collector"`
-	Sudo         tx.Address `cbor:"sudo" json:"sudo"`
+	// Sudo is the key allowed the sudo calls. Nil (JSON null) is a chain
+	// without sudo: no address, however it signs, passes IsSudo. Absence
+	// is explicit because any "nobody" address would be a key someone
+	// might sign for; the all-zero one once was (issue 9).
+	Sudo *tx.Address `cbor:"sudo" json:"sudo"`
 }
 
 // MinFee is the smallest fee a transaction of txLen wire bytes may declare:
@@ -168,13 +173,20 @@ func (Keeper) SetParams(kv store.KV, p Params) error {
 	return nil
 }
 
-// IsSudo reports whether a is the sudo key.
+// IsSudo reports whether a is the sudo key: never on a chain without one,
+// and never for a key no signature can be checked against.
 func (k Keeper) IsSudo(r store.Reader, a tx.Address) (bool, error) {
 	p, err := k.Params(r)
 	if err != nil {
 		return false, err
 	}
-	return p.Sudo == a, nil
+	if p.Sudo == nil || *p.Sudo != a {
+		return false, nil
+	}
+	// Genesis validation refuses such a sudo key; a state written before it
+	// did may still hold the all-zero "nobody" of old production genesis
+	// files, which must stay nobody.
+	return ed25519x.CheckPublicKey(a[:]) == nil, nil
 }
 
 // Credit adds amount to a's balance.

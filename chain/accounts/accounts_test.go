@@ -27,7 +27,7 @@ func TestDevKeysAreWellKnown(t *testing.T) {
 		}
 	}
 	g := accounts.DevGenesis()
-	if g.Params.Sudo != accounts.DevAddress("Alice") || len(g.Balances) != len(accounts.DevNames) {
+	if g.Params.Sudo == nil || *g.Params.Sudo != accounts.DevAddress("Alice") || len(g.Balances) != len(accounts.DevNames) {
 		t.Fatalf("dev genesis: %+v", g)
 	}
 }

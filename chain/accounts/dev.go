@@ -43,11 +43,12 @@ func FeeCollectorAddress() tx.Address {
 // DevGenesis returns the accounts genesis of a development chain: every dev
 // account holds DevBalance and Alice is sudo.
 func DevGenesis() GenesisState {
+	alice := DevAddress("Alice")
 	g := GenesisState{Params: Params{
 		BaseFee:      DevBaseFee,
 		PerByteFee:   DevPerByteFee,
 		FeeCollector: FeeCollectorAddress(),
-		Sudo:         DevAddress("Alice"),
+		Sudo:         &alice,
 	}}
 	for _, n := range DevNames {
 		g.Balances = append(g.Balances, GenesisEntry{Address: DevAddress(n), Amount: DevBalance})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/internal/ed25519x"
 )
 
 // Module is the accounts module.
@@ -104,9 +105,15 @@ type GenesisEntry struct {
 	Amount  uint64     `json:"amount"`
 }
 
-// Validate checks that the genesis state is usable: no duplicate accounts
-// and a total supply that fits in a balance.
+// Validate checks that the genesis state is usable: a sudo key, if any,
+// that only its holder can sign for, no duplicate accounts and a total
+// supply that fits in a balance.
 func (g *GenesisState) Validate() error {
+	if s := g.Params.Sudo; s != nil {
+		if err := ed25519x.CheckPublicKey(s[:]); err != nil {
+			return fmt.Errorf("accounts genesis: sudo %s: %w (a chain without sudo has \"sudo\": null)", s, err)
+		}
+	}
 	seen := make(map[tx.Address]bool, len(g.Balances))
 	var total uint64
 	for _, e := range g.Balances {

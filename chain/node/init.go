@@ -38,7 +38,8 @@ type InitOptions struct {
 	Config *Config
 	// Accounts overrides the accounts genesis. Without it a dev chain gets
 	// accounts.DevGenesis() and any other chain the dev parameters with no
-	// balances and no usable sudo key: edit app_state before the first start.
+	// balances and no sudo ("sudo": null): edit app_state before the first
+	// start to name one.
 	Accounts *accounts.GenesisState
 	// GenesisTime defaults to now.
 	GenesisTime time.Time
@@ -117,7 +118,7 @@ func writeGenesis(homes []string, opts InitOptions, vals []types.GenesisValidato
 		g := accounts.DevGenesis()
 		if !opts.Dev {
 			g.Balances = nil
-			g.Params.Sudo = [32]byte{}
+			g.Params.Sudo = nil
 		}
 		ag = &g
 	}

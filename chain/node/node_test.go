@@ -101,7 +101,7 @@ func TestTransferMovesFundsAndChargesFee(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if params.Sudo != alice || params.BaseFee != accounts.DevBaseFee || params.PerByteFee != accounts.DevPerByteFee {
+	if params.Sudo == nil || *params.Sudo != alice || params.BaseFee != accounts.DevBaseFee || params.PerByteFee != accounts.DevPerByteFee {
 		t.Fatalf("dev params: %+v", params)
 	}
 	if got := balance(t, c, alice); got != accounts.DevBalance {

@@ -1,7 +1,6 @@
 package sidechain
 
 import (
-	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/internal/ed25519x"
 )
 
 // HeaderDomain separates header hashes from every other hash an enclave
@@ -86,7 +86,7 @@ func (s *SignedHeader) Verify() (teerex.Hash, error) {
 	if err != nil {
 		return h, err
 	}
-	if len(s.Signature) != ed25519.SignatureSize || !ed25519.Verify(ed25519.PublicKey(s.Header.Author[:]), h[:], s.Signature) {
+	if !ed25519x.Verify(s.Header.Author[:], h[:], s.Signature) {
 		return h, ErrBadHeaderSignature
 	}
 	return h, nil

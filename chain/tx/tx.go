@@ -14,6 +14,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/integritee-go/integritee/chain/codec"
+	"github.com/integritee-go/integritee/internal/ed25519x"
 )
 
 // SigningDomain prefixes the signed digest so that a transaction signature
@@ -147,7 +148,9 @@ func (s *SignedTx) Encode() ([]byte, error) {
 	return codec.Marshal(s)
 }
 
-// Verify checks the signature against the sender's key.
+// Verify checks the signature against the sender's key. A sender that is
+// not a valid signing key (a small-order point such as the all-zero
+// address, or a non-canonical encoding) never verifies: see ed25519x.
 func (s *SignedTx) Verify() error {
 	if len(s.Signature) != ed25519.SignatureSize {
 		return fmt.Errorf("%w: signature has %d bytes", ErrBadSignature, len(s.Signature))
@@ -156,7 +159,7 @@ func (s *SignedTx) Verify() error {
 	if err != nil {
 		return err
 	}
-	if !ed25519.Verify(ed25519.PublicKey(s.Body.Sender[:]), digest, s.Signature) {
+	if !ed25519x.Verify(s.Body.Sender[:], digest, s.Signature) {
 		return ErrBadSignature
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/internal/ed25519x/ed25519xtest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -231,4 +233,44 @@ func FuzzDecodeTx(f *testing.F) {
 			t.Fatalf("two encodings of one tx:\n in %x\nout %x", in, out)
 		}
 	})
+}
+
+// TestSmallOrderSenderRefused is issue 9, finding 1, for transactions: a
+// sender that is a small-order point (the all-zero address among them) or
+// a non-canonical alias of one has signatures anyone can forge;
+// crypto/ed25519 accepts them and Verify must not.
+func TestSmallOrderSenderRefused(t *testing.T) {
+	keys := append(slices.Clone(ed25519xtest.SmallOrder), ed25519xtest.NonCanonical...)
+	for _, k := range keys {
+		t.Run(k.Name, func(t *testing.T) {
+			call, err := tx.NewCall("accounts", "set_balance", struct {
+				Who    tx.Address `cbor:"who"`
+				Amount uint64     `cbor:"amount"`
+			}{addr("Mallory"), 1 << 60})
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := tx.Body{ChainID: "integritee-local", Sender: tx.Address(k.Key), Call: call}
+			// The attacker picks the fee until the digest is forgeable.
+			for body.Fee = 1_000_000; body.Fee < 1_000_064; body.Fee++ {
+				digest, err := body.SignBytes()
+				if err != nil {
+					t.Fatal(err)
+				}
+				sig := ed25519xtest.Forge(k.Key[:], digest)
+				if sig == nil {
+					continue
+				}
+				if !ed25519.Verify(k.Key[:], digest, sig) {
+					t.Fatal("crypto/ed25519 refuses the forgery: the test proves nothing")
+				}
+				stx := &tx.SignedTx{Body: body, Signature: sig}
+				if err := stx.Verify(); !errors.Is(err, tx.ErrBadSignature) {
+					t.Fatalf("forged transaction: got %v, want %v", err, tx.ErrBadSignature)
+				}
+				return
+			}
+			t.Fatal("no forgeable fee found")
+		})
+	}
 }

@@ -136,7 +136,7 @@ func initHome(home string, dev bool, chainID, rpc, p2p string, stdout io.Writer)
 	}
 	fmt.Fprintf(stdout, "initialized %s (chain %q, dev %v): start it with integritee-node start --home %s\n", home, orDefault(chainID, dev), dev, home)
 	if !dev {
-		fmt.Fprintf(stdout, "production genesis: no balances and no sudo key, teerex trusts Intel's roots with no collateral and no allowed MRENCLAVE; edit app_state in %s before the first start\n",
+		fmt.Fprintf(stdout, "production genesis: no balances and no sudo (\"sudo\": null; name a key's hex address to have one), teerex trusts Intel's roots with no collateral and no allowed MRENCLAVE; edit app_state in %s before the first start\n",
 			filepath.Join(home, "config", "genesis.json"))
 	}
 	return nil

@@ -34,6 +34,7 @@ import (
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave/state"
+	"github.com/integritee-go/integritee/internal/ed25519x"
 )
 
 // Signing domains. v2 payloads carry the genesis ID.
@@ -223,7 +224,7 @@ func SignGetter(key ed25519.PrivateKey, getter []byte, expires time.Time, replyK
 }
 
 func verify(signer tx.Address, digest, sig []byte) error {
-	if len(sig) != ed25519.SignatureSize || !ed25519.Verify(ed25519.PublicKey(signer[:]), digest, sig) {
+	if !ed25519x.Verify(signer[:], digest, sig) {
 		return ErrBadSignature
 	}
 	return nil
