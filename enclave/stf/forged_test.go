@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/tx"
@@ -19,7 +20,7 @@ func forgedCall(t *testing.T, signer tx.Address, to tx.Address, nonce uint64) []
 	t.Helper()
 	for amount := uint64(1); amount <= 64; amount++ {
 		c := call(t, stf.Call{Transfer: &stf.Transfer{From: signer, To: to, Amount: amount}})
-		d, err := stf.CallSignBytes(c, nonce, env.MRENCLAVE, env.Shard)
+		d, err := stf.CallSignBytes(c, nonce, env.Target())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +74,8 @@ func TestSmallOrderSignerRefused(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				d, err := stf.GetterSignBytes(gb, env.MRENCLAVE, env.Shard)
+				expires := chainTime.Add(time.Minute).UnixMilli()
+				d, err := stf.GetterSignBytes(gb, expires, stf.ReplyKeyHash(nil), env.Target())
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -85,11 +87,11 @@ func TestSmallOrderSignerRefused(t *testing.T) {
 					t.Fatal("crypto/ed25519 refuses the forged getter")
 				}
 				getters++
-				signed, err := codec.Marshal(stf.SignedGetter{Getter: gb, Signer: signer, Signature: sig})
+				signed, err := codec.Marshal(stf.SignedGetter{Getter: gb, Signer: signer, Expires: expires, ReplyKeyHash: stf.ReplyKeyHash(nil), Signature: sig})
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := f.rt.Get(env, f.st.Begin(), signed); !errors.Is(err, stf.ErrBadSignature) {
+				if _, err := f.rt.Get(env, f.st.Begin(), signed, chainTime, nil); !errors.Is(err, stf.ErrBadSignature) {
 					t.Fatalf("forged getter: got %v, want %v", err, stf.ErrBadSignature)
 				}
 			}
