@@ -12,6 +12,7 @@ import (
 
 	"github.com/integritee-go/integritee/chain"
 	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/internal/moduletest"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/internal/ed25519x/ed25519xtest"
@@ -62,7 +63,8 @@ func TestForgedZeroAddressTxRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	app := newApp(t, dbm.NewMemDB())
-	if _, err := app.InitChain(context.Background(), &abci.RequestInitChain{ChainId: chainID, InitialHeight: 1, AppStateBytes: state, Time: time.Unix(0, 0)}); err != nil {
+	vals, _ := moduletest.Validators(chainID, 1)
+	if _, err := app.InitChain(context.Background(), &abci.RequestInitChain{ChainId: chainID, InitialHeight: 1, AppStateBytes: state, Time: time.Unix(0, 0), Validators: vals}); err != nil {
 		t.Fatal(err)
 	}
 	mallory := accounts.DevAddress("Mallory")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/integritee-go/integritee/chain"
 	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/internal/moduletest"
 	"github.com/integritee-go/integritee/chain/node"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
@@ -81,7 +82,8 @@ func TestProductionGenesisHasNoSudo(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := app.InitChain(ctx, &abci.RequestInitChain{ChainId: gen.ChainID, InitialHeight: 1, AppStateBytes: stateBytes, Time: gen.GenesisTime}); err != nil {
+	vals, _ := moduletest.Validators(gen.ChainID, 1)
+	if _, err := app.InitChain(ctx, &abci.RequestInitChain{ChainId: gen.ChainID, InitialHeight: 1, AppStateBytes: stateBytes, Time: gen.GenesisTime, Validators: vals}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -137,7 +139,7 @@ func TestProductionGenesisHasNoSudo(t *testing.T) {
 		}
 	}
 	txs, want = build(true)
-	res, err := app.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Height: 1, Txs: txs, Time: gen.GenesisTime.Add(1)})
+	res, err := app.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Height: 1, Hash: moduletest.BlockHash(1), Txs: txs, Time: gen.GenesisTime.Add(1)})
 	if err != nil {
 		t.Fatal(err)
 	}
