@@ -225,6 +225,8 @@ type host struct {
 	// alterRegistry, if set, changes the registry proofs this host passes
 	// as a provisioning provider (a malicious host).
 	alterRegistry func([]protocol.ProvedValue) []protocol.ProvedValue
+	// snapshots counts the checkpoints this host served as a provider.
+	snapshots int
 	// genesis is the ID of the chain of the last Init (initRequest).
 	genesis [32]byte
 

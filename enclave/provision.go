@@ -405,13 +405,24 @@ func (e *Enclave) provisionServe(r *protocol.ProvisionServe) (protocol.Reply, er
 	id := r.Session
 	if id == 0 {
 		var err error
-		if id, err = e.openSession(r.Checkpoint, r.Collateral, r.Registry); err != nil {
+		if id, err = e.openSession(r.Collateral); err != nil {
 			return nil, err
 		}
 	}
 	p, ok := e.prov.sessions[id]
 	if !ok {
 		return nil, protocol.Errorf(protocol.CodeInvalidInput, "no provisioning session %d", id)
+	}
+	if len(r.Checkpoint) > 0 {
+		if !p.awaits() {
+			return nil, protocol.Errorf(protocol.CodeInvalidInput, "provisioning session %d does not want a checkpoint now", id)
+		}
+		pl, err := e.payloadFor(r.Checkpoint, r.Registry)
+		if err != nil {
+			e.dropSession(id)
+			return nil, err
+		}
+		p.deliver(pl)
 	}
 	out, ended, err := p.step(r.In)
 	if err != nil {
@@ -421,22 +432,14 @@ func (e *Enclave) provisionServe(r *protocol.ProvisionServe) (protocol.Reply, er
 	if ended {
 		e.dropSession(id)
 	}
-	return &protocol.ProvisionServeReply{Session: id, Out: out, Done: ended}, nil
+	return &protocol.ProvisionServeReply{Session: id, Out: out, Done: ended, NeedCheckpoint: !ended && p.awaits()}, nil
 }
 
-// openSession starts a provider session that hands out the keys and the
-// host's persisted checkpoint to an attested requester.
-func (e *Enclave) openSession(sealedCP []byte, host *teerex.Collateral, registry []protocol.ProvedValue) (uint64, error) {
-	cp, err := openCheckpoint(e.cfg.Backend, e.scope, sealedCP)
-	if err != nil {
-		return 0, protocol.Errorf(protocol.CodeSealing, "%v", err)
-	}
-	if cp.ChainID != e.chainID || cp.Signer != e.signerAddress() {
-		return 0, protocol.Errorf(protocol.CodeSealing, "checkpoint of chain %q or another enclave", cp.ChainID)
-	}
-	if cp.Height > e.lc.Height() {
-		return 0, protocol.Errorf(protocol.CodeState, "checkpoint at %d is ahead of the enclave at %d", cp.Height, e.lc.Height())
-	}
+// openSession starts a provider session: the TLS handshake, which
+// attests the requester, and its request. Only then does the session ask
+// the host for the checkpoint to serve (NeedCheckpoint, deliverCheckpoint),
+// so that no state is copied for a peer that is not attested.
+func (e *Enclave) openSession(host *teerex.Collateral) (uint64, error) {
 	// Peers are judged at the time of the latest block the light client
 	// verified, never at the host's clock.
 	trusted := e.lc.Trusted()
@@ -449,20 +452,6 @@ func (e *Enclave) openSession(sealedCP []byte, host *teerex.Collateral, registry
 	}
 	if err != nil {
 		return 0, err
-	}
-	// The keys package hands out no key bytes; sealing and opening again
-	// yields the shielding key's serialisation.
-	sealed, err := e.keys.Seal(e.cfg.Backend, e.scope)
-	if err != nil {
-		return 0, err
-	}
-	shieldingKey, err := seal.Open(e.cfg.Backend, keys.LabelShielding, e.scope, sealed.Shielding)
-	if err != nil {
-		return 0, err
-	}
-	pl := provisionPayload{
-		Shard: e.shard, ChainID: e.chainID, Genesis: e.genesis, Signer: e.signerAddress(), Registry: registry,
-		Shielding: shieldingKey, State: e.keys.StateKey(), Checkpoint: *cp,
 	}
 	shard, chainID, genesis := e.shard, e.chainID, e.genesis
 	p := newPump(protocol.MaxProvisionRecord)
@@ -478,7 +467,11 @@ func (e *Enclave) openSession(sealedCP []byte, host *teerex.Collateral, registry
 		if req.Shard != shard || req.ChainID != chainID || req.Genesis != genesis {
 			return fmt.Errorf("%w: requester asks for shard %x on %q (genesis %x)", ErrProvisionPayload, req.Shard, req.ChainID, req.Genesis)
 		}
-		if err := writeMessage(c, &pl); err != nil {
+		pl, err := p.await()
+		if err != nil {
+			return err
+		}
+		if err := writeMessage(c, pl); err != nil {
 			return err
 		}
 		return c.Close()
@@ -493,8 +486,38 @@ func (e *Enclave) openSession(sealedCP []byte, host *teerex.Collateral, registry
 	id := e.prov.next
 	e.prov.sessions[id] = p
 	e.prov.order = append(e.prov.order, id)
-	e.log.Info("provisioning session opened", "session", id, "height", cp.Height)
+	e.log.Info("provisioning session opened", "session", id)
 	return id, nil
+}
+
+// payloadFor builds what a session serves: the keys and the host's
+// checkpoint, which must be this enclave's, of its chain, and not ahead of
+// it.
+func (e *Enclave) payloadFor(sealedCP []byte, registry []protocol.ProvedValue) (*provisionPayload, error) {
+	cp, err := openCheckpoint(e.cfg.Backend, e.scope, sealedCP)
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeSealing, "%v", err)
+	}
+	if cp.ChainID != e.chainID || cp.Signer != e.signerAddress() {
+		return nil, protocol.Errorf(protocol.CodeSealing, "checkpoint of chain %q or another enclave", cp.ChainID)
+	}
+	if cp.Height > e.lc.Height() {
+		return nil, protocol.Errorf(protocol.CodeState, "checkpoint at %d is ahead of the enclave at %d", cp.Height, e.lc.Height())
+	}
+	// The keys package hands out no key bytes; sealing and opening again
+	// yields the shielding key's serialisation.
+	sealed, err := e.keys.Seal(e.cfg.Backend, e.scope)
+	if err != nil {
+		return nil, err
+	}
+	shieldingKey, err := seal.Open(e.cfg.Backend, keys.LabelShielding, e.scope, sealed.Shielding)
+	if err != nil {
+		return nil, err
+	}
+	return &provisionPayload{
+		Shard: e.shard, ChainID: e.chainID, Genesis: e.genesis, Signer: e.signerAddress(), Registry: registry,
+		Shielding: shieldingKey, State: e.keys.StateKey(), Checkpoint: *cp,
+	}, nil
 }
 
 func (e *Enclave) dropSession(id uint64) {

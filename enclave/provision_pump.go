@@ -29,7 +29,11 @@ type pump struct {
 	in      []byte // fed, not yet read
 	out     []byte // written, not yet taken
 	limit   int
-	waiting bool // the session blocks in Read with nothing to read
+	waiting bool // the session blocks in Read with nothing to read, or in await
+	// payload is what deliver handed over for await; awaiting is true while
+	// the session blocks in await.
+	payload  any
+	awaiting bool
 	ended   bool
 	closed  bool
 	err     error // the session's outcome once ended
@@ -66,7 +70,7 @@ func (p *pump) step(in []byte) (out []byte, ended bool, err error) {
 		p.waiting = false
 		p.cond.Broadcast()
 	}
-	for !p.ended && !(p.waiting && len(p.in) == 0) {
+	for !p.ended && !(p.waiting && (len(p.in) == 0 || p.awaiting)) {
 		p.cond.Wait()
 	}
 	out, p.out = p.out, nil
@@ -78,6 +82,41 @@ func (p *pump) step(in []byte) (out []byte, ended bool, err error) {
 
 // close abandons the session: its pending and future reads and writes
 // fail, so its goroutine ends.
+// await blocks the session until the host delivers a value (deliver); a
+// step meanwhile returns with awaits() true.
+func (p *pump) await() (any, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.awaiting = true
+	for p.payload == nil && !p.closed {
+		p.waiting = true
+		p.cond.Broadcast()
+		p.cond.Wait()
+	}
+	p.waiting, p.awaiting = false, false
+	if p.closed {
+		return nil, errPumpClosed
+	}
+	v := p.payload
+	p.payload = nil
+	return v, nil
+}
+
+// awaits reports whether the session blocks in await.
+func (p *pump) awaits() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.awaiting && p.waiting
+}
+
+// deliver hands v to the session blocked in await.
+func (p *pump) deliver(v any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.payload, p.waiting = v, false
+	p.cond.Broadcast()
+}
+
 func (p *pump) close() {
 	p.mu.Lock()
 	p.closed = true

@@ -100,11 +100,7 @@ func relay(t *testing.T, c *chainSim, req, prov *host, tm tamper) (*protocol.Pro
 		}
 		serve := &protocol.ProvisionServe{Session: session, In: out}
 		if session == 0 {
-			serve.Checkpoint, serve.Collateral = prov.checkpoint, prov.collateral
-			serve.Registry = registryProofs(t, c, prov.signer, prov.height-1)
-			if prov.alterRegistry != nil {
-				serve.Registry = prov.alterRegistry(serve.Registry)
-			}
+			serve.Collateral = prov.collateral
 		}
 		sr, err := protocol.CallAs[*protocol.ProvisionServeReply](ctx, prov.c, serve)
 		if err != nil {
@@ -112,6 +108,19 @@ func relay(t *testing.T, c *chainSim, req, prov *host, tm tamper) (*protocol.Pro
 		}
 		session = sr.Session
 		in := sr.Out
+		if sr.NeedCheckpoint {
+			// The requester is attested: now the host takes its snapshot.
+			prov.snapshots++
+			give := &protocol.ProvisionServe{Session: session, Checkpoint: prov.checkpoint,
+				Registry: registryProofs(t, c, prov.signer, prov.height-1)}
+			if prov.alterRegistry != nil {
+				give.Registry = prov.alterRegistry(give.Registry)
+			}
+			if sr, err = protocol.CallAs[*protocol.ProvisionServeReply](ctx, prov.c, give); err != nil {
+				return nil, err
+			}
+			in = append(in, sr.Out...)
+		}
 		if tm != nil {
 			in = tm(false, i, in)
 		}
@@ -221,6 +230,9 @@ func TestProvisioning(t *testing.T) {
 	res, err := relay(t, f.c, req, f.prov, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if f.prov.snapshots != 1 {
+		t.Fatalf("the provider asked for %d checkpoints, want 1", f.prov.snapshots)
 	}
 	if !bytes.Equal(res.ShieldingPublic, f.shieldingPub) || res.Height != 2 || res.StateRoot != f.prov.root() ||
 		res.Entries != uint64(len(f.prov.entries)) {
@@ -386,6 +398,8 @@ type serveConn struct {
 	cp      []byte
 	session uint64
 	w, r    []byte
+	// asked counts the enclave's requests for the checkpoint.
+	asked int
 }
 
 func (s *serveConn) Write(b []byte) (int, error) { s.w = append(s.w, b...); return len(b), nil }
@@ -393,15 +407,20 @@ func (s *serveConn) Write(b []byte) (int, error) { s.w = append(s.w, b...); retu
 func (s *serveConn) Read(b []byte) (int, error) {
 	for len(s.r) == 0 {
 		req := &protocol.ProvisionServe{Session: s.session, In: s.w}
-		if s.session == 0 {
-			req.Checkpoint = s.cp
-		}
 		s.w = nil
 		rep, err := protocol.CallAs[*protocol.ProvisionServeReply](context.Background(), s.c, req)
 		if err != nil {
 			return 0, err
 		}
 		s.session, s.r = rep.Session, rep.Out
+		if rep.NeedCheckpoint {
+			s.asked++
+			if rep, err = protocol.CallAs[*protocol.ProvisionServeReply](context.Background(), s.c,
+				&protocol.ProvisionServe{Session: s.session, Checkpoint: s.cp}); err != nil {
+				return 0, err
+			}
+			s.r = append(s.r, rep.Out...)
+		}
 		if rep.Done && len(s.r) == 0 {
 			return 0, io.EOF
 		}
@@ -553,7 +572,8 @@ func TestProvisioningProviderRefusesRequester(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn := tls.Client(&serveConn{c: f.prov.c, cp: f.prov.checkpoint}, cfg)
+	sc := &serveConn{c: f.prov.c, cp: f.prov.checkpoint}
+	conn := tls.Client(sc, cfg)
 	if err := conn.Handshake(); err != nil {
 		t.Fatalf("client side of the handshake: %v", err)
 	}
@@ -566,6 +586,44 @@ func TestProvisioningProviderRefusesRequester(t *testing.T) {
 	if !errors.Is(err, protocol.ErrVerification) || !strings.Contains(err.Error(), "MRENCLAVE not allowed") || len(got) != 0 {
 		t.Fatalf("read %d bytes, %v; want a verification error about the MRENCLAVE", len(got), err)
 	}
+	// The host was never asked for its state (issue 9: an unattested peer
+	// costs the provider host no snapshot).
+	if sc.asked != 0 {
+		t.Fatalf("the provider asked for the checkpoint %d times for a refused peer", sc.asked)
+	}
+}
+
+// untilCheckpoint runs a provisioning session with a fresh attested
+// requester until the provider asks for the checkpoint, and returns the
+// provider's session.
+func untilCheckpoint(t *testing.T, f *provisionFixture) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	req := newHost(t, f.shard)
+	startPeers(req, simPeers(req.backend))
+	init := req.initRequest(f.c)
+	init.SealedKeys, init.Checkpoint = nil, nil
+	ir, err := protocol.CallAs[*protocol.ProvisionInitReply](ctx, req.c, &protocol.ProvisionInit{Init: *init})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, session := ir.Out, uint64(0)
+	for range 4 {
+		sr, err := protocol.CallAs[*protocol.ProvisionServeReply](ctx, f.prov.c, &protocol.ProvisionServe{Session: session, In: out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if session = sr.Session; sr.NeedCheckpoint {
+			return session
+		}
+		st, err := protocol.CallAs[*protocol.ProvisionStepReply](ctx, req.c, &protocol.ProvisionStep{In: sr.Out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = st.Out
+	}
+	t.Fatal("the provider never asked for the checkpoint")
+	return 0
 }
 
 func TestProvisioningRequests(t *testing.T) {
@@ -594,9 +652,15 @@ func TestProvisioningRequests(t *testing.T) {
 		t.Fatalf("serve before init: %v", err)
 	}
 
+	// A checkpoint before the session asks for it (before the requester
+	// is attested) is refused.
+	if _, err := f.prov.c.Call(ctx, &protocol.ProvisionServe{Checkpoint: f.prov.checkpoint, In: []byte("hello")}); !errors.Is(err, protocol.ErrInvalidInput) {
+		t.Fatalf("checkpoint with the first flight: %v", err)
+	}
 	// A provider refuses checkpoints that are not its own.
-	for name, cp := range map[string][]byte{"none": nil, "garbage": []byte("garbage checkpoint"), "truncated": f.prov.checkpoint[:20]} {
-		if _, err := f.prov.c.Call(ctx, &protocol.ProvisionServe{Checkpoint: cp, In: []byte("hello")}); !errors.Is(err, protocol.ErrSealing) {
+	for name, cp := range map[string][]byte{"garbage": []byte("garbage checkpoint"), "truncated": f.prov.checkpoint[:20]} {
+		session := untilCheckpoint(t, f)
+		if _, err := f.prov.c.Call(ctx, &protocol.ProvisionServe{Session: session, Checkpoint: cp}); !errors.Is(err, protocol.ErrSealing) {
 			t.Fatalf("checkpoint %s: %v", name, err)
 		}
 	}
@@ -604,7 +668,7 @@ func TestProvisioningRequests(t *testing.T) {
 		t.Fatalf("unknown session: %v", err)
 	}
 	// Garbage instead of a ClientHello ends the session.
-	if _, err := f.prov.c.Call(ctx, &protocol.ProvisionServe{Checkpoint: f.prov.checkpoint, In: []byte("GET / HTTP/1.1\r\n\r\n")}); !errors.Is(err, protocol.ErrVerification) {
+	if _, err := f.prov.c.Call(ctx, &protocol.ProvisionServe{In: []byte("GET / HTTP/1.1\r\n\r\n")}); !errors.Is(err, protocol.ErrVerification) {
 		t.Fatalf("garbage client hello: %v", err)
 	}
 	// The provider still serves blocks.

@@ -54,9 +54,13 @@ import (
 // sidechain with rotating block production, a later milestone): a direct
 // call reaches only the worker it is sent to, and the others do not
 // follow it. Until then a worker refuses direct calls from the moment it
-// opens a provisioning session, and while the chain lists more than one
-// active enclave for the shard (direct.go); indirect calls (ordered by
-// the chain) are safe with any number.
+// takes a snapshot for an attested requester (its enclave asks for the
+// checkpoint only after the handshake verified the requester, so a peer
+// that merely connects copies no state and disables nothing), and while
+// the chain lists more than one active enclave for the shard (direct.go;
+// the chain itself confirms no direct block then); indirect calls (ordered
+// by the chain) are safe with any number. A first flight is at most
+// maxFirstFlight bytes.
 
 // ProvisionConfig configures key provisioning.
 type ProvisionConfig struct {
@@ -85,6 +89,7 @@ var (
 // Bounds of the provisioning endpoint.
 const (
 	maxProvisionSessions = 4
+	maxFirstFlight       = 64 << 10
 	provisionSessionTTL  = 2 * time.Minute
 	provisionChunk       = 1024 // entries per snapshot frame
 	maxSnapshotFrame     = 16 << 20
@@ -97,18 +102,26 @@ type provisionSession struct {
 	enclave uint64 // the enclave's session ID
 	entries []protocol.Entry
 	created time.Time
+	// counted is true from the snapshot until the session completes or is
+	// dropped: while it is, direct calls are refused.
+	counted bool
 }
 
-// provisionServer is the provider side's state.
+// provisionServer is the provider side's state. opened and ended tell
+// the worker when a session starts and stops holding a snapshot
+// (peerSessionOpened, peerSessionEnded), however it ends: completed,
+// refused, evicted or expired.
 type provisionServer struct {
 	mu       sync.Mutex
 	sessions map[string]*provisionSession
+	opened   func()
+	ended    func(completed bool)
 }
 
 // ProvisionHandler serves the provisioning endpoint (see above). It
 // answers 503 until the worker is ready.
 func (w *Worker) ProvisionHandler() http.Handler {
-	ps := &provisionServer{sessions: map[string]*provisionSession{}}
+	ps := &provisionServer{sessions: map[string]*provisionSession{}, opened: w.peerSessionOpened, ended: w.peerSessionEnded}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /provision/session", func(rw http.ResponseWriter, r *http.Request) { w.serveProvisionStep(ps, rw, r, "") })
 	mux.HandleFunc("POST /provision/session/{token}", func(rw http.ResponseWriter, r *http.Request) {
@@ -180,7 +193,12 @@ func (w *Worker) serveProvisionStep(ps *provisionServer, rw http.ResponseWriter,
 		http.Error(rw, "worker not ready", http.StatusServiceUnavailable)
 		return
 	}
-	in, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, protocol.MaxProvisionRecord))
+	limit := int64(protocol.MaxProvisionRecord)
+	if token == "" {
+		// A first flight is a ClientHello: a few hundred bytes.
+		limit = maxFirstFlight
+	}
+	in, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, limit))
 	if err != nil {
 		http.Error(rw, "request body: "+err.Error(), http.StatusRequestEntityTooLarge)
 		return
@@ -188,20 +206,8 @@ func (w *Worker) serveProvisionStep(ps *provisionServer, rw http.ResponseWriter,
 	req := &protocol.ProvisionServe{In: in}
 	var s *provisionSession
 	if token == "" {
-		// Direct calls are refused from here on (direct.go): the
-		// snapshot must hold every one this worker accepted.
-		w.peerSessionOpened()
 		s = &provisionSession{created: time.Now()}
-		var cp store.Checkpoint
-		if cp, s.entries, err = w.snapshot(); err != nil {
-			w.peerSessionEnded(false)
-			http.Error(rw, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		req.Checkpoint, req.Collateral = cp.Sealed, w.peerCollateral(r.Context())
-		// The requester checks this enclave's registration against the
-		// checkpoint header's app hash: the state after the block before.
-		req.Registry = w.registryProofs(r.Context(), cp.Height-1)
+		req.Collateral = w.peerCollateral(r.Context())
 	} else if s = ps.get(token); s == nil {
 		http.Error(rw, "no such provisioning session", http.StatusNotFound)
 		return
@@ -209,9 +215,14 @@ func (w *Worker) serveProvisionStep(ps *provisionServer, rw http.ResponseWriter,
 		req.Session = s.enclave
 	}
 	rep, err := callAs[*protocol.ProvisionServeReply](r.Context(), w, req)
+	if err == nil && rep.NeedCheckpoint {
+		// The requester is attested and asked for the shard: only now is
+		// the state copied, and direct calls refused (direct.go), since
+		// the snapshot must hold every one this worker accepted.
+		rep, err = w.serveCheckpoint(r.Context(), ps, s, rep)
+	}
 	if err != nil {
 		w.log.Warn("provisioning session refused", "err", err)
-		w.peerSessionEnded(false)
 		if token != "" {
 			ps.drop(token)
 		}
@@ -221,7 +232,6 @@ func (w *Worker) serveProvisionStep(ps *provisionServer, rw http.ResponseWriter,
 	if token == "" {
 		s.enclave = rep.Session
 		if token, err = ps.add(s); err != nil {
-			w.peerSessionEnded(false)
 			http.Error(rw, err.Error(), http.StatusInternalServerError)
 			return
 		}
@@ -229,11 +239,33 @@ func (w *Worker) serveProvisionStep(ps *provisionServer, rw http.ResponseWriter,
 	}
 	rw.Header().Set(headerSession, token)
 	if rep.Done {
-		w.peerSessionEnded(true)
+		ps.complete(s)
 		rw.Header().Set(headerDone, "1")
 	}
 	rw.Header().Set("Content-Type", "application/octet-stream")
 	rw.Write(rep.Out)
+}
+
+// serveCheckpoint takes the snapshot a session serves and hands its
+// checkpoint to the enclave, which answers with the payload; rep's output
+// comes first.
+func (w *Worker) serveCheckpoint(ctx context.Context, ps *provisionServer, s *provisionSession, rep *protocol.ProvisionServeReply) (*protocol.ProvisionServeReply, error) {
+	ps.count(s)
+	cp, entries, err := w.snapshot()
+	if err != nil {
+		return nil, err
+	}
+	s.entries = entries
+	// The requester checks this enclave's registration against the
+	// checkpoint header's app hash: the state after the block before.
+	more, err := callAs[*protocol.ProvisionServeReply](ctx, w, &protocol.ProvisionServe{
+		Session: rep.Session, Checkpoint: cp.Sealed, Registry: w.registryProofs(ctx, cp.Height-1),
+	})
+	if err != nil {
+		return nil, err
+	}
+	more.Out = append(rep.Out, more.Out...)
+	return more, nil
 }
 
 func (w *Worker) serveSnapshot(ps *provisionServer, rw http.ResponseWriter, r *http.Request, token string) {
@@ -283,10 +315,37 @@ func (ps *provisionServer) add(s *provisionSession) (string, error) {
 				oldest = t
 			}
 		}
+		ps.uncount(ps.sessions[oldest], false)
 		delete(ps.sessions, oldest)
 	}
 	ps.sessions[token] = s
 	return token, nil
+}
+
+// count records that s holds a snapshot.
+func (ps *provisionServer) count(s *provisionSession) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if !s.counted {
+		s.counted = true
+		ps.opened()
+	}
+}
+
+// complete records that s handed the keys over; it stays for the
+// snapshot's download.
+func (ps *provisionServer) complete(s *provisionSession) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.uncount(s, true)
+}
+
+// uncount ends s's count, with ps.mu held.
+func (ps *provisionServer) uncount(s *provisionSession, completed bool) {
+	if s != nil && s.counted {
+		s.counted = false
+		ps.ended(completed)
+	}
 }
 
 func (ps *provisionServer) get(token string) *provisionSession {
@@ -299,12 +358,14 @@ func (ps *provisionServer) get(token string) *provisionSession {
 func (ps *provisionServer) drop(token string) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	ps.uncount(ps.sessions[token], false)
 	delete(ps.sessions, token)
 }
 
 func (ps *provisionServer) expire() {
 	for t, s := range ps.sessions {
 		if time.Since(s.created) > provisionSessionTTL {
+			ps.uncount(s, false)
 			delete(ps.sessions, t)
 		}
 	}

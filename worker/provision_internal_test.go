@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/integritee-go/integritee/enclave/protocol"
 )
@@ -126,6 +127,74 @@ func TestProvisionHandlerRefusals(t *testing.T) {
 	}
 	if got := do(http.MethodPost, "/provision/session/0123", make([]byte, protocol.MaxProvisionRecord+1)); got != http.StatusRequestEntityTooLarge {
 		t.Errorf("oversized step: %d", got)
+	}
+	// A first flight is a ClientHello; 8 MiB of it is not read (issue 9).
+	if got := do(http.MethodPost, "/provision/session", make([]byte, maxFirstFlight+1)); got != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized first flight: %d", got)
+	}
+}
+
+// TestProvisionSessionCounting: a session refuses direct calls only while
+// it holds a snapshot, and stops doing so however it ends: completed,
+// dropped, evicted by newer sessions or expired. Before (issue 9), an
+// evicted or expired session was never uncounted, so one ClientHello
+// every two minutes kept direct calls disabled.
+func TestProvisionSessionCounting(t *testing.T) {
+	open, completed := 0, 0
+	ps := &provisionServer{sessions: map[string]*provisionSession{},
+		opened: func() { open++ },
+		ended: func(c bool) {
+			open--
+			if c {
+				completed++
+			}
+		}}
+	add := func(counted bool) (string, *provisionSession) {
+		t.Helper()
+		s := &provisionSession{created: time.Now()}
+		tok, err := ps.add(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if counted {
+			ps.count(s)
+		}
+		return tok, s
+	}
+	// A session that never got a snapshot (a handshake only) counts nothing.
+	add(false)
+	if open != 0 {
+		t.Fatalf("a handshake alone counts %d", open)
+	}
+	tok, s := add(true)
+	ps.count(s) // counting twice is once
+	if open != 1 {
+		t.Fatalf("open %d after a snapshot, want 1", open)
+	}
+	ps.complete(s)
+	ps.drop(tok)
+	if open != 0 || completed != 1 {
+		t.Fatalf("after completion: open %d, completed %d", open, completed)
+	}
+	tok, _ = add(true)
+	ps.drop(tok)
+	if open != 0 || completed != 1 {
+		t.Fatalf("after a drop: open %d, completed %d", open, completed)
+	}
+	// Evicted by newer sessions.
+	_, s = add(true)
+	s.created = time.Now().Add(-time.Minute)
+	for range maxProvisionSessions {
+		add(false)
+	}
+	if open != 0 {
+		t.Fatalf("after eviction: open %d", open)
+	}
+	// Expired.
+	tok, s = add(true)
+	s.created = time.Now().Add(-2 * provisionSessionTTL)
+	if ps.get(tok) != nil || open != 0 {
+		t.Fatalf("after expiry: open %d", open)
 	}
 }
 

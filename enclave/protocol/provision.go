@@ -12,9 +12,11 @@ package protocol
 //	ProvisionStep        -> Out ---------> ProvisionServe{Session, In}
 //	...                                    ... until both report Done
 //
-// The provider host passes, with the first ProvisionServe, the sealed
-// checkpoint it persisted together with the state entries it will hand
-// to the requester host (the same store snapshot). When the requester
+// The provider host passes, when the provider enclave asks for it
+// (ProvisionServeReply.NeedCheckpoint: the requester is attested and its
+// request checked), the sealed checkpoint it persisted together with the
+// state entries it will hand to the requester host (the same store
+// snapshot). When the requester
 // reports Done, its host has the provisioned keys and a checkpoint sealed
 // to the requester, and the enclave waits for the snapshot's entries
 // (LoadEntries, then Resume) exactly as after a restart with a
@@ -114,13 +116,15 @@ type ProvisionResult struct {
 // persisted with the entries it will serve; later steps name the session
 // the reply returned. Abort ends a session.
 type ProvisionServe struct {
-	Session    uint64 `cbor:"session"`
+	Session uint64 `cbor:"session"`
+	// Checkpoint is the sealed checkpoint of the snapshot the host serves,
+	// sent once the enclave asks for it (NeedCheckpoint), with no In.
 	Checkpoint []byte `cbor:"checkpoint,omitempty"`
 	In         []byte `cbor:"in"`
 	Abort      bool   `cbor:"abort,omitempty"`
 	// Collateral is as ProvisionInit's, with session 0.
 	Collateral *teerex.Collateral `cbor:"collateral,omitempty"`
-	// Registry proves, with session 0, the provider enclave's registration
+	// Registry proves, with Checkpoint, the provider enclave's registration
 	// (teerex.EnclaveKey of its signer), the attestation policy and the
 	// allowlist, queried at the height before the checkpoint's, whose
 	// header's app hash the requester checks them against.
@@ -138,4 +142,9 @@ type ProvisionServeReply struct {
 	Session uint64 `cbor:"session"`
 	Out     []byte `cbor:"out"`
 	Done    bool   `cbor:"done"`
+	// NeedCheckpoint means the requester is attested and asked for the
+	// shard: send the session's Checkpoint (and Registry) now. Until this
+	// point the host copies no state, so an unattested peer costs it
+	// nothing but a handshake.
+	NeedCheckpoint bool `cbor:"need_checkpoint,omitempty"`
 }
