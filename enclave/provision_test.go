@@ -485,6 +485,37 @@ func TestProvisioningChecksRegistry(t *testing.T) {
 	}
 }
 
+// TestProvisioningDebugPeers: a production build gives no keys to a debug
+// enclave of its own measurement (whose memory its host can read); a dev
+// build does.
+func TestProvisioningDebugPeers(t *testing.T) {
+	for _, dev := range []bool{false, true} {
+		t.Run(map[bool]string{false: "production provider", true: "dev provider"}[dev], func(t *testing.T) {
+			f := newProvisionFixture(t)
+			f.prov.dev = dev
+			f.prov.peers = simPeers(f.prov.backend)
+			f.prov.boot(f.c)
+			req := newHost(t, f.shard)
+			b, err := sim.New(sim.Config{Measurement: &f.shard, Debug: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.backend, req.dev = b, dev
+			startPeers(req, simPeers(req.backend))
+			_, err = relay(t, f.c, req, f.prov, nil)
+			if dev {
+				if err != nil {
+					t.Fatalf("dev build refused a debug peer: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, protocol.ErrVerification) || !strings.Contains(err.Error(), "debug") || f.prov.snapshots != 0 {
+				t.Fatalf("debug requester: %v (%d snapshots)", err, f.prov.snapshots)
+			}
+		})
+	}
+}
+
 // TestProvisioningJudgedAtChainTime: a provider attests and judges at the
 // time of its latest verified block, not at the host's clock. Here the
 // chain is two days behind the clock: the provider's certificate is issued
