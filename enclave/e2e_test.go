@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/integritee-go/integritee/chain/accounts"
@@ -232,6 +233,52 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	assertNoKeyMaterial(t, h)
+	assertNoPlaintextState(t, h, aliceA, bobA)
+}
+
+// assertNoPlaintextState checks that no plaintext state crossed the
+// enclave boundary in h's traffic (production rules): no state key (the
+// balances and nonces prefixes), no incognito account address. Checked
+// against a dev build's plaintext getter, the same scan finds them.
+func assertNoPlaintextState(t *testing.T, h *host, accounts ...tx.Address) {
+	t.Helper()
+	if found := plaintextState(t, h, accounts...); found != "" {
+		t.Fatalf("%s crossed the enclave boundary in plaintext", found)
+	}
+}
+
+// plaintextState names the first plaintext state item found in h's
+// traffic, or "".
+func plaintextState(t *testing.T, h *host, accounts ...tx.Address) string {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.traffic.Len() == 0 {
+		t.Fatal("no traffic recorded")
+	}
+	secrets := map[string][]byte{"balance key": []byte("balances/free/"), "nonce key": []byte("system/nonce/")}
+	for i, a := range accounts {
+		secrets[fmt.Sprintf("account %d", i)] = a[:]
+	}
+	for name, s := range secrets {
+		if bytes.Contains(h.traffic.Bytes(), s) {
+			return name
+		}
+	}
+	return ""
+}
+
+// TestPlaintextStateScanFinds is the control of assertNoPlaintextState: a
+// dev build's plaintext state read shows up in the same scan.
+func TestPlaintextStateScanFinds(t *testing.T) {
+	d := newDevDirect(t, "plaintext scan control")
+	a := addr(d.aliceI)
+	if _, err := d.h.c.Call(context.Background(), &protocol.GetState{Key: append([]byte("balances/free/"), a[:]...)}); err != nil {
+		t.Fatal(err)
+	}
+	if found := plaintextState(t, d.h, a); found == "" {
+		t.Fatal("the scan misses a plaintext state read")
+	}
 }
 
 func sha256Of(s string) [32]byte {

@@ -291,6 +291,8 @@ func TestProvisioning(t *testing.T) {
 	}
 	assertNoKeyMaterial(t, req)
 	assertNoKeyMaterial(t, f.prov)
+	assertNoPlaintextState(t, req, addr(f.aliceI), addr(f.bobI))
+	assertNoPlaintextState(t, f.prov, addr(f.aliceI), addr(f.bobI))
 }
 
 func TestProvisioningRefusesPeers(t *testing.T) {
