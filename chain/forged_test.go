@@ -2,7 +2,6 @@ package chain_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"testing"
 	"time"
@@ -15,36 +14,7 @@ import (
 	"github.com/integritee-go/integritee/chain/internal/moduletest"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/tx"
-	"github.com/integritee-go/integritee/internal/ed25519x/ed25519xtest"
 )
-
-// forgedTx returns a transaction of sender signed without its private key
-// (see ed25519xtest.Forge), after checking that crypto/ed25519 accepts the
-// signature: the attacker varies the fee until the digest is forgeable.
-func forgedTx(t *testing.T, sender tx.Address, nonce uint64, call tx.Call) []byte {
-	t.Helper()
-	body := tx.Body{ChainID: chainID, Sender: sender, Nonce: nonce, Call: call}
-	for body.Fee = 10 * accounts.DevBaseFee; body.Fee < 10*accounts.DevBaseFee+64; body.Fee++ {
-		digest, err := body.SignBytes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		sig := ed25519xtest.Forge(sender[:], digest)
-		if sig == nil {
-			continue
-		}
-		if !ed25519.Verify(sender[:], digest, sig) {
-			t.Fatal("crypto/ed25519 refuses the forgery: the test proves nothing")
-		}
-		wire, err := (&tx.SignedTx{Body: body, Signature: sig}).Encode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return wire
-	}
-	t.Fatalf("no forgeable fee for %s", sender)
-	return nil
-}
 
 // TestForgedZeroAddressTxRefused is the attack of issue 9, finding 1, on
 // the application: the all-zero address, funded by anyone, sends
@@ -76,7 +46,7 @@ func TestForgedZeroAddressTxRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	txs := [][]byte{forgedTx(t, zero, 0, transfer), forgedTx(t, zero, 0, setBalance)}
+	txs := [][]byte{moduletest.ForgedTx(t, chainID, zero, 0, transfer, 10*accounts.DevBaseFee), moduletest.ForgedTx(t, chainID, zero, 0, setBalance, 10*accounts.DevBaseFee)}
 	for i, wire := range txs {
 		res, err := app.CheckTx(context.Background(), &abci.RequestCheckTx{Tx: wire})
 		if err != nil {

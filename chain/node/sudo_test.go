@@ -2,7 +2,6 @@ package node_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"testing"
 
@@ -17,7 +16,6 @@ import (
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
-	"github.com/integritee-go/integritee/internal/ed25519x/ed25519xtest"
 )
 
 // TestProductionGenesisHasNoSudo is the attack of issue 9, finding 1, on a
@@ -123,7 +121,7 @@ func TestProductionGenesisHasNoSudo(t *testing.T) {
 			}
 		}
 		for _, c := range calls {
-			txs, want = append(txs, forgedTx(t, gen.ChainID, zero, c.call)), append(want, runtime.ErrBadSignature)
+			txs, want = append(txs, moduletest.ForgedTx(t, gen.ChainID, zero, 0, c.call, 10*accounts.DevBaseFee)), append(want, runtime.ErrBadSignature)
 		}
 		return txs, want
 	}
@@ -148,32 +146,4 @@ func TestProductionGenesisHasNoSudo(t *testing.T) {
 			t.Errorf("tx %d in the block: %s/%d %q, want %s/%d", i, r.Codespace, r.Code, r.Log, want[i].Codespace, want[i].Code)
 		}
 	}
-}
-
-// forgedTx returns a transaction of sender signed without its private key
-// (ed25519xtest.Forge) that crypto/ed25519 accepts; the forger varies the
-// fee until the digest is forgeable.
-func forgedTx(t *testing.T, chainID string, sender tx.Address, call tx.Call) []byte {
-	t.Helper()
-	body := tx.Body{ChainID: chainID, Sender: sender, Call: call}
-	for body.Fee = 10 * accounts.DevBaseFee; body.Fee < 10*accounts.DevBaseFee+64; body.Fee++ {
-		digest, err := body.SignBytes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		sig := ed25519xtest.Forge(sender[:], digest)
-		if sig == nil {
-			continue
-		}
-		if !ed25519.Verify(sender[:], digest, sig) {
-			t.Fatal("crypto/ed25519 refuses the forgery: the test proves nothing")
-		}
-		wire, err := (&tx.SignedTx{Body: body, Signature: sig}).Encode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return wire
-	}
-	t.Fatalf("no forgeable fee for %s", sender)
-	return nil
 }
