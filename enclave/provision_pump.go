@@ -34,9 +34,9 @@ type pump struct {
 	// the session blocks in await.
 	payload  any
 	awaiting bool
-	ended   bool
-	closed  bool
-	err     error // the session's outcome once ended
+	ended    bool
+	closed   bool
+	err      error // the session's outcome once ended
 }
 
 func newPump(limit int) *pump {
