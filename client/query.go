@@ -20,6 +20,18 @@ import (
 // that state (the header one block later, which it may wait for). It
 // returns the value, nil if the key is proved absent, and the height.
 func (c *Client) proved(ctx context.Context, path string, key []byte, height int64) ([]byte, int64, error) {
+	v, h, err := c.provedOnly(ctx, path, key, height)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := c.remember(ctx); err != nil {
+		return nil, 0, fmt.Errorf("query %s: %w", path, err)
+	}
+	return v, h, nil
+}
+
+// provedOnly is proved without writing the trust store.
+func (c *Client) provedOnly(ctx context.Context, path string, key []byte, height int64) ([]byte, int64, error) {
 	k, v, h, p, err := c.query(ctx, path, height, true)
 	if err != nil {
 		return nil, 0, err
@@ -77,7 +89,20 @@ func (c *Client) VerifiedParams(ctx context.Context) (accounts.Params, int64, er
 // chain ID, initial height and genesis validators), which the chain records
 // at genesis and registering enclaves must commit to, proved.
 func (c *Client) GenesisID(ctx context.Context) (teerex.Hash, error) {
-	v, h, err := c.proved(ctx, "/app/genesis", runtime.GenesisKey(), 0)
+	g, err := c.genesisAt(ctx, 0)
+	if err != nil {
+		return teerex.Hash{}, err
+	}
+	if err := c.remember(ctx); err != nil {
+		return teerex.Hash{}, fmt.Errorf("genesis ID: %w", err)
+	}
+	return g, nil
+}
+
+// genesisAt proves the genesis ID at height (0: the latest) without
+// writing the trust store, which needs it.
+func (c *Client) genesisAt(ctx context.Context, height int64) (teerex.Hash, error) {
+	v, h, err := c.provedOnly(ctx, "/app/genesis", runtime.GenesisKey(), height)
 	if err != nil {
 		return teerex.Hash{}, err
 	}
