@@ -119,7 +119,7 @@ func (v *verifier) expired(t *trusted) bool {
 
 // expiredError says which trusted header is too old and what to do.
 func (v *verifier) expiredError(t *trusted, from string) error {
-	return fmt.Errorf("%w: block %d of %s (%s) is from %s, more than %s ago: set a recent block you trust (TrustHeight, TrustHash)",
+	return fmt.Errorf("%w: block %d of %s (%s) is from %s, more than %s ago: set a recent block you trust",
 		ErrTrustExpired, t.header.Height, v.c.chainID, from, t.header.Time.UTC().Format(time.RFC3339), v.c.opts.TrustingPeriod)
 }
 

@@ -130,7 +130,7 @@ func TestMonthsOldChain(t *testing.T) {
 		t.Fatalf("block 1 at %s, genesis %s", b1.Time, genesis)
 	}
 	_, _, err = newClient(t, addr, Options{TrustHeight: 1, TrustHash: b1.Hash()}).VerifiedAccount(ctx, alice, 0)
-	if !errors.Is(err, ErrTrustExpired) || !strings.Contains(err.Error(), "TrustHeight") {
+	if !errors.Is(err, ErrTrustExpired) || !strings.Contains(err.Error(), "set a recent block") {
 		t.Fatalf("block 1 as the root: %v", err)
 	}
 
@@ -152,7 +152,7 @@ func TestMonthsOldChain(t *testing.T) {
 	// and the record is left as it was.
 	later := func() time.Time { return time.Now().Add(15 * 24 * time.Hour) }
 	_, _, err = newClient(t, addr, Options{TrustStore: store, Now: later}).VerifiedAccount(ctx, alice, 0)
-	if !errors.Is(err, ErrTrustExpired) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "TrustHash") {
+	if !errors.Is(err, ErrTrustExpired) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "set a recent block") {
 		t.Fatalf("expired stored root: %v", err)
 	}
 	if readTrustFile(t, path).Height != second.Height {

@@ -112,7 +112,7 @@ func judgeAll(ctx context.Context, c *client.Client, es []teerex.Enclave, h int6
 func runEnclavesList(e *env, args []string) error {
 	fs := newFlagSet(e, "enclaves list", "[--mrenclave HEX] [--node URL] [--json]")
 	var nf nodeFlags
-	nf.register(fs)
+	nf.register(fs, e)
 	mr := fs.String("mrenclave", "", "only enclaves of this measurement (`hex`), i.e. of the shard it serves by default")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -172,7 +172,7 @@ func runEnclavesList(e *env, args []string) error {
 func runEnclavesShow(e *env, args []string) error {
 	fs := newFlagSet(e, "enclaves show", "SIGNER [--node URL] [--json]")
 	var nf nodeFlags
-	nf.register(fs)
+	nf.register(fs, e)
 	ks := keystoreFlag(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -231,7 +231,7 @@ func runEnclavesShow(e *env, args []string) error {
 func runShardShow(e *env, args []string) error {
 	fs := newFlagSet(e, "shard show", "SHARD [--node URL] [--json]")
 	var nf nodeFlags
-	nf.register(fs)
+	nf.register(fs, e)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -382,7 +382,7 @@ func newPolicyView(p *teerex.Policy, l teerex.MRENCLAVEs, h int64) policyView {
 func runPolicyShow(e *env, args []string) error {
 	fs := newFlagSet(e, "policy show", "[--node URL] [--json]")
 	var nf nodeFlags
-	nf.register(fs)
+	nf.register(fs, e)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -458,7 +458,7 @@ func runAllow(allow bool) func(e *env, args []string) error {
 	return func(e *env, args []string) error {
 		fs := newFlagSet(e, name, "HEX [--from NAME] [--node URL] [--json]")
 		var nf nodeFlags
-		nf.register(fs)
+		nf.register(fs, e)
 		ks := keystoreFlag(fs)
 		from := fs.String("from", "alice", "the sudo key: dev account or keystore `name`")
 		pos, err := parseFlags(fs, args)
