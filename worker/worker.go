@@ -703,7 +703,10 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// retry runs f until it succeeds or ctx is done.
+// retry runs f until it succeeds or ctx is done, or until the node client
+// refuses its trusted header: waiting does not mend that, the operator
+// must (remove the record the error names, in DataDir/trust, to trust the
+// node anew).
 func retry(ctx context.Context, log *slog.Logger, what string, f func() error) error {
 	b := backoff{}
 	for {
@@ -711,7 +714,7 @@ func retry(ctx context.Context, log *slog.Logger, what string, f func() error) e
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, client.ErrTrustExpired) || errors.Is(err, client.ErrChainMismatch) || errors.Is(err, client.ErrTrustRecord) {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		b.wait(ctx, log, what, err)

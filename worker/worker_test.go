@@ -11,10 +11,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
@@ -463,5 +466,32 @@ func TestMonthsOldChain(t *testing.T) {
 	}
 	if second := kept(); second <= first {
 		t.Fatalf("kept header at %d, then %d", first, second)
+	}
+
+	// A kept header that expired (here block 1) stops the start with the
+	// client's error instead of retrying forever.
+	c, err := client.New(ctx, rpc, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1 := int64(1)
+	com, err := c.RPC().Commit(ctx, &h1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals, err := c.RPC().Validators(ctx, &h1, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &client.TrustedHeader{Header: &com.SignedHeader, Validators: types.NewValidatorSet(vals.Validators)}
+	if err := (client.FileTrustStore{Dir: filepath.Join(dir, "trust")}).Save(node.DevChainID, old); err != nil {
+		t.Fatal(err)
+	}
+	w, err := worker.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Run(ctx); !errors.Is(err, client.ErrTrustExpired) || !strings.Contains(err.Error(), record) {
+		t.Fatalf("start with an expired kept header: %v", err)
 	}
 }
