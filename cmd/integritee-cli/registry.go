@@ -90,11 +90,11 @@ func judge(e teerex.Enclave, p *teerex.Policy, l teerex.MRENCLAVEs, now time.Tim
 // judgeAll reads the policy, allowlist and block time of height h and
 // judges es.
 func judgeAll(ctx context.Context, c *client.Client, es []teerex.Enclave, h int64) ([]enclaveView, error) {
-	p, _, err := c.Policy(ctx)
+	p, _, err := c.PolicyAt(ctx, h)
 	if err != nil {
 		return nil, err
 	}
-	l, _, err := c.Allowlist(ctx)
+	l, _, err := c.AllowlistAt(ctx, h)
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +254,7 @@ func runShardShow(e *env, args []string) error {
 		return err
 	}
 	serving := st.Shard.MRENCLAVEAt(uint64(st.Height))
-	es, _, err := c.EnclavesOf(ctx, serving)
+	es, _, err := c.EnclavesOfAt(ctx, serving, st.Height)
 	if err != nil {
 		return err
 	}
@@ -399,7 +399,7 @@ func runPolicyShow(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	l, _, err := c.Allowlist(ctx)
+	l, _, err := c.AllowlistAt(ctx, h)
 	if err != nil {
 		return err
 	}
