@@ -254,12 +254,12 @@ func (v *verifier) verify(ctx context.Context, height int64) (*trusted, error) {
 	}
 }
 
-// classify marks light-client refusals: an expired trusted header, or a
-// chain that does not follow from it.
+// classify marks light-client refusals: an expired trusted header, or
+// blocks its validators did not sign. Invalid headers (e.g. timed ahead of
+// the local clock) stay as they are: they need not mean another chain.
 func (v *verifier) classify(err error, from *trusted) error {
 	var (
 		expired light.ErrOldHeaderExpired
-		invalid light.ErrInvalidHeader
 		failed  light.ErrVerificationFailed
 		cant    light.ErrNewValSetCantBeTrusted
 	)
@@ -270,7 +270,7 @@ func (v *verifier) classify(err error, from *trusted) error {
 			src = v.rootFrom
 		}
 		return fmt.Errorf("%w: %w", v.expiredError(from, src), err)
-	case errors.As(err, &invalid), errors.As(err, &failed), errors.As(err, &cant):
+	case errors.As(err, &failed), errors.As(err, &cant):
 		return fmt.Errorf("%w: the node's blocks do not follow from block %d (%s): %w", ErrChainMismatch, from.header.Height, v.rootFrom, err)
 	}
 	return err
