@@ -2,16 +2,20 @@
 // submits transactions over CometBFT's RPC and queries state with Merkle
 // proofs checked against light-client-verified headers.
 //
-// What is verified. Account queries made with the Verified* methods check the
-// Merkle proof of the value against the app hash of the header that commits
-// to that state (the header one block later), and that header is verified
-// with CometBFT's light-client rules (more than 2/3 of the validators signed
-// it; validator changes are followed by skipping verification) from a trusted
-// root. The trusted root is the block at TrustHeight/TrustHash if the caller
-// sets them (Options), otherwise the node's block 1 is trusted on first use
-// (TOFU): then the client checks that the node is consistent with itself and
-// with the validators that signed block 1, not that those are the real
-// chain's. Plain methods (Account, Params) trust the node.
+// What is verified. Proved queries (the Verified* methods, GenesisID,
+// Enclave, Policy, Shard, ...) check the Merkle proof of the value against
+// the app hash of the header that commits to that state (the header one
+// block later), and that header is verified with CometBFT's light-client
+// rules (more than 2/3 of the validators signed it; validator changes are
+// followed by skipping verification, lower heights by hash links) from a
+// trusted root. The root is, in this order: the block at
+// Options.TrustHeight with Options.TrustHash; the header the
+// Options.TrustStore kept from an earlier run (the newest verified then);
+// the node's newest block, trusted on first use (TOFU: the client then
+// checks that the node is consistent with itself, not that its chain is
+// the real one). A root older than the trusting period is refused
+// (ErrTrustExpired), a node whose chain does not follow from it too
+// (ErrChainMismatch). Plain methods (Account, Params) trust the node.
 package client
 
 import (
@@ -33,12 +37,21 @@ import (
 // Options configure a client.
 type Options struct {
 	// TrustHeight and TrustHash name a block the caller trusts (e.g. from
-	// a block explorer or a peer). Zero: trust the node's block 1.
+	// a block explorer or an operator), both or neither. They take
+	// precedence over the TrustStore's record, which they replace once a
+	// proved query succeeded.
 	TrustHeight int64
 	TrustHash   []byte
-	// TrustingPeriod bounds how old the trusted block may be for skipping
-	// verification; default 14 days.
+	// TrustStore keeps the newest verified header per chain between runs
+	// (e.g. FileTrustStore). Nil: each client trusts the node on first
+	// use unless TrustHeight and TrustHash are set.
+	TrustStore TrustStore
+	// TrustingPeriod bounds how old a trusted header may be for
+	// verifying newer ones; default 14 days.
 	TrustingPeriod time.Duration
+	// Now is the clock the trusting period is counted by; default
+	// time.Now.
+	Now func() time.Time
 	// PollInterval is how often WaitTx asks for a transaction; default 50ms.
 	PollInterval time.Duration
 }
@@ -54,6 +67,9 @@ type Client struct {
 // New connects to a node's RPC address (http://host:port) and reads its
 // chain ID.
 func New(ctx context.Context, addr string, opts Options) (*Client, error) {
+	if (opts.TrustHeight == 0) != (opts.TrustHash == nil) || opts.TrustHeight < 0 {
+		return nil, fmt.Errorf("client: trust height %d and hash %X: set both (a positive height) or neither", opts.TrustHeight, opts.TrustHash)
+	}
 	rpc, err := rpchttp.New(addr, "/websocket")
 	if err != nil {
 		return nil, fmt.Errorf("client %s: %w", addr, err)
@@ -61,6 +77,9 @@ func New(ctx context.Context, addr string, opts Options) (*Client, error) {
 	st, err := rpc.Status(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("client %s: status: %w", addr, err)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	if opts.TrustingPeriod == 0 {
 		opts.TrustingPeriod = 14 * 24 * time.Hour

@@ -21,6 +21,18 @@ import (
 // that state (the header one block later, which it may wait for). It
 // returns the value, nil if the key is proved absent, and the height.
 func (c *Client) proved(ctx context.Context, path string, key []byte, height int64) ([]byte, int64, error) {
+	v, h, err := c.provedOnly(ctx, path, key, height)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := c.remember(ctx); err != nil {
+		return nil, 0, fmt.Errorf("query %s: %w", path, err)
+	}
+	return v, h, nil
+}
+
+// provedOnly is proved without writing the trust store.
+func (c *Client) provedOnly(ctx context.Context, path string, key []byte, height int64) ([]byte, int64, error) {
 	k, v, h, p, err := c.query(ctx, path, height, true)
 	if err != nil {
 		return nil, 0, err
@@ -95,7 +107,20 @@ func (c *Client) VerifiedParams(ctx context.Context) (accounts.Params, int64, er
 // chain ID, initial height and genesis validators), which the chain records
 // at genesis and registering enclaves must commit to, proved.
 func (c *Client) GenesisID(ctx context.Context) (teerex.Hash, error) {
-	v, h, err := c.proved(ctx, "/app/genesis", runtime.GenesisKey(), 0)
+	g, err := c.genesisAt(ctx, 0)
+	if err != nil {
+		return teerex.Hash{}, err
+	}
+	if err := c.remember(ctx); err != nil {
+		return teerex.Hash{}, fmt.Errorf("genesis ID: %w", err)
+	}
+	return g, nil
+}
+
+// genesisAt proves the genesis ID at height (0: the latest) without
+// writing the trust store, which needs it.
+func (c *Client) genesisAt(ctx context.Context, height int64) (teerex.Hash, error) {
+	v, h, err := c.provedOnly(ctx, "/app/genesis", runtime.GenesisKey(), height)
 	if err != nil {
 		return teerex.Hash{}, err
 	}
@@ -108,10 +133,11 @@ func (c *Client) GenesisID(ctx context.Context) (teerex.Hash, error) {
 // Enclave returns the registration of signer, expired or not. An absent
 // one gives an error wrapping teerex.ErrNotRegistered.
 func (c *Client) Enclave(ctx context.Context, signer tx.Address) (*teerex.Enclave, int64, error) {
-	return c.enclaveAt(ctx, signer, 0)
+	return c.EnclaveAt(ctx, signer, 0)
 }
 
-func (c *Client) enclaveAt(ctx context.Context, signer tx.Address, height int64) (*teerex.Enclave, int64, error) {
+// EnclaveAt is Enclave at height (0: the latest).
+func (c *Client) EnclaveAt(ctx context.Context, signer tx.Address, height int64) (*teerex.Enclave, int64, error) {
 	var e teerex.Enclave
 	ok, h, err := c.provedInto(ctx, "/teerex/enclave/"+signer.String(), teerex.EnclaveKey(signer), height, &e)
 	if err != nil {
@@ -126,24 +152,29 @@ func (c *Client) enclaveAt(ctx context.Context, signer tx.Address, height int64)
 // Enclaves returns every registration, expired ones included, in signer
 // order.
 func (c *Client) Enclaves(ctx context.Context) ([]teerex.Enclave, int64, error) {
-	return c.enclaveList(ctx, "/teerex/enclaves", teerex.EnclavesKey())
+	return c.enclaveList(ctx, "/teerex/enclaves", teerex.EnclavesKey(), 0)
 }
 
 // EnclavesOf returns the registrations with measurement m: the enclaves
 // that may serve the shard m by default.
 func (c *Client) EnclavesOf(ctx context.Context, m teerex.Hash) ([]teerex.Enclave, int64, error) {
-	return c.enclaveList(ctx, "/teerex/enclaves/"+m.String(), teerex.EnclavesOfKey(m))
+	return c.EnclavesOfAt(ctx, m, 0)
 }
 
-func (c *Client) enclaveList(ctx context.Context, path string, key []byte) ([]teerex.Enclave, int64, error) {
+// EnclavesOfAt is EnclavesOf at height (0: the latest).
+func (c *Client) EnclavesOfAt(ctx context.Context, m teerex.Hash, height int64) ([]teerex.Enclave, int64, error) {
+	return c.enclaveList(ctx, "/teerex/enclaves/"+m.String(), teerex.EnclavesOfKey(m), height)
+}
+
+func (c *Client) enclaveList(ctx context.Context, path string, key []byte, height int64) ([]teerex.Enclave, int64, error) {
 	var signers teerex.Signers
-	_, h, err := c.provedInto(ctx, path, key, 0, &signers)
+	_, h, err := c.provedInto(ctx, path, key, height, &signers)
 	if err != nil {
 		return nil, 0, err
 	}
 	out := make([]teerex.Enclave, 0, len(signers))
 	for _, s := range signers {
-		e, _, err := c.enclaveAt(ctx, s, h)
+		e, _, err := c.EnclaveAt(ctx, s, h)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -154,8 +185,13 @@ func (c *Client) enclaveList(ctx context.Context, path string, key []byte) ([]te
 
 // Policy returns the attestation policy.
 func (c *Client) Policy(ctx context.Context) (*teerex.Policy, int64, error) {
+	return c.PolicyAt(ctx, 0)
+}
+
+// PolicyAt is Policy at height (0: the latest).
+func (c *Client) PolicyAt(ctx context.Context, height int64) (*teerex.Policy, int64, error) {
 	var p teerex.Policy
-	ok, h, err := c.provedInto(ctx, "/teerex/policy", teerex.PolicyKey(), 0, &p)
+	ok, h, err := c.provedInto(ctx, "/teerex/policy", teerex.PolicyKey(), height, &p)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -168,8 +204,13 @@ func (c *Client) Policy(ctx context.Context) (*teerex.Policy, int64, error) {
 // Allowlist returns the measurements allowed to register (consulted unless
 // the policy allows any).
 func (c *Client) Allowlist(ctx context.Context) (teerex.MRENCLAVEs, int64, error) {
+	return c.AllowlistAt(ctx, 0)
+}
+
+// AllowlistAt is Allowlist at height (0: the latest).
+func (c *Client) AllowlistAt(ctx context.Context, height int64) (teerex.MRENCLAVEs, int64, error) {
 	var l teerex.MRENCLAVEs
-	_, h, err := c.provedInto(ctx, "/teerex/allowlist", teerex.AllowlistKey(), 0, &l)
+	_, h, err := c.provedInto(ctx, "/teerex/allowlist", teerex.AllowlistKey(), height, &l)
 	return l, h, err
 }
 
@@ -189,8 +230,13 @@ type ShardStatus struct {
 // Shard returns a shard's configuration, latest confirmations and vault
 // balance.
 func (c *Client) Shard(ctx context.Context, id teerex.Hash) (*ShardStatus, error) {
+	return c.ShardAt(ctx, id, 0)
+}
+
+// ShardAt is Shard at height (0: the latest).
+func (c *Client) ShardAt(ctx context.Context, id teerex.Hash, height int64) (*ShardStatus, error) {
 	s := &ShardStatus{Shard: bridge.DefaultShard(id)}
-	ok, h, err := c.provedInto(ctx, "/bridge/shard/"+id.String(), bridge.ShardKey(id), 0, &s.Shard)
+	ok, h, err := c.provedInto(ctx, "/bridge/shard/"+id.String(), bridge.ShardKey(id), height, &s.Shard)
 	if err != nil {
 		return nil, err
 	}

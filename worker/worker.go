@@ -81,7 +81,8 @@ var (
 type Config struct {
 	// NodeRPC is the node's CometBFT RPC address, http://host:port.
 	NodeRPC string
-	// DataDir holds the database (worker.db) and enclave.json.
+	// DataDir holds the database (worker.db), enclave.json, and trust/,
+	// the node client's newest verified header (client.FileTrustStore).
 	DataDir string
 	// Enclave starts the enclave (ProcessFactory for a child process).
 	Enclave EnclaveFactory
@@ -182,7 +183,9 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	w := &Worker{cfg: cfg, log: log, ready: make(chan struct{}), notify: make(chan struct{}, 1)}
 	var err error
 	err = retry(ctx, log, "connect to node", func() error {
-		w.node, err = client.New(ctx, cfg.NodeRPC, client.Options{})
+		// The trust store spares a restart trusting the node anew: the
+		// client verifies forward from the header of the last run.
+		w.node, err = client.New(ctx, cfg.NodeRPC, client.Options{TrustStore: client.FileTrustStore{Dir: filepath.Join(cfg.DataDir, "trust")}})
 		return err
 	})
 	if err != nil {
@@ -700,7 +703,10 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// retry runs f until it succeeds or ctx is done.
+// retry runs f until it succeeds or ctx is done, or until the node client
+// refuses its trusted header: waiting does not mend that, the operator
+// must (remove the record the error names, in DataDir/trust, to trust the
+// node anew).
 func retry(ctx context.Context, log *slog.Logger, what string, f func() error) error {
 	b := backoff{}
 	for {
@@ -708,7 +714,7 @@ func retry(ctx context.Context, log *slog.Logger, what string, f func() error) e
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, client.ErrTrustExpired) || errors.Is(err, client.ErrChainMismatch) || errors.Is(err, client.ErrTrustRecord) {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		b.wait(ctx, log, what, err)

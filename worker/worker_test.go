@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,10 +11,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
@@ -39,6 +43,13 @@ func testLogger(t *testing.T) *slog.Logger {
 // startNode runs a dev node on free loopback ports until the test ends.
 func startNode(t *testing.T) string {
 	t.Helper()
+	return startNodeAt(t, time.Time{})
+}
+
+// startNodeAt is startNode with the genesis (block 1) at genesisTime, zero
+// for now.
+func startNodeAt(t *testing.T, genesisTime time.Time) string {
+	t.Helper()
 	home := t.TempDir()
 	rpc, err := localnet.FreeAddr()
 	if err != nil {
@@ -51,7 +62,7 @@ func startNode(t *testing.T) string {
 	c := node.DefaultConfig(true)
 	c.RPCListen, c.P2PListen = rpc, p2p
 	c.TimeoutCommit = node.Duration(50 * time.Millisecond)
-	if err := node.Init(home, node.InitOptions{Dev: true, Config: &c}); err != nil {
+	if err := node.Init(home, node.InitOptions{Dev: true, Config: &c, GenesisTime: genesisTime}); err != nil {
 		t.Fatal(err)
 	}
 	n, err := node.Start(home, node.StartOptions{})
@@ -405,5 +416,82 @@ func TestNodeRestart(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Errorf("stop: %v", err)
+	}
+}
+
+// TestMonthsOldChain starts a fresh worker on a chain whose block 1 is
+// three months old, then restarts it. Its node client used to verify from
+// block 1 and never got past "old header has expired": the worker retried
+// counting the shard's enclaves (proved queries) forever and was never
+// ready.
+func TestMonthsOldChain(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rpc := startNodeAt(t, time.Now().Add(-90*24*time.Hour).UTC())
+	dir := t.TempDir()
+	cfg := worker.Config{
+		NodeRPC: rpc, DataDir: dir, Shard: testShard, RPCListen: "127.0.0.1:0",
+		Enclave: func(context.Context) (worker.Enclave, error) {
+			f, err := newFakeEnclave(testShard)
+			if err != nil {
+				return nil, err
+			}
+			return worker.Pipe(f), nil
+		},
+		Fund:   worker.DevFunder(rpc, accounts.DevKey("Alice"), 10*accounts.Unit),
+		Logger: testLogger(t), PollInterval: 20 * time.Millisecond,
+	}
+	record := filepath.Join(dir, "trust", node.DevChainID+".json")
+	kept := func() int64 {
+		t.Helper()
+		var r struct{ Height int64 }
+		b, err := os.ReadFile(record)
+		if err == nil {
+			err = json.Unmarshal(b, &r)
+		}
+		if err != nil {
+			t.Fatalf("kept header: %v", err)
+		}
+		return r.Height
+	}
+	_, stop := startWorker(t, ctx, cfg)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	first := kept()
+	// The restart verifies forward from the kept header and moves it on.
+	_, stop = startWorker(t, ctx, cfg)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if second := kept(); second <= first {
+		t.Fatalf("kept header at %d, then %d", first, second)
+	}
+
+	// A kept header that expired (here block 1) stops the start with the
+	// client's error instead of retrying forever.
+	c, err := client.New(ctx, rpc, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1 := int64(1)
+	com, err := c.RPC().Commit(ctx, &h1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals, err := c.RPC().Validators(ctx, &h1, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &client.TrustedHeader{Header: &com.SignedHeader, Validators: types.NewValidatorSet(vals.Validators)}
+	if err := (client.FileTrustStore{Dir: filepath.Join(dir, "trust")}).Save(node.DevChainID, old); err != nil {
+		t.Fatal(err)
+	}
+	w, err := worker.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Run(ctx); !errors.Is(err, client.ErrTrustExpired) || !strings.Contains(err.Error(), record) {
+		t.Fatalf("start with an expired kept header: %v", err)
 	}
 }

@@ -9,12 +9,16 @@
 // unexpired, its measurement allowed, not a debug enclave unless the
 // policy allows it), that its shielding key hash is sha256 of the key the
 // worker presented (else ErrShieldingKeyMismatch: nothing is ever
-// encrypted to that key), and that its measurement serves the shard.
+// encrypted to that key), and that its measurement serves the shard. The
+// registration, policy, allowlist and shard are read at one height, whose
+// state must be recent (Options.MaxStateAge, else ErrStaleState): a node
+// cannot combine records of different heights, nor answer from before a
+// revocation.
 // Results of direct calls are checked too: the shard block header must be
 // signed by that enclave and prove the call's leaf.
 //
-// Calls and getters are signed for the chain (its teerex.GenesisID, named
-// from the light-client-verified first block), the enclave's measurement
+// Calls and getters are signed for the chain (its teerex.GenesisID, proved
+// against a light-client-verified header), the enclave's measurement
 // and the shard, so the enclave of another chain or shard refuses them. A
 // getter is also signed with an expiry (Options.GetterLifetime from
 // Options.Now) and for the reply key its answer is encrypted to: a
@@ -36,6 +40,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/sidechain"
@@ -74,6 +80,10 @@ var (
 	ErrNotConfirmed = errors.New("trusted: shard block not confirmed on chain")
 	// ErrGetter means the enclave refused a getter (see the message).
 	ErrGetter = errors.New("trusted: getter refused by the enclave")
+	// ErrStaleState means the node answered Dial's checks from a state
+	// older than Options.MaxStateAge: it is behind, or withholds newer
+	// blocks (e.g. the one that revoked the enclave).
+	ErrStaleState = errors.New("trusted: the node's chain state is too old")
 )
 
 // InvalidCallError is a refused call.
@@ -88,12 +98,16 @@ func (e *InvalidCallError) Error() string { return "trusted: call refused by the
 func (e *InvalidCallError) Is(target error) bool { return target == ErrInvalidCall }
 
 // Registry is the chain as the SDK needs it; *client.Client implements it
-// with proved queries and light-client-verified headers.
+// with proved queries and light-client-verified headers. The *At queries
+// read at a height (0: the latest the node has) and return it.
 type Registry interface {
-	Enclave(ctx context.Context, signer tx.Address) (*teerex.Enclave, int64, error)
-	Policy(ctx context.Context) (*teerex.Policy, int64, error)
-	Allowlist(ctx context.Context) (teerex.MRENCLAVEs, int64, error)
-	Shard(ctx context.Context, id teerex.Hash) (*client.ShardStatus, error)
+	EnclaveAt(ctx context.Context, signer tx.Address, height int64) (*teerex.Enclave, int64, error)
+	PolicyAt(ctx context.Context, height int64) (*teerex.Policy, int64, error)
+	AllowlistAt(ctx context.Context, height int64) (teerex.MRENCLAVEs, int64, error)
+	ShardAt(ctx context.Context, id teerex.Hash, height int64) (*client.ShardStatus, error)
+	// VerifiedHeader is the verified header at height: the time of the
+	// block after a state's height tells how recent that state is.
+	VerifiedHeader(ctx context.Context, height int64) (*types.Header, error)
 	// SidechainBlock is the chain's confirmation of a shard block (nil if
 	// not confirmed): what "confirmed" is checked against.
 	SidechainBlock(ctx context.Context, shard teerex.Hash, number uint64) (*sidechain.Confirmation, int64, error)
@@ -108,6 +122,11 @@ var _ Registry = (*client.Client)(nil)
 // default.
 const DefaultGetterLifetime = 2 * time.Minute
 
+// DefaultMaxStateAge is how old the chain state Dial checks an enclave
+// against may be by default: minutes, where blocks come every second or
+// so, to allow for clocks apart.
+const DefaultMaxStateAge = 5 * time.Minute
+
 // Options configure a Client.
 type Options struct {
 	// HTTPClient makes the HTTP requests; default a client with a 30s
@@ -120,6 +139,10 @@ type Options struct {
 	// GetterLifetime is how long after Now a signed getter expires;
 	// default DefaultGetterLifetime, at most stf.MaxGetterLifetime.
 	GetterLifetime time.Duration
+	// MaxStateAge bounds how old, by Now, the chain state Dial checks the
+	// enclave against may be: the time of the verified block that
+	// commits it. Default DefaultMaxStateAge.
+	MaxStateAge time.Duration
 }
 
 // Client is a verified connection to one worker.
@@ -157,6 +180,12 @@ func Dial(ctx context.Context, workerURL string, reg Registry, opts Options) (*C
 	case opts.GetterLifetime < 0 || opts.GetterLifetime > stf.MaxGetterLifetime:
 		return nil, fmt.Errorf("trusted: getter lifetime %s: want more than 0 and at most %s", opts.GetterLifetime, stf.MaxGetterLifetime)
 	}
+	switch {
+	case opts.MaxStateAge == 0:
+		opts.MaxStateAge = DefaultMaxStateAge
+	case opts.MaxStateAge < 0:
+		return nil, fmt.Errorf("trusted: max state age %s: want more than 0", opts.MaxStateAge)
+	}
 	u := strings.TrimSuffix(workerURL, "/")
 	switch {
 	case strings.HasPrefix(u, "ws://"):
@@ -175,7 +204,7 @@ func Dial(ctx context.Context, workerURL string, reg Registry, opts Options) (*C
 	if err := c.setIdentity(&id); err != nil {
 		return nil, err
 	}
-	if err := c.verify(ctx, reg, opts.Now()); err != nil {
+	if err := c.verify(ctx, reg, opts.Now(), opts.MaxStateAge); err != nil {
 		return nil, err
 	}
 	g, err := reg.GenesisID(ctx)
@@ -209,14 +238,29 @@ func (c *Client) setIdentity(id *rpc.ShieldingKeyResult) error {
 	return nil
 }
 
-// verify checks the worker's enclave against the chain.
-func (c *Client) verify(ctx context.Context, reg Registry, now time.Time) error {
-	e, _, err := reg.Enclave(ctx, c.signer)
+// verify checks the worker's enclave against the chain, everything read at
+// the height the node answers the registration at, if that is recent.
+func (c *Client) verify(ctx context.Context, reg Registry, now time.Time, maxAge time.Duration) error {
+	e, h, err := reg.EnclaveAt(ctx, c.signer, 0)
 	if err != nil {
 		if errors.Is(err, teerex.ErrNotRegistered) {
 			return fmt.Errorf("%w: %w", ErrEnclaveNotActive, err)
 		}
 		return fmt.Errorf("trusted: registration of %s: %w", c.signer, err)
+	}
+	// The state of height h is the one block h+1 was made on.
+	hdr, err := reg.VerifiedHeader(ctx, h+1)
+	if err != nil {
+		return fmt.Errorf("trusted: header %d: %w", h+1, err)
+	}
+	if age := now.Sub(hdr.Time); age > maxAge {
+		return fmt.Errorf("%w: the node answered at height %d, committed %s ago (at most %s)", ErrStaleState, h, age.Round(time.Second), maxAge)
+	}
+	at := func(what string, got int64) error {
+		if got != h {
+			return fmt.Errorf("trusted: %s read at height %d, not %d", what, got, h)
+		}
+		return nil
 	}
 	if e.Signer != c.signer {
 		return fmt.Errorf("%w: registration names signer %s", ErrIdentityMismatch, e.Signer)
@@ -227,7 +271,10 @@ func (c *Client) verify(ctx context.Context, reg Registry, now time.Time) error 
 	if e.MRENCLAVE != c.mrenclave {
 		return fmt.Errorf("%w: worker claims MRENCLAVE %x, registered %s", ErrIdentityMismatch, c.mrenclave, e.MRENCLAVE)
 	}
-	p, _, err := reg.Policy(ctx)
+	p, ph, err := reg.PolicyAt(ctx, h)
+	if err == nil {
+		err = at("policy", ph)
+	}
 	if err != nil {
 		return fmt.Errorf("trusted: attestation policy: %w", err)
 	}
@@ -238,7 +285,10 @@ func (c *Client) verify(ctx context.Context, reg Registry, now time.Time) error 
 		return fmt.Errorf("%w: %w", ErrEnclaveNotActive, teerex.ErrDebugEnclave)
 	}
 	if !p.AllowAnyMRENCLAVE {
-		l, _, err := reg.Allowlist(ctx)
+		l, lh, err := reg.AllowlistAt(ctx, h)
+		if err == nil {
+			err = at("allowlist", lh)
+		}
 		if err != nil {
 			return fmt.Errorf("trusted: allowlist: %w", err)
 		}
@@ -246,7 +296,10 @@ func (c *Client) verify(ctx context.Context, reg Registry, now time.Time) error 
 			return fmt.Errorf("%w: %w: %s", ErrEnclaveNotActive, teerex.ErrMRENCLAVENotAllowed, e.MRENCLAVE)
 		}
 	}
-	st, err := reg.Shard(ctx, teerex.Hash(c.shard))
+	st, err := reg.ShardAt(ctx, teerex.Hash(c.shard), h)
+	if err == nil {
+		err = at("shard", st.Height)
+	}
 	if err != nil {
 		return fmt.Errorf("trusted: shard %x: %w", c.shard, err)
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cometbft/cometbft/types"
+
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
@@ -35,6 +37,32 @@ type registry struct {
 	// genesis is the chain's genesis ID; genesisErr fails its query.
 	genesis    teerex.Hash
 	genesisErr error
+
+	// latest is the height the node answers each query asked at height 0
+	// ("enclave", "policy", "allowlist", "shard"); 5 if unset.
+	latest map[string]int64
+	// disallowedAt, if set, is the height from which the allowlist is
+	// empty.
+	disallowedAt int64
+	// headerTime is the time of every verified header; zero: now.
+	headerTime time.Time
+	// reads are the heights each query was answered at.
+	reads map[string]int64
+}
+
+// answer returns the height the node answers query what asked at height.
+func (r *registry) answer(what string, height int64) int64 {
+	if height == 0 {
+		height = r.latest[what]
+	}
+	if height == 0 {
+		height = 5
+	}
+	if r.reads == nil {
+		r.reads = map[string]int64{}
+	}
+	r.reads[what] = height
+	return height
 }
 
 func (r *registry) SidechainBlock(_ context.Context, shard teerex.Hash, n uint64) (*sidechain.Confirmation, int64, error) {
@@ -47,26 +75,39 @@ func (r *registry) SidechainBlock(_ context.Context, shard teerex.Hash, n uint64
 
 func (r *registry) GenesisID(context.Context) (teerex.Hash, error) { return r.genesis, r.genesisErr }
 
-func (r *registry) Enclave(_ context.Context, s tx.Address) (*teerex.Enclave, int64, error) {
+func (r *registry) VerifiedHeader(_ context.Context, height int64) (*types.Header, error) {
+	t := r.headerTime
+	if t.IsZero() {
+		t = now
+	}
+	return &types.Header{Height: height, Time: t}, nil
+}
+
+func (r *registry) EnclaveAt(_ context.Context, s tx.Address, height int64) (*teerex.Enclave, int64, error) {
+	h := r.answer("enclave", height)
 	e, ok := r.enclaves[s]
 	if !ok {
-		return nil, 5, teerex.ErrNotRegistered
+		return nil, h, teerex.ErrNotRegistered
 	}
-	return &e, 5, nil
+	return &e, h, nil
 }
-func (r *registry) Policy(context.Context) (*teerex.Policy, int64, error) {
+func (r *registry) PolicyAt(_ context.Context, height int64) (*teerex.Policy, int64, error) {
 	p := r.policy
-	return &p, 5, nil
+	return &p, r.answer("policy", height), nil
 }
-func (r *registry) Allowlist(context.Context) (teerex.MRENCLAVEs, int64, error) {
-	return r.allow, 5, nil
+func (r *registry) AllowlistAt(_ context.Context, height int64) (teerex.MRENCLAVEs, int64, error) {
+	h := r.answer("allowlist", height)
+	if r.disallowedAt != 0 && h >= r.disallowedAt {
+		return nil, h, nil
+	}
+	return r.allow, h, nil
 }
-func (r *registry) Shard(_ context.Context, id teerex.Hash) (*client.ShardStatus, error) {
+func (r *registry) ShardAt(_ context.Context, id teerex.Hash, height int64) (*client.ShardStatus, error) {
 	s, ok := r.shards[id]
 	if !ok {
 		s = bridge.DefaultShard(id)
 	}
-	return &client.ShardStatus{Shard: s, Recorded: ok, Height: 5}, nil
+	return &client.ShardStatus{Shard: s, Recorded: ok, Height: r.answer("shard", height)}, nil
 }
 
 // registered returns a registry in which e's enclave is registered as it
@@ -159,6 +200,54 @@ func TestDialVerifiesTheEnclave(t *testing.T) {
 	}
 	if _, err := trusted.Dial(ctx, "ftp://x", registered(id), opts); err == nil {
 		t.Fatal("ftp URL accepted")
+	}
+}
+
+// TestDialReadsOneRecentHeight: the registration, policy, allowlist and
+// shard are read at one height, the one the node answered the registration
+// at, and that state must be recent. The old Dial asked each at the
+// latest height, taking whatever height the node answered: here it would
+// have read the allowlist from height 6, before the measurement was
+// disallowed at 7, and accepted; and it took state of any age.
+func TestDialReadsOneRecentHeight(t *testing.T) {
+	e, _, url := start(t, "sdk heights")
+	id := e.Identity()
+	ctx := context.Background()
+	opts := trusted.Options{Now: func() time.Time { return now }}
+
+	r := registered(id)
+	r.latest = map[string]int64{"enclave": 7, "policy": 5, "allowlist": 6, "shard": 8}
+	if _, err := trusted.Dial(ctx, url, r, opts); err != nil {
+		t.Fatal(err)
+	}
+	for what, h := range r.reads {
+		if h != 7 {
+			t.Errorf("%s read at height %d, the registration at 7", what, h)
+		}
+	}
+	if len(r.reads) != 4 {
+		t.Errorf("reads %v", r.reads)
+	}
+	r.disallowedAt = 7
+	if _, err := trusted.Dial(ctx, url, r, opts); !errors.Is(err, teerex.ErrMRENCLAVENotAllowed) {
+		t.Fatalf("measurement disallowed at the registration's height: %v", err)
+	}
+
+	// State committed ten minutes ago is refused by default, accepted
+	// under a looser bound.
+	r = registered(id)
+	r.headerTime = now.Add(-10 * time.Minute)
+	if _, err := trusted.Dial(ctx, url, r, opts); !errors.Is(err, trusted.ErrStaleState) {
+		t.Fatalf("stale state: %v", err)
+	}
+	loose := opts
+	loose.MaxStateAge = time.Hour
+	if _, err := trusted.Dial(ctx, url, r, loose); err != nil {
+		t.Fatalf("stale state within MaxStateAge: %v", err)
+	}
+	loose.MaxStateAge = -time.Second
+	if _, err := trusted.Dial(ctx, url, r, loose); err == nil {
+		t.Fatal("a negative MaxStateAge was accepted")
 	}
 }
 
@@ -330,8 +419,10 @@ func TestGetterExpiry(t *testing.T) {
 	e, _, url := start(t, "sdk getter expiry")
 	ctx := context.Background()
 	alice := rpctest.Key("alice")
+	// MaxStateAge: a clock minutes ahead would find the chain's state
+	// stale at Dial; the enclave's judgement of getters is the point here.
 	dial := func(clock time.Time, lifetime time.Duration) (*trusted.Client, error) {
-		return trusted.Dial(ctx, url, registered(e.Identity()), trusted.Options{Now: func() time.Time { return clock }, GetterLifetime: lifetime})
+		return trusted.Dial(ctx, url, registered(e.Identity()), trusted.Options{Now: func() time.Time { return clock }, GetterLifetime: lifetime, MaxStateAge: time.Hour})
 	}
 	for _, tc := range []struct {
 		name     string

@@ -130,7 +130,7 @@ type balanceOutput struct {
 func runBalance(e *env, args []string) error {
 	fs := newFlagSet(e, "balance", "NAME|HEX [--node URL] [--json]")
 	var nf nodeFlags
-	nf.register(fs)
+	nf.register(fs, e)
 	ks := keystoreFlag(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -164,7 +164,7 @@ func runBalance(e *env, args []string) error {
 func runTransfer(e *env, args []string) error {
 	fs := newFlagSet(e, "transfer", "--from NAME --to NAME|HEX --amount N [--node URL] [--json]")
 	var nf nodeFlags
-	nf.register(fs)
+	nf.register(fs, e)
 	ks := keystoreFlag(fs)
 	from := fs.String("from", "", "sender: dev account or keystore `name`")
 	to := fs.String("to", "", "recipient: dev account, keystore name or hex `address`")

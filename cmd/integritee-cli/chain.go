@@ -35,24 +35,68 @@ type nodeFlags struct {
 	node    string
 	json    bool
 	timeout time.Duration
+	// trustDir keeps the newest verified header per chain; trustHeight
+	// and trustHash name a trusted block that replaces it.
+	trustDir    string
+	trustHeight int64
+	trustHash   string
 }
 
-func (f *nodeFlags) register(fs *flag.FlagSet) {
+func (f *nodeFlags) register(fs *flag.FlagSet, e *env) {
 	fs.StringVar(&f.node, "node", defaultNode, "node RPC `address`")
 	fs.BoolVar(&f.json, "json", false, "write JSON")
 	fs.DurationVar(&f.timeout, "timeout", time.Minute, "give up after this long")
+	fs.StringVar(&f.trustDir, "trust-dir", e.trustDir, "`directory` keeping the newest verified header of each chain (CHAIN-ID.json), verified forward from on the next run; empty: trust the node anew every run")
+	fs.Int64Var(&f.trustHeight, "trust-height", 0, "verify from the block at this `height` (with --trust-hash) instead of the stored header, which it replaces")
+	fs.StringVar(&f.trustHash, "trust-hash", "", "`hex` hash of the --trust-height block, from a source you trust")
+}
+
+// clientOptions are the light-client options the flags ask for.
+func (f *nodeFlags) clientOptions() (client.Options, error) {
+	var o client.Options
+	if f.trustDir != "" {
+		o.TrustStore = client.FileTrustStore{Dir: f.trustDir}
+	}
+	if (f.trustHeight == 0) != (f.trustHash == "") {
+		return o, errors.New("--trust-height and --trust-hash go together")
+	}
+	if f.trustHeight < 0 {
+		return o, fmt.Errorf("--trust-height %d: want a block height", f.trustHeight)
+	}
+	if f.trustHash != "" {
+		h, err := hex.DecodeString(strings.TrimPrefix(f.trustHash, "0x"))
+		if err != nil || len(h) != 32 {
+			return o, fmt.Errorf("--trust-hash %q: want 32 bytes in hex", f.trustHash)
+		}
+		o.TrustHeight, o.TrustHash = f.trustHeight, h
+	}
+	return o, nil
 }
 
 // connect returns a client of the node and a context bounded by --timeout;
 // call cancel when done.
 func (f *nodeFlags) connect() (context.Context, context.CancelFunc, *client.Client, error) {
+	opts, err := f.clientOptions()
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
-	c, err := client.New(ctx, f.node, client.Options{})
+	c, err := client.New(ctx, f.node, opts)
 	if err != nil {
 		cancel()
 		return nil, nil, nil, err
 	}
 	return ctx, cancel, c, nil
+}
+
+// trustAdvice is what to do about a refused trusted header, appended to
+// the error.
+func trustAdvice(err error) string {
+	if errors.Is(err, client.ErrTrustExpired) || errors.Is(err, client.ErrChainMismatch) || errors.Is(err, client.ErrTrustRecord) {
+		return " (to go on: pass --trust-height and --trust-hash of a recent block from a source you trust, " +
+			"or delete the chain's record in --trust-dir to trust the node anew)"
+	}
+	return ""
 }
 
 // keystoreFlag registers --keystore.

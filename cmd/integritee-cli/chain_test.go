@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cometbft/cometbft/types"
+
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/node"
@@ -35,11 +37,18 @@ func freePort(t *testing.T) string {
 // address and a client.
 func startDevNode(t *testing.T) (string, *client.Client) {
 	t.Helper()
+	return startDevNodeAt(t, time.Time{})
+}
+
+// startDevNodeAt is startDevNode with a genesis (block 1) at genesisTime,
+// zero for now.
+func startDevNodeAt(t *testing.T, genesisTime time.Time) (string, *client.Client) {
+	t.Helper()
 	home := t.TempDir()
 	c := node.DefaultConfig(true)
 	c.RPCListen, c.P2PListen = "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t)
 	c.TimeoutCommit = node.Duration(50 * time.Millisecond)
-	if err := node.Init(home, node.InitOptions{Dev: true, Config: &c}); err != nil {
+	if err := node.Init(home, node.InitOptions{Dev: true, Config: &c, GenesisTime: genesisTime}); err != nil {
 		t.Fatal(err)
 	}
 	n, err := node.Start(home, node.StartOptions{Modules: node.Modules()})
@@ -288,6 +297,101 @@ func TestChainCommands(t *testing.T) {
 		}
 		cliFails(t, "MRENCLAVE", "sudo", "allow-mrenclave", "abc", "--node", rpc)
 	})
+}
+
+// TestTrustStore runs the CLI against a chain whose block 1 is three
+// months old. The old CLI verified from block 1 on every run and failed
+// there ("old header has expired"), kept no header between runs and had
+// no --trust-height, --trust-hash or --trust-dir.
+func TestTrustStore(t *testing.T) {
+	rpc, cl := startDevNodeAt(t, time.Now().Add(-90*24*time.Hour).UTC())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := filepath.Join(t.TempDir(), "trust")
+	path := client.FileTrustStore{Dir: dir}.Path(node.DevChainID)
+	type record struct {
+		Height    int64       `json:"height"`
+		GenesisID teerex.Hash `json:"genesis_id"`
+	}
+	stored := func() record {
+		t.Helper()
+		var r record
+		b, err := os.ReadFile(path)
+		if err == nil {
+			err = json.Unmarshal(b, &r)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	genesis, err := cl.GenesisID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var b balanceOutput
+	cliJSON(t, &b, "balance", "alice", "--node", rpc, "--trust-dir", dir)
+	if b.Balance != accounts.DevBalance {
+		t.Fatalf("Alice %+v", b)
+	}
+	first := stored()
+	if first.Height <= b.Height || first.GenesisID != genesis {
+		t.Fatalf("stored %+v after a balance at %d (genesis %s)", first, b.Height, genesis)
+	}
+	cliJSON(t, &b, "balance", "alice", "--node", rpc, "--trust-dir", dir)
+	if second := stored(); second.Height <= first.Height {
+		t.Fatalf("stored height %d, then %d", first.Height, second.Height)
+	}
+
+	// A record of block 1, months old, has expired: the error says what to
+	// do, and the record stays.
+	h1 := int64(1)
+	com, err := cl.RPC().Commit(ctx, &h1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals, err := cl.RPC().Validators(ctx, &h1, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &client.TrustedHeader{Header: &com.SignedHeader, Validators: types.NewValidatorSet(vals.Validators), GenesisID: genesis}
+	if err := (client.FileTrustStore{Dir: dir}).Save(node.DevChainID, old); err != nil {
+		t.Fatal(err)
+	}
+	cliFails(t, "older than the trusting period", "balance", "alice", "--node", rpc, "--trust-dir", dir)
+	cliFails(t, "pass --trust-height and --trust-hash", "balance", "alice", "--node", rpc, "--trust-dir", dir)
+	if stored().Height != 1 {
+		t.Fatal("the expired record was replaced")
+	}
+
+	// A recent block named on the command line replaces it.
+	recent, err := cl.VerifiedHeader(ctx, b.Height)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cliJSON(t, &b, "balance", "alice", "--node", rpc, "--trust-dir", dir,
+		"--trust-height", strconv.FormatInt(recent.Height, 10), "--trust-hash", recent.Hash().String())
+	if r := stored(); r.Height <= recent.Height {
+		t.Fatalf("stored %+v after trusting block %d", r, recent.Height)
+	}
+	cliFails(t, "not the trusted one", "balance", "alice", "--node", rpc, "--trust-dir", dir,
+		"--trust-height", strconv.FormatInt(recent.Height, 10), "--trust-hash", strings.Repeat("ab", 32))
+	cliFails(t, "go together", "balance", "alice", "--node", rpc, "--trust-height", "3")
+	cliFails(t, "--trust-hash", "balance", "alice", "--node", rpc, "--trust-height", "3", "--trust-hash", "xyz")
+
+	// A truncated record is refused, not taken for none.
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, good[:len(good)/3], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cliFails(t, "unusable trusted header record", "balance", "alice", "--node", rpc, "--trust-dir", dir)
+	if got, _ := os.ReadFile(path); len(got) != len(good)/3 {
+		t.Fatal("the truncated record was replaced")
+	}
 }
 
 func TestParseAmount(t *testing.T) {

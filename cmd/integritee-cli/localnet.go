@@ -5,13 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/localnet"
 )
 
@@ -90,7 +90,10 @@ func serveLocalnet(ctx context.Context, e *env, cfg localnet.Config, demo bool) 
 			return err
 		}
 	}
-	tryCommands(e.stdout, ln)
+	if err := trustLocalnet(ctx, e, ln.NodeRPC()); err != nil {
+		return err
+	}
+	tryCommands(e, ln)
 	fmt.Fprintln(e.stdout, "\nlocalnet running; Ctrl-C stops it")
 	<-ctx.Done()
 	return nil
@@ -104,14 +107,15 @@ const cliCommand = "go run ./cmd/integritee-cli"
 // trusted commands' defaults are left out. One worker takes direct calls
 // (watched until confirmed on chain); several take indirect ones only
 // (worker.CodeSeveralWorkers), and each answers the getters alike.
-func tryCommands(w io.Writer, ln *localnet.Net) {
+func tryCommands(e *env, ln *localnet.Net) {
+	w := e.stdout
 	ws := ln.Workers()
 	if len(ws) == 0 {
 		return
 	}
 	var tf trustedFlags
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
-	tf.register(fs)
+	tf.register(fs, e)
 	node := ""
 	if ln.NodeRPC() != fs.Lookup("node").DefValue {
 		node = " --node " + ln.NodeRPC()
@@ -136,4 +140,34 @@ func tryCommands(w io.Writer, ln *localnet.Net) {
 	}
 	fmt.Fprintf(w, "  %s shard show %x%s\n", cliCommand, ln.Shard, node)
 	fmt.Fprintf(w, "  %s balance Bob%s\n", cliCommand, node)
+}
+
+// trustLocalnet makes the new chain's newest block the trusted header of
+// its chain ID in the default trust store. The chain was made by this
+// process, so its node is the authority on it; without this, the record of
+// an earlier localnet (the same dev chain ID, another chain) would make
+// every printed command fail.
+func trustLocalnet(ctx context.Context, e *env, nodeRPC string) error {
+	if e.trustDir == "" {
+		return nil
+	}
+	c, err := client.New(ctx, nodeRPC, client.Options{})
+	if err != nil {
+		return err
+	}
+	com, err := c.RPC().Commit(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("trust the localnet chain: %w", err)
+	}
+	c, err = client.New(ctx, nodeRPC, client.Options{TrustStore: client.FileTrustStore{Dir: e.trustDir},
+		TrustHeight: com.Height, TrustHash: com.Hash()})
+	if err != nil {
+		return err
+	}
+	// A proved query stores the header.
+	if _, err := c.GenesisID(ctx); err != nil {
+		return fmt.Errorf("trust the localnet chain: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "\nthe CLI's trust store (%s) now trusts this chain (%s)\n", e.trustDir, c.ChainID())
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -42,6 +43,8 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	now            func() time.Time
+	// trustDir is the default of --trust-dir.
+	trustDir string
 }
 
 // groups lists the command groups. Add new groups here, one file each.
@@ -62,7 +65,11 @@ func groups() []group {
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, now: time.Now}))
+	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, now: time.Now}
+	if home, err := os.UserHomeDir(); err == nil {
+		e.trustDir = filepath.Join(home, ".integritee", "trust")
+	}
+	os.Exit(run(os.Args[1:], e))
 }
 
 // run executes the command line args and returns the process exit status.
@@ -71,7 +78,7 @@ func run(args []string, e *env) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
-		fmt.Fprintf(e.stderr, "integritee-cli: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(e.stderr, "integritee-cli: %s%s\n", oneLine(err.Error()), trustAdvice(err))
 		return 1
 	}
 	return 0

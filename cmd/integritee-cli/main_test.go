@@ -24,11 +24,13 @@ func runCLI(t *testing.T, in []byte, args ...string) (code int, stdout, stderr s
 	return runCLIAt(t, func() time.Time { return cliNow }, in, args...)
 }
 
-// runCLIAt runs the CLI in-process with stdin in and the clock now.
+// runCLIAt runs the CLI in-process with stdin in and the clock now. Each
+// run has its own empty default --trust-dir, so that tests' dev chains (of
+// one chain ID) do not meet each other's records.
 func runCLIAt(t *testing.T, now func() time.Time, in []byte, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code = run(args, &env{stdin: bytes.NewReader(in), stdout: &out, stderr: &errb, now: now})
+	code = run(args, &env{stdin: bytes.NewReader(in), stdout: &out, stderr: &errb, now: now, trustDir: t.TempDir()})
 	return code, out.String(), errb.String()
 }
 

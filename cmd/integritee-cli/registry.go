@@ -90,11 +90,11 @@ func judge(e teerex.Enclave, p *teerex.Policy, l teerex.MRENCLAVEs, now time.Tim
 // judgeAll reads the policy, allowlist and block time of height h and
 // judges es.
 func judgeAll(ctx context.Context, c *client.Client, es []teerex.Enclave, h int64) ([]enclaveView, error) {
-	p, _, err := c.Policy(ctx)
+	p, _, err := c.PolicyAt(ctx, h)
 	if err != nil {
 		return nil, err
 	}
-	l, _, err := c.Allowlist(ctx)
+	l, _, err := c.AllowlistAt(ctx, h)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +112,7 @@ func judgeAll(ctx context.Context, c *client.Client, es []teerex.Enclave, h int6
 func runEnclavesList(e *env, args []string) error {
 	fs := newFlagSet(e, "enclaves list", "[--mrenclave HEX] [--node URL] [--json]")
 	var nf nodeFlags
-	nf.register(fs)
+	nf.register(fs, e)
 	mr := fs.String("mrenclave", "", "only enclaves of this measurement (`hex`), i.e. of the shard it serves by default")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -172,7 +172,7 @@ func runEnclavesList(e *env, args []string) error {
 func runEnclavesShow(e *env, args []string) error {
 	fs := newFlagSet(e, "enclaves show", "SIGNER [--node URL] [--json]")
 	var nf nodeFlags
-	nf.register(fs)
+	nf.register(fs, e)
 	ks := keystoreFlag(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -231,7 +231,7 @@ func runEnclavesShow(e *env, args []string) error {
 func runShardShow(e *env, args []string) error {
 	fs := newFlagSet(e, "shard show", "SHARD [--node URL] [--json]")
 	var nf nodeFlags
-	nf.register(fs)
+	nf.register(fs, e)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -254,7 +254,7 @@ func runShardShow(e *env, args []string) error {
 		return err
 	}
 	serving := st.Shard.MRENCLAVEAt(uint64(st.Height))
-	es, _, err := c.EnclavesOf(ctx, serving)
+	es, _, err := c.EnclavesOfAt(ctx, serving, st.Height)
 	if err != nil {
 		return err
 	}
@@ -382,7 +382,7 @@ func newPolicyView(p *teerex.Policy, l teerex.MRENCLAVEs, h int64) policyView {
 func runPolicyShow(e *env, args []string) error {
 	fs := newFlagSet(e, "policy show", "[--node URL] [--json]")
 	var nf nodeFlags
-	nf.register(fs)
+	nf.register(fs, e)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -399,7 +399,7 @@ func runPolicyShow(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	l, _, err := c.Allowlist(ctx)
+	l, _, err := c.AllowlistAt(ctx, h)
 	if err != nil {
 		return err
 	}
@@ -458,7 +458,7 @@ func runAllow(allow bool) func(e *env, args []string) error {
 	return func(e *env, args []string) error {
 		fs := newFlagSet(e, name, "HEX [--from NAME] [--node URL] [--json]")
 		var nf nodeFlags
-		nf.register(fs)
+		nf.register(fs, e)
 		ks := keystoreFlag(fs)
 		from := fs.String("from", "alice", "the sudo key: dev account or keystore `name`")
 		pos, err := parseFlags(fs, args)

@@ -56,8 +56,8 @@ type trustedFlags struct {
 	noWait   bool
 }
 
-func (f *trustedFlags) register(fs *flag.FlagSet) {
-	f.nodeFlags.register(fs)
+func (f *trustedFlags) register(fs *flag.FlagSet, e *env) {
+	f.nodeFlags.register(fs, e)
 	fs.StringVar(&f.worker, "worker", "http://127.0.0.1:2000", "worker RPC `URL`")
 	fs.StringVar(&f.shard, "shard", "", "shard `hex` (default: the worker's)")
 	fs.BoolVar(&f.noWait, "no-wait", false, "return once the transaction is in a block, before the worker processed it")
@@ -169,7 +169,7 @@ func (f *trustedFlags) report(e *env, s *shardSession, what string, sub *client.
 func runTrustedShield(e *env, args []string) error {
 	fs := newFlagSet(e, "trusted shield", "--from NAME --amount N --to INCOGNITO [flags]")
 	var f trustedFlags
-	f.register(fs)
+	f.register(fs, e)
 	from := fs.String("from", "", "public account paying: dev account or keystore `name`")
 	to := fs.String("to", "", "incognito `account` credited in the shard (name, DEVNAME//SUFFIX or hex)")
 	amount := fs.String("amount", "", "`amount` in base units or TEER (1.5TEER)")
@@ -217,8 +217,8 @@ type trustedCallFlags struct {
 	nonce    int64
 }
 
-func (f *trustedCallFlags) register(fs *flag.FlagSet) {
-	f.trustedFlags.register(fs)
+func (f *trustedCallFlags) register(fs *flag.FlagSet, e *env) {
+	f.trustedFlags.register(fs, e)
 	fs.BoolVar(&f.indirect, "indirect", false, "send the call through the chain instead of directly to the worker (bridge invoke paid by --payer)")
 	registerWatch(fs, &f.watch)
 	f.from = fs.String("from", "", "incognito `account` signing the call (name, DEVNAME//SUFFIX or keystore name)")
@@ -276,7 +276,7 @@ func (f *trustedCallFlags) submit(e *env, what string, build func(from tx.Addres
 func runTrustedTransfer(e *env, args []string) error {
 	fs := newFlagSet(e, "trusted transfer", "--from INCOGNITO --to INCOGNITO --amount N [flags]")
 	var f trustedCallFlags
-	f.register(fs)
+	f.register(fs, e)
 	to := fs.String("to", "", "incognito `account` receiving (name, DEVNAME//SUFFIX or hex)")
 	amount := fs.String("amount", "", "`amount` in base units or TEER (1.5TEER)")
 	if err := parseNone(fs, args); err != nil {
@@ -301,7 +301,7 @@ func runTrustedTransfer(e *env, args []string) error {
 func runTrustedUnshield(e *env, args []string) error {
 	fs := newFlagSet(e, "trusted unshield", "--from INCOGNITO --to NAME|HEX --amount N [flags]")
 	var f trustedCallFlags
-	f.register(fs)
+	f.register(fs, e)
 	to := fs.String("to", "", "public `account` receiving (dev account, keystore name or hex)")
 	amount := fs.String("amount", "", "`amount` in base units or TEER (1.5TEER)")
 	if err := parseNone(fs, args); err != nil {
@@ -334,7 +334,7 @@ type trustedBalance struct {
 func runTrustedBalance(e *env, args []string) error {
 	fs := newFlagSet(e, "trusted balance", "--account INCOGNITO [flags]")
 	var f trustedFlags
-	f.register(fs)
+	f.register(fs, e)
 	acct := fs.String("account", "", "incognito `account` (its key signs the getter: name, DEVNAME//SUFFIX or keystore name)")
 	if err := parseNone(fs, args); err != nil {
 		return err

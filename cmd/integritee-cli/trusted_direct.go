@@ -176,7 +176,7 @@ type trustedNonce struct {
 func runTrustedNonce(e *env, args []string) error {
 	fs := newFlagSet(e, "trusted nonce", "--account INCOGNITO [flags]")
 	var f trustedFlags
-	f.register(fs)
+	f.register(fs, e)
 	acct := fs.String("account", "", "incognito `account` (its key signs the getter: name, DEVNAME//SUFFIX or keystore name)")
 	if err := parseNone(fs, args); err != nil {
 		return err
