@@ -297,7 +297,7 @@ func TestSlowBodyCutOff(t *testing.T) {
 func TestCallOutlivesTimeouts(t *testing.T) {
 	f := newFake()
 	f.gate, f.entered = make(chan struct{}), make(chan int, 1)
-	addr := serve(t, rpc.New(f, rpc.Options{ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond}))
+	addr := serve(t, rpc.New(f, rpc.Options{ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond}))
 	type answer struct {
 		code int
 		body []byte
@@ -308,7 +308,7 @@ func TestCallOutlivesTimeouts(t *testing.T) {
 		res <- answer{code, body}
 	}()
 	<-f.entered
-	time.Sleep(600 * time.Millisecond) // past both timeouts
+	time.Sleep(1500 * time.Millisecond) // well past both timeouts
 	close(f.gate)
 	a := <-res
 	if m := decode(t, a.body); a.code != http.StatusOK || m.Error != nil {
@@ -378,17 +378,28 @@ func TestConnectionCaps(t *testing.T) {
 		t.Fatalf("another address while one is at its cap: %d %s", code, body)
 	}
 
-	// Fill the global cap from two more addresses.
-	var third []net.Conn
-	for _, ip := range []string{"127.0.0.3", "127.0.0.4"} {
-		for range perIP {
-			c := dialFrom(t, ip, addr)
+	// Fill the global cap from two more addresses. A connection is
+	// retried while the server may still hold the one that was just
+	// answered from 127.0.0.2 (it closes it right after the answer).
+	keptConn := func(ip string) net.Conn {
+		var c net.Conn
+		waitFor(t, "a connection from "+ip+" within the caps", func() bool {
+			c = dialFrom(t, ip, addr)
 			writeRequest(t, c, req(1, "system_version", nil))
 			c.SetReadDeadline(time.Now().Add(30 * time.Second))
 			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 			if err != nil || resp.StatusCode != http.StatusOK {
-				t.Fatalf("connection from %s within the caps: %v %v", ip, resp, err)
+				c.Close()
+				return false
 			}
+			return true
+		})
+		return c
+	}
+	var third []net.Conn
+	for _, ip := range []string{"127.0.0.3", "127.0.0.4"} {
+		for range perIP {
+			c := keptConn(ip)
 			if ip == "127.0.0.3" {
 				third = append(third, c)
 			}
@@ -412,7 +423,7 @@ func TestConnectionCaps(t *testing.T) {
 // keep-alive connection stayed open for good: its read hit the test's
 // 20 s deadline.
 func TestIdleConnectionsClosed(t *testing.T) {
-	addr := serve(t, rpc.New(newFake(), rpc.Options{IdleTimeout: 300 * time.Millisecond, ReadHeaderTimeout: 300 * time.Millisecond}))
+	addr := serve(t, rpc.New(newFake(), rpc.Options{IdleTimeout: time.Second, ReadHeaderTimeout: time.Second}))
 	c := dialFrom(t, "127.0.0.1", addr)
 	br := bufio.NewReader(c)
 	writeRequest(t, c, req(1, "system_version", nil))
@@ -439,7 +450,7 @@ func TestIdleConnectionsClosed(t *testing.T) {
 func TestWebSocketIdleClosed(t *testing.T) {
 	f := newFake()
 	f.gate, f.entered = make(chan struct{}), make(chan int, 1)
-	_, _, ws := newServer(t, f, rpc.Options{WSIdleTimeout: 300 * time.Millisecond})
+	_, _, ws := newServer(t, f, rpc.Options{WSIdleTimeout: time.Second})
 	c := dialWS(t, ws)
 	m := c.call(1, "author_submitAndWatchTrustedCall", callParams("watched"))
 	var sub string
@@ -450,10 +461,10 @@ func TestWebSocketIdleClosed(t *testing.T) {
 		t.Fatalf("%+v", m)
 	}
 	<-f.entered
-	time.Sleep(time.Second) // several idle timeouts, while the call is pending
+	time.Sleep(2500 * time.Millisecond) // over two idle timeouts, while the call is pending
 	close(f.gate)
 	if m := c.next(); m.Params.Result.Status != rpc.StatusExecuted {
-		t.Fatalf("watched call after a quiet second: %+v", m)
+		t.Fatalf("watched call after a quiet while: %+v", m)
 	}
 	// Waiting for the confirmation is busy too; unwatching ends that.
 	if m := c.call(2, "author_unwatchTrustedCall", map[string]string{"subscription": sub}); string(m.Result) != "true" {
@@ -504,7 +515,10 @@ func TestWebSocketPing(t *testing.T) {
 		t.Fatalf("peer that never answers pings: %d pings, then %v; want pings and a close", pings, err)
 	}
 
-	// A client that reads answers the pings and stays connected.
+	// A client that reads answers the pings and stays connected (a
+	// longer interval: a pong late by a scheduling stall is not the
+	// point here).
+	_, _, ws = newServer(t, newFake(), rpc.Options{WSPingInterval: 500 * time.Millisecond})
 	wc := dialWS(t, ws)
 	msgs := make(chan []byte)
 	errc := make(chan error, 1)
@@ -520,7 +534,7 @@ func TestWebSocketPing(t *testing.T) {
 			msgs <- b
 		}
 	}()
-	time.Sleep(time.Second) // five ping intervals
+	time.Sleep(2500 * time.Millisecond) // five ping intervals
 	wc.send(req(1, "system_version", nil))
 	select {
 	case b := <-msgs:
