@@ -26,6 +26,7 @@ import (
 	"github.com/integritee-go/integritee/chain/node"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/worker"
+	"github.com/integritee-go/integritee/worker/rpc"
 )
 
 // WorkerFunding is what each worker's enclave account receives from Alice.
@@ -54,6 +55,10 @@ type Config struct {
 	WorkerRPCBasePort int
 	// ConfirmEvery is the workers' blocks per confirmation (0: every block).
 	ConfirmEvery uint32
+	// WorkerRPC limits each worker's JSON-RPC server (rate, connections,
+	// queues, timeouts); zero fields take rpc.Options' defaults. A load
+	// benchmark on loopback can lift them here.
+	WorkerRPC rpc.Options
 	// BlockTime is the validator's timeout_commit for a new home; zero
 	// keeps the dev default (150 ms).
 	BlockTime time.Duration

@@ -409,21 +409,7 @@ func (w *Worker) serveRPC(ctx context.Context, ln net.Listener) error {
 	mux := http.NewServeMux()
 	mux.Handle("/provision/", w.ProvisionHandler())
 	mux.Handle("/", w.srv)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		w.srv.Close()
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	w.srv.Close()
-	hs.Shutdown(sctx)
-	<-errc
-	return nil
+	return w.srv.ServeWith(ctx, ln, mux)
 }
 
 // serveProvisioning starts the provisioning listener, if configured.
@@ -436,11 +422,13 @@ func (w *Worker) serveProvisioning() (stop func(), err error) {
 		return nil, fmt.Errorf("worker provisioning listener: %w", err)
 	}
 	w.provLn = ln
-	srv := &http.Server{Handler: w.ProvisionHandler(), ReadHeaderTimeout: 10 * time.Second}
+	// The RPC's timeouts and connection caps, as on the RPC address.
+	opts := w.rpcOptions()
+	srv := opts.HTTPServer(w.ProvisionHandler())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		srv.Serve(ln)
+		srv.Serve(opts.Listener(ln))
 	}()
 	return func() {
 		srv.Close()

@@ -92,6 +92,11 @@ type Config struct {
 	// RPCListen is where the worker's JSON-RPC listens (host:port, port 0
 	// for a free one); empty disables it.
 	RPCListen string
+	// RPC limits the JSON-RPC server: rate, batch size, getter and call
+	// queues, connection caps, timeouts (zero fields take rpc.Options'
+	// defaults). Its connection caps and timeouts also apply to the
+	// provisioning listener. Version and Logger are the worker's.
+	RPC rpc.Options
 	// WorkerURL is the URL registered on chain; empty means the RPC's
 	// http:// URL.
 	WorkerURL string
@@ -140,8 +145,11 @@ type Worker struct {
 
 	// exec serialises the requests that change the enclave's state
 	// (ProcessBlock, SubmitCalls), each with its commit to the store, and
-	// the other enclave calls (callEnclave) with them.
-	exec sync.Mutex
+	// the other enclave calls (callEnclave) with them. It is taken in
+	// request order, so that a chain block waits only for what was queued
+	// before it (a bounded number of getters, see rpc.Options.MaxGetters),
+	// never for a stream of later requests.
+	exec fifoMutex
 
 	mu         sync.Mutex // guards the fields below
 	encl       Enclave
@@ -286,7 +294,7 @@ func (w *Worker) run(ctx context.Context) error {
 			return fmt.Errorf("worker rpc: %w", err)
 		}
 		w.rpcLn = ln
-		w.srv = rpc.New(directBackend{w}, rpc.Options{Version: Version, Logger: w.log.With("component", "rpc")})
+		w.srv = rpc.New(directBackend{w}, w.rpcOptions())
 		sctx, stop := context.WithCancel(ctx)
 		served := make(chan struct{})
 		go func() {
@@ -339,6 +347,52 @@ func (w *Worker) run(ctx context.Context) error {
 		err = err2
 	}
 	return err
+}
+
+// rpcOptions are the JSON-RPC server's options.
+func (w *Worker) rpcOptions() rpc.Options {
+	o := w.cfg.RPC
+	o.Version, o.Logger = Version, w.log.With("component", "rpc")
+	return o
+}
+
+// fifoMutex is a mutex that goes to its waiters in the order they came:
+// sync.Mutex lets a goroutine that keeps coming back (a getter worker)
+// take the lock ahead of one that has waited (block processing) until the
+// wait exceeds a millisecond, and only then hands it over in order.
+type fifoMutex struct {
+	mu      sync.Mutex
+	locked  bool
+	waiters []chan struct{}
+}
+
+func (m *fifoMutex) Lock() {
+	m.mu.Lock()
+	if !m.locked {
+		m.locked = true
+		m.mu.Unlock()
+		return
+	}
+	ch := make(chan struct{})
+	m.waiters = append(m.waiters, ch)
+	m.mu.Unlock()
+	<-ch // Unlock handed the lock over
+}
+
+func (m *fifoMutex) Unlock() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.locked {
+		panic("worker: unlock of unlocked fifoMutex")
+	}
+	if len(m.waiters) == 0 {
+		m.locked = false
+		return
+	}
+	ch := m.waiters[0]
+	m.waiters[0] = nil
+	m.waiters = m.waiters[1:]
+	close(ch)
 }
 
 // writeIdentity writes enclave.json: public, for tools and humans.

@@ -7,6 +7,10 @@
 //	integritee-worker [--node URL] [--enclave PATH] [--data DIR] [--tee sim|gramine]
 //	                  [--shard HEX] [--rpc HOST:PORT] [--url URL] [--dev] [--confirm-every N]
 //	                  [--provision-addr HOST:PORT] [--provision-from URL]...
+//	                  [--rpc-rate N] [--rpc-burst N] [--rpc-max-conns N] [--rpc-max-conns-per-ip N]
+//	                  [--rpc-getters N] [--rpc-getter-queue N] [--rpc-call-queue N]
+//	                  [--rpc-read-timeout D] [--rpc-write-timeout D] [--rpc-idle-timeout D]
+//	                  [--rpc-ws-ping D] [--rpc-ws-idle-timeout D]
 //	integritee-worker version
 //
 // SIGINT or SIGTERM stops it cleanly; a restart (also after SIGKILL)
@@ -29,6 +33,7 @@ import (
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/worker"
+	"github.com/integritee-go/integritee/worker/rpc"
 )
 
 // DevFunding is what a --dev worker transfers from Alice to its enclave
@@ -57,6 +62,8 @@ type options struct {
 	// ProvisionAddr and ProvisionFrom configure key provisioning.
 	ProvisionAddr string
 	ProvisionFrom []string
+	// RPCLimits are the JSON-RPC server's limits.
+	RPCLimits rpc.Options
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -74,7 +81,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.UintVar(&o.ConfirmEvery, "confirm-every", 1, "blocks per confirm_processed_block (same for every worker of a shard)")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&o.ProvisionAddr, "provision-addr", "", "listen address of the key provisioning endpoint for new workers of the shard (empty: none)")
+	fs.StringVar(&o.ProvisionAddr, "provision-addr", "", "listen address of the key provisioning endpoint for new workers of the shard, with the --rpc-* connection caps and timeouts (empty: none)")
 	fs.Func("provision-from", "provisioning URL (http://host:port) of a worker of the shard to get the keys from (repeatable; default: the registered worker URLs)", func(s string) error {
 		o.ProvisionFrom = append(o.ProvisionFrom, s)
 		return nil
@@ -83,7 +90,11 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		o.EnclaveArgs = append(o.EnclaveArgs, s)
 		return nil
 	})
+	positive := rpcLimitFlags(fs, &o.RPCLimits)
 	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := positive(); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -96,6 +107,43 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("--confirm-every %d: want 1..65536", o.ConfirmEvery)
 	}
 	return o, nil
+}
+
+// rpcLimitFlags defines the flags of the JSON-RPC server's limits, with
+// rpc.Options' defaults, into o. The returned check refuses a value that
+// is not positive (zero would silently mean the default).
+func rpcLimitFlags(fs *flag.FlagSet, o *rpc.Options) (check func() error) {
+	d := rpc.Options{}.WithDefaults()
+	fs.Float64Var(&o.RateLimit, "rpc-rate", d.RateLimit, "JSON-RPC requests per second per client IP; each request of a batch counts")
+	fs.IntVar(&o.RateBurst, "rpc-burst", d.RateBurst, fmt.Sprintf("JSON-RPC requests a client IP may send at once (rate limit bucket); a batch holds at most %d and at most this many", d.MaxBatchRequests))
+	fs.IntVar(&o.MaxConns, "rpc-max-conns", d.MaxConns, "TCP connections the JSON-RPC port keeps open in all; more are closed at once")
+	fs.IntVar(&o.MaxConnsPerIP, "rpc-max-conns-per-ip", d.MaxConnsPerIP, "TCP connections (and WebSocket sessions) the JSON-RPC port keeps open per client IP")
+	fs.IntVar(&o.MaxGetters, "rpc-getters", d.MaxGetters, "getters passed to the enclave at once; each waits its turn with chain blocks and call batches")
+	fs.IntVar(&o.GetterQueueSize, "rpc-getter-queue", d.GetterQueueSize, "getters waiting for the enclave; more are answered busy (1031)")
+	fs.IntVar(&o.QueueSize, "rpc-call-queue", d.QueueSize, "direct calls waiting for the enclave; more are answered busy (1031)")
+	fs.DurationVar(&o.ReadTimeout, "rpc-read-timeout", d.ReadTimeout, "time to read a whole HTTP request, body included (the header within min(10s, this))")
+	fs.DurationVar(&o.WriteTimeout, "rpc-write-timeout", d.WriteTimeout, "a write to a client that reads none of it for this long fails and closes the connection")
+	fs.DurationVar(&o.IdleTimeout, "rpc-idle-timeout", d.IdleTimeout, "close an HTTP keep-alive connection without a request for this long")
+	fs.DurationVar(&o.WSPingInterval, "rpc-ws-ping", d.WSPingInterval, "ping WebSocket clients this often; close a session whose pong does not come within it")
+	fs.DurationVar(&o.WSIdleTimeout, "rpc-ws-idle-timeout", d.WSIdleTimeout, "close a WebSocket session with no message either way, no request in flight and no open subscription for this long")
+	return func() error {
+		for _, f := range []struct {
+			name string
+			ok   bool
+		}{
+			{"rpc-rate", o.RateLimit > 0}, {"rpc-burst", o.RateBurst > 0}, {"rpc-max-conns", o.MaxConns > 0},
+			{"rpc-max-conns-per-ip", o.MaxConnsPerIP > 0}, {"rpc-getters", o.MaxGetters > 0},
+			{"rpc-getter-queue", o.GetterQueueSize > 0}, {"rpc-call-queue", o.QueueSize > 0},
+			{"rpc-read-timeout", o.ReadTimeout > 0}, {"rpc-write-timeout", o.WriteTimeout > 0},
+			{"rpc-idle-timeout", o.IdleTimeout > 0}, {"rpc-ws-ping", o.WSPingInterval > 0},
+			{"rpc-ws-idle-timeout", o.WSIdleTimeout > 0},
+		} {
+			if !f.ok {
+				return fmt.Errorf("--%s: want a positive value", f.name)
+			}
+		}
+		return nil
+	}
 }
 
 func defaultData() string {
@@ -144,7 +192,7 @@ func config(o *options, log *slog.Logger) (worker.Config, error) {
 	}
 	cfg := worker.Config{
 		NodeRPC: o.Node, DataDir: o.Data, Shard: sh, RPCListen: o.RPC, WorkerURL: o.URL,
-		ConfirmEvery: uint32(o.ConfirmEvery), Logger: log,
+		ConfirmEvery: uint32(o.ConfirmEvery), Logger: log, RPC: o.RPCLimits,
 		Provision: worker.ProvisionConfig{Listen: o.ProvisionAddr, From: o.ProvisionFrom},
 		Enclave: worker.ProcessFactory(worker.ProcessConfig{
 			Path: path, Args: append([]string{"--tee", o.TEE}, o.EnclaveArgs...), Logger: log.With("process", "enclave"),

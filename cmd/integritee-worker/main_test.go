@@ -5,11 +5,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/integritee-go/integritee/worker/rpc"
 )
 
 func TestParse(t *testing.T) {
@@ -22,6 +26,9 @@ func TestParse(t *testing.T) {
 		{[]string{"--confirm-every", "0"}, "want 1..65536"},
 		{[]string{"extra"}, "unexpected arguments"},
 		{[]string{"--nope"}, "flag provided but not defined"},
+		{[]string{"--rpc-rate", "0"}, "--rpc-rate: want a positive value"},
+		{[]string{"--rpc-getters", "-1"}, "--rpc-getters: want a positive value"},
+		{[]string{"--rpc-ws-idle-timeout", "0s"}, "--rpc-ws-idle-timeout: want a positive value"},
 	} {
 		_, err := parse(tc.args, io.Discard)
 		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
@@ -79,5 +86,44 @@ func TestStopsWhileWaitingForNode(t *testing.T) {
 	err := run(ctx, []string{"--node", "http://127.0.0.1:1", "--enclave", bin, "--data", t.TempDir(), "--log-level", "error"}, io.Discard, io.Discard)
 	if err != nil {
 		t.Errorf("run stopped by its context: %v", err)
+	}
+}
+
+// TestRPCLimitFlags: the JSON-RPC limits are flags with rpc.Options'
+// defaults, and what an operator sets reaches the worker's config. The old
+// command had no such flags (the limits were fixed: "flag provided but
+// not defined").
+func TestRPCLimitFlags(t *testing.T) {
+	o, err := parse(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := rpc.Options{}.WithDefaults()
+	got := o.RPCLimits
+	if got.RateLimit != d.RateLimit || got.RateBurst != d.RateBurst || got.MaxConns != d.MaxConns || got.MaxConnsPerIP != d.MaxConnsPerIP ||
+		got.MaxGetters != d.MaxGetters || got.GetterQueueSize != d.GetterQueueSize || got.QueueSize != d.QueueSize ||
+		got.ReadTimeout != d.ReadTimeout || got.WriteTimeout != d.WriteTimeout || got.IdleTimeout != d.IdleTimeout ||
+		got.WSPingInterval != d.WSPingInterval || got.WSIdleTimeout != d.WSIdleTimeout {
+		t.Fatalf("flag defaults %+v, want rpc.Options' %+v", got, d)
+	}
+
+	bin := filepath.Join(t.TempDir(), "integritee-enclave")
+	if err := os.WriteFile(bin, []byte("enclave"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o, err = parse([]string{"--enclave", bin, "--rpc-rate", "5000", "--rpc-burst", "10000", "--rpc-max-conns", "7", "--rpc-max-conns-per-ip", "3",
+		"--rpc-getters", "2", "--rpc-getter-queue", "9", "--rpc-call-queue", "11", "--rpc-read-timeout", "3s", "--rpc-write-timeout", "4s",
+		"--rpc-idle-timeout", "5s", "--rpc-ws-ping", "6s", "--rpc-ws-idle-timeout", "7m"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config(o, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := rpc.Options{RateLimit: 5000, RateBurst: 10000, MaxConns: 7, MaxConnsPerIP: 3, MaxGetters: 2, GetterQueueSize: 9, QueueSize: 11,
+		ReadTimeout: 3 * time.Second, WriteTimeout: 4 * time.Second, IdleTimeout: 5 * time.Second, WSPingInterval: 6 * time.Second, WSIdleTimeout: 7 * time.Minute}
+	if !reflect.DeepEqual(cfg.RPC, want) {
+		t.Fatalf("worker config RPC %+v, want %+v", cfg.RPC, want)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cometbft/cometbft/crypto/merkle"
 
@@ -22,6 +23,10 @@ type fake struct {
 	// each round trip's size on entry.
 	gate    chan struct{}
 	entered chan int
+	// getterGate, if set, holds ExecuteGetter until it is closed;
+	// getters counts those inside, maxGetters the most seen at once.
+	getterGate          chan struct{}
+	getters, maxGetters atomic.Int64
 
 	mu     sync.Mutex
 	rounds []int
@@ -74,7 +79,18 @@ func (f *fake) SubmitCalls(ctx context.Context, calls [][]byte) ([]rpc.Outcome, 
 	return rpc.Outcomes(rep)
 }
 
-func (f *fake) ExecuteGetter(_ context.Context, req []byte) ([]byte, error) {
+func (f *fake) ExecuteGetter(ctx context.Context, req []byte) ([]byte, error) {
+	n := f.getters.Add(1)
+	defer f.getters.Add(-1)
+	for m := f.maxGetters.Load(); n > m && !f.maxGetters.CompareAndSwap(m, n); m = f.maxGetters.Load() {
+	}
+	if f.getterGate != nil {
+		select {
+		case <-f.getterGate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	if bytes.HasPrefix(req, []byte("bad")) {
 		return nil, protocol.Errorf(protocol.CodeInvalidInput, "getter request does not decrypt")
 	}

@@ -28,8 +28,8 @@ func newLimiter(rate float64, burst int, now func() time.Time) *limiter {
 	return &limiter{rate: rate, burst: float64(burst), now: now, buckets: map[string]*bucket{}, conns: map[string]int{}}
 }
 
-// allow takes a token of key's bucket.
-func (l *limiter) allow(key string) bool {
+// allow takes n tokens of key's bucket, or none if it holds fewer.
+func (l *limiter) allow(key string, n int) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -50,10 +50,10 @@ func (l *limiter) allow(key string) bool {
 			}
 		}
 	}
-	if b.tokens < 1 {
+	if b.tokens < float64(n) {
 		return false
 	}
-	b.tokens--
+	b.tokens -= float64(n)
 	return true
 }
 

@@ -290,8 +290,16 @@ func (s *Server) executeGetter(ctx context.Context, req *request, _ *session, _ 
 	if e != nil {
 		return s.reply(req, nil, e)
 	}
+	if req.notification() {
+		// Nobody would read the answer: spare the enclave.
+		return s.reply(req, nil, nil)
+	}
+	j, e := s.enqueueGetter(ctx, ct)
+	if e != nil {
+		return s.reply(req, nil, e)
+	}
 	return func() *response {
-		resp, err := s.b.ExecuteGetter(ctx, ct)
+		resp, err := s.awaitGetter(ctx, j)
 		if err != nil {
 			if errors.Is(err, protocol.ErrInvalidInput) {
 				return respond(req, nil, errorf(CodeInvalidGetter, "invalid getter request: %v", err))

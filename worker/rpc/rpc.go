@@ -29,10 +29,18 @@
 //
 // Concurrent submissions, from any clients, are queued in arrival order
 // and passed to the backend in batches: one enclave round trip and one
-// shard block per batch. Requests are bounded in size (413 / -32600 over
-// HTTP, -32600 over WebSocket up to twice the limit, beyond which only the
-// offending connection is closed) and rate-limited per client IP; a bad
-// request gets an error and never affects other clients.
+// shard block per batch. Getters are queued too and passed to the backend
+// a few at a time (Options.MaxGetters), so that however many arrive, only
+// that many wait for the enclave ahead of a chain block; a full queue
+// answers CodeBusy. Requests are bounded in size (413 / -32600 over HTTP,
+// -32600 over WebSocket up to twice the limit, beyond which only the
+// offending connection is closed) and rate-limited per client IP, each
+// request of a batch taking a token; a bad request gets an error and never
+// affects other clients. Served through Serve or ServeWith, connections
+// are capped in all and per client IP, requests must arrive within a read
+// timeout, writes a client does not read time out, keep-alive connections
+// close when idle, and WebSocket sessions are pinged and closed when idle
+// (Options).
 package rpc
 
 import (

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +17,24 @@ import (
 	"github.com/integritee-go/integritee/enclave/protocol"
 )
 
+// Default limits (Options' zero values).
+const (
+	DefaultRateLimit         = 200
+	DefaultRateBurst         = 400
+	DefaultMaxBatchRequests  = 64
+	DefaultMaxConns          = 1024
+	DefaultMaxConnsPerIP     = 64
+	DefaultQueueSize         = 8192
+	DefaultMaxGetters        = 4
+	DefaultGetterQueueSize   = 256
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 10 * time.Second
+	DefaultIdleTimeout       = 60 * time.Second
+	DefaultWSPingInterval    = 30 * time.Second
+	DefaultWSIdleTimeout     = 2 * time.Minute
+)
+
 // Options configure a Server; zero values take the defaults.
 type Options struct {
 	// Version is system_version's answer.
@@ -23,13 +42,19 @@ type Options struct {
 	// MaxRequestBytes bounds a request (HTTP body or WebSocket message);
 	// default 256 KiB.
 	MaxRequestBytes int
-	// MaxBatchRequests bounds a JSON-RPC batch array; default 64.
+	// MaxBatchRequests bounds a JSON-RPC batch array; default 64, and
+	// never more than RateBurst (a larger batch could never pass the rate
+	// limit).
 	MaxBatchRequests int
 	// RateLimit is the requests per second per client IP, RateBurst the
-	// bucket size; defaults 200 and 400.
+	// bucket size; defaults 200 and 400. Every request of a batch counts.
 	RateLimit float64
 	RateBurst int
-	// MaxConnsPerIP bounds WebSocket connections per client IP; default 64.
+	// MaxConns bounds the TCP connections a listener wrapped by Listener
+	// (Serve, ServeWith) keeps open, MaxConnsPerIP those of one client IP
+	// there and the WebSocket sessions of one client IP everywhere;
+	// defaults 1024 and 64. Connections beyond them are closed at once.
+	MaxConns      int
 	MaxConnsPerIP int
 	// MaxSubscriptions bounds open subscriptions per connection; default 1024.
 	MaxSubscriptions int
@@ -42,11 +67,42 @@ type Options struct {
 	// MaxCallsPerRound bounds the calls passed to the backend at once;
 	// default protocol.MaxSubmitCalls.
 	MaxCallsPerRound int
-	// WriteTimeout bounds a WebSocket write; default 10s.
+	// MaxGetters bounds the getters passed to the backend at once (each
+	// takes the enclave in turn with block processing, so this bounds how
+	// many can be ahead of a chain block); default 4. GetterQueueSize
+	// bounds the getters waiting for them, in arrival order; beyond it
+	// getters get CodeBusy. Default 256.
+	MaxGetters      int
+	GetterQueueSize int
+	// ReadHeaderTimeout bounds reading a request's header, ReadTimeout
+	// the whole request with its body (a slow body is cut off);
+	// defaults 10s (at most ReadTimeout) and 30s.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	// WriteTimeout bounds a WebSocket message write and, on a listener
+	// wrapped by Listener, any write to a connection that makes no
+	// progress (a client that does not read); default 10s.
 	WriteTimeout time.Duration
-	Logger       *slog.Logger
+	// IdleTimeout closes an HTTP keep-alive connection idle this long;
+	// default 60s.
+	IdleTimeout time.Duration
+	// WSPingInterval is how often a WebSocket client is pinged; a session
+	// whose pong does not come within the interval is closed. Default 30s.
+	WSPingInterval time.Duration
+	// WSIdleTimeout closes a WebSocket session that has had no message
+	// either way, no request in flight and no open subscription for this
+	// long; default 2m.
+	WSIdleTimeout time.Duration
+	Logger        *slog.Logger
 	// Now is the rate limiter's clock; default time.Now.
 	Now func() time.Time
+}
+
+// WithDefaults returns o with every zero (or negative) limit set to its
+// default.
+func (o Options) WithDefaults() Options {
+	o.defaults()
+	return o
 }
 
 func (o *Options) defaults() {
@@ -55,21 +111,33 @@ func (o *Options) defaults() {
 			*v = d
 		}
 	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
 	def(&o.MaxRequestBytes, 256<<10)
-	def(&o.MaxBatchRequests, 64)
-	def(&o.RateBurst, 400)
-	def(&o.MaxConnsPerIP, 64)
+	def(&o.MaxBatchRequests, DefaultMaxBatchRequests)
+	def(&o.RateBurst, DefaultRateBurst)
+	o.MaxBatchRequests = min(o.MaxBatchRequests, o.RateBurst)
+	def(&o.MaxConns, DefaultMaxConns)
+	def(&o.MaxConnsPerIP, DefaultMaxConnsPerIP)
 	def(&o.MaxSubscriptions, 1024)
 	def(&o.MaxInFlight, 256)
-	def(&o.QueueSize, 8192)
+	def(&o.QueueSize, DefaultQueueSize)
 	def(&o.MaxCallsPerRound, protocol.MaxSubmitCalls)
 	o.MaxCallsPerRound = min(o.MaxCallsPerRound, protocol.MaxSubmitCalls)
+	def(&o.MaxGetters, DefaultMaxGetters)
+	def(&o.GetterQueueSize, DefaultGetterQueueSize)
 	if o.RateLimit <= 0 {
-		o.RateLimit = 200
+		o.RateLimit = DefaultRateLimit
 	}
-	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = 10 * time.Second
-	}
+	defDur(&o.ReadTimeout, DefaultReadTimeout)
+	defDur(&o.ReadHeaderTimeout, min(DefaultReadHeaderTimeout, o.ReadTimeout))
+	defDur(&o.WriteTimeout, DefaultWriteTimeout)
+	defDur(&o.IdleTimeout, DefaultIdleTimeout)
+	defDur(&o.WSPingInterval, DefaultWSPingInterval)
+	defDur(&o.WSIdleTimeout, DefaultWSIdleTimeout)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -86,11 +154,12 @@ type Server struct {
 	log  *slog.Logger
 	lim  *limiter
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	queue  chan *job
-	done   chan struct{}
-	wg     sync.WaitGroup // WebSocket sessions and their goroutines
+	ctx     context.Context
+	cancel  context.CancelFunc
+	queue   chan *job
+	getters chan *getterJob
+	bg      sync.WaitGroup // the batcher and the getter workers
+	wg      sync.WaitGroup // WebSocket sessions and their goroutines
 
 	mu        sync.Mutex
 	identity  *Identity
@@ -100,24 +169,30 @@ type Server struct {
 	nextSub   uint64
 }
 
-// New returns a server on b and starts its batcher; Close stops it.
+// New returns a server on b and starts its batcher and getter workers;
+// Close stops them.
 func New(b Backend, opts Options) *Server {
 	opts.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		b: b, opts: opts, log: opts.Logger, lim: newLimiter(opts.RateLimit, opts.RateBurst, opts.Now),
-		ctx: ctx, cancel: cancel, queue: make(chan *job, opts.QueueSize), done: make(chan struct{}),
+		ctx: ctx, cancel: cancel, queue: make(chan *job, opts.QueueSize), getters: make(chan *getterJob, opts.GetterQueueSize),
 		waiting: map[uint64][]*subscription{}, sessions: map[*session]struct{}{},
 	}
+	s.bg.Add(1 + opts.MaxGetters)
 	go s.batchLoop()
+	for range opts.MaxGetters {
+		go s.getterLoop()
+	}
 	return s
 }
 
-// Close stops the batcher, closes every WebSocket connection and waits for
-// their goroutines. Waiting requests get an error.
+// Close stops the batcher and the getter workers, closes every WebSocket
+// connection and waits for their goroutines. Waiting requests get an
+// error.
 func (s *Server) Close() error {
 	s.cancel()
-	<-s.done
+	s.bg.Wait()
 	s.mu.Lock()
 	for ss := range s.sessions {
 		ss.conn.CloseNow()
@@ -127,16 +202,24 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// Serve serves on ln until ctx is done, then shuts the HTTP server down
-// and closes s.
+// Serve serves s on ln until ctx is done, then shuts the HTTP server down
+// and closes s. See ServeWith.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	return s.ServeWith(ctx, ln, s)
+}
+
+// ServeWith serves h, which routes to s (and may serve more routes), on
+// ln with the options' HTTP timeouts and connection caps (HTTPServer,
+// Listener) until ctx is done; then it shuts the HTTP server down and
+// closes s.
+func (s *Server) ServeWith(ctx context.Context, ln net.Listener, h http.Handler) error {
+	hs := s.opts.HTTPServer(h)
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(s.opts.Listener(ln)) }()
 	select {
 	case err := <-errc:
 		s.Close()
-		return err
+		return fmt.Errorf("rpc: serve: %w", err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -194,7 +277,7 @@ func (s *Server) enqueue(ct []byte) (*job, *Error) {
 // batchLoop passes queued submissions to the backend: whatever queued up
 // while the previous batch was in the enclave goes in the next.
 func (s *Server) batchLoop() {
-	defer close(s.done)
+	defer s.bg.Done()
 	for {
 		var first *job
 		select {
@@ -254,6 +337,67 @@ func (s *Server) await(ctx context.Context, j *job) (Outcome, *Error) {
 	}
 }
 
+// getterJob is one queued getter.
+type getterJob struct {
+	ctx  context.Context
+	ct   []byte
+	done chan getterResult
+}
+
+type getterResult struct {
+	resp []byte
+	err  error
+}
+
+// QueuedGetters returns the number of getters waiting for a getter worker.
+func (s *Server) QueuedGetters() int { return len(s.getters) }
+
+func (s *Server) enqueueGetter(ctx context.Context, ct []byte) (*getterJob, *Error) {
+	j := &getterJob{ctx: ctx, ct: ct, done: make(chan getterResult, 1)}
+	select {
+	case s.getters <- j:
+		return j, nil
+	default:
+		return nil, errorf(CodeBusy, "getter queue full")
+	}
+}
+
+// getterLoop is one getter worker. Getters reach the backend only through
+// MaxGetters of these, in arrival order: each takes the enclave, which
+// the host serialises with chain blocks and call batches, so however many
+// clients send getters, at most MaxGetters of them wait there ahead of a
+// block.
+func (s *Server) getterLoop() {
+	defer s.bg.Done()
+	for {
+		var j *getterJob
+		select {
+		case <-s.ctx.Done():
+			return
+		case j = <-s.getters:
+		}
+		if err := j.ctx.Err(); err != nil {
+			// The client went away while the getter waited.
+			j.done <- getterResult{err: err}
+			continue
+		}
+		resp, err := s.b.ExecuteGetter(j.ctx, j.ct)
+		j.done <- getterResult{resp: resp, err: err}
+	}
+}
+
+// awaitGetter waits for a getter's answer.
+func (s *Server) awaitGetter(ctx context.Context, j *getterJob) ([]byte, error) {
+	select {
+	case r := <-j.done:
+		return r.resp, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.ctx.Done():
+		return nil, errorf(CodeInternal, "server closing")
+	}
+}
+
 // response is a JSON-RPC response object.
 type response struct {
 	JSONRPC string          `json:"jsonrpc"`
@@ -310,25 +454,41 @@ type pending func() *response
 
 func done(r *response) pending { return func() *response { return r } }
 
-// handleMessage starts the requests of one HTTP body or WebSocket message
-// and reports whether their responses form a batch array.
-func (s *Server) handleMessage(ctx context.Context, msg []byte, sess *session) ([]pending, bool) {
+// splitMessage splits one HTTP body or WebSocket message into its
+// requests and reports whether their responses form a batch array. A
+// message that is no usable batch gets the error to answer instead.
+func (s *Server) splitMessage(msg []byte) ([]json.RawMessage, bool, *Error) {
 	t := bytes.TrimSpace(msg)
-	if len(t) > 0 && t[0] == '[' {
-		var raws []json.RawMessage
-		if err := json.Unmarshal(t, &raws); err != nil {
-			return []pending{done(errResponse(nil, errorf(CodeParseError, "parse error")))}, false
-		}
-		if len(raws) == 0 || len(raws) > s.opts.MaxBatchRequests {
-			return []pending{done(errResponse(nil, errorf(CodeInvalidRequest, "batch of %d requests, want 1..%d", len(raws), s.opts.MaxBatchRequests)))}, false
-		}
-		ps := make([]pending, len(raws))
-		for i, raw := range raws {
-			ps[i] = s.start(ctx, raw, sess, true)
-		}
-		return ps, true
+	if len(t) == 0 || t[0] != '[' {
+		return []json.RawMessage{t}, false, nil
 	}
-	return []pending{s.start(ctx, t, sess, false)}, false
+	var raws []json.RawMessage
+	if err := json.Unmarshal(t, &raws); err != nil {
+		return nil, false, errorf(CodeParseError, "parse error")
+	}
+	if len(raws) == 0 || len(raws) > s.opts.MaxBatchRequests {
+		return nil, false, errorf(CodeInvalidRequest, "batch of %d requests, want 1..%d", len(raws), s.opts.MaxBatchRequests)
+	}
+	return raws, true, nil
+}
+
+// charge takes the rate limit's tokens for a message of n requests
+// beyond the one its arrival took: each request of a batch costs the
+// enclave as much as a request alone.
+func (s *Server) charge(ip string, n int) *Error {
+	if n > 1 && !s.lim.allow(ip, n-1) {
+		return errorf(CodeRateLimited, "rate limit exceeded: a batch of %d requests needs %d tokens", n, n)
+	}
+	return nil
+}
+
+// startAll starts the requests of one message.
+func (s *Server) startAll(ctx context.Context, raws []json.RawMessage, batch bool, sess *session) []pending {
+	ps := make([]pending, len(raws))
+	for i, raw := range raws {
+		ps[i] = s.start(ctx, raw, sess, batch)
+	}
+	return ps
 }
 
 // start parses and starts one request; submissions are queued here, in
@@ -427,7 +587,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, errorf(CodeInvalidRequest, "POST a JSON-RPC request, or open a WebSocket"))
 		return
 	}
-	if !s.lim.allow(ip) {
+	// One token before the body is read, the rest once the batch is
+	// counted (charge).
+	if !s.lim.allow(ip, 1) {
 		writeError(w, http.StatusTooManyRequests, errorf(CodeRateLimited, "rate limit exceeded"))
 		return
 	}
@@ -441,7 +603,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errorf(CodeInvalidRequest, "read request: %v", err))
 		return
 	}
-	out := collect(s.handleMessage(r.Context(), body, nil))
+	raws, batch, e := s.splitMessage(body)
+	if e != nil {
+		writeError(w, http.StatusOK, e)
+		return
+	}
+	if e := s.charge(ip, len(raws)); e != nil {
+		writeError(w, http.StatusTooManyRequests, e)
+		return
+	}
+	out := collect(s.startAll(r.Context(), raws, batch, nil), batch)
 	if out == nil {
 		w.WriteHeader(http.StatusNoContent)
 		return

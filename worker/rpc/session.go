@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -19,6 +21,11 @@ type session struct {
 	wg     sync.WaitGroup
 
 	wmu sync.Mutex // one writer at a time
+
+	inflight chan struct{} // a slot per unanswered message
+	// active is when the last message was read or written (UnixNano):
+	// the session's idle clock.
+	active atomic.Int64
 
 	mu     sync.Mutex
 	subs   map[string]*subscription
@@ -46,7 +53,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, ip string) {
 	// beyond that the library closes this connection (status 1009).
 	conn.SetReadLimit(2 * int64(s.opts.MaxRequestBytes))
 	ctx, cancel := context.WithCancel(s.ctx)
-	ss := &session{s: s, conn: conn, ctx: ctx, cancel: cancel, subs: map[string]*subscription{}}
+	ss := &session{s: s, conn: conn, ctx: ctx, cancel: cancel, subs: map[string]*subscription{},
+		inflight: make(chan struct{}, s.opts.MaxInFlight)}
+	ss.touch()
 	s.mu.Lock()
 	if s.ctx.Err() != nil {
 		s.mu.Unlock()
@@ -59,6 +68,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, ip string) {
 	s.mu.Unlock()
 	defer s.wg.Done()
 
+	ss.wg.Add(2)
+	go ss.pingLoop()
+	go ss.idleLoop()
 	ss.readLoop(ip)
 	cancel()
 	ss.mu.Lock()
@@ -73,13 +85,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, ip string) {
 
 func (ss *session) readLoop(ip string) {
 	s := ss.s
-	inflight := make(chan struct{}, s.opts.MaxInFlight)
 	for {
 		_, msg, err := ss.conn.Read(ss.ctx)
 		if err != nil {
 			return
 		}
-		if !s.lim.allow(ip) {
+		ss.touch()
+		if !s.lim.allow(ip, 1) {
 			ss.send(errResponse(nil, errorf(CodeRateLimited, "rate limit exceeded")))
 			continue
 		}
@@ -87,20 +99,98 @@ func (ss *session) readLoop(ip string) {
 			ss.send(errResponse(nil, errorf(CodeInvalidRequest, "request larger than %d bytes", s.opts.MaxRequestBytes)))
 			continue
 		}
-		ps, batch := s.handleMessage(ss.ctx, msg, ss)
+		raws, batch, e := s.splitMessage(msg)
+		if e == nil {
+			e = s.charge(ip, len(raws))
+		}
+		if e != nil {
+			ss.send(errResponse(nil, e))
+			continue
+		}
 		select {
-		case inflight <- struct{}{}:
+		case ss.inflight <- struct{}{}:
 		case <-ss.ctx.Done():
 			return
 		}
+		ps := s.startAll(ss.ctx, raws, batch, ss)
 		ss.wg.Add(1)
 		go func() {
 			defer ss.wg.Done()
-			defer func() { <-inflight }()
+			defer func() { <-ss.inflight }()
 			if out := collect(ps, batch); out != nil {
 				ss.write(out)
 			}
 		}()
+	}
+}
+
+// touch restarts the session's idle clock.
+func (ss *session) touch() { ss.active.Store(time.Now().UnixNano()) }
+
+// busy reports whether the session waits for the server: a request in
+// flight or a subscription open. Such a session is not idle, however
+// quiet its client.
+func (ss *session) busy() bool {
+	if len(ss.inflight) > 0 {
+		return true
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return len(ss.subs) > 0
+}
+
+// pingLoop pings the client every WSPingInterval and closes the
+// connection when no pong comes within the interval: a peer that is gone
+// (a dead network path does not close TCP) no longer holds its
+// connection slot and subscriptions.
+func (ss *session) pingLoop() {
+	defer ss.wg.Done()
+	every := ss.s.opts.WSPingInterval
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ss.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(ss.ctx, every)
+		err := ss.conn.Ping(ctx)
+		cancel()
+		if err != nil {
+			if ss.ctx.Err() == nil {
+				ss.s.log.Debug("websocket ping failed; closing", "err", err)
+			}
+			ss.conn.CloseNow()
+			return
+		}
+	}
+}
+
+// idleLoop closes the session once it has been idle (no message either
+// way, not busy) for WSIdleTimeout, so that open but unused connections do
+// not hold the per-IP and global connection slots.
+func (ss *session) idleLoop() {
+	defer ss.wg.Done()
+	timeout := ss.s.opts.WSIdleTimeout
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-ss.ctx.Done():
+			return
+		case <-t.C:
+		}
+		idle := time.Since(time.Unix(0, ss.active.Load()))
+		switch {
+		case idle < timeout:
+			t.Reset(timeout - idle)
+		case ss.busy():
+			t.Reset(timeout)
+		default:
+			ss.conn.Close(websocket.StatusGoingAway, "idle timeout")
+			return
+		}
 	}
 }
 
@@ -109,6 +199,7 @@ func (ss *session) write(b []byte) error {
 	defer cancel()
 	ss.wmu.Lock()
 	defer ss.wmu.Unlock()
+	ss.touch()
 	return ss.conn.Write(ctx, websocket.MessageText, b)
 }
 
