@@ -113,9 +113,9 @@ func TestIntelQuoteVerifiedOnChain(t *testing.T) {
 	if c.query("/teerex/enclave/"+bob.String(), &e) {
 		t.Fatalf("Bob registered: %+v", e)
 	}
-	var all teerex.Signers
-	if c.query("/teerex/enclaves", &all) {
-		t.Fatalf("enclaves listed: %v", all)
+	var n uint64
+	if c.query("/teerex/enclaves", &n) {
+		t.Fatalf("%d enclaves listed", n)
 	}
 	// Two seconds later the collateral has expired.
 	results = c.block(qvlTime.Add(2*time.Second), c.sign(accounts.DevKey("Bob"), teerex.Name, teerex.MethodRegisterEnclave,
@@ -173,6 +173,31 @@ func TestExpiredRegistrationCannotConfirmOrUnshield(t *testing.T) {
 	wantOK(t, c.block(expired.Add(2*time.Second), c.signCall(dave.key, unshields[0])))
 	if got := c.account(vault).Balance; got != before-100 {
 		t.Fatalf("vault %d after renewal, want %d", got, before-100)
+	}
+}
+
+// A registration nobody renews is removed by the end of the first block
+// after it has been expired for teerex.ExpiredRetention, with an event; the
+// block's own transactions run first. Before pruning, expired
+// registrations stayed for ever.
+func TestLongExpiredRegistrationIsPruned(t *testing.T) {
+	c := newAppChain(t, true, t0, devTeerexGenesis(t, t0))
+	dave := newSimEnclave(t, "Dave", measurement("v1"), c.genesis)
+	registeredAt := t0.Add(time.Second)
+	wantOK(t, c.block(registeredAt, c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register(""))))
+	last := registeredAt.Add(teerex.DefaultRenewalPeriod + teerex.ExpiredRetention)
+	c.block(last)
+	var e teerex.Enclave
+	if !c.query("/teerex/enclave/"+dave.addr.String(), &e) || len(c.events) != 0 {
+		t.Fatalf("pruned at the last instant of the retention: events %v", c.events)
+	}
+	c.block(last.Add(time.Second))
+	if len(c.events) != 1 || c.events[0].Type != teerex.EventPruned || c.events[0].Attributes[0].Value != dave.addr.String() {
+		t.Fatalf("block events %v, want Dave pruned", c.events)
+	}
+	var n uint64
+	if c.query("/teerex/enclave/"+dave.addr.String(), &e) || c.query("/teerex/enclaves", &n) || c.query("/teerex/enclaves/"+measurement("v1").String(), &n) {
+		t.Fatalf("pruned registration still in the state (%d listed)", n)
 	}
 }
 
@@ -237,9 +262,9 @@ func TestEnclaveOfAnotherChainCannotRegister(t *testing.T) {
 	before := c.account(dave.addr)
 	results := c.block(t0.Add(2*time.Second), c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register("")))
 	wantCode(t, results[0].Codespace, results[0].Code, results[0].Log, teerex.ErrWrongChain)
-	var signers teerex.Signers
-	if c.query("/teerex/enclaves", &signers) {
-		t.Fatalf("refused registration recorded: %v", signers)
+	var n uint64
+	if c.query("/teerex/enclaves", &n) {
+		t.Fatalf("refused registration recorded: %d enclaves", n)
 	}
 	if after := c.account(dave.addr); after.Nonce != before.Nonce+1 || before.Balance-after.Balance != accounts.Unit/100 {
 		t.Fatalf("Dave %+v, was %+v: want only the fee charged", after, before)

@@ -17,7 +17,6 @@ import (
 var (
 	keyPolicy          = []byte(Name + "/policy")
 	keyAllowlist       = []byte(Name + "/allowlist")
-	keyAll             = []byte(Name + "/all")
 	keyEnclavePrefix   = []byte(Name + "/e/")
 	keyMRENCLAVEPrefix = []byte(Name + "/m/")
 )
@@ -28,16 +27,24 @@ func PolicyKey() []byte { return slices.Clone(keyPolicy) }
 // AllowlistKey is the state key of the MRENCLAVE allowlist (MRENCLAVEs).
 func AllowlistKey() []byte { return slices.Clone(keyAllowlist) }
 
-// EnclavesKey is the state key of the list of all registered signers
-// (Signers), expired ones included.
-func EnclavesKey() []byte { return slices.Clone(keyAll) }
-
 // EnclaveKey is the state key of the registration of signer.
 func EnclaveKey(signer tx.Address) []byte { return slices.Concat(keyEnclavePrefix, signer[:]) }
 
-// EnclavesOfKey is the state key of the signers registered with
-// measurement m (Signers): the enclaves that may serve the shard m.
-func EnclavesOfKey(m Hash) []byte { return slices.Concat(keyMRENCLAVEPrefix, m[:]) }
+// EnclavesCountKey is the state key of the number of registrations
+// (uint64), expired ones included; absent when there are none.
+func EnclavesCountKey() []byte { return allEnclaves.lenKey() }
+
+// EnclavesSlotKey is the state key of the signer (tx.Address) in slot i
+// of the list of all registrations, for i below EnclavesCountKey's number.
+func EnclavesSlotKey(i uint64) []byte { return allEnclaves.slotKey(i) }
+
+// EnclavesOfCountKey is the state key of the number of registrations with
+// measurement m (uint64): the enclaves that may serve the shard m.
+func EnclavesOfCountKey(m Hash) []byte { return enclavesOf(m).lenKey() }
+
+// EnclavesOfSlotKey is the state key of the signer in slot i of the
+// registrations with measurement m.
+func EnclavesOfSlotKey(m Hash, i uint64) []byte { return enclavesOf(m).slotKey(i) }
 
 // Keeper reads and writes the module's state. It holds no state itself, so
 // the zero Keeper is ready to use; other modules reach it through their own
@@ -128,18 +135,49 @@ func (k Keeper) Active(r store.Reader, signer tx.Address, now time.Time) (Enclav
 	return e, nil
 }
 
-// Enclaves returns the signers of all registrations, expired included.
-func (Keeper) Enclaves(r store.Reader) (Signers, error) {
-	var s Signers
-	_, err := runtime.Get(r, keyAll, &s)
-	return s, err
+// Count returns the number of registrations, expired ones included.
+func (Keeper) Count(r store.Reader) (uint64, error) { return allEnclaves.length(r) }
+
+// CountOf returns the number of registrations with measurement m.
+func (Keeper) CountOf(r store.Reader, m Hash) (uint64, error) { return enclavesOf(m).length(r) }
+
+// SignerAt returns the signer in slot i (below Count) of all
+// registrations. Slots carry no meaning: removing a registration moves
+// the last one into its slot.
+func (Keeper) SignerAt(r store.Reader, i uint64) (tx.Address, error) { return allEnclaves.at(r, i) }
+
+// SignerOfAt returns the signer in slot i (below CountOf) of the
+// registrations with measurement m.
+func (Keeper) SignerOfAt(r store.Reader, m Hash, i uint64) (tx.Address, error) {
+	return enclavesOf(m).at(r, i)
 }
 
-// EnclavesOf returns the signers registered with measurement m.
-func (Keeper) EnclavesOf(r store.Reader, m Hash) (Signers, error) {
-	var s Signers
-	_, err := runtime.Get(r, EnclavesOfKey(m), &s)
-	return s, err
+// EachEnclave calls fn with the signer of every registration, in slot
+// order, until fn returns false or an error.
+func (Keeper) EachEnclave(r store.Reader, fn func(tx.Address) (bool, error)) error {
+	return allEnclaves.each(r, fn)
+}
+
+// EachEnclaveOf calls fn with the signer of every registration with
+// measurement m, in slot order, until fn returns false or an error.
+func (Keeper) EachEnclaveOf(r store.Reader, m Hash, fn func(tx.Address) (bool, error)) error {
+	return enclavesOf(m).each(r, fn)
+}
+
+// CountActiveOf counts the registrations with measurement m that are
+// Active at now, up to limit: a caller that needs to know whether there is
+// more than one asks for 2 and reads no further than it must.
+func (k Keeper) CountActiveOf(r store.Reader, m Hash, now time.Time, limit int) (int, error) {
+	n := 0
+	err := k.EachEnclaveOf(r, m, func(s tx.Address) (bool, error) {
+		if _, err := k.Active(r, s, now); err == nil {
+			n++
+		} else if !errors.As(err, new(*runtime.Error)) {
+			return false, err
+		}
+		return n < limit, nil
+	})
+	return n, err
 }
 
 // Verify verifies evidence under the stored policy's roots and collateral
@@ -217,21 +255,12 @@ func (k Keeper) register(ctx *runtime.Context, msg *RegisterEnclave) error {
 	if len(e.AdvisoryIDs) == 0 {
 		e.AdvisoryIDs = nil
 	}
+	var prev *Enclave
 	if renewal {
 		e.RegisteredHeight = old.RegisteredHeight
-		if old.MRENCLAVE != e.MRENCLAVE {
-			if err := k.index(ctx.Store, EnclavesOfKey(old.MRENCLAVE), e.Signer, false); err != nil {
-				return err
-			}
-		}
+		prev = &old
 	}
-	if err := runtime.Put(ctx.Store, EnclaveKey(e.Signer), e); err != nil {
-		return err
-	}
-	if err := k.index(ctx.Store, keyAll, e.Signer, true); err != nil {
-		return err
-	}
-	if err := k.index(ctx.Store, EnclavesOfKey(e.MRENCLAVE), e.Signer, true); err != nil {
+	if err := k.put(ctx.Store, e, prev); err != nil {
 		return err
 	}
 	typ := EventRegistered
@@ -245,42 +274,53 @@ func (k Keeper) register(ctx *runtime.Context, msg *RegisterEnclave) error {
 
 // unregister removes the registration of signer.
 func (k Keeper) unregister(ctx *runtime.Context, signer tx.Address) error {
-	e, err := k.Enclave(ctx.Store, signer)
+	e, err := k.remove(ctx.Store, signer)
 	if err != nil {
-		return err
-	}
-	ctx.Store.Delete(EnclaveKey(signer))
-	if err := k.index(ctx.Store, keyAll, signer, false); err != nil {
-		return err
-	}
-	if err := k.index(ctx.Store, EnclavesOfKey(e.MRENCLAVE), signer, false); err != nil {
 		return err
 	}
 	ctx.Emit(EventUnregistered, "signer", signer.String(), "mrenclave", e.MRENCLAVE.String())
 	return nil
 }
 
-// index adds signer to (or removes it from) the sorted list at key; an
-// empty list is deleted.
-func (Keeper) index(kv store.KV, key []byte, signer tx.Address, add bool) error {
-	var s Signers
-	if _, err := runtime.Get(kv, key, &s); err != nil {
+// put stores registration e and indexes it; prev is the registration it
+// renews, if any.
+func (Keeper) put(kv store.KV, e Enclave, prev *Enclave) error {
+	if prev != nil {
+		kv.Delete(expiryKey(prev.AttestedAt, prev.Signer))
+		if prev.MRENCLAVE != e.MRENCLAVE {
+			if err := enclavesOf(prev.MRENCLAVE).remove(kv, e.Signer); err != nil {
+				return err
+			}
+		}
+	}
+	if err := runtime.Put(kv, EnclaveKey(e.Signer), e); err != nil {
 		return err
 	}
-	i, found := slices.BinarySearchFunc(s, signer, compare)
-	switch {
-	case add && !found:
-		s = slices.Insert(s, i, signer)
-	case !add && found:
-		s = slices.Delete(s, i, i+1)
-	default:
-		return nil
+	if err := runtime.Put(kv, expiryKey(e.AttestedAt, e.Signer), e.Signer); err != nil {
+		return err
 	}
-	if len(s) == 0 {
-		kv.Delete(key)
-		return nil
+	if err := allEnclaves.add(kv, e.Signer); err != nil {
+		return err
 	}
-	return runtime.Put(kv, key, s)
+	return enclavesOf(e.MRENCLAVE).add(kv, e.Signer)
+}
+
+// remove deletes the registration of signer and its index entries; an
+// absent one gives an error wrapping ErrNotRegistered.
+func (k Keeper) remove(kv store.KV, signer tx.Address) (Enclave, error) {
+	e, err := k.Enclave(kv, signer)
+	if err != nil {
+		return e, err
+	}
+	kv.Delete(EnclaveKey(signer))
+	kv.Delete(expiryKey(e.AttestedAt, signer))
+	if err := allEnclaves.remove(kv, signer); err != nil {
+		return e, err
+	}
+	if err := enclavesOf(e.MRENCLAVE).remove(kv, signer); err != nil {
+		return e, err
+	}
+	return e, nil
 }
 
 func compare[T ~[32]byte](a, b T) int { return bytes.Compare(a[:], b[:]) }
