@@ -342,6 +342,38 @@ func (c *Client) Shard(ctx context.Context, id teerex.Hash) (*ShardStatus, error
 	return s, nil
 }
 
+// Confirmations returns the latest confirmation of a shard's processed
+// blocks by each of the given enclaves that confirmed any, proved at
+// height (a height a proved query returned, such as ShardStatus.Height).
+func (c *Client) Confirmations(ctx context.Context, shard teerex.Hash, enclaves []tx.Address, height int64) (map[tx.Address]bridge.Confirmation, error) {
+	if height <= 0 {
+		return nil, fmt.Errorf("confirmations of %s: height %d, want a committed height", shard, height)
+	}
+	qs := make([]keyQuery, len(enclaves))
+	for i, e := range enclaves {
+		qs[i] = keyQuery{"/bridge/confirmation/" + shard.String() + "/" + e.String(), bridge.ConfirmationKey(shard, e)}
+	}
+	vals, err := c.provedAt(ctx, height, qs)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[tx.Address]bridge.Confirmation)
+	for i, v := range vals {
+		if v == nil {
+			continue
+		}
+		var conf bridge.Confirmation
+		if err := codec.Unmarshal(v, &conf); err != nil {
+			return nil, fmt.Errorf("query %s: decode: %w", qs[i].path, err)
+		}
+		if conf.Enclave != enclaves[i] {
+			return nil, fmt.Errorf("query %s: record names enclave %s", qs[i].path, conf.Enclave)
+		}
+		out[enclaves[i]] = conf
+	}
+	return out, nil
+}
+
 // Unshielded returns the record of an executed unshield_funds of a shard's
 // call hash, or nil if it has not been executed.
 func (c *Client) Unshielded(ctx context.Context, shard, callHash teerex.Hash) (*bridge.Unshielded, int64, error) {
