@@ -28,35 +28,35 @@ func devTeerexGenesis(t testing.TB, at time.Time) teerex.GenesisState {
 	return g
 }
 
-// CheckTx verifies attestations at the last block's time. Before the first
+// CheckTx checks calls at the last block's time (here a collateral
+// refresh, whose documents are verified at that time). Before the first
 // block that is the genesis time; after a restart it is unknown to a fresh
 // App until the node restores it from the last header (the node does so
 // after its handshake, see chain/node).
 func TestCheckTxTimeAtGenesisAndAfterRestart(t *testing.T) {
-	c := newAppChain(t, true, t0, devTeerexGenesis(t, t0))
-	dave := newSimEnclave(t, "Dave", measurement("v1"), c.genesis)
-	if res := c.checkTx(c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register(""))); res.Code != 0 {
-		t.Fatalf("registration before the first block: %s/%d %s", res.Codespace, res.Code, res.Log)
+	g := devTeerexGenesis(t, t0)
+	c := newAppChain(t, true, t0, g)
+	alice := accounts.DevKey("Alice")
+	refresh := teerex.SetCollateral{TCBInfos: g.Policy.TCBInfos, QEIdentity: g.Policy.QEIdentity}
+	if res := c.checkTx(c.sign(alice, teerex.Name, teerex.MethodSetCollateral, refresh)); res.Code != 0 {
+		t.Fatalf("collateral refresh before the first block: %s/%d %s", res.Codespace, res.Code, res.Log)
 	}
 	blockTime := t0.Add(time.Second)
 	c.block(blockTime)
 
 	c.reopen()
-	delete(c.nonces, dave.addr) // the checked registration was never committed
-	reg := c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register(""))
-	res := c.checkTx(reg)
-	wantCode(t, res.Codespace, res.Code, res.Log, teerex.ErrInvalidAttestation)
-	if !strings.Contains(res.Log, "no verification time") {
-		t.Fatalf("unexpected log %q", res.Log)
-	}
+	delete(c.nonces, accounts.DevAddress("Alice")) // the checked call was never committed
+	call := c.sign(alice, teerex.Name, teerex.MethodSetCollateral, refresh)
+	res := c.checkTx(call)
+	wantCode(t, res.Codespace, res.Code, res.Log, teerex.ErrInvalidPolicy)
 	c.app.RestoreLastBlockTime(blockTime)
-	if res := c.checkTx(reg); res.Code != 0 {
-		t.Fatalf("registration after the time was restored: %s/%d %s", res.Codespace, res.Code, res.Log)
+	if res := c.checkTx(call); res.Code != 0 {
+		t.Fatalf("collateral refresh after the time was restored: %s/%d %s", res.Codespace, res.Code, res.Log)
 	}
 	// A time from a finalized block is not overwritten.
 	c.app.RestoreLastBlockTime(t0.Add(-teerex.DevCollateralValidity))
-	if res := c.checkTx(c.sign(accounts.DevKey("Eve"), teerex.Name, teerex.MethodRegisterEnclave, newSimEnclave(t, "Eve", measurement("v1"), c.genesis).register(""))); res.Code != 0 {
-		t.Fatalf("second registration: %s/%d %s", res.Codespace, res.Code, res.Log)
+	if res := c.checkTx(c.sign(alice, teerex.Name, teerex.MethodSetCollateral, refresh)); res.Code != 0 {
+		t.Fatalf("second refresh: %s/%d %s", res.Codespace, res.Code, res.Log)
 	}
 }
 
@@ -89,9 +89,10 @@ func TestIntelQuoteVerifiedOnChain(t *testing.T) {
 	alice, bob := accounts.DevKey("Alice"), accounts.DevAddress("Bob")
 	reg := c.sign(accounts.DevKey("Bob"), teerex.Name, teerex.MethodRegisterEnclave,
 		teerex.RegisterEnclave{Attestation: quote, ShieldingKey: []byte("k")})
-	// Before the collateral is on chain the quote cannot be judged.
+	// CheckTx refuses it at once: what its report data claims (unverified
+	// yet) does not bind the sender, and verifying cannot change that.
 	res := c.checkTx(reg)
-	wantCode(t, res.Codespace, res.Code, res.Log, teerex.ErrNoCollateral)
+	wantCode(t, res.Codespace, res.Code, res.Log, teerex.ErrSenderNotAttested)
 
 	results := c.block(qvlTime,
 		c.sign(alice, teerex.Name, teerex.MethodSetCollateral, teerex.SetCollateral{

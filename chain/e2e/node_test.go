@@ -191,8 +191,14 @@ func TestDevNodeRegistersSimEnclavesAndUnshieldsOnce(t *testing.T) {
 	}
 }
 
-// On a production-policy chain (Intel's roots) the same sim quote is
-// refused by CheckTx with ErrUntrustedRoot, and nothing changes.
+// On a production-policy chain (Intel's roots, an allowlist) a sim quote
+// of a measurement nobody allowed is refused by CheckTx, cheaply and for
+// free, and nothing changes. Once sudo allows the measurement, CheckTx
+// admits the registration without verifying it (that costs milliseconds,
+// and CheckTx charges nothing); the block verifies it, refuses it with
+// ErrUntrustedRoot and charges its fee. Before, CheckTx verified every
+// registration and refused this one for free, so that each copy of a
+// quote sent again cost the node a verification and the sender nothing.
 func TestProductionNodeRejectsSimQuote(t *testing.T) {
 	_, c := startNode(t, initHome(t, false))
 	ctx := ctxT(t)
@@ -220,10 +226,9 @@ func TestProductionNodeRejectsSimQuote(t *testing.T) {
 
 	_, err = c.RegisterEnclave(ctx, dave.key, dave.evidence, dave.shieldingKey, "")
 	var te *client.TxError
-	if !errors.As(err, &te) || te.Height != 0 || !errors.Is(err, teerex.ErrUntrustedRoot) {
-		t.Fatalf("registration: %v, want a CheckTx rejection with %s/%d", err, teerex.ErrUntrustedRoot.Codespace, teerex.ErrUntrustedRoot.Code)
+	if !errors.As(err, &te) || te.Height != 0 || !errors.Is(err, teerex.ErrMRENCLAVENotAllowed) {
+		t.Fatalf("registration: %v, want a CheckTx rejection with %s/%d", err, teerex.ErrMRENCLAVENotAllowed.Codespace, teerex.ErrMRENCLAVENotAllowed.Code)
 	}
-
 	if _, err := c.VerifiedHeader(ctx, h0+3); err != nil {
 		t.Fatal(err)
 	}
@@ -244,6 +249,21 @@ func TestProductionNodeRejectsSimQuote(t *testing.T) {
 	}
 	if acc, err := c.Account(ctx, dave.addr); err != nil || acc != acc0 {
 		t.Fatalf("Dave %+v, was %+v (%v)", acc, acc0, err)
+	}
+
+	if _, err := c.AllowMRENCLAVE(ctx, accounts.DevKey("Alice"), measurement("v1")); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := c.RegisterEnclave(ctx, dave.key, dave.evidence, dave.shieldingKey, "")
+	if !errors.As(err, &te) || te.Height == 0 || !errors.Is(err, teerex.ErrUntrustedRoot) {
+		t.Fatalf("registration: %v, want a failure in a block with %s/%d", err, teerex.ErrUntrustedRoot.Codespace, teerex.ErrUntrustedRoot.Code)
+	}
+	if !hasEvent(sub, accounts.EventFee) {
+		t.Fatalf("failed registration paid no fee: %+v", sub.Events)
+	}
+	acc, err := c.Account(ctx, dave.addr)
+	if err != nil || acc.Nonce != acc0.Nonce+1 || acc.Balance >= acc0.Balance {
+		t.Fatalf("Dave %+v, was %+v (%v): want the fee charged and the nonce consumed", acc, acc0, err)
 	}
 	if got, _, err := c.Enclaves(ctx); err != nil || len(got) != 0 {
 		t.Fatalf("enclaves %+v %v", got, err)

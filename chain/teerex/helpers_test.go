@@ -120,10 +120,23 @@ func (c *chain) call(sender tx.Address, method string, args any) result {
 	if err != nil {
 		return result{err: err}
 	}
+	// CheckTx's precheck must never refuse what execution accepts.
+	pctx := c.ctx.WithStore(c.kv.Branch())
+	pctx.Sender = sender
+	deferred, perr := c.mod.Precheck(pctx, msg)
+	if deferred != (method == teerex.MethodRegisterEnclave) {
+		c.t.Fatalf("%s: deferred to the block: %v", method, deferred)
+	}
 	b := c.kv.Branch()
 	ctx := c.ctx.WithStore(b)
 	ctx.Sender = sender
 	err = c.mod.Execute(ctx, msg)
+	if perr != nil && err == nil {
+		c.t.Fatalf("%s: precheck refused a call that succeeds: %v", method, perr)
+	}
+	if perr != nil && !errors.As(perr, new(*runtime.Error)) {
+		c.t.Fatalf("%s: precheck error is no *runtime.Error: %v", method, perr)
+	}
 	r := result{err: err, events: ctx.Events(), changes: len(b.Changes())}
 	if err == nil {
 		b.Write()

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/attestation"
+	"github.com/integritee-go/integritee/attestation/dcap"
+	"github.com/integritee-go/integritee/attestation/ias"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/tx"
@@ -269,6 +271,58 @@ func (k Keeper) register(ctx *runtime.Context, msg *RegisterEnclave) error {
 	}
 	ctx.Emit(typ, "signer", e.Signer.String(), "mrenclave", e.MRENCLAVE.String(), "kind", string(e.Kind),
 		"tcb_status", string(e.TCBStatus), "worker_url", e.WorkerURL)
+	return nil
+}
+
+// precheck runs the checks of a registration that cost next to nothing,
+// for CheckTx, which charges nothing: the evidence must parse, and what
+// it claims (unverified) must pass the binding to the sender, shielding
+// key and this chain and the allowlist. Each is a check that register
+// makes too, on the same fields once verified, so precheck refuses only
+// registrations bound to fail; a forgery that claims the right things
+// passes, to fail verification in the block and pay its fee there.
+func (k Keeper) precheck(ctx *runtime.Context, msg *RegisterEnclave) error {
+	p, err := k.Policy(ctx.Store)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		mrenclave  [32]byte
+		reportData [64]byte
+	}
+	switch msg.Attestation.Kind {
+	case attestation.KindDCAP:
+		q, err := dcap.ParseQuote(msg.Attestation.Quote)
+		if err != nil {
+			return classify(err)
+		}
+		if q.Body == nil {
+			return fmt.Errorf("%w: %w: only SGX enclave quotes", ErrUnsupportedEvidence, dcap.ErrUnsupportedTEE)
+		}
+		body.mrenclave, body.reportData = q.Body.MRENCLAVE, q.Body.ReportData
+	default:
+		r, err := ias.ParseReport(msg.Attestation.Report)
+		if err != nil {
+			return classify(err)
+		}
+		body.mrenclave, body.reportData = r.Quote.Body.MRENCLAVE, r.Quote.Body.ReportData
+	}
+	want := ReportData(ctx.Sender, msg.ShieldingKey, ctx.Genesis)
+	if !bytes.Equal(body.reportData[:32], want[:32]) {
+		return fmt.Errorf("%w: report data claims %x, want sha256(sender %s || shielding key) %x",
+			ErrSenderNotAttested, body.reportData[:32], ctx.Sender, want[:32])
+	}
+	if !bytes.Equal(body.reportData[32:], want[32:]) {
+		return fmt.Errorf("%w: report data claims genesis %x, this chain's is %x",
+			ErrWrongChain, body.reportData[32:], want[32:])
+	}
+	ok, err := k.Allowed(ctx.Store, &p, body.mrenclave)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: %s is not allowlisted", ErrMRENCLAVENotAllowed, Hash(body.mrenclave))
+	}
 	return nil
 }
 

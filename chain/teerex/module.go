@@ -150,6 +150,7 @@ var (
 	_ runtime.Module     = (*Module)(nil)
 	_ runtime.Genesis    = (*Module)(nil)
 	_ runtime.EndBlocker = (*Module)(nil)
+	_ runtime.Prechecker = (*Module)(nil)
 )
 
 // New returns the module; sudo authorises the governance calls.
@@ -353,6 +354,17 @@ func (m *Module) setCollateral(ctx *runtime.Context, c *SetCollateral) error {
 	ctx.Emit(EventCollateral, "tcb_infos", fmt.Sprint(len(c.TCBInfos)), "qe_identity", fmt.Sprint(c.QEIdentity != nil),
 		"pck_crls", fmt.Sprint(len(c.PCKCRLs)), "root_crl", fmt.Sprint(c.RootCRL != nil))
 	return nil
+}
+
+// Precheck implements runtime.Prechecker: CheckTx defers registrations to
+// the block after their cheap checks (see Keeper.precheck); other calls
+// are cheap and run in CheckTx as usual.
+func (m *Module) Precheck(ctx *runtime.Context, msg runtime.Msg) (bool, error) {
+	r, ok := msg.(RegisterEnclave)
+	if !ok {
+		return false, nil
+	}
+	return true, m.Keeper.precheck(ctx, &r)
 }
 
 // EndBlock implements runtime.EndBlocker: it prunes long-expired

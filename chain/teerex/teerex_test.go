@@ -574,3 +574,58 @@ func TestPruning(t *testing.T) {
 		t.Fatalf("listed after pruning everything: %v", s)
 	}
 }
+
+// Precheck (CheckTx) refuses, without verifying anything, a registration
+// whose evidence does not parse or claims the wrong binding or a
+// measurement that is not allowed, and defers everything else, a forgery
+// that claims the right things included, to the block. Before, CheckTx ran
+// the whole registration, verification first.
+func TestPrecheck(t *testing.T) {
+	pki := devPKI(t)
+	e := newEnclave(t, "release", false, pki)
+	forgedPKI, err := sim.NewPKI([]byte("an attacker's own pki seed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := newEnclave(t, "release", false, forgedPKI)
+	other := teerex.GenesisID("another chain", 1, validatorsHash("its validators"))
+	for _, tc := range []struct {
+		name   string
+		strict bool
+		ev     teerex.Evidence
+		want   []error
+	}{
+		{name: "genuine", ev: e.evidence(t, bob, shieldingKey)},
+		{name: "forged, claiming the right binding", ev: forged.evidence(t, bob, shieldingKey)},
+		{name: "replayed from another sender", ev: e.evidence(t, carol, shieldingKey), want: []error{teerex.ErrSenderNotAttested}},
+		{name: "forged for another sender", ev: forged.evidence(t, carol, shieldingKey), want: []error{teerex.ErrSenderNotAttested}},
+		{name: "another chain", ev: e.evidenceOn(t, bob, shieldingKey, other), want: []error{teerex.ErrWrongChain}},
+		{name: "not a quote", ev: teerex.Evidence{Kind: attestation.KindDCAP, Quote: []byte("not a quote")},
+			want: []error{teerex.ErrMalformedEvidence, dcap.ErrMalformed}},
+		{name: "not allowlisted", strict: true, ev: e.evidence(t, bob, shieldingKey), want: []error{teerex.ErrMRENCLAVENotAllowed}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := devGenesis(t)
+			if tc.strict {
+				g = strictSimGenesis(t, sim.CollateralOptions{})
+			}
+			c := newChain(t, !tc.strict, t0, g)
+			c.at(t0.Add(time.Minute))
+			call, err := tx.NewCall(teerex.Name, teerex.MethodRegisterEnclave, teerex.RegisterEnclave{Attestation: tc.ev, ShieldingKey: shieldingKey})
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, err := c.mod.DecodeCall(call)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := c.ctx.WithStore(c.kv.Branch())
+			ctx.Sender = bob
+			deferred, err := c.mod.Precheck(ctx, msg)
+			if !deferred {
+				t.Fatal("registration not deferred to the block")
+			}
+			wantErr(t, err, tc.want...)
+		})
+	}
+}
