@@ -46,8 +46,8 @@ func (*panicky) Execute(ctx *runtime.Context, msg runtime.Msg) error {
 	ctx.Store.Set(fmt.Appendf(nil, "panicky/%s", ctx.Sender), []byte{1})
 	ctx.Emit("panicky.wrote", "sender", ctx.Sender.String())
 	if msg == "execute" {
-		var m map[string]int
-		m["boom"] = 1 // assignment to a nil map
+		var counts []int
+		counts[len(ctx.ChainID)]++ // index out of range, as a module bug would
 	}
 	return nil
 }
