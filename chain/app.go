@@ -11,7 +11,16 @@
 // runs; if the call then fails (e.g. a transfer beyond the balance that was
 // left after an earlier transaction of the same block), all of the call's
 // writes are dropped, the fee stays charged, and the result carries the
-// module's error code.
+// module's error code. CheckTx runs the call too, so that a call bound to
+// fail is refused for free, except where the module defers an expensive
+// call (runtime.Prechecker): then CheckTx checks it cheaply and the block
+// runs it, charging the fee whatever the outcome.
+//
+// Panics. A panic while handling a transaction (a bug in a parser or a
+// module) is recovered, logged, and the transaction is dropped whole with
+// ErrPanic, a validation code: nothing it wrote stays, no fee, and the
+// block goes on. A panic in a module's EndBlock drops that module's writes
+// of the block.
 //
 // State of the application itself, besides the modules' (values raw):
 //
@@ -28,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -288,13 +298,15 @@ func (a *App) base() *store.Cache {
 
 // CheckTx admits a transaction to the mempool only if it would pass
 // validation and its call would succeed on the committed state plus the
-// transactions already admitted.
+// transactions already admitted. Calls that a module's Precheck defers
+// (expensive ones, such as a registration's attestation) are only checked
+// cheaply here: they pay their fee in the block even if they fail there.
 func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	branch := a.checkState.Branch()
 	ctx := a.context(branch, a.store.Version()+1, a.lastTime)
-	res, err := a.deliver(ctx, req.Tx)
+	res, err := a.deliver(ctx, req.Tx, modeCheck)
 	if err != nil {
 		// The node, not the transaction, failed (e.g. its store is being
 		// closed at shutdown). CometBFT panics on an error from a mempool
@@ -325,7 +337,7 @@ func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposa
 		if total+int64(len(raw)) > req.MaxTxBytes {
 			break
 		}
-		res, err := a.deliver(ctx, raw)
+		res, err := a.deliver(ctx, raw, modeBlock)
 		if err != nil {
 			return nil, err
 		}
@@ -344,7 +356,7 @@ func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposa
 // them without state change.
 func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposal) (*abci.ResponseProcessProposal, error) {
 	for i, raw := range req.Txs {
-		if _, _, _, err := a.decode(raw); err != nil {
+		if err := a.decodeGuarded(raw); err != nil {
 			a.log.Warn("rejecting proposal", "height", req.Height, "tx", i, "err", err)
 			return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_REJECT}, nil
 		}
@@ -365,11 +377,15 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	ctx := a.context(block, req.Height, req.Time)
 	results := make([]*abci.ExecTxResult, len(req.Txs))
 	for i, raw := range req.Txs {
-		res, err := a.deliver(ctx, raw)
+		res, err := a.deliver(ctx, raw, modeBlock)
 		if err != nil {
 			return nil, fmt.Errorf("finalize block %d tx %d: %w", req.Height, i, err)
 		}
 		results[i] = res
+	}
+	events, err := a.endBlock(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("finalize block %d: %w", req.Height, err)
 	}
 	// Written after the transactions, so that none of them sees its own
 	// block's hash: CheckTx and PrepareProposal could not.
@@ -382,7 +398,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		return nil, fmt.Errorf("finalize block %d: %w", req.Height, err)
 	}
 	a.pending, a.lastTime = p, req.Time
-	return &abci.ResponseFinalizeBlock{TxResults: results, AppHash: p.Root()}, nil
+	return &abci.ResponseFinalizeBlock{TxResults: results, Events: events, AppHash: p.Root()}, nil
 }
 
 // Commit writes the finalized block's state durably.
@@ -490,15 +506,51 @@ func (a *App) decode(raw []byte) (*tx.SignedTx, runtime.Module, runtime.Msg, err
 	return stx, m, msg, nil
 }
 
+// mode tells deliver who runs it.
+type mode int
+
+const (
+	// modeBlock executes every call: FinalizeBlock, and PrepareProposal
+	// predicting it.
+	modeBlock mode = iota
+	// modeCheck is CheckTx's: calls that a module's Precheck defers are
+	// checked cheaply, not executed.
+	modeCheck
+)
+
 // deliver validates and executes one transaction on ctx.Store. A validation
-// failure changes nothing; a call failure keeps the fee and nonce change.
-// Only internal failures (which must halt the node) are returned as error.
-func (a *App) deliver(ctx *runtime.Context, raw []byte) (*abci.ExecTxResult, error) {
+// failure changes nothing; a call failure keeps the fee and nonce change. A
+// panic anywhere in the transaction's handling is a bug of the node, not a
+// verdict on the transaction: it is logged and the transaction dropped
+// whole with ErrPanic, the same on every validator, instead of halting
+// consensus. Only internal failures (which must halt the node) are
+// returned as error.
+func (a *App) deliver(ctx *runtime.Context, raw []byte, m mode) (res *abci.ExecTxResult, err error) {
 	kv, ok := ctx.Store.(*store.Cache)
 	if !ok {
 		return nil, errors.New("deliver: state is not a cache")
 	}
-	stx, m, msg, err := a.decode(raw)
+	// Everything the transaction writes, fee included, goes through one
+	// branch, so that a panic leaves nothing behind.
+	txw := kv.Branch()
+	defer func() {
+		if p := recover(); p != nil {
+			a.log.Error("transaction panicked", "height", ctx.Height, "tx", fmt.Sprintf("%X", tmhash.Sum(raw)),
+				"panic", p, "stack", string(debug.Stack()))
+			res, err = result(fmt.Errorf("%w: %v", runtime.ErrPanic, p))
+		}
+	}()
+	res, err = a.execute(ctx.WithStore(txw), raw, m)
+	if err == nil {
+		txw.Write()
+	}
+	return res, err
+}
+
+// execute is deliver without the panic guard, on a branch of its own.
+func (a *App) execute(ctx *runtime.Context, raw []byte, m mode) (*abci.ExecTxResult, error) {
+	kv := ctx.Store.(*store.Cache)
+	stx, mod, msg, err := a.decode(raw)
 	if err != nil {
 		return result(err)
 	}
@@ -512,7 +564,18 @@ func (a *App) deliver(ctx *runtime.Context, raw []byte) (*abci.ExecTxResult, err
 	call := kv.Branch()
 	cctx := ctx.WithStore(call)
 	cctx.Sender = stx.Body.Sender
-	if err := m.Execute(cctx, msg); err != nil {
+	if pc, ok := mod.(runtime.Prechecker); ok && m == modeCheck {
+		deferred, err := pc.Precheck(cctx, msg)
+		if err != nil {
+			return result(err)
+		}
+		if deferred {
+			// Admitted on its fee: the block runs the call, and a
+			// failure there still pays.
+			return &abci.ExecTxResult{Code: abci.CodeTypeOK, Events: actx.Events()}, nil
+		}
+	}
+	if err := mod.Execute(cctx, msg); err != nil {
 		res, ierr := result(err)
 		if ierr != nil {
 			return nil, ierr
@@ -522,6 +585,57 @@ func (a *App) deliver(ctx *runtime.Context, raw []byte) (*abci.ExecTxResult, err
 	}
 	call.Write()
 	return &abci.ExecTxResult{Code: abci.CodeTypeOK, Events: append(actx.Events(), cctx.Events()...)}, nil
+}
+
+// decodeGuarded is decode for ProcessProposal: a panic while decoding
+// (a bug) makes the transaction invalid, as CheckTx found it.
+func (a *App) decodeGuarded(raw []byte) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			a.log.Error("transaction decoding panicked", "tx", fmt.Sprintf("%X", tmhash.Sum(raw)),
+				"panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("%w: %v", runtime.ErrPanic, p)
+		}
+	}()
+	_, _, _, err = a.decode(raw)
+	return err
+}
+
+// endBlock runs the modules' EndBlock hooks, in module order, each on a
+// branch of the block's state. A panic in one drops that module's writes
+// and is logged; the block goes on, the same on every validator.
+func (a *App) endBlock(ctx *runtime.Context) ([]abci.Event, error) {
+	kv, ok := ctx.Store.(*store.Cache)
+	if !ok {
+		return nil, errors.New("end block: state is not a cache")
+	}
+	var events []abci.Event
+	for _, m := range a.ordered {
+		eb, ok := m.(runtime.EndBlocker)
+		if !ok {
+			continue
+		}
+		b := kv.Branch()
+		mctx := ctx.WithStore(b)
+		panicked, err := func() (panicked bool, err error) {
+			defer func() {
+				if p := recover(); p != nil {
+					a.log.Error("end block panicked", "module", m.Name(), "height", ctx.Height,
+						"panic", p, "stack", string(debug.Stack()))
+					panicked = true
+				}
+			}()
+			return false, eb.EndBlock(mctx)
+		}()
+		if err != nil {
+			return nil, fmt.Errorf("end block of %s: %w", m.Name(), err)
+		}
+		if !panicked {
+			b.Write()
+			events = append(events, mctx.Events()...)
+		}
+	}
+	return events, nil
 }
 
 // result turns a rejection into a result; an error that is no

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+	ctypes "github.com/cometbft/cometbft/rpc/core/types"
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
@@ -73,6 +77,98 @@ func (c *Client) ProofAt(ctx context.Context, path string, key []byte, height in
 		v = nil
 	}
 	return v, p, nil
+}
+
+// keyQuery is a query path and the state key that answers it.
+type keyQuery struct {
+	path string
+	key  []byte
+}
+
+// batchSize is how many queries go in one JSON-RPC batch: CometBFT's
+// default max_request_batch_size.
+const batchSize = 10
+
+// provedAt runs queries at height h (not 0) with proofs, in batches, and
+// checks every answer against the app hash of the one verified header that
+// commits to h. It returns the values, nil for a key proved absent.
+func (c *Client) provedAt(ctx context.Context, h int64, qs []keyQuery) ([][]byte, error) {
+	hdr, err := c.VerifiedHeader(ctx, h+1)
+	if err != nil {
+		return nil, fmt.Errorf("proved queries at %d: %w", h, err)
+	}
+	out := make([][]byte, 0, len(qs))
+	for start := 0; start < len(qs); start += batchSize {
+		part := qs[start:min(start+batchSize, len(qs))]
+		res, err := c.queryMany(ctx, h, part)
+		if err != nil {
+			return nil, err
+		}
+		for i, r := range res {
+			q := part[i]
+			if r.Code != 0 {
+				return nil, fmt.Errorf("query %s: %w", q.path, &TxError{Codespace: r.Codespace, Code: r.Code, Log: r.Log})
+			}
+			if !bytes.Equal(r.Key, q.key) || r.Height != h {
+				return nil, fmt.Errorf("query %s: node answered for key %q at %d, want %q at %d", q.path, r.Key, r.Height, q.key, h)
+			}
+			p, err := store.ProofFromOps(r.ProofOps, r.Key)
+			if err != nil {
+				return nil, fmt.Errorf("query %s: %w", q.path, err)
+			}
+			v := r.Value
+			if len(v) == 0 {
+				v = nil // as in proved
+			}
+			if err := p.Verify(hdr.AppHash, q.key, v); err != nil {
+				return nil, fmt.Errorf("query %s at %d: %w", q.path, h, err)
+			}
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// queryMany runs proved queries at height h in one JSON-RPC batch, or one
+// by one if there is a single query (a batch of one comes back unbatched)
+// or the node refuses the batch (a lower max_request_batch_size).
+func (c *Client) queryMany(ctx context.Context, h int64, qs []keyQuery) ([]*abci.ResponseQuery, error) {
+	if len(qs) > 1 {
+		if out, ok := c.queryBatch(ctx, h, qs); ok {
+			return out, nil
+		}
+	}
+	out := make([]*abci.ResponseQuery, 0, len(qs))
+	for _, q := range qs {
+		r, err := c.rpc.ABCIQueryWithOptions(ctx, q.path, nil, abciQueryOptions(h, true))
+		if err != nil {
+			return nil, fmt.Errorf("query %s: %w", q.path, err)
+		}
+		out = append(out, &r.Response)
+	}
+	return out, nil
+}
+
+func (c *Client) queryBatch(ctx context.Context, h int64, qs []keyQuery) ([]*abci.ResponseQuery, bool) {
+	b := c.rpc.NewBatch()
+	for _, q := range qs {
+		if _, err := b.ABCIQueryWithOptions(ctx, q.path, nil, abciQueryOptions(h, true)); err != nil {
+			return nil, false
+		}
+	}
+	res, err := b.Send(ctx)
+	if err != nil || len(res) != len(qs) {
+		return nil, false
+	}
+	out := make([]*abci.ResponseQuery, 0, len(qs))
+	for _, r := range res {
+		q, ok := r.(*ctypes.ResultABCIQuery)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, &q.Response)
+	}
+	return out, true
 }
 
 // provedInto decodes a proved value into v and reports whether it exists.
@@ -150,37 +246,99 @@ func (c *Client) EnclaveAt(ctx context.Context, signer tx.Address, height int64)
 }
 
 // Enclaves returns every registration, expired ones included, in signer
-// order.
+// order, all proved at one height. The list has no bound but the chain's:
+// prefer EachEnclave to stop early.
 func (c *Client) Enclaves(ctx context.Context) ([]teerex.Enclave, int64, error) {
-	return c.enclaveList(ctx, "/teerex/enclaves", teerex.EnclavesKey(), 0)
+	return c.enclaveList(ctx, nil, 0)
 }
 
 // EnclavesOf returns the registrations with measurement m: the enclaves
 // that may serve the shard m by default.
 func (c *Client) EnclavesOf(ctx context.Context, m teerex.Hash) ([]teerex.Enclave, int64, error) {
-	return c.EnclavesOfAt(ctx, m, 0)
+	return c.enclaveList(ctx, &m, 0)
 }
 
 // EnclavesOfAt is EnclavesOf at height (0: the latest).
 func (c *Client) EnclavesOfAt(ctx context.Context, m teerex.Hash, height int64) ([]teerex.Enclave, int64, error) {
-	return c.enclaveList(ctx, "/teerex/enclaves/"+m.String(), teerex.EnclavesOfKey(m), height)
+	return c.enclaveList(ctx, &m, height)
 }
 
-func (c *Client) enclaveList(ctx context.Context, path string, key []byte, height int64) ([]teerex.Enclave, int64, error) {
-	var signers teerex.Signers
-	_, h, err := c.provedInto(ctx, path, key, height, &signers)
+func (c *Client) enclaveList(ctx context.Context, m *teerex.Hash, height int64) ([]teerex.Enclave, int64, error) {
+	var out []teerex.Enclave
+	_, h, err := c.EachEnclaveAt(ctx, m, height, func(e teerex.Enclave) bool { out = append(out, e); return true })
 	if err != nil {
 		return nil, 0, err
 	}
-	out := make([]teerex.Enclave, 0, len(signers))
-	for _, s := range signers {
-		e, _, err := c.EnclaveAt(ctx, s, h)
-		if err != nil {
-			return nil, 0, err
-		}
-		out = append(out, *e)
-	}
+	slices.SortFunc(out, func(a, b teerex.Enclave) int { return bytes.Compare(a.Signer[:], b.Signer[:]) })
 	return out, h, nil
+}
+
+// enclavePage is how many registrations EachEnclave reads per step.
+const enclavePage = 50
+
+// EachEnclave calls fn with the registrations of measurement m (all
+// registrations if m is nil), in the chain's slot order, until fn returns
+// false. It proves the number of registrations at the latest height and
+// then, at that same height, the signer in each slot and its registration,
+// a page at a time, so that the listing is complete and consistent; it
+// returns that number and the height.
+func (c *Client) EachEnclave(ctx context.Context, m *teerex.Hash, fn func(teerex.Enclave) bool) (uint64, int64, error) {
+	return c.EachEnclaveAt(ctx, m, 0, fn)
+}
+
+// EachEnclaveAt is EachEnclave at height (0: the latest).
+func (c *Client) EachEnclaveAt(ctx context.Context, m *teerex.Hash, height int64, fn func(teerex.Enclave) bool) (uint64, int64, error) {
+	countPath, countKey := "/teerex/enclaves", teerex.EnclavesCountKey()
+	slot := func(i uint64) keyQuery {
+		return keyQuery{fmt.Sprintf("/teerex/enclaves/%d", i), teerex.EnclavesSlotKey(i)}
+	}
+	if m != nil {
+		countPath, countKey = "/teerex/enclaves/"+m.String(), teerex.EnclavesOfCountKey(*m)
+		slot = func(i uint64) keyQuery {
+			return keyQuery{fmt.Sprintf("/teerex/enclaves/%s/%d", m, i), teerex.EnclavesOfSlotKey(*m, i)}
+		}
+	}
+	var n uint64
+	_, h, err := c.provedInto(ctx, countPath, countKey, height, &n)
+	if err != nil {
+		return 0, 0, err
+	}
+	seen := make(map[tx.Address]bool)
+	for from := uint64(0); from < n; from += enclavePage {
+		qs := make([]keyQuery, 0, enclavePage)
+		for i := from; i < min(from+enclavePage, n); i++ {
+			qs = append(qs, slot(i))
+		}
+		vals, err := c.provedAt(ctx, h, qs)
+		if err != nil {
+			return 0, 0, err
+		}
+		signers := make([]tx.Address, len(vals))
+		recs := make([]keyQuery, len(vals))
+		for i, v := range vals {
+			if v == nil || codec.Unmarshal(v, &signers[i]) != nil {
+				return 0, 0, fmt.Errorf("query %s at %d: slot of %d registrations empty or malformed", qs[i].path, h, n)
+			}
+			if seen[signers[i]] {
+				return 0, 0, fmt.Errorf("query %s at %d: %s listed twice", qs[i].path, h, signers[i])
+			}
+			seen[signers[i]] = true
+			recs[i] = keyQuery{"/teerex/enclave/" + signers[i].String(), teerex.EnclaveKey(signers[i])}
+		}
+		if vals, err = c.provedAt(ctx, h, recs); err != nil {
+			return 0, 0, err
+		}
+		for i, v := range vals {
+			var e teerex.Enclave
+			if v == nil || codec.Unmarshal(v, &e) != nil || e.Signer != signers[i] || m != nil && e.MRENCLAVE != *m {
+				return 0, 0, fmt.Errorf("query %s at %d: listed registration missing or not the listed one", recs[i].path, h)
+			}
+			if !fn(e) {
+				return n, h, nil
+			}
+		}
+	}
+	return n, h, nil
 }
 
 // Policy returns the attestation policy.
@@ -250,6 +408,38 @@ func (c *Client) ShardAt(ctx context.Context, id teerex.Hash, height int64) (*Sh
 	}
 	s.VaultBalance = vault.Balance
 	return s, nil
+}
+
+// Confirmations returns the latest confirmation of a shard's processed
+// blocks by each of the given enclaves that confirmed any, proved at
+// height (a height a proved query returned, such as ShardStatus.Height).
+func (c *Client) Confirmations(ctx context.Context, shard teerex.Hash, enclaves []tx.Address, height int64) (map[tx.Address]bridge.Confirmation, error) {
+	if height <= 0 {
+		return nil, fmt.Errorf("confirmations of %s: height %d, want a committed height", shard, height)
+	}
+	qs := make([]keyQuery, len(enclaves))
+	for i, e := range enclaves {
+		qs[i] = keyQuery{"/bridge/confirmation/" + shard.String() + "/" + e.String(), bridge.ConfirmationKey(shard, e)}
+	}
+	vals, err := c.provedAt(ctx, height, qs)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[tx.Address]bridge.Confirmation)
+	for i, v := range vals {
+		if v == nil {
+			continue
+		}
+		var conf bridge.Confirmation
+		if err := codec.Unmarshal(v, &conf); err != nil {
+			return nil, fmt.Errorf("query %s: decode: %w", qs[i].path, err)
+		}
+		if conf.Enclave != enclaves[i] {
+			return nil, fmt.Errorf("query %s: record names enclave %s", qs[i].path, conf.Enclave)
+		}
+		out[enclaves[i]] = conf
+	}
+	return out, nil
 }
 
 // Unshielded returns the record of an executed unshield_funds of a shard's

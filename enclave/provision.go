@@ -307,6 +307,11 @@ func (s provedState) Get(key []byte) ([]byte, error) {
 	return v, nil
 }
 
+// Iterate refuses: single-key proofs do not prove that a range is complete.
+func (provedState) Iterate(prefix []byte, _ func(key, value []byte) bool) error {
+	return fmt.Errorf("%w: a scan of %q cannot be proved key by key", ErrProviderNotRegistered, prefix)
+}
+
 // provisionStep feeds the requester's session.
 func (e *Enclave) provisionStep(r *protocol.ProvisionStep) (protocol.Reply, error) {
 	if e.phase != phaseProvisioning {

@@ -331,9 +331,9 @@ func (d *demo) publicBalances(ctx context.Context) (string, error) {
 // confirmations waits until every enclave confirmed a block after the
 // unshield's payout and their latest confirmations carry one state hash.
 func (d *demo) confirmations(ctx context.Context) (string, error) {
-	signers := map[tx.Address]int{}
+	signers := make([]tx.Address, len(d.n.workers))
 	for i, w := range d.n.workers {
-		signers[w.Signer()] = i
+		signers[i] = w.Signer()
 	}
 	var (
 		line string
@@ -345,23 +345,20 @@ func (d *demo) confirmations(ctx context.Context) (string, error) {
 			return false, err
 		}
 		divs = st.Shard.Divergences
-		parts := make([]string, len(d.n.workers))
-		var hash teerex.Hash
-		seen := 0
-		for _, c := range st.Shard.Enclaves {
-			i, ok := signers[c.Enclave]
-			if !ok {
-				continue
-			}
-			if c.Height <= uint64(d.paidAt) || (seen > 0 && c.StateHash != hash) {
+		confs, err := d.c.Confirmations(ctx, d.shard, signers, st.Height)
+		if err != nil {
+			return false, err
+		}
+		parts := make([]string, len(signers))
+		for i, s := range signers {
+			c, ok := confs[s]
+			if !ok || c.Height <= uint64(d.paidAt) || c.StateHash != confs[signers[0]].StateHash {
 				return false, nil
 			}
-			hash = c.StateHash
-			seen++
 			parts[i] = fmt.Sprintf("worker %d at height %d state %s", i, c.Height, short(c.StateHash[:]))
 		}
 		line = strings.Join(parts, ", ")
-		return seen == len(d.n.workers), nil
+		return true, nil
 	})
 	if err != nil {
 		return "", err

@@ -124,15 +124,21 @@ func TestTwoWorkersOneShard(t *testing.T) {
 	// Both enclaves confirm past the unshield (so both produced and
 	// submitted it), and a few blocks later nothing was paid twice.
 	target := uint64(sub.Height + 3)
-	signers := map[tx.Address]bool{ws[0].Signer(): true, ws[1].Signer(): true}
-	var st *client.ShardStatus
+	signers := []tx.Address{ws[0].Signer(), ws[1].Signer()}
+	var (
+		st    *client.ShardStatus
+		confs map[tx.Address]bridge.Confirmation
+	)
 	for {
 		if st, err = c.Shard(ctx, shard); err != nil {
 			t.Fatal(err)
 		}
+		if confs, err = c.Confirmations(ctx, shard, signers, st.Height); err != nil {
+			t.Fatal(err)
+		}
 		done := 0
-		for _, conf := range st.Shard.Enclaves {
-			if signers[conf.Enclave] && conf.Height >= target {
+		for _, conf := range confs {
+			if conf.Height >= target {
 				done++
 			}
 		}
@@ -141,7 +147,7 @@ func TestTwoWorkersOneShard(t *testing.T) {
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("both workers did not confirm height %d: %+v", target, st.Shard.Enclaves)
+			t.Fatalf("both workers did not confirm height %d: %+v", target, confs)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -178,7 +184,7 @@ func TestTwoWorkersOneShard(t *testing.T) {
 			t.Fatalf("worker %d: alice %d bob %d (%v, %v), want 700 200", i, a, b, err1, err2)
 		}
 	}
-	if a, b := st.Shard.Enclaves[0], st.Shard.Enclaves[1]; a.Height == b.Height && a.StateHash != b.StateHash {
+	if a, b := confs[signers[0]], confs[signers[1]]; a.Height == b.Height && a.StateHash != b.StateHash {
 		t.Fatalf("height %d: state hashes %s and %s", a.Height, a.StateHash, b.StateHash)
 	}
 }

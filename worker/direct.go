@@ -71,7 +71,7 @@ func (w *Worker) directAllowed() error {
 	}
 	return fmt.Errorf("%w: %w", ErrSeveralWorkers, &rpc.Error{
 		Code:    CodeSeveralWorkers,
-		Message: fmt.Sprintf("%s (%d active enclaves serve shard %x)", directRefusal, n, w.cfg.Shard),
+		Message: fmt.Sprintf("%s (%d or more active enclaves serve shard %x)", directRefusal, n, w.cfg.Shard),
 		Data:    map[string]int{"enclaves": n},
 	})
 }
@@ -122,21 +122,23 @@ func (w *Worker) refreshShardEnclaves(ctx context.Context) error {
 	return nil
 }
 
+// activeEnclaves counts the active enclaves registered with the shard's
+// measurement at height, stopping at two: all that direct calls depend on
+// (one or not), however many registrations the measurement has.
 func (w *Worker) activeEnclaves(ctx context.Context, s bridge.Shard, height int64) (int, error) {
 	m := s.MRENCLAVEAt(uint64(max(height, 0)))
-	encls, _, err := w.node.EnclavesOf(ctx, m)
-	if err != nil {
-		return 0, fmt.Errorf("enclaves of %s: %w", m, err)
-	}
 	pol, _, err := w.node.Policy(ctx)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
-	for _, e := range encls {
+	if _, _, err := w.node.EachEnclave(ctx, &m, func(e teerex.Enclave) bool {
 		if time.Now().Before(e.ExpiresAt(pol.RenewalPeriod())) {
 			n++
 		}
+		return n < 2
+	}); err != nil {
+		return 0, fmt.Errorf("enclaves of %s: %w", m, err)
 	}
 	return n, nil
 }

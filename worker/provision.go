@@ -491,6 +491,10 @@ func (w *Worker) provisionIfNeeded(ctx context.Context) error {
 	}
 }
 
+// maxProviders bounds the peers a provisioning attempt tries, however
+// many enclaves the shard's measurement has registered.
+const maxProviders = 16
+
 // providers returns the provisioning URLs to try, empty when no other
 // active enclave is registered for the shard.
 func (w *Worker) providers(ctx context.Context) ([]string, error) {
@@ -499,20 +503,18 @@ func (w *Worker) providers(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("shard %x: %w", w.cfg.Shard, err)
 	}
 	m := st.Shard.MRENCLAVEAt(uint64(max(st.Height, 0)))
-	encls, _, err := w.node.EnclavesOf(ctx, m)
-	if err != nil {
-		return nil, fmt.Errorf("enclaves of %s: %w", m, err)
-	}
 	pol, _, err := w.node.Policy(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var urls []string
-	for _, e := range encls {
-		if e.WorkerURL == "" || time.Now().After(e.ExpiresAt(pol.RenewalPeriod())) {
-			continue
+	if _, _, err := w.node.EachEnclave(ctx, &m, func(e teerex.Enclave) bool {
+		if e.WorkerURL != "" && !time.Now().After(e.ExpiresAt(pol.RenewalPeriod())) {
+			urls = append(urls, httpURL(e.WorkerURL))
 		}
-		urls = append(urls, httpURL(e.WorkerURL))
+		return len(urls) < maxProviders
+	}); err != nil {
+		return nil, fmt.Errorf("enclaves of %s: %w", m, err)
 	}
 	if len(urls) > 0 && len(w.cfg.Provision.From) > 0 {
 		urls = w.cfg.Provision.From

@@ -2,8 +2,10 @@ package bridge_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -268,12 +270,13 @@ func TestConfirmProcessedBlock(t *testing.T) {
 	}
 
 	s := c.shard(shard)
-	if s.Latest == nil || s.Latest.Height != 17 || s.Divergences != 1 || s.LastDivergence != 17 || len(s.Enclaves) != 2 {
+	if s.Latest == nil || s.Latest.Height != 17 || s.Divergences != 1 || s.LastDivergence != 17 {
 		t.Fatalf("shard record %+v", s)
 	}
-	for _, e := range s.Enclaves {
-		if e.Height != 17 || e.ConfirmedHeight != 20 {
-			t.Fatalf("per-enclave confirmation %+v", e)
+	for _, e := range []tx.Address{dave, eve} {
+		got, ok, err := c.bridge.ConfirmationOf(c.kv, shard, e)
+		if err != nil || !ok || got.Enclave != e || got.Height != 17 || got.ConfirmedHeight != 20 {
+			t.Fatalf("confirmation of %s: %+v %v %v", e, got, ok, err)
 		}
 	}
 	var first bridge.Confirmation
@@ -283,6 +286,37 @@ func TestConfirmProcessedBlock(t *testing.T) {
 	}
 	if err := codec.Unmarshal(v, &first); err != nil || first.Enclave != dave || first.StateHash != hash(2) {
 		t.Fatalf("first confirmation of 17: %+v %v", first, err)
+	}
+}
+
+// Every enclave's latest confirmation is kept, however many enclaves serve
+// the shard: a confirmation at or below an enclave's last one is stale.
+// The shard record held at most 64 enclaves' confirmations and dropped the
+// stalest, so with 70 enclaves the first ones' confirmations were gone and
+// they could confirm their height again.
+func TestConfirmationsOfManyEnclaves(t *testing.T) {
+	c := newChain(t)
+	shard := measurement("v1")
+	enclaves := make([]tx.Address, 70)
+	for i := range enclaves {
+		enclaves[i] = tx.Address(sha256.Sum256(fmt.Appendf(nil, "enclave %d", i)))
+		c.register(enclaves[i], shard)
+	}
+	c.toHeight(20)
+	conf := bridge.ConfirmProcessedBlock{Shard: shard, Height: 15, BlockHash: blockHash(15), StateHash: teerex.Hash{1}}
+	for _, e := range enclaves {
+		wantErr(t, c.call(e, bridge.MethodConfirmProcessedBlock, conf).err)
+		c.next(time.Second) // later confirmations are the fresher ones
+	}
+	for _, e := range enclaves {
+		rejected(t, c.call(e, bridge.MethodConfirmProcessedBlock, conf), bridge.ErrStaleConfirmation)
+		got, ok, err := c.bridge.ConfirmationOf(c.kv, shard, e)
+		if err != nil || !ok || got.Height != 15 {
+			t.Fatalf("confirmation of %s: %+v %v %v", e, got, ok, err)
+		}
+	}
+	if s := c.shard(shard); s.Latest == nil || s.Latest.Height != 15 || s.Latest.Enclave != enclaves[0] || s.Divergences != 0 {
+		t.Fatalf("shard record %+v", s)
 	}
 }
 
@@ -373,6 +407,8 @@ func TestQueryKey(t *testing.T) {
 		{"shard/" + s.String(), bridge.ShardKey(s)},
 		{"unshielded/" + s.String() + "/" + h.String(), bridge.UnshieldedKey(s, h)},
 		{"block/" + s.String() + "/42", bridge.BlockKey(s, 42)},
+		{"confirmation/" + s.String() + "/" + dave.String(), bridge.ConfirmationKey(s, dave)},
+		{"confirmation/" + s.String() + "/" + h.String()[:10], nil},
 		{"shard/zz", nil},
 		{"shard", nil},
 		{"block/" + s.String() + "/-1", nil},

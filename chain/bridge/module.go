@@ -7,13 +7,15 @@
 //
 // State (values deterministic CBOR):
 //
-//	bridge/s/<shard>                  Shard (config, confirmations)
+//	bridge/s/<shard>                  Shard (config, latest confirmation, divergences)
+//	bridge/c/<shard><enclave>         Confirmation: the enclave's latest
 //	bridge/u/<shard><call hash>       Unshielded
 //	bridge/b/<shard><8-byte height>   Confirmation: the first for the height
 //
 // Queries: /bridge/shard/<hex shard> (absent until the shard's first
 // confirmation or configuration change: read it as DefaultShard), with the
 // vault balance at /accounts/<hex Shard.Vault>;
+// /bridge/confirmation/<hex shard>/<hex enclave>;
 // /bridge/unshielded/<hex shard>/<hex call hash>;
 // /bridge/block/<hex shard>/<height>.
 //
@@ -333,13 +335,20 @@ func attr(k, v string, index bool) abci.EventAttribute {
 
 // State keys.
 var (
-	keyShardPrefix      = []byte(Name + "/s/")
-	keyUnshieldedPrefix = []byte(Name + "/u/")
-	keyBlockPrefix      = []byte(Name + "/b/")
+	keyShardPrefix        = []byte(Name + "/s/")
+	keyConfirmationPrefix = []byte(Name + "/c/")
+	keyUnshieldedPrefix   = []byte(Name + "/u/")
+	keyBlockPrefix        = []byte(Name + "/b/")
 )
 
 // ShardKey is the state key of a shard's record.
 func ShardKey(shard teerex.Hash) []byte { return slices.Concat(keyShardPrefix, shard[:]) }
+
+// ConfirmationKey is the state key of an enclave's latest confirmation of
+// a shard's processed blocks.
+func ConfirmationKey(shard teerex.Hash, enclave tx.Address) []byte {
+	return slices.Concat(keyConfirmationPrefix, shard[:], enclave[:])
+}
 
 // UnshieldedKey is the state key marking an executed unshield call.
 func UnshieldedKey(shard, callHash teerex.Hash) []byte {
@@ -362,6 +371,17 @@ func (ShardStore) Shard(r store.Reader, id teerex.Hash) (Shard, error) {
 		return s, fmt.Errorf("%w: record of %s names %s", ErrCorruptShardRecord, id, s.ID)
 	}
 	return s, nil
+}
+
+// ConfirmationOf returns an enclave's latest confirmation of a shard's
+// processed blocks, if it confirmed any.
+func (ShardStore) ConfirmationOf(r store.Reader, shard teerex.Hash, enclave tx.Address) (Confirmation, bool, error) {
+	var c Confirmation
+	ok, err := runtime.Get(r, ConfirmationKey(shard, enclave), &c)
+	if err == nil && ok && c.Enclave != enclave {
+		return c, false, fmt.Errorf("%w: confirmation of %s in %s names %s", ErrCorruptShardRecord, enclave, shard, c.Enclave)
+	}
+	return c, ok, err
 }
 
 // Unshielded returns the record of an executed unshield call, if any.
@@ -449,8 +469,12 @@ func (m *Module) confirm(ctx *runtime.Context, msg *ConfirmProcessedBlock) error
 	if err := ownBlock(ctx, msg); err != nil {
 		return err
 	}
-	if i, found := s.confirmationOf(ctx.Sender); found && msg.Height <= s.Enclaves[i].Height {
-		return fmt.Errorf("%w: %d, last %d", ErrStaleConfirmation, msg.Height, s.Enclaves[i].Height)
+	last, found, err := m.ConfirmationOf(ctx.Store, msg.Shard, ctx.Sender)
+	if err != nil {
+		return err
+	}
+	if found && msg.Height <= last.Height {
+		return fmt.Errorf("%w: %d, last %d", ErrStaleConfirmation, msg.Height, last.Height)
 	}
 	c := Confirmation{
 		Enclave: ctx.Sender, Height: msg.Height,
@@ -466,6 +490,9 @@ func (m *Module) confirm(ctx *runtime.Context, msg *ConfirmProcessedBlock) error
 		if err := runtime.Put(ctx.Store, BlockKey(msg.Shard, msg.Height), c); err != nil {
 			return err
 		}
+	}
+	if err := runtime.Put(ctx.Store, ConfirmationKey(msg.Shard, ctx.Sender), c); err != nil {
+		return err
 	}
 	s.enact(height(ctx))
 	s.record(c)
@@ -539,7 +566,7 @@ func (m *Module) updateConfig(ctx *runtime.Context, msg *UpdateShardConfig) erro
 
 // QueryKey implements runtime.Module.
 func (*Module) QueryKey(path []string) ([]byte, error) {
-	bad := errors.New("query path: want /bridge/shard/<hex shard>, /bridge/unshielded/<hex shard>/<hex call hash> or /bridge/block/<hex shard>/<height>")
+	bad := errors.New("query path: want /bridge/shard/<hex shard>, /bridge/confirmation/<hex shard>/<hex enclave>, /bridge/unshielded/<hex shard>/<hex call hash> or /bridge/block/<hex shard>/<height>")
 	if len(path) < 2 {
 		return nil, bad
 	}
@@ -550,6 +577,12 @@ func (*Module) QueryKey(path []string) ([]byte, error) {
 	switch {
 	case path[0] == "shard" && len(path) == 2:
 		return ShardKey(shard), nil
+	case path[0] == "confirmation" && len(path) == 3:
+		a, err := tx.ParseAddress(path[2])
+		if err != nil {
+			return nil, fmt.Errorf("query path: enclave: %w", err)
+		}
+		return ConfirmationKey(shard, a), nil
 	case path[0] == "unshielded" && len(path) == 3:
 		h, err := teerex.ParseHash(path[2])
 		if err != nil {

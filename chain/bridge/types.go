@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"slices"
 
@@ -50,19 +49,16 @@ type Shard struct {
 	// change, effective from its Since height.
 	Config  Config  `cbor:"config" json:"config"`
 	Pending *Config `cbor:"pending,omitempty" json:"pending,omitempty"`
-	// Latest is the highest confirmed block, by whichever enclave.
+	// Latest is the highest confirmed block, by whichever enclave. Each
+	// enclave's own latest confirmation has a key of its own
+	// (ConfirmationKey), so that the record does not grow with the
+	// shard's enclaves.
 	Latest *Confirmation `cbor:"latest,omitempty" json:"latest,omitempty"`
-	// Enclaves holds each enclave's latest confirmation, sorted by
-	// enclave, at most MaxTrackedEnclaves (the stalest are dropped).
-	Enclaves []Confirmation `cbor:"enclaves,omitempty" json:"enclaves,omitempty"`
 	// Divergences counts heights for which enclaves confirmed different
 	// results; LastDivergence is the latest such height.
 	Divergences    uint64 `cbor:"divergences" json:"divergences"`
 	LastDivergence uint64 `cbor:"last_divergence,omitempty" json:"last_divergence,omitempty"`
 }
-
-// MaxTrackedEnclaves bounds Shard.Enclaves.
-const MaxTrackedEnclaves = 64
 
 // DefaultShard is the record of a shard without one: created by, and
 // served by, the enclave measurement equal to its ID.
@@ -85,36 +81,13 @@ func (s *Shard) enact(h uint64) {
 	}
 }
 
-// confirmationOf returns the latest confirmation of enclave e, if any.
-func (s *Shard) confirmationOf(e tx.Address) (int, bool) {
-	return slices.BinarySearchFunc(s.Enclaves, e, func(c Confirmation, e tx.Address) int {
-		return compareAddr(c.Enclave, e)
-	})
-}
-
-// record stores c as its enclave's latest confirmation.
+// record notes c as the shard's latest confirmation if it is the highest.
 func (s *Shard) record(c Confirmation) {
-	if i, found := s.confirmationOf(c.Enclave); found {
-		s.Enclaves[i] = c
-	} else {
-		s.Enclaves = slices.Insert(s.Enclaves, i, c)
-	}
-	if len(s.Enclaves) > MaxTrackedEnclaves {
-		stalest := 0
-		for i, e := range s.Enclaves {
-			if e.ConfirmedHeight < s.Enclaves[stalest].ConfirmedHeight {
-				stalest = i
-			}
-		}
-		s.Enclaves = slices.Delete(s.Enclaves, stalest, stalest+1)
-	}
 	if s.Latest == nil || c.Height > s.Latest.Height {
 		cp := c
 		s.Latest = &cp
 	}
 }
-
-func compareAddr(a, b tx.Address) int { return bytes.Compare(a[:], b[:]) }
 
 // Unshielded records an executed unshield_funds: its call hash can never
 // pay again.

@@ -34,6 +34,8 @@ type appChain struct {
 	nonces map[tx.Address]uint64
 	// genesis is the chain's genesis ID, which enclaves commit to.
 	genesis teerex.Hash
+	// events are the block events (not the transactions') of the last block.
+	events []abci.Event
 }
 
 // newAppChain runs InitChain at genesisTime with the dev accounts genesis
@@ -118,6 +120,7 @@ func (c *appChain) block(at time.Time, txs ...[]byte) []*abci.ExecTxResult {
 	if _, err := c.app.Commit(ctx, &abci.RequestCommit{}); err != nil {
 		c.t.Fatal(err)
 	}
+	c.events = res.Events
 	return res.TxResults
 }
 

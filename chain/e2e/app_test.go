@@ -28,35 +28,35 @@ func devTeerexGenesis(t testing.TB, at time.Time) teerex.GenesisState {
 	return g
 }
 
-// CheckTx verifies attestations at the last block's time. Before the first
+// CheckTx checks calls at the last block's time (here a collateral
+// refresh, whose documents are verified at that time). Before the first
 // block that is the genesis time; after a restart it is unknown to a fresh
 // App until the node restores it from the last header (the node does so
 // after its handshake, see chain/node).
 func TestCheckTxTimeAtGenesisAndAfterRestart(t *testing.T) {
-	c := newAppChain(t, true, t0, devTeerexGenesis(t, t0))
-	dave := newSimEnclave(t, "Dave", measurement("v1"), c.genesis)
-	if res := c.checkTx(c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register(""))); res.Code != 0 {
-		t.Fatalf("registration before the first block: %s/%d %s", res.Codespace, res.Code, res.Log)
+	g := devTeerexGenesis(t, t0)
+	c := newAppChain(t, true, t0, g)
+	alice := accounts.DevKey("Alice")
+	refresh := teerex.SetCollateral{TCBInfos: g.Policy.TCBInfos, QEIdentity: g.Policy.QEIdentity}
+	if res := c.checkTx(c.sign(alice, teerex.Name, teerex.MethodSetCollateral, refresh)); res.Code != 0 {
+		t.Fatalf("collateral refresh before the first block: %s/%d %s", res.Codespace, res.Code, res.Log)
 	}
 	blockTime := t0.Add(time.Second)
 	c.block(blockTime)
 
 	c.reopen()
-	delete(c.nonces, dave.addr) // the checked registration was never committed
-	reg := c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register(""))
-	res := c.checkTx(reg)
-	wantCode(t, res.Codespace, res.Code, res.Log, teerex.ErrInvalidAttestation)
-	if !strings.Contains(res.Log, "no verification time") {
-		t.Fatalf("unexpected log %q", res.Log)
-	}
+	delete(c.nonces, accounts.DevAddress("Alice")) // the checked call was never committed
+	call := c.sign(alice, teerex.Name, teerex.MethodSetCollateral, refresh)
+	res := c.checkTx(call)
+	wantCode(t, res.Codespace, res.Code, res.Log, teerex.ErrInvalidPolicy)
 	c.app.RestoreLastBlockTime(blockTime)
-	if res := c.checkTx(reg); res.Code != 0 {
-		t.Fatalf("registration after the time was restored: %s/%d %s", res.Codespace, res.Code, res.Log)
+	if res := c.checkTx(call); res.Code != 0 {
+		t.Fatalf("collateral refresh after the time was restored: %s/%d %s", res.Codespace, res.Code, res.Log)
 	}
 	// A time from a finalized block is not overwritten.
 	c.app.RestoreLastBlockTime(t0.Add(-teerex.DevCollateralValidity))
-	if res := c.checkTx(c.sign(accounts.DevKey("Eve"), teerex.Name, teerex.MethodRegisterEnclave, newSimEnclave(t, "Eve", measurement("v1"), c.genesis).register(""))); res.Code != 0 {
-		t.Fatalf("second registration: %s/%d %s", res.Codespace, res.Code, res.Log)
+	if res := c.checkTx(c.sign(alice, teerex.Name, teerex.MethodSetCollateral, refresh)); res.Code != 0 {
+		t.Fatalf("second refresh: %s/%d %s", res.Codespace, res.Code, res.Log)
 	}
 }
 
@@ -89,9 +89,10 @@ func TestIntelQuoteVerifiedOnChain(t *testing.T) {
 	alice, bob := accounts.DevKey("Alice"), accounts.DevAddress("Bob")
 	reg := c.sign(accounts.DevKey("Bob"), teerex.Name, teerex.MethodRegisterEnclave,
 		teerex.RegisterEnclave{Attestation: quote, ShieldingKey: []byte("k")})
-	// Before the collateral is on chain the quote cannot be judged.
+	// CheckTx refuses it at once: what its report data claims (unverified
+	// yet) does not bind the sender, and verifying cannot change that.
 	res := c.checkTx(reg)
-	wantCode(t, res.Codespace, res.Code, res.Log, teerex.ErrNoCollateral)
+	wantCode(t, res.Codespace, res.Code, res.Log, teerex.ErrSenderNotAttested)
 
 	results := c.block(qvlTime,
 		c.sign(alice, teerex.Name, teerex.MethodSetCollateral, teerex.SetCollateral{
@@ -113,9 +114,9 @@ func TestIntelQuoteVerifiedOnChain(t *testing.T) {
 	if c.query("/teerex/enclave/"+bob.String(), &e) {
 		t.Fatalf("Bob registered: %+v", e)
 	}
-	var all teerex.Signers
-	if c.query("/teerex/enclaves", &all) {
-		t.Fatalf("enclaves listed: %v", all)
+	var n uint64
+	if c.query("/teerex/enclaves", &n) {
+		t.Fatalf("%d enclaves listed", n)
 	}
 	// Two seconds later the collateral has expired.
 	results = c.block(qvlTime.Add(2*time.Second), c.sign(accounts.DevKey("Bob"), teerex.Name, teerex.MethodRegisterEnclave,
@@ -173,6 +174,31 @@ func TestExpiredRegistrationCannotConfirmOrUnshield(t *testing.T) {
 	wantOK(t, c.block(expired.Add(2*time.Second), c.signCall(dave.key, unshields[0])))
 	if got := c.account(vault).Balance; got != before-100 {
 		t.Fatalf("vault %d after renewal, want %d", got, before-100)
+	}
+}
+
+// A registration nobody renews is removed by the end of the first block
+// after it has been expired for teerex.ExpiredRetention, with an event; the
+// block's own transactions run first. Before pruning, expired
+// registrations stayed for ever.
+func TestLongExpiredRegistrationIsPruned(t *testing.T) {
+	c := newAppChain(t, true, t0, devTeerexGenesis(t, t0))
+	dave := newSimEnclave(t, "Dave", measurement("v1"), c.genesis)
+	registeredAt := t0.Add(time.Second)
+	wantOK(t, c.block(registeredAt, c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register(""))))
+	last := registeredAt.Add(teerex.DefaultRenewalPeriod + teerex.ExpiredRetention)
+	c.block(last)
+	var e teerex.Enclave
+	if !c.query("/teerex/enclave/"+dave.addr.String(), &e) || len(c.events) != 0 {
+		t.Fatalf("pruned at the last instant of the retention: events %v", c.events)
+	}
+	c.block(last.Add(time.Second))
+	if len(c.events) != 1 || c.events[0].Type != teerex.EventPruned || c.events[0].Attributes[0].Value != dave.addr.String() {
+		t.Fatalf("block events %v, want Dave pruned", c.events)
+	}
+	var n uint64
+	if c.query("/teerex/enclave/"+dave.addr.String(), &e) || c.query("/teerex/enclaves", &n) || c.query("/teerex/enclaves/"+measurement("v1").String(), &n) {
+		t.Fatalf("pruned registration still in the state (%d listed)", n)
 	}
 }
 
@@ -237,9 +263,9 @@ func TestEnclaveOfAnotherChainCannotRegister(t *testing.T) {
 	before := c.account(dave.addr)
 	results := c.block(t0.Add(2*time.Second), c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register("")))
 	wantCode(t, results[0].Codespace, results[0].Code, results[0].Log, teerex.ErrWrongChain)
-	var signers teerex.Signers
-	if c.query("/teerex/enclaves", &signers) {
-		t.Fatalf("refused registration recorded: %v", signers)
+	var n uint64
+	if c.query("/teerex/enclaves", &n) {
+		t.Fatalf("refused registration recorded: %d enclaves", n)
 	}
 	if after := c.account(dave.addr); after.Nonce != before.Nonce+1 || before.Balance-after.Balance != accounts.Unit/100 {
 		t.Fatalf("Dave %+v, was %+v: want only the fee charged", after, before)

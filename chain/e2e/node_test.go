@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/client"
+	"github.com/integritee-go/integritee/tee/sim"
 )
 
 // On a dev node, sim enclaves register through broadcast_tx_sync and are
@@ -189,8 +191,14 @@ func TestDevNodeRegistersSimEnclavesAndUnshieldsOnce(t *testing.T) {
 	}
 }
 
-// On a production-policy chain (Intel's roots) the same sim quote is
-// refused by CheckTx with ErrUntrustedRoot, and nothing changes.
+// On a production-policy chain (Intel's roots, an allowlist) a sim quote
+// of a measurement nobody allowed is refused by CheckTx, cheaply and for
+// free, and nothing changes. Once sudo allows the measurement, CheckTx
+// admits the registration without verifying it (that costs milliseconds,
+// and CheckTx charges nothing); the block verifies it, refuses it with
+// ErrUntrustedRoot and charges its fee. Before, CheckTx verified every
+// registration and refused this one for free, so that each copy of a
+// quote sent again cost the node a verification and the sender nothing.
 func TestProductionNodeRejectsSimQuote(t *testing.T) {
 	_, c := startNode(t, initHome(t, false))
 	ctx := ctxT(t)
@@ -218,10 +226,9 @@ func TestProductionNodeRejectsSimQuote(t *testing.T) {
 
 	_, err = c.RegisterEnclave(ctx, dave.key, dave.evidence, dave.shieldingKey, "")
 	var te *client.TxError
-	if !errors.As(err, &te) || te.Height != 0 || !errors.Is(err, teerex.ErrUntrustedRoot) {
-		t.Fatalf("registration: %v, want a CheckTx rejection with %s/%d", err, teerex.ErrUntrustedRoot.Codespace, teerex.ErrUntrustedRoot.Code)
+	if !errors.As(err, &te) || te.Height != 0 || !errors.Is(err, teerex.ErrMRENCLAVENotAllowed) {
+		t.Fatalf("registration: %v, want a CheckTx rejection with %s/%d", err, teerex.ErrMRENCLAVENotAllowed.Codespace, teerex.ErrMRENCLAVENotAllowed.Code)
 	}
-
 	if _, err := c.VerifiedHeader(ctx, h0+3); err != nil {
 		t.Fatal(err)
 	}
@@ -242,6 +249,21 @@ func TestProductionNodeRejectsSimQuote(t *testing.T) {
 	}
 	if acc, err := c.Account(ctx, dave.addr); err != nil || acc != acc0 {
 		t.Fatalf("Dave %+v, was %+v (%v)", acc, acc0, err)
+	}
+
+	if _, err := c.AllowMRENCLAVE(ctx, accounts.DevKey("Alice"), measurement("v1")); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := c.RegisterEnclave(ctx, dave.key, dave.evidence, dave.shieldingKey, "")
+	if !errors.As(err, &te) || te.Height == 0 || !errors.Is(err, teerex.ErrUntrustedRoot) {
+		t.Fatalf("registration: %v, want a failure in a block with %s/%d", err, teerex.ErrUntrustedRoot.Codespace, teerex.ErrUntrustedRoot.Code)
+	}
+	if !hasEvent(sub, accounts.EventFee) {
+		t.Fatalf("failed registration paid no fee: %+v", sub.Events)
+	}
+	acc, err := c.Account(ctx, dave.addr)
+	if err != nil || acc.Nonce != acc0.Nonce+1 || acc.Balance >= acc0.Balance {
+		t.Fatalf("Dave %+v, was %+v (%v): want the fee charged and the nonce consumed", acc, acc0, err)
 	}
 	if got, _, err := c.Enclaves(ctx); err != nil || len(got) != 0 {
 		t.Fatalf("enclaves %+v %v", got, err)
@@ -264,4 +286,93 @@ func containsSigner(es []teerex.Enclave, a tx.Address) bool {
 		}
 	}
 	return false
+}
+
+// The client lists more registrations than fit one page, proved at one
+// height in batched queries, and can stop early. The listing it read before
+// was one proved array, which stopped working past 4,096 registrations.
+func TestClientListsEnclavesPageByPage(t *testing.T) {
+	_, c := startNode(t, initHome(t, true))
+	ctx := ctxT(t)
+	genesis, err := c.GenesisID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params, err := c.Params(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 57 // more than a page, not a whole number of batches
+	shard := measurement("v1")
+	b, err := sim.New(sim.Config{Measurement: (*[32]byte)(&shard)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := make([]ed25519.PrivateKey, n)
+	var last [32]byte
+	for i := range keys {
+		keys[i] = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{byte(i + 1)}, ed25519.SeedSize))
+		call, err := accounts.TransferCall(tx.AddressOf(keys[i].Public().(ed25519.PublicKey)), accounts.Unit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wire, err := c.BuildMinFee(accounts.DevKey("Alice"), uint64(i), params, call)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last, err = c.Broadcast(ctx, wire); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.WaitTx(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	want := map[tx.Address]bool{}
+	hashes := make([][32]byte, n)
+	for i, k := range keys {
+		addr := tx.AddressOf(k.Public().(ed25519.PublicKey))
+		want[addr] = true
+		q, err := b.Quote(teerex.ReportData(addr, []byte("k"), genesis))
+		if err != nil {
+			t.Fatal(err)
+		}
+		call, err := teerex.RegisterEnclaveCall(teerex.Evidence{Kind: attestation.KindDCAP, Quote: q}, []byte("k"), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wire, err := c.BuildMinFee(k, 0, params, call)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hashes[i], err = c.Broadcast(ctx, wire); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, h := range hashes {
+		if _, err := c.WaitTx(ctx, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, list := range map[string]func() ([]teerex.Enclave, int64, error){
+		"all":      func() ([]teerex.Enclave, int64, error) { return c.Enclaves(ctx) },
+		"of shard": func() ([]teerex.Enclave, int64, error) { return c.EnclavesOf(ctx, shard) },
+	} {
+		got, _, err := list()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(got) != n {
+			t.Fatalf("%s: %d listed, want %d", name, len(got), n)
+		}
+		for i, e := range got {
+			if !want[e.Signer] || i > 0 && bytes.Compare(got[i-1].Signer[:], e.Signer[:]) >= 0 {
+				t.Fatalf("%s: %d: %s unknown or out of order", name, i, e.Signer)
+			}
+		}
+	}
+	read := 0
+	total, _, err := c.EachEnclave(ctx, &shard, func(teerex.Enclave) bool { read++; return read < 3 })
+	if err != nil || total != n || read != 3 {
+		t.Fatalf("EachEnclave stopping at 3: total %d, read %d, %v", total, read, err)
+	}
 }

@@ -22,6 +22,8 @@ const CodespaceApp = "integritee"
 //	  11  ErrMalformedCall     call arguments do not decode
 //	  12  ErrBadQuery          abci_query path not understood
 //	  13  ErrHeightUnavailable abci_query height never committed
+//	  14  ErrPanic             the node's code panicked on the transaction (a
+//	                           bug, logged); the transaction is dropped whole
 var (
 	ErrInternal          = NewError(CodespaceApp, 1, "internal error")
 	ErrTxTooLarge        = NewError(CodespaceApp, 2, "transaction too large")
@@ -36,4 +38,5 @@ var (
 	ErrMalformedCall     = NewError(CodespaceApp, 11, "malformed call")
 	ErrBadQuery          = NewError(CodespaceApp, 12, "bad query")
 	ErrHeightUnavailable = NewError(CodespaceApp, 13, "height not available")
+	ErrPanic             = NewError(CodespaceApp, 14, "transaction handling panicked")
 )

@@ -43,6 +43,26 @@ type Genesis interface {
 	InitGenesis(ctx *Context, raw []byte) error
 }
 
+// Prechecker is implemented by modules with calls too expensive to run in
+// CheckTx, which admits transactions to the mempool before they pay
+// anything (e.g. a registration's attestation verification). For such a
+// call Precheck runs only cheap checks, each one that Execute would make
+// too, and reports deferred: CheckTx then admits the transaction without
+// executing the call, which runs in a block only, where a failure still
+// pays its fee. For other calls it reports false and CheckTx executes them.
+type Prechecker interface {
+	Precheck(ctx *Context, msg Msg) (deferred bool, err error)
+}
+
+// EndBlocker is implemented by modules with work to do at the end of every
+// block, after its transactions (e.g. teerex removes long-expired
+// registrations, a bounded number per block). Its writes and events are
+// the block's. It must be deterministic and bounded; an error means the
+// state cannot be read or written and halts the node.
+type EndBlocker interface {
+	EndBlock(ctx *Context) error
+}
+
 // Context is what a call sees: its state branch, block info and signer.
 type Context struct {
 	Store   store.KV

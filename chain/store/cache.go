@@ -2,7 +2,9 @@ package store
 
 import (
 	"bytes"
+	"slices"
 	"sort"
+	"strings"
 )
 
 // KV is a writable view of the state.
@@ -33,6 +35,59 @@ func (c *Cache) Get(key []byte) ([]byte, error) {
 		return bytes.Clone(v), nil
 	}
 	return c.parent.Get(key)
+}
+
+// Iterate calls fn for each key with prefix, in key order, until fn returns
+// false: the parent's keys merged with this cache's writes, which replace
+// or delete them. The result depends only on the parent's state and the
+// writes, never on the order the writes were made, so every validator
+// scans the same keys.
+func (c *Cache) Iterate(prefix []byte, fn func(key, value []byte) bool) error {
+	own := make([]Change, 0)
+	for k, v := range c.writes {
+		if strings.HasPrefix(k, string(prefix)) {
+			own = append(own, Change{Key: []byte(k), Value: v})
+		}
+	}
+	slices.SortFunc(own, func(a, b Change) int { return bytes.Compare(a.Key, b.Key) })
+	stopped := false
+	// emit passes on one of this cache's writes; a deletion hides the key.
+	emit := func(w Change) bool {
+		if w.Value == nil {
+			return true
+		}
+		if !fn(w.Key, bytes.Clone(w.Value)) {
+			stopped = true
+		}
+		return !stopped
+	}
+	err := c.parent.Iterate(prefix, func(key, value []byte) bool {
+		for len(own) > 0 && bytes.Compare(own[0].Key, key) < 0 {
+			w := own[0]
+			own = own[1:]
+			if !emit(w) {
+				return false
+			}
+		}
+		if len(own) > 0 && bytes.Equal(own[0].Key, key) {
+			w := own[0]
+			own = own[1:]
+			return emit(w)
+		}
+		if !fn(key, value) {
+			stopped = true
+		}
+		return !stopped
+	})
+	if err != nil {
+		return err
+	}
+	for _, w := range own {
+		if stopped || !emit(w) {
+			break
+		}
+	}
+	return nil
 }
 
 // Set writes value (a nil value is stored as empty).

@@ -37,6 +37,10 @@ var ErrVersionNotFound = errors.New("store: version not found")
 type Reader interface {
 	// Get returns the value of key, or nil if it is absent.
 	Get(key []byte) ([]byte, error)
+	// Iterate calls fn for each key with prefix and its value, in key
+	// order, until fn returns false. fn must not modify key or value, nor
+	// keep them after it returns, nor write to the state it iterates.
+	Iterate(prefix []byte, fn func(key, value []byte) bool) error
 }
 
 // Store is the committed state. It is safe for concurrent use.
@@ -94,7 +98,10 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 }
 
 // Iterate calls fn for each latest committed key with prefix, in key order,
-// until fn returns false.
+// until fn returns false. It reads the flat index, which Commit writes in
+// the same batch as the tree, so it sees exactly the latest committed
+// version; an older version cannot be iterated (the tree hashes its keys),
+// only read key by key with GetWithProof.
 func (s *Store) Iterate(prefix []byte, fn func(key, value []byte) bool) error {
 	start := prefixed(prefixFlat, prefix)
 	it, err := s.db.Iterator(start, prefixEnd(start))

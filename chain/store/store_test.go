@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 
 	dbm "github.com/cometbft/cometbft-db"
@@ -226,4 +228,78 @@ func BenchmarkCommit100(b *testing.B) {
 
 func opsOf(op cmtcrypto.ProofOp) *cmtcrypto.ProofOps {
 	return &cmtcrypto.ProofOps{Ops: []cmtcrypto.ProofOp{op}}
+}
+
+// TestCacheIterate checks a prefix scan through nested caches against a
+// model of the state: committed keys, replaced and deleted by the caches,
+// in key order, stopping when asked. Before Cache.Iterate, modules could
+// not scan a prefix of the state they execute on.
+func TestCacheIterate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	s, _ := openMem(t)
+	model := map[string]string{}
+	key := func() string { return fmt.Sprintf("%c/%02d", "abc"[rng.IntN(3)], rng.IntN(40)) }
+	var base []Change
+	for range 60 {
+		k := key()
+		if _, dup := model[k]; dup {
+			continue
+		}
+		model[k] = "committed " + k
+		base = append(base, Change{Key: []byte(k), Value: []byte(model[k])})
+	}
+	commit(t, s, base)
+	// Three levels of caches, each writing and deleting over the one below.
+	c := NewCache(s)
+	for level, kv := range []*Cache{c, c.Branch(), nil} {
+		if kv == nil {
+			kv = c.Branch().Branch()
+		}
+		for range 30 {
+			k := key()
+			if rng.IntN(3) == 0 {
+				kv.Delete([]byte(k))
+				delete(model, k)
+			} else {
+				v := fmt.Sprintf("level %d %s", level, k)
+				kv.Set([]byte(k), []byte(v))
+				model[k] = v
+			}
+		}
+		for _, prefix := range []string{"", "a", "b/", "b/1", "c/39", "d"} {
+			var want []string
+			for k, v := range model {
+				if strings.HasPrefix(k, prefix) {
+					want = append(want, k+"="+v)
+				}
+			}
+			slices.Sort(want)
+			var got []string
+			if err := kv.Iterate([]byte(prefix), func(k, v []byte) bool {
+				got = append(got, string(k)+"="+string(v))
+				return true
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("level %d prefix %q:\n got %v\nwant %v", level, prefix, got, want)
+			}
+			// Stopping after n entries yields exactly the first n.
+			for _, n := range []int{1, len(want) / 2} {
+				var part []string
+				if err := kv.Iterate([]byte(prefix), func(k, v []byte) bool {
+					part = append(part, string(k)+"="+string(v))
+					return len(part) < n
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if n > 0 && !slices.Equal(part, want[:min(n, len(want))]) {
+					t.Fatalf("level %d prefix %q stop after %d: got %v", level, prefix, n, part)
+				}
+			}
+		}
+		if kv != c {
+			kv.Write()
+		}
+	}
 }

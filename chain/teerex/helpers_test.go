@@ -1,10 +1,12 @@
 package teerex_test
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -118,10 +120,23 @@ func (c *chain) call(sender tx.Address, method string, args any) result {
 	if err != nil {
 		return result{err: err}
 	}
+	// CheckTx's precheck must never refuse what execution accepts.
+	pctx := c.ctx.WithStore(c.kv.Branch())
+	pctx.Sender = sender
+	deferred, perr := c.mod.Precheck(pctx, msg)
+	if deferred != (method == teerex.MethodRegisterEnclave) {
+		c.t.Fatalf("%s: deferred to the block: %v", method, deferred)
+	}
 	b := c.kv.Branch()
 	ctx := c.ctx.WithStore(b)
 	ctx.Sender = sender
 	err = c.mod.Execute(ctx, msg)
+	if perr != nil && err == nil {
+		c.t.Fatalf("%s: precheck refused a call that succeeds: %v", method, perr)
+	}
+	if perr != nil && !errors.As(perr, new(*runtime.Error)) {
+		c.t.Fatalf("%s: precheck error is no *runtime.Error: %v", method, perr)
+	}
 	r := result{err: err, events: ctx.Events(), changes: len(b.Changes())}
 	if err == nil {
 		b.Write()
@@ -254,3 +269,44 @@ func newBareContext(t testing.TB, dev bool) *runtime.Context {
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// listed returns the signers of all registrations (m nil) or of those
+// with measurement m, sorted, checking that the list's count, slots and
+// the registrations agree.
+func listed(t testing.TB, c *chain, m *teerex.Hash) []tx.Address {
+	t.Helper()
+	var (
+		n   uint64
+		err error
+		out []tx.Address
+	)
+	each := func(s tx.Address) (bool, error) { out = append(out, s); return true, nil }
+	if m == nil {
+		n, err = c.mod.Keeper.Count(c.kv)
+		if err == nil {
+			err = c.mod.Keeper.EachEnclave(c.kv, each)
+		}
+	} else {
+		n, err = c.mod.Keeper.CountOf(c.kv, *m)
+		if err == nil {
+			err = c.mod.Keeper.EachEnclaveOf(c.kv, *m, each)
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uint64(len(out)) != n {
+		t.Fatalf("count %d, %d listed", n, len(out))
+	}
+	for _, s := range out {
+		e, err := c.mod.Keeper.Enclave(c.kv, s)
+		if err != nil || m != nil && e.MRENCLAVE != *m {
+			t.Fatalf("listed %s: %+v %v", s, e, err)
+		}
+	}
+	slices.SortFunc(out, func(a, b tx.Address) int { return bytes.Compare(a[:], b[:]) })
+	if len(slices.Compact(slices.Clone(out))) != len(out) {
+		t.Fatalf("listed twice: %v", out)
+	}
+	return out
+}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/attestation"
+	"github.com/integritee-go/integritee/attestation/dcap"
+	"github.com/integritee-go/integritee/attestation/ias"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/tx"
@@ -17,7 +19,6 @@ import (
 var (
 	keyPolicy          = []byte(Name + "/policy")
 	keyAllowlist       = []byte(Name + "/allowlist")
-	keyAll             = []byte(Name + "/all")
 	keyEnclavePrefix   = []byte(Name + "/e/")
 	keyMRENCLAVEPrefix = []byte(Name + "/m/")
 )
@@ -28,16 +29,24 @@ func PolicyKey() []byte { return slices.Clone(keyPolicy) }
 // AllowlistKey is the state key of the MRENCLAVE allowlist (MRENCLAVEs).
 func AllowlistKey() []byte { return slices.Clone(keyAllowlist) }
 
-// EnclavesKey is the state key of the list of all registered signers
-// (Signers), expired ones included.
-func EnclavesKey() []byte { return slices.Clone(keyAll) }
-
 // EnclaveKey is the state key of the registration of signer.
 func EnclaveKey(signer tx.Address) []byte { return slices.Concat(keyEnclavePrefix, signer[:]) }
 
-// EnclavesOfKey is the state key of the signers registered with
-// measurement m (Signers): the enclaves that may serve the shard m.
-func EnclavesOfKey(m Hash) []byte { return slices.Concat(keyMRENCLAVEPrefix, m[:]) }
+// EnclavesCountKey is the state key of the number of registrations
+// (uint64), expired ones included; absent when there are none.
+func EnclavesCountKey() []byte { return allEnclaves.lenKey() }
+
+// EnclavesSlotKey is the state key of the signer (tx.Address) in slot i
+// of the list of all registrations, for i below EnclavesCountKey's number.
+func EnclavesSlotKey(i uint64) []byte { return allEnclaves.slotKey(i) }
+
+// EnclavesOfCountKey is the state key of the number of registrations with
+// measurement m (uint64): the enclaves that may serve the shard m.
+func EnclavesOfCountKey(m Hash) []byte { return enclavesOf(m).lenKey() }
+
+// EnclavesOfSlotKey is the state key of the signer in slot i of the
+// registrations with measurement m.
+func EnclavesOfSlotKey(m Hash, i uint64) []byte { return enclavesOf(m).slotKey(i) }
 
 // Keeper reads and writes the module's state. It holds no state itself, so
 // the zero Keeper is ready to use; other modules reach it through their own
@@ -128,18 +137,49 @@ func (k Keeper) Active(r store.Reader, signer tx.Address, now time.Time) (Enclav
 	return e, nil
 }
 
-// Enclaves returns the signers of all registrations, expired included.
-func (Keeper) Enclaves(r store.Reader) (Signers, error) {
-	var s Signers
-	_, err := runtime.Get(r, keyAll, &s)
-	return s, err
+// Count returns the number of registrations, expired ones included.
+func (Keeper) Count(r store.Reader) (uint64, error) { return allEnclaves.length(r) }
+
+// CountOf returns the number of registrations with measurement m.
+func (Keeper) CountOf(r store.Reader, m Hash) (uint64, error) { return enclavesOf(m).length(r) }
+
+// SignerAt returns the signer in slot i (below Count) of all
+// registrations. Slots carry no meaning: removing a registration moves
+// the last one into its slot.
+func (Keeper) SignerAt(r store.Reader, i uint64) (tx.Address, error) { return allEnclaves.at(r, i) }
+
+// SignerOfAt returns the signer in slot i (below CountOf) of the
+// registrations with measurement m.
+func (Keeper) SignerOfAt(r store.Reader, m Hash, i uint64) (tx.Address, error) {
+	return enclavesOf(m).at(r, i)
 }
 
-// EnclavesOf returns the signers registered with measurement m.
-func (Keeper) EnclavesOf(r store.Reader, m Hash) (Signers, error) {
-	var s Signers
-	_, err := runtime.Get(r, EnclavesOfKey(m), &s)
-	return s, err
+// EachEnclave calls fn with the signer of every registration, in slot
+// order, until fn returns false or an error.
+func (Keeper) EachEnclave(r store.Reader, fn func(tx.Address) (bool, error)) error {
+	return allEnclaves.each(r, fn)
+}
+
+// EachEnclaveOf calls fn with the signer of every registration with
+// measurement m, in slot order, until fn returns false or an error.
+func (Keeper) EachEnclaveOf(r store.Reader, m Hash, fn func(tx.Address) (bool, error)) error {
+	return enclavesOf(m).each(r, fn)
+}
+
+// CountActiveOf counts the registrations with measurement m that are
+// Active at now, up to limit: a caller that needs to know whether there is
+// more than one asks for 2 and reads no further than it must.
+func (k Keeper) CountActiveOf(r store.Reader, m Hash, now time.Time, limit int) (int, error) {
+	n := 0
+	err := k.EachEnclaveOf(r, m, func(s tx.Address) (bool, error) {
+		if _, err := k.Active(r, s, now); err == nil {
+			n++
+		} else if !errors.As(err, new(*runtime.Error)) {
+			return false, err
+		}
+		return n < limit, nil
+	})
+	return n, err
 }
 
 // Verify verifies evidence under the stored policy's roots and collateral
@@ -217,21 +257,12 @@ func (k Keeper) register(ctx *runtime.Context, msg *RegisterEnclave) error {
 	if len(e.AdvisoryIDs) == 0 {
 		e.AdvisoryIDs = nil
 	}
+	var prev *Enclave
 	if renewal {
 		e.RegisteredHeight = old.RegisteredHeight
-		if old.MRENCLAVE != e.MRENCLAVE {
-			if err := k.index(ctx.Store, EnclavesOfKey(old.MRENCLAVE), e.Signer, false); err != nil {
-				return err
-			}
-		}
+		prev = &old
 	}
-	if err := runtime.Put(ctx.Store, EnclaveKey(e.Signer), e); err != nil {
-		return err
-	}
-	if err := k.index(ctx.Store, keyAll, e.Signer, true); err != nil {
-		return err
-	}
-	if err := k.index(ctx.Store, EnclavesOfKey(e.MRENCLAVE), e.Signer, true); err != nil {
+	if err := k.put(ctx.Store, e, prev); err != nil {
 		return err
 	}
 	typ := EventRegistered
@@ -243,44 +274,107 @@ func (k Keeper) register(ctx *runtime.Context, msg *RegisterEnclave) error {
 	return nil
 }
 
-// unregister removes the registration of signer.
-func (k Keeper) unregister(ctx *runtime.Context, signer tx.Address) error {
-	e, err := k.Enclave(ctx.Store, signer)
+// precheck runs the checks of a registration that cost next to nothing,
+// for CheckTx, which charges nothing: the evidence must parse, and what
+// it claims (unverified) must pass the binding to the sender, shielding
+// key and this chain and the allowlist. Each is a check that register
+// makes too, on the same fields once verified, so precheck refuses only
+// registrations bound to fail; a forgery that claims the right things
+// passes, to fail verification in the block and pay its fee there.
+func (k Keeper) precheck(ctx *runtime.Context, msg *RegisterEnclave) error {
+	p, err := k.Policy(ctx.Store)
 	if err != nil {
 		return err
 	}
-	ctx.Store.Delete(EnclaveKey(signer))
-	if err := k.index(ctx.Store, keyAll, signer, false); err != nil {
+	var body struct {
+		mrenclave  [32]byte
+		reportData [64]byte
+	}
+	switch msg.Attestation.Kind {
+	case attestation.KindDCAP:
+		q, err := dcap.ParseQuote(msg.Attestation.Quote)
+		if err != nil {
+			return classify(err)
+		}
+		if q.Body == nil {
+			return fmt.Errorf("%w: %w: only SGX enclave quotes", ErrUnsupportedEvidence, dcap.ErrUnsupportedTEE)
+		}
+		body.mrenclave, body.reportData = q.Body.MRENCLAVE, q.Body.ReportData
+	default:
+		r, err := ias.ParseReport(msg.Attestation.Report)
+		if err != nil {
+			return classify(err)
+		}
+		body.mrenclave, body.reportData = r.Quote.Body.MRENCLAVE, r.Quote.Body.ReportData
+	}
+	want := ReportData(ctx.Sender, msg.ShieldingKey, ctx.Genesis)
+	if !bytes.Equal(body.reportData[:32], want[:32]) {
+		return fmt.Errorf("%w: report data claims %x, want sha256(sender %s || shielding key) %x",
+			ErrSenderNotAttested, body.reportData[:32], ctx.Sender, want[:32])
+	}
+	if !bytes.Equal(body.reportData[32:], want[32:]) {
+		return fmt.Errorf("%w: report data claims genesis %x, this chain's is %x",
+			ErrWrongChain, body.reportData[32:], want[32:])
+	}
+	ok, err := k.Allowed(ctx.Store, &p, body.mrenclave)
+	if err != nil {
 		return err
 	}
-	if err := k.index(ctx.Store, EnclavesOfKey(e.MRENCLAVE), signer, false); err != nil {
+	if !ok {
+		return fmt.Errorf("%w: %s is not allowlisted", ErrMRENCLAVENotAllowed, Hash(body.mrenclave))
+	}
+	return nil
+}
+
+// unregister removes the registration of signer.
+func (k Keeper) unregister(ctx *runtime.Context, signer tx.Address) error {
+	e, err := k.remove(ctx.Store, signer)
+	if err != nil {
 		return err
 	}
 	ctx.Emit(EventUnregistered, "signer", signer.String(), "mrenclave", e.MRENCLAVE.String())
 	return nil
 }
 
-// index adds signer to (or removes it from) the sorted list at key; an
-// empty list is deleted.
-func (Keeper) index(kv store.KV, key []byte, signer tx.Address, add bool) error {
-	var s Signers
-	if _, err := runtime.Get(kv, key, &s); err != nil {
+// put stores registration e and indexes it; prev is the registration it
+// renews, if any.
+func (Keeper) put(kv store.KV, e Enclave, prev *Enclave) error {
+	if prev != nil {
+		kv.Delete(expiryKey(prev.AttestedAt, prev.Signer))
+		if prev.MRENCLAVE != e.MRENCLAVE {
+			if err := enclavesOf(prev.MRENCLAVE).remove(kv, e.Signer); err != nil {
+				return err
+			}
+		}
+	}
+	if err := runtime.Put(kv, EnclaveKey(e.Signer), e); err != nil {
 		return err
 	}
-	i, found := slices.BinarySearchFunc(s, signer, compare)
-	switch {
-	case add && !found:
-		s = slices.Insert(s, i, signer)
-	case !add && found:
-		s = slices.Delete(s, i, i+1)
-	default:
-		return nil
+	if err := runtime.Put(kv, expiryKey(e.AttestedAt, e.Signer), e.Signer); err != nil {
+		return err
 	}
-	if len(s) == 0 {
-		kv.Delete(key)
-		return nil
+	if err := allEnclaves.add(kv, e.Signer); err != nil {
+		return err
 	}
-	return runtime.Put(kv, key, s)
+	return enclavesOf(e.MRENCLAVE).add(kv, e.Signer)
+}
+
+// remove deletes the registration of signer and its index entries; an
+// absent one gives an error wrapping ErrNotRegistered.
+func (k Keeper) remove(kv store.KV, signer tx.Address) (Enclave, error) {
+	e, err := k.Enclave(kv, signer)
+	if err != nil {
+		return e, err
+	}
+	kv.Delete(EnclaveKey(signer))
+	kv.Delete(expiryKey(e.AttestedAt, signer))
+	if err := allEnclaves.remove(kv, signer); err != nil {
+		return e, err
+	}
+	if err := enclavesOf(e.MRENCLAVE).remove(kv, signer); err != nil {
+		return e, err
+	}
+	return e, nil
 }
 
 func compare[T ~[32]byte](a, b T) int { return bytes.Compare(a[:], b[:]) }

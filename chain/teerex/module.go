@@ -6,15 +6,29 @@
 //
 // State (values deterministic CBOR):
 //
-//	teerex/policy            Policy (roots, signed collateral, rules)
-//	teerex/allowlist         MRENCLAVEs, sorted
-//	teerex/e/<signer>        Enclave
-//	teerex/all               Signers of every registration, sorted
-//	teerex/m/<mrenclave>     Signers registered with that measurement
+//	teerex/policy                        Policy (roots, signed collateral, rules)
+//	teerex/allowlist                     MRENCLAVEs, sorted
+//	teerex/e/<signer>                    Enclave
+//	teerex/all/n                         number of registrations (uint64)
+//	teerex/all/i/<8-byte slot>           signer in that slot (tx.Address)
+//	teerex/all/s/<signer>                slot of the signer (uint64)
+//	teerex/m/<mrenclave>/{n,i/..,s/..}   the same for one measurement
+//	teerex/x/<8-byte time><signer>       signer, by attestation time (pruning)
 //
-// Queries: /teerex/enclave/<hex signer>, /teerex/enclaves (all signers),
-// /teerex/enclaves/<hex mrenclave> (signers of one measurement, i.e. of the
-// shard it serves by default), /teerex/policy, /teerex/allowlist.
+// The lists of registrations keep one key per entry, never a value that
+// grows with them, and number their entries densely (removing one moves
+// the last into its slot) so that a client can prove a complete listing
+// key by key: the state's Merkle tree hashes its keys and proves no
+// ranges.
+//
+// Queries: /teerex/enclave/<hex signer>; /teerex/enclaves (the number of
+// registrations) and /teerex/enclaves/<slot> (the signer in a slot, slots
+// 0 to number-1, in no particular order); /teerex/enclaves/<hex
+// mrenclave> and /teerex/enclaves/<hex mrenclave>/<slot>, the same for
+// the registrations of one measurement (the enclaves of the shard it
+// serves by default); /teerex/policy; /teerex/allowlist. Each answers one
+// small value with its proof; listings are read slot by slot at one height
+// (client.Enclaves).
 //
 // Registration. The evidence is verified first (trusted roots, signatures,
 // for DCAP the collateral of the quote's FMSPC, for IAS the report's age,
@@ -26,7 +40,10 @@
 // debug, TCB status and the MRENCLAVE allowlist. Registering again renews. A
 // registration whose attested_at lies more than the renewal period before
 // the block time is expired: Keeper.Active refuses it, so it can neither
-// confirm blocks nor unshield funds in the bridge.
+// confirm blocks nor unshield funds in the bridge. ExpiredRetention after
+// it expired, the end of a block removes it (EventPruned; at most
+// MaxPrunedPerBlock per block, oldest first), so that registrations nobody
+// renews do not accumulate.
 package teerex
 
 import (
@@ -35,6 +52,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/integritee-go/integritee/chain/runtime"
@@ -129,8 +147,10 @@ type Module struct {
 }
 
 var (
-	_ runtime.Module  = (*Module)(nil)
-	_ runtime.Genesis = (*Module)(nil)
+	_ runtime.Module     = (*Module)(nil)
+	_ runtime.Genesis    = (*Module)(nil)
+	_ runtime.EndBlocker = (*Module)(nil)
+	_ runtime.Prechecker = (*Module)(nil)
 )
 
 // New returns the module; sudo authorises the governance calls.
@@ -336,21 +356,56 @@ func (m *Module) setCollateral(ctx *runtime.Context, c *SetCollateral) error {
 	return nil
 }
 
+// Precheck implements runtime.Prechecker: CheckTx defers registrations to
+// the block after their cheap checks (see Keeper.precheck); other calls
+// are cheap and run in CheckTx as usual.
+func (m *Module) Precheck(ctx *runtime.Context, msg runtime.Msg) (bool, error) {
+	r, ok := msg.(RegisterEnclave)
+	if !ok {
+		return false, nil
+	}
+	return true, m.Keeper.precheck(ctx, &r)
+}
+
+// EndBlock implements runtime.EndBlocker: it prunes long-expired
+// registrations.
+func (m *Module) EndBlock(ctx *runtime.Context) error { return m.Keeper.prune(ctx) }
+
 // QueryKey implements runtime.Module.
 func (*Module) QueryKey(path []string) ([]byte, error) {
+	slot := func(s string) (uint64, error) {
+		i, err := strconv.ParseUint(s, 10, 64)
+		if err != nil || strconv.FormatUint(i, 10) != s {
+			return 0, fmt.Errorf("query path: slot %q: want a decimal number without leading zeros", s)
+		}
+		return i, nil
+	}
 	switch {
 	case len(path) == 1 && path[0] == "policy":
 		return PolicyKey(), nil
 	case len(path) == 1 && path[0] == "allowlist":
 		return AllowlistKey(), nil
 	case len(path) == 1 && path[0] == "enclaves":
-		return EnclavesKey(), nil
-	case len(path) == 2 && path[0] == "enclaves":
+		return EnclavesCountKey(), nil
+	case len(path) == 2 && path[0] == "enclaves" && len(path[1]) != 2*len(Hash{}):
+		i, err := slot(path[1])
+		if err != nil {
+			return nil, err
+		}
+		return EnclavesSlotKey(i), nil
+	case (len(path) == 2 || len(path) == 3) && path[0] == "enclaves":
 		h, err := ParseHash(path[1])
 		if err != nil {
 			return nil, fmt.Errorf("query path: mrenclave: %w", err)
 		}
-		return EnclavesOfKey(h), nil
+		if len(path) == 2 {
+			return EnclavesOfCountKey(h), nil
+		}
+		i, err := slot(path[2])
+		if err != nil {
+			return nil, err
+		}
+		return EnclavesOfSlotKey(h, i), nil
 	case len(path) == 2 && path[0] == "enclave":
 		a, err := tx.ParseAddress(path[1])
 		if err != nil {
@@ -358,7 +413,7 @@ func (*Module) QueryKey(path []string) ([]byte, error) {
 		}
 		return EnclaveKey(a), nil
 	}
-	return nil, errors.New("query path: want /teerex/enclave/<hex signer>, /teerex/enclaves[/<hex mrenclave>], /teerex/policy or /teerex/allowlist")
+	return nil, errors.New("query path: want /teerex/enclave/<hex signer>, /teerex/enclaves[/<hex mrenclave>][/<slot>], /teerex/policy or /teerex/allowlist")
 }
 
 // GenesisState is the module's entry in genesis app_state.

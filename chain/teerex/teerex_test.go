@@ -182,8 +182,8 @@ func TestRegisterRejectsBadEvidence(t *testing.T) {
 			}
 			c.at(at)
 			rejected(t, c.register(tc.sender, tc.ev, tc.key), tc.want...)
-			if s, err := c.mod.Keeper.Enclaves(c.kv); err != nil || len(s) != 0 {
-				t.Fatalf("enclaves after rejection: %v %v", s, err)
+			if s := listed(t, c, nil); len(s) != 0 {
+				t.Fatalf("enclaves after rejection: %v", s)
 			}
 		})
 	}
@@ -231,10 +231,10 @@ func TestRenewalAndExpiry(t *testing.T) {
 	if got.MRENCLAVE != e2.m || got.RegisteredHeight != first || got.AttestedHeight != c.ctx.Height || got.Attested() != c.ctx.Time {
 		t.Fatalf("renewed registration %+v", got)
 	}
-	if s, _ := c.mod.Keeper.EnclavesOf(c.kv, e1.m); len(s) != 0 {
+	if s := listed(t, c, &e1.m); len(s) != 0 {
 		t.Fatalf("old measurement still lists %v", s)
 	}
-	if s, _ := c.mod.Keeper.EnclavesOf(c.kv, e2.m); !slices.Equal(s, teerex.Signers{bob}) {
+	if s := listed(t, c, &e2.m); !slices.Equal(s, []tx.Address{bob}) {
 		t.Fatalf("new measurement lists %v", s)
 	}
 	_, err = c.mod.Keeper.Active(c.kv, bob, start.Add(47*time.Hour+time.Second))
@@ -249,14 +249,11 @@ func TestUnregisterAndIndexes(t *testing.T) {
 	for _, s := range []tx.Address{bob, carol} {
 		wantErr(t, c.register(s, e.evidence(t, s, shieldingKey), shieldingKey).err)
 	}
-	want := teerex.Signers{bob, carol}
+	want := []tx.Address{bob, carol}
 	slices.SortFunc(want, func(a, b tx.Address) int { return bytes.Compare(a[:], b[:]) })
-	for name, get := range map[string]func() (teerex.Signers, error){
-		"all": func() (teerex.Signers, error) { return c.mod.Keeper.Enclaves(c.kv) },
-		"of":  func() (teerex.Signers, error) { return c.mod.Keeper.EnclavesOf(c.kv, e.m) },
-	} {
-		if s, err := get(); err != nil || !slices.Equal(s, want) {
-			t.Fatalf("%s: %v %v, want %v", name, s, err, want)
+	for name, m := range map[string]*teerex.Hash{"all": nil, "of": &e.m} {
+		if s := listed(t, c, m); !slices.Equal(s, want) {
+			t.Fatalf("%s: %v, want %v", name, s, want)
 		}
 	}
 
@@ -268,10 +265,10 @@ func TestUnregisterAndIndexes(t *testing.T) {
 	}
 	_, err := c.mod.Keeper.Active(c.kv, bob, c.ctx.Time)
 	wantErr(t, err, teerex.ErrNotRegistered)
-	if s, _ := c.mod.Keeper.EnclavesOf(c.kv, e.m); !slices.Equal(s, teerex.Signers{carol}) {
+	if s := listed(t, c, &e.m); !slices.Equal(s, []tx.Address{carol}) {
 		t.Fatalf("index after unregister: %v", s)
 	}
-	if s, _ := c.mod.Keeper.Enclaves(c.kv); !slices.Equal(s, teerex.Signers{carol}) {
+	if s := listed(t, c, nil); !slices.Equal(s, []tx.Address{carol}) {
 		t.Fatalf("all after unregister: %v", s)
 	}
 }
@@ -435,8 +432,14 @@ func TestQueryKey(t *testing.T) {
 	}{
 		{"policy", teerex.PolicyKey()},
 		{"allowlist", teerex.AllowlistKey()},
-		{"enclaves", teerex.EnclavesKey()},
-		{"enclaves/" + h.String(), teerex.EnclavesOfKey(h)},
+		{"enclaves", teerex.EnclavesCountKey()},
+		{"enclaves/0", teerex.EnclavesSlotKey(0)},
+		{"enclaves/12345", teerex.EnclavesSlotKey(12345)},
+		{"enclaves/" + h.String(), teerex.EnclavesOfCountKey(h)},
+		{"enclaves/" + h.String() + "/7", teerex.EnclavesOfSlotKey(h, 7)},
+		{"enclaves/-1", nil},
+		{"enclaves/" + h.String() + "/x", nil},
+		{"enclaves/" + h.String() + "/1/2", nil},
 		{"enclave/" + bob.String(), teerex.EnclaveKey(bob)},
 		{"enclave/xyz", nil},
 		{"enclaves/00", nil},
@@ -461,7 +464,8 @@ func TestQueryKey(t *testing.T) {
 	c := newChain(t, true, t0, devGenesis(t))
 	c.at(t0.Add(time.Minute))
 	wantErr(t, c.register(bob, e.evidence(t, bob, shieldingKey), shieldingKey).err)
-	for _, k := range [][]byte{teerex.EnclaveKey(bob), teerex.EnclavesKey(), teerex.EnclavesOfKey(e.m), teerex.PolicyKey()} {
+	for _, k := range [][]byte{teerex.EnclaveKey(bob), teerex.EnclavesCountKey(), teerex.EnclavesSlotKey(0),
+		teerex.EnclavesOfCountKey(e.m), teerex.EnclavesOfSlotKey(e.m, 0), teerex.PolicyKey()} {
 		if v, err := c.kv.Get(k); err != nil || v == nil {
 			t.Errorf("key %q not written: %v", k, err)
 		}
@@ -500,6 +504,128 @@ func TestGenesis(t *testing.T) {
 			if err := teerex.New(nil).InitGenesis(st, raw); err == nil {
 				t.Fatal("genesis accepted")
 			}
+		})
+	}
+}
+
+// endBlock runs the module's EndBlock on a branch, as the application does
+// after a block's transactions, and returns the signers it pruned.
+func (c *chain) endBlock() []string {
+	c.t.Helper()
+	b := c.kv.Branch()
+	ctx := c.ctx.WithStore(b)
+	if err := c.mod.EndBlock(ctx); err != nil {
+		c.t.Fatal(err)
+	}
+	b.Write()
+	var out []string
+	for _, ev := range ctx.Events() {
+		if ev.Type == teerex.EventPruned {
+			out = append(out, ev.Attributes[0].Value)
+		}
+	}
+	return out
+}
+
+// An expired registration stays readable (ErrExpired) for
+// ExpiredRetention, then the end of a block removes it from the state and
+// the listings; a renewal puts it back at the end of the line. Before
+// pruning, expired registrations stayed in the state for ever.
+func TestPruning(t *testing.T) {
+	e := newEnclave(t, "v1", false, devPKI(t))
+	c := newChain(t, true, t0, devGenesis(t))
+	start := t0.Add(time.Minute)
+	c.at(start)
+	wantErr(t, c.register(bob, e.evidence(t, bob, shieldingKey), shieldingKey).err)
+	c.at(start.Add(time.Hour))
+	wantErr(t, c.register(carol, e.evidence(t, carol, shieldingKey), shieldingKey).err)
+	p, err := c.mod.Keeper.Policy(c.kv)
+	wantErr(t, err)
+	kept := p.RenewalPeriod() + teerex.ExpiredRetention
+
+	c.at(start.Add(kept))
+	if got := c.endBlock(); len(got) != 0 {
+		t.Fatalf("pruned %v at the end of the retention", got)
+	}
+	if _, err := c.mod.Keeper.Active(c.kv, bob, c.ctx.Time); !errors.Is(err, teerex.ErrExpired) {
+		t.Fatalf("Bob within retention: %v, want ErrExpired", err)
+	}
+	// Carol renews before her turn comes.
+	c.at(start.Add(kept + time.Nanosecond))
+	wantErr(t, c.register(carol, e.evidence(t, carol, shieldingKey), shieldingKey).err)
+	if got := c.endBlock(); !slices.Equal(got, []string{bob.String()}) {
+		t.Fatalf("pruned %v, want Bob", got)
+	}
+	if _, err := c.mod.Keeper.Enclave(c.kv, bob); !errors.Is(err, teerex.ErrNotRegistered) {
+		t.Fatalf("pruned registration: %v", err)
+	}
+	if s := listed(t, c, &e.m); !slices.Equal(s, []tx.Address{carol}) {
+		t.Fatalf("listed after pruning: %v", s)
+	}
+	c.at(start.Add(time.Hour + kept + time.Second))
+	if got := c.endBlock(); len(got) != 0 {
+		t.Fatalf("pruned %v: Carol's renewal moved her expiry", got)
+	}
+	c.at(c.ctx.Time.Add(kept))
+	if got := c.endBlock(); !slices.Equal(got, []string{carol.String()}) {
+		t.Fatalf("pruned %v, want Carol", got)
+	}
+	if s := listed(t, c, nil); len(s) != 0 {
+		t.Fatalf("listed after pruning everything: %v", s)
+	}
+}
+
+// Precheck (CheckTx) refuses, without verifying anything, a registration
+// whose evidence does not parse or claims the wrong binding or a
+// measurement that is not allowed, and defers everything else, a forgery
+// that claims the right things included, to the block. Before, CheckTx ran
+// the whole registration, verification first.
+func TestPrecheck(t *testing.T) {
+	pki := devPKI(t)
+	e := newEnclave(t, "release", false, pki)
+	forgedPKI, err := sim.NewPKI([]byte("an attacker's own pki seed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := newEnclave(t, "release", false, forgedPKI)
+	other := teerex.GenesisID("another chain", 1, validatorsHash("its validators"))
+	for _, tc := range []struct {
+		name   string
+		strict bool
+		ev     teerex.Evidence
+		want   []error
+	}{
+		{name: "genuine", ev: e.evidence(t, bob, shieldingKey)},
+		{name: "forged, claiming the right binding", ev: forged.evidence(t, bob, shieldingKey)},
+		{name: "replayed from another sender", ev: e.evidence(t, carol, shieldingKey), want: []error{teerex.ErrSenderNotAttested}},
+		{name: "forged for another sender", ev: forged.evidence(t, carol, shieldingKey), want: []error{teerex.ErrSenderNotAttested}},
+		{name: "another chain", ev: e.evidenceOn(t, bob, shieldingKey, other), want: []error{teerex.ErrWrongChain}},
+		{name: "not a quote", ev: teerex.Evidence{Kind: attestation.KindDCAP, Quote: []byte("not a quote")},
+			want: []error{teerex.ErrMalformedEvidence, dcap.ErrMalformed}},
+		{name: "not allowlisted", strict: true, ev: e.evidence(t, bob, shieldingKey), want: []error{teerex.ErrMRENCLAVENotAllowed}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := devGenesis(t)
+			if tc.strict {
+				g = strictSimGenesis(t, sim.CollateralOptions{})
+			}
+			c := newChain(t, !tc.strict, t0, g)
+			c.at(t0.Add(time.Minute))
+			call, err := tx.NewCall(teerex.Name, teerex.MethodRegisterEnclave, teerex.RegisterEnclave{Attestation: tc.ev, ShieldingKey: shieldingKey})
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, err := c.mod.DecodeCall(call)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := c.ctx.WithStore(c.kv.Branch())
+			ctx.Sender = bob
+			deferred, err := c.mod.Precheck(ctx, msg)
+			if !deferred {
+				t.Fatal("registration not deferred to the block")
+			}
+			wantErr(t, err, tc.want...)
 		})
 	}
 }

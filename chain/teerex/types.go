@@ -77,9 +77,5 @@ func (e *Enclave) Attested() time.Time { return time.Unix(0, e.AttestedAt).UTC()
 // ExpiresAt returns when the registration expires under renewal period d.
 func (e *Enclave) ExpiresAt(d time.Duration) time.Time { return e.Attested().Add(d) }
 
-// Signers is a sorted set of enclave signers: the value of the listing
-// indexes (all enclaves, enclaves of one MRENCLAVE).
-type Signers []tx.Address
-
 // MRENCLAVEs is a sorted set of measurements: the value of the allowlist.
 type MRENCLAVEs []Hash

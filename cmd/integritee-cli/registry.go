@@ -70,6 +70,9 @@ type enclaveView struct {
 	// as the enclave bridge would judge the enclave at the block time.
 	Status    string    `json:"status"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// Confirmed is the enclave's latest confirmation of the shard's
+	// processed blocks (shard show only).
+	Confirmed *bridge.Confirmation `json:"confirmed,omitempty"`
 }
 
 // judge tells whether e may act at time now under policy p and allowlist
@@ -262,6 +265,19 @@ func runShardShow(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	signers := make([]tx.Address, len(views))
+	for i, v := range views {
+		signers[i] = v.Signer
+	}
+	confs, err := c.Confirmations(ctx, id, signers, st.Height)
+	if err != nil {
+		return err
+	}
+	for i := range views {
+		if conf, ok := confs[views[i].Signer]; ok {
+			views[i].Confirmed = &conf
+		}
+	}
 	if nf.json {
 		return writeJSON(e.stdout, struct {
 			bridge.Shard
@@ -288,8 +304,10 @@ func runShardShow(e *env, args []string) error {
 	if s.Latest != nil {
 		line("latest confirmed", confirmation(s.Latest))
 	}
-	for i := range s.Enclaves {
-		line("  by "+s.Enclaves[i].Enclave.String()[:16]+"…", confirmation(&s.Enclaves[i]))
+	for _, v := range views {
+		if v.Confirmed != nil {
+			line("  by "+v.Signer.String()[:16]+"…", confirmation(v.Confirmed))
+		}
 	}
 	if s.Divergences == 0 {
 		line("divergences", "none")
