@@ -90,11 +90,15 @@ var (
 const (
 	maxProvisionSessions = 4
 	maxFirstFlight       = 64 << 10
-	provisionSessionTTL  = 2 * time.Minute
-	provisionChunk       = 1024 // entries per snapshot frame
-	maxSnapshotFrame     = 16 << 20
-	headerSession        = "Provision-Session"
-	headerDone           = "Provision-Done"
+	// A client IP may open maxProvisionOpens sessions per
+	// provisionOpenWindow.
+	maxProvisionOpens   = 16
+	provisionOpenWindow = time.Minute
+	provisionSessionTTL = 2 * time.Minute
+	provisionChunk      = 1024 // entries per snapshot frame
+	maxSnapshotFrame    = 16 << 20
+	headerSession       = "Provision-Session"
+	headerDone          = "Provision-Done"
 )
 
 // provisionSession is a provider host's record of one requester.
@@ -116,12 +120,43 @@ type provisionServer struct {
 	sessions map[string]*provisionSession
 	opened   func()
 	ended    func(completed bool)
+	// opens are the recent session openings per client IP (allowOpen).
+	opens map[string][]time.Time
+	now   func() time.Time
+}
+
+// allowOpen rate-limits new sessions per client IP: provisioning is rare,
+// and each opening costs the enclave a handshake with a fresh quote.
+func (ps *provisionServer) allowOpen(ip string) bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	now := ps.now()
+	if ps.opens == nil {
+		ps.opens = map[string][]time.Time{}
+	}
+	for k, ts := range ps.opens {
+		// Forget openings older than the window.
+		i := 0
+		for i < len(ts) && now.Sub(ts[i]) >= provisionOpenWindow {
+			i++
+		}
+		if ts = ts[i:]; len(ts) == 0 {
+			delete(ps.opens, k)
+		} else {
+			ps.opens[k] = ts
+		}
+	}
+	if len(ps.opens[ip]) >= maxProvisionOpens {
+		return false
+	}
+	ps.opens[ip] = append(ps.opens[ip], now)
+	return true
 }
 
 // ProvisionHandler serves the provisioning endpoint (see above). It
 // answers 503 until the worker is ready.
 func (w *Worker) ProvisionHandler() http.Handler {
-	ps := &provisionServer{sessions: map[string]*provisionSession{}, opened: w.peerSessionOpened, ended: w.peerSessionEnded}
+	ps := &provisionServer{sessions: map[string]*provisionSession{}, opened: w.peerSessionOpened, ended: w.peerSessionEnded, now: time.Now}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /provision/session", func(rw http.ResponseWriter, r *http.Request) { w.serveProvisionStep(ps, rw, r, "") })
 	mux.HandleFunc("POST /provision/session/{token}", func(rw http.ResponseWriter, r *http.Request) {
@@ -195,6 +230,10 @@ func (w *Worker) serveProvisionStep(ps *provisionServer, rw http.ResponseWriter,
 	}
 	limit := int64(protocol.MaxProvisionRecord)
 	if token == "" {
+		if ip, _, err := net.SplitHostPort(r.RemoteAddr); err != nil || !ps.allowOpen(ip) {
+			http.Error(rw, "too many provisioning sessions from this address", http.StatusTooManyRequests)
+			return
+		}
 		// A first flight is a ClientHello: a few hundred bytes.
 		limit = maxFirstFlight
 	}

@@ -134,6 +134,29 @@ func TestProvisionHandlerRefusals(t *testing.T) {
 	}
 }
 
+// TestProvisionOpenRate: one client IP opens at most maxProvisionOpens
+// sessions a minute (issue 9: the endpoint was outside every limiter);
+// another IP is not affected, and the window moves on.
+func TestProvisionOpenRate(t *testing.T) {
+	now := time.Unix(1000, 0)
+	ps := &provisionServer{now: func() time.Time { return now }}
+	for i := range maxProvisionOpens {
+		if !ps.allowOpen("10.0.0.1") {
+			t.Fatalf("opening %d refused", i)
+		}
+	}
+	if ps.allowOpen("10.0.0.1") {
+		t.Fatal("one opening too many allowed")
+	}
+	if !ps.allowOpen("10.0.0.2") {
+		t.Fatal("another address refused")
+	}
+	now = now.Add(provisionOpenWindow)
+	if !ps.allowOpen("10.0.0.1") {
+		t.Fatal("refused after the window")
+	}
+}
+
 // TestProvisionSessionCounting: a session refuses direct calls only while
 // it holds a snapshot, and stops doing so however it ends: completed,
 // dropped, evicted by newer sessions or expired. Before (issue 9), an
