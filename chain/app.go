@@ -58,8 +58,11 @@ import (
 const Version = "0.1.0"
 
 // AppVersion is the version of the state machine rules; it changes only
-// with a consensus-breaking change.
-const AppVersion uint64 = 1
+// with a consensus-breaking change. 2: the genesis ID and block hashes in
+// state, one confirmed chain of shard blocks with proved unshields, one
+// key per registry entry and per enclave confirmation (no migration from
+// 1: start a new genesis).
+const AppVersion uint64 = 2
 
 var keyDev = []byte("app/dev")
 
