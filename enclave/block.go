@@ -190,19 +190,6 @@ func (e *Enclave) processBlock(r *protocol.ProcessBlock) (protocol.Reply, error)
 	for i, x := range cs.Entries {
 		rep.Changes[i] = protocol.Entry{Key: x.Key, Value: x.Value}
 	}
-	if r.Sign != nil {
-		callsOut := make([]tx.Call, len(out))
-		for i, o := range out {
-			callsOut[i] = o.Call
-		}
-		// Signing cannot change state: on error the host signs later.
-		if signed, err := e.signAll(r.Sign, callsOut); err == nil {
-			rep.Txs, rep.NextNonce = signed.Txs, signed.NextNonce
-		} else {
-			e.log.Warn("sign outgoing", "err", err)
-			rep.NextNonce = r.Sign.Nonce
-		}
-	}
 	e.log.Debug("block processed", "height", height, "changes", len(rep.Changes), "invokes", stats.Invokes, "applied", stats.Applied)
 	return rep, nil
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
-	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/stf"
@@ -120,19 +119,6 @@ func (e *Enclave) submitCalls(r *protocol.SubmitCalls) (protocol.Reply, error) {
 	rep.Changes = make([]protocol.Entry, len(cs.Entries))
 	for i, x := range cs.Entries {
 		rep.Changes[i] = protocol.Entry{Key: x.Key, Value: x.Value}
-	}
-	if r.Sign != nil {
-		calls := make([]tx.Call, len(rep.Outgoing))
-		for i, o := range rep.Outgoing {
-			calls[i] = o.Call
-		}
-		// Signing cannot change state: on error the host signs later.
-		if signed, err := e.signAll(r.Sign, calls); err == nil {
-			rep.Txs, rep.NextNonce = signed.Txs, signed.NextNonce
-		} else {
-			e.log.Warn("sign outgoing", "err", err)
-			rep.NextNonce = r.Sign.Nonce
-		}
 	}
 	e.log.Debug("shard block", "number", hdr.Number, "calls", len(rep.Leaves), "changes", len(rep.Changes))
 	return rep, nil

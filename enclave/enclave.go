@@ -16,13 +16,13 @@
 //     send ProcessBlock with the signed header, validators, transactions
 //     and results of H and the signed header and validators of H+1. Persist
 //     the reply's Changes (write or, for an empty value, delete by key),
-//     Checkpoint and Outgoing in ONE atomic batch together with H, then
-//     submit the signed transactions. A reply that was not persisted did not
-//     happen: after a crash, restart from the persisted checkpoint (a new
-//     enclave process) and feed H again.
-//  4. Submit Outgoing: with ProcessBlock.Sign or later with SignOutgoing
-//     (after a nonce clash, sign again with the account's current nonce).
-//     unshield_funds pays once per call hash however often it is submitted.
+//     Checkpoint and Outgoing in ONE atomic batch together with H. A reply
+//     that was not persisted did not happen: after a crash, restart from the
+//     persisted checkpoint (a new enclave process) and feed H again.
+//  4. Submit Outgoing, in order, signed with SignOutgoing at the account's
+//     current nonce (again after a nonce clash). A shard block's
+//     confirmation comes before its unshields, which pay only once it is
+//     confirmed, once per call hash however often they are submitted.
 //
 // An error reply to ProcessBlock changes nothing; the host must not skip
 // the block (it will be asked again). CodeInternal with "restart required"

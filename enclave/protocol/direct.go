@@ -60,9 +60,6 @@ type SubmitCalls struct {
 	// header. The enclave keeps block timestamps monotonic and never
 	// before the last verified chain header.
 	Timestamp int64 `cbor:"timestamp"`
-	// Sign, if set, has the outgoing calls signed right away (Txs of the
-	// reply) from this nonce on.
-	Sign *TxParams `cbor:"sign,omitempty"`
 }
 
 func (*SubmitCalls) Type() string      { return TypeSubmitCalls }
@@ -134,9 +131,6 @@ type SubmitCallsReply struct {
 	Changes    []Entry    `cbor:"changes,omitempty"`
 	Checkpoint []byte     `cbor:"checkpoint,omitempty"`
 	Outgoing   []Outgoing `cbor:"outgoing,omitempty"`
-	// Txs are Outgoing signed with SubmitCalls.Sign (empty without it).
-	Txs       [][]byte `cbor:"txs,omitempty"`
-	NextNonce uint64   `cbor:"next_nonce"`
 }
 
 // PrivateGetter runs a getter whose answer only the asking client can

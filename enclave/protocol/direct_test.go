@@ -22,7 +22,6 @@ func TestDirectRepliesRoundTrip(t *testing.T) {
 		}, Signature: []byte{9}},
 		Leaves: [][]byte{{1}, {2}}, StateRoot: [32]byte{6}, Changes: []Entry{{Key: [32]byte{1}, Value: []byte{2}}, {Key: [32]byte{3}}},
 		Checkpoint: []byte{4}, Outgoing: []Outgoing{{Call: tx.Call{Module: "m", Method: "x", Args: []byte{0xa0}}, Tag: []byte{1}}},
-		Txs: [][]byte{{5}}, NextNonce: 9,
 	}
 	getter := &PrivateGetterReply{Response: []byte{1, 2, 3}}
 	a, b := net.Pipe()

@@ -266,9 +266,6 @@ type ProcessBlock struct {
 	// Next is the signed header of the following height and its
 	// validators.
 	Next Header `cbor:"next"`
-	// Sign, if set, has the outgoing calls signed right away (Txs of the
-	// reply) from this nonce on.
-	Sign *TxParams `cbor:"sign,omitempty"`
 }
 
 func (*ProcessBlock) Type() string      { return TypeProcessBlock }
@@ -313,10 +310,7 @@ type ProcessBlockReply struct {
 	// client header, pending confirmation) to hand back in Init.
 	Checkpoint []byte     `cbor:"checkpoint"`
 	Outgoing   []Outgoing `cbor:"outgoing"`
-	// Txs are Outgoing signed with ProcessBlock.Sign (empty without it).
-	Txs       [][]byte `cbor:"txs"`
-	NextNonce uint64   `cbor:"next_nonce"`
-	Stats     Stats    `cbor:"stats"`
+	Stats      Stats      `cbor:"stats"`
 	// Block is the shard block of the chain block's shard calls (nil when
 	// it had none); Outgoing holds its confirmation and unshields.
 	Block *sidechain.SignedHeader `cbor:"block,omitempty"`

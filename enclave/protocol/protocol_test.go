@@ -277,10 +277,10 @@ func TestRequestsRoundTrip(t *testing.T) {
 		&Resume{}, &Attest{},
 		&SignRegistration{Params: *sign, WorkerURL: "ws://127.0.0.1:1"},
 		&ProcessBlock{Block: Header{SignedHeader: []byte{1}, Validators: []byte{2}}, Txs: [][]byte{{3}},
-			Results: []TxResult{{Code: 1, Data: []byte{}, GasWanted: 2, GasUsed: 3}}, Next: Header{SignedHeader: []byte{4}, Validators: []byte{5}}, Sign: sign},
+			Results: []TxResult{{Code: 1, Data: []byte{}, GasWanted: 2, GasUsed: 3}}, Next: Header{SignedHeader: []byte{4}, Validators: []byte{5}}},
 		&SignOutgoing{Calls: []Outgoing{{Call: tx.Call{Module: "m", Method: "x", Args: []byte{0xa0}}, Tag: []byte{1}}}, Params: *sign},
 		&ExecuteGetter{Getter: []byte{1}}, &StateInfo{}, &GetState{Key: []byte("k")},
-		&SubmitCalls{Calls: [][]byte{{1}, {2}}, Timestamp: 5, Sign: sign}, &PrivateGetter{Request: []byte{1}},
+		&SubmitCalls{Calls: [][]byte{{1}, {2}}, Timestamp: 5}, &PrivateGetter{Request: []byte{1}},
 		&ProvisionInit{Init: Init{Shard: [32]byte{2}, ChainID: "c", GenesisValidators: []byte{1}, InitialHeight: 1}},
 		&ProvisionStep{In: []byte{0x16, 3}}, &ProvisionServe{Session: 2, Checkpoint: []byte{1}, In: []byte{0x17}, Abort: true},
 	}
