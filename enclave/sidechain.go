@@ -29,8 +29,10 @@ import (
 
 // maxRecent bounds the blocks this enclave remembers until it sees them
 // confirmed; older ones are forgotten (the chain still refuses their
-// forks, the enclave just cannot notice them itself).
-const maxRecent = 256
+// forks, the enclave just cannot notice them itself: a host that makes a
+// rolled-back enclave seal more blocks than this before feeding it the
+// confirmation keeps it answering getters on the fork, never paying).
+const maxRecent = 1024
 
 // sidechainHead is a shard block this enclave produced: the last one is
 // what the next block chains to. It travels in the sealed checkpoint.

@@ -258,10 +258,9 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 			settled = append(settled, items[i].Seq)
 		case errors.Is(te, runtime.ErrUnaffordableFee):
 			stop = w.fund(ctx, signer, acc.Balance+params.MinFee(len(raw))*uint64(len(signed.Txs)))
-		case errors.Is(te, runtime.ErrStaleNonce), errors.Is(te, runtime.ErrFutureNonce),
-			errors.Is(te, runtime.ErrInsufficientFee), errors.Is(te, bridge.ErrFutureHeight):
-			stop = err // transient: sign again next round
-		case errors.Is(te, bridge.ErrNotActive), errors.Is(te, bridge.ErrNotShardEnclave):
+		case transient(te):
+			stop = err // sign again next round
+		case needsRenewal(te):
 			stop = fmt.Errorf("%w: %w", errRenew, err)
 		default:
 			// Can never succeed; keeping it would block every later
@@ -281,6 +280,22 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 		switch {
 		case err == nil:
 			w.log.Debug("outgoing call on chain", "method", items[i].Call.Call.Method, "height", res.Height)
+		case errors.As(err, &te) && te.Height > 0 && (transient(te) || needsRenewal(te)):
+			// Failed in a block for a reason that passes (a shard block
+			// whose turn has not come, a lapsed registration): the call
+			// stays in the outbox and is signed again, never dropped, so
+			// that a shard block and its unshields are not lost.
+			w.log.Warn("outgoing call failed on chain; kept to retry", "method", items[i].Call.Call.Method, "height", te.Height, "err", err)
+			if stop == nil {
+				stop = err
+				if needsRenewal(te) {
+					stop = fmt.Errorf("%w: %w", errRenew, err)
+				}
+			}
+			if err := w.store.Done(settled...); err != nil {
+				return 0, err
+			}
+			return len(settled), stop
 		case errors.As(err, &te) && te.Height > 0:
 			if alreadyOnChain(te) {
 				w.log.Info("outgoing call already on chain", "method", items[i].Call.Call.Method, "reason", te.Log)
@@ -303,6 +318,31 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	return len(settled), stop
+}
+
+// transient reports a refusal that passes with time: a nonce or fee race,
+// a confirmation of a block the chain has not reached, a shard block whose
+// predecessor or chain height is not confirmed yet, a direct block held
+// back by another enclave (until it leaves). Such a call is kept and
+// signed again: dropping a shard block's confirmation would strand every
+// later block of the shard and its unshields.
+func transient(err error) bool {
+	for _, e := range []error{
+		runtime.ErrStaleNonce, runtime.ErrFutureNonce, runtime.ErrInsufficientFee, bridge.ErrFutureHeight,
+		sidechain.ErrSeveralEnclaves, sidechain.ErrChainHeight, bridge.ErrBlockNotConfirmed,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// needsRenewal reports a refusal because the enclave is not (or no longer)
+// an active enclave of the shard, in either module.
+func needsRenewal(err error) bool {
+	return errors.Is(err, bridge.ErrNotActive) || errors.Is(err, bridge.ErrNotShardEnclave) ||
+		errors.Is(err, sidechain.ErrNotActive) || errors.Is(err, sidechain.ErrNotShardEnclave)
 }
 
 // alreadyOnChain reports a refusal that means the call's effect is on chain

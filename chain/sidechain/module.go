@@ -26,10 +26,13 @@
 // (ErrForkedBlock); the same block again is ErrAlreadyConfirmed, which
 // workers treat as done, since every enclave of a shard derives the same
 // chain blocks (Header.Direct false). A direct block is confirmed only from
-// its author, and only while the author is the shard's one active
-// enclave: direct calls are not ordered among several workers, so with
-// two a direct block could spend what the other workers' chain block
-// spends (ErrSeveralEnclaves).
+// its author, and only while no other active enclave of the measurement
+// was registered by the chain height the block sits at: direct calls are
+// not ordered among several workers, so such an enclave's chain blocks
+// could spend what the direct block spends (ErrSeveralEnclaves). An
+// enclave registered later joined from a later state and does not hold
+// the block back, so a registration racing an unconfirmed direct block
+// cannot freeze the shard.
 //
 // Unshields are paid by the bridge (bridge.unshield_funds) only with a
 // Merkle proof into the UnshieldsRoot of a block confirmed here
@@ -109,7 +112,7 @@ type Confirmation struct {
 // measurement may, up to a limit (teerex.Keeper).
 type Registry interface {
 	Active(r store.Reader, signer tx.Address, now time.Time) (teerex.Enclave, error)
-	CountActiveOf(r store.Reader, m teerex.Hash, now time.Time, limit int) (int, error)
+	OtherActiveOf(r store.Reader, m teerex.Hash, except tx.Address, registeredBy int64, now time.Time) (bool, error)
 }
 
 // Shards returns a shard's record, with the measurement serving it
@@ -251,14 +254,19 @@ func (m *Module) confirm(ctx *runtime.Context, msg *ConfirmSidechainBlock) error
 		if h.Author != ctx.Sender {
 			return fmt.Errorf("%w: author %s, sender %s", ErrNotAuthor, h.Author, ctx.Sender)
 		}
-		// Counting stops at two: however many enclaves a measurement
-		// has, one more than the sender is enough to refuse.
-		n, err := m.registry.CountActiveOf(ctx.Store, measurement, ctx.Time, 2)
+		// Another active enclave of the measurement that was registered
+		// by the chain height this block sits at may have applied the
+		// chain's calls to a state without this block: refuse. One that
+		// registered later joined after it (provisioned from a later
+		// state), so it cannot hold this block back: a registration
+		// racing an unconfirmed direct block would otherwise freeze the
+		// shard, since every later block of its author builds on it.
+		other, err := m.registry.OtherActiveOf(ctx.Store, measurement, h.Author, h.ChainHeight, ctx.Time)
 		if err != nil {
 			return err
 		}
-		if n != 1 {
-			return fmt.Errorf("%w: at least %d active enclaves run %s", ErrSeveralEnclaves, n, measurement)
+		if other {
+			return fmt.Errorf("%w: another active enclave of %s was registered by chain height %d", ErrSeveralEnclaves, measurement, h.ChainHeight)
 		}
 	}
 	c := Confirmation{

@@ -158,20 +158,26 @@ func TestChainHeightBounds(t *testing.T) {
 	}
 }
 
-// A direct block is confirmed only by its author, and only while the
-// author is the shard's one active enclave: direct calls are not ordered
-// among workers, so a second enclave's chain blocks could spend what a
-// direct block spends. Once the other enclave is gone, direct blocks are
-// accepted again.
+// A direct block is confirmed only by its author, and only while no other
+// active enclave of the measurement was registered by the chain height the
+// block sits at: direct calls are not ordered among workers, so such an
+// enclave's chain blocks could spend what a direct block spends. Once the
+// other enclave is gone, direct blocks are accepted again. An enclave that
+// registers after a direct block's chain height (a registration racing an
+// unconfirmed direct block) does not hold it back: before, it froze the
+// shard for good, since every later block builds on the refused one.
 func TestDirectBlocks(t *testing.T) {
 	shard := measurement("v1")
 	for _, tc := range []struct {
 		name string
 		drop func(c *chain) // makes Eve inactive
+		// raceAccepted: Eve's registration after the block's chain height
+		// is new (true) or a renewal keeping her first height (false).
+		raceAccepted bool
 	}{
-		{"unregistered", func(c *chain) { c.unregister(eve) }},
+		{"unregistered", func(c *chain) { c.unregister(eve) }, true},
 		// Eve registered 12 hours before Dave, so she expires first.
-		{"expired", func(c *chain) { c.next(12*time.Hour + time.Second) }},
+		{"expired", func(c *chain) { c.next(12*time.Hour + time.Second) }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newChain(t)
@@ -180,25 +186,38 @@ func TestDirectBlocks(t *testing.T) {
 			c.register(dave, shard)
 			// An enclave of another measurement does not count.
 			c.register(ferd, measurement("other release"))
-			d1 := direct(first(shard, 9, 1), dave)
+			c.next(time.Second)
+			top := c.ctx.Height - 1 // after both registrations
+			d1 := direct(first(shard, top, 1), dave)
 
 			rejected(t, c.confirm(eve, d1), sidechain.ErrNotAuthor)
 			rejected(t, c.confirm(dave, d1), sidechain.ErrSeveralEnclaves)
-			rejected(t, c.confirm(dave, direct(first(shard, 9, 1), eve)), sidechain.ErrNotAuthor)
+			rejected(t, c.confirm(dave, direct(first(shard, top, 1), eve)), sidechain.ErrNotAuthor)
 
 			tc.drop(c)
-			rejected(t, c.confirm(dave, direct(first(shard, 9, 1), ferd)), sidechain.ErrNotAuthor)
+			rejected(t, c.confirm(dave, direct(first(shard, top, 1), ferd)), sidechain.ErrNotAuthor)
 			wantErr(t, c.confirm(dave, d1).err)
 			if l := c.latest(shard); l.Number != 1 || l.Author != dave || l.Enclave != dave || l.HeaderHash != hashOf(t, d1) {
 				t.Fatalf("latest %+v", l)
 			}
 			// A chain block may follow a direct one.
-			b2 := child(t, d1, 9, 2)
+			b2 := child(t, d1, top, 2)
 			wantErr(t, c.confirm(dave, b2).err)
 
-			// With Eve back, Dave's direct blocks are refused again.
+			// Eve registers again. A direct block that sits before her
+			// registration is confirmed if her registration is new...
+			c.next(time.Second)
+			reg := c.ctx.Height
 			c.register(eve, shard)
-			rejected(t, c.confirm(dave, direct(child(t, b2, 9, 3), dave)), sidechain.ErrSeveralEnclaves)
+			c.next(time.Second)
+			d3 := direct(child(t, b2, top, 3), dave)
+			if !tc.raceAccepted {
+				rejected(t, c.confirm(dave, d3), sidechain.ErrSeveralEnclaves)
+				return
+			}
+			wantErr(t, c.confirm(dave, d3).err)
+			// ...and one at or after it is refused.
+			rejected(t, c.confirm(dave, direct(child(t, d3, reg, 4), dave)), sidechain.ErrSeveralEnclaves)
 		})
 	}
 }

@@ -182,6 +182,31 @@ func (k Keeper) CountActiveOf(r store.Reader, m Hash, now time.Time, limit int) 
 	return n, err
 }
 
+// OtherActiveOf reports whether an active enclave of measurement m other
+// than except was first registered at or before height registeredBy: one
+// that may hold a shard state made without except's latest direct block.
+// (An enclave registered later got its state after that point, from a
+// provider, so it does not contend for it.)
+func (k Keeper) OtherActiveOf(r store.Reader, m Hash, except tx.Address, registeredBy int64, now time.Time) (bool, error) {
+	found := false
+	err := k.EachEnclaveOf(r, m, func(s tx.Address) (bool, error) {
+		if s == except {
+			return true, nil
+		}
+		e, err := k.Active(r, s, now)
+		switch {
+		case err == nil:
+			if e.RegisteredHeight <= registeredBy {
+				found = true
+			}
+		case !errors.As(err, new(*runtime.Error)):
+			return false, err
+		}
+		return !found, nil
+	})
+	return found, err
+}
+
 // Verify verifies evidence under the stored policy's roots and collateral
 // at time at and returns what it establishes, without applying the
 // policy's acceptance rules or the signer binding. Registration runs it

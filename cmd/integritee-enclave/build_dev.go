@@ -19,6 +19,7 @@ var build = buildConfig{
 	dev:        true,
 	devSudo:    devAlice(),
 	defaultTEE: "sim",
+	tunable:    true,
 	simSeed:    sim.DefaultSeed,
 }
 

@@ -12,5 +12,6 @@ import "github.com/integritee-go/integritee/tee/sim"
 var build = buildConfig{
 	name:       "production rules, test TEE",
 	defaultTEE: "sim",
+	tunable:    true,
 	simSeed:    sim.TestSeed,
 }

@@ -7,7 +7,8 @@
 // required"): its state may be half-changed, so the host must start a
 // fresh process from what it persisted.
 //
-//	integritee-enclave [--tee sim|gramine] [--gramine-dir DIR] [--log-level LEVEL] [--trusting-period D]
+//	integritee-enclave [--tee sim|gramine] [--log-level LEVEL]
+//	    [--gramine-dir DIR] [--trusting-period D]   (dev and test builds only)
 //
 // With --tee gramine it runs inside a Gramine SGX enclave and uses
 // /dev/attestation. With --tee sim MRENCLAVE is the SHA-256 of this
@@ -58,6 +59,9 @@ type buildConfig struct {
 	// empty when the build has no simulated TEE.
 	defaultTEE string
 	simSeed    string
+	// tunable lets the command line set --gramine-dir and
+	// --trusting-period (dev and test builds only).
+	tunable bool
 }
 
 func main() {
@@ -80,9 +84,16 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	o := &options{}
 	fs.StringVar(&o.tee, "tee", build.defaultTEE, "TEE backend: gramine, or sim where the build has it")
-	fs.StringVar(&o.gramineDir, "gramine-dir", gramine.DefaultDir, "Gramine attestation pseudo-file directory")
+	o.gramineDir = gramine.DefaultDir
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
-	fs.DurationVar(&o.trustingPeriod, "trusting-period", 0, "maximum time between consecutive block headers (0: 14 days)")
+	if build.tunable {
+		// The host starts the enclave and chooses its arguments: what
+		// decides trust (where the TEE's attestation files are, how long
+		// the light client trusts a header) is fixed in production
+		// builds, settable only in dev and test builds.
+		fs.StringVar(&o.gramineDir, "gramine-dir", gramine.DefaultDir, "Gramine attestation pseudo-file directory (dev and test builds)")
+		fs.DurationVar(&o.trustingPeriod, "trusting-period", 0, "maximum time between consecutive block headers (0: 14 days; dev and test builds)")
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
