@@ -61,6 +61,17 @@
 // registration the chain refuses. docs/threat-model.md goes through every
 // request and stored file.
 //
+// # Shard blocks
+//
+// Every state transition of the shard is a shard block (sidechain.go): a
+// batch of direct calls (a direct block, authored and signed by this
+// enclave) or the shard's calls of one chain block (a chain block: no
+// author, the chain header's time, so every enclave of the shard derives
+// the same header). The chain confirms them in order, one number after
+// the other, each extending the last (chain/sidechain), and pays an
+// unshield only with a Merkle proof into a confirmed block's unshields
+// root.
+//
 // # Rollback
 //
 // The host can restart the enclave from an older consistent checkpoint;

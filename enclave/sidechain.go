@@ -12,21 +12,6 @@ import (
 	"github.com/integritee-go/integritee/enclave/stf"
 )
 
-// # The shard's one chain of blocks
-//
-// Every state transition of the shard is a shard block: a batch of direct
-// calls (a direct block, authored and signed by this enclave) or the
-// shard's calls of one chain block (a chain block: no author, the chain
-// header's time, so every enclave of the shard derives the same header).
-// The chain confirms them in order, one number after the other, each
-// extending the last (chain/sidechain), and pays an unshield only with a
-// Merkle proof into a confirmed block's unshields root. An enclave whose
-// host rolled it back produces blocks of numbers the chain has confirmed
-// already, with other hashes: they are never confirmed, so their unshields
-// never pay. When its light client then shows it a confirmation its state
-// does not hold, the enclave stops for good (checkConfirmed): it has to be
-// provisioned again from an enclave that follows the confirmed chain.
-
 // maxRecent bounds the blocks this enclave remembers until it sees them
 // confirmed; older ones are forgotten (the chain still refuses their
 // forks, the enclave just cannot notice them itself: a host that makes a
