@@ -4,57 +4,23 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/node"
+	"github.com/integritee-go/integritee/chain/node/nodetest"
 	"github.com/integritee-go/integritee/chain/teerex"
 )
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}
 
 // startNode runs an in-process dev node whose genesis (and so block 1) is
 // at genesisTime, and waits for its block 3.
 func startNode(t *testing.T, genesisTime time.Time) string {
 	t.Helper()
-	home := t.TempDir()
-	c := node.DefaultConfig(true)
-	c.RPCListen, c.P2PListen = "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t)
-	c.TimeoutCommit = node.Duration(50 * time.Millisecond)
-	if err := node.Init(home, node.InitOptions{Dev: true, Config: &c, GenesisTime: genesisTime}); err != nil {
-		t.Fatal(err)
-	}
-	n, err := node.Start(home, node.StartOptions{Modules: node.Modules()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := n.Stop(); err != nil {
-			t.Errorf("stop node: %v", err)
-		}
-	})
-	deadline := time.Now().Add(time.Minute)
-	for n.Height() < 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("node made no blocks")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return n.RPCAddress()
+	return nodetest.StartDev(t, genesisTime, 3).RPCAddress()
 }
 
 func newClient(t *testing.T, addr string, opts Options) *Client {

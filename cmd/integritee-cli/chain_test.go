@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,21 +16,14 @@ import (
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/node"
+	"github.com/integritee-go/integritee/chain/node/nodetest"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/tee/sim"
 )
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}
+func freePort(t *testing.T) string { return nodetest.FreePort(t) }
 
 // startDevNode runs an in-process dev node for the test and returns its RPC
 // address and a client.
@@ -44,22 +36,7 @@ func startDevNode(t *testing.T) (string, *client.Client) {
 // zero for now.
 func startDevNodeAt(t *testing.T, genesisTime time.Time) (string, *client.Client) {
 	t.Helper()
-	home := t.TempDir()
-	c := node.DefaultConfig(true)
-	c.RPCListen, c.P2PListen = "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t)
-	c.TimeoutCommit = node.Duration(50 * time.Millisecond)
-	if err := node.Init(home, node.InitOptions{Dev: true, Config: &c, GenesisTime: genesisTime}); err != nil {
-		t.Fatal(err)
-	}
-	n, err := node.Start(home, node.StartOptions{Modules: node.Modules()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := n.Stop(); err != nil {
-			t.Errorf("stop node: %v", err)
-		}
-	})
+	n := nodetest.StartDev(t, genesisTime, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cl, err := client.New(ctx, n.RPCAddress(), client.Options{PollInterval: 20 * time.Millisecond})
