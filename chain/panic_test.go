@@ -3,7 +3,6 @@ package chain_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -80,18 +79,7 @@ func panickyApp(t *testing.T, log io.Writer, panicAt ...int64) *chain.App {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acc, err := json.Marshal(accounts.DevGenesis())
-	if err != nil {
-		t.Fatal(err)
-	}
-	state, err := json.Marshal(chain.AppState{Dev: true, Modules: map[string]json.RawMessage{accounts.Name: acc}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	vals, _ := moduletest.Validators("app test", 1)
-	if _, err := app.InitChain(context.Background(), &abci.RequestInitChain{ChainId: chainID, InitialHeight: 1, AppStateBytes: state, Time: time.Unix(0, 0), Validators: vals}); err != nil {
-		t.Fatal(err)
-	}
+	initChain(t, app)
 	return app
 }
 
