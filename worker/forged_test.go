@@ -87,15 +87,7 @@ func TestForgedCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wctx, wcancel := context.WithCancel(ctx)
-	stopped := make(chan error, 1)
-	go func() { stopped <- w.Run(wctx) }()
-	defer func() {
-		wcancel()
-		if err := <-stopped; err != nil {
-			t.Errorf("worker: %v", err)
-		}
-	}()
+	defer runWorker(t, ctx, w)()
 	waitFor(t, ctx, "the forged block to be refused and passed", func() (bool, error) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -116,4 +108,19 @@ func TestForgedCommit(t *testing.T) {
 		}
 		return int64(s.Shard.Latest.Height) > height, nil
 	})
+}
+
+// runWorker runs w until the returned stop is called, which waits for it
+// and fails the test if it ended with an error.
+func runWorker(t *testing.T, ctx context.Context, w *worker.Worker) (stop func()) {
+	t.Helper()
+	wctx, cancel := context.WithCancel(ctx)
+	stopped := make(chan error, 1)
+	go func() { stopped <- w.Run(wctx) }()
+	return func() {
+		cancel()
+		if err := <-stopped; err != nil {
+			t.Errorf("worker: %v", err)
+		}
+	}
 }

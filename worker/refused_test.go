@@ -98,15 +98,7 @@ func TestRefusedConfirmationDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wctx, wcancel := context.WithCancel(ctx)
-	stopped := make(chan error, 1)
-	go func() { stopped <- w.Run(wctx) }()
-	defer func() {
-		wcancel()
-		if err := <-stopped; err != nil {
-			t.Errorf("worker: %v", err)
-		}
-	}()
+	defer runWorker(t, ctx, w)()
 	waitFor(t, ctx, "confirmations past the forged one", func() (bool, error) {
 		h := forged.Load()
 		if h == 0 {
