@@ -45,7 +45,7 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/cometbft/cometbft/crypto/tmhash"
 	cmtcrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
-	"github.com/cometbft/cometbft/types"
+	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/runtime"
@@ -264,13 +264,13 @@ func genesisID(req *abci.RequestInitChain) ([32]byte, error) {
 	if len(req.Validators) == 0 {
 		return [32]byte{}, errors.New("genesis has no validators: the chain would have no genesis ID for enclaves to follow")
 	}
-	vals, err := types.PB2TM.ValidatorUpdates(req.Validators)
+	vals, err := cmttypes.PB2TM.ValidatorUpdates(req.Validators)
 	if err != nil {
 		return [32]byte{}, fmt.Errorf("genesis validators: %w", err)
 	}
 	// NewValidatorSet panics on an invalid set; an update of an empty
 	// set reports the same problems (duplicates, bad power) as an error.
-	set := types.NewValidatorSet(nil)
+	set := cmttypes.NewValidatorSet(nil)
 	if err := set.UpdateWithChangeSet(vals); err != nil {
 		return [32]byte{}, fmt.Errorf("genesis validators: %w", err)
 	}

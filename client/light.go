@@ -10,7 +10,7 @@ import (
 
 	"github.com/cometbft/cometbft/light"
 	rpcclient "github.com/cometbft/cometbft/rpc/client"
-	"github.com/cometbft/cometbft/types"
+	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/chain/teerex"
 )
@@ -27,8 +27,8 @@ func abciQueryOptions(height int64, prove bool) rpcclient.ABCIQueryOptions {
 }
 
 type trusted struct {
-	header *types.SignedHeader
-	vals   *types.ValidatorSet // validators of header.Height; nil if verified backwards
+	header *cmttypes.SignedHeader
+	vals   *cmttypes.ValidatorSet // validators of header.Height; nil if verified backwards
 }
 
 // verifier verifies headers from a trusted root with the light-client
@@ -48,14 +48,14 @@ type verifier struct {
 	// saveMu orders writes to the trust store; saved is the newest header
 	// written (or loaded), genesis the chain's genesis ID once checked.
 	saveMu  sync.Mutex
-	saved   *types.SignedHeader
+	saved   *cmttypes.SignedHeader
 	genesis *teerex.Hash
 }
 
 // VerifiedHeader returns the header at height verified by the light-client
 // rules from the trusted root. It waits (polling) until the node has the
 // block.
-func (c *Client) VerifiedHeader(ctx context.Context, height int64) (*types.Header, error) {
+func (c *Client) VerifiedHeader(ctx context.Context, height int64) (*cmttypes.Header, error) {
 	if err := c.waitHeight(ctx, height); err != nil {
 		return nil, err
 	}
@@ -94,7 +94,7 @@ func (v *verifier) fetch(ctx context.Context, height int64) (*trusted, error) {
 	if err := sh.ValidateBasic(v.c.chainID); err != nil {
 		return nil, fmt.Errorf("header %d: %w", height, err)
 	}
-	var vals []*types.Validator
+	var vals []*cmttypes.Validator
 	perPage := 100
 	for page := 1; ; page++ {
 		res, err := v.c.rpc.Validators(ctx, &height, &page, &perPage)
@@ -106,7 +106,7 @@ func (v *verifier) fetch(ctx context.Context, height int64) (*trusted, error) {
 			break
 		}
 	}
-	vs := types.NewValidatorSet(vals)
+	vs := cmttypes.NewValidatorSet(vals)
 	if !bytes.Equal(vs.Hash(), sh.ValidatorsHash) {
 		return nil, fmt.Errorf("validators %d do not match the header", height)
 	}

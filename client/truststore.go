@@ -15,7 +15,7 @@ import (
 	"time"
 
 	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
-	"github.com/cometbft/cometbft/types"
+	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/chain/teerex"
 )
@@ -56,8 +56,8 @@ type TrustStore interface {
 // TrustedHeader is a verified header with the validator set of its height
 // and the genesis ID (teerex.GenesisID, proved) of its chain.
 type TrustedHeader struct {
-	Header     *types.SignedHeader
-	Validators *types.ValidatorSet
+	Header     *cmttypes.SignedHeader
+	Validators *cmttypes.ValidatorSet
 	GenesisID  teerex.Hash
 	// Source says where the record was loaded from, for messages (e.g. a
 	// file's path); not saved.
@@ -70,7 +70,7 @@ func (t *TrustedHeader) check(chainID string) error {
 	if t.Header == nil || t.Validators == nil {
 		return errors.New("no header or validator set")
 	}
-	lb := types.LightBlock{SignedHeader: t.Header, ValidatorSet: t.Validators}
+	lb := cmttypes.LightBlock{SignedHeader: t.Header, ValidatorSet: t.Validators}
 	if err := lb.ValidateBasic(chainID); err != nil {
 		return err
 	}
@@ -153,7 +153,7 @@ func decodeTrustFile(b []byte, chainID string) (*TrustedHeader, error) {
 	if err := pb.Unmarshal(f.LightBlock); err != nil {
 		return nil, fmt.Errorf("light block: %w", err)
 	}
-	lb, err := types.LightBlockFromProto(&pb)
+	lb, err := cmttypes.LightBlockFromProto(&pb)
 	if err != nil {
 		return nil, fmt.Errorf("light block: %w", err)
 	}
@@ -170,7 +170,7 @@ func decodeTrustFile(b []byte, chainID string) (*TrustedHeader, error) {
 // Save writes the record of chainID atomically: a temporary file in Dir is
 // written and synced, then renamed over the old record, and Dir is synced.
 func (s FileTrustStore) Save(chainID string, t *TrustedHeader) error {
-	pb, err := (&types.LightBlock{SignedHeader: t.Header, ValidatorSet: t.Validators}).ToProto()
+	pb, err := (&cmttypes.LightBlock{SignedHeader: t.Header, ValidatorSet: t.Validators}).ToProto()
 	if err != nil {
 		return fmt.Errorf("trust store: %w", err)
 	}

@@ -95,7 +95,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/cometbft/cometbft/types"
+	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
@@ -441,7 +441,7 @@ func (e *Enclave) sealCheckpoint(c *checkpoint) ([]byte, error) {
 
 // genesisOf decodes Init's genesis validators and returns them with the
 // genesis ID of the chain the enclave is to follow.
-func genesisOf(r *protocol.Init) (*types.ValidatorSet, [32]byte, error) {
+func genesisOf(r *protocol.Init) (*cmttypes.ValidatorSet, [32]byte, error) {
 	vals, err := protocol.DecodeValidatorSet(r.GenesisValidators)
 	if err != nil {
 		return nil, [32]byte{}, protocol.Errorf(protocol.CodeInvalidInput, "genesis validators: %v", err)

@@ -14,7 +14,7 @@ import (
 	dbm "github.com/cometbft/cometbft-db"
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/cometbft/cometbft/crypto"
-	"github.com/cometbft/cometbft/types"
+	cmttypes "github.com/cometbft/cometbft/types"
 
 	app "github.com/integritee-go/integritee/chain"
 	"github.com/integritee-go/integritee/chain/accounts"
@@ -97,7 +97,7 @@ func newChainSimAt(t testing.TB, seed string, start time.Time) *chainSim {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ic, err := a.InitChain(context.Background(), &abci.RequestInitChain{ChainId: chainID, Time: tc.Start, InitialHeight: 1, AppStateBytes: genesis, Validators: types.TM2PB.ValidatorUpdates(tc.Vals)})
+	ic, err := a.InitChain(context.Background(), &abci.RequestInitChain{ChainId: chainID, Time: tc.Start, InitialHeight: 1, AppStateBytes: genesis, Validators: cmttypes.TM2PB.ValidatorUpdates(tc.Vals)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/cometbft/cometbft/types"
+	cmttypes "github.com/cometbft/cometbft/types"
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/attestation/ratls"
@@ -277,7 +277,7 @@ var ErrProviderNotRegistered = errors.New("provisioning: provider is not an acti
 // checkProviderRegistered checks the provider's registration against the
 // app hash of the checkpoint header (the state after the block before it):
 // the proved values form the state teerex's own Active reads.
-func (e *Enclave) checkProviderRegistered(hdr *types.SignedHeader, pl *provisionPayload) error {
+func (e *Enclave) checkProviderRegistered(hdr *cmttypes.SignedHeader, pl *provisionPayload) error {
 	st := provedState{}
 	for _, v := range pl.Registry {
 		if err := v.Proof.Verify(hdr.AppHash, v.Key, v.Value); err != nil {

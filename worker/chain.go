@@ -7,7 +7,7 @@ import (
 	"fmt"
 
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
-	"github.com/cometbft/cometbft/types"
+	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/sidechain"
@@ -39,11 +39,11 @@ func (c *chainReader) genesis(ctx context.Context) ([]byte, string, int64, error
 		return nil, "", 0, fmt.Errorf("genesis: %w", err)
 	}
 	g := res.Genesis
-	vals := make([]*types.Validator, len(g.Validators))
+	vals := make([]*cmttypes.Validator, len(g.Validators))
 	for i, v := range g.Validators {
-		vals[i] = types.NewValidator(v.PubKey, v.Power)
+		vals[i] = cmttypes.NewValidator(v.PubKey, v.Power)
 	}
-	raw, err := protocol.EncodeValidatorSet(types.NewValidatorSet(vals))
+	raw, err := protocol.EncodeValidatorSet(cmttypes.NewValidatorSet(vals))
 	if err != nil {
 		return nil, "", 0, err
 	}
@@ -90,8 +90,8 @@ func (c *chainReader) header(ctx context.Context, h int64) (protocol.Header, err
 	return protocol.Header{SignedHeader: sh, Validators: c.valsRaw}, nil
 }
 
-func (c *chainReader) validators(ctx context.Context, h int64) (*types.ValidatorSet, error) {
-	var vals []*types.Validator
+func (c *chainReader) validators(ctx context.Context, h int64) (*cmttypes.ValidatorSet, error) {
+	var vals []*cmttypes.Validator
 	perPage := 100
 	for page := 1; ; page++ {
 		res, err := c.rpc.Validators(ctx, &h, &page, &perPage)
@@ -103,7 +103,7 @@ func (c *chainReader) validators(ctx context.Context, h int64) (*types.Validator
 			break
 		}
 	}
-	return types.NewValidatorSet(vals), nil
+	return cmttypes.NewValidatorSet(vals), nil
 }
 
 // block returns the request that feeds block h, and the shard blocks the

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cometbft/cometbft/types"
+	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
@@ -483,7 +483,7 @@ func TestMonthsOldChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := &client.TrustedHeader{Header: &com.SignedHeader, Validators: types.NewValidatorSet(vals.Validators)}
+	old := &client.TrustedHeader{Header: &com.SignedHeader, Validators: cmttypes.NewValidatorSet(vals.Validators)}
 	if err := (client.FileTrustStore{Dir: filepath.Join(dir, "trust")}).Save(node.DevChainID, old); err != nil {
 		t.Fatal(err)
 	}

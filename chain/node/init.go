@@ -11,7 +11,7 @@ import (
 	cmtcfg "github.com/cometbft/cometbft/config"
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/privval"
-	"github.com/cometbft/cometbft/types"
+	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/chain"
 	"github.com/integritee-go/integritee/chain/accounts"
@@ -81,12 +81,12 @@ func Init(home string, opts InitOptions) error {
 	if err != nil {
 		return err
 	}
-	return writeGenesis([]string{home}, opts, []types.GenesisValidator{v})
+	return writeGenesis([]string{home}, opts, []cmttypes.GenesisValidator{v})
 }
 
 // initKeys creates the directories, validator key, node key and node.json.
-func initKeys(home string, c Config) (types.GenesisValidator, error) {
-	var v types.GenesisValidator
+func initKeys(home string, c Config) (cmttypes.GenesisValidator, error) {
+	var v cmttypes.GenesisValidator
 	cc := cometConfig(home)
 	if _, err := os.Stat(cc.GenesisFile()); err == nil {
 		return v, fmt.Errorf("init %s: %w", home, ErrHomeExists)
@@ -108,11 +108,11 @@ func initKeys(home string, c Config) (types.GenesisValidator, error) {
 	if err != nil {
 		return v, fmt.Errorf("init %s: %w", home, err)
 	}
-	return types.GenesisValidator{Address: pub.Address(), PubKey: pub, Power: 10, Name: c.Moniker}, nil
+	return cmttypes.GenesisValidator{Address: pub.Address(), PubKey: pub, Power: 10, Name: c.Moniker}, nil
 }
 
 // writeGenesis writes the same genesis into every home.
-func writeGenesis(homes []string, opts InitOptions, vals []types.GenesisValidator) error {
+func writeGenesis(homes []string, opts InitOptions, vals []cmttypes.GenesisValidator) error {
 	ag := opts.Accounts
 	if ag == nil {
 		g := accounts.DevGenesis()
@@ -146,11 +146,11 @@ func writeGenesis(homes []string, opts InitOptions, vals []types.GenesisValidato
 	if err != nil {
 		return err
 	}
-	gen := &types.GenesisDoc{
+	gen := &cmttypes.GenesisDoc{
 		GenesisTime:     opts.GenesisTime,
 		ChainID:         opts.ChainID,
 		InitialHeight:   1,
-		ConsensusParams: types.DefaultConsensusParams(),
+		ConsensusParams: cmttypes.DefaultConsensusParams(),
 		Validators:      vals,
 		AppState:        appState,
 	}

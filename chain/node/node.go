@@ -21,7 +21,7 @@ import (
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/privval"
 	"github.com/cometbft/cometbft/proxy"
-	"github.com/cometbft/cometbft/types"
+	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/chain"
 	"github.com/integritee-go/integritee/chain/runtime"
@@ -77,7 +77,7 @@ func Start(home string, opts StartOptions) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	gen, err := types.GenesisDocFromFile(cc.GenesisFile())
+	gen, err := cmttypes.GenesisDocFromFile(cc.GenesisFile())
 	if err != nil {
 		return nil, fmt.Errorf("start: %w", err)
 	}
@@ -115,7 +115,7 @@ func Start(home string, opts StartOptions) (*Node, error) {
 	dbs := &dbTracker{}
 	cmt, err := cmtnode.NewNode(cc, pv, nodeKey,
 		proxy.NewLocalClientCreator(app),
-		func() (*types.GenesisDoc, error) { return gen, nil },
+		func() (*cmttypes.GenesisDoc, error) { return gen, nil },
 		dbs.provide,
 		cmtnode.DefaultMetricsProvider(cc.Instrumentation),
 		cometLogger{l: log.With("module", "comet"), min: level},
@@ -281,12 +281,12 @@ func (c cometLogger) With(kv ...any) cmtlog.Logger {
 }
 
 // Genesis reads the genesis of a home.
-func Genesis(home string) (*types.GenesisDoc, error) {
-	return types.GenesisDocFromFile(cometConfig(home).GenesisFile())
+func Genesis(home string) (*cmttypes.GenesisDoc, error) {
+	return cmttypes.GenesisDocFromFile(cometConfig(home).GenesisFile())
 }
 
 // AppState decodes the app_state of a genesis.
-func AppState(gen *types.GenesisDoc) (chain.AppState, error) {
+func AppState(gen *cmttypes.GenesisDoc) (chain.AppState, error) {
 	var s chain.AppState
 	err := json.Unmarshal(gen.AppState, &s)
 	return s, err

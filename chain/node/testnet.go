@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/cometbft/cometbft/p2p"
-	"github.com/cometbft/cometbft/types"
+	cmttypes "github.com/cometbft/cometbft/types"
 )
 
 // TestnetOptions configure a local multi-validator network.
@@ -45,7 +45,7 @@ func Testnet(out string, n int, opts TestnetOptions) ([]string, error) {
 	}
 	homes := make([]string, n)
 	cfgs := make([]Config, n)
-	vals := make([]types.GenesisValidator, n)
+	vals := make([]cmttypes.GenesisValidator, n)
 	peers := make([]string, n)
 	for i := range n {
 		homes[i] = filepath.Join(out, "node"+strconv.Itoa(i))

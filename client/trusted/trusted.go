@@ -41,7 +41,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cometbft/cometbft/types"
+	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/sidechain"
@@ -107,7 +107,7 @@ type Registry interface {
 	ShardAt(ctx context.Context, id teerex.Hash, height int64) (*client.ShardStatus, error)
 	// VerifiedHeader is the verified header at height: the time of the
 	// block after a state's height tells how recent that state is.
-	VerifiedHeader(ctx context.Context, height int64) (*types.Header, error)
+	VerifiedHeader(ctx context.Context, height int64) (*cmttypes.Header, error)
 	// SidechainBlock is the chain's confirmation of a shard block (nil if
 	// not confirmed): what "confirmed" is checked against.
 	SidechainBlock(ctx context.Context, shard teerex.Hash, number uint64) (*sidechain.Confirmation, int64, error)

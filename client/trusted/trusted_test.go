@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cometbft/cometbft/types"
+	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/sidechain"
@@ -75,12 +75,12 @@ func (r *registry) SidechainBlock(_ context.Context, shard teerex.Hash, n uint64
 
 func (r *registry) GenesisID(context.Context) (teerex.Hash, error) { return r.genesis, r.genesisErr }
 
-func (r *registry) VerifiedHeader(_ context.Context, height int64) (*types.Header, error) {
+func (r *registry) VerifiedHeader(_ context.Context, height int64) (*cmttypes.Header, error) {
 	t := r.headerTime
 	if t.IsZero() {
 		t = now
 	}
-	return &types.Header{Height: height, Time: t}, nil
+	return &cmttypes.Header{Height: height, Time: t}, nil
 }
 
 func (r *registry) EnclaveAt(_ context.Context, s tx.Address, height int64) (*teerex.Enclave, int64, error) {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cometbft/cometbft/types"
+	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/chain/accounts"
@@ -332,7 +332,7 @@ func TestTrustStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := &client.TrustedHeader{Header: &com.SignedHeader, Validators: types.NewValidatorSet(vals.Validators), GenesisID: genesis}
+	old := &client.TrustedHeader{Header: &com.SignedHeader, Validators: cmttypes.NewValidatorSet(vals.Validators), GenesisID: genesis}
 	if err := (client.FileTrustStore{Dir: dir}).Save(node.DevChainID, old); err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/cometbft/cometbft/crypto/ed25519"
-	"github.com/cometbft/cometbft/types"
+	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/enclave/protocol"
 )
@@ -101,7 +101,7 @@ func TestChildProcess(t *testing.T) {
 	if info.MRENCLAVE != sha256.Sum256(exe) {
 		t.Fatalf("MRENCLAVE %x is not the executable's hash", info.MRENCLAVE)
 	}
-	vs := types.NewValidatorSet([]*types.Validator{types.NewValidator(ed25519.GenPrivKeyFromSecret([]byte("v")).PubKey(), 1)})
+	vs := cmttypes.NewValidatorSet([]*cmttypes.Validator{cmttypes.NewValidator(ed25519.GenPrivKeyFromSecret([]byte("v")).PubKey(), 1)})
 	vals, err := protocol.EncodeValidatorSet(vs)
 	if err != nil {
 		t.Fatal(err)

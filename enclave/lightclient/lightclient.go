@@ -1,7 +1,7 @@
 // Package lightclient is the enclave's view of the chain: it follows the
 // chain block by block from the genesis validator set with CometBFT's light
 // client verification (adjacent headers, +2/3 of the validators the
-// previous header named, types.ValidatorSet.VerifyCommitLight), and proves each block's transactions and their
+// previous header named, cmttypes.ValidatorSet.VerifyCommitLight), and proves each block's transactions and their
 // results before the enclave acts on them.
 //
 // Block H is verified with the header of H+1: the header of H (signed by
@@ -24,7 +24,7 @@ import (
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
-	"github.com/cometbft/cometbft/types"
+	cmttypes "github.com/cometbft/cometbft/types"
 )
 
 // DefaultTrustingPeriod bounds the time between consecutive block headers.
@@ -50,23 +50,23 @@ type Config struct {
 	ChainID       string
 	InitialHeight int64
 	// Genesis is the genesis validator set; it signs InitialHeight.
-	Genesis        *types.ValidatorSet
+	Genesis        *cmttypes.ValidatorSet
 	TrustingPeriod time.Duration
 }
 
 // Client verifies blocks in order. It is not safe for concurrent use.
 type Client struct {
 	cfg     Config
-	trusted *types.SignedHeader // last accepted block; nil before the first
+	trusted *cmttypes.SignedHeader // last accepted block; nil before the first
 	// next is the header after trusted, verified as Next of the last
 	// block, so that it need not be verified twice.
-	next *types.SignedHeader
+	next *cmttypes.SignedHeader
 }
 
 // New returns a client that expects Config.InitialHeight next. trusted, if
 // not nil, is the header of the last accepted block (from a checkpoint),
 // and the client expects the block after it.
-func New(cfg Config, trusted *types.SignedHeader) (*Client, error) {
+func New(cfg Config, trusted *cmttypes.SignedHeader) (*Client, error) {
 	if cfg.ChainID == "" {
 		return nil, fmt.Errorf("%w: empty chain ID", ErrConfig)
 	}
@@ -103,17 +103,17 @@ func (c *Client) Height() int64 {
 }
 
 // Trusted returns the last accepted header (nil if none).
-func (c *Client) Trusted() *types.SignedHeader { return c.trusted }
+func (c *Client) Trusted() *cmttypes.SignedHeader { return c.trusted }
 
 // Block is what the host feeds for one height.
 type Block struct {
-	Header     *types.SignedHeader
-	Validators *types.ValidatorSet
+	Header     *cmttypes.SignedHeader
+	Validators *cmttypes.ValidatorSet
 	Txs        [][]byte
 	Results    []*abci.ExecTxResult
 	// Next is the following header and its validators.
-	Next           *types.SignedHeader
-	NextValidators *types.ValidatorSet
+	Next           *cmttypes.SignedHeader
+	NextValidators *cmttypes.ValidatorSet
 }
 
 // Verify checks that b is the next block, signed as the light client rules
@@ -136,7 +136,7 @@ func (c *Client) Verify(b *Block) error {
 	if !bytes.Equal(b.Next.LastBlockID.Hash, b.Header.Hash()) {
 		return fmt.Errorf("%w: next header does not follow block %d", ErrHeader, want)
 	}
-	txs := make(types.Txs, len(b.Txs))
+	txs := make(cmttypes.Txs, len(b.Txs))
 	for i, t := range b.Txs {
 		txs[i] = t
 	}
@@ -151,14 +151,14 @@ func (c *Client) Verify(b *Block) error {
 			return fmt.Errorf("%w: nil result", ErrResultsHash)
 		}
 	}
-	if !bytes.Equal(types.NewResults(b.Results).Hash(), b.Next.LastResultsHash) {
+	if !bytes.Equal(cmttypes.NewResults(b.Results).Hash(), b.Next.LastResultsHash) {
 		return fmt.Errorf("%w: height %d", ErrResultsHash, want)
 	}
 	return nil
 }
 
 // verifyHeader verifies the header at Height()+1.
-func (c *Client) verifyHeader(h *types.SignedHeader, vals *types.ValidatorSet) error {
+func (c *Client) verifyHeader(h *cmttypes.SignedHeader, vals *cmttypes.ValidatorSet) error {
 	if !bytes.Equal(h.ValidatorsHash, vals.Hash()) {
 		return fmt.Errorf("validators hash %X, header names %X", vals.Hash(), h.ValidatorsHash)
 	}
@@ -184,7 +184,7 @@ func (c *Client) verifyHeader(h *types.SignedHeader, vals *types.ValidatorSet) e
 // written out here, on the types package alone, because the light package
 // links CometBFT's RPC client into the binary, which has no place in an
 // enclave; a test checks that both agree.
-func Adjacent(trusted, h *types.SignedHeader, vals *types.ValidatorSet, trustingPeriod time.Duration) error {
+func Adjacent(trusted, h *cmttypes.SignedHeader, vals *cmttypes.ValidatorSet, trustingPeriod time.Duration) error {
 	if h == nil || h.Header == nil || vals == nil {
 		return errors.New("no header or validators")
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/cometbft/cometbft/crypto"
 	"github.com/cometbft/cometbft/crypto/ed25519"
 	"github.com/cometbft/cometbft/light"
-	"github.com/cometbft/cometbft/types"
+	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/enclave/internal/testchain"
 	"github.com/integritee-go/integritee/enclave/lightclient"
@@ -69,13 +69,13 @@ func TestRejections(t *testing.T) {
 	other := newChain(t, "other-chain")
 
 	clone := func(b *lightclient.Block) *lightclient.Block { cp := *b; return &cp }
-	signedBy := func(h *types.SignedHeader, keys []crypto.PrivKey) *types.SignedHeader {
-		return &types.SignedHeader{Header: h.Header, Commit: c.Sign(h.Header, keys)}
+	signedBy := func(h *cmttypes.SignedHeader, keys []crypto.PrivKey) *cmttypes.SignedHeader {
+		return &cmttypes.SignedHeader{Header: h.Header, Commit: c.Sign(h.Header, keys)}
 	}
-	retime := func(h *types.SignedHeader) *types.SignedHeader {
+	retime := func(h *cmttypes.SignedHeader) *cmttypes.SignedHeader {
 		hdr := *h.Header
 		hdr.AppHash = make([]byte, 32)
-		return &types.SignedHeader{Header: &hdr, Commit: h.Commit}
+		return &cmttypes.SignedHeader{Header: &hdr, Commit: h.Commit}
 	}
 
 	tests := []struct {
@@ -181,7 +181,7 @@ func TestRejections(t *testing.T) {
 func TestGenesisMismatch(t *testing.T) {
 	c := newChain(t, "chain")
 	k := ed25519.GenPrivKeyFromSecret([]byte("x"))
-	lc, err := lightclient.New(lightclient.Config{ChainID: "chain", Genesis: types.NewValidatorSet([]*types.Validator{types.NewValidator(k.PubKey(), 1)})}, nil)
+	lc, err := lightclient.New(lightclient.Config{ChainID: "chain", Genesis: cmttypes.NewValidatorSet([]*cmttypes.Validator{cmttypes.NewValidator(k.PubKey(), 1)})}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,17 +211,17 @@ func TestAdjacentMatchesCometBFT(t *testing.T) {
 	changed.AppHash = make([]byte, 32)
 	tests := []struct {
 		name   string
-		h      *types.SignedHeader
-		vals   *types.ValidatorSet
+		h      *cmttypes.SignedHeader
+		vals   *cmttypes.ValidatorSet
 		period time.Duration
 		ok     bool
 	}{
 		{"genuine", h, c.Vals, time.Hour, true},
 		{"expired trust", h, c.Vals, time.Second, false},
-		{"forged commit", &types.SignedHeader{Header: h.Header, Commit: c.Sign(h.Header, impostors.Keys)}, c.Vals, time.Hour, false},
-		{"impostor validators", &types.SignedHeader{Header: h.Header, Commit: c.Sign(h.Header, impostors.Keys)}, impostors.Vals, time.Hour, false},
-		{"too few signatures", &types.SignedHeader{Header: h.Header, Commit: c.Sign(h.Header, c.Keys[:2])}, c.Vals, time.Hour, false},
-		{"changed header", &types.SignedHeader{Header: &changed, Commit: h.Commit}, c.Vals, time.Hour, false},
+		{"forged commit", &cmttypes.SignedHeader{Header: h.Header, Commit: c.Sign(h.Header, impostors.Keys)}, c.Vals, time.Hour, false},
+		{"impostor validators", &cmttypes.SignedHeader{Header: h.Header, Commit: c.Sign(h.Header, impostors.Keys)}, impostors.Vals, time.Hour, false},
+		{"too few signatures", &cmttypes.SignedHeader{Header: h.Header, Commit: c.Sign(h.Header, c.Keys[:2])}, c.Vals, time.Hour, false},
+		{"changed header", &cmttypes.SignedHeader{Header: &changed, Commit: h.Commit}, c.Vals, time.Hour, false},
 		{"not adjacent", c.Block(3).Header, c.Vals, time.Hour, false},
 		{"same height", trusted, c.Vals, time.Hour, false},
 	}

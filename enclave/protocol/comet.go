@@ -4,12 +4,12 @@ import (
 	"fmt"
 
 	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
-	"github.com/cometbft/cometbft/types"
+	cmttypes "github.com/cometbft/cometbft/types"
 )
 
 // EncodeSignedHeader returns the CometBFT protobuf bytes of sh, as Header
 // carries them.
-func EncodeSignedHeader(sh *types.SignedHeader) ([]byte, error) {
+func EncodeSignedHeader(sh *cmttypes.SignedHeader) ([]byte, error) {
 	if sh == nil {
 		return nil, fmt.Errorf("encode signed header: nil")
 	}
@@ -21,7 +21,7 @@ func EncodeSignedHeader(sh *types.SignedHeader) ([]byte, error) {
 }
 
 // EncodeValidatorSet returns the CometBFT protobuf bytes of vs.
-func EncodeValidatorSet(vs *types.ValidatorSet) ([]byte, error) {
+func EncodeValidatorSet(vs *cmttypes.ValidatorSet) ([]byte, error) {
 	p, err := vs.ToProto()
 	if err != nil {
 		return nil, fmt.Errorf("encode validator set: %w", err)
@@ -35,12 +35,12 @@ func EncodeValidatorSet(vs *types.ValidatorSet) ([]byte, error) {
 
 // DecodeSignedHeader parses and checks the basic validity of a signed
 // header of chainID.
-func DecodeSignedHeader(b []byte, chainID string) (*types.SignedHeader, error) {
+func DecodeSignedHeader(b []byte, chainID string) (*cmttypes.SignedHeader, error) {
 	var p cmtproto.SignedHeader
 	if err := p.Unmarshal(b); err != nil {
 		return nil, fmt.Errorf("decode signed header: %w", err)
 	}
-	sh, err := types.SignedHeaderFromProto(&p)
+	sh, err := cmttypes.SignedHeaderFromProto(&p)
 	if err != nil {
 		return nil, fmt.Errorf("decode signed header: %w", err)
 	}
@@ -52,12 +52,12 @@ func DecodeSignedHeader(b []byte, chainID string) (*types.SignedHeader, error) {
 
 // DecodeValidatorSet parses and checks the basic validity of a validator
 // set.
-func DecodeValidatorSet(b []byte) (*types.ValidatorSet, error) {
+func DecodeValidatorSet(b []byte) (*cmttypes.ValidatorSet, error) {
 	var p cmtproto.ValidatorSet
 	if err := p.Unmarshal(b); err != nil {
 		return nil, fmt.Errorf("decode validator set: %w", err)
 	}
-	vs, err := types.ValidatorSetFromProto(&p)
+	vs, err := cmttypes.ValidatorSetFromProto(&p)
 	if err != nil {
 		return nil, fmt.Errorf("decode validator set: %w", err)
 	}

@@ -10,7 +10,7 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/cometbft/cometbft/crypto/ed25519"
-	"github.com/cometbft/cometbft/types"
+	cmttypes "github.com/cometbft/cometbft/types"
 )
 
 // WantErr fails unless every error in want matches err (no want: success).
@@ -46,13 +46,13 @@ func Rejected(t testing.TB, err error, changes int, events []abci.Event, want ..
 // derive from seed, as CometBFT passes them to InitChain, and the hash of
 // their set (the ValidatorsHash of the first block's header).
 func Validators(seed string, n int) ([]abci.ValidatorUpdate, []byte) {
-	vals := make([]*types.Validator, n)
+	vals := make([]*cmttypes.Validator, n)
 	for i := range vals {
 		k := ed25519.GenPrivKeyFromSecret(fmt.Appendf(nil, "%s/%d", seed, i))
-		vals[i] = types.NewValidator(k.PubKey(), 10)
+		vals[i] = cmttypes.NewValidator(k.PubKey(), 10)
 	}
-	set := types.NewValidatorSet(vals)
-	return types.TM2PB.ValidatorUpdates(set), set.Hash()
+	set := cmttypes.NewValidatorSet(vals)
+	return cmttypes.TM2PB.ValidatorUpdates(set), set.Hash()
 }
 
 // BlockHash is the hash that tests driving the application without

@@ -14,14 +14,14 @@ import (
 	"github.com/cometbft/cometbft/crypto/ed25519"
 	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
 	cmtversion "github.com/cometbft/cometbft/proto/tendermint/version"
-	"github.com/cometbft/cometbft/types"
+	cmttypes "github.com/cometbft/cometbft/types"
 	"github.com/cometbft/cometbft/version"
 )
 
 // Block is one built block.
 type Block struct {
-	Header     *types.SignedHeader
-	Validators *types.ValidatorSet
+	Header     *cmttypes.SignedHeader
+	Validators *cmttypes.ValidatorSet
 	Txs        [][]byte
 	Results    []*abci.ExecTxResult
 }
@@ -30,7 +30,7 @@ type Block struct {
 type Chain struct {
 	ChainID string
 	Keys    []crypto.PrivKey
-	Vals    *types.ValidatorSet
+	Vals    *cmttypes.ValidatorSet
 	Blocks  []*Block
 	Start   time.Time
 	// AppHashes, if the chain runs a real application, are its app hashes:
@@ -46,13 +46,13 @@ func New(chainID string, n int, seed string) *Chain {
 	// enclave judges peers' attestation certificates, which the test's
 	// clock issues, at its latest block's time.
 	c := &Chain{ChainID: chainID, Start: time.Now().UTC().Truncate(time.Second).Add(-30 * time.Second)}
-	var vals []*types.Validator
+	var vals []*cmttypes.Validator
 	for i := range n {
 		k := ed25519.GenPrivKeyFromSecret(fmt.Appendf(nil, "%s/%d", seed, i))
 		c.Keys = append(c.Keys, k)
-		vals = append(vals, types.NewValidator(k.PubKey(), 10))
+		vals = append(vals, cmttypes.NewValidator(k.PubKey(), 10))
 	}
-	c.Vals = types.NewValidatorSet(vals)
+	c.Vals = cmttypes.NewValidatorSet(vals)
 	return c
 }
 
@@ -80,7 +80,7 @@ func (c *Chain) Add(txs [][]byte, results []*abci.ExecTxResult) *Block {
 		}
 	}
 	h := c.Height() + 1
-	hdr := &types.Header{
+	hdr := &cmttypes.Header{
 		Version:            cmtversion.Consensus{Block: version.BlockProtocol},
 		ChainID:            c.ChainID,
 		Height:             h,
@@ -90,18 +90,18 @@ func (c *Chain) Add(txs [][]byte, results []*abci.ExecTxResult) *Block {
 		NextValidatorsHash: c.Vals.Hash(),
 		ConsensusHash:      hash("consensus params"),
 		AppHash:            c.appHash(h),
-		LastResultsHash:    types.NewResults(nil).Hash(),
-		EvidenceHash:       types.EvidenceList{}.Hash(),
+		LastResultsHash:    cmttypes.NewResults(nil).Hash(),
+		EvidenceHash:       cmttypes.EvidenceList{}.Hash(),
 		ProposerAddress:    c.Vals.Validators[0].Address,
 	}
 	if h > 1 {
 		prev := c.Blocks[h-2]
 		hdr.LastBlockID = prev.Header.Commit.BlockID
 		hdr.LastCommitHash = prev.Header.Commit.Hash()
-		hdr.LastResultsHash = types.NewResults(prev.Results).Hash()
+		hdr.LastResultsHash = cmttypes.NewResults(prev.Results).Hash()
 	}
 	b := &Block{
-		Header:     &types.SignedHeader{Header: hdr, Commit: c.Sign(hdr, c.Keys)},
+		Header:     &cmttypes.SignedHeader{Header: hdr, Commit: c.Sign(hdr, c.Keys)},
 		Validators: c.Vals,
 		Txs:        txs,
 		Results:    results,
@@ -114,7 +114,7 @@ func (c *Chain) Add(txs [][]byte, results []*abci.ExecTxResult) *Block {
 func (c *Chain) Block(h int64) *Block { return c.Blocks[h-1] }
 
 func txsHash(txs [][]byte) []byte {
-	t := make(types.Txs, len(txs))
+	t := make(cmttypes.Txs, len(txs))
 	for i, x := range txs {
 		t[i] = x
 	}
@@ -123,13 +123,13 @@ func txsHash(txs [][]byte) []byte {
 
 // Sign returns a commit of hdr with a precommit of each key (keys must be
 // validators of the chain, in any subset).
-func (c *Chain) Sign(hdr *types.Header, keys []crypto.PrivKey) *types.Commit {
+func (c *Chain) Sign(hdr *cmttypes.Header, keys []crypto.PrivKey) *cmttypes.Commit {
 	bh := hdr.Hash()
 	psh := sha256.Sum256(bh)
-	id := types.BlockID{Hash: bh, PartSetHeader: types.PartSetHeader{Total: 1, Hash: psh[:]}}
-	commit := &types.Commit{Height: hdr.Height, BlockID: id, Signatures: make([]types.CommitSig, len(c.Vals.Validators))}
+	id := cmttypes.BlockID{Hash: bh, PartSetHeader: cmttypes.PartSetHeader{Total: 1, Hash: psh[:]}}
+	commit := &cmttypes.Commit{Height: hdr.Height, BlockID: id, Signatures: make([]cmttypes.CommitSig, len(c.Vals.Validators))}
 	for i := range commit.Signatures {
-		commit.Signatures[i] = types.NewCommitSigAbsent()
+		commit.Signatures[i] = cmttypes.NewCommitSigAbsent()
 	}
 	for _, k := range keys {
 		idx, _ := c.Vals.GetByAddress(k.PubKey().Address())
@@ -137,16 +137,16 @@ func (c *Chain) Sign(hdr *types.Header, keys []crypto.PrivKey) *types.Commit {
 			idx = 0
 		}
 		ts := hdr.Time.Add(500 * time.Millisecond)
-		v := &types.Vote{
+		v := &cmttypes.Vote{
 			Type: cmtproto.PrecommitType, Height: hdr.Height, BlockID: id, Timestamp: ts,
 			ValidatorAddress: k.PubKey().Address(), ValidatorIndex: idx,
 		}
-		sig, err := k.Sign(types.VoteSignBytes(c.ChainID, v.ToProto()))
+		sig, err := k.Sign(cmttypes.VoteSignBytes(c.ChainID, v.ToProto()))
 		if err != nil {
 			panic(err) // test helper: ed25519 signing does not fail
 		}
-		commit.Signatures[idx] = types.CommitSig{
-			BlockIDFlag: types.BlockIDFlagCommit, ValidatorAddress: k.PubKey().Address(), Timestamp: ts, Signature: sig,
+		commit.Signatures[idx] = cmttypes.CommitSig{
+			BlockIDFlag: cmttypes.BlockIDFlagCommit, ValidatorAddress: k.PubKey().Address(), Timestamp: ts, Signature: sig,
 		}
 	}
 	return commit

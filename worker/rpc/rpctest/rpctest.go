@@ -22,7 +22,7 @@ import (
 	cmted25519 "github.com/cometbft/cometbft/crypto/ed25519"
 	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
 	cmtversion "github.com/cometbft/cometbft/proto/tendermint/version"
-	"github.com/cometbft/cometbft/types"
+	cmttypes "github.com/cometbft/cometbft/types"
 	"github.com/cometbft/cometbft/version"
 
 	"github.com/integritee-go/integritee/chain/sidechain"
@@ -57,8 +57,8 @@ type Enclave struct {
 	t       testing.TB
 	backend *sim.Backend
 	shard   [32]byte
-	chain   []*types.SignedHeader
-	vals    *types.ValidatorSet
+	chain   []*cmttypes.SignedHeader
+	vals    *cmttypes.ValidatorSet
 
 	mu      sync.Mutex // serialises requests with persistence, as the host must
 	client  *protocol.Client
@@ -113,8 +113,8 @@ func NewEnclave(t testing.TB, name string) *Enclave {
 // chain is the test chain every test enclave follows: two empty blocks
 // signed by one validator, the same for all (it depends on nothing else).
 type chain struct {
-	headers []*types.SignedHeader
-	vals    *types.ValidatorSet
+	headers []*cmttypes.SignedHeader
+	vals    *cmttypes.ValidatorSet
 }
 
 // BlockTime is the time of block 1, the chain block a new test enclave
@@ -123,26 +123,26 @@ var BlockTime = time.Date(2026, 1, 1, 0, 0, 1, 0, time.UTC)
 
 var testChain = sync.OnceValue(func() chain {
 	k := cmted25519.GenPrivKeyFromSecret([]byte("rpctest validator"))
-	c := chain{vals: types.NewValidatorSet([]*types.Validator{types.NewValidator(k.PubKey(), 10)})}
+	c := chain{vals: cmttypes.NewValidatorSet([]*cmttypes.Validator{cmttypes.NewValidator(k.PubKey(), 10)})}
 	for h := int64(1); h <= 2; h++ {
-		hdr := &types.Header{
+		hdr := &cmttypes.Header{
 			Version: cmtversion.Consensus{Block: version.BlockProtocol}, ChainID: ChainID, Height: h,
-			Time: BlockTime.Add(time.Duration(h-1) * time.Second), DataHash: types.Txs{}.Hash(),
+			Time: BlockTime.Add(time.Duration(h-1) * time.Second), DataHash: cmttypes.Txs{}.Hash(),
 			ValidatorsHash: c.vals.Hash(), NextValidatorsHash: c.vals.Hash(), ConsensusHash: sum("consensus"),
-			AppHash: sum(fmt.Sprint("app ", h)), LastResultsHash: types.NewResults(nil).Hash(),
-			EvidenceHash: types.EvidenceList{}.Hash(), ProposerAddress: c.vals.Validators[0].Address,
+			AppHash: sum(fmt.Sprint("app ", h)), LastResultsHash: cmttypes.NewResults(nil).Hash(),
+			EvidenceHash: cmttypes.EvidenceList{}.Hash(), ProposerAddress: c.vals.Validators[0].Address,
 		}
 		if h > 1 {
 			prev := c.headers[h-2]
 			hdr.LastBlockID, hdr.LastCommitHash = prev.Commit.BlockID, prev.Commit.Hash()
 		}
-		c.headers = append(c.headers, &types.SignedHeader{Header: hdr, Commit: commit(hdr, k)})
+		c.headers = append(c.headers, &cmttypes.SignedHeader{Header: hdr, Commit: commit(hdr, k)})
 	}
 	return c
 })
 
 // Header returns the test chain's header at height h (1 or 2).
-func Header(h int64) *types.Header { return testChain().headers[h-1].Header }
+func Header(h int64) *cmttypes.Header { return testChain().headers[h-1].Header }
 
 // Genesis returns the ID of the test chain (teerex.GenesisID).
 func Genesis() [32]byte { return teerex.GenesisID(ChainID, 1, testChain().vals.Hash()) }
@@ -155,18 +155,18 @@ func Target(id rpc.Identity) stf.Target {
 
 func sum(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
 
-func commit(hdr *types.Header, k crypto.PrivKey) *types.Commit {
+func commit(hdr *cmttypes.Header, k crypto.PrivKey) *cmttypes.Commit {
 	bh := hdr.Hash()
 	psh := sha256.Sum256(bh)
-	id := types.BlockID{Hash: bh, PartSetHeader: types.PartSetHeader{Total: 1, Hash: psh[:]}}
+	id := cmttypes.BlockID{Hash: bh, PartSetHeader: cmttypes.PartSetHeader{Total: 1, Hash: psh[:]}}
 	ts := hdr.Time.Add(500 * time.Millisecond)
-	v := &types.Vote{Type: cmtproto.PrecommitType, Height: hdr.Height, BlockID: id, Timestamp: ts, ValidatorAddress: k.PubKey().Address()}
-	sig, err := k.Sign(types.VoteSignBytes(ChainID, v.ToProto()))
+	v := &cmttypes.Vote{Type: cmtproto.PrecommitType, Height: hdr.Height, BlockID: id, Timestamp: ts, ValidatorAddress: k.PubKey().Address()}
+	sig, err := k.Sign(cmttypes.VoteSignBytes(ChainID, v.ToProto()))
 	if err != nil {
 		panic(err) // test support: ed25519 signing does not fail
 	}
-	return &types.Commit{Height: hdr.Height, BlockID: id, Signatures: []types.CommitSig{{
-		BlockIDFlag: types.BlockIDFlagCommit, ValidatorAddress: k.PubKey().Address(), Timestamp: ts, Signature: sig,
+	return &cmttypes.Commit{Height: hdr.Height, BlockID: id, Signatures: []cmttypes.CommitSig{{
+		BlockIDFlag: cmttypes.BlockIDFlagCommit, ValidatorAddress: k.PubKey().Address(), Timestamp: ts, Signature: sig,
 	}}}
 }
 
