@@ -52,6 +52,7 @@ import (
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // Version is the application's software version.
@@ -316,7 +317,7 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 		// recheck, so answer with the internal code: the transaction is
 		// refused and nothing changes.
 		a.log.Error("check tx", "err", err)
-		return &abci.ResponseCheckTx{Code: runtime.ErrInternal.Code, Codespace: runtime.ErrInternal.Codespace, Log: runtime.ErrInternal.Msg}, nil
+		return &abci.ResponseCheckTx{Code: types.ErrInternal.Code, Codespace: types.ErrInternal.Codespace, Log: types.ErrInternal.Msg}, nil
 	}
 	if res.Code != abci.CodeTypeOK {
 		return &abci.ResponseCheckTx{Code: res.Code, Codespace: res.Codespace, Log: res.Log}, nil
@@ -344,7 +345,7 @@ func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposa
 		if err != nil {
 			return nil, err
 		}
-		if res.Code != abci.CodeTypeOK && res.Codespace == runtime.CodespaceApp {
+		if res.Code != abci.CodeTypeOK && res.Codespace == types.CodespaceApp {
 			continue
 		}
 		out = append(out, raw)
@@ -430,7 +431,7 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 // /app/genesis is the application's own: the chain's genesis ID.
 func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQuery, error) {
 	fail := func(err error) (*abci.ResponseQuery, error) {
-		space, code, log := runtime.ABCIInfo(err)
+		space, code, log := types.ABCIInfo(err)
 		return &abci.ResponseQuery{Code: code, Codespace: space, Log: log, Height: req.Height}, nil
 	}
 	key, err := a.queryKey(req.Path)
@@ -439,7 +440,7 @@ func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQu
 	}
 	got, err := a.store.GetWithProof(key, req.Height)
 	if errors.Is(err, store.ErrVersionNotFound) {
-		return fail(fmt.Errorf("%w: %w", runtime.ErrHeightUnavailable, err))
+		return fail(fmt.Errorf("%w: %w", types.ErrHeightUnavailable, err))
 	}
 	if err != nil {
 		return fail(err)
@@ -462,15 +463,15 @@ func (a *App) queryKey(path string) ([]byte, error) {
 		if len(segs) == 2 && segs[1] == "genesis" {
 			return runtime.GenesisKey(), nil
 		}
-		return nil, fmt.Errorf("%w: path %q: want /app/genesis", runtime.ErrBadQuery, path)
+		return nil, fmt.Errorf("%w: path %q: want /app/genesis", types.ErrBadQuery, path)
 	}
 	m, ok := a.modules[segs[0]]
 	if !ok {
-		return nil, fmt.Errorf("%w: no module for path %q", runtime.ErrBadQuery, path)
+		return nil, fmt.Errorf("%w: no module for path %q", types.ErrBadQuery, path)
 	}
 	key, err := m.QueryKey(segs[1:])
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", runtime.ErrBadQuery, err)
+		return nil, fmt.Errorf("%w: %w", types.ErrBadQuery, err)
 	}
 	return key, nil
 }
@@ -484,25 +485,25 @@ func (a *App) decode(raw []byte) (*tx.SignedTx, runtime.Module, runtime.Msg, err
 	stx, err := tx.Decode(raw)
 	switch {
 	case errors.Is(err, tx.ErrTooLarge):
-		return nil, nil, nil, fmt.Errorf("%w: %w", runtime.ErrTxTooLarge, err)
+		return nil, nil, nil, fmt.Errorf("%w: %w", types.ErrTxTooLarge, err)
 	case err != nil:
-		return nil, nil, nil, fmt.Errorf("%w: %w", runtime.ErrTxMalformed, err)
+		return nil, nil, nil, fmt.Errorf("%w: %w", types.ErrTxMalformed, err)
 	}
 	if stx.Body.ChainID != a.chainID {
-		return nil, nil, nil, fmt.Errorf("%w: %q, this chain is %q", runtime.ErrWrongChainID, stx.Body.ChainID, a.chainID)
+		return nil, nil, nil, fmt.Errorf("%w: %q, this chain is %q", types.ErrWrongChainID, stx.Body.ChainID, a.chainID)
 	}
 	if err := stx.Verify(); err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: %w", runtime.ErrBadSignature, err)
+		return nil, nil, nil, fmt.Errorf("%w: %w", types.ErrBadSignature, err)
 	}
 	m, ok := a.modules[stx.Body.Call.Module]
 	if !ok {
-		return nil, nil, nil, fmt.Errorf("%w: no module %q", runtime.ErrUnknownCall, stx.Body.Call.Module)
+		return nil, nil, nil, fmt.Errorf("%w: no module %q", types.ErrUnknownCall, stx.Body.Call.Module)
 	}
 	msg, err := m.DecodeCall(stx.Body.Call)
 	if err != nil {
-		var re *runtime.Error
+		var re *types.Error
 		if !errors.As(err, &re) {
-			err = fmt.Errorf("%w: %w", runtime.ErrMalformedCall, err)
+			err = fmt.Errorf("%w: %w", types.ErrMalformedCall, err)
 		}
 		return nil, nil, nil, err
 	}
@@ -540,7 +541,7 @@ func (a *App) deliver(ctx *runtime.Context, raw []byte, m mode) (res *abci.ExecT
 		if p := recover(); p != nil {
 			a.log.Error("transaction panicked", "height", ctx.Height, "tx", fmt.Sprintf("%X", tmhash.Sum(raw)),
 				"panic", p, "stack", string(debug.Stack()))
-			res, err = result(fmt.Errorf("%w: %v", runtime.ErrPanic, p))
+			res, err = result(fmt.Errorf("%w: %v", types.ErrPanic, p))
 		}
 	}()
 	res, err = a.execute(ctx.WithStore(txw), raw, m)
@@ -597,7 +598,7 @@ func (a *App) decodeGuarded(raw []byte) (err error) {
 		if p := recover(); p != nil {
 			a.log.Error("transaction decoding panicked", "tx", fmt.Sprintf("%X", tmhash.Sum(raw)),
 				"panic", p, "stack", string(debug.Stack()))
-			err = fmt.Errorf("%w: %v", runtime.ErrPanic, p)
+			err = fmt.Errorf("%w: %v", types.ErrPanic, p)
 		}
 	}()
 	_, _, _, err = a.decode(raw)
@@ -642,12 +643,12 @@ func (a *App) endBlock(ctx *runtime.Context) ([]abci.Event, error) {
 }
 
 // result turns a rejection into a result; an error that is no
-// *runtime.Error is an internal failure and returned as such.
+// *types.Error is an internal failure and returned as such.
 func result(err error) (*abci.ExecTxResult, error) {
-	var re *runtime.Error
+	var re *types.Error
 	if !errors.As(err, &re) {
 		return nil, err
 	}
-	space, code, log := runtime.ABCIInfo(err)
+	space, code, log := types.ABCIInfo(err)
 	return &abci.ExecTxResult{Code: code, Codespace: space, Log: log}, nil
 }

@@ -15,9 +15,9 @@ import (
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/internal/moduletest"
-	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 const chainID = "test-chain"
@@ -113,7 +113,7 @@ func TestFinalizeBlockFeePolicy(t *testing.T) {
 
 	codes := []uint32{res.TxResults[0].Code, res.TxResults[1].Code, res.TxResults[2].Code}
 	if codes[0] != 0 || codes[1] != accounts.ErrInsufficientFunds.Code || res.TxResults[1].Codespace != accounts.Name ||
-		codes[2] != runtime.ErrStaleNonce.Code || res.TxResults[2].Codespace != runtime.CodespaceApp {
+		codes[2] != types.ErrStaleNonce.Code || res.TxResults[2].Codespace != types.CodespaceApp {
 		t.Fatalf("codes %v (%s / %s)", codes, res.TxResults[1].Log, res.TxResults[2].Log)
 	}
 	fee := uint64(10 * accounts.DevBaseFee)
@@ -199,12 +199,12 @@ func TestCheckTxSequencesNonces(t *testing.T) {
 	ctx := context.Background()
 	for i, tc := range []struct {
 		wire []byte
-		want *runtime.Error
+		want *types.Error
 	}{
 		{signedTransfer(t, "Alice", 0, bob, 1), nil},
 		{signedTransfer(t, "Alice", 1, bob, 1), nil}, // admitted on top of the pending one
-		{signedTransfer(t, "Alice", 1, bob, 2), runtime.ErrStaleNonce},
-		{signedTransfer(t, "Alice", 3, bob, 1), runtime.ErrFutureNonce},
+		{signedTransfer(t, "Alice", 1, bob, 2), types.ErrStaleNonce},
+		{signedTransfer(t, "Alice", 3, bob, 1), types.ErrFutureNonce},
 	} {
 		res, err := app.CheckTx(ctx, &abci.RequestCheckTx{Tx: tc.wire})
 		if err != nil {
@@ -241,12 +241,12 @@ func TestQueryErrors(t *testing.T) {
 	for _, tc := range []struct {
 		path   string
 		height int64
-		want   *runtime.Error
+		want   *types.Error
 	}{
-		{"/nosuch/x", 0, runtime.ErrBadQuery},
-		{"/accounts/zz", 0, runtime.ErrBadQuery},
-		{"/accounts", 0, runtime.ErrBadQuery},
-		{"/accounts/params", 7, runtime.ErrHeightUnavailable},
+		{"/nosuch/x", 0, types.ErrBadQuery},
+		{"/accounts/zz", 0, types.ErrBadQuery},
+		{"/accounts", 0, types.ErrBadQuery},
+		{"/accounts/params", 7, types.ErrHeightUnavailable},
 	} {
 		res, err := app.Query(context.Background(), &abci.RequestQuery{Path: tc.path, Height: tc.height})
 		if err != nil || res.Code != tc.want.Code || res.Codespace != tc.want.Codespace {
@@ -296,7 +296,7 @@ func TestCheckTxStoreFailureIsInternalCode(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CheckTx returned an error: %v", err)
 	}
-	if res.Code != runtime.ErrInternal.Code || res.Codespace != runtime.ErrInternal.Codespace {
+	if res.Code != types.ErrInternal.Code || res.Codespace != types.ErrInternal.Codespace {
 		t.Fatalf("CheckTx = %s/%d %q, want the internal code", res.Codespace, res.Code, res.Log)
 	}
 }

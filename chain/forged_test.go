@@ -12,8 +12,8 @@ import (
 	"github.com/integritee-go/integritee/chain"
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/internal/moduletest"
-	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // TestForgedZeroAddressTxRefused is the attack of issue 9, finding 1, on
@@ -52,13 +52,13 @@ func TestForgedZeroAddressTxRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Code != runtime.ErrBadSignature.Code || res.Codespace != runtime.ErrBadSignature.Codespace {
+		if res.Code != types.ErrBadSignature.Code || res.Codespace != types.ErrBadSignature.Codespace {
 			t.Fatalf("CheckTx of forged tx %d: code %s/%d %q, want bad signature", i, res.Codespace, res.Code, res.Log)
 		}
 	}
 	res := finalizeAndCommit(t, app, 1, txs...)
 	for i, r := range res.TxResults {
-		if r.Code != runtime.ErrBadSignature.Code || r.Codespace != runtime.ErrBadSignature.Codespace {
+		if r.Code != types.ErrBadSignature.Code || r.Codespace != types.ErrBadSignature.Codespace {
 			t.Fatalf("forged tx %d in a block: code %s/%d %q, want bad signature", i, r.Codespace, r.Code, r.Log)
 		}
 	}

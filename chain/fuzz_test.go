@@ -23,11 +23,11 @@ import (
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/internal/moduletest"
 	"github.com/integritee-go/integritee/chain/node"
-	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/tee/sim"
 )
 
@@ -39,16 +39,16 @@ const fuzzChainID = "fuzz-chain"
 
 var (
 	fuzzT0     = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	fuzzShard  = teerex.Hash(sha256.Sum256([]byte("fuzz enclave release")))
+	fuzzShard  = types.Hash(sha256.Sum256([]byte("fuzz enclave release")))
 	fuzzNames  = []string{"Alice", "Bob", "Charlie", "Dave", "Eve", "Ferdie"}
-	fuzzUnpaid = sidechain.Unshield{Beneficiary: accounts.DevAddress("Ferdie"), Amount: 7, CallHash: teerex.Hash{2}}
+	fuzzUnpaid = sidechain.Unshield{Beneficiary: accounts.DevAddress("Ferdie"), Amount: 7, CallHash: types.Hash{2}}
 )
 
 type fuzzState struct {
 	entries [][2][]byte // the database, key and value
 	height  int64
 	time    time.Time
-	genesis teerex.Hash
+	genesis types.Hash
 	nonces  map[tx.Address]uint64
 }
 
@@ -119,19 +119,19 @@ func buildFuzzState() (*fuzzState, error) {
 		return call(name, teerex.Name, teerex.MethodRegisterEnclave, args)
 	}
 	root, proofs := sidechain.UnshieldsRoot([]sidechain.Unshield{
-		{Beneficiary: accounts.DevAddress("Ferdie"), Amount: 100, CallHash: teerex.Hash{1}}, fuzzUnpaid})
+		{Beneficiary: accounts.DevAddress("Ferdie"), Amount: 100, CallHash: types.Hash{1}}, fuzzUnpaid})
 	confirm, err := sidechain.ConfirmCall(sidechain.Header{Shard: fuzzShard, Number: 1, ChainHeight: 1, UnshieldsRoot: root})
 	if err != nil {
 		return nil, err
 	}
-	unshield, err := sidechain.UnshieldCall(fuzzShard, 1, sidechain.Unshield{Beneficiary: accounts.DevAddress("Ferdie"), Amount: 100, CallHash: teerex.Hash{1}}, proofs[0])
+	unshield, err := sidechain.UnshieldCall(fuzzShard, 1, sidechain.Unshield{Beneficiary: accounts.DevAddress("Ferdie"), Amount: 100, CallHash: types.Hash{1}}, proofs[0])
 	if err != nil {
 		return nil, err
 	}
 	for _, txs := range [][][]byte{
 		{register("Dave"), register("Eve"),
 			call("Bob", bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: fuzzShard, Amount: 1000, EncryptedRecipient: []byte("r")})},
-		{call("Dave", bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: fuzzShard, Height: 1, BlockHash: teerex.Hash(moduletest.BlockHash(1))}),
+		{call("Dave", bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: fuzzShard, Height: 1, BlockHash: types.Hash(moduletest.BlockHash(1))}),
 			s.sign("Dave", confirm)},
 		{s.sign("Dave", unshield)},
 	} {
@@ -163,7 +163,7 @@ func buildFuzzState() (*fuzzState, error) {
 
 // fuzzRegistration is a genuine registration of dev account name as an
 // enclave of fuzzShard on the chain of genesis ID g.
-func fuzzRegistration(name string, g teerex.Hash) (teerex.RegisterEnclave, error) {
+func fuzzRegistration(name string, g types.Hash) (teerex.RegisterEnclave, error) {
 	m := [32]byte(fuzzShard)
 	b, err := sim.New(sim.Config{Measurement: &m})
 	if err != nil {
@@ -251,7 +251,7 @@ func (s *fuzzState) run(t *testing.T, txs [][]byte) outcome {
 		if err != nil {
 			t.Fatalf("CheckTx returned an error: %v", err)
 		}
-		if res.Codespace == runtime.CodespaceApp && (res.Code == runtime.ErrInternal.Code || res.Code == runtime.ErrPanic.Code) {
+		if res.Codespace == types.CodespaceApp && (res.Code == types.ErrInternal.Code || res.Code == types.ErrPanic.Code) {
 			t.Fatalf("CheckTx: %s/%d %s", res.Codespace, res.Code, res.Log)
 		}
 		o.check = append(o.check, res.Code)
@@ -262,7 +262,7 @@ func (s *fuzzState) run(t *testing.T, txs [][]byte) outcome {
 		t.Fatalf("FinalizeBlock returned an error: %v", err)
 	}
 	for i, r := range res.TxResults {
-		if r.Codespace == runtime.CodespaceApp && r.Code == runtime.ErrPanic.Code {
+		if r.Codespace == types.CodespaceApp && r.Code == types.ErrPanic.Code {
 			t.Fatalf("tx %d panicked: %s", i, r.Log)
 		}
 		o.results = append(o.results, r.Code)
@@ -311,7 +311,7 @@ func TestWriteFuzzTxSeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	root, proofs := sidechain.UnshieldsRoot([]sidechain.Unshield{
-		{Beneficiary: accounts.DevAddress("Ferdie"), Amount: 100, CallHash: teerex.Hash{1}}, fuzzUnpaid})
+		{Beneficiary: accounts.DevAddress("Ferdie"), Amount: 100, CallHash: types.Hash{1}}, fuzzUnpaid})
 	unpaid, err := sidechain.UnshieldCall(fuzzShard, 1, fuzzUnpaid, proofs[1])
 	if err != nil {
 		t.Fatal(err)
@@ -347,15 +347,15 @@ func TestWriteFuzzTxSeeds(t *testing.T) {
 		{"register", []byte{0xa0}, "Charlie", teerex.Name, teerex.MethodRegisterEnclave, args(reg)},
 		{"register-replayed", nil, "Bob", teerex.Name, teerex.MethodRegisterEnclave, args(reg)},
 		{"unregister", nil, "Eve", teerex.Name, teerex.MethodUnregisterEnclave, args(teerex.UnregisterEnclave{})},
-		{"allow", nil, "Alice", teerex.Name, teerex.MethodAllowMRENCLAVE, args(teerex.AllowMRENCLAVE{MRENCLAVE: teerex.Hash{3}})},
+		{"allow", nil, "Alice", teerex.Name, teerex.MethodAllowMRENCLAVE, args(teerex.AllowMRENCLAVE{MRENCLAVE: types.Hash{3}})},
 		{"disallow", nil, "Alice", teerex.Name, teerex.MethodDisallowMRENCLAVE, args(teerex.DisallowMRENCLAVE{MRENCLAVE: fuzzShard})},
 		{"invoke", nil, "Bob", bridge.Name, bridge.MethodInvoke, args(bridge.Invoke{Shard: fuzzShard, Ciphertext: []byte("ct")})},
 		{"shield", nil, "Bob", bridge.Name, bridge.MethodShieldFunds, args(bridge.ShieldFunds{Shard: fuzzShard, Amount: 5, EncryptedRecipient: []byte("r")})},
 		{"confirm-block", nil, "Eve", bridge.Name, bridge.MethodConfirmProcessedBlock,
-			args(bridge.ConfirmProcessedBlock{Shard: fuzzShard, Height: 2, BlockHash: teerex.Hash(moduletest.BlockHash(2))})},
+			args(bridge.ConfirmProcessedBlock{Shard: fuzzShard, Height: 2, BlockHash: types.Hash(moduletest.BlockHash(2))})},
 		{"unshield", nil, "Eve", bridge.Name, bridge.MethodUnshieldFunds, []byte(unpaid.Args)},
 		{"update-config", nil, "Dave", bridge.Name, bridge.MethodUpdateShardConfig,
-			args(bridge.UpdateShardConfig{Shard: fuzzShard, MRENCLAVE: teerex.Hash{4}, EnactmentHeight: 9})},
+			args(bridge.UpdateShardConfig{Shard: fuzzShard, MRENCLAVE: types.Hash{4}, EnactmentHeight: 9})},
 		{"confirm-sidechain", nil, "Dave", sidechain.Name, sidechain.MethodConfirmSidechainBlock,
 			args(sidechain.ConfirmSidechainBlock{Header: sidechain.Header{Shard: fuzzShard, Number: 2, ParentHash: parent, ChainHeight: 3}})},
 		{"garbage", []byte("not a transaction"), "Bob", "nosuch", "method", []byte{0xff}},

@@ -19,6 +19,7 @@ import (
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // probe is a module whose one call records what the runtime context shows
@@ -40,7 +41,7 @@ func (*probe) Name() string { return "probe" }
 func (*probe) DecodeCall(call tx.Call) (runtime.Msg, error) {
 	var a probeArgs
 	if err := call.DecodeArgs(&a); err != nil {
-		return nil, fmt.Errorf("%w: %w", runtime.ErrMalformedCall, err)
+		return nil, fmt.Errorf("%w: %w", types.ErrMalformedCall, err)
 	}
 	return &a, nil
 }
@@ -155,7 +156,7 @@ func TestGenesisID(t *testing.T) {
 		t.Fatalf("proof: %v", err)
 	}
 	for _, path := range []string{"/app", "/app/nosuch", "/app/genesis/x"} {
-		if q, err := a.Query(ctx, &abci.RequestQuery{Path: path}); err != nil || q.Code != runtime.ErrBadQuery.Code {
+		if q, err := a.Query(ctx, &abci.RequestQuery{Path: path}); err != nil || q.Code != types.ErrBadQuery.Code {
 			t.Errorf("%s: %v %d %q, want bad query", path, err, q.Code, q.Log)
 		}
 	}

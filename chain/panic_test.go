@@ -20,6 +20,7 @@ import (
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // panicky is a module with a bug that a transaction reaches: method
@@ -38,7 +39,7 @@ func (*panicky) DecodeCall(call tx.Call) (runtime.Msg, error) {
 	case "execute", "write":
 		return call.Method, nil
 	}
-	return nil, fmt.Errorf("%w: %s", runtime.ErrUnknownCall, call.Method)
+	return nil, fmt.Errorf("%w: %s", types.ErrUnknownCall, call.Method)
 }
 
 func (*panicky) Execute(ctx *runtime.Context, msg runtime.Msg) error {
@@ -111,7 +112,7 @@ func written(t *testing.T, app *chain.App, key string) bool {
 
 func wantPanicCode(t *testing.T, what, space string, code uint32, log string) {
 	t.Helper()
-	if space != runtime.ErrPanic.Codespace || code != runtime.ErrPanic.Code {
+	if space != types.ErrPanic.Codespace || code != types.ErrPanic.Code {
 		t.Fatalf("%s: %s/%d %q, want ErrPanic", what, space, code, log)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // The helpers below build one module call each and Submit it: signed by
@@ -42,13 +43,13 @@ func (c *Client) UnregisterEnclave(ctx context.Context, key ed25519.PrivateKey) 
 }
 
 // AllowMRENCLAVE adds a measurement to the allowlist (sudo only).
-func (c *Client) AllowMRENCLAVE(ctx context.Context, sudo ed25519.PrivateKey, m teerex.Hash) (*Submitted, error) {
+func (c *Client) AllowMRENCLAVE(ctx context.Context, sudo ed25519.PrivateKey, m types.Hash) (*Submitted, error) {
 	return c.submitCall(ctx, sudo, teerex.Name, teerex.MethodAllowMRENCLAVE, teerex.AllowMRENCLAVE{MRENCLAVE: m})
 }
 
 // DisallowMRENCLAVE removes a measurement from the allowlist (sudo only);
 // its enclaves stay registered but are no longer active.
-func (c *Client) DisallowMRENCLAVE(ctx context.Context, sudo ed25519.PrivateKey, m teerex.Hash) (*Submitted, error) {
+func (c *Client) DisallowMRENCLAVE(ctx context.Context, sudo ed25519.PrivateKey, m types.Hash) (*Submitted, error) {
 	return c.submitCall(ctx, sudo, teerex.Name, teerex.MethodDisallowMRENCLAVE, teerex.DisallowMRENCLAVE{MRENCLAVE: m})
 }
 
@@ -64,13 +65,13 @@ func (c *Client) SetCollateral(ctx context.Context, sudo ed25519.PrivateKey, col
 
 // Invoke sends an encrypted call to a shard's enclaves (indirect
 // invocation).
-func (c *Client) Invoke(ctx context.Context, key ed25519.PrivateKey, shard teerex.Hash, ciphertext []byte) (*Submitted, error) {
+func (c *Client) Invoke(ctx context.Context, key ed25519.PrivateKey, shard types.Hash, ciphertext []byte) (*Submitted, error) {
 	return c.submitCall(ctx, key, bridge.Name, bridge.MethodInvoke, bridge.Invoke{Shard: shard, Ciphertext: ciphertext})
 }
 
 // ShieldFunds moves amount from key's account into the shard's vault; the
 // shard's enclaves credit the recipient they decrypt.
-func (c *Client) ShieldFunds(ctx context.Context, key ed25519.PrivateKey, shard teerex.Hash, amount uint64, encryptedRecipient []byte) (*Submitted, error) {
+func (c *Client) ShieldFunds(ctx context.Context, key ed25519.PrivateKey, shard types.Hash, amount uint64, encryptedRecipient []byte) (*Submitted, error) {
 	return c.submitCall(ctx, key, bridge.Name, bridge.MethodShieldFunds,
 		bridge.ShieldFunds{Shard: shard, Amount: amount, EncryptedRecipient: encryptedRecipient})
 }
@@ -92,7 +93,7 @@ func (c *Client) ConfirmProcessedBlock(ctx context.Context, key ed25519.PrivateK
 // UpdateShardConfig schedules measurement m to serve the shard from
 // enactmentHeight on (sudo, or an enclave of the shard's current
 // measurement).
-func (c *Client) UpdateShardConfig(ctx context.Context, key ed25519.PrivateKey, shard, m teerex.Hash, enactmentHeight uint64) (*Submitted, error) {
+func (c *Client) UpdateShardConfig(ctx context.Context, key ed25519.PrivateKey, shard, m types.Hash, enactmentHeight uint64) (*Submitted, error) {
 	return c.submitCall(ctx, key, bridge.Name, bridge.MethodUpdateShardConfig,
 		bridge.UpdateShardConfig{Shard: shard, MRENCLAVE: m, EnactmentHeight: enactmentHeight})
 }

@@ -29,9 +29,9 @@ import (
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/codec"
-	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // Options configure a client.
@@ -100,7 +100,7 @@ func (c *Client) RPC() *rpchttp.HTTP { return c.rpc }
 
 // TxError is a transaction rejected by CheckTx or failed in its block. It
 // matches the runtime error of the same codespace and code under errors.Is,
-// e.g. errors.Is(err, runtime.ErrStaleNonce).
+// e.g. errors.Is(err, types.ErrStaleNonce).
 type TxError struct {
 	Codespace string
 	Code      uint32
@@ -117,9 +117,9 @@ func (e *TxError) Error() string {
 	return fmt.Sprintf("tx rejected: %s/%d: %s", e.Codespace, e.Code, e.Log)
 }
 
-// Is matches a *runtime.Error with the same codespace and code.
+// Is matches a *types.Error with the same codespace and code.
 func (e *TxError) Is(target error) bool {
-	var re *runtime.Error
+	var re *types.Error
 	return errors.As(target, &re) && re.Codespace == e.Codespace && re.Code == e.Code
 }
 

@@ -12,7 +12,7 @@ import (
 	rpcclient "github.com/cometbft/cometbft/rpc/client"
 	cmttypes "github.com/cometbft/cometbft/types"
 
-	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // maxClockDrift is the tolerance for headers timed ahead of the local clock.
@@ -49,7 +49,7 @@ type verifier struct {
 	// written (or loaded), genesis the chain's genesis ID once checked.
 	saveMu  sync.Mutex
 	saved   *cmttypes.SignedHeader
-	genesis *teerex.Hash
+	genesis *types.Hash
 }
 
 // VerifiedHeader returns the header at height verified by the light-client

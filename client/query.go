@@ -17,6 +17,7 @@ import (
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // proved runs an abci_query of path at height (0: the latest) with a proof,
@@ -202,28 +203,28 @@ func (c *Client) VerifiedParams(ctx context.Context) (accounts.Params, int64, er
 // GenesisID returns the genesis ID of the chain (teerex.GenesisID of its
 // chain ID, initial height and genesis validators), which the chain records
 // at genesis and registering enclaves must commit to, proved.
-func (c *Client) GenesisID(ctx context.Context) (teerex.Hash, error) {
+func (c *Client) GenesisID(ctx context.Context) (types.Hash, error) {
 	g, err := c.genesisAt(ctx, 0)
 	if err != nil {
-		return teerex.Hash{}, err
+		return types.Hash{}, err
 	}
 	if err := c.remember(ctx); err != nil {
-		return teerex.Hash{}, fmt.Errorf("genesis ID: %w", err)
+		return types.Hash{}, fmt.Errorf("genesis ID: %w", err)
 	}
 	return g, nil
 }
 
 // genesisAt proves the genesis ID at height (0: the latest) without
 // writing the trust store, which needs it.
-func (c *Client) genesisAt(ctx context.Context, height int64) (teerex.Hash, error) {
+func (c *Client) genesisAt(ctx context.Context, height int64) (types.Hash, error) {
 	v, h, err := c.provedOnly(ctx, "/app/genesis", runtime.GenesisKey(), height)
 	if err != nil {
-		return teerex.Hash{}, err
+		return types.Hash{}, err
 	}
-	if len(v) != len(teerex.Hash{}) {
-		return teerex.Hash{}, fmt.Errorf("genesis ID at height %d has %d bytes, want %d", h, len(v), len(teerex.Hash{}))
+	if len(v) != len(types.Hash{}) {
+		return types.Hash{}, fmt.Errorf("genesis ID at height %d has %d bytes, want %d", h, len(v), len(types.Hash{}))
 	}
-	return teerex.Hash(v), nil
+	return types.Hash(v), nil
 }
 
 // Enclave returns the registration of signer, expired or not. An absent
@@ -254,16 +255,16 @@ func (c *Client) Enclaves(ctx context.Context) ([]teerex.Enclave, int64, error) 
 
 // EnclavesOf returns the registrations with measurement m: the enclaves
 // that may serve the shard m by default.
-func (c *Client) EnclavesOf(ctx context.Context, m teerex.Hash) ([]teerex.Enclave, int64, error) {
+func (c *Client) EnclavesOf(ctx context.Context, m types.Hash) ([]teerex.Enclave, int64, error) {
 	return c.enclaveList(ctx, &m, 0)
 }
 
 // EnclavesOfAt is EnclavesOf at height (0: the latest).
-func (c *Client) EnclavesOfAt(ctx context.Context, m teerex.Hash, height int64) ([]teerex.Enclave, int64, error) {
+func (c *Client) EnclavesOfAt(ctx context.Context, m types.Hash, height int64) ([]teerex.Enclave, int64, error) {
 	return c.enclaveList(ctx, &m, height)
 }
 
-func (c *Client) enclaveList(ctx context.Context, m *teerex.Hash, height int64) ([]teerex.Enclave, int64, error) {
+func (c *Client) enclaveList(ctx context.Context, m *types.Hash, height int64) ([]teerex.Enclave, int64, error) {
 	var out []teerex.Enclave
 	_, h, err := c.EachEnclaveAt(ctx, m, height, func(e teerex.Enclave) bool { out = append(out, e); return true })
 	if err != nil {
@@ -282,12 +283,12 @@ const enclavePage = 50
 // then, at that same height, the signer in each slot and its registration,
 // a page at a time, so that the listing is complete and consistent; it
 // returns that number and the height.
-func (c *Client) EachEnclave(ctx context.Context, m *teerex.Hash, fn func(teerex.Enclave) bool) (uint64, int64, error) {
+func (c *Client) EachEnclave(ctx context.Context, m *types.Hash, fn func(teerex.Enclave) bool) (uint64, int64, error) {
 	return c.EachEnclaveAt(ctx, m, 0, fn)
 }
 
 // EachEnclaveAt is EachEnclave at height (0: the latest).
-func (c *Client) EachEnclaveAt(ctx context.Context, m *teerex.Hash, height int64, fn func(teerex.Enclave) bool) (uint64, int64, error) {
+func (c *Client) EachEnclaveAt(ctx context.Context, m *types.Hash, height int64, fn func(teerex.Enclave) bool) (uint64, int64, error) {
 	countPath, countKey := "/teerex/enclaves", teerex.EnclavesCountKey()
 	slot := func(i uint64) keyQuery {
 		return keyQuery{fmt.Sprintf("/teerex/enclaves/%d", i), teerex.EnclavesSlotKey(i)}
@@ -387,12 +388,12 @@ type ShardStatus struct {
 
 // Shard returns a shard's configuration, latest confirmations and vault
 // balance.
-func (c *Client) Shard(ctx context.Context, id teerex.Hash) (*ShardStatus, error) {
+func (c *Client) Shard(ctx context.Context, id types.Hash) (*ShardStatus, error) {
 	return c.ShardAt(ctx, id, 0)
 }
 
 // ShardAt is Shard at height (0: the latest).
-func (c *Client) ShardAt(ctx context.Context, id teerex.Hash, height int64) (*ShardStatus, error) {
+func (c *Client) ShardAt(ctx context.Context, id types.Hash, height int64) (*ShardStatus, error) {
 	s := &ShardStatus{Shard: bridge.DefaultShard(id)}
 	ok, h, err := c.provedInto(ctx, "/bridge/shard/"+id.String(), bridge.ShardKey(id), height, &s.Shard)
 	if err != nil {
@@ -413,7 +414,7 @@ func (c *Client) ShardAt(ctx context.Context, id teerex.Hash, height int64) (*Sh
 // Confirmations returns the latest confirmation of a shard's processed
 // blocks by each of the given enclaves that confirmed any, proved at
 // height (a height a proved query returned, such as ShardStatus.Height).
-func (c *Client) Confirmations(ctx context.Context, shard teerex.Hash, enclaves []tx.Address, height int64) (map[tx.Address]bridge.Confirmation, error) {
+func (c *Client) Confirmations(ctx context.Context, shard types.Hash, enclaves []tx.Address, height int64) (map[tx.Address]bridge.Confirmation, error) {
 	if height <= 0 {
 		return nil, fmt.Errorf("confirmations of %s: height %d, want a committed height", shard, height)
 	}
@@ -444,7 +445,7 @@ func (c *Client) Confirmations(ctx context.Context, shard teerex.Hash, enclaves 
 
 // Unshielded returns the record of an executed unshield_funds of a shard's
 // call hash, or nil if it has not been executed.
-func (c *Client) Unshielded(ctx context.Context, shard, callHash teerex.Hash) (*bridge.Unshielded, int64, error) {
+func (c *Client) Unshielded(ctx context.Context, shard, callHash types.Hash) (*bridge.Unshielded, int64, error) {
 	var u bridge.Unshielded
 	ok, h, err := c.provedInto(ctx, "/bridge/unshielded/"+shard.String()+"/"+callHash.String(), bridge.UnshieldedKey(shard, callHash), 0, &u)
 	if err != nil || !ok {
@@ -455,7 +456,7 @@ func (c *Client) Unshielded(ctx context.Context, shard, callHash teerex.Hash) (*
 
 // ConfirmedBlock returns the first confirmation of a shard's processed
 // block at height, or nil if none.
-func (c *Client) ConfirmedBlock(ctx context.Context, shard teerex.Hash, height uint64) (*bridge.Confirmation, int64, error) {
+func (c *Client) ConfirmedBlock(ctx context.Context, shard types.Hash, height uint64) (*bridge.Confirmation, int64, error) {
 	var conf bridge.Confirmation
 	ok, h, err := c.provedInto(ctx, fmt.Sprintf("/bridge/block/%s/%d", shard, height), bridge.BlockKey(shard, height), 0, &conf)
 	if err != nil || !ok {
@@ -466,7 +467,7 @@ func (c *Client) ConfirmedBlock(ctx context.Context, shard teerex.Hash, height u
 
 // SidechainLatest returns the latest confirmed block of a shard's
 // sidechain (direct invocation), or nil if the shard has confirmed none.
-func (c *Client) SidechainLatest(ctx context.Context, shard teerex.Hash) (*sidechain.Confirmation, int64, error) {
+func (c *Client) SidechainLatest(ctx context.Context, shard types.Hash) (*sidechain.Confirmation, int64, error) {
 	var conf sidechain.Confirmation
 	ok, h, err := c.provedInto(ctx, "/sidechain/shard/"+shard.String(), sidechain.ShardKey(shard), 0, &conf)
 	if err != nil || !ok {
@@ -480,7 +481,7 @@ func (c *Client) SidechainLatest(ctx context.Context, shard teerex.Hash) (*sidec
 
 // SidechainBlock returns the confirmation of a shard's sidechain block
 // number, or nil if that block was not confirmed.
-func (c *Client) SidechainBlock(ctx context.Context, shard teerex.Hash, number uint64) (*sidechain.Confirmation, int64, error) {
+func (c *Client) SidechainBlock(ctx context.Context, shard types.Hash, number uint64) (*sidechain.Confirmation, int64, error) {
 	var conf sidechain.Confirmation
 	ok, h, err := c.provedInto(ctx, fmt.Sprintf("/sidechain/block/%s/%d", shard, number), sidechain.BlockKey(shard, number), 0, &conf)
 	if err != nil || !ok {

@@ -13,7 +13,7 @@ import (
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/node"
 	"github.com/integritee-go/integritee/chain/node/nodetest"
-	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // startNode runs an in-process dev node whose genesis (and so block 1) is
@@ -194,7 +194,7 @@ func TestBadTrustRecords(t *testing.T) {
 		{"height edited", edit("height", rec["height"].(float64)-1), ErrTrustRecord},
 		{"header cut", edit("light_block", lb[:len(lb)-8]), ErrTrustRecord},
 		{"other chain", edit("chain_id", "other"), ErrTrustRecord},
-		{"other genesis", edit("genesis_id", teerex.Hash{1}.String()), ErrChainMismatch},
+		{"other genesis", edit("genesis_id", types.Hash{1}.String()), ErrChainMismatch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -17,7 +17,7 @@ import (
 	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
 	cmttypes "github.com/cometbft/cometbft/types"
 
-	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // Errors of the trusted root. Each is errors.Is-able; the messages say
@@ -58,7 +58,7 @@ type TrustStore interface {
 type TrustedHeader struct {
 	Header     *cmttypes.SignedHeader
 	Validators *cmttypes.ValidatorSet
-	GenesisID  teerex.Hash
+	GenesisID  types.Hash
 	// Source says where the record was loaded from, for messages (e.g. a
 	// file's path); not saved.
 	Source string
@@ -91,12 +91,12 @@ const trustFileVersion = 1
 // what LightBlock holds, for people reading the file; Load checks they
 // agree.
 type trustFile struct {
-	Version   int         `json:"version"`
-	ChainID   string      `json:"chain_id"`
-	GenesisID teerex.Hash `json:"genesis_id"`
-	Height    int64       `json:"height"`
-	Hash      string      `json:"hash"`
-	Time      time.Time   `json:"time"`
+	Version   int        `json:"version"`
+	ChainID   string     `json:"chain_id"`
+	GenesisID types.Hash `json:"genesis_id"`
+	Height    int64      `json:"height"`
+	Hash      string     `json:"hash"`
+	Time      time.Time  `json:"time"`
 	// LightBlock is the signed header and its validator set, as the
 	// protobuf encoding of CometBFT's LightBlock.
 	LightBlock []byte `json:"light_block"`

@@ -8,8 +8,8 @@ import (
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
-	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave/internal/testchain"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/shielding"
@@ -37,7 +37,7 @@ func BenchmarkProcessBlock(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		shields = append(shields, c.tx(payer, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: teerex.Hash(shard), Amount: 1 << 40, EncryptedRecipient: ct}))
+		shields = append(shields, c.tx(payer, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: types.Hash(shard), Amount: 1 << 40, EncryptedRecipient: ct}))
 	}
 	c.tc.Add(shields, nil)
 	round := uint64(0)

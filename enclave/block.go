@@ -8,8 +8,8 @@ import (
 
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/sidechain"
-	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave/lightclient"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/shielding"
@@ -53,12 +53,12 @@ func (e *Enclave) bridgeCall(raw []byte) any {
 	switch stx.Body.Call.Method {
 	case bridge.MethodInvoke:
 		var m bridge.Invoke
-		if stx.Body.Call.DecodeArgs(&m) == nil && m.Shard == teerex.Hash(e.shard) {
+		if stx.Body.Call.DecodeArgs(&m) == nil && m.Shard == types.Hash(e.shard) {
 			return &m
 		}
 	case bridge.MethodShieldFunds:
 		var m bridge.ShieldFunds
-		if stx.Body.Call.DecodeArgs(&m) == nil && m.Shard == teerex.Hash(e.shard) {
+		if stx.Body.Call.DecodeArgs(&m) == nil && m.Shard == types.Hash(e.shard) {
 			return &m
 		}
 	}
@@ -159,8 +159,8 @@ func (e *Enclave) processBlock(r *protocol.ProcessBlock) (protocol.Reply, error)
 	blockHash := b.Header.Hash()
 	if height%e.confirmEvery == 0 {
 		c, err := tx.NewCall(bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{
-			Shard: teerex.Hash(e.shard), Height: uint64(height), BlockHash: teerex.Hash(blockHash),
-			CallsRoot: teerex.Hash(callsRoot(e.pending)), StateHash: teerex.Hash(cs.Root),
+			Shard: types.Hash(e.shard), Height: uint64(height), BlockHash: types.Hash(blockHash),
+			CallsRoot: types.Hash(callsRoot(e.pending)), StateHash: types.Hash(cs.Root),
 		})
 		if err != nil {
 			return nil, e.fail(fmt.Errorf("confirm call: %w", err))

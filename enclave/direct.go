@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/integritee-go/integritee/chain/sidechain"
-	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/stf"
@@ -100,7 +100,7 @@ func (e *Enclave) submitCalls(r *protocol.SubmitCalls) (protocol.Reply, error) {
 	if err != nil {
 		return nil, e.fail(fmt.Errorf("commit state: %w", err))
 	}
-	hdr.StateHash = teerex.Hash(cs.Root)
+	hdr.StateHash = types.Hash(cs.Root)
 	block, outgoing, err := e.sealBlock(hdr, unshields)
 	if err != nil {
 		return nil, e.fail(err)

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"maps"
 
-	"github.com/integritee-go/integritee/chain/runtime"
-
 	"slices"
 	"strings"
 	"testing"
@@ -24,6 +22,7 @@ import (
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/stf"
@@ -93,7 +92,7 @@ func newDirectBuild(t testing.TB, name string, dev bool) *direct {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.block(c.tx(alice, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: teerex.Hash(shard), Amount: 1000, EncryptedRecipient: recipient}))
+	c.block(c.tx(alice, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: types.Hash(shard), Amount: 1000, EncryptedRecipient: recipient}))
 	c.block()
 	d.sync()
 	d.base = uint64(len(d.blocks))
@@ -243,10 +242,10 @@ func (d *direct) checkBlock(rep *protocol.SubmitCallsReply, number uint64, calls
 		d.t.Fatal(err)
 	}
 	hd := b.Header
-	if hd.Number != number || hd.Author != d.enclave || hd.Shard != teerex.Hash(d.shard) || hd.ChainHeight != d.processed {
+	if hd.Number != number || hd.Author != d.enclave || hd.Shard != types.Hash(d.shard) || hd.ChainHeight != d.processed {
 		d.t.Fatalf("header %+v", hd)
 	}
-	var parent teerex.Hash
+	var parent types.Hash
 	if p, ok := d.blocks[number-1]; ok {
 		if parent, err = p.Header.Hash(); err != nil {
 			d.t.Fatal(err)
@@ -258,7 +257,7 @@ func (d *direct) checkBlock(rep *protocol.SubmitCallsReply, number uint64, calls
 	if hd.ParentHash != parent {
 		d.t.Fatalf("parent %s, want %s", hd.ParentHash, parent)
 	}
-	if hd.StateHash != teerex.Hash(rep.StateRoot) || rep.StateRoot != d.h.root() {
+	if hd.StateHash != types.Hash(rep.StateRoot) || rep.StateRoot != d.h.root() {
 		d.t.Fatalf("state hash %s, reply %x, persisted %x", hd.StateHash, rep.StateRoot, d.h.root())
 	}
 	if [32]byte(merkle.HashFromByteSlices(rep.Leaves)) != [32]byte(hd.CallsRoot) {
@@ -389,7 +388,7 @@ func TestSubmitCalls(t *testing.T) {
 	// order; the latest is block 3's header hash.
 	d.chainOK(d.c.block(d.signedConfirmations()...), "confirm_sidechain_block")
 	var latest sidechain.Confirmation
-	q, err := d.c.app.Query(context.Background(), &abci.RequestQuery{Path: "/sidechain/shard/" + teerex.Hash(d.shard).String()})
+	q, err := d.c.app.Query(context.Background(), &abci.RequestQuery{Path: "/sidechain/shard/" + types.Hash(d.shard).String()})
 	if err != nil || q.Code != 0 {
 		t.Fatalf("query %v %+v", err, q)
 	}
@@ -810,7 +809,7 @@ func (h *host) restore(s hostState) {
 func TestAttackRollbackDoubleUnshield(t *testing.T) {
 	d := newDirect(t, "rollback double unshield")
 	d.chainOK(d.flush(), "setup's outgoing calls")
-	vault := bridge.VaultAddress(teerex.Hash(d.shard))
+	vault := bridge.VaultAddress(types.Hash(d.shard))
 	vaultBefore := d.c.balance(vault)
 	charlie, dave := accounts.DevAddress("Charlie"), accounts.DevAddress("Dave")
 	charlieBefore, daveBefore := d.c.balance(charlie), d.c.balance(dave)
@@ -841,7 +840,7 @@ func TestAttackRollbackDoubleUnshield(t *testing.T) {
 	if len(res) != 2 {
 		t.Fatalf("%d results, want the confirmation and the unshield", len(res))
 	}
-	for i, want := range []*runtime.Error{sidechain.ErrForkedBlock, bridge.ErrUnshieldProof} {
+	for i, want := range []*types.Error{sidechain.ErrForkedBlock, bridge.ErrUnshieldProof} {
 		if res[i].Codespace != want.Codespace || res[i].Code != want.Code {
 			t.Fatalf("tx %d: %s/%d %q, want %s/%d (%s)", i, res[i].Codespace, res[i].Code, res[i].Log, want.Codespace, want.Code, want.Msg)
 		}
@@ -921,7 +920,7 @@ func TestAttackTwoWorkersDirectAndIndirect(t *testing.T) {
 			t.Fatalf("worker B block %d: %v", b.height+1, err)
 		}
 	}
-	vault := bridge.VaultAddress(teerex.Hash(d.shard))
+	vault := bridge.VaultAddress(types.Hash(d.shard))
 	vaultBefore := d.c.balance(vault)
 	charlie, dave := accounts.DevAddress("Charlie"), accounts.DevAddress("Dave")
 	charlieBefore, daveBefore := d.c.balance(charlie), d.c.balance(dave)
@@ -934,7 +933,7 @@ func TestAttackTwoWorkersDirectAndIndirect(t *testing.T) {
 		t.Fatalf("direct unshield %+v", rep.Results[0])
 	}
 	got := d.flush()
-	for i, want := range []*runtime.Error{sidechain.ErrSeveralEnclaves, bridge.ErrBlockNotConfirmed} {
+	for i, want := range []*types.Error{sidechain.ErrSeveralEnclaves, bridge.ErrBlockNotConfirmed} {
 		if got[i].Codespace != want.Codespace || got[i].Code != want.Code {
 			t.Fatalf("tx %d: %s/%d %q, want %s", i, got[i].Codespace, got[i].Code, got[i].Log, want.Msg)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave"
 	"github.com/integritee-go/integritee/enclave/internal/testchain"
 	"github.com/integritee-go/integritee/enclave/keys"
@@ -77,11 +78,11 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.block(
-		c.tx(alice, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: teerex.Hash(shard), Amount: 1000, EncryptedRecipient: recipient}),
-		c.tx(alice, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: teerex.Hash(shard), Amount: 5, EncryptedRecipient: []byte("not a ciphertext")}),
-		c.tx(bob, bridge.Name, bridge.MethodInvoke, bridge.Invoke{Shard: teerex.Hash(shard), Ciphertext: bytes.Repeat([]byte{0x42}, 1200)}),
+		c.tx(alice, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: types.Hash(shard), Amount: 1000, EncryptedRecipient: recipient}),
+		c.tx(alice, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: types.Hash(shard), Amount: 5, EncryptedRecipient: []byte("not a ciphertext")}),
+		c.tx(bob, bridge.Name, bridge.MethodInvoke, bridge.Invoke{Shard: types.Hash(shard), Ciphertext: bytes.Repeat([]byte{0x42}, 1200)}),
 		// Fails on chain (Bob cannot pay it): the enclave must not credit it.
-		c.tx(bob, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: teerex.Hash(shard), Amount: 10 * accounts.DevBalance, EncryptedRecipient: recipient}),
+		c.tx(bob, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: types.Hash(shard), Amount: 10 * accounts.DevBalance, EncryptedRecipient: recipient}),
 		invoke(t, c, bob, pub, otherShard, trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 1}}, 0, c.target(shard, otherShard))),
 	)
 	// Block 4: a confidential transfer of 300.
@@ -135,7 +136,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("outgoing %+v", last.Outgoing)
 	}
 	var u bridge.UnshieldFunds
-	if err := last.Outgoing[1].Call.DecodeArgs(&u); err != nil || u.Beneficiary != beneficiary || u.Amount != 100 || u.Shard != teerex.Hash(shard) ||
+	if err := last.Outgoing[1].Call.DecodeArgs(&u); err != nil || u.Beneficiary != beneficiary || u.Amount != 100 || u.Shard != types.Hash(shard) ||
 		last.Block == nil || u.Block != last.Block.Header.Number {
 		t.Fatalf("unshield %+v %v", u, err)
 	}
@@ -158,7 +159,7 @@ func TestEndToEnd(t *testing.T) {
 		wantOK(r, "enclave transaction")
 	}
 	// Public balances: exactly the shielded and unshielded amounts.
-	vault := bridge.VaultAddress(teerex.Hash(shard))
+	vault := bridge.VaultAddress(types.Hash(shard))
 	if got := c.balance(vault); got != 1000+5-100 {
 		t.Fatalf("vault holds %d, want 905", got)
 	}
@@ -171,7 +172,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	// The chain recorded the enclave's state hash.
 	rec := c.shard(shard)
-	if rec.Latest == nil || rec.Latest.Height != 5 || rec.Latest.StateHash != teerex.Hash(last.StateRoot) || rec.Latest.Enclave != enc {
+	if rec.Latest == nil || rec.Latest.Height != 5 || rec.Latest.StateHash != types.Hash(last.StateRoot) || rec.Latest.Enclave != enc {
 		t.Fatalf("chain's confirmation %+v, enclave root %x", rec.Latest, last.StateRoot)
 	}
 	// The chain never saw a plaintext call or an incognito account.

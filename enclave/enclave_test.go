@@ -17,6 +17,7 @@ import (
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave"
 	"github.com/integritee-go/integritee/enclave/internal/testchain"
 	"github.com/integritee-go/integritee/enclave/keys"
@@ -39,7 +40,7 @@ func TestInitRejections(t *testing.T) {
 			t.Fatal(err)
 		}
 		shields = append(shields, c.tx(accounts.DevKey("Alice"), bridge.Name, bridge.MethodShieldFunds,
-			bridge.ShieldFunds{Shard: teerex.Hash(shard), Amount: 7, EncryptedRecipient: ct}))
+			bridge.ShieldFunds{Shard: types.Hash(shard), Amount: 7, EncryptedRecipient: ct}))
 	}
 	c.block(shields...)
 	c.block()
@@ -292,7 +293,7 @@ func TestAttest(t *testing.T) {
 	genesis := c.genesisID()
 	want := teerex.ReportData(tx.AddressOf(ed25519.PublicKey(init.SignerPublic)), init.ShieldingPublic, genesis)
 	sum := sha256.Sum256(append(bytes.Clone(init.SignerPublic), init.ShieldingPublic...))
-	if rep.ReportData != want || !bytes.Equal(want[:32], sum[:]) || teerex.Hash(want[32:]) != genesis {
+	if rep.ReportData != want || !bytes.Equal(want[:32], sum[:]) || types.Hash(want[32:]) != genesis {
 		t.Fatalf("report data %x, want %x", rep.ReportData, want)
 	}
 	q, err := dcap.ParseQuote(rep.Quote)

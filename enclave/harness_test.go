@@ -24,6 +24,7 @@ import (
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave"
 	"github.com/integritee-go/integritee/enclave/internal/testchain"
 	"github.com/integritee-go/integritee/enclave/protocol"
@@ -149,13 +150,13 @@ func (c *chainSim) block(txs ...[]byte) []*abci.ExecTxResult {
 
 // genesisID is the genesis ID the chain recorded (committed with the first
 // block).
-func (c *chainSim) genesisID() teerex.Hash {
+func (c *chainSim) genesisID() types.Hash {
 	c.t.Helper()
 	q, err := c.app.Query(context.Background(), &abci.RequestQuery{Path: "/app/genesis"})
-	if err != nil || q.Code != 0 || len(q.Value) != len(teerex.Hash{}) {
+	if err != nil || q.Code != 0 || len(q.Value) != len(types.Hash{}) {
 		c.t.Fatalf("query genesis ID: %v %+v", err, q)
 	}
-	return teerex.Hash(q.Value)
+	return types.Hash(q.Value)
 }
 
 func (c *chainSim) balance(a tx.Address) uint64 {
@@ -176,7 +177,7 @@ func (c *chainSim) balance(a tx.Address) uint64 {
 
 func (c *chainSim) shard(id [32]byte) bridge.Shard {
 	c.t.Helper()
-	q, err := c.app.Query(context.Background(), &abci.RequestQuery{Path: "/bridge/shard/" + teerex.Hash(id).String()})
+	q, err := c.app.Query(context.Background(), &abci.RequestQuery{Path: "/bridge/shard/" + types.Hash(id).String()})
 	if err != nil || q.Code != 0 {
 		c.t.Fatalf("query shard: %v %+v", err, q)
 	}
@@ -447,7 +448,7 @@ func invoke(t testing.TB, c *chainSim, payer ed25519.PrivateKey, shieldingPub []
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c.tx(payer, bridge.Name, bridge.MethodInvoke, bridge.Invoke{Shard: teerex.Hash(shard), Ciphertext: ct})
+	return c.tx(payer, bridge.Name, bridge.MethodInvoke, bridge.Invoke{Shard: types.Hash(shard), Ciphertext: ct})
 }
 
 // genesis is the chain's ID (teerex.GenesisID) as its enclaves compute it.

@@ -24,6 +24,7 @@ import (
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/shielding"
@@ -201,7 +202,7 @@ func newProvisionFixtureWith(t *testing.T, start time.Time, register bool) *prov
 	if !register {
 		first = first[:1]
 	}
-	for i, r := range f.c.block(append(first, f.c.tx(alice, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: teerex.Hash(f.shard), Amount: 1000, EncryptedRecipient: recipient}))...) {
+	for i, r := range f.c.block(append(first, f.c.tx(alice, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: types.Hash(f.shard), Amount: 1000, EncryptedRecipient: recipient}))...) {
 		if r.Code != 0 {
 			t.Fatalf("block 1 tx %d: %s/%d %s", i, r.Codespace, r.Code, r.Log)
 		}

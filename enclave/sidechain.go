@@ -6,8 +6,8 @@ import (
 	"github.com/cometbft/cometbft/crypto/merkle"
 
 	"github.com/integritee-go/integritee/chain/sidechain"
-	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/stf"
 )
@@ -37,7 +37,7 @@ func sidechainNonceHeight(n uint64) int64 { return -int64(n) }
 func (e *Enclave) parent(h *sidechain.Header) {
 	h.Number = 1
 	if e.side != nil {
-		h.Number, h.ParentHash = e.side.Number+1, teerex.Hash(e.side.Hash)
+		h.Number, h.ParentHash = e.side.Number+1, types.Hash(e.side.Hash)
 		h.Timestamp = max(h.Timestamp, e.side.Timestamp)
 	}
 }
@@ -46,8 +46,8 @@ func (e *Enclave) parent(h *sidechain.Header) {
 // leaves.
 func (e *Enclave) directHeader(leaves [][]byte, hostTime int64) sidechain.Header {
 	h := sidechain.Header{
-		Shard: teerex.Hash(e.shard), ChainHeight: e.lc.Height(),
-		CallsRoot: teerex.Hash(merkle.HashFromByteSlices(leaves)),
+		Shard: types.Hash(e.shard), ChainHeight: e.lc.Height(),
+		CallsRoot: types.Hash(merkle.HashFromByteSlices(leaves)),
 		Timestamp: hostTime, Author: e.signerAddress(),
 	}
 	if t := e.lc.Trusted(); t != nil {
@@ -64,8 +64,8 @@ func (e *Enclave) directHeader(leaves [][]byte, hostTime int64) sidechain.Header
 // of the shard derives the same one.
 func (e *Enclave) chainHeader(height int64, chainTime int64, calls [][32]byte, root [32]byte) sidechain.Header {
 	h := sidechain.Header{
-		Shard: teerex.Hash(e.shard), ChainHeight: height, CallsRoot: teerex.Hash(callsRoot(calls)),
-		StateHash: teerex.Hash(root), Timestamp: chainTime,
+		Shard: types.Hash(e.shard), ChainHeight: height, CallsRoot: types.Hash(callsRoot(calls)),
+		StateHash: types.Hash(root), Timestamp: chainTime,
 	}
 	e.parent(&h)
 	return h
@@ -75,7 +75,7 @@ func (e *Enclave) chainHeader(height int64, chainTime int64, calls [][32]byte, r
 func unshieldsOf(res *stf.Result) []sidechain.Unshield {
 	var out []sidechain.Unshield
 	for j, ev := range unshields(res.Events) {
-		out = append(out, sidechain.Unshield{Beneficiary: ev.Beneficiary, Amount: ev.Amount, CallHash: teerex.Hash(res.UnshieldHash(j))})
+		out = append(out, sidechain.Unshield{Beneficiary: ev.Beneficiary, Amount: ev.Amount, CallHash: types.Hash(res.UnshieldHash(j))})
 	}
 	return out
 }
@@ -126,7 +126,7 @@ func (e *Enclave) confirmedBlock(raw []byte) (*sidechain.Header, bool) {
 		return nil, false
 	}
 	var m sidechain.ConfirmSidechainBlock
-	if stx.Body.Call.DecodeArgs(&m) != nil || m.Header.Shard != teerex.Hash(e.shard) {
+	if stx.Body.Call.DecodeArgs(&m) != nil || m.Header.Shard != types.Hash(e.shard) {
 		return nil, false
 	}
 	return &m.Header, true

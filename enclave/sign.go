@@ -8,6 +8,7 @@ import (
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave/protocol"
 )
 
@@ -114,7 +115,7 @@ func (e *Enclave) signOutgoing(r *protocol.SignOutgoing) (protocol.Reply, error)
 // the registration's sender and shielding key on the chain the enclave
 // follows.
 func (e *Enclave) reportData() [64]byte {
-	return teerex.ReportData(e.signerAddress(), e.keys.ShieldingPublic(), teerex.Hash(e.genesis))
+	return teerex.ReportData(e.signerAddress(), e.keys.ShieldingPublic(), types.Hash(e.genesis))
 }
 
 func (e *Enclave) attest() (protocol.Reply, error) {

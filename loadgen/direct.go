@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/client/trusted"
 	"github.com/integritee-go/integritee/enclave/shielding"
@@ -97,7 +97,7 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 			enc, err := shielding.Encrypt(tc.ShieldingKey(), shielding.InfoShieldRecipient, senders[i].addr[:])
 			var sub *client.Submitted
 			if err == nil {
-				sub, err = c.ShieldFunds(ctx, payers[i].key, teerex.Hash(shard), rep.Senders[i].Shielded, enc)
+				sub, err = c.ShieldFunds(ctx, payers[i].key, types.Hash(shard), rep.Senders[i].Shielded, enc)
 			}
 			mu.Lock()
 			defer mu.Unlock()

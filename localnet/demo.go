@@ -15,6 +15,7 @@ import (
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/client/trusted"
 	"github.com/integritee-go/integritee/enclave/shielding"
@@ -62,7 +63,7 @@ func (n *Net) Demo(ctx context.Context, out io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, DemoTimeout)
 	defer cancel()
-	d := &demo{n: n, out: out, shard: teerex.Hash(n.Shard)}
+	d := &demo{n: n, out: out, shard: types.Hash(n.Shard)}
 	fmt.Fprintf(out, "demo: a validator and %s in simulated-TEE mode, shard %s\n", plural(len(n.workers), "worker"), short(n.Shard[:]))
 	err := d.run(ctx)
 	if err != nil {
@@ -77,7 +78,7 @@ func (n *Net) Demo(ctx context.Context, out io.Writer) error {
 type demo struct {
 	n     *Net
 	out   io.Writer
-	shard teerex.Hash
+	shard types.Hash
 	c     *client.Client
 	tcs   []*trusted.Client
 
@@ -148,7 +149,7 @@ func (d *demo) registered(ctx context.Context) (string, error) {
 		byAddr[e.Signer] = e
 	}
 	var parts []string
-	var keyHash teerex.Hash
+	var keyHash types.Hash
 	seen := map[tx.Address]bool{}
 	for i, w := range d.n.workers {
 		id := w.Identity()

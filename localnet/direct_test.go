@@ -14,8 +14,8 @@ import (
 
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/sidechain"
-	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/client/trusted"
 	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/stf"
@@ -58,7 +58,7 @@ func (s *shardClient) processed(ctx context.Context, h int64) {
 func (s *shardClient) confirmedOnChain(ctx context.Context, n uint64) *sidechain.Confirmation {
 	s.t.Helper()
 	for {
-		c, _, err := s.c.SidechainLatest(ctx, teerex.Hash(s.shard))
+		c, _, err := s.c.SidechainLatest(ctx, types.Hash(s.shard))
 		if err == nil && c != nil && c.Number >= n {
 			return c
 		}
@@ -163,7 +163,7 @@ func TestDirectInvocation(t *testing.T) {
 		t.Errorf("latest confirmation %+v, want block %d %s by %s", latest, last.Block.Number, last.HeaderHash, s.tc.Enclave().Signer)
 	}
 	for _, r := range results {
-		c, _, err := s.c.SidechainBlock(ctx, teerex.Hash(s.shard), r.Block.Number)
+		c, _, err := s.c.SidechainBlock(ctx, types.Hash(s.shard), r.Block.Number)
 		if err != nil || c == nil || c.HeaderHash != r.HeaderHash {
 			t.Errorf("confirmation of shard block %d: %+v, %v; want header %s", r.Block.Number, c, err, r.HeaderHash)
 		}
@@ -199,7 +199,7 @@ func TestDirectInvocation(t *testing.T) {
 		case rpc.StatusExecuted:
 			executed = st.Result
 		case rpc.StatusConfirmed:
-			c, _, err := s.c.SidechainBlock(ctx, teerex.Hash(s.shard), executed.Block.Number)
+			c, _, err := s.c.SidechainBlock(ctx, types.Hash(s.shard), executed.Block.Number)
 			if err != nil || c == nil || c.HeaderHash != executed.HeaderHash {
 				t.Errorf("confirmed status, but the chain holds %+v (%v) for block %d", c, err, executed.Block.Number)
 			}

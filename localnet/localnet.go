@@ -24,7 +24,7 @@ import (
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/node"
-	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/worker"
 	"github.com/integritee-go/integritee/worker/rpc"
 )
@@ -166,7 +166,7 @@ func (n *Net) startNode(cfg Config) error {
 		if cfg.ProductionRules {
 			now := time.Now()
 			acc := accounts.DevGenesis()
-			mods, err := testTEEModules(now, teerex.Hash(n.Shard))
+			mods, err := testTEEModules(now, types.Hash(n.Shard))
 			if err != nil {
 				return err
 			}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/tee/sim"
 )
 
@@ -15,7 +16,7 @@ import (
 // SWHardeningNeeded) with the test PKI's root in place of Intel's SGX root
 // and its collateral, made once for genesisTime, and allow as the only
 // measurements. The dev PKI is not trusted: a dev build cannot register.
-func TestTEEGenesis(genesisTime time.Time, allow ...teerex.Hash) (teerex.GenesisState, error) {
+func TestTEEGenesis(genesisTime time.Time, allow ...types.Hash) (teerex.GenesisState, error) {
 	pki, err := sim.NewPKI([]byte(sim.TestSeed))
 	if err != nil {
 		return teerex.GenesisState{}, fmt.Errorf("test TEE genesis: %w", err)
@@ -32,7 +33,7 @@ func TestTEEGenesis(genesisTime time.Time, allow ...teerex.Hash) (teerex.Genesis
 	return teerex.GenesisState{Policy: p, Allowlist: allow}, nil
 }
 
-func testTEEModules(genesisTime time.Time, allow teerex.Hash) (map[string]json.RawMessage, error) {
+func testTEEModules(genesisTime time.Time, allow types.Hash) (map[string]json.RawMessage, error) {
 	g, err := TestTEEGenesis(genesisTime, allow)
 	if err != nil {
 		return nil, err

@@ -16,8 +16,8 @@ import (
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
-	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/client/trusted"
 	"github.com/integritee-go/integritee/enclave/shielding"
@@ -41,7 +41,7 @@ func TestTwoWorkersOneShard(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Stop()
-	shard := teerex.Hash(n.Shard)
+	shard := types.Hash(n.Shard)
 	c, err := client.New(ctx, n.NodeRPC(), client.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +214,7 @@ func TestLocalnetTwoWorkers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	encls, _, err := c.EnclavesOf(ctx, teerex.Hash(n.Shard))
+	encls, _, err := c.EnclavesOf(ctx, types.Hash(n.Shard))
 	if err != nil || len(encls) != 2 {
 		t.Fatalf("registrations %+v, %v", encls, err)
 	}

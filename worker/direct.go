@@ -9,6 +9,7 @@ import (
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/worker/rpc"
 	"github.com/integritee-go/integritee/worker/store"
@@ -104,7 +105,7 @@ func (w *Worker) peerSessionEnded(completed bool) {
 // refreshShardEnclaves reads from the chain how many active enclaves are
 // registered with the shard's current measurement.
 func (w *Worker) refreshShardEnclaves(ctx context.Context) error {
-	st, err := w.node.Shard(ctx, teerex.Hash(w.cfg.Shard))
+	st, err := w.node.Shard(ctx, types.Hash(w.cfg.Shard))
 	if err != nil {
 		return fmt.Errorf("shard %x: %w", w.cfg.Shard, err)
 	}
@@ -325,7 +326,7 @@ func (w *Worker) confirmedAtStart(ctx context.Context) {
 		return
 	}
 	err := retry(ctx, w.log, "read the shard's latest confirmed block", func() error {
-		c, _, err := w.node.SidechainLatest(ctx, teerex.Hash(w.cfg.Shard))
+		c, _, err := w.node.SidechainLatest(ctx, types.Hash(w.cfg.Shard))
 		if err != nil || c == nil {
 			return err
 		}

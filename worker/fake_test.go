@@ -14,6 +14,7 @@ import (
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/tee/sim"
 )
@@ -31,7 +32,7 @@ type fakeEnclave struct {
 	key      ed25519.PrivateKey
 	shPub    []byte
 	chainID  string
-	genesis  teerex.Hash // of the chain it was initialized for
+	genesis  types.Hash // of the chain it was initialized for
 	height   int64
 	entries  map[[32]byte][]byte
 	awaiting *fakeCheckpoint
@@ -194,7 +195,7 @@ func (f *fakeEnclave) process(r *protocol.ProcessBlock) (protocol.Reply, error) 
 		return nil, err
 	}
 	rep.Checkpoint = cp
-	var bh teerex.Hash
+	var bh types.Hash
 	copy(bh[:], rep.BlockHash)
 	call, err := tx.NewCall(bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{
 		Shard: f.shard, Height: uint64(sh.Height), BlockHash: bh, StateHash: rep.StateRoot,

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/worker/store"
 )
@@ -537,7 +538,7 @@ const maxProviders = 16
 // providers returns the provisioning URLs to try, empty when no other
 // active enclave is registered for the shard.
 func (w *Worker) providers(ctx context.Context) ([]string, error) {
-	st, err := w.node.Shard(ctx, teerex.Hash(w.cfg.Shard))
+	st, err := w.node.Shard(ctx, types.Hash(w.cfg.Shard))
 	if err != nil {
 		return nil, fmt.Errorf("shard %x: %w", w.cfg.Shard, err)
 	}

@@ -11,9 +11,9 @@ import (
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
-	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/enclave/protocol"
 )
@@ -256,7 +256,7 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 			// another worker of the shard): settled.
 			w.log.Info("outgoing call already on chain", "method", items[i].Call.Call.Method, "reason", te.Log)
 			settled = append(settled, items[i].Seq)
-		case errors.Is(te, runtime.ErrUnaffordableFee):
+		case errors.Is(te, types.ErrUnaffordableFee):
 			stop = w.fund(ctx, signer, acc.Balance+params.MinFee(len(raw))*uint64(len(signed.Txs)))
 		case transient(te):
 			stop = err // sign again next round
@@ -328,7 +328,7 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 // later block of the shard and its unshields.
 func transient(err error) bool {
 	for _, e := range []error{
-		runtime.ErrStaleNonce, runtime.ErrFutureNonce, runtime.ErrInsufficientFee, bridge.ErrFutureHeight,
+		types.ErrStaleNonce, types.ErrFutureNonce, types.ErrInsufficientFee, bridge.ErrFutureHeight,
 		sidechain.ErrSeveralEnclaves, sidechain.ErrChainHeight, bridge.ErrBlockNotConfirmed,
 	} {
 		if errors.Is(err, e) {
@@ -380,7 +380,7 @@ func DevFunder(nodeRPC string, from ed25519.PrivateKey, amount uint64) func(ctx 
 		}
 		for attempt := 0; ; attempt++ {
 			_, err = c.Transfer(ctx, from, a, max(need, amount))
-			if err == nil || attempt == 10 || !(errors.Is(err, runtime.ErrStaleNonce) || errors.Is(err, runtime.ErrFutureNonce)) {
+			if err == nil || attempt == 10 || !(errors.Is(err, types.ErrStaleNonce) || errors.Is(err, types.ErrFutureNonce)) {
 				if err != nil {
 					return fmt.Errorf("dev funding of %s: %w", a, err)
 				}

@@ -4,8 +4,8 @@ import (
 	"testing"
 
 	"github.com/integritee-go/integritee/chain/bridge"
-	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/sidechain"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/client"
 )
 
@@ -18,13 +18,13 @@ import (
 // issue 8).
 func TestOutgoingRefusals(t *testing.T) {
 	for _, tc := range []struct {
-		err                           *runtime.Error
+		err                           *types.Error
 		transient, renew, alreadyDone bool
 	}{
 		{sidechain.ErrSeveralEnclaves, true, false, false},
 		{sidechain.ErrChainHeight, true, false, false},
 		{bridge.ErrBlockNotConfirmed, true, false, false},
-		{runtime.ErrStaleNonce, true, false, false},
+		{types.ErrStaleNonce, true, false, false},
 		{bridge.ErrFutureHeight, true, false, false},
 		{sidechain.ErrNotActive, false, true, false},
 		{sidechain.ErrNotShardEnclave, false, true, false},

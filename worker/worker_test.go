@@ -22,8 +22,8 @@ import (
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/node"
-	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/localnet"
@@ -156,7 +156,7 @@ func (h *harness) run(ctx context.Context) (*worker.Worker, func() error) {
 	return w, sync.OnceValue(func() error { cancel(); return <-done })
 }
 
-func invoke(t *testing.T, ctx context.Context, c *client.Client, nonce uint64, shard teerex.Hash, payload string) [32]byte {
+func invoke(t *testing.T, ctx context.Context, c *client.Client, nonce uint64, shard types.Hash, payload string) [32]byte {
 	t.Helper()
 	params, err := c.Params(ctx)
 	if err != nil {
@@ -213,7 +213,7 @@ func TestWorkerHost(t *testing.T) {
 	if err != nil {
 		t.Fatalf("registration: %v", err)
 	}
-	if reg.MRENCLAVE != teerex.Hash(testShard) || reg.WorkerURL != w.RPCAddr() {
+	if reg.MRENCLAVE != types.Hash(testShard) || reg.WorkerURL != w.RPCAddr() {
 		t.Errorf("registration %+v", reg)
 	}
 	if id, err := worker.ReadIdentity(h.dir); err != nil || id.Signer != signer.String() || id.RPC != w.RPCAddr() {
@@ -227,7 +227,7 @@ func TestWorkerHost(t *testing.T) {
 		last = invoke(t, ctx, c, nonce, testShard, fmt.Sprintf("call %d", i))
 		nonce++
 	}
-	invoke(t, ctx, c, nonce, teerex.Hash{9}, "other shard")
+	invoke(t, ctx, c, nonce, types.Hash{9}, "other shard")
 	nonce++
 	res, err := c.WaitTx(ctx, last)
 	if err != nil {
@@ -253,7 +253,7 @@ func TestWorkerHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Shard.Latest.StateHash != teerex.Hash(root) {
+	if s.Shard.Latest.StateHash != types.Hash(root) {
 		t.Errorf("confirmed state hash %x, worker's %x", s.Shard.Latest.StateHash, root)
 	}
 	if s.Shard.Latest.Enclave != signer {

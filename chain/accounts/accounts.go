@@ -20,6 +20,7 @@ import (
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/internal/ed25519x"
 )
 
@@ -42,9 +43,9 @@ const (
 
 // Errors of this module's calls (codespace "accounts"). Never renumber.
 var (
-	ErrInsufficientFunds = runtime.NewError(Name, 1, "insufficient funds")
-	ErrBalanceOverflow   = runtime.NewError(Name, 2, "balance overflow")
-	ErrNotSudo           = runtime.NewError(Name, 3, "sender is not the sudo key")
+	ErrInsufficientFunds = types.NewError(Name, 1, "insufficient funds")
+	ErrBalanceOverflow   = types.NewError(Name, 2, "balance overflow")
+	ErrNotSudo           = types.NewError(Name, 3, "sender is not the sudo key")
 )
 
 // Account is the state of one address.
@@ -244,18 +245,18 @@ func (k Keeper) Ante(ctx *runtime.Context, body *tx.Body, txLen int) error {
 	}
 	switch {
 	case body.Nonce < acc.Nonce:
-		return fmt.Errorf("%w: got %d, account is at %d", runtime.ErrStaleNonce, body.Nonce, acc.Nonce)
+		return fmt.Errorf("%w: got %d, account is at %d", types.ErrStaleNonce, body.Nonce, acc.Nonce)
 	case body.Nonce > acc.Nonce:
-		return fmt.Errorf("%w: got %d, account is at %d", runtime.ErrFutureNonce, body.Nonce, acc.Nonce)
+		return fmt.Errorf("%w: got %d, account is at %d", types.ErrFutureNonce, body.Nonce, acc.Nonce)
 	}
 	if minFee := p.MinFee(txLen); body.Fee < minFee {
-		return fmt.Errorf("%w: fee %d, minimum %d for %d bytes", runtime.ErrInsufficientFee, body.Fee, minFee, txLen)
+		return fmt.Errorf("%w: fee %d, minimum %d for %d bytes", types.ErrInsufficientFee, body.Fee, minFee, txLen)
 	}
 	if acc.Balance < body.Fee {
-		return fmt.Errorf("%w: fee %d, balance %d", runtime.ErrUnaffordableFee, body.Fee, acc.Balance)
+		return fmt.Errorf("%w: fee %d, balance %d", types.ErrUnaffordableFee, body.Fee, acc.Balance)
 	}
 	if acc.Nonce == ^uint64(0) {
-		return fmt.Errorf("%w: nonce exhausted", runtime.ErrStaleNonce)
+		return fmt.Errorf("%w: nonce exhausted", types.ErrStaleNonce)
 	}
 	// Work on a branch so that a failed credit leaves no debit behind.
 	b := store.NewCache(ctx.Store)

@@ -11,6 +11,7 @@ import (
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // TestDevKeysAreWellKnown pins the documented derivation
@@ -88,11 +89,11 @@ func TestKeeper(t *testing.T) {
 		t.Fatalf("overflow: %v", err)
 	}
 	body := &tx.Body{Sender: alice, Nonce: 0, Fee: 4}
-	if err := k.Ante(ctx, body, 0); !errors.Is(err, runtime.ErrInsufficientFee) {
+	if err := k.Ante(ctx, body, 0); !errors.Is(err, types.ErrInsufficientFee) {
 		t.Fatalf("fee below base: %v", err)
 	}
 	body.Fee = 101
-	if err := k.Ante(ctx, body, 0); !errors.Is(err, runtime.ErrUnaffordableFee) {
+	if err := k.Ante(ctx, body, 0); !errors.Is(err, types.ErrUnaffordableFee) {
 		t.Fatalf("unaffordable: %v", err)
 	}
 	body.Fee = 50
@@ -104,7 +105,7 @@ func TestKeeper(t *testing.T) {
 	if acc != (accounts.Account{Balance: 50, Nonce: 1}) || col.Balance != 50 {
 		t.Fatalf("after ante: %+v collector %+v", acc, col)
 	}
-	if err := k.Ante(ctx, body, 10); !errors.Is(err, runtime.ErrStaleNonce) {
+	if err := k.Ante(ctx, body, 10); !errors.Is(err, types.ErrStaleNonce) {
 		t.Fatalf("replay: %v", err)
 	}
 
@@ -128,7 +129,7 @@ func TestKeeper(t *testing.T) {
 	if b, _ := k.Account(kv, bob); b.Balance != 7 {
 		t.Fatalf("bob %d", b.Balance)
 	}
-	if _, err := m.DecodeCall(tx.Call{Module: accounts.Name, Method: "burn"}); !errors.Is(err, runtime.ErrUnknownCall) {
+	if _, err := m.DecodeCall(tx.Call{Module: accounts.Name, Method: "burn"}); !errors.Is(err, types.ErrUnknownCall) {
 		t.Fatalf("unknown method: %v", err)
 	}
 }

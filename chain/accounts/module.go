@@ -9,6 +9,7 @@ import (
 
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/internal/ed25519x"
 )
 
@@ -34,20 +35,20 @@ func (*Module) DecodeCall(call tx.Call) (runtime.Msg, error) {
 	case MethodTransfer:
 		var m Transfer
 		if err := call.DecodeArgs(&m); err != nil {
-			return nil, fmt.Errorf("%w: %w", runtime.ErrMalformedCall, err)
+			return nil, fmt.Errorf("%w: %w", types.ErrMalformedCall, err)
 		}
 		if m.Amount == 0 {
-			return nil, fmt.Errorf("%w: transfer of zero", runtime.ErrMalformedCall)
+			return nil, fmt.Errorf("%w: transfer of zero", types.ErrMalformedCall)
 		}
 		return m, nil
 	case MethodSetBalance:
 		var m SetBalance
 		if err := call.DecodeArgs(&m); err != nil {
-			return nil, fmt.Errorf("%w: %w", runtime.ErrMalformedCall, err)
+			return nil, fmt.Errorf("%w: %w", types.ErrMalformedCall, err)
 		}
 		return m, nil
 	}
-	return nil, fmt.Errorf("%w: %s.%s", runtime.ErrUnknownCall, Name, call.Method)
+	return nil, fmt.Errorf("%w: %s.%s", types.ErrUnknownCall, Name, call.Method)
 }
 
 // Execute implements runtime.Module.
@@ -74,7 +75,7 @@ func (m *Module) Execute(ctx *runtime.Context, msg runtime.Msg) error {
 		ctx.Emit(EventBalanceSet, "who", msg.Who.String(), "amount", strconv.FormatUint(msg.Amount, 10))
 		return nil
 	}
-	return fmt.Errorf("%w: accounts cannot execute %T", runtime.ErrUnknownCall, msg)
+	return fmt.Errorf("%w: accounts cannot execute %T", types.ErrUnknownCall, msg)
 }
 
 // QueryKey implements runtime.Module: /accounts/<hex address> and

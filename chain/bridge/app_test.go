@@ -20,6 +20,7 @@ import (
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/tee/sim"
 )
 
@@ -119,7 +120,7 @@ func TestAppWiring(t *testing.T) {
 		t.Fatal(err)
 	}
 	block(signed("Dave", reg), signed("Bob", shield))
-	u := sidechain.Unshield{Beneficiary: bob, Amount: 200, CallHash: teerex.Hash{1}}
+	u := sidechain.Unshield{Beneficiary: bob, Amount: 200, CallHash: types.Hash{1}}
 	root, proofs := sidechain.UnshieldsRoot([]sidechain.Unshield{u})
 	unshield, err := sidechain.UnshieldCall(shard, 1, u, proofs[0])
 	if err != nil {

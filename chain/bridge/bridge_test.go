@@ -18,6 +18,7 @@ import (
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 func TestInvoke(t *testing.T) {
@@ -41,7 +42,7 @@ func TestInvoke(t *testing.T) {
 		"oversized": make([]byte, bridge.MaxCiphertextBytes+1),
 	} {
 		t.Run(name, func(t *testing.T) {
-			rejected(t, c.call(bob, bridge.MethodInvoke, bridge.Invoke{Shard: shard, Ciphertext: ct}), runtime.ErrMalformedCall)
+			rejected(t, c.call(bob, bridge.MethodInvoke, bridge.Invoke{Shard: shard, Ciphertext: ct}), types.ErrMalformedCall)
 		})
 	}
 }
@@ -65,8 +66,8 @@ func TestShieldFunds(t *testing.T) {
 	rejected(t, c.call(bob, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: before, EncryptedRecipient: []byte("x")}),
 		accounts.ErrInsufficientFunds)
 	rejected(t, c.call(bob, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 0, EncryptedRecipient: []byte("x")}),
-		runtime.ErrMalformedCall)
-	rejected(t, c.call(bob, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 1}), runtime.ErrMalformedCall)
+		types.ErrMalformedCall)
+	rejected(t, c.call(bob, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 1}), types.ErrMalformedCall)
 	if other := bridge.VaultAddress(measurement("v2")); other == vault || c.balance(other) != 0 {
 		t.Fatal("vaults of different shards must differ")
 	}
@@ -85,15 +86,15 @@ func TestUnshield(t *testing.T) {
 	vault := bridge.VaultAddress(shard)
 	zoe := accounts.DevAddress("Zoe")
 	b1 := c.confirmBlock(shard, 1,
-		unshield{zoe, 300, teerex.Hash{0xca, 1}},
-		unshield{zoe, 200, teerex.Hash{0xca, 2}},
-		unshield{bob, 50, teerex.Hash{0xca, 3}},
-		unshield{zoe, 701, teerex.Hash{0xca, 4}}, // more than the vault will hold
+		unshield{zoe, 300, types.Hash{0xca, 1}},
+		unshield{zoe, 200, types.Hash{0xca, 2}},
+		unshield{bob, 50, types.Hash{0xca, 3}},
+		unshield{zoe, 701, types.Hash{0xca, 4}}, // more than the vault will hold
 	)
 	// A faulty block 2 repeats the first call hash with another amount.
-	b2 := c.confirmBlock(shard, 2, unshield{zoe, 1, teerex.Hash{0xca, 1}})
+	b2 := c.confirmBlock(shard, 2, unshield{zoe, 1, types.Hash{0xca, 1}})
 	// The same unshield as b1[1], proved in another shard's block.
-	elsewhere := c.confirmBlock(other, 1, unshield{zoe, 200, teerex.Hash{0xca, 2}})
+	elsewhere := c.confirmBlock(other, 1, unshield{zoe, 200, types.Hash{0xca, 2}})
 	c.next(time.Second)
 
 	r := c.call(dave, bridge.MethodUnshieldFunds, b1[0])
@@ -140,8 +141,8 @@ func TestUnshield(t *testing.T) {
 		{"proof from another shard's block", dave, with(func(u *bridge.UnshieldFunds) { u.Proof = elsewhere[0].Proof }), []error{bridge.ErrUnshieldProof}},
 		{"too many aunts", dave, with(func(u *bridge.UnshieldFunds) {
 			u.Proof.Aunts = slices.Repeat([][]byte{make([]byte, 32)}, bridge.MaxProofAunts+1)
-		}), []error{runtime.ErrMalformedCall}},
-		{"zero", dave, with(func(u *bridge.UnshieldFunds) { u.Amount = 0 }), []error{runtime.ErrMalformedCall}},
+		}), []error{types.ErrMalformedCall}},
+		{"zero", dave, with(func(u *bridge.UnshieldFunds) { u.Amount = 0 }), []error{types.ErrMalformedCall}},
 		{"not an enclave", bob, pending, []error{bridge.ErrNotActive, teerex.ErrNotRegistered}},
 		{"enclave of another shard", ferd, pending, []error{bridge.ErrNotShardEnclave}},
 		{"enclave of another shard, its block", ferd, elsewhere[0], []error{accounts.ErrInsufficientFunds}},
@@ -171,13 +172,13 @@ func TestUnshield(t *testing.T) {
 }
 
 // A bridge built without the sidechain cannot judge an unshield: it halts
-// (an error that is no *runtime.Error) rather than pay.
+// (an error that is no *types.Error) rather than pay.
 func TestUnshieldNeedsShardBlocks(t *testing.T) {
 	c := newChain(t)
 	shard := measurement("v1")
 	c.register(dave, shard)
 	wantErr(t, c.call(bob, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 10, EncryptedRecipient: []byte("r")}).err)
-	args := c.confirmBlock(shard, 1, unshield{bob, 1, teerex.Hash{1}})[0]
+	args := c.confirmBlock(shard, 1, unshield{bob, 1, types.Hash{1}})[0]
 	m := bridge.New(c.teerex.Keeper, c.acc.Keeper, c.acc.Keeper, nil)
 	call, err := tx.NewCall(bridge.Name, bridge.MethodUnshieldFunds, args)
 	if err != nil {
@@ -190,7 +191,7 @@ func TestUnshieldNeedsShardBlocks(t *testing.T) {
 	ctx := c.ctx.WithStore(c.kv.Branch())
 	ctx.Sender = dave
 	err = m.Execute(ctx, msg)
-	if re := (*runtime.Error)(nil); err == nil || errors.As(err, &re) {
+	if re := (*types.Error)(nil); err == nil || errors.As(err, &re) {
 		t.Fatalf("unwired bridge: %v (must be an internal error that halts)", err)
 	}
 }
@@ -200,7 +201,7 @@ func TestExpiredEnclaveCannotAct(t *testing.T) {
 	shard := measurement("v1")
 	c.register(dave, shard)
 	wantErr(t, c.call(bob, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 10, EncryptedRecipient: []byte("r")}).err)
-	pay := c.confirmBlock(shard, 1, unshield{bob, 1, teerex.Hash{1}})[0]
+	pay := c.confirmBlock(shard, 1, unshield{bob, 1, types.Hash{1}})[0]
 	c.next(24*time.Hour + time.Second)
 	rejected(t, c.call(dave, bridge.MethodUnshieldFunds, pay), bridge.ErrNotActive, teerex.ErrExpired)
 	rejected(t, c.call(dave, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 3, BlockHash: blockHash(3)}),
@@ -218,7 +219,7 @@ func TestConfirmProcessedBlock(t *testing.T) {
 	c.register(eve, shard)
 	c.register(ferd, measurement("other"))
 	c.toHeight(20)
-	hash := func(b byte) teerex.Hash { return teerex.Hash{b} }
+	hash := func(b byte) types.Hash { return types.Hash{b} }
 	conf := func(h uint64, state byte) bridge.ConfirmProcessedBlock {
 		return bridge.ConfirmProcessedBlock{Shard: shard, Height: h, BlockHash: blockHash(h), CallsRoot: hash(0xcc), StateHash: hash(state)}
 	}
@@ -303,7 +304,7 @@ func TestConfirmationsOfManyEnclaves(t *testing.T) {
 		c.register(enclaves[i], shard)
 	}
 	c.toHeight(20)
-	conf := bridge.ConfirmProcessedBlock{Shard: shard, Height: 15, BlockHash: blockHash(15), StateHash: teerex.Hash{1}}
+	conf := bridge.ConfirmProcessedBlock{Shard: shard, Height: 15, BlockHash: blockHash(15), StateHash: types.Hash{1}}
 	for _, e := range enclaves {
 		wantErr(t, c.call(e, bridge.MethodConfirmProcessedBlock, conf).err)
 		c.next(time.Second) // later confirmations are the fresher ones
@@ -398,8 +399,8 @@ func TestShardConfigEnactment(t *testing.T) {
 
 func TestQueryKey(t *testing.T) {
 	m := bridge.New(nil, nil, nil, nil)
-	s := teerex.Hash{0x5a}
-	h := teerex.Hash{0xca}
+	s := types.Hash{0x5a}
+	h := types.Hash{0xca}
 	tests := []struct {
 		path string
 		want []byte
@@ -436,8 +437,8 @@ func TestDecodeCallErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = m.DecodeCall(call)
-	wantErr(t, err, runtime.ErrUnknownCall)
+	wantErr(t, err, types.ErrUnknownCall)
 	call.Method = bridge.MethodConfirmProcessedBlock
 	_, err = m.DecodeCall(call)
-	wantErr(t, err, runtime.ErrMalformedCall)
+	wantErr(t, err, types.ErrMalformedCall)
 }

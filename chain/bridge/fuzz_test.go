@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/integritee-go/integritee/chain/bridge"
-	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // FuzzDecodeCall feeds arbitrary methods and arguments to the decoder: it
@@ -17,12 +17,12 @@ func FuzzDecodeCall(f *testing.F) {
 		method string
 		args   any
 	}{
-		{bridge.MethodInvoke, bridge.Invoke{Shard: teerex.Hash{1}, Ciphertext: []byte("ct")}},
-		{bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: teerex.Hash{1}, Amount: 5, EncryptedRecipient: []byte("r")}},
-		{bridge.MethodUnshieldFunds, bridge.UnshieldFunds{Shard: teerex.Hash{1}, Amount: 5, CallHash: teerex.Hash{2}, Block: 3,
+		{bridge.MethodInvoke, bridge.Invoke{Shard: types.Hash{1}, Ciphertext: []byte("ct")}},
+		{bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: types.Hash{1}, Amount: 5, EncryptedRecipient: []byte("r")}},
+		{bridge.MethodUnshieldFunds, bridge.UnshieldFunds{Shard: types.Hash{1}, Amount: 5, CallHash: types.Hash{2}, Block: 3,
 			Proof: bridge.UnshieldProof{Index: 1, Total: 2, Aunts: [][]byte{make([]byte, 32)}}}},
-		{bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: teerex.Hash{1}, Height: 7}},
-		{bridge.MethodUpdateShardConfig, bridge.UpdateShardConfig{Shard: teerex.Hash{1}, EnactmentHeight: 1 << 40}},
+		{bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: types.Hash{1}, Height: 7}},
+		{bridge.MethodUpdateShardConfig, bridge.UpdateShardConfig{Shard: types.Hash{1}, EnactmentHeight: 1 << 40}},
 	} {
 		call, err := tx.NewCall(bridge.Name, s.method, s.args)
 		if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/tee/sim"
 )
 
@@ -44,7 +45,7 @@ type chain struct {
 	kv     *store.Cache
 	ctx    *runtime.Context
 	// genesis is the chain's genesis ID (runtime.Context.Genesis).
-	genesis teerex.Hash
+	genesis types.Hash
 }
 
 func newChain(t testing.TB) *chain {
@@ -97,7 +98,7 @@ func (c *chain) recordBlock(h int64) {
 }
 
 // blockHash is the hash of the chain's block h.
-func blockHash(h uint64) teerex.Hash { return teerex.Hash(moduletest.BlockHash(int64(h))) }
+func blockHash(h uint64) types.Hash { return types.Hash(moduletest.BlockHash(int64(h))) }
 
 func must[T any](v T, err error) T {
 	if err != nil {
@@ -143,8 +144,8 @@ func (c *chain) exec(m runtime.Module, sender tx.Address, method string, args an
 	r := result{err: err, events: ctx.Events(), changes: len(b.Changes())}
 	if err == nil {
 		b.Write()
-	} else if re := (*runtime.Error)(nil); !errors.As(err, &re) {
-		c.t.Fatalf("%s: error is no *runtime.Error (would halt the node): %v", method, err)
+	} else if re := (*types.Error)(nil); !errors.As(err, &re) {
+		c.t.Fatalf("%s: error is no *types.Error (would halt the node): %v", method, err)
 	}
 	return r
 }
@@ -156,7 +157,7 @@ func (c *chain) call(sender tx.Address, method string, args any) result {
 
 // register registers signer as an enclave with measurement m at the
 // current block.
-func (c *chain) register(signer tx.Address, m teerex.Hash) {
+func (c *chain) register(signer tx.Address, m types.Hash) {
 	c.t.Helper()
 	mm := [32]byte(m)
 	b, err := sim.New(sim.Config{Measurement: &mm})
@@ -185,7 +186,7 @@ func (c *chain) balance(a tx.Address) uint64 {
 	return acc.Balance
 }
 
-func (c *chain) shard(id teerex.Hash) bridge.Shard {
+func (c *chain) shard(id types.Hash) bridge.Shard {
 	c.t.Helper()
 	s, err := c.bridge.Shard(c.kv, id)
 	if err != nil {
@@ -196,14 +197,14 @@ func (c *chain) shard(id teerex.Hash) bridge.Shard {
 
 // blocks is a fake sidechain: the unshields roots of the confirmed shard
 // blocks.
-type blocks map[blockID]teerex.Hash
+type blocks map[blockID]types.Hash
 
 type blockID struct {
-	shard  teerex.Hash
+	shard  types.Hash
 	number uint64
 }
 
-func (b blocks) UnshieldsRoot(_ store.Reader, shard teerex.Hash, number uint64) (teerex.Hash, bool, error) {
+func (b blocks) UnshieldsRoot(_ store.Reader, shard types.Hash, number uint64) (types.Hash, bool, error) {
 	root, ok := b[blockID{shard, number}]
 	return root, ok, nil
 }
@@ -212,19 +213,19 @@ func (b blocks) UnshieldsRoot(_ store.Reader, shard teerex.Hash, number uint64) 
 type unshield struct {
 	beneficiary tx.Address
 	amount      uint64
-	callHash    teerex.Hash
+	callHash    types.Hash
 }
 
 // confirmBlock confirms shard block number with the given unshields and
 // returns their unshield_funds arguments, each with its proof, as the
 // sidechain's Merkle tree (CometBFT's RFC 6962) makes them.
-func (c *chain) confirmBlock(shard teerex.Hash, number uint64, us ...unshield) []bridge.UnshieldFunds {
+func (c *chain) confirmBlock(shard types.Hash, number uint64, us ...unshield) []bridge.UnshieldFunds {
 	leaves := make([][]byte, len(us))
 	for i, u := range us {
 		leaves[i] = bridge.UnshieldLeaf(u.beneficiary, u.amount, u.callHash)
 	}
 	root, proofs := merkle.ProofsFromByteSlices(leaves)
-	c.blocks[blockID{shard, number}] = teerex.Hash(root)
+	c.blocks[blockID{shard, number}] = types.Hash(root)
 	calls := make([]bridge.UnshieldFunds, len(us))
 	for i, u := range us {
 		calls[i] = bridge.UnshieldFunds{Shard: shard, Beneficiary: u.beneficiary, Amount: u.amount, CallHash: u.callHash, Block: number,
@@ -233,7 +234,7 @@ func (c *chain) confirmBlock(shard teerex.Hash, number uint64, us ...unshield) [
 	return calls
 }
 
-func measurement(name string) teerex.Hash { return sha256.Sum256([]byte("enclave release " + name)) }
+func measurement(name string) types.Hash { return sha256.Sum256([]byte("enclave release " + name)) }
 
 var wantErr = moduletest.WantErr
 

@@ -62,6 +62,7 @@ import (
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // Name is the module name: call namespace, key prefix and query path.
@@ -95,43 +96,43 @@ const (
 
 // Errors of this module's calls (codespace "bridge"). Never renumber.
 var (
-	ErrNotActive          = runtime.NewError(Name, 1, "sender is not an active registered enclave")
-	ErrNotShardEnclave    = runtime.NewError(Name, 2, "enclave does not serve this shard")
-	ErrAlreadyUnshielded  = runtime.NewError(Name, 3, "unshield call already executed")
-	ErrFutureHeight       = runtime.NewError(Name, 4, "confirmed block is not yet committed")
-	ErrStaleConfirmation  = runtime.NewError(Name, 5, "confirmation not above the enclave's last confirmed height")
-	ErrNotAuthorized      = runtime.NewError(Name, 6, "sender may not change the shard configuration")
-	ErrEnactmentInPast    = runtime.NewError(Name, 7, "enactment height before the current block")
-	ErrCorruptShardRecord = runtime.NewError(Name, 8, "shard record does not belong to the shard")
-	ErrUnknownBlock       = runtime.NewError(Name, 9, "confirmed block hash is not the chain's block at that height")
+	ErrNotActive          = types.NewError(Name, 1, "sender is not an active registered enclave")
+	ErrNotShardEnclave    = types.NewError(Name, 2, "enclave does not serve this shard")
+	ErrAlreadyUnshielded  = types.NewError(Name, 3, "unshield call already executed")
+	ErrFutureHeight       = types.NewError(Name, 4, "confirmed block is not yet committed")
+	ErrStaleConfirmation  = types.NewError(Name, 5, "confirmation not above the enclave's last confirmed height")
+	ErrNotAuthorized      = types.NewError(Name, 6, "sender may not change the shard configuration")
+	ErrEnactmentInPast    = types.NewError(Name, 7, "enactment height before the current block")
+	ErrCorruptShardRecord = types.NewError(Name, 8, "shard record does not belong to the shard")
+	ErrUnknownBlock       = types.NewError(Name, 9, "confirmed block hash is not the chain's block at that height")
 	// Code 9 is ErrUnknownBlock (confirm_processed_block).
-	ErrBlockNotConfirmed = runtime.NewError(Name, 10, "unshield names a shard block that is not confirmed")
-	ErrUnshieldProof     = runtime.NewError(Name, 11, "unshield is not in the confirmed block's unshields root")
+	ErrBlockNotConfirmed = types.NewError(Name, 10, "unshield names a shard block that is not confirmed")
+	ErrUnshieldProof     = types.NewError(Name, 11, "unshield is not in the confirmed block's unshields root")
 )
 
 // Invoke is the argument of invoke: an encrypted call for the shard's
 // enclaves (indirect invocation). Anyone may send it.
 type Invoke struct {
-	Shard      teerex.Hash `cbor:"shard"`
-	Ciphertext []byte      `cbor:"ciphertext"`
+	Shard      types.Hash `cbor:"shard"`
+	Ciphertext []byte     `cbor:"ciphertext"`
 }
 
 // ShieldFunds is the argument of shield_funds: Amount moves from the sender
 // to the shard's vault; the enclaves credit the recipient they decrypt.
 type ShieldFunds struct {
-	Shard              teerex.Hash `cbor:"shard"`
-	Amount             uint64      `cbor:"amount"`
-	EncryptedRecipient []byte      `cbor:"encrypted_recipient"`
+	Shard              types.Hash `cbor:"shard"`
+	Amount             uint64     `cbor:"amount"`
+	EncryptedRecipient []byte     `cbor:"encrypted_recipient"`
 }
 
 // UnshieldFunds is the argument of unshield_funds, sent by an enclave of
 // the shard: pay Amount from the vault to Beneficiary, once per CallHash,
 // as shard block Block (confirmed) proves.
 type UnshieldFunds struct {
-	Shard       teerex.Hash `cbor:"shard"`
-	Beneficiary tx.Address  `cbor:"beneficiary"`
-	Amount      uint64      `cbor:"amount"`
-	CallHash    teerex.Hash `cbor:"call_hash"`
+	Shard       types.Hash `cbor:"shard"`
+	Beneficiary tx.Address `cbor:"beneficiary"`
+	Amount      uint64     `cbor:"amount"`
+	CallHash    types.Hash `cbor:"call_hash"`
 	// Block is the number of the confirmed shard block whose unshields
 	// root holds this unshield; Proof is the Merkle proof.
 	Block uint64        `cbor:"block"`
@@ -155,7 +156,7 @@ const unshieldDomain = "integritee-sidechain-unshield-v1"
 // UnshieldLeaf is an unshield's leaf of a shard block's unshields root
 // (sidechain.Header.UnshieldsRoot): sha256(domain || beneficiary || amount
 // (8 bytes, big endian) || call hash).
-func UnshieldLeaf(beneficiary tx.Address, amount uint64, callHash teerex.Hash) []byte {
+func UnshieldLeaf(beneficiary tx.Address, amount uint64, callHash types.Hash) []byte {
 	s := sha256.New()
 	s.Write([]byte(unshieldDomain))
 	s.Write(beneficiary[:])
@@ -176,26 +177,26 @@ func merkleLeafHash(leaf []byte) []byte {
 // ShardBlocks reports the unshields root of a confirmed shard block
 // (sidechain.Module).
 type ShardBlocks interface {
-	UnshieldsRoot(r store.Reader, shard teerex.Hash, number uint64) (teerex.Hash, bool, error)
+	UnshieldsRoot(r store.Reader, shard types.Hash, number uint64) (types.Hash, bool, error)
 }
 
 // ConfirmProcessedBlock is the argument of confirm_processed_block, sent by
 // an enclave of the shard after it processed the chain block at Height.
 type ConfirmProcessedBlock struct {
-	Shard     teerex.Hash `cbor:"shard"`
-	Height    uint64      `cbor:"height"`
-	BlockHash teerex.Hash `cbor:"block_hash"`
-	CallsRoot teerex.Hash `cbor:"calls_root"`
-	StateHash teerex.Hash `cbor:"state_hash"`
+	Shard     types.Hash `cbor:"shard"`
+	Height    uint64     `cbor:"height"`
+	BlockHash types.Hash `cbor:"block_hash"`
+	CallsRoot types.Hash `cbor:"calls_root"`
+	StateHash types.Hash `cbor:"state_hash"`
 }
 
 // UpdateShardConfig is the argument of update_shard_config, sent by sudo or
 // by an enclave of the shard's current measurement: from EnactmentHeight on,
 // MRENCLAVE serves the shard. A later update replaces a pending one.
 type UpdateShardConfig struct {
-	Shard           teerex.Hash `cbor:"shard"`
-	MRENCLAVE       teerex.Hash `cbor:"mrenclave"`
-	EnactmentHeight uint64      `cbor:"enactment_height"`
+	Shard           types.Hash `cbor:"shard"`
+	MRENCLAVE       types.Hash `cbor:"mrenclave"`
+	EnactmentHeight uint64     `cbor:"enactment_height"`
 }
 
 // Registry reports whether an enclave may act (teerex.Keeper).
@@ -276,13 +277,13 @@ func (*Module) DecodeCall(call tx.Call) (runtime.Msg, error) {
 		var m UpdateShardConfig
 		msg, check = &m, func() error { return nil }
 	default:
-		return nil, fmt.Errorf("%w: %s.%s", runtime.ErrUnknownCall, Name, call.Method)
+		return nil, fmt.Errorf("%w: %s.%s", types.ErrUnknownCall, Name, call.Method)
 	}
 	if err := call.DecodeArgs(msg); err != nil {
-		return nil, fmt.Errorf("%w: %w", runtime.ErrMalformedCall, err)
+		return nil, fmt.Errorf("%w: %w", types.ErrMalformedCall, err)
 	}
 	if err := check(); err != nil {
-		return nil, fmt.Errorf("%w: %s.%s: %w", runtime.ErrMalformedCall, Name, call.Method, err)
+		return nil, fmt.Errorf("%w: %s.%s: %w", types.ErrMalformedCall, Name, call.Method, err)
 	}
 	return msg, nil
 }
@@ -322,7 +323,7 @@ func (m *Module) Execute(ctx *runtime.Context, msg runtime.Msg) error {
 	case *UpdateShardConfig:
 		return m.updateConfig(ctx, msg)
 	}
-	return fmt.Errorf("%w: bridge cannot execute %T", runtime.ErrUnknownCall, msg)
+	return fmt.Errorf("%w: bridge cannot execute %T", types.ErrUnknownCall, msg)
 }
 
 func event(typ string, attrs ...abci.EventAttribute) abci.Event {
@@ -342,26 +343,26 @@ var (
 )
 
 // ShardKey is the state key of a shard's record.
-func ShardKey(shard teerex.Hash) []byte { return slices.Concat(keyShardPrefix, shard[:]) }
+func ShardKey(shard types.Hash) []byte { return slices.Concat(keyShardPrefix, shard[:]) }
 
 // ConfirmationKey is the state key of an enclave's latest confirmation of
 // a shard's processed blocks.
-func ConfirmationKey(shard teerex.Hash, enclave tx.Address) []byte {
+func ConfirmationKey(shard types.Hash, enclave tx.Address) []byte {
 	return slices.Concat(keyConfirmationPrefix, shard[:], enclave[:])
 }
 
 // UnshieldedKey is the state key marking an executed unshield call.
-func UnshieldedKey(shard, callHash teerex.Hash) []byte {
+func UnshieldedKey(shard, callHash types.Hash) []byte {
 	return slices.Concat(keyUnshieldedPrefix, shard[:], callHash[:])
 }
 
 // BlockKey is the state key of the first confirmation of a shard's height.
-func BlockKey(shard teerex.Hash, height uint64) []byte {
+func BlockKey(shard types.Hash, height uint64) []byte {
 	return binary.BigEndian.AppendUint64(slices.Concat(keyBlockPrefix, shard[:]), height)
 }
 
 // Shard returns the record of a shard, DefaultShard if it has none.
-func (ShardStore) Shard(r store.Reader, id teerex.Hash) (Shard, error) {
+func (ShardStore) Shard(r store.Reader, id types.Hash) (Shard, error) {
 	s := DefaultShard(id)
 	ok, err := runtime.Get(r, ShardKey(id), &s)
 	if err != nil {
@@ -375,7 +376,7 @@ func (ShardStore) Shard(r store.Reader, id teerex.Hash) (Shard, error) {
 
 // ConfirmationOf returns an enclave's latest confirmation of a shard's
 // processed blocks, if it confirmed any.
-func (ShardStore) ConfirmationOf(r store.Reader, shard teerex.Hash, enclave tx.Address) (Confirmation, bool, error) {
+func (ShardStore) ConfirmationOf(r store.Reader, shard types.Hash, enclave tx.Address) (Confirmation, bool, error) {
 	var c Confirmation
 	ok, err := runtime.Get(r, ConfirmationKey(shard, enclave), &c)
 	if err == nil && ok && c.Enclave != enclave {
@@ -385,7 +386,7 @@ func (ShardStore) ConfirmationOf(r store.Reader, shard teerex.Hash, enclave tx.A
 }
 
 // Unshielded returns the record of an executed unshield call, if any.
-func (m *Module) Unshielded(r store.Reader, shard, callHash teerex.Hash) (Unshielded, bool, error) {
+func (m *Module) Unshielded(r store.Reader, shard, callHash types.Hash) (Unshielded, bool, error) {
 	var u Unshielded
 	ok, err := runtime.Get(r, UnshieldedKey(shard, callHash), &u)
 	return u, ok, err
@@ -396,7 +397,7 @@ func (m *Module) Unshielded(r store.Reader, shard, callHash teerex.Hash) (Unshie
 func (m *Module) member(ctx *runtime.Context, s *Shard) (teerex.Enclave, error) {
 	e, err := m.registry.Active(ctx.Store, ctx.Sender, ctx.Time)
 	if err != nil {
-		var re *runtime.Error
+		var re *types.Error
 		if errors.As(err, &re) {
 			return e, fmt.Errorf("%w: %w", ErrNotActive, err)
 		}
@@ -570,7 +571,7 @@ func (*Module) QueryKey(path []string) ([]byte, error) {
 	if len(path) < 2 {
 		return nil, bad
 	}
-	shard, err := teerex.ParseHash(path[1])
+	shard, err := types.ParseHash(path[1])
 	if err != nil {
 		return nil, fmt.Errorf("query path: shard: %w", err)
 	}
@@ -584,7 +585,7 @@ func (*Module) QueryKey(path []string) ([]byte, error) {
 		}
 		return ConfirmationKey(shard, a), nil
 	case path[0] == "unshielded" && len(path) == 3:
-		h, err := teerex.ParseHash(path[2])
+		h, err := types.ParseHash(path[2])
 		if err != nil {
 			return nil, fmt.Errorf("query path: call hash: %w", err)
 		}

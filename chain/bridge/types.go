@@ -4,32 +4,32 @@ import (
 	"crypto/sha256"
 	"slices"
 
-	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // VaultAddress is the account holding a shard's shielded funds. It is a
 // hash, not a key anybody generated, so nobody can sign for it: funds leave
 // it only through unshield_funds.
-func VaultAddress(shard teerex.Hash) tx.Address {
+func VaultAddress(shard types.Hash) tx.Address {
 	return tx.Address(sha256.Sum256(slices.Concat([]byte("integritee/bridge/vault/"), shard[:])))
 }
 
 // Config is the enclave measurement allowed to serve a shard from a height
 // on.
 type Config struct {
-	MRENCLAVE teerex.Hash `cbor:"mrenclave" json:"mrenclave"`
+	MRENCLAVE types.Hash `cbor:"mrenclave" json:"mrenclave"`
 	// Since is the height from which MRENCLAVE serves (0: from the start).
 	Since uint64 `cbor:"since" json:"since"`
 }
 
 // Confirmation is a processed block confirmed by an enclave.
 type Confirmation struct {
-	Enclave   tx.Address  `cbor:"enclave" json:"enclave"`
-	Height    uint64      `cbor:"height" json:"height"`
-	BlockHash teerex.Hash `cbor:"block_hash" json:"block_hash"`
-	CallsRoot teerex.Hash `cbor:"calls_root" json:"calls_root"`
-	StateHash teerex.Hash `cbor:"state_hash" json:"state_hash"`
+	Enclave   tx.Address `cbor:"enclave" json:"enclave"`
+	Height    uint64     `cbor:"height" json:"height"`
+	BlockHash types.Hash `cbor:"block_hash" json:"block_hash"`
+	CallsRoot types.Hash `cbor:"calls_root" json:"calls_root"`
+	StateHash types.Hash `cbor:"state_hash" json:"state_hash"`
 	// ConfirmedHeight is the height of the block that carried it.
 	ConfirmedHeight uint64 `cbor:"confirmed_height" json:"confirmed_height"`
 }
@@ -43,8 +43,8 @@ func (c *Confirmation) same(o *Confirmation) bool {
 // configuration change or a confirmation has no record; it is served by the
 // measurement equal to its ID (see DefaultShard).
 type Shard struct {
-	ID    teerex.Hash `cbor:"id" json:"id"`
-	Vault tx.Address  `cbor:"vault" json:"vault"`
+	ID    types.Hash `cbor:"id" json:"id"`
+	Vault tx.Address `cbor:"vault" json:"vault"`
 	// Config is the measurement serving the shard; Pending a scheduled
 	// change, effective from its Since height.
 	Config  Config  `cbor:"config" json:"config"`
@@ -62,12 +62,12 @@ type Shard struct {
 
 // DefaultShard is the record of a shard without one: created by, and
 // served by, the enclave measurement equal to its ID.
-func DefaultShard(id teerex.Hash) Shard {
+func DefaultShard(id types.Hash) Shard {
 	return Shard{ID: id, Vault: VaultAddress(id), Config: Config{MRENCLAVE: id}}
 }
 
 // MRENCLAVEAt returns the measurement that serves the shard at height h.
-func (s *Shard) MRENCLAVEAt(h uint64) teerex.Hash {
+func (s *Shard) MRENCLAVEAt(h uint64) types.Hash {
 	if s.Pending != nil && h >= s.Pending.Since {
 		return s.Pending.MRENCLAVE
 	}

@@ -15,11 +15,11 @@ import (
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/internal/moduletest"
 	"github.com/integritee-go/integritee/chain/node"
-	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 const appChainID = "e2e-app"
@@ -33,7 +33,7 @@ type appChain struct {
 	height int64
 	nonces map[tx.Address]uint64
 	// genesis is the chain's genesis ID, which enclaves commit to.
-	genesis teerex.Hash
+	genesis types.Hash
 	// events are the block events (not the transactions') of the last block.
 	events []abci.Event
 }
@@ -168,7 +168,7 @@ func wantOK(t testing.TB, res []*abci.ExecTxResult) {
 }
 
 // wantCode checks that a result carries the error's codespace and code.
-func wantCode(t testing.TB, space string, code uint32, log string, want *runtime.Error) {
+func wantCode(t testing.TB, space string, code uint32, log string, want *types.Error) {
 	t.Helper()
 	if space != want.Codespace || code != want.Code {
 		t.Fatalf("got %s/%d %q, want %s/%d (%s)", space, code, log, want.Codespace, want.Code, want.Msg)
@@ -178,7 +178,7 @@ func wantCode(t testing.TB, space string, code uint32, log string, want *runtime
 // shardBlock is a chain block of shard (number 1, no parent) that applied
 // chain blocks up to chainHeight and made the given unshields: its
 // confirm_sidechain_block call and each unshield's unshield_funds call.
-func shardBlock(t testing.TB, shard teerex.Hash, chainHeight int64, us ...sidechain.Unshield) (confirm tx.Call, unshields []tx.Call) {
+func shardBlock(t testing.TB, shard types.Hash, chainHeight int64, us ...sidechain.Unshield) (confirm tx.Call, unshields []tx.Call) {
 	t.Helper()
 	root, proofs := sidechain.UnshieldsRoot(us)
 	confirm, err := sidechain.ConfirmCall(sidechain.Header{Shard: shard, Number: 1, ChainHeight: chainHeight, UnshieldsRoot: root})

@@ -13,6 +13,7 @@ import (
 	"github.com/integritee-go/integritee/chain/internal/moduletest"
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/internal/testvectors"
 )
 
@@ -79,7 +80,7 @@ func TestIntelQuoteVerifiedOnChain(t *testing.T) {
 	if err := docs.AddCollateral(col); err != nil {
 		t.Fatal(err)
 	}
-	mr, err := teerex.ParseHash("33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb")
+	mr, err := types.ParseHash("33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,16 +139,16 @@ func TestExpiredRegistrationCannotConfirmOrUnshield(t *testing.T) {
 		c.sign(accounts.DevKey("Bob"), bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 1000, EncryptedRecipient: []byte("r")}),
 	))
 	// Still active at the last instant of the renewal period.
-	confirm, unshields := shardBlock(t, shard, 1, sidechain.Unshield{Beneficiary: bob, Amount: 100, CallHash: teerex.Hash{1}})
+	confirm, unshields := shardBlock(t, shard, 1, sidechain.Unshield{Beneficiary: bob, Amount: 100, CallHash: types.Hash{1}})
 	wantOK(t, c.block(registeredAt.Add(teerex.DefaultRenewalPeriod),
-		c.sign(dave.key, bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 1, BlockHash: teerex.Hash(moduletest.BlockHash(1))}),
+		c.sign(dave.key, bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 1, BlockHash: types.Hash(moduletest.BlockHash(1))}),
 		c.signCall(dave.key, confirm)))
 
 	expired := registeredAt.Add(teerex.DefaultRenewalPeriod + time.Second)
 	vault := bridge.VaultAddress(shard)
 	before := c.account(vault).Balance
 	results := c.block(expired,
-		c.sign(dave.key, bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 2, BlockHash: teerex.Hash(moduletest.BlockHash(2))}),
+		c.sign(dave.key, bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 2, BlockHash: types.Hash(moduletest.BlockHash(2))}),
 		c.signCall(dave.key, unshields[0]),
 	)
 	for _, r := range results {
@@ -164,7 +165,7 @@ func TestExpiredRegistrationCannotConfirmOrUnshield(t *testing.T) {
 		t.Fatalf("vault %d, was %d", got, before)
 	}
 	var u bridge.Unshielded
-	if c.query("/bridge/unshielded/"+shard.String()+"/"+teerex.Hash{1}.String(), &u) {
+	if c.query("/bridge/unshielded/"+shard.String()+"/"+types.Hash{1}.String(), &u) {
 		t.Fatalf("refused unshield recorded: %+v", u)
 	}
 
@@ -216,7 +217,7 @@ func TestDoubleUnshieldInOneBlockPaysOnce(t *testing.T) {
 		c.sign(accounts.DevKey("Bob"), bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 1000, EncryptedRecipient: []byte("r")}),
 	))
 	ferdie := accounts.DevAddress("Ferdie")
-	callHash := teerex.Hash(sha256.Sum256([]byte("trusted call 1")))
+	callHash := types.Hash(sha256.Sum256([]byte("trusted call 1")))
 	confirm, unshields := shardBlock(t, shard, 1, sidechain.Unshield{Beneficiary: ferdie, Amount: 400, CallHash: callHash})
 	wantOK(t, c.block(t0.Add(2*time.Second), c.signCall(dave.key, confirm)))
 	before, vaultBefore := c.account(ferdie).Balance, c.account(bridge.VaultAddress(shard)).Balance

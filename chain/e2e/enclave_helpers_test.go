@@ -9,13 +9,14 @@ import (
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/tee/sim"
 )
 
 // measurement is the MRENCLAVE of a named test enclave release; it is also
 // the ID of the shard that release serves by default.
-func measurement(release string) teerex.Hash {
-	return teerex.Hash(sha256.Sum256([]byte("e2e enclave " + release)))
+func measurement(release string) types.Hash {
+	return types.Hash(sha256.Sum256([]byte("e2e enclave " + release)))
 }
 
 // simEnclave is a sim-backend enclave whose signer key is a dev account
@@ -32,7 +33,7 @@ type simEnclave struct {
 // measurement m that follows the chain of genesis ID genesis: its report
 // data binds dev account name, its shielding key and genesis, as teerex
 // requires.
-func newSimEnclave(t testing.TB, name string, m, genesis teerex.Hash) *simEnclave {
+func newSimEnclave(t testing.TB, name string, m, genesis types.Hash) *simEnclave {
 	t.Helper()
 	mr := [32]byte(m)
 	b, err := sim.New(sim.Config{Measurement: &mr, ISVSVN: 1})

@@ -13,6 +13,7 @@ import (
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/tee/sim"
 )
@@ -80,7 +81,7 @@ func TestDevNodeRegistersSimEnclavesAndUnshieldsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	callHash := teerex.Hash(sha256.Sum256([]byte("unshield 400 to Ferdie")))
+	callHash := types.Hash(sha256.Sum256([]byte("unshield 400 to Ferdie")))
 	params, err := c.Params(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -162,14 +163,14 @@ func TestDevNodeRegistersSimEnclavesAndUnshieldsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf := bridge.ConfirmProcessedBlock{Shard: shard, Height: uint64(inv.Height), BlockHash: teerex.Hash{1}, CallsRoot: teerex.Hash{2}, StateHash: teerex.Hash{3}}
+	conf := bridge.ConfirmProcessedBlock{Shard: shard, Height: uint64(inv.Height), BlockHash: types.Hash{1}, CallsRoot: types.Hash{2}, StateHash: types.Hash{3}}
 	if _, err := c.ConfirmProcessedBlock(ctx, dave.key, conf); !errors.Is(err, bridge.ErrUnknownBlock) {
 		t.Fatalf("confirmation of a block the chain does not have: %v, want %v", err, bridge.ErrUnknownBlock)
 	}
 	if none, _, err := c.ConfirmedBlock(ctx, shard, conf.Height); err != nil || none != nil {
 		t.Fatalf("refused confirmation recorded: %+v %v", none, err)
 	}
-	conf.BlockHash = teerex.Hash(hdr.Hash())
+	conf.BlockHash = types.Hash(hdr.Hash())
 	if _, err := c.ConfirmProcessedBlock(ctx, dave.key, conf); err != nil {
 		t.Fatal(err)
 	}

@@ -7,12 +7,13 @@ import (
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/tee/sim"
 )
 
 // forgedEnclave is e with evidence from a PKI the chain does not trust:
 // it parses and claims the right report data, and fails verification.
-func forgedEnclave(t testing.TB, e *simEnclave, m, genesis teerex.Hash) *simEnclave {
+func forgedEnclave(t testing.TB, e *simEnclave, m, genesis types.Hash) *simEnclave {
 	t.Helper()
 	pki, err := sim.NewPKI([]byte("an attacker's own PKI"))
 	if err != nil {

@@ -15,10 +15,10 @@ import (
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/node"
-	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/client"
 )
 
@@ -267,11 +267,11 @@ func TestBadTransactionsAreRejectedWithoutStateChange(t *testing.T) {
 	tests := []struct {
 		name string
 		wire []byte
-		want *runtime.Error
+		want *types.Error
 	}{
-		{"garbage", []byte("not cbor at all"), runtime.ErrTxMalformed},
-		{"trailing byte", append(bytes.Clone(goodWire), 0), runtime.ErrTxMalformed},
-		{"oversized", signed(charlie, rawCall(accounts.Name, accounts.MethodTransfer, bytes.Repeat([]byte{1}, tx.MaxTxBytes))), runtime.ErrTxTooLarge},
+		{"garbage", []byte("not cbor at all"), types.ErrTxMalformed},
+		{"trailing byte", append(bytes.Clone(goodWire), 0), types.ErrTxMalformed},
+		{"oversized", signed(charlie, rawCall(accounts.Name, accounts.MethodTransfer, bytes.Repeat([]byte{1}, tx.MaxTxBytes))), types.ErrTxTooLarge},
 		{"bad signature", func() []byte {
 			stx, err := tx.Decode(goodWire)
 			if err != nil {
@@ -283,17 +283,17 @@ func TestBadTransactionsAreRejectedWithoutStateChange(t *testing.T) {
 				t.Fatal(err)
 			}
 			return w
-		}(), runtime.ErrBadSignature},
-		{"wrong chain id", signed(charlie, func(b *tx.Body) { b.ChainID = "other-chain" }), runtime.ErrWrongChainID},
-		{"stale nonce", signed(charlie, func(b *tx.Body) { b.Nonce = 0 }), runtime.ErrStaleNonce},
-		{"future nonce", signed(charlie, func(b *tx.Body) { b.Nonce += 5 }), runtime.ErrFutureNonce},
-		{"fee below minimum", signed(charlie, func(b *tx.Body) { b.Fee = params.BaseFee }), runtime.ErrInsufficientFee},
-		{"unaffordable fee", signed(poorKey, func(b *tx.Body) { b.Fee = poorFunds + 1 }), runtime.ErrUnaffordableFee},
-		{"unknown module", signed(charlie, rawCall("nosuch", "x", 1)), runtime.ErrUnknownCall},
-		{"unknown method", signed(charlie, rawCall(accounts.Name, "mint", 1)), runtime.ErrUnknownCall},
-		{"malformed args", signed(charlie, rawCall(accounts.Name, accounts.MethodTransfer, map[string]any{"to": "bob", "amount": 1})), runtime.ErrMalformedCall},
-		{"unknown arg field", signed(charlie, rawCall(accounts.Name, accounts.MethodTransfer, map[string]any{"to": bob[:], "amount": 1, "memo": "x"})), runtime.ErrMalformedCall},
-		{"zero transfer", signed(charlie, rawCall(accounts.Name, accounts.MethodTransfer, accounts.Transfer{To: bob})), runtime.ErrMalformedCall},
+		}(), types.ErrBadSignature},
+		{"wrong chain id", signed(charlie, func(b *tx.Body) { b.ChainID = "other-chain" }), types.ErrWrongChainID},
+		{"stale nonce", signed(charlie, func(b *tx.Body) { b.Nonce = 0 }), types.ErrStaleNonce},
+		{"future nonce", signed(charlie, func(b *tx.Body) { b.Nonce += 5 }), types.ErrFutureNonce},
+		{"fee below minimum", signed(charlie, func(b *tx.Body) { b.Fee = params.BaseFee }), types.ErrInsufficientFee},
+		{"unaffordable fee", signed(poorKey, func(b *tx.Body) { b.Fee = poorFunds + 1 }), types.ErrUnaffordableFee},
+		{"unknown module", signed(charlie, rawCall("nosuch", "x", 1)), types.ErrUnknownCall},
+		{"unknown method", signed(charlie, rawCall(accounts.Name, "mint", 1)), types.ErrUnknownCall},
+		{"malformed args", signed(charlie, rawCall(accounts.Name, accounts.MethodTransfer, map[string]any{"to": "bob", "amount": 1})), types.ErrMalformedCall},
+		{"unknown arg field", signed(charlie, rawCall(accounts.Name, accounts.MethodTransfer, map[string]any{"to": bob[:], "amount": 1, "memo": "x"})), types.ErrMalformedCall},
+		{"zero transfer", signed(charlie, rawCall(accounts.Name, accounts.MethodTransfer, accounts.Transfer{To: bob})), types.ErrMalformedCall},
 		{"transfer beyond balance", signed(charlie, rawCall(accounts.Name, accounts.MethodTransfer, accounts.Transfer{To: bob, Amount: 2 * accounts.DevBalance})), accounts.ErrInsufficientFunds},
 		{"set_balance by non-sudo", signed(charlie, rawCall(accounts.Name, accounts.MethodSetBalance, accounts.SetBalance{Who: bob, Amount: 1})), accounts.ErrNotSudo},
 	}

@@ -12,10 +12,10 @@ import (
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/internal/moduletest"
 	"github.com/integritee-go/integritee/chain/node"
-	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // TestProductionGenesisHasNoSudo is the attack of issue 9, finding 1, on a
@@ -90,19 +90,19 @@ func TestProductionGenesisHasNoSudo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	allow, err := tx.NewCall(teerex.Name, teerex.MethodAllowMRENCLAVE, teerex.AllowMRENCLAVE{MRENCLAVE: teerex.Hash{1}})
+	allow, err := tx.NewCall(teerex.Name, teerex.MethodAllowMRENCLAVE, teerex.AllowMRENCLAVE{MRENCLAVE: types.Hash{1}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	calls := []struct {
 		call    tx.Call
-		notSudo *runtime.Error
+		notSudo *types.Error
 	}{{setBalance, accounts.ErrNotSudo}, {allow, teerex.ErrNotSudo}}
 
 	// build returns the transactions and the codes they must get. CheckTx
 	// admits nothing here, so each call is checked with nonce 0; in the
 	// block a failed call consumes its nonce, so the senders count up.
-	build := func(inBlock bool) (txs [][]byte, want []*runtime.Error) {
+	build := func(inBlock bool) (txs [][]byte, want []*types.Error) {
 		for _, n := range senders {
 			for i, c := range calls {
 				body := tx.Body{ChainID: gen.ChainID, Sender: accounts.DevAddress(n), Fee: 10 * accounts.DevBaseFee, Call: c.call}
@@ -121,7 +121,7 @@ func TestProductionGenesisHasNoSudo(t *testing.T) {
 			}
 		}
 		for _, c := range calls {
-			txs, want = append(txs, moduletest.ForgedTx(t, gen.ChainID, zero, 0, c.call, 10*accounts.DevBaseFee)), append(want, runtime.ErrBadSignature)
+			txs, want = append(txs, moduletest.ForgedTx(t, gen.ChainID, zero, 0, c.call, 10*accounts.DevBaseFee)), append(want, types.ErrBadSignature)
 		}
 		return txs, want
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/tee/sim"
 )
@@ -195,7 +196,7 @@ func TestRestartRestoresCheckTxTime(t *testing.T) {
 func TestSidechainWired(t *testing.T) {
 	_, c := startNode(t, devHome(t))
 	ctx := ctxT(t)
-	shard := teerex.Hash{7}
+	shard := types.Hash{7}
 	conf, _, err := c.SidechainLatest(ctx, shard)
 	if err != nil || conf != nil {
 		t.Fatalf("latest of an unknown shard: %+v, %v", conf, err)
@@ -203,7 +204,7 @@ func TestSidechainWired(t *testing.T) {
 	if conf, _, err := c.SidechainBlock(ctx, shard, 1); err != nil || conf != nil {
 		t.Fatalf("block 1 of an unknown shard: %+v, %v", conf, err)
 	}
-	u := sidechain.Unshield{Beneficiary: accounts.DevAddress("Dave"), Amount: 1, CallHash: teerex.Hash{1}}
+	u := sidechain.Unshield{Beneficiary: accounts.DevAddress("Dave"), Amount: 1, CallHash: types.Hash{1}}
 	root, proofs := sidechain.UnshieldsRoot([]sidechain.Unshield{u})
 	confirm, err := sidechain.ConfirmCall(sidechain.Header{Shard: shard, Number: 1, UnshieldsRoot: root})
 	if err != nil {

@@ -17,11 +17,11 @@ import (
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/internal/moduletest"
 	"github.com/integritee-go/integritee/chain/node"
-	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/tee/sim"
 )
 
@@ -35,7 +35,7 @@ type appChain struct {
 	height int64
 	nonces map[string]uint64
 	// genesis is the chain's genesis ID.
-	genesis teerex.Hash
+	genesis types.Hash
 }
 
 func newAppChain(t testing.TB) *appChain {
@@ -146,7 +146,7 @@ func (c *appChain) balance(a tx.Address) uint64 {
 
 // registration is the register_enclave call of a sim enclave of
 // measurement m whose signer is dev account name.
-func registration(t testing.TB, name string, m teerex.Hash) tx.Call {
+func registration(t testing.TB, name string, m types.Hash) tx.Call {
 	t.Helper()
 	mm := [32]byte(m)
 	enc, err := sim.New(sim.Config{Measurement: &mm})
@@ -176,7 +176,7 @@ func confirmCall(t testing.TB, h sidechain.Header) tx.Call {
 }
 
 // wantCode checks that a result carries the error's codespace and code.
-func wantCode(t testing.TB, space string, code uint32, log string, want *runtime.Error) {
+func wantCode(t testing.TB, space string, code uint32, log string, want *types.Error) {
 	t.Helper()
 	if space != want.Codespace || code != want.Code {
 		t.Fatalf("got %s/%d %q, want %s/%d (%s)", space, code, log, want.Codespace, want.Code, want.Msg)
@@ -266,7 +266,7 @@ func TestRolledBackEnclaveCannotPayTwice(t *testing.T) {
 	attempts := []struct {
 		name string
 		call tx.Call
-		want *runtime.Error
+		want *types.Error
 	}{
 		{"fork's block 1", confirmCall(t, fork1), sidechain.ErrForkedBlock},
 		{"U' in block 1", payFork(1), bridge.ErrUnshieldProof},
@@ -302,7 +302,7 @@ func TestRolledBackEnclaveCannotPayTwice(t *testing.T) {
 		t.Fatalf("the fork's block 2 recorded: %+v", conf)
 	}
 	var rec bridge.Unshielded
-	if c.query("/bridge/unshielded/"+shard.String()+"/"+teerex.Hash(u2.CallHash).String(), &rec) {
+	if c.query("/bridge/unshielded/"+shard.String()+"/"+types.Hash(u2.CallHash).String(), &rec) {
 		t.Fatalf("U' recorded: %+v", rec)
 	}
 }

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/integritee-go/integritee/chain/sidechain"
-	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/internal/ed25519x/ed25519xtest"
 )
 
@@ -20,7 +20,7 @@ func TestSmallOrderAuthorRefused(t *testing.T) {
 	for _, k := range keys {
 		t.Run(k.Name, func(t *testing.T) {
 			hdr := sidechain.Header{
-				Shard: measurement("v1"), Number: 1, ChainHeight: 3, StateHash: teerex.Hash{8},
+				Shard: measurement("v1"), Number: 1, ChainHeight: 3, StateHash: types.Hash{8},
 				Timestamp: 1_700_000_000_000, Author: tx.Address(k.Key),
 			}
 			// The forger varies the timestamp until the hash is forgeable.

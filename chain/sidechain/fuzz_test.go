@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/integritee-go/integritee/chain/sidechain"
-	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // FuzzDecodeCall: the decoder never panics, whatever it accepts is the
@@ -14,9 +14,9 @@ import (
 // numbered zero.
 func FuzzDecodeCall(f *testing.F) {
 	for _, h := range []sidechain.Header{
-		{Shard: teerex.Hash{1}, Number: 9, ParentHash: teerex.Hash{2}, ChainHeight: 40, StateHash: teerex.Hash{3}, UnshieldsRoot: teerex.Hash{4}},
-		{Shard: teerex.Hash{1}, Number: 1, ChainHeight: 7, Timestamp: 1_700_000_000_000, Author: dave},
-		{Shard: teerex.Hash{1}},
+		{Shard: types.Hash{1}, Number: 9, ParentHash: types.Hash{2}, ChainHeight: 40, StateHash: types.Hash{3}, UnshieldsRoot: types.Hash{4}},
+		{Shard: types.Hash{1}, Number: 1, ChainHeight: 7, Timestamp: 1_700_000_000_000, Author: dave},
+		{Shard: types.Hash{1}},
 	} {
 		c, err := sidechain.ConfirmCall(h)
 		if err != nil {

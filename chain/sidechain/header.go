@@ -9,8 +9,8 @@ import (
 
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/codec"
-	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/internal/ed25519x"
 )
 
@@ -29,22 +29,22 @@ const HeaderDomain = "integritee-sidechain-header-v1"
 // block, so a state the chain has not confirmed (a rolled-back enclave's
 // fork) can never pay.
 type Header struct {
-	Shard  teerex.Hash `cbor:"shard" json:"shard"`
-	Number uint64      `cbor:"number" json:"number"`
+	Shard  types.Hash `cbor:"shard" json:"shard"`
+	Number uint64     `cbor:"number" json:"number"`
 	// ParentHash is the hash of block Number-1's header.
-	ParentHash teerex.Hash `cbor:"parent_hash" json:"parent_hash"`
+	ParentHash types.Hash `cbor:"parent_hash" json:"parent_hash"`
 	// ChainHeight is the last chain block whose indirect calls were applied
 	// before this block: the block sits between ChainHeight and
 	// ChainHeight+1 in the shard's one order of state transitions.
 	ChainHeight int64 `cbor:"chain_height" json:"chain_height"`
 	// CallsRoot is the Merkle root (RFC 6962, as CometBFT's data hash) of
 	// CallLeaf of each call of the block, in execution order.
-	CallsRoot teerex.Hash `cbor:"calls_root" json:"calls_root"`
+	CallsRoot types.Hash `cbor:"calls_root" json:"calls_root"`
 	// StateHash is the shard's state hash after the block.
-	StateHash teerex.Hash `cbor:"state_hash" json:"state_hash"`
+	StateHash types.Hash `cbor:"state_hash" json:"state_hash"`
 	// UnshieldsRoot is the Merkle root (RFC 6962) of UnshieldLeaf of each
 	// unshield the block's calls made, in order.
-	UnshieldsRoot teerex.Hash `cbor:"unshields_root" json:"unshields_root"`
+	UnshieldsRoot types.Hash `cbor:"unshields_root" json:"unshields_root"`
 	// Timestamp is Unix milliseconds: for a direct block the host's clock,
 	// made monotonic by the enclave and never before the last verified
 	// chain header; for a chain block the chain header's time (never
@@ -59,15 +59,15 @@ type Header struct {
 func (h *Header) Direct() bool { return h.Author != tx.Address{} }
 
 // Hash returns the header hash: sha256(HeaderDomain || CBOR(header)).
-func (h *Header) Hash() (teerex.Hash, error) {
+func (h *Header) Hash() (types.Hash, error) {
 	b, err := codec.Marshal(h)
 	if err != nil {
-		return teerex.Hash{}, fmt.Errorf("sidechain: encode header: %w", err)
+		return types.Hash{}, fmt.Errorf("sidechain: encode header: %w", err)
 	}
 	s := sha256.New()
 	s.Write([]byte(HeaderDomain))
 	s.Write(b)
-	return teerex.Hash(s.Sum(nil)), nil
+	return types.Hash(s.Sum(nil)), nil
 }
 
 // SignedHeader is a header with its author's ed25519 signature over the
@@ -81,7 +81,7 @@ type SignedHeader struct {
 var ErrBadHeaderSignature = errors.New("sidechain: header signature does not verify under its author")
 
 // Verify checks the signature under Header.Author and returns the hash.
-func (s *SignedHeader) Verify() (teerex.Hash, error) {
+func (s *SignedHeader) Verify() (types.Hash, error) {
 	h, err := s.Header.Hash()
 	if err != nil {
 		return h, err
@@ -104,9 +104,9 @@ const (
 // Unshield is an unshield a shard block's calls made: pay Amount from the
 // shard's vault to Beneficiary, once per CallHash.
 type Unshield struct {
-	Beneficiary tx.Address  `cbor:"beneficiary" json:"beneficiary"`
-	Amount      uint64      `cbor:"amount" json:"amount"`
-	CallHash    teerex.Hash `cbor:"call_hash" json:"call_hash"`
+	Beneficiary tx.Address `cbor:"beneficiary" json:"beneficiary"`
+	Amount      uint64     `cbor:"amount" json:"amount"`
+	CallHash    types.Hash `cbor:"call_hash" json:"call_hash"`
 }
 
 // UnshieldLeaf is an unshield's leaf of Header.UnshieldsRoot
@@ -115,7 +115,7 @@ func UnshieldLeaf(u Unshield) []byte { return bridge.UnshieldLeaf(u.Beneficiary,
 
 // UnshieldCall returns the unshield_funds call of the unshield at index i
 // of block number (whose unshields have the given proofs).
-func UnshieldCall(shard teerex.Hash, number uint64, u Unshield, p *merkle.Proof) (tx.Call, error) {
+func UnshieldCall(shard types.Hash, number uint64, u Unshield, p *merkle.Proof) (tx.Call, error) {
 	return tx.NewCall(bridge.Name, bridge.MethodUnshieldFunds, bridge.UnshieldFunds{
 		Shard: shard, Beneficiary: u.Beneficiary, Amount: u.Amount, CallHash: u.CallHash, Block: number,
 		Proof: bridge.UnshieldProof{Index: uint64(p.Index), Total: uint64(p.Total), Aunts: p.Aunts},
@@ -124,13 +124,13 @@ func UnshieldCall(shard teerex.Hash, number uint64, u Unshield, p *merkle.Proof)
 
 // UnshieldsRoot returns the Merkle root of the unshields' leaves and each
 // one's proof (CometBFT's RFC 6962 tree, as for the data hash).
-func UnshieldsRoot(us []Unshield) (teerex.Hash, []*merkle.Proof) {
+func UnshieldsRoot(us []Unshield) (types.Hash, []*merkle.Proof) {
 	leaves := make([][]byte, len(us))
 	for i, u := range us {
 		leaves[i] = UnshieldLeaf(u)
 	}
 	root, proofs := merkle.ProofsFromByteSlices(leaves)
-	return teerex.Hash(root), proofs
+	return types.Hash(root), proofs
 }
 
 // CallLeaf is a call's leaf of the calls root: the SHA-256 of its

@@ -19,6 +19,7 @@ import (
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/tee/sim"
 )
 
@@ -43,7 +44,7 @@ type chain struct {
 	kv        *store.Cache
 	ctx       *runtime.Context
 	// genesis is the chain's genesis ID (runtime.Context.Genesis).
-	genesis teerex.Hash
+	genesis types.Hash
 }
 
 func newChain(t testing.TB) *chain {
@@ -121,8 +122,8 @@ func (c *chain) exec(m runtime.Module, sender tx.Address, method string, args an
 	r := result{err: err, events: ctx.Events(), changes: len(b.Changes())}
 	if err == nil {
 		b.Write()
-	} else if re := (*runtime.Error)(nil); !errors.As(err, &re) {
-		c.t.Fatalf("%s: error is no *runtime.Error (would halt the node): %v", method, err)
+	} else if re := (*types.Error)(nil); !errors.As(err, &re) {
+		c.t.Fatalf("%s: error is no *types.Error (would halt the node): %v", method, err)
 	}
 	return r
 }
@@ -133,7 +134,7 @@ func (c *chain) confirm(sender tx.Address, h sidechain.Header) result {
 }
 
 // latest returns the shard's latest confirmation (zero if none).
-func (c *chain) latest(shard teerex.Hash) sidechain.Confirmation {
+func (c *chain) latest(shard types.Hash) sidechain.Confirmation {
 	c.t.Helper()
 	l, _, err := c.sidechain.Latest(c.kv, shard)
 	if err != nil {
@@ -152,15 +153,15 @@ func (c *chain) unregister(signer tx.Address) {
 
 // first is a chain block 1 of shard (no author, no parent) that applied
 // chain blocks up to chainHeight; state tells blocks apart.
-func first(shard teerex.Hash, chainHeight int64, state byte) sidechain.Header {
-	return sidechain.Header{Shard: shard, Number: 1, ChainHeight: chainHeight, StateHash: teerex.Hash{0x5e, state}}
+func first(shard types.Hash, chainHeight int64, state byte) sidechain.Header {
+	return sidechain.Header{Shard: shard, Number: 1, ChainHeight: chainHeight, StateHash: types.Hash{0x5e, state}}
 }
 
 // child is the chain block after parent at chainHeight.
 func child(t testing.TB, parent sidechain.Header, chainHeight int64, state byte) sidechain.Header {
 	t.Helper()
 	return sidechain.Header{Shard: parent.Shard, Number: parent.Number + 1, ParentHash: hashOf(t, parent),
-		ChainHeight: chainHeight, StateHash: teerex.Hash{0x5e, state}}
+		ChainHeight: chainHeight, StateHash: types.Hash{0x5e, state}}
 }
 
 // direct makes h a direct block of author.
@@ -169,7 +170,7 @@ func direct(h sidechain.Header, author tx.Address) sidechain.Header {
 	return h
 }
 
-func hashOf(t testing.TB, h sidechain.Header) teerex.Hash {
+func hashOf(t testing.TB, h sidechain.Header) types.Hash {
 	t.Helper()
 	hash, err := h.Hash()
 	if err != nil {
@@ -180,7 +181,7 @@ func hashOf(t testing.TB, h sidechain.Header) teerex.Hash {
 
 // register registers signer as an enclave with measurement m at the
 // current block.
-func (c *chain) register(signer tx.Address, m teerex.Hash) {
+func (c *chain) register(signer tx.Address, m types.Hash) {
 	c.t.Helper()
 	mm := [32]byte(m)
 	b, err := sim.New(sim.Config{Measurement: &mm})
@@ -200,7 +201,7 @@ func (c *chain) register(signer tx.Address, m teerex.Hash) {
 	}
 }
 
-func measurement(name string) teerex.Hash { return sha256.Sum256([]byte("enclave release " + name)) }
+func measurement(name string) types.Hash { return sha256.Sum256([]byte("enclave release " + name)) }
 
 var wantErr = moduletest.WantErr
 

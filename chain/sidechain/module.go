@@ -52,6 +52,7 @@ import (
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // Name is the module name: call namespace, key prefix and query path.
@@ -66,18 +67,18 @@ const EventBlockConfirmed = "sidechain.block_confirmed"
 
 // Errors of this module's calls (codespace "sidechain"). Never renumber.
 var (
-	ErrNotActive       = runtime.NewError(Name, 1, "sender is not an active registered enclave")
-	ErrNotShardEnclave = runtime.NewError(Name, 2, "enclave does not serve this shard")
+	ErrNotActive       = types.NewError(Name, 1, "sender is not an active registered enclave")
+	ErrNotShardEnclave = types.NewError(Name, 2, "enclave does not serve this shard")
 	// ErrForkedBlock: a block of a number the shard has confirmed with
 	// another header, or one that does not extend the confirmed chain.
-	ErrForkedBlock        = runtime.NewError(Name, 3, "block does not extend the shard's confirmed chain")
-	ErrCorruptShardRecord = runtime.NewError(Name, 4, "sidechain record does not belong to the shard")
+	ErrForkedBlock        = types.NewError(Name, 3, "block does not extend the shard's confirmed chain")
+	ErrCorruptShardRecord = types.NewError(Name, 4, "sidechain record does not belong to the shard")
 	// ErrAlreadyConfirmed: this very block is confirmed already (another
 	// enclave of the shard, or a resubmission, was first).
-	ErrAlreadyConfirmed = runtime.NewError(Name, 5, "block already confirmed")
-	ErrNotAuthor        = runtime.NewError(Name, 6, "a direct block is confirmed only by its author")
-	ErrSeveralEnclaves  = runtime.NewError(Name, 7, "direct blocks are confirmed only while the shard has one active enclave")
-	ErrChainHeight      = runtime.NewError(Name, 8, "block's chain height is not between its parent's and the current block")
+	ErrAlreadyConfirmed = types.NewError(Name, 5, "block already confirmed")
+	ErrNotAuthor        = types.NewError(Name, 6, "a direct block is confirmed only by its author")
+	ErrSeveralEnclaves  = types.NewError(Name, 7, "direct blocks are confirmed only while the shard has one active enclave")
+	ErrChainHeight      = types.NewError(Name, 8, "block's chain height is not between its parent's and the current block")
 )
 
 // ConfirmSidechainBlock is the argument of confirm_sidechain_block: the
@@ -93,13 +94,13 @@ func ConfirmCall(h Header) (tx.Call, error) {
 
 // Confirmation is a confirmed shard block.
 type Confirmation struct {
-	Shard      teerex.Hash `cbor:"shard" json:"shard"`
-	Number     uint64      `cbor:"number" json:"number"`
-	HeaderHash teerex.Hash `cbor:"header_hash" json:"header_hash"`
+	Shard      types.Hash `cbor:"shard" json:"shard"`
+	Number     uint64     `cbor:"number" json:"number"`
+	HeaderHash types.Hash `cbor:"header_hash" json:"header_hash"`
 	// ChainHeight, StateHash and UnshieldsRoot are the header's.
-	ChainHeight   int64       `cbor:"chain_height" json:"chain_height"`
-	StateHash     teerex.Hash `cbor:"state_hash" json:"state_hash"`
-	UnshieldsRoot teerex.Hash `cbor:"unshields_root" json:"unshields_root"`
+	ChainHeight   int64      `cbor:"chain_height" json:"chain_height"`
+	StateHash     types.Hash `cbor:"state_hash" json:"state_hash"`
+	UnshieldsRoot types.Hash `cbor:"unshields_root" json:"unshields_root"`
 	// Author is the header's (zero for a chain block); Enclave sent the
 	// confirmation.
 	Author  tx.Address `cbor:"author" json:"author"`
@@ -112,13 +113,13 @@ type Confirmation struct {
 // measurement may, up to a limit (teerex.Keeper).
 type Registry interface {
 	Active(r store.Reader, signer tx.Address, now time.Time) (teerex.Enclave, error)
-	OtherActiveOf(r store.Reader, m teerex.Hash, except tx.Address, registeredBy int64, now time.Time) (bool, error)
+	OtherActiveOf(r store.Reader, m types.Hash, except tx.Address, registeredBy int64, now time.Time) (bool, error)
 }
 
 // Shards returns a shard's record, with the measurement serving it
 // (*bridge.Module).
 type Shards interface {
-	Shard(r store.Reader, id teerex.Hash) (bridge.Shard, error)
+	Shard(r store.Reader, id types.Hash) (bridge.Shard, error)
 }
 
 // Module is the sidechain module.
@@ -141,14 +142,14 @@ func (*Module) Name() string { return Name }
 // DecodeCall implements runtime.Module.
 func (*Module) DecodeCall(call tx.Call) (runtime.Msg, error) {
 	if call.Method != MethodConfirmSidechainBlock {
-		return nil, fmt.Errorf("%w: %s.%s", runtime.ErrUnknownCall, Name, call.Method)
+		return nil, fmt.Errorf("%w: %s.%s", types.ErrUnknownCall, Name, call.Method)
 	}
 	var m ConfirmSidechainBlock
 	if err := call.DecodeArgs(&m); err != nil {
-		return nil, fmt.Errorf("%w: %w", runtime.ErrMalformedCall, err)
+		return nil, fmt.Errorf("%w: %w", types.ErrMalformedCall, err)
 	}
 	if m.Header.Number == 0 {
-		return nil, fmt.Errorf("%w: %s.%s: block numbers start at 1", runtime.ErrMalformedCall, Name, call.Method)
+		return nil, fmt.Errorf("%w: %s.%s: block numbers start at 1", types.ErrMalformedCall, Name, call.Method)
 	}
 	return &m, nil
 }
@@ -161,7 +162,7 @@ func (m *Module) Execute(ctx *runtime.Context, msg runtime.Msg) error {
 	}
 	c, ok := msg.(*ConfirmSidechainBlock)
 	if !ok {
-		return fmt.Errorf("%w: sidechain cannot execute %T", runtime.ErrUnknownCall, msg)
+		return fmt.Errorf("%w: sidechain cannot execute %T", types.ErrUnknownCall, msg)
 	}
 	return m.confirm(ctx, c)
 }
@@ -173,15 +174,15 @@ var (
 )
 
 // ShardKey is the state key of a shard's latest confirmation.
-func ShardKey(shard teerex.Hash) []byte { return slices.Concat(keyShardPrefix, shard[:]) }
+func ShardKey(shard types.Hash) []byte { return slices.Concat(keyShardPrefix, shard[:]) }
 
 // BlockKey is the state key of the confirmation of a shard's block number.
-func BlockKey(shard teerex.Hash, number uint64) []byte {
+func BlockKey(shard types.Hash, number uint64) []byte {
 	return binary.BigEndian.AppendUint64(slices.Concat(keyBlockPrefix, shard[:]), number)
 }
 
 // Latest returns the shard's latest confirmation, if any.
-func (m *Module) Latest(r store.Reader, shard teerex.Hash) (Confirmation, bool, error) {
+func (m *Module) Latest(r store.Reader, shard types.Hash) (Confirmation, bool, error) {
 	var c Confirmation
 	ok, err := runtime.Get(r, ShardKey(shard), &c)
 	if err == nil && ok && c.Shard != shard {
@@ -191,7 +192,7 @@ func (m *Module) Latest(r store.Reader, shard teerex.Hash) (Confirmation, bool, 
 }
 
 // Block returns the confirmation of a shard's block number, if any.
-func (m *Module) Block(r store.Reader, shard teerex.Hash, number uint64) (Confirmation, bool, error) {
+func (m *Module) Block(r store.Reader, shard types.Hash, number uint64) (Confirmation, bool, error) {
 	var c Confirmation
 	ok, err := runtime.Get(r, BlockKey(shard, number), &c)
 	return c, ok, err
@@ -205,7 +206,7 @@ func (m *Module) confirm(ctx *runtime.Context, msg *ConfirmSidechainBlock) error
 	h := &msg.Header
 	e, err := m.registry.Active(ctx.Store, ctx.Sender, ctx.Time)
 	if err != nil {
-		var re *runtime.Error
+		var re *types.Error
 		if errors.As(err, &re) {
 			return fmt.Errorf("%w: %w", ErrNotActive, err)
 		}
@@ -221,7 +222,7 @@ func (m *Module) confirm(ctx *runtime.Context, msg *ConfirmSidechainBlock) error
 	}
 	hash, err := h.Hash()
 	if err != nil {
-		return fmt.Errorf("%w: %w", runtime.ErrMalformedCall, err)
+		return fmt.Errorf("%w: %w", types.ErrMalformedCall, err)
 	}
 	latest, seen, err := m.Latest(ctx.Store, h.Shard)
 	if err != nil {
@@ -237,7 +238,7 @@ func (m *Module) confirm(ctx *runtime.Context, msg *ConfirmSidechainBlock) error
 		}
 		return fmt.Errorf("%w: block %d %s, the shard confirmed %s (latest %d)", ErrForkedBlock, h.Number, hash, have.HeaderHash, latest.Number)
 	}
-	var parent teerex.Hash
+	var parent types.Hash
 	var next uint64 = 1
 	var minHeight int64
 	if seen {
@@ -287,13 +288,13 @@ func (m *Module) confirm(ctx *runtime.Context, msg *ConfirmSidechainBlock) error
 // UnshieldsRoot returns the unshields root of a confirmed block of the
 // shard; ok is false if the shard has not confirmed that number
 // (bridge.ShardBlocks).
-func (m *Module) UnshieldsRoot(r store.Reader, shard teerex.Hash, number uint64) (teerex.Hash, bool, error) {
+func (m *Module) UnshieldsRoot(r store.Reader, shard types.Hash, number uint64) (types.Hash, bool, error) {
 	c, ok, err := m.Block(r, shard, number)
 	if err != nil || !ok {
-		return teerex.Hash{}, false, err
+		return types.Hash{}, false, err
 	}
 	if c.Shard != shard || c.Number != number {
-		return teerex.Hash{}, false, fmt.Errorf("%w: record of %s/%d names %s/%d", ErrCorruptShardRecord, shard, number, c.Shard, c.Number)
+		return types.Hash{}, false, fmt.Errorf("%w: record of %s/%d names %s/%d", ErrCorruptShardRecord, shard, number, c.Shard, c.Number)
 	}
 	return c.UnshieldsRoot, true, nil
 }
@@ -304,7 +305,7 @@ func (*Module) QueryKey(path []string) ([]byte, error) {
 	if len(path) < 2 {
 		return nil, bad
 	}
-	shard, err := teerex.ParseHash(path[1])
+	shard, err := types.ParseHash(path[1])
 	if err != nil {
 		return nil, fmt.Errorf("query path: shard: %w", err)
 	}
@@ -323,9 +324,9 @@ func (*Module) QueryKey(path []string) ([]byte, error) {
 
 // Confirmed is a confirm_sidechain_block read from a block's events.
 type Confirmed struct {
-	Shard      teerex.Hash
+	Shard      types.Hash
 	Number     uint64
-	HeaderHash teerex.Hash
+	HeaderHash types.Hash
 	Enclave    tx.Address
 }
 
@@ -338,13 +339,13 @@ func ParseEvent(typ string, attrs map[string]string) (Confirmed, bool) {
 		return c, false
 	}
 	var err error
-	if c.Shard, err = teerex.ParseHash(attrs["shard"]); err != nil {
+	if c.Shard, err = types.ParseHash(attrs["shard"]); err != nil {
 		return c, false
 	}
 	if c.Number, err = strconv.ParseUint(attrs["number"], 10, 64); err != nil {
 		return c, false
 	}
-	if c.HeaderHash, err = teerex.ParseHash(attrs["header_hash"]); err != nil {
+	if c.HeaderHash, err = types.ParseHash(attrs["header_hash"]); err != nil {
 		return c, false
 	}
 	if c.Enclave, err = tx.ParseAddress(attrs["enclave"]); err != nil {

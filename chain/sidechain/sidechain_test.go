@@ -15,6 +15,7 @@ import (
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 func TestConfirmSidechainBlock(t *testing.T) {
@@ -24,12 +25,12 @@ func TestConfirmSidechainBlock(t *testing.T) {
 	c.register(eve, shard)
 	c.register(ferd, measurement("other release"))
 	b1 := first(shard, 9, 1)
-	b1.CallsRoot, b1.UnshieldsRoot, b1.Timestamp = teerex.Hash{0xca}, teerex.Hash{0xee}, 1_700_000_000_000
+	b1.CallsRoot, b1.UnshieldsRoot, b1.Timestamp = types.Hash{0xca}, types.Hash{0xee}, 1_700_000_000_000
 
 	// A shard without confirmations accepts only block 1 with no parent.
 	for name, h := range map[string]sidechain.Header{
 		"block 2 first":         child(t, b1, 9, 2),
-		"block 1 with a parent": withParent(b1, teerex.Hash{1}),
+		"block 1 with a parent": withParent(b1, types.Hash{1}),
 	} {
 		t.Run(name, func(t *testing.T) { rejected(t, c.confirm(dave, h), sidechain.ErrForkedBlock) })
 	}
@@ -65,9 +66,9 @@ func TestConfirmSidechainBlock(t *testing.T) {
 		{"another block 1", dave, first(shard, 9, 0x66), []error{sidechain.ErrForkedBlock}},
 		{"another block 1 by the other enclave", eve, first(shard, 8, 1), []error{sidechain.ErrForkedBlock}},
 		{"gap", dave, child(t, b2, 10, 3), []error{sidechain.ErrForkedBlock}},
-		{"wrong parent", dave, withParent(b2, teerex.Hash{9}), []error{sidechain.ErrForkedBlock}},
-		{"parent's parent", dave, withParent(b2, teerex.Hash{}), []error{sidechain.ErrForkedBlock}},
-		{"number zero", dave, sidechain.Header{Shard: shard}, []error{runtime.ErrMalformedCall}},
+		{"wrong parent", dave, withParent(b2, types.Hash{9}), []error{sidechain.ErrForkedBlock}},
+		{"parent's parent", dave, withParent(b2, types.Hash{}), []error{sidechain.ErrForkedBlock}},
+		{"number zero", dave, sidechain.Header{Shard: shard}, []error{types.ErrMalformedCall}},
 		{"not an enclave", bob, b2, []error{sidechain.ErrNotActive, teerex.ErrNotRegistered}},
 		{"enclave of another shard", ferd, b2, []error{sidechain.ErrNotShardEnclave}},
 	}
@@ -103,7 +104,7 @@ func TestConfirmSidechainBlock(t *testing.T) {
 	}
 }
 
-func withParent(h sidechain.Header, parent teerex.Hash) sidechain.Header {
+func withParent(h sidechain.Header, parent types.Hash) sidechain.Header {
 	h.ParentHash = parent
 	return h
 }
@@ -285,11 +286,11 @@ func TestModuleUnshieldsRoot(t *testing.T) {
 	shard := measurement("v1")
 	c.register(dave, shard)
 	b1 := first(shard, 9, 1)
-	b1.UnshieldsRoot = teerex.Hash{0xee, 1}
+	b1.UnshieldsRoot = types.Hash{0xee, 1}
 	wantErr(t, c.confirm(dave, b1).err)
 	for _, tc := range []struct {
 		name   string
-		shard  teerex.Hash
+		shard  types.Hash
 		number uint64
 		ok     bool
 	}{
@@ -300,7 +301,7 @@ func TestModuleUnshieldsRoot(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root, ok, err := c.sidechain.UnshieldsRoot(c.kv, tc.shard, tc.number)
-			if err != nil || ok != tc.ok || (ok && root != b1.UnshieldsRoot) || (!ok && root != (teerex.Hash{})) {
+			if err != nil || ok != tc.ok || (ok && root != b1.UnshieldsRoot) || (!ok && root != (types.Hash{})) {
 				t.Fatalf("root %s %v %v", root, ok, err)
 			}
 		})
@@ -319,9 +320,9 @@ func TestModuleUnshieldsRoot(t *testing.T) {
 // carries it to the bridge as is.
 func TestUnshieldsRoot(t *testing.T) {
 	us := []sidechain.Unshield{
-		{Beneficiary: bob, Amount: 1, CallHash: teerex.Hash{1}},
-		{Beneficiary: dave, Amount: 2, CallHash: teerex.Hash{2}},
-		{Beneficiary: eve, Amount: 3, CallHash: teerex.Hash{3}},
+		{Beneficiary: bob, Amount: 1, CallHash: types.Hash{1}},
+		{Beneficiary: dave, Amount: 2, CallHash: types.Hash{2}},
+		{Beneficiary: eve, Amount: 3, CallHash: types.Hash{3}},
 	}
 	root, proofs := sidechain.UnshieldsRoot(us)
 	if len(proofs) != len(us) {
@@ -370,7 +371,7 @@ func TestUnshieldsRoot(t *testing.T) {
 
 func TestModuleNeedsDependencies(t *testing.T) {
 	m := sidechain.New(nil, nil)
-	call, err := sidechain.ConfirmCall(first(teerex.Hash{1}, 0, 1))
+	call, err := sidechain.ConfirmCall(first(types.Hash{1}, 0, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +380,7 @@ func TestModuleNeedsDependencies(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = m.Execute(&runtime.Context{}, msg)
-	var re *runtime.Error
+	var re *types.Error
 	if err == nil || errors.As(err, &re) {
 		t.Fatalf("unwired module: %v (must be an internal error that halts)", err)
 	}
@@ -387,8 +388,8 @@ func TestModuleNeedsDependencies(t *testing.T) {
 
 func TestDecodeCall(t *testing.T) {
 	m := sidechain.New(nil, nil)
-	h := sidechain.Header{Shard: teerex.Hash{1}, Number: 7, ParentHash: teerex.Hash{2}, ChainHeight: 3, CallsRoot: teerex.Hash{4},
-		StateHash: teerex.Hash{5}, UnshieldsRoot: teerex.Hash{6}, Timestamp: 8, Author: dave}
+	h := sidechain.Header{Shard: types.Hash{1}, Number: 7, ParentHash: types.Hash{2}, ChainHeight: 3, CallsRoot: types.Hash{4},
+		StateHash: types.Hash{5}, UnshieldsRoot: types.Hash{6}, Timestamp: 8, Author: dave}
 	good, err := sidechain.ConfirmCall(h)
 	if err != nil {
 		t.Fatal(err)
@@ -416,13 +417,13 @@ func TestDecodeCall(t *testing.T) {
 		call tx.Call
 		want error
 	}{
-		"unknown method":         {tx.Call{Module: sidechain.Name, Method: "confirm", Args: good.Args}, runtime.ErrUnknownCall},
-		"garbage args":           {tx.Call{Module: sidechain.Name, Method: sidechain.MethodConfirmSidechainBlock, Args: []byte{0xff}}, runtime.ErrMalformedCall},
-		"short hash":             {mustCall(t, header(1, "shard", make([]byte, 31))), runtime.ErrMalformedCall},
-		"unknown header field":   {mustCall(t, header(1, "x", 1)), runtime.ErrMalformedCall},
-		"number zero":            {mustCall(t, header(0)), runtime.ErrMalformedCall},
-		"former format":          {mustCall(t, map[string]any{"shard": make([]byte, 32), "number": 1, "header_hash": make([]byte, 32)}), runtime.ErrMalformedCall},
-		"header beside the args": {mustCall(t, map[string]any{"header": header(1)["header"], "number": 1}), runtime.ErrMalformedCall},
+		"unknown method":         {tx.Call{Module: sidechain.Name, Method: "confirm", Args: good.Args}, types.ErrUnknownCall},
+		"garbage args":           {tx.Call{Module: sidechain.Name, Method: sidechain.MethodConfirmSidechainBlock, Args: []byte{0xff}}, types.ErrMalformedCall},
+		"short hash":             {mustCall(t, header(1, "shard", make([]byte, 31))), types.ErrMalformedCall},
+		"unknown header field":   {mustCall(t, header(1, "x", 1)), types.ErrMalformedCall},
+		"number zero":            {mustCall(t, header(0)), types.ErrMalformedCall},
+		"former format":          {mustCall(t, map[string]any{"shard": make([]byte, 32), "number": 1, "header_hash": make([]byte, 32)}), types.ErrMalformedCall},
+		"header beside the args": {mustCall(t, map[string]any{"header": header(1)["header"], "number": 1}), types.ErrMalformedCall},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := m.DecodeCall(tc.call); !errors.Is(err, tc.want) {
@@ -478,8 +479,8 @@ func TestQueryKey(t *testing.T) {
 func TestHeaderHashAndSignature(t *testing.T) {
 	key := accounts.DevKey("Dave")
 	hdr := sidechain.Header{
-		Shard: measurement("v1"), Number: 3, ParentHash: teerex.Hash{9}, ChainHeight: 17,
-		CallsRoot: teerex.Hash{7}, StateHash: teerex.Hash{8}, UnshieldsRoot: teerex.Hash{6}, Timestamp: 1_700_000_000_000,
+		Shard: measurement("v1"), Number: 3, ParentHash: types.Hash{9}, ChainHeight: 17,
+		CallsRoot: types.Hash{7}, StateHash: types.Hash{8}, UnshieldsRoot: types.Hash{6}, Timestamp: 1_700_000_000_000,
 		Author: tx.AddressOf(key.Public().(ed25519.PublicKey)),
 	}
 	h, err := hdr.Hash()
@@ -520,7 +521,7 @@ func TestHeaderHashAndSignature(t *testing.T) {
 }
 
 func TestParseEventRejectsMalformed(t *testing.T) {
-	good := map[string]string{"shard": teerex.Hash{1}.String(), "number": "4", "header_hash": teerex.Hash{2}.String(), "enclave": dave.String()}
+	good := map[string]string{"shard": types.Hash{1}.String(), "number": "4", "header_hash": types.Hash{2}.String(), "enclave": dave.String()}
 	if _, ok := sidechain.ParseEvent(sidechain.EventBlockConfirmed, good); !ok {
 		t.Fatal("good event refused")
 	}

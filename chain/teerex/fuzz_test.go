@@ -7,6 +7,7 @@ import (
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // FuzzDecodeCall feeds arbitrary methods and arguments to the decoder: it
@@ -20,7 +21,7 @@ func FuzzDecodeCall(f *testing.F) {
 		{teerex.MethodRegisterEnclave, teerex.RegisterEnclave{Attestation: teerex.Evidence{Kind: attestation.KindDCAP, Quote: []byte{3, 0, 2, 0}}, ShieldingKey: []byte("k"), WorkerURL: "wss://w:1"}},
 		{teerex.MethodRegisterEnclave, teerex.RegisterEnclave{Attestation: teerex.Evidence{Kind: attestation.KindIAS, Report: []byte("{}"), Signature: []byte{1}, Certs: [][]byte{{0x30}}}}},
 		{teerex.MethodUnregisterEnclave, teerex.UnregisterEnclave{}},
-		{teerex.MethodAllowMRENCLAVE, teerex.AllowMRENCLAVE{MRENCLAVE: teerex.Hash{1}}},
+		{teerex.MethodAllowMRENCLAVE, teerex.AllowMRENCLAVE{MRENCLAVE: types.Hash{1}}},
 		{teerex.MethodDisallowMRENCLAVE, teerex.DisallowMRENCLAVE{}},
 		{teerex.MethodSetAttestationPolicy, teerex.SetAttestationPolicy{Policy: teerex.ProductionPolicy()}},
 		{teerex.MethodSetCollateral, teerex.SetCollateral{RootCRL: &teerex.CRLDoc{CRL: []byte{0x30}}}},

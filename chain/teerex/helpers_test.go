@@ -21,6 +21,7 @@ import (
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/internal/testvectors"
 	"github.com/integritee-go/integritee/tee/sim"
 )
@@ -134,16 +135,16 @@ func (c *chain) call(sender tx.Address, method string, args any) result {
 	if perr != nil && err == nil {
 		c.t.Fatalf("%s: precheck refused a call that succeeds: %v", method, perr)
 	}
-	if perr != nil && !errors.As(perr, new(*runtime.Error)) {
-		c.t.Fatalf("%s: precheck error is no *runtime.Error: %v", method, perr)
+	if perr != nil && !errors.As(perr, new(*types.Error)) {
+		c.t.Fatalf("%s: precheck error is no *types.Error: %v", method, perr)
 	}
 	r := result{err: err, events: ctx.Events(), changes: len(b.Changes())}
 	if err == nil {
 		b.Write()
 	} else {
-		var re *runtime.Error
+		var re *types.Error
 		if !errors.As(err, &re) {
-			c.t.Fatalf("%s: error is no *runtime.Error (would halt the node): %v", method, err)
+			c.t.Fatalf("%s: error is no *types.Error (would halt the node): %v", method, err)
 		}
 	}
 	return r
@@ -174,7 +175,7 @@ func hasEvent(r result, typ string) bool {
 // enclave is a sim enclave with a measurement.
 type enclave struct {
 	backend *sim.Backend
-	m       teerex.Hash
+	m       types.Hash
 }
 
 func newEnclave(t testing.TB, name string, debug bool, pki *sim.PKI) enclave {
@@ -195,7 +196,7 @@ func (e enclave) evidence(t testing.TB, sender tx.Address, shieldingKey []byte) 
 }
 
 // evidenceOn is evidence for the chain with genesis ID g.
-func (e enclave) evidenceOn(t testing.TB, sender tx.Address, shieldingKey []byte, g teerex.Hash) teerex.Evidence {
+func (e enclave) evidenceOn(t testing.TB, sender tx.Address, shieldingKey []byte, g types.Hash) teerex.Evidence {
 	t.Helper()
 	q, err := e.backend.Quote(teerex.ReportData(sender, shieldingKey, g))
 	if err != nil {
@@ -225,7 +226,7 @@ func devGenesis(t testing.TB) *teerex.GenesisState {
 // strictSimGenesis has production rules (no debug, allowlist only, UpToDate
 // and SWHardeningNeeded) but trusts the dev root, with collateral made by
 // opts, so that the rules can be exercised with sim quotes.
-func strictSimGenesis(t testing.TB, opts sim.CollateralOptions, allow ...teerex.Hash) *teerex.GenesisState {
+func strictSimGenesis(t testing.TB, opts sim.CollateralOptions, allow ...types.Hash) *teerex.GenesisState {
 	t.Helper()
 	pki := devPKI(t)
 	c, err := pki.CollateralWith(t0, opts)
@@ -273,7 +274,7 @@ func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 // listed returns the signers of all registrations (m nil) or of those
 // with measurement m, sorted, checking that the list's count, slots and
 // the registrations agree.
-func listed(t testing.TB, c *chain, m *teerex.Hash) []tx.Address {
+func listed(t testing.TB, c *chain, m *types.Hash) []tx.Address {
 	t.Helper()
 	var (
 		n   uint64

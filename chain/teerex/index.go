@@ -9,6 +9,7 @@ import (
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // list is a numbered set of signers kept one state key per entry, so that
@@ -27,7 +28,7 @@ var (
 	keyExpiryPrefix = []byte(Name + "/x/")
 )
 
-func enclavesOf(m Hash) list {
+func enclavesOf(m types.Hash) list {
 	return list{prefix: slices.Concat(keyMRENCLAVEPrefix, m[:], []byte("/"))}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 var (
@@ -42,11 +43,11 @@ func EnclavesSlotKey(i uint64) []byte { return allEnclaves.slotKey(i) }
 
 // EnclavesOfCountKey is the state key of the number of registrations with
 // measurement m (uint64): the enclaves that may serve the shard m.
-func EnclavesOfCountKey(m Hash) []byte { return enclavesOf(m).lenKey() }
+func EnclavesOfCountKey(m types.Hash) []byte { return enclavesOf(m).lenKey() }
 
 // EnclavesOfSlotKey is the state key of the signer in slot i of the
 // registrations with measurement m.
-func EnclavesOfSlotKey(m Hash, i uint64) []byte { return enclavesOf(m).slotKey(i) }
+func EnclavesOfSlotKey(m types.Hash, i uint64) []byte { return enclavesOf(m).slotKey(i) }
 
 // Keeper reads and writes the module's state. It holds no state itself, so
 // the zero Keeper is ready to use; other modules reach it through their own
@@ -82,7 +83,7 @@ func (k Keeper) setAllowlist(kv store.KV, l MRENCLAVEs) error {
 }
 
 // Allowed reports whether measurement m may register under policy p.
-func (k Keeper) Allowed(r store.Reader, p *Policy, m Hash) (bool, error) {
+func (k Keeper) Allowed(r store.Reader, p *Policy, m types.Hash) (bool, error) {
 	if p.AllowAnyMRENCLAVE {
 		return true, nil
 	}
@@ -141,7 +142,7 @@ func (k Keeper) Active(r store.Reader, signer tx.Address, now time.Time) (Enclav
 func (Keeper) Count(r store.Reader) (uint64, error) { return allEnclaves.length(r) }
 
 // CountOf returns the number of registrations with measurement m.
-func (Keeper) CountOf(r store.Reader, m Hash) (uint64, error) { return enclavesOf(m).length(r) }
+func (Keeper) CountOf(r store.Reader, m types.Hash) (uint64, error) { return enclavesOf(m).length(r) }
 
 // SignerAt returns the signer in slot i (below Count) of all
 // registrations. Slots carry no meaning: removing a registration moves
@@ -150,7 +151,7 @@ func (Keeper) SignerAt(r store.Reader, i uint64) (tx.Address, error) { return al
 
 // SignerOfAt returns the signer in slot i (below CountOf) of the
 // registrations with measurement m.
-func (Keeper) SignerOfAt(r store.Reader, m Hash, i uint64) (tx.Address, error) {
+func (Keeper) SignerOfAt(r store.Reader, m types.Hash, i uint64) (tx.Address, error) {
 	return enclavesOf(m).at(r, i)
 }
 
@@ -162,19 +163,19 @@ func (Keeper) EachEnclave(r store.Reader, fn func(tx.Address) (bool, error)) err
 
 // EachEnclaveOf calls fn with the signer of every registration with
 // measurement m, in slot order, until fn returns false or an error.
-func (Keeper) EachEnclaveOf(r store.Reader, m Hash, fn func(tx.Address) (bool, error)) error {
+func (Keeper) EachEnclaveOf(r store.Reader, m types.Hash, fn func(tx.Address) (bool, error)) error {
 	return enclavesOf(m).each(r, fn)
 }
 
 // CountActiveOf counts the registrations with measurement m that are
 // Active at now, up to limit: a caller that needs to know whether there is
 // more than one asks for 2 and reads no further than it must.
-func (k Keeper) CountActiveOf(r store.Reader, m Hash, now time.Time, limit int) (int, error) {
+func (k Keeper) CountActiveOf(r store.Reader, m types.Hash, now time.Time, limit int) (int, error) {
 	n := 0
 	err := k.EachEnclaveOf(r, m, func(s tx.Address) (bool, error) {
 		if _, err := k.Active(r, s, now); err == nil {
 			n++
-		} else if !errors.As(err, new(*runtime.Error)) {
+		} else if !errors.As(err, new(*types.Error)) {
 			return false, err
 		}
 		return n < limit, nil
@@ -187,7 +188,7 @@ func (k Keeper) CountActiveOf(r store.Reader, m Hash, now time.Time, limit int) 
 // that may hold a shard state made without except's latest direct block.
 // (An enclave registered later got its state after that point, from a
 // provider, so it does not contend for it.)
-func (k Keeper) OtherActiveOf(r store.Reader, m Hash, except tx.Address, registeredBy int64, now time.Time) (bool, error) {
+func (k Keeper) OtherActiveOf(r store.Reader, m types.Hash, except tx.Address, registeredBy int64, now time.Time) (bool, error) {
 	found := false
 	err := k.EachEnclaveOf(r, m, func(s tx.Address) (bool, error) {
 		if s == except {
@@ -199,7 +200,7 @@ func (k Keeper) OtherActiveOf(r store.Reader, m Hash, except tx.Address, registe
 			if e.RegisteredHeight <= registeredBy {
 				found = true
 			}
-		case !errors.As(err, new(*runtime.Error)):
+		case !errors.As(err, new(*types.Error)):
 			return false, err
 		}
 		return !found, nil
@@ -246,7 +247,7 @@ func (k Keeper) register(ctx *runtime.Context, msg *RegisterEnclave) error {
 	if err := ap.Check(res, ctx.Time); err != nil {
 		return classify(err)
 	}
-	m := Hash(res.MRENCLAVE)
+	m := types.Hash(res.MRENCLAVE)
 	ok, err := k.Allowed(ctx.Store, &p, m)
 	if err != nil {
 		return err
@@ -264,7 +265,7 @@ func (k Keeper) register(ctx *runtime.Context, msg *RegisterEnclave) error {
 		Signer:           ctx.Sender,
 		Kind:             res.Kind,
 		MRENCLAVE:        m,
-		MRSIGNER:         Hash(res.MRSIGNER),
+		MRSIGNER:         types.Hash(res.MRSIGNER),
 		ISVProdID:        res.ISVProdID,
 		ISVSVN:           res.ISVSVN,
 		TCBStatus:        res.TCBStatus,
@@ -346,7 +347,7 @@ func (k Keeper) precheck(ctx *runtime.Context, msg *RegisterEnclave) error {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%w: %s is not allowlisted", ErrMRENCLAVENotAllowed, Hash(body.mrenclave))
+		return fmt.Errorf("%w: %s is not allowlisted", ErrMRENCLAVENotAllowed, types.Hash(body.mrenclave))
 	}
 	return nil
 }

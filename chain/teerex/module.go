@@ -58,6 +58,7 @@ import (
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // Name is the module name: call namespace, key prefix and query path.
@@ -104,13 +105,13 @@ type UnregisterEnclave struct{}
 
 // AllowMRENCLAVE is the argument of allow_mrenclave (sudo).
 type AllowMRENCLAVE struct {
-	MRENCLAVE Hash `cbor:"mrenclave"`
+	MRENCLAVE types.Hash `cbor:"mrenclave"`
 }
 
 // DisallowMRENCLAVE is the argument of disallow_mrenclave (sudo). Enclaves
 // of the measurement stay registered but are no longer Active.
 type DisallowMRENCLAVE struct {
-	MRENCLAVE Hash `cbor:"mrenclave"`
+	MRENCLAVE types.Hash `cbor:"mrenclave"`
 }
 
 // SetAttestationPolicy is the argument of set_attestation_policy (sudo): it
@@ -163,7 +164,7 @@ func (*Module) Name() string { return Name }
 // only; certificates and quotes are parsed when the call executes.
 func (*Module) DecodeCall(call tx.Call) (runtime.Msg, error) {
 	malformed := func(err error) (runtime.Msg, error) {
-		return nil, fmt.Errorf("%w: %w", runtime.ErrMalformedCall, err)
+		return nil, fmt.Errorf("%w: %w", types.ErrMalformedCall, err)
 	}
 	switch call.Method {
 	case MethodRegisterEnclave:
@@ -209,7 +210,7 @@ func (*Module) DecodeCall(call tx.Call) (runtime.Msg, error) {
 		}
 		return m, nil
 	}
-	return nil, fmt.Errorf("%w: %s.%s", runtime.ErrUnknownCall, Name, call.Method)
+	return nil, fmt.Errorf("%w: %s.%s", types.ErrUnknownCall, Name, call.Method)
 }
 
 func (m *RegisterEnclave) validate() error {
@@ -262,7 +263,7 @@ func (m *Module) Execute(ctx *runtime.Context, msg runtime.Msg) error {
 		}
 		return m.setCollateral(ctx, &msg)
 	}
-	return fmt.Errorf("%w: teerex cannot execute %T", runtime.ErrUnknownCall, msg)
+	return fmt.Errorf("%w: teerex cannot execute %T", types.ErrUnknownCall, msg)
 }
 
 func (m *Module) requireSudo(ctx *runtime.Context) error {
@@ -281,7 +282,7 @@ func (m *Module) requireSudo(ctx *runtime.Context) error {
 
 // setAllowed adds m to or removes it from the allowlist; doing what is
 // already done succeeds without a state change or event.
-func (m *Module) setAllowed(ctx *runtime.Context, h Hash, allow bool) error {
+func (m *Module) setAllowed(ctx *runtime.Context, h types.Hash, allow bool) error {
 	l, err := m.Keeper.Allowlist(ctx.Store)
 	if err != nil {
 		return err
@@ -387,14 +388,14 @@ func (*Module) QueryKey(path []string) ([]byte, error) {
 		return AllowlistKey(), nil
 	case len(path) == 1 && path[0] == "enclaves":
 		return EnclavesCountKey(), nil
-	case len(path) == 2 && path[0] == "enclaves" && len(path[1]) != 2*len(Hash{}):
+	case len(path) == 2 && path[0] == "enclaves" && len(path[1]) != 2*len(types.Hash{}):
 		i, err := slot(path[1])
 		if err != nil {
 			return nil, err
 		}
 		return EnclavesSlotKey(i), nil
 	case (len(path) == 2 || len(path) == 3) && path[0] == "enclaves":
-		h, err := ParseHash(path[1])
+		h, err := types.ParseHash(path[1])
 		if err != nil {
 			return nil, fmt.Errorf("query path: mrenclave: %w", err)
 		}
@@ -418,8 +419,8 @@ func (*Module) QueryKey(path []string) ([]byte, error) {
 
 // GenesisState is the module's entry in genesis app_state.
 type GenesisState struct {
-	Policy    Policy `json:"policy"`
-	Allowlist []Hash `json:"allowlist,omitempty"`
+	Policy    Policy       `json:"policy"`
+	Allowlist []types.Hash `json:"allowlist,omitempty"`
 }
 
 // DevGenesis is the genesis of a development chain created at genesisTime
@@ -432,7 +433,7 @@ func DevGenesis(genesisTime time.Time) (GenesisState, error) {
 
 // ProductionGenesis is the genesis of a production chain with the given
 // allowlisted measurements (see ProductionPolicy).
-func ProductionGenesis(allow ...Hash) GenesisState {
+func ProductionGenesis(allow ...types.Hash) GenesisState {
 	return GenesisState{Policy: ProductionPolicy(), Allowlist: allow}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/tee/sim"
 )
 
@@ -28,7 +29,7 @@ type registry struct {
 	st    *store.Store
 	kv    *store.Cache
 	ctx   *runtime.Context
-	quote map[Hash]*sim.Backend
+	quote map[types.Hash]*sim.Backend
 }
 
 var testGenesis = GenesisID("registry test", 1, []byte("validators"))
@@ -39,7 +40,7 @@ func newRegistry(t *testing.T, at time.Time) *registry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &registry{t: t, mod: New(nil), st: st, quote: map[Hash]*sim.Backend{}}
+	r := &registry{t: t, mod: New(nil), st: st, quote: map[types.Hash]*sim.Backend{}}
 	r.kv = store.NewCache(st)
 	r.ctx = &runtime.Context{Store: r.kv, ChainID: "registry test", Height: 1, Time: at, Dev: true, Genesis: testGenesis}
 	g, err := DevGenesis(at)
@@ -101,7 +102,7 @@ func (r *registry) call(sender tx.Address, msg runtime.Msg) error {
 	err := r.mod.Execute(ctx, msg)
 	if err == nil {
 		b.Write()
-	} else if !errors.As(err, new(*runtime.Error)) {
+	} else if !errors.As(err, new(*types.Error)) {
 		r.t.Fatalf("untyped error (would halt the chain): %v", err)
 	}
 	return err
@@ -109,7 +110,7 @@ func (r *registry) call(sender tx.Address, msg runtime.Msg) error {
 
 // register registers (or renews) signer with a verified sim quote of
 // measurement m.
-func (r *registry) register(signer tx.Address, m Hash) error {
+func (r *registry) register(signer tx.Address, m types.Hash) error {
 	r.t.Helper()
 	b, ok := r.quote[m]
 	if !ok {
@@ -131,7 +132,7 @@ func (r *registry) register(signer tx.Address, m Hash) error {
 // seed stores a registration of signer with measurement m attested at
 // at through the keeper's write path, as register does once the
 // attestation verified: thousands of verifications would take minutes.
-func (r *registry) seed(signer tx.Address, m Hash, at time.Time) {
+func (r *registry) seed(signer tx.Address, m types.Hash, at time.Time) {
 	r.t.Helper()
 	e := Enclave{Signer: signer, Kind: attestation.KindDCAP, MRENCLAVE: m, TCBStatus: attestation.StatusUpToDate,
 		AttestedAt: at.UnixNano(), RegisteredHeight: r.ctx.Height, AttestedHeight: r.ctx.Height}
@@ -166,7 +167,7 @@ func (r *registry) query(path string, v any) bool {
 
 // listed reads a listing through the queries a client makes: the count,
 // then every slot.
-func (r *registry) listed(m *Hash) map[tx.Address]bool {
+func (r *registry) listed(m *types.Hash) map[tx.Address]bool {
 	r.t.Helper()
 	base := "enclaves"
 	if m != nil {
@@ -195,9 +196,9 @@ func (r *registry) listed(m *Hash) map[tx.Address]bool {
 // consistent checks the listings and the pruning index against the
 // registrations themselves, found by a prefix scan, and returns the
 // listings: of all registrations, and per measurement.
-func (r *registry) consistent() (all map[tx.Address]bool, of map[Hash]map[tx.Address]bool) {
+func (r *registry) consistent() (all map[tx.Address]bool, of map[types.Hash]map[tx.Address]bool) {
 	r.t.Helper()
-	of = map[Hash]map[tx.Address]bool{}
+	of = map[types.Hash]map[tx.Address]bool{}
 	recs := map[tx.Address]Enclave{}
 	if err := r.st.Iterate(keyEnclavePrefix, func(_, v []byte) bool {
 		var e Enclave
@@ -212,7 +213,7 @@ func (r *registry) consistent() (all map[tx.Address]bool, of map[Hash]map[tx.Add
 	if all = r.listed(nil); len(all) != len(recs) {
 		r.t.Fatalf("all: %d listed, %d registrations", len(all), len(recs))
 	}
-	count := map[Hash]int{}
+	count := map[types.Hash]int{}
 	for _, e := range recs {
 		count[e.MRENCLAVE]++
 	}
@@ -261,7 +262,7 @@ func address(i int) tx.Address {
 func TestRegistryOf10000Enclaves(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	r := newRegistry(t, t0)
-	shard, other := Hash(sha256.Sum256([]byte("shard release"))), Hash(sha256.Sum256([]byte("other release")))
+	shard, other := types.Hash(sha256.Sum256([]byte("shard release"))), types.Hash(sha256.Sum256([]byte("other release")))
 	const total = 10_000
 	for i := range total {
 		m := shard

@@ -12,9 +12,9 @@ import (
 	"github.com/integritee-go/integritee/attestation/dcap"
 	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/chain/codec"
-	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/tee/sim"
 )
 
@@ -145,9 +145,9 @@ func TestRegisterRejectsBadEvidence(t *testing.T) {
 			key: shieldingKey, want: []error{teerex.ErrWrongChain}},
 		{name: "other initial height", sender: bob, ev: e.evidenceOn(t, bob, shieldingKey, teerex.GenesisID("test", 2, validatorsHash("test validators"))),
 			key: shieldingKey, want: []error{teerex.ErrWrongChain}},
-		{name: "no genesis (zero second half)", sender: bob, ev: e.evidenceOn(t, bob, shieldingKey, teerex.Hash{}), key: shieldingKey,
+		{name: "no genesis (zero second half)", sender: bob, ev: e.evidenceOn(t, bob, shieldingKey, types.Hash{}), key: shieldingKey,
 			want: []error{teerex.ErrWrongChain}},
-		{name: "other sender and other chain", sender: carol, ev: e.evidenceOn(t, bob, shieldingKey, teerex.Hash{1}), key: shieldingKey,
+		{name: "other sender and other chain", sender: carol, ev: e.evidenceOn(t, bob, shieldingKey, types.Hash{1}), key: shieldingKey,
 			want: []error{teerex.ErrSenderNotAttested}},
 		{name: "forged root", sender: bob, ev: forged.evidence(t, bob, shieldingKey), key: shieldingKey,
 			want: []error{teerex.ErrUntrustedRoot, attestation.ErrUntrustedRoot}},
@@ -166,9 +166,9 @@ func TestRegisterRejectsBadEvidence(t *testing.T) {
 		{name: "collateral not yet valid", sender: bob, ev: good, key: shieldingKey, at: t0.Add(-2 * time.Hour),
 			want: []error{teerex.ErrInvalidCollateral, pcs.ErrNotYetValid}},
 		{name: "ias kind with quote", sender: bob, ev: teerex.Evidence{Kind: attestation.KindIAS, Quote: good.Quote}, key: shieldingKey,
-			want: []error{runtime.ErrMalformedCall}},
+			want: []error{types.ErrMalformedCall}},
 		{name: "unknown kind", sender: bob, ev: teerex.Evidence{Kind: "sev", Quote: good.Quote}, key: shieldingKey,
-			want: []error{runtime.ErrMalformedCall}},
+			want: []error{types.ErrMalformedCall}},
 		{name: "ias garbage certificate", sender: bob, key: shieldingKey,
 			ev:   teerex.Evidence{Kind: attestation.KindIAS, Report: []byte("{}"), Signature: []byte{1}, Certs: [][]byte{{0x30, 0x00}}},
 			want: []error{teerex.ErrMalformedEvidence}},
@@ -251,7 +251,7 @@ func TestUnregisterAndIndexes(t *testing.T) {
 	}
 	want := []tx.Address{bob, carol}
 	slices.SortFunc(want, func(a, b tx.Address) int { return bytes.Compare(a[:], b[:]) })
-	for name, m := range map[string]*teerex.Hash{"all": nil, "of": &e.m} {
+	for name, m := range map[string]*types.Hash{"all": nil, "of": &e.m} {
 		if s := listed(t, c, m); !slices.Equal(s, want) {
 			t.Fatalf("%s: %v, want %v", name, s, want)
 		}
@@ -425,7 +425,7 @@ func TestSetCollateralRefresh(t *testing.T) {
 
 func TestQueryKey(t *testing.T) {
 	m := teerex.New(nil)
-	h := teerex.Hash{0xab}
+	h := types.Hash{0xab}
 	tests := []struct {
 		path string
 		want []byte
@@ -481,7 +481,7 @@ func splitPath(p string) []string {
 }
 
 func TestGenesis(t *testing.T) {
-	dup := teerex.ProductionGenesis(teerex.Hash{1}, teerex.Hash{1})
+	dup := teerex.ProductionGenesis(types.Hash{1}, types.Hash{1})
 	debugProd := teerex.ProductionGenesis()
 	debugProd.Policy.AllowDebug = true
 	for name, tc := range map[string]struct {

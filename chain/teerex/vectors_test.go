@@ -12,6 +12,7 @@ import (
 	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // Fixed times from SOURCES.md.
@@ -38,7 +39,7 @@ func qvlGenesis(t testing.TB) *teerex.GenesisState {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m teerex.Hash
+	var m types.Hash
 	copy(m[:], mustHex(t, "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb"))
 	g := teerex.ProductionGenesis(m)
 	if err := g.Policy.AddCollateral(c); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/integritee-go/integritee/attestation/ias"
 	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // Evidence is the attestation a registration carries.
@@ -83,14 +84,14 @@ const genesisDomain = "integritee/genesis/v1"
 // commits to it in its report data and seals its keys under it, and
 // trusted calls and getters are signed over it, so that nothing made for
 // one chain is accepted on another.
-func GenesisID(chainID string, initialHeight int64, validatorsHash []byte) Hash {
+func GenesisID(chainID string, initialHeight int64, validatorsHash []byte) types.Hash {
 	h := sha256.New()
 	h.Write([]byte(genesisDomain))
 	h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(chainID))))
 	h.Write([]byte(chainID))
 	h.Write(binary.BigEndian.AppendUint64(nil, uint64(max(initialHeight, 1))))
 	h.Write(validatorsHash)
-	return Hash(h.Sum(nil))
+	return types.Hash(h.Sum(nil))
 }
 
 // ReportData is what an enclave must put in its report to register with
@@ -99,7 +100,7 @@ func GenesisID(chainID string, initialHeight int64, validatorsHash []byte) Hash 
 // genesis. The second half binds the quote to the chain the enclave
 // follows, so that an enclave a host pointed at another chain (its own
 // validators under the real chain ID) cannot register here.
-func ReportData(sender tx.Address, shieldingKey []byte, genesis Hash) [64]byte {
+func ReportData(sender tx.Address, shieldingKey []byte, genesis types.Hash) [64]byte {
 	h := sha256.New()
 	h.Write(sender[:])
 	h.Write(shieldingKey)
@@ -111,7 +112,7 @@ func ReportData(sender tx.Address, shieldingKey []byte, genesis Hash) [64]byte {
 
 // verifyEvidence verifies ev under p's roots and collateral at time at. It
 // does not apply the policy's acceptance rules (debug, status, age,
-// measurements). Errors are this module's *runtime.Errors.
+// measurements). Errors are this module's *types.Errors.
 func verifyEvidence(p *Policy, ev *Evidence, at time.Time) (*attestation.Result, error) {
 	if err := ev.validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)

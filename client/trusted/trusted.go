@@ -47,6 +47,7 @@ import (
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/stf"
@@ -104,16 +105,16 @@ type Registry interface {
 	EnclaveAt(ctx context.Context, signer tx.Address, height int64) (*teerex.Enclave, int64, error)
 	PolicyAt(ctx context.Context, height int64) (*teerex.Policy, int64, error)
 	AllowlistAt(ctx context.Context, height int64) (teerex.MRENCLAVEs, int64, error)
-	ShardAt(ctx context.Context, id teerex.Hash, height int64) (*client.ShardStatus, error)
+	ShardAt(ctx context.Context, id types.Hash, height int64) (*client.ShardStatus, error)
 	// VerifiedHeader is the verified header at height: the time of the
 	// block after a state's height tells how recent that state is.
 	VerifiedHeader(ctx context.Context, height int64) (*cmttypes.Header, error)
 	// SidechainBlock is the chain's confirmation of a shard block (nil if
 	// not confirmed): what "confirmed" is checked against.
-	SidechainBlock(ctx context.Context, shard teerex.Hash, number uint64) (*sidechain.Confirmation, int64, error)
+	SidechainBlock(ctx context.Context, shard types.Hash, number uint64) (*sidechain.Confirmation, int64, error)
 	// GenesisID is the chain's genesis ID (proved): what calls and getters
 	// are signed for.
-	GenesisID(ctx context.Context) (teerex.Hash, error)
+	GenesisID(ctx context.Context) (types.Hash, error)
 }
 
 var _ Registry = (*client.Client)(nil)
@@ -226,11 +227,11 @@ func (c *Client) setIdentity(id *rpc.ShieldingKeyResult) error {
 	if c.signer, err = tx.ParseAddress(id.Signer); err != nil {
 		return fmt.Errorf("trusted: worker's signer: %w", err)
 	}
-	m, err := teerex.ParseHash(id.MRENCLAVE)
+	m, err := types.ParseHash(id.MRENCLAVE)
 	if err != nil {
 		return fmt.Errorf("trusted: worker's mrenclave: %w", err)
 	}
-	s, err := teerex.ParseHash(id.Shard)
+	s, err := types.ParseHash(id.Shard)
 	if err != nil {
 		return fmt.Errorf("trusted: worker's shard: %w", err)
 	}
@@ -296,7 +297,7 @@ func (c *Client) verify(ctx context.Context, reg Registry, now time.Time, maxAge
 			return fmt.Errorf("%w: %w: %s", ErrEnclaveNotActive, teerex.ErrMRENCLAVENotAllowed, e.MRENCLAVE)
 		}
 	}
-	st, err := reg.ShardAt(ctx, teerex.Hash(c.shard), h)
+	st, err := reg.ShardAt(ctx, types.Hash(c.shard), h)
 	if err == nil {
 		err = at("shard", st.Height)
 	}
@@ -411,7 +412,7 @@ type Result struct {
 	// Block is the enclave-signed shard block holding the call, with its
 	// hash: what confirm_sidechain_block records on chain.
 	Block      sidechain.Header
-	HeaderHash teerex.Hash
+	HeaderHash types.Hash
 }
 
 // result verifies a worker's call result for ciphertext ct.
@@ -438,7 +439,7 @@ func (c *Client) result(ct []byte, r *rpc.CallResult) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnproven, err)
 	}
-	if sh.Header.Author != c.signer || sh.Header.Shard != teerex.Hash(c.shard) {
+	if sh.Header.Author != c.signer || sh.Header.Shard != types.Hash(c.shard) {
 		return nil, fmt.Errorf("%w: block by %s of shard %s", ErrUnproven, sh.Header.Author, sh.Header.Shard)
 	}
 	status := sidechain.LeafFailed

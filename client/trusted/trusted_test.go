@@ -14,6 +14,7 @@ import (
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/client/trusted"
 	"github.com/integritee-go/integritee/enclave/protocol"
@@ -31,11 +32,11 @@ type registry struct {
 	enclaves map[tx.Address]teerex.Enclave
 	policy   teerex.Policy
 	allow    teerex.MRENCLAVEs
-	shards   map[teerex.Hash]bridge.Shard
+	shards   map[types.Hash]bridge.Shard
 	// blocks are the shard blocks the chain confirmed, by number.
-	blocks map[uint64]teerex.Hash
+	blocks map[uint64]types.Hash
 	// genesis is the chain's genesis ID; genesisErr fails its query.
-	genesis    teerex.Hash
+	genesis    types.Hash
 	genesisErr error
 
 	// latest is the height the node answers each query asked at height 0
@@ -65,7 +66,7 @@ func (r *registry) answer(what string, height int64) int64 {
 	return height
 }
 
-func (r *registry) SidechainBlock(_ context.Context, shard teerex.Hash, n uint64) (*sidechain.Confirmation, int64, error) {
+func (r *registry) SidechainBlock(_ context.Context, shard types.Hash, n uint64) (*sidechain.Confirmation, int64, error) {
 	h, ok := r.blocks[n]
 	if !ok {
 		return nil, 5, nil
@@ -73,7 +74,7 @@ func (r *registry) SidechainBlock(_ context.Context, shard teerex.Hash, n uint64
 	return &sidechain.Confirmation{Shard: shard, Number: n, HeaderHash: h}, 5, nil
 }
 
-func (r *registry) GenesisID(context.Context) (teerex.Hash, error) { return r.genesis, r.genesisErr }
+func (r *registry) GenesisID(context.Context) (types.Hash, error) { return r.genesis, r.genesisErr }
 
 func (r *registry) VerifiedHeader(_ context.Context, height int64) (*cmttypes.Header, error) {
 	t := r.headerTime
@@ -102,7 +103,7 @@ func (r *registry) AllowlistAt(_ context.Context, height int64) (teerex.MRENCLAV
 	}
 	return r.allow, h, nil
 }
-func (r *registry) ShardAt(_ context.Context, id teerex.Hash, height int64) (*client.ShardStatus, error) {
+func (r *registry) ShardAt(_ context.Context, id types.Hash, height int64) (*client.ShardStatus, error) {
 	s, ok := r.shards[id]
 	if !ok {
 		s = bridge.DefaultShard(id)
@@ -120,8 +121,8 @@ func registered(id rpc.Identity) *registry {
 		}},
 		policy:  teerex.Policy{RenewalPeriodSecs: 24 * 3600},
 		allow:   teerex.MRENCLAVEs{id.MRENCLAVE},
-		shards:  map[teerex.Hash]bridge.Shard{},
-		genesis: teerex.Hash(rpctest.Genesis()),
+		shards:  map[types.Hash]bridge.Shard{},
+		genesis: types.Hash(rpctest.Genesis()),
 	}
 }
 
@@ -181,9 +182,9 @@ func TestDialVerifiesTheEnclave(t *testing.T) {
 		{"other measurement registered", func(r *registry) { en := r.enclaves[signer]; en.MRENCLAVE[0] ^= 1; r.enclaves[signer] = en },
 			[]error{trusted.ErrIdentityMismatch}},
 		{"shard moved to another release", func(r *registry) {
-			s := bridge.DefaultShard(teerex.Hash(id.Shard))
+			s := bridge.DefaultShard(types.Hash(id.Shard))
 			s.Config.MRENCLAVE[0] ^= 1
-			r.shards[teerex.Hash(id.Shard)] = s
+			r.shards[types.Hash(id.Shard)] = s
 		}, []error{trusted.ErrNotShardEnclave}},
 	}
 	for _, tc := range tests {
@@ -339,7 +340,7 @@ func TestDirectCalls(t *testing.T) {
 			if want == rpc.StatusExecuted {
 				executed = st.Result
 				if onChain {
-					reg.blocks = map[uint64]teerex.Hash{executed.Block.Number: executed.HeaderHash}
+					reg.blocks = map[uint64]types.Hash{executed.Block.Number: executed.HeaderHash}
 				}
 				srv.Confirmed(executed.Block.Number)
 			}

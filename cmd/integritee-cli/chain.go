@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/chain/accounts"
-	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/client"
 )
 
@@ -339,8 +339,8 @@ func orZero(s string) string {
 }
 
 // parseHash reads a 32-byte hex value (MRENCLAVE, shard, call hash).
-func parseHash(s, what string) (teerex.Hash, error) {
-	h, err := teerex.ParseHash(strings.TrimPrefix(s, "0x"))
+func parseHash(s, what string) (types.Hash, error) {
+	h, err := types.ParseHash(strings.TrimPrefix(s, "0x"))
 	if err != nil {
 		return h, fmt.Errorf("%s: %w", what, err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/integritee-go/integritee/chain/node/nodetest"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/tee/sim"
 )
@@ -170,7 +171,7 @@ func TestChainCommands(t *testing.T) {
 		cliFails(t, "balance", "balance", "alice", "--node", "http://127.0.0.1:"+freePort(t), "--timeout", "2s")
 	})
 
-	shard := teerex.Hash(sha256.Sum256([]byte("cli test enclave")))
+	shard := types.Hash(sha256.Sum256([]byte("cli test enclave")))
 	dave := accounts.DevAddress("Dave")
 	t.Run("enclaves and shard", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -207,7 +208,7 @@ func TestChainCommands(t *testing.T) {
 		if len(list.Enclaves) != 1 {
 			t.Fatalf("enclaves of the shard %+v", list)
 		}
-		cliJSON(t, &list, "enclaves", "list", "--mrenclave", teerex.Hash{9}.String(), "--node", rpc)
+		cliJSON(t, &list, "enclaves", "list", "--mrenclave", types.Hash{9}.String(), "--node", rpc)
 		if len(list.Enclaves) != 0 {
 			t.Fatalf("enclaves of another measurement %+v", list)
 		}
@@ -227,7 +228,7 @@ func TestChainCommands(t *testing.T) {
 			Vault        tx.Address    `json:"vault"`
 			Recorded     bool          `json:"recorded"`
 			VaultBalance uint64        `json:"vault_balance"`
-			Serving      teerex.Hash   `json:"serving_mrenclave"`
+			Serving      types.Hash    `json:"serving_mrenclave"`
 			Registered   []enclaveView `json:"registered_enclaves"`
 		}
 		cliJSON(t, &st, "shard", "show", shard.String(), "--node", rpc)
@@ -248,7 +249,7 @@ func TestChainCommands(t *testing.T) {
 			len(p.TCBInfos) != 1 || p.TCBInfos[0].NextUpdate.Before(time.Now().AddDate(9, 0, 0)) || len(p.Allowlist) != 0 {
 			t.Fatalf("dev policy %+v", p)
 		}
-		m := teerex.Hash{0xab}
+		m := types.Hash{0xab}
 		var res struct {
 			txOutput
 			Allowed bool
@@ -287,8 +288,8 @@ func TestTrustStore(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "trust")
 	path := client.FileTrustStore{Dir: dir}.Path(node.DevChainID)
 	type record struct {
-		Height    int64       `json:"height"`
-		GenesisID teerex.Hash `json:"genesis_id"`
+		Height    int64      `json:"height"`
+		GenesisID types.Hash `json:"genesis_id"`
 	}
 	stored := func() record {
 		t.Helper()

@@ -17,6 +17,7 @@ import (
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/client"
 )
 
@@ -283,7 +284,7 @@ func runShardShow(e *env, args []string) error {
 			bridge.Shard
 			Recorded     bool          `json:"recorded"`
 			VaultBalance uint64        `json:"vault_balance"`
-			Serving      teerex.Hash   `json:"serving_mrenclave"`
+			Serving      types.Hash    `json:"serving_mrenclave"`
 			Registered   []enclaveView `json:"registered_enclaves"`
 			Height       int64         `json:"height"`
 		}{st.Shard, st.Recorded, st.VaultBalance, serving, views, st.Height})
@@ -510,9 +511,9 @@ func runAllow(allow bool) func(e *env, args []string) error {
 		}
 		out := struct {
 			txOutput
-			MRENCLAVE teerex.Hash `json:"mrenclave"`
-			Allowed   bool        `json:"allowed"`
-			Sudo      tx.Address  `json:"sudo"`
+			MRENCLAVE types.Hash `json:"mrenclave"`
+			Allowed   bool       `json:"allowed"`
+			Sudo      tx.Address `json:"sudo"`
 		}{newTxOutput(sub), m, allow, sender.Address}
 		if nf.json {
 			return writeJSON(e.stdout, out)

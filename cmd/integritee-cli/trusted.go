@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/chain/accounts"
-	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/client/trusted"
 	"github.com/integritee-go/integritee/enclave/shielding"
@@ -85,8 +85,8 @@ func (f *trustedFlags) open(e *env) (*shardSession, context.CancelFunc, error) {
 	}
 	tc, err := trusted.Dial(ctx, f.worker, c, trusted.Options{Now: e.now})
 	if err == nil && f.shard != "" {
-		var want teerex.Hash
-		if want, err = teerex.ParseHash(strings.TrimPrefix(f.shard, "0x")); err != nil {
+		var want types.Hash
+		if want, err = types.ParseHash(strings.TrimPrefix(f.shard, "0x")); err != nil {
 			err = fmt.Errorf("--shard: %w", err)
 		} else if want != tc.Shard() {
 			err = fmt.Errorf("serves shard %x, not %s", tc.Shard(), want)

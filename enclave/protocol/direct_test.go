@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/integritee-go/integritee/chain/sidechain"
-	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // TestDirectRepliesRoundTrip sends the direct-invocation replies through a
@@ -17,8 +17,8 @@ func TestDirectRepliesRoundTrip(t *testing.T) {
 	submit := &SubmitCallsReply{
 		Results: []CallResult{{Status: CallExecuted}, {Status: CallInvalid, Reason: ReasonStaleNonce}, {Status: CallFailed, Reason: "x", Index: 1}},
 		Block: &sidechain.SignedHeader{Header: sidechain.Header{
-			Shard: teerex.Hash{1}, Number: 2, ParentHash: teerex.Hash{3}, ChainHeight: 4, CallsRoot: teerex.Hash{5},
-			StateHash: teerex.Hash{6}, Timestamp: 7, Author: tx.Address{8},
+			Shard: types.Hash{1}, Number: 2, ParentHash: types.Hash{3}, ChainHeight: 4, CallsRoot: types.Hash{5},
+			StateHash: types.Hash{6}, Timestamp: 7, Author: tx.Address{8},
 		}, Signature: []byte{9}},
 		Leaves: [][]byte{{1}, {2}}, StateRoot: [32]byte{6}, Changes: []Entry{{Key: [32]byte{1}, Value: []byte{2}}, {Key: [32]byte{3}}},
 		Checkpoint: []byte{4}, Outgoing: []Outgoing{{Call: tx.Call{Module: "m", Method: "x", Args: []byte{0xa0}}, Tag: []byte{1}}},

@@ -9,7 +9,7 @@ import (
 	"github.com/cometbft/cometbft/crypto/merkle"
 
 	"github.com/integritee-go/integritee/chain/sidechain"
-	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/worker/rpc"
 )
@@ -73,7 +73,7 @@ func (f *fake) SubmitCalls(ctx context.Context, calls [][]byte) ([]rpc.Outcome, 
 	if len(rep.Leaves) > 0 {
 		f.block++
 		rep.Block = &sidechain.SignedHeader{Header: sidechain.Header{
-			Shard: teerex.Hash(fakeShard), Number: f.block, CallsRoot: teerex.Hash(merkle.HashFromByteSlices(rep.Leaves)),
+			Shard: types.Hash(fakeShard), Number: f.block, CallsRoot: types.Hash(merkle.HashFromByteSlices(rep.Leaves)),
 		}}
 	}
 	return rpc.Outcomes(rep)

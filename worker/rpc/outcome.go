@@ -9,7 +9,7 @@ import (
 	"github.com/cometbft/cometbft/crypto/merkle"
 
 	"github.com/integritee-go/integritee/chain/sidechain"
-	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave/protocol"
 )
 
@@ -81,7 +81,7 @@ type ExecResult struct {
 // header, its hash, and the call's Merkle proof under CallsRoot.
 type BlockRef struct {
 	Header     sidechain.Header `json:"header"`
-	HeaderHash teerex.Hash      `json:"header_hash"`
+	HeaderHash types.Hash       `json:"header_hash"`
 	Signature  string           `json:"signature"`
 	Proof      ProofJSON        `json:"proof"`
 }

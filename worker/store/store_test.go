@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/integritee-go/integritee/chain/sidechain"
-	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/worker/store"
 )
@@ -122,7 +122,7 @@ func TestCommitAndReopen(t *testing.T) {
 }
 
 func shardBlock(n uint64) sidechain.SignedHeader {
-	return sidechain.SignedHeader{Header: sidechain.Header{Number: n, StateHash: teerex.Hash{byte(n)}}, Signature: []byte{byte(n)}}
+	return sidechain.SignedHeader{Header: sidechain.Header{Number: n, StateHash: types.Hash{byte(n)}}, Signature: []byte{byte(n)}}
 }
 
 // TestCommitShardBlock: shard blocks are numbered consecutively (from any
@@ -180,7 +180,7 @@ func TestCommitShardBlock(t *testing.T) {
 		t.Fatalf("checkpoint after shard block 9: %+v %v %v", cp, ok, err)
 	}
 	last, ok, err := s.LastShardBlock()
-	if err != nil || !ok || last.Header.Number != 9 || last.Header.StateHash != (teerex.Hash{9}) || !bytes.Equal(last.Signature, []byte{9}) {
+	if err != nil || !ok || last.Header.Number != 9 || last.Header.StateHash != (types.Hash{9}) || !bytes.Equal(last.Signature, []byte{9}) {
 		t.Fatalf("last shard block %+v %v %v", last, ok, err)
 	}
 	if b, ok, err := s.ShardBlock(8); err != nil || !ok || b.Header.Number != 8 {

@@ -1,0 +1,38 @@
+package types
+
+import (
+	"encoding/hex"
+	"fmt"
+)
+
+// Hash is a 32-byte value: a measurement (MRENCLAVE, MRSIGNER) or a digest.
+// CBOR carries it as a byte string, JSON as lower-case hex.
+type Hash [32]byte
+
+// String returns h as lower-case hex.
+func (h Hash) String() string { return hex.EncodeToString(h[:]) }
+
+// MarshalText encodes h as hex (JSON genesis and query output).
+func (h Hash) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
+
+// UnmarshalText decodes exactly 64 hex characters.
+func (h *Hash) UnmarshalText(b []byte) error {
+	p, err := ParseHash(string(b))
+	if err != nil {
+		return err
+	}
+	*h = p
+	return nil
+}
+
+// ParseHash decodes a hex hash of exactly 32 bytes.
+func ParseHash(s string) (Hash, error) {
+	var h Hash
+	if len(s) != 2*len(h) {
+		return h, fmt.Errorf("hash %q: want %d hex characters, got %d", s, 2*len(h), len(s))
+	}
+	if _, err := hex.Decode(h[:], []byte(s)); err != nil {
+		return h, fmt.Errorf("hash %q: %w", s, err)
+	}
+	return h, nil
+}
