@@ -4,7 +4,7 @@
 //
 // Fee policy. A transaction that fails validation (size, encoding,
 // signature, chain ID, nonce, fee, unknown or malformed call; the codes in
-// chain/runtime/codes.go) is rejected by CheckTx, dropped by PrepareProposal
+// chain/types/errors.go) is rejected by CheckTx, dropped by PrepareProposal
 // and, should a faulty proposer include it anyway, recorded in the block with
 // its error code without any state change: it pays nothing. A transaction that
 // passes validation has its fee charged and its nonce consumed before its call

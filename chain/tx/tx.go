@@ -26,7 +26,7 @@ const SigningDomain = "integritee-tx-v1"
 const MaxTxBytes = 128 << 10
 
 // Errors of decoding and stateless verification. The chain maps each to a
-// stable ABCI code (see chain/runtime/codes.go).
+// stable ABCI code (see chain/types/errors.go).
 var (
 	ErrTooLarge     = errors.New("transaction too large")
 	ErrMalformed    = errors.New("malformed transaction")

@@ -6,7 +6,7 @@ import (
 )
 
 // Error is a rejection with a stable ABCI code. Codespace names who defines
-// the code: CodespaceApp for the table in codes.go, otherwise the module name.
+// the code: CodespaceApp for the table below, otherwise the module name.
 // Errors are compared by identity, so wrap them (fmt.Errorf("...: %w", Err))
 // and test with errors.Is.
 type Error struct {
