@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/integritee-go/integritee/chain/devnet"
+
 	dbm "github.com/cometbft/cometbft-db"
 	abci "github.com/cometbft/cometbft/abci/types"
 
@@ -86,7 +88,7 @@ func buildFuzzState() (*fuzzState, error) {
 	if err != nil {
 		return nil, err
 	}
-	tg, err := teerex.DevGenesis(fuzzT0)
+	tg, err := devnet.TeerexGenesis(fuzzT0)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/integritee-go/integritee/chain/devnet"
+
 	dbm "github.com/cometbft/cometbft-db"
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/cometbft/cometbft/crypto"
@@ -89,7 +91,7 @@ func newChainSimAt(t testing.TB, seed string, start time.Time) *chainSim {
 		tc.Start = start
 	}
 	ag, _ := json.Marshal(accounts.DevGenesis())
-	tg, err := teerex.DevGenesis(tc.Start)
+	tg, err := devnet.TeerexGenesis(tc.Start)
 	if err != nil {
 		t.Fatal(err)
 	}

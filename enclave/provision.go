@@ -48,6 +48,7 @@ import (
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/attestation/ratls"
+	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave/keys"
@@ -285,7 +286,7 @@ func (e *Enclave) checkProviderRegistered(hdr *cmttypes.SignedHeader, pl *provis
 		}
 		st[string(v.Key)] = v.Value
 	}
-	enc, err := teerex.Keeper{}.Active(st, pl.Signer, hdr.Time)
+	enc, err := st.active(pl.Signer, hdr.Time)
 	if err != nil {
 		return fmt.Errorf("%w: %s at height %d: %w", ErrProviderNotRegistered, pl.Signer, hdr.Height-1, err)
 	}
@@ -299,17 +300,47 @@ func (e *Enclave) checkProviderRegistered(hdr *cmttypes.SignedHeader, pl *provis
 // a key without a proof is an error, never an absent value.
 type provedState map[string][]byte
 
-func (s provedState) Get(key []byte) ([]byte, error) {
-	v, ok := s[string(key)]
+// get decodes the proved value of key into v; found is false for a value
+// proved absent.
+func (s provedState) get(key []byte, v any) (found bool, err error) {
+	b, ok := s[string(key)]
 	if !ok {
-		return nil, fmt.Errorf("%w: no proof of %q", ErrProviderNotRegistered, key)
+		return false, fmt.Errorf("%w: no proof of %q", ErrProviderNotRegistered, key)
 	}
-	return v, nil
+	if b == nil {
+		return false, nil
+	}
+	if err := codec.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("%w: decode %q: %w", ErrProviderNotRegistered, key, err)
+	}
+	return true, nil
 }
 
-// Iterate refuses: single-key proofs do not prove that a range is complete.
-func (provedState) Iterate(prefix []byte, _ func(key, value []byte) bool) error {
-	return fmt.Errorf("%w: a scan of %q cannot be proved key by key", ErrProviderNotRegistered, prefix)
+// active applies teerex's rule for an active registration (the one the
+// chain applies, teerex.Enclave.CheckActive) to the proved registration of
+// signer, the policy and the allowlist.
+func (s provedState) active(signer tx.Address, now time.Time) (teerex.Enclave, error) {
+	var (
+		e teerex.Enclave
+		p teerex.Policy
+		l teerex.MRENCLAVEs
+	)
+	if ok, err := s.get(teerex.EnclaveKey(signer), &e); err != nil {
+		return e, err
+	} else if !ok {
+		return e, fmt.Errorf("%w: %s", teerex.ErrNotRegistered, signer)
+	}
+	if ok, err := s.get(teerex.PolicyKey(), &p); err != nil {
+		return e, err
+	} else if !ok {
+		return e, errors.New("teerex: attestation policy missing from state")
+	}
+	if !p.AllowAnyMRENCLAVE {
+		if _, err := s.get(teerex.AllowlistKey(), &l); err != nil {
+			return e, err
+		}
+	}
+	return e, e.CheckActive(&p, l, now)
 }
 
 // provisionStep feeds the requester's session.

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/integritee-go/integritee/chain/devnet"
+
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/attestation/pcs"
@@ -541,7 +543,7 @@ func TestProvisioningJudgedAtChainTime(t *testing.T) {
 // from the chain's policy) provisions with the chain's collateral, refuses
 // without it, and refuses collateral the host altered.
 func TestProvisioningHostCollateral(t *testing.T) {
-	g, err := teerex.DevGenesis(time.Now())
+	g, err := devnet.TeerexGenesis(time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

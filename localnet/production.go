@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/integritee-go/integritee/chain/devnet"
+
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/tee/sim"
@@ -21,7 +23,7 @@ func TestTEEGenesis(genesisTime time.Time, allow ...types.Hash) (teerex.GenesisS
 	if err != nil {
 		return teerex.GenesisState{}, fmt.Errorf("test TEE genesis: %w", err)
 	}
-	c, err := pki.CollateralWith(genesisTime, sim.CollateralOptions{ValidFor: teerex.DevCollateralValidity})
+	c, err := pki.CollateralWith(genesisTime, sim.CollateralOptions{ValidFor: devnet.CollateralValidity})
 	if err != nil {
 		return teerex.GenesisState{}, fmt.Errorf("test TEE genesis: %w", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/integritee-go/integritee/chain/devnet"
+
 	dbm "github.com/cometbft/cometbft-db"
 	abci "github.com/cometbft/cometbft/abci/types"
 
@@ -39,7 +41,7 @@ func TestAppWiring(t *testing.T) {
 		t.Fatal(err)
 	}
 	ag, _ := json.Marshal(accounts.DevGenesis())
-	tg, err := teerex.DevGenesis(t0)
+	tg, err := devnet.TeerexGenesis(t0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/integritee-go/integritee/chain/devnet"
+	teerexkeeper "github.com/integritee-go/integritee/chain/teerex/keeper"
+
 	dbm "github.com/cometbft/cometbft-db"
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/cometbft/cometbft/crypto/merkle"
@@ -39,7 +42,7 @@ var (
 type chain struct {
 	t      testing.TB
 	acc    *accounts.Module
-	teerex *teerex.Module
+	teerex *teerexkeeper.Module
 	bridge *bridge.Module
 	blocks blocks
 	kv     *store.Cache
@@ -57,13 +60,13 @@ func newChain(t testing.TB) *chain {
 	kv := store.NewCache(st)
 	ctx := &runtime.Context{Store: kv, ChainID: "test", Height: 1, Time: t0, Dev: true}
 	acc := accounts.New()
-	tr := teerex.New(acc.Keeper)
+	tr := teerexkeeper.New(acc.Keeper, nil)
 	for _, g := range []struct {
 		m runtime.Genesis
 		v any
 	}{
 		{acc, accounts.DevGenesis()},
-		{tr, must(teerex.DevGenesis(t0))},
+		{tr, must(devnet.TeerexGenesis(t0))},
 	} {
 		raw, err := json.Marshal(g.v)
 		if err != nil {

@@ -199,7 +199,7 @@ type UpdateShardConfig struct {
 	EnactmentHeight uint64     `cbor:"enactment_height"`
 }
 
-// Registry reports whether an enclave may act (teerex.Keeper).
+// Registry reports whether an enclave may act (teerexkeeper.Keeper).
 type Registry interface {
 	Active(r store.Reader, signer tx.Address, now time.Time) (teerex.Enclave, error)
 }

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/integritee-go/integritee/chain/devnet"
+	teerexkeeper "github.com/integritee-go/integritee/chain/teerex/keeper"
+
 	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
@@ -22,7 +25,7 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func devTeerexGenesis(t testing.TB, at time.Time) teerex.GenesisState {
 	t.Helper()
-	g, err := teerex.DevGenesis(at)
+	g, err := devnet.TeerexGenesis(at)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +58,7 @@ func TestCheckTxTimeAtGenesisAndAfterRestart(t *testing.T) {
 		t.Fatalf("collateral refresh after the time was restored: %s/%d %s", res.Codespace, res.Code, res.Log)
 	}
 	// A time from a finalized block is not overwritten.
-	c.app.RestoreLastBlockTime(t0.Add(-teerex.DevCollateralValidity))
+	c.app.RestoreLastBlockTime(t0.Add(-devnet.CollateralValidity))
 	if res := c.checkTx(c.sign(alice, teerex.Name, teerex.MethodSetCollateral, refresh)); res.Code != 0 {
 		t.Fatalf("second refresh: %s/%d %s", res.Codespace, res.Code, res.Log)
 	}
@@ -179,7 +182,7 @@ func TestExpiredRegistrationCannotConfirmOrUnshield(t *testing.T) {
 }
 
 // A registration nobody renews is removed by the end of the first block
-// after it has been expired for teerex.ExpiredRetention, with an event; the
+// after it has been expired for teerexkeeper.ExpiredRetention, with an event; the
 // block's own transactions run first. Before pruning, expired
 // registrations stayed for ever.
 func TestLongExpiredRegistrationIsPruned(t *testing.T) {
@@ -187,7 +190,7 @@ func TestLongExpiredRegistrationIsPruned(t *testing.T) {
 	dave := newSimEnclave(t, "Dave", measurement("v1"), c.genesis)
 	registeredAt := t0.Add(time.Second)
 	wantOK(t, c.block(registeredAt, c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register(""))))
-	last := registeredAt.Add(teerex.DefaultRenewalPeriod + teerex.ExpiredRetention)
+	last := registeredAt.Add(teerex.DefaultRenewalPeriod + teerexkeeper.ExpiredRetention)
 	c.block(last)
 	var e teerex.Enclave
 	if !c.query("/teerex/enclave/"+dave.addr.String(), &e) || len(c.events) != 0 {

@@ -45,8 +45,8 @@ type InitOptions struct {
 	GenesisTime time.Time
 	// Modules holds the genesis entries (app_state keys) of modules other
 	// than accounts, e.g. "teerex". Without a "teerex" entry a dev chain
-	// gets teerex.DevGenesis(GenesisTime) (the sim dev root, with dev
-	// collateral valid for teerex.DevCollateralValidity) and any other
+	// gets devnet.TeerexGenesis(GenesisTime) (the sim dev root, with dev
+	// collateral valid for devnet.CollateralValidity) and any other
 	// chain teerex.ProductionGenesis() (Intel's roots, no collateral, no
 	// allowlisted measurement: sudo adds them).
 	Modules map[string]json.RawMessage

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/integritee-go/integritee/chain/devnet"
+	teerexkeeper "github.com/integritee-go/integritee/chain/teerex/keeper"
+
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/runtime"
@@ -21,7 +24,7 @@ import (
 // shard's measurement from the bridge's shard records. Every validator of a
 // chain must run the same modules; Start uses these unless told otherwise.
 func Modules() []runtime.Module {
-	tr := teerex.New(accounts.Keeper{})
+	tr := teerexkeeper.New(accounts.Keeper{}, devnet.TeerexRules())
 	sc := sidechain.New(tr.Keeper, bridge.ShardStore{})
 	return []runtime.Module{tr, bridge.New(tr.Keeper, accounts.Keeper{}, accounts.Keeper{}, sc), sc}
 }
@@ -34,7 +37,7 @@ func teerexGenesis(dev bool, genesisTime time.Time) (json.RawMessage, error) {
 	g := teerex.ProductionGenesis()
 	if dev {
 		var err error
-		if g, err = teerex.DevGenesis(genesisTime); err != nil {
+		if g, err = devnet.TeerexGenesis(genesisTime); err != nil {
 			return nil, fmt.Errorf("genesis: %w", err)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/integritee-go/integritee/chain/devnet"
+
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
@@ -66,10 +68,10 @@ func TestGenesisTeerexEntry(t *testing.T) {
 		t.Fatalf("dev root is not the sim dev root (%v)", err)
 	}
 	// The dev collateral outlives Intel's 30 days by far.
-	if err := p.Validate(true, genesisTime.Add(teerex.DevCollateralValidity-time.Hour)); err != nil {
+	if err := p.Validate(true, genesisTime.Add(devnet.CollateralValidity-time.Hour)); err != nil {
 		t.Errorf("dev collateral near the end of its validity: %v", err)
 	}
-	if err := p.Validate(true, genesisTime.Add(teerex.DevCollateralValidity+time.Second)); err == nil {
+	if err := p.Validate(true, genesisTime.Add(devnet.CollateralValidity+time.Second)); err == nil {
 		t.Error("dev collateral valid after DevCollateralValidity")
 	}
 

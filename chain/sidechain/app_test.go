@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/integritee-go/integritee/chain/devnet"
+
 	dbm "github.com/cometbft/cometbft-db"
 	abci "github.com/cometbft/cometbft/abci/types"
 
@@ -52,7 +54,7 @@ func newAppChain(t testing.TB) *appChain {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tg, err := teerex.DevGenesis(t0)
+	tg, err := devnet.TeerexGenesis(t0)
 	if err != nil {
 		t.Fatal(err)
 	}

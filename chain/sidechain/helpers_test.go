@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/integritee-go/integritee/chain/devnet"
+	teerexkeeper "github.com/integritee-go/integritee/chain/teerex/keeper"
+
 	dbm "github.com/cometbft/cometbft-db"
 	abci "github.com/cometbft/cometbft/abci/types"
 
@@ -38,7 +41,7 @@ var (
 // with a context whose block time and height the test sets.
 type chain struct {
 	t         testing.TB
-	teerex    *teerex.Module
+	teerex    *teerexkeeper.Module
 	bridge    *bridge.Module
 	sidechain *sidechain.Module
 	kv        *store.Cache
@@ -56,8 +59,8 @@ func newChain(t testing.TB) *chain {
 	kv := store.NewCache(st)
 	ctx := &runtime.Context{Store: kv, ChainID: "test", Height: 1, Time: t0, Dev: true}
 	acc := accounts.New()
-	tr := teerex.New(acc.Keeper)
-	tg, err := teerex.DevGenesis(t0)
+	tr := teerexkeeper.New(acc.Keeper, nil)
+	tg, err := devnet.TeerexGenesis(t0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -110,7 +110,7 @@ type Confirmation struct {
 }
 
 // Registry reports whether an enclave may act, and how many of a
-// measurement may, up to a limit (teerex.Keeper).
+// measurement may, up to a limit (teerexkeeper.Keeper).
 type Registry interface {
 	Active(r store.Reader, signer tx.Address, now time.Time) (teerex.Enclave, error)
 	OtherActiveOf(r store.Reader, m types.Hash, except tx.Address, registeredBy int64, now time.Time) (bool, error)

@@ -1,6 +1,8 @@
 package teerex
 
 import (
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/integritee-go/integritee/attestation"
@@ -46,3 +48,35 @@ func (e *Enclave) ExpiresAt(d time.Duration) time.Time { return e.Attested().Add
 
 // MRENCLAVEs is a sorted set of measurements: the value of the allowlist.
 type MRENCLAVEs []types.Hash
+
+// Allows reports whether measurement m may register under policy p and
+// allowlist l (sorted).
+func (p *Policy) Allows(l MRENCLAVEs, m types.Hash) bool {
+	if p.AllowAnyMRENCLAVE {
+		return true
+	}
+	_, found := slices.BinarySearchFunc(l, m, types.Hash.Compare)
+	return found
+}
+
+// CheckActive reports whether registration e may act at time now under
+// policy p and allowlist l: attested no longer than the renewal period
+// ago, and still acceptable to the policy (its measurement allowed, not a
+// debug enclave unless debug is allowed), so that disallowing a
+// measurement deactivates its enclaves at once. The error wraps
+// ErrExpired, ErrDebugEnclave or ErrMRENCLAVENotAllowed. The chain
+// (keeper.Active) and an enclave judging a peer from proved state use
+// this one rule.
+func (e *Enclave) CheckActive(p *Policy, l MRENCLAVEs, now time.Time) error {
+	if exp := e.ExpiresAt(p.RenewalPeriod()); now.After(exp) {
+		return fmt.Errorf("%w: %s attested %s, expired %s", ErrExpired, e.Signer,
+			e.Attested().Format(time.RFC3339), exp.Format(time.RFC3339))
+	}
+	if e.Debug && !p.AllowDebug {
+		return fmt.Errorf("%w: %s", ErrDebugEnclave, e.Signer)
+	}
+	if !p.Allows(l, e.MRENCLAVE) {
+		return fmt.Errorf("%w: %s of %s", ErrMRENCLAVENotAllowed, e.MRENCLAVE, e.Signer)
+	}
+	return nil
+}

@@ -110,10 +110,10 @@ func ReportData(sender tx.Address, shieldingKey []byte, genesis types.Hash) [64]
 	return rd
 }
 
-// verifyEvidence verifies ev under p's roots and collateral at time at. It
+// Verify verifies ev under p's roots and collateral at time at. It
 // does not apply the policy's acceptance rules (debug, status, age,
 // measurements). Errors are this module's *types.Errors.
-func verifyEvidence(p *Policy, ev *Evidence, at time.Time) (*attestation.Result, error) {
+func (p *Policy) Verify(ev *Evidence, at time.Time) (*attestation.Result, error) {
 	if err := ev.validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
 	}
@@ -134,7 +134,7 @@ func verifyEvidence(p *Policy, ev *Evidence, at time.Time) (*attestation.Result,
 		}
 	}
 	if err != nil {
-		return nil, classify(err)
+		return nil, Classify(err)
 	}
 	return res, nil
 }
@@ -227,7 +227,7 @@ func (p *Policy) collateralFor(quote []byte) (*pcs.Collateral, error) {
 		return nil, fmt.Errorf("%w: stored QE identity: %w", ErrInvalidPolicy, err)
 	}
 	for _, d := range p.PCKCRLs {
-		l, err := parseCRL(d)
+		l, err := d.Parse()
 		if err != nil {
 			return nil, fmt.Errorf("%w: stored PCK CRL: %w", ErrInvalidPolicy, err)
 		}
@@ -237,17 +237,17 @@ func (p *Policy) collateralFor(quote []byte) (*pcs.Collateral, error) {
 		}
 	}
 	if p.RootCRL != nil {
-		if c.RootCRL, err = parseCRL(*p.RootCRL); err != nil {
+		if c.RootCRL, err = p.RootCRL.Parse(); err != nil {
 			return nil, fmt.Errorf("%w: stored root CRL: %w", ErrInvalidPolicy, err)
 		}
 	}
 	return &c, nil
 }
 
-// classify wraps a verification or policy error from the attestation
+// Classify wraps a verification or policy error from the attestation
 // library in this module's error for its class, keeping the original for
 // errors.Is and the log. Errors that already are this module's pass through.
-func classify(err error) error {
+func Classify(err error) error {
 	var code error
 	switch {
 	case errors.Is(err, ErrInvalidPolicy), errors.Is(err, ErrMalformedEvidence):

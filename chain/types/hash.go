@@ -1,6 +1,7 @@
 package types
 
 import (
+	"bytes"
 	"encoding/hex"
 	"fmt"
 )
@@ -36,3 +37,6 @@ func ParseHash(s string) (Hash, error) {
 	}
 	return h, nil
 }
+
+// Compare orders hashes bytewise, for sorted sets of hashes.
+func (h Hash) Compare(o Hash) int { return bytes.Compare(h[:], o[:]) }

@@ -5,9 +5,9 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -77,15 +77,16 @@ type enclaveView struct {
 }
 
 // judge tells whether e may act at time now under policy p and allowlist
-// l, as teerex.Keeper.Active does.
+// l, by the chain's rule (teerex.Enclave.CheckActive).
 func judge(e teerex.Enclave, p *teerex.Policy, l teerex.MRENCLAVEs, now time.Time) enclaveView {
 	v := enclaveView{Enclave: e, ExpiresAt: e.ExpiresAt(p.RenewalPeriod()), Status: "active"}
-	switch {
-	case now.After(v.ExpiresAt):
+	switch err := e.CheckActive(p, l, now); {
+	case err == nil:
+	case errors.Is(err, teerex.ErrExpired):
 		v.Status = "expired"
-	case e.Debug && !p.AllowDebug:
+	case errors.Is(err, teerex.ErrDebugEnclave):
 		v.Status = "debug not allowed"
-	case !p.AllowAnyMRENCLAVE && !slices.Contains(l, e.MRENCLAVE):
+	default:
 		v.Status = "not allowed"
 	}
 	return v

@@ -26,10 +26,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/integritee-go/integritee/chain/devnet"
+
 	"github.com/integritee-go/integritee/chain"
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/node"
-	"github.com/integritee-go/integritee/chain/teerex"
 )
 
 const usage = `usage:
@@ -199,7 +200,7 @@ func printDevInfo(w io.Writer, home string, n *node.Node) {
 	if gen, err := node.Genesis(home); err == nil {
 		if st, err := node.AppState(gen); err == nil && st.Dev {
 			fmt.Fprintf(w, "teerex: dev mode, sim enclaves (tee/sim dev root) register until %s\n",
-				gen.GenesisTime.Add(teerex.DevCollateralValidity).UTC().Format(time.DateOnly))
+				gen.GenesisTime.Add(devnet.CollateralValidity).UTC().Format(time.DateOnly))
 		}
 	}
 	fmt.Fprintf(w, "try: integritee-cli balance alice --node %s\n", n.RPCAddress())

@@ -1,4 +1,4 @@
-package teerex_test
+package keeper_test
 
 import (
 	"bytes"
@@ -9,6 +9,9 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/integritee-go/integritee/chain/teerex/keeper"
+	"github.com/integritee-go/integritee/chain/devnet"
 
 	dbm "github.com/cometbft/cometbft-db"
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -49,7 +52,7 @@ var (
 // time and height the test sets.
 type chain struct {
 	t   testing.TB
-	mod *teerex.Module
+	mod *keeper.Module
 	kv  *store.Cache
 	ctx *runtime.Context
 }
@@ -72,7 +75,7 @@ func newChain(t testing.TB, dev bool, at time.Time, g *teerex.GenesisState) *cha
 	if err := acc.InitGenesis(ctx, ag); err != nil {
 		t.Fatal(err)
 	}
-	mod := teerex.New(acc.Keeper)
+	mod := keeper.New(acc.Keeper, devnet.TeerexRules())
 	var raw []byte
 	if g != nil {
 		if raw, err = json.Marshal(g); err != nil {
@@ -216,7 +219,7 @@ func devPKI(t testing.TB) *sim.PKI {
 
 func devGenesis(t testing.TB) *teerex.GenesisState {
 	t.Helper()
-	g, err := teerex.DevGenesis(t0)
+	g, err := devnet.TeerexGenesis(t0)
 	if err != nil {
 		t.Fatal(err)
 	}

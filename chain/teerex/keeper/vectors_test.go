@@ -1,10 +1,12 @@
-package teerex_test
+package keeper_test
 
 import (
 	"bytes"
 	"encoding/hex"
 	"testing"
 	"time"
+
+	"github.com/integritee-go/integritee/chain/devnet"
 
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/attestation/dcap"
@@ -171,7 +173,7 @@ func pcsRootDER(t testing.TB) []byte {
 
 func devGenesisAt(t testing.TB, at time.Time) *teerex.GenesisState {
 	t.Helper()
-	g, err := teerex.DevGenesis(at)
+	g, err := devnet.TeerexGenesis(at)
 	if err != nil {
 		t.Fatal(err)
 	}

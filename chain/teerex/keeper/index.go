@@ -1,4 +1,4 @@
-package teerex
+package keeper
 
 import (
 	"encoding/binary"
@@ -6,53 +6,27 @@ import (
 	"slices"
 	"time"
 
+	"github.com/integritee-go/integritee/chain/teerex"
+
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
 )
 
-// list is a numbered set of signers kept one state key per entry, so that
-// no value grows with it: its length, the signer in each slot
-// 0..length-1, and each signer's slot. Slots stay dense: removing a signer
-// moves the last one into its slot. The state is a Merkle tree over hashed
-// keys, which proves single keys but no key ranges; a client proves the
-// length and then slots, all at one height, and a listing is complete
-// exactly when it holds that many distinct proved slots.
-type list struct{ prefix []byte }
-
-var (
-	allEnclaves = list{prefix: []byte(Name + "/all/")}
-	// keyExpiryPrefix orders registrations by attestation time for
-	// pruning: teerex/x/<8-byte time><signer>.
-	keyExpiryPrefix = []byte(Name + "/x/")
-)
-
-func enclavesOf(m types.Hash) list {
-	return list{prefix: slices.Concat(keyMRENCLAVEPrefix, m[:], []byte("/"))}
-}
-
-func (l list) lenKey() []byte { return slices.Concat(l.prefix, []byte("n")) }
-
-func (l list) slotKey(i uint64) []byte {
-	return binary.BigEndian.AppendUint64(slices.Concat(l.prefix, []byte("i/")), i)
-}
-
-func (l list) posKey(s tx.Address) []byte { return slices.Concat(l.prefix, []byte("s/"), s[:]) }
-
 // length returns the number of signers in the list.
 func (l list) length(r store.Reader) (uint64, error) {
 	var n uint64
-	_, err := runtime.Get(r, l.lenKey(), &n)
+	_, err := runtime.Get(r, l.CountKey(), &n)
 	return n, err
 }
 
 // at returns the signer in slot i, which must be below the length.
 func (l list) at(r store.Reader, i uint64) (tx.Address, error) {
 	var s tx.Address
-	ok, err := runtime.Get(r, l.slotKey(i), &s)
+	ok, err := runtime.Get(r, l.SlotKey(i), &s)
 	if err == nil && !ok {
-		err = fmt.Errorf("teerex: index %q has no slot %d", l.prefix, i)
+		err = fmt.Errorf("teerex: index %q has no slot %d", l.Prefix(), i)
 	}
 	return s, err
 }
@@ -60,7 +34,7 @@ func (l list) at(r store.Reader, i uint64) (tx.Address, error) {
 // pos returns the slot of s, if s is in the list.
 func (l list) pos(r store.Reader, s tx.Address) (uint64, bool, error) {
 	var i uint64
-	ok, err := runtime.Get(r, l.posKey(s), &i)
+	ok, err := runtime.Get(r, l.PosKey(s), &i)
 	return i, ok, err
 }
 
@@ -73,13 +47,13 @@ func (l list) add(kv store.KV, s tx.Address) error {
 	if err != nil {
 		return err
 	}
-	if err := runtime.Put(kv, l.slotKey(n), s); err != nil {
+	if err := runtime.Put(kv, l.SlotKey(n), s); err != nil {
 		return err
 	}
-	if err := runtime.Put(kv, l.posKey(s), n); err != nil {
+	if err := runtime.Put(kv, l.PosKey(s), n); err != nil {
 		return err
 	}
-	return runtime.Put(kv, l.lenKey(), n+1)
+	return runtime.Put(kv, l.CountKey(), n+1)
 }
 
 // remove takes s out of the list, if it is in it, moving the last signer
@@ -94,7 +68,7 @@ func (l list) remove(kv store.KV, s tx.Address) error {
 		return err
 	}
 	if i >= n {
-		return fmt.Errorf("teerex: index %q puts %s in slot %d of %d", l.prefix, s, i, n)
+		return fmt.Errorf("teerex: index %q puts %s in slot %d of %d", l.Prefix(), s, i, n)
 	}
 	last := n - 1
 	if i != last {
@@ -102,20 +76,20 @@ func (l list) remove(kv store.KV, s tx.Address) error {
 		if err != nil {
 			return err
 		}
-		if err := runtime.Put(kv, l.slotKey(i), moved); err != nil {
+		if err := runtime.Put(kv, l.SlotKey(i), moved); err != nil {
 			return err
 		}
-		if err := runtime.Put(kv, l.posKey(moved), i); err != nil {
+		if err := runtime.Put(kv, l.PosKey(moved), i); err != nil {
 			return err
 		}
 	}
-	kv.Delete(l.slotKey(last))
-	kv.Delete(l.posKey(s))
+	kv.Delete(l.SlotKey(last))
+	kv.Delete(l.PosKey(s))
 	if last == 0 {
-		kv.Delete(l.lenKey())
+		kv.Delete(l.CountKey())
 		return nil
 	}
-	return runtime.Put(kv, l.lenKey(), last)
+	return runtime.Put(kv, l.CountKey(), last)
 }
 
 // each calls fn with the signers in slot order until fn returns false.
@@ -154,10 +128,6 @@ const ExpiredRetention = 7 * 24 * time.Hour
 // over the following blocks.
 const MaxPrunedPerBlock = 100
 
-// EventPruned is the removal of a long-expired registration at the end of
-// a block (attributes signer, mrenclave).
-const EventPruned = "teerex.enclave_pruned"
-
 // prune removes up to MaxPrunedPerBlock registrations that expired more
 // than ExpiredRetention before the block time under the current policy,
 // oldest first.
@@ -192,7 +162,19 @@ func (k Keeper) prune(ctx *runtime.Context) error {
 		if err != nil {
 			return fmt.Errorf("prune %s: %w", s, err)
 		}
-		ctx.Emit(EventPruned, "signer", s.String(), "mrenclave", e.MRENCLAVE.String())
+		ctx.Emit(teerex.EventPruned, "signer", s.String(), "mrenclave", e.MRENCLAVE.String())
 	}
 	return nil
 }
+
+var (
+	allEnclaves = list{teerex.AllEnclaves}
+	// keyExpiryPrefix orders registrations by attestation time for
+	// pruning: teerex/x/<8-byte time><signer>.
+	keyExpiryPrefix = []byte(teerex.Name + "/x/")
+)
+
+// list keeps the teerex.Index layout in the state.
+type list struct{ teerex.Index }
+
+func enclavesOf(m types.Hash) list { return list{teerex.EnclavesOf(m)} }

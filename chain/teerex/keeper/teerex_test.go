@@ -1,4 +1,4 @@
-package teerex_test
+package keeper_test
 
 import (
 	"bytes"
@@ -7,6 +7,9 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/integritee-go/integritee/chain/devnet"
+	"github.com/integritee-go/integritee/chain/teerex/keeper"
 
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/attestation/dcap"
@@ -161,7 +164,7 @@ func TestRegisterRejectsBadEvidence(t *testing.T) {
 			want: []error{teerex.ErrMalformedEvidence, dcap.ErrMalformed}},
 		{name: "trailing bytes", sender: bob, ev: teerex.Evidence{Kind: attestation.KindDCAP, Quote: append(bytes.Clone(good.Quote), 0)}, key: shieldingKey,
 			want: []error{teerex.ErrMalformedEvidence, dcap.ErrTrailingBytes}},
-		{name: "collateral expired", sender: bob, ev: good, key: shieldingKey, at: t0.Add(teerex.DevCollateralValidity + time.Second),
+		{name: "collateral expired", sender: bob, ev: good, key: shieldingKey, at: t0.Add(devnet.CollateralValidity + time.Second),
 			want: []error{teerex.ErrInvalidCollateral, pcs.ErrExpired}},
 		{name: "collateral not yet valid", sender: bob, ev: good, key: shieldingKey, at: t0.Add(-2 * time.Hour),
 			want: []error{teerex.ErrInvalidCollateral, pcs.ErrNotYetValid}},
@@ -399,7 +402,7 @@ func TestSetCollateralRefresh(t *testing.T) {
 	pki := devPKI(t)
 	e := newEnclave(t, "release", false, pki)
 	c := newChain(t, true, t0, devGenesis(t))
-	later := t0.Add(teerex.DevCollateralValidity + 24*time.Hour)
+	later := t0.Add(devnet.CollateralValidity + 24*time.Hour)
 	c.at(later)
 	rejected(t, c.register(bob, e.evidence(t, bob, shieldingKey), shieldingKey), teerex.ErrInvalidCollateral, pcs.ErrExpired)
 	// Refreshing only the TCB info is not enough; Validate rejects the
@@ -424,7 +427,7 @@ func TestSetCollateralRefresh(t *testing.T) {
 }
 
 func TestQueryKey(t *testing.T) {
-	m := teerex.New(nil)
+	m := keeper.New(nil, nil)
 	h := types.Hash{0xab}
 	tests := []struct {
 		path string
@@ -491,7 +494,7 @@ func TestGenesis(t *testing.T) {
 		"duplicate allowlist": {g: &dup},
 		"debug in production": {g: &debugProd},
 		"dev genesis too late": {dev: true, g: func() *teerex.GenesisState {
-			g, _ := teerex.DevGenesis(t0.Add(-teerex.DevCollateralValidity - time.Hour))
+			g, _ := devnet.TeerexGenesis(t0.Add(-devnet.CollateralValidity - time.Hour))
 			return &g
 		}()},
 	} {
@@ -501,7 +504,7 @@ func TestGenesis(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := teerex.New(nil).InitGenesis(st, raw); err == nil {
+			if err := keeper.New(nil, nil).InitGenesis(st, raw); err == nil {
 				t.Fatal("genesis accepted")
 			}
 		})
@@ -541,7 +544,7 @@ func TestPruning(t *testing.T) {
 	wantErr(t, c.register(carol, e.evidence(t, carol, shieldingKey), shieldingKey).err)
 	p, err := c.mod.Keeper.Policy(c.kv)
 	wantErr(t, err)
-	kept := p.RenewalPeriod() + teerex.ExpiredRetention
+	kept := p.RenewalPeriod() + keeper.ExpiredRetention
 
 	c.at(start.Add(kept))
 	if got := c.endBlock(); len(got) != 0 {

@@ -1,4 +1,4 @@
-package teerex
+package keeper
 
 import (
 	"bytes"
@@ -15,8 +15,10 @@ import (
 
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/chain/codec"
+	"github.com/integritee-go/integritee/chain/devnet"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
+	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/tee/sim"
@@ -32,7 +34,7 @@ type registry struct {
 	quote map[types.Hash]*sim.Backend
 }
 
-var testGenesis = GenesisID("registry test", 1, []byte("validators"))
+var testGenesis = teerex.GenesisID("registry test", 1, []byte("validators"))
 
 func newRegistry(t *testing.T, at time.Time) *registry {
 	t.Helper()
@@ -40,10 +42,10 @@ func newRegistry(t *testing.T, at time.Time) *registry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &registry{t: t, mod: New(nil), st: st, quote: map[types.Hash]*sim.Backend{}}
+	r := &registry{t: t, mod: New(nil, nil), st: st, quote: map[types.Hash]*sim.Backend{}}
 	r.kv = store.NewCache(st)
 	r.ctx = &runtime.Context{Store: r.kv, ChainID: "registry test", Height: 1, Time: at, Dev: true, Genesis: testGenesis}
-	g, err := DevGenesis(at)
+	g, err := devnet.TeerexGenesis(at)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +86,7 @@ func (r *registry) endBlock() []string {
 	b.Write()
 	var pruned []string
 	for _, ev := range ctx.Events() {
-		if ev.Type == EventPruned {
+		if ev.Type == teerex.EventPruned {
 			pruned = append(pruned, ev.Attributes[0].Value)
 		}
 	}
@@ -122,11 +124,11 @@ func (r *registry) register(signer tx.Address, m types.Hash) error {
 		r.quote[m] = b
 	}
 	key := []byte("shielding key")
-	q, err := b.Quote(ReportData(signer, key, testGenesis))
+	q, err := b.Quote(teerex.ReportData(signer, key, testGenesis))
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	return r.call(signer, RegisterEnclave{Attestation: Evidence{Kind: attestation.KindDCAP, Quote: q}, ShieldingKey: key})
+	return r.call(signer, teerex.RegisterEnclave{Attestation: teerex.Evidence{Kind: attestation.KindDCAP, Quote: q}, ShieldingKey: key})
 }
 
 // seed stores a registration of signer with measurement m attested at
@@ -134,7 +136,7 @@ func (r *registry) register(signer tx.Address, m types.Hash) error {
 // attestation verified: thousands of verifications would take minutes.
 func (r *registry) seed(signer tx.Address, m types.Hash, at time.Time) {
 	r.t.Helper()
-	e := Enclave{Signer: signer, Kind: attestation.KindDCAP, MRENCLAVE: m, TCBStatus: attestation.StatusUpToDate,
+	e := teerex.Enclave{Signer: signer, Kind: attestation.KindDCAP, MRENCLAVE: m, TCBStatus: attestation.StatusUpToDate,
 		AttestedAt: at.UnixNano(), RegisteredHeight: r.ctx.Height, AttestedHeight: r.ctx.Height}
 	if err := r.mod.Keeper.put(r.kv, e, nil); err != nil {
 		r.t.Fatal(err)
@@ -199,9 +201,9 @@ func (r *registry) listed(m *types.Hash) map[tx.Address]bool {
 func (r *registry) consistent() (all map[tx.Address]bool, of map[types.Hash]map[tx.Address]bool) {
 	r.t.Helper()
 	of = map[types.Hash]map[tx.Address]bool{}
-	recs := map[tx.Address]Enclave{}
-	if err := r.st.Iterate(keyEnclavePrefix, func(_, v []byte) bool {
-		var e Enclave
+	recs := map[tx.Address]teerex.Enclave{}
+	if err := r.st.Iterate(teerex.EnclaveKeyPrefix(), func(_, v []byte) bool {
+		var e teerex.Enclave
 		if err := codec.Unmarshal(v, &e); err != nil {
 			r.t.Fatal(err)
 		}
@@ -297,7 +299,7 @@ func TestRegistryOf10000Enclaves(t *testing.T) {
 			t.Fatalf("renewal of %s: %v", s, err)
 		}
 	}
-	if err := r.call(gone, UnregisterEnclave{}); err != nil {
+	if err := r.call(gone, teerex.UnregisterEnclave{}); err != nil {
 		t.Fatalf("unregistration: %v", err)
 	}
 	r.commit()
@@ -343,7 +345,7 @@ func TestRegistryOf10000Enclaves(t *testing.T) {
 	if pruned[0] != address(3).String() {
 		t.Fatalf("pruned %s first, want the oldest remaining registration %s", pruned[0], address(3))
 	}
-	if _, err := r.mod.Keeper.Enclave(r.st, address(3)); !errors.Is(err, ErrNotRegistered) {
+	if _, err := r.mod.Keeper.Enclave(r.st, address(3)); !errors.Is(err, teerex.ErrNotRegistered) {
 		t.Fatalf("pruned registration: %v", err)
 	}
 	// Registration keeps working while the backlog is pruned.

@@ -1,8 +1,10 @@
-package teerex_test
+package keeper_test
 
 import (
 	"bytes"
 	"testing"
+
+	"github.com/integritee-go/integritee/chain/teerex/keeper"
 
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/chain/teerex"
@@ -32,7 +34,7 @@ func FuzzDecodeCall(f *testing.F) {
 		}
 		f.Add(s.method, []byte(call.Args))
 	}
-	m := teerex.New(nil)
+	m := keeper.New(nil, nil)
 	f.Fuzz(func(t *testing.T, method string, args []byte) {
 		msg, err := m.DecodeCall(tx.Call{Module: teerex.Name, Method: method, Args: args})
 		if err != nil {

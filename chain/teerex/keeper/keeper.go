@@ -1,12 +1,13 @@
-package teerex
+package keeper
 
 import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
+
+	"github.com/integritee-go/integritee/chain/teerex"
 
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/attestation/dcap"
@@ -17,47 +18,15 @@ import (
 	"github.com/integritee-go/integritee/chain/types"
 )
 
-var (
-	keyPolicy          = []byte(Name + "/policy")
-	keyAllowlist       = []byte(Name + "/allowlist")
-	keyEnclavePrefix   = []byte(Name + "/e/")
-	keyMRENCLAVEPrefix = []byte(Name + "/m/")
-)
-
-// PolicyKey is the state key of the attestation policy.
-func PolicyKey() []byte { return slices.Clone(keyPolicy) }
-
-// AllowlistKey is the state key of the MRENCLAVE allowlist (MRENCLAVEs).
-func AllowlistKey() []byte { return slices.Clone(keyAllowlist) }
-
-// EnclaveKey is the state key of the registration of signer.
-func EnclaveKey(signer tx.Address) []byte { return slices.Concat(keyEnclavePrefix, signer[:]) }
-
-// EnclavesCountKey is the state key of the number of registrations
-// (uint64), expired ones included; absent when there are none.
-func EnclavesCountKey() []byte { return allEnclaves.lenKey() }
-
-// EnclavesSlotKey is the state key of the signer (tx.Address) in slot i
-// of the list of all registrations, for i below EnclavesCountKey's number.
-func EnclavesSlotKey(i uint64) []byte { return allEnclaves.slotKey(i) }
-
-// EnclavesOfCountKey is the state key of the number of registrations with
-// measurement m (uint64): the enclaves that may serve the shard m.
-func EnclavesOfCountKey(m types.Hash) []byte { return enclavesOf(m).lenKey() }
-
-// EnclavesOfSlotKey is the state key of the signer in slot i of the
-// registrations with measurement m.
-func EnclavesOfSlotKey(m types.Hash, i uint64) []byte { return enclavesOf(m).slotKey(i) }
-
 // Keeper reads and writes the module's state. It holds no state itself, so
 // the zero Keeper is ready to use; other modules reach it through their own
 // small interfaces (e.g. the bridge's Registry).
 type Keeper struct{}
 
 // Policy returns the attestation policy.
-func (Keeper) Policy(r store.Reader) (Policy, error) {
-	var p Policy
-	ok, err := runtime.Get(r, keyPolicy, &p)
+func (Keeper) Policy(r store.Reader) (teerex.Policy, error) {
+	var p teerex.Policy
+	ok, err := runtime.Get(r, teerex.PolicyKey(), &p)
 	if err == nil && !ok {
 		err = errors.New("teerex: attestation policy missing from state")
 	}
@@ -65,43 +34,41 @@ func (Keeper) Policy(r store.Reader) (Policy, error) {
 }
 
 // SetPolicy stores p; callers validate it first.
-func (Keeper) SetPolicy(kv store.KV, p Policy) error { return runtime.Put(kv, keyPolicy, p) }
+func (Keeper) SetPolicy(kv store.KV, p teerex.Policy) error {
+	return runtime.Put(kv, teerex.PolicyKey(), p)
+}
 
 // Allowlist returns the allowlisted measurements.
-func (Keeper) Allowlist(r store.Reader) (MRENCLAVEs, error) {
-	var l MRENCLAVEs
-	_, err := runtime.Get(r, keyAllowlist, &l)
+func (Keeper) Allowlist(r store.Reader) (teerex.MRENCLAVEs, error) {
+	var l teerex.MRENCLAVEs
+	_, err := runtime.Get(r, teerex.AllowlistKey(), &l)
 	return l, err
 }
 
-func (k Keeper) setAllowlist(kv store.KV, l MRENCLAVEs) error {
+func (k Keeper) setAllowlist(kv store.KV, l teerex.MRENCLAVEs) error {
 	if len(l) == 0 {
-		kv.Delete(keyAllowlist)
+		kv.Delete(teerex.AllowlistKey())
 		return nil
 	}
-	return runtime.Put(kv, keyAllowlist, l)
+	return runtime.Put(kv, teerex.AllowlistKey(), l)
 }
 
 // Allowed reports whether measurement m may register under policy p.
-func (k Keeper) Allowed(r store.Reader, p *Policy, m types.Hash) (bool, error) {
+func (k Keeper) Allowed(r store.Reader, p *teerex.Policy, m types.Hash) (bool, error) {
 	if p.AllowAnyMRENCLAVE {
 		return true, nil
 	}
 	l, err := k.Allowlist(r)
-	if err != nil {
-		return false, err
-	}
-	_, found := slices.BinarySearchFunc(l, m, compare)
-	return found, nil
+	return p.Allows(l, m), err
 }
 
 // Enclave returns the registration of signer, expired or not; an absent
 // one gives an error wrapping ErrNotRegistered.
-func (Keeper) Enclave(r store.Reader, signer tx.Address) (Enclave, error) {
-	var e Enclave
-	ok, err := runtime.Get(r, EnclaveKey(signer), &e)
+func (Keeper) Enclave(r store.Reader, signer tx.Address) (teerex.Enclave, error) {
+	var e teerex.Enclave
+	ok, err := runtime.Get(r, teerex.EnclaveKey(signer), &e)
 	if err == nil && !ok {
-		err = fmt.Errorf("%w: %s", ErrNotRegistered, signer)
+		err = fmt.Errorf("%w: %s", teerex.ErrNotRegistered, signer)
 	}
 	return e, err
 }
@@ -112,7 +79,7 @@ func (Keeper) Enclave(r store.Reader, signer tx.Address) (Enclave, error) {
 // enclave unless debug is allowed), so that disallowing a measurement
 // deactivates its enclaves at once. Otherwise the error wraps
 // ErrNotRegistered, ErrExpired, ErrMRENCLAVENotAllowed or ErrDebugEnclave.
-func (k Keeper) Active(r store.Reader, signer tx.Address, now time.Time) (Enclave, error) {
+func (k Keeper) Active(r store.Reader, signer tx.Address, now time.Time) (teerex.Enclave, error) {
 	e, err := k.Enclave(r, signer)
 	if err != nil {
 		return e, err
@@ -121,21 +88,13 @@ func (k Keeper) Active(r store.Reader, signer tx.Address, now time.Time) (Enclav
 	if err != nil {
 		return e, err
 	}
-	if exp := e.ExpiresAt(p.RenewalPeriod()); now.After(exp) {
-		return e, fmt.Errorf("%w: %s attested %s, expired %s", ErrExpired, signer,
-			e.Attested().Format(time.RFC3339), exp.Format(time.RFC3339))
+	var l teerex.MRENCLAVEs
+	if !p.AllowAnyMRENCLAVE {
+		if l, err = k.Allowlist(r); err != nil {
+			return e, err
+		}
 	}
-	if e.Debug && !p.AllowDebug {
-		return e, fmt.Errorf("%w: %s", ErrDebugEnclave, signer)
-	}
-	ok, err := k.Allowed(r, &p, e.MRENCLAVE)
-	if err != nil {
-		return e, err
-	}
-	if !ok {
-		return e, fmt.Errorf("%w: %s of %s", ErrMRENCLAVENotAllowed, e.MRENCLAVE, signer)
-	}
-	return e, nil
+	return e, e.CheckActive(&p, l, now)
 }
 
 // Count returns the number of registrations, expired ones included.
@@ -212,12 +171,12 @@ func (k Keeper) OtherActiveOf(r store.Reader, m types.Hash, except tx.Address, r
 // at time at and returns what it establishes, without applying the
 // policy's acceptance rules or the signer binding. Registration runs it
 // first; it is exported so that tools can tell why evidence fails.
-func (k Keeper) Verify(r store.Reader, ev *Evidence, at time.Time) (*attestation.Result, error) {
+func (k Keeper) Verify(r store.Reader, ev *teerex.Evidence, at time.Time) (*attestation.Result, error) {
 	p, err := k.Policy(r)
 	if err != nil {
 		return nil, err
 	}
-	return verifyEvidence(&p, ev, at)
+	return p.Verify(ev, at)
 }
 
 // register verifies msg for the sender of ctx and stores (or renews) the
@@ -225,27 +184,26 @@ func (k Keeper) Verify(r store.Reader, ev *Evidence, at time.Time) (*attestation
 // block time), binding to the sender and shielding key, binding to this
 // chain's genesis, then the policy's acceptance rules; the first failure is
 // returned and nothing is written.
-func (k Keeper) register(ctx *runtime.Context, msg *RegisterEnclave) error {
+func (k Keeper) register(ctx *runtime.Context, msg *teerex.RegisterEnclave) error {
 	p, err := k.Policy(ctx.Store)
 	if err != nil {
 		return err
 	}
-	res, err := verifyEvidence(&p, &msg.Attestation, ctx.Time)
+	res, err := p.Verify(&msg.Attestation, ctx.Time)
 	if err != nil {
 		return err
 	}
-	want := ReportData(ctx.Sender, msg.ShieldingKey, ctx.Genesis)
+	want := teerex.ReportData(ctx.Sender, msg.ShieldingKey, ctx.Genesis)
 	if !bytes.Equal(res.ReportData[:32], want[:32]) {
 		return fmt.Errorf("%w: report data %x, want sha256(sender %s || shielding key) %x",
-			ErrSenderNotAttested, res.ReportData[:32], ctx.Sender, want[:32])
+			teerex.ErrSenderNotAttested, res.ReportData[:32], ctx.Sender, want[:32])
 	}
 	if !bytes.Equal(res.ReportData[32:], want[32:]) {
 		return fmt.Errorf("%w: report data commits to genesis %x, this chain's is %x",
-			ErrWrongChain, res.ReportData[32:], want[32:])
+			teerex.ErrWrongChain, res.ReportData[32:], want[32:])
 	}
-	ap := p.attestationPolicy()
-	if err := ap.Check(res, ctx.Time); err != nil {
-		return classify(err)
+	if err := p.Accept(res, ctx.Time); err != nil {
+		return err
 	}
 	m := types.Hash(res.MRENCLAVE)
 	ok, err := k.Allowed(ctx.Store, &p, m)
@@ -253,15 +211,15 @@ func (k Keeper) register(ctx *runtime.Context, msg *RegisterEnclave) error {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%w: %s is not allowlisted", ErrMRENCLAVENotAllowed, m)
+		return fmt.Errorf("%w: %s is not allowlisted", teerex.ErrMRENCLAVENotAllowed, m)
 	}
 
 	old, err := k.Enclave(ctx.Store, ctx.Sender)
 	renewal := err == nil
-	if err != nil && !errors.Is(err, ErrNotRegistered) {
+	if err != nil && !errors.Is(err, teerex.ErrNotRegistered) {
 		return err
 	}
-	e := Enclave{
+	e := teerex.Enclave{
 		Signer:           ctx.Sender,
 		Kind:             res.Kind,
 		MRENCLAVE:        m,
@@ -283,7 +241,7 @@ func (k Keeper) register(ctx *runtime.Context, msg *RegisterEnclave) error {
 	if len(e.AdvisoryIDs) == 0 {
 		e.AdvisoryIDs = nil
 	}
-	var prev *Enclave
+	var prev *teerex.Enclave
 	if renewal {
 		e.RegisteredHeight = old.RegisteredHeight
 		prev = &old
@@ -291,9 +249,9 @@ func (k Keeper) register(ctx *runtime.Context, msg *RegisterEnclave) error {
 	if err := k.put(ctx.Store, e, prev); err != nil {
 		return err
 	}
-	typ := EventRegistered
+	typ := teerex.EventRegistered
 	if renewal {
-		typ = EventRenewed
+		typ = teerex.EventRenewed
 	}
 	ctx.Emit(typ, "signer", e.Signer.String(), "mrenclave", e.MRENCLAVE.String(), "kind", string(e.Kind),
 		"tcb_status", string(e.TCBStatus), "worker_url", e.WorkerURL)
@@ -307,7 +265,7 @@ func (k Keeper) register(ctx *runtime.Context, msg *RegisterEnclave) error {
 // makes too, on the same fields once verified, so precheck refuses only
 // registrations bound to fail; a forgery that claims the right things
 // passes, to fail verification in the block and pay its fee there.
-func (k Keeper) precheck(ctx *runtime.Context, msg *RegisterEnclave) error {
+func (k Keeper) precheck(ctx *runtime.Context, msg *teerex.RegisterEnclave) error {
 	p, err := k.Policy(ctx.Store)
 	if err != nil {
 		return err
@@ -320,34 +278,34 @@ func (k Keeper) precheck(ctx *runtime.Context, msg *RegisterEnclave) error {
 	case attestation.KindDCAP:
 		q, err := dcap.ParseQuote(msg.Attestation.Quote)
 		if err != nil {
-			return classify(err)
+			return teerex.Classify(err)
 		}
 		if q.Body == nil {
-			return fmt.Errorf("%w: %w: only SGX enclave quotes", ErrUnsupportedEvidence, dcap.ErrUnsupportedTEE)
+			return fmt.Errorf("%w: %w: only SGX enclave quotes", teerex.ErrUnsupportedEvidence, dcap.ErrUnsupportedTEE)
 		}
 		body.mrenclave, body.reportData = q.Body.MRENCLAVE, q.Body.ReportData
 	default:
 		r, err := ias.ParseReport(msg.Attestation.Report)
 		if err != nil {
-			return classify(err)
+			return teerex.Classify(err)
 		}
 		body.mrenclave, body.reportData = r.Quote.Body.MRENCLAVE, r.Quote.Body.ReportData
 	}
-	want := ReportData(ctx.Sender, msg.ShieldingKey, ctx.Genesis)
+	want := teerex.ReportData(ctx.Sender, msg.ShieldingKey, ctx.Genesis)
 	if !bytes.Equal(body.reportData[:32], want[:32]) {
 		return fmt.Errorf("%w: report data claims %x, want sha256(sender %s || shielding key) %x",
-			ErrSenderNotAttested, body.reportData[:32], ctx.Sender, want[:32])
+			teerex.ErrSenderNotAttested, body.reportData[:32], ctx.Sender, want[:32])
 	}
 	if !bytes.Equal(body.reportData[32:], want[32:]) {
 		return fmt.Errorf("%w: report data claims genesis %x, this chain's is %x",
-			ErrWrongChain, body.reportData[32:], want[32:])
+			teerex.ErrWrongChain, body.reportData[32:], want[32:])
 	}
 	ok, err := k.Allowed(ctx.Store, &p, body.mrenclave)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%w: %s is not allowlisted", ErrMRENCLAVENotAllowed, types.Hash(body.mrenclave))
+		return fmt.Errorf("%w: %s is not allowlisted", teerex.ErrMRENCLAVENotAllowed, types.Hash(body.mrenclave))
 	}
 	return nil
 }
@@ -358,13 +316,13 @@ func (k Keeper) unregister(ctx *runtime.Context, signer tx.Address) error {
 	if err != nil {
 		return err
 	}
-	ctx.Emit(EventUnregistered, "signer", signer.String(), "mrenclave", e.MRENCLAVE.String())
+	ctx.Emit(teerex.EventUnregistered, "signer", signer.String(), "mrenclave", e.MRENCLAVE.String())
 	return nil
 }
 
 // put stores registration e and indexes it; prev is the registration it
 // renews, if any.
-func (Keeper) put(kv store.KV, e Enclave, prev *Enclave) error {
+func (Keeper) put(kv store.KV, e teerex.Enclave, prev *teerex.Enclave) error {
 	if prev != nil {
 		kv.Delete(expiryKey(prev.AttestedAt, prev.Signer))
 		if prev.MRENCLAVE != e.MRENCLAVE {
@@ -373,7 +331,7 @@ func (Keeper) put(kv store.KV, e Enclave, prev *Enclave) error {
 			}
 		}
 	}
-	if err := runtime.Put(kv, EnclaveKey(e.Signer), e); err != nil {
+	if err := runtime.Put(kv, teerex.EnclaveKey(e.Signer), e); err != nil {
 		return err
 	}
 	if err := runtime.Put(kv, expiryKey(e.AttestedAt, e.Signer), e.Signer); err != nil {
@@ -387,12 +345,12 @@ func (Keeper) put(kv store.KV, e Enclave, prev *Enclave) error {
 
 // remove deletes the registration of signer and its index entries; an
 // absent one gives an error wrapping ErrNotRegistered.
-func (k Keeper) remove(kv store.KV, signer tx.Address) (Enclave, error) {
+func (k Keeper) remove(kv store.KV, signer tx.Address) (teerex.Enclave, error) {
 	e, err := k.Enclave(kv, signer)
 	if err != nil {
 		return e, err
 	}
-	kv.Delete(EnclaveKey(signer))
+	kv.Delete(teerex.EnclaveKey(signer))
 	kv.Delete(expiryKey(e.AttestedAt, signer))
 	if err := allEnclaves.remove(kv, signer); err != nil {
 		return e, err
