@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/integritee-go/integritee/chain/teerex/keeper"
 	"github.com/integritee-go/integritee/chain/devnet"
+	"github.com/integritee-go/integritee/chain/teerex/keeper"
 
 	dbm "github.com/cometbft/cometbft-db"
 	abci "github.com/cometbft/cometbft/abci/types"
