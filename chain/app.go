@@ -47,7 +47,7 @@ import (
 	cmtcrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
 	cmttypes "github.com/cometbft/cometbft/types"
 
-	"github.com/integritee-go/integritee/chain/accounts"
+	accountskeeper "github.com/integritee-go/integritee/chain/accounts/keeper"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
@@ -123,7 +123,7 @@ type App struct {
 	log       *slog.Logger
 	chainID   string
 	store     *store.Store
-	accounts  *accounts.Module
+	accounts  *accountskeeper.Module
 	modules   map[string]runtime.Module
 	ordered   []runtime.Module
 	dev       bool
@@ -149,7 +149,7 @@ func New(opts Options) (*App, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	acc := accounts.New()
+	acc := accountskeeper.New()
 	a := &App{
 		log:      log,
 		chainID:  opts.ChainID,

@@ -15,6 +15,7 @@ import (
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/internal/moduletest"
+	"github.com/integritee-go/integritee/chain/smt"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
@@ -257,7 +258,7 @@ func TestQueryErrors(t *testing.T) {
 	if err != nil || res.Code != 0 {
 		t.Fatal(err, res.Log)
 	}
-	p, err := store.ProofFromOps(res.ProofOps, res.Key)
+	p, err := smt.ProofFromOps(res.ProofOps, res.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +266,7 @@ func TestQueryErrors(t *testing.T) {
 	if err := p.Verify(info.LastBlockAppHash, res.Key, res.Value); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Verify(info.LastBlockAppHash, res.Key, nil); !errors.Is(err, store.ErrInvalidProof) {
+	if err := p.Verify(info.LastBlockAppHash, res.Key, nil); !errors.Is(err, smt.ErrInvalidProof) {
 		t.Fatal("absence of params verified")
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/internal/moduletest"
 	"github.com/integritee-go/integritee/chain/runtime"
+	"github.com/integritee-go/integritee/chain/smt"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
@@ -148,7 +149,7 @@ func TestGenesisID(t *testing.T) {
 	if !bytes.Equal(q.Value, want[:]) || !bytes.Equal(q.Key, runtime.GenesisKey()) {
 		t.Fatalf("/app/genesis = %X (key %q), want %X", q.Value, q.Key, want)
 	}
-	proof, err := store.ProofFromOps(q.ProofOps, q.Key)
+	proof, err := smt.ProofFromOps(q.ProofOps, q.Key)
 	if err != nil {
 		t.Fatal(err)
 	}

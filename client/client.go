@@ -29,7 +29,7 @@ import (
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/codec"
-	"github.com/integritee-go/integritee/chain/store"
+	"github.com/integritee-go/integritee/chain/smt"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
 )
@@ -124,7 +124,7 @@ func (e *TxError) Is(target error) bool {
 }
 
 // query runs an abci_query and returns the response value and height.
-func (c *Client) query(ctx context.Context, path string, height int64, prove bool) ([]byte, []byte, int64, *store.Proof, error) {
+func (c *Client) query(ctx context.Context, path string, height int64, prove bool) ([]byte, []byte, int64, *smt.Proof, error) {
 	res, err := c.rpc.ABCIQueryWithOptions(ctx, path, nil, abciQueryOptions(height, prove))
 	if err != nil {
 		return nil, nil, 0, nil, fmt.Errorf("query %s: %w", path, err)
@@ -133,9 +133,9 @@ func (c *Client) query(ctx context.Context, path string, height int64, prove boo
 	if r.Code != 0 {
 		return nil, nil, 0, nil, fmt.Errorf("query %s: %w", path, &TxError{Codespace: r.Codespace, Code: r.Code, Log: r.Log})
 	}
-	var p *store.Proof
+	var p *smt.Proof
 	if prove {
-		if p, err = store.ProofFromOps(r.ProofOps, r.Key); err != nil {
+		if p, err = smt.ProofFromOps(r.ProofOps, r.Key); err != nil {
 			return nil, nil, 0, nil, fmt.Errorf("query %s: %w", path, err)
 		}
 	}

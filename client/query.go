@@ -14,7 +14,7 @@ import (
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/sidechain"
-	"github.com/integritee-go/integritee/chain/store"
+	"github.com/integritee-go/integritee/chain/smt"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
@@ -66,7 +66,7 @@ func (c *Client) provedOnly(ctx context.Context, path string, key []byte, height
 // ProofAt returns the value of key (nil if absent) at height with its
 // Merkle proof, as the node answers it, unverified: for a verifier that
 // holds its own trusted app hash, such as an enclave.
-func (c *Client) ProofAt(ctx context.Context, path string, key []byte, height int64) ([]byte, *store.Proof, error) {
+func (c *Client) ProofAt(ctx context.Context, path string, key []byte, height int64) ([]byte, *smt.Proof, error) {
 	k, v, h, p, err := c.query(ctx, path, height, true)
 	if err != nil {
 		return nil, nil, err
@@ -113,7 +113,7 @@ func (c *Client) provedAt(ctx context.Context, h int64, qs []keyQuery) ([][]byte
 			if !bytes.Equal(r.Key, q.key) || r.Height != h {
 				return nil, fmt.Errorf("query %s: node answered for key %q at %d, want %q at %d", q.path, r.Key, r.Height, q.key, h)
 			}
-			p, err := store.ProofFromOps(r.ProofOps, r.Key)
+			p, err := smt.ProofFromOps(r.ProofOps, r.Key)
 			if err != nil {
 				return nil, fmt.Errorf("query %s: %w", q.path, err)
 			}

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"maps"
-
 	"slices"
 	"strings"
 	"testing"

@@ -45,6 +45,7 @@ import (
 	"time"
 
 	cmttypes "github.com/cometbft/cometbft/types"
+
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/attestation/ratls"

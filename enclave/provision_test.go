@@ -15,15 +15,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/integritee-go/integritee/chain/devnet"
-
 	abci "github.com/cometbft/cometbft/abci/types"
+
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/attestation/ratls"
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
-	"github.com/integritee-go/integritee/chain/store"
+	"github.com/integritee-go/integritee/chain/devnet"
+	"github.com/integritee-go/integritee/chain/smt"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
@@ -67,7 +67,7 @@ func registryProofs(t *testing.T, c *chainSim, signer tx.Address, height int64) 
 		if err != nil || res.Code != 0 {
 			t.Fatalf("query %s at %d: %v %+v", q.path, height, err, res)
 		}
-		p, err := store.ProofFromOps(res.ProofOps, q.key)
+		p, err := smt.ProofFromOps(res.ProofOps, q.key)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/chain/devnet"
-
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/tee/sim"

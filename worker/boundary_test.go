@@ -21,9 +21,7 @@ const module = "github.com/integritee-go/integritee/"
 // TestHostImportsNoEnclaveSecrets: the host's packages may use the enclave
 // protocol's wire types and nothing else of the enclave (not its key,
 // sealing, state, STF or light client code, directly or indirectly), and no
-// TEE backend directly. (chain/teerex, whose types the host decodes,
-// imports tee/sim for the dev chain's attestation policy: only the public
-// dev PKI.)
+// TEE backend directly.
 func TestHostImportsNoEnclaveSecrets(t *testing.T) {
 	host := []string{"./", "./store", "./rpc", "../cmd/integritee-worker"}
 	out, err := exec.Command("go", append([]string{"list", "-deps"}, host...)...).CombinedOutput()

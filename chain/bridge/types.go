@@ -34,11 +34,6 @@ type Confirmation struct {
 	ConfirmedHeight uint64 `cbor:"confirmed_height" json:"confirmed_height"`
 }
 
-// same reports whether c and o confirm the same result.
-func (c *Confirmation) same(o *Confirmation) bool {
-	return c.BlockHash == o.BlockHash && c.CallsRoot == o.CallsRoot && c.StateHash == o.StateHash
-}
-
 // Shard is the on-chain record of a shard. A shard that never had a
 // configuration change or a confirmation has no record; it is served by the
 // measurement equal to its ID (see DefaultShard).
@@ -72,21 +67,6 @@ func (s *Shard) MRENCLAVEAt(h uint64) types.Hash {
 		return s.Pending.MRENCLAVE
 	}
 	return s.Config.MRENCLAVE
-}
-
-// enact folds a pending change that is effective at height h.
-func (s *Shard) enact(h uint64) {
-	if s.Pending != nil && h >= s.Pending.Since {
-		s.Config, s.Pending = *s.Pending, nil
-	}
-}
-
-// record notes c as the shard's latest confirmation if it is the highest.
-func (s *Shard) record(c Confirmation) {
-	if s.Latest == nil || c.Height > s.Latest.Height {
-		cp := c
-		s.Latest = &cp
-	}
 }
 
 // Unshielded records an executed unshield_funds: its call hash can never

@@ -7,15 +7,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/integritee-go/integritee/chain/devnet"
-	teerexkeeper "github.com/integritee-go/integritee/chain/teerex/keeper"
-
 	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/devnet"
 	"github.com/integritee-go/integritee/chain/internal/moduletest"
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
+	teerexkeeper "github.com/integritee-go/integritee/chain/teerex/keeper"
 	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/internal/testvectors"
 )

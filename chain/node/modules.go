@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"time"
 
+	accountskeeper "github.com/integritee-go/integritee/chain/accounts/keeper"
+	bridgekeeper "github.com/integritee-go/integritee/chain/bridge/keeper"
 	"github.com/integritee-go/integritee/chain/devnet"
-	teerexkeeper "github.com/integritee-go/integritee/chain/teerex/keeper"
-
-	"github.com/integritee-go/integritee/chain/accounts"
-	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/runtime"
-	"github.com/integritee-go/integritee/chain/sidechain"
+	sidechainkeeper "github.com/integritee-go/integritee/chain/sidechain/keeper"
 	"github.com/integritee-go/integritee/chain/teerex"
+	teerexkeeper "github.com/integritee-go/integritee/chain/teerex/keeper"
 )
 
 // Modules returns the runtime of integritee-node besides accounts, which
@@ -24,9 +23,9 @@ import (
 // shard's measurement from the bridge's shard records. Every validator of a
 // chain must run the same modules; Start uses these unless told otherwise.
 func Modules() []runtime.Module {
-	tr := teerexkeeper.New(accounts.Keeper{}, devnet.TeerexRules())
-	sc := sidechain.New(tr.Keeper, bridge.ShardStore{})
-	return []runtime.Module{tr, bridge.New(tr.Keeper, accounts.Keeper{}, accounts.Keeper{}, sc), sc}
+	tr := teerexkeeper.New(accountskeeper.Keeper{}, devnet.TeerexRules())
+	sc := sidechainkeeper.New(tr.Keeper, bridgekeeper.ShardStore{})
+	return []runtime.Module{tr, bridgekeeper.New(tr.Keeper, accountskeeper.Keeper{}, accountskeeper.Keeper{}, sc), sc}
 }
 
 // teerexGenesis is the teerex entry of a new genesis: the dev policy with

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	cmtcrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
+
+	"github.com/integritee-go/integritee/chain/smt"
 )
 
 // FuzzVerifyProof: proofs from untrusted nodes are decoded and verified by
@@ -28,10 +30,10 @@ func FuzzVerifyProof(f *testing.F) {
 	}
 	root := s.Root()
 	f.Fuzz(func(t *testing.T, key, value, data []byte) {
-		ops := &cmtcrypto.ProofOps{Ops: []cmtcrypto.ProofOp{{Type: ProofOpType, Key: key, Data: data}}}
-		proof, err := ProofFromOps(ops, key)
+		ops := &cmtcrypto.ProofOps{Ops: []cmtcrypto.ProofOp{{Type: smt.ProofOpType, Key: key, Data: data}}}
+		proof, err := smt.ProofFromOps(ops, key)
 		if err != nil {
-			if !errors.Is(err, ErrInvalidProof) {
+			if !errors.Is(err, smt.ErrInvalidProof) {
 				t.Fatalf("unclassified error %v", err)
 			}
 			return

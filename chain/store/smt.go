@@ -2,88 +2,27 @@ package store
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"errors"
 	"fmt"
+
+	"github.com/integritee-go/integritee/chain/smt"
 )
 
-// The authenticated map is a compact sparse Merkle tree over 256-bit paths
-// (path = sha256(key)), the construction of Dahlberg, Pulls and Peeters,
-// "Efficient Sparse Merkle Trees" (2016), as used by Diem's Jellyfish tree
-// and Celestia's SMT:
-//
-//   - an empty subtree hashes to 32 zero bytes;
-//   - a subtree holding exactly one entry is that entry's leaf, placed at the
-//     top of the subtree: leaf = sha256(0x00 || path || sha256(value));
-//   - any other subtree is an inner node: sha256(0x01 || left || right),
-//     left for bit 0 of the path at that depth (most significant bit first).
-//
-// The shape, and so the root, depends only on the set of entries, never on
-// the order of updates. Nodes are content-addressed and immutable, so every
-// committed version stays readable and provable.
-
-const (
-	hashLen  = sha256.Size
-	pathBits = 8 * hashLen
-
-	leafPrefix  = 0x00
-	innerPrefix = 0x01
-
-	leafNodeLen  = 1 + 2*hashLen
-	innerNodeLen = 1 + 2*hashLen
-)
-
-var emptyHash [hashLen]byte
+// The tree's hashing and proofs are package smt's; this file builds and
+// walks the tree over the store's node database.
 
 // errCorrupt reports a node that is missing or malformed in the database.
 var errCorrupt = errors.New("store: corrupt merkle node")
 
-type hash = [hashLen]byte
-
-func pathOf(key []byte) hash { return sha256.Sum256(key) }
-
-func valueHash(value []byte) hash { return sha256.Sum256(value) }
-
-// bit returns bit i of p, most significant first.
-func bit(p *hash, i int) int {
-	return int(p[i/8]>>(7-uint(i%8))) & 1
-}
-
-func leafNode(path, vh hash) (hash, []byte) {
-	n := make([]byte, 0, leafNodeLen)
-	n = append(n, leafPrefix)
-	n = append(n, path[:]...)
-	n = append(n, vh[:]...)
-	return sha256.Sum256(n), n
-}
-
-func innerNode(left, right hash) (hash, []byte) {
-	n := make([]byte, 0, innerNodeLen)
-	n = append(n, innerPrefix)
-	n = append(n, left[:]...)
-	n = append(n, right[:]...)
-	return sha256.Sum256(n), n
-}
-
-// node is a decoded tree node.
-type node struct {
-	leaf        bool
-	path, vhash hash // leaf
-	left, right hash // inner
-}
+type (
+	hash = smt.Hash
+	node = smt.Node
+)
 
 func decodeNode(b []byte) (node, error) {
-	var n node
-	switch {
-	case len(b) == leafNodeLen && b[0] == leafPrefix:
-		n.leaf = true
-		copy(n.path[:], b[1:1+hashLen])
-		copy(n.vhash[:], b[1+hashLen:])
-	case len(b) == innerNodeLen && b[0] == innerPrefix:
-		copy(n.left[:], b[1:1+hashLen])
-		copy(n.right[:], b[1+hashLen:])
-	default:
-		return n, fmt.Errorf("%w: %d bytes", errCorrupt, len(b))
+	n, err := smt.DecodeNode(b)
+	if err != nil {
+		return n, fmt.Errorf("%w: %w", errCorrupt, err)
 	}
 	return n, nil
 }
@@ -114,7 +53,7 @@ func (w *treeWriter) load(h hash) (node, error) {
 }
 
 func (w *treeWriter) putLeaf(path, vh hash) hash {
-	h, n := leafNode(path, vh)
+	h, n := smt.Leaf(path, vh)
 	w.nodes[h] = n
 	return h
 }
@@ -125,40 +64,40 @@ func (w *treeWriter) apply(root hash, depth int, ups []update) (hash, error) {
 	if len(ups) == 0 {
 		return root, nil
 	}
-	if root == emptyHash {
+	if root == smt.Empty {
 		return w.build(depth, inserts(ups)), nil
 	}
 	n, err := w.load(root)
 	if err != nil {
-		return emptyHash, err
+		return smt.Empty, err
 	}
-	if n.leaf {
+	if n.Leaf {
 		// The subtree holds one entry: merge it with the updates and
 		// rebuild, unless an update replaces or deletes it.
 		entries := inserts(ups)
 		replaced := false
 		for _, u := range ups {
-			if u.path == n.path {
+			if u.path == n.Path {
 				replaced = true
 				break
 			}
 		}
 		if !replaced {
-			entries = insertSorted(entries, update{path: n.path, vhash: n.vhash})
+			entries = insertSorted(entries, update{path: n.Path, vhash: n.ValueHash})
 		}
 		return w.build(depth, entries), nil
 	}
-	if depth >= pathBits {
-		return emptyHash, fmt.Errorf("%w: inner node below the last path bit", errCorrupt)
+	if depth >= smt.PathBits {
+		return smt.Empty, fmt.Errorf("%w: inner node below the last path bit", errCorrupt)
 	}
 	split := splitAt(ups, depth)
-	left, err := w.apply(n.left, depth+1, ups[:split])
+	left, err := w.apply(n.Left, depth+1, ups[:split])
 	if err != nil {
-		return emptyHash, err
+		return smt.Empty, err
 	}
-	right, err := w.apply(n.right, depth+1, ups[split:])
+	right, err := w.apply(n.Right, depth+1, ups[split:])
 	if err != nil {
-		return emptyHash, err
+		return smt.Empty, err
 	}
 	return w.join(left, right)
 }
@@ -166,22 +105,22 @@ func (w *treeWriter) apply(root hash, depth int, ups []update) (hash, error) {
 // join makes the canonical parent of two subtrees: a lone leaf moves up.
 func (w *treeWriter) join(left, right hash) (hash, error) {
 	switch {
-	case left == emptyHash && right == emptyHash:
-		return emptyHash, nil
-	case left == emptyHash || right == emptyHash:
+	case left == smt.Empty && right == smt.Empty:
+		return smt.Empty, nil
+	case left == smt.Empty || right == smt.Empty:
 		only := left
-		if only == emptyHash {
+		if only == smt.Empty {
 			only = right
 		}
 		n, err := w.load(only)
 		if err != nil {
-			return emptyHash, err
+			return smt.Empty, err
 		}
-		if n.leaf {
+		if n.Leaf {
 			return only, nil
 		}
 	}
-	h, b := innerNode(left, right)
+	h, b := smt.Inner(left, right)
 	w.nodes[h] = b
 	return h, nil
 }
@@ -191,7 +130,7 @@ func (w *treeWriter) join(left, right hash) (hash, error) {
 func (w *treeWriter) build(depth int, entries []update) hash {
 	switch len(entries) {
 	case 0:
-		return emptyHash
+		return smt.Empty
 	case 1:
 		return w.putLeaf(entries[0].path, entries[0].vhash)
 	}
@@ -199,7 +138,7 @@ func (w *treeWriter) build(depth int, entries []update) hash {
 	left := w.build(depth+1, entries[:split])
 	right := w.build(depth+1, entries[split:])
 	// Two or more entries: this is an inner node even if one side is empty.
-	h, b := innerNode(left, right)
+	h, b := smt.Inner(left, right)
 	w.nodes[h] = b
 	return h
 }
@@ -207,7 +146,7 @@ func (w *treeWriter) build(depth int, entries []update) hash {
 // splitAt returns the index of the first update whose path has bit depth set.
 func splitAt(ups []update, depth int) int {
 	for i := range ups {
-		if bit(&ups[i].path, depth) == 1 {
+		if smt.Bit(&ups[i].path, depth) == 1 {
 			return i
 		}
 	}
@@ -237,35 +176,35 @@ func insertSorted(ups []update, u update) []update {
 
 // prove walks from root towards path and returns the proof, and the value
 // hash if path is present.
-func prove(r nodeReader, root, path hash) (*Proof, *hash, error) {
-	p := &Proof{}
+func prove(r nodeReader, root, path hash) (*smt.Proof, *hash, error) {
+	p := &smt.Proof{}
 	cur := root
 	for depth := 0; ; depth++ {
-		if cur == emptyHash {
+		if cur == smt.Empty {
 			return p, nil, nil
 		}
 		n, err := r.node(cur)
 		if err != nil {
 			return nil, nil, err
 		}
-		if n.leaf {
-			if n.path == path {
-				vh := n.vhash
+		if n.Leaf {
+			if n.Path == path {
+				vh := n.ValueHash
 				return p, &vh, nil
 			}
-			p.LeafPath = n.path[:]
-			p.LeafValueHash = n.vhash[:]
+			p.LeafPath = n.Path[:]
+			p.LeafValueHash = n.ValueHash[:]
 			return p, nil, nil
 		}
-		if depth >= pathBits {
+		if depth >= smt.PathBits {
 			return nil, nil, fmt.Errorf("%w: inner node below the last path bit", errCorrupt)
 		}
-		if bit(&path, depth) == 0 {
-			p.Siblings = append(p.Siblings, n.right[:])
-			cur = n.left
+		if smt.Bit(&path, depth) == 0 {
+			p.Siblings = append(p.Siblings, n.Right[:])
+			cur = n.Left
 		} else {
-			p.Siblings = append(p.Siblings, n.left[:])
-			cur = n.right
+			p.Siblings = append(p.Siblings, n.Left[:])
+			cur = n.Right
 		}
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"sync"
 
 	dbm "github.com/cometbft/cometbft-db"
+
+	"github.com/integritee-go/integritee/chain/smt"
 )
 
 // Database key prefixes.
@@ -121,7 +123,7 @@ func (s *Store) Iterate(prefix []byte, fn func(key, value []byte) bool) error {
 // committed version.
 type Proved struct {
 	Value   []byte
-	Proof   *Proof
+	Proof   *smt.Proof
 	Root    []byte
 	Version int64
 }
@@ -144,7 +146,7 @@ func (s *Store) GetWithProof(key []byte, version int64) (*Proved, error) {
 			return nil, err
 		}
 	}
-	proof, vh, err := prove(dbNodes{s.db}, r, pathOf(key))
+	proof, vh, err := prove(dbNodes{s.db}, r, smt.Path(key))
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +173,7 @@ func (s *Store) rootAt(version int64) (hash, error) {
 	if b == nil {
 		return r, fmt.Errorf("%w: %d", ErrVersionNotFound, version)
 	}
-	if len(b) != hashLen {
+	if len(b) != smt.HashLen {
 		return r, fmt.Errorf("%w: root of version %d has %d bytes", errCorrupt, version, len(b))
 	}
 	copy(r[:], b)
@@ -210,9 +212,9 @@ func (s *Store) Prepare(version int64, changes []Change) (*Pending, error) {
 	}
 	ups := make([]update, 0, len(changes))
 	for _, c := range changes {
-		u := update{path: pathOf(c.Key), delete: c.Value == nil}
+		u := update{path: smt.Path(c.Key), delete: c.Value == nil}
 		if !u.delete {
-			u.vhash = valueHash(c.Value)
+			u.vhash = smt.ValueHash(c.Value)
 		}
 		ups = append(ups, u)
 	}
@@ -249,7 +251,7 @@ func (s *Store) Commit(p *Pending) error {
 		if c.Value == nil {
 			err = batch.Delete(prefixed(prefixFlat, c.Key))
 		} else {
-			vh := valueHash(c.Value)
+			vh := smt.ValueHash(c.Value)
 			if err = batch.Set(prefixed(prefixValue, vh[:]), c.Value); err == nil {
 				err = batch.Set(prefixed(prefixFlat, c.Key), c.Value)
 			}

@@ -11,6 +11,8 @@ import (
 
 	dbm "github.com/cometbft/cometbft-db"
 	cmtcrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
+
+	"github.com/integritee-go/integritee/chain/smt"
 )
 
 func openMem(t testing.TB) (*Store, dbm.DB) {
@@ -72,7 +74,7 @@ func TestRootIsOrderIndependent(t *testing.T) {
 		if got := commit(t, fresh, all); !bytes.Equal(got, root) {
 			t.Fatalf("round %d: incremental root %x, rebuilt root %x", round, root, got)
 		}
-		if len(model) == 0 && !bytes.Equal(root, emptyHash[:]) {
+		if len(model) == 0 && !bytes.Equal(root, smt.Empty[:]) {
 			t.Fatalf("round %d: empty state has root %x", round, root)
 		}
 	}
@@ -115,7 +117,7 @@ func TestProofs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p2, err := ProofFromOps(opsOf(op), []byte(tc.key))
+			p2, err := smt.ProofFromOps(opsOf(op), []byte(tc.key))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -123,22 +125,22 @@ func TestProofs(t *testing.T) {
 				t.Fatalf("valid proof rejected: %v", err)
 			}
 			// A wrong value, a wrong absence claim and a wrong root must fail.
-			if err := p2.Verify(root, []byte(tc.key), []byte("forged")); !errors.Is(err, ErrInvalidProof) {
+			if err := p2.Verify(root, []byte(tc.key), []byte("forged")); !errors.Is(err, smt.ErrInvalidProof) {
 				t.Fatalf("forged value accepted: %v", err)
 			}
 			if v != nil {
-				if err := p2.Verify(root, []byte(tc.key), nil); !errors.Is(err, ErrInvalidProof) {
+				if err := p2.Verify(root, []byte(tc.key), nil); !errors.Is(err, smt.ErrInvalidProof) {
 					t.Fatalf("forged absence accepted: %v", err)
 				}
 			}
 			other := bytes.Clone(root)
 			other[0] ^= 1
-			if err := p2.Verify(other, []byte(tc.key), v); !errors.Is(err, ErrInvalidProof) {
+			if err := p2.Verify(other, []byte(tc.key), v); !errors.Is(err, smt.ErrInvalidProof) {
 				t.Fatalf("wrong root accepted: %v", err)
 			}
 			if len(p2.Siblings) > 0 {
 				p2.Siblings[0][0] ^= 1
-				if err := p2.Verify(root, []byte(tc.key), v); !errors.Is(err, ErrInvalidProof) {
+				if err := p2.Verify(root, []byte(tc.key), v); !errors.Is(err, smt.ErrInvalidProof) {
 					t.Fatalf("tampered sibling accepted: %v", err)
 				}
 			}

@@ -38,14 +38,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/attestation/roots"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/tee"
 	"github.com/integritee-go/integritee/tee/gramine"
-	"github.com/integritee-go/integritee/tee/sim"
 )
 
 // buildConfig is the configuration compiled into the binary by build tag
@@ -109,15 +107,7 @@ func backend(o *options) (tee.Backend, error) {
 		if build.simSeed == "" {
 			return nil, fmt.Errorf("the %s build has no simulated TEE: build with -tags dev (development) or -tags testtee (tests)", build.name)
 		}
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("locate own executable: %w", err)
-		}
-		pki, err := sim.NewPKI([]byte(build.simSeed))
-		if err != nil {
-			return nil, err
-		}
-		return sim.New(sim.Config{EnclaveBinary: exe, PKI: pki})
+		return newSim(build.simSeed)
 	case "gramine":
 		return gramine.New(o.gramineDir)
 	}
@@ -131,15 +121,10 @@ func backend(o *options) (tee.Backend, error) {
 // collateral from its host, which passes the chain's: Intel signs it, so
 // the host can withhold it but not forge it.
 func peers(b tee.Backend) *enclave.PeerAttestation {
-	s, ok := b.(*sim.Backend)
-	if !ok {
-		return &enclave.PeerAttestation{Roots: []*x509.Certificate{roots.SGXRootCA()}}
+	if p := simPeers(b); p != nil {
+		return p
 	}
-	p := s.PKI()
-	return &enclave.PeerAttestation{
-		Roots:      []*x509.Certificate{p.Root()},
-		Collateral: func([6]byte) (*pcs.Collateral, error) { return p.Collateral(time.Now()) },
-	}
+	return &enclave.PeerAttestation{Roots: []*x509.Certificate{roots.SGXRootCA()}}
 }
 
 // stdio is the connection to the host. Close closes stdin, which unblocks

@@ -26,10 +26,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/integritee-go/integritee/chain/devnet"
-
 	"github.com/integritee-go/integritee/chain"
 	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/devnet"
 	"github.com/integritee-go/integritee/chain/node"
 )
 

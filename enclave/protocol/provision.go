@@ -28,7 +28,7 @@ package protocol
 // public result (height, state root, number of entries); never a key.
 
 import (
-	"github.com/integritee-go/integritee/chain/store"
+	"github.com/integritee-go/integritee/chain/smt"
 	"github.com/integritee-go/integritee/chain/teerex"
 )
 
@@ -36,9 +36,9 @@ import (
 // as an abci_query with prove returns it. It is checked against an app
 // hash the enclave trusts, so it may come from the host.
 type ProvedValue struct {
-	Key   []byte      `cbor:"key"`
-	Value []byte      `cbor:"value,omitempty"`
-	Proof store.Proof `cbor:"proof"`
+	Key   []byte    `cbor:"key"`
+	Value []byte    `cbor:"value,omitempty"`
+	Proof smt.Proof `cbor:"proof"`
 }
 
 // Message types of provisioning.

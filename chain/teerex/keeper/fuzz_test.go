@@ -4,10 +4,9 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/integritee-go/integritee/chain/teerex/keeper"
-
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/teerex/keeper"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
 )

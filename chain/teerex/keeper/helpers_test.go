@@ -10,19 +10,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/integritee-go/integritee/chain/devnet"
-	"github.com/integritee-go/integritee/chain/teerex/keeper"
-
 	dbm "github.com/cometbft/cometbft-db"
 	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/chain/accounts"
+	accountskeeper "github.com/integritee-go/integritee/chain/accounts/keeper"
+	"github.com/integritee-go/integritee/chain/devnet"
 	"github.com/integritee-go/integritee/chain/internal/moduletest"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/teerex/keeper"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/internal/testvectors"
@@ -67,7 +67,7 @@ func newChain(t testing.TB, dev bool, at time.Time, g *teerex.GenesisState) *cha
 	}
 	kv := store.NewCache(st)
 	ctx := &runtime.Context{Store: kv, ChainID: "test", Height: 1, Time: at, Dev: dev, Genesis: genesis}
-	acc := accounts.New()
+	acc := accountskeeper.New()
 	ag, err := json.Marshal(accounts.DevGenesis())
 	if err != nil {
 		t.Fatal(err)

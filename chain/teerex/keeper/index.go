@@ -6,10 +6,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/integritee-go/integritee/chain/teerex"
-
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
+	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
 )

@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/integritee-go/integritee/chain/teerex"
-
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/attestation/dcap"
 	"github.com/integritee-go/integritee/attestation/ias"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
+	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
 )

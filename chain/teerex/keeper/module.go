@@ -10,15 +10,14 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/integritee-go/integritee/chain/teerex"
-
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
+	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
 )
 
-// Sudo tells whether an account is the chain's sudo key (accounts.Keeper).
+// Sudo tells whether an account is the chain's sudo key (accountskeeper.Keeper).
 type Sudo interface {
 	IsSudo(r store.Reader, a tx.Address) (bool, error)
 }

@@ -8,14 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/integritee-go/integritee/chain/devnet"
-	"github.com/integritee-go/integritee/chain/teerex/keeper"
-
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/attestation/dcap"
 	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/chain/codec"
+	"github.com/integritee-go/integritee/chain/devnet"
 	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/teerex/keeper"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/tee/sim"

@@ -6,12 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/integritee-go/integritee/chain/devnet"
-
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/attestation/dcap"
 	"github.com/integritee-go/integritee/attestation/ias"
 	"github.com/integritee-go/integritee/attestation/pcs"
+	"github.com/integritee-go/integritee/chain/devnet"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"

@@ -1,16 +1,18 @@
-package accounts
+// Package keeper is the accounts module's state machine: its Keeper reads and
+// writes balances, nonces and parameters and charges fees, and its Module
+// executes the calls of package accounts.
+package keeper
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/bits"
 	"strconv"
 
+	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
-	"github.com/integritee-go/integritee/internal/ed25519x"
 )
 
 // Module is the accounts module.
@@ -27,13 +29,13 @@ var (
 func New() *Module { return &Module{} }
 
 // Name implements runtime.Module.
-func (*Module) Name() string { return Name }
+func (*Module) Name() string { return accounts.Name }
 
 // DecodeCall implements runtime.Module.
 func (*Module) DecodeCall(call tx.Call) (runtime.Msg, error) {
 	switch call.Method {
-	case MethodTransfer:
-		var m Transfer
+	case accounts.MethodTransfer:
+		var m accounts.Transfer
 		if err := call.DecodeArgs(&m); err != nil {
 			return nil, fmt.Errorf("%w: %w", types.ErrMalformedCall, err)
 		}
@@ -41,28 +43,28 @@ func (*Module) DecodeCall(call tx.Call) (runtime.Msg, error) {
 			return nil, fmt.Errorf("%w: transfer of zero", types.ErrMalformedCall)
 		}
 		return m, nil
-	case MethodSetBalance:
-		var m SetBalance
+	case accounts.MethodSetBalance:
+		var m accounts.SetBalance
 		if err := call.DecodeArgs(&m); err != nil {
 			return nil, fmt.Errorf("%w: %w", types.ErrMalformedCall, err)
 		}
 		return m, nil
 	}
-	return nil, fmt.Errorf("%w: %s.%s", types.ErrUnknownCall, Name, call.Method)
+	return nil, fmt.Errorf("%w: %s.%s", types.ErrUnknownCall, accounts.Name, call.Method)
 }
 
 // Execute implements runtime.Module.
 func (m *Module) Execute(ctx *runtime.Context, msg runtime.Msg) error {
 	switch msg := msg.(type) {
-	case Transfer:
+	case accounts.Transfer:
 		return m.Keeper.Transfer(ctx, ctx.Sender, msg.To, msg.Amount)
-	case SetBalance:
+	case accounts.SetBalance:
 		sudo, err := m.Keeper.IsSudo(ctx.Store, ctx.Sender)
 		if err != nil {
 			return err
 		}
 		if !sudo {
-			return fmt.Errorf("%w: %s", ErrNotSudo, ctx.Sender)
+			return fmt.Errorf("%w: %s", accounts.ErrNotSudo, ctx.Sender)
 		}
 		acc, err := m.Keeper.Account(ctx.Store, msg.Who)
 		if err != nil {
@@ -72,7 +74,7 @@ func (m *Module) Execute(ctx *runtime.Context, msg runtime.Msg) error {
 		if err := m.Keeper.SetAccount(ctx.Store, msg.Who, acc); err != nil {
 			return err
 		}
-		ctx.Emit(EventBalanceSet, "who", msg.Who.String(), "amount", strconv.FormatUint(msg.Amount, 10))
+		ctx.Emit(accounts.EventBalanceSet, "who", msg.Who.String(), "amount", strconv.FormatUint(msg.Amount, 10))
 		return nil
 	}
 	return fmt.Errorf("%w: accounts cannot execute %T", types.ErrUnknownCall, msg)
@@ -85,49 +87,13 @@ func (*Module) QueryKey(path []string) ([]byte, error) {
 		return nil, errors.New("query path: want /accounts/<hex address> or /accounts/params")
 	}
 	if path[0] == "params" {
-		return ParamsKey(), nil
+		return accounts.ParamsKey(), nil
 	}
 	a, err := tx.ParseAddress(path[0])
 	if err != nil {
 		return nil, fmt.Errorf("query path: %w", err)
 	}
-	return AccountKey(a), nil
-}
-
-// GenesisState is the module's entry in genesis app_state.
-type GenesisState struct {
-	Params   Params         `json:"params"`
-	Balances []GenesisEntry `json:"balances"`
-}
-
-// GenesisEntry endows one account.
-type GenesisEntry struct {
-	Address tx.Address `json:"address"`
-	Amount  uint64     `json:"amount"`
-}
-
-// Validate checks that the genesis state is usable: a sudo key, if any,
-// that only its holder can sign for, no duplicate accounts and a total
-// supply that fits in a balance.
-func (g *GenesisState) Validate() error {
-	if s := g.Params.Sudo; s != nil {
-		if err := ed25519x.CheckPublicKey(s[:]); err != nil {
-			return fmt.Errorf("accounts genesis: sudo %s: %w (a chain without sudo has \"sudo\": null)", s, err)
-		}
-	}
-	seen := make(map[tx.Address]bool, len(g.Balances))
-	var total uint64
-	for _, e := range g.Balances {
-		if seen[e.Address] {
-			return fmt.Errorf("accounts genesis: duplicate account %s", e.Address)
-		}
-		seen[e.Address] = true
-		var carry uint64
-		if total, carry = bits.Add64(total, e.Amount, 0); carry != 0 {
-			return errors.New("accounts genesis: total supply overflows")
-		}
-	}
-	return nil
+	return accounts.AccountKey(a), nil
 }
 
 // InitGenesis implements runtime.Genesis.
@@ -135,7 +101,7 @@ func (m *Module) InitGenesis(ctx *runtime.Context, raw []byte) error {
 	if raw == nil {
 		return errors.New("accounts genesis: missing")
 	}
-	var g GenesisState
+	var g accounts.GenesisState
 	if err := json.Unmarshal(raw, &g); err != nil {
 		return fmt.Errorf("accounts genesis: %w", err)
 	}
@@ -146,7 +112,7 @@ func (m *Module) InitGenesis(ctx *runtime.Context, raw []byte) error {
 		return err
 	}
 	for _, e := range g.Balances {
-		if err := m.Keeper.SetAccount(ctx.Store, e.Address, Account{Balance: e.Amount}); err != nil {
+		if err := m.Keeper.SetAccount(ctx.Store, e.Address, accounts.Account{Balance: e.Amount}); err != nil {
 			return err
 		}
 	}

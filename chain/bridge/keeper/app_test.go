@@ -1,12 +1,10 @@
-package bridge_test
+package keeper_test
 
 import (
 	"context"
 	"encoding/json"
 	"testing"
 	"time"
-
-	"github.com/integritee-go/integritee/chain/devnet"
 
 	dbm "github.com/cometbft/cometbft-db"
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -16,6 +14,7 @@ import (
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/codec"
+	"github.com/integritee-go/integritee/chain/devnet"
 	"github.com/integritee-go/integritee/chain/internal/moduletest"
 	"github.com/integritee-go/integritee/chain/node"
 	"github.com/integritee-go/integritee/chain/sidechain"

@@ -1,4 +1,4 @@
-package bridge_test
+package keeper_test
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/bridge/keeper"
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/teerex"
@@ -179,7 +180,7 @@ func TestUnshieldNeedsShardBlocks(t *testing.T) {
 	c.register(dave, shard)
 	wantErr(t, c.call(bob, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 10, EncryptedRecipient: []byte("r")}).err)
 	args := c.confirmBlock(shard, 1, unshield{bob, 1, types.Hash{1}})[0]
-	m := bridge.New(c.teerex.Keeper, c.acc.Keeper, c.acc.Keeper, nil)
+	m := keeper.New(c.teerex.Keeper, c.acc.Keeper, c.acc.Keeper, nil)
 	call, err := tx.NewCall(bridge.Name, bridge.MethodUnshieldFunds, args)
 	if err != nil {
 		t.Fatal(err)
@@ -398,7 +399,7 @@ func TestShardConfigEnactment(t *testing.T) {
 }
 
 func TestQueryKey(t *testing.T) {
-	m := bridge.New(nil, nil, nil, nil)
+	m := keeper.New(nil, nil, nil, nil)
 	s := types.Hash{0x5a}
 	h := types.Hash{0xca}
 	tests := []struct {
@@ -431,7 +432,7 @@ func TestQueryKey(t *testing.T) {
 }
 
 func TestDecodeCallErrors(t *testing.T) {
-	m := bridge.New(nil, nil, nil, nil)
+	m := keeper.New(nil, nil, nil, nil)
 	call, err := tx.NewCall(bridge.Name, "mint", bridge.Invoke{})
 	if err != nil {
 		t.Fatal(err)

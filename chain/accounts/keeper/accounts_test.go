@@ -1,4 +1,4 @@
-package accounts_test
+package keeper_test
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	dbm "github.com/cometbft/cometbft-db"
 
 	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/accounts/keeper"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/tx"
@@ -70,7 +71,7 @@ func TestKeeper(t *testing.T) {
 	}
 	kv := store.NewCache(st)
 	ctx := &runtime.Context{Store: kv}
-	m := accounts.New()
+	m := keeper.New()
 	g := accounts.DevGenesis()
 	raw := []byte(`{"params":{"base_fee":5,"per_byte_fee":1,"fee_collector":"` + g.Params.FeeCollector.String() +
 		`","sudo":"` + g.Params.Sudo.String() + `"},"balances":[{"address":"` + accounts.DevAddress("Alice").String() + `","amount":100}]}`)

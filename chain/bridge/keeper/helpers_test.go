@@ -1,4 +1,4 @@
-package bridge_test
+package keeper_test
 
 import (
 	"crypto/sha256"
@@ -7,20 +7,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/integritee-go/integritee/chain/devnet"
-	teerexkeeper "github.com/integritee-go/integritee/chain/teerex/keeper"
-
 	dbm "github.com/cometbft/cometbft-db"
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/cometbft/cometbft/crypto/merkle"
 
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/chain/accounts"
+	accountskeeper "github.com/integritee-go/integritee/chain/accounts/keeper"
 	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/bridge/keeper"
+	"github.com/integritee-go/integritee/chain/devnet"
 	"github.com/integritee-go/integritee/chain/internal/moduletest"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
+	teerexkeeper "github.com/integritee-go/integritee/chain/teerex/keeper"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/tee/sim"
@@ -41,9 +42,9 @@ var (
 // context whose block time and height the test sets.
 type chain struct {
 	t      testing.TB
-	acc    *accounts.Module
+	acc    *accountskeeper.Module
 	teerex *teerexkeeper.Module
-	bridge *bridge.Module
+	bridge *keeper.Module
 	blocks blocks
 	kv     *store.Cache
 	ctx    *runtime.Context
@@ -59,7 +60,7 @@ func newChain(t testing.TB) *chain {
 	}
 	kv := store.NewCache(st)
 	ctx := &runtime.Context{Store: kv, ChainID: "test", Height: 1, Time: t0, Dev: true}
-	acc := accounts.New()
+	acc := accountskeeper.New()
 	tr := teerexkeeper.New(acc.Keeper, nil)
 	for _, g := range []struct {
 		m runtime.Genesis
@@ -85,7 +86,7 @@ func newChain(t testing.TB) *chain {
 	}
 	bl := blocks{}
 	_, valsHash := moduletest.Validators("test", 1)
-	c := &chain{t: t, acc: acc, teerex: tr, bridge: bridge.New(tr.Keeper, acc.Keeper, acc.Keeper, bl), blocks: bl, kv: store.NewCache(st),
+	c := &chain{t: t, acc: acc, teerex: tr, bridge: keeper.New(tr.Keeper, acc.Keeper, acc.Keeper, bl), blocks: bl, kv: store.NewCache(st),
 		genesis: teerex.GenesisID("test", 1, valsHash)}
 	c.ctx = &runtime.Context{Store: c.kv, ChainID: "test", Height: 10, Time: t0.Add(time.Minute), Dev: true, Genesis: c.genesis}
 	for h := int64(1); h < c.ctx.Height; h++ {

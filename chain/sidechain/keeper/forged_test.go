@@ -1,4 +1,4 @@
-package sidechain_test
+package keeper_test
 
 import (
 	"crypto/ed25519"

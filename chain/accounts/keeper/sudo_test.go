@@ -1,4 +1,4 @@
-package accounts_test
+package keeper_test
 
 import (
 	"encoding/json"
@@ -10,6 +10,7 @@ import (
 	dbm "github.com/cometbft/cometbft-db"
 
 	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/accounts/keeper"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/tx"
@@ -61,7 +62,7 @@ func TestNoSudo(t *testing.T) {
 		t.Fatal(err)
 	}
 	kv := store.NewCache(st)
-	m := accounts.New()
+	m := keeper.New()
 	if err := m.InitGenesis(&runtime.Context{Store: kv}, raw); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func TestZeroSudoInOldState(t *testing.T) {
 		t.Fatal(err)
 	}
 	kv := store.NewCache(st)
-	var k accounts.Keeper
+	var k keeper.Keeper
 	zero := tx.Address{}
 	if err := k.SetParams(kv, accounts.Params{FeeCollector: accounts.FeeCollectorAddress(), Sudo: &zero}); err != nil {
 		t.Fatal(err)

@@ -1,10 +1,11 @@
-package sidechain_test
+package keeper_test
 
 import (
 	"bytes"
 	"testing"
 
 	"github.com/integritee-go/integritee/chain/sidechain"
+	"github.com/integritee-go/integritee/chain/sidechain/keeper"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
 )
@@ -24,7 +25,7 @@ func FuzzDecodeCall(f *testing.F) {
 		}
 		f.Add(sidechain.MethodConfirmSidechainBlock, []byte(c.Args))
 	}
-	m := sidechain.New(nil, nil)
+	m := keeper.New(nil, nil)
 	f.Fuzz(func(t *testing.T, method string, args []byte) {
 		msg, err := m.DecodeCall(tx.Call{Module: sidechain.Name, Method: method, Args: args})
 		if err != nil {

@@ -1,10 +1,11 @@
-package bridge_test
+package keeper_test
 
 import (
 	"bytes"
 	"testing"
 
 	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/bridge/keeper"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
 )
@@ -30,7 +31,7 @@ func FuzzDecodeCall(f *testing.F) {
 		}
 		f.Add(s.method, []byte(call.Args))
 	}
-	m := bridge.New(nil, nil, nil, nil)
+	m := keeper.New(nil, nil, nil, nil)
 	f.Fuzz(func(t *testing.T, method string, args []byte) {
 		msg, err := m.DecodeCall(tx.Call{Module: bridge.Name, Method: method, Args: args})
 		if err != nil {

@@ -1,4 +1,4 @@
-package sidechain_test
+package keeper_test
 
 import (
 	"bytes"
@@ -11,8 +11,10 @@ import (
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
+	bridgekeeper "github.com/integritee-go/integritee/chain/bridge/keeper"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/sidechain"
+	"github.com/integritee-go/integritee/chain/sidechain/keeper"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
@@ -358,7 +360,7 @@ func TestUnshieldsRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := bridge.New(nil, nil, nil, nil).DecodeCall(call)
+	msg, err := bridgekeeper.New(nil, nil, nil, nil).DecodeCall(call)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +372,7 @@ func TestUnshieldsRoot(t *testing.T) {
 }
 
 func TestModuleNeedsDependencies(t *testing.T) {
-	m := sidechain.New(nil, nil)
+	m := keeper.New(nil, nil)
 	call, err := sidechain.ConfirmCall(first(types.Hash{1}, 0, 1))
 	if err != nil {
 		t.Fatal(err)
@@ -387,7 +389,7 @@ func TestModuleNeedsDependencies(t *testing.T) {
 }
 
 func TestDecodeCall(t *testing.T) {
-	m := sidechain.New(nil, nil)
+	m := keeper.New(nil, nil)
 	h := sidechain.Header{Shard: types.Hash{1}, Number: 7, ParentHash: types.Hash{2}, ChainHeight: 3, CallsRoot: types.Hash{4},
 		StateHash: types.Hash{5}, UnshieldsRoot: types.Hash{6}, Timestamp: 8, Author: dave}
 	good, err := sidechain.ConfirmCall(h)
@@ -443,7 +445,7 @@ func mustCall(t testing.TB, args any) tx.Call {
 }
 
 func TestQueryKey(t *testing.T) {
-	m := sidechain.New(nil, nil)
+	m := keeper.New(nil, nil)
 	shard := measurement("v1")
 	tests := []struct {
 		path string

@@ -1,4 +1,4 @@
-package sidechain_test
+package keeper_test
 
 import (
 	"crypto/sha256"
@@ -7,20 +7,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/integritee-go/integritee/chain/devnet"
-	teerexkeeper "github.com/integritee-go/integritee/chain/teerex/keeper"
-
 	dbm "github.com/cometbft/cometbft-db"
 	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/chain/accounts"
-	"github.com/integritee-go/integritee/chain/bridge"
+	accountskeeper "github.com/integritee-go/integritee/chain/accounts/keeper"
+	bridgekeeper "github.com/integritee-go/integritee/chain/bridge/keeper"
+	"github.com/integritee-go/integritee/chain/devnet"
 	"github.com/integritee-go/integritee/chain/internal/moduletest"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/sidechain"
+	"github.com/integritee-go/integritee/chain/sidechain/keeper"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
+	teerexkeeper "github.com/integritee-go/integritee/chain/teerex/keeper"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/tee/sim"
@@ -42,8 +43,8 @@ var (
 type chain struct {
 	t         testing.TB
 	teerex    *teerexkeeper.Module
-	bridge    *bridge.Module
-	sidechain *sidechain.Module
+	bridge    *bridgekeeper.Module
+	sidechain *keeper.Module
 	kv        *store.Cache
 	ctx       *runtime.Context
 	// genesis is the chain's genesis ID (runtime.Context.Genesis).
@@ -58,7 +59,7 @@ func newChain(t testing.TB) *chain {
 	}
 	kv := store.NewCache(st)
 	ctx := &runtime.Context{Store: kv, ChainID: "test", Height: 1, Time: t0, Dev: true}
-	acc := accounts.New()
+	acc := accountskeeper.New()
 	tr := teerexkeeper.New(acc.Keeper, nil)
 	tg, err := devnet.TeerexGenesis(t0)
 	if err != nil {
@@ -88,8 +89,8 @@ func newChain(t testing.TB) *chain {
 	}
 	// Wired as node.Modules: the sidechain reads shard records directly,
 	// the bridge pays unshields on the sidechain's confirmed blocks.
-	sc := sidechain.New(tr.Keeper, bridge.ShardStore{})
-	br := bridge.New(tr.Keeper, acc.Keeper, acc.Keeper, sc)
+	sc := keeper.New(tr.Keeper, bridgekeeper.ShardStore{})
+	br := bridgekeeper.New(tr.Keeper, acc.Keeper, acc.Keeper, sc)
 	_, valsHash := moduletest.Validators("test", 1)
 	c := &chain{t: t, teerex: tr, bridge: br, sidechain: sc, kv: store.NewCache(st), genesis: teerex.GenesisID("test", 1, valsHash)}
 	c.ctx = &runtime.Context{Store: c.kv, ChainID: "test", Height: 10, Time: t0.Add(time.Minute), Dev: true, Genesis: c.genesis}

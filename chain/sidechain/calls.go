@@ -1,0 +1,110 @@
+package sidechain
+
+import (
+	"encoding/binary"
+	"slices"
+	"strconv"
+
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
+)
+
+// Name is the module name: call namespace, key prefix and query path.
+const Name = "sidechain"
+
+// MethodConfirmSidechainBlock is the module's only call.
+const MethodConfirmSidechainBlock = "confirm_sidechain_block"
+
+// EventBlockConfirmed is emitted per confirmation; attributes shard,
+// number, header_hash, enclave (all indexed).
+const EventBlockConfirmed = "sidechain.block_confirmed"
+
+// Errors of this module's calls (codespace "sidechain"). Never renumber.
+var (
+	ErrNotActive       = types.NewError(Name, 1, "sender is not an active registered enclave")
+	ErrNotShardEnclave = types.NewError(Name, 2, "enclave does not serve this shard")
+	// ErrForkedBlock: a block of a number the shard has confirmed with
+	// another header, or one that does not extend the confirmed chain.
+	ErrForkedBlock        = types.NewError(Name, 3, "block does not extend the shard's confirmed chain")
+	ErrCorruptShardRecord = types.NewError(Name, 4, "sidechain record does not belong to the shard")
+	// ErrAlreadyConfirmed: this very block is confirmed already (another
+	// enclave of the shard, or a resubmission, was first).
+	ErrAlreadyConfirmed = types.NewError(Name, 5, "block already confirmed")
+	ErrNotAuthor        = types.NewError(Name, 6, "a direct block is confirmed only by its author")
+	ErrSeveralEnclaves  = types.NewError(Name, 7, "direct blocks are confirmed only while the shard has one active enclave")
+	ErrChainHeight      = types.NewError(Name, 8, "block's chain height is not between its parent's and the current block")
+)
+
+// ConfirmSidechainBlock is the argument of confirm_sidechain_block: the
+// block's whole header, so the chain can check what it extends.
+type ConfirmSidechainBlock struct {
+	Header Header `cbor:"header"`
+}
+
+// ConfirmCall returns the confirm_sidechain_block call of a header.
+func ConfirmCall(h Header) (tx.Call, error) {
+	return tx.NewCall(Name, MethodConfirmSidechainBlock, ConfirmSidechainBlock{Header: h})
+}
+
+// Confirmation is a confirmed shard block.
+type Confirmation struct {
+	Shard      types.Hash `cbor:"shard" json:"shard"`
+	Number     uint64     `cbor:"number" json:"number"`
+	HeaderHash types.Hash `cbor:"header_hash" json:"header_hash"`
+	// ChainHeight, StateHash and UnshieldsRoot are the header's.
+	ChainHeight   int64      `cbor:"chain_height" json:"chain_height"`
+	StateHash     types.Hash `cbor:"state_hash" json:"state_hash"`
+	UnshieldsRoot types.Hash `cbor:"unshields_root" json:"unshields_root"`
+	// Author is the header's (zero for a chain block); Enclave sent the
+	// confirmation.
+	Author  tx.Address `cbor:"author" json:"author"`
+	Enclave tx.Address `cbor:"enclave" json:"enclave"`
+	// ConfirmedHeight is the height of the chain block that carried it.
+	ConfirmedHeight uint64 `cbor:"confirmed_height" json:"confirmed_height"`
+}
+
+// State keys.
+var (
+	keyShardPrefix = []byte(Name + "/s/")
+	keyBlockPrefix = []byte(Name + "/b/")
+)
+
+// ShardKey is the state key of a shard's latest confirmation.
+func ShardKey(shard types.Hash) []byte { return slices.Concat(keyShardPrefix, shard[:]) }
+
+// BlockKey is the state key of the confirmation of a shard's block number.
+func BlockKey(shard types.Hash, number uint64) []byte {
+	return binary.BigEndian.AppendUint64(slices.Concat(keyBlockPrefix, shard[:]), number)
+}
+
+// Confirmed is a confirm_sidechain_block read from a block's events.
+type Confirmed struct {
+	Shard      types.Hash
+	Number     uint64
+	HeaderHash types.Hash
+	Enclave    tx.Address
+}
+
+// ParseEvent reads an EventBlockConfirmed (type and attributes as ABCI
+// events carry them); ok is false for any other or a malformed event.
+// Workers use it to tell their clients which blocks are confirmed.
+func ParseEvent(typ string, attrs map[string]string) (Confirmed, bool) {
+	var c Confirmed
+	if typ != EventBlockConfirmed {
+		return c, false
+	}
+	var err error
+	if c.Shard, err = types.ParseHash(attrs["shard"]); err != nil {
+		return c, false
+	}
+	if c.Number, err = strconv.ParseUint(attrs["number"], 10, 64); err != nil {
+		return c, false
+	}
+	if c.HeaderHash, err = types.ParseHash(attrs["header_hash"]); err != nil {
+		return c, false
+	}
+	if c.Enclave, err = tx.ParseAddress(attrs["enclave"]); err != nil {
+		return c, false
+	}
+	return c, true
+}
