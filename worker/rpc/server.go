@@ -63,7 +63,7 @@ type Options struct {
 	// (further reads wait); default 256.
 	MaxInFlight int
 	// QueueSize bounds submissions waiting for the enclave; beyond it
-	// submissions get CodeBusy. Default 8192.
+	// submissions get api.CodeBusy. Default 8192.
 	QueueSize int
 	// MaxCallsPerRound bounds the calls passed to the backend at once;
 	// default protocol.MaxSubmitCalls.
@@ -72,7 +72,7 @@ type Options struct {
 	// takes the enclave in turn with block processing, so this bounds how
 	// many can be ahead of a chain block); default 4. GetterQueueSize
 	// bounds the getters waiting for them, in arrival order; beyond it
-	// getters get CodeBusy. Default 256.
+	// getters get api.CodeBusy. Default 256.
 	MaxGetters      int
 	GetterQueueSize int
 	// ReadHeaderTimeout bounds reading a request's header, ReadTimeout
