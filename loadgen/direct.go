@@ -13,7 +13,7 @@ import (
 	"github.com/integritee-go/integritee/client/trusted"
 	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/stf"
-	"github.com/integritee-go/integritee/worker/rpc"
+	"github.com/integritee-go/integritee/worker/rpc/api"
 )
 
 // rateLimitPause is how long a sender waits before resending a call the
@@ -22,7 +22,7 @@ const rateLimitPause = 100 * time.Millisecond
 
 // directFailCode names a direct call's error for the failure table.
 func directFailCode(ctx context.Context, err error) string {
-	var re *rpc.Error
+	var re *api.Error
 	switch {
 	case errors.Is(err, trusted.ErrInvalidCall):
 		return "invalid"
@@ -176,8 +176,8 @@ func submitDirect(ctx context.Context, tc *trusted.Client, ct []byte) (*trusted.
 	for retries := 0; ; retries++ {
 		at := time.Now()
 		r, err := tc.Submit(ctx, ct)
-		var re *rpc.Error
-		if !errors.As(err, &re) || re.Code != rpc.CodeRateLimited {
+		var re *api.Error
+		if !errors.As(err, &re) || re.Code != api.CodeRateLimited {
 			return r, at, retries, err
 		}
 		select {

@@ -20,8 +20,7 @@ import (
 	"github.com/integritee-go/integritee/client/trusted"
 	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/stf"
-	"github.com/integritee-go/integritee/worker"
-	"github.com/integritee-go/integritee/worker/rpc"
+	"github.com/integritee-go/integritee/worker/rpc/api"
 )
 
 // ErrDemo means a check of the demo failed; the error says which.
@@ -50,7 +49,7 @@ const DemoTimeout = 3 * time.Minute
 // fees, the shard's vault by what stayed shielded; every enclave's latest
 // confirmation on chain has the same state hash and the chain recorded no
 // divergence. With several workers a direct call is refused by each
-// (worker.CodeSeveralWorkers); with one, a direct transfer is executed by
+// (api.CodeSeveralWorkers); with one, a direct transfer is executed by
 // the worker's JSON-RPC in a shard block that is then confirmed on chain.
 //
 // Amounts are checked as changes, so the demo also passes on a network
@@ -275,13 +274,13 @@ func (d *demo) directRefused(ctx context.Context) (string, error) {
 	var msg string
 	for i, tc := range d.tcs {
 		_, err := tc.Transfer(ctx, d.aliceI, addrOf(d.bobI), 1)
-		var re *rpc.Error
-		if !errors.As(err, &re) || re.Code != worker.CodeSeveralWorkers {
-			return "", fmt.Errorf("worker %d answered a direct transfer with %v, want error %d", i, err, worker.CodeSeveralWorkers)
+		var re *api.Error
+		if !errors.As(err, &re) || re.Code != api.CodeSeveralWorkers {
+			return "", fmt.Errorf("worker %d answered a direct transfer with %v, want error %d", i, err, api.CodeSeveralWorkers)
 		}
 		msg, _, _ = strings.Cut(re.Message, " (")
 	}
-	return fmt.Sprintf("by all %d workers, error %d: %q", len(d.tcs), worker.CodeSeveralWorkers, msg), nil
+	return fmt.Sprintf("by all %d workers, error %d: %q", len(d.tcs), api.CodeSeveralWorkers, msg), nil
 }
 
 func (d *demo) privateBalances(ctx context.Context) (string, error) {

@@ -13,7 +13,7 @@ import (
 	"github.com/integritee-go/integritee/client/trusted"
 	"github.com/integritee-go/integritee/localnet"
 	"github.com/integritee-go/integritee/worker"
-	"github.com/integritee-go/integritee/worker/rpc"
+	"github.com/integritee-go/integritee/worker/rpc/api"
 )
 
 // TestDemoTwoWorkers is `integritee-cli localnet`: two workers (the second
@@ -95,7 +95,7 @@ func TestDirectRefusedOnceShared(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = tc.Transfer(ctx, aliceI, addr(bobI), 1)
-		var re *rpc.Error
+		var re *api.Error
 		if !errors.As(err, &re) || re.Code != worker.CodeSeveralWorkers || !strings.Contains(re.Message, "use --indirect") {
 			t.Fatalf("worker %d: direct transfer with two workers: %v, want error %d", i, err, worker.CodeSeveralWorkers)
 		}

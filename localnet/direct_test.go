@@ -21,6 +21,7 @@ import (
 	"github.com/integritee-go/integritee/enclave/stf"
 	"github.com/integritee-go/integritee/localnet"
 	"github.com/integritee-go/integritee/worker/rpc"
+	"github.com/integritee-go/integritee/worker/rpc/api"
 )
 
 // shield moves amount of from's public funds to the incognito account to
@@ -196,9 +197,9 @@ func TestDirectInvocation(t *testing.T) {
 		}
 		statuses = append(statuses, st.Status)
 		switch st.Status {
-		case rpc.StatusExecuted:
+		case api.StatusExecuted:
 			executed = st.Result
-		case rpc.StatusConfirmed:
+		case api.StatusConfirmed:
 			c, _, err := s.c.SidechainBlock(ctx, types.Hash(s.shard), executed.Block.Number)
 			if err != nil || c == nil || c.HeaderHash != executed.HeaderHash {
 				t.Errorf("confirmed status, but the chain holds %+v (%v) for block %d", c, err, executed.Block.Number)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/integritee-go/integritee/localnet"
 	"github.com/integritee-go/integritee/worker/rpc"
+	"github.com/integritee-go/integritee/worker/rpc/api"
 )
 
 // TestWorkerRPCLimits: Config.WorkerRPC reaches each worker's JSON-RPC
@@ -54,21 +55,21 @@ func TestWorkerRPCLimits(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 	errCode := func(body string) int {
-		var m struct{ Error *rpc.Error }
+		var m struct{ Error *api.Error }
 		json.Unmarshal([]byte(body), &m)
 		if m.Error == nil {
 			return 0
 		}
 		return m.Error.Code
 	}
-	if code, body := post(batch(5)); errCode(body) != rpc.CodeInvalidRequest {
+	if code, body := post(batch(5)); errCode(body) != api.CodeInvalidRequest {
 		t.Fatalf("batch of 5 with a burst of 4: %d %s", code, body)
 	}
 	// The refused batch took its arrival's token: 3 are left.
 	if code, body := post(batch(3)); code != http.StatusOK || strings.Contains(body, `"error"`) {
 		t.Fatalf("batch of 3 within the burst: %d %s", code, body)
 	}
-	if code, body := post(batch(1)); code != http.StatusTooManyRequests || errCode(body) != rpc.CodeRateLimited {
+	if code, body := post(batch(1)); code != http.StatusTooManyRequests || errCode(body) != api.CodeRateLimited {
 		t.Fatalf("request beyond the burst: %d %s", code, body)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/worker/rpc"
+	"github.com/integritee-go/integritee/worker/rpc/api"
 	"github.com/integritee-go/integritee/worker/store"
 )
 
@@ -37,12 +38,12 @@ import (
 
 // CodeSeveralWorkers is the JSON-RPC error code of a direct call refused
 // because several enclaves serve the shard (ErrSeveralWorkers); nothing
-// changed.
-const CodeSeveralWorkers = 1050
+// changed. Clients know it as api.CodeSeveralWorkers.
+const CodeSeveralWorkers = api.CodeSeveralWorkers
 
 // ErrSeveralWorkers means a direct call was refused because more than one
 // active enclave serves the shard. The error returned also holds the
-// *rpc.Error (CodeSeveralWorkers) the RPC server answers with.
+// *api.Error (CodeSeveralWorkers) the RPC server answers with.
 var ErrSeveralWorkers = errors.New("worker: several enclaves serve the shard")
 
 // directRefusal is the message clients get with CodeSeveralWorkers.
@@ -70,7 +71,7 @@ func (w *Worker) directAllowed() error {
 	if n <= 1 {
 		return nil
 	}
-	return fmt.Errorf("%w: %w", ErrSeveralWorkers, &rpc.Error{
+	return fmt.Errorf("%w: %w", ErrSeveralWorkers, &api.Error{
 		Code:    CodeSeveralWorkers,
 		Message: fmt.Sprintf("%s (%d or more active enclaves serve shard %x)", directRefusal, n, w.cfg.Shard),
 		Data:    map[string]int{"enclaves": n},

@@ -1,6 +1,7 @@
 // Package trusted is the Go SDK of the confidential side: it talks to a
-// worker's JSON-RPC (package worker/rpc) for direct invocation, and checks
-// the enclave behind the worker against the chain rather than taking the
+// worker's JSON-RPC for direct invocation (its wire types are package
+// worker/rpc/api; nothing of the server is linked in), and checks the
+// enclave behind the worker against the chain rather than taking the
 // worker's word.
 //
 // Dial fetches the shard's shielding key and the enclave's signer from the
@@ -51,7 +52,7 @@ import (
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/stf"
-	"github.com/integritee-go/integritee/worker/rpc"
+	"github.com/integritee-go/integritee/worker/rpc/api"
 )
 
 // Errors. Each class of refusal is errors.Is-able.
@@ -198,8 +199,8 @@ func Dial(ctx context.Context, workerURL string, reg Registry, opts Options) (*C
 		return nil, fmt.Errorf("trusted: worker URL %q: want http(s):// or ws(s)://", workerURL)
 	}
 	c := &Client{url: u, wsURL: "ws" + strings.TrimPrefix(u, "http"), http: opts.HTTPClient, reg: reg, now: opts.Now, getterLifetime: opts.GetterLifetime}
-	var id rpc.ShieldingKeyResult
-	if err := c.call(ctx, "author_getShieldingKey", nil, &id); err != nil {
+	var id api.ShieldingKeyResult
+	if err := c.call(ctx, api.MethodGetShieldingKey, nil, &id); err != nil {
 		return nil, err
 	}
 	if err := c.setIdentity(&id); err != nil {
@@ -216,7 +217,7 @@ func Dial(ctx context.Context, workerURL string, reg Registry, opts Options) (*C
 	return c, nil
 }
 
-func (c *Client) setIdentity(id *rpc.ShieldingKeyResult) error {
+func (c *Client) setIdentity(id *api.ShieldingKeyResult) error {
 	var err error
 	if c.key, err = hex.DecodeString(id.ShieldingKey); err != nil {
 		return fmt.Errorf("trusted: worker's shielding key: %w", err)
@@ -345,18 +346,18 @@ type rpcRequest struct {
 type rpcResponse struct {
 	ID     json.RawMessage `json:"id"`
 	Result json.RawMessage `json:"result"`
-	Error  *rpc.Error      `json:"error"`
+	Error  *api.Error      `json:"error"`
 	Method string          `json:"method"`
 	Params struct {
 		Subscription string         `json:"subscription"`
-		Result       rpc.CallResult `json:"result"`
+		Result       api.CallResult `json:"result"`
 	} `json:"params"`
 }
 
 // call makes one JSON-RPC call over HTTP; an error object is returned as
-// a *rpc.Error.
+// an *api.Error.
 func (c *Client) call(ctx context.Context, method string, params, result any) error {
-	body, err := json.Marshal(rpcRequest{JSONRPC: "2.0", ID: c.ids.Add(1), Method: method, Params: params})
+	body, err := json.Marshal(rpcRequest{JSONRPC: api.Version, ID: c.ids.Add(1), Method: method, Params: params})
 	if err != nil {
 		return err
 	}
@@ -416,15 +417,15 @@ type Result struct {
 }
 
 // result verifies a worker's call result for ciphertext ct.
-func (c *Client) result(ct []byte, r *rpc.CallResult) (*Result, error) {
+func (c *Client) result(ct []byte, r *api.CallResult) (*Result, error) {
 	hash := sha256.Sum256(ct)
 	if r.Hash != hex.EncodeToString(hash[:]) {
 		return nil, fmt.Errorf("%w: result for call %s, sent %x", ErrUnproven, r.Hash, hash)
 	}
 	switch r.Status {
-	case rpc.StatusInvalid:
+	case api.StatusInvalid:
 		return nil, &InvalidCallError{Hash: r.Hash, Reason: r.Reason}
-	case rpc.StatusExecuted, rpc.StatusConfirmed:
+	case api.StatusExecuted, api.StatusConfirmed:
 	default:
 		return nil, fmt.Errorf("trusted: unexpected status %q", r.Status)
 	}
@@ -477,12 +478,12 @@ func (c *Client) Confirmed(ctx context.Context, r *Result) error {
 // Submit sends an encrypted call and returns its verified result. A
 // refused call gives an *InvalidCallError.
 func (c *Client) Submit(ctx context.Context, ct []byte) (*Result, error) {
-	var r rpc.CallResult
-	err := c.call(ctx, "author_submitTrustedCall", rpc.CallParams{Shard: hex.EncodeToString(c.shard[:]), Call: hex.EncodeToString(ct)}, &r)
-	var re *rpc.Error
-	if errors.As(err, &re) && re.Code == rpc.CodeInvalidCall {
+	var r api.CallResult
+	err := c.call(ctx, api.MethodSubmitTrustedCall, api.CallParams{Shard: hex.EncodeToString(c.shard[:]), Call: hex.EncodeToString(ct)}, &r)
+	var re *api.Error
+	if errors.As(err, &re) && re.Code == api.CodeInvalidCall {
 		// The refusal's data is the call result with the reason.
-		if b, merr := json.Marshal(re.Data); merr == nil && json.Unmarshal(b, &r) == nil && r.Status == rpc.StatusInvalid {
+		if b, merr := json.Marshal(re.Data); merr == nil && json.Unmarshal(b, &r) == nil && r.Status == api.StatusInvalid {
 			return nil, &InvalidCallError{Hash: r.Hash, Reason: r.Reason}
 		}
 		return nil, &InvalidCallError{Reason: re.Message}
@@ -522,7 +523,7 @@ func (c *Client) Unshield(ctx context.Context, key ed25519.PrivateKey, beneficia
 // worker sees only ciphertexts. A refusal matches ErrGetter and, when the
 // enclave gave one, its stf error (e.g. stf.ErrGetterExpired).
 func (c *Client) Getter(ctx context.Context, key ed25519.PrivateKey, g stf.Getter) ([]byte, error) {
-	return c.getter(ctx, "state_executeGetter", key, g)
+	return c.getter(ctx, api.MethodExecuteGetter, key, g)
 }
 
 func (c *Client) getter(ctx context.Context, method string, key ed25519.PrivateKey, g stf.Getter) ([]byte, error) {
@@ -542,8 +543,8 @@ func (c *Client) getter(ctx context.Context, method string, key ed25519.PrivateK
 	if err != nil {
 		return nil, err
 	}
-	var res rpc.GetterResult
-	if err := c.call(ctx, method, rpc.GetterParams{Shard: hex.EncodeToString(c.shard[:]), Request: hex.EncodeToString(req)}, &res); err != nil {
+	var res api.GetterResult
+	if err := c.call(ctx, method, api.GetterParams{Shard: hex.EncodeToString(c.shard[:]), Request: hex.EncodeToString(req)}, &res); err != nil {
 		return nil, err
 	}
 	ct, err := hex.DecodeString(res.Response)
@@ -589,7 +590,7 @@ func decodeUint(b []byte) (uint64, error) {
 // Balance returns key's free balance in the shard.
 func (c *Client) Balance(ctx context.Context, key ed25519.PrivateKey) (uint64, error) {
 	a := tx.AddressOf(key.Public().(ed25519.PublicKey))
-	b, err := c.getter(ctx, "state_executeGetter", key, stf.Getter{FreeBalance: &a})
+	b, err := c.getter(ctx, api.MethodExecuteGetter, key, stf.Getter{FreeBalance: &a})
 	if err != nil {
 		return 0, err
 	}
@@ -599,7 +600,7 @@ func (c *Client) Balance(ctx context.Context, key ed25519.PrivateKey) (uint64, e
 // Nonce returns key's next trusted-call nonce.
 func (c *Client) Nonce(ctx context.Context, key ed25519.PrivateKey) (uint64, error) {
 	a := tx.AddressOf(key.Public().(ed25519.PublicKey))
-	b, err := c.getter(ctx, "state_getNonce", key, stf.Getter{Nonce: &a})
+	b, err := c.getter(ctx, api.MethodGetNonce, key, stf.Getter{Nonce: &a})
 	if err != nil {
 		return 0, err
 	}
@@ -607,7 +608,7 @@ func (c *Client) Nonce(ctx context.Context, key ed25519.PrivateKey) (uint64, err
 }
 
 // Health returns the worker's system_health.
-func (c *Client) Health(ctx context.Context) (*rpc.HealthResult, error) {
-	var h rpc.HealthResult
-	return &h, c.call(ctx, "system_health", nil, &h)
+func (c *Client) Health(ctx context.Context) (*api.HealthResult, error) {
+	var h api.HealthResult
+	return &h, c.call(ctx, api.MethodHealth, nil, &h)
 }

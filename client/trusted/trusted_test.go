@@ -20,6 +20,7 @@ import (
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/stf"
 	"github.com/integritee-go/integritee/worker/rpc"
+	"github.com/integritee-go/integritee/worker/rpc/api"
 	"github.com/integritee-go/integritee/worker/rpc/rpctest"
 )
 
@@ -326,9 +327,9 @@ func TestDirectCalls(t *testing.T) {
 		}
 		defer w.Close()
 		var executed *trusted.Result
-		for _, want := range []string{rpc.StatusSubmitted, rpc.StatusExecuted, rpc.StatusConfirmed} {
+		for _, want := range []string{api.StatusSubmitted, api.StatusExecuted, api.StatusConfirmed} {
 			st, err := w.Next(ctx)
-			if want == rpc.StatusConfirmed && !onChain {
+			if want == api.StatusConfirmed && !onChain {
 				if !errors.Is(err, trusted.ErrNotConfirmed) {
 					t.Fatalf("confirmed by the host alone: %+v %v", st, err)
 				}
@@ -337,14 +338,14 @@ func TestDirectCalls(t *testing.T) {
 			if err != nil || st.Status != want {
 				t.Fatalf("status %+v %v, want %s", st, err, want)
 			}
-			if want == rpc.StatusExecuted {
+			if want == api.StatusExecuted {
 				executed = st.Result
 				if onChain {
 					reg.blocks = map[uint64]types.Hash{executed.Block.Number: executed.HeaderHash}
 				}
 				srv.Confirmed(executed.Block.Number)
 			}
-			if want == rpc.StatusConfirmed && (st.Result.HeaderHash != executed.HeaderHash || !st.Final()) {
+			if want == api.StatusConfirmed && (st.Result.HeaderHash != executed.HeaderHash || !st.Final()) {
 				t.Fatalf("confirmed %+v", st.Result)
 			}
 		}
@@ -355,10 +356,10 @@ func TestDirectCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w2.Close()
-	if st, _ := w2.Next(ctx); st.Status != rpc.StatusSubmitted {
+	if st, _ := w2.Next(ctx); st.Status != api.StatusSubmitted {
 		t.Fatalf("%+v", st)
 	}
-	if st, _ := w2.Next(ctx); st.Status != rpc.StatusInvalid || st.Reason != protocol.ReasonStaleNonce || !st.Final() {
+	if st, _ := w2.Next(ctx); st.Status != api.StatusInvalid || st.Reason != protocol.ReasonStaleNonce || !st.Final() {
 		t.Fatalf("%+v", st)
 	}
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/integritee-go/integritee/worker/rpc"
+	"github.com/integritee-go/integritee/worker/rpc/api"
 )
 
 // Status is one status of a watched call. Result is set (and verified)
@@ -21,7 +21,7 @@ type Status struct {
 
 // Final reports whether no status follows.
 func (s *Status) Final() bool {
-	return s.Status == rpc.StatusInvalid || s.Status == rpc.StatusConfirmed
+	return s.Status == api.StatusInvalid || s.Status == api.StatusConfirmed
 }
 
 // Watch is a call submitted with author_submitAndWatchTrustedCall.
@@ -41,8 +41,8 @@ func (c *Client) Watch(ctx context.Context, ct []byte) (*Watch, error) {
 	}
 	conn.SetReadLimit(8 << 20)
 	w := &Watch{c: c, conn: conn, ct: ct}
-	req, err := json.Marshal(rpcRequest{JSONRPC: "2.0", ID: 1, Method: "author_submitAndWatchTrustedCall",
-		Params: rpc.CallParams{Shard: hex.EncodeToString(c.shard[:]), Call: hex.EncodeToString(ct)}})
+	req, err := json.Marshal(rpcRequest{JSONRPC: api.Version, ID: 1, Method: api.MethodSubmitAndWatchTrustedCall,
+		Params: api.CallParams{Shard: hex.EncodeToString(c.shard[:]), Call: hex.EncodeToString(ct)}})
 	if err == nil {
 		err = conn.Write(ctx, websocket.MessageText, req)
 	}
@@ -80,18 +80,18 @@ func (w *Watch) Next(ctx context.Context) (*Status, error) {
 		if err != nil {
 			return nil, fmt.Errorf("trusted: watch: %w", err)
 		}
-		if r.Method != rpc.NotificationMethod || r.Params.Subscription != w.sub {
+		if r.Method != api.NotificationTrustedCallStatus || r.Params.Subscription != w.sub {
 			continue
 		}
 		cr := &r.Params.Result
 		st := &Status{Status: cr.Status, Reason: cr.Reason}
 		switch cr.Status {
-		case rpc.StatusExecuted, rpc.StatusConfirmed:
+		case api.StatusExecuted, api.StatusConfirmed:
 			if st.Result, err = w.c.result(w.ct, cr); err != nil {
 				return nil, err
 			}
 		}
-		if cr.Status == rpc.StatusConfirmed {
+		if cr.Status == api.StatusConfirmed {
 			// The worker's word is not enough: the chain's record decides.
 			if err := w.c.Confirmed(ctx, st.Result); err != nil {
 				return nil, err

@@ -10,7 +10,7 @@ import (
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/client/trusted"
 	"github.com/integritee-go/integritee/enclave/stf"
-	"github.com/integritee-go/integritee/worker/rpc"
+	"github.com/integritee-go/integritee/worker/rpc/api"
 )
 
 // Direct invocation: trusted transfer and unshield go straight to the
@@ -68,7 +68,7 @@ func (d *directResult) print(e *env, asJSON bool, what string) error {
 		return writeJSON(e.stdout, d)
 	}
 	switch {
-	case d.Status == rpc.StatusInvalid:
+	case d.Status == api.StatusInvalid:
 		fmt.Fprintf(e.stdout, "%s: invalid: %s\n", what, d.Reason)
 	case d.Success != nil && !*d.Success:
 		fmt.Fprintf(e.stdout, "%s: %s but failed: %s (shard block %d, nonce %d used)\n", what, d.Status, d.Error, d.Block, d.Nonce)
@@ -116,7 +116,7 @@ func submitDirect(e *env, f *trustedCallFlags, watch bool, what string, build fu
 		if err != nil {
 			return err
 		}
-		out.Status, out.Hash = rpc.StatusExecuted, hex.EncodeToString(r.Hash[:])
+		out.Status, out.Hash = api.StatusExecuted, hex.EncodeToString(r.Hash[:])
 		out.set(r)
 		if !r.Success && !f.json {
 			return failed(what, r, nonce)
@@ -149,7 +149,7 @@ func submitDirect(e *env, f *trustedCallFlags, watch bool, what string, build fu
 			return err
 		}
 		if st.Final() {
-			if st.Status == rpc.StatusInvalid {
+			if st.Status == api.StatusInvalid {
 				return fmt.Errorf("%s refused by the enclave: %s", what, st.Reason)
 			}
 			if st.Result != nil && !st.Result.Success {

@@ -16,6 +16,7 @@ import (
 	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/stf"
 	"github.com/integritee-go/integritee/worker/rpc"
+	"github.com/integritee-go/integritee/worker/rpc/api"
 	"github.com/integritee-go/integritee/worker/rpc/rpctest"
 )
 
@@ -80,7 +81,7 @@ func getter(t testing.TB, c *wsClient, id rpc.Identity, signer ed25519.PrivateKe
 	if m.Error != nil {
 		return m, nil
 	}
-	var res rpc.GetterResult
+	var res api.GetterResult
 	if err := json.Unmarshal(m.Result, &res); err != nil {
 		t.Fatal(err)
 	}
@@ -112,9 +113,9 @@ func balance(t testing.TB, c *wsClient, id rpc.Identity, k ed25519.PrivateKey) u
 // checkExecuted verifies an executed result as a client must: the header
 // is signed by the enclave's signer and the proof puts the call's leaf
 // under its calls root.
-func checkExecuted(t testing.TB, id rpc.Identity, ct []byte, r *rpc.CallResult) {
+func checkExecuted(t testing.TB, id rpc.Identity, ct []byte, r *api.CallResult) {
 	t.Helper()
-	if r.Status != rpc.StatusExecuted || r.Block == nil || !r.Result.Success {
+	if r.Status != api.StatusExecuted || r.Block == nil || !r.Result.Success {
 		t.Fatalf("result %+v", r)
 	}
 	sh, err := r.Block.Signed()
@@ -163,7 +164,7 @@ func TestRealEnclave(t *testing.T) {
 	}
 	for range n {
 		m := c.next()
-		var r rpc.CallResult
+		var r api.CallResult
 		if m.Error != nil || json.Unmarshal(m.Result, &r) != nil {
 			t.Fatalf("transfer %s: %+v", m.ID, m.Error)
 		}
@@ -211,7 +212,7 @@ func TestRealEnclave(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := c.call(2, "author_submitTrustedCall", submitParams(id, tc.ct))
-			if m.Error == nil || m.Error.Code != rpc.CodeInvalidCall || !bytes.Contains([]byte(m.Error.Message), []byte(tc.reason)) {
+			if m.Error == nil || m.Error.Code != api.CodeInvalidCall || !bytes.Contains([]byte(m.Error.Message), []byte(tc.reason)) {
 				t.Fatalf("error %+v, want reason %q", m.Error, tc.reason)
 			}
 			if got := balance(t, other, id, bob.key); got != want {
@@ -231,7 +232,7 @@ func TestRealEnclave(t *testing.T) {
 	})
 	t.Run("getter ciphertext garbage", func(t *testing.T) {
 		m := c.call(3, "state_executeGetter", map[string]string{"shard": hex.EncodeToString(id.Shard[:]), "request": hex.EncodeToString(bytes.Repeat([]byte{1}, 1300))})
-		if m.Error == nil || m.Error.Code != rpc.CodeInvalidGetter {
+		if m.Error == nil || m.Error.Code != api.CodeInvalidGetter {
 			t.Fatalf("%+v", m)
 		}
 	})
@@ -264,7 +265,7 @@ func TestRealEnclave(t *testing.T) {
 	if got := balance(t, c, id, bob.key); got != secret+5 {
 		t.Fatalf("after restart bob has %d, want %d", got, secret+5)
 	}
-	if m := c.call(6, "author_submitTrustedCall", submitParams(id, ack)); m.Error == nil || m.Error.Code != rpc.CodeInvalidCall {
+	if m := c.call(6, "author_submitTrustedCall", submitParams(id, ack)); m.Error == nil || m.Error.Code != api.CodeInvalidCall {
 		t.Fatalf("replay after restart: %+v", m)
 	}
 	if got := balance(t, c, id, bob.key); got != secret+5 {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/integritee-go/integritee/worker/rpc"
+	"github.com/integritee-go/integritee/worker/rpc/api"
 )
 
 // message is any JSON-RPC message a client receives.
@@ -19,11 +19,11 @@ type message struct {
 	JSONRPC string          `json:"jsonrpc"`
 	ID      json.RawMessage `json:"id"`
 	Result  json.RawMessage `json:"result"`
-	Error   *rpc.Error      `json:"error"`
+	Error   *api.Error      `json:"error"`
 	Method  string          `json:"method"`
 	Params  struct {
 		Subscription string         `json:"subscription"`
-		Result       rpc.CallResult `json:"result"`
+		Result       api.CallResult `json:"result"`
 	} `json:"params"`
 }
 

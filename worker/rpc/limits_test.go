@@ -20,6 +20,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/integritee-go/integritee/worker/rpc"
+	"github.com/integritee-go/integritee/worker/rpc/api"
 )
 
 // serve runs srv through Serve (so with its listener's connection caps and
@@ -137,7 +138,7 @@ func TestRateLimitCountsBatchRequests(t *testing.T) {
 			t.Fatalf("batch of 8 within the burst: %d %s", code, body)
 		}
 		code, body = post(batchOf(3))
-		if m := decode(t, body); code != http.StatusTooManyRequests || m.Error == nil || m.Error.Code != rpc.CodeRateLimited {
+		if m := decode(t, body); code != http.StatusTooManyRequests || m.Error == nil || m.Error.Code != api.CodeRateLimited {
 			t.Fatalf("batch of 3 with 2 tokens left: %d %s", code, body)
 		}
 		if codes := []int{first(post(req(1, "system_version", nil))), first(post(req(2, "system_version", nil)))}; !slices.Equal(codes, []int{200, 429}) {
@@ -153,7 +154,7 @@ func TestRateLimitCountsBatchRequests(t *testing.T) {
 		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(batchOf(11)))
 		w := httptest.NewRecorder()
 		srv.ServeHTTP(w, r)
-		if m := decode(t, w.Body.Bytes()); m.Error == nil || m.Error.Code != rpc.CodeInvalidRequest || !strings.Contains(m.Error.Message, "1..10") {
+		if m := decode(t, w.Body.Bytes()); m.Error == nil || m.Error.Code != api.CodeInvalidRequest || !strings.Contains(m.Error.Message, "1..10") {
 			t.Fatalf("batch of 11 with a burst of 10: %+v", m)
 		}
 	})
@@ -176,13 +177,13 @@ func TestRateLimitCountsBatchRequests(t *testing.T) {
 			t.Fatalf("batch of 8 within the burst: %s", b)
 		}
 		c.send(batchOf(3))
-		if m := decode(t, read()); m.Error == nil || m.Error.Code != rpc.CodeRateLimited {
+		if m := decode(t, read()); m.Error == nil || m.Error.Code != api.CodeRateLimited {
 			t.Fatalf("batch of 3 with 2 tokens left: %+v", m)
 		}
 		if m := c.call(1, "system_version", nil); m.Error != nil {
 			t.Fatalf("last token: %+v", m.Error)
 		}
-		if m := c.call(2, "system_version", nil); m.Error == nil || m.Error.Code != rpc.CodeRateLimited {
+		if m := c.call(2, "system_version", nil); m.Error == nil || m.Error.Code != api.CodeRateLimited {
 			t.Fatalf("no token left: %+v", m)
 		}
 	})
@@ -217,7 +218,7 @@ func TestGettersBoundedAndQueued(t *testing.T) {
 	var busy []int
 	for range 5 {
 		m := c.next()
-		if m.Error == nil || m.Error.Code != rpc.CodeBusy {
+		if m.Error == nil || m.Error.Code != api.CodeBusy {
 			t.Fatalf("getter beyond the queue: %+v", m)
 		}
 		var id int
@@ -457,13 +458,13 @@ func TestWebSocketIdleClosed(t *testing.T) {
 	if m.Error != nil || json.Unmarshal(m.Result, &sub) != nil {
 		t.Fatalf("subscribe: %+v", m)
 	}
-	if m := c.next(); m.Params.Result.Status != rpc.StatusSubmitted {
+	if m := c.next(); m.Params.Result.Status != api.StatusSubmitted {
 		t.Fatalf("%+v", m)
 	}
 	<-f.entered
 	time.Sleep(2500 * time.Millisecond) // over two idle timeouts, while the call is pending
 	close(f.gate)
-	if m := c.next(); m.Params.Result.Status != rpc.StatusExecuted {
+	if m := c.next(); m.Params.Result.Status != api.StatusExecuted {
 		t.Fatalf("watched call after a quiet while: %+v", m)
 	}
 	// Waiting for the confirmation is busy too; unwatching ends that.

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/worker/rpc/api"
 )
 
 // method starts a request; see Server.start.
@@ -21,15 +22,15 @@ var methods map[string]method
 func init() {
 	// Assigned in init: rpc_methods refers to the table.
 	methods = map[string]method{
-		"author_getShieldingKey":           (*Server).getShieldingKey,
-		"author_submitTrustedCall":         (*Server).submitTrustedCall,
-		"author_submitAndWatchTrustedCall": (*Server).submitAndWatch,
-		"author_unwatchTrustedCall":        (*Server).unwatch,
-		"state_executeGetter":              (*Server).executeGetter,
-		"state_getNonce":                   (*Server).executeGetter,
-		"system_health":                    (*Server).health,
-		"system_version":                   (*Server).version,
-		"rpc_methods":                      (*Server).rpcMethods,
+		api.MethodGetShieldingKey:           (*Server).getShieldingKey,
+		api.MethodSubmitTrustedCall:         (*Server).submitTrustedCall,
+		api.MethodSubmitAndWatchTrustedCall: (*Server).submitAndWatch,
+		api.MethodUnwatchTrustedCall:        (*Server).unwatch,
+		api.MethodExecuteGetter:             (*Server).executeGetter,
+		api.MethodGetNonce:                  (*Server).executeGetter,
+		api.MethodHealth:                    (*Server).health,
+		api.MethodVersion:                   (*Server).version,
+		api.MethodMethods:                   (*Server).rpcMethods,
 	}
 }
 
@@ -44,36 +45,36 @@ func Methods() []string {
 }
 
 // params decodes the request's params object strictly into v.
-func params(req *request, v any) *Error {
+func params(req *request, v any) *api.Error {
 	raw := bytes.TrimSpace(req.Params)
 	if len(raw) == 0 || string(raw) == "null" {
 		raw = []byte("{}")
 	}
 	if raw[0] != '{' {
-		return errorf(CodeInvalidParams, "params must be an object")
+		return errorf(api.CodeInvalidParams, "params must be an object")
 	}
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
-		return errorf(CodeInvalidParams, "params: %v", err)
+		return errorf(api.CodeInvalidParams, "params: %v", err)
 	}
 	return nil
 }
 
-func decodeHex(name, s string) ([]byte, *Error) {
+func decodeHex(name, s string) ([]byte, *api.Error) {
 	if s == "" {
-		return nil, errorf(CodeInvalidParams, "params: %s missing", name)
+		return nil, errorf(api.CodeInvalidParams, "params: %s missing", name)
 	}
 	b, err := hex.DecodeString(strings.TrimPrefix(s, "0x"))
 	if err != nil {
-		return nil, errorf(CodeInvalidParams, "params: %s: %v", name, err)
+		return nil, errorf(api.CodeInvalidParams, "params: %s: %v", name, err)
 	}
 	return b, nil
 }
 
 // ident returns the enclave identity, cached once known: it does not
 // change while the worker runs (the host treats a change as fatal).
-func (s *Server) ident(ctx context.Context) (*Identity, *Error) {
+func (s *Server) ident(ctx context.Context) (*Identity, *api.Error) {
 	s.mu.Lock()
 	id := s.identity
 	s.mu.Unlock()
@@ -85,7 +86,7 @@ func (s *Server) ident(ctx context.Context) (*Identity, *Error) {
 		return nil, backendError(err)
 	}
 	if id == nil || len(id.ShieldingKey) == 0 {
-		return nil, errorf(CodeNotReady, "worker not ready: no enclave identity yet")
+		return nil, errorf(api.CodeNotReady, "worker not ready: no enclave identity yet")
 	}
 	s.mu.Lock()
 	s.identity = id
@@ -94,7 +95,7 @@ func (s *Server) ident(ctx context.Context) (*Identity, *Error) {
 }
 
 // checkShard checks the shard param against the served shard.
-func (s *Server) checkShard(ctx context.Context, shard string) *Error {
+func (s *Server) checkShard(ctx context.Context, shard string) *api.Error {
 	b, e := decodeHex("shard", shard)
 	if e != nil {
 		return e
@@ -104,17 +105,9 @@ func (s *Server) checkShard(ctx context.Context, shard string) *Error {
 		return e
 	}
 	if len(b) != 32 || [32]byte(b) != id.Shard {
-		return errorf(CodeWrongShard, "this worker serves shard %x", id.Shard)
+		return errorf(api.CodeWrongShard, "this worker serves shard %x", id.Shard)
 	}
 	return nil
-}
-
-// ShieldingKeyResult is the result of author_getShieldingKey (hex).
-type ShieldingKeyResult struct {
-	ShieldingKey string `json:"shielding_key"`
-	Signer       string `json:"signer"`
-	MRENCLAVE    string `json:"mrenclave"`
-	Shard        string `json:"shard"`
 }
 
 func (s *Server) getShieldingKey(ctx context.Context, req *request, _ *session, _ bool) pending {
@@ -122,22 +115,15 @@ func (s *Server) getShieldingKey(ctx context.Context, req *request, _ *session, 
 	if e != nil {
 		return s.reply(req, nil, e)
 	}
-	return s.reply(req, ShieldingKeyResult{
+	return s.reply(req, api.ShieldingKeyResult{
 		ShieldingKey: hex.EncodeToString(id.ShieldingKey), Signer: hex.EncodeToString(id.Signer),
 		MRENCLAVE: hex.EncodeToString(id.MRENCLAVE[:]), Shard: hex.EncodeToString(id.Shard[:]),
 	}, nil)
 }
 
-// CallParams are the params of the submit methods.
-type CallParams struct {
-	Shard string `json:"shard"`
-	// Call is the hex ciphertext of the trusted call.
-	Call string `json:"call"`
-}
-
 // parseCall checks a submission's params and returns the ciphertext.
-func (s *Server) parseCall(ctx context.Context, req *request) ([]byte, *Error) {
-	var p CallParams
+func (s *Server) parseCall(ctx context.Context, req *request) ([]byte, *api.Error) {
+	var p api.CallParams
 	if e := params(req, &p); e != nil {
 		return nil, e
 	}
@@ -149,14 +135,14 @@ func (s *Server) parseCall(ctx context.Context, req *request) ([]byte, *Error) {
 		return nil, e
 	}
 	if len(ct) > protocol.MaxCallCiphertext {
-		return nil, errorf(CodeInvalidParams, "call of %d bytes, at most %d", len(ct), protocol.MaxCallCiphertext)
+		return nil, errorf(api.CodeInvalidParams, "call of %d bytes, at most %d", len(ct), protocol.MaxCallCiphertext)
 	}
 	return ct, nil
 }
 
 // invalidCall is the error of a refused call.
-func invalidCall(r *CallResult) *Error {
-	return &Error{Code: CodeInvalidCall, Message: "invalid trusted call: " + r.Reason, Data: r}
+func invalidCall(r *api.CallResult) *api.Error {
+	return &api.Error{Code: api.CodeInvalidCall, Message: "invalid trusted call: " + r.Reason, Data: r}
 }
 
 func (s *Server) submitTrustedCall(ctx context.Context, req *request, _ *session, _ bool) pending {
@@ -175,9 +161,9 @@ func (s *Server) submitTrustedCall(ctx context.Context, req *request, _ *session
 		}
 		r, err := callResult(sha256.Sum256(ct), &out)
 		if err != nil {
-			return respond(req, nil, errorf(CodeInternal, "%v", err))
+			return respond(req, nil, errorf(api.CodeInternal, "%v", err))
 		}
-		if r.Status == StatusInvalid {
+		if r.Status == api.StatusInvalid {
 			return respond(req, nil, invalidCall(r))
 		}
 		return respond(req, r, nil)
@@ -187,9 +173,9 @@ func (s *Server) submitTrustedCall(ctx context.Context, req *request, _ *session
 func (s *Server) submitAndWatch(ctx context.Context, req *request, sess *session, inBatch bool) pending {
 	switch {
 	case sess == nil:
-		return s.reply(req, nil, errorf(CodeInvalidRequest, "subscriptions need a WebSocket connection"))
+		return s.reply(req, nil, errorf(api.CodeInvalidRequest, "subscriptions need a WebSocket connection"))
 	case inBatch:
-		return s.reply(req, nil, errorf(CodeInvalidRequest, "subscribe outside a batch"))
+		return s.reply(req, nil, errorf(api.CodeInvalidRequest, "subscribe outside a batch"))
 	case req.notification():
 		return s.reply(req, nil, nil)
 	}
@@ -213,18 +199,18 @@ func (s *Server) submitAndWatch(ctx context.Context, req *request, sess *session
 		if sess.send(respond(req, sub.id, nil)) != nil {
 			return nil
 		}
-		sess.notify(sub, &CallResult{Hash: hashHex, Status: StatusSubmitted}, false)
+		sess.notify(sub, &api.CallResult{Hash: hashHex, Status: api.StatusSubmitted}, false)
 		out, e := s.await(sess.ctx, j)
 		if e != nil {
-			sess.notify(sub, &CallResult{Hash: hashHex, Status: StatusInvalid, Reason: "not executed: " + e.Message}, true)
+			sess.notify(sub, &api.CallResult{Hash: hashHex, Status: api.StatusInvalid, Reason: "not executed: " + e.Message}, true)
 			return nil
 		}
 		r, err := callResult(hash, &out)
 		if err != nil {
-			sess.notify(sub, &CallResult{Hash: hashHex, Status: StatusInvalid, Reason: "not executed: " + err.Error()}, true)
+			sess.notify(sub, &api.CallResult{Hash: hashHex, Status: api.StatusInvalid, Reason: "not executed: " + err.Error()}, true)
 			return nil
 		}
-		if r.Status == StatusInvalid {
+		if r.Status == api.StatusInvalid {
 			sess.notify(sub, r, true)
 			return nil
 		}
@@ -248,38 +234,19 @@ func (s *Server) waitConfirm(sub *subscription, number uint64) {
 	sub.sess.goConfirm(sub)
 }
 
-// UnwatchParams are the params of author_unwatchTrustedCall.
-type UnwatchParams struct {
-	Subscription string `json:"subscription"`
-}
-
 func (s *Server) unwatch(_ context.Context, req *request, sess *session, _ bool) pending {
 	if sess == nil {
-		return s.reply(req, nil, errorf(CodeInvalidRequest, "subscriptions need a WebSocket connection"))
+		return s.reply(req, nil, errorf(api.CodeInvalidRequest, "subscriptions need a WebSocket connection"))
 	}
-	var p UnwatchParams
+	var p api.UnwatchParams
 	if e := params(req, &p); e != nil {
 		return s.reply(req, nil, e)
 	}
 	return s.reply(req, sess.unsubscribe(p.Subscription), nil)
 }
 
-// GetterParams are the params of state_executeGetter and state_getNonce.
-type GetterParams struct {
-	Shard string `json:"shard"`
-	// Request is the hex ciphertext of a shielding.GetterRequest.
-	Request string `json:"request"`
-}
-
-// GetterResult is their result: the hex ciphertext of the
-// shielding.GetterResponse, encrypted to the request's reply key. No
-// plaintext answer ever passes the server.
-type GetterResult struct {
-	Response string `json:"response"`
-}
-
 func (s *Server) executeGetter(ctx context.Context, req *request, _ *session, _ bool) pending {
-	var p GetterParams
+	var p api.GetterParams
 	if e := params(req, &p); e != nil {
 		return s.reply(req, nil, e)
 	}
@@ -302,20 +269,12 @@ func (s *Server) executeGetter(ctx context.Context, req *request, _ *session, _ 
 		resp, err := s.awaitGetter(ctx, j)
 		if err != nil {
 			if errors.Is(err, protocol.ErrInvalidInput) {
-				return respond(req, nil, errorf(CodeInvalidGetter, "invalid getter request: %v", err))
+				return respond(req, nil, errorf(api.CodeInvalidGetter, "invalid getter request: %v", err))
 			}
 			return respond(req, nil, backendError(err))
 		}
-		return respond(req, GetterResult{Response: hex.EncodeToString(resp)}, nil)
+		return respond(req, api.GetterResult{Response: hex.EncodeToString(resp)}, nil)
 	}
-}
-
-// HealthResult is the result of system_health.
-type HealthResult struct {
-	Height     int64  `json:"height"`
-	StateRoot  string `json:"state_root"`
-	ShardBlock uint64 `json:"shard_block"`
-	Confirmed  uint64 `json:"confirmed_shard_block"`
 }
 
 func (s *Server) health(ctx context.Context, req *request, _ *session, _ bool) pending {
@@ -327,14 +286,14 @@ func (s *Server) health(ctx context.Context, req *request, _ *session, _ bool) p
 		s.mu.Lock()
 		c := s.confirmed
 		s.mu.Unlock()
-		return respond(req, HealthResult{Height: h.Height, StateRoot: hex.EncodeToString(h.StateRoot[:]), ShardBlock: h.ShardBlock, Confirmed: c}, nil)
+		return respond(req, api.HealthResult{Height: h.Height, StateRoot: hex.EncodeToString(h.StateRoot[:]), ShardBlock: h.ShardBlock, Confirmed: c}, nil)
 	}
 }
 
 func (s *Server) version(_ context.Context, req *request, _ *session, _ bool) pending {
-	return s.reply(req, map[string]string{"version": s.opts.Version}, nil)
+	return s.reply(req, api.VersionResult{Version: s.opts.Version}, nil)
 }
 
 func (s *Server) rpcMethods(_ context.Context, req *request, _ *session, _ bool) pending {
-	return s.reply(req, map[string][]string{"methods": Methods()}, nil)
+	return s.reply(req, api.MethodsResult{Methods: Methods()}, nil)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/worker/rpc/api"
 )
 
 // Default limits (Options' zero values).
@@ -62,7 +63,7 @@ type Options struct {
 	// (further reads wait); default 256.
 	MaxInFlight int
 	// QueueSize bounds submissions waiting for the enclave; beyond it
-	// submissions get CodeBusy. Default 8192.
+	// submissions get api.CodeBusy. Default 8192.
 	QueueSize int
 	// MaxCallsPerRound bounds the calls passed to the backend at once;
 	// default protocol.MaxSubmitCalls.
@@ -71,7 +72,7 @@ type Options struct {
 	// takes the enclave in turn with block processing, so this bounds how
 	// many can be ahead of a chain block); default 4. GetterQueueSize
 	// bounds the getters waiting for them, in arrival order; beyond it
-	// getters get CodeBusy. Default 256.
+	// getters get api.CodeBusy. Default 256.
 	MaxGetters      int
 	GetterQueueSize int
 	// ReadHeaderTimeout bounds reading a request's header, ReadTimeout
@@ -264,13 +265,13 @@ type jobResult struct {
 	err error
 }
 
-func (s *Server) enqueue(ct []byte) (*job, *Error) {
+func (s *Server) enqueue(ct []byte) (*job, *api.Error) {
 	j := &job{ct: ct, done: make(chan jobResult, 1)}
 	select {
 	case s.queue <- j:
 		return j, nil
 	default:
-		return nil, errorf(CodeBusy, "submission queue full")
+		return nil, errorf(api.CodeBusy, "submission queue full")
 	}
 }
 
@@ -307,7 +308,7 @@ func (s *Server) batchLoop() {
 			// A refusal the backend words for the client (an *Error) is
 			// the client's business, not an operator's warning.
 			level := slog.LevelWarn
-			if _, ok := errors.AsType[*Error](err); ok {
+			if _, ok := errors.AsType[*api.Error](err); ok {
 				level = slog.LevelInfo
 			}
 			s.log.Log(context.Background(), level, "submit calls", "calls", len(jobs), "err", err)
@@ -323,7 +324,7 @@ func (s *Server) batchLoop() {
 }
 
 // await waits for a job's outcome.
-func (s *Server) await(ctx context.Context, j *job) (Outcome, *Error) {
+func (s *Server) await(ctx context.Context, j *job) (Outcome, *api.Error) {
 	select {
 	case r := <-j.done:
 		if r.err != nil {
@@ -331,9 +332,9 @@ func (s *Server) await(ctx context.Context, j *job) (Outcome, *Error) {
 		}
 		return r.out, nil
 	case <-ctx.Done():
-		return Outcome{}, errorf(CodeInternal, "request abandoned")
+		return Outcome{}, errorf(api.CodeInternal, "request abandoned")
 	case <-s.ctx.Done():
-		return Outcome{}, errorf(CodeInternal, "server closing")
+		return Outcome{}, errorf(api.CodeInternal, "server closing")
 	}
 }
 
@@ -352,13 +353,13 @@ type getterResult struct {
 // QueuedGetters returns the number of getters waiting for a getter worker.
 func (s *Server) QueuedGetters() int { return len(s.getters) }
 
-func (s *Server) enqueueGetter(ctx context.Context, ct []byte) (*getterJob, *Error) {
+func (s *Server) enqueueGetter(ctx context.Context, ct []byte) (*getterJob, *api.Error) {
 	j := &getterJob{ctx: ctx, ct: ct, done: make(chan getterResult, 1)}
 	select {
 	case s.getters <- j:
 		return j, nil
 	default:
-		return nil, errorf(CodeBusy, "getter queue full")
+		return nil, errorf(api.CodeBusy, "getter queue full")
 	}
 }
 
@@ -394,7 +395,7 @@ func (s *Server) awaitGetter(ctx context.Context, j *getterJob) ([]byte, error) 
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-s.ctx.Done():
-		return nil, errorf(CodeInternal, "server closing")
+		return nil, errorf(api.CodeInternal, "server closing")
 	}
 }
 
@@ -403,16 +404,16 @@ type response struct {
 	JSONRPC string          `json:"jsonrpc"`
 	ID      json.RawMessage `json:"id"`
 	Result  any             `json:"result,omitempty"`
-	Error   *Error          `json:"error,omitempty"`
+	Error   *api.Error      `json:"error,omitempty"`
 }
 
 var nullID = json.RawMessage("null")
 
-func errResponse(id json.RawMessage, e *Error) *response {
+func errResponse(id json.RawMessage, e *api.Error) *response {
 	if id == nil {
 		id = nullID
 	}
-	return &response{JSONRPC: "2.0", ID: id, Error: e}
+	return &response{JSONRPC: api.Version, ID: id, Error: e}
 }
 
 // request is a parsed JSON-RPC request.
@@ -426,23 +427,23 @@ type request struct {
 // notification is a request without an id: it gets no response.
 func (r *request) notification() bool { return r.ID == nil }
 
-func parseRequest(raw json.RawMessage) (*request, *Error) {
+func parseRequest(raw json.RawMessage) (*request, *api.Error) {
 	var r request
 	if err := json.Unmarshal(raw, &r); err != nil {
 		if !json.Valid(raw) {
-			return nil, errorf(CodeParseError, "parse error")
+			return nil, errorf(api.CodeParseError, "parse error")
 		}
-		return nil, errorf(CodeInvalidRequest, "not a JSON-RPC request object")
+		return nil, errorf(api.CodeInvalidRequest, "not a JSON-RPC request object")
 	}
-	if r.JSONRPC != "2.0" || r.Method == "" {
-		return &r, errorf(CodeInvalidRequest, `not a JSON-RPC 2.0 request: want "jsonrpc": "2.0" and a method`)
+	if r.JSONRPC != api.Version || r.Method == "" {
+		return &r, errorf(api.CodeInvalidRequest, `not a JSON-RPC 2.0 request: want "jsonrpc": "2.0" and a method`)
 	}
 	if r.ID != nil {
 		switch t := bytes.TrimSpace(r.ID); {
 		case len(t) == 0, t[0] == '{', t[0] == '[', string(t) == "true", string(t) == "false":
 			id := r.ID
 			r.ID = nil
-			return &r, &Error{Code: CodeInvalidRequest, Message: "id must be a string, number or null", Data: json.RawMessage(id)}
+			return &r, &api.Error{Code: api.CodeInvalidRequest, Message: "id must be a string, number or null", Data: json.RawMessage(id)}
 		}
 	}
 	return &r, nil
@@ -457,17 +458,17 @@ func done(r *response) pending { return func() *response { return r } }
 // splitMessage splits one HTTP body or WebSocket message into its
 // requests and reports whether their responses form a batch array. A
 // message that is no usable batch gets the error to answer instead.
-func (s *Server) splitMessage(msg []byte) ([]json.RawMessage, bool, *Error) {
+func (s *Server) splitMessage(msg []byte) ([]json.RawMessage, bool, *api.Error) {
 	t := bytes.TrimSpace(msg)
 	if len(t) == 0 || t[0] != '[' {
 		return []json.RawMessage{t}, false, nil
 	}
 	var raws []json.RawMessage
 	if err := json.Unmarshal(t, &raws); err != nil {
-		return nil, false, errorf(CodeParseError, "parse error")
+		return nil, false, errorf(api.CodeParseError, "parse error")
 	}
 	if len(raws) == 0 || len(raws) > s.opts.MaxBatchRequests {
-		return nil, false, errorf(CodeInvalidRequest, "batch of %d requests, want 1..%d", len(raws), s.opts.MaxBatchRequests)
+		return nil, false, errorf(api.CodeInvalidRequest, "batch of %d requests, want 1..%d", len(raws), s.opts.MaxBatchRequests)
 	}
 	return raws, true, nil
 }
@@ -475,9 +476,9 @@ func (s *Server) splitMessage(msg []byte) ([]json.RawMessage, bool, *Error) {
 // charge takes the rate limit's tokens for a message of n requests
 // beyond the one its arrival took: each request of a batch costs the
 // enclave as much as a request alone.
-func (s *Server) charge(ip string, n int) *Error {
+func (s *Server) charge(ip string, n int) *api.Error {
 	if n > 1 && !s.lim.allow(ip, n-1) {
-		return errorf(CodeRateLimited, "rate limit exceeded: a batch of %d requests needs %d tokens", n, n)
+		return errorf(api.CodeRateLimited, "rate limit exceeded: a batch of %d requests needs %d tokens", n, n)
 	}
 	return nil
 }
@@ -504,30 +505,30 @@ func (s *Server) start(ctx context.Context, raw json.RawMessage, sess *session, 
 	}
 	m, ok := methods[req.Method]
 	if !ok {
-		return s.reply(req, nil, errorf(CodeMethodNotFound, "method not found: %s", req.Method))
+		return s.reply(req, nil, errorf(api.CodeMethodNotFound, "method not found: %s", req.Method))
 	}
 	return m(s, ctx, req, sess, inBatch)
 }
 
 // reply makes the response of req (none for a notification).
-func (s *Server) reply(req *request, result any, e *Error) pending {
+func (s *Server) reply(req *request, result any, e *api.Error) pending {
 	if req.notification() {
 		return done(nil)
 	}
 	if e != nil {
 		return done(errResponse(req.ID, e))
 	}
-	return done(&response{JSONRPC: "2.0", ID: req.ID, Result: result})
+	return done(&response{JSONRPC: api.Version, ID: req.ID, Result: result})
 }
 
-func respond(req *request, result any, e *Error) *response {
+func respond(req *request, result any, e *api.Error) *response {
 	if req.notification() {
 		return nil
 	}
 	if e != nil {
 		return errResponse(req.ID, e)
 	}
-	return &response{JSONRPC: "2.0", ID: req.ID, Result: result}
+	return &response{JSONRPC: api.Version, ID: req.ID, Result: result}
 }
 
 // collect runs the pendings in order and encodes what they answer: one
@@ -551,7 +552,7 @@ func collect(ps []pending, batch bool) []byte {
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		b, _ = json.Marshal(errResponse(nil, errorf(CodeInternal, "encode response: %v", err)))
+		b, _ = json.Marshal(errResponse(nil, errorf(api.CodeInternal, "encode response: %v", err)))
 	}
 	return b
 }
@@ -570,7 +571,7 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	w.Write(body)
 }
 
-func writeError(w http.ResponseWriter, status int, e *Error) {
+func writeError(w http.ResponseWriter, status int, e *api.Error) {
 	b, _ := json.Marshal(errResponse(nil, e))
 	writeJSON(w, status, b)
 }
@@ -584,23 +585,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
-		writeError(w, http.StatusMethodNotAllowed, errorf(CodeInvalidRequest, "POST a JSON-RPC request, or open a WebSocket"))
+		writeError(w, http.StatusMethodNotAllowed, errorf(api.CodeInvalidRequest, "POST a JSON-RPC request, or open a WebSocket"))
 		return
 	}
 	// One token before the body is read, the rest once the batch is
 	// counted (charge).
 	if !s.lim.allow(ip, 1) {
-		writeError(w, http.StatusTooManyRequests, errorf(CodeRateLimited, "rate limit exceeded"))
+		writeError(w, http.StatusTooManyRequests, errorf(api.CodeRateLimited, "rate limit exceeded"))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.opts.MaxRequestBytes)))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			writeError(w, http.StatusRequestEntityTooLarge, errorf(CodeInvalidRequest, "request larger than %d bytes", s.opts.MaxRequestBytes))
+			writeError(w, http.StatusRequestEntityTooLarge, errorf(api.CodeInvalidRequest, "request larger than %d bytes", s.opts.MaxRequestBytes))
 			return
 		}
-		writeError(w, http.StatusBadRequest, errorf(CodeInvalidRequest, "read request: %v", err))
+		writeError(w, http.StatusBadRequest, errorf(api.CodeInvalidRequest, "read request: %v", err))
 		return
 	}
 	raws, batch, e := s.splitMessage(body)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/worker/rpc"
+	"github.com/integritee-go/integritee/worker/rpc/api"
 	"github.com/integritee-go/integritee/worker/rpc/rpctest"
 )
 
@@ -35,22 +36,22 @@ var badInputs = []struct {
 	body string
 	code int
 }{
-	{"invalid JSON", `{"jsonrpc":"2.0","id":1,"method":`, rpc.CodeParseError},
-	{"not an object", `"hello"`, rpc.CodeInvalidRequest},
-	{"wrong version", `{"jsonrpc":"1.0","id":1,"method":"system_version"}`, rpc.CodeInvalidRequest},
-	{"no method", `{"jsonrpc":"2.0","id":1}`, rpc.CodeInvalidRequest},
-	{"object id", `{"jsonrpc":"2.0","id":{},"method":"system_version"}`, rpc.CodeInvalidRequest},
-	{"unknown method", req(1, "author_doSomething", nil), rpc.CodeMethodNotFound},
-	{"params array", req(1, "author_submitTrustedCall", []string{"x"}), rpc.CodeInvalidParams},
-	{"unknown param", req(1, "author_submitTrustedCall", map[string]string{"shard": shardHex, "call": "00", "x": "1"}), rpc.CodeInvalidParams},
-	{"missing call", req(1, "author_submitTrustedCall", map[string]string{"shard": shardHex}), rpc.CodeInvalidParams},
-	{"bad hex", req(1, "author_submitTrustedCall", map[string]string{"shard": shardHex, "call": "zz"}), rpc.CodeInvalidParams},
-	{"wrong shard", req(1, "author_submitTrustedCall", map[string]string{"shard": strings.Repeat("00", 32), "call": "00"}), rpc.CodeWrongShard},
-	{"invalid call", req(1, "author_submitTrustedCall", callParams("bad signature")), rpc.CodeInvalidCall},
-	{"undecryptable getter", req(1, "state_executeGetter", map[string]string{"shard": shardHex, "request": hex.EncodeToString([]byte("bad"))}), rpc.CodeInvalidGetter},
-	{"worker not ready", req(1, "state_executeGetter", map[string]string{"shard": shardHex, "request": hex.EncodeToString([]byte("down"))}), rpc.CodeNotReady},
-	{"empty batch", `[]`, rpc.CodeInvalidRequest},
-	{"broken batch", `[{"jsonrpc":"2.0"`, rpc.CodeParseError},
+	{"invalid JSON", `{"jsonrpc":"2.0","id":1,"method":`, api.CodeParseError},
+	{"not an object", `"hello"`, api.CodeInvalidRequest},
+	{"wrong version", `{"jsonrpc":"1.0","id":1,"method":"system_version"}`, api.CodeInvalidRequest},
+	{"no method", `{"jsonrpc":"2.0","id":1}`, api.CodeInvalidRequest},
+	{"object id", `{"jsonrpc":"2.0","id":{},"method":"system_version"}`, api.CodeInvalidRequest},
+	{"unknown method", req(1, "author_doSomething", nil), api.CodeMethodNotFound},
+	{"params array", req(1, "author_submitTrustedCall", []string{"x"}), api.CodeInvalidParams},
+	{"unknown param", req(1, "author_submitTrustedCall", map[string]string{"shard": shardHex, "call": "00", "x": "1"}), api.CodeInvalidParams},
+	{"missing call", req(1, "author_submitTrustedCall", map[string]string{"shard": shardHex}), api.CodeInvalidParams},
+	{"bad hex", req(1, "author_submitTrustedCall", map[string]string{"shard": shardHex, "call": "zz"}), api.CodeInvalidParams},
+	{"wrong shard", req(1, "author_submitTrustedCall", map[string]string{"shard": strings.Repeat("00", 32), "call": "00"}), api.CodeWrongShard},
+	{"invalid call", req(1, "author_submitTrustedCall", callParams("bad signature")), api.CodeInvalidCall},
+	{"undecryptable getter", req(1, "state_executeGetter", map[string]string{"shard": shardHex, "request": hex.EncodeToString([]byte("bad"))}), api.CodeInvalidGetter},
+	{"worker not ready", req(1, "state_executeGetter", map[string]string{"shard": shardHex, "request": hex.EncodeToString([]byte("down"))}), api.CodeNotReady},
+	{"empty batch", `[]`, api.CodeInvalidRequest},
+	{"broken batch", `[{"jsonrpc":"2.0"`, api.CodeParseError},
 }
 
 func TestHTTPBadInput(t *testing.T) {
@@ -70,7 +71,7 @@ func TestHTTPBadInput(t *testing.T) {
 	}
 	t.Run("oversize", func(t *testing.T) {
 		status, body := post(t, url, req(1, "author_submitTrustedCall", callParams(strings.Repeat("x", 5000))))
-		if m := decode(t, body); status != http.StatusRequestEntityTooLarge || m.Error == nil || m.Error.Code != rpc.CodeInvalidRequest {
+		if m := decode(t, body); status != http.StatusRequestEntityTooLarge || m.Error == nil || m.Error.Code != api.CodeInvalidRequest {
 			t.Fatalf("status %d, %s", status, body)
 		}
 	})
@@ -86,7 +87,7 @@ func TestHTTPBadInput(t *testing.T) {
 	})
 	t.Run("subscription over HTTP", func(t *testing.T) {
 		_, body := post(t, url, req(1, "author_submitAndWatchTrustedCall", callParams("ok")))
-		if m := decode(t, body); m.Error == nil || m.Error.Code != rpc.CodeInvalidRequest {
+		if m := decode(t, body); m.Error == nil || m.Error.Code != api.CodeInvalidRequest {
 			t.Fatalf("%s", body)
 		}
 	})
@@ -102,7 +103,7 @@ func TestHTTPBadInput(t *testing.T) {
 		if err := json.Unmarshal(body, &ms); err != nil || len(ms) != 2 {
 			t.Fatalf("batch response %s: %v", body, err)
 		}
-		if string(ms[0].ID) != "1" || ms[0].Error != nil || string(ms[1].ID) != "3" || ms[1].Error.Code != rpc.CodeMethodNotFound {
+		if string(ms[0].ID) != "1" || ms[0].Error != nil || string(ms[1].ID) != "3" || ms[1].Error.Code != api.CodeMethodNotFound {
 			t.Fatalf("batch response %s", body)
 		}
 	})
@@ -129,7 +130,7 @@ func TestInfoMethods(t *testing.T) {
 		t.Fatalf("version %q", v)
 	}
 	_, body := post(t, url, req(1, "author_getShieldingKey", nil))
-	var key rpc.ShieldingKeyResult
+	var key api.ShieldingKeyResult
 	if err := json.Unmarshal(decode(t, body).Result, &key); err != nil {
 		t.Fatal(err)
 	}
@@ -144,18 +145,18 @@ func TestInfoMethods(t *testing.T) {
 		t.Fatalf("methods %v %v", ms.Methods, err)
 	}
 	_, body = post(t, url, req(1, "system_health", nil))
-	var h rpc.HealthResult
+	var h api.HealthResult
 	if err := json.Unmarshal(decode(t, body).Result, &h); err != nil || h.Height != 7 {
 		t.Fatalf("health %+v %v", h, err)
 	}
 	_, body = post(t, url, req(1, "state_getNonce", map[string]string{"shard": "0x" + shardHex, "request": "0x0102"}))
-	var g rpc.GetterResult
+	var g api.GetterResult
 	if err := json.Unmarshal(decode(t, body).Result, &g); err != nil || g.Response != hex.EncodeToString([]byte("enc:\x01\x02")) {
 		t.Fatalf("getter %+v %v", g, err)
 	}
 	_, body = post(t, url, req(1, "author_submitTrustedCall", callParams("fail: no funds")))
-	var r rpc.CallResult
-	if err := json.Unmarshal(decode(t, body).Result, &r); err != nil || r.Status != rpc.StatusExecuted || r.Result.Success || r.Result.Error != "balances: insufficient funds" || r.Block == nil {
+	var r api.CallResult
+	if err := json.Unmarshal(decode(t, body).Result, &r); err != nil || r.Status != api.StatusExecuted || r.Result.Success || r.Result.Error != "balances: insufficient funds" || r.Block == nil {
 		t.Fatalf("failed call %+v %v", r, err)
 	}
 }
@@ -179,7 +180,7 @@ func TestWSBadInputOtherClientServed(t *testing.T) {
 	}
 	// Oversize up to twice the limit: an error, the connection stays.
 	bad.send(req(1, "author_submitTrustedCall", callParams(strings.Repeat("x", 3000))))
-	if m := bad.next(); m.Error == nil || m.Error.Code != rpc.CodeInvalidRequest {
+	if m := bad.next(); m.Error == nil || m.Error.Code != api.CodeInvalidRequest {
 		t.Fatalf("oversize: %+v", m)
 	}
 	if m := bad.call(3, "system_version", nil); m.Error != nil {
@@ -222,7 +223,7 @@ func TestSubmissionsBatched(t *testing.T) {
 	seen := map[string]int{}
 	for range n {
 		m := c.next()
-		var r rpc.CallResult
+		var r api.CallResult
 		if m.Error != nil || json.Unmarshal(m.Result, &r) != nil {
 			t.Fatalf("response %+v", m)
 		}
@@ -252,24 +253,24 @@ func TestWatch(t *testing.T) {
 	if sub.Error != nil || json.Unmarshal(sub.Result, &id) != nil || id == "" {
 		t.Fatalf("subscribe: %+v", sub)
 	}
-	statuses := func(want ...string) []rpc.CallResult {
+	statuses := func(want ...string) []api.CallResult {
 		t.Helper()
-		var out []rpc.CallResult
+		var out []api.CallResult
 		for _, w := range want {
 			m := c.next()
-			if m.Method != rpc.NotificationMethod || m.Params.Subscription != id || m.Params.Result.Status != w {
+			if m.Method != api.NotificationTrustedCallStatus || m.Params.Subscription != id || m.Params.Result.Status != w {
 				t.Fatalf("got %+v, want status %s", m, w)
 			}
 			out = append(out, m.Params.Result)
 		}
 		return out
 	}
-	rs := statuses(rpc.StatusSubmitted, rpc.StatusExecuted)
+	rs := statuses(api.StatusSubmitted, api.StatusExecuted)
 	if rs[1].Block == nil || rs[1].Block.Header.Number != 1 || !rs[1].Result.Success {
 		t.Fatalf("executed %+v", rs[1])
 	}
 	srv.Confirmed(1)
-	if rs := statuses(rpc.StatusConfirmed); rs[0].Block.Header.Number != 1 {
+	if rs := statuses(api.StatusConfirmed); rs[0].Block.Header.Number != 1 {
 		t.Fatalf("confirmed %+v", rs[0])
 	}
 
@@ -278,7 +279,7 @@ func TestWatch(t *testing.T) {
 	if err := json.Unmarshal(sub.Result, &id); err != nil {
 		t.Fatal(err)
 	}
-	if rs := statuses(rpc.StatusSubmitted, rpc.StatusInvalid); rs[1].Reason == "" {
+	if rs := statuses(api.StatusSubmitted, api.StatusInvalid); rs[1].Reason == "" {
 		t.Fatalf("invalid without reason %+v", rs[1])
 	}
 
@@ -286,12 +287,12 @@ func TestWatch(t *testing.T) {
 	// made no block): confirmed follows executed at once.
 	srv.Confirmed(2)
 	json.Unmarshal(c.call(3, "author_submitAndWatchTrustedCall", callParams("third")).Result, &id)
-	if rs := statuses(rpc.StatusSubmitted, rpc.StatusExecuted, rpc.StatusConfirmed); rs[2].Block.Header.Number != 2 {
+	if rs := statuses(api.StatusSubmitted, api.StatusExecuted, api.StatusConfirmed); rs[2].Block.Header.Number != 2 {
 		t.Fatalf("third in block %d", rs[2].Block.Header.Number)
 	}
 	// An unwatched call gets nothing more.
 	json.Unmarshal(c.call(4, "author_submitAndWatchTrustedCall", callParams("fourth")).Result, &id)
-	statuses(rpc.StatusSubmitted, rpc.StatusExecuted)
+	statuses(api.StatusSubmitted, api.StatusExecuted)
 	if m := c.call(5, "author_unwatchTrustedCall", map[string]string{"subscription": id}); string(m.Result) != "true" {
 		t.Fatalf("unwatch %+v", m)
 	}
@@ -316,7 +317,7 @@ func TestRateLimit(t *testing.T) {
 		w := httptest.NewRecorder()
 		srv.ServeHTTP(w, r)
 		if w.Code == http.StatusTooManyRequests {
-			if m := decode(t, w.Body.Bytes()); m.Error == nil || m.Error.Code != rpc.CodeRateLimited {
+			if m := decode(t, w.Body.Bytes()); m.Error == nil || m.Error.Code != api.CodeRateLimited {
 				t.Fatalf("429 body %s", w.Body)
 			}
 		}
@@ -347,7 +348,7 @@ func TestQueueFull(t *testing.T) {
 	for srv.Queued() < 1 {
 		time.Sleep(time.Millisecond)
 	}
-	if m := c.call(3, "author_submitTrustedCall", callParams("refused")); m.Error == nil || m.Error.Code != rpc.CodeBusy {
+	if m := c.call(3, "author_submitTrustedCall", callParams("refused")); m.Error == nil || m.Error.Code != api.CodeBusy {
 		t.Fatalf("%+v", m)
 	}
 	close(f.gate)
@@ -372,7 +373,7 @@ func TestTypesCarryNoGetterPlaintext(t *testing.T) {
 	if m.Type.NumOut() != 2 || m.Type.Out(0) != bytesT || m.Type.Out(1) != errT || m.Type.In(1) != bytesT {
 		t.Fatalf("ExecuteGetter %s: must take and return opaque ciphertext bytes", m.Type)
 	}
-	gr := reflect.TypeFor[rpc.GetterResult]()
+	gr := reflect.TypeFor[api.GetterResult]()
 	if gr.NumField() != 1 || gr.Field(0).Name != "Response" {
 		t.Fatalf("GetterResult has fields beyond the encrypted response: %v", gr)
 	}
@@ -386,8 +387,8 @@ func TestTypesCarryNoGetterPlaintext(t *testing.T) {
 			types = append(types, mt.Out(j))
 		}
 	}
-	types = append(types, reflect.TypeFor[rpc.CallResult](), reflect.TypeFor[rpc.GetterResult](), reflect.TypeFor[rpc.GetterParams](),
-		reflect.TypeFor[rpc.HealthResult](), reflect.TypeFor[rpc.ShieldingKeyResult](), reflect.TypeFor[rpc.CallParams]())
+	types = append(types, reflect.TypeFor[api.CallResult](), reflect.TypeFor[api.GetterResult](), reflect.TypeFor[api.GetterParams](),
+		reflect.TypeFor[api.HealthResult](), reflect.TypeFor[api.ShieldingKeyResult](), reflect.TypeFor[api.CallParams]())
 	seen := map[reflect.Type]bool{}
 	var walk func(path string, typ reflect.Type)
 	walk = func(path string, typ reflect.Type) {

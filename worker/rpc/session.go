@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/integritee-go/integritee/worker/rpc/api"
 )
 
 // session is one WebSocket connection.
@@ -36,12 +37,12 @@ type session struct {
 type subscription struct {
 	id     string
 	sess   *session
-	result *CallResult // the executed result, once known
+	result *api.CallResult // the executed result, once known
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, ip string) {
 	if !s.lim.open(ip, s.opts.MaxConnsPerIP) {
-		writeError(w, http.StatusTooManyRequests, errorf(CodeRateLimited, "too many connections"))
+		writeError(w, http.StatusTooManyRequests, errorf(api.CodeRateLimited, "too many connections"))
 		return
 	}
 	defer s.lim.close(ip)
@@ -92,11 +93,11 @@ func (ss *session) readLoop(ip string) {
 		}
 		ss.touch()
 		if !s.lim.allow(ip, 1) {
-			ss.send(errResponse(nil, errorf(CodeRateLimited, "rate limit exceeded")))
+			ss.send(errResponse(nil, errorf(api.CodeRateLimited, "rate limit exceeded")))
 			continue
 		}
 		if len(msg) > s.opts.MaxRequestBytes {
-			ss.send(errResponse(nil, errorf(CodeInvalidRequest, "request larger than %d bytes", s.opts.MaxRequestBytes)))
+			ss.send(errResponse(nil, errorf(api.CodeInvalidRequest, "request larger than %d bytes", s.opts.MaxRequestBytes)))
 			continue
 		}
 		raws, batch, e := s.splitMessage(msg)
@@ -213,21 +214,13 @@ func (ss *session) send(v any) error {
 
 // statusNotification is an author_trustedCallStatus message.
 type statusNotification struct {
-	JSONRPC string       `json:"jsonrpc"`
-	Method  string       `json:"method"`
-	Params  statusParams `json:"params"`
+	JSONRPC string           `json:"jsonrpc"`
+	Method  string           `json:"method"`
+	Params  api.StatusParams `json:"params"`
 }
-
-type statusParams struct {
-	Subscription string      `json:"subscription"`
-	Result       *CallResult `json:"result"`
-}
-
-// NotificationMethod is the method of subscription notifications.
-const NotificationMethod = "author_trustedCallStatus"
 
 // notify sends a status of sub unless it was unwatched; final ends it.
-func (ss *session) notify(sub *subscription, r *CallResult, final bool) {
+func (ss *session) notify(sub *subscription, r *api.CallResult, final bool) {
 	ss.mu.Lock()
 	_, open := ss.subs[sub.id]
 	if final {
@@ -235,16 +228,16 @@ func (ss *session) notify(sub *subscription, r *CallResult, final bool) {
 	}
 	ss.mu.Unlock()
 	if open {
-		ss.send(statusNotification{JSONRPC: "2.0", Method: NotificationMethod, Params: statusParams{Subscription: sub.id, Result: r}})
+		ss.send(statusNotification{JSONRPC: api.Version, Method: api.NotificationTrustedCallStatus, Params: api.StatusParams{Subscription: sub.id, Result: r}})
 	}
 }
 
 // subscribe opens a subscription, if the connection may have another.
-func (ss *session) subscribe() (*subscription, *Error) {
+func (ss *session) subscribe() (*subscription, *api.Error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if len(ss.subs) >= ss.s.opts.MaxSubscriptions {
-		return nil, errorf(CodeInvalidRequest, "more than %d subscriptions", ss.s.opts.MaxSubscriptions)
+		return nil, errorf(api.CodeInvalidRequest, "more than %d subscriptions", ss.s.opts.MaxSubscriptions)
 	}
 	ss.s.mu.Lock()
 	ss.s.nextSub++
@@ -275,7 +268,7 @@ func (ss *session) goConfirm(sub *subscription) {
 	go func() {
 		defer ss.wg.Done()
 		r := *sub.result
-		r.Status = StatusConfirmed
+		r.Status = api.StatusConfirmed
 		ss.notify(sub, &r, true)
 	}()
 }

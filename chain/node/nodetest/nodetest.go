@@ -4,6 +4,7 @@
 package nodetest
 
 import (
+	"fmt"
 	"net"
 	"strconv"
 	"testing"
@@ -15,12 +16,20 @@ import (
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
 	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port), nil
 }
 
 // StartDev runs a dev node (50 ms blocks) whose genesis, and so block 1,
@@ -28,14 +37,7 @@ func FreePort(t testing.TB) string {
 // it once it has made block minHeight (within a minute).
 func StartDev(t testing.TB, genesisTime time.Time, minHeight int64) *node.Node {
 	t.Helper()
-	home := t.TempDir()
-	c := node.DefaultConfig(true)
-	c.RPCListen, c.P2PListen = "127.0.0.1:"+FreePort(t), "127.0.0.1:"+FreePort(t)
-	c.TimeoutCommit = node.Duration(50 * time.Millisecond)
-	if err := node.Init(home, node.InitOptions{Dev: true, Config: &c, GenesisTime: genesisTime}); err != nil {
-		t.Fatal(err)
-	}
-	n, err := node.Start(home, node.StartOptions{Modules: node.Modules()})
+	n, err := Dev(t.TempDir(), genesisTime, minHeight)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,12 +46,37 @@ func StartDev(t testing.TB, genesisTime time.Time, minHeight int64) *node.Node {
 			t.Errorf("stop node: %v", err)
 		}
 	})
+	return n
+}
+
+// Dev is StartDev for code without a testing.TB, such as an Example: it
+// runs the node in home, an empty directory, and the caller stops it.
+func Dev(home string, genesisTime time.Time, minHeight int64) (*node.Node, error) {
+	rpcPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	p2pPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	c := node.DefaultConfig(true)
+	c.RPCListen, c.P2PListen = "127.0.0.1:"+rpcPort, "127.0.0.1:"+p2pPort
+	c.TimeoutCommit = node.Duration(50 * time.Millisecond)
+	if err := node.Init(home, node.InitOptions{Dev: true, Config: &c, GenesisTime: genesisTime}); err != nil {
+		return nil, err
+	}
+	n, err := node.Start(home, node.StartOptions{Modules: node.Modules()})
+	if err != nil {
+		return nil, err
+	}
 	deadline := time.Now().Add(time.Minute)
 	for n.Height() < minHeight {
 		if time.Now().After(deadline) {
-			t.Fatalf("node made no block %d", minHeight)
+			n.Stop()
+			return nil, fmt.Errorf("nodetest: node made no block %d", minHeight)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return n
+	return n, nil
 }

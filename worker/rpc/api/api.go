@@ -1,0 +1,146 @@
+// Package api holds the wire types of the worker's JSON-RPC 2.0 API for
+// direct invocation: method names, params and results, the statuses of a
+// watched call, error codes and the error object. The server (package
+// worker/rpc) and its clients (package client/trusted, the CLI) share
+// them; a client imports this package and nothing of the server, as
+// CometBFT's clients import rpc/core/types and not rpc/core.
+//
+// Methods (params are JSON objects; binary values are hex, "0x" optional):
+//
+//	author_getShieldingKey            {} -> ShieldingKeyResult
+//	author_submitTrustedCall          CallParams -> CallResult (executed) or error CodeInvalidCall
+//	author_submitAndWatchTrustedCall  CallParams -> subscription ID; WebSocket only
+//	author_unwatchTrustedCall         UnwatchParams -> bool
+//	state_executeGetter               GetterParams -> GetterResult
+//	state_getNonce                    GetterParams -> GetterResult (request: the nonce getter)
+//	system_health                     {} -> HealthResult
+//	system_version                    {} -> VersionResult
+//	rpc_methods                       {} -> MethodsResult
+//
+// A call is a trusted call HPKE-encrypted to the shard's shielding key
+// (shielding.InfoTrustedCall); a getter request is a shielding.GetterRequest
+// encrypted with shielding.InfoGetter, and its response is encrypted to the
+// client's reply key. A subscription sends NotificationTrustedCallStatus
+// notifications (StatusParams): StatusSubmitted, then StatusExecuted (with
+// the result) or StatusInvalid (with the reason), then StatusConfirmed once
+// the shard block holding the call is confirmed on chain. An executed call
+// carries the enclave-signed block header and a Merkle proof of the call's
+// leaf (BlockRef), so the client can check the outcome on the enclave's
+// word rather than the worker's.
+package api
+
+import "fmt"
+
+// Version is the JSON-RPC version of every request and response.
+const Version = "2.0"
+
+// Method names.
+const (
+	MethodGetShieldingKey           = "author_getShieldingKey"
+	MethodSubmitTrustedCall         = "author_submitTrustedCall"
+	MethodSubmitAndWatchTrustedCall = "author_submitAndWatchTrustedCall"
+	MethodUnwatchTrustedCall        = "author_unwatchTrustedCall"
+	MethodExecuteGetter             = "state_executeGetter"
+	MethodGetNonce                  = "state_getNonce"
+	MethodHealth                    = "system_health"
+	MethodVersion                   = "system_version"
+	MethodMethods                   = "rpc_methods"
+)
+
+// NotificationTrustedCallStatus is the method of a subscription's status
+// notifications; their params are StatusParams.
+const NotificationTrustedCallStatus = "author_trustedCallStatus"
+
+// JSON-RPC 2.0 error codes, and the application's.
+const (
+	CodeParseError     = -32700
+	CodeInvalidRequest = -32600
+	CodeMethodNotFound = -32601
+	CodeInvalidParams  = -32602
+	CodeInternal       = -32603
+
+	// CodeNotReady: the enclave is not started or has no state yet.
+	CodeNotReady = 1000
+	// CodeInvalidCall: the trusted call was refused (data: a CallResult
+	// with the hash and reason); nothing changed.
+	CodeInvalidCall = 1010
+	// CodeInvalidGetter: the getter request does not decrypt or carries
+	// no usable reply key.
+	CodeInvalidGetter = 1020
+	// CodeRateLimited: too many requests from this client.
+	CodeRateLimited = 1030
+	// CodeBusy: the submission queue is full; retry later.
+	CodeBusy = 1031
+	// CodeWrongShard: the worker does not serve the requested shard.
+	CodeWrongShard = 1040
+	// CodeSeveralWorkers: a direct call was refused because several
+	// enclaves serve the shard (data: {enclaves}); nothing changed.
+	CodeSeveralWorkers = 1050
+)
+
+// Error is a JSON-RPC error object.
+type Error struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Data    any    `json:"data,omitempty"`
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("rpc error %d: %s", e.Code, e.Message) }
+
+// ShieldingKeyResult is the result of author_getShieldingKey (hex): the
+// enclave's public identity.
+type ShieldingKeyResult struct {
+	// ShieldingKey is the serialised HPKE public key of the shard.
+	ShieldingKey string `json:"shielding_key"`
+	// Signer is the enclave's ed25519 public key: its chain account, under
+	// which its teerex registration is found.
+	Signer    string `json:"signer"`
+	MRENCLAVE string `json:"mrenclave"`
+	Shard     string `json:"shard"`
+}
+
+// CallParams are the params of the submit methods.
+type CallParams struct {
+	Shard string `json:"shard"`
+	// Call is the hex ciphertext of the trusted call.
+	Call string `json:"call"`
+}
+
+// UnwatchParams are the params of author_unwatchTrustedCall.
+type UnwatchParams struct {
+	Subscription string `json:"subscription"`
+}
+
+// GetterParams are the params of state_executeGetter and state_getNonce.
+type GetterParams struct {
+	Shard string `json:"shard"`
+	// Request is the hex ciphertext of a shielding.GetterRequest.
+	Request string `json:"request"`
+}
+
+// GetterResult is their result: the hex ciphertext of the
+// shielding.GetterResponse, encrypted to the request's reply key. No
+// plaintext answer ever passes the server.
+type GetterResult struct {
+	Response string `json:"response"`
+}
+
+// HealthResult is the result of system_health: the last chain block the
+// worker processed and persisted, the state hash after it and after the
+// last shard block, and the last shard block confirmed on chain.
+type HealthResult struct {
+	Height     int64  `json:"height"`
+	StateRoot  string `json:"state_root"`
+	ShardBlock uint64 `json:"shard_block"`
+	Confirmed  uint64 `json:"confirmed_shard_block"`
+}
+
+// VersionResult is the result of system_version.
+type VersionResult struct {
+	Version string `json:"version"`
+}
+
+// MethodsResult is the result of rpc_methods: the served methods, sorted.
+type MethodsResult struct {
+	Methods []string `json:"methods"`
+}
