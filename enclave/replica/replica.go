@@ -1,0 +1,571 @@
+// Package replica puts a shard's commands in one order among the shard's
+// enclaves with Raft (go.etcd.io/raft/v3), the replication engine of etcd,
+// which is a pure state machine: it does no I/O, so it runs inside the
+// enclave while the host only carries its bytes. A Node turns ticks,
+// proposals and peer messages into an Output: records the host must store
+// before it sends anything, envelopes for peers, and committed entries to
+// apply.
+//
+// What crosses the host is protected: an envelope is sealed with AES-GCM
+// under a key that only the shard's enclaves hold (derived from the shard's
+// state key), its sender and recipient bound as associated data, so a host
+// can drop, delay, duplicate, reorder or replay envelopes (Raft tolerates
+// all of them) but not forge or alter one. A record is sealed to the
+// enclave (Sealer) and hash-chained to the one before it, so a host cannot
+// alter, reorder or splice the stored log; it can only cut its tail (roll
+// its disk back), which Raft does not tolerate: docs/sidechain.md says what
+// then holds and what the chain decides.
+package replica
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/integritee-go/integritee/chain/codec"
+	"github.com/integritee-go/integritee/chain/tx"
+)
+
+// Errors.
+var (
+	// ErrEnvelope means an envelope does not open under the shard's key
+	// for this recipient: forged, altered, or for another node.
+	ErrEnvelope = errors.New("replica: envelope does not authenticate")
+	// ErrRecords means the stored records are not this node's unbroken
+	// chain: altered, reordered, spliced or from another node.
+	ErrRecords = errors.New("replica: stored records are broken")
+	// ErrUnknownPeer means a message names a node this one cannot address.
+	ErrUnknownPeer = errors.New("replica: unknown peer")
+	// ErrLogLost means Raft found this node's log shorter than what it
+	// acknowledged before (its host rolled the stored records back, or
+	// lost them): the node stops for good and the enclave must rejoin the
+	// group as a new member with a state from its peers.
+	ErrLogLost = errors.New("replica: this node lost log entries it had acknowledged; it must rejoin")
+)
+
+// Sealer seals records to this enclave (enclave/seal under the TEE's
+// sealing key in the enclave; any AEAD in tests).
+type Sealer interface {
+	Seal(plaintext []byte) ([]byte, error)
+	Open(blob []byte) ([]byte, error)
+}
+
+// Config configures a Node.
+type Config struct {
+	// Self is this enclave's signer: its identity among the replicas.
+	Self tx.Address
+	// ShardKey is the shard's state key, which every enclave of the
+	// shard holds; envelopes are sealed under a key derived from it.
+	ShardKey []byte
+	// Sealer seals the node's records.
+	Sealer Sealer
+	// ElectionTicks and HeartbeatTicks are Raft's timeouts in ticks
+	// (defaults 10 and 1); the host ticks at a fixed rate.
+	ElectionTicks, HeartbeatTicks int
+}
+
+// ID is the Raft node ID of an enclave signer.
+func ID(a tx.Address) uint64 {
+	h := sha256.Sum256(append([]byte("integritee-replica-id-v1"), a[:]...))
+	return binary.BigEndian.Uint64(h[:8]) | 1 // never 0, which Raft reserves
+}
+
+// Envelope is a message for a peer.
+type Envelope struct {
+	To   tx.Address
+	Data []byte
+}
+
+// Entry is a committed command.
+type Entry struct {
+	Index, Term uint64
+	Command     []byte
+}
+
+// Output is the work a Ready hands the host and the state machine. The
+// host must store Records durably, in order, before it sends Messages.
+type Output struct {
+	Records   [][]byte
+	Messages  []Envelope
+	Committed []Entry
+	// Snapshot, if not nil, is a state received from the leader that
+	// replaces the state machine's (its data as given to Compact).
+	Snapshot *Snapshot
+	// MembershipChanged reports a committed change of the voters. A
+	// snapshot names the voters it was taken under and a voter restores
+	// only one that names it, so the state machine should Compact soon
+	// after, so that a new voter behind the compacted log can catch up.
+	MembershipChanged bool
+}
+
+// Snapshot is a state machine state at a log index.
+type Snapshot struct {
+	Index, Term uint64
+	Data        []byte
+}
+
+// Status is what a node knows of the group.
+type Status struct {
+	Leader   tx.Address // zero if none is known
+	IsLeader bool
+	Term     uint64
+	Commit   uint64
+	Voters   []tx.Address
+}
+
+// record is one stored step: what a Ready asked to persist.
+type record struct {
+	Seq       uint64     `cbor:"seq"`
+	Prev      [32]byte   `cbor:"prev"`
+	Self      tx.Address `cbor:"self"`
+	HardState []byte     `cbor:"hard_state,omitempty"`
+	Entries   [][]byte   `cbor:"entries,omitempty"`
+	Snapshot  []byte     `cbor:"snapshot,omitempty"`
+	// Peers maps node IDs this node learned to their signers, so a
+	// restarted node can address them.
+	Peers []tx.Address `cbor:"peers,omitempty"`
+}
+
+// Node is one replica. It is not safe for concurrent use.
+type Node struct {
+	cfg     Config
+	rn      *raft.RawNode
+	storage *raft.MemoryStorage
+	aead    cipher.AEAD
+	peers   map[uint64]tx.Address
+	newPeer []tx.Address // learned since the last record
+	seq     uint64
+	prev    [32]byte
+	rd      *raft.Ready
+	applied uint64 // the last committed index handed out
+	broken  error  // set once Raft panicked: the node is unusable
+}
+
+// guard turns a Raft panic (Raft panics when it finds its log lost, e.g.
+// a commit index beyond its last entry) into ErrLogLost and disables the
+// node, so that no message a host replays can crash the enclave.
+func (n *Node) guard(err *error) {
+	if n.broken != nil {
+		*err = n.broken
+		return
+	}
+	if r := recover(); r != nil {
+		n.broken = fmt.Errorf("%w: %v", ErrLogLost, r)
+		*err = n.broken
+	}
+}
+
+// Start starts a node from its stored records (nil for a new node). A new
+// node with voters bootstraps a group of them (the shard's first enclave
+// passes itself); a new node without voters waits to be added by a
+// leader, which then sends it the log or a snapshot.
+func Start(cfg Config, records [][]byte, voters []tx.Address) (*Node, error) {
+	if cfg.ElectionTicks == 0 {
+		cfg.ElectionTicks = 10
+	}
+	if cfg.HeartbeatTicks == 0 {
+		cfg.HeartbeatTicks = 1
+	}
+	k, err := hkdf.Key(sha256.New, cfg.ShardKey, nil, "integritee-replica-envelope-v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("replica: derive key: %w", err)
+	}
+	blk, err := aes.NewCipher(k)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(blk)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, storage: raft.NewMemoryStorage(), aead: aead, peers: map[uint64]tx.Address{ID(cfg.Self): cfg.Self}}
+	if err := n.replay(records); err != nil {
+		return nil, err
+	}
+	applied := uint64(0)
+	if s, err := n.storage.Snapshot(); err == nil {
+		applied = s.GetMetadata().GetIndex()
+	}
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID:              ID(cfg.Self),
+		ElectionTick:    cfg.ElectionTicks,
+		HeartbeatTick:   cfg.HeartbeatTicks,
+		Storage:         n.storage,
+		Applied:         applied,
+		MaxSizePerMsg:   1 << 20,
+		MaxInflightMsgs: 256,
+		// CheckQuorum makes a leader that cannot hear a quorum step down,
+		// so a partitioned minority stops accepting proposals; PreVote
+		// keeps a rejoining node from disrupting a working leader.
+		CheckQuorum: true,
+		PreVote:     true,
+		Logger:      discard{},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replica: %w", err)
+	}
+	n.rn = rn
+	if len(records) == 0 && len(voters) > 0 {
+		ps := make([]raft.Peer, len(voters))
+		for i, v := range voters {
+			n.learn(v)
+			ps[i] = raft.Peer{ID: ID(v), Context: v[:]}
+		}
+		if err := rn.Bootstrap(ps); err != nil {
+			return nil, fmt.Errorf("replica: bootstrap: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// replay rebuilds the storage from the records, checking their chain.
+func (n *Node) replay(records [][]byte) error {
+	for i, blob := range records {
+		plain, err := n.cfg.Sealer.Open(blob)
+		if err != nil {
+			return fmt.Errorf("%w: record %d: %w", ErrRecords, i, err)
+		}
+		var r record
+		if err := codec.Unmarshal(plain, &r); err != nil {
+			return fmt.Errorf("%w: record %d: %w", ErrRecords, i, err)
+		}
+		if r.Self != n.cfg.Self || r.Seq != n.seq || r.Prev != n.prev {
+			return fmt.Errorf("%w: record %d is not the next of this node's chain", ErrRecords, i)
+		}
+		if r.Snapshot != nil {
+			s := new(pb.Snapshot)
+			if err := proto.Unmarshal(r.Snapshot, s); err != nil {
+				return fmt.Errorf("%w: record %d: snapshot: %w", ErrRecords, i, err)
+			}
+			if err := n.storage.ApplySnapshot(s); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
+				return fmt.Errorf("%w: record %d: %w", ErrRecords, i, err)
+			}
+		}
+		ents := make([]*pb.Entry, len(r.Entries))
+		for j, b := range r.Entries {
+			ents[j] = new(pb.Entry)
+			if err := proto.Unmarshal(b, ents[j]); err != nil {
+				return fmt.Errorf("%w: record %d: entry: %w", ErrRecords, i, err)
+			}
+		}
+		if err := n.storage.Append(ents); err != nil {
+			return fmt.Errorf("%w: record %d: %w", ErrRecords, i, err)
+		}
+		if r.HardState != nil {
+			hs := new(pb.HardState)
+			if err := proto.Unmarshal(r.HardState, hs); err != nil {
+				return fmt.Errorf("%w: record %d: hard state: %w", ErrRecords, i, err)
+			}
+			if err := n.storage.SetHardState(hs); err != nil {
+				return fmt.Errorf("%w: record %d: %w", ErrRecords, i, err)
+			}
+		}
+		for _, p := range r.Peers {
+			n.peers[ID(p)] = p
+		}
+		n.seq++
+		n.prev = sha256.Sum256(plain)
+	}
+	return nil
+}
+
+func (n *Node) learn(a tx.Address) {
+	if _, ok := n.peers[ID(a)]; !ok {
+		n.peers[ID(a)] = a
+		n.newPeer = append(n.newPeer, a)
+	}
+}
+
+// Tick advances Raft's clock by one tick.
+func (n *Node) Tick() (err error) {
+	defer n.guard(&err)
+	if n.broken == nil {
+		n.rn.Tick()
+	}
+	return nil
+}
+
+// Propose proposes a command. A follower forwards it to the leader; it is
+// applied once it appears in Output.Committed, and is lost (never
+// committed) if leadership changes first: the proposer then proposes
+// again, and the state machine discards a command it already applied.
+func (n *Node) Propose(cmd []byte) (err error) {
+	defer n.guard(&err)
+	if n.broken != nil {
+		return nil
+	}
+	if err := n.rn.Propose(cmd); err != nil {
+		return fmt.Errorf("replica: propose: %w", err)
+	}
+	return nil
+}
+
+// AddVoter proposes to make a the group's voter (the leader does this for
+// an enclave the registry lists for the shard).
+func (n *Node) AddVoter(a tx.Address) error {
+	n.learn(a)
+	return n.confChange(pb.ConfChangeType_ConfChangeAddNode, a)
+}
+
+// RemoveVoter proposes to remove a from the group.
+func (n *Node) RemoveVoter(a tx.Address) error {
+	return n.confChange(pb.ConfChangeType_ConfChangeRemoveNode, a)
+}
+
+func (n *Node) confChange(t pb.ConfChangeType, a tx.Address) (err error) {
+	defer n.guard(&err)
+	if n.broken != nil {
+		return nil
+	}
+	cc := &pb.ConfChangeV2{
+		Changes: []*pb.ConfChangeSingle{{Type: t.Enum(), NodeId: proto.Uint64(ID(a))}},
+		Context: slices.Clone(a[:]),
+	}
+	if err := n.rn.ProposeConfChange(cc); err != nil {
+		return fmt.Errorf("replica: change membership: %w", err)
+	}
+	return nil
+}
+
+// Receive opens an envelope from a peer and steps its message.
+func (n *Node) Receive(data []byte) (err error) {
+	defer n.guard(&err)
+	if n.broken != nil {
+		return nil
+	}
+	ns := n.aead.NonceSize()
+	if len(data) < 2*len(tx.Address{})+ns {
+		return ErrEnvelope
+	}
+	var from tx.Address
+	copy(from[:], data)
+	aad := slices.Concat(data[:len(from)], n.cfg.Self[:])
+	nonce := data[len(from) : len(from)+ns]
+	plain, err := n.aead.Open(nil, nonce, data[len(from)+ns:], aad)
+	if err != nil {
+		return ErrEnvelope
+	}
+	m := new(pb.Message)
+	if err := proto.Unmarshal(plain, m); err != nil {
+		return fmt.Errorf("%w: %w", ErrEnvelope, err)
+	}
+	if m.GetFrom() != ID(from) || m.GetTo() != ID(n.cfg.Self) {
+		return fmt.Errorf("%w: message ids do not match the envelope", ErrEnvelope)
+	}
+	n.learn(from)
+	if err := n.rn.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
+		return fmt.Errorf("replica: step: %w", err)
+	}
+	return nil
+}
+
+func (n *Node) seal(m *pb.Message) (Envelope, error) {
+	to, ok := n.peers[m.GetTo()]
+	if !ok {
+		return Envelope{}, fmt.Errorf("%w: %x", ErrUnknownPeer, m.GetTo())
+	}
+	plain, err := proto.Marshal(m)
+	if err != nil {
+		return Envelope{}, err
+	}
+	nonce := make([]byte, n.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return Envelope{}, err
+	}
+	out := slices.Concat(n.cfg.Self[:], nonce)
+	out = n.aead.Seal(out, nonce, plain, slices.Concat(n.cfg.Self[:], to[:]))
+	return Envelope{To: to, Data: out}, nil
+}
+
+// Ready returns the pending work, or false if there is none. Handle it
+// (store Records, send Messages, apply Committed), then call Advance.
+func (n *Node) Ready() (out Output, ok bool, err error) {
+	defer n.guard(&err)
+	if n.broken != nil {
+		return out, false, nil
+	}
+	if n.rd != nil {
+		return Output{}, false, errors.New("replica: Ready before Advance")
+	}
+	if !n.rn.HasReady() && len(n.newPeer) == 0 {
+		return Output{}, false, nil
+	}
+	rd := n.rn.Ready()
+	n.rd = &rd
+	// Apply the step to the in-enclave storage first, as etcd's examples
+	// do: the record the host stores is the same step.
+	r := record{Seq: n.seq, Prev: n.prev, Self: n.cfg.Self, Peers: n.newPeer}
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		if err := n.storage.ApplySnapshot(rd.Snapshot); err != nil {
+			return out, false, fmt.Errorf("replica: apply snapshot: %w", err)
+		}
+		b, err := proto.Marshal(rd.Snapshot)
+		if err != nil {
+			return out, false, err
+		}
+		r.Snapshot = b
+		out.Snapshot = &Snapshot{Index: rd.Snapshot.GetMetadata().GetIndex(), Term: rd.Snapshot.GetMetadata().GetTerm(), Data: rd.Snapshot.GetData()}
+	}
+	if err := n.storage.Append(rd.Entries); err != nil {
+		return out, false, fmt.Errorf("replica: append: %w", err)
+	}
+	for _, e := range rd.Entries {
+		b, err := proto.Marshal(e)
+		if err != nil {
+			return out, false, err
+		}
+		r.Entries = append(r.Entries, b)
+	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		if err := n.storage.SetHardState(rd.HardState); err != nil {
+			return out, false, err
+		}
+		b, err := proto.Marshal(rd.HardState)
+		if err != nil {
+			return out, false, err
+		}
+		r.HardState = b
+	}
+	if r.Snapshot != nil || r.Entries != nil || r.HardState != nil || r.Peers != nil {
+		plain, err := codec.Marshal(r)
+		if err != nil {
+			return out, false, err
+		}
+		blob, err := n.cfg.Sealer.Seal(plain)
+		if err != nil {
+			return out, false, err
+		}
+		out.Records = [][]byte{blob}
+		n.seq++
+		n.prev = sha256.Sum256(plain)
+		n.newPeer = nil
+	}
+	for _, e := range rd.CommittedEntries {
+		n.applied = e.GetIndex()
+		switch e.GetType() {
+		case pb.EntryType_EntryNormal:
+			if len(e.GetData()) > 0 { // empty entries are a new leader's marker
+				out.Committed = append(out.Committed, Entry{Index: e.GetIndex(), Term: e.GetTerm(), Command: e.GetData()})
+			}
+		case pb.EntryType_EntryConfChangeV2:
+			cc := new(pb.ConfChangeV2)
+			if err := proto.Unmarshal(e.GetData(), cc); err != nil {
+				return out, false, fmt.Errorf("replica: conf change: %w", err)
+			}
+			if len(cc.GetContext()) == len(tx.Address{}) {
+				n.learn(tx.Address(cc.GetContext()))
+			}
+			n.rn.ApplyConfChange(cc)
+			out.MembershipChanged = true
+		case pb.EntryType_EntryConfChange:
+			cc := new(pb.ConfChange)
+			if err := proto.Unmarshal(e.GetData(), cc); err != nil {
+				return out, false, fmt.Errorf("replica: conf change: %w", err)
+			}
+			if len(cc.GetContext()) == len(tx.Address{}) {
+				n.learn(tx.Address(cc.GetContext()))
+			}
+			n.rn.ApplyConfChange(cc)
+			out.MembershipChanged = true
+		}
+	}
+	if out.Snapshot != nil {
+		n.applied = max(n.applied, out.Snapshot.Index)
+	}
+	for _, m := range rd.Messages {
+		env, err := n.seal(m)
+		if errors.Is(err, ErrUnknownPeer) {
+			continue // a peer nobody introduced: Raft retries
+		}
+		if err != nil {
+			return out, false, err
+		}
+		out.Messages = append(out.Messages, env)
+		if m.GetType() == pb.MessageType_MsgSnap {
+			// The host's delivery is never confirmed: report the snapshot
+			// sent at once, so that a lost or refused one is probed for
+			// and sent again rather than waited on.
+			n.rn.ReportSnapshot(m.GetTo(), raft.SnapshotFinish)
+		}
+	}
+	return out, true, nil
+}
+
+// Advance tells the node the last Ready's work is done.
+func (n *Node) Advance() (err error) {
+	defer n.guard(&err)
+	if n.rd != nil && n.broken == nil {
+		n.rn.Advance(*n.rd)
+		n.rd = nil
+	}
+	return nil
+}
+
+// Applied is the index of the last committed entry Ready handed out (or
+// of the last snapshot): once the state machine applied it, its state is
+// the state at Applied, to pass to Compact.
+func (n *Node) Applied() uint64 { return n.applied }
+
+// Compact records that the state machine's state at index is data and
+// drops the log before it; a follower too far behind then gets data as a
+// snapshot. index must not exceed Applied.
+func (n *Node) Compact(index uint64, data []byte) (err error) {
+	defer n.guard(&err)
+	if n.broken != nil {
+		return nil
+	}
+	cs := n.rn.Status().Config.Voters.IDs()
+	voters := make([]uint64, 0, len(cs))
+	for id := range cs {
+		voters = append(voters, id)
+	}
+	slices.Sort(voters)
+	if _, err := n.storage.CreateSnapshot(index, &pb.ConfState{Voters: voters}, data); err != nil {
+		return fmt.Errorf("replica: snapshot: %w", err)
+	}
+	if err := n.storage.Compact(index); err != nil {
+		return fmt.Errorf("replica: compact: %w", err)
+	}
+	return nil
+}
+
+// Status reports the node's view of the group.
+func (n *Node) Status() Status {
+	st := n.rn.Status()
+	s := Status{Term: st.HardState.GetTerm(), Commit: st.HardState.GetCommit(), IsLeader: st.RaftState == raft.StateLeader, Leader: n.peers[st.Lead]}
+	for id := range st.Config.Voters.IDs() {
+		s.Voters = append(s.Voters, n.peers[id])
+	}
+	slices.SortFunc(s.Voters, func(a, b tx.Address) int { return bytes.Compare(a[:], b[:]) })
+	return s
+}
+
+// discard drops Raft's logs: the enclave has no log of its own, and what
+// Raft logs (elections, rejections) the host learns from Status.
+type discard struct{}
+
+func (discard) Debug(...any)            {}
+func (discard) Debugf(string, ...any)   {}
+func (discard) Error(...any)            {}
+func (discard) Errorf(string, ...any)   {}
+func (discard) Info(...any)             {}
+func (discard) Infof(string, ...any)    {}
+func (discard) Warning(...any)          {}
+func (discard) Warningf(string, ...any) {}
+func (discard) Fatal(v ...any)          { panic(fmt.Sprint(v...)) }
+func (discard) Fatalf(f string, v ...any) {
+	panic(fmt.Sprintf(f, v...))
+}
+func (discard) Panic(v ...any)            { panic(fmt.Sprint(v...)) }
+func (discard) Panicf(f string, v ...any) { panic(fmt.Sprintf(f, v...)) }
