@@ -93,7 +93,6 @@ func (e *Enclave) processBlock(r *protocol.ProcessBlock) (protocol.Reply, error)
 	var (
 		stats     protocol.Stats
 		calls     [][32]byte
-		out       []protocol.Outgoing
 		unshields []sidechain.Unshield
 	)
 	for i, raw := range b.Txs {
@@ -137,58 +136,14 @@ func (e *Enclave) processBlock(r *protocol.ProcessBlock) (protocol.Reply, error)
 		}
 	}
 
-	// From here on the enclave's memory moves to the new height: a failure
-	// leaves it ahead of what the host persisted, so it must restart.
-	cs, err := e.state.Commit(batch, height)
+	// commit moves the enclave on; the host persists the reply.
+	c, err := e.commit(transition{batch: batch, unshields: unshields, chain: b, calls: calls})
 	if err != nil {
-		return nil, e.fail(fmt.Errorf("commit state: %w", err))
-	}
-	e.lc.Accept(b)
-	e.pending = append(e.pending, calls...)
-	var shardBlock *sidechain.SignedHeader
-	if len(calls) > 0 {
-		// The shard's calls of this chain block are one shard block, which
-		// the chain must confirm before its unshields pay.
-		h := e.chainHeader(height, b.Header.Time.UnixMilli(), calls, cs.Root)
-		sb, o, err := e.sealBlock(h, unshields)
-		if err != nil {
-			return nil, e.fail(err)
-		}
-		shardBlock, out = sb, append(out, o...)
-	}
-	blockHash := b.Header.Hash()
-	if height%e.confirmEvery == 0 {
-		c, err := tx.NewCall(bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{
-			Shard: types.Hash(e.shard), Height: uint64(height), BlockHash: types.Hash(blockHash),
-			CallsRoot: types.Hash(callsRoot(e.pending)), StateHash: types.Hash(cs.Root),
-		})
-		if err != nil {
-			return nil, e.fail(fmt.Errorf("confirm call: %w", err))
-		}
-		o, err := e.outgoing(c)
-		if err != nil {
-			return nil, e.fail(err)
-		}
-		out = append(out, o)
-		e.pending = nil
-	}
-	hdr, err := protocol.EncodeSignedHeader(b.Header)
-	if err != nil {
-		return nil, e.fail(err)
-	}
-	ckpt, err := e.sealCheckpoint(&checkpoint{
-		ChainID: e.chainID, Signer: e.signerAddress(), Height: height, Root: cs.Root,
-		Entries: uint64(e.state.Len()), Header: hdr, Pending: e.pending,
-	})
-	if err != nil {
-		return nil, e.fail(fmt.Errorf("seal checkpoint: %w", err))
+		return nil, err
 	}
 	rep := &protocol.ProcessBlockReply{
-		Height: height, BlockHash: blockHash, StateRoot: cs.Root, Checkpoint: ckpt,
-		Outgoing: out, Stats: stats, Changes: make([]protocol.Entry, len(cs.Entries)), Block: shardBlock,
-	}
-	for i, x := range cs.Entries {
-		rep.Changes[i] = protocol.Entry{Key: x.Key, Value: x.Value}
+		Height: height, BlockHash: b.Header.Hash(), StateRoot: c.root, Checkpoint: c.checkpoint,
+		Outgoing: c.outgoing, Stats: stats, Changes: c.changes, Block: c.block,
 	}
 	e.log.Debug("block processed", "height", height, "changes", len(rep.Changes), "invokes", stats.Invokes, "applied", stats.Applied)
 	return rep, nil

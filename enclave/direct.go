@@ -3,10 +3,8 @@ package enclave
 import (
 	"crypto/sha256"
 	"errors"
-	"fmt"
 
 	"github.com/integritee-go/integritee/chain/sidechain"
-	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/stf"
@@ -49,8 +47,7 @@ func (e *Enclave) submitCalls(r *protocol.SubmitCalls) (protocol.Reply, error) {
 	if len(r.Calls) == 0 || len(r.Calls) > protocol.MaxSubmitCalls {
 		return nil, protocol.Errorf(protocol.CodeInvalidInput, "%d calls, want 1..%d", len(r.Calls), protocol.MaxSubmitCalls)
 	}
-	trusted := e.lc.Trusted()
-	if trusted == nil {
+	if e.lc.Trusted() == nil {
 		// A checkpoint needs the light client's header.
 		return nil, protocol.Errorf(protocol.CodeNotInitialized, "no chain block processed yet")
 	}
@@ -93,34 +90,13 @@ func (e *Enclave) submitCalls(r *protocol.SubmitCalls) (protocol.Reply, error) {
 		rep.StateRoot = e.state.Root()
 		return rep, nil
 	}
-	// From here on the enclave's memory moves to the new block: a failure
-	// leaves it ahead of what the host persisted, so it must restart.
-	hdr := e.directHeader(rep.Leaves, r.Timestamp)
-	cs, err := e.state.Commit(batch, sidechainNonceHeight(hdr.Number))
+	c, err := e.commit(transition{batch: batch, unshields: unshields, leaves: rep.Leaves, hostTime: r.Timestamp})
 	if err != nil {
-		return nil, e.fail(fmt.Errorf("commit state: %w", err))
+		return nil, err
 	}
-	hdr.StateHash = types.Hash(cs.Root)
-	block, outgoing, err := e.sealBlock(hdr, unshields)
-	if err != nil {
-		return nil, e.fail(err)
-	}
-	rep.Block, rep.StateRoot, rep.Outgoing = block, cs.Root, outgoing
-	lcHeader, err := protocol.EncodeSignedHeader(trusted)
-	if err != nil {
-		return nil, e.fail(err)
-	}
-	if rep.Checkpoint, err = e.sealCheckpoint(&checkpoint{
-		ChainID: e.chainID, Signer: e.signerAddress(), Height: e.lc.Height(), Root: cs.Root,
-		Entries: uint64(e.state.Len()), Header: lcHeader, Pending: e.pending,
-	}); err != nil {
-		return nil, e.fail(fmt.Errorf("seal checkpoint: %w", err))
-	}
-	rep.Changes = make([]protocol.Entry, len(cs.Entries))
-	for i, x := range cs.Entries {
-		rep.Changes[i] = protocol.Entry{Key: x.Key, Value: x.Value}
-	}
-	e.log.Debug("shard block", "number", hdr.Number, "calls", len(rep.Leaves), "changes", len(rep.Changes))
+	rep.Block, rep.StateRoot, rep.Outgoing = c.block, c.root, c.outgoing
+	rep.Checkpoint, rep.Changes = c.checkpoint, c.changes
+	e.log.Debug("shard block", "number", c.block.Header.Number, "calls", len(rep.Leaves), "changes", len(rep.Changes))
 	return rep, nil
 }
 

@@ -72,6 +72,12 @@
 // unshield only with a Merkle proof into a confirmed block's unshields
 // root.
 //
+// Both requests that change the state end in one function (commit.go):
+// it commits the state, moves the light client and the shard chain on and
+// seals the checkpoint, so a chain block and a direct batch leave the
+// enclave in the same kind of state, and a failure half-way stops it the
+// same way.
+//
 // # Rollback
 //
 // The host can restart the enclave from an older consistent checkpoint;

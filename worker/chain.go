@@ -17,8 +17,9 @@ import (
 )
 
 // chainReader fetches from the node's CometBFT RPC what the enclave needs
-// to verify and process a block. It checks nothing that matters for trust:
-// the enclave verifies everything it is fed.
+// to verify and process a block, and the registry records the host acts
+// on. It checks nothing that matters for trust: the enclave verifies
+// everything it is fed. Blocks are read by chain sync alone (sync.go).
 type chainReader struct {
 	rpc *rpchttp.HTTP
 
@@ -26,10 +27,15 @@ type chainReader struct {
 	valsHash []byte
 	valsRaw  []byte
 
-	// The header fetched as the next one of block H is block H+1's.
+	// The header fetched as the next one of block H is block H+1's
+	// (prefetched; forgetNext drops it).
 	next       *protocol.Header
 	nextHeight int64
 }
+
+// forgetNext drops the prefetched header: the enclave refused a block
+// fed with it, and the node may serve it right on a retry.
+func (c *chainReader) forgetNext() { c.next = nil }
 
 // genesis returns the genesis validator set (protobuf bytes), the chain ID
 // and the initial height.
@@ -155,8 +161,8 @@ func (c *chainReader) block(ctx context.Context, h int64) (*protocol.ProcessBloc
 }
 
 // query runs an abci_query and returns the value (nil when absent).
-func query(ctx context.Context, rpc *rpchttp.HTTP, path string) ([]byte, error) {
-	res, err := rpc.ABCIQuery(ctx, path, nil)
+func (c *chainReader) query(ctx context.Context, path string) ([]byte, error) {
+	res, err := c.rpc.ABCIQuery(ctx, path, nil)
 	if err != nil {
 		return nil, fmt.Errorf("query %s: %w", path, err)
 	}
@@ -170,8 +176,8 @@ func query(ctx context.Context, rpc *rpchttp.HTTP, path string) ([]byte, error) 
 var errNotRegistered = errors.New("enclave not registered")
 
 // registration returns the chain's record of signer.
-func registration(ctx context.Context, rpc *rpchttp.HTTP, signer tx.Address) (*teerex.Enclave, error) {
-	v, err := query(ctx, rpc, "/teerex/enclave/"+signer.String())
+func (c *chainReader) registration(ctx context.Context, signer tx.Address) (*teerex.Enclave, error) {
+	v, err := c.query(ctx, "/teerex/enclave/"+signer.String())
 	if err != nil {
 		return nil, err
 	}
@@ -186,8 +192,8 @@ func registration(ctx context.Context, rpc *rpchttp.HTTP, signer tx.Address) (*t
 }
 
 // policy returns the chain's attestation policy.
-func policy(ctx context.Context, rpc *rpchttp.HTTP) (*teerex.Policy, error) {
-	v, err := query(ctx, rpc, "/teerex/policy")
+func (c *chainReader) policy(ctx context.Context) (*teerex.Policy, error) {
+	v, err := c.query(ctx, "/teerex/policy")
 	if err != nil {
 		return nil, err
 	}

@@ -34,9 +34,16 @@ type Enclave interface {
 // enclave it talks to dies.
 type EnclaveFactory func(ctx context.Context) (Enclave, error)
 
-// call calls req on e and returns the reply as R.
-func call[R protocol.Reply](ctx context.Context, e Enclave, req protocol.Request) (R, error) {
-	rep, err := e.Call(ctx, req)
+// A caller answers enclave requests: an Enclave connection alone (no
+// restart: a start being restored, a fresh enclave being provisioned), or
+// the supervisor (supervisor.Call: in turn, restarted when it died).
+type caller interface {
+	Call(ctx context.Context, req protocol.Request) (protocol.Reply, error)
+}
+
+// callAs sends req to c and returns the reply as R.
+func callAs[R protocol.Reply](ctx context.Context, c caller, req protocol.Request) (R, error) {
+	rep, err := c.Call(ctx, req)
 	r, err := protocol.ReplyAs[R](req, rep, err)
 	if err != nil {
 		return r, fmt.Errorf("enclave %s: %w", req.Type(), err)

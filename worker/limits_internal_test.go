@@ -38,9 +38,10 @@ func (m *fifoMutex) waiting() int {
 
 // TestGettersDoNotStarveBlocks floods the worker's RPC with 40 getters
 // while the first is held in the enclave, then lets a chain block ask for
-// the enclave (exec, as processBlock does): it gets it after the getters
-// that were already waiting, MaxGetters at most, not after the flood. On
-// the old code every getter went to exec on its own goroutine and
+// the enclave (a turn, as a chain block's Apply takes): it gets it after
+// the getters that were already waiting, MaxGetters at most, not after the
+// flood. On the old code every getter went to the lock on its own
+// goroutine and
 // sync.Mutex let them all (and the ones that kept coming) ahead: the block
 // waited for about 40.
 func TestGettersDoNotStarveBlocks(t *testing.T) {
@@ -62,7 +63,8 @@ func TestGettersDoNotStarveBlocks(t *testing.T) {
 	close(ready)
 	w := &Worker{
 		cfg: Config{Shard: shard}, log: slog.New(slog.DiscardHandler), ready: ready,
-		encl: encl, gen: 1, identity: &protocol.InitReply{ShieldingPublic: []byte("shielding key"), SignerPublic: make([]byte, 32)},
+		sup: &supervisor{log: slog.New(slog.DiscardHandler), encl: encl,
+			identity: &protocol.InitReply{ShieldingPublic: []byte("shielding key"), SignerPublic: make([]byte, 32)}},
 	}
 	srv := rpc.New(directBackend{w}, rpc.Options{MaxGetters: maxGetters})
 	defer srv.Close()
@@ -81,15 +83,15 @@ func TestGettersDoNotStarveBlocks(t *testing.T) {
 		})
 	}
 	waitFor(t, "the flood queued behind the getter in the enclave", func() bool {
-		return entered.Load() == 1 && w.exec.waiting() == maxGetters-1 && srv.QueuedGetters() == getters-maxGetters
+		return entered.Load() == 1 && w.sup.turn.waiting() == maxGetters-1 && srv.QueuedGetters() == getters-maxGetters
 	})
 	got := make(chan int64, 1)
 	go func() {
-		w.exec.Lock()
+		w.sup.turn.Lock()
 		got <- entered.Load()
-		w.exec.Unlock()
+		w.sup.turn.Unlock()
 	}()
-	waitFor(t, "the block waiting for the enclave", func() bool { return w.exec.waiting() == maxGetters })
+	waitFor(t, "the block waiting for the enclave", func() bool { return w.sup.turn.waiting() == maxGetters })
 	close(release)
 	select {
 	case n := <-got:

@@ -42,7 +42,7 @@ import (
 // The provider side is an HTTP endpoint (ProvisionHandler), served on the
 // worker's RPC address (the URL it registers on chain, where new workers
 // find it) and, if configured, on a listener of its own
-// (ProvisionConfig.Listen):
+// (ProvisionConfig.Listen; both in listen.go):
 //
 //	POST /provision/session           TLS bytes -> TLS bytes; opens a session
 //	                                  (Provision-Session header: its token)
@@ -254,7 +254,7 @@ func (w *Worker) serveProvisionStep(ps *provisionServer, rw http.ResponseWriter,
 	} else {
 		req.Session = s.enclave
 	}
-	rep, err := callAs[*protocol.ProvisionServeReply](r.Context(), w, req)
+	rep, err := callAs[*protocol.ProvisionServeReply](r.Context(), w.sup, req)
 	if err == nil && rep.NeedCheckpoint {
 		// The requester is attested and asked for the shard: only now is
 		// the state copied, and direct calls refused (direct.go), since
@@ -298,7 +298,7 @@ func (w *Worker) serveCheckpoint(ctx context.Context, ps *provisionServer, s *pr
 	s.entries = entries
 	// The requester checks this enclave's registration against the
 	// checkpoint header's app hash: the state after the block before.
-	more, err := callAs[*protocol.ProvisionServeReply](ctx, w, &protocol.ProvisionServe{
+	more, err := callAs[*protocol.ProvisionServeReply](ctx, w.sup, &protocol.ProvisionServe{
 		Session: rep.Session, Checkpoint: cp.Sealed, Registry: w.registryProofs(ctx, cp.Height-1),
 	})
 	if err != nil {
@@ -442,49 +442,6 @@ func (w *Worker) snapshot() (store.Checkpoint, []protocol.Entry, error) {
 	return store.Checkpoint{}, nil, errors.New("worker: state changes too fast for a snapshot")
 }
 
-// serveRPC is rpc.Server.Serve with one more route: the provisioning
-// endpoint under /provision/, so that a worker's registered URL is also
-// where new workers of the shard get their keys.
-func (w *Worker) serveRPC(ctx context.Context, ln net.Listener) error {
-	mux := http.NewServeMux()
-	mux.Handle("/provision/", w.ProvisionHandler())
-	mux.Handle("/", w.srv)
-	return w.srv.ServeWith(ctx, ln, mux)
-}
-
-// serveProvisioning starts the provisioning listener, if configured.
-func (w *Worker) serveProvisioning() (stop func(), err error) {
-	if w.cfg.Provision.Listen == "" {
-		return func() {}, nil
-	}
-	ln, err := net.Listen("tcp", w.cfg.Provision.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("worker provisioning listener: %w", err)
-	}
-	w.provLn = ln
-	// The RPC's timeouts and connection caps, as on the RPC address.
-	opts := w.rpcOptions()
-	srv := opts.HTTPServer(w.ProvisionHandler())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(opts.Listener(ln))
-	}()
-	return func() {
-		srv.Close()
-		<-done
-	}, nil
-}
-
-// ProvisionAddr is the provisioning endpoint's base URL, empty without a
-// provisioning listener.
-func (w *Worker) ProvisionAddr() string {
-	if w.provLn == nil {
-		return ""
-	}
-	return "http://" + w.provLn.Addr().String()
-}
-
 // startProvisioning serves the provisioning endpoint and, for a worker
 // without keys in a shard that has other enclaves, provisions the keys
 // and state (retrying until a provider answers or ctx is done). It runs
@@ -578,78 +535,81 @@ func httpURL(u string) string {
 }
 
 // provisionFrom provisions a fresh enclave from the provider at base and
-// persists the result. The enclave is closed afterwards; the worker then
-// starts its enclave from the store as after a restart.
+// persists the result (supervisor.Provision). The worker then starts its
+// enclave from the store as after a restart.
 func (w *Worker) provisionFrom(ctx context.Context, base string) error {
-	e, err := w.cfg.Enclave(ctx)
+	var res *protocol.ProvisionResult
+	err := w.sup.Provision(ctx, func(e Enclave) (protocol.SealedKeys, *transition, error) {
+		var (
+			entries []protocol.Entry
+			err     error
+		)
+		if res, entries, err = w.takeShard(ctx, base, e); err != nil {
+			return protocol.SealedKeys{}, nil, err
+		}
+		return res.SealedKeys, &transition{batch: store.Batch{
+			Checkpoint: store.Checkpoint{Height: res.Height, StateRoot: res.StateRoot, Sealed: res.Checkpoint},
+			Changes:    entries,
+		}}, nil
+	})
 	if err != nil {
 		return err
 	}
-	defer e.Close()
-	init := protocol.Init{
-		Shard: w.cfg.Shard, ChainID: w.chainID, GenesisValidators: w.genesisVals,
-		InitialHeight: w.initialHeight, ConfirmEvery: w.cfg.ConfirmEvery,
-	}
-	ir, err := call[*protocol.ProvisionInitReply](ctx, e, &protocol.ProvisionInit{Init: init, Collateral: w.peerCollateral(ctx)})
+	w.log.Info("provisioned the shard's keys and state", "provider", base, "height", res.Height,
+		"entries", res.Entries, "state_root", hex.EncodeToString(res.StateRoot[:]))
+	return nil
+}
+
+// takeShard has e take the shard's keys, checkpoint and entries from the
+// provider at base, and returns them.
+func (w *Worker) takeShard(ctx context.Context, base string, e Enclave) (*protocol.ProvisionResult, []protocol.Entry, error) {
+	init := w.sup.init // no keys, no checkpoint
+	ir, err := callAs[*protocol.ProvisionInitReply](ctx, e, &protocol.ProvisionInit{Init: init, Collateral: w.peerCollateral(ctx)})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	hc := &http.Client{Timeout: 30 * time.Second}
 	token, out, done, err := postStep(ctx, hc, base+"/provision/session", ir.Out)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	var res *protocol.ProvisionResult
 	for range 16 {
-		st, err := call[*protocol.ProvisionStepReply](ctx, e, &protocol.ProvisionStep{In: out})
+		st, err := callAs[*protocol.ProvisionStepReply](ctx, e, &protocol.ProvisionStep{In: out})
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		if st.Done {
 			res = st.Result
 			break
 		}
 		if done {
-			return fmt.Errorf("%w: the provider ended the session first", ErrProvisioning)
+			return nil, nil, fmt.Errorf("%w: the provider ended the session first", ErrProvisioning)
 		}
 		if _, out, done, err = postStep(ctx, hc, base+"/provision/session/"+token, st.Out); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
 	if res == nil {
-		return fmt.Errorf("%w: no result after 16 round trips", ErrProvisioning)
+		return nil, nil, fmt.Errorf("%w: no result after 16 round trips", ErrProvisioning)
 	}
 	entries, err := w.loadSnapshot(ctx, hc, base+"/provision/snapshot/"+token, e)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if res.Entries > 0 {
 		// With no entries the enclave resumed by itself.
-		rr, err := call[*protocol.ResumeReply](ctx, e, &protocol.Resume{})
+		rr, err := callAs[*protocol.ResumeReply](ctx, e, &protocol.Resume{})
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		if rr.Height != res.Height || rr.StateRoot != res.StateRoot {
-			return fmt.Errorf("%w: resumed at %d root %x, provisioned %d root %x", ErrProvisioning, rr.Height, rr.StateRoot, res.Height, res.StateRoot)
+			return nil, nil, fmt.Errorf("%w: resumed at %d root %x, provisioned %d root %x", ErrProvisioning, rr.Height, rr.StateRoot, res.Height, res.StateRoot)
 		}
 	} else if len(entries) > 0 {
-		return fmt.Errorf("%w: %d entries for an empty state", ErrProvisioning, len(entries))
+		return nil, nil, fmt.Errorf("%w: %d entries for an empty state", ErrProvisioning, len(entries))
 	}
-	// Keys first: a crash before the commit leaves keys without a
-	// checkpoint, and the worker then replays the chain from genesis with
-	// the shard's keys, which reaches the same state.
-	if err := w.store.SaveSealedKeys(res.SealedKeys); err != nil {
-		return err
-	}
-	if err := w.store.Commit(store.Batch{
-		Checkpoint: store.Checkpoint{Height: res.Height, StateRoot: res.StateRoot, Sealed: res.Checkpoint},
-		Changes:    entries,
-	}); err != nil {
-		return err
-	}
-	w.log.Info("provisioned the shard's keys and state", "provider", base, "height", res.Height,
-		"entries", res.Entries, "state_root", hex.EncodeToString(res.StateRoot[:]))
-	return nil
+	return res, entries, nil
 }
 
 func postStep(ctx context.Context, hc *http.Client, u string, body []byte) (token string, out []byte, done bool, err error) {
@@ -698,7 +658,7 @@ func (w *Worker) loadSnapshot(ctx context.Context, hc *http.Client, u string, e 
 	}
 	var all []protocol.Entry
 	err = readSnapshot(resp.Body, func(chunk []protocol.Entry) error {
-		if _, err := call[*protocol.LoadEntriesReply](ctx, e, &protocol.LoadEntries{Entries: chunk}); err != nil {
+		if _, err := callAs[*protocol.LoadEntriesReply](ctx, e, &protocol.LoadEntries{Entries: chunk}); err != nil {
 			return err
 		}
 		all = append(all, chunk...)

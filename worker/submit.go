@@ -18,115 +18,20 @@ import (
 	"github.com/integritee-go/integritee/enclave/protocol"
 )
 
+// Submission: the outbox holds what the enclave emitted (committed with
+// the block or batch that emitted it); the submit loop has the enclave sign
+// it with the account's nonces and broadcasts it, oldest first, until the
+// chain has it.
+
 // Submission tuning.
 const (
 	submitBatch   = 64               // outgoing calls signed per round
 	inclusionWait = 20 * time.Second // how long a broadcast tx may take to land
-	renewCheck    = time.Minute      // how often the registration is checked
 )
 
-// errRenew asks the submit loop to check the registration.
+// errRenew means the chain refused a call because of the enclave's
+// registration: the renewal part checks it at once (renewSoon).
 var errRenew = errors.New("registration must be checked")
-
-// ensureRegistered makes sure the enclave's signer has a current
-// registration on chain: registered with this enclave's measurement and
-// shielding key and this worker's URL, and not within a quarter of the
-// renewal period of expiring. It registers (or renews) otherwise and waits
-// for the registration's block.
-func (w *Worker) ensureRegistered(ctx context.Context) error {
-	b := backoff{}
-	for {
-		current, err := w.registrationCurrent(ctx)
-		if err == nil && current {
-			return nil
-		}
-		if err == nil {
-			err = w.register(ctx)
-			if err == nil {
-				continue // check what the chain recorded
-			}
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		b.wait(ctx, w.log, "enclave registration", err)
-	}
-}
-
-func (w *Worker) workerURL() string {
-	if w.cfg.WorkerURL != "" {
-		return w.cfg.WorkerURL
-	}
-	return w.RPCAddr()
-}
-
-func (w *Worker) registrationCurrent(ctx context.Context) (bool, error) {
-	w.mu.Lock()
-	id := w.identity
-	w.mu.Unlock()
-	signer := tx.AddressOf(ed25519.PublicKey(id.SignerPublic))
-	reg, err := registration(ctx, w.rpc, signer)
-	if errors.Is(err, errNotRegistered) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if reg.ShieldingKeyHash != shieldingKeyHash(id.ShieldingPublic) || [32]byte(reg.MRENCLAVE) != id.MRENCLAVE ||
-		reg.WorkerURL != w.workerURL() {
-		w.log.Info("registration outdated", "signer", signer)
-		return false, nil
-	}
-	p, err := policy(ctx, w.rpc)
-	if err != nil {
-		return false, err
-	}
-	period := p.RenewalPeriod()
-	if left := time.Until(reg.ExpiresAt(period)); left < period/4 {
-		w.log.Info("registration near expiry", "signer", signer, "expires_in", left.Round(time.Second))
-		return false, nil
-	}
-	return true, nil
-}
-
-// register has the enclave sign a registration with a fresh quote and
-// submits it.
-func (w *Worker) register(ctx context.Context) error {
-	signer := w.Signer()
-	params, acc, err := w.accountState(ctx, signer)
-	if err != nil {
-		return err
-	}
-	signed, err := callAs[*protocol.SignedTxs](ctx, w, &protocol.SignRegistration{
-		Params: w.txParams(params, acc.Nonce), WorkerURL: w.workerURL(),
-	})
-	if err != nil {
-		return err
-	}
-	if len(signed.Txs) != 1 {
-		return fmt.Errorf("enclave signed %d registration transactions, want 1", len(signed.Txs))
-	}
-	stx, err := tx.Decode(signed.Txs[0])
-	if err != nil {
-		return fmt.Errorf("registration from the enclave: %w", err)
-	}
-	if acc.Balance < stx.Body.Fee {
-		return w.fund(ctx, signer, stx.Body.Fee)
-	}
-	w.log.Info("registering enclave", "signer", signer, "url", w.workerURL(), "fee", stx.Body.Fee)
-	h, err := w.node.Broadcast(ctx, signed.Txs[0])
-	if err != nil {
-		return fmt.Errorf("broadcast registration: %w", err)
-	}
-	wctx, cancel := context.WithTimeout(ctx, inclusionWait)
-	defer cancel()
-	res, err := w.node.WaitTx(wctx, h)
-	if err != nil {
-		return fmt.Errorf("registration: %w", err)
-	}
-	w.log.Info("enclave registered", "signer", signer, "height", res.Height)
-	return nil
-}
 
 func (w *Worker) accountState(ctx context.Context, a tx.Address) (accounts.Params, accounts.Account, error) {
 	params, err := w.node.Params(ctx)
@@ -165,35 +70,22 @@ func (w *Worker) fund(ctx context.Context, a tx.Address, need uint64) error {
 	}
 }
 
-// submitLoop submits the outbox's calls, oldest first, and keeps the
-// registration current.
+// submitLoop submits the outbox's calls, oldest first.
 func (w *Worker) submitLoop(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	nextRenew := time.Now().Add(renewCheck)
 	b := backoff{}
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-w.notify:
+		case <-w.outbox:
 		case <-tick.C:
-		}
-		if time.Now().After(nextRenew) {
-			if current, err := w.registrationCurrent(ctx); err == nil && !current {
-				if err := w.register(ctx); err != nil && ctx.Err() == nil {
-					w.log.Warn("renew registration", "err", err)
-				}
-			}
-			if err := w.refreshShardEnclaves(ctx); err != nil && ctx.Err() == nil {
-				w.log.Warn("count the shard's enclaves", "err", err)
-			}
-			nextRenew = time.Now().Add(renewCheck)
 		}
 		for ctx.Err() == nil {
 			n, err := w.submitRound(ctx)
 			if errors.Is(err, errRenew) {
-				nextRenew = time.Time{}
+				w.renewSoon()
 			}
 			if err != nil {
 				b.wait(ctx, w.log, "submit outgoing calls", err)
@@ -207,6 +99,14 @@ func (w *Worker) submitLoop(ctx context.Context) error {
 	}
 }
 
+// wakeSubmitter tells the submit loop that the outbox has new calls.
+func (w *Worker) wakeSubmitter() {
+	select {
+	case w.outbox <- struct{}{}:
+	default:
+	}
+}
+
 // submitRound signs up to submitBatch outbox calls with consecutive nonces
 // from the account's committed nonce, broadcasts them in order and waits
 // for their blocks. It returns the number of calls settled: on chain
@@ -217,6 +117,8 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 	if err != nil || len(items) == 0 {
 		return 0, err
 	}
+	w.account.Lock()
+	defer w.account.Unlock()
 	signer := w.Signer()
 	params, acc, err := w.accountState(ctx, signer)
 	if err != nil {
@@ -226,7 +128,7 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 	for i, it := range items {
 		calls[i] = it.Call
 	}
-	signed, err := callAs[*protocol.SignedTxs](ctx, w, &protocol.SignOutgoing{Calls: calls, Params: w.txParams(params, acc.Nonce)})
+	signed, err := callAs[*protocol.SignedTxs](ctx, w.sup, &protocol.SignOutgoing{Calls: calls, Params: w.txParams(params, acc.Nonce)})
 	if err != nil {
 		return 0, err
 	}

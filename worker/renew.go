@@ -1,0 +1,199 @@
+package worker
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
+	"github.com/integritee-go/integritee/enclave/protocol"
+)
+
+// Registration: the enclave's signer must stay registered on chain with
+// this enclave's measurement, shielding key and the worker's URL. The
+// worker registers before it syncs (ensureRegistered) and then checks
+// every renewCheck, or at once when the chain refused a call for it
+// (renewSoon), renewing before it expires. The same check recounts the
+// shard's active enclaves, which decides whether direct calls are allowed
+// (direct.go).
+
+// renewCheck is how often the registration is checked.
+const renewCheck = time.Minute
+
+// renewLoop keeps the registration current and the count of the shard's
+// enclaves fresh until ctx is done.
+func (w *Worker) renewLoop(ctx context.Context) error {
+	tick := time.NewTicker(renewCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		case <-w.renewNow:
+		}
+		if current, err := w.registrationCurrent(ctx); err == nil && !current {
+			if err := w.register(ctx); err != nil && ctx.Err() == nil {
+				w.log.Warn("renew registration", "err", err)
+			}
+		}
+		if err := w.refreshShardEnclaves(ctx); err != nil && ctx.Err() == nil {
+			w.log.Warn("count the shard's enclaves", "err", err)
+		}
+	}
+}
+
+// renewSoon asks the renewal loop to check the registration now.
+func (w *Worker) renewSoon() {
+	select {
+	case w.renewNow <- struct{}{}:
+	default:
+	}
+}
+
+// ensureRegistered makes sure the enclave's signer has a current
+// registration on chain: registered with this enclave's measurement and
+// shielding key and this worker's URL, and not within a quarter of the
+// renewal period of expiring. It registers (or renews) otherwise and waits
+// for the registration's block.
+func (w *Worker) ensureRegistered(ctx context.Context) error {
+	b := backoff{}
+	for {
+		current, err := w.registrationCurrent(ctx)
+		if err == nil && current {
+			return nil
+		}
+		if err == nil {
+			err = w.register(ctx)
+			if err == nil {
+				continue // check what the chain recorded
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		b.wait(ctx, w.log, "enclave registration", err)
+	}
+}
+
+func (w *Worker) workerURL() string {
+	if w.cfg.WorkerURL != "" {
+		return w.cfg.WorkerURL
+	}
+	return w.RPCAddr()
+}
+
+func (w *Worker) registrationCurrent(ctx context.Context) (bool, error) {
+	id := w.sup.Identity()
+	signer := tx.AddressOf(ed25519.PublicKey(id.SignerPublic))
+	reg, err := w.chain.registration(ctx, signer)
+	if errors.Is(err, errNotRegistered) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if reg.ShieldingKeyHash != shieldingKeyHash(id.ShieldingPublic) || [32]byte(reg.MRENCLAVE) != id.MRENCLAVE ||
+		reg.WorkerURL != w.workerURL() {
+		w.log.Info("registration outdated", "signer", signer)
+		return false, nil
+	}
+	p, err := w.chain.policy(ctx)
+	if err != nil {
+		return false, err
+	}
+	period := p.RenewalPeriod()
+	if left := time.Until(reg.ExpiresAt(period)); left < period/4 {
+		w.log.Info("registration near expiry", "signer", signer, "expires_in", left.Round(time.Second))
+		return false, nil
+	}
+	return true, nil
+}
+
+// register has the enclave sign a registration with a fresh quote and
+// submits it.
+func (w *Worker) register(ctx context.Context) error {
+	w.account.Lock()
+	defer w.account.Unlock()
+	signer := w.Signer()
+	params, acc, err := w.accountState(ctx, signer)
+	if err != nil {
+		return err
+	}
+	signed, err := callAs[*protocol.SignedTxs](ctx, w.sup, &protocol.SignRegistration{
+		Params: w.txParams(params, acc.Nonce), WorkerURL: w.workerURL(),
+	})
+	if err != nil {
+		return err
+	}
+	if len(signed.Txs) != 1 {
+		return fmt.Errorf("enclave signed %d registration transactions, want 1", len(signed.Txs))
+	}
+	stx, err := tx.Decode(signed.Txs[0])
+	if err != nil {
+		return fmt.Errorf("registration from the enclave: %w", err)
+	}
+	if acc.Balance < stx.Body.Fee {
+		return w.fund(ctx, signer, stx.Body.Fee)
+	}
+	w.log.Info("registering enclave", "signer", signer, "url", w.workerURL(), "fee", stx.Body.Fee)
+	h, err := w.node.Broadcast(ctx, signed.Txs[0])
+	if err != nil {
+		return fmt.Errorf("broadcast registration: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, inclusionWait)
+	defer cancel()
+	res, err := w.node.WaitTx(wctx, h)
+	if err != nil {
+		return fmt.Errorf("registration: %w", err)
+	}
+	w.log.Info("enclave registered", "signer", signer, "height", res.Height)
+	return nil
+}
+
+// refreshShardEnclaves reads from the chain how many active enclaves are
+// registered with the shard's current measurement.
+func (w *Worker) refreshShardEnclaves(ctx context.Context) error {
+	st, err := w.node.Shard(ctx, types.Hash(w.cfg.Shard))
+	if err != nil {
+		return fmt.Errorf("shard %x: %w", w.cfg.Shard, err)
+	}
+	n, err := w.activeEnclaves(ctx, st.Shard, st.Height)
+	if err != nil {
+		return err
+	}
+	if w.gate.setShardEnclaves(n) {
+		w.log.Info("active enclaves of the shard", "enclaves", n, "direct_calls", n <= 1)
+	}
+	return nil
+}
+
+// activeEnclaves counts the active enclaves registered with the shard's
+// measurement at height, stopping at two: all that direct calls depend on
+// (one or not), however many registrations the measurement has.
+func (w *Worker) activeEnclaves(ctx context.Context, s bridge.Shard, height int64) (int, error) {
+	m := s.MRENCLAVEAt(uint64(max(height, 0)))
+	pol, _, err := w.node.Policy(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	if _, _, err := w.node.EachEnclave(ctx, &m, func(e teerex.Enclave) bool {
+		if time.Now().Before(e.ExpiresAt(pol.RenewalPeriod())) {
+			n++
+		}
+		return n < 2
+	}); err != nil {
+		return 0, fmt.Errorf("enclaves of %s: %w", m, err)
+	}
+	return n, nil
+}
+
+// shieldingKeyHash is what teerex records of a shielding key.
+func shieldingKeyHash(pub []byte) [32]byte { return sha256.Sum256(pub) }

@@ -1,0 +1,108 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/integritee-go/integritee/chain/sidechain"
+	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/worker/store"
+)
+
+// Chain sync: every chain block from the last persisted height on goes to
+// the enclave in one supervisor.Apply, which persists it before the next.
+
+// syncLoop feeds the enclave every block from the last processed height
+// on, persisting each result before the next.
+func (w *Worker) syncLoop(ctx context.Context) error {
+	b := backoff{}
+	latest := int64(0)
+	for ctx.Err() == nil {
+		next := w.sup.Progress().Height + 1
+		if latest < next+1 {
+			var err error
+			if latest, err = w.chain.latest(ctx); err != nil {
+				b.wait(ctx, w.log, "node status", err)
+				continue
+			}
+			if latest < next+1 {
+				sleep(ctx, w.cfg.PollInterval)
+				continue
+			}
+		}
+		if err := w.syncBlock(ctx, next); err != nil {
+			if isFatal(err) {
+				return err
+			}
+			latest = 0
+			b.wait(ctx, w.log, fmt.Sprintf("process block %d", next), err)
+			continue
+		}
+		b.reset()
+	}
+	return ctx.Err()
+}
+
+// syncBlock reads block h from the node and applies it.
+func (w *Worker) syncBlock(ctx context.Context, h int64) error {
+	req, confirmed, err := w.chain.block(ctx, h)
+	if err != nil {
+		return err
+	}
+	err = w.applyBlock(ctx, req, confirmed)
+	if errors.Is(err, protocol.ErrVerification) {
+		// Never applied; the node may serve it right on a retry.
+		w.chain.forgetNext()
+	}
+	return err
+}
+
+// applyBlock has the enclave process a chain block and persists the
+// result (protocol's host duties), then hands on what the block produced:
+// outgoing calls to the submitter, confirmations to the RPC's watchers.
+func (w *Worker) applyBlock(ctx context.Context, req *protocol.ProcessBlock, confirmed []sidechain.Confirmed) error {
+	var rep *protocol.ProcessBlockReply
+	_, err := w.sup.Apply(ctx, update{req: req, check: func(r protocol.Reply, p Progress) (*transition, error) {
+		var err error
+		if rep, err = protocol.ReplyAs[*protocol.ProcessBlockReply](req, r, nil); err != nil {
+			return nil, err
+		}
+		if rep.Height != p.Height+1 {
+			return nil, fmt.Errorf("%w: enclave processed height %d, store at %d", ErrStateMismatch, rep.Height, p.Height)
+		}
+		return &transition{batch: store.Batch{
+			Checkpoint: store.Checkpoint{Height: rep.Height, StateRoot: rep.StateRoot, Sealed: rep.Checkpoint},
+			Changes:    rep.Changes,
+			Outgoing:   rep.Outgoing,
+			Block:      rep.Block,
+		}}, nil
+	}})
+	if err != nil {
+		return err
+	}
+	if s := rep.Stats; s.Invokes > 0 || s.Shields > 0 {
+		w.log.Info("block processed", "height", rep.Height, "invokes", s.Invokes, "applied", s.Applied, "failed", s.Failed,
+			"rejected", s.Rejected, "shields", s.Shields, "shields_rejected", s.ShieldsRejected,
+			"changes", len(rep.Changes), "outgoing", len(rep.Outgoing))
+	} else {
+		w.log.Debug("block processed", "height", rep.Height, "outgoing", len(rep.Outgoing))
+	}
+	if len(rep.Outgoing) > 0 {
+		w.wakeSubmitter()
+	}
+	w.confirmed(confirmed)
+	return nil
+}
+
+// isFatal tells the errors that retrying cannot cure: the store and the
+// enclave disagree, or the enclave refuses its sealed keys or state.
+func isFatal(err error) bool {
+	for _, f := range []error{store.ErrHeightGap, store.ErrCorrupt, ErrStateMismatch, ErrKeysRegenerated,
+		ErrIdentityChanged, protocol.ErrSealing, protocol.ErrState} {
+		if errors.Is(err, f) {
+			return true
+		}
+	}
+	return false
+}
