@@ -73,6 +73,15 @@ func (e *Enclave) processBlock(r *protocol.ProcessBlock) (protocol.Reply, error)
 	if err := e.lc.Verify(b); err != nil {
 		return nil, protocol.Errorf(protocol.CodeVerification, "%v", err)
 	}
+	if e.repl.node != nil {
+		return e.proposeChain(b)
+	}
+	return e.applyChain(b)
+}
+
+// applyChain applies the shard's calls of verified chain block b and
+// commits.
+func (e *Enclave) applyChain(b *lightclient.Block) (*protocol.ProcessBlockReply, error) {
 	height := b.Header.Height
 	// The chain's confirmations of this shard's blocks come first: a state
 	// that is not the confirmed one must not go on.

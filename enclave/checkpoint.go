@@ -29,6 +29,12 @@ type checkpoint struct {
 	// the enclave produced and has not seen confirmed yet.
 	Sidechain *sidechainHead  `cbor:"sidechain,omitempty"`
 	Recent    []sidechainHead `cbor:"recent,omitempty"`
+	// Applied is the index of the last replicated log entry applied (0
+	// without replication, replicate.go); Joined marks a state that came
+	// from a peer (provisioning), whose replica joins the shard's group
+	// instead of founding one.
+	Applied uint64 `cbor:"applied,omitempty"`
+	Joined  bool   `cbor:"joined,omitempty"`
 }
 
 func openCheckpoint(b tee.Backend, scope [32]byte, blob []byte) (*checkpoint, error) {

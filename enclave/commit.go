@@ -30,6 +30,9 @@ type transition struct {
 	// hostTime the host's clock for the direct block's header.
 	leaves   [][]byte
 	hostTime int64
+	// author proposed the direct calls: this enclave, or with replication
+	// the group member that received them.
+	author tx.Address
 }
 
 // committed is what the host persists of a transition in one atomic batch
@@ -61,7 +64,7 @@ func (e *Enclave) commit(t transition) (*committed, error) {
 	} else {
 		// A direct block sits on the light client's last block and the
 		// shard's last block.
-		h := e.directHeader(t.leaves, t.hostTime)
+		h := e.directHeader(t.leaves, t.hostTime, t.author)
 		hdr, nonceHeight = &h, sidechainNonceHeight(h.Number)
 	}
 	cs, err := e.state.Commit(t.batch, nonceHeight)

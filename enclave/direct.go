@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/integritee-go/integritee/chain/sidechain"
+	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/stf"
@@ -51,11 +52,20 @@ func (e *Enclave) submitCalls(r *protocol.SubmitCalls) (protocol.Reply, error) {
 		// A checkpoint needs the light client's header.
 		return nil, protocol.Errorf(protocol.CodeNotInitialized, "no chain block processed yet")
 	}
+	if e.repl.node != nil {
+		return e.proposeDirect(r)
+	}
+	return e.applyDirect(r.Calls, r.Timestamp, e.signerAddress())
+}
+
+// applyDirect executes calls as one direct shard block by author at the
+// host time hostTime, and commits.
+func (e *Enclave) applyDirect(calls [][]byte, hostTime int64, author tx.Address) (*protocol.SubmitCallsReply, error) {
 	env := e.env(e.lc.Height())
 	batch := e.state.Begin()
-	rep := &protocol.SubmitCallsReply{Results: make([]protocol.CallResult, len(r.Calls))}
+	rep := &protocol.SubmitCallsReply{Results: make([]protocol.CallResult, len(calls))}
 	var unshields []sidechain.Unshield
-	for i, ct := range r.Calls {
+	for i, ct := range calls {
 		res := &rep.Results[i]
 		res.Status = protocol.CallInvalid
 		if len(ct) > protocol.MaxCallCiphertext {
@@ -90,7 +100,7 @@ func (e *Enclave) submitCalls(r *protocol.SubmitCalls) (protocol.Reply, error) {
 		rep.StateRoot = e.state.Root()
 		return rep, nil
 	}
-	c, err := e.commit(transition{batch: batch, unshields: unshields, leaves: rep.Leaves, hostTime: r.Timestamp})
+	c, err := e.commit(transition{batch: batch, unshields: unshields, leaves: rep.Leaves, hostTime: hostTime, author: author})
 	if err != nil {
 		return nil, err
 	}

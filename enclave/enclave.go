@@ -179,6 +179,10 @@ type Enclave struct {
 	recent []sidechainHead
 	// prov is the provisioning state (provision.go).
 	prov provisioning
+	// repl is the replication state (replicate.go); joined marks a state
+	// provisioned from a peer.
+	repl   replication
+	joined bool
 }
 
 var _ protocol.Handler = (*Enclave)(nil)
@@ -241,6 +245,10 @@ func (e *Enclave) Handle(_ context.Context, req protocol.Request) (protocol.Repl
 		return e.privateGetter(r)
 	case *protocol.ProvisionServe:
 		return e.provisionServe(r)
+	case *protocol.ReplicaStart:
+		return e.replicaStart(r)
+	case *protocol.ReplicaStep:
+		return e.replicaStep(r)
 	}
 	return nil, protocol.Errorf(protocol.CodeInvalidInput, "unhandled request %s", req.Type())
 }
@@ -339,6 +347,7 @@ func (e *Enclave) init(r *protocol.Init) (protocol.Reply, error) {
 		e.want, e.phase = want, phaseLoading
 		e.pending = want.Pending
 		e.side, e.recent = want.Sidechain, want.Recent
+		e.repl.applied, e.joined = want.Applied, want.Joined
 		if want.Entries == 0 {
 			// Nothing to load: resume right away if the root agrees.
 			if _, err := e.resume(); err != nil {
@@ -438,6 +447,7 @@ func (e *Enclave) getState(r *protocol.GetState) (protocol.Reply, error) {
 // seal is a helper for the checkpoint label.
 func (e *Enclave) sealCheckpoint(c *checkpoint) ([]byte, error) {
 	c.Sidechain, c.Recent = e.side, e.recent
+	c.Applied, c.Joined = e.repl.applied, e.joined
 	b, err := protocol.Marshal(c)
 	if err != nil {
 		return nil, err

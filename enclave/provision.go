@@ -404,6 +404,7 @@ func (e *Enclave) finishProvisioning() (*protocol.ProvisionResult, error) {
 	}
 	cp := pl.Checkpoint
 	cp.Signer = tx.AddressOf(k.SignerPublic())
+	cp.Joined = true
 	cpb, err := protocol.Marshal(&cp)
 	if err != nil {
 		return nil, err

@@ -44,11 +44,11 @@ func (e *Enclave) parent(h *sidechain.Header) {
 
 // directHeader returns the header of the direct block after e.side holding
 // leaves.
-func (e *Enclave) directHeader(leaves [][]byte, hostTime int64) sidechain.Header {
+func (e *Enclave) directHeader(leaves [][]byte, hostTime int64, author tx.Address) sidechain.Header {
 	h := sidechain.Header{
 		Shard: types.Hash(e.shard), ChainHeight: e.lc.Height(),
 		CallsRoot: types.Hash(merkle.HashFromByteSlices(leaves)),
-		Timestamp: hostTime, Author: e.signerAddress(),
+		Timestamp: hostTime, Author: author,
 	}
 	if t := e.lc.Trusted(); t != nil {
 		// The host's clock is untrusted: never before the chain's.

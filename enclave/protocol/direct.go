@@ -131,6 +131,11 @@ type SubmitCallsReply struct {
 	Changes    []Entry    `cbor:"changes,omitempty"`
 	Checkpoint []byte     `cbor:"checkpoint,omitempty"`
 	Outgoing   []Outgoing `cbor:"outgoing,omitempty"`
+	// With replication (ReplicaStart) the calls are proposed: Proposal is
+	// the ID their ProposalResult will carry, Replica the host's work, and
+	// the fields above are empty.
+	Proposal [16]byte       `cbor:"proposal,omitempty"`
+	Replica  *ReplicaOutput `cbor:"replica,omitempty"`
 }
 
 // PrivateGetter runs a getter whose answer only the asking client can

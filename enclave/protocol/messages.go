@@ -74,6 +74,10 @@ func newRequest(t string) (Request, bool) {
 		return &ProvisionStep{}, true
 	case TypeProvisionServe:
 		return &ProvisionServe{}, true
+	case TypeReplicaStart:
+		return &ReplicaStart{}, true
+	case TypeReplicaStep:
+		return &ReplicaStep{}, true
 	}
 	return nil, false
 }
@@ -84,7 +88,8 @@ func Requests() []Request {
 	var out []Request
 	for _, t := range []string{TypeInit, TypeLoadEntries, TypeResume, TypeAttest, TypeSignRegistration,
 		TypeProcessBlock, TypeSignOutgoing, TypeExecuteGetter, TypeStateInfo, TypeGetState,
-		TypeSubmitCalls, TypePrivateGetter, TypeProvisionInit, TypeProvisionStep, TypeProvisionServe} {
+		TypeSubmitCalls, TypePrivateGetter, TypeProvisionInit, TypeProvisionStep, TypeProvisionServe,
+		TypeReplicaStart, TypeReplicaStep} {
 		r, _ := newRequest(t)
 		out = append(out, r)
 	}
@@ -314,6 +319,11 @@ type ProcessBlockReply struct {
 	// Block is the shard block of the chain block's shard calls (nil when
 	// it had none); Outgoing holds its confirmation and unshields.
 	Block *sidechain.SignedHeader `cbor:"block,omitempty"`
+	// With replication (ReplicaStart) the block is verified and proposed:
+	// it is applied when the group commits it, in this reply's Replica
+	// output or a later one, and the fields above but Height and
+	// BlockHash are empty.
+	Replica *ReplicaOutput `cbor:"replica,omitempty"`
 }
 
 // SignOutgoing signs outgoing calls the enclave produced earlier, e.g. again

@@ -283,6 +283,7 @@ func TestRequestsRoundTrip(t *testing.T) {
 		&SubmitCalls{Calls: [][]byte{{1}, {2}}, Timestamp: 5}, &PrivateGetter{Request: []byte{1}},
 		&ProvisionInit{Init: Init{Shard: [32]byte{2}, ChainID: "c", GenesisValidators: []byte{1}, InitialHeight: 1}},
 		&ProvisionStep{In: []byte{0x16, 3}}, &ProvisionServe{Session: 2, Checkpoint: []byte{1}, In: []byte{0x17}, Abort: true},
+		&ReplicaStart{Records: [][]byte{{1}, {2, 3}}, More: true}, &ReplicaStep{Ticks: 3, Envelopes: [][]byte{{4}}},
 	}
 	if len(reqs) != len(Requests()) {
 		t.Fatalf("test covers %d request types, protocol has %d", len(reqs), len(Requests()))

@@ -1,0 +1,108 @@
+package protocol
+
+import (
+	"github.com/integritee-go/integritee/chain/sidechain"
+	"github.com/integritee-go/integritee/chain/tx"
+)
+
+// Replication (docs/sidechain.md): the enclaves of a shard order its state
+// transitions with Raft (enclave/replica). Once the host sent
+// ReplicaStart, a ProcessBlock or SubmitCalls proposes its transition and
+// the transitions are applied as the group commits them, in any request
+// that moves the node on (ReplicaStep, ProcessBlock, SubmitCalls): each
+// reply's Replica output is then the host's work, in this order:
+//
+//  1. Persist Records (appended to the shard's record log) and every
+//     Applied transition in ONE atomic batch; a reply not persisted did
+//     not happen (restart the enclave from the store).
+//  2. Then send Messages to the workers of their recipients.
+//  3. Answer the clients of Results.
+const (
+	TypeReplicaStart = "replica_start"
+	TypeReplicaStep  = "replica_step"
+)
+
+// Bounds of replication requests.
+const (
+	MaxReplicaEnvelopes = 1024
+	MaxEnvelopeBytes    = 2 << 20
+)
+
+// ReplicaStart starts the enclave's replica from the shard's persisted
+// records, in order (sent after Init and Resume; in chunks, More on all
+// but the last). A new shard's first enclave (no records, no provisioned
+// state) founds the group alone; an enclave provisioned from a peer waits
+// to be added by the group's leader.
+type ReplicaStart struct {
+	Records [][]byte `cbor:"records"`
+	More    bool     `cbor:"more"`
+}
+
+// ReplicaStartReply reports the replica once started (zero while More).
+type ReplicaStartReply struct {
+	Replica *ReplicaOutput `cbor:"replica"`
+}
+
+// ReplicaStep advances the replica: Ticks ticks of its clock (the host
+// ticks every ReplicaTick) and Envelopes that peers sent.
+type ReplicaStep struct {
+	Ticks     uint32   `cbor:"ticks"`
+	Envelopes [][]byte `cbor:"envelopes"`
+}
+
+// ReplicaStepReply is the replica's output.
+type ReplicaStepReply struct {
+	Replica *ReplicaOutput `cbor:"replica"`
+}
+
+func (*ReplicaStart) Type() string      { return TypeReplicaStart }
+func (*ReplicaStart) newReply() Reply   { return &ReplicaStartReply{} }
+func (*ReplicaStartReply) Type() string { return TypeReplicaStart + replySuffix }
+func (*ReplicaStep) Type() string       { return TypeReplicaStep }
+func (*ReplicaStep) newReply() Reply    { return &ReplicaStepReply{} }
+func (*ReplicaStepReply) Type() string  { return TypeReplicaStep + replySuffix }
+
+// ReplicaOutput is the host's work after a request that moved the replica
+// (see the order above).
+type ReplicaOutput struct {
+	Records  [][]byte   `cbor:"records,omitempty"`
+	Messages []Envelope `cbor:"messages,omitempty"`
+	Applied  []Applied  `cbor:"applied,omitempty"`
+	// Results are the outcomes of this enclave's proposals (SubmitCalls)
+	// that were applied, by proposal ID.
+	Results []ProposalResult `cbor:"results,omitempty"`
+	// Leader is the group's leader as this replica knows it (zero if
+	// none); Voters the group's voters.
+	Leader   tx.Address   `cbor:"leader"`
+	IsLeader bool         `cbor:"is_leader"`
+	Voters   []tx.Address `cbor:"voters,omitempty"`
+	// Height is the last chain block applied.
+	Height int64 `cbor:"height"`
+}
+
+// Envelope is a sealed message for the enclave To on another worker.
+type Envelope struct {
+	To   tx.Address `cbor:"to"`
+	Data []byte     `cbor:"data"`
+}
+
+// Applied is one applied transition, as ProcessBlockReply and
+// SubmitCallsReply carry it without replication: a chain block (Chain) or
+// a direct shard block.
+type Applied struct {
+	Chain      bool                    `cbor:"chain"`
+	Height     int64                   `cbor:"height"`
+	StateRoot  [32]byte                `cbor:"state_root"`
+	Changes    []Entry                 `cbor:"changes,omitempty"`
+	Block      *sidechain.SignedHeader `cbor:"block,omitempty"`
+	Outgoing   []Outgoing              `cbor:"outgoing,omitempty"`
+	Checkpoint []byte                  `cbor:"checkpoint"`
+}
+
+// ProposalResult is what became of the calls of one SubmitCalls.
+type ProposalResult struct {
+	ID      [16]byte     `cbor:"id"`
+	Results []CallResult `cbor:"results"`
+	// Block is the shard block number holding them (0: none applied).
+	Block uint64 `cbor:"block"`
+}

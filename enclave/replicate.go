@@ -1,0 +1,304 @@
+package enclave
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/enclave/lightclient"
+	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/enclave/replica"
+	"github.com/integritee-go/integritee/enclave/seal"
+)
+
+// Replication (docs/sidechain.md). Once the host sent ReplicaStart, the
+// enclave no longer applies a chain block or a batch of direct calls when
+// its host hands it one: it proposes it to the shard's Raft group
+// (enclave/replica) and applies the group's committed log, in order, on
+// every enclave of the shard. A chain block is applied only once this
+// enclave's own light client verified it with the hash the log names; a
+// direct batch is applied by every enclave the same way, its header's
+// author and time taken from the log. So every enclave reaches the same
+// state and the same shard blocks, whichever worker a call went to.
+
+const labelRecord = "integritee/enclave/v1/replica-record"
+
+// command is one entry of the shard's log.
+type command struct {
+	Direct *directCommand `cbor:"d,omitempty"`
+	Chain  *chainCommand  `cbor:"c,omitempty"`
+}
+
+// directCommand is a batch of direct calls a worker received.
+type directCommand struct {
+	ID       [16]byte   `cbor:"id"`
+	Proposer tx.Address `cbor:"proposer"`
+	Time     int64      `cbor:"time"`
+	Calls    [][]byte   `cbor:"calls"`
+}
+
+// chainCommand is the next chain block, by height and hash.
+type chainCommand struct {
+	Height int64  `cbor:"height"`
+	Hash   []byte `cbor:"hash"`
+}
+
+// replication is the enclave's replica and what it applies.
+type replication struct {
+	node *replica.Node
+	// records are ReplicaStart's, until the node starts.
+	records [][]byte
+	// applied is the index of the last log entry applied (checkpointed).
+	applied uint64
+	// verified is the chain block after the light client's, verified and
+	// waiting for its place in the log.
+	verified *lightclient.Block
+	// queue holds committed entries not yet applied: they wait behind a
+	// chain block this enclave has not verified yet.
+	queue []replica.Entry
+}
+
+// recordSealer seals the replica's records to this enclave and shard.
+type recordSealer struct{ e *Enclave }
+
+func (s recordSealer) Seal(p []byte) ([]byte, error) {
+	return seal.Seal(s.e.cfg.Backend, labelRecord, s.e.scope, p)
+}
+
+func (s recordSealer) Open(b []byte) ([]byte, error) {
+	return seal.Open(s.e.cfg.Backend, labelRecord, s.e.scope, b)
+}
+
+func (e *Enclave) replicaStart(r *protocol.ReplicaStart) (protocol.Reply, error) {
+	if e.repl.node != nil {
+		return nil, protocol.Errorf(protocol.CodeAlreadyInitialized, "replica already started")
+	}
+	if len(e.repl.records)+len(r.Records) > maxRecords {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "more than %d records", maxRecords)
+	}
+	e.repl.records = append(e.repl.records, r.Records...)
+	if r.More {
+		return &protocol.ReplicaStartReply{}, nil
+	}
+	var voters []tx.Address
+	if len(e.repl.records) == 0 && !e.joined {
+		// A shard's first enclave founds the group; a provisioned one
+		// waits to be added by its leader.
+		voters = []tx.Address{e.signerAddress()}
+	}
+	n, err := replica.Start(replica.Config{Self: e.signerAddress(), ShardKey: e.keys.StateKey(), Sealer: recordSealer{e}},
+		e.repl.records, voters)
+	if err != nil {
+		e.repl.records = nil
+		return nil, protocol.Errorf(protocol.CodeState, "%v", err)
+	}
+	e.repl.node, e.repl.records = n, nil
+	out := &protocol.ReplicaOutput{}
+	if err := e.drive(out); err != nil {
+		return nil, err
+	}
+	e.log.Info("replica started", "applied", e.repl.applied, "voters", len(out.Voters))
+	return &protocol.ReplicaStartReply{Replica: out}, nil
+}
+
+// maxRecords bounds the records of one replica start (until the log is
+// compacted into snapshots).
+const maxRecords = 1 << 20
+
+func (e *Enclave) replicaStep(r *protocol.ReplicaStep) (protocol.Reply, error) {
+	if e.repl.node == nil {
+		return nil, protocol.Errorf(protocol.CodeNotInitialized, "send replica_start first")
+	}
+	if len(r.Envelopes) > protocol.MaxReplicaEnvelopes || r.Ticks > 1000 {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "%d envelopes, %d ticks", len(r.Envelopes), r.Ticks)
+	}
+	for range r.Ticks {
+		if err := e.repl.node.Tick(); err != nil {
+			return nil, e.replicaFailed(err)
+		}
+	}
+	for _, env := range r.Envelopes {
+		if len(env) > protocol.MaxEnvelopeBytes {
+			continue
+		}
+		// A forged or misdirected envelope is dropped like a lost one: the
+		// host can drop envelopes anyway.
+		if err := e.repl.node.Receive(env); err != nil {
+			if errors.Is(err, replica.ErrLogLost) {
+				return nil, e.replicaFailed(err)
+			}
+			e.log.Debug("envelope refused", "err", err)
+		}
+	}
+	out := &protocol.ReplicaOutput{}
+	if err := e.drive(out); err != nil {
+		return nil, err
+	}
+	return &protocol.ReplicaStepReply{Replica: out}, nil
+}
+
+// replicaFailed stops the enclave for good after the replica found its log
+// rolled back: like ErrRolledBack, only provisioning brings it back.
+func (e *Enclave) replicaFailed(err error) error {
+	e.phase = phaseFailed
+	e.log.Error("enclave stopped", "err", err)
+	if errors.Is(err, replica.ErrLogLost) {
+		return protocol.Errorf(protocol.CodeState, "%v: provision this worker again", err)
+	}
+	return protocol.Errorf(protocol.CodeInternal, "restart required: %v", err)
+}
+
+// proposeChain proposes verified block b as the log's next chain block
+// and moves the replica on. Every enclave that verified it proposes it;
+// the log keeps the first and the others are skipped.
+func (e *Enclave) proposeChain(b *lightclient.Block) (protocol.Reply, error) {
+	e.repl.verified = b
+	cmd := command{Chain: &chainCommand{Height: b.Header.Height, Hash: b.Header.Hash()}}
+	if err := e.propose(cmd); err != nil {
+		return nil, err
+	}
+	out := &protocol.ReplicaOutput{}
+	if err := e.drive(out); err != nil {
+		return nil, err
+	}
+	return &protocol.ProcessBlockReply{Height: b.Header.Height, BlockHash: b.Header.Hash(), Replica: out}, nil
+}
+
+// proposeDirect proposes a batch of direct calls; their results come in a
+// ProposalResult once the group committed and this enclave applied it.
+func (e *Enclave) proposeDirect(r *protocol.SubmitCalls) (protocol.Reply, error) {
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, err
+	}
+	cmd := command{Direct: &directCommand{ID: id, Proposer: e.signerAddress(), Time: r.Timestamp, Calls: r.Calls}}
+	if err := e.propose(cmd); err != nil {
+		return nil, err
+	}
+	out := &protocol.ReplicaOutput{}
+	if err := e.drive(out); err != nil {
+		return nil, err
+	}
+	return &protocol.SubmitCallsReply{Proposal: id, Replica: out}, nil
+}
+
+func (e *Enclave) propose(cmd command) error {
+	b, err := protocol.Marshal(&cmd)
+	if err != nil {
+		return err
+	}
+	if err := e.repl.node.Propose(b); err != nil {
+		if errors.Is(err, replica.ErrLogLost) {
+			return e.replicaFailed(err)
+		}
+		// No leader known yet (a proposal is dropped): the host retries.
+		return protocol.Errorf(protocol.CodeNotInitialized, "%v", err)
+	}
+	return nil
+}
+
+// drive hands out the replica's work until it has none, applying committed
+// entries as it goes.
+func (e *Enclave) drive(out *protocol.ReplicaOutput) error {
+	for {
+		o, ok, err := e.repl.node.Ready()
+		if err != nil {
+			return e.replicaFailed(err)
+		}
+		if !ok {
+			break
+		}
+		if o.Snapshot != nil {
+			// The log is never compacted yet, so a leader never sends one.
+			return e.replicaFailed(errors.New("replica: snapshots are not supported yet"))
+		}
+		out.Records = append(out.Records, o.Records...)
+		for _, m := range o.Messages {
+			out.Messages = append(out.Messages, protocol.Envelope{To: m.To, Data: m.Data})
+		}
+		e.repl.queue = append(e.repl.queue, o.Committed...)
+		if err := e.repl.node.Advance(); err != nil {
+			return e.replicaFailed(err)
+		}
+		if err := e.applyQueue(out); err != nil {
+			return err
+		}
+	}
+	st := e.repl.node.Status()
+	out.Leader, out.IsLeader, out.Voters, out.Height = st.Leader, st.IsLeader, st.Voters, e.lc.Height()
+	return nil
+}
+
+// applyQueue applies committed entries in log order until one waits for a
+// chain block this enclave has not verified.
+func (e *Enclave) applyQueue(out *protocol.ReplicaOutput) error {
+	for len(e.repl.queue) > 0 {
+		ent := e.repl.queue[0]
+		if ent.Index <= e.repl.applied {
+			e.repl.queue = e.repl.queue[1:] // in the state already (restart, provisioning)
+			continue
+		}
+		var cmd command
+		if err := protocol.Unmarshal(ent.Command, &cmd); err != nil {
+			// Only the shard's enclaves can append to the log.
+			return e.fail(fmt.Errorf("log entry %d: %w", ent.Index, err))
+		}
+		switch {
+		case cmd.Chain != nil:
+			h := cmd.Chain.Height
+			if h <= e.lc.Height() {
+				break // proposed by several enclaves: the first applied it
+			}
+			b := e.repl.verified
+			if h != e.lc.Height()+1 || b == nil || b.Header.Height != h {
+				return nil // wait for the host to feed block h
+			}
+			if !bytes.Equal(b.Header.Hash(), cmd.Chain.Hash) {
+				return e.replicaFailed(fmt.Errorf("the shard's log orders chain block %d %X, this light client verified %X",
+					h, cmd.Chain.Hash, b.Header.Hash()))
+			}
+			e.repl.applied = ent.Index
+			rep, err := e.applyChain(b)
+			if err != nil {
+				return err
+			}
+			e.repl.verified = nil
+			out.Applied = append(out.Applied, protocol.Applied{
+				Chain: true, Height: rep.Height, StateRoot: rep.StateRoot, Changes: rep.Changes,
+				Block: rep.Block, Outgoing: rep.Outgoing, Checkpoint: rep.Checkpoint,
+			})
+			e.repl.queue = e.repl.queue[1:]
+			continue
+		case cmd.Direct != nil:
+			d := cmd.Direct
+			if len(d.Calls) == 0 || len(d.Calls) > protocol.MaxSubmitCalls {
+				break
+			}
+			e.repl.applied = ent.Index
+			rep, err := e.applyDirect(d.Calls, d.Time, d.Proposer)
+			if err != nil {
+				return err
+			}
+			res := protocol.ProposalResult{ID: d.ID, Results: rep.Results}
+			if rep.Block != nil {
+				res.Block = rep.Block.Header.Number
+				out.Applied = append(out.Applied, protocol.Applied{
+					Height: e.lc.Height(), StateRoot: rep.StateRoot, Changes: rep.Changes,
+					Block: rep.Block, Outgoing: rep.Outgoing, Checkpoint: rep.Checkpoint,
+				})
+			}
+			if d.Proposer == e.signerAddress() {
+				out.Results = append(out.Results, res)
+			}
+			e.repl.queue = e.repl.queue[1:]
+			continue
+		}
+		// An entry that changes nothing still moves the applied index,
+		// which the next checkpoint records.
+		e.repl.applied = ent.Index
+		e.repl.queue = e.repl.queue[1:]
+	}
+	return nil
+}
