@@ -40,7 +40,7 @@ func TestAppWiring(t *testing.T) {
 		t.Fatal(err)
 	}
 	ag, _ := json.Marshal(accounts.DevGenesis())
-	tg, err := devnet.TeerexGenesis(t0)
+	tg, err := devnet.TeerexGenesis(moduletest.T0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestAppWiring(t *testing.T) {
 	}
 	ctx := context.Background()
 	vals, valsHash := moduletest.Validators("wiring", 1)
-	if _, err := a.InitChain(ctx, &abci.RequestInitChain{ChainId: "wiring", Time: t0, InitialHeight: 1, AppStateBytes: state, Validators: vals}); err != nil {
+	if _, err := a.InitChain(ctx, &abci.RequestInitChain{ChainId: "wiring", Time: moduletest.T0, InitialHeight: 1, AppStateBytes: state, Validators: vals}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -73,7 +73,7 @@ func TestAppWiring(t *testing.T) {
 	height := int64(0)
 	block := func(txs ...[]byte) []*abci.ExecTxResult {
 		height++
-		res, err := a.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Height: height, Hash: moduletest.BlockHash(height), Time: t0.Add(time.Duration(height) * time.Second), Txs: txs})
+		res, err := a.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Height: height, Hash: moduletest.BlockHash(height), Time: moduletest.T0.Add(time.Duration(height) * time.Second), Txs: txs})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -53,7 +53,7 @@ func newAppChain(t testing.TB) *appChain {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tg, err := devnet.TeerexGenesis(t0)
+	tg, err := devnet.TeerexGenesis(moduletest.T0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func newAppChain(t testing.TB) *appChain {
 		t.Fatal(err)
 	}
 	vals, valsHash := moduletest.Validators(appChainID, 1)
-	if _, err := a.InitChain(context.Background(), &abci.RequestInitChain{ChainId: appChainID, Time: t0, InitialHeight: 1, AppStateBytes: state, Validators: vals}); err != nil {
+	if _, err := a.InitChain(context.Background(), &abci.RequestInitChain{ChainId: appChainID, Time: moduletest.T0, InitialHeight: 1, AppStateBytes: state, Validators: vals}); err != nil {
 		t.Fatal(err)
 	}
 	return &appChain{t: t, app: a, nonces: map[string]uint64{}, genesis: teerex.GenesisID(appChainID, 1, valsHash)}
@@ -93,7 +93,7 @@ func (c *appChain) block(txs ...[]byte) []*abci.ExecTxResult {
 	c.t.Helper()
 	c.height++
 	ctx := context.Background()
-	res, err := c.app.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Height: c.height, Hash: moduletest.BlockHash(c.height), Time: t0.Add(time.Duration(c.height) * time.Second), Txs: txs})
+	res, err := c.app.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Height: c.height, Hash: moduletest.BlockHash(c.height), Time: moduletest.T0.Add(time.Duration(c.height) * time.Second), Txs: txs})
 	if err != nil {
 		c.t.Fatal(err)
 	}
