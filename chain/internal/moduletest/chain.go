@@ -188,22 +188,28 @@ func (c *Chain) Exec(m runtime.Module, sender tx.Address, method string, args an
 // current block, failing the test if it cannot.
 func (c *Chain) Register(signer tx.Address, m types.Hash) {
 	c.T.Helper()
-	mm := [32]byte(m)
-	b, err := sim.New(sim.Config{Measurement: &mm})
-	if err != nil {
-		c.T.Fatal(err)
-	}
-	key := []byte("shielding key")
-	q, err := b.Quote(teerex.ReportData(signer, key, c.Ctx.Genesis))
-	if err != nil {
-		c.T.Fatal(err)
-	}
-	r := c.Exec(c.Teerex, signer, teerex.MethodRegisterEnclave, teerex.RegisterEnclave{
-		Attestation: teerex.Evidence{Kind: attestation.KindDCAP, Quote: q}, ShieldingKey: key,
-	})
+	r := c.Exec(c.Teerex, signer, teerex.MethodRegisterEnclave, SimRegistration(c.T, signer, m, c.Ctx.Genesis, ""))
 	if r.Err != nil {
 		c.T.Fatalf("register %s: %v", signer, r.Err)
 	}
+}
+
+// SimRegistration is the registration of signer as a sim enclave of
+// measurement m, with a DCAP quote that binds it on the chain of genesis
+// ID g.
+func SimRegistration(t testing.TB, signer tx.Address, m, g types.Hash, workerURL string) teerex.RegisterEnclave {
+	t.Helper()
+	mm := [32]byte(m)
+	b, err := sim.New(sim.Config{Measurement: &mm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := []byte("shielding key")
+	q, err := b.Quote(teerex.ReportData(signer, key, g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return teerex.RegisterEnclave{Attestation: teerex.Evidence{Kind: attestation.KindDCAP, Quote: q}, ShieldingKey: key, WorkerURL: workerURL}
 }
 
 // Balance is a's balance.
