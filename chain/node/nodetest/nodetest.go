@@ -23,18 +23,34 @@ func FreePort(t testing.TB) string {
 	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
+// Config is the dev configuration of a test node: loopback ports that
+// were free a moment ago, 50 ms blocks.
+func Config(t testing.TB) node.Config {
+	t.Helper()
+	c := node.DefaultConfig(true)
+	c.RPCListen, c.P2PListen = "127.0.0.1:"+FreePort(t), "127.0.0.1:"+FreePort(t)
+	c.TimeoutCommit = node.Duration(50 * time.Millisecond)
+	return c
+}
+
 // StartDev runs a dev node (50 ms blocks) whose genesis, and so block 1,
 // is at genesisTime (zero: now), stops it when the test ends, and returns
 // it once it has made block minHeight (within a minute).
 func StartDev(t testing.TB, genesisTime time.Time, minHeight int64) *node.Node {
 	t.Helper()
 	home := t.TempDir()
-	c := node.DefaultConfig(true)
-	c.RPCListen, c.P2PListen = "127.0.0.1:"+FreePort(t), "127.0.0.1:"+FreePort(t)
-	c.TimeoutCommit = node.Duration(50 * time.Millisecond)
+	c := Config(t)
 	if err := node.Init(home, node.InitOptions{Dev: true, Config: &c, GenesisTime: genesisTime}); err != nil {
 		t.Fatal(err)
 	}
+	return Start(t, home, minHeight)
+}
+
+// Start runs the node of home with the integritee runtime
+// (node.Modules), stops it when the test ends, and returns it once it has
+// made block minHeight (within a minute).
+func Start(t testing.TB, home string, minHeight int64) *node.Node {
+	t.Helper()
 	n, err := node.Start(home, node.StartOptions{Modules: node.Modules()})
 	if err != nil {
 		t.Fatal(err)
