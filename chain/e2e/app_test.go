@@ -41,24 +41,24 @@ func TestCheckTxTimeAtGenesisAndAfterRestart(t *testing.T) {
 	c := newAppChain(t, true, t0, g)
 	alice := accounts.DevKey("Alice")
 	refresh := teerex.SetCollateral{TCBInfos: g.Policy.TCBInfos, QEIdentity: g.Policy.QEIdentity}
-	if res := c.checkTx(c.sign(alice, teerex.Name, teerex.MethodSetCollateral, refresh)); res.Code != 0 {
+	if res := c.CheckTx(c.sign(alice, teerex.Name, teerex.MethodSetCollateral, refresh)); res.Code != 0 {
 		t.Fatalf("collateral refresh before the first block: %s/%d %s", res.Codespace, res.Code, res.Log)
 	}
 	blockTime := t0.Add(time.Second)
-	c.block(blockTime)
+	c.BlockAt(blockTime)
 
-	c.reopen()
-	delete(c.nonces, accounts.DevAddress("Alice")) // the checked call was never committed
+	c.Reopen()
+	delete(c.Nonces, accounts.DevAddress("Alice")) // the checked call was never committed
 	call := c.sign(alice, teerex.Name, teerex.MethodSetCollateral, refresh)
-	res := c.checkTx(call)
+	res := c.CheckTx(call)
 	wantCode(t, res.Codespace, res.Code, res.Log, teerex.ErrInvalidPolicy)
-	c.app.RestoreLastBlockTime(blockTime)
-	if res := c.checkTx(call); res.Code != 0 {
+	c.ABCI.RestoreLastBlockTime(blockTime)
+	if res := c.CheckTx(call); res.Code != 0 {
 		t.Fatalf("collateral refresh after the time was restored: %s/%d %s", res.Codespace, res.Code, res.Log)
 	}
 	// A time from a finalized block is not overwritten.
-	c.app.RestoreLastBlockTime(t0.Add(-devnet.CollateralValidity))
-	if res := c.checkTx(c.sign(alice, teerex.Name, teerex.MethodSetCollateral, refresh)); res.Code != 0 {
+	c.ABCI.RestoreLastBlockTime(t0.Add(-devnet.CollateralValidity))
+	if res := c.CheckTx(c.sign(alice, teerex.Name, teerex.MethodSetCollateral, refresh)); res.Code != 0 {
 		t.Fatalf("second refresh: %s/%d %s", res.Codespace, res.Code, res.Log)
 	}
 }
@@ -94,35 +94,35 @@ func TestIntelQuoteVerifiedOnChain(t *testing.T) {
 		teerex.RegisterEnclave{Attestation: quote, ShieldingKey: []byte("k")})
 	// CheckTx refuses it at once: what its report data claims (unverified
 	// yet) does not bind the sender, and verifying cannot change that.
-	res := c.checkTx(reg)
+	res := c.CheckTx(reg)
 	wantCode(t, res.Codespace, res.Code, res.Log, teerex.ErrSenderNotAttested)
 
-	results := c.block(qvlTime,
+	results := c.BlockAt(qvlTime,
 		c.sign(alice, teerex.Name, teerex.MethodSetCollateral, teerex.SetCollateral{
 			TCBInfos: docs.TCBInfos, QEIdentity: docs.QEIdentity, PCKCRLs: docs.PCKCRLs, RootCRL: docs.RootCRL}),
 		c.sign(alice, teerex.Name, teerex.MethodAllowMRENCLAVE, teerex.AllowMRENCLAVE{MRENCLAVE: mr}),
 	)
 	wantOK(t, results)
-	before := c.account(bob)
-	results = c.block(qvlTime, reg)
+	before := c.Account(bob)
+	results = c.BlockAt(qvlTime, reg)
 	wantCode(t, results[0].Codespace, results[0].Code, results[0].Log, teerex.ErrSenderNotAttested)
 	if !strings.Contains(results[0].Log, hex.EncodeToString([]byte("Hello, world!"))) {
 		t.Errorf("log does not show the quote's report data: %q", results[0].Log)
 	}
-	after := c.account(bob)
+	after := c.Account(bob)
 	if after.Nonce != before.Nonce+1 || after.Balance != before.Balance-accounts.Unit/100 {
 		t.Errorf("Bob %+v -> %+v: want only the fee charged and the nonce consumed", before, after)
 	}
 	var e teerex.Enclave
-	if c.query("/teerex/enclave/"+bob.String(), &e) {
+	if c.Query("/teerex/enclave/"+bob.String(), &e) {
 		t.Fatalf("Bob registered: %+v", e)
 	}
 	var n uint64
-	if c.query("/teerex/enclaves", &n) {
+	if c.Query("/teerex/enclaves", &n) {
 		t.Fatalf("%d enclaves listed", n)
 	}
 	// Two seconds later the collateral has expired.
-	results = c.block(qvlTime.Add(2*time.Second), c.sign(accounts.DevKey("Bob"), teerex.Name, teerex.MethodRegisterEnclave,
+	results = c.BlockAt(qvlTime.Add(2*time.Second), c.sign(accounts.DevKey("Bob"), teerex.Name, teerex.MethodRegisterEnclave,
 		teerex.RegisterEnclave{Attestation: quote, ShieldingKey: []byte("k")}))
 	wantCode(t, results[0].Codespace, results[0].Code, results[0].Log, teerex.ErrInvalidCollateral)
 }
@@ -133,25 +133,25 @@ func TestIntelQuoteVerifiedOnChain(t *testing.T) {
 func TestExpiredRegistrationCannotConfirmOrUnshield(t *testing.T) {
 	c := newAppChain(t, true, t0, devTeerexGenesis(t, t0))
 	shard := measurement("v1")
-	dave := newSimEnclave(t, "Dave", shard, c.genesis)
+	dave := newSimEnclave(t, "Dave", shard, c.Genesis)
 	bob := accounts.DevAddress("Bob")
 	registeredAt := t0.Add(time.Second)
-	wantOK(t, c.block(registeredAt,
+	wantOK(t, c.BlockAt(registeredAt,
 		c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register("wss://127.0.0.1:2000")),
 		c.sign(accounts.DevKey("Bob"), bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 1000, EncryptedRecipient: []byte("r")}),
 	))
 	// Still active at the last instant of the renewal period.
 	confirm, unshields := shardBlock(t, shard, 1, sidechain.Unshield{Beneficiary: bob, Amount: 100, CallHash: types.Hash{1}})
-	wantOK(t, c.block(registeredAt.Add(teerex.DefaultRenewalPeriod),
+	wantOK(t, c.BlockAt(registeredAt.Add(teerex.DefaultRenewalPeriod),
 		c.sign(dave.key, bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 1, BlockHash: types.Hash(moduletest.BlockHash(1))}),
-		c.signCall(dave.key, confirm)))
+		c.Sign(dave.key, confirm)))
 
 	expired := registeredAt.Add(teerex.DefaultRenewalPeriod + time.Second)
 	vault := bridge.VaultAddress(shard)
-	before := c.account(vault).Balance
-	results := c.block(expired,
+	before := c.Account(vault).Balance
+	results := c.BlockAt(expired,
 		c.sign(dave.key, bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 2, BlockHash: types.Hash(moduletest.BlockHash(2))}),
-		c.signCall(dave.key, unshields[0]),
+		c.Sign(dave.key, unshields[0]),
 	)
 	for _, r := range results {
 		wantCode(t, r.Codespace, r.Code, r.Log, bridge.ErrNotActive)
@@ -160,22 +160,22 @@ func TestExpiredRegistrationCannotConfirmOrUnshield(t *testing.T) {
 		}
 	}
 	var s bridge.Shard
-	if !c.query("/bridge/shard/"+shard.String(), &s) || s.Latest == nil || s.Latest.Height != 1 {
+	if !c.Query("/bridge/shard/"+shard.String(), &s) || s.Latest == nil || s.Latest.Height != 1 {
 		t.Fatalf("shard after the refused confirmation: %+v", s)
 	}
-	if got := c.account(vault).Balance; got != before {
+	if got := c.Account(vault).Balance; got != before {
 		t.Fatalf("vault %d, was %d", got, before)
 	}
 	var u bridge.Unshielded
-	if c.query("/bridge/unshielded/"+shard.String()+"/"+types.Hash{1}.String(), &u) {
+	if c.Query("/bridge/unshielded/"+shard.String()+"/"+types.Hash{1}.String(), &u) {
 		t.Fatalf("refused unshield recorded: %+v", u)
 	}
 
 	// Renewal: the same evidence (DCAP quotes carry no time) registers again.
-	wantOK(t, c.block(expired.Add(time.Second),
+	wantOK(t, c.BlockAt(expired.Add(time.Second),
 		c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register("wss://127.0.0.1:2000"))))
-	wantOK(t, c.block(expired.Add(2*time.Second), c.signCall(dave.key, unshields[0])))
-	if got := c.account(vault).Balance; got != before-100 {
+	wantOK(t, c.BlockAt(expired.Add(2*time.Second), c.Sign(dave.key, unshields[0])))
+	if got := c.Account(vault).Balance; got != before-100 {
 		t.Fatalf("vault %d after renewal, want %d", got, before-100)
 	}
 }
@@ -186,21 +186,21 @@ func TestExpiredRegistrationCannotConfirmOrUnshield(t *testing.T) {
 // registrations stayed for ever.
 func TestLongExpiredRegistrationIsPruned(t *testing.T) {
 	c := newAppChain(t, true, t0, devTeerexGenesis(t, t0))
-	dave := newSimEnclave(t, "Dave", measurement("v1"), c.genesis)
+	dave := newSimEnclave(t, "Dave", measurement("v1"), c.Genesis)
 	registeredAt := t0.Add(time.Second)
-	wantOK(t, c.block(registeredAt, c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register(""))))
+	wantOK(t, c.BlockAt(registeredAt, c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register(""))))
 	last := registeredAt.Add(teerex.DefaultRenewalPeriod + teerexkeeper.ExpiredRetention)
-	c.block(last)
+	c.BlockAt(last)
 	var e teerex.Enclave
-	if !c.query("/teerex/enclave/"+dave.addr.String(), &e) || len(c.events) != 0 {
-		t.Fatalf("pruned at the last instant of the retention: events %v", c.events)
+	if !c.Query("/teerex/enclave/"+dave.addr.String(), &e) || len(c.Events) != 0 {
+		t.Fatalf("pruned at the last instant of the retention: events %v", c.Events)
 	}
-	c.block(last.Add(time.Second))
-	if len(c.events) != 1 || c.events[0].Type != teerex.EventPruned || c.events[0].Attributes[0].Value != dave.addr.String() {
-		t.Fatalf("block events %v, want Dave pruned", c.events)
+	c.BlockAt(last.Add(time.Second))
+	if len(c.Events) != 1 || c.Events[0].Type != teerex.EventPruned || c.Events[0].Attributes[0].Value != dave.addr.String() {
+		t.Fatalf("block events %v, want Dave pruned", c.Events)
 	}
 	var n uint64
-	if c.query("/teerex/enclave/"+dave.addr.String(), &e) || c.query("/teerex/enclaves", &n) || c.query("/teerex/enclaves/"+measurement("v1").String(), &n) {
+	if c.Query("/teerex/enclave/"+dave.addr.String(), &e) || c.Query("/teerex/enclaves", &n) || c.Query("/teerex/enclaves/"+measurement("v1").String(), &n) {
 		t.Fatalf("pruned registration still in the state (%d listed)", n)
 	}
 }
@@ -212,8 +212,8 @@ func TestLongExpiredRegistrationIsPruned(t *testing.T) {
 func TestDoubleUnshieldInOneBlockPaysOnce(t *testing.T) {
 	c := newAppChain(t, true, t0, devTeerexGenesis(t, t0))
 	shard := measurement("v1")
-	dave, eve := newSimEnclave(t, "Dave", shard, c.genesis), newSimEnclave(t, "Eve", shard, c.genesis)
-	wantOK(t, c.block(t0.Add(time.Second),
+	dave, eve := newSimEnclave(t, "Dave", shard, c.Genesis), newSimEnclave(t, "Eve", shard, c.Genesis)
+	wantOK(t, c.BlockAt(t0.Add(time.Second),
 		c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register("")),
 		c.sign(eve.key, teerex.Name, teerex.MethodRegisterEnclave, eve.register("")),
 		c.sign(accounts.DevKey("Bob"), bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 1000, EncryptedRecipient: []byte("r")}),
@@ -221,26 +221,26 @@ func TestDoubleUnshieldInOneBlockPaysOnce(t *testing.T) {
 	ferdie := accounts.DevAddress("Ferdie")
 	callHash := types.Hash(sha256.Sum256([]byte("trusted call 1")))
 	confirm, unshields := shardBlock(t, shard, 1, sidechain.Unshield{Beneficiary: ferdie, Amount: 400, CallHash: callHash})
-	wantOK(t, c.block(t0.Add(2*time.Second), c.signCall(dave.key, confirm)))
-	before, vaultBefore := c.account(ferdie).Balance, c.account(bridge.VaultAddress(shard)).Balance
-	eveBefore := c.account(eve.addr).Balance
-	results := c.block(t0.Add(3*time.Second),
-		c.signCall(dave.key, unshields[0]),
-		c.signCall(eve.key, unshields[0]),
+	wantOK(t, c.BlockAt(t0.Add(2*time.Second), c.Sign(dave.key, confirm)))
+	before, vaultBefore := c.Account(ferdie).Balance, c.Account(bridge.VaultAddress(shard)).Balance
+	eveBefore := c.Account(eve.addr).Balance
+	results := c.BlockAt(t0.Add(3*time.Second),
+		c.Sign(dave.key, unshields[0]),
+		c.Sign(eve.key, unshields[0]),
 	)
 	wantOK(t, results[:1])
 	wantCode(t, results[1].Codespace, results[1].Code, results[1].Log, bridge.ErrAlreadyUnshielded)
-	if got := c.account(ferdie).Balance; got != before+400 {
+	if got := c.Account(ferdie).Balance; got != before+400 {
 		t.Errorf("beneficiary got %d, want 400 once", got-before)
 	}
-	if got := c.account(bridge.VaultAddress(shard)).Balance; got != vaultBefore-400 {
+	if got := c.Account(bridge.VaultAddress(shard)).Balance; got != vaultBefore-400 {
 		t.Errorf("vault %d, want %d", got, vaultBefore-400)
 	}
-	if got := c.account(eve.addr).Balance; got != eveBefore-accounts.Unit/100 {
+	if got := c.Account(eve.addr).Balance; got != eveBefore-accounts.Unit/100 {
 		t.Errorf("Eve paid %d, want only the fee %d", eveBefore-got, accounts.Unit/100)
 	}
 	var u bridge.Unshielded
-	if !c.query("/bridge/unshielded/"+shard.String()+"/"+callHash.String(), &u) || u.Enclave != dave.addr || u.Amount != 400 {
+	if !c.Query("/bridge/unshielded/"+shard.String()+"/"+callHash.String(), &u) || u.Enclave != dave.addr || u.Amount != 400 {
 		t.Fatalf("unshield record %+v", u)
 	}
 }
@@ -258,26 +258,26 @@ func TestEnclaveOfAnotherChainCannotRegister(t *testing.T) {
 	fake := teerex.GenesisID(appChainID, 1, hostVals)
 	dave := newSimEnclave(t, "Dave", shard, fake)
 
-	res := c.checkTx(c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register("")))
+	res := c.CheckTx(c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register("")))
 	wantCode(t, res.Codespace, res.Code, res.Log, teerex.ErrWrongChain)
-	delete(c.nonces, dave.addr) // refused by CheckTx: the nonce is still free
+	delete(c.Nonces, dave.addr) // refused by CheckTx: the nonce is still free
 
-	c.block(t0.Add(time.Second)) // commits genesis
-	before := c.account(dave.addr)
-	results := c.block(t0.Add(2*time.Second), c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register("")))
+	c.BlockAt(t0.Add(time.Second)) // commits genesis
+	before := c.Account(dave.addr)
+	results := c.BlockAt(t0.Add(2*time.Second), c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register("")))
 	wantCode(t, results[0].Codespace, results[0].Code, results[0].Log, teerex.ErrWrongChain)
 	var n uint64
-	if c.query("/teerex/enclaves", &n) {
+	if c.Query("/teerex/enclaves", &n) {
 		t.Fatalf("refused registration recorded: %d enclaves", n)
 	}
-	if after := c.account(dave.addr); after.Nonce != before.Nonce+1 || before.Balance-after.Balance != accounts.Unit/100 {
+	if after := c.Account(dave.addr); after.Nonce != before.Nonce+1 || before.Balance-after.Balance != accounts.Unit/100 {
 		t.Fatalf("Dave %+v, was %+v: want only the fee charged", after, before)
 	}
 
-	genuine := newSimEnclave(t, "Dave", shard, c.genesis)
-	wantOK(t, c.block(t0.Add(3*time.Second), c.sign(genuine.key, teerex.Name, teerex.MethodRegisterEnclave, genuine.register(""))))
+	genuine := newSimEnclave(t, "Dave", shard, c.Genesis)
+	wantOK(t, c.BlockAt(t0.Add(3*time.Second), c.sign(genuine.key, teerex.Name, teerex.MethodRegisterEnclave, genuine.register(""))))
 	var e teerex.Enclave
-	if !c.query("/teerex/enclave/"+dave.addr.String(), &e) || e.MRENCLAVE != shard {
+	if !c.Query("/teerex/enclave/"+dave.addr.String(), &e) || e.MRENCLAVE != shard {
 		t.Fatalf("registration of the enclave following this chain: %+v", e)
 	}
 }

@@ -2,25 +2,14 @@ package e2e_test
 
 import (
 	"context"
-	"net"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/node"
+	"github.com/integritee-go/integritee/chain/node/nodetest"
 	"github.com/integritee-go/integritee/client"
 )
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // initHome initializes a one-validator home on free loopback ports. A
 // production (non-dev) chain gets the dev accounts genesis anyway, so that
@@ -28,10 +17,7 @@ func freePort(t testing.TB) int {
 func initHome(t testing.TB, dev bool) string {
 	t.Helper()
 	home := t.TempDir()
-	c := node.DefaultConfig(true)
-	c.RPCListen = "127.0.0.1:" + strconv.Itoa(freePort(t))
-	c.P2PListen = "127.0.0.1:" + strconv.Itoa(freePort(t))
-	c.TimeoutCommit = node.Duration(50 * time.Millisecond)
+	c := nodetest.Config(t)
 	opts := node.InitOptions{Dev: dev, Config: &c}
 	if !dev {
 		g := accounts.DevGenesis()
@@ -47,15 +33,7 @@ func initHome(t testing.TB, dev bool) string {
 // client for it, and waits for the first block; both stop with the test.
 func startNode(t testing.TB, home string) (*node.Node, *client.Client) {
 	t.Helper()
-	n, err := node.Start(home, node.StartOptions{Modules: node.Modules()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := n.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
+	n := nodetest.Start(t, home, 0)
 	ctx := ctxT(t)
 	c, err := client.New(ctx, n.RPCAddress(), client.Options{PollInterval: 20 * time.Millisecond})
 	if err != nil {

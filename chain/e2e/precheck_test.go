@@ -43,18 +43,18 @@ func forgedEnclave(t testing.TB, e *simEnclave, m, genesis types.Hash) *simEncla
 func TestCheckTxDefersAttestationVerification(t *testing.T) {
 	c := newAppChain(t, true, t0, devTeerexGenesis(t, t0))
 	m := measurement("v1")
-	dave := newSimEnclave(t, "Dave", m, c.genesis)
-	wantOK(t, c.block(t0.Add(time.Second), c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register(""))))
+	dave := newSimEnclave(t, "Dave", m, c.Genesis)
+	wantOK(t, c.BlockAt(t0.Add(time.Second), c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register(""))))
 
 	// Eve replays Dave's genuine quote, and a forged one of Ferdie's.
-	eve := newSimEnclave(t, "Eve", m, c.genesis)
-	ferdie := forgedEnclave(t, newSimEnclave(t, "Ferdie", m, c.genesis), m, c.genesis)
+	eve := newSimEnclave(t, "Eve", m, c.Genesis)
+	ferdie := forgedEnclave(t, newSimEnclave(t, "Ferdie", m, c.Genesis), m, c.Genesis)
 	for name, ev := range map[string]teerex.Evidence{"genuine": dave.evidence, "forged": ferdie.evidence} {
-		res := c.checkTx(c.sign(eve.key, teerex.Name, teerex.MethodRegisterEnclave,
+		res := c.CheckTx(c.sign(eve.key, teerex.Name, teerex.MethodRegisterEnclave,
 			teerex.RegisterEnclave{Attestation: ev, ShieldingKey: eve.shieldingKey}))
 		wantCode(t, res.Codespace, res.Code, res.Log, teerex.ErrSenderNotAttested)
-		delete(c.nonces, eve.addr)
-		if name == "forged" && c.account(eve.addr).Nonce != 0 {
+		delete(c.Nonces, eve.addr)
+		if name == "forged" && c.Account(eve.addr).Nonce != 0 {
 			t.Fatal("refused registration consumed a nonce")
 		}
 	}
@@ -62,18 +62,18 @@ func TestCheckTxDefersAttestationVerification(t *testing.T) {
 	// Ferdie's forged quote claims the right binding: admitted, then
 	// refused in the block, where it pays.
 	reg := c.sign(ferdie.key, teerex.Name, teerex.MethodRegisterEnclave, ferdie.register(""))
-	if res := c.checkTx(reg); res.Code != 0 {
+	if res := c.CheckTx(reg); res.Code != 0 {
 		t.Fatalf("CheckTx verified the attestation: %s/%d %s", res.Codespace, res.Code, res.Log)
 	}
-	before := c.account(ferdie.addr)
-	results := c.block(t0.Add(2*time.Second), reg)
+	before := c.Account(ferdie.addr)
+	results := c.BlockAt(t0.Add(2*time.Second), reg)
 	wantCode(t, results[0].Codespace, results[0].Code, results[0].Log, teerex.ErrUntrustedRoot)
-	after := c.account(ferdie.addr)
+	after := c.Account(ferdie.addr)
 	if after.Nonce != before.Nonce+1 || before.Balance-after.Balance != accounts.Unit/100 {
 		t.Fatalf("Ferdie %+v, was %+v: want the fee charged and the nonce consumed", after, before)
 	}
 	var e teerex.Enclave
-	if c.query("/teerex/enclave/"+ferdie.addr.String(), &e) {
+	if c.Query("/teerex/enclave/"+ferdie.addr.String(), &e) {
 		t.Fatalf("forged registration stored: %+v", e)
 	}
 }
@@ -83,12 +83,12 @@ func TestCheckTxDefersAttestationVerification(t *testing.T) {
 func BenchmarkCheckTxReplayedQuote(b *testing.B) {
 	c := newAppChain(b, true, t0, devTeerexGenesis(b, t0))
 	m := measurement("v1")
-	dave := newSimEnclave(b, "Dave", m, c.genesis)
-	wantOK(b, c.block(t0.Add(time.Second), c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register(""))))
+	dave := newSimEnclave(b, "Dave", m, c.Genesis)
+	wantOK(b, c.BlockAt(t0.Add(time.Second), c.sign(dave.key, teerex.Name, teerex.MethodRegisterEnclave, dave.register(""))))
 	eve := accounts.DevKey("Eve")
 	replay := c.sign(eve, teerex.Name, teerex.MethodRegisterEnclave, teerex.RegisterEnclave{Attestation: dave.evidence, ShieldingKey: dave.shieldingKey})
 	for b.Loop() {
-		if res := c.checkTx(replay); res.Code == 0 {
+		if res := c.CheckTx(replay); res.Code == 0 {
 			b.Fatal("replay admitted")
 		}
 	}

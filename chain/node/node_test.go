@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/node"
+	"github.com/integritee-go/integritee/chain/node/nodetest"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
@@ -22,30 +22,11 @@ import (
 	"github.com/integritee-go/integritee/client"
 )
 
-// freePort returns a port that was free a moment ago on 127.0.0.1.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func testConfig(t testing.TB) node.Config {
-	c := node.DefaultConfig(true)
-	c.RPCListen = "127.0.0.1:" + strconv.Itoa(freePort(t))
-	c.P2PListen = "127.0.0.1:" + strconv.Itoa(freePort(t))
-	c.TimeoutCommit = node.Duration(50 * time.Millisecond)
-	return c
-}
-
 // devHome initializes a dev home in a temp dir.
 func devHome(t testing.TB) string {
 	t.Helper()
 	home := t.TempDir()
-	c := testConfig(t)
+	c := nodetest.Config(t)
 	if err := node.Init(home, node.InitOptions{Dev: true, Config: &c}); err != nil {
 		t.Fatal(err)
 	}
@@ -56,15 +37,7 @@ func devHome(t testing.TB) string {
 // end of the test.
 func startNode(t testing.TB, home string) (*node.Node, *client.Client) {
 	t.Helper()
-	n, err := node.Start(home, node.StartOptions{Modules: node.Modules()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := n.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
+	n := nodetest.Start(t, home, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := client.New(ctx, n.RPCAddress(), client.Options{PollInterval: 20 * time.Millisecond})

@@ -27,13 +27,13 @@ func TestInvoke(t *testing.T) {
 	shard := measurement("v1")
 	ct := bytes.Repeat([]byte{0xc1}, 1500)
 	r := c.call(bob, bridge.MethodInvoke, bridge.Invoke{Shard: shard, Ciphertext: ct})
-	wantErr(t, r.err)
-	if r.changes != 0 {
-		t.Fatalf("invoke wrote %d keys", r.changes)
+	wantErr(t, r.Err)
+	if r.Changes != 0 {
+		t.Fatalf("invoke wrote %d keys", r.Changes)
 	}
 	ev, ok := findEvent(r, bridge.EventInvoked)
 	if !ok || ev["shard"].Value != shard.String() || ev["sender"].Value != bob.String() {
-		t.Fatalf("event %v", r.events)
+		t.Fatalf("event %v", r.Events)
 	}
 	if got, _ := base64.StdEncoding.DecodeString(ev["ciphertext"].Value); !bytes.Equal(got, ct) || ev["ciphertext"].Index {
 		t.Fatal("ciphertext attribute wrong or indexed")
@@ -52,14 +52,14 @@ func TestShieldFunds(t *testing.T) {
 	c := newChain(t)
 	shard := measurement("v1")
 	vault := bridge.VaultAddress(shard)
-	before := c.balance(bob)
+	before := c.Balance(bob)
 	r := c.call(bob, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 700, EncryptedRecipient: []byte("enc(bob's incognito account)")})
-	wantErr(t, r.err)
-	if c.balance(vault) != 700 || c.balance(bob) != before-700 {
-		t.Fatalf("vault %d, bob %d", c.balance(vault), c.balance(bob))
+	wantErr(t, r.Err)
+	if c.Balance(vault) != 700 || c.Balance(bob) != before-700 {
+		t.Fatalf("vault %d, bob %d", c.Balance(vault), c.Balance(bob))
 	}
 	if ev, ok := findEvent(r, bridge.EventShielded); !ok || ev["amount"].Value != "700" || ev["encrypted_recipient"].Index {
-		t.Fatalf("events %v", r.events)
+		t.Fatalf("events %v", r.Events)
 	}
 	if _, ok := findEvent(r, accounts.EventTransfer); !ok {
 		t.Fatal("no transfer event")
@@ -69,7 +69,7 @@ func TestShieldFunds(t *testing.T) {
 	rejected(t, c.call(bob, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 0, EncryptedRecipient: []byte("x")}),
 		types.ErrMalformedCall)
 	rejected(t, c.call(bob, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 1}), types.ErrMalformedCall)
-	if other := bridge.VaultAddress(measurement("v2")); other == vault || c.balance(other) != 0 {
+	if other := bridge.VaultAddress(measurement("v2")); other == vault || c.Balance(other) != 0 {
 		t.Fatal("vaults of different shards must differ")
 	}
 }
@@ -80,10 +80,10 @@ func TestShieldFunds(t *testing.T) {
 func TestUnshield(t *testing.T) {
 	c := newChain(t)
 	shard, other := measurement("v1"), measurement("other release")
-	c.register(dave, shard)
-	c.register(eve, shard)
-	c.register(ferd, other)
-	wantErr(t, c.call(bob, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 1000, EncryptedRecipient: []byte("r")}).err)
+	c.Register(dave, shard)
+	c.Register(eve, shard)
+	c.Register(ferd, other)
+	wantErr(t, c.call(bob, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 1000, EncryptedRecipient: []byte("r")}).Err)
 	vault := bridge.VaultAddress(shard)
 	zoe := accounts.DevAddress("Zoe")
 	b1 := c.confirmBlock(shard, 1,
@@ -96,13 +96,13 @@ func TestUnshield(t *testing.T) {
 	b2 := c.confirmBlock(shard, 2, unshield{zoe, 1, types.Hash{0xca, 1}})
 	// The same unshield as b1[1], proved in another shard's block.
 	elsewhere := c.confirmBlock(other, 1, unshield{zoe, 200, types.Hash{0xca, 2}})
-	c.next(time.Second)
+	c.Next(time.Second)
 
 	r := c.call(dave, bridge.MethodUnshieldFunds, b1[0])
-	wantErr(t, r.err)
+	wantErr(t, r.Err)
 	if ev, ok := findEvent(r, bridge.EventUnshielded); !ok || ev["beneficiary"].Value != zoe.String() || ev["amount"].Value != "300" ||
 		ev["call_hash"].Value != b1[0].CallHash.String() || ev["enclave"].Value != dave.String() {
-		t.Fatalf("events %v", r.events)
+		t.Fatalf("events %v", r.Events)
 	}
 
 	pending := b1[1]
@@ -154,21 +154,21 @@ func TestUnshield(t *testing.T) {
 			rejected(t, c.call(tc.sender, bridge.MethodUnshieldFunds, tc.call), tc.want...)
 		})
 	}
-	if c.balance(zoe) != 300 || c.balance(vault) != 700 {
-		t.Fatalf("paid more than once: beneficiary %d, vault %d", c.balance(zoe), c.balance(vault))
+	if c.Balance(zoe) != 300 || c.Balance(vault) != 700 {
+		t.Fatalf("paid more than once: beneficiary %d, vault %d", c.Balance(zoe), c.Balance(vault))
 	}
-	u, done, err := c.bridge.Unshielded(c.kv, shard, b1[0].CallHash)
+	u, done, err := c.bridge.Unshielded(c.KV, shard, b1[0].CallHash)
 	if err != nil || !done || u.Enclave != dave || u.Amount != 300 || u.Beneficiary != zoe || u.Height != 11 {
 		t.Fatalf("unshield record %+v %v %v", u, done, err)
 	}
-	if _, done, err := c.bridge.Unshielded(c.kv, shard, pending.CallHash); err != nil || done {
+	if _, done, err := c.bridge.Unshielded(c.KV, shard, pending.CallHash); err != nil || done {
 		t.Fatalf("refused unshield recorded: %v %v", done, err)
 	}
 	// The other unshields of the block pay, from either enclave.
-	wantErr(t, c.call(eve, bridge.MethodUnshieldFunds, pending).err)
-	wantErr(t, c.call(dave, bridge.MethodUnshieldFunds, b1[2]).err)
-	if c.balance(zoe) != 500 || c.balance(vault) != 450 {
-		t.Fatalf("beneficiary %d, vault %d", c.balance(zoe), c.balance(vault))
+	wantErr(t, c.call(eve, bridge.MethodUnshieldFunds, pending).Err)
+	wantErr(t, c.call(dave, bridge.MethodUnshieldFunds, b1[2]).Err)
+	if c.Balance(zoe) != 500 || c.Balance(vault) != 450 {
+		t.Fatalf("beneficiary %d, vault %d", c.Balance(zoe), c.Balance(vault))
 	}
 }
 
@@ -177,10 +177,10 @@ func TestUnshield(t *testing.T) {
 func TestUnshieldNeedsShardBlocks(t *testing.T) {
 	c := newChain(t)
 	shard := measurement("v1")
-	c.register(dave, shard)
-	wantErr(t, c.call(bob, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 10, EncryptedRecipient: []byte("r")}).err)
+	c.Register(dave, shard)
+	wantErr(t, c.call(bob, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 10, EncryptedRecipient: []byte("r")}).Err)
 	args := c.confirmBlock(shard, 1, unshield{bob, 1, types.Hash{1}})[0]
-	m := keeper.New(c.teerex.Keeper, c.acc.Keeper, c.acc.Keeper, nil)
+	m := keeper.New(c.Teerex.Keeper, c.Accounts.Keeper, c.Accounts.Keeper, nil)
 	call, err := tx.NewCall(bridge.Name, bridge.MethodUnshieldFunds, args)
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +189,7 @@ func TestUnshieldNeedsShardBlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := c.ctx.WithStore(c.kv.Branch())
+	ctx := c.Ctx.WithStore(c.KV.Branch())
 	ctx.Sender = dave
 	err = m.Execute(ctx, msg)
 	if re := (*types.Error)(nil); err == nil || errors.As(err, &re) {
@@ -200,26 +200,26 @@ func TestUnshieldNeedsShardBlocks(t *testing.T) {
 func TestExpiredEnclaveCannotAct(t *testing.T) {
 	c := newChain(t)
 	shard := measurement("v1")
-	c.register(dave, shard)
-	wantErr(t, c.call(bob, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 10, EncryptedRecipient: []byte("r")}).err)
+	c.Register(dave, shard)
+	wantErr(t, c.call(bob, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: shard, Amount: 10, EncryptedRecipient: []byte("r")}).Err)
 	pay := c.confirmBlock(shard, 1, unshield{bob, 1, types.Hash{1}})[0]
-	c.next(24*time.Hour + time.Second)
+	c.Next(24*time.Hour + time.Second)
 	rejected(t, c.call(dave, bridge.MethodUnshieldFunds, pay), bridge.ErrNotActive, teerex.ErrExpired)
 	rejected(t, c.call(dave, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 3, BlockHash: blockHash(3)}),
 		bridge.ErrNotActive, teerex.ErrExpired)
 	// Renewal restores it.
-	c.register(dave, shard)
-	wantErr(t, c.call(dave, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 3, BlockHash: blockHash(3)}).err)
-	wantErr(t, c.call(dave, bridge.MethodUnshieldFunds, pay).err)
+	c.Register(dave, shard)
+	wantErr(t, c.call(dave, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 3, BlockHash: blockHash(3)}).Err)
+	wantErr(t, c.call(dave, bridge.MethodUnshieldFunds, pay).Err)
 }
 
 func TestConfirmProcessedBlock(t *testing.T) {
 	c := newChain(t)
 	shard := measurement("v1")
-	c.register(dave, shard)
-	c.register(eve, shard)
-	c.register(ferd, measurement("other"))
-	c.toHeight(20)
+	c.Register(dave, shard)
+	c.Register(eve, shard)
+	c.Register(ferd, measurement("other"))
+	c.ToHeight(20)
 	hash := func(b byte) types.Hash { return types.Hash{b} }
 	conf := func(h uint64, state byte) bridge.ConfirmProcessedBlock {
 		return bridge.ConfirmProcessedBlock{Shard: shard, Height: h, BlockHash: blockHash(h), CallsRoot: hash(0xcc), StateHash: hash(state)}
@@ -228,7 +228,7 @@ func TestConfirmProcessedBlock(t *testing.T) {
 	wrongBlock.BlockHash = blockHash(15)
 
 	r := c.call(dave, bridge.MethodConfirmProcessedBlock, conf(15, 1))
-	wantErr(t, r.err)
+	wantErr(t, r.Err)
 	if _, ok := findEvent(r, bridge.EventBlockConfirmed); !ok {
 		t.Fatal("no confirmation event")
 	}
@@ -257,18 +257,18 @@ func TestConfirmProcessedBlock(t *testing.T) {
 
 	// Agreement: no divergence.
 	r = c.call(eve, bridge.MethodConfirmProcessedBlock, conf(15, 1))
-	wantErr(t, r.err)
+	wantErr(t, r.Err)
 	if _, ok := findEvent(r, bridge.EventStateDivergence); ok {
 		t.Fatal("divergence on agreement")
 	}
 	// Disagreement at height 17: the second confirmation raises it.
-	wantErr(t, c.call(dave, bridge.MethodConfirmProcessedBlock, conf(17, 2)).err)
+	wantErr(t, c.call(dave, bridge.MethodConfirmProcessedBlock, conf(17, 2)).Err)
 	r = c.call(eve, bridge.MethodConfirmProcessedBlock, conf(17, 3))
-	wantErr(t, r.err)
+	wantErr(t, r.Err)
 	ev, ok := findEvent(r, bridge.EventStateDivergence)
 	if !ok || ev["height"].Value != "17" || ev["first_enclave"].Value != dave.String() || ev["enclave"].Value != eve.String() ||
 		ev["state_hash"].Value != hash(3).String() || ev["first_state_hash"].Value != hash(2).String() {
-		t.Fatalf("divergence event %v", r.events)
+		t.Fatalf("divergence event %v", r.Events)
 	}
 
 	s := c.shard(shard)
@@ -276,13 +276,13 @@ func TestConfirmProcessedBlock(t *testing.T) {
 		t.Fatalf("shard record %+v", s)
 	}
 	for _, e := range []tx.Address{dave, eve} {
-		got, ok, err := c.bridge.ConfirmationOf(c.kv, shard, e)
+		got, ok, err := c.bridge.ConfirmationOf(c.KV, shard, e)
 		if err != nil || !ok || got.Enclave != e || got.Height != 17 || got.ConfirmedHeight != 20 {
 			t.Fatalf("confirmation of %s: %+v %v %v", e, got, ok, err)
 		}
 	}
 	var first bridge.Confirmation
-	v, err := c.kv.Get(bridge.BlockKey(shard, 17))
+	v, err := c.KV.Get(bridge.BlockKey(shard, 17))
 	if err != nil || v == nil {
 		t.Fatalf("block record: %v", err)
 	}
@@ -302,17 +302,17 @@ func TestConfirmationsOfManyEnclaves(t *testing.T) {
 	enclaves := make([]tx.Address, 70)
 	for i := range enclaves {
 		enclaves[i] = tx.Address(sha256.Sum256(fmt.Appendf(nil, "enclave %d", i)))
-		c.register(enclaves[i], shard)
+		c.Register(enclaves[i], shard)
 	}
-	c.toHeight(20)
+	c.ToHeight(20)
 	conf := bridge.ConfirmProcessedBlock{Shard: shard, Height: 15, BlockHash: blockHash(15), StateHash: types.Hash{1}}
 	for _, e := range enclaves {
-		wantErr(t, c.call(e, bridge.MethodConfirmProcessedBlock, conf).err)
-		c.next(time.Second) // later confirmations are the fresher ones
+		wantErr(t, c.call(e, bridge.MethodConfirmProcessedBlock, conf).Err)
+		c.Next(time.Second) // later confirmations are the fresher ones
 	}
 	for _, e := range enclaves {
 		rejected(t, c.call(e, bridge.MethodConfirmProcessedBlock, conf), bridge.ErrStaleConfirmation)
-		got, ok, err := c.bridge.ConfirmationOf(c.kv, shard, e)
+		got, ok, err := c.bridge.ConfirmationOf(c.KV, shard, e)
 		if err != nil || !ok || got.Height != 15 {
 			t.Fatalf("confirmation of %s: %+v %v %v", e, got, ok, err)
 		}
@@ -328,21 +328,21 @@ func TestConfirmationsOfManyEnclaves(t *testing.T) {
 func TestConfirmOnlyWithinWindow(t *testing.T) {
 	c := newChain(t)
 	shard := measurement("v1")
-	c.register(dave, shard)
+	c.Register(dave, shard)
 	const w = runtime.BlockHashWindow
 	for _, h := range []int64{15, w + 15} {
-		c.recordBlock(h)
+		c.RecordBlock(h)
 	}
-	c.ctx.Height = w + 20
+	c.Ctx.Height = w + 20
 	r := c.call(dave, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: 15, BlockHash: blockHash(15)})
 	rejected(t, r, bridge.ErrUnknownBlock)
-	if !strings.Contains(r.err.Error(), "outside the last 100000 blocks") {
-		t.Fatalf("refusal does not name the window: %v", r.err)
+	if !strings.Contains(r.Err.Error(), "outside the last 100000 blocks") {
+		t.Fatalf("refusal does not name the window: %v", r.Err)
 	}
 	// A height in the window the chain never recorded.
 	rejected(t, c.call(dave, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: w + 16, BlockHash: blockHash(w + 16)}),
 		bridge.ErrUnknownBlock)
-	wantErr(t, c.call(dave, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: w + 15, BlockHash: blockHash(w + 15)}).err)
+	wantErr(t, c.call(dave, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: w + 15, BlockHash: blockHash(w + 15)}).Err)
 	if s := c.shard(shard); s.Latest == nil || s.Latest.Height != w+15 {
 		t.Fatalf("shard record %+v", s)
 	}
@@ -355,9 +355,9 @@ func TestShardConfigEnactment(t *testing.T) {
 	c := newChain(t)
 	v1, v2 := measurement("v1"), measurement("v2")
 	shard := v1
-	c.register(dave, v1)
-	c.register(eve, v2)
-	c.toHeight(20)
+	c.Register(dave, v1)
+	c.Register(eve, v2)
+	c.ToHeight(20)
 
 	tests := []struct {
 		name   string
@@ -375,18 +375,18 @@ func TestShardConfigEnactment(t *testing.T) {
 		})
 	}
 	r := c.call(dave, bridge.MethodUpdateShardConfig, bridge.UpdateShardConfig{Shard: shard, MRENCLAVE: v2, EnactmentHeight: 30})
-	wantErr(t, r.err)
+	wantErr(t, r.Err)
 	if ev, ok := findEvent(r, bridge.EventConfigUpdated); !ok || ev["enactment_height"].Value != "30" || ev["mrenclave"].Value != v2.String() {
-		t.Fatalf("events %v", r.events)
+		t.Fatalf("events %v", r.Events)
 	}
 	confirm := func(signer [32]byte) error {
-		h := uint64(c.ctx.Height - 1)
-		return c.call(signer, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: h, BlockHash: blockHash(h)}).err
+		h := uint64(c.Ctx.Height - 1)
+		return c.call(signer, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: shard, Height: h, BlockHash: blockHash(h)}).Err
 	}
-	c.toHeight(29)
+	c.ToHeight(29)
 	wantErr(t, confirm(dave))
 	wantErr(t, confirm(eve), bridge.ErrNotShardEnclave)
-	c.toHeight(30)
+	c.ToHeight(30)
 	wantErr(t, confirm(eve))
 	wantErr(t, confirm(dave), bridge.ErrNotShardEnclave)
 	s := c.shard(shard)
@@ -394,7 +394,7 @@ func TestShardConfigEnactment(t *testing.T) {
 		t.Fatalf("enacted record %+v", s)
 	}
 	// Sudo may always reconfigure, effective at once.
-	wantErr(t, c.call(alice, bridge.MethodUpdateShardConfig, bridge.UpdateShardConfig{Shard: shard, MRENCLAVE: v1, EnactmentHeight: 30}).err)
+	wantErr(t, c.call(alice, bridge.MethodUpdateShardConfig, bridge.UpdateShardConfig{Shard: shard, MRENCLAVE: v1, EnactmentHeight: 30}).Err)
 	wantErr(t, confirm(dave))
 }
 

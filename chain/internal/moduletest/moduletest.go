@@ -34,11 +34,11 @@ func WantErr(t testing.TB, err error, want ...error) {
 
 // Rejected asserts a call that failed with want and left no writes and no
 // events behind.
-func Rejected(t testing.TB, err error, changes int, events []abci.Event, want ...error) {
+func Rejected(t testing.TB, r Result, want ...error) {
 	t.Helper()
-	WantErr(t, err, want...)
-	if changes != 0 || len(events) != 0 {
-		t.Fatalf("rejected call left %d writes and %d events", changes, len(events))
+	WantErr(t, r.Err, want...)
+	if r.Changes != 0 || len(r.Events) != 0 {
+		t.Fatalf("rejected call left %d writes and %d events", r.Changes, len(r.Events))
 	}
 }
 

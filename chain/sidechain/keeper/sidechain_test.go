@@ -23,9 +23,9 @@ import (
 func TestConfirmSidechainBlock(t *testing.T) {
 	c := newChain(t)
 	shard := measurement("v1")
-	c.register(dave, shard)
-	c.register(eve, shard)
-	c.register(ferd, measurement("other release"))
+	c.Register(dave, shard)
+	c.Register(eve, shard)
+	c.Register(ferd, measurement("other release"))
 	b1 := first(shard, 9, 1)
 	b1.CallsRoot, b1.UnshieldsRoot, b1.Timestamp = types.Hash{0xca}, types.Hash{0xee}, 1_700_000_000_000
 
@@ -38,10 +38,10 @@ func TestConfirmSidechainBlock(t *testing.T) {
 	}
 
 	r := c.confirm(dave, b1)
-	wantErr(t, r.err)
+	wantErr(t, r.Err)
 	ev, ok := findEvent(r, sidechain.EventBlockConfirmed)
 	if !ok {
-		t.Fatalf("no indexed event in %v", r.events)
+		t.Fatalf("no indexed event in %v", r.Events)
 	}
 	got, ok := sidechain.ParseEvent(sidechain.EventBlockConfirmed, ev)
 	if !ok || got != (sidechain.Confirmed{Shard: shard, Number: 1, HeaderHash: hashOf(t, b1), Enclave: dave}) {
@@ -53,7 +53,7 @@ func TestConfirmSidechainBlock(t *testing.T) {
 		t.Fatalf("latest %+v, want %+v", l, want)
 	}
 
-	c.next(time.Second)
+	c.Next(time.Second)
 	b2 := child(t, b1, 10, 2)
 	tests := []struct {
 		name   string
@@ -82,25 +82,25 @@ func TestConfirmSidechainBlock(t *testing.T) {
 	if l := c.latest(shard); l != want {
 		t.Fatalf("refusals moved the latest to %+v", l)
 	}
-	if b, ok, err := c.sidechain.Block(c.kv, shard, 1); err != nil || !ok || b != want {
+	if b, ok, err := c.sidechain.Block(c.KV, shard, 1); err != nil || !ok || b != want {
 		t.Fatalf("block 1: %+v %v %v", b, ok, err)
 	}
-	if _, ok, err := c.sidechain.Block(c.kv, shard, 2); err != nil || ok {
+	if _, ok, err := c.sidechain.Block(c.KV, shard, 2); err != nil || ok {
 		t.Fatalf("block 2 before its confirmation: %v %v", ok, err)
 	}
 
 	// The other enclave of the shard extends the chain.
-	wantErr(t, c.confirm(eve, b2).err)
+	wantErr(t, c.confirm(eve, b2).Err)
 	if l := c.latest(shard); l.Number != 2 || l.HeaderHash != hashOf(t, b2) || l.Enclave != eve || l.ConfirmedHeight != 11 {
 		t.Fatalf("latest %+v", l)
 	}
-	if b, _, _ := c.sidechain.Block(c.kv, shard, 1); b != want {
+	if b, _, _ := c.sidechain.Block(c.KV, shard, 1); b != want {
 		t.Fatalf("block 1 changed to %+v", b)
 	}
 
 	// Shards have their own chains.
 	other := measurement("other release")
-	wantErr(t, c.confirm(ferd, first(other, 10, 1)).err)
+	wantErr(t, c.confirm(ferd, first(other, 10, 1)).Err)
 	if l := c.latest(shard); l.Number != 2 {
 		t.Fatalf("another shard's confirmation moved this one to %d", l.Number)
 	}
@@ -135,15 +135,15 @@ func TestChainHeightBounds(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newChain(t)
-			c.register(dave, shard)
+			c.Register(dave, shard)
 			h := first(shard, tc.chainHeight, 1)
 			if tc.parent {
 				b1 := first(shard, 5, 1)
-				wantErr(t, c.confirm(dave, b1).err)
+				wantErr(t, c.confirm(dave, b1).Err)
 				h = child(t, b1, tc.chainHeight, 2)
 			}
-			c.next(time.Second)
-			c.next(time.Second) // height 12
+			c.Next(time.Second)
+			c.Next(time.Second) // height 12
 			before := c.latest(shard)
 			r := c.confirm(dave, h)
 			if len(tc.want) > 0 {
@@ -153,7 +153,7 @@ func TestChainHeightBounds(t *testing.T) {
 				}
 				return
 			}
-			wantErr(t, r.err)
+			wantErr(t, r.Err)
 			if l := c.latest(shard); l.Number != h.Number || l.ChainHeight != tc.chainHeight {
 				t.Fatalf("latest %+v", l)
 			}
@@ -180,17 +180,17 @@ func TestDirectBlocks(t *testing.T) {
 	}{
 		{"unregistered", func(c *chain) { c.unregister(eve) }, true},
 		// Eve registered 12 hours before Dave, so she expires first.
-		{"expired", func(c *chain) { c.next(12*time.Hour + time.Second) }, false},
+		{"expired", func(c *chain) { c.Next(12*time.Hour + time.Second) }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newChain(t)
-			c.register(eve, shard)
-			c.next(12 * time.Hour)
-			c.register(dave, shard)
+			c.Register(eve, shard)
+			c.Next(12 * time.Hour)
+			c.Register(dave, shard)
 			// An enclave of another measurement does not count.
-			c.register(ferd, measurement("other release"))
-			c.next(time.Second)
-			top := c.ctx.Height - 1 // after both registrations
+			c.Register(ferd, measurement("other release"))
+			c.Next(time.Second)
+			top := c.Ctx.Height - 1 // after both registrations
 			d1 := direct(first(shard, top, 1), dave)
 
 			rejected(t, c.confirm(eve, d1), sidechain.ErrNotAuthor)
@@ -199,26 +199,26 @@ func TestDirectBlocks(t *testing.T) {
 
 			tc.drop(c)
 			rejected(t, c.confirm(dave, direct(first(shard, top, 1), ferd)), sidechain.ErrNotAuthor)
-			wantErr(t, c.confirm(dave, d1).err)
+			wantErr(t, c.confirm(dave, d1).Err)
 			if l := c.latest(shard); l.Number != 1 || l.Author != dave || l.Enclave != dave || l.HeaderHash != hashOf(t, d1) {
 				t.Fatalf("latest %+v", l)
 			}
 			// A chain block may follow a direct one.
 			b2 := child(t, d1, top, 2)
-			wantErr(t, c.confirm(dave, b2).err)
+			wantErr(t, c.confirm(dave, b2).Err)
 
 			// Eve registers again. A direct block that sits before her
 			// registration is confirmed if her registration is new...
-			c.next(time.Second)
-			reg := c.ctx.Height
-			c.register(eve, shard)
-			c.next(time.Second)
+			c.Next(time.Second)
+			reg := c.Ctx.Height
+			c.Register(eve, shard)
+			c.Next(time.Second)
 			d3 := direct(child(t, b2, top, 3), dave)
 			if !tc.raceAccepted {
 				rejected(t, c.confirm(dave, d3), sidechain.ErrSeveralEnclaves)
 				return
 			}
-			wantErr(t, c.confirm(dave, d3).err)
+			wantErr(t, c.confirm(dave, d3).Err)
 			// ...and one at or after it is refused.
 			rejected(t, c.confirm(dave, direct(child(t, d3, reg, 4), dave)), sidechain.ErrSeveralEnclaves)
 		})
@@ -231,18 +231,18 @@ func TestDirectBlocks(t *testing.T) {
 func TestChainBlockFromEitherEnclave(t *testing.T) {
 	c := newChain(t)
 	shard := measurement("v1")
-	c.register(dave, shard)
-	c.register(eve, shard)
+	c.Register(dave, shard)
+	c.Register(eve, shard)
 	b1 := first(shard, 9, 1)
-	wantErr(t, c.confirm(dave, b1).err)
+	wantErr(t, c.confirm(dave, b1).Err)
 	want := c.latest(shard)
 	rejected(t, c.confirm(eve, b1), sidechain.ErrAlreadyConfirmed)
 	if l := c.latest(shard); l != want || l.Enclave != dave {
 		t.Fatalf("latest %+v, want %+v", l, want)
 	}
-	c.next(time.Second)
+	c.Next(time.Second)
 	b2 := child(t, b1, 10, 2)
-	wantErr(t, c.confirm(eve, b2).err)
+	wantErr(t, c.confirm(eve, b2).Err)
 	want = c.latest(shard)
 	rejected(t, c.confirm(dave, b2), sidechain.ErrAlreadyConfirmed)
 	if l := c.latest(shard); l != want || l.Number != 2 || l.Enclave != eve {
@@ -253,12 +253,12 @@ func TestChainBlockFromEitherEnclave(t *testing.T) {
 func TestExpiredEnclaveCannotConfirm(t *testing.T) {
 	c := newChain(t)
 	shard := measurement("v1")
-	c.register(dave, shard)
-	c.next(24*time.Hour + time.Second)
+	c.Register(dave, shard)
+	c.Next(24*time.Hour + time.Second)
 	b1 := first(shard, 10, 1)
 	rejected(t, c.confirm(dave, b1), sidechain.ErrNotActive, teerex.ErrExpired)
-	c.register(dave, shard)
-	wantErr(t, c.confirm(dave, b1).err)
+	c.Register(dave, shard)
+	wantErr(t, c.confirm(dave, b1).Err)
 }
 
 // A shard moved to a new release by update_shard_config is confirmed by
@@ -267,18 +267,18 @@ func TestExpiredEnclaveCannotConfirm(t *testing.T) {
 func TestShardConfigDecidesMembership(t *testing.T) {
 	c := newChain(t)
 	shard := measurement("v1")
-	c.register(dave, shard)
-	c.register(eve, measurement("v2"))
-	r := c.exec(c.bridge, alice, bridge.MethodUpdateShardConfig, bridge.UpdateShardConfig{Shard: shard, MRENCLAVE: measurement("v2"), EnactmentHeight: 12})
-	wantErr(t, r.err)
+	c.Register(dave, shard)
+	c.Register(eve, measurement("v2"))
+	r := c.Exec(c.bridge, alice, bridge.MethodUpdateShardConfig, bridge.UpdateShardConfig{Shard: shard, MRENCLAVE: measurement("v2"), EnactmentHeight: 12})
+	wantErr(t, r.Err)
 	b1 := first(shard, 9, 1)
 	rejected(t, c.confirm(eve, b1), sidechain.ErrNotShardEnclave)
-	wantErr(t, c.confirm(dave, b1).err)
-	c.next(time.Second)
-	c.next(time.Second)
+	wantErr(t, c.confirm(dave, b1).Err)
+	c.Next(time.Second)
+	c.Next(time.Second)
 	b2 := child(t, b1, 11, 2)
 	rejected(t, c.confirm(dave, b2), sidechain.ErrNotShardEnclave)
-	wantErr(t, c.confirm(eve, b2).err)
+	wantErr(t, c.confirm(eve, b2).Err)
 }
 
 // Module.UnshieldsRoot answers the bridge only for confirmed blocks, and
@@ -286,10 +286,10 @@ func TestShardConfigDecidesMembership(t *testing.T) {
 func TestModuleUnshieldsRoot(t *testing.T) {
 	c := newChain(t)
 	shard := measurement("v1")
-	c.register(dave, shard)
+	c.Register(dave, shard)
 	b1 := first(shard, 9, 1)
 	b1.UnshieldsRoot = types.Hash{0xee, 1}
-	wantErr(t, c.confirm(dave, b1).err)
+	wantErr(t, c.confirm(dave, b1).Err)
 	for _, tc := range []struct {
 		name   string
 		shard  types.Hash
@@ -302,17 +302,17 @@ func TestModuleUnshieldsRoot(t *testing.T) {
 		{"another shard", measurement("v2"), 1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			root, ok, err := c.sidechain.UnshieldsRoot(c.kv, tc.shard, tc.number)
+			root, ok, err := c.sidechain.UnshieldsRoot(c.KV, tc.shard, tc.number)
 			if err != nil || ok != tc.ok || (ok && root != b1.UnshieldsRoot) || (!ok && root != (types.Hash{})) {
 				t.Fatalf("root %s %v %v", root, ok, err)
 			}
 		})
 	}
 	l := c.latest(shard)
-	if err := runtime.Put(c.kv, sidechain.BlockKey(shard, 7), l); err != nil {
+	if err := runtime.Put(c.KV, sidechain.BlockKey(shard, 7), l); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, err := c.sidechain.UnshieldsRoot(c.kv, shard, 7); ok || !errors.Is(err, sidechain.ErrCorruptShardRecord) {
+	if _, ok, err := c.sidechain.UnshieldsRoot(c.KV, shard, 7); ok || !errors.Is(err, sidechain.ErrCorruptShardRecord) {
 		t.Fatalf("misplaced record: %v %v", ok, err)
 	}
 }

@@ -5,24 +5,20 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"slices"
 	"testing"
 	"time"
 
 	dbm "github.com/cometbft/cometbft-db"
-	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/chain/accounts"
-	accountskeeper "github.com/integritee-go/integritee/chain/accounts/keeper"
 	"github.com/integritee-go/integritee/chain/devnet"
 	"github.com/integritee-go/integritee/chain/internal/moduletest"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
 	"github.com/integritee-go/integritee/chain/teerex"
-	"github.com/integritee-go/integritee/chain/teerex/keeper"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/internal/testvectors"
@@ -31,10 +27,10 @@ import (
 
 // t0 is the genesis time of the sim-based tests; the dev collateral is
 // issued for it.
-var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+var t0 = moduletest.T0
 
 // genesis is the genesis ID of the test chain, which its contexts carry.
-var genesis = teerex.GenesisID("test", 1, validatorsHash("test validators"))
+var genesis = moduletest.GenesisID
 
 // validatorsHash stands in for the hash of a named validator set.
 func validatorsHash(name string) []byte {
@@ -48,126 +44,45 @@ var (
 	carol = accounts.DevAddress("Charlie")
 )
 
-// chain is a module on a real store branch with a context whose block
-// time and height the test sets.
-type chain struct {
-	t   testing.TB
-	mod *keeper.Module
-	kv  *store.Cache
-	ctx *runtime.Context
-}
+// chain is the shared fixture with teerex as the module under test.
+type chain struct{ *moduletest.Chain }
 
 // newChain runs the accounts (dev) and teerex genesis on a fresh committed
 // store at time at; g nil means no teerex entry.
 func newChain(t testing.TB, dev bool, at time.Time, g *teerex.GenesisState) *chain {
 	t.Helper()
-	st, err := store.Open(dbm.NewMemDB())
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv := store.NewCache(st)
-	ctx := &runtime.Context{Store: kv, ChainID: "test", Height: 1, Time: at, Dev: dev, Genesis: genesis}
-	acc := accountskeeper.New()
-	ag, err := json.Marshal(accounts.DevGenesis())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := acc.InitGenesis(ctx, ag); err != nil {
-		t.Fatal(err)
-	}
-	mod := keeper.New(acc.Keeper, devnet.TeerexRules())
-	var raw []byte
-	if g != nil {
-		if raw, err = json.Marshal(g); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := mod.InitGenesis(ctx, raw); err != nil {
-		t.Fatalf("teerex genesis: %v", err)
-	}
-	// Commit genesis so that every test starts from committed state.
-	p, err := st.Prepare(1, kv.Changes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Commit(p); err != nil {
-		t.Fatal(err)
-	}
-	c := &chain{t: t, mod: mod, kv: store.NewCache(st)}
-	c.ctx = &runtime.Context{Store: c.kv, ChainID: "test", Height: 2, Time: at, Dev: dev, Genesis: genesis}
-	return c
+	return &chain{moduletest.NewChain(t, moduletest.Genesis{Dev: dev, Time: at, Teerex: g})}
 }
 
 // at moves the chain to block time t and the next height.
 func (c *chain) at(t time.Time) *chain {
-	c.ctx.Time = t
-	c.ctx.Height++
+	c.Next(t.Sub(c.Ctx.Time))
 	return c
 }
 
-// result of one call.
-type result struct {
-	err     error
-	events  []abci.Event
-	changes int
-}
-
-// call encodes, decodes and executes a call from sender on a branch, as the
-// application does, and keeps its writes only on success.
-func (c *chain) call(sender tx.Address, method string, args any) result {
-	c.t.Helper()
-	call, err := tx.NewCall(teerex.Name, method, args)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	msg, err := c.mod.DecodeCall(call)
-	if err != nil {
-		return result{err: err}
-	}
-	// CheckTx's precheck must never refuse what execution accepts.
-	pctx := c.ctx.WithStore(c.kv.Branch())
-	pctx.Sender = sender
-	deferred, perr := c.mod.Precheck(pctx, msg)
-	if deferred != (method == teerex.MethodRegisterEnclave) {
-		c.t.Fatalf("%s: deferred to the block: %v", method, deferred)
-	}
-	b := c.kv.Branch()
-	ctx := c.ctx.WithStore(b)
-	ctx.Sender = sender
-	err = c.mod.Execute(ctx, msg)
-	if perr != nil && err == nil {
-		c.t.Fatalf("%s: precheck refused a call that succeeds: %v", method, perr)
-	}
-	if perr != nil && !errors.As(perr, new(*types.Error)) {
-		c.t.Fatalf("%s: precheck error is no *types.Error: %v", method, perr)
-	}
-	r := result{err: err, events: ctx.Events(), changes: len(b.Changes())}
-	if err == nil {
-		b.Write()
-	} else {
-		var re *types.Error
-		if !errors.As(err, &re) {
-			c.t.Fatalf("%s: error is no *types.Error (would halt the node): %v", method, err)
-		}
+// call executes a teerex call; only a registration defers to the block in
+// CheckTx.
+func (c *chain) call(sender tx.Address, method string, args any) moduletest.Result {
+	c.T.Helper()
+	r := c.Exec(c.Teerex, sender, method, args)
+	if r.Prechecked && r.Deferred != (method == teerex.MethodRegisterEnclave) {
+		c.T.Fatalf("%s: deferred to the block: %v", method, r.Deferred)
 	}
 	return r
 }
 
-func (c *chain) register(sender tx.Address, ev teerex.Evidence, shieldingKey []byte) result {
-	c.t.Helper()
+func (c *chain) register(sender tx.Address, ev teerex.Evidence, shieldingKey []byte) moduletest.Result {
+	c.T.Helper()
 	return c.call(sender, teerex.MethodRegisterEnclave, teerex.RegisterEnclave{Attestation: ev, ShieldingKey: shieldingKey, WorkerURL: "wss://worker.example:2000"})
 }
 
-var wantErr = moduletest.WantErr
+var (
+	wantErr  = moduletest.WantErr
+	rejected = moduletest.Rejected
+)
 
-// rejected asserts a rejection that wrote nothing and emitted nothing.
-func rejected(t testing.TB, r result, want ...error) {
-	t.Helper()
-	moduletest.Rejected(t, r.err, r.changes, r.events, want...)
-}
-
-func hasEvent(r result, typ string) bool {
-	for _, e := range r.events {
+func hasEvent(r moduletest.Result, typ string) bool {
+	for _, e := range r.Events {
 		if e.Type == typ {
 			return true
 		}
@@ -286,14 +201,14 @@ func listed(t testing.TB, c *chain, m *types.Hash) []tx.Address {
 	)
 	each := func(s tx.Address) (bool, error) { out = append(out, s); return true, nil }
 	if m == nil {
-		n, err = c.mod.Keeper.Count(c.kv)
+		n, err = c.Teerex.Keeper.Count(c.KV)
 		if err == nil {
-			err = c.mod.Keeper.EachEnclave(c.kv, each)
+			err = c.Teerex.Keeper.EachEnclave(c.KV, each)
 		}
 	} else {
-		n, err = c.mod.Keeper.CountOf(c.kv, *m)
+		n, err = c.Teerex.Keeper.CountOf(c.KV, *m)
 		if err == nil {
-			err = c.mod.Keeper.EachEnclaveOf(c.kv, *m, each)
+			err = c.Teerex.Keeper.EachEnclaveOf(c.KV, *m, each)
 		}
 	}
 	if err != nil {
@@ -303,7 +218,7 @@ func listed(t testing.TB, c *chain, m *types.Hash) []tx.Address {
 		t.Fatalf("count %d, %d listed", n, len(out))
 	}
 	for _, s := range out {
-		e, err := c.mod.Keeper.Enclave(c.kv, s)
+		e, err := c.Teerex.Keeper.Enclave(c.KV, s)
 		if err != nil || m != nil && e.MRENCLAVE != *m {
 			t.Fatalf("listed %s: %+v %v", s, e, err)
 		}
@@ -313,4 +228,10 @@ func listed(t testing.TB, c *chain, m *types.Hash) []tx.Address {
 		t.Fatalf("listed twice: %v", out)
 	}
 	return out
+}
+
+// testValidatorsHash is the hash of the test chain's validator set.
+func testValidatorsHash() []byte {
+	_, h := moduletest.Validators(moduletest.ChainID, 1)
+	return h
 }

@@ -81,22 +81,22 @@ func TestRegisterSimQuote(t *testing.T) {
 			r := c.register(bob, tc.enclave.evidence(t, bob, shieldingKey), shieldingKey)
 			if len(tc.want) > 0 {
 				rejected(t, r, tc.want...)
-				if _, err := c.mod.Keeper.Enclave(c.kv, bob); !errors.Is(err, teerex.ErrNotRegistered) {
+				if _, err := c.Teerex.Keeper.Enclave(c.KV, bob); !errors.Is(err, teerex.ErrNotRegistered) {
 					t.Fatalf("rejected registration is stored: %v", err)
 				}
 				return
 			}
-			wantErr(t, r.err)
+			wantErr(t, r.Err)
 			if !hasEvent(r, teerex.EventRegistered) {
-				t.Fatalf("no %s event: %v", teerex.EventRegistered, r.events)
+				t.Fatalf("no %s event: %v", teerex.EventRegistered, r.Events)
 			}
-			e, err := c.mod.Keeper.Active(c.kv, bob, c.ctx.Time)
+			e, err := c.Teerex.Keeper.Active(c.KV, bob, c.Ctx.Time)
 			wantErr(t, err)
 			want := teerex.Enclave{
 				Signer: bob, Kind: attestation.KindDCAP, MRENCLAVE: tc.enclave.m, MRSIGNER: sha256.Sum256([]byte("signer")),
 				TCBStatus: e.TCBStatus, AdvisoryIDs: e.AdvisoryIDs, Debug: tc.enclave.backend == debug.backend,
 				ShieldingKeyHash: sha256.Sum256(shieldingKey), WorkerURL: "wss://worker.example:2000",
-				AttestedAt: c.ctx.Time.UnixNano(), RegisteredHeight: c.ctx.Height, AttestedHeight: c.ctx.Height,
+				AttestedAt: c.Ctx.Time.UnixNano(), RegisteredHeight: c.Ctx.Height, AttestedHeight: c.Ctx.Height,
 			}
 			if !equalEnclave(e, want) {
 				t.Fatalf("registration\n got %+v\nwant %+v", e, want)
@@ -145,7 +145,7 @@ func TestRegisterRejectsBadEvidence(t *testing.T) {
 		// commits to that chain's genesis.
 		{name: "same chain ID, other validators", sender: bob, ev: e.evidenceOn(t, bob, shieldingKey, teerex.GenesisID("test", 1, validatorsHash("a host's own validators"))),
 			key: shieldingKey, want: []error{teerex.ErrWrongChain}},
-		{name: "other initial height", sender: bob, ev: e.evidenceOn(t, bob, shieldingKey, teerex.GenesisID("test", 2, validatorsHash("test validators"))),
+		{name: "other initial height", sender: bob, ev: e.evidenceOn(t, bob, shieldingKey, teerex.GenesisID("test", 2, testValidatorsHash())),
 			key: shieldingKey, want: []error{teerex.ErrWrongChain}},
 		{name: "no genesis (zero second half)", sender: bob, ev: e.evidenceOn(t, bob, shieldingKey, types.Hash{}), key: shieldingKey,
 			want: []error{teerex.ErrWrongChain}},
@@ -197,9 +197,9 @@ func TestRenewalAndExpiry(t *testing.T) {
 	e2 := newEnclave(t, "v2", false, pki)
 	c := newChain(t, true, t0, devGenesis(t))
 	c.at(t0.Add(time.Minute))
-	first := c.ctx.Height
-	wantErr(t, c.register(bob, e1.evidence(t, bob, shieldingKey), shieldingKey).err)
-	start := c.ctx.Time
+	first := c.Ctx.Height
+	wantErr(t, c.register(bob, e1.evidence(t, bob, shieldingKey), shieldingKey).Err)
+	start := c.Ctx.Time
 
 	tests := []struct {
 		at   time.Duration
@@ -210,27 +210,27 @@ func TestRenewalAndExpiry(t *testing.T) {
 		{24*time.Hour + time.Nanosecond, teerex.ErrExpired},
 	}
 	for _, tc := range tests {
-		_, err := c.mod.Keeper.Active(c.kv, bob, start.Add(tc.at))
+		_, err := c.Teerex.Keeper.Active(c.KV, bob, start.Add(tc.at))
 		if tc.want == nil {
 			wantErr(t, err)
 		} else {
 			wantErr(t, err, tc.want)
 		}
 	}
-	if _, err := c.mod.Keeper.Enclave(c.kv, bob); err != nil {
+	if _, err := c.Teerex.Keeper.Enclave(c.KV, bob); err != nil {
 		t.Fatalf("expired registration must stay readable: %v", err)
 	}
 
 	// Renewal with another release moves the signer between the indexes.
 	c.at(start.Add(23 * time.Hour))
 	r := c.register(bob, e2.evidence(t, bob, shieldingKey), shieldingKey)
-	wantErr(t, r.err)
+	wantErr(t, r.Err)
 	if !hasEvent(r, teerex.EventRenewed) {
-		t.Fatalf("no renewal event: %v", r.events)
+		t.Fatalf("no renewal event: %v", r.Events)
 	}
-	got, err := c.mod.Keeper.Active(c.kv, bob, start.Add(24*time.Hour+time.Second))
+	got, err := c.Teerex.Keeper.Active(c.KV, bob, start.Add(24*time.Hour+time.Second))
 	wantErr(t, err)
-	if got.MRENCLAVE != e2.m || got.RegisteredHeight != first || got.AttestedHeight != c.ctx.Height || got.Attested() != c.ctx.Time {
+	if got.MRENCLAVE != e2.m || got.RegisteredHeight != first || got.AttestedHeight != c.Ctx.Height || got.Attested() != c.Ctx.Time {
 		t.Fatalf("renewed registration %+v", got)
 	}
 	if s := listed(t, c, &e1.m); len(s) != 0 {
@@ -239,7 +239,7 @@ func TestRenewalAndExpiry(t *testing.T) {
 	if s := listed(t, c, &e2.m); !slices.Equal(s, []tx.Address{bob}) {
 		t.Fatalf("new measurement lists %v", s)
 	}
-	_, err = c.mod.Keeper.Active(c.kv, bob, start.Add(47*time.Hour+time.Second))
+	_, err = c.Teerex.Keeper.Active(c.KV, bob, start.Add(47*time.Hour+time.Second))
 	wantErr(t, err, teerex.ErrExpired)
 }
 
@@ -249,7 +249,7 @@ func TestUnregisterAndIndexes(t *testing.T) {
 	c := newChain(t, true, t0, devGenesis(t))
 	c.at(t0.Add(time.Minute))
 	for _, s := range []tx.Address{bob, carol} {
-		wantErr(t, c.register(s, e.evidence(t, s, shieldingKey), shieldingKey).err)
+		wantErr(t, c.register(s, e.evidence(t, s, shieldingKey), shieldingKey).Err)
 	}
 	want := []tx.Address{bob, carol}
 	slices.SortFunc(want, func(a, b tx.Address) int { return bytes.Compare(a[:], b[:]) })
@@ -261,11 +261,11 @@ func TestUnregisterAndIndexes(t *testing.T) {
 
 	rejected(t, c.call(alice, teerex.MethodUnregisterEnclave, teerex.UnregisterEnclave{}), teerex.ErrNotRegistered)
 	r := c.call(bob, teerex.MethodUnregisterEnclave, teerex.UnregisterEnclave{})
-	wantErr(t, r.err)
+	wantErr(t, r.Err)
 	if !hasEvent(r, teerex.EventUnregistered) {
 		t.Fatal("no unregister event")
 	}
-	_, err := c.mod.Keeper.Active(c.kv, bob, c.ctx.Time)
+	_, err := c.Teerex.Keeper.Active(c.KV, bob, c.Ctx.Time)
 	wantErr(t, err, teerex.ErrNotRegistered)
 	if s := listed(t, c, &e.m); !slices.Equal(s, []tx.Address{carol}) {
 		t.Fatalf("index after unregister: %v", s)
@@ -296,7 +296,7 @@ func TestSudoCalls(t *testing.T) {
 		t.Run(tc.method, func(t *testing.T) {
 			c := newChain(t, false, t0, strict)
 			rejected(t, c.call(bob, tc.method, tc.args), teerex.ErrNotSudo)
-			wantErr(t, c.call(alice, tc.method, tc.args).err)
+			wantErr(t, c.call(alice, tc.method, tc.args).Err)
 		})
 	}
 }
@@ -309,26 +309,26 @@ func TestAllowlistGovernance(t *testing.T) {
 	rejected(t, c.register(bob, e.evidence(t, bob, shieldingKey), shieldingKey), teerex.ErrMRENCLAVENotAllowed)
 
 	r := c.call(alice, teerex.MethodAllowMRENCLAVE, teerex.AllowMRENCLAVE{MRENCLAVE: e.m})
-	wantErr(t, r.err)
+	wantErr(t, r.Err)
 	if !hasEvent(r, teerex.EventAllowed) {
 		t.Fatal("no allow event")
 	}
-	if r := c.call(alice, teerex.MethodAllowMRENCLAVE, teerex.AllowMRENCLAVE{MRENCLAVE: e.m}); r.err != nil || r.changes != 0 || len(r.events) != 0 {
+	if r := c.call(alice, teerex.MethodAllowMRENCLAVE, teerex.AllowMRENCLAVE{MRENCLAVE: e.m}); r.Err != nil || r.Changes != 0 || len(r.Events) != 0 {
 		t.Fatalf("allowing twice: %+v", r)
 	}
-	wantErr(t, c.register(bob, e.evidence(t, bob, shieldingKey), shieldingKey).err)
-	_, err := c.mod.Keeper.Active(c.kv, bob, c.ctx.Time)
+	wantErr(t, c.register(bob, e.evidence(t, bob, shieldingKey), shieldingKey).Err)
+	_, err := c.Teerex.Keeper.Active(c.KV, bob, c.Ctx.Time)
 	wantErr(t, err)
 
 	// Disallowing deactivates registered enclaves at once.
 	r = c.call(alice, teerex.MethodDisallowMRENCLAVE, teerex.DisallowMRENCLAVE{MRENCLAVE: e.m})
-	wantErr(t, r.err)
+	wantErr(t, r.Err)
 	if !hasEvent(r, teerex.EventDisallowed) {
 		t.Fatal("no disallow event")
 	}
-	_, err = c.mod.Keeper.Active(c.kv, bob, c.ctx.Time)
+	_, err = c.Teerex.Keeper.Active(c.KV, bob, c.Ctx.Time)
 	wantErr(t, err, teerex.ErrMRENCLAVENotAllowed)
-	if l, err := c.mod.Keeper.Allowlist(c.kv); err != nil || len(l) != 0 {
+	if l, err := c.Teerex.Keeper.Allowlist(c.KV); err != nil || len(l) != 0 {
 		t.Fatalf("allowlist %v %v", l, err)
 	}
 }
@@ -381,11 +381,11 @@ func TestSetAttestationPolicy(t *testing.T) {
 				rejected(t, r, tc.want...)
 				return
 			}
-			wantErr(t, r.err)
+			wantErr(t, r.Err)
 			if !hasEvent(r, teerex.EventPolicySet) {
 				t.Fatal("no policy event")
 			}
-			got, err := c.mod.Keeper.Policy(c.kv)
+			got, err := c.Teerex.Keeper.Policy(c.KV)
 			wantErr(t, err)
 			a, _ := codec.Marshal(got)
 			b, _ := codec.Marshal(tc.p)
@@ -413,16 +413,16 @@ func TestSetCollateralRefresh(t *testing.T) {
 	docs := collateralDocs(t, fresh)
 	rejected(t, c.call(alice, teerex.MethodSetCollateral, teerex.SetCollateral{TCBInfos: docs.TCBInfos}), teerex.ErrInvalidPolicy, pcs.ErrExpired)
 	r := c.call(alice, teerex.MethodSetCollateral, docs)
-	wantErr(t, r.err)
+	wantErr(t, r.Err)
 	if !hasEvent(r, teerex.EventCollateral) {
 		t.Fatal("no collateral event")
 	}
-	p, err := c.mod.Keeper.Policy(c.kv)
+	p, err := c.Teerex.Keeper.Policy(c.KV)
 	wantErr(t, err)
 	if len(p.TCBInfos) != 1 || len(p.PCKCRLs) != 1 {
 		t.Fatalf("refresh must replace by FMSPC and issuer: %d TCB infos, %d PCK CRLs", len(p.TCBInfos), len(p.PCKCRLs))
 	}
-	wantErr(t, c.register(bob, e.evidence(t, bob, shieldingKey), shieldingKey).err)
+	wantErr(t, c.register(bob, e.evidence(t, bob, shieldingKey), shieldingKey).Err)
 }
 
 func TestQueryKey(t *testing.T) {
@@ -465,10 +465,10 @@ func TestQueryKey(t *testing.T) {
 	e := newEnclave(t, "release", false, pki)
 	c := newChain(t, true, t0, devGenesis(t))
 	c.at(t0.Add(time.Minute))
-	wantErr(t, c.register(bob, e.evidence(t, bob, shieldingKey), shieldingKey).err)
+	wantErr(t, c.register(bob, e.evidence(t, bob, shieldingKey), shieldingKey).Err)
 	for _, k := range [][]byte{teerex.EnclaveKey(bob), teerex.EnclavesCountKey(), teerex.EnclavesSlotKey(0),
 		teerex.EnclavesOfCountKey(e.m), teerex.EnclavesOfSlotKey(e.m, 0), teerex.PolicyKey()} {
-		if v, err := c.kv.Get(k); err != nil || v == nil {
+		if v, err := c.KV.Get(k); err != nil || v == nil {
 			t.Errorf("key %q not written: %v", k, err)
 		}
 	}
@@ -513,11 +513,11 @@ func TestGenesis(t *testing.T) {
 // endBlock runs the module's EndBlock on a branch, as the application does
 // after a block's transactions, and returns the signers it pruned.
 func (c *chain) endBlock() []string {
-	c.t.Helper()
-	b := c.kv.Branch()
-	ctx := c.ctx.WithStore(b)
-	if err := c.mod.EndBlock(ctx); err != nil {
-		c.t.Fatal(err)
+	c.T.Helper()
+	b := c.KV.Branch()
+	ctx := c.Ctx.WithStore(b)
+	if err := c.Teerex.EndBlock(ctx); err != nil {
+		c.T.Fatal(err)
 	}
 	b.Write()
 	var out []string
@@ -538,10 +538,10 @@ func TestPruning(t *testing.T) {
 	c := newChain(t, true, t0, devGenesis(t))
 	start := t0.Add(time.Minute)
 	c.at(start)
-	wantErr(t, c.register(bob, e.evidence(t, bob, shieldingKey), shieldingKey).err)
+	wantErr(t, c.register(bob, e.evidence(t, bob, shieldingKey), shieldingKey).Err)
 	c.at(start.Add(time.Hour))
-	wantErr(t, c.register(carol, e.evidence(t, carol, shieldingKey), shieldingKey).err)
-	p, err := c.mod.Keeper.Policy(c.kv)
+	wantErr(t, c.register(carol, e.evidence(t, carol, shieldingKey), shieldingKey).Err)
+	p, err := c.Teerex.Keeper.Policy(c.KV)
 	wantErr(t, err)
 	kept := p.RenewalPeriod() + keeper.ExpiredRetention
 
@@ -549,16 +549,16 @@ func TestPruning(t *testing.T) {
 	if got := c.endBlock(); len(got) != 0 {
 		t.Fatalf("pruned %v at the end of the retention", got)
 	}
-	if _, err := c.mod.Keeper.Active(c.kv, bob, c.ctx.Time); !errors.Is(err, teerex.ErrExpired) {
+	if _, err := c.Teerex.Keeper.Active(c.KV, bob, c.Ctx.Time); !errors.Is(err, teerex.ErrExpired) {
 		t.Fatalf("Bob within retention: %v, want ErrExpired", err)
 	}
 	// Carol renews before her turn comes.
 	c.at(start.Add(kept + time.Nanosecond))
-	wantErr(t, c.register(carol, e.evidence(t, carol, shieldingKey), shieldingKey).err)
+	wantErr(t, c.register(carol, e.evidence(t, carol, shieldingKey), shieldingKey).Err)
 	if got := c.endBlock(); !slices.Equal(got, []string{bob.String()}) {
 		t.Fatalf("pruned %v, want Bob", got)
 	}
-	if _, err := c.mod.Keeper.Enclave(c.kv, bob); !errors.Is(err, teerex.ErrNotRegistered) {
+	if _, err := c.Teerex.Keeper.Enclave(c.KV, bob); !errors.Is(err, teerex.ErrNotRegistered) {
 		t.Fatalf("pruned registration: %v", err)
 	}
 	if s := listed(t, c, &e.m); !slices.Equal(s, []tx.Address{carol}) {
@@ -568,7 +568,7 @@ func TestPruning(t *testing.T) {
 	if got := c.endBlock(); len(got) != 0 {
 		t.Fatalf("pruned %v: Carol's renewal moved her expiry", got)
 	}
-	c.at(c.ctx.Time.Add(kept))
+	c.at(c.Ctx.Time.Add(kept))
 	if got := c.endBlock(); !slices.Equal(got, []string{carol.String()}) {
 		t.Fatalf("pruned %v, want Carol", got)
 	}
@@ -617,13 +617,13 @@ func TestPrecheck(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			msg, err := c.mod.DecodeCall(call)
+			msg, err := c.Teerex.DecodeCall(call)
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx := c.ctx.WithStore(c.kv.Branch())
+			ctx := c.Ctx.WithStore(c.KV.Branch())
 			ctx.Sender = bob
-			deferred, err := c.mod.Precheck(ctx, msg)
+			deferred, err := c.Teerex.Precheck(ctx, msg)
 			if !deferred {
 				t.Fatal("registration not deferred to the block")
 			}

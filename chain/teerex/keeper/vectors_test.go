@@ -56,7 +56,7 @@ func TestIntelDCAPVector(t *testing.T) {
 	quote := teerex.Evidence{Kind: attestation.KindDCAP, Quote: readVector(t, "dcap-qvl/sgx_quote")}
 	c := newChain(t, false, qvlTime, qvlGenesis(t))
 
-	res, err := c.mod.Keeper.Verify(c.kv, &quote, qvlTime)
+	res, err := c.Teerex.Keeper.Verify(c.KV, &quote, qvlTime)
 	wantErr(t, err)
 	if res.TCBStatus != attestation.StatusConfigurationAndSWHardeningNeeded ||
 		!equalStrings(res.AdvisoryIDs, []string{"INTEL-SA-00289", "INTEL-SA-00615"}) ||
@@ -117,7 +117,7 @@ func iasTEST4(t testing.TB) (teerex.Evidence, tx.Address) {
 func TestIntelIASVector(t *testing.T) {
 	ev, sender := iasTEST4(t)
 	c := newChain(t, false, test4TS, ptr(teerex.ProductionGenesis()))
-	res, err := c.mod.Keeper.Verify(c.kv, &ev, test4TS.Add(time.Hour))
+	res, err := c.Teerex.Keeper.Verify(c.KV, &ev, test4TS.Add(time.Hour))
 	wantErr(t, err)
 	if res.Kind != attestation.KindIAS || res.TCBStatus != attestation.StatusConfigurationNeeded || !res.Debug() ||
 		hex.EncodeToString(res.MRENCLAVE[:]) != "7a3454ec8f42e265cb5be7dfd111e1d95ac6076ed82a0948b2e2a45cf17b62a0" ||
