@@ -5,8 +5,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 
+	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave/lightclient"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/replica"
@@ -119,6 +122,11 @@ func (e *Enclave) replicaStep(r *protocol.ReplicaStep) (protocol.Reply, error) {
 			return nil, e.replicaFailed(err)
 		}
 	}
+	if r.Registry != nil {
+		if err := e.reconcile(r.Registry); err != nil {
+			return nil, err
+		}
+	}
 	for _, env := range r.Envelopes {
 		if len(env) > protocol.MaxEnvelopeBytes {
 			continue
@@ -156,9 +164,11 @@ func (e *Enclave) replicaFailed(err error) error {
 func (e *Enclave) proposeChain(b *lightclient.Block) (protocol.Reply, error) {
 	e.repl.verified = b
 	cmd := command{Chain: &chainCommand{Height: b.Header.Height, Hash: b.Header.Hash()}}
-	if err := e.propose(cmd); err != nil {
+	if err := e.propose(cmd); err != nil && !errors.Is(err, errNoLeader) {
 		return nil, err
 	}
+	// Without a leader (a new member, an election) another enclave
+	// orders the block, or the host feeds it again.
 	out := &protocol.ReplicaOutput{}
 	if err := e.drive(out); err != nil {
 		return nil, err
@@ -174,7 +184,9 @@ func (e *Enclave) proposeDirect(r *protocol.SubmitCalls) (protocol.Reply, error)
 		return nil, err
 	}
 	cmd := command{Direct: &directCommand{ID: id, Proposer: e.signerAddress(), Time: r.Timestamp, Calls: r.Calls}}
-	if err := e.propose(cmd); err != nil {
+	if err := e.propose(cmd); errors.Is(err, errNoLeader) {
+		return nil, protocol.Errorf(protocol.CodeNoQuorum, "%v", err)
+	} else if err != nil {
 		return nil, err
 	}
 	out := &protocol.ReplicaOutput{}
@@ -183,6 +195,10 @@ func (e *Enclave) proposeDirect(r *protocol.SubmitCalls) (protocol.Reply, error)
 	}
 	return &protocol.SubmitCallsReply{Proposal: id, Replica: out}, nil
 }
+
+// errNoLeader means a proposal was dropped: this replica knows no leader
+// (an election is under way, or it is not a member yet).
+var errNoLeader = errors.New("the shard's group has no leader this enclave can reach")
 
 func (e *Enclave) propose(cmd command) error {
 	b, err := protocol.Marshal(&cmd)
@@ -193,8 +209,7 @@ func (e *Enclave) propose(cmd command) error {
 		if errors.Is(err, replica.ErrLogLost) {
 			return e.replicaFailed(err)
 		}
-		// No leader known yet (a proposal is dropped): the host retries.
-		return protocol.Errorf(protocol.CodeNotInitialized, "%v", err)
+		return fmt.Errorf("%w: %w", errNoLeader, err)
 	}
 	return nil
 }
@@ -302,3 +317,78 @@ func (e *Enclave) applyQueue(out *protocol.ReplicaOutput) error {
 	}
 	return nil
 }
+
+// maxMembers bounds the registrations a membership listing may name.
+const maxMembers = 256
+
+// reconcile moves the group's membership one step towards the active
+// registered enclaves of this measurement, as proved against the app hash
+// of the light client's latest header: a registered enclave that is not a
+// member joins as a learner, a learner that caught up becomes a voter, a
+// voter that is no longer active is removed. Only the leader changes
+// membership; one change at a time.
+func (e *Enclave) reconcile(proved []protocol.ProvedValue) error {
+	hdr := e.lc.Trusted()
+	if hdr == nil {
+		return protocol.Errorf(protocol.CodeNotInitialized, "no chain block verified yet")
+	}
+	st := provedState{}
+	for _, v := range proved {
+		if err := v.Proof.Verify(hdr.AppHash, v.Key, v.Value); err != nil {
+			return protocol.Errorf(protocol.CodeVerification, "registry proof of %q at the header of height %d: %v", v.Key, hdr.Height, err)
+		}
+		st[string(v.Key)] = v.Value
+	}
+	m := types.Hash(e.mrenclave)
+	var n uint64
+	if _, err := st.get(teerex.EnclavesOfCountKey(m), &n); err != nil {
+		return protocol.Errorf(protocol.CodeVerification, "%v", err)
+	}
+	if n > maxMembers {
+		return protocol.Errorf(protocol.CodeInvalidInput, "%d registrations of this measurement, at most %d supported", n, maxMembers)
+	}
+	var active []tx.Address
+	for i := range n {
+		var s tx.Address
+		if ok, err := st.get(teerex.EnclavesOfSlotKey(m, i), &s); err != nil || !ok {
+			return protocol.Errorf(protocol.CodeVerification, "registry slot %d: %v", i, err)
+		}
+		_, err := st.active(s, hdr.Time)
+		var re *types.Error
+		switch {
+		case err == nil:
+			active = append(active, s)
+		case !errors.As(err, &re):
+			return protocol.Errorf(protocol.CodeVerification, "%v", err)
+		}
+	}
+	status := e.repl.node.Status()
+	if !status.IsLeader {
+		return nil
+	}
+	if err := e.changeMembership(status, active); errors.Is(err, replica.ErrLogLost) {
+		return e.replicaFailed(err)
+	}
+	return nil
+}
+
+// changeMembership proposes the first change that moves the group's
+// members towards active.
+func (e *Enclave) changeMembership(status replica.Status, active []tx.Address) error {
+	if len(status.CaughtUp) > 0 && slices.Contains(active, status.CaughtUp[0]) {
+		return e.repl.node.AddVoter(status.CaughtUp[0])
+	}
+	for _, a := range active {
+		if !slices.Contains(status.Voters, a) && !slices.Contains(status.Learners, a) {
+			return e.repl.node.AddLearner(a)
+		}
+	}
+	for _, v := range slices.Concat(status.Voters, status.Learners) {
+		if v != e.signerAddress() && !slices.Contains(active, v) {
+			return e.repl.node.RemoveVoter(v)
+		}
+	}
+	return nil
+}
+
+

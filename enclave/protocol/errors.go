@@ -26,6 +26,7 @@ const (
 	CodeInvalidInput       Code = "invalid_input"       // a well-formed request with unusable arguments
 	CodeForbidden          Code = "forbidden"           // not allowed in this mode (e.g. debug outside dev)
 	CodeInternal           Code = "internal"            // the enclave failed; not the request's fault
+	CodeNoQuorum           Code = "no_quorum"           // replicated: no leader reachable, the call was not ordered
 )
 
 // Error is the error variant of every reply.
@@ -63,6 +64,7 @@ var (
 	ErrInvalidInput       = &Error{Code: CodeInvalidInput}
 	ErrForbidden          = &Error{Code: CodeForbidden}
 	ErrInternal           = &Error{Code: CodeInternal}
+	ErrNoQuorum           = &Error{Code: CodeNoQuorum}
 )
 
 // Errorf returns an *Error with the code and a formatted message.

@@ -48,6 +48,14 @@ type ReplicaStartReply struct {
 type ReplicaStep struct {
 	Ticks     uint32   `cbor:"ticks"`
 	Envelopes [][]byte `cbor:"envelopes"`
+	// Registry, if set, lists the shard measurement's registrations as
+	// proved values at the state the enclave's light client trusts (the
+	// app hash of its latest verified header: query height one below):
+	// the number of registrations, each slot's signer, each registration,
+	// the policy and the allowlist. The leader makes the group's members
+	// the active ones among them (new ones as learners until they caught
+	// up); proofs that do not verify are refused.
+	Registry []ProvedValue `cbor:"registry,omitempty"`
 }
 
 // ReplicaStepReply is the replica's output.

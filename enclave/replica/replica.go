@@ -122,6 +122,10 @@ type Status struct {
 	Term     uint64
 	Commit   uint64
 	Voters   []tx.Address
+	Learners []tx.Address
+	// CaughtUp are the learners whose log reaches the commit index (known
+	// to the leader only).
+	CaughtUp []tx.Address
 }
 
 // record is one stored step: what a Ready asked to persist.
@@ -312,10 +316,19 @@ func (n *Node) Propose(cmd []byte) (err error) {
 }
 
 // AddVoter proposes to make a the group's voter (the leader does this for
-// an enclave the registry lists for the shard).
+// an enclave the registry lists for the shard, once it caught up as a
+// learner).
 func (n *Node) AddVoter(a tx.Address) error {
 	n.learn(a)
 	return n.confChange(pb.ConfChangeType_ConfChangeAddNode, a)
+}
+
+// AddLearner proposes to add a as a learner: it receives the log but does
+// not count for a quorum until it is made a voter, so that a new member
+// that is slow to catch up (or down) does not stall the group.
+func (n *Node) AddLearner(a tx.Address) error {
+	n.learn(a)
+	return n.confChange(pb.ConfChangeType_ConfChangeAddLearnerNode, a)
 }
 
 // RemoveVoter proposes to remove a from the group.
@@ -525,13 +538,17 @@ func (n *Node) Compact(index uint64, data []byte) (err error) {
 	if n.broken != nil {
 		return nil
 	}
-	cs := n.rn.Status().Config.Voters.IDs()
-	voters := make([]uint64, 0, len(cs))
-	for id := range cs {
+	cfg := n.rn.Status().Config
+	var voters, learners []uint64
+	for id := range cfg.Voters.IDs() {
 		voters = append(voters, id)
 	}
+	for id := range cfg.Learners {
+		learners = append(learners, id)
+	}
 	slices.Sort(voters)
-	if _, err := n.storage.CreateSnapshot(index, &pb.ConfState{Voters: voters}, data); err != nil {
+	slices.Sort(learners)
+	if _, err := n.storage.CreateSnapshot(index, &pb.ConfState{Voters: voters, Learners: learners}, data); err != nil {
 		return fmt.Errorf("replica: snapshot: %w", err)
 	}
 	if err := n.storage.Compact(index); err != nil {
@@ -547,7 +564,15 @@ func (n *Node) Status() Status {
 	for id := range st.Config.Voters.IDs() {
 		s.Voters = append(s.Voters, n.peers[id])
 	}
-	slices.SortFunc(s.Voters, func(a, b tx.Address) int { return bytes.Compare(a[:], b[:]) })
+	for id := range st.Config.Learners {
+		s.Learners = append(s.Learners, n.peers[id])
+		if pr, ok := st.Progress[id]; ok && s.IsLeader && pr.Match >= s.Commit {
+			s.CaughtUp = append(s.CaughtUp, n.peers[id])
+		}
+	}
+	for _, l := range [][]tx.Address{s.Voters, s.Learners, s.CaughtUp} {
+		slices.SortFunc(l, func(a, b tx.Address) int { return bytes.Compare(a[:], b[:]) })
+	}
 	return s
 }
 

@@ -348,8 +348,16 @@ func TestGroupGrowsFromOne(t *testing.T) {
 	c.members[a].node.Propose([]byte("alone"))
 	c.run(3)
 	for i := 1; i <= 2; i++ {
+		// As the enclave does: a learner first, a voter once caught up.
 		b := addr(i)
 		c.start(b, nil)
+		if err := c.members[a].node.AddLearner(b); err != nil {
+			t.Fatal(err)
+		}
+		c.run(20)
+		if st := c.members[a].node.Status(); !slices.Contains(st.CaughtUp, b) {
+			t.Fatalf("learner %d not caught up: %+v", i, st)
+		}
 		if err := c.members[a].node.AddVoter(b); err != nil {
 			t.Fatal(err)
 		}
