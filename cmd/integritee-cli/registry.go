@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -19,46 +20,47 @@ import (
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/client"
+	"github.com/integritee-go/integritee/internal/cli"
 )
 
-func enclavesGroup() group {
-	return group{
-		name:    "enclaves",
-		summary: "list and show the enclaves registered on chain (teerex)",
-		commands: []command{
-			{name: "list", args: "[--mrenclave HEX]", summary: "list registrations, all or of one measurement", run: runEnclavesList},
-			{name: "show", args: "SIGNER", summary: "show one registration (signer: hex address or account name)", run: runEnclavesShow},
+func (e *env) enclavesGroup() *cli.Command {
+	return &cli.Command{
+		Name:  "enclaves",
+		Short: "list and show the enclaves registered on chain (teerex)",
+		Commands: []*cli.Command{
+			{Name: "list", Usage: "[--mrenclave HEX] [--node URL] [--json]", Short: "list registrations, all or of one measurement", Setup: e.enclavesList},
+			{Name: "show", Usage: "SIGNER [--node URL] [--json]", Short: "show one registration (signer: hex address or account name)", Setup: e.enclavesShow},
 		},
 	}
 }
 
-func shardGroup() group {
-	return group{
-		name:    "shard",
-		summary: "show what the chain knows of a shard (enclave bridge)",
-		commands: []command{
-			{name: "show", args: "SHARD", summary: "configuration, vault balance, confirmations and enclaves of a shard", run: runShardShow},
+func (e *env) shardGroup() *cli.Command {
+	return &cli.Command{
+		Name:  "shard",
+		Short: "show what the chain knows of a shard (enclave bridge)",
+		Commands: []*cli.Command{
+			{Name: "show", Usage: "SHARD [--node URL] [--json]", Short: "configuration, vault balance, confirmations and enclaves of a shard", Setup: e.shardShow},
 		},
 	}
 }
 
-func policyGroup() group {
-	return group{
-		name:    "policy",
-		summary: "show the on-chain attestation policy",
-		commands: []command{
-			{name: "show", summary: "roots, collateral, accepted statuses, allowlist, renewal period", run: runPolicyShow},
+func (e *env) policyGroup() *cli.Command {
+	return &cli.Command{
+		Name:  "policy",
+		Short: "show the on-chain attestation policy",
+		Commands: []*cli.Command{
+			{Name: "show", Usage: "[--node URL] [--json]", Short: "roots, collateral, accepted statuses, allowlist, renewal period", Setup: e.policyShow},
 		},
 	}
 }
 
-func sudoGroup() group {
-	return group{
-		name:    "sudo",
-		summary: "governance calls signed by the sudo key",
-		commands: []command{
-			{name: "allow-mrenclave", args: "HEX [--from NAME]", summary: "allow an enclave measurement to register", run: runAllow(true)},
-			{name: "disallow-mrenclave", args: "HEX [--from NAME]", summary: "disallow a measurement (its enclaves become inactive)", run: runAllow(false)},
+func (e *env) sudoGroup() *cli.Command {
+	return &cli.Command{
+		Name:  "sudo",
+		Short: "governance calls signed by the sudo key",
+		Commands: []*cli.Command{
+			{Name: "allow-mrenclave", Usage: "HEX [--from NAME] [--node URL] [--json]", Short: "allow an enclave measurement to register", Setup: e.allow(true)},
+			{Name: "disallow-mrenclave", Usage: "HEX [--from NAME] [--node URL] [--json]", Short: "disallow a measurement (its enclaves become inactive)", Setup: e.allow(false)},
 		},
 	}
 }
@@ -113,220 +115,211 @@ func judgeAll(ctx context.Context, c *client.Client, es []teerex.Enclave, h int6
 	return out, nil
 }
 
-func runEnclavesList(e *env, args []string) error {
-	fs := newFlagSet(e, "enclaves list", "[--mrenclave HEX] [--node URL] [--json]")
+func (e *env) enclavesList(fs *flag.FlagSet) cli.RunFunc {
 	var nf nodeFlags
 	nf.register(fs, e)
 	mr := fs.String("mrenclave", "", "only enclaves of this measurement (`hex`), i.e. of the shard it serves by default")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return fmt.Errorf("unexpected argument %q", pos[0])
-	}
-	ctx, cancel, c, err := nf.connect()
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	var (
-		es []teerex.Enclave
-		h  int64
-	)
-	if *mr != "" {
-		m, err := parseHash(*mr, "--mrenclave")
+	return func(ctx context.Context, pos []string) error {
+		if err := cli.NoArgs(pos); err != nil {
+			return err
+		}
+		ctx, cancel, c, err := nf.connect(ctx)
 		if err != nil {
 			return err
 		}
-		es, h, err = c.EnclavesOf(ctx, m)
+		defer cancel()
+		var (
+			es []teerex.Enclave
+			h  int64
+		)
+		if *mr != "" {
+			m, err := parseHash(*mr, "--mrenclave")
+			if err != nil {
+				return err
+			}
+			es, h, err = c.EnclavesOf(ctx, m)
+			if err != nil {
+				return err
+			}
+		} else if es, h, err = c.Enclaves(ctx); err != nil {
+			return err
+		}
+		views, err := judgeAll(ctx, c, es, h)
 		if err != nil {
 			return err
 		}
-	} else if es, h, err = c.Enclaves(ctx); err != nil {
-		return err
-	}
-	views, err := judgeAll(ctx, c, es, h)
-	if err != nil {
-		return err
-	}
-	if nf.json {
-		return writeJSON(e.stdout, struct {
-			Height   int64         `json:"height"`
-			Enclaves []enclaveView `json:"enclaves"`
-		}{h, views})
-	}
-	if len(views) == 0 {
-		fmt.Fprintf(e.stdout, "no enclaves registered (height %d)\n", h)
+		if nf.json {
+			return writeJSON(e.stdout, struct {
+				Height   int64         `json:"height"`
+				Enclaves []enclaveView `json:"enclaves"`
+			}{h, views})
+		}
+		if len(views) == 0 {
+			fmt.Fprintf(e.stdout, "no enclaves registered (height %d)\n", h)
+			return nil
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SIGNER\tMRENCLAVE\tKIND\tTCB\tSTATUS\tEXPIRES\tWORKER URL")
+		for _, v := range views {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Signer, v.MRENCLAVE, v.Kind, v.TCBStatus, v.Status,
+				v.ExpiresAt.UTC().Format(time.RFC3339), v.WorkerURL)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%d enclaves, proved at height %d\n", len(views), h)
 		return nil
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SIGNER\tMRENCLAVE\tKIND\tTCB\tSTATUS\tEXPIRES\tWORKER URL")
-	for _, v := range views {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Signer, v.MRENCLAVE, v.Kind, v.TCBStatus, v.Status,
-			v.ExpiresAt.UTC().Format(time.RFC3339), v.WorkerURL)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "%d enclaves, proved at height %d\n", len(views), h)
-	return nil
 }
 
-func runEnclavesShow(e *env, args []string) error {
-	fs := newFlagSet(e, "enclaves show", "SIGNER [--node URL] [--json]")
+func (e *env) enclavesShow(fs *flag.FlagSet) cli.RunFunc {
 	var nf nodeFlags
 	nf.register(fs, e)
 	ks := keystoreFlag(fs)
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
+	return func(ctx context.Context, pos []string) error {
+		who, err := exactlyOne(pos, "SIGNER")
+		if err != nil {
+			return err
+		}
+		a, err := resolve(who, *ks)
+		if err != nil {
+			return err
+		}
+		ctx, cancel, c, err := nf.connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer cancel()
+		en, h, err := c.Enclave(ctx, a.Address)
+		if err != nil {
+			return err
+		}
+		views, err := judgeAll(ctx, c, []teerex.Enclave{*en}, h)
+		if err != nil {
+			return err
+		}
+		v := views[0]
+		if nf.json {
+			return writeJSON(e.stdout, v)
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		line := func(k string, val any) { fmt.Fprintf(tw, "%s\t%v\n", k, val) }
+		line("signer", v.Signer)
+		line("status", v.Status)
+		line("kind", v.Kind)
+		line("MRENCLAVE", v.MRENCLAVE)
+		line("MRSIGNER", v.MRSIGNER)
+		line("ISV prod ID / SVN", fmt.Sprintf("%d / %d", v.ISVProdID, v.ISVSVN))
+		line("debug", v.Debug)
+		line("TCB status", v.TCBStatus)
+		if len(v.AdvisoryIDs) > 0 {
+			line("advisories", strings.Join(v.AdvisoryIDs, ", "))
+		}
+		line("shielding key hash", v.ShieldingKeyHash)
+		line("worker URL", v.WorkerURL)
+		line("attested at", v.Attested().Format(time.RFC3339))
+		line("expires at", v.ExpiresAt.UTC().Format(time.RFC3339))
+		if v.EvidenceTime != 0 {
+			line("IAS report time", time.Unix(0, v.EvidenceTime).UTC().Format(time.RFC3339))
+		}
+		line("registered / attested height", fmt.Sprintf("%d / %d", v.RegisteredHeight, v.AttestedHeight))
+		line("proved at height", h)
+		return tw.Flush()
 	}
-	who, err := exactlyOne(pos, "SIGNER")
-	if err != nil {
-		return err
-	}
-	a, err := resolve(who, *ks)
-	if err != nil {
-		return err
-	}
-	ctx, cancel, c, err := nf.connect()
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	en, h, err := c.Enclave(ctx, a.Address)
-	if err != nil {
-		return err
-	}
-	views, err := judgeAll(ctx, c, []teerex.Enclave{*en}, h)
-	if err != nil {
-		return err
-	}
-	v := views[0]
-	if nf.json {
-		return writeJSON(e.stdout, v)
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	line := func(k string, val any) { fmt.Fprintf(tw, "%s\t%v\n", k, val) }
-	line("signer", v.Signer)
-	line("status", v.Status)
-	line("kind", v.Kind)
-	line("MRENCLAVE", v.MRENCLAVE)
-	line("MRSIGNER", v.MRSIGNER)
-	line("ISV prod ID / SVN", fmt.Sprintf("%d / %d", v.ISVProdID, v.ISVSVN))
-	line("debug", v.Debug)
-	line("TCB status", v.TCBStatus)
-	if len(v.AdvisoryIDs) > 0 {
-		line("advisories", strings.Join(v.AdvisoryIDs, ", "))
-	}
-	line("shielding key hash", v.ShieldingKeyHash)
-	line("worker URL", v.WorkerURL)
-	line("attested at", v.Attested().Format(time.RFC3339))
-	line("expires at", v.ExpiresAt.UTC().Format(time.RFC3339))
-	if v.EvidenceTime != 0 {
-		line("IAS report time", time.Unix(0, v.EvidenceTime).UTC().Format(time.RFC3339))
-	}
-	line("registered / attested height", fmt.Sprintf("%d / %d", v.RegisteredHeight, v.AttestedHeight))
-	line("proved at height", h)
-	return tw.Flush()
 }
 
-func runShardShow(e *env, args []string) error {
-	fs := newFlagSet(e, "shard show", "SHARD [--node URL] [--json]")
+func (e *env) shardShow(fs *flag.FlagSet) cli.RunFunc {
 	var nf nodeFlags
 	nf.register(fs, e)
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	arg, err := exactlyOne(pos, "SHARD")
-	if err != nil {
-		return err
-	}
-	id, err := parseHash(arg, "shard")
-	if err != nil {
-		return err
-	}
-	ctx, cancel, c, err := nf.connect()
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	st, err := c.Shard(ctx, id)
-	if err != nil {
-		return err
-	}
-	serving := st.Shard.MRENCLAVEAt(uint64(st.Height))
-	es, _, err := c.EnclavesOfAt(ctx, serving, st.Height)
-	if err != nil {
-		return err
-	}
-	views, err := judgeAll(ctx, c, es, st.Height)
-	if err != nil {
-		return err
-	}
-	signers := make([]tx.Address, len(views))
-	for i, v := range views {
-		signers[i] = v.Signer
-	}
-	confs, err := c.Confirmations(ctx, id, signers, st.Height)
-	if err != nil {
-		return err
-	}
-	for i := range views {
-		if conf, ok := confs[views[i].Signer]; ok {
-			views[i].Confirmed = &conf
+	return func(ctx context.Context, pos []string) error {
+		arg, err := exactlyOne(pos, "SHARD")
+		if err != nil {
+			return err
 		}
-	}
-	if nf.json {
-		return writeJSON(e.stdout, struct {
-			bridge.Shard
-			Recorded     bool          `json:"recorded"`
-			VaultBalance uint64        `json:"vault_balance"`
-			Serving      types.Hash    `json:"serving_mrenclave"`
-			Registered   []enclaveView `json:"registered_enclaves"`
-			Height       int64         `json:"height"`
-		}{st.Shard, st.Recorded, st.VaultBalance, serving, views, st.Height})
-	}
-	s := st.Shard
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	line := func(k string, val any) { fmt.Fprintf(tw, "%s\t%v\n", k, val) }
-	line("shard", s.ID)
-	if !st.Recorded {
-		line("record", "none yet (default configuration: served by the measurement equal to the shard ID)")
-	}
-	line("vault", s.Vault)
-	line("vault balance", formatAmount(st.VaultBalance))
-	line("MRENCLAVE", fmt.Sprintf("%s (since height %d)", s.Config.MRENCLAVE, s.Config.Since))
-	if s.Pending != nil {
-		line("pending MRENCLAVE", fmt.Sprintf("%s from height %d", s.Pending.MRENCLAVE, s.Pending.Since))
-	}
-	if s.Latest != nil {
-		line("latest confirmed", confirmation(s.Latest))
-	}
-	for _, v := range views {
-		if v.Confirmed != nil {
-			line("  by "+v.Signer.String()[:16]+"…", confirmation(v.Confirmed))
+		id, err := parseHash(arg, "shard")
+		if err != nil {
+			return err
 		}
-	}
-	if s.Divergences == 0 {
-		line("divergences", "none")
-	} else {
-		line("divergences", fmt.Sprintf("%d heights with differing confirmations, last %d", s.Divergences, s.LastDivergence))
-	}
-	active := 0
-	for _, v := range views {
-		if v.Status == "active" {
-			active++
+		ctx, cancel, c, err := nf.connect(ctx)
+		if err != nil {
+			return err
 		}
+		defer cancel()
+		st, err := c.Shard(ctx, id)
+		if err != nil {
+			return err
+		}
+		serving := st.Shard.MRENCLAVEAt(uint64(st.Height))
+		es, _, err := c.EnclavesOfAt(ctx, serving, st.Height)
+		if err != nil {
+			return err
+		}
+		views, err := judgeAll(ctx, c, es, st.Height)
+		if err != nil {
+			return err
+		}
+		signers := make([]tx.Address, len(views))
+		for i, v := range views {
+			signers[i] = v.Signer
+		}
+		confs, err := c.Confirmations(ctx, id, signers, st.Height)
+		if err != nil {
+			return err
+		}
+		for i := range views {
+			if conf, ok := confs[views[i].Signer]; ok {
+				views[i].Confirmed = &conf
+			}
+		}
+		if nf.json {
+			return writeJSON(e.stdout, struct {
+				bridge.Shard
+				Recorded     bool          `json:"recorded"`
+				VaultBalance uint64        `json:"vault_balance"`
+				Serving      types.Hash    `json:"serving_mrenclave"`
+				Registered   []enclaveView `json:"registered_enclaves"`
+				Height       int64         `json:"height"`
+			}{st.Shard, st.Recorded, st.VaultBalance, serving, views, st.Height})
+		}
+		s := st.Shard
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		line := func(k string, val any) { fmt.Fprintf(tw, "%s\t%v\n", k, val) }
+		line("shard", s.ID)
+		if !st.Recorded {
+			line("record", "none yet (default configuration: served by the measurement equal to the shard ID)")
+		}
+		line("vault", s.Vault)
+		line("vault balance", formatAmount(st.VaultBalance))
+		line("MRENCLAVE", fmt.Sprintf("%s (since height %d)", s.Config.MRENCLAVE, s.Config.Since))
+		if s.Pending != nil {
+			line("pending MRENCLAVE", fmt.Sprintf("%s from height %d", s.Pending.MRENCLAVE, s.Pending.Since))
+		}
+		if s.Latest != nil {
+			line("latest confirmed", confirmation(s.Latest))
+		}
+		for _, v := range views {
+			if v.Confirmed != nil {
+				line("  by "+v.Signer.String()[:16]+"…", confirmation(v.Confirmed))
+			}
+		}
+		if s.Divergences == 0 {
+			line("divergences", "none")
+		} else {
+			line("divergences", fmt.Sprintf("%d heights with differing confirmations, last %d", s.Divergences, s.LastDivergence))
+		}
+		active := 0
+		for _, v := range views {
+			if v.Status == "active" {
+				active++
+			}
+		}
+		line("registered enclaves", fmt.Sprintf("%d of the serving measurement, %d active", len(views), active))
+		for _, v := range views {
+			line("  "+v.Signer.String(), v.Status+" "+v.WorkerURL)
+		}
+		line("proved at height", st.Height)
+		return tw.Flush()
 	}
-	line("registered enclaves", fmt.Sprintf("%d of the serving measurement, %d active", len(views), active))
-	for _, v := range views {
-		line("  "+v.Signer.String(), v.Status+" "+v.WorkerURL)
-	}
-	line("proved at height", st.Height)
-	return tw.Flush()
 }
 
 func confirmation(c *bridge.Confirmation) string {
@@ -398,36 +391,33 @@ func newPolicyView(p *teerex.Policy, l teerex.MRENCLAVEs, h int64) policyView {
 	return v
 }
 
-func runPolicyShow(e *env, args []string) error {
-	fs := newFlagSet(e, "policy show", "[--node URL] [--json]")
+func (e *env) policyShow(fs *flag.FlagSet) cli.RunFunc {
 	var nf nodeFlags
 	nf.register(fs, e)
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
+	return func(ctx context.Context, pos []string) error {
+		if err := cli.NoArgs(pos); err != nil {
+			return err
+		}
+		ctx, cancel, c, err := nf.connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer cancel()
+		p, h, err := c.Policy(ctx)
+		if err != nil {
+			return err
+		}
+		l, _, err := c.AllowlistAt(ctx, h)
+		if err != nil {
+			return err
+		}
+		v := newPolicyView(p, l, h)
+		if nf.json {
+			return writeJSON(e.stdout, v)
+		}
+		writePolicy(e.stdout, &v)
+		return nil
 	}
-	if len(pos) != 0 {
-		return fmt.Errorf("unexpected argument %q", pos[0])
-	}
-	ctx, cancel, c, err := nf.connect()
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	p, h, err := c.Policy(ctx)
-	if err != nil {
-		return err
-	}
-	l, _, err := c.AllowlistAt(ctx, h)
-	if err != nil {
-		return err
-	}
-	v := newPolicyView(p, l, h)
-	if nf.json {
-		return writeJSON(e.stdout, v)
-	}
-	writePolicy(e.stdout, &v)
-	return nil
 }
 
 func writePolicy(w io.Writer, v *policyView) {
@@ -469,60 +459,53 @@ func writePolicy(w io.Writer, v *policyView) {
 	tw.Flush()
 }
 
-func runAllow(allow bool) func(e *env, args []string) error {
-	name := "sudo allow-mrenclave"
-	if !allow {
-		name = "sudo disallow-mrenclave"
-	}
-	return func(e *env, args []string) error {
-		fs := newFlagSet(e, name, "HEX [--from NAME] [--node URL] [--json]")
+func (e *env) allow(allow bool) func(fs *flag.FlagSet) cli.RunFunc {
+	return func(fs *flag.FlagSet) cli.RunFunc {
 		var nf nodeFlags
 		nf.register(fs, e)
 		ks := keystoreFlag(fs)
 		from := fs.String("from", "alice", "the sudo key: dev account or keystore `name`")
-		pos, err := parseFlags(fs, args)
-		if err != nil {
-			return err
+		return func(ctx context.Context, pos []string) error {
+			arg, err := exactlyOne(pos, "MRENCLAVE")
+			if err != nil {
+				return err
+			}
+			m, err := parseHash(arg, "MRENCLAVE")
+			if err != nil {
+				return err
+			}
+			sender, err := signer(*from, *ks)
+			if err != nil {
+				return fmt.Errorf("--from: %w", err)
+			}
+			ctx, cancel, c, err := nf.connect(ctx)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			submit := c.AllowMRENCLAVE
+			if !allow {
+				submit = c.DisallowMRENCLAVE
+			}
+			sub, err := submit(ctx, sender.key, m)
+			if err != nil {
+				return err
+			}
+			out := struct {
+				txOutput
+				MRENCLAVE types.Hash `json:"mrenclave"`
+				Allowed   bool       `json:"allowed"`
+				Sudo      tx.Address `json:"sudo"`
+			}{newTxOutput(sub), m, allow, sender.Address}
+			if nf.json {
+				return writeJSON(e.stdout, out)
+			}
+			verb := "allowed"
+			if !allow {
+				verb = "disallowed"
+			}
+			fmt.Fprintf(e.stdout, "%s MRENCLAVE %s\ntx %s in block %d, fee %s\n", verb, m, out.Hash, out.Height, formatAmount(out.Fee))
+			return nil
 		}
-		arg, err := exactlyOne(pos, "MRENCLAVE")
-		if err != nil {
-			return err
-		}
-		m, err := parseHash(arg, "MRENCLAVE")
-		if err != nil {
-			return err
-		}
-		sender, err := signer(*from, *ks)
-		if err != nil {
-			return fmt.Errorf("--from: %w", err)
-		}
-		ctx, cancel, c, err := nf.connect()
-		if err != nil {
-			return err
-		}
-		defer cancel()
-		submit := c.AllowMRENCLAVE
-		if !allow {
-			submit = c.DisallowMRENCLAVE
-		}
-		sub, err := submit(ctx, sender.key, m)
-		if err != nil {
-			return err
-		}
-		out := struct {
-			txOutput
-			MRENCLAVE types.Hash `json:"mrenclave"`
-			Allowed   bool       `json:"allowed"`
-			Sudo      tx.Address `json:"sudo"`
-		}{newTxOutput(sub), m, allow, sender.Address}
-		if nf.json {
-			return writeJSON(e.stdout, out)
-		}
-		verb := "allowed"
-		if !allow {
-			verb = "disallowed"
-		}
-		fmt.Fprintf(e.stdout, "%s MRENCLAVE %s\ntx %s in block %d, fee %s\n", verb, m, out.Hash, out.Height, formatAmount(out.Fee))
-		return nil
 	}
 }

@@ -57,6 +57,7 @@ func TestExecute(t *testing.T) {
 		{[]string{"--root"}, 0, "root", "", ""},
 		{[]string{"group", "a", "x", "--alpha", "1", "y"}, 0, "a 1 x y", "", ""},
 		{[]string{"group", "b", "--beta=2", "--", "--alpha"}, 0, "b 2 --alpha", "", ""},
+		{[]string{"group", "a", "x", "--alpha", "1", "y", "--", "--beta", "z"}, 0, "a 1 x y --beta z", "", ""},
 		// Each leaf takes its own flags only.
 		{[]string{"group", "a", "--beta", "2"}, 2, "", "", "prog: group a: flag provided but not defined: -beta (see 'prog group a -h')\n"},
 		{[]string{"group", "b", "--root"}, 2, "", "", "prog: group b: flag provided but not defined: -root (see 'prog group b -h')\n"},
