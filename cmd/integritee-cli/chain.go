@@ -25,9 +25,6 @@ import (
 	"github.com/integritee-go/integritee/internal/cli"
 )
 
-// This file holds what the public-chain command groups share: node flags,
-// the keystore and the resolution of account names.
-
 // defaultNode is the RPC address of a local node (integritee-node --dev).
 const defaultNode = "http://127.0.0.1:26657"
 

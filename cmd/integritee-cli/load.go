@@ -12,12 +12,6 @@ import (
 	"github.com/integritee-go/integritee/loadgen"
 )
 
-// The load group measures a local network (package loadgen): public
-// transfers through the node, or direct trusted calls through a worker.
-// It refuses any address that is not loopback: it must never load another
-// machine. Senders are dev-derived accounts funded from Alice, so the
-// target must run a dev genesis (localnet, integritee-node --dev).
-
 func (e *env) loadGroup() *cli.Command {
 	return &cli.Command{Name: "load", Short: "measure a local network: public transfers or direct trusted calls (loopback only)", Commands: []*cli.Command{
 		e.loadCommand("transfers", "N public transfers from C funded senders: submitted/s, committed/s, latency to commit", 1000, false, loadgen.Transfers),

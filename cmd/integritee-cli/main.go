@@ -1,10 +1,3 @@
-// Command integritee-cli is the command-line client of integritee-go.
-//
-// Commands are grouped ("integritee-cli GROUP COMMAND [flags] [args]"); each
-// group lives in its own file and is listed in commands below. Every command
-// takes --json for machine-readable output. On failure the command prints
-// one line "integritee-cli: ..." to stderr and exits with status 1, or 2 for
-// a usage error (package internal/cli).
 package main
 
 import (
@@ -28,8 +21,8 @@ type env struct {
 	trustDir string
 }
 
-// commands is the command tree: the groups, one file each. Add new groups
-// here.
+// commands is the command tree: the groups, one file each (see the
+// package doc). Add new groups here.
 func (e *env) commands() *cli.Command {
 	return &cli.Command{
 		Name:  "integritee-cli",

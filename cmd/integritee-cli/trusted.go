@@ -20,25 +20,6 @@ import (
 	"github.com/integritee-go/integritee/internal/cli"
 )
 
-// The trusted group talks to a shard: confidential balances held by the
-// shard's enclaves. Incognito accounts are ed25519 keys like public ones;
-// "NAME//SUFFIX" of a dev account NAME is the well-known dev key with seed
-// sha256("//NAME//SUFFIX") (e.g. Alice//incognito), and keystore names and
-// dev names work too.
-//
-// Trusted calls go straight to the worker's JSON-RPC by default (direct
-// invocation, trusted_direct.go) and come back executed at once; with
-// --indirect they travel encrypted inside a public bridge invoke paid by a
-// public account. Either way the worker's enclave is first verified
-// against its registration on chain (package client/trusted): the
-// shielding key the worker hands out must be the one its attested enclave
-// registered. Calls and getters are signed for the chain the node's light
-// client verified, the enclave and the shard. Getters are private: the
-// worker reads neither the request nor the answer; each is signed for its
-// one-time reply key and to expire two minutes after the CLI's clock
-// (judged by the enclave against the chain's time), so a captured getter
-// cannot be answered to anyone else or later.
-
 func (e *env) trustedGroup() *cli.Command {
 	return &cli.Command{
 		Name:  "trusted",

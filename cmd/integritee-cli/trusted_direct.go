@@ -14,13 +14,6 @@ import (
 	"github.com/integritee-go/integritee/worker/rpc"
 )
 
-// Direct invocation: trusted transfer and unshield go straight to the
-// worker's RPC unless --indirect is given, and come back executed (or
-// refused) at once, on the enclave's signature. The worker's enclave is
-// verified against its teerex registration first (package client/trusted):
-// a worker handing out a shielding key its enclave did not register is
-// refused before anything is encrypted to it.
-
 // trustedDirectCommands are the trusted group's commands of the direct
 // path.
 func (e *env) trustedDirectCommands() []*cli.Command {
