@@ -11,11 +11,6 @@ import (
 	"github.com/integritee-go/integritee/chain/types"
 )
 
-// The helpers below build one module call each and Submit it: signed by
-// key with the account's next committed nonce and the minimum fee, waited
-// for until its block. A rejection by CheckTx or a failure in the block is
-// a *TxError that matches the module's error under errors.Is.
-
 func (c *Client) submitCall(ctx context.Context, key ed25519.PrivateKey, module, method string, args any) (*Submitted, error) {
 	call, err := tx.NewCall(module, method, args)
 	if err != nil {

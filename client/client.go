@@ -1,21 +1,3 @@
-// Package client is the Go SDK of integritee-node: it builds, signs and
-// submits transactions over CometBFT's RPC and queries state with Merkle
-// proofs checked against light-client-verified headers.
-//
-// What is verified. Proved queries (the Verified* methods, GenesisID,
-// Enclave, Policy, Shard, ...) check the Merkle proof of the value against
-// the app hash of the header that commits to that state (the header one
-// block later), and that header is verified with CometBFT's light-client
-// rules (more than 2/3 of the validators signed it; validator changes are
-// followed by skipping verification, lower heights by hash links) from a
-// trusted root. The root is, in this order: the block at
-// Options.TrustHeight with Options.TrustHash; the header the
-// Options.TrustStore kept from an earlier run (the newest verified then);
-// the node's newest block, trusted on first use (TOFU: the client then
-// checks that the node is consistent with itself, not that its chain is
-// the real one). A root older than the trusting period is refused
-// (ErrTrustExpired), a node whose chain does not follow from it too
-// (ErrChainMismatch). Plain methods (Account, Params) trust the node.
 package client
 
 import (

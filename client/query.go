@@ -184,11 +184,6 @@ func (c *Client) provedInto(ctx context.Context, path string, key []byte, height
 	return true, h, nil
 }
 
-// The typed queries below are proved: the value (or its absence) is checked
-// against a verified header, as VerifiedAccount does, and each returns the
-// height it was read at. Queries that read several keys read them all at
-// one height.
-
 // VerifiedParams returns the accounts parameters (fees, fee collector, sudo
 // key), proved.
 func (c *Client) VerifiedParams(ctx context.Context) (accounts.Params, int64, error) {

@@ -1,39 +1,5 @@
 package enclave
 
-// # Key and state provisioning
-//
-// All enclaves of a shard share its shielding and state keys (design
-// section 4); each keeps its own signer. A new enclave (the requester)
-// gets the keys and a checkpoint from an enclave that has them (the
-// provider) over mutual RA-TLS between the two enclaves
-// (protocol.ProvisionInit, ProvisionStep, ProvisionServe).
-//
-// Why RA-TLS inside the enclaves, with the host relaying TLS records: TLS
-// 1.3 gives an authenticated key exchange, transcript binding and record
-// integrity from the standard library, and attestation/ratls binds each
-// side's DCAP quote to its certificate key, so both directions are
-// attested with the same verifier the chain uses, and the design names
-// this transport. The TLS stack runs in the enclave over an in-memory
-// connection (pump) that the host feeds request by request, so the
-// enclave opens no socket and the host sees only ciphertext records: it
-// can drop, reorder or alter them, which makes provisioning fail, never
-// succeed with other keys.
-//
-// Each side accepts the peer only if its quote verifies with full
-// collateral under roots from the enclave's own configuration
-// (Config.Peers: built into the enclave binary, never from the host),
-// with the same MRENCLAVE as itself, an accepted TCB status, and not in
-// debug mode unless the enclave is a dev build. Upgrades to another
-// measurement (a shard's pending configuration) are not provisioned yet.
-//
-// The provider sends the shielding key, the state key and the checkpoint
-// the provider host persisted with the entries it serves (height, state
-// root, number of entries, light client header, pending confirmation,
-// sidechain head). The requester seals them as its own with its own
-// signer, and from there on restores like an enclave restarted from a
-// checkpoint: the host feeds the entries (LoadEntries), and Resume checks
-// them against the provisioned state root.
-
 import (
 	"crypto/tls"
 	"crypto/x509"

@@ -1,12 +1,3 @@
-// Package store is the Merkle-ized, versioned key-value state of the chain.
-//
-// IAVL, the usual choice for CometBFT applications, is not available from
-// this project's module proxy, so the state is a compact sparse Merkle tree
-// (see smt.go) kept in a cometbft-db database (goleveldb). A flat index of the
-// latest values serves reads and prefix scans without walking the tree; the
-// tree serves the app hash and proofs at any committed version. One version is
-// committed per block in a single synced batch, so a crash leaves either the
-// previous or the new version, never a mix.
 package store
 
 import (

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -22,17 +23,18 @@ import (
 	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/attestation/ratls"
 	"github.com/integritee-go/integritee/attestation/roots"
+	"github.com/integritee-go/integritee/internal/cli"
 	"github.com/integritee-go/integritee/tee/sim"
 )
 
-func attestationGroup() group {
-	return group{
-		name:    "attestation",
-		summary: "verify SGX quotes, RA-TLS certificates and IAS reports; run the real Intel vectors",
-		commands: []command{
-			{name: "verify", args: "FILE", summary: "verify a DCAP quote (binary or hex), an RA-TLS certificate (PEM/DER) or an IAS report (JSON)", run: runVerify},
-			{name: "vectors", args: "[--dir PATH]", summary: "verify every real attestation vector at its fixed time and compare with the expected verdict", run: runVectors},
-			{name: "sim-quote", args: "[--seed S] [--report-data HEX] [--binary F]", summary: "write a quote of the simulated TEE backend to stdout", run: runSimQuote},
+func (e *env) attestationGroup() *cli.Command {
+	return &cli.Command{
+		Name:  "attestation",
+		Short: "verify SGX quotes, RA-TLS certificates and IAS reports; run the real Intel vectors",
+		Commands: []*cli.Command{
+			{Name: "verify", Usage: "FILE [flags]", Short: "verify a DCAP quote (binary or hex), an RA-TLS certificate (PEM/DER) or an IAS report (JSON)", Setup: e.verify},
+			{Name: "vectors", Usage: "[--dir PATH] [--json]", Short: "verify every real attestation vector at its fixed time and compare with the expected verdict", Setup: e.vectors},
+			{Name: "sim-quote", Usage: "[flags] > quote.bin", Short: "write a quote of the simulated TEE backend to stdout", Setup: e.simQuote},
 		},
 	}
 }
@@ -373,8 +375,7 @@ func parseStatuses(vals []string) ([]attestation.TCBStatus, error) {
 	return out, nil
 }
 
-func runVerify(e *env, args []string) error {
-	fs := newFlagSet(e, "attestation verify", "FILE [flags]")
+func (e *env) verify(fs *flag.FlagSet) cli.RunFunc {
 	at := fs.String("at", "", "verification `time`, RFC 3339 (default now)")
 	jsonOut := fs.Bool("json", false, "print JSON")
 	var rootFiles, accept, mrenclave, mrsigner listFlag
@@ -389,109 +390,108 @@ func runVerify(e *env, args []string) error {
 	iasChain := fs.String("ias-chain", "", "`file` with the URL-encoded PEM IAS signing chain of a bare report body")
 	var cf collateralFiles
 	cf.register(fs)
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return errors.New("want exactly one FILE")
-	}
-	file := pos[0]
+	return func(ctx context.Context, pos []string) error {
+		var err error
+		if len(pos) != 1 {
+			return cli.Usagef("want exactly one FILE")
+		}
+		file := pos[0]
 
-	cfg := verifyConfig{at: e.now().UTC(), attestationOnly: *attOnly}
-	if *at != "" {
-		if cfg.at, err = time.Parse(time.RFC3339Nano, *at); err != nil {
-			return fmt.Errorf("--at: %w", err)
+		cfg := verifyConfig{at: e.now().UTC(), attestationOnly: *attOnly}
+		if *at != "" {
+			if cfg.at, err = time.Parse(time.RFC3339Nano, *at); err != nil {
+				return fmt.Errorf("--at: %w", err)
+			}
 		}
-	}
-	cfg.policy.AllowDebug = *allowDebug
-	if cfg.policy.AcceptedTCBStatuses, err = parseStatuses(accept); err != nil {
-		return err
-	}
-	if len(accept) == 0 {
-		cfg.policy.AcceptedTCBStatuses = defaultStatuses()
-	}
-	if cfg.policy.AllowedMRENCLAVE, err = parseHex32List(mrenclave, "mrenclave"); err != nil {
-		return err
-	}
-	if cfg.policy.AllowedMRSIGNER, err = parseHex32List(mrsigner, "mrsigner"); err != nil {
-		return err
-	}
-	switch {
-	case *simSeed != "":
-		seed := *simSeed
-		if seed == "default" {
-			seed = sim.DefaultSeed
+		cfg.policy.AllowDebug = *allowDebug
+		if cfg.policy.AcceptedTCBStatuses, err = parseStatuses(accept); err != nil {
+			return err
 		}
-		pki, err := sim.NewPKI([]byte(seed))
+		if len(accept) == 0 {
+			cfg.policy.AcceptedTCBStatuses = defaultStatuses()
+		}
+		if cfg.policy.AllowedMRENCLAVE, err = parseHex32List(mrenclave, "mrenclave"); err != nil {
+			return err
+		}
+		if cfg.policy.AllowedMRSIGNER, err = parseHex32List(mrsigner, "mrsigner"); err != nil {
+			return err
+		}
+		switch {
+		case *simSeed != "":
+			seed := *simSeed
+			if seed == "default" {
+				seed = sim.DefaultSeed
+			}
+			pki, err := sim.NewPKI([]byte(seed))
+			if err != nil {
+				return err
+			}
+			cfg.policy.DCAPRoots = []*x509.Certificate{pki.Root()}
+			if !cf.empty() {
+				return errors.New("--sim-seed brings its own collateral; drop the collateral flags")
+			}
+			if cfg.collateral, err = pki.Collateral(cfg.at); err != nil {
+				return err
+			}
+		case len(rootFiles) > 0:
+			for _, f := range rootFiles {
+				cs, err := readCerts(f)
+				if err != nil {
+					return fmt.Errorf("--root: %w", err)
+				}
+				// Roots are anchored by subject and key, so offering each to
+				// both verifiers cannot make one trust the other's.
+				cfg.policy.DCAPRoots = append(cfg.policy.DCAPRoots, cs...)
+				cfg.policy.IASRoots = append(cfg.policy.IASRoots, cs...)
+			}
+		default:
+			cfg.policy.DCAPRoots = roots.DCAP()
+			cfg.policy.IASRoots = roots.IAS()
+		}
+		if *simSeed == "" && !cf.empty() {
+			if cfg.collateral, err = cf.load(""); err != nil {
+				return err
+			}
+		}
+
+		var data []byte
+		if file == "-" {
+			data, err = io.ReadAll(e.stdin)
+		} else {
+			data, err = readInput(file)
+		}
 		if err != nil {
 			return err
 		}
-		cfg.policy.DCAPRoots = []*x509.Certificate{pki.Root()}
-		if !cf.empty() {
-			return errors.New("--sim-seed brings its own collateral; drop the collateral flags")
-		}
-		if cfg.collateral, err = pki.Collateral(cfg.at); err != nil {
-			return err
-		}
-	case len(rootFiles) > 0:
-		for _, f := range rootFiles {
-			cs, err := readCerts(f)
-			if err != nil {
-				return fmt.Errorf("--root: %w", err)
+		var sig, chain []byte
+		if *iasSig != "" {
+			if sig, err = readInput(*iasSig); err != nil {
+				return err
 			}
-			// Roots are anchored by subject and key, so offering each to
-			// both verifiers cannot make one trust the other's.
-			cfg.policy.DCAPRoots = append(cfg.policy.DCAPRoots, cs...)
-			cfg.policy.IASRoots = append(cfg.policy.IASRoots, cs...)
 		}
-	default:
-		cfg.policy.DCAPRoots = roots.DCAP()
-		cfg.policy.IASRoots = roots.IAS()
-	}
-	if *simSeed == "" && !cf.empty() {
-		if cfg.collateral, err = cf.load(""); err != nil {
+		if *iasChain != "" {
+			if chain, err = readInput(*iasChain); err != nil {
+				return err
+			}
+		}
+		ev, err := loadEvidence(data, sig, chain)
+		if err != nil {
 			return err
 		}
-	}
-
-	var data []byte
-	if file == "-" {
-		data, err = io.ReadAll(e.stdin)
-	} else {
-		data, err = readInput(file)
-	}
-	if err != nil {
-		return err
-	}
-	var sig, chain []byte
-	if *iasSig != "" {
-		if sig, err = readInput(*iasSig); err != nil {
-			return err
+		out, verr := verifyEvidence(ev, cfg)
+		rep := newVerifyReport(file, ev.format, cfg.at, out, verr)
+		if *jsonOut {
+			if err := writeJSON(e.stdout, rep); err != nil {
+				return err
+			}
+		} else {
+			rep.writeText(e.stdout)
 		}
-	}
-	if *iasChain != "" {
-		if chain, err = readInput(*iasChain); err != nil {
-			return err
+		if verr != nil {
+			return fmt.Errorf("%s: REJECT: %w", file, verr)
 		}
+		return nil
 	}
-	ev, err := loadEvidence(data, sig, chain)
-	if err != nil {
-		return err
-	}
-	out, verr := verifyEvidence(ev, cfg)
-	rep := newVerifyReport(file, ev.format, cfg.at, out, verr)
-	if *jsonOut {
-		if err := writeJSON(e.stdout, rep); err != nil {
-			return err
-		}
-	} else {
-		rep.writeText(e.stdout)
-	}
-	if verr != nil {
-		return fmt.Errorf("%s: REJECT: %w", file, verr)
-	}
-	return nil
 }
 
 // resultJSON is an attestation.Result for printing: hex strings, not byte
@@ -613,58 +613,55 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func runSimQuote(e *env, args []string) error {
-	fs := newFlagSet(e, "attestation sim-quote", "[flags] > quote.bin")
+func (e *env) simQuote(fs *flag.FlagSet) cli.RunFunc {
 	seed := fs.String("seed", sim.DefaultSeed, "seed of the dev PKI that signs the quote")
 	rd := fs.String("report-data", "", "report data, up to 64 bytes in `hex` (zero-padded)")
 	binary := fs.String("binary", "", "enclave binary `file`; MRENCLAVE is its SHA-256 (default: SHA-256 of \"integritee-cli sim enclave\")")
 	debug := fs.Bool("debug", false, "mark the enclave as a debug enclave")
 	hexOut := fs.Bool("hex", false, "write hex text instead of binary")
 	jsonOut := fs.Bool("json", false, "write JSON {quote, mrenclave, report_data}")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return fmt.Errorf("unexpected argument %q", pos[0])
-	}
-	var reportData [64]byte
-	if *rd != "" {
-		b, err := hex.DecodeString(strings.TrimPrefix(*rd, "0x"))
-		if err != nil || len(b) > 64 {
-			return errors.New("--report-data: want at most 64 bytes of hex")
+	return func(ctx context.Context, pos []string) error {
+		if err := cli.NoArgs(pos); err != nil {
+			return err
 		}
-		copy(reportData[:], b)
-	}
-	pki, err := sim.NewPKI([]byte(*seed))
-	if err != nil {
+		var reportData [64]byte
+		if *rd != "" {
+			b, err := hex.DecodeString(strings.TrimPrefix(*rd, "0x"))
+			if err != nil || len(b) > 64 {
+				return errors.New("--report-data: want at most 64 bytes of hex")
+			}
+			copy(reportData[:], b)
+		}
+		pki, err := sim.NewPKI([]byte(*seed))
+		if err != nil {
+			return err
+		}
+		cfg := sim.Config{PKI: pki, EnclaveBinary: *binary, Debug: *debug}
+		if *binary == "" {
+			m := simMeasurement()
+			cfg.Measurement = &m
+		}
+		b, err := sim.New(cfg)
+		if err != nil {
+			return err
+		}
+		q, err := b.Quote(reportData)
+		if err != nil {
+			return err
+		}
+		switch {
+		case *jsonOut:
+			m := b.Measurement()
+			return writeJSON(e.stdout, map[string]string{
+				"quote":       hex.EncodeToString(q),
+				"mrenclave":   hex.EncodeToString(m[:]),
+				"report_data": hex.EncodeToString(reportData[:]),
+			})
+		case *hexOut:
+			_, err = fmt.Fprintln(e.stdout, hex.EncodeToString(q))
+		default:
+			_, err = e.stdout.Write(q)
+		}
 		return err
 	}
-	cfg := sim.Config{PKI: pki, EnclaveBinary: *binary, Debug: *debug}
-	if *binary == "" {
-		m := simMeasurement()
-		cfg.Measurement = &m
-	}
-	b, err := sim.New(cfg)
-	if err != nil {
-		return err
-	}
-	q, err := b.Quote(reportData)
-	if err != nil {
-		return err
-	}
-	switch {
-	case *jsonOut:
-		m := b.Measurement()
-		return writeJSON(e.stdout, map[string]string{
-			"quote":       hex.EncodeToString(q),
-			"mrenclave":   hex.EncodeToString(m[:]),
-			"report_data": hex.EncodeToString(reportData[:]),
-		})
-	case *hexOut:
-		_, err = fmt.Fprintln(e.stdout, hex.EncodeToString(q))
-	default:
-		_, err = e.stdout.Write(q)
-	}
-	return err
 }

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,6 +21,7 @@ import (
 	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/attestation/ratls"
 	"github.com/integritee-go/integritee/attestation/roots"
+	"github.com/integritee-go/integritee/internal/cli"
 	"github.com/integritee-go/integritee/internal/vectordir"
 	"github.com/integritee-go/integritee/tee/sim"
 )
@@ -359,65 +362,62 @@ func simEvidence(kind string, cfg *verifyConfig) (*evidence, error) {
 	return nil, fmt.Errorf("unknown sim vector %q", kind)
 }
 
-func runVectors(e *env, args []string) error {
-	fs := newFlagSet(e, "attestation vectors", "[--dir PATH] [--json]")
+func (e *env) vectors(fs *flag.FlagSet) cli.RunFunc {
 	dir := fs.String("dir", "", "vector directory (default: ../shared/testdata/attestation beside the module, or $"+vectordir.Env+")")
 	jsonOut := fs.Bool("json", false, "print JSON")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return fmt.Errorf("unexpected argument %q", pos[0])
-	}
-	if *dir == "" {
-		if *dir = vectordir.Find(); *dir == "" {
-			return errors.New("vector directory not found; pass --dir")
-		}
-	}
-	if _, err := os.Stat(filepath.Join(*dir, "SOURCES.md")); err != nil {
-		return fmt.Errorf("%s is not the attestation vector directory: %w", *dir, err)
-	}
-	vs := attestationVectors()
-	results := make([]vectorResult, 0, len(vs))
-	failed := 0
-	for _, v := range vs {
-		r := runVector(*dir, v)
-		if !r.OK {
-			failed++
-		}
-		results = append(results, r)
-	}
-	if *jsonOut {
-		if err := writeJSON(e.stdout, results); err != nil {
+	return func(ctx context.Context, pos []string) error {
+		if err := cli.NoArgs(pos); err != nil {
 			return err
 		}
-	} else {
-		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "VECTOR\tEXPECTED\tACTUAL\tSTATUS / REASON\tMRENCLAVE")
-		for _, r := range results {
-			mark := ""
-			if !r.OK {
-				mark = "\tMISMATCH: " + r.Error
+		if *dir == "" {
+			if *dir = vectordir.Find(); *dir == "" {
+				return errors.New("vector directory not found; pass --dir")
 			}
-			status := r.Status
-			if r.Reason != "" {
-				status = "(" + r.Reason + ")"
-			}
-			if status == "" {
-				status = "-"
-			}
-			mr := r.MRENCLAVE
-			if mr == "" {
-				mr = "-"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s%s\n", r.Name, r.Expected, r.Actual, status, mr, mark)
 		}
-		tw.Flush()
-		fmt.Fprintf(e.stdout, "%d vectors, %d as expected, %d mismatched\n", len(results), len(results)-failed, failed)
+		if _, err := os.Stat(filepath.Join(*dir, "SOURCES.md")); err != nil {
+			return fmt.Errorf("%s is not the attestation vector directory: %w", *dir, err)
+		}
+		vs := attestationVectors()
+		results := make([]vectorResult, 0, len(vs))
+		failed := 0
+		for _, v := range vs {
+			r := runVector(*dir, v)
+			if !r.OK {
+				failed++
+			}
+			results = append(results, r)
+		}
+		if *jsonOut {
+			if err := writeJSON(e.stdout, results); err != nil {
+				return err
+			}
+		} else {
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "VECTOR\tEXPECTED\tACTUAL\tSTATUS / REASON\tMRENCLAVE")
+			for _, r := range results {
+				mark := ""
+				if !r.OK {
+					mark = "\tMISMATCH: " + r.Error
+				}
+				status := r.Status
+				if r.Reason != "" {
+					status = "(" + r.Reason + ")"
+				}
+				if status == "" {
+					status = "-"
+				}
+				mr := r.MRENCLAVE
+				if mr == "" {
+					mr = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s%s\n", r.Name, r.Expected, r.Actual, status, mr, mark)
+			}
+			tw.Flush()
+			fmt.Fprintf(e.stdout, "%d vectors, %d as expected, %d mismatched\n", len(results), len(results)-failed, failed)
+		}
+		if failed > 0 {
+			return fmt.Errorf("%d of %d vectors did not give their expected verdict", failed, len(results))
+		}
+		return nil
 	}
-	if failed > 0 {
-		return fmt.Errorf("%d of %d vectors did not give their expected verdict", failed, len(results))
-	}
-	return nil
 }

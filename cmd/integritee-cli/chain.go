@@ -22,10 +22,8 @@ import (
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/client"
+	"github.com/integritee-go/integritee/internal/cli"
 )
-
-// This file holds what the public-chain command groups share: node flags,
-// the keystore and the resolution of account names.
 
 // defaultNode is the RPC address of a local node (integritee-node --dev).
 const defaultNode = "http://127.0.0.1:26657"
@@ -73,14 +71,14 @@ func (f *nodeFlags) clientOptions() (client.Options, error) {
 	return o, nil
 }
 
-// connect returns a client of the node and a context bounded by --timeout;
-// call cancel when done.
-func (f *nodeFlags) connect() (context.Context, context.CancelFunc, *client.Client, error) {
+// connect returns a client of the node and a context, below ctx, bounded
+// by --timeout; call cancel when done.
+func (f *nodeFlags) connect(ctx context.Context) (context.Context, context.CancelFunc, *client.Client, error) {
 	opts, err := f.clientOptions()
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	c, err := client.New(ctx, f.node, opts)
 	if err != nil {
 		cancel()
@@ -367,7 +365,7 @@ func newTxOutput(s *client.Submitted) txOutput {
 // exactlyOne checks the positional arguments of a command taking one.
 func exactlyOne(pos []string, what string) (string, error) {
 	if len(pos) != 1 {
-		return "", fmt.Errorf("want exactly one %s, got %d arguments", what, len(pos))
+		return "", cli.Usagef("want exactly one %s, got %d arguments", what, len(pos))
 	}
 	return pos[0], nil
 }

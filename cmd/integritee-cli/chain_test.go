@@ -85,6 +85,17 @@ func cliFailsAt(t *testing.T, now func() time.Time, want string, args ...string)
 	assertOneLineError(t, errOut, want)
 }
 
+// cliUsageError runs the CLI and expects a usage error (exit 2) whose one
+// line contains want.
+func cliUsageError(t *testing.T, want string, args ...string) {
+	t.Helper()
+	code, _, errOut := runCLI(t, nil, args...)
+	if code != 2 {
+		t.Fatalf("%q: exit %d, want 2", args, code)
+	}
+	assertOneLineError(t, errOut, want)
+}
+
 func TestChainCommands(t *testing.T) {
 	rpc, cl := startDevNode(t)
 	ks := filepath.Join(t.TempDir(), "keys")
@@ -133,7 +144,7 @@ func TestChainCommands(t *testing.T) {
 			t.Fatalf("hex: %+v", byHex)
 		}
 		cliFails(t, `no key "nobody"`, "account", "show", "nobody", "--keystore", ks)
-		cliFails(t, "want exactly one", "account", "show")
+		cliUsageError(t, "want exactly one", "account", "show")
 	})
 
 	t.Run("balance and transfer", func(t *testing.T) {

@@ -8,19 +8,14 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/integritee-go/integritee/internal/cli"
 	"github.com/integritee-go/integritee/loadgen"
 )
 
-// The load group measures a local network (package loadgen): public
-// transfers through the node, or direct trusted calls through a worker.
-// It refuses any address that is not loopback: it must never load another
-// machine. Senders are dev-derived accounts funded from Alice, so the
-// target must run a dev genesis (localnet, integritee-node --dev).
-
-func loadGroup() group {
-	return group{name: "load", summary: "measure a local network: public transfers or direct trusted calls (loopback only)", commands: []command{
-		{name: "transfers", args: "--n N --concurrency C [--node URL]", summary: "N public transfers from C funded senders: submitted/s, committed/s, latency to commit", run: runLoadTransfers},
-		{name: "direct", args: "--n N --concurrency C [--node URL] [--worker URL]", summary: "N direct trusted transfers from C shielded accounts: calls/s, latency to executed, shard blocks", run: runLoadDirect},
+func (e *env) loadGroup() *cli.Command {
+	return &cli.Command{Name: "load", Short: "measure a local network: public transfers or direct trusted calls (loopback only)", Commands: []*cli.Command{
+		e.loadCommand("transfers", "N public transfers from C funded senders: submitted/s, committed/s, latency to commit", 1000, false, loadgen.Transfers),
+		e.loadCommand("direct", "N direct trusted transfers from C shielded accounts: calls/s, latency to executed, shard blocks", 200, true, loadgen.Direct),
 	}}
 }
 
@@ -46,40 +41,37 @@ func (f *loadFlags) register(fs *flag.FlagSet, defN int, worker bool) {
 	fs.BoolVar(&f.asJSON, "json", false, "write JSON")
 }
 
-func runLoadTransfers(e *env, args []string) error {
-	return runLoad(e, args, "load transfers", 1000, false, loadgen.Transfers)
-}
-
-func runLoadDirect(e *env, args []string) error {
-	return runLoad(e, args, "load direct", 200, true, loadgen.Direct)
-}
-
-func runLoad(e *env, args []string, name string, defN int, worker bool, run func(context.Context, loadgen.Config) (*loadgen.Report, error)) error {
-	synopsis := "--n N --concurrency C [--node URL] [flags]"
+// loadCommand is "load transfers" or "load direct": run measures the
+// network with the flags' configuration.
+func (e *env) loadCommand(name, short string, defN int, worker bool, run func(context.Context, loadgen.Config) (*loadgen.Report, error)) *cli.Command {
+	usage := "--n N --concurrency C [--node URL] [flags]"
 	if worker {
-		synopsis = "--n N --concurrency C [--node URL] [--worker URL] [flags]"
+		usage = "--n N --concurrency C [--node URL] [--worker URL] [flags]"
 	}
-	fs := newFlagSet(e, name, synopsis)
-	var f loadFlags
-	f.register(fs, defN, worker)
-	if err := parseNone(fs, args); err != nil {
-		return err
-	}
-	rep, err := run(context.Background(), f.cfg)
-	if err != nil {
-		return err
-	}
-	if f.asJSON {
-		if err := writeJSON(e.stdout, rep); err != nil {
-			return err
+	return &cli.Command{Name: name, Usage: usage, Short: short, Setup: func(fs *flag.FlagSet) cli.RunFunc {
+		var f loadFlags
+		f.register(fs, defN, worker)
+		return func(ctx context.Context, pos []string) error {
+			if err := cli.NoArgs(pos); err != nil {
+				return err
+			}
+			rep, err := run(ctx, f.cfg)
+			if err != nil {
+				return err
+			}
+			if f.asJSON {
+				if err := writeJSON(e.stdout, rep); err != nil {
+					return err
+				}
+			} else {
+				printLoadReport(e, rep)
+			}
+			if !rep.OK() {
+				return fmt.Errorf("%w: %d of %d (%s)", errLoadFailures, rep.N-rep.Committed, rep.N, failureList(rep.Failures))
+			}
+			return nil
 		}
-	} else {
-		printLoadReport(e, rep)
-	}
-	if !rep.OK() {
-		return fmt.Errorf("%w: %d of %d (%s)", errLoadFailures, rep.N-rep.Committed, rep.N, failureList(rep.Failures))
-	}
-	return nil
+	}}
 }
 
 func failureList(m map[string]int) string {

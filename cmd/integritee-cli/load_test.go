@@ -12,6 +12,7 @@ import (
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/client/trusted"
+	"github.com/integritee-go/integritee/internal/cli"
 	"github.com/integritee-go/integritee/loadgen"
 	"github.com/integritee-go/integritee/localnet"
 )
@@ -157,8 +158,9 @@ func TestLoadReportExit(t *testing.T) {
 			var out, errb lockedBuffer
 			e := &env{stdout: &out, stderr: &errb, now: time.Now}
 			var got loadgen.Config
-			err := runLoad(e, append([]string{"--n", "4", "--concurrency", "2"}, tc.args...), "load x", 1, true,
+			cmd := e.loadCommand("x", "", 1, true,
 				func(_ context.Context, cfg loadgen.Config) (*loadgen.Report, error) { got = cfg; return tc.rep, nil })
+			err := cli.Run(context.Background(), cmd, append([]string{"--n", "4", "--concurrency", "2"}, tc.args...), &out)
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr) {
 				t.Errorf("error %v, want %q", err, tc.wantErr)
 			}

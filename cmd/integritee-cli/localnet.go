@@ -7,20 +7,22 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/integritee-go/integritee/client"
+	"github.com/integritee-go/integritee/internal/cli"
 	"github.com/integritee-go/integritee/localnet"
 )
 
-func localnetGroup() group {
-	return group{name: "localnet", summary: "run a dev node and sim workers on this machine, show them at work, keep them running until Ctrl-C (localnet [--workers N] [--demo=false])", run: runLocalnet}
+func (e *env) localnetCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "localnet",
+		Usage: "[--workers N] [--demo=false] [--dir DIR] [--node-rpc HOST:PORT] [--worker-rpc-port P] [--enclave PATH]",
+		Short: "run a dev node and sim workers on this machine, show them at work, keep them running until Ctrl-C (localnet [--workers N] [--demo=false])",
+		Setup: e.localnet,
+	}
 }
 
-func runLocalnet(e *env, args []string) error {
-	fs := newFlagSet(e, "localnet", "[--workers N] [--demo=false] [--dir DIR] [--node-rpc HOST:PORT] [--worker-rpc-port P] [--enclave PATH]")
+func (e *env) localnet(fs *flag.FlagSet) cli.RunFunc {
 	workers := fs.Int("workers", 2, "number of workers; the first creates the shard's keys, the others are provisioned by it")
 	demo := fs.Bool("demo", true, "run the demo after startup (shield, confidential transfer, unshield, checks on every worker and on chain); a failed check exits with status 1")
 	dir := fs.String("dir", "", "`directory` for the node home and worker data; reused if it exists (default: a temporary one, removed on exit)")
@@ -29,43 +31,39 @@ func runLocalnet(e *env, args []string) error {
 	enclave := fs.String("enclave", "", "integritee-enclave `executable` (default: built with go build into DIR/bin)")
 	confirmEvery := fs.Uint("confirm-every", 1, "blocks per confirm_processed_block")
 	logLevel := fs.String("log-level", "warn", "log `level`: debug, info, warn, error")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return fmt.Errorf("unexpected argument %q", pos[0])
-	}
-	if *workers < 0 || *workers > 16 {
-		return fmt.Errorf("--workers %d: want 0..16", *workers)
-	}
-	if *confirmEvery == 0 || *confirmEvery > 1<<16 {
-		return fmt.Errorf("--confirm-every %d: want 1..65536", *confirmEvery)
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
-	}
-	cfg := localnet.Config{
-		Dir: *dir, Workers: *workers, NoWorkers: *workers == 0, EnclaveBinary: *enclave,
-		NodeRPC: *nodeRPC, WorkerRPCBasePort: *workerPort, ConfirmEvery: uint32(*confirmEvery),
-		Logger: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
-	}
-	host, port, err := net.SplitHostPort(*nodeRPC)
-	if err != nil {
-		return fmt.Errorf("--node-rpc: %w", err)
-	}
-	if port == "0" {
-		addr, err := localnet.FreeAddr()
-		if err != nil {
+	return func(ctx context.Context, pos []string) error {
+		if err := cli.NoArgs(pos); err != nil {
 			return err
 		}
-		_, free, _ := net.SplitHostPort(addr)
-		cfg.NodeRPC = net.JoinHostPort(host, free)
+		if *workers < 0 || *workers > 16 {
+			return fmt.Errorf("--workers %d: want 0..16", *workers)
+		}
+		if *confirmEvery == 0 || *confirmEvery > 1<<16 {
+			return fmt.Errorf("--confirm-every %d: want 1..65536", *confirmEvery)
+		}
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+			return fmt.Errorf("--log-level: %w", err)
+		}
+		cfg := localnet.Config{
+			Dir: *dir, Workers: *workers, NoWorkers: *workers == 0, EnclaveBinary: *enclave,
+			NodeRPC: *nodeRPC, WorkerRPCBasePort: *workerPort, ConfirmEvery: uint32(*confirmEvery),
+			Logger: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
+		}
+		host, port, err := net.SplitHostPort(*nodeRPC)
+		if err != nil {
+			return fmt.Errorf("--node-rpc: %w", err)
+		}
+		if port == "0" {
+			addr, err := localnet.FreeAddr()
+			if err != nil {
+				return err
+			}
+			_, free, _ := net.SplitHostPort(addr)
+			cfg.NodeRPC = net.JoinHostPort(host, free)
+		}
+		return serveLocalnet(ctx, e, cfg, *demo)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return serveLocalnet(ctx, e, cfg, *demo)
 }
 
 // serveLocalnet starts the network, runs the demo if asked, prints what to

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -30,7 +31,7 @@ func runCLI(t *testing.T, in []byte, args ...string) (code int, stdout, stderr s
 func runCLIAt(t *testing.T, now func() time.Time, in []byte, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code = run(args, &env{stdin: bytes.NewReader(in), stdout: &out, stderr: &errb, now: now, trustDir: t.TempDir()})
+	code = run(context.Background(), args, &env{stdin: bytes.NewReader(in), stdout: &out, stderr: &errb, now: now, trustDir: t.TempDir()})
 	return code, out.String(), errb.String()
 }
 
@@ -54,16 +55,25 @@ func TestDispatch(t *testing.T) {
 		stdout  string // substring
 		errText string // substring of the one-line error; "" for none
 	}{
-		{nil, 1, "usage: integritee-cli GROUP", "no command given"},
+		{nil, 2, "usage: integritee-cli GROUP", "no command given"},
 		{[]string{"help"}, 0, "attestation", ""},
-		{[]string{"nosuch"}, 1, "", `unknown command group "nosuch"`},
-		{[]string{"attestation"}, 1, "sim-quote", "attestation: no command given"},
+		{[]string{"-h"}, 0, "localnet", ""},
+		{[]string{"nosuch"}, 2, "", `unknown command "nosuch"`},
+		{[]string{"attestation"}, 2, "sim-quote", "attestation: no command given"},
 		{[]string{"attestation", "help"}, 0, "vectors", ""},
-		{[]string{"attestation", "nosuch"}, 1, "", `unknown command "nosuch"`},
+		{[]string{"help", "attestation"}, 0, "vectors", ""},
+		{[]string{"attestation", "nosuch"}, 2, "", `attestation: unknown command "nosuch"`},
 		{[]string{"attestation", "verify", "-h"}, 0, "-qvl-collateral", ""},
-		{[]string{"attestation", "verify", "--bogus"}, 1, "", "flag provided but not defined: -bogus"},
-		{[]string{"attestation", "verify"}, 1, "", "want exactly one FILE"},
-		{[]string{"attestation", "verify", "a", "b"}, 1, "", "want exactly one FILE"},
+		{[]string{"help", "attestation", "verify"}, 0, "usage: integritee-cli attestation verify FILE", ""},
+		{[]string{"attestation", "verify", "--bogus"}, 2, "", "attestation verify: flag provided but not defined: -bogus"},
+		// Each command takes its own flags: --node is not attestation's.
+		{[]string{"attestation", "vectors", "--node", "x"}, 2, "", "flag provided but not defined: -node"},
+		{[]string{"account", "list", "--amount", "1"}, 2, "", "account list: flag provided but not defined: -amount"},
+		{[]string{"balance", "alice", "--watch"}, 2, "", "balance: flag provided but not defined: -watch"},
+		{[]string{"trusted", "balance", "--indirect"}, 2, "", "trusted balance: flag provided but not defined: -indirect"},
+		{[]string{"attestation", "verify"}, 2, "", "want exactly one FILE"},
+		{[]string{"attestation", "verify", "a", "b"}, 2, "", "want exactly one FILE"},
+		{[]string{"localnet", "extra"}, 2, "", `localnet: unexpected argument "extra"`},
 		{[]string{"attestation", "verify", "/nonexistent/quote"}, 1, "", "no such file"},
 		{[]string{"attestation", "verify", "x", "--at", "yesterday"}, 1, "", "--at"},
 		{[]string{"attestation", "verify", "x", "--mrenclave", "abcd"}, 1, "", "want 64 hex digits"},
@@ -349,15 +359,5 @@ func TestSimQuoteRoundTrip(t *testing.T) {
 	var j map[string]string
 	if code != 0 || json.Unmarshal([]byte(stdout), &j) != nil || j["mrenclave"] != hex.EncodeToString(m[:]) || len(j["quote"]) < 2000 {
 		t.Errorf("sim-quote --json: %d %q", code, stdout)
-	}
-}
-
-func TestParseFlagsInterleaved(t *testing.T) {
-	fs := newFlagSet(&env{stdout: &bytes.Buffer{}}, "x", "")
-	j := fs.Bool("json", false, "")
-	at := fs.String("at", "", "")
-	pos, err := parseFlags(fs, []string{"a", "--json", "b", "--at", "t", "--", "--c"})
-	if err != nil || !*j || *at != "t" || strings.Join(pos, " ") != "a b --c" {
-		t.Fatalf("pos %q json %v at %q err %v", pos, *j, *at, err)
 	}
 }

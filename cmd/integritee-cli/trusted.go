@@ -17,34 +17,20 @@ import (
 	"github.com/integritee-go/integritee/client/trusted"
 	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/stf"
+	"github.com/integritee-go/integritee/internal/cli"
 )
 
-// The trusted group talks to a shard: confidential balances held by the
-// shard's enclaves. Incognito accounts are ed25519 keys like public ones;
-// "NAME//SUFFIX" of a dev account NAME is the well-known dev key with seed
-// sha256("//NAME//SUFFIX") (e.g. Alice//incognito), and keystore names and
-// dev names work too.
-//
-// Trusted calls go straight to the worker's JSON-RPC by default (direct
-// invocation, trusted_direct.go) and come back executed at once; with
-// --indirect they travel encrypted inside a public bridge invoke paid by a
-// public account. Either way the worker's enclave is first verified
-// against its registration on chain (package client/trusted): the
-// shielding key the worker hands out must be the one its attested enclave
-// registered. Calls and getters are signed for the chain the node's light
-// client verified, the enclave and the shard. Getters are private: the
-// worker reads neither the request nor the answer; each is signed for its
-// one-time reply key and to expire two minutes after the CLI's clock
-// (judged by the enclave against the chain's time), so a captured getter
-// cannot be answered to anyone else or later.
-
-func trustedGroup() group {
-	return group{name: "trusted", summary: "confidential balances in a shard (shield, transfer, unshield, balance, nonce)", commands: append([]command{
-		{name: "shield", args: "--from NAME --amount N --to INCOGNITO", summary: "move public funds into the shard, to an incognito account", run: runTrustedShield},
-		{name: "transfer", args: "--from INCOGNITO --to INCOGNITO --amount N [--watch | --indirect]", summary: "confidential transfer inside the shard", run: runTrustedTransfer},
-		{name: "unshield", args: "--from INCOGNITO --to NAME|HEX --amount N [--watch | --indirect]", summary: "move shard funds to a public account", run: runTrustedUnshield},
-		{name: "balance", args: "--account INCOGNITO", summary: "an incognito account's balance and nonce (private getter)", run: runTrustedBalance},
-	}, trustedDirectCommands()...)}
+func (e *env) trustedGroup() *cli.Command {
+	return &cli.Command{
+		Name:  "trusted",
+		Short: "confidential balances in a shard (shield, transfer, unshield, balance, nonce)",
+		Commands: append([]*cli.Command{
+			{Name: "shield", Usage: "--from NAME --amount N --to INCOGNITO [flags]", Short: "move public funds into the shard, to an incognito account", Setup: e.trustedShield},
+			{Name: "transfer", Usage: "--from INCOGNITO --to INCOGNITO --amount N [--watch | --indirect] [flags]", Short: "confidential transfer inside the shard", Setup: e.trustedTransfer},
+			{Name: "unshield", Usage: "--from INCOGNITO --to NAME|HEX --amount N [--watch | --indirect] [flags]", Short: "move shard funds to a public account", Setup: e.trustedUnshield},
+			{Name: "balance", Usage: "--account INCOGNITO [flags]", Short: "an incognito account's balance and nonce (private getter)", Setup: e.trustedBalance},
+		}, e.trustedDirectCommands()...),
+	}
 }
 
 // trustedFlags are the flags every trusted command shares.
@@ -78,8 +64,8 @@ type shardSession struct {
 
 // open connects to the node and the worker and verifies the worker's
 // enclave against its registration.
-func (f *trustedFlags) open(e *env) (*shardSession, context.CancelFunc, error) {
-	ctx, cancel, c, err := f.connect()
+func (f *trustedFlags) open(ctx context.Context, e *env) (*shardSession, context.CancelFunc, error) {
+	ctx, cancel, c, err := f.connect(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -166,45 +152,46 @@ func (f *trustedFlags) report(e *env, s *shardSession, what string, sub *client.
 	return nil
 }
 
-func runTrustedShield(e *env, args []string) error {
-	fs := newFlagSet(e, "trusted shield", "--from NAME --amount N --to INCOGNITO [flags]")
+func (e *env) trustedShield(fs *flag.FlagSet) cli.RunFunc {
 	var f trustedFlags
 	f.register(fs, e)
 	from := fs.String("from", "", "public account paying: dev account or keystore `name`")
 	to := fs.String("to", "", "incognito `account` credited in the shard (name, DEVNAME//SUFFIX or hex)")
 	amount := fs.String("amount", "", "`amount` in base units or TEER (1.5TEER)")
-	if err := parseNone(fs, args); err != nil {
-		return err
+	return func(ctx context.Context, pos []string) error {
+		if err := cli.NoArgs(pos); err != nil {
+			return err
+		}
+		if *from == "" || *to == "" || *amount == "" {
+			return errors.New("--from, --to and --amount are required")
+		}
+		payer, err := signer(*from, *f.keystore)
+		if err != nil {
+			return fmt.Errorf("--from: %w", err)
+		}
+		recipient, err := incognitoAccount(*to, *f.keystore)
+		if err != nil {
+			return fmt.Errorf("--to: %w", err)
+		}
+		n, err := parseAmount(*amount)
+		if err != nil {
+			return err
+		}
+		s, cancel, err := f.open(ctx, e)
+		if err != nil {
+			return err
+		}
+		defer cancel()
+		enc, err := shielding.Encrypt(s.pub, shielding.InfoShieldRecipient, recipient.Address[:])
+		if err != nil {
+			return err
+		}
+		sub, err := s.c.ShieldFunds(s.ctx, payer.key, s.shard, n, enc)
+		if err != nil {
+			return err
+		}
+		return f.report(e, s, fmt.Sprintf("shielded %s to an encrypted recipient", formatAmount(n)), sub, nil)
 	}
-	if *from == "" || *to == "" || *amount == "" {
-		return errors.New("--from, --to and --amount are required")
-	}
-	payer, err := signer(*from, *f.keystore)
-	if err != nil {
-		return fmt.Errorf("--from: %w", err)
-	}
-	recipient, err := incognitoAccount(*to, *f.keystore)
-	if err != nil {
-		return fmt.Errorf("--to: %w", err)
-	}
-	n, err := parseAmount(*amount)
-	if err != nil {
-		return err
-	}
-	s, cancel, err := f.open(e)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	enc, err := shielding.Encrypt(s.pub, shielding.InfoShieldRecipient, recipient.Address[:])
-	if err != nil {
-		return err
-	}
-	sub, err := s.c.ShieldFunds(s.ctx, payer.key, s.shard, n, enc)
-	if err != nil {
-		return err
-	}
-	return f.report(e, s, fmt.Sprintf("shielded %s to an encrypted recipient", formatAmount(n)), sub, nil)
 }
 
 // trustedCallFlags are the flags of transfer and unshield.
@@ -228,9 +215,9 @@ func (f *trustedCallFlags) register(fs *flag.FlagSet, e *env) {
 
 // submit signs call for the sender and sends it to the worker, or with
 // --indirect through a bridge invoke.
-func (f *trustedCallFlags) submit(e *env, what string, build func(from tx.Address) stf.Call) error {
+func (f *trustedCallFlags) submit(ctx context.Context, e *env, what string, build func(from tx.Address) stf.Call) error {
 	if !f.indirect {
-		return submitDirect(e, f, f.watch, what, build)
+		return submitDirect(ctx, e, f, f.watch, what, build)
 	}
 	if f.watch {
 		return errors.New("--watch follows a direct call: it cannot be used with --indirect")
@@ -251,7 +238,7 @@ func (f *trustedCallFlags) submit(e *env, what string, build func(from tx.Addres
 	if err != nil {
 		return fmt.Errorf("--payer: %w", err)
 	}
-	s, cancel, err := f.open(e)
+	s, cancel, err := f.open(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -273,54 +260,56 @@ func (f *trustedCallFlags) submit(e *env, what string, build func(from tx.Addres
 	return f.report(e, s, what, sub, &nonce)
 }
 
-func runTrustedTransfer(e *env, args []string) error {
-	fs := newFlagSet(e, "trusted transfer", "--from INCOGNITO --to INCOGNITO --amount N [flags]")
+func (e *env) trustedTransfer(fs *flag.FlagSet) cli.RunFunc {
 	var f trustedCallFlags
 	f.register(fs, e)
 	to := fs.String("to", "", "incognito `account` receiving (name, DEVNAME//SUFFIX or hex)")
 	amount := fs.String("amount", "", "`amount` in base units or TEER (1.5TEER)")
-	if err := parseNone(fs, args); err != nil {
-		return err
+	return func(ctx context.Context, pos []string) error {
+		if err := cli.NoArgs(pos); err != nil {
+			return err
+		}
+		if *f.from == "" || *to == "" || *amount == "" {
+			return errors.New("--from, --to and --amount are required")
+		}
+		recipient, err := incognitoAccount(*to, *f.keystore)
+		if err != nil {
+			return fmt.Errorf("--to: %w", err)
+		}
+		n, err := parseAmount(*amount)
+		if err != nil {
+			return err
+		}
+		return f.submit(ctx, e, "trusted transfer sent", func(from tx.Address) stf.Call {
+			return stf.Call{Transfer: &stf.Transfer{From: from, To: recipient.Address, Amount: n}}
+		})
 	}
-	if *f.from == "" || *to == "" || *amount == "" {
-		return errors.New("--from, --to and --amount are required")
-	}
-	recipient, err := incognitoAccount(*to, *f.keystore)
-	if err != nil {
-		return fmt.Errorf("--to: %w", err)
-	}
-	n, err := parseAmount(*amount)
-	if err != nil {
-		return err
-	}
-	return f.submit(e, "trusted transfer sent", func(from tx.Address) stf.Call {
-		return stf.Call{Transfer: &stf.Transfer{From: from, To: recipient.Address, Amount: n}}
-	})
 }
 
-func runTrustedUnshield(e *env, args []string) error {
-	fs := newFlagSet(e, "trusted unshield", "--from INCOGNITO --to NAME|HEX --amount N [flags]")
+func (e *env) trustedUnshield(fs *flag.FlagSet) cli.RunFunc {
 	var f trustedCallFlags
 	f.register(fs, e)
 	to := fs.String("to", "", "public `account` receiving (dev account, keystore name or hex)")
 	amount := fs.String("amount", "", "`amount` in base units or TEER (1.5TEER)")
-	if err := parseNone(fs, args); err != nil {
-		return err
+	return func(ctx context.Context, pos []string) error {
+		if err := cli.NoArgs(pos); err != nil {
+			return err
+		}
+		if *f.from == "" || *to == "" || *amount == "" {
+			return errors.New("--from, --to and --amount are required")
+		}
+		beneficiary, err := resolve(*to, *f.keystore)
+		if err != nil {
+			return fmt.Errorf("--to: %w", err)
+		}
+		n, err := parseAmount(*amount)
+		if err != nil {
+			return err
+		}
+		return f.submit(ctx, e, "trusted unshield sent", func(from tx.Address) stf.Call {
+			return stf.Call{Unshield: &stf.UnshieldTo{From: from, Beneficiary: beneficiary.Address, Amount: n}}
+		})
 	}
-	if *f.from == "" || *to == "" || *amount == "" {
-		return errors.New("--from, --to and --amount are required")
-	}
-	beneficiary, err := resolve(*to, *f.keystore)
-	if err != nil {
-		return fmt.Errorf("--to: %w", err)
-	}
-	n, err := parseAmount(*amount)
-	if err != nil {
-		return err
-	}
-	return f.submit(e, "trusted unshield sent", func(from tx.Address) stf.Call {
-		return stf.Call{Unshield: &stf.UnshieldTo{From: from, Beneficiary: beneficiary.Address, Amount: n}}
-	})
 }
 
 // trustedBalance is the JSON output of trusted balance.
@@ -331,50 +320,39 @@ type trustedBalance struct {
 	Nonce   uint64     `json:"nonce"`
 }
 
-func runTrustedBalance(e *env, args []string) error {
-	fs := newFlagSet(e, "trusted balance", "--account INCOGNITO [flags]")
+func (e *env) trustedBalance(fs *flag.FlagSet) cli.RunFunc {
 	var f trustedFlags
 	f.register(fs, e)
 	acct := fs.String("account", "", "incognito `account` (its key signs the getter: name, DEVNAME//SUFFIX or keystore name)")
-	if err := parseNone(fs, args); err != nil {
-		return err
+	return func(ctx context.Context, pos []string) error {
+		if err := cli.NoArgs(pos); err != nil {
+			return err
+		}
+		if *acct == "" {
+			return errors.New("--account is required")
+		}
+		a, err := incognitoSigner(*acct, *f.keystore)
+		if err != nil {
+			return fmt.Errorf("--account: %w", err)
+		}
+		s, cancel, err := f.open(ctx, e)
+		if err != nil {
+			return err
+		}
+		defer cancel()
+		free, err := s.tc.Balance(s.ctx, a.key)
+		if err != nil {
+			return err
+		}
+		nonce, err := s.tc.Nonce(s.ctx, a.key)
+		if err != nil {
+			return err
+		}
+		out := trustedBalance{Account: a.Address, Shard: hex.EncodeToString(s.shard[:]), Free: free, Nonce: nonce}
+		if f.json {
+			return writeJSON(e.stdout, out)
+		}
+		fmt.Fprintf(e.stdout, "%s in shard %s: free %s, nonce %d\n", a.Address, out.Shard, formatAmount(free), nonce)
+		return nil
 	}
-	if *acct == "" {
-		return errors.New("--account is required")
-	}
-	a, err := incognitoSigner(*acct, *f.keystore)
-	if err != nil {
-		return fmt.Errorf("--account: %w", err)
-	}
-	s, cancel, err := f.open(e)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	free, err := s.tc.Balance(s.ctx, a.key)
-	if err != nil {
-		return err
-	}
-	nonce, err := s.tc.Nonce(s.ctx, a.key)
-	if err != nil {
-		return err
-	}
-	out := trustedBalance{Account: a.Address, Shard: hex.EncodeToString(s.shard[:]), Free: free, Nonce: nonce}
-	if f.json {
-		return writeJSON(e.stdout, out)
-	}
-	fmt.Fprintf(e.stdout, "%s in shard %s: free %s, nonce %d\n", a.Address, out.Shard, formatAmount(free), nonce)
-	return nil
-}
-
-// parseNone parses flags and refuses positional arguments.
-func parseNone(fs *flag.FlagSet, args []string) error {
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return fmt.Errorf("unexpected argument %q", pos[0])
-	}
-	return nil
 }

@@ -10,21 +10,15 @@ import (
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/client/trusted"
 	"github.com/integritee-go/integritee/enclave/stf"
+	"github.com/integritee-go/integritee/internal/cli"
 	"github.com/integritee-go/integritee/worker/rpc/api"
 )
 
-// Direct invocation: trusted transfer and unshield go straight to the
-// worker's RPC unless --indirect is given, and come back executed (or
-// refused) at once, on the enclave's signature. The worker's enclave is
-// verified against its teerex registration first (package client/trusted):
-// a worker handing out a shielding key its enclave did not register is
-// refused before anything is encrypted to it.
-
 // trustedDirectCommands are the trusted group's commands of the direct
 // path.
-func trustedDirectCommands() []command {
-	return []command{
-		{name: "nonce", args: "--account INCOGNITO", summary: "an incognito account's next trusted-call nonce (private getter)", run: runTrustedNonce},
+func (e *env) trustedDirectCommands() []*cli.Command {
+	return []*cli.Command{
+		{Name: "nonce", Usage: "--account INCOGNITO [flags]", Short: "an incognito account's next trusted-call nonce (private getter)", Setup: e.trustedNonce},
 	}
 }
 
@@ -34,8 +28,8 @@ func registerWatch(fs *flag.FlagSet, watch *bool) {
 }
 
 // dialWorker connects to the worker and verifies its enclave.
-func (f *trustedFlags) dialWorker(e *env) (context.Context, context.CancelFunc, *trusted.Client, error) {
-	s, cancel, err := f.open(e)
+func (f *trustedFlags) dialWorker(ctx context.Context, e *env) (context.Context, context.CancelFunc, *trusted.Client, error) {
+	s, cancel, err := f.open(ctx, e)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -82,7 +76,7 @@ func (d *directResult) print(e *env, asJSON bool, what string) error {
 
 // submitDirect signs call for the sender and sends it to the worker; with
 // watch it prints every status until the last.
-func submitDirect(e *env, f *trustedCallFlags, watch bool, what string, build func(from tx.Address) stf.Call) error {
+func submitDirect(ctx context.Context, e *env, f *trustedCallFlags, watch bool, what string, build func(from tx.Address) stf.Call) error {
 	if *f.payer != "" {
 		return errors.New("--payer pays a chain invoke: use it with --indirect")
 	}
@@ -90,7 +84,7 @@ func submitDirect(e *env, f *trustedCallFlags, watch bool, what string, build fu
 	if err != nil {
 		return fmt.Errorf("--from: %w", err)
 	}
-	ctx, cancel, tc, err := f.dialWorker(e)
+	ctx, cancel, tc, err := f.dialWorker(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -173,35 +167,36 @@ type trustedNonce struct {
 	Nonce   uint64     `json:"nonce"`
 }
 
-func runTrustedNonce(e *env, args []string) error {
-	fs := newFlagSet(e, "trusted nonce", "--account INCOGNITO [flags]")
+func (e *env) trustedNonce(fs *flag.FlagSet) cli.RunFunc {
 	var f trustedFlags
 	f.register(fs, e)
 	acct := fs.String("account", "", "incognito `account` (its key signs the getter: name, DEVNAME//SUFFIX or keystore name)")
-	if err := parseNone(fs, args); err != nil {
-		return err
+	return func(ctx context.Context, pos []string) error {
+		if err := cli.NoArgs(pos); err != nil {
+			return err
+		}
+		if *acct == "" {
+			return errors.New("--account is required")
+		}
+		a, err := incognitoSigner(*acct, *f.keystore)
+		if err != nil {
+			return fmt.Errorf("--account: %w", err)
+		}
+		ctx, cancel, tc, err := f.dialWorker(ctx, e)
+		if err != nil {
+			return err
+		}
+		defer cancel()
+		n, err := tc.Nonce(ctx, a.key)
+		if err != nil {
+			return err
+		}
+		shard := tc.Shard()
+		out := trustedNonce{Account: a.Address, Shard: hex.EncodeToString(shard[:]), Nonce: n}
+		if f.json {
+			return writeJSON(e.stdout, out)
+		}
+		fmt.Fprintf(e.stdout, "%s in shard %s: next nonce %d\n", a.Address, out.Shard, n)
+		return nil
 	}
-	if *acct == "" {
-		return errors.New("--account is required")
-	}
-	a, err := incognitoSigner(*acct, *f.keystore)
-	if err != nil {
-		return fmt.Errorf("--account: %w", err)
-	}
-	ctx, cancel, tc, err := f.dialWorker(e)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	n, err := tc.Nonce(ctx, a.key)
-	if err != nil {
-		return err
-	}
-	shard := tc.Shard()
-	out := trustedNonce{Account: a.Address, Shard: hex.EncodeToString(shard[:]), Nonce: n}
-	if f.json {
-		return writeJSON(e.stdout, out)
-	}
-	fmt.Fprintf(e.stdout, "%s in shard %s: next nonce %d\n", a.Address, out.Shard, n)
-	return nil
 }

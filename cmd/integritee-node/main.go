@@ -19,108 +19,158 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/integritee-go/integritee/chain"
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/devnet"
 	"github.com/integritee-go/integritee/chain/node"
+	"github.com/integritee-go/integritee/internal/cli"
 )
 
-const usage = `usage:
-  integritee-node init --home DIR [--dev] [--chain-id ID] [--rpc HOST:PORT] [--p2p HOST:PORT]
-  integritee-node start --home DIR [--rpc HOST:PORT] [--p2p HOST:PORT]
-  integritee-node --dev [--home DIR] [--rpc HOST:PORT] [--p2p HOST:PORT]
-  integritee-node testnet --n N --out DIR [--base-port PORT] [--chain-id ID]
-  integritee-node version
-common flags: --log-level debug|info|warn|error (default info)
-`
-
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "integritee-node:", err)
-		stop()
-		os.Exit(1)
+	cli.Main(commands(os.Stdout, os.Stderr))
+}
+
+// run executes one command line; ctx ends a running node.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return cli.Run(ctx, commands(stdout, stderr), args, stdout)
+}
+
+// commands is the command tree. Without a command, --dev runs a dev node;
+// every command takes only its own flags.
+func commands(stdout, stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:  "integritee-node",
+		Usage: "COMMAND [flags]  |  integritee-node --dev [--home DIR] [--chain-id ID] [--rpc HOST:PORT] [--p2p HOST:PORT]",
+		Short: "The integritee chain: CometBFT consensus with the integritee application, in one process.",
+		Long: `Without a command, --dev runs one dev validator with 150 ms blocks, initializing --home
+(default: a temporary directory, removed on exit) if it has no genesis yet.
+SIGINT or SIGTERM stops the node cleanly.`,
+		Setup: func(fs *flag.FlagSet) cli.RunFunc {
+			dev := fs.Bool("dev", false, "run a development chain (funded dev accounts, Alice is sudo, short blocks)")
+			home := fs.String("home", "", "node home `directory` (default: a temporary one)")
+			chainID := fs.String("chain-id", "", "chain `ID` of a new home")
+			rpc, p2p := listenFlags(fs)
+			logLevel := logLevelFlag(fs)
+			return func(ctx context.Context, args []string) error {
+				if err := cli.NoArgs(args); err != nil {
+					return err
+				}
+				if !*dev {
+					return cli.Usagef("no command given (--dev runs a dev node)")
+				}
+				log, err := newLogger(stderr, *logLevel)
+				if err != nil {
+					return err
+				}
+				return runDev(ctx, *home, *chainID, *rpc, *p2p, log, stdout)
+			}
+		},
+		Commands: []*cli.Command{
+			{
+				Name:  "init",
+				Usage: "--home DIR [--dev] [--chain-id ID] [--rpc HOST:PORT] [--p2p HOST:PORT]",
+				Short: "write a node home: keys, config/node.json, config/genesis.json",
+				Setup: func(fs *flag.FlagSet) cli.RunFunc {
+					home := fs.String("home", "", "node home `directory` (required)")
+					dev := fs.Bool("dev", false, "development genesis (funded dev accounts, Alice is sudo, short blocks)")
+					chainID := fs.String("chain-id", "", "chain `ID`")
+					rpc, p2p := listenFlags(fs)
+					return func(ctx context.Context, args []string) error {
+						if err := cli.NoArgs(args); err != nil {
+							return err
+						}
+						if *home == "" {
+							return cli.Usagef("--home is required")
+						}
+						return initHome(*home, *dev, *chainID, *rpc, *p2p, stdout)
+					}
+				},
+			},
+			{
+				Name:  "start",
+				Usage: "--home DIR [--rpc HOST:PORT] [--p2p HOST:PORT] [--log-level LEVEL]",
+				Short: "run the node of a home",
+				Setup: func(fs *flag.FlagSet) cli.RunFunc {
+					home := fs.String("home", "", "node home `directory` (required)")
+					rpc, p2p := listenFlags(fs)
+					logLevel := logLevelFlag(fs)
+					return func(ctx context.Context, args []string) error {
+						if err := cli.NoArgs(args); err != nil {
+							return err
+						}
+						if *home == "" {
+							return cli.Usagef("--home is required")
+						}
+						log, err := newLogger(stderr, *logLevel)
+						if err != nil {
+							return err
+						}
+						return node.Run(ctx, *home, node.StartOptions{Logger: log, RPCListen: *rpc, P2PListen: *p2p, Modules: node.Modules()})
+					}
+				},
+			},
+			{
+				Name:  "testnet",
+				Usage: "--n N --out DIR [--base-port PORT] [--chain-id ID]",
+				Short: "write N validator homes of one dev genesis that connect over loopback",
+				Setup: func(fs *flag.FlagSet) cli.RunFunc {
+					n := fs.Int("n", 4, "number of validators")
+					out := fs.String("out", "", "output `directory` (required)")
+					basePort := fs.Int("base-port", 26600, "first `port` (p2p BASE+2i, rpc BASE+2i+1)")
+					chainID := fs.String("chain-id", "", "chain `ID`")
+					return func(ctx context.Context, args []string) error {
+						if err := cli.NoArgs(args); err != nil {
+							return err
+						}
+						if *out == "" {
+							return cli.Usagef("--out is required")
+						}
+						homes, err := node.Testnet(*out, *n, node.TestnetOptions{ChainID: *chainID, Dev: true, BasePort: *basePort})
+						if err != nil {
+							return err
+						}
+						for i, h := range homes {
+							fmt.Fprintf(stdout, "validator %d: integritee-node start --home %s   (rpc http://127.0.0.1:%d)\n", i, h, *basePort+2*i+1)
+						}
+						return nil
+					}
+				},
+			},
+			{
+				Name:  "version",
+				Short: "print the node's, the app's and CometBFT's versions",
+				Setup: cli.Action(func(ctx context.Context, args []string) error {
+					if err := cli.NoArgs(args); err != nil {
+						return err
+					}
+					fmt.Fprintf(stdout, "integritee-node %s (app version %d, CometBFT %s)\n", chain.Version, chain.AppVersion, cometVersion())
+					return nil
+				}),
+			},
+		},
 	}
 }
 
-// run executes one command; ctx ends a running node.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errors.New("no command")
-	}
-	cmd := args[0]
-	if strings.HasPrefix(cmd, "-") {
-		cmd = "dev" // integritee-node --dev [...]
-	} else {
-		args = args[1:]
-	}
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
-	home := fs.String("home", "", "node home directory")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	rpc := fs.String("rpc", "", "RPC listen address HOST:PORT")
-	p2p := fs.String("p2p", "", "p2p listen address HOST:PORT")
-	chainID := fs.String("chain-id", "", "chain ID")
-	dev := fs.Bool("dev", false, "development chain (funded dev accounts, Alice is sudo, short blocks)")
-	n := fs.Int("n", 4, "testnet: number of validators")
-	out := fs.String("out", "", "testnet: output directory")
-	basePort := fs.Int("base-port", 26600, "testnet: first port (p2p BASE+2i, rpc BASE+2i+1)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+// listenFlags declares --rpc and --p2p (empty: the home's configuration).
+func listenFlags(fs *flag.FlagSet) (rpc, p2p *string) {
+	return fs.String("rpc", "", "RPC listen `address` HOST:PORT"), fs.String("p2p", "", "p2p listen `address` HOST:PORT")
+}
 
-	switch cmd {
-	case "version":
-		fmt.Fprintf(stdout, "integritee-node %s (app version %d, CometBFT %s)\n", chain.Version, chain.AppVersion, cometVersion())
-		return nil
-	case "init":
-		if *home == "" {
-			return errors.New("init: --home is required")
-		}
-		return initHome(*home, *dev, *chainID, *rpc, *p2p, stdout)
-	case "start":
-		if *home == "" {
-			return errors.New("start: --home is required")
-		}
-		return node.Run(ctx, *home, node.StartOptions{Logger: log, RPCListen: *rpc, P2PListen: *p2p, Modules: node.Modules()})
-	case "dev":
-		if !*dev {
-			return fmt.Errorf("unknown flag %q (did you mean --dev?)", args[0])
-		}
-		return runDev(ctx, *home, *chainID, *rpc, *p2p, log, stdout)
-	case "testnet":
-		if *out == "" {
-			return errors.New("testnet: --out is required")
-		}
-		homes, err := node.Testnet(*out, *n, node.TestnetOptions{ChainID: *chainID, Dev: true, BasePort: *basePort})
-		if err != nil {
-			return err
-		}
-		for i, h := range homes {
-			fmt.Fprintf(stdout, "validator %d: integritee-node start --home %s   (rpc http://127.0.0.1:%d)\n", i, h, *basePort+2*i+1)
-		}
-		return nil
+func logLevelFlag(fs *flag.FlagSet) *string {
+	return fs.String("log-level", "info", "log `level`: debug, info, warn, error")
+}
+
+// newLogger logs to w at the level named by --log-level.
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, cli.Usagef("--log-level: %w", err)
 	}
-	fs.Usage()
-	return fmt.Errorf("unknown command %q", cmd)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
 func initHome(home string, dev bool, chainID, rpc, p2p string, stdout io.Writer) error {

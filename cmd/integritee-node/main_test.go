@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/client"
+	"github.com/integritee-go/integritee/internal/cli"
 )
 
 func freeAddr(t *testing.T) string {
@@ -71,6 +73,58 @@ func TestRunCommands(t *testing.T) {
 		if err := run(context.Background(), bad, &out, &errb); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// TestCommandFlags: each command takes its own flags only. init used to
+// share one flag set with testnet and accepted --n, --out and --base-port.
+func TestCommandFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"init", "--home", t.TempDir(), "--base-port", "3"}, 2, "init: flag provided but not defined: -base-port"},
+		{[]string{"init", "--home", t.TempDir(), "--n", "3"}, 2, "-n"},
+		{[]string{"init", "--home", t.TempDir(), "--log-level", "debug"}, 2, "-log-level"},
+		{[]string{"testnet", "--out", t.TempDir(), "--dev"}, 2, "testnet: flag provided but not defined: -dev"},
+		{[]string{"testnet", "--out", t.TempDir(), "--home", "x"}, 2, "-home"},
+		{[]string{"start", "--home", t.TempDir(), "--out", "x"}, 2, "-out"},
+		{[]string{"version", "--home", "x"}, 2, "-home"},
+		{[]string{"--dev", "--out", "x"}, 2, "-out"},
+		{[]string{"--home", "x"}, 2, "no command given"},
+		{[]string{"init"}, 2, "init: --home is required"},
+		{[]string{"nope"}, 2, `unknown command "nope"`},
+		{[]string{"version"}, 0, ""},
+	} {
+		var out, errb bytes.Buffer
+		code := cli.Execute(context.Background(), commands(&out, &errb), tc.args, &out, &errb)
+		if code != tc.code || !strings.Contains(errb.String(), tc.err) {
+			t.Errorf("%q: exit %d, stderr %q; want %d, %q", tc.args, code, errb.String(), tc.code, tc.err)
+		}
+	}
+}
+
+// TestHelp: -h and help list the commands; a command's help lists its
+// flags and no other command's.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"help"}, {"--help"}} {
+		var out, errb bytes.Buffer
+		if code := cli.Execute(context.Background(), commands(&out, &errb), args, &out, &errb); code != 0 || errb.Len() != 0 {
+			t.Fatalf("%q: exit %d, stderr %q", args, code, errb.String())
+		}
+		for _, c := range []string{"init", "start", "testnet", "version", "-dev"} {
+			if !strings.Contains(out.String(), c) {
+				t.Errorf("%q: help does not list %s:\n%s", args, c, out.String())
+			}
+		}
+	}
+	var out bytes.Buffer
+	if code := cli.Execute(context.Background(), commands(&out, io.Discard), []string{"help", "init"}, &out, io.Discard); code != 0 {
+		t.Fatalf("help init: exit %d", code)
+	}
+	if h := out.String(); !strings.Contains(h, "usage: integritee-node init --home DIR") || !strings.Contains(h, "-chain-id") || strings.Contains(h, "-base-port") {
+		t.Errorf("init help:\n%s", h)
 	}
 }
 

@@ -27,11 +27,10 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/internal/cli"
 	"github.com/integritee-go/integritee/worker"
 	"github.com/integritee-go/integritee/worker/rpc"
 )
@@ -41,15 +40,45 @@ import (
 const DevFunding = 100 * accounts.Unit
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return
-		}
-		fmt.Fprintln(os.Stderr, "integritee-worker:", err)
-		stop()
-		os.Exit(1)
+	cli.Main(commands(os.Stdout, os.Stderr, start))
+}
+
+// run executes one command line; ctx stops the worker.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return cli.Run(ctx, commands(stdout, stderr, start), args, stdout)
+}
+
+// commands is the command tree: the worker itself, which start runs with
+// the parsed options (tests substitute it), and version.
+func commands(stdout, stderr io.Writer, start func(context.Context, *options, io.Writer) error) *cli.Command {
+	return &cli.Command{
+		Name:  "integritee-worker",
+		Usage: "[flags]  |  integritee-worker version",
+		Short: "The untrusted host of an integritee worker: runs integritee-enclave, registers it and feeds it the chain.",
+		Long:  "SIGINT or SIGTERM stops it cleanly; a restart (also after SIGKILL) resumes at the block after the last one it persisted.",
+		Setup: func(fs *flag.FlagSet) cli.RunFunc {
+			o, check := defineFlags(fs)
+			return func(ctx context.Context, args []string) error {
+				if err := cli.NoArgs(args); err != nil {
+					return err
+				}
+				if err := check(); err != nil {
+					return err
+				}
+				return start(ctx, o, stderr)
+			}
+		},
+		Commands: []*cli.Command{{
+			Name:  "version",
+			Short: "print the worker's version",
+			Setup: cli.Action(func(ctx context.Context, args []string) error {
+				if err := cli.NoArgs(args); err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "integritee-worker %s\n", worker.Version)
+				return nil
+			}),
+		}},
 	}
 }
 
@@ -66,10 +95,10 @@ type options struct {
 	RPCLimits rpc.Options
 }
 
-func parse(args []string, stderr io.Writer) (*options, error) {
-	o := &options{}
-	fs := flag.NewFlagSet("integritee-worker", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// defineFlags declares the worker's flags into the returned options; check
+// refuses values the flag types let through, as usage errors.
+func defineFlags(fs *flag.FlagSet) (o *options, check func() error) {
+	o = &options{}
 	fs.StringVar(&o.Node, "node", "http://127.0.0.1:26657", "node CometBFT RPC address")
 	fs.StringVar(&o.Enclave, "enclave", "", "integritee-enclave executable (default: next to this binary, else on PATH)")
 	fs.StringVar(&o.Data, "data", defaultData(), "data directory (database, enclave.json)")
@@ -91,22 +120,18 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil
 	})
 	positive := rpcLimitFlags(fs, &o.RPCLimits)
-	if err := fs.Parse(args); err != nil {
-		return nil, err
+	return o, func() error {
+		if err := positive(); err != nil {
+			return cli.Usagef("%w", err)
+		}
+		if o.TEE != "sim" && o.TEE != "gramine" {
+			return cli.Usagef("--tee %q: want sim or gramine", o.TEE)
+		}
+		if o.ConfirmEvery == 0 || o.ConfirmEvery > 1<<16 {
+			return cli.Usagef("--confirm-every %d: want 1..65536", o.ConfirmEvery)
+		}
+		return nil
 	}
-	if err := positive(); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	if o.TEE != "sim" && o.TEE != "gramine" {
-		return nil, fmt.Errorf("--tee %q: want sim or gramine", o.TEE)
-	}
-	if o.ConfirmEvery == 0 || o.ConfirmEvery > 1<<16 {
-		return nil, fmt.Errorf("--confirm-every %d: want 1..65536", o.ConfirmEvery)
-	}
-	return o, nil
 }
 
 // rpcLimitFlags defines the flags of the JSON-RPC server's limits, with
@@ -153,15 +178,8 @@ func defaultData() string {
 	return ".integritee-worker"
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 1 && args[0] == "version" {
-		fmt.Fprintf(stdout, "integritee-worker %s\n", worker.Version)
-		return nil
-	}
-	o, err := parse(args, stderr)
-	if err != nil {
-		return err
-	}
+// start runs the worker until ctx ends.
+func start(ctx context.Context, o *options, stderr io.Writer) error {
 	log, err := newLogger(stderr, o.LogLevel, o.LogFormat)
 	if err != nil {
 		return err
@@ -243,7 +261,7 @@ func shard(flagValue, teeKind, enclaveBinary string) ([32]byte, error) {
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
+		return nil, cli.Usagef("--log-level: %w", err)
 	}
 	opts := &slog.HandlerOptions{Level: l}
 	switch format {
@@ -252,5 +270,5 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+	return nil, cli.Usagef("--log-format %q: want text or json", format)
 }

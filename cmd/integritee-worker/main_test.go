@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -13,8 +14,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/integritee-go/integritee/internal/cli"
 	"github.com/integritee-go/integritee/worker/rpc"
 )
+
+// parse runs the command line as the worker would, up to starting it, and
+// returns the options it would start with.
+func parse(args []string, stderr io.Writer) (*options, error) {
+	var got *options
+	err := cli.Run(context.Background(), commands(io.Discard, stderr, func(_ context.Context, o *options, _ io.Writer) error {
+		got = o
+		return nil
+	}), args, io.Discard)
+	return got, err
+}
 
 func TestParse(t *testing.T) {
 	for _, tc := range []struct {
@@ -24,7 +37,9 @@ func TestParse(t *testing.T) {
 		{nil, ""},
 		{[]string{"--tee", "sgx"}, "want sim or gramine"},
 		{[]string{"--confirm-every", "0"}, "want 1..65536"},
-		{[]string{"extra"}, "unexpected arguments"},
+		{[]string{"extra"}, `unknown command "extra"`},
+		{[]string{"--dev", "extra"}, `unexpected argument "extra"`},
+		{[]string{"version", "--dev"}, "version: flag provided but not defined: -dev"},
 		{[]string{"--nope"}, "flag provided but not defined"},
 		{[]string{"--rpc-rate", "0"}, "--rpc-rate: want a positive value"},
 		{[]string{"--rpc-getters", "-1"}, "--rpc-getters: want a positive value"},
@@ -33,6 +48,10 @@ func TestParse(t *testing.T) {
 		_, err := parse(tc.args, io.Discard)
 		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("parse(%q) = %v, want %q", tc.args, err, tc.err)
+		}
+		var ue *cli.UsageError
+		if tc.err != "" && !errors.As(err, &ue) {
+			t.Errorf("parse(%q) = %v, not a usage error (exit 2)", tc.args, err)
 		}
 	}
 }
@@ -71,6 +90,15 @@ func TestVersionAndHelp(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"version"}, &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "integritee-worker ") {
 		t.Errorf("version: %q, %v", out.String(), err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"-h"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"usage: integritee-worker", "version", "-rpc-ws-idle-timeout", "-provision-from"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help does not contain %q:\n%s", want, out.String())
+		}
 	}
 }
 

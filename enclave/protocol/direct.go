@@ -2,40 +2,6 @@ package protocol
 
 import "github.com/integritee-go/integritee/chain/sidechain"
 
-// Direct invocation: trusted calls and getters that reach the enclave
-// through the worker's RPC instead of the chain.
-//
-// # Order of state transitions
-//
-// The shard's state changes only by whole requests, one at a time, in the
-// order the host sends them: a ProcessBlock applies one chain block (its
-// indirect calls, in chain order), a SubmitCalls applies one batch of
-// direct calls (in batch order) as one shard block. Nothing interleaves,
-// and each shard block records where it sits: after chain block
-// Header.ChainHeight, after shard block Number-1 (ParentHash). The host
-// must serialise these two requests, and persist each reply before it
-// sends the next.
-//
-// # Host duties for SubmitCalls
-//
-// A reply with a Block changed the state. Persist Changes (write, or
-// delete for an empty value), Checkpoint, Outgoing and Block in ONE atomic
-// batch; only then tell any client that a call was executed. A reply that
-// was not persisted did not happen: after a crash a fresh enclave restores
-// the last persisted checkpoint, and the calls of the lost block were never
-// acknowledged, so clients resubmit them. Submit Outgoing (the unshields of
-// the block's calls and its confirm_sidechain_block) like those of
-// ProcessBlock. A reply without a Block changed nothing (every call was
-// invalid) and needs no persistence.
-//
-// # Leakage
-//
-// Besides what chain blocks leak, the host learns per direct call: its
-// ciphertext size, whether it was executed, failed (authentic, but refused
-// by the STF) or invalid, and the reason's class (e.g. "insufficient
-// funds", "stale nonce"; never amounts or balances); and which calls were
-// batched together. Getters leak their timing and sizes only.
-
 // Message types of direct invocation.
 const (
 	TypeSubmitCalls   = "submit_calls"

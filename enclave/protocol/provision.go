@@ -1,32 +1,5 @@
 package protocol
 
-// Provisioning: a new enclave of a shard (the requester) obtains the
-// shard's shielding and state keys and a checkpoint from an enclave that
-// has them (the provider), over mutual RA-TLS between the two enclaves.
-// The TLS session runs inside the enclaves; the hosts only relay its
-// records, opaque to them:
-//
-//	requester host                         provider host
-//	ProvisionInit        -> Out ---------> ProvisionServe{Checkpoint, In}
-//	ProvisionStep{In}    <---------------- Out (and Session)
-//	ProvisionStep        -> Out ---------> ProvisionServe{Session, In}
-//	...                                    ... until both report Done
-//
-// The provider host passes, when the provider enclave asks for it
-// (ProvisionServeReply.NeedCheckpoint: the requester is attested and its
-// request checked), the sealed checkpoint it persisted together with the
-// state entries it will hand to the requester host (the same store
-// snapshot). When the requester
-// reports Done, its host has the provisioned keys and a checkpoint sealed
-// to the requester, and the enclave waits for the snapshot's entries
-// (LoadEntries, then Resume) exactly as after a restart with a
-// checkpoint. The host persists Result.SealedKeys, then the entries with
-// Result.Checkpoint as the store's first batch, and continues at
-// Result.Height+1.
-//
-// Leakage: the hosts see the sizes and timing of the TLS records and the
-// public result (height, state root, number of entries); never a key.
-
 import (
 	"github.com/integritee-go/integritee/chain/smt"
 	"github.com/integritee-go/integritee/chain/teerex"

@@ -4,22 +4,6 @@ import (
 	"crypto/sha256"
 )
 
-// The state hash is the root of a compact sparse Merkle tree over the
-// blinded keys (256-bit paths), the construction the chain's store uses
-// (Dahlberg, Pulls and Peeters, "Efficient Sparse Merkle Trees"):
-//
-//   - an empty subtree hashes to 32 zero bytes;
-//   - a subtree holding exactly one entry is that entry's leaf, placed at
-//     the top of the subtree: leaf = sha256(0x00 || key || sha256(value));
-//   - any other subtree is an inner node: sha256(0x01 || left || right),
-//     left for bit 0 of the key at that depth (most significant bit first).
-//
-// Here value is the encrypted value, so anyone holding the entries (the
-// host, a provisioning peer) can recompute the root, and the shape depends
-// only on the set of entries. The tree lives in memory with each node's
-// hash cached; a change marks its path dirty and Root rehashes only dirty
-// nodes, so a block costs O(changes * log n), not O(n).
-
 const (
 	leafPrefix  = 0x00
 	innerPrefix = 0x01

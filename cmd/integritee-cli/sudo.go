@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
+	"github.com/integritee-go/integritee/internal/cli"
+)
+
+func (e *env) sudoGroup() *cli.Command {
+	return &cli.Command{
+		Name:  "sudo",
+		Short: "governance calls signed by the sudo key",
+		Commands: []*cli.Command{
+			{Name: "allow-mrenclave", Usage: "HEX [--from NAME] [--node URL] [--json]", Short: "allow an enclave measurement to register", Setup: e.allow(true)},
+			{Name: "disallow-mrenclave", Usage: "HEX [--from NAME] [--node URL] [--json]", Short: "disallow a measurement (its enclaves become inactive)", Setup: e.allow(false)},
+		},
+	}
+}
+
+func (e *env) allow(allow bool) func(fs *flag.FlagSet) cli.RunFunc {
+	return func(fs *flag.FlagSet) cli.RunFunc {
+		var nf nodeFlags
+		nf.register(fs, e)
+		ks := keystoreFlag(fs)
+		from := fs.String("from", "alice", "the sudo key: dev account or keystore `name`")
+		return func(ctx context.Context, pos []string) error {
+			arg, err := exactlyOne(pos, "MRENCLAVE")
+			if err != nil {
+				return err
+			}
+			m, err := parseHash(arg, "MRENCLAVE")
+			if err != nil {
+				return err
+			}
+			sender, err := signer(*from, *ks)
+			if err != nil {
+				return fmt.Errorf("--from: %w", err)
+			}
+			ctx, cancel, c, err := nf.connect(ctx)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			submit := c.AllowMRENCLAVE
+			if !allow {
+				submit = c.DisallowMRENCLAVE
+			}
+			sub, err := submit(ctx, sender.key, m)
+			if err != nil {
+				return err
+			}
+			out := struct {
+				txOutput
+				MRENCLAVE types.Hash `json:"mrenclave"`
+				Allowed   bool       `json:"allowed"`
+				Sudo      tx.Address `json:"sudo"`
+			}{newTxOutput(sub), m, allow, sender.Address}
+			if nf.json {
+				return writeJSON(e.stdout, out)
+			}
+			verb := "allowed"
+			if !allow {
+				verb = "disallowed"
+			}
+			fmt.Fprintf(e.stdout, "%s MRENCLAVE %s\ntx %s in block %d, fee %s\n", verb, m, out.Hash, out.Height, formatAmount(out.Fee))
+			return nil
+		}
+	}
+}
