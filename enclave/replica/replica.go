@@ -153,6 +153,7 @@ type Node struct {
 	prev    [32]byte
 	rd      *raft.Ready
 	applied uint64 // the last committed index handed out
+	solo    bool   // founded alone and not yet leading
 	broken  error  // set once Raft panicked: the node is unusable
 }
 
@@ -229,6 +230,10 @@ func Start(cfg Config, records [][]byte, voters []tx.Address) (*Node, error) {
 		if err := rn.Bootstrap(ps); err != nil {
 			return nil, fmt.Errorf("replica: bootstrap: %w", err)
 		}
+		// Alone, there is nobody to wait for: lead at once (once the
+		// bootstrap configuration is applied, see Advance) rather than
+		// after an election timeout.
+		n.solo = len(voters) == 1 && voters[0] == cfg.Self
 	}
 	return n, nil
 }
@@ -521,6 +526,14 @@ func (n *Node) Advance() (err error) {
 	if n.rd != nil && n.broken == nil {
 		n.rn.Advance(*n.rd)
 		n.rd = nil
+		// Raft refuses to campaign before its configuration is applied,
+		// which it is once the bootstrap entries were handed out.
+		if st := n.rn.BasicStatus(); n.solo && st.Applied >= st.HardState.GetCommit() {
+			n.solo = false
+			if err := n.rn.Campaign(); err != nil {
+				return fmt.Errorf("replica: campaign: %w", err)
+			}
+		}
 	}
 	return nil
 }

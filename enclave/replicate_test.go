@@ -1,0 +1,338 @@
+package enclave_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/smt"
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
+	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/enclave/shielding"
+	"github.com/integritee-go/integritee/enclave/stf"
+)
+
+// replicated is the persisted replication state of a test host.
+type replicated struct {
+	records [][]byte
+	inbox   [][]byte
+	results map[[16]byte]protocol.ProposalResult
+	lcH     int64 // the light client's height, as the last output said
+	leader  bool
+	voters  []tx.Address
+	lastHdr types.Hash // the last shard block persisted
+}
+
+// replicaNet runs the hosts of a shard's enclaves with the chain and
+// carries their envelopes, as the worker hosts and their peer transport
+// do.
+type replicaNet struct {
+	t     *testing.T
+	f     *provisionFixture
+	hosts []*host
+	state map[*host]*replicated
+	down  map[*host]bool
+}
+
+// provisioned is a new host of f's shard with the provider's keys and
+// state, persisted.
+func provisioned(t *testing.T, f *provisionFixture) *host {
+	t.Helper()
+	ctx := context.Background()
+	h := newHost(t, f.shard)
+	startPeers(h, simPeers(h.backend))
+	res, err := relay(t, f.c, h, f.prov, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapshot := f.prov.allEntries()
+	if err := h.load(snapshot, 50); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := protocol.CallAs[*protocol.ResumeReply](ctx, h.c, &protocol.Resume{}); err != nil {
+		t.Fatal(err)
+	}
+	sk := res.SealedKeys
+	h.sealed, h.checkpoint, h.height = &sk, res.Checkpoint, res.Height
+	for _, e := range snapshot {
+		h.entries[e.Key] = e.Value
+	}
+	return h
+}
+
+func (n *replicaNet) st(h *host) *replicated { return n.state[h] }
+
+// persist does the host's duty with an output: records and applied
+// transitions first, then the envelopes go out.
+func (n *replicaNet) persist(h *host, out *protocol.ReplicaOutput) {
+	if out == nil {
+		return
+	}
+	r := n.st(h)
+	r.records = append(r.records, out.Records...)
+	for _, a := range out.Applied {
+		for _, e := range a.Changes {
+			if len(e.Value) == 0 {
+				delete(h.entries, e.Key)
+			} else {
+				h.entries[e.Key] = e.Value
+			}
+		}
+		h.checkpoint = a.Checkpoint
+		if a.Chain {
+			h.height = a.Height
+		}
+		h.outgoing = append(h.outgoing, a.Outgoing...)
+		if a.Block != nil {
+			hash, err := a.Block.Header.Hash()
+			if err != nil {
+				n.t.Fatal(err)
+			}
+			r.lastHdr = hash
+		}
+	}
+	for _, res := range out.Results {
+		r.results[res.ID] = res
+	}
+	r.lcH, r.leader, r.voters = out.Height, out.IsLeader, out.Voters
+	for _, m := range out.Messages {
+		for _, o := range n.hosts {
+			if o.signer == m.To && !n.down[o] {
+				n.st(o).inbox = append(n.st(o).inbox, m.Data)
+			}
+		}
+	}
+}
+
+// registry proves the shard measurement's registrations at the state
+// that h's light client trusts (query height one below its header).
+func (n *replicaNet) registry(h *host) []protocol.ProvedValue {
+	t, c := n.t, n.f.c
+	height := n.st(h).lcH - 1
+	m := types.Hash(n.f.shard)
+	var out []protocol.ProvedValue
+	prove := func(path string, key []byte) []byte {
+		res, err := c.app.Query(context.Background(), &abci.RequestQuery{Path: path, Height: height, Prove: true})
+		if err != nil || res.Code != 0 {
+			t.Fatalf("query %s at %d: %v %+v", path, height, err, res)
+		}
+		p, err := smt.ProofFromOps(res.ProofOps, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := res.Value
+		if len(v) == 0 {
+			v = nil
+		}
+		out = append(out, protocol.ProvedValue{Key: key, Value: v, Proof: *p})
+		return v
+	}
+	var count uint64
+	if v := prove("/teerex/enclaves/"+m.String(), teerex.EnclavesOfCountKey(m)); v != nil {
+		if err := protocol.Unmarshal(v, &count); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range count {
+		v := prove(fmt.Sprintf("/teerex/enclaves/%s/%d", m, i), teerex.EnclavesOfSlotKey(m, i))
+		var s tx.Address
+		if err := protocol.Unmarshal(v, &s); err != nil {
+			t.Fatal(err)
+		}
+		prove("/teerex/enclave/"+s.String(), teerex.EnclaveKey(s))
+	}
+	prove("/teerex/policy", teerex.PolicyKey())
+	prove("/teerex/allowlist", teerex.AllowlistKey())
+	return out
+}
+
+// start boots h's replica from its persisted records.
+func (n *replicaNet) start(h *host) {
+	n.t.Helper()
+	rep, err := protocol.CallAs[*protocol.ReplicaStartReply](context.Background(), h.c, &protocol.ReplicaStart{Records: n.st(h).records})
+	if err != nil {
+		n.t.Fatalf("replica start: %v", err)
+	}
+	n.persist(h, rep.Replica)
+}
+
+// round gives every live host one tick, its inbox and the registry, and
+// feeds it the next chain block its light client can take.
+func (n *replicaNet) round() {
+	n.t.Helper()
+	ctx := context.Background()
+	for _, h := range n.hosts {
+		if n.down[h] {
+			continue
+		}
+		r := n.st(h)
+		if next := r.lcH + 1; next+1 <= n.f.c.tc.Height() {
+			rep, err := protocol.CallAs[*protocol.ProcessBlockReply](ctx, h.c, request(n.t, n.f.c.tc, next))
+			if err != nil && !errors.Is(err, protocol.ErrVerification) {
+				n.t.Fatalf("process %d: %v", next, err)
+			}
+			if err == nil {
+				n.persist(h, rep.Replica)
+			}
+		}
+		in := r.inbox
+		r.inbox = nil
+		rep, err := protocol.CallAs[*protocol.ReplicaStepReply](ctx, h.c, &protocol.ReplicaStep{Ticks: 1, Envelopes: in, Registry: n.registry(h)})
+		if err != nil {
+			n.t.Fatalf("step: %v", err)
+		}
+		n.persist(h, rep.Replica)
+	}
+}
+
+// until runs rounds until cond holds (at most max).
+func (n *replicaNet) until(what string, max int, cond func() bool) {
+	n.t.Helper()
+	for range max {
+		if cond() {
+			return
+		}
+		n.round()
+	}
+	n.t.Fatalf("%s: not after %d rounds", what, max)
+}
+
+func (n *replicaNet) live() []*host {
+	var out []*host
+	for _, h := range n.hosts {
+		if !n.down[h] {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// agreed reports whether every live host is at chain height hgt with the
+// same state root and last shard block.
+func (n *replicaNet) agreed(hgt int64) bool {
+	var root [32]byte
+	var last types.Hash
+	for i, h := range n.live() {
+		si, err := protocol.CallAs[*protocol.StateInfoReply](context.Background(), h.c, &protocol.StateInfo{})
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		if si.Height != hgt || si.StateRoot != h.root() {
+			return false
+		}
+		if i == 0 {
+			root, last = si.StateRoot, n.st(h).lastHdr
+		} else if si.StateRoot != root || n.st(h).lastHdr != last {
+			return false
+		}
+	}
+	return true
+}
+
+// submit sends a direct call to h and runs rounds until its result.
+func (n *replicaNet) submit(h *host, call []byte) protocol.ProposalResult {
+	n.t.Helper()
+	ct, err := shielding.Encrypt(n.f.shieldingPub, shielding.InfoTrustedCall, call)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	rep, err := protocol.CallAs[*protocol.SubmitCallsReply](context.Background(), h.c, &protocol.SubmitCalls{
+		Calls: [][]byte{ct}, Timestamp: time.Now().UnixMilli()})
+	if err != nil {
+		n.t.Fatalf("submit: %v", err)
+	}
+	n.persist(h, rep.Replica)
+	var res protocol.ProposalResult
+	n.until("call result", 50, func() bool {
+		var ok bool
+		res, ok = n.st(h).results[rep.Proposal]
+		return ok
+	})
+	return res
+}
+
+// TestReplicatedShard: three enclaves of a shard order chain blocks and
+// direct calls sent to each of them in one log; all reach the same state
+// and the same shard blocks; one crashes, the others go on, and it
+// catches up from its records on restart.
+func TestReplicatedShard(t *testing.T) {
+	ctx := context.Background()
+	f := newProvisionFixture(t)
+	r1, r2 := provisioned(t, f), provisioned(t, f)
+
+	// Register the two new enclaves (block 5).
+	alice := accounts.DevKey("Alice")
+	var txs [][]byte
+	for _, h := range []*host{r1, r2} {
+		reg, err := protocol.CallAs[*protocol.SignedTxs](ctx, h.c, &protocol.SignRegistration{
+			Params: protocol.TxParams{ChainID: chainID, BaseFee: accounts.DevBaseFee, PerByteFee: accounts.DevPerByteFee}, WorkerURL: "ws://127.0.0.1:2001"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stx, err := tx.Decode(reg.Txs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.signer = stx.Body.Sender
+		txs = append(txs, f.c.tx(alice, accounts.Name, accounts.MethodTransfer, accounts.Transfer{To: h.signer, Amount: accounts.Unit}), reg.Txs[0])
+	}
+	for i, r := range f.c.block(txs...) {
+		if r.Code != 0 {
+			t.Fatalf("block 5 tx %d: %s/%d %s", i, r.Codespace, r.Code, r.Log)
+		}
+	}
+	f.c.block()
+	f.c.block() // 7: so that 6 can be processed
+
+	n := &replicaNet{t: t, f: f, hosts: []*host{f.prov, r1, r2}, state: map[*host]*replicated{}, down: map[*host]bool{}}
+	for _, h := range n.hosts {
+		n.state[h] = &replicated{results: map[[16]byte]protocol.ProposalResult{}, lcH: h.height}
+		n.start(h)
+	}
+	if !n.st(f.prov).leader {
+		t.Fatal("the shard's first enclave did not found the group")
+	}
+	n.until("three voters at height 6", 200, func() bool {
+		return len(n.st(f.prov).voters) == 3 && n.agreed(6)
+	})
+
+	// A direct call to each enclave, in nonce order: each is ordered by
+	// the group and applied by all three.
+	aliceI, bobI := f.aliceI, f.bobI
+	for i, h := range n.hosts {
+		call := trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 10}}, uint64(i+1), f.c.target(f.shard, f.shard))
+		res := n.submit(h, call)
+		if len(res.Results) != 1 || res.Results[0].Status != protocol.CallExecuted || res.Block == 0 {
+			t.Fatalf("call %d via host %d: %+v", i+1, i, res)
+		}
+	}
+	n.until("same state after the direct calls", 50, func() bool { return n.agreed(6) })
+	for i, h := range n.hosts {
+		if a, b := privateBalance(t, f.c, h, f.shieldingPub, aliceI), privateBalance(t, f.c, h, f.shieldingPub, bobI); a != 720 || b != 280 {
+			t.Fatalf("host %d: alice %d bob %d, want 720 280", i, a, b)
+		}
+	}
+
+	// One crashes; the other two go on without it.
+	n.down[r2] = true
+	r2.stop()
+	call := trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 20}}, 4, f.c.target(f.shard, f.shard))
+	if res := n.submit(r1, call); res.Results[0].Status != protocol.CallExecuted {
+		t.Fatalf("with one enclave down: %+v", res)
+	}
+	// It restarts from what its host persisted and catches up.
+	r2.boot(f.c)
+	n.down[r2] = false
+	n.start(r2)
+	n.until("the restarted enclave caught up", 100, func() bool { return n.agreed(6) })
+	if a := privateBalance(t, f.c, r2, f.shieldingPub, aliceI); a != 700 {
+		t.Fatalf("restarted enclave: alice %d, want 700", a)
+	}
+}
