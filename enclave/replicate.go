@@ -390,5 +390,3 @@ func (e *Enclave) changeMembership(status replica.Status, active []tx.Address) e
 	}
 	return nil
 }
-
-
