@@ -296,9 +296,8 @@ func (e *Enclave) applyQueue(out *protocol.ReplicaOutput) error {
 			if err != nil {
 				return err
 			}
-			res := protocol.ProposalResult{ID: d.ID, Results: rep.Results}
+			res := protocol.ProposalResult{ID: d.ID, Results: rep.Results, Block: rep.Block, Leaves: rep.Leaves}
 			if rep.Block != nil {
-				res.Block = rep.Block.Header.Number
 				out.Applied = append(out.Applied, protocol.Applied{
 					Height: e.lc.Height(), StateRoot: rep.StateRoot, Changes: rep.Changes,
 					Block: rep.Block, Outgoing: rep.Outgoing, Checkpoint: rep.Checkpoint,

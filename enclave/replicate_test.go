@@ -309,7 +309,7 @@ func TestReplicatedShard(t *testing.T) {
 	for i, h := range n.hosts {
 		call := trustedCall(t, aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(aliceI), To: addr(bobI), Amount: 10}}, uint64(i+1), f.c.target(f.shard, f.shard))
 		res := n.submit(h, call)
-		if len(res.Results) != 1 || res.Results[0].Status != protocol.CallExecuted || res.Block == 0 {
+		if len(res.Results) != 1 || res.Results[0].Status != protocol.CallExecuted || res.Block == nil {
 			t.Fatalf("call %d via host %d: %+v", i+1, i, res)
 		}
 	}

@@ -164,8 +164,10 @@ func (b directBackend) ShieldingKey(context.Context) (*rpc.Identity, error) {
 	}, nil
 }
 
-// SubmitCalls implements rpc.Backend: one enclave round trip per batch,
-// the shard block persisted before it returns.
+// SubmitCalls implements rpc.Backend: the enclave proposes the batch to
+// the shard's group; it answers once the group ordered it and this
+// enclave applied it, persisted (with one worker, in the same round trip;
+// replicate.go).
 func (b directBackend) SubmitCalls(ctx context.Context, calls [][]byte) ([]rpc.Outcome, error) {
 	w := b.w
 	if !w.isReady() {
@@ -173,49 +175,86 @@ func (b directBackend) SubmitCalls(ctx context.Context, calls [][]byte) ([]rpc.O
 	}
 	req := &protocol.SubmitCalls{Calls: calls, Timestamp: time.Now().UnixMilli()}
 	var (
-		rep  *protocol.SubmitCallsReply
-		outs []rpc.Outcome
+		rep    *protocol.SubmitCallsReply
+		waiter chan protocol.ProposalResult
 	)
 	_, err := w.sup.Apply(ctx, update{
 		req: req,
-		// Checked in the batch's turn: peerSessionOpened waits for it, so
-		// no batch slips in between a provisioning snapshot and the
-		// refusal.
-		admit: w.directAllowed,
 		check: func(r protocol.Reply, p Progress) (*transition, error) {
 			var err error
 			if rep, err = protocol.ReplyAs[*protocol.SubmitCallsReply](req, r, nil); err != nil {
 				return nil, err
 			}
-			if outs, err = rpc.Outcomes(rep); err == nil && len(outs) != len(calls) {
-				err = fmt.Errorf("enclave answered %d of %d calls", len(outs), len(calls))
+			if rep.Replica == nil {
+				// An enclave without a replica (a test's) executes at once.
+				return legacyDirect(rep, len(calls), p)
 			}
+			// Registered before the output is handed on: it may carry the
+			// result already.
+			waiter = w.repl.wait(rep.Proposal)
+			t, err := replicated(rep.Replica, p)
 			if err != nil {
-				// Never persisted, so never acknowledged.
-				return nil, err
+				w.repl.forget(rep.Proposal)
 			}
-			if rep.Block == nil {
-				return nil, nil // every call invalid: nothing changed
-			}
-			if h := rep.Block.Header.ChainHeight; h != p.Height {
-				return nil, fmt.Errorf("%w: shard block %d on chain height %d, store at %d", ErrStateMismatch, rep.Block.Header.Number, h, p.Height)
-			}
-			return &transition{batch: store.Batch{
-				Checkpoint: store.Checkpoint{Height: p.Height, StateRoot: rep.StateRoot, Sealed: rep.Checkpoint},
-				Changes:    rep.Changes,
-				Outgoing:   rep.Outgoing,
-			}, direct: rep.Block}, nil
+			return t, err
 		},
 	})
+	if errors.Is(err, protocol.ErrNoQuorum) {
+		return nil, fmt.Errorf("%w: %w", ErrNoQuorum, &api.Error{Code: api.CodeNoQuorum, Message: noQuorumMessage})
+	}
 	if err != nil {
 		return nil, err
 	}
-	if rep.Block != nil {
-		w.log.Debug("shard block", "number", rep.Block.Header.Number, "calls", len(calls), "in_block", len(rep.Leaves), "changes", len(rep.Changes))
-		w.wakeSubmitter()
+	var res protocol.ProposalResult
+	if rep.Replica == nil {
+		res = protocol.ProposalResult{Results: rep.Results, Block: rep.Block, Leaves: rep.Leaves}
+	} else {
+		select {
+		case res = <-waiter:
+		case <-ctx.Done():
+			w.repl.forget(rep.Proposal)
+			// Ordered or not, the outcome is unknown here: the client asks
+			// again (the nonce makes a repeat harmless).
+			return nil, fmt.Errorf("direct calls: outcome unknown: %w", ctx.Err())
+		}
+	}
+	outs, err := rpc.Outcomes(&protocol.SubmitCallsReply{Results: res.Results, Block: res.Block, Leaves: res.Leaves})
+	if err == nil && len(outs) != len(calls) {
+		err = fmt.Errorf("enclave answered %d of %d calls", len(outs), len(calls))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if res.Block != nil {
+		w.log.Debug("shard block", "number", res.Block.Header.Number, "calls", len(calls), "in_block", len(res.Leaves))
 	}
 	return outs, nil
 }
+
+// legacyDirect is the transition of the direct calls of an enclave that
+// executes them as it gets them (no replica).
+func legacyDirect(rep *protocol.SubmitCallsReply, n int, p Progress) (*transition, error) {
+	if len(rep.Results) != n {
+		return nil, fmt.Errorf("enclave answered %d of %d calls", len(rep.Results), n)
+	}
+	if rep.Block == nil {
+		return nil, nil // every call invalid: nothing changed
+	}
+	if h := rep.Block.Header.ChainHeight; h != p.Height {
+		return nil, fmt.Errorf("%w: shard block %d on chain height %d, store at %d", ErrStateMismatch, rep.Block.Header.Number, h, p.Height)
+	}
+	return directStep(store.Batch{
+		Checkpoint: store.Checkpoint{Height: p.Height, StateRoot: rep.StateRoot, Sealed: rep.Checkpoint},
+		Changes:    rep.Changes,
+		Outgoing:   rep.Outgoing,
+	}, rep.Block), nil
+}
+
+// ErrNoQuorum means this worker's enclave cannot reach a quorum of the
+// shard's enclaves: it orders no calls (api.CodeNoQuorum).
+var ErrNoQuorum = errors.New("worker: no quorum of the shard's enclaves")
+
+const noQuorumMessage = "this worker's enclave cannot reach a quorum of the shard's enclaves; the call was not ordered: send it to another worker"
 
 // ExecuteGetter implements rpc.Backend. The request and the response are
 // ciphertexts for the enclave and the client. It runs between state

@@ -111,6 +111,12 @@ func (f *fakeEnclave) Handle(_ context.Context, req protocol.Request) (protocol.
 		return f.sign(calls, r.Params)
 	case *protocol.StateInfo:
 		return &protocol.StateInfoReply{Height: f.height, StateRoot: f.root(), Entries: uint64(len(f.entries)), MRENCLAVE: f.shard}, nil
+	case *protocol.ReplicaStart:
+		// The fake applies blocks as it gets them: a replica of one that
+		// orders nothing.
+		return &protocol.ReplicaStartReply{Replica: &protocol.ReplicaOutput{Height: f.height, IsLeader: true}}, nil
+	case *protocol.ReplicaStep:
+		return &protocol.ReplicaStepReply{Replica: &protocol.ReplicaOutput{Height: f.height, IsLeader: true}}, nil
 	}
 	return nil, protocol.Errorf(protocol.CodeForbidden, "%s not supported by the fake", req.Type())
 }

@@ -547,10 +547,10 @@ func (w *Worker) provisionFrom(ctx context.Context, base string) error {
 		if res, entries, err = w.takeShard(ctx, base, e); err != nil {
 			return protocol.SealedKeys{}, nil, err
 		}
-		return res.SealedKeys, &transition{batch: store.Batch{
+		return res.SealedKeys, chainStep(store.Batch{
 			Checkpoint: store.Checkpoint{Height: res.Height, StateRoot: res.StateRoot, Sealed: res.Checkpoint},
 			Changes:    entries,
-		}}, nil
+		}), nil
 	})
 	if err != nil {
 		return err

@@ -37,6 +37,9 @@ type supervisor struct {
 	// commit persists a transition: the store's (persist), or a test's
 	// that fails on purpose.
 	commit func(transition) error
+	// onReplica takes a persisted replica output (the worker's
+	// replication: envelopes out, results to clients); it must not block.
+	onReplica func(*protocol.ReplicaOutput)
 
 	// turn orders the requests to the enclave, each with its commit and
 	// with a restart before it. It is taken in request order, so that a
@@ -63,23 +66,35 @@ type Progress struct {
 	ShardBlock uint64
 }
 
-// A transition is a state change the enclave made, as the store takes it:
-// a chain block (Commit, at the next height; Batch.Block is its shard
-// block, if any) or a direct shard block (CommitShardBlock, on the same
-// height).
+// A transition is what one enclave reply changed, as the store takes it:
+// the sealed Raft records of the shard's replica (replicate.go), then the
+// applied steps in log order, each a chain block (the next height;
+// Batch.Block is its shard block, if any) or a direct shard block (on the
+// same height). out is the reply's replica output, handed on (envelopes
+// to peers, results to clients) once it is persisted.
 type transition struct {
-	batch  store.Batch
-	direct *sidechain.SignedHeader
+	records [][]byte
+	steps   []store.Step
+	out     *protocol.ReplicaOutput
+}
+
+// chainStep and directStep make a transition of one step.
+func chainStep(b store.Batch) *transition { return &transition{steps: []store.Step{{Batch: b}}} }
+
+func directStep(b store.Batch, h *sidechain.SignedHeader) *transition {
+	return &transition{steps: []store.Step{{Batch: b, Direct: h}}}
 }
 
 // after returns the progress once t is persisted.
 func (t *transition) after(p Progress) Progress {
-	p.Height, p.StateRoot = t.batch.Checkpoint.Height, t.batch.Checkpoint.StateRoot
-	if b := t.batch.Block; b != nil {
-		p.ShardBlock = b.Header.Number
-	}
-	if t.direct != nil {
-		p.ShardBlock = t.direct.Header.Number
+	for _, st := range t.steps {
+		p.Height, p.StateRoot = st.Batch.Checkpoint.Height, st.Batch.Checkpoint.StateRoot
+		if b := st.Batch.Block; b != nil {
+			p.ShardBlock = b.Header.Number
+		}
+		if st.Direct != nil {
+			p.ShardBlock = st.Direct.Header.Number
+		}
 	}
 	return p
 }
@@ -92,10 +107,7 @@ func newSupervisor(factory EnclaveFactory, st *store.Store, init protocol.Init, 
 
 // persist writes t to the store in one transaction.
 func (s *supervisor) persist(t transition) error {
-	if t.direct != nil {
-		return s.store.CommitShardBlock(t.batch, *t.direct)
-	}
-	return s.store.Commit(t.batch)
+	return s.store.CommitSteps(store.Records{Shard: s.init.Shard, Data: t.records}, t.steps)
 }
 
 // Start starts the enclave and restores it from the store, if none is
@@ -211,14 +223,26 @@ func (s *supervisor) Apply(ctx context.Context, u update) (protocol.Reply, error
 	if t == nil {
 		return rep, nil
 	}
-	if err := s.commit(*t); err != nil {
+	if err := s.commitOut(t); err != nil {
 		s.drop(e, u.req, err)
 		return rep, fmt.Errorf("persist %s: %w", u.req.Type(), err)
+	}
+	return rep, nil
+}
+
+// commitOut persists t, moves the progress on and hands t's replica
+// output on. Called in a turn.
+func (s *supervisor) commitOut(t *transition) error {
+	if err := s.commit(*t); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	s.progress = t.after(s.progress)
 	s.mu.Unlock()
-	return rep, nil
+	if t.out != nil && s.onReplica != nil {
+		s.onReplica(t.out)
+	}
+	return nil
 }
 
 // running returns the running enclave, starting one and restoring it from
@@ -243,13 +267,20 @@ func (s *supervisor) running(ctx context.Context) (Enclave, error) {
 		return nil, err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.stopped {
+		s.mu.Unlock()
 		e.Close()
 		return nil, errors.New("worker: enclave stopped")
 	}
 	s.encl, s.identity, s.progress = e, id, p
 	s.starts++
+	s.mu.Unlock()
+	if err := s.startReplica(ctx, e); err != nil {
+		s.drop(e, &protocol.ReplicaStart{}, err)
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.log.Info("enclave started", "start", s.starts, "height", p.Height, "shard_block", p.ShardBlock,
 		"state_root", hex.EncodeToString(p.StateRoot[:]))
 	return e, nil
@@ -336,6 +367,49 @@ func (s *supervisor) restore(ctx context.Context, e Enclave) (*protocol.InitRepl
 			"mrenclave", hex.EncodeToString(rep.MRENCLAVE[:]), "shard", hex.EncodeToString(s.init.Shard[:]))
 	}
 	return rep, p, nil
+}
+
+// Bounds of one ReplicaStart request, well within a protocol frame.
+const (
+	replicaChunkRecords = 512
+	replicaChunkBytes   = 8 << 20
+)
+
+// startReplica starts the restored enclave's replica from the shard's
+// stored records (in chunks) and persists what that first step applied.
+// Called in a turn.
+func (s *supervisor) startReplica(ctx context.Context, e Enclave) error {
+	recs, err := s.store.Records(s.init.Shard)
+	if err != nil {
+		return err
+	}
+	for {
+		n, size := 0, 0
+		for n < len(recs) && n < replicaChunkRecords && size+len(recs[n]) <= replicaChunkBytes {
+			size += len(recs[n])
+			n++
+		}
+		if n == 0 && len(recs) > 0 {
+			n = 1 // one record larger than a chunk goes alone
+		}
+		req := &protocol.ReplicaStart{Records: recs[:n], More: n < len(recs)}
+		rep, err := callAs[*protocol.ReplicaStartReply](ctx, e, req)
+		if err != nil {
+			return fmt.Errorf("start replica: %w", err)
+		}
+		recs = recs[n:]
+		if req.More {
+			continue
+		}
+		if rep.Replica == nil {
+			return errors.New("start replica: no output")
+		}
+		t, err := replicated(rep.Replica, s.Progress())
+		if err != nil {
+			return err
+		}
+		return s.commitOut(t)
+	}
 }
 
 // Bounds of one LoadEntries request, well within a protocol frame.

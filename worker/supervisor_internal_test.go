@@ -148,6 +148,9 @@ func (l *ledger) Handle(_ context.Context, req protocol.Request) (protocol.Reply
 		return &protocol.ResumeReply{Height: l.height, StateRoot: l.root(), Entries: uint64(len(l.entries))}, nil
 	case *protocol.StateInfo:
 		return &protocol.StateInfoReply{Height: l.height, StateRoot: l.root(), Entries: uint64(len(l.entries))}, nil
+	case *protocol.ReplicaStart:
+		// The ledger applies what it gets: a replica that orders nothing.
+		return &protocol.ReplicaStartReply{Replica: &protocol.ReplicaOutput{Height: l.height}}, nil
 	}
 	if l.awaiting != nil {
 		return nil, protocol.ErrNotInitialized

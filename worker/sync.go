@@ -40,6 +40,11 @@ func (w *Worker) syncLoop(ctx context.Context) error {
 			continue
 		}
 		b.reset()
+		if w.sup.Progress().Height < next {
+			// Verified and proposed, not yet ordered by the shard's
+			// group: give it a moment before feeding it again.
+			sleep(ctx, w.cfg.PollInterval)
+		}
 	}
 	return ctx.Err()
 }
@@ -71,12 +76,17 @@ func (w *Worker) applyBlock(ctx context.Context, req *protocol.ProcessBlock, con
 		if rep.Height != p.Height+1 {
 			return nil, fmt.Errorf("%w: enclave processed height %d, store at %d", ErrStateMismatch, rep.Height, p.Height)
 		}
-		return &transition{batch: store.Batch{
+		if rep.Replica != nil {
+			// Verified and proposed; applied when the shard's group
+			// ordered it, now or in a later reply.
+			return replicated(rep.Replica, p)
+		}
+		return chainStep(store.Batch{
 			Checkpoint: store.Checkpoint{Height: rep.Height, StateRoot: rep.StateRoot, Sealed: rep.Checkpoint},
 			Changes:    rep.Changes,
 			Outgoing:   rep.Outgoing,
 			Block:      rep.Block,
-		}}, nil
+		}), nil
 	}})
 	if err != nil {
 		return err

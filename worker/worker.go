@@ -117,6 +117,11 @@ type Worker struct {
 	// (submission and registration), which take consecutive nonces.
 	account sync.Mutex
 
+	// repl is the host's side of the shard's replication (replicate.go),
+	// peers the transport of its envelopes (nil: none yet).
+	repl  *replicaHost
+	peers EnvelopeSender
+
 	ready    chan struct{}
 	outbox   chan struct{} // the outbox has new calls (submit.go)
 	renewNow chan struct{} // the chain refused a call for the registration (renew.go)
@@ -138,7 +143,8 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("worker data dir: %w", err)
 	}
-	w := &Worker{cfg: cfg, log: log, ready: make(chan struct{}), outbox: make(chan struct{}, 1), renewNow: make(chan struct{}, 1)}
+	w := &Worker{cfg: cfg, log: log, ready: make(chan struct{}), outbox: make(chan struct{}, 1), renewNow: make(chan struct{}, 1),
+		repl: newReplicaHost()}
 	var err error
 	err = retry(ctx, log, "connect to node", func() error {
 		// The trust store spares a restart trusting the node anew: the
@@ -182,6 +188,7 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 		Shard: cfg.Shard, ChainID: w.chainID, GenesisValidators: genesisVals,
 		InitialHeight: initialHeight, ConfirmEvery: cfg.ConfirmEvery,
 	}, log.With("component", "enclave"))
+	w.sup.onReplica = w.onReplica
 	return w, nil
 }
 
@@ -265,7 +272,7 @@ func (w *Worker) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go w.confirmedAtStart(ctx)
-	loops := []func(context.Context) error{w.syncLoop, w.submitLoop, w.renewLoop}
+	loops := []func(context.Context) error{w.syncLoop, w.submitLoop, w.renewLoop, w.replicaLoop}
 	errs := make(chan error, len(loops))
 	for _, loop := range loops {
 		go func() { errs <- loop(ctx) }()

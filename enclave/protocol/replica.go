@@ -107,10 +107,13 @@ type Applied struct {
 	Checkpoint []byte                  `cbor:"checkpoint"`
 }
 
-// ProposalResult is what became of the calls of one SubmitCalls.
+// ProposalResult is what became of the calls of one SubmitCalls, as
+// SubmitCallsReply reports them without replication: the results, the
+// shard block holding the executed and failed ones (nil if none; signed
+// by this enclave, its author) and the block's leaves.
 type ProposalResult struct {
-	ID      [16]byte     `cbor:"id"`
-	Results []CallResult `cbor:"results"`
-	// Block is the shard block number holding them (0: none applied).
-	Block uint64 `cbor:"block"`
+	ID      [16]byte                `cbor:"id"`
+	Results []CallResult            `cbor:"results"`
+	Block   *sidechain.SignedHeader `cbor:"block,omitempty"`
+	Leaves  [][]byte                `cbor:"leaves,omitempty"`
 }

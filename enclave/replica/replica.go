@@ -221,6 +221,10 @@ func Start(cfg Config, records [][]byte, voters []tx.Address) (*Node, error) {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
 	n.rn = rn
+	// A group of this node alone has nobody to wait for: it leads at once
+	// (once its configuration is applied, see Advance) rather than after
+	// an election timeout, on founding and on every restart.
+	n.solo = true
 	if len(records) == 0 && len(voters) > 0 {
 		ps := make([]raft.Peer, len(voters))
 		for i, v := range voters {
@@ -230,10 +234,7 @@ func Start(cfg Config, records [][]byte, voters []tx.Address) (*Node, error) {
 		if err := rn.Bootstrap(ps); err != nil {
 			return nil, fmt.Errorf("replica: bootstrap: %w", err)
 		}
-		// Alone, there is nobody to wait for: lead at once (once the
-		// bootstrap configuration is applied, see Advance) rather than
-		// after an election timeout.
-		n.solo = len(voters) == 1 && voters[0] == cfg.Self
+
 	}
 	return n, nil
 }
@@ -527,11 +528,14 @@ func (n *Node) Advance() (err error) {
 		n.rn.Advance(*n.rd)
 		n.rd = nil
 		// Raft refuses to campaign before its configuration is applied,
-		// which it is once the bootstrap entries were handed out.
-		if st := n.rn.BasicStatus(); n.solo && st.Applied >= st.HardState.GetCommit() {
+		// which it is once the committed entries were handed out.
+		if st := n.rn.Status(); n.solo && st.Applied >= st.HardState.GetCommit() {
 			n.solo = false
-			if err := n.rn.Campaign(); err != nil {
-				return fmt.Errorf("replica: campaign: %w", err)
+			ids := st.Config.Voters.IDs()
+			if _, self := ids[ID(n.cfg.Self)]; self && len(ids) == 1 && st.RaftState != raft.StateLeader {
+				if err := n.rn.Campaign(); err != nil {
+					return fmt.Errorf("replica: campaign: %w", err)
+				}
 			}
 		}
 	}

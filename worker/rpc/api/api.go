@@ -76,6 +76,10 @@ const (
 	// CodeSeveralWorkers: a direct call was refused because several
 	// enclaves serve the shard (data: {enclaves}); nothing changed.
 	CodeSeveralWorkers = 1050
+	// CodeNoQuorum: the worker's enclave cannot reach a quorum of the
+	// shard's enclaves, so the call was not ordered: send it to another
+	// worker (docs/sidechain.md).
+	CodeNoQuorum = 1060
 )
 
 // Error is a JSON-RPC error object.

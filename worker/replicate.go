@@ -1,0 +1,264 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/integritee-go/integritee/chain/teerex"
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
+	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/worker/store"
+)
+
+// Replication (docs/sidechain.md): the enclaves of a shard order its state
+// transitions with Raft inside the enclaves; this host ticks its enclave's
+// replica, carries its envelopes to the other workers of the shard and
+// back, persists its records with the transitions they apply, and answers
+// direct calls once the group ordered and this enclave applied them. With
+// a single worker the group is that one enclave and a call is applied in
+// the request that submits it.
+
+// Replication timing: Raft's tick (its election timeout is 10 ticks) and
+// how often the leader is shown the registry for membership.
+const (
+	replicaTick      = 100 * time.Millisecond
+	registryInterval = 2 * time.Second
+	// maxInbox bounds the envelopes waiting for the enclave; older ones
+	// are dropped first (Raft tolerates loss).
+	maxInbox = 4096
+)
+
+// EnvelopeSender delivers an enclave's envelopes to the worker of their
+// recipient, never blocking (worker/peer.Sender).
+type EnvelopeSender interface {
+	Send(to tx.Address, data []byte)
+}
+
+// replicaHost is the worker's side of replication.
+type replicaHost struct {
+	mu      sync.Mutex
+	inbox   [][]byte
+	wake    chan struct{}
+	waiters map[[16]byte]chan protocol.ProposalResult
+	status  protocol.ReplicaOutput // the last output's leader and voters
+	lastReg time.Time
+}
+
+func newReplicaHost() *replicaHost {
+	return &replicaHost{wake: make(chan struct{}, 1), waiters: map[[16]byte]chan protocol.ProposalResult{}}
+}
+
+// Deliver queues an envelope a peer sent for this worker's enclave.
+func (r *replicaHost) Deliver(data []byte) {
+	r.mu.Lock()
+	if len(r.inbox) >= maxInbox {
+		r.inbox = r.inbox[1:]
+	}
+	r.inbox = append(r.inbox, data)
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *replicaHost) take() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in := r.inbox
+	r.inbox = nil
+	return in
+}
+
+// wait registers a proposal's waiter (in the turn of its SubmitCalls, so
+// that no later output can carry its result first).
+func (r *replicaHost) wait(id [16]byte) chan protocol.ProposalResult {
+	ch := make(chan protocol.ProposalResult, 1)
+	r.mu.Lock()
+	r.waiters[id] = ch
+	r.mu.Unlock()
+	return ch
+}
+
+func (r *replicaHost) forget(id [16]byte) {
+	r.mu.Lock()
+	delete(r.waiters, id)
+	r.mu.Unlock()
+}
+
+// Status is the replica's view of the group from its last output.
+func (r *replicaHost) Status() (leader tx.Address, isLeader bool, voters int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.status.Leader, r.status.IsLeader, len(r.status.Voters)
+}
+
+// replicated returns the transition of a replica output, checked against
+// the persisted progress p: chain steps at the next heights, direct steps
+// on the current one.
+func replicated(out *protocol.ReplicaOutput, p Progress) (*transition, error) {
+	t := &transition{records: out.Records, out: out}
+	h := p.Height
+	for i, a := range out.Applied {
+		b := store.Batch{
+			Checkpoint: store.Checkpoint{Height: a.Height, StateRoot: a.StateRoot, Sealed: a.Checkpoint},
+			Changes:    a.Changes,
+			Outgoing:   a.Outgoing,
+		}
+		switch {
+		case a.Chain && a.Height == h+1:
+			b.Block = a.Block
+			t.steps = append(t.steps, store.Step{Batch: b})
+			h = a.Height
+		case !a.Chain && a.Block != nil && a.Height == h && a.Block.Header.ChainHeight == h:
+			t.steps = append(t.steps, store.Step{Batch: b, Direct: a.Block})
+		default:
+			return nil, fmt.Errorf("%w: applied step %d (chain %v) at height %d, store at %d", ErrStateMismatch, i, a.Chain, a.Height, h)
+		}
+	}
+	return t, nil
+}
+
+// onReplica hands a persisted output on: envelopes to the peers, results
+// to the waiting clients, new outgoing calls to the submitter. It runs in
+// the supervisor's turn and does not block.
+func (w *Worker) onReplica(out *protocol.ReplicaOutput) {
+	r := w.repl
+	if w.peers != nil {
+		for _, m := range out.Messages {
+			w.peers.Send(m.To, m.Data)
+		}
+	}
+	r.mu.Lock()
+	for _, res := range out.Results {
+		if ch, ok := r.waiters[res.ID]; ok {
+			ch <- res
+			delete(r.waiters, res.ID)
+		}
+	}
+	was := r.status.IsLeader
+	r.status = protocol.ReplicaOutput{Leader: out.Leader, IsLeader: out.IsLeader, Voters: out.Voters, Height: out.Height}
+	r.mu.Unlock()
+	if out.IsLeader != was {
+		w.log.Info("replica", "leader", out.IsLeader, "voters", len(out.Voters))
+	}
+	for _, a := range out.Applied {
+		if len(a.Outgoing) > 0 {
+			w.wakeSubmitter()
+			break
+		}
+	}
+}
+
+// replicaLoop ticks the enclave's replica and hands it the envelopes that
+// arrive, at once rather than at the next tick.
+func (w *Worker) replicaLoop(ctx context.Context) error {
+	t := time.NewTicker(replicaTick)
+	defer t.Stop()
+	last := time.Now()
+	b := backoff{}
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		case <-w.repl.wake:
+		}
+		ticks := uint32(min(time.Since(last)/replicaTick, 10))
+		last = last.Add(time.Duration(ticks) * replicaTick)
+		if err := w.replicaStep(ctx, ticks); err != nil {
+			if isFatal(err) {
+				return err
+			}
+			b.wait(ctx, w.log, "replica step", err)
+			continue
+		}
+		b.reset()
+	}
+	return ctx.Err()
+}
+
+// replicaStep is one ReplicaStep: ticks, the waiting envelopes and, every
+// registryInterval, the registry for the leader's membership changes.
+func (w *Worker) replicaStep(ctx context.Context, ticks uint32) error {
+	req := &protocol.ReplicaStep{Ticks: ticks, Envelopes: w.repl.take()}
+	if time.Since(w.repl.lastReg) > registryInterval {
+		if _, leader, _ := w.repl.Status(); leader {
+			reg, err := w.membershipProofs(ctx, w.sup.Progress().Height-1)
+			if err != nil {
+				w.log.Debug("registry for membership", "err", err)
+			} else {
+				req.Registry = reg
+			}
+		}
+		w.repl.lastReg = time.Now()
+	}
+	_, err := w.sup.Apply(ctx, update{req: req, check: func(r protocol.Reply, p Progress) (*transition, error) {
+		rep, err := protocol.ReplyAs[*protocol.ReplicaStepReply](req, r, nil)
+		if err != nil {
+			return nil, err
+		}
+		return replicated(rep.Replica, p)
+	}})
+	return err
+}
+
+// membershipProofs proves the shard measurement's registrations at height
+// (what the enclave's light client trusts: the state its latest header's
+// app hash commits to), for the leader's membership (protocol.ReplicaStep).
+func (w *Worker) membershipProofs(ctx context.Context, height int64) ([]protocol.ProvedValue, error) {
+	if height < 1 {
+		return nil, errors.New("no state yet")
+	}
+	id := w.sup.Identity()
+	if id == nil {
+		return nil, errors.New("enclave not started")
+	}
+	m := types.Hash(id.MRENCLAVE)
+	var out []protocol.ProvedValue
+	prove := func(path string, key []byte) ([]byte, error) {
+		v, p, err := w.node.ProofAt(ctx, path, key, height)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, protocol.ProvedValue{Key: key, Value: v, Proof: *p})
+		return v, nil
+	}
+	var count uint64
+	v, err := prove("/teerex/enclaves/"+m.String(), teerex.EnclavesOfCountKey(m))
+	if err != nil {
+		return nil, err
+	}
+	if v != nil {
+		if err := protocol.Unmarshal(v, &count); err != nil {
+			return nil, err
+		}
+	}
+	if count > 256 {
+		return nil, fmt.Errorf("%d registrations of the shard's measurement", count)
+	}
+	for i := range count {
+		v, err := prove(fmt.Sprintf("/teerex/enclaves/%s/%d", m, i), teerex.EnclavesOfSlotKey(m, i))
+		if err != nil {
+			return nil, err
+		}
+		var s tx.Address
+		if err := protocol.Unmarshal(v, &s); err != nil {
+			return nil, err
+		}
+		if _, err := prove("/teerex/enclave/"+s.String(), teerex.EnclaveKey(s)); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := prove("/teerex/policy", teerex.PolicyKey()); err != nil {
+		return nil, err
+	}
+	if _, err := prove("/teerex/allowlist", teerex.AllowlistKey()); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
