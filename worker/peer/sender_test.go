@@ -64,11 +64,28 @@ func newSender(t *testing.T, d peer.Directory, opts peer.SenderOptions) *peer.Se
 	s := peer.NewSender(d, opts)
 	t.Cleanup(func() {
 		s.Close()
-		if n := senderGoroutines(); n != 0 {
-			t.Errorf("%d sender goroutines left after Close", n)
-		}
+		noSenderGoroutines(t)
 	})
 	return s
+}
+
+// noSenderGoroutines checks that no goroutine runs a recipient's queue
+// (after Close: one that called its WaitGroup's Done may take a moment
+// to be gone).
+func noSenderGoroutines(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		n := senderGoroutines()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%d sender goroutines left after Close", n)
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // senderGoroutines counts the goroutines running a recipient's queue.
@@ -298,9 +315,7 @@ func TestSenderClose(t *testing.T) {
 	if st := s.Stats(); st.Sent != 0 || st.Dropped != 3 {
 		t.Errorf("stats %+v, want 3 dropped (in flight, queued, after Close)", st)
 	}
-	if n := senderGoroutines(); n != 0 {
-		t.Errorf("%d sender goroutines after Close", n)
-	}
+	noSenderGoroutines(t)
 }
 
 // TestSenderIdle: a recipient's goroutine ends after IdleTimeout without
