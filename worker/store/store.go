@@ -2,8 +2,9 @@
 // database: the enclave's sealed keys, the shard's encrypted state entries
 // (blinded key -> ciphertext), the enclave's sealed checkpoint with the last
 // processed height and state root, the outbox of chain calls the enclave
-// produced and that are not yet on chain, and the signed headers of the
-// shard's own blocks (direct invocation).
+// produced and that are not yet on chain, the signed headers of the
+// shard's own blocks (direct invocation) and the sealed records of the
+// enclave's Raft node (sidechain, in progress: records.go).
 //
 // Everything a processed block changes (entries, checkpoint, height, new
 // outgoing calls) is written in ONE bbolt transaction (Commit), and bbolt
@@ -12,7 +13,14 @@
 // the worker resumes at exactly the next block, neither skipping nor
 // repeating one. A shard block of direct calls is committed the same way
 // (CommitShardBlock), with its header; the worker acknowledges its calls
-// only after that commit. The store never sees plaintext: entries are
+// only after that commit.
+//
+// Raft records (AppendRecords, or Batch.Records with a commit) form an
+// append-only sequence per shard. Raft requires them on disk before the
+// messages of the same step leave the host, and a bbolt commit is that
+// point; Records gives them back, in order, to a restarted enclave, which
+// checks their hash chain itself, and TruncateRecordsBefore drops a prefix
+// a snapshot record superseded. The store never sees plaintext: entries are
 // sealed by the enclave, keys sealed to its TEE.
 package store
 
@@ -74,7 +82,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketState, bucketOutbox, bucketShard} {
+		for _, b := range [][]byte{bucketMeta, bucketState, bucketOutbox, bucketShard, bucketRecords} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -176,6 +184,9 @@ type Batch struct {
 	// Block is the shard block of a chain block's shard calls, if it had
 	// any (Commit stores it with the rest).
 	Block *sidechain.SignedHeader
+	// Records, if any, are appended to their shard's Raft records in the
+	// same transaction (see AppendRecords).
+	Records Records
 }
 
 // Commit writes a block's result atomically. Its height must follow the
@@ -318,6 +329,9 @@ func encodeBatch(b Batch) (*encodedBatch, error) {
 			return nil, fmt.Errorf("encode outgoing call: %w", err)
 		}
 	}
+	if err := checkRecords(b.Records.Data); err != nil {
+		return nil, err
+	}
 	return &encodedBatch{b: b, checkpoint: cpb, outgoing: out}, nil
 }
 
@@ -332,6 +346,11 @@ func (e *encodedBatch) write(tx *bolt.Tx) error {
 			err = st.Put(c.Key[:], c.Value)
 		}
 		if err != nil {
+			return err
+		}
+	}
+	if len(e.b.Records.Data) > 0 {
+		if err := appendRecords(tx, e.b.Records.Shard, e.b.Records.Data); err != nil {
 			return err
 		}
 	}
