@@ -133,7 +133,7 @@ func buildFuzzState() (*fuzzState, error) {
 		{register("Dave"), register("Eve"),
 			call("Bob", bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: fuzzShard, Amount: 1000, EncryptedRecipient: []byte("r")})},
 		{call("Dave", bridge.Name, bridge.MethodConfirmProcessedBlock, bridge.ConfirmProcessedBlock{Shard: fuzzShard, Height: 1, BlockHash: types.Hash(moduletest.BlockHash(1))}),
-			s.sign("Dave", confirm)},
+			s.sign("Dave", confirm), s.sign("Eve", confirm)}, // both vote: block 1 is confirmed
 		{s.sign("Dave", unshield)},
 	} {
 		s.height++

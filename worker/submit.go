@@ -223,15 +223,19 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 }
 
 // transient reports a refusal that passes with time: a nonce or fee race,
-// a confirmation of a block the chain has not reached, a shard block whose
-// predecessor or chain height is not confirmed yet, a direct block held
-// back by another enclave (until it leaves). Such a call is kept and
-// signed again: dropping a shard block's confirmation would strand every
-// later block of the shard and its unshields.
+// a confirmation of a block the chain has not reached, a vote for a shard
+// block whose chain height is not confirmed yet or whose predecessor still
+// lacks its other enclaves' votes, or a vote of an enclave registered
+// after the block (the earlier enclaves' votes settle it, ending in
+// ErrAlreadyConfirmed; once they have all left, this one counts). Such a
+// call is kept and signed again: dropping a shard block's vote would
+// strand every later block of the shard and its unshields.
+// (ErrSeveralEnclaves is no longer returned by the chain.)
 func transient(err error) bool {
 	for _, e := range []error{
 		types.ErrStaleNonce, types.ErrFutureNonce, types.ErrInsufficientFee, bridge.ErrFutureHeight,
-		sidechain.ErrSeveralEnclaves, sidechain.ErrChainHeight, bridge.ErrBlockNotConfirmed,
+		sidechain.ErrSeveralEnclaves, sidechain.ErrChainHeight, sidechain.ErrFutureBlock,
+		sidechain.ErrRegisteredLater, bridge.ErrBlockNotConfirmed,
 	} {
 		if errors.Is(err, e) {
 			return true
@@ -249,10 +253,11 @@ func needsRenewal(err error) bool {
 
 // alreadyOnChain reports a refusal that means the call's effect is on chain
 // already: submitted before a restart, or by another worker of the shard
-// (which derives the same unshields and chain-block confirmations).
+// (which derives the same unshields and shard blocks): the block is
+// confirmed, or this enclave's vote for it is recorded.
 func alreadyOnChain(err error) bool {
 	return errors.Is(err, bridge.ErrAlreadyUnshielded) || errors.Is(err, bridge.ErrStaleConfirmation) ||
-		errors.Is(err, sidechain.ErrAlreadyConfirmed)
+		errors.Is(err, sidechain.ErrAlreadyConfirmed) || errors.Is(err, sidechain.ErrAlreadyVoted)
 }
 
 // isInMempool reports CometBFT's refusal of a transaction it already has.

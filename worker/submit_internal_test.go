@@ -23,6 +23,8 @@ func TestOutgoingRefusals(t *testing.T) {
 	}{
 		{sidechain.ErrSeveralEnclaves, true, false, false},
 		{sidechain.ErrChainHeight, true, false, false},
+		{sidechain.ErrFutureBlock, true, false, false},
+		{sidechain.ErrRegisteredLater, true, false, false},
 		{bridge.ErrBlockNotConfirmed, true, false, false},
 		{types.ErrStaleNonce, true, false, false},
 		{bridge.ErrFutureHeight, true, false, false},
@@ -30,9 +32,11 @@ func TestOutgoingRefusals(t *testing.T) {
 		{sidechain.ErrNotShardEnclave, false, true, false},
 		{bridge.ErrNotActive, false, true, false},
 		{sidechain.ErrAlreadyConfirmed, false, false, true},
+		{sidechain.ErrAlreadyVoted, false, false, true},
 		{bridge.ErrAlreadyUnshielded, false, false, true},
 		// Can never succeed: dropped.
 		{sidechain.ErrForkedBlock, false, false, false},
+		{sidechain.ErrEquivocation, false, false, false},
 		{bridge.ErrUnshieldProof, false, false, false},
 		{bridge.ErrUnknownBlock, false, false, false},
 	} {

@@ -206,9 +206,9 @@ func TestLongExpiredRegistrationIsPruned(t *testing.T) {
 }
 
 // Two enclaves of a shard submit the same unshield_funds, proved by the
-// shard block the sidechain confirmed, and a faulty proposer puts both in
-// one block: the first pays, the second fails with ErrAlreadyUnshielded and
-// pays only its fee.
+// shard block the sidechain confirmed (with both their votes), and a
+// faulty proposer puts both in one block: the first pays, the second fails
+// with ErrAlreadyUnshielded and pays only its fee.
 func TestDoubleUnshieldInOneBlockPaysOnce(t *testing.T) {
 	c := newAppChain(t, true, t0, devTeerexGenesis(t, t0))
 	shard := measurement("v1")
@@ -221,7 +221,7 @@ func TestDoubleUnshieldInOneBlockPaysOnce(t *testing.T) {
 	ferdie := accounts.DevAddress("Ferdie")
 	callHash := types.Hash(sha256.Sum256([]byte("trusted call 1")))
 	confirm, unshields := shardBlock(t, shard, 1, sidechain.Unshield{Beneficiary: ferdie, Amount: 400, CallHash: callHash})
-	wantOK(t, c.BlockAt(t0.Add(2*time.Second), c.Sign(dave.key, confirm)))
+	wantOK(t, c.BlockAt(t0.Add(2*time.Second), c.Sign(dave.key, confirm), c.Sign(eve.key, confirm)))
 	before, vaultBefore := c.Account(ferdie).Balance, c.Account(bridge.VaultAddress(shard)).Balance
 	eveBefore := c.Account(eve.addr).Balance
 	results := c.BlockAt(t0.Add(3*time.Second),

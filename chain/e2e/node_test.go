@@ -19,8 +19,9 @@ import (
 )
 
 // On a dev node, sim enclaves register through broadcast_tx_sync and are
-// listed with proofs; one confirms a shard block, both then submit the
-// same unshield_funds proved by it, and the vault pays once.
+// listed with proofs; both vote for a shard block (the first vote does not
+// confirm it, the second does), both then submit the same unshield_funds
+// proved by it, and the vault pays once.
 func TestDevNodeRegistersSimEnclavesAndUnshieldsOnce(t *testing.T) {
 	_, c := startNode(t, initHome(t, true))
 	ctx := ctxT(t)
@@ -70,8 +71,8 @@ func TestDevNodeRegistersSimEnclavesAndUnshieldsOnce(t *testing.T) {
 		t.Fatalf("unregistered signer: %v", err)
 	}
 
-	// Shield; Dave confirms the shard block that unshields 400 to Ferdie;
-	// both enclaves submit its unshield call.
+	// Shield; Dave and Eve confirm the shard block that unshields 400 to
+	// Ferdie; both enclaves submit its unshield call.
 	shielded, err := c.ShieldFunds(ctx, accounts.DevKey("Bob"), shard, 1000, []byte("encrypted recipient"))
 	if err != nil {
 		t.Fatal(err)
@@ -93,9 +94,15 @@ func TestDevNodeRegistersSimEnclavesAndUnshieldsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := c.Submit(ctx, dave.key, confirm); err != nil {
-		t.Fatalf("confirm shard block 1: %v", err)
+		t.Fatalf("Dave's vote for shard block 1: %v", err)
 	}
-	if b, _, err := c.SidechainBlock(ctx, shard, 1); err != nil || b == nil || b.UnshieldsRoot != root || b.Enclave != dave.addr {
+	if b, _, err := c.SidechainBlock(ctx, shard, 1); err != nil || b != nil {
+		t.Fatalf("one vote of two confirmed shard block 1: %+v %v", b, err)
+	}
+	if _, err := c.Submit(ctx, eve.key, confirm); err != nil {
+		t.Fatalf("Eve's vote for shard block 1: %v", err)
+	}
+	if b, _, err := c.SidechainBlock(ctx, shard, 1); err != nil || b == nil || b.UnshieldsRoot != root || b.Enclave != eve.addr {
 		t.Fatalf("shard block 1: %+v %v", b, err)
 	}
 	call, err := sidechain.UnshieldCall(shard, 1, u, proofs[0])

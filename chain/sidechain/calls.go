@@ -15,9 +15,16 @@ const Name = "sidechain"
 // MethodConfirmSidechainBlock is the module's only call.
 const MethodConfirmSidechainBlock = "confirm_sidechain_block"
 
-// EventBlockConfirmed is emitted per confirmation; attributes shard,
-// number, header_hash, enclave (all indexed).
+// EventBlockConfirmed is emitted when a block is confirmed (by the vote
+// that gave its header a majority); attributes shard, number, header_hash,
+// enclave (the deciding voter), all indexed.
 const EventBlockConfirmed = "sidechain.block_confirmed"
+
+// EventBlockVoted is emitted for a vote that does not (yet) confirm its
+// block; attributes shard, number, header_hash, enclave (the voter), votes
+// (the header's votes that count now) and needed (the majority of the
+// block's voting set), all indexed.
+const EventBlockVoted = "sidechain.block_voted"
 
 // Errors of this module's calls (codespace "sidechain"). Never renumber.
 var (
@@ -30,13 +37,33 @@ var (
 	// ErrAlreadyConfirmed: this very block is confirmed already (another
 	// enclave of the shard, or a resubmission, was first).
 	ErrAlreadyConfirmed = types.NewError(Name, 5, "block already confirmed")
-	ErrNotAuthor        = types.NewError(Name, 6, "a direct block is confirmed only by its author")
-	ErrSeveralEnclaves  = types.NewError(Name, 7, "direct blocks are confirmed only while the shard has one active enclave")
-	ErrChainHeight      = types.NewError(Name, 8, "block's chain height is not between its parent's and the current block")
+	// ErrNotAuthor and ErrSeveralEnclaves are no longer returned: the
+	// quorum of votes replaced the single-author rule for direct blocks.
+	// Kept so that their codes are never reused.
+	ErrNotAuthor       = types.NewError(Name, 6, "a direct block is confirmed only by its author")
+	ErrSeveralEnclaves = types.NewError(Name, 7, "direct blocks are confirmed only while the shard has one active enclave")
+	ErrChainHeight     = types.NewError(Name, 8, "block's chain height is not between its parent's and the current block")
+	// ErrAlreadyVoted: the sender's vote for this header is recorded and
+	// the header has no majority yet; a resubmission, refused by CheckTx.
+	ErrAlreadyVoted = types.NewError(Name, 9, "enclave already voted for this block")
+	// ErrEquivocation: the sender voted for another header of the same
+	// number (an enclave that forgot its block, e.g. rolled back); the
+	// first vote stands.
+	ErrEquivocation = types.NewError(Name, 10, "enclave voted for another header of this block number")
+	// ErrRegisteredLater: the sender was first registered after the
+	// block's chain height (and after the shard's earliest active
+	// enclave), so it got its state from a peer afterwards and is not in
+	// the block's voting set; the peers that are decide.
+	ErrRegisteredLater = types.NewError(Name, 11, "enclave was registered after the block's chain height and does not vote on it")
+	// ErrFutureBlock: a number beyond the next, whose predecessor is not
+	// confirmed yet (its votes are still coming); a worker keeps it and
+	// votes again later.
+	ErrFutureBlock = types.NewError(Name, 12, "block's predecessor is not confirmed yet")
 )
 
-// ConfirmSidechainBlock is the argument of confirm_sidechain_block: the
-// block's whole header, so the chain can check what it extends.
+// ConfirmSidechainBlock is the argument of confirm_sidechain_block, the
+// sender's vote for a header: the block's whole header, so the chain can
+// check what it extends and record it once a majority voted for it.
 type ConfirmSidechainBlock struct {
 	Header Header `cbor:"header"`
 }
@@ -55,18 +82,37 @@ type Confirmation struct {
 	ChainHeight   int64      `cbor:"chain_height" json:"chain_height"`
 	StateHash     types.Hash `cbor:"state_hash" json:"state_hash"`
 	UnshieldsRoot types.Hash `cbor:"unshields_root" json:"unshields_root"`
-	// Author is the header's (zero for a chain block); Enclave sent the
-	// confirmation.
+	// Author is the header's (zero for a chain block); Enclave cast the
+	// deciding vote.
 	Author  tx.Address `cbor:"author" json:"author"`
 	Enclave tx.Address `cbor:"enclave" json:"enclave"`
 	// ConfirmedHeight is the height of the chain block that carried it.
 	ConfirmedHeight uint64 `cbor:"confirmed_height" json:"confirmed_height"`
 }
 
+// Votes is the pending vote record of a shard's next block number: each
+// candidate header with the enclaves that voted for it. An enclave appears
+// at most once in a record (a second, different vote is ErrEquivocation),
+// so it holds no more voters than the registry has enclaves. It is deleted
+// when the number is confirmed.
+type Votes struct {
+	Shard      types.Hash  `cbor:"shard" json:"shard"`
+	Number     uint64      `cbor:"number" json:"number"`
+	Candidates []Candidate `cbor:"candidates" json:"candidates"`
+}
+
+// Candidate is a header hash and its voters, in the order they voted.
+// Voters that have since left the voting set stay listed but do not count.
+type Candidate struct {
+	HeaderHash types.Hash   `cbor:"header_hash" json:"header_hash"`
+	Voters     []tx.Address `cbor:"voters" json:"voters"`
+}
+
 // State keys.
 var (
 	keyShardPrefix = []byte(Name + "/s/")
 	keyBlockPrefix = []byte(Name + "/b/")
+	keyVotesPrefix = []byte(Name + "/v/")
 )
 
 // ShardKey is the state key of a shard's latest confirmation.
@@ -77,7 +123,13 @@ func BlockKey(shard types.Hash, number uint64) []byte {
 	return binary.BigEndian.AppendUint64(slices.Concat(keyBlockPrefix, shard[:]), number)
 }
 
-// Confirmed is a confirm_sidechain_block read from a block's events.
+// VotesKey is the state key of the pending votes of a shard's block
+// number.
+func VotesKey(shard types.Hash, number uint64) []byte {
+	return binary.BigEndian.AppendUint64(slices.Concat(keyVotesPrefix, shard[:]), number)
+}
+
+// Confirmed is a confirmation read from a block's events.
 type Confirmed struct {
 	Shard      types.Hash
 	Number     uint64

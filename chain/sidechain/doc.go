@@ -10,29 +10,42 @@
 //
 //	sidechain/s/<shard>                  Confirmation: the shard's latest
 //	sidechain/b/<shard><8-byte number>   Confirmation of block number
+//	sidechain/v/<shard><8-byte number>   Votes: pending votes of the next
+//	                                     number (deleted once confirmed)
 //
 // Queries: /sidechain/shard/<hex shard> (absent until the shard's first
-// confirmation), /sidechain/block/<hex shard>/<number>.
+// confirmation), /sidechain/block/<hex shard>/<number>,
+// /sidechain/votes/<hex shard>/<number> (absent when no vote is pending).
 //
 // Membership is the bridge's: the sender must be an Active teerex enclave
 // (registered, unexpired, allowed) whose MRENCLAVE serves the shard at the
 // current height (bridge.Shard.MRENCLAVEAt).
 //
-// One shard, one confirmed chain. A confirmation carries the whole header,
-// and the chain accepts only the next block: number latest+1 whose parent
-// is the latest confirmed header, at a chain height not before the
-// latest's. A second block of a confirmed number (a fork, for example of
-// an enclave whose host rolled its disk back) is refused
-// (ErrForkedBlock); the same block again is ErrAlreadyConfirmed, which
-// workers treat as done, since every enclave of a shard derives the same
-// chain blocks (Header.Direct false). A direct block is confirmed only from
-// its author, and only while no other active enclave of the measurement
-// was registered by the chain height the block sits at: direct calls are
-// not ordered among several workers, so such an enclave's chain blocks
-// could spend what the direct block spends (ErrSeveralEnclaves). An
-// enclave registered later joined from a later state and does not hold
-// the block back, so a registration racing an unconfirmed direct block
-// cannot freeze the shard.
+// One shard, one confirmed chain, decided by a quorum of its enclaves. A
+// confirm_sidechain_block is its sender's vote for a header, and carries
+// the whole header. Votes are taken only for the next block: number
+// latest+1 whose parent is the latest confirmed header, at a chain height
+// not before the latest's. A block's voting set is the enclaves of the
+// shard's measurement that are active now and were first registered at or
+// before the block's chain height: one registered later got its state from
+// a peer afterwards and may never vote for the block, so it does not count
+// (ErrRegisteredLater). A block from before the earliest active enclave
+// registered (calls before the shard's first enclave) is voted on by the
+// earliest ones. A header is confirmed by the vote that gives it
+// more than half of the voting set (the Confirmation names that voter); a
+// vote short of that is recorded (EventBlockVoted). Each enclave votes
+// once per number: the same vote again is ErrAlreadyVoted, another header
+// of the number ErrEquivocation. With one enclave its vote confirms at
+// once. Every enclave of a shard derives the same blocks (Raft orders the
+// direct calls among them, chain blocks have no author), so honest
+// enclaves vote alike; a lone enclave whose host rolled its state back
+// signs a fork that never reaches a majority, and a direct block taken by
+// one enclave outside that order is not confirmed either.
+//
+// A block of a confirmed number with another header (a fork) is refused
+// (ErrForkedBlock); the confirmed block again is ErrAlreadyConfirmed, which
+// workers treat as done. A number beyond the next is ErrFutureBlock, which
+// workers keep and send again once its predecessor is confirmed.
 //
 // Unshields are paid by the bridge (bridge.unshield_funds) only with a
 // Merkle proof into the UnshieldsRoot of a block confirmed here

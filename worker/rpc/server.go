@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/worker/internal/limit"
 	"github.com/integritee-go/integritee/worker/rpc/api"
 )
 
@@ -153,7 +154,7 @@ type Server struct {
 	b    Backend
 	opts Options
 	log  *slog.Logger
-	lim  *limiter
+	lim  *limit.Limiter
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -176,7 +177,7 @@ func New(b Backend, opts Options) *Server {
 	opts.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		b: b, opts: opts, log: opts.Logger, lim: newLimiter(opts.RateLimit, opts.RateBurst, opts.Now),
+		b: b, opts: opts, log: opts.Logger, lim: limit.New(opts.RateLimit, opts.RateBurst, opts.Now),
 		ctx: ctx, cancel: cancel, queue: make(chan *job, opts.QueueSize), getters: make(chan *getterJob, opts.GetterQueueSize),
 		waiting: map[uint64][]*subscription{}, sessions: map[*session]struct{}{},
 	}
@@ -477,7 +478,7 @@ func (s *Server) splitMessage(msg []byte) ([]json.RawMessage, bool, *api.Error) 
 // beyond the one its arrival took: each request of a batch costs the
 // enclave as much as a request alone.
 func (s *Server) charge(ip string, n int) *api.Error {
-	if n > 1 && !s.lim.allow(ip, n-1) {
+	if n > 1 && !s.lim.Allow(ip, n-1) {
 		return errorf(api.CodeRateLimited, "rate limit exceeded: a batch of %d requests needs %d tokens", n, n)
 	}
 	return nil
@@ -590,7 +591,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// One token before the body is read, the rest once the batch is
 	// counted (charge).
-	if !s.lim.allow(ip, 1) {
+	if !s.lim.Allow(ip, 1) {
 		writeError(w, http.StatusTooManyRequests, errorf(api.CodeRateLimited, "rate limit exceeded"))
 		return
 	}

@@ -41,11 +41,11 @@ type subscription struct {
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, ip string) {
-	if !s.lim.open(ip, s.opts.MaxConnsPerIP) {
+	if !s.lim.Acquire(ip, s.opts.MaxConnsPerIP) {
 		writeError(w, http.StatusTooManyRequests, errorf(api.CodeRateLimited, "too many connections"))
 		return
 	}
-	defer s.lim.close(ip)
+	defer s.lim.Release(ip)
 	conn, err := websocket.Accept(w, r, nil)
 	if err != nil {
 		return // Accept answered the client
@@ -92,7 +92,7 @@ func (ss *session) readLoop(ip string) {
 			return
 		}
 		ss.touch()
-		if !s.lim.allow(ip, 1) {
+		if !s.lim.Allow(ip, 1) {
 			ss.send(errResponse(nil, errorf(api.CodeRateLimited, "rate limit exceeded")))
 			continue
 		}

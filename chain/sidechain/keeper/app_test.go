@@ -2,6 +2,7 @@ package keeper_test
 
 import (
 	"crypto/sha256"
+	"reflect"
 	"testing"
 
 	"github.com/integritee-go/integritee/chain/accounts"
@@ -72,6 +73,43 @@ func TestAppWiring(t *testing.T) {
 	if c.QueryProved("/sidechain/block/"+shard.String()+"/2", &none) {
 		t.Fatalf("block 2 recorded: %+v", none)
 	}
+}
+
+// TestAppVotes: with two enclaves, a first vote is recorded (and queried
+// with a proof), its repeat is refused by CheckTx, and the second vote
+// confirms the block and removes the pending record.
+func TestAppVotes(t *testing.T) {
+	c := newAppChain(t)
+	shard := measurement("v1")
+	c.OKBlock(c.SignDev("Dave", registration(t, c, "Dave", shard)), c.SignDev("Eve", registration(t, c, "Eve", shard)))
+	b1 := first(shard, 1, 1)
+	conf := confirmCall(t, b1)
+	c.OKBlock(c.SignDev("Dave", conf))
+
+	votesPath := "/sidechain/votes/" + shard.String() + "/1"
+	var v sidechain.Votes
+	want := sidechain.Votes{Shard: shard, Number: 1, Candidates: []sidechain.Candidate{{HeaderHash: hashOf(t, b1), Voters: []tx.Address{dave}}}}
+	if !c.QueryProved(votesPath, &v) || !reflect.DeepEqual(v, want) {
+		t.Fatalf("%s: %+v, want %+v", votesPath, v, want)
+	}
+	var none sidechain.Confirmation
+	if c.QueryProved("/sidechain/block/"+shard.String()+"/1", &none) {
+		t.Fatalf("one vote of two confirmed block 1: %+v", none)
+	}
+	res := c.CheckTx(c.SignDev("Dave", conf))
+	wantCode(t, res.Codespace, res.Code, res.Log, sidechain.ErrAlreadyVoted)
+	c.Nonces[dave]-- // a refused CheckTx consumes no nonce
+
+	c.OKBlock(c.SignDev("Eve", conf))
+	var got sidechain.Confirmation
+	if !c.QueryProved("/sidechain/block/"+shard.String()+"/1", &got) || got.HeaderHash != hashOf(t, b1) || got.Enclave != eve {
+		t.Fatalf("block 1: %+v", got)
+	}
+	if c.QueryProved(votesPath, &v) {
+		t.Fatalf("pending votes left after the confirmation: %+v", v)
+	}
+	res = c.CheckTx(c.SignDev("Dave", conf))
+	wantCode(t, res.Codespace, res.Code, res.Log, sidechain.ErrAlreadyConfirmed)
 }
 
 // The rollback attack at chain level (issue 8, attack 3). Dave's block 1

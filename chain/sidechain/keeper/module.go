@@ -4,8 +4,10 @@
 package keeper
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -18,11 +20,11 @@ import (
 	"github.com/integritee-go/integritee/chain/types"
 )
 
-// Registry reports whether an enclave may act, and how many of a
-// measurement may, up to a limit (teerexkeeper.Keeper).
+// Registry reports whether an enclave may act, and which enclaves of a
+// measurement vote on a block (teerexkeeper.Keeper).
 type Registry interface {
 	Active(r store.Reader, signer tx.Address, now time.Time) (teerex.Enclave, error)
-	OtherActiveOf(r store.Reader, m types.Hash, except tx.Address, registeredBy int64, now time.Time) (bool, error)
+	ActiveOf(r store.Reader, m types.Hash, now time.Time) ([]teerex.Enclave, error)
 }
 
 // Shards returns a shard's record, with the measurement serving it
@@ -93,10 +95,27 @@ func (m *Module) Block(r store.Reader, shard types.Hash, number uint64) (sidecha
 	return c, ok, err
 }
 
+// Votes returns the pending votes of a shard's block number, if any.
+func (m *Module) Votes(r store.Reader, shard types.Hash, number uint64) (sidechain.Votes, bool, error) {
+	var v sidechain.Votes
+	ok, err := runtime.Get(r, sidechain.VotesKey(shard, number), &v)
+	if err == nil && ok && (v.Shard != shard || v.Number != number) {
+		return v, false, fmt.Errorf("%w: votes of %s/%d name %s/%d", sidechain.ErrCorruptShardRecord, shard, number, v.Shard, v.Number)
+	}
+	return v, ok, err
+}
+
 // height is the current block height; genesis and block heights are
 // positive.
 func height(ctx *runtime.Context) uint64 { return uint64(max(ctx.Height, 0)) }
 
+// confirm records the sender's vote for a header of the shard's next
+// block and confirms the header once a strict majority of the block's
+// voting set voted for it. The voting set is the enclaves of the shard's
+// measurement that are active now and were first registered by the
+// block's chain height: they all derive the same blocks (Raft orders
+// their direct calls), while a lone enclave whose host rolled it back
+// cannot get its fork confirmed without the others.
 func (m *Module) confirm(ctx *runtime.Context, msg *sidechain.ConfirmSidechainBlock) error {
 	h := &msg.Header
 	e, err := m.registry.Active(ctx.Store, ctx.Sender, ctx.Time)
@@ -139,32 +158,70 @@ func (m *Module) confirm(ctx *runtime.Context, msg *sidechain.ConfirmSidechainBl
 	if seen {
 		parent, next, minHeight = latest.HeaderHash, latest.Number+1, latest.ChainHeight
 	}
-	if h.Number != next || h.ParentHash != parent {
+	// Votes are taken for the next number only, so that a shard has one
+	// pending record at a time. A later number is not refused for good:
+	// its voter keeps it until the predecessor's votes are in.
+	if h.Number > next {
+		return fmt.Errorf("%w: block %d, the next is %d", sidechain.ErrFutureBlock, h.Number, next)
+	}
+	if h.ParentHash != parent {
 		return fmt.Errorf("%w: block %d with parent %s, the next is %d with parent %s", sidechain.ErrForkedBlock, h.Number, h.ParentHash, next, parent)
 	}
 	// A block applies chain blocks that are committed, in chain order.
 	if h.ChainHeight < minHeight || h.ChainHeight >= ctx.Height {
 		return fmt.Errorf("%w: %d, parent's %d, current block %d", sidechain.ErrChainHeight, h.ChainHeight, minHeight, ctx.Height)
 	}
-	if h.Direct() {
-		if h.Author != ctx.Sender {
-			return fmt.Errorf("%w: author %s, sender %s", sidechain.ErrNotAuthor, h.Author, ctx.Sender)
+	members, err := m.voters(ctx, measurement, h.ChainHeight)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(members, ctx.Sender) {
+		return fmt.Errorf("%w: %s registered at %d, block %d sits at chain height %d", sidechain.ErrRegisteredLater, ctx.Sender, e.RegisteredHeight, h.Number, h.ChainHeight)
+	}
+	v, _, err := m.Votes(ctx.Store, h.Shard, h.Number)
+	if err != nil {
+		return err
+	}
+	v.Shard, v.Number = h.Shard, h.Number
+	cand, repeat := -1, false
+	for i, c := range v.Candidates {
+		if c.HeaderHash == hash {
+			cand = i
 		}
-		// Another active enclave of the measurement that was registered
-		// by the chain height this block sits at may have applied the
-		// chain's calls to a state without this block: refuse. One that
-		// registered later joined after it (provisioned from a later
-		// state), so it cannot hold this block back: a registration
-		// racing an unconfirmed direct block would otherwise freeze the
-		// shard, since every later block of its author builds on it.
-		other, err := m.registry.OtherActiveOf(ctx.Store, measurement, h.Author, h.ChainHeight, ctx.Time)
-		if err != nil {
-			return err
-		}
-		if other {
-			return fmt.Errorf("%w: another active enclave of %s was registered by chain height %d", sidechain.ErrSeveralEnclaves, measurement, h.ChainHeight)
+		if slices.Contains(c.Voters, ctx.Sender) {
+			if c.HeaderHash != hash {
+				return fmt.Errorf("%w: %s voted for %s at block %d, now %s", sidechain.ErrEquivocation, ctx.Sender, c.HeaderHash, h.Number, hash)
+			}
+			repeat = true
 		}
 	}
+	if cand < 0 {
+		v.Candidates = append(v.Candidates, sidechain.Candidate{HeaderHash: hash})
+		cand = len(v.Candidates) - 1
+	}
+	if !repeat {
+		v.Candidates[cand].Voters = append(v.Candidates[cand].Voters, ctx.Sender)
+	}
+	votes := 0
+	for _, a := range v.Candidates[cand].Voters {
+		if slices.Contains(members, a) {
+			votes++
+		}
+	}
+	needed := len(members)/2 + 1
+	if votes < needed {
+		if repeat {
+			return fmt.Errorf("%w: %s, block %d %s has %d of %d votes", sidechain.ErrAlreadyVoted, ctx.Sender, h.Number, hash, votes, needed)
+		}
+		if err := runtime.Put(ctx.Store, sidechain.VotesKey(h.Shard, h.Number), v); err != nil {
+			return err
+		}
+		ctx.Emit(sidechain.EventBlockVoted, "shard", h.Shard.String(), "number", strconv.FormatUint(h.Number, 10),
+			"header_hash", hash.String(), "enclave", ctx.Sender.String(), "votes", strconv.Itoa(votes), "needed", strconv.Itoa(needed))
+		return nil
+	}
+	// A majority (a repeated vote reaches one only if members left since:
+	// it is then what confirms the block rather than a refusal).
 	c := sidechain.Confirmation{
 		Shard: h.Shard, Number: h.Number, HeaderHash: hash, ChainHeight: h.ChainHeight, StateHash: h.StateHash,
 		UnshieldsRoot: h.UnshieldsRoot, Author: h.Author, Enclave: ctx.Sender, ConfirmedHeight: height(ctx),
@@ -175,9 +232,38 @@ func (m *Module) confirm(ctx *runtime.Context, msg *sidechain.ConfirmSidechainBl
 	if err := runtime.Put(ctx.Store, sidechain.BlockKey(h.Shard, h.Number), c); err != nil {
 		return err
 	}
+	ctx.Store.Delete(sidechain.VotesKey(h.Shard, h.Number))
 	ctx.Emit(sidechain.EventBlockConfirmed, "shard", h.Shard.String(), "number", strconv.FormatUint(h.Number, 10),
 		"header_hash", hash.String(), "enclave", ctx.Sender.String())
 	return nil
+}
+
+// voters returns the voting set of a block of measurement m at chain
+// height chainHeight: the active enclaves of m first registered at or
+// before it. An enclave registered later got its state from a peer
+// afterwards: it may never vote for the block (its checkpoint may hold it
+// already), so counting it could freeze the shard. A block from before the
+// earliest active enclave registered (the shard's calls before its first
+// enclave, or after all its voters left) is voted on by the earliest ones,
+// or it could never be confirmed. The registry is read whole on every vote
+// (bounded by its size): membership changes between votes, and only votes
+// of current members count.
+func (m *Module) voters(ctx *runtime.Context, measurement types.Hash, chainHeight int64) ([]tx.Address, error) {
+	active, err := m.registry.ActiveOf(ctx.Store, measurement, ctx.Time)
+	if err != nil || len(active) == 0 {
+		return nil, err
+	}
+	by := chainHeight
+	if first := slices.MinFunc(active, func(a, b teerex.Enclave) int { return cmp.Compare(a.RegisteredHeight, b.RegisteredHeight) }); first.RegisteredHeight > by {
+		by = first.RegisteredHeight
+	}
+	var out []tx.Address
+	for _, e := range active {
+		if e.RegisteredHeight <= by {
+			out = append(out, e.Signer)
+		}
+	}
+	return out, nil
 }
 
 // UnshieldsRoot returns the unshields root of a confirmed block of the
@@ -196,7 +282,7 @@ func (m *Module) UnshieldsRoot(r store.Reader, shard types.Hash, number uint64) 
 
 // QueryKey implements runtime.Module.
 func (*Module) QueryKey(path []string) ([]byte, error) {
-	bad := errors.New("query path: want /sidechain/shard/<hex shard> or /sidechain/block/<hex shard>/<number>")
+	bad := errors.New("query path: want /sidechain/shard/<hex shard>, /sidechain/block/<hex shard>/<number> or /sidechain/votes/<hex shard>/<number>")
 	if len(path) < 2 {
 		return nil, bad
 	}
@@ -207,10 +293,13 @@ func (*Module) QueryKey(path []string) ([]byte, error) {
 	switch {
 	case path[0] == "shard" && len(path) == 2:
 		return sidechain.ShardKey(shard), nil
-	case path[0] == "block" && len(path) == 3:
+	case (path[0] == "block" || path[0] == "votes") && len(path) == 3:
 		n, err := strconv.ParseUint(path[2], 10, 64)
 		if err != nil {
 			return nil, fmt.Errorf("query path: number: %w", err)
+		}
+		if path[0] == "votes" {
+			return sidechain.VotesKey(shard, n), nil
 		}
 		return sidechain.BlockKey(shard, n), nil
 	}

@@ -24,17 +24,20 @@ func TestConfirmSidechainBlock(t *testing.T) {
 	c := newChain(t)
 	shard := measurement("v1")
 	c.Register(dave, shard)
-	c.Register(eve, shard)
 	c.Register(ferd, measurement("other release"))
 	b1 := first(shard, 9, 1)
 	b1.CallsRoot, b1.UnshieldsRoot, b1.Timestamp = types.Hash{0xca}, types.Hash{0xee}, 1_700_000_000_000
 
-	// A shard without confirmations accepts only block 1 with no parent.
-	for name, h := range map[string]sidechain.Header{
-		"block 2 first":         child(t, b1, 9, 2),
-		"block 1 with a parent": withParent(b1, types.Hash{1}),
+	// A shard without confirmations takes votes only for block 1 with no
+	// parent; a later number waits for its predecessor.
+	for name, tc := range map[string]struct {
+		h    sidechain.Header
+		want error
+	}{
+		"block 2 first":         {child(t, b1, 9, 2), sidechain.ErrFutureBlock},
+		"block 1 with a parent": {withParent(b1, types.Hash{1}), sidechain.ErrForkedBlock},
 	} {
-		t.Run(name, func(t *testing.T) { rejected(t, c.confirm(dave, h), sidechain.ErrForkedBlock) })
+		t.Run(name, func(t *testing.T) { rejected(t, c.confirm(dave, tc.h), tc.want) })
 	}
 
 	r := c.confirm(dave, b1)
@@ -53,7 +56,9 @@ func TestConfirmSidechainBlock(t *testing.T) {
 		t.Fatalf("latest %+v, want %+v", l, want)
 	}
 
+	// Eve joins the shard after block 1 and block 2's chain height.
 	c.Next(time.Second)
+	c.Register(eve, shard)
 	b2 := child(t, b1, 10, 2)
 	tests := []struct {
 		name   string
@@ -67,7 +72,8 @@ func TestConfirmSidechainBlock(t *testing.T) {
 		// another state.
 		{"another block 1", dave, first(shard, 9, 0x66), []error{sidechain.ErrForkedBlock}},
 		{"another block 1 by the other enclave", eve, first(shard, 8, 1), []error{sidechain.ErrForkedBlock}},
-		{"gap", dave, child(t, b2, 10, 3), []error{sidechain.ErrForkedBlock}},
+		{"gap", dave, child(t, b2, 10, 3), []error{sidechain.ErrFutureBlock}},
+		{"registered after the block's chain height", eve, b2, []error{sidechain.ErrRegisteredLater}},
 		{"wrong parent", dave, withParent(b2, types.Hash{9}), []error{sidechain.ErrForkedBlock}},
 		{"parent's parent", dave, withParent(b2, types.Hash{}), []error{sidechain.ErrForkedBlock}},
 		{"number zero", dave, sidechain.Header{Shard: shard}, []error{types.ErrMalformedCall}},
@@ -89,19 +95,31 @@ func TestConfirmSidechainBlock(t *testing.T) {
 		t.Fatalf("block 2 before its confirmation: %v %v", ok, err)
 	}
 
-	// The other enclave of the shard extends the chain.
-	wantErr(t, c.confirm(eve, b2).Err)
-	if l := c.latest(shard); l.Number != 2 || l.HeaderHash != hashOf(t, b2) || l.Enclave != eve || l.ConfirmedHeight != 11 {
+	// Eve does not hold block 2 back: Dave's vote confirms it alone.
+	wantErr(t, c.confirm(dave, b2).Err)
+	if l := c.latest(shard); l.Number != 2 || l.HeaderHash != hashOf(t, b2) || l.Enclave != dave || l.ConfirmedHeight != 11 {
 		t.Fatalf("latest %+v", l)
 	}
 	if b, _, _ := c.sidechain.Block(c.KV, shard, 1); b != want {
 		t.Fatalf("block 1 changed to %+v", b)
 	}
+	// Block 3 sits after her registration: it takes both votes, and the
+	// deciding one is recorded.
+	c.Next(time.Second)
+	b3 := child(t, b2, 11, 3)
+	wantErr(t, c.confirm(eve, b3).Err)
+	if l := c.latest(shard); l.Number != 2 {
+		t.Fatalf("one vote of two confirmed block 3: %+v", l)
+	}
+	wantErr(t, c.confirm(dave, b3).Err)
+	if l := c.latest(shard); l.Number != 3 || l.HeaderHash != hashOf(t, b3) || l.Enclave != dave {
+		t.Fatalf("latest %+v", l)
+	}
 
 	// Shards have their own chains.
 	other := measurement("other release")
 	wantErr(t, c.confirm(ferd, first(other, 10, 1)).Err)
-	if l := c.latest(shard); l.Number != 2 {
+	if l := c.latest(shard); l.Number != 3 {
 		t.Fatalf("another shard's confirmation moved this one to %d", l.Number)
 	}
 }
@@ -161,92 +179,47 @@ func TestChainHeightBounds(t *testing.T) {
 	}
 }
 
-// A direct block is confirmed only by its author, and only while no other
-// active enclave of the measurement was registered by the chain height the
-// block sits at: direct calls are not ordered among workers, so such an
-// enclave's chain blocks could spend what a direct block spends. Once the
-// other enclave is gone, direct blocks are accepted again. An enclave that
-// registers after a direct block's chain height (a registration racing an
-// unconfirmed direct block) does not hold it back: before, it froze the
-// shard for good, since every later block builds on the refused one.
+// A direct block takes the same quorum as a chain block (the single-author
+// rule, ErrNotAuthor and ErrSeveralEnclaves, is gone): every enclave of the
+// shard derives it from the Raft log, so any voter may vote for it, and
+// the confirmation keeps its author. While the shard has one voter, its
+// author's vote confirms it at once; an enclave that registers after the
+// block's chain height (a registration racing an unconfirmed direct block)
+// does not hold it back, or the shard would freeze, since every later
+// block builds on it.
 func TestDirectBlocks(t *testing.T) {
-	shard := measurement("v1")
-	for _, tc := range []struct {
-		name string
-		drop func(c *chain) // makes Eve inactive
-		// raceAccepted: Eve's registration after the block's chain height
-		// is new (true) or a renewal keeping her first height (false).
-		raceAccepted bool
-	}{
-		{"unregistered", func(c *chain) { c.unregister(eve) }, true},
-		// Eve registered 12 hours before Dave, so she expires first.
-		{"expired", func(c *chain) { c.Next(12*time.Hour + time.Second) }, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := newChain(t)
-			c.Register(eve, shard)
-			c.Next(12 * time.Hour)
-			c.Register(dave, shard)
-			// An enclave of another measurement does not count.
-			c.Register(ferd, measurement("other release"))
-			c.Next(time.Second)
-			top := c.Ctx.Height - 1 // after both registrations
-			d1 := direct(first(shard, top, 1), dave)
-
-			rejected(t, c.confirm(eve, d1), sidechain.ErrNotAuthor)
-			rejected(t, c.confirm(dave, d1), sidechain.ErrSeveralEnclaves)
-			rejected(t, c.confirm(dave, direct(first(shard, top, 1), eve)), sidechain.ErrNotAuthor)
-
-			tc.drop(c)
-			rejected(t, c.confirm(dave, direct(first(shard, top, 1), ferd)), sidechain.ErrNotAuthor)
-			wantErr(t, c.confirm(dave, d1).Err)
-			if l := c.latest(shard); l.Number != 1 || l.Author != dave || l.Enclave != dave || l.HeaderHash != hashOf(t, d1) {
-				t.Fatalf("latest %+v", l)
-			}
-			// A chain block may follow a direct one.
-			b2 := child(t, d1, top, 2)
-			wantErr(t, c.confirm(dave, b2).Err)
-
-			// Eve registers again. A direct block that sits before her
-			// registration is confirmed if her registration is new...
-			c.Next(time.Second)
-			reg := c.Ctx.Height
-			c.Register(eve, shard)
-			c.Next(time.Second)
-			d3 := direct(child(t, b2, top, 3), dave)
-			if !tc.raceAccepted {
-				rejected(t, c.confirm(dave, d3), sidechain.ErrSeveralEnclaves)
-				return
-			}
-			wantErr(t, c.confirm(dave, d3).Err)
-			// ...and one at or after it is refused.
-			rejected(t, c.confirm(dave, direct(child(t, d3, reg, 4), dave)), sidechain.ErrSeveralEnclaves)
-		})
-	}
-}
-
-// Every enclave of a shard derives the same chain block: either may
-// confirm it, and the other's identical confirmation is ErrAlreadyConfirmed
-// and changes nothing.
-func TestChainBlockFromEitherEnclave(t *testing.T) {
 	c := newChain(t)
 	shard := measurement("v1")
 	c.Register(dave, shard)
 	c.Register(eve, shard)
-	b1 := first(shard, 9, 1)
-	wantErr(t, c.confirm(dave, b1).Err)
-	want := c.latest(shard)
-	rejected(t, c.confirm(eve, b1), sidechain.ErrAlreadyConfirmed)
-	if l := c.latest(shard); l != want || l.Enclave != dave {
-		t.Fatalf("latest %+v, want %+v", l, want)
-	}
 	c.Next(time.Second)
-	b2 := child(t, b1, 10, 2)
-	wantErr(t, c.confirm(eve, b2).Err)
-	want = c.latest(shard)
-	rejected(t, c.confirm(dave, b2), sidechain.ErrAlreadyConfirmed)
-	if l := c.latest(shard); l != want || l.Number != 2 || l.Enclave != eve {
-		t.Fatalf("latest %+v, want %+v", l, want)
+	d1 := direct(first(shard, 10, 1), dave)
+	wantErr(t, c.confirm(dave, d1).Err)
+	if l := c.latest(shard); l.Number != 0 {
+		t.Fatalf("the author's vote alone confirmed a block of two voters: %+v", l)
+	}
+	wantErr(t, c.confirm(eve, d1).Err)
+	if l := c.latest(shard); l.Number != 1 || l.Author != dave || l.Enclave != eve || l.HeaderHash != hashOf(t, d1) {
+		t.Fatalf("latest %+v", l)
+	}
+
+	// Eve leaves: Dave is the only voter again.
+	c.unregister(eve)
+	c.Next(time.Second)
+	d2 := direct(child(t, d1, 11, 2), dave)
+	wantErr(t, c.confirm(dave, d2).Err)
+	if l := c.latest(shard); l.Number != 2 || l.Enclave != dave {
+		t.Fatalf("latest %+v", l)
+	}
+	// Eve registers anew after block 3's chain height: she does not
+	// count for it.
+	d3 := direct(child(t, d2, 11, 3), dave)
+	c.Register(eve, shard)
+	c.Next(time.Second)
+	rejected(t, c.confirm(eve, d3), sidechain.ErrRegisteredLater)
+	wantErr(t, c.confirm(dave, d3).Err)
+	if l := c.latest(shard); l.Number != 3 {
+		t.Fatalf("latest %+v", l)
 	}
 }
 
@@ -453,6 +426,9 @@ func TestQueryKey(t *testing.T) {
 	}{
 		{"shard/" + shard.String(), sidechain.ShardKey(shard)},
 		{"block/" + shard.String() + "/42", sidechain.BlockKey(shard, 42)},
+		{"votes/" + shard.String() + "/42", sidechain.VotesKey(shard, 42)},
+		{"votes/" + shard.String(), nil},
+		{"votes/" + shard.String() + "/x", nil},
 		{"shard", nil},
 		{"shard/zz", nil},
 		{"block/" + shard.String(), nil},
@@ -473,8 +449,9 @@ func TestQueryKey(t *testing.T) {
 			}
 		})
 	}
-	if string(sidechain.BlockKey(shard, 1)) == string(sidechain.BlockKey(shard, 256)) {
-		t.Fatal("block keys collide")
+	if string(sidechain.BlockKey(shard, 1)) == string(sidechain.BlockKey(shard, 256)) ||
+		string(sidechain.BlockKey(shard, 1)) == string(sidechain.VotesKey(shard, 1)) {
+		t.Fatal("keys collide")
 	}
 }
 

@@ -141,29 +141,22 @@ func (k Keeper) CountActiveOf(r store.Reader, m types.Hash, now time.Time, limit
 	return n, err
 }
 
-// OtherActiveOf reports whether an active enclave of measurement m other
-// than except was first registered at or before height registeredBy: one
-// that may hold a shard state made without except's latest direct block.
-// (An enclave registered later got its state after that point, from a
-// provider, so it does not contend for it.)
-func (k Keeper) OtherActiveOf(r store.Reader, m types.Hash, except tx.Address, registeredBy int64, now time.Time) (bool, error) {
-	found := false
+// ActiveOf returns the registrations with measurement m that are Active
+// at now, in slot order: the sidechain's voters are drawn from them. It
+// reads every registration of m, so its cost is bounded by the registry.
+func (k Keeper) ActiveOf(r store.Reader, m types.Hash, now time.Time) ([]teerex.Enclave, error) {
+	var out []teerex.Enclave
 	err := k.EachEnclaveOf(r, m, func(s tx.Address) (bool, error) {
-		if s == except {
-			return true, nil
-		}
 		e, err := k.Active(r, s, now)
 		switch {
 		case err == nil:
-			if e.RegisteredHeight <= registeredBy {
-				found = true
-			}
+			out = append(out, e)
 		case !errors.As(err, new(*types.Error)):
 			return false, err
 		}
-		return !found, nil
+		return true, nil
 	})
-	return found, err
+	return out, err
 }
 
 // Verify verifies evidence under the stored policy's roots and collateral
