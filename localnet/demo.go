@@ -20,7 +20,6 @@ import (
 	"github.com/integritee-go/integritee/client/trusted"
 	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/stf"
-	"github.com/integritee-go/integritee/worker/rpc/api"
 )
 
 // ErrDemo means a check of the demo failed; the error says which.
@@ -48,9 +47,9 @@ const DemoTimeout = 3 * time.Minute
 // Alice's and Bob's public balances changed by the amounts and the exact
 // fees, the shard's vault by what stayed shielded; every enclave's latest
 // confirmation on chain has the same state hash and the chain recorded no
-// divergence. With several workers a direct call is refused by each
-// (api.CodeSeveralWorkers); with one, a direct transfer is executed by
-// the worker's JSON-RPC in a shard block that is then confirmed on chain.
+// divergence. Then a direct transfer goes to each worker's JSON-RPC in
+// turn: executed in a shard block, shown by every worker, confirmed on
+// chain.
 //
 // Amounts are checked as changes, so the demo also passes on a network
 // that ran it before (a reused Dir). It waits on the chain's and the
@@ -110,17 +109,12 @@ func (d *demo) run(ctx context.Context) error {
 		{"transfer", d.transfer},
 		{"unshield", d.unshield},
 	}
-	if len(d.n.workers) > 1 {
-		steps = append(steps, demoStep{"direct refused", d.directRefused})
-	}
 	steps = append(steps,
 		demoStep{"private balances", d.privateBalances},
 		demoStep{"public balances", d.publicBalances},
 		demoStep{"confirmations", d.confirmations},
+		demoStep{"direct transfers", d.directTransfers},
 	)
-	if len(d.n.workers) == 1 {
-		steps = append(steps, demoStep{"direct transfer", d.directTransfer})
-	}
 	for _, s := range steps {
 		msg, err := s.run(ctx)
 		if err != nil {
@@ -267,22 +261,6 @@ func (d *demo) unshield(ctx context.Context) (string, error) {
 	return fmt.Sprintf("Bob//incognito -> Bob %s, indirect (invoke in block %d, fee %s paid by Bob; paid out by block %d)", commas(DemoUnshield), sub.Height, commas(fee), d.paidAt), nil
 }
 
-// directRefused sends a direct transfer to every worker: each must refuse
-// it (several enclaves serve the shard); the balances checked next show
-// that nothing changed.
-func (d *demo) directRefused(ctx context.Context) (string, error) {
-	var msg string
-	for i, tc := range d.tcs {
-		_, err := tc.Transfer(ctx, d.aliceI, addrOf(d.bobI), 1)
-		var re *api.Error
-		if !errors.As(err, &re) || re.Code != api.CodeSeveralWorkers {
-			return "", fmt.Errorf("worker %d answered a direct transfer with %v, want error %d", i, err, api.CodeSeveralWorkers)
-		}
-		msg, _, _ = strings.Cut(re.Message, " (")
-	}
-	return fmt.Sprintf("by all %d workers, error %d: %q", len(d.tcs), api.CodeSeveralWorkers, msg), nil
-}
-
 func (d *demo) privateBalances(ctx context.Context) (string, error) {
 	var parts []string
 	for i, tc := range d.tcs {
@@ -369,43 +347,59 @@ func (d *demo) confirmations(ctx context.Context) (string, error) {
 	return line + "; 0 divergences on chain", nil
 }
 
-// directTransfer sends a transfer straight to the single worker's
-// JSON-RPC: it comes back executed in a shard block, which the chain then
-// confirms with the header hash the client verified.
-func (d *demo) directTransfer(ctx context.Context) (string, error) {
-	r, err := d.tcs[0].Transfer(ctx, d.aliceI, addrOf(d.bobI), DemoDirect)
-	if err != nil {
-		return "", err
-	}
-	if !r.Success {
-		return "", fmt.Errorf("the enclave executed it unsuccessfully: %s", r.Error)
-	}
-	d.wantA -= DemoDirect
-	d.wantB += DemoDirect
-	a, b, err := d.balances(ctx, d.tcs[0])
-	if err != nil {
-		return "", err
-	}
-	if a != d.wantA || b != d.wantB {
-		return "", fmt.Errorf("balances of Alice//incognito %s and Bob//incognito %s, want %s and %s", commas(a), commas(b), commas(d.wantA), commas(d.wantB))
-	}
-	var confirmedAt uint64
-	err = poll(ctx, fmt.Sprintf("shard block %d confirmed on chain", r.Block.Number), func() (bool, error) {
-		c, _, err := d.c.SidechainBlock(ctx, d.shard, r.Block.Number)
-		if err != nil || c == nil {
-			return false, err
+// directTransfers sends a transfer straight to each worker's JSON-RPC in
+// turn: each comes back executed in a shard block, every other worker
+// shows its effect (the shard's enclaves ordered it in one log), and the
+// chain confirms the block with the header hash the client verified.
+func (d *demo) directTransfers(ctx context.Context) (string, error) {
+	// A worker provisioned a moment ago joins the shard's group once the
+	// leader saw its registration.
+	if err := poll(ctx, "every worker in the shard's group", func() (bool, error) {
+		for _, tc := range d.tcs {
+			if h, err := tc.Health(ctx); err != nil || h.Leader == "" || h.Voters != len(d.tcs) {
+				return false, nil
+			}
 		}
-		if c.HeaderHash != r.HeaderHash {
-			return false, fmt.Errorf("chain confirmed shard block %d with header %s, the worker executed it in %s", r.Block.Number, c.HeaderHash, r.HeaderHash)
-		}
-		confirmedAt = c.ConfirmedHeight
 		return true, nil
-	})
-	if err != nil {
+	}); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("Alice//incognito -> Bob//incognito %s via the worker's JSON-RPC: executed in shard block %d (on chain height %d), confirmed on chain at height %d; balances now %s / %s",
-		commas(DemoDirect), r.Block.Number, r.Block.ChainHeight, confirmedAt, commas(a), commas(b)), nil
+	var lines []string
+	for i, tc := range d.tcs {
+		r, err := tc.Transfer(ctx, d.aliceI, addrOf(d.bobI), DemoDirect)
+		if err != nil {
+			return "", fmt.Errorf("worker %d: %w", i, err)
+		}
+		if !r.Success {
+			return "", fmt.Errorf("worker %d executed it unsuccessfully: %s", i, r.Error)
+		}
+		d.wantA -= DemoDirect
+		d.wantB += DemoDirect
+		if err := poll(ctx, "every worker shows the direct transfer", func() (bool, error) {
+			return d.expectBalances(ctx) == nil, nil
+		}); err != nil {
+			return "", fmt.Errorf("after the transfer to worker %d: %w", i, d.expectBalances(ctx))
+		}
+		var confirmedAt uint64
+		err = poll(ctx, fmt.Sprintf("shard block %d confirmed on chain", r.Block.Number), func() (bool, error) {
+			c, _, err := d.c.SidechainBlock(ctx, d.shard, r.Block.Number)
+			if err != nil || c == nil {
+				return false, err
+			}
+			if c.HeaderHash != r.HeaderHash {
+				return false, fmt.Errorf("chain confirmed shard block %d with header %s, worker %d executed it in %s", r.Block.Number, c.HeaderHash, i, r.HeaderHash)
+			}
+			confirmedAt = c.ConfirmedHeight
+			return true, nil
+		})
+		if err != nil {
+			return "", err
+		}
+		lines = append(lines, fmt.Sprintf("%s to worker %d: executed in shard block %d, confirmed on chain at height %d",
+			commas(DemoDirect), i, r.Block.Number, confirmedAt))
+	}
+	return fmt.Sprintf("Alice//incognito -> Bob//incognito via each worker's JSON-RPC, every worker agrees:\n%s\nbalances now %s / %s",
+		strings.Join(lines, "\n"), commas(d.wantA), commas(d.wantB)), nil
 }
 
 // invoke sends call, signed by the incognito key, encrypted inside a

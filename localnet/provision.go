@@ -18,13 +18,10 @@ import (
 // through its registered URL (worker/provision.go), so all workers of the
 // localnet serve one shard redundantly.
 //
-// Indirect calls are ordered by the chain, so every worker applies them
-// alike. Direct calls (worker RPC) would reach only the worker they are
-// sent to, and the others cannot follow them yet (that needs the
-// sidechain's block production order, a later milestone): so from the
-// moment a second worker is provisioned, every worker of the shard
-// refuses direct calls (worker.CodeSeveralWorkers); the state they had
-// accepted until then is in the new worker's snapshot.
+// The new worker's enclave joins the shard's Raft group once the leader
+// saw its registration (docs/sidechain.md); from then on it takes direct
+// calls like the others, and every worker applies every call, direct or
+// indirect, in one order.
 func (n *Net) AddWorker(ctx context.Context) (*Worker, error) {
 	i, cfg := len(n.workers), n.cfg
 	listen := "127.0.0.1:0"

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/chain/sidechain"
+	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/worker/rpc"
@@ -17,118 +18,27 @@ import (
 
 // Direct invocation. The JSON-RPC server (package worker/rpc) batches the
 // clients' encrypted calls; directBackend passes each batch to the enclave
-// in one SubmitCalls and persists the resulting shard block before the
-// server may tell anyone "executed" (protocol.SubmitCalls' host duties).
-// Like a chain block, a batch is one supervisor.Apply, so the state
-// changes only by whole, persisted requests, in one order: a shard block
-// always sits on top of the last persisted chain block and the shard
-// block before it.
+// in one SubmitCalls, which proposes it to the shard's group
+// (replicate.go). The batch is answered once the group ordered it and
+// this enclave applied it: its shard block persisted before the server
+// may tell anyone "executed". Every worker of the shard accepts direct
+// calls; the group gives them one order with the chain's indirect calls.
 
-// Direct calls and redundancy. A direct call reaches only the worker it is
-// sent to; the shard's other workers never see it, so with several
-// workers their states would fork (ordering direct calls among them needs
-// the sidechain's block production order, a later milestone). So a worker
-// refuses direct calls while more than one active enclave serves the
-// shard: the count comes from the chain at start and at every
-// registration check (renewLoop), and a worker that hands the shard's
-// keys to a new one (provisioning) counts it at once, before it has even
-// registered. Private getters stay allowed; indirect calls, ordered by the
-// chain, work with any number of workers.
-
-// CodeSeveralWorkers is the JSON-RPC error code of a direct call refused
-// because several enclaves serve the shard (ErrSeveralWorkers); nothing
-// changed. Clients know it as api.CodeSeveralWorkers.
-const CodeSeveralWorkers = api.CodeSeveralWorkers
-
-// ErrSeveralWorkers means a direct call was refused because more than one
-// active enclave serves the shard. The error returned also holds the
-// *api.Error (CodeSeveralWorkers) the RPC server answers with.
-var ErrSeveralWorkers = errors.New("worker: several enclaves serve the shard")
-
-// directRefusal is the message clients get with CodeSeveralWorkers.
-const directRefusal = "direct invocation needs a single worker per shard until sidechain ordering lands; use --indirect"
-
-// peerGrace is how long a worker that served a provisioning session counts
-// the new enclave without seeing it on chain: longer than a session lives
-// plus the new worker's registration and a few registration checks, after
-// which the chain's count alone decides.
-const peerGrace = provisionSessionTTL + 3*renewCheck
-
-// directGate counts what decides whether direct calls are allowed: the
-// active enclaves the chain listed for the shard at the last check
-// (renew.go), the provisioning sessions in progress (the last opened at
-// joinOpened), and when one last completed (peerJoined).
-type directGate struct {
-	mu            sync.Mutex
-	shardEnclaves int
-	joinOpen      int
-	joinOpened    time.Time
-	peerJoined    time.Time
+// shardCount is the last count of the shard's active enclaves (renew.go):
+// for the log, and for warnings about a shard whose keys live on one
+// machine.
+type shardCount struct {
+	mu sync.Mutex
+	n  int
 }
 
-// enclaves is the number of active enclaves that serve the shard, as far
-// as direct calls are concerned. A provisioning session in progress
-// counts as a second enclave (until it ends or expires, so a requester
-// that is refused or goes away blocks direct calls only briefly), a
-// completed one for peerGrace.
-func (g *directGate) enclaves() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	n := g.shardEnclaves
-	if (g.joinOpen > 0 && time.Since(g.joinOpened) < provisionSessionTTL) ||
-		(!g.peerJoined.IsZero() && time.Since(g.peerJoined) < peerGrace) {
-		n = max(n, 2)
-	}
-	return n
-}
-
-// setShardEnclaves records the chain's count; it reports whether it
-// changed.
-func (g *directGate) setShardEnclaves(n int) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	prev := g.shardEnclaves
-	g.shardEnclaves = n
+// set records the chain's count; it reports whether it changed.
+func (c *shardCount) set(n int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prev := c.n
+	c.n = n
 	return n != prev
-}
-
-// directAllowed returns nil if the shard has a single active enclave (this
-// one), else an ErrSeveralWorkers error carrying the RPC error.
-func (w *Worker) directAllowed() error {
-	n := w.gate.enclaves()
-	if n <= 1 {
-		return nil
-	}
-	return fmt.Errorf("%w: %w", ErrSeveralWorkers, &api.Error{
-		Code:    CodeSeveralWorkers,
-		Message: fmt.Sprintf("%s (%d or more active enclaves serve shard %x)", directRefusal, n, w.cfg.Shard),
-		Data:    map[string]int{"enclaves": n},
-	})
-}
-
-// peerSessionOpened records that this worker starts handing the shard's
-// keys and state to another enclave. It waits for a direct batch in
-// flight (supervisor.Between), so the snapshot served next holds every
-// direct call this worker accepted, and none is accepted after it.
-func (w *Worker) peerSessionOpened() {
-	w.sup.Between(func() {
-		w.gate.mu.Lock()
-		defer w.gate.mu.Unlock()
-		w.gate.joinOpen++
-		w.gate.joinOpened = time.Now()
-	})
-}
-
-// peerSessionEnded records the end of a provisioning session: completed
-// (the keys went to the peer, which is to register next) or refused.
-func (w *Worker) peerSessionEnded(completed bool) {
-	w.gate.mu.Lock()
-	defer w.gate.mu.Unlock()
-	w.gate.joinOpen = max(w.gate.joinOpen-1, 0)
-	if completed {
-		w.gate.peerJoined = time.Now()
-		w.log.Info("provisioned another enclave of the shard: direct calls refused from now on")
-	}
 }
 
 // directBackend is the worker as the RPC server's rpc.Backend.
@@ -278,7 +188,11 @@ func (b directBackend) ExecuteGetter(ctx context.Context, request []byte) ([]byt
 // Health implements rpc.Backend.
 func (b directBackend) Health(context.Context) (*rpc.Health, error) {
 	p := b.w.sup.Progress()
-	return &rpc.Health{Height: p.Height, StateRoot: p.StateRoot, ShardBlock: p.ShardBlock}, nil
+	h := &rpc.Health{Height: p.Height, StateRoot: p.StateRoot, ShardBlock: p.ShardBlock}
+	if leader, _, voters := b.w.repl.Status(); leader != (tx.Address{}) {
+		h.Leader, h.Voters = leader.String(), voters
+	}
+	return h, nil
 }
 
 // confirmed tells the RPC's watchers which of this worker's shard blocks

@@ -57,8 +57,7 @@
 // (store.CommitShardBlock) before any of its calls is reported executed,
 // and its confirm_sidechain_block goes through the outbox like every
 // outgoing call; the chain's confirmations reach the watchers as the
-// worker processes the blocks that carry them (direct.go). Direct calls
-// need a single worker per shard until the sidechain orders them among
-// several: with more than one active enclave a worker refuses them
-// (ErrSeveralWorkers, RPC error CodeSeveralWorkers).
+// worker processes the blocks that carry them (direct.go). Every worker of
+// a shard takes direct calls: the shard's enclaves order them with the
+// chain's blocks in one Raft log (replicate.go, docs/sidechain.md).
 package worker

@@ -2,10 +2,13 @@ package worker
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"net"
 	"net/http"
 
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/worker/peer"
 	"github.com/integritee-go/integritee/worker/rpc"
 )
 
@@ -29,6 +32,7 @@ func (w *Worker) serveRPC(ctx context.Context) (stop func(), err error) {
 	w.rpcServer = rpc.New(directBackend{w}, w.rpcOptions())
 	mux := http.NewServeMux()
 	mux.Handle("/provision/", w.ProvisionHandler())
+	mux.Handle(peer.Path, peer.NewServer(w.deliverEnvelope, peer.ServerOptions{}))
 	mux.Handle("/", w.rpcServer)
 	ctx, cancel := context.WithCancel(ctx)
 	return background(func() {
@@ -36,6 +40,17 @@ func (w *Worker) serveRPC(ctx context.Context) (stop func(), err error) {
 			w.log.Error("worker rpc stopped", "err", err)
 		}
 	}, cancel), nil
+}
+
+// deliverEnvelope takes an envelope another worker of the shard sent for
+// this worker's enclave (the peer transport, worker/peer).
+func (w *Worker) deliverEnvelope(_ context.Context, to tx.Address, data []byte) error {
+	id := w.sup.Identity()
+	if id == nil || tx.AddressOf(ed25519.PublicKey(id.SignerPublic)) != to {
+		return peer.ErrNotHere
+	}
+	w.repl.Deliver(data)
+	return nil
 }
 
 // RPCAddr is the worker's RPC URL, empty without RPC.

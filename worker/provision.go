@@ -114,7 +114,7 @@ type provisionSession struct {
 
 // provisionServer is the provider side's state. opened and ended tell
 // the worker when a session starts and stops holding a snapshot
-// (peerSessionOpened, peerSessionEnded), however it ends: completed,
+// (opened, ended), however it ends: completed,
 // refused, evicted or expired.
 type provisionServer struct {
 	mu       sync.Mutex
@@ -157,7 +157,7 @@ func (ps *provisionServer) allowOpen(ip string) bool {
 // ProvisionHandler serves the provisioning endpoint (see above). It
 // answers 503 until the worker is ready.
 func (w *Worker) ProvisionHandler() http.Handler {
-	ps := &provisionServer{sessions: map[string]*provisionSession{}, opened: w.peerSessionOpened, ended: w.peerSessionEnded, now: time.Now}
+	ps := &provisionServer{sessions: map[string]*provisionSession{}, opened: func() {}, ended: w.peerProvisioned, now: time.Now}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /provision/session", func(rw http.ResponseWriter, r *http.Request) { w.serveProvisionStep(ps, rw, r, "") })
 	mux.HandleFunc("POST /provision/session/{token}", func(rw http.ResponseWriter, r *http.Request) {
@@ -697,5 +697,12 @@ func readSnapshot(r io.Reader, fn func([]protocol.Entry) error) error {
 		if err := fn(chunk); err != nil {
 			return err
 		}
+	}
+}
+
+// peerProvisioned logs a provisioning session's end.
+func (w *Worker) peerProvisioned(completed bool) {
+	if completed {
+		w.log.Info("provisioned another enclave of the shard; it joins the shard's group once it registered")
 	}
 }

@@ -168,8 +168,8 @@ func (w *Worker) refreshShardEnclaves(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if w.gate.setShardEnclaves(n) {
-		w.log.Info("active enclaves of the shard", "enclaves", n, "direct_calls", n <= 1)
+	if w.enclaves.set(n) {
+		w.log.Info("active enclaves of the shard", "enclaves", n)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/worker/peer"
 	"github.com/integritee-go/integritee/worker/rpc"
 	"github.com/integritee-go/integritee/worker/store"
 )
@@ -104,7 +105,7 @@ type Worker struct {
 	chain *chainReader
 	// gate lets direct calls through while one enclave serves the shard
 	// (direct.go).
-	gate directGate
+	enclaves shardCount
 
 	// listener is the worker's own JSON-RPC listener and rpcServer the
 	// server on it (listen.go); nil without Config.RPCListen.
@@ -249,6 +250,9 @@ func (w *Worker) run(ctx context.Context) error {
 		return err
 	}
 	defer stopProvisioning()
+	sender := peer.NewSender(peer.NewRegistry(w.node, nil), peer.SenderOptions{})
+	defer sender.Close()
+	w.peers = sender
 	if err := w.sup.Start(ctx); err != nil {
 		return err
 	}

@@ -102,9 +102,9 @@ func serveLocalnet(ctx context.Context, e *env, cfg localnet.Config, demo bool) 
 const cliCommand = "go run ./cmd/integritee-cli"
 
 // tryCommands prints commands to try in another shell. Flags equal to the
-// trusted commands' defaults are left out. One worker takes direct calls
-// (watched until confirmed on chain); several take indirect ones only
-// (worker.CodeSeveralWorkers), and each answers the getters alike.
+// trusted commands' defaults are left out. Every worker takes direct calls
+// (watched until confirmed on chain): the shard's enclaves order them in
+// one log, and each answers the getters alike.
 func tryCommands(e *env, ln *localnet.Net) {
 	w := e.stdout
 	ws := ln.Workers()
@@ -126,13 +126,15 @@ func tryCommands(e *env, ln *localnet.Net) {
 	}
 	w0 := conn(ws[0].RPCAddr())
 	path, how := "--watch", "trusted calls go directly to the worker, watched until the chain confirms their shard block"
+	wLast := w0
 	if len(ws) > 1 {
-		path, how = "--indirect", "trusted calls go through the chain: direct calls need a single worker per shard"
+		how = "trusted calls go directly to any worker, watched until the chain confirms their shard block"
+		wLast = conn(ws[len(ws)-1].RPCAddr())
 	}
 	fmt.Fprintf(w, "\ntry it from another shell in this directory (%s):\n", how)
 	fmt.Fprintf(w, "  %s trusted shield%s --from Alice --amount 1000 --to Alice//incognito\n", cliCommand, w0)
 	fmt.Fprintf(w, "  %s trusted transfer %s%s --from Alice//incognito --to Bob//incognito --amount 300\n", cliCommand, path, w0)
-	fmt.Fprintf(w, "  %s trusted unshield %s%s --from Bob//incognito --to Bob --amount 100\n", cliCommand, path, w0)
+	fmt.Fprintf(w, "  %s trusted unshield %s%s --from Bob//incognito --to Bob --amount 100\n", cliCommand, path, wLast)
 	for _, wk := range ws {
 		fmt.Fprintf(w, "  %s trusted balance%s --account Bob//incognito\n", cliCommand, conn(wk.RPCAddr()))
 	}

@@ -286,7 +286,8 @@ func (s *Server) health(ctx context.Context, req *request, _ *session, _ bool) p
 		s.mu.Lock()
 		c := s.confirmed
 		s.mu.Unlock()
-		return respond(req, api.HealthResult{Height: h.Height, StateRoot: hex.EncodeToString(h.StateRoot[:]), ShardBlock: h.ShardBlock, Confirmed: c}, nil)
+		return respond(req, api.HealthResult{Height: h.Height, StateRoot: hex.EncodeToString(h.StateRoot[:]), ShardBlock: h.ShardBlock, Confirmed: c,
+			Leader: h.Leader, Voters: h.Voters}, nil)
 	}
 }
 

@@ -79,6 +79,11 @@ type Health struct {
 	Height     int64
 	StateRoot  [32]byte
 	ShardBlock uint64
+	// Leader is the shard's Raft leader as this worker's enclave knows it
+	// (hex signer, empty if none) and Voters the size of the group
+	// (docs/sidechain.md).
+	Leader string
+	Voters int
 }
 
 // backendError maps a backend error to the client's error object. Host

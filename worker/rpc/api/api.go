@@ -137,6 +137,11 @@ type HealthResult struct {
 	StateRoot  string `json:"state_root"`
 	ShardBlock uint64 `json:"shard_block"`
 	Confirmed  uint64 `json:"confirmed_shard_block"`
+	// Leader is the hex signer of the shard's Raft leader as the worker's
+	// enclave knows it (empty: none, the worker orders no direct calls);
+	// Voters the number of enclaves in the shard's group.
+	Leader string `json:"leader,omitempty"`
+	Voters int    `json:"voters,omitempty"`
 }
 
 // VersionResult is the result of system_version.
