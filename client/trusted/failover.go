@@ -333,8 +333,12 @@ func (c *Client) settle(ctx context.Context, hash [32]byte, lost string, o callO
 		oe.Err = err
 		return nil, oe
 	}
-	refusal := err
-	if refusal == nil {
+	// Not wrapped: the call was not refused, and a caller that took it
+	// for an *InvalidCallError might send it again with a new nonce.
+	var refusal error
+	if ie := (*InvalidCallError)(nil); errors.As(err, &ie) {
+		refusal = fmt.Errorf("resubmitted, it was refused: %s", ie.Reason)
+	} else {
 		refusal = fmt.Errorf("resubmitted, it failed: %s", r.Error)
 	}
 	if o.key == nil {

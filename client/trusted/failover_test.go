@@ -36,9 +36,10 @@ import (
 type action int
 
 const (
-	pass      action = iota
-	cutBefore        // close the connection without passing the request on
-	cutAfter         // pass it on, then close the connection unanswered
+	pass       action = iota
+	cutBefore         // close the connection without passing the request on
+	cutAfter          // pass it on, then close the connection unanswered
+	badGateway        // answer HTTP 502 without passing it on, as a proxy would
 )
 
 // gate is a worker's HTTP front: hook decides for each JSON-RPC request
@@ -103,6 +104,8 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write(b)
 	case act == cutBefore:
 		panic(http.ErrAbortHandler)
+	case act == badGateway:
+		http.Error(w, "bad gateway", http.StatusBadGateway)
 	case act == cutAfter:
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		g.srv.ServeHTTP(httptest.NewRecorder(), r)
@@ -201,10 +204,10 @@ func TestFailoverDeadFirstWorker(t *testing.T) {
 }
 
 // TestFailoverNoQuorum: a worker that answers CodeNoQuorum (or another
-// "not serving" code) gets the call once; the next worker executes it
-// and stays in use.
+// "not serving" code, or HTTP 5xx) gets the call once; the next worker
+// executes it and stays in use.
 func TestFailoverNoQuorum(t *testing.T) {
-	for _, code := range []int{api.CodeNoQuorum, api.CodeSeveralWorkers, api.CodeNotReady, api.CodeBusy, api.CodeRateLimited} {
+	for _, code := range []int{api.CodeNoQuorum, api.CodeSeveralWorkers, api.CodeNotReady, api.CodeBusy, api.CodeRateLimited, 502} {
 		t.Run(fmt.Sprint(code), func(t *testing.T) {
 			e := rpctest.NewEnclave(t, "failover quorum")
 			a, _, urlA := serveGated(t, e)
@@ -215,10 +218,13 @@ func TestFailoverNoQuorum(t *testing.T) {
 				t.Fatal(err)
 			}
 			a.set(func(m string) (action, int) {
-				if m == api.MethodSubmitTrustedCall {
-					return pass, code
+				switch {
+				case m != api.MethodSubmitTrustedCall:
+					return pass, 0
+				case code == 502:
+					return badGateway, 0
 				}
-				return pass, 0
+				return pass, code
 			})
 			alice, bob := rpctest.Key("alice"), rpctest.Key("bob")
 			fund(t, c, alice)
@@ -286,7 +292,8 @@ func TestFailoverResubmits(t *testing.T) {
 		if !errors.Is(err, trusted.ErrExecutedEarlier) || !errors.As(err, &oe) || oe.Worker != urlA || !oe.Executed || oe.Nonce != 0 {
 			t.Fatalf("transfer: %v", err)
 		}
-		if errors.Is(err, trusted.ErrOutcomeUnknown) || !errors.Is(err, trusted.ErrInvalidCall) {
+		// Not a refusal: a caller must not send the transfer again.
+		if errors.Is(err, trusted.ErrOutcomeUnknown) || errors.Is(err, trusted.ErrInvalidCall) {
 			t.Fatalf("transfer: %v matches the wrong errors", err)
 		}
 		if b.count(api.MethodSubmitTrustedCall) != 1 {
@@ -337,6 +344,37 @@ func TestFailoverResubmits(t *testing.T) {
 			t.Fatalf("transfer: %v", err)
 		}
 	})
+}
+
+// TestFailoverTimeout: a worker that takes a call and never answers is
+// left after the HTTP client's timeout; the next one executes the call,
+// and the first one's copy, once it runs, is a harmless repeat.
+func TestFailoverTimeout(t *testing.T) {
+	e := rpctest.NewEnclave(t, "failover timeout")
+	h := newHeld(e)
+	_, _, urlA := serveGated(t, h)
+	t.Cleanup(h.free)
+	_, _, urlB := serveGated(t, e)
+	ctx := context.Background()
+	opts := fast()
+	// Long enough for any answer the test waits for; a never finishes.
+	opts.HTTPClient = &http.Client{Timeout: 2 * time.Second}
+	c, err := trusted.DialWorkers(ctx, []string{urlA, urlB}, registered(e.Identity()), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, bob := rpctest.Key("alice"), rpctest.Key("bob")
+	fund(t, c, alice)
+	h.hold()
+	r, err := c.Transfer(ctx, alice, rpctest.Address(bob), 10)
+	if err != nil || !r.Success || c.URL() != urlB {
+		t.Fatalf("transfer %+v %v at %s", r, err, c.URL())
+	}
+	h.free()
+	<-h.done
+	if got := balances(t, c, alice, bob); got[0] != 990 || got[1] != 10 {
+		t.Fatalf("balances %v", got)
+	}
 }
 
 // TestFailoverGivesUp: with every worker refusing, a request ends after
