@@ -772,3 +772,34 @@ func TestWatchFailover(t *testing.T) {
 		}
 	})
 }
+
+// TestFailoverConcurrent: requests in flight on several goroutines fail
+// over together (run with -race).
+func TestFailoverConcurrent(t *testing.T) {
+	e := rpctest.NewEnclave(t, "failover concurrent")
+	a, _, urlA := serveGated(t, e)
+	_, _, urlB := serveGated(t, e)
+	ctx := context.Background()
+	c, err := trusted.DialWorkers(ctx, []string{urlA, urlB}, registered(e.Identity()), fast())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.set(func(string) (action, int) { return pass, api.CodeNoQuorum })
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		wg.Go(func() {
+			if _, err := c.Balance(ctx, rpctest.Key(fmt.Sprint("user ", i))); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if c.URL() != urlB {
+		t.Fatalf("in use: %s", c.URL())
+	}
+}
