@@ -588,7 +588,7 @@ func (a *App) execute(ctx *runtime.Context, raw []byte, m mode) (*abci.ExecTxRes
 		return res, nil
 	}
 	call.Write()
-	return &abci.ExecTxResult{Code: abci.CodeTypeOK, Events: append(actx.Events(), cctx.Events()...)}, nil
+	return &abci.ExecTxResult{Code: abci.CodeTypeOK, Data: cctx.Data(), Events: append(actx.Events(), cctx.Events()...)}, nil
 }
 
 // decodeGuarded is decode for ProcessProposal: a panic while decoding

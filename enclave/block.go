@@ -1,6 +1,7 @@
 package enclave
 
 import (
+	"bytes"
 	"fmt"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -89,7 +90,10 @@ func (e *Enclave) applyChain(b *lightclient.Block) (*protocol.ProcessBlockReply,
 		if b.Results[i].Code != abci.CodeTypeOK {
 			continue
 		}
-		if h, ok := e.confirmedBlock(raw); ok {
+		// A vote is not a confirmation: only the vote that confirmed its
+		// block carries sidechain.ResultConfirmed in its (verified)
+		// result.
+		if h, ok := e.confirmedBlock(raw); ok && bytes.Equal(b.Results[i].Data, sidechain.ResultConfirmed) {
 			if err := e.checkConfirmed(h); err != nil {
 				e.phase = phaseFailed
 				e.log.Error("enclave stopped", "err", err)

@@ -81,7 +81,17 @@ type Context struct {
 	Logger  *slog.Logger
 
 	events []abci.Event
+	data   []byte
 }
+
+// SetData sets the call's result data, which goes into the transaction's
+// ExecTxResult.Data. Unlike events, the data is covered by the next
+// header's LastResultsHash, so a light client (an enclave) can rely on it:
+// e.g. the sidechain module marks the vote that confirmed a shard block.
+func (c *Context) SetData(b []byte) { c.data = b }
+
+// Data returns what SetData set.
+func (c *Context) Data() []byte { return c.data }
 
 // Emit records an event; every state change emits one. Attributes are
 // indexed so that clients can search transactions by them.
@@ -101,7 +111,7 @@ func (c *Context) Events() []abci.Event { return c.events }
 func (c *Context) WithStore(kv store.KV) *Context {
 	cp := *c
 	cp.Store = kv
-	cp.events = nil
+	cp.events, cp.data = nil, nil
 	return &cp
 }
 

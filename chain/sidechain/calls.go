@@ -68,6 +68,12 @@ type ConfirmSidechainBlock struct {
 	Header Header `cbor:"header"`
 }
 
+// ResultConfirmed is the result data (ExecTxResult.Data) of the
+// confirm_sidechain_block vote that confirmed its block; other votes have
+// none. The results hash of the next header covers it, events it does not:
+// an enclave's light client tells a confirmation from a mere vote by it.
+var ResultConfirmed = []byte("confirmed")
+
 // ConfirmCall returns the confirm_sidechain_block call of a header.
 func ConfirmCall(h Header) (tx.Call, error) {
 	return tx.NewCall(Name, MethodConfirmSidechainBlock, ConfirmSidechainBlock{Header: h})

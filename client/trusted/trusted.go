@@ -18,6 +18,32 @@
 // Results of direct calls are checked too: the shard block header must be
 // signed by that enclave and prove the call's leaf.
 //
+// Several workers. DialWorkers takes several worker URLs of one shard and
+// uses one worker at a time, moving to the next (round robin) when one
+// does not serve: a connection error or timeout, an HTTP 5xx, or an error
+// code saying it cannot take the request now (api.CodeNotReady,
+// CodeRateLimited, CodeBusy, CodeSeveralWorkers, CodeNoQuorum,
+// CodeInternal). After a round in which all failed it pauses
+// (Options.FailoverBackoff, doubling), and gives up after
+// Options.FailoverRounds rounds (ErrNoWorker). The first worker that
+// verifies fixes the client's shard, shielding key and measurement; every
+// worker the client switches to is verified against the chain like the
+// first, each time, and must present the same three (its own enclave
+// signer, registered on chain, signs its results). A worker that fails is
+// skipped, never used unverified. Dial's client of one worker verifies it
+// once and makes one attempt per request, returning the worker's error as
+// it is.
+//
+// A call whose answer is lost after it was sent (or that the worker failed
+// internally) may have been ordered: Submit resends the same ciphertext to
+// the next worker, where the nonce keeps it from running twice, and
+// reports one outcome: that worker's proven result, or, if the resubmission
+// is refused as a repeat, an *OutcomeError: ErrExecutedEarlier when the
+// enclave's nonce getter shows the call's nonce used (SignedBy gives the
+// client the key and nonce to ask), else ErrOutcomeUnknown. A Watch whose
+// connection drops resubmits the same way, or, once the call is executed,
+// follows its confirmation on chain.
+//
 // Calls and getters are signed for the chain (its teerex.GenesisID, proved
 // against a light-client-verified header), the enclave's measurement
 // and the shard, so the enclave of another chain or shard refuses them. A
@@ -39,6 +65,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -145,31 +172,59 @@ type Options struct {
 	// enclave against may be: the time of the verified block that
 	// commits it. Default DefaultMaxStateAge.
 	MaxStateAge time.Duration
+	// FailoverRounds is how many times a request may go round the workers
+	// (see the package doc). Default DefaultFailoverRounds with several
+	// workers and 1 with one: Dial's client makes one attempt and returns
+	// the worker's error as it is.
+	FailoverRounds int
+	// FailoverBackoff is the pause after the first round in which every
+	// worker failed; it doubles after each. Default
+	// DefaultFailoverBackoff.
+	FailoverBackoff time.Duration
 }
 
-// Client is a verified connection to one worker.
+// Client is a verified connection to a shard's workers, one at a time.
+// It is safe for concurrent use.
 type Client struct {
-	url   string
-	wsURL string
-	http  *http.Client
-	ids   atomic.Int64
-
-	key       []byte
-	signer    tx.Address
-	mrenclave [32]byte
-	shard     [32]byte
-	genesis   [32]byte
-	enclave   teerex.Enclave
-	reg       Registry
+	eps  []endpoint
+	http *http.Client
+	ids  atomic.Int64
+	reg  Registry
 
 	now            func() time.Time
 	getterLifetime time.Duration
+	maxStateAge    time.Duration
+	rounds         int
+	backoff        time.Duration
+
+	// What calls and getters are encrypted to and signed for: set by the
+	// first verified worker, then required of every other.
+	key       []byte
+	mrenclave [32]byte
+	shard     [32]byte
+	genesis   [32]byte
+
+	pick sync.Mutex // held while verifying a worker
+	mu   sync.Mutex
+	cur  *worker // in use; nil: verify eps[next] first
+	last *worker // the last verified
+	next int
 }
 
 // Dial connects to the worker at workerURL (http://host:port; ws:// is
 // accepted too) and verifies its enclave against reg (see the package
-// doc).
+// doc). It is DialWorkers with one worker.
 func Dial(ctx context.Context, workerURL string, reg Registry, opts Options) (*Client, error) {
+	return DialWorkers(ctx, []string{workerURL}, reg, opts)
+}
+
+// DialWorkers connects to the first of workerURLs, workers of one shard,
+// whose enclave verifies against reg, and fails over among them (see the
+// package doc).
+func DialWorkers(ctx context.Context, workerURLs []string, reg Registry, opts Options) (*Client, error) {
+	if len(workerURLs) == 0 {
+		return nil, errors.New("trusted: no worker URL")
+	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
@@ -188,25 +243,32 @@ func Dial(ctx context.Context, workerURL string, reg Registry, opts Options) (*C
 	case opts.MaxStateAge < 0:
 		return nil, fmt.Errorf("trusted: max state age %s: want more than 0", opts.MaxStateAge)
 	}
-	u := strings.TrimSuffix(workerURL, "/")
 	switch {
-	case strings.HasPrefix(u, "ws://"):
-		u = "http://" + strings.TrimPrefix(u, "ws://")
-	case strings.HasPrefix(u, "wss://"):
-		u = "https://" + strings.TrimPrefix(u, "wss://")
-	case strings.HasPrefix(u, "http://"), strings.HasPrefix(u, "https://"):
-	default:
-		return nil, fmt.Errorf("trusted: worker URL %q: want http(s):// or ws(s)://", workerURL)
+	case opts.FailoverRounds == 0 && len(workerURLs) == 1:
+		opts.FailoverRounds = 1
+	case opts.FailoverRounds == 0:
+		opts.FailoverRounds = DefaultFailoverRounds
+	case opts.FailoverRounds < 0:
+		return nil, fmt.Errorf("trusted: failover rounds %d: want more than 0", opts.FailoverRounds)
 	}
-	c := &Client{url: u, wsURL: "ws" + strings.TrimPrefix(u, "http"), http: opts.HTTPClient, reg: reg, now: opts.Now, getterLifetime: opts.GetterLifetime}
-	var id api.ShieldingKeyResult
-	if err := c.call(ctx, api.MethodGetShieldingKey, nil, &id); err != nil {
-		return nil, err
+	switch {
+	case opts.FailoverBackoff == 0:
+		opts.FailoverBackoff = DefaultFailoverBackoff
+	case opts.FailoverBackoff < 0:
+		return nil, fmt.Errorf("trusted: failover backoff %s: want more than 0", opts.FailoverBackoff)
 	}
-	if err := c.setIdentity(&id); err != nil {
-		return nil, err
+	c := &Client{http: opts.HTTPClient, reg: reg, now: opts.Now, getterLifetime: opts.GetterLifetime,
+		maxStateAge: opts.MaxStateAge, rounds: opts.FailoverRounds, backoff: opts.FailoverBackoff}
+	for _, u := range workerURLs {
+		ep, err := parseEndpoint(u)
+		if err != nil {
+			return nil, err
+		}
+		c.eps = append(c.eps, ep)
 	}
-	if err := c.verify(ctx, reg, opts.Now(), opts.MaxStateAge); err != nil {
+	// The first worker that verifies (current) fixes the client's shard,
+	// key and measurement.
+	if err := c.do(ctx, api.MethodGetShieldingKey, func(context.Context, *worker) error { return nil }); err != nil {
 		return nil, err
 	}
 	g, err := reg.GenesisID(ctx)
@@ -217,46 +279,91 @@ func Dial(ctx context.Context, workerURL string, reg Registry, opts Options) (*C
 	return c, nil
 }
 
-func (c *Client) setIdentity(id *api.ShieldingKeyResult) error {
-	var err error
-	if c.key, err = hex.DecodeString(id.ShieldingKey); err != nil {
-		return fmt.Errorf("trusted: worker's shielding key: %w", err)
-	}
-	if _, err := shielding.ParsePublicKey(c.key); err != nil {
-		return fmt.Errorf("trusted: worker's shielding key: %w", err)
-	}
-	if c.signer, err = tx.ParseAddress(id.Signer); err != nil {
-		return fmt.Errorf("trusted: worker's signer: %w", err)
-	}
-	m, err := types.ParseHash(id.MRENCLAVE)
-	if err != nil {
-		return fmt.Errorf("trusted: worker's mrenclave: %w", err)
-	}
-	s, err := types.ParseHash(id.Shard)
-	if err != nil {
-		return fmt.Errorf("trusted: worker's shard: %w", err)
-	}
-	c.mrenclave, c.shard = m, s
-	return nil
+// identity is what a worker presents of its enclave.
+type identity struct {
+	key       []byte
+	signer    tx.Address
+	mrenclave [32]byte
+	shard     [32]byte
 }
 
-// verify checks the worker's enclave against the chain, everything read at
-// the height the node answers the registration at, if that is recent.
-func (c *Client) verify(ctx context.Context, reg Registry, now time.Time, maxAge time.Duration) error {
-	e, h, err := reg.EnclaveAt(ctx, c.signer, 0)
+func parseIdentity(r *api.ShieldingKeyResult) (*identity, error) {
+	var id identity
+	var err error
+	if id.key, err = hex.DecodeString(r.ShieldingKey); err != nil {
+		return nil, fmt.Errorf("trusted: worker's shielding key: %w", err)
+	}
+	if _, err := shielding.ParsePublicKey(id.key); err != nil {
+		return nil, fmt.Errorf("trusted: worker's shielding key: %w", err)
+	}
+	if id.signer, err = tx.ParseAddress(r.Signer); err != nil {
+		return nil, fmt.Errorf("trusted: worker's signer: %w", err)
+	}
+	m, err := types.ParseHash(r.MRENCLAVE)
+	if err != nil {
+		return nil, fmt.Errorf("trusted: worker's mrenclave: %w", err)
+	}
+	s, err := types.ParseHash(r.Shard)
+	if err != nil {
+		return nil, fmt.Errorf("trusted: worker's shard: %w", err)
+	}
+	id.mrenclave, id.shard = m, s
+	return &id, nil
+}
+
+// verifyWorker asks worker i for its enclave's identity and verifies it
+// against the chain. The first worker verified sets the client's shard,
+// key and measurement; a later one must present the same, since the
+// client's calls are encrypted to that key and signed for them. Called
+// with pick held.
+func (c *Client) verifyWorker(ctx context.Context, i int) (*worker, error) {
+	ep := c.eps[i]
+	var r api.ShieldingKeyResult
+	if err := c.post(ctx, ep.url, api.MethodGetShieldingKey, nil, &r); err != nil {
+		return nil, err
+	}
+	id, err := parseIdentity(&r)
+	if err != nil {
+		return nil, err
+	}
+	if c.key != nil {
+		switch {
+		case id.shard != c.shard:
+			return nil, fmt.Errorf("%w: worker serves shard %x, the client %x", ErrIdentityMismatch, id.shard, c.shard)
+		case !bytes.Equal(id.key, c.key):
+			return nil, fmt.Errorf("%w: worker presents shielding key %x, the client's calls are encrypted to %x", ErrIdentityMismatch, sha256.Sum256(id.key), sha256.Sum256(c.key))
+		case id.mrenclave != c.mrenclave:
+			return nil, fmt.Errorf("%w: worker runs MRENCLAVE %x, the client's calls are signed for %x", ErrIdentityMismatch, id.mrenclave, c.mrenclave)
+		}
+	}
+	e, err := verify(ctx, c.reg, id, c.now(), c.maxStateAge)
+	if err != nil {
+		return nil, err
+	}
+	if c.key == nil {
+		c.key, c.mrenclave, c.shard = id.key, id.mrenclave, id.shard
+	}
+	return &worker{endpoint: ep, i: i, signer: id.signer, enclave: *e}, nil
+}
+
+// verify checks the enclave of id against the chain, everything read at
+// the height the node answers the registration at, if that is recent, and
+// returns its registration.
+func verify(ctx context.Context, reg Registry, id *identity, now time.Time, maxAge time.Duration) (*teerex.Enclave, error) {
+	e, h, err := reg.EnclaveAt(ctx, id.signer, 0)
 	if err != nil {
 		if errors.Is(err, teerex.ErrNotRegistered) {
-			return fmt.Errorf("%w: %w", ErrEnclaveNotActive, err)
+			return nil, fmt.Errorf("%w: %w", ErrEnclaveNotActive, err)
 		}
-		return fmt.Errorf("trusted: registration of %s: %w", c.signer, err)
+		return nil, fmt.Errorf("trusted: registration of %s: %w", id.signer, err)
 	}
 	// The state of height h is the one block h+1 was made on.
 	hdr, err := reg.VerifiedHeader(ctx, h+1)
 	if err != nil {
-		return fmt.Errorf("trusted: header %d: %w", h+1, err)
+		return nil, fmt.Errorf("trusted: header %d: %w", h+1, err)
 	}
 	if age := now.Sub(hdr.Time); age > maxAge {
-		return fmt.Errorf("%w: the node answered at height %d, committed %s ago (at most %s)", ErrStaleState, h, age.Round(time.Second), maxAge)
+		return nil, fmt.Errorf("%w: the node answered at height %d, committed %s ago (at most %s)", ErrStaleState, h, age.Round(time.Second), maxAge)
 	}
 	at := func(what string, got int64) error {
 		if got != h {
@@ -264,27 +371,27 @@ func (c *Client) verify(ctx context.Context, reg Registry, now time.Time, maxAge
 		}
 		return nil
 	}
-	if e.Signer != c.signer {
-		return fmt.Errorf("%w: registration names signer %s", ErrIdentityMismatch, e.Signer)
+	if e.Signer != id.signer {
+		return nil, fmt.Errorf("%w: registration names signer %s", ErrIdentityMismatch, e.Signer)
 	}
-	if sha256.Sum256(c.key) != [32]byte(e.ShieldingKeyHash) {
-		return fmt.Errorf("%w: sha256 of the presented key is %x, registered %s", ErrShieldingKeyMismatch, sha256.Sum256(c.key), e.ShieldingKeyHash)
+	if sha256.Sum256(id.key) != [32]byte(e.ShieldingKeyHash) {
+		return nil, fmt.Errorf("%w: sha256 of the presented key is %x, registered %s", ErrShieldingKeyMismatch, sha256.Sum256(id.key), e.ShieldingKeyHash)
 	}
-	if e.MRENCLAVE != c.mrenclave {
-		return fmt.Errorf("%w: worker claims MRENCLAVE %x, registered %s", ErrIdentityMismatch, c.mrenclave, e.MRENCLAVE)
+	if e.MRENCLAVE != id.mrenclave {
+		return nil, fmt.Errorf("%w: worker claims MRENCLAVE %x, registered %s", ErrIdentityMismatch, id.mrenclave, e.MRENCLAVE)
 	}
 	p, ph, err := reg.PolicyAt(ctx, h)
 	if err == nil {
 		err = at("policy", ph)
 	}
 	if err != nil {
-		return fmt.Errorf("trusted: attestation policy: %w", err)
+		return nil, fmt.Errorf("trusted: attestation policy: %w", err)
 	}
 	if exp := e.ExpiresAt(p.RenewalPeriod()); now.After(exp) {
-		return fmt.Errorf("%w: %w: attested %s, expired %s", ErrEnclaveNotActive, teerex.ErrExpired, e.Attested().Format(time.RFC3339), exp.Format(time.RFC3339))
+		return nil, fmt.Errorf("%w: %w: attested %s, expired %s", ErrEnclaveNotActive, teerex.ErrExpired, e.Attested().Format(time.RFC3339), exp.Format(time.RFC3339))
 	}
 	if e.Debug && !p.AllowDebug {
-		return fmt.Errorf("%w: %w", ErrEnclaveNotActive, teerex.ErrDebugEnclave)
+		return nil, fmt.Errorf("%w: %w", ErrEnclaveNotActive, teerex.ErrDebugEnclave)
 	}
 	if !p.AllowAnyMRENCLAVE {
 		l, lh, err := reg.AllowlistAt(ctx, h)
@@ -292,30 +399,29 @@ func (c *Client) verify(ctx context.Context, reg Registry, now time.Time, maxAge
 			err = at("allowlist", lh)
 		}
 		if err != nil {
-			return fmt.Errorf("trusted: allowlist: %w", err)
+			return nil, fmt.Errorf("trusted: allowlist: %w", err)
 		}
 		if !slices.Contains(l, e.MRENCLAVE) {
-			return fmt.Errorf("%w: %w: %s", ErrEnclaveNotActive, teerex.ErrMRENCLAVENotAllowed, e.MRENCLAVE)
+			return nil, fmt.Errorf("%w: %w: %s", ErrEnclaveNotActive, teerex.ErrMRENCLAVENotAllowed, e.MRENCLAVE)
 		}
 	}
-	st, err := reg.ShardAt(ctx, types.Hash(c.shard), h)
+	st, err := reg.ShardAt(ctx, types.Hash(id.shard), h)
 	if err == nil {
 		err = at("shard", st.Height)
 	}
 	if err != nil {
-		return fmt.Errorf("trusted: shard %x: %w", c.shard, err)
+		return nil, fmt.Errorf("trusted: shard %x: %w", id.shard, err)
 	}
 	if want := st.Shard.MRENCLAVEAt(uint64(max(st.Height, 0))); want != e.MRENCLAVE {
-		return fmt.Errorf("%w: shard %x is served by %s, the enclave runs %s", ErrNotShardEnclave, c.shard, want, e.MRENCLAVE)
+		return nil, fmt.Errorf("%w: shard %x is served by %s, the enclave runs %s", ErrNotShardEnclave, id.shard, want, e.MRENCLAVE)
 	}
-	c.enclave = *e
-	return nil
+	return e, nil
 }
 
 // ShieldingKey returns the verified shielding key.
 func (c *Client) ShieldingKey() []byte { return bytes.Clone(c.key) }
 
-// Shard returns the worker's shard.
+// Shard returns the workers' shard.
 func (c *Client) Shard() [32]byte { return c.shard }
 
 // MRENCLAVE returns the enclave's measurement.
@@ -330,11 +436,33 @@ func (c *Client) target() stf.Target {
 	return stf.Target{Genesis: c.genesis, MRENCLAVE: c.mrenclave, Shard: c.shard}
 }
 
-// Enclave returns the verified registration.
-func (c *Client) Enclave() teerex.Enclave { return c.enclave }
+// Enclave returns the verified registration of the enclave of the worker
+// last switched to.
+func (c *Client) Enclave() teerex.Enclave {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last.enclave
+}
 
-// URL returns the worker's URL.
-func (c *Client) URL() string { return c.url }
+// URL returns the URL of the worker in use (or, after one failed, of the
+// one the next request tries first).
+func (c *Client) URL() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur != nil {
+		return c.cur.url
+	}
+	return c.eps[c.next].url
+}
+
+// Workers returns the URLs of all the client's workers, in failover order.
+func (c *Client) Workers() []string {
+	out := make([]string, len(c.eps))
+	for i, ep := range c.eps {
+		out[i] = ep.url
+	}
+	return out
+}
 
 type rpcRequest struct {
 	JSONRPC string `json:"jsonrpc"`
@@ -354,33 +482,39 @@ type rpcResponse struct {
 	} `json:"params"`
 }
 
-// call makes one JSON-RPC call over HTTP; an error object is returned as
-// an *api.Error.
-func (c *Client) call(ctx context.Context, method string, params, result any) error {
+// post makes one JSON-RPC call over HTTP to the worker at url; an error
+// object is returned as an *api.Error, a missing answer as a
+// *transportError.
+func (c *Client) post(ctx context.Context, url, method string, params, result any) error {
 	body, err := json.Marshal(rpcRequest{JSONRPC: api.Version, ID: c.ids.Add(1), Method: method, Params: params})
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("trusted: %s: %w", method, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("trusted: %s: %w", method, err)
+		return &transportError{method: method, err: err, sent: !dialFailed(err)}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
-		return fmt.Errorf("trusted: %s: %w", method, err)
+		return &transportError{method: method, err: err, sent: true}
 	}
 	var r rpcResponse
-	if err := json.Unmarshal(b, &r); err != nil {
-		return fmt.Errorf("trusted: %s: HTTP %d: %w", method, resp.StatusCode, err)
-	}
-	if r.Error != nil {
+	err = json.Unmarshal(b, &r)
+	switch {
+	case err == nil && r.Error != nil:
 		return r.Error
+	case resp.StatusCode >= 500:
+		// A proxy's or a dying server's answer: the request may have
+		// reached the worker.
+		return &transportError{method: method, err: fmt.Errorf("HTTP %d", resp.StatusCode), sent: true}
+	case err != nil:
+		return fmt.Errorf("trusted: %s: HTTP %d: %w", method, resp.StatusCode, err)
 	}
 	if err := json.Unmarshal(r.Result, result); err != nil {
 		return fmt.Errorf("trusted: %s: result: %w", method, err)
@@ -416,8 +550,10 @@ type Result struct {
 	HeaderHash types.Hash
 }
 
-// result verifies a worker's call result for ciphertext ct.
-func (c *Client) result(ct []byte, r *api.CallResult) (*Result, error) {
+// result verifies worker w's call result for ciphertext ct: the block must
+// be signed by w's enclave, the one verified when the client switched to
+// w.
+func (c *Client) result(w *worker, ct []byte, r *api.CallResult) (*Result, error) {
 	hash := sha256.Sum256(ct)
 	if r.Hash != hex.EncodeToString(hash[:]) {
 		return nil, fmt.Errorf("%w: result for call %s, sent %x", ErrUnproven, r.Hash, hash)
@@ -440,7 +576,7 @@ func (c *Client) result(ct []byte, r *api.CallResult) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnproven, err)
 	}
-	if sh.Header.Author != c.signer || sh.Header.Shard != types.Hash(c.shard) {
+	if sh.Header.Author != w.signer || sh.Header.Shard != types.Hash(c.shard) {
 		return nil, fmt.Errorf("%w: block by %s of shard %s", ErrUnproven, sh.Header.Author, sh.Header.Shard)
 	}
 	status := sidechain.LeafFailed
@@ -462,24 +598,60 @@ func (c *Client) result(ct []byte, r *api.CallResult) (*Result, error) {
 // block of r: the final word on a direct call, since an executed call is
 // only in the worker's store until then (ErrNotConfirmed otherwise).
 func (c *Client) Confirmed(ctx context.Context, r *Result) error {
+	ok, err := c.confirmed(ctx, r)
+	if err == nil && !ok {
+		err = fmt.Errorf("%w: block %d", ErrNotConfirmed, r.Block.Number)
+	}
+	return err
+}
+
+// confirmed reports whether the chain confirmed r's block; an error if it
+// cannot tell, or confirmed another block of that number.
+func (c *Client) confirmed(ctx context.Context, r *Result) (bool, error) {
 	conf, height, err := c.reg.SidechainBlock(ctx, r.Block.Shard, r.Block.Number)
 	if err != nil {
-		return fmt.Errorf("trusted: confirmation of shard block %d: %w", r.Block.Number, err)
+		return false, fmt.Errorf("trusted: confirmation of shard block %d: %w", r.Block.Number, err)
 	}
 	if conf == nil {
-		return fmt.Errorf("%w: block %d (chain height %d)", ErrNotConfirmed, r.Block.Number, height)
+		return false, nil
 	}
 	if conf.HeaderHash != r.HeaderHash {
-		return fmt.Errorf("%w: the chain confirmed block %d as %s, the call is in %s", ErrNotConfirmed, r.Block.Number, conf.HeaderHash, r.HeaderHash)
+		return false, fmt.Errorf("%w: the chain confirmed block %d as %s, the call is in %s (chain height %d)", ErrNotConfirmed, r.Block.Number, conf.HeaderHash, r.HeaderHash, height)
 	}
-	return nil
+	return true, nil
 }
 
 // Submit sends an encrypted call and returns its verified result. A
-// refused call gives an *InvalidCallError.
-func (c *Client) Submit(ctx context.Context, ct []byte) (*Result, error) {
+// refused call gives an *InvalidCallError. If a worker takes the call and
+// its answer is lost, Submit resends the call to the next worker and
+// reports the single outcome (see the package doc and OutcomeError); give
+// SignedBy to let it settle a repeat.
+func (c *Client) Submit(ctx context.Context, ct []byte, opts ...CallOption) (*Result, error) {
+	var (
+		res  *Result
+		lost string // the worker that took the call and lost its answer
+	)
+	err := c.do(ctx, api.MethodSubmitTrustedCall, func(ctx context.Context, w *worker) error {
+		r, err := c.submitTo(ctx, w, ct)
+		if err != nil && lost == "" && outcomeLost(err) {
+			lost = w.url
+		}
+		res = r
+		return err
+	})
+	if lost == "" {
+		if err != nil {
+			return nil, err
+		}
+		return res, nil
+	}
+	return c.settle(ctx, sha256.Sum256(ct), lost, newCallOptions(opts), res, err)
+}
+
+// submitTo submits ct to worker w.
+func (c *Client) submitTo(ctx context.Context, w *worker, ct []byte) (*Result, error) {
 	var r api.CallResult
-	err := c.call(ctx, api.MethodSubmitTrustedCall, api.CallParams{Shard: hex.EncodeToString(c.shard[:]), Call: hex.EncodeToString(ct)}, &r)
+	err := c.post(ctx, w.url, api.MethodSubmitTrustedCall, api.CallParams{Shard: hex.EncodeToString(c.shard[:]), Call: hex.EncodeToString(ct)}, &r)
 	var re *api.Error
 	if errors.As(err, &re) && re.Code == api.CodeInvalidCall {
 		// The refusal's data is the call result with the reason.
@@ -491,11 +663,11 @@ func (c *Client) Submit(ctx context.Context, ct []byte) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.result(ct, &r)
+	return c.result(w, ct, &r)
 }
 
 // SubmitCall signs call with the account's next nonce (a private getter)
-// and submits it.
+// and submits it (SignedBy: a call lost in a failover is settled).
 func (c *Client) SubmitCall(ctx context.Context, key ed25519.PrivateKey, call stf.Call) (*Result, error) {
 	n, err := c.Nonce(ctx, key)
 	if err != nil {
@@ -505,7 +677,7 @@ func (c *Client) SubmitCall(ctx context.Context, key ed25519.PrivateKey, call st
 	if err != nil {
 		return nil, err
 	}
-	return c.Submit(ctx, ct)
+	return c.Submit(ctx, ct, SignedBy(key, n))
 }
 
 // Transfer moves amount from key's shard account to to.
@@ -531,6 +703,17 @@ func (c *Client) getter(ctx context.Context, method string, key ed25519.PrivateK
 	if err != nil {
 		return nil, err
 	}
+	var v []byte
+	// A getter changes nothing: any worker may answer it.
+	err = c.do(ctx, method, func(ctx context.Context, w *worker) (err error) {
+		v, err = c.getterAt(ctx, w, method, key, raw)
+		return err
+	})
+	return v, err
+}
+
+// getterAt runs the encoded getter raw at worker w, with a fresh reply key.
+func (c *Client) getterAt(ctx context.Context, w *worker, method string, key ed25519.PrivateKey, raw []byte) ([]byte, error) {
 	rk, err := shielding.NewReplyKey()
 	if err != nil {
 		return nil, err
@@ -544,7 +727,7 @@ func (c *Client) getter(ctx context.Context, method string, key ed25519.PrivateK
 		return nil, err
 	}
 	var res api.GetterResult
-	if err := c.call(ctx, method, api.GetterParams{Shard: hex.EncodeToString(c.shard[:]), Request: hex.EncodeToString(req)}, &res); err != nil {
+	if err := c.post(ctx, w.url, method, api.GetterParams{Shard: hex.EncodeToString(c.shard[:]), Request: hex.EncodeToString(req)}, &res); err != nil {
 		return nil, err
 	}
 	ct, err := hex.DecodeString(res.Response)
@@ -607,8 +790,14 @@ func (c *Client) Nonce(ctx context.Context, key ed25519.PrivateKey) (uint64, err
 	return decodeUint(b)
 }
 
-// Health returns the worker's system_health.
+// Health returns the system_health of the worker in use.
 func (c *Client) Health(ctx context.Context) (*api.HealthResult, error) {
 	var h api.HealthResult
-	return &h, c.call(ctx, api.MethodHealth, nil, &h)
+	err := c.do(ctx, api.MethodHealth, func(ctx context.Context, w *worker) error {
+		return c.post(ctx, w.url, api.MethodHealth, nil, &h)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &h, nil
 }

@@ -44,7 +44,7 @@ type trustedFlags struct {
 
 func (f *trustedFlags) register(fs *flag.FlagSet, e *env) {
 	f.nodeFlags.register(fs, e)
-	fs.StringVar(&f.worker, "worker", "http://127.0.0.1:2000", "worker RPC `URL`")
+	fs.StringVar(&f.worker, "worker", "http://127.0.0.1:2000", "worker RPC `URLs`, comma-separated workers of one shard: one is used, the next takes over when it fails (each verified against the chain)")
 	fs.StringVar(&f.shard, "shard", "", "shard `hex` (default: the worker's)")
 	fs.BoolVar(&f.noWait, "no-wait", false, "return once the transaction is in a block, before the worker processed it")
 	f.keystore = keystoreFlag(fs)
@@ -69,7 +69,11 @@ func (f *trustedFlags) open(ctx context.Context, e *env) (*shardSession, context
 	if err != nil {
 		return nil, nil, err
 	}
-	tc, err := trusted.Dial(ctx, f.worker, c, trusted.Options{Now: e.now})
+	urls, err := workerURLs(f.worker)
+	var tc *trusted.Client
+	if err == nil {
+		tc, err = trusted.DialWorkers(ctx, urls, c, trusted.Options{Now: e.now})
+	}
 	if err == nil && f.shard != "" {
 		var want types.Hash
 		if want, err = types.ParseHash(strings.TrimPrefix(f.shard, "0x")); err != nil {
@@ -83,6 +87,20 @@ func (f *trustedFlags) open(ctx context.Context, e *env) (*shardSession, context
 		return nil, nil, fmt.Errorf("worker %s: %w", f.worker, err)
 	}
 	return &shardSession{ctx: ctx, c: c, tc: tc, shard: tc.Shard(), mrenclave: tc.MRENCLAVE(), pub: tc.ShieldingKey()}, cancel, nil
+}
+
+// workerURLs splits --worker's comma-separated list.
+func workerURLs(s string) ([]string, error) {
+	var urls []string
+	for u := range strings.SplitSeq(s, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			urls = append(urls, u)
+		}
+	}
+	if len(urls) == 0 {
+		return nil, errors.New("--worker: no URL")
+	}
+	return urls, nil
 }
 
 // incognitoAccount resolves NAME//SUFFIX of a dev account to its derived

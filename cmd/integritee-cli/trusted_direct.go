@@ -102,13 +102,15 @@ func submitDirect(ctx context.Context, e *env, f *trustedCallFlags, watch bool, 
 	shard := tc.Shard()
 	out := directResult{Shard: hex.EncodeToString(shard[:]), Nonce: nonce}
 	if !watch {
-		r, err := tc.Submit(ctx, ct)
+		// SignedBy: if a worker dies with the call, the next one settles
+		// whether it ran (trusted.ErrExecutedEarlier).
+		r, err := tc.Submit(ctx, ct, trusted.SignedBy(sender.key, nonce))
 		var ie *trusted.InvalidCallError
 		if errors.As(err, &ie) {
 			return fmt.Errorf("%s refused by the enclave: %s", what, ie.Reason)
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		out.Status, out.Hash = api.StatusExecuted, hex.EncodeToString(r.Hash[:])
 		out.set(r)
@@ -123,15 +125,15 @@ func submitDirect(ctx context.Context, e *env, f *trustedCallFlags, watch bool, 
 		}
 		return nil
 	}
-	w, err := tc.Watch(ctx, ct)
+	w, err := tc.Watch(ctx, ct, trusted.SignedBy(sender.key, nonce))
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	defer w.Close()
 	for {
 		st, err := w.Next(ctx)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		s := out
 		s.Status, s.Reason = st.Status, st.Reason

@@ -98,6 +98,13 @@ func TestTrustedCommands(t *testing.T) {
 			t.Errorf("%s: free %d nonce %d, want %d %d", tc.account, b.Free, b.Nonce, tc.free, tc.nonce)
 		}
 	}
+	// --worker takes several workers: a dead first one is skipped.
+	var b trustedBalance
+	cliJSON(t, &b, append(append([]string{"trusted", "balance", "--account", "Bob//incognito"}, common...), "--worker", "http://127.0.0.1:1, "+w)...)
+	if b.Free != 250 {
+		t.Errorf("Bob through the second worker of --worker: %+v", b)
+	}
+
 	// The unshield pays once the enclave's unshield_funds is on chain (Bob
 	// paid the invoke's fee, far above 100).
 	vault := bridge.VaultAddress(net.Shard)
@@ -133,4 +140,14 @@ func TestTrustedCommands(t *testing.T) {
 	// expired; the refusal reaches the user.
 	hourAgo := func() time.Time { return time.Now().Add(-time.Hour) }
 	cliFailsAt(t, hourAgo, "getter expired", append([]string{"trusted", "balance", "--account", "Bob//incognito"}, common...)...)
+}
+
+func TestWorkerURLs(t *testing.T) {
+	got, err := workerURLs(" http://a:1 ,http://b:2,, ")
+	if err != nil || strings.Join(got, " ") != "http://a:1 http://b:2" {
+		t.Fatalf("%q %v", got, err)
+	}
+	if _, err := workerURLs(" , "); err == nil {
+		t.Fatal("an empty list was accepted")
+	}
 }

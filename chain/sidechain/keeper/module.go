@@ -233,6 +233,7 @@ func (m *Module) confirm(ctx *runtime.Context, msg *sidechain.ConfirmSidechainBl
 		return err
 	}
 	ctx.Store.Delete(sidechain.VotesKey(h.Shard, h.Number))
+	ctx.SetData(sidechain.ResultConfirmed)
 	ctx.Emit(sidechain.EventBlockConfirmed, "shard", h.Shard.String(), "number", strconv.FormatUint(h.Number, 10),
 		"header_hash", hash.String(), "enclave", ctx.Sender.String())
 	return nil

@@ -27,6 +27,12 @@
 // carries the enclave-signed block header and a Merkle proof of the call's
 // leaf (BlockRef), so the client can check the outcome on the enclave's
 // word rather than the worker's.
+//
+// The application's error codes (1000 and up) are stable. A client with
+// several workers of a shard moves to another on CodeNotReady,
+// CodeRateLimited, CodeBusy, CodeSeveralWorkers and CodeNoQuorum: each
+// says that this worker did not take the request, not that the request is
+// wrong.
 package api
 
 import "fmt"
@@ -75,10 +81,13 @@ const (
 	CodeWrongShard = 1040
 	// CodeSeveralWorkers: a direct call was refused because several
 	// enclaves serve the shard (data: {enclaves}); nothing changed.
+	// No longer returned: the shard's enclaves order direct calls among
+	// themselves (docs/sidechain.md); older workers may still send it.
 	CodeSeveralWorkers = 1050
 	// CodeNoQuorum: the worker's enclave cannot reach a quorum of the
-	// shard's enclaves, so the call was not ordered: send it to another
-	// worker (docs/sidechain.md).
+	// shard's enclaves (a minority partition, or most of them down); the
+	// call was not ordered and nothing changed: send it to another worker
+	// of the shard.
 	CodeNoQuorum = 1060
 )
 

@@ -1,0 +1,5 @@
+package trusted
+
+// ReasonStaleNonce lets the tests check the copy against
+// protocol.ReasonStaleNonce.
+const ReasonStaleNonce = reasonStaleNonce
