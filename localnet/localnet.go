@@ -94,6 +94,7 @@ type Net struct {
 type Worker struct {
 	DataDir string
 	*worker.Worker
+	cfg    worker.Config
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -194,7 +195,7 @@ func (n *Net) StartWorker(ctx context.Context, cfg worker.Config) (*Worker, erro
 		return nil, err
 	}
 	wctx, cancel := context.WithCancel(context.Background())
-	h := &Worker{DataDir: cfg.DataDir, Worker: w, cancel: cancel, done: make(chan error, 1)}
+	h := &Worker{DataDir: cfg.DataDir, Worker: w, cfg: cfg, cancel: cancel, done: make(chan error, 1)}
 	go func() { h.done <- w.Run(wctx) }()
 	select {
 	case <-w.Ready():
@@ -215,6 +216,23 @@ func (w *Worker) Stop() error {
 	err := <-w.done
 	w.done <- err // later calls see the same result
 	return err
+}
+
+// RestartWorker starts worker i again, after Stop, from its data
+// directory and on the same RPC address (its registered URL), and waits
+// until it is registered and syncing.
+func (n *Net) RestartWorker(ctx context.Context, i int) (*Worker, error) {
+	old := n.workers[i]
+	cfg := old.cfg
+	if a := old.RPCAddr(); a != "" {
+		cfg.RPCListen = strings.TrimPrefix(a, "http://")
+	}
+	w, err := n.StartWorker(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	n.workers[i] = w
+	return w, nil
 }
 
 // NodeRPC is the node's CometBFT RPC URL.

@@ -119,8 +119,15 @@ func (b directBackend) SubmitCalls(ctx context.Context, calls [][]byte) ([]rpc.O
 	if rep.Replica == nil {
 		res = protocol.ProposalResult{Results: rep.Results, Block: rep.Block, Leaves: rep.Leaves}
 	} else {
+		t := time.NewTimer(proposalWait)
+		defer t.Stop()
 		select {
 		case res = <-waiter:
+		case <-t.C:
+			// A proposal forwarded to a leader that just died is lost
+			// without a word: do not hold the client.
+			w.repl.forget(rep.Proposal)
+			return nil, fmt.Errorf("direct calls: not ordered within %s (the shard's leader may be changing); outcome unknown, send again (the nonce makes a repeat harmless)", proposalWait)
 		case <-ctx.Done():
 			w.repl.forget(rep.Proposal)
 			// Ordered or not, the outcome is unknown here: the client asks
@@ -159,6 +166,10 @@ func legacyDirect(rep *protocol.SubmitCallsReply, n int, p Progress) (*transitio
 		Outgoing:   rep.Outgoing,
 	}, rep.Block), nil
 }
+
+// proposalWait bounds how long a batch waits to be ordered: longer than an
+// election (10 ticks) and a commit round, shorter than clients wait.
+const proposalWait = 5 * time.Second
 
 // ErrNoQuorum means this worker's enclave cannot reach a quorum of the
 // shard's enclaves: it orders no calls (api.CodeNoQuorum).

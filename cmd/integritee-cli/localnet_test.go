@@ -33,8 +33,9 @@ func (l *lockedBuffer) String() string {
 
 // TestLocalnetCommand runs `integritee-cli localnet` with one and with two
 // workers: the demo passes, and every command it then suggests works when
-// run as printed (direct calls watched with one worker, --indirect with
-// two). Ports are free ones, so the suggestions carry --node and --worker.
+// run as printed (direct calls watched until confirmed, to the first
+// worker and, with two, to the second). Ports are free ones, so the
+// suggestions carry --node and --worker.
 func TestLocalnetCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -45,7 +46,7 @@ func TestLocalnetCommand(t *testing.T) {
 	for _, tc := range []struct {
 		workers int
 		path    string
-	}{{1, "--watch"}, {2, "--indirect"}} {
+	}{{1, "--watch"}, {2, "--watch"}} {
 		t.Run(fmt.Sprintf("workers=%d", tc.workers), func(t *testing.T) {
 			var out lockedBuffer
 			e := &env{stdout: &out, stderr: &bytes.Buffer{}, now: time.Now}
