@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -29,6 +31,7 @@ type shardProcs struct {
 	rpcs    []string
 	runs    []int
 	c       *client.Client
+	shard   types.Hash
 }
 
 func (s *shardProcs) url(i int) string { return "http://" + s.rpcs[i] }
@@ -92,6 +95,45 @@ func (s *shardProcs) group(ctx context.Context, n int, live ...int) int {
 	}
 }
 
+// agree waits until the listed workers report the same shard block and
+// state hash, and the chain confirmed that block with that state hash.
+func (s *shardProcs) agree(ctx context.Context, live ...int) {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var (
+			block uint64
+			root  string
+			ok    = true
+		)
+		for k, i := range live {
+			tc, err := trusted.Dial(ctx, s.url(i), s.c, trusted.Options{})
+			var h *api.HealthResult
+			if err == nil {
+				h, err = tc.Health(ctx)
+			}
+			if err != nil || (k > 0 && (h.ShardBlock != block || h.StateRoot != root)) {
+				ok = false
+				break
+			}
+			block, root = h.ShardBlock, h.StateRoot
+		}
+		if ok && block > 0 {
+			conf, _, err := s.c.SidechainBlock(ctx, s.shard, block)
+			if err == nil && conf != nil {
+				if conf.StateHash.String() != root {
+					s.t.Fatalf("the chain confirmed shard block %d with state %s, workers %v hold %s", block, conf.StateHash, live, root)
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("workers %v do not agree on a confirmed shard block", live)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // balanceAt reads key's private balance on worker i alone, once it is
 // at least at chain height h.
 func (s *shardProcs) balanceAt(ctx context.Context, i int, key ed25519.PrivateKey, h int64) uint64 {
@@ -140,7 +182,7 @@ func TestSidechainSurvivesKills(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &shardProcs{t: t, nodeRPC: net.NodeRPC(), dir: t.TempDir(), c: c}
+	s := &shardProcs{t: t, nodeRPC: net.NodeRPC(), dir: t.TempDir(), c: c, shard: types.Hash(net.Shard)}
 	for i := range 3 {
 		s.start(ctx, i)
 	}
@@ -150,10 +192,17 @@ func TestSidechainSurvivesKills(t *testing.T) {
 	alice, charlie := accounts.DevKey("Alice"), accounts.DevKey("Charlie")
 	aliceI, bobI := accounts.DevKey("Alice//incognito"), accounts.DevKey("Bob//incognito")
 	charlieI, daveI := accounts.DevKey("Charlie//incognito"), accounts.DevKey("Dave//incognito")
-	tc, err := trusted.DialWorkers(ctx, []string{s.url(0), s.url(1), s.url(2)}, c, trusted.Options{})
-	if err != nil {
-		t.Fatal(err)
+	// Three clients that each list all three workers, each starting with
+	// another: the stream goes to all three, and each fails over.
+	var tcs []*trusted.Client
+	for i := range 3 {
+		tc, err := trusted.DialWorkers(ctx, []string{s.url(i), s.url((i + 1) % 3), s.url((i + 2) % 3)}, c, trusted.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tcs = append(tcs, tc)
 	}
+	tc := tcs[0]
 	shard := types.Hash(net.Shard)
 	var lastHeight int64
 	for _, sh := range []struct {
@@ -188,7 +237,7 @@ func TestSidechainSurvivesKills(t *testing.T) {
 			t.Logf("SIGKILL worker %d, the leader", killed)
 			s.procs[killed].kill9(t)
 		}
-		r, err := tc.Transfer(ctx, aliceI, addr(bobI), 1)
+		r, err := tcs[i%3].Transfer(ctx, aliceI, addr(bobI), 1)
 		if err != nil {
 			t.Fatalf("direct transfer %d: %v", i, err)
 		}
@@ -250,10 +299,12 @@ func TestSidechainSurvivesKills(t *testing.T) {
 	for _, i := range live {
 		check(i)
 	}
+	s.agree(ctx, live...)
 	// The killed worker restarts from its store and catches up.
 	s.start(ctx, killed)
 	s.group(ctx, 3, 0, 1, 2)
 	check(killed)
+	s.agree(ctx, 0, 1, 2)
 
 	// Two of three die: the survivor cannot order calls.
 	s.procs[live[0]].kill9(t)
@@ -379,4 +430,121 @@ func TestTwoWorkersCharlieToBob(t *testing.T) {
 	if err := errors.Join(err1, err2); err != nil || bob != 4*accounts.Unit || ch != 1*accounts.Unit {
 		t.Fatalf("worker 2: Bob//incognito %d, Charlie//incognito %d (%v); want 4 and 1 TEER", bob, ch, err)
 	}
+}
+
+// TestSidechainHostRollback: the host of one of three workers restores an
+// old copy of its data directory (store, records, keys) under its running
+// shard. Whatever its enclave then does (catch up from the old copy, or
+// stop when Raft shows it forgot acknowledged entries), the shard goes
+// on: no conflicting shard block is confirmed (the chain's confirmed
+// block carries the honest workers' state), and no call applies twice
+// (Alice's balance moves by exactly her consumed nonces).
+func TestSidechainHostRollback(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	net, err := localnet.Start(ctx, localnet.Config{EnclaveBinary: bins.enclave, NoWorkers: true, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Stop()
+	c, err := client.New(ctx, net.NodeRPC(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &shardProcs{t: t, nodeRPC: net.NodeRPC(), dir: t.TempDir(), c: c, shard: types.Hash(net.Shard)}
+	for i := range 3 {
+		s.start(ctx, i)
+	}
+	s.group(ctx, 3, 0, 1, 2)
+	alice, aliceI, bobI := accounts.DevKey("Alice"), accounts.DevKey("Alice//incognito"), accounts.DevKey("Bob//incognito")
+	tc, err := trusted.DialWorkers(ctx, []string{s.url(0), s.url(1)}, c, trusted.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := addr(aliceI)
+	rcpt, err := shielding.Encrypt(tc.ShieldingKey(), shielding.InfoShieldRecipient, to[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ShieldFunds(ctx, alice, s.shard, 1000, rcpt); err != nil {
+		t.Fatal(err)
+	}
+	transfers := func(n int) {
+		t.Helper()
+		for i := range n {
+			if r, err := tc.Transfer(ctx, aliceI, addr(bobI), 1); err != nil || !r.Success {
+				t.Fatalf("transfer %d: %+v %v", i, r, err)
+			}
+		}
+	}
+	for {
+		if b, err := tc.Balance(ctx, aliceI); err == nil && b == 1000 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	transfers(5)
+
+	// The host of worker 2 keeps a copy of its data directory...
+	dir2 := filepath.Join(s.dir, "worker-2")
+	s.procs[2].kill9(t)
+	if out, err := exec.Command("cp", "-a", dir2, dir2+".old").CombinedOutput(); err != nil {
+		t.Fatalf("copy: %v %s", err, out)
+	}
+	s.start(ctx, 2)
+	s.group(ctx, 3, 0, 1, 2)
+	transfers(10)
+	// ... and later puts it back under the running shard.
+	s.procs[2].kill9(t)
+	if err := os.RemoveAll(dir2); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(dir2+".old", dir2); err != nil {
+		t.Fatal(err)
+	}
+	s.runs[2]++
+	s.procs[2] = startWorkerProcess(t, s.nodeRPC, dir2, s.rpcs[2], s.runs[2])
+	transfers(5)
+
+	// The honest workers agree with the chain, and nothing applied twice.
+	for _, i := range []int{0, 1} {
+		tci, err := trusted.Dial(ctx, s.url(i), c, trusted.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			n, err1 := tci.Nonce(ctx, aliceI)
+			a, err2 := tci.Balance(ctx, aliceI)
+			b, err3 := tci.Balance(ctx, bobI)
+			if errors.Join(err1, err2, err3) == nil && n == 20 && a == 980 && b == 20 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("worker %d: nonce %d, alice %d, bob %d (%v); want 20, 980, 20", i, n, a, b, errors.Join(err1, err2, err3))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	s.agree(ctx, 0, 1)
+	// The rolled-back worker either caught up to the same state or
+	// stopped; it never serves another.
+	if tc2, err := trusted.Dial(ctx, s.url(2), c, trusted.Options{}); err == nil {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			a, err := tc2.Balance(ctx, aliceI)
+			if err != nil || a == 980 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the rolled-back worker serves alice %d, want 980 or nothing", a)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	b, _ := os.ReadFile(s.procs[2].logs)
+	t.Logf("rolled-back worker's log (tail):\n%s", tail(b))
 }
