@@ -388,6 +388,7 @@ var trustReview = map[string]string{
 	"replica_start.Records":       "sealed to this enclave and hash-chained (replica.ErrRecords); a cut tail is a rollback, which the chain arbitrates (docs/sidechain.md)",
 	"replica_start.More":          "chunking only",
 	"replica_step.Ticks":          "Raft's clock: a host can speed up or stall elections, which is liveness only",
+	"replica_step.Reads":          "request IDs echoed back with the group's commit index; a read index decides when a getter runs, never what it may see",
 	"replica_step.Registry":       "proved against the app hash of the light client's latest header; membership is what the chain's registry says",
 	"replica_step.Envelopes":      "AES-GCM under a key of the shard's state key with sender and recipient bound; drops, duplicates and replays are what Raft tolerates",
 	"private_getter.Request":      "an encrypted, signed getter",

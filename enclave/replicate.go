@@ -127,6 +127,17 @@ func (e *Enclave) replicaStep(r *protocol.ReplicaStep) (protocol.Reply, error) {
 			return nil, err
 		}
 	}
+	if len(r.Reads) > protocol.MaxReplicaReads {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "%d reads", len(r.Reads))
+	}
+	for _, id := range r.Reads {
+		if len(id) == 0 || len(id) > protocol.MaxReadIDBytes {
+			return nil, protocol.Errorf(protocol.CodeInvalidInput, "read ID of %d bytes", len(id))
+		}
+		if err := e.repl.node.ReadIndex(id); err != nil {
+			return nil, e.replicaFailed(err)
+		}
+	}
 	for _, env := range r.Envelopes {
 		if len(env) > protocol.MaxEnvelopeBytes {
 			continue
@@ -234,6 +245,9 @@ func (e *Enclave) drive(out *protocol.ReplicaOutput) error {
 			out.Messages = append(out.Messages, protocol.Envelope{To: m.To, Data: m.Data})
 		}
 		e.repl.queue = append(e.repl.queue, o.Committed...)
+		for _, r := range o.Reads {
+			out.Reads = append(out.Reads, protocol.ReadIndex{ID: r.ID, Index: r.Index})
+		}
 		if err := e.repl.node.Advance(); err != nil {
 			return e.replicaFailed(err)
 		}
@@ -243,6 +257,7 @@ func (e *Enclave) drive(out *protocol.ReplicaOutput) error {
 	}
 	st := e.repl.node.Status()
 	out.Leader, out.IsLeader, out.Voters, out.Height = st.Leader, st.IsLeader, st.Voters, e.lc.Height()
+	out.AppliedIndex = e.repl.applied
 	return nil
 }
 

@@ -187,6 +187,9 @@ func (b directBackend) ExecuteGetter(ctx context.Context, request []byte) ([]byt
 	if !w.isReady() {
 		return nil, rpc.ErrNotReady
 	}
+	if !w.readBarrier(ctx) {
+		w.log.Debug("getter answered without a read barrier (no leader reached)")
+	}
 	// A client that goes away mid-call must not cut the enclave's
 	// connection (which would force a restart): the call is short.
 	rep, err := callAs[*protocol.PrivateGetterReply](context.WithoutCancel(ctx), w.sup, &protocol.PrivateGetter{Request: request})
@@ -200,6 +203,9 @@ func (b directBackend) ExecuteGetter(ctx context.Context, request []byte) ([]byt
 func (b directBackend) Health(context.Context) (*rpc.Health, error) {
 	p := b.w.sup.Progress()
 	h := &rpc.Health{Height: p.Height, StateRoot: p.StateRoot, ShardBlock: p.ShardBlock}
+	if b.w.repl == nil {
+		return h, nil
+	}
 	if leader, _, voters := b.w.repl.Status(); leader != (tx.Address{}) {
 		h.Leader, h.Voters = leader.String(), voters
 	}

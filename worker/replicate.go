@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -46,10 +47,16 @@ type replicaHost struct {
 	waiters map[[16]byte]chan protocol.ProposalResult
 	status  protocol.ReplicaOutput // the last output's leader and voters
 	lastReg time.Time
+	// reads wait for read indexes; applied is the enclave's applied log
+	// index, moved signals that it moved (closed and replaced).
+	reads   map[string]chan uint64
+	applied uint64
+	moved   chan struct{}
 }
 
 func newReplicaHost() *replicaHost {
-	return &replicaHost{wake: make(chan struct{}, 1), waiters: map[[16]byte]chan protocol.ProposalResult{}}
+	return &replicaHost{wake: make(chan struct{}, 1), waiters: map[[16]byte]chan protocol.ProposalResult{},
+		reads: map[string]chan uint64{}, moved: make(chan struct{})}
 }
 
 // Deliver queues an envelope a peer sent for this worker's enclave.
@@ -139,6 +146,17 @@ func (w *Worker) onReplica(out *protocol.ReplicaOutput) {
 			ch <- res
 			delete(r.waiters, res.ID)
 		}
+	}
+	for _, rd := range out.Reads {
+		if ch, ok := r.reads[string(rd.ID)]; ok {
+			ch <- rd.Index
+			delete(r.reads, string(rd.ID))
+		}
+	}
+	if out.AppliedIndex > r.applied {
+		r.applied = out.AppliedIndex
+		close(r.moved)
+		r.moved = make(chan struct{})
 	}
 	was := r.status.IsLeader
 	r.status = protocol.ReplicaOutput{Leader: out.Leader, IsLeader: out.IsLeader, Voters: out.Voters, Height: out.Height}
@@ -261,4 +279,73 @@ func (w *Worker) membershipProofs(ctx context.Context, height int64) ([]protocol
 		return nil, err
 	}
 	return out, nil
+}
+
+// readWait bounds a read barrier: a read index takes a round trip to the
+// leader; without one the getter answers from this worker's state.
+const readWait = 2 * time.Second
+
+// readBarrier waits until this worker's enclave applied every call the
+// shard's group committed before now (Raft's read index), so that a
+// getter here sees a call another worker answered a moment ago: a client
+// that sends its next call elsewhere reads the right nonce. Alone in its
+// group (one worker) there is nothing to wait for. It reports whether the
+// barrier held; if not (no leader within readWait: a minority), the
+// getter answers from this worker's possibly stale state.
+func (w *Worker) readBarrier(ctx context.Context) bool {
+	r := w.repl
+	if r == nil {
+		return true // a test's worker without replication
+	}
+	if _, _, voters := r.Status(); voters <= 1 {
+		return true
+	}
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return false
+	}
+	ch := make(chan uint64, 1)
+	r.mu.Lock()
+	r.reads[string(id[:])] = ch
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.reads, string(id[:]))
+		r.mu.Unlock()
+	}()
+	req := &protocol.ReplicaStep{Reads: [][]byte{id[:]}, Envelopes: r.take()}
+	if _, err := w.sup.Apply(ctx, update{req: req, check: func(rep protocol.Reply, p Progress) (*transition, error) {
+		rr, err := protocol.ReplyAs[*protocol.ReplicaStepReply](req, rep, nil)
+		if err != nil {
+			return nil, err
+		}
+		return replicated(rr.Replica, p)
+	}}); err != nil {
+		return false
+	}
+	t := time.NewTimer(readWait)
+	defer t.Stop()
+	var index uint64
+	select {
+	case index = <-ch:
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+	for {
+		r.mu.Lock()
+		applied, moved := r.applied, r.moved
+		r.mu.Unlock()
+		if applied >= index {
+			return true
+		}
+		select {
+		case <-moved:
+		case <-t.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
 }

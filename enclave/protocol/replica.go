@@ -25,6 +25,8 @@ const (
 // Bounds of replication requests.
 const (
 	MaxReplicaEnvelopes = 1024
+	MaxReplicaReads     = 1024
+	MaxReadIDBytes      = 32
 	MaxEnvelopeBytes    = 2 << 20
 )
 
@@ -56,6 +58,11 @@ type ReplicaStep struct {
 	// the active ones among them (new ones as learners until they caught
 	// up); proofs that do not verify are refused.
 	Registry []ProvedValue `cbor:"registry,omitempty"`
+	// Reads asks for read indexes (Raft's linearizable reads), by ID: the
+	// answers come in ReplicaOutput.Reads, now or later. A getter run once
+	// AppliedIndex reached one sees every call committed before the ask,
+	// whichever worker took it.
+	Reads [][]byte `cbor:"reads,omitempty"`
 }
 
 // ReplicaStepReply is the replica's output.
@@ -84,8 +91,18 @@ type ReplicaOutput struct {
 	Leader   tx.Address   `cbor:"leader"`
 	IsLeader bool         `cbor:"is_leader"`
 	Voters   []tx.Address `cbor:"voters,omitempty"`
-	// Height is the last chain block applied.
-	Height int64 `cbor:"height"`
+	// Height is the last chain block applied; AppliedIndex the last log
+	// entry applied.
+	Height       int64  `cbor:"height"`
+	AppliedIndex uint64 `cbor:"applied_index"`
+	// Reads answer ReplicaStep.Reads.
+	Reads []ReadIndex `cbor:"reads,omitempty"`
+}
+
+// ReadIndex is the group's commit index when a read was asked for.
+type ReadIndex struct {
+	ID    []byte `cbor:"id"`
+	Index uint64 `cbor:"index"`
 }
 
 // Envelope is a sealed message for the enclave To on another worker.

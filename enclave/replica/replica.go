@@ -102,11 +102,21 @@ type Output struct {
 	// Snapshot, if not nil, is a state received from the leader that
 	// replaces the state machine's (its data as given to Compact).
 	Snapshot *Snapshot
+	// Reads answer ReadIndex: the commit index the group's leader
+	// confirmed with a quorum after the request, by request ID.
+	Reads []Read
 	// MembershipChanged reports a committed change of the voters. A
 	// snapshot names the voters it was taken under and a voter restores
 	// only one that names it, so the state machine should Compact soon
 	// after, so that a new voter behind the compacted log can catch up.
 	MembershipChanged bool
+}
+
+// Read is the answer to a ReadIndex: once the state machine applied Index,
+// a read sees every entry committed before the request.
+type Read struct {
+	ID    []byte
+	Index uint64
 }
 
 // Snapshot is a state machine state at a log index.
@@ -321,6 +331,18 @@ func (n *Node) Propose(cmd []byte) (err error) {
 	return nil
 }
 
+// ReadIndex asks the leader for the group's commit index, confirmed by a
+// quorum after this call (Raft's read-index, linearizable reads without a
+// log entry); the answer comes in Output.Reads with id. Without a leader
+// the request is dropped: the caller times out.
+func (n *Node) ReadIndex(id []byte) (err error) {
+	defer n.guard(&err)
+	if n.broken == nil {
+		n.rn.ReadIndex(id)
+	}
+	return nil
+}
+
 // AddVoter proposes to make a the group's voter (the leader does this for
 // an enclave the registry lists for the shard, once it caught up as a
 // learner).
@@ -501,6 +523,9 @@ func (n *Node) Ready() (out Output, ok bool, err error) {
 	}
 	if out.Snapshot != nil {
 		n.applied = max(n.applied, out.Snapshot.Index)
+	}
+	for _, rs := range rd.ReadStates {
+		out.Reads = append(out.Reads, Read{ID: rs.RequestCtx, Index: rs.Index})
 	}
 	for _, m := range rd.Messages {
 		env, err := n.seal(m)

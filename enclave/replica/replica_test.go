@@ -56,6 +56,7 @@ type member struct {
 	disk    [][]byte // the host's stored records
 	applied []replica.Entry
 	snap    *replica.Snapshot // the last snapshot received
+	reads   map[string]uint64 // ReadIndex answers
 	up      bool
 }
 
@@ -137,6 +138,12 @@ func (c *cluster) step() {
 			m.disk = append(m.disk, out.Records...)
 			if out.Snapshot != nil {
 				m.snap = out.Snapshot
+			}
+			for _, r := range out.Reads {
+				if m.reads == nil {
+					m.reads = map[string]uint64{}
+				}
+				m.reads[string(r.ID)] = r.Index
 			}
 			for _, e := range out.Messages {
 				c.queue = append(c.queue, envelope{from: a, to: e.To, data: e.Data})
@@ -583,4 +590,37 @@ func TestRolledBackNodeStops(t *testing.T) {
 	c.members[l].node.Propose([]byte("c"))
 	c.run(10)
 	c.sameOrder("a", "b4", "c")
+}
+
+// TestReadIndex: a follower's read index covers every entry committed
+// before the request, so a read there after it applied that index sees a
+// call another node proposed (read your writes across workers); without
+// a quorum no answer comes.
+func TestReadIndex(t *testing.T) {
+	c := newCluster(t, 3, 3)
+	l := c.leader()
+	c.members[l].node.Propose([]byte("x"))
+	c.run(5)
+	idx := c.members[l].applied[len(c.members[l].applied)-1].Index
+	var f tx.Address
+	for _, a := range c.order {
+		if a != l {
+			f = a
+		}
+	}
+	if err := c.members[f].node.ReadIndex([]byte("r1")); err != nil {
+		t.Fatal(err)
+	}
+	c.run(5)
+	got, ok := c.members[f].reads["r1"]
+	if !ok || got < idx {
+		t.Fatalf("read index %d (%v), want at least %d", got, ok, idx)
+	}
+	// Cut off, the follower gets no answer.
+	c.cut = func(a, b tx.Address) bool { return a == f || b == f }
+	c.members[f].node.ReadIndex([]byte("r2"))
+	c.run(30)
+	if _, ok := c.members[f].reads["r2"]; ok {
+		t.Fatal("an isolated follower got a read index")
+	}
 }
