@@ -336,3 +336,62 @@ func TestReplicatedShard(t *testing.T) {
 		t.Fatalf("restarted enclave: alice %d, want 700", a)
 	}
 }
+
+// TestReplicaHostMessages: the worst a host can send with the replication
+// requests. Altered records do not start the replica; forged envelopes
+// change nothing; a registry listing whose proofs do not verify is
+// refused; out-of-bounds requests are refused.
+func TestReplicaHostMessages(t *testing.T) {
+	ctx := context.Background()
+	f := newProvisionFixture(t)
+	n := &replicaNet{t: t, f: f, hosts: []*host{f.prov}, state: map[*host]*replicated{}, down: map[*host]bool{}}
+	n.state[f.prov] = &replicated{results: map[[16]byte]protocol.ProposalResult{}, lcH: f.prov.height}
+	n.start(f.prov)
+	n.round()
+	n.round()
+	r := n.st(f.prov)
+	if len(r.records) < 2 {
+		t.Fatalf("%d records", len(r.records))
+	}
+	before, err := protocol.CallAs[*protocol.StateInfoReply](ctx, f.prov.c, &protocol.StateInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Forged envelopes and an altered registry change nothing.
+	if _, err := protocol.CallAs[*protocol.ReplicaStepReply](ctx, f.prov.c, &protocol.ReplicaStep{Envelopes: [][]byte{{1, 2, 3}, make([]byte, 200)}}); err != nil {
+		t.Fatalf("forged envelopes: %v", err)
+	}
+	reg := n.registry(f.prov)
+	reg[0].Value = append([]byte(nil), reg[0].Value...)
+	reg[0].Value[len(reg[0].Value)-1] ^= 1
+	if _, err := protocol.CallAs[*protocol.ReplicaStepReply](ctx, f.prov.c, &protocol.ReplicaStep{Registry: reg}); !errors.Is(err, protocol.ErrVerification) {
+		t.Fatalf("altered registry: %v", err)
+	}
+	for name, req := range map[string]*protocol.ReplicaStep{
+		"ticks":   {Ticks: 1001},
+		"read ID": {Reads: [][]byte{make([]byte, 64)}},
+	} {
+		if _, err := protocol.CallAs[*protocol.ReplicaStepReply](ctx, f.prov.c, req); !errors.Is(err, protocol.ErrInvalidInput) {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	after, err := protocol.CallAs[*protocol.StateInfoReply](ctx, f.prov.c, &protocol.StateInfo{})
+	if err != nil || after.StateRoot != before.StateRoot || after.Height != before.Height {
+		t.Fatalf("state moved: %+v -> %+v (%v)", before, after, err)
+	}
+
+	// Altered or reordered records do not start a restarted replica.
+	for name, recs := range map[string][][]byte{
+		"altered":   append([][]byte{append(append([]byte(nil), r.records[0][:len(r.records[0])-1]...), r.records[0][len(r.records[0])-1]^1)}, r.records[1:]...),
+		"reordered": append([][]byte{r.records[1], r.records[0]}, r.records[2:]...),
+	} {
+		f.prov.boot(f.c)
+		if _, err := protocol.CallAs[*protocol.ReplicaStartReply](ctx, f.prov.c, &protocol.ReplicaStart{Records: recs}); !errors.Is(err, protocol.ErrState) {
+			t.Fatalf("%s records: %v", name, err)
+		}
+	}
+	// The genuine ones do.
+	f.prov.boot(f.c)
+	n.start(f.prov)
+}
