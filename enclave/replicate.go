@@ -170,13 +170,20 @@ func (e *Enclave) replicaFailed(err error) error {
 }
 
 // proposeChain proposes verified block b as the log's next chain block
-// and moves the replica on. Every enclave that verified it proposes it;
-// the log keeps the first and the others are skipped.
+// and moves the replica on. Should several enclaves propose it, the log
+// keeps the first and the others are skipped.
 func (e *Enclave) proposeChain(b *lightclient.Block) (protocol.Reply, error) {
+	// The leader proposes a block when its host first feeds it; another
+	// enclave only when its host feeds it again because it is still not
+	// ordered (a slow or failed leader), so that each block is usually one
+	// entry of the log, not one per enclave.
+	again := e.repl.verified != nil && e.repl.verified.Header.Height == b.Header.Height
 	e.repl.verified = b
-	cmd := command{Chain: &chainCommand{Height: b.Header.Height, Hash: b.Header.Hash()}}
-	if err := e.propose(cmd); err != nil && !errors.Is(err, errNoLeader) {
-		return nil, err
+	if again || e.repl.node.Status().IsLeader {
+		cmd := command{Chain: &chainCommand{Height: b.Header.Height, Hash: b.Header.Hash()}}
+		if err := e.propose(cmd); err != nil && !errors.Is(err, errNoLeader) {
+			return nil, err
+		}
 	}
 	// Without a leader (a new member, an election) another enclave
 	// orders the block, or the host feeds it again.
