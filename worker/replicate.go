@@ -28,9 +28,10 @@ import (
 const (
 	replicaTick      = 100 * time.Millisecond
 	registryInterval = 2 * time.Second
-	// maxInbox bounds the envelopes waiting for the enclave; older ones
-	// are dropped first (Raft tolerates loss).
-	maxInbox = 4096
+	// maxInbox and maxInboxBytes bound the envelopes waiting for the
+	// enclave; older ones are dropped first (Raft tolerates loss).
+	maxInbox      = 4096
+	maxInboxBytes = 64 << 20
 )
 
 // EnvelopeSender delivers an enclave's envelopes to the worker of their
@@ -43,6 +44,7 @@ type EnvelopeSender interface {
 type replicaHost struct {
 	mu      sync.Mutex
 	inbox   [][]byte
+	inBytes int
 	wake    chan struct{}
 	waiters map[[16]byte]chan protocol.ProposalResult
 	status  protocol.ReplicaOutput // the last output's leader and voters
@@ -61,11 +63,16 @@ func newReplicaHost() *replicaHost {
 
 // Deliver queues an envelope a peer sent for this worker's enclave.
 func (r *replicaHost) Deliver(data []byte) {
+	if len(data) == 0 || len(data) > protocol.MaxEnvelopeBytes {
+		return // the enclave would drop it too
+	}
 	r.mu.Lock()
-	if len(r.inbox) >= maxInbox {
+	r.inbox = append(r.inbox, data)
+	r.inBytes += len(data)
+	for len(r.inbox) > maxInbox || r.inBytes > maxInboxBytes {
+		r.inBytes -= len(r.inbox[0])
 		r.inbox = r.inbox[1:]
 	}
-	r.inbox = append(r.inbox, data)
 	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
@@ -73,13 +80,32 @@ func (r *replicaHost) Deliver(data []byte) {
 	}
 }
 
+// take returns the waiting envelopes that fit one ReplicaStep (the
+// enclave's bounds and a protocol frame), oldest first; the rest wait for
+// the next step.
 func (r *replicaHost) take() [][]byte {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	in := r.inbox
-	r.inbox = nil
+	n, size := 0, 0
+	for n < len(r.inbox) && n < protocol.MaxReplicaEnvelopes && size+len(r.inbox[n]) <= maxStepBytes {
+		size += len(r.inbox[n])
+		n++
+	}
+	in := r.inbox[:n:n]
+	r.inbox = r.inbox[n:]
+	r.inBytes -= size
+	if len(r.inbox) > 0 {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
 	return in
 }
+
+// maxStepBytes bounds the envelopes of one ReplicaStep, well within a
+// protocol frame.
+const maxStepBytes = 16 << 20
 
 // wait registers a proposal's waiter (in the turn of its SubmitCalls, so
 // that no later output can carry its result first).

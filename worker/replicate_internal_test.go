@@ -1,0 +1,51 @@
+package worker
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/integritee-go/integritee/enclave/protocol"
+)
+
+// TestReplicaInbox: whatever peers send, the waiting envelopes stay
+// within their bounds (oldest dropped first), and each step takes what
+// fits one request, in order, leaving the rest for the next.
+func TestReplicaInbox(t *testing.T) {
+	r := newReplicaHost()
+	for i := range maxInbox + 10 {
+		r.Deliver([]byte{byte(i), byte(i >> 8)})
+	}
+	if len(r.inbox) != maxInbox || r.inBytes != 2*maxInbox {
+		t.Fatalf("inbox %d envelopes, %d bytes", len(r.inbox), r.inBytes)
+	}
+	first := r.take()
+	if len(first) != protocol.MaxReplicaEnvelopes || !bytes.Equal(first[0], []byte{10, 0}) {
+		t.Fatalf("first step took %d, starting with %v", len(first), first[0])
+	}
+	total := len(first)
+	for len(r.inbox) > 0 {
+		total += len(r.take())
+	}
+	if total != maxInbox || r.inBytes != 0 {
+		t.Fatalf("took %d in all, %d bytes left", total, r.inBytes)
+	}
+
+	big := make([]byte, protocol.MaxEnvelopeBytes)
+	for range maxInboxBytes/len(big) + 3 {
+		r.Deliver(big)
+	}
+	if r.inBytes > maxInboxBytes {
+		t.Fatalf("inbox holds %d bytes, bound %d", r.inBytes, maxInboxBytes)
+	}
+	if got := r.take(); len(got)*len(big) > maxStepBytes {
+		t.Fatalf("one step took %d bytes", len(got)*len(big))
+	}
+	r.Deliver(make([]byte, protocol.MaxEnvelopeBytes+1))
+	for len(r.inbox) > 0 {
+		for _, e := range r.take() {
+			if len(e) > protocol.MaxEnvelopeBytes {
+				t.Fatal("an oversized envelope went to the enclave")
+			}
+		}
+	}
+}
