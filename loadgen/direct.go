@@ -78,7 +78,7 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 		funding[i] = uint64(counts[i])*cfg.Amount + params.MinFee(tx.MaxTxBytes)
 	}
 	cfg.Logger.Info("funding payers", "payers", m)
-	if err := fund(ctx, c, params, payers, funding); err != nil {
+	if err := fund(ctx, c, params, cfg.Funder, payers, funding); err != nil {
 		return nil, err
 	}
 	rep := &Report{Kind: "direct", N: cfg.N, Concurrency: m, Recipient: recipient.addr.String(), Amount: cfg.Amount,

@@ -79,6 +79,10 @@ type Config struct {
 	// Tag names the run's accounts ("Alice//load/TAG/..."); default "default".
 	// Runs with the same tag reuse accounts.
 	Tag string
+	// Funder is the dev account that funds the run's accounts; default
+	// "Alice". Runs at the same time need different funders (each funding
+	// uses its funder's nonces).
+	Funder string
 	// Logger receives progress; nil discards it.
 	Logger *slog.Logger
 }
@@ -103,6 +107,9 @@ func (c *Config) normalize(needWorker bool) error {
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = DefaultTimeout
+	}
+	if c.Funder == "" {
+		c.Funder = "Alice"
 	}
 	if c.Tag == "" {
 		c.Tag = "default"

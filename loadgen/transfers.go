@@ -44,8 +44,8 @@ func failCode(ctx context.Context, err error) string {
 
 // fund sends each of to its amount from Alice, pipelined with consecutive
 // nonces, and waits until all are committed.
-func fund(ctx context.Context, c *client.Client, params accounts.Params, to []account, amount []uint64) error {
-	alice := devAccount("Alice")
+func fund(ctx context.Context, c *client.Client, params accounts.Params, funder string, to []account, amount []uint64) error {
+	alice := devAccount(funder)
 	acc, err := c.Account(ctx, alice.addr)
 	if err != nil {
 		return fmt.Errorf("fund: alice: %w", err)
@@ -123,7 +123,7 @@ func Transfers(ctx context.Context, cfg Config) (*Report, error) {
 		funding[i] = uint64(counts[i]) * (cfg.Amount + maxFee)
 	}
 	cfg.Logger.Info("funding senders", "senders", k)
-	if err := fund(ctx, c, params, senders, funding); err != nil {
+	if err := fund(ctx, c, params, cfg.Funder, senders, funding); err != nil {
 		return nil, err
 	}
 	nonces := make([]uint64, k)
