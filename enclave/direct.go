@@ -3,6 +3,8 @@ package enclave
 import (
 	"crypto/sha256"
 	"errors"
+	"runtime"
+	"sync"
 
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/tx"
@@ -65,6 +67,7 @@ func (e *Enclave) applyDirect(calls [][]byte, hostTime int64, author tx.Address)
 	batch := e.state.Begin()
 	rep := &protocol.SubmitCallsReply{Results: make([]protocol.CallResult, len(calls))}
 	var unshields []sidechain.Unshield
+	pts, errs := e.decryptCalls(calls)
 	for i, ct := range calls {
 		res := &rep.Results[i]
 		res.Status = protocol.CallInvalid
@@ -72,7 +75,7 @@ func (e *Enclave) applyDirect(calls [][]byte, hostTime int64, author tx.Address)
 			res.Reason = protocol.ReasonTooLarge
 			continue
 		}
-		pt, err := e.keys.Decrypt(shielding.InfoTrustedCall, ct)
+		pt, err := pts[i], errs[i]
 		if err != nil {
 			res.Reason = protocol.ReasonUndecryptable
 			continue
@@ -131,4 +134,28 @@ func (e *Enclave) privateGetter(r *protocol.PrivateGetter) (protocol.Reply, erro
 		return nil, protocol.Errorf(protocol.CodeInternal, "%v", err)
 	}
 	return &protocol.PrivateGetterReply{Response: ct}, nil
+}
+
+// decryptCalls decrypts a batch's calls on every core: HPKE decapsulation
+// is the costly part of a call and independent of the others, unlike
+// applying them, which goes in order. Oversized ones are left out.
+func (e *Enclave) decryptCalls(calls [][]byte) ([][]byte, []error) {
+	pts, errs := make([][]byte, len(calls)), make([]error, len(calls))
+	next := make(chan int, len(calls))
+	for i := range calls {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(calls)) {
+		wg.Go(func() {
+			for i := range next {
+				if len(calls[i]) <= protocol.MaxCallCiphertext {
+					pts[i], errs[i] = e.keys.Decrypt(shielding.InfoTrustedCall, calls[i])
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return pts, errs
 }
