@@ -885,24 +885,7 @@ func TestAttackTwoWorkersDirectAndIndirect(t *testing.T) {
 	// Worker A (d) serves provisioning; worker B joins the shard.
 	d.h.peers = simPeers(d.h.backend)
 	d.h.boot(d.c)
-	b := newHost(t, d.shard)
-	startPeers(b, simPeers(b.backend))
-	res, err := relay(t, d.c, b, d.h, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	snapshot := d.h.allEntries()
-	if err := b.load(snapshot, 5); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := protocol.CallAs[*protocol.ResumeReply](ctx, b.c, &protocol.Resume{}); err != nil {
-		t.Fatal(err)
-	}
-	sk := res.SealedKeys
-	b.sealed, b.checkpoint, b.height = &sk, res.Checkpoint, res.Height
-	for _, e := range snapshot {
-		b.entries[e.Key] = e.Value
-	}
+	b := provisioned(t, d.c, d.shard, d.h)
 	reg, err := protocol.CallAs[*protocol.SignedTxs](ctx, b.c, &protocol.SignRegistration{Params: d.params0(tx.Address{}), WorkerURL: "ws://127.0.0.1:2001"})
 	if err != nil {
 		t.Fatal(err)

@@ -41,18 +41,18 @@ type replicaNet struct {
 	down  map[*host]bool
 }
 
-// provisioned is a new host of f's shard with the provider's keys and
-// state, persisted.
-func provisioned(t *testing.T, f *provisionFixture) *host {
+// provisioned is a new host of shard with the keys and state of prov,
+// persisted (provisioning over the relay, then the snapshot's entries).
+func provisioned(t *testing.T, c *chainSim, shard [32]byte, prov *host) *host {
 	t.Helper()
 	ctx := context.Background()
-	h := newHost(t, f.shard)
+	h := newHost(t, shard)
 	startPeers(h, simPeers(h.backend))
-	res, err := relay(t, f.c, h, f.prov, nil)
+	res, err := relay(t, c, h, prov, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	snapshot := f.prov.allEntries()
+	snapshot := prov.allEntries()
 	if err := h.load(snapshot, 50); err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +265,7 @@ func (n *replicaNet) submit(h *host, call []byte) protocol.ProposalResult {
 func TestReplicatedShard(t *testing.T) {
 	ctx := context.Background()
 	f := newProvisionFixture(t)
-	r1, r2 := provisioned(t, f), provisioned(t, f)
+	r1, r2 := provisioned(t, f.c, f.shard, f.prov), provisioned(t, f.c, f.shard, f.prov)
 
 	// Register the two new enclaves (block 5).
 	alice := accounts.DevKey("Alice")

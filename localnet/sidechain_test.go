@@ -36,6 +36,30 @@ type shardProcs struct {
 
 func (s *shardProcs) url(i int) string { return "http://" + s.rpcs[i] }
 
+// startShardProcs starts a dev node (in this process, stopped at the end
+// of the test) and n worker processes of its shard, and waits until they
+// form one group.
+func startShardProcs(t *testing.T, ctx context.Context, n int) *shardProcs {
+	t.Helper()
+	net, err := localnet.Start(ctx, localnet.Config{EnclaveBinary: bins.enclave, NoWorkers: true, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { net.Stop() })
+	c, err := client.New(ctx, net.NodeRPC(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &shardProcs{t: t, nodeRPC: net.NodeRPC(), dir: t.TempDir(), c: c, shard: types.Hash(net.Shard)}
+	live := make([]int, n)
+	for i := range n {
+		s.start(ctx, i)
+		live[i] = i
+	}
+	s.group(ctx, n, live...)
+	return s
+}
+
 // start starts worker i (again) and waits until it serves.
 func (s *shardProcs) start(ctx context.Context, i int) {
 	s.t.Helper()
@@ -173,20 +197,8 @@ func TestSidechainSurvivesKills(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	net, err := localnet.Start(ctx, localnet.Config{EnclaveBinary: bins.enclave, NoWorkers: true, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer net.Stop()
-	c, err := client.New(ctx, net.NodeRPC(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &shardProcs{t: t, nodeRPC: net.NodeRPC(), dir: t.TempDir(), c: c, shard: types.Hash(net.Shard)}
-	for i := range 3 {
-		s.start(ctx, i)
-	}
-	s.group(ctx, 3, 0, 1, 2)
+	s := startShardProcs(t, ctx, 3)
+	c := s.c
 
 	// Alice//incognito and Charlie//incognito get funds through the chain.
 	alice, charlie := accounts.DevKey("Alice"), accounts.DevKey("Charlie")
@@ -203,7 +215,7 @@ func TestSidechainSurvivesKills(t *testing.T) {
 		tcs = append(tcs, tc)
 	}
 	tc := tcs[0]
-	shard := types.Hash(net.Shard)
+	shard := s.shard
 	var lastHeight int64
 	for _, sh := range []struct {
 		payer ed25519.PrivateKey
@@ -450,20 +462,8 @@ func TestSidechainHostRollback(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	net, err := localnet.Start(ctx, localnet.Config{EnclaveBinary: bins.enclave, NoWorkers: true, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer net.Stop()
-	c, err := client.New(ctx, net.NodeRPC(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &shardProcs{t: t, nodeRPC: net.NodeRPC(), dir: t.TempDir(), c: c, shard: types.Hash(net.Shard)}
-	for i := range 3 {
-		s.start(ctx, i)
-	}
-	s.group(ctx, 3, 0, 1, 2)
+	s := startShardProcs(t, ctx, 3)
+	c := s.c
 	alice, aliceI, bobI := accounts.DevKey("Alice"), accounts.DevKey("Alice//incognito"), accounts.DevKey("Bob//incognito")
 	tc, err := trusted.DialWorkers(ctx, []string{s.url(0), s.url(1)}, c, trusted.Options{})
 	if err != nil {
