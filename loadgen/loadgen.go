@@ -35,6 +35,7 @@ var (
 const (
 	MaxN           = 1_000_000
 	MaxConcurrency = 256
+	MaxRate        = 1_000_000
 	DefaultTimeout = 2 * time.Minute
 )
 
@@ -65,8 +66,16 @@ func CheckLoopback(addr string) error {
 type Config struct {
 	// NodeURL is the node's CometBFT RPC (http://127.0.0.1:26657).
 	NodeURL string
-	// WorkerURL is the worker's JSON-RPC (Direct only).
+	// WorkerURL is the worker's JSON-RPC (Direct only); the same as
+	// WorkerURLs with one URL. Set one or the other.
 	WorkerURL string
+	// WorkerURLs are the JSON-RPC URLs of workers of one shard (Direct
+	// only): sender i is bound to WorkerURLs[i mod len(WorkerURLs)].
+	WorkerURLs []string
+	// Rate, when not 0, makes Direct an open loop: calls are due at Rate
+	// calls per second whatever the answers, and Concurrency senders
+	// take them as they come due (see Direct). At most MaxRate.
+	Rate float64
 	// N is the number of transfers (or direct calls) to send.
 	N int
 	// Concurrency is the number of senders submitting at once; each has
@@ -123,9 +132,23 @@ func (c *Config) normalize(needWorker bool) error {
 	if err := CheckLoopback(c.NodeURL); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
+	if !needWorker && (len(c.WorkerURLs) > 0 || c.Rate != 0) {
+		return fmt.Errorf("%w: worker URLs and rate are for direct calls only", ErrConfig)
+	}
+	if !(c.Rate >= 0 && c.Rate <= MaxRate) { // NaN too
+		return fmt.Errorf("%w: rate %g not in 0..%d", ErrConfig, c.Rate, MaxRate)
+	}
 	if needWorker {
-		if err := CheckLoopback(c.WorkerURL); err != nil {
-			return fmt.Errorf("worker: %w", err)
+		switch {
+		case c.WorkerURL != "" && len(c.WorkerURLs) > 0:
+			return fmt.Errorf("%w: both WorkerURL and WorkerURLs", ErrConfig)
+		case len(c.WorkerURLs) == 0:
+			c.WorkerURLs = []string{c.WorkerURL}
+		}
+		for _, u := range c.WorkerURLs {
+			if err := CheckLoopback(u); err != nil {
+				return fmt.Errorf("worker: %w", err)
+			}
 		}
 	}
 	return nil
@@ -173,13 +196,28 @@ type Sender struct {
 	// Shielded is what was shielded to the account before the calls
 	// (Direct only).
 	Shielded uint64 `json:"shielded,omitempty"`
+	// Worker is the URL the sender sent its calls to (Direct only).
+	Worker string `json:"worker,omitempty"`
+}
+
+// WorkerShare is one worker's part of a Direct run.
+type WorkerShare struct {
+	URL      string `json:"url"`
+	Senders  int    `json:"senders"`
+	Executed int    `json:"executed"`
+	Failed   int    `json:"failed"`
 }
 
 // Report is the result of a run.
 type Report struct {
-	Kind        string `json:"kind"` // "transfers" or "direct"
+	Kind string `json:"kind"` // "transfers" or "direct"
+	// Mode is "closed" (each sender waits for its call's answer before
+	// the next) or "open" (calls due at OfferedPerSec; Direct only).
+	Mode        string `json:"mode,omitempty"`
 	N           int    `json:"n"`
 	Concurrency int    `json:"concurrency"`
+	// OfferedPerSec is the open loop's rate.
+	OfferedPerSec float64 `json:"offered_per_sec,omitempty"`
 	// Submitted were accepted by the node (CheckTx) or the worker;
 	// Committed are in a committed block with success (Transfers), or
 	// executed with success (Direct).
@@ -190,8 +228,13 @@ type Report struct {
 	// "not_sent" after an earlier failure of the same sender, ...).
 	Failed   int            `json:"failed"`
 	Failures map[string]int `json:"failures,omitempty"`
-	// Retries are rate-limited direct calls resent after a pause.
-	Retries int `json:"retries,omitempty"`
+	// Retries are direct calls resent after a pause because the worker
+	// refused them for want of capacity: RateLimited with
+	// api.CodeRateLimited (1030, its per-client rate limit), Busy with
+	// api.CodeBusy (1031, its call queue full).
+	Retries     int `json:"retries,omitempty"`
+	RateLimited int `json:"rate_limited,omitempty"`
+	Busy        int `json:"busy,omitempty"`
 	// SubmitSeconds is from the first submission to the last one
 	// accepted; TotalSeconds until the last commit (or execution).
 	SubmitSeconds   float64 `json:"submit_seconds"`
@@ -199,6 +242,18 @@ type Report struct {
 	SubmittedPerSec float64 `json:"submitted_per_sec"`
 	CommittedPerSec float64 `json:"committed_per_sec"`
 	Latency         Latency `json:"latency"`
+	// SendLag is, in an open loop, how long after it was due each call
+	// was sent (waiting for a free sender); Late counts those sent more
+	// than LateAfter after.
+	SendLag *Latency `json:"send_lag,omitempty"`
+	Late    int      `json:"late,omitempty"`
+	// Limits say what bounded the run besides the workers' capacity:
+	// refusals by a worker's rate limit or queue, a closed loop's
+	// senders, an open loop's senders falling behind the schedule.
+	// Figures of a run with refusals measure the limit, not capacity.
+	Limits []string `json:"limits,omitempty"`
+	// Workers are the workers' shares of a Direct run.
+	Workers []WorkerShare `json:"workers,omitempty"`
 	// Blocks is the number of chain blocks holding the transfers, or of
 	// shard blocks holding the direct calls: N/Blocks is the batching.
 	Blocks int `json:"blocks"`
@@ -218,10 +273,14 @@ type tally struct {
 	committed int
 	failures  map[string]int
 	retries   int
-	latencies []time.Duration
-	blocks    map[uint64]struct{}
-	lastOK    time.Time
-	lastSub   time.Time
+	// rateLimited and busy count refusals with 1030 and 1031.
+	rateLimited, busy int
+	latencies         []time.Duration
+	// lags are the open loop's send delays after the due times.
+	lags    []time.Duration
+	blocks  map[uint64]struct{}
+	lastOK  time.Time
+	lastSub time.Time
 }
 
 func newTally() *tally {
@@ -241,6 +300,16 @@ func (t *tally) fill(r *Report, start time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r.Submitted, r.Committed, r.Retries = t.submitted, t.committed, t.retries
+	r.RateLimited, r.Busy = t.rateLimited, t.busy
+	if len(t.lags) > 0 {
+		l := percentiles(t.lags)
+		r.SendLag = &l
+		for _, d := range t.lags {
+			if d > LateAfter {
+				r.Late++
+			}
+		}
+	}
 	for _, n := range t.failures {
 		r.Failed += n
 	}
@@ -273,3 +342,36 @@ func share(n, k, i int) int {
 	}
 	return s
 }
+
+// LateAfter is how long after its due time an open loop's call may be
+// sent before it counts as late.
+const LateAfter = 10 * time.Millisecond
+
+// limits states what bounded a Direct run besides the workers.
+func (r *Report) limits(cfg Config, workers int) {
+	if r.RateLimited > 0 {
+		r.Limits = append(r.Limits, fmt.Sprintf("RATE LIMITED: the workers refused %d requests with 1030 (per-client rate limit); the figures measure that limit, not capacity (raise --rpc-rate/--rpc-burst on loopback)", r.RateLimited))
+	}
+	if r.Busy > 0 {
+		r.Limits = append(r.Limits, fmt.Sprintf("BUSY: the workers refused %d requests with 1031 (call queue full); the figures measure that queue, not capacity", r.Busy))
+	}
+	if n := r.Failures["transport"]; n > 0 {
+		r.Limits = append(r.Limits, fmt.Sprintf("%d calls failed in transport (connection caps such as --rpc-max-conns-per-ip close connections beyond them)", n))
+	}
+	switch r.Mode {
+	case "closed":
+		r.Limits = append(r.Limits, fmt.Sprintf("closed loop: at most %d calls in flight (one per sender), so the rate is %d divided by the latency", r.Concurrency, r.Concurrency))
+	case "open":
+		if r.Late > 0 {
+			r.Limits = append(r.Limits, fmt.Sprintf("open loop fell behind: %d of %d calls were sent more than %s after they were due, all %d senders busy (latency counts the wait; more --concurrency offers the rate truly)",
+				r.Late, r.N, LateAfter, r.Concurrency))
+		}
+	}
+	if workers > 1 {
+		r.Limits = append(r.Limits, fmt.Sprintf("%d workers, senders bound round robin", workers))
+	}
+}
+
+// Refused reports whether a worker refused calls for want of capacity
+// (rate limit or full queue): then the run measured a limit.
+func (r *Report) Refused() bool { return r.RateLimited > 0 || r.Busy > 0 }

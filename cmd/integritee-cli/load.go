@@ -15,7 +15,7 @@ import (
 func (e *env) loadGroup() *cli.Command {
 	return &cli.Command{Name: "load", Short: "measure a local network: public transfers or direct trusted calls (loopback only)", Commands: []*cli.Command{
 		e.loadCommand("transfers", "N public transfers from C funded senders: submitted/s, committed/s, latency to commit", 1000, false, loadgen.Transfers),
-		e.loadCommand("direct", "N direct trusted transfers from C shielded accounts: calls/s, latency to executed, shard blocks", 200, true, loadgen.Direct),
+		e.loadCommand("direct", "N direct trusted transfers from C shielded accounts spread over the workers, closed loop or at --rate calls/s: calls/s, latency to executed, shard blocks", 200, true, loadgen.Direct),
 	}}
 }
 
@@ -24,17 +24,19 @@ func (e *env) loadGroup() *cli.Command {
 var errLoadFailures = errors.New("some calls failed")
 
 type loadFlags struct {
-	cfg    loadgen.Config
-	asJSON bool
+	cfg     loadgen.Config
+	workers string
+	asJSON  bool
 }
 
 func (f *loadFlags) register(fs *flag.FlagSet, defN int, worker bool) {
 	fs.StringVar(&f.cfg.NodeURL, "node", defaultNode, "node RPC `URL` (loopback only)")
 	if worker {
-		fs.StringVar(&f.cfg.WorkerURL, "worker", "http://127.0.0.1:2000", "worker RPC `URL` (loopback only)")
+		fs.StringVar(&f.workers, "worker", "http://127.0.0.1:2000", "worker RPC `URLs`, comma-separated (loopback only): sender i sends to the (i mod count)-th")
+		fs.Float64Var(&f.cfg.Rate, "rate", 0, "open loop: offer this many calls/s whatever the answers, taken by the next free of --concurrency senders (0: closed loop, each sender sends when its last call executed)")
 	}
 	fs.IntVar(&f.cfg.N, "n", defN, "number of transfers")
-	fs.IntVar(&f.cfg.Concurrency, "concurrency", 8, "senders submitting at once, each with its own account")
+	fs.IntVar(&f.cfg.Concurrency, "concurrency", 8, "senders submitting at once, each with its own account (with --rate: at most this many calls in flight)")
 	fs.Uint64Var(&f.cfg.Amount, "amount", 1, "base units per transfer")
 	fs.DurationVar(&f.cfg.Timeout, "timeout", loadgen.DefaultTimeout, "bound of the whole run, setup included")
 	fs.StringVar(&f.cfg.Tag, "tag", "default", "names the run's dev-derived accounts (Alice//load/TAG/...)")
@@ -46,7 +48,7 @@ func (f *loadFlags) register(fs *flag.FlagSet, defN int, worker bool) {
 func (e *env) loadCommand(name, short string, defN int, worker bool, run func(context.Context, loadgen.Config) (*loadgen.Report, error)) *cli.Command {
 	usage := "--n N --concurrency C [--node URL] [flags]"
 	if worker {
-		usage = "--n N --concurrency C [--node URL] [--worker URL] [flags]"
+		usage = "--n N --concurrency C [--rate R] [--node URL] [--worker URL,URL,...] [flags]"
 	}
 	return &cli.Command{Name: name, Usage: usage, Short: short, Setup: func(fs *flag.FlagSet) cli.RunFunc {
 		var f loadFlags
@@ -54,6 +56,9 @@ func (e *env) loadCommand(name, short string, defN int, worker bool, run func(co
 		return func(ctx context.Context, pos []string) error {
 			if err := cli.NoArgs(pos); err != nil {
 				return err
+			}
+			if worker {
+				f.cfg.WorkerURLs = splitURLs(f.workers)
 			}
 			rep, err := run(ctx, f.cfg)
 			if err != nil {
@@ -72,6 +77,17 @@ func (e *env) loadCommand(name, short string, defN int, worker bool, run func(co
 			return nil
 		}
 	}}
+}
+
+// splitURLs splits a comma-separated list, dropping empty entries.
+func splitURLs(s string) []string {
+	var urls []string
+	for u := range strings.SplitSeq(s, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			urls = append(urls, u)
+		}
+	}
+	return urls
 }
 
 func failureList(m map[string]int) string {
@@ -96,19 +112,52 @@ func printLoadReport(e *env, r *loadgen.Report) {
 	if r.Kind == "direct" {
 		done, unit, blocks = "executed", "to executed", "shard blocks"
 	}
-	fmt.Fprintf(w, "load %s: %d calls from %d senders\n", r.Kind, r.N, r.Concurrency)
+	if r.Refused() {
+		fmt.Fprintln(w, "!! calls were refused for want of capacity: these figures measure a limit, not the workers' capacity")
+	}
+	switch r.Mode {
+	case "open":
+		fmt.Fprintf(w, "load %s (open loop): %d calls offered at %.1f/s, taken by %d senders", r.Kind, r.N, r.OfferedPerSec, r.Concurrency)
+	case "closed":
+		fmt.Fprintf(w, "load %s (closed loop): %d calls from %d senders", r.Kind, r.N, r.Concurrency)
+	default:
+		fmt.Fprintf(w, "load %s: %d calls from %d senders", r.Kind, r.N, r.Concurrency)
+	}
+	if len(r.Workers) > 1 {
+		fmt.Fprintf(w, " over %d workers", len(r.Workers))
+	}
+	fmt.Fprintln(w)
+	for _, wk := range r.Workers {
+		if len(r.Workers) > 1 {
+			fmt.Fprintf(w, "  worker %s: %d senders, %d executed, %d failed\n", wk.URL, wk.Senders, wk.Executed, wk.Failed)
+		}
+	}
 	fmt.Fprintf(w, "  submitted  %d in %.2fs (%.1f/s)\n", r.Submitted, r.SubmitSeconds, r.SubmittedPerSec)
-	fmt.Fprintf(w, "  %-9s  %d in %.2fs (%.1f/s)\n", done, r.Committed, r.TotalSeconds, r.CommittedPerSec)
-	fmt.Fprintf(w, "  latency %s  p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n", unit, r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max)
+	fmt.Fprintf(w, "  %-9s  %d in %.2fs (%.1f/s", done, r.Committed, r.TotalSeconds, r.CommittedPerSec)
+	if r.Mode == "open" {
+		fmt.Fprintf(w, " achieved of %.1f/s offered", r.OfferedPerSec)
+	}
+	fmt.Fprintln(w, ")")
+	from := ""
+	if r.Mode == "open" {
+		from = " (from due time)"
+	}
+	fmt.Fprintf(w, "  latency %s%s  p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n", unit, from, r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max)
+	if l := r.SendLag; l != nil {
+		fmt.Fprintf(w, "  send lag after due  p50 %.1f ms  p99 %.1f ms  max %.1f ms  (%d late by more than %s)\n", l.P50, l.P99, l.Max, r.Late, loadgen.LateAfter)
+	}
 	if r.Blocks > 0 {
 		fmt.Fprintf(w, "  %s %d (%.1f calls per block)\n", blocks, r.Blocks, float64(r.Committed)/float64(r.Blocks))
 	}
 	if r.Retries > 0 {
-		fmt.Fprintf(w, "  rate-limited resends %d\n", r.Retries)
+		fmt.Fprintf(w, "  resends after refusals %d (rate limited 1030: %d, busy 1031: %d)\n", r.Retries, r.RateLimited, r.Busy)
 	}
 	if r.Failed > 0 {
 		fmt.Fprintf(w, "  failed %d: %s\n", r.Failed, failureList(r.Failures))
 	} else {
 		fmt.Fprintln(w, "  failed 0")
+	}
+	for _, l := range r.Limits {
+		fmt.Fprintf(w, "  limit: %s\n", l)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -125,11 +126,60 @@ func TestLoadCommands(t *testing.T) {
 		}
 	})
 
+	// The open loop, with the worker's URL given twice: the senders are
+	// spread over both entries, round robin.
+	t.Run("direct open loop over two URLs", func(t *testing.T) {
+		const n, conc = 20, 3
+		var rep loadgen.Report
+		cliJSON(t, &rep, "load", "direct", "--n", fmt.Sprint(n), "--concurrency", fmt.Sprint(conc), "--rate", "40",
+			"--tag", "lto", "--node", node, "--worker", worker+","+worker, "--timeout", "90s")
+		if rep.Mode != "open" || rep.OfferedPerSec != 40 || rep.N != n || rep.Committed != n || rep.Failed != 0 || rep.SendLag == nil {
+			t.Fatalf("report %+v", rep)
+		}
+		// 20 calls at 40/s take half a second at least.
+		if rep.TotalSeconds < 0.45 || rep.CommittedPerSec > 45 {
+			t.Errorf("not paced: %d in %.2fs", rep.Committed, rep.TotalSeconds)
+		}
+		if len(rep.Workers) != 2 || rep.Workers[0].Senders != 2 || rep.Workers[1].Senders != 1 ||
+			rep.Workers[0].Executed+rep.Workers[1].Executed != n {
+			t.Errorf("workers %+v", rep.Workers)
+		}
+		sent := 0
+		for _, s := range rep.Senders {
+			sent += s.Sent
+			if s.Worker != worker {
+				t.Errorf("sender %+v", s)
+			}
+		}
+		if sent != n {
+			t.Errorf("senders sent %d, want %d", sent, n)
+		}
+	})
+
 	t.Run("refuses remote addresses", func(t *testing.T) {
 		cliFails(t, "not loopback", "load", "transfers", "--n", "1", "--node", "http://10.1.2.3:26657")
 		cliFails(t, "not loopback", "load", "direct", "--n", "1", "--node", node, "--worker", "http://example.com:2000")
+		cliFails(t, "not loopback", "load", "direct", "--n", "1", "--node", node, "--worker", worker+",http://10.0.0.1:2000")
 		cliFails(t, "not loopback", "load", "direct", "--n", "1", "--node", "http://[2001:db8::1]:26657", "--worker", worker)
 	})
+}
+
+// TestLoadWorkersAndRate: --worker takes a comma-separated list and
+// --rate the open loop's rate.
+func TestLoadWorkersAndRate(t *testing.T) {
+	var out lockedBuffer
+	e := &env{stdout: &out, stderr: &out, now: time.Now}
+	var got loadgen.Config
+	cmd := e.loadCommand("x", "", 1, true, func(_ context.Context, cfg loadgen.Config) (*loadgen.Report, error) {
+		got = cfg
+		return &loadgen.Report{N: 1, Committed: 1}, nil
+	})
+	if err := cli.Run(context.Background(), cmd, []string{"--worker", "http://127.0.0.1:2000, http://127.0.0.1:2001,,http://127.0.0.1:2002", "--rate", "500"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"http://127.0.0.1:2000", "http://127.0.0.1:2001", "http://127.0.0.1:2002"}; !slices.Equal(got.WorkerURLs, want) || got.Rate != 500 {
+		t.Errorf("config %+v", got)
+	}
 }
 
 func devAddr(name string) tx.Address {
@@ -141,6 +191,9 @@ func devAddr(name string) tx.Address {
 func TestLoadReportExit(t *testing.T) {
 	ok := &loadgen.Report{Kind: "direct", N: 4, Concurrency: 2, Submitted: 4, Committed: 4, Blocks: 2,
 		SubmitSeconds: 1, TotalSeconds: 2, SubmittedPerSec: 4, CommittedPerSec: 2, Latency: loadgen.Latency{P50: 1, P90: 2, P99: 3, Max: 3}}
+	limited := &loadgen.Report{Kind: "direct", Mode: "open", OfferedPerSec: 500, N: 4, Concurrency: 2, Submitted: 4, Committed: 4,
+		Retries: 5, RateLimited: 5, SendLag: &loadgen.Latency{P99: 12}, Late: 1, Limits: []string{"RATE LIMITED: x"},
+		Workers: []loadgen.WorkerShare{{URL: "u0", Senders: 1, Executed: 2}, {URL: "u1", Senders: 1, Executed: 2}}}
 	failed := &loadgen.Report{Kind: "transfers", N: 4, Concurrency: 1, Submitted: 2, Committed: 1, Failed: 3,
 		Failures: map[string]int{"integritee/5": 1, "not_sent": 2}}
 	for _, tc := range []struct {
@@ -152,6 +205,8 @@ func TestLoadReportExit(t *testing.T) {
 	}{
 		{"ok", ok, nil, "", []string{"executed   4 in 2.00s (2.0/s)", "shard blocks 2 (2.0 calls per block)", "p99 3.0 ms", "failed 0"}},
 		{"ok json", ok, []string{"--json"}, "", []string{`"committed": 4`, `"blocks": 2`}},
+		{"limited", limited, nil, "", []string{"!! calls were refused", "open loop", "offered at 500.0/s", "over 2 workers",
+			"worker u1: 1 senders, 2 executed", "achieved of 500.0/s offered", "rate limited 1030: 5", "late by more", "limit: RATE LIMITED"}},
 		{"failed", failed, nil, "some calls failed: 3 of 4 (integritee/5: 1, not_sent: 2)", []string{"failed 3: integritee/5: 1, not_sent: 2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -164,7 +219,7 @@ func TestLoadReportExit(t *testing.T) {
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr) {
 				t.Errorf("error %v, want %q", err, tc.wantErr)
 			}
-			if got.N != 4 || got.Concurrency != 2 || got.Timeout != loadgen.DefaultTimeout || got.WorkerURL != "http://127.0.0.1:2000" {
+			if got.N != 4 || got.Concurrency != 2 || got.Timeout != loadgen.DefaultTimeout || len(got.WorkerURLs) != 1 || got.WorkerURLs[0] != "http://127.0.0.1:2000" {
 				t.Errorf("config %+v", got)
 			}
 			for _, w := range tc.wantOuts {

@@ -96,3 +96,12 @@ func TestLocalnetCommand(t *testing.T) {
 		})
 	}
 }
+
+// TestLocalnetRPCLimitFlags: the workers' RPC limits refuse negative
+// values before anything starts (that they reach the workers is
+// localnet.TestWorkerRPCLimits).
+func TestLocalnetRPCLimitFlags(t *testing.T) {
+	cliFails(t, "want 0 (the default) or more", "localnet", "--worker-rpc-rate", "-1")
+	cliFails(t, "want 0 (the default) or more", "localnet", "--worker-rpc-burst", "-5")
+	cliFails(t, "want 0 (the default) or more", "localnet", "--worker-rpc-max-conns-per-ip", "-1")
+}
