@@ -16,6 +16,7 @@
 //	sudo.go         sudo allow-mrenclave, disallow-mrenclave
 //	trusted.go      trusted shield, transfer, unshield, balance; the direct
 //	                path and trusted nonce are in trusted_direct.go
+//	status.go       status: node, enclaves, shards, workers in one screen
 //	localnet.go     localnet
 //	load.go         load transfers, direct
 //

@@ -38,6 +38,7 @@ func (e *env) commands() *cli.Command {
 			e.policyGroup(),
 			e.sudoGroup(),
 			e.trustedGroup(),
+			e.statusCommand(),
 			e.localnetCommand(),
 			e.loadGroup(),
 		},
