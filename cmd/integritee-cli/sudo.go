@@ -17,6 +17,7 @@ func (e *env) sudoGroup() *cli.Command {
 		Commands: []*cli.Command{
 			{Name: "allow-mrenclave", Usage: "HEX [--from NAME] [--node URL] [--json]", Short: "allow an enclave measurement to register", Setup: e.allow(true)},
 			{Name: "disallow-mrenclave", Usage: "HEX [--from NAME] [--node URL] [--json]", Short: "disallow a measurement (its enclaves become inactive)", Setup: e.allow(false)},
+			{Name: "set-collateral", Usage: "[--tcb-info FILE --tcb-info-chain FILE --qe-identity FILE] [--pck-crl FILE --pck-crl-chain FILE] [--root-crl FILE] | --qvl-collateral FILE [--from NAME] [--node URL] [--json]", Short: "install DCAP collateral (Intel PCS) in the attestation policy", Setup: e.setCollateral},
 		},
 	}
 }
