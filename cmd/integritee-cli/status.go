@@ -405,7 +405,7 @@ func writeStatus(w io.Writer, r *statusReport) error {
 			serving += fmt.Sprintf(" (moving to %s at height %d)", short(s.Pending.MRENCLAVE.String()), s.Pending.Since)
 		}
 		line("serving", serving)
-		line("enclaves", fmt.Sprintf("%d of the serving measurement, %d active, %d workers up", s.Enclaves, s.Active, s.WorkersUp))
+		line("enclaves", fmt.Sprintf("%d of the serving measurement, %d active; workers up: %d", s.Enclaves, s.Active, s.WorkersUp))
 		line("vault balance", formatAmount(s.VaultBalance))
 		if s.Latest != nil {
 			line("last confirmed", fmt.Sprintf("chain height %d, state %s (in block %d)", s.Latest.Height, short(s.Latest.StateHash.String()), s.Latest.ConfirmedHeight))
