@@ -111,6 +111,17 @@ func TestStatusCommand(t *testing.T) {
 		}
 	}
 
+	// --shard names the shards to show: one without a record is served by
+	// the measurement equal to its ID, which has no enclaves here.
+	other := types.Hash{0xab}
+	var only statusReport
+	cliJSONAt(t, time.Now, &only, "status", "--node", node, "--shard", other.String())
+	if len(only.Shards) != 1 || only.Shards[0].ID != other || only.Shards[0].Recorded || only.Shards[0].Serving != other ||
+		only.Shards[0].Enclaves != 0 || only.Shards[0].WorkersUp != 0 || len(only.Workers) != 2 {
+		t.Errorf("status --shard %s: %+v", other, only.Shards)
+	}
+	cliFailsAt(t, time.Now, "--shard", "status", "--node", node, "--shard", "xyz")
+
 	// A worker that is down shows as down; the command still succeeds.
 	down := net.Workers()[1]
 	if err := down.Stop(); err != nil {
