@@ -1,6 +1,7 @@
 // Package api holds the wire types of the worker's JSON-RPC 2.0 API for
 // direct invocation: method names, params and results, the statuses of a
-// watched call, error codes and the error object. The server (package
+// watched call, error codes and the error object. docs/rpc.md is the
+// reference for users (kept equal to the served methods by a test). The server (package
 // worker/rpc) and its clients (package client/trusted, the CLI) share
 // them; a client imports this package and nothing of the server, as
 // CometBFT's clients import rpc/core/types and not rpc/core.
