@@ -86,6 +86,14 @@ type shardStatus struct {
 	// Leaders are the Raft leaders the shard's workers name (more than one
 	// only while an election settles).
 	Leaders []string `json:"leaders,omitempty"`
+	// ShardBlocks is the lowest and highest shard block the shard's
+	// workers that are up report: how far apart they are.
+	ShardBlocks *blockRange `json:"worker_shard_blocks,omitempty"`
+}
+
+type blockRange struct {
+	Min uint64 `json:"min"`
+	Max uint64 `json:"max"`
 }
 
 // workerStatus is the worker at an enclave's registered URL.
@@ -323,6 +331,11 @@ func shardReport(ctx context.Context, c *client.Client, id types.Hash, h int64, 
 		if l := w.Health.Leader; l != "" && !slices.Contains(s.Leaders, l) {
 			s.Leaders = append(s.Leaders, l)
 		}
+		b := w.Health.ShardBlock
+		if s.ShardBlocks == nil {
+			s.ShardBlocks = &blockRange{b, b}
+		}
+		s.ShardBlocks.Min, s.ShardBlocks.Max = min(s.ShardBlocks.Min, b), max(s.ShardBlocks.Max, b)
 	}
 	sort.Strings(s.Leaders)
 	return s, nil
@@ -412,8 +425,17 @@ func writeStatus(w io.Writer, r *statusReport) error {
 		} else {
 			line("last confirmed", "none")
 		}
+		var side []string
 		if s.Sidechain != nil {
-			line("sidechain", fmt.Sprintf("block %d confirmed (in block %d)", s.Sidechain.Number, s.Sidechain.ConfirmedHeight))
+			side = append(side, fmt.Sprintf("block %d confirmed (in block %d)", s.Sidechain.Number, s.Sidechain.ConfirmedHeight))
+		}
+		if b := s.ShardBlocks; b != nil && b.Min == b.Max {
+			side = append(side, fmt.Sprintf("workers at block %d", b.Min))
+		} else if b != nil {
+			side = append(side, fmt.Sprintf("workers at blocks %d to %d", b.Min, b.Max))
+		}
+		if len(side) > 0 {
+			line("sidechain", strings.Join(side, "; "))
 		}
 		if s.Agree {
 			line("agree", "yes")

@@ -87,6 +87,12 @@ func TestStatusCommand(t *testing.T) {
 			t.Errorf("worker %+v", w)
 		}
 	}
+	if r.Workers[0].Health != nil && r.Workers[1].Health != nil {
+		lo, hi := r.Workers[0].Health.ShardBlock, r.Workers[1].Health.ShardBlock
+		if b := s.ShardBlocks; b == nil || b.Min != min(lo, hi) || b.Max != max(lo, hi) {
+			t.Errorf("shard blocks %+v, workers report %d and %d", b, lo, hi)
+		}
+	}
 
 	code, text, errOut := runCLIAt(t, time.Now, nil, "status", "--node", node)
 	if code != 0 {
@@ -99,6 +105,7 @@ func TestStatusCommand(t *testing.T) {
 		"shard " + shard.String() + "\n",
 		"  vault balance   1000 (0.000000001 TEER)",
 		"  agree           yes\n",
+		"  sidechain       ",
 		"  ENCLAVE ",
 	} {
 		if !strings.Contains(text, want) {
