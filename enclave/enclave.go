@@ -68,7 +68,7 @@ type Enclave struct {
 	// another chain.
 	genesis [32]byte
 	// scope is what sealed blobs are bound to (SealScope).
-	scope        [32]byte
+	scope     [32]byte
 	mrenclave [32]byte
 	// heartbeat is the confirmation heartbeat in milliseconds of block
 	// time (0: every block), confirmed the last confirmed state hash
