@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -58,5 +59,12 @@ func TestBroadcastAgain(t *testing.T) {
 	again("committed")
 	if a, err := c.Account(ctx, accounts.DevAddress("Alice")); err != nil || a.Nonce != 1 {
 		t.Fatalf("Alice %+v %v: the transfer must count once", a, err)
+	}
+	// The README's tx_search example finds it by its event attributes.
+	q := fmt.Sprintf("accounts.transfer.from='%s' AND accounts.transfer.to='%s' AND accounts.transfer.amount>=7", accounts.DevAddress("Alice"), accounts.DevAddress("Bob"))
+	page, per := 1, 10
+	found, err := c.RPC().TxSearch(ctx, q, false, &page, &per, "asc")
+	if err != nil || found.TotalCount != 1 || [32]byte(found.Txs[0].Hash) != h {
+		t.Fatalf("tx_search %q: %+v %v", q, found, err)
 	}
 }
