@@ -71,8 +71,8 @@ type Enclave struct {
 	scope     [32]byte
 	mrenclave [32]byte
 	// heartbeat is the confirmation heartbeat in milliseconds of block
-	// time (0: every block), confirmed the last confirmed state hash
-	// (commit.go).
+	// time (0: every block) and confirmed the state hash of the last
+	// confirmation (commit.go).
 	heartbeat int64
 	confirmed [32]byte
 
