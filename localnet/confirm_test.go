@@ -22,7 +22,8 @@ import (
 type chainConfirmation struct {
 	enclave tx.Address
 	height  uint64 // the block confirmed
-	in      int64  // the block that carried it
+	state   types.Hash
+	in      int64 // the block that carried it
 }
 
 // confirmationsIn returns the successful confirm_processed_block of the
@@ -49,7 +50,7 @@ func confirmationsIn(t *testing.T, ctx context.Context, c *client.Client, from, 
 				t.Fatal(err)
 			}
 			found = append(found, i)
-			confs = append(confs, chainConfirmation{enclave: stx.Body.Sender, height: m.Height, in: h})
+			confs = append(confs, chainConfirmation{enclave: stx.Body.Sender, height: m.Height, state: m.StateHash, in: h})
 		}
 		if len(found) == 0 {
 			continue
@@ -72,8 +73,9 @@ func confirmationsIn(t *testing.T, ctx context.Context, c *client.Client, from, 
 // confirms nothing for a minute of block time but the first block of each
 // heartbeat window (about 400 blocks of 150 ms: before, each worker
 // confirmed every one), every worker the same heights; a call is confirmed
-// by both at its own block. Counted on chain, not timed: block times are
-// the chain's.
+// by both at its own block, and a direct call at the first chain block
+// after its shard block, with its state hash. Counted on chain, not timed:
+// block times are the chain's.
 func TestConfirmationsFollowActivity(t *testing.T) {
 	const heartbeat = 10 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -219,6 +221,25 @@ func TestConfirmationsFollowActivity(t *testing.T) {
 			t.Fatalf("%s did not confirm block %d of the shield: %+v", s, sub.Height, confs)
 		}
 		t.Logf("%s confirmed the shield's block %d in block %d", s, sub.Height, confs[i].in)
+	}
+	// A direct call: its shard block sits on chain block L, so both
+	// enclaves confirm L+1 with the block's state hash.
+	r, err := tc.Transfer(ctx, accounts.DevKey("Charlie//incognito"), accounts.DevAddress("Dave//incognito"), 5)
+	if err != nil || !r.Success {
+		t.Fatalf("direct transfer: %+v %v", r, err)
+	}
+	next := uint64(r.Block.ChainHeight + 1)
+	confirmedAt(next)
+	confs, _ = confirmationsIn(t, ctx, c, int64(next)+1, height())
+	for _, s := range signers {
+		i := slices.IndexFunc(confs, func(cf chainConfirmation) bool { return cf.enclave == s && cf.height == next })
+		if i < 0 {
+			t.Fatalf("%s did not confirm block %d after the direct call's shard block %d: %+v", s, next, r.Block.Number, confs)
+		}
+		if confs[i].state != r.Block.StateHash {
+			t.Errorf("%s confirmed state %s at %d, the direct block's is %s", s, confs[i].state, next, r.Block.StateHash)
+		}
+		t.Logf("%s confirmed block %d, the first after the direct call's shard block, in block %d", s, next, confs[i].in)
 	}
 	st, err := c.Shard(ctx, shard)
 	if err != nil || st.Shard.Divergences != 0 {
