@@ -485,15 +485,15 @@ func (a *App) decode(raw []byte) (*tx.SignedTx, runtime.Module, runtime.Msg, err
 	stx, err := tx.Decode(raw)
 	switch {
 	case errors.Is(err, tx.ErrTooLarge):
-		return nil, nil, nil, fmt.Errorf("%w: %w", types.ErrTxTooLarge, err)
+		return nil, nil, nil, types.Wrap(types.ErrTxTooLarge, err)
 	case err != nil:
-		return nil, nil, nil, fmt.Errorf("%w: %w", types.ErrTxMalformed, err)
+		return nil, nil, nil, types.Wrap(types.ErrTxMalformed, err)
 	}
 	if stx.Body.ChainID != a.chainID {
 		return nil, nil, nil, fmt.Errorf("%w: %q, this chain is %q", types.ErrWrongChainID, stx.Body.ChainID, a.chainID)
 	}
 	if err := stx.Verify(); err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: %w", types.ErrBadSignature, err)
+		return nil, nil, nil, types.Wrap(types.ErrBadSignature, err)
 	}
 	m, ok := a.modules[stx.Body.Call.Module]
 	if !ok {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -299,5 +300,69 @@ func TestCheckTxStoreFailureIsInternalCode(t *testing.T) {
 	}
 	if res.Code != types.ErrInternal.Code || res.Codespace != types.ErrInternal.Codespace {
 		t.Fatalf("CheckTx = %s/%d %q, want the internal code", res.Codespace, res.Code, res.Log)
+	}
+}
+
+// A rejection's log says what failed once: the app's classification and a
+// lower layer's error of the same meaning used to repeat ("malformed
+// transaction: malformed transaction: …", "bad signature: bad signature").
+func TestRejectionMessages(t *testing.T) {
+	app := newApp(t, dbm.NewMemDB())
+	initChain(t, app)
+	bob := accounts.DevAddress("Bob")
+	resign := func(f func(*tx.SignedTx)) []byte {
+		t.Helper()
+		stx, err := tx.Decode(signedTransfer(t, "Alice", 0, bob, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f(stx)
+		wire, err := stx.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wire
+	}
+	badSig := resign(func(s *tx.SignedTx) { s.Signature[0] ^= 1 })
+	shortSig := resign(func(s *tx.SignedTx) { s.Signature = s.Signature[:3] })
+	badArgs := resign(func(s *tx.SignedTx) {
+		s.Body.Call.Args = []byte{0x61, 'x'} // CBOR "x", not a transfer
+		signed, err := tx.Sign(s.Body, accounts.DevKey("Alice"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		*s = *signed
+	})
+	for _, tc := range []struct {
+		name   string
+		wire   []byte
+		want   *types.Error
+		log    string // exact, or the prefix of a log ending in a decoder's words
+		prefix bool
+	}{
+		{"not CBOR", []byte{0xff}, types.ErrTxMalformed, "malformed transaction: ", true},
+		{"too large", make([]byte, tx.MaxTxBytes+1), types.ErrTxTooLarge, "transaction too large: 131073 bytes, limit 131072", false},
+		{"bad signature", badSig, types.ErrBadSignature, "bad signature", false},
+		{"short signature", shortSig, types.ErrBadSignature, "bad signature: signature has 3 bytes", false},
+		{"bad arguments", badArgs, types.ErrMalformedCall, "malformed call: accounts.transfer args: ", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := app.CheckTx(context.Background(), &abci.RequestCheckTx{Tx: tc.wire})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Codespace != tc.want.Codespace || res.Code != tc.want.Code {
+				t.Fatalf("code %s/%d %q, want %s/%d", res.Codespace, res.Code, res.Log, tc.want.Codespace, tc.want.Code)
+			}
+			if tc.prefix && !strings.HasPrefix(res.Log, tc.log) || !tc.prefix && res.Log != tc.log {
+				t.Fatalf("log %q, want %q", res.Log, tc.log)
+			}
+			parts := strings.Split(res.Log, ": ")
+			for i := 1; i < len(parts); i++ {
+				if parts[i] == parts[i-1] || strings.HasPrefix(parts[i], tc.want.Msg) {
+					t.Fatalf("log %q repeats %q", res.Log, parts[i])
+				}
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
@@ -90,7 +91,23 @@ type TxError struct {
 	// Height is the block of a transaction that failed in execution, 0 for
 	// a CheckTx rejection.
 	Height int64
+	// err is a cause the node did not state as a code (ErrTxInCache).
+	err error
 }
+
+// ErrTxInCache is a broadcast of a transaction the node has seen already:
+// CometBFT's mempool cache refuses it before the app's CheckTx runs, as a
+// generic RPC error. Broadcast returns it as the *TxError the app would
+// have given (types.ErrStaleNonce: its nonce is taken by this very
+// transaction, pending or committed), matching both under errors.Is.
+var ErrTxInCache = errors.New("the node has this transaction already (pending in its mempool or committed)")
+
+// cometTxInCache is the text of CometBFT's mempool.ErrTxInCache, which
+// reaches an RPC client only as text.
+const cometTxInCache = "tx already exists in cache"
+
+// Unwrap returns the cause the node did not state as a code, if any.
+func (e *TxError) Unwrap() error { return e.err }
 
 func (e *TxError) Error() string {
 	if e.Height > 0 {
@@ -210,9 +227,15 @@ func (c *Client) BuildMinFee(key ed25519.PrivateKey, nonce uint64, params accoun
 }
 
 // Broadcast submits wire bytes with broadcast_tx_sync: it returns once
-// CheckTx has admitted the transaction to the mempool.
+// CheckTx has admitted the transaction to the mempool. A transaction the
+// node has seen already is a *TxError of types.ErrStaleNonce that also
+// matches ErrTxInCache, with the transaction's hash (to wait for it).
 func (c *Client) Broadcast(ctx context.Context, wire []byte) ([32]byte, error) {
 	res, err := c.rpc.BroadcastTxSync(ctx, wire)
+	if err != nil && strings.Contains(err.Error(), cometTxInCache) {
+		return tx.Hash(wire), &TxError{Codespace: types.ErrStaleNonce.Codespace, Code: types.ErrStaleNonce.Code,
+			Log: types.ErrStaleNonce.Msg + ": " + ErrTxInCache.Error() + " (" + cometTxInCache + ")", err: ErrTxInCache}
+	}
 	if err != nil {
 		return [32]byte{}, fmt.Errorf("broadcast: %w", err)
 	}

@@ -23,8 +23,11 @@ type checkpoint struct {
 	Entries uint64     `cbor:"entries"`
 	// Header is the signed header of Height (protobuf).
 	Header []byte `cbor:"header"`
-	// Pending are the calls since the last confirmation.
-	Pending [][32]byte `cbor:"pending"`
+	// Pending are the calls since the last confirmation, Confirmed the
+	// state hash it confirmed (zero in checkpoints from before it was
+	// kept: the next block is confirmed).
+	Pending   [][32]byte `cbor:"pending"`
+	Confirmed [32]byte   `cbor:"confirmed"`
 	// Sidechain is the shard's last block, if any; Recent are the blocks
 	// the enclave produced and has not seen confirmed yet.
 	Sidechain *sidechainHead  `cbor:"sidechain,omitempty"`

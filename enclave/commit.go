@@ -3,6 +3,8 @@ package enclave
 import (
 	"fmt"
 
+	cmttypes "github.com/cometbft/cometbft/types"
+
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/tx"
@@ -48,8 +50,8 @@ type committed struct {
 // commit makes t the enclave's state: it commits the batch, moves the
 // light client and the calls pending confirmation on (a chain block),
 // seals the shard block (a chain block with shard calls, or direct calls),
-// adds the chain block's confirm_processed_block when one is due, and
-// seals the checkpoint of the result.
+// adds the chain block's confirm_processed_block when one is due
+// (heartbeatDue), and seals the checkpoint of the result.
 //
 // From its first step the enclave's memory is ahead of what the host has
 // persisted: any failure stops the enclave (fail), and the host restarts
@@ -58,6 +60,7 @@ func (e *Enclave) commit(t transition) (*committed, error) {
 	var (
 		hdr         *sidechain.Header
 		nonceHeight int64
+		confirm     bool
 	)
 	if t.chain != nil {
 		nonceHeight = t.chain.Header.Height
@@ -72,8 +75,12 @@ func (e *Enclave) commit(t transition) (*committed, error) {
 		return nil, e.fail(fmt.Errorf("commit state: %w", err))
 	}
 	if t.chain != nil {
+		// The window is judged against the block before, which the light
+		// client trusts until it accepts this one.
+		heartbeat := e.heartbeatDue(e.lc.Trusted(), t.chain.Header)
 		e.lc.Accept(t.chain)
 		e.pending = append(e.pending, t.calls...)
+		confirm = heartbeat || len(e.pending) > 0 || cs.Root != e.confirmed
 		if len(t.calls) > 0 {
 			// The shard's calls of this chain block are one shard block,
 			// which the chain must confirm before its unshields pay.
@@ -92,13 +99,13 @@ func (e *Enclave) commit(t transition) (*committed, error) {
 			return nil, e.fail(err)
 		}
 	}
-	if t.chain != nil && t.chain.Header.Height%e.confirmEvery == 0 {
+	if confirm {
 		o, err := e.confirmProcessed(t.chain.Header.Height, t.chain.Header.Hash(), cs.Root)
 		if err != nil {
 			return nil, e.fail(err)
 		}
 		c.outgoing = append(c.outgoing, o)
-		e.pending = nil
+		e.pending, e.confirmed = nil, cs.Root
 	}
 	lcHeader, err := protocol.EncodeSignedHeader(e.lc.Trusted())
 	if err != nil {
@@ -106,7 +113,7 @@ func (e *Enclave) commit(t transition) (*committed, error) {
 	}
 	if c.checkpoint, err = e.sealCheckpoint(&checkpoint{
 		ChainID: e.chainID, Signer: e.signerAddress(), Height: e.lc.Height(), Root: cs.Root,
-		Entries: uint64(e.state.Len()), Header: lcHeader, Pending: e.pending,
+		Entries: uint64(e.state.Len()), Header: lcHeader, Pending: e.pending, Confirmed: e.confirmed,
 	}); err != nil {
 		return nil, e.fail(fmt.Errorf("seal checkpoint: %w", err))
 	}
@@ -125,4 +132,36 @@ func (e *Enclave) confirmProcessed(height int64, blockHash []byte, root [32]byte
 		return protocol.Outgoing{}, fmt.Errorf("confirm call: %w", err)
 	}
 	return e.outgoing(c)
+}
+
+// maxHeartbeat bounds the confirmation heartbeat (a year): a larger value
+// means no heartbeat, and window arithmetic stays far from overflow.
+const maxHeartbeat = 365 * 24 * 3600 * 1000
+
+// heartbeatDue tells whether chain block hdr, whose predecessor is prev
+// (nil for the chain's first block), is due a confirmation although it
+// changed nothing: with a heartbeat, when it is the first block of a window
+// of heartbeat milliseconds of block time; without, always.
+//
+// Confirmations that follow changes and heartbeats depend only on verified
+// chain data and the shard's ordered state, so every enclave of the shard
+// confirms the same heights and the bridge compares their state hashes at
+// each (its divergence check). The heartbeat comes from the host, which
+// can only make confirmations more or less frequent: a host could always
+// withhold them, so it is liveness, never trust.
+func (e *Enclave) heartbeatDue(prev, hdr *cmttypes.SignedHeader) bool {
+	if e.heartbeat <= 0 || prev == nil {
+		return true
+	}
+	return window(hdr.Time.UnixMilli(), e.heartbeat) != window(prev.Time.UnixMilli(), e.heartbeat)
+}
+
+// window is the heartbeat window of block time ms (floored, also before
+// 1970).
+func window(ms, heartbeat int64) int64 {
+	w := ms / heartbeat
+	if ms%heartbeat < 0 {
+		w--
+	}
+	return w
 }

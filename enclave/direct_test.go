@@ -68,10 +68,17 @@ func newDevDirect(t testing.TB, name string) *direct {
 
 func newDirectBuild(t testing.TB, name string, dev bool) *direct {
 	t.Helper()
+	return newDirectWith(t, name, func(h *host) { h.dev = dev })
+}
+
+// newDirectWith is newDirect with setup applied to the host before the
+// enclave's first start.
+func newDirectWith(t testing.TB, name string, setup func(*host)) *direct {
+	t.Helper()
 	c := newDirectChain(t)
 	shard := sha256Of(name)
 	h := newHost(t, shard)
-	h.dev = dev
+	setup(h)
 	init := h.boot(c)
 	d := &direct{
 		t: t, c: c, h: h, shard: shard, pub: init.ShieldingPublic, enclave: tx.AddressOf(ed25519.PublicKey(init.SignerPublic)),

@@ -68,9 +68,13 @@ type Enclave struct {
 	// another chain.
 	genesis [32]byte
 	// scope is what sealed blobs are bound to (SealScope).
-	scope        [32]byte
-	mrenclave    [32]byte
-	confirmEvery int64
+	scope     [32]byte
+	mrenclave [32]byte
+	// heartbeat is the confirmation heartbeat in milliseconds of block
+	// time (0: every block) and confirmed the state hash of the last
+	// confirmation (commit.go).
+	heartbeat int64
+	confirmed [32]byte
 
 	keys  *keys.Keys
 	state *state.State
@@ -247,12 +251,12 @@ func (e *Enclave) init(r *protocol.Init) (protocol.Reply, error) {
 		app = e.cfg.NewSTF(r)
 	}
 	e.shard, e.chainID, e.genesis, e.scope = r.Shard, r.ChainID, genesis, scope
-	e.confirmEvery = max(int64(r.ConfirmEvery), 1)
+	e.heartbeat = int64(min(r.ConfirmHeartbeat, maxHeartbeat))
 	e.keys, e.state, e.lc, e.rt = k, st, lc, &stf.Runtime{STF: app}
 	e.phase = phaseReady
 	if want != nil {
 		e.want, e.phase = want, phaseLoading
-		e.pending = want.Pending
+		e.pending, e.confirmed = want.Pending, want.Confirmed
 		e.side, e.recent = want.Sidechain, want.Recent
 		e.repl.applied, e.joined = want.Applied, want.Joined
 		if want.Entries == 0 {

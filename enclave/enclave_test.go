@@ -371,7 +371,7 @@ var trustReview = map[string]string{
 	"init.InitialHeight":          "part of the genesis ID",
 	"init.SealedKeys":             "authenticated by the TEE's sealing key, bound to measurement and SealScope; tampering is refused",
 	"init.Checkpoint":             "sealed like the keys; an old one is a rollback, which the chain's one confirmed shard chain defeats (TestAttackRollbackDoubleUnshield)",
-	"init.ConfirmEvery":           "only how often confirm_processed_block is produced: liveness, not trust",
+	"init.ConfirmHeartbeat":       "only how often an idle shard's confirm_processed_block is produced: liveness, not trust (TestConfirmHeartbeatFromHost)",
 	"load_entries.Entries":        "state entries; Resume checks them against the sealed checkpoint's root and count",
 	"sign_registration.Params":    "chain ID (must be the enclave's own), nonce and fees of the enclave's own transactions",
 	"sign_registration.WorkerURL": "public URL recorded on chain; trusted by no one",

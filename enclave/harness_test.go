@@ -242,6 +242,9 @@ type host struct {
 	peers      *enclave.PeerAttestation
 	collateral *teerex.Collateral
 
+	// heartbeat is Init.ConfirmHeartbeat (0: confirm every block).
+	heartbeat uint64
+
 	// persisted
 	sealed     *protocol.SealedKeys
 	checkpoint []byte
@@ -300,7 +303,7 @@ func (h *host) initRequest(c *chainSim) *protocol.Init {
 	h.genesis = c.genesis()
 	return &protocol.Init{
 		Shard: h.shard, ChainID: chainID, GenesisValidators: vals, InitialHeight: 1,
-		SealedKeys: h.sealed, Checkpoint: h.checkpoint, ConfirmEvery: 1,
+		SealedKeys: h.sealed, Checkpoint: h.checkpoint, ConfirmHeartbeat: h.heartbeat,
 	}
 }
 

@@ -89,6 +89,9 @@ type demo struct {
 	alice0, bob0, vault0 uint64
 	aliceFees, bobFees   []uint64
 	paidAt               int64
+	// unshieldAt is the height of the unshield's invoke, which every
+	// enclave confirms (a block with a call of the shard).
+	unshieldAt int64
 }
 
 type demoStep struct {
@@ -241,6 +244,7 @@ func (d *demo) unshield(ctx context.Context) (string, error) {
 		return "", err
 	}
 	d.bobFees = append(d.bobFees, fee)
+	d.unshieldAt = sub.Height
 	d.wantB -= DemoUnshield
 	if err := d.expectBalances(ctx); err != nil {
 		return "", err
@@ -306,8 +310,10 @@ func (d *demo) publicBalances(ctx context.Context) (string, error) {
 		commas(st.VaultBalance), commas(d.vault0), commas(DemoShield), commas(DemoUnshield)), nil
 }
 
-// confirmations waits until every enclave confirmed a block after the
-// unshield's payout and their latest confirmations carry one state hash.
+// confirmations waits until every enclave confirmed the unshield's block
+// or a later one (enclaves confirm a block with calls of their shard at
+// once, an idle shard only at the heartbeat) and their latest
+// confirmations carry one state hash.
 func (d *demo) confirmations(ctx context.Context) (string, error) {
 	signers := make([]tx.Address, len(d.n.workers))
 	for i, w := range d.n.workers {
@@ -330,7 +336,7 @@ func (d *demo) confirmations(ctx context.Context) (string, error) {
 		parts := make([]string, len(signers))
 		for i, s := range signers {
 			c, ok := confs[s]
-			if !ok || c.Height <= uint64(d.paidAt) || c.StateHash != confs[signers[0]].StateHash {
+			if !ok || c.Height < uint64(d.unshieldAt) || c.StateHash != confs[signers[0]].StateHash {
 				return false, nil
 			}
 			parts[i] = fmt.Sprintf("worker %d at height %d state %s", i, c.Height, short(c.StateHash[:]))

@@ -12,11 +12,13 @@ import (
 
 // TestDemoTwoWorkers is `integritee-cli localnet`: two workers (the second
 // provisioned by the first at start) and the demo the command runs, which
-// checks every step itself; here its output is checked too.
+// checks every step itself; here its output is checked too. The workers
+// confirm idle blocks only every minute, as the command's do: the demo's
+// confirmations step must not wait for a heartbeat.
 func TestDemoTwoWorkers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	n, err := localnet.Start(ctx, localnet.Config{Workers: 2, EnclaveBinary: bins.enclave, Logger: testLogger()})
+	n, err := localnet.Start(ctx, localnet.Config{Workers: 2, EnclaveBinary: bins.enclave, Logger: testLogger(), ConfirmHeartbeat: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,8 +53,9 @@ type Config struct {
 	// WorkerRPCBasePort, when not 0, gives worker i the RPC port base+i;
 	// otherwise free ports are used.
 	WorkerRPCBasePort int
-	// ConfirmEvery is the workers' blocks per confirmation (0: every block).
-	ConfirmEvery uint32
+	// ConfirmHeartbeat is the workers' confirmation heartbeat while the
+	// shard is idle (worker.Config.ConfirmHeartbeat; 0: every block).
+	ConfirmHeartbeat time.Duration
 	// WorkerRPC limits each worker's JSON-RPC server (rate, connections,
 	// queues, timeouts); zero fields take rpc.Options' defaults. A load
 	// benchmark on loopback can lift them here.

@@ -30,7 +30,7 @@ func (n *Net) AddWorker(ctx context.Context) (*Worker, error) {
 	}
 	wc := worker.Config{
 		NodeRPC: n.node.RPCAddress(), DataDir: filepath.Join(n.Dir, fmt.Sprintf("worker-%d", i)),
-		Shard: n.Shard, RPCListen: listen, RPC: cfg.WorkerRPC, ConfirmEvery: cfg.ConfirmEvery,
+		Shard: n.Shard, RPCListen: listen, RPC: cfg.WorkerRPC, ConfirmHeartbeat: cfg.ConfirmHeartbeat,
 		Fund:   worker.DevFunder(n.node.RPCAddress(), accounts.DevKey("Alice"), WorkerFunding),
 		Logger: n.log.With("worker", i),
 		Enclave: worker.ProcessFactory(worker.ProcessConfig{

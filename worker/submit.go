@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -262,7 +261,7 @@ func alreadyOnChain(err error) bool {
 
 // isInMempool reports CometBFT's refusal of a transaction it already has.
 func isInMempool(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "tx already exists in cache")
+	return errors.Is(err, client.ErrTxInCache)
 }
 
 // DevFunder returns a Config.Fund for development chains: it transfers

@@ -66,9 +66,13 @@ type Config struct {
 	// Provision configures key provisioning between the shard's workers
 	// (provision.go).
 	Provision ProvisionConfig
-	// ConfirmEvery is the number of blocks per confirm_processed_block (0:
-	// every block). Every worker of a shard must use the same value.
-	ConfirmEvery uint32
+	// ConfirmHeartbeat is how often, in chain block time, the enclave
+	// confirms a processed block when the shard did not change (it always
+	// confirms a block with calls of the shard or a new state hash); 0
+	// confirms every block. Every worker of a shard should use the same
+	// value, so that the chain compares their confirmations at the same
+	// heights. Whole milliseconds; negative is refused.
+	ConfirmHeartbeat time.Duration
 	// Fund is called when the enclave's account cannot pay need; nil logs
 	// the address to fund and waits until it is funded.
 	Fund func(ctx context.Context, account tx.Address, need uint64) error
@@ -134,6 +138,9 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	if cfg.NodeRPC == "" || cfg.DataDir == "" || cfg.Enclave == nil {
 		return nil, fmt.Errorf("%w: node RPC, data dir and enclave are required", ErrConfig)
 	}
+	if cfg.ConfirmHeartbeat < 0 {
+		return nil, fmt.Errorf("%w: confirmation heartbeat %v", ErrConfig, cfg.ConfirmHeartbeat)
+	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 100 * time.Millisecond
 	}
@@ -187,7 +194,7 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	}
 	w.sup = newSupervisor(cfg.Enclave, w.store, protocol.Init{
 		Shard: cfg.Shard, ChainID: w.chainID, GenesisValidators: genesisVals,
-		InitialHeight: initialHeight, ConfirmEvery: cfg.ConfirmEvery,
+		InitialHeight: initialHeight, ConfirmHeartbeat: uint64(cfg.ConfirmHeartbeat.Milliseconds()),
 	}, log.With("component", "enclave"))
 	w.sup.onReplica = w.onReplica
 	return w, nil

@@ -23,6 +23,13 @@
 // its block hash must be the one the chain recorded for that height
 // (runtime.Context.BlockHash, the last runtime.BlockHashWindow blocks),
 // else ErrUnknownBlock, so a worker fed a fake chain cannot confirm it.
+// An enclave's confirmations need only rise (ErrStaleConfirmation), not be
+// consecutive: enclaves confirm a block that changed their shard and, when
+// idle, a heartbeat (enclave/commit.go), the same heights on every enclave
+// of the shard, so that the first confirmation of a height is compared with
+// the others (bridge.state_divergence). Nothing expires without
+// confirmations, and unshields depend on the sidechain module's confirmed
+// blocks, not on these.
 //
 // Membership. An enclave serves a shard at height h if teerex reports it
 // Active (registered, not expired, still allowed) and its MRENCLAVE is the

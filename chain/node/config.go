@@ -26,6 +26,12 @@ type Config struct {
 	// TimeoutCommit is how long a validator waits after a commit before the
 	// next height: the block time of an idle chain.
 	TimeoutCommit Duration `json:"timeout_commit"`
+	// TimeoutPropose is how long validators wait for a round's proposal
+	// before they vote nil and move to the next round (and proposer): what
+	// a dead or slow proposer costs each of its turns. It grows by 500 ms
+	// per round of a height (CometBFT's timeout_propose_delta). Absent
+	// (files from before it): CometBFT's default, 3s.
+	TimeoutPropose Duration `json:"timeout_propose,omitempty"`
 	// CreateEmptyBlocks keeps producing blocks without transactions.
 	// Turning it off saves nothing: every block records its hash in the
 	// state, so the app hash changes each block, and CometBFT makes a
@@ -63,6 +69,7 @@ func DefaultConfig(dev bool) Config {
 		P2PListen:         "0.0.0.0:26656",
 		PEX:               true,
 		TimeoutCommit:     Duration(time.Second),
+		TimeoutPropose:    Duration(3 * time.Second),
 		CreateEmptyBlocks: true,
 		CometLogLevel:     "error",
 	}
@@ -96,6 +103,9 @@ func (c Config) Validate() error {
 	}
 	if c.TimeoutCommit < 0 {
 		return errors.New("node config: negative timeout_commit")
+	}
+	if c.TimeoutPropose < 0 {
+		return errors.New("node config: negative timeout_propose")
 	}
 	return nil
 }

@@ -22,6 +22,11 @@ import (
 const (
 	DevChainID   = "integritee-dev"
 	LocalChainID = "integritee-local"
+	// TestnetChainID is the default of Testnet: a testnet's dev genesis
+	// funds the same dev keys as a dev node, and only the chain ID in
+	// the signed body keeps a transaction for one from replaying on
+	// the other.
+	TestnetChainID = "integritee-testnet"
 )
 
 // ErrHomeExists is returned by Init for a home that already has a genesis.

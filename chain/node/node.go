@@ -207,6 +207,9 @@ func cometConfigFor(home string, c Config) (*cmtcfg.Config, error) {
 		cc.P2P.PersistentPeersMaxDialPeriod = 2 * time.Second
 	}
 	cc.Consensus.TimeoutCommit = time.Duration(c.TimeoutCommit)
+	if c.TimeoutPropose > 0 {
+		cc.Consensus.TimeoutPropose = time.Duration(c.TimeoutPropose)
+	}
 	cc.Consensus.CreateEmptyBlocks = c.CreateEmptyBlocks
 	cc.Instrumentation.Prometheus = false
 	cc.TxIndex.Indexer = "kv"

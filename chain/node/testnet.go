@@ -13,7 +13,8 @@ import (
 
 // TestnetOptions configure a local multi-validator network.
 type TestnetOptions struct {
-	// ChainID defaults as in InitOptions.
+	// ChainID defaults to TestnetChainID (never the dev node's, so that
+	// transactions signed for one do not replay on the other).
 	ChainID string
 	// Dev writes a dev genesis (funded dev accounts, Alice sudo).
 	Dev bool
@@ -39,6 +40,9 @@ func Testnet(out string, n int, opts TestnetOptions) ([]string, error) {
 	}
 	if opts.BasePort < 1024 || opts.BasePort+2*n > 65535 {
 		return nil, fmt.Errorf("testnet: base port %d out of range", opts.BasePort)
+	}
+	if opts.ChainID == "" {
+		opts.ChainID = TestnetChainID
 	}
 	if opts.TimeoutCommit == 0 {
 		opts.TimeoutCommit = 200 * time.Millisecond

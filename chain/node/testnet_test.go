@@ -127,3 +127,27 @@ func TestTestnetSurvivesStoppedValidator(t *testing.T) {
 		t.Fatalf("Bob on the restarted validator: %+v %v", bob, err)
 	}
 }
+
+// A testnet has a chain ID of its own: its dev genesis funds the same dev
+// keys as a dev node, and only the signed chain ID keeps a transaction of
+// one from replaying on the other.
+func TestTestnetChainID(t *testing.T) {
+	for _, tc := range []struct{ opt, want string }{
+		{"", node.TestnetChainID},
+		{"my-testnet", "my-testnet"},
+	} {
+		homes, err := node.Testnet(t.TempDir(), 2, node.TestnetOptions{ChainID: tc.opt, Dev: true, BasePort: 30000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range homes {
+			g, err := node.Genesis(h)
+			if err != nil || g.ChainID != tc.want {
+				t.Fatalf("testnet (--chain-id %q) home %s: chain %q (%v), want %q", tc.opt, h, g.ChainID, err, tc.want)
+			}
+		}
+	}
+	if node.TestnetChainID == node.DevChainID {
+		t.Fatal("testnet and dev node share a chain ID")
+	}
+}

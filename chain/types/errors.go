@@ -3,6 +3,7 @@ package types
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Error is a rejection with a stable ABCI code. Codespace names who defines
@@ -21,6 +22,31 @@ func NewError(codespace string, code uint32, msg string) *Error {
 }
 
 func (e *Error) Error() string { return e.Msg }
+
+// Wrap returns err classified as kind: errors.Is matches both, and
+// ABCIInfo reports kind's code. The message is err's when err already
+// begins with kind's text (a lower layer's error of the same meaning, such
+// as tx.ErrMalformed under ErrTxMalformed), so that it is not repeated
+// ("malformed transaction: malformed transaction: …"); otherwise it is
+// "kind: err".
+func Wrap(kind *Error, err error) error {
+	return &wrapped{kind: kind, err: err}
+}
+
+type wrapped struct {
+	kind *Error
+	err  error
+}
+
+func (w *wrapped) Error() string {
+	msg := w.err.Error()
+	if msg == w.kind.Msg || strings.HasPrefix(msg, w.kind.Msg+": ") {
+		return msg
+	}
+	return w.kind.Msg + ": " + msg
+}
+
+func (w *wrapped) Unwrap() []error { return []error{w.kind, w.err} }
 
 // ABCIInfo returns the codespace, code and log for any error. Errors that are
 // no *Error are internal and get ErrInternal's code.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/internal/cli"
@@ -30,7 +31,7 @@ func (e *env) localnet(fs *flag.FlagSet) cli.RunFunc {
 	nodeRPC := fs.String("node-rpc", "127.0.0.1:26657", "node RPC listen `address` (port 0: a free port)")
 	workerPort := fs.Int("worker-rpc-port", 2000, "RPC `port` of worker 0; worker i listens on port+i (0: free ports)")
 	enclave := fs.String("enclave", "", "integritee-enclave `executable` (default: built with go build into DIR/bin)")
-	confirmEvery := fs.Uint("confirm-every", 1, "blocks per confirm_processed_block")
+	heartbeat := fs.Duration("confirm-heartbeat", time.Minute, "workers' confirm_processed_block heartbeat in chain block time while the shard is idle, like integritee-worker --confirm-heartbeat (0: every block)")
 	logLevel := fs.String("log-level", "warn", "log `level`: debug, info, warn, error")
 	rpcRate := fs.Float64("worker-rpc-rate", 0, "each worker's JSON-RPC requests per second per client IP, like integritee-worker --rpc-rate (0: the worker's default, 200); a load measurement on loopback lifts it")
 	rpcBurst := fs.Int("worker-rpc-burst", 0, "each worker's JSON-RPC rate-limit burst, like --rpc-burst (0: default 400)")
@@ -42,8 +43,8 @@ func (e *env) localnet(fs *flag.FlagSet) cli.RunFunc {
 		if *workers < 0 || *workers > 16 {
 			return fmt.Errorf("--workers %d: want 0..16", *workers)
 		}
-		if *confirmEvery == 0 || *confirmEvery > 1<<16 {
-			return fmt.Errorf("--confirm-every %d: want 1..65536", *confirmEvery)
+		if *heartbeat < 0 || *heartbeat%time.Millisecond != 0 {
+			return fmt.Errorf("--confirm-heartbeat %v: want 0 or more, in whole milliseconds", *heartbeat)
 		}
 		if *rpcRate < 0 || *rpcBurst < 0 || *rpcConnsPerIP < 0 || *rpcRate != *rpcRate {
 			return errors.New("--worker-rpc-rate, --worker-rpc-burst, --worker-rpc-max-conns-per-ip: want 0 (the default) or more")
@@ -54,7 +55,7 @@ func (e *env) localnet(fs *flag.FlagSet) cli.RunFunc {
 		}
 		cfg := localnet.Config{
 			Dir: *dir, Workers: *workers, NoWorkers: *workers == 0, EnclaveBinary: *enclave,
-			NodeRPC: *nodeRPC, WorkerRPCBasePort: *workerPort, ConfirmEvery: uint32(*confirmEvery),
+			NodeRPC: *nodeRPC, WorkerRPCBasePort: *workerPort, ConfirmHeartbeat: *heartbeat,
 			WorkerRPC: rpc.Options{RateLimit: *rpcRate, RateBurst: *rpcBurst, MaxConnsPerIP: *rpcConnsPerIP},
 			Logger:    slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
 		}

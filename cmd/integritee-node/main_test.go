@@ -141,6 +141,16 @@ func TestSIGKILLLosesNoCommittedTx(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	// The process's exit status of help (issue 14: "flag: help
+	// requested", status 1).
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"help", "start"}, {"start", "--help"}} {
+		var stdout, stderr bytes.Buffer
+		cmd := exec.Command(bin, args...)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil || stderr.Len() != 0 || !strings.Contains(stdout.String(), "usage: integritee-node") {
+			t.Fatalf("integritee-node %q: %v, stderr %q, stdout %q", args, err, stderr.String(), stdout.String())
+		}
+	}
 	home := t.TempDir()
 	rpc, p2p := freeAddr(t), freeAddr(t)
 	start := func() (*exec.Cmd, *syncBuffer) {

@@ -5,7 +5,7 @@
 // the enclave signs.
 //
 //	integritee-worker [--node URL] [--enclave PATH] [--data DIR] [--tee sim|gramine]
-//	                  [--shard HEX] [--rpc HOST:PORT] [--url URL] [--dev] [--confirm-every N]
+//	                  [--shard HEX] [--rpc HOST:PORT] [--url URL] [--dev] [--confirm-heartbeat D]
 //	                  [--provision-addr HOST:PORT] [--provision-from URL]...
 //	                  [--rpc-rate N] [--rpc-burst N] [--rpc-max-conns N] [--rpc-max-conns-per-ip N]
 //	                  [--rpc-getters N] [--rpc-getter-queue N] [--rpc-call-queue N]
@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"time"
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/internal/cli"
@@ -38,6 +39,11 @@ import (
 // DevFunding is what a --dev worker transfers from Alice to its enclave
 // account when the account cannot pay its fees.
 const DevFunding = 100 * accounts.Unit
+
+// DefaultConfirmHeartbeat is --confirm-heartbeat's default: an idle
+// shard's workers confirm about every five minutes that they are alive
+// and agree, instead of every block.
+const DefaultConfirmHeartbeat = 5 * time.Minute
 
 func main() {
 	cli.Main(commands(os.Stdout, os.Stderr, start))
@@ -86,7 +92,7 @@ func commands(stdout, stderr io.Writer, start func(context.Context, *options, io
 type options struct {
 	Node, Enclave, Data, TEE, Shard, RPC, URL, LogLevel, LogFormat string
 	Dev                                                            bool
-	ConfirmEvery                                                   uint
+	ConfirmHeartbeat                                               time.Duration
 	EnclaveArgs                                                    []string
 	// ProvisionAddr and ProvisionFrom configure key provisioning.
 	ProvisionAddr string
@@ -107,7 +113,7 @@ func defineFlags(fs *flag.FlagSet) (o *options, check func() error) {
 	fs.StringVar(&o.RPC, "rpc", "127.0.0.1:2000", "JSON-RPC listen address (empty: none)")
 	fs.StringVar(&o.URL, "url", "", "worker URL registered on chain (default: http://<rpc address>)")
 	fs.BoolVar(&o.Dev, "dev", false, "dev chain: fund the enclave account from Alice (dev features are the enclave build's: -tags dev)")
-	fs.UintVar(&o.ConfirmEvery, "confirm-every", 1, "blocks per confirm_processed_block (same for every worker of a shard)")
+	fs.DurationVar(&o.ConfirmHeartbeat, "confirm-heartbeat", DefaultConfirmHeartbeat, "confirm_processed_block at least this often in chain block time while the shard is idle; a change is confirmed at its block (0: every block; same for every worker of a shard)")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.ProvisionAddr, "provision-addr", "", "listen address of the key provisioning endpoint for new workers of the shard, with the --rpc-* connection caps and timeouts (empty: none)")
@@ -127,8 +133,8 @@ func defineFlags(fs *flag.FlagSet) (o *options, check func() error) {
 		if o.TEE != "sim" && o.TEE != "gramine" {
 			return cli.Usagef("--tee %q: want sim or gramine", o.TEE)
 		}
-		if o.ConfirmEvery == 0 || o.ConfirmEvery > 1<<16 {
-			return cli.Usagef("--confirm-every %d: want 1..65536", o.ConfirmEvery)
+		if o.ConfirmHeartbeat < 0 || o.ConfirmHeartbeat%time.Millisecond != 0 {
+			return cli.Usagef("--confirm-heartbeat %v: want 0 or more, in whole milliseconds", o.ConfirmHeartbeat)
 		}
 		return nil
 	}
@@ -210,7 +216,7 @@ func config(o *options, log *slog.Logger) (worker.Config, error) {
 	}
 	cfg := worker.Config{
 		NodeRPC: o.Node, DataDir: o.Data, Shard: sh, RPCListen: o.RPC, WorkerURL: o.URL,
-		ConfirmEvery: uint32(o.ConfirmEvery), Logger: log, RPC: o.RPCLimits,
+		ConfirmHeartbeat: o.ConfirmHeartbeat, Logger: log, RPC: o.RPCLimits,
 		Provision: worker.ProvisionConfig{Listen: o.ProvisionAddr, From: o.ProvisionFrom},
 		Enclave: worker.ProcessFactory(worker.ProcessConfig{
 			Path: path, Args: append([]string{"--tee", o.TEE}, o.EnclaveArgs...), Logger: log.With("process", "enclave"),

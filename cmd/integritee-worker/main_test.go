@@ -36,7 +36,9 @@ func TestParse(t *testing.T) {
 	}{
 		{nil, ""},
 		{[]string{"--tee", "sgx"}, "want sim or gramine"},
-		{[]string{"--confirm-every", "0"}, "want 1..65536"},
+		{[]string{"--confirm-heartbeat", "-1s"}, "want 0 or more"},
+		{[]string{"--confirm-heartbeat", "1500us"}, "in whole milliseconds"},
+		{[]string{"--confirm-heartbeat", "0"}, ""},
 		{[]string{"extra"}, `unknown command "extra"`},
 		{[]string{"--dev", "extra"}, `unexpected argument "extra"`},
 		{[]string{"version", "--dev"}, "version: flag provided but not defined: -dev"},

@@ -135,10 +135,14 @@ type Init struct {
 	// Checkpoint is the latest ProcessBlockReply.Checkpoint the host
 	// persisted (with the state entries of the same height).
 	Checkpoint []byte `cbor:"checkpoint,omitempty"`
-	// ConfirmEvery is the number of blocks per confirm_processed_block
-	// (0 means 1). Part of the shard's configuration: every worker of a
-	// shard must use the same value to produce the same confirmations.
-	ConfirmEvery uint32 `cbor:"confirm_every"`
+	// ConfirmHeartbeat is the heartbeat of confirm_processed_block, in
+	// milliseconds of chain block time (0: confirm every block). The
+	// enclave confirms a chain block that changed its shard (calls of the
+	// shard, or a state hash other than the last confirmed one) and,
+	// otherwise, the first block of each heartbeat window of block time.
+	// Every worker of a shard should use the same value, so that their
+	// confirmations name the same heights and the chain compares them.
+	ConfirmHeartbeat uint64 `cbor:"confirm_heartbeat"`
 	// Nothing here switches dev features on: whether the enclave has them
 	// is a property of its build (enclave.Config.Dev), so part of its
 	// measurement.

@@ -272,7 +272,7 @@ func TestRequestsRoundTrip(t *testing.T) {
 	sign := &TxParams{ChainID: "c", Nonce: 3, BaseFee: 1, PerByteFee: 2}
 	reqs := []Request{
 		&Init{Shard: [32]byte{1}, ChainID: "c", GenesisValidators: []byte{1}, InitialHeight: 1,
-			SealedKeys: &SealedKeys{Signer: []byte{1}, Shielding: []byte{2}, State: []byte{3}}, ConfirmEvery: 2},
+			SealedKeys: &SealedKeys{Signer: []byte{1}, Shielding: []byte{2}, State: []byte{3}}, ConfirmHeartbeat: 2},
 		&LoadEntries{Entries: []Entry{{Key: [32]byte{1}, Value: []byte{2}}}},
 		&Resume{}, &Attest{},
 		&SignRegistration{Params: *sign, WorkerURL: "ws://127.0.0.1:1"},

@@ -291,6 +291,44 @@ func TestConfirmProcessedBlock(t *testing.T) {
 	}
 }
 
+// Enclaves confirm when their shard changed and at a heartbeat otherwise
+// (enclave/commit.go), so an enclave's confirmations skip heights: the
+// chain requires them above the enclave's last, not consecutive, and
+// nothing on chain expires or stops paying without them (unshields pay
+// against the sidechain module's confirmed blocks). Enclaves of one shard
+// confirm the same heights, so the divergence check still compares them:
+// after a long gap, the first height where their states differ is flagged.
+func TestConfirmationsWithGaps(t *testing.T) {
+	c := newChain(t)
+	shard := measurement("v1")
+	c.Register(dave, shard)
+	c.Register(eve, shard)
+	c.ToHeight(2000)
+	conf := func(h uint64, state byte) bridge.ConfirmProcessedBlock {
+		return bridge.ConfirmProcessedBlock{Shard: shard, Height: h, BlockHash: blockHash(h), StateHash: types.Hash{state}}
+	}
+	for _, h := range []uint64{12, 300, 301, 900} {
+		for _, e := range []tx.Address{dave, eve} {
+			r := c.call(e, bridge.MethodConfirmProcessedBlock, conf(h, 1))
+			wantErr(t, r.Err)
+			if _, ok := findEvent(r, bridge.EventStateDivergence); ok {
+				t.Fatalf("divergence at %d on agreement", h)
+			}
+		}
+	}
+	wantErr(t, c.call(dave, bridge.MethodConfirmProcessedBlock, conf(1500, 2)).Err)
+	r := c.call(eve, bridge.MethodConfirmProcessedBlock, conf(1500, 3))
+	wantErr(t, r.Err)
+	if ev, ok := findEvent(r, bridge.EventStateDivergence); !ok || ev["height"].Value != "1500" {
+		t.Fatalf("no divergence at 1500 after a gap: %v", r.Events)
+	}
+	if s := c.shard(shard); s.Divergences != 1 || s.LastDivergence != 1500 || s.Latest == nil || s.Latest.Height != 1500 {
+		t.Fatalf("shard record %+v", s)
+	}
+	// A gap does not reopen the heights it skipped.
+	rejected(t, c.call(dave, bridge.MethodConfirmProcessedBlock, conf(1000, 2)), bridge.ErrStaleConfirmation)
+}
+
 // Every enclave's latest confirmation is kept, however many enclaves serve
 // the shard: a confirmation at or below an enclave's last one is stale.
 // The shard record held at most 64 enclaves' confirmations and dropped the
