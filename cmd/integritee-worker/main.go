@@ -55,7 +55,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func commands(stdout, stderr io.Writer, start func(context.Context, *options, io.Writer) error) *cli.Command {
 	return &cli.Command{
 		Name:  "integritee-worker",
-		Usage: "[flags]  |  integritee-worker version",
+		Usage: "[flags]  |  integritee-worker init [flags]  |  integritee-worker version",
 		Short: "The untrusted host of an integritee worker: runs integritee-enclave, registers it and feeds it the chain.",
 		Long:  "SIGINT or SIGTERM stops it cleanly; a restart (also after SIGKILL) resumes at the block after the last one it persisted.",
 		Setup: func(fs *flag.FlagSet) cli.RunFunc {
