@@ -3,6 +3,7 @@ package keystore
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -57,4 +58,22 @@ func WriteFile(path string, data []byte, replace bool) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// ReadFile reads a key file of at most MaxFileSize bytes: a bigger one is
+// refused (ErrFormat) without being read into memory.
+func ReadFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxFileSize {
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrFormat, path, MaxFileSize)
+	}
+	return b, nil
 }

@@ -37,3 +37,26 @@ func TestWriteFile(t *testing.T) {
 		t.Fatalf("directory holds %v (%v): temporary files left", ents, err)
 	}
 }
+
+func TestReadFileBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "big.json")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A sparse 100 GiB file: nothing is written, but reading it whole would
+	// allocate that much.
+	if err := f.Truncate(100 << 30); err != nil {
+		t.Skipf("no sparse file here: %v", err)
+	}
+	f.Close()
+	if _, err := keystore.ReadFile(path); !errors.Is(err, keystore.ErrFormat) {
+		t.Fatalf("100 GiB key file: %v", err)
+	}
+	if err := os.WriteFile(path, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := keystore.ReadFile(path); err != nil || string(b) != "{}" {
+		t.Fatalf("small file: %q, %v", b, err)
+	}
+}

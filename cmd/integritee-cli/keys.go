@@ -156,7 +156,7 @@ func readKeyFile(dir, name string) ([]byte, error) {
 	if dir == "" {
 		return nil, fmt.Errorf("no key %q: no keystore directory (set --keystore), and no dev account of that name", name)
 	}
-	b, err := os.ReadFile(keyPath(dir, name))
+	b, err := keystore.ReadFile(keyPath(dir, name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("no key %q in keystore %s (and no dev account of that name)", name, dir)
 	}
