@@ -79,7 +79,7 @@ func cometConfig(home string) *cmtcfg.Config {
 	return c
 }
 
-// Init creates a one-validator home: keys, node.json and genesis.
+// Init creates a one-validator home: keys, node.toml and genesis.
 func Init(home string, opts InitOptions) error {
 	opts.defaults()
 	v, err := initKeys(home, *opts.Config)
@@ -89,7 +89,7 @@ func Init(home string, opts InitOptions) error {
 	return writeGenesis([]string{home}, opts, []cmttypes.GenesisValidator{v})
 }
 
-// initKeys creates the directories, validator key, node key and node.json.
+// initKeys creates the directories, validator key, node key and node.toml.
 func initKeys(home string, c Config) (cmttypes.GenesisValidator, error) {
 	var v cmttypes.GenesisValidator
 	cc := cometConfig(home)

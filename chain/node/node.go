@@ -32,7 +32,7 @@ import (
 type StartOptions struct {
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
-	// RPCListen and P2PListen override node.json when set (host:port).
+	// RPCListen and P2PListen override node.toml when set (host:port).
 	RPCListen, P2PListen string
 	// Modules are the runtime modules besides accounts. Nil means
 	// Modules() (teerex, bridge and sidechain), the runtime of integritee-node; an

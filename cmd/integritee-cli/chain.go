@@ -2,18 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -97,141 +89,6 @@ func trustAdvice(err error) string {
 	return ""
 }
 
-// keystoreFlag registers --keystore.
-func keystoreFlag(fs *flag.FlagSet) *string {
-	def := ""
-	if home, err := os.UserHomeDir(); err == nil {
-		def = filepath.Join(home, ".integritee", "keys")
-	}
-	return fs.String("keystore", def, "keystore `dir`ectory")
-}
-
-// keyFile is a key in the keystore: <dir>/<name>.json, mode 0600. The seed
-// is the ed25519 private key seed, unencrypted: protect the directory.
-type keyFile struct {
-	Name    string     `json:"name"`
-	Address tx.Address `json:"address"`
-	Seed    string     `json:"seed,omitempty"`
-}
-
-var keyNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-
-// checkKeyName refuses names that are unusable as file names or that would
-// be read as something else: dev names and hex addresses.
-func checkKeyName(name string) error {
-	switch {
-	case !keyNameRE.MatchString(name):
-		return fmt.Errorf("key name %q: want 1 to 64 letters, digits, '_', '.', '-', not starting with a symbol", name)
-	case devName(name) != "":
-		return fmt.Errorf("key name %q is a dev account", name)
-	case isHexAddress(name):
-		return fmt.Errorf("key name %q reads as an address", name)
-	}
-	return nil
-}
-
-func keyPath(dir, name string) string { return filepath.Join(dir, name+".json") }
-
-// createKey generates a key and stores it under name, never overwriting.
-func createKey(dir, name string) (*keyFile, string, error) {
-	if dir == "" {
-		return nil, "", errors.New("no keystore directory (set --keystore)")
-	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, "", err
-	}
-	addr := tx.AddressOf(pub)
-	if name == "" {
-		name = addr.String()[:8]
-	}
-	if err := checkKeyName(name); err != nil {
-		return nil, "", err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, "", fmt.Errorf("keystore: %w", err)
-	}
-	k := &keyFile{Name: name, Address: addr, Seed: hex.EncodeToString(priv.Seed())}
-	b, err := json.MarshalIndent(k, "", "  ")
-	if err != nil {
-		return nil, "", err
-	}
-	path := keyPath(dir, name)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return nil, "", fmt.Errorf("keystore: key %q exists", name)
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("keystore: %w", err)
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, "", fmt.Errorf("keystore: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(path)
-		return nil, "", fmt.Errorf("keystore: %w", err)
-	}
-	return k, path, nil
-}
-
-// loadKey reads a key of the keystore.
-func loadKey(dir, name string) (ed25519.PrivateKey, error) {
-	if err := checkKeyName(name); err != nil {
-		return nil, err
-	}
-	b, err := os.ReadFile(keyPath(dir, name))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("no key %q in keystore %s (and no dev account of that name)", name, dir)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("keystore: %w", err)
-	}
-	var k keyFile
-	if err := json.Unmarshal(b, &k); err != nil {
-		return nil, fmt.Errorf("keystore: key %q: %w", name, err)
-	}
-	seed, err := hex.DecodeString(k.Seed)
-	if err != nil || len(seed) != ed25519.SeedSize {
-		return nil, fmt.Errorf("keystore: key %q: bad seed", name)
-	}
-	priv := ed25519.NewKeyFromSeed(seed)
-	if tx.AddressOf(priv.Public().(ed25519.PublicKey)) != k.Address {
-		return nil, fmt.Errorf("keystore: key %q: seed does not match address %s", name, k.Address)
-	}
-	return priv, nil
-}
-
-// listKeys returns the keystore's keys (without seeds), by name. A missing
-// keystore is empty.
-func listKeys(dir string) ([]keyFile, error) {
-	if dir == "" {
-		return nil, nil
-	}
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("keystore: %w", err)
-	}
-	var out []keyFile
-	for _, ent := range ents {
-		name, ok := strings.CutSuffix(ent.Name(), ".json")
-		if !ok || ent.IsDir() || checkKeyName(name) != nil {
-			continue
-		}
-		priv, err := loadKey(dir, name)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, keyFile{Name: name, Address: tx.AddressOf(priv.Public().(ed25519.PublicKey))})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
-}
-
 // devName returns the canonical dev account name of s ("alice", "Alice",
 // "//Alice"), or "".
 func devName(s string) string {
@@ -247,46 +104,6 @@ func devName(s string) string {
 func isHexAddress(s string) bool {
 	_, err := tx.ParseAddress(strings.TrimPrefix(s, "0x"))
 	return err == nil
-}
-
-// account is a resolved account name.
-type account struct {
-	Name    string     `json:"name,omitempty"`
-	Address tx.Address `json:"address"`
-	// Source is "dev" (well-known dev key), "keystore" or "address" (no
-	// key known).
-	Source string             `json:"source"`
-	File   string             `json:"file,omitempty"`
-	key    ed25519.PrivateKey // nil for Source "address"
-}
-
-// resolve maps a dev name, keystore name or hex address to an account.
-func resolve(s, keystore string) (*account, error) {
-	if n := devName(s); n != "" {
-		return &account{Name: n, Address: accounts.DevAddress(n), Source: "dev", key: accounts.DevKey(n)}, nil
-	}
-	if isHexAddress(s) {
-		a, _ := tx.ParseAddress(strings.TrimPrefix(s, "0x"))
-		return &account{Address: a, Source: "address"}, nil
-	}
-	priv, err := loadKey(keystore, s)
-	if err != nil {
-		return nil, err
-	}
-	return &account{Name: s, Address: tx.AddressOf(priv.Public().(ed25519.PublicKey)), Source: "keystore",
-		File: keyPath(keystore, s), key: priv}, nil
-}
-
-// signer resolves an account whose key is known.
-func signer(s, keystore string) (*account, error) {
-	a, err := resolve(s, keystore)
-	if err != nil {
-		return nil, err
-	}
-	if a.key == nil {
-		return nil, fmt.Errorf("%s is an address; signing needs a dev account or keystore name", s)
-	}
-	return a, nil
 }
 
 // formatAmount writes a balance in base units and in TEER.

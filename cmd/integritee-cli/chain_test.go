@@ -176,6 +176,8 @@ func TestChainCommands(t *testing.T) {
 			t.Fatalf("Alice %+v after %+v", b, tr)
 		}
 		cliFails(t, "insufficient funds", "transfer", "--from", "carol", "--to", "bob", "--amount", "2TEER", "--keystore", ks, "--node", rpc)
+		(&ksEnv{env: map[string]string{PassphraseEnv: "not " + testPassphrase}}).mustFail(t, []string{`key "carol"`, "wrong passphrase"},
+			"transfer", "--from", "carol", "--to", "bob", "--amount", "1", "--keystore", ks, "--node", rpc)
 		cliFails(t, "is an address", "transfer", "--from", alice.String(), "--to", "bob", "--amount", "1", "--node", rpc)
 		cliFails(t, "required", "transfer", "--from", "alice", "--node", rpc)
 		cliFails(t, "amount", "transfer", "--from", "alice", "--to", "bob", "--amount", "1.0000000000001TEER", "--node", rpc)

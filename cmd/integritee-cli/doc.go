@@ -7,7 +7,8 @@
 //
 //	attestation.go  attestation verify, vectors, sim-quote; the real Intel
 //	                vectors' table is in attestation_vectors.go
-//	account.go      account new, list, show
+//	account.go      account new, list, show, encrypt; the keystore and the
+//	                resolution of account names are in keys.go
 //	balance.go      balance
 //	transfer.go     transfer
 //	enclaves.go     enclaves list, show
@@ -21,8 +22,13 @@
 //	localnet.go     localnet
 //	load.go         load transfers, direct
 //
-// chain.go holds what the public-chain commands share: node flags, the
-// keystore and the resolution of account names.
+// chain.go holds what the public-chain commands share: node flags and
+// amounts.
+//
+// Keystore keys are passphrase-encrypted files (package client/keystore);
+// the passphrase comes from INTEGRITEE_KEYSTORE_PASSPHRASE or is asked on
+// the terminal without echo, only when a key signs. Dev names need no
+// keystore.
 //
 // The command tree is built on package internal/cli: each command parses
 // its own flags (flags may follow positional arguments), -h prints its

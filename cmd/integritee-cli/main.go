@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"golang.org/x/term"
+
+	"github.com/integritee-go/integritee/client/keystore"
 	"github.com/integritee-go/integritee/internal/cli"
 )
 
@@ -19,6 +23,14 @@ type env struct {
 	now            func() time.Time
 	// trustDir is the default of --trust-dir.
 	trustDir string
+	// lookupEnv reads the environment (PassphraseEnv); nil: empty.
+	lookupEnv func(string) (string, bool)
+	// readPassword asks for a passphrase without echo; nil when there is
+	// no terminal.
+	readPassword func(prompt string) ([]byte, error)
+	// kdf are the scrypt parameters of new key files; zero:
+	// keystore.DefaultParams.
+	kdf keystore.Params
 }
 
 // commands is the command tree: the groups, one file each (see the
@@ -47,7 +59,14 @@ func (e *env) commands() *cli.Command {
 }
 
 func main() {
-	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, now: time.Now}
+	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, now: time.Now, lookupEnv: os.LookupEnv}
+	if fd := int(os.Stdin.Fd()); term.IsTerminal(fd) {
+		e.readPassword = func(prompt string) ([]byte, error) {
+			fmt.Fprint(os.Stderr, prompt)
+			defer fmt.Fprintln(os.Stderr)
+			return term.ReadPassword(fd)
+		}
+	}
 	if home, err := os.UserHomeDir(); err == nil {
 		e.trustDir = filepath.Join(home, ".integritee", "trust")
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/attestation"
+	"github.com/integritee-go/integritee/client/keystore"
 	"github.com/integritee-go/integritee/internal/testvectors"
 )
 
@@ -31,9 +32,23 @@ func runCLI(t *testing.T, in []byte, args ...string) (code int, stdout, stderr s
 func runCLIAt(t *testing.T, now func() time.Time, in []byte, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code = run(context.Background(), args, &env{stdin: bytes.NewReader(in), stdout: &out, stderr: &errb, now: now, trustDir: t.TempDir()})
+	code = run(context.Background(), args, &env{stdin: bytes.NewReader(in), stdout: &out, stderr: &errb, now: now, trustDir: t.TempDir(),
+		lookupEnv: testPassphraseEnv, kdf: testKDF})
 	return code, out.String(), errb.String()
 }
+
+// testPassphrase unlocks the keystores of tests, through PassphraseEnv.
+const testPassphrase = "test passphrase"
+
+func testPassphraseEnv(name string) (string, bool) {
+	if name == PassphraseEnv {
+		return testPassphrase, true
+	}
+	return "", false
+}
+
+// testKDF are cheap scrypt parameters (1 MiB) for the keys tests create.
+var testKDF = keystore.Params{N: 1 << 10, R: 8, P: 1}
 
 // vec returns the path of a vector file.
 func vec(t *testing.T, rel string) string { return testvectors.Path(t, rel) }

@@ -37,7 +37,7 @@ func (e *env) allow(allow bool) func(fs *flag.FlagSet) cli.RunFunc {
 			if err != nil {
 				return err
 			}
-			sender, err := signer(*from, *ks)
+			sender, err := e.signer(*from, *ks)
 			if err != nil {
 				return fmt.Errorf("--from: %w", err)
 			}

@@ -36,7 +36,7 @@ func (e *env) setCollateral(fs *flag.FlagSet) cli.RunFunc {
 		if err != nil {
 			return err
 		}
-		sender, err := signer(*from, *ks)
+		sender, err := e.signer(*from, *ks)
 		if err != nil {
 			return fmt.Errorf("--from: %w", err)
 		}

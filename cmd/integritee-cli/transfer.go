@@ -28,7 +28,7 @@ func (e *env) transfer(fs *flag.FlagSet) cli.RunFunc {
 		if *from == "" || *to == "" || *amount == "" {
 			return errors.New("--from, --to and --amount are required")
 		}
-		sender, err := signer(*from, *ks)
+		sender, err := e.signer(*from, *ks)
 		if err != nil {
 			return fmt.Errorf("--from: %w", err)
 		}

@@ -119,13 +119,16 @@ func incognitoAccount(s, keystore string) (*account, error) {
 	return resolve(s, keystore)
 }
 
-func incognitoSigner(s, keystore string) (*account, error) {
+func (e *env) incognitoSigner(s, keystore string) (*account, error) {
 	a, err := incognitoAccount(s, keystore)
 	if err != nil {
 		return nil, err
 	}
-	if a.key == nil {
+	if a.Source == "address" {
 		return nil, fmt.Errorf("%s is an address; signing needs a dev name, DEVNAME//SUFFIX or a keystore name", s)
+	}
+	if err := e.unlock(a); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
@@ -183,7 +186,7 @@ func (e *env) trustedShield(fs *flag.FlagSet) cli.RunFunc {
 		if *from == "" || *to == "" || *amount == "" {
 			return errors.New("--from, --to and --amount are required")
 		}
-		payer, err := signer(*from, *f.keystore)
+		payer, err := e.signer(*from, *f.keystore)
 		if err != nil {
 			return fmt.Errorf("--from: %w", err)
 		}
@@ -240,7 +243,7 @@ func (f *trustedCallFlags) submit(ctx context.Context, e *env, what string, buil
 	if f.watch {
 		return errors.New("--watch follows a direct call: it cannot be used with --indirect")
 	}
-	sender, err := incognitoSigner(*f.from, *f.keystore)
+	sender, err := e.incognitoSigner(*f.from, *f.keystore)
 	if err != nil {
 		return fmt.Errorf("--from: %w", err)
 	}
@@ -252,7 +255,7 @@ func (f *trustedCallFlags) submit(ctx context.Context, e *env, what string, buil
 		}
 		payerName = base
 	}
-	payer, err := signer(payerName, *f.keystore)
+	payer, err := e.signer(payerName, *f.keystore)
 	if err != nil {
 		return fmt.Errorf("--payer: %w", err)
 	}
@@ -349,7 +352,7 @@ func (e *env) trustedBalance(fs *flag.FlagSet) cli.RunFunc {
 		if *acct == "" {
 			return errors.New("--account is required")
 		}
-		a, err := incognitoSigner(*acct, *f.keystore)
+		a, err := e.incognitoSigner(*acct, *f.keystore)
 		if err != nil {
 			return fmt.Errorf("--account: %w", err)
 		}

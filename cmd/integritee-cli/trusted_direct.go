@@ -80,7 +80,7 @@ func submitDirect(ctx context.Context, e *env, f *trustedCallFlags, watch bool, 
 	if *f.payer != "" {
 		return errors.New("--payer pays a chain invoke: use it with --indirect")
 	}
-	sender, err := incognitoSigner(*f.from, *f.keystore)
+	sender, err := e.incognitoSigner(*f.from, *f.keystore)
 	if err != nil {
 		return fmt.Errorf("--from: %w", err)
 	}
@@ -180,7 +180,7 @@ func (e *env) trustedNonce(fs *flag.FlagSet) cli.RunFunc {
 		if *acct == "" {
 			return errors.New("--account is required")
 		}
-		a, err := incognitoSigner(*acct, *f.keystore)
+		a, err := e.incognitoSigner(*acct, *f.keystore)
 		if err != nil {
 			return fmt.Errorf("--account: %w", err)
 		}

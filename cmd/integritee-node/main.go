@@ -2,6 +2,7 @@
 // embedded in-process with the integritee application.
 //
 //	integritee-node init --home DIR [--dev] [--chain-id ID] [--rpc HOST:PORT] [--p2p HOST:PORT]
+//	                     (writes config/node.toml, every setting commented)
 //	integritee-node start --home DIR [--rpc HOST:PORT] [--p2p HOST:PORT]
 //	integritee-node --dev [--home DIR] [--rpc HOST:PORT]
 //	integritee-node testnet --n N --out DIR [--base-port P] [--chain-id ID]
@@ -62,18 +63,17 @@ SIGINT or SIGTERM stops the node cleanly.`,
 				if !*dev {
 					return cli.Usagef("no command given (--dev runs a dev node)")
 				}
-				log, err := newLogger(stderr, *logLevel)
-				if err != nil {
+				if _, err := newLogger(stderr, *logLevel); err != nil {
 					return err
 				}
-				return runDev(ctx, *home, *chainID, *rpc, *p2p, log, stdout)
+				return runDev(ctx, *home, *chainID, *rpc, *p2p, *logLevel, stderr, stdout)
 			}
 		},
 		Commands: []*cli.Command{
 			{
 				Name:  "init",
 				Usage: "--home DIR [--dev] [--chain-id ID] [--rpc HOST:PORT] [--p2p HOST:PORT]",
-				Short: "write a node home: keys, config/node.json, config/genesis.json",
+				Short: "write a node home: keys, config/node.toml (every setting, commented), config/genesis.json",
 				Setup: func(fs *flag.FlagSet) cli.RunFunc {
 					home := fs.String("home", "", "node home `directory` (required)")
 					dev := fs.Bool("dev", false, "development genesis (funded dev accounts, Alice is sudo, short blocks)")
@@ -105,7 +105,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 						if *home == "" {
 							return cli.Usagef("--home is required")
 						}
-						log, err := newLogger(stderr, *logLevel)
+						log, err := homeLogger(stderr, *home, *logLevel)
 						if err != nil {
 							return err
 						}
@@ -161,12 +161,27 @@ func listenFlags(fs *flag.FlagSet) (rpc, p2p *string) {
 }
 
 func logLevelFlag(fs *flag.FlagSet) *string {
-	return fs.String("log-level", "info", "log `level`: debug, info, warn, error")
+	return fs.String("log-level", "", "log `level`: debug, info, warn, error (default: log_level of the home's config/node.toml)")
 }
 
-// newLogger logs to w at the level named by --log-level.
+// homeLogger logs at the level of the flag, else of the home's config.
+func homeLogger(w io.Writer, home, flagLevel string) (*slog.Logger, error) {
+	if flagLevel == "" {
+		c, err := node.LoadConfig(home)
+		if err != nil {
+			return nil, err
+		}
+		return newLogger(w, c.LogLevel)
+	}
+	return newLogger(w, flagLevel)
+}
+
+// newLogger logs to w at the level named by --log-level (empty: info).
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var l slog.Level
+	if level == "" {
+		level = "info"
+	}
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, cli.Usagef("--log-level: %w", err)
 	}
@@ -204,7 +219,7 @@ func orDefault(chainID string, dev bool) string {
 
 // runDev initializes home if needed (a temporary one, removed on exit, if
 // none is given) and runs one validator.
-func runDev(ctx context.Context, home, chainID, rpc, p2p string, log *slog.Logger, stdout io.Writer) error {
+func runDev(ctx context.Context, home, chainID, rpc, p2p, logLevel string, stderr, stdout io.Writer) error {
 	if home == "" {
 		tmp, err := os.MkdirTemp("", "integritee-dev-")
 		if err != nil {
@@ -219,6 +234,10 @@ func runDev(ctx context.Context, home, chainID, rpc, p2p string, log *slog.Logge
 			return err
 		}
 	} else if err != nil {
+		return err
+	}
+	log, err := homeLogger(stderr, home, logLevel)
+	if err != nil {
 		return err
 	}
 	n, err := node.Start(home, node.StartOptions{Logger: log, RPCListen: rpc, P2PListen: p2p, Modules: node.Modules()})

@@ -4,13 +4,14 @@
 // enclave's sealed keys and encrypted state, and submits the transactions
 // the enclave signs.
 //
-//	integritee-worker [--node URL] [--enclave PATH] [--data DIR] [--tee sim|gramine]
+//	integritee-worker [--config FILE] [--node URL] [--enclave PATH] [--data DIR] [--tee sim|gramine]
 //	                  [--shard HEX] [--rpc HOST:PORT] [--url URL] [--dev] [--confirm-heartbeat D]
 //	                  [--provision-addr HOST:PORT] [--provision-from URL]...
 //	                  [--rpc-rate N] [--rpc-burst N] [--rpc-max-conns N] [--rpc-max-conns-per-ip N]
 //	                  [--rpc-getters N] [--rpc-getter-queue N] [--rpc-call-queue N]
 //	                  [--rpc-read-timeout D] [--rpc-write-timeout D] [--rpc-idle-timeout D]
 //	                  [--rpc-ws-ping D] [--rpc-ws-idle-timeout D]
+//	integritee-worker init [--data DIR] [--config FILE] [--force] [flags]
 //	integritee-worker version
 //
 // SIGINT or SIGTERM stops it cleanly; a restart (also after SIGKILL)
@@ -18,6 +19,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -59,13 +61,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func commands(stdout, stderr io.Writer, start func(context.Context, *options, io.Writer) error) *cli.Command {
 	return &cli.Command{
 		Name:  "integritee-worker",
-		Usage: "[flags]  |  integritee-worker version",
+		Usage: "[flags]  |  integritee-worker init [flags]  |  integritee-worker version",
 		Short: "The untrusted host of an integritee worker: runs integritee-enclave, registers it and feeds it the chain.",
 		Long:  "SIGINT or SIGTERM stops it cleanly; a restart (also after SIGKILL) resumes at the block after the last one it persisted.",
 		Setup: func(fs *flag.FlagSet) cli.RunFunc {
 			o, check := defineFlags(fs)
+			fs.StringVar(&o.Config, "config", "", "settings `file` as 'integritee-worker init' writes it (default: DATA/"+ConfigFile+" if it exists); flags given here override it")
 			return func(ctx context.Context, args []string) error {
 				if err := cli.NoArgs(args); err != nil {
+					return err
+				}
+				if err := applyConfig(fs, o); err != nil {
 					return err
 				}
 				if err := check(); err != nil {
@@ -75,6 +81,36 @@ func commands(stdout, stderr io.Writer, start func(context.Context, *options, io
 			}
 		},
 		Commands: []*cli.Command{{
+			Name:  "init",
+			Usage: "[--data DIR] [--config FILE] [--force] [flags]",
+			Short: "write a commented settings file with every flag's value: the defaults and the flags given",
+			Long: `Writes DATA/` + ConfigFile + ` (or --config FILE), mode 0600, creating DATA. Each key is a flag
+of integritee-worker without the dashes; 'integritee-worker --data DATA' (or --config FILE)
+then starts with these settings, and flags given on its command line override them.`,
+			Setup: func(fs *flag.FlagSet) cli.RunFunc {
+				o, check := defineFlags(fs)
+				fs.StringVar(&o.Config, "config", "", "`file` to write (default: DATA/"+ConfigFile+")")
+				force := fs.Bool("force", false, "replace an existing file")
+				return func(ctx context.Context, args []string) error {
+					if err := cli.NoArgs(args); err != nil {
+						return err
+					}
+					if err := check(); err != nil {
+						return err
+					}
+					path, err := writeConfig(fs, o, *force)
+					if err != nil {
+						return err
+					}
+					start := "integritee-worker --data " + o.Data
+					if o.Config != "" {
+						start = "integritee-worker --config " + path
+					}
+					fmt.Fprintf(stdout, "wrote %s: start the worker with %s\n", path, start)
+					return nil
+				}
+			},
+		}, {
 			Name:  "version",
 			Short: "print the worker's version",
 			Setup: cli.Action(func(ctx context.Context, args []string) error {
@@ -88,8 +124,13 @@ func commands(stdout, stderr io.Writer, start func(context.Context, *options, io
 	}
 }
 
+// ConfigFile is the name of the settings file in the data directory.
+const ConfigFile = "worker.toml"
+
 // options are the parsed command line.
 type options struct {
+	// Config is the settings file named by --config.
+	Config                                                         string
 	Node, Enclave, Data, TEE, Shard, RPC, URL, LogLevel, LogFormat string
 	Dev                                                            bool
 	ConfirmHeartbeat                                               time.Duration
@@ -117,14 +158,8 @@ func defineFlags(fs *flag.FlagSet) (o *options, check func() error) {
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.ProvisionAddr, "provision-addr", "", "listen address of the key provisioning endpoint for new workers of the shard, with the --rpc-* connection caps and timeouts (empty: none)")
-	fs.Func("provision-from", "provisioning URL (http://host:port) of a worker of the shard to get the keys from (repeatable; default: the registered worker URLs)", func(s string) error {
-		o.ProvisionFrom = append(o.ProvisionFrom, s)
-		return nil
-	})
-	fs.Func("enclave-arg", "extra argument for the enclave process (repeatable)", func(s string) error {
-		o.EnclaveArgs = append(o.EnclaveArgs, s)
-		return nil
-	})
+	fs.Var((*cli.ListFlag)(&o.ProvisionFrom), "provision-from", "provisioning URL (http://host:port) of a worker of the shard to get the keys from (repeatable; default: the registered worker URLs)")
+	fs.Var((*cli.ListFlag)(&o.EnclaveArgs), "enclave-arg", "extra argument for the enclave process (repeatable)")
 	positive := rpcLimitFlags(fs, &o.RPCLimits)
 	return o, func() error {
 		if err := positive(); err != nil {
@@ -175,6 +210,64 @@ func rpcLimitFlags(fs *flag.FlagSet, o *rpc.Options) (check func() error) {
 		}
 		return nil
 	}
+}
+
+// applyConfig sets the flags not given on the command line from the
+// settings file: --config, else DATA/worker.toml if it exists.
+func applyConfig(fs *flag.FlagSet, o *options) error {
+	path := o.Config
+	if path == "" {
+		path = filepath.Join(o.Data, ConfigFile)
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+	}
+	return cli.ApplyConfig(path, fs, "config")
+}
+
+// writeConfig writes the settings file of init: every flag of the worker
+// with its value, the data directory made absolute.
+func writeConfig(fs *flag.FlagSet, o *options, force bool) (string, error) {
+	data, err := filepath.Abs(o.Data)
+	if err != nil {
+		return "", err
+	}
+	if err := fs.Set("data", data); err != nil {
+		return "", err
+	}
+	path := o.Config
+	if path == "" {
+		path = filepath.Join(data, ConfigFile)
+	}
+	var buf bytes.Buffer
+	header := fmt.Sprintf(`integritee-worker settings, written by 'integritee-worker init' (%s).
+Each key is a flag of integritee-worker without the dashes; a flag given on
+the command line overrides the key here. Unknown keys are refused.`, worker.Version)
+	if err := cli.WriteConfig(&buf, header, fs, "config", "force"); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return "", fmt.Errorf("init: %w", err)
+	}
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if force {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	}
+	f, err := os.OpenFile(path, flags, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("init: %s exists (--force replaces it)", path)
+	}
+	if err != nil {
+		return "", fmt.Errorf("init: %w", err)
+	}
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		f.Close()
+		return "", fmt.Errorf("init: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("init: %w", err)
+	}
+	return path, nil
 }
 
 func defaultData() string {
