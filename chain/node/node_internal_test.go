@@ -38,17 +38,24 @@ func TestCloseTolerantDB(t *testing.T) {
 func TestTimeoutPropose(t *testing.T) {
 	home := t.TempDir()
 	for _, tc := range []struct {
-		json string
-		want time.Duration
+		path, body string
+		want       time.Duration
 	}{
-		{`"timeout_propose": "1.5s",`, 1500 * time.Millisecond},
-		{``, 3 * time.Second},
+		{configPath(home), "rpc_listen = '127.0.0.1:1'\np2p_listen = '127.0.0.1:2'\ntimeout_propose = '1.5s'\ntimeout_commit = '1s'\n", 1500 * time.Millisecond},
+		{legacyConfigPath(home), `{"rpc_listen": "127.0.0.1:1", "p2p_listen": "127.0.0.1:2", "timeout_propose": "2.5s", "timeout_commit": "1s"}`, 2500 * time.Millisecond},
+		// node.json of a release before timeout_propose: CometBFT's default.
+		{legacyConfigPath(home), `{"rpc_listen": "127.0.0.1:1", "p2p_listen": "127.0.0.1:2", "timeout_commit": "1s"}`, 3 * time.Second},
 	} {
-		body := `{"rpc_listen": "127.0.0.1:1", "p2p_listen": "127.0.0.1:2", ` + tc.json + ` "timeout_commit": "1s"}`
+		body := tc.body
 		if err := os.MkdirAll(filepath.Join(home, "config"), 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(configPath(home), []byte(body), 0o600); err != nil {
+		for _, p := range []string{configPath(home), legacyConfigPath(home)} {
+			if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(tc.path, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		c, err := LoadConfig(home)
@@ -60,7 +67,7 @@ func TestTimeoutPropose(t *testing.T) {
 			t.Fatal(err)
 		}
 		if cc.Consensus.TimeoutPropose != tc.want {
-			t.Errorf("node.json %s: CometBFT timeout_propose %v, want %v", body, cc.Consensus.TimeoutPropose, tc.want)
+			t.Errorf("%s: CometBFT timeout_propose %v, want %v", body, cc.Consensus.TimeoutPropose, tc.want)
 		}
 	}
 	if DefaultConfig(false).TimeoutPropose != Duration(3*time.Second) {

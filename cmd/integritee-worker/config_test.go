@@ -30,7 +30,7 @@ func initConfig(t *testing.T, args ...string) string {
 func TestInitConfigStartsUnchanged(t *testing.T) {
 	for _, flags := range [][]string{
 		nil,
-		{"--node", "http://10.0.0.1:26657", "--dev", "--confirm-every", "3", "--rpc-rate", "12.5", "--rpc-ws-ping", "7s",
+		{"--node", "http://10.0.0.1:26657", "--dev", "--confirm-heartbeat", "90s", "--rpc-rate", "12.5", "--rpc-ws-ping", "7s",
 			"--provision-from", "http://a:1", "--provision-from", "http://b:2", "--enclave-arg", "--x", "--log-format", "json"},
 	} {
 		data := t.TempDir()
@@ -112,11 +112,11 @@ func TestInitConfigRefused(t *testing.T) {
 	}
 	// A value start refuses is refused from the file as from a flag.
 	for _, tc := range []struct{ value, want string }{
-		{"confirm-every = 0", "want 1..65536"},
-		{"confirm-every = '2'", `want an integer, got the string "2"`},
-		{"confirm-every = -1", `invalid value "-1"`},
+		{"confirm-heartbeat = '-1s'", "want 0 or more"},
+		{"confirm-heartbeat = 2", `want a duration as a string like "10s", got the number 2`},
+		{"confirm-heartbeat = '1.5ms'", "in whole milliseconds"},
 	} {
-		if err := os.WriteFile(path, bytes.Replace(orig, []byte("confirm-every = 1"), []byte(tc.value), 1), 0o600); err != nil {
+		if err := os.WriteFile(path, bytes.Replace(orig, []byte("confirm-heartbeat = '5m0s'"), []byte(tc.value), 1), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := parse([]string{"--data", data}, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
