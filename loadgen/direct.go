@@ -189,6 +189,7 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 			if r.Success {
 				t.committed++
 				t.latencies = append(t.latencies, now.Sub(due))
+				t.byWorker[w] = append(t.byWorker[w], now.Sub(due))
 				t.blocks[r.Block.Number] = struct{}{}
 				t.lastOK = now
 				s.Sent++
