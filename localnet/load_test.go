@@ -42,7 +42,7 @@ func TestSidechainLoad(t *testing.T) {
 		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 			defer cancel()
-			n, err := localnet.Start(ctx, localnet.Config{Workers: workers, EnclaveBinary: bins.enclave, Logger: testLogger(), WorkerRPC: lifted})
+			n, err := localnet.Start(ctx, localnet.Config{Workers: workers, EnclaveBinary: bins.enclave, Logger: testLogger(), WorkerRPC: lifted, BlockTime: blockTimeEnv()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -91,4 +91,9 @@ func TestSidechainLoad(t *testing.T) {
 			}
 		})
 	}
+}
+
+func blockTimeEnv() time.Duration {
+	d, _ := time.ParseDuration(os.Getenv("INTEGRITEE_LOAD_BLOCKTIME"))
+	return d
 }

@@ -54,6 +54,8 @@ type replicaHost struct {
 	reads   map[string]chan uint64
 	applied uint64
 	moved   chan struct{}
+	// awaiting is the last chain height the enclave said it waits for.
+	awaiting int64
 }
 
 func newReplicaHost() *replicaHost {
@@ -186,7 +188,16 @@ func (w *Worker) onReplica(out *protocol.ReplicaOutput) {
 	}
 	was := r.status.IsLeader
 	r.status = protocol.ReplicaOutput{Leader: out.Leader, IsLeader: out.IsLeader, Voters: out.Voters, Height: out.Height}
+	// Wake the chain sync once per awaited height, not per output.
+	awaitNew := out.Awaiting > r.awaiting
+	r.awaiting = max(r.awaiting, out.Awaiting)
 	r.mu.Unlock()
+	if awaitNew {
+		select {
+		case w.syncNow <- struct{}{}:
+		default:
+		}
+	}
 	if out.IsLeader != was {
 		w.log.Info("replica", "leader", out.IsLeader, "voters", len(out.Voters))
 	}
