@@ -119,11 +119,6 @@ func (e *Enclave) replicaStep(r *protocol.ReplicaStep) (protocol.Reply, error) {
 	if len(r.Envelopes) > protocol.MaxReplicaEnvelopes || r.Ticks > 1000 {
 		return nil, protocol.Errorf(protocol.CodeInvalidInput, "%d envelopes, %d ticks", len(r.Envelopes), r.Ticks)
 	}
-	for range r.Ticks {
-		if err := e.repl.node.Tick(); err != nil {
-			return nil, e.replicaFailed(err)
-		}
-	}
 	if r.Registry != nil {
 		if err := e.reconcile(r.Registry); err != nil {
 			return nil, err
@@ -151,6 +146,15 @@ func (e *Enclave) replicaStep(r *protocol.ReplicaStep) (protocol.Reply, error) {
 				return nil, e.replicaFailed(err)
 			}
 			e.log.Debug("envelope refused", "err", err)
+		}
+	}
+	// Ticks after the envelopes: a host that was held up hands several
+	// ticks at once with the messages that arrived meanwhile, and a leader
+	// that ticked first would find its followers silent for an election
+	// timeout and step down (CheckQuorum), though they answered.
+	for range r.Ticks {
+		if err := e.repl.node.Tick(); err != nil {
+			return nil, e.replicaFailed(err)
 		}
 	}
 	out := &protocol.ReplicaOutput{}

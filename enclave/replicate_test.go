@@ -401,6 +401,41 @@ func TestReplicaAwaitsChainBlock(t *testing.T) {
 	n.until("the same state at height 7", 50, func() bool { return n.agreed(7) })
 }
 
+// TestReplicaLateTicks: a host held up for an election timeout hands its
+// enclave the ticks together with the envelopes that arrived meanwhile;
+// the leader counts its followers' answers before the ticks, so it does
+// not step down (CheckQuorum) although they answered.
+func TestReplicaLateTicks(t *testing.T) {
+	ctx := context.Background()
+	f, n, _, _ := threeVoters(t)
+	leader := f.prov
+	step := func(h *host, ticks uint32) *protocol.ReplicaOutput {
+		in := n.st(h).inbox
+		n.st(h).inbox = nil
+		rep, err := protocol.CallAs[*protocol.ReplicaStepReply](ctx, h.c, &protocol.ReplicaStep{Ticks: ticks, Envelopes: in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.persist(h, rep.Replica)
+		return rep.Replica
+	}
+	// What waits for the leader, then a held-up step without envelopes:
+	// the leader checks its quorum (once per election timeout), which
+	// forgets who was active, and sends heartbeats; the followers answer.
+	step(leader, 0)
+	if out := step(leader, 10); !out.IsLeader {
+		t.Fatal("the leader stepped down with its followers active")
+	}
+	for _, h := range n.hosts[1:] {
+		step(h, 0)
+	}
+	// Held up again: the answers come with the next election timeout's
+	// ticks.
+	if out := step(leader, 10); !out.IsLeader {
+		t.Fatal("the leader stepped down although its followers' answers came with the ticks")
+	}
+}
+
 // TestReplicaHostMessages: the worst a host can send with the replication
 // requests. Altered records do not start the replica; forged envelopes
 // change nothing; a registry listing whose proofs do not verify is

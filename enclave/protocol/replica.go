@@ -45,8 +45,8 @@ type ReplicaStartReply struct {
 	Replica *ReplicaOutput `cbor:"replica"`
 }
 
-// ReplicaStep advances the replica: Ticks ticks of its clock (the host
-// ticks every ReplicaTick) and Envelopes that peers sent.
+// ReplicaStep advances the replica: Envelopes that peers sent, then Ticks
+// ticks of its clock (the host ticks every ReplicaTick).
 type ReplicaStep struct {
 	Ticks     uint32   `cbor:"ticks"`
 	Envelopes [][]byte `cbor:"envelopes"`
