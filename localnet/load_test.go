@@ -34,7 +34,7 @@ func TestSidechainLoad(t *testing.T) {
 		senders, n int
 		rate       float64
 	}
-	runs := []run{{48, 3000, 0}, {64, 2500, 500}}
+	runs := []run{{48, 3000, 0}, {128, 2500, 500}}
 	for _, workers := range []int{1, 3} {
 		if only := os.Getenv("INTEGRITEE_LOAD_WORKERS"); only != "" && only != fmt.Sprint(workers) {
 			continue
