@@ -23,7 +23,8 @@ import (
 // for latency (issue 11's acceptance). It prints the figures the README
 // reports; it runs only with INTEGRITEE_LOAD=1 (it asserts only that every
 // call succeeded: tests do not depend on timing). INTEGRITEE_LOAD_WORKERS
-// (e.g. "3") runs one network size only.
+// (e.g. "3") runs one network size only; INTEGRITEE_LOAD_BLOCKTIME (e.g.
+// "2s") sets the validator's block time (default 150ms).
 func TestSidechainLoad(t *testing.T) {
 	if os.Getenv("INTEGRITEE_LOAD") != "1" {
 		t.Skip("a measurement: INTEGRITEE_LOAD=1 go test -run TestSidechainLoad -v ./localnet/")
@@ -69,6 +70,8 @@ func TestSidechainLoad(t *testing.T) {
 				}
 				urls = append(urls, w.RPCAddr())
 			}
+			t.Logf("workers=%d: load average %s (before the runs)", workers, loadAverage())
+			defer func() { t.Logf("workers=%d: load average %s (after the runs)", workers, loadAverage()) }()
 			for k, r := range runs {
 				rep, err := loadgen.Direct(ctx, loadgen.Config{NodeURL: n.NodeRPC(), WorkerURLs: urls, N: r.n,
 					Concurrency: r.senders, Rate: r.rate, Tag: fmt.Sprintf("r%d", k), Timeout: 5 * time.Minute})
@@ -93,6 +96,18 @@ func TestSidechainLoad(t *testing.T) {
 	}
 }
 
+// loadAverage is the machine's 1, 5 and 15 minute load averages, which say
+// how much the figures were disturbed by other processes.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
+}
+
+// blockTimeEnv is INTEGRITEE_LOAD_BLOCKTIME, 0 (the default) if unset.
 func blockTimeEnv() time.Duration {
 	d, _ := time.ParseDuration(os.Getenv("INTEGRITEE_LOAD_BLOCKTIME"))
 	return d
