@@ -59,8 +59,10 @@ type replication struct {
 	// waiting for its place in the log.
 	verified *lightclient.Block
 	// queue holds committed entries not yet applied: they wait behind a
-	// chain block this enclave has not verified yet.
-	queue []replica.Entry
+	// chain block this enclave has not verified yet, the block at
+	// height awaiting (0 when none waits).
+	queue    []replica.Entry
+	awaiting int64
 }
 
 // recordSealer seals the replica's records to this enclave and shard.
@@ -117,11 +119,6 @@ func (e *Enclave) replicaStep(r *protocol.ReplicaStep) (protocol.Reply, error) {
 	if len(r.Envelopes) > protocol.MaxReplicaEnvelopes || r.Ticks > 1000 {
 		return nil, protocol.Errorf(protocol.CodeInvalidInput, "%d envelopes, %d ticks", len(r.Envelopes), r.Ticks)
 	}
-	for range r.Ticks {
-		if err := e.repl.node.Tick(); err != nil {
-			return nil, e.replicaFailed(err)
-		}
-	}
 	if r.Registry != nil {
 		if err := e.reconcile(r.Registry); err != nil {
 			return nil, err
@@ -149,6 +146,15 @@ func (e *Enclave) replicaStep(r *protocol.ReplicaStep) (protocol.Reply, error) {
 				return nil, e.replicaFailed(err)
 			}
 			e.log.Debug("envelope refused", "err", err)
+		}
+	}
+	// Ticks after the envelopes: a host that was held up hands several
+	// ticks at once with the messages that arrived meanwhile, and a leader
+	// that ticked first would find its followers silent for an election
+	// timeout and step down (CheckQuorum), though they answered.
+	for range r.Ticks {
+		if err := e.repl.node.Tick(); err != nil {
+			return nil, e.replicaFailed(err)
 		}
 	}
 	out := &protocol.ReplicaOutput{}
@@ -262,15 +268,23 @@ func (e *Enclave) drive(out *protocol.ReplicaOutput) error {
 			return err
 		}
 	}
+	// Entries may wait for the chain block just verified (ProcessBlock)
+	// although Raft has nothing new: apply them now, not at the next
+	// message.
+	if err := e.applyQueue(out); err != nil {
+		return err
+	}
 	st := e.repl.node.Status()
 	out.Leader, out.IsLeader, out.Voters, out.Height = st.Leader, st.IsLeader, st.Voters, e.lc.Height()
 	out.AppliedIndex = e.repl.applied
+	out.Awaiting = e.repl.awaiting
 	return nil
 }
 
 // applyQueue applies committed entries in log order until one waits for a
 // chain block this enclave has not verified.
 func (e *Enclave) applyQueue(out *protocol.ReplicaOutput) error {
+	e.repl.awaiting = 0
 	for len(e.repl.queue) > 0 {
 		ent := e.repl.queue[0]
 		if ent.Index <= e.repl.applied {
@@ -290,7 +304,8 @@ func (e *Enclave) applyQueue(out *protocol.ReplicaOutput) error {
 			}
 			b := e.repl.verified
 			if h != e.lc.Height()+1 || b == nil || b.Header.Height != h {
-				return nil // wait for the host to feed block h
+				e.repl.awaiting = h // wait for the host to feed block h
+				return nil
 			}
 			if !bytes.Equal(b.Header.Hash(), cmd.Chain.Hash) {
 				return e.replicaFailed(fmt.Errorf("the shard's log orders chain block %d %X, this light client verified %X",

@@ -258,11 +258,10 @@ func (n *replicaNet) submit(h *host, call []byte) protocol.ProposalResult {
 	return res
 }
 
-// TestReplicatedShard: three enclaves of a shard order chain blocks and
-// direct calls sent to each of them in one log; all reach the same state
-// and the same shard blocks; one crashes, the others go on, and it
-// catches up from its records on restart.
-func TestReplicatedShard(t *testing.T) {
+// threeVoters registers two provisioned enclaves beside the shard's
+// first and runs rounds until the three are the group's voters and agree
+// at chain height 6.
+func threeVoters(t *testing.T) (*provisionFixture, *replicaNet, *host, *host) {
 	ctx := context.Background()
 	f := newProvisionFixture(t)
 	r1, r2 := provisioned(t, f.c, f.shard, f.prov), provisioned(t, f.c, f.shard, f.prov)
@@ -302,6 +301,15 @@ func TestReplicatedShard(t *testing.T) {
 	n.until("three voters at height 6", 200, func() bool {
 		return len(n.st(f.prov).voters) == 3 && n.agreed(6)
 	})
+	return f, n, r1, r2
+}
+
+// TestReplicatedShard: three enclaves of a shard order chain blocks and
+// direct calls sent to each of them in one log; all reach the same state
+// and the same shard blocks; one crashes, the others go on, and it
+// catches up from its records on restart.
+func TestReplicatedShard(t *testing.T) {
+	f, n, r1, r2 := threeVoters(t)
 
 	// A direct call to each enclave, in nonce order: each is ordered by
 	// the group and applied by all three.
@@ -334,6 +342,97 @@ func TestReplicatedShard(t *testing.T) {
 	n.until("the restarted enclave caught up", 100, func() bool { return n.agreed(6) })
 	if a := privateBalance(t, f.c, r2, f.shieldingPub, aliceI); a != 700 {
 		t.Fatalf("restarted enclave: alice %d, want 700", a)
+	}
+}
+
+// TestReplicaAwaitsChainBlock: a follower whose log orders a chain block
+// its light client has not verified yet says so (Awaiting), so that its
+// host feeds that block at once rather than at its next poll, and applies
+// the waiting entries in the reply to that block, without waiting for
+// another message of the group.
+func TestReplicaAwaitsChainBlock(t *testing.T) {
+	ctx := context.Background()
+	f, n, r1, _ := threeVoters(t)
+	leader := f.prov
+	f.c.block() // 8: so that 7 can be processed
+
+	// Only the leader's host feeds block 7: the leader orders it.
+	rep, err := protocol.CallAs[*protocol.ProcessBlockReply](ctx, leader.c, request(t, f.c.tc, 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.persist(leader, rep.Replica)
+	// Envelopes only, no chain blocks, until the follower knows block 7
+	// is committed and waits for it.
+	var awaiting int64
+	for range 20 {
+		for _, h := range n.hosts {
+			in := n.st(h).inbox
+			n.st(h).inbox = nil
+			rep, err := protocol.CallAs[*protocol.ReplicaStepReply](ctx, h.c, &protocol.ReplicaStep{Envelopes: in})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n.persist(h, rep.Replica)
+			if h == r1 {
+				awaiting = rep.Replica.Awaiting
+			}
+		}
+		if awaiting != 0 {
+			break
+		}
+	}
+	if awaiting != 7 {
+		t.Fatalf("the follower awaits chain block %d, want 7", awaiting)
+	}
+	if h := n.st(r1).lcH; h != 6 {
+		t.Fatalf("the follower applied up to chain height %d before it verified block 7", h)
+	}
+	// Its host feeds block 7: the reply applies it, nothing else needed.
+	rep, err = protocol.CallAs[*protocol.ProcessBlockReply](ctx, r1.c, request(t, f.c.tc, 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := rep.Replica
+	if len(out.Applied) != 1 || !out.Applied[0].Chain || out.Applied[0].Height != 7 || out.Awaiting != 0 || out.Height != 7 {
+		t.Fatalf("the reply to block 7: applied %+v, awaiting %d, height %d; want block 7 applied", out.Applied, out.Awaiting, out.Height)
+	}
+	n.persist(r1, out)
+	n.until("the same state at height 7", 50, func() bool { return n.agreed(7) })
+}
+
+// TestReplicaLateTicks: a host held up for an election timeout hands its
+// enclave the ticks together with the envelopes that arrived meanwhile;
+// the leader counts its followers' answers before the ticks, so it does
+// not step down (CheckQuorum) although they answered.
+func TestReplicaLateTicks(t *testing.T) {
+	ctx := context.Background()
+	f, n, _, _ := threeVoters(t)
+	leader := f.prov
+	step := func(h *host, ticks uint32) *protocol.ReplicaOutput {
+		in := n.st(h).inbox
+		n.st(h).inbox = nil
+		rep, err := protocol.CallAs[*protocol.ReplicaStepReply](ctx, h.c, &protocol.ReplicaStep{Ticks: ticks, Envelopes: in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.persist(h, rep.Replica)
+		return rep.Replica
+	}
+	// What waits for the leader, then a held-up step without envelopes:
+	// the leader checks its quorum (once per election timeout), which
+	// forgets who was active, and sends heartbeats; the followers answer.
+	step(leader, 0)
+	if out := step(leader, 10); !out.IsLeader {
+		t.Fatal("the leader stepped down with its followers active")
+	}
+	for _, h := range n.hosts[1:] {
+		step(h, 0)
+	}
+	// Held up again: the answers come with the next election timeout's
+	// ticks.
+	if out := step(leader, 10); !out.IsLeader {
+		t.Fatal("the leader stepped down although its followers' answers came with the ticks")
 	}
 }
 

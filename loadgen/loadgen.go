@@ -206,6 +206,9 @@ type WorkerShare struct {
 	Senders  int    `json:"senders"`
 	Executed int    `json:"executed"`
 	Failed   int    `json:"failed"`
+	// Latency is this worker's calls' latency to executed (a call to
+	// the shard's Raft leader takes fewer hops than one to a follower).
+	Latency Latency `json:"latency"`
 }
 
 // Report is the result of a run.
@@ -276,6 +279,8 @@ type tally struct {
 	// rateLimited and busy count refusals with 1030 and 1031.
 	rateLimited, busy int
 	latencies         []time.Duration
+	// byWorker are the latencies per worker (Direct).
+	byWorker map[int][]time.Duration
 	// lags are the open loop's send delays after the due times.
 	lags    []time.Duration
 	blocks  map[uint64]struct{}
@@ -284,7 +289,7 @@ type tally struct {
 }
 
 func newTally() *tally {
-	return &tally{failures: map[string]int{}, blocks: map[uint64]struct{}{}}
+	return &tally{failures: map[string]int{}, blocks: map[uint64]struct{}{}, byWorker: map[int][]time.Duration{}}
 }
 
 func (t *tally) fail(code string, n int) {
@@ -317,6 +322,11 @@ func (t *tally) fill(r *Report, start time.Time) {
 		r.Failures = t.failures
 	}
 	r.Latency = percentiles(t.latencies)
+	for w, ds := range t.byWorker {
+		if w < len(r.Workers) {
+			r.Workers[w].Latency = percentiles(ds)
+		}
+	}
 	r.Blocks = len(t.blocks)
 	if !t.lastSub.IsZero() {
 		r.SubmitSeconds = t.lastSub.Sub(start).Seconds()

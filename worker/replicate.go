@@ -54,6 +54,8 @@ type replicaHost struct {
 	reads   map[string]chan uint64
 	applied uint64
 	moved   chan struct{}
+	// awaiting is the last chain height the enclave said it waits for.
+	awaiting int64
 }
 
 func newReplicaHost() *replicaHost {
@@ -101,6 +103,17 @@ func (r *replicaHost) take() [][]byte {
 		}
 	}
 	return in
+}
+
+// takeInto returns an update's admit that fills req with the waiting
+// envelopes once the step has its turn with the enclave, so that those
+// that arrived while it waited for the turn go in it too, rather than in
+// a step of their own right after.
+func (r *replicaHost) takeInto(req *protocol.ReplicaStep) func() error {
+	return func() error {
+		req.Envelopes = r.take()
+		return nil
+	}
 }
 
 // maxStepBytes bounds the envelopes of one ReplicaStep, well within a
@@ -186,7 +199,16 @@ func (w *Worker) onReplica(out *protocol.ReplicaOutput) {
 	}
 	was := r.status.IsLeader
 	r.status = protocol.ReplicaOutput{Leader: out.Leader, IsLeader: out.IsLeader, Voters: out.Voters, Height: out.Height}
+	// Wake the chain sync once per awaited height, not per output.
+	awaitNew := out.Awaiting > r.awaiting
+	r.awaiting = max(r.awaiting, out.Awaiting)
 	r.mu.Unlock()
+	if awaitNew {
+		select {
+		case w.syncNow <- struct{}{}:
+		default:
+		}
+	}
 	if out.IsLeader != was {
 		w.log.Info("replica", "leader", out.IsLeader, "voters", len(out.Voters))
 	}
@@ -229,7 +251,7 @@ func (w *Worker) replicaLoop(ctx context.Context) error {
 // replicaStep is one ReplicaStep: ticks, the waiting envelopes and, every
 // registryInterval, the registry for the leader's membership changes.
 func (w *Worker) replicaStep(ctx context.Context, ticks uint32) error {
-	req := &protocol.ReplicaStep{Ticks: ticks, Envelopes: w.repl.take()}
+	req := &protocol.ReplicaStep{Ticks: ticks}
 	if time.Since(w.repl.lastReg) > registryInterval {
 		if _, leader, _ := w.repl.Status(); leader {
 			reg, err := w.membershipProofs(ctx, w.sup.Progress().Height-1)
@@ -241,7 +263,7 @@ func (w *Worker) replicaStep(ctx context.Context, ticks uint32) error {
 		}
 		w.repl.lastReg = time.Now()
 	}
-	_, err := w.sup.Apply(ctx, update{req: req, check: func(r protocol.Reply, p Progress) (*transition, error) {
+	_, err := w.sup.Apply(ctx, update{req: req, admit: w.repl.takeInto(req), check: func(r protocol.Reply, p Progress) (*transition, error) {
 		rep, err := protocol.ReplyAs[*protocol.ReplicaStepReply](req, r, nil)
 		if err != nil {
 			return nil, err
@@ -339,8 +361,8 @@ func (w *Worker) readBarrier(ctx context.Context) bool {
 		delete(r.reads, string(id[:]))
 		r.mu.Unlock()
 	}()
-	req := &protocol.ReplicaStep{Reads: [][]byte{id[:]}, Envelopes: r.take()}
-	if _, err := w.sup.Apply(ctx, update{req: req, check: func(rep protocol.Reply, p Progress) (*transition, error) {
+	req := &protocol.ReplicaStep{Reads: [][]byte{id[:]}}
+	if _, err := w.sup.Apply(ctx, update{req: req, admit: r.takeInto(req), check: func(rep protocol.Reply, p Progress) (*transition, error) {
 		rr, err := protocol.ReplyAs[*protocol.ReplicaStepReply](req, rep, nil)
 		if err != nil {
 			return nil, err

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bytes"
+	"log/slog"
 	"testing"
 
 	"github.com/integritee-go/integritee/enclave/protocol"
@@ -46,6 +47,37 @@ func TestReplicaInbox(t *testing.T) {
 			if len(e) > protocol.MaxEnvelopeBytes {
 				t.Fatal("an oversized envelope went to the enclave")
 			}
+		}
+	}
+}
+
+// TestReplicaAwaitingWakesSync: an output saying the enclave waits for a
+// chain block wakes the chain sync at once, once per awaited height (not
+// per output, which would poll the node for every step while it lags).
+func TestReplicaAwaitingWakesSync(t *testing.T) {
+	w := &Worker{repl: newReplicaHost(), syncNow: make(chan struct{}, 1), log: slog.New(slog.DiscardHandler)}
+	woken := func() bool {
+		select {
+		case <-w.syncNow:
+			return true
+		default:
+			return false
+		}
+	}
+	for i, c := range []struct {
+		awaiting int64
+		wake     bool
+	}{
+		{0, false}, // nothing awaited
+		{7, true},  // block 7 awaited: feed it now
+		{7, false}, // still 7: the sync loop knows
+		{0, false}, // applied
+		{9, true},  // a later block
+		{8, false}, // an older one: not new
+	} {
+		w.onReplica(&protocol.ReplicaOutput{Awaiting: c.awaiting})
+		if got := woken(); got != c.wake {
+			t.Errorf("output %d (awaiting %d): woken %v, want %v", i, c.awaiting, got, c.wake)
 		}
 	}
 }

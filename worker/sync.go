@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/enclave/protocol"
@@ -27,7 +28,7 @@ func (w *Worker) syncLoop(ctx context.Context) error {
 				continue
 			}
 			if latest < next+1 {
-				sleep(ctx, w.cfg.PollInterval)
+				w.pollPause(ctx)
 				continue
 			}
 		}
@@ -43,10 +44,24 @@ func (w *Worker) syncLoop(ctx context.Context) error {
 		if w.sup.Progress().Height < next {
 			// Verified and proposed, not yet ordered by the shard's
 			// group: give it a moment before feeding it again.
-			sleep(ctx, w.cfg.PollInterval)
+			w.pollPause(ctx)
 		}
 	}
 	return ctx.Err()
+}
+
+// pollPause waits for the next poll of the node, or less if the
+// enclave's replica waits for a chain block: the shard's log ordered a
+// block (another worker's enclave verified it) that this enclave has not
+// been fed yet, and the entries after it wait for it.
+func (w *Worker) pollPause(ctx context.Context) {
+	t := time.NewTimer(w.cfg.PollInterval)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-w.syncNow:
+	}
 }
 
 // syncBlock reads block h from the node and applies it.

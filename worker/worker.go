@@ -130,6 +130,7 @@ type Worker struct {
 	ready    chan struct{}
 	outbox   chan struct{} // the outbox has new calls (submit.go)
 	renewNow chan struct{} // the chain refused a call for the registration (renew.go)
+	syncNow  chan struct{} // the enclave waits for a chain block (sync.go)
 }
 
 // New opens the worker's store and connects to the node (retrying until
@@ -152,7 +153,7 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("worker data dir: %w", err)
 	}
 	w := &Worker{cfg: cfg, log: log, ready: make(chan struct{}), outbox: make(chan struct{}, 1), renewNow: make(chan struct{}, 1),
-		repl: newReplicaHost()}
+		syncNow: make(chan struct{}, 1), repl: newReplicaHost()}
 	var err error
 	err = retry(ctx, log, "connect to node", func() error {
 		// The trust store spares a restart trusting the node anew: the

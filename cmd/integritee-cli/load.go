@@ -129,7 +129,7 @@ func printLoadReport(e *env, r *loadgen.Report) {
 	fmt.Fprintln(w)
 	for _, wk := range r.Workers {
 		if len(r.Workers) > 1 {
-			fmt.Fprintf(w, "  worker %s: %d senders, %d executed, %d failed\n", wk.URL, wk.Senders, wk.Executed, wk.Failed)
+			fmt.Fprintf(w, "  worker %s: %d senders, %d executed, %d failed, p50 %.1f ms  p99 %.1f ms\n", wk.URL, wk.Senders, wk.Executed, wk.Failed, wk.Latency.P50, wk.Latency.P99)
 		}
 	}
 	fmt.Fprintf(w, "  submitted  %d in %.2fs (%.1f/s)\n", r.Submitted, r.SubmitSeconds, r.SubmittedPerSec)

@@ -45,8 +45,8 @@ type ReplicaStartReply struct {
 	Replica *ReplicaOutput `cbor:"replica"`
 }
 
-// ReplicaStep advances the replica: Ticks ticks of its clock (the host
-// ticks every ReplicaTick) and Envelopes that peers sent.
+// ReplicaStep advances the replica: Envelopes that peers sent, then Ticks
+// ticks of its clock (the host ticks every ReplicaTick).
 type ReplicaStep struct {
 	Ticks     uint32   `cbor:"ticks"`
 	Envelopes [][]byte `cbor:"envelopes"`
@@ -97,6 +97,12 @@ type ReplicaOutput struct {
 	AppliedIndex uint64 `cbor:"applied_index"`
 	// Reads answer ReplicaStep.Reads.
 	Reads []ReadIndex `cbor:"reads,omitempty"`
+	// Awaiting, if not 0, is the chain height of the next committed
+	// entry, which this enclave applies only once its light client
+	// verified that block: its host should feed it now rather than at
+	// its next poll (the entries after it wait). A hint for liveness
+	// only; the enclave checks the block as always.
+	Awaiting int64 `cbor:"awaiting,omitempty"`
 }
 
 // ReadIndex is the group's commit index when a read was asked for.
