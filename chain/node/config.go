@@ -33,6 +33,9 @@ type Config struct {
 	CreateEmptyBlocks bool `json:"create_empty_blocks"`
 	// CometLogLevel filters CometBFT's own logs: debug, info, warn or error.
 	CometLogLevel string `json:"comet_log_level"`
+	// MetricsListen is where Prometheus metrics (CometBFT's and the
+	// app's) are served under /metrics, host:port; empty serves none.
+	MetricsListen string `json:"metrics_listen,omitempty"`
 }
 
 // Duration is a time.Duration written as a string ("150ms") in JSON.
@@ -65,8 +68,11 @@ func DefaultConfig(dev bool) Config {
 		TimeoutCommit:     Duration(time.Second),
 		CreateEmptyBlocks: true,
 		CometLogLevel:     "error",
+		MetricsListen:     "127.0.0.1:26660",
 	}
 	if dev {
+		// Dev homes and local testnets run side by side: no fixed port.
+		c.MetricsListen = ""
 		c.P2PListen = "127.0.0.1:26656"
 		c.PEX = false
 		c.TimeoutCommit = Duration(150 * time.Millisecond)
