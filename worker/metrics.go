@@ -94,7 +94,7 @@ func newMetrics(w *Worker) *workerMetrics {
 				}
 				return 0
 			}),
-		gauge("outbox", "calls", "Outgoing chain calls waiting in the outbox.", func() float64 {
+		gauge("outbox", "calls", "Outgoing chain calls waiting in the outbox; -1 if the store cannot be read.", func() float64 {
 			n, err := w.store.OutboxLen()
 			if err != nil {
 				return -1
