@@ -125,6 +125,15 @@ func Start(home string, opts StartOptions) (*Node, error) {
 		db.Close()
 		return nil, err
 	}
+	// Listening first: a taken address fails the start before CometBFT
+	// opens its databases.
+	var ms *metricsServer
+	if cfg.MetricsListen != "" {
+		if ms, err = serveMetrics(cfg.MetricsListen, reg, log); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	dbs := &dbTracker{}
 	cmt, err := cmtnode.NewNode(cc, pv, nodeKey,
 		proxy.NewLocalClientCreator(app),
@@ -134,6 +143,7 @@ func Start(home string, opts StartOptions) (*Node, error) {
 		cometLogger{l: log.With("module", "comet"), min: level},
 	)
 	if err != nil {
+		ms.Close()
 		dbs.closeUnclosed()
 		db.Close()
 		return nil, fmt.Errorf("start: %w", err)
@@ -147,14 +157,6 @@ func Start(home string, opts StartOptions) (*Node, error) {
 			app.RestoreLastBlockTime(meta.Header.Time)
 		} else {
 			log.Warn("no header for the committed height: CheckTx has no block time until the next block", "height", h)
-		}
-	}
-	var ms *metricsServer
-	if cfg.MetricsListen != "" {
-		if ms, err = serveMetrics(cfg.MetricsListen, reg, log); err != nil {
-			dbs.closeUnclosed()
-			db.Close()
-			return nil, err
 		}
 	}
 	if err := cmt.Start(); err != nil {
