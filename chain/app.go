@@ -112,6 +112,9 @@ type Options struct {
 	// Modules are the runtime modules besides accounts, which is always
 	// present because it admits transactions (nonces and fees).
 	Modules []runtime.Module
+	// Metrics, if set, count the app's transactions, events and
+	// attestation verifications (NewMetrics).
+	Metrics *Metrics
 }
 
 // App is the ABCI++ application. CometBFT calls it through a local client;
@@ -129,6 +132,7 @@ type App struct {
 	dev       bool
 	genesisID [32]byte  // teerex.GenesisID of this chain, from InitChain or the state
 	lastTime  time.Time // time of the last block (genesis time before it): CheckTx's clock
+	metrics   *Metrics  // nil: none
 
 	genesis    *store.Cache   // InitChain's writes, carried into the first block
 	pending    *store.Pending // FinalizeBlock's result, written by Commit
@@ -157,6 +161,7 @@ func New(opts Options) (*App, error) {
 		accounts: acc,
 		modules:  map[string]runtime.Module{acc.Name(): acc},
 		ordered:  []runtime.Module{acc},
+		metrics:  opts.Metrics,
 	}
 	for _, m := range opts.Modules {
 		if _, dup := a.modules[m.Name()]; dup || m.Name() == "dev" || m.Name() == "app" {
@@ -317,7 +322,13 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 		// recheck, so answer with the internal code: the transaction is
 		// refused and nothing changes.
 		a.log.Error("check tx", "err", err)
+		if a.metrics != nil {
+			a.metrics.checked(types.ErrInternal.Codespace, types.ErrInternal.Code)
+		}
 		return &abci.ResponseCheckTx{Code: types.ErrInternal.Code, Codespace: types.ErrInternal.Codespace, Log: types.ErrInternal.Msg}, nil
+	}
+	if a.metrics != nil {
+		a.metrics.checked(res.Codespace, res.Code)
 	}
 	if res.Code != abci.CodeTypeOK {
 		return &abci.ResponseCheckTx{Code: res.Code, Codespace: res.Codespace, Log: res.Log}, nil
@@ -402,6 +413,9 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		return nil, fmt.Errorf("finalize block %d: %w", req.Height, err)
 	}
 	a.pending, a.lastTime = p, req.Time
+	if a.metrics != nil {
+		a.metrics.finalized(req.Txs, results, events, a.txModule)
+	}
 	return &abci.ResponseFinalizeBlock{TxResults: results, Events: events, AppHash: p.Root()}, nil
 }
 
@@ -477,7 +491,11 @@ func (a *App) queryKey(path string) ([]byte, error) {
 }
 
 func (a *App) context(kv *store.Cache, height int64, t time.Time) *runtime.Context {
-	return &runtime.Context{Store: kv, ChainID: a.chainID, Height: height, Time: t, Dev: a.dev, Genesis: a.genesisID, Logger: a.log}
+	ctx := &runtime.Context{Store: kv, ChainID: a.chainID, Height: height, Time: t, Dev: a.dev, Genesis: a.genesisID, Logger: a.log}
+	if a.metrics != nil {
+		ctx.Observer = a.metrics
+	}
+	return ctx
 }
 
 // decode runs the stateless checks.

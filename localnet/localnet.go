@@ -56,6 +56,12 @@ type Config struct {
 	// ConfirmHeartbeat is the workers' confirmation heartbeat while the
 	// shard is idle (worker.Config.ConfirmHeartbeat; 0: every block).
 	ConfirmHeartbeat time.Duration
+	// NodeMetrics is where the node serves its Prometheus metrics
+	// (host:port); empty picks a free loopback port.
+	// WorkerMetricsBasePort, when not 0, gives worker i the metrics port
+	// base+i; otherwise free ports are used.
+	NodeMetrics           string
+	WorkerMetricsBasePort int
 	// WorkerRPC limits each worker's JSON-RPC server (rate, connections,
 	// queues, timeouts); zero fields take rpc.Options' defaults. A load
 	// benchmark on loopback can lift them here.
@@ -149,9 +155,9 @@ func Start(ctx context.Context, cfg Config) (_ *Net, err error) {
 
 func (n *Net) startNode(cfg Config) error {
 	home := filepath.Join(n.Dir, "node")
-	rpc, p2p := cfg.NodeRPC, cfg.NodeP2P
+	rpc, p2p, metrics := cfg.NodeRPC, cfg.NodeP2P, cfg.NodeMetrics
 	var err error
-	for _, a := range []*string{&rpc, &p2p} {
+	for _, a := range []*string{&rpc, &p2p, &metrics} {
 		if *a == "" {
 			if *a, err = FreeAddr(); err != nil {
 				return err
@@ -180,7 +186,7 @@ func (n *Net) startNode(cfg Config) error {
 	} else if err != nil {
 		return err
 	}
-	nd, err := node.Start(home, node.StartOptions{Logger: n.log.With("process", "node"), RPCListen: rpc, P2PListen: p2p})
+	nd, err := node.Start(home, node.StartOptions{Logger: n.log.With("process", "node"), RPCListen: rpc, P2PListen: p2p, MetricsListen: metrics})
 	if err != nil {
 		return err
 	}
@@ -228,6 +234,9 @@ func (n *Net) RestartWorker(ctx context.Context, i int) (*Worker, error) {
 	if a := old.RPCAddr(); a != "" {
 		cfg.RPCListen = strings.TrimPrefix(a, "http://")
 	}
+	if a := old.MetricsAddr(); a != "" {
+		cfg.MetricsListen = strings.TrimPrefix(a, "http://")
+	}
 	w, err := n.StartWorker(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -239,6 +248,10 @@ func (n *Net) RestartWorker(ctx context.Context, i int) (*Worker, error) {
 // NodeRPC is the node's CometBFT RPC URL.
 func (n *Net) NodeRPC() string { return n.node.RPCAddress() }
 
+// NodeMetrics is the base URL of the node's Prometheus metrics (served
+// under /metrics); each Worker's is its MetricsAddr.
+func (n *Net) NodeMetrics() string { return n.node.MetricsAddress() }
+
 // Node is the running node.
 func (n *Net) Node() *node.Node { return n.node }
 
@@ -248,11 +261,11 @@ func (n *Net) Workers() []*Worker { return n.workers }
 // Describe writes the endpoints for a human.
 func (n *Net) Describe(w io.Writer) {
 	fmt.Fprintf(w, "localnet in %s\n", n.Dir)
-	fmt.Fprintf(w, "  node     %s  (chain %s)\n", n.NodeRPC(), n.ChainID)
+	fmt.Fprintf(w, "  node     %s  (chain %s)  metrics %s/metrics\n", n.NodeRPC(), n.ChainID, n.NodeMetrics())
 	fmt.Fprintf(w, "  shard    %x  (MRENCLAVE of %s)\n", n.Shard, n.EnclaveBinary)
 	for i, wk := range n.workers {
 		id := wk.Identity()
-		fmt.Fprintf(w, "  worker %d rpc %s  enclave account %s  data %s\n", i, id.RPC, id.Signer, wk.DataDir)
+		fmt.Fprintf(w, "  worker %d rpc %s  metrics %s/metrics  enclave account %s  data %s\n", i, id.RPC, wk.MetricsAddr(), id.Signer, wk.DataDir)
 	}
 	fmt.Fprintf(w, "  dev accounts: %v (Alice is sudo; key seed sha256(\"//Name\"))\n", accounts.DevNames)
 }

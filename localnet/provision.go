@@ -28,9 +28,13 @@ func (n *Net) AddWorker(ctx context.Context) (*Worker, error) {
 	if cfg.WorkerRPCBasePort != 0 {
 		listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.WorkerRPCBasePort+i))
 	}
+	metrics := "127.0.0.1:0"
+	if cfg.WorkerMetricsBasePort != 0 {
+		metrics = net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.WorkerMetricsBasePort+i))
+	}
 	wc := worker.Config{
 		NodeRPC: n.node.RPCAddress(), DataDir: filepath.Join(n.Dir, fmt.Sprintf("worker-%d", i)),
-		Shard: n.Shard, RPCListen: listen, RPC: cfg.WorkerRPC, ConfirmHeartbeat: cfg.ConfirmHeartbeat,
+		Shard: n.Shard, RPCListen: listen, MetricsListen: metrics, RPC: cfg.WorkerRPC, ConfirmHeartbeat: cfg.ConfirmHeartbeat,
 		Fund:   worker.DevFunder(n.node.RPCAddress(), accounts.DevKey("Alice"), WorkerFunding),
 		Logger: n.log.With("worker", i),
 		Enclave: worker.ProcessFactory(worker.ProcessConfig{

@@ -79,6 +79,12 @@ func (b directBackend) ShieldingKey(context.Context) (*rpc.Identity, error) {
 // enclave applied it, persisted (with one worker, in the same round trip;
 // replicate.go).
 func (b directBackend) SubmitCalls(ctx context.Context, calls [][]byte) ([]rpc.Outcome, error) {
+	outs, err := b.submitCalls(ctx, calls)
+	b.w.metrics.directBatch(len(calls), outs, err)
+	return outs, err
+}
+
+func (b directBackend) submitCalls(ctx context.Context, calls [][]byte) ([]rpc.Outcome, error) {
 	w := b.w
 	if !w.isReady() {
 		return nil, rpc.ErrNotReady

@@ -65,6 +65,9 @@ func (w *Worker) RPCAddr() string {
 func (w *Worker) rpcOptions() rpc.Options {
 	o := w.cfg.RPC
 	o.Version, o.Logger = Version, w.log.With("component", "rpc")
+	if w.metrics != nil {
+		o.Observer = w.metrics
+	}
 	return o
 }
 

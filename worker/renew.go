@@ -109,6 +109,7 @@ func (w *Worker) registrationCurrent(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	period := p.RenewalPeriod()
+	w.metrics.registrationExpires(reg.ExpiresAt(period))
 	if left := time.Until(reg.ExpiresAt(period)); left < period/4 {
 		w.log.Info("registration near expiry", "signer", signer, "expires_in", left.Round(time.Second))
 		return false, nil

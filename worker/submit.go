@@ -156,6 +156,7 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 			// Already on chain (submitted before a restart, or by
 			// another worker of the shard): settled.
 			w.log.Info("outgoing call already on chain", "method", items[i].Call.Call.Method, "reason", te.Log)
+			w.metrics.settled("already_on_chain")
 			settled = append(settled, items[i].Seq)
 		case errors.Is(te, types.ErrUnaffordableFee):
 			stop = w.fund(ctx, signer, acc.Balance+params.MinFee(len(raw))*uint64(len(signed.Txs)))
@@ -167,6 +168,7 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 			// Can never succeed; keeping it would block every later
 			// call.
 			w.log.Error("outgoing call refused by the chain; dropped", "method", items[i].Call.Call.Method, "err", err)
+			w.metrics.settled("dropped")
 			settled = append(settled, items[i].Seq)
 		}
 		break
@@ -181,6 +183,7 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 		switch {
 		case err == nil:
 			w.log.Debug("outgoing call on chain", "method", items[i].Call.Call.Method, "height", res.Height)
+			w.metrics.settled("included")
 		case errors.As(err, &te) && te.Height > 0 && (transient(te) || needsRenewal(te)):
 			// Failed in a block for a reason that passes (a shard block
 			// whose turn has not come, a lapsed registration): the call
@@ -200,8 +203,10 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 		case errors.As(err, &te) && te.Height > 0:
 			if alreadyOnChain(te) {
 				w.log.Info("outgoing call already on chain", "method", items[i].Call.Call.Method, "reason", te.Log)
+				w.metrics.settled("already_on_chain")
 			} else {
 				w.log.Error("outgoing call failed on chain", "method", items[i].Call.Call.Method, "height", te.Height, "err", err)
+				w.metrics.settled("failed")
 			}
 		default:
 			// Not (yet) included: left in the outbox for the next round.

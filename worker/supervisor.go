@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/enclave/protocol"
@@ -40,6 +41,8 @@ type supervisor struct {
 	// onReplica takes a persisted replica output (the worker's
 	// replication: envelopes out, results to clients); it must not block.
 	onReplica func(*protocol.ReplicaOutput)
+	// metrics, if set, time the enclave's round trips and the commits.
+	metrics *workerMetrics
 
 	// turn orders the requests to the enclave, each with its commit and
 	// with a restart before it. It is taken in request order, so that a
@@ -164,7 +167,9 @@ func (s *supervisor) Call(ctx context.Context, req protocol.Request) (protocol.R
 		if err != nil {
 			return nil, err
 		}
+		start := time.Now()
 		rep, err := e.Call(ctx, req)
+		s.metrics.enclaveRequest(req, start)
 		if err == nil || !needsRestart(err) || ctx.Err() != nil {
 			return rep, err
 		}
@@ -206,7 +211,9 @@ func (s *supervisor) Apply(ctx context.Context, u update) (protocol.Reply, error
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	rep, err := e.Call(ctx, u.req)
+	s.metrics.enclaveRequest(u.req, start)
 	if err != nil {
 		if needsRestart(err) {
 			// The process died, the call was cut off (the connection is
@@ -235,14 +242,20 @@ func (s *supervisor) Apply(ctx context.Context, u update) (protocol.Reply, error
 func (s *supervisor) commitOut(t *transition) error {
 	// A step that only moved messages (heartbeats) writes nothing: no
 	// transaction, no fsync.
+	var took time.Duration
 	if len(t.records) > 0 || len(t.steps) > 0 {
+		start := time.Now()
 		if err := s.commit(*t); err != nil {
 			return err
 		}
+		took = time.Since(start)
 	}
 	s.mu.Lock()
+	before := s.progress.Height
 	s.progress = t.after(s.progress)
+	processed := s.progress.Height - before
 	s.mu.Unlock()
+	s.metrics.committed(took, processed)
 	if t.out != nil && s.onReplica != nil {
 		s.onReplica(t.out)
 	}

@@ -27,6 +27,7 @@ func (w *Worker) syncLoop(ctx context.Context) error {
 				b.wait(ctx, w.log, "node status", err)
 				continue
 			}
+			w.metrics.headSeen(latest)
 			if latest < next+1 {
 				w.pollPause(ctx)
 				continue

@@ -76,6 +76,9 @@ type Config struct {
 	// Fund is called when the enclave's account cannot pay need; nil logs
 	// the address to fund and waits until it is funded.
 	Fund func(ctx context.Context, account tx.Address, need uint64) error
+	// MetricsListen is where Prometheus metrics are served under
+	// /metrics (host:port, port 0 for a free one); empty serves none.
+	MetricsListen string
 	// Logger receives the worker's logs; nil discards them.
 	Logger *slog.Logger
 	// PollInterval is how often the node is asked for new blocks; default
@@ -117,6 +120,10 @@ type Worker struct {
 	rpcServer *rpc.Server
 	// provListener is the extra provisioning listener (listen.go).
 	provListener net.Listener
+	// metrics are the worker's own (metrics.go), served on
+	// metricsListener (nil without Config.MetricsListen).
+	metrics         *workerMetrics
+	metricsListener net.Listener
 
 	// account serialises the transactions of the enclave's account
 	// (submission and registration), which take consecutive nonces.
@@ -198,6 +205,8 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 		InitialHeight: initialHeight, ConfirmHeartbeat: uint64(cfg.ConfirmHeartbeat.Milliseconds()),
 	}, log.With("component", "enclave"))
 	w.sup.onReplica = w.onReplica
+	w.metrics = newMetrics(w)
+	w.sup.metrics = w.metrics
 	return w, nil
 }
 
@@ -253,6 +262,12 @@ func (w *Worker) run(ctx context.Context) error {
 		return err
 	}
 	defer stopRPC()
+	// After the RPC: its gauges read the RPC server.
+	stopMetrics, err := w.serveMetrics(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	stopProvisioning, err := w.startProvisioning(ctx)
 	if err != nil {
 		return err
@@ -278,7 +293,7 @@ func (w *Worker) run(ctx context.Context) error {
 	p := w.sup.Progress()
 	id := w.Identity()
 	w.log.Info("worker ready", "shard", id.Shard, "signer", id.Signer, "mrenclave", id.MRENCLAVE,
-		"height", p.Height, "state_root", hex.EncodeToString(p.StateRoot[:]), "rpc", id.RPC)
+		"height", p.Height, "state_root", hex.EncodeToString(p.StateRoot[:]), "rpc", id.RPC, "metrics", w.MetricsAddr())
 	close(w.ready)
 
 	ctx, cancel := context.WithCancel(ctx)

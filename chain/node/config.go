@@ -52,6 +52,9 @@ type Config struct {
 	// --log-level flag overrides it. Empty in node.json of earlier
 	// releases: info.
 	LogLevel string `json:"log_level,omitempty" toml:"log_level" comment:"level of the node's own logs: debug, info, warn or error. Flag: --log-level"`
+	// MetricsListen is where Prometheus metrics (CometBFT's and the
+	// app's) are served under /metrics, host:port; empty serves none.
+	MetricsListen string `json:"metrics_listen,omitempty" toml:"metrics_listen" comment:"serve Prometheus metrics (CometBFT's and the app's) under /metrics on host:port;\nempty serves none. Flag: --metrics"`
 }
 
 // Duration is a time.Duration written as a string ("150ms") in JSON and
@@ -83,8 +86,11 @@ func DefaultConfig(dev bool) Config {
 		CreateEmptyBlocks: true,
 		CometLogLevel:     "error",
 		LogLevel:          "info",
+		MetricsListen:     "127.0.0.1:26660",
 	}
 	if dev {
+		// Dev homes and local testnets run side by side: no fixed port.
+		c.MetricsListen = ""
 		c.P2PListen = "127.0.0.1:26656"
 		c.PEX = false
 		c.TimeoutCommit = Duration(150 * time.Millisecond)

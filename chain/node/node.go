@@ -23,6 +23,9 @@ import (
 	"github.com/cometbft/cometbft/proxy"
 	cmttypes "github.com/cometbft/cometbft/types"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/integritee-go/integritee/chain"
 	"github.com/integritee-go/integritee/chain/runtime"
 	"github.com/integritee-go/integritee/chain/store"
@@ -32,8 +35,9 @@ import (
 type StartOptions struct {
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
-	// RPCListen and P2PListen override node.toml when set (host:port).
-	RPCListen, P2PListen string
+	// RPCListen, P2PListen and MetricsListen override node.toml when set
+	// (host:port).
+	RPCListen, P2PListen, MetricsListen string
 	// Modules are the runtime modules besides accounts. Nil means
 	// Modules() (teerex, bridge and sidechain), the runtime of integritee-node; an
 	// empty non-nil slice runs accounts alone. Every node of a chain must
@@ -47,6 +51,7 @@ type Node struct {
 	cfg     Config
 	chainID string
 	cmt     *cmtnode.Node
+	metrics *metricsServer // nil without Config.MetricsListen
 	db      dbm.DB
 	dbs     *dbTracker
 	log     *slog.Logger
@@ -72,6 +77,9 @@ func Start(home string, opts StartOptions) (*Node, error) {
 	}
 	if opts.P2PListen != "" {
 		cfg.P2PListen = opts.P2PListen
+	}
+	if opts.MetricsListen != "" {
+		cfg.MetricsListen = opts.MetricsListen
 	}
 	cc, err := cometConfigFor(home, cfg)
 	if err != nil {
@@ -102,7 +110,12 @@ func Start(home string, opts StartOptions) (*Node, error) {
 	if mods == nil {
 		mods = Modules()
 	}
-	app, err := chain.New(chain.Options{ChainID: gen.ChainID, Store: st, Logger: log.With("module", "app"), Modules: mods})
+	// One registry per node, not Prometheus' process-wide one: nodes
+	// of a testnet share a process.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	app, err := chain.New(chain.Options{ChainID: gen.ChainID, Store: st, Logger: log.With("module", "app"), Modules: mods,
+		Metrics: chain.NewMetrics(reg)})
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -112,15 +125,25 @@ func Start(home string, opts StartOptions) (*Node, error) {
 		db.Close()
 		return nil, err
 	}
+	// Listening first: a taken address fails the start before CometBFT
+	// opens its databases.
+	var ms *metricsServer
+	if cfg.MetricsListen != "" {
+		if ms, err = serveMetrics(cfg.MetricsListen, reg, log); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	dbs := &dbTracker{}
 	cmt, err := cmtnode.NewNode(cc, pv, nodeKey,
 		proxy.NewLocalClientCreator(app),
 		func() (*cmttypes.GenesisDoc, error) { return gen, nil },
 		dbs.provide,
-		cmtnode.DefaultMetricsProvider(cc.Instrumentation),
+		cometMetrics(reg),
 		cometLogger{l: log.With("module", "comet"), min: level},
 	)
 	if err != nil {
+		ms.Close()
 		dbs.closeUnclosed()
 		db.Close()
 		return nil, fmt.Errorf("start: %w", err)
@@ -137,18 +160,23 @@ func Start(home string, opts StartOptions) (*Node, error) {
 		}
 	}
 	if err := cmt.Start(); err != nil {
+		ms.Close()
 		dbs.closeUnclosed()
 		db.Close()
 		return nil, fmt.Errorf("start: %w", err)
 	}
-	n := &Node{home: home, cfg: cfg, chainID: gen.ChainID, cmt: cmt, db: db, dbs: dbs, log: log}
-	log.Info("node started", "chain_id", gen.ChainID, "rpc", n.RPCAddress(), "p2p", cfg.P2PListen,
+	n := &Node{home: home, cfg: cfg, chainID: gen.ChainID, cmt: cmt, metrics: ms, db: db, dbs: dbs, log: log}
+	log.Info("node started", "chain_id", gen.ChainID, "rpc", n.RPCAddress(), "p2p", cfg.P2PListen, "metrics", n.MetricsAddress(),
 		"node_id", string(nodeKey.ID()), "height", st.Version(), "app_hash", fmt.Sprintf("%X", st.Root()))
 	return n, nil
 }
 
 // RPCAddress is the CometBFT RPC endpoint, e.g. http://127.0.0.1:26657.
 func (n *Node) RPCAddress() string { return "http://" + n.cfg.RPCListen }
+
+// MetricsAddress is the base URL of the Prometheus metrics (served under
+// /metrics), e.g. http://127.0.0.1:26660; empty without metrics.
+func (n *Node) MetricsAddress() string { return n.metrics.URL() }
 
 // ChainID returns the chain ID of the genesis.
 func (n *Node) ChainID() string { return n.chainID }
@@ -170,6 +198,7 @@ func (n *Node) stop() error {
 		err = nil
 	}
 	n.cmt.Wait()
+	n.metrics.Close()
 	n.dbs.closeUnclosed()
 	if cerr := n.db.Close(); err == nil {
 		err = cerr

@@ -79,9 +79,28 @@ type Context struct {
 	// what an enclave following this chain commits to in its report data.
 	Genesis [32]byte
 	Logger  *slog.Logger
+	// Observer receives measurements for the node's metrics; nil
+	// observes nothing. What it gets never feeds back into the state.
+	Observer Observer
 
 	events []abci.Event
 	data   []byte
+}
+
+// Observer receives measurements of the execution that are no part of the
+// state (the node's metrics).
+type Observer interface {
+	// AttestationVerified reports one verification of attestation
+	// evidence of kind: how long it took and its error (nil: verified).
+	AttestationVerified(kind string, took time.Duration, err error)
+}
+
+// ObserveAttestation reports an attestation verification to the
+// Observer, if any.
+func (c *Context) ObserveAttestation(kind string, took time.Duration, err error) {
+	if c.Observer != nil {
+		c.Observer.AttestationVerified(kind, took, err)
+	}
 }
 
 // SetData sets the call's result data, which goes into the transaction's

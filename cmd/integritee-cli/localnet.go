@@ -18,7 +18,7 @@ import (
 func (e *env) localnetCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "localnet",
-		Usage: "[--workers N] [--demo=false] [--dir DIR] [--node-rpc HOST:PORT] [--worker-rpc-port P] [--enclave PATH] [--worker-rpc-rate R --worker-rpc-burst B]",
+		Usage: "[--workers N] [--demo=false] [--dir DIR] [--node-rpc HOST:PORT] [--worker-rpc-port P] [--node-metrics HOST:PORT] [--worker-metrics-port P] [--enclave PATH] [--worker-rpc-rate R --worker-rpc-burst B]",
 		Short: "run a dev node and sim workers on this machine, show them at work, keep them running until Ctrl-C (localnet [--workers N] [--demo=false])",
 		Setup: e.localnet,
 	}
@@ -30,6 +30,8 @@ func (e *env) localnet(fs *flag.FlagSet) cli.RunFunc {
 	dir := fs.String("dir", "", "`directory` for the node home and worker data; reused if it exists (default: a temporary one, removed on exit)")
 	nodeRPC := fs.String("node-rpc", "127.0.0.1:26657", "node RPC listen `address` (port 0: a free port)")
 	workerPort := fs.Int("worker-rpc-port", 2000, "RPC `port` of worker 0; worker i listens on port+i (0: free ports)")
+	nodeMetrics := fs.String("node-metrics", "127.0.0.1:26660", "node Prometheus metrics listen `address` (port 0: a free port)")
+	workerMetricsPort := fs.Int("worker-metrics-port", 2090, "Prometheus metrics `port` of worker 0; worker i listens on port+i (0: free ports)")
 	enclave := fs.String("enclave", "", "integritee-enclave `executable` (default: built with go build into DIR/bin)")
 	heartbeat := fs.Duration("confirm-heartbeat", time.Minute, "workers' confirm_processed_block heartbeat in chain block time while the shard is idle, like integritee-worker --confirm-heartbeat (0: every block)")
 	logLevel := fs.String("log-level", "warn", "log `level`: debug, info, warn, error")
@@ -56,6 +58,7 @@ func (e *env) localnet(fs *flag.FlagSet) cli.RunFunc {
 		cfg := localnet.Config{
 			Dir: *dir, Workers: *workers, NoWorkers: *workers == 0, EnclaveBinary: *enclave,
 			NodeRPC: *nodeRPC, WorkerRPCBasePort: *workerPort, ConfirmHeartbeat: *heartbeat,
+			NodeMetrics: *nodeMetrics, WorkerMetricsBasePort: *workerMetricsPort,
 			WorkerRPC: rpc.Options{RateLimit: *rpcRate, RateBurst: *rpcBurst, MaxConnsPerIP: *rpcConnsPerIP},
 			Logger:    slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
 		}

@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func commands(stdout, stderr io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:  "integritee-node",
-		Usage: "COMMAND [flags]  |  integritee-node --dev [--home DIR] [--chain-id ID] [--rpc HOST:PORT] [--p2p HOST:PORT]",
+		Usage: "COMMAND [flags]  |  integritee-node --dev [--home DIR] [--chain-id ID] [--rpc HOST:PORT] [--p2p HOST:PORT] [--metrics HOST:PORT]",
 		Short: "The integritee chain: CometBFT consensus with the integritee application, in one process.",
 		Long: `Without a command, --dev runs one dev validator with 150 ms blocks, initializing --home
 (default: a temporary directory, removed on exit) if it has no genesis yet.
@@ -55,6 +55,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 			home := fs.String("home", "", "node home `directory` (default: a temporary one)")
 			chainID := fs.String("chain-id", "", "chain `ID` of a new home")
 			rpc, p2p := listenFlags(fs)
+			metrics := metricsFlag(fs)
 			logLevel := logLevelFlag(fs)
 			return func(ctx context.Context, args []string) error {
 				if err := cli.NoArgs(args); err != nil {
@@ -66,19 +67,20 @@ SIGINT or SIGTERM stops the node cleanly.`,
 				if _, err := newLogger(stderr, *logLevel); err != nil {
 					return err
 				}
-				return runDev(ctx, *home, *chainID, *rpc, *p2p, *logLevel, stderr, stdout)
+				return runDev(ctx, *home, *chainID, *logLevel, node.StartOptions{RPCListen: *rpc, P2PListen: *p2p, MetricsListen: *metrics}, stderr, stdout)
 			}
 		},
 		Commands: []*cli.Command{
 			{
 				Name:  "init",
-				Usage: "--home DIR [--dev] [--chain-id ID] [--rpc HOST:PORT] [--p2p HOST:PORT]",
+				Usage: "--home DIR [--dev] [--chain-id ID] [--rpc HOST:PORT] [--p2p HOST:PORT] [--metrics HOST:PORT]",
 				Short: "write a node home: keys, config/node.toml (every setting, commented), config/genesis.json",
 				Setup: func(fs *flag.FlagSet) cli.RunFunc {
 					home := fs.String("home", "", "node home `directory` (required)")
 					dev := fs.Bool("dev", false, "development genesis (funded dev accounts, Alice is sudo, short blocks)")
 					chainID := fs.String("chain-id", "", "chain `ID`")
 					rpc, p2p := listenFlags(fs)
+					metrics := metricsFlag(fs)
 					return func(ctx context.Context, args []string) error {
 						if err := cli.NoArgs(args); err != nil {
 							return err
@@ -86,17 +88,18 @@ SIGINT or SIGTERM stops the node cleanly.`,
 						if *home == "" {
 							return cli.Usagef("--home is required")
 						}
-						return initHome(*home, *dev, *chainID, *rpc, *p2p, stdout)
+						return initHome(*home, *dev, *chainID, *rpc, *p2p, *metrics, stdout)
 					}
 				},
 			},
 			{
 				Name:  "start",
-				Usage: "--home DIR [--rpc HOST:PORT] [--p2p HOST:PORT] [--log-level LEVEL]",
+				Usage: "--home DIR [--rpc HOST:PORT] [--p2p HOST:PORT] [--metrics HOST:PORT] [--log-level LEVEL]",
 				Short: "run the node of a home",
 				Setup: func(fs *flag.FlagSet) cli.RunFunc {
 					home := fs.String("home", "", "node home `directory` (required)")
 					rpc, p2p := listenFlags(fs)
+					metrics := metricsFlag(fs)
 					logLevel := logLevelFlag(fs)
 					return func(ctx context.Context, args []string) error {
 						if err := cli.NoArgs(args); err != nil {
@@ -109,7 +112,8 @@ SIGINT or SIGTERM stops the node cleanly.`,
 						if err != nil {
 							return err
 						}
-						return node.Run(ctx, *home, node.StartOptions{Logger: log, RPCListen: *rpc, P2PListen: *p2p, Modules: node.Modules()})
+						return node.Run(ctx, *home, node.StartOptions{Logger: log, RPCListen: *rpc, P2PListen: *p2p, MetricsListen: *metrics,
+							Modules: node.Modules()})
 					}
 				},
 			},
@@ -160,6 +164,11 @@ func listenFlags(fs *flag.FlagSet) (rpc, p2p *string) {
 	return fs.String("rpc", "", "RPC listen `address` HOST:PORT"), fs.String("p2p", "", "p2p listen `address` HOST:PORT")
 }
 
+// metricsFlag declares --metrics (empty: the home's configuration).
+func metricsFlag(fs *flag.FlagSet) *string {
+	return fs.String("metrics", "", "serve Prometheus metrics under /metrics on `address` HOST:PORT (config/node.toml: metrics_listen)")
+}
+
 func logLevelFlag(fs *flag.FlagSet) *string {
 	return fs.String("log-level", "", "log `level`: debug, info, warn, error (default: log_level of the home's config/node.toml)")
 }
@@ -188,8 +197,11 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
-func initHome(home string, dev bool, chainID, rpc, p2p string, stdout io.Writer) error {
+func initHome(home string, dev bool, chainID, rpc, p2p, metrics string, stdout io.Writer) error {
 	c := node.DefaultConfig(dev)
+	if metrics != "" {
+		c.MetricsListen = metrics
+	}
 	if rpc != "" {
 		c.RPCListen = rpc
 	}
@@ -219,7 +231,7 @@ func orDefault(chainID string, dev bool) string {
 
 // runDev initializes home if needed (a temporary one, removed on exit, if
 // none is given) and runs one validator.
-func runDev(ctx context.Context, home, chainID, rpc, p2p, logLevel string, stderr, stdout io.Writer) error {
+func runDev(ctx context.Context, home, chainID, logLevel string, opts node.StartOptions, stderr, stdout io.Writer) error {
 	if home == "" {
 		tmp, err := os.MkdirTemp("", "integritee-dev-")
 		if err != nil {
@@ -240,7 +252,8 @@ func runDev(ctx context.Context, home, chainID, rpc, p2p, logLevel string, stder
 	if err != nil {
 		return err
 	}
-	n, err := node.Start(home, node.StartOptions{Logger: log, RPCListen: rpc, P2PListen: p2p, Modules: node.Modules()})
+	opts.Logger, opts.Modules = log, node.Modules()
+	n, err := node.Start(home, opts)
 	if err != nil {
 		return err
 	}
@@ -261,6 +274,9 @@ func runDev(ctx context.Context, home, chainID, rpc, p2p, logLevel string, stder
 // printDevInfo tells the user of a dev node where it is and what it holds.
 func printDevInfo(w io.Writer, home string, n *node.Node) {
 	fmt.Fprintf(w, "dev node: home %s, chain %s, rpc %s\n", home, n.ChainID(), n.RPCAddress())
+	if m := n.MetricsAddress(); m != "" {
+		fmt.Fprintf(w, "metrics: %s/metrics\n", m)
+	}
 	fmt.Fprintf(w, "dev accounts (%d TEER each; key = ed25519 seed sha256(\"//Name\"); Alice is sudo):\n", accounts.DevBalance/accounts.Unit)
 	for _, name := range accounts.DevNames {
 		fmt.Fprintf(w, "  %-8s %s\n", name, accounts.DevAddress(name))

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/node"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/internal/cli"
 )
@@ -258,5 +259,26 @@ func TestSIGKILLLosesNoCommittedTx(t *testing.T) {
 	// And the chain still accepts transactions.
 	if _, err := c.Transfer(ctx, alice, ferdie, 1); err != nil {
 		t.Fatalf("after restart: %v\n%s", err, logs.String())
+	}
+}
+
+// init --metrics writes metrics_listen into node.json; start --metrics
+// overrides it, and an address that cannot listen stops the start.
+func TestMetricsFlag(t *testing.T) {
+	home := t.TempDir()
+	var out, errb bytes.Buffer
+	if err := run(context.Background(), []string{"init", "--home", home, "--dev", "--metrics", "127.0.0.1:0"}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	c, err := node.LoadConfig(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MetricsListen != "127.0.0.1:0" {
+		t.Fatalf("node.json metrics_listen %q, want 127.0.0.1:0", c.MetricsListen)
+	}
+	err = run(context.Background(), []string{"start", "--home", home, "--metrics", "127.0.0.1:not-a-port"}, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "metrics listener") {
+		t.Fatalf("start with a bad --metrics: %v", err)
 	}
 }

@@ -140,6 +140,8 @@ type options struct {
 	ProvisionFrom []string
 	// RPCLimits are the JSON-RPC server's limits.
 	RPCLimits rpc.Options
+	// Metrics is the Prometheus listen address.
+	Metrics string
 }
 
 // defineFlags declares the worker's flags into the returned options; check
@@ -152,6 +154,7 @@ func defineFlags(fs *flag.FlagSet) (o *options, check func() error) {
 	fs.StringVar(&o.TEE, "tee", "sim", "TEE backend of the enclave: sim or gramine")
 	fs.StringVar(&o.Shard, "shard", "", "shard to serve, hex (default with --tee sim: the enclave's MRENCLAVE, sha256 of its binary)")
 	fs.StringVar(&o.RPC, "rpc", "127.0.0.1:2000", "JSON-RPC listen address (empty: none)")
+	fs.StringVar(&o.Metrics, "metrics-addr", "", "serve Prometheus metrics under /metrics on this listen address, apart from the public JSON-RPC (empty: none)")
 	fs.StringVar(&o.URL, "url", "", "worker URL registered on chain (default: http://<rpc address>)")
 	fs.BoolVar(&o.Dev, "dev", false, "dev chain: fund the enclave account from Alice (dev features are the enclave build's: -tags dev)")
 	fs.DurationVar(&o.ConfirmHeartbeat, "confirm-heartbeat", DefaultConfirmHeartbeat, "confirm_processed_block at least this often in chain block time while the shard is idle; a change is confirmed at its block (0: every block; same for every worker of a shard)")
@@ -308,7 +311,7 @@ func config(o *options, log *slog.Logger) (worker.Config, error) {
 		return worker.Config{}, err
 	}
 	cfg := worker.Config{
-		NodeRPC: o.Node, DataDir: o.Data, Shard: sh, RPCListen: o.RPC, WorkerURL: o.URL,
+		NodeRPC: o.Node, DataDir: o.Data, Shard: sh, RPCListen: o.RPC, WorkerURL: o.URL, MetricsListen: o.Metrics,
 		ConfirmHeartbeat: o.ConfirmHeartbeat, Logger: log, RPC: o.RPCLimits,
 		Provision: worker.ProvisionConfig{Listen: o.ProvisionAddr, From: o.ProvisionFrom},
 		Enclave: worker.ProcessFactory(worker.ProcessConfig{

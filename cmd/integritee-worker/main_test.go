@@ -157,3 +157,31 @@ func TestRPCLimitFlags(t *testing.T) {
 		t.Fatalf("worker config RPC %+v, want %+v", cfg.RPC, want)
 	}
 }
+
+// --metrics-addr reaches the worker's configuration; without it the
+// worker serves no metrics.
+func TestMetricsAddrFlag(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "integritee-enclave")
+	if err := os.WriteFile(bin, []byte("enclave"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--enclave", bin}, ""},
+		{[]string{"--enclave", bin, "--metrics-addr", "127.0.0.1:2090"}, "127.0.0.1:2090"},
+	} {
+		o, err := parse(tc.args, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config(o, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.MetricsListen != tc.want {
+			t.Errorf("%q: MetricsListen %q, want %q", tc.args, cfg.MetricsListen, tc.want)
+		}
+	}
+}

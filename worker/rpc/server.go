@@ -96,6 +96,8 @@ type Options struct {
 	// long; default 2m.
 	WSIdleTimeout time.Duration
 	Logger        *slog.Logger
+	// Observer, if set, is told of every request answered (metrics).
+	Observer Observer
 	// Now is the rate limiter's clock; default time.Now.
 	Now func() time.Time
 }
@@ -146,6 +148,50 @@ func (o *Options) defaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+}
+
+// Observer receives the server's answers, for metrics.
+type Observer interface {
+	// Request reports one request answered: its method (a served
+	// method's name, MethodUnknown or MethodNone) and the code of its
+	// error, 0 for a result. A notification, which gets no answer, and a
+	// subscription count with code 0 once started.
+	Request(method string, code int)
+}
+
+// Method labels of requests that name no served method.
+const (
+	// MethodUnknown is a request for a method the server does not serve.
+	MethodUnknown = "unknown"
+	// MethodNone is a message refused before any method was read from it
+	// (malformed, too large, rate limited, a bad batch).
+	MethodNone = "none"
+)
+
+// observe reports an answer to the Observer, if any.
+func (s *Server) observe(method string, e *api.Error) {
+	if s.opts.Observer == nil {
+		return
+	}
+	code := 0
+	if e != nil {
+		code = e.Code
+	}
+	s.opts.Observer.Request(method, code)
+}
+
+// refused reports a message refused before its requests were read and
+// returns e.
+func (s *Server) refused(e *api.Error) *api.Error {
+	s.observe(MethodNone, e)
+	return e
+}
+
+// Sessions returns the number of open WebSocket sessions.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
 }
 
 // Server serves the JSON-RPC API on HTTP and WebSocket. It is an
@@ -502,13 +548,28 @@ func (s *Server) start(ctx context.Context, raw json.RawMessage, sess *session, 
 		if req != nil {
 			id = req.ID
 		}
+		s.observe(MethodNone, e)
 		return done(errResponse(id, e))
 	}
 	m, ok := methods[req.Method]
 	if !ok {
-		return s.reply(req, nil, errorf(api.CodeMethodNotFound, "method not found: %s", req.Method))
+		e := errorf(api.CodeMethodNotFound, "method not found: %s", req.Method)
+		s.observe(MethodUnknown, e)
+		return s.reply(req, nil, e)
 	}
-	return m(s, ctx, req, sess, inBatch)
+	p := m(s, ctx, req, sess, inBatch)
+	if s.opts.Observer == nil {
+		return p
+	}
+	return func() *response {
+		r := p()
+		var e *api.Error
+		if r != nil {
+			e = r.Error
+		}
+		s.observe(req.Method, e)
+		return r
+	}
 }
 
 // reply makes the response of req (none for a notification).
@@ -592,26 +653,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// One token before the body is read, the rest once the batch is
 	// counted (charge).
 	if !s.lim.Allow(ip, 1) {
-		writeError(w, http.StatusTooManyRequests, errorf(api.CodeRateLimited, "rate limit exceeded"))
+		writeError(w, http.StatusTooManyRequests, s.refused(errorf(api.CodeRateLimited, "rate limit exceeded")))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.opts.MaxRequestBytes)))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			writeError(w, http.StatusRequestEntityTooLarge, errorf(api.CodeInvalidRequest, "request larger than %d bytes", s.opts.MaxRequestBytes))
+			writeError(w, http.StatusRequestEntityTooLarge, s.refused(errorf(api.CodeInvalidRequest, "request larger than %d bytes", s.opts.MaxRequestBytes)))
 			return
 		}
-		writeError(w, http.StatusBadRequest, errorf(api.CodeInvalidRequest, "read request: %v", err))
+		writeError(w, http.StatusBadRequest, s.refused(errorf(api.CodeInvalidRequest, "read request: %v", err)))
 		return
 	}
 	raws, batch, e := s.splitMessage(body)
 	if e != nil {
-		writeError(w, http.StatusOK, e)
+		writeError(w, http.StatusOK, s.refused(e))
 		return
 	}
 	if e := s.charge(ip, len(raws)); e != nil {
-		writeError(w, http.StatusTooManyRequests, e)
+		writeError(w, http.StatusTooManyRequests, s.refused(e))
 		return
 	}
 	out := collect(s.startAll(r.Context(), raws, batch, nil), batch)

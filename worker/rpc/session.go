@@ -42,7 +42,7 @@ type subscription struct {
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, ip string) {
 	if !s.lim.Acquire(ip, s.opts.MaxConnsPerIP) {
-		writeError(w, http.StatusTooManyRequests, errorf(api.CodeRateLimited, "too many connections"))
+		writeError(w, http.StatusTooManyRequests, s.refused(errorf(api.CodeRateLimited, "too many connections")))
 		return
 	}
 	defer s.lim.Release(ip)
@@ -93,11 +93,11 @@ func (ss *session) readLoop(ip string) {
 		}
 		ss.touch()
 		if !s.lim.Allow(ip, 1) {
-			ss.send(errResponse(nil, errorf(api.CodeRateLimited, "rate limit exceeded")))
+			ss.send(errResponse(nil, s.refused(errorf(api.CodeRateLimited, "rate limit exceeded"))))
 			continue
 		}
 		if len(msg) > s.opts.MaxRequestBytes {
-			ss.send(errResponse(nil, errorf(api.CodeInvalidRequest, "request larger than %d bytes", s.opts.MaxRequestBytes)))
+			ss.send(errResponse(nil, s.refused(errorf(api.CodeInvalidRequest, "request larger than %d bytes", s.opts.MaxRequestBytes))))
 			continue
 		}
 		raws, batch, e := s.splitMessage(msg)
@@ -105,7 +105,7 @@ func (ss *session) readLoop(ip string) {
 			e = s.charge(ip, len(raws))
 		}
 		if e != nil {
-			ss.send(errResponse(nil, e))
+			ss.send(errResponse(nil, s.refused(e)))
 			continue
 		}
 		select {

@@ -427,6 +427,16 @@ func (s *Store) Outbox(limit int) ([]Pending, error) {
 	return out, err
 }
 
+// OutboxLen returns the number of pending calls.
+func (s *Store) OutboxLen() (int, error) {
+	var n int
+	err := s.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketOutbox).Stats().KeyN
+		return nil
+	})
+	return n, err
+}
+
 // Done removes calls from the outbox.
 func (s *Store) Done(seqs ...uint64) error {
 	if len(seqs) == 0 {
