@@ -62,16 +62,20 @@ func waitLog(ctx context.Context, t *testing.T, logs *logBuffer, s string) {
 	}
 }
 
-// TestMachineLoss is issue 12's machine-loss acceptance: worker 1 of two
-// moves to a "new machine" (its simulated TEE's sealing secret changes),
-// so its sealed keys no longer open. It keeps its old store aside,
-// re-provisions a fresh enclave from worker 0 and serves the same
-// balances; it says so in its log and system_health.
+// TestMachineLoss is issue 12's machine-loss acceptance: worker 1 of
+// three, a voter of the shard's group, moves to a "new machine" (its
+// simulated TEE's sealing secret changes), so its sealed keys no longer
+// open. It keeps its old store aside, re-provisions a fresh enclave from
+// the others, serves the same balances, and says so in its log and
+// system_health; the shard goes on (the other two keep the group's quorum)
+// and the fresh enclave joins the group as a new member. Three workers,
+// because a group of two that loses a voter has no quorum left
+// (docs/operations-recovery.md).
 func TestMachineLoss(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	logs := &logBuffer{}
-	n, err := localnet.Start(ctx, localnet.Config{Workers: 2, EnclaveBinary: bins.enclave, Logger: logs.logger()})
+	n, err := localnet.Start(ctx, localnet.Config{Workers: 3, EnclaveBinary: bins.enclave, Logger: logs.logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,31 +86,35 @@ func TestMachineLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	ws := n.Workers()
-	tc0, err := trusted.Dial(ctx, ws[0].RPCAddr(), c, trusted.Options{})
-	if err != nil {
-		t.Fatal(err)
+	tcs := make([]*trusted.Client, len(ws))
+	for i, w := range ws {
+		if tcs[i], err = trusted.Dial(ctx, w.RPCAddr(), c, trusted.Options{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	aliceI, bobI := incognito("machine loss alice"), incognito("machine loss bob")
-	aliceA := tx.AddressOf(aliceI.Public().(ed25519.PublicKey))
-	recipient, err := shielding.Encrypt(tc0.ShieldingKey(), shielding.InfoShieldRecipient, aliceA[:])
+	aliceA, bobA := tx.AddressOf(aliceI.Public().(ed25519.PublicKey)), tx.AddressOf(bobI.Public().(ed25519.PublicKey))
+	recipient, err := shielding.Encrypt(tcs[0].ShieldingKey(), shielding.InfoShieldRecipient, aliceA[:])
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.ShieldFunds(ctx, accounts.DevKey("Alice"), shard, 1000, recipient); err != nil {
 		t.Fatal(err)
 	}
-	transfer, err := tc0.EncryptCall(aliceI, stf.Call{Transfer: &stf.Transfer{From: aliceA, To: tx.AddressOf(bobI.Public().(ed25519.PublicKey)), Amount: 300}}, 0)
-	if err != nil {
-		t.Fatal(err)
+	transfer := func(amount, nonce uint64) {
+		t.Helper()
+		call, err := tcs[0].EncryptCall(aliceI, stf.Call{Transfer: &stf.Transfer{From: aliceA, To: bobA, Amount: amount}}, nonce)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Invoke(ctx, accounts.DevKey("Bob"), shard, call); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := c.Invoke(ctx, accounts.DevKey("Bob"), shard, transfer); err != nil {
-		t.Fatal(err)
-	}
-	tc1, err := trusted.Dial(ctx, ws[1].RPCAddr(), c, trusted.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitBalances(ctx, t, map[string]*trusted.Client{"worker 0": tc0, "worker 1": tc1}, aliceI, bobI, 700, 300)
+	transfer(300, 0)
+	waitBalances(ctx, t, tcs, aliceI, bobI, 700, 300)
+	// Worker 1 is a voter of the shard's group when its machine is lost.
+	waitVoters(ctx, t, tcs, 3)
 
 	old := ws[1].Identity()
 	if err := ws[1].Stop(); err != nil {
@@ -124,7 +132,7 @@ func TestMachineLoss(t *testing.T) {
 		t.Fatalf("shielding key %s after the recovery, want the shard's %s", id.ShieldingKey, old.ShieldingKey)
 	}
 	// The old store is kept, with the old keys, for an operator whose old
-	// machine comes back.
+	// machine comes back; so is the old identity.
 	kept, err := filepath.Glob(filepath.Join(w1.DataDir, "worker.db.unsealable-*"))
 	if err != nil || len(kept) != 1 {
 		t.Fatalf("kept stores %q, %v: want one", kept, err)
@@ -138,10 +146,7 @@ func TestMachineLoss(t *testing.T) {
 	if err != nil || keys == nil {
 		t.Fatalf("the kept store's sealed keys: %v, %v", keys, err)
 	}
-	keptDir := strings.Replace(kept[0], "worker.db.", "keptid.", 1)
-	if err := os.Mkdir(keptDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	keptDir := t.TempDir()
 	suffix := strings.TrimPrefix(filepath.Base(kept[0]), "worker.db")
 	if err := os.Rename(filepath.Join(w1.DataDir, "enclave.json"+suffix), filepath.Join(keptDir, "enclave.json")); err != nil {
 		t.Fatalf("the old enclave.json was not kept: %v", err)
@@ -151,12 +156,11 @@ func TestMachineLoss(t *testing.T) {
 	}
 
 	// Re-provisioned: the same balances, from the new enclave.
-	tc1, err = trusted.Dial(ctx, w1.RPCAddr(), c, trusted.Options{})
-	if err != nil {
+	if tcs[1], err = trusted.Dial(ctx, w1.RPCAddr(), c, trusted.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	waitBalances(ctx, t, map[string]*trusted.Client{"recovered worker 1": tc1}, aliceI, bobI, 700, 300)
-	h, err := tc1.Health(ctx)
+	waitBalances(ctx, t, tcs[1:2], aliceI, bobI, 700, 300)
+	h, err := tcs[1].Health(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,8 +172,32 @@ func TestMachineLoss(t *testing.T) {
 	// The chain lists the new enclave besides the old registration, which
 	// stays until it expires.
 	encls, _, err := c.EnclavesOf(ctx, shard)
-	if err != nil || len(encls) != 3 {
-		t.Fatalf("registrations %+v, %v: want worker 0, the lost enclave and its successor", encls, err)
+	if err != nil || len(encls) != 4 {
+		t.Fatalf("registrations %+v, %v: want three workers' and the lost enclave's", encls, err)
+	}
+	// The shard goes on: a later transfer reaches every worker, and the
+	// fresh enclave becomes a voter beside the lost one (removed once its
+	// registration expires).
+	transfer(100, 1)
+	waitBalances(ctx, t, tcs, aliceI, bobI, 600, 400)
+	waitVoters(ctx, t, tcs, 4)
+}
+
+// waitVoters waits until every worker sees a group of n voters.
+func waitVoters(ctx context.Context, t *testing.T, tcs []*trusted.Client, n int) {
+	t.Helper()
+	for i, tc := range tcs {
+		for {
+			h, err := tc.Health(ctx)
+			if err == nil && h.Voters == n {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("worker %d: health %+v, %v; want %d voters", i, h, err, n)
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
 	}
 }
 
@@ -232,9 +260,9 @@ func TestSingleWorkerMachineLoss(t *testing.T) {
 
 // waitBalances waits until every client answers the private getters with
 // alice's and bob's balances.
-func waitBalances(ctx context.Context, t *testing.T, tcs map[string]*trusted.Client, alice, bob ed25519.PrivateKey, wantA, wantB uint64) {
+func waitBalances(ctx context.Context, t *testing.T, tcs []*trusted.Client, alice, bob ed25519.PrivateKey, wantA, wantB uint64) {
 	t.Helper()
-	for name, tc := range tcs {
+	for i, tc := range tcs {
 		for {
 			a, err1 := tc.Balance(ctx, alice)
 			b, err2 := tc.Balance(ctx, bob)
@@ -243,7 +271,7 @@ func waitBalances(ctx context.Context, t *testing.T, tcs map[string]*trusted.Cli
 			}
 			select {
 			case <-ctx.Done():
-				t.Fatalf("%s: alice %d bob %d (%v, %v), want %d %d", name, a, b, err1, err2, wantA, wantB)
+				t.Fatalf("client %d: alice %d bob %d (%v, %v), want %d %d", i, a, b, err1, err2, wantA, wantB)
 			case <-time.After(200 * time.Millisecond):
 			}
 		}
