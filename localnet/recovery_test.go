@@ -256,6 +256,31 @@ func TestSingleWorkerMachineLoss(t *testing.T) {
 	if got := w.Identity(); got.Signer != before.Signer {
 		t.Fatalf("signer %s after the restart, want %s", got.Signer, before.Signer)
 	}
+	// The disk is gone: the only live registration is the worker's own
+	// earlier one, so it neither waits for itself to provision it nor
+	// founds the shard anew with other keys.
+	if err := w.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	lost := w.DataDir + ".lost"
+	if err := os.Rename(w.DataDir, lost); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.RestartWorker(ctx, 0); !errors.Is(err, worker.ErrKeysLost) {
+		t.Fatalf("restart without a data directory: %v, want ErrKeysLost", err)
+	}
+	if err := os.RemoveAll(w.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(lost, w.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	if w, err = n.RestartWorker(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Identity(); got.Signer != before.Signer {
+		t.Fatalf("signer %s with the data directory back, want %s", got.Signer, before.Signer)
+	}
 }
 
 // waitBalances waits until every client answers the private getters with
