@@ -238,6 +238,26 @@ func TestSingleWorkerMachineLoss(t *testing.T) {
 	}
 	db := filepath.Join(w.DataDir, "worker.db")
 	was := storeContents(t, db)
+	// Another enclave release (one more byte changes the sim measurement)
+	// does not open the store either, since sealing is bound to the
+	// measurement: that is an upgrade, not a machine loss.
+	bin, err := os.ReadFile(bins.enclave)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release2 := filepath.Join(t.TempDir(), "integritee-enclave")
+	if err := os.WriteFile(release2, append(bin, 0), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err = n.RestartWorkerWith(ctx, 0, func(cfg *worker.Config) {
+		cfg.Enclave = worker.ProcessFactory(worker.ProcessConfig{Path: release2, Args: []string{"--tee", "sim"}})
+	})
+	if !errors.Is(err, worker.ErrReleaseChanged) {
+		t.Fatalf("restart with another release: %v, want ErrReleaseChanged", err)
+	}
+	if now := storeContents(t, db); now != was {
+		t.Fatalf("the store changed under another release")
+	}
 	_, err = n.RestartWorkerSealing(ctx, 0, bytes.Repeat([]byte{0x5e}, 32))
 	if !errors.Is(err, worker.ErrSealBroken) {
 		t.Fatalf("restart on another TEE: %v, want ErrSealBroken", err)

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -42,6 +43,9 @@ var (
 	// registered for the shard is this worker's own earlier one: its keys
 	// went with its store, and creating new ones would fork the shard.
 	ErrKeysLost = errors.New("worker: the shard's keys are lost with this worker's store")
+	// ErrReleaseChanged means the store's keys do not open because the
+	// enclave release changed, not the machine.
+	ErrReleaseChanged = errors.New("worker: the store belongs to another enclave release")
 )
 
 // keptSuffix marks a store moved aside because its keys did not open.
@@ -96,6 +100,9 @@ func (w *Worker) recoverSealed(ctx context.Context) error {
 		return err
 	}
 	cause := err
+	if err := w.sameRelease(ctx); err != nil {
+		return err
+	}
 	var others []string
 	if err := retry(ctx, w.log, "look for the shard's other enclaves", func() error {
 		var err error
@@ -118,6 +125,35 @@ func (w *Worker) recoverSealed(ctx context.Context) error {
 	w.log.Error("MACHINE LOSS: sealed keys no longer open on this TEE (machine replaced or sealing secret changed); "+
 		"store moved aside, provisioning a fresh enclave from the shard's other enclaves",
 		"kept", kept, "providers", len(others), "err", cause)
+	return nil
+}
+
+// sameRelease makes sure the store's keys fail to open because the
+// machine changed, not the enclave release: sealing is bound to the
+// measurement too, so another release's enclave never opens them, and
+// that is an upgrade (keys handed over between releases), not a machine
+// loss. It compares the measurement of the enclave.json the last run
+// wrote with a fresh enclave's; without a readable enclave.json it cannot
+// tell and assumes the machine changed. Both values are this host's own:
+// the decision only routes the host, the enclave trusts none of it.
+func (w *Worker) sameRelease(ctx context.Context) error {
+	prev, err := ReadIdentity(w.cfg.DataDir)
+	if err != nil || prev.MRENCLAVE == "" {
+		return nil
+	}
+	e, err := w.cfg.Enclave(ctx)
+	if err != nil {
+		return fmt.Errorf("start enclave: %w", err)
+	}
+	defer e.Close()
+	info, err := callAs[*protocol.StateInfoReply](ctx, e, &protocol.StateInfo{})
+	if err != nil {
+		return err
+	}
+	if now := hex.EncodeToString(info.MRENCLAVE[:]); now != prev.MRENCLAVE {
+		return fmt.Errorf("%w: the store was sealed by enclave release %s, this enclave is %s: another release never opens it; "+
+			"run the new release in a new data directory (the store is left untouched)", ErrReleaseChanged, prev.MRENCLAVE, now)
+	}
 	return nil
 }
 
