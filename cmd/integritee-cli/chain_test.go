@@ -248,7 +248,7 @@ func TestChainCommands(t *testing.T) {
 			t.Fatalf("shard %+v", st)
 		}
 		// One active enclave: its keys exist on one machine only.
-		if len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], "single active enclave") {
+		if len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], "single live enclave") {
 			t.Fatalf("shard warnings %q, want the single-enclave warning", st.Warnings)
 		}
 		code, out, _ = runCLI(t, nil, "shard", "show", shard.String(), "--node", rpc)

@@ -71,7 +71,7 @@ func (e *env) shardShow(fs *flag.FlagSet) cli.RunFunc {
 				active++
 			}
 		}
-		warnings := shardWarnings(active)
+		warnings := shardWarnings(views, st.Shard.Latest)
 		if nf.json {
 			return writeJSON(e.stdout, struct {
 				bridge.Shard
@@ -121,18 +121,39 @@ func (e *env) shardShow(fs *flag.FlagSet) cli.RunFunc {
 	}
 }
 
+// silentAfter is how many chain blocks an active enclave's latest
+// confirmation may lag the shard's newest before shard show takes it for
+// not live: its worker is down or its machine lost, although its
+// registration stays active until it expires.
+const silentAfter = 100
+
 // singleEnclaveWarning is shard show's warning for a shard whose keys
-// exist in one enclave only: the loss of that machine loses the shard.
-const singleEnclaveWarning = "a single active enclave: the shard's keys exist on one machine only, " +
+// exist in one live enclave only: the loss of that machine loses the shard.
+const singleEnclaveWarning = "a single live enclave: the shard's keys exist on one machine only, " +
 	"whose loss loses the shard; start another worker (docs/operations-recovery.md)"
 
-// shardWarnings are the conditions an operator must act on, for a shard
-// with active live registrations of its serving measurement.
-func shardWarnings(active int) []string {
-	if active == 1 {
-		return []string{singleEnclaveWarning}
+// shardWarnings are the conditions an operator must act on: active
+// enclaves that stopped confirming, and a single live enclave. An active
+// enclave that has not confirmed anything yet counts as live (it may have
+// just registered).
+func shardWarnings(views []enclaveView, latest *bridge.Confirmation) []string {
+	var out []string
+	live := 0
+	for _, v := range views {
+		if v.Status != "active" {
+			continue
+		}
+		if latest != nil && v.Confirmed != nil && latest.Height > v.Confirmed.Height+silentAfter {
+			out = append(out, fmt.Sprintf("enclave %s is active but has confirmed nothing since height %d (the shard's newest: %d): its worker is down or its machine lost",
+				v.Signer, v.Confirmed.Height, latest.Height))
+			continue
+		}
+		live++
 	}
-	return nil
+	if live == 1 {
+		out = append(out, singleEnclaveWarning)
+	}
+	return out
 }
 
 func confirmation(c *bridge.Confirmation) string {
