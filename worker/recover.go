@@ -103,13 +103,17 @@ func (w *Worker) recoverSealed(ctx context.Context) error {
 	if err := w.sameRelease(ctx); err != nil {
 		return err
 	}
+	// A worker that never provisions (Provision.Disabled) would found a
+	// separate deployment with new keys: not a recovery.
 	var others []string
-	if err := retry(ctx, w.log, "look for the shard's other enclaves", func() error {
-		var err error
-		others, _, err = w.otherProviders(ctx)
-		return err
-	}); err != nil {
-		return err
+	if !w.cfg.Provision.Disabled {
+		if err := retry(ctx, w.log, "look for the shard's other enclaves", func() error {
+			var err error
+			others, _, err = w.otherProviders(ctx)
+			return err
+		}); err != nil {
+			return err
+		}
 	}
 	path := filepath.Join(w.cfg.DataDir, "worker.db")
 	if len(others) == 0 {
