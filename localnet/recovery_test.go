@@ -183,6 +183,78 @@ func TestMachineLoss(t *testing.T) {
 	waitVoters(ctx, t, tcs, 4)
 }
 
+// TestMachineLossTwoWorkers is the acceptance's letter: of two workers,
+// the one that loses its sealing secret is re-provisioned from the other
+// and serves the same balances. It also pins the documented limit
+// (docs/operations-recovery.md): the lost enclave was a voter of a group
+// of two, so the group has no quorum left and no leader until it returns.
+func TestMachineLossTwoWorkers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	logs := &logBuffer{}
+	n, err := localnet.Start(ctx, localnet.Config{Workers: 2, EnclaveBinary: bins.enclave, Logger: logs.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	shard := types.Hash(n.Shard)
+	c, err := client.New(ctx, n.NodeRPC(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := n.Workers()
+	tcs := make([]*trusted.Client, len(ws))
+	for i, w := range ws {
+		if tcs[i], err = trusted.Dial(ctx, w.RPCAddr(), c, trusted.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	aliceI, bobI := incognito("two workers alice"), incognito("two workers bob")
+	aliceA, bobA := tx.AddressOf(aliceI.Public().(ed25519.PublicKey)), tx.AddressOf(bobI.Public().(ed25519.PublicKey))
+	recipient, err := shielding.Encrypt(tcs[0].ShieldingKey(), shielding.InfoShieldRecipient, aliceA[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ShieldFunds(ctx, accounts.DevKey("Alice"), shard, 1000, recipient); err != nil {
+		t.Fatal(err)
+	}
+	call, err := tcs[0].EncryptCall(aliceI, stf.Call{Transfer: &stf.Transfer{From: aliceA, To: bobA, Amount: 300}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Invoke(ctx, accounts.DevKey("Bob"), shard, call); err != nil {
+		t.Fatal(err)
+	}
+	waitBalances(ctx, t, tcs, aliceI, bobI, 700, 300)
+	waitVoters(ctx, t, tcs, 2)
+
+	if err := ws[1].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	w1, err := n.RestartWorkerSealing(ctx, 1, bytes.Repeat([]byte{0xa7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tcs[1], err = trusted.Dial(ctx, w1.RPCAddr(), c, trusted.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	waitBalances(ctx, t, tcs, aliceI, bobI, 700, 300)
+	waitLog(ctx, t, logs, "MACHINE LOSS")
+	// The limit: worker 0's group of two lost a voter, so it has no
+	// leader, and the fresh enclave is not added.
+	for {
+		h, err := tcs[0].Health(ctx)
+		if err == nil && h.Leader == "" && h.Voters == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("worker 0 health %+v, %v: want no leader (the group of two lost its quorum)", h, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 // waitVoters waits until every worker sees a group of n voters.
 func waitVoters(ctx context.Context, t *testing.T, tcs []*trusted.Client, n int) {
 	t.Helper()
