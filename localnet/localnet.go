@@ -10,6 +10,7 @@ package localnet
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -237,6 +238,37 @@ func (n *Net) RestartWorker(ctx context.Context, i int) (*Worker, error) {
 	if a := old.MetricsAddr(); a != "" {
 		cfg.MetricsListen = strings.TrimPrefix(a, "http://")
 	}
+	w, err := n.StartWorker(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	n.workers[i] = w
+	return w, nil
+}
+
+// RestartWorkerSealing starts worker i again, after Stop, like
+// RestartWorker but with its simulated TEE's sealing secret set to secret:
+// what moving the worker to another machine (or a new mainboard) does to
+// it. Its sealed files no longer open; it re-provisions from the shard's
+// other workers (worker/recover.go).
+func (n *Net) RestartWorkerSealing(ctx context.Context, i int, secret []byte) (*Worker, error) {
+	return n.RestartWorkerWith(ctx, i, func(cfg *worker.Config) {
+		cfg.Enclave = worker.ProcessFactory(worker.ProcessConfig{
+			Path: n.EnclaveBinary, Args: []string{"--tee", "sim", "--sim-sealing-secret", hex.EncodeToString(secret)},
+			Logger: n.log.With("worker", i, "process", "enclave"),
+		})
+	})
+}
+
+// RestartWorkerWith starts worker i again, after Stop, like RestartWorker
+// but with its configuration changed by edit.
+func (n *Net) RestartWorkerWith(ctx context.Context, i int, edit func(*worker.Config)) (*Worker, error) {
+	old := n.workers[i]
+	cfg := old.cfg
+	if a := old.RPCAddr(); a != "" {
+		cfg.RPCListen = strings.TrimPrefix(a, "http://")
+	}
+	edit(&cfg)
 	w, err := n.StartWorker(ctx, cfg)
 	if err != nil {
 		return nil, err

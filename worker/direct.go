@@ -41,6 +41,13 @@ func (c *shardCount) set(n int) bool {
 	return n != prev
 }
 
+// get returns the chain's count (0 before the first).
+func (c *shardCount) get() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
 // directBackend is the worker as the RPC server's rpc.Backend.
 type directBackend struct{ w *Worker }
 
@@ -208,7 +215,8 @@ func (b directBackend) ExecuteGetter(ctx context.Context, request []byte) ([]byt
 // Health implements rpc.Backend.
 func (b directBackend) Health(context.Context) (*rpc.Health, error) {
 	p := b.w.sup.Progress()
-	h := &rpc.Health{Height: p.Height, StateRoot: p.StateRoot, ShardBlock: p.ShardBlock}
+	h := &rpc.Health{Height: p.Height, StateRoot: p.StateRoot, ShardBlock: p.ShardBlock,
+		Enclaves: b.w.enclaves.get(), Warnings: b.w.warnings()}
 	if b.w.repl == nil {
 		return h, nil
 	}

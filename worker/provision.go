@@ -468,7 +468,13 @@ func (w *Worker) provisionIfNeeded(ctx context.Context) error {
 	}
 	b := backoff{}
 	for {
-		urls, err := w.providers(ctx)
+		urls, self, err := w.otherProviders(ctx)
+		if err == nil && len(urls) == 0 && self {
+			// This worker's own earlier registration, whose store is gone
+			// (recover.go): new keys would fork the shard.
+			return fmt.Errorf("%w: the only live enclave registered for the shard is this worker's earlier one (%s); its keys went with its store: restore the data directory (docs/operations-recovery.md)",
+				ErrKeysLost, w.ownURL())
+		}
 		if err == nil && len(urls) == 0 {
 			w.log.Info("no other enclave serves the shard: creating its keys")
 			return nil

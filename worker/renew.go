@@ -172,6 +172,10 @@ func (w *Worker) refreshShardEnclaves(ctx context.Context) error {
 	if w.enclaves.set(n) {
 		w.log.Info("active enclaves of the shard", "enclaves", n)
 	}
+	if n == 1 {
+		// At every check, not only on a change: loud while it lasts.
+		w.log.Warn("SINGLE ENCLAVE: "+singleEnclaveWarning, "shard", types.Hash(w.cfg.Shard))
+	}
 	return nil
 }
 

@@ -134,6 +134,18 @@ func (s *supervisor) Stop() {
 	}
 }
 
+// setStore replaces the store, for a worker that moved an unreadable
+// one aside (recover.go). The identity of the enclave that could not
+// start from it is forgotten: the next is a new one.
+func (s *supervisor) setStore(st *store.Store) {
+	s.turn.Lock()
+	defer s.turn.Unlock()
+	s.store = st
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.identity, s.progress = nil, Progress{}
+}
+
 // Identity is the running enclave's public identity, nil before the
 // first start.
 func (s *supervisor) Identity() *protocol.InitReply {

@@ -134,6 +134,9 @@ type Worker struct {
 	repl  *replicaHost
 	peers EnvelopeSender
 
+	// recovery is what the worker reports of machine loss (recover.go).
+	recovery recovery
+
 	ready    chan struct{}
 	outbox   chan struct{} // the outbox has new calls (submit.go)
 	renewNow chan struct{} // the chain refused a call for the registration (renew.go)
@@ -253,8 +256,12 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 func (w *Worker) run(ctx context.Context) error {
-	defer w.store.Close()
+	// Closures: recoverSealed may replace the store.
+	defer func() { w.store.Close() }()
 	defer w.sup.Stop()
+	if err := w.recoverSealed(ctx); err != nil {
+		return err
+	}
 	// Deferred after: the servers (and their batches) stop before the
 	// enclave and the store close.
 	stopRPC, err := w.serveRPC(ctx)

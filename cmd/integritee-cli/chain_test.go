@@ -243,13 +243,19 @@ func TestChainCommands(t *testing.T) {
 			VaultBalance uint64        `json:"vault_balance"`
 			Serving      types.Hash    `json:"serving_mrenclave"`
 			Registered   []enclaveView `json:"registered_enclaves"`
+			Warnings     []string      `json:"warnings"`
 		}
 		cliJSON(t, &st, "shard", "show", shard.String(), "--node", rpc)
 		if st.Recorded || st.VaultBalance != 1000 || st.Serving != shard || len(st.Registered) != 1 || st.Registered[0].Signer != dave {
 			t.Fatalf("shard %+v", st)
 		}
+		// One active enclave: its keys exist on one machine only.
+		if len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], "single live enclave") {
+			t.Fatalf("shard warnings %q, want the single-enclave warning", st.Warnings)
+		}
 		code, out, _ = runCLI(t, nil, "shard", "show", shard.String(), "--node", rpc)
-		if code != 0 || !strings.Contains(out, "1000 (0.000000001 TEER)") || !strings.Contains(out, "1 active") {
+		if code != 0 || !strings.Contains(out, "1000 (0.000000001 TEER)") || !strings.Contains(out, "1 active") ||
+			!strings.Contains(out, "WARNING") || !strings.Contains(out, "one machine only") {
 			t.Fatalf("text shard: %q", out)
 		}
 		cliFails(t, "shard", "shard", "show", "xyz", "--node", rpc)

@@ -65,6 +65,13 @@ func (e *env) shardShow(fs *flag.FlagSet) cli.RunFunc {
 				views[i].Confirmed = &conf
 			}
 		}
+		active := 0
+		for _, v := range views {
+			if v.Status == "active" {
+				active++
+			}
+		}
+		warnings := shardWarnings(views, st.Shard.Latest)
 		if nf.json {
 			return writeJSON(e.stdout, struct {
 				bridge.Shard
@@ -72,8 +79,9 @@ func (e *env) shardShow(fs *flag.FlagSet) cli.RunFunc {
 				VaultBalance uint64        `json:"vault_balance"`
 				Serving      types.Hash    `json:"serving_mrenclave"`
 				Registered   []enclaveView `json:"registered_enclaves"`
+				Warnings     []string      `json:"warnings,omitempty"`
 				Height       int64         `json:"height"`
-			}{st.Shard, st.Recorded, st.VaultBalance, serving, views, st.Height})
+			}{st.Shard, st.Recorded, st.VaultBalance, serving, views, warnings, st.Height})
 		}
 		s := st.Shard
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
@@ -101,19 +109,51 @@ func (e *env) shardShow(fs *flag.FlagSet) cli.RunFunc {
 		} else {
 			line("divergences", fmt.Sprintf("%d heights with differing confirmations, last %d", s.Divergences, s.LastDivergence))
 		}
-		active := 0
-		for _, v := range views {
-			if v.Status == "active" {
-				active++
-			}
-		}
 		line("registered enclaves", fmt.Sprintf("%d of the serving measurement, %d active", len(views), active))
 		for _, v := range views {
 			line("  "+v.Signer.String(), v.Status+" "+v.WorkerURL)
 		}
 		line("proved at height", st.Height)
+		for _, w := range warnings {
+			line("WARNING", w)
+		}
 		return tw.Flush()
 	}
+}
+
+// silentAfter is how many chain blocks an active enclave's latest
+// confirmation may lag the shard's newest before shard show takes it for
+// not live: its worker is down or its machine lost, although its
+// registration stays active until it expires.
+const silentAfter = 100
+
+// singleEnclaveWarning is shard show's warning for a shard whose keys
+// exist in one live enclave only: the loss of that machine loses the shard.
+const singleEnclaveWarning = "a single live enclave: the shard's keys exist on one machine only, " +
+	"whose loss loses the shard; start another worker (docs/operations-recovery.md)"
+
+// shardWarnings are the conditions an operator must act on: active
+// enclaves that stopped confirming, and a single live enclave. An active
+// enclave that has not confirmed anything yet counts as live (it may have
+// just registered).
+func shardWarnings(views []enclaveView, latest *bridge.Confirmation) []string {
+	var out []string
+	live := 0
+	for _, v := range views {
+		if v.Status != "active" {
+			continue
+		}
+		if latest != nil && v.Confirmed != nil && latest.Height > v.Confirmed.Height+silentAfter {
+			out = append(out, fmt.Sprintf("enclave %s is active but has confirmed nothing since height %d (the shard's newest: %d): its worker is down or its machine lost",
+				v.Signer, v.Confirmed.Height, latest.Height))
+			continue
+		}
+		live++
+	}
+	if live == 1 {
+		out = append(out, singleEnclaveWarning)
+	}
+	return out
 }
 
 func confirmation(c *bridge.Confirmation) string {

@@ -9,6 +9,7 @@
 //
 //	integritee-enclave [--tee sim|gramine] [--log-level LEVEL]
 //	    [--gramine-dir DIR] [--trusting-period D]   (dev and test builds only)
+//	    [--sim-sealing-secret HEX]                  (builds with the simulated TEE only)
 //
 // With --tee gramine it runs inside a Gramine SGX enclave and uses
 // /dev/attestation. With --tee sim MRENCLAVE is the SHA-256 of this
@@ -28,6 +29,7 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -75,6 +77,10 @@ type options struct {
 	gramineDir     string
 	logLevel       slog.Level
 	trustingPeriod time.Duration
+	// simSealingSecret is the sim backend's sealing secret (the
+	// machine's, which its host chooses: in sim mode the host is the
+	// TEE); nil means the one derived from the build's PKI.
+	simSealingSecret []byte
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -92,6 +98,22 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		fs.StringVar(&o.gramineDir, "gramine-dir", gramine.DefaultDir, "Gramine attestation pseudo-file directory (dev and test builds)")
 		fs.DurationVar(&o.trustingPeriod, "trusting-period", 0, "maximum time between consecutive block headers (0: 14 days; dev and test builds)")
 	}
+	if build.simSeed != "" {
+		// The simulated TEE's machine secret, which a real TEE fuses into
+		// its CPU. Changing it is what replacing the machine does to a
+		// worker: its sealed files no longer open (docs/operations-recovery.md).
+		fs.Func("sim-sealing-secret", "hex sealing secret of the simulated TEE, at least 16 bytes (default: derived from the build's PKI)", func(v string) error {
+			b, err := hex.DecodeString(v)
+			if err != nil {
+				return fmt.Errorf("not hex: %w", err)
+			}
+			if len(b) < 16 {
+				return fmt.Errorf("%d bytes, want at least 16", len(b))
+			}
+			o.simSealingSecret = b
+			return nil
+		})
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -107,7 +129,7 @@ func backend(o *options) (tee.Backend, error) {
 		if build.simSeed == "" {
 			return nil, fmt.Errorf("the %s build has no simulated TEE: build with -tags dev (development) or -tags testtee (tests)", build.name)
 		}
-		return newSim(build.simSeed)
+		return newSim(build.simSeed, o.simSealingSecret)
 	case "gramine":
 		return gramine.New(o.gramineDir)
 	}

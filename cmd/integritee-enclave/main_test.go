@@ -142,6 +142,11 @@ func TestFlags(t *testing.T) {
 		{[]string{"--tee", "tdx"}, false},
 		{[]string{"extra"}, false},
 		{[]string{"--log-level", "loud"}, false},
+		// The simulated machine's sealing secret: only where the build
+		// has a simulated TEE (a production build's key is the CPU's).
+		{[]string{"--tee", "sim", "--sim-sealing-secret", "00112233445566778899aabbccddeeff"}, build.simSeed != ""},
+		{[]string{"--tee", "sim", "--sim-sealing-secret", "0011"}, false},
+		{[]string{"--tee", "sim", "--sim-sealing-secret", "not hex, not hex, not hex, not hex"}, false},
 	}
 	for _, tt := range tests {
 		err := run(context.Background(), tt.args, bytes.NewReader(nil), io.Discard, io.Discard)

@@ -11,7 +11,7 @@ import (
 
 // The production build links no simulated TEE (see sim.go).
 
-func newSim(string) (tee.Backend, error) {
+func newSim(string, []byte) (tee.Backend, error) {
 	return nil, errors.New("no simulated TEE in this build")
 }
 

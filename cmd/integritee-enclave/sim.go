@@ -14,9 +14,10 @@ import (
 	"github.com/integritee-go/integritee/tee/sim"
 )
 
-// newSim is the simulated TEE under the PKI of seed. Only dev and test
-// builds link it: a production enclave cannot be switched to it.
-func newSim(seed string) (tee.Backend, error) {
+// newSim is the simulated TEE under the PKI of seed, with the machine's
+// sealing secret (nil: derived from the PKI). Only dev and test builds
+// link it: a production enclave cannot be switched to it.
+func newSim(seed string, sealingSecret []byte) (tee.Backend, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("locate own executable: %w", err)
@@ -25,7 +26,7 @@ func newSim(seed string) (tee.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sim.New(sim.Config{EnclaveBinary: exe, PKI: pki})
+	return sim.New(sim.Config{EnclaveBinary: exe, PKI: pki, SealingSecret: sealingSecret})
 }
 
 // simPeers is the peer trust of a sim enclave: its own build's PKI

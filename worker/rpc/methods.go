@@ -287,7 +287,7 @@ func (s *Server) health(ctx context.Context, req *request, _ *session, _ bool) p
 		c := s.confirmed
 		s.mu.Unlock()
 		return respond(req, api.HealthResult{Height: h.Height, StateRoot: hex.EncodeToString(h.StateRoot[:]), ShardBlock: h.ShardBlock, Confirmed: c,
-			Leader: h.Leader, Voters: h.Voters}, nil)
+			Leader: h.Leader, Voters: h.Voters, Enclaves: h.Enclaves, Warnings: h.Warnings}, nil)
 	}
 }
 

@@ -84,6 +84,12 @@ type Health struct {
 	// (docs/sidechain.md).
 	Leader string
 	Voters int
+	// Enclaves is the number of active enclaves registered for the shard,
+	// counted up to 2 (0: not counted yet); Warnings are conditions an
+	// operator must act on (a single live enclave, a store moved aside
+	// after a machine loss).
+	Enclaves int
+	Warnings []string
 }
 
 // backendError maps a backend error to the client's error object. Host

@@ -152,6 +152,11 @@ type HealthResult struct {
 	// Voters the number of enclaves in the shard's group.
 	Leader string `json:"leader,omitempty"`
 	Voters int    `json:"voters,omitempty"`
+	// Enclaves is the number of active enclaves registered for the shard,
+	// counted up to 2 (one means the shard's keys exist on this machine
+	// only); Warnings are conditions an operator must act on.
+	Enclaves int      `json:"shard_enclaves,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // VersionResult is the result of system_version.
