@@ -1,11 +1,14 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/integritee-go/integritee/chain/tx"
@@ -157,25 +160,63 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 
+	// Every call is built, signed and encrypted before the timed phase.
+	// An open loop's sender may take any of the calls: it gets twice its
+	// share, and builds more in the timed phase only if it takes more
+	// (counted in BuiltLive).
+	prep := time.Now()
+	built := make([][][]byte, m)
+	for i := range m {
+		n := counts[i]
+		if cfg.Rate > 0 {
+			n = min(cfg.N, 2*share(cfg.N, m, 0)+8)
+		}
+		built[i] = make([][]byte, n)
+	}
+	build := func(i, j int) ([]byte, error) {
+		call := stf.Call{Transfer: &stf.Transfer{From: senders[i].addr, To: recipient.addr, Amount: cfg.Amount}}
+		return tcs[workerOf(i, len(tcs))].EncryptCall(senders[i].key, call, nonces[i]+uint64(j))
+	}
+	if err := buildAll(ctx, built, build); err != nil {
+		return nil, err
+	}
+	rep.PrepareSeconds = time.Since(prep).Seconds()
+
+	probe := newProbe(cfg.NodeURL, cfg.WorkerURLs)
+	conf := newConfirmWatch(c, types.Hash(shard))
 	t := newTally()
+	prog := &progress{total: cfg.N}
+	var (
+		recMu   sync.Mutex
+		records []callRecord
+		live    int
+	)
 	// send sends sender i's j-th call, due at due (its first submission
-	// in a closed loop), and records the outcome. It reports whether
-	// the sender may go on.
+	// in a closed loop), and records the worker's answer, unverified. It
+	// reports whether the sender may go on.
 	send := func(i, j int, due time.Time) bool {
 		w := workerOf(i, len(tcs))
-		s := &rep.Senders[i]
-		call := stf.Call{Transfer: &stf.Transfer{From: senders[i].addr, To: recipient.addr, Amount: cfg.Amount}}
-		ct, err := tcs[w].EncryptCall(senders[i].key, call, nonces[i]+uint64(j))
-		if err != nil {
-			t.fail("build", 1)
-			return false
+		var ct []byte
+		if j < len(built[i]) {
+			ct = built[i][j]
+		} else {
+			var err error
+			if ct, err = build(i, j); err != nil {
+				t.fail("build", 1)
+				prog.failed.Add(1)
+				return false
+			}
+			recMu.Lock()
+			live++
+			recMu.Unlock()
 		}
 		sentAt := time.Now()
 		if due.IsZero() {
 			due = sentAt
 		}
-		r, refused, err := submitDirect(ctx, tcs[w], ct)
+		sub, refused, err := submitDirect(ctx, tcs[w], ct)
 		now := time.Now()
+		prog.retry.Add(int64(refused.rateLimited + refused.busy))
 		t.mu.Lock()
 		t.retries += refused.rateLimited + refused.busy
 		t.rateLimited += refused.rateLimited
@@ -186,32 +227,33 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 		if err == nil {
 			t.submitted++
 			t.lastSub = now
-			if r.Success {
-				t.committed++
-				t.latencies = append(t.latencies, now.Sub(due))
-				t.blocks[r.Block.Number] = struct{}{}
-				t.lastOK = now
-				s.Sent++
-				s.Amount += cfg.Amount
-				rep.Workers[w].Executed++
-			} else {
-				t.failures["stf_failed"]++
-				rep.Workers[w].Failed++
-			}
-		} else {
-			rep.Workers[w].Failed++
 		}
 		t.mu.Unlock()
 		if err != nil {
 			t.fail(directFailCode(ctx, err), 1)
+			prog.failed.Add(1)
+			recMu.Lock()
+			rep.Workers[w].Failed++
+			recMu.Unlock()
 			// The nonce may or may not be used: later calls of this
 			// sender cannot be trusted to line up.
 			return false
 		}
+		if ok, block := sub.Executed(); ok {
+			conf.executed(block, now)
+		}
+		prog.done.Add(1)
+		recMu.Lock()
+		records = append(records, callRecord{sender: i, worker: w, ct: ct, sub: sub, due: due, done: now})
+		recMu.Unlock()
 		return true
 	}
 
+	stopConf := conf.run(ctx)
+	probe.start()
 	start := time.Now()
+	t.start = start
+	stopProg := startProgress(cfg.Progress, prog, start)
 	if cfg.Rate == 0 {
 		for i := range m {
 			wg.Go(func() {
@@ -254,9 +296,121 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 		<-paced
 		t.fail("not_sent", cfg.N-took)
 	}
+	stopProg()
+	probe.finish(rep)
+	rep.BuiltLive = live
+
+	// After the timed phase: verify every answer (block signed by the
+	// worker's verified enclave, call proved in it), then wait for the
+	// chain to confirm the blocks.
+	ver := time.Now()
+	for k := range records {
+		r := &records[k]
+		res, err := tcs[r.worker].VerifySubmission(r.ct, r.sub)
+		switch {
+		case err != nil:
+			t.fail(directFailCode(ctx, err), 1)
+			rep.Workers[r.worker].Failed++
+		case !res.Success:
+			t.fail("stf_failed", 1)
+			rep.Workers[r.worker].Failed++
+		default:
+			t.committed++
+			t.latencies = append(t.latencies, r.done.Sub(r.due))
+			t.done = append(t.done, completion{at: r.done.Sub(start), lat: r.done.Sub(r.due)})
+			t.blocks[res.Block.Number] = struct{}{}
+			if r.done.After(t.lastOK) {
+				t.lastOK = r.done
+			}
+			s := &rep.Senders[r.sender]
+			s.Sent++
+			s.Amount += cfg.Amount
+			rep.Workers[r.worker].Executed++
+			conf.verified(res)
+			r.ok, r.block = true, res.Block.Number
+		}
+	}
+	rep.VerifySeconds = time.Since(ver).Seconds()
 	t.fill(rep, start)
+	confirmedAt, mismatch := conf.wait(ctx, stopConf, cfg.ConfirmWait)
+	var toConfirmed []time.Duration
+	for _, r := range records {
+		if at, ok := confirmedAt[r.block]; ok && r.ok {
+			toConfirmed = append(toConfirmed, at.Sub(r.due))
+		}
+	}
+	if len(toConfirmed) > 0 {
+		l := percentiles(toConfirmed)
+		rep.Confirmed, rep.LatencyConfirmed = len(toConfirmed), &l
+	}
+	if mismatch > 0 {
+		if rep.Failures == nil {
+			rep.Failures = map[string]int{}
+		}
+		rep.Failures["fork"] += mismatch
+		rep.Failed += mismatch
+		rep.Committed -= mismatch
+	}
+	rep.cpuPerCall()
 	rep.limits(cfg, len(tcs))
+	if rep.BuiltLive > 0 {
+		rep.Limits = append(rep.Limits, fmt.Sprintf("%d calls were built in the timed phase (a sender took more than the calls prepared for it)", rep.BuiltLive))
+	}
+	if rep.Confirmed < rep.Committed {
+		rep.Limits = append(rep.Limits, fmt.Sprintf("%d executed calls' blocks were not seen confirmed on chain within %s after the run", rep.Committed-rep.Confirmed, cfg.ConfirmWait))
+	}
 	return rep, nil
+}
+
+// callRecord is a call the worker answered, kept for verification after
+// the timed phase.
+type callRecord struct {
+	sender, worker int
+	ct             []byte
+	sub            *trusted.Submission
+	due, done      time.Time
+	// ok and block are set by verification: executed with success in
+	// the verified shard block.
+	ok    bool
+	block uint64
+}
+
+// buildAll fills built[i][j] = build(i, j) on every core.
+func buildAll(ctx context.Context, built [][][]byte, build func(i, j int) ([]byte, error)) error {
+	type job struct{ i, j int }
+	var jobs []job
+	for i := range built {
+		for j := range built[i] {
+			jobs = append(jobs, job{i, j})
+		}
+	}
+	var (
+		next  atomic.Int64
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for {
+				k := int(next.Add(1) - 1)
+				if k >= len(jobs) || ctx.Err() != nil {
+					return
+				}
+				jb := jobs[k]
+				ct, err := build(jb.i, jb.j)
+				if err != nil {
+					mu.Lock()
+					first = cmp.Or(first, fmt.Errorf("build call %d of sender %d: %w", jb.j, jb.i, err))
+					mu.Unlock()
+					return
+				}
+				built[jb.i][jb.j] = ct
+			}
+		})
+	}
+	wg.Wait()
+	return cmp.Or(first, ctx.Err())
 }
 
 // workerOf is the worker sender i is bound to: round robin.
@@ -267,11 +421,12 @@ func workerOf(i, workers int) int { return i % workers }
 type refusals struct{ rateLimited, busy int }
 
 // submitDirect sends ct, resending it after a pause while the worker
-// answers that the client is rate limited or that it is busy.
-func submitDirect(ctx context.Context, tc *trusted.Client, ct []byte) (*trusted.Result, refusals, error) {
+// answers that the client is rate limited or that it is busy. The answer
+// is verified later (trusted.Client.VerifySubmission).
+func submitDirect(ctx context.Context, tc *trusted.Client, ct []byte) (*trusted.Submission, refusals, error) {
 	var n refusals
 	for {
-		r, err := tc.Submit(ctx, ct)
+		r, err := tc.SubmitUnverified(ctx, ct)
 		var re *api.Error
 		switch {
 		case !errors.As(err, &re):

@@ -12,6 +12,7 @@ package loadgen
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -37,6 +38,12 @@ const (
 	MaxConcurrency = 256
 	MaxRate        = 1_000_000
 	DefaultTimeout = 2 * time.Minute
+	// DefaultConfirmWait is Config.ConfirmWait's default.
+	DefaultConfirmWait = 30 * time.Second
+	// ConfirmPoll is how often a Direct run asks the chain for the
+	// shard's latest confirmed block: the resolution of the latency to
+	// confirmed.
+	ConfirmPoll = 200 * time.Millisecond
 )
 
 // CheckLoopback accepts only URLs (or host:port) whose host is localhost,
@@ -94,6 +101,12 @@ type Config struct {
 	Funder string
 	// Logger receives progress; nil discards it.
 	Logger *slog.Logger
+	// ConfirmWait bounds the wait, after a Direct run's calls, for the
+	// chain to confirm their shard blocks; default DefaultConfirmWait.
+	ConfirmWait time.Duration
+	// Progress, when set, receives a progress bar redrawn in place
+	// (carriage returns) while the calls run: for a terminal.
+	Progress io.Writer
 }
 
 func (c *Config) normalize(needWorker bool) error {
@@ -116,6 +129,9 @@ func (c *Config) normalize(needWorker bool) error {
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = DefaultTimeout
+	}
+	if c.ConfirmWait <= 0 {
+		c.ConfirmWait = DefaultConfirmWait
 	}
 	if c.Funder == "" {
 		c.Funder = "Alice"
@@ -242,6 +258,28 @@ type Report struct {
 	SubmittedPerSec float64 `json:"submitted_per_sec"`
 	CommittedPerSec float64 `json:"committed_per_sec"`
 	Latency         Latency `json:"latency"`
+	// Confirmed are the executed calls whose shard block the chain
+	// confirmed (Direct), LatencyConfirmed their latency to that, as the
+	// load generator saw it (polling every ConfirmPoll).
+	Confirmed        int      `json:"confirmed,omitempty"`
+	LatencyConfirmed *Latency `json:"latency_confirmed,omitempty"`
+	// PrepareSeconds is the time spent building, signing and encrypting
+	// the calls before the timed phase; BuiltLive counts calls that had
+	// to be built in it (an open loop's sender that took more calls than
+	// were prepared for it). VerifySeconds is the time spent verifying
+	// the results after it.
+	PrepareSeconds float64 `json:"prepare_seconds"`
+	BuiltLive      int     `json:"built_live,omitempty"`
+	VerifySeconds  float64 `json:"verify_seconds,omitempty"`
+	// Procs are the measured system's processes (and the load
+	// generator's) with the CPU they used in the timed phase and their
+	// peak RSS; SystemCPUSeconds sums all but the load generator's, and
+	// CPUPerCallMs divides it by the committed calls.
+	Procs            []*Proc `json:"processes,omitempty"`
+	SystemCPUSeconds float64 `json:"system_cpu_seconds"`
+	CPUPerCallMs     float64 `json:"cpu_per_call_ms"`
+	// Series is throughput and latency over time (for --plot).
+	Series []Point `json:"series,omitempty"`
 	// SendLag is, in an open loop, how long after it was due each call
 	// was sent (waiting for a free sender); Late counts those sent more
 	// than LateAfter after.
@@ -277,9 +315,14 @@ type tally struct {
 	rateLimited, busy int
 	latencies         []time.Duration
 	// lags are the open loop's send delays after the due times.
-	lags    []time.Duration
-	blocks  map[uint64]struct{}
-	lastOK  time.Time
+	lags   []time.Duration
+	blocks map[uint64]struct{}
+	// done are the successful calls' completions, for the series.
+	done   []completion
+	start  time.Time
+	lastOK time.Time
+	// prog, when set, counts outcomes for the progress bar.
+	prog    *progress
 	lastSub time.Time
 }
 
@@ -318,6 +361,11 @@ func (t *tally) fill(r *Report, start time.Time) {
 	}
 	r.Latency = percentiles(t.latencies)
 	r.Blocks = len(t.blocks)
+	end0 := t.lastOK
+	if end0.IsZero() {
+		end0 = time.Now()
+	}
+	r.Series = series(t.done, end0.Sub(start))
 	if !t.lastSub.IsZero() {
 		r.SubmitSeconds = t.lastSub.Sub(start).Seconds()
 	}

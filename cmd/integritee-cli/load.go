@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"os"
 	"sort"
 	"strings"
 
@@ -24,9 +27,11 @@ func (e *env) loadGroup() *cli.Command {
 var errLoadFailures = errors.New("some calls failed")
 
 type loadFlags struct {
-	cfg     loadgen.Config
-	workers string
-	asJSON  bool
+	cfg      loadgen.Config
+	workers  string
+	asJSON   bool
+	progress bool
+	plot     string
 }
 
 func (f *loadFlags) register(fs *flag.FlagSet, defN int, worker bool) {
@@ -41,6 +46,21 @@ func (f *loadFlags) register(fs *flag.FlagSet, defN int, worker bool) {
 	fs.DurationVar(&f.cfg.Timeout, "timeout", loadgen.DefaultTimeout, "bound of the whole run, setup included")
 	fs.StringVar(&f.cfg.Tag, "tag", "default", "names the run's dev-derived accounts (Alice//load/TAG/...)")
 	fs.BoolVar(&f.asJSON, "json", false, "write JSON")
+	fs.BoolVar(&f.progress, "progress", false, "draw a progress bar on stderr (default: when stderr is a terminal)")
+	fs.StringVar(&f.plot, "plot", "", "write throughput and latency over time to this SVG `file`")
+	if worker {
+		fs.DurationVar(&f.cfg.ConfirmWait, "confirm-wait", loadgen.DefaultConfirmWait, "after the calls, wait at most this long for the chain to confirm their shard blocks")
+	}
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // loadCommand is "load transfers" or "load direct": run measures the
@@ -60,9 +80,17 @@ func (e *env) loadCommand(name, short string, defN int, worker bool, run func(co
 			if worker {
 				f.cfg.WorkerURLs = splitURLs(f.workers)
 			}
+			if f.progress || isTerminal(e.stderr) {
+				f.cfg.Progress = e.stderr
+			}
 			rep, err := run(ctx, f.cfg)
 			if err != nil {
 				return err
+			}
+			if f.plot != "" {
+				if err := writePlot(f.plot, rep); err != nil {
+					return err
+				}
 			}
 			if f.asJSON {
 				if err := writeJSON(e.stdout, rep); err != nil {
@@ -77,6 +105,25 @@ func (e *env) loadCommand(name, short string, defN int, worker bool, run func(co
 			return nil
 		}
 	}}
+}
+
+// writePlot writes the report's series as an SVG file.
+func writePlot(path string, r *loadgen.Report) error {
+	var b bytes.Buffer
+	title := fmt.Sprintf("load %s: %d calls, %d senders", r.Kind, r.N, r.Concurrency)
+	if r.Mode == "open" {
+		title += fmt.Sprintf(", %.0f/s offered", r.OfferedPerSec)
+	}
+	if r.Refused() {
+		title += " (LIMITED: calls refused)"
+	}
+	if err := loadgen.WriteSVG(&b, title, r.Series); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("--plot: %w", err)
+	}
+	return nil
 }
 
 // splitURLs splits a comma-separated list, dropping empty entries.
@@ -113,7 +160,7 @@ func printLoadReport(e *env, r *loadgen.Report) {
 		done, unit, blocks = "executed", "to executed", "shard blocks"
 	}
 	if r.Refused() {
-		fmt.Fprintln(w, "!! calls were refused for want of capacity: these figures measure a limit, not the workers' capacity")
+		fmt.Fprintf(w, "!! LIMITED by %s: calls were refused for want of capacity, so these figures measure that limit, not the workers' capacity\n", refusedBy(r))
 	}
 	switch r.Mode {
 	case "open":
@@ -143,6 +190,9 @@ func printLoadReport(e *env, r *loadgen.Report) {
 		from = " (from due time)"
 	}
 	fmt.Fprintf(w, "  latency %s%s  p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n", unit, from, r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max)
+	if l := r.LatencyConfirmed; l != nil {
+		fmt.Fprintf(w, "  latency to confirmed on chain%s (%d calls)  p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n", from, r.Confirmed, l.P50, l.P90, l.P99, l.Max)
+	}
 	if l := r.SendLag; l != nil {
 		fmt.Fprintf(w, "  send lag after due  p50 %.1f ms  p99 %.1f ms  max %.1f ms  (%d late by more than %s)\n", l.P50, l.P99, l.Max, r.Late, loadgen.LateAfter)
 	}
@@ -157,7 +207,35 @@ func printLoadReport(e *env, r *loadgen.Report) {
 	} else {
 		fmt.Fprintln(w, "  failed 0")
 	}
+	if len(r.Procs) > 0 {
+		fmt.Fprintf(w, "  processes (CPU in the timed phase, peak RSS):\n")
+		for _, p := range r.Procs {
+			since := "since start"
+			if p.PeakReset {
+				since = "in the run"
+			}
+			fmt.Fprintf(w, "    %-18s pid %-7d %-16s cpu %6.2f s  peak rss %7.1f MiB (%s)\n", p.Role, p.PID, p.Comm, p.CPUSeconds, p.PeakRSSMiB, since)
+		}
+		fmt.Fprintf(w, "  system cpu %.2f s, %.3f ms per %s call\n", r.SystemCPUSeconds, r.CPUPerCallMs, done)
+	}
+	fmt.Fprintf(w, "  prepared in %.2fs before the timed phase", r.PrepareSeconds)
+	if r.VerifySeconds > 0 {
+		fmt.Fprintf(w, ", verified in %.2fs after it", r.VerifySeconds)
+	}
+	fmt.Fprintln(w)
 	for _, l := range r.Limits {
 		fmt.Fprintf(w, "  limit: %s\n", l)
 	}
+}
+
+// refusedBy names the limits that refused calls.
+func refusedBy(r *loadgen.Report) string {
+	var by []string
+	if r.RateLimited > 0 {
+		by = append(by, fmt.Sprintf("the per-client rate limit (--rpc-rate/--rpc-burst: %d refusals 1030)", r.RateLimited))
+	}
+	if r.Busy > 0 {
+		by = append(by, fmt.Sprintf("a full queue (--rpc-call-queue/--rpc-getter-queue: %d refusals 1031)", r.Busy))
+	}
+	return strings.Join(by, " and ")
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -66,6 +69,10 @@ func TestLoadCommands(t *testing.T) {
 		if rep.Blocks == 0 || rep.Latency.P50 <= 0 || rep.Latency.P50 > rep.Latency.P99 || rep.CommittedPerSec <= 0 {
 			t.Errorf("measurements %+v", rep)
 		}
+		if rep.PrepareSeconds <= 0 || len(rep.Series) == 0 {
+			t.Errorf("prepare %.3fs, series %v", rep.PrepareSeconds, rep.Series)
+		}
+		checkProcs(t, &rep, "node+loadgen", 0)
 		if got := balance(recipient) - before[recipient]; got != n*amount {
 			t.Errorf("recipient received %d, want %d", got, n*amount)
 		}
@@ -105,13 +112,25 @@ func TestLoadCommands(t *testing.T) {
 			before[name] = inc(name)
 		}
 		var rep loadgen.Report
+		plot := filepath.Join(t.TempDir(), "direct.svg")
 		cliJSON(t, &rep, "load", "direct", "--n", fmt.Sprint(n), "--concurrency", fmt.Sprint(conc), "--amount", fmt.Sprint(amount),
-			"--tag", "lt", "--node", node, "--worker", worker, "--timeout", "90s")
+			"--tag", "lt", "--node", node, "--worker", worker, "--timeout", "90s", "--plot", plot)
 		if rep.Kind != "direct" || rep.N != n || rep.Submitted != n || rep.Committed != n || rep.Failed != 0 || len(rep.Senders) != conc {
 			t.Fatalf("report %+v", rep)
 		}
 		if rep.Blocks == 0 || rep.Blocks > n || rep.Latency.P50 <= 0 || rep.Latency.P50 > rep.Latency.P99 {
 			t.Errorf("measurements %+v", rep)
+		}
+		// Every call's block was confirmed on chain, after its execution.
+		if l := rep.LatencyConfirmed; rep.Confirmed != n || l == nil || l.P50 < rep.Latency.P50 || l.Max < rep.Latency.Max {
+			t.Errorf("confirmed %d, latency %+v (to executed %+v)", rep.Confirmed, l, rep.Latency)
+		}
+		if rep.PrepareSeconds <= 0 || rep.VerifySeconds <= 0 || len(rep.Series) == 0 {
+			t.Errorf("prepare %.3fs, verify %.3fs, series %v", rep.PrepareSeconds, rep.VerifySeconds, rep.Series)
+		}
+		checkProcs(t, &rep, "node+worker+loadgen", 1)
+		if b, err := os.ReadFile(plot); err != nil || !bytes.HasPrefix(b, []byte("<svg")) || !bytes.Contains(b, []byte("load direct: "+fmt.Sprint(n)+" calls")) {
+			t.Errorf("--plot: %v\n%.200s", err, b)
 		}
 		if got := inc(recipient) - before[recipient]; got != n*amount {
 			t.Errorf("incognito recipient received %d, want %d", got, n*amount)
@@ -182,6 +201,29 @@ func TestLoadWorkersAndRate(t *testing.T) {
 	}
 }
 
+// checkProcs checks that a run against the in-process localnet found
+// this process (node, worker and load generator) and the worker's
+// enclave child, with their peak RSS.
+func checkProcs(t *testing.T, rep *loadgen.Report, self string, wantEnclaves int) {
+	t.Helper()
+	enclaves := 0
+	for _, p := range rep.Procs {
+		switch {
+		case p.Role == self && p.PID == os.Getpid():
+		case p.Role == "enclave" && p.PID != os.Getpid() && strings.HasPrefix(p.Comm, "integritee-encl"):
+			enclaves++
+		default:
+			t.Errorf("process %+v", p)
+		}
+		if p.PeakRSSMiB <= 0 {
+			t.Errorf("process %+v: no peak RSS", p)
+		}
+	}
+	if enclaves != wantEnclaves {
+		t.Errorf("%d enclaves found, want %d: %+v", enclaves, wantEnclaves, rep.Procs)
+	}
+}
+
 func devAddr(name string) tx.Address {
 	return tx.AddressOf(accounts.DevKey(name).Public().(ed25519.PublicKey))
 }
@@ -205,7 +247,7 @@ func TestLoadReportExit(t *testing.T) {
 	}{
 		{"ok", ok, nil, "", []string{"executed   4 in 2.00s (2.0/s)", "shard blocks 2 (2.0 calls per block)", "p99 3.0 ms", "failed 0"}},
 		{"ok json", ok, []string{"--json"}, "", []string{`"committed": 4`, `"blocks": 2`}},
-		{"limited", limited, nil, "", []string{"!! calls were refused", "open loop", "offered at 500.0/s", "over 2 workers",
+		{"limited", limited, nil, "", []string{"!! LIMITED by the per-client rate limit", "open loop", "offered at 500.0/s", "over 2 workers",
 			"worker u1: 1 senders, 2 executed", "achieved of 500.0/s offered", "rate limited 1030: 5", "late by more", "limit: RATE LIMITED"}},
 		{"failed", failed, nil, "some calls failed: 3 of 4 (integritee/5: 1, not_sent: 2)", []string{"failed 3: integritee/5: 1, not_sent: 2"}},
 	} {
