@@ -254,48 +254,7 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 	start := time.Now()
 	t.start = start
 	stopProg := startProgress(cfg.Progress, prog, start)
-	if cfg.Rate == 0 {
-		for i := range m {
-			wg.Go(func() {
-				for j := range counts[i] {
-					if !send(i, j, time.Time{}) {
-						t.fail("not_sent", counts[i]-j-1)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-	} else {
-		// The schedule's slots; any free sender takes the next one due.
-		slots := make(chan time.Time, cfg.N)
-		pctx, stop := context.WithCancel(ctx)
-		paced := make(chan int, 1)
-		go func() { paced <- pace(pctx, realClock{}, start, cfg.Rate, cfg.N, slots) }()
-		var taken sync.WaitGroup
-		var mu sync.Mutex
-		took := 0
-		for i := range m {
-			taken.Go(func() {
-				for j := 0; ; j++ {
-					due, ok := <-slots
-					if !ok {
-						return
-					}
-					mu.Lock()
-					took++
-					mu.Unlock()
-					if !send(i, j, due) {
-						return
-					}
-				}
-			})
-		}
-		taken.Wait() // every sender failed, or the schedule is done
-		stop()
-		<-paced
-		t.fail("not_sent", cfg.N-took)
-	}
+	drive(ctx, cfg, counts, t, send)
 	stopProg()
 	probe.finish(rep)
 	rep.BuiltLive = live
@@ -377,6 +336,11 @@ type callRecord struct {
 
 // buildAll fills built[i][j] = build(i, j) on every core.
 func buildAll(ctx context.Context, built [][][]byte, build func(i, j int) ([]byte, error)) error {
+	return prepareAll(ctx, built, build)
+}
+
+// prepareAll fills out[i][j] = build(i, j) on every core.
+func prepareAll[T any](ctx context.Context, built [][]T, build func(i, j int) (T, error)) error {
 	type job struct{ i, j int }
 	var jobs []job
 	for i := range built {
@@ -413,6 +377,54 @@ func buildAll(ctx context.Context, built [][][]byte, build func(i, j int) ([]byt
 	return cmp.Or(first, ctx.Err())
 }
 
+// drive runs the timed phase: in a closed loop, sender i sends its
+// counts[i] calls one after the other; in an open loop (cfg.Rate), call k
+// is due at t.start + k/Rate and the next free sender takes it. send
+// sends sender i's j-th call due at due (zero in a closed loop) and
+// reports whether the sender may go on. Calls never sent are counted as
+// not_sent.
+func drive(ctx context.Context, cfg Config, counts []int, t *tally, send func(i, j int, due time.Time) bool) {
+	var wg sync.WaitGroup
+	if cfg.Rate == 0 {
+		for i := range counts {
+			wg.Go(func() {
+				for j := range counts[i] {
+					if !send(i, j, time.Time{}) {
+						t.fail("not_sent", counts[i]-j-1)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return
+	}
+	// The schedule's slots; any free sender takes the next one due.
+	slots := make(chan time.Time, cfg.N)
+	pctx, stop := context.WithCancel(ctx)
+	paced := make(chan int, 1)
+	go func() { paced <- pace(pctx, realClock{}, t.start, cfg.Rate, cfg.N, slots) }()
+	var took atomic.Int64
+	for i := range counts {
+		wg.Go(func() {
+			for j := 0; ; j++ {
+				due, ok := <-slots
+				if !ok {
+					return
+				}
+				took.Add(1)
+				if !send(i, j, due) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait() // every sender failed, or the schedule is done
+	stop()
+	<-paced
+	t.fail("not_sent", cfg.N-int(took.Load()))
+}
+
 // workerOf is the worker sender i is bound to: round robin.
 func workerOf(i, workers int) int { return i % workers }
 
@@ -423,27 +435,12 @@ type refusals struct{ rateLimited, busy int }
 // submitDirect sends ct, resending it after a pause while the worker
 // answers that the client is rate limited or that it is busy. The answer
 // is verified later (trusted.Client.VerifySubmission).
-func submitDirect(ctx context.Context, tc *trusted.Client, ct []byte) (*trusted.Submission, refusals, error) {
-	var n refusals
-	for {
-		r, err := tc.SubmitUnverified(ctx, ct)
-		var re *api.Error
-		switch {
-		case !errors.As(err, &re):
-			return r, n, err
-		case re.Code == api.CodeRateLimited:
-			n.rateLimited++
-		case re.Code == api.CodeBusy:
-			n.busy++
-		default:
-			return r, n, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, n, err
-		case <-time.After(refusalPause):
-		}
-	}
+func submitDirect(ctx context.Context, tc *trusted.Client, ct []byte) (sub *trusted.Submission, n refusals, err error) {
+	n, err = retryRefused(ctx, func() (err error) {
+		sub, err = tc.SubmitUnverified(ctx, ct)
+		return err
+	})
+	return sub, n, err
 }
 
 // waitProcessed waits until the worker has processed chain height h.

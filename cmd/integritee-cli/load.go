@@ -16,8 +16,9 @@ import (
 )
 
 func (e *env) loadGroup() *cli.Command {
-	return &cli.Command{Name: "load", Short: "measure a local network: public transfers or direct trusted calls (loopback only)", Commands: []*cli.Command{
+	return &cli.Command{Name: "load", Short: "measure a local network: public transfers, direct trusted calls, private getters (loopback only)", Commands: []*cli.Command{
 		e.loadCommand("transfers", "N public transfers from C funded senders: submitted/s, committed/s, latency to commit", 1000, false, loadgen.Transfers),
+		e.loadCommand("getters", "N private getters (each sender's trusted balance) from C accounts spread over the workers, closed loop or at --rate: getters/s, latency to the answer", 1000, true, loadgen.Getters),
 		e.loadCommand("direct", "N direct trusted transfers from C shielded accounts spread over the workers, closed loop or at --rate calls/s: calls/s, latency to executed, shard blocks", 200, true, loadgen.Direct),
 	}}
 }
@@ -34,7 +35,7 @@ type loadFlags struct {
 	plot     string
 }
 
-func (f *loadFlags) register(fs *flag.FlagSet, defN int, worker bool) {
+func (f *loadFlags) register(fs *flag.FlagSet, name string, defN int, worker bool) {
 	fs.StringVar(&f.cfg.NodeURL, "node", defaultNode, "node RPC `URL` (loopback only)")
 	if worker {
 		fs.StringVar(&f.workers, "worker", "http://127.0.0.1:2000", "worker RPC `URLs`, comma-separated (loopback only): sender i sends to the (i mod count)-th")
@@ -48,7 +49,7 @@ func (f *loadFlags) register(fs *flag.FlagSet, defN int, worker bool) {
 	fs.BoolVar(&f.asJSON, "json", false, "write JSON")
 	fs.BoolVar(&f.progress, "progress", false, "draw a progress bar on stderr (default: when stderr is a terminal)")
 	fs.StringVar(&f.plot, "plot", "", "write throughput and latency over time to this SVG `file`")
-	if worker {
+	if name == "direct" {
 		fs.DurationVar(&f.cfg.ConfirmWait, "confirm-wait", loadgen.DefaultConfirmWait, "after the calls, wait at most this long for the chain to confirm their shard blocks")
 	}
 }
@@ -72,7 +73,7 @@ func (e *env) loadCommand(name, short string, defN int, worker bool, run func(co
 	}
 	return &cli.Command{Name: name, Usage: usage, Short: short, Setup: func(fs *flag.FlagSet) cli.RunFunc {
 		var f loadFlags
-		f.register(fs, defN, worker)
+		f.register(fs, name, defN, worker)
 		return func(ctx context.Context, pos []string) error {
 			if err := cli.NoArgs(pos); err != nil {
 				return err
@@ -156,8 +157,11 @@ func failureList(m map[string]int) string {
 func printLoadReport(e *env, r *loadgen.Report) {
 	w := e.stdout
 	done, unit, blocks := "committed", "to commit", "chain blocks"
-	if r.Kind == "direct" {
+	switch r.Kind {
+	case "direct":
 		done, unit, blocks = "executed", "to executed", "shard blocks"
+	case "getters":
+		done, unit = "answered", "to the answer"
 	}
 	if r.Refused() {
 		fmt.Fprintf(w, "!! LIMITED by %s: calls were refused for want of capacity, so these figures measure that limit, not the workers' capacity\n", refusedBy(r))

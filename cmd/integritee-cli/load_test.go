@@ -145,6 +145,21 @@ func TestLoadCommands(t *testing.T) {
 		}
 	})
 
+	// Private getters: every answer decrypts to the balance read before.
+	t.Run("getters", func(t *testing.T) {
+		const n, conc = 40, 4
+		var rep loadgen.Report
+		cliJSON(t, &rep, "load", "getters", "--n", fmt.Sprint(n), "--concurrency", fmt.Sprint(conc),
+			"--tag", "lt", "--node", node, "--worker", worker, "--timeout", "90s")
+		if rep.Kind != "getters" || rep.N != n || rep.Submitted != n || rep.Committed != n || rep.Failed != 0 || len(rep.Senders) != conc {
+			t.Fatalf("report %+v", rep)
+		}
+		if rep.Latency.P50 <= 0 || rep.Latency.P50 > rep.Latency.P99 || rep.PrepareSeconds <= 0 || len(rep.Series) == 0 {
+			t.Errorf("measurements %+v", rep)
+		}
+		checkProcs(t, &rep, "node+worker+loadgen", 1)
+	})
+
 	// The open loop, with the worker's URL given twice: the senders are
 	// spread over both entries, round robin.
 	t.Run("direct open loop over two URLs", func(t *testing.T) {
