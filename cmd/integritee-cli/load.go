@@ -188,6 +188,9 @@ func printLoadReport(e *env, r *loadgen.Report) {
 	if r.Mode == "open" {
 		fmt.Fprintf(w, " achieved of %.1f/s offered", r.OfferedPerSec)
 	}
+	if r.Refused() {
+		fmt.Fprint(w, "; LIMITED, not capacity")
+	}
 	fmt.Fprintln(w, ")")
 	from := ""
 	if r.Mode == "open" {

@@ -263,7 +263,7 @@ func TestLoadReportExit(t *testing.T) {
 		{"ok", ok, nil, "", []string{"executed   4 in 2.00s (2.0/s)", "shard blocks 2 (2.0 calls per block)", "p99 3.0 ms", "failed 0"}},
 		{"ok json", ok, []string{"--json"}, "", []string{`"committed": 4`, `"blocks": 2`}},
 		{"limited", limited, nil, "", []string{"!! LIMITED by the per-client rate limit", "open loop", "offered at 500.0/s", "over 2 workers",
-			"worker u1: 1 senders, 2 executed", "achieved of 500.0/s offered", "rate limited 1030: 5", "late by more", "limit: RATE LIMITED"}},
+			"worker u1: 1 senders, 2 executed", "achieved of 500.0/s offered; LIMITED, not capacity", "rate limited 1030: 5", "late by more", "limit: RATE LIMITED"}},
 		{"failed", failed, nil, "some calls failed: 3 of 4 (integritee/5: 1, not_sent: 2)", []string{"failed 3: integritee/5: 1, not_sent: 2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
