@@ -82,7 +82,6 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		tcs[w] = tc
 	}
-	tc0 := tcs[0]
 	params, err := c.Params(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("params: %w", err)
@@ -116,43 +115,17 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 	for w, u := range cfg.WorkerURLs {
 		rep.Workers[w].URL = u
 	}
-	cfg.Logger.Info("shielding", "accounts", m)
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		shieldH  int64
-		shieldEr error
-	)
-	shard := tc0.Shard()
 	for i := range m {
 		w := workerOf(i, len(tcs))
 		rep.Senders[i] = Sender{Name: senders[i].name, Address: senders[i].addr.String(), Shielded: uint64(counts[i]) * cfg.Amount,
 			Worker: cfg.WorkerURLs[w]}
 		rep.Workers[w].Senders++
-		wg.Go(func() {
-			enc, err := shielding.Encrypt(tc0.ShieldingKey(), shielding.InfoShieldRecipient, senders[i].addr[:])
-			var sub *client.Submitted
-			if err == nil {
-				sub, err = c.ShieldFunds(ctx, payers[i].key, types.Hash(shard), rep.Senders[i].Shielded, enc)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				shieldEr = errors.Join(shieldEr, fmt.Errorf("shield to %s: %w", senders[i].name, err))
-				return
-			}
-			shieldH = max(shieldH, sub.Height)
-		})
 	}
-	wg.Wait()
-	if shieldEr != nil {
-		return nil, shieldEr
+	cfg.Logger.Info("shielding", "accounts", m)
+	if err := shieldAll(ctx, c, tcs, payers, senders, rep.Senders); err != nil {
+		return nil, err
 	}
-	for _, tc := range tcs {
-		if err := waitProcessed(ctx, tc, shieldH); err != nil {
-			return nil, err
-		}
-	}
+	shard := tcs[0].Shard()
 	nonces := make([]uint64, m)
 	for i, s := range senders {
 		if nonces[i], err = tcs[workerOf(i, len(tcs))].Nonce(ctx, s.key); err != nil {
@@ -375,6 +348,45 @@ func prepareAll[T any](ctx context.Context, built [][]T, build func(i, j int) (T
 	}
 	wg.Wait()
 	return cmp.Or(first, ctx.Err())
+}
+
+// shieldAll shields each sender's Shielded amount from payers[i] to
+// senders[i] through the chain and waits until every worker processed
+// the shields.
+func shieldAll(ctx context.Context, c *client.Client, tcs []*trusted.Client, payers, senders []account, rs []Sender) error {
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		shieldH  int64
+		shieldEr error
+	)
+	tc0 := tcs[0]
+	for i := range payers {
+		wg.Go(func() {
+			enc, err := shielding.Encrypt(tc0.ShieldingKey(), shielding.InfoShieldRecipient, senders[i].addr[:])
+			var sub *client.Submitted
+			if err == nil {
+				sub, err = c.ShieldFunds(ctx, payers[i].key, types.Hash(tc0.Shard()), rs[i].Shielded, enc)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				shieldEr = errors.Join(shieldEr, fmt.Errorf("shield to %s: %w", senders[i].name, err))
+				return
+			}
+			shieldH = max(shieldH, sub.Height)
+		})
+	}
+	wg.Wait()
+	if shieldEr != nil {
+		return shieldEr
+	}
+	for _, tc := range tcs {
+		if err := waitProcessed(ctx, tc, shieldH); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // drive runs the timed phase: in a closed loop, sender i sends its

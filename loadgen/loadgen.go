@@ -261,8 +261,11 @@ type Report struct {
 	// Confirmed are the executed calls whose shard block the chain
 	// confirmed (Direct), LatencyConfirmed their latency to that, as the
 	// load generator saw it (polling every ConfirmPoll).
-	Confirmed        int      `json:"confirmed,omitempty"`
-	LatencyConfirmed *Latency `json:"latency_confirmed,omitempty"`
+	Confirmed int `json:"confirmed,omitempty"`
+	// BlocksToExecuted is, for indirect calls, the chain blocks from the
+	// height at broadcast to the block holding the call.
+	BlocksToExecuted *BlockLatency `json:"blocks_to_executed,omitempty"`
+	LatencyConfirmed *Latency      `json:"latency_confirmed,omitempty"`
 	// PrepareSeconds is the time spent building, signing and encrypting
 	// the calls before the timed phase; BuiltLive counts calls that had
 	// to be built in it (an open loop's sender that took more calls than

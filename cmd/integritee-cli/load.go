@@ -19,6 +19,7 @@ func (e *env) loadGroup() *cli.Command {
 	return &cli.Command{Name: "load", Short: "measure a local network: public transfers, direct trusted calls, private getters (loopback only)", Commands: []*cli.Command{
 		e.loadCommand("transfers", "N public transfers from C funded senders: submitted/s, committed/s, latency to commit", 1000, false, loadgen.Transfers),
 		e.loadCommand("getters", "N private getters (each sender's trusted balance) from C accounts spread over the workers, closed loop or at --rate: getters/s, latency to the answer", 1000, true, loadgen.Getters),
+		e.loadCommand("indirect", "N trusted transfers from C shielded accounts through the chain (bridge invokes, closed loop): calls/s, latency from broadcast to executed in ms and chain blocks", 200, true, loadgen.Indirect),
 		e.loadCommand("direct", "N direct trusted transfers from C shielded accounts spread over the workers, closed loop or at --rate calls/s: calls/s, latency to executed, shard blocks", 200, true, loadgen.Direct),
 	}}
 }
@@ -162,6 +163,8 @@ func printLoadReport(e *env, r *loadgen.Report) {
 		done, unit, blocks = "executed", "to executed", "shard blocks"
 	case "getters":
 		done, unit = "answered", "to the answer"
+	case "indirect":
+		done, unit = "executed", "from broadcast to executed"
 	}
 	if r.Refused() {
 		fmt.Fprintf(w, "!! LIMITED by %s: calls were refused for want of capacity, so these figures measure that limit, not the workers' capacity\n", refusedBy(r))
@@ -199,6 +202,9 @@ func printLoadReport(e *env, r *loadgen.Report) {
 	fmt.Fprintf(w, "  latency %s%s  p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n", unit, from, r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max)
 	if l := r.LatencyConfirmed; l != nil {
 		fmt.Fprintf(w, "  latency to confirmed on chain%s (%d calls)  p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n", from, r.Confirmed, l.P50, l.P90, l.P99, l.Max)
+	}
+	if b := r.BlocksToExecuted; b != nil {
+		fmt.Fprintf(w, "  chain blocks from broadcast to executed  p50 %d  p90 %d  p99 %d  max %d\n", b.P50, b.P90, b.P99, b.Max)
 	}
 	if l := r.SendLag; l != nil {
 		fmt.Fprintf(w, "  send lag after due  p50 %.1f ms  p99 %.1f ms  max %.1f ms  (%d late by more than %s)\n", l.P50, l.P99, l.Max, r.Late, loadgen.LateAfter)

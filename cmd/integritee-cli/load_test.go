@@ -160,6 +160,39 @@ func TestLoadCommands(t *testing.T) {
 		checkProcs(t, &rep, "node+worker+loadgen", 1)
 	})
 
+	// Indirect calls: each sender's trusted nonce moved by its calls, the
+	// recipient got them all.
+	t.Run("indirect", func(t *testing.T) {
+		const n, conc, amount = 12, 3, 5
+		tc, err := trusted.Dial(ctx, worker, c, trusted.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inc := func(name string) uint64 {
+			t.Helper()
+			b, err := tc.Balance(ctx, accounts.DevKey(name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		recipient := "Alice//load/lt/indirect-recipient"
+		before := inc(recipient)
+		var rep loadgen.Report
+		cliJSON(t, &rep, "load", "indirect", "--n", fmt.Sprint(n), "--concurrency", fmt.Sprint(conc), "--amount", fmt.Sprint(amount),
+			"--tag", "lt", "--node", node, "--worker", worker, "--timeout", "90s")
+		if rep.Kind != "indirect" || rep.N != n || rep.Submitted != n || rep.Committed != n || rep.Failed != 0 || len(rep.Senders) != conc {
+			t.Fatalf("report %+v", rep)
+		}
+		if b := rep.BlocksToExecuted; b == nil || b.P50 < 1 || b.P50 > b.Max || rep.Latency.P50 <= 0 {
+			t.Errorf("latency %+v, blocks %+v", rep.Latency, b)
+		}
+		if got := inc(recipient) - before; got != n*amount {
+			t.Errorf("incognito recipient received %d, want %d", got, n*amount)
+		}
+		checkProcs(t, &rep, "node+worker+loadgen", 1)
+	})
+
 	// The open loop, with the worker's URL given twice: the senders are
 	// spread over both entries, round robin.
 	t.Run("direct open loop over two URLs", func(t *testing.T) {
