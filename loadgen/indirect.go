@@ -51,8 +51,8 @@ type indirectTx struct {
 // Indirect shields funds to cfg.Concurrency incognito accounts (like
 // Direct), then sends cfg.N trusted transfers from them through the chain:
 // each an encrypted call in a bridge invoke paid by the sender's public
-// payer, broadcast pipelined (closed loop: every payer sends its share,
-// one after the other, without waiting for blocks). A call is executed
+// payer, broadcast pipelined (every payer sends its share, one after the
+// other, without waiting for blocks; no open loop). A call is executed
 // when the sender's worker has processed the chain block holding it
 // (system_health's height). Latency is from the broadcast to that, in ms
 // and in chain blocks (from the height at broadcast to the block that
@@ -64,7 +64,7 @@ func Indirect(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	if cfg.Rate != 0 {
-		return nil, fmt.Errorf("%w: indirect calls run a closed loop only", ErrConfig)
+		return nil, fmt.Errorf("%w: indirect calls are sent pipelined, without a rate", ErrConfig)
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
@@ -110,7 +110,7 @@ func Indirect(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	maxFee := params.MinFee(len(probe))
-	rep := &Report{Kind: "indirect", Mode: "closed", N: cfg.N, Concurrency: m, Recipient: recipient.addr.String(), Amount: cfg.Amount,
+	rep := &Report{Kind: "indirect", N: cfg.N, Concurrency: m, Recipient: recipient.addr.String(), Amount: cfg.Amount,
 		Senders: make([]Sender, m), Workers: make([]WorkerShare, len(tcs))}
 	for w, u := range cfg.WorkerURLs {
 		rep.Workers[w].URL = u
