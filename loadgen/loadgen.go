@@ -1,7 +1,15 @@
 // Package loadgen measures a local integritee network under load: public
-// transfers through the node (Transfers) and direct trusted calls through a
-// worker (Direct). It only ever talks to loopback addresses (CheckLoopback):
-// it is a development tool and must never load another machine.
+// transfers through the node (Transfers), direct trusted calls (Direct)
+// and private getters (Getters) through the workers, and trusted calls
+// through the chain (Indirect). It only ever talks to loopback addresses
+// (CheckLoopback): it is a development tool and must never load another
+// machine.
+//
+// It measures the system, not itself: calls are prepared (built, signed,
+// encrypted) before the timed phase and results verified after it; the
+// report gives the CPU time and peak RSS of the system's processes, found
+// in /proc by their listening ports (procstat.go), so CPU per call is a
+// number.
 //
 // Senders are dev-derived accounts (accounts.DevKey("Alice//load/...")),
 // funded from Alice first, so a run needs a dev genesis. Each sender keeps
