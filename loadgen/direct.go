@@ -154,6 +154,7 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	rep.PrepareSeconds = time.Since(prep).Seconds()
+	rep.workerLimits(ctx, tcs)
 
 	probe := newProbe(cfg.NodeURL, cfg.WorkerURLs)
 	conf := newConfirmWatch(c, types.Hash(shard))

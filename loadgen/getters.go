@@ -88,6 +88,7 @@ func Getters(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	rep.PrepareSeconds = time.Since(prep).Seconds()
+	rep.workerLimits(ctx, tcs)
 
 	type answer struct {
 		sender, worker int

@@ -166,6 +166,7 @@ func Indirect(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	rep.PrepareSeconds = time.Since(prep).Seconds()
+	rep.workerLimits(ctx, tcs)
 
 	st, err := c.RPC().Status(ctx)
 	if err != nil {

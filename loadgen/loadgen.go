@@ -18,6 +18,7 @@
 package loadgen
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/integritee-go/integritee/client/trusted"
+	"github.com/integritee-go/integritee/worker/rpc/api"
 )
 
 // Errors.
@@ -230,6 +234,9 @@ type WorkerShare struct {
 	Senders  int    `json:"senders"`
 	Executed int    `json:"executed"`
 	Failed   int    `json:"failed"`
+	// Limits are the worker's JSON-RPC limits from its system_health
+	// (nil if it does not report them).
+	Limits *api.Limits `json:"limits,omitempty"`
 }
 
 // Report is the result of a run.
@@ -428,6 +435,21 @@ func (r *Report) limits(cfg Config, workers int) {
 	}
 	if workers > 1 {
 		r.Limits = append(r.Limits, fmt.Sprintf("%d workers, senders bound round robin", workers))
+	}
+	for _, w := range r.Workers {
+		if l := w.Limits; l != nil {
+			r.Limits = append(r.Limits, fmt.Sprintf("worker %s runs with --rpc-rate %g --rpc-burst %d --rpc-call-queue %d --rpc-calls-per-round %d --rpc-getters %d --rpc-getter-queue %d --rpc-max-conns %d --rpc-max-conns-per-ip %d",
+				w.URL, l.RateLimit, l.RateBurst, l.CallQueue, l.CallsPerRound, l.Getters, l.GetterQueue, l.MaxConns, l.MaxConnsPerIP))
+		}
+	}
+}
+
+// workerLimits records each worker's limits from its health.
+func (r *Report) workerLimits(ctx context.Context, tcs []*trusted.Client) {
+	for w, tc := range tcs {
+		if h, err := tc.Health(ctx); err == nil {
+			r.Workers[w].Limits = h.Limits
+		}
 	}
 }
 

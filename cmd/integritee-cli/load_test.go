@@ -19,6 +19,7 @@ import (
 	"github.com/integritee-go/integritee/internal/cli"
 	"github.com/integritee-go/integritee/loadgen"
 	"github.com/integritee-go/integritee/localnet"
+	"github.com/integritee-go/integritee/worker/rpc"
 )
 
 // TestLoadCommands runs both load commands at small N against a localnet
@@ -129,6 +130,12 @@ func TestLoadCommands(t *testing.T) {
 			t.Errorf("prepare %.3fs, verify %.3fs, series %v", rep.PrepareSeconds, rep.VerifySeconds, rep.Series)
 		}
 		checkProcs(t, &rep, "node+worker+loadgen", 1)
+		// The worker's limits (localnet's defaults) are stated.
+		if l := rep.Workers[0].Limits; l == nil || l.RateLimit != rpc.DefaultRateLimit || l.CallQueue != rpc.DefaultQueueSize {
+			t.Errorf("worker limits %+v", l)
+		} else if !slices.ContainsFunc(rep.Limits, func(s string) bool { return strings.Contains(s, "--rpc-rate 200 --rpc-burst 400") }) {
+			t.Errorf("limits %q do not state the worker's", rep.Limits)
+		}
 		if b, err := os.ReadFile(plot); err != nil || !bytes.HasPrefix(b, []byte("<svg")) || !bytes.Contains(b, []byte("load direct: "+fmt.Sprint(n)+" calls")) {
 			t.Errorf("--plot: %v\n%.200s", err, b)
 		}
