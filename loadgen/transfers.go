@@ -161,6 +161,15 @@ func Transfers(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	rep.PrepareSeconds = time.Since(prep).Seconds()
+	return broadcastAll(ctx, c, cfg, params, rep, wires, st.SyncInfo.LatestBlockHeight)
+}
+
+// broadcastAll is the timed phase of a run of prepared transactions:
+// sender i broadcasts wires[i] one after the other (pipelined, no wait
+// for blocks), and the blocks after fromHeight are followed until each
+// is committed or the run times out. rep.Senders[i] gets sender i's
+// outcomes.
+func broadcastAll(ctx context.Context, c *client.Client, cfg Config, params accounts.Params, rep *Report, wires [][][]byte, fromHeight int64) (*Report, error) {
 	procs := newProbe(cfg.NodeURL, nil)
 	prog := &progress{total: cfg.N}
 	t := newTally()
@@ -174,7 +183,7 @@ func Transfers(ctx context.Context, cfg Config) (*Report, error) {
 	t.start = start
 	stopProg := startProgress(cfg.Progress, prog, start)
 	var wg sync.WaitGroup
-	for i := range k {
+	for i := range wires {
 		wg.Go(func() {
 			for j, wire := range wires[i] {
 				h := tx.Hash(wire)
@@ -188,9 +197,9 @@ func Transfers(ctx context.Context, cfg Config) (*Report, error) {
 					delete(pending, h)
 					mu.Unlock()
 					t.fail(failCode(ctx, err), 1)
-					prog.failed.Add(int64(counts[i] - j))
+					prog.failed.Add(int64(len(wires[i]) - j))
 					// Later nonces of this sender would be rejected.
-					t.fail("not_sent", counts[i]-j-1)
+					t.fail("not_sent", len(wires[i])-j-1)
 					return
 				}
 				t.mu.Lock()
@@ -204,7 +213,7 @@ func Transfers(ctx context.Context, cfg Config) (*Report, error) {
 	go func() { wg.Wait(); close(sendersDone) }()
 
 	// Follow the blocks from the height before the first submission.
-	next := st.SyncInfo.LatestBlockHeight + 1
+	next := fromHeight + 1
 	finished := false
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()

@@ -18,6 +18,7 @@ import (
 func (e *env) loadGroup() *cli.Command {
 	return &cli.Command{Name: "load", Short: "measure a local network: public transfers, direct trusted calls, private getters (loopback only)", Commands: []*cli.Command{
 		e.loadCommand("transfers", "N public transfers from C funded senders: submitted/s, committed/s, latency to commit", 1000, false, loadgen.Transfers),
+		e.loadCommand("register", "N sim enclaves registered on chain (teerex register_enclave with a simulated DCAP quote each) by C senders: registrations/s, latency to commit", 100, false, loadgen.Register),
 		e.loadCommand("getters", "N private getters (each sender's trusted balance) from C accounts spread over the workers, closed loop or at --rate: getters/s, latency to the answer", 1000, true, loadgen.Getters),
 		e.loadCommand("indirect", "N trusted transfers from C shielded accounts through the chain (bridge invokes, pipelined): calls/s, latency from broadcast to executed in ms and chain blocks", 200, true, loadgen.Indirect),
 		e.loadCommand("direct", "N direct trusted transfers from C shielded accounts spread over the workers, closed loop or at --rate calls/s: calls/s, latency to executed, shard blocks", 200, true, loadgen.Direct),
@@ -165,6 +166,8 @@ func printLoadReport(e *env, r *loadgen.Report) {
 		done, unit = "answered", "to the answer"
 	case "indirect":
 		done, unit = "executed", "from broadcast to executed"
+	case "register":
+		done, unit = "registered", "to commit"
 	}
 	if r.Refused() {
 		fmt.Fprintf(w, "!! LIMITED by %s: calls were refused for want of capacity, so these figures measure that limit, not the workers' capacity\n", refusedBy(r))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/client/trusted"
 	"github.com/integritee-go/integritee/internal/cli"
@@ -150,6 +151,24 @@ func TestLoadCommands(t *testing.T) {
 				t.Errorf("%s holds %d in the shard, want %d", s.Name, got, want)
 			}
 		}
+	})
+
+	// Enclave registrations: every enclave is registered with the run's
+	// measurement.
+	t.Run("register", func(t *testing.T) {
+		const n, conc = 6, 2
+		var rep loadgen.Report
+		cliJSON(t, &rep, "load", "register", "--n", fmt.Sprint(n), "--concurrency", fmt.Sprint(conc), "--tag", "lt", "--node", node, "--timeout", "90s")
+		if rep.Kind != "register" || rep.N != n || rep.Submitted != n || rep.Committed != n || rep.Failed != 0 || rep.Latency.P50 <= 0 {
+			t.Fatalf("report %+v", rep)
+		}
+		for e := range n {
+			enc, _, err := c.Enclave(ctx, devAddr(fmt.Sprintf("Alice//load/lt/enclave/%d", e)))
+			if err != nil || enc == nil || enc.MRENCLAVE != types.Hash(loadgen.RegisterMeasurement("lt")) {
+				t.Errorf("enclave %d: %+v %v", e, enc, err)
+			}
+		}
+		checkProcs(t, &rep, "node+loadgen", 0)
 	})
 
 	// Private getters: every answer decrypts to the balance read before.
