@@ -1,11 +1,14 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/integritee-go/integritee/chain/tx"
@@ -44,8 +47,7 @@ func directFailCode(ctx context.Context, err error) string {
 // recipient through the workers' JSON-RPC. Sender i is bound to worker
 // i mod len(workers). Every worker's enclave is first verified against its
 // registration (trusted.Dial), and every result against the enclave's
-// signed shard block. The calls are encrypted before the timing starts
-// (in an open loop, twice each sender's even share).
+// signed shard block.
 //
 // Without cfg.Rate it is a closed loop: each sender sends its share of the
 // calls one after the other, each once the previous one executed, and
@@ -80,7 +82,6 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		tcs[w] = tc
 	}
-	tc0 := tcs[0]
 	params, err := c.Params(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("params: %w", err)
@@ -114,24 +115,260 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 	for w, u := range cfg.WorkerURLs {
 		rep.Workers[w].URL = u
 	}
+	for i := range m {
+		w := workerOf(i, len(tcs))
+		rep.Senders[i] = Sender{Name: senders[i].name, Address: senders[i].addr.String(), Shielded: uint64(counts[i]) * cfg.Amount,
+			Worker: cfg.WorkerURLs[w]}
+		rep.Workers[w].Senders++
+	}
 	cfg.Logger.Info("shielding", "accounts", m)
+	if err := shieldAll(ctx, c, tcs, payers, senders, rep.Senders); err != nil {
+		return nil, err
+	}
+	shard := tcs[0].Shard()
+	nonces := make([]uint64, m)
+	for i, s := range senders {
+		if nonces[i], err = tcs[workerOf(i, len(tcs))].Nonce(ctx, s.key); err != nil {
+			return nil, fmt.Errorf("trusted nonce of %s: %w", s.name, err)
+		}
+	}
+
+	// Every call is built, signed and encrypted before the timed phase.
+	// An open loop's sender may take any of the calls: it gets twice its
+	// share, and builds more in the timed phase only if it takes more
+	// (counted in BuiltLive).
+	prep := time.Now()
+	built := make([][][]byte, m)
+	for i := range m {
+		n := counts[i]
+		if cfg.Rate > 0 {
+			n = min(cfg.N, 2*share(cfg.N, m, 0)+8)
+		}
+		built[i] = make([][]byte, n)
+	}
+	build := func(i, j int) ([]byte, error) {
+		call := stf.Call{Transfer: &stf.Transfer{From: senders[i].addr, To: recipient.addr, Amount: cfg.Amount}}
+		return tcs[workerOf(i, len(tcs))].EncryptCall(senders[i].key, call, nonces[i]+uint64(j))
+	}
+	if err := buildAll(ctx, built, build); err != nil {
+		return nil, err
+	}
+	rep.PrepareSeconds = time.Since(prep).Seconds()
+	rep.workerLimits(ctx, tcs)
+
+	probe := newProbe(cfg.NodeURL, cfg.WorkerURLs)
+	conf := newConfirmWatch(c, types.Hash(shard))
+	t := newTally()
+	prog := &progress{total: cfg.N}
+	var (
+		recMu   sync.Mutex
+		records []callRecord
+		live    int
+	)
+	// send sends sender i's j-th call, due at due (its first submission
+	// in a closed loop), and records the worker's answer, unverified. It
+	// reports whether the sender may go on.
+	send := func(i, j int, due time.Time) bool {
+		w := workerOf(i, len(tcs))
+		var ct []byte
+		if j < len(built[i]) {
+			ct = built[i][j]
+		} else {
+			var err error
+			if ct, err = build(i, j); err != nil {
+				t.fail("build", 1)
+				prog.failed.Add(1)
+				return false
+			}
+			recMu.Lock()
+			live++
+			recMu.Unlock()
+		}
+		sentAt := time.Now()
+		if due.IsZero() {
+			due = sentAt
+		}
+		sub, refused, err := submitDirect(ctx, tcs[w], ct)
+		now := time.Now()
+		prog.retry.Add(int64(refused.rateLimited + refused.busy))
+		t.mu.Lock()
+		t.retries += refused.rateLimited + refused.busy
+		t.rateLimited += refused.rateLimited
+		t.busy += refused.busy
+		if cfg.Rate > 0 {
+			t.lags = append(t.lags, sentAt.Sub(due))
+		}
+		if err == nil {
+			t.submitted++
+			t.lastSub = now
+		}
+		t.mu.Unlock()
+		if err != nil {
+			t.fail(directFailCode(ctx, err), 1)
+			prog.failed.Add(1)
+			recMu.Lock()
+			rep.Workers[w].Failed++
+			recMu.Unlock()
+			// The nonce may or may not be used: later calls of this
+			// sender cannot be trusted to line up.
+			return false
+		}
+		if ok, block := sub.Executed(); ok {
+			conf.executed(block, now)
+		}
+		prog.done.Add(1)
+		recMu.Lock()
+		records = append(records, callRecord{sender: i, worker: w, ct: ct, sub: sub, due: due, done: now})
+		recMu.Unlock()
+		return true
+	}
+
+	stopConf := conf.run(ctx)
+	probe.start()
+	start := time.Now()
+	t.start = start
+	stopProg := startProgress(cfg.Progress, prog, start)
+	drive(ctx, cfg, counts, t, send)
+	stopProg()
+	probe.finish(rep)
+	rep.BuiltLive = live
+
+	// After the timed phase: verify every answer (block signed by the
+	// worker's verified enclave, call proved in it), then wait for the
+	// chain to confirm the blocks.
+	ver := time.Now()
+	for k := range records {
+		r := &records[k]
+		res, err := tcs[r.worker].VerifySubmission(r.ct, r.sub)
+		switch {
+		case err != nil:
+			t.fail(directFailCode(ctx, err), 1)
+			rep.Workers[r.worker].Failed++
+		case !res.Success:
+			t.fail("stf_failed", 1)
+			rep.Workers[r.worker].Failed++
+		default:
+			t.committed++
+			t.latencies = append(t.latencies, r.done.Sub(r.due))
+			t.byWorker[r.worker] = append(t.byWorker[r.worker], r.done.Sub(r.due))
+			t.done = append(t.done, completion{at: r.done.Sub(start), lat: r.done.Sub(r.due)})
+			t.blocks[res.Block.Number] = struct{}{}
+			if r.done.After(t.lastOK) {
+				t.lastOK = r.done
+			}
+			s := &rep.Senders[r.sender]
+			s.Sent++
+			s.Amount += cfg.Amount
+			rep.Workers[r.worker].Executed++
+			conf.verified(res)
+			r.ok, r.block = true, res.Block.Number
+		}
+	}
+	rep.VerifySeconds = time.Since(ver).Seconds()
+	t.fill(rep, start)
+	confirmedAt, mismatch := conf.wait(ctx, stopConf, cfg.ConfirmWait)
+	var toConfirmed []time.Duration
+	for _, r := range records {
+		if at, ok := confirmedAt[r.block]; ok && r.ok {
+			toConfirmed = append(toConfirmed, at.Sub(r.due))
+		}
+	}
+	if len(toConfirmed) > 0 {
+		l := percentiles(toConfirmed)
+		rep.Confirmed, rep.LatencyConfirmed = len(toConfirmed), &l
+	}
+	if mismatch > 0 {
+		if rep.Failures == nil {
+			rep.Failures = map[string]int{}
+		}
+		rep.Failures["fork"] += mismatch
+		rep.Failed += mismatch
+		rep.Committed -= mismatch
+	}
+	rep.cpuPerCall()
+	rep.limits(cfg, len(tcs))
+	if rep.BuiltLive > 0 {
+		rep.Limits = append(rep.Limits, fmt.Sprintf("%d calls were built in the timed phase (a sender took more than the calls prepared for it)", rep.BuiltLive))
+	}
+	if rep.Confirmed < rep.Committed {
+		rep.Limits = append(rep.Limits, fmt.Sprintf("%d executed calls' blocks were not seen confirmed on chain within %s after the run", rep.Committed-rep.Confirmed, cfg.ConfirmWait))
+	}
+	return rep, nil
+}
+
+// callRecord is a call the worker answered, kept for verification after
+// the timed phase.
+type callRecord struct {
+	sender, worker int
+	ct             []byte
+	sub            *trusted.Submission
+	due, done      time.Time
+	// ok and block are set by verification: executed with success in
+	// the verified shard block.
+	ok    bool
+	block uint64
+}
+
+// buildAll fills built[i][j] = build(i, j) on every core.
+func buildAll(ctx context.Context, built [][][]byte, build func(i, j int) ([]byte, error)) error {
+	return prepareAll(ctx, built, build)
+}
+
+// prepareAll fills out[i][j] = build(i, j) on every core.
+func prepareAll[T any](ctx context.Context, built [][]T, build func(i, j int) (T, error)) error {
+	type job struct{ i, j int }
+	var jobs []job
+	for i := range built {
+		for j := range built[i] {
+			jobs = append(jobs, job{i, j})
+		}
+	}
+	var (
+		next  atomic.Int64
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for {
+				k := int(next.Add(1) - 1)
+				if k >= len(jobs) || ctx.Err() != nil {
+					return
+				}
+				jb := jobs[k]
+				ct, err := build(jb.i, jb.j)
+				if err != nil {
+					mu.Lock()
+					first = cmp.Or(first, fmt.Errorf("build call %d of sender %d: %w", jb.j, jb.i, err))
+					mu.Unlock()
+					return
+				}
+				built[jb.i][jb.j] = ct
+			}
+		})
+	}
+	wg.Wait()
+	return cmp.Or(first, ctx.Err())
+}
+
+// shieldAll shields each sender's Shielded amount from payers[i] to
+// senders[i] through the chain and waits until every worker processed
+// the shields.
+func shieldAll(ctx context.Context, c *client.Client, tcs []*trusted.Client, payers, senders []account, rs []Sender) error {
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		shieldH  int64
 		shieldEr error
 	)
-	shard := tc0.Shard()
-	for i := range m {
-		w := workerOf(i, len(tcs))
-		rep.Senders[i] = Sender{Name: senders[i].name, Address: senders[i].addr.String(), Shielded: uint64(counts[i]) * cfg.Amount,
-			Worker: cfg.WorkerURLs[w]}
-		rep.Workers[w].Senders++
+	tc0 := tcs[0]
+	for i := range payers {
 		wg.Go(func() {
 			enc, err := shielding.Encrypt(tc0.ShieldingKey(), shielding.InfoShieldRecipient, senders[i].addr[:])
 			var sub *client.Submitted
 			if err == nil {
-				sub, err = c.ShieldFunds(ctx, payers[i].key, types.Hash(shard), rep.Senders[i].Shielded, enc)
+				sub, err = c.ShieldFunds(ctx, payers[i].key, types.Hash(tc0.Shard()), rs[i].Shielded, enc)
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -144,118 +381,26 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	wg.Wait()
 	if shieldEr != nil {
-		return nil, shieldEr
+		return shieldEr
 	}
 	for _, tc := range tcs {
 		if err := waitProcessed(ctx, tc, shieldH); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	nonces := make([]uint64, m)
-	for i, s := range senders {
-		if nonces[i], err = tcs[workerOf(i, len(tcs))].Nonce(ctx, s.key); err != nil {
-			return nil, fmt.Errorf("trusted nonce of %s: %w", s.name, err)
-		}
-	}
+	return nil
+}
 
-	// The calls are encrypted before the timed phase, so that the run
-	// measures the workers rather than the tool's HPKE: all of them in a
-	// closed loop; in an open loop, where any sender may take any slot,
-	// twice a sender's even share (beyond that it encrypts as it goes).
-	built := make([][][]byte, m)
-	{
-		var bw sync.WaitGroup
-		var bmu sync.Mutex
-		var berr error
-		for i := range m {
-			k := counts[i]
-			if cfg.Rate > 0 {
-				k = min(cfg.N, 2*share(cfg.N, m, 0))
-			}
-			built[i] = make([][]byte, k)
-			bw.Go(func() {
-				tc := tcs[workerOf(i, len(tcs))]
-				for j := range k {
-					call := stf.Call{Transfer: &stf.Transfer{From: senders[i].addr, To: recipient.addr, Amount: cfg.Amount}}
-					ct, err := tc.EncryptCall(senders[i].key, call, nonces[i]+uint64(j))
-					if err != nil {
-						bmu.Lock()
-						berr = errors.Join(berr, err)
-						bmu.Unlock()
-						return
-					}
-					built[i][j] = ct
-				}
-			})
-		}
-		bw.Wait()
-		if berr != nil {
-			return nil, fmt.Errorf("encrypt calls: %w", berr)
-		}
-	}
-	t := newTally()
-	// send sends sender i's j-th call, due at due (its first submission
-	// in a closed loop), and records the outcome. It reports whether
-	// the sender may go on.
-	send := func(i, j int, due time.Time) bool {
-		w := workerOf(i, len(tcs))
-		s := &rep.Senders[i]
-		var ct []byte
-		if j < len(built[i]) {
-			ct, built[i][j] = built[i][j], nil
-		} else {
-			call := stf.Call{Transfer: &stf.Transfer{From: senders[i].addr, To: recipient.addr, Amount: cfg.Amount}}
-			var err error
-			if ct, err = tcs[w].EncryptCall(senders[i].key, call, nonces[i]+uint64(j)); err != nil {
-				t.fail("build", 1)
-				return false
-			}
-		}
-		sentAt := time.Now()
-		if due.IsZero() {
-			due = sentAt
-		}
-		r, refused, err := submitDirect(ctx, tcs[w], ct)
-		now := time.Now()
-		t.mu.Lock()
-		t.retries += refused.rateLimited + refused.busy
-		t.rateLimited += refused.rateLimited
-		t.busy += refused.busy
-		if cfg.Rate > 0 {
-			t.lags = append(t.lags, sentAt.Sub(due))
-		}
-		if err == nil {
-			t.submitted++
-			t.lastSub = now
-			if r.Success {
-				t.committed++
-				t.latencies = append(t.latencies, now.Sub(due))
-				t.byWorker[w] = append(t.byWorker[w], now.Sub(due))
-				t.blocks[r.Block.Number] = struct{}{}
-				t.lastOK = now
-				s.Sent++
-				s.Amount += cfg.Amount
-				rep.Workers[w].Executed++
-			} else {
-				t.failures["stf_failed"]++
-				rep.Workers[w].Failed++
-			}
-		} else {
-			rep.Workers[w].Failed++
-		}
-		t.mu.Unlock()
-		if err != nil {
-			t.fail(directFailCode(ctx, err), 1)
-			// The nonce may or may not be used: later calls of this
-			// sender cannot be trusted to line up.
-			return false
-		}
-		return true
-	}
-
-	start := time.Now()
+// drive runs the timed phase: in a closed loop, sender i sends its
+// counts[i] calls one after the other; in an open loop (cfg.Rate), call k
+// is due at t.start + k/Rate and the next free sender takes it. send
+// sends sender i's j-th call due at due (zero in a closed loop) and
+// reports whether the sender may go on. Calls never sent are counted as
+// not_sent.
+func drive(ctx context.Context, cfg Config, counts []int, t *tally, send func(i, j int, due time.Time) bool) {
+	var wg sync.WaitGroup
 	if cfg.Rate == 0 {
-		for i := range m {
+		for i := range counts {
 			wg.Go(func() {
 				for j := range counts[i] {
 					if !send(i, j, time.Time{}) {
@@ -266,39 +411,32 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 			})
 		}
 		wg.Wait()
-	} else {
-		// The schedule's slots; any free sender takes the next one due.
-		slots := make(chan time.Time, cfg.N)
-		pctx, stop := context.WithCancel(ctx)
-		paced := make(chan int, 1)
-		go func() { paced <- pace(pctx, realClock{}, start, cfg.Rate, cfg.N, slots) }()
-		var taken sync.WaitGroup
-		var mu sync.Mutex
-		took := 0
-		for i := range m {
-			taken.Go(func() {
-				for j := 0; ; j++ {
-					due, ok := <-slots
-					if !ok {
-						return
-					}
-					mu.Lock()
-					took++
-					mu.Unlock()
-					if !send(i, j, due) {
-						return
-					}
-				}
-			})
-		}
-		taken.Wait() // every sender failed, or the schedule is done
-		stop()
-		<-paced
-		t.fail("not_sent", cfg.N-took)
+		return
 	}
-	t.fill(rep, start)
-	rep.limits(cfg, len(tcs))
-	return rep, nil
+	// The schedule's slots; any free sender takes the next one due.
+	slots := make(chan time.Time, cfg.N)
+	pctx, stop := context.WithCancel(ctx)
+	paced := make(chan int, 1)
+	go func() { paced <- pace(pctx, realClock{}, t.start, cfg.Rate, cfg.N, slots) }()
+	var took atomic.Int64
+	for i := range counts {
+		wg.Go(func() {
+			for j := 0; ; j++ {
+				due, ok := <-slots
+				if !ok {
+					return
+				}
+				took.Add(1)
+				if !send(i, j, due) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait() // every sender failed, or the schedule is done
+	stop()
+	<-paced
+	t.fail("not_sent", cfg.N-int(took.Load()))
 }
 
 // workerOf is the worker sender i is bound to: round robin.
@@ -309,28 +447,14 @@ func workerOf(i, workers int) int { return i % workers }
 type refusals struct{ rateLimited, busy int }
 
 // submitDirect sends ct, resending it after a pause while the worker
-// answers that the client is rate limited or that it is busy.
-func submitDirect(ctx context.Context, tc *trusted.Client, ct []byte) (*trusted.Result, refusals, error) {
-	var n refusals
-	for {
-		r, err := tc.Submit(ctx, ct)
-		var re *api.Error
-		switch {
-		case !errors.As(err, &re):
-			return r, n, err
-		case re.Code == api.CodeRateLimited:
-			n.rateLimited++
-		case re.Code == api.CodeBusy:
-			n.busy++
-		default:
-			return r, n, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, n, err
-		case <-time.After(refusalPause):
-		}
-	}
+// answers that the client is rate limited or that it is busy. The answer
+// is verified later (trusted.Client.VerifySubmission).
+func submitDirect(ctx context.Context, tc *trusted.Client, ct []byte) (sub *trusted.Submission, n refusals, err error) {
+	n, err = retryRefused(ctx, func() (err error) {
+		sub, err = tc.SubmitUnverified(ctx, ct)
+		return err
+	})
+	return sub, n, err
 }
 
 // waitProcessed waits until the worker has processed chain height h.

@@ -1,7 +1,15 @@
 // Package loadgen measures a local integritee network under load: public
-// transfers through the node (Transfers) and direct trusted calls through a
-// worker (Direct). It only ever talks to loopback addresses (CheckLoopback):
-// it is a development tool and must never load another machine.
+// transfers through the node (Transfers), direct trusted calls (Direct)
+// and private getters (Getters) through the workers, and trusted calls
+// through the chain (Indirect). It only ever talks to loopback addresses
+// (CheckLoopback): it is a development tool and must never load another
+// machine.
+//
+// It measures the system, not itself: calls are prepared (built, signed,
+// encrypted) before the timed phase and results verified after it; the
+// report gives the CPU time and peak RSS of the system's processes, found
+// in /proc by their listening ports (procstat.go), so CPU per call is a
+// number.
 //
 // Senders are dev-derived accounts (accounts.DevKey("Alice//load/...")),
 // funded from Alice first, so a run needs a dev genesis. Each sender keeps
@@ -10,8 +18,10 @@
 package loadgen
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -20,6 +30,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/integritee-go/integritee/client/trusted"
+	"github.com/integritee-go/integritee/worker/rpc/api"
 )
 
 // Errors.
@@ -37,6 +50,12 @@ const (
 	MaxConcurrency = 256
 	MaxRate        = 1_000_000
 	DefaultTimeout = 2 * time.Minute
+	// DefaultConfirmWait is Config.ConfirmWait's default.
+	DefaultConfirmWait = 30 * time.Second
+	// ConfirmPoll is how often a Direct run asks the chain for the
+	// shard's latest confirmed block: the resolution of the latency to
+	// confirmed.
+	ConfirmPoll = 200 * time.Millisecond
 )
 
 // CheckLoopback accepts only URLs (or host:port) whose host is localhost,
@@ -94,6 +113,12 @@ type Config struct {
 	Funder string
 	// Logger receives progress; nil discards it.
 	Logger *slog.Logger
+	// ConfirmWait bounds the wait, after a Direct run's calls, for the
+	// chain to confirm their shard blocks; default DefaultConfirmWait.
+	ConfirmWait time.Duration
+	// Progress, when set, receives a progress bar redrawn in place
+	// (carriage returns) while the calls run: for a terminal.
+	Progress io.Writer
 }
 
 func (c *Config) normalize(needWorker bool) error {
@@ -116,6 +141,9 @@ func (c *Config) normalize(needWorker bool) error {
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = DefaultTimeout
+	}
+	if c.ConfirmWait <= 0 {
+		c.ConfirmWait = DefaultConfirmWait
 	}
 	if c.Funder == "" {
 		c.Funder = "Alice"
@@ -209,6 +237,9 @@ type WorkerShare struct {
 	// Latency is this worker's calls' latency to executed (a call to
 	// the shard's Raft leader takes fewer hops than one to a follower).
 	Latency Latency `json:"latency"`
+	// Limits are the worker's JSON-RPC limits from its system_health
+	// (nil if it does not report them).
+	Limits *api.Limits `json:"limits,omitempty"`
 }
 
 // Report is the result of a run.
@@ -245,6 +276,31 @@ type Report struct {
 	SubmittedPerSec float64 `json:"submitted_per_sec"`
 	CommittedPerSec float64 `json:"committed_per_sec"`
 	Latency         Latency `json:"latency"`
+	// Confirmed are the executed calls whose shard block the chain
+	// confirmed (Direct), LatencyConfirmed their latency to that, as the
+	// load generator saw it (polling every ConfirmPoll).
+	Confirmed int `json:"confirmed,omitempty"`
+	// BlocksToExecuted is, for indirect calls, the chain blocks from the
+	// height at broadcast to the block holding the call.
+	BlocksToExecuted *BlockLatency `json:"blocks_to_executed,omitempty"`
+	LatencyConfirmed *Latency      `json:"latency_confirmed,omitempty"`
+	// PrepareSeconds is the time spent building, signing and encrypting
+	// the calls before the timed phase; BuiltLive counts calls that had
+	// to be built in it (an open loop's sender that took more calls than
+	// were prepared for it). VerifySeconds is the time spent verifying
+	// the results after it.
+	PrepareSeconds float64 `json:"prepare_seconds"`
+	BuiltLive      int     `json:"built_live,omitempty"`
+	VerifySeconds  float64 `json:"verify_seconds,omitempty"`
+	// Procs are the measured system's processes (and the load
+	// generator's) with the CPU they used in the timed phase and their
+	// peak RSS; SystemCPUSeconds sums all but the load generator's, and
+	// CPUPerCallMs divides it by the committed calls.
+	Procs            []*Proc `json:"processes,omitempty"`
+	SystemCPUSeconds float64 `json:"system_cpu_seconds"`
+	CPUPerCallMs     float64 `json:"cpu_per_call_ms"`
+	// Series is throughput and latency over time (for --plot).
+	Series []Point `json:"series,omitempty"`
 	// SendLag is, in an open loop, how long after it was due each call
 	// was sent (waiting for a free sender); Late counts those sent more
 	// than LateAfter after.
@@ -282,9 +338,14 @@ type tally struct {
 	// byWorker are the latencies per worker (Direct).
 	byWorker map[int][]time.Duration
 	// lags are the open loop's send delays after the due times.
-	lags    []time.Duration
-	blocks  map[uint64]struct{}
-	lastOK  time.Time
+	lags   []time.Duration
+	blocks map[uint64]struct{}
+	// done are the successful calls' completions, for the series.
+	done   []completion
+	start  time.Time
+	lastOK time.Time
+	// prog, when set, counts outcomes for the progress bar.
+	prog    *progress
 	lastSub time.Time
 }
 
@@ -328,6 +389,11 @@ func (t *tally) fill(r *Report, start time.Time) {
 		}
 	}
 	r.Blocks = len(t.blocks)
+	end0 := t.lastOK
+	if end0.IsZero() {
+		end0 = time.Now()
+	}
+	r.Series = series(t.done, end0.Sub(start))
 	if !t.lastSub.IsZero() {
 		r.SubmitSeconds = t.lastSub.Sub(start).Seconds()
 	}
@@ -379,6 +445,21 @@ func (r *Report) limits(cfg Config, workers int) {
 	}
 	if workers > 1 {
 		r.Limits = append(r.Limits, fmt.Sprintf("%d workers, senders bound round robin", workers))
+	}
+	for _, w := range r.Workers {
+		if l := w.Limits; l != nil {
+			r.Limits = append(r.Limits, fmt.Sprintf("worker %s runs with --rpc-rate %g --rpc-burst %d --rpc-call-queue %d --rpc-calls-per-round %d --rpc-getters %d --rpc-getter-queue %d --rpc-max-conns %d --rpc-max-conns-per-ip %d",
+				w.URL, l.RateLimit, l.RateBurst, l.CallQueue, l.CallsPerRound, l.Getters, l.GetterQueue, l.MaxConns, l.MaxConnsPerIP))
+		}
+	}
+}
+
+// workerLimits records each worker's limits from its health.
+func (r *Report) workerLimits(ctx context.Context, tcs []*trusted.Client) {
+	for w, tc := range tcs {
+		if h, err := tc.Health(ctx); err == nil {
+			r.Workers[w].Limits = h.Limits
+		}
 	}
 }
 

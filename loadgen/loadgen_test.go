@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"time"
 )
@@ -56,16 +57,21 @@ func TestRefusals(t *testing.T) {
 		{"huge concurrency", Config{NodeURL: local, WorkerURL: local, N: 1, Concurrency: MaxConcurrency + 1}, ErrConfig},
 		{"amount overflows", Config{NodeURL: local, WorkerURL: local, N: 4, Amount: 1 << 62}, ErrConfig},
 		{"tag with slash", Config{NodeURL: local, WorkerURL: local, N: 1, Tag: "a/b"}, ErrConfig},
+		{"NaN rate", Config{NodeURL: local, WorkerURL: local, N: 1, Rate: math.NaN()}, ErrConfig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := Direct(context.Background(), tc.cfg); !errors.Is(err, tc.want) {
-				t.Errorf("Direct: %v, want %v", err, tc.want)
+			for name, run := range map[string]func(context.Context, Config) (*Report, error){"Direct": Direct, "Getters": Getters, "Indirect": Indirect} {
+				if _, err := run(context.Background(), tc.cfg); !errors.Is(err, tc.want) {
+					t.Errorf("%s: %v, want %v", name, err, tc.want)
+				}
 			}
 			if tc.name == "remote worker" {
-				return // Transfers has no worker
+				return // Transfers and Register have no worker
 			}
-			if _, err := Transfers(context.Background(), tc.cfg); !errors.Is(err, tc.want) {
-				t.Errorf("Transfers: %v, want %v", err, tc.want)
+			for name, run := range map[string]func(context.Context, Config) (*Report, error){"Transfers": Transfers, "Register": Register} {
+				if _, err := run(context.Background(), tc.cfg); !errors.Is(err, tc.want) {
+					t.Errorf("%s: %v, want %v", name, err, tc.want)
+				}
 			}
 		})
 	}

@@ -144,26 +144,48 @@ func Transfers(ctx context.Context, cfg Config) (*Report, error) {
 	for i, s := range senders {
 		rep.Senders[i] = Sender{Name: s.name, Address: s.addr.String(), Funded: funding[i]}
 	}
+	// Every transfer is built and signed before the timed phase.
+	prep := time.Now()
+	wires := make([][][]byte, k)
+	for i := range k {
+		wires[i] = make([][]byte, counts[i])
+	}
+	err = buildAll(ctx, wires, func(i, j int) ([]byte, error) {
+		call, err := accounts.TransferCall(recipient.addr, cfg.Amount)
+		if err != nil {
+			return nil, err
+		}
+		return c.BuildMinFee(senders[i].key, nonces[i]+uint64(j), params, call)
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep.PrepareSeconds = time.Since(prep).Seconds()
+	return broadcastAll(ctx, c, cfg, params, rep, wires, st.SyncInfo.LatestBlockHeight)
+}
+
+// broadcastAll is the timed phase of a run of prepared transactions:
+// sender i broadcasts wires[i] one after the other (pipelined, no wait
+// for blocks), and the blocks after fromHeight are followed until each
+// is committed or the run times out. rep.Senders[i] gets sender i's
+// outcomes.
+func broadcastAll(ctx context.Context, c *client.Client, cfg Config, params accounts.Params, rep *Report, wires [][][]byte, fromHeight int64) (*Report, error) {
+	procs := newProbe(cfg.NodeURL, nil)
+	prog := &progress{total: cfg.N}
 	t := newTally()
+	t.prog = prog
 	var (
 		mu      sync.Mutex
 		pending = map[[32]byte]pendingTx{}
 	)
+	procs.start()
 	start := time.Now()
+	t.start = start
+	stopProg := startProgress(cfg.Progress, prog, start)
 	var wg sync.WaitGroup
-	for i := range k {
+	for i := range wires {
 		wg.Go(func() {
-			for j := range counts[i] {
-				call, err := accounts.TransferCall(recipient.addr, cfg.Amount)
-				var wire []byte
-				if err == nil {
-					wire, err = c.BuildMinFee(senders[i].key, nonces[i]+uint64(j), params, call)
-				}
-				if err != nil {
-					t.fail("build", 1)
-					t.fail("not_sent", counts[i]-j-1)
-					return
-				}
+			for j, wire := range wires[i] {
 				h := tx.Hash(wire)
 				// Registered before broadcasting: the watcher may see the
 				// block before Broadcast returns.
@@ -175,8 +197,9 @@ func Transfers(ctx context.Context, cfg Config) (*Report, error) {
 					delete(pending, h)
 					mu.Unlock()
 					t.fail(failCode(ctx, err), 1)
+					prog.failed.Add(int64(len(wires[i]) - j))
 					// Later nonces of this sender would be rejected.
-					t.fail("not_sent", counts[i]-j-1)
+					t.fail("not_sent", len(wires[i])-j-1)
 					return
 				}
 				t.mu.Lock()
@@ -190,7 +213,7 @@ func Transfers(ctx context.Context, cfg Config) (*Report, error) {
 	go func() { wg.Wait(); close(sendersDone) }()
 
 	// Follow the blocks from the height before the first submission.
-	next := st.SyncInfo.LatestBlockHeight + 1
+	next := fromHeight + 1
 	finished := false
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
@@ -222,10 +245,13 @@ func Transfers(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	<-sendersDone
+	stopProg()
+	procs.finish(rep)
 	mu.Lock()
 	t.fail("timeout", len(pending))
 	mu.Unlock()
 	t.fill(rep, start)
+	rep.cpuPerCall()
 	return rep, nil
 }
 
@@ -257,12 +283,19 @@ func scanBlock(ctx context.Context, c *client.Client, h int64, mu *sync.Mutex, p
 		if i < len(res.TxsResults) && res.TxsResults[i].Code != 0 {
 			r := res.TxsResults[i]
 			t.failures[fmt.Sprintf("%s/%d", r.Codespace, r.Code)]++
+			if t.prog != nil {
+				t.prog.failed.Add(1)
+			}
 			continue
 		}
 		s.Sent++
 		s.Amount += rep.Amount
 		t.committed++
 		t.latencies = append(t.latencies, now.Sub(p.at))
+		t.done = append(t.done, completion{at: now.Sub(t.start), lat: now.Sub(p.at)})
+		if t.prog != nil {
+			t.prog.done.Add(1)
+		}
 		t.blocks[uint64(h)] = struct{}{}
 		t.lastOK = now
 	}

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"os"
 	"sort"
 	"strings"
 
@@ -13,8 +16,11 @@ import (
 )
 
 func (e *env) loadGroup() *cli.Command {
-	return &cli.Command{Name: "load", Short: "measure a local network: public transfers or direct trusted calls (loopback only)", Commands: []*cli.Command{
+	return &cli.Command{Name: "load", Short: "measure a local network: public transfers, direct trusted calls, private getters (loopback only)", Commands: []*cli.Command{
 		e.loadCommand("transfers", "N public transfers from C funded senders: submitted/s, committed/s, latency to commit", 1000, false, loadgen.Transfers),
+		e.loadCommand("register", "N sim enclaves registered on chain (teerex register_enclave with a simulated DCAP quote each) by C senders: registrations/s, latency to commit", 100, false, loadgen.Register),
+		e.loadCommand("getters", "N private getters (each sender's trusted balance) from C accounts spread over the workers, closed loop or at --rate: getters/s, latency to the answer", 1000, true, loadgen.Getters),
+		e.loadCommand("indirect", "N trusted transfers from C shielded accounts through the chain (bridge invokes, pipelined): calls/s, latency from broadcast to executed in ms and chain blocks", 200, true, loadgen.Indirect),
 		e.loadCommand("direct", "N direct trusted transfers from C shielded accounts spread over the workers, closed loop or at --rate calls/s: calls/s, latency to executed, shard blocks", 200, true, loadgen.Direct),
 	}}
 }
@@ -24,12 +30,14 @@ func (e *env) loadGroup() *cli.Command {
 var errLoadFailures = errors.New("some calls failed")
 
 type loadFlags struct {
-	cfg     loadgen.Config
-	workers string
-	asJSON  bool
+	cfg      loadgen.Config
+	workers  string
+	asJSON   bool
+	progress bool
+	plot     string
 }
 
-func (f *loadFlags) register(fs *flag.FlagSet, defN int, worker bool) {
+func (f *loadFlags) register(fs *flag.FlagSet, name string, defN int, worker bool) {
 	fs.StringVar(&f.cfg.NodeURL, "node", defaultNode, "node RPC `URL` (loopback only)")
 	if worker {
 		fs.StringVar(&f.workers, "worker", "http://127.0.0.1:2000", "worker RPC `URLs`, comma-separated (loopback only): sender i sends to the (i mod count)-th")
@@ -41,6 +49,21 @@ func (f *loadFlags) register(fs *flag.FlagSet, defN int, worker bool) {
 	fs.DurationVar(&f.cfg.Timeout, "timeout", loadgen.DefaultTimeout, "bound of the whole run, setup included")
 	fs.StringVar(&f.cfg.Tag, "tag", "default", "names the run's dev-derived accounts (Alice//load/TAG/...)")
 	fs.BoolVar(&f.asJSON, "json", false, "write JSON")
+	fs.BoolVar(&f.progress, "progress", false, "draw a progress bar on stderr (default: when stderr is a terminal)")
+	fs.StringVar(&f.plot, "plot", "", "write throughput and latency over time to this SVG `file`")
+	if name == "direct" {
+		fs.DurationVar(&f.cfg.ConfirmWait, "confirm-wait", loadgen.DefaultConfirmWait, "after the calls, wait at most this long for the chain to confirm their shard blocks")
+	}
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // loadCommand is "load transfers" or "load direct": run measures the
@@ -52,7 +75,7 @@ func (e *env) loadCommand(name, short string, defN int, worker bool, run func(co
 	}
 	return &cli.Command{Name: name, Usage: usage, Short: short, Setup: func(fs *flag.FlagSet) cli.RunFunc {
 		var f loadFlags
-		f.register(fs, defN, worker)
+		f.register(fs, name, defN, worker)
 		return func(ctx context.Context, pos []string) error {
 			if err := cli.NoArgs(pos); err != nil {
 				return err
@@ -60,9 +83,17 @@ func (e *env) loadCommand(name, short string, defN int, worker bool, run func(co
 			if worker {
 				f.cfg.WorkerURLs = splitURLs(f.workers)
 			}
+			if f.progress || isTerminal(e.stderr) {
+				f.cfg.Progress = e.stderr
+			}
 			rep, err := run(ctx, f.cfg)
 			if err != nil {
 				return err
+			}
+			if f.plot != "" {
+				if err := writePlot(f.plot, rep); err != nil {
+					return err
+				}
 			}
 			if f.asJSON {
 				if err := writeJSON(e.stdout, rep); err != nil {
@@ -77,6 +108,25 @@ func (e *env) loadCommand(name, short string, defN int, worker bool, run func(co
 			return nil
 		}
 	}}
+}
+
+// writePlot writes the report's series as an SVG file.
+func writePlot(path string, r *loadgen.Report) error {
+	var b bytes.Buffer
+	title := fmt.Sprintf("load %s: %d calls, %d senders", r.Kind, r.N, r.Concurrency)
+	if r.Mode == "open" {
+		title += fmt.Sprintf(", %.0f/s offered", r.OfferedPerSec)
+	}
+	if r.Refused() {
+		title += " (LIMITED: calls refused)"
+	}
+	if err := loadgen.WriteSVG(&b, title, r.Series); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("--plot: %w", err)
+	}
+	return nil
 }
 
 // splitURLs splits a comma-separated list, dropping empty entries.
@@ -109,11 +159,18 @@ func failureList(m map[string]int) string {
 func printLoadReport(e *env, r *loadgen.Report) {
 	w := e.stdout
 	done, unit, blocks := "committed", "to commit", "chain blocks"
-	if r.Kind == "direct" {
+	switch r.Kind {
+	case "direct":
 		done, unit, blocks = "executed", "to executed", "shard blocks"
+	case "getters":
+		done, unit = "answered", "to the answer"
+	case "indirect":
+		done, unit = "executed", "from broadcast to executed"
+	case "register":
+		done, unit = "registered", "to commit"
 	}
 	if r.Refused() {
-		fmt.Fprintln(w, "!! calls were refused for want of capacity: these figures measure a limit, not the workers' capacity")
+		fmt.Fprintf(w, "!! LIMITED by %s: calls were refused for want of capacity, so these figures measure that limit, not the workers' capacity\n", refusedBy(r))
 	}
 	switch r.Mode {
 	case "open":
@@ -137,12 +194,21 @@ func printLoadReport(e *env, r *loadgen.Report) {
 	if r.Mode == "open" {
 		fmt.Fprintf(w, " achieved of %.1f/s offered", r.OfferedPerSec)
 	}
+	if r.Refused() {
+		fmt.Fprint(w, "; LIMITED, not capacity")
+	}
 	fmt.Fprintln(w, ")")
 	from := ""
 	if r.Mode == "open" {
 		from = " (from due time)"
 	}
 	fmt.Fprintf(w, "  latency %s%s  p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n", unit, from, r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max)
+	if l := r.LatencyConfirmed; l != nil {
+		fmt.Fprintf(w, "  latency to confirmed on chain%s (%d calls)  p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n", from, r.Confirmed, l.P50, l.P90, l.P99, l.Max)
+	}
+	if b := r.BlocksToExecuted; b != nil {
+		fmt.Fprintf(w, "  chain blocks from broadcast to executed  p50 %d  p90 %d  p99 %d  max %d\n", b.P50, b.P90, b.P99, b.Max)
+	}
 	if l := r.SendLag; l != nil {
 		fmt.Fprintf(w, "  send lag after due  p50 %.1f ms  p99 %.1f ms  max %.1f ms  (%d late by more than %s)\n", l.P50, l.P99, l.Max, r.Late, loadgen.LateAfter)
 	}
@@ -157,7 +223,35 @@ func printLoadReport(e *env, r *loadgen.Report) {
 	} else {
 		fmt.Fprintln(w, "  failed 0")
 	}
+	if len(r.Procs) > 0 {
+		fmt.Fprintf(w, "  processes (CPU in the timed phase, peak RSS):\n")
+		for _, p := range r.Procs {
+			since := "since start"
+			if p.PeakReset {
+				since = "in the run"
+			}
+			fmt.Fprintf(w, "    %-18s pid %-7d %-16s cpu %6.2f s  peak rss %7.1f MiB (%s)\n", p.Role, p.PID, p.Comm, p.CPUSeconds, p.PeakRSSMiB, since)
+		}
+		fmt.Fprintf(w, "  system cpu %.2f s, %.3f ms per %s call\n", r.SystemCPUSeconds, r.CPUPerCallMs, done)
+	}
+	fmt.Fprintf(w, "  prepared in %.2fs before the timed phase", r.PrepareSeconds)
+	if r.VerifySeconds > 0 {
+		fmt.Fprintf(w, ", verified in %.2fs after it", r.VerifySeconds)
+	}
+	fmt.Fprintln(w)
 	for _, l := range r.Limits {
 		fmt.Fprintf(w, "  limit: %s\n", l)
 	}
+}
+
+// refusedBy names the limits that refused calls.
+func refusedBy(r *loadgen.Report) string {
+	var by []string
+	if r.RateLimited > 0 {
+		by = append(by, fmt.Sprintf("the per-client rate limit (--rpc-rate/--rpc-burst: %d refusals 1030)", r.RateLimited))
+	}
+	if r.Busy > 0 {
+		by = append(by, fmt.Sprintf("a full queue (--rpc-call-queue/--rpc-getter-queue: %d refusals 1031)", r.Busy))
+	}
+	return strings.Join(by, " and ")
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -11,11 +14,13 @@ import (
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/client/trusted"
 	"github.com/integritee-go/integritee/internal/cli"
 	"github.com/integritee-go/integritee/loadgen"
 	"github.com/integritee-go/integritee/localnet"
+	"github.com/integritee-go/integritee/worker/rpc"
 )
 
 // TestLoadCommands runs both load commands at small N against a localnet
@@ -66,6 +71,10 @@ func TestLoadCommands(t *testing.T) {
 		if rep.Blocks == 0 || rep.Latency.P50 <= 0 || rep.Latency.P50 > rep.Latency.P99 || rep.CommittedPerSec <= 0 {
 			t.Errorf("measurements %+v", rep)
 		}
+		if rep.PrepareSeconds <= 0 || len(rep.Series) == 0 {
+			t.Errorf("prepare %.3fs, series %v", rep.PrepareSeconds, rep.Series)
+		}
+		checkProcs(t, &rep, "node+loadgen", 0)
 		if got := balance(recipient) - before[recipient]; got != n*amount {
 			t.Errorf("recipient received %d, want %d", got, n*amount)
 		}
@@ -105,13 +114,31 @@ func TestLoadCommands(t *testing.T) {
 			before[name] = inc(name)
 		}
 		var rep loadgen.Report
+		plot := filepath.Join(t.TempDir(), "direct.svg")
 		cliJSON(t, &rep, "load", "direct", "--n", fmt.Sprint(n), "--concurrency", fmt.Sprint(conc), "--amount", fmt.Sprint(amount),
-			"--tag", "lt", "--node", node, "--worker", worker, "--timeout", "90s")
+			"--tag", "lt", "--node", node, "--worker", worker, "--timeout", "90s", "--plot", plot)
 		if rep.Kind != "direct" || rep.N != n || rep.Submitted != n || rep.Committed != n || rep.Failed != 0 || len(rep.Senders) != conc {
 			t.Fatalf("report %+v", rep)
 		}
 		if rep.Blocks == 0 || rep.Blocks > n || rep.Latency.P50 <= 0 || rep.Latency.P50 > rep.Latency.P99 {
 			t.Errorf("measurements %+v", rep)
+		}
+		// Every call's block was confirmed on chain, after its execution.
+		if l := rep.LatencyConfirmed; rep.Confirmed != n || l == nil || l.P50 < rep.Latency.P50 || l.Max < rep.Latency.Max {
+			t.Errorf("confirmed %d, latency %+v (to executed %+v)", rep.Confirmed, l, rep.Latency)
+		}
+		if rep.PrepareSeconds <= 0 || rep.VerifySeconds <= 0 || len(rep.Series) == 0 {
+			t.Errorf("prepare %.3fs, verify %.3fs, series %v", rep.PrepareSeconds, rep.VerifySeconds, rep.Series)
+		}
+		checkProcs(t, &rep, "node+worker+loadgen", 1)
+		// The worker's limits (localnet's defaults) are stated.
+		if l := rep.Workers[0].Limits; l == nil || l.RateLimit != rpc.DefaultRateLimit || l.CallQueue != rpc.DefaultQueueSize {
+			t.Errorf("worker limits %+v", l)
+		} else if !slices.ContainsFunc(rep.Limits, func(s string) bool { return strings.Contains(s, "--rpc-rate 200 --rpc-burst 400") }) {
+			t.Errorf("limits %q do not state the worker's", rep.Limits)
+		}
+		if b, err := os.ReadFile(plot); err != nil || !bytes.HasPrefix(b, []byte("<svg")) || !bytes.Contains(b, []byte("load direct: "+fmt.Sprint(n)+" calls")) {
+			t.Errorf("--plot: %v\n%.200s", err, b)
 		}
 		if got := inc(recipient) - before[recipient]; got != n*amount {
 			t.Errorf("incognito recipient received %d, want %d", got, n*amount)
@@ -124,6 +151,72 @@ func TestLoadCommands(t *testing.T) {
 				t.Errorf("%s holds %d in the shard, want %d", s.Name, got, want)
 			}
 		}
+	})
+
+	// Enclave registrations: every enclave is registered with the run's
+	// measurement.
+	t.Run("register", func(t *testing.T) {
+		const n, conc = 6, 2
+		var rep loadgen.Report
+		cliJSON(t, &rep, "load", "register", "--n", fmt.Sprint(n), "--concurrency", fmt.Sprint(conc), "--tag", "lt", "--node", node, "--timeout", "90s")
+		if rep.Kind != "register" || rep.N != n || rep.Submitted != n || rep.Committed != n || rep.Failed != 0 || rep.Latency.P50 <= 0 {
+			t.Fatalf("report %+v", rep)
+		}
+		for e := range n {
+			enc, _, err := c.Enclave(ctx, devAddr(fmt.Sprintf("Alice//load/lt/enclave/%d", e)))
+			if err != nil || enc == nil || enc.MRENCLAVE != types.Hash(loadgen.RegisterMeasurement("lt")) {
+				t.Errorf("enclave %d: %+v %v", e, enc, err)
+			}
+		}
+		checkProcs(t, &rep, "node+loadgen", 0)
+	})
+
+	// Private getters: every answer decrypts to the balance read before.
+	t.Run("getters", func(t *testing.T) {
+		const n, conc = 40, 4
+		var rep loadgen.Report
+		cliJSON(t, &rep, "load", "getters", "--n", fmt.Sprint(n), "--concurrency", fmt.Sprint(conc),
+			"--tag", "lt", "--node", node, "--worker", worker, "--timeout", "90s")
+		if rep.Kind != "getters" || rep.N != n || rep.Submitted != n || rep.Committed != n || rep.Failed != 0 || len(rep.Senders) != conc {
+			t.Fatalf("report %+v", rep)
+		}
+		if rep.Latency.P50 <= 0 || rep.Latency.P50 > rep.Latency.P99 || rep.PrepareSeconds <= 0 || len(rep.Series) == 0 {
+			t.Errorf("measurements %+v", rep)
+		}
+		checkProcs(t, &rep, "node+worker+loadgen", 1)
+	})
+
+	// Indirect calls: each sender's trusted nonce moved by its calls, the
+	// recipient got them all.
+	t.Run("indirect", func(t *testing.T) {
+		const n, conc, amount = 12, 3, 5
+		tc, err := trusted.Dial(ctx, worker, c, trusted.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inc := func(name string) uint64 {
+			t.Helper()
+			b, err := tc.Balance(ctx, accounts.DevKey(name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		recipient := "Alice//load/lt/indirect-recipient"
+		before := inc(recipient)
+		var rep loadgen.Report
+		cliJSON(t, &rep, "load", "indirect", "--n", fmt.Sprint(n), "--concurrency", fmt.Sprint(conc), "--amount", fmt.Sprint(amount),
+			"--tag", "lt", "--node", node, "--worker", worker, "--timeout", "90s")
+		if rep.Kind != "indirect" || rep.N != n || rep.Submitted != n || rep.Committed != n || rep.Failed != 0 || len(rep.Senders) != conc {
+			t.Fatalf("report %+v", rep)
+		}
+		if b := rep.BlocksToExecuted; b == nil || b.P50 < 1 || b.P50 > b.Max || rep.Latency.P50 <= 0 {
+			t.Errorf("latency %+v, blocks %+v", rep.Latency, b)
+		}
+		if got := inc(recipient) - before; got != n*amount {
+			t.Errorf("incognito recipient received %d, want %d", got, n*amount)
+		}
+		checkProcs(t, &rep, "node+worker+loadgen", 1)
 	})
 
 	// The open loop, with the worker's URL given twice: the senders are
@@ -182,6 +275,29 @@ func TestLoadWorkersAndRate(t *testing.T) {
 	}
 }
 
+// checkProcs checks that a run against the in-process localnet found
+// this process (node, worker and load generator) and the worker's
+// enclave child, with their peak RSS.
+func checkProcs(t *testing.T, rep *loadgen.Report, self string, wantEnclaves int) {
+	t.Helper()
+	enclaves := 0
+	for _, p := range rep.Procs {
+		switch {
+		case p.Role == self && p.PID == os.Getpid():
+		case p.Role == "enclave" && p.PID != os.Getpid() && strings.HasPrefix(p.Comm, "integritee-encl"):
+			enclaves++
+		default:
+			t.Errorf("process %+v", p)
+		}
+		if p.PeakRSSMiB <= 0 {
+			t.Errorf("process %+v: no peak RSS", p)
+		}
+	}
+	if enclaves != wantEnclaves {
+		t.Errorf("%d enclaves found, want %d: %+v", enclaves, wantEnclaves, rep.Procs)
+	}
+}
+
 func devAddr(name string) tx.Address {
 	return tx.AddressOf(accounts.DevKey(name).Public().(ed25519.PublicKey))
 }
@@ -205,8 +321,8 @@ func TestLoadReportExit(t *testing.T) {
 	}{
 		{"ok", ok, nil, "", []string{"executed   4 in 2.00s (2.0/s)", "shard blocks 2 (2.0 calls per block)", "p99 3.0 ms", "failed 0"}},
 		{"ok json", ok, []string{"--json"}, "", []string{`"committed": 4`, `"blocks": 2`}},
-		{"limited", limited, nil, "", []string{"!! calls were refused", "open loop", "offered at 500.0/s", "over 2 workers",
-			"worker u1: 1 senders, 2 executed", "achieved of 500.0/s offered", "rate limited 1030: 5", "late by more", "limit: RATE LIMITED"}},
+		{"limited", limited, nil, "", []string{"!! LIMITED by the per-client rate limit", "open loop", "offered at 500.0/s", "over 2 workers",
+			"worker u1: 1 senders, 2 executed", "achieved of 500.0/s offered; LIMITED, not capacity", "rate limited 1030: 5", "late by more", "limit: RATE LIMITED"}},
 		{"failed", failed, nil, "some calls failed: 3 of 4 (integritee/5: 1, not_sent: 2)", []string{"failed 3: integritee/5: 1, not_sent: 2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

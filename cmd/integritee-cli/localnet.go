@@ -18,7 +18,7 @@ import (
 func (e *env) localnetCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "localnet",
-		Usage: "[--workers N] [--demo=false] [--dir DIR] [--node-rpc HOST:PORT] [--worker-rpc-port P] [--node-metrics HOST:PORT] [--worker-metrics-port P] [--enclave PATH] [--worker-rpc-rate R --worker-rpc-burst B]",
+		Usage: "[--workers N] [--demo=false] [--dir DIR] [--node-rpc HOST:PORT] [--worker-rpc-port P] [--node-metrics HOST:PORT] [--worker-metrics-port P] [--enclave PATH] [--worker-rpc-rate R --worker-rpc-burst B --worker-rpc-X ...: integritee-worker's --rpc-X limits]",
 		Short: "run a dev node and sim workers on this machine, show them at work, keep them running until Ctrl-C (localnet [--workers N] [--demo=false])",
 		Setup: e.localnet,
 	}
@@ -35,9 +35,10 @@ func (e *env) localnet(fs *flag.FlagSet) cli.RunFunc {
 	enclave := fs.String("enclave", "", "integritee-enclave `executable` (default: built with go build into DIR/bin)")
 	heartbeat := fs.Duration("confirm-heartbeat", time.Minute, "workers' confirm_processed_block heartbeat in chain block time while the shard is idle, like integritee-worker --confirm-heartbeat (0: every block)")
 	logLevel := fs.String("log-level", "warn", "log `level`: debug, info, warn, error")
-	rpcRate := fs.Float64("worker-rpc-rate", 0, "each worker's JSON-RPC requests per second per client IP, like integritee-worker --rpc-rate (0: the worker's default, 200); a load measurement on loopback lifts it")
-	rpcBurst := fs.Int("worker-rpc-burst", 0, "each worker's JSON-RPC rate-limit burst, like --rpc-burst (0: default 400)")
-	rpcConnsPerIP := fs.Int("worker-rpc-max-conns-per-ip", 0, "each worker's JSON-RPC connections per client IP, like --rpc-max-conns-per-ip (0: default 64)")
+	// Each worker's JSON-RPC limits: integritee-worker's --rpc-X flags
+	// as --worker-rpc-X (a load measurement on loopback lifts them).
+	var rpcLimits rpc.Options
+	rpcLimitsOK := rpcLimits.RegisterFlags(fs, "worker-rpc-")
 	return func(ctx context.Context, pos []string) error {
 		if err := cli.NoArgs(pos); err != nil {
 			return err
@@ -48,8 +49,8 @@ func (e *env) localnet(fs *flag.FlagSet) cli.RunFunc {
 		if *heartbeat < 0 || *heartbeat%time.Millisecond != 0 {
 			return fmt.Errorf("--confirm-heartbeat %v: want 0 or more, in whole milliseconds", *heartbeat)
 		}
-		if *rpcRate < 0 || *rpcBurst < 0 || *rpcConnsPerIP < 0 || *rpcRate != *rpcRate {
-			return errors.New("--worker-rpc-rate, --worker-rpc-burst, --worker-rpc-max-conns-per-ip: want 0 (the default) or more")
+		if err := rpcLimitsOK(); err != nil {
+			return err
 		}
 		var level slog.Level
 		if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -59,7 +60,7 @@ func (e *env) localnet(fs *flag.FlagSet) cli.RunFunc {
 			Dir: *dir, Workers: *workers, NoWorkers: *workers == 0, EnclaveBinary: *enclave,
 			NodeRPC: *nodeRPC, WorkerRPCBasePort: *workerPort, ConfirmHeartbeat: *heartbeat,
 			NodeMetrics: *nodeMetrics, WorkerMetricsBasePort: *workerMetricsPort,
-			WorkerRPC: rpc.Options{RateLimit: *rpcRate, RateBurst: *rpcBurst, MaxConnsPerIP: *rpcConnsPerIP},
+			WorkerRPC: rpcLimits,
 			Logger:    slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
 		}
 		host, port, err := net.SplitHostPort(*nodeRPC)

@@ -101,7 +101,9 @@ func TestLocalnetCommand(t *testing.T) {
 // values before anything starts (that they reach the workers is
 // localnet.TestWorkerRPCLimits).
 func TestLocalnetRPCLimitFlags(t *testing.T) {
-	cliFails(t, "want 0 (the default) or more", "localnet", "--worker-rpc-rate", "-1")
-	cliFails(t, "want 0 (the default) or more", "localnet", "--worker-rpc-burst", "-5")
-	cliFails(t, "want 0 (the default) or more", "localnet", "--worker-rpc-max-conns-per-ip", "-1")
+	cliFails(t, "--worker-rpc-rate: want a positive value", "localnet", "--worker-rpc-rate", "-1")
+	cliFails(t, "--worker-rpc-burst: want a positive value", "localnet", "--worker-rpc-burst", "-5")
+	cliFails(t, "--worker-rpc-max-conns-per-ip: want a positive value", "localnet", "--worker-rpc-max-conns-per-ip", "0")
+	cliFails(t, "--worker-rpc-call-queue: want a positive value", "localnet", "--worker-rpc-call-queue", "0")
+	cliFails(t, "--worker-rpc-calls-per-round 2000: want 1..1024", "localnet", "--worker-rpc-calls-per-round", "2000")
 }

@@ -178,41 +178,10 @@ func defineFlags(fs *flag.FlagSet) (o *options, check func() error) {
 	}
 }
 
-// rpcLimitFlags defines the flags of the JSON-RPC server's limits, with
-// rpc.Options' defaults, into o. The returned check refuses a value that
-// is not positive (zero would silently mean the default).
+// rpcLimitFlags defines the --rpc-* flags of the JSON-RPC server's limits,
+// with rpc.Options' defaults, into o (see rpc.Options.RegisterFlags).
 func rpcLimitFlags(fs *flag.FlagSet, o *rpc.Options) (check func() error) {
-	d := rpc.Options{}.WithDefaults()
-	fs.Float64Var(&o.RateLimit, "rpc-rate", d.RateLimit, "JSON-RPC requests per second per client IP; each request of a batch counts")
-	fs.IntVar(&o.RateBurst, "rpc-burst", d.RateBurst, fmt.Sprintf("JSON-RPC requests a client IP may send at once (rate limit bucket); a batch holds at most %d and at most this many", d.MaxBatchRequests))
-	fs.IntVar(&o.MaxConns, "rpc-max-conns", d.MaxConns, "TCP connections the JSON-RPC port keeps open in all; more are closed at once")
-	fs.IntVar(&o.MaxConnsPerIP, "rpc-max-conns-per-ip", d.MaxConnsPerIP, "TCP connections (and WebSocket sessions) the JSON-RPC port keeps open per client IP")
-	fs.IntVar(&o.MaxGetters, "rpc-getters", d.MaxGetters, "getters passed to the enclave at once; each waits its turn with chain blocks and call batches")
-	fs.IntVar(&o.GetterQueueSize, "rpc-getter-queue", d.GetterQueueSize, "getters waiting for the enclave; more are answered busy (1031)")
-	fs.IntVar(&o.QueueSize, "rpc-call-queue", d.QueueSize, "direct calls waiting for the enclave; more are answered busy (1031)")
-	fs.DurationVar(&o.ReadTimeout, "rpc-read-timeout", d.ReadTimeout, "time to read a whole HTTP request, body included (the header within min(10s, this))")
-	fs.DurationVar(&o.WriteTimeout, "rpc-write-timeout", d.WriteTimeout, "a write to a client that reads none of it for this long fails and closes the connection")
-	fs.DurationVar(&o.IdleTimeout, "rpc-idle-timeout", d.IdleTimeout, "close an HTTP keep-alive connection without a request for this long")
-	fs.DurationVar(&o.WSPingInterval, "rpc-ws-ping", d.WSPingInterval, "ping WebSocket clients this often; close a session whose pong does not come within it")
-	fs.DurationVar(&o.WSIdleTimeout, "rpc-ws-idle-timeout", d.WSIdleTimeout, "close a WebSocket session with no message either way, no request in flight and no open subscription for this long")
-	return func() error {
-		for _, f := range []struct {
-			name string
-			ok   bool
-		}{
-			{"rpc-rate", o.RateLimit > 0}, {"rpc-burst", o.RateBurst > 0}, {"rpc-max-conns", o.MaxConns > 0},
-			{"rpc-max-conns-per-ip", o.MaxConnsPerIP > 0}, {"rpc-getters", o.MaxGetters > 0},
-			{"rpc-getter-queue", o.GetterQueueSize > 0}, {"rpc-call-queue", o.QueueSize > 0},
-			{"rpc-read-timeout", o.ReadTimeout > 0}, {"rpc-write-timeout", o.WriteTimeout > 0},
-			{"rpc-idle-timeout", o.IdleTimeout > 0}, {"rpc-ws-ping", o.WSPingInterval > 0},
-			{"rpc-ws-idle-timeout", o.WSIdleTimeout > 0},
-		} {
-			if !f.ok {
-				return fmt.Errorf("--%s: want a positive value", f.name)
-			}
-		}
-		return nil
-	}
+	return o.RegisterFlags(fs, "rpc-")
 }
 
 // applyConfig sets the flags not given on the command line from the

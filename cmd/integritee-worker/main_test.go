@@ -46,6 +46,9 @@ func TestParse(t *testing.T) {
 		{[]string{"--rpc-rate", "0"}, "--rpc-rate: want a positive value"},
 		{[]string{"--rpc-getters", "-1"}, "--rpc-getters: want a positive value"},
 		{[]string{"--rpc-ws-idle-timeout", "0s"}, "--rpc-ws-idle-timeout: want a positive value"},
+		{[]string{"--rpc-rate", "NaN"}, "--rpc-rate: want a positive value"},
+		{[]string{"--rpc-max-in-flight", "0"}, "--rpc-max-in-flight: want a positive value"},
+		{[]string{"--rpc-calls-per-round", "1025"}, "--rpc-calls-per-round 1025: want 1..1024"},
 	} {
 		_, err := parse(tc.args, io.Discard)
 		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
@@ -133,7 +136,9 @@ func TestRPCLimitFlags(t *testing.T) {
 	if got.RateLimit != d.RateLimit || got.RateBurst != d.RateBurst || got.MaxConns != d.MaxConns || got.MaxConnsPerIP != d.MaxConnsPerIP ||
 		got.MaxGetters != d.MaxGetters || got.GetterQueueSize != d.GetterQueueSize || got.QueueSize != d.QueueSize ||
 		got.ReadTimeout != d.ReadTimeout || got.WriteTimeout != d.WriteTimeout || got.IdleTimeout != d.IdleTimeout ||
-		got.WSPingInterval != d.WSPingInterval || got.WSIdleTimeout != d.WSIdleTimeout {
+		got.WSPingInterval != d.WSPingInterval || got.WSIdleTimeout != d.WSIdleTimeout || got.MaxBatchRequests != d.MaxBatchRequests ||
+		got.MaxRequestBytes != d.MaxRequestBytes || got.MaxInFlight != d.MaxInFlight || got.MaxSubscriptions != d.MaxSubscriptions ||
+		got.MaxCallsPerRound != d.MaxCallsPerRound {
 		t.Fatalf("flag defaults %+v, want rpc.Options' %+v", got, d)
 	}
 
@@ -143,7 +148,8 @@ func TestRPCLimitFlags(t *testing.T) {
 	}
 	o, err = parse([]string{"--enclave", bin, "--rpc-rate", "5000", "--rpc-burst", "10000", "--rpc-max-conns", "7", "--rpc-max-conns-per-ip", "3",
 		"--rpc-getters", "2", "--rpc-getter-queue", "9", "--rpc-call-queue", "11", "--rpc-read-timeout", "3s", "--rpc-write-timeout", "4s",
-		"--rpc-idle-timeout", "5s", "--rpc-ws-ping", "6s", "--rpc-ws-idle-timeout", "7m"}, io.Discard)
+		"--rpc-idle-timeout", "5s", "--rpc-ws-ping", "6s", "--rpc-ws-idle-timeout", "7m",
+		"--rpc-max-batch", "12", "--rpc-max-request-bytes", "13", "--rpc-max-in-flight", "14", "--rpc-max-subscriptions", "15", "--rpc-calls-per-round", "16"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +158,8 @@ func TestRPCLimitFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := rpc.Options{RateLimit: 5000, RateBurst: 10000, MaxConns: 7, MaxConnsPerIP: 3, MaxGetters: 2, GetterQueueSize: 9, QueueSize: 11,
-		ReadTimeout: 3 * time.Second, WriteTimeout: 4 * time.Second, IdleTimeout: 5 * time.Second, WSPingInterval: 6 * time.Second, WSIdleTimeout: 7 * time.Minute}
+		ReadTimeout: 3 * time.Second, WriteTimeout: 4 * time.Second, IdleTimeout: 5 * time.Second, WSPingInterval: 6 * time.Second, WSIdleTimeout: 7 * time.Minute,
+		MaxBatchRequests: 12, MaxRequestBytes: 13, MaxInFlight: 14, MaxSubscriptions: 15, MaxCallsPerRound: 16}
 	if !reflect.DeepEqual(cfg.RPC, want) {
 		t.Fatalf("worker config RPC %+v, want %+v", cfg.RPC, want)
 	}

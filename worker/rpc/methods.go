@@ -287,8 +287,16 @@ func (s *Server) health(ctx context.Context, req *request, _ *session, _ bool) p
 		c := s.confirmed
 		s.mu.Unlock()
 		return respond(req, api.HealthResult{Height: h.Height, StateRoot: hex.EncodeToString(h.StateRoot[:]), ShardBlock: h.ShardBlock, Confirmed: c,
-			Leader: h.Leader, Voters: h.Voters, Enclaves: h.Enclaves, Warnings: h.Warnings}, nil)
+			Leader: h.Leader, Voters: h.Voters, Enclaves: h.Enclaves, Warnings: h.Warnings, Limits: s.limits()}, nil)
 	}
+}
+
+// limits are the server's limits for system_health.
+func (s *Server) limits() *api.Limits {
+	o := &s.opts
+	return &api.Limits{RateLimit: o.RateLimit, RateBurst: o.RateBurst, MaxBatch: o.MaxBatchRequests, MaxConns: o.MaxConns,
+		MaxConnsPerIP: o.MaxConnsPerIP, MaxInFlight: o.MaxInFlight, CallQueue: o.QueueSize, CallsPerRound: o.MaxCallsPerRound,
+		Getters: o.MaxGetters, GetterQueue: o.GetterQueueSize, MaxRequestBytes: o.MaxRequestBytes}
 }
 
 func (s *Server) version(_ context.Context, req *request, _ *session, _ bool) pending {

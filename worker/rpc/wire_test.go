@@ -38,7 +38,7 @@ var wireGolden = []struct{ name, request, response string }{
 		`{"jsonrpc":"2.0","id":7,"result":{"response":"656e633a676574"}}`},
 	{"health",
 		`{"id":8,"jsonrpc":"2.0","method":"system_health"}`,
-		`{"jsonrpc":"2.0","id":8,"result":{"height":7,"state_root":"0100000000000000000000000000000000000000000000000000000000000000","shard_block":2,"confirmed_shard_block":0}}`},
+		`{"jsonrpc":"2.0","id":8,"result":{"height":7,"state_root":"0100000000000000000000000000000000000000000000000000000000000000","shard_block":2,"confirmed_shard_block":0,"limits":{"rate":200,"burst":400,"max_batch":64,"max_conns":1024,"max_conns_per_ip":64,"max_in_flight":256,"call_queue":8192,"calls_per_round":1024,"getters":4,"getter_queue":256,"max_request_bytes":262144}}}`},
 	{"unknown method",
 		`{"id":9,"jsonrpc":"2.0","method":"nope"}`,
 		`{"jsonrpc":"2.0","id":9,"error":{"code":-32601,"message":"method not found: nope"}}`},

@@ -157,6 +157,25 @@ type HealthResult struct {
 	// only); Warnings are conditions an operator must act on.
 	Enclaves int      `json:"shard_enclaves,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
+	// Limits are the server's JSON-RPC limits (the integritee-worker
+	// --rpc-* flags), so that a client or a load generator can state
+	// which applied. Not secret: a client meets them anyway.
+	Limits *Limits `json:"limits,omitempty"`
+}
+
+// Limits are a worker's JSON-RPC limits, as its --rpc-* flags set them.
+type Limits struct {
+	RateLimit       float64 `json:"rate"`
+	RateBurst       int     `json:"burst"`
+	MaxBatch        int     `json:"max_batch"`
+	MaxConns        int     `json:"max_conns"`
+	MaxConnsPerIP   int     `json:"max_conns_per_ip"`
+	MaxInFlight     int     `json:"max_in_flight"`
+	CallQueue       int     `json:"call_queue"`
+	CallsPerRound   int     `json:"calls_per_round"`
+	Getters         int     `json:"getters"`
+	GetterQueue     int     `json:"getter_queue"`
+	MaxRequestBytes int     `json:"max_request_bytes"`
 }
 
 // VersionResult is the result of system_version.
