@@ -3,6 +3,7 @@ package enclave_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"slices"
 	"testing"
@@ -40,10 +41,12 @@ func mixedBatch(t *testing.T, f *provisionFixture) ([][]byte, []protocol.CallRes
 		enc(trustedCall(t, alice, stf.Call{Transfer: &stf.Transfer{From: addr(alice), To: addr(bob), Amount: 10}}, 2, other)), // signed for another shard
 		bytes.Repeat([]byte{7}, 1200), // not a ciphertext under the shielding key
 		make([]byte, protocol.MaxCallCiphertext+1),
-		enc(aToB(10, 0)),        // nonce used on chain
-		enc(aToB(20, 1)),        // nonce used by the first call of the batch
-		enc(aToB(10000, 2)),     // authentic and fresh, but more than alice has
-		enc([]byte{0xa1, 0x01}), // not a SignedCall
+		enc(aToB(10, 0)),                             // nonce used on chain
+		enc(aToB(20, 1)),                             // nonce used by the first call of the batch
+		enc(aToB(10000, 2)),                          // authentic and fresh, but more than alice has
+		enc([]byte{0xa1, 0x01}),                      // not a SignedCall
+		enc(signRaw(t, alice, manyPairs(t), 3, tgt)), // a call the STF does not know, with more map pairs than a log entry may hold
+		enc(signRaw(t, alice, append(bytes.Repeat([]byte{0x81}, 14), 0), 4, tgt)), // the same, nested deeper than a log entry may be
 		enc(trustedCall(t, bob, stf.Call{Transfer: &stf.Transfer{From: addr(bob), To: addr(alice), Amount: 5}}, 5, tgt)),
 		enc(trustedCall(t, bob, stf.Call{Transfer: &stf.Transfer{From: addr(bob), To: addr(alice), Amount: 5}}, 1, tgt)),
 	}
@@ -59,10 +62,12 @@ func mixedBatch(t *testing.T, f *provisionFixture) ([][]byte, []protocol.CallRes
 		inv(protocol.ReasonStaleNonce),
 		{Status: protocol.CallFailed, Reason: stf.ErrInsufficientFunds.Error(), Index: 1},
 		inv(protocol.ReasonMalformed),
+		{Status: protocol.CallFailed, Reason: stf.ErrUnknownCall.Error(), Index: 2},
+		{Status: protocol.CallFailed, Reason: stf.ErrUnknownCall.Error(), Index: 3},
 		inv(protocol.ReasonFutureNonce),
-		{Status: protocol.CallExecuted, Index: 2},
+		{Status: protocol.CallExecuted, Index: 4},
 	}
-	return cts, want, []byte{sidechain.LeafExecuted, sidechain.LeafFailed, sidechain.LeafExecuted}
+	return cts, want, []byte{sidechain.LeafExecuted, sidechain.LeafFailed, sidechain.LeafFailed, sidechain.LeafFailed, sidechain.LeafExecuted}
 }
 
 // checkBatch compares a batch's results with want and its call leaves with
@@ -131,4 +136,28 @@ func TestReplicatedBatch(t *testing.T) {
 			t.Fatalf("host %d: alice %d bob %d, want 745 255", i, a, b)
 		}
 	}
+}
+
+// signRaw signs the application call bytes call of k for tgt.
+func signRaw(t *testing.T, k ed25519.PrivateKey, call []byte, nonce uint64, tgt stf.Target) []byte {
+	t.Helper()
+	signed, err := stf.SignCall(k, call, nonce, tgt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signed
+}
+
+// manyPairs is a CBOR map of 100 pairs.
+func manyPairs(t *testing.T) []byte {
+	t.Helper()
+	m := map[uint64]uint64{}
+	for i := range uint64(100) {
+		m[i] = i
+	}
+	b, err := protocol.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

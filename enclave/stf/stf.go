@@ -298,10 +298,13 @@ func setNonce(st state.KV, a tx.Address, n uint64) error {
 // every enclave of the shard applies it with ApplyVerified.
 type Verified struct {
 	// Hash is sha256 of the SignedCall bytes (Result.Hash).
-	Hash   [32]byte        `cbor:"hash"`
-	Signer tx.Address      `cbor:"signer"`
-	Nonce  uint64          `cbor:"nonce"`
-	Call   cbor.RawMessage `cbor:"call"`
+	Hash   [32]byte   `cbor:"hash"`
+	Signer tx.Address `cbor:"signer"`
+	Nonce  uint64     `cbor:"nonce"`
+	// Call is the application call (CBOR) as signed, carried as a byte
+	// string: whoever stores a Verified, under other decoding limits than
+	// the SignedCall's, reads it back whatever its nesting or size.
+	Call []byte `cbor:"call"`
 }
 
 // Verify decodes the SignedCall bytes plaintext and checks its signature
