@@ -57,30 +57,86 @@ func (e *Enclave) submitCalls(r *protocol.SubmitCalls) (protocol.Reply, error) {
 	if e.repl.node != nil {
 		return e.proposeDirect(r)
 	}
-	return e.applyDirect(r.Calls, r.Timestamp, e.signerAddress())
+	return e.applyDirect(e.prepareCalls(r.Calls), r.Timestamp, e.signerAddress())
 }
 
-// applyDirect executes calls as one direct shard block by author at the
-// host time hostTime, and commits.
-func (e *Enclave) applyDirect(calls [][]byte, hostTime int64, author tx.Address) (*protocol.SubmitCallsReply, error) {
+// preparedCall is a direct call as its shard's log carries it: decrypted
+// and authenticated once, by the enclave that received it, or the reason
+// it is invalid, which does not depend on the state either. Applying it
+// needs neither the shielding key nor a signature check, only the checks
+// that depend on the state (nonce, the STF's own), in log order.
+type preparedCall struct {
+	// CiphertextHash is sha256 of the call's ciphertext, which its leaf
+	// commits to (sidechain.CallLeaf), as clients expect.
+	CiphertextHash [32]byte `cbor:"ct"`
+	// Reason, if set, is why the call is invalid (a protocol.Reason*).
+	Reason string        `cbor:"reason,omitempty"`
+	Call   *stf.Verified `cbor:"call,omitempty"`
+}
+
+// prepareCalls decrypts and authenticates a batch's calls on every core:
+// HPKE decapsulation and the signature check are the costly part of a call
+// and independent of the other calls and of the state, unlike applying
+// them, which goes in order.
+func (e *Enclave) prepareCalls(calls [][]byte) []preparedCall {
+	out := make([]preparedCall, len(calls))
+	target := e.env(0).Target()
+	next := make(chan int, len(calls))
+	for i := range calls {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(calls)) {
+		wg.Go(func() {
+			for i := range next {
+				out[i] = e.prepareCall(target, calls[i])
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func (e *Enclave) prepareCall(target stf.Target, ct []byte) preparedCall {
+	p := preparedCall{CiphertextHash: sha256.Sum256(ct)}
+	if len(ct) > protocol.MaxCallCiphertext {
+		p.Reason = protocol.ReasonTooLarge
+		return p
+	}
+	e.decryptions.Add(1)
+	pt, err := e.keys.Decrypt(shielding.InfoTrustedCall, ct)
+	if err != nil {
+		p.Reason = protocol.ReasonUndecryptable
+		return p
+	}
+	v, err := stf.Verify(target, pt)
+	if err != nil {
+		p.Reason = invalidReason(err)
+		return p
+	}
+	p.Call = &v
+	return p
+}
+
+// applyDirect executes prepared calls as one direct shard block by author
+// at the host time hostTime, and commits.
+func (e *Enclave) applyDirect(calls []preparedCall, hostTime int64, author tx.Address) (*protocol.SubmitCallsReply, error) {
 	env := e.env(e.lc.Height())
 	batch := e.state.Begin()
 	rep := &protocol.SubmitCallsReply{Results: make([]protocol.CallResult, len(calls))}
 	var unshields []sidechain.Unshield
-	pts, errs := e.decryptCalls(calls)
-	for i, ct := range calls {
+	for i, c := range calls {
 		res := &rep.Results[i]
 		res.Status = protocol.CallInvalid
-		if len(ct) > protocol.MaxCallCiphertext {
-			res.Reason = protocol.ReasonTooLarge
+		if c.Call == nil {
+			res.Reason = c.Reason
+			if res.Reason == "" {
+				res.Reason = protocol.ReasonMalformed
+			}
 			continue
 		}
-		pt, err := pts[i], errs[i]
-		if err != nil {
-			res.Reason = protocol.ReasonUndecryptable
-			continue
-		}
-		out, err := e.rt.Apply(env, batch, pt)
+		out, err := e.rt.ApplyVerified(env, batch, *c.Call)
 		if err != nil {
 			// A state failure: nothing was committed, the batch is dropped.
 			return nil, protocol.Errorf(protocol.CodeInternal, "apply call: %v", err)
@@ -97,7 +153,7 @@ func (e *Enclave) applyDirect(calls [][]byte, hostTime int64, author tx.Address)
 			unshields = append(unshields, unshieldsOf(&out)...)
 		}
 		res.Index = uint32(len(rep.Leaves))
-		rep.Leaves = append(rep.Leaves, sidechain.CallLeaf(sha256.Sum256(ct), leaf))
+		rep.Leaves = append(rep.Leaves, sidechain.CallLeaf(c.CiphertextHash, leaf))
 	}
 	if len(rep.Leaves) == 0 {
 		rep.StateRoot = e.state.Root()
@@ -134,28 +190,4 @@ func (e *Enclave) privateGetter(r *protocol.PrivateGetter) (protocol.Reply, erro
 		return nil, protocol.Errorf(protocol.CodeInternal, "%v", err)
 	}
 	return &protocol.PrivateGetterReply{Response: ct}, nil
-}
-
-// decryptCalls decrypts a batch's calls on every core: HPKE decapsulation
-// is the costly part of a call and independent of the others, unlike
-// applying them, which goes in order. Oversized ones are left out.
-func (e *Enclave) decryptCalls(calls [][]byte) ([][]byte, []error) {
-	pts, errs := make([][]byte, len(calls)), make([]error, len(calls))
-	next := make(chan int, len(calls))
-	for i := range calls {
-		next <- i
-	}
-	close(next)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(calls)) {
-		wg.Go(func() {
-			for i := range next {
-				if len(calls[i]) <= protocol.MaxCallCiphertext {
-					pts[i], errs[i] = e.keys.Decrypt(shielding.InfoTrustedCall, calls[i])
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return pts, errs
 }

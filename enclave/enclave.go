@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	cmttypes "github.com/cometbft/cometbft/types"
@@ -94,6 +95,9 @@ type Enclave struct {
 	// provisioned from a peer.
 	repl   replication
 	joined bool
+	// decryptions counts the direct calls this enclave decrypted
+	// (prepareCalls); tests check that followers decrypt none.
+	decryptions atomic.Uint64
 }
 
 var _ protocol.Handler = (*Enclave)(nil)

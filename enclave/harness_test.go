@@ -219,6 +219,8 @@ type host struct {
 	shard   [32]byte
 	c       *protocol.Client
 	stop    func()
+	// enc is the running enclave, for the counters tests read.
+	enc *enclave.Enclave
 
 	traffic *bytes.Buffer
 	mu      sync.Mutex
@@ -278,6 +280,7 @@ func (h *host) start() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	h.enc = e
 	a, b := net.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

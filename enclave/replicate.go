@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/fxamacker/cbor/v2"
+
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
@@ -28,18 +30,41 @@ import (
 
 const labelRecord = "integritee/enclave/v1/replica-record"
 
-// command is one entry of the shard's log.
+// command is one entry of the shard's log. Its format is versioned by
+// its keys: "p" is a direct batch of decrypted, authenticated calls (log
+// format 2); "d", the ciphertexts of format 1, is refused (decodeCommand).
 type command struct {
-	Direct *directCommand `cbor:"d,omitempty"`
-	Chain  *chainCommand  `cbor:"c,omitempty"`
+	Direct *directCommand  `cbor:"p,omitempty"`
+	Chain  *chainCommand   `cbor:"c,omitempty"`
+	Legacy cbor.RawMessage `cbor:"d,omitempty"`
 }
 
-// directCommand is a batch of direct calls a worker received.
+// directCommand is a batch of direct calls a worker received, decrypted
+// and authenticated by the enclave that proposed it (prepareCalls). Only
+// the shard's enclaves can append to the log (docs/sidechain.md), so the
+// others apply the calls without decrypting them or checking their
+// signatures again.
 type directCommand struct {
-	ID       [16]byte   `cbor:"id"`
-	Proposer tx.Address `cbor:"proposer"`
-	Time     int64      `cbor:"time"`
-	Calls    [][]byte   `cbor:"calls"`
+	ID       [16]byte       `cbor:"id"`
+	Proposer tx.Address     `cbor:"proposer"`
+	Time     int64          `cbor:"time"`
+	Calls    []preparedCall `cbor:"calls"`
+}
+
+// errLegacyLog refuses a log entry of format 1.
+var errLegacyLog = errors.New("direct calls logged as ciphertexts (log format 1, before calls were decrypted once by the proposer); " +
+	"this enclave reads log format 2 only: provision this worker again from an up-to-date one")
+
+// decodeCommand decodes a log entry.
+func decodeCommand(b []byte) (command, error) {
+	var cmd command
+	if err := protocol.Unmarshal(b, &cmd); err != nil {
+		return cmd, err
+	}
+	if len(cmd.Legacy) > 0 {
+		return cmd, errLegacyLog
+	}
+	return cmd, nil
 }
 
 // chainCommand is the next chain block, by height and hash.
@@ -207,7 +232,8 @@ func (e *Enclave) proposeDirect(r *protocol.SubmitCalls) (protocol.Reply, error)
 	if _, err := rand.Read(id[:]); err != nil {
 		return nil, err
 	}
-	cmd := command{Direct: &directCommand{ID: id, Proposer: e.signerAddress(), Time: r.Timestamp, Calls: r.Calls}}
+	// Decrypted and authenticated here, once for the whole shard.
+	cmd := command{Direct: &directCommand{ID: id, Proposer: e.signerAddress(), Time: r.Timestamp, Calls: e.prepareCalls(r.Calls)}}
 	if err := e.propose(cmd); errors.Is(err, errNoLeader) {
 		return nil, protocol.Errorf(protocol.CodeNoQuorum, "%v", err)
 	} else if err != nil {
@@ -291,8 +317,8 @@ func (e *Enclave) applyQueue(out *protocol.ReplicaOutput) error {
 			e.repl.queue = e.repl.queue[1:] // in the state already (restart, provisioning)
 			continue
 		}
-		var cmd command
-		if err := protocol.Unmarshal(ent.Command, &cmd); err != nil {
+		cmd, err := decodeCommand(ent.Command)
+		if err != nil {
 			// Only the shard's enclaves can append to the log.
 			return e.fail(fmt.Errorf("log entry %d: %w", ent.Index, err))
 		}

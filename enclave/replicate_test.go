@@ -243,8 +243,15 @@ func (n *replicaNet) submit(h *host, call []byte) protocol.ProposalResult {
 	if err != nil {
 		n.t.Fatal(err)
 	}
+	return n.submitBatch(h, [][]byte{ct})
+}
+
+// submitBatch sends a batch of call ciphertexts to h and runs rounds
+// until its result.
+func (n *replicaNet) submitBatch(h *host, cts [][]byte) protocol.ProposalResult {
+	n.t.Helper()
 	rep, err := protocol.CallAs[*protocol.SubmitCallsReply](context.Background(), h.c, &protocol.SubmitCalls{
-		Calls: [][]byte{ct}, Timestamp: time.Now().UnixMilli()})
+		Calls: cts, Timestamp: time.Now().UnixMilli()})
 	if err != nil {
 		n.t.Fatalf("submit: %v", err)
 	}

@@ -292,30 +292,66 @@ func setNonce(st state.KV, a tx.Address, n uint64) error {
 	return st.Set(nonceKey(a), v)
 }
 
+// Verified is a trusted call whose signature Verify checked: the half of
+// Apply that depends on the call alone, not on the state. A direct batch
+// is verified once by the enclave that proposes it to its shard's log, and
+// every enclave of the shard applies it with ApplyVerified.
+type Verified struct {
+	// Hash is sha256 of the SignedCall bytes (Result.Hash).
+	Hash   [32]byte   `cbor:"hash"`
+	Signer tx.Address `cbor:"signer"`
+	Nonce  uint64     `cbor:"nonce"`
+	// Call is the application call (CBOR) as signed, carried as a byte
+	// string: whoever stores a Verified, under other decoding limits than
+	// the SignedCall's, reads it back whatever its nesting or size.
+	Call []byte `cbor:"call"`
+}
+
+// Verify decodes the SignedCall bytes plaintext and checks its signature
+// for target t. A rejection (ErrMalformed, ErrBadSignature) is returned as
+// the error.
+func Verify(t Target, plaintext []byte) (Verified, error) {
+	v := Verified{Hash: sha256.Sum256(plaintext)}
+	if len(plaintext) > MaxCallBytes {
+		return v, fmt.Errorf("%w: %d bytes", ErrMalformed, len(plaintext))
+	}
+	var sc SignedCall
+	if err := codec.Unmarshal(plaintext, &sc); err != nil {
+		return v, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	v.Signer = sc.Signer
+	d, err := CallSignBytes(sc.Call, sc.Nonce, t)
+	if err != nil {
+		return v, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if err := verify(sc.Signer, d, sc.Signature); err != nil {
+		return v, err
+	}
+	v.Nonce, v.Call = sc.Nonce, sc.Call
+	return v, nil
+}
+
 // Apply executes the SignedCall bytes plaintext on the block batch b.
 // Rejections and failures are reported in the Result, not as an error; the
 // error is for state failures only (fatal for the block).
 func (r *Runtime) Apply(env Env, b *state.Batch, plaintext []byte) (Result, error) {
-	res := Result{Hash: sha256.Sum256(plaintext)}
+	v, err := Verify(env.Target(), plaintext)
+	if err != nil {
+		return Result{Status: Rejected, Signer: v.Signer, Hash: v.Hash, Err: err}, nil
+	}
+	return r.ApplyVerified(env, b, v)
+}
+
+// ApplyVerified executes call v, which Verify accepted for env's target,
+// on the block batch b: the nonce check and the STF, which depend on the
+// state. Like Apply, it reports rejections and failures in the Result.
+func (r *Runtime) ApplyVerified(env Env, b *state.Batch, v Verified) (Result, error) {
+	res := Result{Hash: v.Hash, Signer: v.Signer}
 	reject := func(err error) (Result, error) {
 		res.Status, res.Err = Rejected, err
 		return res, nil
 	}
-	if len(plaintext) > MaxCallBytes {
-		return reject(fmt.Errorf("%w: %d bytes", ErrMalformed, len(plaintext)))
-	}
-	var sc SignedCall
-	if err := codec.Unmarshal(plaintext, &sc); err != nil {
-		return reject(fmt.Errorf("%w: %w", ErrMalformed, err))
-	}
-	res.Signer = sc.Signer
-	d, err := CallSignBytes(sc.Call, sc.Nonce, env.Target())
-	if err != nil {
-		return reject(fmt.Errorf("%w: %w", ErrMalformed, err))
-	}
-	if err := verify(sc.Signer, d, sc.Signature); err != nil {
-		return reject(err)
-	}
+	sc := SignedCall{Call: v.Call, Signer: v.Signer, Nonce: v.Nonce}
 	next, err := Nonce(b, sc.Signer)
 	if err != nil {
 		return res, err

@@ -1,0 +1,163 @@
+package enclave_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/integritee-go/integritee/chain/sidechain"
+	"github.com/integritee-go/integritee/enclave"
+	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/enclave/shielding"
+	"github.com/integritee-go/integritee/enclave/stf"
+)
+
+// mixedBatch encrypts to shieldingPub a batch of direct calls with every
+// outcome, for the shard state of newProvisionFixture after chain block 3
+// (alice 750, bob 250, both at nonce 1), and returns it with the results
+// and leaf kinds (by result index) it must get.
+func mixedBatch(t *testing.T, f *provisionFixture) ([][]byte, []protocol.CallResult, []byte) {
+	t.Helper()
+	tgt := f.c.target(f.shard, f.shard)
+	alice, bob := f.aliceI, f.bobI
+	enc := func(pt []byte) []byte {
+		ct, err := shielding.Encrypt(f.shieldingPub, shielding.InfoTrustedCall, pt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ct
+	}
+	aToB := func(amount, nonce uint64) []byte {
+		return trustedCall(t, alice, stf.Call{Transfer: &stf.Transfer{From: addr(alice), To: addr(bob), Amount: amount}}, nonce, tgt)
+	}
+	other := tgt
+	other.Shard[0] ^= 1
+	cts := [][]byte{
+		enc(aToB(10, 1)), // executed
+		enc(trustedCall(t, alice, stf.Call{Transfer: &stf.Transfer{From: addr(alice), To: addr(bob), Amount: 10}}, 2, other)), // signed for another shard
+		bytes.Repeat([]byte{7}, 1200), // not a ciphertext under the shielding key
+		make([]byte, protocol.MaxCallCiphertext+1),
+		enc(aToB(10, 0)),                             // nonce used on chain
+		enc(aToB(20, 1)),                             // nonce used by the first call of the batch
+		enc(aToB(10000, 2)),                          // authentic and fresh, but more than alice has
+		enc([]byte{0xa1, 0x01}),                      // not a SignedCall
+		enc(signRaw(t, alice, manyPairs(t), 3, tgt)), // a call the STF does not know, with more map pairs than a log entry may hold
+		enc(signRaw(t, alice, append(bytes.Repeat([]byte{0x81}, 14), 0), 4, tgt)), // the same, nested deeper than a log entry may be
+		enc(trustedCall(t, bob, stf.Call{Transfer: &stf.Transfer{From: addr(bob), To: addr(alice), Amount: 5}}, 5, tgt)),
+		enc(trustedCall(t, bob, stf.Call{Transfer: &stf.Transfer{From: addr(bob), To: addr(alice), Amount: 5}}, 1, tgt)),
+	}
+	inv := func(r string) protocol.CallResult {
+		return protocol.CallResult{Status: protocol.CallInvalid, Reason: r}
+	}
+	want := []protocol.CallResult{
+		{Status: protocol.CallExecuted, Index: 0},
+		inv(protocol.ReasonBadSignature),
+		inv(protocol.ReasonUndecryptable),
+		inv(protocol.ReasonTooLarge),
+		inv(protocol.ReasonStaleNonce),
+		inv(protocol.ReasonStaleNonce),
+		{Status: protocol.CallFailed, Reason: stf.ErrInsufficientFunds.Error(), Index: 1},
+		inv(protocol.ReasonMalformed),
+		{Status: protocol.CallFailed, Reason: stf.ErrUnknownCall.Error(), Index: 2},
+		{Status: protocol.CallFailed, Reason: stf.ErrUnknownCall.Error(), Index: 3},
+		inv(protocol.ReasonFutureNonce),
+		{Status: protocol.CallExecuted, Index: 4},
+	}
+	return cts, want, []byte{sidechain.LeafExecuted, sidechain.LeafFailed, sidechain.LeafFailed, sidechain.LeafFailed, sidechain.LeafExecuted}
+}
+
+// checkBatch compares a batch's results with want and its call leaves with
+// the ciphertexts' hashes and kinds.
+func checkBatch(t *testing.T, what string, cts [][]byte, got, want []protocol.CallResult, leaves [][]byte, kinds []byte) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Fatalf("%s: results\n%+v\nwant\n%+v", what, got, want)
+	}
+	var wantLeaves [][]byte
+	for i, r := range want {
+		if r.Status != protocol.CallInvalid {
+			wantLeaves = append(wantLeaves, sidechain.CallLeaf(sha256.Sum256(cts[i]), kinds[r.Index]))
+		}
+	}
+	if !slices.EqualFunc(leaves, wantLeaves, bytes.Equal) {
+		t.Fatalf("%s: leaves %x, want %x", what, leaves, wantLeaves)
+	}
+}
+
+// TestReplicatedBatch: a direct batch with calls of every outcome, sent to
+// one enclave of a three-enclave shard, gets the results and call leaves
+// an enclave without replication gives it; only the enclave it was sent to
+// decrypts and authenticates the calls, the other two apply them from the
+// log, and all three reach the same state.
+func TestReplicatedBatch(t *testing.T) {
+	ctx := context.Background()
+
+	// Without replication.
+	g := newProvisionFixture(t)
+	if _, err := g.prov.process(g.c, 3); err != nil {
+		t.Fatal(err)
+	}
+	cts, want, kinds := mixedBatch(t, g)
+	rep, err := protocol.CallAs[*protocol.SubmitCallsReply](ctx, g.prov.c, &protocol.SubmitCalls{Calls: cts, Timestamp: time.Now().UnixMilli()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkBatch(t, "without replication", cts, rep.Results, want, rep.Leaves, kinds)
+	if got := enclave.Decryptions(g.prov.enc); got != uint64(len(cts)-1) {
+		t.Fatalf("without replication: %d decryptions, want %d (all but the oversized call)", got, len(cts)-1)
+	}
+
+	// Replicated, sent to a follower.
+	f, n, r1, _ := threeVoters(t)
+	cts, want, kinds = mixedBatch(t, f)
+	before := map[*host]uint64{}
+	for _, h := range n.hosts {
+		before[h] = enclave.Decryptions(h.enc)
+	}
+	res := n.submitBatch(r1, cts)
+	checkBatch(t, "replicated", cts, res.Results, want, res.Leaves, kinds)
+	if res.Block == nil {
+		t.Fatal("no shard block")
+	}
+	n.until("same state after the batch", 50, func() bool { return n.agreed(6) })
+	for i, h := range n.hosts {
+		wantDec := uint64(0)
+		if h == r1 {
+			wantDec = uint64(len(cts) - 1)
+		}
+		if got := enclave.Decryptions(h.enc) - before[h]; got != wantDec {
+			t.Fatalf("host %d decrypted %d calls of the batch, want %d", i, got, wantDec)
+		}
+		if a, b := privateBalance(t, f.c, h, f.shieldingPub, f.aliceI), privateBalance(t, f.c, h, f.shieldingPub, f.bobI); a != 745 || b != 255 {
+			t.Fatalf("host %d: alice %d bob %d, want 745 255", i, a, b)
+		}
+	}
+}
+
+// signRaw signs the application call bytes call of k for tgt.
+func signRaw(t *testing.T, k ed25519.PrivateKey, call []byte, nonce uint64, tgt stf.Target) []byte {
+	t.Helper()
+	signed, err := stf.SignCall(k, call, nonce, tgt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signed
+}
+
+// manyPairs is a CBOR map of 100 pairs.
+func manyPairs(t *testing.T) []byte {
+	t.Helper()
+	m := map[uint64]uint64{}
+	for i := range uint64(100) {
+		m[i] = i
+	}
+	b, err := protocol.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
