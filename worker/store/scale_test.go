@@ -1,4 +1,4 @@
-package store_test
+package store
 
 import (
 	"bytes"
@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/integritee-go/integritee/enclave/protocol"
-	"github.com/integritee-go/integritee/worker/store"
 )
 
 // Benchmarks of the store at 1k, 100k and 1M accounts (2 entries each: a
@@ -24,9 +23,9 @@ func blinded(i int) [32]byte { return sha256.Sum256(binary.BigEndian.AppendUint6
 
 // scaleStore returns a store holding entries state entries, written in
 // commits of 100k sorted entries.
-func scaleStore(b *testing.B, entries int) *store.Store {
+func scaleStore(b *testing.B, entries int) *Store {
 	b.Helper()
-	s, err := store.Open(filepath.Join(b.TempDir(), "w.db"))
+	s, err := Open(filepath.Join(b.TempDir(), "w.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -38,7 +37,7 @@ func scaleStore(b *testing.B, entries int) *store.Store {
 	slices.SortFunc(all, func(a, b protocol.Entry) int { return bytes.Compare(a.Key[:], b.Key[:]) })
 	for h, c := 0, all; len(c) > 0; h++ {
 		n := min(len(c), 100_000)
-		if err := s.Commit(store.Batch{Checkpoint: store.Checkpoint{Height: int64(h + 1), Sealed: []byte{byte(h)}}, Changes: c[:n]}); err != nil {
+		if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: int64(h + 1), Sealed: []byte{byte(h)}}, Changes: c[:n]}); err != nil {
 			b.Fatal(err)
 		}
 		c = c[n:]
@@ -58,6 +57,7 @@ func BenchmarkStoreScaleBlock(b *testing.B) {
 			}
 			r := rand.New(rand.NewPCG(1, 2))
 			h := cp.Height
+			w0 := writes(s)
 			for b.Loop() {
 				ch := make([]protocol.Entry, 768)
 				for i := range ch {
@@ -65,10 +65,11 @@ func BenchmarkStoreScaleBlock(b *testing.B) {
 				}
 				slices.SortFunc(ch, func(a, b protocol.Entry) int { return bytes.Compare(a.Key[:], b.Key[:]) })
 				h++
-				if err := s.Commit(store.Batch{Checkpoint: store.Checkpoint{Height: h, Sealed: []byte{byte(h)}}, Changes: ch}); err != nil {
+				if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: h, Sealed: []byte{byte(h)}}, Changes: ch}); err != nil {
 					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(float64(writes(s)-w0)/float64(b.N), "pagewrites/op")
 		})
 	}
 }
@@ -84,6 +85,36 @@ func BenchmarkStoreScaleEntries(b *testing.B) {
 				if err := s.Entries(func(protocol.Entry) error { got++; return nil }); err != nil || got != 2*n {
 					b.Fatalf("read %d entries of %d: %v", got, 2*n, err)
 				}
+			}
+		})
+	}
+}
+
+// writes is the number of page writes the store made so far.
+func writes(s *Store) int64 {
+	st := s.db.Stats()
+	return st.TxStats.GetWrite()
+}
+
+// BenchmarkStoreScaleProvision measures what a provisioned worker's host
+// writes: the whole state in one commit into a fresh store.
+func BenchmarkStoreScaleProvision(b *testing.B) {
+	for _, n := range scaleSizes {
+		b.Run(fmt.Sprintf("accounts=%d", n), func(b *testing.B) {
+			all := make([]protocol.Entry, 2*n)
+			for i := range all {
+				all[i] = protocol.Entry{Key: blinded(i), Value: bytes.Repeat([]byte{byte(i)}, 37)}
+			}
+			slices.SortFunc(all, func(a, b protocol.Entry) int { return bytes.Compare(a.Key[:], b.Key[:]) })
+			for b.Loop() {
+				s, err := Open(filepath.Join(b.TempDir(), "w.db"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: 7, Sealed: []byte{7}}, Changes: all}); err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
 			}
 		})
 	}
