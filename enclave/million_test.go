@@ -5,8 +5,13 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -45,7 +50,12 @@ func BenchmarkMillion(b *testing.B) {
 }
 
 type million struct {
-	c     *chainSim
+	// bin is a dev build of the enclave to run as a process
+	// ($MILLION_ENCLAVE), whose RSS is then reported; empty: in process.
+	bin       string
+	pid       int
+	mrenclave [32]byte
+	c         *chainSim
 	h     *host
 	shard [32]byte
 	pub   []byte
@@ -61,7 +71,14 @@ func newMillion(b *testing.B, n int) *million {
 	m := &million{c: &chainSim{t: b, tc: testchain.New(chainID, 4, "million"), nonces: map[tx.Address]uint64{}}, shard: shard}
 	m.h = newHost(b, shard)
 	m.h.dev = true
-	m.pub = m.h.boot(m.c).ShieldingPublic
+	m.bin = os.Getenv("MILLION_ENCLAVE")
+	m.start(b)
+	rep, err := protocol.CallAs[*protocol.InitReply](context.Background(), m.h.c, m.h.initRequest(m.c))
+	if err != nil {
+		b.Fatal(err)
+	}
+	sk := rep.SealedKeys
+	m.h.sealed, m.pub, m.mrenclave = &sk, rep.ShieldingPublic, rep.MRENCLAVE
 	payer := accounts.DevKey("Alice")
 	var shields [][]byte
 	for i := range millionCalls {
@@ -76,11 +93,15 @@ func newMillion(b *testing.B, n int) *million {
 	}
 	m.c.tc.Add(shields, nil)
 	// The generated accounts, one dev_accounts call per block.
-	tgt := m.c.target(shard, shard)
+	tgt := m.c.target(m.mrenclave, shard)
+	sudo := devSudo
+	if m.bin != "" {
+		sudo = accounts.DevKey("Alice") // the dev build's sudo
+	}
 	for i, nonce := 0, uint64(0); i < n; nonce++ {
 		k := min(n-i, stf.MaxDevAccounts)
 		call := stf.Call{DevAccounts: &stf.DevAccounts{First: uint32(i), Count: uint32(k), Amount: 1000}}
-		m.c.tc.Add([][]byte{invoke(b, m.c, payer, m.pub, shard, trustedCall(b, devSudo, call, nonce, tgt))}, nil)
+		m.c.tc.Add([][]byte{invoke(b, m.c, payer, m.pub, shard, trustedCall(b, sudo, call, nonce, tgt))}, nil)
 		i += k
 	}
 	start := time.Now()
@@ -106,7 +127,7 @@ func (m *million) addTransfers(b *testing.B) {
 	var txs [][]byte
 	for i, u := range m.users {
 		to := addr(m.users[(i+1)%len(m.users)])
-		signed := trustedCall(b, u, stf.Call{Transfer: &stf.Transfer{From: addr(u), To: to, Amount: 1}}, m.round, m.c.target(m.shard, m.shard))
+		signed := trustedCall(b, u, stf.Call{Transfer: &stf.Transfer{From: addr(u), To: to, Amount: 1}}, m.round, m.c.target(m.mrenclave, m.shard))
 		txs = append(txs, invoke(b, m.c, accounts.DevKey("Alice"), m.pub, m.shard, signed))
 	}
 	m.c.tc.Add(txs, nil)
@@ -120,14 +141,14 @@ func (m *million) benchBlock(b *testing.B) {
 		b.StopTimer()
 		m.addTransfers(b)
 		req := request(b, m.c.tc, m.next)
-		c0 := cpuTime()
+		c0 := m.cpu(b)
 		b.StartTimer()
 		rep, err := protocol.CallAs[*protocol.ProcessBlockReply](ctx, m.h.c, req)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		cpu += cpuTime() - c0
+		cpu += m.cpu(b) - c0
 		if rep.Stats.Applied != millionCalls {
 			b.Fatalf("applied %d of %d", rep.Stats.Applied, millionCalls)
 		}
@@ -152,10 +173,20 @@ func (m *million) benchRestart(b *testing.B) {
 		m.restore(b, entries, want)
 		b.StopTimer()
 		cpu += cpuTime() - c0
+		if m.bin != "" {
+			cpu += procCPU(b, m.pid) // all of the new process's
+		}
 		b.StartTimer()
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/op")
+	if m.bin != "" {
+		// The enclave process's own memory.
+		rss, hwm := procMemory(b, m.pid)
+		b.ReportMetric(rss, "enclave-RSS-MiB")
+		b.ReportMetric(hwm, "enclave-peakRSS-MiB")
+		return
+	}
 	// The heap the running enclave holds: what stopping it frees.
 	var with, without runtime.MemStats
 	runtime.GC()
@@ -171,7 +202,7 @@ func (m *million) benchRestart(b *testing.B) {
 // entries, as the worker's supervisor does.
 func (m *million) restore(b *testing.B, entries []protocol.Entry, want [32]byte) {
 	ctx := context.Background()
-	m.h.start()
+	m.start(b)
 	rep, err := protocol.CallAs[*protocol.InitReply](ctx, m.h.c, m.h.initRequest(m.c))
 	if err != nil || !rep.AwaitingEntries {
 		b.Fatalf("init: %v (awaiting entries: %v)", err, rep != nil && rep.AwaitingEntries)
@@ -183,6 +214,93 @@ func (m *million) restore(b *testing.B, entries []protocol.Entry, want [32]byte)
 	if err != nil || res.StateRoot != want {
 		b.Fatalf("resume: %v", err)
 	}
+}
+
+// start starts a fresh enclave: in process (host.start), or the dev
+// build m.bin as a child process speaking the protocol on its stdio, as
+// the worker runs it.
+func (m *million) start(b *testing.B) {
+	if m.bin == "" {
+		m.h.start()
+		return
+	}
+	if m.h.stop != nil {
+		m.h.stop()
+	}
+	cmd := exec.Command(m.bin, "--tee", "sim", "--log-level", "warn")
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	m.pid = cmd.Process.Pid
+	m.h.c = protocol.NewClient(stdioConn{out, in}, 0)
+	m.h.stop = func() {
+		in.Close()
+		cmd.Wait()
+		m.h.stop = nil
+	}
+	b.Cleanup(func() {
+		if m.h.stop != nil {
+			m.h.stop()
+		}
+	})
+}
+
+type stdioConn struct {
+	io.Reader
+	io.Writer
+}
+
+// procMemory returns a process's resident and peak resident memory in MiB.
+func procMemory(b *testing.B, pid int) (rss, hwm float64) {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for line := range strings.Lines(string(st)) {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = kb / 1024
+		case "VmHWM:":
+			hwm = kb / 1024
+		}
+	}
+	return rss, hwm
+}
+
+// cpu is the CPU time of this process and the enclave process.
+func (m *million) cpu(b *testing.B) time.Duration {
+	if m.bin == "" {
+		return cpuTime()
+	}
+	return cpuTime() + procCPU(b, m.pid)
+}
+
+// procCPU is the CPU time (user and system) process pid used so far.
+func procCPU(b *testing.B, pid int) time.Duration {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command's closing parenthesis; utime and stime
+	// are the 14th and 15th of the line, in clock ticks (100 Hz).
+	f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	sy, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+sy) * 10 * time.Millisecond
 }
 
 // cpuTime is the CPU time (user and system) this process used so far.
