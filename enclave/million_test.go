@@ -39,8 +39,18 @@ import (
 //
 // Each reports the process CPU time per operation besides the wall time:
 // on a shared machine the CPU time is the steadier figure.
+//
+// MILLION_ACCOUNTS=N runs only a state of N accounts.
 func BenchmarkMillion(b *testing.B) {
-	for _, n := range []int{1_000, 100_000, 1_000_000} {
+	sizes := []int{1_000, 100_000, 1_000_000}
+	if v := os.Getenv("MILLION_ACCOUNTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			b.Fatalf("MILLION_ACCOUNTS=%q", v)
+		}
+		sizes = []int{n}
+	}
+	for _, n := range sizes {
 		b.Run(fmt.Sprintf("accounts=%d", n), func(b *testing.B) {
 			m := newMillion(b, n)
 			b.Run("block", m.benchBlock)
