@@ -66,12 +66,12 @@ type million struct {
 	pid       int
 	mrenclave [32]byte
 	c         *chainSim
-	h     *host
-	shard [32]byte
-	pub   []byte
-	users []ed25519.PrivateKey
-	next  int64 // next chain block to process
-	round uint64
+	h         *host
+	shard     [32]byte
+	pub       []byte
+	users     []ed25519.PrivateKey
+	next      int64 // next chain block to process
+	round     uint64
 }
 
 const millionCalls = 100
