@@ -151,7 +151,7 @@ func (s *State) decrypt(k Key, ct []byte) ([]byte, error) {
 }
 
 // Reserve sizes the state for n entries before a Load, so that a large
-// state is built without growing (and copying) its map and tree. n comes
+// state is built without growing (and copying) its tree. n comes
 // from the enclave's own sealed checkpoint; it is only a size hint.
 func (s *State) Reserve(n int) {
 	s.tree.reserve(n)
