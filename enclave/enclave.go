@@ -263,6 +263,9 @@ func (e *Enclave) init(r *protocol.Init) (protocol.Reply, error) {
 		e.pending, e.confirmed = want.Pending, want.Confirmed
 		e.side, e.recent = want.Sidechain, want.Recent
 		e.repl.applied, e.joined = want.Applied, want.Joined
+		// The sealed checkpoint says how many entries come: size the state
+		// once (bounded: it is a hint, not a limit).
+		st.Reserve(int(min(want.Entries, maxReserve)))
 		if want.Entries == 0 {
 			// Nothing to load: resume right away if the root agrees.
 			if _, err := e.resume(); err != nil {
@@ -286,6 +289,9 @@ func (e *Enclave) init(r *protocol.Init) (protocol.Reply, error) {
 	e.log.Info("initialised", "shard", fmt.Sprintf("%x", r.Shard), "height", rep.Height, "created", created)
 	return rep, nil
 }
+
+// maxReserve bounds the entries the state is sized for up front.
+const maxReserve = 1 << 24
 
 func (e *Enclave) loadEntries(r *protocol.LoadEntries) (protocol.Reply, error) {
 	if e.phase != phaseLoading {

@@ -185,6 +185,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go tuneGC(ctx, time.Second)
 	m := b.Measurement()
 	log.Info("serving", "build", build.name, "tee", o.tee, "mrenclave", fmt.Sprintf("%x", m[:]))
 	s := &protocol.Server{Handler: e, Logger: log}

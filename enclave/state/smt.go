@@ -2,6 +2,8 @@ package state
 
 import (
 	"crypto/sha256"
+	"runtime"
+	"sync"
 )
 
 const (
@@ -9,130 +11,300 @@ const (
 	innerPrefix = 0x01
 )
 
-type node struct {
-	left, right *node
-	leaf        bool
-	key, vhash  [32]byte // leaf only
-	hash        [32]byte
-	dirty       bool
+// The tree lives in two arenas of plain structs addressed by index, not
+// in a node per allocation: a million accounts are several million nodes,
+// and as pointer-free slices they cost about half the memory, cost the
+// garbage collector nothing to scan, and need no allocation per insert.
+
+// ref addresses a subtree: 0 is the empty subtree, leafBit marks an index
+// into tree.leaves, anything else an index into tree.inner.
+type ref uint32
+
+const leafBit ref = 1 << 31
+
+func (r ref) isLeaf() bool { return r&leafBit != 0 }
+func (r ref) idx() uint32  { return uint32(r &^ leafBit) }
+
+// inode is an inner node; hash is valid unless dirty.
+type inode struct {
+	child [2]ref
+	hash  [32]byte
+	dirty bool
 }
+
+// lnode is a leaf with its hash, computed when it is set, and the
+// entry's plaintext value: inline up to inlineValue bytes (a balance, a
+// nonce), else in tree.big. The leaves are the state's only copy of the
+// values, so the state has no map beside the tree.
+type lnode struct {
+	key, hash [32]byte
+	vlen      uint8 // bigValue: in tree.big
+	inline    [inlineValue]byte
+}
+
+const (
+	inlineValue = 15
+	bigValue    = 0xff
+)
 
 func bit(k *[32]byte, i int) int { return int(k[i/8]>>(7-uint(i%8))) & 1 }
 
-type tree struct {
-	root *node
-	n    int
+func leafHash(key, vhash *[32]byte) [32]byte {
+	var buf [1 + 64]byte
+	buf[0] = leafPrefix
+	copy(buf[1:], key[:])
+	copy(buf[33:], vhash[:])
+	return sha256.Sum256(buf[:])
 }
 
-// set inserts or updates a leaf.
-func (t *tree) set(key, vhash [32]byte) {
-	var added bool
-	t.root, added = insert(t.root, 0, key, vhash)
+type tree struct {
+	inner  []inode // [0] unused: ref 0 is the empty subtree
+	leaves []lnode // [0] unused
+	freeI  []uint32
+	freeL  []uint32
+	big    map[uint32][]byte // values of leaves larger than inlineValue
+	root   ref
+	n      int
+}
+
+// reserve sizes the arenas for n entries (a random key set of n entries
+// has about 1.44n inner nodes).
+func (t *tree) reserve(n int) {
+	if len(t.leaves) == 0 && n > 0 {
+		t.leaves = make([]lnode, 1, n+1)
+		t.inner = make([]inode, 1, n+n/2+1)
+	}
+}
+
+func (t *tree) newLeaf(key, vhash *[32]byte, value []byte) ref {
+	var i uint32
+	if k := len(t.freeL); k > 0 {
+		i = t.freeL[k-1]
+		t.freeL = t.freeL[:k-1]
+	} else {
+		if len(t.leaves) == 0 {
+			t.leaves = append(t.leaves, lnode{})
+		}
+		t.leaves = append(t.leaves, lnode{})
+		i = uint32(len(t.leaves) - 1)
+	}
+	t.leaves[i].key = *key
+	t.setLeaf(i, vhash, value)
+	return leafBit | ref(i)
+}
+
+// setLeaf sets leaf i's value and hash.
+func (t *tree) setLeaf(i uint32, vhash *[32]byte, value []byte) {
+	l := &t.leaves[i]
+	l.hash = leafHash(&l.key, vhash)
+	if len(value) <= inlineValue {
+		if l.vlen == bigValue {
+			delete(t.big, i)
+		}
+		l.vlen = uint8(copy(l.inline[:], value))
+		return
+	}
+	if t.big == nil {
+		t.big = make(map[uint32][]byte)
+	}
+	l.vlen = bigValue
+	t.big[i] = value
+}
+
+// value returns leaf i's value. It aliases the tree: callers copy it
+// before the tree changes.
+func (t *tree) value(i uint32) []byte {
+	l := &t.leaves[i]
+	if l.vlen == bigValue {
+		return t.big[i]
+	}
+	return l.inline[:l.vlen:l.vlen]
+}
+
+// get returns the leaf of key.
+func (t *tree) get(key *[32]byte) (uint32, bool) {
+	r := t.root
+	for depth := 0; r != 0 && !r.isLeaf(); depth++ {
+		r = t.inner[r.idx()].child[bit(key, depth)]
+	}
+	if r == 0 || t.leaves[r.idx()].key != *key {
+		return 0, false
+	}
+	return r.idx(), true
+}
+
+func (t *tree) newInner(n inode) ref {
+	n.dirty = true
+	if k := len(t.freeI); k > 0 {
+		i := t.freeI[k-1]
+		t.freeI = t.freeI[:k-1]
+		t.inner[i] = n
+		return ref(i)
+	}
+	if len(t.inner) == 0 {
+		t.inner = append(t.inner, inode{})
+	}
+	t.inner = append(t.inner, n)
+	return ref(len(t.inner) - 1)
+}
+
+// set inserts or updates a leaf with the hash of its encrypted value and
+// its plaintext value (kept, not copied); added tells an insert.
+func (t *tree) set(key, vhash [32]byte, value []byte) (added bool) {
+	t.root, added = t.insert(t.root, 0, &key, &vhash, value)
 	if added {
 		t.n++
 	}
+	return added
 }
 
-func insert(n *node, depth int, key, vhash [32]byte) (*node, bool) {
-	if n == nil {
-		return &node{leaf: true, key: key, vhash: vhash, dirty: true}, true
-	}
-	if n.leaf {
-		if n.key == key {
-			n.vhash, n.dirty = vhash, true
-			return n, false
-		}
-		return split(n, &node{leaf: true, key: key, vhash: vhash, dirty: true}, depth), true
-	}
-	var added bool
-	if bit(&key, depth) == 0 {
-		n.left, added = insert(n.left, depth+1, key, vhash)
-	} else {
-		n.right, added = insert(n.right, depth+1, key, vhash)
-	}
-	n.dirty = true
-	return n, added
-}
-
-// split returns the subtree at depth holding the two distinct leaves a, b.
-func split(a, b *node, depth int) *node {
-	in := &node{dirty: true}
-	ba, bb := bit(&a.key, depth), bit(&b.key, depth)
+func (t *tree) insert(r ref, depth int, key, vhash *[32]byte, value []byte) (ref, bool) {
 	switch {
-	case ba != bb && ba == 0:
-		in.left, in.right = a, b
-	case ba != bb:
-		in.left, in.right = b, a
-	case ba == 0:
-		in.left = split(a, b, depth+1)
-	default:
-		in.right = split(a, b, depth+1)
+	case r == 0:
+		return t.newLeaf(key, vhash, value), true
+	case r.isLeaf():
+		if t.leaves[r.idx()].key == *key {
+			t.setLeaf(r.idx(), vhash, value)
+			return r, false
+		}
+		return t.split(r, t.newLeaf(key, vhash, value), depth), true
 	}
-	return in
+	b := bit(key, depth)
+	c, added := t.insert(t.inner[r.idx()].child[b], depth+1, key, vhash, value)
+	n := &t.inner[r.idx()] // after the insert: the arena may have moved
+	n.child[b], n.dirty = c, true
+	return r, added
+}
+
+// split returns the subtree at depth holding the two distinct leaves a, b:
+// an inner node where their keys first differ, under a chain of one-child
+// inner nodes for the bits they share.
+func (t *tree) split(a, b ref, depth int) ref {
+	ka, kb := t.leaves[a.idx()].key, t.leaves[b.idx()].key
+	d := depth
+	for bit(&ka, d) == bit(&kb, d) {
+		d++
+	}
+	var n inode
+	n.child[bit(&ka, d)], n.child[bit(&kb, d)] = a, b
+	cur := t.newInner(n)
+	for d--; d >= depth; d-- {
+		var p inode
+		p.child[bit(&ka, d)] = cur
+		cur = t.newInner(p)
+	}
+	return cur
 }
 
 // remove deletes a leaf, if present.
 func (t *tree) remove(key [32]byte) {
 	var found bool
-	t.root, found = del(t.root, 0, key)
+	t.root, found = t.del(t.root, 0, &key)
 	if found {
 		t.n--
 	}
 }
 
-func del(n *node, depth int, key [32]byte) (*node, bool) {
-	if n == nil {
-		return nil, false
-	}
-	if n.leaf {
-		if n.key == key {
-			return nil, true
-		}
-		return n, false
-	}
-	var found bool
-	if bit(&key, depth) == 0 {
-		n.left, found = del(n.left, depth+1, key)
-	} else {
-		n.right, found = del(n.right, depth+1, key)
-	}
-	if !found {
-		return n, false
-	}
-	n.dirty = true
-	// A subtree left with one entry becomes that entry's leaf.
+func (t *tree) del(r ref, depth int, key *[32]byte) (ref, bool) {
 	switch {
-	case n.left == nil && n.right == nil:
-		return nil, true
-	case n.left == nil && n.right.leaf:
-		return n.right, true
-	case n.right == nil && n.left.leaf:
-		return n.left, true
+	case r == 0:
+		return 0, false
+	case r.isLeaf():
+		if t.leaves[r.idx()].key == *key {
+			if t.leaves[r.idx()].vlen == bigValue {
+				delete(t.big, r.idx())
+			}
+			t.leaves[r.idx()] = lnode{}
+			t.freeL = append(t.freeL, r.idx())
+			return 0, true
+		}
+		return r, false
 	}
-	return n, true
+	i := r.idx()
+	b := bit(key, depth)
+	c, found := t.del(t.inner[i].child[b], depth+1, key)
+	if !found {
+		return r, false
+	}
+	n := &t.inner[i]
+	n.child[b], n.dirty = c, true
+	// A subtree left with one entry becomes that entry's leaf.
+	var keep ref
+	switch l, rr := n.child[0], n.child[1]; {
+	case l == 0 && rr == 0:
+	case l == 0 && rr.isLeaf():
+		keep = rr
+	case rr == 0 && l.isLeaf():
+		keep = l
+	default:
+		return r, true
+	}
+	*n = inode{}
+	t.freeI = append(t.freeI, i)
+	return keep, true
 }
 
-// rootHash rehashes the dirty nodes and returns the root.
-func (t *tree) rootHash() [32]byte { return hashOf(t.root) }
+// parallelMin is the number of entries from which rootHash hashes the
+// dirty subtrees below the top levels concurrently.
+const parallelMin = 1 << 14
 
-func hashOf(n *node) [32]byte {
-	if n == nil {
-		return [32]byte{}
+// rootHash rehashes the dirty nodes and returns the root.
+func (t *tree) rootHash() [32]byte {
+	if procs := runtime.GOMAXPROCS(0); procs > 1 && t.n >= parallelMin {
+		// Subtrees are disjoint and hashOf allocates nothing, so they can
+		// be hashed concurrently; the top levels are then hashed below.
+		var subs []ref
+		t.dirtyAt(t.root, 4, &subs)
+		if len(subs) > 1 {
+			var wg sync.WaitGroup
+			next := make(chan ref, len(subs))
+			for _, s := range subs {
+				next <- s
+			}
+			close(next)
+			for range min(procs, len(subs)) {
+				wg.Go(func() {
+					for s := range next {
+						t.hashOf(s)
+					}
+				})
+			}
+			wg.Wait()
+		}
 	}
+	return t.hashOf(t.root)
+}
+
+// dirtyAt appends the dirty inner nodes levels below r.
+func (t *tree) dirtyAt(r ref, levels int, out *[]ref) {
+	if r == 0 || r.isLeaf() || !t.inner[r.idx()].dirty {
+		return
+	}
+	if levels == 0 {
+		*out = append(*out, r)
+		return
+	}
+	for _, c := range t.inner[r.idx()].child {
+		t.dirtyAt(c, levels-1, out)
+	}
+}
+
+func (t *tree) hashOf(r ref) [32]byte {
+	switch {
+	case r == 0:
+		return [32]byte{}
+	case r.isLeaf():
+		return t.leaves[r.idx()].hash
+	}
+	n := &t.inner[r.idx()]
 	if !n.dirty {
 		return n.hash
 	}
 	var buf [1 + 64]byte
-	if n.leaf {
-		buf[0] = leafPrefix
-		copy(buf[1:], n.key[:])
-		copy(buf[33:], n.vhash[:])
-	} else {
-		l, r := hashOf(n.left), hashOf(n.right)
-		buf[0] = innerPrefix
-		copy(buf[1:], l[:])
-		copy(buf[33:], r[:])
-	}
+	l, rr := t.hashOf(n.child[0]), t.hashOf(n.child[1])
+	buf[0] = innerPrefix
+	copy(buf[1:], l[:])
+	copy(buf[33:], rr[:])
 	n.hash, n.dirty = sha256.Sum256(buf[:]), false
 	return n.hash
 }

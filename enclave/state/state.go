@@ -10,7 +10,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 )
 
 // Bounds of keys and values.
@@ -65,8 +67,7 @@ type State struct {
 	blindKey []byte
 	nonceKey []byte
 	aead     cipher.AEAD
-	values   map[Key][]byte
-	tree     tree
+	tree     tree // the entries' plaintext values live in its leaves
 }
 
 // New returns an empty state under stateKey (keys.StateKeySize bytes).
@@ -97,7 +98,7 @@ func New(stateKey []byte) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
-	return &State{blindKey: blind, nonceKey: nonce, aead: g, values: make(map[Key][]byte)}, nil
+	return &State{blindKey: blind, nonceKey: nonce, aead: g}, nil
 }
 
 // Blind returns the blinded key of a plaintext key.
@@ -115,8 +116,17 @@ func (s *State) Len() int { return s.tree.n }
 
 // Get reads committed state.
 func (s *State) Get(key []byte) ([]byte, bool) {
-	v, ok := s.values[s.Blind(key)]
+	v, ok := s.committed(s.Blind(key))
 	return bytes.Clone(v), ok
+}
+
+// committed returns the committed value of k, aliasing the tree.
+func (s *State) committed(k Key) ([]byte, bool) {
+	i, ok := s.tree.get(&k)
+	if !ok {
+		return nil, false
+	}
+	return s.tree.value(i), true
 }
 
 func (s *State) encrypt(k Key, height int64, v []byte) []byte {
@@ -140,30 +150,71 @@ func (s *State) decrypt(k Key, ct []byte) ([]byte, error) {
 	return v, nil
 }
 
+// Reserve sizes the state for n entries before a Load, so that a large
+// state is built without growing (and copying) its tree. n comes
+// from the enclave's own sealed checkpoint; it is only a size hint.
+func (s *State) Reserve(n int) {
+	s.tree.reserve(n)
+}
+
 // Load adds persisted entries to the state (after a restart). Each must
 // decrypt under its blinded key and appear once. The caller compares Root
 // with the root it expects (the checkpoint's) when all are loaded.
+//
+// The entries are decrypted and hashed on all cores, then inserted in
+// order; the error is the first entry's that fails.
 func (s *State) Load(entries []Entry) error {
-	for _, e := range entries {
-		if _, dup := s.values[e.Key]; dup {
+	type opened struct {
+		v     []byte
+		vhash [32]byte
+		err   error
+	}
+	out := make([]opened, len(entries))
+	parallel(len(entries), func(i int) {
+		e := &entries[i]
+		v, err := s.decrypt(e.Key, e.Value)
+		out[i] = opened{v: v, vhash: sha256.Sum256(e.Value), err: err}
+	})
+	for i, e := range entries {
+		if out[i].err != nil {
+			return out[i].err
+		}
+		if !s.tree.set(e.Key, out[i].vhash, out[i].v) {
 			return fmt.Errorf("%w: %x", ErrDuplicateEntry, e.Key[:8])
 		}
-		v, err := s.decrypt(e.Key, e.Value)
-		if err != nil {
-			return err
-		}
-		s.values[e.Key] = v
-		s.tree.set(e.Key, sha256.Sum256(e.Value))
 	}
 	return nil
+}
+
+// parallel runs fn(0..n-1) split over the available cores.
+func parallel(n int, fn func(i int)) {
+	procs := runtime.GOMAXPROCS(0)
+	if procs < 2 || n < 256 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	per := (n + procs - 1) / procs
+	for lo := 0; lo < n; lo += per {
+		hi := min(lo+per, n)
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // RootOf computes the state hash of a full set of encrypted entries, as
 // the host persists them, without any key.
 func RootOf(entries []Entry) [32]byte {
 	var t tree
+	t.reserve(len(entries))
 	for _, e := range entries {
-		t.set(e.Key, sha256.Sum256(e.Value))
+		t.set(e.Key, sha256.Sum256(e.Value), nil)
 	}
 	return t.rootHash()
 }
@@ -198,8 +249,7 @@ func (b *Batch) lookup(k Key) ([]byte, bool) {
 			return w.value, !w.deleted
 		}
 	}
-	v, ok := b.s.values[k]
-	return v, ok
+	return b.s.committed(k)
 }
 
 // Get reads through the batch.
@@ -271,20 +321,18 @@ func (s *State) Commit(b *Batch, height int64) (ChangeSet, error) {
 	cs := ChangeSet{Height: height}
 	for _, k := range keys {
 		w := b.writes[k]
-		old, exists := s.values[k]
+		old, exists := s.committed(k)
 		switch {
 		case w.deleted && !exists:
 			continue
 		case w.deleted:
-			delete(s.values, k)
 			s.tree.remove(k)
 			cs.Entries = append(cs.Entries, Entry{Key: k})
 		case exists && bytes.Equal(old, w.value):
 			continue
 		default:
 			ct := s.encrypt(k, height, w.value)
-			s.values[k] = w.value
-			s.tree.set(k, sha256.Sum256(ct))
+			s.tree.set(k, sha256.Sum256(ct), w.value)
 			cs.Entries = append(cs.Entries, Entry{Key: k, Value: ct})
 		}
 	}

@@ -1,6 +1,8 @@
 package stf
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -24,6 +26,8 @@ type Call struct {
 	Transfer   *Transfer   `cbor:"transfer,omitempty"`
 	Unshield   *UnshieldTo `cbor:"unshield,omitempty"`
 	SetBalance *SetBalance `cbor:"set_balance,omitempty"`
+	// DevAccounts creates accounts in bulk (dev chains, sudo only).
+	DevAccounts *DevAccounts `cbor:"dev_accounts,omitempty"`
 }
 
 // Transfer moves Amount from From (the signer) to To within the shard.
@@ -45,6 +49,27 @@ type UnshieldTo struct {
 type SetBalance struct {
 	Who    tx.Address `cbor:"who"`
 	Amount uint64     `cbor:"amount"`
+}
+
+// DevAccounts gives Amount to Count generated accounts, numbers First to
+// First+Count-1 (DevAccount): the setup of a large state for measurements
+// (docs/performance.md), in calls of at most MaxDevAccounts, without a
+// chain transaction per account. Nobody holds the generated accounts'
+// keys. Dev chains, sudo only, like SetBalance.
+type DevAccounts struct {
+	First  uint32 `cbor:"first"`
+	Count  uint32 `cbor:"count"`
+	Amount uint64 `cbor:"amount"`
+}
+
+// MaxDevAccounts bounds the accounts of one DevAccounts call, and so the
+// entries one block changes.
+const MaxDevAccounts = 50_000
+
+// DevAccount is generated account number i of DevAccounts.
+func DevAccount(i uint32) tx.Address {
+	h := sha256.Sum256(binary.BigEndian.AppendUint32([]byte("integritee/dev-account/"), i))
+	return tx.Address(h[:tx.AddressLen])
 }
 
 // Getter is a balances getter: exactly one field set; Who must be the
@@ -70,6 +95,7 @@ var (
 	ErrOverflow          = errors.New("balances: balance overflow")
 	ErrZeroAmount        = errors.New("balances: zero amount")
 	ErrDevOnly           = errors.New("balances: set_balance is dev-only and sudo-only")
+	ErrTooManyAccounts   = fmt.Errorf("balances: dev_accounts: count not in 1..%d", MaxDevAccounts)
 )
 
 // Encode helpers for clients.
@@ -135,7 +161,7 @@ func (s *Balances) Execute(_ Env, st state.KV, signer tx.Address, raw []byte) ([
 		return nil, fmt.Errorf("%w: %w", ErrUnknownCall, err)
 	}
 	n := 0
-	for _, set := range []bool{c.Transfer != nil, c.Unshield != nil, c.SetBalance != nil} {
+	for _, set := range []bool{c.Transfer != nil, c.Unshield != nil, c.SetBalance != nil, c.DevAccounts != nil} {
 		if set {
 			n++
 		}
@@ -171,6 +197,20 @@ func (s *Balances) Execute(_ Env, st state.KV, signer tx.Address, raw []byte) ([
 			return nil, err
 		}
 		return []Event{{Type: EventUnshield, Unshield: &Unshield{Beneficiary: u.Beneficiary, Amount: u.Amount}}}, nil
+	case c.DevAccounts != nil:
+		if !s.Dev || signer != s.Sudo {
+			return nil, ErrDevOnly
+		}
+		d := c.DevAccounts
+		if d.Count == 0 || d.Count > MaxDevAccounts || d.First+d.Count < d.First {
+			return nil, ErrTooManyAccounts
+		}
+		for i := d.First; i < d.First+d.Count; i++ {
+			if err := setBalance(st, DevAccount(i), d.Amount); err != nil {
+				return nil, err
+			}
+		}
+		return []Event{{Type: EventSetBalance}}, nil
 	default:
 		if !s.Dev || signer != s.Sudo {
 			return nil, ErrDevOnly

@@ -329,3 +329,43 @@ func TestShieldOverflowDropsWrites(t *testing.T) {
 		t.Fatalf("balance %d after failed shield", v)
 	}
 }
+
+func TestDevAccounts(t *testing.T) {
+	call := func(first, count uint32) stf.Call {
+		return stf.Call{DevAccounts: &stf.DevAccounts{First: first, Count: count, Amount: 7}}
+	}
+	tests := []struct {
+		name    string
+		dev     bool
+		signer  ed25519.PrivateKey
+		call    stf.Call
+		want    error
+		changed int // entries: the nonce and the accounts
+	}{
+		{"production build", false, sudo, call(0, 10), stf.ErrDevOnly, 1},
+		{"not sudo", true, alice, call(0, 10), stf.ErrDevOnly, 1},
+		{"none", true, sudo, call(0, 0), stf.ErrTooManyAccounts, 1},
+		{"too many", true, sudo, call(0, stf.MaxDevAccounts+1), stf.ErrTooManyAccounts, 1},
+		{"numbers wrap", true, sudo, call(^uint32(0)-5, 10), stf.ErrTooManyAccounts, 1},
+		{"created", true, sudo, call(100, 10), nil, 11},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tt.dev)
+			res, changed := f.apply(t, signed(t, tt.signer, tt.call, 0, env))
+			if !errors.Is(res.Err, tt.want) || changed != tt.changed {
+				t.Fatalf("err = %v, %d entries changed; want %v, %d", res.Err, changed, tt.want, tt.changed)
+			}
+			for i := uint32(99); i <= 110; i++ {
+				v, err := stf.FreeBalance(f.st.Begin(), stf.DevAccount(i))
+				want := uint64(0)
+				if tt.want == nil && i >= 100 && i < 110 {
+					want = 7
+				}
+				if err != nil || v != want {
+					t.Fatalf("account %d: %d, %v; want %d", i, v, err, want)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,121 @@
+package store
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/integritee-go/integritee/enclave/protocol"
+)
+
+// Benchmarks of the store at 1k, 100k and 1M accounts (2 entries each: a
+// balance and a nonce, 37-byte ciphertexts as the enclave writes them);
+// docs/performance.md, "A million accounts".
+
+var scaleSizes = []int{1_000, 100_000, 1_000_000}
+
+func blinded(i int) [32]byte { return sha256.Sum256(binary.BigEndian.AppendUint64(nil, uint64(i))) }
+
+// scaleStore returns a store holding entries state entries, written in
+// commits of 100k sorted entries.
+func scaleStore(b *testing.B, entries int) *Store {
+	b.Helper()
+	s, err := Open(filepath.Join(b.TempDir(), "w.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	all := make([]protocol.Entry, entries)
+	for i := range all {
+		all[i] = protocol.Entry{Key: blinded(i), Value: bytes.Repeat([]byte{byte(i)}, 37)}
+	}
+	slices.SortFunc(all, func(a, b protocol.Entry) int { return bytes.Compare(a.Key[:], b.Key[:]) })
+	for h, c := 0, all; len(c) > 0; h++ {
+		n := min(len(c), 100_000)
+		if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: int64(h + 1), Sealed: []byte{byte(h)}}, Changes: c[:n]}); err != nil {
+			b.Fatal(err)
+		}
+		c = c[n:]
+	}
+	return s
+}
+
+// BenchmarkStoreScaleBlock measures committing a block that changes 768
+// random entries (256 transfers) with its checkpoint.
+func BenchmarkStoreScaleBlock(b *testing.B) {
+	for _, n := range scaleSizes {
+		b.Run(fmt.Sprintf("accounts=%d", n), func(b *testing.B) {
+			s := scaleStore(b, 2*n)
+			cp, _, err := s.Checkpoint()
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := rand.New(rand.NewPCG(1, 2))
+			h := cp.Height
+			w0 := writes(s)
+			for b.Loop() {
+				ch := make([]protocol.Entry, 768)
+				for i := range ch {
+					ch[i] = protocol.Entry{Key: blinded(r.IntN(2 * n)), Value: bytes.Repeat([]byte{byte(h)}, 37)}
+				}
+				slices.SortFunc(ch, func(a, b protocol.Entry) int { return bytes.Compare(a.Key[:], b.Key[:]) })
+				h++
+				if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: h, Sealed: []byte{byte(h)}}, Changes: ch}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(writes(s)-w0)/float64(b.N), "pagewrites/op")
+		})
+	}
+}
+
+// BenchmarkStoreScaleEntries measures reading every entry in key order: a
+// restart's and a provisioning snapshot's read.
+func BenchmarkStoreScaleEntries(b *testing.B) {
+	for _, n := range scaleSizes {
+		b.Run(fmt.Sprintf("accounts=%d", n), func(b *testing.B) {
+			s := scaleStore(b, 2*n)
+			for b.Loop() {
+				got := 0
+				if err := s.Entries(func(protocol.Entry) error { got++; return nil }); err != nil || got != 2*n {
+					b.Fatalf("read %d entries of %d: %v", got, 2*n, err)
+				}
+			}
+		})
+	}
+}
+
+// writes is the number of page writes the store made so far.
+func writes(s *Store) int64 {
+	st := s.db.Stats()
+	return st.TxStats.GetWrite()
+}
+
+// BenchmarkStoreScaleProvision measures what a provisioned worker's host
+// writes: the whole state in one commit into a fresh store.
+func BenchmarkStoreScaleProvision(b *testing.B) {
+	for _, n := range scaleSizes {
+		b.Run(fmt.Sprintf("accounts=%d", n), func(b *testing.B) {
+			all := make([]protocol.Entry, 2*n)
+			for i := range all {
+				all[i] = protocol.Entry{Key: blinded(i), Value: bytes.Repeat([]byte{byte(i)}, 37)}
+			}
+			slices.SortFunc(all, func(a, b protocol.Entry) int { return bytes.Compare(a.Key[:], b.Key[:]) })
+			for b.Loop() {
+				s, err := Open(filepath.Join(b.TempDir(), "w.db"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: 7, Sealed: []byte{7}}, Changes: all}); err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
+			}
+		})
+	}
+}
