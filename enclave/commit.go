@@ -100,6 +100,11 @@ func (e *Enclave) commit(t transition) (*committed, error) {
 		c.outgoing = append(c.outgoing, o)
 		e.pending = nil
 	}
+	if !e.serving(e.lc.Height()) {
+		// Another release serves the shard at this height (this one before
+		// its enactment height): the chain takes its calls only.
+		c.outgoing = nil
+	}
 	lcHeader, err := protocol.EncodeSignedHeader(e.lc.Trusted())
 	if err != nil {
 		return nil, e.fail(err)

@@ -57,6 +57,12 @@ func (e *Enclave) submitCalls(r *protocol.SubmitCalls) (protocol.Reply, error) {
 	if e.repl.node != nil {
 		return e.proposeDirect(r)
 	}
+	if !e.serving(e.lc.Height()) {
+		// Without replication, calls applied here would be missing from
+		// the state of the release that serves the shard now.
+		return nil, protocol.Errorf(protocol.CodeForbidden, "this release does not serve the shard at height %d: MRENCLAVE %x does",
+			e.lc.Height(), e.config.at(e.lc.Height()))
+	}
 	return e.applyDirect(r.Calls, r.Timestamp, e.signerAddress())
 }
 
@@ -65,6 +71,11 @@ func (e *Enclave) submitCalls(r *protocol.SubmitCalls) (protocol.Reply, error) {
 func (e *Enclave) applyDirect(calls [][]byte, hostTime int64, author tx.Address) (*protocol.SubmitCallsReply, error) {
 	env := e.env(e.lc.Height())
 	batch := e.state.Begin()
+	if e.serving(e.lc.Height()) {
+		if err := e.migrate(batch); err != nil {
+			return nil, e.fail(err)
+		}
+	}
 	rep := &protocol.SubmitCallsReply{Results: make([]protocol.CallResult, len(calls))}
 	var unshields []sidechain.Unshield
 	pts, errs := e.decryptCalls(calls)

@@ -272,6 +272,11 @@ func (e *Enclave) drive(out *protocol.ReplicaOutput) error {
 // chain block this enclave has not verified.
 func (e *Enclave) applyQueue(out *protocol.ReplicaOutput) error {
 	for len(e.repl.queue) > 0 {
+		if e.retired != 0 {
+			// The new release applies the rest of the log.
+			e.repl.queue = nil
+			return nil
+		}
 		ent := e.repl.queue[0]
 		if ent.Index <= e.repl.applied {
 			e.repl.queue = e.repl.queue[1:] // in the state already (restart, provisioning)
@@ -298,6 +303,9 @@ func (e *Enclave) applyQueue(out *protocol.ReplicaOutput) error {
 			}
 			e.repl.applied = ent.Index
 			rep, err := e.applyChain(b)
+			if e.retired != 0 {
+				continue // stopped at this block, before applying it
+			}
 			if err != nil {
 				return err
 			}
