@@ -233,3 +233,18 @@ func (e *Enclave) checkProvider(in *protocol.Init, hdr *cmttypes.SignedHeader, s
 	}
 	return nil
 }
+
+// memberMeasurements are the measurements whose active enclaves make up
+// the shard's group (reconcile): the one serving at the light client's
+// height and, while an upgrade is pending, the next release's, whose
+// enclaves join early so that they hold the same log and state at the
+// enactment height. A retired enclave's own configuration stops at its
+// last height, so it never removes the next release's members.
+func (e *Enclave) memberMeasurements() []types.Hash {
+	h := e.lc.Height()
+	ms := []types.Hash{types.Hash(e.config.at(h))}
+	if n := e.config.Next; n != nil && n.MRENCLAVE != ms[0] {
+		ms = append(ms, n.MRENCLAVE)
+	}
+	return ms
+}

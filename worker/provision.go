@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave/protocol"
@@ -194,6 +195,9 @@ func (w *Worker) registryProofs(ctx context.Context, height int64) []protocol.Pr
 		{"/teerex/enclave/" + signer.String(), teerex.EnclaveKey(signer)},
 		{"/teerex/policy", teerex.PolicyKey()},
 		{"/teerex/allowlist", teerex.AllowlistKey()},
+		// The shard's configuration, which a requester of a later release
+		// checks names this measurement and its own.
+		{"/bridge/shard/" + types.Hash(w.cfg.Shard).String(), bridge.ShardKey(types.Hash(w.cfg.Shard))},
 	}
 	out := make([]protocol.ProvedValue, 0, len(queries))
 	for _, q := range queries {
