@@ -684,12 +684,29 @@ func (c *Client) SubmitCall(ctx context.Context, key ed25519.PrivateKey, call st
 	if err != nil {
 		return nil, err
 	}
+	m := c.MRENCLAVE()
 	ct, err := c.EncryptCall(key, call, n)
 	if err != nil {
 		return nil, err
 	}
-	return c.Submit(ctx, ct, SignedBy(key, n))
+	res, err := c.Submit(ctx, ct, SignedBy(key, n))
+	var ie *InvalidCallError
+	if errors.As(err, &ie) && ie.Reason == reasonBadSignature && c.MRENCLAVE() != m {
+		// The shard moved to another release while the call was on its
+		// way (the old release's worker refused it, the new one cannot
+		// take a call signed for the old): sign it for the new one. The
+		// refused call changed nothing, so the nonce is still free.
+		if ct, err = c.EncryptCall(key, call, n); err != nil {
+			return nil, err
+		}
+		return c.Submit(ctx, ct, SignedBy(key, n))
+	}
+	return res, err
 }
+
+// reasonBadSignature is the enclave's reason for a call signed for
+// another chain, shard or measurement (protocol.ReasonBadSignature).
+const reasonBadSignature = "bad signature"
 
 // Transfer moves amount from key's shard account to to.
 func (c *Client) Transfer(ctx context.Context, key ed25519.PrivateKey, to tx.Address, amount uint64) (*Result, error) {
