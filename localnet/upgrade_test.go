@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/sidechain"
+	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/client/trusted"
@@ -82,10 +84,7 @@ func TestUpgrade(t *testing.T) {
 	if a0 != 650 || b0 != 350 {
 		t.Fatalf("release 1: alice %d bob %d, want 650 350", a0, b0)
 	}
-	confirmedBefore, _, err := c.SidechainLatest(ctx, shard)
-	if err != nil || confirmedBefore == nil {
-		t.Fatalf("no shard block confirmed by release 1: %v", err)
-	}
+	confirmedBefore := latestConfirmed(t, ctx, c, shard, func(*sidechain.Confirmation) bool { return true })
 
 	// Authorize release 2 and start its workers: they get the keys and the
 	// state from release 1 and join the group before H.
@@ -117,24 +116,37 @@ func TestUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sent, failed := uint64(0), map[string]int{}
-	for {
+	// Alice sends 1 to Bob, Bob 1 back, in turn.
+	sent, failed := [2]uint64{}, map[string]int{}
+	keys, to := [2]ed25519.PrivateKey{aliceI, bobI}, [2]tx.Address{bobA, addr(aliceI)}
+	var before, after int
+	for i := 0; ; i++ {
 		h, _ := r2[0].Processed()
 		if h >= enact+5 {
 			break
 		}
-		if _, err := tc.Transfer(ctx, aliceI, bobA, 1); err != nil {
+		if h < enact {
+			before++
+		} else {
+			after++
+		}
+		r, err := tc.Transfer(ctx, keys[i%2], to[i%2], 1)
+		if err == nil && !r.Success {
+			err = errors.New(r.Error)
+		}
+		if err != nil {
 			failed[err.Error()]++
 			if len(failed) > 3 || ctx.Err() != nil {
 				t.Fatalf("direct calls across the enactment height %d: %v", enact, failed)
 			}
 			continue
 		}
-		sent++
+		sent[i%2]++
 	}
-	t.Logf("%d direct transfers across the enactment height %d; refused: %v", sent, enact, failed)
-	if sent < 2 {
-		t.Fatalf("only %d direct transfers across the enactment height", sent)
+	t.Logf("direct transfers across the enactment height %d: %d before, %d after; %d+%d executed, refused: %v",
+		enact, before, after, sent[0], sent[1], failed)
+	if before == 0 || after == 0 {
+		t.Fatalf("no direct transfers on one side of the enactment height: %d before, %d after", before, after)
 	}
 	if tc.MRENCLAVE() != m2 {
 		t.Fatalf("client signs for %x after the enactment height, want release 2's %x", tc.MRENCLAVE(), m2)
@@ -151,8 +163,9 @@ func TestUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	a1, b1 := balances(t, ctx, tc, aliceI, bobI)
-	if a1 != a0-sent+7 || b1 != b0+sent-7 {
-		t.Fatalf("release 2: alice %d bob %d, want %d %d", a1, b1, a0-sent+7, b0+sent-7)
+	moved := int64(sent[1]) - int64(sent[0]) + 7 // to Alice
+	if int64(a1) != int64(a0)+moved || int64(b1) != int64(b0)-moved {
+		t.Fatalf("release 2: alice %d bob %d, want %d %d", a1, b1, int64(a0)+moved, int64(b0)-moved)
 	}
 
 	// Release 1 refuses, naming release 2 and its workers.
@@ -164,21 +177,29 @@ func TestUpgrade(t *testing.T) {
 	}
 	// The chain's confirmations go on from release 2: a shard block on a
 	// chain height from H on, by a release-2 enclave.
-	for {
-		l, _, err := c.SidechainLatest(ctx, shard)
-		if err == nil && l != nil && l.Number > confirmedBefore.Number && l.ChainHeight >= enact &&
-			(l.Enclave == r2[0].Signer() || l.Enclave == r2[1].Signer()) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("no shard block of release 2 confirmed (latest %+v, %v)", l, err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	latestConfirmed(t, ctx, c, shard, func(l *sidechain.Confirmation) bool {
+		return l.Number > confirmedBefore.Number && l.ChainHeight >= enact && (l.Enclave == r2[0].Signer() || l.Enclave == r2[1].Signer())
+	})
 	st, err := c.Shard(ctx, shard)
 	if err != nil || st.Shard.Config.MRENCLAVE != m2 || st.Shard.Latest == nil || st.Shard.Latest.Height < uint64(enact) {
 		t.Fatalf("shard after the upgrade %+v, %v", st, err)
+	}
+}
+
+// latestConfirmed waits until the chain's latest confirmed shard block
+// satisfies ok and returns it.
+func latestConfirmed(t *testing.T, ctx context.Context, c *client.Client, shard types.Hash, ok func(*sidechain.Confirmation) bool) *sidechain.Confirmation {
+	t.Helper()
+	for {
+		l, _, err := c.SidechainLatest(ctx, shard)
+		if err == nil && l != nil && ok(l) {
+			return l
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("latest confirmed shard block %+v, %v", l, err)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
