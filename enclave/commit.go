@@ -100,9 +100,12 @@ func (e *Enclave) commit(t transition) (*committed, error) {
 		c.outgoing = append(c.outgoing, o)
 		e.pending = nil
 	}
-	if !e.serving(e.lc.Height()) {
-		// Another release serves the shard at this height (this one before
-		// its enactment height): the chain takes its calls only.
+	if !e.serving(e.lc.Height()) && !e.next() {
+		// A measurement the shard's configuration does not name: the chain
+		// would refuse its calls. The next release's calls are refused too
+		// until its enactment height, but its host keeps them and they
+		// pass from then on: that is how the shard blocks and unshields
+		// the old release left unconfirmed at that height get confirmed.
 		c.outgoing = nil
 	}
 	lcHeader, err := protocol.EncodeSignedHeader(e.lc.Trusted())

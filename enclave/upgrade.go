@@ -125,6 +125,12 @@ func (e *Enclave) followConfig(b *lightclient.Block) {
 	}
 }
 
+// next reports whether the shard's configuration names this enclave's
+// measurement as the next to serve it.
+func (e *Enclave) next() bool {
+	return e.config.Next != nil && [32]byte(e.config.Next.MRENCLAVE) == e.mrenclave
+}
+
 // serving reports whether this enclave's measurement serves the shard at
 // height h.
 func (e *Enclave) serving(h int64) bool { return e.config.at(h) == e.mrenclave }

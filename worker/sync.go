@@ -39,6 +39,7 @@ func (w *Worker) syncLoop(ctx context.Context) error {
 				// The new release's workers serve the shard from here; this
 				// one keeps its replica and provisioning endpoint.
 				w.log.Warn("the shard moved to another release: this worker serves no more blocks or calls, only its keys to the new release", "height", next, "err", err)
+				w.retired.Store(true)
 				<-ctx.Done()
 				return ctx.Err()
 			}
