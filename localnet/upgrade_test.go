@@ -119,12 +119,16 @@ func TestUpgrade(t *testing.T) {
 	// Alice sends 1 to Bob, Bob 1 back, in turn.
 	sent, failed := [2]uint64{}, map[string]int{}
 	keys, to := [2]ed25519.PrivateKey{aliceI, bobI}, [2]tx.Address{bobA, addr(aliceI)}
+	// Calls start a few blocks before H and go at a walk, so that the
+	// shard blocks they make get confirmed on chain within the test (each
+	// direct call is a shard block, and the chain confirms them in turn).
+	if err := n.WaitProcessed(ctx, r2, enact-6); err != nil {
+		t.Fatal(err)
+	}
 	var before, after int
-	for i := 0; ; i++ {
+	for i := 0; after < 8; i++ {
+		time.Sleep(150 * time.Millisecond)
 		h, _ := r2[0].Processed()
-		if h >= enact+5 {
-			break
-		}
 		if h < enact {
 			before++
 		} else {
