@@ -11,6 +11,7 @@ import (
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/client"
+	"github.com/integritee-go/integritee/client/trusted"
 	"github.com/integritee-go/integritee/worker"
 )
 
@@ -150,4 +151,60 @@ func (n *Net) waitProcessed(ctx context.Context, ws []*Worker, h int64) error {
 		case <-t.C:
 		}
 	}
+}
+
+// UpgradeDemo runs Upgrade on a network that ran Demo and shows the shard
+// moving with its balances: the private balances of Alice//incognito and
+// Bob//incognito before, on an old worker, and after, on every new one,
+// must agree, and a client refuses the old workers (the chain has the new
+// measurement serve the shard).
+func (n *Net) UpgradeDemo(ctx context.Context, cfg UpgradeConfig, out io.Writer) error {
+	old := n.Workers()
+	if len(old) == 0 {
+		return errors.New("no workers to upgrade")
+	}
+	c, err := client.New(ctx, n.NodeRPC(), client.Options{})
+	if err != nil {
+		return err
+	}
+	aliceI, bobI := accounts.DevKey("Alice//incognito"), accounts.DevKey("Bob//incognito")
+	balances := func(url string) (uint64, uint64, error) {
+		tc, err := trusted.Dial(ctx, url, c, trusted.Options{})
+		if err != nil {
+			return 0, 0, err
+		}
+		a, err := tc.Balance(ctx, aliceI)
+		if err != nil {
+			return 0, 0, err
+		}
+		b, err := tc.Balance(ctx, bobI)
+		return a, b, err
+	}
+	a0, b0, err := balances(old[0].RPCAddr())
+	if err != nil {
+		return fmt.Errorf("balances before the upgrade: %w", err)
+	}
+	fmt.Fprintf(out, "\nupgrade: the shard runs release 1; Alice//incognito %s, Bob//incognito %s\n", commas(a0), commas(b0))
+	up, err := n.Upgrade(ctx, cfg, out)
+	if err != nil {
+		return err
+	}
+	for _, w := range up.Workers {
+		a, b, err := balances(w.RPCAddr())
+		if err != nil {
+			return fmt.Errorf("balances on %s after the upgrade: %w", w.RPCAddr(), err)
+		}
+		if a != a0 || b != b0 {
+			return fmt.Errorf("balances on %s after the upgrade: %d and %d, before %d and %d", w.RPCAddr(), a, b, a0, b0)
+		}
+		fmt.Fprintf(out, "  release 2 worker %s: Alice//incognito %s, Bob//incognito %s (as before)\n", w.RPCAddr(), commas(a), commas(b))
+	}
+	for _, w := range old {
+		_, _, err := balances(w.RPCAddr())
+		if err == nil {
+			return fmt.Errorf("old worker %s still serves the shard after the upgrade", w.RPCAddr())
+		}
+		fmt.Fprintf(out, "  release 1 worker %s refused: %v\n", w.RPCAddr(), err)
+	}
+	return nil
 }

@@ -255,3 +255,30 @@ func rawCall(t *testing.T, ctx context.Context, url, method string, params any) 
 	}
 	return out.Error
 }
+
+// TestUpgradeDemo is `integritee-cli localnet --workers 1 --upgrade`: the
+// demo on release 1, then the shard moves to release 2 with its balances.
+func TestUpgradeDemo(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bin2, err := localnet.BuildEnclaveRelease(ctx, t.TempDir(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := localnet.Start(ctx, localnet.Config{Workers: 1, EnclaveBinary: bins.enclave, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	var out bytes.Buffer
+	if err := n.Demo(ctx, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if err := n.UpgradeDemo(ctx, localnet.UpgradeConfig{EnclaveBinary: bin2, EnactIn: 40}, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	t.Log(out.String())
+	if !strings.Contains(out.String(), "(as before)") || !strings.Contains(out.String(), "release 1 worker") || !n.Workers()[0].Retired() {
+		t.Fatalf("upgrade demo output:\n%s", out.String())
+	}
+}

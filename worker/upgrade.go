@@ -48,5 +48,9 @@ func (w *Worker) retiredError(ctx context.Context, err error) error {
 	return fmt.Errorf("%w: %w", ErrRetired, &api.Error{Code: api.CodeRetired, Message: msg, Data: data})
 }
 
+// Retired reports whether the shard moved to another release: this
+// worker serves no more calls (only its keys to the new release).
+func (w *Worker) Retired() bool { return w.retired.Load() }
+
 // isRetired tells the enclave's refusal after its release's last height.
 func isRetired(err error) bool { return errors.Is(err, protocol.ErrRetired) }
