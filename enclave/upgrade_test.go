@@ -1,8 +1,10 @@
 package enclave_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -347,6 +349,33 @@ func TestUpgradeHandoverRefused(t *testing.T) {
 			}
 		})
 	}
+	// A provider host that leaves out the shard record's proof, or passes
+	// one of an earlier height, gets nothing handed over.
+	for name, alter := range map[string]func([]protocol.ProvedValue) []protocol.ProvedValue{
+		"shard record without a proof": func(vs []protocol.ProvedValue) []protocol.ProvedValue {
+			return slices.DeleteFunc(vs, func(v protocol.ProvedValue) bool {
+				return bytes.Equal(v.Key, bridge.ShardKey(types.Hash(f.shard)))
+			})
+		},
+		"shard record of an earlier height": func(vs []protocol.ProvedValue) []protocol.ProvedValue {
+			old := registryProofs(t, f.c, f.prov.signer, f.shard, 3)
+			for i := range vs {
+				if bytes.Equal(vs[i].Key, bridge.ShardKey(types.Hash(f.shard))) {
+					vs[i] = old[len(old)-1]
+				}
+			}
+			return vs
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f.prov.alterRegistry = alter
+			defer func() { f.prov.alterRegistry = nil }()
+			if err := try(t, f.m2, 2); !strings.Contains(err.Error(), "proof") {
+				t.Fatalf("got %v", err)
+			}
+		})
+	}
+
 	// The authorized release gets them.
 	if _, err := handover(t, f, releaseHost(t, f.shard, f.m2, 2)); err != nil {
 		t.Fatal(err)
