@@ -63,15 +63,15 @@ func TestUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, err := c.ShieldFunds(ctx, alice, shard, 1000, recipient)
-	if err != nil {
+	if _, err := c.ShieldFunds(ctx, alice, shard, 1000, recipient); err != nil {
 		t.Fatal(err)
 	}
 	ct, err := tc1.EncryptCall(aliceI, transferCall(addr(aliceI), bobA, 300), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sub, err = c.Invoke(ctx, bob, shard, ct); err != nil {
+	sub, err := c.Invoke(ctx, bob, shard, ct)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := n.WaitProcessed(ctx, r1, sub.Height); err != nil {
