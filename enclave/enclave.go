@@ -105,6 +105,8 @@ type Enclave struct {
 	// serves the shard (upgrade.go).
 	config  shardConfig
 	retired int64
+	// current marks a state known to be in this build's format.
+	current bool
 }
 
 var _ protocol.Handler = (*Enclave)(nil)

@@ -155,6 +155,9 @@ func (e *Enclave) retiredError() error {
 // migrate brings the state in b to this release's format, one migration
 // at a time.
 func (e *Enclave) migrate(b *state.Batch) error {
+	if e.current {
+		return nil
+	}
 	v, err := stateVersionOf(b)
 	if err != nil {
 		return err
@@ -162,6 +165,12 @@ func (e *Enclave) migrate(b *state.Batch) error {
 	want := e.stateVersion()
 	if v > want {
 		return fmt.Errorf("state version %d is newer than this release's %d", v, want)
+	}
+	if v == want {
+		// Read from the committed state (a migration in this batch is
+		// not yet): checked once per start.
+		e.current = true
+		return nil
 	}
 	for v < want {
 		var m *Migration
