@@ -84,6 +84,14 @@ func (e *Enclave) processBlock(r *protocol.ProcessBlock) (protocol.Reply, error)
 // commits.
 func (e *Enclave) applyChain(b *lightclient.Block) (*protocol.ProcessBlockReply, error) {
 	height := b.Header.Height
+	// The shard's configuration first: an enclave of the release that
+	// served until this block retires here, before applying anything.
+	served := e.serving(height - 1)
+	e.followConfig(b)
+	if served && !e.serving(height) {
+		e.retire(height)
+		return nil, e.retiredError()
+	}
 	// The chain's confirmations of this shard's blocks come first: a state
 	// that is not the confirmed one must not go on.
 	for i, raw := range b.Txs {
@@ -103,6 +111,13 @@ func (e *Enclave) applyChain(b *lightclient.Block) (*protocol.ProcessBlockReply,
 	}
 	env := e.env(height)
 	batch := e.state.Begin()
+	if e.serving(height) {
+		// From the first block this release serves, the state is in its
+		// format.
+		if err := e.migrate(batch); err != nil {
+			return nil, e.fail(err)
+		}
+	}
 	var (
 		stats     protocol.Stats
 		calls     [][32]byte

@@ -38,6 +38,10 @@ type checkpoint struct {
 	// instead of founding one.
 	Applied uint64 `cbor:"applied,omitempty"`
 	Joined  bool   `cbor:"joined,omitempty"`
+	// Config is the shard's configuration as the verified blocks up to
+	// Height set it (upgrade.go); nil in checkpoints of earlier builds
+	// means the default one.
+	Config *shardConfig `cbor:"config,omitempty"`
 }
 
 func openCheckpoint(b tee.Backend, scope [32]byte, blob []byte) (*checkpoint, error) {

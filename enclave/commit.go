@@ -107,6 +107,14 @@ func (e *Enclave) commit(t transition) (*committed, error) {
 		c.outgoing = append(c.outgoing, o)
 		e.pending, e.confirmed = nil, cs.Root
 	}
+	if !e.serving(e.lc.Height()) && !e.next() {
+		// A measurement the shard's configuration does not name: the chain
+		// would refuse its calls. The next release's calls are refused too
+		// until its enactment height, but its host keeps them and they
+		// pass from then on: that is how the shard blocks and unshields
+		// the old release left unconfirmed at that height get confirmed.
+		c.outgoing = nil
+	}
 	lcHeader, err := protocol.EncodeSignedHeader(e.lc.Trusted())
 	if err != nil {
 		return nil, e.fail(err)

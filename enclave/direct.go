@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave/protocol"
@@ -57,6 +58,12 @@ func (e *Enclave) submitCalls(r *protocol.SubmitCalls) (protocol.Reply, error) {
 	if e.repl.node != nil {
 		return e.proposeDirect(r)
 	}
+	if !e.serving(e.lc.Height()) {
+		// Without replication, calls applied here would be missing from
+		// the state of the release that serves the shard now.
+		return nil, protocol.Errorf(protocol.CodeForbidden, "this release does not serve the shard at height %d: MRENCLAVE %x does",
+			e.lc.Height(), e.config.at(e.lc.Height()))
+	}
 	return e.applyDirect(e.prepareCalls(r.Calls), r.Timestamp, e.signerAddress())
 }
 
@@ -72,6 +79,11 @@ type preparedCall struct {
 	// Reason, if set, is why the call is invalid (a protocol.Reason*).
 	Reason string        `cbor:"reason,omitempty"`
 	Call   *stf.Verified `cbor:"call,omitempty"`
+	// MRENCLAVE is the measurement the call is signed for. During an
+	// upgrade the serving measurement changes at the enactment height,
+	// which the call may be applied after: it applies only if MRENCLAVE
+	// serves at the height it is applied at, as if verified then.
+	MRENCLAVE [32]byte `cbor:"m,omitempty"`
 }
 
 // prepareCalls decrypts and authenticates a batch's calls on every core:
@@ -80,7 +92,18 @@ type preparedCall struct {
 // them, which goes in order.
 func (e *Enclave) prepareCalls(calls [][]byte) []preparedCall {
 	out := make([]preparedCall, len(calls))
-	target := e.env(0).Target()
+	// The measurement serving now first, then any other the verified
+	// configuration names (a client may already sign for the next
+	// release, or still for the current one, across its enactment).
+	h := e.lc.Height()
+	targets := []stf.Target{e.env(h).Target()}
+	for _, m := range []*bridge.Config{&e.config.Current, e.config.Next} {
+		if m != nil && [32]byte(m.MRENCLAVE) != targets[0].MRENCLAVE {
+			t := targets[0]
+			t.MRENCLAVE = [32]byte(m.MRENCLAVE)
+			targets = append(targets, t)
+		}
+	}
 	next := make(chan int, len(calls))
 	for i := range calls {
 		next <- i
@@ -90,7 +113,7 @@ func (e *Enclave) prepareCalls(calls [][]byte) []preparedCall {
 	for range min(runtime.GOMAXPROCS(0), len(calls)) {
 		wg.Go(func() {
 			for i := range next {
-				out[i] = e.prepareCall(target, calls[i])
+				out[i] = e.prepareCall(targets, calls[i])
 			}
 		})
 	}
@@ -98,7 +121,7 @@ func (e *Enclave) prepareCalls(calls [][]byte) []preparedCall {
 	return out
 }
 
-func (e *Enclave) prepareCall(target stf.Target, ct []byte) preparedCall {
+func (e *Enclave) prepareCall(targets []stf.Target, ct []byte) preparedCall {
 	p := preparedCall{CiphertextHash: sha256.Sum256(ct)}
 	if len(ct) > protocol.MaxCallCiphertext {
 		p.Reason = protocol.ReasonTooLarge
@@ -110,7 +133,13 @@ func (e *Enclave) prepareCall(target stf.Target, ct []byte) preparedCall {
 		p.Reason = protocol.ReasonUndecryptable
 		return p
 	}
-	v, err := stf.Verify(target, pt)
+	var v stf.Verified
+	for _, t := range targets {
+		if v, err = stf.Verify(t, pt); !errors.Is(err, stf.ErrBadSignature) {
+			p.MRENCLAVE = t.MRENCLAVE
+			break
+		}
+	}
 	if err != nil {
 		p.Reason = invalidReason(err)
 		return p
@@ -124,6 +153,11 @@ func (e *Enclave) prepareCall(target stf.Target, ct []byte) preparedCall {
 func (e *Enclave) applyDirect(calls []preparedCall, hostTime int64, author tx.Address) (*protocol.SubmitCallsReply, error) {
 	env := e.env(e.lc.Height())
 	batch := e.state.Begin()
+	if e.serving(e.lc.Height()) {
+		if err := e.migrate(batch); err != nil {
+			return nil, e.fail(err)
+		}
+	}
 	rep := &protocol.SubmitCallsReply{Results: make([]protocol.CallResult, len(calls))}
 	var unshields []sidechain.Unshield
 	for i, c := range calls {
@@ -134,6 +168,12 @@ func (e *Enclave) applyDirect(calls []preparedCall, hostTime int64, author tx.Ad
 			if res.Reason == "" {
 				res.Reason = protocol.ReasonMalformed
 			}
+			continue
+		}
+		if c.MRENCLAVE != env.MRENCLAVE {
+			// Signed for a measurement that does not serve the shard at
+			// this height (see preparedCall.MRENCLAVE).
+			res.Reason = protocol.ReasonBadSignature
 			continue
 		}
 		out, err := e.rt.ApplyVerified(env, batch, *c.Call)

@@ -42,6 +42,16 @@ type Config struct {
 	// Peers configures the attestation of peer enclaves for key
 	// provisioning (provision.go); nil disables provisioning.
 	Peers *PeerAttestation
+	// Release orders this build among a shard's releases (upgrade.go):
+	// keys and state go only to the same measurement or to an authorized
+	// later release, never back. Compiled in, so part of the measurement;
+	// 0 means 1.
+	Release uint64
+	// StateVersion is the state format this build writes (0 means 1);
+	// Migrations bring an older state to it at the height from which this
+	// build serves the shard.
+	StateVersion uint32
+	Migrations   []Migration
 }
 
 type phase int
@@ -98,6 +108,13 @@ type Enclave struct {
 	// decryptions counts the direct calls this enclave decrypted
 	// (prepareCalls); tests check that followers decrypt none.
 	decryptions atomic.Uint64
+	// config is the shard's configuration as verified blocks set it;
+	// retired, if not 0, is the height from which another measurement
+	// serves the shard (upgrade.go).
+	config  shardConfig
+	retired int64
+	// current marks a state known to be in this build's format.
+	current bool
 }
 
 var _ protocol.Handler = (*Enclave)(nil)
@@ -146,6 +163,12 @@ func (e *Enclave) Handle(_ context.Context, req protocol.Request) (protocol.Repl
 	}
 	if e.phase != phaseReady {
 		return nil, protocol.Errorf(protocol.CodeNotInitialized, "state not loaded: send the entries and resume")
+	}
+	if e.retired != 0 {
+		switch req.(type) {
+		case *protocol.ProcessBlock, *protocol.SubmitCalls, *protocol.ExecuteGetter, *protocol.PrivateGetter, *protocol.GetState:
+			return nil, e.retiredError()
+		}
 	}
 	switch r := req.(type) {
 	case *protocol.ProcessBlock:
@@ -258,6 +281,10 @@ func (e *Enclave) init(r *protocol.Init) (protocol.Reply, error) {
 	e.heartbeat = int64(min(r.ConfirmHeartbeat, maxHeartbeat))
 	e.keys, e.state, e.lc, e.rt = k, st, lc, &stf.Runtime{STF: app}
 	e.phase = phaseReady
+	e.config = defaultConfig(r.Shard)
+	if want != nil && want.Config != nil {
+		e.config = *want.Config
+	}
 	if want != nil {
 		e.want, e.phase = want, phaseLoading
 		e.pending, e.confirmed = want.Pending, want.Confirmed
@@ -331,7 +358,10 @@ func (e *Enclave) stateInfo() *protocol.StateInfoReply {
 }
 
 func (e *Enclave) env(height int64) stf.Env {
-	return stf.Env{Genesis: e.genesis, Shard: e.shard, MRENCLAVE: e.mrenclave, Height: height}
+	// Calls are signed for the measurement serving the shard at the
+	// height: a new release applies its predecessor's calls the same way
+	// until the enactment height, and only its own from then on.
+	return stf.Env{Genesis: e.genesis, Shard: e.shard, MRENCLAVE: e.config.at(height), Height: height}
 }
 
 // chainTime is the time of the latest block the light client verified,
@@ -369,6 +399,8 @@ func (e *Enclave) getState(r *protocol.GetState) (protocol.Reply, error) {
 func (e *Enclave) sealCheckpoint(c *checkpoint) ([]byte, error) {
 	c.Sidechain, c.Recent = e.side, e.recent
 	c.Applied, c.Joined = e.repl.applied, e.joined
+	cfg := e.config
+	c.Config = &cfg
 	b, err := protocol.Marshal(c)
 	if err != nil {
 		return nil, err

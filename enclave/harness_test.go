@@ -243,6 +243,12 @@ type host struct {
 	// host).
 	peers      *enclave.PeerAttestation
 	collateral *teerex.Collateral
+	// build, if set, changes the enclave's build configuration (its
+	// release, state version, migrations, STF).
+	build func(*enclave.Config)
+	// serving, if set, is the measurement serving the shard, which
+	// getters are signed for (nil: the shard's ID).
+	serving *[32]byte
 
 	// heartbeat is Init.ConfirmHeartbeat (0: confirm every block).
 	heartbeat uint64
@@ -276,7 +282,11 @@ func (h *host) start() {
 	if h.stop != nil {
 		h.stop()
 	}
-	e, err := enclave.New(enclave.Config{Backend: h.backend, Dev: h.dev, DevSudo: addr(devSudo), Peers: h.peers})
+	cfg := enclave.Config{Backend: h.backend, Dev: h.dev, DevSudo: addr(devSudo), Peers: h.peers}
+	if h.build != nil {
+		h.build(&cfg)
+	}
+	e, err := enclave.New(cfg)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -470,7 +480,11 @@ func (c *chainSim) target(mrenclave, shard [32]byte) stf.Target {
 // target is what calls and getters for h's enclave (its sim measurement
 // is the shard) are signed for.
 func (h *host) target() stf.Target {
-	return stf.Target{Genesis: h.genesis, MRENCLAVE: h.shard, Shard: h.shard}
+	m := h.shard
+	if h.serving != nil {
+		m = *h.serving
+	}
+	return stf.Target{Genesis: h.genesis, MRENCLAVE: m, Shard: h.shard}
 }
 
 func trustedCall(t testing.TB, k ed25519.PrivateKey, call stf.Call, nonce uint64, tgt stf.Target) []byte {

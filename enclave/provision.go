@@ -15,6 +15,7 @@ import (
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/attestation/pcs"
 	"github.com/integritee-go/integritee/attestation/ratls"
+	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
@@ -68,6 +69,9 @@ type provisionRequest struct {
 	// Genesis is the requester's genesis ID: a provider gives keys only to
 	// a peer that follows the same chain.
 	Genesis [32]byte `cbor:"genesis"`
+	// Release is the requester's (Config.Release; 0 from builds before
+	// releases, meaning 1). Its attested measurement vouches for it.
+	Release uint64 `cbor:"release,omitempty"`
 }
 
 // provisionPayload is the provider's answer, inside TLS.
@@ -82,6 +86,8 @@ type provisionPayload struct {
 	Shielding  []byte                 `cbor:"shielding"`
 	State      []byte                 `cbor:"state"`
 	Checkpoint checkpoint             `cbor:"checkpoint"`
+	// Release is the provider's (as provisionRequest.Release).
+	Release uint64 `cbor:"release,omitempty"`
 }
 
 // provisioning is the enclave's provisioning state.
@@ -98,10 +104,11 @@ type provisioning struct {
 	next     uint64
 }
 
-// verifier returns the RA-TLS verifier for peers: the same MRENCLAVE as
-// this enclave, under the configured roots; debug peers only in a dev
-// build; quotes, collateral and certificates judged at time at.
-func (e *Enclave) peerVerifier(at time.Time, host *teerex.Collateral) (*ratls.Verifier, error) {
+// verifier returns the RA-TLS verifier for peers: a measurement of
+// allowed (any if empty: the caller checks it after the handshake), under
+// the configured roots; debug peers only in a dev build; quotes,
+// collateral and certificates judged at time at.
+func (e *Enclave) peerVerifier(at time.Time, host *teerex.Collateral, allowed [][32]byte) (*ratls.Verifier, error) {
 	p := e.cfg.Peers
 	if p == nil || len(p.Roots) == 0 {
 		return nil, ErrNoPeerAttestation
@@ -120,7 +127,7 @@ func (e *Enclave) peerVerifier(at time.Time, host *teerex.Collateral) (*ratls.Ve
 	return &ratls.Verifier{
 		Policy: attestation.Policy{
 			DCAPRoots:           p.Roots,
-			AllowedMRENCLAVE:    [][32]byte{e.mrenclave},
+			AllowedMRENCLAVE:    allowed,
 			AllowDebug:          e.cfg.Dev,
 			AcceptedTCBStatuses: statuses,
 		},
@@ -132,21 +139,24 @@ func (e *Enclave) peerVerifier(at time.Time, host *teerex.Collateral) (*ratls.Ve
 
 // tlsConfig builds this side's RA-TLS configuration with a fresh
 // certificate (a fresh key and quote per session), verifying the peer at
-// time at.
-func (e *Enclave) tlsConfig(server bool, at time.Time, host *teerex.Collateral) (*tls.Config, error) {
-	v, err := e.peerVerifier(at, host)
+// time at against allowed (peerVerifier), and returns the verifier too.
+func (e *Enclave) tlsConfig(server bool, at time.Time, host *teerex.Collateral, allowed [][32]byte) (*tls.Config, *ratls.Verifier, error) {
+	v, err := e.peerVerifier(at, host, allowed)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	opts := ratls.CertOptions{CommonName: "integritee-provisioning", Validity: time.Hour, Now: at}
 	cert, err := ratls.NewCertificate(e.cfg.Backend, opts)
 	if err != nil {
-		return nil, fmt.Errorf("provisioning: %w", err)
+		return nil, nil, fmt.Errorf("provisioning: %w", err)
 	}
+	var cfg *tls.Config
 	if server {
-		return ratls.ServerConfig(cert, v)
+		cfg, err = ratls.ServerConfig(cert, v)
+	} else {
+		cfg, err = ratls.ClientConfig(cert, v)
 	}
-	return ratls.ClientConfig(cert, v)
+	return cfg, v, err
 }
 
 // provisionInit starts a requester (see protocol.ProvisionInit).
@@ -163,8 +173,11 @@ func (e *Enclave) provisionInit(r *protocol.ProvisionInit) (protocol.Reply, erro
 	}
 	// A fresh enclave has verified no block, so it has no time of its own
 	// for the handshake: it takes the clock's, then judges the provider
-	// again at the time of the checkpoint header it receives (below).
-	cfg, err := e.tlsConfig(false, time.Now(), r.Collateral)
+	// again at the time of the checkpoint header it receives (below). Any
+	// measurement passes the handshake: a provider of another one (an
+	// earlier release) is checked against the shard's configuration once
+	// its payload names the chain state to check it in (checkProvider).
+	cfg, _, err := e.tlsConfig(false, time.Now(), r.Collateral, nil)
 	if errors.Is(err, ErrNoPeerAttestation) {
 		return nil, protocol.Errorf(protocol.CodeForbidden, "%v", err)
 	}
@@ -184,7 +197,7 @@ func (e *Enclave) provisionInit(r *protocol.ProvisionInit) (protocol.Reply, erro
 	if err != nil {
 		return nil, fmt.Errorf("seal signer: %w", err)
 	}
-	req := provisionRequest{Shard: in.Shard, ChainID: in.ChainID, Genesis: genesis}
+	req := provisionRequest{Shard: in.Shard, ChainID: in.ChainID, Genesis: genesis, Release: e.release()}
 	p := newPump(protocol.MaxProvisionRecord)
 	e.prov = provisioning{init: &in, signer: sealed.Signer, client: p}
 	got := &e.prov
@@ -208,16 +221,25 @@ func (e *Enclave) provisionInit(r *protocol.ProvisionInit) (protocol.Reply, erro
 		if err != nil {
 			return fmt.Errorf("%w: checkpoint header: %w", ErrProvisionPayload, err)
 		}
-		v, err := e.peerVerifier(hdr.Time, r.Collateral)
+		v, err := e.peerVerifier(hdr.Time, r.Collateral, nil)
 		if err != nil {
 			return err
 		}
-		if _, err := v.VerifyCertificate(c.ConnectionState().PeerCertificates[0]); err != nil {
+		res, err := v.VerifyCertificate(c.ConnectionState().PeerCertificates[0])
+		if err != nil {
 			return fmt.Errorf("provider at the time of its checkpoint (%v): %w", hdr.Time, err)
 		}
-		// And the registry, as of the checkpoint header: the provider must
-		// be an active enclave of this measurement on the chain.
-		if err := e.checkProviderRegistered(hdr, &pl); err != nil {
+		// And the chain state as of the checkpoint header: the provider
+		// must be an active enclave of its measurement, and that must be
+		// this one or the shard's release before it.
+		st, err := provedAt(hdr, pl.Registry)
+		if err != nil {
+			return err
+		}
+		if err := e.checkProvider(&in, hdr, st, &pl, res.MRENCLAVE); err != nil {
+			return err
+		}
+		if err := checkProviderRegistered(hdr, st, &pl, res.MRENCLAVE); err != nil {
 			return err
 		}
 		got.payload = &pl
@@ -242,23 +264,28 @@ func (e *Enclave) provisionInit(r *protocol.ProvisionInit) (protocol.Reply, erro
 // shows, or its host's proofs of that do not verify.
 var ErrProviderNotRegistered = errors.New("provisioning: provider is not an active registered enclave")
 
-// checkProviderRegistered checks the provider's registration against the
-// app hash of the checkpoint header (the state after the block before it):
-// the proved values form the state teerex's own Active reads.
-func (e *Enclave) checkProviderRegistered(hdr *cmttypes.SignedHeader, pl *provisionPayload) error {
+// provedAt verifies the provider host's proofs against the app hash of
+// the checkpoint header (the state after the block before it).
+func provedAt(hdr *cmttypes.SignedHeader, proved []protocol.ProvedValue) (provedState, error) {
 	st := provedState{}
-	for _, v := range pl.Registry {
+	for _, v := range proved {
 		if err := v.Proof.Verify(hdr.AppHash, v.Key, v.Value); err != nil {
-			return fmt.Errorf("%w: proof of %q at height %d: %w", ErrProviderNotRegistered, v.Key, hdr.Height-1, err)
+			return nil, fmt.Errorf("%w: proof of %q at height %d: %w", ErrProviderNotRegistered, v.Key, hdr.Height-1, err)
 		}
 		st[string(v.Key)] = v.Value
 	}
+	return st, nil
+}
+
+// checkProviderRegistered checks the provider's registration, of
+// measurement m, in the proved state: the state teerex's own Active reads.
+func checkProviderRegistered(hdr *cmttypes.SignedHeader, st provedState, pl *provisionPayload, m [32]byte) error {
 	enc, err := st.active(pl.Signer, hdr.Time)
 	if err != nil {
 		return fmt.Errorf("%w: %s at height %d: %w", ErrProviderNotRegistered, pl.Signer, hdr.Height-1, err)
 	}
-	if [32]byte(enc.MRENCLAVE) != e.mrenclave {
-		return fmt.Errorf("%w: %s is registered with MRENCLAVE %s", ErrProviderNotRegistered, pl.Signer, enc.MRENCLAVE)
+	if [32]byte(enc.MRENCLAVE) != m {
+		return fmt.Errorf("%w: %s is registered with MRENCLAVE %s, attested %x", ErrProviderNotRegistered, pl.Signer, enc.MRENCLAVE, m)
 	}
 	return nil
 }
@@ -450,14 +477,23 @@ func (e *Enclave) openSession(host *teerex.Collateral) (uint64, error) {
 	if trusted == nil {
 		return 0, protocol.Errorf(protocol.CodeNotInitialized, "no chain block verified yet: no time to judge a peer at")
 	}
-	cfg, err := e.tlsConfig(true, trusted.Time, host)
+	// Peers of this measurement, or of the one the shard's configuration
+	// (as the blocks this light client verified set it) names as current
+	// or next; the release order is checked on the request.
+	allowed := [][32]byte{e.mrenclave}
+	for _, m := range []*bridge.Config{&e.config.Current, e.config.Next} {
+		if m != nil && [32]byte(m.MRENCLAVE) != e.mrenclave {
+			allowed = append(allowed, [32]byte(m.MRENCLAVE))
+		}
+	}
+	cfg, v, err := e.tlsConfig(true, trusted.Time, host, allowed)
 	if errors.Is(err, ErrNoPeerAttestation) {
 		return 0, protocol.Errorf(protocol.CodeForbidden, "%v", err)
 	}
 	if err != nil {
 		return 0, err
 	}
-	shard, chainID, genesis := e.shard, e.chainID, e.genesis
+	shard, chainID, genesis, self, release := e.shard, e.chainID, e.genesis, e.mrenclave, e.release()
 	p := newPump(protocol.MaxProvisionRecord)
 	p.run(func(conn net.Conn) error {
 		c := tls.Server(conn, cfg)
@@ -470,6 +506,13 @@ func (e *Enclave) openSession(host *teerex.Collateral) (uint64, error) {
 		}
 		if req.Shard != shard || req.ChainID != chainID || req.Genesis != genesis {
 			return fmt.Errorf("%w: requester asks for shard %x on %q (genesis %x)", ErrProvisionPayload, req.Shard, req.ChainID, req.Genesis)
+		}
+		res, err := v.VerifyCertificate(c.ConnectionState().PeerCertificates[0])
+		if err != nil {
+			return err
+		}
+		if err := checkRequester(self, release, res.MRENCLAVE, max(req.Release, 1)); err != nil {
+			return err
 		}
 		pl, err := p.await()
 		if err != nil {
@@ -520,7 +563,7 @@ func (e *Enclave) payloadFor(sealedCP []byte, registry []protocol.ProvedValue) (
 	}
 	return &provisionPayload{
 		Shard: e.shard, ChainID: e.chainID, Genesis: e.genesis, Signer: e.signerAddress(), Registry: registry,
-		Shielding: shieldingKey, State: e.keys.StateKey(), Checkpoint: *cp,
+		Shielding: shieldingKey, State: e.keys.StateKey(), Checkpoint: *cp, Release: e.release(),
 	}, nil
 }
 

@@ -51,8 +51,9 @@ func startPeers(h *host, peers *enclave.PeerAttestation) {
 }
 
 // registryProofs are the provider host's proofs of signer's registration,
-// the policy and the allowlist at height (protocol.ProvisionServe).
-func registryProofs(t *testing.T, c *chainSim, signer tx.Address, height int64) []protocol.ProvedValue {
+// the policy, the allowlist and the shard's record at height
+// (protocol.ProvisionServe).
+func registryProofs(t *testing.T, c *chainSim, signer tx.Address, shard [32]byte, height int64) []protocol.ProvedValue {
 	t.Helper()
 	var out []protocol.ProvedValue
 	for _, q := range []struct {
@@ -62,6 +63,7 @@ func registryProofs(t *testing.T, c *chainSim, signer tx.Address, height int64) 
 		{"/teerex/enclave/" + signer.String(), teerex.EnclaveKey(signer)},
 		{"/teerex/policy", teerex.PolicyKey()},
 		{"/teerex/allowlist", teerex.AllowlistKey()},
+		{"/bridge/shard/" + types.Hash(shard).String(), bridge.ShardKey(types.Hash(shard))},
 	} {
 		res, err := c.app.Query(context.Background(), &abci.RequestQuery{Path: q.path, Height: height, Prove: true})
 		if err != nil || res.Code != 0 {
@@ -115,7 +117,7 @@ func relay(t *testing.T, c *chainSim, req, prov *host, tm tamper) (*protocol.Pro
 			// The requester is attested: now the host takes its snapshot.
 			prov.snapshots++
 			give := &protocol.ProvisionServe{Session: session, Checkpoint: prov.checkpoint,
-				Registry: registryProofs(t, c, prov.signer, prov.height-1)}
+				Registry: registryProofs(t, c, prov.signer, prov.shard, prov.height-1)}
 			if prov.alterRegistry != nil {
 				give.Registry = prov.alterRegistry(give.Registry)
 			}
@@ -175,10 +177,20 @@ func newProvisionFixtureAt(t *testing.T, start time.Time) *provisionFixture {
 // registered on chain only if register.
 func newProvisionFixtureWith(t *testing.T, start time.Time, register bool) *provisionFixture {
 	t.Helper()
+	return newProvisionFixtureBuild(t, start, register, nil)
+}
+
+// newProvisionFixtureBuild is newProvisionFixtureWith whose provider host
+// setup changes before its enclave starts.
+func newProvisionFixtureBuild(t *testing.T, start time.Time, register bool, setup func(*host)) *provisionFixture {
+	t.Helper()
 	ctx := context.Background()
 	f := &provisionFixture{c: newChainSimAt(t, "e2e validators", start), shard: sha256Of("integritee provisioning enclave v1"),
 		aliceI: key("alice incognito"), bobI: key("bob incognito")}
 	f.prov = newHost(t, f.shard)
+	if setup != nil {
+		setup(f.prov)
+	}
 	startPeers(f.prov, simPeers(f.prov.backend))
 	rep, err := protocol.CallAs[*protocol.InitReply](ctx, f.prov.c, f.prov.initRequest(f.c))
 	if err != nil {
@@ -317,7 +329,7 @@ func TestProvisioningRefusesPeers(t *testing.T) {
 				t.Fatal(err)
 			}
 			return b
-		}, "MRENCLAVE not allowed"},
+		}, "older release"},
 		{"provider under a foreign root", func(t *testing.T) *sim.Backend {
 			b, err := sim.New(sim.Config{Measurement: &f.shard, PKI: foreign})
 			if err != nil {

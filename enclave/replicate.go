@@ -312,6 +312,11 @@ func (e *Enclave) drive(out *protocol.ReplicaOutput) error {
 func (e *Enclave) applyQueue(out *protocol.ReplicaOutput) error {
 	e.repl.awaiting = 0
 	for len(e.repl.queue) > 0 {
+		if e.retired != 0 {
+			// The new release applies the rest of the log.
+			e.repl.queue = nil
+			return nil
+		}
 		ent := e.repl.queue[0]
 		if ent.Index <= e.repl.applied {
 			e.repl.queue = e.repl.queue[1:] // in the state already (restart, provisioning)
@@ -339,6 +344,9 @@ func (e *Enclave) applyQueue(out *protocol.ReplicaOutput) error {
 			}
 			e.repl.applied = ent.Index
 			rep, err := e.applyChain(b)
+			if e.retired != 0 {
+				continue // stopped at this block, before applying it
+			}
 			if err != nil {
 				return err
 			}
@@ -384,8 +392,10 @@ func (e *Enclave) applyQueue(out *protocol.ReplicaOutput) error {
 const maxMembers = 256
 
 // reconcile moves the group's membership one step towards the active
-// registered enclaves of this measurement, as proved against the app hash
-// of the light client's latest header: a registered enclave that is not a
+// registered enclaves of the measurements serving the shard from the light
+// client's height on (this one, and during an upgrade the next release's
+// until, from the enactment height, only the next release's: upgrade.go),
+// as proved against the app hash of the light client's latest header: a registered enclave that is not a
 // member joins as a learner, a learner that caught up becomes a voter, a
 // voter that is no longer active is removed. Only the leader changes
 // membership; one change at a time.
@@ -401,27 +411,30 @@ func (e *Enclave) reconcile(proved []protocol.ProvedValue) error {
 		}
 		st[string(v.Key)] = v.Value
 	}
-	m := types.Hash(e.mrenclave)
-	var n uint64
-	if _, err := st.get(teerex.EnclavesOfCountKey(m), &n); err != nil {
-		return protocol.Errorf(protocol.CodeVerification, "%v", err)
-	}
-	if n > maxMembers {
-		return protocol.Errorf(protocol.CodeInvalidInput, "%d registrations of this measurement, at most %d supported", n, maxMembers)
-	}
 	var active []tx.Address
-	for i := range n {
-		var s tx.Address
-		if ok, err := st.get(teerex.EnclavesOfSlotKey(m, i), &s); err != nil || !ok {
-			return protocol.Errorf(protocol.CodeVerification, "registry slot %d: %v", i, err)
-		}
-		_, err := st.active(s, hdr.Time)
-		var re *types.Error
-		switch {
-		case err == nil:
-			active = append(active, s)
-		case !errors.As(err, &re):
+	for _, m := range e.memberMeasurements() {
+		var n uint64
+		if _, err := st.get(teerex.EnclavesOfCountKey(m), &n); err != nil {
 			return protocol.Errorf(protocol.CodeVerification, "%v", err)
+		}
+		if n > maxMembers || len(active)+int(n) > maxMembers {
+			return protocol.Errorf(protocol.CodeInvalidInput, "%d registrations of %s, at most %d members supported", n, m, maxMembers)
+		}
+		for i := range n {
+			var s tx.Address
+			if ok, err := st.get(teerex.EnclavesOfSlotKey(m, i), &s); err != nil || !ok {
+				return protocol.Errorf(protocol.CodeVerification, "registry slot %d of %s: %v", i, m, err)
+			}
+			enc, err := st.active(s, hdr.Time)
+			var re *types.Error
+			switch {
+			case err == nil && enc.MRENCLAVE == m:
+				active = append(active, s)
+			case err == nil:
+				return protocol.Errorf(protocol.CodeVerification, "registry slot %d of %s names an enclave of %s", i, m, enc.MRENCLAVE)
+			case !errors.As(err, &re):
+				return protocol.Errorf(protocol.CodeVerification, "%v", err)
+			}
 		}
 	}
 	status := e.repl.node.Status()

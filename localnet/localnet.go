@@ -341,6 +341,11 @@ func BuildTestTEEEnclave(ctx context.Context, dir string) (string, error) {
 // Build builds a command package of this module into dir/name, with the
 // given build tags.
 func Build(ctx context.Context, dir, pkg, name string, tags ...string) (string, error) {
+	return buildLD(ctx, dir, pkg, name, "", tags...)
+}
+
+// buildLD is Build with linker flags (-ldflags) if not empty.
+func buildLD(ctx context.Context, dir, pkg, name, ldflags string, tags ...string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
@@ -348,6 +353,9 @@ func Build(ctx context.Context, dir, pkg, name string, tags ...string) (string, 
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	args := []string{"build", "-o", out}
+	if ldflags != "" {
+		args = append(args, "-ldflags", ldflags)
+	}
 	if len(tags) > 0 {
 		args = append(args, "-tags", strings.Join(tags, ","))
 	}

@@ -23,6 +23,12 @@ import (
 // calls like the others, and every worker applies every call, direct or
 // indirect, in one order.
 func (n *Net) AddWorker(ctx context.Context) (*Worker, error) {
+	return n.AddWorkerOf(ctx, n.EnclaveBinary)
+}
+
+// AddWorkerOf is AddWorker with the enclave binary of another release of
+// the shard (Upgrade).
+func (n *Net) AddWorkerOf(ctx context.Context, enclaveBinary string) (*Worker, error) {
 	i, cfg := len(n.workers), n.cfg
 	listen := "127.0.0.1:0"
 	if cfg.WorkerRPCBasePort != 0 {
@@ -38,7 +44,7 @@ func (n *Net) AddWorker(ctx context.Context) (*Worker, error) {
 		Fund:   worker.DevFunder(n.node.RPCAddress(), accounts.DevKey("Alice"), WorkerFunding),
 		Logger: n.log.With("worker", i),
 		Enclave: worker.ProcessFactory(worker.ProcessConfig{
-			Path: n.EnclaveBinary, Args: []string{"--tee", "sim"}, Logger: n.log.With("worker", i, "process", "enclave"),
+			Path: enclaveBinary, Args: []string{"--tee", "sim"}, Logger: n.log.With("worker", i, "process", "enclave"),
 		}),
 	}
 	w, err := n.StartWorker(ctx, wc)

@@ -125,6 +125,9 @@ func (b directBackend) submitCalls(ctx context.Context, calls [][]byte) ([]rpc.O
 	if errors.Is(err, protocol.ErrNoQuorum) {
 		return nil, fmt.Errorf("%w: %w", ErrNoQuorum, &api.Error{Code: api.CodeNoQuorum, Message: noQuorumMessage})
 	}
+	if isRetired(err) {
+		return nil, w.retiredError(ctx, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -206,6 +209,9 @@ func (b directBackend) ExecuteGetter(ctx context.Context, request []byte) ([]byt
 	// A client that goes away mid-call must not cut the enclave's
 	// connection (which would force a restart): the call is short.
 	rep, err := callAs[*protocol.PrivateGetterReply](context.WithoutCancel(ctx), w.sup, &protocol.PrivateGetter{Request: request})
+	if isRetired(err) {
+		return nil, w.retiredError(ctx, err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -12,10 +12,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave/protocol"
@@ -194,6 +196,9 @@ func (w *Worker) registryProofs(ctx context.Context, height int64) []protocol.Pr
 		{"/teerex/enclave/" + signer.String(), teerex.EnclaveKey(signer)},
 		{"/teerex/policy", teerex.PolicyKey()},
 		{"/teerex/allowlist", teerex.AllowlistKey()},
+		// The shard's configuration, which a requester of a later release
+		// checks names this measurement and its own.
+		{"/bridge/shard/" + types.Hash(w.cfg.Shard).String(), bridge.ShardKey(types.Hash(w.cfg.Shard))},
 	}
 	out := make([]protocol.ProvedValue, 0, len(queries))
 	for _, q := range queries {
@@ -505,19 +510,32 @@ func (w *Worker) providers(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shard %x: %w", w.cfg.Shard, err)
 	}
-	m := st.Shard.MRENCLAVEAt(uint64(max(st.Height, 0)))
 	pol, _, err := w.node.Policy(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var urls []string
-	if _, _, err := w.node.EachEnclave(ctx, &m, func(e teerex.Enclave) bool {
-		if e.WorkerURL != "" && !time.Now().After(e.ExpiresAt(pol.RenewalPeriod())) {
-			urls = append(urls, httpURL(e.WorkerURL))
+	// The measurement serving now first; during an upgrade also the
+	// shard's other configured one, and the shard's first (its ID): a new
+	// release's first worker gets the keys from the old release's, before
+	// or after the enactment height (docs/upgrades.md). Never none while
+	// any of them has a live enclave, so that no worker creates new keys
+	// for a shard that has some.
+	ms := []types.Hash{st.Shard.MRENCLAVEAt(uint64(max(st.Height, 0)))}
+	for _, c := range []*bridge.Config{&st.Shard.Config, st.Shard.Pending, {MRENCLAVE: types.Hash(w.cfg.Shard)}} {
+		if c != nil && !slices.Contains(ms, c.MRENCLAVE) {
+			ms = append(ms, c.MRENCLAVE)
 		}
-		return len(urls) < maxProviders
-	}); err != nil {
-		return nil, fmt.Errorf("enclaves of %s: %w", m, err)
+	}
+	var urls []string
+	for _, m := range ms {
+		if _, _, err := w.node.EachEnclave(ctx, &m, func(e teerex.Enclave) bool {
+			if e.WorkerURL != "" && !time.Now().After(e.ExpiresAt(pol.RenewalPeriod())) {
+				urls = append(urls, httpURL(e.WorkerURL))
+			}
+			return len(urls) < maxProviders
+		}); err != nil {
+			return nil, fmt.Errorf("enclaves of %s: %w", m, err)
+		}
 	}
 	if len(urls) > 0 && len(w.cfg.Provision.From) > 0 {
 		urls = w.cfg.Provision.From

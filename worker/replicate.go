@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
@@ -284,7 +286,6 @@ func (w *Worker) membershipProofs(ctx context.Context, height int64) ([]protocol
 	if id == nil {
 		return nil, errors.New("enclave not started")
 	}
-	m := types.Hash(id.MRENCLAVE)
 	var out []protocol.ProvedValue
 	prove := func(path string, key []byte) ([]byte, error) {
 		v, p, err := w.node.ProofAt(ctx, path, key, height)
@@ -294,30 +295,43 @@ func (w *Worker) membershipProofs(ctx context.Context, height int64) ([]protocol
 		out = append(out, protocol.ProvedValue{Key: key, Value: v, Proof: *p})
 		return v, nil
 	}
-	var count uint64
-	v, err := prove("/teerex/enclaves/"+m.String(), teerex.EnclavesOfCountKey(m))
-	if err != nil {
-		return nil, err
-	}
-	if v != nil {
-		if err := protocol.Unmarshal(v, &count); err != nil {
-			return nil, err
+	// This measurement's registrations and, during an upgrade, those of
+	// the shard's other configured measurement (the enclave decides which
+	// it needs).
+	ms := []types.Hash{types.Hash(id.MRENCLAVE)}
+	if st, err := w.node.ShardAt(ctx, types.Hash(w.cfg.Shard), height); err == nil {
+		for _, c := range []*bridge.Config{&st.Shard.Config, st.Shard.Pending} {
+			if c != nil && !slices.Contains(ms, c.MRENCLAVE) {
+				ms = append(ms, c.MRENCLAVE)
+			}
 		}
 	}
-	if count > 256 {
-		return nil, fmt.Errorf("%d registrations of the shard's measurement", count)
-	}
-	for i := range count {
-		v, err := prove(fmt.Sprintf("/teerex/enclaves/%s/%d", m, i), teerex.EnclavesOfSlotKey(m, i))
+	for _, m := range ms {
+		var count uint64
+		v, err := prove("/teerex/enclaves/"+m.String(), teerex.EnclavesOfCountKey(m))
 		if err != nil {
 			return nil, err
 		}
-		var s tx.Address
-		if err := protocol.Unmarshal(v, &s); err != nil {
-			return nil, err
+		if v != nil {
+			if err := protocol.Unmarshal(v, &count); err != nil {
+				return nil, err
+			}
 		}
-		if _, err := prove("/teerex/enclave/"+s.String(), teerex.EnclaveKey(s)); err != nil {
-			return nil, err
+		if count > 256 {
+			return nil, fmt.Errorf("%d registrations of measurement %s", count, m)
+		}
+		for i := range count {
+			v, err := prove(fmt.Sprintf("/teerex/enclaves/%s/%d", m, i), teerex.EnclavesOfSlotKey(m, i))
+			if err != nil {
+				return nil, err
+			}
+			var s tx.Address
+			if err := protocol.Unmarshal(v, &s); err != nil {
+				return nil, err
+			}
+			if _, err := prove("/teerex/enclave/"+s.String(), teerex.EnclaveKey(s)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if _, err := prove("/teerex/policy", teerex.PolicyKey()); err != nil {

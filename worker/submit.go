@@ -81,6 +81,11 @@ func (w *Worker) submitLoop(ctx context.Context) error {
 		case <-w.outbox:
 		case <-tick.C:
 		}
+		if w.retired.Load() {
+			// The chain takes no more calls of this release; the new
+			// release's enclaves made the same ones.
+			continue
+		}
 		for ctx.Err() == nil {
 			n, err := w.submitRound(ctx)
 			if errors.Is(err, errRenew) {

@@ -37,6 +37,14 @@ func (w *Worker) syncLoop(ctx context.Context) error {
 			if isFatal(err) {
 				return err
 			}
+			if isRetired(err) {
+				// The new release's workers serve the shard from here; this
+				// one keeps its replica and provisioning endpoint.
+				w.log.Warn("the shard moved to another release: this worker serves no more blocks or calls, only its keys to the new release", "height", next, "err", err)
+				w.retired.Store(true)
+				<-ctx.Done()
+				return ctx.Err()
+			}
 			latest = 0
 			b.wait(ctx, w.log, fmt.Sprintf("process block %d", next), err)
 			continue

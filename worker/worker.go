@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/integritee-go/integritee/chain/tx"
@@ -103,6 +104,8 @@ type Worker struct {
 	cfg     Config
 	log     *slog.Logger
 	chainID string
+	// retired is set once the shard moved to another release (upgrade.go).
+	retired atomic.Bool
 
 	store *store.Store
 	sup   *supervisor // the enclave (supervisor.go)

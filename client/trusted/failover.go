@@ -166,7 +166,7 @@ func movesOn(err error) bool {
 	var re *api.Error
 	if errors.As(err, &re) {
 		switch re.Code {
-		case api.CodeNotReady, api.CodeRateLimited, api.CodeBusy, api.CodeSeveralWorkers, api.CodeNoQuorum, api.CodeInternal:
+		case api.CodeNotReady, api.CodeRateLimited, api.CodeBusy, api.CodeSeveralWorkers, api.CodeNoQuorum, api.CodeInternal, api.CodeRetired:
 			return true
 		}
 	}

@@ -197,8 +197,11 @@ type Client struct {
 	rounds         int
 	backoff        time.Duration
 
-	// What calls and getters are encrypted to and signed for: set by the
-	// first verified worker, then required of every other.
+	// What calls and getters are encrypted to and signed for: key and
+	// shard set by the first verified worker, then required of every
+	// other; mrenclave is the last verified worker's, which the chain had
+	// serve the shard (it changes when the shard moves to another
+	// release), guarded by mu.
 	key       []byte
 	mrenclave [32]byte
 	shard     [32]byte
@@ -332,17 +335,21 @@ func (c *Client) verifyWorker(ctx context.Context, i int) (*worker, error) {
 			return nil, fmt.Errorf("%w: worker serves shard %x, the client %x", ErrIdentityMismatch, id.shard, c.shard)
 		case !bytes.Equal(id.key, c.key):
 			return nil, fmt.Errorf("%w: worker presents shielding key %x, the client's calls are encrypted to %x", ErrIdentityMismatch, sha256.Sum256(id.key), sha256.Sum256(c.key))
-		case id.mrenclave != c.mrenclave:
-			return nil, fmt.Errorf("%w: worker runs MRENCLAVE %x, the client's calls are signed for %x", ErrIdentityMismatch, id.mrenclave, c.mrenclave)
 		}
 	}
+	// verify checks that the chain has the worker's measurement serve the
+	// shard now: after an upgrade (docs/upgrades.md) the shard's keys are
+	// the same and the calls are signed for the new release.
 	e, err := verify(ctx, c.reg, id, c.now(), c.maxStateAge)
 	if err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
 	if c.key == nil {
-		c.key, c.mrenclave, c.shard = id.key, id.mrenclave, id.shard
+		c.key, c.shard = id.key, id.shard
 	}
+	c.mrenclave = id.mrenclave
+	c.mu.Unlock()
 	return &worker{endpoint: ep, i: i, signer: id.signer, enclave: *e}, nil
 }
 
@@ -425,7 +432,11 @@ func (c *Client) ShieldingKey() []byte { return bytes.Clone(c.key) }
 func (c *Client) Shard() [32]byte { return c.shard }
 
 // MRENCLAVE returns the enclave's measurement.
-func (c *Client) MRENCLAVE() [32]byte { return c.mrenclave }
+func (c *Client) MRENCLAVE() [32]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mrenclave
+}
 
 // Genesis returns the ID of the chain calls and getters are signed for
 // (teerex.GenesisID).
@@ -433,7 +444,7 @@ func (c *Client) Genesis() [32]byte { return c.genesis }
 
 // target is what calls and getters are signed for.
 func (c *Client) target() stf.Target {
-	return stf.Target{Genesis: c.genesis, MRENCLAVE: c.mrenclave, Shard: c.shard}
+	return stf.Target{Genesis: c.genesis, MRENCLAVE: c.MRENCLAVE(), Shard: c.shard}
 }
 
 // Enclave returns the verified registration of the enclave of the worker
@@ -673,12 +684,29 @@ func (c *Client) SubmitCall(ctx context.Context, key ed25519.PrivateKey, call st
 	if err != nil {
 		return nil, err
 	}
+	m := c.MRENCLAVE()
 	ct, err := c.EncryptCall(key, call, n)
 	if err != nil {
 		return nil, err
 	}
-	return c.Submit(ctx, ct, SignedBy(key, n))
+	res, err := c.Submit(ctx, ct, SignedBy(key, n))
+	var ie *InvalidCallError
+	if errors.As(err, &ie) && ie.Reason == reasonBadSignature && c.MRENCLAVE() != m {
+		// The shard moved to another release while the call was on its
+		// way (the old release's worker refused it, the new one cannot
+		// take a call signed for the old): sign it for the new one. The
+		// refused call changed nothing, so the nonce is still free.
+		if ct, err = c.EncryptCall(key, call, n); err != nil {
+			return nil, err
+		}
+		return c.Submit(ctx, ct, SignedBy(key, n))
+	}
+	return res, err
 }
+
+// reasonBadSignature is the enclave's reason for a call signed for
+// another chain, shard or measurement (protocol.ReasonBadSignature).
+const reasonBadSignature = "bad signature"
 
 // Transfer moves amount from key's shard account to to.
 func (c *Client) Transfer(ctx context.Context, key ed25519.PrivateKey, to tx.Address, amount uint64) (*Result, error) {

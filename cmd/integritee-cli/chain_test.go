@@ -15,6 +15,7 @@ import (
 
 	"github.com/integritee-go/integritee/attestation"
 	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/node"
 	"github.com/integritee-go/integritee/chain/node/nodetest"
 	"github.com/integritee-go/integritee/chain/teerex"
@@ -293,6 +294,29 @@ func TestChainCommands(t *testing.T) {
 			t.Fatalf("text policy: %q", out)
 		}
 		cliFails(t, "MRENCLAVE", "sudo", "allow-mrenclave", "abc", "--node", rpc)
+	})
+
+	t.Run("shard update-config", func(t *testing.T) {
+		m := types.Hash{0xcd}
+		cliFails(t, "may not change the shard configuration", "shard", "update-config", shard.String(), m.String(), "--from", "bob", "--node", rpc)
+		cliFails(t, "--enact-in", "shard", "update-config", shard.String(), m.String(), "--enact-in", "1", "--node", rpc)
+		var res struct {
+			txOutput
+			MRENCLAVE       types.Hash `json:"mrenclave"`
+			EnactmentHeight uint64     `json:"enactment_height"`
+		}
+		cliJSON(t, &res, "shard", "update-config", shard.String(), m.String(), "--enact-in", "1000", "--node", rpc)
+		if res.MRENCLAVE != m || res.EnactmentHeight <= uint64(res.Height) {
+			t.Fatalf("update-config %+v", res)
+		}
+		var st struct {
+			Pending *bridge.Config `json:"pending"`
+			Serving types.Hash     `json:"serving_mrenclave"`
+		}
+		cliJSON(t, &st, "shard", "show", shard.String(), "--node", rpc)
+		if st.Pending == nil || st.Pending.MRENCLAVE != m || st.Pending.Since != res.EnactmentHeight || st.Serving != shard {
+			t.Fatalf("shard after update-config %+v", st)
+		}
 	})
 }
 

@@ -18,7 +18,7 @@ import (
 func (e *env) localnetCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "localnet",
-		Usage: "[--workers N] [--demo=false] [--dir DIR] [--node-rpc HOST:PORT] [--worker-rpc-port P] [--node-metrics HOST:PORT] [--worker-metrics-port P] [--enclave PATH] [--worker-rpc-rate R --worker-rpc-burst B --worker-rpc-X ...: integritee-worker's --rpc-X limits]",
+		Usage: "[--workers N] [--demo=false] [--upgrade] [--dir DIR] [--node-rpc HOST:PORT] [--worker-rpc-port P] [--node-metrics HOST:PORT] [--worker-metrics-port P] [--enclave PATH] [--worker-rpc-rate R --worker-rpc-burst B --worker-rpc-X ...: integritee-worker's --rpc-X limits]",
 		Short: "run a dev node and sim workers on this machine, show them at work, keep them running until Ctrl-C (localnet [--workers N] [--demo=false])",
 		Setup: e.localnet,
 	}
@@ -27,6 +27,7 @@ func (e *env) localnetCommand() *cli.Command {
 func (e *env) localnet(fs *flag.FlagSet) cli.RunFunc {
 	workers := fs.Int("workers", 2, "number of workers; the first creates the shard's keys, the others are provisioned by it")
 	demo := fs.Bool("demo", true, "run the demo after startup (shield, confidential transfer, unshield, checks on every worker and on chain); a failed check exits with status 1")
+	upgrade := fs.Bool("upgrade", false, "after the demo, move the shard to a second enclave release (the same code built with another release string, so another MRENCLAVE): authorize it on chain, start as many workers of it, which get the keys from the running ones and take over at the enactment height; the balances must stay (docs/upgrades.md)")
 	dir := fs.String("dir", "", "`directory` for the node home and worker data; reused if it exists (default: a temporary one, removed on exit)")
 	nodeRPC := fs.String("node-rpc", "127.0.0.1:26657", "node RPC listen `address` (port 0: a free port)")
 	workerPort := fs.Int("worker-rpc-port", 2000, "RPC `port` of worker 0; worker i listens on port+i (0: free ports)")
@@ -75,13 +76,16 @@ func (e *env) localnet(fs *flag.FlagSet) cli.RunFunc {
 			_, free, _ := net.SplitHostPort(addr)
 			cfg.NodeRPC = net.JoinHostPort(host, free)
 		}
-		return serveLocalnet(ctx, e, cfg, *demo)
+		if *upgrade && (!*demo || *workers == 0) {
+			return errors.New("--upgrade runs after the demo: it needs --demo and workers")
+		}
+		return serveLocalnet(ctx, e, cfg, *demo, *upgrade)
 	}
 }
 
 // serveLocalnet starts the network, runs the demo if asked, prints what to
 // try by hand and keeps the network running until ctx is done.
-func serveLocalnet(ctx context.Context, e *env, cfg localnet.Config, demo bool) (err error) {
+func serveLocalnet(ctx context.Context, e *env, cfg localnet.Config, demo, upgrade bool) (err error) {
 	if cfg.EnclaveBinary == "" {
 		fmt.Fprintln(e.stdout, "building integritee-enclave (the first run compiles it; later runs reuse Go's build cache) ...")
 	}
@@ -99,6 +103,11 @@ func serveLocalnet(ctx context.Context, e *env, cfg localnet.Config, demo bool) 
 		fmt.Fprintln(e.stdout)
 		if err := ln.Demo(ctx, e.stdout); err != nil {
 			return err
+		}
+		if upgrade {
+			if err := ln.UpgradeDemo(ctx, localnet.UpgradeConfig{}, e.stdout); err != nil {
+				return err
+			}
 		}
 	}
 	if err := trustLocalnet(ctx, e, ln.NodeRPC()); err != nil {
@@ -120,7 +129,12 @@ const cliCommand = "go run ./cmd/integritee-cli"
 // one log, and each answers the getters alike.
 func tryCommands(e *env, ln *localnet.Net) {
 	w := e.stdout
-	ws := ln.Workers()
+	var ws []*localnet.Worker
+	for _, wk := range ln.Workers() {
+		if !wk.Retired() { // an upgrade's old release serves no more
+			ws = append(ws, wk)
+		}
+	}
 	if len(ws) == 0 {
 		return
 	}

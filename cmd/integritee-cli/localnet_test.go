@@ -53,7 +53,7 @@ func TestLocalnetCommand(t *testing.T) {
 			sctx, stop := context.WithCancel(ctx)
 			done := make(chan error, 1)
 			go func() {
-				done <- serveLocalnet(sctx, e, localnet.Config{Workers: tc.workers, EnclaveBinary: enclave, ConfirmHeartbeat: time.Minute}, true)
+				done <- serveLocalnet(sctx, e, localnet.Config{Workers: tc.workers, EnclaveBinary: enclave, ConfirmHeartbeat: time.Minute}, true, false)
 			}()
 			for !strings.Contains(out.String(), "localnet running") {
 				select {

@@ -15,9 +15,10 @@ import (
 func (e *env) shardGroup() *cli.Command {
 	return &cli.Command{
 		Name:  "shard",
-		Short: "show what the chain knows of a shard (enclave bridge)",
+		Short: "show what the chain knows of a shard (enclave bridge), move it to another release",
 		Commands: []*cli.Command{
 			{Name: "show", Usage: "SHARD [--node URL] [--json]", Short: "configuration, vault balance, confirmations and enclaves of a shard", Setup: e.shardShow},
+			{Name: "update-config", Usage: "SHARD MRENCLAVE [--enactment-height H | --enact-in N] [--from NAME] [--node URL] [--json]", Short: "move a shard to another enclave release from a height (sudo; docs/upgrades.md)", Setup: e.shardUpdateConfig},
 		},
 	}
 }

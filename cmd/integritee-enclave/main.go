@@ -176,9 +176,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	rel, sv, migrations, err := releaseConfig()
+	if err != nil {
+		return err
+	}
 	e, err := enclave.New(enclave.Config{
 		Backend: b, TrustingPeriod: o.trustingPeriod, Logger: log, Peers: peers(b),
 		Dev: build.dev, DevSudo: build.devSudo,
+		Release: rel, StateVersion: sv, Migrations: migrations,
 	})
 	if err != nil {
 		return err
@@ -187,7 +192,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	defer stop()
 	go tuneGC(ctx, time.Second)
 	m := b.Measurement()
-	log.Info("serving", "build", build.name, "tee", o.tee, "mrenclave", fmt.Sprintf("%x", m[:]))
+	log.Info("serving", "build", build.name, "tee", o.tee, "mrenclave", fmt.Sprintf("%x", m[:]), "release", rel, "state_version", sv)
 	s := &protocol.Server{Handler: e, Logger: log}
 	err = s.Serve(ctx, stdio{stdin, stdout})
 	if errors.Is(err, context.Canceled) {

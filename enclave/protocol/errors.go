@@ -27,6 +27,7 @@ const (
 	CodeForbidden          Code = "forbidden"           // not allowed in this mode (e.g. debug outside dev)
 	CodeInternal           Code = "internal"            // the enclave failed; not the request's fault
 	CodeNoQuorum           Code = "no_quorum"           // replicated: no leader reachable, the call was not ordered
+	CodeRetired            Code = "retired"             // the shard moved to another release: the message names its measurement and height
 )
 
 // Error is the error variant of every reply.
@@ -58,6 +59,7 @@ var (
 	ErrBadRequest         = &Error{Code: CodeBadRequest}
 	ErrNotInitialized     = &Error{Code: CodeNotInitialized}
 	ErrAlreadyInitialized = &Error{Code: CodeAlreadyInitialized}
+	ErrRetired            = &Error{Code: CodeRetired}
 	ErrSealing            = &Error{Code: CodeSealing}
 	ErrVerification       = &Error{Code: CodeVerification}
 	ErrState              = &Error{Code: CodeState}

@@ -90,6 +90,11 @@ const (
 	// call was not ordered and nothing changed: send it to another worker
 	// of the shard.
 	CodeNoQuorum = 1060
+	// CodeRetired: the shard moved to another enclave release at its
+	// enactment height; this worker's enclave serves it no more (data:
+	// {mrenclave, workers}: the measurement serving it now and its
+	// workers' URLs). Nothing changed: send the request there.
+	CodeRetired = 1070
 )
 
 // Error is a JSON-RPC error object.

@@ -1,0 +1,391 @@
+package enclave_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
+	"github.com/integritee-go/integritee/enclave"
+	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/enclave/shielding"
+	"github.com/integritee-go/integritee/enclave/state"
+	"github.com/integritee-go/integritee/enclave/stf"
+	"github.com/integritee-go/integritee/tee/sim"
+)
+
+// vaultKey is where the test STF keeps its record of the funds shielded
+// into the shard: {"total": n} in state version 1, {"shielded": n} in
+// version 2 (the renamed field the test migration shows).
+var vaultKey = []byte("test/vault")
+
+// vaultField is the record's field in a state of version v.
+func vaultField(v uint32) string {
+	if v >= 2 {
+		return "shielded"
+	}
+	return "total"
+}
+
+// vaultSTF is the balances STF that also keeps the vault record, in the
+// format of the state's version: a release runs on its predecessor's
+// state until its enactment height, when its migration converts it.
+type vaultSTF struct{ stf.Balances }
+
+func (s *vaultSTF) Shield(env stf.Env, st state.KV, to tx.Address, amount uint64) ([]stf.Event, error) {
+	evs, err := s.Balances.Shield(env, st, to, amount)
+	if err != nil {
+		return nil, err
+	}
+	v := uint32(1)
+	if b, ok, err := st.Get(enclave.StateVersionKey); err != nil {
+		return nil, err
+	} else if ok {
+		v = uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	}
+	rec := map[string]uint64{}
+	if b, ok, err := st.Get(vaultKey); err != nil {
+		return nil, err
+	} else if ok {
+		if err := cbor.Unmarshal(b, &rec); err != nil {
+			return nil, err
+		}
+	}
+	rec[vaultField(v)] += amount
+	b, err := cbor.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	return evs, st.Set(vaultKey, b)
+}
+
+// renameVaultField is the test migration from state version 1 to 2.
+func renameVaultField(b *state.Batch) error {
+	raw, ok, err := b.Get(vaultKey)
+	if err != nil || !ok {
+		return err
+	}
+	rec := map[string]uint64{}
+	if err := cbor.Unmarshal(raw, &rec); err != nil {
+		return err
+	}
+	rec["shielded"], rec["total"] = rec["total"], 0
+	delete(rec, "total")
+	out, err := cbor.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return b.Set(vaultKey, out)
+}
+
+// releaseBuild configures a host's enclave as release r of the test
+// shard: state version r, with the test migration, and the vault STF.
+func releaseBuild(r uint64) func(*enclave.Config) {
+	return func(c *enclave.Config) {
+		c.Release, c.StateVersion = r, uint32(min(r, 2))
+		c.Migrations = []enclave.Migration{{From: 1, Apply: renameVaultField}}
+		c.NewSTF = func(*protocol.Init) stf.STF {
+			return &vaultSTF{stf.Balances{Dev: c.Dev, Sudo: c.DevSudo}}
+		}
+	}
+}
+
+// releaseHost is a host of the shard whose enclave has measurement m and
+// release r.
+func releaseHost(t *testing.T, shard, m [32]byte, r uint64) *host {
+	t.Helper()
+	h := newHost(t, shard)
+	b, err := sim.New(sim.Config{Measurement: &m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.backend, h.dev, h.build = b, true, releaseBuild(r)
+	startPeers(h, simPeers(h.backend))
+	return h
+}
+
+// vaultRecord reads the test STF's record (a dev enclave's plaintext
+// state access).
+func vaultRecord(t *testing.T, h *host) map[string]uint64 {
+	t.Helper()
+	r, err := protocol.CallAs[*protocol.GetStateReply](context.Background(), h.c, &protocol.GetState{Key: vaultKey})
+	if err != nil || !r.Found {
+		t.Fatalf("vault record: %v, found %v", err, r != nil && r.Found)
+	}
+	rec := map[string]uint64{}
+	if err := cbor.Unmarshal(r.Value, &rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// upgradeFixture is a shard on release 1 (measurement = shard ID) whose
+// chain authorizes release 2 (measurement m2) from height enact:
+//
+//	1-2  (newProvisionFixture) Alice shields 1000, sends 300 to Bob
+//	3    Bob sends 50 back      4  -
+//	5    sudo: update_shard_config(shard, m2, enact)
+//	6    -                      7  Alice sends 100 to Bob (for release 1)
+//	8    -
+//	9    (enact) Bob sends 10 to Alice (for release 2); Alice shields 500
+//	10   Alice sends 1 to Bob, signed for release 1: refused
+//	11   -
+type upgradeFixture struct {
+	*provisionFixture
+	m2    [32]byte
+	enact int64
+}
+
+func newUpgradeFixture(t *testing.T) *upgradeFixture {
+	t.Helper()
+	return newUpgradeFixtureRelease(t, 1)
+}
+
+// newUpgradeFixtureRelease is newUpgradeFixture whose provider is release
+// r.
+func newUpgradeFixtureRelease(t *testing.T, r uint64) *upgradeFixture {
+	t.Helper()
+	base := newProvisionFixtureBuild(t, time.Time{}, true, func(h *host) { h.dev, h.build = true, releaseBuild(r) })
+	f := &upgradeFixture{provisionFixture: base, m2: sha256Of("integritee provisioning enclave v2"), enact: 9}
+
+	alice := accounts.DevKey("Alice")
+	t1, t2 := f.c.target(f.shard, f.shard), f.c.target(f.m2, f.shard)
+	mustOK(t, f.c.block(f.c.tx(alice, bridge.Name, bridge.MethodUpdateShardConfig,
+		bridge.UpdateShardConfig{Shard: types.Hash(f.shard), MRENCLAVE: types.Hash(f.m2), EnactmentHeight: uint64(f.enact)})))
+	f.c.block()
+	mustOK(t, f.c.block(invoke(t, f.c, alice, f.shieldingPub, f.shard,
+		trustedCall(t, f.aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(f.aliceI), To: addr(f.bobI), Amount: 100}}, 1, t1))))
+	f.c.block()
+	recipient, err := shielding.Encrypt(f.shieldingPub, shielding.InfoShieldRecipient, func() []byte { a := addr(f.aliceI); return a[:] }())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustOK(t, f.c.block(
+		invoke(t, f.c, alice, f.shieldingPub, f.shard,
+			trustedCall(t, f.bobI, stf.Call{Transfer: &stf.Transfer{From: addr(f.bobI), To: addr(f.aliceI), Amount: 10}}, 1, t2)),
+		f.c.tx(alice, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: types.Hash(f.shard), Amount: 500, EncryptedRecipient: recipient}),
+	))
+	mustOK(t, f.c.block(invoke(t, f.c, alice, f.shieldingPub, f.shard,
+		trustedCall(t, f.aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(f.aliceI), To: addr(f.bobI), Amount: 1}}, 2, t1))))
+	f.c.block()
+	return f
+}
+
+func mustOK(t *testing.T, rs []*abci.ExecTxResult) {
+	t.Helper()
+	for i, r := range rs {
+		if r.Code != 0 {
+			t.Fatalf("tx %d: %s/%d %s", i, r.Codespace, r.Code, r.Log)
+		}
+	}
+}
+
+// advance has h process blocks up to to.
+func advance(t *testing.T, f *upgradeFixture, h *host, to int64) {
+	t.Helper()
+	for hgt := h.height + 1; hgt <= to; hgt++ {
+		if _, err := h.process(f.c, hgt); err != nil {
+			t.Fatalf("block %d: %v", hgt, err)
+		}
+	}
+}
+
+// handover provisions req from f's provider and loads the snapshot.
+func handover(t *testing.T, f *upgradeFixture, req *host) (*protocol.ProvisionResult, error) {
+	t.Helper()
+	res, err := relay(t, f.c, req, f.prov, nil)
+	if err != nil {
+		return nil, err
+	}
+	snapshot := f.prov.allEntries()
+	if err := req.load(snapshot, 4); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := protocol.CallAs[*protocol.ResumeReply](context.Background(), req.c, &protocol.Resume{}); err != nil {
+		t.Fatal(err)
+	}
+	sk := res.SealedKeys
+	req.sealed, req.checkpoint, req.height = &sk, res.Checkpoint, res.Height
+	for _, e := range snapshot {
+		req.entries[e.Key] = e.Value
+	}
+	return res, nil
+}
+
+// TestUpgradeHandover moves a shard from release 1 to release 2: the
+// release-2 enclave gets the keys and state once the authorization is in a
+// block the provider verified, follows the shard without serving until the
+// enactment height, and from it serves alone, on the migrated state, with
+// every balance as before; release 1 stops there with an error naming
+// release 2.
+func TestUpgradeHandover(t *testing.T) {
+	ctx := context.Background()
+	f := newUpgradeFixture(t)
+	advance(t, f, f.prov, 6)
+	req := releaseHost(t, f.shard, f.m2, 2)
+	if _, err := handover(t, f, req); err != nil {
+		t.Fatal(err)
+	}
+	if req.height != 6 || req.root() != f.prov.root() {
+		t.Fatalf("release 2 at %d root %x, release 1 at %d root %x", req.height, req.root(), f.prov.height, f.prov.root())
+	}
+
+	// Before the enactment height both apply the shard's calls (signed
+	// for release 1) to the same state and make the same outgoing calls
+	// (the chain refuses release 2's until the enactment height; its host
+	// keeps them, so that what release 1 left unconfirmed is confirmed).
+	for hgt := int64(7); hgt < f.enact; hgt++ {
+		pr, err := f.prov.process(f.c, hgt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rr, err := req.process(f.c, hgt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rr.StateRoot != pr.StateRoot || rr.Stats != pr.Stats || len(pr.Outgoing) == 0 || len(rr.Outgoing) != len(pr.Outgoing) {
+			t.Fatalf("block %d: release 1 %+v root %x (%d outgoing), release 2 %+v root %x (%d outgoing)",
+				hgt, pr.Stats, pr.StateRoot, len(pr.Outgoing), rr.Stats, rr.StateRoot, len(rr.Outgoing))
+		}
+	}
+	// Direct calls go to the serving release only (without replication).
+	if _, err := req.c.Call(ctx, &protocol.SubmitCalls{Calls: [][]byte{{1}}}); !errors.Is(err, protocol.ErrForbidden) {
+		t.Fatalf("direct call to release 2 before the enactment height: %v", err)
+	}
+	alice, bob := privateBalance(t, f.c, f.prov, f.shieldingPub, f.aliceI), privateBalance(t, f.c, f.prov, f.shieldingPub, f.bobI)
+	if alice != 650 || bob != 350 {
+		t.Fatalf("release 1 before the enactment: alice %d bob %d, want 650 350", alice, bob)
+	}
+	if got := vaultRecord(t, req); got["total"] != 1000 || len(got) != 1 {
+		t.Fatalf("vault record before the enactment %v", got)
+	}
+
+	// At the enactment height release 1 stops, naming release 2.
+	if _, err := f.prov.process(f.c, f.enact); !errors.Is(err, protocol.ErrRetired) || !strings.Contains(err.Error(), types.Hash(f.m2).String()[:16]) {
+		t.Fatalf("release 1 at the enactment height: %v", err)
+	}
+	for _, r := range []protocol.Request{&protocol.SubmitCalls{Calls: [][]byte{{1}}}, &protocol.PrivateGetter{Request: []byte{1}}, request(t, f.c.tc, f.enact)} {
+		if _, err := f.prov.c.Call(ctx, r); !errors.Is(err, protocol.ErrRetired) {
+			t.Fatalf("%s to retired release 1: %v", r.Type(), err)
+		}
+	}
+	// Release 2 migrates the state and applies the block: Bob's call
+	// signed for release 2 and Alice's shield.
+	rr, err := req.process(f.c, f.enact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rr.Stats.Applied != 1 || rr.Stats.Shields != 1 || len(rr.Outgoing) == 0 {
+		t.Fatalf("release 2 at the enactment height: %+v, %d outgoing", rr.Stats, len(rr.Outgoing))
+	}
+	if got := vaultRecord(t, req); got["shielded"] != 1500 || len(got) != 1 {
+		t.Fatalf("vault record after the migration %v, want shielded 1500", got)
+	}
+	req.serving = &f.m2
+	// A call signed for release 1 no longer executes.
+	rr, err = req.process(f.c, f.enact+1)
+	if err != nil || rr.Stats.Applied != 0 || rr.Stats.Rejected != 1 {
+		t.Fatalf("call for release 1 after the enactment: %+v %v", rr, err)
+	}
+	if a, b := privateBalance(t, f.c, req, f.shieldingPub, f.aliceI), privateBalance(t, f.c, req, f.shieldingPub, f.bobI); a != alice+10+500 || b != bob-10 {
+		t.Fatalf("release 2: alice %d bob %d, want %d %d", a, b, alice+510, bob-10)
+	}
+	// A restart of release 2 resumes as the serving release.
+	req.boot(f.c)
+	if got := vaultRecord(t, req); got["shielded"] != 1500 {
+		t.Fatalf("vault record after restart %v", got)
+	}
+}
+
+// TestUpgradeHandoverRefused: the keys go to no other measurement than
+// the one the chain authorized, not before the provider verified the
+// block with the authorization (and the requester can prove it), and
+// never to an older release.
+func TestUpgradeHandoverRefused(t *testing.T) {
+	f := newUpgradeFixture(t)
+	try := func(t *testing.T, m [32]byte, r uint64) error {
+		t.Helper()
+		req := releaseHost(t, f.shard, m, r)
+		res, err := relay(t, f.c, req, f.prov, nil)
+		if err == nil || res != nil {
+			t.Fatalf("handover to %x release %d: %+v", m[:4], r, res)
+		}
+		return err
+	}
+	// The provider verified block 4: no authorization yet.
+	advance(t, f, f.prov, 4)
+	if err := try(t, f.m2, 2); !strings.Contains(err.Error(), "MRENCLAVE not allowed") {
+		t.Fatalf("before the authorization: %v", err)
+	}
+	// Block 5 holds it; the provider verified it, but its checkpoint
+	// header's state does not hold it yet: the requester refuses.
+	advance(t, f, f.prov, 5)
+	if err := try(t, f.m2, 2); !strings.Contains(err.Error(), enclave.ErrNotAuthorized.Error()) {
+		t.Fatalf("authorization not provable at the checkpoint: %v", err)
+	}
+	advance(t, f, f.prov, 6)
+	for _, tc := range []struct {
+		name    string
+		m       [32]byte
+		release uint64
+		want    string
+	}{
+		{"unauthorized measurement", sha256Of("not authorized"), 2, "MRENCLAVE not allowed"},
+		{"authorized measurement of the same release", f.m2, 1, enclave.ErrDowngrade.Error()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := try(t, tc.m, tc.release); !errors.Is(err, protocol.ErrVerification) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+	// A provider host that leaves out the shard record's proof, or passes
+	// one of an earlier height, gets nothing handed over.
+	for name, alter := range map[string]func([]protocol.ProvedValue) []protocol.ProvedValue{
+		"shard record without a proof": func(vs []protocol.ProvedValue) []protocol.ProvedValue {
+			return slices.DeleteFunc(vs, func(v protocol.ProvedValue) bool {
+				return bytes.Equal(v.Key, bridge.ShardKey(types.Hash(f.shard)))
+			})
+		},
+		"shard record of an earlier height": func(vs []protocol.ProvedValue) []protocol.ProvedValue {
+			old := registryProofs(t, f.c, f.prov.signer, f.shard, 3)
+			for i := range vs {
+				if bytes.Equal(vs[i].Key, bridge.ShardKey(types.Hash(f.shard))) {
+					vs[i] = old[len(old)-1]
+				}
+			}
+			return vs
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f.prov.alterRegistry = alter
+			defer func() { f.prov.alterRegistry = nil }()
+			if err := try(t, f.m2, 2); !strings.Contains(err.Error(), "proof") {
+				t.Fatalf("got %v", err)
+			}
+		})
+	}
+
+	// The authorized release gets them.
+	if _, err := handover(t, f, releaseHost(t, f.shard, f.m2, 2)); err != nil {
+		t.Fatal(err)
+	}
+
+	// A provider of release 3 gives nothing to the authorized measurement
+	// when that is release 2 (a downgrade the chain authorized).
+	f = newUpgradeFixtureRelease(t, 3)
+	advance(t, f, f.prov, 6)
+	if err := try(t, f.m2, 2); !errors.Is(err, protocol.ErrVerification) || !strings.Contains(err.Error(), enclave.ErrDowngrade.Error()) {
+		t.Fatalf("handover to an older release: %v", err)
+	}
+}
