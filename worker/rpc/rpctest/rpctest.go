@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,7 +77,14 @@ type Enclave struct {
 	root       [32]byte
 	// Calls counts SubmitCalls round trips and their sizes.
 	calls []int
+	// stale marks the getters' answers stale (SetStale).
+	stale atomic.Bool
 }
+
+// SetStale makes the host mark its getter answers stale (or not), as a
+// worker does whose read barrier fails: the enclave's answer itself is
+// unchanged.
+func (e *Enclave) SetStale(stale bool) { e.stale.Store(stale) }
 
 var _ rpc.Backend = (*Enclave)(nil)
 
@@ -306,14 +314,14 @@ func (e *Enclave) SubmitCalls(ctx context.Context, calls [][]byte) ([]rpc.Outcom
 }
 
 // ExecuteGetter implements rpc.Backend.
-func (e *Enclave) ExecuteGetter(ctx context.Context, request []byte) ([]byte, error) {
+func (e *Enclave) ExecuteGetter(ctx context.Context, request []byte) ([]byte, bool, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	rep, err := protocol.CallAs[*protocol.PrivateGetterReply](ctx, e.client, &protocol.PrivateGetter{Request: request})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return rep.Response, nil
+	return rep.Response, e.stale.Load(), nil
 }
 
 // Health implements rpc.Backend.
