@@ -24,7 +24,7 @@ func (nopBackend) SubmitCalls(_ context.Context, calls [][]byte) ([]Outcome, err
 func (nopBackend) ExecuteGetter(context.Context, []byte) ([]byte, bool, error) {
 	return []byte{1}, false, nil
 }
-func (nopBackend) Health(context.Context) (*Health, error)               { return &Health{}, nil }
+func (nopBackend) Health(context.Context) (*Health, error) { return &Health{}, nil }
 
 // FuzzServeHTTP: any body gets a well-formed JSON-RPC answer (or none for
 // notifications), never a panic.
