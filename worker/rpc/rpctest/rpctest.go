@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http/httptest"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,14 +76,7 @@ type Enclave struct {
 	root       [32]byte
 	// Calls counts SubmitCalls round trips and their sizes.
 	calls []int
-	// stale marks the getters' answers stale (SetStale).
-	stale atomic.Bool
 }
-
-// SetStale makes the host mark its getter answers stale (or not), as a
-// worker does whose read barrier fails: the enclave's answer itself is
-// unchanged.
-func (e *Enclave) SetStale(stale bool) { e.stale.Store(stale) }
 
 var _ rpc.Backend = (*Enclave)(nil)
 
@@ -321,7 +313,7 @@ func (e *Enclave) ExecuteGetter(ctx context.Context, request []byte) ([]byte, bo
 	if err != nil {
 		return nil, false, err
 	}
-	return rep.Response, e.stale.Load(), nil
+	return rep.Response, false, nil
 }
 
 // Health implements rpc.Backend.
