@@ -830,6 +830,18 @@ func (c *Client) BalanceRead(ctx context.Context, key ed25519.PrivateKey) (balan
 	return b, r.Stale, err
 }
 
+// NonceRead returns key's next trusted-call nonce from any answer, and
+// whether the worker marked it stale: for display; Nonce is for signing.
+func (c *Client) NonceRead(ctx context.Context, key ed25519.PrivateKey) (nonce uint64, stale bool, err error) {
+	a := tx.AddressOf(key.Public().(ed25519.PublicKey))
+	r, err := c.getter(ctx, api.MethodGetNonce, key, stf.Getter{Nonce: &a})
+	if err != nil {
+		return 0, false, err
+	}
+	n, err := decodeUint(r.Value)
+	return n, r.Stale, err
+}
+
 // Nonce returns key's next trusted-call nonce from an answer no worker
 // marked stale (see the package doc: it retries, fails over, and fails
 // with ErrStaleAnswer unless Options.AllowStaleNonce).
