@@ -167,3 +167,19 @@ func TestGetterReadBarrier(t *testing.T) {
 		}
 	})
 }
+
+// TestReadAnswersNeverBlock: two answers for reads that share one
+// barrier's channel (it asked again) do not block the output's hand-on,
+// which runs in the enclave's turn.
+func TestReadAnswersNeverBlock(t *testing.T) {
+	w := &Worker{repl: newReplicaHost(), syncNow: make(chan struct{}, 1), log: slog.New(slog.DiscardHandler)}
+	ch := make(chan uint64, 1)
+	w.repl.reads["a"], w.repl.reads["b"] = ch, ch
+	w.onReplica(&protocol.ReplicaOutput{Reads: []protocol.ReadIndex{{ID: []byte("a"), Index: 4}, {ID: []byte("b"), Index: 5}}})
+	if got := <-ch; got != 4 {
+		t.Fatalf("read index %d, want the first answer, 4", got)
+	}
+	if len(w.repl.reads) != 0 {
+		t.Fatalf("answered reads still waiting: %v", w.repl.reads)
+	}
+}

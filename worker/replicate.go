@@ -190,7 +190,12 @@ func (w *Worker) onReplica(out *protocol.ReplicaOutput) {
 	}
 	for _, rd := range out.Reads {
 		if ch, ok := r.reads[string(rd.ID)]; ok {
-			ch <- rd.Index
+			// A barrier that asked again shares its channel among its
+			// reads: the first answer will do, never block the turn.
+			select {
+			case ch <- rd.Index:
+			default:
+			}
 			delete(r.reads, string(rd.ID))
 		}
 	}
