@@ -424,6 +424,9 @@ func (w *Worker) readIndex(ctx context.Context) (uint64, error) {
 		select {
 		case index := <-ch:
 			retry.Stop()
+			if len(ids) > 1 {
+				w.log.Debug("read index after asking again", "asked", len(ids))
+			}
 			return index, nil
 		case <-retry.C:
 		case <-deadline.C:
