@@ -469,10 +469,10 @@ func TestTwoWorkersCharlieToBob(t *testing.T) {
 	if d := time.Since(sent); d > 2*time.Second {
 		t.Errorf("the second transfer took %v", d)
 	}
-	bob, err1 := tcs[1].Balance(ctx, bobI)
-	ch, err2 := tcs[1].Balance(ctx, charlieI)
+	bob, stale1, err1 := tcs[1].BalanceRead(ctx, bobI)
+	ch, stale2, err2 := tcs[1].BalanceRead(ctx, charlieI)
 	if err := errors.Join(err1, err2); err != nil || bob != 4*accounts.Unit || ch != 1*accounts.Unit {
-		t.Fatalf("worker 2: Bob//incognito %d, Charlie//incognito %d (%v); want 4 and 1 TEER", bob, ch, err)
+		t.Fatalf("worker 2: Bob//incognito %d, Charlie//incognito %d (%v; answers marked stale: %v %v); want 4 and 1 TEER", bob, ch, err, stale1, stale2)
 	}
 }
 
