@@ -259,8 +259,8 @@ func (lyingWorker) SubmitCalls(context.Context, [][]byte) ([]rpc.Outcome, error)
 	return nil, errors.New("not served")
 }
 
-func (lyingWorker) ExecuteGetter(context.Context, []byte) ([]byte, error) {
-	return nil, errors.New("not served")
+func (lyingWorker) ExecuteGetter(context.Context, []byte) ([]byte, bool, error) {
+	return nil, false, errors.New("not served")
 }
 
 func (lyingWorker) Health(context.Context) (*rpc.Health, error) { return &rpc.Health{}, nil }

@@ -197,15 +197,24 @@ const noQuorumMessage = "this worker's enclave cannot reach a quorum of the shar
 // ciphertexts for the enclave and the client. It runs between state
 // changes (not between a change and its commit: supervisor.Call takes its
 // turn), so an answer never shows state that a crash could still take
-// back.
-func (b directBackend) ExecuteGetter(ctx context.Context, request []byte) ([]byte, error) {
+// back. It answers after the read barrier (replicate.go); if that failed
+// (no leader reached, this enclave lagging), it answers all the same from
+// this worker's state and says so (stale): the client decides whether a
+// possibly old answer will do.
+func (b directBackend) ExecuteGetter(ctx context.Context, request []byte) ([]byte, bool, error) {
 	w := b.w
 	if !w.isReady() {
-		return nil, rpc.ErrNotReady
+		return nil, false, rpc.ErrNotReady
 	}
-	if !w.readBarrier(ctx) {
-		w.log.Debug("getter answered without a read barrier (no leader reached)")
+	stale := false
+	if err := w.readBarrier(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil, false, err
+		}
+		stale = true
+		w.log.Info("getter answered without a read barrier: marked stale", "err", err)
 	}
+	w.metrics.getter(stale)
 	// A client that goes away mid-call must not cut the enclave's
 	// connection (which would force a restart): the call is short.
 	rep, err := callAs[*protocol.PrivateGetterReply](context.WithoutCancel(ctx), w.sup, &protocol.PrivateGetter{Request: request})
@@ -213,9 +222,9 @@ func (b directBackend) ExecuteGetter(ctx context.Context, request []byte) ([]byt
 		return nil, w.retiredError(ctx, err)
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return rep.Response, nil
+	return rep.Response, stale, nil
 }
 
 // Health implements rpc.Backend.

@@ -37,6 +37,7 @@ type workerMetrics struct {
 	rpcRequests  *prometheus.CounterVec
 	regExpiry    prometheus.Gauge
 	settledCalls *prometheus.CounterVec
+	getters      *prometheus.CounterVec
 }
 
 // newMetrics registers the worker's metrics in a new registry.
@@ -72,11 +73,14 @@ func newMetrics(w *Worker) *workerMetrics {
 			"Outgoing chain calls (confirmations, votes, unshields) settled and taken from the outbox, by result: "+
 				"included (executed in a block), failed (in a block), already_on_chain, dropped (refused for good).")),
 			[]string{"result"}),
+		getters: prometheus.NewCounterVec(prometheus.CounterOpts(opts("rpc", "getters_total",
+			"Private getters passed to the enclave, by read: fresh (after the shard's read barrier), stale (the barrier failed: "+
+				"answered from this worker's state, marked stale).")), []string{"read"}),
 	}
 	processed := func() float64 { return float64(w.sup.Progress().Height) }
 	m.reg.MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.blocks, m.directCalls, m.batchCalls, m.enclave, m.commit, m.rpcRequests, m.regExpiry, m.settledCalls,
+		m.blocks, m.directCalls, m.batchCalls, m.enclave, m.commit, m.rpcRequests, m.regExpiry, m.settledCalls, m.getters,
 		gauge("chain", "processed_height", "Last chain block processed and persisted.", processed),
 		gauge("chain", "head_height", "The node's latest block height, as last read.", func() float64 { return float64(m.chainHead.Load()) }),
 		gauge("chain", "lag_blocks", "Blocks of the node's chain not yet processed (head_height - processed_height).", func() float64 {
@@ -213,3 +217,15 @@ func (w *Worker) MetricsAddr() string {
 
 // Metrics is the worker's metrics registry (served on MetricsAddr).
 func (w *Worker) Metrics() prometheus.Gatherer { return w.metrics.reg }
+
+// getter counts a getter passed to the enclave, fresh or stale.
+func (m *workerMetrics) getter(stale bool) {
+	if m == nil {
+		return
+	}
+	read := "fresh"
+	if stale {
+		read = "stale"
+	}
+	m.getters.WithLabelValues(read).Inc()
+}

@@ -56,8 +56,10 @@ type replicaHost struct {
 	reads   map[string]chan uint64
 	applied uint64
 	moved   chan struct{}
-	// awaiting is the last chain height the enclave said it waits for.
+	// awaiting is the last chain height the enclave said it waits for;
+	// awaitNow what its last output said (0: it waits for none).
 	awaiting int64
+	awaitNow int64
 }
 
 func newReplicaHost() *replicaHost {
@@ -190,7 +192,12 @@ func (w *Worker) onReplica(out *protocol.ReplicaOutput) {
 	}
 	for _, rd := range out.Reads {
 		if ch, ok := r.reads[string(rd.ID)]; ok {
-			ch <- rd.Index
+			// A barrier that asked again shares its channel among its
+			// reads: the first answer will do, never block the turn.
+			select {
+			case ch <- rd.Index:
+			default:
+			}
 			delete(r.reads, string(rd.ID))
 		}
 	}
@@ -204,6 +211,7 @@ func (w *Worker) onReplica(out *protocol.ReplicaOutput) {
 	// Wake the chain sync once per awaited height, not per output.
 	awaitNew := out.Awaiting > r.awaiting
 	r.awaiting = max(r.awaiting, out.Awaiting)
+	r.awaitNow = out.Awaiting
 	r.mu.Unlock()
 	if awaitNew {
 		select {
@@ -343,71 +351,135 @@ func (w *Worker) membershipProofs(ctx context.Context, height int64) ([]protocol
 	return out, nil
 }
 
-// readWait bounds a read barrier: a read index takes a round trip to the
-// leader; without one the getter answers from this worker's state.
-const readWait = 2 * time.Second
+// Read barrier bounds. readWait bounds getting a read index: a round
+// trip to the leader, which drops the request if it knows none (Raft), so
+// an unanswered request is asked again after readRetry. applyWait bounds
+// the wait for this enclave to apply up to the index it got: the entries
+// are committed, so only this worker's own progress (a chain block to
+// verify, a busy machine) is waited for, as long as it moves; without
+// progress for readWait it gives up too. Both stay well below a client's
+// request timeout.
+const (
+	readWait  = 2 * time.Second
+	readRetry = 500 * time.Millisecond
+	applyWait = 5 * time.Second
+)
+
+// errNoReadIndex and errNotApplied are the read barrier's failures.
+var (
+	errNoReadIndex = errors.New("no read index from the shard's leader")
+	errNotApplied  = errors.New("this enclave has not applied the read index yet")
+)
 
 // readBarrier waits until this worker's enclave applied every call the
 // shard's group committed before now (Raft's read index), so that a
 // getter here sees a call another worker answered a moment ago: a client
 // that sends its next call elsewhere reads the right nonce. Alone in its
-// group (one worker) there is nothing to wait for. It reports whether the
-// barrier held; if not (no leader within readWait: a minority), the
-// getter answers from this worker's possibly stale state.
-func (w *Worker) readBarrier(ctx context.Context) bool {
+// group (one worker) there is nothing to wait for. It returns nil if the
+// barrier held; else (no leader within readWait: a minority; or this
+// enclave lagging) why not, and the getter's answer is marked stale.
+func (w *Worker) readBarrier(ctx context.Context) error {
 	r := w.repl
 	if r == nil {
-		return true // a test's worker without replication
+		return nil // a test's worker without replication
 	}
 	if _, _, voters := r.Status(); voters <= 1 {
-		return true
+		return nil
 	}
-	var id [16]byte
-	if _, err := rand.Read(id[:]); err != nil {
-		return false
+	index, err := w.readIndex(ctx)
+	if err != nil {
+		return err
 	}
+	return r.awaitApplied(ctx, index, readWait, applyWait, func(h int64) {
+		// The entries wait for a chain block: have the sync feed it now.
+		select {
+		case w.syncNow <- struct{}{}:
+		default:
+		}
+	})
+}
+
+// readIndex asks the enclave's replica for a read index and waits for it,
+// asking again every readRetry: Raft drops a read it cannot forward (no
+// leader known yet, say right after an election), without an answer.
+func (w *Worker) readIndex(ctx context.Context) (uint64, error) {
+	r := w.repl
 	ch := make(chan uint64, 1)
-	r.mu.Lock()
-	r.reads[string(id[:])] = ch
-	r.mu.Unlock()
+	var ids []string
 	defer func() {
 		r.mu.Lock()
-		delete(r.reads, string(id[:]))
+		for _, id := range ids {
+			delete(r.reads, id)
+		}
 		r.mu.Unlock()
 	}()
-	req := &protocol.ReplicaStep{Reads: [][]byte{id[:]}}
-	if _, err := w.sup.Apply(ctx, update{req: req, admit: r.takeInto(req), check: func(rep protocol.Reply, p Progress) (*transition, error) {
-		rr, err := protocol.ReplyAs[*protocol.ReplicaStepReply](req, rep, nil)
-		if err != nil {
-			return nil, err
+	deadline := time.NewTimer(readWait)
+	defer deadline.Stop()
+	for {
+		var id [16]byte
+		if _, err := rand.Read(id[:]); err != nil {
+			return 0, err
 		}
-		return replicated(rr.Replica, p)
-	}}); err != nil {
-		return false
+		r.mu.Lock()
+		r.reads[string(id[:])] = ch
+		ids = append(ids, string(id[:]))
+		r.mu.Unlock()
+		req := &protocol.ReplicaStep{Reads: [][]byte{id[:]}}
+		if _, err := w.sup.Apply(ctx, update{req: req, admit: r.takeInto(req), check: func(rep protocol.Reply, p Progress) (*transition, error) {
+			rr, err := protocol.ReplyAs[*protocol.ReplicaStepReply](req, rep, nil)
+			if err != nil {
+				return nil, err
+			}
+			return replicated(rr.Replica, p)
+		}}); err != nil {
+			return 0, fmt.Errorf("ask for a read index: %w", err)
+		}
+		retry := time.NewTimer(readRetry)
+		select {
+		case index := <-ch:
+			retry.Stop()
+			if len(ids) > 1 {
+				w.log.Debug("read index after asking again", "asked", len(ids))
+			}
+			return index, nil
+		case <-retry.C:
+		case <-deadline.C:
+			retry.Stop()
+			return 0, fmt.Errorf("%w within %s", errNoReadIndex, readWait)
+		case <-ctx.Done():
+			retry.Stop()
+			return 0, ctx.Err()
+		}
 	}
-	t := time.NewTimer(readWait)
-	defer t.Stop()
-	var index uint64
-	select {
-	case index = <-ch:
-	case <-t.C:
-		return false
-	case <-ctx.Done():
-		return false
-	}
+}
+
+// awaitApplied waits until the enclave applied index: at most total, and
+// at most idle without the applied index moving. await is called when the
+// enclave waits for a chain block before it can go on.
+func (r *replicaHost) awaitApplied(ctx context.Context, index uint64, idle, total time.Duration, await func(int64)) error {
+	end := time.NewTimer(total)
+	defer end.Stop()
+	stall := time.NewTimer(idle)
+	defer stall.Stop()
 	for {
 		r.mu.Lock()
-		applied, moved := r.applied, r.moved
+		applied, moved, awaiting := r.applied, r.moved, r.awaitNow
 		r.mu.Unlock()
 		if applied >= index {
-			return true
+			return nil
+		}
+		if awaiting > 0 {
+			await(awaiting)
 		}
 		select {
 		case <-moved:
-		case <-t.C:
-			return false
+			stall.Reset(idle)
+		case <-stall.C:
+			return fmt.Errorf("%w: applied %d, read index %d, no progress for %s (awaiting chain block %d)", errNotApplied, applied, index, idle, awaiting)
+		case <-end.C:
+			return fmt.Errorf("%w: applied %d, read index %d after %s (awaiting chain block %d)", errNotApplied, applied, index, total, awaiting)
 		case <-ctx.Done():
-			return false
+			return ctx.Err()
 		}
 	}
 }

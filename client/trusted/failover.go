@@ -163,6 +163,10 @@ func movesOn(err error) bool {
 	if errors.As(err, &te) {
 		return true
 	}
+	var se *staleError
+	if errors.As(err, &se) {
+		return !se.final
+	}
 	var re *api.Error
 	if errors.As(err, &re) {
 		switch re.Code {

@@ -44,6 +44,19 @@
 // connection drops resubmits the same way, or, once the call is executed,
 // follows its confirmation on chain.
 //
+// Stale answers. A worker of a shard with several workers answers a
+// getter after a read barrier (it applied every call the shard ordered
+// before the getter); when that fails (it reaches no leader, or lags) it
+// answers from its own state and marks the answer stale. Read returns the
+// mark (Reading.Stale); Getter and Balance return any answer. Nonce, and
+// so SubmitCall, Transfer and Unshield, never signs with a nonce from a
+// stale answer: it asks the same worker again (StaleTries times in all),
+// then the other workers, and fails with ErrStaleAnswer if every worker
+// answered stale, unless Options.AllowStaleNonce (then it uses the highest
+// stale nonce seen; the enclave's nonce check refuses the call if it is
+// used). The mark is the host's word: a fresh answer is never a guarantee,
+// the nonce check at apply time is what protects a call.
+//
 // Calls and getters are signed for the chain (its teerex.GenesisID, proved
 // against a light-client-verified header), the enclave's measurement
 // and the shard, so the enclave of another chain or shard refuses them. A
@@ -181,6 +194,14 @@ type Options struct {
 	// worker failed; it doubles after each. Default
 	// DefaultFailoverBackoff.
 	FailoverBackoff time.Duration
+	// StaleTries is how many times Nonce asks a worker whose answer is
+	// stale before it moves to the next; default DefaultStaleTries.
+	StaleTries int
+	// AllowStaleNonce lets Nonce (and the calls it signs) use the highest
+	// nonce of stale answers when every worker answered stale, instead of
+	// failing with ErrStaleAnswer. Such a call may be refused as a stale
+	// nonce; it never runs twice.
+	AllowStaleNonce bool
 }
 
 // Client is a verified connection to a shard's workers, one at a time.
@@ -196,6 +217,8 @@ type Client struct {
 	maxStateAge    time.Duration
 	rounds         int
 	backoff        time.Duration
+	staleTries     int
+	allowStale     bool
 
 	// What calls and getters are encrypted to and signed for: key and
 	// shard set by the first verified worker, then required of every
@@ -255,13 +278,20 @@ func DialWorkers(ctx context.Context, workerURLs []string, reg Registry, opts Op
 		return nil, fmt.Errorf("trusted: failover rounds %d: want more than 0", opts.FailoverRounds)
 	}
 	switch {
+	case opts.StaleTries == 0:
+		opts.StaleTries = DefaultStaleTries
+	case opts.StaleTries < 0:
+		return nil, fmt.Errorf("trusted: stale tries %d: want more than 0", opts.StaleTries)
+	}
+	switch {
 	case opts.FailoverBackoff == 0:
 		opts.FailoverBackoff = DefaultFailoverBackoff
 	case opts.FailoverBackoff < 0:
 		return nil, fmt.Errorf("trusted: failover backoff %s: want more than 0", opts.FailoverBackoff)
 	}
 	c := &Client{http: opts.HTTPClient, reg: reg, now: opts.Now, getterLifetime: opts.GetterLifetime,
-		maxStateAge: opts.MaxStateAge, rounds: opts.FailoverRounds, backoff: opts.FailoverBackoff}
+		maxStateAge: opts.MaxStateAge, rounds: opts.FailoverRounds, backoff: opts.FailoverBackoff,
+		staleTries: opts.StaleTries, allowStale: opts.AllowStaleNonce}
 	for _, u := range workerURLs {
 		ep, err := parseEndpoint(u)
 		if err != nil {
@@ -721,27 +751,38 @@ func (c *Client) Unshield(ctx context.Context, key ed25519.PrivateKey, beneficia
 
 // Getter runs a getter signed by key privately and returns its value: the
 // worker sees only ciphertexts. A refusal matches ErrGetter and, when the
-// enclave gave one, its stf error (e.g. stf.ErrGetterExpired).
+// enclave gave one, its stf error (e.g. stf.ErrGetterExpired). The answer
+// may be stale (see the package doc); Read says whether it is.
 func (c *Client) Getter(ctx context.Context, key ed25519.PrivateKey, g stf.Getter) ([]byte, error) {
+	r, err := c.Read(ctx, key, g)
+	if err != nil {
+		return nil, err
+	}
+	return r.Value, nil
+}
+
+// Read runs a getter like Getter and returns its answer with the worker's
+// word on its freshness.
+func (c *Client) Read(ctx context.Context, key ed25519.PrivateKey, g stf.Getter) (*Reading, error) {
 	return c.getter(ctx, api.MethodExecuteGetter, key, g)
 }
 
-func (c *Client) getter(ctx context.Context, method string, key ed25519.PrivateKey, g stf.Getter) ([]byte, error) {
+func (c *Client) getter(ctx context.Context, method string, key ed25519.PrivateKey, g stf.Getter) (*Reading, error) {
 	raw, err := stf.EncodeGetter(g)
 	if err != nil {
 		return nil, err
 	}
-	var v []byte
+	var r *Reading
 	// A getter changes nothing: any worker may answer it.
 	err = c.do(ctx, method, func(ctx context.Context, w *worker) (err error) {
-		v, err = c.getterAt(ctx, w, method, key, raw)
+		r, err = c.getterAt(ctx, w, method, key, raw)
 		return err
 	})
-	return v, err
+	return r, err
 }
 
 // getterAt runs the encoded getter raw at worker w, with a fresh reply key.
-func (c *Client) getterAt(ctx context.Context, w *worker, method string, key ed25519.PrivateKey, raw []byte) ([]byte, error) {
+func (c *Client) getterAt(ctx context.Context, w *worker, method string, key ed25519.PrivateKey, raw []byte) (*Reading, error) {
 	rk, err := shielding.NewReplyKey()
 	if err != nil {
 		return nil, err
@@ -769,7 +810,7 @@ func (c *Client) getterAt(ctx context.Context, w *worker, method string, key ed2
 	if resp.Error != "" {
 		return nil, getterError(resp.Error)
 	}
-	return resp.Value, nil
+	return &Reading{Value: resp.Value, Stale: res.Stale, Worker: w.url}, nil
 }
 
 // getterRefusals are the enclave's refusals of a getter that getterError
@@ -798,24 +839,42 @@ func decodeUint(b []byte) (uint64, error) {
 	return v, nil
 }
 
-// Balance returns key's free balance in the shard.
+// Balance returns key's free balance in the shard. The answer may be
+// stale (see the package doc); BalanceRead says whether it is.
 func (c *Client) Balance(ctx context.Context, key ed25519.PrivateKey) (uint64, error) {
-	a := tx.AddressOf(key.Public().(ed25519.PublicKey))
-	b, err := c.getter(ctx, api.MethodExecuteGetter, key, stf.Getter{FreeBalance: &a})
-	if err != nil {
-		return 0, err
-	}
-	return decodeUint(b)
+	b, _, err := c.BalanceRead(ctx, key)
+	return b, err
 }
 
-// Nonce returns key's next trusted-call nonce.
-func (c *Client) Nonce(ctx context.Context, key ed25519.PrivateKey) (uint64, error) {
+// BalanceRead returns key's free balance in the shard and whether the
+// worker marked its answer stale.
+func (c *Client) BalanceRead(ctx context.Context, key ed25519.PrivateKey) (balance uint64, stale bool, err error) {
 	a := tx.AddressOf(key.Public().(ed25519.PublicKey))
-	b, err := c.getter(ctx, api.MethodGetNonce, key, stf.Getter{Nonce: &a})
+	r, err := c.getter(ctx, api.MethodExecuteGetter, key, stf.Getter{FreeBalance: &a})
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	return decodeUint(b)
+	b, err := decodeUint(r.Value)
+	return b, r.Stale, err
+}
+
+// NonceRead returns key's next trusted-call nonce from any answer, and
+// whether the worker marked it stale: for display; Nonce is for signing.
+func (c *Client) NonceRead(ctx context.Context, key ed25519.PrivateKey) (nonce uint64, stale bool, err error) {
+	a := tx.AddressOf(key.Public().(ed25519.PublicKey))
+	r, err := c.getter(ctx, api.MethodGetNonce, key, stf.Getter{Nonce: &a})
+	if err != nil {
+		return 0, false, err
+	}
+	n, err := decodeUint(r.Value)
+	return n, r.Stale, err
+}
+
+// Nonce returns key's next trusted-call nonce from an answer no worker
+// marked stale (see the package doc: it retries, fails over, and fails
+// with ErrStaleAnswer unless Options.AllowStaleNonce).
+func (c *Client) Nonce(ctx context.Context, key ed25519.PrivateKey) (uint64, error) {
+	return c.freshNonce(ctx, key)
 }
 
 // Health returns the system_health of the worker in use.

@@ -339,6 +339,8 @@ type trustedBalance struct {
 	Shard   string     `json:"shard"`
 	Free    uint64     `json:"free"`
 	Nonce   uint64     `json:"nonce"`
+	// Stale: the worker answered without the shard's read barrier.
+	Stale bool `json:"stale,omitempty"`
 }
 
 func (e *env) trustedBalance(fs *flag.FlagSet) cli.RunFunc {
@@ -361,15 +363,18 @@ func (e *env) trustedBalance(fs *flag.FlagSet) cli.RunFunc {
 			return err
 		}
 		defer cancel()
-		free, err := s.tc.Balance(s.ctx, a.key)
+		free, stale1, err := s.tc.BalanceRead(s.ctx, a.key)
 		if err != nil {
 			return err
 		}
-		nonce, err := s.tc.Nonce(s.ctx, a.key)
+		nonce, stale2, err := s.tc.NonceRead(s.ctx, a.key)
 		if err != nil {
 			return err
 		}
-		out := trustedBalance{Account: a.Address, Shard: hex.EncodeToString(s.shard[:]), Free: free, Nonce: nonce}
+		out := trustedBalance{Account: a.Address, Shard: hex.EncodeToString(s.shard[:]), Free: free, Nonce: nonce, Stale: stale1 || stale2}
+		if out.Stale {
+			warnStale(e, s.tc.URL())
+		}
 		if f.json {
 			return writeJSON(e.stdout, out)
 		}

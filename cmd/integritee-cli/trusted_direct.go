@@ -167,6 +167,14 @@ type trustedNonce struct {
 	Account tx.Address `json:"account"`
 	Shard   string     `json:"shard"`
 	Nonce   uint64     `json:"nonce"`
+	Stale   bool       `json:"stale,omitempty"`
+}
+
+// warnStale tells the user on stderr that a worker's getter answer is
+// stale (GetterResult.stale): it may miss calls other workers answered.
+func warnStale(e *env, worker string) {
+	fmt.Fprintf(e.stderr, "warning: worker %s answered from its own state without the shard's read barrier (stale): "+
+		"it may miss calls other workers answered a moment ago; ask again or ask another worker\n", worker)
 }
 
 func (e *env) trustedNonce(fs *flag.FlagSet) cli.RunFunc {
@@ -189,12 +197,15 @@ func (e *env) trustedNonce(fs *flag.FlagSet) cli.RunFunc {
 			return err
 		}
 		defer cancel()
-		n, err := tc.Nonce(ctx, a.key)
+		n, stale, err := tc.NonceRead(ctx, a.key)
 		if err != nil {
 			return err
 		}
+		if stale {
+			warnStale(e, tc.URL())
+		}
 		shard := tc.Shard()
-		out := trustedNonce{Account: a.Address, Shard: hex.EncodeToString(shard[:]), Nonce: n}
+		out := trustedNonce{Account: a.Address, Shard: hex.EncodeToString(shard[:]), Nonce: n, Stale: stale}
 		if f.json {
 			return writeJSON(e.stdout, out)
 		}

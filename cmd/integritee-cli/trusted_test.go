@@ -1,9 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +110,20 @@ func TestTrustedCommands(t *testing.T) {
 	if b.Free != 250 {
 		t.Errorf("Bob through the second worker of --worker: %+v", b)
 	}
+	// A worker whose getter answers say stale (here a proxy that marks
+	// them, as a minority worker does): balance and nonce are shown with a
+	// warning; a call is not signed with a nonce from a stale answer.
+	stale := staleProxy(t, w)
+	staleArgs := append(append([]string{}, common...), "--worker", stale)
+	code, out, errOut = runCLIAt(t, time.Now, nil, append([]string{"trusted", "balance", "--json", "--account", "Bob//incognito"}, staleArgs...)...)
+	if err := json.Unmarshal([]byte(out), &b); code != 0 || err != nil || !b.Stale || b.Free != 250 || !strings.Contains(errOut, "warning: worker "+stale) {
+		t.Errorf("balance via a stale worker: exit %d %+v %v; stderr %q", code, b, err, errOut)
+	}
+	code, out, errOut = runCLIAt(t, time.Now, nil, append([]string{"trusted", "nonce", "--json", "--account", "Alice//incognito"}, staleArgs...)...)
+	if err := json.Unmarshal([]byte(out), &n); code != 0 || err != nil || !n.Stale || n.Nonce != 3 || !strings.Contains(errOut, "stale") {
+		t.Errorf("nonce via a stale worker: exit %d %+v %v; stderr %q", code, n, err, errOut)
+	}
+	cliFails(t, "no worker gave a fresh answer", append([]string{"trusted", "transfer", "--from", "Alice//incognito", "--to", "Bob//incognito", "--amount", "1"}, staleArgs...)...)
 
 	// The unshield pays once the enclave's unshield_funds is on chain (Bob
 	// paid the invoke's fee, far above 100).
@@ -150,4 +170,37 @@ func TestWorkerURLs(t *testing.T) {
 	if _, err := workerURLs(" , "); err == nil {
 		t.Fatal("an empty list was accepted")
 	}
+}
+
+// staleProxy serves worker's JSON-RPC with every getter result marked
+// stale, as a worker whose read barrier fails answers; it returns its
+// URL.
+func staleProxy(t *testing.T, worker string) string {
+	t.Helper()
+	u, err := url.Parse(worker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := httputil.NewSingleHostReverseProxy(u)
+	p.ModifyResponse = func(r *http.Response) error {
+		body, err := io.ReadAll(r.Body)
+		r.Body.Close()
+		if err != nil {
+			return err
+		}
+		var m map[string]any
+		if json.Unmarshal(body, &m) == nil {
+			if res, ok := m["result"].(map[string]any); ok && res["response"] != nil {
+				res["stale"] = true
+				body, _ = json.Marshal(m)
+			}
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		r.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		return nil
+	}
+	s := httptest.NewServer(p)
+	t.Cleanup(s.Close)
+	return s.URL
 }

@@ -79,7 +79,7 @@ func (f *fake) SubmitCalls(ctx context.Context, calls [][]byte) ([]rpc.Outcome, 
 	return rpc.Outcomes(rep)
 }
 
-func (f *fake) ExecuteGetter(ctx context.Context, req []byte) ([]byte, error) {
+func (f *fake) ExecuteGetter(ctx context.Context, req []byte) ([]byte, bool, error) {
 	n := f.getters.Add(1)
 	defer f.getters.Add(-1)
 	for m := f.maxGetters.Load(); n > m && !f.maxGetters.CompareAndSwap(m, n); m = f.maxGetters.Load() {
@@ -88,16 +88,16 @@ func (f *fake) ExecuteGetter(ctx context.Context, req []byte) ([]byte, error) {
 		select {
 		case <-f.getterGate:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, false, ctx.Err()
 		}
 	}
 	if bytes.HasPrefix(req, []byte("bad")) {
-		return nil, protocol.Errorf(protocol.CodeInvalidInput, "getter request does not decrypt")
+		return nil, false, protocol.Errorf(protocol.CodeInvalidInput, "getter request does not decrypt")
 	}
 	if bytes.HasPrefix(req, []byte("down")) {
-		return nil, rpc.ErrNotReady
+		return nil, false, rpc.ErrNotReady
 	}
-	return append([]byte("enc:"), req...), nil
+	return append([]byte("enc:"), req...), bytes.HasPrefix(req, []byte("stale")), nil
 }
 
 func (f *fake) Health(context.Context) (*rpc.Health, error) {

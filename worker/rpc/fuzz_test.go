@@ -21,8 +21,10 @@ func (nopBackend) SubmitCalls(_ context.Context, calls [][]byte) ([]Outcome, err
 	}
 	return out, nil
 }
-func (nopBackend) ExecuteGetter(context.Context, []byte) ([]byte, error) { return []byte{1}, nil }
-func (nopBackend) Health(context.Context) (*Health, error)               { return &Health{}, nil }
+func (nopBackend) ExecuteGetter(context.Context, []byte) ([]byte, bool, error) {
+	return []byte{1}, false, nil
+}
+func (nopBackend) Health(context.Context) (*Health, error) { return &Health{}, nil }
 
 // FuzzServeHTTP: any body gets a well-formed JSON-RPC answer (or none for
 // notifications), never a panic.

@@ -266,14 +266,14 @@ func (s *Server) executeGetter(ctx context.Context, req *request, _ *session, _ 
 		return s.reply(req, nil, e)
 	}
 	return func() *response {
-		resp, err := s.awaitGetter(ctx, j)
-		if err != nil {
+		r := s.awaitGetter(ctx, j)
+		if err := r.err; err != nil {
 			if errors.Is(err, protocol.ErrInvalidInput) {
 				return respond(req, nil, errorf(api.CodeInvalidGetter, "invalid getter request: %v", err))
 			}
 			return respond(req, nil, backendError(err))
 		}
-		return respond(req, api.GetterResult{Response: hex.EncodeToString(resp)}, nil)
+		return respond(req, api.GetterResult{Response: hex.EncodeToString(r.resp), Stale: r.stale}, nil)
 	}
 }
 

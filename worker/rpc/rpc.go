@@ -55,8 +55,10 @@ type Backend interface {
 	SubmitCalls(ctx context.Context, calls [][]byte) ([]Outcome, error)
 	// ExecuteGetter runs a private getter (protocol.PrivateGetter): the
 	// request and the response are ciphertexts for the enclave and the
-	// client.
-	ExecuteGetter(ctx context.Context, request []byte) ([]byte, error)
+	// client. stale says the answer comes from this worker's state without
+	// the shard's read barrier (it may miss calls other workers answered
+	// a moment ago): the host's advisory word, passed on to the client.
+	ExecuteGetter(ctx context.Context, request []byte) (response []byte, stale bool, err error)
 	// Health reports the worker's progress.
 	Health(ctx context.Context) (*Health, error)
 }

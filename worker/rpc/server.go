@@ -393,8 +393,9 @@ type getterJob struct {
 }
 
 type getterResult struct {
-	resp []byte
-	err  error
+	resp  []byte
+	stale bool
+	err   error
 }
 
 // QueuedGetters returns the number of getters waiting for a getter worker.
@@ -429,20 +430,20 @@ func (s *Server) getterLoop() {
 			j.done <- getterResult{err: err}
 			continue
 		}
-		resp, err := s.b.ExecuteGetter(j.ctx, j.ct)
-		j.done <- getterResult{resp: resp, err: err}
+		resp, stale, err := s.b.ExecuteGetter(j.ctx, j.ct)
+		j.done <- getterResult{resp: resp, stale: stale, err: err}
 	}
 }
 
 // awaitGetter waits for a getter's answer.
-func (s *Server) awaitGetter(ctx context.Context, j *getterJob) ([]byte, error) {
+func (s *Server) awaitGetter(ctx context.Context, j *getterJob) getterResult {
 	select {
 	case r := <-j.done:
-		return r.resp, r.err
+		return r
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return getterResult{err: ctx.Err()}
 	case <-s.ctx.Done():
-		return nil, errorf(api.CodeInternal, "server closing")
+		return getterResult{err: errorf(api.CodeInternal, "server closing")}
 	}
 }
 

@@ -151,8 +151,17 @@ func TestInfoMethods(t *testing.T) {
 	}
 	_, body = post(t, url, req(1, "state_getNonce", map[string]string{"shard": "0x" + shardHex, "request": "0x0102"}))
 	var g api.GetterResult
-	if err := json.Unmarshal(decode(t, body).Result, &g); err != nil || g.Response != hex.EncodeToString([]byte("enc:\x01\x02")) {
+	if err := json.Unmarshal(decode(t, body).Result, &g); err != nil || g.Response != hex.EncodeToString([]byte("enc:\x01\x02")) || g.Stale {
 		t.Fatalf("getter %+v %v", g, err)
+	}
+	// A fresh answer leaves "stale" out (the wire of workers before it);
+	// a stale one says so.
+	if res := decode(t, body).Result; strings.Contains(string(res), "stale") {
+		t.Fatalf("fresh getter result %s names stale", res)
+	}
+	_, body = post(t, url, req(1, "state_executeGetter", map[string]string{"shard": shardHex, "request": hex.EncodeToString([]byte("stale"))}))
+	if res := decode(t, body).Result; string(res) != `{"response":"`+hex.EncodeToString([]byte("enc:stale"))+`","stale":true}` {
+		t.Fatalf("stale getter result %s", res)
 	}
 	_, body = post(t, url, req(1, "author_submitTrustedCall", callParams("fail: no funds")))
 	var r api.CallResult
@@ -369,13 +378,15 @@ func TestTypesCarryNoGetterPlaintext(t *testing.T) {
 	if !ok {
 		t.Fatal("no ExecuteGetter")
 	}
-	bytesT, errT := reflect.TypeFor[[]byte](), reflect.TypeFor[error]()
-	if m.Type.NumOut() != 2 || m.Type.Out(0) != bytesT || m.Type.Out(1) != errT || m.Type.In(1) != bytesT {
-		t.Fatalf("ExecuteGetter %s: must take and return opaque ciphertext bytes", m.Type)
+	bytesT, boolT, errT := reflect.TypeFor[[]byte](), reflect.TypeFor[bool](), reflect.TypeFor[error]()
+	if m.Type.NumOut() != 3 || m.Type.Out(0) != bytesT || m.Type.Out(1) != boolT || m.Type.Out(2) != errT || m.Type.In(1) != bytesT {
+		t.Fatalf("ExecuteGetter %s: must take and return opaque ciphertext bytes (and the host's stale flag)", m.Type)
 	}
+	// Beside the encrypted response only the host's own flag: one bit it
+	// knows without the plaintext.
 	gr := reflect.TypeFor[api.GetterResult]()
-	if gr.NumField() != 1 || gr.Field(0).Name != "Response" {
-		t.Fatalf("GetterResult has fields beyond the encrypted response: %v", gr)
+	if gr.NumField() != 2 || gr.Field(0).Name != "Response" || gr.Field(1).Name != "Stale" || gr.Field(1).Type != boolT {
+		t.Fatalf("GetterResult has fields beyond the encrypted response and the stale flag: %v", gr)
 	}
 	var types []reflect.Type
 	for i := range bt.NumMethod() {

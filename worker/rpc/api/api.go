@@ -140,8 +140,16 @@ type GetterParams struct {
 // GetterResult is their result: the hex ciphertext of the
 // shielding.GetterResponse, encrypted to the request's reply key. No
 // plaintext answer ever passes the server.
+//
+// Stale, if true, says the worker answered from its own state without the
+// shard's read barrier (it reached no leader, or its enclave lags): the
+// answer may miss calls other workers answered a moment ago. Omitted when
+// false; a worker from before this field omits it always. It is the
+// host's word, advisory: a host can lie either way, so a client treats a
+// single worker's answer as never guaranteed fresh (docs/threat-model.md).
 type GetterResult struct {
 	Response string `json:"response"`
+	Stale    bool   `json:"stale,omitempty"`
 }
 
 // HealthResult is the result of system_health: the last chain block the

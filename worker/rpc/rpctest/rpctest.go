@@ -306,14 +306,14 @@ func (e *Enclave) SubmitCalls(ctx context.Context, calls [][]byte) ([]rpc.Outcom
 }
 
 // ExecuteGetter implements rpc.Backend.
-func (e *Enclave) ExecuteGetter(ctx context.Context, request []byte) ([]byte, error) {
+func (e *Enclave) ExecuteGetter(ctx context.Context, request []byte) ([]byte, bool, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	rep, err := protocol.CallAs[*protocol.PrivateGetterReply](ctx, e.client, &protocol.PrivateGetter{Request: request})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return rep.Response, nil
+	return rep.Response, false, nil
 }
 
 // Health implements rpc.Backend.
