@@ -219,7 +219,7 @@ func (b directBackend) ExecuteGetter(ctx context.Context, request []byte) ([]byt
 	// connection (which would force a restart): the call is short.
 	rep, err := callAs[*protocol.PrivateGetterReply](context.WithoutCancel(ctx), w.sup, &protocol.PrivateGetter{Request: request})
 	if isRetired(err) {
-		return nil, w.retiredError(ctx, err)
+		return nil, false, w.retiredError(ctx, err)
 	}
 	if err != nil {
 		return nil, false, err
