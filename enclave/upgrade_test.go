@@ -258,6 +258,18 @@ func TestUpgradeHandover(t *testing.T) {
 				hgt, pr.Stats, pr.StateRoot, len(pr.Outgoing), rr.Stats, rr.StateRoot, len(rr.Outgoing))
 		}
 	}
+	// A direct batch logged now may be applied after the enactment
+	// height: its calls are verified for release 1 or, already, release 2.
+	t1, t2 := f.c.target(f.shard, f.shard), f.c.target(f.m2, f.shard)
+	call := stf.Call{Transfer: &stf.Transfer{From: addr(f.aliceI), To: addr(f.bobI), Amount: 1}}
+	cts := [][]byte{
+		encryptTo(t, f.shieldingPub, trustedCall(t, f.aliceI, call, 2, t1)),
+		encryptTo(t, f.shieldingPub, trustedCall(t, f.aliceI, call, 2, t2)),
+	}
+	prepared := enclave.PrepareCalls(req.enc, cts)
+	if prepared[0].Call == nil || prepared[0].MRENCLAVE != f.shard || prepared[1].MRENCLAVE != f.m2 {
+		t.Fatalf("prepared for %x and %x, want release 1's and release 2's measurements", prepared[0].MRENCLAVE, prepared[1].MRENCLAVE)
+	}
 	// Direct calls go to the serving release only (without replication).
 	if _, err := req.c.Call(ctx, &protocol.SubmitCalls{Calls: [][]byte{{1}}}); !errors.Is(err, protocol.ErrForbidden) {
 		t.Fatalf("direct call to release 2 before the enactment height: %v", err)
@@ -304,6 +316,17 @@ func TestUpgradeHandover(t *testing.T) {
 	req.boot(f.c)
 	if got := vaultRecord(t, req); got["shielded"] != 1500 {
 		t.Fatalf("vault record after restart %v", got)
+	}
+
+	// Calls prepared before the enactment height (above) and applied
+	// after it: the one verified for release 1 is refused as if verified
+	// when applied; the same call signed for release 2 executes.
+	rep, err := enclave.ApplyPrepared(req.enc, prepared, time.Now().UnixMilli())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rep.Results; r[0].Status != protocol.CallInvalid || r[0].Reason != protocol.ReasonBadSignature || r[1].Status != protocol.CallExecuted {
+		t.Fatalf("results %+v, want release 1's call refused (bad signature) and release 2's executed", r)
 	}
 }
 
@@ -388,4 +411,14 @@ func TestUpgradeHandoverRefused(t *testing.T) {
 	if err := try(t, f.m2, 2); !errors.Is(err, protocol.ErrVerification) || !strings.Contains(err.Error(), enclave.ErrDowngrade.Error()) {
 		t.Fatalf("handover to an older release: %v", err)
 	}
+}
+
+// encryptTo encrypts a signed call to the shard's shielding key.
+func encryptTo(t *testing.T, pub []byte, signed []byte) []byte {
+	t.Helper()
+	ct, err := shielding.Encrypt(pub, shielding.InfoTrustedCall, signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ct
 }
