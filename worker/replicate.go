@@ -262,9 +262,11 @@ func (w *Worker) replicaLoop(ctx context.Context) error {
 // registryInterval, the registry for the leader's membership changes.
 func (w *Worker) replicaStep(ctx context.Context, ticks uint32) error {
 	req := &protocol.ReplicaStep{Ticks: ticks}
+	var regHeight int64
 	if time.Since(w.repl.lastReg) > registryInterval {
 		if _, leader, _ := w.repl.Status(); leader {
-			reg, err := w.membershipProofs(ctx, w.sup.Progress().Height-1)
+			regHeight = w.sup.Progress().Height - 1
+			reg, err := w.membershipProofs(ctx, regHeight)
 			if err != nil {
 				w.log.Debug("registry for membership", "err", err)
 			} else {
@@ -273,7 +275,18 @@ func (w *Worker) replicaStep(ctx context.Context, ticks uint32) error {
 		}
 		w.repl.lastReg = time.Now()
 	}
-	_, err := w.sup.Apply(ctx, update{req: req, admit: w.repl.takeInto(req), check: func(r protocol.Reply, p Progress) (*transition, error) {
+	take := w.repl.takeInto(req)
+	admit := func() error {
+		// The enclave checks the proofs against its newest verified
+		// header: if a chain block was applied while they were fetched,
+		// they no longer match it and would fail the whole step, so they
+		// wait for the next step instead.
+		if dropStaleRegistry(req, regHeight, w.sup.Progress().Height) {
+			w.repl.lastReg = time.Time{} // again at the next step
+		}
+		return take()
+	}
+	_, err := w.sup.Apply(ctx, update{req: req, admit: admit, check: func(r protocol.Reply, p Progress) (*transition, error) {
 		rep, err := protocol.ReplyAs[*protocol.ReplicaStepReply](req, r, nil)
 		if err != nil {
 			return nil, err
@@ -281,6 +294,18 @@ func (w *Worker) replicaStep(ctx context.Context, ticks uint32) error {
 		return replicated(rep.Replica, p)
 	}})
 	return err
+}
+
+// dropStaleRegistry removes req's registry proofs, made at regHeight, if
+// the enclave's newest verified header is no longer regHeight+1 (the
+// header whose app hash commits to the state at regHeight), and reports
+// whether it did.
+func dropStaleRegistry(req *protocol.ReplicaStep, regHeight, headerHeight int64) bool {
+	if req.Registry == nil || headerHeight-1 == regHeight {
+		return false
+	}
+	req.Registry = nil
+	return true
 }
 
 // membershipProofs proves the shard measurement's registrations at height

@@ -81,3 +81,30 @@ func TestReplicaAwaitingWakesSync(t *testing.T) {
 		}
 	}
 }
+
+// TestDropStaleRegistry: registry proofs made at one height are sent only
+// while the enclave's newest header still commits to that height's state;
+// otherwise the enclave would fail the whole step (its ticks and
+// envelopes too) on a root mismatch.
+func TestDropStaleRegistry(t *testing.T) {
+	for _, c := range []struct {
+		name              string
+		proofs            bool
+		regHeight, header int64
+		dropped           bool
+	}{
+		{"current", true, 9, 10, false},
+		{"a block applied meanwhile", true, 9, 11, true},
+		{"header behind the proofs", true, 9, 9, true},
+		{"no proofs", false, 9, 11, false},
+	} {
+		req := &protocol.ReplicaStep{}
+		if c.proofs {
+			req.Registry = []protocol.ProvedValue{{Key: []byte("k")}}
+		}
+		got := dropStaleRegistry(req, c.regHeight, c.header)
+		if got != c.dropped || (req.Registry == nil) != (c.dropped || !c.proofs) {
+			t.Errorf("%s: dropped %v (registry %v), want %v", c.name, got, req.Registry != nil, c.dropped)
+		}
+	}
+}

@@ -45,6 +45,13 @@ func (w *Worker) syncLoop(ctx context.Context) error {
 				<-ctx.Done()
 				return ctx.Err()
 			}
+			if w.sup.Progress().Height >= next {
+				// The shard's log applied the block meanwhile (a replica
+				// step ran between reading the progress and feeding it):
+				// nothing failed.
+				w.log.Debug("block applied through the shard's log meanwhile", "height", next, "err", err)
+				continue
+			}
 			latest = 0
 			b.wait(ctx, w.log, fmt.Sprintf("process block %d", next), err)
 			continue
