@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -67,20 +66,9 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	m := cfg.Concurrency
-	// Keep a connection per sender: the default transport keeps two idle
-	// connections per host and would open and close one per call.
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		MaxIdleConns: 2 * m, MaxIdleConnsPerHost: m + 2, IdleConnTimeout: 30 * time.Second}}
-	tcs := make([]*trusted.Client, len(cfg.WorkerURLs))
-	for w, u := range cfg.WorkerURLs {
-		tc, err := trusted.Dial(ctx, u, c, trusted.Options{HTTPClient: hc})
-		if err != nil {
-			return nil, fmt.Errorf("worker %s: %w", u, err)
-		}
-		if w > 0 && tc.Shard() != tcs[0].Shard() {
-			return nil, fmt.Errorf("%w: worker %s serves shard %x, worker %s shard %x", ErrConfig, u, tc.Shard(), cfg.WorkerURLs[0], tcs[0].Shard())
-		}
-		tcs[w] = tc
+	tcs, err := dialWorkers(ctx, c, cfg.WorkerURLs, m, trusted.Options{})
+	if err != nil {
+		return nil, err
 	}
 	params, err := c.Params(ctx)
 	if err != nil {
@@ -190,19 +178,7 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		sub, refused, err := submitDirect(ctx, tcs[w], ct)
 		now := time.Now()
-		prog.retry.Add(int64(refused.rateLimited + refused.busy))
-		t.mu.Lock()
-		t.retries += refused.rateLimited + refused.busy
-		t.rateLimited += refused.rateLimited
-		t.busy += refused.busy
-		if cfg.Rate > 0 {
-			t.lags = append(t.lags, sentAt.Sub(due))
-		}
-		if err == nil {
-			t.submitted++
-			t.lastSub = now
-		}
-		t.mu.Unlock()
+		t.sent(prog, refused, cfg.Rate > 0, due, sentAt, now, err)
 		if err != nil {
 			t.fail(directFailCode(ctx, err), 1)
 			prog.failed.Add(1)

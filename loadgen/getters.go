@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
@@ -36,16 +35,9 @@ func Getters(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	m := cfg.Concurrency
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		MaxIdleConns: 2 * m, MaxIdleConnsPerHost: m + 2, IdleConnTimeout: 30 * time.Second}}
-	tcs := make([]*trusted.Client, len(cfg.WorkerURLs))
-	for w, u := range cfg.WorkerURLs {
-		if tcs[w], err = trusted.Dial(ctx, u, c, trusted.Options{HTTPClient: hc, GetterLifetime: getterLifetime}); err != nil {
-			return nil, fmt.Errorf("worker %s: %w", u, err)
-		}
-		if tcs[w].Shard() != tcs[0].Shard() {
-			return nil, fmt.Errorf("%w: worker %s serves shard %x, worker %s shard %x", ErrConfig, u, tcs[w].Shard(), cfg.WorkerURLs[0], tcs[0].Shard())
-		}
+	tcs, err := dialWorkers(ctx, c, cfg.WorkerURLs, m, trusted.Options{GetterLifetime: getterLifetime})
+	if err != nil {
+		return nil, err
 	}
 	prefix := "Alice//load/" + cfg.Tag
 	senders := make([]account, m)
@@ -130,19 +122,7 @@ func Getters(ctx context.Context, cfg Config) (*Report, error) {
 			return err
 		})
 		now := time.Now()
-		prog.retry.Add(int64(refused.rateLimited + refused.busy))
-		t.mu.Lock()
-		t.retries += refused.rateLimited + refused.busy
-		t.rateLimited += refused.rateLimited
-		t.busy += refused.busy
-		if cfg.Rate > 0 {
-			t.lags = append(t.lags, sentAt.Sub(due))
-		}
-		if err == nil {
-			t.submitted++
-			t.lastSub = now
-		}
-		t.mu.Unlock()
+		t.sent(prog, refused, cfg.Rate > 0, due, sentAt, now, err)
 		if err != nil {
 			t.fail(directFailCode(ctx, err), 1)
 			prog.failed.Add(1)

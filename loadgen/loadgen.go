@@ -25,12 +25,14 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/client/trusted"
 	"github.com/integritee-go/integritee/worker/rpc/api"
 )
@@ -347,6 +349,46 @@ type tally struct {
 	// prog, when set, counts outcomes for the progress bar.
 	prog    *progress
 	lastSub time.Time
+}
+
+// sent records one submission of an open or closed loop: the refusals it
+// met on the way (resent), its lag after its due time in an open loop,
+// and, if err is nil, that it was submitted at now.
+func (t *tally) sent(prog *progress, refused refusals, open bool, due, sentAt, now time.Time, err error) {
+	prog.retry.Add(int64(refused.rateLimited + refused.busy))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.retries += refused.rateLimited + refused.busy
+	t.rateLimited += refused.rateLimited
+	t.busy += refused.busy
+	if open {
+		t.lags = append(t.lags, sentAt.Sub(due))
+	}
+	if err == nil {
+		t.submitted++
+		t.lastSub = now
+	}
+}
+
+// dialWorkers connects to the workers of one shard (their enclaves
+// verified against the chain by trusted.Dial), sharing one HTTP client
+// that keeps a connection per sender: the default transport keeps two
+// idle connections per host and would open and close one per call.
+func dialWorkers(ctx context.Context, c *client.Client, urls []string, senders int, opts trusted.Options) ([]*trusted.Client, error) {
+	opts.HTTPClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		MaxIdleConns: 2 * senders, MaxIdleConnsPerHost: senders + 2, IdleConnTimeout: 30 * time.Second}}
+	tcs := make([]*trusted.Client, len(urls))
+	for w, u := range urls {
+		tc, err := trusted.Dial(ctx, u, c, opts)
+		if err != nil {
+			return nil, fmt.Errorf("worker %s: %w", u, err)
+		}
+		if w > 0 && tc.Shard() != tcs[0].Shard() {
+			return nil, fmt.Errorf("%w: worker %s serves shard %x, worker %s shard %x", ErrConfig, u, tc.Shard(), urls[0], tcs[0].Shard())
+		}
+		tcs[w] = tc
+	}
+	return tcs, nil
 }
 
 func newTally() *tally {
