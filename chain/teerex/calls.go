@@ -20,6 +20,8 @@ const (
 	MethodDisallowMRENCLAVE    = "disallow_mrenclave"
 	MethodSetAttestationPolicy = "set_attestation_policy"
 	MethodSetCollateral        = "set_collateral"
+	MethodKeepAlive            = "keep_alive"
+	MethodRemoveEnclave        = "remove_enclave"
 )
 
 // Event types; every state change emits one.
@@ -27,6 +29,8 @@ const (
 	EventRegistered   = "teerex.enclave_registered"   // signer, mrenclave, kind, tcb_status, worker_url
 	EventRenewed      = "teerex.enclave_renewed"      // same attributes
 	EventUnregistered = "teerex.enclave_unregistered" // signer, mrenclave
+	EventAlive        = "teerex.enclave_alive"        // signer
+	EventRemoved      = "teerex.enclave_removed"      // signer, mrenclave, by
 	EventAllowed      = "teerex.mrenclave_allowed"    // mrenclave
 	EventDisallowed   = "teerex.mrenclave_disallowed" // mrenclave
 	EventPolicySet    = "teerex.policy_set"           // tcb_infos, allow_debug, allow_any_mrenclave, renewal_period_secs
@@ -50,6 +54,19 @@ type RegisterEnclave struct {
 // UnregisterEnclave is the argument of unregister_enclave: the sender's
 // registration is removed.
 type UnregisterEnclave struct{}
+
+// KeepAlive is the argument of keep_alive: the sender, a registered
+// enclave, is alive now. Under a policy with a liveness period, an enclave
+// that neither registered nor kept alive for that long is not active, so a
+// lost machine's enclave leaves its shard's membership and voting set
+// without anyone having to remove it (docs/sidechain.md).
+type KeepAlive struct{}
+
+// RemoveEnclave is the argument of remove_enclave (sudo): the registration
+// of Signer is removed, e.g. an enclave whose machine is lost.
+type RemoveEnclave struct {
+	Signer tx.Address `cbor:"signer"`
+}
 
 // AllowMRENCLAVE is the argument of allow_mrenclave (sudo).
 type AllowMRENCLAVE struct {

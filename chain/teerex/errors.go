@@ -30,4 +30,5 @@ var (
 	ErrDevOnly             = types.NewError(Name, 21, "setting allowed on dev chains only")
 	ErrInvalidAttestation  = types.NewError(Name, 22, "attestation verification failed")
 	ErrWrongChain          = types.NewError(Name, 23, "report data does not commit to this chain's genesis")
+	ErrSilent              = types.NewError(Name, 24, "enclave not seen alive within the liveness period")
 )

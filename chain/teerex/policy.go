@@ -18,6 +18,13 @@ import (
 const (
 	DefaultRenewalPeriod = 24 * time.Hour
 	DefaultIASMaxAge     = 24 * time.Hour
+	// DefaultLiveness is how long a production enclave stays active
+	// without a keep_alive: a shard that lost a machine reconfigures after
+	// it. Workers keep alive every third of it.
+	DefaultLiveness = 10 * time.Minute
+	// MinLiveness bounds the liveness period from below, so that a worker
+	// has several block times to keep alive.
+	MinLiveness = 10 * time.Second
 )
 
 // Bounds of a policy, so that a registration never has to parse an
@@ -80,12 +87,20 @@ type Policy struct {
 	RenewalPeriodSecs uint64 `cbor:"renewal_period_secs" json:"renewal_period_secs"`
 	// IASMaxAgeSecs bounds the age of an IAS report at registration.
 	IASMaxAgeSecs uint64 `cbor:"ias_max_age_secs" json:"ias_max_age_secs"`
+	// LivenessSecs, if not zero, is how long an enclave stays active
+	// after its latest registration or keep_alive: a worker that stops
+	// (its machine lost) leaves its shard's membership after it, rather
+	// than at the end of the renewal period. Zero: registration only.
+	LivenessSecs uint64 `cbor:"liveness_secs,omitempty" json:"liveness_secs,omitempty"`
 }
 
 // RenewalPeriod returns the renewal period.
 func (p *Policy) RenewalPeriod() time.Duration {
 	return time.Duration(p.RenewalPeriodSecs) * time.Second
 }
+
+// Liveness returns the liveness period (zero: none).
+func (p *Policy) Liveness() time.Duration { return time.Duration(p.LivenessSecs) * time.Second }
 
 // IASMaxAge returns the maximum IAS report age.
 func (p *Policy) IASMaxAge() time.Duration { return time.Duration(p.IASMaxAgeSecs) * time.Second }
@@ -101,6 +116,7 @@ func ProductionPolicy() Policy {
 		AcceptedStatuses:  []attestation.TCBStatus{attestation.StatusUpToDate, attestation.StatusSWHardeningNeeded},
 		RenewalPeriodSecs: uint64(DefaultRenewalPeriod / time.Second),
 		IASMaxAgeSecs:     uint64(DefaultIASMaxAge / time.Second),
+		LivenessSecs:      uint64(DefaultLiveness / time.Second),
 	}
 }
 
@@ -226,6 +242,8 @@ func (p *Policy) Validate(dev bool, at time.Time) error {
 		return bad("renewal period %ds out of range", p.RenewalPeriodSecs)
 	case p.IASMaxAgeSecs == 0 || p.IASMaxAgeSecs > uint64(100*365*24*time.Hour/time.Second):
 		return bad("IAS max age %ds out of range", p.IASMaxAgeSecs)
+	case p.LivenessSecs != 0 && (p.LivenessSecs < uint64(MinLiveness/time.Second) || p.LivenessSecs > p.RenewalPeriodSecs):
+		return bad("liveness period %ds: zero, or from %s to the renewal period", p.LivenessSecs, MinLiveness)
 	}
 	seen := make(map[attestation.TCBStatus]bool)
 	for _, s := range p.AcceptedStatuses {

@@ -38,6 +38,9 @@ type Enclave struct {
 	// AttestedHeight that of the latest renewal.
 	RegisteredHeight int64 `cbor:"registered_height" json:"registered_height"`
 	AttestedHeight   int64 `cbor:"attested_height" json:"attested_height"`
+	// AliveAt is the block time (Unix nanoseconds) of the latest
+	// keep_alive since the latest registration; zero if none.
+	AliveAt int64 `cbor:"alive_at,omitempty" json:"alive_at,omitempty"`
 }
 
 // Attested returns AttestedAt as a time.
@@ -45,6 +48,12 @@ func (e *Enclave) Attested() time.Time { return time.Unix(0, e.AttestedAt).UTC()
 
 // ExpiresAt returns when the registration expires under renewal period d.
 func (e *Enclave) ExpiresAt(d time.Duration) time.Time { return e.Attested().Add(d) }
+
+// LastSeen returns when the enclave last showed it is alive: its latest
+// registration or keep_alive.
+func (e *Enclave) LastSeen() time.Time {
+	return time.Unix(0, max(e.AttestedAt, e.AliveAt)).UTC()
+}
 
 // MRENCLAVEs is a sorted set of measurements: the value of the allowlist.
 type MRENCLAVEs []types.Hash
@@ -61,16 +70,20 @@ func (p *Policy) Allows(l MRENCLAVEs, m types.Hash) bool {
 
 // CheckActive reports whether registration e may act at time now under
 // policy p and allowlist l: attested no longer than the renewal period
-// ago, and still acceptable to the policy (its measurement allowed, not a
+// ago, seen alive within the liveness period (if the policy has one), and still acceptable to the policy (its measurement allowed, not a
 // debug enclave unless debug is allowed), so that disallowing a
 // measurement deactivates its enclaves at once. The error wraps
-// ErrExpired, ErrDebugEnclave or ErrMRENCLAVENotAllowed. The chain
+// ErrExpired, ErrSilent, ErrDebugEnclave or ErrMRENCLAVENotAllowed. The chain
 // (keeper.Active) and an enclave judging a peer from proved state use
 // this one rule.
 func (e *Enclave) CheckActive(p *Policy, l MRENCLAVEs, now time.Time) error {
 	if exp := e.ExpiresAt(p.RenewalPeriod()); now.After(exp) {
 		return fmt.Errorf("%w: %s attested %s, expired %s", ErrExpired, e.Signer,
 			e.Attested().Format(time.RFC3339), exp.Format(time.RFC3339))
+	}
+	if d := p.Liveness(); d > 0 && now.After(e.LastSeen().Add(d)) {
+		return fmt.Errorf("%w: %s last seen %s, liveness period %s", ErrSilent, e.Signer,
+			e.LastSeen().Format(time.RFC3339), d)
 	}
 	if e.Debug && !p.AllowDebug {
 		return fmt.Errorf("%w: %s", ErrDebugEnclave, e.Signer)
