@@ -439,11 +439,43 @@ func (e *Enclave) reconcile(proved []protocol.ProvedValue) error {
 	}
 	status := e.repl.node.Status()
 	if !status.IsLeader {
-		return nil
+		return e.takeOver(status, active)
 	}
 	if err := e.changeMembership(status, active); errors.Is(err, replica.ErrLogLost) {
 		return e.replicaFailed(err)
 	}
+	return nil
+}
+
+// takeOver makes this enclave its group's only voter when it knows no
+// leader and is the only voter the chain still lists as active: the others
+// stopped keeping alive (their machines lost, teerex's liveness period) or
+// were removed, so they can never again form a quorum, not even to remove
+// themselves, and a group of two that lost one would stop for good.
+// Safety does not rest on this judgement: the chain counts only the votes
+// of active enclaves, so a voter dropped while it still runs can get no
+// block of its own confirmed, and it rejoins as a learner once active again
+// (changeMembership). Only one enclave can be the only active voter, so
+// two cannot take the group over at once from the same chain state.
+func (e *Enclave) takeOver(status replica.Status, active []tx.Address) error {
+	self := e.signerAddress()
+	if status.Leader != (tx.Address{}) || len(status.Voters) < 2 || !slices.Contains(status.Voters, self) {
+		return nil
+	}
+	for _, v := range status.Voters {
+		if v != self && slices.Contains(active, v) {
+			return nil
+		}
+	}
+	if !slices.Contains(active, self) {
+		return nil
+	}
+	e.log.Warn("taking the shard's group over: no other voter is active on chain", "voters", len(status.Voters), "height", e.lc.Height())
+	if err := e.repl.node.ForceSolo(); err != nil {
+		return e.replicaFailed(err)
+	}
+	// The committed log is handed out again; what waited is in it.
+	e.repl.queue = nil
 	return nil
 }
 

@@ -128,6 +128,16 @@ func (e *Enclave) attest() (protocol.Reply, error) {
 }
 
 func (e *Enclave) signRegistration(r *protocol.SignRegistration) (protocol.Reply, error) {
+	if r.KeepAlive {
+		// Only a running enclave signs it (a failed one answers nothing,
+		// Handle): an enclave that stopped for good falls silent and leaves
+		// its shard's membership after the liveness period.
+		call, err := tx.NewCall(teerex.Name, teerex.MethodKeepAlive, teerex.KeepAlive{})
+		if err != nil {
+			return nil, err
+		}
+		return e.signAll(&r.Params, []tx.Call{call})
+	}
 	q, err := e.cfg.Backend.Quote(e.reportData())
 	if err != nil {
 		return nil, fmt.Errorf("quote: %w", err)

@@ -264,7 +264,10 @@ func (w *Worker) replicaStep(ctx context.Context, ticks uint32) error {
 	req := &protocol.ReplicaStep{Ticks: ticks}
 	var regHeight int64
 	if time.Since(w.repl.lastReg) > registryInterval {
-		if _, leader, _ := w.repl.Status(); leader {
+		// The leader changes membership; an enclave that knows no leader
+		// may take the group over if the others are gone (enclave:
+		// takeOver).
+		if lead, leader, _ := w.repl.Status(); leader || lead == (tx.Address{}) {
 			regHeight = w.sup.Progress().Height - 1
 			reg, err := w.membershipProofs(ctx, regHeight)
 			if err != nil {

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
+	cmtmath "github.com/cometbft/cometbft/libs/math"
 	cmttypes "github.com/cometbft/cometbft/types"
 )
 
@@ -215,6 +216,76 @@ func Adjacent(trusted, h *cmttypes.SignedHeader, vals *cmttypes.ValidatorSet, tr
 	// d) +2/3 of them signed the new header.
 	if err := vals.VerifyCommitLight(trusted.ChainID, h.Commit.BlockID, h.Height, h.Commit); err != nil {
 		return err
+	}
+	return nil
+}
+
+// NonAdjacent verifies header h, above trusted.Height+1, with its
+// validators, given the validators trustedVals of trusted's height or the
+// next: the checks of CometBFT's light.VerifyNonAdjacent (skipping
+// verification) in its order, with h's own time standing in for the
+// current time as in Adjacent: more than a third of trustedVals' power and
+// two thirds of vals' signed h. It rests on the light client model's
+// assumption that less than a third of a trusted validator set is
+// faulty within the trusting period.
+func NonAdjacent(trusted *cmttypes.SignedHeader, trustedVals *cmttypes.ValidatorSet, h *cmttypes.SignedHeader, vals *cmttypes.ValidatorSet, trustingPeriod time.Duration) error {
+	if h == nil || h.Header == nil || h.Commit == nil || vals == nil || trustedVals == nil {
+		return errors.New("no header or validators")
+	}
+	if h.Height == trusted.Height+1 {
+		return errors.New("headers must be non adjacent in height")
+	}
+	now := h.Time
+	if !trusted.Time.Add(trustingPeriod).After(now) {
+		return fmt.Errorf("old header has expired at %v (now: %v)", trusted.Time.Add(trustingPeriod), now)
+	}
+	if err := h.ValidateBasic(trusted.ChainID); err != nil {
+		return fmt.Errorf("untrustedHeader.ValidateBasic failed: %w", err)
+	}
+	if h.Height <= trusted.Height {
+		return fmt.Errorf("expected new header height %d to be greater than one of old header %d", h.Height, trusted.Height)
+	}
+	if !h.Time.After(trusted.Time) {
+		return fmt.Errorf("expected new header time %v to be after old header time %v", h.Time, trusted.Time)
+	}
+	if !bytes.Equal(h.ValidatorsHash, vals.Hash()) {
+		return fmt.Errorf("expected new header validators (%X) to match those that were supplied (%X) at height %d",
+			h.ValidatorsHash, vals.Hash(), h.Height)
+	}
+	if err := trustedVals.VerifyCommitLightTrusting(trusted.ChainID, h.Commit, cmtmath.Fraction{Numerator: 1, Denominator: 3}); err != nil {
+		return err
+	}
+	// Last: vals may be made large to cost the verifier.
+	return vals.VerifyCommitLight(trusted.ChainID, h.Commit.BlockID, h.Height, h.Commit)
+}
+
+// VerifyAhead verifies header h, later than the last accepted block, with
+// its validators and the validators the last accepted header names as the
+// next (nextVals), without changing the client: adjacent verification
+// for the next height, skipping verification (NonAdjacent) beyond it. It
+// shows an enclave a recent chain state (the registry at h's app hash)
+// while the blocks in between are not applied yet.
+func (c *Client) VerifyAhead(h *cmttypes.SignedHeader, vals, nextVals *cmttypes.ValidatorSet) error {
+	if c.trusted == nil {
+		return fmt.Errorf("%w: no accepted block yet", ErrHeader)
+	}
+	if h == nil || h.Header == nil || vals == nil || nextVals == nil {
+		return fmt.Errorf("%w: incomplete header", ErrHeader)
+	}
+	if h.Height <= c.trusted.Height {
+		return fmt.Errorf("%w: header %d is not after the accepted %d", ErrHeight, h.Height, c.trusted.Height)
+	}
+	if !bytes.Equal(nextVals.Hash(), c.trusted.NextValidatorsHash) {
+		return fmt.Errorf("%w: validators %X are not the ones header %d names next (%X)", ErrHeader, nextVals.Hash(), c.trusted.Height, c.trusted.NextValidatorsHash)
+	}
+	var err error
+	if h.Height == c.trusted.Height+1 {
+		err = Adjacent(c.trusted, h, vals, c.cfg.TrustingPeriod)
+	} else {
+		err = NonAdjacent(c.trusted, nextVals, h, vals, c.cfg.TrustingPeriod)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: height %d: %w", ErrHeader, h.Height, err)
 	}
 	return nil
 }

@@ -235,3 +235,80 @@ func TestAdjacentMatchesCometBFT(t *testing.T) {
 		})
 	}
 }
+
+// TestNonAdjacentMatchesCometBFT checks that NonAdjacent accepts and
+// rejects exactly as CometBFT's light.VerifyNonAdjacent (trust level 1/3,
+// the new header's time as now) on genuine and forged headers.
+func TestNonAdjacentMatchesCometBFT(t *testing.T) {
+	c := newChain(t, "chain")
+	impostors := testchain.New("chain", 4, "impostors")
+	trusted := c.Block(1).Header
+	h := c.Block(4).Header
+	changed := *h.Header
+	changed.AppHash = make([]byte, 32)
+	tests := []struct {
+		name   string
+		h      *cmttypes.SignedHeader
+		vals   *cmttypes.ValidatorSet
+		period time.Duration
+		ok     bool
+	}{
+		{"genuine", h, c.Vals, time.Hour, true},
+		{"expired trust", h, c.Vals, time.Second, false},
+		{"forged commit", &cmttypes.SignedHeader{Header: h.Header, Commit: c.Sign(h.Header, impostors.Keys)}, c.Vals, time.Hour, false},
+		{"impostor validators", &cmttypes.SignedHeader{Header: h.Header, Commit: c.Sign(h.Header, impostors.Keys)}, impostors.Vals, time.Hour, false},
+		{"too few signatures", &cmttypes.SignedHeader{Header: h.Header, Commit: c.Sign(h.Header, c.Keys[:2])}, c.Vals, time.Hour, false},
+		{"changed header", &cmttypes.SignedHeader{Header: &changed, Commit: h.Commit}, c.Vals, time.Hour, false},
+		{"adjacent", c.Block(2).Header, c.Vals, time.Hour, false},
+		{"same height", trusted, c.Vals, time.Hour, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ours := lightclient.NonAdjacent(trusted, c.Vals, tt.h, tt.vals, tt.period)
+			theirs := light.VerifyNonAdjacent(trusted, c.Vals, tt.h, tt.vals, tt.period, tt.h.Time, time.Second, light.DefaultTrustLevel)
+			if (ours == nil) != tt.ok || (theirs == nil) != tt.ok {
+				t.Fatalf("ours %v, CometBFT %v, want ok=%v", ours, theirs, tt.ok)
+			}
+		})
+	}
+}
+
+// TestVerifyAhead: a later header is verified from the accepted one without
+// accepting it; an earlier one, the wrong next validators or a forged
+// commit are refused.
+func TestVerifyAhead(t *testing.T) {
+	c := newChain(t, "chain")
+	impostors := testchain.New("chain", 4, "impostors")
+	lc, err := lightclient.New(lightclient.Config{ChainID: "chain", Genesis: c.Vals}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lc.VerifyAhead(c.Block(3).Header, c.Vals, c.Vals); err == nil {
+		t.Fatal("verified ahead of nothing")
+	}
+	for h := int64(1); h <= 2; h++ {
+		b := block(c, h)
+		if err := lc.Verify(b); err != nil {
+			t.Fatal(err)
+		}
+		lc.Accept(b)
+	}
+	for _, h := range []int64{3, 4} {
+		if err := lc.VerifyAhead(c.Block(h).Header, c.Vals, c.Vals); err != nil {
+			t.Fatalf("header %d: %v", h, err)
+		}
+	}
+	if lc.Height() != 2 {
+		t.Fatalf("VerifyAhead moved the client to %d", lc.Height())
+	}
+	hdr := c.Block(4).Header
+	for name, err := range map[string]error{
+		"earlier":         lc.VerifyAhead(c.Block(2).Header, c.Vals, c.Vals),
+		"wrong next vals": lc.VerifyAhead(hdr, c.Vals, impostors.Vals),
+		"forged":          lc.VerifyAhead(&cmttypes.SignedHeader{Header: hdr.Header, Commit: c.Sign(hdr.Header, impostors.Keys)}, impostors.Vals, c.Vals),
+	} {
+		if err == nil {
+			t.Errorf("%s: verified", name)
+		}
+	}
+}

@@ -230,10 +230,13 @@ type TxParams struct {
 }
 
 // SignRegistration asks for a signed teerex register_enclave transaction
-// carrying a fresh quote (as Attest) and the worker's URL.
+// carrying a fresh quote (as Attest) and the worker's URL, or, with
+// KeepAlive, a keep_alive transaction (the enclave is alive: teerex's
+// liveness period).
 type SignRegistration struct {
 	Params    TxParams `cbor:"params"`
 	WorkerURL string   `cbor:"worker_url"`
+	KeepAlive bool     `cbor:"keep_alive,omitempty"`
 }
 
 func (*SignRegistration) Type() string    { return TypeSignRegistration }

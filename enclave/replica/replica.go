@@ -162,9 +162,10 @@ type Node struct {
 	seq     uint64
 	prev    [32]byte
 	rd      *raft.Ready
-	applied uint64 // the last committed index handed out
-	solo    bool   // founded alone and not yet leading
-	broken  error  // set once Raft panicked: the node is unusable
+	applied uint64   // the last committed index handed out
+	solo    bool     // founded alone and not yet leading
+	pending [][]byte // records made outside a Ready (ForceSolo)
+	broken  error    // set once Raft panicked: the node is unusable
 }
 
 // guard turns a Raft panic (Raft panics when it finds its log lost, e.g.
@@ -208,33 +209,10 @@ func Start(cfg Config, records [][]byte, voters []tx.Address) (*Node, error) {
 	if err := n.replay(records); err != nil {
 		return nil, err
 	}
-	applied := uint64(0)
-	if s, err := n.storage.Snapshot(); err == nil {
-		applied = s.GetMetadata().GetIndex()
+	if err := n.restart(); err != nil {
+		return nil, err
 	}
-	rn, err := raft.NewRawNode(&raft.Config{
-		ID:              ID(cfg.Self),
-		ElectionTick:    cfg.ElectionTicks,
-		HeartbeatTick:   cfg.HeartbeatTicks,
-		Storage:         n.storage,
-		Applied:         applied,
-		MaxSizePerMsg:   1 << 20,
-		MaxInflightMsgs: 256,
-		// CheckQuorum makes a leader that cannot hear a quorum step down,
-		// so a partitioned minority stops accepting proposals; PreVote
-		// keeps a rejoining node from disrupting a working leader.
-		CheckQuorum: true,
-		PreVote:     true,
-		Logger:      discard{},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("replica: %w", err)
-	}
-	n.rn = rn
-	// A group of this node alone has nobody to wait for: it leads at once
-	// (once its configuration is applied, see Advance) rather than after
-	// an election timeout, on founding and on every restart.
-	n.solo = true
+	rn := n.rn
 	if len(records) == 0 && len(voters) > 0 {
 		ps := make([]raft.Peer, len(voters))
 		for i, v := range voters {
@@ -247,6 +225,135 @@ func Start(cfg Config, records [][]byte, voters []tx.Address) (*Node, error) {
 
 	}
 	return n, nil
+}
+
+// restart starts Raft on the node's storage, which hands out the whole
+// committed log again (the state machine skips what it applied).
+func (n *Node) restart() error {
+	applied := uint64(0)
+	if s, err := n.storage.Snapshot(); err == nil {
+		applied = s.GetMetadata().GetIndex()
+	}
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID:              ID(n.cfg.Self),
+		ElectionTick:    n.cfg.ElectionTicks,
+		HeartbeatTick:   n.cfg.HeartbeatTicks,
+		Storage:         n.storage,
+		Applied:         applied,
+		MaxSizePerMsg:   1 << 20,
+		MaxInflightMsgs: 256,
+		// CheckQuorum makes a leader that cannot hear a quorum step down,
+		// so a partitioned minority stops accepting proposals; PreVote
+		// keeps a rejoining node from disrupting a working leader.
+		CheckQuorum: true,
+		PreVote:     true,
+		Logger:      discard{},
+	})
+	if err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
+	n.rn, n.applied = rn, applied
+	// A group of this node alone has nobody to wait for: it leads at once
+	// (once its configuration is applied, see Advance) rather than after
+	// an election timeout, on founding and on every restart.
+	n.solo = true
+	return nil
+}
+
+// ForceSolo makes this node its group's only voter on its own authority,
+// for a group whose other members can never again form a quorum to remove
+// themselves: the caller established that they are gone (the chain no
+// longer lists them as active, docs/sidechain.md), so that no other node
+// of the group can commit anything again. Every entry of this node's log
+// is taken as committed: an entry the group committed had a quorum that
+// included this node, so it is here; the others were never acknowledged
+// to a client and each command is checked when applied. A change that
+// removes every other member is appended and committed, and Raft restarts
+// on the storage: the committed log is handed out again and the node leads
+// at once. The record of the change comes with the next Ready.
+func (n *Node) ForceSolo() (err error) {
+	defer n.guard(&err)
+	if n.broken != nil {
+		return n.broken
+	}
+	if n.rd != nil {
+		return errors.New("replica: ForceSolo between Ready and Advance")
+	}
+	st := n.rn.Status()
+	self := ID(n.cfg.Self)
+	if _, ok := st.Config.Voters.IDs()[self]; !ok {
+		return errors.New("replica: only a voter can take the group over")
+	}
+	var others []uint64
+	for id := range st.Config.Voters.IDs() {
+		if id != self {
+			others = append(others, id)
+		}
+	}
+	for id := range st.Config.Learners {
+		others = append(others, id)
+	}
+	slices.Sort(others)
+	last, err := n.storage.LastIndex()
+	if err != nil {
+		return err
+	}
+	hs, _, err := n.storage.InitialState()
+	if err != nil {
+		return err
+	}
+	var ents []*pb.Entry
+	r := record{Seq: n.seq, Prev: n.prev, Self: n.cfg.Self, Peers: n.newPeer}
+	for i, id := range others {
+		cc := &pb.ConfChange{Type: pb.ConfChangeType_ConfChangeRemoveNode.Enum(), NodeId: proto.Uint64(id)}
+		if a, ok := n.peers[id]; ok {
+			cc.Context = slices.Clone(a[:])
+		}
+		data, err := proto.Marshal(cc)
+		if err != nil {
+			return err
+		}
+		e := &pb.Entry{Term: proto.Uint64(hs.GetTerm()), Index: proto.Uint64(last + uint64(i) + 1), Type: pb.EntryType_EntryConfChange.Enum(), Data: data}
+		b, err := proto.Marshal(e)
+		if err != nil {
+			return err
+		}
+		ents, r.Entries = append(ents, e), append(r.Entries, b)
+	}
+	nhs := &pb.HardState{Term: proto.Uint64(hs.GetTerm()), Vote: proto.Uint64(hs.GetVote()), Commit: proto.Uint64(last + uint64(len(ents)))}
+	b, err := proto.Marshal(nhs)
+	if err != nil {
+		return err
+	}
+	r.HardState = b
+	blob, err := n.sealRecord(r)
+	if err != nil {
+		return err
+	}
+	if err := n.storage.Append(ents); err != nil {
+		return fmt.Errorf("replica: append: %w", err)
+	}
+	if err := n.storage.SetHardState(nhs); err != nil {
+		return err
+	}
+	n.pending = append(n.pending, blob)
+	return n.restart()
+}
+
+// sealRecord seals r as the node's next record.
+func (n *Node) sealRecord(r record) ([]byte, error) {
+	plain, err := codec.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	blob, err := n.cfg.Sealer.Seal(plain)
+	if err != nil {
+		return nil, err
+	}
+	n.seq++
+	n.prev = sha256.Sum256(plain)
+	n.newPeer = nil
+	return blob, nil
 }
 
 // replay rebuilds the storage from the records, checking their chain.
@@ -439,7 +546,7 @@ func (n *Node) Ready() (out Output, ok bool, err error) {
 	if n.rd != nil {
 		return Output{}, false, errors.New("replica: Ready before Advance")
 	}
-	if !n.rn.HasReady() && len(n.newPeer) == 0 {
+	if !n.rn.HasReady() && len(n.newPeer) == 0 && len(n.pending) == 0 {
 		return Output{}, false, nil
 	}
 	rd := n.rn.Ready()
@@ -478,19 +585,13 @@ func (n *Node) Ready() (out Output, ok bool, err error) {
 		}
 		r.HardState = b
 	}
+	out.Records, n.pending = n.pending, nil
 	if r.Snapshot != nil || r.Entries != nil || r.HardState != nil || r.Peers != nil {
-		plain, err := codec.Marshal(r)
+		blob, err := n.sealRecord(r)
 		if err != nil {
 			return out, false, err
 		}
-		blob, err := n.cfg.Sealer.Seal(plain)
-		if err != nil {
-			return out, false, err
-		}
-		out.Records = [][]byte{blob}
-		n.seq++
-		n.prev = sha256.Sum256(plain)
-		n.newPeer = nil
+		out.Records = append(out.Records, blob)
 	}
 	for _, e := range rd.CommittedEntries {
 		n.applied = e.GetIndex()

@@ -624,3 +624,98 @@ func TestReadIndex(t *testing.T) {
 		t.Fatal("an isolated follower got a read index")
 	}
 }
+
+// TestForceSolo: a group of two whose leader is lost for good. The
+// survivor cannot commit (a quorum of two is both), takes the group over
+// on its own, keeps every committed entry, goes on alone, keeps that
+// configuration across a restart, and takes the old member back as a
+// learner when it returns.
+func TestForceSolo(t *testing.T) {
+	c := newCluster(t, 2, 2)
+	l := c.leader()
+	c.members[l].node.Propose([]byte("a"))
+	c.members[l].node.Propose([]byte("b"))
+	c.run(5)
+	c.sameOrder("a", "b")
+	var f tx.Address
+	for _, a := range c.order {
+		if a != l {
+			f = a
+		}
+	}
+	c.crash(l)
+	c.run(40)
+	s := c.members[f]
+	if st := s.node.Status(); st.Leader != (tx.Address{}) {
+		t.Fatalf("the survivor of two sees leader %x", st.Leader[:4])
+	}
+	s.node.Propose([]byte("stuck"))
+	c.run(5)
+	if slices.Contains(commands(s), "stuck") {
+		t.Fatal("one of two committed alone")
+	}
+
+	if err := s.node.ForceSolo(); err != nil {
+		t.Fatal(err)
+	}
+	s.applied = nil // the committed log is handed out again, as on a restart
+	c.run(3)
+	st := s.node.Status()
+	if !st.IsLeader || !slices.Equal(st.Voters, []tx.Address{f}) || len(st.Learners) != 0 {
+		t.Fatalf("after ForceSolo: %+v", st)
+	}
+	if err := s.node.Propose([]byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	c.run(3)
+	if got := commands(s); !slices.Contains(got, "c") || !slices.Contains(got, "a") || !slices.Contains(got, "b") {
+		t.Fatalf("survivor applied %q", got)
+	}
+
+	// Its records are one unbroken chain with the change in it.
+	c.start(f, nil)
+	c.run(3)
+	if st := c.members[f].node.Status(); !st.IsLeader || len(st.Voters) != 1 {
+		t.Fatalf("restarted survivor: %+v", st)
+	}
+	if got := commands(c.members[f]); !slices.Contains(got, "c") {
+		t.Fatalf("restarted survivor applied %q", got)
+	}
+
+	// The old member returns (alive after all): it cannot depose the
+	// survivor, and joins again when the survivor adds it.
+	c.start(l, nil)
+	c.run(40)
+	if st := c.members[f].node.Status(); !st.IsLeader {
+		t.Fatalf("the returning member deposed the survivor: %+v", st)
+	}
+	if err := c.members[f].node.AddLearner(l); err != nil {
+		t.Fatal(err)
+	}
+	c.run(30)
+	if st := c.members[f].node.Status(); !slices.Contains(st.CaughtUp, l) {
+		t.Fatalf("returning member not caught up: %+v", st)
+	}
+	if err := c.members[f].node.AddVoter(l); err != nil {
+		t.Fatal(err)
+	}
+	c.run(30)
+	c.members[l].node.Propose([]byte("d"))
+	c.run(10)
+	c.sameOrder("a", "b", "c", "d")
+}
+
+func TestForceSoloRefusedToLearner(t *testing.T) {
+	c := newCluster(t, 1, 1)
+	a := c.order[0]
+	c.leader()
+	b := addr(1)
+	c.start(b, nil)
+	if err := c.members[a].node.AddLearner(b); err != nil {
+		t.Fatal(err)
+	}
+	c.run(20)
+	if err := c.members[b].node.ForceSolo(); err == nil {
+		t.Fatal("a learner took the group over")
+	}
+}
