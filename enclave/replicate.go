@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 
+	cmttypes "github.com/cometbft/cometbft/types"
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/integritee-go/integritee/chain/teerex"
@@ -145,7 +146,7 @@ func (e *Enclave) replicaStep(r *protocol.ReplicaStep) (protocol.Reply, error) {
 		return nil, protocol.Errorf(protocol.CodeInvalidInput, "%d envelopes, %d ticks", len(r.Envelopes), r.Ticks)
 	}
 	if r.Registry != nil {
-		if err := e.reconcile(r.Registry); err != nil {
+		if err := e.reconcile(r.Registry, r.Ahead); err != nil {
 			return nil, err
 		}
 	}
@@ -399,10 +400,17 @@ const maxMembers = 256
 // member joins as a learner, a learner that caught up becomes a voter, a
 // voter that is no longer active is removed. Only the leader changes
 // membership; one change at a time.
-func (e *Enclave) reconcile(proved []protocol.ProvedValue) error {
+func (e *Enclave) reconcile(proved []protocol.ProvedValue, ahead *protocol.Ahead) error {
 	hdr := e.lc.Trusted()
 	if hdr == nil {
 		return protocol.Errorf(protocol.CodeNotInitialized, "no chain block verified yet")
+	}
+	if ahead != nil {
+		h, err := e.verifyAhead(ahead)
+		if err != nil {
+			return err
+		}
+		hdr = h
 	}
 	st := provedState{}
 	for _, v := range proved {
@@ -477,6 +485,26 @@ func (e *Enclave) takeOver(status replica.Status, active []tx.Address) error {
 	// The committed log is handed out again; what waited is in it.
 	e.repl.queue = nil
 	return nil
+}
+
+// verifyAhead verifies a later header from the light client's.
+func (e *Enclave) verifyAhead(a *protocol.Ahead) (*cmttypes.SignedHeader, error) {
+	sh, err := protocol.DecodeSignedHeader(a.Header.SignedHeader, e.chainID)
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "ahead header: %v", err)
+	}
+	vals, err := protocol.DecodeValidatorSet(a.Header.Validators)
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "ahead validators: %v", err)
+	}
+	next, err := protocol.DecodeValidatorSet(a.NextValidators)
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "ahead next validators: %v", err)
+	}
+	if err := e.lc.VerifyAhead(sh, vals, next); err != nil {
+		return nil, protocol.Errorf(protocol.CodeVerification, "%v", err)
+	}
+	return sh, nil
 }
 
 // changeMembership proposes the first change that moves the group's

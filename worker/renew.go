@@ -23,26 +23,40 @@ import (
 // shard's active enclaves, which decides whether direct calls are allowed
 // (direct.go).
 
-// renewCheck is how often the registration is checked.
+// renewCheck is how often the registration is checked, at most; under a
+// policy with a liveness period, six times per period, so that the
+// enclave keeps alive every third of it (keepAliveDue) with time to spare.
 const renewCheck = time.Minute
 
-// renewLoop keeps the registration current and the count of the shard's
-// enclaves fresh until ctx is done.
+// renewLoop keeps the registration current and alive and the count of the
+// shard's enclaves fresh until ctx is done.
 func (w *Worker) renewLoop(ctx context.Context) error {
-	tick := time.NewTicker(renewCheck)
-	defer tick.Stop()
+	timer := time.NewTimer(renewCheck)
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-tick.C:
+		case <-timer.C:
 		case <-w.renewNow:
 		}
-		if current, err := w.registrationCurrent(ctx); err == nil && !current {
+		st, err := w.registrationCurrent(ctx)
+		switch {
+		case err != nil:
+		case !st.current:
 			if err := w.register(ctx); err != nil && ctx.Err() == nil {
 				w.log.Warn("renew registration", "err", err)
 			}
+		case st.keepAlive:
+			if err := w.keepAlive(ctx); err != nil && ctx.Err() == nil {
+				w.log.Warn("keep alive", "err", err)
+			}
 		}
+		next := renewCheck
+		if st.liveness > 0 {
+			next = min(next, st.liveness/6)
+		}
+		timer.Reset(next)
 		if err := w.refreshShardEnclaves(ctx); err != nil && ctx.Err() == nil {
 			w.log.Warn("count the shard's enclaves", "err", err)
 		}
@@ -65,8 +79,15 @@ func (w *Worker) renewSoon() {
 func (w *Worker) ensureRegistered(ctx context.Context) error {
 	b := backoff{}
 	for {
-		current, err := w.registrationCurrent(ctx)
-		if err == nil && current {
+		st, err := w.registrationCurrent(ctx)
+		if err == nil && st.current && st.keepAlive {
+			// Back after a pause longer than the liveness period: alive
+			// again before serving.
+			err = w.keepAlive(ctx)
+			if err == nil {
+				return nil
+			}
+		} else if err == nil && st.current {
 			return nil
 		}
 		if err == nil {
@@ -89,32 +110,90 @@ func (w *Worker) workerURL() string {
 	return w.RPCAddr()
 }
 
-func (w *Worker) registrationCurrent(ctx context.Context) (bool, error) {
+// registration is what registrationCurrent found.
+type registration struct {
+	// current: registered as this enclave and worker, not near expiry.
+	current bool
+	// keepAlive: a keep_alive is due (keepAliveDue).
+	keepAlive bool
+	// liveness is the policy's liveness period (zero: none).
+	liveness time.Duration
+}
+
+func (w *Worker) registrationCurrent(ctx context.Context) (registration, error) {
 	id := w.sup.Identity()
 	signer := tx.AddressOf(ed25519.PublicKey(id.SignerPublic))
 	reg, err := w.chain.registration(ctx, signer)
 	if errors.Is(err, errNotRegistered) {
-		return false, nil
+		return registration{}, nil
 	}
 	if err != nil {
-		return false, err
+		return registration{}, err
 	}
 	if reg.ShieldingKeyHash != shieldingKeyHash(id.ShieldingPublic) || [32]byte(reg.MRENCLAVE) != id.MRENCLAVE ||
 		reg.WorkerURL != w.workerURL() {
 		w.log.Info("registration outdated", "signer", signer)
-		return false, nil
+		return registration{}, nil
 	}
 	p, err := w.chain.policy(ctx)
 	if err != nil {
-		return false, err
+		return registration{}, err
 	}
+	st := registration{liveness: p.Liveness()}
 	period := p.RenewalPeriod()
 	w.metrics.registrationExpires(reg.ExpiresAt(period))
 	if left := time.Until(reg.ExpiresAt(period)); left < period/4 {
 		w.log.Info("registration near expiry", "signer", signer, "expires_in", left.Round(time.Second))
-		return false, nil
+		return st, nil
 	}
-	return true, nil
+	st.current, st.keepAlive = true, keepAliveDue(reg, p.Liveness(), time.Now())
+	return st, nil
+}
+
+// keepAliveDue reports whether reg needs a keep_alive at now under
+// liveness period d: a third of it passed since it was last seen, which
+// leaves two more chances before it falls silent (teerex.ErrSilent).
+func keepAliveDue(reg *teerex.Enclave, d time.Duration, now time.Time) bool {
+	return d > 0 && now.Sub(reg.LastSeen()) >= d/3
+}
+
+// keepAlive has the enclave sign a keep_alive and submits it.
+func (w *Worker) keepAlive(ctx context.Context) error {
+	w.account.Lock()
+	defer w.account.Unlock()
+	signer := w.Signer()
+	params, acc, err := w.accountState(ctx, signer)
+	if err != nil {
+		return err
+	}
+	signed, err := callAs[*protocol.SignedTxs](ctx, w.sup, &protocol.SignRegistration{
+		Params: w.txParams(params, acc.Nonce), KeepAlive: true,
+	})
+	if err != nil {
+		return err
+	}
+	if len(signed.Txs) != 1 {
+		return fmt.Errorf("enclave signed %d keep_alive transactions, want 1", len(signed.Txs))
+	}
+	stx, err := tx.Decode(signed.Txs[0])
+	if err != nil {
+		return fmt.Errorf("keep_alive from the enclave: %w", err)
+	}
+	if acc.Balance < stx.Body.Fee {
+		return w.fund(ctx, signer, stx.Body.Fee)
+	}
+	h, err := w.node.Broadcast(ctx, signed.Txs[0])
+	if err != nil {
+		return fmt.Errorf("broadcast keep_alive: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, inclusionWait)
+	defer cancel()
+	res, err := w.node.WaitTx(wctx, h)
+	if err != nil {
+		return fmt.Errorf("keep_alive: %w", err)
+	}
+	w.log.Debug("enclave kept alive", "signer", signer, "height", res.Height)
+	return nil
 }
 
 // register has the enclave sign a registration with a fresh quote and
@@ -190,7 +269,9 @@ func (w *Worker) activeEnclaves(ctx context.Context, s bridge.Shard, height int6
 	}
 	n := 0
 	if _, _, err := w.node.EachEnclave(ctx, &m, func(e teerex.Enclave) bool {
-		if time.Now().Before(e.ExpiresAt(pol.RenewalPeriod())) {
+		now := time.Now()
+		silent := pol.Liveness() > 0 && now.After(e.LastSeen().Add(pol.Liveness()))
+		if now.Before(e.ExpiresAt(pol.RenewalPeriod())) && !silent {
 			n++
 		}
 		return n < 2

@@ -269,9 +269,19 @@ func (w *Worker) replicaStep(ctx context.Context, ticks uint32) error {
 		// takeOver).
 		if lead, leader, _ := w.repl.Status(); leader || lead == (tx.Address{}) {
 			regHeight = w.sup.Progress().Height - 1
-			reg, err := w.membershipProofs(ctx, regHeight)
+			var err error
+			if !leader {
+				// Without a leader the enclave applies no chain block:
+				// show it the chain's present.
+				req.Ahead, regHeight, err = w.aheadHeader(ctx, w.sup.Progress().Height)
+			}
+			var reg []protocol.ProvedValue
+			if err == nil {
+				reg, err = w.membershipProofs(ctx, regHeight)
+			}
 			if err != nil {
 				w.log.Debug("registry for membership", "err", err)
+				req.Ahead = nil
 			} else {
 				req.Registry = reg
 			}
@@ -301,14 +311,46 @@ func (w *Worker) replicaStep(ctx context.Context, ticks uint32) error {
 
 // dropStaleRegistry removes req's registry proofs, made at regHeight, if
 // the enclave's newest verified header is no longer regHeight+1 (the
-// header whose app hash commits to the state at regHeight), and reports
+// header whose app hash commits to the state at regHeight) or, with an
+// Ahead header (at regHeight+1), if it reached that height, and reports
 // whether it did.
 func dropStaleRegistry(req *protocol.ReplicaStep, regHeight, headerHeight int64) bool {
-	if req.Registry == nil || headerHeight-1 == regHeight {
+	if req.Registry == nil {
 		return false
 	}
-	req.Registry = nil
+	if req.Ahead != nil && headerHeight < regHeight+1 || req.Ahead == nil && headerHeight-1 == regHeight {
+		return false
+	}
+	req.Registry, req.Ahead = nil, nil
 	return true
+}
+
+// aheadHeader returns the node's latest header for an enclave whose light
+// client is at lcHeight (protocol.Ahead), and the height whose state it
+// commits to.
+func (w *Worker) aheadHeader(ctx context.Context, lcHeight int64) (*protocol.Ahead, int64, error) {
+	// Its own reader: the sync loop's caches the header it fetched last.
+	cr := &chainReader{rpc: w.node.RPC()}
+	top, err := cr.latest(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	if top <= lcHeight {
+		return nil, 0, fmt.Errorf("the node's latest block %d is not ahead of the light client's %d", top, lcHeight)
+	}
+	hdr, err := cr.header(ctx, top)
+	if err != nil {
+		return nil, 0, err
+	}
+	next, err := cr.validators(ctx, lcHeight+1)
+	if err != nil {
+		return nil, 0, err
+	}
+	raw, err := protocol.EncodeValidatorSet(next)
+	if err != nil {
+		return nil, 0, err
+	}
+	return &protocol.Ahead{Header: hdr, NextValidators: raw}, top - 1, nil
 }
 
 // membershipProofs proves the shard measurement's registrations at height

@@ -89,20 +89,29 @@ func TestReplicaAwaitingWakesSync(t *testing.T) {
 func TestDropStaleRegistry(t *testing.T) {
 	for _, c := range []struct {
 		name              string
-		proofs            bool
+		proofs, ahead     bool
 		regHeight, header int64
 		dropped           bool
 	}{
-		{"current", true, 9, 10, false},
-		{"a block applied meanwhile", true, 9, 11, true},
-		{"header behind the proofs", true, 9, 9, true},
-		{"no proofs", false, 9, 11, false},
+		{"current", true, false, 9, 10, false},
+		{"a block applied meanwhile", true, false, 9, 11, true},
+		{"header behind the proofs", true, false, 9, 9, true},
+		{"no proofs", false, false, 9, 11, false},
+		{"ahead of the light client", true, true, 19, 10, false},
+		{"ahead by one", true, true, 10, 10, false},
+		{"light client reached the ahead header", true, true, 19, 20, true},
 	} {
 		req := &protocol.ReplicaStep{}
 		if c.proofs {
 			req.Registry = []protocol.ProvedValue{{Key: []byte("k")}}
 		}
+		if c.ahead {
+			req.Ahead = &protocol.Ahead{}
+		}
 		got := dropStaleRegistry(req, c.regHeight, c.header)
+		if c.dropped && req.Ahead != nil {
+			t.Errorf("%s: ahead header kept without its proofs", c.name)
+		}
 		if got != c.dropped || (req.Registry == nil) != (c.dropped || !c.proofs) {
 			t.Errorf("%s: dropped %v (registry %v), want %v", c.name, got, req.Registry != nil, c.dropped)
 		}

@@ -58,11 +58,27 @@ type ReplicaStep struct {
 	// the active ones among them (new ones as learners until they caught
 	// up); proofs that do not verify are refused.
 	Registry []ProvedValue `cbor:"registry,omitempty"`
+	// Ahead, if set, is a chain header later than the light client's with
+	// its validators, and the validators the light client's header names
+	// as the next: Registry is then proved against Ahead's app hash (query
+	// height one below it). An enclave whose group knows no leader applies
+	// no chain block, so its light client stands still; Ahead shows it the
+	// chain's present, so that it sees the other members fall silent
+	// (teerex's liveness period) and can take the group over. It is
+	// verified from the light client's header (lightclient.VerifyAhead),
+	// not accepted.
+	Ahead *Ahead `cbor:"ahead,omitempty"`
 	// Reads asks for read indexes (Raft's linearizable reads), by ID: the
 	// answers come in ReplicaOutput.Reads, now or later. A getter run once
 	// AppliedIndex reached one sees every call committed before the ask,
 	// whichever worker took it.
 	Reads [][]byte `cbor:"reads,omitempty"`
+}
+
+// Ahead is a later chain header for ReplicaStep.
+type Ahead struct {
+	Header         Header `cbor:"header"`
+	NextValidators []byte `cbor:"next_validators"`
 }
 
 // ReplicaStepReply is the replica's output.
