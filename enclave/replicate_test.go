@@ -114,8 +114,12 @@ func (n *replicaNet) persist(h *host, out *protocol.ReplicaOutput) {
 // registry proves the shard measurement's registrations at the state
 // that h's light client trusts (query height one below its header).
 func (n *replicaNet) registry(h *host) []protocol.ProvedValue {
+	return n.registryAt(n.st(h).lcH - 1)
+}
+
+// registryAt proves the shard measurement's registrations at height.
+func (n *replicaNet) registryAt(height int64) []protocol.ProvedValue {
 	t, c := n.t, n.f.c
-	height := n.st(h).lcH - 1
 	m := types.Hash(n.f.shard)
 	var out []protocol.ProvedValue
 	prove := func(path string, key []byte) []byte {
@@ -269,14 +273,25 @@ func (n *replicaNet) submitBatch(h *host, cts [][]byte) protocol.ProposalResult 
 // first and runs rounds until the three are the group's voters and agree
 // at chain height 6.
 func threeVoters(t *testing.T) (*provisionFixture, *replicaNet, *host, *host) {
-	ctx := context.Background()
 	f := newProvisionFixture(t)
-	r1, r2 := provisioned(t, f.c, f.shard, f.prov), provisioned(t, f.c, f.shard, f.prov)
+	n, rs := voters(t, f, 2, nil)
+	return f, n, rs[0], rs[1]
+}
 
-	// Register the two new enclaves (block 5).
+// voters registers k provisioned enclaves beside the shard's first (with
+// extra transactions in the same block 5) and runs rounds until all are
+// the group's voters and agree at chain height 6.
+func voters(t *testing.T, f *provisionFixture, k int, extra [][]byte) (*replicaNet, []*host) {
+	ctx := context.Background()
+	var rs []*host
+	for range k {
+		rs = append(rs, provisioned(t, f.c, f.shard, f.prov))
+	}
+
+	// Register the new enclaves (block 5).
 	alice := accounts.DevKey("Alice")
-	var txs [][]byte
-	for _, h := range []*host{r1, r2} {
+	txs := extra
+	for _, h := range rs {
 		reg, err := protocol.CallAs[*protocol.SignedTxs](ctx, h.c, &protocol.SignRegistration{
 			Params: protocol.TxParams{ChainID: chainID, BaseFee: accounts.DevBaseFee, PerByteFee: accounts.DevPerByteFee}, WorkerURL: "ws://127.0.0.1:2001"})
 		if err != nil {
@@ -297,7 +312,7 @@ func threeVoters(t *testing.T) (*provisionFixture, *replicaNet, *host, *host) {
 	f.c.block()
 	f.c.block() // 7: so that 6 can be processed
 
-	n := &replicaNet{t: t, f: f, hosts: []*host{f.prov, r1, r2}, state: map[*host]*replicated{}, down: map[*host]bool{}}
+	n := &replicaNet{t: t, f: f, hosts: append([]*host{f.prov}, rs...), state: map[*host]*replicated{}, down: map[*host]bool{}}
 	for _, h := range n.hosts {
 		n.state[h] = &replicated{results: map[[16]byte]protocol.ProposalResult{}, lcH: h.height}
 		n.start(h)
@@ -305,10 +320,10 @@ func threeVoters(t *testing.T) (*provisionFixture, *replicaNet, *host, *host) {
 	if !n.st(f.prov).leader {
 		t.Fatal("the shard's first enclave did not found the group")
 	}
-	n.until("three voters at height 6", 200, func() bool {
-		return len(n.st(f.prov).voters) == 3 && n.agreed(6)
+	n.until("all voters at height 6", 200, func() bool {
+		return len(n.st(f.prov).voters) == k+1 && n.agreed(6)
 	})
-	return f, n, r1, r2
+	return n, rs
 }
 
 // TestReplicatedShard: three enclaves of a shard order chain blocks and
