@@ -11,6 +11,7 @@ package localnet
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,7 +25,9 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/devnet"
 	"github.com/integritee-go/integritee/chain/node"
+	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/worker"
 	"github.com/integritee-go/integritee/worker/rpc"
@@ -70,6 +73,11 @@ type Config struct {
 	// BlockTime is the validator's timeout_commit for a new home; zero
 	// keeps the dev default (150 ms).
 	BlockTime time.Duration
+	// Liveness is the chain's teerex liveness period for a new home: an
+	// enclave that sends no keep_alive for that long leaves its shard's
+	// membership (a lost worker's shard goes on without it). Zero: the
+	// localnet default, DefaultLiveness; negative: none.
+	Liveness time.Duration
 	// ProductionRules runs the production rules end to end without SGX:
 	// the enclave is the testtee build (no dev features, no debug peers;
 	// a simulated TEE under the test PKI, not the dev one) and the chain is
@@ -79,6 +87,20 @@ type Config struct {
 	ProductionRules bool
 	// Logger receives the node's and workers' logs; nil discards them.
 	Logger *slog.Logger
+}
+
+// DefaultLiveness is a localnet's teerex liveness period: short, so that
+// a shard that lost a worker is seen to go on within a minute.
+const DefaultLiveness = 30 * time.Second
+
+func (c *Config) liveness() time.Duration {
+	switch {
+	case c.Liveness < 0:
+		return 0
+	case c.Liveness == 0:
+		return DefaultLiveness
+	}
+	return c.Liveness
 }
 
 // Net is a running local network.
@@ -171,16 +193,28 @@ func (n *Net) startNode(cfg Config) error {
 		if cfg.BlockTime > 0 {
 			c.TimeoutCommit = node.Duration(cfg.BlockTime)
 		}
-		opts := node.InitOptions{Dev: true, Config: &c}
+		now := time.Now()
+		g, err := devnet.TeerexGenesis(now)
+		if err != nil {
+			return err
+		}
+		opts := node.InitOptions{Dev: true, Config: &c, GenesisTime: now}
 		if cfg.ProductionRules {
-			now := time.Now()
 			acc := accounts.DevGenesis()
-			mods, err := testTEEModules(now, types.Hash(n.Shard))
-			if err != nil {
+			if g, err = TestTEEGenesis(now, types.Hash(n.Shard)); err != nil {
 				return err
 			}
-			opts = node.InitOptions{Config: &c, Accounts: &acc, GenesisTime: now, Modules: mods}
+			opts = node.InitOptions{Config: &c, Accounts: &acc, GenesisTime: now}
 		}
+		g.Policy.LivenessSecs = 0
+		if l := cfg.liveness(); l > 0 {
+			g.Policy.LivenessSecs = uint64(l / time.Second)
+		}
+		raw, err := json.Marshal(g)
+		if err != nil {
+			return err
+		}
+		opts.Modules = map[string]json.RawMessage{teerex.Name: raw}
 		if err := node.Init(home, opts); err != nil {
 			return err
 		}

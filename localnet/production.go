@@ -1,7 +1,6 @@
 package localnet
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -32,16 +31,4 @@ func TestTEEGenesis(genesisTime time.Time, allow ...types.Hash) (teerex.GenesisS
 		return teerex.GenesisState{}, fmt.Errorf("test TEE genesis: %w", err)
 	}
 	return teerex.GenesisState{Policy: p, Allowlist: allow}, nil
-}
-
-func testTEEModules(genesisTime time.Time, allow types.Hash) (map[string]json.RawMessage, error) {
-	g, err := TestTEEGenesis(genesisTime, allow)
-	if err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(g)
-	if err != nil {
-		return nil, err
-	}
-	return map[string]json.RawMessage{teerex.Name: b}, nil
 }

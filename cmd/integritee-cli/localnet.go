@@ -9,6 +9,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/internal/cli"
 	"github.com/integritee-go/integritee/localnet"
@@ -35,6 +36,7 @@ func (e *env) localnet(fs *flag.FlagSet) cli.RunFunc {
 	workerMetricsPort := fs.Int("worker-metrics-port", 2090, "Prometheus metrics `port` of worker 0; worker i listens on port+i (0: free ports)")
 	enclave := fs.String("enclave", "", "integritee-enclave `executable` (default: built with go build into DIR/bin)")
 	heartbeat := fs.Duration("confirm-heartbeat", time.Minute, "workers' confirm_processed_block heartbeat in chain block time while the shard is idle, like integritee-worker --confirm-heartbeat (0: every block)")
+	liveness := fs.Duration("liveness", localnet.DefaultLiveness, "the chain's teerex liveness period for a new home: an enclave without keep_alive for that long leaves its shard's group, so a shard that lost a worker goes on (0: none; else 10s or more, whole seconds)")
 	logLevel := fs.String("log-level", "warn", "log `level`: debug, info, warn, error")
 	// Each worker's JSON-RPC limits: integritee-worker's --rpc-X flags
 	// as --worker-rpc-X (a load measurement on loopback lifts them).
@@ -50,6 +52,13 @@ func (e *env) localnet(fs *flag.FlagSet) cli.RunFunc {
 		if *heartbeat < 0 || *heartbeat%time.Millisecond != 0 {
 			return fmt.Errorf("--confirm-heartbeat %v: want 0 or more, in whole milliseconds", *heartbeat)
 		}
+		if *liveness != 0 && (*liveness < teerex.MinLiveness || *liveness%time.Second != 0) {
+			return fmt.Errorf("--liveness %v: want 0, or %v or more in whole seconds", *liveness, teerex.MinLiveness)
+		}
+		live := *liveness
+		if live == 0 {
+			live = -1
+		}
 		if err := rpcLimitsOK(); err != nil {
 			return err
 		}
@@ -59,7 +68,7 @@ func (e *env) localnet(fs *flag.FlagSet) cli.RunFunc {
 		}
 		cfg := localnet.Config{
 			Dir: *dir, Workers: *workers, NoWorkers: *workers == 0, EnclaveBinary: *enclave,
-			NodeRPC: *nodeRPC, WorkerRPCBasePort: *workerPort, ConfirmHeartbeat: *heartbeat,
+			NodeRPC: *nodeRPC, WorkerRPCBasePort: *workerPort, ConfirmHeartbeat: *heartbeat, Liveness: live,
 			NodeMetrics: *nodeMetrics, WorkerMetricsBasePort: *workerMetricsPort,
 			WorkerRPC: rpcLimits,
 			Logger:    slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),
