@@ -329,6 +329,9 @@ func dropStaleRegistry(req *protocol.ReplicaStep, regHeight, headerHeight int64)
 // client is at lcHeight (protocol.Ahead), and the height whose state it
 // commits to.
 func (w *Worker) aheadHeader(ctx context.Context, lcHeight int64) (*protocol.Ahead, int64, error) {
+	if lcHeight < 1 {
+		return nil, 0, errors.New("no chain block verified yet")
+	}
 	// Its own reader: the sync loop's caches the header it fetched last.
 	cr := &chainReader{rpc: w.node.RPC()}
 	top, err := cr.latest(ctx)
