@@ -10,6 +10,7 @@ import (
 	cmttypes "github.com/cometbft/cometbft/types"
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
@@ -447,7 +448,7 @@ func (e *Enclave) reconcile(proved []protocol.ProvedValue, ahead *protocol.Ahead
 	}
 	status := e.repl.node.Status()
 	if !status.IsLeader {
-		return e.takeOver(status, active)
+		return e.takeOver(status, active, st)
 	}
 	if err := e.changeMembership(status, active); errors.Is(err, replica.ErrLogLost) {
 		return e.replicaFailed(err)
@@ -465,7 +466,7 @@ func (e *Enclave) reconcile(proved []protocol.ProvedValue, ahead *protocol.Ahead
 // block of its own confirmed, and it rejoins as a learner once active again
 // (changeMembership). Only one enclave can be the only active voter, so
 // two cannot take the group over at once from the same chain state.
-func (e *Enclave) takeOver(status replica.Status, active []tx.Address) error {
+func (e *Enclave) takeOver(status replica.Status, active []tx.Address, st provedState) error {
 	self := e.signerAddress()
 	if status.Leader != (tx.Address{}) || len(status.Voters) < 2 || !slices.Contains(status.Voters, self) {
 		return nil
@@ -478,12 +479,47 @@ func (e *Enclave) takeOver(status replica.Status, active []tx.Address) error {
 	if !slices.Contains(active, self) {
 		return nil
 	}
+	// The others may have committed entries without this enclave (it was
+	// cut off from them) and got their blocks confirmed: its log would
+	// then fork the shard's confirmed chain, which the chain would refuse
+	// block by block. Refuse up front instead.
+	var conf sidechain.Confirmation
+	found, err := st.get(sidechain.ShardKey(types.Hash(e.shard)), &conf)
+	if err != nil {
+		e.log.Warn("not taking the shard's group over without a proof of its latest confirmation", "err", err)
+		return nil
+	}
+	if found {
+		if err := e.holdsConfirmed(conf.Number, conf.HeaderHash); err != nil {
+			e.log.Error("not taking the shard's group over", "err", err)
+			return nil
+		}
+	}
 	e.log.Warn("taking the shard's group over: no other voter is active on chain", "voters", len(status.Voters), "height", e.lc.Height())
 	if err := e.repl.node.ForceSolo(); err != nil {
 		return e.replicaFailed(err)
 	}
 	// The committed log is handed out again; what waited is in it.
 	e.repl.queue = nil
+	return nil
+}
+
+// holdsConfirmed reports, as an error, whether this enclave's blocks miss
+// the shard block the chain confirmed as number n with hash: beyond its
+// head, or another hash at that number among its recent blocks.
+func (e *Enclave) holdsConfirmed(n uint64, hash types.Hash) error {
+	head := uint64(0)
+	if e.side != nil {
+		head = e.side.Number
+	}
+	if n > head {
+		return fmt.Errorf("the chain confirmed shard block %d, beyond this enclave's block %d: its log misses entries the others committed", n, head)
+	}
+	for _, r := range e.recent {
+		if r.Number == n && r.Hash != hash {
+			return fmt.Errorf("the chain confirmed shard block %d %s, this enclave's is %x", n, hash, r.Hash)
+		}
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/stf"
 )
@@ -45,5 +46,31 @@ func TestDecodeCommand(t *testing.T) {
 	}
 	if _, err := decodeCommand(unknown); err == nil || errors.Is(err, errLegacyLog) {
 		t.Fatalf("unknown entry: %v", err)
+	}
+}
+
+// TestHoldsConfirmed: an enclave takes its group over only if it holds the
+// shard block the chain confirmed last.
+func TestHoldsConfirmed(t *testing.T) {
+	e := &Enclave{side: &sidechainHead{Number: 7, Hash: [32]byte{7}}, recent: []sidechainHead{{Number: 6, Hash: [32]byte{6}}, {Number: 7, Hash: [32]byte{7}}}}
+	for _, c := range []struct {
+		name string
+		n    uint64
+		hash types.Hash
+		ok   bool
+	}{
+		{"its head", 7, types.Hash{7}, true},
+		{"an earlier recent block", 6, types.Hash{6}, true},
+		{"an older block", 2, types.Hash{2}, true},
+		{"beyond its head", 8, types.Hash{8}, false},
+		{"another hash at its head", 7, types.Hash{9}, false},
+		{"another hash at a recent number", 6, types.Hash{9}, false},
+	} {
+		if err := e.holdsConfirmed(c.n, c.hash); (err == nil) != c.ok {
+			t.Errorf("%s: %v, want ok=%v", c.name, err, c.ok)
+		}
+	}
+	if err := (&Enclave{}).holdsConfirmed(1, types.Hash{1}); err == nil {
+		t.Error("an enclave without blocks holds block 1")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/smt"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
@@ -154,6 +155,7 @@ func (n *replicaNet) registryAt(height int64) []protocol.ProvedValue {
 	}
 	prove("/teerex/policy", teerex.PolicyKey())
 	prove("/teerex/allowlist", teerex.AllowlistKey())
+	prove("/sidechain/shard/"+m.String(), sidechain.ShardKey(m))
 	return out
 }
 

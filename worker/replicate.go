@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
@@ -416,6 +417,12 @@ func (w *Worker) membershipProofs(ctx context.Context, height int64) ([]protocol
 		}
 	}
 	if _, err := prove("/teerex/policy", teerex.PolicyKey()); err != nil {
+		return nil, err
+	}
+	// The shard's latest confirmation: an enclave checks it holds that
+	// block before it takes its group over.
+	shard := types.Hash(w.cfg.Shard)
+	if _, err := prove("/sidechain/shard/"+shard.String(), sidechain.ShardKey(shard)); err != nil {
 		return nil, err
 	}
 	if _, err := prove("/teerex/allowlist", teerex.AllowlistKey()); err != nil {
