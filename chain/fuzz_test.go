@@ -348,6 +348,8 @@ func TestWriteFuzzTxSeeds(t *testing.T) {
 		{"register", []byte{0xa0}, "Charlie", teerex.Name, teerex.MethodRegisterEnclave, args(reg)},
 		{"register-replayed", nil, "Bob", teerex.Name, teerex.MethodRegisterEnclave, args(reg)},
 		{"unregister", nil, "Eve", teerex.Name, teerex.MethodUnregisterEnclave, args(teerex.UnregisterEnclave{})},
+		{"keep-alive", nil, "Dave", teerex.Name, teerex.MethodKeepAlive, args(teerex.KeepAlive{})},
+		{"remove-enclave", nil, "Alice", teerex.Name, teerex.MethodRemoveEnclave, args(teerex.RemoveEnclave{Signer: accounts.DevAddress("Eve")})},
 		{"allow", nil, "Alice", teerex.Name, teerex.MethodAllowMRENCLAVE, args(teerex.AllowMRENCLAVE{MRENCLAVE: types.Hash{3}})},
 		{"disallow", nil, "Alice", teerex.Name, teerex.MethodDisallowMRENCLAVE, args(teerex.DisallowMRENCLAVE{MRENCLAVE: fuzzShard})},
 		{"invoke", nil, "Bob", bridge.Name, bridge.MethodInvoke, args(bridge.Invoke{Shard: fuzzShard, Ciphertext: []byte("ct")})},
@@ -386,7 +388,7 @@ func TestFuzzTxSeedsReachTheModules(t *testing.T) {
 	s := populated(t)
 	succeed := map[string]bool{"transfer": true, "set-balance": true, "register": true, "unregister": true, "allow": true,
 		"disallow": true, "invoke": true, "shield": true, "confirm-block": true, "unshield": true, "update-config": true,
-		"confirm-sidechain": true, "register-replayed": false, "garbage": false}
+		"confirm-sidechain": true, "keep-alive": true, "remove-enclave": true, "register-replayed": false, "garbage": false}
 	dir := filepath.Join("testdata", "fuzz", "FuzzTx")
 	for name, want := range succeed {
 		raw, err := os.ReadFile(filepath.Join(dir, name))

@@ -37,6 +37,18 @@ func (c *Client) UnregisterEnclave(ctx context.Context, key ed25519.PrivateKey) 
 	return c.submitCall(ctx, key, teerex.Name, teerex.MethodUnregisterEnclave, teerex.UnregisterEnclave{})
 }
 
+// KeepAlive tells the chain that key's enclave is alive: under a policy
+// with a liveness period it stays active for that period after the block.
+func (c *Client) KeepAlive(ctx context.Context, key ed25519.PrivateKey) (*Submitted, error) {
+	return c.submitCall(ctx, key, teerex.Name, teerex.MethodKeepAlive, teerex.KeepAlive{})
+}
+
+// RemoveEnclave removes the registration of signer (sudo only), e.g. an
+// enclave whose machine is lost.
+func (c *Client) RemoveEnclave(ctx context.Context, sudo ed25519.PrivateKey, signer tx.Address) (*Submitted, error) {
+	return c.submitCall(ctx, sudo, teerex.Name, teerex.MethodRemoveEnclave, teerex.RemoveEnclave{Signer: signer})
+}
+
 // AllowMRENCLAVE adds a measurement to the allowlist (sudo only).
 func (c *Client) AllowMRENCLAVE(ctx context.Context, sudo ed25519.PrivateKey, m types.Hash) (*Submitted, error) {
 	return c.submitCall(ctx, sudo, teerex.Name, teerex.MethodAllowMRENCLAVE, teerex.AllowMRENCLAVE{MRENCLAVE: m})

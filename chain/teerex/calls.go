@@ -33,7 +33,7 @@ const (
 	EventRemoved      = "teerex.enclave_removed"      // signer, mrenclave, by
 	EventAllowed      = "teerex.mrenclave_allowed"    // mrenclave
 	EventDisallowed   = "teerex.mrenclave_disallowed" // mrenclave
-	EventPolicySet    = "teerex.policy_set"           // tcb_infos, allow_debug, allow_any_mrenclave, renewal_period_secs
+	EventPolicySet    = "teerex.policy_set"           // tcb_infos, allow_debug, allow_any_mrenclave, renewal_period_secs, liveness_secs
 	EventCollateral   = "teerex.collateral_set"       // tcb_infos, qe_identity, pck_crls, root_crl
 )
 

@@ -44,4 +44,14 @@
 // it expired, the end of a block removes it (EventPruned; at most
 // MaxPrunedPerBlock per block, oldest first), so that registrations nobody
 // renews do not accumulate.
+//
+// Liveness. Under a policy with a liveness period (Policy.LivenessSecs;
+// production: DefaultLiveness, dev chains: none), a registration is also
+// inactive (ErrSilent) once neither its latest registration nor its latest
+// keep_alive (Enclave.AliveAt, set to the block time) lies within the
+// liveness period, so that a lost machine's enclave leaves its shard's
+// membership and voting set after minutes rather than at the end of the
+// renewal period. A silent but unexpired enclave revives itself by a
+// keep_alive; a renewal resets AliveAt. Sudo removes a registration at
+// once with remove_enclave (EventRemoved).
 package teerex

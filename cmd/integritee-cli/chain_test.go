@@ -266,7 +266,7 @@ func TestChainCommands(t *testing.T) {
 		var p policyView
 		cliJSON(t, &p, "policy", "show", "--node", rpc)
 		if !p.AllowAnyMRENCLAVE || !p.AllowDebug || len(p.DCAPRoots) != 1 || !strings.Contains(p.DCAPRoots[0].Subject, "Integritee Dev") ||
-			len(p.TCBInfos) != 1 || p.TCBInfos[0].NextUpdate.Before(time.Now().AddDate(9, 0, 0)) || len(p.Allowlist) != 0 {
+			len(p.TCBInfos) != 1 || p.TCBInfos[0].NextUpdate.Before(time.Now().AddDate(9, 0, 0)) || len(p.Allowlist) != 0 || p.LivenessPeriod != "0s" {
 			t.Fatalf("dev policy %+v", p)
 		}
 		m := types.Hash{0xab}
@@ -290,7 +290,7 @@ func TestChainCommands(t *testing.T) {
 			t.Fatalf("allowlist after disallow %v", p.Allowlist)
 		}
 		code, out, _ := runCLI(t, nil, "policy", "show", "--node", rpc)
-		if code != 0 || !strings.Contains(out, "any (dev chain)") {
+		if code != 0 || !strings.Contains(out, "any (dev chain)") || !strings.Contains(out, "liveness period        none") {
 			t.Fatalf("text policy: %q", out)
 		}
 		cliFails(t, "MRENCLAVE", "sudo", "allow-mrenclave", "abc", "--node", rpc)
@@ -316,6 +316,33 @@ func TestChainCommands(t *testing.T) {
 		cliJSON(t, &st, "shard", "show", shard.String(), "--node", rpc)
 		if st.Pending == nil || st.Pending.MRENCLAVE != m || st.Pending.Since != res.EnactmentHeight || st.Serving != shard {
 			t.Fatalf("shard after update-config %+v", st)
+		}
+	})
+
+	t.Run("sudo remove-enclave", func(t *testing.T) {
+		cliFails(t, "sender is not the sudo key", "sudo", "remove-enclave", "dave", "--from", "bob", "--node", rpc)
+		cliFails(t, "enclave not registered", "sudo", "remove-enclave", "bob", "--node", rpc)
+		cliUsageError(t, "want exactly one SIGNER", "sudo", "remove-enclave")
+		var v enclaveView
+		cliJSON(t, &v, "enclaves", "show", "dave", "--node", rpc)
+		if v.Status != "active" || !v.LastSeen.Equal(v.Attested()) || v.SilentAfter != nil {
+			t.Fatalf("before removal %+v", v)
+		}
+		var res struct {
+			txOutput
+			Signer    tx.Address `json:"signer"`
+			MRENCLAVE types.Hash `json:"mrenclave"`
+			Sudo      tx.Address `json:"sudo"`
+		}
+		cliJSON(t, &res, "sudo", "remove-enclave", dave.String(), "--node", rpc)
+		if res.Signer != dave || res.MRENCLAVE != shard || res.Sudo != alice || res.Height < 1 {
+			t.Fatalf("remove-enclave %+v", res)
+		}
+		cliFails(t, "enclave not registered", "enclaves", "show", "dave", "--node", rpc)
+		var list struct{ Enclaves []enclaveView }
+		cliJSON(t, &list, "enclaves", "list", "--node", rpc)
+		if len(list.Enclaves) != 0 {
+			t.Fatalf("enclaves after removal %+v", list)
 		}
 	})
 }

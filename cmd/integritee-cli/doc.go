@@ -14,8 +14,8 @@
 //	enclaves.go     enclaves list, show
 //	shard.go        shard show
 //	policy.go       policy show
-//	sudo.go         sudo allow-mrenclave, disallow-mrenclave; set-collateral
-//	                is in sudo_collateral.go
+//	sudo.go         sudo allow-mrenclave, disallow-mrenclave, remove-enclave;
+//	                set-collateral is in sudo_collateral.go
 //	trusted.go      trusted shield, transfer, unshield, balance; the direct
 //	                path and trusted nonce are in trusted_direct.go
 //	status.go       status: node, enclaves, shards, workers in one screen

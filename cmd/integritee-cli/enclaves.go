@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,10 +31,17 @@ func (e *env) enclavesGroup() *cli.Command {
 // chain's latest block time under the current policy.
 type enclaveView struct {
 	teerex.Enclave
-	// Status is "active", "expired", "not allowed" or "debug not allowed",
-	// as the enclave bridge would judge the enclave at the block time.
+	// Status is "active", "expired", "silent" (no keep_alive within the
+	// liveness period: its worker stopped, its machine may be lost), "not
+	// allowed" or "debug not allowed", as the enclave bridge would judge
+	// the enclave at the block time.
 	Status    string    `json:"status"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// LastSeen is the enclave's latest registration or keep_alive;
+	// SilentAfter, under a policy with a liveness period, when it is (or
+	// was) silent without another keep_alive.
+	LastSeen    time.Time  `json:"last_seen"`
+	SilentAfter *time.Time `json:"silent_after,omitempty"`
 	// Confirmed is the enclave's latest confirmation of the shard's
 	// processed blocks (shard show only).
 	Confirmed *bridge.Confirmation `json:"confirmed,omitempty"`
@@ -42,11 +50,17 @@ type enclaveView struct {
 // judge tells whether e may act at time now under policy p and allowlist
 // l, by the chain's rule (teerex.Enclave.CheckActive).
 func judge(e teerex.Enclave, p *teerex.Policy, l teerex.MRENCLAVEs, now time.Time) enclaveView {
-	v := enclaveView{Enclave: e, ExpiresAt: e.ExpiresAt(p.RenewalPeriod()), Status: "active"}
+	v := enclaveView{Enclave: e, ExpiresAt: e.ExpiresAt(p.RenewalPeriod()), LastSeen: e.LastSeen(), Status: "active"}
+	if d := p.Liveness(); d > 0 {
+		at := v.LastSeen.Add(d)
+		v.SilentAfter = &at
+	}
 	switch err := e.CheckActive(p, l, now); {
 	case err == nil:
 	case errors.Is(err, teerex.ErrExpired):
 		v.Status = "expired"
+	case errors.Is(err, teerex.ErrSilent):
+		v.Status = "silent"
 	case errors.Is(err, teerex.ErrDebugEnclave):
 		v.Status = "debug not allowed"
 	default:
@@ -116,22 +130,27 @@ func (e *env) enclavesList(fs *flag.FlagSet) cli.RunFunc {
 				Enclaves []enclaveView `json:"enclaves"`
 			}{h, views})
 		}
-		if len(views) == 0 {
-			fmt.Fprintf(e.stdout, "no enclaves registered (height %d)\n", h)
-			return nil
-		}
-		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "SIGNER\tMRENCLAVE\tKIND\tTCB\tSTATUS\tEXPIRES\tWORKER URL")
-		for _, v := range views {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Signer, v.MRENCLAVE, v.Kind, v.TCBStatus, v.Status,
-				v.ExpiresAt.UTC().Format(time.RFC3339), v.WorkerURL)
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "%d enclaves, proved at height %d\n", len(views), h)
+		return writeEnclaveList(e.stdout, views, h)
+	}
+}
+
+// writeEnclaveList is the text of enclaves list.
+func writeEnclaveList(w io.Writer, views []enclaveView, h int64) error {
+	if len(views) == 0 {
+		fmt.Fprintf(w, "no enclaves registered (height %d)\n", h)
 		return nil
 	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SIGNER\tMRENCLAVE\tKIND\tTCB\tSTATUS\tLAST SEEN\tEXPIRES\tWORKER URL")
+	for _, v := range views {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Signer, v.MRENCLAVE, v.Kind, v.TCBStatus, v.Status,
+			v.LastSeen.UTC().Format(time.RFC3339), v.ExpiresAt.UTC().Format(time.RFC3339), v.WorkerURL)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%d enclaves, proved at height %d\n", len(views), h)
+	return nil
 }
 
 func (e *env) enclavesShow(fs *flag.FlagSet) cli.RunFunc {
@@ -181,6 +200,14 @@ func (e *env) enclavesShow(fs *flag.FlagSet) cli.RunFunc {
 		line("worker URL", v.WorkerURL)
 		line("attested at", v.Attested().Format(time.RFC3339))
 		line("expires at", v.ExpiresAt.UTC().Format(time.RFC3339))
+		seen := v.LastSeen.Format(time.RFC3339) + " (registration)"
+		if v.AliveAt > v.AttestedAt {
+			seen = v.LastSeen.Format(time.RFC3339) + " (keep_alive)"
+		}
+		line("last seen", seen)
+		if v.SilentAfter != nil {
+			line("silent after", v.SilentAfter.UTC().Format(time.RFC3339)+" without a keep_alive")
+		}
 		if v.EvidenceTime != 0 {
 			line("IAS report time", time.Unix(0, v.EvidenceTime).UTC().Format(time.RFC3339))
 		}

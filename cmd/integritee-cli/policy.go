@@ -23,7 +23,7 @@ func (e *env) policyGroup() *cli.Command {
 		Name:  "policy",
 		Short: "show the on-chain attestation policy",
 		Commands: []*cli.Command{
-			{Name: "show", Usage: "[--node URL] [--json]", Short: "roots, collateral, accepted statuses, allowlist, renewal period", Setup: e.policyShow},
+			{Name: "show", Usage: "[--node URL] [--json]", Short: "roots, collateral, accepted statuses, allowlist, renewal and liveness periods", Setup: e.policyShow},
 		},
 	}
 }
@@ -41,8 +41,10 @@ type policyView struct {
 	AllowAnyMRENCLAVE bool                    `json:"allow_any_mrenclave"`
 	Allowlist         teerex.MRENCLAVEs       `json:"allowlist"`
 	RenewalPeriod     string                  `json:"renewal_period"`
-	IASMaxAge         string                  `json:"ias_max_age"`
-	Height            int64                   `json:"height"`
+	// LivenessPeriod is "0s" when the policy has none.
+	LivenessPeriod string `json:"liveness_period"`
+	IASMaxAge      string `json:"ias_max_age"`
+	Height         int64  `json:"height"`
 }
 
 type certView struct {
@@ -75,7 +77,7 @@ func newPolicyView(p *teerex.Policy, l teerex.MRENCLAVEs, h int64) policyView {
 		DCAPRoots: certViews(p.DCAPRoots), IASRoots: certViews(p.IASRoots),
 		TCBInfos: []docView{}, PCKCRLs: len(p.PCKCRLs), RootCRL: p.RootCRL != nil,
 		AcceptedStatuses: p.AcceptedStatuses, AllowDebug: p.AllowDebug, AllowAnyMRENCLAVE: p.AllowAnyMRENCLAVE,
-		Allowlist: l, RenewalPeriod: p.RenewalPeriod().String(), IASMaxAge: p.IASMaxAge().String(), Height: h,
+		Allowlist: l, RenewalPeriod: p.RenewalPeriod().String(), LivenessPeriod: p.Liveness().String(), IASMaxAge: p.IASMaxAge().String(), Height: h,
 	}
 	if v.Allowlist == nil {
 		v.Allowlist = teerex.MRENCLAVEs{}
@@ -156,6 +158,11 @@ func writePolicy(w io.Writer, v *policyView) {
 		line("  allowed", m)
 	}
 	line("renewal period", v.RenewalPeriod)
+	if v.LivenessPeriod == "0s" {
+		line("liveness period", "none (an enclave is active until its registration expires)")
+	} else {
+		line("liveness period", v.LivenessPeriod+" (an enclave without a keep_alive for that long is silent: inactive)")
+	}
 	line("IAS report max age", v.IASMaxAge)
 	line("proved at height", v.Height)
 	tw.Flush()

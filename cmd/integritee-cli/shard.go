@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"text/tabwriter"
+	"time"
 
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/tx"
@@ -112,7 +113,7 @@ func (e *env) shardShow(fs *flag.FlagSet) cli.RunFunc {
 		}
 		line("registered enclaves", fmt.Sprintf("%d of the serving measurement, %d active", len(views), active))
 		for _, v := range views {
-			line("  "+v.Signer.String(), v.Status+" "+v.WorkerURL)
+			line("  "+v.Signer.String(), fmt.Sprintf("%s, last seen %s %s", v.Status, v.LastSeen.UTC().Format(time.RFC3339), v.WorkerURL))
 		}
 		line("proved at height", st.Height)
 		for _, w := range warnings {
@@ -133,14 +134,19 @@ const silentAfter = 100
 const singleEnclaveWarning = "a single live enclave: the shard's keys exist on one machine only, " +
 	"whose loss loses the shard; start another worker (docs/operations-recovery.md)"
 
-// shardWarnings are the conditions an operator must act on: active
-// enclaves that stopped confirming, and a single live enclave. An active
+// shardWarnings are the conditions an operator must act on: silent
+// enclaves, active enclaves that stopped confirming, and a single live
+// enclave. An active
 // enclave that has not confirmed anything yet counts as live (it may have
 // just registered).
 func shardWarnings(views []enclaveView, latest *bridge.Confirmation) []string {
 	var out []string
 	live := 0
 	for _, v := range views {
+		if v.Status == "silent" {
+			out = append(out, fmt.Sprintf("enclave %s is silent (last seen %s, no keep_alive within the liveness period): it is out of the shard until it keeps alive; "+
+				"if its machine is lost, remove it with sudo remove-enclave (docs/operations-recovery.md)", v.Signer, v.LastSeen.UTC().Format(time.RFC3339)))
+		}
 		if v.Status != "active" {
 			continue
 		}

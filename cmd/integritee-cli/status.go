@@ -401,10 +401,10 @@ func writeStatus(w io.Writer, r *statusReport) error {
 		return err
 	}
 	if len(r.Enclaves) > 0 {
-		fmt.Fprintln(tw, "  SIGNER\tMRENCLAVE\tKIND\tTCB\tSTATUS\tEXPIRES")
+		fmt.Fprintln(tw, "  SIGNER\tMRENCLAVE\tKIND\tTCB\tSTATUS\tLAST SEEN\tEXPIRES")
 		for _, v := range r.Enclaves {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", short(v.Signer.String()), short(v.MRENCLAVE.String()), v.Kind, v.TCBStatus, v.Status,
-				v.ExpiresAt.UTC().Format(time.RFC3339))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", short(v.Signer.String()), short(v.MRENCLAVE.String()), v.Kind, v.TCBStatus, v.Status,
+				v.LastSeen.UTC().Format(time.RFC3339), v.ExpiresAt.UTC().Format(time.RFC3339))
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -17,6 +17,7 @@ func (e *env) sudoGroup() *cli.Command {
 		Commands: []*cli.Command{
 			{Name: "allow-mrenclave", Usage: "HEX [--from NAME] [--node URL] [--json]", Short: "allow an enclave measurement to register", Setup: e.allow(true)},
 			{Name: "disallow-mrenclave", Usage: "HEX [--from NAME] [--node URL] [--json]", Short: "disallow a measurement (its enclaves become inactive)", Setup: e.allow(false)},
+			{Name: "remove-enclave", Usage: "SIGNER [--from NAME] [--node URL] [--json]", Short: "remove an enclave's registration at once (e.g. its machine is lost)", Setup: e.removeEnclave},
 			{Name: "set-collateral", Usage: "[--tcb-info FILE --tcb-info-chain FILE --qe-identity FILE] [--pck-crl FILE --pck-crl-chain FILE] [--root-crl FILE] | --qvl-collateral FILE [--from NAME] [--node URL] [--json]", Short: "install DCAP collateral (Intel PCS) in the attestation policy", Setup: e.setCollateral},
 		},
 	}
@@ -70,5 +71,58 @@ func (e *env) allow(allow bool) func(fs *flag.FlagSet) cli.RunFunc {
 			fmt.Fprintf(e.stdout, "%s MRENCLAVE %s\ntx %s in block %d, fee %s\n", verb, m, out.Hash, out.Height, formatAmount(out.Fee))
 			return nil
 		}
+	}
+}
+
+// removeEnclave submits remove_enclave: the registration of an enclave
+// whose machine is lost leaves its shard at once, rather than when its
+// keep_alives have been missing for the liveness period (or, without one,
+// when it expires). The registration is read first, so that an unknown
+// signer fails before anything is signed and the output names what was
+// removed.
+func (e *env) removeEnclave(fs *flag.FlagSet) cli.RunFunc {
+	var nf nodeFlags
+	nf.register(fs, e)
+	ks := keystoreFlag(fs)
+	from := fs.String("from", "alice", "the sudo key: dev account or keystore `name`")
+	return func(ctx context.Context, pos []string) error {
+		who, err := exactlyOne(pos, "SIGNER")
+		if err != nil {
+			return err
+		}
+		target, err := resolve(who, *ks)
+		if err != nil {
+			return err
+		}
+		sender, err := e.signer(*from, *ks)
+		if err != nil {
+			return fmt.Errorf("--from: %w", err)
+		}
+		ctx, cancel, c, err := nf.connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer cancel()
+		en, _, err := c.Enclave(ctx, target.Address)
+		if err != nil {
+			return err
+		}
+		sub, err := c.RemoveEnclave(ctx, sender.key, target.Address)
+		if err != nil {
+			return err
+		}
+		out := struct {
+			txOutput
+			Signer    tx.Address `json:"signer"`
+			MRENCLAVE types.Hash `json:"mrenclave"`
+			WorkerURL string     `json:"worker_url"`
+			Sudo      tx.Address `json:"sudo"`
+		}{newTxOutput(sub), en.Signer, en.MRENCLAVE, en.WorkerURL, sender.Address}
+		if nf.json {
+			return writeJSON(e.stdout, out)
+		}
+		fmt.Fprintf(e.stdout, "removed enclave %s (MRENCLAVE %s, worker %s)\ntx %s in block %d, fee %s\n",
+			out.Signer, out.MRENCLAVE, orDash(out.WorkerURL), out.Hash, out.Height, formatAmount(out.Fee))
+		return nil
 	}
 }

@@ -73,11 +73,13 @@ func (Keeper) Enclave(r store.Reader, signer tx.Address) (teerex.Enclave, error)
 }
 
 // Active returns the registration of signer if it may act at time now:
-// registered, attested no longer than the renewal period ago, and still
-// acceptable to the current policy (its measurement allowed, not a debug
-// enclave unless debug is allowed), so that disallowing a measurement
-// deactivates its enclaves at once. Otherwise the error wraps
-// ErrNotRegistered, ErrExpired, ErrMRENCLAVENotAllowed or ErrDebugEnclave.
+// registered, attested no longer than the renewal period ago, seen alive
+// (registered or kept alive) within the liveness period if the policy has
+// one, and still acceptable to the current policy (its measurement
+// allowed, not a debug enclave unless debug is allowed), so that
+// disallowing a measurement deactivates its enclaves at once. Otherwise
+// the error wraps ErrNotRegistered, ErrExpired, ErrSilent,
+// ErrMRENCLAVENotAllowed or ErrDebugEnclave.
 func (k Keeper) Active(r store.Reader, signer tx.Address, now time.Time) (teerex.Enclave, error) {
 	e, err := k.Enclave(r, signer)
 	if err != nil {
@@ -313,6 +315,46 @@ func (k Keeper) unregister(ctx *runtime.Context, signer tx.Address) error {
 		return err
 	}
 	ctx.Emit(teerex.EventUnregistered, "signer", signer.String(), "mrenclave", e.MRENCLAVE.String())
+	return nil
+}
+
+// keepAlive records that the sender, a registered enclave, is alive at the
+// block time. Only the renewal period bounds it: an enclave silent for
+// longer than the liveness period revives itself by a keep_alive, while
+// an expired one must register again (with a fresh attestation). The
+// registration's attestation, heights and expiry index entry stay as
+// they are.
+func (k Keeper) keepAlive(ctx *runtime.Context) error {
+	e, err := k.Enclave(ctx.Store, ctx.Sender)
+	if err != nil {
+		return err
+	}
+	p, err := k.Policy(ctx.Store)
+	if err != nil {
+		return err
+	}
+	if exp := e.ExpiresAt(p.RenewalPeriod()); ctx.Time.After(exp) {
+		return fmt.Errorf("%w: %s attested %s, expired %s: register again", teerex.ErrExpired, e.Signer,
+			e.Attested().Format(time.RFC3339), exp.Format(time.RFC3339))
+	}
+	prev := e
+	e.AliveAt = ctx.Time.UnixNano()
+	if err := k.put(ctx.Store, e, &prev); err != nil {
+		return err
+	}
+	ctx.Emit(teerex.EventAlive, "signer", e.Signer.String())
+	return nil
+}
+
+// removeBy removes the registration of signer on behalf of the sender
+// (sudo), e.g. an enclave whose machine is lost, at once rather than
+// after the liveness or renewal period.
+func (k Keeper) removeBy(ctx *runtime.Context, signer tx.Address) error {
+	e, err := k.remove(ctx.Store, signer)
+	if err != nil {
+		return err
+	}
+	ctx.Emit(teerex.EventRemoved, "signer", signer.String(), "mrenclave", e.MRENCLAVE.String(), "by", ctx.Sender.String())
 	return nil
 }
 

@@ -69,6 +69,18 @@ func (*Module) DecodeCall(call tx.Call) (runtime.Msg, error) {
 			return malformed(err)
 		}
 		return m, nil
+	case teerex.MethodKeepAlive:
+		var m teerex.KeepAlive
+		if err := call.DecodeArgs(&m); err != nil {
+			return malformed(err)
+		}
+		return m, nil
+	case teerex.MethodRemoveEnclave:
+		var m teerex.RemoveEnclave
+		if err := call.DecodeArgs(&m); err != nil {
+			return malformed(err)
+		}
+		return m, nil
 	case teerex.MethodAllowMRENCLAVE:
 		var m teerex.AllowMRENCLAVE
 		if err := call.DecodeArgs(&m); err != nil {
@@ -107,6 +119,13 @@ func (m *Module) Execute(ctx *runtime.Context, msg runtime.Msg) error {
 		return m.Keeper.register(ctx, &msg)
 	case teerex.UnregisterEnclave:
 		return m.Keeper.unregister(ctx, ctx.Sender)
+	case teerex.KeepAlive:
+		return m.Keeper.keepAlive(ctx)
+	case teerex.RemoveEnclave:
+		if err := m.requireSudo(ctx); err != nil {
+			return err
+		}
+		return m.Keeper.removeBy(ctx, msg.Signer)
 	case teerex.AllowMRENCLAVE:
 		if err := m.requireSudo(ctx); err != nil {
 			return err
@@ -180,7 +199,8 @@ func (m *Module) setPolicy(ctx *runtime.Context, p teerex.Policy) error {
 		return err
 	}
 	ctx.Emit(teerex.EventPolicySet, "tcb_infos", fmt.Sprint(len(p.TCBInfos)), "allow_debug", fmt.Sprint(p.AllowDebug),
-		"allow_any_mrenclave", fmt.Sprint(p.AllowAnyMRENCLAVE), "renewal_period_secs", fmt.Sprint(p.RenewalPeriodSecs))
+		"allow_any_mrenclave", fmt.Sprint(p.AllowAnyMRENCLAVE), "renewal_period_secs", fmt.Sprint(p.RenewalPeriodSecs),
+		"liveness_secs", fmt.Sprint(p.LivenessSecs))
 	return nil
 }
 
