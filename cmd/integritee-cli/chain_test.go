@@ -319,6 +319,29 @@ func TestChainCommands(t *testing.T) {
 		}
 	})
 
+	t.Run("sudo set-liveness", func(t *testing.T) {
+		cliFails(t, "sender is not the sudo key", "sudo", "set-liveness", "10m", "--from", "bob", "--node", rpc)
+		cliUsageError(t, "whole seconds", "sudo", "set-liveness", "1.5s")
+		cliFails(t, "liveness period 5s", "sudo", "set-liveness", "5s", "--node", rpc)
+		var res struct {
+			txOutput
+			LivenessSecs uint64 `json:"liveness_secs"`
+		}
+		cliJSON(t, &res, "sudo", "set-liveness", "10m", "--node", rpc)
+		var p struct {
+			LivenessPeriod string `json:"liveness_period"`
+		}
+		cliJSON(t, &p, "policy", "show", "--node", rpc)
+		if res.LivenessSecs != 600 || p.LivenessPeriod != "10m0s" {
+			t.Fatalf("set-liveness %+v, policy %+v", res, p)
+		}
+		cliJSON(t, &res, "sudo", "set-liveness", "0", "--node", rpc)
+		cliJSON(t, &p, "policy", "show", "--node", rpc)
+		if res.LivenessSecs != 0 || p.LivenessPeriod != "0s" {
+			t.Fatalf("policy after set-liveness 0: %+v %+v", res, p)
+		}
+	})
+
 	t.Run("sudo remove-enclave", func(t *testing.T) {
 		cliFails(t, "sender is not the sudo key", "sudo", "remove-enclave", "dave", "--from", "bob", "--node", rpc)
 		cliFails(t, "enclave not registered", "sudo", "remove-enclave", "bob", "--node", rpc)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"time"
 
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
@@ -18,6 +19,7 @@ func (e *env) sudoGroup() *cli.Command {
 			{Name: "allow-mrenclave", Usage: "HEX [--from NAME] [--node URL] [--json]", Short: "allow an enclave measurement to register", Setup: e.allow(true)},
 			{Name: "disallow-mrenclave", Usage: "HEX [--from NAME] [--node URL] [--json]", Short: "disallow a measurement (its enclaves become inactive)", Setup: e.allow(false)},
 			{Name: "remove-enclave", Usage: "SIGNER [--from NAME] [--node URL] [--json]", Short: "remove an enclave's registration at once (e.g. its machine is lost)", Setup: e.removeEnclave},
+			{Name: "set-liveness", Usage: "DURATION [--from NAME] [--node URL] [--json]", Short: "set the attestation policy's liveness period (0: none): enclaves without keep_alive for that long leave their shards", Setup: e.setLiveness},
 			{Name: "set-collateral", Usage: "[--tcb-info FILE --tcb-info-chain FILE --qe-identity FILE] [--pck-crl FILE --pck-crl-chain FILE] [--root-crl FILE] | --qvl-collateral FILE [--from NAME] [--node URL] [--json]", Short: "install DCAP collateral (Intel PCS) in the attestation policy", Setup: e.setCollateral},
 		},
 	}
@@ -123,6 +125,54 @@ func (e *env) removeEnclave(fs *flag.FlagSet) cli.RunFunc {
 		}
 		fmt.Fprintf(e.stdout, "removed enclave %s (MRENCLAVE %s, worker %s)\ntx %s in block %d, fee %s\n",
 			out.Signer, out.MRENCLAVE, orDash(out.WorkerURL), out.Hash, out.Height, formatAmount(out.Fee))
+		return nil
+	}
+}
+
+// setLiveness replaces the attestation policy with its liveness period
+// set: the rest of the policy is read from the chain first, so only that
+// field changes (set_attestation_policy replaces the whole policy).
+func (e *env) setLiveness(fs *flag.FlagSet) cli.RunFunc {
+	var nf nodeFlags
+	nf.register(fs, e)
+	ks := keystoreFlag(fs)
+	from := fs.String("from", "alice", "the sudo key: dev account or keystore `name`")
+	return func(ctx context.Context, pos []string) error {
+		arg, err := exactlyOne(pos, "DURATION")
+		if err != nil {
+			return err
+		}
+		d, err := time.ParseDuration(arg)
+		if err != nil || d < 0 || d%time.Second != 0 {
+			return cli.Usagef("liveness period %q: want 0 or a duration in whole seconds, e.g. 10m", arg)
+		}
+		sender, err := e.signer(*from, *ks)
+		if err != nil {
+			return fmt.Errorf("--from: %w", err)
+		}
+		ctx, cancel, c, err := nf.connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer cancel()
+		p, _, err := c.Policy(ctx)
+		if err != nil {
+			return err
+		}
+		p.LivenessSecs = uint64(d / time.Second)
+		sub, err := c.SetAttestationPolicy(ctx, sender.key, *p)
+		if err != nil {
+			return err
+		}
+		out := struct {
+			txOutput
+			LivenessSecs uint64     `json:"liveness_secs"`
+			Sudo         tx.Address `json:"sudo"`
+		}{newTxOutput(sub), p.LivenessSecs, sender.Address}
+		if nf.json {
+			return writeJSON(e.stdout, out)
+		}
+		fmt.Fprintf(e.stdout, "liveness period %s\ntx %s in block %d, fee %s\n", d, out.Hash, out.Height, formatAmount(out.Fee))
 		return nil
 	}
 }
