@@ -31,8 +31,11 @@ const renewCheck = time.Minute
 // renewLoop keeps the registration current and alive and the count of the
 // shard's enclaves fresh until ctx is done.
 func (w *Worker) renewLoop(ctx context.Context) error {
-	timer := time.NewTimer(renewCheck)
+	// The first check at once: it learns the liveness period, which may
+	// call for the next keep_alive well within renewCheck.
+	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var liveness time.Duration // the policy's, as last read
 	for {
 		select {
 		case <-ctx.Done():
@@ -41,8 +44,14 @@ func (w *Worker) renewLoop(ctx context.Context) error {
 		case <-w.renewNow:
 		}
 		st, err := w.registrationCurrent(ctx)
+		if err == nil {
+			liveness = st.liveness
+		}
 		switch {
 		case err != nil:
+			if ctx.Err() == nil {
+				w.log.Warn("check registration", "err", err)
+			}
 		case !st.current:
 			if err := w.register(ctx); err != nil && ctx.Err() == nil {
 				w.log.Warn("renew registration", "err", err)
@@ -53,8 +62,8 @@ func (w *Worker) renewLoop(ctx context.Context) error {
 			}
 		}
 		next := renewCheck
-		if st.liveness > 0 {
-			next = min(next, st.liveness/6)
+		if liveness > 0 {
+			next = min(next, liveness/6)
 		}
 		timer.Reset(next)
 		if err := w.refreshShardEnclaves(ctx); err != nil && ctx.Err() == nil {
