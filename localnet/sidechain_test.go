@@ -38,10 +38,13 @@ func (s *shardProcs) url(i int) string { return "http://" + s.rpcs[i] }
 
 // startShardProcs starts a dev node (in this process, stopped at the end
 // of the test) and n worker processes of its shard, and waits until they
-// form one group.
+// form one group. Its liveness period is long: the tests of a group
+// without a quorum must not depend on being faster than the liveness
+// period, after which a survivor takes the group over
+// (TestMachineLossTwoWorkers tests that).
 func startShardProcs(t *testing.T, ctx context.Context, n int) *shardProcs {
 	t.Helper()
-	net, err := localnet.Start(ctx, localnet.Config{EnclaveBinary: bins.enclave, NoWorkers: true, Logger: testLogger()})
+	net, err := localnet.Start(ctx, localnet.Config{EnclaveBinary: bins.enclave, NoWorkers: true, Logger: testLogger(), Liveness: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
