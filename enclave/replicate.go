@@ -90,6 +90,8 @@ type replication struct {
 	// height awaiting (0 when none waits).
 	queue    []replica.Entry
 	awaiting int64
+	// ahead is the height of the latest Ahead header verified.
+	ahead int64
 }
 
 // recordSealer seals the replica's records to this enclave and shard.
@@ -406,7 +408,9 @@ func (e *Enclave) reconcile(proved []protocol.ProvedValue, ahead *protocol.Ahead
 	if hdr == nil {
 		return protocol.Errorf(protocol.CodeNotInitialized, "no chain block verified yet")
 	}
-	if ahead != nil {
+	// A leader applies chain blocks and judges membership at its light
+	// client's header; only a leaderless enclave needs a later one.
+	if ahead != nil && !e.repl.node.Status().IsLeader {
 		h, err := e.verifyAhead(ahead)
 		if err != nil {
 			return err
@@ -496,7 +500,10 @@ func (e *Enclave) takeOver(status replica.Status, active []tx.Address, st proved
 		}
 	}
 	e.log.Warn("taking the shard's group over: no other voter is active on chain", "voters", len(status.Voters), "height", e.lc.Height())
-	if err := e.repl.node.ForceSolo(); err != nil {
+	if err := e.repl.node.ForceSolo(); errors.Is(err, replica.ErrNoTakeOver) {
+		e.log.Error("not taking the shard's group over", "err", err)
+		return nil
+	} else if err != nil {
 		return e.replicaFailed(err)
 	}
 	// The committed log is handed out again; what waited is in it.
@@ -537,9 +544,15 @@ func (e *Enclave) verifyAhead(a *protocol.Ahead) (*cmttypes.SignedHeader, error)
 	if err != nil {
 		return nil, protocol.Errorf(protocol.CodeInvalidInput, "ahead next validators: %v", err)
 	}
+	// Never back to an older header than one shown before: the host
+	// chooses which later header it shows, but cannot go back in time.
+	if sh.Height < e.repl.ahead {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "ahead header %d is older than %d shown before", sh.Height, e.repl.ahead)
+	}
 	if err := e.lc.VerifyAhead(sh, vals, next); err != nil {
 		return nil, protocol.Errorf(protocol.CodeVerification, "%v", err)
 	}
+	e.repl.ahead = sh.Height
 	return sh, nil
 }
 

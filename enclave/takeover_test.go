@@ -33,8 +33,12 @@ func livenessPolicyTx(t *testing.T, f *provisionFixture, secs uint64) []byte {
 // ahead is the host's ReplicaStep for an enclave whose group knows no
 // leader: the chain's latest header and the registry proved against it.
 func (n *replicaNet) ahead(h *host) *protocol.ReplicaStep {
+	return n.aheadAt(h, n.f.c.tc.Height())
+}
+
+// aheadAt is ahead with the header of height top.
+func (n *replicaNet) aheadAt(h *host, top int64) *protocol.ReplicaStep {
 	tc := n.f.c.tc
-	top := tc.Height()
 	next, err := protocol.EncodeValidatorSet(tc.Block(n.st(h).lcH + 1).Validators)
 	if err != nil {
 		n.t.Fatal(err)
@@ -117,6 +121,10 @@ func TestTwoVotersOneLost(t *testing.T) {
 	}
 	if n.st(s).leader {
 		t.Fatal("took the group over on forged or missing evidence")
+	}
+	// Shown height 13, it is not taken back to 12.
+	if _, err := step(n.aheadAt(s, 12)); !errors.Is(err, protocol.ErrInvalidInput) {
+		t.Fatalf("an older ahead header: %v", err)
 	}
 
 	// At 13 s the lost one is silent: the survivor takes over.

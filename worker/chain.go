@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 	cmttypes "github.com/cometbft/cometbft/types"
@@ -67,6 +68,15 @@ func (c *chainReader) latest(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("status: %w", err)
 	}
 	return st.SyncInfo.LatestBlockHeight, nil
+}
+
+// latestTime returns the time of the node's last committed block.
+func (c *chainReader) latestTime(ctx context.Context) (time.Time, error) {
+	st, err := c.rpc.Status(ctx)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("status: %w", err)
+	}
+	return st.SyncInfo.LatestBlockTime, nil
 }
 
 // header returns the signed header of height h and its validators.

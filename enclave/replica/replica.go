@@ -52,6 +52,9 @@ var (
 	// lost them): the node stops for good and the enclave must rejoin the
 	// group as a new member with a state from its peers.
 	ErrLogLost = errors.New("replica: this node lost log entries it had acknowledged; it must rejoin")
+	// ErrNoTakeOver means ForceSolo refused: the log cannot be taken over
+	// safely as it is. Nothing changed.
+	ErrNoTakeOver = errors.New("replica: cannot take the group over")
 )
 
 // Sealer seals records to this enclave (enclave/seal under the TEE's
@@ -282,7 +285,7 @@ func (n *Node) ForceSolo() (err error) {
 	st := n.rn.Status()
 	self := ID(n.cfg.Self)
 	if _, ok := st.Config.Voters.IDs()[self]; !ok {
-		return errors.New("replica: only a voter can take the group over")
+		return fmt.Errorf("%w: only a voter can", ErrNoTakeOver)
 	}
 	var others []uint64
 	for id := range st.Config.Voters.IDs() {
@@ -302,6 +305,27 @@ func (n *Node) ForceSolo() (err error) {
 	if err != nil {
 		return err
 	}
+	// A configuration change in the tail not applied yet would be applied
+	// before the removals, and could remove this node itself: Raft would
+	// panic on a group without voters. Such a log is not taken over.
+	if n.applied < last {
+		tail, err := n.storage.Entries(n.applied+1, last+1, 1<<62)
+		if err != nil {
+			return err
+		}
+		for _, e := range tail {
+			if e.GetType() != pb.EntryType_EntryNormal {
+				return fmt.Errorf("%w: a configuration change at index %d is not applied yet", ErrNoTakeOver, e.GetIndex())
+			}
+		}
+	}
+	if len(st.Config.Voters[1]) > 0 || st.Config.AutoLeave {
+		return fmt.Errorf("%w: the group is in a joint configuration", ErrNoTakeOver)
+	}
+	// The removals take a term nobody used yet: a removed member that comes
+	// back may hold entries of the current term at these indexes (a lost
+	// leader's, never committed), and log matching would keep them there.
+	term := hs.GetTerm() + 1
 	var ents []*pb.Entry
 	r := record{Seq: n.seq, Prev: n.prev, Self: n.cfg.Self, Peers: n.newPeer}
 	for i, id := range others {
@@ -313,14 +337,14 @@ func (n *Node) ForceSolo() (err error) {
 		if err != nil {
 			return err
 		}
-		e := &pb.Entry{Term: proto.Uint64(hs.GetTerm()), Index: proto.Uint64(last + uint64(i) + 1), Type: pb.EntryType_EntryConfChange.Enum(), Data: data}
+		e := &pb.Entry{Term: proto.Uint64(term), Index: proto.Uint64(last + uint64(i) + 1), Type: pb.EntryType_EntryConfChange.Enum(), Data: data}
 		b, err := proto.Marshal(e)
 		if err != nil {
 			return err
 		}
 		ents, r.Entries = append(ents, e), append(r.Entries, b)
 	}
-	nhs := &pb.HardState{Term: proto.Uint64(hs.GetTerm()), Vote: proto.Uint64(hs.GetVote()), Commit: proto.Uint64(last + uint64(len(ents)))}
+	nhs := &pb.HardState{Term: proto.Uint64(term), Vote: proto.Uint64(0), Commit: proto.Uint64(last + uint64(len(ents)))}
 	b, err := proto.Marshal(nhs)
 	if err != nil {
 		return err

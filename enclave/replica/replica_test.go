@@ -719,3 +719,81 @@ func TestForceSoloRefusedToLearner(t *testing.T) {
 		t.Fatal("a learner took the group over")
 	}
 }
+
+// TestForceSoloReturningLeaderTail: the lost leader had appended an entry
+// the survivor never received, at the index where the survivor's take-over
+// puts its own entries. When the old leader returns and is added again, it
+// must drop that entry: the take-over's entries carry a term nobody used,
+// so log matching cannot keep the stale one.
+func TestForceSoloReturningLeaderTail(t *testing.T) {
+	c := newCluster(t, 2, 2)
+	l := c.leader()
+	var f tx.Address
+	for _, a := range c.order {
+		if a != l {
+			f = a
+		}
+	}
+	c.members[l].node.Propose([]byte("a"))
+	c.run(5)
+	c.sameOrder("a")
+	c.cut = func(a, b tx.Address) bool { return a == l && b == f }
+	c.members[l].node.Propose([]byte("X"))
+	c.run(2)
+	c.crash(l)
+	c.run(40)
+	s := c.members[f]
+	if err := s.node.ForceSolo(); err != nil {
+		t.Fatal(err)
+	}
+	s.applied = nil
+	c.run(3)
+	s.node.Propose([]byte("c"))
+	c.run(3)
+	c.cut = func(a, b tx.Address) bool { return false }
+	c.start(l, nil)
+	c.run(10)
+	if err := s.node.AddLearner(l); err != nil {
+		t.Fatal(err)
+	}
+	c.run(30)
+	if got := commands(c.members[l]); slices.Contains(got, "X") {
+		t.Fatalf("the returning member applied its stale entry: %q (survivor %q)", got, commands(s))
+	}
+	c.sameOrder("a", "c")
+}
+
+// TestForceSoloRefusesPendingConfChange: a configuration change in the log
+// that is not applied yet could remove the node itself: no take-over, and
+// nothing changes.
+func TestForceSoloRefusesPendingConfChange(t *testing.T) {
+	c := newCluster(t, 2, 2)
+	l := c.leader()
+	var f tx.Address
+	for _, a := range c.order {
+		if a != l {
+			f = a
+		}
+	}
+	c.run(5) // the leader applied its election's entry: it takes changes
+	// The leader proposes removing the follower; the follower receives
+	// the entry but not its commit.
+	if err := c.members[l].node.RemoveVoter(f); err != nil {
+		t.Fatal(err)
+	}
+	c.step()
+	c.cut = func(a, b tx.Address) bool { return a == l }
+	c.step()
+	c.crash(l)
+	c.run(40)
+	s := c.members[f]
+	before := len(s.disk)
+	err := s.node.ForceSolo()
+	if !errors.Is(err, replica.ErrNoTakeOver) {
+		t.Fatalf("ForceSolo with a pending change: %v (status %+v, disk %d)", err, s.node.Status(), before)
+	}
+	c.run(3)
+	if len(s.disk) != before {
+		t.Fatal("a refused take-over wrote records")
+	}
+}
