@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -27,12 +28,18 @@ func (e *env) loadProvision() *cli.Command {
 			fs.StringVar(&cfg.DataDir, "data-dir", "", "the new worker's data `directory`, must be new (default: a temporary one, removed)")
 			fs.StringVar(&cfg.Tag, "tag", "default", "names the sampled accounts (Alice//load/TAG/provision/K)")
 			fs.DurationVar(&cfg.Timeout, "timeout", loadgen.DefaultProvisionTimeout, "bound of the whole run, setup included")
+			logLevel := fs.String("log-level", "error", "the new worker's log `level` on stderr: debug, info, warn, error")
 			fs.BoolVar(&asJSON, "json", false, "write JSON")
 			fs.BoolVar(&prog, "progress", false, "show progress on stderr (default: when stderr is a terminal)")
 			return func(ctx context.Context, pos []string) error {
 				if err := cli.NoArgs(pos); err != nil {
 					return err
 				}
+				var level slog.Level
+				if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+					return fmt.Errorf("--log-level: %w", err)
+				}
+				cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 				if prog || isTerminal(e.stderr) {
 					cfg.Progress = e.stderr
 				}
