@@ -559,22 +559,30 @@ func httpURL(u string) string {
 }
 
 // provisionFrom provisions a fresh enclave from the provider at base and
-// persists the result (supervisor.Provision). The worker then starts its
-// enclave from the store as after a restart.
+// persists the result (supervisor.Provision), which keeps that enclave
+// running: the worker's Start finds it and does not load the state again.
 func (w *Worker) provisionFrom(ctx context.Context, base string) error {
 	var res *protocol.ProvisionResult
-	err := w.sup.Provision(ctx, func(e Enclave) (protocol.SealedKeys, *transition, error) {
+	err := w.sup.Provision(ctx, func(e Enclave) (*protocol.InitReply, *transition, error) {
 		var (
+			id      *protocol.ProvisionInitReply
 			entries []protocol.Entry
 			err     error
 		)
-		if res, entries, err = w.takeShard(ctx, base, e); err != nil {
-			return protocol.SealedKeys{}, nil, err
+		if id, res, entries, err = w.takeShard(ctx, base, e); err != nil {
+			return nil, nil, err
 		}
-		return res.SealedKeys, chainStep(store.Batch{
-			Checkpoint: store.Checkpoint{Height: res.Height, StateRoot: res.StateRoot, Sealed: res.Checkpoint},
-			Changes:    entries,
-		}), nil
+		// The identity a restart from the store would report (Init with
+		// these keys and checkpoint; the enclave's finishProvisioning ran
+		// that Init): a later restart checks its signer and shielding key
+		// against it (ErrIdentityChanged).
+		return &protocol.InitReply{
+				MRENCLAVE: id.MRENCLAVE, SignerPublic: id.SignerPublic, ShieldingPublic: res.ShieldingPublic,
+				SealedKeys: res.SealedKeys, Height: res.Height, StateRoot: res.StateRoot,
+			}, chainStep(store.Batch{
+				Checkpoint: store.Checkpoint{Height: res.Height, StateRoot: res.StateRoot, Sealed: res.Checkpoint},
+				Changes:    entries,
+			}), nil
 	})
 	if err != nil {
 		return err
@@ -585,55 +593,56 @@ func (w *Worker) provisionFrom(ctx context.Context, base string) error {
 }
 
 // takeShard has e take the shard's keys, checkpoint and entries from the
-// provider at base, and returns them.
-func (w *Worker) takeShard(ctx context.Context, base string, e Enclave) (*protocol.ProvisionResult, []protocol.Entry, error) {
+// provider at base, and returns e's identity and them, once e resumed at
+// the checkpoint.
+func (w *Worker) takeShard(ctx context.Context, base string, e Enclave) (*protocol.ProvisionInitReply, *protocol.ProvisionResult, []protocol.Entry, error) {
 	init := w.sup.init // no keys, no checkpoint
 	ir, err := callAs[*protocol.ProvisionInitReply](ctx, e, &protocol.ProvisionInit{Init: init, Collateral: w.peerCollateral(ctx)})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	hc := &http.Client{Timeout: 30 * time.Second}
 	token, out, done, err := postStep(ctx, hc, base+"/provision/session", ir.Out)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var res *protocol.ProvisionResult
 	for range 16 {
 		st, err := callAs[*protocol.ProvisionStepReply](ctx, e, &protocol.ProvisionStep{In: out})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if st.Done {
 			res = st.Result
 			break
 		}
 		if done {
-			return nil, nil, fmt.Errorf("%w: the provider ended the session first", ErrProvisioning)
+			return nil, nil, nil, fmt.Errorf("%w: the provider ended the session first", ErrProvisioning)
 		}
 		if _, out, done, err = postStep(ctx, hc, base+"/provision/session/"+token, st.Out); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	if res == nil {
-		return nil, nil, fmt.Errorf("%w: no result after 16 round trips", ErrProvisioning)
+		return nil, nil, nil, fmt.Errorf("%w: no result after 16 round trips", ErrProvisioning)
 	}
 	entries, err := w.loadSnapshot(ctx, hc, base+"/provision/snapshot/"+token, e)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if res.Entries > 0 {
 		// With no entries the enclave resumed by itself.
 		rr, err := callAs[*protocol.ResumeReply](ctx, e, &protocol.Resume{})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if rr.Height != res.Height || rr.StateRoot != res.StateRoot {
-			return nil, nil, fmt.Errorf("%w: resumed at %d root %x, provisioned %d root %x", ErrProvisioning, rr.Height, rr.StateRoot, res.Height, res.StateRoot)
+			return nil, nil, nil, fmt.Errorf("%w: resumed at %d root %x, provisioned %d root %x", ErrProvisioning, rr.Height, rr.StateRoot, res.Height, res.StateRoot)
 		}
 	} else if len(entries) > 0 {
-		return nil, nil, fmt.Errorf("%w: %d entries for an empty state", ErrProvisioning, len(entries))
+		return nil, nil, nil, fmt.Errorf("%w: %d entries for an empty state", ErrProvisioning, len(entries))
 	}
-	return res, entries, nil
+	return ir, res, entries, nil
 }
 
 func postStep(ctx context.Context, hc *http.Client, u string, body []byte) (token string, out []byte, done bool, err error) {
