@@ -626,7 +626,7 @@ func (w *Worker) takeShard(ctx context.Context, base string, e Enclave) (*protoc
 	if res == nil {
 		return nil, nil, nil, fmt.Errorf("%w: no result after 16 round trips", ErrProvisioning)
 	}
-	entries, err := w.loadSnapshot(ctx, hc, base+"/provision/snapshot/"+token, e)
+	entries, err := w.loadSnapshot(ctx, hc, base+"/provision/snapshot/"+token, e, res.Entries)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -675,8 +675,13 @@ func postStep(ctx context.Context, hc *http.Client, u string, body []byte) (toke
 }
 
 // loadSnapshot downloads the session's entries, feeds them to the enclave
-// and returns them for the store.
-func (w *Worker) loadSnapshot(ctx context.Context, hc *http.Client, u string, e Enclave) ([]protocol.Entry, error) {
+// and returns them for the store. want is the number of entries of the
+// checkpoint, as the enclave reported it (a capacity hint only). The
+// frames are read and decoded in a goroutine while the enclave loads the
+// previous ones, and handed to it in chunks of the size a restart uses
+// (loadChunkEntries, loadChunkBytes): on two cores the host's decoding
+// and the enclave's loading overlap.
+func (w *Worker) loadSnapshot(ctx context.Context, hc *http.Client, u string, e Enclave, want uint64) ([]protocol.Entry, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
@@ -689,16 +694,63 @@ func (w *Worker) loadSnapshot(ctx context.Context, hc *http.Client, u string, e 
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%w: snapshot: %s", ErrProvisioning, resp.Status)
 	}
-	var all []protocol.Entry
-	err = readSnapshot(resp.Body, func(chunk []protocol.Entry) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan []protocol.Entry, 4)
+	read := make(chan error, 1)
+	go func() {
+		defer close(chunks)
+		var (
+			chunk []protocol.Entry
+			size  int
+		)
+		send := func() error {
+			select {
+			case chunks <- chunk:
+				chunk, size = nil, 0
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		err := readSnapshot(resp.Body, func(frame []protocol.Entry) error {
+			for _, en := range frame {
+				chunk = append(chunk, en)
+				size += len(en.Value) + 48
+				if len(chunk) >= loadChunkEntries || size >= loadChunkBytes {
+					if err := send(); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err == nil && len(chunk) > 0 {
+			err = send()
+		}
+		read <- err
+	}()
+	all := make([]protocol.Entry, 0, min(want, maxSnapshotPrealloc))
+	for chunk := range chunks {
 		if _, err := callAs[*protocol.LoadEntriesReply](ctx, e, &protocol.LoadEntries{Entries: chunk}); err != nil {
-			return err
+			cancel()
+			for range chunks { // let the reader end
+			}
+			<-read
+			return nil, err
 		}
 		all = append(all, chunk...)
-		return nil
-	})
-	return all, err
+	}
+	if err := <-read; err != nil {
+		return nil, err
+	}
+	return all, nil
 }
+
+// maxSnapshotPrealloc bounds the entries loadSnapshot reserves room for
+// up front: the count is the enclave's word on the provider's checkpoint,
+// but a bound keeps a mistake cheap.
+const maxSnapshotPrealloc = 8 << 20
 
 // readSnapshot reads snapshot frames from r until the terminating empty
 // frame and calls fn with each frame's entries. The stream comes from
