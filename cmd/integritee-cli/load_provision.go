@@ -71,7 +71,7 @@ func printProvisionReport(e *env, r *loadgen.ProvisionReport) {
 	fmt.Fprintf(w, "load provision: a new worker of a shard of %d accounts (%d entries received at height %d)\n", r.Accounts, r.Entries, r.Height)
 	fmt.Fprintf(w, "  setup (not timed)  %d dev calls in %.2fs\n", r.SetupCalls, r.SetupSeconds)
 	fmt.Fprintf(w, "  provisioned        %6.2fs  keys and state received, checked against the checkpoint, persisted\n", r.ProvisionedSeconds)
-	fmt.Fprintf(w, "  enclave started    %6.2fs  restored from the new store\n", r.StartedSeconds)
+	fmt.Fprintf(w, "  enclave started    %6.2fs  the enclave that serves is up (the one that checked the state)\n", r.StartedSeconds)
 	fmt.Fprintf(w, "  registered         %6.2fs  registered on chain, syncing\n", r.RegisteredSeconds)
 	fmt.Fprintf(w, "  serving            %6.2fs  %d sampled balances right through private getters to %s\n", r.ServingSeconds, len(r.Samples), r.NewWorker)
 	fmt.Fprintf(w, "  enclave processes started %d; state root %s on both workers\n", r.EnclaveStarts, r.StateRoot)
