@@ -501,8 +501,10 @@ func (s *supervisor) loadEntries(ctx context.Context, e Enclave) (*protocol.Resu
 // checked against the checkpoint, the keys and checkpoint it sealed), as
 // one restored from the store would, so the state is not loaded a second
 // time. It runs before the first Start. Nothing is persisted unless take
-// succeeded (the entries checked out); if anything fails after that, the
-// enclave is ended and the next request restores one from the store.
+// succeeded (the entries checked out); if the commit fails, the enclave is
+// ended and Provision fails; once the commit succeeded Provision succeeds,
+// and if the enclave cannot be kept (its replica fails to start), it is
+// ended and the next request restores one from the store.
 func (s *supervisor) Provision(ctx context.Context, take func(Enclave) (*protocol.InitReply, *transition, error)) error {
 	s.turn.Lock()
 	defer s.turn.Unlock()
@@ -536,7 +538,12 @@ func (s *supervisor) Provision(ctx context.Context, take func(Enclave) (*protoco
 	}
 	p.ShardBlock = last.Header.Number
 	keep = true
-	return s.adopt(ctx, e, id, p)
+	if err := s.adopt(ctx, e, id, p); err != nil {
+		// The keys and state are persisted, so provisioning succeeded: the
+		// next request restores a fresh enclave from the store.
+		s.log.Warn("provisioned enclave not kept; the next start restores one from the store", "err", err)
+	}
+	return nil
 }
 
 // needsRestart tells the errors after which the enclave must be replaced
