@@ -317,7 +317,9 @@ wait:
 	ph.mu.Lock()
 	rep.Entries, rep.Height = ph.entries, ph.height
 	rep.ProvisionedSeconds = seconds(ph.provisioned)
-	rep.StartedSeconds = seconds(ph.started)
+	// A kept provisioning enclave logs its start just before the worker
+	// logs the provisioning done: it serves from then on.
+	rep.StartedSeconds = seconds(max(ph.started, ph.provisioned))
 	ph.mu.Unlock()
 	rep.EnclaveStarts = len(kids.procs())
 	rep.RegisteredSeconds, rep.ServingSeconds = registered.Seconds(), serving.Seconds()
