@@ -531,16 +531,17 @@ func (s *supervisor) Provision(ctx context.Context, take func(Enclave) (*protoco
 	if err := s.commit(*t); err != nil {
 		return err
 	}
+	// The keys and state are persisted, so provisioning succeeded whatever
+	// follows: if the enclave cannot be kept, the next request restores a
+	// fresh one from the store.
 	p := t.after(Progress{})
 	last, _, err := s.store.LastShardBlock()
-	if err != nil {
-		return err
+	if err == nil {
+		p.ShardBlock = last.Header.Number
+		keep = true // adopt ends it if it fails
+		err = s.adopt(ctx, e, id, p)
 	}
-	p.ShardBlock = last.Header.Number
-	keep = true
-	if err := s.adopt(ctx, e, id, p); err != nil {
-		// The keys and state are persisted, so provisioning succeeded: the
-		// next request restores a fresh enclave from the store.
+	if err != nil {
 		s.log.Warn("provisioned enclave not kept; the next start restores one from the store", "err", err)
 	}
 	return nil
