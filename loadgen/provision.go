@@ -79,6 +79,11 @@ func (c *ProvisionConfig) normalize() error {
 	if c.EnclaveBinary == "" {
 		return fmt.Errorf("%w: no enclave binary", ErrConfig)
 	}
+	if c.DataDir != "" {
+		if _, err := os.Stat(filepath.Join(c.DataDir, "worker.db")); err == nil {
+			return fmt.Errorf("%w: %s holds a worker store already: a provisioning run needs a fresh one", ErrConfig, c.DataDir)
+		}
+	}
 	if c.Sudo == "" {
 		c.Sudo = "Alice"
 	}
@@ -217,18 +222,14 @@ func Provision(ctx context.Context, cfg ProvisionConfig) (_ *ProvisionReport, er
 	say("\rsetup: %d accounts and %d samples in %.1fs\n", cfg.Accounts, len(samples), rep.SetupSeconds)
 
 	// The new worker.
-	rep.DataDir = cfg.DataDir
-	if rep.DataDir == "" {
+	rep.DataDir = cfg.DataDir // empty for a temporary one
+	if cfg.DataDir == "" {
 		dir, err := os.MkdirTemp("", "integritee-load-provision-")
 		if err != nil {
 			return nil, err
 		}
 		defer os.RemoveAll(dir)
-		rep.DataDir = ""
 		cfg.DataDir = dir
-	}
-	if _, err := os.Stat(filepath.Join(cfg.DataDir, "worker.db")); err == nil {
-		return nil, fmt.Errorf("%w: %s holds a worker store already: a provisioning run needs a fresh one", ErrConfig, cfg.DataDir)
 	}
 	prov := newProbe(cfg.NodeURL, []string{cfg.WorkerURL})
 	for _, p := range prov.procs {
@@ -245,6 +246,7 @@ func Provision(ctx context.Context, cfg ProvisionConfig) (_ *ProvisionReport, er
 	start := time.Now()
 	ph.start = start
 	stopKids := kids.run(50 * time.Millisecond)
+	defer stopKids()
 	w, err := worker.New(ctx, worker.Config{
 		NodeRPC: cfg.NodeURL, DataDir: cfg.DataDir, Shard: tc.Shard(), RPCListen: "127.0.0.1:0",
 		Fund:   worker.DevFunder(cfg.NodeURL, accounts.DevKey(cfg.Funder), newWorkerFunding),
@@ -254,7 +256,6 @@ func Provision(ctx context.Context, cfg ProvisionConfig) (_ *ProvisionReport, er
 		}),
 	})
 	if err != nil {
-		stopKids()
 		return nil, fmt.Errorf("new worker: %w", err)
 	}
 	wctx, stopWorker := context.WithCancel(context.Background())
@@ -275,10 +276,8 @@ wait:
 			break wait
 		case err := <-done:
 			done <- err
-			stopKids()
 			return nil, fmt.Errorf("new worker stopped before it was ready: %w", err)
 		case <-ctx.Done():
-			stopKids()
 			return nil, fmt.Errorf("new worker not ready: %w", ctx.Err())
 		case <-ticker.C:
 			say("\rnew worker: %s ", ph.line())
@@ -288,11 +287,9 @@ wait:
 	rep.NewWorker = w.RPCAddr()
 	ntc, err := trusted.Dial(ctx, rep.NewWorker, c, trusted.Options{})
 	if err != nil {
-		stopKids()
 		return nil, fmt.Errorf("new worker %s: %w", rep.NewWorker, err)
 	}
 	if ntc.Shard() != tc.Shard() {
-		stopKids()
 		return nil, fmt.Errorf("new worker serves shard %x, not %x", ntc.Shard(), tc.Shard())
 	}
 	for k, s := range samples {
@@ -301,11 +298,11 @@ wait:
 			if err == nil {
 				break
 			}
-			if ctx.Err() != nil {
-				stopKids()
+			select {
+			case <-ctx.Done():
 				return nil, fmt.Errorf("new worker: %s: %w", s.name, err)
+			case <-time.After(20 * time.Millisecond):
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
 		rep.Samples[k].Sent = 1
 	}

@@ -18,6 +18,10 @@ func TestProvisionRefusals(t *testing.T) {
 	if err := os.WriteFile(bin, []byte("not an enclave"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	used := t.TempDir()
+	if err := os.WriteFile(filepath.Join(used, "worker.db"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		cfg  ProvisionConfig
@@ -28,6 +32,7 @@ func TestProvisionRefusals(t *testing.T) {
 		{"remote node", ProvisionConfig{NodeURL: "http://10.1.2.3:26657", WorkerURL: local, EnclaveBinary: bin, Accounts: 1}, ErrNotLoopback},
 		{"remote worker", ProvisionConfig{NodeURL: local, WorkerURL: "http://example.com:2000", EnclaveBinary: bin, Accounts: 1}, ErrNotLoopback},
 		{"no enclave", ProvisionConfig{NodeURL: local, WorkerURL: local, Accounts: 1}, ErrConfig},
+		{"used data dir", ProvisionConfig{NodeURL: local, WorkerURL: local, EnclaveBinary: bin, Accounts: 1, DataDir: used}, ErrConfig},
 		{"tag with slash", ProvisionConfig{NodeURL: local, WorkerURL: local, EnclaveBinary: bin, Accounts: 1, Tag: "a/b"}, ErrConfig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
