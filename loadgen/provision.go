@@ -111,7 +111,7 @@ type ProvisionReport struct {
 	Kind     string `json:"kind"` // "provision"
 	Accounts int    `json:"accounts"`
 	// SetupSeconds is the untimed setup: creating the accounts and the
-	// samples; SetupBlocks the dev calls it took.
+	// samples; SetupCalls the dev calls it took.
 	SetupSeconds float64 `json:"setup_seconds"`
 	SetupCalls   int     `json:"setup_calls"`
 	// Entries is the number of state entries the new worker received and
@@ -132,7 +132,8 @@ type ProvisionReport struct {
 	// EnclaveStarts is the number of enclave processes the new worker
 	// started until it served.
 	EnclaveStarts int `json:"enclave_starts"`
-	// Samples are the keyed accounts checked; StateRoot the state root
+	// Samples are the keyed accounts checked: Amount is the balance set,
+	// Sent 1 once the new worker answered it. StateRoot is the state root
 	// both workers report at the end (they must agree).
 	Samples   []Sender `json:"samples"`
 	StateRoot string   `json:"state_root"`
