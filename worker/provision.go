@@ -559,22 +559,30 @@ func httpURL(u string) string {
 }
 
 // provisionFrom provisions a fresh enclave from the provider at base and
-// persists the result (supervisor.Provision). The worker then starts its
-// enclave from the store as after a restart.
+// persists the result (supervisor.Provision), which keeps that enclave
+// running: the worker's Start finds it and does not load the state again.
 func (w *Worker) provisionFrom(ctx context.Context, base string) error {
 	var res *protocol.ProvisionResult
-	err := w.sup.Provision(ctx, func(e Enclave) (protocol.SealedKeys, *transition, error) {
+	err := w.sup.Provision(ctx, func(e Enclave) (*protocol.InitReply, *transition, error) {
 		var (
+			id      *protocol.ProvisionInitReply
 			entries []protocol.Entry
 			err     error
 		)
-		if res, entries, err = w.takeShard(ctx, base, e); err != nil {
-			return protocol.SealedKeys{}, nil, err
+		if id, res, entries, err = w.takeShard(ctx, base, e); err != nil {
+			return nil, nil, err
 		}
-		return res.SealedKeys, chainStep(store.Batch{
-			Checkpoint: store.Checkpoint{Height: res.Height, StateRoot: res.StateRoot, Sealed: res.Checkpoint},
-			Changes:    entries,
-		}), nil
+		// The identity a restart from the store would report (Init with
+		// these keys and checkpoint; the enclave's finishProvisioning ran
+		// that Init): a later restart checks its signer and shielding key
+		// against it (ErrIdentityChanged).
+		return &protocol.InitReply{
+				MRENCLAVE: id.MRENCLAVE, SignerPublic: id.SignerPublic, ShieldingPublic: res.ShieldingPublic,
+				SealedKeys: res.SealedKeys, Height: res.Height, StateRoot: res.StateRoot,
+			}, chainStep(store.Batch{
+				Checkpoint: store.Checkpoint{Height: res.Height, StateRoot: res.StateRoot, Sealed: res.Checkpoint},
+				Changes:    entries,
+			}), nil
 	})
 	if err != nil {
 		return err
@@ -585,55 +593,56 @@ func (w *Worker) provisionFrom(ctx context.Context, base string) error {
 }
 
 // takeShard has e take the shard's keys, checkpoint and entries from the
-// provider at base, and returns them.
-func (w *Worker) takeShard(ctx context.Context, base string, e Enclave) (*protocol.ProvisionResult, []protocol.Entry, error) {
+// provider at base, and returns e's identity and them, once e resumed at
+// the checkpoint.
+func (w *Worker) takeShard(ctx context.Context, base string, e Enclave) (*protocol.ProvisionInitReply, *protocol.ProvisionResult, []protocol.Entry, error) {
 	init := w.sup.init // no keys, no checkpoint
 	ir, err := callAs[*protocol.ProvisionInitReply](ctx, e, &protocol.ProvisionInit{Init: init, Collateral: w.peerCollateral(ctx)})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	hc := &http.Client{Timeout: 30 * time.Second}
 	token, out, done, err := postStep(ctx, hc, base+"/provision/session", ir.Out)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var res *protocol.ProvisionResult
 	for range 16 {
 		st, err := callAs[*protocol.ProvisionStepReply](ctx, e, &protocol.ProvisionStep{In: out})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if st.Done {
 			res = st.Result
 			break
 		}
 		if done {
-			return nil, nil, fmt.Errorf("%w: the provider ended the session first", ErrProvisioning)
+			return nil, nil, nil, fmt.Errorf("%w: the provider ended the session first", ErrProvisioning)
 		}
 		if _, out, done, err = postStep(ctx, hc, base+"/provision/session/"+token, st.Out); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	if res == nil {
-		return nil, nil, fmt.Errorf("%w: no result after 16 round trips", ErrProvisioning)
+		return nil, nil, nil, fmt.Errorf("%w: no result after 16 round trips", ErrProvisioning)
 	}
-	entries, err := w.loadSnapshot(ctx, hc, base+"/provision/snapshot/"+token, e)
+	entries, err := w.loadSnapshot(ctx, hc, base+"/provision/snapshot/"+token, e, res.Entries)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if res.Entries > 0 {
 		// With no entries the enclave resumed by itself.
 		rr, err := callAs[*protocol.ResumeReply](ctx, e, &protocol.Resume{})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if rr.Height != res.Height || rr.StateRoot != res.StateRoot {
-			return nil, nil, fmt.Errorf("%w: resumed at %d root %x, provisioned %d root %x", ErrProvisioning, rr.Height, rr.StateRoot, res.Height, res.StateRoot)
+			return nil, nil, nil, fmt.Errorf("%w: resumed at %d root %x, provisioned %d root %x", ErrProvisioning, rr.Height, rr.StateRoot, res.Height, res.StateRoot)
 		}
 	} else if len(entries) > 0 {
-		return nil, nil, fmt.Errorf("%w: %d entries for an empty state", ErrProvisioning, len(entries))
+		return nil, nil, nil, fmt.Errorf("%w: %d entries for an empty state", ErrProvisioning, len(entries))
 	}
-	return res, entries, nil
+	return ir, res, entries, nil
 }
 
 func postStep(ctx context.Context, hc *http.Client, u string, body []byte) (token string, out []byte, done bool, err error) {
@@ -666,8 +675,13 @@ func postStep(ctx context.Context, hc *http.Client, u string, body []byte) (toke
 }
 
 // loadSnapshot downloads the session's entries, feeds them to the enclave
-// and returns them for the store.
-func (w *Worker) loadSnapshot(ctx context.Context, hc *http.Client, u string, e Enclave) ([]protocol.Entry, error) {
+// and returns them for the store. want is the number of entries of the
+// checkpoint, as the enclave reported it (a capacity hint only). The
+// frames are read and decoded in a goroutine while the enclave loads the
+// previous ones, and handed to it in chunks of the size a restart uses
+// (loadChunkEntries, loadChunkBytes): on two cores the host's decoding
+// and the enclave's loading overlap.
+func (w *Worker) loadSnapshot(ctx context.Context, hc *http.Client, u string, e Enclave, want uint64) ([]protocol.Entry, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
@@ -680,16 +694,63 @@ func (w *Worker) loadSnapshot(ctx context.Context, hc *http.Client, u string, e 
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%w: snapshot: %s", ErrProvisioning, resp.Status)
 	}
-	var all []protocol.Entry
-	err = readSnapshot(resp.Body, func(chunk []protocol.Entry) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan []protocol.Entry, 4)
+	read := make(chan error, 1)
+	go func() {
+		defer close(chunks)
+		var (
+			chunk []protocol.Entry
+			size  int
+		)
+		send := func() error {
+			select {
+			case chunks <- chunk:
+				chunk, size = nil, 0
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		err := readSnapshot(resp.Body, func(frame []protocol.Entry) error {
+			for _, en := range frame {
+				chunk = append(chunk, en)
+				size += len(en.Value) + 48
+				if len(chunk) >= loadChunkEntries || size >= loadChunkBytes {
+					if err := send(); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err == nil && len(chunk) > 0 {
+			err = send()
+		}
+		read <- err
+	}()
+	all := make([]protocol.Entry, 0, min(want, maxSnapshotPrealloc))
+	for chunk := range chunks {
 		if _, err := callAs[*protocol.LoadEntriesReply](ctx, e, &protocol.LoadEntries{Entries: chunk}); err != nil {
-			return err
+			cancel()
+			for range chunks { // let the reader end
+			}
+			<-read
+			return nil, err
 		}
 		all = append(all, chunk...)
-		return nil
-	})
-	return all, err
+	}
+	if err := <-read; err != nil {
+		return nil, err
+	}
+	return all, nil
 }
+
+// maxSnapshotPrealloc bounds the entries loadSnapshot reserves room for
+// up front: the count is the enclave's word on the provider's checkpoint,
+// but a bound keeps a mistake cheap.
+const maxSnapshotPrealloc = 8 << 20
 
 // readSnapshot reads snapshot frames from r until the terminating empty
 // frame and calls fn with each frame's entries. The stream comes from

@@ -295,24 +295,34 @@ func (s *supervisor) running(ctx context.Context) (Enclave, error) {
 		e.Close()
 		return nil, err
 	}
+	if err := s.adopt(ctx, e, id, p); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// adopt makes e, which holds what the store holds (identity id, progress
+// p), the running enclave and starts its replica. On failure e is ended.
+// Called in a turn.
+func (s *supervisor) adopt(ctx context.Context, e Enclave, id *protocol.InitReply, p Progress) error {
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
 		e.Close()
-		return nil, errors.New("worker: enclave stopped")
+		return errors.New("worker: enclave stopped")
 	}
 	s.encl, s.identity, s.progress = e, id, p
 	s.starts++
 	s.mu.Unlock()
 	if err := s.startReplica(ctx, e); err != nil {
 		s.drop(e, &protocol.ReplicaStart{}, err)
-		return nil, err
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.log.Info("enclave started", "start", s.starts, "height", p.Height, "shard_block", p.ShardBlock,
 		"state_root", hex.EncodeToString(p.StateRoot[:]))
-	return e, nil
+	return nil
 }
 
 // drop stops e after a failure of req, if it is still the running
@@ -485,28 +495,56 @@ func (s *supervisor) loadEntries(ctx context.Context, e Enclave) (*protocol.Resu
 }
 
 // Provision has a fresh enclave take the shard's keys and state from a
-// peer (take drives it and returns them), persists them and ends that
-// enclave. It runs before the first Start, which restores them like any
-// restart.
-func (s *supervisor) Provision(ctx context.Context, take func(Enclave) (protocol.SealedKeys, *transition, error)) error {
+// peer (take drives it and returns the enclave's identity, with its sealed
+// keys, and what to persist), persists them and keeps that enclave as the
+// running one: it holds exactly what the store now holds (the entries it
+// checked against the checkpoint, the keys and checkpoint it sealed), as
+// one restored from the store would, so the state is not loaded a second
+// time. It runs before the first Start. Nothing is persisted unless take
+// succeeded (the entries checked out); if the commit fails, the enclave is
+// ended and Provision fails; once the commit succeeded Provision succeeds,
+// and if the enclave cannot be kept (its replica fails to start), it is
+// ended and the next request restores one from the store.
+func (s *supervisor) Provision(ctx context.Context, take func(Enclave) (*protocol.InitReply, *transition, error)) error {
 	s.turn.Lock()
 	defer s.turn.Unlock()
 	e, err := s.factory(ctx)
 	if err != nil {
 		return fmt.Errorf("start enclave: %w", err)
 	}
-	defer e.Close()
-	keys, t, err := take(e)
+	keep := false
+	defer func() {
+		if !keep {
+			e.Close()
+		}
+	}()
+	id, t, err := take(e)
 	if err != nil {
 		return err
 	}
 	// Keys first: a crash before the commit leaves keys without a
 	// checkpoint, and the worker then replays the chain from genesis with
 	// the shard's keys, which reaches the same state.
-	if err := s.store.SaveSealedKeys(keys); err != nil {
+	if err := s.store.SaveSealedKeys(id.SealedKeys); err != nil {
 		return err
 	}
-	return s.commit(*t)
+	if err := s.commit(*t); err != nil {
+		return err
+	}
+	// The keys and state are persisted, so provisioning succeeded whatever
+	// follows: if the enclave cannot be kept, the next request restores a
+	// fresh one from the store.
+	p := t.after(Progress{})
+	last, _, err := s.store.LastShardBlock()
+	if err == nil {
+		p.ShardBlock = last.Header.Number
+		keep = true // adopt ends it if it fails
+		err = s.adopt(ctx, e, id, p)
+	}
+	if err != nil {
+		s.log.Warn("provisioned enclave not kept; the next start restores one from the store", "err", err)
+	}
+	return nil
 }
 
 // needsRestart tells the errors after which the enclave must be replaced

@@ -278,14 +278,16 @@ func (w *Worker) run(ctx context.Context) error {
 		return err
 	}
 	defer stopMetrics()
+	// Before provisioning: a provisioned enclave is kept running, and its
+	// replica's first output goes to the peers.
+	sender := peer.NewSender(peer.NewRegistry(w.node, nil), peer.SenderOptions{})
+	defer sender.Close()
+	w.peers = sender
 	stopProvisioning, err := w.startProvisioning(ctx)
 	if err != nil {
 		return err
 	}
 	defer stopProvisioning()
-	sender := peer.NewSender(peer.NewRegistry(w.node, nil), peer.SenderOptions{})
-	defer sender.Close()
-	w.peers = sender
 	if err := w.sup.Start(ctx); err != nil {
 		return err
 	}

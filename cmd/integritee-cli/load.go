@@ -21,6 +21,7 @@ func (e *env) loadGroup() *cli.Command {
 		e.loadCommand("register", "N sim enclaves registered on chain (teerex register_enclave with a simulated DCAP quote each) by C senders: registrations/s, latency to commit", 100, false, loadgen.Register),
 		e.loadCommand("getters", "N private getters (each sender's trusted balance) from C accounts spread over the workers, closed loop or at --rate: getters/s, latency to the answer", 1000, true, loadgen.Getters),
 		e.loadCommand("indirect", "N trusted transfers from C shielded accounts through the chain (bridge invokes, pipelined): calls/s, latency from broadcast to executed in ms and chain blocks", 200, true, loadgen.Indirect),
+		e.loadProvision(),
 		e.loadCommand("direct", "N direct trusted transfers from C shielded accounts spread over the workers, closed loop or at --rate calls/s: calls/s, latency to executed, shard blocks", 200, true, loadgen.Direct),
 	}}
 }

@@ -19,6 +19,7 @@ import (
 func (e *env) trustedDirectCommands() []*cli.Command {
 	return []*cli.Command{
 		{Name: "nonce", Usage: "--account INCOGNITO [flags]", Short: "an incognito account's next trusted-call nonce (private getter)", Setup: e.trustedNonce},
+		{Name: "dev-accounts", Usage: "--n N [--first F] [--amount A] [--sudo NAME] [flags]", Short: "dev builds: create N generated accounts in the shard (dev_accounts calls of the dev sudo), e.g. for a large state", Setup: e.trustedDevAccounts},
 	}
 }
 
