@@ -173,82 +173,67 @@ func keepAliveDue(reg *teerex.Enclave, d time.Duration, now time.Time) bool {
 
 // keepAlive has the enclave sign a keep_alive and submits it.
 func (w *Worker) keepAlive(ctx context.Context) error {
-	w.account.Lock()
-	defer w.account.Unlock()
-	signer := w.Signer()
-	params, acc, err := w.accountState(ctx, signer)
-	if err != nil {
-		return err
+	h, err := w.signAndSubmit(ctx, "keep_alive", &protocol.SignRegistration{KeepAlive: true}, nil)
+	if err == nil {
+		w.log.Debug("enclave kept alive", "signer", w.Signer(), "height", h)
 	}
-	signed, err := callAs[*protocol.SignedTxs](ctx, w.sup, &protocol.SignRegistration{
-		Params: w.txParams(params, acc.Nonce), KeepAlive: true,
-	})
-	if err != nil {
-		return err
-	}
-	if len(signed.Txs) != 1 {
-		return fmt.Errorf("enclave signed %d keep_alive transactions, want 1", len(signed.Txs))
-	}
-	stx, err := tx.Decode(signed.Txs[0])
-	if err != nil {
-		return fmt.Errorf("keep_alive from the enclave: %w", err)
-	}
-	if acc.Balance < stx.Body.Fee {
-		return w.fund(ctx, signer, stx.Body.Fee)
-	}
-	h, err := w.node.Broadcast(ctx, signed.Txs[0])
-	if err != nil {
-		return fmt.Errorf("broadcast keep_alive: %w", err)
-	}
-	wctx, cancel := context.WithTimeout(ctx, inclusionWait)
-	defer cancel()
-	res, err := w.node.WaitTx(wctx, h)
-	if err != nil {
-		return fmt.Errorf("keep_alive: %w", err)
-	}
-	w.log.Debug("enclave kept alive", "signer", signer, "height", res.Height)
-	return nil
+	return err
 }
 
 // register has the enclave sign a registration with a fresh quote and
 // submits it.
 func (w *Worker) register(ctx context.Context) error {
+	url := w.workerURL()
+	h, err := w.signAndSubmit(ctx, "registration", &protocol.SignRegistration{WorkerURL: url}, func(fee uint64) {
+		w.log.Info("registering enclave", "signer", w.Signer(), "url", url, "fee", fee)
+	})
+	if err == nil {
+		w.log.Info("enclave registered", "signer", w.Signer(), "height", h)
+	}
+	return err
+}
+
+// signAndSubmit has the enclave sign req (a registration or a keep_alive,
+// named what) at the signer's next nonce, funds the signer instead if it
+// cannot pay the fee, and otherwise broadcasts the transaction (calling
+// sending with its fee first) and returns the height that included it.
+func (w *Worker) signAndSubmit(ctx context.Context, what string, req *protocol.SignRegistration, sending func(fee uint64)) (int64, error) {
 	w.account.Lock()
 	defer w.account.Unlock()
 	signer := w.Signer()
 	params, acc, err := w.accountState(ctx, signer)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	signed, err := callAs[*protocol.SignedTxs](ctx, w.sup, &protocol.SignRegistration{
-		Params: w.txParams(params, acc.Nonce), WorkerURL: w.workerURL(),
-	})
+	req.Params = w.txParams(params, acc.Nonce)
+	signed, err := callAs[*protocol.SignedTxs](ctx, w.sup, req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if len(signed.Txs) != 1 {
-		return fmt.Errorf("enclave signed %d registration transactions, want 1", len(signed.Txs))
+		return 0, fmt.Errorf("enclave signed %d %s transactions, want 1", len(signed.Txs), what)
 	}
 	stx, err := tx.Decode(signed.Txs[0])
 	if err != nil {
-		return fmt.Errorf("registration from the enclave: %w", err)
+		return 0, fmt.Errorf("%s from the enclave: %w", what, err)
 	}
 	if acc.Balance < stx.Body.Fee {
-		return w.fund(ctx, signer, stx.Body.Fee)
+		return 0, w.fund(ctx, signer, stx.Body.Fee)
 	}
-	w.log.Info("registering enclave", "signer", signer, "url", w.workerURL(), "fee", stx.Body.Fee)
+	if sending != nil {
+		sending(stx.Body.Fee)
+	}
 	h, err := w.node.Broadcast(ctx, signed.Txs[0])
 	if err != nil {
-		return fmt.Errorf("broadcast registration: %w", err)
+		return 0, fmt.Errorf("broadcast %s: %w", what, err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, inclusionWait)
 	defer cancel()
 	res, err := w.node.WaitTx(wctx, h)
 	if err != nil {
-		return fmt.Errorf("registration: %w", err)
+		return 0, fmt.Errorf("%s: %w", what, err)
 	}
-	w.log.Info("enclave registered", "signer", signer, "height", res.Height)
-	return nil
+	return res.Height, nil
 }
 
 // refreshShardEnclaves reads from the chain how many active enclaves are
