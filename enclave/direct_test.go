@@ -426,7 +426,27 @@ func (d *direct) signedConfirmations() [][]byte {
 	if err != nil {
 		d.t.Fatal(err)
 	}
+	checkSignedFees(d.t, signed.Txs, accounts.Params{BaseFee: accounts.DevBaseFee, PerByteFee: accounts.DevPerByteFee})
 	return signed.Txs
+}
+
+// checkSignedFees checks what the enclave signed: each transaction
+// verifies and declares exactly the smallest fee its own encoded size
+// requires (the fee is settled before the one signature).
+func checkSignedFees(t testing.TB, txs [][]byte, p accounts.Params) {
+	t.Helper()
+	for i, raw := range txs {
+		stx, err := tx.Decode(raw)
+		if err != nil {
+			t.Fatalf("tx %d: %v", i, err)
+		}
+		if err := stx.Verify(); err != nil {
+			t.Fatalf("tx %d: %v", i, err)
+		}
+		if want := p.MinFee(len(raw)); stx.Body.Fee != want {
+			t.Fatalf("tx %d of %d bytes declares fee %d, the smallest is %d", i, len(raw), stx.Body.Fee, want)
+		}
+	}
 }
 
 func (d *direct) accountNonce() uint64 {

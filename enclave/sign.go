@@ -1,6 +1,7 @@
 package enclave
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -48,17 +49,16 @@ func fee(p *protocol.TxParams, size int) (uint64, error) {
 }
 
 // signCall signs call with nonce, paying the fee its own encoded size
-// requires (the size depends on the fee's encoding, so iterate to a fixed
-// point; it grows monotonically and settles within a few rounds).
+// requires. The size depends on the fee's encoding, so the fee is iterated
+// to a fixed point (it grows monotonically and settles within a few
+// rounds) on the encoding with a placeholder signature of the same fixed
+// size, and the body is signed once, at the end: a signature is most of
+// the cost of a vote, and every shard block takes one per enclave.
 func (e *Enclave) signCall(p *protocol.TxParams, nonce uint64, call tx.Call) ([]byte, error) {
 	body := tx.Body{ChainID: p.ChainID, Sender: e.signerAddress(), Nonce: nonce, Call: call}
+	var placeholder [ed25519.SignatureSize]byte
 	for range 8 {
-		digest, err := body.SignBytes()
-		if err != nil {
-			return nil, err
-		}
-		signed := tx.SignedTx{Body: body, Signature: e.keys.Sign(digest)}
-		raw, err := signed.Encode()
+		raw, err := (&tx.SignedTx{Body: body, Signature: placeholder[:]}).Encode()
 		if err != nil {
 			return nil, err
 		}
@@ -66,13 +66,25 @@ func (e *Enclave) signCall(p *protocol.TxParams, nonce uint64, call tx.Call) ([]
 		if err != nil {
 			return nil, err
 		}
-		if body.Fee >= need {
-			if len(raw) > tx.MaxTxBytes {
-				return nil, fmt.Errorf("transaction of %d bytes exceeds %d", len(raw), tx.MaxTxBytes)
-			}
-			return raw, nil
+		if body.Fee < need {
+			body.Fee = need
+			continue
 		}
-		body.Fee = need
+		if len(raw) > tx.MaxTxBytes {
+			return nil, fmt.Errorf("transaction of %d bytes exceeds %d", len(raw), tx.MaxTxBytes)
+		}
+		digest, err := body.SignBytes()
+		if err != nil {
+			return nil, err
+		}
+		signed, err := (&tx.SignedTx{Body: body, Signature: e.keys.Sign(digest)}).Encode()
+		if err != nil {
+			return nil, err
+		}
+		if len(signed) != len(raw) {
+			return nil, fmt.Errorf("signed transaction of %d bytes, %d expected", len(signed), len(raw))
+		}
+		return signed, nil
 	}
 	return nil, errors.New("fee did not converge")
 }
