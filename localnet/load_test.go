@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,12 +20,18 @@ import (
 // workers of one shard, back to back on one network each, the calls
 // spread over all the workers' URLs (senders bound round robin), with the
 // workers' per-IP RPC limits lifted so that no rate limiter is measured:
-// a closed loop for throughput, then an open loop at 500 calls/s offered
-// for latency (issue 11's acceptance). It prints the figures the README
-// reports; it runs only with INTEGRITEE_LOAD=1 (it asserts only that every
-// call succeeded: tests do not depend on timing). INTEGRITEE_LOAD_WORKERS
-// (e.g. "3") runs one network size only; INTEGRITEE_LOAD_BLOCKTIME (e.g.
-// "2s") sets the validator's block time (default 150ms).
+// first an open loop at 500 calls/s offered for latency, on the settled
+// network (issue 11's acceptance), then closed loops at several numbers
+// of senders for throughput, whose best is the network's capacity (a
+// closed loop's batches, and so its throughput, grow with its senders, and
+// three workers split them three ways). It prints the figures the README
+// reports and the ratio of the two capacities; it runs only with
+// INTEGRITEE_LOAD=1 (it asserts only that every call succeeded: tests do
+// not depend on timing). INTEGRITEE_LOAD_WORKERS (e.g. "3") runs one
+// network size only; INTEGRITEE_LOAD_BLOCKTIME (e.g. "2s") sets the
+// validator's block time (default 150ms); INTEGRITEE_LOAD_N the closed
+// loops' number of calls (default 6000); INTEGRITEE_LOAD_SENDERS their
+// numbers of senders (default "48,96,192,256", at most 256).
 func TestSidechainLoad(t *testing.T) {
 	if os.Getenv("INTEGRITEE_LOAD") != "1" {
 		t.Skip("a measurement: INTEGRITEE_LOAD=1 go test -run TestSidechainLoad -v ./localnet/")
@@ -35,7 +42,28 @@ func TestSidechainLoad(t *testing.T) {
 		senders, n int
 		rate       float64
 	}
-	runs := []run{{48, 3000, 0}, {128, 2500, 500}}
+	closedN := 6000
+	if n, err := strconv.Atoi(os.Getenv("INTEGRITEE_LOAD_N")); err == nil && n > 0 {
+		closedN = n
+	}
+	senders := "48,96,192,256"
+	if list := os.Getenv("INTEGRITEE_LOAD_SENDERS"); list != "" {
+		senders = list
+	}
+	runs := []run{{128, 2500, 500}}
+	for _, f := range strings.Split(senders, ",") {
+		k, err := strconv.Atoi(f)
+		if err != nil || k <= 0 {
+			t.Fatalf("INTEGRITEE_LOAD_SENDERS: %q", senders)
+		}
+		runs = append(runs, run{k, closedN, 0})
+	}
+	best := map[int]float64{} // workers → best closed-loop calls/s
+	defer func() {
+		if best[1] > 0 && best[3] > 0 {
+			t.Logf("capacity: three workers %.0f/s, one worker %.0f/s: %.0f%%", best[3], best[1], 100*best[3]/best[1])
+		}
+	}()
 	for _, workers := range []int{1, 3} {
 		if only := os.Getenv("INTEGRITEE_LOAD_WORKERS"); only != "" && only != fmt.Sprint(workers) {
 			continue
@@ -85,6 +113,9 @@ func TestSidechainLoad(t *testing.T) {
 				t.Logf("workers=%d %s loop, %d senders, %d calls (offered %.0f/s): %d executed in %.2fs (%.0f/s), p50 %.1f p90 %.1f p99 %.1f max %.1f ms, %d shard blocks, failures %v; per worker: %s",
 					workers, rep.Mode, r.senders, r.n, r.rate, rep.Committed, rep.TotalSeconds, rep.CommittedPerSec,
 					rep.Latency.P50, rep.Latency.P90, rep.Latency.P99, rep.Latency.Max, rep.Blocks, rep.Failures, strings.Join(per, "; "))
+				if r.rate == 0 && rep.OK() {
+					best[workers] = max(best[workers], rep.CommittedPerSec)
+				}
 				if rep.Late > 0 {
 					t.Logf("open loop fell behind: %d calls sent more than %s late", rep.Late, loadgen.LateAfter)
 				}
