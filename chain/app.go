@@ -133,6 +133,7 @@ type App struct {
 	genesisID [32]byte  // teerex.GenesisID of this chain, from InitChain or the state
 	lastTime  time.Time // time of the last block (genesis time before it): CheckTx's clock
 	metrics   *Metrics  // nil: none
+	verified  *verifiedTxs
 
 	genesis    *store.Cache   // InitChain's writes, carried into the first block
 	pending    *store.Pending // FinalizeBlock's result, written by Commit
@@ -156,6 +157,7 @@ func New(opts Options) (*App, error) {
 	acc := accountskeeper.New()
 	a := &App{
 		log:      log,
+		verified: newVerifiedTxs(verifiedCap),
 		chainID:  opts.ChainID,
 		store:    opts.Store,
 		accounts: acc,
@@ -510,8 +512,13 @@ func (a *App) decode(raw []byte) (*tx.SignedTx, runtime.Module, runtime.Msg, err
 	if stx.Body.ChainID != a.chainID {
 		return nil, nil, nil, fmt.Errorf("%w: %q, this chain is %q", types.ErrWrongChainID, stx.Body.ChainID, a.chainID)
 	}
-	if err := stx.Verify(); err != nil {
-		return nil, nil, nil, types.Wrap(types.ErrBadSignature, err)
+	// Checked once per node, not at every step of the transaction's way
+	// into a block (verifiedTxs).
+	if h := tx.Hash(raw); !a.verified.has(h) {
+		if err := stx.Verify(); err != nil {
+			return nil, nil, nil, types.Wrap(types.ErrBadSignature, err)
+		}
+		a.verified.add(h)
 	}
 	m, ok := a.modules[stx.Body.Call.Module]
 	if !ok {

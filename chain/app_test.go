@@ -366,3 +366,49 @@ func TestRejectionMessages(t *testing.T) {
 		})
 	}
 }
+
+// TestSignatureVerifiedOnce: a node checks a transaction's signature once
+// (it remembers the hashes of transactions that verified), which must
+// never let through other bytes: the same body under a forged signature,
+// or a refused transaction sent again, is refused every time, in CheckTx
+// and in a block.
+func TestSignatureVerifiedOnce(t *testing.T) {
+	app := newApp(t, dbm.NewMemDB())
+	initChain(t, app)
+	ctx := context.Background()
+	bob := accounts.DevAddress("Bob")
+	good := signedTransfer(t, "Alice", 0, bob, 1)
+	stx, err := tx.Decode(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stx.Signature[5] ^= 0x40
+	forged, err := stx.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(wire []byte, want *types.Error) {
+		t.Helper()
+		res, err := app.CheckTx(ctx, &abci.RequestCheckTx{Tx: wire})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want == nil && res.Code != 0 || want != nil && (res.Code != want.Code || res.Codespace != want.Codespace) {
+			t.Fatalf("CheckTx: %s/%d %s, want %v", res.Codespace, res.Code, res.Log, want)
+		}
+	}
+	check(forged, types.ErrBadSignature)
+	check(good, nil)
+	for range 2 {
+		check(forged, types.ErrBadSignature) // after the good one verified, and again
+	}
+	res := finalizeAndCommit(t, app, 1, forged, good, forged)
+	for i, want := range []uint32{types.ErrBadSignature.Code, 0, types.ErrBadSignature.Code} {
+		if r := res.TxResults[i]; r.Code != want {
+			t.Fatalf("block tx %d: %s/%d %s, want code %d", i, r.Codespace, r.Code, r.Log, want)
+		}
+	}
+	if got := account(t, app, bob).Balance; got != accounts.DevBalance+1 {
+		t.Fatalf("Bob has %d, want %d", got, accounts.DevBalance+1)
+	}
+}
