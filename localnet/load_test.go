@@ -31,7 +31,8 @@ import (
 // network size only; INTEGRITEE_LOAD_BLOCKTIME (e.g. "2s") sets the
 // validator's block time (default 150ms); INTEGRITEE_LOAD_N the closed
 // loops' number of calls (default 6000); INTEGRITEE_LOAD_SENDERS their
-// numbers of senders (default "48,96,192,256", at most 256).
+// numbers of senders (default "48,96,192,256", at most 256);
+// INTEGRITEE_LOAD_RATE the open loop's calls/s (default 500).
 func TestSidechainLoad(t *testing.T) {
 	if os.Getenv("INTEGRITEE_LOAD") != "1" {
 		t.Skip("a measurement: INTEGRITEE_LOAD=1 go test -run TestSidechainLoad -v ./localnet/")
@@ -51,6 +52,10 @@ func TestSidechainLoad(t *testing.T) {
 		senders = list
 	}
 	runs := []run{{128, 2500, 500}}
+	if rate, err := strconv.ParseFloat(os.Getenv("INTEGRITEE_LOAD_RATE"), 64); err == nil && rate > 0 {
+		// An open loop at another rate (issue 13: 2,500/s), 5 s of calls.
+		runs[0] = run{256, int(5 * rate), rate}
+	}
 	for _, f := range strings.Split(senders, ",") {
 		k, err := strconv.Atoi(f)
 		if err != nil || k <= 0 {
