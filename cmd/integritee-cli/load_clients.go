@@ -77,8 +77,8 @@ func printSessions(e *env, r *loadgen.Report) {
 		return
 	}
 	w := e.stdout
-	fmt.Fprintf(w, "  sessions   %d of %d opened in %.2fs from %d source addresses, %d calls each every %gs (%.1f calls/s offered); %d lost in the run; open files limit %d\n",
-		s.Opened, s.Wanted, s.OpenSeconds, s.Sources, s.CallsPerSession, s.IntervalSeconds, r.OfferedPerSec, s.Lost, s.FDLimit)
+	fmt.Fprintf(w, "  sessions   %d of %d opened in %.2fs from %d source addresses, %d calls each every %gs (%.1f calls/s offered); %d lost in the run, %d calls due behind an unanswered one; open files limit %d\n",
+		s.Opened, s.Wanted, s.OpenSeconds, s.Sources, s.CallsPerSession, s.IntervalSeconds, r.OfferedPerSec, s.Lost, s.Behind, s.FDLimit)
 	if len(s.OpenErrors) > 0 {
 		kinds := make([]string, 0, len(s.OpenErrors))
 		for k, n := range s.OpenErrors {
