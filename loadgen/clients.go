@@ -139,8 +139,9 @@ func Clients(ctx context.Context, cfg ClientsConfig) (*Report, error) {
 	probe := newProbe(cfg.NodeURL, cfg.WorkerURLs)
 	need := uint64(cfg.Clients + fdMargin)
 	for _, p := range probe.procs {
-		if p.PID == os.Getpid() {
-			need += uint64(cfg.Clients)
+		if p.PID == os.Getpid() && p.Role != "loadgen" {
+			need += uint64(cfg.Clients) // a worker in this process
+			break
 		}
 	}
 	var rl syscall.Rlimit
