@@ -57,8 +57,11 @@ type ClientsConfig struct {
 
 // SessionStats is the WebSocket sessions' part of a Clients report.
 type SessionStats struct {
-	Wanted int `json:"wanted"`
-	Opened int `json:"opened"`
+	// Accounts names the run's dev-derived accounts: session i's is
+	// Accounts+"/i", the recipient's Accounts+"/recipient".
+	Accounts string `json:"accounts"`
+	Wanted   int    `json:"wanted"`
+	Opened   int    `json:"opened"`
 	// Sources is the number of distinct source addresses of the opened
 	// sessions, as their sockets had them.
 	Sources int `json:"distinct_sources"`
@@ -189,7 +192,7 @@ func Clients(ctx context.Context, cfg ClientsConfig) (*Report, error) {
 	rep := &Report{Kind: "clients", Mode: "sessions", N: cfg.N, Concurrency: cfg.Clients,
 		OfferedPerSec: float64(cfg.Clients) / cfg.Interval.Seconds(), Recipient: recipient.addr.String(), Amount: cfg.Amount,
 		Workers: make([]WorkerShare, len(tcs)),
-		Sessions: &SessionStats{Wanted: cfg.Clients, IntervalSeconds: cfg.Interval.Seconds(), CallsPerSession: perSession,
+		Sessions: &SessionStats{Accounts: run, Wanted: cfg.Clients, IntervalSeconds: cfg.Interval.Seconds(), CallsPerSession: perSession,
 			FDLimit: rl.Cur, OpenErrors: map[string]int{}}}
 	for w, u := range cfg.WorkerURLs {
 		rep.Workers[w].URL = u

@@ -2,9 +2,13 @@ package localnet_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/integritee-go/integritee/chain/accounts"
+	"github.com/integritee-go/integritee/client"
+	"github.com/integritee-go/integritee/client/trusted"
 	"github.com/integritee-go/integritee/loadgen"
 	"github.com/integritee-go/integritee/localnet"
 	"github.com/integritee-go/integritee/worker/rpc"
@@ -58,5 +62,23 @@ func TestClientsScenario(t *testing.T) {
 	}
 	if rep.RateLimited != 0 || rep.Busy != 0 {
 		t.Errorf("refusals: %d rate limited, %d busy", rep.RateLimited, rep.Busy)
+	}
+	// The shard's state, read here and not taken from the report: each
+	// session's account made its 4 calls, the recipient got all of them.
+	c, err := client.New(ctx, n.NodeRPC(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := trusted.Dial(ctx, n.Workers()[0].RPCAddr(), c, trusted.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := tc.Balance(ctx, accounts.DevKey(st.Accounts+"/recipient")); err != nil || b != calls*amount {
+		t.Errorf("recipient holds %d (%v), want %d", b, err, calls*amount)
+	}
+	for i := range clients {
+		if nonce, err := tc.Nonce(ctx, accounts.DevKey(fmt.Sprintf("%s/%d", st.Accounts, i))); err != nil || nonce != 4 {
+			t.Errorf("session %d's account nonce %d (%v), want 4", i, nonce, err)
+		}
 	}
 }
