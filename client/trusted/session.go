@@ -153,6 +153,11 @@ func (s *Session) SubmitUnverified(ctx context.Context, ct []byte) (*Submission,
 		}
 		if r.Error != nil {
 			if r.Error.Code == api.CodeInvalidCall {
+				// The refusal's data is the call result with the reason.
+				var cr api.CallResult
+				if b, err := json.Marshal(r.Error.Data); err == nil && json.Unmarshal(b, &cr) == nil && cr.Status == api.StatusInvalid {
+					return nil, &InvalidCallError{Hash: cr.Hash, Reason: cr.Reason}
+				}
 				return nil, &InvalidCallError{Reason: r.Error.Message}
 			}
 			return nil, r.Error
