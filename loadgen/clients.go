@@ -251,11 +251,10 @@ func Clients(ctx context.Context, cfg ClientsConfig) (*Report, error) {
 		lost    atomic.Int64
 		behind  atomic.Int64
 	)
-	for i, s := range sess {
+	for _, s := range sess {
 		if s == nil {
 			t.fail("no_session", perSession)
 			prog.failed.Add(int64(perSession))
-			_ = i
 		}
 	}
 	probe.start()
@@ -608,5 +607,10 @@ func (r *Report) clientLimits(cfg ClientsConfig) {
 		if l.RateLimit < 1/cfg.Interval.Seconds() {
 			r.Limits = append(r.Limits, fmt.Sprintf("worker %s allows %g requests/s per client IP, below one call per %s", w.URL, l.RateLimit, cfg.Interval))
 		}
+		if l.CallQueue < w.Senders {
+			r.Limits = append(r.Limits, fmt.Sprintf("worker %s queues at most %d calls (--rpc-call-queue) for %d sessions: beyond it calls meet 1031 busy", w.URL, l.CallQueue, w.Senders))
+		}
+		r.Limits = append(r.Limits, fmt.Sprintf("each source address has one session with one call out every %s: of the worker's per-IP rate (%g/s), per-IP connections (%d) and in-flight requests per session (%d) this run needs %g/s, 1 and 1",
+			cfg.Interval, l.RateLimit, l.MaxConnsPerIP, l.MaxInFlight, 1/cfg.Interval.Seconds()))
 	}
 }
