@@ -315,6 +315,8 @@ type Report struct {
 	Limits []string `json:"limits,omitempty"`
 	// Workers are the workers' shares of a Direct run.
 	Workers []WorkerShare `json:"workers,omitempty"`
+	// Sessions are a Clients run's WebSocket sessions.
+	Sessions *SessionStats `json:"sessions,omitempty"`
 	// Blocks is the number of chain blocks holding the transfers, or of
 	// shard blocks holding the direct calls: N/Blocks is the batching.
 	Blocks int `json:"blocks"`

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -106,6 +108,56 @@ func TestShare(t *testing.T) {
 		}
 		if sum != tc.n {
 			t.Errorf("shares of %d over %d sum to %d", tc.n, tc.k, sum)
+		}
+	}
+}
+
+// TestClientsRefusals checks that a Clients run refuses bad
+// configurations before it connects anywhere.
+func TestClientsRefusals(t *testing.T) {
+	local := "http://127.0.0.1:1"
+	for _, tc := range []struct {
+		name string
+		cfg  ClientsConfig
+		want error
+	}{
+		{"no clients", ClientsConfig{Config: Config{NodeURL: local, WorkerURL: local}}, ErrConfig},
+		{"too many clients", ClientsConfig{Config: Config{NodeURL: local, WorkerURL: local}, Clients: MaxClients + 1}, ErrConfig},
+		{"remote worker", ClientsConfig{Config: Config{NodeURL: local, WorkerURL: "http://10.1.2.3:2000"}, Clients: 1}, ErrNotLoopback},
+		{"remote node", ClientsConfig{Config: Config{NodeURL: "http://10.1.2.3:26657", WorkerURL: local}, Clients: 1}, ErrNotLoopback},
+		{"n set", ClientsConfig{Config: Config{NodeURL: local, WorkerURL: local, N: 5}, Clients: 1}, ErrConfig},
+		{"rate set", ClientsConfig{Config: Config{NodeURL: local, WorkerURL: local, Rate: 5}, Clients: 1}, ErrConfig},
+		{"negative duration", ClientsConfig{Config: Config{NodeURL: local, WorkerURL: local}, Clients: 1, Duration: -time.Second}, ErrConfig},
+		{"tiny interval", ClientsConfig{Config: Config{NodeURL: local, WorkerURL: local}, Clients: 1, Interval: time.Microsecond}, ErrConfig},
+		{"too many calls", ClientsConfig{Config: Config{NodeURL: local, WorkerURL: local}, Clients: MaxN, Duration: 2 * time.Second}, ErrConfig},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Clients(context.Background(), tc.cfg); !errors.Is(err, tc.want) {
+				t.Errorf("%v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+// A run that would exceed the open files limit fails before it starts,
+// saying so.
+func TestClientsOpenFilesLimit(t *testing.T) {
+	const clients = 900_000
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > clients {
+		t.Skipf("open files limit %d (%v) admits %d sessions", rl.Cur, err, clients)
+	}
+	local := "http://127.0.0.1:1"
+	_, err := Clients(context.Background(), ClientsConfig{Config: Config{NodeURL: local, WorkerURL: local}, Clients: clients, Duration: time.Second})
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "open files") {
+		t.Errorf("%v, want ErrConfig about open files", err)
+	}
+}
+
+func TestSourceIP(t *testing.T) {
+	for i, want := range map[int]string{0: "127.1.0.1", 1: "127.1.0.2", 254: "127.1.0.255", 255: "127.1.1.0", 9999: "127.1.39.16"} {
+		if got := sourceIP(i).String(); got != want {
+			t.Errorf("sourceIP(%d) = %s, want %s", i, got, want)
 		}
 	}
 }

@@ -23,6 +23,7 @@ func (e *env) loadGroup() *cli.Command {
 		e.loadCommand("indirect", "N trusted transfers from C shielded accounts through the chain (bridge invokes, pipelined): calls/s, latency from broadcast to executed in ms and chain blocks", 200, true, loadgen.Indirect),
 		e.loadProvision(),
 		e.loadCommand("direct", "N direct trusted transfers from C shielded accounts spread over the workers, closed loop or at --rate calls/s: calls/s, latency to executed, shard blocks", 200, true, loadgen.Direct),
+		e.loadClients(),
 	}}
 }
 
@@ -161,7 +162,7 @@ func printLoadReport(e *env, r *loadgen.Report) {
 	w := e.stdout
 	done, unit, blocks := "committed", "to commit", "chain blocks"
 	switch r.Kind {
-	case "direct":
+	case "direct", "clients":
 		done, unit, blocks = "executed", "to executed", "shard blocks"
 	case "getters":
 		done, unit = "answered", "to the answer"
@@ -178,6 +179,8 @@ func printLoadReport(e *env, r *loadgen.Report) {
 		fmt.Fprintf(w, "load %s (open loop): %d calls offered at %.1f/s, taken by %d senders", r.Kind, r.N, r.OfferedPerSec, r.Concurrency)
 	case "closed":
 		fmt.Fprintf(w, "load %s (closed loop): %d calls from %d senders", r.Kind, r.N, r.Concurrency)
+	case "sessions":
+		fmt.Fprintf(w, "load %s: %d calls from %d WebSocket sessions, one call out per session", r.Kind, r.N, r.Concurrency)
 	default:
 		fmt.Fprintf(w, "load %s: %d calls from %d senders", r.Kind, r.N, r.Concurrency)
 	}
@@ -190,9 +193,10 @@ func printLoadReport(e *env, r *loadgen.Report) {
 			fmt.Fprintf(w, "  worker %s: %d senders, %d executed, %d failed, p50 %.1f ms  p99 %.1f ms\n", wk.URL, wk.Senders, wk.Executed, wk.Failed, wk.Latency.P50, wk.Latency.P99)
 		}
 	}
+	printSessions(e, r)
 	fmt.Fprintf(w, "  submitted  %d in %.2fs (%.1f/s)\n", r.Submitted, r.SubmitSeconds, r.SubmittedPerSec)
 	fmt.Fprintf(w, "  %-9s  %d in %.2fs (%.1f/s", done, r.Committed, r.TotalSeconds, r.CommittedPerSec)
-	if r.Mode == "open" {
+	if r.Mode == "open" || r.Mode == "sessions" {
 		fmt.Fprintf(w, " achieved of %.1f/s offered", r.OfferedPerSec)
 	}
 	if r.Refused() {
@@ -200,7 +204,7 @@ func printLoadReport(e *env, r *loadgen.Report) {
 	}
 	fmt.Fprintln(w, ")")
 	from := ""
-	if r.Mode == "open" {
+	if r.Mode == "open" || r.Mode == "sessions" {
 		from = " (from due time)"
 	}
 	fmt.Fprintf(w, "  latency %s%s  p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n", unit, from, r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max)

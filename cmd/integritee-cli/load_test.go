@@ -153,6 +153,37 @@ func TestLoadCommands(t *testing.T) {
 		}
 	})
 
+	// Many clients: every session from its own address, every call
+	// executed once, as the shard's state says.
+	t.Run("clients", func(t *testing.T) {
+		const clients, calls, amount = 20, 3, 4
+		var rep loadgen.Report
+		plot := filepath.Join(t.TempDir(), "clients.svg")
+		cliJSON(t, &rep, "load", "clients", "--clients", fmt.Sprint(clients), "--interval", "200ms", "--duration", "600ms",
+			"--amount", fmt.Sprint(amount), "--concurrency", "2", "--tag", "lt", "--node", node, "--worker", worker, "--timeout", "90s", "--plot", plot)
+		st := rep.Sessions
+		if rep.Kind != "clients" || rep.N != clients*calls || rep.Committed != clients*calls || rep.Failed != 0 || st == nil ||
+			st.Opened != clients || st.Sources != clients || st.CallsPerSession != calls || rep.OfferedPerSec != clients*5 {
+			t.Fatalf("report %+v, sessions %+v", rep, st)
+		}
+		tc, err := trusted.Dial(ctx, worker, c, trusted.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, err := tc.Balance(ctx, accounts.DevKey(st.Accounts+"/recipient")); err != nil || b != clients*calls*amount {
+			t.Errorf("recipient holds %d (%v), want %d", b, err, clients*calls*amount)
+		}
+		for _, i := range []int{0, clients - 1} {
+			if n, err := tc.Nonce(ctx, accounts.DevKey(fmt.Sprintf("%s/%d", st.Accounts, i))); err != nil || n != calls {
+				t.Errorf("session %d's account nonce %d (%v), want %d", i, n, err, calls)
+			}
+		}
+		checkProcs(t, &rep, "node+worker+loadgen", 1)
+		if b, err := os.ReadFile(plot); err != nil || !bytes.Contains(b, []byte("load clients: ")) {
+			t.Errorf("--plot: %v\n%.200s", err, b)
+		}
+	})
+
 	// Enclave registrations: every enclave is registered with the run's
 	// measurement.
 	t.Run("register", func(t *testing.T) {

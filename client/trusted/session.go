@@ -1,0 +1,186 @@
+package trusted
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/coder/websocket"
+
+	"github.com/integritee-go/integritee/worker/rpc/api"
+)
+
+// ErrSessionRefused is a WebSocket upgrade the worker answered with an
+// HTTP status instead of switching protocols (429: its per-IP session
+// cap); the error is a *SessionRefusedError.
+var ErrSessionRefused = errors.New("trusted: websocket session refused")
+
+// SessionRefusedError is an upgrade answered with Status.
+type SessionRefusedError struct {
+	URL    string
+	Status int
+}
+
+func (e *SessionRefusedError) Error() string {
+	return fmt.Sprintf("trusted: websocket session refused: HTTP %d from %s", e.Status, e.URL)
+}
+
+// Is makes a *SessionRefusedError an ErrSessionRefused.
+func (e *SessionRefusedError) Is(target error) bool { return target == ErrSessionRefused }
+
+// Session is one long-lived WebSocket connection to the worker in use,
+// over which calls are sent one at a time with author_submitTrustedCall:
+// what a client that stays connected does, as opposed to Watch's
+// connection per call. It is for a load generator (it has no failover:
+// the answers are unverified, as SubmitUnverified's). A Session is not
+// safe for concurrent use; Close may be called from any goroutine.
+type Session struct {
+	c    *Client
+	w    *worker
+	conn *websocket.Conn
+	id   int64
+	// in carries every message read; the reader goroutine keeps reading
+	// between calls so the connection answers the worker's pings.
+	in   chan []byte
+	done chan struct{} // closed when the reader stops
+	err  error         // why it stopped, readable after done
+	quit chan struct{} // closed by Close
+	// local is the connection's source address.
+	local string
+
+	closeOnce sync.Once
+}
+
+// SessionOptions configures OpenSession.
+type SessionOptions struct {
+	// LocalIP, if set, is the source address of the connection (a
+	// loopback client spreads its sessions over 127.0.0.0/8 so that the
+	// worker sees distinct clients).
+	LocalIP net.IP
+}
+
+// OpenSession opens a WebSocket session to the worker in use.
+func (c *Client) OpenSession(ctx context.Context, opts SessionOptions) (*Session, error) {
+	w, _, err := c.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d := &net.Dialer{}
+	if opts.LocalIP != nil {
+		d.LocalAddr = &net.TCPAddr{IP: opts.LocalIP}
+	}
+	// A transport per session: an upgraded connection is never pooled,
+	// and no connection dialled from another source address is reused.
+	var local string
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			local = nc.LocalAddr().String()
+		}
+		return nc, err
+	}
+	hc := &http.Client{Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
+	conn, resp, err := websocket.Dial(ctx, w.wsURL, &websocket.DialOptions{HTTPClient: hc})
+	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			return nil, &SessionRefusedError{URL: w.wsURL, Status: resp.StatusCode}
+		}
+		return nil, &transportError{method: api.MethodSubmitTrustedCall, err: fmt.Errorf("websocket %s: %w", w.wsURL, err)}
+	}
+	conn.SetReadLimit(8 << 20)
+	s := &Session{c: c, w: w, conn: conn, in: make(chan []byte, 1), done: make(chan struct{}),
+		quit: make(chan struct{}), local: local}
+	go s.read()
+	return s, nil
+}
+
+func (s *Session) read() {
+	defer close(s.done)
+	for {
+		_, b, err := s.conn.Read(context.Background())
+		if err != nil {
+			s.err = err
+			return
+		}
+		select {
+		case s.in <- b:
+		case <-s.quit:
+			return
+		}
+	}
+}
+
+// SubmitUnverified sends ct over the session and returns the worker's
+// answer, unverified (Client.VerifySubmission checks it), like
+// Client.SubmitUnverified. A refused call gives an *InvalidCallError, the
+// worker's other errors an *api.Error (an error the worker answers
+// without an ID, such as a rate-limit refusal, is this call's: the session
+// has one request out at a time), a lost connection a transport error.
+func (s *Session) SubmitUnverified(ctx context.Context, ct []byte) (*Submission, error) {
+	s.id++
+	req, err := json.Marshal(rpcRequest{JSONRPC: api.Version, ID: s.id, Method: api.MethodSubmitTrustedCall,
+		Params: api.CallParams{Shard: hex.EncodeToString(s.c.shard[:]), Call: hex.EncodeToString(ct)}})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.conn.Write(ctx, websocket.MessageText, req); err != nil {
+		return nil, &transportError{method: api.MethodSubmitTrustedCall, err: err, sent: true}
+	}
+	want := fmt.Sprint(s.id)
+	for {
+		var b []byte
+		select {
+		case b = <-s.in:
+		case <-s.done:
+			return nil, &transportError{method: api.MethodSubmitTrustedCall, err: s.err, sent: true}
+		case <-ctx.Done():
+			return nil, &transportError{method: api.MethodSubmitTrustedCall, err: ctx.Err(), sent: true}
+		}
+		var r rpcResponse
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("trusted: session answer: %w", err)
+		}
+		if r.Method != "" {
+			continue // a notification
+		}
+		if id := string(r.ID); id != want && id != "null" && id != "" {
+			continue // an earlier request's late answer
+		}
+		if r.Error != nil {
+			if r.Error.Code == api.CodeInvalidCall {
+				// The refusal's data is the call result with the reason.
+				var cr api.CallResult
+				if b, err := json.Marshal(r.Error.Data); err == nil && json.Unmarshal(b, &cr) == nil && cr.Status == api.StatusInvalid {
+					return nil, &InvalidCallError{Hash: cr.Hash, Reason: cr.Reason}
+				}
+				return nil, &InvalidCallError{Reason: r.Error.Message}
+			}
+			return nil, r.Error
+		}
+		var cr api.CallResult
+		if err := json.Unmarshal(r.Result, &cr); err != nil {
+			return nil, fmt.Errorf("trusted: session answer: %w", err)
+		}
+		return &Submission{w: s.w, answer: cr}, nil
+	}
+}
+
+// LocalAddr is the session's source address (host:port) as its socket
+// has it.
+func (s *Session) LocalAddr() string { return s.local }
+
+// Close ends the session.
+func (s *Session) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.quit)
+		err = s.conn.Close(websocket.StatusNormalClosure, "")
+		<-s.done
+	})
+	return err
+}

@@ -1,0 +1,119 @@
+package trusted_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/integritee-go/integritee/client/trusted"
+	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/enclave/stf"
+	"github.com/integritee-go/integritee/worker/rpc"
+	"github.com/integritee-go/integritee/worker/rpc/api"
+	"github.com/integritee-go/integritee/worker/rpc/rpctest"
+)
+
+// A session sends calls one after the other over one WebSocket, from the
+// source address it was given; the answers verify as Submit's would; a
+// refusal is the call's error, also when the worker answers it without
+// an ID.
+func TestSession(t *testing.T) {
+	e := rpctest.NewEnclave(t, "sdk session")
+	srv := rpc.New(e, rpc.Options{MaxConnsPerIP: 1})
+	url, _ := rpctest.Serve(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := trusted.Dial(ctx, url, registered(e.Identity()), trusted.Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, bob := rpctest.Key("alice"), rpctest.Key("bob")
+	if _, err := c.SubmitCall(ctx, rpctest.SudoKey(), stf.Call{SetBalance: &stf.SetBalance{Who: rpctest.Address(alice), Amount: 100}}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.OpenSession(ctx, trusted.SessionOptions{LocalIP: net.IPv4(127, 3, 0, 7)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if host, _, err := net.SplitHostPort(s.LocalAddr()); err != nil || host != "127.3.0.7" {
+		t.Fatalf("local address %q %v", s.LocalAddr(), err)
+	}
+	transfer := func(nonce uint64) []byte {
+		ct, err := c.EncryptCall(alice, stf.Call{Transfer: &stf.Transfer{From: rpctest.Address(alice), To: rpctest.Address(bob), Amount: 1}}, nonce)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ct
+	}
+	for nonce := range uint64(3) {
+		ct := transfer(nonce)
+		sub, err := s.SubmitUnverified(ctx, ct)
+		if err != nil {
+			t.Fatalf("call %d: %v", nonce, err)
+		}
+		r, err := c.VerifySubmission(ct, sub)
+		if err != nil || !r.Success {
+			t.Fatalf("call %d: %+v %v", nonce, r, err)
+		}
+		// An answer verifies only for its own call.
+		if _, err := c.VerifySubmission(transfer(nonce+10), sub); !errors.Is(err, trusted.ErrUnproven) {
+			t.Fatalf("answer verified for another call: %v", err)
+		}
+	}
+	var ie *trusted.InvalidCallError
+	if _, err := s.SubmitUnverified(ctx, transfer(0)); !errors.As(err, &ie) || ie.Reason != protocol.ReasonStaleNonce {
+		t.Fatalf("replay: %v", err)
+	}
+	if b, err := c.Balance(ctx, bob); err != nil || b != 3 {
+		t.Fatalf("bob holds %d %v", b, err)
+	}
+
+	// The worker admits one session per client IP: a second from the
+	// same address is refused with its HTTP status, one from another
+	// address is not.
+	var re *trusted.SessionRefusedError
+	if _, err := c.OpenSession(ctx, trusted.SessionOptions{LocalIP: net.IPv4(127, 3, 0, 7)}); !errors.As(err, &re) || re.Status != 429 || !errors.Is(err, trusted.ErrSessionRefused) {
+		t.Fatalf("second session from one address: %v", err)
+	}
+	s2, err := c.OpenSession(ctx, trusted.SessionOptions{LocalIP: net.IPv4(127, 3, 0, 8)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2.Close()
+}
+
+// A rate-limit refusal comes without a request ID: the session takes it
+// as its call's answer rather than waiting for another.
+func TestSessionRateLimited(t *testing.T) {
+	e := rpctest.NewEnclave(t, "sdk session limited")
+	srv := rpc.New(e, rpc.Options{RateLimit: 1e-9, RateBurst: 4, Now: func() time.Time { return time.Unix(0, 0) }})
+	url, _ := rpctest.Serve(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := trusted.Dial(ctx, url, registered(e.Identity()), trusted.Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.OpenSession(ctx, trusted.SessionOptions{LocalIP: net.IPv4(127, 3, 1, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ct, err := c.EncryptCall(rpctest.Key("alice"), stf.Call{Transfer: &stf.Transfer{From: rpctest.Address(rpctest.Key("alice")), To: rpctest.Address(rpctest.Key("bob")), Amount: 1}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var re *api.Error
+	for range 6 {
+		_, err = s.SubmitUnverified(ctx, ct)
+		if errors.As(err, &re) {
+			break
+		}
+	}
+	if re == nil || re.Code != api.CodeRateLimited {
+		t.Fatalf("after the burst: %v, want rate limited", err)
+	}
+}
