@@ -320,26 +320,8 @@ func Clients(ctx context.Context, cfg ClientsConfig) (*Report, error) {
 	ver := time.Now()
 	executed := make([]uint64, cfg.Clients)
 	for k := range records {
-		r := &records[k]
-		res, err := tcs[r.worker].VerifySubmission(r.ct, r.sub)
-		switch {
-		case err != nil:
-			t.fail(directFailCode(ctx, err), 1)
-			rep.Workers[r.worker].Failed++
-		case !res.Success:
-			t.fail("stf_failed", 1)
-			rep.Workers[r.worker].Failed++
-		default:
-			t.committed++
-			t.latencies = append(t.latencies, r.done.Sub(r.due))
-			t.byWorker[r.worker] = append(t.byWorker[r.worker], r.done.Sub(r.due))
-			t.done = append(t.done, completion{at: r.done.Sub(start), lat: r.done.Sub(r.due)})
-			t.blocks[res.Block.Number] = struct{}{}
-			if r.done.After(t.lastOK) {
-				t.lastOK = r.done
-			}
+		if r := &records[k]; t.verify(ctx, tcs, r, rep, start) != nil {
 			executed[r.sender]++
-			rep.Workers[r.worker].Executed++
 		}
 	}
 	t.fill(rep, start)

@@ -215,29 +215,11 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 	ver := time.Now()
 	for k := range records {
 		r := &records[k]
-		res, err := tcs[r.worker].VerifySubmission(r.ct, r.sub)
-		switch {
-		case err != nil:
-			t.fail(directFailCode(ctx, err), 1)
-			rep.Workers[r.worker].Failed++
-		case !res.Success:
-			t.fail("stf_failed", 1)
-			rep.Workers[r.worker].Failed++
-		default:
-			t.committed++
-			t.latencies = append(t.latencies, r.done.Sub(r.due))
-			t.byWorker[r.worker] = append(t.byWorker[r.worker], r.done.Sub(r.due))
-			t.done = append(t.done, completion{at: r.done.Sub(start), lat: r.done.Sub(r.due)})
-			t.blocks[res.Block.Number] = struct{}{}
-			if r.done.After(t.lastOK) {
-				t.lastOK = r.done
-			}
+		if res := t.verify(ctx, tcs, r, rep, start); res != nil {
 			s := &rep.Senders[r.sender]
 			s.Sent++
 			s.Amount += cfg.Amount
-			rep.Workers[r.worker].Executed++
 			conf.verified(res)
-			r.ok, r.block = true, res.Block.Number
 		}
 	}
 	rep.VerifySeconds = time.Since(ver).Seconds()
@@ -283,6 +265,34 @@ type callRecord struct {
 	// the verified shard block.
 	ok    bool
 	block uint64
+}
+
+// verify checks a worker's answer to r (its shard block signed by the
+// worker's verified enclave, the call proved in it) and counts it: an
+// executed call (r.ok, r.block set; the result returned) or a failure by
+// kind (nil).
+func (t *tally) verify(ctx context.Context, tcs []*trusted.Client, r *callRecord, rep *Report, start time.Time) *trusted.Result {
+	res, err := tcs[r.worker].VerifySubmission(r.ct, r.sub)
+	switch {
+	case err != nil:
+		t.fail(directFailCode(ctx, err), 1)
+	case !res.Success:
+		t.fail("stf_failed", 1)
+	default:
+		t.committed++
+		t.latencies = append(t.latencies, r.done.Sub(r.due))
+		t.byWorker[r.worker] = append(t.byWorker[r.worker], r.done.Sub(r.due))
+		t.done = append(t.done, completion{at: r.done.Sub(start), lat: r.done.Sub(r.due)})
+		t.blocks[res.Block.Number] = struct{}{}
+		if r.done.After(t.lastOK) {
+			t.lastOK = r.done
+		}
+		rep.Workers[r.worker].Executed++
+		r.ok, r.block = true, res.Block.Number
+		return res
+	}
+	rep.Workers[r.worker].Failed++
+	return nil
 }
 
 // buildAll fills built[i][j] = build(i, j) on every core.
