@@ -49,7 +49,7 @@ var (
 // Limits keep a run bounded however it is configured.
 const (
 	MaxN           = 1_000_000
-	MaxConcurrency = 256
+	MaxConcurrency = 1024
 	MaxRate        = 1_000_000
 	DefaultTimeout = 2 * time.Minute
 	// DefaultConfirmWait is Config.ConfirmWait's default.

@@ -31,7 +31,7 @@ import (
 // network size only; INTEGRITEE_LOAD_BLOCKTIME (e.g. "2s") sets the
 // validator's block time (default 150ms); INTEGRITEE_LOAD_N the closed
 // loops' number of calls (default 6000); INTEGRITEE_LOAD_SENDERS their
-// numbers of senders (default "48,96,192,256", at most 256);
+// numbers of senders (default "48,96,192,256", at most loadgen.MaxConcurrency);
 // INTEGRITEE_LOAD_RATE the open loop's calls/s (default 500).
 func TestSidechainLoad(t *testing.T) {
 	if os.Getenv("INTEGRITEE_LOAD") != "1" {
