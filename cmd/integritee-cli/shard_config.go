@@ -16,10 +16,8 @@ import (
 // (docs/upgrades.md). The sender is sudo (or an enclave of the serving
 // measurement, which the chain also accepts).
 func (e *env) shardUpdateConfig(fs *flag.FlagSet) cli.RunFunc {
-	var nf nodeFlags
+	var nf sudoFlags
 	nf.register(fs, e)
-	ks := keystoreFlag(fs)
-	from := fs.String("from", "alice", "the sudo key: dev account or keystore `name`")
 	at := fs.Uint64("enactment-height", 0, "`height` from which MRENCLAVE serves the shard (0: --enact-in blocks from now)")
 	in := fs.Uint64("enact-in", 60, "`blocks` from the latest to the enactment height, when --enactment-height is 0: time for the new release's workers to get the keys and join")
 	return func(ctx context.Context, pos []string) error {
@@ -37,11 +35,7 @@ func (e *env) shardUpdateConfig(fs *flag.FlagSet) cli.RunFunc {
 		if *at == 0 && (*in < 2 || *in > 1<<20) {
 			return fmt.Errorf("--enact-in %d: want 2..%d (the authorization must be provable before the enactment height)", *in, 1<<20)
 		}
-		sender, err := e.signer(*from, *ks)
-		if err != nil {
-			return fmt.Errorf("--from: %w", err)
-		}
-		ctx, cancel, c, err := nf.connect(ctx)
+		ctx, cancel, c, sender, err := nf.connectSudo(ctx)
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
+	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/internal/cli"
 )
 
@@ -27,10 +28,8 @@ func (e *env) sudoGroup() *cli.Command {
 
 func (e *env) allow(allow bool) func(fs *flag.FlagSet) cli.RunFunc {
 	return func(fs *flag.FlagSet) cli.RunFunc {
-		var nf nodeFlags
+		var nf sudoFlags
 		nf.register(fs, e)
-		ks := keystoreFlag(fs)
-		from := fs.String("from", "alice", "the sudo key: dev account or keystore `name`")
 		return func(ctx context.Context, pos []string) error {
 			arg, err := exactlyOne(pos, "MRENCLAVE")
 			if err != nil {
@@ -40,11 +39,7 @@ func (e *env) allow(allow bool) func(fs *flag.FlagSet) cli.RunFunc {
 			if err != nil {
 				return err
 			}
-			sender, err := e.signer(*from, *ks)
-			if err != nil {
-				return fmt.Errorf("--from: %w", err)
-			}
-			ctx, cancel, c, err := nf.connect(ctx)
+			ctx, cancel, c, sender, err := nf.connectSudo(ctx)
 			if err != nil {
 				return err
 			}
@@ -76,6 +71,36 @@ func (e *env) allow(allow bool) func(fs *flag.FlagSet) cli.RunFunc {
 	}
 }
 
+// sudoFlags are the flags of a command the chain's sudo key signs: the
+// node's, the keystore and --from.
+type sudoFlags struct {
+	nodeFlags
+	e        *env
+	keystore *string
+	from     *string
+}
+
+func (f *sudoFlags) register(fs *flag.FlagSet, e *env) {
+	f.nodeFlags.register(fs, e)
+	f.e = e
+	f.keystore = keystoreFlag(fs)
+	f.from = fs.String("from", "alice", "the sudo key: dev account or keystore `name`")
+}
+
+// connectSudo resolves the sudo key (before anything touches the network),
+// then connects to the node.
+func (f *sudoFlags) connectSudo(ctx context.Context) (context.Context, context.CancelFunc, *client.Client, *account, error) {
+	sender, err := f.e.signer(*f.from, *f.keystore)
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("--from: %w", err)
+	}
+	ctx, cancel, c, err := f.nodeFlags.connect(ctx)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return ctx, cancel, c, sender, nil
+}
+
 // removeEnclave submits remove_enclave: the registration of an enclave
 // whose machine is lost leaves its shard at once, rather than when its
 // keep_alives have been missing for the liveness period (or, without one,
@@ -83,24 +108,18 @@ func (e *env) allow(allow bool) func(fs *flag.FlagSet) cli.RunFunc {
 // signer fails before anything is signed and the output names what was
 // removed.
 func (e *env) removeEnclave(fs *flag.FlagSet) cli.RunFunc {
-	var nf nodeFlags
+	var nf sudoFlags
 	nf.register(fs, e)
-	ks := keystoreFlag(fs)
-	from := fs.String("from", "alice", "the sudo key: dev account or keystore `name`")
 	return func(ctx context.Context, pos []string) error {
 		who, err := exactlyOne(pos, "SIGNER")
 		if err != nil {
 			return err
 		}
-		target, err := resolve(who, *ks)
+		target, err := resolve(who, *nf.keystore)
 		if err != nil {
 			return err
 		}
-		sender, err := e.signer(*from, *ks)
-		if err != nil {
-			return fmt.Errorf("--from: %w", err)
-		}
-		ctx, cancel, c, err := nf.connect(ctx)
+		ctx, cancel, c, sender, err := nf.connectSudo(ctx)
 		if err != nil {
 			return err
 		}
@@ -133,10 +152,8 @@ func (e *env) removeEnclave(fs *flag.FlagSet) cli.RunFunc {
 // set: the rest of the policy is read from the chain first, so only that
 // field changes (set_attestation_policy replaces the whole policy).
 func (e *env) setLiveness(fs *flag.FlagSet) cli.RunFunc {
-	var nf nodeFlags
+	var nf sudoFlags
 	nf.register(fs, e)
-	ks := keystoreFlag(fs)
-	from := fs.String("from", "alice", "the sudo key: dev account or keystore `name`")
 	return func(ctx context.Context, pos []string) error {
 		arg, err := exactlyOne(pos, "DURATION")
 		if err != nil {
@@ -146,11 +163,7 @@ func (e *env) setLiveness(fs *flag.FlagSet) cli.RunFunc {
 		if err != nil || d < 0 || d%time.Second != 0 {
 			return cli.Usagef("liveness period %q: want 0 or a duration in whole seconds, e.g. 10m", arg)
 		}
-		sender, err := e.signer(*from, *ks)
-		if err != nil {
-			return fmt.Errorf("--from: %w", err)
-		}
-		ctx, cancel, c, err := nf.connect(ctx)
+		ctx, cancel, c, sender, err := nf.connectSudo(ctx)
 		if err != nil {
 			return err
 		}

@@ -18,10 +18,8 @@ import (
 // wrong file fails before anything is sent; the chain checks their
 // signatures against its roots.
 func (e *env) setCollateral(fs *flag.FlagSet) cli.RunFunc {
-	var nf nodeFlags
+	var nf sudoFlags
 	nf.register(fs, e)
-	ks := keystoreFlag(fs)
-	from := fs.String("from", "alice", "the sudo key: dev account or keystore `name`")
 	var files collateralFiles
 	files.register(fs)
 	return func(ctx context.Context, pos []string) error {
@@ -36,11 +34,7 @@ func (e *env) setCollateral(fs *flag.FlagSet) cli.RunFunc {
 		if err != nil {
 			return err
 		}
-		sender, err := e.signer(*from, *ks)
-		if err != nil {
-			return fmt.Errorf("--from: %w", err)
-		}
-		ctx, cancel, c, err := nf.connect(ctx)
+		ctx, cancel, c, sender, err := nf.connectSudo(ctx)
 		if err != nil {
 			return err
 		}
