@@ -193,6 +193,17 @@ func (c *cluster) run(steps int) {
 }
 
 // leader runs until the up members agree on a leader, and returns it.
+// otherThan returns the last member, in c.order, that is not l.
+func (c *cluster) otherThan(l tx.Address) tx.Address {
+	var o tx.Address
+	for _, a := range c.order {
+		if a != l {
+			o = a
+		}
+	}
+	return o
+}
+
 func (c *cluster) leader() tx.Address {
 	c.t.Helper()
 	for range 200 {
@@ -325,12 +336,7 @@ func TestMinorityCannotCommit(t *testing.T) {
 	if c.members[l].node.Status().IsLeader {
 		t.Fatal("an isolated leader still leads")
 	}
-	var other tx.Address
-	for _, a := range c.order {
-		if a != l {
-			other = a
-		}
-	}
+	other := c.otherThan(l)
 	c.members[other].node.Propose([]byte("majority"))
 	c.run(20)
 	for _, e := range c.members[l].applied {
@@ -602,12 +608,7 @@ func TestReadIndex(t *testing.T) {
 	c.members[l].node.Propose([]byte("x"))
 	c.run(5)
 	idx := c.members[l].applied[len(c.members[l].applied)-1].Index
-	var f tx.Address
-	for _, a := range c.order {
-		if a != l {
-			f = a
-		}
-	}
+	f := c.otherThan(l)
 	if err := c.members[f].node.ReadIndex([]byte("r1")); err != nil {
 		t.Fatal(err)
 	}
@@ -637,12 +638,7 @@ func TestForceSolo(t *testing.T) {
 	c.members[l].node.Propose([]byte("b"))
 	c.run(5)
 	c.sameOrder("a", "b")
-	var f tx.Address
-	for _, a := range c.order {
-		if a != l {
-			f = a
-		}
-	}
+	f := c.otherThan(l)
 	c.crash(l)
 	c.run(40)
 	s := c.members[f]
@@ -728,12 +724,7 @@ func TestForceSoloRefusedToLearner(t *testing.T) {
 func TestForceSoloReturningLeaderTail(t *testing.T) {
 	c := newCluster(t, 2, 2)
 	l := c.leader()
-	var f tx.Address
-	for _, a := range c.order {
-		if a != l {
-			f = a
-		}
-	}
+	f := c.otherThan(l)
 	c.members[l].node.Propose([]byte("a"))
 	c.run(5)
 	c.sameOrder("a")
@@ -769,12 +760,7 @@ func TestForceSoloReturningLeaderTail(t *testing.T) {
 func TestForceSoloRefusesPendingConfChange(t *testing.T) {
 	c := newCluster(t, 2, 2)
 	l := c.leader()
-	var f tx.Address
-	for _, a := range c.order {
-		if a != l {
-			f = a
-		}
-	}
+	f := c.otherThan(l)
 	c.run(5) // the leader applied its election's entry: it takes changes
 	// The leader proposes removing the follower; the follower receives
 	// the entry but not its commit.
