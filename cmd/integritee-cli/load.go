@@ -92,22 +92,7 @@ func (e *env) loadCommand(name, short string, defN int, worker bool, run func(co
 			if err != nil {
 				return err
 			}
-			if f.plot != "" {
-				if err := writePlot(f.plot, rep); err != nil {
-					return err
-				}
-			}
-			if f.asJSON {
-				if err := writeJSON(e.stdout, rep); err != nil {
-					return err
-				}
-			} else {
-				printLoadReport(e, rep)
-			}
-			if !rep.OK() {
-				return fmt.Errorf("%w: %d of %d (%s)", errLoadFailures, rep.N-rep.Committed, rep.N, failureList(rep.Failures))
-			}
-			return nil
+			return e.loadResult(rep, f.asJSON, f.plot)
 		}
 	}}
 }
@@ -259,4 +244,25 @@ func refusedBy(r *loadgen.Report) string {
 		by = append(by, fmt.Sprintf("a full queue (--rpc-call-queue/--rpc-getter-queue: %d refusals 1031)", r.Busy))
 	}
 	return strings.Join(by, " and ")
+}
+
+// loadResult writes a run's plot (if asked) and its report, as JSON or
+// text, and fails if any call failed.
+func (e *env) loadResult(rep *loadgen.Report, asJSON bool, plot string) error {
+	if plot != "" {
+		if err := writePlot(plot, rep); err != nil {
+			return err
+		}
+	}
+	if asJSON {
+		if err := writeJSON(e.stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		printLoadReport(e, rep)
+	}
+	if !rep.OK() {
+		return fmt.Errorf("%w: %d of %d (%s)", errLoadFailures, rep.N-rep.Committed, rep.N, failureList(rep.Failures))
+	}
+	return nil
 }

@@ -50,22 +50,7 @@ func (e *env) loadClients() *cli.Command {
 				if err != nil {
 					return err
 				}
-				if plot != "" {
-					if err := writePlot(plot, rep); err != nil {
-						return err
-					}
-				}
-				if asJSON {
-					if err := writeJSON(e.stdout, rep); err != nil {
-						return err
-					}
-				} else {
-					printLoadReport(e, rep)
-				}
-				if !rep.OK() {
-					return fmt.Errorf("%w: %d of %d (%s)", errLoadFailures, rep.N-rep.Committed, rep.N, failureList(rep.Failures))
-				}
-				return nil
+				return e.loadResult(rep, asJSON, plot)
 			}
 		}}
 }
