@@ -118,6 +118,13 @@ func (e *Enclave) prepareCalls(calls [][]byte) []preparedCall {
 		})
 	}
 	wg.Wait()
+	// A channel opened in this batch is known now: its data ciphertexts
+	// the parallel pass reached first are opened again.
+	for i := range out {
+		if out[i].Reason == protocol.ReasonUnknownChannel {
+			out[i] = e.prepareCall(targets, calls[i])
+		}
+	}
 	return out
 }
 
@@ -127,13 +134,13 @@ func (e *Enclave) prepareCall(targets []stf.Target, ct []byte) preparedCall {
 		p.Reason = protocol.ReasonTooLarge
 		return p
 	}
-	e.decryptions.Add(1)
-	pt, err := e.keys.Decrypt(shielding.InfoTrustedCall, ct)
-	if err != nil {
-		p.Reason = protocol.ReasonUndecryptable
+	pt, reason := e.openCall(ct)
+	if reason != "" {
+		p.Reason = reason
 		return p
 	}
 	var v stf.Verified
+	var err error
 	for _, t := range targets {
 		if v, err = stf.Verify(t, pt); !errors.Is(err, stf.ErrBadSignature) {
 			p.MRENCLAVE = t.MRENCLAVE

@@ -108,6 +108,11 @@ type Enclave struct {
 	// decryptions counts the direct calls this enclave decrypted
 	// (prepareCalls); tests check that followers decrypt none.
 	decryptions atomic.Uint64
+	// decapsulations counts the HPKE decapsulations among them (a
+	// channel's data ciphertexts need none).
+	decapsulations atomic.Uint64
+	// channels are the shielded channels seen opened (channels.go).
+	channels channels
 	// config is the shard's configuration as verified blocks set it;
 	// retired, if not 0, is the height from which another measurement
 	// serves the shard (upgrade.go).

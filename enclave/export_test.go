@@ -14,3 +14,6 @@ func PrepareCalls(e *Enclave, cts [][]byte) []preparedCall { return e.prepareCal
 func ApplyPrepared(e *Enclave, calls []preparedCall, hostTime int64) (*protocol.SubmitCallsReply, error) {
 	return e.applyDirect(calls, hostTime, e.signerAddress())
 }
+
+// Decapsulations is the number of HPKE decapsulations among them.
+func Decapsulations(e *Enclave) uint64 { return e.decapsulations.Load() }

@@ -158,6 +158,21 @@ func (k *Keys) Decrypt(info string, ciphertext []byte) ([]byte, error) {
 	return pt, nil
 }
 
+// ChannelKey decapsulates a shielded channel's encapsulated key and
+// returns the channel's AES-256-GCM key (shielding.Channel). Decapsulation
+// does not fail on a tampered enc (ML-KEM rejects implicitly): a wrong key
+// shows when the channel's first ciphertext does not open.
+func (k *Keys) ChannelKey(enc []byte) ([]byte, error) {
+	if len(enc) != shielding.EncapsulatedKeySize {
+		return nil, ErrDecrypt
+	}
+	r, err := hpke.NewRecipient(enc, k.shielding, shielding.KDF(), shielding.AEAD(), []byte(shielding.InfoChannel))
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return shielding.ChannelKey(r)
+}
+
 // StateKey returns the state key, for the state package to derive its
 // blinding and encryption keys from.
 func (k *Keys) StateKey() []byte { return append([]byte(nil), k.state...) }

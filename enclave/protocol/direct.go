@@ -63,12 +63,16 @@ func (s CallStatus) String() string {
 // STF's error class (e.g. "balances: insufficient funds").
 const (
 	ReasonUndecryptable = "undecryptable"
-	ReasonTooLarge      = "ciphertext too large"
-	ReasonMalformed     = "malformed"
-	ReasonBadSignature  = "bad signature"
-	ReasonStaleNonce    = "stale nonce"
-	ReasonFutureNonce   = "future nonce"
-	ReasonFailed        = "failed"
+	// ReasonUnknownChannel is a channel data ciphertext
+	// (shielding.ChannelData) whose channel this enclave has not seen
+	// opened: the client sends the call again as an open ciphertext.
+	ReasonUnknownChannel = "unknown channel"
+	ReasonTooLarge       = "ciphertext too large"
+	ReasonMalformed      = "malformed"
+	ReasonBadSignature   = "bad signature"
+	ReasonStaleNonce     = "stale nonce"
+	ReasonFutureNonce    = "future nonce"
+	ReasonFailed         = "failed"
 )
 
 // CallResult is the outcome of one call of a SubmitCalls, in request
