@@ -136,8 +136,10 @@ type InvalidCallError struct {
 
 func (e *InvalidCallError) Error() string { return "trusted: call refused by the enclave: " + e.Reason }
 
-// Is matches ErrInvalidCall.
-func (e *InvalidCallError) Is(target error) bool { return target == ErrInvalidCall }
+// Is matches ErrInvalidCall, and ErrUnknownChannel for that reason.
+func (e *InvalidCallError) Is(target error) bool {
+	return target == ErrInvalidCall || target == ErrUnknownChannel && e.Reason == reasonUnknownChannel
+}
 
 // Registry is the chain as the SDK needs it; *client.Client implements it
 // with proved queries and light-client-verified headers. The *At queries
@@ -566,15 +568,20 @@ func (c *Client) post(ctx context.Context, url, method string, params, result an
 // EncryptCall signs call for the chain, shard and enclave with nonce and
 // encrypts it to the verified shielding key.
 func (c *Client) EncryptCall(key ed25519.PrivateKey, call stf.Call, nonce uint64) ([]byte, error) {
-	raw, err := stf.EncodeCall(call)
-	if err != nil {
-		return nil, err
-	}
-	signed, err := stf.SignCall(key, raw, nonce, c.target())
+	signed, err := c.signCall(key, call, nonce)
 	if err != nil {
 		return nil, err
 	}
 	return shielding.Encrypt(c.key, shielding.InfoTrustedCall, signed)
+}
+
+// signCall signs call for the chain, shard and enclave with nonce.
+func (c *Client) signCall(key ed25519.PrivateKey, call stf.Call, nonce uint64) ([]byte, error) {
+	raw, err := stf.EncodeCall(call)
+	if err != nil {
+		return nil, err
+	}
+	return stf.SignCall(key, raw, nonce, c.target())
 }
 
 // Result is a verified executed call.

@@ -1,0 +1,82 @@
+package trusted_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/integritee-go/integritee/client/trusted"
+	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/enclave/shielding"
+	"github.com/integritee-go/integritee/enclave/stf"
+	"github.com/integritee-go/integritee/worker/rpc"
+	"github.com/integritee-go/integritee/worker/rpc/rpctest"
+)
+
+// Calls on a channel verify as one-shot calls do; a data ciphertext the
+// enclave cannot place (here: one sent before the channel was opened) is
+// refused with ErrUnknownChannel, applied nowhere, and SubmitCall sends
+// the call again, opened, so it applies exactly once.
+func TestChannelCalls(t *testing.T) {
+	e := rpctest.NewEnclave(t, "sdk channel")
+	url, _ := rpctest.Serve(t, rpc.New(e, rpc.Options{}))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := trusted.Dial(ctx, url, registered(e.Identity()), trusted.Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, bob := rpctest.Key("alice"), rpctest.Key("bob")
+	if _, err := c.SubmitCall(ctx, rpctest.SudoKey(), stf.Call{SetBalance: &stf.SetBalance{Who: rpctest.Address(alice), Amount: 100}}); err != nil {
+		t.Fatal(err)
+	}
+	transfer := stf.Call{Transfer: &stf.Transfer{From: rpctest.Address(alice), To: rpctest.Address(bob), Amount: 1}}
+
+	ch, err := c.OpenChannel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A data ciphertext first: refused, nothing applied.
+	early, err := ch.EncryptCallAs(alice, transfer, 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Submit(ctx, early)
+	if !errors.Is(err, trusted.ErrUnknownChannel) || !errors.Is(err, trusted.ErrInvalidCall) {
+		t.Fatalf("data before open: %v, want ErrUnknownChannel", err)
+	}
+	if n, err := c.Nonce(ctx, alice); err != nil || n != 0 {
+		t.Fatalf("nonce %d %v after a refused call, want 0", n, err)
+	}
+
+	// As if the channel had been opened at an enclave that forgot it.
+	ch.Opened(nil)
+	for i := range 3 {
+		r, err := ch.SubmitCall(ctx, alice, transfer)
+		if err != nil || !r.Success {
+			t.Fatalf("call %d: %+v %v", i, r, err)
+		}
+	}
+	if b, err := c.Balance(ctx, bob); err != nil || b != 3 {
+		t.Fatalf("bob %d %v, want 3", b, err)
+	}
+	// The channel is open now: the next call is a data ciphertext.
+	ct, err := ch.EncryptCall(alice, transfer, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := shielding.ParseChannel(ct); err != nil || p.Open {
+		t.Fatalf("after answers the channel still seals open ciphertexts (%v)", err)
+	}
+	if r, err := c.Submit(ctx, ct); err != nil || !r.Success {
+		t.Fatalf("data call: %+v %v", r, err)
+	}
+}
+
+func TestChannelReasonsMatchTheEnclave(t *testing.T) {
+	if trusted.ReasonUnknownChannel != protocol.ReasonUnknownChannel || trusted.ReasonUndecryptable != protocol.ReasonUndecryptable {
+		t.Fatalf("the client's copies %q, %q of the enclave's reasons %q, %q", trusted.ReasonUnknownChannel, trusted.ReasonUndecryptable,
+			protocol.ReasonUnknownChannel, protocol.ReasonUndecryptable)
+	}
+}
