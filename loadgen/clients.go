@@ -227,9 +227,13 @@ func Clients(ctx context.Context, cfg ClientsConfig) (*Report, error) {
 	for i := range built {
 		built[i] = make([][]byte, perSession)
 	}
+	seal, err := senderChannels(cfg.Config, tcs, cfg.Clients, rep)
+	if err != nil {
+		return nil, err
+	}
 	err = buildAll(ctx, built, func(i, j int) ([]byte, error) {
 		call := stf.Call{Transfer: &stf.Transfer{From: sessAcc[i].addr, To: recipient.addr, Amount: cfg.Amount}}
-		return tcs[workerOf(i, len(tcs))].EncryptCall(sessAcc[i].key, call, uint64(j))
+		return seal(i, j, sessAcc[i].key, call, uint64(j))
 	})
 	if err != nil {
 		return nil, err

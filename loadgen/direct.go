@@ -134,9 +134,13 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		built[i] = make([][]byte, n)
 	}
+	seal, err := senderChannels(cfg, tcs, m, rep)
+	if err != nil {
+		return nil, err
+	}
 	build := func(i, j int) ([]byte, error) {
 		call := stf.Call{Transfer: &stf.Transfer{From: senders[i].addr, To: recipient.addr, Amount: cfg.Amount}}
-		return tcs[workerOf(i, len(tcs))].EncryptCall(senders[i].key, call, nonces[i]+uint64(j))
+		return seal(i, j, senders[i].key, call, nonces[i]+uint64(j))
 	}
 	if err := buildAll(ctx, built, build); err != nil {
 		return nil, err

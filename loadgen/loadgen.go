@@ -19,6 +19,7 @@ package loadgen
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +35,7 @@ import (
 
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/client/trusted"
+	"github.com/integritee-go/integritee/enclave/stf"
 	"github.com/integritee-go/integritee/worker/rpc/api"
 )
 
@@ -121,6 +123,41 @@ type Config struct {
 	// Progress, when set, receives a progress bar redrawn in place
 	// (carriage returns) while the calls run: for a terminal.
 	Progress io.Writer
+	// OneShot makes Direct and Clients seal every call one-shot to the
+	// shielding key (one HPKE encapsulation per call) instead of on one
+	// shielded channel per sender (trusted.Channel: one encapsulation
+	// per sender, then AES-256-GCM per call).
+	OneShot bool
+}
+
+// Shielding values of a Report.
+const (
+	ShieldingChannel = "channel per sender"
+	ShieldingOneShot = "one-shot per call"
+)
+
+// senderChannels opens a channel per sender at its worker, or none for a
+// one-shot run, and returns the function that builds sender i's j-th call
+// on it (the first open, the rest data: each sender sends in order).
+func senderChannels(cfg Config, tcs []*trusted.Client, n int, rep *Report) (func(i, j int, key ed25519.PrivateKey, call stf.Call, nonce uint64) ([]byte, error), error) {
+	if cfg.OneShot {
+		rep.Shielding = ShieldingOneShot
+		return func(i, _ int, key ed25519.PrivateKey, call stf.Call, nonce uint64) ([]byte, error) {
+			return tcs[workerOf(i, len(tcs))].EncryptCall(key, call, nonce)
+		}, nil
+	}
+	rep.Shielding = ShieldingChannel
+	chans := make([]*trusted.Channel, n)
+	for i := range chans {
+		ch, err := tcs[workerOf(i, len(tcs))].OpenChannel()
+		if err != nil {
+			return nil, err
+		}
+		chans[i] = ch
+	}
+	return func(i, j int, key ed25519.PrivateKey, call stf.Call, nonce uint64) ([]byte, error) {
+		return chans[i].EncryptCallAs(key, call, nonce, j == 0)
+	}, nil
 }
 
 func (c *Config) normalize(needWorker bool) error {
@@ -249,7 +286,10 @@ type Report struct {
 	Kind string `json:"kind"` // "transfers" or "direct"
 	// Mode is "closed" (each sender waits for its call's answer before
 	// the next) or "open" (calls due at OfferedPerSec; Direct only).
-	Mode        string `json:"mode,omitempty"`
+	Mode string `json:"mode,omitempty"`
+	// Shielding is how Direct and Clients sealed their calls
+	// (ShieldingChannel or ShieldingOneShot).
+	Shielding   string `json:"shielding,omitempty"`
 	N           int    `json:"n"`
 	Concurrency int    `json:"concurrency"`
 	// OfferedPerSec is the open loop's rate.

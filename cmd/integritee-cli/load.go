@@ -54,6 +54,9 @@ func (f *loadFlags) register(fs *flag.FlagSet, name string, defN int, worker boo
 	fs.BoolVar(&f.progress, "progress", false, "draw a progress bar on stderr (default: when stderr is a terminal)")
 	fs.StringVar(&f.plot, "plot", "", "write throughput and latency over time to this SVG `file`")
 	if name == "direct" {
+		fs.BoolVar(&f.cfg.OneShot, "one-shot", false, "seal every call one-shot to the shielding key (an HPKE encapsulation per call) instead of on a shielded channel per sender")
+	}
+	if name == "direct" {
 		fs.DurationVar(&f.cfg.ConfirmWait, "confirm-wait", loadgen.DefaultConfirmWait, "after the calls, wait at most this long for the chain to confirm their shard blocks")
 	}
 }
@@ -179,6 +182,9 @@ func printLoadReport(e *env, r *loadgen.Report) {
 		}
 	}
 	printSessions(e, r)
+	if r.Shielding != "" {
+		fmt.Fprintf(w, "  shielding  %s\n", r.Shielding)
+	}
 	fmt.Fprintf(w, "  submitted  %d in %.2fs (%.1f/s)\n", r.Submitted, r.SubmitSeconds, r.SubmittedPerSec)
 	fmt.Fprintf(w, "  %-9s  %d in %.2fs (%.1f/s", done, r.Committed, r.TotalSeconds, r.CommittedPerSec)
 	if r.Mode == "open" || r.Mode == "sessions" {

@@ -38,6 +38,7 @@ func (e *env) loadClients() *cli.Command {
 			fs.BoolVar(&asJSON, "json", false, "write JSON")
 			fs.BoolVar(&progress, "progress", false, "draw a progress bar on stderr (default: when stderr is a terminal)")
 			fs.StringVar(&plot, "plot", "", "write throughput and latency over time to this SVG `file`")
+			fs.BoolVar(&cfg.OneShot, "one-shot", false, "seal every call one-shot to the shielding key (an HPKE encapsulation per call) instead of on a shielded channel per session")
 			return func(ctx context.Context, pos []string) error {
 				if err := cli.NoArgs(pos); err != nil {
 					return err

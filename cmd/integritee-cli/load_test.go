@@ -117,7 +117,8 @@ func TestLoadCommands(t *testing.T) {
 		plot := filepath.Join(t.TempDir(), "direct.svg")
 		cliJSON(t, &rep, "load", "direct", "--n", fmt.Sprint(n), "--concurrency", fmt.Sprint(conc), "--amount", fmt.Sprint(amount),
 			"--tag", "lt", "--node", node, "--worker", worker, "--timeout", "90s", "--plot", plot)
-		if rep.Kind != "direct" || rep.N != n || rep.Submitted != n || rep.Committed != n || rep.Failed != 0 || len(rep.Senders) != conc {
+		if rep.Kind != "direct" || rep.N != n || rep.Submitted != n || rep.Committed != n || rep.Failed != 0 || len(rep.Senders) != conc ||
+			rep.Shielding != loadgen.ShieldingChannel {
 			t.Fatalf("report %+v", rep)
 		}
 		if rep.Blocks == 0 || rep.Blocks > n || rep.Latency.P50 <= 0 || rep.Latency.P50 > rep.Latency.P99 {
@@ -160,9 +161,10 @@ func TestLoadCommands(t *testing.T) {
 		var rep loadgen.Report
 		plot := filepath.Join(t.TempDir(), "clients.svg")
 		cliJSON(t, &rep, "load", "clients", "--clients", fmt.Sprint(clients), "--interval", "200ms", "--duration", "600ms",
-			"--amount", fmt.Sprint(amount), "--concurrency", "2", "--tag", "lt", "--node", node, "--worker", worker, "--timeout", "90s", "--plot", plot)
+			"--amount", fmt.Sprint(amount), "--concurrency", "2", "--tag", "lt", "--node", node, "--worker", worker, "--timeout", "90s", "--plot", plot,
+			"--one-shot")
 		st := rep.Sessions
-		if rep.Kind != "clients" || rep.N != clients*calls || rep.Committed != clients*calls || rep.Failed != 0 || st == nil ||
+		if rep.Kind != "clients" || rep.N != clients*calls || rep.Committed != clients*calls || rep.Failed != 0 || st == nil || rep.Shielding != loadgen.ShieldingOneShot ||
 			st.Opened != clients || st.Sources != clients || st.CallsPerSession != calls || rep.OfferedPerSec != clients*5 {
 			t.Fatalf("report %+v, sessions %+v", rep, st)
 		}
