@@ -107,7 +107,8 @@ func TestSidechainLoad(t *testing.T) {
 			defer func() { t.Logf("workers=%d: load average %s (after the runs)", workers, loadAverage()) }()
 			for k, r := range runs {
 				rep, err := loadgen.Direct(ctx, loadgen.Config{NodeURL: n.NodeRPC(), WorkerURLs: urls, N: r.n,
-					Concurrency: r.senders, Rate: r.rate, Tag: fmt.Sprintf("r%d", k), Timeout: 5 * time.Minute})
+					Concurrency: r.senders, Rate: r.rate, Tag: fmt.Sprintf("r%d", k), Timeout: 5 * time.Minute,
+					OneShot: os.Getenv("INTEGRITEE_LOAD_ONESHOT") == "1"})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -115,9 +116,9 @@ func TestSidechainLoad(t *testing.T) {
 				for i, w := range rep.Workers {
 					per = append(per, fmt.Sprintf("%s p50 %.1f p99 %.1f", roles[i], w.Latency.P50, w.Latency.P99))
 				}
-				t.Logf("workers=%d %s loop, %d senders, %d calls (offered %.0f/s): %d executed in %.2fs (%.0f/s), p50 %.1f p90 %.1f p99 %.1f max %.1f ms, %d shard blocks, failures %v; per worker: %s",
-					workers, rep.Mode, r.senders, r.n, r.rate, rep.Committed, rep.TotalSeconds, rep.CommittedPerSec,
-					rep.Latency.P50, rep.Latency.P90, rep.Latency.P99, rep.Latency.Max, rep.Blocks, rep.Failures, strings.Join(per, "; "))
+				t.Logf("workers=%d %s loop (%s), %d senders, %d calls (offered %.0f/s): %d executed in %.2fs (%.0f/s), p50 %.1f p90 %.1f p99 %.1f max %.1f ms, %d shard blocks, %.3f CPU-ms per call (node, worker, enclave), failures %v; per worker: %s",
+					workers, rep.Mode, rep.Shielding, r.senders, r.n, r.rate, rep.Committed, rep.TotalSeconds, rep.CommittedPerSec,
+					rep.Latency.P50, rep.Latency.P90, rep.Latency.P99, rep.Latency.Max, rep.Blocks, rep.CPUPerCallMs, rep.Failures, strings.Join(per, "; "))
 				if r.rate == 0 && rep.OK() {
 					best[workers] = max(best[workers], rep.CommittedPerSec)
 				}
