@@ -295,7 +295,7 @@ func Clients(ctx context.Context, cfg ClientsConfig) (*Report, error) {
 				t.sent(prog, refused, true, due, sentAt, now, err)
 				if err != nil {
 					code := directFailCode(ctx, err)
-					t.fail(code, 1)
+					t.failErr(code, err)
 					t.fail("not_sent", perSession-j-1)
 					prog.failed.Add(int64(perSession - j))
 					if code == "transport" {

@@ -184,7 +184,7 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 		now := time.Now()
 		t.sent(prog, refused, cfg.Rate > 0, due, sentAt, now, err)
 		if err != nil {
-			t.fail(directFailCode(ctx, err), 1)
+			t.failErr(directFailCode(ctx, err), err)
 			prog.failed.Add(1)
 			recMu.Lock()
 			rep.Workers[w].Failed++
@@ -279,7 +279,7 @@ func (t *tally) verify(ctx context.Context, tcs []*trusted.Client, r *callRecord
 	res, err := tcs[r.worker].VerifySubmission(r.ct, r.sub)
 	switch {
 	case err != nil:
-		t.fail(directFailCode(ctx, err), 1)
+		t.failErr(directFailCode(ctx, err), err)
 	case !res.Success:
 		t.fail("stf_failed", 1)
 	default:

@@ -124,7 +124,7 @@ func Getters(ctx context.Context, cfg Config) (*Report, error) {
 		now := time.Now()
 		t.sent(prog, refused, cfg.Rate > 0, due, sentAt, now, err)
 		if err != nil {
-			t.fail(directFailCode(ctx, err), 1)
+			t.failErr(directFailCode(ctx, err), err)
 			prog.failed.Add(1)
 			mu.Lock()
 			rep.Workers[w].Failed++

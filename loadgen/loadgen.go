@@ -304,6 +304,9 @@ type Report struct {
 	// "not_sent" after an earlier failure of the same sender, ...).
 	Failed   int            `json:"failed"`
 	Failures map[string]int `json:"failures,omitempty"`
+	// FailureExamples is the first error of each kind of Failures that
+	// came with one.
+	FailureExamples map[string]string `json:"failure_examples,omitempty"`
 	// Retries are direct calls resent after a pause because the worker
 	// refused them for want of capacity: RateLimited with
 	// api.CodeRateLimited (1030, its per-client rate limit), Busy with
@@ -375,7 +378,9 @@ type tally struct {
 	submitted int
 	committed int
 	failures  map[string]int
-	retries   int
+	// examples holds the first error of each failure kind.
+	examples map[string]string
+	retries  int
 	// rateLimited and busy count refusals with 1030 and 1031.
 	rateLimited, busy int
 	latencies         []time.Duration
@@ -446,6 +451,20 @@ func (t *tally) fail(code string, n int) {
 	t.mu.Unlock()
 }
 
+// failErr is fail for one call that failed with err, whose text is kept
+// as the kind's example if it is the first.
+func (t *tally) failErr(code string, err error) {
+	t.fail(code, 1)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.examples == nil {
+		t.examples = map[string]string{}
+	}
+	if _, ok := t.examples[code]; !ok && err != nil {
+		t.examples[code] = err.Error()
+	}
+}
+
 func (t *tally) fill(r *Report, start time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -465,6 +484,7 @@ func (t *tally) fill(r *Report, start time.Time) {
 	}
 	if len(t.failures) > 0 {
 		r.Failures = t.failures
+		r.FailureExamples = t.examples
 	}
 	r.Latency = percentiles(t.latencies)
 	for w, ds := range t.byWorker {

@@ -53,8 +53,13 @@ func TestSidechainLoad(t *testing.T) {
 	}
 	runs := []run{{128, 2500, 500}}
 	if rate, err := strconv.ParseFloat(os.Getenv("INTEGRITEE_LOAD_RATE"), 64); err == nil && rate > 0 {
-		// An open loop at another rate (issue 13: 2,500/s), 5 s of calls.
-		runs[0] = run{256, int(5 * rate), rate}
+		// An open loop at another rate (issue 13: 2,500/s), 5 s of calls
+		// (INTEGRITEE_LOAD_OPEN_SECONDS).
+		secs := 5.0
+		if d, err := strconv.ParseFloat(os.Getenv("INTEGRITEE_LOAD_OPEN_SECONDS"), 64); err == nil && d > 0 {
+			secs = d
+		}
+		runs[0] = run{256, int(secs * rate), rate}
 	}
 	for _, f := range strings.Split(senders, ",") {
 		k, err := strconv.Atoi(f)
@@ -119,6 +124,9 @@ func TestSidechainLoad(t *testing.T) {
 				t.Logf("workers=%d %s loop (%s), %d senders, %d calls (offered %.0f/s): %d executed in %.2fs (%.0f/s), p50 %.1f p90 %.1f p99 %.1f max %.1f ms, %d shard blocks, %.3f CPU-ms per call (node, worker, enclave), failures %v; per worker: %s",
 					workers, rep.Mode, rep.Shielding, r.senders, r.n, r.rate, rep.Committed, rep.TotalSeconds, rep.CommittedPerSec,
 					rep.Latency.P50, rep.Latency.P90, rep.Latency.P99, rep.Latency.Max, rep.Blocks, rep.CPUPerCallMs, rep.Failures, strings.Join(per, "; "))
+				if l := rep.LatencyConfirmed; l != nil {
+					t.Logf("  %d of %d executed calls seen confirmed on chain: p50 %.0f p99 %.0f ms to confirmed", rep.Confirmed, rep.Committed, l.P50, l.P99)
+				}
 				if r.rate == 0 && rep.OK() {
 					best[workers] = max(best[workers], rep.CommittedPerSec)
 				}

@@ -7,7 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -216,6 +218,9 @@ func printLoadReport(e *env, r *loadgen.Report) {
 	}
 	if r.Failed > 0 {
 		fmt.Fprintf(w, "  failed %d: %s\n", r.Failed, failureList(r.Failures))
+		for _, k := range slices.Sorted(maps.Keys(r.FailureExamples)) {
+			fmt.Fprintf(w, "    first %s error: %s\n", k, r.FailureExamples[k])
+		}
 	} else {
 		fmt.Fprintln(w, "  failed 0")
 	}
