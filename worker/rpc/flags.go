@@ -3,6 +3,7 @@ package rpc
 import (
 	"flag"
 	"fmt"
+	"time"
 
 	"github.com/integritee-go/integritee/enclave/protocol"
 )
@@ -26,6 +27,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet, prefix string) (check func() e
 	fs.IntVar(&o.MaxSubscriptions, n("max-subscriptions"), d.MaxSubscriptions, "open subscriptions per WebSocket session")
 	fs.IntVar(&o.QueueSize, n("call-queue"), d.QueueSize, "direct calls waiting for the enclave; more are answered busy (1031)")
 	fs.IntVar(&o.MaxCallsPerRound, n("calls-per-round"), d.MaxCallsPerRound, fmt.Sprintf("direct calls passed to the enclave at once, 1..%d", protocol.MaxSubmitCalls))
+	fs.DurationVar(&o.BatchLinger, n("batch-linger"), d.BatchLinger, "how long a batch of direct calls waits for more after its first arrived, unless full sooner (0: none); fewer, larger shard blocks at moderate rates for at most this much latency")
 	fs.IntVar(&o.MaxGetters, n("getters"), d.MaxGetters, "getters passed to the enclave at once; each waits its turn with chain blocks and call batches")
 	fs.IntVar(&o.GetterQueueSize, n("getter-queue"), d.GetterQueueSize, "getters waiting for the enclave; more are answered busy (1031)")
 	fs.DurationVar(&o.ReadTimeout, n("read-timeout"), d.ReadTimeout, "time to read a whole HTTP request, body included (the header within min(10s, this))")
@@ -50,6 +52,9 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet, prefix string) (check func() e
 			if !f.ok {
 				return fmt.Errorf("--%s: want a positive value", n(f.name))
 			}
+		}
+		if o.BatchLinger < 0 || o.BatchLinger > time.Second {
+			return fmt.Errorf("--%s %s: want 0..1s", n("batch-linger"), o.BatchLinger)
 		}
 		if o.MaxCallsPerRound > protocol.MaxSubmitCalls {
 			return fmt.Errorf("--%s %d: want 1..%d", n("calls-per-round"), o.MaxCallsPerRound, protocol.MaxSubmitCalls)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/worker/rpc/api"
@@ -296,7 +297,8 @@ func (s *Server) limits() *api.Limits {
 	o := &s.opts
 	return &api.Limits{RateLimit: o.RateLimit, RateBurst: o.RateBurst, MaxBatch: o.MaxBatchRequests, MaxConns: o.MaxConns,
 		MaxConnsPerIP: o.MaxConnsPerIP, MaxInFlight: o.MaxInFlight, CallQueue: o.QueueSize, CallsPerRound: o.MaxCallsPerRound,
-		Getters: o.MaxGetters, GetterQueue: o.GetterQueueSize, MaxRequestBytes: o.MaxRequestBytes}
+		Getters: o.MaxGetters, GetterQueue: o.GetterQueueSize, MaxRequestBytes: o.MaxRequestBytes,
+		BatchLingerMs: float64(o.BatchLinger) / float64(time.Millisecond)}
 }
 
 func (s *Server) version(_ context.Context, req *request, _ *session, _ bool) pending {

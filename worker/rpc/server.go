@@ -69,6 +69,15 @@ type Options struct {
 	// MaxCallsPerRound bounds the calls passed to the backend at once;
 	// default protocol.MaxSubmitCalls.
 	MaxCallsPerRound int
+	// BatchLinger is how long a batch waits for more calls after its
+	// first arrived, unless it is full sooner; 0 (the default) sends what
+	// is queued at once. Each batch is a shard block, whose fixed cost
+	// (seal, signature, fsync, a confirmation on chain) a moderate rate
+	// pays for a few calls only: a linger of a millisecond or two trades
+	// that much latency for fewer, larger blocks. Under a heavy load the
+	// calls have waited longer than this behind the previous batch, and
+	// nothing is added.
+	BatchLinger time.Duration
 	// MaxGetters bounds the getters passed to the backend at once (each
 	// takes the enclave in turn with block processing, so this bounds how
 	// many can be ahead of a chain block); default 4. GetterQueueSize
@@ -304,6 +313,7 @@ func (s *Server) Queued() int { return len(s.queue) }
 // job is one queued submission.
 type job struct {
 	ct   []byte
+	at   time.Time // when it was queued
 	done chan jobResult
 }
 
@@ -314,6 +324,9 @@ type jobResult struct {
 
 func (s *Server) enqueue(ct []byte) (*job, *api.Error) {
 	j := &job{ct: ct, done: make(chan jobResult, 1)}
+	if s.opts.BatchLinger > 0 {
+		j.at = time.Now()
+	}
 	select {
 	case s.queue <- j:
 		return j, nil
@@ -323,7 +336,8 @@ func (s *Server) enqueue(ct []byte) (*job, *api.Error) {
 }
 
 // batchLoop passes queued submissions to the backend: whatever queued up
-// while the previous batch was in the enclave goes in the next.
+// while the previous batch was in the enclave goes in the next, and what
+// comes within Options.BatchLinger of its first call.
 func (s *Server) batchLoop() {
 	defer s.bg.Done()
 	for {
@@ -342,6 +356,9 @@ func (s *Server) batchLoop() {
 			default:
 				break drain
 			}
+		}
+		if wait := s.opts.BatchLinger - time.Since(first.at); s.opts.BatchLinger > 0 && wait > 0 && len(jobs) < s.opts.MaxCallsPerRound {
+			jobs = s.linger(jobs, wait)
 		}
 		calls := make([][]byte, len(jobs))
 		for i, j := range jobs {
@@ -368,6 +385,23 @@ func (s *Server) batchLoop() {
 			}
 		}
 	}
+}
+
+// linger adds to jobs what is queued within wait, until the batch is full.
+func (s *Server) linger(jobs []*job, wait time.Duration) []*job {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for len(jobs) < s.opts.MaxCallsPerRound {
+		select {
+		case j := <-s.queue:
+			jobs = append(jobs, j)
+		case <-t.C:
+			return jobs
+		case <-s.ctx.Done():
+			return jobs
+		}
+	}
+	return jobs
 }
 
 // await waits for a job's outcome.

@@ -430,3 +430,28 @@ func TestTypesCarryNoGetterPlaintext(t *testing.T) {
 		t.Fatalf("walked only %d types", len(seen))
 	}
 }
+
+// With a linger, calls that come one by one go to the enclave as one
+// batch, sent as soon as it is full (the linger here is an hour: a batch
+// that waited for it would time the test out).
+func TestBatchLinger(t *testing.T) {
+	f := newFake()
+	f.entered = make(chan int, 4)
+	_, _, ws := newServer(t, f, rpc.Options{BatchLinger: time.Hour, MaxCallsPerRound: 3})
+	c := dialWS(t, ws)
+	for i := 1; i <= 3; i++ {
+		c.send(req(i, "author_submitTrustedCall", callParams(strings.Repeat("c", i))))
+		if i == 1 {
+			// The first call is in the batch loop's hands, alone.
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	for range 3 {
+		if m := c.next(); m.Error != nil {
+			t.Fatalf("call: %+v", m.Error)
+		}
+	}
+	if r := f.roundTrips(); !slices.Equal(r, []int{3}) {
+		t.Fatalf("round trips %v, want one of 3", r)
+	}
+}

@@ -178,14 +178,16 @@ type HealthResult struct {
 
 // Limits are a worker's JSON-RPC limits, as its --rpc-* flags set them.
 type Limits struct {
-	RateLimit       float64 `json:"rate"`
-	RateBurst       int     `json:"burst"`
-	MaxBatch        int     `json:"max_batch"`
-	MaxConns        int     `json:"max_conns"`
-	MaxConnsPerIP   int     `json:"max_conns_per_ip"`
-	MaxInFlight     int     `json:"max_in_flight"`
-	CallQueue       int     `json:"call_queue"`
-	CallsPerRound   int     `json:"calls_per_round"`
+	RateLimit     float64 `json:"rate"`
+	RateBurst     int     `json:"burst"`
+	MaxBatch      int     `json:"max_batch"`
+	MaxConns      int     `json:"max_conns"`
+	MaxConnsPerIP int     `json:"max_conns_per_ip"`
+	MaxInFlight   int     `json:"max_in_flight"`
+	CallQueue     int     `json:"call_queue"`
+	CallsPerRound int     `json:"calls_per_round"`
+	// BatchLingerMs is --rpc-batch-linger in milliseconds (0: none).
+	BatchLingerMs   float64 `json:"batch_linger_ms,omitempty"`
 	Getters         int     `json:"getters"`
 	GetterQueue     int     `json:"getter_queue"`
 	MaxRequestBytes int     `json:"max_request_bytes"`
