@@ -88,7 +88,7 @@ func TestAppVotes(t *testing.T) {
 
 	votesPath := "/sidechain/votes/" + shard.String() + "/1"
 	var v sidechain.Votes
-	want := sidechain.Votes{Shard: shard, Number: 1, Candidates: []sidechain.Candidate{{HeaderHash: hashOf(t, b1), Voters: []tx.Address{dave}}}}
+	want := sidechain.Votes{Shard: shard, Number: 1, Candidates: []sidechain.Candidate{{HeaderHash: hashOf(t, b1), Voters: []tx.Address{dave}, Header: &b1}}}
 	if !c.QueryProved(votesPath, &v) || !reflect.DeepEqual(v, want) {
 		t.Fatalf("%s: %+v, want %+v", votesPath, v, want)
 	}
