@@ -1,7 +1,6 @@
 package enclave
 
 import (
-	"bytes"
 	"fmt"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -100,13 +99,30 @@ func (e *Enclave) applyChain(b *lightclient.Block) (*protocol.ProcessBlockReply,
 		}
 		// A vote is not a confirmation: only the vote that confirmed its
 		// block carries sidechain.ResultConfirmed in its (verified)
-		// result.
-		if h, ok := e.confirmedBlock(raw); ok && bytes.Equal(b.Results[i].Data, sidechain.ResultConfirmed) {
-			if err := e.checkConfirmed(h); err != nil {
-				e.phase = phaseFailed
-				e.log.Error("enclave stopped", "err", err)
-				return nil, protocol.Errorf(protocol.CodeState, "%v", err)
-			}
+		// result, followed by the last block it confirmed from votes
+		// recorded early, if any.
+		h, ok := e.confirmedBlock(raw)
+		if !ok {
+			continue
+		}
+		last, lastHash, through, ok := sidechain.ParseConfirmedResult(b.Results[i].Data)
+		if !ok {
+			continue
+		}
+		hash, err := h.Hash()
+		if err != nil {
+			continue // the chain would not have accepted it
+		}
+		err = e.checkConfirmed(h.Number, hash)
+		if err == nil && through {
+			// Headers are hash-chained: the last one holds this
+			// enclave to every block in between.
+			err = e.checkConfirmed(last, lastHash)
+		}
+		if err != nil {
+			e.phase = phaseFailed
+			e.log.Error("enclave stopped", "err", err)
+			return nil, protocol.Errorf(protocol.CodeState, "%v", err)
 		}
 	}
 	env := e.env(height)

@@ -133,20 +133,17 @@ func (e *Enclave) confirmedBlock(raw []byte) (*sidechain.Header, bool) {
 }
 
 // checkConfirmed holds this enclave to the shard blocks the chain
-// confirmed in a verified block: each must be one it produced. A confirmed
-// block beyond its head, or one of its numbers with another hash, means
-// its state is not the shard's confirmed state (its host restored an old
-// copy of the store, or it was provisioned from a diverged peer).
-func (e *Enclave) checkConfirmed(h *sidechain.Header) error {
-	hash, err := h.Hash()
-	if err != nil {
-		return nil // the chain would not have accepted it
-	}
+// confirmed in a verified block (number and header hash): each must be one
+// it produced. A confirmed block beyond its head, or one of its numbers
+// with another hash, means its state is not the shard's confirmed state
+// (its host restored an old copy of the store, or it was provisioned from
+// a diverged peer).
+func (e *Enclave) checkConfirmed(number uint64, hash types.Hash) error {
 	stale := func(why string) error {
 		return fmt.Errorf("%w: the chain confirmed shard block %d (%s) %s; this state is not the shard's confirmed state "+
-			"(an old copy of the store, or a diverged peer): provision this worker again", ErrRolledBack, h.Number, hash, why)
+			"(an old copy of the store, or a diverged peer): provision this worker again", ErrRolledBack, number, hash, why)
 	}
-	if e.side == nil || h.Number > e.side.Number {
+	if e.side == nil || number > e.side.Number {
 		head := uint64(0)
 		if e.side != nil {
 			head = e.side.Number
@@ -154,7 +151,7 @@ func (e *Enclave) checkConfirmed(h *sidechain.Header) error {
 		return stale(fmt.Sprintf("but this enclave is at block %d", head))
 	}
 	for i, r := range e.recent {
-		if r.Number != h.Number {
+		if r.Number != number {
 			continue
 		}
 		if r.Hash != hash {

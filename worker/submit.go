@@ -91,6 +91,11 @@ func (w *Worker) submitLoop(ctx context.Context) error {
 			if errors.Is(err, errRenew) {
 				w.renewSoon()
 			}
+			if waitsForPeers(err) {
+				// Not this worker's fault, and over once the other
+				// enclaves' votes are in: retry soon, not ever later.
+				b.reset()
+			}
 			if err != nil {
 				b.wait(ctx, w.log, "submit outgoing calls", err)
 				break
@@ -233,8 +238,10 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 
 // transient reports a refusal that passes with time: a nonce or fee race,
 // a confirmation of a block the chain has not reached, a vote for a shard
-// block whose chain height is not confirmed yet or whose predecessor still
-// lacks its other enclaves' votes, or a vote of an enclave registered
+// block whose chain height is not confirmed yet or that is more than
+// sidechain.VoteWindow after the shard's next (its predecessors still lack
+// the other enclaves' votes; a vote within the window is recorded at once,
+// so the host never holds one back), or a vote of an enclave registered
 // after the block (the earlier enclaves' votes settle it, ending in
 // ErrAlreadyConfirmed; once they have all left, this one counts). Such a
 // call is kept and signed again: dropping a shard block's vote would
@@ -252,6 +259,10 @@ func transient(err error) bool {
 	}
 	return false
 }
+
+// waitsForPeers reports a vote refused because it is beyond the chain's
+// vote window: this worker is ahead of the shard's other enclaves.
+func waitsForPeers(err error) bool { return errors.Is(err, sidechain.ErrFutureBlock) }
 
 // needsRenewal reports a refusal because the enclave is not (or no longer)
 // an active enclave of the shard, in either module.

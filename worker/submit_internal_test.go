@@ -50,5 +50,10 @@ func TestOutgoingRefusals(t *testing.T) {
 		if got := alreadyOnChain(te); got != tc.alreadyDone {
 			t.Errorf("%s/%d %s: already on chain %v, want %v", tc.err.Codespace, tc.err.Code, tc.err.Msg, got, tc.alreadyDone)
 		}
+		// Only a vote beyond the chain's vote window waits for the
+		// shard's other enclaves: retried soon, without backing off.
+		if got, want := waitsForPeers(te), tc.err == sidechain.ErrFutureBlock; got != want {
+			t.Errorf("%s/%d %s: waits for peers %v, want %v", tc.err.Codespace, tc.err.Code, tc.err.Msg, got, want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package sidechain
 
 import (
+	"bytes"
 	"encoding/binary"
 	"slices"
 	"strconv"
@@ -16,15 +17,26 @@ const Name = "sidechain"
 const MethodConfirmSidechainBlock = "confirm_sidechain_block"
 
 // EventBlockConfirmed is emitted when a block is confirmed (by the vote
-// that gave its header a majority); attributes shard, number, header_hash,
+// that gave its header a majority, or, for a block after it confirmed in
+// the same transaction from votes recorded early, by the recorded vote
+// that completed its majority); attributes shard, number, header_hash,
 // enclave (the deciding voter), all indexed.
 const EventBlockConfirmed = "sidechain.block_confirmed"
 
 // EventBlockVoted is emitted for a vote that does not (yet) confirm its
 // block; attributes shard, number, header_hash, enclave (the voter), votes
 // (the header's votes that count now) and needed (the majority of the
-// block's voting set), all indexed.
+// block's voting set), all indexed. A vote for a number after the next is
+// only recorded, even with votes >= needed: it counts once its
+// predecessor is confirmed.
 const EventBlockVoted = "sidechain.block_voted"
+
+// EventVotesDropped is emitted when a block is confirmed for each
+// candidate header of the next number that does not extend it: its votes
+// were recorded early and are dropped without counting (its voters may
+// vote again); attributes shard, number, header_hash, voters (how many),
+// all indexed.
+const EventVotesDropped = "sidechain.votes_dropped"
 
 // Errors of this module's calls (codespace "sidechain"). Never renumber.
 var (
@@ -55,9 +67,9 @@ var (
 	// enclave), so it got its state from a peer afterwards and is not in
 	// the block's voting set; the peers that are decide.
 	ErrRegisteredLater = types.NewError(Name, 11, "enclave was registered after the block's chain height and does not vote on it")
-	// ErrFutureBlock: a number beyond the next, whose predecessor is not
-	// confirmed yet (its votes are still coming); a worker keeps it and
-	// votes again later.
+	// ErrFutureBlock: a number beyond the next plus VoteWindow (its
+	// predecessors' votes are still coming); a worker keeps it and votes
+	// again later.
 	ErrFutureBlock = types.NewError(Name, 12, "block's predecessor is not confirmed yet")
 )
 
@@ -72,7 +84,43 @@ type ConfirmSidechainBlock struct {
 // confirm_sidechain_block vote that confirmed its block; other votes have
 // none. The results hash of the next header covers it, events it does not:
 // an enclave's light client tells a confirmation from a mere vote by it.
+// When that vote also confirmed later blocks from votes recorded early
+// (the cascade), the data is ResultConfirmed followed by the last such
+// block's number (8 bytes big-endian) and header hash (ConfirmedResult).
 var ResultConfirmed = []byte("confirmed")
+
+// VoteWindow is how far beyond a shard's next block number votes are
+// taken: a vote for a number in (next, next+VoteWindow] is recorded at
+// once and counted when its predecessor is confirmed; one beyond is
+// ErrFutureBlock. It bounds a shard's pending vote records.
+const VoteWindow = 64
+
+// ConfirmedResult returns the result data of a vote that confirmed its
+// block (number voted) and, in the same transaction, the blocks after it
+// through number last, whose header hash is lastHash.
+func ConfirmedResult(voted, last uint64, lastHash types.Hash) []byte {
+	if last <= voted {
+		return slices.Clone(ResultConfirmed)
+	}
+	return slices.Concat(ResultConfirmed, binary.BigEndian.AppendUint64(nil, last), lastHash[:])
+}
+
+// ParseConfirmedResult reads a confirm_sidechain_block's result data: ok
+// is false for a vote that confirmed nothing (or malformed data); through
+// is true with the last block the cascade confirmed and its header hash,
+// false when the vote confirmed its own block only.
+func ParseConfirmedResult(data []byte) (last uint64, lastHash types.Hash, through, ok bool) {
+	rest, found := bytes.CutPrefix(data, ResultConfirmed)
+	switch {
+	case !found:
+		return 0, types.Hash{}, false, false
+	case len(rest) == 0:
+		return 0, types.Hash{}, false, true
+	case len(rest) != 8+len(lastHash):
+		return 0, types.Hash{}, false, false
+	}
+	return binary.BigEndian.Uint64(rest), types.Hash(rest[8:]), true, true
+}
 
 // ConfirmCall returns the confirm_sidechain_block call of a header.
 func ConfirmCall(h Header) (tx.Call, error) {
@@ -96,11 +144,13 @@ type Confirmation struct {
 	ConfirmedHeight uint64 `cbor:"confirmed_height" json:"confirmed_height"`
 }
 
-// Votes is the pending vote record of a shard's next block number: each
-// candidate header with the enclaves that voted for it. An enclave appears
-// at most once in a record (a second, different vote is ErrEquivocation),
-// so it holds no more voters than the registry has enclaves. It is deleted
-// when the number is confirmed.
+// Votes is the pending vote record of a shard's block number (the next,
+// or one within VoteWindow after it): each candidate header with the
+// enclaves that voted for it. An enclave appears at most once in a record
+// (a second, different vote is ErrEquivocation), so it holds no more
+// voters than the registry has enclaves. It is deleted when the number is
+// confirmed; when its predecessor is confirmed, the candidates that do not
+// extend it are dropped (their voters may vote again).
 type Votes struct {
 	Shard      types.Hash  `cbor:"shard" json:"shard"`
 	Number     uint64      `cbor:"number" json:"number"`
@@ -112,6 +162,9 @@ type Votes struct {
 type Candidate struct {
 	HeaderHash types.Hash   `cbor:"header_hash" json:"header_hash"`
 	Voters     []tx.Address `cbor:"voters" json:"voters"`
+	// Header is the voted header (hashing to HeaderHash): what the
+	// cascade checks against the confirmed predecessor and confirms.
+	Header *Header `cbor:"header,omitempty" json:"header,omitempty"`
 }
 
 // State keys.

@@ -136,7 +136,8 @@ func (c *Chain) ToHeight(h int64) {
 type Result struct {
 	Err     error
 	Events  []abci.Event
-	Changes int // writes
+	Data    []byte // result data (ExecTxResult.Data)
+	Changes int    // writes
 	// Prechecked: the module's Precheck ran (it has one, the call decoded),
 	// and reported Deferred.
 	Prechecked, Deferred bool
@@ -175,7 +176,7 @@ func (c *Chain) Exec(m runtime.Module, sender tx.Address, method string, args an
 	if perr != nil && r.Err == nil {
 		c.T.Fatalf("%s: precheck refused a call that succeeds: %v", method, perr)
 	}
-	r.Events, r.Changes = ctx.Events(), len(b.Changes())
+	r.Events, r.Data, r.Changes = ctx.Events(), ctx.Data(), len(b.Changes())
 	if r.Err == nil {
 		b.Write()
 	} else if !errors.As(r.Err, new(*types.Error)) {

@@ -1,8 +1,10 @@
 package keeper_test
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"reflect"
+	"strconv"
 	"testing"
 
 	"github.com/integritee-go/integritee/chain/accounts"
@@ -88,7 +90,7 @@ func TestAppVotes(t *testing.T) {
 
 	votesPath := "/sidechain/votes/" + shard.String() + "/1"
 	var v sidechain.Votes
-	want := sidechain.Votes{Shard: shard, Number: 1, Candidates: []sidechain.Candidate{{HeaderHash: hashOf(t, b1), Voters: []tx.Address{dave}}}}
+	want := sidechain.Votes{Shard: shard, Number: 1, Candidates: []sidechain.Candidate{{HeaderHash: hashOf(t, b1), Voters: []tx.Address{dave}, Header: &b1}}}
 	if !c.QueryProved(votesPath, &v) || !reflect.DeepEqual(v, want) {
 		t.Fatalf("%s: %+v, want %+v", votesPath, v, want)
 	}
@@ -206,5 +208,44 @@ func TestRolledBackEnclaveCannotPayTwice(t *testing.T) {
 	var rec bridge.Unshielded
 	if c.QueryProved("/bridge/unshielded/"+shard.String()+"/"+types.Hash(u2.CallHash).String(), &rec) {
 		t.Fatalf("U' recorded: %+v", rec)
+	}
+}
+
+// TestAppEarlyVotes: in the node's application, CheckTx admits a vote for
+// a number after the next (within the window) and refuses one beyond it;
+// a block whose votes come later numbers first confirms them all, and the
+// deciding vote's result data (which the next header's results hash
+// covers) names the last block confirmed.
+func TestAppEarlyVotes(t *testing.T) {
+	c := newAppChain(t)
+	shard := measurement("v1")
+	c.OKBlock(c.SignDev("Dave", registration(t, c, "Dave", shard)), c.SignDev("Eve", registration(t, c, "Eve", shard)))
+	b1 := first(shard, 1, 1)
+	b2 := child(t, b1, 1, 2)
+	far := numbered(child(t, b1, 1, 3), 2+sidechain.VoteWindow)
+	res := c.CheckTx(c.SignDev("Dave", confirmCall(t, far)))
+	wantCode(t, res.Codespace, res.Code, res.Log, sidechain.ErrFutureBlock)
+	c.Nonces[dave]-- // a refused CheckTx consumes no nonce
+
+	early := c.SignDev("Dave", confirmCall(t, b2))
+	if res := c.CheckTx(early); res.Code != 0 {
+		t.Fatalf("CheckTx of an early vote: %s/%d %s", res.Codespace, res.Code, res.Log)
+	}
+	results := c.OKBlock(early, c.SignDev("Eve", confirmCall(t, b2)), c.SignDev("Dave", confirmCall(t, b1)), c.SignDev("Eve", confirmCall(t, b1)))
+	for i, want := range [][]byte{nil, nil, nil, sidechain.ConfirmedResult(1, 2, hashOf(t, b2))} {
+		if !bytes.Equal(results[i].Data, want) {
+			t.Fatalf("tx %d: data %q, want %q", i, results[i].Data, want)
+		}
+	}
+	for n, h := range []sidechain.Header{b1, b2} {
+		var got sidechain.Confirmation
+		path := "/sidechain/block/" + shard.String() + "/" + strconv.Itoa(n+1)
+		if !c.QueryProved(path, &got) || got.HeaderHash != hashOf(t, h) || got.Enclave != eve {
+			t.Fatalf("%s: %+v", path, got)
+		}
+		var v sidechain.Votes
+		if path := "/sidechain/votes/" + shard.String() + "/" + strconv.Itoa(n+1); c.QueryProved(path, &v) {
+			t.Fatalf("%s: pending votes left: %+v", path, v)
+		}
 	}
 }

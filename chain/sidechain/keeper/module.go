@@ -110,12 +110,14 @@ func (m *Module) Votes(r store.Reader, shard types.Hash, number uint64) (sidecha
 func height(ctx *runtime.Context) uint64 { return uint64(max(ctx.Height, 0)) }
 
 // confirm records the sender's vote for a header of the shard's next
-// block and confirms the header once a strict majority of the block's
-// voting set voted for it. The voting set is the enclaves of the shard's
-// measurement that are active now and were first registered by the
-// block's chain height: they all derive the same blocks (Raft orders
-// their direct calls), while a lone enclave whose host rolled it back
-// cannot get its fork confirmed without the others.
+// block, or of a later number within sidechain.VoteWindow, and confirms
+// the next block once a strict majority of its voting set voted for it;
+// the same transaction then confirms the blocks after it whose recorded
+// votes make a majority for a header extending it (cascade). The voting
+// set is the enclaves of the shard's measurement that are active now and
+// were first registered by the block's chain height: they all derive the
+// same blocks (Raft orders their direct calls), while a lone enclave whose
+// host rolled it back cannot get its fork confirmed without the others.
 func (m *Module) confirm(ctx *runtime.Context, msg *sidechain.ConfirmSidechainBlock) error {
 	h := &msg.Header
 	e, err := m.registry.Active(ctx.Store, ctx.Sender, ctx.Time)
@@ -158,16 +160,22 @@ func (m *Module) confirm(ctx *runtime.Context, msg *sidechain.ConfirmSidechainBl
 	if seen {
 		parent, next, minHeight = latest.HeaderHash, latest.Number+1, latest.ChainHeight
 	}
-	// Votes are taken for the next number only, so that a shard has one
-	// pending record at a time. A later number is not refused for good:
-	// its voter keeps it until the predecessor's votes are in.
-	if h.Number > next {
-		return fmt.Errorf("%w: block %d, the next is %d", sidechain.ErrFutureBlock, h.Number, next)
+	// Votes are taken for the next number and a window after it, so that
+	// a round of votes confirms many blocks while a shard has at most
+	// VoteWindow+1 pending records. A later number is not refused for
+	// good: its voter keeps it until the predecessors are confirmed.
+	if h.Number-next > sidechain.VoteWindow {
+		return fmt.Errorf("%w: block %d, the next is %d (votes are taken up to %d)", sidechain.ErrFutureBlock, h.Number, next, next+sidechain.VoteWindow)
 	}
-	if h.ParentHash != parent {
+	// The parent is known only for the next number; a later one's parent
+	// (and its chain height's lower bound) is checked when its predecessor
+	// is confirmed (cascade), and its vote counts only then.
+	early := h.Number > next
+	if !early && h.ParentHash != parent {
 		return fmt.Errorf("%w: block %d with parent %s, the next is %d with parent %s", sidechain.ErrForkedBlock, h.Number, h.ParentHash, next, parent)
 	}
-	// A block applies chain blocks that are committed, in chain order.
+	// A block applies chain blocks that are committed, in chain order (a
+	// later number's chain height is not before the latest's either).
 	if h.ChainHeight < minHeight || h.ChainHeight >= ctx.Height {
 		return fmt.Errorf("%w: %d, parent's %d, current block %d", sidechain.ErrChainHeight, h.ChainHeight, minHeight, ctx.Height)
 	}
@@ -196,20 +204,16 @@ func (m *Module) confirm(ctx *runtime.Context, msg *sidechain.ConfirmSidechainBl
 		}
 	}
 	if cand < 0 {
-		v.Candidates = append(v.Candidates, sidechain.Candidate{HeaderHash: hash})
+		hc := *h
+		v.Candidates = append(v.Candidates, sidechain.Candidate{HeaderHash: hash, Header: &hc})
 		cand = len(v.Candidates) - 1
 	}
 	if !repeat {
 		v.Candidates[cand].Voters = append(v.Candidates[cand].Voters, ctx.Sender)
 	}
-	votes := 0
-	for _, a := range v.Candidates[cand].Voters {
-		if slices.Contains(members, a) {
-			votes++
-		}
-	}
+	votes := count(v.Candidates[cand].Voters, members)
 	needed := len(members)/2 + 1
-	if votes < needed {
+	if early || votes < needed {
 		if repeat {
 			return fmt.Errorf("%w: %s, block %d %s has %d of %d votes", sidechain.ErrAlreadyVoted, ctx.Sender, h.Number, hash, votes, needed)
 		}
@@ -222,21 +226,99 @@ func (m *Module) confirm(ctx *runtime.Context, msg *sidechain.ConfirmSidechainBl
 	}
 	// A majority (a repeated vote reaches one only if members left since:
 	// it is then what confirms the block rather than a refusal).
+	c, err := m.confirmBlock(ctx, h, hash, ctx.Sender)
+	if err != nil {
+		return err
+	}
+	last, err := m.cascade(ctx, measurement, c)
+	if err != nil {
+		return err
+	}
+	ctx.SetData(sidechain.ConfirmedResult(c.Number, last.Number, last.HeaderHash))
+	return nil
+}
+
+// count returns how many of voters are members.
+func count(voters, members []tx.Address) int {
+	n := 0
+	for _, a := range voters {
+		if slices.Contains(members, a) {
+			n++
+		}
+	}
+	return n
+}
+
+// confirmBlock records header h (hash) as its shard's latest confirmed
+// block, decided by enclave's vote, and drops its votes.
+func (m *Module) confirmBlock(ctx *runtime.Context, h *sidechain.Header, hash types.Hash, enclave tx.Address) (sidechain.Confirmation, error) {
 	c := sidechain.Confirmation{
 		Shard: h.Shard, Number: h.Number, HeaderHash: hash, ChainHeight: h.ChainHeight, StateHash: h.StateHash,
-		UnshieldsRoot: h.UnshieldsRoot, Author: h.Author, Enclave: ctx.Sender, ConfirmedHeight: height(ctx),
+		UnshieldsRoot: h.UnshieldsRoot, Author: h.Author, Enclave: enclave, ConfirmedHeight: height(ctx),
 	}
 	if err := runtime.Put(ctx.Store, sidechain.ShardKey(h.Shard), c); err != nil {
-		return err
+		return c, err
 	}
 	if err := runtime.Put(ctx.Store, sidechain.BlockKey(h.Shard, h.Number), c); err != nil {
-		return err
+		return c, err
 	}
 	ctx.Store.Delete(sidechain.VotesKey(h.Shard, h.Number))
-	ctx.SetData(sidechain.ResultConfirmed)
 	ctx.Emit(sidechain.EventBlockConfirmed, "shard", h.Shard.String(), "number", strconv.FormatUint(h.Number, 10),
-		"header_hash", hash.String(), "enclave", ctx.Sender.String())
-	return nil
+		"header_hash", hash.String(), "enclave", enclave.String())
+	return c, nil
+}
+
+// cascade confirms, after block prev, the blocks whose votes were recorded
+// early: for each next number, the candidates that do not extend the block
+// just confirmed (another parent, or a chain height before its) are
+// dropped uncounted, and one with a strict majority of its voting set is
+// confirmed, naming the voter that completed the majority. It returns the
+// last block confirmed (prev if none). At most VoteWindow records are
+// read, each holding at most one vote per enclave.
+func (m *Module) cascade(ctx *runtime.Context, measurement types.Hash, prev sidechain.Confirmation) (sidechain.Confirmation, error) {
+	for {
+		v, ok, err := m.Votes(ctx.Store, prev.Shard, prev.Number+1)
+		if err != nil || !ok {
+			return prev, err
+		}
+		kept := v.Candidates[:0:0]
+		var (
+			win     sidechain.Candidate
+			decider tx.Address
+			found   bool
+		)
+		for _, c := range v.Candidates {
+			if c.Header == nil || c.Header.ParentHash != prev.HeaderHash || c.Header.ChainHeight < prev.ChainHeight {
+				ctx.Emit(sidechain.EventVotesDropped, "shard", v.Shard.String(), "number", strconv.FormatUint(v.Number, 10),
+					"header_hash", c.HeaderHash.String(), "voters", strconv.Itoa(len(c.Voters)))
+				continue
+			}
+			kept = append(kept, c)
+			members, err := m.voters(ctx, measurement, c.Header.ChainHeight)
+			if err != nil {
+				return prev, err
+			}
+			needed, n := len(members)/2+1, 0
+			for _, a := range c.Voters {
+				if slices.Contains(members, a) {
+					if n++; n == needed {
+						win, decider, found = c, a, true
+					}
+				}
+			}
+		}
+		if !found {
+			if len(kept) == 0 {
+				ctx.Store.Delete(sidechain.VotesKey(v.Shard, v.Number))
+				return prev, nil
+			}
+			v.Candidates = kept
+			return prev, runtime.Put(ctx.Store, sidechain.VotesKey(v.Shard, v.Number), v)
+		}
+		if prev, err = m.confirmBlock(ctx, win.Header, win.HeaderHash, decider); err != nil {
+			return prev, err
+		}
+	}
 }
 
 // voters returns the voting set of a block of measurement m at chain

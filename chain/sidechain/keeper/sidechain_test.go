@@ -28,13 +28,13 @@ func TestConfirmSidechainBlock(t *testing.T) {
 	b1 := first(shard, 9, 1)
 	b1.CallsRoot, b1.UnshieldsRoot, b1.Timestamp = types.Hash{0xca}, types.Hash{0xee}, 1_700_000_000_000
 
-	// A shard without confirmations takes votes only for block 1 with no
-	// parent; a later number waits for its predecessor.
+	// A shard without confirmations takes block 1 only with no parent; a
+	// number beyond the vote window waits for its predecessors.
 	for name, tc := range map[string]struct {
 		h    sidechain.Header
 		want error
 	}{
-		"block 2 first":         {child(t, b1, 9, 2), sidechain.ErrFutureBlock},
+		"beyond the window":     {numbered(child(t, b1, 9, 2), 2+sidechain.VoteWindow), sidechain.ErrFutureBlock},
 		"block 1 with a parent": {withParent(b1, types.Hash{1}), sidechain.ErrForkedBlock},
 	} {
 		t.Run(name, func(t *testing.T) { rejected(t, c.confirm(dave, tc.h), tc.want) })
@@ -72,7 +72,7 @@ func TestConfirmSidechainBlock(t *testing.T) {
 		// another state.
 		{"another block 1", dave, first(shard, 9, 0x66), []error{sidechain.ErrForkedBlock}},
 		{"another block 1 by the other enclave", eve, first(shard, 8, 1), []error{sidechain.ErrForkedBlock}},
-		{"gap", dave, child(t, b2, 10, 3), []error{sidechain.ErrFutureBlock}},
+		{"beyond the window", dave, numbered(child(t, b2, 10, 3), 3+sidechain.VoteWindow), []error{sidechain.ErrFutureBlock}},
 		{"registered after the block's chain height", eve, b2, []error{sidechain.ErrRegisteredLater}},
 		{"wrong parent", dave, withParent(b2, types.Hash{9}), []error{sidechain.ErrForkedBlock}},
 		{"parent's parent", dave, withParent(b2, types.Hash{}), []error{sidechain.ErrForkedBlock}},
@@ -122,6 +122,12 @@ func TestConfirmSidechainBlock(t *testing.T) {
 	if l := c.latest(shard); l.Number != 3 {
 		t.Fatalf("another shard's confirmation moved this one to %d", l.Number)
 	}
+}
+
+// numbered is h with another number.
+func numbered(h sidechain.Header, n uint64) sidechain.Header {
+	h.Number = n
+	return h
 }
 
 func withParent(h sidechain.Header, parent types.Hash) sidechain.Header {

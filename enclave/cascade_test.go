@@ -1,0 +1,74 @@
+package enclave_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/integritee-go/integritee/chain/sidechain"
+	"github.com/integritee-go/integritee/enclave/protocol"
+)
+
+// TestCascadeConfirmationHoldsEnclave: the chain may confirm several shard
+// blocks with one vote (votes for later numbers recorded early, confirmed
+// when their predecessor is); the deciding vote's verified result names the
+// last one. The enclave that produced them goes on; one whose host restored
+// a state from between them (it never produced the last) stops, although
+// the block its vote names is one it holds.
+func TestCascadeConfirmationHoldsEnclave(t *testing.T) {
+	d := newDirect(t, "cascade confirmation")
+	d.chainOK(d.flush(), "setup's outgoing calls")
+	if rep := d.submit(d.transfer(d.aliceI, d.bobI, 1, 0)); rep.Block == nil {
+		t.Fatal("no block for the first transfer")
+	}
+	mid := d.h.snapshot() // after block n, before block n+1
+	midProcessed := d.processed
+	rep := d.submit(d.transfer(d.aliceI, d.bobI, 1, 1))
+	if rep.Block == nil {
+		t.Fatal("no block for the second transfer")
+	}
+	last := rep.Block.Header
+
+	// The host sends the votes later numbers first: block n+1's is
+	// recorded, block n's confirms both.
+	calls := slices.Clone(d.h.outgoing[d.flushed:])
+	d.flushed = len(d.h.outgoing)
+	if len(calls) != 2 {
+		t.Fatalf("%d outgoing calls, want the two votes", len(calls))
+	}
+	slices.Reverse(calls)
+	p := d.params()
+	p.Nonce = d.accountNonce()
+	signed, err := protocol.CallAs[*protocol.SignedTxs](context.Background(), d.h.c, &protocol.SignOutgoing{Calls: calls, Params: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := d.c.block(signed.Txs...)
+	d.chainOK(res, "votes")
+	lastHash, err := last.Hash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sidechain.ConfirmedResult(last.Number-1, last.Number, lastHash); len(res[0].Data) != 0 || !bytes.Equal(res[1].Data, want) {
+		t.Fatalf("results data %q, %q; want none, %q", res[0].Data, res[1].Data, want)
+	}
+	d.c.block()
+	d.sync() // the enclave that produced both goes on
+
+	// A host restores the state from between the two blocks: the chain
+	// confirmed a block this enclave never produced.
+	d.h.restore(mid)
+	d.processed = midProcessed
+	d.h.boot(d.c)
+	var stopErr error
+	for d.processed+1 < d.c.tc.Height() && stopErr == nil {
+		_, stopErr = d.h.process(d.c, d.processed+1)
+		d.processed++
+	}
+	if !errors.Is(stopErr, protocol.ErrState) || !strings.Contains(stopErr.Error(), "provision this worker again") {
+		t.Fatalf("an enclave behind the cascade's last block: %v", stopErr)
+	}
+}
