@@ -29,6 +29,13 @@ import (
 
 var bucketPending = []byte("pending_changes")
 
+// maxPendingChanges is the most changes a pending record holds: a larger
+// batch (a provisioned state, written in one commit) is written straight
+// into the state bucket after folding what is pending, in its transaction
+// (its changes are dense in the tree anyway, and readers would otherwise
+// hold all of them in memory until it is folded).
+const maxPendingChanges = 8192
+
 // maxPending is the backlog at which Commit folds the oldest record in its
 // own transaction.
 const maxPending = 32
@@ -64,6 +71,36 @@ func decodeChanges(b []byte, fn func(key []byte, value []byte)) error {
 		v := b[32+w : 32+w+int(n)]
 		fn(key, v)
 		b = b[32+w+int(n):]
+	}
+	return nil
+}
+
+// putChanges writes a batch's changes: a pending record, or for more than
+// maxPendingChanges everything pending folded and then the changes.
+func putChanges(tx *bolt.Tx, changes []protocol.Entry) error {
+	if len(changes) <= maxPendingChanges {
+		return putPending(tx, changes)
+	}
+	for {
+		more, err := foldOldest(tx)
+		if err != nil {
+			return err
+		}
+		if !more {
+			break
+		}
+	}
+	st := tx.Bucket(bucketState)
+	for _, c := range changes {
+		var err error
+		if len(c.Value) == 0 {
+			err = st.Delete(c.Key[:])
+		} else {
+			err = st.Put(c.Key[:], c.Value)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }

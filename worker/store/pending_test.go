@@ -166,3 +166,46 @@ func TestPendingCorrupt(t *testing.T) {
 		})
 	}
 }
+
+// TestLargeBatchAfterPending checks that a batch too large for a pending
+// record (a provisioned state) is written after what is pending, not
+// overwritten by its later fold.
+func TestLargeBatchAfterPending(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "w.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want := map[[32]byte][]byte{}
+	var small []protocol.Entry
+	for i := range 10 {
+		small = append(small, protocol.Entry{Key: blinded(i), Value: []byte{1}})
+		want[blinded(i)] = []byte{1}
+	}
+	slices.SortFunc(small, func(a, b protocol.Entry) int { return bytes.Compare(a.Key[:], b.Key[:]) })
+	if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: 1}, Changes: small}); err != nil {
+		t.Fatal(err)
+	}
+	var large []protocol.Entry
+	for i := 5; i < maxPendingChanges+10; i++ {
+		e := protocol.Entry{Key: blinded(i), Value: []byte{2}}
+		if i < 8 {
+			e.Value = nil // deletes three of the first batch's keys
+			delete(want, e.Key)
+		} else {
+			want[e.Key] = e.Value
+		}
+		large = append(large, e)
+	}
+	slices.SortFunc(large, func(a, b protocol.Entry) int { return bytes.Compare(a.Key[:], b.Key[:]) })
+	if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: 2}, Changes: large}); err != nil {
+		t.Fatal(err)
+	}
+	if n := pendingCount(t, s); n != 0 {
+		t.Fatalf("%d pending records after a large batch", n)
+	}
+	if err := s.fold(make(chan struct{})); err != nil {
+		t.Fatal(err)
+	}
+	checkEntries(t, s, want, "after a large batch")
+}

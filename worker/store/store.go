@@ -397,7 +397,7 @@ func encodeBatch(b Batch) (*encodedBatch, error) {
 // write writes the batch's changes, checkpoint and outgoing calls in tx.
 func (e *encodedBatch) write(tx *bolt.Tx) error {
 	if len(e.b.Changes) > 0 {
-		if err := putPending(tx, e.b.Changes); err != nil {
+		if err := putChanges(tx, e.b.Changes); err != nil {
 			return err
 		}
 	}
