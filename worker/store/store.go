@@ -11,7 +11,9 @@
 // fsyncs before a transaction counts as committed: after a crash at any
 // moment the store holds either the block's whole result or none of it, so
 // the worker resumes at exactly the next block, neither skipping nor
-// repeating one. A shard block of direct calls is committed the same way
+// repeating one. The state changes are written as one pending record that
+// a background fold moves into the state's B+tree later (pending.go), and
+// readers see both. A shard block of direct calls is committed the same way
 // (CommitShardBlock), with its header; the worker acknowledges its calls
 // only after that commit.
 //
