@@ -10,6 +10,8 @@ import (
 	"slices"
 	"testing"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/integritee-go/integritee/enclave/protocol"
 )
 
@@ -25,7 +27,26 @@ func blinded(i int) [32]byte { return sha256.Sum256(binary.BigEndian.AppendUint6
 // commits of 100k sorted entries.
 func scaleStore(b *testing.B, entries int) *Store {
 	b.Helper()
-	s, err := Open(filepath.Join(b.TempDir(), "w.db"))
+	return scaleStoreWith(b, entries, options())
+}
+
+// scaleVariants are the bbolt options BenchmarkStoreScaleOpen compares:
+// the store's, and etcd's freelist options (not synced: rebuilt on open).
+var scaleVariants = []struct {
+	name string
+	opts func() *bolt.Options
+}{
+	{"store", options},
+	{"freelist=map,nosync", func() *bolt.Options {
+		o := options()
+		o.FreelistType, o.NoFreelistSync = bolt.FreelistMapType, true
+		return o
+	}},
+}
+
+func scaleStoreWith(b *testing.B, entries int, o *bolt.Options) *Store {
+	b.Helper()
+	s, err := open(filepath.Join(b.TempDir(), "w.db"), o)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -42,35 +63,62 @@ func scaleStore(b *testing.B, entries int) *Store {
 		}
 		c = c[n:]
 	}
+	if err := s.fold(make(chan struct{})); err != nil { // all in the state bucket, as after a while
+		b.Fatal(err)
+	}
 	return s
 }
 
 // BenchmarkStoreScaleBlock measures committing a block that changes 768
-// random entries (256 transfers) with its checkpoint.
+// random entries (256 transfers) with its checkpoint. In mode=turn the
+// pending changes are folded into the state between commits off the clock,
+// as the background fold does while the worker waits for the enclave's next
+// batch: the cost in the worker's turn. In mode=sustained commits follow
+// each other with nothing in between, so the fold competes with them and
+// Commit folds itself at the backlog limit: the store's throughput bound.
+// pagewrites/op counts the commits' own page writes in mode=turn and
+// everything in mode=sustained.
 func BenchmarkStoreScaleBlock(b *testing.B) {
-	for _, n := range scaleSizes {
-		b.Run(fmt.Sprintf("accounts=%d", n), func(b *testing.B) {
-			s := scaleStore(b, 2*n)
-			cp, _, err := s.Checkpoint()
-			if err != nil {
-				b.Fatal(err)
-			}
-			r := rand.New(rand.NewPCG(1, 2))
-			h := cp.Height
-			w0 := writes(s)
-			for b.Loop() {
-				ch := make([]protocol.Entry, 768)
-				for i := range ch {
-					ch[i] = protocol.Entry{Key: blinded(r.IntN(2 * n)), Value: bytes.Repeat([]byte{byte(h)}, 37)}
-				}
-				slices.SortFunc(ch, func(a, b protocol.Entry) int { return bytes.Compare(a.Key[:], b.Key[:]) })
-				h++
-				if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: h, Sealed: []byte{byte(h)}}, Changes: ch}); err != nil {
+	for _, mode := range []string{"turn", "sustained"} {
+		for _, n := range scaleSizes {
+			b.Run(fmt.Sprintf("mode=%s/accounts=%d", mode, n), func(b *testing.B) {
+				s := scaleStore(b, 2*n)
+				cp, _, err := s.Checkpoint()
+				if err != nil {
 					b.Fatal(err)
 				}
-			}
-			b.ReportMetric(float64(writes(s)-w0)/float64(b.N), "pagewrites/op")
-		})
+				r := rand.New(rand.NewPCG(1, 2))
+				h := cp.Height
+				var w int64
+				w0 := writes(s)
+				for b.Loop() {
+					ch := make([]protocol.Entry, 768)
+					for i := range ch {
+						ch[i] = protocol.Entry{Key: blinded(r.IntN(2 * n)), Value: bytes.Repeat([]byte{byte(h)}, 37)}
+					}
+					slices.SortFunc(ch, func(a, b protocol.Entry) int { return bytes.Compare(a.Key[:], b.Key[:]) })
+					h++
+					if mode == "turn" {
+						b.StopTimer()
+						if err := s.fold(make(chan struct{})); err != nil {
+							b.Fatal(err)
+						}
+						w0 = writes(s)
+						b.StartTimer()
+					}
+					if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: h, Sealed: []byte{byte(h)}}, Changes: ch}); err != nil {
+						b.Fatal(err)
+					}
+					if mode == "turn" {
+						w += writes(s) - w0
+					}
+				}
+				if mode == "sustained" {
+					w = writes(s) - w0
+				}
+				b.ReportMetric(float64(w)/float64(b.N), "pagewrites/op")
+			})
+		}
 	}
 }
 
@@ -115,6 +163,30 @@ func BenchmarkStoreScaleProvision(b *testing.B) {
 					b.Fatal(err)
 				}
 				s.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkStoreScaleOpen measures opening a store of a million accounts,
+// with the freelist synced (the store's options) and not (then bbolt
+// rebuilds it on open by walking every page).
+func BenchmarkStoreScaleOpen(b *testing.B) {
+	for _, v := range scaleVariants {
+		b.Run(fmt.Sprintf("opts=%s/accounts=%d", v.name, 1_000_000), func(b *testing.B) {
+			s := scaleStoreWith(b, 2_000_000, v.opts())
+			path := s.db.Path()
+			if err := s.Close(); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				s, err := open(path, v.opts())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := s.Close(); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

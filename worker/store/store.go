@@ -11,7 +11,9 @@
 // fsyncs before a transaction counts as committed: after a crash at any
 // moment the store holds either the block's whole result or none of it, so
 // the worker resumes at exactly the next block, neither skipping nor
-// repeating one. A shard block of direct calls is committed the same way
+// repeating one. The state changes are written as one pending record that
+// a background fold moves into the state's B+tree later (pending.go), and
+// readers see both. A shard block of direct calls is committed the same way
 // (CommitShardBlock), with its header; the worker acknowledges its calls
 // only after that commit.
 //
@@ -69,6 +71,13 @@ var (
 // Store is the worker's database. It is safe for concurrent use.
 type Store struct {
 	db *bolt.DB
+	// The background fold of pending changes (pending.go): kick after a
+	// commit, stop and folded (closed when it returned) at Close, foldErr
+	// its error (read after folded is closed).
+	kick    chan struct{}
+	stop    chan struct{}
+	folded  chan struct{}
+	foldErr error
 }
 
 // initialMmapSize is the address space the database is mapped with from
@@ -79,10 +88,22 @@ type Store struct {
 // commit avoids it.
 const initialMmapSize = 1 << 30
 
+// options are the bbolt options the store opens its database with: bbolt's
+// defaults (4 KiB pages, the freelist written with every commit). Smaller
+// pages, the hashmap freelist and an unsynced freelist (as etcd runs bbolt)
+// were measured and did not make a block commit at a million accounts
+// cheaper: its cost is the fsync of one dirtied leaf per changed entry,
+// which none of them changes (docs/performance.md, "A million accounts").
+func options() *bolt.Options {
+	return &bolt.Options{Timeout: time.Second, InitialMmapSize: initialMmapSize}
+}
+
 // Open opens (creating if needed) the database at path. A database held by
 // another process gives ErrLocked after a second.
-func Open(path string) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, InitialMmapSize: initialMmapSize})
+func Open(path string) (*Store, error) { return open(path, options()) }
+
+func open(path string, o *bolt.Options) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, o)
 	if errors.Is(err, bolterr.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
 	}
@@ -90,7 +111,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketState, bucketOutbox, bucketShard, bucketRecords} {
+		for _, b := range [][]byte{bucketMeta, bucketState, bucketOutbox, bucketShard, bucketRecords, bucketPending} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -101,11 +122,35 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), folded: make(chan struct{})}
+	go s.folder()
+	s.kickFold()
+	return s, nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// kickFold wakes the background fold.
+func (s *Store) kickFold() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops the background fold (pending changes stay committed and are
+// folded after the next Open) and closes the database.
+func (s *Store) Close() error {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	<-s.folded
+	err := s.db.Close()
+	if s.foldErr != nil {
+		return errors.Join(fmt.Errorf("fold pending changes: %w", s.foldErr), err)
+	}
+	return err
+}
 
 // Bind ties the database to a shard and chain on first use and checks them
 // afterwards, so that state of one shard is never fed to another's enclave.
@@ -204,7 +249,7 @@ func (s *Store) Commit(b Batch) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		prev, ok, err := checkpoint(tx)
 		if err != nil {
 			return err
@@ -219,6 +264,10 @@ func (s *Store) Commit(b Batch) error {
 		}
 		return enc.write(tx)
 	})
+	if err == nil {
+		s.kickFold()
+	}
+	return err
 }
 
 // putShardBlock stores a shard block whose number follows the last stored
@@ -254,7 +303,7 @@ func (s *Store) CommitShardBlock(b Batch, block sidechain.SignedHeader) error {
 		return err
 	}
 	n := block.Header.Number
-	return s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		prev, ok, err := checkpoint(tx)
 		if err != nil {
 			return err
@@ -267,6 +316,10 @@ func (s *Store) CommitShardBlock(b Batch, block sidechain.SignedHeader) error {
 		}
 		return enc.write(tx)
 	})
+	if err == nil {
+		s.kickFold()
+	}
+	return err
 }
 
 func lastShardNumber(tx *bolt.Tx) (uint64, error) {
@@ -345,15 +398,8 @@ func encodeBatch(b Batch) (*encodedBatch, error) {
 
 // write writes the batch's changes, checkpoint and outgoing calls in tx.
 func (e *encodedBatch) write(tx *bolt.Tx) error {
-	st := tx.Bucket(bucketState)
-	for _, c := range e.b.Changes {
-		var err error
-		if len(c.Value) == 0 {
-			err = st.Delete(c.Key[:])
-		} else {
-			err = st.Put(c.Key[:], c.Value)
-		}
-		if err != nil {
+	if len(e.b.Changes) > 0 {
+		if err := putChanges(tx, e.b.Changes); err != nil {
 			return err
 		}
 	}
@@ -387,18 +433,48 @@ func readUint(b []byte) uint64 {
 	return binary.BigEndian.Uint64(b)
 }
 
-// Entries calls fn for every state entry in key order. The entry's value
-// may be kept: it is a copy.
+// Entries calls fn for every state entry in key order: the state bucket
+// with the pending changes laid over it, in one read transaction. The
+// entry's value may be kept: it is a copy.
 func (s *Store) Entries(fn func(protocol.Entry) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketState).ForEach(func(k, v []byte) error {
-			if len(k) != 32 {
-				return fmt.Errorf("%w: state key of %d bytes", ErrCorrupt, len(k))
+		over, keys, err := overlay(tx)
+		if err != nil {
+			return err
+		}
+		emit := func(k, v []byte) error {
+			if len(v) == 0 {
+				return nil // deleted by a pending change
 			}
 			e := protocol.Entry{Value: bytes.Clone(v)}
 			copy(e.Key[:], k)
 			return fn(e)
-		})
+		}
+		c := tx.Bucket(bucketState).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(k) != 32 {
+				return fmt.Errorf("%w: state key of %d bytes", ErrCorrupt, len(k))
+			}
+			for len(keys) > 0 && bytes.Compare(keys[0][:], k) < 0 {
+				if err := emit(keys[0][:], over[keys[0]]); err != nil {
+					return err
+				}
+				keys = keys[1:]
+			}
+			if len(keys) > 0 && bytes.Equal(keys[0][:], k) {
+				v = over[keys[0]]
+				keys = keys[1:]
+			}
+			if err := emit(k, v); err != nil {
+				return err
+			}
+		}
+		for _, k := range keys {
+			if err := emit(k[:], over[k]); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
@@ -406,7 +482,20 @@ func (s *Store) Entries(fn func(protocol.Entry) error) error {
 func (s *Store) EntryCount() (int, error) {
 	var n int
 	err := s.db.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketState).Stats().KeyN
+		over, _, err := overlay(tx)
+		if err != nil {
+			return err
+		}
+		st := tx.Bucket(bucketState)
+		n = st.Stats().KeyN
+		for k, v := range over {
+			switch had := st.Get(k[:]) != nil; {
+			case had && len(v) == 0:
+				n--
+			case !had && len(v) > 0:
+				n++
+			}
+		}
 		return nil
 	})
 	return n, err

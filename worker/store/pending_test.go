@@ -1,0 +1,211 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"maps"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/integritee-go/integritee/enclave/protocol"
+)
+
+// checkEntries checks Entries and EntryCount against want.
+func checkEntries(t *testing.T, s *Store, want map[[32]byte][]byte, when string) {
+	t.Helper()
+	var got []protocol.Entry
+	if err := s.Entries(func(e protocol.Entry) error { got = append(got, e); return nil }); err != nil {
+		t.Fatalf("%s: entries: %v", when, err)
+	}
+	keys := slices.SortedFunc(maps.Keys(want), func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
+	if len(got) != len(keys) {
+		t.Fatalf("%s: %d entries, want %d", when, len(got), len(keys))
+	}
+	for i, k := range keys {
+		if got[i].Key != k || !bytes.Equal(got[i].Value, want[k]) {
+			t.Fatalf("%s: entry %d is %x=%x, want %x=%x", when, i, got[i].Key, got[i].Value, k, want[k])
+		}
+	}
+	if n, err := s.EntryCount(); err != nil || n != len(want) {
+		t.Fatalf("%s: entry count %d (%v), want %d", when, n, err, len(want))
+	}
+}
+
+func pendingCount(t *testing.T, s *Store) int {
+	t.Helper()
+	n := 0
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPending).ForEach(func(_, _ []byte) error { n++; return nil })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestPendingChanges checks that committed changes read the same whether
+// they are still pending, folded, or read after a reopen, with keys that
+// are created, updated and deleted across blocks, and that the backlog of
+// pending records stays within maxPending.
+func TestPendingChanges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	want := map[[32]byte][]byte{}
+	for h := int64(1); h <= 3*maxPending; h++ {
+		var ch []protocol.Entry
+		for range 20 {
+			k := blinded(r.IntN(100))
+			e := protocol.Entry{Key: k}
+			if r.IntN(4) != 0 { // a quarter are deletions, also of absent keys
+				e.Value = binary.BigEndian.AppendUint64(nil, uint64(h))
+				want[k] = e.Value
+			} else {
+				delete(want, k)
+			}
+			ch = append(ch, e)
+		}
+		// Within a block the enclave sends each key once and sorted.
+		slices.SortStableFunc(ch, func(a, b protocol.Entry) int { return bytes.Compare(a.Key[:], b.Key[:]) })
+		ch = slices.CompactFunc(ch, func(a, b protocol.Entry) bool { return a.Key == b.Key })
+		for i, c := range ch {
+			if len(c.Value) > 0 || want[c.Key] != nil {
+				ch[i].Value = want[c.Key]
+			}
+		}
+		if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: h, Sealed: []byte{1}}, Changes: ch}); err != nil {
+			t.Fatal(err)
+		}
+		if n := pendingCount(t, s); n > maxPending {
+			t.Fatalf("height %d: %d pending records, at most %d", h, n, maxPending)
+		}
+		checkEntries(t, s, want, "committed")
+	}
+	// A rejected commit leaves nothing pending.
+	before := pendingCount(t, s)
+	if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: 1}, Changes: []protocol.Entry{{Key: blinded(1000), Value: []byte{1}}}}); !errors.Is(err, ErrHeightGap) {
+		t.Fatalf("commit at an old height: %v", err)
+	}
+	if n := pendingCount(t, s); n > before {
+		t.Fatalf("rejected commit left a pending record: %d > %d", n, before)
+	}
+	checkEntries(t, s, want, "after a rejected commit")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Reopened, and folded completely.
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	checkEntries(t, s, want, "reopened")
+	if err := s.fold(make(chan struct{})); err != nil {
+		t.Fatal(err)
+	}
+	if n := pendingCount(t, s); n != 0 {
+		t.Fatalf("%d pending records after folding", n)
+	}
+	checkEntries(t, s, want, "folded")
+}
+
+// TestPendingCorrupt checks that a pending record that does not decode is
+// reported as corrupt by readers, never half-applied by the fold.
+func TestPendingCorrupt(t *testing.T) {
+	for name, rec := range map[string][]byte{
+		"truncated key":   bytes.Repeat([]byte{1}, 20),
+		"length too long": append(bytes.Repeat([]byte{1}, 32), 40, 1, 2),
+		"bad uvarint":     append(bytes.Repeat([]byte{1}, 32), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff),
+		"second truncated": append(encodeChanges([]protocol.Entry{{Key: blinded(1), Value: []byte{5}}}),
+			bytes.Repeat([]byte{2}, 33)...),
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, err := Open(filepath.Join(t.TempDir(), "w.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: 1}, Changes: []protocol.Entry{{Key: blinded(9), Value: []byte{9}}}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.fold(make(chan struct{})); err != nil {
+				t.Fatal(err)
+			}
+			close(s.stop) // no background fold from here on
+			<-s.folded
+			if err := s.db.Update(func(tx *bolt.Tx) error {
+				return tx.Bucket(bucketPending).Put(binary.BigEndian.AppendUint64(nil, 7), rec)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Entries(func(protocol.Entry) error { return nil }); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("entries: %v, want ErrCorrupt", err)
+			}
+			if _, err := s.EntryCount(); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("entry count: %v, want ErrCorrupt", err)
+			}
+			if err := s.fold(make(chan struct{})); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("fold: %v, want ErrCorrupt", err)
+			}
+			// Nothing of the bad record reached the state.
+			if err := s.db.View(func(tx *bolt.Tx) error {
+				if n := tx.Bucket(bucketState).Stats().KeyN; n != 1 {
+					t.Errorf("state holds %d entries, want 1", n)
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			s.db.Close()
+		})
+	}
+}
+
+// TestLargeBatchAfterPending checks that a batch too large for a pending
+// record (a provisioned state) is written after what is pending, not
+// overwritten by its later fold.
+func TestLargeBatchAfterPending(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "w.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want := map[[32]byte][]byte{}
+	var small []protocol.Entry
+	for i := range 10 {
+		small = append(small, protocol.Entry{Key: blinded(i), Value: []byte{1}})
+		want[blinded(i)] = []byte{1}
+	}
+	slices.SortFunc(small, func(a, b protocol.Entry) int { return bytes.Compare(a.Key[:], b.Key[:]) })
+	if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: 1}, Changes: small}); err != nil {
+		t.Fatal(err)
+	}
+	var large []protocol.Entry
+	for i := 5; i < maxPendingChanges+10; i++ {
+		e := protocol.Entry{Key: blinded(i), Value: []byte{2}}
+		if i < 8 {
+			e.Value = nil // deletes three of the first batch's keys
+			delete(want, e.Key)
+		} else {
+			want[e.Key] = e.Value
+		}
+		large = append(large, e)
+	}
+	slices.SortFunc(large, func(a, b protocol.Entry) int { return bytes.Compare(a.Key[:], b.Key[:]) })
+	if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: 2}, Changes: large}); err != nil {
+		t.Fatal(err)
+	}
+	if n := pendingCount(t, s); n != 0 {
+		t.Fatalf("%d pending records after a large batch", n)
+	}
+	if err := s.fold(make(chan struct{})); err != nil {
+		t.Fatal(err)
+	}
+	checkEntries(t, s, want, "after a large batch")
+}
