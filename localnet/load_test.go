@@ -39,6 +39,9 @@ func TestSidechainLoad(t *testing.T) {
 	}
 	lifted := rpc.Options{RateLimit: 1e6, RateBurst: 1 << 20, MaxConns: 1 << 14, MaxConnsPerIP: 1 << 14,
 		QueueSize: 1 << 16, MaxInFlight: 1 << 14}
+	if d, err := time.ParseDuration(os.Getenv("INTEGRITEE_LOAD_LINGER")); err == nil {
+		lifted.BatchLinger = d // --rpc-batch-linger
+	}
 	type run struct {
 		senders, n int
 		rate       float64
