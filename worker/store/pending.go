@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -81,14 +83,8 @@ func putChanges(tx *bolt.Tx, changes []protocol.Entry) error {
 	if len(changes) <= maxPendingChanges {
 		return putPending(tx, changes)
 	}
-	for {
-		more, err := foldOldest(tx)
-		if err != nil {
-			return err
-		}
-		if !more {
-			break
-		}
+	if _, err := foldRecords(tx, math.MaxInt); err != nil {
+		return err
 	}
 	st := tx.Bucket(bucketState)
 	for _, c := range changes {
@@ -127,34 +123,66 @@ func putPending(tx *bolt.Tx, changes []protocol.Entry) error {
 	return p.Put(binary.BigEndian.AppendUint64(nil, seq), encodeChanges(changes))
 }
 
-// foldOldest writes the oldest pending record into the state bucket and
-// deletes it; false if there was none.
-func foldOldest(tx *bolt.Tx) (bool, error) {
+// foldChanges is the most changes one background fold transaction
+// takes: it holds bbolt's only write transaction, so the next block's
+// commit waits for it.
+const foldChanges = 16384
+
+// foldOldest folds the oldest pending record; false if there was none.
+func foldOldest(tx *bolt.Tx) (bool, error) { return foldRecords(tx, 0) }
+
+// foldRecords writes pending records into the state bucket, oldest first,
+// and deletes them: the oldest, and after it more while their changes come
+// to at most limit. A key changed by several records is written once, with
+// its latest value, and the keys are written in order. Under load, records
+// gather while a fold runs, so the next fold writes the leaf pages of keys
+// that every block changes (a busy sender's balance and nonce) once for
+// all of them. False if there was no record.
+func foldRecords(tx *bolt.Tx, limit int) (bool, error) {
 	p := tx.Bucket(bucketPending)
-	k, v := p.Cursor().First()
-	if k == nil {
+	c := p.Cursor()
+	latest := map[[32]byte][]byte{}
+	var done [][]byte
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if len(done) > 0 && len(latest)+countChanges(v) > limit {
+			break
+		}
+		if err := decodeChanges(v, func(key, value []byte) { latest[[32]byte(key)] = value }); err != nil {
+			return false, err
+		}
+		done = append(done, bytes.Clone(k))
+	}
+	if len(done) == 0 {
 		return false, nil
 	}
+	keys := make([][32]byte, 0, len(latest))
+	for k := range latest {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
 	st := tx.Bucket(bucketState)
-	var err error
-	derr := decodeChanges(v, func(key, value []byte) {
-		if err != nil {
-			return
-		}
-		if len(value) == 0 {
-			err = st.Delete(key)
+	for _, k := range keys {
+		var err error
+		if v := latest[k]; len(v) == 0 {
+			err = st.Delete(k[:])
 		} else {
-			err = st.Put(key, value)
+			err = st.Put(k[:], v)
 		}
-	})
-	if derr != nil {
-		return false, derr
+		if err != nil {
+			return false, err
+		}
 	}
-	if err != nil {
-		return false, err
+	for _, k := range done {
+		if err := p.Delete(k); err != nil {
+			return false, err
+		}
 	}
-	return true, p.Delete(k)
+	return true, nil
 }
+
+// countChanges is an upper bound of the changes in an encoded record (each
+// takes at least 33 bytes).
+func countChanges(b []byte) int { return len(b) / 33 }
 
 // overlay returns the pending changes, later ones replacing earlier ones
 // (an empty value: deleted), and their keys in order.
@@ -185,7 +213,7 @@ func (s *Store) fold(stop <-chan struct{}) error {
 		var more bool
 		err := s.db.Update(func(tx *bolt.Tx) error {
 			var err error
-			more, err = foldOldest(tx)
+			more, err = foldRecords(tx, foldChanges)
 			return err
 		})
 		if err != nil || !more {
@@ -194,18 +222,55 @@ func (s *Store) fold(stop <-chan struct{}) error {
 	}
 }
 
-// folder folds in the background after each commit until Close.
+// foldAt is the number of pending records at which the background fold
+// runs; fewer are folded once no commit came for foldIdle. A fold of
+// several records writes a leaf page that all of them change once, so
+// waiting for a few turns the busy accounts' many small writes into one.
+const (
+	foldAt   = 8
+	foldIdle = 100 * time.Millisecond
+)
+
+// pendingRecords counts the pending records.
+func (s *Store) pendingRecords() (int, error) {
+	n := 0
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketPending).Cursor()
+		first, _ := c.First()
+		last, _ := c.Last()
+		if first == nil {
+			return nil
+		}
+		if len(first) != 8 || len(last) != 8 {
+			return fmt.Errorf("%w: pending record key", ErrCorrupt)
+		}
+		n = int(binary.BigEndian.Uint64(last)-binary.BigEndian.Uint64(first)) + 1
+		return nil
+	})
+	return n, err
+}
+
+// folder folds in the background until Close: once foldAt records are
+// pending, or foldIdle after the last commit.
 func (s *Store) folder() {
 	defer close(s.folded)
+	idle := time.NewTimer(foldIdle)
+	idle.Stop()
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-s.kick:
-			if err := s.fold(s.stop); err != nil {
-				s.foldErr = err
-				return
+			n, err := s.pendingRecords()
+			if err == nil && n < foldAt {
+				idle.Reset(foldIdle)
+				continue
 			}
+		case <-idle.C:
+		}
+		if err := s.fold(s.stop); err != nil {
+			s.foldErr = err
+			return
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/enclave/protocol"
 )
 
@@ -208,4 +209,111 @@ func TestLargeBatchAfterPending(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkEntries(t, s, want, "after a large batch")
+}
+
+// TestFoldRecords checks a fold of several records at once: a key changed
+// by several of them ends with its latest value (updated, deleted,
+// recreated), the limit bounds how many records one fold takes (but always
+// at least the oldest), and the reads are the same before and after.
+func TestFoldRecords(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "w.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.db.Close()
+	close(s.stop) // the test folds by hand
+	<-s.folded
+	want := map[[32]byte][]byte{}
+	commit := func(h int64, ch ...protocol.Entry) {
+		t.Helper()
+		slices.SortFunc(ch, func(a, b protocol.Entry) int { return bytes.Compare(a.Key[:], b.Key[:]) })
+		for _, c := range ch {
+			if len(c.Value) == 0 {
+				delete(want, c.Key)
+			} else {
+				want[c.Key] = c.Value
+			}
+		}
+		if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: h, Sealed: []byte{1}}, Changes: ch}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put := func(i int, v byte) protocol.Entry { return protocol.Entry{Key: blinded(i), Value: []byte{v}} }
+	del := func(i int) protocol.Entry { return protocol.Entry{Key: blinded(i)} }
+	commit(1, put(1, 1), put(2, 1), put(3, 1), put(4, 1))
+	commit(2, put(1, 2), del(2), put(5, 2), put(9, 2))
+	commit(3, put(2, 3), del(3), put(1, 3), del(9))
+	commit(4, del(5), put(6, 4), put(7, 4), put(8, 4))
+	fold := func(limit int, pendingAfter int) {
+		t.Helper()
+		if err := s.db.Update(func(tx *bolt.Tx) error {
+			more, err := foldRecords(tx, limit)
+			if err == nil && !more {
+				t.Error("fold found nothing pending")
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if n := pendingCount(t, s); n != pendingAfter {
+			t.Fatalf("%d pending records after a fold with limit %d, want %d", n, limit, pendingAfter)
+		}
+		checkEntries(t, s, want, "after a fold")
+	}
+	checkEntries(t, s, want, "pending")
+	fold(0, 3) // the oldest record only, however small the limit
+	fold(8, 1) // records 2 and 3 (4 + 4 changes, 5 keys), not 4 as well (5 + 4)
+	fold(100, 0)
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		if n := tx.Bucket(bucketState).Stats().KeyN; n != len(want) {
+			t.Errorf("state bucket holds %d entries, want %d", n, len(want))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCommitsWakeTheFold checks that every way of committing state changes
+// wakes the background fold: a path that did not would leave its records
+// to Commit's own fold at the backlog limit, in the worker's turn.
+func TestCommitsWakeTheFold(t *testing.T) {
+	ch := []protocol.Entry{{Key: blinded(1), Value: []byte{1}}}
+	block := func(n uint64) sidechain.SignedHeader {
+		return sidechain.SignedHeader{Header: sidechain.Header{Number: n}}
+	}
+	for name, commit := range map[string]func(s *Store) error{
+		"Commit": func(s *Store) error {
+			return s.Commit(Batch{Checkpoint: Checkpoint{Height: 1}, Changes: ch})
+		},
+		"CommitShardBlock": func(s *Store) error {
+			if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: 1}}); err != nil {
+				return err
+			}
+			<-s.kick
+			return s.CommitShardBlock(Batch{Checkpoint: Checkpoint{Height: 1}, Changes: ch}, block(1))
+		},
+		"CommitSteps": func(s *Store) error {
+			return s.CommitSteps(Records{}, []Step{
+				{Batch: Batch{Checkpoint: Checkpoint{Height: 1}, Changes: ch}},
+				{Batch: Batch{Checkpoint: Checkpoint{Height: 1}, Changes: ch}, Direct: new(block(1))},
+			})
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, err := Open(filepath.Join(t.TempDir(), "w.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.db.Close()
+			close(s.stop) // the folder is gone, so a kick stays in its channel
+			<-s.folded
+			if err := commit(s); err != nil {
+				t.Fatal(err)
+			}
+			if len(s.kick) != 1 {
+				t.Fatal("the commit did not wake the fold")
+			}
+		})
+	}
 }

@@ -34,7 +34,7 @@ func (s *Store) CommitSteps(recs Records, steps []Step) error {
 			return err
 		}
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		if len(recs.Data) > 0 {
 			if err := appendRecords(tx, recs.Shard, recs.Data); err != nil {
 				return err
@@ -71,4 +71,8 @@ func (s *Store) CommitSteps(recs Records, steps []Step) error {
 		}
 		return nil
 	})
+	if err == nil && len(steps) > 0 {
+		s.kickFold()
+	}
+	return err
 }
