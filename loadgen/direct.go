@@ -100,6 +100,9 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Rate > 0 {
 		rep.Mode, rep.OfferedPerSec = "open", cfg.Rate
 	}
+	if cfg.Recipients > 0 {
+		rep.Recipient = fmt.Sprintf("one of %d generated accounts per call (stf.DevAccount 0..%d)", cfg.Recipients, cfg.Recipients-1)
+	}
 	for w, u := range cfg.WorkerURLs {
 		rep.Workers[w].URL = u
 	}
@@ -139,7 +142,11 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	build := func(i, j int) ([]byte, error) {
-		call := stf.Call{Transfer: &stf.Transfer{From: senders[i].addr, To: recipient.addr, Amount: cfg.Amount}}
+		to := recipient.addr
+		if cfg.Recipients > 0 {
+			to = stf.DevAccount(spread(i, j, cfg.Recipients))
+		}
+		call := stf.Call{Transfer: &stf.Transfer{From: senders[i].addr, To: to, Amount: cfg.Amount}}
 		return seal(i, j, senders[i].key, call, nonces[i]+uint64(j))
 	}
 	if err := buildAll(ctx, built, build); err != nil {
@@ -460,4 +467,11 @@ func waitProcessed(ctx context.Context, tc *trusted.Client, h int64) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// spread picks the generated account that sender i's call j goes to:
+// a multiplicative hash, so calls land all over the state.
+func spread(i, j int, n uint32) uint32 {
+	x := (uint64(i)<<32 | uint64(uint32(j))) * 0x9e3779b97f4a7c15
+	return uint32((x >> 32) % uint64(n))
 }

@@ -128,6 +128,12 @@ type Config struct {
 	// shielded channel per sender (trusted.Channel: one encapsulation
 	// per sender, then AES-256-GCM per call).
 	OneShot bool
+	// Recipients, when set, makes Direct send each call to one of the
+	// generated accounts stf.DevAccount(0..Recipients-1) (those that
+	// `trusted dev-accounts --n` made), picked pseudo-randomly per call,
+	// instead of to one recipient: every call then changes an account
+	// of its own somewhere in the state, as calls between many users do.
+	Recipients uint32
 }
 
 // Shielding values of a Report.

@@ -161,3 +161,25 @@ func TestSourceIP(t *testing.T) {
 		}
 	}
 }
+
+// TestSpread: the generated recipients of a run's calls are in range and
+// hardly repeat when there are many more accounts than calls.
+func TestSpread(t *testing.T) {
+	const senders, calls, n = 192, 100, 1_000_000
+	seen := map[uint32]bool{}
+	for i := range senders {
+		for j := range calls {
+			r := spread(i, j, n)
+			if r >= n {
+				t.Fatalf("spread(%d, %d) = %d, out of range", i, j, r)
+			}
+			seen[r] = true
+		}
+	}
+	if len(seen) < senders*calls*98/100 {
+		t.Errorf("%d distinct recipients of %d calls", len(seen), senders*calls)
+	}
+	if r := spread(5, 7, 1); r != 0 {
+		t.Errorf("spread over one account: %d", r)
+	}
+}

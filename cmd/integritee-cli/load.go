@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/integritee-go/integritee/internal/cli"
@@ -59,6 +60,11 @@ func (f *loadFlags) register(fs *flag.FlagSet, name string, defN int, worker boo
 		fs.BoolVar(&f.cfg.OneShot, "one-shot", false, "seal every call one-shot to the shielding key (an HPKE encapsulation per call) instead of on a shielded channel per sender")
 	}
 	if name == "direct" {
+		fs.Func("recipients", "send each call to one of the `N` generated accounts of `trusted dev-accounts --n N`, picked per call (0: all to one recipient)", func(v string) error {
+			n, err := strconv.ParseUint(v, 10, 32)
+			f.cfg.Recipients = uint32(n)
+			return err
+		})
 		fs.DurationVar(&f.cfg.ConfirmWait, "confirm-wait", loadgen.DefaultConfirmWait, "after the calls, wait at most this long for the chain to confirm their shard blocks")
 	}
 }

@@ -154,6 +154,31 @@ func TestLoadCommands(t *testing.T) {
 		}
 	})
 
+	// Calls spread over generated accounts: every one executed, and the
+	// senders paid for them.
+	t.Run("direct recipients", func(t *testing.T) {
+		const n, conc, amount = 12, 2, 3
+		tc, err := trusted.Dial(ctx, worker, c, trusted.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep loadgen.Report
+		cliJSON(t, &rep, "load", "direct", "--n", fmt.Sprint(n), "--concurrency", fmt.Sprint(conc), "--amount", fmt.Sprint(amount),
+			"--recipients", "1000", "--tag", "ltr", "--node", node, "--worker", worker, "--timeout", "90s")
+		if rep.Committed != n || rep.Failed != 0 || !strings.HasPrefix(rep.Recipient, "one of 1000 generated accounts") {
+			t.Fatalf("report %+v", rep)
+		}
+		for _, s := range rep.Senders {
+			b, err := tc.Balance(ctx, accounts.DevKey(s.Name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Amount != uint64(s.Sent)*amount || b != s.Shielded-s.Amount {
+				t.Errorf("%s holds %d in the shard, sent %+v", s.Name, b, s)
+			}
+		}
+	})
+
 	// Many clients: every session from its own address, every call
 	// executed once, as the shard's state says.
 	t.Run("clients", func(t *testing.T) {
