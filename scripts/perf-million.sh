@@ -21,7 +21,7 @@ for _ in $(seq 1 120); do
 done
 run() {
 	echo "== $1, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-	"$cli" load direct --n 6000 --concurrency 192 --node $node --worker $worker --tag "$2"
+	"$cli" load direct --n 20000 --concurrency 192 --node $node --worker $worker --tag "$2" ${3:+--recipients $3}
 }
 run "small state, run 1" s1
 run "small state, run 2" s2
@@ -29,3 +29,7 @@ echo "== creating 1,000,000 accounts"
 "$cli" trusted dev-accounts --n 1000000 --node $node --worker $worker | tail -1
 run "1M accounts, run 1" m1
 run "1M accounts, run 2" m2
+# Each call to a random one of the million: its changes land all over the
+# state's tree instead of on the senders' and one recipient's pages.
+run "1M accounts, calls to random accounts, run 1" r1 1000000
+run "1M accounts, calls to random accounts, run 2" r2 1000000

@@ -227,7 +227,7 @@ func (s *Store) fold(stop <-chan struct{}) error {
 // several records writes a leaf page that all of them change once, so
 // waiting for a few turns the busy accounts' many small writes into one.
 const (
-	foldAt   = 8
+	foldAt   = 16
 	foldIdle = 100 * time.Millisecond
 )
 

@@ -74,8 +74,10 @@ func scaleStoreWith(b *testing.B, entries int, o *bolt.Options) *Store {
 // pending changes are folded into the state between commits off the clock,
 // as the background fold does while the worker waits for the enclave's next
 // batch: the cost in the worker's turn. In mode=sustained commits follow
-// each other with nothing in between, so the fold competes with them and
-// Commit folds itself at the backlog limit: the store's throughput bound.
+// each other with nothing in between, so the fold competes with them,
+// folding foldAt or more records per transaction (their changes in one
+// pass, each changed key once), and Commit folds itself at the backlog
+// limit: the store's throughput bound.
 // pagewrites/op counts the commits' own page writes in mode=turn and
 // everything in mode=sustained.
 func BenchmarkStoreScaleBlock(b *testing.B) {
