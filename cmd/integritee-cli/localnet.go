@@ -191,7 +191,17 @@ func trustLocalnet(ctx context.Context, e *env, nodeRPC string) error {
 	if err != nil {
 		return err
 	}
+	// A node that has just started (no worker waited for it) may not have
+	// committed its first block yet: its latest commit has no header.
 	com, err := c.RPC().Commit(ctx, nil)
+	for err == nil && (com.Header == nil || com.Commit == nil) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("trust the localnet chain: no block committed yet: %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+		com, err = c.RPC().Commit(ctx, nil)
+	}
 	if err != nil {
 		return fmt.Errorf("trust the localnet chain: %w", err)
 	}

@@ -97,6 +97,40 @@ func TestLocalnetCommand(t *testing.T) {
 	}
 }
 
+// TestLocalnetNoWorkers: `localnet --workers 0` (a node for workers started
+// apart) comes up and trusts its chain although no worker waited for its
+// first block (it read the latest commit before there was one, and
+// crashed).
+func TestLocalnetNoWorkers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out lockedBuffer
+	e := &env{stdout: &out, stderr: &bytes.Buffer{}, now: time.Now, trustDir: t.TempDir()}
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- serveLocalnet(sctx, e, localnet.Config{NoWorkers: true, Dir: t.TempDir()}, false, false)
+	}()
+	for !strings.Contains(out.String(), "localnet running") {
+		select {
+		case err := <-done:
+			stop()
+			t.Fatalf("localnet stopped: %v\n%s", err, out.String())
+		case <-ctx.Done():
+			stop()
+			t.Fatalf("localnet not running:\n%s", out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if !strings.Contains(out.String(), "now trusts this chain") {
+		t.Errorf("the chain is not trusted:\n%s", out.String())
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("localnet: %v", err)
+	}
+}
+
 // TestLocalnetRPCLimitFlags: the workers' RPC limits refuse negative
 // values before anything starts (that they reach the workers is
 // localnet.TestWorkerRPCLimits).
