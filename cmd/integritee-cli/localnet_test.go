@@ -55,17 +55,7 @@ func TestLocalnetCommand(t *testing.T) {
 			go func() {
 				done <- serveLocalnet(sctx, e, localnet.Config{Workers: tc.workers, EnclaveBinary: enclave, ConfirmHeartbeat: time.Minute}, true, false)
 			}()
-			for !strings.Contains(out.String(), "localnet running") {
-				select {
-				case err := <-done:
-					stop()
-					t.Fatalf("localnet stopped: %v\n%s", err, out.String())
-				case <-ctx.Done():
-					stop()
-					t.Fatalf("localnet not running:\n%s", out.String())
-				case <-time.After(50 * time.Millisecond):
-				}
-			}
+			waitRunning(ctx, t, &out, done, stop)
 			text := out.String()
 			if !strings.Contains(text, "demo passed") {
 				t.Errorf("no demo in the output:\n%s", text)
@@ -97,6 +87,23 @@ func TestLocalnetCommand(t *testing.T) {
 	}
 }
 
+// waitRunning waits until serveLocalnet says the localnet is running, and
+// fails the test if it stopped or ctx ended first.
+func waitRunning(ctx context.Context, t *testing.T, out *lockedBuffer, done <-chan error, stop context.CancelFunc) {
+	t.Helper()
+	for !strings.Contains(out.String(), "localnet running") {
+		select {
+		case err := <-done:
+			stop()
+			t.Fatalf("localnet stopped: %v\n%s", err, out.String())
+		case <-ctx.Done():
+			stop()
+			t.Fatalf("localnet not running:\n%s", out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // TestLocalnetNoWorkers: `localnet --workers 0` (a node for workers started
 // apart) comes up and trusts its chain although no worker waited for its
 // first block (it read the latest commit before there was one, and
@@ -111,17 +118,7 @@ func TestLocalnetNoWorkers(t *testing.T) {
 	go func() {
 		done <- serveLocalnet(sctx, e, localnet.Config{NoWorkers: true, Dir: t.TempDir()}, false, false)
 	}()
-	for !strings.Contains(out.String(), "localnet running") {
-		select {
-		case err := <-done:
-			stop()
-			t.Fatalf("localnet stopped: %v\n%s", err, out.String())
-		case <-ctx.Done():
-			stop()
-			t.Fatalf("localnet not running:\n%s", out.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	waitRunning(ctx, t, &out, done, stop)
 	if !strings.Contains(out.String(), "now trusts this chain") {
 		t.Errorf("the chain is not trusted:\n%s", out.String())
 	}
