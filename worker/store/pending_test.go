@@ -274,6 +274,43 @@ func TestFoldRecords(t *testing.T) {
 	}
 }
 
+// TestGatheredFoldCorrupt: a corrupt record behind good ones fails the
+// whole gathered fold, so nothing of the good records is folded either
+// (they stay pending and read as before) and nothing of the bad one.
+func TestGatheredFoldCorrupt(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "w.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.db.Close()
+	close(s.stop) // the test folds by hand
+	<-s.folded
+	for h := int64(1); h <= 3; h++ {
+		if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: h}, Changes: []protocol.Entry{{Key: blinded(int(h)), Value: []byte{byte(h)}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPending).Put(binary.BigEndian.AppendUint64(nil, 4), bytes.Repeat([]byte{7}, 20)) // a truncated change
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.fold(make(chan struct{})); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("fold: %v, want ErrCorrupt", err)
+	}
+	if n := pendingCount(t, s); n != 4 {
+		t.Fatalf("%d pending records after a failed fold, want 4", n)
+	}
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		if n := tx.Bucket(bucketState).Stats().KeyN; n != 0 {
+			t.Errorf("state holds %d entries after a failed fold, want 0", n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestCommitsWakeTheFold checks that every way of committing state changes
 // wakes the background fold: a path that did not would leave its records
 // to Commit's own fold at the backlog limit, in the worker's turn.
