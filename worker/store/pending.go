@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -15,7 +16,7 @@ import (
 
 // A block's state changes are committed as one record of the pending
 // bucket (key: 8-byte sequence number), in the block's transaction, and
-// folded into the state bucket afterwards, oldest first, each record's
+// folded into the state bucket afterwards, oldest first, several records'
 // fold and deletion in one transaction. State keys are blinded, uniformly
 // random: written straight into the state's B+tree, a block's few hundred
 // changes each dirty their own leaf page once the state has more leaves
@@ -88,39 +89,53 @@ func putChanges(tx *bolt.Tx, changes []protocol.Entry) error {
 	}
 	st := tx.Bucket(bucketState)
 	for _, c := range changes {
-		var err error
-		if len(c.Value) == 0 {
-			err = st.Delete(c.Key[:])
-		} else {
-			err = st.Put(c.Key[:], c.Value)
-		}
-		if err != nil {
+		if err := putOrDelete(st, c.Key[:], c.Value); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// putOrDelete writes a change: an empty value deletes the key.
+func putOrDelete(b *bolt.Bucket, key, value []byte) error {
+	if len(value) == 0 {
+		return b.Delete(key)
+	}
+	return b.Put(key, value)
+}
+
+// pendingSeqs returns the sequence numbers of the oldest and the newest
+// pending record; ok false if there is none.
+func pendingSeqs(tx *bolt.Tx) (first, last uint64, ok bool, err error) {
+	c := tx.Bucket(bucketPending).Cursor()
+	f, _ := c.First()
+	l, _ := c.Last()
+	if f == nil {
+		return 0, 0, false, nil
+	}
+	if len(f) != 8 || len(l) != 8 {
+		return 0, 0, false, fmt.Errorf("%w: pending record key", ErrCorrupt)
+	}
+	return binary.BigEndian.Uint64(f), binary.BigEndian.Uint64(l), true, nil
+}
+
 // putPending appends a record of changes, folding the oldest first if
 // maxPending are waiting.
 func putPending(tx *bolt.Tx, changes []protocol.Entry) error {
-	p := tx.Bucket(bucketPending)
-	c := p.Cursor()
-	first, _ := c.First()
-	last, _ := c.Last()
+	first, last, ok, err := pendingSeqs(tx)
+	if err != nil {
+		return err
+	}
 	seq := uint64(1)
-	if last != nil {
-		if len(first) != 8 || len(last) != 8 {
-			return fmt.Errorf("%w: pending record key", ErrCorrupt)
-		}
-		seq = binary.BigEndian.Uint64(last) + 1
-		if seq-binary.BigEndian.Uint64(first) >= maxPending {
+	if ok {
+		seq = last + 1
+		if seq-first >= maxPending {
 			if _, err := foldOldest(tx); err != nil {
 				return err
 			}
 		}
 	}
-	return p.Put(binary.BigEndian.AppendUint64(nil, seq), encodeChanges(changes))
+	return tx.Bucket(bucketPending).Put(binary.BigEndian.AppendUint64(nil, seq), encodeChanges(changes))
 }
 
 // foldChanges is the most changes one background fold transaction
@@ -155,20 +170,9 @@ func foldRecords(tx *bolt.Tx, limit int) (bool, error) {
 	if len(done) == 0 {
 		return false, nil
 	}
-	keys := make([][32]byte, 0, len(latest))
-	for k := range latest {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
 	st := tx.Bucket(bucketState)
-	for _, k := range keys {
-		var err error
-		if v := latest[k]; len(v) == 0 {
-			err = st.Delete(k[:])
-		} else {
-			err = st.Put(k[:], v)
-		}
-		if err != nil {
+	for _, k := range sortedKeys(latest) {
+		if err := putOrDelete(st, k[:], latest[k]); err != nil {
 			return false, err
 		}
 	}
@@ -194,12 +198,12 @@ func overlay(tx *bolt.Tx) (map[[32]byte][]byte, [][32]byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	keys := make([][32]byte, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
-	return m, keys, nil
+	return m, sortedKeys(m), nil
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys(m map[[32]byte][]byte) [][32]byte {
+	return slices.SortedFunc(maps.Keys(m), func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
 }
 
 // fold folds pending records until there are none or stop is closed.
@@ -235,17 +239,11 @@ const (
 func (s *Store) pendingRecords() (int, error) {
 	n := 0
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketPending).Cursor()
-		first, _ := c.First()
-		last, _ := c.Last()
-		if first == nil {
-			return nil
+		first, last, ok, err := pendingSeqs(tx)
+		if ok {
+			n = int(last-first) + 1
 		}
-		if len(first) != 8 || len(last) != 8 {
-			return fmt.Errorf("%w: pending record key", ErrCorrupt)
-		}
-		n = int(binary.BigEndian.Uint64(last)-binary.BigEndian.Uint64(first)) + 1
-		return nil
+		return err
 	})
 	return n, err
 }
