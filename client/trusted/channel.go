@@ -61,22 +61,29 @@ func (ch *Channel) EncryptCallAs(key ed25519.PrivateKey, call stf.Call, nonce ui
 }
 
 // Opened records the enclave's answer err to a call sealed on the
-// channel: a result, or a refusal of the decrypted call (a stale nonce,
-// say), means the enclave knows the channel; ErrUnknownChannel means the
-// next call must open it again; any other error says nothing.
+// channel: a result, or a refusal that only a decrypted call can earn (a
+// bad signature or nonce), means the enclave knows the channel;
+// ErrUnknownChannel means the next call must open it again; any other
+// error says nothing (a ciphertext refused as too large or malformed may
+// never have been opened).
 func (ch *Channel) Opened(err error) {
 	var ie *InvalidCallError
 	switch {
 	case errors.Is(err, ErrUnknownChannel):
 		ch.opened.Store(false)
-	case err == nil, errors.As(err, &ie) && ie.Reason != reasonUndecryptable:
+	case err == nil, errors.As(err, &ie) && decryptedReasons[ie.Reason]:
 		ch.opened.Store(true)
 	}
 }
 
-// reasonUndecryptable is the enclave's reason for a ciphertext that does
-// not open (protocol.ReasonUndecryptable).
-const reasonUndecryptable = "undecryptable"
+// The enclave's reasons (protocol.Reason*): for a ciphertext that does not
+// open, and for calls it refused after opening them.
+const (
+	reasonUndecryptable = "undecryptable"
+	reasonFutureNonce   = "future nonce"
+)
+
+var decryptedReasons = map[string]bool{reasonBadSignature: true, reasonStaleNonce: true, reasonFutureNonce: true}
 
 // SubmitCall is Client.SubmitCall with the call sealed on the channel. If
 // the enclave does not know the channel it applied nothing, and the call

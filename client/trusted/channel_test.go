@@ -79,4 +79,52 @@ func TestChannelReasonsMatchTheEnclave(t *testing.T) {
 		t.Fatalf("the client's copies %q, %q of the enclave's reasons %q, %q", trusted.ReasonUnknownChannel, trusted.ReasonUndecryptable,
 			protocol.ReasonUnknownChannel, protocol.ReasonUndecryptable)
 	}
+	if trusted.ReasonBadSignature != protocol.ReasonBadSignature || trusted.ReasonFutureNonce != protocol.ReasonFutureNonce {
+		t.Fatalf("the client's copies %q, %q of the enclave's reasons %q, %q", trusted.ReasonBadSignature, trusted.ReasonFutureNonce,
+			protocol.ReasonBadSignature, protocol.ReasonFutureNonce)
+	}
+}
+
+// Only an answer that needs the call decrypted marks the channel opened: a
+// refusal of the ciphertext itself (too large, malformed, undecryptable)
+// leaves the next call an open ciphertext.
+func TestChannelOpenedBy(t *testing.T) {
+	e := rpctest.NewEnclave(t, "sdk channel opened")
+	url, _ := rpctest.Serve(t, rpc.New(e, rpc.Options{}))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := trusted.Dial(ctx, url, registered(e.Identity()), trusted.Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		answer error
+		opened bool
+	}{
+		{nil, true},
+		{&trusted.InvalidCallError{Reason: protocol.ReasonStaleNonce}, true},
+		{&trusted.InvalidCallError{Reason: protocol.ReasonBadSignature}, true},
+		{&trusted.InvalidCallError{Reason: protocol.ReasonFutureNonce}, true},
+		{&trusted.InvalidCallError{Reason: protocol.ReasonTooLarge}, false},
+		{&trusted.InvalidCallError{Reason: protocol.ReasonMalformed}, false},
+		{&trusted.InvalidCallError{Reason: protocol.ReasonUndecryptable}, false},
+		{errors.New("connection reset"), false},
+	} {
+		ch, err := c.OpenChannel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch.Opened(tc.answer)
+		ct, err := ch.EncryptCall(rpctest.Key("alice"), stf.Call{Transfer: &stf.Transfer{To: rpctest.Address(rpctest.Key("bob")), Amount: 1}}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := shielding.ParseChannel(ct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := !p.Open; got != tc.opened {
+			t.Errorf("after %v: opened %v, want %v", tc.answer, got, tc.opened)
+		}
+	}
 }

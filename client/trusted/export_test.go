@@ -8,4 +8,6 @@ const ReasonStaleNonce = reasonStaleNonce
 const (
 	ReasonUnknownChannel = reasonUnknownChannel
 	ReasonUndecryptable  = reasonUndecryptable
+	ReasonBadSignature   = reasonBadSignature
+	ReasonFutureNonce    = reasonFutureNonce
 )
