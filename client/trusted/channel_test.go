@@ -10,7 +10,6 @@ import (
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/stf"
-	"github.com/integritee-go/integritee/worker/rpc"
 	"github.com/integritee-go/integritee/worker/rpc/rpctest"
 )
 
@@ -19,14 +18,7 @@ import (
 // refused with ErrUnknownChannel, applied nowhere, and SubmitCall sends
 // the call again, opened, so it applies exactly once.
 func TestChannelCalls(t *testing.T) {
-	e := rpctest.NewEnclave(t, "sdk channel")
-	url, _ := rpctest.Serve(t, rpc.New(e, rpc.Options{}))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := trusted.Dial(ctx, url, registered(e.Identity()), trusted.Options{Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := dialNew(t, "sdk channel")
 	alice, bob := rpctest.Key("alice"), rpctest.Key("bob")
 	if _, err := c.SubmitCall(ctx, rpctest.SudoKey(), stf.Call{SetBalance: &stf.SetBalance{Who: rpctest.Address(alice), Amount: 100}}); err != nil {
 		t.Fatal(err)
@@ -74,6 +66,19 @@ func TestChannelCalls(t *testing.T) {
 	}
 }
 
+// dialNew starts a worker on a new enclave and dials it.
+func dialNew(t *testing.T, name string) (*trusted.Client, context.Context) {
+	t.Helper()
+	e, _, url := start(t, name)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	t.Cleanup(cancel)
+	c, err := trusted.Dial(ctx, url, registered(e.Identity()), trusted.Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, ctx
+}
+
 func TestChannelReasonsMatchTheEnclave(t *testing.T) {
 	if trusted.ReasonUnknownChannel != protocol.ReasonUnknownChannel || trusted.ReasonUndecryptable != protocol.ReasonUndecryptable {
 		t.Fatalf("the client's copies %q, %q of the enclave's reasons %q, %q", trusted.ReasonUnknownChannel, trusted.ReasonUndecryptable,
@@ -89,14 +94,7 @@ func TestChannelReasonsMatchTheEnclave(t *testing.T) {
 // refusal of the ciphertext itself (too large, malformed, undecryptable)
 // leaves the next call an open ciphertext.
 func TestChannelOpenedBy(t *testing.T) {
-	e := rpctest.NewEnclave(t, "sdk channel opened")
-	url, _ := rpctest.Serve(t, rpc.New(e, rpc.Options{}))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := trusted.Dial(ctx, url, registered(e.Identity()), trusted.Options{Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, _ := dialNew(t, "sdk channel opened")
 	for _, tc := range []struct {
 		answer error
 		opened bool
