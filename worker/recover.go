@@ -161,8 +161,9 @@ func (w *Worker) sameRelease(ctx context.Context) error {
 	return nil
 }
 
-// moveStoreAside closes the store, renames worker.db and enclave.json
-// with the time, and opens a fresh store in their place. Nothing is
+// moveStoreAside closes the store, renames worker.db (with its state
+// file) and enclave.json with the time, and opens a fresh store in their
+// place. Nothing is
 // deleted: with the old TEE back, renaming the files back restores the
 // worker as it was.
 func (w *Worker) moveStoreAside() (string, error) {
@@ -173,7 +174,7 @@ func (w *Worker) moveStoreAside() (string, error) {
 		return "", fmt.Errorf("close the store: %w", err)
 	}
 	kept := path + stamp
-	if err := os.Rename(path, kept); err != nil {
+	if err := store.Rename(path, kept); err != nil {
 		return "", fmt.Errorf("move the store aside: %w", err)
 	}
 	id := filepath.Join(w.cfg.DataDir, "enclave.json")

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"time"
 
@@ -14,34 +13,41 @@ import (
 	"github.com/integritee-go/integritee/enclave/protocol"
 )
 
-// A block's state changes are committed as one record of the pending
-// bucket (key: 8-byte sequence number), in the block's transaction, and
-// folded into the state bucket afterwards, oldest first, several records'
-// fold and deletion in one transaction. State keys are blinded, uniformly
+// A block's state changes are committed as pending records of the main
+// file (key: 8-byte sequence number), in the block's transaction, and
+// folded into the state file (statefile.go) afterwards, oldest first,
+// many records in one transaction. State keys are blinded, uniformly
 // random: written straight into the state's B+tree, a block's few hundred
 // changes each dirty their own leaf page once the state has more leaves
 // than the block has changes (1,459 pages, ~30 ms fsynced at a million
-// accounts against 92 at a thousand); as one record they dirty a handful
-// of pages at any size. The fold runs in the background, off the worker's
-// turn with the enclave; Commit folds the oldest record itself once
-// maxPending are waiting, so the backlog stays bounded. Readers see the
-// state bucket with the pending records laid over it in order, in the same
-// read transaction: a committed change is visible whether or not it was
-// folded yet, and a crash at any moment leaves each record either pending
-// or folded, never both or half.
+// accounts against 92 at a thousand); as a record they dirty a handful of
+// pages at any size. The fold runs in the background, in the state file,
+// so a block's commit never waits for it; a commit waits only when the
+// fold is maxBacklog changes behind. Readers see the state file with the
+// records it has not folded laid over it in order, from read transactions
+// of both files taken together (Store.view): a committed change is visible
+// whether or not it was folded yet, and a crash at any moment leaves each
+// record unfolded (pending) or folded (its changes in the state file, the
+// record dropped or, until the next commit drops it, ignored), never half.
 
 var bucketPending = []byte("pending_changes")
 
-// maxPendingChanges is the most changes a pending record holds: a larger
-// batch (a provisioned state, written in one commit) is written straight
-// into the state bucket after folding what is pending, in its transaction
-// (its changes are dense in the tree anyway, and readers would otherwise
-// hold all of them in memory until it is folded).
+// maxPendingChanges is the most changes one pending record holds: a larger
+// batch (a provisioned state) is written as several records, in order, in
+// its transaction.
 const maxPendingChanges = 8192
 
-// maxPending is the backlog at which Commit folds the oldest record in its
-// own transaction.
-const maxPending = 32
+// maxBacklog is the number of unfolded changes at which commits of
+// further changes wait for the fold, so that the backlog (and what
+// readers lay over the state) stays bounded. A provisioned state of a
+// million accounts fits below it: the commits after it do not wait.
+const maxBacklog = 1 << 21
+
+// maxFoldChanges is the most changes one fold transaction takes (at least
+// one record). Under load records gather while a fold runs, and the next
+// fold writes the leaf pages they share once; a large batch is folded in
+// one pass in key order.
+const maxFoldChanges = 1 << 20
 
 // encodeChanges encodes changes as, for each, its 32-byte key, the value's
 // length as a uvarint and the value (length 0: a deletion).
@@ -78,22 +84,30 @@ func decodeChanges(b []byte, fn func(key []byte, value []byte)) error {
 	return nil
 }
 
-// putChanges writes a batch's changes: a pending record, or for more than
-// maxPendingChanges everything pending folded and then the changes.
+// changeCount returns the number of changes in an encoded record.
+func changeCount(b []byte) (int, error) {
+	n := 0
+	err := decodeChanges(b, func(_, _ []byte) { n++ })
+	return n, err
+}
+
+// putChanges appends a batch's changes as pending records.
 func putChanges(tx *bolt.Tx, changes []protocol.Entry) error {
-	if len(changes) <= maxPendingChanges {
-		return putPending(tx, changes)
+	m := tx.Bucket(bucketMeta)
+	seq := readUint(m.Get(keyPendingNext))
+	if seq == 0 {
+		return fmt.Errorf("%w: no pending record sequence", ErrCorrupt)
 	}
-	if _, err := foldRecords(tx, math.MaxInt); err != nil {
-		return err
-	}
-	st := tx.Bucket(bucketState)
-	for _, c := range changes {
-		if err := putOrDelete(st, c.Key[:], c.Value); err != nil {
+	p := tx.Bucket(bucketPending)
+	for len(changes) > 0 {
+		n := min(len(changes), maxPendingChanges)
+		if err := p.Put(binary.BigEndian.AppendUint64(nil, seq), encodeChanges(changes[:n])); err != nil {
 			return err
 		}
+		seq++
+		changes = changes[n:]
 	}
-	return nil
+	return m.Put(keyPendingNext, binary.BigEndian.AppendUint64(nil, seq))
 }
 
 // putOrDelete writes a change: an empty value deletes the key.
@@ -104,11 +118,28 @@ func putOrDelete(b *bolt.Bucket, key, value []byte) error {
 	return b.Put(key, value)
 }
 
-// pendingSeqs returns the sequence numbers of the oldest and the newest
-// pending record; ok false if there is none.
-func pendingSeqs(tx *bolt.Tx) (first, last uint64, ok bool, err error) {
+// unfolded calls fn with each pending record after the sequence number
+// after, oldest first, until fn returns false.
+func unfolded(tx *bolt.Tx, after uint64, fn func(seq uint64, rec []byte) (bool, error)) error {
 	c := tx.Bucket(bucketPending).Cursor()
-	f, _ := c.First()
+	for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, after+1)); k != nil; k, v = c.Next() {
+		if len(k) != 8 {
+			return fmt.Errorf("%w: pending record key of %d bytes", ErrCorrupt, len(k))
+		}
+		more, err := fn(binary.BigEndian.Uint64(k), v)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// pendingSeqs returns the sequence numbers of the oldest and the newest
+// pending record after the sequence number after; ok false if there is
+// none.
+func pendingSeqs(tx *bolt.Tx, after uint64) (first, last uint64, ok bool, err error) {
+	c := tx.Bucket(bucketPending).Cursor()
+	f, _ := c.Seek(binary.BigEndian.AppendUint64(nil, after+1))
 	l, _ := c.Last()
 	if f == nil {
 		return 0, 0, false, nil
@@ -119,82 +150,33 @@ func pendingSeqs(tx *bolt.Tx) (first, last uint64, ok bool, err error) {
 	return binary.BigEndian.Uint64(f), binary.BigEndian.Uint64(l), true, nil
 }
 
-// putPending appends a record of changes, folding the oldest first if
-// maxPending are waiting.
-func putPending(tx *bolt.Tx, changes []protocol.Entry) error {
-	first, last, ok, err := pendingSeqs(tx)
-	if err != nil {
-		return err
-	}
-	seq := uint64(1)
-	if ok {
-		seq = last + 1
-		if seq-first >= maxPending {
-			if _, err := foldOldest(tx); err != nil {
-				return err
-			}
+// gather reads the oldest unfolded records, and after the first more while
+// their changes come to at most limit: each changed key with its latest
+// value (aliasing tx), the last record's sequence number and the number of
+// changes read. A key changed by several records is folded once.
+func gather(tx *bolt.Tx, after uint64, limit int) (latest map[[32]byte][]byte, last uint64, changes int, err error) {
+	latest = map[[32]byte][]byte{}
+	err = unfolded(tx, after, func(seq uint64, rec []byte) (bool, error) {
+		if last != 0 && changes+len(rec)/33 > limit {
+			return false, nil // each change takes at least 33 bytes
 		}
-	}
-	return tx.Bucket(bucketPending).Put(binary.BigEndian.AppendUint64(nil, seq), encodeChanges(changes))
-}
-
-// foldChanges is the most changes one background fold transaction
-// takes: it holds bbolt's only write transaction, so the next block's
-// commit waits for it.
-const foldChanges = 16384
-
-// foldOldest folds the oldest pending record; false if there was none.
-func foldOldest(tx *bolt.Tx) (bool, error) { return foldRecords(tx, 0) }
-
-// foldRecords writes pending records into the state bucket, oldest first,
-// and deletes them: the oldest, and after it more while their changes come
-// to at most limit. A key changed by several records is written once, with
-// its latest value, and the keys are written in order. Under load, records
-// gather while a fold runs, so the next fold writes the leaf pages of keys
-// that every block changes (a busy sender's balance and nonce) once for
-// all of them. False if there was no record.
-func foldRecords(tx *bolt.Tx, limit int) (bool, error) {
-	p := tx.Bucket(bucketPending)
-	c := p.Cursor()
-	latest := map[[32]byte][]byte{}
-	var done [][]byte
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if len(done) > 0 && len(latest)+countChanges(v) > limit {
-			break
-		}
-		if err := decodeChanges(v, func(key, value []byte) { latest[[32]byte(key)] = value }); err != nil {
+		if err := decodeChanges(rec, func(key, value []byte) {
+			latest[[32]byte(key)] = value
+			changes++
+		}); err != nil {
 			return false, err
 		}
-		done = append(done, bytes.Clone(k))
-	}
-	if len(done) == 0 {
-		return false, nil
-	}
-	st := tx.Bucket(bucketState)
-	for _, k := range sortedKeys(latest) {
-		if err := putOrDelete(st, k[:], latest[k]); err != nil {
-			return false, err
-		}
-	}
-	for _, k := range done {
-		if err := p.Delete(k); err != nil {
-			return false, err
-		}
-	}
-	return true, nil
-}
-
-// countChanges is an upper bound of the changes in an encoded record (each
-// takes at least 33 bytes).
-func countChanges(b []byte) int { return len(b) / 33 }
-
-// overlay returns the pending changes, later ones replacing earlier ones
-// (an empty value: deleted), and their keys in order.
-func overlay(tx *bolt.Tx) (map[[32]byte][]byte, [][32]byte, error) {
-	m := map[[32]byte][]byte{}
-	err := tx.Bucket(bucketPending).ForEach(func(_, v []byte) error {
-		return decodeChanges(v, func(key, value []byte) { m[[32]byte(key)] = value })
+		last = seq
+		return true, nil
 	})
+	return latest, last, changes, err
+}
+
+// overlay returns the changes of the records after the sequence number
+// after, later ones replacing earlier ones (an empty value: deleted), and
+// their keys in order.
+func overlay(tx *bolt.Tx, after uint64) (map[[32]byte][]byte, [][32]byte, error) {
+	m, _, _, err := gather(tx, after, int(^uint(0)>>1))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -206,6 +188,47 @@ func sortedKeys(m map[[32]byte][]byte) [][32]byte {
 	return slices.SortedFunc(maps.Keys(m), func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
 }
 
+// foldOnce folds the oldest unfolded records, up to limit changes (at
+// least one record), into the state file in one transaction with their
+// last sequence number; false if there was none. The records are dropped
+// by a later commit.
+func (s *Store) foldOnce(limit int) (bool, error) {
+	s.foldMu.Lock()
+	defer s.foldMu.Unlock()
+	s.mu.Lock()
+	after := s.foldedSeq
+	s.mu.Unlock()
+	var last uint64
+	var n int
+	err := s.db.View(func(mtx *bolt.Tx) error {
+		// The values alias the main file's read transaction, open until
+		// the state file's commit returned.
+		latest, l, cnt, err := gather(mtx, after, limit)
+		if err != nil || l == 0 {
+			return err
+		}
+		last, n = l, cnt
+		return s.state.Update(func(stx *bolt.Tx) error {
+			sb := stx.Bucket(bucketState)
+			for _, k := range sortedKeys(latest) {
+				if err := putOrDelete(sb, k[:], latest[k]); err != nil {
+					return err
+				}
+			}
+			return stx.Bucket(bucketMeta).Put(keyFoldedSeq, binary.BigEndian.AppendUint64(nil, last))
+		})
+	})
+	if err != nil || last == 0 {
+		return false, err
+	}
+	s.mu.Lock()
+	s.foldedSeq = last
+	s.backlog -= n
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	return true, nil
+}
+
 // fold folds pending records until there are none or stop is closed.
 func (s *Store) fold(stop <-chan struct{}) error {
 	for {
@@ -214,19 +237,14 @@ func (s *Store) fold(stop <-chan struct{}) error {
 			return nil
 		default:
 		}
-		var more bool
-		err := s.db.Update(func(tx *bolt.Tx) error {
-			var err error
-			more, err = foldRecords(tx, foldChanges)
-			return err
-		})
+		more, err := s.foldOnce(maxFoldChanges)
 		if err != nil || !more {
 			return err
 		}
 	}
 }
 
-// foldAt is the number of pending records at which the background fold
+// foldAt is the number of unfolded records at which the background fold
 // runs; fewer are folded once no commit came for foldIdle. A fold of
 // several records writes a leaf page that all of them change once, so
 // waiting for a few turns the busy accounts' many small writes into one.
@@ -235,11 +253,14 @@ const (
 	foldIdle = 100 * time.Millisecond
 )
 
-// pendingRecords counts the pending records.
-func (s *Store) pendingRecords() (int, error) {
+// unfoldedRecords counts the records not folded yet.
+func (s *Store) unfoldedRecords() (int, error) {
+	s.mu.Lock()
+	after := s.foldedSeq
+	s.mu.Unlock()
 	n := 0
 	err := s.db.View(func(tx *bolt.Tx) error {
-		first, last, ok, err := pendingSeqs(tx)
+		first, last, ok, err := pendingSeqs(tx, after)
 		if ok {
 			n = int(last-first) + 1
 		}
@@ -249,9 +270,15 @@ func (s *Store) pendingRecords() (int, error) {
 }
 
 // folder folds in the background until Close: once foldAt records are
-// pending, or foldIdle after the last commit.
+// unfolded, or foldIdle after the last commit.
 func (s *Store) folder() {
-	defer close(s.folded)
+	defer close(s.foldDone)
+	defer func() {
+		s.mu.Lock()
+		s.foldRunning = false
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	}()
 	idle := time.NewTimer(foldIdle)
 	idle.Stop()
 	for {
@@ -259,7 +286,7 @@ func (s *Store) folder() {
 		case <-s.stop:
 			return
 		case <-s.kick:
-			n, err := s.pendingRecords()
+			n, err := s.unfoldedRecords()
 			if err == nil && n < foldAt {
 				idle.Reset(foldIdle)
 				continue
@@ -267,7 +294,9 @@ func (s *Store) folder() {
 		case <-idle.C:
 		}
 		if err := s.fold(s.stop); err != nil {
+			s.mu.Lock()
 			s.foldErr = err
+			s.mu.Unlock()
 			return
 		}
 	}

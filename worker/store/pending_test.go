@@ -37,6 +37,7 @@ func checkEntries(t *testing.T, s *Store, want map[[32]byte][]byte, when string)
 	}
 }
 
+// pendingCount counts the records in the main file, folded or not.
 func pendingCount(t *testing.T, s *Store) int {
 	t.Helper()
 	n := 0
@@ -48,10 +49,35 @@ func pendingCount(t *testing.T, s *Store) int {
 	return n
 }
 
+// stateCount counts the entries of the state file.
+func stateCount(t *testing.T, s *Store) int {
+	t.Helper()
+	n := 0
+	if err := s.state.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketState).Stats().KeyN
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// stopFolder stops the background fold: the test folds by hand.
+func stopFolder(s *Store) {
+	close(s.stop)
+	<-s.foldDone
+}
+
+// closeFiles closes a store whose folder was stopped.
+func closeFiles(s *Store) {
+	s.db.Close()
+	s.state.Close()
+}
+
 // TestPendingChanges checks that committed changes read the same whether
 // they are still pending, folded, or read after a reopen, with keys that
 // are created, updated and deleted across blocks, and that the backlog of
-// pending records stays within maxPending.
+// unfolded changes stays within maxBacklog.
 func TestPendingChanges(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "w.db")
 	s, err := Open(path)
@@ -60,7 +86,7 @@ func TestPendingChanges(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(3, 4))
 	want := map[[32]byte][]byte{}
-	for h := int64(1); h <= 3*maxPending; h++ {
+	for h := int64(1); h <= 96; h++ {
 		var ch []protocol.Entry
 		for range 20 {
 			k := blinded(r.IntN(100))
@@ -84,8 +110,11 @@ func TestPendingChanges(t *testing.T) {
 		if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: h, Sealed: []byte{1}}, Changes: ch}); err != nil {
 			t.Fatal(err)
 		}
-		if n := pendingCount(t, s); n > maxPending {
-			t.Fatalf("height %d: %d pending records, at most %d", h, n, maxPending)
+		s.mu.Lock()
+		backlog := s.backlog
+		s.mu.Unlock()
+		if backlog > maxBacklog+len(ch) {
+			t.Fatalf("height %d: %d unfolded changes, at most %d", h, backlog, maxBacklog+len(ch))
 		}
 		checkEntries(t, s, want, "committed")
 	}
@@ -111,10 +140,15 @@ func TestPendingChanges(t *testing.T) {
 	if err := s.fold(make(chan struct{})); err != nil {
 		t.Fatal(err)
 	}
-	if n := pendingCount(t, s); n != 0 {
-		t.Fatalf("%d pending records after folding", n)
-	}
 	checkEntries(t, s, want, "folded")
+	// The next commit drops the folded records.
+	if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: 97, Sealed: []byte{1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := pendingCount(t, s); n != 0 {
+		t.Fatalf("%d pending records after folding and a commit", n)
+	}
+	checkEntries(t, s, want, "folded and dropped")
 }
 
 // TestPendingCorrupt checks that a pending record that does not decode is
@@ -135,11 +169,10 @@ func TestPendingCorrupt(t *testing.T) {
 			if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: 1}, Changes: []protocol.Entry{{Key: blinded(9), Value: []byte{9}}}}); err != nil {
 				t.Fatal(err)
 			}
+			stopFolder(s)
 			if err := s.fold(make(chan struct{})); err != nil {
 				t.Fatal(err)
 			}
-			close(s.stop) // no background fold from here on
-			<-s.folded
 			if err := s.db.Update(func(tx *bolt.Tx) error {
 				return tx.Bucket(bucketPending).Put(binary.BigEndian.AppendUint64(nil, 7), rec)
 			}); err != nil {
@@ -155,28 +188,24 @@ func TestPendingCorrupt(t *testing.T) {
 				t.Fatalf("fold: %v, want ErrCorrupt", err)
 			}
 			// Nothing of the bad record reached the state.
-			if err := s.db.View(func(tx *bolt.Tx) error {
-				if n := tx.Bucket(bucketState).Stats().KeyN; n != 1 {
-					t.Errorf("state holds %d entries, want 1", n)
-				}
-				return nil
-			}); err != nil {
-				t.Fatal(err)
+			if n := stateCount(t, s); n != 1 {
+				t.Errorf("state holds %d entries, want 1", n)
 			}
-			s.db.Close()
+			closeFiles(s)
 		})
 	}
 }
 
-// TestLargeBatchAfterPending checks that a batch too large for a pending
-// record (a provisioned state) is written after what is pending, not
-// overwritten by its later fold.
+// TestLargeBatchAfterPending checks that a batch too large for one pending
+// record (a provisioned state) is written as several, after what is
+// pending, and reads and folds in order.
 func TestLargeBatchAfterPending(t *testing.T) {
 	s, err := Open(filepath.Join(t.TempDir(), "w.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer closeFiles(s)
+	stopFolder(s)
 	want := map[[32]byte][]byte{}
 	var small []protocol.Entry
 	for i := range 10 {
@@ -202,27 +231,31 @@ func TestLargeBatchAfterPending(t *testing.T) {
 	if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: 2}, Changes: large}); err != nil {
 		t.Fatal(err)
 	}
-	if n := pendingCount(t, s); n != 0 {
-		t.Fatalf("%d pending records after a large batch", n)
+	if n := pendingCount(t, s); n != 3 {
+		t.Fatalf("%d pending records after a small and a large batch, want 1 + 2", n)
 	}
+	checkEntries(t, s, want, "large batch pending")
 	if err := s.fold(make(chan struct{})); err != nil {
 		t.Fatal(err)
 	}
 	checkEntries(t, s, want, "after a large batch")
+	if n := stateCount(t, s); n != len(want) {
+		t.Fatalf("state file holds %d entries, want %d", n, len(want))
+	}
 }
 
 // TestFoldRecords checks a fold of several records at once: a key changed
 // by several of them ends with its latest value (updated, deleted,
 // recreated), the limit bounds how many records one fold takes (but always
-// at least the oldest), and the reads are the same before and after.
+// at least the oldest), and the reads are the same before and after, and
+// after the next commit dropped the folded records.
 func TestFoldRecords(t *testing.T) {
 	s, err := Open(filepath.Join(t.TempDir(), "w.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.db.Close()
-	close(s.stop) // the test folds by hand
-	<-s.folded
+	defer closeFiles(s)
+	stopFolder(s)
 	want := map[[32]byte][]byte{}
 	commit := func(h int64, ch ...protocol.Entry) {
 		t.Helper()
@@ -244,33 +277,34 @@ func TestFoldRecords(t *testing.T) {
 	commit(2, put(1, 2), del(2), put(5, 2), put(9, 2))
 	commit(3, put(2, 3), del(3), put(1, 3), del(9))
 	commit(4, del(5), put(6, 4), put(7, 4), put(8, 4))
-	fold := func(limit int, pendingAfter int) {
+	fold := func(limit int, foldedAfter uint64) {
 		t.Helper()
-		if err := s.db.Update(func(tx *bolt.Tx) error {
-			more, err := foldRecords(tx, limit)
-			if err == nil && !more {
-				t.Error("fold found nothing pending")
-			}
-			return err
-		}); err != nil {
-			t.Fatal(err)
+		more, err := s.foldOnce(limit)
+		if err != nil || !more {
+			t.Fatalf("fold: %v, %v", more, err)
 		}
-		if n := pendingCount(t, s); n != pendingAfter {
-			t.Fatalf("%d pending records after a fold with limit %d, want %d", n, limit, pendingAfter)
+		if s.foldedSeq != foldedAfter {
+			t.Fatalf("folded up to record %d after a fold with limit %d, want %d", s.foldedSeq, limit, foldedAfter)
 		}
 		checkEntries(t, s, want, "after a fold")
 	}
 	checkEntries(t, s, want, "pending")
-	fold(0, 3) // the oldest record only, however small the limit
-	fold(8, 1) // records 2 and 3 (4 + 4 changes, 5 keys), not 4 as well (5 + 4)
-	fold(100, 0)
-	if err := s.db.View(func(tx *bolt.Tx) error {
-		if n := tx.Bucket(bucketState).Stats().KeyN; n != len(want) {
-			t.Errorf("state bucket holds %d entries, want %d", n, len(want))
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+	fold(0, 1) // the oldest record only, however small the limit
+	fold(8, 3) // records 2 and 3 (4 + 4 changes, 5 keys), not 4 as well (5 + 4)
+	if n := pendingCount(t, s); n != 4 {
+		t.Fatalf("%d records in the main file before a commit dropped them, want 4", n)
+	}
+	commit(5, put(10, 5))
+	if n := pendingCount(t, s); n != 2 {
+		t.Fatalf("%d records in the main file after a commit, want 2 (4 and 5)", n)
+	}
+	checkEntries(t, s, want, "after a commit dropped folded records")
+	fold(100, 5)
+	if more, err := s.foldOnce(100); err != nil || more {
+		t.Fatalf("fold with nothing unfolded: %v, %v", more, err)
+	}
+	if n := stateCount(t, s); n != len(want) {
+		t.Errorf("state file holds %d entries, want %d", n, len(want))
 	}
 }
 
@@ -282,9 +316,8 @@ func TestGatheredFoldCorrupt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.db.Close()
-	close(s.stop) // the test folds by hand
-	<-s.folded
+	defer closeFiles(s)
+	stopFolder(s)
 	for h := int64(1); h <= 3; h++ {
 		if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: h}, Changes: []protocol.Entry{{Key: blinded(int(h)), Value: []byte{byte(h)}}}}); err != nil {
 			t.Fatal(err)
@@ -298,16 +331,11 @@ func TestGatheredFoldCorrupt(t *testing.T) {
 	if err := s.fold(make(chan struct{})); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("fold: %v, want ErrCorrupt", err)
 	}
-	if n := pendingCount(t, s); n != 4 {
-		t.Fatalf("%d pending records after a failed fold, want 4", n)
+	if s.foldedSeq != 0 {
+		t.Fatalf("folded up to record %d after a failed fold, want 0", s.foldedSeq)
 	}
-	if err := s.db.View(func(tx *bolt.Tx) error {
-		if n := tx.Bucket(bucketState).Stats().KeyN; n != 0 {
-			t.Errorf("state holds %d entries after a failed fold, want 0", n)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+	if n := stateCount(t, s); n != 0 {
+		t.Errorf("state holds %d entries after a failed fold, want 0", n)
 	}
 }
 
@@ -342,9 +370,8 @@ func TestCommitsWakeTheFold(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer s.db.Close()
-			close(s.stop) // the folder is gone, so a kick stays in its channel
-			<-s.folded
+			defer closeFiles(s)
+			stopFolder(s) // the folder is gone, so a kick stays in its channel
 			if err := commit(s); err != nil {
 				t.Fatal(err)
 			}

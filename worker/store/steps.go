@@ -34,7 +34,11 @@ func (s *Store) CommitSteps(recs Records, steps []Step) error {
 			return err
 		}
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	changes := 0
+	for _, st := range steps {
+		changes += len(st.Batch.Changes)
+	}
+	return s.update(changes, func(tx *bolt.Tx) error {
 		if len(recs.Data) > 0 {
 			if err := appendRecords(tx, recs.Shard, recs.Data); err != nil {
 				return err
@@ -71,8 +75,4 @@ func (s *Store) CommitSteps(recs Records, steps []Step) error {
 		}
 		return nil
 	})
-	if err == nil && len(steps) > 0 {
-		s.kickFold()
-	}
-	return err
 }

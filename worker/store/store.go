@@ -31,6 +31,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -70,14 +71,26 @@ var (
 
 // Store is the worker's database. It is safe for concurrent use.
 type Store struct {
-	db *bolt.DB
-	// The background fold of pending changes (pending.go): kick after a
-	// commit, stop and folded (closed when it returned) at Close, foldErr
-	// its error (read after folded is closed).
-	kick    chan struct{}
-	stop    chan struct{}
-	folded  chan struct{}
-	foldErr error
+	db    *bolt.DB // the main file
+	state *bolt.DB // the folded state (statefile.go)
+	// viewMu keeps a commit from dropping folded records while a reader
+	// takes its two read transactions (view).
+	viewMu sync.RWMutex
+	// The background fold (pending.go): kick after a commit, stop and
+	// foldDone (closed when it returned) at Close; foldMu serializes folds.
+	kick     chan struct{}
+	stop     chan struct{}
+	foldDone chan struct{}
+	foldMu   sync.Mutex
+	// mu guards the fold's position and backlog; cond signals their changes.
+	mu          sync.Mutex
+	cond        *sync.Cond
+	foldedSeq   uint64 // the last record folded into the state file
+	droppedSeq  uint64 // the last record dropped from the main file
+	backlog     int    // changes in records not folded yet
+	maxBacklog  int    // maxBacklog; tests lower it
+	foldRunning bool
+	foldErr     error
 }
 
 // initialMmapSize is the address space the database is mapped with from
@@ -111,7 +124,7 @@ func open(path string, o *bolt.Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketState, bucketOutbox, bucketShard, bucketRecords, bucketPending} {
+		for _, b := range [][]byte{bucketMeta, bucketOutbox, bucketShard, bucketRecords, bucketPending} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -122,7 +135,15 @@ func open(path string, o *bolt.Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), folded: make(chan struct{})}
+	s := &Store{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{}), foldRunning: true, maxBacklog: maxBacklog}
+	s.cond = sync.NewCond(&s.mu)
+	if err := s.openState(path, o); err != nil {
+		if s.state != nil {
+			s.state.Close()
+		}
+		db.Close()
+		return nil, err
+	}
 	go s.folder()
 	s.kickFold()
 	return s, nil
@@ -137,19 +158,83 @@ func (s *Store) kickFold() {
 }
 
 // Close stops the background fold (pending changes stay committed and are
-// folded after the next Open) and closes the database.
+// folded after the next Open) and closes the database's files.
 func (s *Store) Close() error {
 	select {
 	case <-s.stop:
 	default:
 		close(s.stop)
 	}
-	<-s.folded
-	err := s.db.Close()
+	<-s.foldDone
+	err := errors.Join(s.db.Close(), s.state.Close())
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.foldErr != nil {
 		return errors.Join(fmt.Errorf("fold pending changes: %w", s.foldErr), err)
 	}
 	return err
+}
+
+// update runs a commit's write transaction fn, which adds changes state
+// changes: it waits while the fold is maxBacklog changes behind, drops the
+// records folded since the last commit in the same transaction, and wakes
+// the fold.
+func (s *Store) update(changes int, fn func(*bolt.Tx) error) error {
+	s.mu.Lock()
+	for changes > 0 && s.backlog >= s.maxBacklog && s.foldRunning {
+		s.cond.Wait()
+	}
+	if changes > 0 && s.backlog >= s.maxBacklog && s.foldErr != nil {
+		err := s.foldErr
+		s.mu.Unlock()
+		return fmt.Errorf("fold pending changes: %w", err)
+	}
+	drop := s.foldedSeq
+	dropping := drop > s.droppedSeq
+	s.mu.Unlock()
+	if dropping {
+		s.viewMu.Lock()
+		defer s.viewMu.Unlock()
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if dropping {
+			return dropFolded(tx, drop)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.droppedSeq = max(s.droppedSeq, drop)
+	s.backlog += changes
+	s.mu.Unlock()
+	s.kickFold()
+	return nil
+}
+
+// view runs fn with read transactions of the state file and of the main
+// file, taken together so that no commit drops a record between them: the
+// main file's holds every record the state file's has not folded (folded
+// is the last it has).
+func (s *Store) view(fn func(stx, mtx *bolt.Tx, folded uint64) error) error {
+	s.viewMu.RLock()
+	stx, err := s.state.Begin(false)
+	if err != nil {
+		s.viewMu.RUnlock()
+		return err
+	}
+	defer stx.Rollback()
+	mtx, err := s.db.Begin(false)
+	s.viewMu.RUnlock()
+	if err != nil {
+		return err
+	}
+	defer mtx.Rollback()
+	return fn(stx, mtx, readUint(stx.Bucket(bucketMeta).Get(keyFoldedSeq)))
 }
 
 // Bind ties the database to a shard and chain on first use and checks them
@@ -249,7 +334,7 @@ func (s *Store) Commit(b Batch) error {
 	if err != nil {
 		return err
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(len(b.Changes), func(tx *bolt.Tx) error {
 		prev, ok, err := checkpoint(tx)
 		if err != nil {
 			return err
@@ -264,10 +349,6 @@ func (s *Store) Commit(b Batch) error {
 		}
 		return enc.write(tx)
 	})
-	if err == nil {
-		s.kickFold()
-	}
-	return err
 }
 
 // putShardBlock stores a shard block whose number follows the last stored
@@ -303,7 +384,7 @@ func (s *Store) CommitShardBlock(b Batch, block sidechain.SignedHeader) error {
 		return err
 	}
 	n := block.Header.Number
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(len(b.Changes), func(tx *bolt.Tx) error {
 		prev, ok, err := checkpoint(tx)
 		if err != nil {
 			return err
@@ -316,10 +397,6 @@ func (s *Store) CommitShardBlock(b Batch, block sidechain.SignedHeader) error {
 		}
 		return enc.write(tx)
 	})
-	if err == nil {
-		s.kickFold()
-	}
-	return err
 }
 
 func lastShardNumber(tx *bolt.Tx) (uint64, error) {
@@ -437,8 +514,8 @@ func readUint(b []byte) uint64 {
 // with the pending changes laid over it, in one read transaction. The
 // entry's value may be kept: it is a copy.
 func (s *Store) Entries(fn func(protocol.Entry) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
-		over, keys, err := overlay(tx)
+	return s.view(func(stx, mtx *bolt.Tx, folded uint64) error {
+		over, keys, err := overlay(mtx, folded)
 		if err != nil {
 			return err
 		}
@@ -450,7 +527,7 @@ func (s *Store) Entries(fn func(protocol.Entry) error) error {
 			copy(e.Key[:], k)
 			return fn(e)
 		}
-		c := tx.Bucket(bucketState).Cursor()
+		c := stx.Bucket(bucketState).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if len(k) != 32 {
 				return fmt.Errorf("%w: state key of %d bytes", ErrCorrupt, len(k))
@@ -481,12 +558,12 @@ func (s *Store) Entries(fn func(protocol.Entry) error) error {
 // EntryCount returns the number of state entries.
 func (s *Store) EntryCount() (int, error) {
 	var n int
-	err := s.db.View(func(tx *bolt.Tx) error {
-		over, _, err := overlay(tx)
+	err := s.view(func(stx, mtx *bolt.Tx, folded uint64) error {
+		over, _, err := overlay(mtx, folded)
 		if err != nil {
 			return err
 		}
-		st := tx.Bucket(bucketState)
+		st := stx.Bucket(bucketState)
 		n = st.Stats().KeyN
 		for k, v := range over {
 			switch had := st.Get(k[:]) != nil; {

@@ -1,0 +1,375 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/integritee-go/integritee/enclave/protocol"
+)
+
+// commitN commits blocks from..to, block h setting entry h to h and
+// deleting entry h-2, and records them in want.
+func commitN(t *testing.T, s *Store, from, to int, want map[[32]byte][]byte) {
+	t.Helper()
+	for h := from; h <= to; h++ {
+		ch := []protocol.Entry{{Key: blinded(h), Value: []byte{byte(h)}}, {Key: blinded(h - 2)}}
+		want[blinded(h)] = []byte{byte(h)}
+		delete(want, blinded(h-2))
+		if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: int64(h), Sealed: []byte{byte(h)}}, Changes: ch}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFoldedNotDropped: a crash after a fold's commit to the state file and
+// before a commit of the main file dropped its records leaves records in
+// the main file that the state file holds already; they are not read
+// twice (a later record's change of the same key would be undone) and are
+// dropped at the next Open.
+func TestFoldedNotDropped(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopFolder(s)
+	want := map[[32]byte][]byte{}
+	commitN(t, s, 1, 6, want)
+	if _, err := s.foldOnce(4); err != nil { // records 1 to 2 (4 changes)
+		t.Fatal(err)
+	}
+	// Entry 2 is deleted by record 4 (unfolded): a reader that laid the
+	// folded record 2 over the state again would bring it back.
+	checkEntries(t, s, want, "folded, not dropped")
+	if n := pendingCount(t, s); n != 6 {
+		t.Fatalf("%d records in the main file, want all 6", n)
+	}
+	closeFiles(s) // the crash: nothing dropped
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n := pendingCount(t, s); n != 4 {
+		t.Fatalf("%d records in the main file after Open, want 4 (records 3 to 6)", n)
+	}
+	checkEntries(t, s, want, "reopened")
+	commitN(t, s, 7, 9, want)
+	if err := s.fold(make(chan struct{})); err != nil {
+		t.Fatal(err)
+	}
+	checkEntries(t, s, want, "folded after reopening")
+}
+
+// contents returns every bucket's keys and values of a bbolt file, in
+// order (not the file's bytes: an Open's empty transaction writes a meta
+// page).
+func contents(t *testing.T, path string) string {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var b strings.Builder
+	var walk func(*bolt.Bucket, string) error
+	walk = func(bk *bolt.Bucket, prefix string) error {
+		return bk.ForEach(func(k, v []byte) error {
+			if v == nil {
+				return walk(bk.Bucket(k), prefix+string(k)+"/")
+			}
+			fmt.Fprintf(&b, "%s%x=%x\n", prefix, k, v)
+			return nil
+		})
+	}
+	if err := db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, bk *bolt.Bucket) error { return walk(bk, string(name)+"/") })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// TestStateFileMismatch: the host swaps, loses or rolls back one of the two
+// files: Open refuses with ErrStateFile and changes neither file.
+func TestStateFileMismatch(t *testing.T) {
+	dir := t.TempDir()
+	build := func(name string, blocks int) string {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		s, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		commitN(t, s, 1, blocks, map[[32]byte][]byte{})
+		if err := s.fold(make(chan struct{})); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	for name, tamper := range map[string]func(t *testing.T, path string){
+		"state file missing": func(t *testing.T, path string) {
+			if err := os.Remove(StatePath(path)); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"another store's state file": func(t *testing.T, path string) {
+			other := build("other-"+filepath.Base(path), 3)
+			copyFile(t, StatePath(other), StatePath(path))
+		},
+		"an older state file": func(t *testing.T, path string) {
+			old := filepath.Join(t.TempDir(), "old-state")
+			copyFile(t, StatePath(path), old)
+			s, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			commitN(t, s, 5, 8, map[[32]byte][]byte{})
+			if err := s.fold(make(chan struct{})); err != nil {
+				t.Fatal(err)
+			}
+			commitN(t, s, 9, 9, map[[32]byte][]byte{}) // drops records 5 to 8
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			copyFile(t, old, StatePath(path))
+		},
+		"an older main file": func(t *testing.T, path string) {
+			old := filepath.Join(t.TempDir(), "old-main")
+			copyFile(t, path, old)
+			s, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			commitN(t, s, 5, 8, map[[32]byte][]byte{})
+			if err := s.fold(make(chan struct{})); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			copyFile(t, old, path)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := build(filepath.Base(t.Name())+".db", 4)
+			tamper(t, path)
+			before := contents(t, path)
+			s, err := Open(path)
+			if !errors.Is(err, ErrStateFile) {
+				if err == nil {
+					s.Close()
+				}
+				t.Fatalf("open: %v, want ErrStateFile", err)
+			}
+			if after := contents(t, path); after != before {
+				t.Fatal("a refused Open changed the main file's contents")
+			}
+			// Refused again: nothing was repaired in a wrong way.
+			if _, err := Open(path); !errors.Is(err, ErrStateFile) {
+				t.Fatalf("second open: %v, want ErrStateFile", err)
+			}
+		})
+	}
+}
+
+// TestLegacyStore opens a store written before the state file existed
+// (the state bucket in the main file, pending records laid over it) and
+// checks that its state moves into the state file, reads the same, and
+// that an interrupted move is done again.
+func TestLegacyStore(t *testing.T) {
+	for _, interrupted := range []bool{false, true} {
+		path := filepath.Join(t.TempDir(), "w.db")
+		want := map[[32]byte][]byte{}
+		db, err := bolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Update(func(tx *bolt.Tx) error {
+			for _, b := range [][]byte{bucketMeta, bucketOutbox, bucketShard, bucketRecords} {
+				if _, err := tx.CreateBucket(b); err != nil {
+					return err
+				}
+			}
+			cp, err := protocol.Marshal(Checkpoint{Height: 9, Sealed: []byte{9}})
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketMeta).Put(keyCheckpoint, cp); err != nil {
+				return err
+			}
+			st, err := tx.CreateBucket(bucketState)
+			if err != nil {
+				return err
+			}
+			for i := range 100 {
+				want[blinded(i)] = []byte{byte(i)}
+				k := blinded(i)
+				if err := st.Put(k[:], []byte{byte(i)}); err != nil {
+					return err
+				}
+			}
+			p, err := tx.CreateBucket(bucketPending)
+			if err != nil {
+				return err
+			}
+			want[blinded(1)] = []byte{0xee}
+			delete(want, blinded(2))
+			return p.Put(binary.BigEndian.AppendUint64(nil, 41), encodeChanges([]protocol.Entry{{Key: blinded(1), Value: []byte{0xee}}, {Key: blinded(2)}}))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		if interrupted {
+			// A state file of an earlier attempt, with an id and half the
+			// state, that the main file never recorded.
+			sdb, err := bolt.Open(StatePath(path), 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sdb.Update(func(tx *bolt.Tx) error {
+				m, _ := tx.CreateBucket(bucketMeta)
+				st, _ := tx.CreateBucket(bucketState)
+				k := blinded(5)
+				if err := st.Put(k[:], []byte{0xbb}); err != nil {
+					return err
+				}
+				return m.Put(keyStoreID, []byte("an earlier try!!"))
+			}); err != nil {
+				t.Fatal(err)
+			}
+			sdb.Close()
+		}
+		s, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkEntries(t, s, want, "moved")
+		if err := s.db.View(func(tx *bolt.Tx) error {
+			if tx.Bucket(bucketState) != nil {
+				t.Error("the main file still has a state bucket")
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// New records follow the legacy ones.
+		if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: 10, Sealed: []byte{10}}, Changes: []protocol.Entry{{Key: blinded(3)}}}); err != nil {
+			t.Fatal(err)
+		}
+		delete(want, blinded(3))
+		if err := s.fold(make(chan struct{})); err != nil {
+			t.Fatal(err)
+		}
+		if s.foldedSeq != 42 {
+			t.Fatalf("folded up to record %d, want 42", s.foldedSeq)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if s, err = Open(path); err != nil {
+			t.Fatal(err)
+		}
+		checkEntries(t, s, want, "reopened")
+		s.Close()
+	}
+}
+
+// TestBacklogWaits: with the fold maxBacklog changes behind, a commit of
+// more changes waits until it catches up, and fails instead if the fold
+// failed; commits without changes never wait.
+func TestBacklogWaits(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "w.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.maxBacklog = 4
+	s.foldMu.Lock() // the fold cannot run
+	want := map[[32]byte][]byte{}
+	commitN(t, s, 1, 2, want) // 4 changes: the backlog is full
+	if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: 3, Sealed: []byte{3}}}); err != nil {
+		t.Fatalf("a commit without changes: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Commit(Batch{Checkpoint: Checkpoint{Height: 4, Sealed: []byte{4}}, Changes: []protocol.Entry{{Key: blinded(4), Value: []byte{4}}}})
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("a commit returned (%v) while the fold was a full backlog behind", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	s.foldMu.Unlock()
+	s.kickFold()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	want[blinded(4)] = []byte{4}
+	checkEntries(t, s, want, "after the wait")
+
+	// A failed fold: the commit that would wait reports it.
+	stopFolder(s)
+	s.mu.Lock()
+	s.foldErr, s.backlog = ErrCorrupt, 4
+	s.mu.Unlock()
+	err = s.Commit(Batch{Checkpoint: Checkpoint{Height: 5, Sealed: []byte{5}}, Changes: []protocol.Entry{{Key: blinded(5), Value: []byte{5}}}})
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("commit behind a failed fold: %v, want ErrCorrupt", err)
+	}
+	s.mu.Lock()
+	s.foldErr = nil
+	s.mu.Unlock()
+}
+
+// TestRename moves a store's two files and opens it at the new path.
+func TestRename(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "worker.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[[32]byte][]byte{}
+	commitN(t, s, 1, 3, want)
+	if err := s.fold(make(chan struct{})); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	kept := path + ".unsealable-x"
+	if err := Rename(path, kept); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := filepath.Glob(path + ".unsealable-*"); len(m) != 1 {
+		t.Fatalf("the kept store's glob matches %q, want the main file only", m)
+	}
+	if s, err = Open(kept); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	checkEntries(t, s, want, "renamed")
+}
