@@ -417,34 +417,20 @@ func (ps *provisionServer) expire() {
 }
 
 // snapshot reads the persisted checkpoint and the entries of the same
-// commit: the entries are read between two reads of the checkpoint, and
-// every commit writes a new sealed checkpoint, so equal blobs mean no
-// commit happened in between.
+// commit, from one view of the store: commits go on meanwhile.
 func (w *Worker) snapshot() (store.Checkpoint, []protocol.Entry, error) {
-	for range 50 {
-		cp, ok, err := w.store.Checkpoint()
-		if err != nil {
-			return cp, nil, err
-		}
-		if !ok {
-			return cp, nil, ErrNoSnapshot
-		}
-		var entries []protocol.Entry
-		if err := w.store.Entries(func(e protocol.Entry) error {
-			entries = append(entries, e)
-			return nil
-		}); err != nil {
-			return cp, nil, err
-		}
-		again, _, err := w.store.Checkpoint()
-		if err != nil {
-			return cp, nil, err
-		}
-		if bytes.Equal(again.Sealed, cp.Sealed) {
-			return cp, entries, nil
-		}
+	var entries []protocol.Entry
+	cp, ok, err := w.store.Snapshot(func(e protocol.Entry) error {
+		entries = append(entries, e)
+		return nil
+	})
+	if err != nil {
+		return cp, nil, err
 	}
-	return store.Checkpoint{}, nil, errors.New("worker: state changes too fast for a snapshot")
+	if !ok {
+		return cp, nil, ErrNoSnapshot
+	}
+	return cp, entries, nil
 }
 
 // startProvisioning serves the provisioning endpoint and, for a worker

@@ -510,49 +510,65 @@ func readUint(b []byte) uint64 {
 	return binary.BigEndian.Uint64(b)
 }
 
-// Entries calls fn for every state entry in key order: the state bucket
-// with the pending changes laid over it, in one read transaction. The
-// entry's value may be kept: it is a copy.
+// Entries calls fn for every state entry in key order: the state file
+// with the unfolded changes laid over it, from one view of both files.
+// The entry's value may be kept: it is a copy.
 func (s *Store) Entries(fn func(protocol.Entry) error) error {
-	return s.view(func(stx, mtx *bolt.Tx, folded uint64) error {
-		over, keys, err := overlay(mtx, folded)
-		if err != nil {
+	return s.view(func(stx, mtx *bolt.Tx, folded uint64) error { return entries(stx, mtx, folded, fn) })
+}
+
+// Snapshot returns the checkpoint and calls fn for every state entry of
+// the same commit (one view of both files; see Entries); ok is false, and
+// fn is not called, before the first block.
+func (s *Store) Snapshot(fn func(protocol.Entry) error) (cp Checkpoint, ok bool, err error) {
+	err = s.view(func(stx, mtx *bolt.Tx, folded uint64) error {
+		cp, ok, err = checkpoint(mtx)
+		if err != nil || !ok {
 			return err
 		}
-		emit := func(k, v []byte) error {
-			if len(v) == 0 {
-				return nil // deleted by a pending change
-			}
-			e := protocol.Entry{Value: bytes.Clone(v)}
-			copy(e.Key[:], k)
-			return fn(e)
-		}
-		c := stx.Bucket(bucketState).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if len(k) != 32 {
-				return fmt.Errorf("%w: state key of %d bytes", ErrCorrupt, len(k))
-			}
-			for len(keys) > 0 && bytes.Compare(keys[0][:], k) < 0 {
-				if err := emit(keys[0][:], over[keys[0]]); err != nil {
-					return err
-				}
-				keys = keys[1:]
-			}
-			if len(keys) > 0 && bytes.Equal(keys[0][:], k) {
-				v = over[keys[0]]
-				keys = keys[1:]
-			}
-			if err := emit(k, v); err != nil {
-				return err
-			}
-		}
-		for _, k := range keys {
-			if err := emit(k[:], over[k]); err != nil {
-				return err
-			}
-		}
-		return nil
+		return entries(stx, mtx, folded, fn)
 	})
+	return cp, ok, err
+}
+
+func entries(stx, mtx *bolt.Tx, folded uint64, fn func(protocol.Entry) error) error {
+	over, keys, err := overlay(mtx, folded)
+	if err != nil {
+		return err
+	}
+	emit := func(k, v []byte) error {
+		if len(v) == 0 {
+			return nil // deleted by a pending change
+		}
+		e := protocol.Entry{Value: bytes.Clone(v)}
+		copy(e.Key[:], k)
+		return fn(e)
+	}
+	c := stx.Bucket(bucketState).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if len(k) != 32 {
+			return fmt.Errorf("%w: state key of %d bytes", ErrCorrupt, len(k))
+		}
+		for len(keys) > 0 && bytes.Compare(keys[0][:], k) < 0 {
+			if err := emit(keys[0][:], over[keys[0]]); err != nil {
+				return err
+			}
+			keys = keys[1:]
+		}
+		if len(keys) > 0 && bytes.Equal(keys[0][:], k) {
+			v = over[keys[0]]
+			keys = keys[1:]
+		}
+		if err := emit(k, v); err != nil {
+			return err
+		}
+	}
+	for _, k := range keys {
+		if err := emit(k[:], over[k]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // EntryCount returns the number of state entries.
