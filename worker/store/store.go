@@ -73,9 +73,6 @@ var (
 type Store struct {
 	db    *bolt.DB // the main file
 	state *bolt.DB // the folded state (statefile.go)
-	// viewMu keeps a commit from dropping folded records while a reader
-	// takes its two read transactions (view).
-	viewMu sync.RWMutex
 	// The background fold (pending.go): kick after a commit, stop and
 	// foldDone (closed when it returned) at Close; foldMu serializes folds.
 	kick     chan struct{}
@@ -91,6 +88,9 @@ type Store struct {
 	maxBacklog  int    // maxBacklog; tests lower it
 	foldRunning bool
 	foldErr     error
+	// betweenViews, if set (tests), runs between a view's two read
+	// transactions.
+	betweenViews func()
 }
 
 // initialMmapSize is the address space the database is mapped with from
@@ -192,10 +192,6 @@ func (s *Store) update(changes int, fn func(*bolt.Tx) error) error {
 	drop := s.foldedSeq
 	dropping := drop > s.droppedSeq
 	s.mu.Unlock()
-	if dropping {
-		s.viewMu.Lock()
-		defer s.viewMu.Unlock()
-	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
@@ -216,25 +212,40 @@ func (s *Store) update(changes int, fn func(*bolt.Tx) error) error {
 	return nil
 }
 
-// view runs fn with read transactions of the state file and of the main
-// file, taken together so that no commit drops a record between them: the
-// main file's holds every record the state file's has not folded (folded
-// is the last it has).
+// view runs fn with read transactions of the main file and of the state
+// file (folded is the last record the latter folded). The main file's is
+// taken first: every record the state file's has not folded is still in
+// it, since a commit drops only records the state file had folded by then.
+// The state file's must not have folded a record newer than the main
+// file's view, which a fold committed in between could do; then both are
+// taken again. Neither is held while waiting for the other's writer, so
+// the fold (which holds a main file read transaction while it writes the
+// state file) cannot deadlock with a reader.
 func (s *Store) view(fn func(stx, mtx *bolt.Tx, folded uint64) error) error {
-	s.viewMu.RLock()
-	stx, err := s.state.Begin(false)
-	if err != nil {
-		s.viewMu.RUnlock()
-		return err
+	for range 1000 {
+		mtx, err := s.db.Begin(false)
+		if err != nil {
+			return err
+		}
+		if s.betweenViews != nil {
+			s.betweenViews()
+		}
+		stx, err := s.state.Begin(false)
+		if err != nil {
+			mtx.Rollback()
+			return err
+		}
+		folded := readUint(stx.Bucket(bucketMeta).Get(keyFoldedSeq))
+		if folded < readUint(mtx.Bucket(bucketMeta).Get(keyPendingNext)) {
+			err = fn(stx, mtx, folded)
+			stx.Rollback()
+			mtx.Rollback()
+			return err
+		}
+		stx.Rollback()
+		mtx.Rollback()
 	}
-	defer stx.Rollback()
-	mtx, err := s.db.Begin(false)
-	s.viewMu.RUnlock()
-	if err != nil {
-		return err
-	}
-	defer mtx.Rollback()
-	return fn(stx, mtx, readUint(stx.Bucket(bucketMeta).Get(keyFoldedSeq)))
+	return errors.New("store: no consistent view of the state file and the main file")
 }
 
 // Bind ties the database to a shard and chain on first use and checks them
