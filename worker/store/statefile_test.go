@@ -107,6 +107,26 @@ func contents(t *testing.T, path string) string {
 	return b.String()
 }
 
+// advance reopens the store at path and commits and folds blocks 5 to 8,
+// and block 9 as well if drop (whose commit drops records 5 to 8).
+func advance(t *testing.T, path string, drop bool) {
+	t.Helper()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitN(t, s, 5, 8, map[[32]byte][]byte{})
+	if err := s.fold(make(chan struct{})); err != nil {
+		t.Fatal(err)
+	}
+	if drop {
+		commitN(t, s, 9, 9, map[[32]byte][]byte{})
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestStateFileMismatch: the host swaps, loses or rolls back one of the two
 // files: Open refuses with ErrStateFile and changes neither file.
 func TestStateFileMismatch(t *testing.T) {
@@ -140,34 +160,13 @@ func TestStateFileMismatch(t *testing.T) {
 		"an older state file": func(t *testing.T, path string) {
 			old := filepath.Join(t.TempDir(), "old-state")
 			copyFile(t, StatePath(path), old)
-			s, err := Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			commitN(t, s, 5, 8, map[[32]byte][]byte{})
-			if err := s.fold(make(chan struct{})); err != nil {
-				t.Fatal(err)
-			}
-			commitN(t, s, 9, 9, map[[32]byte][]byte{}) // drops records 5 to 8
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
+			advance(t, path, true)
 			copyFile(t, old, StatePath(path))
 		},
 		"an older main file": func(t *testing.T, path string) {
 			old := filepath.Join(t.TempDir(), "old-main")
 			copyFile(t, path, old)
-			s, err := Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			commitN(t, s, 5, 8, map[[32]byte][]byte{})
-			if err := s.fold(make(chan struct{})); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
+			advance(t, path, false)
 			copyFile(t, old, path)
 		},
 	} {
