@@ -163,9 +163,8 @@ func (w *Worker) sameRelease(ctx context.Context) error {
 
 // moveStoreAside closes the store, renames worker.db (with its state
 // file) and enclave.json with the time, and opens a fresh store in their
-// place. Nothing is
-// deleted: with the old TEE back, renaming the files back restores the
-// worker as it was.
+// place. Nothing is deleted: with the old TEE back, renaming the files
+// back restores the worker as it was.
 func (w *Worker) moveStoreAside() (string, error) {
 	now := time.Now().UTC()
 	stamp := keptSuffix + now.Format("20060102T150405Z")
