@@ -18,6 +18,7 @@ import (
 	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/integritee-go/integritee/chain/types"
+	"github.com/integritee-go/integritee/internal/atomicfile"
 )
 
 // Errors of the trusted root. Each is errors.Is-able; the messages say
@@ -185,41 +186,11 @@ func (s FileTrustStore) Save(chainID string, t *TrustedHeader) error {
 	if err != nil {
 		return fmt.Errorf("trust store: %w", err)
 	}
-	if err := writeAtomic(s.Path(chainID), append(b, '\n')); err != nil {
+	if err := os.MkdirAll(filepath.Dir(s.Path(chainID)), 0o700); err != nil {
+		return fmt.Errorf("trust store: %w", err)
+	}
+	if err := atomicfile.WriteFile(s.Path(chainID), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("trust store: %w", err)
 	}
 	return nil
-}
-
-func writeAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	// The rename is durable only once the directory is.
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/internal/atomicfile"
 	"github.com/integritee-go/integritee/worker/store"
 )
 
@@ -161,10 +162,15 @@ func (w *Worker) sameRelease(ctx context.Context) error {
 	return nil
 }
 
-// moveStoreAside closes the store, renames worker.db (with its state
-// file) and enclave.json with the time, and opens a fresh store in their
+// moveStoreAside closes the store, renames enclave.json and worker.db
+// (with its state file) with the time, and opens a fresh store in their
 // place. Nothing is deleted: with the old TEE back, renaming the files
-// back restores the worker as it was.
+// back restores the worker as it was. enclave.json goes first: a crash
+// before the store has moved leaves the old store in place, which the
+// next start finds unsealable again and moves aside (under a later
+// stamp), while the other order would let the fresh worker overwrite
+// the kept store's enclave.json. A crash inside the store's move is
+// finished by store.Open.
 func (w *Worker) moveStoreAside() (string, error) {
 	now := time.Now().UTC()
 	stamp := keptSuffix + now.Format("20060102T150405Z")
@@ -172,16 +178,16 @@ func (w *Worker) moveStoreAside() (string, error) {
 	if err := w.store.Close(); err != nil {
 		return "", fmt.Errorf("close the store: %w", err)
 	}
-	kept := path + stamp
-	if err := store.Rename(path, kept); err != nil {
-		return "", fmt.Errorf("move the store aside: %w", err)
-	}
 	id := filepath.Join(w.cfg.DataDir, "enclave.json")
 	if err := os.Rename(id, id+stamp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("move the identity aside: %w", err)
 	}
-	if err := syncDir(w.cfg.DataDir); err != nil {
+	if err := atomicfile.SyncDir(w.cfg.DataDir); err != nil {
 		return "", err
+	}
+	kept := path + stamp
+	if err := store.Rename(path, kept); err != nil {
+		return "", fmt.Errorf("move the store aside: %w", err)
 	}
 	st, err := store.Open(path)
 	if err != nil {
@@ -208,18 +214,6 @@ func (w *Worker) findKept() {
 		}
 	}
 	slices.Sort(w.recovery.kept)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // ownURL is the URL this worker registers, as far as it is known before

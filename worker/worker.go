@@ -18,6 +18,7 @@ import (
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/internal/atomicfile"
 	"github.com/integritee-go/integritee/worker/peer"
 	"github.com/integritee-go/integritee/worker/rpc"
 	"github.com/integritee-go/integritee/worker/store"
@@ -334,12 +335,7 @@ func (w *Worker) writeIdentity() error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(w.cfg.DataDir, "enclave.json")
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(filepath.Join(w.cfg.DataDir, "enclave.json"), append(b, '\n'), 0o644)
 }
 
 // ReadIdentity reads the enclave.json a worker wrote into dataDir.

@@ -11,6 +11,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterr "go.etcd.io/bbolt/errors"
+
+	"github.com/integritee-go/integritee/internal/atomicfile"
 )
 
 // The folded state lives in a second bbolt file beside the main one
@@ -45,17 +47,6 @@ func StatePath(path string) string {
 	return filepath.Join(filepath.Dir(path), "state-"+filepath.Base(path))
 }
 
-// Rename moves a closed store's files: the main file, then its state file.
-func Rename(from, to string) error {
-	if err := os.Rename(from, to); err != nil {
-		return err
-	}
-	if err := os.Rename(StatePath(from), StatePath(to)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
-}
-
 // openState opens the state file and reconciles it with the main file
 // (s.db open): creating it for a new store, moving a state bucket of the
 // main file (stores written before the state file existed) into it, or
@@ -70,8 +61,19 @@ func (s *Store) openState(path string, o *bolt.Options) error {
 	}); err != nil {
 		return err
 	}
-	if _, err := os.Stat(sp); err != nil && mainID != nil {
+	fi, err := os.Stat(sp)
+	if err != nil && mainID != nil {
 		return fmt.Errorf("%w: %s is missing (%v)", ErrStateFile, sp, err)
+	}
+	// Without an id in the main file no state was ever committed with it.
+	// A state file no longer than the four pages bbolt writes to create
+	// one never had a commit either (the first grows it): a crash while
+	// bbolt created it can leave it short or torn, and bbolt would refuse
+	// it for good. It holds nothing, so it is created again.
+	if err == nil && mainID == nil && fi.Size() <= 4*int64(os.Getpagesize()) {
+		if err := os.Remove(sp); err != nil {
+			return fmt.Errorf("remove the unfinished %s: %w", sp, err)
+		}
 	}
 	st, err := bolt.Open(sp, 0o600, o)
 	if errors.Is(err, bolterr.ErrTimeout) {
@@ -93,7 +95,7 @@ func (s *Store) openState(path string, o *bolt.Options) error {
 		return fmt.Errorf("open %s: %w", sp, err)
 	}
 	if mainID == nil {
-		if err := s.initState(); err != nil {
+		if err := s.initState(filepath.Dir(path)); err != nil {
 			return fmt.Errorf("create %s: %w", sp, err)
 		}
 	}
@@ -106,10 +108,12 @@ func (s *Store) openState(path string, o *bolt.Options) error {
 // initState ties a new state file to a main file without a store id: a
 // new store, or one written before the state file existed, whose state
 // bucket it copies over (the state file's content of an interrupted
-// earlier attempt is replaced). The state file gets the id first; the
+// earlier attempt is replaced). The state file gets a new id first; the
 // main file's commit (id, legacy bucket gone) completes it. A state file
-// that already holds folded state of another store is refused.
-func (s *Store) initState() error {
+// that already holds folded state of another store is refused; an empty
+// one (a creation interrupted before the main file's commit) gets the new
+// id, so no two stores ever share one.
+func (s *Store) initState(dir string) error {
 	var legacy bool
 	var pendingNext uint64 = 1
 	if err := s.db.View(func(tx *bolt.Tx) error {
@@ -130,8 +134,6 @@ func (s *Store) initState() error {
 			if k != nil || readUint(m.Get(keyFoldedSeq)) != 0 {
 				return fmt.Errorf("%w: it holds the state of store %x, the main file is new", ErrStateFile, old)
 			}
-			copy(id, old) // an interrupted creation: adopt its id
-			return nil
 		}
 		rand.Read(id)
 		if err := stx.DeleteBucket(bucketState); err != nil {
@@ -153,6 +155,12 @@ func (s *Store) initState() error {
 		}
 		return m.Put(keyStoreID, id)
 	}); err != nil {
+		return err
+	}
+	// The state file's name must be durable before the main file says the
+	// store has one: after a power loss the main file's id with no state
+	// file beside it would be refused for good.
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return err
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
@@ -191,6 +199,9 @@ func (s *Store) checkState() error {
 		m := tx.Bucket(bucketMeta)
 		if id := m.Get(keyStoreID); !bytes.Equal(id, stateID) {
 			return fmt.Errorf("%w: it belongs to store %x, the main file to %x", ErrStateFile, stateID, id)
+		}
+		if len(m.Get(keyPendingNext)) != 8 || len(m.Get(keyDroppedSeq)) != 8 {
+			return fmt.Errorf("%w: the main file has a store id but no record positions", ErrCorrupt)
 		}
 		next, dropped := readUint(m.Get(keyPendingNext)), readUint(m.Get(keyDroppedSeq))
 		if folded >= next {

@@ -111,11 +111,15 @@ func options() *bolt.Options {
 	return &bolt.Options{Timeout: time.Second, InitialMmapSize: initialMmapSize}
 }
 
-// Open opens (creating if needed) the database at path. A database held by
-// another process gives ErrLocked after a second.
+// Open opens (creating if needed) the database at path, first finishing a
+// Rename of it that a crash interrupted. A database held by another
+// process gives ErrLocked after a second.
 func Open(path string) (*Store, error) { return open(path, options()) }
 
 func open(path string, o *bolt.Options) (*Store, error) {
+	if err := finishMove(path); err != nil {
+		return nil, err
+	}
 	db, err := bolt.Open(path, 0o600, o)
 	if errors.Is(err, bolterr.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)

@@ -1,0 +1,232 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/integritee-go/integritee/internal/atomicfile"
+)
+
+// closedStore creates a store at path with blocks 1..3 committed and
+// folded, closes it, and returns its entries.
+func closedStore(t *testing.T, path string) map[[32]byte][]byte {
+	t.Helper()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[[32]byte][]byte{}
+	commitN(t, s, 1, 3, want)
+	if err := s.fold(make(chan struct{})); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return want
+}
+
+func openEntries(t *testing.T, path string, want map[[32]byte][]byte, when string) {
+	t.Helper()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatalf("%s: %v", when, err)
+	}
+	defer s.Close()
+	checkEntries(t, s, want, when)
+}
+
+// TestRenameInterrupted: a crash at each point of a Rename (the note
+// written, the main file moved, both moved) is finished by the next Open
+// of the old path: a fresh store there, the moved one whole at the new
+// name, the note gone.
+func TestRenameInterrupted(t *testing.T) {
+	for name, renamed := range map[string]int{"note only": 0, "main file moved": 1, "both moved": 2} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path, kept := filepath.Join(dir, "worker.db"), filepath.Join(dir, "worker.db.kept")
+			want := closedStore(t, path)
+			if err := atomicfile.WriteFile(movingPath(path), []byte(filepath.Base(kept)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range [][2]string{{path, kept}, {StatePath(path), StatePath(kept)}}[:renamed] {
+				if err := os.Rename(m[0], m[1]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			openEntries(t, path, map[[32]byte][]byte{}, "the old path after the crash")
+			if _, err := os.Stat(movingPath(path)); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("the note is still there: %v", err)
+			}
+			openEntries(t, kept, want, "the moved store")
+		})
+	}
+}
+
+// TestRenameRefused: a move onto an existing store, to another directory or
+// by a note that names no file beside it changes nothing.
+func TestRenameRefused(t *testing.T) {
+	dir := t.TempDir()
+	path, other := filepath.Join(dir, "worker.db"), filepath.Join(dir, "other.db")
+	want := closedStore(t, path)
+	closedStore(t, other)
+	before := contents(t, path)
+	for _, to := range []string{other, filepath.Join(t.TempDir(), "worker.db"), path} {
+		if err := Rename(path, to); err == nil {
+			t.Fatalf("a move to %s succeeded", to)
+		}
+	}
+	// Only the state file's name is taken.
+	if err := os.Rename(StatePath(other), StatePath(path+".x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := Rename(path, path+".x"); err == nil {
+		t.Fatal("a move onto an existing state file succeeded")
+	}
+	for _, note := range []string{"", "..", "../worker.db", "worker.db"} {
+		if err := os.WriteFile(movingPath(path), []byte(note), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if s, err := Open(path); !errors.Is(err, ErrCorrupt) {
+			if err == nil {
+				s.Close()
+			}
+			t.Fatalf("open with the note %q: %v, want ErrCorrupt", note, err)
+		}
+	}
+	os.Remove(movingPath(path))
+	if contents(t, path) != before {
+		t.Fatal("a refused move changed the store")
+	}
+	openEntries(t, path, want, "after the refused moves")
+}
+
+// TestStateFileUnfinished: a crash while bbolt created the state file of a
+// new store leaves it short, torn or zeroed; Open creates it again. A state
+// file that had a commit is never removed, however broken.
+func TestStateFileUnfinished(t *testing.T) {
+	dir := t.TempDir()
+	tmpl := filepath.Join(dir, "template.db")
+	db, err := bolt.Open(tmpl, 0o600, nil) // bbolt writes its four pages and nothing else
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	fresh, err := os.ReadFile(tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := os.Getpagesize()
+	if len(fresh) != 4*page {
+		t.Fatalf("a new bbolt file has %d bytes, want 4 pages", len(fresh))
+	}
+	for name, b := range map[string][]byte{
+		"one byte":       fresh[:1],
+		"one page":       fresh[:page],
+		"torn meta page": fresh[:page+100],
+		"three pages":    fresh[:3*page],
+		"zeroed":         make([]byte, 4*page),
+		"whole":          fresh,
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "worker.db")
+			if err := os.WriteFile(StatePath(path), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			want := closedStore(t, path)
+			openEntries(t, path, want, "reopened")
+		})
+	}
+	t.Run("broken after a commit", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "worker.db")
+		broken := make([]byte, 5*page)
+		if err := os.WriteFile(StatePath(path), broken, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if s, err := Open(path); err == nil {
+			s.Close()
+			t.Fatal("a broken state file of five pages was replaced")
+		}
+		if b, err := os.ReadFile(StatePath(path)); err != nil || !bytes.Equal(b, broken) {
+			t.Fatalf("the broken state file changed (%v)", err)
+		}
+	})
+	t.Run("short, main file with an id", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "worker.db")
+		closedStore(t, path)
+		if err := os.WriteFile(StatePath(path), fresh[:page], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if s, err := Open(path); err == nil {
+			s.Close()
+			t.Fatal("a short state file was accepted for a store with an id")
+		}
+		if b, _ := os.ReadFile(StatePath(path)); !bytes.Equal(b, fresh[:page]) {
+			t.Fatal("the short state file of a store with an id changed")
+		}
+	})
+}
+
+// stateID reads the store id a state file holds.
+func stateID(t *testing.T, path string) []byte {
+	t.Helper()
+	db, err := bolt.Open(StatePath(path), 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var id []byte
+	if err := db.View(func(tx *bolt.Tx) error {
+		id = bytes.Clone(tx.Bucket(bucketMeta).Get(keyStoreID))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// TestNewMainFile: a new main file next to a state file. One with folded
+// state is another store's and refused, unchanged; an empty one (a
+// creation cut off between the state file's commit and the main file's)
+// is taken over under a new id, never the old one.
+func TestNewMainFile(t *testing.T) {
+	t.Run("state file with state", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "worker.db")
+		closedStore(t, path)
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		before := contents(t, StatePath(path))
+		if s, err := Open(path); !errors.Is(err, ErrStateFile) {
+			if err == nil {
+				s.Close()
+			}
+			t.Fatalf("open: %v, want ErrStateFile", err)
+		}
+		if contents(t, StatePath(path)) != before {
+			t.Fatal("the refused open changed the state file")
+		}
+	})
+	t.Run("empty state file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "worker.db")
+		s, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		old := stateID(t, path)
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		want := closedStore(t, path)
+		if id := stateID(t, path); len(id) != 16 || bytes.Equal(id, old) {
+			t.Fatalf("store id %x after the takeover, the old one was %x", id, old)
+		}
+		openEntries(t, path, want, "reopened")
+	})
+}
