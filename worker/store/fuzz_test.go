@@ -49,3 +49,18 @@ func FuzzDecodeChanges(f *testing.F) {
 		}
 	})
 }
+
+// FuzzLastCommit feeds the first pages of a bbolt file as a host's disk
+// could hold them: lastCommit never panics, and a commit it reports has a
+// page size and, when it does not overflow, the length it needs.
+func FuzzLastCommit(f *testing.F) {
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, ok := lastCommit(bytes.NewReader(b))
+		if !ok {
+			return
+		}
+		if need, ok := m.needs(); ok && m.pageSize != 0 && need != int64(m.pgid)*int64(m.pageSize) {
+			t.Fatalf("needs %d for %d pages of %d", need, m.pgid, m.pageSize)
+		}
+	})
+}

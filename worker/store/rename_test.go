@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -229,4 +230,48 @@ func TestNewMainFile(t *testing.T) {
 		}
 		openEntries(t, path, want, "reopened")
 	})
+}
+
+// TestCutShort: either file of a store cut short (a lost tail, a truncated
+// copy) gives ErrCorrupt and is left as it is; bbolt would read past its
+// end and die of SIGBUS.
+func TestCutShort(t *testing.T) {
+	for _, which := range []string{"main", "state"} {
+		for _, keep := range []int{2, 3, 5} {
+			t.Run(fmt.Sprintf("%s file, %d pages kept", which, keep), func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), "worker.db")
+				s, err := Open(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				commitN(t, s, 1, 300, map[[32]byte][]byte{})
+				if err := s.fold(make(chan struct{})); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				f := path
+				if which == "state" {
+					f = StatePath(path)
+				}
+				if err := os.Truncate(f, int64(keep*os.Getpagesize())); err != nil {
+					t.Fatal(err)
+				}
+				before, err := os.ReadFile(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if s, err := Open(path); !errors.Is(err, ErrCorrupt) {
+					if err == nil {
+						s.Close()
+					}
+					t.Fatalf("open: %v, want ErrCorrupt", err)
+				}
+				if after, _ := os.ReadFile(f); !bytes.Equal(after, before) {
+					t.Fatal("the refused open changed the file")
+				}
+			})
+		}
+	}
 }

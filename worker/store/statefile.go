@@ -75,6 +75,9 @@ func (s *Store) openState(path string, o *bolt.Options) error {
 			return fmt.Errorf("remove the unfinished %s: %w", sp, err)
 		}
 	}
+	if err := checkLength(sp); err != nil {
+		return err
+	}
 	st, err := bolt.Open(sp, 0o600, o)
 	if errors.Is(err, bolterr.ErrTimeout) {
 		return fmt.Errorf("open %s: %w", sp, ErrLocked)

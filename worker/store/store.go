@@ -120,6 +120,9 @@ func open(path string, o *bolt.Options) (*Store, error) {
 	if err := finishMove(path); err != nil {
 		return nil, err
 	}
+	if err := checkLength(path); err != nil {
+		return nil, err
+	}
 	db, err := bolt.Open(path, 0o600, o)
 	if errors.Is(err, bolterr.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
