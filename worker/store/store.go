@@ -530,14 +530,17 @@ func readUint(b []byte) uint64 {
 
 // Entries calls fn for every state entry in key order: the state file
 // with the unfolded changes laid over it, from one view of both files.
-// The entry's value may be kept: it is a copy.
+// The entry's value may be kept: it is a copy. fn must not call the Store:
+// it runs inside read transactions of both files, and a commit that has to
+// grow a file's map waits for them to end, so a commit from fn (or one fn
+// waits for) never returns.
 func (s *Store) Entries(fn func(protocol.Entry) error) error {
 	return s.view(func(stx, mtx *bolt.Tx, folded uint64) error { return entries(stx, mtx, folded, fn) })
 }
 
 // Snapshot returns the checkpoint and calls fn for every state entry of
-// the same commit (one view of both files; see Entries); ok is false, and
-// fn is not called, before the first block.
+// the same commit (one view of both files; see Entries, whose rule for fn
+// applies); ok is false, and fn is not called, before the first block.
 func (s *Store) Snapshot(fn func(protocol.Entry) error) (cp Checkpoint, ok bool, err error) {
 	err = s.view(func(stx, mtx *bolt.Tx, folded uint64) error {
 		cp, ok, err = checkpoint(mtx)
