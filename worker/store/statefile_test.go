@@ -375,8 +375,23 @@ func TestRename(t *testing.T) {
 // folded beside them: each holds exactly the entries of its checkpoint's
 // height (block h writes entry h with value h and deletes entry h-2), never
 // a later or half a block, and never a folded record laid over again.
+//
+// It runs with the store's options (both files mapped ahead) and with
+// bbolt's small initial map and big values, so that commits and folds
+// remap the files while snapshots read: a remap waits for every read
+// transaction of its file, and a reader that held one file's while waiting
+// for the other's would deadlock with it.
 func TestSnapshotConsistent(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "w.db"))
+	for name, c := range map[string]struct {
+		o   *bolt.Options
+		pad int
+	}{"mapped ahead": {options(), 4}, "remapped": {&bolt.Options{Timeout: time.Second}, 3000}} {
+		t.Run(name, func(t *testing.T) { snapshotConsistent(t, c.o, c.pad) })
+	}
+}
+
+func snapshotConsistent(t *testing.T, o *bolt.Options, pad int) {
+	s, err := open(filepath.Join(t.TempDir(), "w.db"), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +403,8 @@ func TestSnapshotConsistent(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		for h := 1; h <= blocks; h++ {
-			ch := []protocol.Entry{{Key: blinded(h), Value: binary.BigEndian.AppendUint32(nil, uint32(h))}, {Key: blinded(h - 2)}}
+			v := binary.BigEndian.AppendUint32(make([]byte, 0, pad), uint32(h))
+			ch := []protocol.Entry{{Key: blinded(h), Value: v[:pad]}, {Key: blinded(h - 2)}}
 			if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: int64(h), Sealed: []byte{byte(h)}}, Changes: ch}); err != nil {
 				done <- err
 				return

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/tx"
@@ -228,14 +232,21 @@ func TestLocked(t *testing.T) {
 // TestCrashAtomicity kills a process that commits blocks as fast as it can
 // and checks that the database always holds exactly the blocks up to its
 // checkpoint: block h writes entry h and deletes entry h-3, and shard block
-// h, committed after it, writes entry shardBase+h.
+// h, committed after it, writes entry shardBase+h. The kill points are
+// random (the seed is logged): after 1 to 400 blocks of a store that lives
+// through all rounds, so that kills land before, in and after folds, and
+// within the first milliseconds of new stores, so that they land in their
+// creation. Only where the kill lands depends on the scheduler; what is
+// checked never does.
 func TestCrashAtomicity(t *testing.T) {
 	if os.Getenv("STORE_CRASH_CHILD") != "" {
 		crashChild(os.Getenv("STORE_CRASH_CHILD"))
 		return
 	}
-	path := filepath.Join(t.TempDir(), "w.db")
-	for round := range 3 {
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	start := func(path string) (*exec.Cmd, io.Reader) {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashAtomicity$")
 		cmd.Env = append(os.Environ(), "STORE_CRASH_CHILD="+path)
 		out, err := cmd.StdoutPipe()
@@ -245,9 +256,14 @@ func TestCrashAtomicity(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		// Wait until the child has committed a few blocks, then SIGKILL.
-		buf := make([]byte, 64)
-		for n := 0; n < 5; {
+		return cmd, out
+	}
+	path := filepath.Join(t.TempDir(), "w.db")
+	for round := range 6 {
+		cmd, out := start(path)
+		blocks := 1 + rng.IntN(400)
+		buf := make([]byte, 4096)
+		for n := 0; n < blocks; {
 			k, err := out.Read(buf)
 			if err != nil {
 				t.Fatalf("round %d: child output: %v", round, err)
@@ -256,48 +272,66 @@ func TestCrashAtomicity(t *testing.T) {
 		}
 		cmd.Process.Kill()
 		cmd.Wait()
+		checkCrashed(t, fmt.Sprintf("round %d, killed after %d blocks", round, blocks), path, true)
+	}
+	for round := range 4 {
+		fresh := filepath.Join(t.TempDir(), "w.db")
+		cmd, _ := start(fresh)
+		wait := time.Duration(rng.IntN(150)) * time.Millisecond
+		time.Sleep(wait)
+		cmd.Process.Kill()
+		cmd.Wait()
+		checkCrashed(t, fmt.Sprintf("new store %d, killed after %v", round, wait), fresh, false)
+	}
+}
 
-		s, err := store.Open(path)
-		if err != nil {
-			t.Fatal(err)
+// checkCrashed opens the store a killed crashChild left at path and checks
+// that it holds exactly the blocks up to its checkpoint (none, unless
+// committed says a block was).
+func checkCrashed(t *testing.T, round, path string, committed bool) {
+	t.Helper()
+	s, err := store.Open(path)
+	if err != nil {
+		t.Fatalf("%s: %v", round, err)
+	}
+	defer s.Close()
+	cp, ok, err := s.Checkpoint()
+	if err != nil || committed && !ok {
+		t.Fatalf("%s: checkpoint %v %v", round, ok, err)
+	}
+	want := map[int]bool{}
+	for h := 1; h <= int(cp.Height); h++ {
+		want[h] = true
+		delete(want, h-3)
+	}
+	last, _, err := s.LastShardBlock()
+	if err != nil || (int64(last.Header.Number) != cp.Height && int64(last.Header.Number) != cp.Height-1) {
+		t.Fatalf("%s: height %d with last shard block %d (%v)", round, cp.Height, last.Header.Number, err)
+	}
+	if last.Header.Number > 0 && int64(last.Header.Number) == cp.Height && cp.StateRoot != [32]byte{1} {
+		t.Fatalf("%s: checkpoint is not the shard block's", round)
+	}
+	for n := 1; n <= int(last.Header.Number); n++ {
+		want[shardBase+n] = true
+	}
+	got := map[int]bool{}
+	if err := s.Entries(func(e protocol.Entry) error {
+		got[int(binary.BigEndian.Uint64(e.Key[24:]))] = true
+		return nil
+	}); err != nil {
+		t.Fatalf("%s: entries: %v", round, err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%s: height %d, entries %v, want %v", round, cp.Height, got, want)
+	}
+	for h := range want {
+		if !got[h] {
+			t.Fatalf("%s: height %d, entry %d missing", round, cp.Height, h)
 		}
-		cp, ok, err := s.Checkpoint()
-		if err != nil || !ok {
-			t.Fatalf("round %d: checkpoint %v %v", round, ok, err)
-		}
-		want := map[int]bool{}
-		for h := 1; h <= int(cp.Height); h++ {
-			want[h] = true
-			delete(want, h-3)
-		}
-		last, _, err := s.LastShardBlock()
-		if err != nil || (int64(last.Header.Number) != cp.Height && int64(last.Header.Number) != cp.Height-1) {
-			t.Fatalf("round %d: height %d with last shard block %d (%v)", round, cp.Height, last.Header.Number, err)
-		}
-		if int64(last.Header.Number) == cp.Height && cp.StateRoot != [32]byte{1} {
-			t.Fatalf("round %d: checkpoint is not the shard block's", round)
-		}
-		for n := 1; n <= int(last.Header.Number); n++ {
-			want[shardBase+n] = true
-		}
-		got := map[int]bool{}
-		s.Entries(func(e protocol.Entry) error {
-			got[int(binary.BigEndian.Uint64(e.Key[24:]))] = true
-			return nil
-		})
-		if len(got) != len(want) {
-			t.Fatalf("round %d: height %d, entries %v, want %v", round, cp.Height, got, want)
-		}
-		for h := range want {
-			if !got[h] {
-				t.Fatalf("round %d: height %d, entry %d missing", round, cp.Height, h)
-			}
-		}
-		ob, _ := s.Outbox(1 << 20)
-		if len(ob) != int(cp.Height)+int(last.Header.Number) {
-			t.Fatalf("round %d: height %d, shard block %d, with %d outgoing calls", round, cp.Height, last.Header.Number, len(ob))
-		}
-		s.Close()
+	}
+	ob, _ := s.Outbox(1 << 20)
+	if len(ob) != int(cp.Height)+int(last.Header.Number) {
+		t.Fatalf("%s: height %d, shard block %d, with %d outgoing calls", round, cp.Height, last.Header.Number, len(ob))
 	}
 }
 
