@@ -27,8 +27,10 @@ import (
 // records it has not folded laid over it in order, from read transactions
 // of both files taken together (Store.view): a committed change is visible
 // whether or not it was folded yet, and a crash at any moment leaves each
-// record unfolded (pending) or folded (its changes in the state file, the
-// record dropped or, until the next commit drops it, ignored), never half.
+// record unfolded (pending, laid over the state file, which may hold some
+// of its changes already: see foldTxKeys) or folded (its changes in the
+// state file, the record dropped or, until the next commit drops it,
+// ignored); either reads the same.
 
 var bucketPending = []byte("pending_changes")
 
@@ -43,11 +45,28 @@ const maxPendingChanges = 8192
 // million accounts fits below it: the commits after it do not wait.
 const maxBacklog = 1 << 21
 
-// maxFoldChanges is the most changes one fold transaction takes (at least
-// one record). Under load records gather while a fold runs, and the next
-// fold writes the leaf pages they share once; a large batch is folded in
-// one pass in key order.
+// maxFoldChanges is the most changes one fold takes (at least one
+// record). Under load records gather while a fold runs, and the next fold
+// writes the leaf pages they share once; a large batch is folded in one
+// pass in key order.
 const maxFoldChanges = 1 << 20
+
+// foldTxKeys is the most keys a fold writes in one state file
+// transaction; the last of a fold's transactions records its last
+// sequence number. bbolt holds a decoded copy of every leaf a transaction
+// touches until it commits, and random keys touch one leaf each: a fold of
+// 50,000 changes into a million entries in one transaction held most of
+// the tree, and the worker's heap passed 340 MiB after a bulk load
+// (docs/performance.md, "The fold in bounded transactions"). A crash
+// between a fold's transactions leaves the state file with some of the
+// records' changes while its sequence number still says they are not
+// folded: readers and the next fold lay the records over it again, in
+// order, and each key ends at the same latest value. Every transaction but
+// the last records the fold's last record as folding_seq, so that a
+// reader whose view of the main file ends before it takes both views
+// again (Store.view), as after a finished fold: it would see changes of
+// records it does not lay over.
+const foldTxKeys = 4096
 
 // encodeChanges encodes changes as, for each, its 32-byte key, the value's
 // length as a uvarint and the value (length 0: a deletion).
@@ -189,9 +208,9 @@ func sortedKeys(m map[[32]byte][]byte) [][32]byte {
 }
 
 // foldOnce folds the oldest unfolded records, up to limit changes (at
-// least one record), into the state file in one transaction with their
-// last sequence number; false if there was none. The records are dropped
-// by a later commit.
+// least one record), into the state file in transactions of up to
+// foldTxKeys keys in key order, the last with their last sequence number;
+// false if there was none. The records are dropped by a later commit.
 func (s *Store) foldOnce(limit int) (bool, error) {
 	s.foldMu.Lock()
 	defer s.foldMu.Unlock()
@@ -208,15 +227,32 @@ func (s *Store) foldOnce(limit int) (bool, error) {
 			return err
 		}
 		last, n = l, cnt
-		return s.state.Update(func(stx *bolt.Tx) error {
-			sb := stx.Bucket(bucketState)
-			for _, k := range sortedKeys(latest) {
-				if err := putOrDelete(sb, k[:], latest[k]); err != nil {
+		keys := sortedKeys(latest)
+		for len(keys) > 0 {
+			part := keys[:min(len(keys), s.foldTxKeys)]
+			keys = keys[len(part):]
+			if err := s.state.Update(func(stx *bolt.Tx) error {
+				sb := stx.Bucket(bucketState)
+				for _, k := range part {
+					if err := putOrDelete(sb, k[:], latest[k]); err != nil {
+						return err
+					}
+				}
+				seq := binary.BigEndian.AppendUint64(nil, last)
+				if len(keys) > 0 {
+					return stx.Bucket(bucketMeta).Put(keyFoldingSeq, seq)
+				}
+				return stx.Bucket(bucketMeta).Put(keyFoldedSeq, seq)
+			}); err != nil {
+				return err
+			}
+			if len(keys) > 0 && s.betweenFoldTxs != nil {
+				if err := s.betweenFoldTxs(); err != nil {
 					return err
 				}
 			}
-			return stx.Bucket(bucketMeta).Put(keyFoldedSeq, binary.BigEndian.AppendUint64(nil, last))
-		})
+		}
+		return nil
 	})
 	if err != nil || last == 0 {
 		return false, err

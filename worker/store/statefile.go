@@ -38,6 +38,10 @@ var (
 	keyPendingNext = []byte("pending_next")
 	keyDroppedSeq  = []byte("dropped_seq")
 	keyFoldedSeq   = []byte("folded_seq")
+	// keyFoldingSeq is the last record of a fold whose transactions are
+	// not all committed yet (see foldTxKeys): the state file may hold
+	// changes of records up to it.
+	keyFoldingSeq = []byte("folding_seq")
 )
 
 // StatePath is the path of the state file that belongs to the main file
@@ -188,11 +192,12 @@ func (s *Store) initState(dir string) error {
 // fold's position and backlog.
 func (s *Store) checkState() error {
 	var stateID []byte
-	var folded uint64
+	var folded, folding uint64
 	if err := s.state.View(func(tx *bolt.Tx) error {
 		m := tx.Bucket(bucketMeta)
 		stateID = bytes.Clone(m.Get(keyStoreID))
 		folded = readUint(m.Get(keyFoldedSeq))
+		folding = max(folded, readUint(m.Get(keyFoldingSeq)))
 		return nil
 	}); err != nil {
 		return err
@@ -207,8 +212,8 @@ func (s *Store) checkState() error {
 			return fmt.Errorf("%w: the main file has a store id but no record positions", ErrCorrupt)
 		}
 		next, dropped := readUint(m.Get(keyPendingNext)), readUint(m.Get(keyDroppedSeq))
-		if folded >= next {
-			return fmt.Errorf("%w: it folded record %d, the main file has written records up to %d only (an older main file?)", ErrStateFile, folded, next-1)
+		if folding >= next {
+			return fmt.Errorf("%w: it folded record %d, the main file has written records up to %d only (an older main file?)", ErrStateFile, folding, next-1)
 		}
 		if folded < dropped {
 			return fmt.Errorf("%w: it folded records up to %d, the main file dropped up to %d (an older state file?)", ErrStateFile, folded, dropped)

@@ -163,6 +163,25 @@ func TestStateFileMismatch(t *testing.T) {
 			advance(t, path, true)
 			copyFile(t, old, StatePath(path))
 		},
+		"an older main file, a fold in progress": func(t *testing.T, path string) {
+			old := filepath.Join(t.TempDir(), "old-main")
+			copyFile(t, path, old)
+			s, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stopFolder(s)
+			commitN(t, s, 5, 8, map[[32]byte][]byte{})
+			s.foldTxKeys = 1
+			s.betweenFoldTxs = func() error { return errors.New("crash") }
+			if _, err := s.foldOnce(maxFoldChanges); err == nil {
+				t.Fatal("the fold was not cut short")
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			copyFile(t, old, path)
+		},
 		"an older main file": func(t *testing.T, path string) {
 			old := filepath.Join(t.TempDir(), "old-main")
 			copyFile(t, path, old)
@@ -383,19 +402,27 @@ func TestRename(t *testing.T) {
 // for the other's would deadlock with it.
 func TestSnapshotConsistent(t *testing.T) {
 	for name, c := range map[string]struct {
-		o   *bolt.Options
-		pad int
-	}{"mapped ahead": {options(), 4}, "remapped": {&bolt.Options{Timeout: time.Second}, 3000}} {
-		t.Run(name, func(t *testing.T) { snapshotConsistent(t, c.o, c.pad) })
+		o      *bolt.Options
+		pad    int
+		txKeys int
+	}{
+		"mapped ahead":           {options(), 4, foldTxKeys},
+		"remapped":               {&bolt.Options{Timeout: time.Second}, 3000, foldTxKeys},
+		"folds of one key a txn": {options(), 4, 1},
+	} {
+		t.Run(name, func(t *testing.T) { snapshotConsistent(t, c.o, c.pad, c.txKeys) })
 	}
 }
 
-func snapshotConsistent(t *testing.T, o *bolt.Options, pad int) {
+func snapshotConsistent(t *testing.T, o *bolt.Options, pad, txKeys int) {
 	s, err := open(filepath.Join(t.TempDir(), "w.db"), o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	s.foldMu.Lock() // the background fold reads it under foldMu
+	s.foldTxKeys = txKeys
+	s.foldMu.Unlock()
 	if _, ok, err := s.Snapshot(func(protocol.Entry) error { return errors.New("called") }); ok || err != nil {
 		t.Fatalf("snapshot before the first block: %v, %v", ok, err)
 	}
@@ -486,5 +513,104 @@ func TestViewStateFileAhead(t *testing.T) {
 		if string(got[k]) != string(v) {
 			t.Fatalf("entry %x is %x, want %x", k, got[k], v)
 		}
+	}
+}
+
+// TestFoldInParts: a fold writes its keys in several state file
+// transactions. Between them readers see the committed state, and a crash
+// after any of them (the fold's sequence number not yet written) reads
+// the same after reopening and folds to the same state.
+func TestFoldInParts(t *testing.T) {
+	for crashAfter := 1; crashAfter <= 3; crashAfter++ { // 8 keys in parts of 2
+		t.Run(fmt.Sprintf("crash after part %d", crashAfter), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "w.db")
+			s, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stopFolder(s)
+			want := map[[32]byte][]byte{}
+			commitN(t, s, 1, 6, want)
+			if err := s.fold(make(chan struct{})); err != nil {
+				t.Fatal(err)
+			}
+			commitN(t, s, 7, 12, want) // sets 7 to 12, deletes 5 to 10: 8 keys
+			s.foldTxKeys = 2
+			parts := 0
+			crash := errors.New("crash")
+			s.betweenFoldTxs = func() error {
+				parts++
+				checkEntries(t, s, want, fmt.Sprintf("after part %d", parts))
+				if parts == crashAfter {
+					return crash
+				}
+				return nil
+			}
+			if _, err := s.foldOnce(maxFoldChanges); !errors.Is(err, crash) {
+				t.Fatalf("fold: %v, want the crash", err)
+			}
+			if s.foldedSeq != 6 {
+				t.Fatalf("folded up to %d after the crash, want 6", s.foldedSeq)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if s, err = Open(path); err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			checkEntries(t, s, want, "reopened")
+			if err := s.fold(make(chan struct{})); err != nil {
+				t.Fatal(err)
+			}
+			checkEntries(t, s, want, "folded")
+			commitN(t, s, 13, 13, want)
+			checkEntries(t, s, want, "the next block")
+		})
+	}
+}
+
+// TestViewFoldInProgress: between a reader's view of the main file and its
+// view of the state file, a block is committed and the first part of its
+// fold written. The state file then holds a change the reader's records
+// do not lay over; the reader takes both views again and reads the later
+// block whole, never the earlier block with part of the later one.
+func TestViewFoldInProgress(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "w.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stopFolder(s)
+	want := map[[32]byte][]byte{}
+	commitN(t, s, 1, 6, want)
+	if err := s.fold(make(chan struct{})); err != nil {
+		t.Fatal(err)
+	}
+	s.foldTxKeys = 1
+	stop := errors.New("stop after the first part")
+	s.betweenFoldTxs = func() error { return stop }
+	views := 0
+	s.betweenViews = func() {
+		if views++; views == 1 {
+			commitN(t, s, 7, 7, want)
+			if _, err := s.foldOnce(maxFoldChanges); !errors.Is(err, stop) {
+				t.Errorf("fold: %v", err)
+			}
+		}
+	}
+	got := map[[32]byte][]byte{}
+	cp, _, err := s.Snapshot(func(e protocol.Entry) error {
+		got[e.Key] = e.Value
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if views != 2 || cp.Height != 7 {
+		t.Fatalf("%d views, checkpoint at height %d: want 2 views and height 7", views, cp.Height)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("entries %x, want %x", got, want)
 	}
 }

@@ -91,6 +91,10 @@ type Store struct {
 	// betweenViews, if set (tests), runs between a view's two read
 	// transactions.
 	betweenViews func()
+	foldTxKeys   int // foldTxKeys; tests lower it
+	// betweenFoldTxs, if set (tests), runs between a fold's state file
+	// transactions; an error ends the fold there, as a crash would.
+	betweenFoldTxs func() error
 }
 
 // initialMmapSize is the address space the database is mapped with from
@@ -142,7 +146,7 @@ func open(path string, o *bolt.Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{}), foldRunning: true, maxBacklog: maxBacklog}
+	s := &Store{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{}), foldRunning: true, maxBacklog: maxBacklog, foldTxKeys: foldTxKeys}
 	s.cond = sync.NewCond(&s.mu)
 	if err := s.openState(path, o); err != nil {
 		if s.state != nil {
@@ -224,8 +228,8 @@ func (s *Store) update(changes int, fn func(*bolt.Tx) error) error {
 // taken first: every record the state file's has not folded is still in
 // it, since a commit drops only records the state file had folded by then.
 // The state file's must not have folded a record newer than the main
-// file's view, which a fold committed in between could do; then both are
-// taken again. Neither is held while waiting for the other's writer, so
+// file's view, nor hold part of a fold of one (folding_seq), which a fold
+// committed in between could do; then both are taken again. Neither is held while waiting for the other's writer, so
 // the fold (which holds a main file read transaction while it writes the
 // state file) cannot deadlock with a reader.
 func (s *Store) view(fn func(stx, mtx *bolt.Tx, folded uint64) error) error {
@@ -242,8 +246,11 @@ func (s *Store) view(fn func(stx, mtx *bolt.Tx, folded uint64) error) error {
 			mtx.Rollback()
 			return err
 		}
-		folded := readUint(stx.Bucket(bucketMeta).Get(keyFoldedSeq))
-		if folded < readUint(mtx.Bucket(bucketMeta).Get(keyPendingNext)) {
+		sm := stx.Bucket(bucketMeta)
+		folded := readUint(sm.Get(keyFoldedSeq))
+		// The state file may hold changes up to the fold in progress
+		// (foldTxKeys): they must be in this view of the main file.
+		if max(folded, readUint(sm.Get(keyFoldingSeq))) < readUint(mtx.Bucket(bucketMeta).Get(keyPendingNext)) {
 			err = fn(stx, mtx, folded)
 			stx.Rollback()
 			mtx.Rollback()
