@@ -329,8 +329,12 @@ func (e *Enclave) loadEntries(r *protocol.LoadEntries) (protocol.Reply, error) {
 	if e.phase != phaseLoading {
 		return nil, protocol.Errorf(protocol.CodeInvalidInput, "not loading state")
 	}
-	entries := make([]state.Entry, len(r.Entries))
-	for i, x := range r.Entries {
+	packed, err := r.Unpack()
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "%v", err)
+	}
+	entries := make([]state.Entry, len(packed))
+	for i, x := range packed {
 		entries[i] = state.Entry{Key: x.Key, Value: x.Value}
 	}
 	if err := e.state.Load(entries); err != nil {

@@ -128,6 +128,27 @@ func TestInitRejections(t *testing.T) {
 			}
 		})
 	}
+	// A chunk the host cut short or gave a value length past its end is
+	// refused before anything of it is loaded: the load goes on, and the
+	// whole state then resumes.
+	t.Run("malformed chunk", func(t *testing.T) {
+		h.start()
+		if _, err := h.c.Call(ctx, good); err != nil {
+			t.Fatal(err)
+		}
+		whole := protocol.PackEntries(entries).Packed
+		for _, bad := range [][]byte{whole[:len(whole)-1], whole[:40], append(append([]byte{}, whole[:32]...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01)} {
+			if _, err := h.c.Call(ctx, &protocol.LoadEntries{Packed: bad}); !errors.Is(err, protocol.ErrInvalidInput) {
+				t.Fatalf("load of %d malformed bytes: %v, want ErrInvalidInput", len(bad), err)
+			}
+		}
+		if err := h.load(entries, 1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.c.Call(ctx, &protocol.Resume{}); err != nil {
+			t.Fatalf("resume after refused chunks: %v", err)
+		}
+	})
 }
 
 func TestRequestOrder(t *testing.T) {
@@ -372,7 +393,7 @@ var trustReview = map[string]string{
 	"init.SealedKeys":             "authenticated by the TEE's sealing key, bound to measurement and SealScope; tampering is refused",
 	"init.Checkpoint":             "sealed like the keys; an old one is a rollback, which the chain's one confirmed shard chain defeats (TestAttackRollbackDoubleUnshield)",
 	"init.ConfirmHeartbeat":       "only how often an idle shard's confirm_processed_block is produced: liveness, not trust (TestConfirmHeartbeatFromHost)",
-	"load_entries.Entries":        "state entries; Resume checks them against the sealed checkpoint's root and count",
+	"load_entries.Packed":         "state entries, packed; a malformed chunk is refused whole; Resume checks them against the sealed checkpoint's root and count",
 	"sign_registration.Params":    "chain ID (must be the enclave's own), nonce and fees of the enclave's own transactions",
 	"sign_registration.WorkerURL": "public URL recorded on chain; trusted by no one",
 	"process_block.Block":         "verified by the light client from the genesis validators",

@@ -395,7 +395,7 @@ func (h *host) allEntries() []protocol.Entry {
 func (h *host) load(entries []protocol.Entry, chunk int) error {
 	for len(entries) > 0 {
 		n := min(chunk, len(entries))
-		if _, err := h.c.Call(context.Background(), &protocol.LoadEntries{Entries: entries[:n]}); err != nil {
+		if _, err := h.c.Call(context.Background(), protocol.PackEntries(entries[:n])); err != nil {
 			return err
 		}
 		entries = entries[n:]

@@ -77,8 +77,12 @@ func (f *fakeEnclave) Handle(_ context.Context, req protocol.Request) (protocol.
 	case *protocol.Init:
 		return f.init(r)
 	case *protocol.LoadEntries:
-		for _, e := range r.Entries {
-			f.entries[e.Key] = e.Value
+		es, err := r.Unpack()
+		if err != nil {
+			return nil, protocol.Errorf(protocol.CodeInvalidInput, "%v", err)
+		}
+		for _, e := range es {
+			f.entries[e.Key] = bytes.Clone(e.Value)
 		}
 		return &protocol.LoadEntriesReply{Loaded: uint64(len(f.entries))}, nil
 	case *protocol.Resume:

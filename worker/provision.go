@@ -718,7 +718,7 @@ func (w *Worker) loadSnapshot(ctx context.Context, hc *http.Client, u string, e 
 	}()
 	all := make([]protocol.Entry, 0, min(want, maxSnapshotPrealloc))
 	for chunk := range chunks {
-		if _, err := callAs[*protocol.LoadEntriesReply](ctx, e, &protocol.LoadEntries{Entries: chunk}); err != nil {
+		if _, err := callAs[*protocol.LoadEntriesReply](ctx, e, protocol.PackEntries(chunk)); err != nil {
 			cancel()
 			for range chunks { // let the reader end
 			}

@@ -24,7 +24,11 @@ func (l *loadRecorder) Call(_ context.Context, req protocol.Request) (protocol.R
 	if !ok {
 		return nil, protocol.Errorf(protocol.CodeInvalidInput, "unexpected %s", req.Type())
 	}
-	l.chunks = append(l.chunks, le.Entries)
+	es, err := le.Unpack()
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "%v", err)
+	}
+	l.chunks = append(l.chunks, es)
 	if len(l.chunks) == l.failAt {
 		return nil, protocol.Errorf(protocol.CodeVerification, "entry refused")
 	}

@@ -457,32 +457,57 @@ const (
 	loadChunkBytes   = 4 << 20
 )
 
-// loadEntries streams the stored entries into e and resumes it.
+// loadEntries streams the stored entries into e and resumes it. The host
+// reads and packs the next chunk while the enclave loads the last one.
 func (s *supervisor) loadEntries(ctx context.Context, e Enclave) (*protocol.ResumeReply, error) {
+	lctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	chunks := make(chan []byte, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for p := range chunks {
+			if _, err := callAs[*protocol.LoadEntriesReply](lctx, e, &protocol.LoadEntries{Packed: p}); err != nil {
+				cancel(err)
+				for range chunks { // let the reader end
+				}
+				return
+			}
+		}
+	}()
 	var (
-		chunk []protocol.Entry
-		size  int
+		buf []byte
+		n   int
 	)
-	flush := func() error {
-		if len(chunk) == 0 {
+	send := func() error {
+		if n == 0 {
 			return nil
 		}
-		if _, err := callAs[*protocol.LoadEntriesReply](ctx, e, &protocol.LoadEntries{Entries: chunk}); err != nil {
-			return err
+		select {
+		case chunks <- buf:
+		case <-lctx.Done():
+			return context.Cause(lctx)
 		}
-		chunk, size = nil, 0
+		buf, n = nil, 0 // the sender owns the sent chunk
 		return nil
 	}
 	err := s.store.Entries(func(en protocol.Entry) error {
-		chunk = append(chunk, en)
-		size += len(en.Value) + 48
-		if len(chunk) >= loadChunkEntries || size >= loadChunkBytes {
-			return flush()
+		if buf == nil {
+			buf = make([]byte, 0, loadChunkBytes/8)
+		}
+		buf = protocol.AppendEntry(buf, en.Key, en.Value)
+		if n++; n >= loadChunkEntries || len(buf) >= loadChunkBytes {
+			return send()
 		}
 		return nil
 	})
 	if err == nil {
-		err = flush()
+		err = send()
+	}
+	close(chunks)
+	<-done
+	if err == nil {
+		err = context.Cause(lctx)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load state into enclave: %w", err)

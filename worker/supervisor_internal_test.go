@@ -131,8 +131,12 @@ func (l *ledger) Handle(_ context.Context, req protocol.Request) (protocol.Reply
 		}
 		return rep, nil
 	case *protocol.LoadEntries:
-		for _, e := range r.Entries {
-			l.entries[e.Key] = e.Value
+		es, err := r.Unpack()
+		if err != nil {
+			return nil, protocol.Errorf(protocol.CodeInvalidInput, "%v", err)
+		}
+		for _, e := range es {
+			l.entries[e.Key] = bytes.Clone(e.Value)
 		}
 		return &protocol.LoadEntriesReply{Loaded: uint64(len(l.entries))}, nil
 	case *protocol.Resume:

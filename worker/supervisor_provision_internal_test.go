@@ -94,7 +94,7 @@ func TestSupervisorProvision(t *testing.T) {
 				if tc.bad {
 					feed = append(feed, protocol.Entry{Key: [32]byte{9}, Value: []byte{1}})
 				}
-				if _, err := callAs[*protocol.LoadEntriesReply](ctx, e, &protocol.LoadEntries{Entries: feed}); err != nil {
+				if _, err := callAs[*protocol.LoadEntriesReply](ctx, e, protocol.PackEntries(feed)); err != nil {
 					return nil, nil, err
 				}
 				if _, err := callAs[*protocol.ResumeReply](ctx, e, &protocol.Resume{}); err != nil {

@@ -1,13 +1,20 @@
 package protocol
 
 import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/tx"
 )
 
 // Version is the protocol version every envelope carries. A server answers
-// any other version with CodeUnsupportedVersion.
-const Version = 1
+// any other version with CodeUnsupportedVersion. Version 2 packs
+// LoadEntries' entries (Packed); a host and an enclave of different
+// versions refuse each other at the first request instead of loading no
+// state.
+const Version = 2
 
 // Request is a typed request. The set is closed: only this package's types
 // implement it.
@@ -176,9 +183,61 @@ type InitReply struct {
 
 // LoadEntries feeds persisted state entries to the enclave after an Init
 // with a checkpoint. Send them in chunks that fit the frame limit, in any
-// order, each entry once.
+// order, each entry once. Packed holds the chunk's entries one after the
+// other as AppendEntry writes them, not as a CBOR array: a restart loads
+// every entry of the state, and CBOR's reflection over a million entries
+// cost more CPU than the enclave's decryption of them (docs/performance.md,
+// "Restart: entries packed").
 type LoadEntries struct {
-	Entries []Entry `cbor:"entries"`
+	Packed []byte `cbor:"packed"`
+}
+
+// AppendEntry appends an entry in LoadEntries' packed form: the 32-byte
+// key, the value's length as a uvarint, the value.
+func AppendEntry(b []byte, key [32]byte, value []byte) []byte {
+	b = append(b, key[:]...)
+	b = binary.AppendUvarint(b, uint64(len(value)))
+	return append(b, value...)
+}
+
+// PackEntries returns the LoadEntries request of entries.
+func PackEntries(entries []Entry) *LoadEntries {
+	n := 0
+	for _, e := range entries {
+		n += 32 + binary.MaxVarintLen32 + len(e.Value)
+	}
+	b := make([]byte, 0, n)
+	for _, e := range entries {
+		b = AppendEntry(b, e.Key, e.Value)
+	}
+	return &LoadEntries{Packed: b}
+}
+
+// ErrPacked reports a LoadEntries payload that is cut short or has a
+// value length past its end.
+var ErrPacked = errors.New("protocol: malformed packed entries")
+
+// Unpack returns the request's entries, whose values alias Packed; a
+// malformed payload gives ErrPacked and no entries.
+func (r *LoadEntries) Unpack() ([]Entry, error) {
+	var out []Entry
+	for b := r.Packed; len(b) > 0; {
+		if len(b) < 32 {
+			return nil, fmt.Errorf("%w: %d bytes left where a key of 32 starts", ErrPacked, len(b))
+		}
+		key := [32]byte(b[:32])
+		l, n := binary.Uvarint(b[32:])
+		if n <= 0 || n != len(binary.AppendUvarint(nil, l)) { // one form per payload
+			return nil, fmt.Errorf("%w: bad value length after key %x", ErrPacked, key[:8])
+		}
+		b = b[32+n:]
+		if l > uint64(len(b)) {
+			return nil, fmt.Errorf("%w: value of %d bytes, %d left", ErrPacked, l, len(b))
+		}
+		out = append(out, Entry{Key: key, Value: b[:l:l]})
+		b = b[l:]
+	}
+	return out, nil
 }
 
 func (*LoadEntries) Type() string      { return TypeLoadEntries }

@@ -24,7 +24,11 @@ func echo(_ context.Context, req Request) (Reply, error) {
 	case *Init:
 		return nil, Errorf(CodeSealing, "chain %s", r.ChainID)
 	case *LoadEntries:
-		return &LoadEntriesReply{Loaded: uint64(len(r.Entries))}, nil
+		es, err := r.Unpack()
+		if err != nil {
+			return nil, Errorf(CodeInvalidInput, "%v", err)
+		}
+		return &LoadEntriesReply{Loaded: uint64(len(es))}, nil
 	case *Resume:
 		return &StateInfoReply{}, nil // wrong reply type
 	}
@@ -84,7 +88,7 @@ func TestCall(t *testing.T) {
 		})
 	}
 	// The connection survives error replies.
-	rep, err := CallAs[*LoadEntriesReply](ctx, c, &LoadEntries{Entries: []Entry{{Value: []byte{1}}, {}}})
+	rep, err := CallAs[*LoadEntriesReply](ctx, c, PackEntries([]Entry{{Value: []byte{1}}, {}}))
 	if err != nil || rep.Loaded != 2 {
 		t.Fatalf("LoadEntries = %+v, %v", rep, err)
 	}
@@ -173,7 +177,7 @@ func TestMalformedFrames(t *testing.T) {
 		{"cbor but not an envelope", mustMarshal(t, []int{1, 2}), 0, CodeBadFrame},
 		{"unknown envelope field", mustMarshal(t, map[string]any{"v": 1, "id": 1, "t": "state_info", "b": body, "x": 1}), 0, CodeBadFrame},
 		{"trailing bytes", append(mustMarshal(t, envelope{Version: Version, ID: 4, Type: TypeStateInfo, Body: body}), 0), 0, CodeBadFrame},
-		{"wrong version", mustMarshal(t, envelope{Version: 2, ID: 5, Type: TypeStateInfo, Body: body}), 5, CodeUnsupportedVersion},
+		{"wrong version", mustMarshal(t, envelope{Version: Version + 1, ID: 5, Type: TypeStateInfo, Body: body}), 5, CodeUnsupportedVersion},
 		{"unknown type", mustMarshal(t, envelope{Version: Version, ID: 6, Type: "launch_missiles", Body: body}), 6, CodeUnknownType},
 		{"reply type as request", mustMarshal(t, envelope{Version: Version, ID: 7, Type: "state_info.reply", Body: body}), 7, CodeUnknownType},
 		{"body of another type", mustMarshal(t, envelope{Version: Version, ID: 8, Type: TypeStateInfo, Body: mustMarshal(t, GetState{Key: []byte{1}})}), 8, CodeBadRequest},
@@ -273,7 +277,7 @@ func TestRequestsRoundTrip(t *testing.T) {
 	reqs := []Request{
 		&Init{Shard: [32]byte{1}, ChainID: "c", GenesisValidators: []byte{1}, InitialHeight: 1,
 			SealedKeys: &SealedKeys{Signer: []byte{1}, Shielding: []byte{2}, State: []byte{3}}, ConfirmHeartbeat: 2},
-		&LoadEntries{Entries: []Entry{{Key: [32]byte{1}, Value: []byte{2}}}},
+		PackEntries([]Entry{{Key: [32]byte{1}, Value: []byte{2}}}),
 		&Resume{}, &Attest{},
 		&SignRegistration{Params: *sign, WorkerURL: "ws://127.0.0.1:1"},
 		&ProcessBlock{Block: Header{SignedHeader: []byte{1}, Validators: []byte{2}}, Txs: [][]byte{{3}},
@@ -381,4 +385,25 @@ func TestInitHasNoTrustSwitch(t *testing.T) {
 	if id != 7 || !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "unknown field") {
 		t.Fatalf("init with a dev switch: id %d, %v", id, err)
 	}
+}
+
+// FuzzUnpackEntries feeds LoadEntries payloads as a host could send them:
+// Unpack never panics, refuses anything malformed with ErrPacked, and what
+// it unpacks packs to the same bytes (one form per payload).
+func FuzzUnpackEntries(f *testing.F) {
+	f.Add(PackEntries([]Entry{{Key: [32]byte{1}, Value: []byte{2, 3}}, {Key: [32]byte{4}}}).Packed)
+	f.Add(make([]byte, 33))
+	f.Add(append(make([]byte, 32), 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		es, err := (&LoadEntries{Packed: b}).Unpack()
+		if err != nil {
+			if !errors.Is(err, ErrPacked) || es != nil {
+				t.Fatalf("error %v with %d entries", err, len(es))
+			}
+			return
+		}
+		if again := PackEntries(es).Packed; !bytes.Equal(again, b) {
+			t.Fatalf("%d bytes unpacked to %d entries that pack to %d bytes", len(b), len(es), len(again))
+		}
+	})
 }

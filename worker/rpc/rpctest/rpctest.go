@@ -250,7 +250,7 @@ func (e *Enclave) boot() {
 		for k, v := range e.entries {
 			es = append(es, protocol.Entry{Key: k, Value: v})
 		}
-		if _, err := e.client.Call(ctx, &protocol.LoadEntries{Entries: es}); err != nil {
+		if _, err := e.client.Call(ctx, protocol.PackEntries(es)); err != nil {
 			e.t.Fatal(err)
 		}
 		if _, err := e.client.Call(ctx, &protocol.Resume{}); err != nil {
