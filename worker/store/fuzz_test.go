@@ -55,7 +55,7 @@ func FuzzDecodeChanges(f *testing.F) {
 // page size and, when it does not overflow, the length it needs.
 func FuzzLastCommit(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, ok := lastCommit(bytes.NewReader(b))
+		m, ok := lastCommit(bytes.NewReader(b), int64(len(b)))
 		if !ok {
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/integritee-go/integritee/internal/atomicfile"
 )
@@ -57,7 +58,7 @@ func finishMove(from string) error {
 		return fmt.Errorf("finish moving store %s: %w", from, err)
 	}
 	name := string(b)
-	if name == "" || name == "." || name == ".." || name != filepath.Base(name) || name == filepath.Base(from) {
+	if name == "" || name == "." || name == ".." || name != filepath.Base(name) || name == filepath.Base(from) || strings.HasPrefix(name, "state-") {
 		return fmt.Errorf("finish moving store %s: %s names no file beside it (%q): %w", from, note, b, ErrCorrupt)
 	}
 	to := filepath.Join(filepath.Dir(from), name)
@@ -65,10 +66,7 @@ func finishMove(from string) error {
 		if _, err := os.Lstat(m[0]); errors.Is(err, os.ErrNotExist) {
 			continue // moved before the crash (or a store without a state file)
 		}
-		if _, err := os.Lstat(m[1]); !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("finish moving store %s: both %s and %s exist", from, m[0], m[1])
-		}
-		if err := os.Rename(m[0], m[1]); err != nil {
+		if err := moveNoReplace(m[0], m[1]); err != nil {
 			return fmt.Errorf("finish moving store %s: %w", from, err)
 		}
 	}
@@ -80,4 +78,23 @@ func finishMove(from string) error {
 		return fmt.Errorf("finish moving store %s: %w", from, err)
 	}
 	return atomicfile.SyncDir(dir)
+}
+
+// moveNoReplace renames from to to, never over an existing file (a
+// rename would replace it: two processes finishing one move must not put
+// a fresh store over the kept one). It links the new name and then
+// removes the old; a crash between the two leaves both names on one file,
+// which the next call completes.
+func moveNoReplace(from, to string) error {
+	err := os.Link(from, to)
+	if errors.Is(err, os.ErrExist) {
+		fi, ferr := os.Lstat(from)
+		ti, terr := os.Lstat(to)
+		if ferr != nil || terr != nil || !os.SameFile(fi, ti) {
+			return fmt.Errorf("both %s and %s exist", from, to)
+		}
+	} else if err != nil {
+		return err
+	}
+	return os.Remove(from)
 }

@@ -47,7 +47,11 @@ func openEntries(t *testing.T, path string, want map[[32]byte][]byte, when strin
 // of the old path: a fresh store there, the moved one whole at the new
 // name, the note gone.
 func TestRenameInterrupted(t *testing.T) {
-	for name, renamed := range map[string]int{"note only": 0, "main file moved": 1, "both moved": 2} {
+	for name, c := range map[string]struct {
+		renamed int
+		linked  bool
+	}{"note only": {0, false}, "main file moved": {1, false}, "state file linked": {1, true}, "both moved": {2, false}} {
+		renamed, linked := c.renamed, c.linked
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			path, kept := filepath.Join(dir, "worker.db"), filepath.Join(dir, "worker.db.kept")
@@ -57,6 +61,13 @@ func TestRenameInterrupted(t *testing.T) {
 			}
 			for _, m := range [][2]string{{path, kept}, {StatePath(path), StatePath(kept)}}[:renamed] {
 				if err := os.Rename(m[0], m[1]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if linked {
+				// A crash after the new name was linked, before the old
+				// was removed.
+				if err := os.Link(StatePath(path), StatePath(kept)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -89,7 +100,7 @@ func TestRenameRefused(t *testing.T) {
 	if err := Rename(path, path+".x"); err == nil {
 		t.Fatal("a move onto an existing state file succeeded")
 	}
-	for _, note := range []string{"", "..", "../worker.db", "worker.db"} {
+	for _, note := range []string{"", "..", "../worker.db", "worker.db", "state-worker.db.x"} {
 		if err := os.WriteFile(movingPath(path), []byte(note), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -270,6 +281,122 @@ func TestCutShort(t *testing.T) {
 				}
 				if after, _ := os.ReadFile(f); !bytes.Equal(after, before) {
 					t.Fatal("the refused open changed the file")
+				}
+			})
+		}
+	}
+}
+
+// TestMainFileUnfinished: a crash while bbolt created the main file of a
+// new store (or the fresh one after a machine-loss move) leaves it short,
+// torn or zeroed; Open creates it again (bbolt refused some of these for
+// good and panicked on the zeroed one).
+func TestMainFileUnfinished(t *testing.T) {
+	tmpl := filepath.Join(t.TempDir(), "template.db")
+	db, err := bolt.Open(tmpl, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	fresh, err := os.ReadFile(tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := os.Getpagesize()
+	for name, b := range map[string][]byte{
+		"one byte":       fresh[:1],
+		"torn meta page": fresh[:page+100],
+		"three pages":    fresh[:3*page],
+		"metas only":     append(bytes.Clone(fresh[:2*page]), make([]byte, 2*page)...),
+		"zeroed":         make([]byte, 4*page),
+		"whole":          fresh,
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "worker.db")
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			// Its state file may be cut short too.
+			if err := os.WriteFile(StatePath(path), fresh[:page], 0o600); err != nil {
+				t.Fatal(err)
+			}
+			want := closedStore(t, path)
+			openEntries(t, path, want, "reopened")
+		})
+	}
+}
+
+// metaAt reads the meta page at off of the file at path.
+func metaAt(t *testing.T, path string, off int64) boltMeta {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, metaOffset+metaLen)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	m, ok := readMeta(b)
+	if !ok {
+		t.Fatalf("no valid meta page at %d", off)
+	}
+	return m
+}
+
+// TestCutShortMetaChoice: checkLength judges a file by the meta page bbolt
+// uses: the newer one (here the second, which counts more pages than the
+// first), and with an invalid first meta page the second found by bbolt's
+// scan for it, in files of another page size than the machine's.
+func TestCutShortMetaChoice(t *testing.T) {
+	for _, ps := range []int{os.Getpagesize(), 16384, 65536} {
+		for _, brokenFirst := range []bool{false, true} {
+			t.Run(fmt.Sprintf("page size %d, first meta broken %v", ps, brokenFirst), func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), "worker.db")
+				o := options()
+				o.PageSize = ps
+				s, err := open(path, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Commit until the second meta page is the newer and counts
+				// more pages than the first (no fold: records pile up and
+				// every commit takes new pages).
+				stopFolder(s)
+				var m0, m1 boltMeta
+				for h := 1; ; h++ {
+					commitN(t, s, h, h, map[[32]byte][]byte{})
+					m0, m1 = metaAt(t, path, 0), metaAt(t, path, int64(ps))
+					if m1.txid > m0.txid && m1.pgid > m0.pgid {
+						break
+					}
+					if h > 500 {
+						t.Fatal("the second meta page never counted more pages")
+					}
+				}
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if brokenFirst {
+					f, err := os.OpenFile(path, os.O_RDWR, 0)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := f.WriteAt([]byte{0xff}, metaOffset+metaSumOffset); err != nil {
+						t.Fatal(err)
+					}
+					f.Close()
+				}
+				// Long enough for the first meta page's commit, not the second's.
+				if err := os.Truncate(path, int64(m0.pgid)*int64(ps)); err != nil {
+					t.Fatal(err)
+				}
+				if s, err := Open(path); !errors.Is(err, ErrCorrupt) {
+					if err == nil {
+						s.Close()
+					}
+					t.Fatalf("open: %v, want ErrCorrupt", err)
 				}
 			})
 		}

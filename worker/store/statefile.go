@@ -65,16 +65,14 @@ func (s *Store) openState(path string, o *bolt.Options) error {
 	}); err != nil {
 		return err
 	}
-	fi, err := os.Stat(sp)
-	if err != nil && mainID != nil {
+	if _, err := os.Stat(sp); err != nil && mainID != nil {
 		return fmt.Errorf("%w: %s is missing (%v)", ErrStateFile, sp, err)
 	}
-	// Without an id in the main file no state was ever committed with it.
-	// A state file no longer than the four pages bbolt writes to create
-	// one never had a commit either (the first grows it): a crash while
-	// bbolt created it can leave it short or torn, and bbolt would refuse
-	// it for good. It holds nothing, so it is created again.
-	if err == nil && mainID == nil && fi.Size() <= 4*int64(os.Getpagesize()) {
+	// Without an id in the main file no state was ever committed with it,
+	// and a state file that never had a commit either (a crash while bbolt
+	// created it can leave it short or torn, and bbolt would refuse it for
+	// good) holds nothing: it is created again.
+	if mainID == nil && neverCommitted(sp) {
 		if err := os.Remove(sp); err != nil {
 			return fmt.Errorf("remove the unfinished %s: %w", sp, err)
 		}

@@ -31,6 +31,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -123,6 +124,15 @@ func Open(path string) (*Store, error) { return open(path, options()) }
 func open(path string, o *bolt.Options) (*Store, error) {
 	if err := finishMove(path); err != nil {
 		return nil, err
+	}
+	// A crash while bbolt created the main file (a new store, or the fresh
+	// one after a machine-loss move) can leave it torn, and bbolt would
+	// refuse it for good or panic on it. It holds nothing, so it is
+	// created again.
+	if neverCommitted(path) {
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove the unfinished %s: %w", path, err)
+		}
 	}
 	if err := checkLength(path); err != nil {
 		return nil, err
