@@ -277,7 +277,7 @@ func TestCrashAtomicity(t *testing.T) {
 	for round := range 4 {
 		fresh := filepath.Join(t.TempDir(), "w.db")
 		cmd, _ := start(fresh)
-		wait := time.Duration(rng.IntN(150)) * time.Millisecond
+		wait := time.Duration(rng.IntN(60)) * time.Millisecond
 		time.Sleep(wait)
 		cmd.Process.Kill()
 		cmd.Wait()
