@@ -118,13 +118,12 @@ func TestRenameRefused(t *testing.T) {
 	openEntries(t, path, want, "after the refused moves")
 }
 
-// TestStateFileUnfinished: a crash while bbolt created the state file of a
-// new store leaves it short, torn or zeroed; Open creates it again. A state
-// file that had a commit is never removed, however broken.
-func TestStateFileUnfinished(t *testing.T) {
-	dir := t.TempDir()
-	tmpl := filepath.Join(dir, "template.db")
-	db, err := bolt.Open(tmpl, 0o600, nil) // bbolt writes its four pages and nothing else
+// freshBoltFile returns the bytes of a bbolt file just created: its four
+// pages and nothing else.
+func freshBoltFile(t *testing.T) []byte {
+	t.Helper()
+	tmpl := filepath.Join(t.TempDir(), "template.db")
+	db, err := bolt.Open(tmpl, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,10 +132,17 @@ func TestStateFileUnfinished(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	page := os.Getpagesize()
-	if len(fresh) != 4*page {
+	if len(fresh) != 4*os.Getpagesize() {
 		t.Fatalf("a new bbolt file has %d bytes, want 4 pages", len(fresh))
 	}
+	return fresh
+}
+
+// TestStateFileUnfinished: a crash while bbolt created the state file of a
+// new store leaves it short, torn or zeroed; Open creates it again. A state
+// file that had a commit is never removed, however broken.
+func TestStateFileUnfinished(t *testing.T) {
+	fresh, page := freshBoltFile(t), os.Getpagesize()
 	for name, b := range map[string][]byte{
 		"one byte":       fresh[:1],
 		"one page":       fresh[:page],
@@ -292,17 +298,7 @@ func TestCutShort(t *testing.T) {
 // torn or zeroed; Open creates it again (bbolt refused some of these for
 // good and panicked on the zeroed one).
 func TestMainFileUnfinished(t *testing.T) {
-	tmpl := filepath.Join(t.TempDir(), "template.db")
-	db, err := bolt.Open(tmpl, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	fresh, err := os.ReadFile(tmpl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page := os.Getpagesize()
+	fresh, page := freshBoltFile(t), os.Getpagesize()
 	for name, b := range map[string][]byte{
 		"one byte":       fresh[:1],
 		"torn meta page": fresh[:page+100],
