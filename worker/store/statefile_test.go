@@ -362,20 +362,8 @@ func TestBacklogWaits(t *testing.T) {
 
 // TestRename moves a store's two files and opens it at the new path.
 func TestRename(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "worker.db")
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[[32]byte][]byte{}
-	commitN(t, s, 1, 3, want)
-	if err := s.fold(make(chan struct{})); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := filepath.Join(t.TempDir(), "worker.db")
+	want := closedStore(t, path)
 	kept := path + ".unsealable-x"
 	if err := Rename(path, kept); err != nil {
 		t.Fatal(err)
@@ -383,11 +371,7 @@ func TestRename(t *testing.T) {
 	if m, _ := filepath.Glob(path + ".unsealable-*"); len(m) != 1 {
 		t.Fatalf("the kept store's glob matches %q, want the main file only", m)
 	}
-	if s, err = Open(kept); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	checkEntries(t, s, want, "renamed")
+	openEntries(t, kept, want, "renamed")
 }
 
 // TestSnapshotConsistent takes snapshots while blocks are committed and
