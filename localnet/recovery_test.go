@@ -120,6 +120,12 @@ func TestMachineLoss(t *testing.T) {
 	if err := ws[1].Stop(); err != nil {
 		t.Fatal(err)
 	}
+	// An earlier move aside was cut off after enclave.json moved and
+	// before the store did: the recovery finishes it under that stamp.
+	const interrupted = ".unsealable-20260101T000000Z"
+	if err := os.Rename(filepath.Join(ws[1].DataDir, "enclave.json"), filepath.Join(ws[1].DataDir, "enclave.json"+interrupted)); err != nil {
+		t.Fatal(err)
+	}
 	w1, err := n.RestartWorkerSealing(ctx, 1, bytes.Repeat([]byte{0x5e}, 32))
 	if err != nil {
 		t.Fatal(err)
@@ -148,6 +154,9 @@ func TestMachineLoss(t *testing.T) {
 	}
 	keptDir := t.TempDir()
 	suffix := strings.TrimPrefix(filepath.Base(kept[0]), "worker.db")
+	if suffix != interrupted {
+		t.Fatalf("store kept as %s, want the interrupted move's %s", filepath.Base(kept[0]), interrupted)
+	}
 	if err := os.Rename(filepath.Join(w1.DataDir, "enclave.json"+suffix), filepath.Join(keptDir, "enclave.json")); err != nil {
 		t.Fatalf("the old enclave.json was not kept: %v", err)
 	}
@@ -353,6 +362,24 @@ func TestSingleWorkerMachineLoss(t *testing.T) {
 	}
 	if now := storeContents(t, db); now != was {
 		t.Fatalf("the store changed under another release")
+	}
+	// The same after a move aside that was cut off once enclave.json had
+	// moved: the moved enclave.json still tells the store's release.
+	ident := filepath.Join(w.DataDir, "enclave.json")
+	if err := os.Rename(ident, ident+".unsealable-20260101T000000Z"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = n.RestartWorkerWith(ctx, 0, func(cfg *worker.Config) {
+		cfg.Enclave = worker.ProcessFactory(worker.ProcessConfig{Path: release2, Args: []string{"--tee", "sim"}})
+	})
+	if !errors.Is(err, worker.ErrReleaseChanged) {
+		t.Fatalf("restart with another release after an interrupted move: %v, want ErrReleaseChanged", err)
+	}
+	if now := storeContents(t, db); now != was {
+		t.Fatalf("the store changed under another release")
+	}
+	if err := os.Rename(ident+".unsealable-20260101T000000Z", ident); err != nil {
+		t.Fatal(err)
 	}
 	_, err = n.RestartWorkerSealing(ctx, 0, bytes.Repeat([]byte{0x5e}, 32))
 	if !errors.Is(err, worker.ErrSealBroken) {

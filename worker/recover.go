@@ -143,6 +143,13 @@ func (w *Worker) recoverSealed(ctx context.Context) error {
 // the decision only routes the host, the enclave trusts none of it.
 func (w *Worker) sameRelease(ctx context.Context) error {
 	prev, err := ReadIdentity(w.cfg.DataDir)
+	if errors.Is(err, os.ErrNotExist) {
+		// A move aside cut off after enclave.json moved: that file is
+		// still this store's.
+		if stamp, ok := interruptedMove(w.cfg.DataDir); ok {
+			prev, err = readIdentityFile(filepath.Join(w.cfg.DataDir, "enclave.json"+stamp))
+		}
+	}
 	if err != nil || prev.MRENCLAVE == "" {
 		return nil
 	}
@@ -171,9 +178,16 @@ func (w *Worker) sameRelease(ctx context.Context) error {
 // stamp), while the other order would let the fresh worker overwrite
 // the kept store's enclave.json. A crash inside the store's move is
 // finished by store.Open.
+//
+// A move that a crash cut off between the two (enclave.json moved, the
+// store not) is finished under its own stamp, so that the kept store and
+// its enclave.json keep one name.
 func (w *Worker) moveStoreAside() (string, error) {
 	now := time.Now().UTC()
-	stamp := keptSuffix + now.Format("20060102T150405Z")
+	stamp, ok := interruptedMove(w.cfg.DataDir)
+	if !ok {
+		stamp = keptSuffix + now.Format("20060102T150405Z")
+	}
 	path := filepath.Join(w.cfg.DataDir, "worker.db")
 	if err := w.store.Close(); err != nil {
 		return "", fmt.Errorf("close the store: %w", err)
@@ -201,6 +215,25 @@ func (w *Worker) moveStoreAside() (string, error) {
 	w.sup.setStore(st)
 	w.recovery.add(kept, now)
 	return kept, nil
+}
+
+// interruptedMove returns the stamp (keptSuffix and the time) of a move
+// aside that stopped after enclave.json moved and before the store did:
+// the newest enclave.json<stamp> without a worker.db<stamp>, while there
+// is no enclave.json.
+func interruptedMove(dir string) (string, bool) {
+	if _, err := os.Lstat(filepath.Join(dir, "enclave.json")); !errors.Is(err, os.ErrNotExist) {
+		return "", false
+	}
+	ids, _ := filepath.Glob(filepath.Join(dir, "enclave.json"+keptSuffix+"*"))
+	slices.Sort(ids)
+	for _, id := range slices.Backward(ids) {
+		stamp := strings.TrimPrefix(filepath.Base(id), "enclave.json")
+		if _, err := os.Lstat(filepath.Join(dir, "worker.db"+stamp)); errors.Is(err, os.ErrNotExist) {
+			return stamp, true
+		}
+	}
+	return "", false
 }
 
 // findKept records the stores moved aside earlier, for system_health.

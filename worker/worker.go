@@ -340,8 +340,12 @@ func (w *Worker) writeIdentity() error {
 
 // ReadIdentity reads the enclave.json a worker wrote into dataDir.
 func ReadIdentity(dataDir string) (Identity, error) {
+	return readIdentityFile(filepath.Join(dataDir, "enclave.json"))
+}
+
+func readIdentityFile(path string) (Identity, error) {
 	var id Identity
-	b, err := os.ReadFile(filepath.Join(dataDir, "enclave.json"))
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return id, err
 	}
