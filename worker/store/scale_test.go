@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -91,6 +92,8 @@ func BenchmarkStoreScaleBlock(b *testing.B) {
 				r := rand.New(rand.NewPCG(1, 2))
 				h := cp.Height
 				var w int64
+				var ru0 syscall.Rusage
+				syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 				b.ResetTimer()
 				w0 := writes(s)
 				for range b.N {
@@ -122,10 +125,63 @@ func BenchmarkStoreScaleBlock(b *testing.B) {
 					w = writes(s) - w0
 				}
 				b.StopTimer()
+				b.ReportMetric(cpuSince(&ru0)/float64(b.N), "cpu-ms/op")
 				b.ReportMetric(float64(w)/float64(b.N), "pagewrites/op")
 			})
 		}
 	}
+}
+
+// BenchmarkStoreFoldEvery measures a block of 768 random changes at a
+// million accounts when the fold runs after every k blocks (foldAt), all
+// in one goroutine: the CPU a block costs the worker, commit and fold, and
+// the pages written. A fold of more records writes a leaf that several of
+// them change once.
+func BenchmarkStoreFoldEvery(b *testing.B) {
+	const n = 1_000_000
+	for _, k := range []int{16, 64, 128, 256} {
+		b.Run(fmt.Sprintf("accounts=%d/k=%d", n, k), func(b *testing.B) {
+			s := scaleStore(b, 2*n)
+			stopFolder(s)
+			cp, _, err := s.Checkpoint()
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := rand.New(rand.NewPCG(1, 2))
+			h := cp.Height
+			var ru0 syscall.Rusage
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+			w0 := writes(s)
+			b.ResetTimer()
+			for i := range b.N {
+				ch := make([]protocol.Entry, 768)
+				for j := range ch {
+					ch[j] = protocol.Entry{Key: blinded(r.IntN(2 * n)), Value: bytes.Repeat([]byte{byte(h)}, 37)}
+				}
+				slices.SortFunc(ch, func(a, b protocol.Entry) int { return bytes.Compare(a.Key[:], b.Key[:]) })
+				h++
+				if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: h, Sealed: []byte{byte(h)}}, Changes: ch}); err != nil {
+					b.Fatal(err)
+				}
+				if (i+1)%k == 0 || i == b.N-1 {
+					if err := s.fold(make(chan struct{})); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(cpuSince(&ru0)/float64(b.N), "cpu-ms/op")
+			b.ReportMetric(float64(writes(s)-w0)/float64(b.N), "pagewrites/op")
+		})
+	}
+}
+
+// cpuSince returns the process's CPU milliseconds (user and system) since
+// the usage ru0 was read.
+func cpuSince(ru0 *syscall.Rusage) float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) / 1e6
 }
 
 // BenchmarkStoreScaleEntries measures reading every entry in key order: a
