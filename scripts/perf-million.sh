@@ -46,6 +46,9 @@ run() {
 	echo "== $1, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	"$cli" load direct --n 20000 --concurrency 192 --node $node --worker $worker --tag "$2" ${3:+--recipients $3}
 }
+# The first run of a fresh network is slower (the store's file and the
+# processes' heaps still grow): a warm-up, not counted.
+run "warm-up" w0
 run "small state, run 1" s1
 run "small state, run 2" s2
 echo "== creating 1,000,000 accounts"
