@@ -354,10 +354,13 @@ func TestSingleWorkerMachineLoss(t *testing.T) {
 	if err := os.WriteFile(release2, append(bin, 0), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, err = n.RestartWorkerWith(ctx, 0, func(cfg *worker.Config) {
-		cfg.Enclave = worker.ProcessFactory(worker.ProcessConfig{Path: release2, Args: []string{"--tee", "sim"}})
-	})
-	if !errors.Is(err, worker.ErrReleaseChanged) {
+	restartRelease2 := func() error {
+		_, err := n.RestartWorkerWith(ctx, 0, func(cfg *worker.Config) {
+			cfg.Enclave = worker.ProcessFactory(worker.ProcessConfig{Path: release2, Args: []string{"--tee", "sim"}})
+		})
+		return err
+	}
+	if err := restartRelease2(); !errors.Is(err, worker.ErrReleaseChanged) {
 		t.Fatalf("restart with another release: %v, want ErrReleaseChanged", err)
 	}
 	if now := storeContents(t, db); now != was {
@@ -369,10 +372,7 @@ func TestSingleWorkerMachineLoss(t *testing.T) {
 	if err := os.Rename(ident, ident+".unsealable-20260101T000000Z"); err != nil {
 		t.Fatal(err)
 	}
-	_, err = n.RestartWorkerWith(ctx, 0, func(cfg *worker.Config) {
-		cfg.Enclave = worker.ProcessFactory(worker.ProcessConfig{Path: release2, Args: []string{"--tee", "sim"}})
-	})
-	if !errors.Is(err, worker.ErrReleaseChanged) {
+	if err := restartRelease2(); !errors.Is(err, worker.ErrReleaseChanged) {
 		t.Fatalf("restart with another release after an interrupted move: %v, want ErrReleaseChanged", err)
 	}
 	if now := storeContents(t, db); now != was {
