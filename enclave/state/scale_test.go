@@ -267,7 +267,7 @@ func TestRootDefinition(t *testing.T) {
 		t.Fatal("root of two keys with a long shared prefix differs from the definition")
 	}
 	tr.remove(b)
-	if tr.rootHash() != refRoot([]Entry{{Key: a, Value: []byte("a")}}, 0) || len(tr.inner)-1 != len(tr.freeI) {
-		t.Fatalf("after removing one: root differs or %d inner nodes left", len(tr.inner)-1-len(tr.freeI))
+	if tr.rootHash() != refRoot([]Entry{{Key: a, Value: []byte("a")}}, 0) || len(tr.kids)-1 != len(tr.freeI) {
+		t.Fatalf("after removing one: root differs or %d inner nodes left", len(tr.kids)-1-len(tr.freeI))
 	}
 }

@@ -25,12 +25,10 @@ const leafBit ref = 1 << 31
 func (r ref) isLeaf() bool { return r&leafBit != 0 }
 func (r ref) idx() uint32  { return uint32(r &^ leafBit) }
 
-// inode is an inner node; hash is valid unless dirty.
-type inode struct {
-	child [2]ref
-	hash  [32]byte
-	dirty bool
-}
+// An inner node is an index into three arenas: its children, its hash
+// and whether that hash is stale. A lookup walks only the children: at a
+// million accounts ~20 levels, and 8 bytes per node (against 44 with the
+// hash beside them) keep most of those levels in the CPU's caches.
 
 // lnode is a leaf with its hash, computed when it is set, and the
 // entry's plaintext value: inline up to inlineValue bytes (a balance, a
@@ -58,7 +56,9 @@ func leafHash(key, vhash *[32]byte) [32]byte {
 }
 
 type tree struct {
-	inner  []inode // [0] unused: ref 0 is the empty subtree
+	kids   [][2]ref   // inner nodes' children; [0] unused: ref 0 is the empty subtree
+	hashes [][32]byte // inner nodes' hashes, valid unless dirty
+	dirty  []bool
 	leaves []lnode // [0] unused
 	freeI  []uint32
 	freeL  []uint32
@@ -72,7 +72,9 @@ type tree struct {
 func (t *tree) reserve(n int) {
 	if len(t.leaves) == 0 && n > 0 {
 		t.leaves = make([]lnode, 1, n+1)
-		t.inner = make([]inode, 1, n+n/2+1)
+		t.kids = make([][2]ref, 1, n+n/2+1)
+		t.hashes = make([][32]byte, 1, n+n/2+1)
+		t.dirty = make([]bool, 1, n+n/2+1)
 	}
 }
 
@@ -125,7 +127,7 @@ func (t *tree) value(i uint32) []byte {
 func (t *tree) get(key *[32]byte) (uint32, bool) {
 	r := t.root
 	for depth := 0; r != 0 && !r.isLeaf(); depth++ {
-		r = t.inner[r.idx()].child[bit(key, depth)]
+		r = t.kids[r.idx()][bit(key, depth)]
 	}
 	if r == 0 || t.leaves[r.idx()].key != *key {
 		return 0, false
@@ -133,19 +135,19 @@ func (t *tree) get(key *[32]byte) (uint32, bool) {
 	return r.idx(), true
 }
 
-func (t *tree) newInner(n inode) ref {
-	n.dirty = true
+// newInner adds a dirty inner node with children kids.
+func (t *tree) newInner(kids [2]ref) ref {
 	if k := len(t.freeI); k > 0 {
 		i := t.freeI[k-1]
 		t.freeI = t.freeI[:k-1]
-		t.inner[i] = n
+		t.kids[i], t.dirty[i] = kids, true
 		return ref(i)
 	}
-	if len(t.inner) == 0 {
-		t.inner = append(t.inner, inode{})
+	if len(t.kids) == 0 {
+		t.kids, t.hashes, t.dirty = append(t.kids, [2]ref{}), append(t.hashes, [32]byte{}), append(t.dirty, false)
 	}
-	t.inner = append(t.inner, n)
-	return ref(len(t.inner) - 1)
+	t.kids, t.hashes, t.dirty = append(t.kids, kids), append(t.hashes, [32]byte{}), append(t.dirty, true)
+	return ref(len(t.kids) - 1)
 }
 
 // set inserts or updates a leaf with the hash of its encrypted value and
@@ -169,10 +171,9 @@ func (t *tree) insert(r ref, depth int, key, vhash *[32]byte, value []byte) (ref
 		}
 		return t.split(r, t.newLeaf(key, vhash, value), depth), true
 	}
-	b := bit(key, depth)
-	c, added := t.insert(t.inner[r.idx()].child[b], depth+1, key, vhash, value)
-	n := &t.inner[r.idx()] // after the insert: the arena may have moved
-	n.child[b], n.dirty = c, true
+	i, b := r.idx(), bit(key, depth)
+	c, added := t.insert(t.kids[i][b], depth+1, key, vhash, value)
+	t.kids[i][b], t.dirty[i] = c, true // after the insert: the arenas may have moved
 	return r, added
 }
 
@@ -185,12 +186,12 @@ func (t *tree) split(a, b ref, depth int) ref {
 	for bit(&ka, d) == bit(&kb, d) {
 		d++
 	}
-	var n inode
-	n.child[bit(&ka, d)], n.child[bit(&kb, d)] = a, b
+	var n [2]ref
+	n[bit(&ka, d)], n[bit(&kb, d)] = a, b
 	cur := t.newInner(n)
 	for d--; d >= depth; d-- {
-		var p inode
-		p.child[bit(&ka, d)] = cur
+		var p [2]ref
+		p[bit(&ka, d)] = cur
 		cur = t.newInner(p)
 	}
 	return cur
@@ -222,15 +223,14 @@ func (t *tree) del(r ref, depth int, key *[32]byte) (ref, bool) {
 	}
 	i := r.idx()
 	b := bit(key, depth)
-	c, found := t.del(t.inner[i].child[b], depth+1, key)
+	c, found := t.del(t.kids[i][b], depth+1, key)
 	if !found {
 		return r, false
 	}
-	n := &t.inner[i]
-	n.child[b], n.dirty = c, true
+	t.kids[i][b], t.dirty[i] = c, true
 	// A subtree left with one entry becomes that entry's leaf.
 	var keep ref
-	switch l, rr := n.child[0], n.child[1]; {
+	switch l, rr := t.kids[i][0], t.kids[i][1]; {
 	case l == 0 && rr == 0:
 	case l == 0 && rr.isLeaf():
 		keep = rr
@@ -239,7 +239,7 @@ func (t *tree) del(r ref, depth int, key *[32]byte) (ref, bool) {
 	default:
 		return r, true
 	}
-	*n = inode{}
+	t.kids[i], t.hashes[i], t.dirty[i] = [2]ref{}, [32]byte{}, false
 	t.freeI = append(t.freeI, i)
 	return keep, true
 }
@@ -277,14 +277,14 @@ func (t *tree) rootHash() [32]byte {
 
 // dirtyAt appends the dirty inner nodes levels below r.
 func (t *tree) dirtyAt(r ref, levels int, out *[]ref) {
-	if r == 0 || r.isLeaf() || !t.inner[r.idx()].dirty {
+	if r == 0 || r.isLeaf() || !t.dirty[r.idx()] {
 		return
 	}
 	if levels == 0 {
 		*out = append(*out, r)
 		return
 	}
-	for _, c := range t.inner[r.idx()].child {
+	for _, c := range t.kids[r.idx()] {
 		t.dirtyAt(c, levels-1, out)
 	}
 }
@@ -296,15 +296,15 @@ func (t *tree) hashOf(r ref) [32]byte {
 	case r.isLeaf():
 		return t.leaves[r.idx()].hash
 	}
-	n := &t.inner[r.idx()]
-	if !n.dirty {
-		return n.hash
+	i := r.idx()
+	if !t.dirty[i] {
+		return t.hashes[i]
 	}
 	var buf [1 + 64]byte
-	l, rr := t.hashOf(n.child[0]), t.hashOf(n.child[1])
+	l, rr := t.hashOf(t.kids[i][0]), t.hashOf(t.kids[i][1])
 	buf[0] = innerPrefix
 	copy(buf[1:], l[:])
 	copy(buf[33:], rr[:])
-	n.hash, n.dirty = sha256.Sum256(buf[:]), false
-	return n.hash
+	t.hashes[i], t.dirty[i] = sha256.Sum256(buf[:]), false
+	return t.hashes[i]
 }
