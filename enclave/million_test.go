@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/stf"
+	"github.com/integritee-go/integritee/internal/cputime"
 )
 
 // BenchmarkMillion runs the enclave through the protocol with a state of
@@ -178,11 +178,11 @@ func (m *million) benchRestart(b *testing.B) {
 		b.StopTimer()
 		m.h.stop()
 		runtime.GC()
-		c0 := cpuTime()
+		c0 := cputime.Used()
 		b.StartTimer()
 		m.restore(b, entries, want)
 		b.StopTimer()
-		cpu += cpuTime() - c0
+		cpu += cputime.Used() - c0
 		if m.bin != "" {
 			cpu += procCPU(b, m.pid) // all of the new process's
 		}
@@ -294,9 +294,9 @@ func procMemory(b *testing.B, pid int) (rss, hwm float64) {
 // cpu is the CPU time of this process and the enclave process.
 func (m *million) cpu(b *testing.B) time.Duration {
 	if m.bin == "" {
-		return cpuTime()
+		return cputime.Used()
 	}
-	return cpuTime() + procCPU(b, m.pid)
+	return cputime.Used() + procCPU(b, m.pid)
 }
 
 // procCPU is the CPU time (user and system) process pid used so far.
@@ -311,13 +311,4 @@ func procCPU(b *testing.B, pid int) time.Duration {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	sy, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+sy) * 10 * time.Millisecond
-}
-
-// cpuTime is the CPU time (user and system) this process used so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

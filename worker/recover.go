@@ -116,7 +116,7 @@ func (w *Worker) recoverSealed(ctx context.Context) error {
 			return err
 		}
 	}
-	path := filepath.Join(w.cfg.DataDir, "worker.db")
+	path := filepath.Join(w.cfg.DataDir, storeFile)
 	if len(others) == 0 {
 		w.log.Error("sealed keys do not open on this TEE and no other live enclave of the shard holds them: "+
 			"restore the machine's sealing secret; the store is left untouched", "store", path, "err", cause)
@@ -147,7 +147,7 @@ func (w *Worker) sameRelease(ctx context.Context) error {
 		// A move aside cut off after enclave.json moved: that file is
 		// still this store's.
 		if stamp, ok := interruptedMove(w.cfg.DataDir); ok {
-			prev, err = readIdentityFile(filepath.Join(w.cfg.DataDir, "enclave.json"+stamp))
+			prev, err = readIdentityFile(filepath.Join(w.cfg.DataDir, identityFile+stamp))
 		}
 	}
 	if err != nil || prev.MRENCLAVE == "" {
@@ -188,11 +188,11 @@ func (w *Worker) moveStoreAside() (string, error) {
 	if !ok {
 		stamp = keptSuffix + now.Format("20060102T150405Z")
 	}
-	path := filepath.Join(w.cfg.DataDir, "worker.db")
+	path := filepath.Join(w.cfg.DataDir, storeFile)
 	if err := w.store.Close(); err != nil {
 		return "", fmt.Errorf("close the store: %w", err)
 	}
-	id := filepath.Join(w.cfg.DataDir, "enclave.json")
+	id := filepath.Join(w.cfg.DataDir, identityFile)
 	if err := os.Rename(id, id+stamp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("move the identity aside: %w", err)
 	}
@@ -222,14 +222,14 @@ func (w *Worker) moveStoreAside() (string, error) {
 // the newest enclave.json<stamp> without a worker.db<stamp>, while there
 // is no enclave.json.
 func interruptedMove(dir string) (string, bool) {
-	if _, err := os.Lstat(filepath.Join(dir, "enclave.json")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Lstat(filepath.Join(dir, identityFile)); !errors.Is(err, os.ErrNotExist) {
 		return "", false
 	}
-	ids, _ := filepath.Glob(filepath.Join(dir, "enclave.json"+keptSuffix+"*"))
+	ids, _ := filepath.Glob(filepath.Join(dir, identityFile+keptSuffix+"*"))
 	slices.Sort(ids)
 	for _, id := range slices.Backward(ids) {
-		stamp := strings.TrimPrefix(filepath.Base(id), "enclave.json")
-		if _, err := os.Lstat(filepath.Join(dir, "worker.db"+stamp)); errors.Is(err, os.ErrNotExist) {
+		stamp := strings.TrimPrefix(filepath.Base(id), identityFile)
+		if _, err := os.Lstat(filepath.Join(dir, storeFile+stamp)); errors.Is(err, os.ErrNotExist) {
 			return stamp, true
 		}
 	}
@@ -238,7 +238,7 @@ func interruptedMove(dir string) (string, bool) {
 
 // findKept records the stores moved aside earlier, for system_health.
 func (w *Worker) findKept() {
-	m, _ := filepath.Glob(filepath.Join(w.cfg.DataDir, "worker.db"+keptSuffix+"*"))
+	m, _ := filepath.Glob(filepath.Join(w.cfg.DataDir, storeFile+keptSuffix+"*"))
 	w.recovery.mu.Lock()
 	defer w.recovery.mu.Unlock()
 	for _, p := range m {

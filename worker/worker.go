@@ -200,7 +200,7 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 		}
 		sleep(ctx, cfg.PollInterval)
 	}
-	if w.store, err = store.Open(filepath.Join(cfg.DataDir, "worker.db")); err != nil {
+	if w.store, err = store.Open(filepath.Join(cfg.DataDir, storeFile)); err != nil {
 		return nil, err
 	}
 	if err := w.store.Bind(cfg.Shard, w.chainID); err != nil {
@@ -335,12 +335,19 @@ func (w *Worker) writeIdentity() error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(filepath.Join(w.cfg.DataDir, "enclave.json"), append(b, '\n'), 0o644)
+	return atomicfile.WriteFile(filepath.Join(w.cfg.DataDir, identityFile), append(b, '\n'), 0o644)
 }
+
+// The files a worker keeps in its data directory: its store (with the
+// store's state file beside it) and its public identity.
+const (
+	storeFile    = "worker.db"
+	identityFile = "enclave.json"
+)
 
 // ReadIdentity reads the enclave.json a worker wrote into dataDir.
 func ReadIdentity(dataDir string) (Identity, error) {
-	return readIdentityFile(filepath.Join(dataDir, "enclave.json"))
+	return readIdentityFile(filepath.Join(dataDir, identityFile))
 }
 
 func readIdentityFile(path string) (Identity, error) {

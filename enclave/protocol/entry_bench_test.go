@@ -3,9 +3,9 @@ package protocol
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/integritee-go/integritee/internal/cputime"
 )
 
 // BenchmarkLoadEntriesCodec measures encoding and decoding a LoadEntries
@@ -15,7 +15,7 @@ func BenchmarkLoadEntriesCodec(b *testing.B) {
 	for i := range entries {
 		entries[i] = Entry{Key: sha256.Sum256(binary.BigEndian.AppendUint64(nil, uint64(i))), Value: make([]byte, 37)}
 	}
-	c0 := cpuTime()
+	c0 := cputime.Used()
 	for b.Loop() {
 		enc, err := Marshal(PackEntries(entries))
 		if err != nil {
@@ -29,14 +29,5 @@ func BenchmarkLoadEntriesCodec(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64((cpuTime()-c0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
-}
-
-// cpuTime is the CPU time this process used so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	cputime.ReportPerOp(b, c0)
 }

@@ -8,9 +8,9 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/integritee-go/integritee/internal/cputime"
 )
 
 // Benchmarks of the state at 1k, 100k and 1M accounts (docs/performance.md,
@@ -83,12 +83,12 @@ func BenchmarkScaleBlock(b *testing.B) {
 			s, _ := scaleState(b, n)
 			r := rand.New(rand.NewPCG(1, 1))
 			height := int64(2)
-			c0 := cpuTime()
+			c0 := cputime.Used()
 			for b.Loop() {
 				transfers(b, s, r, n, 256, height)
 				height++
 			}
-			reportCPU(b, c0)
+			cputime.ReportPerOp(b, c0)
 		})
 	}
 }
@@ -102,7 +102,7 @@ func BenchmarkScaleLoad(b *testing.B) {
 			root := want.Root()
 			want = nil
 			var s *State
-			c0 := cpuTime()
+			c0 := cputime.Used()
 			for b.Loop() {
 				s = newState(b, 1)
 				s.Reserve(len(entries))
@@ -116,24 +116,10 @@ func BenchmarkScaleLoad(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			reportCPU(b, c0)
+			cputime.ReportPerOp(b, c0)
 			b.ReportMetric(float64(retained(func() { s = nil }))/float64(len(entries)), "heapB/entry")
 		})
 	}
-}
-
-// cpuTime is the CPU time (user and system) this process used so far:
-// on a shared machine a steadier measure than the wall time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func reportCPU(b *testing.B, since time.Duration) {
-	b.ReportMetric(float64((cpuTime()-since).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 }
 
 // retained returns the live heap that drop frees.

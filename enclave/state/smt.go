@@ -25,10 +25,16 @@ const leafBit ref = 1 << 31
 func (r ref) isLeaf() bool { return r&leafBit != 0 }
 func (r ref) idx() uint32  { return uint32(r &^ leafBit) }
 
-// An inner node is an index into three arenas: its children, its hash
-// and whether that hash is stale. A lookup walks only the children: at a
+// An inner node is an index into two arenas: its children, and its hash
+// with whether that hash is stale. A lookup walks only the children: at a
 // million accounts ~20 levels, and 8 bytes per node (against 44 with the
 // hash beside them) keep most of those levels in the CPU's caches.
+
+// ihash is an inner node's hash, valid unless dirty.
+type ihash struct {
+	sum   [32]byte
+	dirty bool
+}
 
 // lnode is a leaf with its hash, computed when it is set, and the
 // entry's plaintext value: inline up to inlineValue bytes (a balance, a
@@ -56,10 +62,9 @@ func leafHash(key, vhash *[32]byte) [32]byte {
 }
 
 type tree struct {
-	kids   [][2]ref   // inner nodes' children; [0] unused: ref 0 is the empty subtree
-	hashes [][32]byte // inner nodes' hashes, valid unless dirty
-	dirty  []bool
-	leaves []lnode // [0] unused
+	kids   [][2]ref // inner nodes' children; [0] unused: ref 0 is the empty subtree
+	hashes []ihash  // inner nodes' hashes, by the same index
+	leaves []lnode  // [0] unused
 	freeI  []uint32
 	freeL  []uint32
 	big    map[uint32][]byte // values of leaves larger than inlineValue
@@ -73,8 +78,7 @@ func (t *tree) reserve(n int) {
 	if len(t.leaves) == 0 && n > 0 {
 		t.leaves = make([]lnode, 1, n+1)
 		t.kids = make([][2]ref, 1, n+n/2+1)
-		t.hashes = make([][32]byte, 1, n+n/2+1)
-		t.dirty = make([]bool, 1, n+n/2+1)
+		t.hashes = make([]ihash, 1, n+n/2+1)
 	}
 }
 
@@ -140,13 +144,13 @@ func (t *tree) newInner(kids [2]ref) ref {
 	if k := len(t.freeI); k > 0 {
 		i := t.freeI[k-1]
 		t.freeI = t.freeI[:k-1]
-		t.kids[i], t.dirty[i] = kids, true
+		t.kids[i], t.hashes[i].dirty = kids, true
 		return ref(i)
 	}
 	if len(t.kids) == 0 {
-		t.kids, t.hashes, t.dirty = append(t.kids, [2]ref{}), append(t.hashes, [32]byte{}), append(t.dirty, false)
+		t.kids, t.hashes = append(t.kids, [2]ref{}), append(t.hashes, ihash{})
 	}
-	t.kids, t.hashes, t.dirty = append(t.kids, kids), append(t.hashes, [32]byte{}), append(t.dirty, true)
+	t.kids, t.hashes = append(t.kids, kids), append(t.hashes, ihash{dirty: true})
 	return ref(len(t.kids) - 1)
 }
 
@@ -173,7 +177,7 @@ func (t *tree) insert(r ref, depth int, key, vhash *[32]byte, value []byte) (ref
 	}
 	i, b := r.idx(), bit(key, depth)
 	c, added := t.insert(t.kids[i][b], depth+1, key, vhash, value)
-	t.kids[i][b], t.dirty[i] = c, true // after the insert: the arenas may have moved
+	t.kids[i][b], t.hashes[i].dirty = c, true // after the insert: the arenas may have moved
 	return r, added
 }
 
@@ -227,7 +231,7 @@ func (t *tree) del(r ref, depth int, key *[32]byte) (ref, bool) {
 	if !found {
 		return r, false
 	}
-	t.kids[i][b], t.dirty[i] = c, true
+	t.kids[i][b], t.hashes[i].dirty = c, true
 	// A subtree left with one entry becomes that entry's leaf.
 	var keep ref
 	switch l, rr := t.kids[i][0], t.kids[i][1]; {
@@ -239,7 +243,7 @@ func (t *tree) del(r ref, depth int, key *[32]byte) (ref, bool) {
 	default:
 		return r, true
 	}
-	t.kids[i], t.hashes[i], t.dirty[i] = [2]ref{}, [32]byte{}, false
+	t.kids[i], t.hashes[i] = [2]ref{}, ihash{}
 	t.freeI = append(t.freeI, i)
 	return keep, true
 }
@@ -277,7 +281,7 @@ func (t *tree) rootHash() [32]byte {
 
 // dirtyAt appends the dirty inner nodes levels below r.
 func (t *tree) dirtyAt(r ref, levels int, out *[]ref) {
-	if r == 0 || r.isLeaf() || !t.dirty[r.idx()] {
+	if r == 0 || r.isLeaf() || !t.hashes[r.idx()].dirty {
 		return
 	}
 	if levels == 0 {
@@ -297,14 +301,14 @@ func (t *tree) hashOf(r ref) [32]byte {
 		return t.leaves[r.idx()].hash
 	}
 	i := r.idx()
-	if !t.dirty[i] {
-		return t.hashes[i]
+	if h := &t.hashes[i]; !h.dirty {
+		return h.sum
 	}
 	var buf [1 + 64]byte
 	l, rr := t.hashOf(t.kids[i][0]), t.hashOf(t.kids[i][1])
 	buf[0] = innerPrefix
 	copy(buf[1:], l[:])
 	copy(buf[33:], rr[:])
-	t.hashes[i], t.dirty[i] = sha256.Sum256(buf[:]), false
-	return t.hashes[i]
+	t.hashes[i] = ihash{sum: sha256.Sum256(buf[:])}
+	return t.hashes[i].sum
 }

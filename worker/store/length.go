@@ -43,11 +43,11 @@ func readMeta(b []byte) (boltMeta, bool) {
 	m := b[metaOffset : metaOffset+metaLen]
 	h := fnv.New64a()
 	h.Write(m[:metaSumOffset])
-	le := binary.NativeEndian
-	if le.Uint32(m[0:]) != boltMagic || le.Uint32(m[4:]) != boltVersion || le.Uint64(m[metaSumOffset:]) != h.Sum64() {
+	ne := binary.NativeEndian
+	if ne.Uint32(m[0:]) != boltMagic || ne.Uint32(m[4:]) != boltVersion || ne.Uint64(m[metaSumOffset:]) != h.Sum64() {
 		return boltMeta{}, false
 	}
-	return boltMeta{pageSize: le.Uint32(m[8:]), pgid: le.Uint64(m[40:]), txid: le.Uint64(m[48:])}, true
+	return boltMeta{pageSize: ne.Uint32(m[8:]), pgid: ne.Uint64(m[40:]), txid: ne.Uint64(m[48:])}, true
 }
 
 // lastCommit reads the meta pages of the bbolt file r (size bytes) as

@@ -328,7 +328,7 @@ func (s *Store) folder() {
 			return
 		case <-s.kick:
 			n, err := s.unfoldedRecords()
-			if err == nil && n < s.foldAt {
+			if err == nil && n < foldAt {
 				idle.Reset(foldIdle)
 				continue
 			}

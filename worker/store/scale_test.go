@@ -8,12 +8,12 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/internal/cputime"
 )
 
 // Benchmarks of the store at 1k, 100k and 1M accounts (2 entries each: a
@@ -92,8 +92,7 @@ func BenchmarkStoreScaleBlock(b *testing.B) {
 				r := rand.New(rand.NewPCG(1, 2))
 				h := cp.Height
 				var w int64
-				var ru0 syscall.Rusage
-				syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+				c0 := cputime.Used()
 				b.ResetTimer()
 				w0 := writes(s)
 				for range b.N {
@@ -125,7 +124,7 @@ func BenchmarkStoreScaleBlock(b *testing.B) {
 					w = writes(s) - w0
 				}
 				b.StopTimer()
-				b.ReportMetric(cpuSince(&ru0)/float64(b.N), "cpu-ms/op")
+				cputime.ReportPerOp(b, c0)
 				b.ReportMetric(float64(w)/float64(b.N), "pagewrites/op")
 			})
 		}
@@ -149,8 +148,7 @@ func BenchmarkStoreFoldEvery(b *testing.B) {
 			}
 			r := rand.New(rand.NewPCG(1, 2))
 			h := cp.Height
-			var ru0 syscall.Rusage
-			syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+			c0 := cputime.Used()
 			w0 := writes(s)
 			b.ResetTimer()
 			for i := range b.N {
@@ -170,18 +168,10 @@ func BenchmarkStoreFoldEvery(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			b.ReportMetric(cpuSince(&ru0)/float64(b.N), "cpu-ms/op")
+			cputime.ReportPerOp(b, c0)
 			b.ReportMetric(float64(writes(s)-w0)/float64(b.N), "pagewrites/op")
 		})
 	}
-}
-
-// cpuSince returns the process's CPU milliseconds (user and system) since
-// the usage ru0 was read.
-func cpuSince(ru0 *syscall.Rusage) float64 {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) / 1e6
 }
 
 // BenchmarkStoreScaleEntries measures reading every entry in key order: a

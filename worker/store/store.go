@@ -93,7 +93,6 @@ type Store struct {
 	// transactions.
 	betweenViews func()
 	foldTxKeys   int // foldTxKeys; tests lower it
-	foldAt       int // foldAt; benchmarks vary it
 	// betweenFoldTxs, if set (tests), runs between a fold's state file
 	// transactions; an error ends the fold there, as a crash would.
 	betweenFoldTxs func() error
@@ -157,7 +156,7 @@ func open(path string, o *bolt.Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{}), foldRunning: true, maxBacklog: maxBacklog, foldTxKeys: foldTxKeys, foldAt: foldAt}
+	s := &Store{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{}), foldRunning: true, maxBacklog: maxBacklog, foldTxKeys: foldTxKeys}
 	s.cond = sync.NewCond(&s.mu)
 	if err := s.openState(path, o); err != nil {
 		if s.state != nil {
