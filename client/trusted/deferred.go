@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -15,8 +16,11 @@ import (
 // Submission is a call's answer from a worker, not yet verified: what
 // SubmitUnverified returns and VerifySubmission checks.
 type Submission struct {
-	w      *worker
-	answer api.CallResult
+	w *worker
+	// answer is the worker's result as it came, decoded in full only by
+	// VerifySubmission: a load generator's timed phase reads two fields
+	// of it (Executed), not the header and proof it verifies later.
+	answer json.RawMessage
 }
 
 // SubmitUnverified sends ct once to the worker in use and returns its
@@ -31,7 +35,7 @@ func (c *Client) SubmitUnverified(ctx context.Context, ct []byte) (*Submission, 
 	if err != nil {
 		return nil, err
 	}
-	var r api.CallResult
+	var r json.RawMessage
 	err = c.post(ctx, w.url, api.MethodSubmitTrustedCall, api.CallParams{Shard: hex.EncodeToString(c.shard[:]), Call: hex.EncodeToString(ct)}, &r)
 	var re *api.Error
 	if errors.As(err, &re) && re.Code == api.CodeInvalidCall {
@@ -45,12 +49,27 @@ func (c *Client) SubmitUnverified(ctx context.Context, ct []byte) (*Submission, 
 
 // Executed reports what the worker claims, unverified: whether the call
 // executed with success, and its shard block's number.
+// An answer that does not decode reports neither (VerifySubmission says
+// why).
 func (s *Submission) Executed() (success bool, block uint64) {
-	if s.answer.Result != nil {
-		success = s.answer.Result.Success
+	var a struct {
+		Result *struct {
+			Success bool `json:"success"`
+		} `json:"result"`
+		Block *struct {
+			Header struct {
+				Number uint64 `json:"number"`
+			} `json:"header"`
+		} `json:"block"`
 	}
-	if s.answer.Block != nil {
-		block = s.answer.Block.Header.Number
+	if json.Unmarshal(s.answer, &a) != nil {
+		return false, 0
+	}
+	if a.Result != nil {
+		success = a.Result.Success
+	}
+	if a.Block != nil {
+		block = a.Block.Header.Number
 	}
 	return success, block
 }
@@ -59,7 +78,13 @@ func (s *Submission) Executed() (success bool, block uint64) {
 // result: the block signed by the enclave of the worker that answered,
 // verified when the client switched to it, and the call proved in it.
 func (c *Client) VerifySubmission(ct []byte, s *Submission) (*Result, error) {
-	return c.result(s.w, ct, &s.answer)
+	var r api.CallResult
+	if len(s.answer) > 0 { // none is an empty result, which fails below
+		if err := json.Unmarshal(s.answer, &r); err != nil {
+			return nil, fmt.Errorf("trusted: call result: %w", err)
+		}
+	}
+	return c.result(s.w, ct, &r)
 }
 
 // PreparedGetter is a getter signed, with its reply key, and encrypted

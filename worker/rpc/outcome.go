@@ -8,6 +8,7 @@ import (
 	"github.com/cometbft/cometbft/crypto/merkle"
 
 	"github.com/integritee-go/integritee/chain/sidechain"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/worker/rpc/api"
 )
@@ -21,17 +22,35 @@ type Outcome struct {
 	// Proof the Merkle proof of the call's leaf under its CallsRoot.
 	Block *sidechain.SignedHeader
 	Proof *merkle.Proof
+	// blockRef is what the call's answer says of its block besides the
+	// proof, made once per block (Outcomes): every call of a block shares
+	// it.
+	blockRef *blockRef
+}
+
+// blockRef is the part of api.BlockRef that all calls of a block share.
+type blockRef struct {
+	hash      types.Hash
+	signature string
 }
 
 // Outcomes turns an enclave reply into one Outcome per submitted call.
 func Outcomes(rep *protocol.SubmitCallsReply) ([]Outcome, error) {
-	var proofs []*merkle.Proof
+	var (
+		proofs []*merkle.Proof
+		ref    *blockRef
+	)
 	if rep.Block != nil {
 		var root []byte
 		root, proofs = merkle.ProofsFromByteSlices(rep.Leaves)
 		if string(root) != string(rep.Block.Header.CallsRoot[:]) {
 			return nil, errors.New("rpc: enclave reply's leaves do not hash to the block's calls root")
 		}
+		h, err := rep.Block.Header.Hash()
+		if err != nil {
+			return nil, err
+		}
+		ref = &blockRef{hash: h, signature: hex.EncodeToString(rep.Block.Signature)}
 	}
 	out := make([]Outcome, len(rep.Results))
 	for i, r := range rep.Results {
@@ -42,7 +61,7 @@ func Outcomes(rep *protocol.SubmitCallsReply) ([]Outcome, error) {
 		if rep.Block == nil || int(r.Index) >= len(proofs) {
 			return nil, fmt.Errorf("rpc: call %d executed outside the reply's block", i)
 		}
-		out[i].Block, out[i].Proof = rep.Block, proofs[r.Index]
+		out[i].Block, out[i].Proof, out[i].blockRef = rep.Block, proofs[r.Index], ref
 	}
 	return out, nil
 }
@@ -59,13 +78,9 @@ func callResult(hash [32]byte, o *Outcome) (*api.CallResult, error) {
 	if !r.Result.Success {
 		r.Result.Error = o.Reason
 	}
-	if o.Block == nil || o.Proof == nil {
+	if o.Block == nil || o.Proof == nil || o.blockRef == nil {
 		return nil, errors.New("executed call without its block")
 	}
-	h, err := o.Block.Header.Hash()
-	if err != nil {
-		return nil, err
-	}
-	r.Block = &api.BlockRef{Header: o.Block.Header, HeaderHash: h, Signature: hex.EncodeToString(o.Block.Signature), Proof: api.NewProofJSON(o.Proof)}
+	r.Block = &api.BlockRef{Header: o.Block.Header, HeaderHash: o.blockRef.hash, Signature: o.blockRef.signature, Proof: api.NewProofJSON(o.Proof)}
 	return r, nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -217,6 +216,8 @@ type Server struct {
 	getters chan *getterJob
 	bg      sync.WaitGroup // the batcher and the getter workers
 	wg      sync.WaitGroup // WebSocket sessions and their goroutines
+	// readBufs are the WebSocket sessions' read buffers (*bytes.Buffer).
+	readBufs sync.Pool
 
 	mu        sync.Mutex
 	identity  *Identity
@@ -235,6 +236,7 @@ func New(b Backend, opts Options) *Server {
 		b: b, opts: opts, log: opts.Logger, lim: limit.New(opts.RateLimit, opts.RateBurst, opts.Now),
 		ctx: ctx, cancel: cancel, queue: make(chan *job, opts.QueueSize), getters: make(chan *getterJob, opts.GetterQueueSize),
 		waiting: map[uint64][]*subscription{}, sessions: map[*session]struct{}{},
+		readBufs: sync.Pool{New: func() any { return new(bytes.Buffer) }},
 	}
 	s.bg.Add(1 + opts.MaxGetters)
 	go s.batchLoop()
@@ -654,6 +656,20 @@ func collect(ps []pending, batch bool) []byte {
 	return b
 }
 
+// getReadBuf returns an empty buffer of the read pool, putReadBuf gives
+// it back; a buffer a rare large message grew is dropped, not kept.
+func (s *Server) getReadBuf() *bytes.Buffer {
+	buf := s.readBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	return buf
+}
+
+func (s *Server) putReadBuf(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledRead {
+		s.readBufs.Put(buf)
+	}
+}
+
 func clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -691,7 +707,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusTooManyRequests, s.refused(errorf(api.CodeRateLimited, "rate limit exceeded")))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.opts.MaxRequestBytes)))
+	// The body is read into a pooled buffer (see session.read), which
+	// is free again once the answer is written: the requests' parsing
+	// copies what the calls keep.
+	buf := s.getReadBuf()
+	defer s.putReadBuf(buf)
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, int64(s.opts.MaxRequestBytes)))
+	body := buf.Bytes()
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
