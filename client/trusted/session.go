@@ -162,6 +162,9 @@ func (s *Session) SubmitUnverified(ctx context.Context, ct []byte) (*Submission,
 			}
 			return nil, r.Error
 		}
+		if len(r.Result) == 0 {
+			return nil, errors.New("trusted: session answer without a result")
+		}
 		return &Submission{w: s.w, answer: r.Result}, nil
 	}
 }

@@ -102,8 +102,8 @@ func TestVerifyAgreesWithStdlib(t *testing.T) {
 		for _, tc := range ed25519xtest.NonCanonical {
 			agree(t, pub, msg, append(bytes.Clone(tc.Key[:]), sig[32:]...))
 		}
-		// R's y with p added: the same point, a non-canonical encoding
-		// (only possible for y < 19).
+		// R replaced by y = p + 1, a non-canonical encoding of the
+		// identity, with R's sign bit.
 		nonCanonR := bytes.Clone(sig)
 		nonCanonR[0], nonCanonR[31] = 0xee, 0x7f|(sig[31]&0x80)
 		for i := 1; i < 31; i++ {
