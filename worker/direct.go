@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -109,21 +108,10 @@ func (b directBackend) submitCalls(ctx context.Context, calls [][]byte, next fun
 	var (
 		rep    *protocol.SubmitCallsReply
 		waiter chan protocol.ProposalResult
-		// ordered: the reply applied the batch itself (one worker, or an
-		// enclave without a replica), so a batch proposed after it is
-		// ordered after it. A proposal the group orders later (forwarded
-		// to a leader, or in a leader's log that may yet be replaced) is
-		// not: the next batch then waits for its result, as the nonces of
-		// a client's consecutive calls need.
-		ordered bool
 	)
 	_, err := w.sup.Apply(ctx, update{
-		req: req,
-		released: func() {
-			if ordered && next != nil {
-				next()
-			}
-		},
+		req:      req,
+		released: next,
 		check: func(r protocol.Reply, p Progress) (*transition, error) {
 			var err error
 			if rep, err = protocol.ReplyAs[*protocol.SubmitCallsReply](req, r, nil); err != nil {
@@ -131,13 +119,11 @@ func (b directBackend) submitCalls(ctx context.Context, calls [][]byte, next fun
 			}
 			if rep.Replica == nil {
 				// An enclave without a replica (a test's) executes at once.
-				ordered = appliedInReply(rep)
 				return legacyDirect(rep, len(calls), p)
 			}
 			// Registered before the output is handed on: it may carry the
 			// result already.
 			waiter = w.repl.wait(rep.Proposal)
-			ordered = appliedInReply(rep)
 			t, err := replicated(rep.Replica, p)
 			if err != nil {
 				w.repl.forget(rep.Proposal)
@@ -145,11 +131,6 @@ func (b directBackend) submitCalls(ctx context.Context, calls [][]byte, next fun
 			return t, err
 		},
 	})
-	if err != nil && waiter != nil {
-		// Its result can no longer come: this reply or one before it was
-		// not persisted.
-		w.repl.forget(rep.Proposal)
-	}
 	if errors.Is(err, protocol.ErrNoQuorum) {
 		return nil, fmt.Errorf("%w: %w", ErrNoQuorum, &api.Error{Code: api.CodeNoQuorum, Message: noQuorumMessage})
 	}
@@ -190,17 +171,6 @@ func (b directBackend) submitCalls(ctx context.Context, calls [][]byte, next fun
 		w.log.Debug("shard block", "number", res.Block.Header.Number, "calls", len(calls), "in_block", len(res.Leaves))
 	}
 	return outs, nil
-}
-
-// appliedInReply reports whether a SubmitCalls reply applied its batch
-// itself: no replica (executed at once), or a replica output that carries
-// the proposal's result (a group of one orders and applies it in the same
-// request).
-func appliedInReply(rep *protocol.SubmitCallsReply) bool {
-	if rep.Replica == nil {
-		return true
-	}
-	return slices.ContainsFunc(rep.Replica.Results, func(r protocol.ProposalResult) bool { return r.ID == rep.Proposal })
 }
 
 // legacyDirect is the transition of the direct calls of an enclave that

@@ -149,8 +149,8 @@ func (r *replicaHost) Status() (leader tx.Address, isLeader bool, voters int) {
 }
 
 // replicated returns the transition of a replica output, checked against
-// the progress p before it (persisted, or handed on to be): chain steps at
-// the next heights, direct steps on the current one.
+// the persisted progress p: chain steps at the next heights, direct steps
+// on the current one.
 func replicated(out *protocol.ReplicaOutput, p Progress) (*transition, error) {
 	t := &transition{records: out.Records, out: out}
 	h := p.Height

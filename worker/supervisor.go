@@ -237,10 +237,9 @@ type update struct {
 	// admit, if set, runs first in the turn: an error refuses the request
 	// before the enclave sees it.
 	admit func() error
-	// check checks the reply (protocol.ReplyAs) against the progress once
-	// the commits handed on before it are done, and returns what to
-	// persist; nil if the reply changed nothing. An error refuses the
-	// reply.
+	// check checks the reply (protocol.ReplyAs) against the persisted
+	// progress and returns what to persist; nil if the reply changed
+	// nothing. An error refuses the reply.
 	check func(rep protocol.Reply, p Progress) (*transition, error)
 	// released, if set, is called once the request's reply is in and its
 	// commit handed on: the next request may go to the enclave (it takes
@@ -278,15 +277,8 @@ func (s *supervisor) Apply(ctx context.Context, u update) (protocol.Reply, error
 	}
 	// At most one commit runs beside the enclave: replies do not pile up
 	// behind a slow disk.
-	if b := s.beforeTail; b != nil {
-		<-b.done
-		if b.err != nil {
-			// e was dropped with it: a fresh enclave from the store.
-			s.settle()
-			if e, err = s.running(ctx); err != nil {
-				return nil, err
-			}
-		}
+	if s.beforeTail != nil {
+		<-s.beforeTail.done
 	}
 	start := time.Now()
 	rep, err := e.Call(ctx, u.req)
@@ -297,15 +289,11 @@ func (s *supervisor) Apply(ctx context.Context, u update) (protocol.Reply, error
 			// out of step), or the enclave stopped after moving on.
 			s.drop(e, u.req, err)
 		}
-		// Like a success, a failure is returned once the commits before
-		// it are done: the caller may read the progress.
-		s.settle()
 		return nil, fmt.Errorf("enclave %s: %w", u.req.Type(), err)
 	}
 	t, err := u.check(rep, s.ahead)
 	if err != nil {
 		s.drop(e, u.req, err)
-		s.settle()
 		return rep, err
 	}
 	pc := s.handOn(e, u.req, t)
@@ -439,16 +427,13 @@ func (s *supervisor) adopt(ctx context.Context, e Enclave, id *protocol.InitRepl
 // enclave, so that the next request restores a fresh one from the store.
 func (s *supervisor) drop(e Enclave, req protocol.Request, err error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.encl != e {
-		s.mu.Unlock()
 		return
 	}
 	s.log.Error("enclave failed; restarting it from the store", "request", req.Type(), "err", err)
+	s.encl.Close()
 	s.encl = nil
-	s.mu.Unlock()
-	// Outside the lock: ending a process may take seconds, and a commit
-	// behind the turn may drop while others read the progress.
-	e.Close()
 }
 
 // restore runs the start sequence on a fresh enclave: Init with the

@@ -12,8 +12,7 @@ import (
 )
 
 // Chain sync: every chain block from the last persisted height on goes to
-// the enclave in one supervisor.Apply, which returns once it is persisted,
-// before the next.
+// the enclave in one supervisor.Apply, which persists it before the next.
 
 // syncLoop feeds the enclave every block from the last processed height
 // on, persisting each result before the next.

@@ -309,7 +309,7 @@ func (s *Server) Confirmed(number uint64) {
 }
 
 // Queued returns the number of submissions waiting for the enclave (not
-// counting the batches passed to the backend).
+// counting a batch in flight).
 func (s *Server) Queued() int { return len(s.queue) }
 
 // job is one queued submission.
