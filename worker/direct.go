@@ -86,20 +86,12 @@ func (b directBackend) ShieldingKey(context.Context) (*rpc.Identity, error) {
 // enclave applied it, persisted (with one worker, in the same round trip;
 // replicate.go).
 func (b directBackend) SubmitCalls(ctx context.Context, calls [][]byte) ([]rpc.Outcome, error) {
-	return b.SubmitCallsPipelined(ctx, calls, nil)
-}
-
-// SubmitCallsPipelined implements rpc.PipelinedBackend: next is called
-// once the enclave took the batch and is free for the next one, which
-// then goes to the enclave while this batch's commit runs
-// (supervisor.Apply).
-func (b directBackend) SubmitCallsPipelined(ctx context.Context, calls [][]byte, next func()) ([]rpc.Outcome, error) {
-	outs, err := b.submitCalls(ctx, calls, next)
+	outs, err := b.submitCalls(ctx, calls)
 	b.w.metrics.directBatch(len(calls), outs, err)
 	return outs, err
 }
 
-func (b directBackend) submitCalls(ctx context.Context, calls [][]byte, next func()) ([]rpc.Outcome, error) {
+func (b directBackend) submitCalls(ctx context.Context, calls [][]byte) ([]rpc.Outcome, error) {
 	w := b.w
 	if !w.isReady() {
 		return nil, rpc.ErrNotReady
@@ -110,8 +102,7 @@ func (b directBackend) submitCalls(ctx context.Context, calls [][]byte, next fun
 		waiter chan protocol.ProposalResult
 	)
 	_, err := w.sup.Apply(ctx, update{
-		req:      req,
-		released: next,
+		req: req,
 		check: func(r protocol.Reply, p Progress) (*transition, error) {
 			var err error
 			if rep, err = protocol.ReplyAs[*protocol.SubmitCallsReply](req, r, nil); err != nil {

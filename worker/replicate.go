@@ -175,8 +175,8 @@ func replicated(out *protocol.ReplicaOutput, p Progress) (*transition, error) {
 }
 
 // onReplica hands a persisted output on: envelopes to the peers, results
-// to the waiting clients, new outgoing calls to the submitter. It runs
-// once the output is persisted, in commit order, and does not block.
+// to the waiting clients, new outgoing calls to the submitter. It runs in
+// the supervisor's turn and does not block.
 func (w *Worker) onReplica(out *protocol.ReplicaOutput) {
 	r := w.repl
 	if w.peers != nil {

@@ -21,18 +21,13 @@ import (
 // commit). Every other part of the worker (chain sync, direct calls,
 // submission, registration, provisioning) talks to the enclave through it.
 //
-// The invariant it keeps: nothing leaves the worker that the store does
-// not hold. The enclave may be ahead of the store by the replies whose
-// commits are still running (at most two), but no reply is returned,
-// answered or handed on before it and every commit before it are
-// persisted, and requests that read state (Call, Between) or restore it
-// (a restart) wait for those commits (settle). Whenever the invariant may
-// be broken (the process died or failed internally, a reply was refused,
-// a commit failed) it stops the enclave, the replies that rest on the
-// lost state fail, and the next request starts a fresh enclave restored
-// from the store: a reply that was not committed did not happen. Requests
-// take turns (turn), in order; a commit runs behind its turn, so the next
-// request's enclave work overlaps it.
+// The invariant it keeps: the enclave holds no state that the store does
+// not. Whenever that may be broken (the process died or failed internally,
+// a reply was refused, a commit failed) it stops the enclave, and the next
+// request starts a fresh one restored from the store: a reply that was not
+// committed did not happen. Requests take turns (turn), so a restart never
+// reads the store in the middle of a commit and no request sees state that
+// is not yet persisted.
 type supervisor struct {
 	factory EnclaveFactory
 	store   *store.Store
@@ -55,15 +50,6 @@ type supervisor struct {
 	// number of getters, see rpc.Options.MaxGetters), never for a stream
 	// of later requests.
 	turn fifoMutex
-	// Commits run in order behind the turn: a reply's commit may still be
-	// running while the enclave computes the next request, but no reply
-	// leaves Apply before it and every commit before it are done, and
-	// requests that read state (Call, Between, a restart) wait for them
-	// (settle). tail is the last commit handed on, beforeTail the one
-	// before it; ahead is the progress once all of them are done. Guarded
-	// by turn.
-	tail, beforeTail *pendingCommit
-	ahead            Progress
 
 	mu       sync.Mutex // guards the fields below
 	encl     Enclave    // nil: none running; the next request starts one
@@ -93,12 +79,6 @@ type transition struct {
 	records [][]byte
 	steps   []store.Step
 	out     *protocol.ReplicaOutput
-}
-
-// pendingCommit is a transition's commit running behind the turn.
-type pendingCommit struct {
-	done chan struct{} // closed once it ended
-	err  error         // why it failed, set before done is closed
 }
 
 // chainStep and directStep make a transition of one step.
@@ -160,9 +140,7 @@ func (s *supervisor) Stop() {
 func (s *supervisor) setStore(st *store.Store) {
 	s.turn.Lock()
 	defer s.turn.Unlock()
-	s.settle()
 	s.store = st
-	s.ahead = Progress{}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.identity, s.progress = nil, Progress{}
@@ -187,21 +165,7 @@ func (s *supervisor) Progress() Progress {
 func (s *supervisor) Between(f func()) {
 	s.turn.Lock()
 	defer s.turn.Unlock()
-	s.settle()
 	f()
-}
-
-// settle waits for the commits running behind the turn, so that what
-// follows sees only persisted state. Called in a turn.
-func (s *supervisor) settle() {
-	if s.tail == nil {
-		return
-	}
-	<-s.tail.done
-	s.tail, s.beforeTail = nil, nil
-	// After a failed commit the enclave was dropped, and the next request
-	// restores one at the persisted progress.
-	s.ahead = s.Progress()
 }
 
 // Call sends a request that changes no state, restarting the enclave from
@@ -210,9 +174,6 @@ func (s *supervisor) settle() {
 func (s *supervisor) Call(ctx context.Context, req protocol.Request) (protocol.Reply, error) {
 	s.turn.Lock()
 	defer s.turn.Unlock()
-	// A getter or a signature must not see a state that is not persisted
-	// yet: a crash could still take it back.
-	s.settle()
 	for attempt := 0; ; attempt++ {
 		e, err := s.running(ctx)
 		if err != nil {
@@ -241,32 +202,19 @@ type update struct {
 	// progress and returns what to persist; nil if the reply changed
 	// nothing. An error refuses the reply.
 	check func(rep protocol.Reply, p Progress) (*transition, error)
-	// released, if set, is called once the request's reply is in and its
-	// commit handed on: the next request may go to the enclave (it takes
-	// the turn after this one), while this one waits for its commit.
-	released func()
 }
 
 // Apply is the one operation that changes the enclave's state: in one
-// turn it sends u.req and has u.check say what the reply changed (checked
-// against the progress once the commits before it are done); the commit
-// of that runs behind the turn, and Apply returns once it and every
-// commit before it are done. An error reply that changed nothing (a
+// turn it sends u.req, has u.check say what the reply changed, and
+// commits that to the store. An error reply that changed nothing (a
 // *protocol.Error other than CodeInternal) is returned as it is; after
 // any other failure the enclave is stopped, so that the next request
 // restores it from the store, which has not seen this one. Apply does not
 // retry: the caller feeds the block again, the client resubmits.
 func (s *supervisor) Apply(ctx context.Context, u update) (protocol.Reply, error) {
 	s.turn.Lock()
-	locked := true
-	defer func() {
-		if locked {
-			s.turn.Unlock()
-		}
-	}()
+	defer s.turn.Unlock()
 	if u.admit != nil {
-		// admit reads the persisted progress.
-		s.settle()
 		if err := u.admit(); err != nil {
 			return nil, err
 		}
@@ -275,77 +223,34 @@ func (s *supervisor) Apply(ctx context.Context, u update) (protocol.Reply, error
 	if err != nil {
 		return nil, err
 	}
-	// At most one commit runs beside the enclave: replies do not pile up
-	// behind a slow disk.
-	if s.beforeTail != nil {
-		<-s.beforeTail.done
-	}
 	start := time.Now()
 	rep, err := e.Call(ctx, u.req)
 	s.metrics.enclaveRequest(u.req, start)
 	if err != nil {
 		if needsRestart(err) {
 			// The process died, the call was cut off (the connection is
-			// out of step), or the enclave stopped after moving on.
+			// then out of step), or the enclave stopped after moving on.
 			s.drop(e, u.req, err)
 		}
 		return nil, fmt.Errorf("enclave %s: %w", u.req.Type(), err)
 	}
-	t, err := u.check(rep, s.ahead)
+	t, err := u.check(rep, s.Progress())
 	if err != nil {
 		s.drop(e, u.req, err)
 		return rep, err
 	}
-	pc := s.handOn(e, u.req, t)
-	s.turn.Unlock()
-	locked = false
-	if u.released != nil {
-		u.released()
+	if t == nil {
+		return rep, nil
 	}
-	// The reply may rest on the state of earlier replies: it leaves only
-	// once they and its own are persisted.
-	if pc != nil {
-		<-pc.done
-		if pc.err != nil {
-			return rep, fmt.Errorf("persist %s: %w", u.req.Type(), pc.err)
-		}
+	if err := s.commitOut(t); err != nil {
+		s.drop(e, u.req, err)
+		return rep, fmt.Errorf("persist %s: %w", u.req.Type(), err)
 	}
 	return rep, nil
 }
 
-// handOn starts t's commit behind the commits already handed on and
-// returns it, or, for a reply that changed nothing, the last commit
-// handed on (nil if none). A commit after a failed one is not made: its
-// reply rests on a state that was not persisted. A failed commit stops e,
-// so that the next request restores a fresh enclave from the store.
-// Called in a turn.
-func (s *supervisor) handOn(e Enclave, req protocol.Request, t *transition) *pendingCommit {
-	if t == nil {
-		return s.tail
-	}
-	prev := s.tail
-	pc := &pendingCommit{done: make(chan struct{})}
-	s.beforeTail, s.tail = prev, pc
-	s.ahead = t.after(s.ahead)
-	go func() {
-		defer close(pc.done)
-		if prev != nil {
-			<-prev.done
-			if prev.err != nil {
-				pc.err = fmt.Errorf("not persisted after an earlier commit failed: %w", prev.err)
-				return
-			}
-		}
-		if err := s.commitOut(t); err != nil {
-			s.drop(e, req, err)
-			pc.err = err
-		}
-	}()
-	return pc
-}
-
 // commitOut persists t, moves the progress on and hands t's replica
-// output on. Called in a turn, or behind it in commit order (handOn).
+// output on. Called in a turn.
 func (s *supervisor) commitOut(t *transition) error {
 	// A step that only moved messages (heartbeats) writes nothing: no
 	// transaction, no fsync.
@@ -381,8 +286,6 @@ func (s *supervisor) running(ctx context.Context) (Enclave, error) {
 	if e != nil {
 		return e, nil
 	}
-	// The restore reads the store: every commit handed on first.
-	s.settle()
 	e, err := s.factory(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("start enclave: %w", err)
@@ -415,7 +318,6 @@ func (s *supervisor) adopt(ctx context.Context, e Enclave, id *protocol.InitRepl
 		s.drop(e, &protocol.ReplicaStart{}, err)
 		return err
 	}
-	s.ahead = s.Progress()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.log.Info("enclave started", "start", s.starts, "height", p.Height, "shard_block", p.ShardBlock,
@@ -631,7 +533,6 @@ func (s *supervisor) loadEntries(ctx context.Context, e Enclave) (*protocol.Resu
 func (s *supervisor) Provision(ctx context.Context, take func(Enclave) (*protocol.InitReply, *transition, error)) error {
 	s.turn.Lock()
 	defer s.turn.Unlock()
-	s.settle()
 	e, err := s.factory(ctx)
 	if err != nil {
 		return fmt.Errorf("start enclave: %w", err)

@@ -206,9 +206,6 @@ func (f fault) String() string {
 type faults struct {
 	mu   sync.Mutex
 	plan map[string]fault
-	// seen, if set, is told of each request before it reaches the
-	// enclave.
-	seen func(protocol.Request)
 }
 
 func (fs *faults) take(req protocol.Request) fault {
@@ -235,12 +232,6 @@ type faulty struct {
 var errDied = fmt.Errorf("enclave process died: %w", io.ErrClosedPipe)
 
 func (e *faulty) Call(ctx context.Context, req protocol.Request) (protocol.Reply, error) {
-	e.fs.mu.Lock()
-	seen := e.fs.seen
-	e.fs.mu.Unlock()
-	if seen != nil {
-		seen(req)
-	}
 	switch e.fs.take(req) {
 	case dieBefore:
 		e.Enclave.Close()

@@ -63,17 +63,6 @@ type Backend interface {
 	Health(ctx context.Context) (*Health, error)
 }
 
-// PipelinedBackend is a Backend that takes the next batch of calls while
-// the last one is being persisted: SubmitCallsPipelined is SubmitCalls
-// that calls next (at most once, possibly never on failure) as soon as a
-// batch passed after that is ordered after this one. The server then
-// passes the calls that queued meanwhile at once, instead of after this
-// batch's answer. Outcomes are still returned only once persisted.
-type PipelinedBackend interface {
-	Backend
-	SubmitCallsPipelined(ctx context.Context, calls [][]byte, next func()) ([]Outcome, error)
-}
-
 // Identity is the enclave's public identity.
 type Identity struct {
 	// ShieldingKey is the serialised HPKE public key of the shard.

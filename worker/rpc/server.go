@@ -366,53 +366,25 @@ func (s *Server) batchLoop() {
 		for i, j := range jobs {
 			calls[i] = j.ct
 		}
-		pb, ok := s.b.(PipelinedBackend)
-		if !ok {
-			s.submit(jobs, calls, s.b.SubmitCalls)
-			continue
+		outs, err := s.b.SubmitCalls(s.ctx, calls)
+		if err == nil && len(outs) != len(jobs) {
+			err = errors.New("backend returned a wrong number of outcomes")
 		}
-		// The next batch goes once the backend ordered this one; this one
-		// is answered when persisted.
-		next := make(chan struct{})
-		var once sync.Once
-		release := func() { once.Do(func() { close(next) }) }
-		s.bg.Add(1)
-		go func() {
-			defer s.bg.Done()
-			defer release()
-			s.submit(jobs, calls, func(ctx context.Context, calls [][]byte) ([]Outcome, error) {
-				return pb.SubmitCallsPipelined(ctx, calls, release)
-			})
-		}()
-		select {
-		case <-next:
-		case <-s.ctx.Done():
-			return
-		}
-	}
-}
-
-// submit passes one batch to the backend through submitCalls and answers
-// its jobs.
-func (s *Server) submit(jobs []*job, calls [][]byte, submitCalls func(context.Context, [][]byte) ([]Outcome, error)) {
-	outs, err := submitCalls(s.ctx, calls)
-	if err == nil && len(outs) != len(jobs) {
-		err = errors.New("backend returned a wrong number of outcomes")
-	}
-	if err != nil {
-		// A refusal the backend words for the client (an *Error) is
-		// the client's business, not an operator's warning.
-		level := slog.LevelWarn
-		if _, ok := errors.AsType[*api.Error](err); ok {
-			level = slog.LevelInfo
-		}
-		s.log.Log(context.Background(), level, "submit calls", "calls", len(jobs), "err", err)
-	}
-	for i, j := range jobs {
 		if err != nil {
-			j.done <- jobResult{err: err}
-		} else {
-			j.done <- jobResult{out: outs[i]}
+			// A refusal the backend words for the client (an *Error) is
+			// the client's business, not an operator's warning.
+			level := slog.LevelWarn
+			if _, ok := errors.AsType[*api.Error](err); ok {
+				level = slog.LevelInfo
+			}
+			s.log.Log(context.Background(), level, "submit calls", "calls", len(jobs), "err", err)
+		}
+		for i, j := range jobs {
+			if err != nil {
+				j.done <- jobResult{err: err}
+			} else {
+				j.done <- jobResult{out: outs[i]}
+			}
 		}
 	}
 }
