@@ -48,9 +48,8 @@ func (c *Client) SubmitUnverified(ctx context.Context, ct []byte) (*Submission, 
 }
 
 // Executed reports what the worker claims, unverified: whether the call
-// executed with success, and its shard block's number.
-// An answer that does not decode reports neither (VerifySubmission says
-// why).
+// executed with success, and its shard block's number. An answer that
+// does not decode reports neither (VerifySubmission says why).
 func (s *Submission) Executed() (success bool, block uint64) {
 	var a struct {
 		Result *struct {
