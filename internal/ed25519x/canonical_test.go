@@ -49,25 +49,13 @@ func checkAgrees(t *testing.T, pub []byte) {
 // small-order and non-canonical keys, and on honest keys with each bit
 // flipped.
 func TestCanonicalOnBytes(t *testing.T) {
-	p := fieldP(0) // p = 2^255-19, little-endian
-	pInt := func(delta int) []byte {
-		// p + delta for small delta, as 32 little-endian bytes.
-		b := bytes.Clone(p)
-		carry := delta
-		for i := 0; i < 32 && carry != 0; i++ {
-			v := int(b[i]) + carry
-			b[i] = byte(v)
-			carry = v >> 8
-			if v < 0 {
-				carry = -1
-				b[i] = byte(v + 256)
-			}
-		}
-		return b
-	}
 	var encs [][]byte
+	// p+d, little-endian: from p-64 to 2^255-1 only the first byte moves
+	// (p's is 0xed).
 	for d := -64; d <= 18; d++ {
-		encs = append(encs, pInt(d))
+		b := fieldP(0)
+		b[0] = byte(0xed + d)
+		encs = append(encs, b)
 	}
 	for y := range uint64(64) {
 		b := make([]byte, 32)

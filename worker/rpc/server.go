@@ -216,7 +216,8 @@ type Server struct {
 	getters chan *getterJob
 	bg      sync.WaitGroup // the batcher and the getter workers
 	wg      sync.WaitGroup // WebSocket sessions and their goroutines
-	// readBufs are the WebSocket sessions' read buffers (*bytes.Buffer).
+	// readBufs are the buffers WebSocket messages and HTTP bodies are
+	// read into (*bytes.Buffer).
 	readBufs sync.Pool
 
 	mu        sync.Mutex
@@ -663,6 +664,9 @@ func (s *Server) getReadBuf() *bytes.Buffer {
 	buf.Reset()
 	return buf
 }
+
+// maxPooledRead bounds the buffers the read pool keeps.
+const maxPooledRead = 64 << 10
 
 func (s *Server) putReadBuf(buf *bytes.Buffer) {
 	if buf.Cap() <= maxPooledRead {

@@ -144,9 +144,6 @@ func (ss *session) read() ([]byte, error) {
 	return bytes.Clone(buf.Bytes()), nil
 }
 
-// maxPooledRead bounds the buffers the read pool keeps.
-const maxPooledRead = 64 << 10
-
 // touch restarts the session's idle clock.
 func (ss *session) touch() { ss.active.Store(time.Now().UnixNano()) }
 
