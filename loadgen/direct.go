@@ -154,6 +154,11 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.PrepareSeconds = time.Since(prep).Seconds()
 	rep.workerLimits(ctx, tcs)
+	submit, closeTransport, err := directTransport(ctx, cfg, tcs, rep)
+	if err != nil {
+		return nil, err
+	}
+	defer closeTransport()
 
 	probe := newProbe(cfg.NodeURL, cfg.WorkerURLs)
 	conf := newConfirmWatch(c, types.Hash(shard))
@@ -187,7 +192,7 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 		if due.IsZero() {
 			due = sentAt
 		}
-		sub, refused, err := submitDirect(ctx, tcs[w], ct)
+		sub, refused, err := submit(i, ct)
 		now := time.Now()
 		t.sent(prog, refused, cfg.Rate > 0, due, sentAt, now, err)
 		if err != nil {
@@ -443,15 +448,41 @@ func workerOf(i, workers int) int { return i % workers }
 // (the call was sent again after refusalPause).
 type refusals struct{ rateLimited, busy int }
 
-// submitDirect sends ct, resending it after a pause while the worker
-// answers that the client is rate limited or that it is busy. The answer
-// is verified later (trusted.Client.VerifySubmission).
-func submitDirect(ctx context.Context, tc *trusted.Client, ct []byte) (sub *trusted.Submission, n refusals, err error) {
-	n, err = retryRefused(ctx, func() (err error) {
-		sub, err = tc.SubmitUnverified(ctx, ct)
-		return err
-	})
-	return sub, n, err
+// directTransport returns how sender i submits a call by cfg.Transport,
+// and what closes the transport after the run. Over TransportWS every
+// sender gets its session first, from its own loopback address (as
+// Clients' sessions), to its worker; a session that does not open fails
+// the run's setup. Either way a call is resent after a pause while the
+// worker answers that the client is rate limited or that it is busy, and
+// the answer is verified later (trusted.Client.VerifySubmission).
+func directTransport(ctx context.Context, cfg Config, tcs []*trusted.Client, rep *Report) (submit func(i int, ct []byte) (*trusted.Submission, refusals, error), closeAll func(), err error) {
+	rep.Transport = cfg.Transport
+	if cfg.Transport != TransportWS {
+		submit = func(i int, ct []byte) (sub *trusted.Submission, n refusals, err error) {
+			tc := tcs[workerOf(i, len(tcs))]
+			n, err = retryRefused(ctx, func() (err error) {
+				sub, err = tc.SubmitUnverified(ctx, ct)
+				return err
+			})
+			return sub, n, err
+		}
+		return submit, func() {}, nil
+	}
+	st := SessionStats{OpenErrors: map[string]int{}}
+	sess := openSessions(ctx, tcs, cfg.Concurrency, &st)
+	if st.Opened < cfg.Concurrency {
+		closeSessions(sess)
+		return nil, nil, fmt.Errorf("websocket sessions: %d of %d opened (failures %v)", st.Opened, cfg.Concurrency, st.OpenErrors)
+	}
+	rep.TransportSources = st.Sources
+	submit = func(i int, ct []byte) (sub *trusted.Submission, n refusals, err error) {
+		n, err = retryRefused(ctx, func() (err error) {
+			sub, err = sess[i].SubmitUnverified(ctx, ct)
+			return err
+		})
+		return sub, n, err
+	}
+	return submit, func() { closeSessions(sess) }, nil
 }
 
 // waitProcessed waits until the worker has processed chain height h.

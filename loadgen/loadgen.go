@@ -134,7 +134,19 @@ type Config struct {
 	// instead of to one recipient: every call then changes an account
 	// of its own somewhere in the state, as calls between many users do.
 	Recipients uint32
+	// Transport is how Direct sends its calls: TransportHTTP (default),
+	// a JSON-RPC POST per call over pooled keep-alive connections, or
+	// TransportWS, one WebSocket session per sender (from its own
+	// loopback address, as Clients' sessions) over which it sends its
+	// calls one after the other.
+	Transport string
 }
+
+// Transport values of a Config and a Report.
+const (
+	TransportHTTP = "http"
+	TransportWS   = "ws"
+)
 
 // Shielding values of a Report.
 const (
@@ -201,6 +213,13 @@ func (c *Config) normalize(needWorker bool) error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch c.Transport {
+	case "":
+		c.Transport = TransportHTTP
+	case TransportHTTP, TransportWS:
+	default:
+		return fmt.Errorf("%w: transport %q is neither %q nor %q", ErrConfig, c.Transport, TransportHTTP, TransportWS)
 	}
 	if err := CheckLoopback(c.NodeURL); err != nil {
 		return fmt.Errorf("node: %w", err)
@@ -295,9 +314,16 @@ type Report struct {
 	Mode string `json:"mode,omitempty"`
 	// Shielding is how Direct and Clients sealed their calls
 	// (ShieldingChannel or ShieldingOneShot).
-	Shielding   string `json:"shielding,omitempty"`
-	N           int    `json:"n"`
-	Concurrency int    `json:"concurrency"`
+	Shielding string `json:"shielding,omitempty"`
+	// Transport is how Direct sent its calls (TransportHTTP or
+	// TransportWS).
+	Transport string `json:"transport,omitempty"`
+	// TransportSources is, over TransportWS, the number of distinct
+	// source addresses of the senders' sessions as their sockets had
+	// them.
+	TransportSources int `json:"transport_sources,omitempty"`
+	N                int `json:"n"`
+	Concurrency      int `json:"concurrency"`
 	// OfferedPerSec is the open loop's rate.
 	OfferedPerSec float64 `json:"offered_per_sec,omitempty"`
 	// Submitted were accepted by the node (CheckTx) or the worker;

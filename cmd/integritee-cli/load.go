@@ -65,6 +65,7 @@ func (f *loadFlags) register(fs *flag.FlagSet, name string, defN int, worker boo
 			f.cfg.Recipients = uint32(n)
 			return err
 		})
+		fs.StringVar(&f.cfg.Transport, "transport", loadgen.TransportHTTP, "how calls are sent: http (a JSON-RPC POST per call on pooled keep-alive connections) or ws (a WebSocket session per sender, from its own loopback address)")
 		fs.DurationVar(&f.cfg.ConfirmWait, "confirm-wait", loadgen.DefaultConfirmWait, "after the calls, wait at most this long for the chain to confirm their shard blocks")
 	}
 }
@@ -192,6 +193,12 @@ func printLoadReport(e *env, r *loadgen.Report) {
 	printSessions(e, r)
 	if r.Shielding != "" {
 		fmt.Fprintf(w, "  shielding  %s\n", r.Shielding)
+	}
+	switch {
+	case r.TransportSources > 0:
+		fmt.Fprintf(w, "  transport  %s, a session per sender, from %d source addresses\n", r.Transport, r.TransportSources)
+	case r.Transport != "":
+		fmt.Fprintf(w, "  transport  %s\n", r.Transport)
 	}
 	fmt.Fprintf(w, "  submitted  %d in %.2fs (%.1f/s)\n", r.Submitted, r.SubmitSeconds, r.SubmittedPerSec)
 	fmt.Fprintf(w, "  %-9s  %d in %.2fs (%.1f/s", done, r.Committed, r.TotalSeconds, r.CommittedPerSec)

@@ -118,7 +118,7 @@ func TestLoadCommands(t *testing.T) {
 		cliJSON(t, &rep, "load", "direct", "--n", fmt.Sprint(n), "--concurrency", fmt.Sprint(conc), "--amount", fmt.Sprint(amount),
 			"--tag", "lt", "--node", node, "--worker", worker, "--timeout", "90s", "--plot", plot)
 		if rep.Kind != "direct" || rep.N != n || rep.Submitted != n || rep.Committed != n || rep.Failed != 0 || len(rep.Senders) != conc ||
-			rep.Shielding != loadgen.ShieldingChannel {
+			rep.Shielding != loadgen.ShieldingChannel || rep.Transport != loadgen.TransportHTTP {
 			t.Fatalf("report %+v", rep)
 		}
 		if rep.Blocks == 0 || rep.Blocks > n || rep.Latency.P50 <= 0 || rep.Latency.P50 > rep.Latency.P99 {
@@ -154,8 +154,8 @@ func TestLoadCommands(t *testing.T) {
 		}
 	})
 
-	// Calls spread over generated accounts: every one executed, and the
-	// senders paid for them.
+	// Calls spread over generated accounts, sent over WebSocket sessions:
+	// every one executed, and the senders paid for them.
 	t.Run("direct recipients", func(t *testing.T) {
 		const n, conc, amount = 12, 2, 3
 		tc, err := trusted.Dial(ctx, worker, c, trusted.Options{})
@@ -164,8 +164,9 @@ func TestLoadCommands(t *testing.T) {
 		}
 		var rep loadgen.Report
 		cliJSON(t, &rep, "load", "direct", "--n", fmt.Sprint(n), "--concurrency", fmt.Sprint(conc), "--amount", fmt.Sprint(amount),
-			"--recipients", "1000", "--tag", "ltr", "--node", node, "--worker", worker, "--timeout", "90s")
-		if rep.Committed != n || rep.Failed != 0 || !strings.HasPrefix(rep.Recipient, "one of 1000 generated accounts") {
+			"--recipients", "1000", "--tag", "ltr", "--node", node, "--worker", worker, "--timeout", "90s", "--transport", "ws")
+		if rep.Committed != n || rep.Failed != 0 || !strings.HasPrefix(rep.Recipient, "one of 1000 generated accounts") || rep.Transport != loadgen.TransportWS ||
+			rep.TransportSources != conc {
 			t.Fatalf("report %+v", rep)
 		}
 		for _, s := range rep.Senders {
@@ -312,6 +313,7 @@ func TestLoadCommands(t *testing.T) {
 		cliFails(t, "not loopback", "load", "direct", "--n", "1", "--node", node, "--worker", "http://example.com:2000")
 		cliFails(t, "not loopback", "load", "direct", "--n", "1", "--node", node, "--worker", worker+",http://10.0.0.1:2000")
 		cliFails(t, "not loopback", "load", "direct", "--n", "1", "--node", "http://[2001:db8::1]:26657", "--worker", worker)
+		cliFails(t, `transport "quic"`, "load", "direct", "--n", "1", "--node", node, "--worker", worker, "--transport", "quic")
 	})
 }
 
