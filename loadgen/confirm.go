@@ -11,60 +11,62 @@ import (
 )
 
 // confirmWatch follows the chain's confirmations of a shard's blocks
-// while a Direct run goes on: when it first sees the shard's latest
-// confirmed block at or past a block's number (the chain confirms a
-// shard's blocks in order), that block is confirmed. After the run, each
-// block the calls were verified in is checked against the chain's record
-// of its number, where there is one.
+// while a Direct run goes on: it records, at every poll, the number of
+// the shard's latest confirmed block (the chain confirms a shard's blocks
+// in order). After the run, with the answers verified, a block is
+// confirmed at the first poll that saw it confirmed after one of its
+// calls was answered, and each block is checked against the chain's
+// record of its number. Nothing the workers claimed before verification
+// feeds it: a lying worker can neither stall the wait nor fake a
+// confirmation.
 type confirmWatch struct {
 	c     *client.Client
 	shard types.Hash
 
-	mu        sync.Mutex
-	pending   map[uint64]bool // executed, not yet seen confirmed
-	confirmed map[uint64]time.Time
-	hashes    map[uint64]types.Hash // verified header hash per block
-	calls     map[uint64]int        // verified calls per block
+	mu   sync.Mutex
+	seen []confirmSeen // every successful poll
+	// Of the verified results: each block's header hash, calls, and
+	// first answer.
+	hashes  map[uint64]types.Hash
+	calls   map[uint64]int
+	firstAt map[uint64]time.Time
+}
+
+// confirmSeen is one poll's answer: the shard's latest confirmed block
+// number at a time.
+type confirmSeen struct {
+	at     time.Time
+	number uint64
 }
 
 func newConfirmWatch(c *client.Client, shard types.Hash) *confirmWatch {
-	return &confirmWatch{c: c, shard: shard, pending: map[uint64]bool{}, confirmed: map[uint64]time.Time{},
-		hashes: map[uint64]types.Hash{}, calls: map[uint64]int{}}
+	return &confirmWatch{c: c, shard: shard, hashes: map[uint64]types.Hash{}, calls: map[uint64]int{}, firstAt: map[uint64]time.Time{}}
 }
 
-// executed notes that a call executed in block (as the worker says; the
-// block is verified later).
-func (w *confirmWatch) executed(block uint64, _ time.Time) {
+// verified notes a verified result's block and when its call was
+// answered.
+func (w *confirmWatch) verified(r *trusted.Result, answered time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if _, ok := w.confirmed[block]; !ok {
-		w.pending[block] = true
+	n := r.Block.Number
+	w.hashes[n] = r.HeaderHash
+	w.calls[n]++
+	if at, ok := w.firstAt[n]; !ok || answered.Before(at) {
+		w.firstAt[n] = answered
 	}
 }
 
-// verified notes a verified result's block.
-func (w *confirmWatch) verified(r *trusted.Result) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.hashes[r.Block.Number] = r.HeaderHash
-	w.calls[r.Block.Number]++
-}
-
-// poll asks the chain once; it reports whether nothing is pending.
-func (w *confirmWatch) poll(ctx context.Context) bool {
+// poll asks the chain once and returns the latest confirmed number (ok
+// false if the chain did not answer).
+func (w *confirmWatch) poll(ctx context.Context) (number uint64, ok bool) {
 	conf, _, err := w.c.SidechainLatest(ctx, w.shard)
-	now := time.Now()
+	if err != nil || conf == nil {
+		return 0, false
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err == nil && conf != nil {
-		for b := range w.pending {
-			if b <= conf.Number {
-				w.confirmed[b] = now
-				delete(w.pending, b)
-			}
-		}
-	}
-	return len(w.pending) == 0
+	w.seen = append(w.seen, confirmSeen{at: time.Now(), number: conf.Number})
+	return conf.Number, true
 }
 
 // run polls every ConfirmPoll until the returned stop.
@@ -87,14 +89,24 @@ func (w *confirmWatch) run(ctx context.Context) (stop func()) {
 	return func() { cancel(); <-done }
 }
 
-// wait waits at most maxWait for the pending blocks, stops the poller,
-// and checks each verified block against the chain's confirmation of its
-// number. It returns when each block was seen confirmed and the number
-// of verified calls in blocks the chain confirmed with another hash.
+// wait polls until the chain confirmed the last verified block or
+// maxWait passed, stops the poller, and checks each verified block
+// against the chain's confirmation of its number. It returns when each
+// block was seen confirmed and the number of verified calls in blocks the
+// chain confirmed with another hash.
 func (w *confirmWatch) wait(ctx context.Context, stop func(), maxWait time.Duration) (map[uint64]time.Time, int) {
+	w.mu.Lock()
+	var last uint64
+	for b := range w.hashes {
+		last = max(last, b)
+	}
+	w.mu.Unlock()
 	wctx, cancel := context.WithTimeout(ctx, maxWait)
 	defer cancel()
-	for !w.poll(wctx) {
+	for {
+		if n, ok := w.poll(wctx); ok && n >= last {
+			break
+		}
 		select {
 		case <-wctx.Done():
 		case <-time.After(ConfirmPoll):
@@ -105,16 +117,36 @@ func (w *confirmWatch) wait(ctx context.Context, stop func(), maxWait time.Durat
 	stop()
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	confirmed := firstConfirmed(w.seen, w.firstAt)
 	mismatch := 0
 	for b, h := range w.hashes {
-		if _, ok := w.confirmed[b]; !ok {
+		if _, ok := confirmed[b]; !ok {
 			continue
 		}
 		conf, _, err := w.c.SidechainBlock(ctx, w.shard, b)
 		if err == nil && conf != nil && conf.HeaderHash != h {
 			mismatch += w.calls[b]
-			delete(w.confirmed, b)
+			delete(confirmed, b)
 		}
 	}
-	return w.confirmed, mismatch
+	return confirmed, mismatch
+}
+
+// firstConfirmed is when each block of firstAt (its first answer) was
+// first seen confirmed: the earliest poll of seen, not before that
+// answer, whose number is at or past the block's. A block no such poll
+// saw is left out.
+func firstConfirmed(seen []confirmSeen, firstAt map[uint64]time.Time) map[uint64]time.Time {
+	confirmed := map[uint64]time.Time{}
+	for b, first := range firstAt {
+		for _, s := range seen {
+			if s.number < b || s.at.Before(first) {
+				continue
+			}
+			if at, ok := confirmed[b]; !ok || s.at.Before(at) {
+				confirmed[b] = s.at
+			}
+		}
+	}
+	return confirmed
 }

@@ -205,9 +205,6 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 			// sender cannot be trusted to line up.
 			return false
 		}
-		if ok, block := sub.Executed(); ok {
-			conf.executed(block, now)
-		}
 		prog.done.Add(1)
 		recMu.Lock()
 		records = append(records, callRecord{sender: i, worker: w, ct: ct, sub: sub, due: due, done: now})
@@ -235,7 +232,7 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 			s := &rep.Senders[r.sender]
 			s.Sent++
 			s.Amount += cfg.Amount
-			conf.verified(res)
+			conf.verified(res, r.done)
 		}
 	}
 	rep.VerifySeconds = time.Since(ver).Seconds()

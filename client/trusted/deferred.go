@@ -17,9 +17,9 @@ import (
 // SubmitUnverified returns and VerifySubmission checks.
 type Submission struct {
 	w *worker
-	// answer is the worker's result as it came, decoded in full only by
-	// VerifySubmission: a load generator's timed phase reads two fields
-	// of it (Executed), not the header and proof it verifies later.
+	// answer is the worker's result as it came, decoded only by
+	// VerifySubmission: a load generator's timed phase does not spend
+	// its time on the header and proof it verifies later.
 	answer json.RawMessage
 }
 
@@ -45,32 +45,6 @@ func (c *Client) SubmitUnverified(ctx context.Context, ct []byte) (*Submission, 
 		return nil, err
 	}
 	return &Submission{w: w, answer: r}, nil
-}
-
-// Executed reports what the worker claims, unverified: whether the call
-// executed with success, and its shard block's number. An answer that
-// does not decode reports neither (VerifySubmission says why).
-func (s *Submission) Executed() (success bool, block uint64) {
-	var a struct {
-		Result *struct {
-			Success bool `json:"success"`
-		} `json:"result"`
-		Block *struct {
-			Header struct {
-				Number uint64 `json:"number"`
-			} `json:"header"`
-		} `json:"block"`
-	}
-	if json.Unmarshal(s.answer, &a) != nil {
-		return false, 0
-	}
-	if a.Result != nil {
-		success = a.Result.Success
-	}
-	if a.Block != nil {
-		block = a.Block.Header.Number
-	}
-	return success, block
 }
 
 // VerifySubmission verifies s, the answer to ct, as Submit verifies a

@@ -36,10 +36,9 @@ func TestDeferredVerification(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok, block := sub.Executed()
 	r, err := c.VerifySubmission(ct, sub)
-	if err != nil || !r.Success || !ok || r.Block.Number != block {
-		t.Fatalf("verified %+v (%v), claimed success %v in block %d", r, err, ok, block)
+	if err != nil || !r.Success {
+		t.Fatalf("verified %+v (%v)", r, err)
 	}
 	// The answer to another call does not verify for this one.
 	ct2, err := c.EncryptCall(alice, stf.Call{Transfer: &stf.Transfer{From: rpctest.Address(alice), To: rpctest.Address(bob), Amount: 7}}, 1)
@@ -95,9 +94,6 @@ func TestDeferredVerificationCatchesLies(t *testing.T) {
 	sub, err := c.SubmitUnverified(ctx, ct)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if ok, _ := sub.Executed(); !ok {
-		t.Fatal("the lying worker's claim is not success")
 	}
 	if _, err := c.VerifySubmission(ct, sub); !errors.Is(err, trusted.ErrUnproven) {
 		t.Fatalf("altered answer verified: %v", err)
