@@ -36,7 +36,8 @@ func (c *Client) SubmitUnverified(ctx context.Context, ct []byte) (*Submission, 
 		return nil, err
 	}
 	var r json.RawMessage
-	err = c.post(ctx, w.url, api.MethodSubmitTrustedCall, api.CallParams{Shard: hex.EncodeToString(c.shard[:]), Call: hex.EncodeToString(ct)}, &r)
+	body := appendCallRequest(make([]byte, 0, 160+2*len(ct)), c.ids.Add(1), c.shard[:], ct)
+	err = c.postBody(ctx, w.url, api.MethodSubmitTrustedCall, body, &r)
 	var re *api.Error
 	if errors.As(err, &re) && re.Code == api.CodeInvalidCall {
 		return nil, &InvalidCallError{Reason: re.Message}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 
 	"github.com/coder/websocket"
@@ -123,11 +124,7 @@ func (s *Session) read() {
 // has one request out at a time), a lost connection a transport error.
 func (s *Session) SubmitUnverified(ctx context.Context, ct []byte) (*Submission, error) {
 	s.id++
-	req, err := json.Marshal(rpcRequest{JSONRPC: api.Version, ID: s.id, Method: api.MethodSubmitTrustedCall,
-		Params: api.CallParams{Shard: hex.EncodeToString(s.c.shard[:]), Call: hex.EncodeToString(ct)}})
-	if err != nil {
-		return nil, err
-	}
+	req := appendCallRequest(make([]byte, 0, 160+2*len(ct)), s.id, s.c.shard[:], ct)
 	if err := s.conn.Write(ctx, websocket.MessageText, req); err != nil {
 		return nil, &transportError{method: api.MethodSubmitTrustedCall, err: err, sent: true}
 	}
@@ -167,6 +164,20 @@ func (s *Session) SubmitUnverified(ctx context.Context, ct []byte) (*Submission,
 		}
 		return &Submission{w: s.w, answer: r.Result}, nil
 	}
+}
+
+// appendCallRequest appends the author_submitTrustedCall request of ct
+// with id to dst: the bytes json.Marshal makes of it (the hex is JSON-safe
+// as it is), without its reflection, which was a fifth of a load
+// generator's time per call.
+func appendCallRequest(dst []byte, id int64, shard, ct []byte) []byte {
+	dst = append(dst, `{"jsonrpc":"`+api.Version+`","id":`...)
+	dst = strconv.AppendInt(dst, id, 10)
+	dst = append(dst, `,"method":"`+api.MethodSubmitTrustedCall+`","params":{"shard":"`...)
+	dst = hex.AppendEncode(dst, shard)
+	dst = append(dst, `","call":"`...)
+	dst = hex.AppendEncode(dst, ct)
+	return append(dst, `"}}`...)
 }
 
 // LocalAddr is the session's source address (host:port) as its socket

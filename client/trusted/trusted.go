@@ -533,6 +533,11 @@ func (c *Client) post(ctx context.Context, url, method string, params, result an
 	if err != nil {
 		return err
 	}
+	return c.postBody(ctx, url, method, body, result)
+}
+
+// postBody is post with the request encoded.
+func (c *Client) postBody(ctx context.Context, url, method string, body []byte, result any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("trusted: %s: %w", method, err)
