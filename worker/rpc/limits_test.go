@@ -546,3 +546,26 @@ func TestWebSocketPing(t *testing.T) {
 		t.Fatalf("a client answering pings was disconnected: %v", err)
 	}
 }
+
+// TestCloseEndsIdleSessions: Server.Close ends a session that waits for
+// its client's next message (its read waits without a context) and
+// returns; the client sees its connection closed.
+func TestCloseEndsIdleSessions(t *testing.T) {
+	srv, _, wsURL := newServer(t, newFake(), rpc.Options{})
+	c := dialWS(t, wsURL)
+	if m := c.call(1, "system_version", nil); m.Error != nil {
+		t.Fatalf("system_version: %+v", m.Error)
+	}
+	closed := make(chan struct{})
+	go func() { srv.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(time.Minute): // a hang, not a timing bound
+		t.Fatal("Close did not return with an idle session open")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, _, err := c.conn.Read(ctx); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("read after Close: %v, want the connection closed", err)
+	}
+}
