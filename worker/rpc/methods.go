@@ -160,14 +160,19 @@ func (s *Server) submitTrustedCall(ctx context.Context, req *request, _ *session
 		if e != nil {
 			return respond(req, nil, e)
 		}
-		r, err := callResult(sha256.Sum256(ct), &out)
+		hash := sha256.Sum256(ct)
+		if out.Status == protocol.CallInvalid {
+			r, err := callResult(hash, &out)
+			if err != nil {
+				return respond(req, nil, errorf(api.CodeInternal, "%v", err))
+			}
+			return respond(req, nil, invalidCall(r))
+		}
+		a, err := newExecutedAnswer(hash, &out)
 		if err != nil {
 			return respond(req, nil, errorf(api.CodeInternal, "%v", err))
 		}
-		if r.Status == api.StatusInvalid {
-			return respond(req, nil, invalidCall(r))
-		}
-		return respond(req, r, nil)
+		return respond(req, a, nil)
 	}
 }
 

@@ -2,8 +2,10 @@ package rpc
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/cometbft/cometbft/crypto/merkle"
 
@@ -32,6 +34,38 @@ type Outcome struct {
 type blockRef struct {
 	hash      types.Hash
 	signature string
+	// json is the encoding of the header, header_hash and signature
+	// members of the block's api.BlockRef, made once for all its calls'
+	// answers (executedAnswer) from header of.
+	json []byte
+	of   *sidechain.SignedHeader
+}
+
+func newBlockRef(b *sidechain.SignedHeader) (*blockRef, error) {
+	h, err := b.Header.Hash()
+	if err != nil {
+		return nil, err
+	}
+	ref := &blockRef{hash: h, signature: hex.EncodeToString(b.Signature), of: b}
+	if ref.json, err = blockRefJSON(&b.Header, h, ref.signature); err != nil {
+		return nil, err
+	}
+	return ref, nil
+}
+
+// blockRefJSON encodes the header, header_hash and signature members of
+// an api.BlockRef.
+func blockRefJSON(header *sidechain.Header, hash types.Hash, signature string) ([]byte, error) {
+	hj, err := json.Marshal(header)
+	if err != nil {
+		return nil, err
+	}
+	hashj, err := json.Marshal(hash)
+	if err != nil {
+		return nil, err
+	}
+	b := append(append(append([]byte(`"header":`), hj...), `,"header_hash":`...), hashj...)
+	return append(append(append(b, `,"signature":"`...), signature...), '"'), nil
 }
 
 // Outcomes turns an enclave reply into one Outcome per submitted call.
@@ -46,11 +80,10 @@ func Outcomes(rep *protocol.SubmitCallsReply) ([]Outcome, error) {
 		if string(root) != string(rep.Block.Header.CallsRoot[:]) {
 			return nil, errors.New("rpc: enclave reply's leaves do not hash to the block's calls root")
 		}
-		h, err := rep.Block.Header.Hash()
-		if err != nil {
+		var err error
+		if ref, err = newBlockRef(rep.Block); err != nil {
 			return nil, err
 		}
-		ref = &blockRef{hash: h, signature: hex.EncodeToString(rep.Block.Signature)}
 	}
 	out := make([]Outcome, len(rep.Results))
 	for i, r := range rep.Results {
@@ -83,4 +116,75 @@ func callResult(hash [32]byte, o *Outcome) (*api.CallResult, error) {
 	}
 	r.Block = &api.BlockRef{Header: o.Block.Header, HeaderHash: o.blockRef.hash, Signature: o.blockRef.signature, Proof: api.NewProofJSON(o.Proof)}
 	return r, nil
+}
+
+// executedAnswer is the answer to an executed call (success or failure):
+// it encodes as the api.CallResult callResult makes, byte for byte, but
+// with its block's shared part encoded once per block and the proof's
+// aunts hex-encoded in place, where reflection encoded a dozen hashes for
+// every call.
+type executedAnswer struct {
+	hash [32]byte
+	o    *Outcome
+}
+
+// newExecutedAnswer is the answer to executed (or failed) outcome o of
+// the call with ciphertext hash hash.
+func newExecutedAnswer(hash [32]byte, o *Outcome) (*executedAnswer, error) {
+	if o.Status == protocol.CallInvalid {
+		return nil, errors.New("invalid call answered as executed")
+	}
+	if o.Block == nil || o.Proof == nil || o.blockRef == nil {
+		return nil, errors.New("executed call without its block")
+	}
+	return &executedAnswer{hash: hash, o: o}, nil
+}
+
+func (a *executedAnswer) MarshalJSON() ([]byte, error) {
+	o, p := a.o, a.o.Proof
+	shared := o.blockRef.json
+	if o.Block != o.blockRef.of {
+		// Not the header the shared part was made from (a test's
+		// backend altered it): encoded as callResult would.
+		var err error
+		if shared, err = blockRefJSON(&o.Block.Header, o.blockRef.hash, o.blockRef.signature); err != nil {
+			return nil, err
+		}
+	}
+	b := make([]byte, 0, 256+len(shared)+70*len(p.Aunts))
+	b = append(b, `{"hash":"`...)
+	b = hex.AppendEncode(b, a.hash[:])
+	b = append(b, `","status":"`+api.StatusExecuted+`","result":{"success":`...)
+	if o.Status == protocol.CallExecuted {
+		b = append(b, "true"...)
+	} else {
+		b = append(b, "false"...)
+		if o.Reason != "" {
+			reason, err := json.Marshal(o.Reason)
+			if err != nil {
+				return nil, err
+			}
+			b = append(append(b, `,"error":`...), reason...)
+		}
+	}
+	b = append(append(b, `},"block":{`...), shared...)
+	b = append(b, `,"proof":{"index":`...)
+	b = strconv.AppendInt(b, p.Index, 10)
+	b = append(b, `,"total":`...)
+	b = strconv.AppendInt(b, p.Total, 10)
+	b = append(b, `,"aunts":`...)
+	if len(p.Aunts) == 0 {
+		b = append(b, "null"...)
+	} else {
+		for i, aunt := range p.Aunts {
+			if i == 0 {
+				b = append(b, `["`...)
+			} else {
+				b = append(b, `","`...)
+			}
+			b = hex.AppendEncode(b, aunt)
+		}
+		b = append(b, `"]`...)
+	}
+	return append(b, "}}}"...), nil
 }
