@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/cometbft/cometbft/crypto/merkle"
@@ -140,7 +141,12 @@ func newExecutedAnswer(hash [32]byte, o *Outcome) (*executedAnswer, error) {
 	return &executedAnswer{hash: hash, o: o}, nil
 }
 
-func (a *executedAnswer) MarshalJSON() ([]byte, error) {
+func (a *executedAnswer) MarshalJSON() ([]byte, error) { return a.appendJSON(nil) }
+
+// appendJSON appends the answer's encoding to dst: compact, and with the
+// only string from outside (the failure's reason) encoded by
+// json.Marshal, so a response may splice it as it is (collect).
+func (a *executedAnswer) appendJSON(dst []byte) ([]byte, error) {
 	o, p := a.o, a.o.Proof
 	shared := o.blockRef.json
 	if o.Block != o.blockRef.of {
@@ -151,7 +157,7 @@ func (a *executedAnswer) MarshalJSON() ([]byte, error) {
 			return nil, err
 		}
 	}
-	b := make([]byte, 0, 256+len(shared)+70*len(p.Aunts))
+	b := slices.Grow(dst, 256+len(shared)+70*len(p.Aunts))
 	b = append(b, `{"hash":"`...)
 	b = hex.AppendEncode(b, a.hash[:])
 	b = append(b, `","status":"`+api.StatusExecuted+`","result":{"success":`...)

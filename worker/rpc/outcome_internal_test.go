@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/cometbft/cometbft/crypto/merkle"
 
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/worker/rpc/api"
 )
 
 // TestExecutedAnswerEncoding: an executed or failed call's answer,
@@ -79,6 +81,18 @@ func TestExecutedAnswerEncoding(t *testing.T) {
 				}
 				if !bytes.Equal(got, want) {
 					t.Fatalf("call %d:\n got %s\nwant %s", i, got, want)
+				}
+				// As a response splices it, unchecked by json.Marshal,
+				// whatever the request's id.
+				for _, id := range []string{`1`, `-0.5e3`, `"a<b>&c\u2028"`, `null`, `"` + strings.Repeat("é", 3) + `"`} {
+					r := &response{JSONRPC: api.Version, ID: json.RawMessage(id), Result: a}
+					want, err := json.Marshal(r)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got, ok := spliced(r); !ok || !bytes.Equal(got, want) {
+						t.Fatalf("call %d, id %s: spliced %v\n got %s\nwant %s", i, id, ok, got, want)
+					}
 				}
 			}
 		})
