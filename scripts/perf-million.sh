@@ -4,9 +4,10 @@
 # localnet (docs/performance.md, issue 13). The node runs in `localnet
 # --workers 0` and the worker as its own integritee-worker process, so the
 # load report gives node, worker and enclave apart.
-# Usage: scripts/perf-million.sh   (builds integritee-cli and
-# integritee-worker into a temp dir; needs free loopback ports 46657 and
-# 42000).
+# Usage: [TRANSPORT=ws] [SENDERS=192] [N=20000] scripts/perf-million.sh
+# (builds integritee-cli and integritee-worker into a temp dir; needs free
+# loopback ports 46657 and 42000). TRANSPORT is load direct's --transport
+# (http, its default, or ws), SENDERS its --concurrency, N its --n.
 set -euo pipefail
 bin=$(mktemp -d)
 dir=$(mktemp -d)
@@ -44,7 +45,8 @@ for _ in $(seq 1 60); do
 done
 run() {
 	echo "== $1, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-	"$cli" load direct --n 20000 --concurrency 192 --node $node --worker $worker --tag "$2" ${3:+--recipients $3}
+	"$cli" load direct --n "${N:-20000}" --concurrency "${SENDERS:-192}" --node $node --worker $worker --tag "$2" \
+		${3:+--recipients $3} ${TRANSPORT:+--transport $TRANSPORT}
 }
 # The first run of a fresh network is slower (the store's file and the
 # processes' heaps still grow): a warm-up, not counted.
