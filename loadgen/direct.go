@@ -241,6 +241,12 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 	var toConfirmed []time.Duration
 	for _, r := range records {
 		if at, ok := confirmedAt[r.block]; ok && r.ok {
+			// A block is confirmed at the first poll after its first
+			// answer; a later answer of the same block is not confirmed
+			// before it came.
+			if at.Before(r.done) {
+				at = r.done
+			}
 			toConfirmed = append(toConfirmed, at.Sub(r.due))
 		}
 	}
@@ -474,6 +480,17 @@ func directTransport(ctx context.Context, cfg Config, tcs []*trusted.Client, rep
 	rep.TransportSources = st.Sources
 	submit = func(i int, ct []byte) (sub *trusted.Submission, n refusals, err error) {
 		n, err = retryRefused(ctx, func() (err error) {
+			if sess[i].Ended() {
+				// The worker closed it between calls (its idle timeout,
+				// in an open loop slow for its senders): a new session,
+				// as a client reconnects; the call was not sent on it.
+				s, err := tcs[workerOf(i, len(tcs))].OpenSession(ctx, trusted.SessionOptions{LocalIP: sourceIP(i)})
+				if err != nil {
+					return err
+				}
+				sess[i].Close()
+				sess[i] = s
+			}
 			sub, err = sess[i].SubmitUnverified(ctx, ct)
 			return err
 		})

@@ -180,6 +180,17 @@ func appendCallRequest(dst []byte, id int64, shard, ct []byte) []byte {
 	return append(dst, `"}}`...)
 }
 
+// Ended reports whether the session's connection has ended (the worker
+// closed it, or Close was called): a call sent on it would fail.
+func (s *Session) Ended() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // LocalAddr is the session's source address (host:port) as its socket
 // has it.
 func (s *Session) LocalAddr() string { return s.local }

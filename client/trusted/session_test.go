@@ -117,3 +117,40 @@ func TestSessionRateLimited(t *testing.T) {
 		t.Fatalf("after the burst: %v, want rate limited", err)
 	}
 }
+
+// A session the worker closed (its idle timeout) reports that it ended,
+// before a call is sent on it; an open one does not.
+func TestSessionEnded(t *testing.T) {
+	e := rpctest.NewEnclave(t, "sdk session ended")
+	srv := rpc.New(e, rpc.Options{WSIdleTimeout: 50 * time.Millisecond})
+	url, _ := rpctest.Serve(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := trusted.Dial(ctx, url, registered(e.Identity()), trusted.Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.OpenSession(ctx, trusted.SessionOptions{LocalIP: net.IPv4(127, 3, 2, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Ended() {
+		t.Fatal("a new session ended")
+	}
+	for !s.Ended() {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the worker's idle timeout did not end the session")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	s2, err := c.OpenSession(ctx, trusted.SessionOptions{LocalIP: net.IPv4(127, 3, 2, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2.Close()
+	if !s2.Ended() {
+		t.Error("a closed session has not ended")
+	}
+}

@@ -22,7 +22,9 @@ type Outcome struct {
 	// Reason classifies a failure or invalidity.
 	Reason string
 	// Block is the shard block holding an executed or failed call, and
-	// Proof the Merkle proof of the call's leaf under its CallsRoot.
+	// Proof the Merkle proof of the call's leaf under its CallsRoot. The
+	// block is shared by the block's outcomes and its answers' encoding
+	// was made from it (blockRef): replace it, never change it in place.
 	Block *sidechain.SignedHeader
 	Proof *merkle.Proof
 	// blockRef is what the call's answer says of its block besides the
