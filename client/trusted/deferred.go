@@ -36,7 +36,7 @@ func (c *Client) SubmitUnverified(ctx context.Context, ct []byte) (*Submission, 
 		return nil, err
 	}
 	var r json.RawMessage
-	body := appendCallRequest(make([]byte, 0, 160+2*len(ct)), c.ids.Add(1), c.shard[:], ct)
+	body := appendCallRequest(nil, c.ids.Add(1), c.shard[:], ct)
 	err = c.postBody(ctx, w.url, api.MethodSubmitTrustedCall, body, &r)
 	var re *api.Error
 	if errors.As(err, &re) && re.Code == api.CodeInvalidCall {

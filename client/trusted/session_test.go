@@ -88,20 +88,8 @@ func TestSession(t *testing.T) {
 // A rate-limit refusal comes without a request ID: the session takes it
 // as its call's answer rather than waiting for another.
 func TestSessionRateLimited(t *testing.T) {
-	e := rpctest.NewEnclave(t, "sdk session limited")
-	srv := rpc.New(e, rpc.Options{RateLimit: 1e-9, RateBurst: 4, Now: func() time.Time { return time.Unix(0, 0) }})
-	url, _ := rpctest.Serve(t, srv)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := trusted.Dial(ctx, url, registered(e.Identity()), trusted.Options{Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.OpenSession(ctx, trusted.SessionOptions{LocalIP: net.IPv4(127, 3, 1, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	ctx, c, s := openSession(t, "sdk session limited",
+		rpc.Options{RateLimit: 1e-9, RateBurst: 4, Now: func() time.Time { return time.Unix(0, 0) }}, net.IPv4(127, 3, 1, 1))
 	ct, err := c.EncryptCall(rpctest.Key("alice"), stf.Call{Transfer: &stf.Transfer{From: rpctest.Address(rpctest.Key("alice")), To: rpctest.Address(rpctest.Key("bob")), Amount: 1}}, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -121,20 +109,7 @@ func TestSessionRateLimited(t *testing.T) {
 // A session the worker closed (its idle timeout) reports that it ended,
 // before a call is sent on it; an open one does not.
 func TestSessionEnded(t *testing.T) {
-	e := rpctest.NewEnclave(t, "sdk session ended")
-	srv := rpc.New(e, rpc.Options{WSIdleTimeout: 50 * time.Millisecond})
-	url, _ := rpctest.Serve(t, srv)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := trusted.Dial(ctx, url, registered(e.Identity()), trusted.Options{Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.OpenSession(ctx, trusted.SessionOptions{LocalIP: net.IPv4(127, 3, 2, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	ctx, c, s := openSession(t, "sdk session ended", rpc.Options{WSIdleTimeout: 50 * time.Millisecond}, net.IPv4(127, 3, 2, 1))
 	if s.Ended() {
 		t.Fatal("a new session ended")
 	}
@@ -153,4 +128,24 @@ func TestSessionEnded(t *testing.T) {
 	if !s2.Ended() {
 		t.Error("a closed session has not ended")
 	}
+}
+
+// openSession serves a test enclave named name with opts, dials it and
+// opens a session from ip; the context bounds the test.
+func openSession(t *testing.T, name string, opts rpc.Options, ip net.IP) (context.Context, *trusted.Client, *trusted.Session) {
+	t.Helper()
+	e := rpctest.NewEnclave(t, name)
+	url, _ := rpctest.Serve(t, rpc.New(e, opts))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	c, err := trusted.Dial(ctx, url, registered(e.Identity()), trusted.Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.OpenSession(ctx, trusted.SessionOptions{LocalIP: ip})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return ctx, c, s
 }
