@@ -54,6 +54,9 @@ func params(req *request, v any) *api.Error {
 	if raw[0] != '{' {
 		return errorf(api.CodeInvalidParams, "params must be an object")
 	}
+	if fastParams(raw, v) {
+		return nil
+	}
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {

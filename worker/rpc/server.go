@@ -513,12 +513,14 @@ type request struct {
 func (r *request) notification() bool { return r.ID == nil }
 
 func parseRequest(raw json.RawMessage) (*request, *api.Error) {
-	var r request
-	if err := json.Unmarshal(raw, &r); err != nil {
-		if !json.Valid(raw) {
-			return nil, errorf(api.CodeParseError, "parse error")
+	r, ok := fastRequest(raw)
+	if !ok {
+		if err := json.Unmarshal(raw, &r); err != nil {
+			if !json.Valid(raw) {
+				return nil, errorf(api.CodeParseError, "parse error")
+			}
+			return nil, errorf(api.CodeInvalidRequest, "not a JSON-RPC request object")
 		}
-		return nil, errorf(api.CodeInvalidRequest, "not a JSON-RPC request object")
 	}
 	if r.JSONRPC != api.Version || r.Method == "" {
 		return &r, errorf(api.CodeInvalidRequest, `not a JSON-RPC 2.0 request: want "jsonrpc": "2.0" and a method`)

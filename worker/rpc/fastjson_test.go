@@ -1,0 +1,210 @@
+package rpc
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/integritee-go/integritee/worker/rpc/api"
+)
+
+// slowRequest is parseRequest's encoding/json path.
+func slowRequest(raw []byte) (request, error) {
+	var r request
+	err := json.Unmarshal(raw, &r)
+	return r, err
+}
+
+// slowParams is params' strict Decoder.
+func slowParams(raw []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.DisallowUnknownFields()
+	return d.Decode(v)
+}
+
+// sameAsSlow fails t unless the fast path, where it accepts raw, reads it
+// exactly as encoding/json does; it reports whether the fast path took it.
+func sameAsSlow(t *testing.T, raw []byte) bool {
+	t.Helper()
+	fast, ok := fastRequest(raw)
+	if !ok {
+		if !reflect.DeepEqual(fast, request{}) {
+			t.Fatalf("%q: declined with %+v", raw, fast)
+		}
+		return false
+	}
+	slow, err := slowRequest(raw)
+	if err != nil {
+		t.Fatalf("%q: fast path took it, encoding/json: %v", raw, err)
+	}
+	if !reflect.DeepEqual(fast, slow) {
+		t.Fatalf("%q: fast %+v, encoding/json %+v", raw, fast, slow)
+	}
+	for _, v := range []func() any{func() any { return new(api.CallParams) }, func() any { return new(api.GetterParams) }} {
+		f, sl := v(), v()
+		if !fastParams(fast.Params, f) {
+			if !reflect.ValueOf(f).Elem().IsZero() {
+				t.Fatalf("%q: params declined with %+v", fast.Params, f)
+			}
+			continue
+		}
+		if err := slowParams(fast.Params, sl); err != nil {
+			t.Fatalf("%q: fast params took it, the strict decoder: %v", fast.Params, err)
+		}
+		if !reflect.DeepEqual(f, sl) {
+			t.Fatalf("%q: fast params %+v, the strict decoder %+v", fast.Params, f, sl)
+		}
+	}
+	return true
+}
+
+func TestFastRequest(t *testing.T) {
+	call := `{"jsonrpc":"2.0","id":7,"method":"author_submitTrustedCall","params":{"shard":"0a0b","call":"c0ffee"}}`
+	for _, tt := range []struct {
+		raw  string
+		fast bool
+	}{
+		{call, true},
+		{" \t\r\n{ \"jsonrpc\" : \"2.0\" ,\n\"method\":\"x\" } \n", true},
+		{`{"jsonrpc":"2.0","id":"a b","method":"state_executeGetter","params":{"shard":"00","request":"01"}}`, true},
+		{`{"id":-12,"jsonrpc":"2.0","method":"m","params":{}}`, true},
+		{`{"id":0,"method":"m"}`, true},
+		{`{}`, true},
+		{`{"params":{"call":"x"},"method":"m","jsonrpc":"1.0"}`, true},
+		{`{"params":{"other":"x"},"method":"m"}`, true}, // the envelope; its params are declined
+		{`{"params":{"shard":"x","shard":"y"},"method":"m"}`, true},
+		// Declined: encoding/json decides.
+		{`{"id":null,"method":"m"}`, false},
+		{`{"id":1.5,"method":"m"}`, false},
+		{`{"id":1e3,"method":"m"}`, false},
+		{`{"id":01,"method":"m"}`, false},
+		{`{"id":-,"method":"m"}`, false},
+		{`{"id":true,"method":"m"}`, false},
+		{`{"id":{},"method":"m"}`, false},
+		{`{"method":"m\u0041"}`, false},
+		{`{"method":"m\n"}`, false},
+		{"{\"method\":\"\xc3\xa9\"}", false},
+		{`{"Method":"m"}`, false},
+		{`{"method":"m","method":"n"}`, false},
+		{`{"method":"m","other":1}`, false},
+		{`{"method":"m",}`, false},
+		{`{"method":"m"`, false},
+		{`{"method":"m"} x`, false},
+		{`{"method":"m"}{}`, false},
+		{`{"params":[1],"method":"m"}`, false},
+		{`{"params":{"a":{"b":"c"}},"method":"m"}`, false},
+		{`{"params":{"a":1},"method":"m"}`, false},
+		{`["method"]`, false},
+		{``, false},
+		{`null`, false},
+	} {
+		if got := sameAsSlow(t, []byte(tt.raw)); got != tt.fast {
+			t.Errorf("%q: fast path took it: %v, want %v", tt.raw, got, tt.fast)
+		}
+	}
+	// The fast path copies: the message's buffer may be pooled.
+	raw := []byte(call)
+	r, _ := fastRequest(raw)
+	clear(raw)
+	if string(r.ID) != "7" || !strings.Contains(string(r.Params), "c0ffee") {
+		t.Fatalf("request changed with its message: %+v", r)
+	}
+}
+
+func TestFastParams(t *testing.T) {
+	for _, tt := range []struct {
+		raw  string
+		fast bool
+		want api.CallParams
+	}{
+		{`{"shard":"aa","call":"bb"}`, true, api.CallParams{Shard: "aa", Call: "bb"}},
+		{` { "call" : "bb" } `, true, api.CallParams{Call: "bb"}},
+		{`{}`, true, api.CallParams{}},
+		{`{"shard":"aa","call":"bb","shard":"cc"}`, false, api.CallParams{}},
+		{`{"Shard":"aa"}`, false, api.CallParams{}},
+		{`{"call":"bb","request":"cc"}`, false, api.CallParams{}},
+		{`{"call":"b\"b"}`, false, api.CallParams{}},
+		{`{"call":1}`, false, api.CallParams{}},
+		{`{"call":"bb"} {}`, false, api.CallParams{}},
+	} {
+		var p api.CallParams
+		if got := fastParams([]byte(tt.raw), &p); got != tt.fast || p != tt.want {
+			t.Errorf("%q: %v %+v, want %v %+v", tt.raw, got, p, tt.fast, tt.want)
+		}
+		if tt.fast {
+			var slow api.CallParams
+			if err := slowParams([]byte(tt.raw), &slow); err != nil || slow != p {
+				t.Errorf("%q: the strict decoder gives %+v, %v", tt.raw, slow, err)
+			}
+		}
+	}
+	var other struct{ A string }
+	if fastParams([]byte(`{"A":"x"}`), &other) {
+		t.Fatal("fast path for a params type it does not know")
+	}
+}
+
+// FuzzFastRequest: wherever the fast path takes a request or its params,
+// it reads them exactly as encoding/json does.
+func FuzzFastRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"jsonrpc":"2.0","id":7,"method":"author_submitTrustedCall","params":{"shard":"0a0b","call":"c0ffee"}}`,
+		`{"jsonrpc":"2.0","id":"x","method":"state_executeGetter","params":{"shard":"00","request":"01"}}`,
+		`{"id":-0,"method":"m","params":{"call":"a","shard":"b"}}`,
+		`{"id":null,"method":"m\u0041","params":{"Call":"a"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"m","params":{"shard":"x","shard":"y"}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		sameAsSlow(t, raw)
+	})
+}
+
+// BenchmarkParseCall reads a call request as the load tool sends it (a
+// ciphertext of 1,300 bytes, as a shielded call's), on the fast path and
+// on encoding/json's.
+func BenchmarkParseCall(b *testing.B) {
+	raw := fmt.Appendf(nil, `{"jsonrpc":"2.0","id":12345,"method":"author_submitTrustedCall","params":{"shard":"%x","call":"%x"}}`,
+		bytes.Repeat([]byte{0xab}, 32), bytes.Repeat([]byte{0xcd}, 1300))
+	b.Run("fast", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		for b.Loop() {
+			r, e := parseRequest(raw)
+			var p api.CallParams
+			if e != nil || params(r, &p) != nil || len(p.Call) != 2600 {
+				b.Fatal("not parsed")
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		for b.Loop() {
+			r, err := slowRequest(raw)
+			var p api.CallParams
+			if err != nil || slowParams(r.Params, &p) != nil || len(p.Call) != 2600 {
+				b.Fatal("not parsed")
+			}
+		}
+	})
+}
+
+// TestSpecial8: the word test flags a word exactly when a byte of it is
+// not a plain string's.
+func TestSpecial8(t *testing.T) {
+	for c := range 256 {
+		for pos := range 8 {
+			for _, fill := range []byte{'a', ' ', '~', '0'} {
+				w := bytes.Repeat([]byte{fill}, 8)
+				w[pos] = byte(c)
+				if got := special8(binary.LittleEndian.Uint64(w)); got != !plainByte[c] {
+					t.Fatalf("byte %#x at %d among %q: special %v", c, pos, fill, got)
+				}
+			}
+		}
+	}
+}
