@@ -34,6 +34,7 @@ import (
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/internal/cli"
+	"github.com/integritee-go/integritee/internal/gctune"
 	"github.com/integritee-go/integritee/worker"
 	"github.com/integritee-go/integritee/worker/rpc"
 )
@@ -47,7 +48,16 @@ const DevFunding = 100 * accounts.Unit
 // and agree, instead of every block.
 const DefaultConfirmHeartbeat = 5 * time.Minute
 
+// gcPolicy lets the worker's garbage reach 128 MiB before a collection
+// (up to 8 times its live heap, never less than Go's default): under load
+// its live heap is tens of MiB and each call allocates a few KiB, and with
+// the default its collector took a ninth of its CPU
+// (docs/performance.md). Sampled often, since a large percentage lets the
+// heap grow fast while the live heap grows.
+var gcPolicy = gctune.Policy{Headroom: 128 << 20, Min: 100, Max: 800}
+
 func main() {
+	go gctune.Run(context.Background(), gcPolicy, 100*time.Millisecond)
 	cli.Main(commands(os.Stdout, os.Stderr, start))
 }
 
