@@ -139,8 +139,8 @@ func (s *Session) SubmitUnverified(ctx context.Context, ct []byte) (*Submission,
 		case <-ctx.Done():
 			return nil, &transportError{method: api.MethodSubmitTrustedCall, err: ctx.Err(), sent: true}
 		}
-		var r rpcResponse
-		if err := json.Unmarshal(b, &r); err != nil {
+		r, err := decodeAnswer(b)
+		if err != nil {
 			return nil, fmt.Errorf("trusted: session answer: %w", err)
 		}
 		if r.Method != "" {

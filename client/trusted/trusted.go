@@ -552,8 +552,7 @@ func (c *Client) postBody(ctx context.Context, url, method string, body []byte, 
 	if err != nil {
 		return &transportError{method: method, err: err, sent: true}
 	}
-	var r rpcResponse
-	err = json.Unmarshal(b, &r)
+	r, err := decodeAnswer(b)
 	switch {
 	case err == nil && r.Error != nil:
 		return r.Error
@@ -565,8 +564,8 @@ func (c *Client) postBody(ctx context.Context, url, method string, body []byte, 
 		return fmt.Errorf("trusted: %s: HTTP %d: %w", method, resp.StatusCode, err)
 	}
 	if raw, ok := result.(*json.RawMessage); ok {
-		// Taken as it came (Unmarshal copied it): a second pass over it
-		// would only check what the first did.
+		// Taken as it came (decodeAnswer validated it): a second pass
+		// over it would only check what the first did.
 		if len(r.Result) == 0 {
 			return fmt.Errorf("trusted: %s: answer without a result", method)
 		}

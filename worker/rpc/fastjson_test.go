@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -191,20 +190,4 @@ func BenchmarkParseCall(b *testing.B) {
 			}
 		}
 	})
-}
-
-// TestSpecial8: the word test flags a word exactly when a byte of it is
-// not a plain string's.
-func TestSpecial8(t *testing.T) {
-	for c := range 256 {
-		for pos := range 8 {
-			for _, fill := range []byte{'a', ' ', '~', '0'} {
-				w := bytes.Repeat([]byte{fill}, 8)
-				w[pos] = byte(c)
-				if got := special8(binary.LittleEndian.Uint64(w)); got != !plainByte[c] {
-					t.Fatalf("byte %#x at %d among %q: special %v", c, pos, fill, got)
-				}
-			}
-		}
-	}
 }
