@@ -48,13 +48,15 @@ const DevFunding = 100 * accounts.Unit
 // and agree, instead of every block.
 const DefaultConfirmHeartbeat = 5 * time.Minute
 
-// gcPolicy lets the worker's garbage reach 128 MiB before a collection
-// (up to 8 times its live heap, never less than Go's default): under load
+// gcPolicy lets the worker's garbage reach 64 MiB before a collection
+// (up to 4 times its live heap, never less than Go's default): under load
 // its live heap is tens of MiB and each call allocates a few KiB, and with
 // the default its collector took a ninth of its CPU
-// (docs/performance.md). Sampled often, since a large percentage lets the
-// heap grow fast while the live heap grows.
-var gcPolicy = gctune.Policy{Headroom: 128 << 20, Min: 100, Max: 800}
+// (docs/performance.md). With a large live heap (a million accounts,
+// thousands of sessions) it is the default, so RSS grows only where the
+// heap is small. Sampled often, since a large percentage lets the heap
+// grow fast while the live heap grows.
+var gcPolicy = gctune.Policy{Headroom: 64 << 20, Min: 100, Max: 400}
 
 func main() {
 	go gctune.Run(context.Background(), gcPolicy, 100*time.Millisecond)

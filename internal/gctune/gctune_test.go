@@ -12,9 +12,9 @@ func TestPercent(t *testing.T) {
 	// The enclave's policy: the default until the live heap passes the
 	// headroom, then less, never below 25.
 	enclave := Policy{Headroom: 128 << 20, Min: 25, Max: 100}
-	// The worker's: never below the default, up to 8 times the live heap
+	// The worker's: never below the default, up to 4 times the live heap
 	// while it is small.
-	worker := Policy{Headroom: 128 << 20, Min: 100, Max: 800}
+	worker := Policy{Headroom: 64 << 20, Min: 100, Max: 400}
 	tests := []struct {
 		p    Policy
 		live uint64
@@ -27,13 +27,13 @@ func TestPercent(t *testing.T) {
 		{enclave, 300 << 20, 42},
 		{enclave, 512 << 20, 25},
 		{enclave, 4 << 30, 25},
-		{worker, 0, 800},
-		{worker, 1 << 20, 800},
-		{worker, 16 << 20, 800},
-		{worker, 20 << 20, 640},
-		{worker, 64 << 20, 200},
-		{worker, 128 << 20, 100},
-		{worker, 1 << 30, 100},
+		{worker, 0, 400},
+		{worker, 1 << 20, 400},
+		{worker, 16 << 20, 400},
+		{worker, 20 << 20, 320},
+		{worker, 32 << 20, 200},
+		{worker, 64 << 20, 100},
+		{worker, 100 << 20, 100},
 		{worker, 1 << 40, 100},
 	}
 	for _, tt := range tests {
