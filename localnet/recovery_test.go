@@ -281,9 +281,24 @@ func TestMachineLossTwoWorkers(t *testing.T) {
 	waitLog(ctx, t, logs, "MACHINE LOSS")
 	waitLog(ctx, t, logs, "taking the shard's group over")
 	waitVoters(ctx, t, tcs, 2)
-	// A direct call to the fresh enclave, seen on the survivor.
-	if _, err := tcs[1].Transfer(ctx, aliceI, bobA, 50); err != nil {
-		t.Fatal(err)
+	// A direct call to the fresh enclave, seen on the survivor. Until the
+	// group it took over has passed its first read barrier the worker
+	// answers stale, and the client refuses to sign with such a nonce:
+	// under load that can outlast the logs waited for above, so the call
+	// waits for a fresh answer (nothing was sent before it).
+	for {
+		_, err := tcs[1].Transfer(ctx, aliceI, bobA, 50)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, trusted.ErrStaleAnswer) {
+			t.Fatal(err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no fresh answer before the test's deadline: %v", err)
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	waitBalances(ctx, t, tcs, aliceI, bobI, 650, 350)
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -82,6 +83,10 @@ type Process struct {
 // it reads EOF on stdin (and exits) when the worker closes the pipe.
 func StartProcess(cfg ProcessConfig) (*Process, error) {
 	cmd := exec.Command(cfg.Path, cfg.Args...)
+	// The worker's GOGC is the worker's: the enclave sets its own from its
+	// heap unless GOGC is set, and an operator tuning the host must not
+	// switch that off by accident.
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GOGC=") })
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

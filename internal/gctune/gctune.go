@@ -27,17 +27,20 @@ type Policy struct {
 	Min, Max int
 }
 
-// Percent is the GOGC for a live heap of live bytes: what lets the heap
-// grow by Headroom before the next collection, within [Min, Max].
-func (p Policy) Percent(live uint64) int {
-	if live == 0 || 100*p.Headroom/live >= uint64(p.Max) {
+// Percent is the GOGC for scan bytes of live heap, goroutine stacks and
+// globals: what lets the heap grow by Headroom before the next collection,
+// within [Min, Max]. The runtime's heap goal is the live heap plus
+// scan·GOGC/100, so stacks count: thousands of sessions' goroutines with a
+// small live heap would otherwise multiply the garbage allowed.
+func (p Policy) Percent(scan uint64) int {
+	if scan == 0 || 100*p.Headroom/scan >= uint64(p.Max) {
 		return p.Max
 	}
-	return max(p.Min, int(100*p.Headroom/live))
+	return max(p.Min, int(100*p.Headroom/scan))
 }
 
-// Run sets the percentage from the live heap as of the last collection
-// every interval until ctx ends. A GOGC in the environment is the
+// Run sets the percentage from the live heap, stacks and globals as of the
+// last collection every interval until ctx ends. A GOGC in the environment is the
 // operator's choice and is left alone.
 //
 // Between two samples the live heap may grow; the heap then reaches at
@@ -47,7 +50,7 @@ func Run(ctx context.Context, p Policy, every time.Duration) {
 	if _, set := os.LookupEnv("GOGC"); set {
 		return
 	}
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"}, {Name: "/gc/scan/globals:bytes"}}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	cur := 100
@@ -58,10 +61,14 @@ func Run(ctx context.Context, p Policy, every time.Duration) {
 		case <-t.C:
 		}
 		metrics.Read(sample)
-		if sample[0].Value.Kind() != metrics.KindUint64 {
-			return
+		var scan uint64
+		for _, v := range sample {
+			if v.Value.Kind() != metrics.KindUint64 {
+				return
+			}
+			scan += v.Value.Uint64()
 		}
-		if pct := p.Percent(sample[0].Value.Uint64()); pct != cur {
+		if pct := p.Percent(scan); pct != cur {
 			debug.SetGCPercent(pct)
 			cur = pct
 		}
