@@ -191,3 +191,31 @@ func BenchmarkParseCall(b *testing.B) {
 		}
 	})
 }
+
+// FuzzFastParams: wherever fastParams takes a params object (whatever the
+// envelope's path), the strict decoder reads the same, for both types.
+func FuzzFastParams(f *testing.F) {
+	for _, s := range []string{
+		`{"shard":"aa","call":"bb"}`, `{"shard":"aa","request":"bb"}`, `{}`,
+		`{"Shard":"aa"}`, `{"call":"b\u0041"}`, `{"call":"x","call":"y"}`, ` {"call" : "x"} `,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		for _, v := range []func() any{func() any { return new(api.CallParams) }, func() any { return new(api.GetterParams) }} {
+			fast, slow := v(), v()
+			if !fastParams(raw, fast) {
+				if !reflect.ValueOf(fast).Elem().IsZero() {
+					t.Fatalf("%q: declined with %+v", raw, fast)
+				}
+				continue
+			}
+			if err := slowParams(raw, slow); err != nil {
+				t.Fatalf("%q: fast params took it, the strict decoder: %v", raw, err)
+			}
+			if !reflect.DeepEqual(fast, slow) {
+				t.Fatalf("%q: fast %+v, the strict decoder %+v", raw, fast, slow)
+			}
+		}
+	})
+}
