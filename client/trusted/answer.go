@@ -26,31 +26,24 @@ func decodeAnswer(b []byte) (rpcResponse, error) {
 // notification, a null or fractional id, keys in another case or twice).
 func fastAnswer(b []byte) (r rpcResponse, ok bool) {
 	s := jsonscan.Scanner{B: b}
-	var seen [3]bool
-	once := func(i int) bool {
-		if seen[i] {
-			return false
-		}
-		seen[i] = true
-		return true
-	}
+	var seen jsonscan.Members
 	ok = s.Object(func(key []byte) bool {
 		switch string(key) {
 		case "jsonrpc": // no field of rpcResponse: json.Unmarshal only validates it
 			_, ok := s.Value()
-			return ok && once(0)
+			return ok && seen.First(0)
 		case "id":
 			v, ok := s.ID()
 			r.ID = v
-			return ok && once(1)
+			return ok && seen.First(1)
 		case "result":
 			v, ok := s.Value()
 			r.Result = v
-			return ok && once(2)
+			return ok && seen.First(2)
 		}
 		return false
 	})
-	if !ok || !s.End() || !seen[2] {
+	if !ok || !s.End() || !seen.Has(2) {
 		return rpcResponse{}, false
 	}
 	return r, true

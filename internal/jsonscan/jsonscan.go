@@ -136,6 +136,24 @@ func (s *Scanner) Object(member func(key []byte) bool) bool {
 	}
 }
 
+// Members records which members of an object were read: encoding/json
+// takes the last of a key given twice, a fast path declines it.
+type Members uint32
+
+// First reports whether member i (below 32) is read for the first time,
+// and records it.
+func (m *Members) First(i int) bool {
+	bit := Members(1) << i
+	if *m&bit != 0 {
+		return false
+	}
+	*m |= bit
+	return true
+}
+
+// Has reports whether member i was read.
+func (m Members) Has(i int) bool { return m&(1<<i) != 0 }
+
 // maxDepth bounds the nesting Value follows (encoding/json's own limit is
 // 10,000); deeper values are declined.
 const maxDepth = 64

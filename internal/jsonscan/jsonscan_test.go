@@ -120,3 +120,10 @@ func FuzzValue(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { agrees(t, b) })
 }
+
+func TestMembers(t *testing.T) {
+	var m Members
+	if m.Has(3) || !m.First(3) || !m.Has(3) || m.First(3) || m.Has(2) || !m.First(31) {
+		t.Fatalf("members %b", m)
+	}
+}

@@ -22,34 +22,27 @@ import (
 // holds copies, not raw itself: raw may be a pooled buffer.
 func fastRequest(raw []byte) (r request, ok bool) {
 	s := jsonscan.Scanner{B: raw}
-	var seen [4]bool
-	once := func(i int) bool {
-		if seen[i] {
-			return false
-		}
-		seen[i] = true
-		return true
-	}
+	var seen jsonscan.Members
 	ok = s.Object(func(key []byte) bool {
 		switch string(key) {
 		case "jsonrpc":
 			v, ok := s.Plain()
 			r.JSONRPC = string(v)
-			return ok && once(0)
+			return ok && seen.First(0)
 		case "id":
 			v, ok := s.ID()
 			r.ID = append(json.RawMessage(nil), v...)
-			return ok && once(1)
+			return ok && seen.First(1)
 		case "method":
 			v, ok := s.Plain()
 			r.Method = string(v)
-			return ok && once(2)
+			return ok && seen.First(2)
 		case "params":
 			s.Space()
 			start := s.I
 			ok := s.Object(func([]byte) bool { _, ok := s.Plain(); return ok })
 			r.Params = append(json.RawMessage(nil), s.B[start:s.I]...)
-			return ok && once(3)
+			return ok && seen.First(3)
 		}
 		return false
 	})
@@ -74,11 +67,10 @@ func fastParams(raw []byte, v any) (ok bool) {
 		return false
 	}
 	s := jsonscan.Scanner{B: raw}
-	var seen [2]bool
+	var seen jsonscan.Members
 	ok = s.Object(func(key []byte) bool {
 		for i, name := range names {
-			if string(key) == name && !seen[i] {
-				seen[i] = true
+			if string(key) == name && seen.First(i) {
 				v, ok := s.Plain()
 				*dst[i] = string(v)
 				return ok
