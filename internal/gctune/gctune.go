@@ -19,7 +19,7 @@ import (
 	"time"
 )
 
-// Policy is a GC percentage as a function of the live heap.
+// Policy is a GC percentage as a function of what the collector scans.
 type Policy struct {
 	// Headroom is the garbage allowed above the live heap, in bytes.
 	Headroom uint64
@@ -33,15 +33,15 @@ type Policy struct {
 // scan·GOGC/100, so stacks count: thousands of sessions' goroutines with a
 // small live heap would otherwise multiply the garbage allowed.
 func (p Policy) Percent(scan uint64) int {
-	if scan == 0 || 100*p.Headroom/scan >= uint64(p.Max) {
+	if scan == 0 {
 		return p.Max
 	}
-	return max(p.Min, int(100*p.Headroom/scan))
+	return int(max(uint64(p.Min), min(uint64(p.Max), 100*p.Headroom/scan)))
 }
 
-// Run sets the percentage from the live heap, stacks and globals as of the
-// last collection every interval until ctx ends. A GOGC in the environment is the
-// operator's choice and is left alone.
+// Run sets the percentage from the live heap, stacks and globals as of
+// the last collection every interval until ctx ends. A GOGC in the
+// environment is the operator's choice and is left alone.
 //
 // Between two samples the live heap may grow; the heap then reaches at
 // most (1+Max/100) times the live heap before the next sample corrects
