@@ -2,6 +2,12 @@ package state
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -243,5 +249,66 @@ func BenchmarkStateUpdate(b *testing.B) {
 				height++
 			}
 		})
+	}
+}
+
+// TestEntryDefinition recomputes a commit's entries from their definition
+// in doc.go with the standard library alone (HKDF-derived keys; blinded
+// key HMAC-SHA256(blind key, k); nonce HMAC-SHA256(nonce key, blinded key
+// || height || v)[:12]; AES-256-GCM with the blinded key as associated
+// data), so that every enclave of a shard, of any release, writes the
+// same bytes. Several keys and a second commit reuse the state's MACs.
+func TestEntryDefinition(t *testing.T) {
+	stateKey := bytes.Repeat([]byte{7}, 32)
+	s, err := New(stateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	derive := func(info string) []byte {
+		k, err := hkdf.Key(sha256.New, stateKey, nil, "integritee/state/v1/"+info, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	mac := func(key []byte, parts ...[]byte) []byte {
+		m := hmac.New(sha256.New, key)
+		for _, p := range parts {
+			m.Write(p)
+		}
+		return m.Sum(nil)
+	}
+	blk, err := aes.NewCipher(derive("encrypt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gcm, err := cipher.NewGCM(blk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[Key][]byte{}
+	for height := int64(1); height <= 2; height++ {
+		cs := commit(t, s, height, func(b *Batch) {
+			for i := range 5 {
+				b.Set(fmt.Appendf(nil, "key %d", i), fmt.Appendf(nil, "value %d at %d", i, height))
+			}
+		})
+		for i := range 5 {
+			k, v := fmt.Appendf(nil, "key %d", i), fmt.Appendf(nil, "value %d at %d", i, height)
+			blinded := Key(mac(derive("blind"), k))
+			if got := s.Blind(k); got != blinded {
+				t.Fatalf("Blind(%q) = %x, want %x", k, got, blinded)
+			}
+			nonce := mac(derive("nonce"), blinded[:], binary.BigEndian.AppendUint64(nil, uint64(height)), v)[:12]
+			want[blinded] = gcm.Seal(bytes.Clone(nonce), nonce, v, blinded[:])
+		}
+		if len(cs.Entries) != 5 {
+			t.Fatalf("height %d: %d entries, want 5", height, len(cs.Entries))
+		}
+		for _, e := range cs.Entries {
+			if !bytes.Equal(e.Value, want[e.Key]) {
+				t.Fatalf("height %d: entry %x is %x, want %x", height, e.Key[:4], e.Value, want[e.Key])
+			}
+		}
 	}
 }
