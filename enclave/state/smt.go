@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 const (
@@ -25,16 +26,14 @@ const leafBit ref = 1 << 31
 func (r ref) isLeaf() bool { return r&leafBit != 0 }
 func (r ref) idx() uint32  { return uint32(r &^ leafBit) }
 
-// An inner node is an index into two arenas: its children, and its hash
-// with whether that hash is stale. A lookup walks only the children: at a
-// million accounts ~20 levels, and 8 bytes per node (against 44 with the
-// hash beside them) keep most of those levels in the CPU's caches.
-
-// ihash is an inner node's hash, valid unless dirty.
-type ihash struct {
-	sum   [32]byte
-	dirty bool
-}
+// An inner node is an index into two arenas, its children and its hash,
+// and a bit of a bitset that tells whether that hash is stale. A lookup
+// walks only the children: at a million accounts ~20 levels, and 8 bytes
+// per node (against 44 with the hash beside them) keep most of those
+// levels in the CPU's caches. The hashes are 32 bytes apart, so each lies
+// in one cache line (with a stale flag beside it, 33 bytes apart, half of
+// them spanned two), and marking a path stale writes the bitset, which
+// stays in the caches, not each node's hash line.
 
 // lnode is a leaf with its hash, computed when it is set, and the
 // entry's plaintext value: inline up to inlineValue bytes (a balance, a
@@ -62,9 +61,13 @@ func leafHash(key, vhash *[32]byte) [32]byte {
 }
 
 type tree struct {
-	kids   [][2]ref // inner nodes' children; [0] unused: ref 0 is the empty subtree
-	hashes []ihash  // inner nodes' hashes, by the same index
-	leaves []lnode  // [0] unused
+	kids   [][2]ref   // inner nodes' children; [0] unused: ref 0 is the empty subtree
+	hashes [][32]byte // inner nodes' hashes, by the same index; valid unless dirty
+	// dirty has bit i set while inner node i's hash is stale. rootHash
+	// clears bits from several goroutines, atomically: nodes of different
+	// subtrees share words.
+	dirty  []uint64
+	leaves []lnode // [0] unused
 	freeI  []uint32
 	freeL  []uint32
 	big    map[uint32][]byte // values of leaves larger than inlineValue
@@ -78,9 +81,19 @@ func (t *tree) reserve(n int) {
 	if len(t.leaves) == 0 && n > 0 {
 		t.leaves = make([]lnode, 1, n+1)
 		t.kids = make([][2]ref, 1, n+n/2+1)
-		t.hashes = make([]ihash, 1, n+n/2+1)
+		t.hashes = make([][32]byte, 1, n+n/2+1)
+		t.dirty = make([]uint64, 1, (n+n/2+1)/64+1)
 	}
 }
+
+func (t *tree) isDirty(i uint32) bool {
+	return atomic.LoadUint64(&t.dirty[i/64])&(1<<(i%64)) != 0
+}
+
+// setDirty marks inner node i's hash stale. Not concurrent with rootHash.
+func (t *tree) setDirty(i uint32) { t.dirty[i/64] |= 1 << (i % 64) }
+
+func (t *tree) clearDirty(i uint32) { atomic.AndUint64(&t.dirty[i/64], ^(1 << (i % 64))) }
 
 func (t *tree) newLeaf(key, vhash *[32]byte, value []byte) ref {
 	var i uint32
@@ -144,14 +157,20 @@ func (t *tree) newInner(kids [2]ref) ref {
 	if k := len(t.freeI); k > 0 {
 		i := t.freeI[k-1]
 		t.freeI = t.freeI[:k-1]
-		t.kids[i], t.hashes[i].dirty = kids, true
+		t.kids[i] = kids
+		t.setDirty(i)
 		return ref(i)
 	}
 	if len(t.kids) == 0 {
-		t.kids, t.hashes = append(t.kids, [2]ref{}), append(t.hashes, ihash{})
+		t.kids, t.hashes = append(t.kids, [2]ref{}), append(t.hashes, [32]byte{})
 	}
-	t.kids, t.hashes = append(t.kids, kids), append(t.hashes, ihash{dirty: true})
-	return ref(len(t.kids) - 1)
+	t.kids, t.hashes = append(t.kids, kids), append(t.hashes, [32]byte{})
+	i := uint32(len(t.kids) - 1)
+	for int(i/64) >= len(t.dirty) {
+		t.dirty = append(t.dirty, 0)
+	}
+	t.setDirty(i)
+	return ref(i)
 }
 
 // set inserts or updates a leaf with the hash of its encrypted value and
@@ -177,7 +196,8 @@ func (t *tree) insert(r ref, depth int, key, vhash *[32]byte, value []byte) (ref
 	}
 	i, b := r.idx(), bit(key, depth)
 	c, added := t.insert(t.kids[i][b], depth+1, key, vhash, value)
-	t.kids[i][b], t.hashes[i].dirty = c, true // after the insert: the arenas may have moved
+	t.kids[i][b] = c // after the insert: the arenas may have moved
+	t.setDirty(i)
 	return r, added
 }
 
@@ -231,7 +251,8 @@ func (t *tree) del(r ref, depth int, key *[32]byte) (ref, bool) {
 	if !found {
 		return r, false
 	}
-	t.kids[i][b], t.hashes[i].dirty = c, true
+	t.kids[i][b] = c
+	t.setDirty(i)
 	// A subtree left with one entry becomes that entry's leaf.
 	var keep ref
 	switch l, rr := t.kids[i][0], t.kids[i][1]; {
@@ -243,7 +264,8 @@ func (t *tree) del(r ref, depth int, key *[32]byte) (ref, bool) {
 	default:
 		return r, true
 	}
-	t.kids[i], t.hashes[i] = [2]ref{}, ihash{}
+	t.kids[i], t.hashes[i] = [2]ref{}, [32]byte{}
+	t.dirty[i/64] &^= 1 << (i % 64)
 	t.freeI = append(t.freeI, i)
 	return keep, true
 }
@@ -281,7 +303,7 @@ func (t *tree) rootHash() [32]byte {
 
 // dirtyAt appends the dirty inner nodes levels below r.
 func (t *tree) dirtyAt(r ref, levels int, out *[]ref) {
-	if r == 0 || r.isLeaf() || !t.hashes[r.idx()].dirty {
+	if r == 0 || r.isLeaf() || !t.isDirty(r.idx()) {
 		return
 	}
 	if levels == 0 {
@@ -301,14 +323,15 @@ func (t *tree) hashOf(r ref) [32]byte {
 		return t.leaves[r.idx()].hash
 	}
 	i := r.idx()
-	if h := &t.hashes[i]; !h.dirty {
-		return h.sum
+	if !t.isDirty(i) {
+		return t.hashes[i]
 	}
 	var buf [1 + 64]byte
 	l, rr := t.hashOf(t.kids[i][0]), t.hashOf(t.kids[i][1])
 	buf[0] = innerPrefix
 	copy(buf[1:], l[:])
 	copy(buf[33:], rr[:])
-	t.hashes[i] = ihash{sum: sha256.Sum256(buf[:])}
-	return t.hashes[i].sum
+	t.hashes[i] = sha256.Sum256(buf[:])
+	t.clearDirty(i)
+	return t.hashes[i]
 }
