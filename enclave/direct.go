@@ -142,7 +142,7 @@ func (e *Enclave) prepareCall(targets []stf.Target, ct []byte) preparedCall {
 	var v stf.Verified
 	var err error
 	for _, t := range targets {
-		if v, err = e.rt.Verify(t, pt); !errors.Is(err, stf.ErrBadSignature) {
+		if v, err = stf.Verify(t, pt); !errors.Is(err, stf.ErrBadSignature) {
 			p.MRENCLAVE = t.MRENCLAVE
 			break
 		}

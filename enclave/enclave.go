@@ -19,14 +19,8 @@ import (
 	"github.com/integritee-go/integritee/enclave/seal"
 	"github.com/integritee-go/integritee/enclave/state"
 	"github.com/integritee-go/integritee/enclave/stf"
-	"github.com/integritee-go/integritee/internal/ed25519x"
 	"github.com/integritee-go/integritee/tee"
 )
-
-// signerKeys is how many signers' checked keys the STF keeps
-// (ed25519x.KeyCache, 1.5 KiB each: 3 MiB), so that the calls of a
-// signer seen recently skip the key's decoding and checks.
-const signerKeys = 2048
 
 // Config configures an Enclave.
 type Config struct {
@@ -290,7 +284,7 @@ func (e *Enclave) init(r *protocol.Init) (protocol.Reply, error) {
 	}
 	e.shard, e.chainID, e.genesis, e.scope = r.Shard, r.ChainID, genesis, scope
 	e.heartbeat = int64(min(r.ConfirmHeartbeat, maxHeartbeat))
-	e.keys, e.state, e.lc, e.rt = k, st, lc, &stf.Runtime{STF: app, Keys: ed25519x.NewKeyCache(signerKeys)}
+	e.keys, e.state, e.lc, e.rt = k, st, lc, &stf.Runtime{STF: app}
 	e.phase = phaseReady
 	e.config = defaultConfig(r.Shard)
 	if want != nil && want.Config != nil {

@@ -223,8 +223,8 @@ func SignGetter(key ed25519.PrivateKey, getter []byte, expires time.Time, replyK
 	})
 }
 
-func (r *Runtime) verify(signer tx.Address, digest, sig []byte) error {
-	if !r.Keys.Verify(signer[:], digest, sig) {
+func verify(signer tx.Address, digest, sig []byte) error {
+	if !ed25519x.Verify(signer[:], digest, sig) {
 		return ErrBadSignature
 	}
 	return nil
@@ -266,10 +266,6 @@ func (r *Result) UnshieldHash(i int) [32]byte {
 // Runtime wraps an STF with authentication and nonces.
 type Runtime struct {
 	STF STF
-	// Keys, if set, keeps the checked keys of recent signers
-	// (ed25519x.KeyCache): the same verdicts, a quarter less time for a
-	// signer seen before.
-	Keys *ed25519x.KeyCache
 }
 
 // nonceKey is the state key of an account's next nonce.
@@ -314,7 +310,7 @@ type Verified struct {
 // Verify decodes the SignedCall bytes plaintext and checks its signature
 // for target t. A rejection (ErrMalformed, ErrBadSignature) is returned as
 // the error.
-func (r *Runtime) Verify(t Target, plaintext []byte) (Verified, error) {
+func Verify(t Target, plaintext []byte) (Verified, error) {
 	v := Verified{Hash: sha256.Sum256(plaintext)}
 	if len(plaintext) > MaxCallBytes {
 		return v, fmt.Errorf("%w: %d bytes", ErrMalformed, len(plaintext))
@@ -328,7 +324,7 @@ func (r *Runtime) Verify(t Target, plaintext []byte) (Verified, error) {
 	if err != nil {
 		return v, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	if err := r.verify(sc.Signer, d, sc.Signature); err != nil {
+	if err := verify(sc.Signer, d, sc.Signature); err != nil {
 		return v, err
 	}
 	v.Nonce, v.Call = sc.Nonce, sc.Call
@@ -339,7 +335,7 @@ func (r *Runtime) Verify(t Target, plaintext []byte) (Verified, error) {
 // Rejections and failures are reported in the Result, not as an error; the
 // error is for state failures only (fatal for the block).
 func (r *Runtime) Apply(env Env, b *state.Batch, plaintext []byte) (Result, error) {
-	v, err := r.Verify(env.Target(), plaintext)
+	v, err := Verify(env.Target(), plaintext)
 	if err != nil {
 		return Result{Status: Rejected, Signer: v.Signer, Hash: v.Hash, Err: err}, nil
 	}
@@ -399,7 +395,7 @@ func (r *Runtime) Get(env Env, st state.KV, signed []byte, now time.Time, replyK
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	if err := r.verify(sg.Signer, d, sg.Signature); err != nil {
+	if err := verify(sg.Signer, d, sg.Signature); err != nil {
 		return nil, err
 	}
 	if sg.ReplyKeyHash != ReplyKeyHash(replyKey) {

@@ -13,7 +13,6 @@ import (
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave/state"
 	"github.com/integritee-go/integritee/enclave/stf"
-	"github.com/integritee-go/integritee/internal/ed25519x"
 )
 
 func key(name string) ed25519.PrivateKey {
@@ -61,7 +60,7 @@ func newFixture(t *testing.T, dev bool) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{st: st, rt: &stf.Runtime{STF: &stf.Balances{Dev: dev, Sudo: addr(sudo)}, Keys: ed25519x.NewKeyCache(8)}}
+	f := &fixture{st: st, rt: &stf.Runtime{STF: &stf.Balances{Dev: dev, Sudo: addr(sudo)}}}
 	b := st.Begin()
 	if _, err := f.rt.Shield(env, b, addr(alice), 1000); err != nil {
 		t.Fatal(err)

@@ -44,23 +44,8 @@ func agree(t *testing.T, pub, msg, sig []byte) bool {
 	if got != want {
 		t.Errorf("Verify(%x, %x, %x) = %v, crypto/ed25519 says %v", pub, msg, sig, got, want)
 	}
-	// A KeyCache, with the key not yet kept and then kept, and one that
-	// keeps the keys of other inputs (and evicts them).
-	c := ed25519x.NewKeyCache(4)
-	for _, state := range []string{"cold", "warm"} {
-		if got := c.Verify(pub, msg, sig); got != want {
-			t.Errorf("KeyCache.Verify (%s)(%x, %x, %x) = %v, crypto/ed25519 says %v", state, pub, msg, sig, got, want)
-		}
-	}
-	if got := sharedKeys.Verify(pub, msg, sig); got != want {
-		t.Errorf("shared KeyCache.Verify(%x, %x, %x) = %v, crypto/ed25519 says %v", pub, msg, sig, got, want)
-	}
 	return got
 }
-
-// sharedKeys is a KeyCache every agree call goes through: small, so that
-// keys come and go.
-var sharedKeys = ed25519x.NewKeyCache(3)
 
 // smallOrderPoints are the canonical encodings of the eight points of
 // small order, and torsion-free points are made by the key generator.

@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 
 	"filippo.io/edwards25519"
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
@@ -108,59 +107,4 @@ func Verify(pub, msg, sig []byte) bool {
 		return false
 	}
 	return voi.VerifyWithOptions(voi.PublicKey(pub), msg, sig, stdlib)
-}
-
-// A KeyCache verifies exactly as Verify does, and keeps the decoded,
-// checked keys of the signers it has seen (curve25519-voi's expanded keys:
-// the point, its table for the check's scalar multiplication, 1.5 KiB
-// each), so that a known signer's next signature skips decoding and
-// checking the key: about a quarter less time (BenchmarkVerify). A
-// wallet sends many calls from one key; a flood of new keys only evicts
-// others. Only keys that CheckPublicKey accepts are kept. Safe for
-// concurrent use; a nil KeyCache is Verify.
-type KeyCache struct {
-	mu   sync.Mutex
-	keys map[[32]byte]*voi.ExpandedPublicKey
-	max  int
-}
-
-// NewKeyCache returns a KeyCache of at most max keys.
-func NewKeyCache(max int) *KeyCache {
-	return &KeyCache{keys: make(map[[32]byte]*voi.ExpandedPublicKey, max), max: max}
-}
-
-// Verify is Verify, with pub's expanded form from the cache.
-func (c *KeyCache) Verify(pub, msg, sig []byte) bool {
-	if c == nil || c.max <= 0 {
-		return Verify(pub, msg, sig)
-	}
-	if len(sig) != ed25519.SignatureSize || len(pub) != ed25519.PublicKeySize {
-		return false
-	}
-	if _, err := new(edwards25519.Scalar).SetCanonicalBytes(sig[32:]); err != nil {
-		return false
-	}
-	k := [32]byte(pub)
-	c.mu.Lock()
-	x := c.keys[k]
-	c.mu.Unlock()
-	if x == nil {
-		if CheckPublicKey(pub) != nil {
-			return false
-		}
-		var err error
-		if x, err = voi.NewExpandedPublicKey(voi.PublicKey(pub)); err != nil {
-			return false // CheckPublicKey decoded it: not reached
-		}
-		c.mu.Lock()
-		if len(c.keys) >= c.max {
-			for old := range c.keys { // a random one: map order
-				delete(c.keys, old)
-				break
-			}
-		}
-		c.keys[k] = x
-		c.mu.Unlock()
-	}
-	return voi.VerifyExpandedWithOptions(x, msg, sig, stdlib)
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
-	"sync"
 	"testing"
 
 	"filippo.io/edwards25519"
@@ -216,42 +215,4 @@ func flip(b []byte, i int) []byte {
 	c := bytes.Clone(b)
 	c[i] ^= 1
 	return c
-}
-
-// TestKeyCacheConcurrent: goroutines verify good and spoiled signatures
-// of more keys than a KeyCache keeps, each verdict as Verify's (run with
-// -race).
-func TestKeyCacheConcurrent(t *testing.T) {
-	c := ed25519x.NewKeyCache(2)
-	type input struct {
-		pub, msg, sig []byte
-		want          bool
-	}
-	var inputs []input
-	for k := range 5 {
-		seed := sha256.Sum256([]byte{byte(k)})
-		priv := ed25519.NewKeyFromSeed(seed[:])
-		pub := priv.Public().(ed25519.PublicKey)
-		msg := []byte{byte(k)}
-		sig := ed25519.Sign(priv, msg)
-		inputs = append(inputs, input{pub, msg, sig, true}, input{pub, msg, flip(sig, 3), false},
-			input{pub, []byte{byte(k + 1)}, sig, false})
-	}
-	var wg sync.WaitGroup
-	for g := range 4 {
-		wg.Go(func() {
-			for i := range 200 {
-				in := inputs[(i*7+g)%len(inputs)]
-				if got := c.Verify(in.pub, in.msg, in.sig); got != in.want {
-					t.Errorf("key %x: Verify = %v, want %v", in.pub[:4], got, in.want)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	var nilCache *ed25519x.KeyCache
-	if !nilCache.Verify(inputs[0].pub, inputs[0].msg, inputs[0].sig) || nilCache.Verify(inputs[1].pub, inputs[1].msg, inputs[1].sig) {
-		t.Error("a nil KeyCache does not verify as Verify")
-	}
 }
