@@ -2,14 +2,17 @@
 // key-value map whose keys are blinded and whose values are encrypted, with
 // an incrementally maintained Merkle root as the state hash.
 //
+//   - The blind, nonce and encryption keys are HKDF-SHA256 of the state
+//     key (no salt), 32 bytes each, with the infos
+//     "integritee/state/v1/blind", ".../nonce" and ".../encrypt".
 //   - A plaintext key k is stored under its blinded key
-//     HMAC-SHA256(blind key, k); the blind key is derived from the state key.
+//     HMAC-SHA256(blind key, k).
 //   - A value v is stored as nonce || AES-256-GCM(enc key, nonce, v,
 //     associated data = blinded key). The nonce is synthetic,
-//     HMAC-SHA256(nonce key, blinded key || height || v)[:12], so every
-//     enclave of the shard (they share the state key) produces the same
-//     ciphertext for the same block, and two different plaintexts never
-//     share a nonce (SIV-style).
+//     HMAC-SHA256(nonce key, blinded key || height || v)[:12], the height
+//     as 8 bytes big-endian, so every enclave of the shard (they share the
+//     state key) produces the same ciphertext for the same block, and two
+//     different plaintexts never share a nonce (SIV-style).
 //   - The state hash is the root of a sparse Merkle tree over (blinded key,
 //     SHA-256 of the ciphertext) (see smt.go): RootOf recomputes it from the
 //     encrypted entries alone, so the host and provisioning peers can check

@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -286,15 +288,20 @@ func TestEntryDefinition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Values from 14 bytes to several hash blocks.
+	value := func(i int, height int64) []byte {
+		return fmt.Appendf(nil, "value %d at %d%s", i, height, strings.Repeat(".", 70*i))
+	}
 	want := map[Key][]byte{}
 	for height := int64(1); height <= 2; height++ {
 		cs := commit(t, s, height, func(b *Batch) {
 			for i := range 5 {
-				b.Set(fmt.Appendf(nil, "key %d", i), fmt.Appendf(nil, "value %d at %d", i, height))
+				b.Set(fmt.Appendf(nil, "key %d", i), value(i, height))
 			}
 		})
+		runtime.GC() // the next commit may find the MACs' pools emptied
 		for i := range 5 {
-			k, v := fmt.Appendf(nil, "key %d", i), fmt.Appendf(nil, "value %d at %d", i, height)
+			k, v := fmt.Appendf(nil, "key %d", i), value(i, height)
 			blinded := Key(mac(derive("blind"), k))
 			if got := s.Blind(k); got != blinded {
 				t.Fatalf("Blind(%q) = %x, want %x", k, got, blinded)
@@ -310,5 +317,92 @@ func TestEntryDefinition(t *testing.T) {
 				t.Fatalf("height %d: entry %x is %x, want %x", height, e.Key[:4], e.Value, want[e.Key])
 			}
 		}
+	}
+}
+
+// TestRootChurn checks the tree against the definition (refRoot) through
+// rounds of deletes (subtrees collapsing, their nodes freed), inserts that
+// reuse the freed nodes, updates and keys sharing long prefixes, above
+// parallelMin (rootHash's concurrent subtrees, which clear stale flags that
+// share bitset words) and, every fourth round, below it. From a review of
+// the bitset of stale flags.
+func TestRootChurn(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	model := map[[32]byte][]byte{}
+	var tr tree
+	mk := func(i uint64) [32]byte {
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], i)
+		k := sha256.Sum256(b[:])
+		if i%5 == 0 { // clusters with long shared prefixes
+			base := sha256.Sum256([]byte{byte(i % 97)})
+			copy(k[:28], base[:28])
+		}
+		return k
+	}
+	check := func(round int) {
+		var all []Entry
+		for k, v := range model {
+			all = append(all, Entry{Key: k, Value: v})
+		}
+		slices.SortFunc(all, func(a, b Entry) int { return bytes.Compare(a.Key[:], b.Key[:]) })
+		want := refRoot(all, 0)
+		if got := tr.rootHash(); got != want {
+			t.Fatalf("round %d (%d entries): root %x want %x", round, len(model), got, want)
+		}
+		if tr.n != len(model) {
+			t.Fatalf("n %d want %d", tr.n, len(model))
+		}
+	}
+	next := uint64(0)
+	add := func(k int) {
+		for range k {
+			key := mk(next)
+			next++
+			v := []byte{byte(r.Int())}
+			model[key] = v
+			tr.set(key, sha256.Sum256(v), nil)
+		}
+	}
+	keys := func() [][32]byte {
+		var ks [][32]byte
+		for k := range model {
+			ks = append(ks, k)
+		}
+		slices.SortFunc(ks, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
+		return ks
+	}
+	add(20000)
+	check(0)
+	for round := 1; round <= 12; round++ {
+		ks := keys()
+		r.Shuffle(len(ks), func(i, j int) { ks[i], ks[j] = ks[j], ks[i] })
+		del := 1500
+		if round%4 == 0 {
+			del = 6000 // drop below parallelMin and come back
+		}
+		for _, k := range ks[:del] {
+			delete(model, k)
+			tr.remove(k)
+		}
+		for _, k := range ks[del : del+500] {
+			v := []byte{byte(r.Int()), 1}
+			model[k] = v
+			tr.set(k, sha256.Sum256(v), nil)
+		}
+		if round%3 == 0 {
+			check(round * 10) // a root between deletes and re-inserts
+		}
+		add(del)
+		// re-insert some deleted keys (same keys, new leaves and inner nodes from the free lists)
+		for _, k := range ks[:200] {
+			v := []byte{byte(r.Int()), 2}
+			model[k] = v
+			tr.set(k, sha256.Sum256(v), nil)
+		}
+		check(round)
 	}
 }
