@@ -29,7 +29,7 @@ func (r ref) idx() uint32  { return uint32(r &^ leafBit) }
 // An inner node is an index into two arenas, its children and its hash,
 // and a bit of a bitset that tells whether that hash is stale. A lookup
 // walks only the children: at a million accounts ~20 levels, and 8 bytes
-// per node (against 44 with the hash beside them) keep most of those
+// per node (against 40 with the hash beside them) keep most of those
 // levels in the CPU's caches. The hashes are 32 bytes apart, so each lies
 // in one cache line (with a stale flag beside it, 33 bytes apart, half of
 // them spanned two), and marking a path stale writes the bitset, which
