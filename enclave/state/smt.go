@@ -265,7 +265,7 @@ func (t *tree) del(r ref, depth int, key *[32]byte) (ref, bool) {
 		return r, true
 	}
 	t.kids[i], t.hashes[i] = [2]ref{}, [32]byte{}
-	t.dirty[i/64] &^= 1 << (i % 64)
+	t.clearDirty(i)
 	t.freeI = append(t.freeI, i)
 	return keep, true
 }
