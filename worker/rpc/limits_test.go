@@ -569,3 +569,55 @@ func TestCloseEndsIdleSessions(t *testing.T) {
 		t.Fatalf("read after Close: %v, want the connection closed", err)
 	}
 }
+
+// TestWSStalledClientClosed: a WebSocket client that sends requests and
+// reads none of the answers loses its session once a write has made no
+// progress for WriteTimeout, and its slot is freed. The ping and idle
+// loops are set out of reach, so only the failed write can end it: with
+// the write's error ignored the session stayed open, its answers queued
+// behind a stuck writer.
+func TestWSStalledClientClosed(t *testing.T) {
+	srv := rpc.New(newFake(), rpc.Options{
+		WriteTimeout: 200 * time.Millisecond, RateLimit: 1e6, RateBurst: 1e6,
+		WSPingInterval: time.Hour, WSIdleTimeout: time.Hour,
+	})
+	addr := serve(t, srv)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws://"+addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	// A batch of 64 requests, answered by one message of tens of KiB; the
+	// kernel's socket buffers fill after a few hundred unread answers.
+	var batch []string
+	for i := range 64 {
+		batch = append(batch, req(i, "rpc_methods", nil))
+	}
+	msg := []byte("[" + strings.Join(batch, ",") + "]")
+	sent := make(chan int, 1)
+	go func() {
+		n := 0
+		for c.Write(ctx, websocket.MessageText, msg) == nil {
+			n++
+		}
+		sent <- n
+	}()
+	// The client's writes end when the server closes the connection, or
+	// at the test's deadline.
+	n := <-sent
+	if ctx.Err() != nil {
+		t.Fatalf("session of a client that reads nothing still open after 30s (%d sessions)", srv.Sessions())
+	}
+	if n < 10 {
+		t.Fatalf("the client's writes failed after %d messages", n)
+	}
+	for srv.Sessions() != 0 {
+		if time.Since(start) > time.Minute {
+			t.Fatalf("%d sessions still counted", srv.Sessions())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -89,9 +89,10 @@ type Options struct {
 	// defaults 10s (at most ReadTimeout) and 30s.
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
-	// WriteTimeout bounds a WebSocket message write and, on a listener
-	// wrapped by Listener, any write to a connection that makes no
-	// progress (a client that does not read); default 10s.
+	// WriteTimeout bounds, on a listener wrapped by Listener (as Serve
+	// wraps its own), any write to a connection that makes no progress: a
+	// client that reads nothing of it for WriteTimeout. A WebSocket
+	// session whose write fails is closed. Default 10s.
 	WriteTimeout time.Duration
 	// IdleTimeout closes an HTTP keep-alive connection idle this long;
 	// default 60s.
