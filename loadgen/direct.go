@@ -479,24 +479,40 @@ func directTransport(ctx context.Context, cfg Config, tcs []*trusted.Client, rep
 	}
 	rep.TransportSources = st.Sources
 	submit = func(i int, ct []byte) (sub *trusted.Submission, n refusals, err error) {
+		open := func(ctx context.Context) (*trusted.Session, error) {
+			return tcs[workerOf(i, len(tcs))].OpenSession(ctx, trusted.SessionOptions{LocalIP: sourceIP(i)})
+		}
 		n, err = retryRefused(ctx, func() (err error) {
-			if sess[i].Ended() {
-				// The worker closed it between calls (its idle timeout,
-				// in an open loop slow for its senders): a new session,
-				// as a client reconnects; the call was not sent on it.
-				s, err := tcs[workerOf(i, len(tcs))].OpenSession(ctx, trusted.SessionOptions{LocalIP: sourceIP(i)})
-				if err != nil {
-					return err
-				}
-				sess[i].Close()
-				sess[i] = s
-			}
-			sub, err = sess[i].SubmitUnverified(ctx, ct)
+			sub, err = submitReopening(ctx, &sess[i], open, ct)
 			return err
 		})
 		return sub, n, err
 	}
 	return submit, func() { closeSessions(sess) }, nil
+}
+
+// callSession is what a sender needs of its WebSocket session.
+type callSession interface {
+	SubmitUnverified(ctx context.Context, ct []byte) (*trusted.Submission, error)
+	Ended() bool
+	Close() error
+}
+
+// submitReopening submits ct on *s. If the worker closed *s between calls
+// (its idle timeout, in an open loop slow for its senders), it first opens
+// a new session, as a client reconnects, and closes the old: the call was
+// not sent on it. If the new session does not open, the call is not sent
+// and *s stays as it was.
+func submitReopening[S callSession](ctx context.Context, s *S, open func(context.Context) (S, error), ct []byte) (*trusted.Submission, error) {
+	if (*s).Ended() {
+		ns, err := open(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("reopen the session: %w", err)
+		}
+		(*s).Close()
+		*s = ns
+	}
+	return (*s).SubmitUnverified(ctx, ct)
 }
 
 // waitProcessed waits until the worker has processed chain height h.

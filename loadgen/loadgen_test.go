@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math"
@@ -8,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/integritee-go/integritee/client/trusted"
 )
 
 func TestCheckLoopback(t *testing.T) {
@@ -181,5 +184,63 @@ func TestSpread(t *testing.T) {
 	}
 	if r := spread(5, 7, 1); r != 0 {
 		t.Errorf("spread over one account: %d", r)
+	}
+}
+
+// fakeSession records the calls sent on it.
+type fakeSession struct {
+	id     int
+	ended  bool
+	closed bool
+	sent   [][]byte
+}
+
+func (f *fakeSession) SubmitUnverified(_ context.Context, ct []byte) (*trusted.Submission, error) {
+	if f.ended || f.closed {
+		return nil, errors.New("session closed")
+	}
+	f.sent = append(f.sent, ct)
+	return &trusted.Submission{}, nil
+}
+func (f *fakeSession) Ended() bool  { return f.ended }
+func (f *fakeSession) Close() error { f.closed = true; return nil }
+
+// TestSubmitReopening: a sender's call goes on its open session; on a
+// session the worker ended it goes on a new one, the old closed, and if
+// no new one opens the call is not sent and the old session is kept, so
+// that the next call tries again. Every call is sent once or not at all.
+func TestSubmitReopening(t *testing.T) {
+	ctx := context.Background()
+	first := &fakeSession{id: 1}
+	s := first
+	var opened []*fakeSession
+	openErr := error(nil)
+	open := func(context.Context) (*fakeSession, error) {
+		if openErr != nil {
+			return nil, openErr
+		}
+		n := &fakeSession{id: 2 + len(opened)}
+		opened = append(opened, n)
+		return n, nil
+	}
+	if _, err := submitReopening(ctx, &s, open, []byte("a")); err != nil || s != first || len(opened) != 0 {
+		t.Fatalf("on an open session: err %v, session %d, %d opened", err, s.id, len(opened))
+	}
+
+	first.ended = true
+	openErr = errors.New("connection refused")
+	if _, err := submitReopening(ctx, &s, open, []byte("b")); !errors.Is(err, openErr) || s != first || first.closed {
+		t.Fatalf("reopen failing: err %v, session %d, old closed %v", err, s.id, first.closed)
+	}
+
+	openErr = nil
+	if _, err := submitReopening(ctx, &s, open, []byte("c")); err != nil || len(opened) != 1 || s != opened[0] || !first.closed {
+		t.Fatalf("reopen: err %v, session %d, %d opened, old closed %v", err, s.id, len(opened), first.closed)
+	}
+	if _, err := submitReopening(ctx, &s, open, []byte("d")); err != nil || len(opened) != 1 {
+		t.Fatalf("on the new session: err %v, %d opened", err, len(opened))
+	}
+	if got := string(bytes.Join(first.sent, nil)) + "|" + string(bytes.Join(opened[0].sent, nil)); got != "a|cd" {
+		t.Fatalf("calls sent per session %q, want a|cd", got)
 	}
 }
