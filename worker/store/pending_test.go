@@ -279,7 +279,7 @@ func TestFoldRecords(t *testing.T) {
 	commit(4, del(5), put(6, 4), put(7, 4), put(8, 4))
 	fold := func(limit int, foldedAfter uint64) {
 		t.Helper()
-		more, err := s.foldOnce(limit)
+		more, err := s.foldOnce(limit, nil)
 		if err != nil || !more {
 			t.Fatalf("fold: %v, %v", more, err)
 		}
@@ -300,7 +300,7 @@ func TestFoldRecords(t *testing.T) {
 	}
 	checkEntries(t, s, want, "after a commit dropped folded records")
 	fold(100, 5)
-	if more, err := s.foldOnce(100); err != nil || more {
+	if more, err := s.foldOnce(100, nil); err != nil || more {
 		t.Fatalf("fold with nothing unfolded: %v, %v", more, err)
 	}
 	if n := stateCount(t, s); n != len(want) {

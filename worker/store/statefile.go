@@ -11,8 +11,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterr "go.etcd.io/bbolt/errors"
-
-	"github.com/integritee-go/integritee/internal/atomicfile"
 )
 
 // The folded state lives in a second bbolt file beside the main one
@@ -165,7 +163,7 @@ func (s *Store) initState(dir string) error {
 	// The state file's name must be durable before the main file says the
 	// store has one: after a power loss the main file's id with no state
 	// file beside it would be refused for good.
-	if err := atomicfile.SyncDir(dir); err != nil {
+	if err := s.syncDir(dir); err != nil {
 		return err
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {

@@ -40,6 +40,7 @@ import (
 
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/internal/atomicfile"
 )
 
 // Errors.
@@ -96,6 +97,8 @@ type Store struct {
 	// betweenFoldTxs, if set (tests), runs between a fold's state file
 	// transactions; an error ends the fold there, as a crash would.
 	betweenFoldTxs func() error
+	// syncDir makes the state file's name durable (atomicfile.SyncDir).
+	syncDir func(dir string) error
 }
 
 // initialMmapSize is the address space the database is mapped with from
@@ -121,7 +124,12 @@ func options() *bolt.Options {
 // process gives ErrLocked after a second.
 func Open(path string) (*Store, error) { return open(path, options()) }
 
-func open(path string, o *bolt.Options) (*Store, error) {
+func open(path string, o *bolt.Options) (*Store, error) { return openWith(path, o, atomicfile.SyncDir) }
+
+// openWith opens the store with syncDir as the directory sync of its state
+// file's creation (tests inject failures: a crash before the name was
+// durable).
+func openWith(path string, o *bolt.Options, syncDir func(dir string) error) (*Store, error) {
 	if err := finishMove(path); err != nil {
 		return nil, err
 	}
@@ -156,7 +164,7 @@ func open(path string, o *bolt.Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{}), foldRunning: true, maxBacklog: maxBacklog, foldTxKeys: foldTxKeys}
+	s := &Store{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{}), foldRunning: true, maxBacklog: maxBacklog, foldTxKeys: foldTxKeys, syncDir: syncDir}
 	s.cond = sync.NewCond(&s.mu)
 	if err := s.openState(path, o); err != nil {
 		if s.state != nil {
