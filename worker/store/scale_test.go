@@ -132,13 +132,14 @@ func BenchmarkStoreScaleBlock(b *testing.B) {
 }
 
 // BenchmarkStoreFoldEvery measures a block of 768 random changes at a
-// million accounts when the fold runs after every k blocks (foldAt), all
-// in one goroutine: the CPU a block costs the worker, commit and fold, and
-// the pages written. A fold of more records writes a leaf that several of
+// million accounts when the fold runs after every k blocks (k·768
+// changes; the store folds at foldAtChanges, k = 341), all in one
+// goroutine: the CPU a block costs the worker, commit and fold, and the
+// pages written. A fold of more records writes a leaf that several of
 // them change once.
 func BenchmarkStoreFoldEvery(b *testing.B) {
 	const n = 1_000_000
-	for _, k := range []int{16, 64, 128, 256} {
+	for _, k := range []int{32, 128, 341, 1024} {
 		b.Run(fmt.Sprintf("accounts=%d/k=%d", n, k), func(b *testing.B) {
 			s := scaleStore(b, 2*n)
 			stopFolder(s)

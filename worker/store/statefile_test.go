@@ -683,3 +683,38 @@ func TestFoldStops(t *testing.T) {
 	}
 	checkEntries(t, s, want, "folded")
 }
+
+// TestReopenedBacklogFolds: Open does not start a fold, so a store
+// reopened with a full backlog folds only once a commit kicks it; a commit
+// that has to wait for the fold kicks it itself. Without that kick the
+// commit below waited for good.
+func TestReopenedBacklogFolds(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopFolder(s) // the records stay unfolded
+	want := map[[32]byte][]byte{}
+	commitN(t, s, 1, 2, want) // 4 changes
+	closeFiles(s)
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.mu.Lock()
+	s.maxBacklog = 4 // the backlog is full
+	s.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- s.Commit(Batch{Checkpoint: Checkpoint{Height: 3, Sealed: []byte{3}}, Changes: []protocol.Entry{{Key: blinded(3), Value: []byte{3}}}}) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a commit behind a full backlog still waits: nothing started the fold")
+	}
+	want[blinded(3)] = []byte{3}
+	checkEntries(t, s, want, "after the wait")
+}

@@ -173,8 +173,11 @@ func openWith(path string, o *bolt.Options, syncDir func(dir string) error) (*St
 		db.Close()
 		return nil, err
 	}
+	// The records a restart finds are folded once commits resume (the
+	// first kicks the fold), not beside the restart's read of the whole
+	// state: a fold of up to foldAtChanges takes a second of the two
+	// cores' time.
 	go s.folder()
-	s.kickFold()
 	return s, nil
 }
 
@@ -187,7 +190,8 @@ func (s *Store) kickFold() {
 }
 
 // Close stops the background fold (pending changes stay committed and are
-// folded after the next Open) and closes the database's files.
+// folded after the next Open, once commits resume) and closes the
+// database's files.
 func (s *Store) Close() error {
 	select {
 	case <-s.stop:
@@ -211,6 +215,7 @@ func (s *Store) Close() error {
 func (s *Store) update(changes int, fn func(*bolt.Tx) error) error {
 	s.mu.Lock()
 	for changes > 0 && s.backlog >= s.maxBacklog && s.foldRunning {
+		s.kickFold() // no commit may have kicked it since an Open
 		s.cond.Wait()
 	}
 	if changes > 0 && s.backlog >= s.maxBacklog && s.foldErr != nil {
