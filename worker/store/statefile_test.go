@@ -706,7 +706,9 @@ func TestReopenedBacklogFolds(t *testing.T) {
 	s.maxBacklog = 4 // the backlog is full
 	s.mu.Unlock()
 	done := make(chan error, 1)
-	go func() { done <- s.Commit(Batch{Checkpoint: Checkpoint{Height: 3, Sealed: []byte{3}}, Changes: []protocol.Entry{{Key: blinded(3), Value: []byte{3}}}}) }()
+	go func() {
+		done <- s.Commit(Batch{Checkpoint: Checkpoint{Height: 3, Sealed: []byte{3}}, Changes: []protocol.Entry{{Key: blinded(3), Value: []byte{3}}}})
+	}()
 	select {
 	case err := <-done:
 		if err != nil {
