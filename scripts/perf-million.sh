@@ -36,7 +36,7 @@ start_worker() {
 	wpid=$!
 }
 ready() { until grep -q "worker ready" "$dir/worker.log"; do kill -0 "$wpid" || { cat "$dir/worker.log"; exit 1; }; sleep 0.05; done; }
-rss() { echo "-- worker process $(grep -E 'VmRSS|VmHWM' /proc/"$wpid"/status | tr -s ' \n' ' ')"; }
+rss() { echo "-- worker process $(grep -E 'VmRSS|VmHWM|RssAnon|RssFile' /proc/"$wpid"/status | tr -s ' \n' ' ')"; }
 start_worker
 ready
 for _ in $(seq 1 60); do
