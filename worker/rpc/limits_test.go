@@ -621,3 +621,86 @@ func TestWSStalledClientClosed(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestWSHalfClosedSlowReaderClosed: a client that sends many requests,
+// half-closes its connection and then reads the answers slowly (fast
+// enough that no single write stalls for WriteTimeout) loses its session
+// within WriteTimeout of its half-close. Before, the session lasted as
+// long as the client kept reading: its ping and idle loops had ended with
+// its reads, and each write was bounded only by its own progress.
+func TestWSHalfClosedSlowReaderClosed(t *testing.T) {
+	const writeTimeout = 5 * time.Second
+	srv := rpc.New(newFake(), rpc.Options{
+		WriteTimeout: writeTimeout, RateLimit: 1e6, RateBurst: 1e6,
+		WSPingInterval: time.Hour, WSIdleTimeout: time.Hour, MaxInFlight: 512,
+	})
+	addr := serve(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var tcp *net.TCPConn
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+		c, err := dialer("127.0.0.1").DialContext(ctx, network, a)
+		if err == nil {
+			tcp = c.(*net.TCPConn)
+			tcp.SetReadBuffer(256 << 10) // the answers back up in the server
+		}
+		return c, err
+	}}
+	defer tr.CloseIdleConnections()
+	c, _, err := websocket.Dial(ctx, "ws://"+addr, &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(1 << 24)
+	var batch []string
+	for i := range 64 {
+		batch = append(batch, req(i, "system_health", nil))
+	}
+	msg := []byte("[" + strings.Join(batch, ",") + "]")
+	// ~25 KB answers, 7 MB in all: more than the kernel's socket buffers
+	// hold (4 MiB here). Below MaxInFlight, so the server reads them all.
+	const msgs = 500
+	for range msgs {
+		if err := c.Write(ctx, websocket.MessageText, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tcp.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	halfClosed := time.Now()
+	// Read ~80 KB/s, well above the 64 KiB per WriteTimeout a write needs,
+	// and too slow to drain the answers within the 5·WriteTimeout allowed.
+	read := 0
+	for srv.Sessions() != 0 {
+		if time.Since(halfClosed) > 3*writeTimeout/2 {
+			t.Fatalf("session still open %v after the half-close, %d answers read", time.Since(halfClosed), read)
+		}
+		_, r, err := c.Reader(ctx)
+		if err != nil {
+			break // closed by the server
+		}
+		for {
+			if _, err := io.CopyN(io.Discard, r, 16<<10); err != nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+			if srv.Sessions() == 0 {
+				break
+			}
+		}
+		read++
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for srv.Sessions() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions still counted", srv.Sessions())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("ended %v after the half-close, %d answers read", time.Since(halfClosed), read)
+	if read >= msgs {
+		t.Fatalf("the client read all %d answers: the test did not hold the session", read)
+	}
+}

@@ -78,7 +78,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, ip string) {
 	ss.mu.Lock()
 	ss.closed = true
 	ss.mu.Unlock()
+	// The client sends nothing more (it closed, or half-closed its end).
+	// The answers still being written get WriteTimeout in all to drain:
+	// each write alone is bounded only by its progress, so a client that
+	// half-closes and then reads slowly would hold the session (and its
+	// goroutines and slot) for as long as it keeps reading.
+	drain := time.AfterFunc(s.opts.WriteTimeout, func() { conn.CloseNow() })
 	ss.wg.Wait()
+	drain.Stop()
 	s.mu.Lock()
 	delete(s.sessions, ss)
 	s.mu.Unlock()
