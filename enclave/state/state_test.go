@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -368,12 +369,7 @@ func TestRootChurn(t *testing.T) {
 		}
 	}
 	keys := func() [][32]byte {
-		var ks [][32]byte
-		for k := range model {
-			ks = append(ks, k)
-		}
-		slices.SortFunc(ks, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
-		return ks
+		return slices.SortedFunc(maps.Keys(model), func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
 	}
 	add(20000)
 	check(0)

@@ -253,17 +253,18 @@ func (s *Store) foldOnce(limit int, stop <-chan struct{}) (bool, error) {
 			}); err != nil {
 				return err
 			}
-			if len(keys) > 0 && s.betweenFoldTxs != nil {
+			if len(keys) == 0 {
+				break
+			}
+			if s.betweenFoldTxs != nil {
 				if err := s.betweenFoldTxs(); err != nil {
 					return err
 				}
 			}
-			if len(keys) > 0 {
-				select {
-				case <-stop:
-					return errFoldStopped
-				default:
-				}
+			select {
+			case <-stop:
+				return errFoldStopped
+			default:
 			}
 		}
 		return nil
@@ -302,14 +303,12 @@ func (s *Store) fold(stop <-chan struct{}) error {
 // A fold writes each leaf page its changes touch once, so waiting turns
 // the busy accounts' many small writes into one, and at a million
 // accounts, where each random change lands on its own leaf, lets changes
-// share leaves: in BenchmarkStoreFoldEvery (blocks of 768 changes) a fold
-// every 512 blocks (393,216 changes) costs half the CPU per block of one
-// every 128. The threshold counts changes, not records: under load a
-// record is a shard block of ~100 calls, not 768 changes, and 128 of them
-// folded ~25,000 changes at a time, ~0.9 leaf pages written per change.
-// Only reads of the whole state at a start or a snapshot lay the unfolded
-// records over the state file, so more of them cost no commit or getter;
-// they stay well below maxBacklog, at which commits would wait.
+// share leaves: in BenchmarkStoreFoldEvery a fold of 393,216 changes costs
+// half the CPU per change of one of 98,304. It counts changes, not
+// records, whose size follows the load. Only reads of the whole state at a
+// start or a snapshot lay the unfolded records over the state file, so
+// more of them cost no commit or getter; they stay well below maxBacklog,
+// at which commits would wait.
 const (
 	foldAtChanges = 1 << 18
 	foldIdle      = 100 * time.Millisecond

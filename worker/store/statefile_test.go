@@ -500,6 +500,48 @@ func TestViewStateFileAhead(t *testing.T) {
 	}
 }
 
+// mustOpen opens the store at path or fails the test.
+func mustOpen(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// inParts returns a store at a new path, its background fold stopped,
+// with blocks 1 to 6 folded and 7 to 12 pending (they set 7 to 12 and
+// delete 5 to 10: 8 keys), folded in parts of 2 keys.
+func inParts(t *testing.T) (path string, s *Store, want map[[32]byte][]byte) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "w.db")
+	s = mustOpen(t, path)
+	stopFolder(s)
+	want = map[[32]byte][]byte{}
+	commitN(t, s, 1, 6, want)
+	if err := s.fold(make(chan struct{})); err != nil {
+		t.Fatal(err)
+	}
+	commitN(t, s, 7, 12, want)
+	s.foldTxKeys = 2
+	return path, s, want
+}
+
+// reopenFolds reopens the store at path and checks that it reads want,
+// before and after it folds what is pending. The caller closes it.
+func reopenFolds(t *testing.T, path string, want map[[32]byte][]byte) *Store {
+	t.Helper()
+	s := mustOpen(t, path)
+	checkEntries(t, s, want, "reopened")
+	if err := s.fold(make(chan struct{})); err != nil {
+		s.Close()
+		t.Fatal(err)
+	}
+	checkEntries(t, s, want, "folded")
+	return s
+}
+
 // TestFoldInParts: a fold writes its keys in several state file
 // transactions. Between them readers see the committed state, and a crash
 // after any of them (the fold's sequence number not yet written) reads
@@ -507,19 +549,7 @@ func TestViewStateFileAhead(t *testing.T) {
 func TestFoldInParts(t *testing.T) {
 	for crashAfter := 1; crashAfter <= 3; crashAfter++ { // 8 keys in parts of 2
 		t.Run(fmt.Sprintf("crash after part %d", crashAfter), func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "w.db")
-			s, err := Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			stopFolder(s)
-			want := map[[32]byte][]byte{}
-			commitN(t, s, 1, 6, want)
-			if err := s.fold(make(chan struct{})); err != nil {
-				t.Fatal(err)
-			}
-			commitN(t, s, 7, 12, want) // sets 7 to 12, deletes 5 to 10: 8 keys
-			s.foldTxKeys = 2
+			path, s, want := inParts(t)
 			parts := 0
 			crash := errors.New("crash")
 			s.betweenFoldTxs = func() error {
@@ -539,15 +569,8 @@ func TestFoldInParts(t *testing.T) {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if s, err = Open(path); err != nil {
-				t.Fatal(err)
-			}
+			s = reopenFolds(t, path, want)
 			defer s.Close()
-			checkEntries(t, s, want, "reopened")
-			if err := s.fold(make(chan struct{})); err != nil {
-				t.Fatal(err)
-			}
-			checkEntries(t, s, want, "folded")
 			commitN(t, s, 13, 13, want)
 			checkEntries(t, s, want, "the next block")
 		})
@@ -624,15 +647,11 @@ func TestStateFileNameDurableFirst(t *testing.T) {
 	if err != nil {
 		t.Fatalf("open after the lost name: %v", err)
 	}
-	want := map[[32]byte][]byte{}
-	commitN(t, s, 1, 3, want)
+	commitN(t, s, 1, 3, map[[32]byte][]byte{})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = mustOpen(t, path)
 	defer s.Close()
 	if cp, ok, err := s.Checkpoint(); err != nil || !ok || cp.Height != 3 {
 		t.Fatalf("checkpoint after reopen: %+v %v %v", cp, ok, err)
@@ -644,19 +663,7 @@ func TestStateFileNameDurableFirst(t *testing.T) {
 // the store reopens and folds them. Without the check a Close waited for
 // the whole fold: here all four parts.
 func TestFoldStops(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "w.db")
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopFolder(s)
-	want := map[[32]byte][]byte{}
-	commitN(t, s, 1, 6, want)
-	if err := s.fold(make(chan struct{})); err != nil {
-		t.Fatal(err)
-	}
-	commitN(t, s, 7, 12, want) // 8 keys, in parts of 2
-	s.foldTxKeys = 2
+	path, s, want := inParts(t)
 	stop := make(chan struct{})
 	parts := 0
 	s.betweenFoldTxs = func() error {
@@ -673,15 +680,7 @@ func TestFoldStops(t *testing.T) {
 	}
 	checkEntries(t, s, want, "stopped")
 	closeFiles(s)
-	if s, err = Open(path); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	checkEntries(t, s, want, "reopened")
-	if err := s.fold(make(chan struct{})); err != nil {
-		t.Fatal(err)
-	}
-	checkEntries(t, s, want, "folded")
+	reopenFolds(t, path, want).Close()
 }
 
 // TestReopenedBacklogFolds: Open does not start a fold, so a store
@@ -690,17 +689,12 @@ func TestFoldStops(t *testing.T) {
 // commit below waited for good.
 func TestReopenedBacklogFolds(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "w.db")
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, path)
 	stopFolder(s) // the records stay unfolded
 	want := map[[32]byte][]byte{}
 	commitN(t, s, 1, 2, want) // 4 changes
 	closeFiles(s)
-	if s, err = Open(path); err != nil {
-		t.Fatal(err)
-	}
+	s = mustOpen(t, path)
 	defer s.Close()
 	s.mu.Lock()
 	s.maxBacklog = 4 // the backlog is full
