@@ -27,6 +27,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"go.etcd.io/raft/v3"
@@ -76,6 +77,36 @@ type Config struct {
 	// ElectionTicks and HeartbeatTicks are Raft's timeouts in ticks
 	// (defaults 10 and 1); the host ticks at a fixed rate.
 	ElectionTicks, HeartbeatTicks int
+	// KeepEntries and KeepBytes are the log kept behind the state
+	// machine's stored state when CompactionPoint compacts (defaults
+	// DefaultKeepEntries, DefaultKeepBytes): a follower that lags less
+	// catches up from the log, and a new member provisioned from a state
+	// within it joins from its position (Join). The log is compacted once
+	// it holds twice as much.
+	KeepEntries, KeepBytes int
+	// Join, for a new node without records, is the position of the state
+	// the state machine starts from (provisioned from a peer): the node's
+	// log starts there, and the leader sends the entries after it.
+	Join *Position
+}
+
+// Compaction defaults: what a restart replays and the enclave holds is
+// about 1–2 times this; 16 MiB is some 10–20 s of calls at full load and
+// hours of chain blocks when idle (docs/sidechain.md).
+const (
+	DefaultKeepEntries = 4096
+	DefaultKeepBytes   = 16 << 20
+)
+
+// Position is a point of the log: an entry's index and term, and the
+// group's configuration once it is applied. A checkpoint of the state
+// machine records it, so a node provisioned with that state starts its
+// log there.
+type Position struct {
+	Index    uint64       `cbor:"index"`
+	Term     uint64       `cbor:"term"`
+	Voters   []tx.Address `cbor:"voters"`
+	Learners []tx.Address `cbor:"learners,omitempty"`
 }
 
 // ID is the Raft node ID of an enclave signer.
@@ -152,6 +183,28 @@ type record struct {
 	// Peers maps node IDs this node learned to their signers, so a
 	// restarted node can address them.
 	Peers []tx.Address `cbor:"peers,omitempty"`
+	// Base marks a record written by Compact: its Snapshot, HardState
+	// and Peers restate the node's Raft state but for the entries after
+	// the snapshot, which the records from From on hold. A replay starts
+	// there; the host may drop the records before it.
+	Base *base `cbor:"base,omitempty"`
+}
+
+// base names the first record a replay needs, by its sequence number and
+// the hash it chains from.
+type base struct {
+	From     uint64   `cbor:"from"`
+	FromPrev [32]byte `cbor:"from_prev"`
+}
+
+// recordInfo is what Compact needs to know of a stored record: after a
+// record that sets the log's end (an append, or a received snapshot), the
+// log ends at last.
+type recordInfo struct {
+	seq    uint64
+	prev   [32]byte
+	last   uint64
+	setEnd bool
 }
 
 // Node is one replica. It is not safe for concurrent use.
@@ -167,8 +220,21 @@ type Node struct {
 	rd      *raft.Ready
 	applied uint64   // the last committed index handed out
 	solo    bool     // founded alone and not yet leading
-	pending [][]byte // records made outside a Ready (ForceSolo)
+	pending [][]byte // records made outside a Ready (ForceSolo, Join)
 	broken  error    // set once Raft panicked: the node is unusable
+	// infos describe the stored records from the first a replay needs.
+	infos []recordInfo
+	// confs are the configurations after each applied configuration
+	// change since the snapshot (whose own is the one before them).
+	confs []confAt
+	// logBytes is the size of the commands handed out since the snapshot.
+	logBytes int
+}
+
+// confAt is the group's configuration from a log index on.
+type confAt struct {
+	index uint64
+	cs    *pb.ConfState
 }
 
 // guard turns a Raft panic (Raft panics when it finds its log lost, e.g.
@@ -208,15 +274,26 @@ func Start(cfg Config, records [][]byte, voters []tx.Address) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.KeepEntries <= 0 {
+		cfg.KeepEntries = DefaultKeepEntries
+	}
+	if cfg.KeepBytes <= 0 {
+		cfg.KeepBytes = DefaultKeepBytes
+	}
 	n := &Node{cfg: cfg, storage: raft.NewMemoryStorage(), aead: aead, peers: map[uint64]tx.Address{ID(cfg.Self): cfg.Self}}
 	if err := n.replay(records); err != nil {
 		return nil, err
+	}
+	if len(records) == 0 && cfg.Join != nil {
+		if err := n.join(*cfg.Join); err != nil {
+			return nil, err
+		}
 	}
 	if err := n.restart(); err != nil {
 		return nil, err
 	}
 	rn := n.rn
-	if len(records) == 0 && len(voters) > 0 {
+	if len(records) == 0 && len(voters) > 0 && cfg.Join == nil {
 		ps := make([]raft.Peer, len(voters))
 		for i, v := range voters {
 			n.learn(v)
@@ -255,7 +332,9 @@ func (n *Node) restart() error {
 	if err != nil {
 		return fmt.Errorf("replica: %w", err)
 	}
-	n.rn, n.applied = rn, applied
+	// Raft hands the committed entries after the snapshot out again, and
+	// with them the configuration changes and sizes counted below.
+	n.rn, n.applied, n.confs, n.logBytes = rn, applied, nil, 0
 	// A group of this node alone has nobody to wait for: it leads at once
 	// (once its configuration is applied, see Advance) rather than after
 	// an election timeout, on founding and on every restart.
@@ -350,7 +429,7 @@ func (n *Node) ForceSolo() (err error) {
 		return err
 	}
 	r.HardState = b
-	blob, err := n.sealRecord(r)
+	blob, err := n.sealRecord(r, recordEnd(r, ents, nil))
 	if err != nil {
 		return err
 	}
@@ -364,8 +443,9 @@ func (n *Node) ForceSolo() (err error) {
 	return n.restart()
 }
 
-// sealRecord seals r as the node's next record.
-func (n *Node) sealRecord(r record) ([]byte, error) {
+// sealRecord seals r as the node's next record; info is what it does to
+// the log's end (recordEnd).
+func (n *Node) sealRecord(r record, info recordInfo) ([]byte, error) {
 	plain, err := codec.Marshal(r)
 	if err != nil {
 		return nil, err
@@ -374,60 +454,183 @@ func (n *Node) sealRecord(r record) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	info.seq, info.prev = r.Seq, r.Prev
+	n.infos = append(n.infos, info)
 	n.seq++
 	n.prev = sha256.Sum256(plain)
 	n.newPeer = nil
 	return blob, nil
 }
 
+// recordEnd is where the log ends after record r, whose entries are ents
+// and whose received snapshot (not a Base) is snap: appended entries cut
+// the log after the last, a received snapshot replaces it.
+func recordEnd(r record, ents []*pb.Entry, snap *pb.Snapshot) recordInfo {
+	switch {
+	case len(ents) > 0:
+		return recordInfo{last: ents[len(ents)-1].GetIndex(), setEnd: true}
+	case snap != nil && r.Base == nil:
+		return recordInfo{last: snap.GetMetadata().GetIndex(), setEnd: true}
+	}
+	return recordInfo{}
+}
+
+// openedRecord is a stored record, opened and decoded.
+type openedRecord struct {
+	r    record
+	hash [32]byte
+	snap *pb.Snapshot
+	ents []*pb.Entry
+	hs   *pb.HardState
+}
+
 // replay rebuilds the storage from the records, checking their chain.
-func (n *Node) replay(records [][]byte) error {
+// The records start at the node's first (sequence 0) or, after a
+// compaction, at or before the first one the last Base record names; the
+// replay applies that record's snapshot, then the records from the one it
+// names on, as the node applied them: every entry after the snapshot is
+// as it was when Compact ran (Compact says why).
+func (n *Node) replay(records [][]byte) (err error) {
+	defer func() {
+		// MemoryStorage panics on a hole in the log: only a record this
+		// node sealed can get here, but never let it crash the enclave.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrRecords, r)
+		}
+	}()
+	recs := make([]openedRecord, len(records))
+	last := -1 // the last Base record
 	for i, blob := range records {
-		plain, err := n.cfg.Sealer.Open(blob)
+		o, err := n.open(i, blob)
 		if err != nil {
-			return fmt.Errorf("%w: record %d: %w", ErrRecords, i, err)
+			return err
 		}
-		var r record
-		if err := codec.Unmarshal(plain, &r); err != nil {
-			return fmt.Errorf("%w: record %d: %w", ErrRecords, i, err)
-		}
-		if r.Self != n.cfg.Self || r.Seq != n.seq || r.Prev != n.prev {
+		if i > 0 && (o.r.Seq != recs[i-1].r.Seq+1 || o.r.Prev != recs[i-1].hash) {
 			return fmt.Errorf("%w: record %d is not the next of this node's chain", ErrRecords, i)
 		}
-		if r.Snapshot != nil {
-			s := new(pb.Snapshot)
-			if err := proto.Unmarshal(r.Snapshot, s); err != nil {
-				return fmt.Errorf("%w: record %d: snapshot: %w", ErrRecords, i, err)
+		if o.r.Base != nil {
+			if o.snap == nil {
+				return fmt.Errorf("%w: record %d: base without a snapshot", ErrRecords, i)
 			}
-			if err := n.storage.ApplySnapshot(s); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
-				return fmt.Errorf("%w: record %d: %w", ErrRecords, i, err)
-			}
+			last = i
 		}
-		ents := make([]*pb.Entry, len(r.Entries))
-		for j, b := range r.Entries {
-			ents[j] = new(pb.Entry)
-			if err := proto.Unmarshal(b, ents[j]); err != nil {
-				return fmt.Errorf("%w: record %d: entry: %w", ErrRecords, i, err)
-			}
+		recs[i] = o
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	from := 0
+	if last < 0 {
+		if recs[0].r.Seq != 0 || recs[0].r.Prev != ([32]byte{}) {
+			return fmt.Errorf("%w: the records start at %d, after this node's first, without a compaction", ErrRecords, recs[0].r.Seq)
 		}
-		if err := n.storage.Append(ents); err != nil {
-			return fmt.Errorf("%w: record %d: %w", ErrRecords, i, err)
+	} else {
+		b := recs[last].r.Base
+		if recs[0].r.Seq > b.From || b.From > recs[last].r.Seq {
+			return fmt.Errorf("%w: the records start at %d, the compaction needs them from %d", ErrRecords, recs[0].r.Seq, b.From)
 		}
-		if r.HardState != nil {
-			hs := new(pb.HardState)
-			if err := proto.Unmarshal(r.HardState, hs); err != nil {
-				return fmt.Errorf("%w: record %d: hard state: %w", ErrRecords, i, err)
-			}
-			if err := n.storage.SetHardState(hs); err != nil {
-				return fmt.Errorf("%w: record %d: %w", ErrRecords, i, err)
-			}
+		from = int(b.From - recs[0].r.Seq)
+		if recs[from].r.Prev != b.FromPrev {
+			return fmt.Errorf("%w: record %d is not the one the compaction names", ErrRecords, from)
 		}
-		for _, p := range r.Peers {
+		if err := n.storage.ApplySnapshot(recs[last].snap); err != nil {
+			return fmt.Errorf("%w: record %d: %w", ErrRecords, last, err)
+		}
+	}
+	for i, o := range recs {
+		for _, p := range o.r.Peers {
 			n.peers[ID(p)] = p
 		}
-		n.seq++
-		n.prev = sha256.Sum256(plain)
+		if i < from {
+			continue // before the last compaction's snapshot
+		}
+		if o.snap != nil && o.r.Base == nil {
+			if err := n.storage.ApplySnapshot(o.snap); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
+				return fmt.Errorf("%w: record %d: %w", ErrRecords, i, err)
+			}
+		}
+		if err := n.storage.Append(o.ents); err != nil {
+			return fmt.Errorf("%w: record %d: %w", ErrRecords, i, err)
+		}
+		if o.hs != nil {
+			if err := n.storage.SetHardState(o.hs); err != nil {
+				return fmt.Errorf("%w: record %d: %w", ErrRecords, i, err)
+			}
+		}
+		info := recordEnd(o.r, o.ents, o.snap)
+		info.seq, info.prev = o.r.Seq, o.r.Prev
+		n.infos = append(n.infos, info)
 	}
+	n.seq = recs[len(recs)-1].r.Seq + 1
+	n.prev = recs[len(recs)-1].hash
+	return nil
+}
+
+// open opens and decodes stored record i.
+func (n *Node) open(i int, blob []byte) (openedRecord, error) {
+	var o openedRecord
+	plain, err := n.cfg.Sealer.Open(blob)
+	if err != nil {
+		return o, fmt.Errorf("%w: record %d: %w", ErrRecords, i, err)
+	}
+	if err := codec.Unmarshal(plain, &o.r); err != nil {
+		return o, fmt.Errorf("%w: record %d: %w", ErrRecords, i, err)
+	}
+	if o.r.Self != n.cfg.Self {
+		return o, fmt.Errorf("%w: record %d is another node's", ErrRecords, i)
+	}
+	o.hash = sha256.Sum256(plain)
+	if o.r.Snapshot != nil {
+		o.snap = new(pb.Snapshot)
+		if err := proto.Unmarshal(o.r.Snapshot, o.snap); err != nil {
+			return o, fmt.Errorf("%w: record %d: snapshot: %w", ErrRecords, i, err)
+		}
+	}
+	o.ents = make([]*pb.Entry, len(o.r.Entries))
+	for j, b := range o.r.Entries {
+		o.ents[j] = new(pb.Entry)
+		if err := proto.Unmarshal(b, o.ents[j]); err != nil {
+			return o, fmt.Errorf("%w: record %d: entry: %w", ErrRecords, i, err)
+		}
+	}
+	if o.r.HardState != nil {
+		o.hs = new(pb.HardState)
+		if err := proto.Unmarshal(o.r.HardState, o.hs); err != nil {
+			return o, fmt.Errorf("%w: record %d: hard state: %w", ErrRecords, i, err)
+		}
+	}
+	return o, nil
+}
+
+// join starts a new node's log at p: a snapshot of p with the state the
+// state machine was provisioned with, recorded like a received one.
+func (n *Node) join(p Position) error {
+	cs := &pb.ConfState{}
+	for _, v := range p.Voters {
+		n.learn(v)
+		cs.Voters = append(cs.Voters, ID(v))
+	}
+	for _, l := range p.Learners {
+		n.learn(l)
+		cs.Learners = append(cs.Learners, ID(l))
+	}
+	if p.Index == 0 || len(cs.Voters) == 0 {
+		return fmt.Errorf("replica: join at index %d with %d voters", p.Index, len(cs.Voters))
+	}
+	snap := &pb.Snapshot{Metadata: &pb.SnapshotMetadata{Index: proto.Uint64(p.Index), Term: proto.Uint64(p.Term), ConfState: cs}}
+	if err := n.storage.ApplySnapshot(snap); err != nil {
+		return fmt.Errorf("replica: join: %w", err)
+	}
+	b, err := proto.Marshal(snap)
+	if err != nil {
+		return err
+	}
+	r := record{Seq: n.seq, Prev: n.prev, Self: n.cfg.Self, Snapshot: b, Peers: n.newPeer}
+	blob, err := n.sealRecord(r, recordEnd(r, nil, snap))
+	if err != nil {
+		return err
+	}
+	n.pending = append(n.pending, blob)
 	return nil
 }
 
@@ -578,7 +781,10 @@ func (n *Node) Ready() (out Output, ok bool, err error) {
 	// Apply the step to the in-enclave storage first, as etcd's examples
 	// do: the record the host stores is the same step.
 	r := record{Seq: n.seq, Prev: n.prev, Self: n.cfg.Self, Peers: n.newPeer}
+	var snap *pb.Snapshot
 	if !raft.IsEmptySnap(rd.Snapshot) {
+		snap = rd.Snapshot
+		n.confs, n.logBytes = nil, 0
 		if err := n.storage.ApplySnapshot(rd.Snapshot); err != nil {
 			return out, false, fmt.Errorf("replica: apply snapshot: %w", err)
 		}
@@ -611,7 +817,7 @@ func (n *Node) Ready() (out Output, ok bool, err error) {
 	}
 	out.Records, n.pending = n.pending, nil
 	if r.Snapshot != nil || r.Entries != nil || r.HardState != nil || r.Peers != nil {
-		blob, err := n.sealRecord(r)
+		blob, err := n.sealRecord(r, recordEnd(r, rd.Entries, snap))
 		if err != nil {
 			return out, false, err
 		}
@@ -619,6 +825,7 @@ func (n *Node) Ready() (out Output, ok bool, err error) {
 	}
 	for _, e := range rd.CommittedEntries {
 		n.applied = e.GetIndex()
+		n.logBytes += len(e.GetData())
 		switch e.GetType() {
 		case pb.EntryType_EntryNormal:
 			if len(e.GetData()) > 0 { // empty entries are a new leader's marker
@@ -632,7 +839,7 @@ func (n *Node) Ready() (out Output, ok bool, err error) {
 			if len(cc.GetContext()) == len(tx.Address{}) {
 				n.learn(tx.Address(cc.GetContext()))
 			}
-			n.rn.ApplyConfChange(cc)
+			n.confs = append(n.confs, confAt{e.GetIndex(), n.rn.ApplyConfChange(cc)})
 			out.MembershipChanged = true
 		case pb.EntryType_EntryConfChange:
 			cc := new(pb.ConfChange)
@@ -642,7 +849,7 @@ func (n *Node) Ready() (out Output, ok bool, err error) {
 			if len(cc.GetContext()) == len(tx.Address{}) {
 				n.learn(tx.Address(cc.GetContext()))
 			}
-			n.rn.ApplyConfChange(cc)
+			n.confs = append(n.confs, confAt{e.GetIndex(), n.rn.ApplyConfChange(cc)})
 			out.MembershipChanged = true
 		}
 	}
@@ -694,34 +901,176 @@ func (n *Node) Advance() (err error) {
 
 // Applied is the index of the last committed entry Ready handed out (or
 // of the last snapshot): once the state machine applied it, its state is
-// the state at Applied, to pass to Compact.
+// the state at Applied.
 func (n *Node) Applied() uint64 { return n.applied }
 
-// Compact records that the state machine's state at index is data and
-// drops the log before it; a follower too far behind then gets data as a
-// snapshot. index must not exceed Applied.
-func (n *Node) Compact(index uint64, data []byte) (err error) {
+// SnapshotIndex is the index of the node's snapshot (0 without one): the
+// log before it is gone, so a state machine whose state is older cannot
+// catch up from it.
+func (n *Node) SnapshotIndex() uint64 {
+	s, err := n.storage.Snapshot()
+	if err != nil {
+		return 0
+	}
+	return s.GetMetadata().GetIndex()
+}
+
+// confStateAt is the group's configuration once index is applied; index
+// must not be before the snapshot nor after Applied.
+func (n *Node) confStateAt(index uint64) (*pb.ConfState, error) {
+	for i := len(n.confs) - 1; i >= 0; i-- {
+		if n.confs[i].index <= index {
+			return n.confs[i].cs, nil
+		}
+	}
+	s, err := n.storage.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return s.GetMetadata().GetConfState(), nil
+}
+
+// PositionAt is the position of applied entry index, for the state
+// machine's checkpoint of its state there.
+func (n *Node) PositionAt(index uint64) (p Position, err error) {
+	defer n.guard(&err)
+	if index == 0 || index > n.applied || index < n.SnapshotIndex() {
+		return p, fmt.Errorf("replica: no position at %d (snapshot %d, applied %d)", index, n.SnapshotIndex(), n.applied)
+	}
+	term, err := n.storage.Term(index)
+	if err != nil {
+		return p, fmt.Errorf("replica: term of %d: %w", index, err)
+	}
+	cs, err := n.confStateAt(index)
+	if err != nil {
+		return p, err
+	}
+	p = Position{Index: index, Term: term}
+	for _, l := range []struct {
+		ids []uint64
+		out *[]tx.Address
+	}{{cs.GetVoters(), &p.Voters}, {cs.GetLearners(), &p.Learners}} {
+		for _, id := range l.ids {
+			a, ok := n.peers[id]
+			if !ok {
+				return Position{}, fmt.Errorf("replica: member %x of the configuration at %d has no known signer", id, index)
+			}
+			*l.out = append(*l.out, a)
+		}
+	}
+	return p, nil
+}
+
+// CompactionPoint says where to compact now that the state machine's
+// state at stored is durable, if the log after the snapshot is long (more
+// than twice KeepEntries entries or KeepBytes bytes): the index that keeps
+// KeepEntries entries or KeepBytes bytes, whichever is less, up to stored.
+func (n *Node) CompactionPoint(stored uint64) (uint64, bool) {
+	snap := n.SnapshotIndex()
+	stored = min(stored, n.applied)
+	if stored <= snap || (stored-snap <= 2*uint64(n.cfg.KeepEntries) && n.logBytes <= 2*n.cfg.KeepBytes) {
+		return 0, false
+	}
+	ents, err := n.storage.Entries(snap+1, stored+1, math.MaxUint64)
+	if err != nil {
+		return 0, false
+	}
+	i, size := len(ents), 0
+	for i > 0 && len(ents)-i < n.cfg.KeepEntries && size < n.cfg.KeepBytes {
+		i--
+		size += len(ents[i].GetData())
+	}
+	if i == 0 {
+		return 0, false
+	}
+	return ents[i-1].GetIndex(), true
+}
+
+// Compact records that the state machine's state at index is data (kept
+// by the state machine; an empty data is fine) and drops the log up to
+// it: a follower further behind gets the snapshot instead. It returns a
+// record for the host to store after every record handed out so far, and
+// how many of the latest stored records, that one included, a replay
+// needs: the host may drop the others, in the same write. index must not
+// exceed Applied, and Compact must not run between Ready and Advance.
+//
+// The record restates the snapshot, hard state and peers, and names the
+// first record that holds an entry after the snapshot still in the log:
+// the one after the last record that cut the log at or before index (an
+// append ending there, or a received snapshot). Every later record ends
+// the log after index, so replaying them on the snapshot rebuilds the
+// log after index exactly as it is now (a record's entries from index+1
+// on replace what followed; Append drops those before).
+func (n *Node) Compact(index uint64, data []byte) (rec []byte, keep int, err error) {
 	defer n.guard(&err)
 	if n.broken != nil {
-		return nil
+		return nil, 0, n.broken
 	}
-	cfg := n.rn.Status().Config
-	var voters, learners []uint64
-	for id := range cfg.Voters.IDs() {
-		voters = append(voters, id)
+	if n.rd != nil || len(n.pending) > 0 {
+		return nil, 0, errors.New("replica: Compact with records not handed out")
 	}
-	for id := range cfg.Learners {
-		learners = append(learners, id)
+	if index > n.applied {
+		return nil, 0, fmt.Errorf("replica: compact at %d, applied %d", index, n.applied)
 	}
-	slices.Sort(voters)
-	slices.Sort(learners)
-	if _, err := n.storage.CreateSnapshot(index, &pb.ConfState{Voters: voters, Learners: learners}, data); err != nil {
-		return fmt.Errorf("replica: snapshot: %w", err)
+	cs, err := n.confStateAt(index)
+	if err != nil {
+		return nil, 0, err
+	}
+	snap, err := n.storage.CreateSnapshot(index, cs, data)
+	if err != nil {
+		return nil, 0, fmt.Errorf("replica: snapshot: %w", err)
 	}
 	if err := n.storage.Compact(index); err != nil {
-		return fmt.Errorf("replica: compact: %w", err)
+		return nil, 0, fmt.Errorf("replica: compact: %w", err)
 	}
-	return nil
+	for i := len(n.confs) - 1; i >= 0; i-- {
+		if n.confs[i].index <= index {
+			n.confs = n.confs[i+1:]
+			break
+		}
+	}
+	n.logBytes = 0
+	if n.applied > index {
+		ents, err := n.storage.Entries(index+1, n.applied+1, math.MaxUint64)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, e := range ents {
+			n.logBytes += len(e.GetData())
+		}
+	}
+	// The first record a replay needs.
+	from := base{From: n.seq, FromPrev: n.prev}
+	cut := -1
+	for i := len(n.infos) - 1; i >= 0; i-- {
+		if n.infos[i].setEnd && n.infos[i].last <= index {
+			cut = i
+			break
+		}
+	}
+	if cut+1 < len(n.infos) {
+		from = base{From: n.infos[cut+1].seq, FromPrev: n.infos[cut+1].prev}
+	}
+	n.infos = n.infos[cut+1:]
+	hs, _, err := n.storage.InitialState()
+	if err != nil {
+		return nil, 0, err
+	}
+	r := record{Seq: n.seq, Prev: n.prev, Self: n.cfg.Self, Base: &from}
+	if r.Snapshot, err = proto.Marshal(snap); err != nil {
+		return nil, 0, err
+	}
+	if r.HardState, err = proto.Marshal(hs); err != nil {
+		return nil, 0, err
+	}
+	for _, p := range n.peers {
+		r.Peers = append(r.Peers, p)
+	}
+	slices.SortFunc(r.Peers, func(a, b tx.Address) int { return bytes.Compare(a[:], b[:]) })
+	if rec, err = n.sealRecord(r, recordInfo{}); err != nil {
+		return nil, 0, err
+	}
+	return rec, int(r.Seq-from.From) + 1, nil
 }
 
 // Status reports the node's view of the group.

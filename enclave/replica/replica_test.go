@@ -54,6 +54,7 @@ type member struct {
 	id      tx.Address
 	node    *replica.Node
 	disk    [][]byte // the host's stored records
+	all     [][]byte // every record, as a host that never dropped one has them
 	applied []replica.Entry
 	snap    *replica.Snapshot // the last snapshot received
 	reads   map[string]uint64 // ReadIndex answers
@@ -79,6 +80,8 @@ type cluster struct {
 	chaos bool
 	// onError, if set, may accept a Receive error (returns true).
 	onError func(to tx.Address, err error) bool
+	// keep configures the members' compaction (Config.KeepEntries).
+	keep int
 }
 
 func newCluster(t *testing.T, n int, bootstrap int) *cluster {
@@ -98,7 +101,24 @@ func newCluster(t *testing.T, n int, bootstrap int) *cluster {
 }
 
 func (c *cluster) config(a tx.Address) replica.Config {
-	return replica.Config{Self: a, ShardKey: shardKey, Sealer: newSealer(c.t, a)}
+	return replica.Config{Self: a, ShardKey: shardKey, Sealer: newSealer(c.t, a), KeepEntries: c.keep}
+}
+
+// compact compacts a's log at index as its state machine would, and its
+// host stores the record and drops the records the node no longer needs.
+func (c *cluster) compact(a tx.Address, index uint64, data string) {
+	c.t.Helper()
+	m := c.members[a]
+	rec, keep, err := m.node.Compact(index, []byte(data))
+	if err != nil {
+		c.t.Fatalf("%x compact at %d: %v", a[:4], index, err)
+	}
+	m.disk = append(m.disk, rec)
+	m.all = append(m.all, rec)
+	if keep < 1 || keep > len(m.disk) {
+		c.t.Fatalf("%x: keep %d of %d records", a[:4], keep, len(m.disk))
+	}
+	m.disk = slices.Clone(m.disk[len(m.disk)-keep:])
 }
 
 func (c *cluster) start(a tx.Address, voters []tx.Address) *member {
@@ -136,6 +156,7 @@ func (c *cluster) step() {
 				break
 			}
 			m.disk = append(m.disk, out.Records...)
+			m.all = append(m.all, out.Records...)
 			if out.Snapshot != nil {
 				m.snap = out.Snapshot
 			}
@@ -404,9 +425,7 @@ func TestSnapshotToNewVoter(t *testing.T) {
 	}
 	c.run(3)
 	n := c.members[a].node
-	if err := n.Compact(n.Applied(), []byte("state before b")); err != nil {
-		t.Fatal(err)
-	}
+	c.compact(a, n.Applied(), "state before b")
 	b := addr(1)
 	c.start(b, nil)
 	if err := n.AddVoter(b); err != nil {
@@ -418,9 +437,7 @@ func TestSnapshotToNewVoter(t *testing.T) {
 	if c.members[b].snap != nil {
 		t.Fatal("b restored a snapshot that does not name it")
 	}
-	if err := n.Compact(n.Applied(), []byte("state with b")); err != nil {
-		t.Fatal(err)
-	}
+	c.compact(a, n.Applied(), "state with b")
 	c.run(20)
 	snap := c.members[b].snap
 	if snap == nil || string(snap.Data) != "state with b" || snap.Index != n.Applied() {

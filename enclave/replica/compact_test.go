@@ -1,0 +1,310 @@
+package replica_test
+
+import (
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/enclave/replica"
+)
+
+// replayed starts a second node from a's stored records, as a restart
+// would, and checks that its log is the live node's; and the same from
+// every record a has written, as a host that never dropped one has them.
+func (c *cluster) replayed(a tx.Address) {
+	c.t.Helper()
+	m := c.members[a]
+	for _, recs := range [][][]byte{m.disk, m.all} {
+		n, err := replica.Start(c.config(a), recs, nil)
+		if err != nil {
+			c.t.Fatalf("%x replay of %d records: %v", a[:4], len(recs), err)
+		}
+		if got, want := replica.LogState(n), replica.LogState(m.node); got != want {
+			c.t.Fatalf("%x replayed from %d records:\n%s\nlive:\n%s", a[:4], len(recs), got, want)
+		}
+	}
+}
+
+// TestCompactedRecordsReplayExactly: members compact at random points
+// while partitions make leaders come and go and overwrite uncommitted
+// entries of cut-off ones; after every compaction the host keeps only the
+// records the node asks for, and a node replayed from them has exactly
+// the live node's log (snapshot, hard state, every entry after it).
+// Restarts replay those records too, and the group still commits.
+func TestCompactedRecordsReplayExactly(t *testing.T) {
+	for seed := range uint64(8) {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			c := newCluster(t, 3, 3)
+			c.rng = mrand.New(mrand.NewPCG(seed, 7))
+			// A proposal forwarded to a leader that stepped down is dropped:
+			// Raft proposals are at most once, the proposer proposes again.
+			c.onError = func(_ tx.Address, err error) bool { return strings.Contains(err.Error(), "proposal dropped") }
+			rng := mrand.New(mrand.NewPCG(seed, 11))
+			c.leader()
+			isolated := -1
+			c.cut = func(a, b tx.Address) bool {
+				return isolated >= 0 && (a == c.order[isolated]) != (b == c.order[isolated])
+			}
+			compactions := 0
+			for round := range 400 {
+				switch r := rng.IntN(100); {
+				case r < 8:
+					isolated = rng.IntN(3) // a leader cut off keeps appending alone
+				case r < 16:
+					isolated = -1
+				case r < 20:
+					a := c.order[rng.IntN(3)]
+					if c.members[a].up {
+						c.crash(a)
+						c.start(a, nil)
+					}
+				}
+				for range rng.IntN(4) {
+					m := c.members[c.order[rng.IntN(3)]]
+					_ = m.node.Propose([]byte(fmt.Sprint("call ", round)))
+				}
+				c.step()
+				if rng.IntN(10) == 0 {
+					a := c.order[rng.IntN(3)]
+					n := c.members[a].node
+					if snap, applied := n.SnapshotIndex(), n.Applied(); applied > snap {
+						c.compact(a, snap+1+rng.Uint64N(applied-snap), "")
+						c.replayed(a)
+						compactions++
+					}
+				}
+			}
+			if compactions < 20 {
+				t.Fatalf("only %d compactions", compactions)
+			}
+			isolated = -1
+			l := c.leader()
+			c.members[l].node.Propose([]byte("last"))
+			c.run(30)
+			for _, a := range c.order {
+				if got := commands(c.members[a]); !slices.Contains(got, "last") {
+					t.Fatalf("%x did not apply the last call after healing", a[:4])
+				}
+				c.replayed(a)
+			}
+		})
+	}
+}
+
+// TestCompactionBoundsRecords: a node that compacts where
+// CompactionPoint says keeps its records and log bounded however long it
+// runs, restarts from them, and a restart hands out only the entries
+// after the snapshot.
+func TestCompactionBoundsRecords(t *testing.T) {
+	c := newCluster(t, 1, 1)
+	c.keep = 8
+	a := c.order[0]
+	c.start(a, []tx.Address{a})
+	c.leader()
+	m := c.members[a]
+	most := 0
+	for i := range 300 {
+		m.node.Propose([]byte(fmt.Sprint("call ", i)))
+		c.step()
+		if at, ok := m.node.CompactionPoint(m.node.Applied()); ok {
+			c.compact(a, at, "")
+		}
+		most = max(most, len(m.disk))
+	}
+	// Two records per entry at most (its append, its commit), between
+	// 2×keep and 4×keep entries since the last compaction, plus the base.
+	if most > 4*c.keep*2+2 {
+		t.Fatalf("up to %d records stored", most)
+	}
+	if snap := m.node.SnapshotIndex(); snap < 250 {
+		t.Fatalf("snapshot at %d after 300 entries", snap)
+	}
+	c.replayed(a)
+	snap := m.node.SnapshotIndex()
+	c.crash(a)
+	c.start(a, nil)
+	c.run(3)
+	got := c.members[a].applied
+	if len(got) == 0 || got[0].Index <= snap || len(got) > 2*c.keep+1 {
+		t.Fatalf("restart handed out %d entries from %d, snapshot at %d", len(got), got[0].Index, snap)
+	}
+	m = c.members[a]
+	m.node.Propose([]byte("after"))
+	c.run(3)
+	if cmds := commands(m); cmds[len(cmds)-1] != "after" {
+		t.Fatalf("after the restart, applied %q", cmds)
+	}
+}
+
+// TestCompactedRecordsCannotBeCut: a host that keeps fewer records than
+// the compaction named, or hands over records from the middle of the
+// chain without the record that compacted them, is refused; records from
+// before the compaction are only an older copy (a rollback, which Raft
+// and the chain deal with: TestRolledBackNodeStops).
+func TestCompactedRecordsCannotBeCut(t *testing.T) {
+	c := newCluster(t, 1, 1)
+	a := c.order[0]
+	c.leader()
+	m := c.members[a]
+	for i := range 10 {
+		m.node.Propose([]byte(fmt.Sprint("call ", i)))
+		c.step()
+	}
+	before := slices.Clone(m.disk)
+	// Keep a tail of entries, so the compaction needs records before it.
+	c.compact(a, m.node.Applied()-3, "")
+	kept := slices.Clone(m.disk)
+	if len(kept) < 2 {
+		t.Fatalf("kept %d records", len(kept))
+	}
+	cfg := c.config(a)
+	for name, recs := range map[string][][]byte{
+		"one record fewer":             kept[1:],
+		"the base alone":               kept[len(kept)-1:],
+		"the middle without the base":  before[len(before)-3:],
+		"kept records without the last": kept[:len(kept)-1],
+	} {
+		_, err := replica.Start(cfg, recs, nil)
+		if name == "kept records without the last" {
+			// A tail cut leaves records that start after the first
+			// without a base naming them.
+			if !errors.Is(err, replica.ErrRecords) {
+				t.Errorf("%s: %v, want ErrRecords", name, err)
+			}
+			continue
+		}
+		if !errors.Is(err, replica.ErrRecords) {
+			t.Errorf("%s: %v, want ErrRecords", name, err)
+		}
+	}
+	if _, err := replica.Start(cfg, before, nil); err != nil {
+		t.Errorf("the records before the compaction: %v", err)
+	}
+	if _, err := replica.Start(cfg, kept, nil); err != nil {
+		t.Errorf("the kept records: %v", err)
+	}
+}
+
+// TestJoinAtPosition: a node provisioned with a state at a position of
+// the log starts its log there and catches up from the leader's log,
+// though the leader compacted past the log's start (no snapshot needed,
+// whose configuration could not name the new node).
+func TestJoinAtPosition(t *testing.T) {
+	c := newCluster(t, 1, 1)
+	a := c.order[0]
+	c.leader()
+	n := c.members[a].node
+	for i := range 6 {
+		n.Propose([]byte(fmt.Sprint("old ", i)))
+	}
+	c.run(3)
+	pos, err := n.PositionAt(n.Applied() - 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(pos.Voters, []tx.Address{a}) || pos.Term == 0 {
+		t.Fatalf("position %+v", pos)
+	}
+	c.compact(a, pos.Index-1, "")
+	n.Propose([]byte("new 0"))
+	c.run(2)
+
+	b := addr(1)
+	cfg := c.config(b)
+	cfg.Join = &pos
+	jn, err := replica.Start(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.members[b] = &member{id: b, node: jn, up: true}
+	c.order = append(c.order, b)
+	if err := n.AddLearner(b); err != nil {
+		t.Fatal(err)
+	}
+	c.run(10)
+	if c.members[b].snap != nil {
+		t.Fatalf("the new node needed a snapshot: %+v", c.members[b].snap)
+	}
+	if err := n.AddVoter(b); err != nil {
+		t.Fatal(err)
+	}
+	c.run(10)
+	n.Propose([]byte("new 1"))
+	c.run(5)
+	if got := commands(c.members[b]); !slices.Equal(got, []string{"old 4", "old 5", "new 0", "new 1"}) {
+		t.Fatalf("the joined node applied %q", got)
+	}
+	c.replayed(b)
+	// Restarted from its records, it starts from the position again.
+	c.crash(b)
+	c.start(b, nil)
+	c.run(5)
+	if st := c.members[b].node.Status(); !slices.Contains(st.Voters, b) {
+		t.Fatalf("restarted joined node: %+v", st)
+	}
+}
+
+// TestLaggingFollowerGetsSnapshot: a follower cut off while the leader
+// compacted past its log gets the leader's snapshot, which says where its
+// state machine must be to go on (Output.Snapshot).
+func TestLaggingFollowerGetsSnapshot(t *testing.T) {
+	c := newCluster(t, 3, 3)
+	l := c.leader()
+	f := c.otherThan(l)
+	c.cut = func(a, b tx.Address) bool { return a == f || b == f }
+	n := c.members[l].node
+	for i := range 5 {
+		n.Propose([]byte(fmt.Sprint("call ", i)))
+	}
+	c.run(5)
+	c.compact(l, n.Applied(), "state")
+	c.cut = func(a, b tx.Address) bool { return false }
+	c.run(20)
+	s := c.members[f].snap
+	if s == nil || s.Index != c.members[l].node.SnapshotIndex() {
+		t.Fatalf("lagging follower got snapshot %+v, leader's at %d", s, n.SnapshotIndex())
+	}
+	c.replayed(f)
+}
+
+// TestCompactionAfterOverwrite: a leader cut off appends entries nobody
+// else has; the new leader's log overwrites them, ending exactly where
+// the node then compacts. The stale entries are in the node's records
+// before the overwrite, and a replay, even from every record ever
+// written, must not bring them back after the snapshot.
+func TestCompactionAfterOverwrite(t *testing.T) {
+	c := newCluster(t, 3, 3)
+	a := c.leader()
+	c.members[a].node.Propose([]byte("committed"))
+	c.run(5)
+	c.cut = func(x, y tx.Address) bool { return x == a || y == a }
+	for i := range 3 {
+		c.members[a].node.Propose([]byte(fmt.Sprint("stale ", i)))
+	}
+	c.run(3)
+	b := c.otherThan(a)
+	for i := 0; ; i++ {
+		if st := c.members[b].node.Status(); st.Leader != (tx.Address{}) && st.Leader != a {
+			break
+		}
+		if i > 200 {
+			t.Fatal("no new leader")
+		}
+		c.step()
+	}
+	c.cut = func(x, y tx.Address) bool { return false }
+	c.run(10)
+	m := c.members[a]
+	if st := m.node.Status(); st.IsLeader {
+		t.Fatal("the cut-off leader still leads")
+	}
+	if got := commands(m); slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "stale") }) {
+		t.Fatalf("stale entries applied: %q", got)
+	}
+	c.compact(a, m.node.Applied(), "")
+	c.replayed(a)
+}
