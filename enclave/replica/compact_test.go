@@ -163,9 +163,9 @@ func TestCompactedRecordsCannotBeCut(t *testing.T) {
 	}
 	cfg := c.config(a)
 	for name, recs := range map[string][][]byte{
-		"one record fewer":             kept[1:],
-		"the base alone":               kept[len(kept)-1:],
-		"the middle without the base":  before[len(before)-3:],
+		"one record fewer":              kept[1:],
+		"the base alone":                kept[len(kept)-1:],
+		"the middle without the base":   before[len(before)-3:],
 		"kept records without the last": kept[:len(kept)-1],
 	} {
 		_, err := replica.Start(cfg, recs, nil)
