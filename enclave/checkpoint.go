@@ -5,6 +5,7 @@ import (
 
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/enclave/replica"
 	"github.com/integritee-go/integritee/enclave/seal"
 	"github.com/integritee-go/integritee/tee"
 )
@@ -38,6 +39,11 @@ type checkpoint struct {
 	// instead of founding one.
 	Applied uint64 `cbor:"applied,omitempty"`
 	Joined  bool   `cbor:"joined,omitempty"`
+	// Position is the log's position at Applied (its term and the group's
+	// configuration there): a replica provisioned with this state starts
+	// its log at it (replica.Config.Join). Nil without replication and in
+	// checkpoints of earlier builds.
+	Position *replica.Position `cbor:"position,omitempty"`
 	// Config is the shard's configuration as the verified blocks up to
 	// Height set it (upgrade.go); nil in checkpoints of earlier builds
 	// means the default one.

@@ -52,6 +52,10 @@ type Config struct {
 	// build serves the shard.
 	StateVersion uint32
 	Migrations   []Migration
+	// ReplicaKeepEntries and ReplicaKeepBytes set the log the shard's
+	// replica keeps behind the stored state when it compacts (0 means
+	// replica.DefaultKeepEntries and DefaultKeepBytes). Compiled in.
+	ReplicaKeepEntries, ReplicaKeepBytes int
 }
 
 type phase int
@@ -294,7 +298,7 @@ func (e *Enclave) init(r *protocol.Init) (protocol.Reply, error) {
 		e.want, e.phase = want, phaseLoading
 		e.pending, e.confirmed = want.Pending, want.Confirmed
 		e.side, e.recent = want.Sidechain, want.Recent
-		e.repl.applied, e.joined = want.Applied, want.Joined
+		e.repl.applied, e.repl.stored, e.repl.join, e.joined = want.Applied, want.Applied, want.Position, want.Joined
 		// The sealed checkpoint says how many entries come: size the state
 		// once (bounded: it is a hint, not a limit).
 		st.Reserve(int(min(want.Entries, maxReserve)))
@@ -408,6 +412,17 @@ func (e *Enclave) getState(r *protocol.GetState) (protocol.Reply, error) {
 func (e *Enclave) sealCheckpoint(c *checkpoint) ([]byte, error) {
 	c.Sidechain, c.Recent = e.side, e.recent
 	c.Applied, c.Joined = e.repl.applied, e.joined
+	if n := e.repl.node; n != nil && c.Applied > 0 {
+		// Where a state provisioned from this one starts its log.
+		p, err := n.PositionAt(c.Applied)
+		if err != nil {
+			return nil, err
+		}
+		c.Position = &p
+	}
+	// The host stores the checkpoint with the output that carries it, and
+	// with the records of that output: a compaction up to here is safe.
+	e.repl.stored = c.Applied
 	cfg := e.config
 	c.Config = &cfg
 	b, err := protocol.Marshal(c)

@@ -92,6 +92,12 @@ type replication struct {
 	awaiting int64
 	// ahead is the height of the latest Ahead header verified.
 	ahead int64
+	// stored is the applied index of the last checkpoint sealed: the host
+	// stores it with the output that carries it, so the log up to it may
+	// be compacted. join is the restored checkpoint's position, where a
+	// provisioned replica without records starts its log.
+	stored uint64
+	join   *replica.Position
 }
 
 // recordSealer seals the replica's records to this enclave and shard.
@@ -122,11 +128,24 @@ func (e *Enclave) replicaStart(r *protocol.ReplicaStart) (protocol.Reply, error)
 		// waits to be added by its leader.
 		voters = []tx.Address{e.signerAddress()}
 	}
-	n, err := replica.Start(replica.Config{Self: e.signerAddress(), ShardKey: e.keys.StateKey(), Sealer: recordSealer{e}},
-		e.repl.records, voters)
+	cfg := replica.Config{Self: e.signerAddress(), ShardKey: e.keys.StateKey(), Sealer: recordSealer{e},
+		KeepEntries: e.cfg.ReplicaKeepEntries, KeepBytes: e.cfg.ReplicaKeepBytes}
+	if len(e.repl.records) == 0 && e.joined {
+		// A provisioned state starts the log at its position; a leader
+		// that compacted its log sends the entries after it.
+		cfg.Join = e.repl.join
+	}
+	n, err := replica.Start(cfg, e.repl.records, voters)
 	if err != nil {
 		e.repl.records = nil
 		return nil, protocol.Errorf(protocol.CodeState, "%v", err)
+	}
+	if snap := n.SnapshotIndex(); snap > e.repl.applied {
+		// The entries between are gone from the log: a host that kept its
+		// records but restored an older state (or lost the newer one).
+		e.repl.records = nil
+		return nil, e.replicaFailed(fmt.Errorf("%w: the stored state is at log entry %d, the stored log starts after %d",
+			errBehindLog, e.repl.applied, snap))
 	}
 	e.repl.node, e.repl.records = n, nil
 	out := &protocol.ReplicaOutput{}
@@ -137,9 +156,14 @@ func (e *Enclave) replicaStart(r *protocol.ReplicaStart) (protocol.Reply, error)
 	return &protocol.ReplicaStartReply{Replica: out}, nil
 }
 
-// maxRecords bounds the records of one replica start (until the log is
-// compacted into snapshots).
+// maxRecords bounds the records of one replica start: compaction keeps
+// them to a few thousand (replica.CompactionPoint).
 const maxRecords = 1 << 20
+
+// errBehindLog means this enclave's state is older than the start of the
+// log it can get, its own or the leader's (compacted): only a newer state
+// brings it back.
+var errBehindLog = errors.New("replica: state older than the shard's log")
 
 func (e *Enclave) replicaStep(r *protocol.ReplicaStep) (protocol.Reply, error) {
 	if e.repl.node == nil {
@@ -198,7 +222,7 @@ func (e *Enclave) replicaStep(r *protocol.ReplicaStep) (protocol.Reply, error) {
 func (e *Enclave) replicaFailed(err error) error {
 	e.phase = phaseFailed
 	e.log.Error("enclave stopped", "err", err)
-	if errors.Is(err, replica.ErrLogLost) {
+	if errors.Is(err, replica.ErrLogLost) || errors.Is(err, errBehindLog) {
 		return protocol.Errorf(protocol.CodeState, "%v: provision this worker again", err)
 	}
 	return protocol.Errorf(protocol.CodeInternal, "restart required: %v", err)
@@ -279,9 +303,12 @@ func (e *Enclave) drive(out *protocol.ReplicaOutput) error {
 		if !ok {
 			break
 		}
-		if o.Snapshot != nil {
-			// The log is never compacted yet, so a leader never sends one.
-			return e.replicaFailed(errors.New("replica: snapshots are not supported yet"))
+		if o.Snapshot != nil && o.Snapshot.Index > e.repl.applied {
+			// The leader compacted its log past this enclave's state. A
+			// snapshot carries no state (the shard's is far too large to
+			// go through the log): provisioning brings a newer one.
+			return e.replicaFailed(fmt.Errorf("%w: the leader's log starts after entry %d, this state is at %d",
+				errBehindLog, o.Snapshot.Index, e.repl.applied))
 		}
 		out.Records = append(out.Records, o.Records...)
 		for _, m := range o.Messages {
@@ -303,6 +330,17 @@ func (e *Enclave) drive(out *protocol.ReplicaOutput) error {
 	// message.
 	if err := e.applyQueue(out); err != nil {
 		return err
+	}
+	// Compact the log up to the stored state once it is long: its record
+	// comes last, stored with the checkpoint it relies on (or after it).
+	if at, ok := e.repl.node.CompactionPoint(e.repl.stored); ok && e.retired == 0 {
+		rec, keep, err := e.repl.node.Compact(at, nil)
+		if err != nil {
+			return e.replicaFailed(err)
+		}
+		out.Records = append(out.Records, rec)
+		out.KeepRecords = uint64(keep)
+		e.log.Debug("replica log compacted", "index", at, "keep_records", keep)
 	}
 	st := e.repl.node.Status()
 	out.Leader, out.IsLeader, out.Voters, out.Height = st.Leader, st.IsLeader, st.Voters, e.lc.Height()

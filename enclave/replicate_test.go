@@ -15,6 +15,7 @@ import (
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
+	"github.com/integritee-go/integritee/enclave"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/stf"
@@ -29,6 +30,7 @@ type replicated struct {
 	leader  bool
 	voters  []tx.Address
 	lastHdr types.Hash // the last shard block persisted
+	dropped int        // records dropped after compactions
 }
 
 // replicaNet runs the hosts of a shard's enclaves with the chain and
@@ -40,14 +42,25 @@ type replicaNet struct {
 	hosts []*host
 	state map[*host]*replicated
 	down  map[*host]bool
+	// failing, if set, is a host whose enclave is expected to refuse a
+	// step: round records its error in failure and takes it down.
+	failing *host
+	failure error
 }
 
 // provisioned is a new host of shard with the keys and state of prov,
 // persisted (provisioning over the relay, then the snapshot's entries).
 func provisioned(t *testing.T, c *chainSim, shard [32]byte, prov *host) *host {
 	t.Helper()
+	return provisionedBuild(t, c, shard, prov, nil)
+}
+
+// provisionedBuild is provisioned with the enclave build changed by build.
+func provisionedBuild(t *testing.T, c *chainSim, shard [32]byte, prov *host, build func(*enclave.Config)) *host {
+	t.Helper()
 	ctx := context.Background()
 	h := newHost(t, shard)
+	h.build = build
 	startPeers(h, simPeers(h.backend))
 	res, err := relay(t, c, h, prov, nil)
 	if err != nil {
@@ -78,6 +91,10 @@ func (n *replicaNet) persist(h *host, out *protocol.ReplicaOutput) {
 	}
 	r := n.st(h)
 	r.records = append(r.records, out.Records...)
+	if k := out.KeepRecords; k > 0 && k < uint64(len(r.records)) {
+		r.dropped += len(r.records) - int(k)
+		r.records = r.records[uint64(len(r.records))-k:]
+	}
 	for _, a := range out.Applied {
 		for _, e := range a.Changes {
 			if len(e.Value) == 0 {
@@ -182,6 +199,10 @@ func (n *replicaNet) round() {
 		if next := r.lcH + 1; next+1 <= n.f.c.tc.Height() {
 			rep, err := protocol.CallAs[*protocol.ProcessBlockReply](ctx, h.c, request(n.t, n.f.c.tc, next))
 			if err != nil && !errors.Is(err, protocol.ErrVerification) {
+				if h == n.failing {
+					n.failure, n.down[h] = err, true
+					continue
+				}
 				n.t.Fatalf("process %d: %v", next, err)
 			}
 			if err == nil {
@@ -191,6 +212,10 @@ func (n *replicaNet) round() {
 		in := r.inbox
 		r.inbox = nil
 		rep, err := protocol.CallAs[*protocol.ReplicaStepReply](ctx, h.c, &protocol.ReplicaStep{Ticks: 1, Envelopes: in, Registry: n.registry(h)})
+		if err != nil && h == n.failing {
+			n.failure, n.down[h] = err, true
+			continue
+		}
 		if err != nil {
 			n.t.Fatalf("step: %v", err)
 		}
@@ -287,7 +312,7 @@ func voters(t *testing.T, f *provisionFixture, k int, extra [][]byte) (*replicaN
 	ctx := context.Background()
 	var rs []*host
 	for range k {
-		rs = append(rs, provisioned(t, f.c, f.shard, f.prov))
+		rs = append(rs, provisionedBuild(t, f.c, f.shard, f.prov, f.prov.build))
 	}
 
 	// Register the new enclaves (block 5).

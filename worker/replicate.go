@@ -152,7 +152,7 @@ func (r *replicaHost) Status() (leader tx.Address, isLeader bool, voters int) {
 // the persisted progress p: chain steps at the next heights, direct steps
 // on the current one.
 func replicated(out *protocol.ReplicaOutput, p Progress) (*transition, error) {
-	t := &transition{records: out.Records, out: out}
+	t := &transition{records: out.Records, keep: out.KeepRecords, out: out}
 	h := p.Height
 	for i, a := range out.Applied {
 		b := store.Batch{

@@ -77,6 +77,7 @@ type Progress struct {
 // to peers, results to clients) once it is persisted.
 type transition struct {
 	records [][]byte
+	keep    uint64 // the records to keep, if the last compacted the log
 	steps   []store.Step
 	out     *protocol.ReplicaOutput
 }
@@ -110,7 +111,7 @@ func newSupervisor(factory EnclaveFactory, st *store.Store, init protocol.Init, 
 
 // persist writes t to the store in one transaction.
 func (s *supervisor) persist(t transition) error {
-	return s.store.CommitSteps(store.Records{Shard: s.init.Shard, Data: t.records}, t.steps)
+	return s.store.CommitSteps(store.Records{Shard: s.init.Shard, Data: t.records, KeepLast: t.keep}, t.steps)
 }
 
 // Start starts the enclave and restores it from the store, if none is

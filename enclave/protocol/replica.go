@@ -96,9 +96,13 @@ func (*ReplicaStepReply) Type() string  { return TypeReplicaStep + replySuffix }
 // ReplicaOutput is the host's work after a request that moved the replica
 // (see the order above).
 type ReplicaOutput struct {
-	Records  [][]byte   `cbor:"records,omitempty"`
-	Messages []Envelope `cbor:"messages,omitempty"`
-	Applied  []Applied  `cbor:"applied,omitempty"`
+	Records [][]byte `cbor:"records,omitempty"`
+	// KeepRecords, if not 0, says the last of Records compacted the log:
+	// the host keeps only the last KeepRecords of its stored records,
+	// dropping the others in the same write as Records.
+	KeepRecords uint64     `cbor:"keep_records,omitempty"`
+	Messages    []Envelope `cbor:"messages,omitempty"`
+	Applied     []Applied  `cbor:"applied,omitempty"`
 	// Results are the outcomes of this enclave's proposals (SubmitCalls)
 	// that were applied, by proposal ID.
 	Results []ProposalResult `cbor:"results,omitempty"`

@@ -308,3 +308,40 @@ func TestCompactionAfterOverwrite(t *testing.T) {
 	c.compact(a, m.node.Applied(), "")
 	c.replayed(a)
 }
+
+// TestLeaderKeepsLogForLaggingMember: a leader compacting where
+// CompactionPoint says keeps the entries a cut-off member has not
+// acknowledged, so it catches up from the log when it returns, until the
+// log is four times what it keeps; a member away longer gets the snapshot.
+func TestLeaderKeepsLogForLaggingMember(t *testing.T) {
+	c := newCluster(t, 3, 3)
+	c.leader()
+	c.keep = 4
+	for _, a := range c.order {
+		c.crash(a)
+		c.start(a, nil)
+	}
+	l := c.leader()
+	f := c.otherThan(l)
+	n := c.members[l].node
+	away := func(calls int) {
+		c.cut = func(a, b tx.Address) bool { return a == f || b == f }
+		for i := range calls {
+			n.Propose([]byte(fmt.Sprint("call ", i)))
+			c.step()
+			if at, ok := n.CompactionPoint(n.Applied()); ok {
+				c.compact(l, at, "")
+			}
+		}
+		c.cut = func(a, b tx.Address) bool { return false }
+		c.run(20)
+	}
+	away(3 * c.keep)
+	if c.members[f].snap != nil {
+		t.Fatalf("a member away for %d entries got a snapshot", 3*c.keep)
+	}
+	away(6 * c.keep)
+	if c.members[f].snap == nil {
+		t.Fatalf("a member away for %d entries got no snapshot: the leader's log was never bounded", 6*c.keep)
+	}
+}

@@ -965,11 +965,29 @@ func (n *Node) PositionAt(index uint64) (p Position, err error) {
 // state at stored is durable, if the log after the snapshot is long (more
 // than twice KeepEntries entries or KeepBytes bytes): the index that keeps
 // KeepEntries entries or KeepBytes bytes, whichever is less, up to stored.
+// A leader also keeps what a member has not acknowledged yet (one that
+// was down, or a new one joining at its position) until the log is four
+// times as long; past that, such a member gets the snapshot.
 func (n *Node) CompactionPoint(stored uint64) (uint64, bool) {
 	snap := n.SnapshotIndex()
 	stored = min(stored, n.applied)
-	if stored <= snap || (stored-snap <= 2*uint64(n.cfg.KeepEntries) && n.logBytes <= 2*n.cfg.KeepBytes) {
+	long := func(k uint64) bool {
+		return stored-snap > k*uint64(n.cfg.KeepEntries) || n.logBytes > int(k)*n.cfg.KeepBytes
+	}
+	if stored <= snap || !long(2) {
 		return 0, false
+	}
+	if !long(4) {
+		if st := n.rn.Status(); st.RaftState == raft.StateLeader {
+			for id, pr := range st.Progress {
+				if id != ID(n.cfg.Self) {
+					stored = min(stored, pr.Match)
+				}
+			}
+			if stored <= snap {
+				return 0, false
+			}
+		}
 	}
 	ents, err := n.storage.Entries(snap+1, stored+1, math.MaxUint64)
 	if err != nil {

@@ -49,6 +49,11 @@ var (
 type Records struct {
 	Shard [32]byte
 	Data  [][]byte
+	// KeepLast, if not 0, drops every record of the shard but the last
+	// KeepLast once Data is appended, in the same transaction: the
+	// enclave compacted its log into the last of Data
+	// (ReplicaOutput.KeepRecords).
+	KeepLast uint64
 }
 
 // checkRecords enforces the record limits.
@@ -196,28 +201,52 @@ func recordRange(tx *bolt.Tx, shard [32]byte) (first, next uint64, lb *bolt.Buck
 // next index (dropping every record); records already dropped are not an
 // error. The next index does not change, so indexes stay unique.
 //
-// Which prefix a snapshot supersedes is the enclave's to say: the records
-// are sealed and hash-chained, and enclave/replica today replays its
-// chain from its first record, so it has no truncation point to report
-// yet.
+// Which prefix a snapshot supersedes is the enclave's to say (the records
+// are sealed and hash-chained): it says so with Records.KeepLast.
 func (s *Store) TruncateRecordsBefore(shard [32]byte, n uint64) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		first, next, lb, err := recordRange(tx, shard)
-		if err != nil {
-			return err
-		}
-		if n > next {
-			return fmt.Errorf("%w: truncate before %d, next index is %d", ErrRecordRange, n, next)
-		}
-		for i := first; i < n; i++ {
-			if err := lb.Delete(binary.BigEndian.AppendUint64(nil, i)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := s.db.Update(func(tx *bolt.Tx) error { return truncateRecords(tx, shard, n) })
 	if err != nil {
 		return fmt.Errorf("truncate records of shard %x: %w", shard, err)
 	}
 	return nil
+}
+
+func truncateRecords(tx *bolt.Tx, shard [32]byte, n uint64) error {
+	first, next, lb, err := recordRange(tx, shard)
+	if err != nil {
+		return err
+	}
+	if n > next {
+		return fmt.Errorf("%w: truncate before %d, next index is %d", ErrRecordRange, n, next)
+	}
+	for i := first; i < n; i++ {
+		if err := lb.Delete(binary.BigEndian.AppendUint64(nil, i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// putRecords appends recs and keeps the last recs.KeepLast, if set.
+func putRecords(tx *bolt.Tx, recs Records) error {
+	if len(recs.Data) == 0 {
+		if recs.KeepLast > 0 {
+			return fmt.Errorf("%w: keep the last %d records of none appended", ErrRecordRange, recs.KeepLast)
+		}
+		return nil
+	}
+	if err := appendRecords(tx, recs.Shard, recs.Data); err != nil {
+		return err
+	}
+	if recs.KeepLast == 0 {
+		return nil
+	}
+	_, next, _, err := recordRange(tx, recs.Shard)
+	if err != nil {
+		return err
+	}
+	if recs.KeepLast >= next {
+		return nil // all of them
+	}
+	return truncateRecords(tx, recs.Shard, next-recs.KeepLast)
 }

@@ -356,3 +356,34 @@ func recordsChild(path string) {
 		os.Stdout.Write([]byte("ok\n"))
 	}
 }
+
+// TestCommitKeepsLastRecords: a commit whose records end with a
+// compaction keeps only the last KeepLast records of the shard, in the
+// same transaction; other shards keep theirs.
+func TestCommitKeepsLastRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.db")
+	s := open(t, path)
+	if err := s.AppendRecords(shardA, recs("r0", "r1", "r2", "r3")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendRecords(shardB, recs("b0")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CommitSteps(store.Records{Shard: shardA, Data: recs("r4", "base"), KeepLast: 3}, nil); err != nil {
+		t.Fatal(err)
+	}
+	wantRecords(t, s, shardA, 3, recs("r3", "r4", "base"))
+	wantRecords(t, s, shardB, 0, recs("b0"))
+	// Keeping more than there are keeps them all.
+	if err := s.CommitSteps(store.Records{Shard: shardA, Data: recs("r6"), KeepLast: 10}, nil); err != nil {
+		t.Fatal(err)
+	}
+	wantRecords(t, s, shardA, 3, recs("r3", "r4", "base", "r6"))
+	// Nothing to keep the last of is refused, and changes nothing.
+	if err := s.CommitSteps(store.Records{Shard: shardA, KeepLast: 1}, nil); !errors.Is(err, store.ErrRecordRange) {
+		t.Fatalf("keep without records: %v", err)
+	}
+	s.Close()
+	s = open(t, path)
+	wantRecords(t, s, shardA, 3, recs("r3", "r4", "base", "r6"))
+}

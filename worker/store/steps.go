@@ -39,10 +39,8 @@ func (s *Store) CommitSteps(recs Records, steps []Step) error {
 		changes += len(st.Batch.Changes)
 	}
 	return s.update(changes, func(tx *bolt.Tx) error {
-		if len(recs.Data) > 0 {
-			if err := appendRecords(tx, recs.Shard, recs.Data); err != nil {
-				return err
-			}
+		if err := putRecords(tx, recs); err != nil {
+			return err
 		}
 		for i, st := range steps {
 			prev, ok, err := checkpoint(tx)

@@ -21,8 +21,8 @@
 // append-only sequence per shard. Raft requires them on disk before the
 // messages of the same step leave the host, and a bbolt commit is that
 // point; Records gives them back, in order, to a restarted enclave, which
-// checks their hash chain itself, and TruncateRecordsBefore drops a prefix
-// a snapshot record superseded. The store never sees plaintext: entries are
+// checks their hash chain itself, and Records.KeepLast (in the same
+// transaction) drops the prefix a compaction record superseded. The store never sees plaintext: entries are
 // sealed by the enclave, keys sealed to its TEE.
 package store
 
@@ -529,7 +529,7 @@ func (e *encodedBatch) write(tx *bolt.Tx) error {
 		}
 	}
 	if len(e.b.Records.Data) > 0 {
-		if err := appendRecords(tx, e.b.Records.Shard, e.b.Records.Data); err != nil {
+		if err := putRecords(tx, e.b.Records); err != nil {
 			return err
 		}
 	}
