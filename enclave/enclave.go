@@ -413,12 +413,13 @@ func (e *Enclave) sealCheckpoint(c *checkpoint) ([]byte, error) {
 	c.Sidechain, c.Recent = e.side, e.recent
 	c.Applied, c.Joined = e.repl.applied, e.joined
 	if n := e.repl.node; n != nil && c.Applied > 0 {
-		// Where a state provisioned from this one starts its log.
-		p, err := n.PositionAt(c.Applied)
-		if err != nil {
-			return nil, err
+		// Where a state provisioned from this one starts its log. Without
+		// it, such a replica starts with an empty log, as before.
+		if p, err := n.PositionAt(c.Applied); err != nil {
+			e.log.Warn("checkpoint without its log position", "err", err)
+		} else {
+			c.Position = &p
 		}
-		c.Position = &p
 	}
 	// The host stores the checkpoint with the output that carries it, and
 	// with the records of that output: a compaction up to here is safe.
