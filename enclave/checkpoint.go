@@ -44,6 +44,11 @@ type checkpoint struct {
 	// its log at it (replica.Config.Join). Nil without replication and in
 	// checkpoints of earlier builds.
 	Position *replica.Position `cbor:"position,omitempty"`
+	// Records is the head of this enclave's replica records when the
+	// checkpoint was sealed: the host stores them in the same write, so a
+	// restart with records that end before it is refused. Nil in a
+	// provisioned checkpoint (the records were the provider's).
+	Records *replica.Head `cbor:"records,omitempty"`
 	// Config is the shard's configuration as the verified blocks up to
 	// Height set it (upgrade.go); nil in checkpoints of earlier builds
 	// means the default one.

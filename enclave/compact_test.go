@@ -239,3 +239,30 @@ func sameState(t *testing.T, n *replicaNet, hgt int64) bool {
 	}
 	return len(slices.Compact(roots)) == 1
 }
+
+// TestReplicaRecordsCutBehindState: a host that keeps its enclave's state
+// but hands back an older copy of its records, or none at all (whereupon a
+// provisioned enclave would join again and the shard's first would found
+// a new group, both forgetting their votes), is refused at the replica
+// start: the checkpoint names the records' head it was stored with.
+func TestReplicaRecordsCutBehindState(t *testing.T) {
+	f, n, rs, nonce := compactedShard(t, 2, 6)
+	older := map[*host][][]byte{}
+	for _, h := range n.hosts {
+		older[h] = slices.Clone(n.st(h).records)
+	}
+	transfers(t, f, n, nil, nonce, 3)
+	for _, r := range []*host{f.prov, rs[0]} {
+		n.down[r] = true
+		r.stop()
+		for name, recs := range map[string][][]byte{"no records": nil, "an older copy of the records": older[r]} {
+			r.boot(f.c)
+			_, err := protocol.CallAs[*protocol.ReplicaStartReply](context.Background(), r.c, &protocol.ReplicaStart{Records: recs})
+			var pe *protocol.Error
+			if !errors.As(err, &pe) || pe.Code != protocol.CodeState {
+				t.Fatalf("replica start with %s: %v, want a state error", name, err)
+			}
+			r.stop()
+		}
+	}
+}

@@ -299,6 +299,7 @@ func (e *Enclave) init(r *protocol.Init) (protocol.Reply, error) {
 		e.pending, e.confirmed = want.Pending, want.Confirmed
 		e.side, e.recent = want.Sidechain, want.Recent
 		e.repl.applied, e.repl.stored, e.repl.join, e.joined = want.Applied, want.Applied, want.Position, want.Joined
+		e.repl.head = want.Records
 		// The sealed checkpoint says how many entries come: size the state
 		// once (bounded: it is a hint, not a limit).
 		st.Reserve(int(min(want.Entries, maxReserve)))
@@ -420,6 +421,10 @@ func (e *Enclave) sealCheckpoint(c *checkpoint) ([]byte, error) {
 		} else {
 			c.Position = &p
 		}
+	}
+	if n := e.repl.node; n != nil {
+		h := n.Head()
+		c.Records = &h
 	}
 	// The host stores the checkpoint with the output that carries it, and
 	// with the records of that output: a compaction up to here is safe.

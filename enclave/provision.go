@@ -398,6 +398,7 @@ func (e *Enclave) finishProvisioning() (*protocol.ProvisionResult, error) {
 	cp := pl.Checkpoint
 	cp.Signer = tx.AddressOf(k.SignerPublic())
 	cp.Joined = true
+	cp.Records = nil // the provider's records, not this enclave's
 	cpb, err := protocol.Marshal(&cp)
 	if err != nil {
 		return nil, err

@@ -98,6 +98,12 @@ type replication struct {
 	// provisioned replica without records starts its log.
 	stored uint64
 	join   *replica.Position
+	// head is the restored checkpoint's record head (replica.Config.After).
+	head *replica.Head
+	// joining is set while the leader sees an active registered enclave
+	// that is not a voter yet: it joins from a position the leader cannot
+	// know, so the log is kept for it (replica.CompactionPoint).
+	joining bool
 }
 
 // recordSealer seals the replica's records to this enclave and shard.
@@ -129,7 +135,13 @@ func (e *Enclave) replicaStart(r *protocol.ReplicaStart) (protocol.Reply, error)
 		voters = []tx.Address{e.signerAddress()}
 	}
 	cfg := replica.Config{Self: e.signerAddress(), ShardKey: e.keys.StateKey(), Sealer: recordSealer{e},
-		KeepEntries: e.cfg.ReplicaKeepEntries, KeepBytes: e.cfg.ReplicaKeepBytes}
+		KeepEntries: e.cfg.ReplicaKeepEntries, KeepBytes: e.cfg.ReplicaKeepBytes,
+		// The shard's state never goes through the log (compaction).
+		StatelessSnapshots: true,
+		// Records cut behind the stored state are refused, none at all
+		// included: this enclave would forget its votes, or found or join
+		// a group again.
+		After: e.repl.head}
 	if len(e.repl.records) == 0 && e.joined {
 		// A provisioned state starts the log at its position; a leader
 		// that compacted its log sends the entries after it.
@@ -197,6 +209,9 @@ func (e *Enclave) replicaStep(r *protocol.ReplicaStep) (protocol.Reply, error) {
 		if err := e.repl.node.Receive(env); err != nil {
 			if errors.Is(err, replica.ErrLogLost) {
 				return nil, e.replicaFailed(err)
+			}
+			if errors.Is(err, replica.ErrBehindLog) {
+				return nil, e.replicaFailed(fmt.Errorf("%w: %w", errBehindLog, err))
 			}
 			e.log.Debug("envelope refused", "err", err)
 		}
@@ -333,7 +348,7 @@ func (e *Enclave) drive(out *protocol.ReplicaOutput) error {
 	}
 	// Compact the log up to the stored state once it is long: its record
 	// comes last, stored with the checkpoint it relies on (or after it).
-	if at, ok := e.repl.node.CompactionPoint(e.repl.stored); ok && e.retired == 0 {
+	if at, ok := e.repl.node.CompactionPoint(e.repl.stored, e.repl.joining); ok && e.retired == 0 {
 		rec, keep, err := e.repl.node.Compact(at, nil)
 		if err != nil {
 			return e.replicaFailed(err)
@@ -489,8 +504,14 @@ func (e *Enclave) reconcile(proved []protocol.ProvedValue, ahead *protocol.Ahead
 		}
 	}
 	status := e.repl.node.Status()
+	e.repl.joining = false
 	if !status.IsLeader {
 		return e.takeOver(status, active, st)
+	}
+	for _, a := range active {
+		if !slices.Contains(status.Voters, a) {
+			e.repl.joining = true
+		}
 	}
 	if err := e.changeMembership(status, active); errors.Is(err, replica.ErrLogLost) {
 		return e.replicaFailed(err)

@@ -110,7 +110,7 @@ func TestCompactionBoundsRecords(t *testing.T) {
 	for i := range 300 {
 		m.node.Propose([]byte(fmt.Sprint("call ", i)))
 		c.step()
-		if at, ok := m.node.CompactionPoint(m.node.Applied()); ok {
+		if at, ok := m.node.CompactionPoint(m.node.Applied(), false); ok {
 			c.compact(a, at, "")
 		}
 		most = max(most, len(m.disk))
@@ -329,7 +329,7 @@ func TestLeaderKeepsLogForLaggingMember(t *testing.T) {
 		for i := range calls {
 			n.Propose([]byte(fmt.Sprint("call ", i)))
 			c.step()
-			if at, ok := n.CompactionPoint(n.Applied()); ok {
+			if at, ok := n.CompactionPoint(n.Applied(), false); ok {
 				c.compact(l, at, "")
 			}
 		}
@@ -343,5 +343,93 @@ func TestLeaderKeepsLogForLaggingMember(t *testing.T) {
 	away(6 * c.keep)
 	if c.members[f].snap == nil {
 		t.Fatalf("a member away for %d entries got no snapshot: the leader's log was never bounded", 6*c.keep)
+	}
+}
+
+// TestJoinBehindCompactedLog: a node joins at a position the leader
+// compacted past before it added the node, so the leader's snapshot does
+// not name it and Raft would drop it, leaving the node waiting for good.
+// With stateless snapshots the node says at once that it is behind.
+func TestJoinBehindCompactedLog(t *testing.T) {
+	c := newCluster(t, 1, 1)
+	c.stateless = true
+	a := c.order[0]
+	c.leader()
+	n := c.members[a].node
+	for i := range 6 {
+		n.Propose([]byte(fmt.Sprint("old ", i)))
+	}
+	c.run(3)
+	pos, err := n.PositionAt(n.Applied() - 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.compact(a, n.Applied(), "")
+	b := addr(1)
+	cfg := c.config(b)
+	cfg.Join = &pos
+	jn, err := replica.Start(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.members[b] = &member{id: b, node: jn, up: true}
+	c.order = append(c.order, b)
+	var behind error
+	c.onError = func(to tx.Address, err error) bool {
+		if to == b && errors.Is(err, replica.ErrBehindLog) {
+			behind = err
+			c.members[b].up = false
+			return true
+		}
+		return false
+	}
+	if err := n.AddLearner(b); err != nil {
+		t.Fatal(err)
+	}
+	c.run(20)
+	if behind == nil {
+		t.Fatal("a node joining behind the leader's snapshot was not told")
+	}
+}
+
+// TestRecordsCutBehindState: a node told where its records stood when its
+// state was stored (Config.After) refuses records that end before that,
+// none at all included (which would otherwise found a new group or join
+// again), and records of another history.
+func TestRecordsCutBehindState(t *testing.T) {
+	c := newCluster(t, 1, 1)
+	a := c.order[0]
+	c.leader()
+	m := c.members[a]
+	for i := range 4 {
+		m.node.Propose([]byte(fmt.Sprint("call ", i)))
+		c.step()
+	}
+	head := m.node.Head()
+	cfg := c.config(a)
+	cfg.After = &head
+	if _, err := replica.Start(cfg, m.disk, nil); err != nil {
+		t.Fatalf("the records as stored: %v", err)
+	}
+	for name, recs := range map[string][][]byte{
+		"the last record cut": m.disk[:len(m.disk)-1],
+		"no records":          nil,
+	} {
+		if _, err := replica.Start(cfg, recs, []tx.Address{a}); !errors.Is(err, replica.ErrRecords) {
+			t.Errorf("%s: %v, want ErrRecords", name, err)
+		}
+	}
+	other := head
+	other.Last[0] ^= 1
+	cfg.After = &other
+	if _, err := replica.Start(cfg, m.disk, nil); !errors.Is(err, replica.ErrRecords) {
+		t.Errorf("records of another history: %v, want ErrRecords", err)
+	}
+	// Records written after the state are fine.
+	m.node.Propose([]byte("later"))
+	c.step()
+	cfg.After = &head
+	if _, err := replica.Start(cfg, m.disk, nil); err != nil {
+		t.Errorf("records written after the state: %v", err)
 	}
 }

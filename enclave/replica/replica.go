@@ -56,6 +56,11 @@ var (
 	// ErrNoTakeOver means ForceSolo refused: the log cannot be taken over
 	// safely as it is. Nothing changed.
 	ErrNoTakeOver = errors.New("replica: cannot take the group over")
+	// ErrBehindLog means the leader sent a snapshot beyond what this node
+	// applied: it compacted the entries between, and a snapshot carries no
+	// state (the state machine keeps its own), so the state machine can
+	// only go on from a newer state.
+	ErrBehindLog = errors.New("replica: the leader's log starts after this node's state")
 )
 
 // Sealer seals records to this enclave (enclave/seal under the TEE's
@@ -88,6 +93,23 @@ type Config struct {
 	// the state machine starts from (provisioned from a peer): the node's
 	// log starts there, and the leader sends the entries after it.
 	Join *Position
+	// StatelessSnapshots says the state machine puts no state in its
+	// snapshots (it keeps its own, Compact's data is empty): a node that
+	// is sent one beyond what it applied cannot go on from it, and Receive
+	// says so (ErrBehindLog) rather than let Raft restore it or, if its
+	// configuration does not name this node, drop it while the node waits.
+	StatelessSnapshots bool
+	// After, if set, is the head of the node's records when the state
+	// machine stored its state (Head): records that end before it were
+	// cut, and are refused.
+	After *Head
+}
+
+// Head is where a node's record chain stood: the sequence number the
+// next record gets and the hash of the last one.
+type Head struct {
+	Next uint64   `cbor:"next"`
+	Last [32]byte `cbor:"last"`
 }
 
 // Compaction defaults: what a restart replays and the enclave holds is
@@ -283,6 +305,9 @@ func Start(cfg Config, records [][]byte, voters []tx.Address) (*Node, error) {
 	n := &Node{cfg: cfg, storage: raft.NewMemoryStorage(), aead: aead, peers: map[uint64]tx.Address{ID(cfg.Self): cfg.Self}}
 	if err := n.replay(records); err != nil {
 		return nil, err
+	}
+	if a := cfg.After; a != nil && (n.seq < a.Next || n.seq == a.Next && n.prev != a.Last) {
+		return nil, fmt.Errorf("%w: they end at record %d, the stored state was written after record %d", ErrRecords, n.seq, a.Next)
 	}
 	if len(records) == 0 && cfg.Join != nil {
 		if err := n.join(*cfg.Join); err != nil {
@@ -738,6 +763,15 @@ func (n *Node) Receive(data []byte) (err error) {
 	if m.GetFrom() != ID(from) || m.GetTo() != ID(n.cfg.Self) {
 		return fmt.Errorf("%w: message ids do not match the envelope", ErrEnvelope)
 	}
+	if n.cfg.StatelessSnapshots && m.GetType() == pb.MessageType_MsgSnap && m.GetTerm() >= n.rn.Status().HardState.GetTerm() {
+		// Raft would drop a snapshot whose configuration does not name
+		// this node (one that joined after it was taken), and the node
+		// would wait for entries the leader no longer has: say so now.
+		// One of an older term is the old leader's, which Raft ignores.
+		if idx := m.GetSnapshot().GetMetadata().GetIndex(); idx > n.applied {
+			return fmt.Errorf("%w: snapshot at %d, applied %d", ErrBehindLog, idx, n.applied)
+		}
+	}
 	n.learn(from)
 	if err := n.rn.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 		return fmt.Errorf("replica: step: %w", err)
@@ -899,6 +933,10 @@ func (n *Node) Advance() (err error) {
 	return nil
 }
 
+// Head is where the node's record chain stands, once the records handed
+// out so far are stored.
+func (n *Node) Head() Head { return Head{Next: n.seq, Last: n.prev} }
+
 // Applied is the index of the last committed entry Ready handed out (or
 // of the last snapshot): once the state machine applied it, its state is
 // the state at Applied.
@@ -967,8 +1005,10 @@ func (n *Node) PositionAt(index uint64) (p Position, err error) {
 // KeepEntries entries or KeepBytes bytes, whichever is less, up to stored.
 // A leader also keeps what a member has not acknowledged yet (one that
 // was down, or a new one joining at its position) until the log is four
-// times as long; past that, such a member gets the snapshot.
-func (n *Node) CompactionPoint(stored uint64) (uint64, bool) {
+// times as long; past that, such a member gets the snapshot. So does any
+// node while hold is set: the state machine knows of a member about to
+// join, from a position the leader cannot know yet.
+func (n *Node) CompactionPoint(stored uint64, hold bool) (uint64, bool) {
 	snap := n.SnapshotIndex()
 	stored = min(stored, n.applied)
 	long := func(k uint64) bool {
@@ -978,6 +1018,9 @@ func (n *Node) CompactionPoint(stored uint64) (uint64, bool) {
 		return 0, false
 	}
 	if !long(4) {
+		if hold {
+			return 0, false
+		}
 		if st := n.rn.Status(); st.RaftState == raft.StateLeader {
 			for id, pr := range st.Progress {
 				if id != ID(n.cfg.Self) {

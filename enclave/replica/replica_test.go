@@ -80,8 +80,10 @@ type cluster struct {
 	chaos bool
 	// onError, if set, may accept a Receive error (returns true).
 	onError func(to tx.Address, err error) bool
-	// keep configures the members' compaction (Config.KeepEntries).
-	keep int
+	// keep configures the members' compaction (Config.KeepEntries);
+	// stateless their Config.StatelessSnapshots.
+	keep      int
+	stateless bool
 }
 
 func newCluster(t *testing.T, n int, bootstrap int) *cluster {
@@ -101,7 +103,7 @@ func newCluster(t *testing.T, n int, bootstrap int) *cluster {
 }
 
 func (c *cluster) config(a tx.Address) replica.Config {
-	return replica.Config{Self: a, ShardKey: shardKey, Sealer: newSealer(c.t, a), KeepEntries: c.keep}
+	return replica.Config{Self: a, ShardKey: shardKey, Sealer: newSealer(c.t, a), KeepEntries: c.keep, StatelessSnapshots: c.stateless}
 }
 
 // compact compacts a's log at index as its state machine would, and its
