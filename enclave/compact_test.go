@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/integritee-go/integritee/chain/accounts"
-	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/shielding"
@@ -188,20 +186,8 @@ func TestReplicaBehindCompactedLog(t *testing.T) {
 // member, nor bring it the state between).
 func TestProvisionedJoinsCompactedShard(t *testing.T) {
 	f, n, _, nonce := compactedShard(t, 32, 100)
-	ctx := context.Background()
 	h := provisionedBuild(t, f.c, f.shard, f.prov, keepLog(32))
-	reg, err := protocol.CallAs[*protocol.SignedTxs](ctx, h.c, &protocol.SignRegistration{
-		Params: protocol.TxParams{ChainID: chainID, BaseFee: accounts.DevBaseFee, PerByteFee: accounts.DevPerByteFee}, WorkerURL: "ws://127.0.0.1:2009"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stx, err := tx.Decode(reg.Txs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.signer = stx.Body.Sender
-	alice := accounts.DevKey("Alice")
-	for i, r := range f.c.block(f.c.tx(alice, accounts.Name, accounts.MethodTransfer, accounts.Transfer{To: h.signer, Amount: accounts.Unit}), reg.Txs[0]) {
+	for i, r := range f.c.block(registration(t, f, h, "ws://127.0.0.1:2009")...) {
 		if r.Code != 0 {
 			t.Fatalf("registration tx %d: %s/%d %s", i, r.Codespace, r.Code, r.Log)
 		}

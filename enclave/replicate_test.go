@@ -296,6 +296,24 @@ func (n *replicaNet) submitBatch(h *host, cts [][]byte) protocol.ProposalResult 
 	return res
 }
 
+// registration has h's enclave sign its registration for url, sets
+// h.signer, and returns the transactions that fund and register it.
+func registration(t *testing.T, f *provisionFixture, h *host, url string) [][]byte {
+	t.Helper()
+	reg, err := protocol.CallAs[*protocol.SignedTxs](context.Background(), h.c, &protocol.SignRegistration{
+		Params: protocol.TxParams{ChainID: chainID, BaseFee: accounts.DevBaseFee, PerByteFee: accounts.DevPerByteFee}, WorkerURL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stx, err := tx.Decode(reg.Txs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.signer = stx.Body.Sender
+	fund := f.c.tx(accounts.DevKey("Alice"), accounts.Name, accounts.MethodTransfer, accounts.Transfer{To: h.signer, Amount: accounts.Unit})
+	return [][]byte{fund, reg.Txs[0]}
+}
+
 // threeVoters registers two provisioned enclaves beside the shard's
 // first and runs rounds until the three are the group's voters and agree
 // at chain height 6.
@@ -309,27 +327,15 @@ func threeVoters(t *testing.T) (*provisionFixture, *replicaNet, *host, *host) {
 // extra transactions in the same block 5) and runs rounds until all are
 // the group's voters and agree at chain height 6.
 func voters(t *testing.T, f *provisionFixture, k int, extra [][]byte) (*replicaNet, []*host) {
-	ctx := context.Background()
 	var rs []*host
 	for range k {
 		rs = append(rs, provisionedBuild(t, f.c, f.shard, f.prov, f.prov.build))
 	}
 
 	// Register the new enclaves (block 5).
-	alice := accounts.DevKey("Alice")
 	txs := extra
 	for _, h := range rs {
-		reg, err := protocol.CallAs[*protocol.SignedTxs](ctx, h.c, &protocol.SignRegistration{
-			Params: protocol.TxParams{ChainID: chainID, BaseFee: accounts.DevBaseFee, PerByteFee: accounts.DevPerByteFee}, WorkerURL: "ws://127.0.0.1:2001"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		stx, err := tx.Decode(reg.Txs[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.signer = stx.Body.Sender
-		txs = append(txs, f.c.tx(alice, accounts.Name, accounts.MethodTransfer, accounts.Transfer{To: h.signer, Amount: accounts.Unit}), reg.Txs[0])
+		txs = append(txs, registration(t, f, h, "ws://127.0.0.1:2001")...)
 	}
 	for i, r := range f.c.block(txs...) {
 		if r.Code != 0 {

@@ -11,7 +11,6 @@ import (
 	"github.com/integritee-go/integritee/client"
 	"github.com/integritee-go/integritee/client/trusted"
 	"github.com/integritee-go/integritee/enclave"
-	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/stf"
 	"github.com/integritee-go/integritee/tee/sim"
 	"github.com/integritee-go/integritee/worker"
@@ -54,19 +53,7 @@ func TestDirectCallsLogCompacted(t *testing.T) {
 		t.Fatal(err)
 	}
 	from, to := accounts.DevKey("Alice//compact"), accounts.DevKey("Bob//compact")
-	recipient := addrOf(from)
-	enc, err := shielding.Encrypt(tc.ShieldingKey(), shielding.InfoShieldRecipient, recipient[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := c.ShieldFunds(ctx, accounts.DevKey("Alice"), testShard, 1000, enc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, ctx, "the shield to be processed", func() (bool, error) {
-		h, _ := w.Processed()
-		return h >= sub.Height, nil
-	})
+	shield(t, ctx, c, w, tc, from, 1000)
 	const calls = 40
 	var last *trusted.Result
 	for i := range calls {

@@ -79,19 +79,7 @@ func TestDirectCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	from, to := accounts.DevKey("Alice//direct"), accounts.DevKey("Bob//direct")
-	recipient := addrOf(from)
-	enc, err := shielding.Encrypt(tc.ShieldingKey(), shielding.InfoShieldRecipient, recipient[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := c.ShieldFunds(ctx, accounts.DevKey("Alice"), testShard, 1000, enc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, ctx, "the shield to be processed", func() (bool, error) {
-		h, _ := w.Processed()
-		return h >= sub.Height, nil
-	})
+	shield(t, ctx, c, w, tc, from, 1000)
 
 	const calls = 30
 	var (
@@ -166,6 +154,25 @@ func TestDirectCalls(t *testing.T) {
 }
 
 func addrOf(k ed25519.PrivateKey) tx.Address { return tx.AddressOf(k.Public().(ed25519.PublicKey)) }
+
+// shield has Alice shield amount to k's account in the shard of w and
+// waits until w processed it.
+func shield(t *testing.T, ctx context.Context, c *client.Client, w *worker.Worker, tc *trusted.Client, k ed25519.PrivateKey, amount uint64) {
+	t.Helper()
+	recipient := addrOf(k)
+	enc, err := shielding.Encrypt(tc.ShieldingKey(), shielding.InfoShieldRecipient, recipient[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := c.ShieldFunds(ctx, accounts.DevKey("Alice"), testShard, amount, enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the shield to be processed", func() (bool, error) {
+		h, _ := w.Processed()
+		return h >= sub.Height, nil
+	})
+}
 
 // startWorker runs a worker until it is ready; stop (also at the end of
 // the test) stops it and returns Run's result.

@@ -195,17 +195,8 @@ func TestCompactedRecordsCannotBeCut(t *testing.T) {
 // whose configuration could not name the new node).
 func TestJoinAtPosition(t *testing.T) {
 	c := newCluster(t, 1, 1)
-	a := c.order[0]
-	c.leader()
+	a, pos := soloWithLog(t, c, 2)
 	n := c.members[a].node
-	for i := range 6 {
-		n.Propose([]byte(fmt.Sprint("old ", i)))
-	}
-	c.run(3)
-	pos, err := n.PositionAt(n.Applied() - 2)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if !slices.Equal(pos.Voters, []tx.Address{a}) || pos.Term == 0 {
 		t.Fatalf("position %+v", pos)
 	}
@@ -214,14 +205,7 @@ func TestJoinAtPosition(t *testing.T) {
 	c.run(2)
 
 	b := addr(1)
-	cfg := c.config(b)
-	cfg.Join = &pos
-	jn, err := replica.Start(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.members[b] = &member{id: b, node: jn, up: true}
-	c.order = append(c.order, b)
+	c.join(b, pos)
 	if err := n.AddLearner(b); err != nil {
 		t.Fatal(err)
 	}
@@ -353,27 +337,11 @@ func TestLeaderKeepsLogForLaggingMember(t *testing.T) {
 func TestJoinBehindCompactedLog(t *testing.T) {
 	c := newCluster(t, 1, 1)
 	c.stateless = true
-	a := c.order[0]
-	c.leader()
+	a, pos := soloWithLog(t, c, 3)
 	n := c.members[a].node
-	for i := range 6 {
-		n.Propose([]byte(fmt.Sprint("old ", i)))
-	}
-	c.run(3)
-	pos, err := n.PositionAt(n.Applied() - 3)
-	if err != nil {
-		t.Fatal(err)
-	}
 	c.compact(a, n.Applied(), "")
 	b := addr(1)
-	cfg := c.config(b)
-	cfg.Join = &pos
-	jn, err := replica.Start(cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.members[b] = &member{id: b, node: jn, up: true}
-	c.order = append(c.order, b)
+	c.join(b, pos)
 	var behind error
 	c.onError = func(to tx.Address, err error) bool {
 		if to == b && errors.Is(err, replica.ErrBehindLog) {
@@ -432,4 +400,35 @@ func TestRecordsCutBehindState(t *testing.T) {
 	if _, err := replica.Start(cfg, m.disk, nil); err != nil {
 		t.Errorf("records written after the state: %v", err)
 	}
+}
+
+// soloWithLog is a group of one that applied six commands "old 0".."old 5";
+// it returns the member and the position `back` entries before its last.
+func soloWithLog(t *testing.T, c *cluster, back uint64) (tx.Address, replica.Position) {
+	t.Helper()
+	a := c.order[0]
+	c.leader()
+	n := c.members[a].node
+	for i := range 6 {
+		n.Propose([]byte(fmt.Sprint("old ", i)))
+	}
+	c.run(3)
+	pos, err := n.PositionAt(n.Applied() - back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, pos
+}
+
+// join starts b as a new node of c at pos, as a provisioned enclave does.
+func (c *cluster) join(b tx.Address, pos replica.Position) {
+	c.t.Helper()
+	cfg := c.config(b)
+	cfg.Join = &pos
+	n, err := replica.Start(cfg, nil, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.members[b] = &member{id: b, node: n, up: true}
+	c.order = append(c.order, b)
 }
