@@ -76,6 +76,9 @@ func (e *Enclave) processBlock(r *protocol.ProcessBlock) (protocol.Reply, error)
 	if e.repl.node != nil {
 		return e.proposeChain(b)
 	}
+	if err := e.outsideLog(); err != nil {
+		return nil, err
+	}
 	return e.applyChain(b)
 }
 

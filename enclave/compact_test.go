@@ -252,3 +252,34 @@ func TestReplicaRecordsCutBehindState(t *testing.T) {
 		}
 	}
 }
+
+// TestNothingAppliedOutsideTheLog: a host that restores a replicated
+// enclave's state and never starts its replica cannot have it apply calls
+// or chain blocks outside the shard's log (which would also seal a
+// checkpoint without the records' head, and let the host start it later
+// on no records at all).
+func TestNothingAppliedOutsideTheLog(t *testing.T) {
+	f, n, _, nonce := compactedShard(t, 2, 6)
+	ctx := context.Background()
+	for _, r := range n.hosts {
+		n.down[r] = true
+		r.stop()
+		r.boot(f.c)
+		call := trustedCall(t, f.aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(f.aliceI), To: addr(f.bobI), Amount: 1}}, nonce, f.c.target(f.shard, f.shard))
+		ct, err := shielding.Encrypt(f.shieldingPub, shielding.InfoTrustedCall, call)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = protocol.CallAs[*protocol.SubmitCallsReply](ctx, r.c, &protocol.SubmitCalls{Calls: [][]byte{ct}, Timestamp: time.Now().UnixMilli()})
+		var pe *protocol.Error
+		if !errors.As(err, &pe) || pe.Code != protocol.CodeNotInitialized {
+			t.Fatalf("direct calls without the replica: %v, want not initialized", err)
+		}
+		f.c.block()
+		_, err = protocol.CallAs[*protocol.ProcessBlockReply](ctx, r.c, request(t, f.c.tc, r.height+1))
+		if !errors.As(err, &pe) || pe.Code != protocol.CodeNotInitialized {
+			t.Fatalf("a chain block without the replica: %v, want not initialized", err)
+		}
+		r.stop()
+	}
+}

@@ -58,6 +58,9 @@ func (e *Enclave) submitCalls(r *protocol.SubmitCalls) (protocol.Reply, error) {
 	if e.repl.node != nil {
 		return e.proposeDirect(r)
 	}
+	if err := e.outsideLog(); err != nil {
+		return nil, err
+	}
 	if !e.serving(e.lc.Height()) {
 		// Without replication, calls applied here would be missing from
 		// the state of the release that serves the shard now.

@@ -425,6 +425,8 @@ func (e *Enclave) sealCheckpoint(c *checkpoint) ([]byte, error) {
 	if n := e.repl.node; n != nil {
 		h := n.Head()
 		c.Records = &h
+	} else {
+		c.Records, c.Position = e.repl.head, e.repl.join
 	}
 	// The host stores the checkpoint with the output that carries it, and
 	// with the records of that output: a compaction up to here is safe.

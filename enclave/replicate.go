@@ -168,6 +168,17 @@ func (e *Enclave) replicaStart(r *protocol.ReplicaStart) (protocol.Reply, error)
 	return &protocol.ReplicaStartReply{Replica: out}, nil
 }
 
+// outsideLog refuses to apply a block or calls without the replica when
+// the state was written by a replicated enclave: they would be missing
+// from the shard's log, and a checkpoint sealed without the replica's
+// record head would let a host start it again on no records at all.
+func (e *Enclave) outsideLog() error {
+	if e.repl.head != nil || e.repl.applied > 0 {
+		return protocol.Errorf(protocol.CodeNotInitialized, "this state is the shard's replicated state at log entry %d: send replica_start first", e.repl.applied)
+	}
+	return nil
+}
+
 // maxRecords bounds the records of one replica start: compaction keeps
 // them to a few thousand (replica.CompactionPoint).
 const maxRecords = 1 << 20

@@ -400,6 +400,21 @@ func TestRecordsCutBehindState(t *testing.T) {
 	if _, err := replica.Start(cfg, m.disk, nil); err != nil {
 		t.Errorf("records written after the state: %v", err)
 	}
+	// A tail cut forks the chain: records that go on past the state's
+	// head on the other fork are refused.
+	c.crash(a)
+	m.disk = m.disk[:len(m.disk)-4]
+	c.start(a, nil)
+	for i := range 4 {
+		c.members[a].node.Propose([]byte(fmt.Sprint("fork ", i)))
+		c.step()
+	}
+	if h := c.members[a].node.Head(); h.Next <= head.Next {
+		t.Fatalf("the fork ends at %d, not past %d", h.Next, head.Next)
+	}
+	if _, err := replica.Start(cfg, c.members[a].disk, nil); !errors.Is(err, replica.ErrRecords) {
+		t.Errorf("records of another fork past the state's head: %v, want ErrRecords", err)
+	}
 }
 
 // soloWithLog is a group of one that applied six commands "old 0".."old 5";
@@ -431,4 +446,59 @@ func (c *cluster) join(b tx.Address, pos replica.Position) {
 	}
 	c.members[b] = &member{id: b, node: n, up: true}
 	c.order = append(c.order, b)
+}
+
+// TestSnapshotWithinFollowersLog: a follower whose acknowledgements were
+// lost holds entries past the leader's snapshot without knowing they are
+// committed; the leader, its record of the follower stale, sends the
+// snapshot. Raft takes it as news of the commit index, and so does a
+// node with stateless snapshots: it is not behind, and must not stop.
+func TestSnapshotWithinFollowersLog(t *testing.T) {
+	c := newCluster(t, 3, 3)
+	c.leader()
+	c.stateless = true
+	for _, a := range c.order {
+		c.crash(a)
+		c.start(a, nil)
+	}
+	l := c.leader()
+	f := c.otherThan(l)
+	var behind error
+	c.onError = func(to tx.Address, err error) bool {
+		if to == f && errors.Is(err, replica.ErrBehindLog) {
+			behind = err
+			return true
+		}
+		return false
+	}
+	n := c.members[l].node
+	// The leader replicates to f optimistically, then f's acks are lost.
+	n.Propose([]byte("warm"))
+	c.run(3)
+	c.cut = func(a, b tx.Address) bool { return a == f && b == l }
+	for i := range 6 {
+		n.Propose([]byte(fmt.Sprint("a ", i)))
+		c.step()
+	}
+	c.step()
+	fn := c.members[f].node
+	c.cut = func(a, b tx.Address) bool { return a == f || b == f }
+	for i := range 3 {
+		n.Propose([]byte(fmt.Sprint("b ", i)))
+		c.step()
+	}
+	// In f's log, past what it knows committed.
+	at := min(replica.LastIndex(fn), n.Applied())
+	if at <= fn.Applied() {
+		t.Fatalf("f holds entries to %d, applied %d: nothing unknown to be committed", replica.LastIndex(fn), fn.Applied())
+	}
+	c.compact(l, at, "")
+	c.cut = func(a, b tx.Address) bool { return false }
+	c.run(30)
+	if behind != nil {
+		t.Fatalf("a follower holding the snapshot's entry stopped: %v", behind)
+	}
+	if fn.Applied() < n.Applied() {
+		t.Fatalf("follower applied %d, leader %d", fn.Applied(), n.Applied())
+	}
 }

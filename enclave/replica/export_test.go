@@ -29,3 +29,9 @@ func LogState(n *Node) string {
 	}
 	return b.String()
 }
+
+// LastIndex is the index of the last entry in n's log.
+func LastIndex(n *Node) uint64 {
+	last, _ := n.storage.LastIndex()
+	return last
+}

@@ -303,11 +303,8 @@ func Start(cfg Config, records [][]byte, voters []tx.Address) (*Node, error) {
 		cfg.KeepBytes = DefaultKeepBytes
 	}
 	n := &Node{cfg: cfg, storage: raft.NewMemoryStorage(), aead: aead, peers: map[uint64]tx.Address{ID(cfg.Self): cfg.Self}}
-	if err := n.replay(records); err != nil {
+	if err := n.replay(records, cfg.After); err != nil {
 		return nil, err
-	}
-	if a := cfg.After; a != nil && (n.seq < a.Next || n.seq == a.Next && n.prev != a.Last) {
-		return nil, fmt.Errorf("%w: they end at record %d, the stored state was written after record %d", ErrRecords, n.seq, a.Next)
 	}
 	if len(records) == 0 && cfg.Join != nil {
 		if err := n.join(*cfg.Join); err != nil {
@@ -515,7 +512,7 @@ type openedRecord struct {
 // replay applies that record's snapshot, then the records from the one it
 // names on, as the node applied them: every entry after the snapshot is
 // as it was when Compact ran (Compact says why).
-func (n *Node) replay(records [][]byte) (err error) {
+func (n *Node) replay(records [][]byte, after *Head) (err error) {
 	defer func() {
 		// MemoryStorage panics on a hole in the log: only a record this
 		// node sealed can get here, but never let it crash the enclave.
@@ -542,7 +539,7 @@ func (n *Node) replay(records [][]byte) (err error) {
 		recs[i] = o
 	}
 	if len(recs) == 0 {
-		return nil
+		return checkAfter(nil, after)
 	}
 	from := 0
 	if last < 0 {
@@ -588,6 +585,27 @@ func (n *Node) replay(records [][]byte) (err error) {
 	}
 	n.seq = recs[len(recs)-1].r.Seq + 1
 	n.prev = recs[len(recs)-1].hash
+	return checkAfter(recs, after)
+}
+
+// checkAfter refuses records that end before after, or that do not pass
+// through its last record (another history, after a tail cut forked it).
+func checkAfter(recs []openedRecord, after *Head) error {
+	if after == nil {
+		return nil
+	}
+	var next uint64
+	if len(recs) > 0 {
+		next = recs[len(recs)-1].r.Seq + 1
+	}
+	if next < after.Next {
+		return fmt.Errorf("%w: they end at record %d, the stored state was written after record %d", ErrRecords, next, after.Next)
+	}
+	for _, o := range recs {
+		if o.r.Seq+1 == after.Next && o.hash != after.Last {
+			return fmt.Errorf("%w: record %d is not the one the stored state was written after", ErrRecords, o.r.Seq)
+		}
+	}
 	return nil
 }
 
@@ -767,9 +785,16 @@ func (n *Node) Receive(data []byte) (err error) {
 		// Raft would drop a snapshot whose configuration does not name
 		// this node (one that joined after it was taken), and the node
 		// would wait for entries the leader no longer has: say so now.
-		// One of an older term is the old leader's, which Raft ignores.
-		if idx := m.GetSnapshot().GetMetadata().GetIndex(); idx > n.applied {
-			return fmt.Errorf("%w: snapshot at %d, applied %d", ErrBehindLog, idx, n.applied)
+		// Not for one Raft takes without restoring it: of an older term
+		// (the old leader's), at or below the commit index, or at an
+		// entry this log holds (Raft moves its commit there: the leader
+		// had lost track of this node's acknowledgements).
+		md := m.GetSnapshot().GetMetadata()
+		idx := md.GetIndex()
+		if idx > n.applied && idx > n.rn.Status().HardState.GetCommit() {
+			if t, err := n.storage.Term(idx); err != nil || t != md.GetTerm() {
+				return fmt.Errorf("%w: snapshot at %d, applied %d", ErrBehindLog, idx, n.applied)
+			}
 		}
 	}
 	n.learn(from)
