@@ -259,15 +259,17 @@ func (w *Worker) refreshShardEnclaves(ctx context.Context) error {
 
 // activeEnclaves counts the active enclaves registered with the shard's
 // measurement at height, stopping at two: all that direct calls depend on
-// (one or not), however many registrations the measurement has.
+// (one or not), however many registrations the measurement has. Every
+// query is at height, whose proving header the shard's query already
+// waited for: a query of the latest state waits for the next block.
 func (w *Worker) activeEnclaves(ctx context.Context, s bridge.Shard, height int64) (int, error) {
 	m := s.MRENCLAVEAt(uint64(max(height, 0)))
-	pol, _, err := w.node.Policy(ctx)
+	pol, _, err := w.node.PolicyAt(ctx, height)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
-	if _, _, err := w.node.EachEnclave(ctx, &m, func(e teerex.Enclave) bool {
+	if _, _, err := w.node.EachEnclaveAt(ctx, &m, height, func(e teerex.Enclave) bool {
 		now := time.Now()
 		silent := pol.Liveness() > 0 && now.After(e.LastSeen().Add(pol.Liveness()))
 		if now.Before(e.ExpiresAt(pol.RenewalPeriod())) && !silent {
