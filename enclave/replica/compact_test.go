@@ -502,3 +502,32 @@ func TestSnapshotWithinFollowersLog(t *testing.T) {
 		t.Fatalf("follower applied %d, leader %d", fn.Applied(), n.Applied())
 	}
 }
+
+// TestCompactionHold: while the state machine holds the log for a member
+// about to join, CompactionPoint waits until the log is four times what
+// it keeps, then compacts as always.
+func TestCompactionHold(t *testing.T) {
+	c := newCluster(t, 1, 1)
+	c.keep = 4
+	a := c.order[0]
+	c.start(a, []tx.Address{a})
+	c.leader()
+	n := c.members[a].node
+	held := 0
+	for i := range 40 {
+		n.Propose([]byte(fmt.Sprint("call ", i)))
+		c.step()
+		if _, ok := n.CompactionPoint(n.Applied(), false); ok {
+			held++
+		}
+		if at, ok := n.CompactionPoint(n.Applied(), true); ok {
+			if long := n.Applied() - n.SnapshotIndex(); long <= 4*uint64(c.keep) {
+				t.Fatalf("compacted at %d while holding, with %d entries after the snapshot", at, long)
+			}
+			c.compact(a, at, "")
+		}
+	}
+	if held == 0 || n.SnapshotIndex() == 0 {
+		t.Fatalf("never due (%d) or never compacted (snapshot %d)", held, n.SnapshotIndex())
+	}
+}
