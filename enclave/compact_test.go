@@ -88,13 +88,7 @@ func transfers(t *testing.T, f *provisionFixture, n *replicaNet, via []*host, no
 			return true
 		})
 		n.persist(h, rep.Replica)
-		var res protocol.ProposalResult
-		n.until("call result", 50, func() bool {
-			var ok bool
-			res, ok = n.st(h).results[rep.Proposal]
-			return ok
-		})
-		if len(res.Results) != 1 || res.Results[0].Status != protocol.CallExecuted {
+		if res := n.result(h, rep.Proposal); len(res.Results) != 1 || res.Results[0].Status != protocol.CallExecuted {
 			t.Fatalf("call with nonce %d: %+v", nonce, res)
 		}
 		nonce++

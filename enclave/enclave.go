@@ -413,20 +413,21 @@ func (e *Enclave) getState(r *protocol.GetState) (protocol.Reply, error) {
 func (e *Enclave) sealCheckpoint(c *checkpoint) ([]byte, error) {
 	c.Sidechain, c.Recent = e.side, e.recent
 	c.Applied, c.Joined = e.repl.applied, e.joined
-	if n := e.repl.node; n != nil && c.Applied > 0 {
-		// Where a state provisioned from this one starts its log. Without
-		// it, such a replica starts with an empty log, as before.
-		if p, err := n.PositionAt(c.Applied); err != nil {
-			e.log.Warn("checkpoint without its log position", "err", err)
-		} else {
-			c.Position = &p
-		}
-	}
-	if n := e.repl.node; n != nil {
+	if n := e.repl.node; n == nil {
+		// Nothing replicated was applied since the restored checkpoint.
+		c.Records, c.Position = e.repl.head, e.repl.join
+	} else {
 		h := n.Head()
 		c.Records = &h
-	} else {
-		c.Records, c.Position = e.repl.head, e.repl.join
+		// Where a state provisioned from this one starts its log. Without
+		// it, such a replica starts with an empty log, as before.
+		if c.Applied > 0 {
+			if p, err := n.PositionAt(c.Applied); err != nil {
+				e.log.Warn("checkpoint without its log position", "err", err)
+			} else {
+				c.Position = &p
+			}
+		}
 	}
 	// The host stores the checkpoint with the output that carries it, and
 	// with the records of that output: a compaction up to here is safe.

@@ -287,10 +287,16 @@ func (n *replicaNet) submitBatch(h *host, cts [][]byte) protocol.ProposalResult 
 		n.t.Fatalf("submit: %v", err)
 	}
 	n.persist(h, rep.Replica)
+	return n.result(h, rep.Proposal)
+}
+
+// result runs rounds until h's proposal id has its result.
+func (n *replicaNet) result(h *host, id [16]byte) protocol.ProposalResult {
+	n.t.Helper()
 	var res protocol.ProposalResult
 	n.until("call result", 50, func() bool {
 		var ok bool
-		res, ok = n.st(h).results[rep.Proposal]
+		res, ok = n.st(h).results[id]
 		return ok
 	})
 	return res

@@ -451,7 +451,7 @@ func (n *Node) ForceSolo() (err error) {
 		return err
 	}
 	r.HardState = b
-	blob, err := n.sealRecord(r, recordEnd(r, ents, nil))
+	blob, err := n.sealRecord(r, recordEnd(ents, nil))
 	if err != nil {
 		return err
 	}
@@ -484,14 +484,14 @@ func (n *Node) sealRecord(r record, info recordInfo) ([]byte, error) {
 	return blob, nil
 }
 
-// recordEnd is where the log ends after record r, whose entries are ents
-// and whose received snapshot (not a Base) is snap: appended entries cut
-// the log after the last, a received snapshot replaces it.
-func recordEnd(r record, ents []*pb.Entry, snap *pb.Snapshot) recordInfo {
+// recordEnd is where the log ends after a record whose entries are ents
+// and whose received snapshot (not a compaction's) is snap: appended
+// entries cut the log after the last, a received snapshot replaces it.
+func recordEnd(ents []*pb.Entry, snap *pb.Snapshot) recordInfo {
 	switch {
 	case len(ents) > 0:
 		return recordInfo{last: ents[len(ents)-1].GetIndex(), setEnd: true}
-	case snap != nil && r.Base == nil:
+	case snap != nil:
 		return recordInfo{last: snap.GetMetadata().GetIndex(), setEnd: true}
 	}
 	return recordInfo{}
@@ -566,8 +566,12 @@ func (n *Node) replay(records [][]byte, after *Head) (err error) {
 		if i < from {
 			continue // before the last compaction's snapshot
 		}
-		if o.snap != nil && o.r.Base == nil {
-			if err := n.storage.ApplySnapshot(o.snap); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
+		received := o.snap // a compaction's snapshot is applied above, or older
+		if o.r.Base != nil {
+			received = nil
+		}
+		if received != nil {
+			if err := n.storage.ApplySnapshot(received); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
 				return fmt.Errorf("%w: record %d: %w", ErrRecords, i, err)
 			}
 		}
@@ -579,7 +583,7 @@ func (n *Node) replay(records [][]byte, after *Head) (err error) {
 				return fmt.Errorf("%w: record %d: %w", ErrRecords, i, err)
 			}
 		}
-		info := recordEnd(o.r, o.ents, o.snap)
+		info := recordEnd(o.ents, received)
 		info.seq, info.prev = o.r.Seq, o.r.Prev
 		n.infos = append(n.infos, info)
 	}
@@ -669,7 +673,7 @@ func (n *Node) join(p Position) error {
 		return err
 	}
 	r := record{Seq: n.seq, Prev: n.prev, Self: n.cfg.Self, Snapshot: b, Peers: n.newPeer}
-	blob, err := n.sealRecord(r, recordEnd(r, nil, snap))
+	blob, err := n.sealRecord(r, recordEnd(nil, snap))
 	if err != nil {
 		return err
 	}
@@ -781,7 +785,7 @@ func (n *Node) Receive(data []byte) (err error) {
 	if m.GetFrom() != ID(from) || m.GetTo() != ID(n.cfg.Self) {
 		return fmt.Errorf("%w: message ids do not match the envelope", ErrEnvelope)
 	}
-	if n.cfg.StatelessSnapshots && m.GetType() == pb.MessageType_MsgSnap && m.GetTerm() >= n.rn.Status().HardState.GetTerm() {
+	if st := n.rn.BasicStatus(); n.cfg.StatelessSnapshots && m.GetType() == pb.MessageType_MsgSnap && m.GetTerm() >= st.HardState.GetTerm() {
 		// Raft would drop a snapshot whose configuration does not name
 		// this node (one that joined after it was taken), and the node
 		// would wait for entries the leader no longer has: say so now.
@@ -791,7 +795,7 @@ func (n *Node) Receive(data []byte) (err error) {
 		// had lost track of this node's acknowledgements).
 		md := m.GetSnapshot().GetMetadata()
 		idx := md.GetIndex()
-		if idx > n.applied && idx > n.rn.Status().HardState.GetCommit() {
+		if idx > n.applied && idx > st.HardState.GetCommit() {
 			if t, err := n.storage.Term(idx); err != nil || t != md.GetTerm() {
 				return fmt.Errorf("%w: snapshot at %d, applied %d", ErrBehindLog, idx, n.applied)
 			}
@@ -876,7 +880,7 @@ func (n *Node) Ready() (out Output, ok bool, err error) {
 	}
 	out.Records, n.pending = n.pending, nil
 	if r.Snapshot != nil || r.Entries != nil || r.HardState != nil || r.Peers != nil {
-		blob, err := n.sealRecord(r, recordEnd(r, rd.Entries, snap))
+		blob, err := n.sealRecord(r, recordEnd(rd.Entries, snap))
 		if err != nil {
 			return out, false, err
 		}
@@ -971,11 +975,10 @@ func (n *Node) Applied() uint64 { return n.applied }
 // log before it is gone, so a state machine whose state is older cannot
 // catch up from it.
 func (n *Node) SnapshotIndex() uint64 {
-	s, err := n.storage.Snapshot()
-	if err != nil {
-		return 0
-	}
-	return s.GetMetadata().GetIndex()
+	// The storage's first entry is the snapshot's (index 0 without one);
+	// Snapshot would clone the whole snapshot, on every batch.
+	first, _ := n.storage.FirstIndex()
+	return first - 1
 }
 
 // confStateAt is the group's configuration once index is applied; index
@@ -1009,19 +1012,26 @@ func (n *Node) PositionAt(index uint64) (p Position, err error) {
 		return p, err
 	}
 	p = Position{Index: index, Term: term}
-	for _, l := range []struct {
-		ids []uint64
-		out *[]tx.Address
-	}{{cs.GetVoters(), &p.Voters}, {cs.GetLearners(), &p.Learners}} {
-		for _, id := range l.ids {
-			a, ok := n.peers[id]
-			if !ok {
-				return Position{}, fmt.Errorf("replica: member %x of the configuration at %d has no known signer", id, index)
-			}
-			*l.out = append(*l.out, a)
-		}
+	if p.Voters, err = n.signers(cs.GetVoters()); err != nil {
+		return Position{}, fmt.Errorf("replica: configuration at %d: %w", index, err)
+	}
+	if p.Learners, err = n.signers(cs.GetLearners()); err != nil {
+		return Position{}, fmt.Errorf("replica: configuration at %d: %w", index, err)
 	}
 	return p, nil
+}
+
+// signers are the enclave signers of node IDs.
+func (n *Node) signers(ids []uint64) ([]tx.Address, error) {
+	var out []tx.Address
+	for _, id := range ids {
+		a, ok := n.peers[id]
+		if !ok {
+			return nil, fmt.Errorf("member %x has no known signer", id)
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 // CompactionPoint says where to compact now that the state machine's
