@@ -7,6 +7,8 @@ import (
 	"crypto/sha512"
 	"fmt"
 	"math/big"
+	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"filippo.io/edwards25519"
@@ -15,9 +17,44 @@ import (
 	"github.com/integritee-go/integritee/internal/ed25519x/ed25519xtest"
 )
 
-// reference is Verify's contract written with the standard library: the
-// key and S checks, then crypto/ed25519's verdict.
+// reference is Verify's contract written on filippo.io/edwards25519, the
+// code crypto/ed25519 is built on, independently of curve25519-voi: the
+// key checks, a 64-byte signature whose R is the canonical encoding of a
+// curve point and whose S is below L, and the cofactored equation
+// [8]([S]B - R - [k]A) = 0 with k = SHA-512(R || A || msg).
 func reference(pub, msg, sig []byte) bool {
+	if len(sig) != ed25519.SignatureSize || ed25519x.CheckPublicKey(pub) != nil {
+		return false
+	}
+	S, err := new(edwards25519.Scalar).SetCanonicalBytes(sig[32:])
+	if err != nil {
+		return false
+	}
+	R, err := new(edwards25519.Point).SetBytes(sig[:32])
+	if err != nil || !bytes.Equal(R.Bytes(), sig[:32]) {
+		return false
+	}
+	A, err := new(edwards25519.Point).SetBytes(pub)
+	if err != nil {
+		return false
+	}
+	h := sha512.New()
+	h.Write(sig[:32])
+	h.Write(pub)
+	h.Write(msg)
+	k, err := new(edwards25519.Scalar).SetUniformBytes(h.Sum(nil))
+	if err != nil {
+		panic(err)
+	}
+	// [k](-A) + [S]B - R, times the cofactor.
+	d := new(edwards25519.Point).VarTimeDoubleScalarBaseMult(k, new(edwards25519.Point).Negate(A), S)
+	d.Subtract(d, R).MultByCofactor(d)
+	return d.Equal(edwards25519.NewIdentityPoint()) == 1
+}
+
+// stdlib is the cofactorless check Verify made before it could batch:
+// the same key and S checks, then crypto/ed25519's verdict.
+func stdlib(pub, msg, sig []byte) bool {
 	if len(sig) != ed25519.SignatureSize || ed25519x.CheckPublicKey(pub) != nil {
 		return false
 	}
@@ -27,12 +64,14 @@ func reference(pub, msg, sig []byte) bool {
 	return ed25519.Verify(pub, msg, sig)
 }
 
-// agree fails t if Verify and the standard library's check differ on the
-// input, or if Verify panics.
-func agree(t *testing.T, pub, msg, sig []byte) bool {
+// agree fails t if Verify and the reference differ on the input, if
+// Verify panics, or if Verify refuses what the cofactorless check takes
+// (that one is stricter: every signature it takes, the cofactored equation
+// takes). It reports Verify's verdict and whether the cofactorless check
+// refused what Verify took.
+func agree(t *testing.T, pub, msg, sig []byte) (got, onlyCofactored bool) {
 	t.Helper()
 	want := reference(pub, msg, sig)
-	var got bool
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
@@ -42,9 +81,13 @@ func agree(t *testing.T, pub, msg, sig []byte) bool {
 		got = ed25519x.Verify(pub, msg, sig)
 	}()
 	if got != want {
-		t.Errorf("Verify(%x, %x, %x) = %v, crypto/ed25519 says %v", pub, msg, sig, got, want)
+		t.Errorf("Verify(%x, %x, %x) = %v, the reference says %v", pub, msg, sig, got, want)
 	}
-	return got
+	old := stdlib(pub, msg, sig)
+	if old && !got {
+		t.Errorf("Verify(%x, %x, %x) refuses a signature crypto/ed25519 takes", pub, msg, sig)
+	}
+	return got, got && !old
 }
 
 // smallOrderPoints are the canonical encodings of the eight points of
@@ -57,37 +100,43 @@ func smallOrderPoints() [][]byte {
 	return out
 }
 
-// TestVerifyAgreesWithStdlib: Verify, which runs curve25519-voi's check,
-// gives crypto/ed25519's verdict on honest signatures and on every way of
-// spoiling one that a verifier's semantics could tell apart: each bit of
-// R, S and the key flipped, R replaced by points of small order and by
-// non-canonical encodings, R plus a point of small order (a mixed-order R,
-// where cofactored and cofactorless checks disagree), S + L, S = 0, and
-// the forged signatures under small-order keys.
-func TestVerifyAgreesWithStdlib(t *testing.T) {
+// sigCase is one input to a signature check.
+type sigCase struct{ pub, msg, sig []byte }
+
+// spoiledCases are honest signatures and every way of spoiling one that a
+// verifier's semantics could tell apart: each bit of R, S and the key
+// flipped, R replaced by points of small order and by non-canonical
+// encodings, R plus a point of small order (a mixed-order R, where
+// cofactored and cofactorless checks disagree), S + L, S = 0, the forged
+// signatures under small-order keys, and signatures by a key's holder
+// with a small-order component on R or on the key (cofactoredOnly).
+// honest counts the honest signatures among them, torsion the ones made
+// by cofactoredOnly.
+func spoiledCases(t *testing.T) (cases []sigCase, honest, torsion int) {
+	t.Helper()
+	add := func(pub, msg, sig []byte) { cases = append(cases, sigCase{pub, msg, sig}) }
 	l, _ := new(big.Int).SetString("7237005577332262213973186563042994240857116359379907606001950938285454250989", 10)
-	accepted := 0
 	for k := range 8 {
 		seed := sha256.Sum256(fmt.Appendf(nil, "agree %d", k))
 		priv := ed25519.NewKeyFromSeed(seed[:])
 		pub := priv.Public().(ed25519.PublicKey)
 		msg := fmt.Appendf(nil, "message %d", k)
 		sig := ed25519.Sign(priv, msg)
-		if agree(t, pub, msg, sig) {
-			accepted++
-		}
-		agree(t, pub, append(bytes.Clone(msg), 0), sig)
-		agree(t, pub, nil, sig)
+		add(pub, msg, sig)
+		honest++
+		add(pub, append(bytes.Clone(msg), 0), sig)
+		add(pub, nil, sig)
 		for bit := range 8 * len(sig) {
-			agree(t, pub, msg, flipBit(sig, bit))
+			add(pub, msg, flipBit(sig, bit))
 		}
 		for bit := range 8 * len(pub) {
-			agree(t, flipBit(pub, bit), msg, sig)
+			add(flipBit(pub, bit), msg, sig)
 		}
 		for _, r := range smallOrderPoints() {
-			agree(t, pub, msg, append(bytes.Clone(r), sig[32:]...))
-			// A mixed-order R: the signature's R plus a point of small
-			// order. A cofactored check would take some of these.
+			add(pub, msg, append(bytes.Clone(r), sig[32:]...))
+			// A mixed-order R made without the key: the signature's R
+			// plus a point of small order. k changes with R, so no
+			// check takes it.
 			R, err := new(edwards25519.Point).SetBytes(sig[:32])
 			if err != nil {
 				t.Fatal(err)
@@ -96,11 +145,14 @@ func TestVerifyAgreesWithStdlib(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if T.Equal(edwards25519.NewIdentityPoint()) == 1 {
+				continue // R itself: the honest signature
+			}
 			mixed := new(edwards25519.Point).Add(R, T).Bytes()
-			agree(t, pub, msg, append(mixed, sig[32:]...))
+			add(pub, msg, append(mixed, sig[32:]...))
 		}
 		for _, tc := range ed25519xtest.NonCanonical {
-			agree(t, pub, msg, append(bytes.Clone(tc.Key[:]), sig[32:]...))
+			add(pub, msg, append(bytes.Clone(tc.Key[:]), sig[32:]...))
 		}
 		// R replaced by y = p + 1, a non-canonical encoding of the
 		// identity, with R's sign bit.
@@ -109,37 +161,109 @@ func TestVerifyAgreesWithStdlib(t *testing.T) {
 		for i := 1; i < 31; i++ {
 			nonCanonR[i] = 0xff
 		}
-		agree(t, pub, msg, nonCanonR)
+		add(pub, msg, nonCanonR)
 		s := new(big.Int).SetBytes(reverse(sig[32:]))
-		agree(t, pub, msg, append(bytes.Clone(sig[:32]), reverse(new(big.Int).Add(s, l).FillBytes(make([]byte, 32)))...))
-		agree(t, pub, msg, append(bytes.Clone(sig[:32]), make([]byte, 32)...))
+		add(pub, msg, append(bytes.Clone(sig[:32]), reverse(new(big.Int).Add(s, l).FillBytes(make([]byte, 32)))...))
+		add(pub, msg, append(bytes.Clone(sig[:32]), make([]byte, 32)...))
 	}
 	for _, tc := range append(ed25519xtest.SmallOrder, ed25519xtest.NonCanonical...) {
 		for i := range 8 {
 			msg := fmt.Appendf(nil, "accounts.set_balance #%d", i)
 			if sig := ed25519xtest.Forge(tc.Key[:], msg); sig != nil {
-				agree(t, tc.Key[:], msg, sig)
+				add(tc.Key[:], msg, sig)
 			}
+			// S = 0 and R small order: the cofactored equation holds for
+			// every message under a small-order key, which is why such
+			// keys are refused.
+			add(tc.Key[:], msg, append(bytes.Clone(tc.Key[:]), make([]byte, 32)...))
 		}
 	}
-	if accepted != 8 {
-		t.Fatalf("%d of 8 honest signatures accepted", accepted)
-	}
-	// Signatures a cofactored check takes: their R or key has a
-	// small-order component. crypto/ed25519 refuses most of them, so
-	// Verify must.
-	refused := 0
 	for i, T := range smallOrderPoints() {
 		for _, onKey := range []bool{false, true} {
 			pub, msg, sig := cofactoredOnly(t, i, T, onKey)
-			if !reference(pub, msg, sig) {
-				refused++
-			}
-			agree(t, pub, msg, sig)
+			add(pub, msg, sig)
+			torsion++
 		}
 	}
-	if refused < 8 {
-		t.Fatalf("crypto/ed25519 refused only %d of the 16 signatures with torsion: the cases test nothing", refused)
+	return cases, honest, torsion
+}
+
+// TestVerifyAgreesWithReference: Verify, which runs curve25519-voi's
+// check, gives the reference's verdict on every spoiled signature, takes
+// the honest ones, refuses everything made without the key, and takes the
+// signatures a key's holder made with a small-order component, most of
+// which crypto/ed25519 refuses: the one way the two checks differ.
+func TestVerifyAgreesWithReference(t *testing.T) {
+	cases, honest, torsion := spoiledCases(t)
+	accepted, onlyCofactored := 0, 0
+	for _, c := range cases {
+		got, only := agree(t, c.pub, c.msg, c.sig)
+		if got {
+			accepted++
+		}
+		if only {
+			onlyCofactored++
+		}
+	}
+	if accepted != honest+torsion {
+		t.Errorf("%d accepted, want the %d honest and %d with torsion", accepted, honest, torsion)
+	}
+	if onlyCofactored < torsion/2 {
+		t.Fatalf("crypto/ed25519 refused only %d of the %d signatures with torsion: the cases test nothing", onlyCofactored, torsion)
+	}
+}
+
+// TestBatchAgreesWithVerify: a Batch's verdict on each signature is
+// Verify's, whatever else is in the batch: the spoiled cases shuffled into
+// batches of 1 to 100, and batches of honest signatures alone, with one
+// spoiled signature among them, and with a refused key among them.
+func TestBatchAgreesWithVerify(t *testing.T) {
+	cases, _, _ := spoiledCases(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	rng.Shuffle(len(cases), func(i, j int) { cases[i], cases[j] = cases[j], cases[i] })
+	check := func(batch []sigCase) {
+		t.Helper()
+		b := ed25519x.NewBatch(len(batch))
+		for _, c := range batch {
+			b.Add(c.pub, c.msg, c.sig)
+		}
+		if b.Len() != len(batch) {
+			t.Fatalf("Len %d, want %d", b.Len(), len(batch))
+		}
+		ok := b.Verify()
+		if len(ok) != len(batch) {
+			t.Fatalf("%d verdicts for %d signatures", len(ok), len(batch))
+		}
+		for i, c := range batch {
+			if want := ed25519x.Verify(c.pub, c.msg, c.sig); ok[i] != want {
+				t.Errorf("batch of %d, entry %d (%x, %x, %x): %v, Verify says %v", len(batch), i, c.pub, c.msg, c.sig, ok[i], want)
+			}
+		}
+	}
+	for rest := cases; len(rest) > 0; {
+		n := min(1+rng.IntN(100), len(rest))
+		check(rest[:n])
+		rest = rest[n:]
+	}
+	var good []sigCase
+	for i := range 64 {
+		seed := sha256.Sum256(fmt.Appendf(nil, "batch %d", i))
+		priv := ed25519.NewKeyFromSeed(seed[:])
+		msg := fmt.Appendf(nil, "call %d", i)
+		good = append(good, sigCase{priv.Public().(ed25519.PublicKey), msg, ed25519.Sign(priv, msg)})
+	}
+	check(good)
+	for _, bad := range []sigCase{
+		{good[3].pub, good[3].msg, flipBit(good[3].sig, 300)},
+		{good[3].pub, good[4].msg, good[3].sig},
+		{bytes.Clone(ed25519xtest.SmallOrder[2].Key[:]), good[3].msg, good[3].sig},
+		{good[3].pub, good[3].msg, good[3].sig[:63]},
+	} {
+		check(append(slices.Clone(good[:40]), append([]sigCase{bad}, good[40:]...)...))
+	}
+	// An empty batch has no verdicts.
+	if ok := ed25519x.NewBatch(0).Verify(); len(ok) != 0 {
+		t.Fatalf("empty batch: %v", ok)
 	}
 }
 
@@ -184,13 +308,14 @@ func cofactoredOnly(t *testing.T, i int, torsion []byte, onKey bool) (pub, msg, 
 	return pub, msg, append(R.Bytes(), S.Bytes()...)
 }
 
-// FuzzVerifyAgreesWithStdlib signs msg under a key made from seed, then
+// FuzzVerifyAgreesWithReference signs msg under a key made from seed, then
 // spoils the signature and key with the xor mask (the first 64 bytes over
-// the signature, the next 32 over the key): Verify must give
-// crypto/ed25519's verdict and never panic. A mask of zeros keeps an
+// the signature, the next 32 over the key): Verify must give the
+// reference's verdict and never panic, and a batch of the spoiled
+// signature between two honest ones must give Verify's verdicts. A mask of zeros keeps an
 // honest signature, so the fuzzer explores near-valid inputs, not only
 // noise.
-func FuzzVerifyAgreesWithStdlib(f *testing.F) {
+func FuzzVerifyAgreesWithReference(f *testing.F) {
 	f.Add([]byte("seed"), []byte("message"), []byte{})
 	f.Add([]byte("seed"), []byte("message"), []byte{1})
 	f.Add([]byte("other"), []byte{}, bytes.Repeat([]byte{0x80}, 96))
@@ -212,7 +337,15 @@ func FuzzVerifyAgreesWithStdlib(f *testing.F) {
 			// Lengths matter too: the rest of the mask cuts the signature.
 			sig = sig[:int(mask[96])%(len(sig)+1)]
 		}
-		agree(t, pub, msg, sig)
+		got, _ := agree(t, pub, msg, sig)
+		other := ed25519.NewKeyFromSeed(make([]byte, 32))
+		b := ed25519x.NewBatch(3)
+		b.Add(other.Public().(ed25519.PublicKey), msg, ed25519.Sign(other, msg))
+		b.Add(pub, msg, sig)
+		b.Add(other.Public().(ed25519.PublicKey), seed, ed25519.Sign(other, seed))
+		if ok := b.Verify(); !ok[0] || ok[1] != got || !ok[2] {
+			t.Errorf("batch verdicts %v, want [true %v true]", ok, got)
+		}
 	})
 }
 

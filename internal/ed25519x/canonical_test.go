@@ -34,11 +34,17 @@ func checkByPoint(pub []byte) error {
 	return nil
 }
 
+// checkAgrees holds CheckPublicKey to checkByPoint, and Verify's cheaper
+// key check (KeyShape, which leaves the decoding to curve25519-voi) to
+// CheckPublicKey on every key that decodes.
 func checkAgrees(t *testing.T, pub []byte) {
 	t.Helper()
 	got, want := ed25519x.CheckPublicKey(pub), checkByPoint(pub)
 	if !errors.Is(got, want) && (got != nil || want != nil) {
 		t.Errorf("CheckPublicKey(%x) = %v, the point's own encoding says %v", pub, got, want)
+	}
+	if want != ed25519x.ErrKeyNotOnCurve && ed25519x.KeyShape(pub) != (want == nil) {
+		t.Errorf("KeyShape(%x) = %v, CheckPublicKey says %v", pub, ed25519x.KeyShape(pub), want)
 	}
 }
 

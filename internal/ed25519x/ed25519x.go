@@ -1,6 +1,6 @@
 // Package ed25519x is the project's one ed25519 signature check. Every
 // signature the chain, the enclave, the worker or the client accepts goes
-// through Verify, never through crypto/ed25519.Verify directly.
+// through Verify or a Batch, never through crypto/ed25519.Verify directly.
 //
 // crypto/ed25519 accepts any public key that decodes as a curve point,
 // including the eight points of small order. For such a key A, [k]A takes
@@ -8,16 +8,20 @@
 // R one of those values verifies for a large share of messages without
 // any private key: the all-zero address, once used as "no sudo", is such a
 // key (issue 9, finding 1). Verify refuses small-order keys, non-canonical
-// key encodings and non-canonical S before it runs the standard
-// (cofactorless) check, so honest signatures verify exactly as before.
+// encodings of the key and of R, and S >= L.
 //
-// The point checks use filippo.io/edwards25519, the code crypto/ed25519
-// itself is built on, so decoding agrees with the verifier's. The check
-// itself is curve25519-voi's (oasis-core's, already in the module through
-// CometBFT) with the standard library's semantics: its verdicts are
-// crypto/ed25519's (TestVerifyAgreesWithStdlib, FuzzVerifyAgreesWithStdlib)
-// at ~60% of the CPU, and signature checks were half of an enclave's CPU
-// under direct calls.
+// The equation is the cofactored one of RFC 8032 (and FIPS 186-5):
+// [8][S]B = [8]R + [8][k]A. Unlike crypto/ed25519's cofactorless
+// [S]B = R + [k]A, it can be checked for many signatures at once (Batch),
+// and a batch's verdict on each signature is exactly Verify's; CometBFT
+// verifies its votes the same way. The two equations differ only on
+// signatures whose R or key has a small-order component, which only the
+// key's holder can make (S = r + k·a needs a): honest signatures verify
+// under both, and nobody else can make a signature either accepts.
+//
+// The check is curve25519-voi's (oasis-core's, already in the module
+// through CometBFT); the tests hold it to an independent reference written
+// on filippo.io/edwards25519, the code crypto/ed25519 is built on.
 package ed25519x
 
 import (
@@ -30,10 +34,11 @@ import (
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
-// stdlib is crypto/ed25519's verification: cofactorless, R compared as
-// bytes, S below L. Its allowances for small-order and non-canonical keys
-// never apply: CheckPublicKey refuses those keys first.
-var stdlib = &voi.Options{Verify: voi.VerifyOptionsStdLib}
+// strict is Verify's semantics in curve25519-voi's terms: the cofactored
+// equation, canonical encodings of A and R, S below L (voi always checks
+// that), no small-order A. voi's own default is the same, spelled out so
+// that a change of its default cannot change ours.
+var strict = &voi.Options{Verify: &voi.VerifyOptions{AllowSmallOrderR: true}}
 
 // Reasons CheckPublicKey refuses a key.
 var (
@@ -92,19 +97,105 @@ func canonical(enc []byte) bool {
 	return sign == 0 || (y != yOne && y != yMinusOne)
 }
 
-// Verify reports whether sig is a valid signature of msg by pub. It is
-// false for a key CheckPublicKey refuses, for a signature that is not
-// ed25519.SignatureSize bytes or whose S is not below the group order L,
-// and otherwise exactly what ed25519.Verify says. It never panics: voi
-// panics only on a key of the wrong size, which it never gets.
+// Verify reports whether sig is a valid signature of msg by pub: false for
+// a key CheckPublicKey refuses, for a signature that is not
+// ed25519.SignatureSize bytes, whose R is not the canonical encoding of a
+// curve point or whose S is not below the group order L, and otherwise
+// whether [8][S]B = [8]R + [8][k]A with k = SHA-512(R || A || msg). It
+// never panics: voi panics only on a key of the wrong size, which it never
+// gets.
 func Verify(pub, msg, sig []byte) bool {
-	if len(sig) != ed25519.SignatureSize || CheckPublicKey(pub) != nil {
-		return false
+	return keyShape(pub) && voi.VerifyWithOptions(voi.PublicKey(pub), msg, sig, strict)
+}
+
+// keyShape is CheckPublicKey without the point decoding, which voi does
+// anyway: the size, the canonical encoding, and not one of the eight
+// small-order points, which with a canonical encoding is a byte compare.
+// voi refuses such keys itself (strict); this keeps the refusal ours.
+func keyShape(pub []byte) bool {
+	return len(pub) == ed25519.PublicKeySize && canonical(pub) && !slices.Contains(smallOrder[:], [32]byte(pub))
+}
+
+// smallOrder are the canonical encodings of the eight points of small
+// order (TestSmallOrderEncodings checks them against the curve).
+var smallOrder = [8][32]byte{
+	{0x01},
+	yMinusOne,
+	{},
+	{31: 0x80},
+	{0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f,
+		0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a},
+	{0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f,
+		0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0xfa},
+	{0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0,
+		0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05},
+	{0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0,
+		0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x85},
+}
+
+// Batch checks many signatures together, with Verify's verdict on each:
+// from a few dozen on it costs about three quarters of Verify per
+// signature (BenchmarkBatch). One invalid signature makes the batch
+// equation fail, after which each signature is checked alone, so a
+// spoiled batch of n costs the equation plus n checks; callers keep
+// batches small enough (tens) that one bad signature cannot cost much. It
+// is not safe for concurrent use.
+type Batch struct {
+	entries []entry
+}
+
+type entry struct{ pub, msg, sig []byte }
+
+// minBatch is the smallest batch worth the batch equation: below it,
+// each signature is checked alone, which costs less (BenchmarkBatch).
+const minBatch = 4
+
+// NewBatch returns an empty batch with room for n signatures.
+func NewBatch(n int) *Batch {
+	return &Batch{entries: make([]entry, 0, n)}
+}
+
+// Add adds a signature to check. The batch keeps pub, msg and sig until
+// Verify; they must not change before.
+func (b *Batch) Add(pub, msg, sig []byte) {
+	b.entries = append(b.entries, entry{pub, msg, sig})
+}
+
+// Len is the number of signatures added.
+func (b *Batch) Len() int { return len(b.entries) }
+
+// Verify reports, in the order they were added, whether each signature is
+// valid: ok[i] is Verify of the i-th Add's arguments. The batch equation's
+// random coefficients come from crypto/rand: a batch with an invalid
+// signature passes it with probability 2^-128 at most.
+func (b *Batch) Verify() (ok []bool) {
+	ok = make([]bool, len(b.entries))
+	// Keys keyShape refuses never reach voi (at[i] = -1), so that its
+	// verdicts on keys are never the only ones.
+	at := make([]int, len(b.entries))
+	n := 0
+	for i, e := range b.entries {
+		at[i] = -1
+		if keyShape(e.pub) {
+			at[i] = n
+			n++
+		}
 	}
-	// crypto/ed25519 refuses S >= L too, but nothing documents it; checked
-	// here so that signatures cannot be malleated whatever it does.
-	if _, err := new(edwards25519.Scalar).SetCanonicalBytes(sig[32:]); err != nil {
-		return false
+	if n < minBatch {
+		for i, e := range b.entries {
+			ok[i] = at[i] >= 0 && Verify(e.pub, e.msg, e.sig)
+		}
+		return ok
 	}
-	return voi.VerifyWithOptions(voi.PublicKey(pub), msg, sig, stdlib)
+	bv := voi.NewBatchVerifierWithCapacity(n)
+	for i, e := range b.entries {
+		if at[i] >= 0 {
+			bv.AddWithOptions(voi.PublicKey(e.pub), e.msg, e.sig, strict)
+		}
+	}
+	_, valid := bv.Verify(nil)
+	for i, j := range at {
+		ok[i] = j >= 0 && valid[j]
+	}
+	return ok
 }
