@@ -12,6 +12,7 @@ import (
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/stf"
+	"github.com/integritee-go/integritee/internal/ed25519x"
 )
 
 // invalidReason classifies a rejection by the runtime.
@@ -107,16 +108,21 @@ func (e *Enclave) prepareCalls(calls [][]byte) []preparedCall {
 			targets = append(targets, t)
 		}
 	}
-	next := make(chan int, len(calls))
-	for i := range calls {
-		next <- i
+	// Contiguous chunks of at most sigBatch calls, taken by one worker
+	// per core: each chunk's signatures are checked as one batch.
+	workers := min(runtime.GOMAXPROCS(0), len(calls))
+	size := min(sigBatch, (len(calls)+workers-1)/workers)
+	next := make(chan int, (len(calls)+size-1)/size)
+	for lo := 0; lo < len(calls); lo += size {
+		next <- lo
 	}
 	close(next)
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(calls)) {
+	for range workers {
 		wg.Go(func() {
-			for i := range next {
-				out[i] = e.prepareCall(targets, calls[i])
+			for lo := range next {
+				hi := min(lo+size, len(calls))
+				e.prepareChunk(targets, calls[lo:hi], out[lo:hi])
 			}
 		})
 	}
@@ -131,6 +137,54 @@ func (e *Enclave) prepareCalls(calls [][]byte) []preparedCall {
 	return out
 }
 
+// sigBatch is the most calls whose signatures are checked as one batch.
+// Past a few dozen a batch saves little more per signature
+// (ed25519x.BenchmarkBatch), and a call with a bad signature makes its
+// whole batch be checked one by one, which a small batch bounds.
+const sigBatch = 64
+
+// prepareChunk prepares calls into out (of the same length), their
+// signatures for the serving measurement (targets[0]) checked as one
+// batch. A signature the batch refuses is checked for the other targets
+// one by one, as prepareCall does.
+func (e *Enclave) prepareChunk(targets []stf.Target, calls [][]byte, out []preparedCall) {
+	pts := make([][]byte, len(calls))
+	unchecked := make([]stf.Unchecked, len(calls))
+	batched := make([]int, 0, len(calls))
+	batch := ed25519x.NewBatch(len(calls))
+	for i, ct := range calls {
+		p := &out[i]
+		p.CiphertextHash = sha256.Sum256(ct)
+		if len(ct) > protocol.MaxCallCiphertext {
+			p.Reason = protocol.ReasonTooLarge
+			continue
+		}
+		pt, reason := e.openCall(ct)
+		if reason != "" {
+			p.Reason = reason
+			continue
+		}
+		u, err := stf.Decode(targets[0], pt)
+		if err != nil {
+			p.Reason, p.MRENCLAVE = invalidReason(err), targets[0].MRENCLAVE
+			continue
+		}
+		pts[i], unchecked[i] = pt, u
+		u.AddTo(batch)
+		batched = append(batched, i)
+	}
+	for k, ok := range batch.Verify() {
+		i := batched[k]
+		if ok {
+			v := unchecked[i].Verified()
+			out[i].Call, out[i].MRENCLAVE = &v, targets[0].MRENCLAVE
+			continue
+		}
+		e.verifyCall(targets[1:], pts[i], &out[i])
+	}
+}
+
+// prepareCall prepares one call, its signature checked alone.
 func (e *Enclave) prepareCall(targets []stf.Target, ct []byte) preparedCall {
 	p := preparedCall{CiphertextHash: sha256.Sum256(ct)}
 	if len(ct) > protocol.MaxCallCiphertext {
@@ -142,8 +196,15 @@ func (e *Enclave) prepareCall(targets []stf.Target, ct []byte) preparedCall {
 		p.Reason = reason
 		return p
 	}
+	e.verifyCall(targets, pt, &p)
+	return p
+}
+
+// verifyCall checks the call plaintext pt for each target in turn and
+// records in p the first it is signed for, or why it is invalid.
+func (e *Enclave) verifyCall(targets []stf.Target, pt []byte, p *preparedCall) {
+	err := error(stf.ErrBadSignature)
 	var v stf.Verified
-	var err error
 	for _, t := range targets {
 		if v, err = stf.Verify(t, pt); !errors.Is(err, stf.ErrBadSignature) {
 			p.MRENCLAVE = t.MRENCLAVE
@@ -152,10 +213,9 @@ func (e *Enclave) prepareCall(targets []stf.Target, ct []byte) preparedCall {
 	}
 	if err != nil {
 		p.Reason = invalidReason(err)
-		return p
+		return
 	}
 	p.Call = &v
-	return p
 }
 
 // applyDirect executes prepared calls as one direct shard block by author

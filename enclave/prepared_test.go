@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"math/rand/v2"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -160,4 +162,60 @@ func manyPairs(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// checkPreparedAlone fails t unless preparing cts as one batch gives, call
+// by call, what preparing each alone gives: a batch checks its chunks'
+// signatures as ed25519x batches, a call alone is checked by itself.
+func checkPreparedAlone(t *testing.T, e *enclave.Enclave, cts [][]byte) {
+	t.Helper()
+	got := enclave.PrepareCalls(e, cts)
+	for i, ct := range cts {
+		if alone := enclave.PrepareCalls(e, [][]byte{ct})[0]; !reflect.DeepEqual(got[i], alone) {
+			t.Fatalf("call %d of %d: prepared in the batch as %+v, alone as %+v", i, len(cts), got[i], alone)
+		}
+	}
+}
+
+// TestPreparedInBatches: a batch of 600 calls, the valid ones by several
+// signers and, among them, calls with every invalid outcome (a signature
+// for another shard, undecryptable, oversized, not a SignedCall) at random
+// places, so that some signature batches hold a bad signature and others
+// none, is prepared call by call as each alone would be.
+func TestPreparedInBatches(t *testing.T) {
+	f := newProvisionFixture(t)
+	if _, err := f.prov.process(f.c, 3); err != nil {
+		t.Fatal(err)
+	}
+	tgt := f.c.target(f.shard, f.shard)
+	mixed, _, _ := mixedBatch(t, f)
+	var cts [][]byte
+	for i := range 540 {
+		from, to := f.aliceI, f.bobI
+		if i%2 == 1 {
+			from, to = to, from
+		}
+		call := stf.Call{Transfer: &stf.Transfer{From: addr(from), To: addr(to), Amount: 1}}
+		cts = append(cts, encryptTo(t, f.shieldingPub, trustedCall(t, from, call, uint64(1+i/2), tgt)))
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 5 {
+		for _, ct := range mixed {
+			i := rng.IntN(len(cts) + 1)
+			cts = slices.Insert(cts, i, ct)
+		}
+	}
+	checkPreparedAlone(t, f.prov.enc, cts)
+	ok := 0
+	for _, p := range enclave.PrepareCalls(f.prov.enc, cts) {
+		if reflect.ValueOf(p).FieldByName("Call").IsNil() {
+			continue
+		}
+		ok++
+	}
+	// The 540 transfers and, of the mixed batch, the eight calls whose
+	// signatures verify (five times each): all but the four invalid ones.
+	if ok != 540+5*8 {
+		t.Fatalf("%d calls authenticated, want %d", ok, 540+5*8)
+	}
 }

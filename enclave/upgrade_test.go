@@ -270,6 +270,25 @@ func TestUpgradeHandover(t *testing.T) {
 	if prepared[0].Call == nil || prepared[0].MRENCLAVE != f.shard || prepared[1].MRENCLAVE != f.m2 {
 		t.Fatalf("prepared for %x and %x, want release 1's and release 2's measurements", prepared[0].MRENCLAVE, prepared[1].MRENCLAVE)
 	}
+	// The same in a batch whose signatures are checked together: a call
+	// for release 2 fails release 1's batch and is then checked alone.
+	for i := range 30 {
+		tgt := t1
+		if i%4 == 3 {
+			tgt = t2
+		}
+		cts = append(cts, encryptTo(t, f.shieldingPub, trustedCall(t, f.aliceI, call, uint64(3+i), tgt)))
+	}
+	checkPreparedAlone(t, req.enc, cts)
+	for i, p := range enclave.PrepareCalls(req.enc, cts) {
+		want := f.shard
+		if i == 1 || (i >= 2 && (i-2)%4 == 3) {
+			want = f.m2
+		}
+		if p.Call == nil || p.MRENCLAVE != want {
+			t.Fatalf("call %d prepared for %x (authenticated: %v), want %x", i, p.MRENCLAVE, p.Call != nil, want)
+		}
+	}
 	// Direct calls go to the serving release only (without replication).
 	if _, err := req.c.Call(ctx, &protocol.SubmitCalls{Calls: [][]byte{{1}}}); !errors.Is(err, protocol.ErrForbidden) {
 		t.Fatalf("direct call to release 2 before the enactment height: %v", err)

@@ -311,25 +311,55 @@ type Verified struct {
 // for target t. A rejection (ErrMalformed, ErrBadSignature) is returned as
 // the error.
 func Verify(t Target, plaintext []byte) (Verified, error) {
-	v := Verified{Hash: sha256.Sum256(plaintext)}
+	u, err := Decode(t, plaintext)
+	if err != nil {
+		return u.v, err
+	}
+	if err := verify(u.v.Signer, u.digest, u.sig); err != nil {
+		return Verified{Hash: u.v.Hash, Signer: u.v.Signer}, err
+	}
+	return u.v, nil
+}
+
+// Unchecked is a call Decode parsed for a target, its signature not yet
+// checked: Verify in two halves, so that many calls' signatures can be
+// checked as one ed25519x.Batch.
+type Unchecked struct {
+	v      Verified
+	digest []byte
+	sig    []byte
+}
+
+// Decode is Verify without the signature check: it decodes the SignedCall
+// bytes plaintext and computes what its signer signed for target t. A
+// malformed call is returned as the error (ErrMalformed), with what of it
+// could be read (Hash, and Signer once decoded) in Verified.
+func Decode(t Target, plaintext []byte) (Unchecked, error) {
+	u := Unchecked{v: Verified{Hash: sha256.Sum256(plaintext)}}
 	if len(plaintext) > MaxCallBytes {
-		return v, fmt.Errorf("%w: %d bytes", ErrMalformed, len(plaintext))
+		return u, fmt.Errorf("%w: %d bytes", ErrMalformed, len(plaintext))
 	}
 	var sc SignedCall
 	if err := codec.Unmarshal(plaintext, &sc); err != nil {
-		return v, fmt.Errorf("%w: %w", ErrMalformed, err)
+		return u, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	v.Signer = sc.Signer
+	u.v.Signer = sc.Signer
 	d, err := CallSignBytes(sc.Call, sc.Nonce, t)
 	if err != nil {
-		return v, fmt.Errorf("%w: %w", ErrMalformed, err)
+		return u, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	if err := verify(sc.Signer, d, sc.Signature); err != nil {
-		return v, err
-	}
-	v.Nonce, v.Call = sc.Nonce, sc.Call
-	return v, nil
+	u.digest, u.sig = d, sc.Signature
+	u.v.Nonce, u.v.Call = sc.Nonce, sc.Call
+	return u, nil
 }
+
+// AddTo adds the call's signature to b.
+func (u *Unchecked) AddTo(b *ed25519x.Batch) {
+	b.Add(u.v.Signer[:], u.digest, u.sig)
+}
+
+// Verified is the call, for a caller whose batch took its signature.
+func (u *Unchecked) Verified() Verified { return u.v }
 
 // Apply executes the SignedCall bytes plaintext on the block batch b.
 // Rejections and failures are reported in the Result, not as an error; the
