@@ -96,18 +96,7 @@ type preparedCall struct {
 // them, which goes in order.
 func (e *Enclave) prepareCalls(calls [][]byte) []preparedCall {
 	out := make([]preparedCall, len(calls))
-	// The measurement serving now first, then any other the verified
-	// configuration names (a client may already sign for the next
-	// release, or still for the current one, across its enactment).
-	h := e.lc.Height()
-	targets := []stf.Target{e.env(h).Target()}
-	for _, m := range []*bridge.Config{&e.config.Current, e.config.Next} {
-		if m != nil && [32]byte(m.MRENCLAVE) != targets[0].MRENCLAVE {
-			t := targets[0]
-			t.MRENCLAVE = [32]byte(m.MRENCLAVE)
-			targets = append(targets, t)
-		}
-	}
+	targets := e.callTargets()
 	// Contiguous chunks of at most sigBatch calls, taken by one worker
 	// per core: each chunk's signatures are checked as one batch.
 	workers := min(runtime.GOMAXPROCS(0), len(calls))
@@ -135,6 +124,22 @@ func (e *Enclave) prepareCalls(calls [][]byte) []preparedCall {
 		}
 	}
 	return out
+}
+
+// callTargets are what a direct call may be signed for: the measurement
+// serving now first, then any other the verified configuration names (a
+// client may already sign for the next release, or still for the current
+// one, across its enactment).
+func (e *Enclave) callTargets() []stf.Target {
+	targets := []stf.Target{e.env(e.lc.Height()).Target()}
+	for _, m := range []*bridge.Config{&e.config.Current, e.config.Next} {
+		if m != nil && [32]byte(m.MRENCLAVE) != targets[0].MRENCLAVE {
+			t := targets[0]
+			t.MRENCLAVE = [32]byte(m.MRENCLAVE)
+			targets = append(targets, t)
+		}
+	}
+	return targets
 }
 
 // sigBatch is the most calls whose signatures are checked as one batch.

@@ -17,3 +17,7 @@ func ApplyPrepared(e *Enclave, calls []preparedCall, hostTime int64) (*protocol.
 
 // Decapsulations is the number of HPKE decapsulations among them.
 func Decapsulations(e *Enclave) uint64 { return e.decapsulations.Load() }
+
+// PrepareCallAlone prepares one call on the path that checks its signature
+// by itself (prepareCall), which batches must agree with.
+func PrepareCallAlone(e *Enclave, ct []byte) preparedCall { return e.prepareCall(e.callTargets(), ct) }

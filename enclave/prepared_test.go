@@ -165,13 +165,14 @@ func manyPairs(t *testing.T) []byte {
 }
 
 // checkPreparedAlone fails t unless preparing cts as one batch gives, call
-// by call, what preparing each alone gives: a batch checks its chunks'
-// signatures as ed25519x batches, a call alone is checked by itself.
+// by call, what preparing each alone on the single-check path
+// (prepareCall) gives: a batch checks its chunks' signatures as ed25519x
+// batches, a call alone is checked by itself.
 func checkPreparedAlone(t *testing.T, e *enclave.Enclave, cts [][]byte) {
 	t.Helper()
 	got := enclave.PrepareCalls(e, cts)
 	for i, ct := range cts {
-		if alone := enclave.PrepareCalls(e, [][]byte{ct})[0]; !reflect.DeepEqual(got[i], alone) {
+		if alone := enclave.PrepareCallAlone(e, ct); !reflect.DeepEqual(got[i], alone) {
 			t.Fatalf("call %d of %d: prepared in the batch as %+v, alone as %+v", i, len(cts), got[i], alone)
 		}
 	}
