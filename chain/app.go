@@ -62,8 +62,11 @@ const Version = "0.1.0"
 // with a consensus-breaking change. 2: the genesis ID and block hashes in
 // state, one confirmed chain of shard blocks with proved unshields, one
 // key per registry entry and per enclave confirmation (no migration from
-// 1: start a new genesis).
-const AppVersion uint64 = 2
+// 1: start a new genesis). 3: ed25519 signatures checked by the cofactored
+// equation (internal/ed25519x), which takes signatures with a small-order
+// component that 2 refused, so a block may be valid under 3 and not 2 (no
+// migration from 2: start a new genesis).
+const AppVersion uint64 = 3
 
 var keyDev = []byte("app/dev")
 
