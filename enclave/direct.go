@@ -159,14 +159,8 @@ func (e *Enclave) prepareChunk(targets []stf.Target, calls [][]byte, out []prepa
 	batch := ed25519x.NewBatch(len(calls))
 	for i, ct := range calls {
 		p := &out[i]
-		p.CiphertextHash = sha256.Sum256(ct)
-		if len(ct) > protocol.MaxCallCiphertext {
-			p.Reason = protocol.ReasonTooLarge
-			continue
-		}
-		pt, reason := e.openCall(ct)
-		if reason != "" {
-			p.Reason = reason
+		pt, ok := e.open(ct, p)
+		if !ok {
 			continue
 		}
 		u, err := stf.Decode(targets[0], pt)
@@ -191,18 +185,27 @@ func (e *Enclave) prepareChunk(targets []stf.Target, calls [][]byte, out []prepa
 
 // prepareCall prepares one call, its signature checked alone.
 func (e *Enclave) prepareCall(targets []stf.Target, ct []byte) preparedCall {
-	p := preparedCall{CiphertextHash: sha256.Sum256(ct)}
+	var p preparedCall
+	if pt, ok := e.open(ct, &p); ok {
+		e.verifyCall(targets, pt, &p)
+	}
+	return p
+}
+
+// open records the ciphertext ct's hash in p and returns its plaintext,
+// or false with the reason in p.
+func (e *Enclave) open(ct []byte, p *preparedCall) ([]byte, bool) {
+	p.CiphertextHash = sha256.Sum256(ct)
 	if len(ct) > protocol.MaxCallCiphertext {
 		p.Reason = protocol.ReasonTooLarge
-		return p
+		return nil, false
 	}
 	pt, reason := e.openCall(ct)
 	if reason != "" {
 		p.Reason = reason
-		return p
+		return nil, false
 	}
-	e.verifyCall(targets, pt, &p)
-	return p
+	return pt, true
 }
 
 // verifyCall checks the call plaintext pt for each target in turn and

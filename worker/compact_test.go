@@ -12,8 +12,6 @@ import (
 	"github.com/integritee-go/integritee/client/trusted"
 	"github.com/integritee-go/integritee/enclave"
 	"github.com/integritee-go/integritee/enclave/stf"
-	"github.com/integritee-go/integritee/tee/sim"
-	"github.com/integritee-go/integritee/worker"
 	"github.com/integritee-go/integritee/worker/store"
 )
 
@@ -30,23 +28,9 @@ func TestDirectCallsLogCompacted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var submits atomic.Int64
-	factory := func(context.Context) (worker.Enclave, error) {
-		b, err := sim.New(sim.Config{Measurement: &testShard})
-		if err != nil {
-			return nil, err
-		}
-		e, err := enclave.New(enclave.Config{Backend: b, ReplicaKeepEntries: 2})
-		if err != nil {
-			return nil, err
-		}
-		return lossy{Enclave: worker.Pipe(e), submits: &submits, lose: 5}, nil
-	}
-	dir := t.TempDir()
-	cfg := worker.Config{
-		NodeRPC: rpc, DataDir: dir, Enclave: factory, Shard: testShard, RPCListen: "127.0.0.1:0",
-		Fund: worker.DevFunder(rpc, accounts.DevKey("Alice"), 10*accounts.Unit), Logger: testLogger(t), PollInterval: 20 * time.Millisecond,
-	}
+	var submits, starts atomic.Int64
+	cfg := lossyWorkerConfig(t, rpc, enclave.Config{ReplicaKeepEntries: 2}, 5, &submits, &starts)
+	dir := cfg.DataDir
 	w, stop := startWorker(t, ctx, cfg)
 	tc, err := trusted.Dial(ctx, w.RPCAddr(), c, trusted.Options{})
 	if err != nil {

@@ -40,6 +40,30 @@ func (l lossy) Call(ctx context.Context, req protocol.Request) (protocol.Reply, 
 	return rep, err
 }
 
+// lossyWorkerConfig configures a worker on the node at rpc, in a new data
+// directory, whose enclaves run in-process on a simulated TEE (cfg, its
+// Backend set here) behind lossy: the reply of the lose-th SubmitCalls of
+// the run is lost. starts counts the enclaves started.
+func lossyWorkerConfig(t *testing.T, rpc string, cfg enclave.Config, lose int64, submits, starts *atomic.Int64) worker.Config {
+	factory := func(context.Context) (worker.Enclave, error) {
+		starts.Add(1)
+		b, err := sim.New(sim.Config{Measurement: &testShard})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Backend = b
+		e, err := enclave.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return lossy{Enclave: worker.Pipe(e), submits: submits, lose: lose}, nil
+	}
+	return worker.Config{
+		NodeRPC: rpc, DataDir: t.TempDir(), Enclave: factory, Shard: testShard, RPCListen: "127.0.0.1:0",
+		Fund: worker.DevFunder(rpc, accounts.DevKey("Alice"), 10*accounts.Unit), Logger: testLogger(t), PollInterval: 20 * time.Millisecond,
+	}
+}
+
 // TestDirectCalls runs the real enclave (in-process) behind the worker and
 // sends direct calls through the worker's JSON-RPC while the worker keeps
 // processing chain blocks (a block every 50 ms): every call is executed in
@@ -56,23 +80,7 @@ func TestDirectCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	var submits, starts atomic.Int64
-	factory := func(context.Context) (worker.Enclave, error) {
-		starts.Add(1)
-		b, err := sim.New(sim.Config{Measurement: &testShard})
-		if err != nil {
-			return nil, err
-		}
-		e, err := enclave.New(enclave.Config{Backend: b})
-		if err != nil {
-			return nil, err
-		}
-		return lossy{Enclave: worker.Pipe(e), submits: &submits, lose: 3}, nil
-	}
-	dir := t.TempDir()
-	cfg := worker.Config{
-		NodeRPC: rpc, DataDir: dir, Enclave: factory, Shard: testShard, RPCListen: "127.0.0.1:0",
-		Fund: worker.DevFunder(rpc, accounts.DevKey("Alice"), 10*accounts.Unit), Logger: testLogger(t), PollInterval: 20 * time.Millisecond,
-	}
+	cfg := lossyWorkerConfig(t, rpc, enclave.Config{}, 3, &submits, &starts)
 	w, stop := startWorker(t, ctx, cfg)
 	tc, err := trusted.Dial(ctx, w.RPCAddr(), c, trusted.Options{})
 	if err != nil {
