@@ -52,7 +52,8 @@ func reference(pub, msg, sig []byte) bool {
 	return d.Equal(edwards25519.NewIdentityPoint()) == 1
 }
 
-// stdlib is the cofactorless check Verify made before it could batch:
+// stdlib is the cofactorless check Verify made before it could batch,
+// written again on crypto/ed25519 (Cofactorless is held to it):
 // the same key and S checks, then crypto/ed25519's verdict.
 func stdlib(pub, msg, sig []byte) bool {
 	if len(sig) != ed25519.SignatureSize || ed25519x.CheckPublicKey(pub) != nil {
@@ -86,6 +87,17 @@ func agree(t *testing.T, pub, msg, sig []byte) (got, onlyCofactored bool) {
 	old := stdlib(pub, msg, sig)
 	if old && !got {
 		t.Errorf("Verify(%x, %x, %x) refuses a signature crypto/ed25519 takes", pub, msg, sig)
+	}
+	// The rules: Cofactored is Verify, Cofactorless the check before it
+	// (kept for states of version 1), an unknown rule takes nothing.
+	if r := ed25519x.Cofactored.Verify(pub, msg, sig); r != got {
+		t.Errorf("Cofactored.Verify(%x, %x, %x) = %v, Verify says %v", pub, msg, sig, r, got)
+	}
+	if r := ed25519x.Cofactorless.Verify(pub, msg, sig); r != old {
+		t.Errorf("Cofactorless.Verify(%x, %x, %x) = %v, crypto/ed25519 with the key and S checks says %v", pub, msg, sig, r, old)
+	}
+	if ed25519x.Rule(2).Verify(pub, msg, sig) {
+		t.Errorf("an unknown rule took (%x, %x, %x)", pub, msg, sig)
 	}
 	return got, got && !old
 }
@@ -387,4 +399,22 @@ func flipBit(b []byte, bit int) []byte {
 	c := bytes.Clone(b)
 	c[bit/8] ^= 1 << (bit % 8)
 	return c
+}
+
+// TestSignWithTorsion: the helper other packages' tests use to tell the
+// rules apart makes what it says, for many keys and messages.
+func TestSignWithTorsion(t *testing.T) {
+	for i := range 32 {
+		seed := sha256.Sum256(fmt.Appendf(nil, "torsion helper %d", i))
+		priv := ed25519.NewKeyFromSeed(seed[:])
+		pub, msg := priv.Public().(ed25519.PublicKey), fmt.Appendf(nil, "message %d", i)
+		sig := ed25519xtest.SignWithTorsion(priv, msg)
+		if !ed25519x.Cofactored.Verify(pub, msg, sig) || ed25519x.Cofactorless.Verify(pub, msg, sig) {
+			t.Fatalf("key %d: cofactored %v, cofactorless %v; want true, false", i,
+				ed25519x.Cofactored.Verify(pub, msg, sig), ed25519x.Cofactorless.Verify(pub, msg, sig))
+		}
+		if got, _ := agree(t, pub, msg, sig); !got {
+			t.Fatalf("key %d: the reference refuses the signature", i)
+		}
+	}
 }

@@ -108,6 +108,53 @@ func Verify(pub, msg, sig []byte) bool {
 	return keyShape(pub) && voi.VerifyWithOptions(voi.PublicKey(pub), msg, sig, strict)
 }
 
+// Rule is an equation a signature is checked under. The rules differ only
+// on signatures whose R or key has a small-order component, which only a
+// key's holder can make; but a key's holder can make them, so replicas
+// that apply the same signed input each under their own rule can be led
+// apart. State that replicas apply independently is checked under the rule
+// its version names (enclave.SignatureRule), never under whichever rule a
+// build prefers.
+type Rule uint8
+
+const (
+	// Cofactored is Verify's rule.
+	Cofactored Rule = iota
+	// Cofactorless is crypto/ed25519's equation [S]B = R + [k]A, R
+	// compared as bytes, with Verify's refusals of keys and of S >= L:
+	// the project's rule before chain AppVersion 3 and enclave state
+	// version 2. Every signature it takes, Cofactored takes. It cannot be
+	// checked in a Batch.
+	Cofactorless
+)
+
+// cofactorless is the Cofactorless equation in curve25519-voi's terms
+// (crypto/ed25519's); its allowances for small-order and non-canonical
+// keys never apply, keyShape refuses those keys first.
+var cofactorless = &voi.Options{Verify: voi.VerifyOptionsStdLib}
+
+// Verify reports whether sig is a valid signature of msg by pub under
+// rule r; false for a rule this package does not know.
+func (r Rule) Verify(pub, msg, sig []byte) bool {
+	switch r {
+	case Cofactored:
+		return Verify(pub, msg, sig)
+	case Cofactorless:
+		return keyShape(pub) && voi.VerifyWithOptions(voi.PublicKey(pub), msg, sig, cofactorless)
+	}
+	return false
+}
+
+func (r Rule) String() string {
+	switch r {
+	case Cofactored:
+		return "cofactored"
+	case Cofactorless:
+		return "cofactorless"
+	}
+	return fmt.Sprintf("Rule(%d)", uint8(r))
+}
+
 // keyShape is CheckPublicKey without the point decoding, which voi does
 // anyway: the size, the canonical encoding, and not one of the eight
 // small-order points, which with a canonical encoding is a byte compare.
@@ -133,7 +180,8 @@ var smallOrder = [8][32]byte{
 		0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x85},
 }
 
-// Batch checks many signatures together, with Verify's verdict on each:
+// Batch checks many signatures together, with Verify's verdict on each
+// (the Cofactored rule):
 // from a few dozen on it costs about three quarters of Verify per
 // signature (BenchmarkBatch). One invalid signature makes the batch
 // equation fail, after which each signature is checked alone, so a

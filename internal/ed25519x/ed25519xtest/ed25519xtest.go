@@ -83,3 +83,39 @@ func Forge(pub, msg []byte) []byte {
 func AcceptedByStdlib(pub, msg, sig []byte) bool {
 	return len(pub) == ed25519.PublicKeySize && ed25519.Verify(pub, msg, sig)
 }
+
+// SignWithTorsion signs msg with priv as ed25519.Sign does, except that R
+// carries a point of order 8: a signature only the key's holder can make,
+// which the cofactored equation takes ([8] clears the torsion) and the
+// cofactorless one refuses. Tests use it to show which rule a replica
+// applied.
+func SignWithTorsion(priv ed25519.PrivateKey, msg []byte) []byte {
+	h := sha512.Sum512(priv.Seed())
+	a, err := new(edwards25519.Scalar).SetBytesWithClamping(h[:32])
+	if err != nil {
+		panic(err)
+	}
+	nh := sha512.New()
+	nh.Write(h[32:])
+	nh.Write(msg)
+	r, err := new(edwards25519.Scalar).SetUniformBytes(nh.Sum(nil))
+	if err != nil {
+		panic(err)
+	}
+	t, err := new(edwards25519.Point).SetBytes(SmallOrder[4].Key[:])
+	if err != nil {
+		panic(err)
+	}
+	R := new(edwards25519.Point).ScalarBaseMult(r)
+	R.Add(R, t)
+	kh := sha512.New()
+	kh.Write(R.Bytes())
+	kh.Write(priv.Public().(ed25519.PublicKey))
+	kh.Write(msg)
+	k, err := new(edwards25519.Scalar).SetUniformBytes(kh.Sum(nil))
+	if err != nil {
+		panic(err)
+	}
+	S := new(edwards25519.Scalar).MultiplyAdd(k, a, r)
+	return append(R.Bytes(), S.Bytes()...)
+}
