@@ -128,7 +128,6 @@ func (e *Enclave) applyChain(b *lightclient.Block) (*protocol.ProcessBlockReply,
 			return nil, protocol.Errorf(protocol.CodeState, "%v", err)
 		}
 	}
-	env := e.env(height)
 	batch := e.state.Begin()
 	if e.serving(height) {
 		// From the first block this release serves, the state is in its
@@ -136,6 +135,13 @@ func (e *Enclave) applyChain(b *lightclient.Block) (*protocol.ProcessBlockReply,
 		if err := e.migrate(batch); err != nil {
 			return nil, e.fail(err)
 		}
+	}
+	// The signature rule is the (migrated) state's, not this build's:
+	// until it serves, a new release checks its predecessor's calls as
+	// the predecessor does.
+	env, err := e.env(height, batch)
+	if err != nil {
+		return nil, e.fail(err)
 	}
 	var (
 		stats     protocol.Stats

@@ -97,6 +97,13 @@ type preparedCall struct {
 func (e *Enclave) prepareCalls(calls [][]byte) []preparedCall {
 	out := make([]preparedCall, len(calls))
 	targets := e.callTargets()
+	if e.callRule() != ed25519x.Cofactored {
+		// A batch checks the cofactored equation only.
+		for i, ct := range calls {
+			out[i] = e.prepareCall(targets, ct)
+		}
+		return out
+	}
 	// Contiguous chunks of at most sigBatch calls, taken by one worker
 	// per core: each chunk's signatures are checked as one batch.
 	workers := min(runtime.GOMAXPROCS(0), len(calls))
@@ -131,7 +138,7 @@ func (e *Enclave) prepareCalls(calls [][]byte) []preparedCall {
 // client may already sign for the next release, or still for the current
 // one, across its enactment).
 func (e *Enclave) callTargets() []stf.Target {
-	targets := []stf.Target{e.env(e.lc.Height()).Target()}
+	targets := []stf.Target{e.target(e.lc.Height())}
 	for _, m := range []*bridge.Config{&e.config.Current, e.config.Next} {
 		if m != nil && [32]byte(m.MRENCLAVE) != targets[0].MRENCLAVE {
 			t := targets[0]
@@ -140,6 +147,24 @@ func (e *Enclave) callTargets() []stf.Target {
 		}
 	}
 	return targets
+}
+
+// callRule is the rule a direct call prepared now is checked under: the
+// rule of the state it will be applied to, which is this build's state
+// version once it serves the shard (applyDirect migrates first). The
+// verdict travels in the shard's log, so the replicas agree on it whatever
+// the rule; this keeps it the one the indirect calls of the same state
+// get. A state whose version does not read gets the stricter rule: the
+// apply that follows fails on the same read.
+func (e *Enclave) callRule() ed25519x.Rule {
+	if e.serving(e.lc.Height()) {
+		return SignatureRule(e.stateVersion())
+	}
+	r, err := signatureRule(e.state.Begin())
+	if err != nil {
+		return ed25519x.Cofactorless
+	}
+	return r
 }
 
 // sigBatch is the most calls whose signatures are checked as one batch.
@@ -179,7 +204,7 @@ func (e *Enclave) prepareChunk(targets []stf.Target, calls [][]byte, out []prepa
 			out[i].Call, out[i].MRENCLAVE = &v, targets[0].MRENCLAVE
 			continue
 		}
-		e.verifyCall(targets[1:], pts[i], &out[i])
+		e.verifyCall(targets[1:], ed25519x.Cofactored, pts[i], &out[i])
 	}
 }
 
@@ -187,7 +212,7 @@ func (e *Enclave) prepareChunk(targets []stf.Target, calls [][]byte, out []prepa
 func (e *Enclave) prepareCall(targets []stf.Target, ct []byte) preparedCall {
 	var p preparedCall
 	if pt, ok := e.open(ct, &p); ok {
-		e.verifyCall(targets, pt, &p)
+		e.verifyCall(targets, e.callRule(), pt, &p)
 	}
 	return p
 }
@@ -208,13 +233,13 @@ func (e *Enclave) open(ct []byte, p *preparedCall) ([]byte, bool) {
 	return pt, true
 }
 
-// verifyCall checks the call plaintext pt for each target in turn and
-// records in p the first it is signed for, or why it is invalid.
-func (e *Enclave) verifyCall(targets []stf.Target, pt []byte, p *preparedCall) {
+// verifyCall checks the call plaintext pt under rule r for each target in
+// turn and records in p the first it is signed for, or why it is invalid.
+func (e *Enclave) verifyCall(targets []stf.Target, r ed25519x.Rule, pt []byte, p *preparedCall) {
 	err := error(stf.ErrBadSignature)
 	var v stf.Verified
 	for _, t := range targets {
-		if v, err = stf.Verify(t, pt); !errors.Is(err, stf.ErrBadSignature) {
+		if v, err = stf.Verify(t, r, pt); !errors.Is(err, stf.ErrBadSignature) {
 			p.MRENCLAVE = t.MRENCLAVE
 			break
 		}
@@ -229,12 +254,15 @@ func (e *Enclave) verifyCall(targets []stf.Target, pt []byte, p *preparedCall) {
 // applyDirect executes prepared calls as one direct shard block by author
 // at the host time hostTime, and commits.
 func (e *Enclave) applyDirect(calls []preparedCall, hostTime int64, author tx.Address) (*protocol.SubmitCallsReply, error) {
-	env := e.env(e.lc.Height())
 	batch := e.state.Begin()
 	if e.serving(e.lc.Height()) {
 		if err := e.migrate(batch); err != nil {
 			return nil, e.fail(err)
 		}
+	}
+	env, err := e.env(e.lc.Height(), batch)
+	if err != nil {
+		return nil, e.fail(err)
 	}
 	rep := &protocol.SubmitCallsReply{Results: make([]protocol.CallResult, len(calls))}
 	var unshields []sidechain.Unshield
@@ -300,7 +328,12 @@ func (e *Enclave) privateGetter(r *protocol.PrivateGetter) (protocol.Reply, erro
 	var resp shielding.GetterResponse
 	// Refusals (expired, signed for another reply key, not the owner...)
 	// reach the client inside the encrypted answer.
-	if resp.Value, err = e.rt.Get(e.env(e.lc.Height()), e.state.Begin(), req.Getter, e.chainTime(), req.ReplyKey); err != nil {
+	b := e.state.Begin()
+	env, err := e.env(e.lc.Height(), b)
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeInternal, "%v", err)
+	}
+	if resp.Value, err = e.rt.Get(env, b, req.Getter, e.chainTime(), req.ReplyKey); err != nil {
 		resp.Value, resp.Error = nil, err.Error()
 	}
 	ct, err := shielding.SealGetterResponse(req.ReplyKey, r.Request, resp)

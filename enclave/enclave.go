@@ -47,7 +47,9 @@ type Config struct {
 	// later release, never back. Compiled in, so part of the measurement;
 	// 0 means 1.
 	Release uint64
-	// StateVersion is the state format this build writes (0 means 1);
+	// StateVersion is the state format this build writes (0 means
+	// DefaultStateVersion); it also names the signature rule
+	// (SignatureRule).
 	// Migrations bring an older state to it at the height from which this
 	// build serves the shard.
 	StateVersion uint32
@@ -371,11 +373,20 @@ func (e *Enclave) stateInfo() *protocol.StateInfoReply {
 	return rep
 }
 
-func (e *Enclave) env(height int64) stf.Env {
-	// Calls are signed for the measurement serving the shard at the
-	// height: a new release applies its predecessor's calls the same way
-	// until the enactment height, and only its own from then on.
-	return stf.Env{Genesis: e.genesis, Shard: e.shard, MRENCLAVE: e.config.at(height), Height: height}
+func (e *Enclave) env(height int64, b *state.Batch) (stf.Env, error) {
+	rule, err := signatureRule(b)
+	if err != nil {
+		return stf.Env{}, err
+	}
+	return stf.Env{Genesis: e.genesis, Shard: e.shard, MRENCLAVE: e.target(height).MRENCLAVE, Height: height, Rule: rule}, nil
+}
+
+// target is what calls applied at height must be signed for: the
+// measurement serving the shard at the height. A new release applies its
+// predecessor's calls the same way until the enactment height, and only
+// its own from then on.
+func (e *Enclave) target(height int64) stf.Target {
+	return stf.Target{Genesis: e.genesis, Shard: e.shard, MRENCLAVE: e.config.at(height)}
 }
 
 // chainTime is the time of the latest block the light client verified,
@@ -394,7 +405,12 @@ func (e *Enclave) executeGetter(r *protocol.ExecuteGetter) (protocol.Reply, erro
 	}
 	// No reply key: only a getter signed for a plaintext answer is
 	// answered here.
-	v, err := e.rt.Get(e.env(e.lc.Height()), e.state.Begin(), r.Getter, e.chainTime(), nil)
+	b := e.state.Begin()
+	env, err := e.env(e.lc.Height(), b)
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeInternal, "%v", err)
+	}
+	v, err := e.rt.Get(env, b, r.Getter, e.chainTime(), nil)
 	if err != nil {
 		return nil, protocol.Errorf(protocol.CodeInvalidInput, "%v", err)
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/state"
 	"github.com/integritee-go/integritee/enclave/stf"
+	"github.com/integritee-go/integritee/internal/ed25519x/ed25519xtest"
 	"github.com/integritee-go/integritee/tee/sim"
 )
 
@@ -494,6 +495,28 @@ func trustedCall(t testing.TB, k ed25519.PrivateKey, call stf.Call, nonce uint64
 		t.Fatal(err)
 	}
 	s, err := stf.SignCall(k, raw, nonce, tgt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// torsionCall is trustedCall with a signature whose R carries a point of
+// small order (ed25519xtest.SignWithTorsion): valid under the cofactored
+// rule only, which tells the rule an enclave applied.
+func torsionCall(t testing.TB, k ed25519.PrivateKey, call stf.Call, nonce uint64, tgt stf.Target) []byte {
+	t.Helper()
+	raw, err := stf.EncodeCall(call)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := stf.CallSignBytes(raw, nonce, tgt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := codec.Marshal(stf.SignedCall{
+		Call: raw, Signer: tx.AddressOf(k.Public().(ed25519.PublicKey)), Nonce: nonce, Signature: ed25519xtest.SignWithTorsion(k, d),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/integritee-go/integritee/enclave/lightclient"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/state"
+	"github.com/integritee-go/integritee/internal/ed25519x"
 )
 
 // Upgrades (docs/upgrades.md). The chain moves a shard to another
@@ -46,6 +47,32 @@ var (
 type Migration struct {
 	From  uint32
 	Apply func(b *state.Batch) error
+}
+
+// State versions the enclave itself defines. An STF's format changes are
+// later versions, with their Config.Migrations.
+const (
+	// StateVersionCofactored is the first state version whose calls and
+	// getters are checked under the cofactored signature rule. A state of
+	// version 1 is checked under the cofactorless rule the releases that
+	// wrote it used: until the enactment height a new release applies the
+	// shard's indirect calls beside the old one, and the rules differ on
+	// signatures any key's holder can make, so one rule per state keeps
+	// the two releases' states equal. The step from version 1 changes no
+	// data, only the rule.
+	StateVersionCofactored uint32 = 2
+	// DefaultStateVersion is the state version of a build whose Config
+	// does not name one.
+	DefaultStateVersion = StateVersionCofactored
+)
+
+// SignatureRule is the rule the signatures of calls and getters applied to
+// a state of version v are checked under.
+func SignatureRule(v uint32) ed25519x.Rule {
+	if v < StateVersionCofactored {
+		return ed25519x.Cofactorless
+	}
+	return ed25519x.Cofactored
 }
 
 // StateVersionKey is the state key of the state format version (4 bytes,
@@ -94,7 +121,21 @@ func defaultConfig(shard [32]byte) shardConfig {
 
 func (e *Enclave) release() uint64 { return max(e.cfg.Release, 1) }
 
-func (e *Enclave) stateVersion() uint32 { return max(e.cfg.StateVersion, 1) }
+func (e *Enclave) stateVersion() uint32 {
+	if e.cfg.StateVersion == 0 {
+		return DefaultStateVersion
+	}
+	return e.cfg.StateVersion
+}
+
+// signatureRule is the rule of the state in b (after any migration in b).
+func signatureRule(b *state.Batch) (ed25519x.Rule, error) {
+	v, err := stateVersionOf(b)
+	if err != nil {
+		return 0, fmt.Errorf("state version: %w", err)
+	}
+	return SignatureRule(v), nil
+}
 
 // followConfig applies the shard's successful update_shard_config calls of
 // verified block b to the configuration, as the bridge module does: a
@@ -179,7 +220,12 @@ func (e *Enclave) migrate(b *state.Batch) error {
 				m = &e.cfg.Migrations[i]
 			}
 		}
-		if m == nil {
+		switch {
+		case m != nil:
+		case v == 1:
+			// Only the signature rule changes (StateVersionCofactored).
+			m = &Migration{From: 1, Apply: func(*state.Batch) error { return nil }}
+		default:
 			return fmt.Errorf("no migration of the state from version %d", v)
 		}
 		if err := m.Apply(b); err != nil {

@@ -136,7 +136,8 @@ func vaultRecord(t *testing.T, h *host) map[string]uint64 {
 //	3    Bob sends 50 back      4  -
 //	5    sudo: update_shard_config(shard, m2, enact)
 //	6    -                      7  Alice sends 100 to Bob (for release 1)
-//	8    -
+//	8    Alice sends 7 to Bob (for release 1), a signature with torsion:
+//	     refused in a state of version 1 (ed25519x.Cofactorless)
 //	9    (enact) Bob sends 10 to Alice (for release 2); Alice shields 500
 //	10   Alice sends 1 to Bob, signed for release 1: refused
 //	11   -
@@ -165,7 +166,8 @@ func newUpgradeFixtureRelease(t *testing.T, r uint64) *upgradeFixture {
 	f.c.block()
 	mustOK(t, f.c.block(invoke(t, f.c, alice, f.shieldingPub, f.shard,
 		trustedCall(t, f.aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(f.aliceI), To: addr(f.bobI), Amount: 100}}, 1, t1))))
-	f.c.block()
+	mustOK(t, f.c.block(invoke(t, f.c, alice, f.shieldingPub, f.shard,
+		torsionCall(t, f.aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(f.aliceI), To: addr(f.bobI), Amount: 7}}, 2, t1))))
 	recipient, err := shielding.Encrypt(f.shieldingPub, shielding.InfoShieldRecipient, func() []byte { a := addr(f.aliceI); return a[:] }())
 	if err != nil {
 		t.Fatal(err)
@@ -244,6 +246,9 @@ func TestUpgradeHandover(t *testing.T) {
 	// for release 1) to the same state and make the same outgoing calls
 	// (the chain refuses release 2's until the enactment height; its host
 	// keeps them, so that what release 1 left unconfirmed is confirmed).
+	// Both check signatures under the rule of the state's version 1, as
+	// the releases before the cofactored rule did: Alice's call with
+	// torsion in block 8 is refused by both.
 	for hgt := int64(7); hgt < f.enact; hgt++ {
 		pr, err := f.prov.process(f.c, hgt)
 		if err != nil {
@@ -257,6 +262,16 @@ func TestUpgradeHandover(t *testing.T) {
 			t.Fatalf("block %d: release 1 %+v root %x (%d outgoing), release 2 %+v root %x (%d outgoing)",
 				hgt, pr.Stats, pr.StateRoot, len(pr.Outgoing), rr.Stats, rr.StateRoot, len(rr.Outgoing))
 		}
+		if hgt == 8 && (rr.Stats.Rejected != 1 || rr.Stats.Applied != 0) {
+			t.Fatalf("block 8, a signature with torsion in a state of version 1: %+v, want it rejected", rr.Stats)
+		}
+	}
+	// A direct call with torsion, too, is refused while the state is of
+	// version 1.
+	torsioned := [][]byte{encryptTo(t, f.shieldingPub, torsionCall(t, f.aliceI,
+		stf.Call{Transfer: &stf.Transfer{From: addr(f.aliceI), To: addr(f.bobI), Amount: 1}}, 2, f.c.target(f.shard, f.shard)))}
+	if p := enclave.PrepareCalls(req.enc, torsioned)[0]; p.Call != nil || p.Reason != protocol.ReasonBadSignature {
+		t.Fatalf("direct call with torsion before the enactment height: authenticated %v, reason %q", p.Call != nil, p.Reason)
 	}
 	// A direct batch logged now may be applied after the enactment
 	// height: its calls are verified for release 1 or, already, release 2.
@@ -346,6 +361,34 @@ func TestUpgradeHandover(t *testing.T) {
 	}
 	if r := rep.Results; r[0].Status != protocol.CallInvalid || r[0].Reason != protocol.ReasonBadSignature || r[1].Status != protocol.CallExecuted {
 		t.Fatalf("results %+v, want release 1's call refused (bad signature) and release 2's executed", r)
+	}
+
+	// From the enactment height the state is of version 2, whose rule is
+	// the cofactored one: a signature with torsion is taken, indirect
+	// (block 12) and direct, alone or in a batch.
+	bobBefore := privateBalance(t, f.c, req, f.shieldingPub, f.bobI)
+	mustOK(t, f.c.block(invoke(t, f.c, accounts.DevKey("Alice"), f.shieldingPub, f.shard,
+		torsionCall(t, f.bobI, stf.Call{Transfer: &stf.Transfer{From: addr(f.bobI), To: addr(f.aliceI), Amount: 5}}, 2, t2))))
+	f.c.block()
+	advance(t, f, req, 11)
+	if rr, err := req.process(f.c, 12); err != nil {
+		t.Fatal(err)
+	} else if rr.Stats.Applied != 1 {
+		t.Fatalf("block 12, a signature with torsion in a state of version 2: %+v, want it applied", rr.Stats)
+	}
+	if b := privateBalance(t, f.c, req, f.shieldingPub, f.bobI); b != bobBefore-5 {
+		t.Fatalf("bob %d after the call with torsion, want %d", b, bobBefore-5)
+	}
+	for _, n := range []int{1, 8} {
+		var cts [][]byte
+		for i := range n {
+			cts = append(cts, encryptTo(t, f.shieldingPub, torsionCall(t, f.aliceI, call, uint64(10+i), t2)))
+		}
+		for i, p := range enclave.PrepareCalls(req.enc, cts) {
+			if p.Call == nil || p.MRENCLAVE != f.m2 {
+				t.Fatalf("direct call %d of %d with torsion after the enactment height: authenticated %v, reason %q", i, n, p.Call != nil, p.Reason)
+			}
+		}
 	}
 }
 

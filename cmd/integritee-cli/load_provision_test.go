@@ -48,9 +48,10 @@ func TestLoadProvision(t *testing.T) {
 	const n = 1000
 	var rep loadgen.ProvisionReport
 	cliJSONAt(t, now, &rep, "load", "provision", "--accounts", "1000", "--node", node, "--worker", worker, "--enclave", enclave, "--tag", "lp", "--timeout", "3m")
-	// The state: accounts 0..999 and 5000..5599, the samples, and the dev
-	// sudo's nonce (Bob's refused call is in the shard too: his nonce).
-	if want := int64(n + 600 + 8 + 2); rep.Kind != "provision" || rep.Accounts != n || rep.Entries != want || rep.Height <= 0 {
+	// The state: accounts 0..999 and 5000..5599, the samples, the dev
+	// sudo's nonce (Bob's refused call is in the shard too: his nonce),
+	// and the state version.
+	if want := int64(n + 600 + 8 + 2 + 1); rep.Kind != "provision" || rep.Accounts != n || rep.Entries != want || rep.Height <= 0 {
 		t.Errorf("report %+v, want %d entries", rep, want)
 	}
 	if p := rep; !(0 < p.ProvisionedSeconds && p.ProvisionedSeconds <= p.StartedSeconds && p.StartedSeconds <= p.RegisteredSeconds && p.RegisteredSeconds <= p.ServingSeconds) {

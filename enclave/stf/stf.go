@@ -70,6 +70,10 @@ type Env struct {
 	MRENCLAVE [32]byte
 	// Height is the chain block carrying the call.
 	Height int64
+	// Rule is the equation signatures are checked under: the one the
+	// state's version names (enclave.SignatureRule), so that replicas of
+	// two releases applying the same calls give the same verdicts.
+	Rule ed25519x.Rule
 }
 
 // Target is what calls executing in e must be signed for.
@@ -223,8 +227,8 @@ func SignGetter(key ed25519.PrivateKey, getter []byte, expires time.Time, replyK
 	})
 }
 
-func verify(signer tx.Address, digest, sig []byte) error {
-	if !ed25519x.Verify(signer[:], digest, sig) {
+func verify(r ed25519x.Rule, signer tx.Address, digest, sig []byte) error {
+	if !r.Verify(signer[:], digest, sig) {
 		return ErrBadSignature
 	}
 	return nil
@@ -308,14 +312,14 @@ type Verified struct {
 }
 
 // Verify decodes the SignedCall bytes plaintext and checks its signature
-// for target t. A rejection (ErrMalformed, ErrBadSignature) is returned as
-// the error.
-func Verify(t Target, plaintext []byte) (Verified, error) {
+// for target t under rule r. A rejection (ErrMalformed, ErrBadSignature)
+// is returned as the error.
+func Verify(t Target, r ed25519x.Rule, plaintext []byte) (Verified, error) {
 	u, err := Decode(t, plaintext)
 	if err != nil {
 		return u.v, err
 	}
-	if err := verify(u.v.Signer, u.digest, u.sig); err != nil {
+	if err := verify(r, u.v.Signer, u.digest, u.sig); err != nil {
 		return Verified{Hash: u.v.Hash, Signer: u.v.Signer}, err
 	}
 	return u.v, nil
@@ -353,7 +357,8 @@ func Decode(t Target, plaintext []byte) (Unchecked, error) {
 	return u, nil
 }
 
-// AddTo adds the call's signature to b.
+// AddTo adds the call's signature to b, which checks it under the
+// Cofactored rule.
 func (u *Unchecked) AddTo(b *ed25519x.Batch) {
 	b.Add(u.v.Signer[:], u.digest, u.sig)
 }
@@ -365,7 +370,7 @@ func (u *Unchecked) Verified() Verified { return u.v }
 // Rejections and failures are reported in the Result, not as an error; the
 // error is for state failures only (fatal for the block).
 func (r *Runtime) Apply(env Env, b *state.Batch, plaintext []byte) (Result, error) {
-	v, err := Verify(env.Target(), plaintext)
+	v, err := Verify(env.Target(), env.Rule, plaintext)
 	if err != nil {
 		return Result{Status: Rejected, Signer: v.Signer, Hash: v.Hash, Err: err}, nil
 	}
@@ -425,7 +430,7 @@ func (r *Runtime) Get(env Env, st state.KV, signed []byte, now time.Time, replyK
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	if err := verify(sg.Signer, d, sg.Signature); err != nil {
+	if err := verify(env.Rule, sg.Signer, d, sg.Signature); err != nil {
 		return nil, err
 	}
 	if sg.ReplyKeyHash != ReplyKeyHash(replyKey) {
