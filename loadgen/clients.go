@@ -53,6 +53,10 @@ type ClientsConfig struct {
 	// Duration is how long the sessions send: each sends
 	// Duration/Interval calls (at least one); default 30s.
 	Duration time.Duration
+	// WarmUp has every session send one call more before the timed
+	// phase, all at once, and waits for its answer (warmUp): with
+	// shielded channels that call opens the session's channel.
+	WarmUp bool
 }
 
 // SessionStats is the WebSocket sessions' part of a Clients report.
@@ -79,6 +83,8 @@ type SessionStats struct {
 	CallsPerSession int     `json:"calls_per_session"`
 	// FDLimit is this process's soft limit of open files.
 	FDLimit uint64 `json:"fd_limit"`
+	// WarmUp is the calls sent before the timed phase, if any.
+	WarmUp *WarmUpStats `json:"warm_up,omitempty"`
 	// NoncesChecked are the sessions whose account nonce was read after
 	// the run and equals their executed calls; RecipientBalance is the
 	// recipient's balance read after the run (it must be executed calls
@@ -87,13 +93,24 @@ type SessionStats struct {
 	RecipientBalance uint64 `json:"recipient_balance"`
 }
 
+// WarmUpStats are the calls a Clients run sent before its timed phase:
+// each session's first, all at once.
+type WarmUpStats struct {
+	// Executed are the sessions whose first call executed; the others
+	// (Failed) take no part in the timed phase and count as failed.
+	Executed int     `json:"executed"`
+	Failed   int     `json:"failed,omitempty"`
+	Seconds  float64 `json:"seconds"`
+}
+
 // Clients opens cfg.Clients WebSocket sessions to the workers (session i
 // to worker i mod len(workers)), each from its own loopback source address
 // and with its own shielded account, and has each send one direct
 // transfer to one recipient every cfg.Interval for cfg.Duration over
 // author_submitTrustedCall, one call out at a time: the many-clients
-// scenario. The sessions' first calls are spread uniformly over the first
-// interval. Latency is from a call's due time to its executed answer, so
+// scenario. With cfg.WarmUp each session first sends one call before the
+// timed phase (warmUp). The timed phase's first calls are spread
+// uniformly over the first interval. Latency is from a call's due time to its executed answer, so
 // a call sent late because the session's previous one was still
 // unanswered counts its wait.
 //
@@ -179,7 +196,12 @@ func Clients(ctx context.Context, cfg ClientsConfig) (*Report, error) {
 	payers := make([]account, m)
 	funders := make([]account, m)
 	funding := make([]uint64, m)
-	perAccount := uint64(perSession) * cfg.Amount
+	// lead is the calls per session before the timed phase.
+	lead := 0
+	if cfg.WarmUp {
+		lead = 1
+	}
+	perAccount := uint64(perSession+lead) * cfg.Amount
 	for i := range m {
 		payers[i] = devAccount(fmt.Sprintf("%s/clients-shield/%d", prefix, i))
 		funders[i] = devAccount(fmt.Sprintf("%s/clients-funder/%d", prefix, i))
@@ -225,7 +247,7 @@ func Clients(ctx context.Context, cfg ClientsConfig) (*Report, error) {
 	prep := time.Now()
 	built := make([][][]byte, cfg.Clients)
 	for i := range built {
-		built[i] = make([][]byte, perSession)
+		built[i] = make([][]byte, lead+perSession)
 	}
 	seal, err := senderChannels(cfg.Config, tcs, cfg.Clients, rep)
 	if err != nil {
@@ -246,6 +268,12 @@ func Clients(ctx context.Context, cfg ClientsConfig) (*Report, error) {
 	sess := openSessions(ctx, tcs, cfg.Clients, rep.Sessions)
 	rep.Sessions.OpenSeconds = time.Since(opened).Seconds()
 	defer closeSessions(sess)
+	executed := make([]uint64, cfg.Clients)
+	var warmFailed []int
+	if lead > 0 {
+		cfg.Logger.Info("warm-up: each session's first call", "sessions", rep.Sessions.Opened)
+		warmFailed = warmUp(ctx, tcs, sess, built, executed, rep.Sessions)
+	}
 
 	t := newTally()
 	prog := &progress{total: cfg.N}
@@ -260,6 +288,11 @@ func Clients(ctx context.Context, cfg ClientsConfig) (*Report, error) {
 			t.fail("no_session", perSession)
 			prog.failed.Add(int64(perSession))
 		}
+	}
+	for _, i := range warmFailed {
+		t.fail("warm_up_failed", perSession)
+		prog.failed.Add(int64(perSession))
+		sess[i] = nil
 	}
 	probe.start()
 	start := time.Now()
@@ -287,7 +320,7 @@ func Clients(ctx context.Context, cfg ClientsConfig) (*Report, error) {
 				sentAt := time.Now()
 				var sub *trusted.Submission
 				refused, err := retryRefused(ctx, func() (err error) {
-					sub, err = s.SubmitUnverified(ctx, built[i][j])
+					sub, err = s.SubmitUnverified(ctx, built[i][lead+j])
 					return err
 				})
 				now := time.Now()
@@ -308,7 +341,7 @@ func Clients(ctx context.Context, cfg ClientsConfig) (*Report, error) {
 				}
 				prog.done.Add(1)
 				recMu.Lock()
-				records = append(records, callRecord{sender: i, worker: w, ct: built[i][j], sub: sub, due: due, done: now})
+				records = append(records, callRecord{sender: i, worker: w, ct: built[i][lead+j], sub: sub, due: due, done: now})
 				recMu.Unlock()
 			}
 		})
@@ -322,7 +355,6 @@ func Clients(ctx context.Context, cfg ClientsConfig) (*Report, error) {
 
 	// Verify every answer, then read back what was applied.
 	ver := time.Now()
-	executed := make([]uint64, cfg.Clients)
 	for k := range records {
 		if r := &records[k]; t.verify(ctx, tcs, r, rep, start) != nil {
 			executed[r.sender]++
@@ -337,6 +369,52 @@ func Clients(ctx context.Context, cfg ClientsConfig) (*Report, error) {
 	rep.limits(cfg.Config, len(tcs))
 	rep.clientLimits(cfg)
 	return rep, nil
+}
+
+// warmUp sends each open session's first call (built[i][0]) at once and
+// verifies its answer, before the timed phase. With shielded channels
+// that call opens the session's channel, an ML-KEM and X25519
+// decapsulation in the enclave that costs more than the call itself: a
+// run that opened every channel inside its first interval would measure
+// that burst, not clients in their steady state, each connected with
+// its channel open as after its first call. The sessions whose first
+// call did not execute are returned; executed[i] counts the others'.
+func warmUp(ctx context.Context, tcs []*trusted.Client, sess []*trusted.Session, built [][][]byte, executed []uint64, st *SessionStats) (failed []int) {
+	start := time.Now()
+	ok := make([]bool, len(sess))
+	var wg sync.WaitGroup
+	for i, s := range sess {
+		if s == nil {
+			continue
+		}
+		wg.Go(func() {
+			var sub *trusted.Submission
+			_, err := retryRefused(ctx, func() (err error) {
+				sub, err = s.SubmitUnverified(ctx, built[i][0])
+				return err
+			})
+			if err != nil {
+				return
+			}
+			res, err := tcs[workerOf(i, len(tcs))].VerifySubmission(built[i][0], sub)
+			ok[i] = err == nil && res.Success
+		})
+	}
+	wg.Wait()
+	w := &WarmUpStats{Seconds: time.Since(start).Seconds()}
+	for i, s := range sess {
+		switch {
+		case s == nil:
+		case ok[i]:
+			executed[i]++
+			w.Executed++
+		default:
+			failed = append(failed, i)
+			w.Failed++
+		}
+	}
+	st.WarmUp = w
+	return failed
 }
 
 // fundSessions has funder k pay amount to each of its share of the
@@ -551,7 +629,11 @@ func checkApplied(ctx context.Context, tcs []*trusted.Client, parallel int, sess
 		return fmt.Errorf("reading back the recipient's balance: %w", err)
 	}
 	rep.Sessions.RecipientBalance = bal
-	if want := uint64(rep.Committed) * amount; bal != want {
+	var calls uint64 // warm-up calls included
+	for _, n := range executed {
+		calls += n
+	}
+	if want := calls * amount; bal != want {
 		mismatch++
 		rep.Limits = append(rep.Limits, fmt.Sprintf("the recipient holds %d, the verified answers say %d", bal, want))
 	}
@@ -570,6 +652,10 @@ func (r *Report) clientLimits(cfg ClientsConfig) {
 	st := r.Sessions
 	if st.Opened < st.Wanted {
 		r.Limits = append(r.Limits, fmt.Sprintf("only %d of %d sessions opened (%v): check the workers' --rpc-max-conns and this process's open files limit (%d)", st.Opened, st.Wanted, st.OpenErrors, st.FDLimit))
+	}
+	if w := st.WarmUp; w != nil {
+		r.Limits = append(r.Limits, fmt.Sprintf("before the timed phase each session sent one call (%d executed, %d failed, in %.2fs), which opened its shielded channel if it has one: the run measures sessions in their steady state, not the channels' opening (--warm-up=false includes it)",
+			w.Executed, w.Failed, w.Seconds))
 	}
 	if st.Sources < st.Opened {
 		r.Limits = append(r.Limits, fmt.Sprintf("the %d sessions came from only %d source addresses", st.Opened, st.Sources))

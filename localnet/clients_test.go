@@ -35,6 +35,10 @@ func TestClientsScenario(t *testing.T) {
 		Clients:  clients,
 		Interval: 250 * time.Millisecond,
 		Duration: time.Second,
+		// Each session's first call, which opens its shielded channel,
+		// goes before the timed phase; the timed calls go on the open
+		// channels.
+		WarmUp: true,
 	}
 	rep, err := loadgen.Clients(ctx, cfg)
 	if err != nil {
@@ -51,8 +55,11 @@ func TestClientsScenario(t *testing.T) {
 	if !rep.OK() || rep.Submitted != calls || rep.Committed != calls || rep.Failed != 0 {
 		t.Fatalf("submitted %d, executed %d, failed %d %v; want %d each, none failed", rep.Submitted, rep.Committed, rep.Failed, rep.Failures, calls)
 	}
-	if st.NoncesChecked != clients || st.RecipientBalance != calls*amount {
-		t.Errorf("read back %d nonces and a balance of %d; want %d and %d", st.NoncesChecked, st.RecipientBalance, clients, calls*amount)
+	if w := st.WarmUp; w == nil || w.Executed != clients || w.Failed != 0 {
+		t.Errorf("warm-up %+v, want %d executed", w, clients)
+	}
+	if st.NoncesChecked != clients || st.RecipientBalance != (calls+clients)*amount {
+		t.Errorf("read back %d nonces and a balance of %d; want %d and %d", st.NoncesChecked, st.RecipientBalance, clients, (calls+clients)*amount)
 	}
 	if rep.OfferedPerSec != clients*4 || rep.Latency.P50 <= 0 || rep.Latency.Max < rep.Latency.P99 || rep.Blocks == 0 {
 		t.Errorf("offered %.1f/s, latency %+v, %d blocks", rep.OfferedPerSec, rep.Latency, rep.Blocks)
@@ -64,7 +71,8 @@ func TestClientsScenario(t *testing.T) {
 		t.Errorf("refusals: %d rate limited, %d busy", rep.RateLimited, rep.Busy)
 	}
 	// The shard's state, read here and not taken from the report: each
-	// session's account made its 4 calls, the recipient got all of them.
+	// session's account made its 4 calls and the warm-up's, the
+	// recipient got all of them.
 	c, err := client.New(ctx, n.NodeRPC(), client.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -73,12 +81,12 @@ func TestClientsScenario(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, err := tc.Balance(ctx, accounts.DevKey(st.Accounts+"/recipient")); err != nil || b != calls*amount {
-		t.Errorf("recipient holds %d (%v), want %d", b, err, calls*amount)
+	if b, err := tc.Balance(ctx, accounts.DevKey(st.Accounts+"/recipient")); err != nil || b != (calls+clients)*amount {
+		t.Errorf("recipient holds %d (%v), want %d", b, err, (calls+clients)*amount)
 	}
 	for i := range clients {
-		if nonce, err := tc.Nonce(ctx, accounts.DevKey(fmt.Sprintf("%s/%d", st.Accounts, i))); err != nil || nonce != 4 {
-			t.Errorf("session %d's account nonce %d (%v), want 4", i, nonce, err)
+		if nonce, err := tc.Nonce(ctx, accounts.DevKey(fmt.Sprintf("%s/%d", st.Accounts, i))); err != nil || nonce != 5 {
+			t.Errorf("session %d's account nonce %d (%v), want 5", i, nonce, err)
 		}
 	}
 }

@@ -38,6 +38,7 @@ func (e *env) loadClients() *cli.Command {
 			fs.BoolVar(&asJSON, "json", false, "write JSON")
 			fs.BoolVar(&progress, "progress", false, "draw a progress bar on stderr (default: when stderr is a terminal)")
 			fs.StringVar(&plot, "plot", "", "write throughput and latency over time to this SVG `file`")
+			fs.BoolVar(&cfg.WarmUp, "warm-up", true, "have every session send one call before the timed phase, all at once, and wait for its answer: it opens the session's shielded channel, which then is not measured")
 			fs.BoolVar(&cfg.OneShot, "one-shot", false, "seal every call one-shot to the shielding key (an HPKE encapsulation per call) instead of on a shielded channel per session")
 			return func(ctx context.Context, pos []string) error {
 				if err := cli.NoArgs(pos); err != nil {
@@ -72,6 +73,9 @@ func printSessions(e *env, r *loadgen.Report) {
 		}
 		sort.Strings(kinds)
 		fmt.Fprintf(w, "  sessions not opened: %s\n", strings.Join(kinds, ", "))
+	}
+	if u := s.WarmUp; u != nil {
+		fmt.Fprintf(w, "  warm-up    %d first calls executed (%d failed) in %.2fs before the timed phase, all at once: they open the sessions' shielded channels\n", u.Executed, u.Failed, u.Seconds)
 	}
 	fmt.Fprintf(w, "  read back  %d session nonces equal to their executed calls; recipient holds %d\n", s.NoncesChecked, s.RecipientBalance)
 }

@@ -189,21 +189,24 @@ func TestLoadCommands(t *testing.T) {
 		cliJSON(t, &rep, "load", "clients", "--clients", fmt.Sprint(clients), "--interval", "200ms", "--duration", "600ms",
 			"--amount", fmt.Sprint(amount), "--concurrency", "2", "--tag", "lt", "--node", node, "--worker", worker, "--timeout", "90s", "--plot", plot,
 			"--one-shot")
+		// The timed calls; the warm-up's (one per session, by default)
+		// come on top.
 		st := rep.Sessions
 		if rep.Kind != "clients" || rep.N != clients*calls || rep.Committed != clients*calls || rep.Failed != 0 || st == nil || rep.Shielding != loadgen.ShieldingOneShot ||
-			st.Opened != clients || st.Sources != clients || st.CallsPerSession != calls || rep.OfferedPerSec != clients*5 {
+			st.Opened != clients || st.Sources != clients || st.CallsPerSession != calls || rep.OfferedPerSec != clients*5 ||
+			st.WarmUp == nil || st.WarmUp.Executed != clients || st.WarmUp.Failed != 0 {
 			t.Fatalf("report %+v, sessions %+v", rep, st)
 		}
 		tc, err := trusted.Dial(ctx, worker, c, trusted.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b, err := tc.Balance(ctx, accounts.DevKey(st.Accounts+"/recipient")); err != nil || b != clients*calls*amount {
-			t.Errorf("recipient holds %d (%v), want %d", b, err, clients*calls*amount)
+		if b, err := tc.Balance(ctx, accounts.DevKey(st.Accounts+"/recipient")); err != nil || b != clients*(calls+1)*amount {
+			t.Errorf("recipient holds %d (%v), want %d", b, err, clients*(calls+1)*amount)
 		}
 		for _, i := range []int{0, clients - 1} {
-			if n, err := tc.Nonce(ctx, accounts.DevKey(fmt.Sprintf("%s/%d", st.Accounts, i))); err != nil || n != calls {
-				t.Errorf("session %d's account nonce %d (%v), want %d", i, n, err, calls)
+			if n, err := tc.Nonce(ctx, accounts.DevKey(fmt.Sprintf("%s/%d", st.Accounts, i))); err != nil || n != calls+1 {
+				t.Errorf("session %d's account nonce %d (%v), want %d", i, n, err, calls+1)
 			}
 		}
 		checkProcs(t, &rep, "node+worker+loadgen", 1)
