@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -379,5 +380,97 @@ func TestCommitsWakeTheFold(t *testing.T) {
 				t.Fatal("the commit did not wake the fold")
 			}
 		})
+	}
+}
+
+// TestFoldPaced checks the fold's pacing: it pauses after gathering the
+// records and after each state file transaction but the last, foldPause
+// times the step's time (at most foldPauseMax); it does not pause once
+// the backlog is half of maxBacklog; a stop in a pause ends the fold
+// between transactions with nothing lost. The pauses are recorded, not
+// slept, so that nothing depends on timing.
+func TestFoldPaced(t *testing.T) {
+	open := func(t *testing.T) (*Store, *[]time.Duration, map[[32]byte][]byte) {
+		s, err := Open(filepath.Join(t.TempDir(), "w.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { closeFiles(s) })
+		stopFolder(s)
+		want := map[[32]byte][]byte{}
+		for h := range 4 {
+			var ch []protocol.Entry
+			for i := range 10 {
+				e := protocol.Entry{Key: blinded(h*10 + i), Value: []byte{byte(h), byte(i)}}
+				want[e.Key] = e.Value
+				ch = append(ch, e)
+			}
+			slices.SortFunc(ch, func(a, b protocol.Entry) int { return bytes.Compare(a.Key[:], b.Key[:]) })
+			if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: int64(h + 1), Sealed: []byte{1}}, Changes: ch}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.foldTxKeys = 8 // 40 keys: 5 transactions
+		var pauses []time.Duration
+		s.foldWait = func(d time.Duration, stop <-chan struct{}) bool {
+			pauses = append(pauses, d)
+			return true
+		}
+		return s, &pauses, want
+	}
+
+	t.Run("paced", func(t *testing.T) {
+		s, pauses, want := open(t)
+		if err := s.fold(make(chan struct{})); err != nil {
+			t.Fatal(err)
+		}
+		checkEntries(t, s, want, "after a paced fold")
+		if len(*pauses) != 5 {
+			t.Fatalf("%d pauses, want 5 (after the gather and after each of 5 transactions but the last)", len(*pauses))
+		}
+		for _, d := range *pauses {
+			if d <= 0 || d > foldPauseMax {
+				t.Errorf("pause %s, want in (0, %s]", d, foldPauseMax)
+			}
+		}
+	})
+	t.Run("behind", func(t *testing.T) {
+		s, pauses, want := open(t)
+		s.maxBacklog = 80 // 40 changes unfolded: half of it
+		if err := s.fold(make(chan struct{})); err != nil {
+			t.Fatal(err)
+		}
+		checkEntries(t, s, want, "after an unpaced fold")
+		if len(*pauses) != 0 {
+			t.Fatalf("%d pauses with the backlog at half of maxBacklog, want none", len(*pauses))
+		}
+	})
+	t.Run("stopped in a pause", func(t *testing.T) {
+		s, pauses, want := open(t)
+		stop := make(chan struct{})
+		s.foldWait = func(d time.Duration, stop <-chan struct{}) bool {
+			*pauses = append(*pauses, d)
+			return len(*pauses) != 3 // a stop in the third pause
+		}
+		if more, err := s.foldOnce(maxFoldChanges, stop); err != nil || more {
+			t.Fatalf("fold stopped in a pause: %v, %v; want false, nil", more, err)
+		}
+		if s.foldedSeq != 0 {
+			t.Fatalf("folded up to record %d, want none recorded as folded", s.foldedSeq)
+		}
+		checkEntries(t, s, want, "after a fold stopped in a pause")
+		if err := s.fold(make(chan struct{})); err != nil {
+			t.Fatal(err)
+		}
+		checkEntries(t, s, want, "after the next fold")
+	})
+	// The real wait ends at stop.
+	stop := make(chan struct{})
+	close(stop)
+	if sleep(time.Hour, stop) {
+		t.Fatal("sleep did not end at stop")
+	}
+	if !sleep(0, make(chan struct{})) {
+		t.Fatal("a pause of 0 reported a stop")
 	}
 }

@@ -93,7 +93,10 @@ type Store struct {
 	// betweenViews, if set (tests), runs between a view's two read
 	// transactions.
 	betweenViews func()
-	foldTxKeys   int // foldTxKeys; tests lower it
+	foldTxKeys   int     // foldTxKeys; tests lower it
+	foldPause    float64 // foldPause; tests set 0 (unpaced)
+	// foldWait waits a fold's pause (sleep; tests record the pauses).
+	foldWait func(d time.Duration, stop <-chan struct{}) bool
 	// betweenFoldTxs, if set (tests), runs between a fold's state file
 	// transactions; an error ends the fold there, as a crash would.
 	betweenFoldTxs func() error
@@ -164,7 +167,7 @@ func openWith(path string, o *bolt.Options, syncDir func(dir string) error) (*St
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{}), foldRunning: true, maxBacklog: maxBacklog, foldTxKeys: foldTxKeys, syncDir: syncDir}
+	s := &Store{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{}), foldRunning: true, maxBacklog: maxBacklog, foldTxKeys: foldTxKeys, foldPause: foldPause, foldWait: sleep, syncDir: syncDir}
 	s.cond = sync.NewCond(&s.mu)
 	if err := s.openState(path, o); err != nil {
 		if s.state != nil {
