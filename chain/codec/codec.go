@@ -33,7 +33,17 @@ var chainLimits = Limits{MaxArrayElements: 4096, MaxMapPairs: 256}
 type Codec struct {
 	enc cbor.EncMode
 	dec cbor.DecMode
+	// check is enc writing into a buffer of bufs: Unmarshal's re-encode
+	// is compared and dropped, so it needs no allocation of its own
+	// (Marshal's result was a tenth of the worker's allocations under
+	// load, mostly from this check).
+	check cbor.UserBufferEncMode
+	bufs  sync.Pool
 }
+
+// maxPooledCheck bounds the buffers Unmarshal keeps for its re-encode: a
+// rare large message does not pin its buffer.
+const maxPooledCheck = 64 << 10
 
 // New returns a codec with the given decoding limits.
 func New(l Limits) (*Codec, error) {
@@ -42,6 +52,10 @@ func New(l Limits) (*Codec, error) {
 	eo.IndefLength = cbor.IndefLengthForbidden
 	eo.TagsMd = cbor.TagsForbidden
 	enc, err := eo.EncMode()
+	if err != nil {
+		return nil, fmt.Errorf("cbor encoding options: %w", err)
+	}
+	check, err := eo.UserBufferEncMode()
 	if err != nil {
 		return nil, fmt.Errorf("cbor encoding options: %w", err)
 	}
@@ -59,7 +73,9 @@ func New(l Limits) (*Codec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cbor decoding options: %w", err)
 	}
-	return &Codec{enc: enc, dec: dec}, nil
+	c := &Codec{enc: enc, dec: dec, check: check}
+	c.bufs.New = func() any { return new(bytes.Buffer) }
+	return c, nil
 }
 
 // Marshal encodes v in Core Deterministic Encoding.
@@ -72,11 +88,17 @@ func (c *Codec) Unmarshal(data []byte, v any) error {
 	if err := c.dec.Unmarshal(data, v); err != nil {
 		return err
 	}
-	again, err := c.enc.Marshal(v)
-	if err != nil {
+	buf := c.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledCheck {
+			c.bufs.Put(buf)
+		}
+	}()
+	if err := c.check.MarshalToBuffer(v, buf); err != nil {
 		return fmt.Errorf("re-encode: %w", err)
 	}
-	if !bytes.Equal(again, data) {
+	if !bytes.Equal(buf.Bytes(), data) {
 		return ErrNonCanonical
 	}
 	return nil

@@ -90,8 +90,12 @@ func TestExecutedAnswerEncoding(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					if got, ok := spliced(r); !ok || !bytes.Equal(got, want) {
+					if got, ok := spliced(nil, r); !ok || !bytes.Equal(got, want) {
 						t.Fatalf("call %d, id %s: spliced %v\n got %s\nwant %s", i, id, ok, got, want)
+					}
+					// Into a pooled buffer that held an earlier answer.
+					if got, ok := spliced(bytes.Repeat([]byte{'x'}, 4096)[:0], r); !ok || !bytes.Equal(got, want) {
+						t.Fatalf("call %d, id %s: spliced into a used buffer %v\n got %s\nwant %s", i, id, ok, got, want)
 					}
 				}
 			}

@@ -126,8 +126,12 @@ func (ss *session) readLoop(ip string) {
 		go func() {
 			defer ss.wg.Done()
 			defer func() { <-ss.inflight }()
-			if out := collect(ps, batch); out != nil {
+			// The answer is encoded in a pooled buffer, free again once
+			// written (the connection's Write does not keep it).
+			buf := s.answerBufs.Get().(*answerBuf)
+			if out := collect(buf.b[:0], ps, batch); out != nil {
 				ss.write(out)
+				s.putAnswerBuf(buf, out)
 			}
 		}()
 	}
