@@ -523,6 +523,25 @@ func torsionCall(t testing.TB, k ed25519.PrivateKey, call stf.Call, nonce uint64
 	return s
 }
 
+// torsionGetter signs getter g for a plaintext answer (the dev-only
+// ExecuteGetter) with a signature whose R carries a point of small order,
+// as torsionCall does.
+func torsionGetter(t testing.TB, k ed25519.PrivateKey, g stf.Getter, expires time.Time, tgt stf.Target) []byte {
+	t.Helper()
+	raw := mustGetter(t, g)
+	d, err := stf.GetterSignBytes(raw, expires.UnixMilli(), stf.ReplyKeyHash(nil), tgt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := codec.Marshal(stf.SignedGetter{
+		Getter: raw, Signer: tx.AddressOf(k.Public().(ed25519.PublicKey)), Expires: expires.UnixMilli(), Signature: ed25519xtest.SignWithTorsion(k, d),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // getterExpiry is a getter expiry a minute after the chain's last block:
 // valid for an enclave that verified any recent block.
 func (c *chainSim) getterExpiry() time.Time {

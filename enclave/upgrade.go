@@ -54,13 +54,15 @@ type Migration struct {
 const (
 	// StateVersionCofactored is the first state version whose calls and
 	// getters are checked under the cofactored signature rule. A state of
-	// version 1 is checked under the cofactorless rule the releases that
-	// wrote it used: until the enactment height a new release applies the
+	// version 1 or 2 is checked under the cofactorless rule the releases
+	// that wrote them used (version 2 was the format of their upgrade
+	// demo): until the enactment height a new release applies the
 	// shard's indirect calls beside the old one, and the rules differ on
 	// signatures any key's holder can make, so one rule per state keeps
-	// the two releases' states equal. The step from version 1 changes no
-	// data, only the rule.
-	StateVersionCofactored uint32 = 2
+	// the two releases' states equal. The steps up to it change no data,
+	// only, at the last, the rule; the enclave makes them itself where
+	// its build configures no migration.
+	StateVersionCofactored uint32 = 3
 	// DefaultStateVersion is the state version of a build whose Config
 	// does not name one.
 	DefaultStateVersion = StateVersionCofactored
@@ -222,9 +224,9 @@ func (e *Enclave) migrate(b *state.Batch) error {
 		}
 		switch {
 		case m != nil:
-		case v == 1:
-			// Only the signature rule changes (StateVersionCofactored).
-			m = &Migration{From: 1, Apply: func(*state.Batch) error { return nil }}
+		case v < StateVersionCofactored:
+			// No data changes; at the last step the signature rule does.
+			m = &Migration{From: v, Apply: func(*state.Batch) error { return nil }}
 		default:
 			return fmt.Errorf("no migration of the state from version %d", v)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -89,10 +90,16 @@ func renameVaultField(b *state.Batch) error {
 }
 
 // releaseBuild configures a host's enclave as release r of the test
-// shard: state version r, with the test migration, and the vault STF.
+// shard: release 1 writes state version 1 (as releases before the
+// cofactored signature rule did), later ones version 3 (the test
+// migration from 1, then the enclave's own step to the cofactored rule),
+// and the vault STF.
 func releaseBuild(r uint64) func(*enclave.Config) {
 	return func(c *enclave.Config) {
-		c.Release, c.StateVersion = r, uint32(min(r, 2))
+		c.Release, c.StateVersion = r, 1
+		if r > 1 {
+			c.StateVersion = enclave.StateVersionCofactored
+		}
 		c.Migrations = []enclave.Migration{{From: 1, Apply: renameVaultField}}
 		c.NewSTF = func(*protocol.Init) stf.STF {
 			return &vaultSTF{stf.Balances{Dev: c.Dev, Sudo: c.DevSudo}}
@@ -138,7 +145,9 @@ func vaultRecord(t *testing.T, h *host) map[string]uint64 {
 //	6    -                      7  Alice sends 100 to Bob (for release 1)
 //	8    Alice sends 7 to Bob (for release 1), a signature with torsion:
 //	     refused in a state of version 1 (ed25519x.Cofactorless)
-//	9    (enact) Bob sends 10 to Alice (for release 2); Alice shields 500
+//	9    (enact) Bob sends 10 to Alice (for release 2); Alice shields 500;
+//	     Bob sends 5 to Alice (for release 2), a signature with torsion:
+//	     applied in the migrated state of version 3 (ed25519x.Cofactored)
 //	10   Alice sends 1 to Bob, signed for release 1: refused
 //	11   -
 type upgradeFixture struct {
@@ -176,6 +185,8 @@ func newUpgradeFixtureRelease(t *testing.T, r uint64) *upgradeFixture {
 		invoke(t, f.c, alice, f.shieldingPub, f.shard,
 			trustedCall(t, f.bobI, stf.Call{Transfer: &stf.Transfer{From: addr(f.bobI), To: addr(f.aliceI), Amount: 10}}, 1, t2)),
 		f.c.tx(alice, bridge.Name, bridge.MethodShieldFunds, bridge.ShieldFunds{Shard: types.Hash(f.shard), Amount: 500, EncryptedRecipient: recipient}),
+		invoke(t, f.c, alice, f.shieldingPub, f.shard,
+			torsionCall(t, f.bobI, stf.Call{Transfer: &stf.Transfer{From: addr(f.bobI), To: addr(f.aliceI), Amount: 5}}, 2, t2)),
 	))
 	mustOK(t, f.c.block(invoke(t, f.c, alice, f.shieldingPub, f.shard,
 		trustedCall(t, f.aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(f.aliceI), To: addr(f.bobI), Amount: 1}}, 2, t1))))
@@ -273,6 +284,23 @@ func TestUpgradeHandover(t *testing.T) {
 	if p := enclave.PrepareCalls(req.enc, torsioned)[0]; p.Call != nil || p.Reason != protocol.ReasonBadSignature {
 		t.Fatalf("direct call with torsion before the enactment height: authenticated %v, reason %q", p.Call != nil, p.Reason)
 	}
+	// So is a getter, by either release; the same getter honestly signed
+	// is answered.
+	aliceAddr := addr(f.aliceI)
+	balanceGetter := stf.Getter{FreeBalance: &aliceAddr}
+	for _, h := range []*host{f.prov, req} {
+		honest, err := stf.SignGetter(f.aliceI, mustGetter(t, balanceGetter), f.c.getterExpiry(), nil, f.c.target(f.shard, f.shard))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.c.Call(ctx, &protocol.ExecuteGetter{Getter: honest}); err != nil {
+			t.Fatalf("honest getter before the enactment height: %v", err)
+		}
+		g := torsionGetter(t, f.aliceI, balanceGetter, f.c.getterExpiry(), f.c.target(f.shard, f.shard))
+		if _, err := h.c.Call(ctx, &protocol.ExecuteGetter{Getter: g}); err == nil || !strings.Contains(err.Error(), stf.ErrBadSignature.Error()) {
+			t.Fatalf("getter with torsion before the enactment height: %v, want a bad signature", err)
+		}
+	}
 	// A direct batch logged now may be applied after the enactment
 	// height: its calls are verified for release 1 or, already, release 2.
 	t1, t2 := f.c.target(f.shard, f.shard), f.c.target(f.m2, f.shard)
@@ -326,12 +354,13 @@ func TestUpgradeHandover(t *testing.T) {
 		}
 	}
 	// Release 2 migrates the state and applies the block: Bob's call
-	// signed for release 2 and Alice's shield.
+	// signed for release 2, Alice's shield, and Bob's call with torsion,
+	// under the migrated state's rule.
 	rr, err := req.process(f.c, f.enact)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rr.Stats.Applied != 1 || rr.Stats.Shields != 1 || len(rr.Outgoing) == 0 {
+	if rr.Stats.Applied != 2 || rr.Stats.Shields != 1 || len(rr.Outgoing) == 0 {
 		t.Fatalf("release 2 at the enactment height: %+v, %d outgoing", rr.Stats, len(rr.Outgoing))
 	}
 	if got := vaultRecord(t, req); got["shielded"] != 1500 || len(got) != 1 {
@@ -343,8 +372,8 @@ func TestUpgradeHandover(t *testing.T) {
 	if err != nil || rr.Stats.Applied != 0 || rr.Stats.Rejected != 1 {
 		t.Fatalf("call for release 1 after the enactment: %+v %v", rr, err)
 	}
-	if a, b := privateBalance(t, f.c, req, f.shieldingPub, f.aliceI), privateBalance(t, f.c, req, f.shieldingPub, f.bobI); a != alice+10+500 || b != bob-10 {
-		t.Fatalf("release 2: alice %d bob %d, want %d %d", a, b, alice+510, bob-10)
+	if a, b := privateBalance(t, f.c, req, f.shieldingPub, f.aliceI), privateBalance(t, f.c, req, f.shieldingPub, f.bobI); a != alice+10+5+500 || b != bob-15 {
+		t.Fatalf("release 2: alice %d bob %d, want %d %d", a, b, alice+515, bob-15)
 	}
 	// A restart of release 2 resumes as the serving release.
 	req.boot(f.c)
@@ -368,7 +397,7 @@ func TestUpgradeHandover(t *testing.T) {
 	// (block 12) and direct, alone or in a batch.
 	bobBefore := privateBalance(t, f.c, req, f.shieldingPub, f.bobI)
 	mustOK(t, f.c.block(invoke(t, f.c, accounts.DevKey("Alice"), f.shieldingPub, f.shard,
-		torsionCall(t, f.bobI, stf.Call{Transfer: &stf.Transfer{From: addr(f.bobI), To: addr(f.aliceI), Amount: 5}}, 2, t2))))
+		torsionCall(t, f.bobI, stf.Call{Transfer: &stf.Transfer{From: addr(f.bobI), To: addr(f.aliceI), Amount: 5}}, 3, t2))))
 	f.c.block()
 	advance(t, f, req, 11)
 	if rr, err := req.process(f.c, 12); err != nil {
@@ -379,7 +408,12 @@ func TestUpgradeHandover(t *testing.T) {
 	if b := privateBalance(t, f.c, req, f.shieldingPub, f.bobI); b != bobBefore-5 {
 		t.Fatalf("bob %d after the call with torsion, want %d", b, bobBefore-5)
 	}
-	for _, n := range []int{1, 8} {
+	g := torsionGetter(t, f.aliceI, balanceGetter, f.c.getterExpiry(), t2)
+	if _, err := req.c.Call(ctx, &protocol.ExecuteGetter{Getter: g}); err != nil {
+		t.Fatalf("getter with torsion after the enactment height: %v", err)
+	}
+	// Chunks of at least four calls per core reach the batch equation.
+	for _, n := range []int{1, max(8, 4*runtime.GOMAXPROCS(0))} {
 		var cts [][]byte
 		for i := range n {
 			cts = append(cts, encryptTo(t, f.shieldingPub, torsionCall(t, f.aliceI, call, uint64(10+i), t2)))

@@ -16,15 +16,15 @@ import (
 )
 
 // BuildEnclaveRelease builds the dev enclave as release r
-// (cmd/integritee-enclave's main.release; state version 2, the default,
-// for release 1 and 3 from release 2 on) into dir: the same code with
+// (cmd/integritee-enclave's main.release; state version 3, the default,
+// for release 1 and 4 from release 2 on) into dir: the same code with
 // another measured version string, so another binary and another sim
 // MRENCLAVE (its SHA-256).
 func BuildEnclaveRelease(ctx context.Context, dir string, r int) (string, error) {
 	if r < 1 {
 		return "", fmt.Errorf("release %d: want 1 or more", r)
 	}
-	sv := min(r+1, 3)
+	sv := min(r+2, 4)
 	ld := fmt.Sprintf("-X main.release=%d -X main.stateVersion=%d", r, sv)
 	return buildLD(ctx, dir, EnclavePackage, fmt.Sprintf("integritee-enclave-r%d", r), ld, "dev")
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave/state"
 	"github.com/integritee-go/integritee/enclave/stf"
+	"github.com/integritee-go/integritee/internal/ed25519x"
 )
 
 func key(name string) ed25519.PrivateKey {
@@ -24,7 +25,7 @@ func addr(k ed25519.PrivateKey) tx.Address { return tx.AddressOf(k.Public().(ed2
 
 var (
 	alice, bob, sudo = key("alice"), key("bob"), key("sudo")
-	env              = stf.Env{Genesis: [32]byte{3}, Shard: [32]byte{1}, MRENCLAVE: [32]byte{2}, Height: 5}
+	env              = stf.Env{Genesis: [32]byte{3}, Shard: [32]byte{1}, MRENCLAVE: [32]byte{2}, Height: 5, Rule: ed25519x.Cofactored}
 	// chainTime is the verified chain time getters are judged by.
 	chainTime = time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 	// replyKey stands for a client's serialised reply key.

@@ -96,8 +96,10 @@ func agree(t *testing.T, pub, msg, sig []byte) (got, onlyCofactored bool) {
 	if r := ed25519x.Cofactorless.Verify(pub, msg, sig); r != old {
 		t.Errorf("Cofactorless.Verify(%x, %x, %x) = %v, crypto/ed25519 with the key and S checks says %v", pub, msg, sig, r, old)
 	}
-	if ed25519x.Rule(2).Verify(pub, msg, sig) {
-		t.Errorf("an unknown rule took (%x, %x, %x)", pub, msg, sig)
+	for _, r := range []ed25519x.Rule{0, 3, 255} {
+		if r.Verify(pub, msg, sig) {
+			t.Errorf("unknown rule %v took (%x, %x, %x)", r, pub, msg, sig)
+		}
 	}
 	return got, got && !old
 }
@@ -416,5 +418,44 @@ func TestSignWithTorsion(t *testing.T) {
 		if got, _ := agree(t, pub, msg, sig); !got {
 			t.Fatalf("key %d: the reference refuses the signature", i)
 		}
+	}
+}
+
+// TestSmallOrderRHolder: a key's holder signs with R one of the eight
+// small-order points (r = 0, S = k·a). crypto/ed25519 takes it when R is
+// the identity, so Cofactorless, the rule of older states, must; the
+// cofactored equation takes all eight. agree holds each rule to its
+// reference (found in review: a Cofactorless refusing small-order R
+// passed every other test).
+func TestSmallOrderRHolder(t *testing.T) {
+	seed := sha512.Sum512([]byte("small-order R by the holder"))
+	priv := ed25519.NewKeyFromSeed(seed[:32])
+	pub := priv.Public().(ed25519.PublicKey)
+	msg := []byte("message")
+	h := sha512.Sum512(priv.Seed())
+	a, err := new(edwards25519.Scalar).SetBytesWithClamping(h[:32])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cofactorless := 0
+	for _, r := range smallOrderPoints() {
+		kh := sha512.New()
+		kh.Write(r)
+		kh.Write(pub)
+		kh.Write(msg)
+		k, err := new(edwards25519.Scalar).SetUniformBytes(kh.Sum(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig := append(bytes.Clone(r), new(edwards25519.Scalar).Multiply(k, a).Bytes()...)
+		if got, _ := agree(t, pub, msg, sig); !got {
+			t.Errorf("R %x: the cofactored rule refused the holder's signature", r)
+		}
+		if ed25519x.Cofactorless.Verify(pub, msg, sig) {
+			cofactorless++
+		}
+	}
+	if cofactorless != 1 {
+		t.Errorf("the cofactorless rule took %d of the 8 small-order R, want 1 (the identity)", cofactorless)
 	}
 }

@@ -118,8 +118,9 @@ func Verify(pub, msg, sig []byte) bool {
 type Rule uint8
 
 const (
-	// Cofactored is Verify's rule.
-	Cofactored Rule = iota
+	// Cofactored is Verify's rule. The zero Rule is no rule and takes
+	// no signature, so that a rule left unset fails closed.
+	Cofactored Rule = iota + 1
 	// Cofactorless is crypto/ed25519's equation [S]B = R + [k]A, R
 	// compared as bytes, with Verify's refusals of keys and of S >= L:
 	// the project's rule before chain AppVersion 3 and enclave state
