@@ -70,9 +70,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, ip string) {
 	s.mu.Unlock()
 	defer s.wg.Done()
 
-	ss.wg.Add(2)
-	go ss.pingLoop()
-	go ss.idleLoop()
+	ss.wg.Add(1)
+	go ss.keepalive()
 	ss.readLoop(ip)
 	cancel()
 	ss.mu.Lock()
@@ -175,57 +174,49 @@ func (ss *session) busy() bool {
 	return len(ss.subs) > 0
 }
 
-// pingLoop pings the client every WSPingInterval and closes the
+// keepalive pings the client every WSPingInterval and closes the
 // connection when no pong comes within the interval: a peer that is gone
 // (a dead network path does not close TCP) no longer holds its
-// connection slot and subscriptions.
-func (ss *session) pingLoop() {
+// connection slot and subscriptions. It also closes the session once it
+// has been idle (no message either way, not busy) for WSIdleTimeout, so
+// that open but unused connections do not hold the per-IP and global
+// connection slots. One goroutine does both: with 10,000 sessions a
+// second one per session was 10,000 more stacks for the collector to scan
+// (docs/performance.md). An idle check due during a ping waits for its
+// pong, which a client that reads comes within a round trip.
+func (ss *session) keepalive() {
 	defer ss.wg.Done()
-	every := ss.s.opts.WSPingInterval
-	t := time.NewTicker(every)
-	defer t.Stop()
+	every, timeout := ss.s.opts.WSPingInterval, ss.s.opts.WSIdleTimeout
+	ping := time.NewTicker(every)
+	defer ping.Stop()
+	idle := time.NewTimer(timeout)
+	defer idle.Stop()
 	for {
 		select {
 		case <-ss.ctx.Done():
 			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(ss.ctx, every)
-		err := ss.conn.Ping(ctx)
-		cancel()
-		if err != nil {
-			if ss.ctx.Err() == nil {
-				ss.s.log.Debug("websocket ping failed; closing", "err", err)
+		case <-ping.C:
+			ctx, cancel := context.WithTimeout(ss.ctx, every)
+			err := ss.conn.Ping(ctx)
+			cancel()
+			if err != nil {
+				if ss.ctx.Err() == nil {
+					ss.s.log.Debug("websocket ping failed; closing", "err", err)
+				}
+				ss.conn.CloseNow()
+				return
 			}
-			ss.conn.CloseNow()
-			return
-		}
-	}
-}
-
-// idleLoop closes the session once it has been idle (no message either
-// way, not busy) for WSIdleTimeout, so that open but unused connections do
-// not hold the per-IP and global connection slots.
-func (ss *session) idleLoop() {
-	defer ss.wg.Done()
-	timeout := ss.s.opts.WSIdleTimeout
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	for {
-		select {
-		case <-ss.ctx.Done():
-			return
-		case <-t.C:
-		}
-		idle := time.Since(time.Unix(0, ss.active.Load()))
-		switch {
-		case idle < timeout:
-			t.Reset(timeout - idle)
-		case ss.busy():
-			t.Reset(timeout)
-		default:
-			ss.conn.Close(websocket.StatusGoingAway, "idle timeout")
-			return
+		case <-idle.C:
+			d := time.Since(time.Unix(0, ss.active.Load()))
+			switch {
+			case d < timeout:
+				idle.Reset(timeout - d)
+			case ss.busy():
+				idle.Reset(timeout)
+			default:
+				ss.conn.Close(websocket.StatusGoingAway, "idle timeout")
+				return
+			}
 		}
 	}
 }
