@@ -96,11 +96,11 @@ type preparedCall struct {
 // them, which goes in order.
 func (e *Enclave) prepareCalls(calls [][]byte) []preparedCall {
 	out := make([]preparedCall, len(calls))
-	targets := e.callTargets()
-	if e.callRule() != ed25519x.Cofactored {
+	targets, rule := e.callTargets(), e.callRule()
+	if rule != ed25519x.Cofactored {
 		// A batch checks the cofactored equation only.
 		for i, ct := range calls {
-			out[i] = e.prepareCall(targets, ct)
+			out[i] = e.prepareCall(targets, rule, ct)
 		}
 		return out
 	}
@@ -127,7 +127,7 @@ func (e *Enclave) prepareCalls(calls [][]byte) []preparedCall {
 	// the parallel pass reached first are opened again.
 	for i := range out {
 		if out[i].Reason == protocol.ReasonUnknownChannel {
-			out[i] = e.prepareCall(targets, calls[i])
+			out[i] = e.prepareCall(targets, rule, calls[i])
 		}
 	}
 	return out
@@ -208,11 +208,11 @@ func (e *Enclave) prepareChunk(targets []stf.Target, calls [][]byte, out []prepa
 	}
 }
 
-// prepareCall prepares one call, its signature checked alone.
-func (e *Enclave) prepareCall(targets []stf.Target, ct []byte) preparedCall {
+// prepareCall prepares one call, its signature checked alone under rule.
+func (e *Enclave) prepareCall(targets []stf.Target, rule ed25519x.Rule, ct []byte) preparedCall {
 	var p preparedCall
 	if pt, ok := e.open(ct, &p); ok {
-		e.verifyCall(targets, e.callRule(), pt, &p)
+		e.verifyCall(targets, rule, pt, &p)
 	}
 	return p
 }
@@ -328,10 +328,9 @@ func (e *Enclave) privateGetter(r *protocol.PrivateGetter) (protocol.Reply, erro
 	var resp shielding.GetterResponse
 	// Refusals (expired, signed for another reply key, not the owner...)
 	// reach the client inside the encrypted answer.
-	b := e.state.Begin()
-	env, err := e.env(e.lc.Height(), b)
+	env, b, err := e.getterEnv()
 	if err != nil {
-		return nil, protocol.Errorf(protocol.CodeInternal, "%v", err)
+		return nil, err
 	}
 	if resp.Value, err = e.rt.Get(env, b, req.Getter, e.chainTime(), req.ReplyKey); err != nil {
 		resp.Value, resp.Error = nil, err.Error()

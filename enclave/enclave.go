@@ -381,6 +381,17 @@ func (e *Enclave) env(height int64, b *state.Batch) (stf.Env, error) {
 	return stf.Env{Genesis: e.genesis, Shard: e.shard, MRENCLAVE: e.target(height).MRENCLAVE, Height: height, Rule: rule}, nil
 }
 
+// getterEnv is what getters are answered on: the committed state, at the
+// light client's height, under that state's signature rule.
+func (e *Enclave) getterEnv() (stf.Env, *state.Batch, error) {
+	b := e.state.Begin()
+	env, err := e.env(e.lc.Height(), b)
+	if err != nil {
+		return stf.Env{}, nil, protocol.Errorf(protocol.CodeInternal, "%v", err)
+	}
+	return env, b, nil
+}
+
 // target is what calls applied at height must be signed for: the
 // measurement serving the shard at the height. A new release applies its
 // predecessor's calls the same way until the enactment height, and only
@@ -405,10 +416,9 @@ func (e *Enclave) executeGetter(r *protocol.ExecuteGetter) (protocol.Reply, erro
 	}
 	// No reply key: only a getter signed for a plaintext answer is
 	// answered here.
-	b := e.state.Begin()
-	env, err := e.env(e.lc.Height(), b)
+	env, b, err := e.getterEnv()
 	if err != nil {
-		return nil, protocol.Errorf(protocol.CodeInternal, "%v", err)
+		return nil, err
 	}
 	v, err := e.rt.Get(env, b, r.Getter, e.chainTime(), nil)
 	if err != nil {

@@ -20,4 +20,6 @@ func Decapsulations(e *Enclave) uint64 { return e.decapsulations.Load() }
 
 // PrepareCallAlone prepares one call on the path that checks its signature
 // by itself (prepareCall), which batches must agree with.
-func PrepareCallAlone(e *Enclave, ct []byte) preparedCall { return e.prepareCall(e.callTargets(), ct) }
+func PrepareCallAlone(e *Enclave, ct []byte) preparedCall {
+	return e.prepareCall(e.callTargets(), e.callRule(), ct)
+}

@@ -224,14 +224,13 @@ func (e *Enclave) migrate(b *state.Batch) error {
 		}
 		switch {
 		case m != nil:
+			if err := m.Apply(b); err != nil {
+				return fmt.Errorf("migrate the state from version %d: %w", v, err)
+			}
 		case v < StateVersionCofactored:
 			// No data changes; at the last step the signature rule does.
-			m = &Migration{From: v, Apply: func(*state.Batch) error { return nil }}
 		default:
 			return fmt.Errorf("no migration of the state from version %d", v)
-		}
-		if err := m.Apply(b); err != nil {
-			return fmt.Errorf("migrate the state from version %d: %w", v, err)
 		}
 		v++
 		if err := b.Set(StateVersionKey, binary.BigEndian.AppendUint32(nil, v)); err != nil {

@@ -204,15 +204,7 @@ func spoiledCases(t *testing.T) (cases []sigCase, honest, torsion int) {
 	holderPub := new(edwards25519.Point).ScalarBaseMult(a).Bytes()
 	for _, tc := range ed25519xtest.NonCanonical {
 		msg := []byte("non-canonical R")
-		kh := sha512.New()
-		kh.Write(tc.Key[:])
-		kh.Write(holderPub)
-		kh.Write(msg)
-		k, err := new(edwards25519.Scalar).SetUniformBytes(kh.Sum(nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		add(holderPub, msg, append(bytes.Clone(tc.Key[:]), new(edwards25519.Scalar).Multiply(k, a).Bytes()...))
+		add(holderPub, msg, ed25519xtest.SignWith(a, nil, tc.Key[:], holderPub, msg))
 	}
 	for i, T := range smallOrderPoints() {
 		for _, onKey := range []bool{false, true} {
@@ -332,16 +324,7 @@ func cofactoredOnly(t *testing.T, i int, torsion []byte, onKey bool) (pub, msg, 
 		R.Add(R, T)
 	}
 	pub, msg = A.Bytes(), fmt.Appendf(nil, "torsion %d", i)
-	kh := sha512.New()
-	kh.Write(R.Bytes())
-	kh.Write(pub)
-	kh.Write(msg)
-	k, err := new(edwards25519.Scalar).SetUniformBytes(kh.Sum(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	S := new(edwards25519.Scalar).MultiplyAdd(k, a, r)
-	return pub, msg, append(R.Bytes(), S.Bytes()...)
+	return pub, msg, ed25519xtest.SignWith(a, r, R.Bytes(), pub, msg)
 }
 
 // FuzzVerifyAgreesWithReference signs msg under a key made from seed, then
@@ -439,15 +422,7 @@ func TestSmallOrderRHolder(t *testing.T) {
 	}
 	cofactorless := 0
 	for _, r := range smallOrderPoints() {
-		kh := sha512.New()
-		kh.Write(r)
-		kh.Write(pub)
-		kh.Write(msg)
-		k, err := new(edwards25519.Scalar).SetUniformBytes(kh.Sum(nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		sig := append(bytes.Clone(r), new(edwards25519.Scalar).Multiply(k, a).Bytes()...)
+		sig := ed25519xtest.SignWith(a, nil, r, pub, msg)
 		if got, _ := agree(t, pub, msg, sig); !got {
 			t.Errorf("R %x: the cofactored rule refused the holder's signature", r)
 		}

@@ -123,9 +123,9 @@ const (
 	Cofactored Rule = iota + 1
 	// Cofactorless is crypto/ed25519's equation [S]B = R + [k]A, R
 	// compared as bytes, with Verify's refusals of keys and of S >= L:
-	// the project's rule before chain AppVersion 3 and enclave state
-	// version 2. Every signature it takes, Cofactored takes. It cannot be
-	// checked in a Batch.
+	// the project's rule before chain AppVersion 3, and the rule of
+	// enclave states below version 3. Every signature it takes,
+	// Cofactored takes. It cannot be checked in a Batch.
 	Cofactorless
 )
 

@@ -61,15 +61,7 @@ func Forge(pub, msg []byte) []byte {
 		return nil
 	}
 	for _, r := range SmallOrder {
-		h := sha512.New()
-		h.Write(r.Key[:])
-		h.Write(pub)
-		h.Write(msg)
-		k, err := new(edwards25519.Scalar).SetUniformBytes(h.Sum(nil))
-		if err != nil {
-			return nil
-		}
-		p := new(edwards25519.Point).ScalarMult(k, a)
+		p := new(edwards25519.Point).ScalarMult(Challenge(r.Key[:], pub, msg), a)
 		if bytes.Equal(p.Negate(p).Bytes(), r.Key[:]) {
 			return append(r.Key[:], make([]byte, 32)...)
 		}
@@ -108,14 +100,29 @@ func SignWithTorsion(priv ed25519.PrivateKey, msg []byte) []byte {
 	}
 	R := new(edwards25519.Point).ScalarBaseMult(r)
 	R.Add(R, t)
-	kh := sha512.New()
-	kh.Write(R.Bytes())
-	kh.Write(priv.Public().(ed25519.PublicKey))
-	kh.Write(msg)
-	k, err := new(edwards25519.Scalar).SetUniformBytes(kh.Sum(nil))
+	return SignWith(a, r, R.Bytes(), priv.Public().(ed25519.PublicKey), msg)
+}
+
+// Challenge is a signature's k = SHA-512(R || A || msg) mod L.
+func Challenge(R, A, msg []byte) *edwards25519.Scalar {
+	h := sha512.New()
+	h.Write(R)
+	h.Write(A)
+	h.Write(msg)
+	k, err := new(edwards25519.Scalar).SetUniformBytes(h.Sum(nil))
 	if err != nil {
-		panic(err)
+		panic(err) // a SHA-512 digest is 64 bytes
 	}
-	S := new(edwards25519.Scalar).MultiplyAdd(k, a, r)
-	return append(R.Bytes(), S.Bytes()...)
+	return k
+}
+
+// SignWith makes the signature R || S, S = k·a + r, that the holder of the
+// secret scalar a (public key A) makes with the nonce r (nil for 0) and
+// the encoding R, which a test may spoil or give a small-order part.
+func SignWith(a, r *edwards25519.Scalar, R, A, msg []byte) []byte {
+	if r == nil {
+		r = edwards25519.NewScalar()
+	}
+	S := new(edwards25519.Scalar).MultiplyAdd(Challenge(R, A, msg), a, r)
+	return append(bytes.Clone(R), S.Bytes()...)
 }
