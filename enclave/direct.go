@@ -181,7 +181,7 @@ func (e *Enclave) prepareChunk(targets []stf.Target, calls [][]byte, out []prepa
 	pts := make([][]byte, len(calls))
 	unchecked := make([]stf.Unchecked, len(calls))
 	batched := make([]int, 0, len(calls))
-	batch := ed25519x.NewBatch(len(calls))
+	batch := ed25519x.NewBatch(len(calls), e.signers)
 	for i, ct := range calls {
 		p := &out[i]
 		pt, ok := e.open(ct, p)

@@ -19,6 +19,7 @@ import (
 	"github.com/integritee-go/integritee/enclave/seal"
 	"github.com/integritee-go/integritee/enclave/state"
 	"github.com/integritee-go/integritee/enclave/stf"
+	"github.com/integritee-go/integritee/internal/ed25519x"
 	"github.com/integritee-go/integritee/tee"
 )
 
@@ -126,7 +127,15 @@ type Enclave struct {
 	retired int64
 	// current marks a state known to be in this build's format.
 	current bool
+	// signers caches the expanded keys of direct calls' signers
+	// (prepareChunk): a returning caller's key is not decoded again.
+	signers *ed25519x.Keys
 }
+
+// signerCache is the most signers' expanded keys an enclave keeps, about
+// 1.5 KiB each (48 MiB at most): a signer's key stays while fewer than
+// 16,384 other signers call between two of its calls (ed25519x.Keys).
+const signerCache = 1 << 15
 
 var _ protocol.Handler = (*Enclave)(nil)
 
@@ -139,7 +148,7 @@ func New(cfg Config) (*Enclave, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Enclave{cfg: cfg, log: log, mrenclave: cfg.Backend.Measurement()}, nil
+	return &Enclave{cfg: cfg, log: log, mrenclave: cfg.Backend.Measurement(), signers: ed25519x.NewKeys(signerCache)}, nil
 }
 
 // Handle implements protocol.Handler.

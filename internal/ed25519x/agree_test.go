@@ -249,23 +249,14 @@ func TestBatchAgreesWithVerify(t *testing.T) {
 	cases, _, _ := spoiledCases(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	rng.Shuffle(len(cases), func(i, j int) { cases[i], cases[j] = cases[j], cases[i] })
+	// Each batch is checked with no key cache, with a cache that holds
+	// every key seen (its keys are expanded once, then found), and with one
+	// so small that it drops keys all the time.
+	warm, churn := ed25519x.NewKeys(1<<12), ed25519x.NewKeys(4)
 	check := func(batch []sigCase) {
 		t.Helper()
-		b := ed25519x.NewBatch(len(batch))
-		for _, c := range batch {
-			b.Add(c.pub, c.msg, c.sig)
-		}
-		if b.Len() != len(batch) {
-			t.Fatalf("Len %d, want %d", b.Len(), len(batch))
-		}
-		ok := b.Verify()
-		if len(ok) != len(batch) {
-			t.Fatalf("%d verdicts for %d signatures", len(ok), len(batch))
-		}
-		for i, c := range batch {
-			if want := ed25519x.Verify(c.pub, c.msg, c.sig); ok[i] != want {
-				t.Errorf("batch of %d, entry %d (%x, %x, %x): %v, Verify says %v", len(batch), i, c.pub, c.msg, c.sig, ok[i], want)
-			}
+		for _, keys := range []*ed25519x.Keys{nil, warm, churn} {
+			checkBatch(t, batch, keys)
 		}
 	}
 	for rest := cases; len(rest) > 0; {
@@ -290,8 +281,29 @@ func TestBatchAgreesWithVerify(t *testing.T) {
 		check(append(slices.Clone(good[:40]), append([]sigCase{bad}, good[40:]...)...))
 	}
 	// An empty batch has no verdicts.
-	if ok := ed25519x.NewBatch(0).Verify(); len(ok) != 0 {
+	if ok := ed25519x.NewBatch(0, nil).Verify(); len(ok) != 0 {
 		t.Fatalf("empty batch: %v", ok)
+	}
+}
+
+// checkBatch checks batch in one Batch with keys against Verify.
+func checkBatch(t *testing.T, batch []sigCase, keys *ed25519x.Keys) {
+	t.Helper()
+	b := ed25519x.NewBatch(len(batch), keys)
+	for _, c := range batch {
+		b.Add(c.pub, c.msg, c.sig)
+	}
+	if b.Len() != len(batch) {
+		t.Fatalf("Len %d, want %d", b.Len(), len(batch))
+	}
+	ok := b.Verify()
+	if len(ok) != len(batch) {
+		t.Fatalf("%d verdicts for %d signatures", len(ok), len(batch))
+	}
+	for i, c := range batch {
+		if want := ed25519x.Verify(c.pub, c.msg, c.sig); ok[i] != want {
+			t.Errorf("batch of %d with keys %p, entry %d (%x, %x, %x): %v, Verify says %v", len(batch), keys, i, c.pub, c.msg, c.sig, ok[i], want)
+		}
 	}
 }
 
@@ -339,6 +351,7 @@ func FuzzVerifyAgreesWithReference(f *testing.F) {
 	f.Add([]byte("seed"), []byte("message"), []byte{1})
 	f.Add([]byte("other"), []byte{}, bytes.Repeat([]byte{0x80}, 96))
 	f.Add([]byte("s"), []byte("m"), append(make([]byte, 63), 0x10))
+	cache := ed25519x.NewKeys(64)
 	f.Fuzz(func(t *testing.T, seed, msg, mask []byte) {
 		s := sha256.Sum256(seed)
 		priv := ed25519.NewKeyFromSeed(s[:])
@@ -363,18 +376,22 @@ func FuzzVerifyAgreesWithReference(f *testing.F) {
 		got, _ := agree(t, pub, msg, sig)
 		// Six signatures, so that the batch equation runs (minBatch).
 		other := ed25519.NewKeyFromSeed(make([]byte, 32))
-		b := ed25519x.NewBatch(6)
-		for i := range 6 {
-			if i == 2 {
-				b.Add(pub, msg, sig)
-				continue
+		// With no key cache, and with one that the fuzzer's keys pass
+		// through (a spoiled key cached must not change a verdict).
+		for _, keys := range []*ed25519x.Keys{nil, cache} {
+			b := ed25519x.NewBatch(6, keys)
+			for i := range 6 {
+				if i == 2 {
+					b.Add(pub, msg, sig)
+					continue
+				}
+				m := fmt.Appendf(nil, "other %d", i)
+				b.Add(other.Public().(ed25519.PublicKey), m, ed25519.Sign(other, m))
 			}
-			m := fmt.Appendf(nil, "other %d", i)
-			b.Add(other.Public().(ed25519.PublicKey), m, ed25519.Sign(other, m))
-		}
-		for i, ok := range b.Verify() {
-			if want := i != 2 || got; ok != want {
-				t.Errorf("batch verdict %d: %v, want %v", i, ok, want)
+			for i, ok := range b.Verify() {
+				if want := i != 2 || got; ok != want {
+					t.Errorf("batch verdict %d (keys %p): %v, want %v", i, keys, ok, want)
+				}
 			}
 		}
 	})

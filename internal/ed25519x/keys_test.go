@@ -1,0 +1,83 @@
+package ed25519x
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"fmt"
+	"sync"
+	"testing"
+)
+
+// TestKeysBounded: a Keys cache holds at most its size, finds a key used
+// within the last size/2 distinct keys (the same expansion, not a new
+// one), and a nil cache expands nothing.
+func TestKeysBounded(t *testing.T) {
+	const size = 16
+	pubs := make([][]byte, 3*size)
+	for i := range pubs {
+		seed := sha256.Sum256(fmt.Appendf(nil, "keys %d", i))
+		pubs[i] = ed25519.NewKeyFromSeed(seed[:]).Public().(ed25519.PublicKey)
+	}
+	k := NewKeys(size)
+	first := k.expanded(pubs[0])
+	if first == nil {
+		t.Fatal("no expansion of a valid key")
+	}
+	for i, pub := range pubs {
+		k.expanded(pub)
+		if n := k.Len(); n > size {
+			t.Fatalf("after %d keys the cache holds %d, more than %d", i+1, n, size)
+		}
+		// The key used size/2 keys ago is still there: found, and kept.
+		if i >= size/2 {
+			back := pubs[i-size/2+1]
+			x := k.expanded(back)
+			if y := k.expanded(back); x != y {
+				t.Fatalf("key %d expanded anew while cached", i-size/2+1)
+			}
+		}
+	}
+	if k.expanded(pubs[0]) == first {
+		t.Fatal("the first key is still cached after 3×size others")
+	}
+	var none *Keys
+	if none.expanded(pubs[0]) != nil || none.Len() != 0 {
+		t.Fatal("a nil cache returned a key")
+	}
+	// Not a point: y² = (y²-1)/(dy²+1) has no root for y = 2 (canonical,
+	// not small order); nothing is cached for it.
+	bad := make([]byte, 32)
+	bad[0] = 2
+	if !keyShape(bad) {
+		t.Fatal("test key refused by keyShape")
+	}
+	before := k.Len()
+	if k.expanded(bad) != nil || k.Len() != before {
+		t.Fatal("a key that is not a point was expanded or cached")
+	}
+}
+
+// TestKeysConcurrent runs lookups from many goroutines (for -race).
+func TestKeysConcurrent(t *testing.T) {
+	pubs := make([][]byte, 40)
+	for i := range pubs {
+		seed := sha256.Sum256(fmt.Appendf(nil, "concurrent %d", i))
+		pubs[i] = ed25519.NewKeyFromSeed(seed[:]).Public().(ed25519.PublicKey)
+	}
+	k := NewKeys(16)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				if k.expanded(pubs[(g*7+i)%len(pubs)]) == nil {
+					t.Error("no expansion")
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if k.Len() > 16 {
+		t.Fatalf("%d keys held, more than 16", k.Len())
+	}
+}
