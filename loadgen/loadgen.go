@@ -383,6 +383,9 @@ type Report struct {
 	// than LateAfter after.
 	SendLag *Latency `json:"send_lag,omitempty"`
 	Late    int      `json:"late,omitempty"`
+	// Collector is the load generator's garbage collector during the
+	// timed phase (held: it runs only past a memory budget).
+	Collector *CollectorStats `json:"collector,omitempty"`
 	// Limits say what bounded the run besides the workers' capacity:
 	// refusals by a worker's rate limit or queue, a closed loop's
 	// senders, an open loop's senders falling behind the schedule.

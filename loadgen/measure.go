@@ -15,6 +15,7 @@ type probe struct {
 	fs      procFS
 	procs   []*Proc
 	missing []string
+	gc      *collectorHold
 }
 
 // newProbe finds the node's, workers' and enclaves' processes, and this
@@ -36,12 +37,24 @@ func newProbe(node string, workers []string) *probe {
 	return p
 }
 
-func (p *probe) start() { p.fs.start(p.procs) }
+// start begins the timed phase: the processes' counters are read and the
+// load generator's collector is held (collector.go).
+func (p *probe) start() {
+	p.gc = holdCollector(collectorBudget("/proc/meminfo"))
+	p.fs.start(p.procs)
+}
 
 // finish fills the report's process figures; the system's CPU is every
 // process's but the load generator's own.
 func (p *probe) finish(r *Report) {
 	p.fs.finish(p.procs)
+	if p.gc != nil {
+		r.Collector = p.gc.release()
+		p.gc = nil
+		if n := r.Collector.Collections; n > 0 {
+			r.Limits = append(r.Limits, fmt.Sprintf("the load generator's heap outgrew its budget (%.0f MiB): its collector ran %d times during the timed phase, which may show in the latencies", r.Collector.BudgetMiB, n))
+		}
+	}
 	r.Procs = p.procs
 	var sys float64
 	for _, pr := range p.procs {

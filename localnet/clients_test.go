@@ -58,6 +58,11 @@ func TestClientsScenario(t *testing.T) {
 	if w := st.WarmUp; w == nil || w.Executed != clients || w.Failed != 0 {
 		t.Errorf("warm-up %+v, want %d executed", w, clients)
 	}
+	// The load generator's collector was held through the timed phase,
+	// and the tiny run stayed within its budget.
+	if c := rep.Collector; c == nil || c.BudgetMiB <= 0 || c.Collections != 0 {
+		t.Errorf("collector %+v, want held with no collection", c)
+	}
 	if st.NoncesChecked != clients || st.RecipientBalance != (calls+clients)*amount {
 		t.Errorf("read back %d nonces and a balance of %d; want %d and %d", st.NoncesChecked, st.RecipientBalance, clients, (calls+clients)*amount)
 	}

@@ -248,6 +248,9 @@ func printLoadReport(e *env, r *loadgen.Report) {
 		}
 		fmt.Fprintf(w, "  system cpu %.2f s, %.3f ms per %s call\n", r.SystemCPUSeconds, r.CPUPerCallMs, done)
 	}
+	if c := r.Collector; c != nil {
+		fmt.Fprintf(w, "  load generator's collector held in the timed phase (budget %.0f MiB): %d collections\n", c.BudgetMiB, c.Collections)
+	}
 	fmt.Fprintf(w, "  prepared in %.2fs before the timed phase", r.PrepareSeconds)
 	if r.VerifySeconds > 0 {
 		fmt.Fprintf(w, ", verified in %.2fs after it", r.VerifySeconds)
