@@ -272,7 +272,18 @@ func Clients(ctx context.Context, cfg ClientsConfig) (*Report, error) {
 	var warmFailed []int
 	if lead > 0 {
 		cfg.Logger.Info("warm-up: each session's first call", "sessions", rep.Sessions.Opened)
-		warmFailed = warmUp(ctx, tcs, sess, built, executed, rep.Sessions)
+		warmFailed = warmUp(sess, func(i int, s *trusted.Session) bool {
+			var sub *trusted.Submission
+			_, err := retryRefused(ctx, func() (err error) {
+				sub, err = s.SubmitUnverified(ctx, built[i][0])
+				return err
+			})
+			if err != nil {
+				return false
+			}
+			res, err := tcs[workerOf(i, len(tcs))].VerifySubmission(built[i][0], sub)
+			return err == nil && res.Success
+		}, executed, rep.Sessions)
 	}
 
 	t := newTally()
@@ -371,15 +382,16 @@ func Clients(ctx context.Context, cfg ClientsConfig) (*Report, error) {
 	return rep, nil
 }
 
-// warmUp sends each open session's first call (built[i][0]) at once and
-// verifies its answer, before the timed phase. With shielded channels
-// that call opens the session's channel, an ML-KEM and X25519
+// warmUp sends each open session's first call (first, which reports
+// whether it executed) at once, before the timed phase. With shielded
+// channels that call opens the session's channel, an ML-KEM and X25519
 // decapsulation in the enclave that costs more than the call itself: a
 // run that opened every channel inside its first interval would measure
 // that burst, not clients in their steady state, each connected with
 // its channel open as after its first call. The sessions whose first
-// call did not execute are returned; executed[i] counts the others'.
-func warmUp(ctx context.Context, tcs []*trusted.Client, sess []*trusted.Session, built [][][]byte, executed []uint64, st *SessionStats) (failed []int) {
+// call did not execute are returned, in order; executed[i] counts the
+// others'.
+func warmUp(sess []*trusted.Session, first func(i int, s *trusted.Session) bool, executed []uint64, st *SessionStats) (failed []int) {
 	start := time.Now()
 	ok := make([]bool, len(sess))
 	var wg sync.WaitGroup
@@ -387,18 +399,7 @@ func warmUp(ctx context.Context, tcs []*trusted.Client, sess []*trusted.Session,
 		if s == nil {
 			continue
 		}
-		wg.Go(func() {
-			var sub *trusted.Submission
-			_, err := retryRefused(ctx, func() (err error) {
-				sub, err = s.SubmitUnverified(ctx, built[i][0])
-				return err
-			})
-			if err != nil {
-				return
-			}
-			res, err := tcs[workerOf(i, len(tcs))].VerifySubmission(built[i][0], sub)
-			ok[i] = err == nil && res.Success
-		})
+		wg.Go(func() { ok[i] = first(i, s) })
 	}
 	wg.Wait()
 	w := &WarmUpStats{Seconds: time.Since(start).Seconds()}

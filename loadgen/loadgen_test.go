@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -242,5 +244,39 @@ func TestSubmitReopening(t *testing.T) {
 	}
 	if got := string(bytes.Join(first.sent, nil)) + "|" + string(bytes.Join(opened[0].sent, nil)); got != "a|cd" {
 		t.Fatalf("calls sent per session %q, want a|cd", got)
+	}
+}
+
+// TestWarmUpFailures: a session whose first call does not execute is
+// returned as failed and counts no executed call; the others count one;
+// a session that never opened is not tried.
+func TestWarmUpFailures(t *testing.T) {
+	sess := []*trusted.Session{{}, nil, {}, {}, {}}
+	var tried sync.Map
+	first := func(i int, s *trusted.Session) bool {
+		if s == nil {
+			t.Errorf("first call tried on session %d, which never opened", i)
+		}
+		if _, again := tried.LoadOrStore(i, true); again {
+			t.Errorf("session %d's first call tried twice", i)
+		}
+		return i != 2 && i != 4
+	}
+	executed := make([]uint64, len(sess))
+	st := &SessionStats{}
+	failed := warmUp(sess, first, executed, st)
+	if !slices.Equal(failed, []int{2, 4}) {
+		t.Fatalf("failed %v, want [2 4]", failed)
+	}
+	if !slices.Equal(executed, []uint64{1, 0, 0, 1, 0}) {
+		t.Fatalf("executed %v, want [1 0 0 1 0]", executed)
+	}
+	if w := st.WarmUp; w == nil || w.Executed != 2 || w.Failed != 2 {
+		t.Fatalf("warm-up stats %+v, want 2 executed, 2 failed", w)
+	}
+	n := 0
+	tried.Range(func(any, any) bool { n++; return true })
+	if n != 4 {
+		t.Fatalf("%d first calls tried, want 4", n)
 	}
 }
