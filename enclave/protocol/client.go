@@ -1,7 +1,9 @@
 package protocol
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +22,15 @@ type Client struct {
 	max    int
 	nextID uint64
 	broken error
+	// body and frame are the buffers a request is encoded in, kept from
+	// call to call (calls are serialised): a direct batch's request is
+	// 50-500 KiB, and its three copies (body, envelope, frame) were 9% of
+	// the worker's allocations under load.
+	body, frame bytes.Buffer
 }
+
+// maxKeptBuffer bounds the request buffers a Client keeps between calls.
+const maxKeptBuffer = 4 << 20
 
 // NewClient returns a client on conn. maxFrameSize bounds the frames in
 // both directions; 0 means DefaultMaxFrameSize.
@@ -46,15 +56,16 @@ func (c *Client) Call(ctx context.Context, req Request) (Reply, error) {
 	}
 	id := c.nextID
 	c.nextID++
-	payload, err := EncodeRequest(id, req)
+	frame, err := c.encodeFrame(id, req)
 	if err != nil {
 		return nil, err
 	}
+	defer c.dropLargeBuffers()
 	if cl, ok := c.conn.(io.Closer); ok {
 		stop := context.AfterFunc(ctx, func() { cl.Close() })
 		defer stop()
 	}
-	rep, err := c.roundTrip(id, payload, req)
+	rep, err := c.roundTrip(id, frame, req)
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) {
@@ -69,12 +80,12 @@ func (c *Client) Call(ctx context.Context, req Request) (Reply, error) {
 	return rep, nil
 }
 
-func (c *Client) roundTrip(id uint64, payload []byte, req Request) (Reply, error) {
-	if err := WriteFrame(c.conn, payload, c.max); err != nil {
-		if errors.Is(err, ErrTooLarge) {
-			// Nothing was written: the stream is still in step.
-			return nil, Errorf(CodeFrameTooLarge, "%v", err)
-		}
+func (c *Client) roundTrip(id uint64, frame []byte, req Request) (Reply, error) {
+	if n := len(frame) - headerSize; n > c.max || uint64(n) > 0xffffffff {
+		// Nothing was written: the stream is still in step.
+		return nil, Errorf(CodeFrameTooLarge, "%v", fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, c.max))
+	}
+	if _, err := c.conn.Write(frame); err != nil {
 		return nil, fmt.Errorf("send %s: %w", req.Type(), err)
 	}
 	in, err := ReadFrame(c.conn, c.max)
@@ -90,6 +101,37 @@ func (c *Client) roundTrip(id uint64, payload []byte, req Request) (Reply, error
 		return nil, fmt.Errorf("reply to request %d, want %d", gotID, id)
 	}
 	return rep, err
+}
+
+// encodeFrame encodes req as request id in c.frame, header and payload
+// (EncodeRequest's), and returns it; it stays valid until the next call.
+func (c *Client) encodeFrame(id uint64, req Request) ([]byte, error) {
+	cd, err := protocolCodec()
+	if err != nil {
+		return nil, err
+	}
+	c.body.Reset()
+	if err := cd.MarshalTo(&c.body, req); err != nil {
+		return nil, fmt.Errorf("encode %s: %w", req.Type(), err)
+	}
+	c.frame.Reset()
+	c.frame.Write([]byte{headerSize - 1: 0})
+	if err := cd.MarshalTo(&c.frame, envelope{Version: Version, ID: id, Type: req.Type(), Body: c.body.Bytes()}); err != nil {
+		return nil, fmt.Errorf("encode %s: %w", req.Type(), err)
+	}
+	f := c.frame.Bytes()
+	binary.BigEndian.PutUint32(f, uint32(len(f)-headerSize))
+	return f, nil
+}
+
+// dropLargeBuffers lets a rare large request's buffers go.
+func (c *Client) dropLargeBuffers() {
+	if c.body.Cap() > maxKeptBuffer {
+		c.body = bytes.Buffer{}
+	}
+	if c.frame.Cap() > maxKeptBuffer {
+		c.frame = bytes.Buffer{}
+	}
 }
 
 // CallAs calls req and returns its reply as type R.

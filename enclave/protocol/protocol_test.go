@@ -407,3 +407,56 @@ func FuzzUnpackEntries(f *testing.F) {
 		}
 	})
 }
+
+// scripted is a connection that records what the client writes and
+// answers each request with its empty reply.
+type scripted struct {
+	t       *testing.T
+	written [][]byte
+	next    bytes.Buffer
+}
+
+func (s *scripted) Write(p []byte) (int, error) {
+	s.written = append(s.written, bytes.Clone(p))
+	id, req, err := DecodeRequest(p[headerSize:])
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	payload, err := encodeReply(id, req.newReply(), nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := WriteFrame(&s.next, payload, DefaultMaxFrameSize); err != nil {
+		s.t.Fatal(err)
+	}
+	return len(p), nil
+}
+
+func (s *scripted) Read(p []byte) (int, error) { return s.next.Read(p) }
+
+// TestClientFramesAsEncodeRequest: the client's frames, encoded in buffers
+// it keeps from call to call, are EncodeRequest's payloads with their
+// header, byte for byte: a small request after a large one carries none of
+// the large one's bytes.
+func TestClientFramesAsEncodeRequest(t *testing.T) {
+	conn := &scripted{t: t}
+	c := NewClient(conn, 0)
+	many := make([][]byte, 2000)
+	for i := range many {
+		many[i] = bytes.Repeat([]byte{byte(i)}, 200)
+	}
+	reqs := []Request{&StateInfo{}, &SubmitCalls{Calls: many, Timestamp: 9}, &GetState{Key: []byte("k")}, &SubmitCalls{Calls: many[:3]}, &StateInfo{}}
+	for i, req := range reqs {
+		if _, err := c.Call(context.Background(), req); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		payload, err := EncodeRequest(uint64(i+1), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := binary.BigEndian.AppendUint32(nil, uint32(len(payload)))
+		if want = append(want, payload...); !bytes.Equal(conn.written[i], want) {
+			t.Fatalf("call %d (%s): frame of %d bytes differs from EncodeRequest's %d", i, req.Type(), len(conn.written[i]), len(want))
+		}
+	}
+}
