@@ -306,6 +306,7 @@ func Clients(ctx context.Context, cfg ClientsConfig) (*Report, error) {
 		sess[i] = nil
 	}
 	probe.start()
+	defer probe.release()
 	start := time.Now()
 	t.start = start
 	stopProg := startProgress(cfg.Progress, prog, start)

@@ -45,7 +45,10 @@ const maxCollectorBudget = 8 << 30
 func holdCollector(budget uint64) *collectorHold {
 	h := &collectorHold{budget: budget, cycles: readUint64Metric("/gc/cycles/total:gc-cycles")}
 	prev := debug.SetMemoryLimit(-1)
-	limit := readUint64Metric("/memory/classes/total:bytes") + budget
+	// The runtime holds its limit against what it has mapped less what
+	// it returned to the system (runtime/debug.SetMemoryLimit): memory
+	// freed after the preparation is not part of the budget.
+	limit := heldMemory() + budget
 	debug.SetMemoryLimit(min(prev, int64(min(limit, math.MaxInt64))))
 	h.limit = prev
 	h.percent = debug.SetGCPercent(-1)
@@ -58,6 +61,15 @@ func (h *collectorHold) release() *CollectorStats {
 	debug.SetGCPercent(h.percent)
 	debug.SetMemoryLimit(h.limit)
 	return &CollectorStats{BudgetMiB: float64(h.budget) / (1 << 20), Collections: readUint64Metric("/gc/cycles/total:gc-cycles") - h.cycles}
+}
+
+// heldMemory is the memory the runtime counts against its limit.
+func heldMemory() uint64 {
+	total, released := readUint64Metric("/memory/classes/total:bytes"), readUint64Metric("/memory/classes/heap/released:bytes")
+	if released > total {
+		return 0
+	}
+	return total - released
 }
 
 func readUint64Metric(name string) uint64 {

@@ -29,9 +29,9 @@ func TestHoldCollector(t *testing.T) {
 		t.Fatalf("GOGC %d while held, want off", got)
 	}
 	got := debug.SetMemoryLimit(-1)
-	total := readUint64Metric("/memory/classes/total:bytes")
-	if got < budget || uint64(got) > total+budget {
-		t.Fatalf("memory limit %d while held, want about %d (runtime) + %d", got, total, budget)
+	held := heldMemory()
+	if got < budget || uint64(got) > held+budget {
+		t.Fatalf("memory limit %d while held, want about %d (runtime) + %d", got, held, budget)
 	}
 	// Allocating less than the budget starts no collection; forced ones
 	// are counted.
@@ -61,6 +61,32 @@ func TestHoldCollector(t *testing.T) {
 		t.Fatalf("memory limit %d while held, want the operator's %d", got, 64<<20)
 	}
 	h.release()
+}
+
+// TestHoldCollectorReleasedMemory: memory the runtime gave back to the
+// system (a preparation that allocated and freed much) is not budget.
+func TestHoldCollectorReleasedMemory(t *testing.T) {
+	limit := debug.SetMemoryLimit(-1)
+	percent := debug.SetGCPercent(-1)
+	debug.SetGCPercent(percent)
+	t.Cleanup(func() { debug.SetMemoryLimit(limit); debug.SetGCPercent(percent) })
+	big := make([][]byte, 64)
+	for i := range big {
+		big[i] = make([]byte, 4<<20)
+	}
+	runtime.KeepAlive(big)
+	big = nil
+	debug.FreeOSMemory()
+	const budget = 64 << 20
+	h := holdCollector(budget)
+	got := debug.SetMemoryLimit(-1)
+	h.release()
+	if total := readUint64Metric("/memory/classes/total:bytes"); uint64(got) >= total+budget/2 && readUint64Metric("/memory/classes/heap/released:bytes") > budget {
+		t.Fatalf("memory limit %d MiB counts the released memory (runtime total %d MiB): the budget is larger than %d MiB", got>>20, total>>20, budget>>20)
+	}
+	if uint64(got) < budget {
+		t.Fatalf("memory limit %d below the budget %d", got, budget)
+	}
 }
 
 // TestCollectorBudget reads a quarter of MemAvailable, bounded, and falls

@@ -214,6 +214,7 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 
 	stopConf := conf.run(ctx)
 	probe.start()
+	defer probe.release()
 	start := time.Now()
 	t.start = start
 	stopProg := startProgress(cfg.Progress, prog, start)

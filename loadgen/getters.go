@@ -140,6 +140,7 @@ func Getters(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	probe.start()
+	defer probe.release()
 	start := time.Now()
 	t.start = start
 	stopProg := startProgress(cfg.Progress, prog, start)

@@ -185,6 +185,7 @@ func Indirect(ctx context.Context, cfg Config) (*Report, error) {
 	t := newTally()
 	prog := &progress{total: cfg.N}
 	procs.start()
+	defer procs.release()
 	start := time.Now()
 	t.start = start
 	stopProg := startProgress(cfg.Progress, prog, start)

@@ -38,10 +38,20 @@ func newProbe(node string, workers []string) *probe {
 }
 
 // start begins the timed phase: the processes' counters are read and the
-// load generator's collector is held (collector.go).
+// load generator's collector is held (collector.go) until finish. The
+// caller defers release, so that a panic in between does not leave the
+// process without a collector.
 func (p *probe) start() {
 	p.gc = holdCollector(collectorBudget("/proc/meminfo"))
 	p.fs.start(p.procs)
+}
+
+// release gives the collector back if finish did not.
+func (p *probe) release() {
+	if p.gc != nil {
+		p.gc.release()
+		p.gc = nil
+	}
 }
 
 // finish fills the report's process figures; the system's CPU is every

@@ -244,6 +244,7 @@ func Provision(ctx context.Context, cfg ProvisionConfig) (_ *ProvisionReport, er
 	log := slog.New(&phaseHandler{inner: cfg.Logger.Handler(), ph: ph})
 	kids := newChildWatch(prov.fs, "integritee-encl", prov.procs)
 	prov.start()
+	defer prov.release()
 	start := time.Now()
 	ph.start = start
 	stopKids := kids.run(50 * time.Millisecond)
@@ -310,6 +311,7 @@ wait:
 	serving := time.Since(start)
 	stopKids()
 	prov.fs.finish(prov.procs)
+	prov.release() // the timed phase is over
 	say("\rnew worker: %s, serving %.2fs\n", ph.line(), serving.Seconds())
 
 	ph.mu.Lock()

@@ -179,6 +179,7 @@ func broadcastAll(ctx context.Context, c *client.Client, cfg Config, params acco
 		pending = map[[32]byte]pendingTx{}
 	)
 	procs.start()
+	defer procs.release()
 	start := time.Now()
 	t.start = start
 	stopProg := startProgress(cfg.Progress, prog, start)

@@ -3,6 +3,7 @@ package localnet_test
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -62,6 +63,12 @@ func TestClientsScenario(t *testing.T) {
 	// and the tiny run stayed within its budget.
 	if c := rep.Collector; c == nil || c.BudgetMiB <= 0 || c.Collections != 0 {
 		t.Errorf("collector %+v, want held with no collection", c)
+	}
+	// ... and given back after it.
+	if p := debug.SetGCPercent(-1); p < 0 {
+		t.Errorf("the collector is still off after the run (GOGC %d)", p)
+	} else {
+		debug.SetGCPercent(p)
 	}
 	if st.NoncesChecked != clients || st.RecipientBalance != (calls+clients)*amount {
 		t.Errorf("read back %d nonces and a balance of %d; want %d and %d", st.NoncesChecked, st.RecipientBalance, clients, (calls+clients)*amount)

@@ -56,11 +56,11 @@ func (c *Client) Call(ctx context.Context, req Request) (Reply, error) {
 	}
 	id := c.nextID
 	c.nextID++
+	defer c.dropLargeBuffers()
 	frame, err := c.encodeFrame(id, req)
 	if err != nil {
 		return nil, err
 	}
-	defer c.dropLargeBuffers()
 	if cl, ok := c.conn.(io.Closer); ok {
 		stop := context.AfterFunc(ctx, func() { cl.Close() })
 		defer stop()

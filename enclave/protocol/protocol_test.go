@@ -466,3 +466,22 @@ func TestClientFramesAsEncodeRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestClientDropsLargeBuffers: the client keeps its request buffers from
+// call to call, but not those of a request larger than maxKeptBuffer.
+func TestClientDropsLargeBuffers(t *testing.T) {
+	c := NewClient(&scripted{t: t}, 0)
+	ctx := context.Background()
+	if _, err := c.Call(ctx, &SubmitCalls{Calls: [][]byte{make([]byte, 1000)}}); err != nil {
+		t.Fatal(err)
+	}
+	if c.frame.Cap() == 0 || c.body.Cap() == 0 {
+		t.Fatalf("buffers of a small request dropped: frame %d, body %d", c.frame.Cap(), c.body.Cap())
+	}
+	if _, err := c.Call(ctx, &SubmitCalls{Calls: [][]byte{make([]byte, maxKeptBuffer)}}); err != nil {
+		t.Fatal(err)
+	}
+	if c.frame.Cap() != 0 || c.body.Cap() != 0 {
+		t.Fatalf("buffers of a request over %d bytes kept: frame %d, body %d", maxKeptBuffer, c.frame.Cap(), c.body.Cap())
+	}
+}

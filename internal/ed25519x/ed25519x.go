@@ -269,8 +269,8 @@ func (b *Batch) verify(e entry) bool {
 }
 
 // Keys is a bounded cache of expanded public keys (a decoded point and
-// its multiplication tables, about 1.5 KiB each): a third of the cost of
-// checking a signature in a batch is expanding its key, and a shard's
+// its multiplication tables, about 1.5 KiB each): a quarter of the cost
+// of checking a signature in a batch is expanding its key, and a shard's
 // callers sign call after call with the same keys. It holds two
 // generations of up to half its size each: a key found in the older one
 // moves to the newer, and when the newer is full the older is dropped,

@@ -81,3 +81,43 @@ func TestKeysConcurrent(t *testing.T) {
 		t.Fatalf("%d keys held, more than 16", k.Len())
 	}
 }
+
+// TestKeysConcurrentBatches: batches checked at once from several
+// goroutines through one small cache (keys dropped and expanded again all
+// the time) give Verify's verdicts, a fifth of the signatures spoiled.
+func TestKeysConcurrentBatches(t *testing.T) {
+	type sig struct{ pub, msg, sig []byte }
+	var sigs []sig
+	for i := range 24 {
+		seed := sha256.Sum256(fmt.Appendf(nil, "concurrent batch %d", i))
+		priv := ed25519.NewKeyFromSeed(seed[:])
+		msg := fmt.Appendf(nil, "call %d", i)
+		s := ed25519.Sign(priv, msg)
+		if i%5 == 0 {
+			s[3] ^= 1
+		}
+		sigs = append(sigs, sig{priv.Public().(ed25519.PublicKey), msg, s})
+	}
+	k := NewKeys(6)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for r := range 30 {
+				n := 1 + (g+r)%10
+				b := NewBatch(n, k)
+				var in []sig
+				for j := range n {
+					s := sigs[(g*5+r*3+j)%len(sigs)]
+					in = append(in, s)
+					b.Add(s.pub, s.msg, s.sig)
+				}
+				for i, ok := range b.Verify() {
+					if want := Verify(in[i].pub, in[i].msg, in[i].sig); ok != want {
+						t.Errorf("goroutine %d round %d entry %d: %v, Verify says %v", g, r, i, ok, want)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
