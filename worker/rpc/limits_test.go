@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -702,5 +703,41 @@ func TestWSHalfClosedSlowReaderClosed(t *testing.T) {
 	t.Logf("ended %v after the half-close, %d answers read", time.Since(halfClosed), read)
 	if read >= msgs {
 		t.Fatalf("the client read all %d answers: the test did not hold the session", read)
+	}
+}
+
+// TestSessionGoroutines: an open WebSocket session waiting for its
+// client's next message holds one goroutine on the server (its reader);
+// its pings and idle check are timers, not goroutines, so that the
+// collector has half as many stacks to mark with many clients.
+func TestSessionGoroutines(t *testing.T) {
+	_, _, ws := newServer(t, newFake(), rpc.Options{WSPingInterval: time.Hour, WSIdleTimeout: time.Hour})
+	// A first session, so that the server's own goroutines are running.
+	if m := dialWS(t, ws).call(1, "system_version", nil); m.Error != nil {
+		t.Fatalf("%+v", m.Error)
+	}
+	settle := func() int {
+		// Goroutines that finish (a call's, the dialer's) leave within
+		// a moment; wait until the count holds still.
+		n := runtime.NumGoroutine()
+		for range 50 {
+			time.Sleep(20 * time.Millisecond)
+			m := runtime.NumGoroutine()
+			if m == n {
+				return n
+			}
+			n = m
+		}
+		return n
+	}
+	before := settle()
+	const sessions = 40
+	for i := range sessions {
+		if m := dialWS(t, ws).call(i, "system_version", nil); m.Error != nil {
+			t.Fatalf("%+v", m.Error)
+		}
+	}
+	if grew := settle() - before; grew > sessions+sessions/4 {
+		t.Fatalf("%d sessions added %d goroutines, want about one each", sessions, grew)
 	}
 }

@@ -32,6 +32,8 @@ type session struct {
 	mu     sync.Mutex
 	subs   map[string]*subscription
 	closed bool // no more background writes (wg is being waited for)
+	// pingT and idleT are the keepalive's timers (startKeepalive).
+	pingT, idleT *time.Timer
 }
 
 // subscription is a watched call.
@@ -70,13 +72,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, ip string) {
 	s.mu.Unlock()
 	defer s.wg.Done()
 
-	ss.wg.Add(1)
-	go ss.keepalive()
+	ss.startKeepalive()
 	ss.readLoop(ip)
 	cancel()
 	ss.mu.Lock()
 	ss.closed = true
 	ss.mu.Unlock()
+	ss.stopKeepalive()
 	// The client sends nothing more (it closed, or half-closed its end).
 	// The answers still being written get WriteTimeout in all to drain:
 	// each write alone is bounded only by its progress, so a client that
@@ -174,50 +176,86 @@ func (ss *session) busy() bool {
 	return len(ss.subs) > 0
 }
 
-// keepalive pings the client every WSPingInterval and closes the
+// startKeepalive pings the client every WSPingInterval and closes the
 // connection when no pong comes within the interval: a peer that is gone
 // (a dead network path does not close TCP) no longer holds its
 // connection slot and subscriptions. It also closes the session once it
 // has been idle (no message either way, not busy) for WSIdleTimeout, so
 // that open but unused connections do not hold the per-IP and global
-// connection slots. One goroutine does both: with 10,000 sessions a
-// second one per session was 10,000 more stacks for the collector to scan
-// (docs/performance.md). An idle check due during a ping waits for its
-// pong, which a client that reads comes within a round trip.
-func (ss *session) keepalive() {
+// connection slots. Both are timers whose functions run only when due:
+// with 10,000 sessions a goroutine each for them was 10,000 more stacks
+// for the collector to mark on every cycle, whose marking slowed the
+// batch pipeline (docs/performance.md). ss.mu must not be held.
+func (ss *session) startKeepalive() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.pingT = time.AfterFunc(ss.s.opts.WSPingInterval, ss.ping)
+	ss.idleT = time.AfterFunc(ss.s.opts.WSIdleTimeout, ss.checkIdle)
+}
+
+// stopKeepalive stops the timers; a function already running is in ss.wg.
+// Called with ss.closed set, so a timer a running function re-arms finds
+// the session closed when it fires.
+func (ss *session) stopKeepalive() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.pingT.Stop()
+	ss.idleT.Stop()
+}
+
+// enter counts a timer function in ss.wg unless the session is closing.
+func (ss *session) enter() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.closed {
+		return false
+	}
+	ss.wg.Add(1)
+	return true
+}
+
+// rearm resets the timer *t to d unless the session is closing.
+func (ss *session) rearm(t **time.Timer, d time.Duration) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if !ss.closed {
+		(*t).Reset(d)
+	}
+}
+
+func (ss *session) ping() {
+	if !ss.enter() {
+		return
+	}
 	defer ss.wg.Done()
-	every, timeout := ss.s.opts.WSPingInterval, ss.s.opts.WSIdleTimeout
-	ping := time.NewTicker(every)
-	defer ping.Stop()
-	idle := time.NewTimer(timeout)
-	defer idle.Stop()
-	for {
-		select {
-		case <-ss.ctx.Done():
-			return
-		case <-ping.C:
-			ctx, cancel := context.WithTimeout(ss.ctx, every)
-			err := ss.conn.Ping(ctx)
-			cancel()
-			if err != nil {
-				if ss.ctx.Err() == nil {
-					ss.s.log.Debug("websocket ping failed; closing", "err", err)
-				}
-				ss.conn.CloseNow()
-				return
-			}
-		case <-idle.C:
-			d := time.Since(time.Unix(0, ss.active.Load()))
-			switch {
-			case d < timeout:
-				idle.Reset(timeout - d)
-			case ss.busy():
-				idle.Reset(timeout)
-			default:
-				ss.conn.Close(websocket.StatusGoingAway, "idle timeout")
-				return
-			}
+	every := ss.s.opts.WSPingInterval
+	ctx, cancel := context.WithTimeout(ss.ctx, every)
+	err := ss.conn.Ping(ctx)
+	cancel()
+	if err != nil {
+		if ss.ctx.Err() == nil {
+			ss.s.log.Debug("websocket ping failed; closing", "err", err)
 		}
+		ss.conn.CloseNow()
+		return
+	}
+	ss.rearm(&ss.pingT, every)
+}
+
+func (ss *session) checkIdle() {
+	if !ss.enter() {
+		return
+	}
+	defer ss.wg.Done()
+	timeout := ss.s.opts.WSIdleTimeout
+	d := time.Since(time.Unix(0, ss.active.Load()))
+	switch {
+	case d < timeout:
+		ss.rearm(&ss.idleT, timeout-d)
+	case ss.busy():
+		ss.rearm(&ss.idleT, timeout)
+	default:
+		ss.conn.Close(websocket.StatusGoingAway, "idle timeout")
 	}
 }
 
