@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +28,7 @@ import (
 	"github.com/integritee-go/integritee/chain/node"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/types"
+	"github.com/integritee-go/integritee/internal/freeport"
 	"github.com/integritee-go/integritee/worker"
 	"github.com/integritee-go/integritee/worker/rpc"
 )
@@ -400,12 +400,6 @@ func buildLD(ctx context.Context, dir, pkg, name, ldflags string, tags ...string
 	return out, nil
 }
 
-// FreeAddr returns a loopback host:port that was free a moment ago.
-func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
+// FreeAddr returns a loopback host:port that was free a moment ago, below
+// the kernel's ephemeral range (freeport).
+func FreeAddr() (string, error) { return freeport.Addr() }

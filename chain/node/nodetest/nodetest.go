@@ -6,14 +6,15 @@ package nodetest
 import (
 	"fmt"
 	"net"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/integritee-go/integritee/chain/node"
+	"github.com/integritee-go/integritee/internal/freeport"
 )
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago, below
+// the kernel's ephemeral range (freeport).
 func FreePort(t testing.TB) string {
 	t.Helper()
 	p, err := freePort()
@@ -24,12 +25,12 @@ func FreePort(t testing.TB) string {
 }
 
 func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeport.Addr()
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port), nil
+	_, port, err := net.SplitHostPort(a)
+	return port, err
 }
 
 // Config is the dev configuration of a test node: loopback ports that
