@@ -2,6 +2,7 @@ package rpc_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"testing"
@@ -739,5 +741,14 @@ func TestSessionGoroutines(t *testing.T) {
 	}
 	if grew := settle() - before; grew > sessions+sessions/4 {
 		t.Fatalf("%d sessions added %d goroutines, want about one each", sessions, grew)
+	}
+	// ... and that one is the session's own: net/http's goroutine for the
+	// hijacked connection, with its stack and the upgrade request, ended.
+	var buf bytes.Buffer
+	if err := pprof.Lookup("goroutine").WriteTo(&buf, 2); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(buf.String(), "net/http.(*conn).serve("); n > sessions/4 {
+		t.Fatalf("%d goroutines still in net/http's connection handler for %d sessions", n, sessions)
 	}
 }

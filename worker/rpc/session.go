@@ -48,9 +48,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, ip string) {
 		writeError(w, http.StatusTooManyRequests, s.refused(errorf(api.CodeRateLimited, "too many connections")))
 		return
 	}
-	defer s.lim.Release(ip)
 	conn, err := websocket.Accept(w, r, nil)
 	if err != nil {
+		s.lim.Release(ip)
 		return // Accept answered the client
 	}
 	// Messages up to twice the limit are read and answered with an error;
@@ -65,13 +65,27 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, ip string) {
 		s.mu.Unlock()
 		cancel()
 		conn.Close(websocket.StatusGoingAway, "server closing")
+		s.lim.Release(ip)
 		return
 	}
 	s.sessions[ss] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	defer s.wg.Done()
+	// The session runs in a goroutine of its own and the handler returns:
+	// net/http's goroutine for the connection ends (the connection is
+	// hijacked), and with it its stack and the upgrade request it held,
+	// which with 10,000 sessions were the deepest stacks and much of the
+	// heap the collector marks every cycle (docs/performance.md).
+	go func() {
+		defer s.wg.Done()
+		defer s.lim.Release(ip)
+		ss.run(ip)
+	}()
+}
 
+// run serves the session until its client or the server ends it.
+func (ss *session) run(ip string) {
+	s, conn, cancel := ss.s, ss.conn, ss.cancel
 	ss.startKeepalive()
 	ss.readLoop(ip)
 	cancel()
