@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -42,28 +43,27 @@ func newProbe(node string, workers []string) *probe {
 // caller defers release, so that a panic in between does not leave the
 // process without a collector.
 func (p *probe) start() {
-	p.gc = holdCollector(collectorBudget("/proc/meminfo"))
+	p.gc = holdCollector(collectorBudget(filepath.Join(p.fs.root, "meminfo")))
 	p.fs.start(p.procs)
 }
 
-// release gives the collector back if finish did not.
-func (p *probe) release() {
-	if p.gc != nil {
-		p.gc.release()
-		p.gc = nil
+// release gives the collector back, if finish or an earlier release did
+// not, and returns what it did while held (nil if it was not held).
+func (p *probe) release() *CollectorStats {
+	if p.gc == nil {
+		return nil
 	}
+	st := p.gc.release()
+	p.gc = nil
+	return st
 }
 
 // finish fills the report's process figures; the system's CPU is every
 // process's but the load generator's own.
 func (p *probe) finish(r *Report) {
 	p.fs.finish(p.procs)
-	if p.gc != nil {
-		r.Collector = p.gc.release()
-		p.gc = nil
-		if n := r.Collector.Collections; n > 0 {
-			r.Limits = append(r.Limits, fmt.Sprintf("the load generator's heap outgrew its budget (%.0f MiB): its collector ran %d times during the timed phase, which may show in the latencies", r.Collector.BudgetMiB, n))
-		}
+	if r.Collector = p.release(); r.Collector != nil && r.Collector.Collections > 0 {
+		r.Limits = append(r.Limits, fmt.Sprintf("the load generator's heap outgrew its budget (%.0f MiB): its collector ran %d times during the timed phase, which may show in the latencies", r.Collector.BudgetMiB, r.Collector.Collections))
 	}
 	r.Procs = p.procs
 	var sys float64

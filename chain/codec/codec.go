@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/fxamacker/cbor/v2"
+	"github.com/integritee-go/integritee/internal/bufpool"
 )
 
 // ErrNonCanonical is returned when input decodes but is not in Core
@@ -38,7 +39,7 @@ type Codec struct {
 	// (Marshal's result was a tenth of the worker's allocations under
 	// load, mostly from this check).
 	check cbor.UserBufferEncMode
-	bufs  sync.Pool
+	bufs  *bufpool.Pool
 }
 
 // maxPooledCheck bounds the buffers Unmarshal keeps for its re-encode: a
@@ -75,9 +76,7 @@ func New(l Limits) (*Codec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cbor decoding options: %w", err)
 	}
-	c := &Codec{enc: enc, dec: dec, check: check}
-	c.bufs.New = func() any { return new(bytes.Buffer) }
-	return c, nil
+	return &Codec{enc: enc, dec: dec, check: check, bufs: bufpool.New(maxPooledCheck)}, nil
 }
 
 // Marshal encodes v in Core Deterministic Encoding.
@@ -93,13 +92,8 @@ func (c *Codec) Unmarshal(data []byte, v any) error {
 	if err := c.dec.Unmarshal(data, v); err != nil {
 		return err
 	}
-	buf := c.bufs.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer func() {
-		if buf.Cap() <= maxPooledCheck {
-			c.bufs.Put(buf)
-		}
-	}()
+	buf := c.bufs.Get()
+	defer c.bufs.Put(buf)
 	if err := c.check.MarshalToBuffer(v, buf); err != nil {
 		return fmt.Errorf("re-encode: %w", err)
 	}

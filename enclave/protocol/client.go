@@ -81,9 +81,9 @@ func (c *Client) Call(ctx context.Context, req Request) (Reply, error) {
 }
 
 func (c *Client) roundTrip(id uint64, frame []byte, req Request) (Reply, error) {
-	if n := len(frame) - headerSize; n > c.max || uint64(n) > 0xffffffff {
+	if err := checkFrameSize(len(frame)-headerSize, c.max); err != nil {
 		// Nothing was written: the stream is still in step.
-		return nil, Errorf(CodeFrameTooLarge, "%v", fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, c.max))
+		return nil, Errorf(CodeFrameTooLarge, "%v", err)
 	}
 	if _, err := c.conn.Write(frame); err != nil {
 		return nil, fmt.Errorf("send %s: %w", req.Type(), err)
@@ -106,18 +106,10 @@ func (c *Client) roundTrip(id uint64, frame []byte, req Request) (Reply, error) 
 // encodeFrame encodes req as request id in c.frame, header and payload
 // (EncodeRequest's), and returns it; it stays valid until the next call.
 func (c *Client) encodeFrame(id uint64, req Request) ([]byte, error) {
-	cd, err := protocolCodec()
-	if err != nil {
-		return nil, err
-	}
-	c.body.Reset()
-	if err := cd.MarshalTo(&c.body, req); err != nil {
-		return nil, fmt.Errorf("encode %s: %w", req.Type(), err)
-	}
 	c.frame.Reset()
 	c.frame.Write([]byte{headerSize - 1: 0})
-	if err := cd.MarshalTo(&c.frame, envelope{Version: Version, ID: id, Type: req.Type(), Body: c.body.Bytes()}); err != nil {
-		return nil, fmt.Errorf("encode %s: %w", req.Type(), err)
+	if err := appendEnvelope(&c.frame, &c.body, id, req.Type(), req); err != nil {
+		return nil, err
 	}
 	f := c.frame.Bytes()
 	binary.BigEndian.PutUint32(f, uint32(len(f)-headerSize))

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -44,14 +45,23 @@ func ReadFrame(r io.Reader, max int) ([]byte, error) {
 
 // WriteFrame writes payload as one frame of at most max bytes.
 func WriteFrame(w io.Writer, payload []byte, max int) error {
-	if len(payload) > max || uint64(len(payload)) > 0xffffffff {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(payload), max)
+	if err := checkFrameSize(len(payload), max); err != nil {
+		return err
 	}
 	buf := make([]byte, headerSize+len(payload))
 	binary.BigEndian.PutUint32(buf, uint32(len(payload)))
 	copy(buf[headerSize:], payload)
 	_, err := w.Write(buf)
 	return err
+}
+
+// checkFrameSize refuses a payload of n bytes that a frame of at most max
+// bytes (and its 32-bit length) cannot carry.
+func checkFrameSize(n, max int) error {
+	if n > max || uint64(n) > 0xffffffff {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, max)
+	}
+	return nil
 }
 
 // envelope is the CBOR content of every frame.
@@ -76,12 +86,29 @@ func (b *body) UnmarshalCBOR(data []byte) error {
 	return nil
 }
 
-func encodeEnvelope(id uint64, typ string, body any) ([]byte, error) {
-	raw, err := Marshal(body)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", typ, err)
+func encodeEnvelope(id uint64, typ string, v any) ([]byte, error) {
+	var frame, scratch bytes.Buffer
+	if err := appendEnvelope(&frame, &scratch, id, typ, v); err != nil {
+		return nil, err
 	}
-	return Marshal(envelope{Version: Version, ID: id, Type: typ, Body: raw})
+	return frame.Bytes(), nil
+}
+
+// appendEnvelope appends to frame the envelope of v as message id of type
+// typ, v's own encoding made in scratch.
+func appendEnvelope(frame, scratch *bytes.Buffer, id uint64, typ string, v any) error {
+	cd, err := protocolCodec()
+	if err != nil {
+		return err
+	}
+	scratch.Reset()
+	if err := cd.MarshalTo(scratch, v); err != nil {
+		return fmt.Errorf("encode %s: %w", typ, err)
+	}
+	if err := cd.MarshalTo(frame, envelope{Version: Version, ID: id, Type: typ, Body: scratch.Bytes()}); err != nil {
+		return fmt.Errorf("encode %s: %w", typ, err)
+	}
+	return nil
 }
 
 // EncodeRequest returns the frame payload of request id.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/integritee-go/integritee/enclave/protocol"
+	"github.com/integritee-go/integritee/internal/bufpool"
 	"github.com/integritee-go/integritee/worker/internal/limit"
 	"github.com/integritee-go/integritee/worker/rpc/api"
 )
@@ -219,7 +220,7 @@ type Server struct {
 	wg      sync.WaitGroup // WebSocket sessions and their goroutines
 	// readBufs are the buffers WebSocket messages and HTTP bodies are
 	// read into (*bytes.Buffer).
-	readBufs sync.Pool
+	readBufs *bufpool.Pool
 	// answerBufs are the buffers WebSocket answers are encoded into
 	// (*answerBuf): the executed answers were an eighth of the worker's
 	// allocations under many clients.
@@ -242,7 +243,7 @@ func New(b Backend, opts Options) *Server {
 		b: b, opts: opts, log: opts.Logger, lim: limit.New(opts.RateLimit, opts.RateBurst, opts.Now),
 		ctx: ctx, cancel: cancel, queue: make(chan *job, opts.QueueSize), getters: make(chan *getterJob, opts.GetterQueueSize),
 		waiting: map[uint64][]*subscription{}, sessions: map[*session]struct{}{},
-		readBufs:   sync.Pool{New: func() any { return new(bytes.Buffer) }},
+		readBufs:   bufpool.New(maxPooledRead),
 		answerBufs: sync.Pool{New: func() any { return new(answerBuf) }},
 	}
 	s.bg.Add(1 + opts.MaxGetters)
@@ -706,22 +707,9 @@ func (s *Server) putAnswerBuf(buf *answerBuf, out []byte) {
 	s.answerBufs.Put(buf)
 }
 
-// getReadBuf returns an empty buffer of the read pool, putReadBuf gives
-// it back; a buffer a rare large message grew is dropped, not kept.
-func (s *Server) getReadBuf() *bytes.Buffer {
-	buf := s.readBufs.Get().(*bytes.Buffer)
-	buf.Reset()
-	return buf
-}
-
-// maxPooledRead bounds the buffers the read pool keeps.
+// maxPooledRead bounds the buffers the read pool keeps: a buffer a rare
+// large message grew is dropped.
 const maxPooledRead = 64 << 10
-
-func (s *Server) putReadBuf(buf *bytes.Buffer) {
-	if buf.Cap() <= maxPooledRead {
-		s.readBufs.Put(buf)
-	}
-}
 
 func clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -763,8 +751,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The body is read into a pooled buffer (see session.read), which
 	// is free again once the answer is written: the requests' parsing
 	// copies what the calls keep.
-	buf := s.getReadBuf()
-	defer s.putReadBuf(buf)
+	buf := s.readBufs.Get()
+	defer s.readBufs.Put(buf)
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, int64(s.opts.MaxRequestBytes)))
 	body := buf.Bytes()
 	if err != nil {

@@ -89,10 +89,7 @@ func (ss *session) run(ip string) {
 	ss.startKeepalive()
 	ss.readLoop(ip)
 	cancel()
-	ss.mu.Lock()
-	ss.closed = true
-	ss.mu.Unlock()
-	ss.stopKeepalive()
+	ss.close()
 	// The client sends nothing more (it closed, or half-closed its end).
 	// The answers still being written get WriteTimeout in all to drain:
 	// each write alone is bounded only by its progress, so a client that
@@ -167,8 +164,8 @@ func (ss *session) read() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	buf := ss.s.getReadBuf()
-	defer ss.s.putReadBuf(buf)
+	buf := ss.s.readBufs.Get()
+	defer ss.s.readBufs.Put(buf)
 	if _, err := buf.ReadFrom(r); err != nil {
 		return nil, err
 	}
@@ -207,12 +204,13 @@ func (ss *session) startKeepalive() {
 	ss.idleT = time.AfterFunc(ss.s.opts.WSIdleTimeout, ss.checkIdle)
 }
 
-// stopKeepalive stops the timers; a function already running is in ss.wg.
-// Called with ss.closed set, so a timer a running function re-arms finds
-// the session closed when it fires.
-func (ss *session) stopKeepalive() {
+// close marks the session closed, so that no more background work starts
+// (ss.wg is waited for next), and stops the keepalive's timers; a timer
+// function already running is in ss.wg and re-arms nothing.
+func (ss *session) close() {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	ss.closed = true
 	ss.pingT.Stop()
 	ss.idleT.Stop()
 }
@@ -228,12 +226,13 @@ func (ss *session) enter() bool {
 	return true
 }
 
-// rearm resets the timer *t to d unless the session is closing.
-func (ss *session) rearm(t **time.Timer, d time.Duration) {
+// rearm resets t to d unless the session is closing. A timer function
+// calls it after enter, which ordered it after startKeepalive set t.
+func (ss *session) rearm(t *time.Timer, d time.Duration) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if !ss.closed {
-		(*t).Reset(d)
+		t.Reset(d)
 	}
 }
 
@@ -253,7 +252,7 @@ func (ss *session) ping() {
 		ss.conn.CloseNow()
 		return
 	}
-	ss.rearm(&ss.pingT, every)
+	ss.rearm(ss.pingT, every)
 }
 
 func (ss *session) checkIdle() {
@@ -265,9 +264,9 @@ func (ss *session) checkIdle() {
 	d := time.Since(time.Unix(0, ss.active.Load()))
 	switch {
 	case d < timeout:
-		ss.rearm(&ss.idleT, timeout-d)
+		ss.rearm(ss.idleT, timeout-d)
 	case ss.busy():
-		ss.rearm(&ss.idleT, timeout)
+		ss.rearm(ss.idleT, timeout)
 	default:
 		ss.conn.Close(websocket.StatusGoingAway, "idle timeout")
 	}
