@@ -65,8 +65,11 @@ const Version = "0.1.0"
 // 1: start a new genesis). 3: ed25519 signatures checked by the cofactored
 // equation (internal/ed25519x), which takes signatures with a small-order
 // component that 2 refused, so a block may be valid under 3 and not 2 (no
-// migration from 2: start a new genesis).
-const AppVersion uint64 = 3
+// migration from 2: start a new genesis). 4: sidechain
+// confirm_sidechain_blocks, an enclave's votes for a run of shard blocks
+// in one transaction, which 3 refuses (no migration from 3: start a new
+// genesis).
+const AppVersion uint64 = 4
 
 var keyDev = []byte("app/dev")
 

@@ -3,6 +3,8 @@ package sidechain
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 
@@ -13,8 +15,14 @@ import (
 // Name is the module name: call namespace, key prefix and query path.
 const Name = "sidechain"
 
-// MethodConfirmSidechainBlock is the module's only call.
+// MethodConfirmSidechainBlock is its sender's vote for one header.
 const MethodConfirmSidechainBlock = "confirm_sidechain_block"
+
+// MethodConfirmSidechainBlocks is its sender's votes for a run of
+// consecutive headers of one shard, in one transaction (AppVersion 4): a
+// busy shard seals a block every few milliseconds, and one transaction per
+// block and enclave would cost the chain more than the shard's calls do.
+const MethodConfirmSidechainBlocks = "confirm_sidechain_blocks"
 
 // EventBlockConfirmed is emitted when a block is confirmed (by the vote
 // that gave its header a majority, or, for a block after it confirmed in
@@ -78,6 +86,63 @@ var (
 // check what it extends and record it once a majority voted for it.
 type ConfirmSidechainBlock struct {
 	Header Header `cbor:"header"`
+}
+
+// MaxConfirmHeaders bounds a confirm_sidechain_blocks: VoteWindow, so that
+// a run starting at the shard's next block lies within the window.
+const MaxConfirmHeaders = VoteWindow
+
+// ConfirmSidechainBlocks is the argument of confirm_sidechain_blocks: the
+// sender's votes for consecutive headers of one shard, each extending the
+// one before it. The chain takes them as that many confirm_sidechain_block
+// votes in order, in one transaction that fails whole if one of them is
+// refused, except that a header already confirmed, or one the sender's
+// vote is recorded for, is passed over (a run sent again after a restart
+// counts its new votes); a run with nothing new is refused with the first
+// such header's error. Its result data is ConfirmedResult(0, last,
+// lastHash) for the last block it confirmed, if any.
+type ConfirmSidechainBlocks struct {
+	Headers []Header `cbor:"headers"`
+}
+
+// Check checks what needs no state: 1..MaxConfirmHeaders headers of one
+// shard with consecutive numbers from 1 on, each one's parent the header
+// before it. It returns the headers' hashes.
+func (m *ConfirmSidechainBlocks) Check() ([]types.Hash, error) {
+	if len(m.Headers) == 0 || len(m.Headers) > MaxConfirmHeaders {
+		return nil, fmt.Errorf("%d headers, want 1..%d", len(m.Headers), MaxConfirmHeaders)
+	}
+	hashes := make([]types.Hash, len(m.Headers))
+	for i := range m.Headers {
+		h := &m.Headers[i]
+		if h.Number == 0 {
+			// Also a number after math.MaxUint64.
+			return nil, errors.New("block numbers start at 1")
+		}
+		if i > 0 {
+			prev := &m.Headers[i-1]
+			switch {
+			case h.Shard != prev.Shard:
+				return nil, fmt.Errorf("header %d is of shard %s, header 0 of %s", i, h.Shard, m.Headers[0].Shard)
+			case h.Number != prev.Number+1:
+				return nil, fmt.Errorf("header %d is block %d after block %d", i, h.Number, prev.Number)
+			case h.ParentHash != hashes[i-1]:
+				return nil, fmt.Errorf("header %d (block %d) does not extend header %d", i, h.Number, i-1)
+			}
+		}
+		hash, err := h.Hash()
+		if err != nil {
+			return nil, err
+		}
+		hashes[i] = hash
+	}
+	return hashes, nil
+}
+
+// ConfirmBlocksCall returns the confirm_sidechain_blocks call of a run of
+// headers.
+func ConfirmBlocksCall(hs []Header) (tx.Call, error) {
+	return tx.NewCall(Name, MethodConfirmSidechainBlocks, ConfirmSidechainBlocks{Headers: hs})
 }
 
 // ResultConfirmed is the result data (ExecTxResult.Data) of the

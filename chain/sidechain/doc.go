@@ -24,7 +24,12 @@
 //
 // One shard, one confirmed chain, decided by a quorum of its enclaves. A
 // confirm_sidechain_block is its sender's vote for a header, and carries
-// the whole header. A vote for the next block counts at once: number
+// the whole header. A confirm_sidechain_blocks carries a run of up to
+// MaxConfirmHeaders consecutive headers, each extending the one before,
+// and is that many votes in order in one transaction (a busy shard seals
+// blocks far faster than the chain should take one transaction each): it
+// fails whole if one vote is refused, passing over headers already
+// confirmed or already voted for by its sender. A vote for the next block counts at once: number
 // latest+1 whose parent is the latest confirmed header, at a chain height
 // not before the latest's and before the current block. A vote for one of
 // the VoteWindow numbers after the next is recorded at once (its

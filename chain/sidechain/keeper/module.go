@@ -52,17 +52,27 @@ func (*Module) Name() string { return sidechain.Name }
 
 // DecodeCall implements runtime.Module.
 func (*Module) DecodeCall(call tx.Call) (runtime.Msg, error) {
-	if call.Method != sidechain.MethodConfirmSidechainBlock {
-		return nil, fmt.Errorf("%w: %s.%s", types.ErrUnknownCall, sidechain.Name, call.Method)
+	switch call.Method {
+	case sidechain.MethodConfirmSidechainBlock:
+		var m sidechain.ConfirmSidechainBlock
+		if err := call.DecodeArgs(&m); err != nil {
+			return nil, fmt.Errorf("%w: %w", types.ErrMalformedCall, err)
+		}
+		if m.Header.Number == 0 {
+			return nil, fmt.Errorf("%w: %s.%s: block numbers start at 1", types.ErrMalformedCall, sidechain.Name, call.Method)
+		}
+		return &m, nil
+	case sidechain.MethodConfirmSidechainBlocks:
+		var m sidechain.ConfirmSidechainBlocks
+		if err := call.DecodeArgs(&m); err != nil {
+			return nil, fmt.Errorf("%w: %w", types.ErrMalformedCall, err)
+		}
+		if _, err := m.Check(); err != nil {
+			return nil, fmt.Errorf("%w: %s.%s: %w", types.ErrMalformedCall, sidechain.Name, call.Method, err)
+		}
+		return &m, nil
 	}
-	var m sidechain.ConfirmSidechainBlock
-	if err := call.DecodeArgs(&m); err != nil {
-		return nil, fmt.Errorf("%w: %w", types.ErrMalformedCall, err)
-	}
-	if m.Header.Number == 0 {
-		return nil, fmt.Errorf("%w: %s.%s: block numbers start at 1", types.ErrMalformedCall, sidechain.Name, call.Method)
-	}
-	return &m, nil
+	return nil, fmt.Errorf("%w: %s.%s", types.ErrUnknownCall, sidechain.Name, call.Method)
 }
 
 // Execute implements runtime.Module.
@@ -71,11 +81,13 @@ func (m *Module) Execute(ctx *runtime.Context, msg runtime.Msg) error {
 		// A wiring mistake, not the transaction's fault: halt loudly.
 		return errors.New("sidechain: module built without registry or shards")
 	}
-	c, ok := msg.(*sidechain.ConfirmSidechainBlock)
-	if !ok {
-		return fmt.Errorf("%w: sidechain cannot execute %T", types.ErrUnknownCall, msg)
+	switch c := msg.(type) {
+	case *sidechain.ConfirmSidechainBlock:
+		return m.confirm(ctx, c)
+	case *sidechain.ConfirmSidechainBlocks:
+		return m.confirmRun(ctx, c)
 	}
-	return m.confirm(ctx, c)
+	return fmt.Errorf("%w: sidechain cannot execute %T", types.ErrUnknownCall, msg)
 }
 
 // Latest returns the shard's latest confirmation, if any.
@@ -120,39 +132,110 @@ func height(ctx *runtime.Context) uint64 { return uint64(max(ctx.Height, 0)) }
 // host rolled it back cannot get its fork confirmed without the others.
 func (m *Module) confirm(ctx *runtime.Context, msg *sidechain.ConfirmSidechainBlock) error {
 	h := &msg.Header
-	e, err := m.registry.Active(ctx.Store, ctx.Sender, ctx.Time)
-	if err != nil {
-		var re *types.Error
-		if errors.As(err, &re) {
-			return fmt.Errorf("%w: %w", sidechain.ErrNotActive, err)
-		}
-		return err
-	}
-	s, err := m.shards.Shard(ctx.Store, h.Shard)
+	e, measurement, err := m.measurement(ctx, h.Shard)
 	if err != nil {
 		return err
-	}
-	measurement := s.MRENCLAVEAt(height(ctx))
-	if e.MRENCLAVE != measurement {
-		return fmt.Errorf("%w: %s runs %s, shard %s is served by %s", sidechain.ErrNotShardEnclave, ctx.Sender, e.MRENCLAVE, h.Shard, measurement)
 	}
 	hash, err := h.Hash()
 	if err != nil {
 		return fmt.Errorf("%w: %w", types.ErrMalformedCall, err)
 	}
-	latest, seen, err := m.Latest(ctx.Store, h.Shard)
+	last, confirmed, err := m.vote(ctx, e, measurement, h, hash)
+	if err != nil || !confirmed {
+		return err
+	}
+	ctx.SetData(sidechain.ConfirmedResult(h.Number, last.Number, last.HeaderHash))
+	return nil
+}
+
+// confirmRun takes a confirm_sidechain_blocks as its headers' votes in
+// order, in one transaction: a refused vote fails it whole, but a header
+// already confirmed, or one the sender's vote is recorded for, is passed
+// over, so that a run sent again (after a restart, or signed again with a
+// new nonce) counts its new votes; with nothing new the run is refused with
+// the first such header's error, which workers treat as done.
+func (m *Module) confirmRun(ctx *runtime.Context, msg *sidechain.ConfirmSidechainBlocks) error {
+	hashes, err := msg.Check()
+	if err != nil {
+		return fmt.Errorf("%w: %w", types.ErrMalformedCall, err)
+	}
+	e, measurement, err := m.measurement(ctx, msg.Headers[0].Shard)
 	if err != nil {
 		return err
+	}
+	var (
+		last      sidechain.Confirmation
+		confirmed bool
+		counted   int
+		onChain   error
+	)
+	for i := range msg.Headers {
+		h := &msg.Headers[i]
+		l, ok, err := m.vote(ctx, e, measurement, h, hashes[i])
+		switch {
+		case errors.Is(err, sidechain.ErrAlreadyConfirmed) || errors.Is(err, sidechain.ErrAlreadyVoted):
+			if onChain == nil {
+				onChain = err
+			}
+			continue
+		case err != nil:
+			return fmt.Errorf("header %d of %d: %w", i, len(msg.Headers), err)
+		}
+		counted++
+		if ok {
+			last, confirmed = l, true
+		}
+	}
+	if counted == 0 {
+		return onChain
+	}
+	if confirmed {
+		ctx.SetData(sidechain.ConfirmedResult(0, last.Number, last.HeaderHash))
+	}
+	return nil
+}
+
+// measurement returns the sender's registry entry and the measurement
+// serving shard at the current height, after checking that the sender is an
+// active enclave of it.
+func (m *Module) measurement(ctx *runtime.Context, shard types.Hash) (teerex.Enclave, types.Hash, error) {
+	e, err := m.registry.Active(ctx.Store, ctx.Sender, ctx.Time)
+	if err != nil {
+		var re *types.Error
+		if errors.As(err, &re) {
+			return e, types.Hash{}, fmt.Errorf("%w: %w", sidechain.ErrNotActive, err)
+		}
+		return e, types.Hash{}, err
+	}
+	s, err := m.shards.Shard(ctx.Store, shard)
+	if err != nil {
+		return e, types.Hash{}, err
+	}
+	measurement := s.MRENCLAVEAt(height(ctx))
+	if e.MRENCLAVE != measurement {
+		return e, types.Hash{}, fmt.Errorf("%w: %s runs %s, shard %s is served by %s", sidechain.ErrNotShardEnclave, ctx.Sender, e.MRENCLAVE, shard, measurement)
+	}
+	return e, measurement, nil
+}
+
+// vote records the sender's vote for header h (hash) of an enclave of
+// measurement. confirmed reports that it gave the next block a majority:
+// last is then the last block confirmed, that one or one after it from
+// votes recorded early.
+func (m *Module) vote(ctx *runtime.Context, e teerex.Enclave, measurement types.Hash, h *sidechain.Header, hash types.Hash) (last sidechain.Confirmation, confirmed bool, err error) {
+	latest, seen, err := m.Latest(ctx.Store, h.Shard)
+	if err != nil {
+		return last, false, err
 	}
 	if seen && h.Number <= latest.Number {
 		have, _, err := m.Block(ctx.Store, h.Shard, h.Number)
 		if err != nil {
-			return err
+			return last, false, err
 		}
 		if have.HeaderHash == hash {
-			return fmt.Errorf("%w: block %d of shard %s", sidechain.ErrAlreadyConfirmed, h.Number, h.Shard)
+			return last, false, fmt.Errorf("%w: block %d of shard %s", sidechain.ErrAlreadyConfirmed, h.Number, h.Shard)
 		}
-		return fmt.Errorf("%w: block %d %s, the shard confirmed %s (latest %d)", sidechain.ErrForkedBlock, h.Number, hash, have.HeaderHash, latest.Number)
+		return last, false, fmt.Errorf("%w: block %d %s, the shard confirmed %s (latest %d)", sidechain.ErrForkedBlock, h.Number, hash, have.HeaderHash, latest.Number)
 	}
 	var parent types.Hash
 	var next uint64 = 1
@@ -165,30 +248,30 @@ func (m *Module) confirm(ctx *runtime.Context, msg *sidechain.ConfirmSidechainBl
 	// VoteWindow+1 pending records. A later number is not refused for
 	// good: its voter keeps it until the predecessors are confirmed.
 	if h.Number-next > sidechain.VoteWindow {
-		return fmt.Errorf("%w: block %d, the next is %d (votes are taken up to %d)", sidechain.ErrFutureBlock, h.Number, next, next+sidechain.VoteWindow)
+		return last, false, fmt.Errorf("%w: block %d, the next is %d (votes are taken up to %d)", sidechain.ErrFutureBlock, h.Number, next, next+sidechain.VoteWindow)
 	}
 	// The parent is known only for the next number; a later one's parent
 	// (and its chain height's lower bound) is checked when its predecessor
 	// is confirmed (cascade), and its vote counts only then.
 	early := h.Number > next
 	if !early && h.ParentHash != parent {
-		return fmt.Errorf("%w: block %d with parent %s, the next is %d with parent %s", sidechain.ErrForkedBlock, h.Number, h.ParentHash, next, parent)
+		return last, false, fmt.Errorf("%w: block %d with parent %s, the next is %d with parent %s", sidechain.ErrForkedBlock, h.Number, h.ParentHash, next, parent)
 	}
 	// A block applies chain blocks that are committed, in chain order (a
 	// later number's chain height is not before the latest's either).
 	if h.ChainHeight < minHeight || h.ChainHeight >= ctx.Height {
-		return fmt.Errorf("%w: %d, parent's %d, current block %d", sidechain.ErrChainHeight, h.ChainHeight, minHeight, ctx.Height)
+		return last, false, fmt.Errorf("%w: %d, parent's %d, current block %d", sidechain.ErrChainHeight, h.ChainHeight, minHeight, ctx.Height)
 	}
 	members, err := m.voters(ctx, measurement, h.ChainHeight)
 	if err != nil {
-		return err
+		return last, false, err
 	}
 	if !slices.Contains(members, ctx.Sender) {
-		return fmt.Errorf("%w: %s registered at %d, block %d sits at chain height %d", sidechain.ErrRegisteredLater, ctx.Sender, e.RegisteredHeight, h.Number, h.ChainHeight)
+		return last, false, fmt.Errorf("%w: %s registered at %d, block %d sits at chain height %d", sidechain.ErrRegisteredLater, ctx.Sender, e.RegisteredHeight, h.Number, h.ChainHeight)
 	}
 	v, _, err := m.Votes(ctx.Store, h.Shard, h.Number)
 	if err != nil {
-		return err
+		return last, false, err
 	}
 	v.Shard, v.Number = h.Shard, h.Number
 	cand, repeat := -1, false
@@ -198,7 +281,7 @@ func (m *Module) confirm(ctx *runtime.Context, msg *sidechain.ConfirmSidechainBl
 		}
 		if slices.Contains(c.Voters, ctx.Sender) {
 			if c.HeaderHash != hash {
-				return fmt.Errorf("%w: %s voted for %s at block %d, now %s", sidechain.ErrEquivocation, ctx.Sender, c.HeaderHash, h.Number, hash)
+				return last, false, fmt.Errorf("%w: %s voted for %s at block %d, now %s", sidechain.ErrEquivocation, ctx.Sender, c.HeaderHash, h.Number, hash)
 			}
 			repeat = true
 		}
@@ -215,27 +298,25 @@ func (m *Module) confirm(ctx *runtime.Context, msg *sidechain.ConfirmSidechainBl
 	needed := len(members)/2 + 1
 	if early || votes < needed {
 		if repeat {
-			return fmt.Errorf("%w: %s, block %d %s has %d of %d votes", sidechain.ErrAlreadyVoted, ctx.Sender, h.Number, hash, votes, needed)
+			return last, false, fmt.Errorf("%w: %s, block %d %s has %d of %d votes", sidechain.ErrAlreadyVoted, ctx.Sender, h.Number, hash, votes, needed)
 		}
 		if err := runtime.Put(ctx.Store, sidechain.VotesKey(h.Shard, h.Number), v); err != nil {
-			return err
+			return last, false, err
 		}
 		ctx.Emit(sidechain.EventBlockVoted, "shard", h.Shard.String(), "number", strconv.FormatUint(h.Number, 10),
 			"header_hash", hash.String(), "enclave", ctx.Sender.String(), "votes", strconv.Itoa(votes), "needed", strconv.Itoa(needed))
-		return nil
+		return last, false, nil
 	}
 	// A majority (a repeated vote reaches one only if members left since:
 	// it is then what confirms the block rather than a refusal).
 	c, err := m.confirmBlock(ctx, h, hash, ctx.Sender)
 	if err != nil {
-		return err
+		return last, false, err
 	}
-	last, err := m.cascade(ctx, measurement, c)
-	if err != nil {
-		return err
+	if last, err = m.cascade(ctx, measurement, c); err != nil {
+		return last, false, err
 	}
-	ctx.SetData(sidechain.ConfirmedResult(c.Number, last.Number, last.HeaderHash))
-	return nil
+	return last, true, nil
 }
 
 // count returns how many of voters are members.
