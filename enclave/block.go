@@ -103,8 +103,9 @@ func (e *Enclave) applyChain(b *lightclient.Block) (*protocol.ProcessBlockReply,
 		// A vote is not a confirmation: only the vote that confirmed its
 		// block carries sidechain.ResultConfirmed in its (verified)
 		// result, followed by the last block it confirmed from votes
-		// recorded early, if any.
-		h, ok := e.confirmedBlock(raw)
+		// recorded early, if any; a run of votes that confirmed blocks
+		// names the last of them.
+		h, ok := e.shardVote(raw)
 		if !ok {
 			continue
 		}
@@ -112,11 +113,15 @@ func (e *Enclave) applyChain(b *lightclient.Block) (*protocol.ProcessBlockReply,
 		if !ok {
 			continue
 		}
-		hash, err := h.Hash()
-		if err != nil {
-			continue // the chain would not have accepted it
+		var err error
+		if h != nil {
+			hash, herr := h.Hash()
+			if herr != nil {
+				continue // the chain would not have accepted it
+			}
+			err = e.checkConfirmed(h.Number, hash)
 		}
-		err = e.checkConfirmed(h.Number, hash)
+		// A run's data always names its last block (through).
 		if err == nil && through {
 			// Headers are hash-chained: the last one holds this
 			// enclave to every block in between.

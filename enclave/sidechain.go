@@ -118,18 +118,30 @@ func (e *Enclave) sealBlock(h sidechain.Header, us []sidechain.Unshield) (*sidec
 	return &sidechain.SignedHeader{Header: h, Signature: e.keys.Sign(hash[:])}, out, nil
 }
 
-// confirmedBlock returns the shard block a transaction confirms for this
-// shard, if it is one.
-func (e *Enclave) confirmedBlock(raw []byte) (*sidechain.Header, bool) {
+// shardVote reports whether a transaction is a vote for this shard's
+// blocks: a confirm_sidechain_block (h is its header) or a
+// confirm_sidechain_blocks (h is nil: its result data names the last block
+// it confirmed).
+func (e *Enclave) shardVote(raw []byte) (h *sidechain.Header, ok bool) {
 	stx, err := tx.Decode(raw)
-	if err != nil || stx.Body.Call.Module != sidechain.Name || stx.Body.Call.Method != sidechain.MethodConfirmSidechainBlock {
+	if err != nil || stx.Body.Call.Module != sidechain.Name {
 		return nil, false
 	}
-	var m sidechain.ConfirmSidechainBlock
-	if stx.Body.Call.DecodeArgs(&m) != nil || m.Header.Shard != types.Hash(e.shard) {
-		return nil, false
+	switch stx.Body.Call.Method {
+	case sidechain.MethodConfirmSidechainBlock:
+		var m sidechain.ConfirmSidechainBlock
+		if stx.Body.Call.DecodeArgs(&m) != nil || m.Header.Shard != types.Hash(e.shard) {
+			return nil, false
+		}
+		return &m.Header, true
+	case sidechain.MethodConfirmSidechainBlocks:
+		var m sidechain.ConfirmSidechainBlocks
+		if stx.Body.Call.DecodeArgs(&m) != nil || len(m.Headers) == 0 || m.Headers[0].Shard != types.Hash(e.shard) {
+			return nil, false
+		}
+		return nil, true
 	}
-	return &m.Header, true
+	return nil, false
 }
 
 // checkConfirmed holds this enclave to the shard blocks the chain

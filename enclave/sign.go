@@ -7,6 +7,7 @@ import (
 	"math/bits"
 
 	"github.com/integritee-go/integritee/attestation"
+	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/teerex"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/chain/types"
@@ -120,7 +121,69 @@ func (e *Enclave) signOutgoing(r *protocol.SignOutgoing) (protocol.Reply, error)
 		}
 		calls[i] = o.Call
 	}
-	return e.signAll(&r.Params, calls)
+	merged, covers, err := voteRuns(calls)
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeInvalidInput, "%v", err)
+	}
+	out, err := e.signAll(&r.Params, merged)
+	if err != nil {
+		return nil, err
+	}
+	if len(merged) < len(calls) {
+		out.Covers = covers
+	}
+	return out, nil
+}
+
+// voteRuns takes each run of consecutive confirm_sidechain_block calls
+// whose headers follow one another (one shard, each extending the one
+// before) as one confirm_sidechain_blocks of up to
+// sidechain.MaxConfirmHeaders headers, so that a shard block costs the
+// chain a share of a transaction rather than one. covers says how many of
+// calls each returned call carries.
+func voteRuns(calls []tx.Call) (out []tx.Call, covers []uint32, err error) {
+	var run []sidechain.Header
+	var last types.Hash
+	flush := func() error {
+		switch len(run) {
+		case 0:
+			return nil
+		case 1:
+			c, err := sidechain.ConfirmCall(run[0])
+			out, covers = append(out, c), append(covers, 1)
+			run = run[:0]
+			return err
+		}
+		c, err := sidechain.ConfirmBlocksCall(run)
+		out, covers = append(out, c), append(covers, uint32(len(run)))
+		run = nil
+		return err
+	}
+	for _, c := range calls {
+		var m sidechain.ConfirmSidechainBlock
+		if c.Module != sidechain.Name || c.Method != sidechain.MethodConfirmSidechainBlock || c.DecodeArgs(&m) != nil {
+			if err := flush(); err != nil {
+				return nil, nil, err
+			}
+			out, covers = append(out, c), append(covers, 1)
+			continue
+		}
+		h := m.Header
+		if n := len(run); n > 0 && (n == sidechain.MaxConfirmHeaders || h.Shard != run[n-1].Shard ||
+			h.Number != run[n-1].Number+1 || h.ParentHash != last) {
+			if err := flush(); err != nil {
+				return nil, nil, err
+			}
+		}
+		if last, err = h.Hash(); err != nil {
+			return nil, nil, err
+		}
+		run = append(run, h)
+	}
+	if err := flush(); err != nil {
+		return nil, nil, err
+	}
+	return out, covers, nil
 }
 
 // reportData is what the quote commits to: exactly what teerex checks for

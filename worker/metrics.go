@@ -156,10 +156,10 @@ func (m *workerMetrics) registrationExpires(t time.Time) {
 	}
 }
 
-// settled counts an outgoing call settled.
-func (m *workerMetrics) settled(result string) {
+// settled counts n outgoing calls settled.
+func (m *workerMetrics) settled(result string, n int) {
 	if m != nil {
-		m.settledCalls.WithLabelValues(result).Inc()
+		m.settledCalls.WithLabelValues(result).Add(float64(n))
 	}
 }
 

@@ -24,7 +24,10 @@ import (
 
 // Submission tuning.
 const (
-	submitBatch   = 64               // outgoing calls signed per round
+	// outgoing calls signed per round: the enclave signs a run of a
+	// shard's block votes as one transaction of up to 64, so a round
+	// keeps up with a shard sealing hundreds of blocks per chain block
+	submitBatch   = 4 * sidechain.MaxConfirmHeaders
 	inclusionWait = 20 * time.Second // how long a broadcast tx may take to land
 )
 
@@ -141,8 +144,9 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if len(signed.Txs) != len(items) {
-		return 0, fmt.Errorf("enclave signed %d of %d outgoing calls", len(signed.Txs), len(items))
+	spans, err := signed.Spans(len(items))
+	if err != nil {
+		return 0, fmt.Errorf("enclave signed outgoing calls: %w", err)
 	}
 	var (
 		settled []uint64
@@ -150,6 +154,13 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 		hashes  [][32]byte
 		stop    error
 	)
+	// settle marks the calls transaction k carries as done.
+	settle := func(k int, result string) {
+		w.metrics.settled(result, spans[k][1]-spans[k][0])
+		for _, it := range items[spans[k][0]:spans[k][1]] {
+			settled = append(settled, it.Seq)
+		}
+	}
 	for i, raw := range signed.Txs {
 		_, err := w.node.Broadcast(ctx, raw)
 		if err == nil || isInMempool(err) {
@@ -165,9 +176,8 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 		case alreadyOnChain(te):
 			// Already on chain (submitted before a restart, or by
 			// another worker of the shard): settled.
-			w.log.Info("outgoing call already on chain", "method", items[i].Call.Call.Method, "reason", te.Log)
-			w.metrics.settled("already_on_chain")
-			settled = append(settled, items[i].Seq)
+			w.log.Info("outgoing call already on chain", "method", method(signed.Txs[i]), "reason", te.Log)
+			settle(i, "already_on_chain")
 		case errors.Is(te, types.ErrUnaffordableFee):
 			stop = w.fund(ctx, signer, acc.Balance+params.MinFee(len(raw))*uint64(len(signed.Txs)))
 		case transient(te):
@@ -177,9 +187,8 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 		default:
 			// Can never succeed; keeping it would block every later
 			// call.
-			w.log.Error("outgoing call refused by the chain; dropped", "method", items[i].Call.Call.Method, "err", err)
-			w.metrics.settled("dropped")
-			settled = append(settled, items[i].Seq)
+			w.log.Error("outgoing call refused by the chain; dropped", "method", method(signed.Txs[i]), "err", err)
+			settle(i, "dropped")
 		}
 		break
 	}
@@ -190,16 +199,16 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 		res, err := w.node.WaitTx(wctx, hashes[k])
 		cancel()
 		var te *client.TxError
+		result := "included"
 		switch {
 		case err == nil:
-			w.log.Debug("outgoing call on chain", "method", items[i].Call.Call.Method, "height", res.Height)
-			w.metrics.settled("included")
+			w.log.Debug("outgoing call on chain", "method", method(signed.Txs[i]), "height", res.Height)
 		case errors.As(err, &te) && te.Height > 0 && (transient(te) || needsRenewal(te)):
 			// Failed in a block for a reason that passes (a shard block
 			// whose turn has not come, a lapsed registration): the call
 			// stays in the outbox and is signed again, never dropped, so
 			// that a shard block and its unshields are not lost.
-			w.log.Warn("outgoing call failed on chain; kept to retry", "method", items[i].Call.Call.Method, "height", te.Height, "err", err)
+			w.log.Warn("outgoing call failed on chain; kept to retry", "method", method(signed.Txs[i]), "height", te.Height, "err", err)
 			if stop == nil {
 				stop = err
 				if needsRenewal(te) {
@@ -212,11 +221,11 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 			return len(settled), stop
 		case errors.As(err, &te) && te.Height > 0:
 			if alreadyOnChain(te) {
-				w.log.Info("outgoing call already on chain", "method", items[i].Call.Call.Method, "reason", te.Log)
-				w.metrics.settled("already_on_chain")
+				w.log.Info("outgoing call already on chain", "method", method(signed.Txs[i]), "reason", te.Log)
+				result = "already_on_chain"
 			} else {
-				w.log.Error("outgoing call failed on chain", "method", items[i].Call.Call.Method, "height", te.Height, "err", err)
-				w.metrics.settled("failed")
+				w.log.Error("outgoing call failed on chain", "method", method(signed.Txs[i]), "height", te.Height, "err", err)
+				result = "failed"
 			}
 		default:
 			// Not (yet) included: left in the outbox for the next round.
@@ -228,12 +237,21 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 			}
 			return len(settled), stop
 		}
-		settled = append(settled, items[i].Seq)
+		settle(i, result)
 	}
 	if err := w.store.Done(settled...); err != nil {
 		return 0, err
 	}
 	return len(settled), stop
+}
+
+// method names a signed transaction's call for logs.
+func method(raw []byte) string {
+	stx, err := tx.Decode(raw)
+	if err != nil {
+		return "?"
+	}
+	return stx.Body.Call.Module + "." + stx.Body.Call.Method
 }
 
 // transient reports a refusal that passes with time: a nonce or fee race,

@@ -303,9 +303,45 @@ func (*SignRegistration) newReply() Reply { return &SignedTxs{} }
 
 // SignedTxs are chain transactions signed by the enclave, in nonce order,
 // ready for broadcast_tx. NextNonce is the nonce after the last one.
+// Covers, if set, says how many of SignOutgoing's calls each transaction
+// carries, in order (the enclave takes consecutive votes for a run of shard
+// blocks as one confirm_sidechain_blocks); empty, one each.
 type SignedTxs struct {
 	Txs       [][]byte `cbor:"txs"`
 	NextNonce uint64   `cbor:"next_nonce"`
+	Covers    []uint32 `cbor:"covers,omitempty"`
+}
+
+// Spans returns, for each transaction, the range [from, to) of the n
+// calls signed that it carries, after checking that Covers (or its
+// absence) accounts for each call once.
+func (s *SignedTxs) Spans(n int) ([][2]int, error) {
+	if len(s.Covers) == 0 {
+		if len(s.Txs) != n {
+			return nil, fmt.Errorf("%d transactions for %d calls", len(s.Txs), n)
+		}
+		spans := make([][2]int, n)
+		for i := range spans {
+			spans[i] = [2]int{i, i + 1}
+		}
+		return spans, nil
+	}
+	if len(s.Covers) != len(s.Txs) {
+		return nil, fmt.Errorf("%d transactions, %d covers", len(s.Txs), len(s.Covers))
+	}
+	spans := make([][2]int, len(s.Txs))
+	from := 0
+	for i, c := range s.Covers {
+		if c == 0 || uint64(c) > uint64(n-from) {
+			return nil, fmt.Errorf("transaction %d covers %d of the %d calls left", i, c, n-from)
+		}
+		spans[i] = [2]int{from, from + int(c)}
+		from += int(c)
+	}
+	if from != n {
+		return nil, fmt.Errorf("transactions cover %d of %d calls", from, n)
+	}
+	return spans, nil
 }
 
 func (*SignedTxs) Type() string { return "signed_txs" }
