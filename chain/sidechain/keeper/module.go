@@ -132,7 +132,7 @@ func height(ctx *runtime.Context) uint64 { return uint64(max(ctx.Height, 0)) }
 // host rolled it back cannot get its fork confirmed without the others.
 func (m *Module) confirm(ctx *runtime.Context, msg *sidechain.ConfirmSidechainBlock) error {
 	h := &msg.Header
-	e, measurement, err := m.measurement(ctx, h.Shard)
+	e, el, err := m.electorate(ctx, h.Shard)
 	if err != nil {
 		return err
 	}
@@ -140,7 +140,7 @@ func (m *Module) confirm(ctx *runtime.Context, msg *sidechain.ConfirmSidechainBl
 	if err != nil {
 		return fmt.Errorf("%w: %w", types.ErrMalformedCall, err)
 	}
-	last, confirmed, err := m.vote(ctx, e, measurement, h, hash)
+	last, confirmed, err := m.vote(ctx, e, el, h, hash)
 	if err != nil || !confirmed {
 		return err
 	}
@@ -159,7 +159,7 @@ func (m *Module) confirmRun(ctx *runtime.Context, msg *sidechain.ConfirmSidechai
 	if err != nil {
 		return fmt.Errorf("%w: %w", types.ErrMalformedCall, err)
 	}
-	e, measurement, err := m.measurement(ctx, msg.Headers[0].Shard)
+	e, el, err := m.electorate(ctx, msg.Headers[0].Shard)
 	if err != nil {
 		return err
 	}
@@ -171,7 +171,7 @@ func (m *Module) confirmRun(ctx *runtime.Context, msg *sidechain.ConfirmSidechai
 	)
 	for i := range msg.Headers {
 		h := &msg.Headers[i]
-		l, ok, err := m.vote(ctx, e, measurement, h, hashes[i])
+		l, ok, err := m.vote(ctx, e, el, h, hashes[i])
 		switch {
 		case errors.Is(err, sidechain.ErrAlreadyConfirmed) || errors.Is(err, sidechain.ErrAlreadyVoted):
 			if onChain == nil {
@@ -195,34 +195,34 @@ func (m *Module) confirmRun(ctx *runtime.Context, msg *sidechain.ConfirmSidechai
 	return nil
 }
 
-// measurement returns the sender's registry entry and the measurement
-// serving shard at the current height, after checking that the sender is an
-// active enclave of it.
-func (m *Module) measurement(ctx *runtime.Context, shard types.Hash) (teerex.Enclave, types.Hash, error) {
+// electorate returns the sender's registry entry and the electorate of
+// the measurement serving shard at the current height, after checking that
+// the sender is an active enclave of it.
+func (m *Module) electorate(ctx *runtime.Context, shard types.Hash) (teerex.Enclave, *electorate, error) {
 	e, err := m.registry.Active(ctx.Store, ctx.Sender, ctx.Time)
 	if err != nil {
 		var re *types.Error
 		if errors.As(err, &re) {
-			return e, types.Hash{}, fmt.Errorf("%w: %w", sidechain.ErrNotActive, err)
+			return e, nil, fmt.Errorf("%w: %w", sidechain.ErrNotActive, err)
 		}
-		return e, types.Hash{}, err
+		return e, nil, err
 	}
 	s, err := m.shards.Shard(ctx.Store, shard)
 	if err != nil {
-		return e, types.Hash{}, err
+		return e, nil, err
 	}
 	measurement := s.MRENCLAVEAt(height(ctx))
 	if e.MRENCLAVE != measurement {
-		return e, types.Hash{}, fmt.Errorf("%w: %s runs %s, shard %s is served by %s", sidechain.ErrNotShardEnclave, ctx.Sender, e.MRENCLAVE, shard, measurement)
+		return e, nil, fmt.Errorf("%w: %s runs %s, shard %s is served by %s", sidechain.ErrNotShardEnclave, ctx.Sender, e.MRENCLAVE, shard, measurement)
 	}
-	return e, measurement, nil
+	return e, &electorate{registry: m.registry, measurement: measurement}, nil
 }
 
 // vote records the sender's vote for header h (hash) of an enclave of
-// measurement. confirmed reports that it gave the next block a majority:
+// el's measurement. confirmed reports that it gave the next block a majority:
 // last is then the last block confirmed, that one or one after it from
 // votes recorded early.
-func (m *Module) vote(ctx *runtime.Context, e teerex.Enclave, measurement types.Hash, h *sidechain.Header, hash types.Hash) (last sidechain.Confirmation, confirmed bool, err error) {
+func (m *Module) vote(ctx *runtime.Context, e teerex.Enclave, el *electorate, h *sidechain.Header, hash types.Hash) (last sidechain.Confirmation, confirmed bool, err error) {
 	latest, seen, err := m.Latest(ctx.Store, h.Shard)
 	if err != nil {
 		return last, false, err
@@ -262,7 +262,7 @@ func (m *Module) vote(ctx *runtime.Context, e teerex.Enclave, measurement types.
 	if h.ChainHeight < minHeight || h.ChainHeight >= ctx.Height {
 		return last, false, fmt.Errorf("%w: %d, parent's %d, current block %d", sidechain.ErrChainHeight, h.ChainHeight, minHeight, ctx.Height)
 	}
-	members, err := m.voters(ctx, measurement, h.ChainHeight)
+	members, err := el.voters(ctx, h.ChainHeight)
 	if err != nil {
 		return last, false, err
 	}
@@ -313,7 +313,7 @@ func (m *Module) vote(ctx *runtime.Context, e teerex.Enclave, measurement types.
 	if err != nil {
 		return last, false, err
 	}
-	if last, err = m.cascade(ctx, measurement, c); err != nil {
+	if last, err = m.cascade(ctx, el, c); err != nil {
 		return last, false, err
 	}
 	return last, true, nil
@@ -356,7 +356,7 @@ func (m *Module) confirmBlock(ctx *runtime.Context, h *sidechain.Header, hash ty
 // confirmed, naming the voter that completed the majority. It returns the
 // last block confirmed (prev if none). At most VoteWindow records are
 // read, each holding at most one vote per enclave.
-func (m *Module) cascade(ctx *runtime.Context, measurement types.Hash, prev sidechain.Confirmation) (sidechain.Confirmation, error) {
+func (m *Module) cascade(ctx *runtime.Context, el *electorate, prev sidechain.Confirmation) (sidechain.Confirmation, error) {
 	for {
 		v, ok, err := m.Votes(ctx.Store, prev.Shard, prev.Number+1)
 		if err != nil || !ok {
@@ -375,7 +375,7 @@ func (m *Module) cascade(ctx *runtime.Context, measurement types.Hash, prev side
 				continue
 			}
 			kept = append(kept, c)
-			members, err := m.voters(ctx, measurement, c.Header.ChainHeight)
+			members, err := el.voters(ctx, c.Header.ChainHeight)
 			if err != nil {
 				return prev, err
 			}
@@ -402,6 +402,15 @@ func (m *Module) cascade(ctx *runtime.Context, measurement types.Hash, prev side
 	}
 }
 
+// electorate is the enclaves of a measurement that vote in one
+// transaction.
+type electorate struct {
+	registry    Registry
+	measurement types.Hash
+	active      []teerex.Enclave
+	read        bool
+}
+
 // voters returns the voting set of a block of measurement m at chain
 // height chainHeight: the active enclaves of m first registered at or
 // before it. An enclave registered later got its state from a peer
@@ -409,13 +418,21 @@ func (m *Module) cascade(ctx *runtime.Context, measurement types.Hash, prev side
 // already), so counting it could freeze the shard. A block from before the
 // earliest active enclave registered (the shard's calls before its first
 // enclave, or after all its voters left) is voted on by the earliest ones,
-// or it could never be confirmed. The registry is read whole on every vote
-// (bounded by its size): membership changes between votes, and only votes
+// or it could never be confirmed. The registry is read whole once per
+// transaction (bounded by its size; a sidechain call changes no
+// registration): membership changes between transactions, and only votes
 // of current members count.
-func (m *Module) voters(ctx *runtime.Context, measurement types.Hash, chainHeight int64) ([]tx.Address, error) {
-	active, err := m.registry.ActiveOf(ctx.Store, measurement, ctx.Time)
-	if err != nil || len(active) == 0 {
-		return nil, err
+func (el *electorate) voters(ctx *runtime.Context, chainHeight int64) ([]tx.Address, error) {
+	if !el.read {
+		active, err := el.registry.ActiveOf(ctx.Store, el.measurement, ctx.Time)
+		if err != nil {
+			return nil, err
+		}
+		el.active, el.read = active, true
+	}
+	active := el.active
+	if len(active) == 0 {
+		return nil, nil
 	}
 	by := chainHeight
 	if first := slices.MinFunc(active, func(a, b teerex.Enclave) int { return cmp.Compare(a.RegisteredHeight, b.RegisteredHeight) }); first.RegisteredHeight > by {
