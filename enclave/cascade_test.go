@@ -72,3 +72,59 @@ func TestCascadeConfirmationHoldsEnclave(t *testing.T) {
 		t.Fatalf("an enclave behind the cascade's last block: %v", stopErr)
 	}
 }
+
+// TestRunConfirmationHoldsEnclave: the enclave signs its votes for
+// consecutive blocks as one confirm_sidechain_blocks, whose verified result
+// names the last block it confirmed. The enclave that produced them goes
+// on; one whose host restored a state from between them stops.
+func TestRunConfirmationHoldsEnclave(t *testing.T) {
+	d := newDirect(t, "run confirmation")
+	d.chainOK(d.flush(), "setup's outgoing calls")
+	mid := d.h.snapshot()
+	midProcessed := d.processed
+	var last sidechain.Header
+	for i := range 3 {
+		rep := d.submit(d.transfer(d.aliceI, d.bobI, 1, uint64(i)))
+		if rep.Block == nil {
+			t.Fatalf("no block for transfer %d", i)
+		}
+		last = rep.Block.Header
+	}
+	calls := slices.Clone(d.h.outgoing[d.flushed:])
+	d.flushed = len(d.h.outgoing)
+	if len(calls) != 3 {
+		t.Fatalf("%d outgoing calls, want the three votes", len(calls))
+	}
+	p := d.params()
+	p.Nonce = d.accountNonce()
+	signed, err := protocol.CallAs[*protocol.SignedTxs](context.Background(), d.h.c, &protocol.SignOutgoing{Calls: calls, Params: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(signed.Txs) != 1 || !slices.Equal(signed.Covers, []uint32{3}) || signed.NextNonce != p.Nonce+1 {
+		t.Fatalf("signed %d transactions covering %v, next nonce %d; want one covering 3, %d", len(signed.Txs), signed.Covers, signed.NextNonce, p.Nonce+1)
+	}
+	res := d.c.block(signed.Txs...)
+	d.chainOK(res, "votes")
+	lastHash, err := last.Hash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sidechain.ConfirmedResult(0, last.Number, lastHash); !bytes.Equal(res[0].Data, want) {
+		t.Fatalf("result data %q, want %q", res[0].Data, want)
+	}
+	d.c.block()
+	d.sync()
+
+	d.h.restore(mid)
+	d.processed = midProcessed
+	d.h.boot(d.c)
+	var stopErr error
+	for d.processed+1 < d.c.tc.Height() && stopErr == nil {
+		_, stopErr = d.h.process(d.c, d.processed+1)
+		d.processed++
+	}
+	if !errors.Is(stopErr, protocol.ErrState) || !strings.Contains(stopErr.Error(), "provision this worker again") {
+		t.Fatalf("an enclave behind the run's last block: %v", stopErr)
+	}
+}

@@ -136,6 +136,18 @@ func TestDirectCalls(t *testing.T) {
 	if err != nil || health.ShardBlock != last.Block.Number {
 		t.Errorf("health %+v, %v; want shard block %d", health, err, last.Block.Number)
 	}
+	// Every block's vote reaches the chain, one at a time or in runs
+	// (confirm_sidechain_blocks), whatever the submit rounds took.
+	waitFor(t, ctx, "the chain to confirm the last shard block", func() (bool, error) {
+		conf, _, err := c.SidechainLatest(ctx, testShard)
+		if err != nil || conf == nil {
+			return false, nil
+		}
+		if conf.Number == last.Block.Number && conf.HeaderHash != last.HeaderHash {
+			return false, fmt.Errorf("chain confirmed %s as block %d, want %s", conf.HeaderHash, conf.Number, last.HeaderHash)
+		}
+		return conf.Number >= last.Block.Number, nil
+	})
 
 	// A restarted worker hands the enclave the shard block head.
 	if err := stop(); err != nil {
