@@ -110,3 +110,63 @@ func TestDecodedReplyOwnsItsBytes(t *testing.T) {
 		}
 	}
 }
+
+// replayConn is a connection that takes any write and answers with frames.
+type replayConn struct{ in bytes.Buffer }
+
+func (s *replayConn) Write(p []byte) (int, error) { return len(p), nil }
+func (s *replayConn) Read(p []byte) (int, error)  { return s.in.Read(p) }
+
+// TestClientReusesReplyBuffer: the client reads each reply into the
+// buffer of the one before, and a reply it returned stays as it was.
+func TestClientReusesReplyBuffer(t *testing.T) {
+	first := &SubmitCallsReply{
+		Results:    []CallResult{{Status: CallExecuted}, {Status: CallFailed, Reason: "first", Index: 1}},
+		Block:      &sidechain.SignedHeader{Header: sidechain.Header{Shard: types.Hash{1}, Number: 2}, Signature: []byte{9, 9}},
+		Leaves:     [][]byte{{1}, {2}},
+		Changes:    []Entry{{Key: [32]byte{1}, Value: []byte{2, 2}}},
+		Checkpoint: []byte{4, 4, 4},
+		Outgoing:   []Outgoing{{Call: tx.Call{Module: "m", Method: "x", Args: []byte{0xa0}}, Tag: []byte{1}}},
+	}
+	second := &SubmitCallsReply{
+		Results:    []CallResult{{Status: CallExecuted, Reason: "the second, as long"}},
+		Leaves:     [][]byte{{7}, {7}},
+		Changes:    []Entry{{Key: [32]byte{7}, Value: []byte{7, 7}}},
+		Checkpoint: []byte{7, 7, 7},
+		Outgoing:   []Outgoing{{Call: tx.Call{Module: "n", Method: "y", Args: []byte{0xa1, 1, 1}}, Tag: []byte{7}}},
+	}
+	conn := &replayConn{}
+	var sizes []int
+	for _, r := range []struct {
+		id  uint64
+		rep Reply
+	}{{1, first}, {2, second}} {
+		payload, err := encodeReply(r.id, r.rep, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteFrame(&conn.in, payload, DefaultMaxFrameSize); err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, len(payload))
+	}
+	if sizes[1] > sizes[0] {
+		t.Fatalf("the second reply (%d bytes) does not fit the first's buffer (%d)", sizes[1], sizes[0])
+	}
+	want, err := encodeReply(1, first, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewClient(conn, 0)
+	got, err := c.Call(context.Background(), &SubmitCalls{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Call(context.Background(), &SubmitCalls{}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := encodeReply(1, got, nil)
+	if err != nil || !bytes.Equal(again, want) {
+		t.Fatalf("the first reply changed when the second was read into its buffer: %v", err)
+	}
+}

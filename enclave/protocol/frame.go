@@ -24,7 +24,10 @@ var ErrTooLarge = errors.New("protocol: frame too large")
 
 // ReadFrame reads one frame of at most max bytes. A length above max gives
 // ErrTooLarge without reading the payload.
-func ReadFrame(r io.Reader, max int) ([]byte, error) {
+func ReadFrame(r io.Reader, max int) ([]byte, error) { return readFrameInto(r, max, nil) }
+
+// readFrameInto is ReadFrame into buf's storage, if it has room.
+func readFrameInto(r io.Reader, max int, buf []byte) ([]byte, error) {
 	var hdr [headerSize]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, err
@@ -33,7 +36,11 @@ func ReadFrame(r io.Reader, max int) ([]byte, error) {
 	if uint64(n) > uint64(max) {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, max)
 	}
-	buf := make([]byte, n)
+	if cap(buf) >= int(n) {
+		buf = buf[:n]
+	} else {
+		buf = make([]byte, n)
+	}
 	if _, err := io.ReadFull(r, buf); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
