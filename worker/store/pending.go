@@ -69,7 +69,7 @@ const maxFoldChanges = 1 << 20
 // records it does not lay over.
 const foldTxKeys = 4096
 
-// foldPause paces a fold: after each of its steps (gathering the records,
+// foldPause paces a fold: after each of its steps (reading gatherStep records,
 // then each state file transaction) it waits foldPause times as long as
 // the step took, so that it takes at most a third of a core. Unpaced, a
 // fold of foldAtChanges changes took a core for a second or two at once:
@@ -83,6 +83,12 @@ const (
 	foldPause    = 2
 	foldPauseMax = time.Second
 )
+
+// gatherStep is how many records a fold reads between two pauses: read
+// at once, the ~2,000 records of a fold of 262,144 changes took 11-80 ms
+// of a core, and the latency of the calls around it rose
+// (docs/performance.md, "Votes in runs").
+const gatherStep = 256
 
 // encodeChanges encodes changes as, for each, its 32-byte key, the value's
 // length as a uvarint and the value (length 0: a deletion).
@@ -188,10 +194,16 @@ func pendingSeqs(tx *bolt.Tx, after uint64) (first, last uint64, ok bool, err er
 // gather reads the oldest unfolded records, and after the first more while
 // their changes come to at most limit: each changed key with its latest
 // value (aliasing tx), the last record's sequence number and the number of
-// changes read. A key changed by several records is folded once.
-func gather(tx *bolt.Tx, after uint64, limit int) (latest map[[32]byte][]byte, last uint64, changes int, err error) {
+// changes read. A key changed by several records is folded once. pause, if
+// set, is called every step records (a fold paces itself there); if
+// it returns false, gather ends with errFoldStopped.
+func gather(tx *bolt.Tx, after uint64, limit, step int, pause func() bool) (latest map[[32]byte][]byte, last uint64, changes int, err error) {
 	latest = map[[32]byte][]byte{}
+	records := 0
 	err = unfolded(tx, after, func(seq uint64, rec []byte) (bool, error) {
+		if records++; pause != nil && records%step == 0 && !pause() {
+			return false, errFoldStopped
+		}
 		if last != 0 && changes+len(rec)/33 > limit {
 			return false, nil // each change takes at least 33 bytes
 		}
@@ -211,7 +223,7 @@ func gather(tx *bolt.Tx, after uint64, limit int) (latest map[[32]byte][]byte, l
 // after, later ones replacing earlier ones (an empty value: deleted), and
 // their keys in order.
 func overlay(tx *bolt.Tx, after uint64) (map[[32]byte][]byte, [][32]byte, error) {
-	m, _, _, err := gather(tx, after, int(^uint(0)>>1))
+	m, _, _, err := gather(tx, after, int(^uint(0)>>1), 1, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -245,7 +257,11 @@ func (s *Store) foldOnce(limit int, stop <-chan struct{}) (bool, error) {
 		// The values alias the main file's read transaction, open until
 		// the state file's commit returned.
 		step := time.Now()
-		latest, l, cnt, err := gather(mtx, after, limit)
+		latest, l, cnt, err := gather(mtx, after, limit, s.gatherStep, func() bool {
+			ok := s.pace(time.Since(step), stop)
+			step = time.Now()
+			return ok
+		})
 		if err != nil || l == 0 {
 			return err
 		}

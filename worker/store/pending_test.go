@@ -142,12 +142,15 @@ func TestPendingChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkEntries(t, s, want, "folded")
-	// The next commit drops the folded records.
-	if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: 97, Sealed: []byte{1}}}); err != nil {
-		t.Fatal(err)
+	// The next commits drop the folded records, maxDropPerCommit each.
+	folded := pendingCount(t, s)
+	for i := range (folded + maxDropPerCommit - 1) / maxDropPerCommit {
+		if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: 97 + int64(i), Sealed: []byte{1}}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if n := pendingCount(t, s); n != 0 {
-		t.Fatalf("%d pending records after folding and a commit", n)
+		t.Fatalf("%d of %d pending records left after folding and the commits that drop them", n, folded)
 	}
 	checkEntries(t, s, want, "folded and dropped")
 }
@@ -434,6 +437,29 @@ func TestFoldPaced(t *testing.T) {
 			}
 		}
 	})
+	t.Run("gather paced", func(t *testing.T) {
+		s, pauses, want := open(t)
+		s.gatherStep = 2 // 4 records: a pause before the 2nd and the 4th
+		if err := s.fold(make(chan struct{})); err != nil {
+			t.Fatal(err)
+		}
+		checkEntries(t, s, want, "after a fold paced in its gather")
+		if len(*pauses) != 7 {
+			t.Fatalf("%d pauses, want 7 (2 in the gather, then 5 as above)", len(*pauses))
+		}
+	})
+	t.Run("stopped in the gather", func(t *testing.T) {
+		s, _, want := open(t)
+		s.gatherStep = 2
+		s.foldWait = func(time.Duration, <-chan struct{}) bool { return false }
+		if err := s.fold(make(chan struct{})); err != nil {
+			t.Fatal(err)
+		}
+		if s.foldedSeq != 0 || stateCount(t, s) != 0 {
+			t.Fatalf("a fold stopped in its gather folded up to %d, %d entries in the state file", s.foldedSeq, stateCount(t, s))
+		}
+		checkEntries(t, s, want, "after a fold stopped in its gather")
+	})
 	t.Run("behind", func(t *testing.T) {
 		s, pauses, want := open(t)
 		s.maxBacklog = 80 // 40 changes unfolded: half of it
@@ -473,4 +499,66 @@ func TestFoldPaced(t *testing.T) {
 	if !sleep(0, make(chan struct{})) {
 		t.Fatal("a pause of 0 reported a stop")
 	}
+}
+
+// TestFoldedRecordsDroppedInSteps: a commit drops at most
+// maxDropPerCommit folded records, the next ones the rest, in order;
+// reads are the same whether a folded record is dropped yet or not, and a
+// reopen between two steps drops what is left.
+func TestFoldedRecordsDroppedInSteps(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopFolder(s)
+	want := map[[32]byte][]byte{}
+	h := int64(0)
+	commit := func(i int) {
+		t.Helper()
+		h++
+		e := protocol.Entry{Key: blinded(i), Value: []byte{byte(h)}}
+		want[e.Key] = e.Value
+		if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: h, Sealed: []byte{1}}, Changes: []protocol.Entry{e}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	records := 2*maxDropPerCommit + 5
+	for i := range records {
+		commit(i % 7)
+	}
+	for {
+		more, err := s.foldOnce(maxFoldChanges, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !more {
+			break
+		}
+	}
+	if n := pendingCount(t, s); n != records {
+		t.Fatalf("%d records before a commit dropped any, want %d", n, records)
+	}
+	// Each commit appends one record and drops up to maxDropPerCommit
+	// folded ones.
+	commit(100)
+	if n := pendingCount(t, s); n != records-maxDropPerCommit+1 {
+		t.Fatalf("%d records after one commit, want %d", n, records-maxDropPerCommit+1)
+	}
+	checkEntries(t, s, want, "after one step of the drop")
+	closeFiles(s)
+
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer closeFiles(s)
+	stopFolder(s)
+	if n := pendingCount(t, s); n != 1 {
+		t.Fatalf("%d records after a reopen, want 1 (the unfolded one)", n)
+	}
+	checkEntries(t, s, want, "after a reopen")
+	for range 3 {
+		commit(101)
+	}
+	checkEntries(t, s, want, "after more commits")
 }

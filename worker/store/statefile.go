@@ -214,7 +214,7 @@ func (s *Store) checkState() error {
 		if folded < dropped {
 			return fmt.Errorf("%w: it folded records up to %d, the main file dropped up to %d (an older state file?)", ErrStateFile, folded, dropped)
 		}
-		if err := dropFolded(tx, folded); err != nil {
+		if _, err := dropFolded(tx, folded, 0); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketPending).ForEach(func(_, v []byte) error {
@@ -231,23 +231,31 @@ func (s *Store) checkState() error {
 }
 
 // dropFolded deletes the pending records up to seq (folded into the state
-// file) and records seq as dropped.
-func dropFolded(tx *bolt.Tx, seq uint64) error {
+// file), at most limit of them if limit is positive, and records and
+// returns the sequence number they are dropped through.
+func dropFolded(tx *bolt.Tx, seq uint64, limit int) (uint64, error) {
 	m := tx.Bucket(bucketMeta)
-	if readUint(m.Get(keyDroppedSeq)) >= seq {
-		return nil
+	if dropped := readUint(m.Get(keyDroppedSeq)); dropped >= seq {
+		return dropped, nil
 	}
+	through, n := seq, 0
 	c := tx.Bucket(bucketPending).Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.First() {
 		if len(k) != 8 {
-			return fmt.Errorf("%w: pending record key of %d bytes", ErrCorrupt, len(k))
+			return 0, fmt.Errorf("%w: pending record key of %d bytes", ErrCorrupt, len(k))
 		}
 		if binary.BigEndian.Uint64(k) > seq {
 			break
 		}
-		if err := c.Delete(); err != nil {
-			return err
+		if limit > 0 && n == limit {
+			// Records are dropped in order: those before this one are.
+			through = binary.BigEndian.Uint64(k) - 1
+			break
 		}
+		if err := c.Delete(); err != nil {
+			return 0, err
+		}
+		n++
 	}
-	return m.Put(keyDroppedSeq, binary.BigEndian.AppendUint64(nil, seq))
+	return through, m.Put(keyDroppedSeq, binary.BigEndian.AppendUint64(nil, through))
 }

@@ -94,6 +94,7 @@ type Store struct {
 	// transactions.
 	betweenViews func()
 	foldTxKeys   int     // foldTxKeys; tests lower it
+	gatherStep   int     // gatherStep; tests lower it
 	foldPause    float64 // foldPause; tests set 0 (unpaced)
 	// foldWait waits a fold's pause (sleep; tests record the pauses).
 	foldWait func(d time.Duration, stop <-chan struct{}) bool
@@ -103,6 +104,14 @@ type Store struct {
 	// syncDir makes the state file's name durable (atomicfile.SyncDir).
 	syncDir func(dir string) error
 }
+
+// maxDropPerCommit bounds the folded records a commit drops: a fold of
+// 262,144 changes leaves some 2,000 records, and dropping them all in the
+// next block's commit made it take 8-21 ms under load instead of ~1
+// (docs/performance.md, "Votes in runs"); in steps of 32 they are gone
+// within a few dozen commits, far faster than commits append records.
+// Readers ignore a folded record that is not dropped yet.
+const maxDropPerCommit = 32
 
 // initialMmapSize is the address space the database is mapped with from
 // the start (not memory: pages are read in as used). bbolt copies every
@@ -167,7 +176,7 @@ func openWith(path string, o *bolt.Options, syncDir func(dir string) error) (*St
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{}), foldRunning: true, maxBacklog: maxBacklog, foldTxKeys: foldTxKeys, foldPause: foldPause, foldWait: sleep, syncDir: syncDir}
+	s := &Store{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{}), foldRunning: true, maxBacklog: maxBacklog, foldTxKeys: foldTxKeys, gatherStep: gatherStep, foldPause: foldPause, foldWait: sleep, syncDir: syncDir}
 	s.cond = sync.NewCond(&s.mu)
 	if err := s.openState(path, o); err != nil {
 		if s.state != nil {
@@ -229,12 +238,15 @@ func (s *Store) update(changes int, fn func(*bolt.Tx) error) error {
 	drop := s.foldedSeq
 	dropping := drop > s.droppedSeq
 	s.mu.Unlock()
+	var through uint64
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
 		if dropping {
-			return dropFolded(tx, drop)
+			var err error
+			through, err = dropFolded(tx, drop, maxDropPerCommit)
+			return err
 		}
 		return nil
 	})
@@ -242,7 +254,7 @@ func (s *Store) update(changes int, fn func(*bolt.Tx) error) error {
 		return err
 	}
 	s.mu.Lock()
-	s.droppedSeq = max(s.droppedSeq, drop)
+	s.droppedSeq = max(s.droppedSeq, through)
 	s.backlog += changes
 	s.mu.Unlock()
 	s.kickFold()
