@@ -170,7 +170,7 @@ func voteRuns(calls []tx.Call) (out []tx.Call, covers []uint32, err error) {
 		}
 		h := m.Header
 		if n := len(run); n > 0 && (n == sidechain.MaxConfirmHeaders || h.Shard != run[n-1].Shard ||
-			h.Number != run[n-1].Number+1 || h.ParentHash != last) {
+			h.Number == 0 || h.Number != run[n-1].Number+1 || h.ParentHash != last) {
 			if err := flush(); err != nil {
 				return nil, nil, err
 			}

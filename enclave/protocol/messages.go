@@ -13,8 +13,9 @@ import (
 // any other version with CodeUnsupportedVersion. Version 2 packs
 // LoadEntries' entries (Packed); a host and an enclave of different
 // versions refuse each other at the first request instead of loading no
-// state.
-const Version = 2
+// state. Version 3 adds SignedTxs.Covers: an enclave that signs votes in
+// runs and a host that takes one transaction per call would drop votes.
+const Version = 3
 
 // Request is a typed request. The set is closed: only this package's types
 // implement it.
