@@ -3,9 +3,7 @@ package enclave_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/integritee-go/integritee/chain/sidechain"
@@ -63,14 +61,7 @@ func TestCascadeConfirmationHoldsEnclave(t *testing.T) {
 	d.h.restore(mid)
 	d.processed = midProcessed
 	d.h.boot(d.c)
-	var stopErr error
-	for d.processed+1 < d.c.tc.Height() && stopErr == nil {
-		_, stopErr = d.h.process(d.c, d.processed+1)
-		d.processed++
-	}
-	if !errors.Is(stopErr, protocol.ErrState) || !strings.Contains(stopErr.Error(), "provision this worker again") {
-		t.Fatalf("an enclave behind the cascade's last block: %v", stopErr)
-	}
+	wantRolledBack(t, d.catchUp(), "an enclave behind the cascade's last block")
 }
 
 // TestRunConfirmationHoldsEnclave: the enclave signs its votes for
@@ -119,12 +110,5 @@ func TestRunConfirmationHoldsEnclave(t *testing.T) {
 	d.h.restore(mid)
 	d.processed = midProcessed
 	d.h.boot(d.c)
-	var stopErr error
-	for d.processed+1 < d.c.tc.Height() && stopErr == nil {
-		_, stopErr = d.h.process(d.c, d.processed+1)
-		d.processed++
-	}
-	if !errors.Is(stopErr, protocol.ErrState) || !strings.Contains(stopErr.Error(), "provision this worker again") {
-		t.Fatalf("an enclave behind the run's last block: %v", stopErr)
-	}
+	wantRolledBack(t, d.catchUp(), "an enclave behind the run's last block")
 }

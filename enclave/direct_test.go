@@ -105,6 +105,26 @@ func newDirectWith(t testing.TB, name string, setup func(*host)) *direct {
 	return d
 }
 
+// catchUp processes the chain's blocks after d.processed until one fails,
+// and returns that error (nil once all are applied).
+func (d *direct) catchUp() error {
+	var err error
+	for d.processed+1 < d.c.tc.Height() && err == nil {
+		_, err = d.h.process(d.c, d.processed+1)
+		d.processed++
+	}
+	return err
+}
+
+// wantRolledBack fails t unless err is the enclave stopping for good on a
+// confirmation its state does not hold.
+func wantRolledBack(t testing.TB, err error, what string) {
+	t.Helper()
+	if !errors.Is(err, protocol.ErrState) || !strings.Contains(err.Error(), "provision this worker again") {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
 func (d *direct) params() protocol.TxParams {
 	return protocol.TxParams{ChainID: chainID, Nonce: d.encNonce, BaseFee: accounts.DevBaseFee, PerByteFee: accounts.DevPerByteFee}
 }
@@ -881,14 +901,7 @@ func TestAttackRollbackDoubleUnshield(t *testing.T) {
 	// The enclave then sees the chain's confirmation of the block it no
 	// longer holds, and stops for good.
 	d.c.block()
-	var stopErr error
-	for d.processed+1 < d.c.tc.Height() && stopErr == nil {
-		_, stopErr = d.h.process(d.c, d.processed+1)
-		d.processed++
-	}
-	if !errors.Is(stopErr, protocol.ErrState) || !strings.Contains(stopErr.Error(), "provision this worker again") {
-		t.Fatalf("a rolled-back enclave seeing the confirmed chain: %v", stopErr)
-	}
+	wantRolledBack(t, d.catchUp(), "a rolled-back enclave seeing the confirmed chain")
 	if _, err := d.submitOnly(d.transfer(d.aliceI, d.bobI, 1, 1)); !errors.Is(err, protocol.ErrInternal) {
 		t.Fatalf("a stopped enclave took a call: %v", err)
 	}

@@ -422,32 +422,35 @@ func TestFoldPaced(t *testing.T) {
 		return s, &pauses, want
 	}
 
-	t.Run("paced", func(t *testing.T) {
-		s, pauses, want := open(t)
-		if err := s.fold(make(chan struct{})); err != nil {
-			t.Fatal(err)
-		}
-		checkEntries(t, s, want, "after a paced fold")
-		if len(*pauses) != 5 {
-			t.Fatalf("%d pauses, want 5 (after the gather and after each of 5 transactions but the last)", len(*pauses))
-		}
-		for _, d := range *pauses {
-			if d <= 0 || d > foldPauseMax {
-				t.Errorf("pause %s, want in (0, %s]", d, foldPauseMax)
+	for _, tc := range []struct {
+		name   string
+		setup  func(s *Store)
+		pauses int
+	}{
+		// After the gather and after each of 5 transactions but the last.
+		{"paced", func(*Store) {}, 5},
+		// 4 records: a pause before the 2nd and the 4th, then as above.
+		{"gather paced", func(s *Store) { s.gatherStep = 2 }, 7},
+		// 40 changes unfolded, half of maxBacklog: unpaced.
+		{"behind", func(s *Store) { s.maxBacklog = 80 }, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, pauses, want := open(t)
+			tc.setup(s)
+			if err := s.fold(make(chan struct{})); err != nil {
+				t.Fatal(err)
 			}
-		}
-	})
-	t.Run("gather paced", func(t *testing.T) {
-		s, pauses, want := open(t)
-		s.gatherStep = 2 // 4 records: a pause before the 2nd and the 4th
-		if err := s.fold(make(chan struct{})); err != nil {
-			t.Fatal(err)
-		}
-		checkEntries(t, s, want, "after a fold paced in its gather")
-		if len(*pauses) != 7 {
-			t.Fatalf("%d pauses, want 7 (2 in the gather, then 5 as above)", len(*pauses))
-		}
-	})
+			checkEntries(t, s, want, "after the fold")
+			if len(*pauses) != tc.pauses {
+				t.Fatalf("%d pauses, want %d", len(*pauses), tc.pauses)
+			}
+			for _, d := range *pauses {
+				if d <= 0 || d > foldPauseMax {
+					t.Errorf("pause %s, want in (0, %s]", d, foldPauseMax)
+				}
+			}
+		})
+	}
 	t.Run("stopped in the gather", func(t *testing.T) {
 		s, _, want := open(t)
 		s.gatherStep = 2
@@ -459,17 +462,6 @@ func TestFoldPaced(t *testing.T) {
 			t.Fatalf("a fold stopped in its gather folded up to %d, %d entries in the state file", s.foldedSeq, stateCount(t, s))
 		}
 		checkEntries(t, s, want, "after a fold stopped in its gather")
-	})
-	t.Run("behind", func(t *testing.T) {
-		s, pauses, want := open(t)
-		s.maxBacklog = 80 // 40 changes unfolded: half of it
-		if err := s.fold(make(chan struct{})); err != nil {
-			t.Fatal(err)
-		}
-		checkEntries(t, s, want, "after an unpaced fold")
-		if len(*pauses) != 0 {
-			t.Fatalf("%d pauses with the backlog at half of maxBacklog, want none", len(*pauses))
-		}
 	})
 	t.Run("stopped in a pause", func(t *testing.T) {
 		s, pauses, want := open(t)
@@ -507,26 +499,10 @@ func TestFoldPaced(t *testing.T) {
 // reopen between two steps drops what is left.
 func TestFoldedRecordsDroppedInSteps(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "w.db")
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopFolder(s)
+	s := openStopped(t, path)
 	want := map[[32]byte][]byte{}
-	h := int64(0)
-	commit := func(i int) {
-		t.Helper()
-		h++
-		e := protocol.Entry{Key: blinded(i), Value: []byte{byte(h)}}
-		want[e.Key] = e.Value
-		if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: h, Sealed: []byte{1}}, Changes: []protocol.Entry{e}}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	records := 2*maxDropPerCommit + 5
-	for i := range records {
-		commit(i % 7)
-	}
+	commitN(t, s, 1, records, want)
 	for {
 		more, err := s.foldOnce(maxFoldChanges, nil)
 		if err != nil {
@@ -541,24 +517,30 @@ func TestFoldedRecordsDroppedInSteps(t *testing.T) {
 	}
 	// Each commit appends one record and drops up to maxDropPerCommit
 	// folded ones.
-	commit(100)
+	commitN(t, s, records+1, records+1, want)
 	if n := pendingCount(t, s); n != records-maxDropPerCommit+1 {
 		t.Fatalf("%d records after one commit, want %d", n, records-maxDropPerCommit+1)
 	}
 	checkEntries(t, s, want, "after one step of the drop")
 	closeFiles(s)
 
-	if s, err = Open(path); err != nil {
-		t.Fatal(err)
-	}
+	s = openStopped(t, path)
 	defer closeFiles(s)
-	stopFolder(s)
 	if n := pendingCount(t, s); n != 1 {
 		t.Fatalf("%d records after a reopen, want 1 (the unfolded one)", n)
 	}
 	checkEntries(t, s, want, "after a reopen")
-	for range 3 {
-		commit(101)
-	}
+	commitN(t, s, records+2, records+4, want)
 	checkEntries(t, s, want, "after more commits")
+}
+
+// openStopped opens the store at path with its background fold stopped.
+func openStopped(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopFolder(s)
+	return s
 }
