@@ -68,6 +68,10 @@ func TestVoteRuns(t *testing.T) {
 		{"another shard", append(votes(hs[:2]), votes(chain(types.Hash{2}, 3, 2))...),
 			[][]sidechain.Header{hs[:2], chain(types.Hash{2}, 3, 2)}},
 		{"out of order", []tx.Call{vote(hs[1]), vote(hs[0])}, [][]sidechain.Header{nil, nil}},
+		// A host may send the tagged votes as it likes: a vote twice
+		// breaks the run, and each run is still a chain of headers.
+		{"a vote twice", []tx.Call{vote(hs[0]), vote(hs[1]), vote(hs[1]), vote(hs[2])},
+			[][]sidechain.Header{hs[:2], hs[1:3]}},
 		{"no votes", []tx.Call{unshield, unshield}, [][]sidechain.Header{nil, nil}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
