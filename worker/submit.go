@@ -154,6 +154,13 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 		hashes  [][32]byte
 		stop    error
 	)
+	// method names transaction k's call for logs, from the outbox.
+	method := func(k int) string {
+		if spans[k][1]-spans[k][0] > 1 {
+			return sidechain.MethodConfirmSidechainBlocks
+		}
+		return items[spans[k][0]].Call.Call.Method
+	}
 	// settle marks the calls transaction k carries as done.
 	settle := func(k int, result string) {
 		w.metrics.settled(result, spans[k][1]-spans[k][0])
@@ -176,7 +183,7 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 		case alreadyOnChain(te):
 			// Already on chain (submitted before a restart, or by
 			// another worker of the shard): settled.
-			w.log.Info("outgoing call already on chain", "method", method(signed.Txs[i]), "reason", te.Log)
+			w.log.Info("outgoing call already on chain", "method", method(i), "reason", te.Log)
 			settle(i, "already_on_chain")
 		case errors.Is(te, types.ErrUnaffordableFee):
 			stop = w.fund(ctx, signer, acc.Balance+params.MinFee(len(raw))*uint64(len(signed.Txs)))
@@ -187,7 +194,7 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 		default:
 			// Can never succeed; keeping it would block every later
 			// call.
-			w.log.Error("outgoing call refused by the chain; dropped", "method", method(signed.Txs[i]), "err", err)
+			w.log.Error("outgoing call refused by the chain; dropped", "method", method(i), "err", err)
 			settle(i, "dropped")
 		}
 		break
@@ -202,13 +209,13 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 		result := "included"
 		switch {
 		case err == nil:
-			w.log.Debug("outgoing call on chain", "method", method(signed.Txs[i]), "height", res.Height)
+			w.log.Debug("outgoing call on chain", "method", method(i), "height", res.Height)
 		case errors.As(err, &te) && te.Height > 0 && (transient(te) || needsRenewal(te)):
 			// Failed in a block for a reason that passes (a shard block
 			// whose turn has not come, a lapsed registration): the call
 			// stays in the outbox and is signed again, never dropped, so
 			// that a shard block and its unshields are not lost.
-			w.log.Warn("outgoing call failed on chain; kept to retry", "method", method(signed.Txs[i]), "height", te.Height, "err", err)
+			w.log.Warn("outgoing call failed on chain; kept to retry", "method", method(i), "height", te.Height, "err", err)
 			if stop == nil {
 				stop = err
 				if needsRenewal(te) {
@@ -221,10 +228,10 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 			return len(settled), stop
 		case errors.As(err, &te) && te.Height > 0:
 			if alreadyOnChain(te) {
-				w.log.Info("outgoing call already on chain", "method", method(signed.Txs[i]), "reason", te.Log)
+				w.log.Info("outgoing call already on chain", "method", method(i), "reason", te.Log)
 				result = "already_on_chain"
 			} else {
-				w.log.Error("outgoing call failed on chain", "method", method(signed.Txs[i]), "height", te.Height, "err", err)
+				w.log.Error("outgoing call failed on chain", "method", method(i), "height", te.Height, "err", err)
 				result = "failed"
 			}
 		default:
@@ -243,15 +250,6 @@ func (w *Worker) submitRound(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	return len(settled), stop
-}
-
-// method names a signed transaction's call for logs.
-func method(raw []byte) string {
-	stx, err := tx.Decode(raw)
-	if err != nil {
-		return "?"
-	}
-	return stx.Body.Call.Module + "." + stx.Body.Call.Method
 }
 
 // transient reports a refusal that passes with time: a nonce or fee race,
