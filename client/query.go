@@ -406,6 +406,41 @@ func (c *Client) ShardAt(ctx context.Context, id types.Hash, height int64) (*Sha
 	return s, nil
 }
 
+// SidechainBlocks returns the confirmations of a shard's sidechain blocks
+// by number, proved at height (a height a proved query returned, such as
+// SidechainLatest's). A block the chain had not confirmed at height is
+// absent from the map. All of them are checked against one verified
+// header, where SidechainBlock verifies a header for each block and waits
+// for the next chain block every time: hundreds of blocks took minutes.
+func (c *Client) SidechainBlocks(ctx context.Context, shard types.Hash, numbers []uint64, height int64) (map[uint64]*sidechain.Confirmation, error) {
+	if height <= 0 {
+		return nil, fmt.Errorf("sidechain blocks of %s: height %d, want a committed height", shard, height)
+	}
+	qs := make([]keyQuery, len(numbers))
+	for i, n := range numbers {
+		qs[i] = keyQuery{fmt.Sprintf("/sidechain/block/%s/%d", shard, n), sidechain.BlockKey(shard, n)}
+	}
+	vals, err := c.provedAt(ctx, height, qs)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uint64]*sidechain.Confirmation)
+	for i, v := range vals {
+		if v == nil {
+			continue
+		}
+		conf := new(sidechain.Confirmation)
+		if err := codec.Unmarshal(v, conf); err != nil {
+			return nil, fmt.Errorf("query %s: decode: %w", qs[i].path, err)
+		}
+		if conf.Shard != shard || conf.Number != numbers[i] {
+			return nil, fmt.Errorf("query %s: record names %s/%d", qs[i].path, conf.Shard, conf.Number)
+		}
+		out[numbers[i]] = conf
+	}
+	return out, nil
+}
+
 // Confirmations returns the latest confirmation of a shard's processed
 // blocks by each of the given enclaves that confirmed any, proved at
 // height (a height a proved query returned, such as ShardStatus.Height).

@@ -2,6 +2,9 @@ package loadgen
 
 import (
 	"context"
+	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,6 +28,8 @@ type confirmWatch struct {
 
 	mu   sync.Mutex
 	seen []confirmSeen // every successful poll
+	// height is the chain height the last successful poll was proved at.
+	height int64
 	// Of the verified results: each block's header hash, calls, and
 	// first answer.
 	hashes  map[uint64]types.Hash
@@ -59,13 +64,14 @@ func (w *confirmWatch) verified(r *trusted.Result, answered time.Time) {
 // poll asks the chain once and returns the latest confirmed number (ok
 // false if the chain did not answer).
 func (w *confirmWatch) poll(ctx context.Context) (number uint64, ok bool) {
-	conf, _, err := w.c.SidechainLatest(ctx, w.shard)
+	conf, h, err := w.c.SidechainLatest(ctx, w.shard)
 	if err != nil || conf == nil {
 		return 0, false
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.seen = append(w.seen, confirmSeen{at: time.Now(), number: conf.Number})
+	w.height = max(w.height, h)
 	return conf.Number, true
 }
 
@@ -93,8 +99,9 @@ func (w *confirmWatch) run(ctx context.Context) (stop func()) {
 // maxWait passed, stops the poller, and checks each verified block
 // against the chain's confirmation of its number. It returns when each
 // block was seen confirmed and the number of verified calls in blocks the
-// chain confirmed with another hash.
-func (w *confirmWatch) wait(ctx context.Context, stop func(), maxWait time.Duration) (map[uint64]time.Time, int) {
+// chain confirmed with another hash; if the check failed, no block counts
+// as confirmed and the error says why.
+func (w *confirmWatch) wait(ctx context.Context, stop func(), maxWait time.Duration) (map[uint64]time.Time, int, error) {
 	w.mu.Lock()
 	var last uint64
 	for b := range w.hashes {
@@ -118,18 +125,29 @@ func (w *confirmWatch) wait(ctx context.Context, stop func(), maxWait time.Durat
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	confirmed := firstConfirmed(w.seen, w.firstAt)
+	if len(confirmed) == 0 {
+		return confirmed, 0, nil
+	}
+	// Every block a poll saw confirmed is on chain at the last poll's
+	// height (the chain keeps each block's confirmation): all of them are
+	// proved against that one height's header. A block the proof does not
+	// show confirmed, or a failed check, counts as not confirmed.
+	blocks := slices.Sorted(maps.Keys(confirmed))
+	confs, err := w.c.SidechainBlocks(ctx, w.shard, blocks, w.height)
+	if err != nil {
+		return map[uint64]time.Time{}, 0, fmt.Errorf("check %d confirmed shard blocks at height %d: %w", len(blocks), w.height, err)
+	}
 	mismatch := 0
-	for b, h := range w.hashes {
-		if _, ok := confirmed[b]; !ok {
-			continue
-		}
-		conf, _, err := w.c.SidechainBlock(ctx, w.shard, b)
-		if err == nil && conf != nil && conf.HeaderHash != h {
+	for _, b := range blocks {
+		switch conf := confs[b]; {
+		case conf == nil:
+			delete(confirmed, b)
+		case conf.HeaderHash != w.hashes[b]:
 			mismatch += w.calls[b]
 			delete(confirmed, b)
 		}
 	}
-	return confirmed, mismatch
+	return confirmed, mismatch, nil
 }
 
 // firstConfirmed is when each block of firstAt (its first answer) was

@@ -238,7 +238,7 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.VerifySeconds = time.Since(ver).Seconds()
 	t.fill(rep, start)
-	confirmedAt, mismatch := conf.wait(ctx, stopConf, cfg.ConfirmWait)
+	confirmedAt, mismatch, confErr := conf.wait(ctx, stopConf, cfg.ConfirmWait)
 	var toConfirmed []time.Duration
 	for _, r := range records {
 		if at, ok := confirmedAt[r.block]; ok && r.ok {
@@ -267,6 +267,9 @@ func Direct(ctx context.Context, cfg Config) (*Report, error) {
 	rep.limits(cfg, len(tcs))
 	if rep.BuiltLive > 0 {
 		rep.Limits = append(rep.Limits, fmt.Sprintf("%d calls were built in the timed phase (a sender took more than the calls prepared for it)", rep.BuiltLive))
+	}
+	if confErr != nil {
+		rep.Limits = append(rep.Limits, "confirmations not counted: "+confErr.Error())
 	}
 	if rep.Confirmed < rep.Committed {
 		rep.Limits = append(rep.Limits, fmt.Sprintf("%d executed calls' blocks were not seen confirmed on chain within %s after the run", rep.Committed-rep.Confirmed, cfg.ConfirmWait))

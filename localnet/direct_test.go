@@ -169,6 +169,31 @@ func TestDirectInvocation(t *testing.T) {
 			t.Errorf("confirmation of shard block %d: %+v, %v; want header %s", r.Block.Number, c, err, r.HeaderHash)
 		}
 	}
+	// The same blocks proved together at one height, and a block not yet
+	// sealed proved absent.
+	_, at, err := s.c.SidechainLatest(ctx, types.Hash(s.shard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	numbers := []uint64{last.Block.Number + 1000}
+	for _, r := range results {
+		numbers = append(numbers, r.Block.Number)
+	}
+	confs, err := s.c.SidechainBlocks(ctx, types.Hash(s.shard), numbers, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := confs[last.Block.Number+1000]; ok {
+		t.Errorf("an unsealed block proved confirmed: %+v", c)
+	}
+	for _, r := range results {
+		if c := confs[r.Block.Number]; c == nil || c.HeaderHash != r.HeaderHash {
+			t.Errorf("batched confirmation of shard block %d: %+v; want header %s", r.Block.Number, c, r.HeaderHash)
+		}
+	}
+	if _, err := s.c.SidechainBlocks(ctx, types.Hash(s.shard), numbers, 0); err == nil {
+		t.Error("SidechainBlocks at height 0 (not a committed height) answered")
+	}
 	info, err := w.StateInfo(ctx)
 	if err != nil {
 		t.Fatal(err)
