@@ -48,18 +48,25 @@ func TestSession(t *testing.T) {
 		}
 		return ct
 	}
+	// The answers are verified once all are in: each stays intact while
+	// the session reads the next ones (it reuses its read buffer).
+	var cts [][]byte
+	var subs []*trusted.Submission
 	for nonce := range uint64(3) {
 		ct := transfer(nonce)
 		sub, err := s.SubmitUnverified(ctx, ct)
 		if err != nil {
 			t.Fatalf("call %d: %v", nonce, err)
 		}
-		r, err := c.VerifySubmission(ct, sub)
+		cts, subs = append(cts, ct), append(subs, sub)
+	}
+	for i, sub := range subs {
+		r, err := c.VerifySubmission(cts[i], sub)
 		if err != nil || !r.Success {
-			t.Fatalf("call %d: %+v %v", nonce, r, err)
+			t.Fatalf("call %d: %+v %v", i, r, err)
 		}
 		// An answer verifies only for its own call.
-		if _, err := c.VerifySubmission(transfer(nonce+10), sub); !errors.Is(err, trusted.ErrUnproven) {
+		if _, err := c.VerifySubmission(transfer(uint64(i)+10), sub); !errors.Is(err, trusted.ErrUnproven) {
 			t.Fatalf("answer verified for another call: %v", err)
 		}
 	}
