@@ -55,6 +55,20 @@ func (a *Address) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// MarshalBinary returns the address's bytes: the CBOR codec copies them
+// at once, where it encodes a byte array one element at a time (see
+// types.Hash.MarshalBinary).
+func (a Address) MarshalBinary() ([]byte, error) { return a[:], nil }
+
+// UnmarshalBinary sets the address from exactly AddressLen bytes.
+func (a *Address) UnmarshalBinary(b []byte) error {
+	if len(b) != len(a) {
+		return fmt.Errorf("address: want %d bytes, got %d", len(a), len(b))
+	}
+	copy(a[:], b)
+	return nil
+}
+
 // ParseAddress decodes a hex address of exactly AddressLen bytes.
 func ParseAddress(s string) (Address, error) {
 	var a Address

@@ -162,7 +162,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"unsorted keys", swapped, codec.ErrNonCanonical},
 		{"duplicate key", dup, tx.ErrMalformed},
 		{"unknown field", mutateBody(t, func(b map[any]any) { b["memo"] = "x" }), tx.ErrMalformed},
-		{"short sender", mutateBody(t, func(b map[any]any) { b["sender"] = make([]byte, 31) }), codec.ErrNonCanonical},
+		{"short sender", mutateBody(t, func(b map[any]any) { b["sender"] = make([]byte, 31) }), tx.ErrMalformed},
 		{"long sender", mutateBody(t, func(b map[any]any) { b["sender"] = make([]byte, 33) }), tx.ErrMalformed},
 		{"negative nonce", mutateBody(t, func(b map[any]any) { b["nonce"] = -1 }), tx.ErrMalformed},
 		{"too large", make([]byte, tx.MaxTxBytes+1), tx.ErrTooLarge},
@@ -272,5 +272,22 @@ func TestSmallOrderSenderRefused(t *testing.T) {
 			}
 			t.Fatal("no forgeable fee found")
 		})
+	}
+}
+
+// An Address is a CBOR byte string of its bytes, as the array would be;
+// a byte string of another length is refused.
+func TestAddressCBOR(t *testing.T) {
+	a := tx.Address{9, 31: 1}
+	got, err := codec.Marshal(a)
+	if err != nil || !bytes.Equal(got, append([]byte{0x58, 0x20}, a[:]...)) {
+		t.Fatalf("encoding %x, %v", got, err)
+	}
+	var back tx.Address
+	if err := codec.Unmarshal(got, &back); err != nil || back != a {
+		t.Fatalf("decoded %x, %v", back, err)
+	}
+	if err := codec.Unmarshal(append([]byte{0x58, 0x21}, make([]byte, 33)...), &back); err == nil {
+		t.Error("a byte string of 33 bytes decoded as an address")
 	}
 }
