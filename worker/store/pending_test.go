@@ -142,9 +142,10 @@ func TestPendingChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkEntries(t, s, want, "folded")
-	// The next commits drop the folded records, maxDropPerCommit each.
+	// The next commits drop the folded records, maxDropBytesPerCommit
+	// of them each (at least one).
 	folded := pendingCount(t, s)
-	for i := range (folded + maxDropPerCommit - 1) / maxDropPerCommit {
+	for i := 0; i < folded && pendingCount(t, s) > 0; i++ {
 		if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: 97 + int64(i), Sealed: []byte{1}}}); err != nil {
 			t.Fatal(err)
 		}
@@ -221,7 +222,7 @@ func TestLargeBatchAfterPending(t *testing.T) {
 		t.Fatal(err)
 	}
 	var large []protocol.Entry
-	for i := 5; i < maxPendingChanges+10; i++ {
+	for i := 5; i < 8202; i++ {
 		e := protocol.Entry{Key: blinded(i), Value: []byte{2}}
 		if i < 8 {
 			e.Value = nil // deletes three of the first batch's keys
@@ -235,8 +236,34 @@ func TestLargeBatchAfterPending(t *testing.T) {
 	if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: 2}, Changes: large}); err != nil {
 		t.Fatal(err)
 	}
-	if n := pendingCount(t, s); n != 3 {
-		t.Fatalf("%d pending records after a small and a large batch, want 1 + 2", n)
+	// The small batch's 10 changes take one record of maxPendingRecordBytes
+	// at most; the large batch's 8,197, more than bulkChanges, records of
+	// maxBulkRecordBytes at most (three deletions of 33 bytes and 34-byte
+	// changes: 30,840 fit).
+	if n := pendingCount(t, s); n != 2 {
+		t.Fatalf("%d pending records after a small and a large batch, want 2", n)
+	}
+	medium := large[:bulkChanges]
+	for i := range medium {
+		medium[i].Value = []byte{3}
+		want[medium[i].Key] = medium[i].Value
+	}
+	if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: 3}, Changes: medium}); err != nil {
+		t.Fatal(err)
+	}
+	// bulkChanges changes of 34 bytes in records of 30.
+	if n, want := pendingCount(t, s), 2+(bulkChanges+29)/30; n != want {
+		t.Fatalf("%d pending records after a batch of %d changes, want %d", n, bulkChanges, want)
+	}
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPending).ForEach(func(k, v []byte) error {
+			if seq := binary.BigEndian.Uint64(k); seq > 2 && len(v) > maxPendingRecordBytes {
+				t.Errorf("pending record %d of %d bytes, limit %d", seq, len(v), maxPendingRecordBytes)
+			}
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
 	}
 	checkEntries(t, s, want, "large batch pending")
 	if err := s.fold(make(chan struct{})); err != nil {
@@ -493,15 +520,18 @@ func TestFoldPaced(t *testing.T) {
 	}
 }
 
-// TestFoldedRecordsDroppedInSteps: a commit drops at most
-// maxDropPerCommit folded records, the next ones the rest, in order;
-// reads are the same whether a folded record is dropped yet or not, and a
-// reopen between two steps drops what is left.
+// TestFoldedRecordsDroppedInSteps: a commit drops folded records of at
+// most maxDropBytesPerCommit (here lowered to 32 records), the next ones
+// the rest, in order; reads are the same whether a folded record is
+// dropped yet or not, and a reopen between two steps drops what is left.
 func TestFoldedRecordsDroppedInSteps(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "w.db")
 	s := openStopped(t, path)
+	// commitN's records: a change of a 1-byte value and a deletion.
+	const recordBytes, perStep = 32 + 1 + 1 + 32 + 1, 32
+	s.dropBytes = perStep*recordBytes + recordBytes/2
 	want := map[[32]byte][]byte{}
-	records := 2*maxDropPerCommit + 5
+	records := 2*perStep + 5
 	commitN(t, s, 1, records, want)
 	for {
 		more, err := s.foldOnce(maxFoldChanges, nil)
@@ -515,11 +545,10 @@ func TestFoldedRecordsDroppedInSteps(t *testing.T) {
 	if n := pendingCount(t, s); n != records {
 		t.Fatalf("%d records before a commit dropped any, want %d", n, records)
 	}
-	// Each commit appends one record and drops up to maxDropPerCommit
-	// folded ones.
+	// Each commit appends one record and drops up to perStep folded ones.
 	commitN(t, s, records+1, records+1, want)
-	if n := pendingCount(t, s); n != records-maxDropPerCommit+1 {
-		t.Fatalf("%d records after one commit, want %d", n, records-maxDropPerCommit+1)
+	if n := pendingCount(t, s); n != records-perStep+1 {
+		t.Fatalf("%d records after one commit, want %d", n, records-perStep+1)
 	}
 	checkEntries(t, s, want, "after one step of the drop")
 	closeFiles(s)
@@ -543,4 +572,61 @@ func openStopped(t *testing.T, path string) *Store {
 	}
 	stopFolder(s)
 	return s
+}
+
+// TestRecordChanges: a batch's changes are split into records of at most
+// maxPendingRecordBytes, in order, each with at least one change (a change
+// larger than the bound is a record of its own), and the records decode
+// to the batch.
+func TestRecordChanges(t *testing.T) {
+	change := func(i, n int) protocol.Entry {
+		return protocol.Entry{Key: blinded(i), Value: bytes.Repeat([]byte{byte(i)}, n)}
+	}
+	for _, tc := range []struct {
+		name    string
+		changes []protocol.Entry
+		want    []int // changes per record
+	}{
+		{"one", []protocol.Entry{change(1, 10)}, []int{1}},
+		{"a deletion", []protocol.Entry{change(1, 0)}, []int{1}},
+		// 30 changes of 34 bytes fit in 1,024, 31 do not.
+		{"full records", func() (cs []protocol.Entry) {
+			for i := range 61 {
+				cs = append(cs, change(i, 1))
+			}
+			return cs
+		}(), []int{30, 30, 1}},
+		{"exactly the bound", []protocol.Entry{change(1, maxPendingRecordBytes-32-2), change(2, 1)}, []int{1, 1}},
+		{"larger than the bound", []protocol.Entry{change(1, 1), change(2, 3000), change(3, 1)}, []int{1, 1, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []int
+			var back []protocol.Entry
+			for rest := tc.changes; len(rest) > 0; {
+				n := recordChanges(rest, maxPendingRecordBytes)
+				rec := encodeChanges(rest[:n])
+				if n > 1 && len(rec) > maxPendingRecordBytes {
+					t.Errorf("record of %d changes has %d bytes", n, len(rec))
+				}
+				if err := decodeChanges(rec, func(k, v []byte) {
+					back = append(back, protocol.Entry{Key: [32]byte(k), Value: bytes.Clone(v)})
+				}); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, n)
+				rest = rest[n:]
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("changes per record %v, want %v", got, tc.want)
+			}
+			if len(back) != len(tc.changes) {
+				t.Fatalf("%d changes back, want %d", len(back), len(tc.changes))
+			}
+			for i := range back {
+				if back[i].Key != tc.changes[i].Key || !bytes.Equal(back[i].Value, tc.changes[i].Value) {
+					t.Errorf("change %d back as %x=%x", i, back[i].Key, back[i].Value)
+				}
+			}
+		})
+	}
 }

@@ -231,23 +231,24 @@ func (s *Store) checkState() error {
 }
 
 // dropFolded deletes the pending records up to seq (folded into the state
-// file), at most limit of them if limit is positive, and records and
-// returns the sequence number they are dropped through.
+// file), if limit is positive only as many as come to at most limit bytes
+// (at least one), and records and returns the sequence number they are
+// dropped through.
 func dropFolded(tx *bolt.Tx, seq uint64, limit int) (uint64, error) {
 	m := tx.Bucket(bucketMeta)
 	if dropped := readUint(m.Get(keyDroppedSeq)); dropped >= seq {
 		return dropped, nil
 	}
-	through, n := seq, 0
+	through, n, size := seq, 0, 0
 	c := tx.Bucket(bucketPending).Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.First() {
+	for k, v := c.First(); k != nil; k, v = c.First() {
 		if len(k) != 8 {
 			return 0, fmt.Errorf("%w: pending record key of %d bytes", ErrCorrupt, len(k))
 		}
 		if binary.BigEndian.Uint64(k) > seq {
 			break
 		}
-		if limit > 0 && n == limit {
+		if size += len(v); limit > 0 && n > 0 && size > limit {
 			// Records are dropped in order: those before this one are.
 			through = binary.BigEndian.Uint64(k) - 1
 			break

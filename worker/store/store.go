@@ -95,6 +95,7 @@ type Store struct {
 	betweenViews func()
 	foldTxKeys   int     // foldTxKeys; tests lower it
 	gatherStep   int     // gatherStep; tests lower it
+	dropBytes    int     // maxDropBytesPerCommit; tests lower it
 	foldPause    float64 // foldPause; tests set 0 (unpaced)
 	// foldWait waits a fold's pause (sleep; tests record the pauses).
 	foldWait func(d time.Duration, stop <-chan struct{}) bool
@@ -105,13 +106,14 @@ type Store struct {
 	syncDir func(dir string) error
 }
 
-// maxDropPerCommit bounds the folded records a commit drops: a fold of
-// 262,144 changes leaves some 2,000 records, and dropping them all in the
-// next block's commit made it take 8-21 ms under load instead of ~1
-// (docs/performance.md, "Votes in runs"); in steps of 32 they are gone
-// within a few dozen commits, far faster than commits append records.
-// Readers ignore a folded record that is not dropped yet.
-const maxDropPerCommit = 32
+// maxDropBytesPerCommit bounds the folded records a commit drops, by their
+// size (at least one record): a fold of 262,144 changes leaves some 32 MB
+// of records, and dropping them all in the next block's commit made it
+// take 8-21 ms under load instead of ~1 (docs/performance.md, "Votes in
+// runs"); in steps of 512 KiB they are gone within a few dozen commits,
+// far faster than commits append records. Readers ignore a folded record
+// that is not dropped yet.
+const maxDropBytesPerCommit = 512 << 10
 
 // initialMmapSize is the address space the database is mapped with from
 // the start (not memory: pages are read in as used). bbolt copies every
@@ -176,7 +178,7 @@ func openWith(path string, o *bolt.Options, syncDir func(dir string) error) (*St
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{}), foldRunning: true, maxBacklog: maxBacklog, foldTxKeys: foldTxKeys, gatherStep: gatherStep, foldPause: foldPause, foldWait: sleep, syncDir: syncDir}
+	s := &Store{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{}), foldRunning: true, maxBacklog: maxBacklog, foldTxKeys: foldTxKeys, gatherStep: gatherStep, dropBytes: maxDropBytesPerCommit, foldPause: foldPause, foldWait: sleep, syncDir: syncDir}
 	s.cond = sync.NewCond(&s.mu)
 	if err := s.openState(path, o); err != nil {
 		if s.state != nil {
@@ -245,7 +247,7 @@ func (s *Store) update(changes int, fn func(*bolt.Tx) error) error {
 		}
 		if dropping {
 			var err error
-			through, err = dropFolded(tx, drop, maxDropPerCommit)
+			through, err = dropFolded(tx, drop, s.dropBytes)
 			return err
 		}
 		return nil
