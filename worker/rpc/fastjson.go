@@ -1,8 +1,11 @@
 package rpc
 
 import (
+	"bytes"
+	"encoding/hex"
 	"encoding/json"
 
+	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/internal/jsonscan"
 	"github.com/integritee-go/integritee/worker/rpc/api"
 )
@@ -83,4 +86,52 @@ func fastParams(raw []byte, v any) (ok bool) {
 		return false
 	}
 	return true
+}
+
+// fastCall reads the params of a submitted call, its shard and ciphertext
+// in hex, and decodes both straight from raw: params and decodeHex made
+// two string copies of the ciphertext's hex and a slice of the shard's,
+// about a kilobyte per call, an eighth of what the worker allocated for
+// it. It takes only what fastParams takes into an api.CallParams and
+// decodeHex decodes into a shard of 32 bytes and a ciphertext of 1 to
+// protocol.MaxCallCiphertext bytes, to the same bytes (FuzzFastCall); ok
+// is false otherwise, and the slow path gives the error.
+func fastCall(raw []byte) (shard [32]byte, ct []byte, ok bool) {
+	var sh, call []byte
+	s := jsonscan.Scanner{B: raw}
+	var seen jsonscan.Members
+	ok = s.Object(func(key []byte) bool {
+		var v []byte
+		var ok bool
+		switch string(key) {
+		case "shard":
+			if !seen.First(0) {
+				return false
+			}
+			v, ok = s.Plain()
+			sh = v
+		case "call":
+			if !seen.First(1) {
+				return false
+			}
+			v, ok = s.Plain()
+			call = v
+		}
+		return ok
+	})
+	if !ok || !s.End() || !seen.Has(0) || !seen.Has(1) {
+		return [32]byte{}, nil, false
+	}
+	sh, call = bytes.TrimPrefix(sh, []byte("0x")), bytes.TrimPrefix(call, []byte("0x"))
+	if len(sh) != 2*len(shard) || len(call) == 0 || len(call)%2 != 0 || len(call) > 2*protocol.MaxCallCiphertext {
+		return [32]byte{}, nil, false
+	}
+	if _, err := hex.Decode(shard[:], sh); err != nil {
+		return [32]byte{}, nil, false
+	}
+	ct = make([]byte, len(call)/2)
+	if _, err := hex.Decode(ct, call); err != nil {
+		return [32]byte{}, nil, false
+	}
+	return shard, ct, true
 }

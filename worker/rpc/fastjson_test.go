@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/worker/rpc/api"
 )
 
@@ -217,5 +218,88 @@ func FuzzFastParams(f *testing.F) {
 				t.Fatalf("%q: fast %+v, the strict decoder %+v", raw, fast, slow)
 			}
 		}
+	})
+}
+
+// slowCall is parseCall's path without fastCall: the strict decoder, then
+// decodeHex of the shard and of the ciphertext.
+func slowCall(raw []byte) (shard, ct []byte, err error) {
+	var p api.CallParams
+	if err := slowParams(raw, &p); err != nil {
+		return nil, nil, err
+	}
+	shard, e := decodeHex("shard", p.Shard)
+	if e != nil {
+		return nil, nil, e
+	}
+	if ct, e = decodeHex("call", p.Call); e != nil {
+		return nil, nil, e
+	}
+	return shard, ct, nil
+}
+
+// sameCallAsSlow fails t unless fastCall, where it takes raw, decodes
+// exactly what the slow path does, a shard of 32 bytes and a ciphertext
+// within the limit; it reports whether fastCall took raw.
+func sameCallAsSlow(t *testing.T, raw []byte) bool {
+	t.Helper()
+	shard, ct, ok := fastCall(raw)
+	if !ok {
+		if shard != ([32]byte{}) || ct != nil {
+			t.Fatalf("%q: declined with %x %x", raw, shard, ct)
+		}
+		return false
+	}
+	sh, c, err := slowCall(raw)
+	if err != nil {
+		t.Fatalf("%q: fastCall took it, the slow path: %v", raw, err)
+	}
+	if !bytes.Equal(shard[:], sh) || !bytes.Equal(ct, c) || len(ct) == 0 || len(ct) > protocol.MaxCallCiphertext {
+		t.Fatalf("%q: fastCall %x %x, the slow path %x %x", raw, shard, ct, sh, c)
+	}
+	return true
+}
+
+func TestFastCall(t *testing.T) {
+	shard := strings.Repeat("ab", 32)
+	for _, tt := range []struct {
+		raw  string
+		fast bool
+	}{
+		{`{"shard":"` + shard + `","call":"c0ffee"}`, true},
+		{`{ "call" : "0xC0FFEE" , "shard" : "0x` + shard + `" }`, true},
+		{`{"shard":"` + shard + `"}`, false},                                                                     // no call
+		{`{"call":"c0ffee"}`, false},                                                                             // no shard
+		{`{"shard":"` + shard + `","call":""}`, false},                                                           // empty call
+		{`{"shard":"` + shard + `","call":"0x"}`, false},                                                         // empty after the prefix
+		{`{"shard":"` + shard + `","call":"c0ffe"}`, false},                                                      // odd length
+		{`{"shard":"` + shard + `","call":"c0ffzz"}`, false},                                                     // not hex
+		{`{"shard":"abab","call":"c0ffee"}`, false},                                                              // short shard
+		{`{"shard":"` + shard + `","call":"c0","call":"ee"}`, false},                                             // a key twice
+		{`{"shard":"` + shard + `","call":"c0ffee","x":1}`, false},                                               // another key
+		{`{"Shard":"` + shard + `","call":"c0ffee"}`, false},                                                     // another case
+		{`{"shard":"` + shard + `","call":"c0\u0066fee"}`, false},                                                // an escape
+		{`{"shard":"` + shard + `","call":"c0ffee"} {}`, false},                                                  // trailing
+		{`{"shard":"` + shard + `","call":"` + strings.Repeat("00", protocol.MaxCallCiphertext+1) + `"}`, false}, // too large
+	} {
+		if got := sameCallAsSlow(t, []byte(tt.raw)); got != tt.fast {
+			t.Errorf("%.80q: fast path %v, want %v", tt.raw, got, tt.fast)
+		}
+	}
+}
+
+// FuzzFastCall: wherever fastCall takes a call's params, it decodes the
+// shard and the ciphertext exactly as the slow path does.
+func FuzzFastCall(f *testing.F) {
+	shard := strings.Repeat("0a", 32)
+	for _, s := range []string{
+		`{"shard":"` + shard + `","call":"c0ffee"}`, `{"call":"0xc0","shard":"0x` + shard + `"}`,
+		`{"shard":"` + shard + `","call":"c0ff"}`, `{"shard":"` + shard + `","call":"C0"}`, `{}`,
+		`{"shard":"` + shard + `","call":"c0","call":"ee"}`, `{"shard":"` + shard + `","call":"c\u0030"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		sameCallAsSlow(t, raw)
 	})
 }
