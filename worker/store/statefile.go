@@ -239,24 +239,32 @@ func dropFolded(tx *bolt.Tx, seq uint64, limit int) (uint64, error) {
 	if dropped := readUint(m.Get(keyDroppedSeq)); dropped >= seq {
 		return dropped, nil
 	}
-	through, n, size := seq, 0, 0
-	c := tx.Bucket(bucketPending).Cursor()
-	for k, v := c.First(); k != nil; k, v = c.First() {
+	// The keys are gathered first and deleted after: a cursor's First
+	// after each delete stepped again over every leaf already emptied in
+	// this transaction (bbolt removes them at the commit), a cost that grew
+	// with the square of the records dropped.
+	through, size := seq, 0
+	var drop [][]byte
+	b := tx.Bucket(bucketPending)
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
 		if len(k) != 8 {
 			return 0, fmt.Errorf("%w: pending record key of %d bytes", ErrCorrupt, len(k))
 		}
 		if binary.BigEndian.Uint64(k) > seq {
 			break
 		}
-		if size += len(v); limit > 0 && n > 0 && size > limit {
+		if size += len(v); limit > 0 && len(drop) > 0 && size > limit {
 			// Records are dropped in order: those before this one are.
 			through = binary.BigEndian.Uint64(k) - 1
 			break
 		}
-		if err := c.Delete(); err != nil {
+		drop = append(drop, bytes.Clone(k))
+	}
+	for _, k := range drop {
+		if err := b.Delete(k); err != nil {
 			return 0, err
 		}
-		n++
 	}
 	return through, m.Put(keyDroppedSeq, binary.BigEndian.AppendUint64(nil, through))
 }
