@@ -244,7 +244,7 @@ func dropFolded(tx *bolt.Tx, seq uint64, limit int) (uint64, error) {
 	// this transaction (bbolt removes them at the commit), a cost that grew
 	// with the square of the records dropped.
 	through, size := seq, 0
-	var drop [][]byte
+	var drop []uint64
 	b := tx.Bucket(bucketPending)
 	c := b.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -259,10 +259,11 @@ func dropFolded(tx *bolt.Tx, seq uint64, limit int) (uint64, error) {
 			through = binary.BigEndian.Uint64(k) - 1
 			break
 		}
-		drop = append(drop, bytes.Clone(k))
+		drop = append(drop, binary.BigEndian.Uint64(k))
 	}
-	for _, k := range drop {
-		if err := b.Delete(k); err != nil {
+	var key [8]byte
+	for _, n := range drop {
+		if err := b.Delete(binary.BigEndian.AppendUint64(key[:0], n)); err != nil {
 			return 0, err
 		}
 	}
