@@ -101,21 +101,16 @@ func fastCall(raw []byte) (shard [32]byte, ct []byte, ok bool) {
 	s := jsonscan.Scanner{B: raw}
 	var seen jsonscan.Members
 	ok = s.Object(func(key []byte) bool {
-		var v []byte
 		var ok bool
 		switch string(key) {
 		case "shard":
-			if !seen.First(0) {
-				return false
+			if seen.First(0) {
+				sh, ok = s.Plain()
 			}
-			v, ok = s.Plain()
-			sh = v
 		case "call":
-			if !seen.First(1) {
-				return false
+			if seen.First(1) {
+				call, ok = s.Plain()
 			}
-			v, ok = s.Plain()
-			call = v
 		}
 		return ok
 	})

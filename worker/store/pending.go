@@ -116,7 +116,7 @@ const gatherStep = 4096
 func encodeChanges(changes []protocol.Entry) []byte {
 	n := 0
 	for _, c := range changes {
-		n += 32 + binary.MaxVarintLen64 + len(c.Value)
+		n += changeSize(c)
 	}
 	b := make([]byte, 0, n)
 	for _, c := range changes {
