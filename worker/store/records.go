@@ -44,6 +44,63 @@ var (
 	bucketLog     = []byte("log")
 )
 
+// A record is stored in chunks. A record of one chunk is stored under its
+// index (8 bytes), as every record was before chunks; chunk i of a record
+// of k > 1 chunks under index || i || k (4 bytes each), which sort in
+// order after the index's own key and before the next index. Every chunk
+// names the count, so a chunk lost or planted is found, not read as a
+// shorter or longer record. bbolt keeps at least two values in a leaf, so
+// a block's whole record (~12 KB) was written again with its neighbours
+// in every commit; chunks of a kilobyte in pages filled to logFillPercent
+// are written once, and from bbolt's page pool rather than fresh
+// multi-page buffers. A record larger than bulkRecordBytes (a snapshot)
+// is cut in chunks of maxRecordChunk: a few large values are cheaper to
+// write than many small ones.
+const (
+	recordChunkBytes = 1 << 10
+	bulkRecordBytes  = 64 << 10
+	maxRecordChunk   = 1 << 20
+	logFillPercent   = 0.9
+	recordKeyBytes   = 8
+	chunkKeyBytes    = 8 + 4 + 4
+)
+
+// recordChunks returns r's chunks, which alias r.
+func recordChunks(r []byte) [][]byte {
+	size := recordChunkBytes
+	if len(r) > bulkRecordBytes {
+		size = maxRecordChunk
+	}
+	chunks := make([][]byte, 0, (len(r)+size-1)/size)
+	for len(r) > size {
+		chunks = append(chunks, r[:size])
+		r = r[size:]
+	}
+	return append(chunks, r)
+}
+
+// chunkKey returns the key of chunk i of the k chunks of record index.
+func chunkKey(index uint64, i, k uint32) []byte {
+	key := binary.BigEndian.AppendUint64(make([]byte, 0, chunkKeyBytes), index)
+	if k == 1 {
+		return key
+	}
+	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(key, i), k)
+}
+
+// parseRecordKey returns the index of a key, its chunk number and the
+// record's count of chunks.
+func parseRecordKey(key []byte) (index uint64, i, k uint32, ok bool) {
+	switch len(key) {
+	case recordKeyBytes:
+		return binary.BigEndian.Uint64(key), 0, 1, true
+	case chunkKeyBytes:
+		i, k = binary.BigEndian.Uint32(key[8:]), binary.BigEndian.Uint32(key[12:])
+		return binary.BigEndian.Uint64(key), i, k, k > 1 && i < k
+	}
+	return 0, 0, 0, false
+}
+
 // Records are sealed Raft records of a shard, appended with a Batch (in
 // the same transaction as its state changes) or by AppendRecords.
 type Records struct {
@@ -100,12 +157,16 @@ func appendRecords(tx *bolt.Tx, shard [32]byte, recs [][]byte) error {
 	if err != nil {
 		return err
 	}
+	lb.FillPercent = logFillPercent
 	next := readUint(sb.Get(keyRecordNext))
 	for _, r := range recs {
 		// bbolt needs the value unchanged until the commit: a copy does
 		// not depend on the caller for that.
-		if err := lb.Put(binary.BigEndian.AppendUint64(nil, next), bytes.Clone(r)); err != nil {
-			return err
+		chunks := recordChunks(bytes.Clone(r))
+		for i, c := range chunks {
+			if err := lb.Put(chunkKey(next, uint32(i), uint32(len(chunks))), c); err != nil {
+				return err
+			}
 		}
 		next++
 	}
@@ -137,10 +198,22 @@ func (s *Store) EachRecord(shard [32]byte, fn func(index uint64, rec []byte) err
 		want := first
 		c := lb.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if len(k) != 8 || binary.BigEndian.Uint64(k) != want || want >= next {
+			index, i, n, ok := parseRecordKey(k)
+			if !ok || i != 0 || index != want || want >= next {
 				return fmt.Errorf("%w: record key %x, want index %d of [%d, %d)", ErrCorrupt, k, want, first, next)
 			}
-			if err := fn(want, bytes.Clone(v)); err != nil {
+			rec := bytes.Clone(v)
+			for i = 1; i < n; i++ {
+				k, v = c.Next()
+				if ci, cj, cn, ok := parseRecordKey(k); !ok || ci != want || cj != i || cn != n {
+					return fmt.Errorf("%w: record key %x, want chunk %d of %d of record %d", ErrCorrupt, k, i, n, want)
+				}
+				if len(rec)+len(v) > MaxRecordBytes {
+					return fmt.Errorf("%w: record %d longer than %d bytes", ErrCorrupt, want, MaxRecordBytes)
+				}
+				rec = append(rec, v...)
+			}
+			if err := fn(want, rec); err != nil {
 				return err
 			}
 			want++
@@ -190,10 +263,11 @@ func recordRange(tx *bolt.Tx, shard [32]byte) (first, next uint64, lb *bolt.Buck
 	if k == nil {
 		return next, next, lb, nil
 	}
-	if len(k) != 8 {
-		return 0, 0, nil, fmt.Errorf("%w: record key of %d bytes", ErrCorrupt, len(k))
+	index, i, _, ok := parseRecordKey(k)
+	if !ok || i != 0 {
+		return 0, 0, nil, fmt.Errorf("%w: first record key %x", ErrCorrupt, k)
 	}
-	return binary.BigEndian.Uint64(k), next, lb, nil
+	return index, next, lb, nil
 }
 
 // TruncateRecordsBefore drops the shard's records with an index below n,
@@ -219,8 +293,19 @@ func truncateRecords(tx *bolt.Tx, shard [32]byte, n uint64) error {
 	if n > next {
 		return fmt.Errorf("%w: truncate before %d, next index is %d", ErrRecordRange, n, next)
 	}
-	for i := first; i < n; i++ {
-		if err := lb.Delete(binary.BigEndian.AppendUint64(nil, i)); err != nil {
+	if first >= n {
+		return nil
+	}
+	// The keys are gathered before any is deleted: a cursor stepping
+	// over leaves it emptied would cost a rescan per key.
+	var keys [][]byte
+	end := chunkKey(n, 0, 1)
+	c := lb.Cursor()
+	for k, _ := c.First(); k != nil && bytes.Compare(k, end) < 0; k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := lb.Delete(k); err != nil {
 			return err
 		}
 	}
