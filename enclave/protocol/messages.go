@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/integritee-go/integritee/chain/types"
+
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/tx"
 )
@@ -121,8 +123,8 @@ type SealedKeys struct {
 // plaintext key) and the sealed value. In a change set an empty Value
 // deletes the entry.
 type Entry struct {
-	Key   [32]byte `cbor:"k"`
-	Value []byte   `cbor:"v"`
+	Key   types.Hash `cbor:"k"`
+	Value []byte     `cbor:"v"`
 }
 
 // Init starts the enclave for one shard. On first start SealedKeys and

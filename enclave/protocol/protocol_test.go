@@ -485,3 +485,28 @@ func TestClientDropsLargeBuffers(t *testing.T) {
 		t.Fatalf("buffers of a request over %d bytes kept: frame %d, body %d", maxKeptBuffer, c.frame.Cap(), c.body.Cap())
 	}
 }
+
+// TestEntryFormat: an Entry is the CBOR map it always was (its key a byte
+// string of 32), as stores and sealed checkpoints hold it, and reads
+// back.
+func TestEntryFormat(t *testing.T) {
+	e := Entry{Key: [32]byte{1, 2, 3, 31: 0xff}, Value: []byte("sealed")}
+	got, err := Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Marshal(struct {
+		Key   [32]byte `cbor:"k"`
+		Value []byte   `cbor:"v"`
+	}{e.Key, e.Value})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("Entry encodes as %x, want %x", got, want)
+	}
+	var back Entry
+	if err := Unmarshal(want, &back); err != nil || back.Key != e.Key || !bytes.Equal(back.Value, e.Value) {
+		t.Fatalf("decoded %+v, %v; want %+v", back, err, e)
+	}
+}

@@ -33,6 +33,7 @@ import (
 
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave/state"
 	"github.com/integritee-go/integritee/internal/ed25519x"
 )
@@ -136,9 +137,9 @@ type SignedCall struct {
 type callPayload struct {
 	Call      cbor.RawMessage `cbor:"call"`
 	Nonce     uint64          `cbor:"nonce"`
-	Genesis   [32]byte        `cbor:"genesis"`
-	MRENCLAVE [32]byte        `cbor:"mrenclave"`
-	Shard     [32]byte        `cbor:"shard"`
+	Genesis   types.Hash      `cbor:"genesis"`
+	MRENCLAVE types.Hash      `cbor:"mrenclave"`
+	Shard     types.Hash      `cbor:"shard"`
 }
 
 // CallSignBytes returns the digest a trusted call's signer signs for t.
@@ -174,17 +175,17 @@ type SignedGetter struct {
 	// Unix milliseconds.
 	Expires int64 `cbor:"expires"`
 	// ReplyKeyHash is ReplyKeyHash of the key the answer is encrypted to.
-	ReplyKeyHash [32]byte `cbor:"reply_key_hash"`
-	Signature    []byte   `cbor:"sig"`
+	ReplyKeyHash types.Hash `cbor:"reply_key_hash"`
+	Signature    []byte     `cbor:"sig"`
 }
 
 type getterPayload struct {
 	Getter       cbor.RawMessage `cbor:"getter"`
 	Expires      int64           `cbor:"expires"`
-	ReplyKeyHash [32]byte        `cbor:"reply_key_hash"`
-	Genesis      [32]byte        `cbor:"genesis"`
-	MRENCLAVE    [32]byte        `cbor:"mrenclave"`
-	Shard        [32]byte        `cbor:"shard"`
+	ReplyKeyHash types.Hash      `cbor:"reply_key_hash"`
+	Genesis      types.Hash      `cbor:"genesis"`
+	MRENCLAVE    types.Hash      `cbor:"mrenclave"`
+	Shard        types.Hash      `cbor:"shard"`
 }
 
 // ReplyKeyHash is what a signed getter records of the serialised reply
@@ -302,7 +303,7 @@ func setNonce(st state.KV, a tx.Address, n uint64) error {
 // every enclave of the shard applies it with ApplyVerified.
 type Verified struct {
 	// Hash is sha256 of the SignedCall bytes (Result.Hash).
-	Hash   [32]byte   `cbor:"hash"`
+	Hash   types.Hash `cbor:"hash"`
 	Signer tx.Address `cbor:"signer"`
 	Nonce  uint64     `cbor:"nonce"`
 	// Call is the application call (CBOR) as signed, carried as a byte

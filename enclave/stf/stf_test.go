@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fxamacker/cbor/v2"
 	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/tx"
 	"github.com/integritee-go/integritee/enclave/state"
@@ -368,5 +369,55 @@ func TestDevAccounts(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSignBytesFormat: the signed payloads are the CBOR maps they always
+// were, whatever Go types carry their hashes (a types.Hash takes the
+// codec's fast path; a [32]byte encodes the same byte string slowly).
+// Wallets sign these bytes: a change would void every signature.
+func TestSignBytesFormat(t *testing.T) {
+	target := env.Target()
+	call, _ := codec.Marshal(map[string]uint64{"transfer": 7})
+	digest := func(domain string, v any) []byte {
+		enc, err := codec.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.Sum256(append([]byte(domain), enc...))
+		return h[:]
+	}
+	wantCall := digest(stf.CallDomain, struct {
+		Call      cbor.RawMessage `cbor:"call"`
+		Nonce     uint64          `cbor:"nonce"`
+		Genesis   [32]byte        `cbor:"genesis"`
+		MRENCLAVE [32]byte        `cbor:"mrenclave"`
+		Shard     [32]byte        `cbor:"shard"`
+	}{call, 9, target.Genesis, target.MRENCLAVE, target.Shard})
+	if got, err := stf.CallSignBytes(call, 9, target); err != nil || !bytes.Equal(got, wantCall) {
+		t.Errorf("CallSignBytes = %x, %v; want %x", got, err, wantCall)
+	}
+	rk := [32]byte{0xee}
+	wantGetter := digest(stf.GetterDomain, struct {
+		Getter       cbor.RawMessage `cbor:"getter"`
+		Expires      int64           `cbor:"expires"`
+		ReplyKeyHash [32]byte        `cbor:"reply_key_hash"`
+		Genesis      [32]byte        `cbor:"genesis"`
+		MRENCLAVE    [32]byte        `cbor:"mrenclave"`
+		Shard        [32]byte        `cbor:"shard"`
+	}{call, 12345, rk, target.Genesis, target.MRENCLAVE, target.Shard})
+	if got, err := stf.GetterSignBytes(call, 12345, rk, target); err != nil || !bytes.Equal(got, wantGetter) {
+		t.Errorf("GetterSignBytes = %x, %v; want %x", got, err, wantGetter)
+	}
+}
+
+func BenchmarkCallSignBytes(b *testing.B) {
+	target := env.Target()
+	call, _ := codec.Marshal(map[string]uint64{"transfer": 7})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := stf.CallSignBytes(call, 9, target); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
