@@ -51,10 +51,17 @@ func scaleState(tb testing.TB, n int) (*State, []Entry) {
 // transfers applies a block of k transfers between random accounts, each
 // in a child batch as the runtime runs calls, and commits it.
 func transfers(tb testing.TB, s *State, r *rand.Rand, n, k int, height int64) ChangeSet {
+	return block(tb, s, k, height, func(int) (int, int) { return r.IntN(n), r.IntN(n) })
+}
+
+// block applies a block of k transfers, the i-th between the accounts
+// pair(i) returns, each in a child batch as the runtime runs calls, and
+// commits it.
+func block(tb testing.TB, s *State, k int, height int64, pair func(i int) (from, to int)) ChangeSet {
 	bt := s.Begin()
-	for range k {
+	for i := range k {
 		c := bt.Child()
-		from, to := r.IntN(n), r.IntN(n)
+		from, to := pair(i)
 		for _, key := range [][]byte{acctKey("balances/free/", from), acctKey("balances/free/", to), acctKey("system/nonce/", from)} {
 			v, ok, err := c.Get(key)
 			if err != nil || !ok {
@@ -86,6 +93,26 @@ func BenchmarkScaleBlock(b *testing.B) {
 			c0 := cputime.Used()
 			for b.Loop() {
 				transfers(b, s, r, n, 256, height)
+				height++
+			}
+			cputime.ReportPerOp(b, c0)
+		})
+	}
+}
+
+// BenchmarkScaleBlockHot measures a block of 192 transfers from 192
+// senders to one recipient, the same accounts in every block (the load
+// tool's closed loop): what grows with the state is the tree's depth
+// under those accounts, not the accounts touched.
+func BenchmarkScaleBlockHot(b *testing.B) {
+	const senders = 192
+	for _, n := range scaleSizes {
+		b.Run(fmt.Sprintf("accounts=%d", n), func(b *testing.B) {
+			s, _ := scaleState(b, n)
+			height := int64(2)
+			c0 := cputime.Used()
+			for b.Loop() {
+				block(b, s, senders, height, func(i int) (int, int) { return i, senders })
 				height++
 			}
 			cputime.ReportPerOp(b, c0)
