@@ -98,6 +98,8 @@ func newMetrics(w *Worker) *workerMetrics {
 				}
 				return 0
 			}),
+		gauge("store", "unfolded_changes", "Committed state changes not yet folded into the state file: up to 262,144 in steady operation, "+
+			"more for a while after a large batch (a provisioned state).", func() float64 { return float64(w.store.Unfolded()) }),
 		gauge("outbox", "calls", "Outgoing chain calls waiting in the outbox; -1 if the store cannot be read.", func() float64 {
 			n, err := w.store.OutboxLen()
 			if err != nil {

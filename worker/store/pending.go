@@ -428,6 +428,15 @@ const (
 
 // folder folds in the background until Close: once foldAtChanges changes
 // are unfolded, or foldIdle after the last commit.
+// Unfolded returns the number of committed changes not yet folded into
+// the state file: at most foldAtChanges in steady operation, more for a
+// while after a large batch (a provisioned state).
+func (s *Store) Unfolded() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.backlog
+}
+
 func (s *Store) folder() {
 	defer close(s.foldDone)
 	defer func() {

@@ -266,8 +266,14 @@ func TestLargeBatchAfterPending(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkEntries(t, s, want, "large batch pending")
+	if n, want := s.Unfolded(), len(small)+len(large)+len(medium); n != want {
+		t.Fatalf("%d changes unfolded before the fold, want %d", n, want)
+	}
 	if err := s.fold(make(chan struct{})); err != nil {
 		t.Fatal(err)
+	}
+	if n := s.Unfolded(); n != 0 {
+		t.Fatalf("%d changes unfolded after the fold, want 0", n)
 	}
 	checkEntries(t, s, want, "after a large batch")
 	if n := stateCount(t, s); n != len(want) {
