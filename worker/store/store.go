@@ -123,29 +123,14 @@ const maxDropBytesPerCommit = 512 << 10
 // commit avoids it.
 const initialMmapSize = 1 << 30
 
-// options are the bbolt options the store opens its files with: bbolt's
+// options are the bbolt options the store opens its database with: bbolt's
 // defaults (4 KiB pages, the freelist written with every commit). Smaller
 // pages, the hashmap freelist and an unsynced freelist (as etcd runs bbolt)
-// were measured and did not make a commit of a million accounts' state
+// were measured and did not make a block commit at a million accounts
 // cheaper: its cost is the fsync of one dirtied leaf per changed entry,
 // which none of them changes (docs/performance.md, "A million accounts").
-// The main file is opened with mainOptions.
 func options() *bolt.Options {
 	return &bolt.Options{Timeout: time.Second, InitialMmapSize: initialMmapSize}
-}
-
-// mainOptions are o for the main file, whose freelist is not written: the
-// main file holds pending records until they are folded and dropped, so a
-// large batch (a provisioned state, dev_accounts: some 200 MB for a million
-// accounts) leaves tens of thousands of free pages, and bbolt sorted and
-// wrote all their ids with every block's commit afterwards (5% of the
-// worker's CPU under load, against 0.2% before the batch). bbolt rebuilds
-// the freelist on open by walking the live pages, which in the main file
-// are few: its records are folded into the state file.
-func mainOptions(o *bolt.Options) *bolt.Options {
-	m := *o
-	m.NoFreelistSync = true
-	return &m
 }
 
 // Open opens (creating if needed) the database at path, first finishing a
@@ -174,7 +159,7 @@ func openWith(path string, o *bolt.Options, syncDir func(dir string) error) (*St
 	if err := checkLength(path); err != nil {
 		return nil, err
 	}
-	db, err := bolt.Open(path, 0o600, mainOptions(o))
+	db, err := bolt.Open(path, 0o600, o)
 	if errors.Is(err, bolterr.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
 	}
