@@ -60,7 +60,11 @@ echo "== creating 1,000,000 accounts"
 # the first run after provisioning pays for).
 unfolded() { curl -s http://127.0.0.1:42001/metrics | awk '/^integritee_worker_store_unfolded_changes/ {print int($2)}'; }
 t0=$(date +%s%N)
-until u=$(unfolded) && [ -n "$u" ] && [ "$u" -le 262144 ]; do sleep 0.2; done
+until u=$(unfolded) && [ -n "$u" ] && [ "$u" -le 262144 ]; do
+	kill -0 "$wpid" || { cat "$dir/worker.log"; exit 1; }
+	[ $((($(date +%s%N) - t0) / 1000000000)) -lt 300 ] || { echo "the fold did not catch up in 300 s (unfolded: ${u:-no metrics})"; exit 1; }
+	sleep 0.2
+done
 echo "-- the new entries folded into the state file after $((($(date +%s%N) - t0) / 1000000)) ms"
 rss
 run "1M accounts, run 1" m1

@@ -154,9 +154,11 @@ func TestRecordsWhole(t *testing.T) {
 	wantRecordsIn(t, s, 1, [][]byte{old[1], added})
 }
 
-// TestRecordChunksCorrupt: a log whose chunks were lost, reordered or
-// planted (a damaged or tampered disk) is reported as ErrCorrupt, never
-// returned as a shorter or longer record.
+// TestRecordChunksCorrupt: a log whose chunks were lost, reordered,
+// planted or resized (a damaged or tampered disk) is reported as
+// ErrCorrupt, never returned as a shorter or longer record. (Two full
+// chunks swapped keep every size: the enclave's seal on the record finds
+// that, as any change of a record's bytes.)
 func TestRecordChunksCorrupt(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -175,6 +177,42 @@ func TestRecordChunksCorrupt(t *testing.T) {
 		{"chunk of another count", func(lb *bolt.Bucket) error { return lb.Put(chunkKey(1, 2, 4), []byte{1}) }},
 		{"chunk of a whole record", func(lb *bolt.Bucket) error { return lb.Put(chunkKey(2, 1, 2), []byte{1}) }},
 		{"chunk numbered past its count", func(lb *bolt.Bucket) error { return lb.Put(chunkKey(2, 5, 2), []byte{1}) }},
+		// Values the chunking could not have made (a record's bytes in
+		// the right keys but the wrong sizes; swapped full chunks are
+		// the enclave's seal to find).
+		{"first and last chunk swapped", func(lb *bolt.Bucket) error {
+			first, last := bytes.Clone(lb.Get(chunkKey(1, 0, 3))), bytes.Clone(lb.Get(chunkKey(1, 2, 3)))
+			return errors.Join(lb.Put(chunkKey(1, 0, 3), last), lb.Put(chunkKey(1, 2, 3), first))
+		}},
+		{"middle chunk emptied", func(lb *bolt.Bucket) error { return lb.Put(chunkKey(1, 1, 3), []byte{}) }},
+		{"middle chunk short", func(lb *bolt.Bucket) error { return lb.Put(chunkKey(1, 1, 3), []byte{1, 2, 3}) }},
+		{"last chunk too long", func(lb *bolt.Bucket) error { return lb.Put(chunkKey(1, 2, 3), make([]byte, recordChunkBytes+1)) }},
+		{"middle chunk a bucket", func(lb *bolt.Bucket) error {
+			if err := lb.Delete(chunkKey(1, 1, 3)); err != nil {
+				return err
+			}
+			_, err := lb.CreateBucket(chunkKey(1, 1, 3))
+			return err
+		}},
+		{"whole record a bucket", func(lb *bolt.Bucket) error {
+			if err := lb.Delete(chunkKey(2, 0, 1)); err != nil {
+				return err
+			}
+			_, err := lb.CreateBucket(chunkKey(2, 0, 1))
+			return err
+		}},
+		{"small chunks for a bulk record", func(lb *bolt.Bucket) error {
+			if err := lb.Delete(chunkKey(2, 0, 1)); err != nil {
+				return err
+			}
+			const n = bulkRecordBytes/recordChunkBytes + 2
+			for i := range uint32(n - 1) {
+				if err := lb.Put(chunkKey(2, i, n), make([]byte, recordChunkBytes)); err != nil {
+					return err
+				}
+			}
+			return lb.Put(chunkKey(2, n-1, n), []byte{1})
+		}},
 		{"key of another length", func(lb *bolt.Bucket) error {
 			return lb.Put(append(chunkKey(1, 0, 1), 0, 1), []byte{1})
 		}},

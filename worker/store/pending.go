@@ -426,8 +426,6 @@ const (
 	foldIdle      = 100 * time.Millisecond
 )
 
-// folder folds in the background until Close: once foldAtChanges changes
-// are unfolded, or foldIdle after the last commit.
 // Unfolded returns the number of committed changes not yet folded into
 // the state file: at most foldAtChanges in steady operation, more for a
 // while after a large batch (a provisioned state).
@@ -437,6 +435,8 @@ func (s *Store) Unfolded() int {
 	return s.backlog
 }
 
+// folder folds in the background until Close: once foldAtChanges changes
+// are unfolded, or foldIdle after the last commit.
 func (s *Store) folder() {
 	defer close(s.foldDone)
 	defer func() {

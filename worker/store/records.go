@@ -88,6 +88,27 @@ func chunkKey(index uint64, i, k uint32) []byte {
 	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(key, i), k)
 }
 
+// chunkSize returns the size of the chunks of a record of n chunks whose
+// first has first bytes: what recordChunks cut it into, or an error if
+// it could not have (an empty record, a first chunk of another size, more
+// chunks than MaxRecordBytes allows).
+func chunkSize(first int, n uint32) (int, error) {
+	switch {
+	case first == 0:
+		return 0, errors.New("empty first chunk")
+	case n == 1:
+		if first > MaxRecordBytes {
+			return 0, fmt.Errorf("%d bytes, limit %d", first, MaxRecordBytes)
+		}
+		return first, nil
+	case first != recordChunkBytes && first != maxRecordChunk:
+		return 0, fmt.Errorf("first of %d chunks has %d bytes", n, first)
+	case uint64(n-1)*uint64(first) >= MaxRecordBytes:
+		return 0, fmt.Errorf("%d chunks of %d bytes exceed %d", n, first, MaxRecordBytes)
+	}
+	return first, nil
+}
+
 // parseRecordKey returns the index of a key, its chunk number and the
 // record's count of chunks.
 func parseRecordKey(key []byte) (index uint64, i, k uint32, ok bool) {
@@ -202,16 +223,26 @@ func (s *Store) EachRecord(shard [32]byte, fn func(index uint64, rec []byte) err
 			if !ok || i != 0 || index != want || want >= next {
 				return fmt.Errorf("%w: record key %x, want index %d of [%d, %d)", ErrCorrupt, k, want, first, next)
 			}
-			rec := bytes.Clone(v)
+			size, err := chunkSize(len(v), n)
+			if err != nil {
+				return fmt.Errorf("%w: record %d: %w", ErrCorrupt, want, err)
+			}
+			rec := make([]byte, 0, min(int(n)*size, MaxRecordBytes))
+			rec = append(rec, v...)
 			for i = 1; i < n; i++ {
 				k, v = c.Next()
 				if ci, cj, cn, ok := parseRecordKey(k); !ok || ci != want || cj != i || cn != n {
 					return fmt.Errorf("%w: record key %x, want chunk %d of %d of record %d", ErrCorrupt, k, i, n, want)
 				}
-				if len(rec)+len(v) > MaxRecordBytes {
-					return fmt.Errorf("%w: record %d longer than %d bytes", ErrCorrupt, want, MaxRecordBytes)
+				// Every chunk but the last is full, the last is not empty:
+				// recordChunks cut them so.
+				if len(v) == 0 || len(v) > size || (i < n-1 && len(v) != size) {
+					return fmt.Errorf("%w: record %d: chunk %d of %d has %d bytes, chunks of %d", ErrCorrupt, want, i, n, len(v), size)
 				}
 				rec = append(rec, v...)
+			}
+			if n > 1 && (size == maxRecordChunk) != (len(rec) > bulkRecordBytes) {
+				return fmt.Errorf("%w: record %d of %d bytes in chunks of %d", ErrCorrupt, want, len(rec), size)
 			}
 			if err := fn(want, rec); err != nil {
 				return err
