@@ -3,6 +3,7 @@ package rpc_test
 import (
 	"bytes"
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -30,6 +31,7 @@ type fake struct {
 
 	mu     sync.Mutex
 	rounds []int
+	calls  [][]byte // every call received, copied, in order
 	block  uint64
 }
 
@@ -55,6 +57,9 @@ func (f *fake) SubmitCalls(ctx context.Context, calls [][]byte) ([]rpc.Outcome, 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.rounds = append(f.rounds, len(calls))
+	for _, c := range calls {
+		f.calls = append(f.calls, bytes.Clone(c))
+	}
 	rep := &protocol.SubmitCallsReply{Results: make([]protocol.CallResult, len(calls))}
 	for i, c := range calls {
 		r := &rep.Results[i]
@@ -104,6 +109,12 @@ func (f *fake) Health(context.Context) (*rpc.Health, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return &rpc.Health{Height: 7, StateRoot: [32]byte{1}, ShardBlock: f.block}, nil
+}
+
+func (f *fake) received() [][]byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
 }
 
 func (f *fake) roundTrips() []int {

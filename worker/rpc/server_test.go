@@ -251,6 +251,58 @@ func TestSubmissionsBatched(t *testing.T) {
 	}
 }
 
+// TestWSMessageBuffersReused: a session reads each message into a pooled
+// buffer, which the next message (of any session) overwrites; the calls
+// waiting for a batch hold copies, so the backend gets exactly the calls
+// sent, however the buffers were reused meanwhile.
+func TestWSMessageBuffersReused(t *testing.T) {
+	f := newFake()
+	f.gate, f.entered = make(chan struct{}), make(chan int, 4)
+	srv, _, ws := newServer(t, f, rpc.Options{})
+	c := dialWS(t, ws)
+	// Of one length, so that each message fills the buffer the one
+	// before it left, byte for byte where they differ.
+	want := []string{"call number 0", "call number 1", "call number 2", "call number 3", "call number 4"}
+	// The ids too are of one length: each request keeps its own copy.
+	c.send(req(0, "author_submitTrustedCall", callParams(want[0])))
+	if n := <-f.entered; n != 1 {
+		t.Fatalf("first round trip of %d", n)
+	}
+	other := dialWS(t, ws)
+	for i, ct := range want[1:] {
+		c.send(req(i+1, "author_submitTrustedCall", callParams(ct)))
+		other.send(req(100+i, "author_submitTrustedCall", callParams("other client "+strconvI(i))))
+	}
+	for srv.Queued() < 2*(len(want)-1) {
+		// Wait until the readers have queued all of them.
+		time.Sleep(time.Millisecond)
+	}
+	close(f.gate)
+	<-f.entered
+	ids := map[string]bool{}
+	for range want {
+		m := c.next()
+		if m.Error != nil {
+			t.Fatalf("response %+v", m.Error)
+		}
+		ids[string(m.ID)] = true
+	}
+	for i := range want {
+		if !ids[strconvI(i)] {
+			t.Fatalf("answers have ids %v, want 0 to %d", ids, len(want)-1)
+		}
+	}
+	var got []string
+	for _, b := range f.received() {
+		if s := string(b); strings.HasPrefix(s, "call number") {
+			got = append(got, s)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("the backend received %q, want %q", got, want)
+	}
+}
+
 func strconvI(i int) string { b, _ := json.Marshal(i); return string(b) }
 
 func TestWatch(t *testing.T) {

@@ -105,71 +105,85 @@ func (ss *session) run(ip string) {
 }
 
 func (ss *session) readLoop(ip string) {
-	s := ss.s
 	for {
-		msg, err := ss.read()
+		buf, err := ss.read()
 		if err != nil {
 			return
 		}
-		ss.touch()
-		if !s.lim.Allow(ip, 1) {
-			ss.send(errResponse(nil, s.refused(errorf(api.CodeRateLimited, "rate limit exceeded"))))
-			continue
-		}
-		if len(msg) > s.opts.MaxRequestBytes {
-			ss.send(errResponse(nil, s.refused(errorf(api.CodeInvalidRequest, "request larger than %d bytes", s.opts.MaxRequestBytes))))
-			continue
-		}
-		raws, batch, e := s.splitMessage(msg)
-		if e == nil {
-			e = s.charge(ip, len(raws))
-		}
-		if e != nil {
-			ss.send(errResponse(nil, s.refused(e)))
-			continue
-		}
-		select {
-		case ss.inflight <- struct{}{}:
-		case <-ss.ctx.Done():
+		ok := ss.handle(ip, buf.Bytes())
+		// The requests' parsing copied what the calls keep (as for an
+		// HTTP body): the buffer is free again.
+		ss.s.readBufs.Put(buf)
+		if !ok {
 			return
 		}
-		ps := s.startAll(ss.ctx, raws, batch, ss)
-		ss.wg.Add(1)
-		go func() {
-			defer ss.wg.Done()
-			defer func() { <-ss.inflight }()
-			// The answer is encoded in a pooled buffer, free again once
-			// written (the connection's Write does not keep it).
-			buf := s.answerBufs.Get().(*answerBuf)
-			if out := collect(buf.b[:0], ps, batch); out != nil {
-				ss.write(out)
-				s.putAnswerBuf(buf, out)
-			}
-		}()
 	}
 }
 
-// read reads the next message. It reads into a buffer of the server's
-// pool and returns an exact-size copy: io.ReadAll (the library's Read)
-// grows its buffer in steps and copies it once more, which was a tenth of
-// the worker's CPU under many clients. A session keeps no buffer of its
-// own between messages, so idle sessions hold no read memory.
+// handle starts the requests of message msg; false when the session ends.
+func (ss *session) handle(ip string, msg []byte) bool {
+	s := ss.s
+	ss.touch()
+	if !s.lim.Allow(ip, 1) {
+		ss.send(errResponse(nil, s.refused(errorf(api.CodeRateLimited, "rate limit exceeded"))))
+		return true
+	}
+	if len(msg) > s.opts.MaxRequestBytes {
+		ss.send(errResponse(nil, s.refused(errorf(api.CodeInvalidRequest, "request larger than %d bytes", s.opts.MaxRequestBytes))))
+		return true
+	}
+	raws, batch, e := s.splitMessage(msg)
+	if e == nil {
+		e = s.charge(ip, len(raws))
+	}
+	if e != nil {
+		ss.send(errResponse(nil, s.refused(e)))
+		return true
+	}
+	select {
+	case ss.inflight <- struct{}{}:
+	case <-ss.ctx.Done():
+		return false
+	}
+	ps := s.startAll(ss.ctx, raws, batch, ss)
+	ss.wg.Add(1)
+	go func() {
+		defer ss.wg.Done()
+		defer func() { <-ss.inflight }()
+		// The answer is encoded in a pooled buffer, free again once
+		// written (the connection's Write does not keep it).
+		buf := s.answerBufs.Get().(*answerBuf)
+		if out := collect(buf.b[:0], ps, batch); out != nil {
+			ss.write(out)
+			s.putAnswerBuf(buf, out)
+		}
+	}()
+	return true
+}
+
+// read reads the next message into a buffer of the server's pool, which
+// the caller puts back once the message's requests are parsed (they copy
+// what they keep): io.ReadAll (the library's Read) grows its buffer in
+// steps and copies it once more, which was a tenth of the worker's CPU
+// under many clients, and an exact-size copy of each message was a tenth
+// of its allocations. A session keeps no buffer of its own between
+// messages, so idle sessions hold no read memory.
 //
 // It waits without a context, which the library would register anew for
 // every message (a fifth of the server's allocations per call): the
 // session ends by its connection's closing, by the client, the idle or
 // ping loop, or Server.Close.
-func (ss *session) read() ([]byte, error) {
+func (ss *session) read() (*bytes.Buffer, error) {
 	_, r, err := ss.conn.Reader(context.Background())
 	if err != nil {
 		return nil, err
 	}
 	buf := ss.s.readBufs.Get()
-	defer ss.s.readBufs.Put(buf)
 	if _, err := buf.ReadFrom(r); err != nil {
+		ss.s.readBufs.Put(buf)
 		return nil, err
 	}
-	return bytes.Clone(buf.Bytes()), nil
+	return buf, nil
 }
 
 // touch restarts the session's idle clock.
