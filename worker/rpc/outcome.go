@@ -79,7 +79,7 @@ func Outcomes(rep *protocol.SubmitCallsReply) ([]Outcome, error) {
 	)
 	if rep.Block != nil {
 		var root []byte
-		root, proofs = merkle.ProofsFromByteSlices(rep.Leaves)
+		root, proofs = blockProofs(rep.Leaves)
 		if string(root) != string(rep.Block.Header.CallsRoot[:]) {
 			return nil, errors.New("rpc: enclave reply's leaves do not hash to the block's calls root")
 		}
