@@ -119,27 +119,33 @@ func wantRecordsIn(t *testing.T, s *Store, first uint64, want [][]byte) {
 	}
 }
 
+// putWhole writes recs as the store wrote records before chunks, each
+// whole under its index from first, and the next index after them.
+func putWhole(s *Store, first uint64, recs ...[]byte) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		sb, err := tx.Bucket(bucketRecords).CreateBucketIfNotExists(chunkShard[:])
+		if err != nil {
+			return err
+		}
+		lb, err := sb.CreateBucketIfNotExists(bucketLog)
+		if err != nil {
+			return err
+		}
+		for i, r := range recs {
+			if err := lb.Put(binary.BigEndian.AppendUint64(nil, first+uint64(i)), r); err != nil {
+				return err
+			}
+		}
+		return sb.Put(keyRecordNext, binary.BigEndian.AppendUint64(nil, first+uint64(len(recs))))
+	})
+}
+
 // TestRecordsWhole: a store written before records were cut in chunks
 // (each record whole under its index) reads, appends and truncates.
 func TestRecordsWhole(t *testing.T) {
 	s := openChunks(t)
 	old := [][]byte{pattern(20_000, 1), pattern(5, 2)}
-	if err := s.db.Update(func(tx *bolt.Tx) error {
-		sb, err := tx.Bucket(bucketRecords).CreateBucket(chunkShard[:])
-		if err != nil {
-			return err
-		}
-		lb, err := sb.CreateBucket(bucketLog)
-		if err != nil {
-			return err
-		}
-		for i, r := range old {
-			if err := lb.Put(binary.BigEndian.AppendUint64(nil, uint64(i)), r); err != nil {
-				return err
-			}
-		}
-		return sb.Put(keyRecordNext, binary.BigEndian.AppendUint64(nil, uint64(len(old))))
-	}); err != nil {
+	if err := putWhole(s, 0, old...); err != nil {
 		t.Fatal(err)
 	}
 	wantRecordsIn(t, s, 0, old)
@@ -285,19 +291,7 @@ func wchar(t *testing.T) int64 {
 // neighbours.
 func TestRecordAppendWritesOnce(t *testing.T) {
 	const size, n = 12_000, 20
-	appendWhole := func(s *Store, index uint64, r []byte) error {
-		return s.db.Update(func(tx *bolt.Tx) error {
-			sb, err := tx.Bucket(bucketRecords).CreateBucketIfNotExists(chunkShard[:])
-			if err != nil {
-				return err
-			}
-			lb, err := sb.CreateBucketIfNotExists(bucketLog)
-			if err != nil {
-				return err
-			}
-			return errors.Join(lb.Put(binary.BigEndian.AppendUint64(nil, index), r), sb.Put(keyRecordNext, binary.BigEndian.AppendUint64(nil, index+1)))
-		})
-	}
+	appendWhole := func(s *Store, index uint64, r []byte) error { return putWhole(s, index, r) }
 	appendChunks := func(s *Store, _ uint64, r []byte) error { return s.AppendRecords(chunkShard, [][]byte{r}) }
 	perAppend := func(put func(*Store, uint64, []byte) error) float64 {
 		s := openChunks(t)
