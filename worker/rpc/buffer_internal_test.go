@@ -44,9 +44,6 @@ func (noObserver) Request(string, int) {}
 // started; the answers, collected after that, must be those of an
 // untouched buffer, for every request shape, fast and slow parses,
 // getters, errors that echo the id, and batches. (Contributed by a review.)
-// The pendings of a message are
-// collected after the message's buffer was overwritten; the answers must
-// equal those of an untouched buffer.
 func TestRequestsOutliveTheirBuffer(t *testing.T) {
 	sh := hex.EncodeToString(bufShard[:])
 	ct := hex.EncodeToString([]byte("secret-call-AAAA"))
