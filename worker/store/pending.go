@@ -191,15 +191,8 @@ func recordChanges(changes []protocol.Entry, limit int) int {
 
 // changeSize is the length of c's encoding in a record.
 func changeSize(c protocol.Entry) int {
-	return 32 + uvarintLen(uint64(len(c.Value))) + len(c.Value)
-}
-
-func uvarintLen(v uint64) int {
-	n := 1
-	for ; v >= 0x80; v >>= 7 {
-		n++
-	}
-	return n
+	var n [binary.MaxVarintLen64]byte
+	return 32 + binary.PutUvarint(n[:], uint64(len(c.Value))) + len(c.Value)
 }
 
 // putOrDelete writes a change: an empty value deletes the key.

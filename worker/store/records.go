@@ -65,12 +65,18 @@ const (
 	chunkKeyBytes    = 8 + 4 + 4
 )
 
+// chunkSizeFor is the size of the chunks a record of n bytes is cut into
+// (the last may be shorter).
+func chunkSizeFor(n int) int {
+	if n > bulkRecordBytes {
+		return maxRecordChunk
+	}
+	return recordChunkBytes
+}
+
 // recordChunks returns r's chunks, which alias r.
 func recordChunks(r []byte) [][]byte {
-	size := recordChunkBytes
-	if len(r) > bulkRecordBytes {
-		size = maxRecordChunk
-	}
+	size := chunkSizeFor(len(r))
 	chunks := make([][]byte, 0, (len(r)+size-1)/size)
 	for len(r) > size {
 		chunks = append(chunks, r[:size])
@@ -241,7 +247,7 @@ func (s *Store) EachRecord(shard [32]byte, fn func(index uint64, rec []byte) err
 				}
 				rec = append(rec, v...)
 			}
-			if n > 1 && (size == maxRecordChunk) != (len(rec) > bulkRecordBytes) {
+			if n > 1 && size != chunkSizeFor(len(rec)) {
 				return fmt.Errorf("%w: record %d of %d bytes in chunks of %d", ErrCorrupt, want, len(rec), size)
 			}
 			if err := fn(want, rec); err != nil {
