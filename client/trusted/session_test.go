@@ -49,16 +49,27 @@ func TestSession(t *testing.T) {
 		return ct
 	}
 	// The answers are verified once all are in: each stays intact while
-	// the session reads the next ones (it reuses its read buffer).
+	// the session reads the next ones (it reuses its read buffer). After
+	// the first, the session reserves room for two and a half answers
+	// (they differ only in their proof): the next two are kept there, the
+	// fourth, which finds the space used up, in memory of its own.
 	var cts [][]byte
 	var subs []*trusted.Submission
-	for nonce := range uint64(3) {
+	for nonce := range uint64(4) {
 		ct := transfer(nonce)
 		sub, err := s.SubmitUnverified(ctx, ct)
 		if err != nil {
 			t.Fatalf("call %d: %v", nonce, err)
 		}
 		cts, subs = append(cts, ct), append(subs, sub)
+		if nonce == 0 {
+			s.Reserve(len(trusted.Answer(sub))*5/2 + 64)
+		}
+	}
+	for i, want := range []bool{false, true, true, false} {
+		if got := trusted.InReserve(s, subs[i]); got != want {
+			t.Errorf("answer %d kept in the reserved space: %v, want %v", i, got, want)
+		}
 	}
 	for i, sub := range subs {
 		r, err := c.VerifySubmission(cts[i], sub)
@@ -74,7 +85,7 @@ func TestSession(t *testing.T) {
 	if _, err := s.SubmitUnverified(ctx, transfer(0)); !errors.As(err, &ie) || ie.Reason != protocol.ReasonStaleNonce {
 		t.Fatalf("replay: %v", err)
 	}
-	if b, err := c.Balance(ctx, bob); err != nil || b != 3 {
+	if b, err := c.Balance(ctx, bob); err != nil || b != 4 {
 		t.Fatalf("bob holds %d %v", b, err)
 	}
 
