@@ -23,3 +23,20 @@ func Decapsulations(e *Enclave) uint64 { return e.decapsulations.Load() }
 func PrepareCallAlone(e *Enclave, ct []byte) preparedCall {
 	return e.prepareCall(e.callTargets(), e.callRule(), ct)
 }
+
+// DecodedBatches is the number of direct batches e decoded from the
+// shard's log rather than took from its own proposal.
+func DecodedBatches(e *Enclave) uint64 { return e.repl.decodedBatches.Load() }
+
+// ProposedAndLogged returns the direct command e would propose for cts and
+// that command as the shard's log gives it to every other enclave:
+// encoded and decoded.
+func ProposedAndLogged(e *Enclave, cts [][]byte) (proposed, logged any, err error) {
+	cmd := command{Direct: &directCommand{ID: [16]byte{1}, Proposer: e.signerAddress(), Time: 7, Calls: e.prepareCalls(cts)}}
+	b, err := protocol.Marshal(&cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := decodeCommand(b)
+	return cmd, d, err
+}

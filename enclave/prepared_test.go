@@ -116,9 +116,9 @@ func TestReplicatedBatch(t *testing.T) {
 	// Replicated, sent to a follower.
 	f, n, r1, _ := threeVoters(t)
 	cts, want, kinds = mixedBatch(t, f)
-	before := map[*host]uint64{}
+	before, decodedBefore := map[*host]uint64{}, map[*host]uint64{}
 	for _, h := range n.hosts {
-		before[h] = enclave.Decryptions(h.enc)
+		before[h], decodedBefore[h] = enclave.Decryptions(h.enc), enclave.DecodedBatches(h.enc)
 	}
 	res := n.submitBatch(r1, cts)
 	checkBatch(t, "replicated", cts, res.Results, want, res.Leaves, kinds)
@@ -134,9 +134,41 @@ func TestReplicatedBatch(t *testing.T) {
 		if got := enclave.Decryptions(h.enc) - before[h]; got != wantDec {
 			t.Fatalf("host %d decrypted %d calls of the batch, want %d", i, got, wantDec)
 		}
+		// The proposer applies the batch as it proposed it; the others
+		// decode it from the log (TestProposedCommandIsLogged: the same).
+		wantDecoded := uint64(1)
+		if h == r1 {
+			wantDecoded = 0
+		}
+		if got := enclave.DecodedBatches(h.enc) - decodedBefore[h]; got != wantDecoded {
+			t.Fatalf("host %d decoded %d batches from the log, want %d", i, got, wantDecoded)
+		}
 		if a, b := privateBalance(t, f.c, h, f.shieldingPub, f.aliceI), privateBalance(t, f.c, h, f.shieldingPub, f.bobI); a != 745 || b != 255 {
 			t.Fatalf("host %d: alice %d bob %d, want 745 255", i, a, b)
 		}
+	}
+}
+
+// TestProposedCommandIsLogged: a direct batch with calls of every outcome
+// among 300 transfers decodes from the log as the command its proposer
+// built, which the proposer applies without decoding it.
+func TestProposedCommandIsLogged(t *testing.T) {
+	f := newProvisionFixture(t)
+	if _, err := f.prov.process(f.c, 3); err != nil {
+		t.Fatal(err)
+	}
+	tgt := f.c.target(f.shard, f.shard)
+	cts, _, _ := mixedBatch(t, f)
+	for i := range 300 {
+		call := stf.Call{Transfer: &stf.Transfer{From: addr(f.aliceI), To: addr(f.bobI), Amount: 1}}
+		cts = append(cts, encryptTo(t, f.shieldingPub, trustedCall(t, f.aliceI, call, uint64(1+i), tgt)))
+	}
+	proposed, logged, err := enclave.ProposedAndLogged(f.prov.enc, cts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(proposed, logged) {
+		t.Fatalf("the log gives\n%+v\nfor the proposed\n%+v", logged, proposed)
 	}
 }
 

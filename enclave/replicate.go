@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	cmttypes "github.com/cometbft/cometbft/types"
 	"github.com/fxamacker/cbor/v2"
@@ -104,6 +105,35 @@ type replication struct {
 	// that is not a voter yet: it joins from a position the leader cannot
 	// know, so the log is kept for it (replica.CompactionPoint).
 	joining bool
+	// proposed is the last command this enclave proposed, with its
+	// encoding: the log hands those bytes back to be applied, mostly in
+	// the same request, and decoding them again was 4% of the enclave's
+	// CPU under load. Any other entry is decoded (command).
+	proposed proposal
+	// decodedBatches counts the direct batches decoded from the log
+	// (tests: a proposer takes its own from proposed).
+	decodedBatches atomic.Uint64
+}
+
+// proposal is a command and its encoding.
+type proposal struct {
+	data []byte
+	cmd  command
+}
+
+// command returns the command of log entry b: the one this enclave
+// proposed as b, once, or else b decoded. Both are the same command
+// (TestProposedCommandIsDecoded).
+func (r *replication) command(b []byte) (command, error) {
+	if p := r.proposed; p.data != nil && bytes.Equal(p.data, b) {
+		r.proposed = proposal{}
+		return p.cmd, nil
+	}
+	cmd, err := decodeCommand(b)
+	if cmd.Direct != nil {
+		r.decodedBatches.Add(1)
+	}
+	return cmd, err
 }
 
 // recordSealer seals the replica's records to this enclave and shard.
@@ -309,12 +339,14 @@ func (e *Enclave) propose(cmd command) error {
 	if err != nil {
 		return err
 	}
+	e.repl.proposed = proposal{}
 	if err := e.repl.node.Propose(b); err != nil {
 		if errors.Is(err, replica.ErrLogLost) {
 			return e.replicaFailed(err)
 		}
 		return fmt.Errorf("%w: %w", errNoLeader, err)
 	}
+	e.repl.proposed = proposal{data: b, cmd: cmd}
 	return nil
 }
 
@@ -390,7 +422,7 @@ func (e *Enclave) applyQueue(out *protocol.ReplicaOutput) error {
 			e.repl.queue = e.repl.queue[1:] // in the state already (restart, provisioning)
 			continue
 		}
-		cmd, err := decodeCommand(ent.Command)
+		cmd, err := e.repl.command(ent.Command)
 		if err != nil {
 			// Only the shard's enclaves can append to the log.
 			return e.fail(fmt.Errorf("log entry %d: %w", ent.Index, err))
