@@ -605,6 +605,9 @@ func (s *Server) start(ctx context.Context, raw json.RawMessage, sess *session, 
 		return s.reply(req, nil, e)
 	}
 	p := m(s, ctx, req, sess, inBatch)
+	// The params may be the message's buffer (fastRequest), which is
+	// reused once the requests started: nothing reads them later.
+	req.Params = nil
 	if s.opts.Observer == nil {
 		return p
 	}
