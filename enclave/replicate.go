@@ -108,7 +108,8 @@ type replication struct {
 	// proposed is the last command this enclave proposed, with its
 	// encoding: the log hands those bytes back to be applied, mostly in
 	// the same request, and decoding them again was 4% of the enclave's
-	// CPU under load. Any other entry is decoded (command).
+	// CPU under load. Any other entry is decoded (command). A proposal
+	// that never commits stays until the next: one batch at most.
 	proposed proposal
 	// decodedBatches counts the direct batches decoded from the log
 	// (tests: a proposer takes its own from proposed).
@@ -123,7 +124,7 @@ type proposal struct {
 
 // command returns the command of log entry b: the one this enclave
 // proposed as b, once, or else b decoded. Both are the same command
-// (TestProposedCommandIsDecoded).
+// (TestProposedCommandIsLogged).
 func (r *replication) command(b []byte) (command, error) {
 	if p := r.proposed; p.data != nil && bytes.Equal(p.data, b) {
 		r.proposed = proposal{}

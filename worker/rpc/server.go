@@ -752,8 +752,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The body is read into a pooled buffer (see session.read), which
-	// is free again once the answer is written: the requests' parsing
-	// copies what the calls keep.
+	// is free again once the answer is written: the methods copy what
+	// they keep from their params while they start.
 	buf := s.readBufs.Get()
 	defer s.readBufs.Put(buf)
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, int64(s.opts.MaxRequestBytes)))

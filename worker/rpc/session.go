@@ -111,8 +111,9 @@ func (ss *session) readLoop(ip string) {
 			return
 		}
 		ok := ss.handle(ip, buf.Bytes())
-		// The requests' parsing copied what the calls keep (as for an
-		// HTTP body): the buffer is free again.
+		// The requests started: their methods copied what they keep
+		// from their params, which were read in place (as for an HTTP
+		// body), so the buffer is free again.
 		ss.s.readBufs.Put(buf)
 		if !ok {
 			return
