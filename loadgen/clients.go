@@ -427,22 +427,11 @@ func warmUp(sess []*trusted.Session, first func(i int, s *trusted.Session) bool,
 // answers are kept for verification after the timed phase, and memory
 // mapped in it was an eighth of the generator's CPU (Session.Reserve).
 func reserveAnswers(sess []*trusted.Session, calls int) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(sess) {
-					return
-				}
-				if s := sess[i]; s != nil {
-					s.Reserve(calls * (s.AnswerSize() + s.AnswerSize()/8))
-				}
-			}
-		})
-	}
-	wg.Wait()
+	parallel(len(sess), runtime.GOMAXPROCS(0), func(i int) {
+		if s := sess[i]; s != nil {
+			s.Reserve(calls * (s.AnswerSize() + s.AnswerSize()/8))
+		}
+	})
 }
 
 // fundSessions has funder k pay amount to each of its share of the
@@ -530,37 +519,24 @@ func sourceIP(i int) net.IP {
 // opened is nil and counted in st.OpenErrors.
 func openSessions(ctx context.Context, tcs []*trusted.Client, n int, st *SessionStats) []*trusted.Session {
 	sess := make([]*trusted.Session, n)
-	var (
-		next atomic.Int64
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-	)
+	var mu sync.Mutex
 	sources := map[string]bool{}
-	for range min(openParallel, n) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				octx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				s, err := tcs[workerOf(i, len(tcs))].OpenSession(octx, trusted.SessionOptions{LocalIP: sourceIP(i)})
-				cancel()
-				mu.Lock()
-				if err != nil {
-					st.OpenErrors[openErrorKind(ctx, err)]++
-				} else {
-					sess[i] = s
-					st.Opened++
-					if host, _, err := net.SplitHostPort(s.LocalAddr()); err == nil {
-						sources[host] = true
-					}
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	parallel(n, openParallel, func(i int) {
+		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		s, err := tcs[workerOf(i, len(tcs))].OpenSession(octx, trusted.SessionOptions{LocalIP: sourceIP(i)})
+		cancel()
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			st.OpenErrors[openErrorKind(ctx, err)]++
+			return
+		}
+		sess[i] = s
+		st.Opened++
+		if host, _, err := net.SplitHostPort(s.LocalAddr()); err == nil {
+			sources[host] = true
+		}
+	})
 	st.Sources = len(sources)
 	if len(st.OpenErrors) == 0 {
 		st.OpenErrors = nil
@@ -570,20 +546,24 @@ func openSessions(ctx context.Context, tcs []*trusted.Client, n int, st *Session
 
 // closeSessions closes the open sessions, openParallel at a time.
 func closeSessions(sess []*trusted.Session) {
+	parallel(len(sess), openParallel, func(i int) {
+		if sess[i] != nil {
+			sess[i].Close()
+		}
+	})
+}
+
+// parallel calls f(i) for every i below n, from up to workers goroutines
+// at once, each taking the next i.
+func parallel(n, workers int, f func(i int)) {
 	var (
 		next atomic.Int64
 		wg   sync.WaitGroup
 	)
-	for range min(openParallel, len(sess)) {
+	for range min(workers, n) {
 		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(sess) {
-					return
-				}
-				if sess[i] != nil {
-					sess[i].Close()
-				}
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				f(i)
 			}
 		})
 	}

@@ -5,10 +5,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/integritee-go/integritee/chain/types"
-
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/tx"
+	"github.com/integritee-go/integritee/chain/types"
 )
 
 // Version is the protocol version every envelope carries. A server answers

@@ -163,8 +163,8 @@ func (ss *session) handle(ip string, msg []byte) bool {
 }
 
 // read reads the next message into a buffer of the server's pool, which
-// the caller puts back once the message's requests are parsed (they copy
-// what they keep): io.ReadAll (the library's Read) grows its buffer in
+// the caller puts back once the message's requests have started (their
+// methods copy what they keep): io.ReadAll (the library's Read) grows its buffer in
 // steps and copies it once more, which was a tenth of the worker's CPU
 // under many clients, and an exact-size copy of each message was a tenth
 // of its allocations. A session keeps no buffer of its own between

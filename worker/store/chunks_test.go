@@ -123,11 +123,7 @@ func wantRecordsIn(t *testing.T, s *Store, first uint64, want [][]byte) {
 // whole under its index from first, and the next index after them.
 func putWhole(s *Store, first uint64, recs ...[]byte) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		sb, err := tx.Bucket(bucketRecords).CreateBucketIfNotExists(chunkShard[:])
-		if err != nil {
-			return err
-		}
-		lb, err := sb.CreateBucketIfNotExists(bucketLog)
+		sb, lb, err := createShardLog(tx, chunkShard)
 		if err != nil {
 			return err
 		}

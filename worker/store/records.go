@@ -175,12 +175,20 @@ func (s *Store) AppendRecords(shard [32]byte, recs [][]byte) error {
 	return nil
 }
 
-func appendRecords(tx *bolt.Tx, shard [32]byte, recs [][]byte) error {
-	sb, err := tx.Bucket(bucketRecords).CreateBucketIfNotExists(shard[:])
-	if err != nil {
-		return err
+// createShardLog returns the shard's bucket of records and its log
+// bucket, creating them if needed.
+func createShardLog(tx *bolt.Tx, shard [32]byte) (sb, lb *bolt.Bucket, err error) {
+	if sb, err = tx.Bucket(bucketRecords).CreateBucketIfNotExists(shard[:]); err != nil {
+		return nil, nil, err
 	}
-	lb, err := sb.CreateBucketIfNotExists(bucketLog)
+	if lb, err = sb.CreateBucketIfNotExists(bucketLog); err != nil {
+		return nil, nil, err
+	}
+	return sb, lb, nil
+}
+
+func appendRecords(tx *bolt.Tx, shard [32]byte, recs [][]byte) error {
+	sb, lb, err := createShardLog(tx, shard)
 	if err != nil {
 		return err
 	}
