@@ -390,7 +390,13 @@ func sleep(d time.Duration, stop <-chan struct{}) bool {
 
 // fold folds pending records until there are none or stop is closed.
 func (s *Store) fold(stop <-chan struct{}) error {
-	for {
+	return s.foldWhile(stop, func() bool { return true })
+}
+
+// foldWhile folds pending records while due says so and some remain, or
+// until stop is closed.
+func (s *Store) foldWhile(stop <-chan struct{}, due func() bool) error {
+	for due() {
 		select {
 		case <-stop:
 			return nil
@@ -401,6 +407,7 @@ func (s *Store) fold(stop <-chan struct{}) error {
 			return err
 		}
 	}
+	return nil
 }
 
 // foldAtChanges is the number of unfolded changes at which the
@@ -414,9 +421,16 @@ func (s *Store) fold(stop <-chan struct{}) error {
 // start or a snapshot lay the unfolded records over the state file, so
 // more of them cost no commit or getter; they stay well below maxBacklog,
 // at which commits would wait.
+//
+// foldIdle is far longer than a busy worker's gap between two commits: at
+// 100 ms, a worker behind under 10,000 clients (enclave round trips of
+// 100-250 ms) looked idle between its commits and folded 2,000-50,000
+// changes at a time, ten times as often as at foldAtChanges, each fold a
+// few state file transactions whose fsyncs held the commits back
+// (docs/performance.md, "The fold waits for real idleness").
 const (
 	foldAtChanges = 1 << 18
-	foldIdle      = 100 * time.Millisecond
+	foldIdle      = time.Second
 )
 
 // Unfolded returns the number of committed changes not yet folded into
@@ -428,8 +442,20 @@ func (s *Store) Unfolded() int {
 	return s.backlog
 }
 
-// folder folds in the background until Close: once foldAtChanges changes
-// are unfolded, or foldIdle after the last commit.
+// foldDue folds what is due: everything once idle, else while
+// foldAt changes or more are unfolded. The changes committed during a
+// fold at foldAt wait for the next one (or for idleness) rather than
+// being folded at once in a fold of their own, which would write the
+// state file again for a few thousand changes.
+func (s *Store) foldDue(stop <-chan struct{}, idle bool) error {
+	if idle {
+		return s.fold(stop)
+	}
+	return s.foldWhile(stop, func() bool { return s.Unfolded() >= s.foldAt })
+}
+
+// folder folds in the background until Close: once foldAt changes
+// are unfolded, and the rest foldIdle after the last commit.
 func (s *Store) folder() {
 	defer close(s.foldDone)
 	defer func() {
@@ -438,23 +464,19 @@ func (s *Store) folder() {
 		s.cond.Broadcast()
 		s.mu.Unlock()
 	}()
-	idle := time.NewTimer(foldIdle)
+	idle := time.NewTimer(foldIdle) // s.foldIdle is read after a kick: tests set it after Open
 	idle.Stop()
 	for {
+		fired := false
 		select {
 		case <-s.stop:
 			return
 		case <-s.kick:
-			s.mu.Lock()
-			n := s.backlog
-			s.mu.Unlock()
-			if n < foldAtChanges {
-				idle.Reset(foldIdle)
-				continue
-			}
+			idle.Reset(s.foldIdle)
 		case <-idle.C:
+			fired = true
 		}
-		if err := s.fold(s.stop); err != nil {
+		if err := s.foldDue(s.stop, fired); err != nil {
 			s.mu.Lock()
 			s.foldErr = err
 			s.mu.Unlock()

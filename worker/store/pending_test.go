@@ -526,6 +526,73 @@ func TestFoldPaced(t *testing.T) {
 	}
 }
 
+// TestFoldDue checks when the background fold folds: nothing below foldAt
+// changes; at foldAt, what is unfolded when it starts, while the changes
+// committed during it wait for the next fold; everything once idle. And
+// the folder itself folds the rest once no commit came for foldIdle.
+func TestFoldDue(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "w.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeFiles(s)
+	stopFolder(s)
+	s.foldAt = 8
+	want := map[[32]byte][]byte{}
+	never := make(chan struct{})
+	commitN(t, s, 1, 3, want) // 6 changes
+	if err := s.foldDue(never, false); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Unfolded(); n != 6 {
+		t.Fatalf("%d changes unfolded after a fold below foldAt, want all 6", n)
+	}
+	commitN(t, s, 4, 4, want) // 8: due
+	// A block committed while the fold runs (in its first pause).
+	during := true
+	s.foldWait = func(time.Duration, <-chan struct{}) bool {
+		if during {
+			during = false
+			commitN(t, s, 5, 5, want)
+		}
+		return true
+	}
+	if err := s.foldDue(never, false); err != nil {
+		t.Fatal(err)
+	}
+	if during {
+		t.Fatal("the fold did not pause")
+	}
+	if n := s.Unfolded(); n != 2 {
+		t.Fatalf("%d changes unfolded after a fold at foldAt, want the 2 committed during it", n)
+	}
+	checkEntries(t, s, want, "after the fold at foldAt")
+	if err := s.foldDue(never, true); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Unfolded(); n != 0 {
+		t.Fatalf("%d changes unfolded after an idle fold, want 0", n)
+	}
+	checkEntries(t, s, want, "after the idle fold")
+
+	// The folder: a commit below foldAt is folded foldIdle later.
+	s.foldDone, s.stop = make(chan struct{}), make(chan struct{})
+	s.foldIdle = time.Millisecond
+	go s.folder()
+	commitN(t, s, 6, 6, want)
+	s.mu.Lock()
+	for s.backlog > 0 && s.foldErr == nil {
+		s.cond.Wait() // a fold broadcasts when it is done
+	}
+	err = s.foldErr
+	s.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopFolder(s)
+	checkEntries(t, s, want, "after the idle fold of the folder")
+}
+
 // TestFoldedRecordsDroppedInSteps: a commit drops folded records of at
 // most maxDropBytesPerCommit (here lowered to 32 records), the next ones
 // the rest, in order; reads are the same whether a folded record is

@@ -93,10 +93,12 @@ type Store struct {
 	// betweenViews, if set (tests), runs between a view's two read
 	// transactions.
 	betweenViews func()
-	foldTxKeys   int     // foldTxKeys; tests lower it
-	gatherStep   int     // gatherStep; tests lower it
-	dropBytes    int     // maxDropBytesPerCommit; tests lower it
-	foldPause    float64 // foldPause; tests set 0 (unpaced)
+	foldTxKeys   int           // foldTxKeys; tests lower it
+	gatherStep   int           // gatherStep; tests lower it
+	dropBytes    int           // maxDropBytesPerCommit; tests lower it
+	foldPause    float64       // foldPause; tests set 0 (unpaced)
+	foldAt       int           // foldAtChanges; tests lower it
+	foldIdle     time.Duration // foldIdle; tests change it
 	// foldWait waits a fold's pause (sleep; tests record the pauses).
 	foldWait func(d time.Duration, stop <-chan struct{}) bool
 	// betweenFoldTxs, if set (tests), runs between a fold's state file
@@ -178,7 +180,7 @@ func openWith(path string, o *bolt.Options, syncDir func(dir string) error) (*St
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{}), foldRunning: true, maxBacklog: maxBacklog, foldTxKeys: foldTxKeys, gatherStep: gatherStep, dropBytes: maxDropBytesPerCommit, foldPause: foldPause, foldWait: sleep, syncDir: syncDir}
+	s := &Store{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{}), foldRunning: true, maxBacklog: maxBacklog, foldTxKeys: foldTxKeys, gatherStep: gatherStep, dropBytes: maxDropBytesPerCommit, foldPause: foldPause, foldAt: foldAtChanges, foldIdle: foldIdle, foldWait: sleep, syncDir: syncDir}
 	s.cond = sync.NewCond(&s.mu)
 	if err := s.openState(path, o); err != nil {
 		if s.state != nil {
