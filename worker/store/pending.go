@@ -219,6 +219,21 @@ func unfolded(tx *bolt.Tx, after uint64, fn func(seq uint64, rec []byte) (bool, 
 	return nil
 }
 
+// pendingBytesFrom returns the size of the pending records from the
+// sequence number from on (none from 0: the sequence starts at 1, and a
+// main file without one takes no records).
+func pendingBytesFrom(tx *bolt.Tx, from uint64) int {
+	if from == 0 {
+		return 0
+	}
+	n := 0
+	c := tx.Bucket(bucketPending).Cursor()
+	for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, from)); k != nil; k, v = c.Next() {
+		n += len(v)
+	}
+	return n
+}
+
 // pendingSeqs returns the sequence numbers of the oldest and the newest
 // pending record after the sequence number after; ok false if there is
 // none.

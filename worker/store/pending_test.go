@@ -636,6 +636,55 @@ func TestFoldedRecordsDroppedInSteps(t *testing.T) {
 	checkEntries(t, s, want, "after more commits")
 }
 
+// TestFoldedRecordsDroppedAsRecordsCome: a commit drops about as many
+// bytes of folded records as it appends (minDropBytes, here lowered to two
+// records, if it appends fewer), so that the pages it frees are used
+// again by the next commits instead of lengthening bbolt's freelist.
+func TestFoldedRecordsDroppedAsRecordsCome(t *testing.T) {
+	s := openStopped(t, filepath.Join(t.TempDir(), "w.db"))
+	defer closeFiles(s)
+	// commitN's records: a change of a 1-byte value and a deletion.
+	const recordBytes = 32 + 1 + 1 + 32 + 1
+	s.dropFloor = 2 * recordBytes
+	want := map[[32]byte][]byte{}
+	const records = 20
+	commitN(t, s, 1, records, want)
+	if err := s.fold(make(chan struct{})); err != nil {
+		t.Fatal(err)
+	}
+	pending := records
+	for j, tc := range []struct {
+		name    string
+		changes int // of 1-byte values, 34 bytes each, in one record
+		dropped int
+	}{
+		{"a record of five and a bit", 10, 5}, // 340 bytes: 5 records of 67
+		{"a record of one", 2, 2},             // 68 bytes, under the floor
+		{"no record", 0, 2},                   // the floor
+		{"a record of eight and a bit", 16, 8},
+	} {
+		h := records + 1 + j
+		var ch []protocol.Entry
+		for i := range tc.changes {
+			e := protocol.Entry{Key: blinded(1000*h + i), Value: []byte{1}}
+			want[e.Key] = e.Value
+			ch = append(ch, e)
+		}
+		slices.SortFunc(ch, func(a, b protocol.Entry) int { return bytes.Compare(a.Key[:], b.Key[:]) })
+		if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: int64(h), Sealed: []byte{1}}, Changes: ch}); err != nil {
+			t.Fatal(err)
+		}
+		if tc.changes > 0 {
+			pending++
+		}
+		pending -= tc.dropped
+		if n := pendingCount(t, s); n != pending {
+			t.Fatalf("%s: %d records after the commit, want %d (%d dropped)", tc.name, n, pending, tc.dropped)
+		}
+		checkEntries(t, s, want, tc.name)
+	}
+}
+
 // openStopped opens the store at path with its background fold stopped.
 func openStopped(t *testing.T, path string) *Store {
 	t.Helper()

@@ -96,6 +96,7 @@ type Store struct {
 	foldTxKeys   int           // foldTxKeys; tests lower it
 	gatherStep   int           // gatherStep; tests lower it
 	dropBytes    int           // maxDropBytesPerCommit; tests lower it
+	dropFloor    int           // minDropBytes; tests change it
 	foldPause    float64       // foldPause; tests set 0 (unpaced)
 	foldAt       int           // foldAtChanges; tests lower it
 	foldIdle     time.Duration // foldIdle; tests change it
@@ -108,14 +109,23 @@ type Store struct {
 	syncDir func(dir string) error
 }
 
-// maxDropBytesPerCommit bounds the folded records a commit drops, by their
-// size (at least one record): a fold of 262,144 changes leaves some 32 MB
-// of records, and dropping them all in the next block's commit made it
-// take 8-21 ms under load instead of ~1 (docs/performance.md, "Votes in
-// runs"); in steps of 512 KiB they are gone within a few dozen commits,
-// far faster than commits append records. Readers ignore a folded record
-// that is not dropped yet.
-const maxDropBytesPerCommit = 512 << 10
+// A commit drops about as many bytes of folded records as it appends in
+// new ones (at least minDropBytes, at most maxDropBytesPerCommit; at
+// least one record). The pages a drop frees are taken again by the next
+// commits' records, so the main file's free pages stay few. bbolt writes
+// its whole freelist in every commit: dropped all at once after a fold of
+// 262,144 changes (32 MB), the records' 8,000 freed pages took 13 s to be
+// used again, and meanwhile every commit wrote a freelist of up to 70 KB,
+// up to twice the bytes of a commit without one (docs/performance.md,
+// "Folded records dropped as fast as records come"). The folded records
+// wait in the file instead, where readers skip them, about one fold's
+// worth at most under a steady load. maxDropBytesPerCommit keeps a commit
+// that appends many records (a provisioned state) from dropping as many:
+// dropping a fold's 32 MB in one commit took 8-21 ms ("Votes in runs").
+const (
+	minDropBytes          = 4 << 10
+	maxDropBytesPerCommit = 512 << 10
+)
 
 // initialMmapSize is the address space the database is mapped with from
 // the start (not memory: pages are read in as used). bbolt copies every
@@ -180,7 +190,7 @@ func openWith(path string, o *bolt.Options, syncDir func(dir string) error) (*St
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{}), foldRunning: true, maxBacklog: maxBacklog, foldTxKeys: foldTxKeys, gatherStep: gatherStep, dropBytes: maxDropBytesPerCommit, foldPause: foldPause, foldAt: foldAtChanges, foldIdle: foldIdle, foldWait: sleep, syncDir: syncDir}
+	s := &Store{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{}), foldRunning: true, maxBacklog: maxBacklog, foldTxKeys: foldTxKeys, gatherStep: gatherStep, dropBytes: maxDropBytesPerCommit, dropFloor: minDropBytes, foldPause: foldPause, foldAt: foldAtChanges, foldIdle: foldIdle, foldWait: sleep, syncDir: syncDir}
 	s.cond = sync.NewCond(&s.mu)
 	if err := s.openState(path, o); err != nil {
 		if s.state != nil {
@@ -225,9 +235,9 @@ func (s *Store) Close() error {
 }
 
 // update runs a commit's write transaction fn, which adds changes state
-// changes: it waits while the fold is maxBacklog changes behind, drops the
-// records folded since the last commit in the same transaction, and wakes
-// the fold.
+// changes: it waits while the fold is maxBacklog changes behind, drops
+// folded records in the same transaction (about as many bytes as fn
+// appended, see minDropBytes), and wakes the fold.
 func (s *Store) update(changes int, fn func(*bolt.Tx) error) error {
 	s.mu.Lock()
 	for changes > 0 && s.backlog >= s.maxBacklog && s.foldRunning {
@@ -244,12 +254,14 @@ func (s *Store) update(changes int, fn func(*bolt.Tx) error) error {
 	s.mu.Unlock()
 	var through uint64
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		next := readUint(tx.Bucket(bucketMeta).Get(keyPendingNext))
 		if err := fn(tx); err != nil {
 			return err
 		}
 		if dropping {
+			limit := min(max(pendingBytesFrom(tx, next), s.dropFloor), s.dropBytes)
 			var err error
-			through, err = dropFolded(tx, drop, s.dropBytes)
+			through, err = dropFolded(tx, drop, limit)
 			return err
 		}
 		return nil
