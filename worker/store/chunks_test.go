@@ -308,3 +308,108 @@ func TestRecordAppendWritesOnce(t *testing.T) {
 		t.Errorf("%.1f pages written per append in chunks, %.1f whole: want fewer", chunked, whole)
 	}
 }
+
+// truncatedBytes returns the bytes of the truncated records still in the
+// file (below the first index) and the first index.
+func truncatedBytes(t *testing.T, s *Store) (int, uint64) {
+	t.Helper()
+	var first uint64
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		first = readUint(tx.Bucket(bucketRecords).Bucket(chunkShard[:]).Get(keyRecordFirst))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return bytesBelow(t, s, first), first
+}
+
+// bytesBelow returns the bytes of the records below index in the file.
+func bytesBelow(t *testing.T, s *Store, index uint64) int {
+	t.Helper()
+	n := 0
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRecords).Bucket(chunkShard[:]).Bucket(bucketLog).ForEach(func(k, v []byte) error {
+			if bytes.Compare(k, recordKey(index)) < 0 {
+				n += len(v)
+			}
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestRecordsTruncatedAsRecordsCome: a commit that keeps only the last
+// records hides the others at once and deletes about as many bytes of
+// them as it appends (at least minDropBytes), the commits after it the
+// rest, so that the pages freed are taken again by the next records;
+// reads, before and after a reopen, never see a truncated record.
+func TestRecordsTruncatedAsRecordsCome(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all [][]byte
+	for i := range 10 {
+		all = append(all, pattern(3000, byte(i)))
+	}
+	if err := s.AppendRecords(chunkShard, all); err != nil {
+		t.Fatal(err)
+	}
+	step := func(rec []byte, keep int) {
+		t.Helper()
+		_, first := truncatedBytes(t, s)
+		if keep > 0 {
+			first = uint64(len(all) + 1 - keep)
+		}
+		before := bytesBelow(t, s, first)
+		if err := s.CommitSteps(Records{Shard: chunkShard, Data: [][]byte{rec}, KeepLast: uint64(keep)}, nil); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, rec)
+		after, got := truncatedBytes(t, s)
+		if got != first {
+			t.Fatalf("first index %d, want %d", got, first)
+		}
+		wantRecordsIn(t, s, first, all[first:])
+		limit := max(len(rec), minDropBytes)
+		if deleted := before - after; deleted > limit || (after > 0 && deleted <= limit-recordChunkBytes) {
+			t.Fatalf("a commit appending %d bytes deleted %d bytes of truncated records (%d left), want at most %d and within a chunk of it", len(rec), deleted, after, limit)
+		}
+	}
+	step(pattern(2048, 20), 2) // keeps records 9 and 10: 27,000 bytes truncated
+	if n, _ := truncatedBytes(t, s); n == 0 {
+		t.Fatal("every truncated record deleted by a commit of 2,048 bytes")
+	}
+	step(pattern(20_000, 21), 0)
+	s.Close()
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, first := truncatedBytes(t, s)
+	wantRecordsIn(t, s, first, all[first:])
+	step(pattern(20_000, 22), 0)
+	if n, _ := truncatedBytes(t, s); n != 0 {
+		t.Fatalf("%d bytes of truncated records left", n)
+	}
+	if keys := logKeys(t, s); !bytes.Equal(keys[0], chunkKey(9, 0, 3)) {
+		t.Fatalf("first key %x, want record 9's first chunk", keys[0])
+	}
+	// A first index past the next, or not 8 bytes, is a damaged file.
+	for _, v := range [][]byte{recordKey(uint64(len(all) + 1)), {9}} {
+		if err := s.db.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketRecords).Bucket(chunkShard[:]).Put(keyRecordFirst, v)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.RecordRange(chunkShard); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("first index %x: %v, want ErrCorrupt", v, err)
+		}
+		if err := s.EachRecord(chunkShard, func(uint64, []byte) error { return nil }); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("records with first index %x: %v, want ErrCorrupt", v, err)
+		}
+	}
+}

@@ -36,12 +36,13 @@ var (
 var (
 	bucketRecords = []byte("raft_records")
 
-	// In a shard's records bucket: the index the next record gets, and
-	// the nested bucket of the records (index -> record). The next index
-	// is kept apart from the records so that it survives a truncation of
-	// all of them.
-	keyRecordNext = []byte("next")
-	bucketLog     = []byte("log")
+	// In a shard's records bucket: the index the next record gets, the
+	// index of the first record not truncated, and the nested bucket of
+	// the records (index -> record). The next index is kept apart from the
+	// records so that it survives a truncation of all of them.
+	keyRecordNext  = []byte("next")
+	keyRecordFirst = []byte("first")
+	bucketLog      = []byte("log")
 )
 
 // A record is stored in chunks. A record of one chunk is stored under its
@@ -232,7 +233,7 @@ func (s *Store) EachRecord(shard [32]byte, fn func(index uint64, rec []byte) err
 		}
 		want := first
 		c := lb.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
+		for k, v := c.Seek(recordKey(first)); k != nil; k, v = c.Next() {
 			index, i, n, ok := parseRecordKey(k)
 			if !ok || i != 0 || index != want || want >= next {
 				return fmt.Errorf("%w: record key %x, want index %d of [%d, %d)", ErrCorrupt, k, want, first, next)
@@ -304,7 +305,15 @@ func recordRange(tx *bolt.Tx, shard [32]byte) (first, next uint64, lb *bolt.Buck
 		return 0, 0, nil, fmt.Errorf("%w: next record index of %d bytes", ErrCorrupt, len(nb))
 	}
 	next = binary.BigEndian.Uint64(nb)
-	k, _ := lb.Cursor().First()
+	if fb := sb.Get(keyRecordFirst); fb != nil {
+		if len(fb) != 8 || binary.BigEndian.Uint64(fb) > next {
+			return 0, 0, nil, fmt.Errorf("%w: first record index %x, next %d", ErrCorrupt, fb, next)
+		}
+		first = binary.BigEndian.Uint64(fb)
+	}
+	// Records below first are truncated, waiting to be deleted
+	// (dropTruncated).
+	k, _ := lb.Cursor().Seek(recordKey(first))
 	if k == nil {
 		return next, next, lb, nil
 	}
@@ -323,14 +332,17 @@ func recordRange(tx *bolt.Tx, shard [32]byte) (first, next uint64, lb *bolt.Buck
 // Which prefix a snapshot supersedes is the enclave's to say (the records
 // are sealed and hash-chained): it says so with Records.KeepLast.
 func (s *Store) TruncateRecordsBefore(shard [32]byte, n uint64) error {
-	err := s.db.Update(func(tx *bolt.Tx) error { return truncateRecords(tx, shard, n) })
+	err := s.db.Update(func(tx *bolt.Tx) error { return truncateRecords(tx, shard, n, 0) })
 	if err != nil {
 		return fmt.Errorf("truncate records of shard %x: %w", shard, err)
 	}
 	return nil
 }
 
-func truncateRecords(tx *bolt.Tx, shard [32]byte, n uint64) error {
+// truncateRecords truncates the shard's records below n: at once for
+// readers (the first index moves to n), in the file up to limit bytes of
+// them (all if limit is 0; see dropTruncated).
+func truncateRecords(tx *bolt.Tx, shard [32]byte, n uint64, limit int) error {
 	first, next, lb, err := recordRange(tx, shard)
 	if err != nil {
 		return err
@@ -338,15 +350,39 @@ func truncateRecords(tx *bolt.Tx, shard [32]byte, n uint64) error {
 	if n > next {
 		return fmt.Errorf("%w: truncate before %d, next index is %d", ErrRecordRange, n, next)
 	}
-	if first >= n {
+	if lb == nil {
 		return nil
 	}
+	sb := tx.Bucket(bucketRecords).Bucket(shard[:])
+	if first < n {
+		if err := sb.Put(keyRecordFirst, binary.BigEndian.AppendUint64(nil, n)); err != nil {
+			return err
+		}
+	}
+	return dropTruncated(sb, lb, limit)
+}
+
+// dropTruncated deletes truncated records (below the first index) from
+// the file, the oldest first, up to limit bytes of them (at least one
+// chunk; all if limit is 0). A commit that appends records deletes about
+// as many bytes of truncated ones (putRecords): the pages it frees are
+// taken again by the next commits' records. bbolt writes its whole
+// freelist in every commit, and a compaction of the Raft log, which
+// truncated some 6 s of records (~4,500 pages) in one commit, had every
+// commit for the next seconds write a freelist of up to 36 KB
+// (docs/performance.md, "Folded records dropped as fast as records
+// come").
+func dropTruncated(sb, lb *bolt.Bucket, limit int) error {
+	end := recordKey(readUint(sb.Get(keyRecordFirst)))
 	// The keys are gathered before any is deleted: a cursor stepping
 	// over leaves it emptied would cost a rescan per key.
 	var keys [][]byte
-	end := chunkKey(n, 0, 1)
+	size := 0
 	c := lb.Cursor()
-	for k, _ := c.First(); k != nil && bytes.Compare(k, end) < 0; k, _ = c.Next() {
+	for k, v := c.First(); k != nil && bytes.Compare(k, end) < 0; k, v = c.Next() {
+		if size += len(v); limit > 0 && len(keys) > 0 && size > limit {
+			break
+		}
 		keys = append(keys, bytes.Clone(k))
 	}
 	for _, k := range keys {
@@ -356,6 +392,9 @@ func truncateRecords(tx *bolt.Tx, shard [32]byte, n uint64) error {
 	}
 	return nil
 }
+
+// recordKey is the key a record's chunks sort from: its index.
+func recordKey(index uint64) []byte { return binary.BigEndian.AppendUint64(nil, index) }
 
 // putRecords appends recs and keeps the last recs.KeepLast, if set.
 func putRecords(tx *bolt.Tx, recs Records) error {
@@ -368,15 +407,17 @@ func putRecords(tx *bolt.Tx, recs Records) error {
 	if err := appendRecords(tx, recs.Shard, recs.Data); err != nil {
 		return err
 	}
-	if recs.KeepLast == 0 {
-		return nil
+	appended := 0
+	for _, r := range recs.Data {
+		appended += len(r)
 	}
-	_, next, _, err := recordRange(tx, recs.Shard)
+	limit := min(max(appended, minDropBytes), maxDropBytesPerCommit)
+	_, next, lb, err := recordRange(tx, recs.Shard)
 	if err != nil {
 		return err
 	}
-	if recs.KeepLast >= next {
-		return nil // all of them
+	if recs.KeepLast == 0 || recs.KeepLast >= next { // none to truncate, or all kept
+		return dropTruncated(tx.Bucket(bucketRecords).Bucket(recs.Shard[:]), lb, limit)
 	}
-	return truncateRecords(tx, recs.Shard, next-recs.KeepLast)
+	return truncateRecords(tx, recs.Shard, next-recs.KeepLast, limit)
 }
