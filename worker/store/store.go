@@ -115,11 +115,10 @@ type Store struct {
 // commits' records, so the main file's free pages stay few. bbolt writes
 // its whole freelist in every commit: dropped all at once after a fold of
 // 262,144 changes (32 MB), the records' 8,000 freed pages took 13 s to be
-// used again, and meanwhile every commit wrote a freelist of up to 70 KB,
-// up to twice the bytes of a commit without one (docs/performance.md,
-// "Folded records dropped as fast as records come"). The folded records
-// wait in the file instead, where readers skip them, about one fold's
-// worth at most under a steady load. maxDropBytesPerCommit keeps a commit
+// used again, and meanwhile every commit wrote a freelist of up to 71 KB
+// (12-17 KB at most now; docs/performance.md, "The fold waits for real
+// idleness"). The folded records wait in the file instead, where readers
+// skip them, about one fold's worth at most under a steady load. maxDropBytesPerCommit keeps a commit
 // that appends many records (a provisioned state) from dropping as many:
 // dropping a fold's 32 MB in one commit took 8-21 ms ("Votes in runs").
 const (
