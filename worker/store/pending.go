@@ -219,16 +219,13 @@ func unfolded(tx *bolt.Tx, after uint64, fn func(seq uint64, rec []byte) (bool, 
 	return nil
 }
 
-// pendingBytesFrom returns the size of the pending records from the
-// sequence number from on (none from 0: the sequence starts at 1, and a
-// main file without one takes no records).
-func pendingBytesFrom(tx *bolt.Tx, from uint64) int {
-	if from == 0 {
-		return 0
-	}
+// pendingBytes returns the size of the pending records with sequence
+// numbers from from up to (not including) to: those a commit appended.
+func pendingBytes(tx *bolt.Tx, from, to uint64) int {
 	n := 0
 	c := tx.Bucket(bucketPending).Cursor()
-	for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, from)); k != nil; k, v = c.Next() {
+	end := binary.BigEndian.AppendUint64(nil, to)
+	for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, from)); k != nil && bytes.Compare(k, end) < 0; k, v = c.Next() {
 		n += len(v)
 	}
 	return n
@@ -457,20 +454,29 @@ func (s *Store) Unfolded() int {
 	return s.backlog
 }
 
-// foldDue folds what is due: everything once idle, else while
-// foldAt changes or more are unfolded. The changes committed during a
-// fold at foldAt wait for the next one (or for idleness) rather than
-// being folded at once in a fold of their own, which would write the
-// state file again for a few thousand changes.
-func (s *Store) foldDue(stop <-chan struct{}, idle bool) error {
-	if idle {
-		return s.fold(stop)
+// foldDue folds what is due. After a kick (idle false): while foldAt
+// changes or more are unfolded; the changes committed during such a fold
+// wait for the next one (or for idleness) rather than being folded at
+// once in a fold of their own, which would write the state file again for
+// a few thousand changes. When the idle timer fired: everything, if no
+// commit came for foldIdle; otherwise nothing, and it returns how long
+// until then (the timer may have run out during a long fold, whose
+// commits' kicks wait behind it).
+func (s *Store) foldDue(stop <-chan struct{}, idle bool) (time.Duration, error) {
+	if !idle {
+		return 0, s.foldWhile(stop, func() bool { return s.Unfolded() >= s.foldAt })
 	}
-	return s.foldWhile(stop, func() bool { return s.Unfolded() >= s.foldAt })
+	s.mu.Lock()
+	quiet := s.now().Sub(s.lastCommit)
+	s.mu.Unlock()
+	if quiet < s.foldIdle {
+		return s.foldIdle - quiet, nil
+	}
+	return 0, s.fold(stop)
 }
 
 // folder folds in the background until Close: once foldAt changes
-// are unfolded, and the rest foldIdle after the last commit.
+// are unfolded, and the rest once no commit came for foldIdle.
 func (s *Store) folder() {
 	defer close(s.foldDone)
 	defer func() {
@@ -479,7 +485,7 @@ func (s *Store) folder() {
 		s.cond.Broadcast()
 		s.mu.Unlock()
 	}()
-	idle := time.NewTimer(foldIdle) // s.foldIdle is read after a kick: tests set it after Open
+	idle := time.NewTimer(foldIdle) // s.foldIdle is read after a kick: tests set it before
 	idle.Stop()
 	for {
 		fired := false
@@ -491,11 +497,15 @@ func (s *Store) folder() {
 		case <-idle.C:
 			fired = true
 		}
-		if err := s.foldDue(s.stop, fired); err != nil {
+		wait, err := s.foldDue(s.stop, fired)
+		if err != nil {
 			s.mu.Lock()
 			s.foldErr = err
 			s.mu.Unlock()
 			return
+		}
+		if wait > 0 {
+			idle.Reset(wait)
 		}
 	}
 }

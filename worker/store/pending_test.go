@@ -142,8 +142,8 @@ func TestPendingChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkEntries(t, s, want, "folded")
-	// The next commits drop the folded records, maxDropBytesPerCommit
-	// of them each (at least one).
+	// The next commits drop the folded records, minDropBytes of them
+	// each (at least one record).
 	folded := pendingCount(t, s)
 	for i := 0; i < folded && pendingCount(t, s) > 0; i++ {
 		if err := s.Commit(Batch{Checkpoint: Checkpoint{Height: 97 + int64(i), Sealed: []byte{1}}}); err != nil {
@@ -528,8 +528,10 @@ func TestFoldPaced(t *testing.T) {
 
 // TestFoldDue checks when the background fold folds: nothing below foldAt
 // changes; at foldAt, what is unfolded when it starts, while the changes
-// committed during it wait for the next fold; everything once idle. And
-// the folder itself folds the rest once no commit came for foldIdle.
+// committed during it wait for the next fold; when the idle timer fired,
+// nothing if a commit came less than foldIdle before (by the store's
+// clock, here set by hand), everything otherwise. And the folder itself
+// folds the rest once no commit came for foldIdle.
 func TestFoldDue(t *testing.T) {
 	s, err := Open(filepath.Join(t.TempDir(), "w.db"))
 	if err != nil {
@@ -538,10 +540,12 @@ func TestFoldDue(t *testing.T) {
 	defer closeFiles(s)
 	stopFolder(s)
 	s.foldAt = 8
+	clock := time.Unix(1_800_000_000, 0)
+	s.now = func() time.Time { return clock }
 	want := map[[32]byte][]byte{}
 	never := make(chan struct{})
 	commitN(t, s, 1, 3, want) // 6 changes
-	if err := s.foldDue(never, false); err != nil {
+	if _, err := s.foldDue(never, false); err != nil {
 		t.Fatal(err)
 	}
 	if n := s.Unfolded(); n != 6 {
@@ -557,7 +561,7 @@ func TestFoldDue(t *testing.T) {
 		}
 		return true
 	}
-	if err := s.foldDue(never, false); err != nil {
+	if _, err := s.foldDue(never, false); err != nil {
 		t.Fatal(err)
 	}
 	if during {
@@ -567,8 +571,17 @@ func TestFoldDue(t *testing.T) {
 		t.Fatalf("%d changes unfolded after a fold at foldAt, want the 2 committed during it", n)
 	}
 	checkEntries(t, s, want, "after the fold at foldAt")
-	if err := s.foldDue(never, true); err != nil {
-		t.Fatal(err)
+	// The timer ran out, but the last commit is 400 ms old: not idle.
+	clock = clock.Add(400 * time.Millisecond)
+	if wait, err := s.foldDue(never, true); err != nil || wait != foldIdle-400*time.Millisecond {
+		t.Fatalf("idle timer 400 ms after a commit: wait %s, %v; want %s", wait, err, foldIdle-400*time.Millisecond)
+	}
+	if n := s.Unfolded(); n != 2 {
+		t.Fatalf("%d changes unfolded after the timer ran out too early, want 2", n)
+	}
+	clock = clock.Add(foldIdle - 400*time.Millisecond)
+	if wait, err := s.foldDue(never, true); err != nil || wait != 0 {
+		t.Fatalf("idle fold: wait %s, %v", wait, err)
 	}
 	if n := s.Unfolded(); n != 0 {
 		t.Fatalf("%d changes unfolded after an idle fold, want 0", n)
@@ -577,32 +590,40 @@ func TestFoldDue(t *testing.T) {
 
 	// The folder: a commit below foldAt is folded foldIdle later.
 	s.foldDone, s.stop = make(chan struct{}), make(chan struct{})
-	s.foldIdle = time.Millisecond
+	s.foldIdle, s.now = time.Millisecond, time.Now
 	go s.folder()
 	commitN(t, s, 6, 6, want)
+	timedOut := false
+	deadline := time.AfterFunc(time.Minute, func() {
+		s.mu.Lock()
+		timedOut = true
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	})
+	defer deadline.Stop()
 	s.mu.Lock()
-	for s.backlog > 0 && s.foldErr == nil {
+	for s.backlog > 0 && s.foldErr == nil && !timedOut {
 		s.cond.Wait() // a fold broadcasts when it is done
 	}
-	err = s.foldErr
+	err, late := s.foldErr, timedOut
 	s.mu.Unlock()
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || late {
+		t.Fatalf("the folder's idle fold: %v (a minute passed: %v)", err, late)
 	}
 	stopFolder(s)
 	checkEntries(t, s, want, "after the idle fold of the folder")
 }
 
-// TestFoldedRecordsDroppedInSteps: a commit drops folded records of at
-// most maxDropBytesPerCommit (here lowered to 32 records), the next ones
-// the rest, in order; reads are the same whether a folded record is
+// TestFoldedRecordsDroppedInSteps: a commit that appends little drops
+// minDropBytes of folded records (here 32 records), the next ones the
+// rest, in order; reads are the same whether a folded record is
 // dropped yet or not, and a reopen between two steps drops what is left.
 func TestFoldedRecordsDroppedInSteps(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "w.db")
 	s := openStopped(t, path)
 	// commitN's records: a change of a 1-byte value and a deletion.
 	const recordBytes, perStep = 32 + 1 + 1 + 32 + 1, 32
-	s.dropBytes = perStep*recordBytes + recordBytes/2
+	s.dropFloor = perStep*recordBytes + recordBytes/2
 	want := map[[32]byte][]byte{}
 	records := 2*perStep + 5
 	commitN(t, s, 1, records, want)

@@ -411,7 +411,7 @@ func putRecords(tx *bolt.Tx, recs Records) error {
 	for _, r := range recs.Data {
 		appended += len(r)
 	}
-	limit := min(max(appended, minDropBytes), maxDropBytesPerCommit)
+	limit := max(appended, minDropBytes)
 	_, next, lb, err := recordRange(tx, recs.Shard)
 	if err != nil {
 		return err

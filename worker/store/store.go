@@ -84,10 +84,11 @@ type Store struct {
 	// mu guards the fold's position and backlog; cond signals their changes.
 	mu          sync.Mutex
 	cond        *sync.Cond
-	foldedSeq   uint64 // the last record folded into the state file
-	droppedSeq  uint64 // the last record dropped from the main file
-	backlog     int    // changes in records not folded yet
-	maxBacklog  int    // maxBacklog; tests lower it
+	foldedSeq   uint64    // the last record folded into the state file
+	droppedSeq  uint64    // the last record dropped from the main file
+	backlog     int       // changes in records not folded yet
+	lastCommit  time.Time // when the last commit returned (s.now): the idle fold
+	maxBacklog  int       // maxBacklog; tests lower it
 	foldRunning bool
 	foldErr     error
 	// betweenViews, if set (tests), runs between a view's two read
@@ -95,13 +96,14 @@ type Store struct {
 	betweenViews func()
 	foldTxKeys   int           // foldTxKeys; tests lower it
 	gatherStep   int           // gatherStep; tests lower it
-	dropBytes    int           // maxDropBytesPerCommit; tests lower it
 	dropFloor    int           // minDropBytes; tests change it
 	foldPause    float64       // foldPause; tests set 0 (unpaced)
 	foldAt       int           // foldAtChanges; tests lower it
 	foldIdle     time.Duration // foldIdle; tests change it
 	// foldWait waits a fold's pause (sleep; tests record the pauses).
 	foldWait func(d time.Duration, stop <-chan struct{}) bool
+	// now is the clock of the idle fold (time.Now; tests set it).
+	now func() time.Time
 	// betweenFoldTxs, if set (tests), runs between a fold's state file
 	// transactions; an error ends the fold there, as a crash would.
 	betweenFoldTxs func() error
@@ -110,21 +112,18 @@ type Store struct {
 }
 
 // A commit drops about as many bytes of folded records as it appends in
-// new ones (at least minDropBytes, at most maxDropBytesPerCommit; at
-// least one record). The pages a drop frees are taken again by the next
-// commits' records, so the main file's free pages stay few. bbolt writes
-// its whole freelist in every commit: dropped all at once after a fold of
-// 262,144 changes (32 MB), the records' 8,000 freed pages took 13 s to be
-// used again, and meanwhile every commit wrote a freelist of up to 71 KB
-// (12-17 KB at most now; docs/performance.md, "The fold waits for real
-// idleness"). The folded records wait in the file instead, where readers
-// skip them, about one fold's worth at most under a steady load. maxDropBytesPerCommit keeps a commit
-// that appends many records (a provisioned state) from dropping as many:
-// dropping a fold's 32 MB in one commit took 8-21 ms ("Votes in runs").
-const (
-	minDropBytes          = 4 << 10
-	maxDropBytesPerCommit = 512 << 10
-)
+// new ones (at least minDropBytes and one record). The pages a drop frees
+// are taken again by the next commits' records, so the main file's free
+// pages stay few. bbolt writes its whole freelist in every commit:
+// dropped all at once after a fold of 262,144 changes (32 MB), the
+// records' 8,000 freed pages took 13 s to be used again, and meanwhile
+// every commit wrote a freelist of up to 71 KB (12-17 KB at most now;
+// docs/performance.md, "The fold waits for real idleness"). The folded
+// records wait in the file instead, where readers skip them: at most
+// about what was appended since, as every commit drops at least what it
+// appends. (Dropping a fold's 32 MB in one commit made it take 8-21 ms:
+// "Votes in runs".)
+const minDropBytes = 4 << 10
 
 // initialMmapSize is the address space the database is mapped with from
 // the start (not memory: pages are read in as used). bbolt copies every
@@ -189,7 +188,7 @@ func openWith(path string, o *bolt.Options, syncDir func(dir string) error) (*St
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{}), foldRunning: true, maxBacklog: maxBacklog, foldTxKeys: foldTxKeys, gatherStep: gatherStep, dropBytes: maxDropBytesPerCommit, dropFloor: minDropBytes, foldPause: foldPause, foldAt: foldAtChanges, foldIdle: foldIdle, foldWait: sleep, syncDir: syncDir}
+	s := &Store{db: db, kick: make(chan struct{}, 1), stop: make(chan struct{}), foldDone: make(chan struct{}), foldRunning: true, maxBacklog: maxBacklog, foldTxKeys: foldTxKeys, gatherStep: gatherStep, dropFloor: minDropBytes, foldPause: foldPause, foldAt: foldAtChanges, foldIdle: foldIdle, foldWait: sleep, now: time.Now, syncDir: syncDir}
 	s.cond = sync.NewCond(&s.mu)
 	if err := s.openState(path, o); err != nil {
 		if s.state != nil {
@@ -253,14 +252,15 @@ func (s *Store) update(changes int, fn func(*bolt.Tx) error) error {
 	s.mu.Unlock()
 	var through uint64
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		next := readUint(tx.Bucket(bucketMeta).Get(keyPendingNext))
+		m := tx.Bucket(bucketMeta)
+		from := readUint(m.Get(keyPendingNext))
 		if err := fn(tx); err != nil {
 			return err
 		}
 		if dropping {
-			limit := min(max(pendingBytesFrom(tx, next), s.dropFloor), s.dropBytes)
+			appended := pendingBytes(tx, from, readUint(m.Get(keyPendingNext)))
 			var err error
-			through, err = dropFolded(tx, drop, limit)
+			through, err = dropFolded(tx, drop, max(appended, s.dropFloor))
 			return err
 		}
 		return nil
@@ -271,6 +271,7 @@ func (s *Store) update(changes int, fn func(*bolt.Tx) error) error {
 	s.mu.Lock()
 	s.droppedSeq = max(s.droppedSeq, through)
 	s.backlog += changes
+	s.lastCommit = s.now()
 	s.mu.Unlock()
 	s.kickFold()
 	return nil
