@@ -114,11 +114,7 @@ const gatherStep = 4096
 // encodeChanges encodes changes as, for each, its 32-byte key, the value's
 // length as a uvarint and the value (length 0: a deletion).
 func encodeChanges(changes []protocol.Entry) []byte {
-	n := 0
-	for _, c := range changes {
-		n += changeSize(c)
-	}
-	b := make([]byte, 0, n)
+	b := make([]byte, 0, changesSize(changes))
 	for _, c := range changes {
 		b = append(b, c.Key[:]...)
 		b = binary.AppendUvarint(b, uint64(len(c.Value)))
@@ -189,6 +185,16 @@ func recordChanges(changes []protocol.Entry, limit int) int {
 	return len(changes)
 }
 
+// changesSize is the length of the pending records that hold changes:
+// their encodings, one after the other.
+func changesSize(changes []protocol.Entry) int {
+	n := 0
+	for _, c := range changes {
+		n += changeSize(c)
+	}
+	return n
+}
+
 // changeSize is the length of c's encoding in a record.
 func changeSize(c protocol.Entry) int {
 	var n [binary.MaxVarintLen64]byte
@@ -217,18 +223,6 @@ func unfolded(tx *bolt.Tx, after uint64, fn func(seq uint64, rec []byte) (bool, 
 		}
 	}
 	return nil
-}
-
-// pendingBytes returns the size of the pending records with sequence
-// numbers from from up to (not including) to: those a commit appended.
-func pendingBytes(tx *bolt.Tx, from, to uint64) int {
-	n := 0
-	c := tx.Bucket(bucketPending).Cursor()
-	end := binary.BigEndian.AppendUint64(nil, to)
-	for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, from)); k != nil && bytes.Compare(k, end) < 0; k, v = c.Next() {
-		n += len(v)
-	}
-	return n
 }
 
 // pendingSeqs returns the sequence numbers of the oldest and the newest

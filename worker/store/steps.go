@@ -34,11 +34,12 @@ func (s *Store) CommitSteps(recs Records, steps []Step) error {
 			return err
 		}
 	}
-	changes := 0
+	changes, size := 0, 0
 	for _, st := range steps {
 		changes += len(st.Batch.Changes)
+		size += changesSize(st.Batch.Changes)
 	}
-	return s.update(changes, func(tx *bolt.Tx) error {
+	return s.update(changes, size, func(tx *bolt.Tx) error {
 		if err := putRecords(tx, recs); err != nil {
 			return err
 		}

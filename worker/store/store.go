@@ -233,10 +233,11 @@ func (s *Store) Close() error {
 }
 
 // update runs a commit's write transaction fn, which adds changes state
-// changes: it waits while the fold is maxBacklog changes behind, drops
-// folded records in the same transaction (about as many bytes as fn
-// appended, see minDropBytes), and wakes the fold.
-func (s *Store) update(changes int, fn func(*bolt.Tx) error) error {
+// changes in pending records of size bytes (changesSize): it waits while
+// the fold is maxBacklog changes behind, drops folded records in the same
+// transaction (about as many bytes as fn appended, see minDropBytes), and
+// wakes the fold.
+func (s *Store) update(changes, size int, fn func(*bolt.Tx) error) error {
 	s.mu.Lock()
 	for changes > 0 && s.backlog >= s.maxBacklog && s.foldRunning {
 		s.kickFold() // no commit may have kicked it since an Open
@@ -252,15 +253,12 @@ func (s *Store) update(changes int, fn func(*bolt.Tx) error) error {
 	s.mu.Unlock()
 	var through uint64
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		m := tx.Bucket(bucketMeta)
-		from := readUint(m.Get(keyPendingNext))
 		if err := fn(tx); err != nil {
 			return err
 		}
 		if dropping {
-			appended := pendingBytes(tx, from, readUint(m.Get(keyPendingNext)))
 			var err error
-			through, err = dropFolded(tx, drop, max(appended, s.dropFloor))
+			through, err = dropFolded(tx, drop, max(size, s.dropFloor))
 			return err
 		}
 		return nil
@@ -413,7 +411,7 @@ func (s *Store) Commit(b Batch) error {
 	if err != nil {
 		return err
 	}
-	return s.update(len(b.Changes), func(tx *bolt.Tx) error {
+	return s.update(len(b.Changes), changesSize(b.Changes), func(tx *bolt.Tx) error {
 		prev, ok, err := checkpoint(tx)
 		if err != nil {
 			return err
@@ -463,7 +461,7 @@ func (s *Store) CommitShardBlock(b Batch, block sidechain.SignedHeader) error {
 		return err
 	}
 	n := block.Header.Number
-	return s.update(len(b.Changes), func(tx *bolt.Tx) error {
+	return s.update(len(b.Changes), changesSize(b.Changes), func(tx *bolt.Tx) error {
 		prev, ok, err := checkpoint(tx)
 		if err != nil {
 			return err
