@@ -413,3 +413,46 @@ func TestRecordsTruncatedAsRecordsCome(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordsFirstForged: the first index is the host's to change, like
+// the records themselves. Moved onto a record whose first chunks were
+// deleted, the log is ErrCorrupt; moved back onto records still in the
+// file, those are read, whole and in order (an older copy of the log,
+// which the enclave's replica start judges); moved forward, the records
+// before it are hidden (a cut log, which the replica start refuses:
+// enclave/replica's TestCompactedRecordsCannotBeCut). Nothing is read that
+// the store did not write under its index.
+func TestRecordsFirstForged(t *testing.T) {
+	s := openChunks(t)
+	var all [][]byte
+	for i := range 10 {
+		all = append(all, pattern(3000, byte(i)))
+	}
+	if err := s.AppendRecords(chunkShard, all); err != nil {
+		t.Fatal(err)
+	}
+	// Keeps records 9 and 10; deletes record 0 and the first chunk of 1.
+	if err := s.CommitSteps(Records{Shard: chunkShard, Data: [][]byte{pattern(2048, 20)}, KeepLast: 2}, nil); err != nil {
+		t.Fatal(err)
+	}
+	all = append(all, pattern(2048, 20))
+	if keys := logKeys(t, s); !bytes.Equal(keys[0], chunkKey(1, 1, 3)) {
+		t.Fatalf("first key %x, want record 1's second chunk", keys[0])
+	}
+	forge := func(first uint64) {
+		t.Helper()
+		if err := s.db.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketRecords).Bucket(chunkShard[:]).Put(keyRecordFirst, recordKey(first))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forge(1)
+	if err := s.EachRecord(chunkShard, func(uint64, []byte) error { return nil }); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("first index on a record missing its first chunk: %v, want ErrCorrupt", err)
+	}
+	forge(2)
+	wantRecordsIn(t, s, 2, all[2:])
+	forge(10)
+	wantRecordsIn(t, s, 10, all[10:])
+}
