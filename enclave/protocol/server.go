@@ -54,6 +54,11 @@ func (s *Server) limit() int {
 // ctx's error. An oversized frame is answered with CodeFrameTooLarge and
 // ends Serve with an error wrapping ErrTooLarge.
 //
+// Requests are read on a goroutine of their own and handled one at a
+// time, in arrival order. A notice (Notice) gets no reply: it goes to the
+// handler's Notify (Notifier) as soon as it is read, beside the request
+// being handled, and is dropped if the handler takes none.
+//
 // A panic in the handler is answered with CodeInternal ("restart
 // required") and ends Serve with an error wrapping ErrHandlerPanic, after
 // closing conn if it is an io.Closer: the handler may have been stopped
@@ -66,13 +71,16 @@ func (s *Server) Serve(ctx context.Context, conn io.ReadWriter) error {
 		stop := context.AfterFunc(ctx, func() { c.Close() })
 		defer stop()
 	}
-	max := s.limit()
-	for {
-		payload, err := ReadFrame(conn, max)
+	in := make(chan frameIn)
+	done := make(chan struct{})
+	defer close(done)
+	go s.read(conn, in, done)
+	for f := range in {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		switch {
+		switch err := f.readErr; {
+		case err == nil:
 		case errors.Is(err, io.EOF):
 			return nil
 		case errors.Is(err, ErrTooLarge):
@@ -81,14 +89,13 @@ func (s *Server) Serve(ctx context.Context, conn io.ReadWriter) error {
 				return errors.Join(err, werr)
 			}
 			return err
-		case err != nil:
+		default:
 			return fmt.Errorf("read request: %w", err)
 		}
-
-		id, req, derr := DecodeRequest(payload)
-		if derr != nil {
-			s.log("malformed request", "id", id, "err", derr)
-			if err := s.reply(conn, id, nil, AsError(derr)); err != nil {
+		id, req := f.id, f.req
+		if f.decodeErr != nil {
+			s.log("malformed request", "id", id, "err", f.decodeErr)
+			if err := s.reply(conn, id, nil, AsError(f.decodeErr)); err != nil {
 				return err
 			}
 			continue
@@ -110,6 +117,50 @@ func (s *Server) Serve(ctx context.Context, conn io.ReadWriter) error {
 		}
 		if err := s.reply(conn, id, rep, e); err != nil {
 			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// frameIn is what the reading goroutine hands the serving loop: a
+// request, a request that did not decode, or the read error that ends
+// the stream.
+type frameIn struct {
+	id        uint64
+	req       Request
+	decodeErr error
+	readErr   error
+}
+
+// read reads frames from r until a read fails or done is closed, handing
+// notices to the handler and everything else to in.
+func (s *Server) read(r io.Reader, in chan<- frameIn, done <-chan struct{}) {
+	defer close(in)
+	notifier, _ := s.Handler.(Notifier)
+	max := s.limit()
+	for {
+		var f frameIn
+		payload, err := ReadFrame(r, max)
+		if err != nil {
+			f.readErr = err
+		} else {
+			f.id, f.req, f.decodeErr = DecodeRequest(payload)
+			if n, ok := f.req.(Notice); ok {
+				if notifier == nil {
+					s.log("notice dropped: the handler takes none", "type", n.Type())
+				} else {
+					notifier.Notify(n)
+				}
+				continue
+			}
+		}
+		select {
+		case in <- f:
+		case <-done:
+			return
+		}
+		if f.readErr != nil {
+			return
 		}
 	}
 }
