@@ -99,9 +99,8 @@ func TestPreparedAhead(t *testing.T) {
 // TestPreparedAheadForged: what a host puts in notices changes no
 // outcome. Forged, garbled and oversized ciphertexts are not kept (their
 // batch prepares them itself and refuses them as it would), oversized
-// notices are dropped, and a call prepared under other rules (an enclave
-// past an upgrade's enactment: another measurement) is prepared again
-// under the batch's.
+// notices are dropped, and a call prepared under other rules (here
+// targets that name another shard) is prepared again under the batch's.
 func TestPreparedAheadForged(t *testing.T) {
 	d := newDirect(t, "prepared ahead forged")
 	wantResults(t, d.submit(d.transfer(d.aliceI, d.bobI, 1, 0)), executed)
@@ -140,11 +139,12 @@ func TestPreparedAheadForged(t *testing.T) {
 		t.Fatalf("%d calls taken prepared, want 1 (the valid one)", hits-hits0)
 	}
 
-	// A call signed for another measurement is valid under rules that
-	// name it, and prepared ahead under them; the batch's rules do not
-	// name it, so the batch refuses it.
+	// A call signed for another shard is valid under rules that name it,
+	// and prepared ahead under them; the batch's rules do not, so the
+	// batch refuses it (taken as prepared, it would be applied: its
+	// measurement is the one serving).
 	other := d.target()
-	other.MRENCLAVE[0] ^= 1
+	other.Shard[0] ^= 1
 	otherCT, err := shielding.Encrypt(d.pub, shielding.InfoTrustedCall,
 		trustedCall(t, d.aliceI, stf.Call{Transfer: &stf.Transfer{From: addr(d.aliceI), To: addr(d.bobI), Amount: 1}}, 2, other))
 	if err != nil {
