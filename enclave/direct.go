@@ -101,13 +101,14 @@ func (e *Enclave) prepareCalls(calls [][]byte) []preparedCall {
 	r := &callRules{targets: e.callTargets(), rule: e.callRule(), keys: e.keys}
 	e.ahead.rules.Store(r)
 	out := make([]preparedCall, len(calls))
+	// take leaves the hash of each call it did not fill in out, for open.
 	todo := e.ahead.take(r, calls, out)
 	if len(todo) == len(calls) {
 		e.prepareSet(r, calls, out)
 	} else if len(todo) > 0 {
 		sub, subOut := make([][]byte, len(todo)), make([]preparedCall, len(todo))
 		for k, i := range todo {
-			sub[k] = calls[i]
+			sub[k], subOut[k].CiphertextHash = calls[i], out[i].CiphertextHash
 		}
 		e.prepareSet(r, sub, subOut)
 		for k, i := range todo {
@@ -253,10 +254,13 @@ func (e *Enclave) prepareCall(r *callRules, rule ed25519x.Rule, ct []byte) prepa
 	return p
 }
 
-// open records the ciphertext ct's hash in p and returns its plaintext,
-// or false with the reason in p.
+// open records the ciphertext ct's hash in p (unless p has it already,
+// computed by this enclave) and returns its plaintext, or false with the
+// reason in p.
 func (e *Enclave) open(k *keys.Keys, ct []byte, p *preparedCall) ([]byte, bool) {
-	p.CiphertextHash = sha256.Sum256(ct)
+	if p.CiphertextHash == ([32]byte{}) {
+		p.CiphertextHash = sha256.Sum256(ct)
+	}
 	if len(ct) > protocol.MaxCallCiphertext {
 		p.Reason = protocol.ReasonTooLarge
 		return nil, false

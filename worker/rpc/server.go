@@ -233,11 +233,13 @@ type Server struct {
 	answerBufs sync.Pool
 
 	// prep is the backend as a Preparer (nil: calls are not announced
-	// ahead); busy is set while a batch is in the backend, when calls
-	// that come go to ahead for prepareLoop.
-	prep  Preparer
-	busy  atomic.Bool
-	ahead chan []byte
+	// ahead); inSince is when the batch in the backend went in (0: none),
+	// and calls that come once it has been there aheadAfter go to ahead
+	// for prepareLoop.
+	prep    Preparer
+	started time.Time
+	inSince atomic.Int64
+	ahead   chan []byte
 
 	mu        sync.Mutex
 	identity  *Identity
@@ -265,7 +267,7 @@ func New(b Backend, opts Options) *Server {
 		go s.getterLoop()
 	}
 	if p, ok := b.(Preparer); ok && !opts.NoPrepareAhead {
-		s.prep, s.ahead = p, make(chan []byte, opts.QueueSize)
+		s.prep, s.ahead, s.started = p, make(chan []byte, opts.QueueSize), time.Now()
 		s.bg.Add(1)
 		go s.prepareLoop()
 	}
@@ -357,7 +359,11 @@ func (s *Server) enqueue(ct []byte) (*job, *api.Error) {
 	}
 	// Whether a batch is in the backend is read before the call queues:
 	// a call the idle batch loop takes at once needs no announcement.
-	announce := s.prep != nil && s.busy.Load()
+	announce := false
+	if s.prep != nil {
+		since := s.inSince.Load()
+		announce = since != 0 && time.Duration(s.sinceStart()-since) >= aheadAfter
+	}
 	select {
 	case s.queue <- j:
 	default:
@@ -372,13 +378,23 @@ func (s *Server) enqueue(ct []byte) (*job, *api.Error) {
 	return j, nil
 }
 
-// Announcing calls ahead (Preparer): a group goes to the backend once it
-// holds aheadBatch calls (the enclave's signature batch) or aheadLinger
-// after its first call came.
+// Announcing calls ahead (Preparer). Calls are announced only once the
+// batch in the backend has been there aheadAfter: the calls of a short
+// round trip go into the next batch at once, and announcing them would
+// only add the notices' cost (each call crosses to the enclave twice and
+// is hashed once more); under a load that makes round trips long,
+// preparing the next batch's calls beside them takes that work off the
+// batches' path. A group goes to the backend once it holds aheadBatch
+// calls (the enclave's signature batch) or aheadLinger after its first
+// call came.
 const (
+	aheadAfter  = 5 * time.Millisecond
 	aheadBatch  = 64
 	aheadLinger = 2 * time.Millisecond
 )
+
+// sinceStart is the server's monotonic clock: the time since New.
+func (s *Server) sinceStart() int64 { return int64(time.Since(s.started)) }
 
 // prepareLoop announces the calls that queue while a batch is in the
 // backend, so that the enclave prepares them beside it. A call its batch
@@ -443,9 +459,9 @@ func (s *Server) batchLoop() {
 		for i, j := range jobs {
 			calls[i] = j.ct
 		}
-		s.busy.Store(true)
+		s.inSince.Store(max(s.sinceStart(), 1))
 		outs, err := s.b.SubmitCalls(s.ctx, calls)
-		s.busy.Store(false)
+		s.inSince.Store(0)
 		if err == nil && len(outs) != len(jobs) {
 			err = errors.New("backend returned a wrong number of outcomes")
 		}

@@ -538,11 +538,11 @@ func (p *preparingFake) announced() [][]byte {
 	return all
 }
 
-// TestCallsAnnouncedAhead: calls that come while a batch is in the
-// backend are announced to a Preparer, in arrival order and in groups of
-// at most 64, before their own batch; calls that come while the backend
-// is idle go straight to their batch unannounced; --rpc-prepare-ahead=false
-// announces none.
+// TestCallsAnnouncedAhead: calls that come while a batch has been in the
+// backend for a while (5 ms) are announced to a Preparer, in arrival
+// order and in groups of at most 64, before their own batch; calls that
+// come while the backend is idle go straight to their batch unannounced;
+// --rpc-prepare-ahead=false announces none.
 func TestCallsAnnouncedAhead(t *testing.T) {
 	for _, off := range []bool{false, true} {
 		t.Run(fmt.Sprintf("off=%v", off), func(t *testing.T) {
@@ -554,6 +554,8 @@ func TestCallsAnnouncedAhead(t *testing.T) {
 			if n := <-p.entered; n != 1 {
 				t.Fatalf("first round trip of %d", n)
 			}
+			// The batch has been in the backend for long enough.
+			time.Sleep(10 * time.Millisecond)
 			c := dialWS(t, ws)
 			const n = 100
 			var sent [][]byte
