@@ -3,7 +3,6 @@ package enclave
 import (
 	"sync"
 
-	"github.com/integritee-go/integritee/enclave/keys"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/shielding"
 )
@@ -60,11 +59,11 @@ func (c *channels) add(id [shielding.ChannelIDSize]byte, key []byte) {
 
 // openCall decrypts a direct call's ciphertext, one-shot or on a channel,
 // or gives the reason it is invalid.
-func (e *Enclave) openCall(k *keys.Keys, ct []byte) ([]byte, string) {
+func (e *Enclave) openCall(ct []byte) ([]byte, string) {
 	e.decryptions.Add(1)
 	if !shielding.IsChannel(ct) {
 		e.decapsulations.Add(1)
-		pt, err := k.Decrypt(shielding.InfoTrustedCall, ct)
+		pt, err := e.keys.Decrypt(shielding.InfoTrustedCall, ct)
 		if err != nil {
 			return nil, protocol.ReasonUndecryptable
 		}
@@ -80,7 +79,7 @@ func (e *Enclave) openCall(k *keys.Keys, ct []byte) ([]byte, string) {
 			return nil, protocol.ReasonUnknownChannel
 		}
 		e.decapsulations.Add(1)
-		if key, err = k.ChannelKey(p.Enc); err != nil {
+		if key, err = e.keys.ChannelKey(p.Enc); err != nil {
 			return nil, protocol.ReasonUndecryptable
 		}
 	}

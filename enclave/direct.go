@@ -4,13 +4,11 @@ import (
 	"crypto/sha256"
 	"errors"
 	"runtime"
-	"slices"
 	"sync"
 
 	"github.com/integritee-go/integritee/chain/bridge"
 	"github.com/integritee-go/integritee/chain/sidechain"
 	"github.com/integritee-go/integritee/chain/tx"
-	"github.com/integritee-go/integritee/enclave/keys"
 	"github.com/integritee-go/integritee/enclave/protocol"
 	"github.com/integritee-go/integritee/enclave/shielding"
 	"github.com/integritee-go/integritee/enclave/stf"
@@ -95,61 +93,19 @@ type preparedCall struct {
 // prepareCalls decrypts and authenticates a batch's calls on every core:
 // HPKE decapsulation and the signature check are the costly part of a call
 // and independent of the other calls and of the state, unlike applying
-// them, which goes in order. Calls prepared ahead under the same rules
-// (PrepareCalls, ahead.go) are taken as they are.
+// them, which goes in order.
 func (e *Enclave) prepareCalls(calls [][]byte) []preparedCall {
-	r := &callRules{targets: e.callTargets(), rule: e.callRule(), keys: e.keys}
-	e.ahead.rules.Store(r)
 	out := make([]preparedCall, len(calls))
-	// take leaves the hash of each call it did not fill in out, for open.
-	todo := e.ahead.take(r, calls, out)
-	if len(todo) == len(calls) {
-		e.prepareSet(r, calls, out)
-	} else if len(todo) > 0 {
-		sub, subOut := make([][]byte, len(todo)), make([]preparedCall, len(todo))
-		for k, i := range todo {
-			sub[k], subOut[k].CiphertextHash = calls[i], out[i].CiphertextHash
-		}
-		e.prepareSet(r, sub, subOut)
-		for k, i := range todo {
-			out[i] = subOut[k]
-		}
-	}
-	// A channel opened in this batch is known now: its data ciphertexts
-	// the parallel pass reached first are opened again.
-	for i := range out {
-		if out[i].Reason == protocol.ReasonUnknownChannel {
-			out[i] = e.prepareCall(r, r.rule, calls[i])
-		}
-	}
-	return out
-}
-
-// callRules are what direct calls are prepared under: the measurements
-// they may be signed for (callTargets), the signature rule (callRule) and
-// the shielding keys. A call prepared under one set of rules is the same
-// call under equal rules, whenever it was prepared.
-type callRules struct {
-	targets []stf.Target
-	rule    ed25519x.Rule
-	keys    *keys.Keys
-}
-
-func (r *callRules) equal(o *callRules) bool {
-	return r == o || (r != nil && o != nil && r.rule == o.rule && r.keys == o.keys && slices.Equal(r.targets, o.targets))
-}
-
-// prepareSet prepares calls into out (of the same length) under r, in
-// chunks of at most sigBatch calls taken by one worker per core: each
-// chunk's signatures are checked as one batch.
-func (e *Enclave) prepareSet(r *callRules, calls [][]byte, out []preparedCall) {
-	if r.rule != ed25519x.Cofactored {
+	targets, rule := e.callTargets(), e.callRule()
+	if rule != ed25519x.Cofactored {
 		// A batch checks the cofactored equation only.
 		for i, ct := range calls {
-			out[i] = e.prepareCall(r, r.rule, ct)
+			out[i] = e.prepareCall(targets, rule, ct)
 		}
-		return
+		return out
 	}
+	// Contiguous chunks of at most sigBatch calls, taken by one worker
+	// per core: each chunk's signatures are checked as one batch.
 	workers := min(runtime.GOMAXPROCS(0), len(calls))
 	size := min(sigBatch, (len(calls)+workers-1)/workers)
 	next := make(chan int, (len(calls)+size-1)/size)
@@ -162,11 +118,19 @@ func (e *Enclave) prepareSet(r *callRules, calls [][]byte, out []preparedCall) {
 		wg.Go(func() {
 			for lo := range next {
 				hi := min(lo+size, len(calls))
-				e.prepareChunk(r, calls[lo:hi], out[lo:hi])
+				e.prepareChunk(targets, calls[lo:hi], out[lo:hi])
 			}
 		})
 	}
 	wg.Wait()
+	// A channel opened in this batch is known now: its data ciphertexts
+	// the parallel pass reached first are opened again.
+	for i := range out {
+		if out[i].Reason == protocol.ReasonUnknownChannel {
+			out[i] = e.prepareCall(targets, rule, calls[i])
+		}
+	}
+	return out
 }
 
 // callTargets are what a direct call may be signed for: the measurement
@@ -213,15 +177,14 @@ const sigBatch = 64
 // signatures for the serving measurement (targets[0]) checked as one
 // batch. A signature the batch refuses is checked for the other targets
 // one by one, as prepareCall does.
-func (e *Enclave) prepareChunk(r *callRules, calls [][]byte, out []preparedCall) {
-	targets := r.targets
+func (e *Enclave) prepareChunk(targets []stf.Target, calls [][]byte, out []preparedCall) {
 	pts := make([][]byte, len(calls))
 	unchecked := make([]stf.Unchecked, len(calls))
 	batched := make([]int, 0, len(calls))
 	batch := ed25519x.NewBatch(len(calls), e.signers)
 	for i, ct := range calls {
 		p := &out[i]
-		pt, ok := e.open(r.keys, ct, p)
+		pt, ok := e.open(ct, p)
 		if !ok {
 			continue
 		}
@@ -246,26 +209,23 @@ func (e *Enclave) prepareChunk(r *callRules, calls [][]byte, out []preparedCall)
 }
 
 // prepareCall prepares one call, its signature checked alone under rule.
-func (e *Enclave) prepareCall(r *callRules, rule ed25519x.Rule, ct []byte) preparedCall {
+func (e *Enclave) prepareCall(targets []stf.Target, rule ed25519x.Rule, ct []byte) preparedCall {
 	var p preparedCall
-	if pt, ok := e.open(r.keys, ct, &p); ok {
-		e.verifyCall(r.targets, rule, pt, &p)
+	if pt, ok := e.open(ct, &p); ok {
+		e.verifyCall(targets, rule, pt, &p)
 	}
 	return p
 }
 
-// open records the ciphertext ct's hash in p (unless p has it already,
-// computed by this enclave) and returns its plaintext, or false with the
-// reason in p.
-func (e *Enclave) open(k *keys.Keys, ct []byte, p *preparedCall) ([]byte, bool) {
-	if p.CiphertextHash == ([32]byte{}) {
-		p.CiphertextHash = sha256.Sum256(ct)
-	}
+// open records the ciphertext ct's hash in p and returns its plaintext,
+// or false with the reason in p.
+func (e *Enclave) open(ct []byte, p *preparedCall) ([]byte, bool) {
+	p.CiphertextHash = sha256.Sum256(ct)
 	if len(ct) > protocol.MaxCallCiphertext {
 		p.Reason = protocol.ReasonTooLarge
 		return nil, false
 	}
-	pt, reason := e.openCall(k, ct)
+	pt, reason := e.openCall(ct)
 	if reason != "" {
 		p.Reason = reason
 		return nil, false

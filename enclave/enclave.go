@@ -120,8 +120,6 @@ type Enclave struct {
 	decapsulations atomic.Uint64
 	// channels are the shielded channels seen opened (channels.go).
 	channels channels
-	// ahead are the direct calls prepared ahead of their batch (ahead.go).
-	ahead ahead
 	// config is the shard's configuration as verified blocks set it;
 	// retired, if not 0, is the height from which another measurement
 	// serves the shard (upgrade.go).

@@ -376,12 +376,8 @@ func TestProtocolCarriesNoPrivateKeys(t *testing.T) {
 			n++
 		}
 	}
-	for _, notice := range protocol.Notices() {
-		walk(reflect.TypeOf(notice).String(), reflect.TypeOf(notice), map[reflect.Type]bool{})
-		n++
-	}
 	walk("protocol.Error", reflect.TypeFor[protocol.Error](), map[reflect.Type]bool{})
-	if n != 2*len(protocol.Requests())+len(protocol.Notices()) || n < 20 {
+	if n != 2*len(protocol.Requests()) || n < 20 {
 		t.Fatalf("walked %d message types", n)
 	}
 }
@@ -411,7 +407,6 @@ var trustReview = map[string]string{
 	"get_state.Key":               "exists only in dev builds",
 	"submit_calls.Calls":          "encrypted, signed trusted calls; nonces stop replays",
 	"submit_calls.Timestamp":      "block timestamp only, never before the last verified chain header; no decision depends on it",
-	"prepare_calls.Calls":         "work done early only: a call prepared ahead is keyed by its ciphertext's hash and used only for the same ciphertext under the same targets and rule (TestPreparedAheadForged)",
 	"replica_start.Records":       "sealed to this enclave and hash-chained (replica.ErrRecords); a cut tail is a rollback, which the chain arbitrates (docs/sidechain.md)",
 	"replica_start.More":          "chunking only",
 	"replica_step.Ticks":          "Raft's clock: a host can speed up or stall elections, which is liveness only",
@@ -438,12 +433,7 @@ var trustReview = map[string]string{
 // Before issue 8, Init's Dev and DevSudo switched the dev features on.
 func TestHostMessagesSwitchNoTrust(t *testing.T) {
 	seen := map[string]bool{}
-	var msgs []protocol.Request
-	msgs = append(msgs, protocol.Requests()...)
-	for _, n := range protocol.Notices() {
-		msgs = append(msgs, n)
-	}
-	for _, req := range msgs {
+	for _, req := range protocol.Requests() {
 		typ := reflect.TypeOf(req).Elem()
 		for i := range typ.NumField() {
 			f := typ.Field(i)

@@ -1,9 +1,6 @@
 package enclave
 
-import (
-	"github.com/integritee-go/integritee/enclave/protocol"
-	"github.com/integritee-go/integritee/enclave/stf"
-)
+import "github.com/integritee-go/integritee/enclave/protocol"
 
 // Decryptions is the number of direct calls e decrypted.
 func Decryptions(e *Enclave) uint64 { return e.decryptions.Load() }
@@ -24,8 +21,7 @@ func Decapsulations(e *Enclave) uint64 { return e.decapsulations.Load() }
 // PrepareCallAlone prepares one call on the path that checks its signature
 // by itself (prepareCall), which batches must agree with.
 func PrepareCallAlone(e *Enclave, ct []byte) preparedCall {
-	r := &callRules{targets: e.callTargets(), rule: e.callRule(), keys: e.keys}
-	return e.prepareCall(r, r.rule, ct)
+	return e.prepareCall(e.callTargets(), e.callRule(), ct)
 }
 
 // DecodedBatches is the number of direct batches e decoded from the
@@ -43,39 +39,4 @@ func ProposedAndLogged(e *Enclave, cts [][]byte) (proposed, logged any, err erro
 	}
 	d, err := decodeCommand(b)
 	return cmd, d, err
-}
-
-// Ahead returns the calls batches took prepared ahead, the calls they
-// prepared themselves and the calls of notices dropped (ahead.go).
-func Ahead(e *Enclave) (hits, misses, dropped uint64) {
-	return e.ahead.hits.Load(), e.ahead.misses.Load(), e.ahead.dropped.Load()
-}
-
-// PreparedAhead is the number of calls prepared ahead, valid and not
-// taken yet.
-func PreparedAhead(e *Enclave) int {
-	a := &e.ahead
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	n := 0
-	for _, m := range []map[[32]byte]*aheadEntry{a.cur, a.old} {
-		for _, en := range m {
-			select {
-			case <-en.done:
-				if en.ok {
-					n++
-				}
-			default:
-			}
-		}
-	}
-	return n
-}
-
-// PublishTargets has notices prepared as if calls were signed for
-// targets, as an enclave past an upgrade's enactment prepares them.
-func PublishTargets(e *Enclave, targets []stf.Target) {
-	r := *e.ahead.rules.Load()
-	r.targets = targets
-	e.ahead.rules.Store(&r)
 }

@@ -587,8 +587,8 @@ func (r *Report) limits(cfg Config, workers int) {
 	}
 	for _, w := range r.Workers {
 		if l := w.Limits; l != nil {
-			r.Limits = append(r.Limits, fmt.Sprintf("worker %s runs with --rpc-rate %g --rpc-burst %d --rpc-call-queue %d --rpc-calls-per-round %d --rpc-batch-linger %gms --rpc-prepare-ahead=%t --rpc-getters %d --rpc-getter-queue %d --rpc-max-conns %d --rpc-max-conns-per-ip %d",
-				w.URL, l.RateLimit, l.RateBurst, l.CallQueue, l.CallsPerRound, l.BatchLingerMs, !l.NoPrepareAhead, l.Getters, l.GetterQueue, l.MaxConns, l.MaxConnsPerIP))
+			r.Limits = append(r.Limits, fmt.Sprintf("worker %s runs with --rpc-rate %g --rpc-burst %d --rpc-call-queue %d --rpc-calls-per-round %d --rpc-batch-linger %gms --rpc-getters %d --rpc-getter-queue %d --rpc-max-conns %d --rpc-max-conns-per-ip %d",
+				w.URL, l.RateLimit, l.RateBurst, l.CallQueue, l.CallsPerRound, l.BatchLingerMs, l.Getters, l.GetterQueue, l.MaxConns, l.MaxConnsPerIP))
 		}
 	}
 }

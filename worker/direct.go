@@ -51,10 +51,7 @@ func (c *shardCount) get() int {
 // directBackend is the worker as the RPC server's rpc.Backend.
 type directBackend struct{ w *Worker }
 
-var (
-	_ rpc.Backend  = directBackend{}
-	_ rpc.Preparer = directBackend{}
-)
+var _ rpc.Backend = directBackend{}
 
 // isReady reports whether the worker is registered and syncing: before
 // that its enclave may still receive the shard's keys and state
@@ -92,14 +89,6 @@ func (b directBackend) SubmitCalls(ctx context.Context, calls [][]byte) ([]rpc.O
 	outs, err := b.submitCalls(ctx, calls)
 	b.w.metrics.directBatch(len(calls), outs, err)
 	return outs, err
-}
-
-// PrepareCalls implements rpc.Preparer: the enclave decrypts calls and
-// checks their signatures beside the batch in flight.
-func (b directBackend) PrepareCalls(calls [][]byte) {
-	if b.w.isReady() {
-		b.w.sup.notify(&protocol.PrepareCalls{Calls: calls})
-	}
 }
 
 func (b directBackend) submitCalls(ctx context.Context, calls [][]byte) ([]rpc.Outcome, error) {

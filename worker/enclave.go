@@ -31,13 +31,6 @@ type Enclave interface {
 	Close() error
 }
 
-// notifier is an Enclave that takes notices (protocol.Notice): one-way
-// advice sent beside the request in flight, such as the calls of the
-// next batch (protocol.PrepareCalls).
-type notifier interface {
-	Notify(n protocol.Notice) error
-}
-
 // EnclaveFactory starts a fresh enclave. The worker calls it again when the
 // enclave it talks to dies.
 type EnclaveFactory func(ctx context.Context) (Enclave, error)
@@ -131,9 +124,6 @@ func (p *Process) Pid() int { return p.cmd.Process.Pid }
 // Done is closed when the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
-// Notify sends a notice (notifier), beside a call in flight.
-func (p *Process) Notify(n protocol.Notice) error { return p.client.Notify(n) }
-
 // Call implements Enclave. If the process dies mid-call the error says so.
 func (p *Process) Call(ctx context.Context, req protocol.Request) (protocol.Reply, error) {
 	rep, err := p.client.Call(ctx, req)
@@ -224,9 +214,6 @@ func Pipe(h protocol.Handler) Enclave {
 func (p *pipeEnclave) Call(ctx context.Context, req protocol.Request) (protocol.Reply, error) {
 	return p.client.Call(ctx, req)
 }
-
-// Notify implements notifier.
-func (p *pipeEnclave) Notify(n protocol.Notice) error { return p.client.Notify(n) }
 
 func (p *pipeEnclave) Close() error {
 	p.conn.Close()

@@ -275,21 +275,6 @@ func (s *supervisor) commitOut(t *transition) error {
 	return nil
 }
 
-// notify sends n to the running enclave beside the request in flight,
-// without waiting for the turn. It is advice: with no enclave running, or
-// one that takes no notices, n is dropped, and a failed send breaks the
-// connection, which the next request finds and restarts.
-func (s *supervisor) notify(n protocol.Notice) {
-	s.mu.Lock()
-	e := s.encl
-	s.mu.Unlock()
-	if nt, ok := e.(notifier); ok {
-		if err := nt.Notify(n); err != nil {
-			s.log.Debug("notice to the enclave not sent", "type", n.Type(), "err", err)
-		}
-	}
-}
-
 // running returns the running enclave, starting one and restoring it from
 // the store if there is none. Called in a turn.
 func (s *supervisor) running(ctx context.Context) (Enclave, error) {

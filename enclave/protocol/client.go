@@ -8,30 +8,20 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
 )
 
 // ErrClientBroken is returned by every call after the connection failed or
 // a call was cancelled mid-way: the stream may be out of step.
 var ErrClientBroken = errors.New("protocol: client connection broken")
 
-// Client calls a Server over one connection. Calls are serialised;
-// notices (Notify) go out beside a call that waits for its reply. It is
+// Client calls a Server over one connection. Calls are serialised. It is
 // safe for concurrent use.
 type Client struct {
 	mu     sync.Mutex
 	conn   io.ReadWriter
 	max    int
 	nextID uint64
-	// broken is the error that put the stream out of step, if any: set by
-	// a call (under mu) or by a notice (which does not take mu).
-	broken atomic.Pointer[error]
-	// wmu serialises the writes of calls and notices, so that frames do
-	// not interleave.
-	wmu sync.Mutex
-	// nmu guards the buffers notices are encoded in.
-	nmu          sync.Mutex
-	nbody, nframe bytes.Buffer
+	broken error
 	// body and frame are the buffers a request is encoded in, kept from
 	// call to call (calls are serialised): a direct batch's request is
 	// 50-500 KiB, and its three copies (body, envelope, frame) were 9% of
@@ -60,13 +50,10 @@ func NewClient(conn io.ReadWriter, maxFrameSize int) *Client {
 // is done before the reply arrives, the connection is closed (when it is an
 // io.Closer) and the client is broken.
 func (c *Client) Call(ctx context.Context, req Request) (Reply, error) {
-	if _, ok := req.(Notice); ok {
-		return nil, fmt.Errorf("protocol: %s is a notice, which has no reply: use Notify", req.Type())
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.brokenErr(); err != nil {
-		return nil, err
+	if c.broken != nil {
+		return nil, fmt.Errorf("%w: %w", ErrClientBroken, c.broken)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -91,57 +78,10 @@ func (c *Client) Call(ctx context.Context, req Request) (Reply, error) {
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
-		c.broken.CompareAndSwap(nil, &err)
+		c.broken = err
 		return nil, err
 	}
 	return rep, nil
-}
-
-func (c *Client) brokenErr() error {
-	if b := c.broken.Load(); b != nil {
-		return fmt.Errorf("%w: %w", ErrClientBroken, *b)
-	}
-	return nil
-}
-
-// Notify sends the notice n, which gets no reply, without waiting for a
-// call in flight: the server takes it while it handles that call. A notice
-// that cannot be encoded or is too large is refused with nothing written;
-// one that cannot be written breaks the client, as a failed call does.
-func (c *Client) Notify(n Notice) error {
-	if err := c.brokenErr(); err != nil {
-		return err
-	}
-	c.nmu.Lock()
-	defer c.nmu.Unlock()
-	c.nframe.Reset()
-	c.nframe.Write([]byte{headerSize - 1: 0})
-	// A notice has no reply to match, so its ID is 0.
-	if err := appendEnvelope(&c.nframe, &c.nbody, 0, n.Type(), n); err != nil {
-		return err
-	}
-	f := c.nframe.Bytes()
-	if err := checkFrameSize(len(f)-headerSize, c.max); err != nil {
-		return Errorf(CodeFrameTooLarge, "%v", err)
-	}
-	binary.BigEndian.PutUint32(f, uint32(len(f)-headerSize))
-	defer func() {
-		if c.nbody.Cap() > maxKeptBuffer {
-			c.nbody = bytes.Buffer{}
-		}
-		if c.nframe.Cap() > maxKeptBuffer {
-			c.nframe = bytes.Buffer{}
-		}
-	}()
-	c.wmu.Lock()
-	_, err := c.conn.Write(f)
-	c.wmu.Unlock()
-	if err != nil {
-		err = fmt.Errorf("send %s: %w", n.Type(), err)
-		c.broken.CompareAndSwap(nil, &err)
-		return err
-	}
-	return nil
 }
 
 func (c *Client) roundTrip(id uint64, frame []byte, req Request) (Reply, error) {
@@ -149,10 +89,7 @@ func (c *Client) roundTrip(id uint64, frame []byte, req Request) (Reply, error) 
 		// Nothing was written: the stream is still in step.
 		return nil, Errorf(CodeFrameTooLarge, "%v", err)
 	}
-	c.wmu.Lock()
-	_, err := c.conn.Write(frame)
-	c.wmu.Unlock()
-	if err != nil {
+	if _, err := c.conn.Write(frame); err != nil {
 		return nil, fmt.Errorf("send %s: %w", req.Type(), err)
 	}
 	in, err := readFrameInto(c.conn, c.max, c.reply)

@@ -5,7 +5,6 @@ import "github.com/integritee-go/integritee/chain/sidechain"
 // Message types of direct invocation.
 const (
 	TypeSubmitCalls   = "submit_calls"
-	TypePrepareCalls  = "prepare_calls"
 	TypePrivateGetter = "private_getter"
 )
 
@@ -32,21 +31,6 @@ type SubmitCalls struct {
 func (*SubmitCalls) Type() string      { return TypeSubmitCalls }
 func (*SubmitCalls) newReply() Reply   { return &SubmitCallsReply{} }
 func (*SubmitCallsReply) Type() string { return TypeSubmitCalls + replySuffix }
-
-// PrepareCalls is a notice of direct calls a SubmitCalls will bring: the
-// enclave may decrypt them and check their signatures ahead, beside the
-// batch it applies, and keep the outcome for the SubmitCalls that carries
-// the same ciphertext. It is work done early, never a result: a call
-// prepared ahead is used only if it was prepared under the rules the
-// SubmitCalls applies, and a call not prepared ahead is prepared then. At
-// most MaxSubmitCalls calls per notice.
-type PrepareCalls struct {
-	Calls [][]byte `cbor:"calls"`
-}
-
-func (*PrepareCalls) Type() string    { return TypePrepareCalls }
-func (*PrepareCalls) newReply() Reply { return nil }
-func (*PrepareCalls) notice()         {}
 
 // CallStatus is what became of a direct call.
 type CallStatus uint8

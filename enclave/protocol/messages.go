@@ -26,24 +26,6 @@ type Request interface {
 	newReply() Reply
 }
 
-// A Notice is a one-way request: the server hands it to its handler's
-// Notify (Notifier) and sends no reply. It may arrive while a request is
-// being handled, and is what the host sends beside a call in flight
-// (Client.Notify). A notice only ever saves the enclave work it would do
-// anyway: dropping one changes no result.
-type Notice interface {
-	Request
-	notice()
-}
-
-// Notifier is implemented by handlers that take notices. Notify runs
-// beside Handle, on the server's reading goroutine: it must return
-// quickly (hand the work on, or drop it), since the next frame is read
-// after it returns.
-type Notifier interface {
-	Notify(n Notice)
-}
-
 // Reply is the typed result of a request.
 type Reply interface {
 	// Type is the message type on the wire: the request's type + ".reply".
@@ -93,8 +75,6 @@ func newRequest(t string) (Request, bool) {
 		return &GetState{}, true
 	case TypeSubmitCalls:
 		return &SubmitCalls{}, true
-	case TypePrepareCalls:
-		return &PrepareCalls{}, true
 	case TypePrivateGetter:
 		return &PrivateGetter{}, true
 	case TypeProvisionInit:
@@ -123,11 +103,6 @@ func Requests() []Request {
 		out = append(out, r)
 	}
 	return out
-}
-
-// Notices returns a zero value of every notice type (one-way requests).
-func Notices() []Notice {
-	return []Notice{&PrepareCalls{}}
 }
 
 // ReplyFor returns a zero value of the reply type of req.

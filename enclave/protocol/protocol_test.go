@@ -288,10 +288,9 @@ func TestRequestsRoundTrip(t *testing.T) {
 		&ProvisionInit{Init: Init{Shard: [32]byte{2}, ChainID: "c", GenesisValidators: []byte{1}, InitialHeight: 1}},
 		&ProvisionStep{In: []byte{0x16, 3}}, &ProvisionServe{Session: 2, Checkpoint: []byte{1}, In: []byte{0x17}, Abort: true},
 		&ReplicaStart{Records: [][]byte{{1}, {2, 3}}, More: true}, &ReplicaStep{Ticks: 3, Envelopes: [][]byte{{4}}},
-		&PrepareCalls{Calls: [][]byte{{1}, {2}}},
 	}
-	if len(reqs) != len(Requests())+len(Notices()) {
-		t.Fatalf("test covers %d request types, protocol has %d and %d notices", len(reqs), len(Requests()), len(Notices()))
+	if len(reqs) != len(Requests()) {
+		t.Fatalf("test covers %d request types, protocol has %d", len(reqs), len(Requests()))
 	}
 	for _, req := range reqs {
 		t.Run(req.Type(), func(t *testing.T) {
@@ -342,7 +341,7 @@ func TestReadFrameTruncated(t *testing.T) {
 // decoder: they must return an error or a request that re-encodes, never
 // panic.
 func FuzzDecodeFrame(f *testing.F) {
-	for _, req := range append(Requests(), noticesAsRequests()...) {
+	for _, req := range Requests() {
 		p, err := EncodeRequest(1, req)
 		if err != nil {
 			f.Fatal(err)
@@ -510,12 +509,4 @@ func TestEntryFormat(t *testing.T) {
 	if err := Unmarshal(want, &back); err != nil || back.Key != e.Key || !bytes.Equal(back.Value, e.Value) {
 		t.Fatalf("decoded %+v, %v; want %+v", back, err, e)
 	}
-}
-
-func noticesAsRequests() []Request {
-	var out []Request
-	for _, n := range Notices() {
-		out = append(out, n)
-	}
-	return out
 }

@@ -54,11 +54,6 @@ func (s *Server) limit() int {
 // ctx's error. An oversized frame is answered with CodeFrameTooLarge and
 // ends Serve with an error wrapping ErrTooLarge.
 //
-// Requests are read on a goroutine of their own and handled one at a
-// time, in arrival order. A notice (Notice) gets no reply: it goes to the
-// handler's Notify (Notifier) as soon as it is read, beside the request
-// being handled, and is dropped if the handler takes none.
-//
 // A panic in the handler is answered with CodeInternal ("restart
 // required") and ends Serve with an error wrapping ErrHandlerPanic, after
 // closing conn if it is an io.Closer: the handler may have been stopped
@@ -71,16 +66,13 @@ func (s *Server) Serve(ctx context.Context, conn io.ReadWriter) error {
 		stop := context.AfterFunc(ctx, func() { c.Close() })
 		defer stop()
 	}
-	in := make(chan frameIn)
-	done := make(chan struct{})
-	defer close(done)
-	go s.read(conn, in, done)
-	for f := range in {
+	max := s.limit()
+	for {
+		payload, err := ReadFrame(conn, max)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		switch err := f.readErr; {
-		case err == nil:
+		switch {
 		case errors.Is(err, io.EOF):
 			return nil
 		case errors.Is(err, ErrTooLarge):
@@ -89,13 +81,14 @@ func (s *Server) Serve(ctx context.Context, conn io.ReadWriter) error {
 				return errors.Join(err, werr)
 			}
 			return err
-		default:
+		case err != nil:
 			return fmt.Errorf("read request: %w", err)
 		}
-		id, req := f.id, f.req
-		if f.decodeErr != nil {
-			s.log("malformed request", "id", id, "err", f.decodeErr)
-			if err := s.reply(conn, id, nil, AsError(f.decodeErr)); err != nil {
+
+		id, req, derr := DecodeRequest(payload)
+		if derr != nil {
+			s.log("malformed request", "id", id, "err", derr)
+			if err := s.reply(conn, id, nil, AsError(derr)); err != nil {
 				return err
 			}
 			continue
@@ -117,50 +110,6 @@ func (s *Server) Serve(ctx context.Context, conn io.ReadWriter) error {
 		}
 		if err := s.reply(conn, id, rep, e); err != nil {
 			return err
-		}
-	}
-	return ctx.Err()
-}
-
-// frameIn is what the reading goroutine hands the serving loop: a
-// request, a request that did not decode, or the read error that ends
-// the stream.
-type frameIn struct {
-	id        uint64
-	req       Request
-	decodeErr error
-	readErr   error
-}
-
-// read reads frames from r until a read fails or done is closed, handing
-// notices to the handler and everything else to in.
-func (s *Server) read(r io.Reader, in chan<- frameIn, done <-chan struct{}) {
-	defer close(in)
-	notifier, _ := s.Handler.(Notifier)
-	max := s.limit()
-	for {
-		var f frameIn
-		payload, err := ReadFrame(r, max)
-		if err != nil {
-			f.readErr = err
-		} else {
-			f.id, f.req, f.decodeErr = DecodeRequest(payload)
-			if n, ok := f.req.(Notice); ok {
-				if notifier == nil {
-					s.log("notice dropped: the handler takes none", "type", n.Type())
-				} else {
-					notifier.Notify(n)
-				}
-				continue
-			}
-		}
-		select {
-		case in <- f:
-		case <-done:
-			return
-		}
-		if f.readErr != nil {
-			return
 		}
 	}
 }

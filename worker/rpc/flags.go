@@ -3,7 +3,6 @@ package rpc
 import (
 	"flag"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/integritee-go/integritee/enclave/protocol"
@@ -29,11 +28,6 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet, prefix string) (check func() e
 	fs.IntVar(&o.QueueSize, n("call-queue"), d.QueueSize, "direct calls waiting for the enclave; more are answered busy (1031)")
 	fs.IntVar(&o.MaxCallsPerRound, n("calls-per-round"), d.MaxCallsPerRound, fmt.Sprintf("direct calls passed to the enclave at once, 1..%d", protocol.MaxSubmitCalls))
 	fs.DurationVar(&o.BatchLinger, n("batch-linger"), d.BatchLinger, "how long a batch of direct calls waits for more after its first arrived, unless full sooner (0: none); fewer, larger shard blocks at moderate rates for at most this much latency")
-	fs.BoolFunc(n("prepare-ahead"), fmt.Sprintf("announce the direct calls that come while a batch is in the enclave, in groups of up to %d within %s, so that the enclave decrypts them and checks their signatures beside that batch (default true)", aheadBatch, aheadLinger), func(v string) error {
-		on, err := strconv.ParseBool(v)
-		o.NoPrepareAhead = !on
-		return err
-	})
 	fs.IntVar(&o.MaxGetters, n("getters"), d.MaxGetters, "getters passed to the enclave at once; each waits its turn with chain blocks and call batches")
 	fs.IntVar(&o.GetterQueueSize, n("getter-queue"), d.GetterQueueSize, "getters waiting for the enclave; more are answered busy (1031)")
 	fs.DurationVar(&o.ReadTimeout, n("read-timeout"), d.ReadTimeout, "time to read a whole HTTP request, body included (the header within min(10s, this))")

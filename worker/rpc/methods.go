@@ -317,7 +317,7 @@ func (s *Server) limits() *api.Limits {
 	return &api.Limits{RateLimit: o.RateLimit, RateBurst: o.RateBurst, MaxBatch: o.MaxBatchRequests, MaxConns: o.MaxConns,
 		MaxConnsPerIP: o.MaxConnsPerIP, MaxInFlight: o.MaxInFlight, CallQueue: o.QueueSize, CallsPerRound: o.MaxCallsPerRound,
 		Getters: o.MaxGetters, GetterQueue: o.GetterQueueSize, MaxRequestBytes: o.MaxRequestBytes,
-		BatchLingerMs: float64(o.BatchLinger) / float64(time.Millisecond), NoPrepareAhead: o.NoPrepareAhead}
+		BatchLingerMs: float64(o.BatchLinger) / float64(time.Millisecond)}
 }
 
 func (s *Server) version(_ context.Context, req *request, _ *session, _ bool) pending {

@@ -63,15 +63,6 @@ type Backend interface {
 	Health(ctx context.Context) (*Health, error)
 }
 
-// Preparer is implemented by backends that can be told of calls before
-// the batch that brings them (protocol.PrepareCalls): the enclave
-// decrypts them and checks their signatures beside the batch it applies.
-// PrepareCalls must not block on the enclave and must not keep calls; it
-// is advice, and its failure changes nothing.
-type Preparer interface {
-	PrepareCalls(calls [][]byte)
-}
-
 // Identity is the enclave's public identity.
 type Identity struct {
 	// ShieldingKey is the serialised HPKE public key of the shard.

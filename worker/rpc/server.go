@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/integritee-go/integritee/enclave/protocol"
@@ -79,11 +78,6 @@ type Options struct {
 	// calls have waited longer than this behind the previous batch, and
 	// nothing is added.
 	BatchLinger time.Duration
-	// NoPrepareAhead turns off telling the backend of calls that queue
-	// while a batch is in the enclave (Preparer): by default they are
-	// announced in groups of up to aheadBatch within aheadLinger, so
-	// that the enclave decrypts and checks them beside the batch.
-	NoPrepareAhead bool
 	// MaxGetters bounds the getters passed to the backend at once (each
 	// takes the enclave in turn with block processing, so this bounds how
 	// many can be ahead of a chain block); default 4. GetterQueueSize
@@ -232,15 +226,6 @@ type Server struct {
 	// allocations under many clients.
 	answerBufs sync.Pool
 
-	// prep is the backend as a Preparer (nil: calls are not announced
-	// ahead); inSince is when the batch in the backend went in (0: none),
-	// and calls that come once it has been there aheadAfter go to ahead
-	// for prepareLoop.
-	prep    Preparer
-	started time.Time
-	inSince atomic.Int64
-	ahead   chan []byte
-
 	mu        sync.Mutex
 	identity  *Identity
 	confirmed uint64
@@ -265,11 +250,6 @@ func New(b Backend, opts Options) *Server {
 	go s.batchLoop()
 	for range opts.MaxGetters {
 		go s.getterLoop()
-	}
-	if p, ok := b.(Preparer); ok && !opts.NoPrepareAhead {
-		s.prep, s.ahead, s.started = p, make(chan []byte, opts.QueueSize), time.Now()
-		s.bg.Add(1)
-		go s.prepareLoop()
 	}
 	return s
 }
@@ -357,76 +337,11 @@ func (s *Server) enqueue(ct []byte) (*job, *api.Error) {
 	if s.opts.BatchLinger > 0 {
 		j.at = time.Now()
 	}
-	// Whether a batch is in the backend is read before the call queues:
-	// a call the idle batch loop takes at once needs no announcement.
-	announce := false
-	if s.prep != nil {
-		since := s.inSince.Load()
-		announce = since != 0 && time.Duration(s.sinceStart()-since) >= aheadAfter
-	}
 	select {
 	case s.queue <- j:
+		return j, nil
 	default:
 		return nil, errorf(api.CodeBusy, "submission queue full")
-	}
-	if announce {
-		select {
-		case s.ahead <- ct:
-		default: // announcing is an optimisation: never wait for it
-		}
-	}
-	return j, nil
-}
-
-// Announcing calls ahead (Preparer). Calls are announced only once the
-// batch in the backend has been there aheadAfter: the calls of a short
-// round trip go into the next batch at once, and announcing them would
-// only add the notices' cost (each call crosses to the enclave twice and
-// is hashed once more); under a load that makes round trips long,
-// preparing the next batch's calls beside them takes that work off the
-// batches' path. A group goes to the backend once it holds aheadBatch
-// calls (the enclave's signature batch) or aheadLinger after its first
-// call came.
-const (
-	aheadAfter  = 5 * time.Millisecond
-	aheadBatch  = 64
-	aheadLinger = 2 * time.Millisecond
-)
-
-// sinceStart is the server's monotonic clock: the time since New.
-func (s *Server) sinceStart() int64 { return int64(time.Since(s.started)) }
-
-// prepareLoop announces the calls that queue while a batch is in the
-// backend, so that the enclave prepares them beside it. A call its batch
-// took before it was announced is prepared with its batch, as without
-// announcements.
-func (s *Server) prepareLoop() {
-	defer s.bg.Done()
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	group := make([][]byte, 0, aheadBatch)
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case ct := <-s.ahead:
-			group = append(group[:0], ct)
-		}
-		t.Reset(aheadLinger)
-	fill:
-		for len(group) < aheadBatch {
-			select {
-			case ct := <-s.ahead:
-				group = append(group, ct)
-			case <-t.C:
-				break fill
-			case <-s.ctx.Done():
-				return
-			}
-		}
-		t.Stop()
-		s.prep.PrepareCalls(group)
-		clear(group) // the calls' memory is their jobs'
 	}
 }
 
@@ -459,9 +374,7 @@ func (s *Server) batchLoop() {
 		for i, j := range jobs {
 			calls[i] = j.ct
 		}
-		s.inSince.Store(max(s.sinceStart(), 1))
 		outs, err := s.b.SubmitCalls(s.ctx, calls)
-		s.inSince.Store(0)
 		if err == nil && len(outs) != len(jobs) {
 			err = errors.New("backend returned a wrong number of outcomes")
 		}

@@ -1,10 +1,8 @@
 package rpc_test
 
 import (
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -507,101 +505,5 @@ func TestBatchLinger(t *testing.T) {
 	}
 	if r := f.roundTrips(); !slices.Equal(r, []int{3}) {
 		t.Fatalf("round trips %v, want one of 3", r)
-	}
-}
-
-// preparingFake is fake with an rpc.Preparer: it records the groups of
-// calls announced ahead.
-type preparingFake struct {
-	*fake
-	mu     sync.Mutex
-	groups [][][]byte
-}
-
-func (p *preparingFake) PrepareCalls(calls [][]byte) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	g := make([][]byte, len(calls))
-	for i, c := range calls {
-		g[i] = bytes.Clone(c)
-	}
-	p.groups = append(p.groups, g)
-}
-
-func (p *preparingFake) announced() [][]byte {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var all [][]byte
-	for _, g := range p.groups {
-		all = append(all, g...)
-	}
-	return all
-}
-
-// TestCallsAnnouncedAhead: calls that come while a batch has been in the
-// backend for a while (5 ms) are announced to a Preparer, in arrival
-// order and in groups of at most 64, before their own batch; calls that
-// come while the backend is idle go straight to their batch unannounced;
-// --rpc-prepare-ahead=false announces none.
-func TestCallsAnnouncedAhead(t *testing.T) {
-	for _, off := range []bool{false, true} {
-		t.Run(fmt.Sprintf("off=%v", off), func(t *testing.T) {
-			p := &preparingFake{fake: newFake()}
-			p.gate, p.entered = make(chan struct{}), make(chan int, 4)
-			srv, _, ws := newServer(t, p, rpc.Options{NoPrepareAhead: off})
-			first := dialWS(t, ws)
-			first.send(req(0, "author_submitTrustedCall", callParams("first")))
-			if n := <-p.entered; n != 1 {
-				t.Fatalf("first round trip of %d", n)
-			}
-			// The batch has been in the backend for long enough.
-			time.Sleep(10 * time.Millisecond)
-			c := dialWS(t, ws)
-			const n = 100
-			var sent [][]byte
-			for i := 1; i <= n; i++ {
-				ct := fmt.Sprintf("call %03d", i)
-				sent = append(sent, []byte(ct))
-				c.send(req(i, "author_submitTrustedCall", callParams(ct)))
-			}
-			for srv.Queued() < n {
-				time.Sleep(time.Millisecond)
-			}
-			if !off {
-				deadline := time.Now().Add(time.Minute)
-				for len(p.announced()) < n && time.Now().Before(deadline) {
-					time.Sleep(time.Millisecond)
-				}
-				if got := p.announced(); !slices.EqualFunc(got, sent, bytes.Equal) {
-					t.Fatalf("announced %d calls %q, want the %d sent, in order", len(got), got, n)
-				}
-				p.mu.Lock()
-				for _, g := range p.groups {
-					if len(g) > 64 {
-						t.Errorf("a group of %d calls", len(g))
-					}
-				}
-				p.mu.Unlock()
-			}
-			close(p.gate)
-			if got := <-p.entered; got != n {
-				t.Fatalf("second round trip of %d calls, want %d", got, n)
-			}
-			for range n {
-				if m := c.next(); m.Error != nil {
-					t.Fatalf("response %+v", m)
-				}
-			}
-			first.next()
-			before := len(p.announced())
-			c.send(req(n+1, "author_submitTrustedCall", callParams("idle")))
-			<-p.entered
-			if m := c.next(); m.Error != nil {
-				t.Fatalf("response %+v", m)
-			}
-			if got := len(p.announced()); got != before || (off && got != 0) {
-				t.Fatalf("announced %d calls, want %d", got, before)
-			}
-		})
 	}
 }

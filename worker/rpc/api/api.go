@@ -187,13 +187,10 @@ type Limits struct {
 	CallQueue     int     `json:"call_queue"`
 	CallsPerRound int     `json:"calls_per_round"`
 	// BatchLingerMs is --rpc-batch-linger in milliseconds (0: none).
-	BatchLingerMs float64 `json:"batch_linger_ms,omitempty"`
-	// NoPrepareAhead is --rpc-prepare-ahead=false: calls are not
-	// announced to the enclave ahead of their batch.
-	NoPrepareAhead  bool `json:"no_prepare_ahead,omitempty"`
-	Getters         int  `json:"getters"`
-	GetterQueue     int  `json:"getter_queue"`
-	MaxRequestBytes int  `json:"max_request_bytes"`
+	BatchLingerMs   float64 `json:"batch_linger_ms,omitempty"`
+	Getters         int     `json:"getters"`
+	GetterQueue     int     `json:"getter_queue"`
+	MaxRequestBytes int     `json:"max_request_bytes"`
 }
 
 // VersionResult is the result of system_version.
