@@ -402,3 +402,41 @@ func TestRootChurn(t *testing.T) {
 		check(round)
 	}
 }
+
+// TestBatchBlindedRing: a batch's ring of blinded keys gives every key
+// its own blinded key, whatever the mix of keys of equal length, keys
+// too long for the ring and keys that fell out of it, and reads see the
+// writes they follow.
+func TestBatchBlindedRing(t *testing.T) {
+	s := newState(t, 1)
+	keys := [][]byte{
+		{}, {1}, {2},
+		[]byte("balances/free/aaaaaaaaaaaaaaaaaaaa"), []byte("balances/free/aaaaaaaaaaaaaaaaaaab"),
+		[]byte("system/nonce/aaaaaaaaaaaaaaaaaaaa"), bytes.Repeat([]byte{'k'}, maxBlindedKey),
+		bytes.Repeat([]byte{'k'}, maxBlindedKey+1), bytes.Repeat([]byte{'x'}, 100),
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	b := s.Begin()
+	want := map[string][]byte{}
+	for i := range 2000 {
+		k := keys[r.IntN(len(keys))]
+		if got := b.blind(k); got != s.Blind(k) {
+			t.Fatalf("step %d: key %q blinded %x, want %x", i, k, got, s.Blind(k))
+		}
+		if r.IntN(2) == 0 {
+			v := []byte{byte(i), byte(i >> 8)}
+			if err := b.Set(k, v); err != nil {
+				t.Fatal(err)
+			}
+			want[string(k)] = v
+			continue
+		}
+		v, ok, err := b.Get(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w, had := want[string(k)]; ok != had || !bytes.Equal(v, w) {
+			t.Fatalf("step %d: Get(%q) = %x %v, want %x %v", i, k, v, ok, w, had)
+		}
+	}
+}
