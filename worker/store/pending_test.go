@@ -533,12 +533,8 @@ func TestFoldPaced(t *testing.T) {
 // clock, here set by hand), everything otherwise. And the folder itself
 // folds the rest once no commit came for foldIdle.
 func TestFoldDue(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "w.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStopped(t, filepath.Join(t.TempDir(), "w.db"))
 	defer closeFiles(s)
-	stopFolder(s)
 	s.foldAt = 8
 	clock := time.Unix(1_800_000_000, 0)
 	s.now = func() time.Time { return clock }

@@ -347,6 +347,11 @@ func truncateRecords(tx *bolt.Tx, shard [32]byte, n uint64, limit int) error {
 	if err != nil {
 		return err
 	}
+	return truncateRange(tx, shard, first, next, lb, n, limit)
+}
+
+// truncateRange is truncateRecords on the range recordRange read.
+func truncateRange(tx *bolt.Tx, shard [32]byte, first, next uint64, lb *bolt.Bucket, n uint64, limit int) error {
 	if n > next {
 		return fmt.Errorf("%w: truncate before %d, next index is %d", ErrRecordRange, n, next)
 	}
@@ -412,12 +417,12 @@ func putRecords(tx *bolt.Tx, recs Records) error {
 		appended += len(r)
 	}
 	limit := max(appended, minDropBytes)
-	_, next, lb, err := recordRange(tx, recs.Shard)
+	first, next, lb, err := recordRange(tx, recs.Shard)
 	if err != nil {
 		return err
 	}
 	if recs.KeepLast == 0 || recs.KeepLast >= next { // none to truncate, or all kept
 		return dropTruncated(tx.Bucket(bucketRecords).Bucket(recs.Shard[:]), lb, limit)
 	}
-	return truncateRecords(tx, recs.Shard, next-recs.KeepLast, limit)
+	return truncateRange(tx, recs.Shard, first, next, lb, next-recs.KeepLast, limit)
 }
