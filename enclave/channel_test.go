@@ -2,10 +2,13 @@ package enclave_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"reflect"
 	"testing"
 
 	"github.com/integritee-go/integritee/chain/accounts"
 	"github.com/integritee-go/integritee/chain/bridge"
+	"github.com/integritee-go/integritee/chain/codec"
 	"github.com/integritee-go/integritee/chain/types"
 	"github.com/integritee-go/integritee/enclave"
 	"github.com/integritee-go/integritee/enclave/protocol"
@@ -163,4 +166,67 @@ func TestChannelNotIndirect(t *testing.T) {
 	if got := d.balance(d.bobI); got != before+5 {
 		t.Fatalf("the one-shot invocation: bob %d, want %d", got, before+5)
 	}
+}
+
+// TestSignerKeysPerChannel: a signer's expanded key is cached for the
+// shielded channel its call came on, and only that channel's calls find
+// it. A cache shared by every call would let the host learn who signed
+// recently: it opens a channel of its own, sends a call that names the
+// address with any signature, and times the check (a cached key answers
+// sooner). Here the host's call must expand the key anew, which adds an
+// entry; one-shot ciphertexts, which have no channel, cache nothing.
+func TestSignerKeysPerChannel(t *testing.T) {
+	d := newDirect(t, "signer keys per channel")
+	e := d.h.enc
+	tgt := d.target()
+	call := stf.Call{Transfer: &stf.Transfer{From: addr(d.aliceI), To: addr(d.bobI), Amount: 1}}
+	raw, err := stf.EncodeCall(call)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// spoiled is Alice's call with her signature spoiled: what the host
+	// can make for any address.
+	spoiled := func(nonce uint64) []byte {
+		msg, err := stf.CallSignBytes(raw, nonce, tgt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig := ed25519.Sign(d.aliceI, msg)
+		sig[7] ^= 1
+		b, err := codec.Marshal(stf.SignedCall{Call: raw, Signer: addr(d.aliceI), Nonce: nonce, Signature: sig})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// prepare prepares six calls (a batch equation runs from four on),
+	// each sealed by seal, and checks whether each authenticated.
+	prepare := func(what string, seal func(i int) []byte, valid bool, wantKeys int) {
+		t.Helper()
+		var cts [][]byte
+		for i := range 6 {
+			cts = append(cts, seal(i))
+		}
+		for i, p := range enclave.PrepareCalls(e, cts) {
+			if got := !reflect.ValueOf(p).FieldByName("Call").IsNil(); got != valid {
+				t.Fatalf("%s, call %d: authenticated %v, want %v (%+v)", what, i, got, valid, p)
+			}
+		}
+		if got := enclave.SignerKeys(e); got != wantKeys {
+			t.Fatalf("after %s: %d signer keys kept, want %d", what, got, wantKeys)
+		}
+	}
+	client, host := newChannel(t, d.pub), newChannel(t, d.pub)
+	prepare("the client's calls on its channel", func(i int) []byte {
+		return client.Seal(trustedCall(t, d.aliceI, call, uint64(i), tgt), i == 0)
+	}, true, 1)
+	prepare("the host's calls naming the client's signer on its own channel", func(i int) []byte {
+		return host.Seal(spoiled(uint64(i)), i == 0)
+	}, false, 2)
+	prepare("one-shot calls", func(i int) []byte {
+		return encryptTo(t, d.pub, trustedCall(t, d.aliceI, call, uint64(10+i), tgt))
+	}, true, 2)
+	prepare("the client's next calls", func(i int) []byte {
+		return client.Seal(trustedCall(t, d.aliceI, call, uint64(20+i), tgt), false)
+	}, true, 2)
 }

@@ -184,7 +184,7 @@ func (e *Enclave) prepareChunk(targets []stf.Target, calls [][]byte, out []prepa
 	batch := ed25519x.NewBatch(len(calls), e.signers)
 	for i, ct := range calls {
 		p := &out[i]
-		pt, ok := e.open(ct, p)
+		pt, ch, ok := e.open(ct, p)
 		if !ok {
 			continue
 		}
@@ -194,7 +194,11 @@ func (e *Enclave) prepareChunk(targets []stf.Target, calls [][]byte, out []prepa
 			continue
 		}
 		pts[i], unchecked[i] = pt, u
-		u.AddTo(batch)
+		// A signer's expanded key is cached for the channel its call
+		// came on, and found only by that channel's calls: a cache
+		// shared by all calls would let the host time its own calls to
+		// learn who signed recently (ed25519x.Keys).
+		u.AddTo(batch, ch)
 		batched = append(batched, i)
 	}
 	for k, ok := range batch.Verify() {
@@ -211,26 +215,31 @@ func (e *Enclave) prepareChunk(targets []stf.Target, calls [][]byte, out []prepa
 // prepareCall prepares one call, its signature checked alone under rule.
 func (e *Enclave) prepareCall(targets []stf.Target, rule ed25519x.Rule, ct []byte) preparedCall {
 	var p preparedCall
-	if pt, ok := e.open(ct, &p); ok {
+	if pt, _, ok := e.open(ct, &p); ok {
 		e.verifyCall(targets, rule, pt, &p)
 	}
 	return p
 }
 
-// open records the ciphertext ct's hash in p and returns its plaintext,
-// or false with the reason in p.
-func (e *Enclave) open(ct []byte, p *preparedCall) ([]byte, bool) {
+// open records the ciphertext ct's hash in p and returns its plaintext
+// and, for a call on a shielded channel, the channel as the scope its
+// signer's key may be cached in; or false with the reason in p.
+func (e *Enclave) open(ct []byte, p *preparedCall) ([]byte, *ed25519x.Scope, bool) {
 	p.CiphertextHash = sha256.Sum256(ct)
 	if len(ct) > protocol.MaxCallCiphertext {
 		p.Reason = protocol.ReasonTooLarge
-		return nil, false
+		return nil, nil, false
 	}
-	pt, reason := e.openCall(ct)
+	pt, id, channel, reason := e.openCall(ct)
 	if reason != "" {
 		p.Reason = reason
-		return nil, false
+		return nil, nil, false
 	}
-	return pt, true
+	if !channel {
+		return pt, nil, true
+	}
+	scope := ed25519x.Scope(id)
+	return pt, &scope, true
 }
 
 // verifyCall checks the call plaintext pt under rule r for each target in

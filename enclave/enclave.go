@@ -127,14 +127,16 @@ type Enclave struct {
 	retired int64
 	// current marks a state known to be in this build's format.
 	current bool
-	// signers caches the expanded keys of direct calls' signers
-	// (prepareChunk): a returning caller's key is not decoded again.
+	// signers caches the expanded keys of direct calls' signers, each
+	// for the shielded channel its call came on (prepareChunk): a
+	// client's next call on its channel does not decode its key again.
 	signers *ed25519x.Keys
 }
 
 // signerCache is the most signers' expanded keys an enclave keeps, about
-// 1.5 KiB each (48 MiB at most): a signer's key stays while fewer than
-// 16,384 other signers call between two of its calls (ed25519x.Keys).
+// 1.5 KiB each (48 MiB at most): a channel's signer's key stays while
+// fewer than 16,384 other pairs of channel and signer call between two of
+// its calls (ed25519x.Keys).
 const signerCache = 1 << 15
 
 var _ protocol.Handler = (*Enclave)(nil)

@@ -40,3 +40,7 @@ func ProposedAndLogged(e *Enclave, cts [][]byte) (proposed, logged any, err erro
 	d, err := decodeCommand(b)
 	return cmd, d, err
 }
+
+// SignerKeys is the number of signers' expanded keys e keeps, each for
+// the channel its call came on.
+func SignerKeys(e *Enclave) int { return e.signers.Len() }

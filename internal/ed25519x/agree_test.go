@@ -290,8 +290,13 @@ func TestBatchAgreesWithVerify(t *testing.T) {
 func checkBatch(t *testing.T, batch []sigCase, keys *ed25519x.Keys) {
 	t.Helper()
 	b := ed25519x.NewBatch(len(batch), keys)
-	for _, c := range batch {
-		b.Add(c.pub, c.msg, c.sig)
+	for i, c := range batch {
+		// Half the keys cached in one of two scopes, half not at all.
+		if i%2 == 0 {
+			b.Add(c.pub, c.msg, c.sig)
+		} else {
+			b.AddIn(ed25519x.Scope{byte(i % 4)}, c.pub, c.msg, c.sig)
+		}
 	}
 	if b.Len() != len(batch) {
 		t.Fatalf("Len %d, want %d", b.Len(), len(batch))
@@ -382,11 +387,11 @@ func FuzzVerifyAgreesWithReference(f *testing.F) {
 			b := ed25519x.NewBatch(6, keys)
 			for i := range 6 {
 				if i == 2 {
-					b.Add(pub, msg, sig)
+					b.AddIn(ed25519x.Scope{}, pub, msg, sig)
 					continue
 				}
 				m := fmt.Appendf(nil, "other %d", i)
-				b.Add(other.Public().(ed25519.PublicKey), m, ed25519.Sign(other, m))
+				b.AddIn(ed25519x.Scope{}, other.Public().(ed25519.PublicKey), m, ed25519.Sign(other, m))
 			}
 			for i, ok := range b.Verify() {
 				if want := i != 2 || got; ok != want {

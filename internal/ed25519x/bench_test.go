@@ -46,7 +46,7 @@ func BenchmarkBatch(b *testing.B) {
 		pubs[i], sigs[i] = pub, ed25519.Sign(priv, msgs[i])
 	}
 	// cached: the keys found in a Keys cache that holds them all, as a
-	// shard's returning callers' are.
+	// client's calls on one channel find theirs (all in one scope here).
 	cache := ed25519x.NewKeys(2 * keys)
 	for _, n := range []int{1, 2, 4, 8, 16, 32, 64, 128, 256} {
 		for _, c := range []struct {
@@ -58,7 +58,7 @@ func BenchmarkBatch(b *testing.B) {
 					batch := ed25519x.NewBatch(n, c.keys)
 					for j := range n {
 						k := (i*n + j) % len(pubs)
-						batch.Add(pubs[k], msgs[k], sigs[k])
+						batch.AddIn(ed25519x.Scope{}, pubs[k], msgs[k], sigs[k])
 					}
 					for _, ok := range batch.Verify() {
 						if !ok {

@@ -8,6 +8,9 @@ import (
 	"testing"
 )
 
+// scope is the tests' one scope.
+var scope = Scope{1}
+
 // TestKeysBounded: a Keys cache holds at most its size, finds a key used
 // within the last size/2 distinct keys (the same expansion, not a new
 // one), and a nil cache expands nothing.
@@ -19,29 +22,29 @@ func TestKeysBounded(t *testing.T) {
 		pubs[i] = ed25519.NewKeyFromSeed(seed[:]).Public().(ed25519.PublicKey)
 	}
 	k := NewKeys(size)
-	first := k.expanded(pubs[0])
+	first := k.expanded(scope, pubs[0])
 	if first == nil {
 		t.Fatal("no expansion of a valid key")
 	}
 	for i, pub := range pubs {
-		k.expanded(pub)
+		k.expanded(scope, pub)
 		if n := k.Len(); n > size {
 			t.Fatalf("after %d keys the cache holds %d, more than %d", i+1, n, size)
 		}
 		// The key used size/2 keys ago is still there: found, and kept.
 		if i >= size/2 {
 			back := pubs[i-size/2+1]
-			x := k.expanded(back)
-			if y := k.expanded(back); x != y {
+			x := k.expanded(scope, back)
+			if y := k.expanded(scope, back); x != y {
 				t.Fatalf("key %d expanded anew while cached", i-size/2+1)
 			}
 		}
 	}
-	if k.expanded(pubs[0]) == first {
+	if k.expanded(scope, pubs[0]) == first {
 		t.Fatal("the first key is still cached after 3×size others")
 	}
 	var none *Keys
-	if none.expanded(pubs[0]) != nil || none.Len() != 0 {
+	if none.expanded(scope, pubs[0]) != nil || none.Len() != 0 {
 		t.Fatal("a nil cache returned a key")
 	}
 	// Not a point: y² = (y²-1)/(dy²+1) has no root for y = 2 (canonical,
@@ -52,7 +55,7 @@ func TestKeysBounded(t *testing.T) {
 		t.Fatal("test key refused by keyShape")
 	}
 	before := k.Len()
-	if k.expanded(bad) != nil || k.Len() != before {
+	if k.expanded(scope, bad) != nil || k.Len() != before {
 		t.Fatal("a key that is not a point was expanded or cached")
 	}
 }
@@ -69,7 +72,7 @@ func TestKeysConcurrent(t *testing.T) {
 	for g := range 4 {
 		wg.Go(func() {
 			for i := range 200 {
-				if k.expanded(pubs[(g*7+i)%len(pubs)]) == nil {
+				if k.expanded(scope, pubs[(g*7+i)%len(pubs)]) == nil {
 					t.Error("no expansion")
 					return
 				}
@@ -109,7 +112,7 @@ func TestKeysConcurrentBatches(t *testing.T) {
 				for j := range n {
 					s := sigs[(g*5+r*3+j)%len(sigs)]
 					in = append(in, s)
-					b.Add(s.pub, s.msg, s.sig)
+					b.AddIn(Scope{byte(j % 2)}, s.pub, s.msg, s.sig)
 				}
 				for i, ok := range b.Verify() {
 					if want := Verify(in[i].pub, in[i].msg, in[i].sig); ok != want {
@@ -120,4 +123,38 @@ func TestKeysConcurrentBatches(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestKeysScoped: a key cached in one scope is not found in another (the
+// enclave's host must not learn, by timing its own calls, which keys its
+// clients' calls were signed by), and is still found in its own.
+func TestKeysScoped(t *testing.T) {
+	seed := sha256.Sum256([]byte("scoped"))
+	pub := ed25519.NewKeyFromSeed(seed[:]).Public().(ed25519.PublicKey)
+	k := NewKeys(16)
+	client, other := Scope{0xc1}, Scope{0x0e}
+	x := k.expanded(client, pub)
+	if y := k.expanded(other, pub); y == nil || y == x {
+		t.Fatal("a key cached in one scope was found in another")
+	}
+	if k.expanded(client, pub) != x {
+		t.Fatal("a key cached in its scope was expanded anew")
+	}
+	if k.Len() != 2 {
+		t.Fatalf("%d entries, want one per scope", k.Len())
+	}
+	// A batch caches only what is added in a scope.
+	msg := []byte("call")
+	sig := ed25519.Sign(ed25519.NewKeyFromSeed(seed[:]), msg)
+	b := NewBatch(1, k)
+	b.Add(pub, msg, sig)
+	b.Add(pub, msg, sig)
+	if ok := b.Verify(); !ok[0] || !ok[1] || k.Len() != 2 {
+		t.Fatalf("verdicts %v, %d entries: an unscoped signature's key was cached", ok, k.Len())
+	}
+	b = NewBatch(1, k)
+	b.AddIn(Scope{0x77}, pub, msg, sig)
+	if ok := b.Verify(); !ok[0] || k.Len() != 3 {
+		t.Fatalf("verdict %v, %d entries: a scoped signature's key was not cached in its scope", ok, k.Len())
+	}
 }
