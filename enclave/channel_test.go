@@ -200,9 +200,16 @@ func TestSignerKeysPerChannel(t *testing.T) {
 		return b
 	}
 	// prepare prepares six calls (a batch equation runs from four on),
-	// each sealed by seal, and checks whether each authenticated.
-	prepare := func(what string, seal func(i int) []byte, valid bool, wantKeys int) {
+	// each sealed by seal, and checks whether each authenticated, the
+	// keys kept after and whether any key was expanded for the cache.
+	prepare := func(what string, seal func(i int) []byte, valid bool, wantKeys int, expands bool) {
 		t.Helper()
+		before := enclave.SignerExpansions(e)
+		defer func() {
+			if got := enclave.SignerExpansions(e) > before; got != expands {
+				t.Fatalf("%s: a key expanded for the cache %v, want %v", what, got, expands)
+			}
+		}()
 		var cts [][]byte
 		for i := range 6 {
 			cts = append(cts, seal(i))
@@ -219,14 +226,15 @@ func TestSignerKeysPerChannel(t *testing.T) {
 	client, host := newChannel(t, d.pub), newChannel(t, d.pub)
 	prepare("the client's calls on its channel", func(i int) []byte {
 		return client.Seal(trustedCall(t, d.aliceI, call, uint64(i), tgt), i == 0)
-	}, true, 1)
+	}, true, 1, true)
 	prepare("the host's calls naming the client's signer on its own channel", func(i int) []byte {
 		return host.Seal(spoiled(uint64(i)), i == 0)
-	}, false, 2)
+	}, false, 2, true)
 	prepare("one-shot calls", func(i int) []byte {
 		return encryptTo(t, d.pub, trustedCall(t, d.aliceI, call, uint64(10+i), tgt))
-	}, true, 2)
+	}, true, 2, false)
+	// The client's next calls find its key: none expanded again.
 	prepare("the client's next calls", func(i int) []byte {
 		return client.Seal(trustedCall(t, d.aliceI, call, uint64(20+i), tgt), false)
-	}, true, 2)
+	}, true, 2, false)
 }

@@ -136,7 +136,8 @@ type Enclave struct {
 // signerCache is the most signers' expanded keys an enclave keeps, about
 // 1.5 KiB each (48 MiB at most): a channel's signer's key stays while
 // fewer than 16,384 other pairs of channel and signer call between two of
-// its calls (ed25519x.Keys).
+// its calls (ed25519x.Keys). The host can push every key out with calls
+// of its own; that slows the clients' checks and changes no verdict.
 const signerCache = 1 << 15
 
 var _ protocol.Handler = (*Enclave)(nil)

@@ -44,3 +44,7 @@ func ProposedAndLogged(e *Enclave, cts [][]byte) (proposed, logged any, err erro
 // SignerKeys is the number of signers' expanded keys e keeps, each for
 // the channel its call came on.
 func SignerKeys(e *Enclave) int { return e.signers.Len() }
+
+// SignerExpansions is the number of signers' keys e expanded for its
+// cache: each a key the cache did not have.
+func SignerExpansions(e *Enclave) uint64 { return e.signers.Expansions() }

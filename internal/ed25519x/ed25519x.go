@@ -304,10 +304,13 @@ type Scope [16]byte
 // it the calls) learn whether an address had signed recently: it sends a
 // call that names the address, with any signature, and a cached key
 // answers ~9 µs sooner. Within a scope it learns at most what the scope's
-// own calls tell it: the enclave's host cannot make calls on a client's
-// channel, only replay them, and a replayed call's signer signed on that
-// channel (the timing can tell only whether it still does, among the
-// channel's recent signers).
+// own calls tell it. The enclave's host cannot make calls on a client's
+// channel, only replay them; by filling the cache with keys of its own
+// and then replaying two of a channel's calls, it can tell whether they
+// have the same signer. It learns that anyway from the state: put in
+// blocks of their own, two calls of one signer both change its nonce's
+// entry. Filling the cache also drops every client's keys, which costs
+// them time, not correctness.
 //
 // The cache holds two generations of up to half its size each: an entry
 // found in the older one moves to the newer, and when the newer is full
@@ -315,9 +318,10 @@ type Scope [16]byte
 // distinct ones stay. Safe for concurrent use; the zero of a *Keys (nil)
 // caches nothing.
 type Keys struct {
-	mu       sync.Mutex
-	half     int
-	cur, old map[scopedKey]*voi.ExpandedPublicKey
+	mu         sync.Mutex
+	half       int
+	cur, old   map[scopedKey]*voi.ExpandedPublicKey
+	expansions uint64
 }
 
 type scopedKey struct {
@@ -359,6 +363,7 @@ func (k *Keys) expanded(scope Scope, pub []byte) *voi.ExpandedPublicKey {
 	}
 	k.mu.Lock()
 	k.put(key, x)
+	k.expansions++
 	k.mu.Unlock()
 	return x
 }
@@ -380,4 +385,15 @@ func (k *Keys) Len() int {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return len(k.cur) + len(k.old)
+}
+
+// Expansions is the number of keys expanded for the cache (not found in
+// it).
+func (k *Keys) Expansions() uint64 {
+	if k == nil {
+		return 0
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.expansions
 }
