@@ -1,8 +1,10 @@
 package trusted
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -67,4 +69,90 @@ func FuzzFastAnswer(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { sameAnswer(t, b) })
+}
+
+// sameEnvelope fails t unless, where envelopeAnswer takes b with a result
+// that is valid JSON, json.Unmarshal reads b as it does (a result that is
+// not valid JSON fails the answer's verification later); it reports
+// whether it took b.
+func sameEnvelope(t *testing.T, b []byte) bool {
+	t.Helper()
+	r, ok := envelopeAnswer(b)
+	if !ok {
+		return false
+	}
+	if !json.Valid(r.Result) {
+		return true
+	}
+	var slow rpcResponse
+	if err := json.Unmarshal(b, &slow); err != nil {
+		t.Fatalf("%q: result %q is valid, json.Unmarshal of the answer: %v", b, r.Result, err)
+	}
+	if !bytes.Equal(slow.ID, r.ID) || !bytes.Equal(slow.Result, r.Result) || slow.Error != nil || slow.Method != "" {
+		t.Fatalf("%q: envelope %+v, json.Unmarshal %+v", b, r, slow)
+	}
+	return true
+}
+
+func TestEnvelopeAnswer(t *testing.T) {
+	for _, tt := range []struct {
+		in     string
+		taken  bool
+		result string
+	}{
+		{`{"jsonrpc":"2.0","id":12,"result":{"status":"executed","proof":{"aunts":["00","11"]}}}`, true, `{"status":"executed","proof":{"aunts":["00","11"]}}`},
+		{" {\"jsonrpc\" : \"2.0\" , \"id\" : \"x\" , \"result\" : [1, 2] \n} \r\n", true, `[1, 2]`},
+		// Taken, and failing later: the result is not one JSON value
+		// (json.Unmarshal would take the second of two results).
+		{`{"jsonrpc":"2.0","id":1,"result":{"a":}}`, true, `{"a":}`},
+		{`{"jsonrpc":"2.0","id":1,"result":1,"result":2}`, true, `1,"result":2`},
+		{`{"jsonrpc":"2.0","id":1,"result":1}}`, true, `1}`},
+		// Declined: another shape, which decodeAnswer reads.
+		{`{"jsonrpc":"2.0","id":1,"result":}`, false, ``},
+		{`{"jsonrpc":"2.0","id":1,"result":1}x`, false, ``},
+		{`{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m"}}`, false, ``},
+		{`{"jsonrpc":"2.0","method":"author_trustedCallStatus","params":{}}`, false, ``},
+		{`{"id":1,"jsonrpc":"2.0","result":1}`, false, ``},
+		{`{"jsonrpc":"2.0","id":null,"result":1}`, false, ``},
+		{`{"jsonrpc":"2.0","ID":1,"result":1}`, false, ``},
+		{`{"jsonrpc":nul,"id":1,"result":1}`, false, ``},
+		{`{"jsonrpc":"2.0","id":1,"result":1`, false, ``},
+	} {
+		r, ok := envelopeAnswer([]byte(tt.in))
+		if ok != tt.taken || string(r.Result) != tt.result {
+			t.Errorf("%q: taken %v with result %q, want %v with %q", tt.in, ok, r.Result, tt.taken, tt.result)
+		}
+		sameEnvelope(t, []byte(tt.in))
+	}
+}
+
+// An answer taken by its envelope whose result is not one JSON value
+// fails its verification: nothing is taken from it unvalidated.
+func TestEnvelopeResultVerified(t *testing.T) {
+	for _, in := range []string{
+		`{"jsonrpc":"2.0","id":1,"result":{"status":"executed",}}`,
+		`{"jsonrpc":"2.0","id":1,"result":{"status":"executed"},"result":{"status":"executed"}}`,
+	} {
+		r, ok := envelopeAnswer([]byte(in))
+		if !ok {
+			t.Fatalf("%q declined", in)
+		}
+		if _, err := (&Client{}).VerifySubmission([]byte("ct"), &Submission{answer: r.Result}); err == nil || !strings.Contains(err.Error(), "call result") {
+			t.Fatalf("%q: verification %v, want the result refused", in, err)
+		}
+	}
+}
+
+// FuzzEnvelopeAnswer: where envelopeAnswer takes an answer with a valid
+// result, json.Unmarshal reads the same.
+func FuzzEnvelopeAnswer(f *testing.F) {
+	for _, s := range []string{
+		`{"jsonrpc":"2.0","id":12,"result":{"status":"executed","block":{"header":{"number":3}},"proof":{"aunts":["00","11"]}}}`,
+		`{"jsonrpc":"2.0","id":"7","result":"x\u0041"}`,
+		`{"jsonrpc":"2.0","id":1,"result":[1,{"a":"b"}]} `,
+		`{"jsonrpc":"2.0","id":1,"result":{"a":"}"}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { sameEnvelope(t, b) })
 }

@@ -207,9 +207,14 @@ func (s *Session) SubmitUnverified(ctx context.Context, ct []byte) (*Submission,
 		case <-ctx.Done():
 			return nil, &transportError{method: api.MethodSubmitTrustedCall, err: ctx.Err(), sent: true}
 		}
-		r, err := decodeAnswer(b)
-		if err != nil {
-			return nil, fmt.Errorf("trusted: session answer: %w", err)
+		// The result is decoded whole by VerifySubmission: only the
+		// envelope is read here.
+		r, ok := envelopeAnswer(b)
+		if !ok {
+			var err error
+			if r, err = decodeAnswer(b); err != nil {
+				return nil, fmt.Errorf("trusted: session answer: %w", err)
+			}
 		}
 		if r.Method != "" {
 			continue // a notification
