@@ -63,7 +63,22 @@ type Session struct {
 	largest int // the longest message read so far
 
 	closeOnce sync.Once
+
+	// mu guards the call out by Send: its callback and request ID, and
+	// whether the reader has stopped (no callback is taken after).
+	mu      sync.Mutex
+	pending func(*Submission, error)
+	want    []byte
+	ended   bool
+	// async is set while the session's calls are sent by Send: a message
+	// that answers none (there are none without subscriptions) is
+	// dropped, not left for a SubmitUnverified that never comes.
+	async bool
 }
+
+// ErrCallOut is a call sent on a session that has one out already: a
+// session has one call out at a time.
+var ErrCallOut = errors.New("trusted: the session has a call out")
 
 // SessionOptions configures OpenSession.
 type SessionOptions struct {
@@ -117,7 +132,7 @@ const maxKeptReadBuffer = 64 << 10
 // slice in steps for every message, and clearing those was a fifth of a
 // load generator's CPU under 10,000 sessions.
 func (s *Session) read() {
-	defer close(s.done)
+	defer s.end()
 	var buf bytes.Buffer
 	for {
 		_, r, err := s.conn.Reader(context.Background())
@@ -133,12 +148,59 @@ func (s *Session) read() {
 		if buf.Cap() > maxKeptReadBuffer {
 			buf = bytes.Buffer{}
 		}
+		if s.deliver(b) {
+			continue
+		}
 		select {
 		case s.in <- b:
 		case <-s.quit:
 			return
 		}
 	}
+}
+
+// end marks the reader stopped, gives a call out by Send the connection's
+// end, and closes done.
+func (s *Session) end() {
+	s.mu.Lock()
+	s.ended = true
+	done := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	close(s.done)
+	if done != nil {
+		done(nil, &transportError{method: api.MethodSubmitTrustedCall, err: s.err, sent: true})
+	}
+}
+
+// deliver gives message b to the call out by Send; false if the session
+// is not sending by Send (SubmitUnverified waits for b). A message that
+// answers no call out is dropped.
+func (s *Session) deliver(b []byte) bool {
+	s.mu.Lock()
+	done, want, async := s.pending, s.want, s.async
+	s.mu.Unlock()
+	if done == nil {
+		return async
+	}
+	// want stays as it is while a call is out: only Send sets it.
+	sub, matched, err := s.answerTo(b, string(want))
+	if !matched || !s.take() {
+		return true
+	}
+	done(sub, err)
+	return true
+}
+
+// take clears the call out and reports whether it was still there: the
+// reader and a Send whose write failed race for it, and the one that
+// takes it answers for it.
+func (s *Session) take() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.pending != nil
+	s.pending = nil
+	return out
 }
 
 // keep copies message m out of the read buffer: into the reserved space
@@ -190,14 +252,22 @@ func (s *Session) AnswerSize() int {
 // without an ID, such as a rate-limit refusal, is this call's: the session
 // has one request out at a time), a lost connection a transport error.
 func (s *Session) SubmitUnverified(ctx context.Context, ct []byte) (*Submission, error) {
+	s.mu.Lock()
+	if s.pending != nil {
+		s.mu.Unlock()
+		return nil, ErrCallOut
+	}
 	s.id++
+	id := s.id
+	s.async = false
+	s.mu.Unlock()
 	// The request is built in the session's buffer: Write copies it out
 	// before it returns, and a Session has one call at a time.
-	s.req = appendCallRequest(s.req[:0], s.id, s.c.shard[:], ct)
+	s.req = appendCallRequest(s.req[:0], id, s.c.shard[:], ct)
 	if err := s.conn.Write(ctx, websocket.MessageText, s.req); err != nil {
 		return nil, &transportError{method: api.MethodSubmitTrustedCall, err: err, sent: true}
 	}
-	want := fmt.Sprint(s.id)
+	want := strconv.FormatInt(id, 10)
 	for {
 		var b []byte
 		select {
@@ -207,37 +277,81 @@ func (s *Session) SubmitUnverified(ctx context.Context, ct []byte) (*Submission,
 		case <-ctx.Done():
 			return nil, &transportError{method: api.MethodSubmitTrustedCall, err: ctx.Err(), sent: true}
 		}
-		// The result is decoded whole by VerifySubmission: only the
-		// envelope is read here.
-		r, ok := envelopeAnswer(b)
-		if !ok {
-			var err error
-			if r, err = decodeAnswer(b); err != nil {
-				return nil, fmt.Errorf("trusted: session answer: %w", err)
-			}
+		if sub, matched, err := s.answerTo(b, want); matched {
+			return sub, err
 		}
-		if r.Method != "" {
-			continue // a notification
-		}
-		if id := string(r.ID); id != want && id != "null" && id != "" {
-			continue // an earlier request's late answer
-		}
-		if r.Error != nil {
-			if r.Error.Code == api.CodeInvalidCall {
-				// The refusal's data is the call result with the reason.
-				var cr api.CallResult
-				if b, err := json.Marshal(r.Error.Data); err == nil && json.Unmarshal(b, &cr) == nil && cr.Status == api.StatusInvalid {
-					return nil, &InvalidCallError{Hash: cr.Hash, Reason: cr.Reason}
-				}
-				return nil, &InvalidCallError{Reason: r.Error.Message}
-			}
-			return nil, r.Error
-		}
-		if len(r.Result) == 0 {
-			return nil, errors.New("trusted: session answer without a result")
-		}
-		return &Submission{w: s.w, answer: r.Result}, nil
 	}
+}
+
+// Send sends ct over the session and returns once it is written, without
+// waiting for the answer: done gets what SubmitUnverified would return,
+// on the session's reader goroutine, which reads nothing more until done
+// returns. So done must not block; it may Send the session's next call.
+// This is for a load generator that keeps many sessions busy: the answer
+// is handled where it is read, not handed to a waiting goroutine.
+//
+// A session has one call out at a time: Send while one is out returns
+// ErrCallOut. If Send returns an error, done is not called; otherwise it
+// is called once, with the transport error if the connection ends first.
+// The write waits without a deadline: Close ends it.
+func (s *Session) Send(ct []byte, done func(*Submission, error)) error {
+	s.mu.Lock()
+	switch {
+	case s.pending != nil:
+		s.mu.Unlock()
+		return ErrCallOut
+	case s.ended:
+		s.mu.Unlock()
+		return &transportError{method: api.MethodSubmitTrustedCall, err: s.err}
+	}
+	s.id++
+	s.async = true
+	s.want = strconv.AppendInt(s.want[:0], s.id, 10)
+	// The request's buffer is free again once the worker can have
+	// answered: Write has copied it out before its last byte is sent.
+	s.req = appendCallRequest(s.req[:0], s.id, s.c.shard[:], ct)
+	req := s.req
+	s.pending = done
+	s.mu.Unlock()
+	if err := s.conn.Write(context.Background(), websocket.MessageText, req); err != nil && s.take() {
+		return &transportError{method: api.MethodSubmitTrustedCall, err: err, sent: true}
+	}
+	return nil
+}
+
+// answerTo reads message b as the answer to the request with ID want;
+// matched is false for a notification or an earlier request's late
+// answer.
+func (s *Session) answerTo(b []byte, want string) (sub *Submission, matched bool, err error) {
+	// The result is decoded whole by VerifySubmission: only the envelope
+	// is read here.
+	r, ok := envelopeAnswer(b)
+	if !ok {
+		if r, err = decodeAnswer(b); err != nil {
+			return nil, true, fmt.Errorf("trusted: session answer: %w", err)
+		}
+	}
+	if r.Method != "" {
+		return nil, false, nil // a notification
+	}
+	if id := string(r.ID); id != want && id != "null" && id != "" {
+		return nil, false, nil // an earlier request's late answer
+	}
+	if r.Error != nil {
+		if r.Error.Code == api.CodeInvalidCall {
+			// The refusal's data is the call result with the reason.
+			var cr api.CallResult
+			if b, err := json.Marshal(r.Error.Data); err == nil && json.Unmarshal(b, &cr) == nil && cr.Status == api.StatusInvalid {
+				return nil, true, &InvalidCallError{Hash: cr.Hash, Reason: cr.Reason}
+			}
+			return nil, true, &InvalidCallError{Reason: r.Error.Message}
+		}
+		return nil, true, r.Error
+	}
+	if len(r.Result) == 0 {
+		return nil, true, errors.New("trusted: session answer without a result")
+	}
+	return &Submission{w: s.w, answer: r.Result}, true, nil
 }
 
 // appendCallRequest appends the author_submitTrustedCall request of ct

@@ -173,3 +173,85 @@ func openSession(t *testing.T, name string, opts rpc.Options, ip net.IP) (contex
 	t.Cleanup(func() { s.Close() })
 	return ctx, c, s
 }
+
+// Send hands each answer to its callback on the session's reader, which
+// may send the next call from there; a second call while one is out is
+// refused; answers verify as SubmitUnverified's do; a refusal is the
+// call's error; once the session is closed, Send fails and no callback is
+// left waiting.
+func TestSessionSend(t *testing.T) {
+	ctx, c, s := openSession(t, "sdk session send", rpc.Options{}, net.IPv4(127, 3, 3, 1))
+	alice, bob := rpctest.Key("alice"), rpctest.Key("bob")
+	if _, err := c.SubmitCall(ctx, rpctest.SudoKey(), stf.Call{SetBalance: &stf.SetBalance{Who: rpctest.Address(alice), Amount: 100}}); err != nil {
+		t.Fatal(err)
+	}
+	transfer := func(nonce uint64) []byte {
+		ct, err := c.EncryptCall(alice, stf.Call{Transfer: &stf.Transfer{From: rpctest.Address(alice), To: rpctest.Address(bob), Amount: 1}}, nonce)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ct
+	}
+	const calls = 5
+	cts := make([][]byte, calls+1)
+	for i := range cts {
+		cts[i] = transfer(uint64(i))
+	}
+	cts[calls] = cts[0] // a replay: refused
+	type answer struct {
+		sub *trusted.Submission
+		err error
+	}
+	answers := make(chan answer, len(cts))
+	var next func(i int)
+	next = func(i int) {
+		if err := s.Send(cts[i], func(sub *trusted.Submission, err error) {
+			answers <- answer{sub, err}
+			if i+1 < len(cts) {
+				next(i + 1) // from the reader, as a load generator's behind call
+			}
+			if i == 0 {
+				// Call 1 is out, and its answer cannot come while the
+				// reader is here.
+				if err := s.Send(cts[2], func(*trusted.Submission, error) { t.Error("a second call out was taken") }); !errors.Is(err, trusted.ErrCallOut) {
+					t.Errorf("second call out: %v, want ErrCallOut", err)
+				}
+			}
+		}); err != nil {
+			t.Errorf("send %d: %v", i, err)
+		}
+	}
+	next(0)
+	for i := range cts {
+		var a answer
+		select {
+		case a = <-answers:
+		case <-ctx.Done():
+			t.Fatalf("answer %d: %v", i, ctx.Err())
+		}
+		if i == calls {
+			var ie *trusted.InvalidCallError
+			if !errors.As(a.err, &ie) || ie.Reason != protocol.ReasonStaleNonce {
+				t.Fatalf("replay: %v", a.err)
+			}
+			continue
+		}
+		if a.err != nil {
+			t.Fatalf("call %d: %v", i, a.err)
+		}
+		if r, err := c.VerifySubmission(cts[i], a.sub); err != nil || !r.Success {
+			t.Fatalf("call %d: %+v %v", i, r, err)
+		}
+	}
+	if b, err := c.Balance(ctx, bob); err != nil || b != calls {
+		t.Fatalf("bob holds %d %v, want %d", b, err, calls)
+	}
+	// SubmitUnverified works on the session after Send's calls.
+	if _, err := s.SubmitUnverified(ctx, transfer(calls)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := s.Send(transfer(calls+1), func(*trusted.Submission, error) { t.Error("callback after close") }); err == nil {
+		t.Fatal("Send on a closed session succeeded")
+	}
+}
