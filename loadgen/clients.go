@@ -289,12 +289,6 @@ func Clients(ctx context.Context, cfg ClientsConfig) (*Report, error) {
 
 	t := newTally()
 	prog := &progress{total: cfg.N}
-	var (
-		recMu   sync.Mutex
-		records []callRecord
-		lost    atomic.Int64
-		behind  atomic.Int64
-	)
 	for _, s := range sess {
 		if s == nil {
 			t.fail("no_session", perSession)
@@ -307,64 +301,24 @@ func Clients(ctx context.Context, cfg ClientsConfig) (*Report, error) {
 		sess[i] = nil
 	}
 	reserveAnswers(sess, perSession)
+	async := make([]asyncSession, len(sess))
+	timed := make([][][]byte, len(sess))
+	for i, s := range sess {
+		if s != nil {
+			async[i], timed[i] = s, built[i][lead:]
+		}
+	}
 	probe.start()
 	defer probe.release()
 	start := time.Now()
 	t.start = start
 	stopProg := startProgress(cfg.Progress, prog, start)
-	var wg sync.WaitGroup
-	for i, s := range sess {
-		if s == nil {
-			continue
-		}
-		w := workerOf(i, len(tcs))
-		offset := time.Duration(int64(cfg.Interval) * int64(i) / int64(cfg.Clients))
-		wg.Go(func() {
-			var prev time.Time // the previous call's answer
-			for j := range perSession {
-				due := start.Add(offset + time.Duration(j)*cfg.Interval)
-				if prev.After(due) {
-					behind.Add(1)
-				}
-				if err := (realClock{}).SleepUntil(ctx, due); err != nil {
-					t.fail("timeout", perSession-j)
-					prog.failed.Add(int64(perSession - j))
-					return
-				}
-				sentAt := time.Now()
-				var sub *trusted.Submission
-				refused, err := retryRefused(ctx, func() (err error) {
-					sub, err = s.SubmitUnverified(ctx, built[i][lead+j])
-					return err
-				})
-				now := time.Now()
-				prev = now
-				t.sent(prog, refused, true, due, sentAt, now, err)
-				if err != nil {
-					code := directFailCode(ctx, err)
-					t.failErr(code, err)
-					t.fail("not_sent", perSession-j-1)
-					prog.failed.Add(int64(perSession - j))
-					if code == "transport" {
-						lost.Add(1)
-					}
-					recMu.Lock()
-					rep.Workers[w].Failed++
-					recMu.Unlock()
-					return // the nonce may or may not be used
-				}
-				prog.done.Add(1)
-				recMu.Lock()
-				records = append(records, callRecord{sender: i, worker: w, ct: built[i][lead+j], sub: sub, due: due, done: now})
-				recMu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	phase := newTimedSessions(ctx, start, cfg.Interval, perSession, len(tcs), async, timed, t, prog, rep)
+	records := phase.run()
 	stopProg()
 	probe.finish(rep)
-	rep.Sessions.Lost = int(lost.Load())
-	rep.Sessions.Behind = int(behind.Load())
+	rep.Sessions.Lost = int(phase.lost.Load())
+	rep.Sessions.Behind = int(phase.behind.Load())
 	closeSessions(sess)
 
 	// Verify every answer, then read back what was applied.
