@@ -156,3 +156,20 @@ func FuzzEnvelopeAnswer(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { sameEnvelope(t, b) })
 }
+
+// A call out is taken (its callback to be called) once, and only for its
+// own number: a reader that matched an earlier call's answer, or an
+// earlier Send whose write failed, never takes the next call's.
+func TestSessionTakeOnlyItsCall(t *testing.T) {
+	s := &Session{}
+	s.pending, s.call = func(*Submission, error) {}, 2
+	if s.take(1) || s.pending == nil {
+		t.Fatal("call 1's take cleared call 2")
+	}
+	if !s.take(2) || s.pending != nil {
+		t.Fatal("call 2 not taken")
+	}
+	if s.take(2) {
+		t.Fatal("call 2 taken twice")
+	}
+}

@@ -64,12 +64,18 @@ type Session struct {
 
 	closeOnce sync.Once
 
-	// mu guards the call out by Send: its callback and request ID, and
-	// whether the reader has stopped (no callback is taken after).
+	// mu guards the call out by Send: its callback, request ID and
+	// number (call), and whether the reader has stopped (no callback is
+	// taken after).
 	mu      sync.Mutex
 	pending func(*Submission, error)
-	want    []byte
+	want    string
+	call    uint64
 	ended   bool
+	// sendMu is held by Send while it builds and writes its request in
+	// req: a callback that sends the next call waits for the write of
+	// the one it answers (an answer without an ID may come before it).
+	sendMu sync.Mutex
 	// async is set while the session's calls are sent by Send: a message
 	// that answers none (there are none without subscriptions) is
 	// dropped, not left for a SubmitUnverified that never comes.
@@ -154,6 +160,7 @@ func (s *Session) read() {
 		select {
 		case s.in <- b:
 		case <-s.quit:
+			s.err = net.ErrClosed
 			return
 		}
 	}
@@ -178,29 +185,30 @@ func (s *Session) end() {
 // answers no call out is dropped.
 func (s *Session) deliver(b []byte) bool {
 	s.mu.Lock()
-	done, want, async := s.pending, s.want, s.async
+	done, want, call, async := s.pending, s.want, s.call, s.async
 	s.mu.Unlock()
 	if done == nil {
 		return async
 	}
-	// want stays as it is while a call is out: only Send sets it.
-	sub, matched, err := s.answerTo(b, string(want))
-	if !matched || !s.take() {
+	sub, matched, err := s.answerTo(b, want)
+	if !matched || !s.take(call) {
 		return true
 	}
 	done(sub, err)
 	return true
 }
 
-// take clears the call out and reports whether it was still there: the
-// reader and a Send whose write failed race for it, and the one that
-// takes it answers for it.
-func (s *Session) take() bool {
+// take clears call number call if it is still out and reports whether it
+// was: the reader and a Send whose write failed race for it, and the one
+// that takes it answers for it. A later call is never taken for it.
+func (s *Session) take(call uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := s.pending != nil
+	if s.pending == nil || s.call != call {
+		return false
+	}
 	s.pending = nil
-	return out
+	return true
 }
 
 // keep copies message m out of the read buffer: into the reserved space
@@ -263,8 +271,11 @@ func (s *Session) SubmitUnverified(ctx context.Context, ct []byte) (*Submission,
 	s.mu.Unlock()
 	// The request is built in the session's buffer: Write copies it out
 	// before it returns, and a Session has one call at a time.
+	s.sendMu.Lock()
 	s.req = appendCallRequest(s.req[:0], id, s.c.shard[:], ct)
-	if err := s.conn.Write(ctx, websocket.MessageText, s.req); err != nil {
+	err := s.conn.Write(ctx, websocket.MessageText, s.req)
+	s.sendMu.Unlock()
+	if err != nil {
 		return nil, &transportError{method: api.MethodSubmitTrustedCall, err: err, sent: true}
 	}
 	want := strconv.FormatInt(id, 10)
@@ -295,6 +306,8 @@ func (s *Session) SubmitUnverified(ctx context.Context, ct []byte) (*Submission,
 // is called once, with the transport error if the connection ends first.
 // The write waits without a deadline: Close ends it.
 func (s *Session) Send(ct []byte, done func(*Submission, error)) error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
 	s.mu.Lock()
 	switch {
 	case s.pending != nil:
@@ -305,15 +318,14 @@ func (s *Session) Send(ct []byte, done func(*Submission, error)) error {
 		return &transportError{method: api.MethodSubmitTrustedCall, err: s.err}
 	}
 	s.id++
+	s.call++
+	call := s.call
 	s.async = true
-	s.want = strconv.AppendInt(s.want[:0], s.id, 10)
-	// The request's buffer is free again once the worker can have
-	// answered: Write has copied it out before its last byte is sent.
+	s.want = strconv.FormatInt(s.id, 10)
 	s.req = appendCallRequest(s.req[:0], s.id, s.c.shard[:], ct)
-	req := s.req
 	s.pending = done
 	s.mu.Unlock()
-	if err := s.conn.Write(context.Background(), websocket.MessageText, req); err != nil && s.take() {
+	if err := s.conn.Write(context.Background(), websocket.MessageText, s.req); err != nil && s.take(call) {
 		return &transportError{method: api.MethodSubmitTrustedCall, err: err, sent: true}
 	}
 	return nil
