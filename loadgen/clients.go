@@ -314,6 +314,7 @@ func Clients(ctx context.Context, cfg ClientsConfig) (*Report, error) {
 	t.start = start
 	stopProg := startProgress(cfg.Progress, prog, start)
 	phase := newTimedSessions(ctx, start, cfg.Interval, perSession, len(tcs), async, timed, t, prog, rep)
+	phase.closeAll = func() { closeSessions(sess) }
 	records := phase.run()
 	stopProg()
 	probe.finish(rep)

@@ -47,6 +47,8 @@ type timedSessions struct {
 	sessions     []*timedSession
 	dispatchers  int
 	refusalPause time.Duration
+	// closeAll closes the sessions (when the run's context ends).
+	closeAll func()
 	// The clock: time.Now, time.AfterFunc and sleepUntil, or a test's.
 	now           func() time.Time
 	afterFunc     func(time.Duration, func())
@@ -61,10 +63,13 @@ type timedSession struct {
 	calls  [][]byte
 	offset time.Duration
 
-	mu          sync.Mutex
-	next        int  // the call to send next, or the one out
-	out         bool // call next is out
-	stopped     bool // every call answered, failed or given up
+	mu      sync.Mutex
+	next    int  // the call to send next, or the one out
+	out     bool // call next is out
+	stopped bool // every call answered, failed or given up
+	// reached is the latest call a dispatcher found due: one it found
+	// due while the call before was out is sent when that is answered.
+	reached     int
 	due, sentAt time.Time
 	refused     refusals
 	recs        []callRecord
@@ -106,8 +111,12 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 // records of the answered calls, by session.
 func (r *timedSessions) run() []callRecord {
 	r.wg.Add(len(r.sessions))
+	// The dispatchers stop with the run: sessions that ended early leave
+	// them nothing to send.
+	dctx, stop := context.WithCancel(r.ctx)
+	defer stop()
 	for g := range r.dispatchers {
-		go r.dispatch(g)
+		go r.dispatch(dctx, g)
 	}
 	finished := make(chan struct{})
 	go func() {
@@ -117,6 +126,11 @@ func (r *timedSessions) run() []callRecord {
 	select {
 	case <-finished:
 	case <-r.ctx.Done():
+		// A write that waits (Send has no deadline) holds its session:
+		// closing the sessions ends it first.
+		if r.closeAll != nil {
+			r.closeAll()
+		}
 		for _, cs := range r.sessions {
 			cs.giveUp()
 		}
@@ -134,12 +148,12 @@ func (r *timedSessions) run() []callRecord {
 // dispatch sends the calls of sessions g, g+dispatchers, ... as they come
 // due: round by round, each round in the sessions' order, which is the
 // order of their due times (offsets are below an interval).
-func (r *timedSessions) dispatch(g int) {
+func (r *timedSessions) dispatch(ctx context.Context, g int) {
 	for j := range r.per {
 		for k := g; k < len(r.sessions); k += r.dispatchers {
 			cs := r.sessions[k]
 			if due := cs.dueOf(j); r.now().Before(due) {
-				if r.dispatchSleep(r.ctx, due) != nil {
+				if r.dispatchSleep(ctx, due) != nil {
 					return
 				}
 			}
@@ -157,6 +171,7 @@ func (cs *timedSession) dueOf(j int) time.Time {
 func (cs *timedSession) dueNow(j int) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	cs.reached = max(cs.reached, j)
 	if !cs.stopped && !cs.out && cs.next == j {
 		cs.send(cs.r.now())
 	}
@@ -221,9 +236,13 @@ func (cs *timedSession) finish(sub *trusted.Submission, err error, now time.Time
 	switch {
 	case cs.next == r.per:
 		cs.stop()
-	case !now.Before(cs.dueOf(cs.next)):
+	case cs.reached >= cs.next || !r.now().Before(cs.dueOf(cs.next)):
+		// Due already: a dispatcher found it due while this call was
+		// out (and went on), or it is by the clock now. The clock is
+		// read again here, under the lock: now was read before it, and
+		// a dispatcher may have passed the call in between.
 		r.behind.Add(1)
-		cs.send(now)
+		cs.send(r.now())
 	}
 }
 

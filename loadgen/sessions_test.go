@@ -107,6 +107,12 @@ func (w *simWorld) clock() time.Time {
 // simRun runs the timed phase of sessions sessions of per calls each,
 // every interval, against w, with one dispatcher.
 func simRun(ctx context.Context, w *simWorld, sessions, per int, interval time.Duration) (*timedSessions, []callRecord, *tally) {
+	r, t := simPhase(ctx, w, sessions, per, interval)
+	return r, r.run(), t
+}
+
+// simPhase sets up simRun's timed phase without running it.
+func simPhase(ctx context.Context, w *simWorld, sessions, per int, interval time.Duration) (*timedSessions, *tally) {
 	w.sent, w.sentAt = map[int][]string{}, map[int][]time.Time{}
 	start := w.now
 	sess := make([]asyncSession, sessions)
@@ -127,7 +133,7 @@ func simRun(ctx context.Context, w *simWorld, sessions, per int, interval time.D
 		w.inflight.Add(1)
 		go func() { defer w.inflight.Done(); f() }()
 	}
-	return r, r.run(), t
+	return r, t
 }
 
 // TestTimedSessions: each call is sent once, in order, at its due time,
@@ -252,5 +258,32 @@ func TestTimedSessionsGiveUp(t *testing.T) {
 	}
 	if n != 1 || tl.failures["timeout"] < 1 || tl.failures["not_sent"] < per-2 {
 		t.Errorf("session 0 recorded %d calls; failures %v", n, tl.failures)
+	}
+}
+
+// TestTimedSessionsDueWhileOut: a call that a dispatcher found due while
+// the call before it was out is sent once that call's answer is handled,
+// also when the handler read the clock before the call came due (it was
+// then left unsent until the run timed out: an attacker's review of the
+// first version found the interleaving).
+func TestTimedSessionsDueWhileOut(t *testing.T) {
+	const interval = 100 * time.Millisecond
+	t0 := time.Unix(1000, 0)
+	w := &simWorld{now: t0, answer: func(int, int) (time.Duration, error, error) { return time.Hour, nil, nil }}
+	r, _ := simPhase(context.Background(), w, 1, 3, interval)
+	cs := r.sessions[0]
+	r.wg.Add(1)
+	cs.dueNow(0)
+	early := w.clock() // the answer's handler reads the clock ...
+	w.mu.Lock()
+	w.now = t0.Add(interval) // ... a dispatcher wakes as call 1 comes due,
+	w.mu.Unlock()
+	cs.dueNow(1) // finds call 0 out and goes on,
+	cs.mu.Lock()
+	cs.finish(&trusted.Submission{}, nil, early) // and the handler records call 0.
+	out, next := cs.out, cs.next
+	cs.mu.Unlock()
+	if !out || next != 1 || len(w.sent[0]) != 2 || r.behind.Load() != 1 {
+		t.Fatalf("call 1 out %v (next %d), %d sent, %d behind; want it sent, behind", out, next, len(w.sent[0]), r.behind.Load())
 	}
 }
