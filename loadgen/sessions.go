@@ -95,15 +95,10 @@ func newTimedSessions(ctx context.Context, start time.Time, interval time.Durati
 
 // sleepUntil sleeps until t, at least dispatchTick, or until ctx ends.
 func sleepUntil(ctx context.Context, t time.Time) error {
-	d := max(time.Until(t), dispatchTick)
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return nil
+	if least := time.Now().Add(dispatchTick); t.Before(least) {
+		t = least
 	}
+	return realClock{}.SleepUntil(ctx, t)
 }
 
 // run sends every session's calls and returns once each session has
