@@ -19,7 +19,7 @@ import (
 func (e *env) localnetCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "localnet",
-		Usage: "[--workers N] [--demo=false] [--upgrade] [--dir DIR] [--node-rpc HOST:PORT] [--worker-rpc-port P] [--node-metrics HOST:PORT] [--worker-metrics-port P] [--enclave PATH] [--worker-rpc-rate R --worker-rpc-burst B --worker-rpc-X ...: integritee-worker's --rpc-X limits]",
+		Usage: "[--workers N] [--demo=false] [--upgrade] [--dir DIR] [--block-time D] [--node-rpc HOST:PORT] [--worker-rpc-port P] [--node-metrics HOST:PORT] [--worker-metrics-port P] [--enclave PATH] [--worker-rpc-rate R --worker-rpc-burst B --worker-rpc-X ...: integritee-worker's --rpc-X limits]",
 		Short: "run a dev node and sim workers on this machine, show them at work, keep them running until Ctrl-C (localnet [--workers N] [--demo=false])",
 		Setup: e.localnet,
 	}
@@ -36,6 +36,7 @@ func (e *env) localnet(fs *flag.FlagSet) cli.RunFunc {
 	workerMetricsPort := fs.Int("worker-metrics-port", 2090, "Prometheus metrics `port` of worker 0; worker i listens on port+i (0: free ports)")
 	enclave := fs.String("enclave", "", "integritee-enclave `executable` (default: built with go build into DIR/bin)")
 	heartbeat := fs.Duration("confirm-heartbeat", time.Minute, "workers' confirm_processed_block heartbeat in chain block time while the shard is idle, like integritee-worker --confirm-heartbeat (0: every block)")
+	blockTime := fs.Duration("block-time", 0, "the validator's timeout_commit for a new home: the block time of an idle chain (0: the dev default, 150ms; a production node's default is 1s). A load measurement at a production block time spares the node, and the workers' light clients, six blocks a second")
 	liveness := fs.Duration("liveness", localnet.DefaultLiveness, "the chain's teerex liveness period for a new home: an enclave without keep_alive for that long leaves its shard's group, so a shard that lost a worker goes on (0: none; else 10s or more, whole seconds)")
 	logLevel := fs.String("log-level", "warn", "log `level`: debug, info, warn, error")
 	// Each worker's JSON-RPC limits: integritee-worker's --rpc-X flags
@@ -51,6 +52,9 @@ func (e *env) localnet(fs *flag.FlagSet) cli.RunFunc {
 		}
 		if *heartbeat < 0 || *heartbeat%time.Millisecond != 0 {
 			return fmt.Errorf("--confirm-heartbeat %v: want 0 or more, in whole milliseconds", *heartbeat)
+		}
+		if *blockTime != 0 && (*blockTime < 10*time.Millisecond || *blockTime%time.Millisecond != 0) {
+			return fmt.Errorf("--block-time %v: want 0, or 10ms or more in whole milliseconds", *blockTime)
 		}
 		if *liveness != 0 && (*liveness < teerex.MinLiveness || *liveness%time.Second != 0) {
 			return fmt.Errorf("--liveness %v: want 0, or %v or more in whole seconds", *liveness, teerex.MinLiveness)
@@ -68,7 +72,7 @@ func (e *env) localnet(fs *flag.FlagSet) cli.RunFunc {
 		}
 		cfg := localnet.Config{
 			Dir: *dir, Workers: *workers, NoWorkers: *workers == 0, EnclaveBinary: *enclave,
-			NodeRPC: *nodeRPC, WorkerRPCBasePort: *workerPort, ConfirmHeartbeat: *heartbeat, Liveness: live,
+			NodeRPC: *nodeRPC, WorkerRPCBasePort: *workerPort, ConfirmHeartbeat: *heartbeat, Liveness: live, BlockTime: *blockTime,
 			NodeMetrics: *nodeMetrics, WorkerMetricsBasePort: *workerMetricsPort,
 			WorkerRPC: rpcLimits,
 			Logger:    slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})),

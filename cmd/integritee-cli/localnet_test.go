@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/integritee-go/integritee/chain/node"
 	"github.com/integritee-go/integritee/localnet"
 )
 
@@ -107,7 +109,7 @@ func waitRunning(ctx context.Context, t *testing.T, out *lockedBuffer, done <-ch
 // TestLocalnetNoWorkers: `localnet --workers 0` (a node for workers started
 // apart) comes up and trusts its chain although no worker waited for its
 // first block (it read the latest commit before there was one, and
-// crashed).
+// crashed); a block time (--block-time) is its node's timeout_commit.
 func TestLocalnetNoWorkers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -115,12 +117,16 @@ func TestLocalnetNoWorkers(t *testing.T) {
 	e := &env{stdout: &out, stderr: &bytes.Buffer{}, now: time.Now, trustDir: t.TempDir()}
 	sctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
+	dir := t.TempDir()
 	go func() {
-		done <- serveLocalnet(sctx, e, localnet.Config{NoWorkers: true, Dir: t.TempDir()}, false, false)
+		done <- serveLocalnet(sctx, e, localnet.Config{NoWorkers: true, Dir: dir, BlockTime: 400 * time.Millisecond}, false, false)
 	}()
 	waitRunning(ctx, t, &out, done, stop)
 	if !strings.Contains(out.String(), "now trusts this chain") {
 		t.Errorf("the chain is not trusted:\n%s", out.String())
+	}
+	if c, err := node.LoadConfig(filepath.Join(dir, "node")); err != nil || time.Duration(c.TimeoutCommit) != 400*time.Millisecond {
+		t.Errorf("node timeout_commit %v (%v), want 400ms", c.TimeoutCommit, err)
 	}
 	stop()
 	if err := <-done; err != nil {
@@ -137,4 +143,6 @@ func TestLocalnetRPCLimitFlags(t *testing.T) {
 	cliFails(t, "--worker-rpc-max-conns-per-ip: want a positive value", "localnet", "--worker-rpc-max-conns-per-ip", "0")
 	cliFails(t, "--worker-rpc-call-queue: want a positive value", "localnet", "--worker-rpc-call-queue", "0")
 	cliFails(t, "--worker-rpc-calls-per-round 2000: want 1..1024", "localnet", "--worker-rpc-calls-per-round", "2000")
+	cliFails(t, "--block-time 5ms: want 0, or 10ms or more", "localnet", "--block-time", "5ms")
+	cliFails(t, "--block-time 10.5ms: want 0, or 10ms or more", "localnet", "--block-time", "10.5ms")
 }
