@@ -59,42 +59,42 @@ func (c *channels) add(id [shielding.ChannelIDSize]byte, key []byte) {
 
 // openCall decrypts a direct call's ciphertext, one-shot or on a channel,
 // or gives the reason it is invalid. A call that came on a channel also
-// returns the channel's ID, and channel true.
-func (e *Enclave) openCall(ct []byte) (pt []byte, id [shielding.ChannelIDSize]byte, channel bool, reason string) {
+// returns the channel's ID (nil for a one-shot ciphertext).
+func (e *Enclave) openCall(ct []byte) (pt []byte, channel *[shielding.ChannelIDSize]byte, reason string) {
 	e.decryptions.Add(1)
 	if !shielding.IsChannel(ct) {
 		e.decapsulations.Add(1)
 		pt, err := e.keys.Decrypt(shielding.InfoTrustedCall, ct)
 		if err != nil {
-			return nil, id, false, protocol.ReasonUndecryptable
+			return nil, nil, protocol.ReasonUndecryptable
 		}
-		return pt, id, false, ""
+		return pt, nil, ""
 	}
 	p, err := shielding.ParseChannel(ct)
 	if err != nil {
-		return nil, id, false, protocol.ReasonUndecryptable
+		return nil, nil, protocol.ReasonUndecryptable
 	}
 	key, known := e.channels.get(p.ID)
 	if !known {
 		if !p.Open {
-			return nil, id, false, protocol.ReasonUnknownChannel
+			return nil, nil, protocol.ReasonUnknownChannel
 		}
 		e.decapsulations.Add(1)
 		if key, err = e.keys.ChannelKey(p.Enc); err != nil {
-			return nil, id, false, protocol.ReasonUndecryptable
+			return nil, nil, protocol.ReasonUndecryptable
 		}
 	}
 	aead, err := shielding.ChannelAEAD(key)
 	if err != nil {
-		return nil, id, false, protocol.ReasonUndecryptable
+		return nil, nil, protocol.ReasonUndecryptable
 	}
 	if pt, err = p.OpenWith(aead); err != nil {
-		return nil, id, false, protocol.ReasonUndecryptable
+		return nil, nil, protocol.ReasonUndecryptable
 	}
 	if !known {
 		// Only a channel whose first call opened takes a place: a forged
 		// encapsulation (any bytes decapsulate to some key) never does.
 		e.channels.add(p.ID, key)
 	}
-	return pt, p.ID, true, ""
+	return pt, &p.ID, ""
 }

@@ -230,16 +230,12 @@ func (e *Enclave) open(ct []byte, p *preparedCall) ([]byte, *ed25519x.Scope, boo
 		p.Reason = protocol.ReasonTooLarge
 		return nil, nil, false
 	}
-	pt, id, channel, reason := e.openCall(ct)
+	pt, channel, reason := e.openCall(ct)
 	if reason != "" {
 		p.Reason = reason
 		return nil, nil, false
 	}
-	if !channel {
-		return pt, nil, true
-	}
-	scope := ed25519x.Scope(id)
-	return pt, &scope, true
+	return pt, (*ed25519x.Scope)(channel), true
 }
 
 // verifyCall checks the call plaintext pt under rule r for each target in

@@ -46,7 +46,6 @@ type timedSessions struct {
 	wg           sync.WaitGroup // sessions still sending
 	sessions     []*timedSession
 	dispatchers  int
-	refusalPause time.Duration
 	// closeAll closes the sessions (when the run's context ends).
 	closeAll func()
 	// The clock: time.Now, time.AfterFunc and sleepUntil, or a test's.
@@ -81,8 +80,8 @@ type timedSession struct {
 func newTimedSessions(ctx context.Context, start time.Time, interval time.Duration, per int, workers int,
 	sess []asyncSession, calls [][][]byte, t *tally, prog *progress, rep *Report) *timedSessions {
 	r := &timedSessions{ctx: ctx, start: start, interval: interval, per: per, t: t, prog: prog, rep: rep,
-		dispatchers: min(runtime.GOMAXPROCS(0), 4), refusalPause: refusalPause,
-		now: time.Now, afterFunc: func(d time.Duration, f func()) { time.AfterFunc(d, f) }, dispatchSleep: sleepUntil}
+		dispatchers: min(runtime.GOMAXPROCS(0), 4),
+		now:         time.Now, afterFunc: func(d time.Duration, f func()) { time.AfterFunc(d, f) }, dispatchSleep: sleepUntil}
 	for i, s := range sess {
 		if s == nil {
 			continue
@@ -200,7 +199,7 @@ func (cs *timedSession) answered(sub *trusted.Submission, err error) {
 		} else {
 			cs.refused.busy++
 		}
-		cs.r.afterFunc(cs.r.refusalPause, cs.retry)
+		cs.r.afterFunc(refusalPause, cs.retry)
 		return
 	}
 	cs.finish(sub, err, now)

@@ -362,11 +362,7 @@ func Decode(t Target, plaintext []byte) (Unchecked, error) {
 // Cofactored rule; with its signer's key cached in scope if scope is not
 // nil (ed25519x.Batch.AddIn).
 func (u *Unchecked) AddTo(b *ed25519x.Batch, scope *ed25519x.Scope) {
-	if scope == nil {
-		b.Add(u.v.Signer[:], u.digest, u.sig)
-		return
-	}
-	b.AddIn(*scope, u.v.Signer[:], u.digest, u.sig)
+	b.AddIn(scope, u.v.Signer[:], u.digest, u.sig)
 }
 
 // Verified is the call, for a caller whose batch took its signature.

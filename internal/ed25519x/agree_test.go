@@ -295,7 +295,7 @@ func checkBatch(t *testing.T, batch []sigCase, keys *ed25519x.Keys) {
 		if i%2 == 0 {
 			b.Add(c.pub, c.msg, c.sig)
 		} else {
-			b.AddIn(ed25519x.Scope{byte(i % 4)}, c.pub, c.msg, c.sig)
+			b.AddIn(&ed25519x.Scope{byte(i % 4)}, c.pub, c.msg, c.sig)
 		}
 	}
 	if b.Len() != len(batch) {
@@ -387,11 +387,11 @@ func FuzzVerifyAgreesWithReference(f *testing.F) {
 			b := ed25519x.NewBatch(6, keys)
 			for i := range 6 {
 				if i == 2 {
-					b.AddIn(ed25519x.Scope{}, pub, msg, sig)
+					b.AddIn(&ed25519x.Scope{}, pub, msg, sig)
 					continue
 				}
 				m := fmt.Appendf(nil, "other %d", i)
-				b.AddIn(ed25519x.Scope{}, other.Public().(ed25519.PublicKey), m, ed25519.Sign(other, m))
+				b.AddIn(&ed25519x.Scope{}, other.Public().(ed25519.PublicKey), m, ed25519.Sign(other, m))
 			}
 			for i, ok := range b.Verify() {
 				if want := i != 2 || got; ok != want {

@@ -58,7 +58,7 @@ func BenchmarkBatch(b *testing.B) {
 					batch := ed25519x.NewBatch(n, c.keys)
 					for j := range n {
 						k := (i*n + j) % len(pubs)
-						batch.AddIn(ed25519x.Scope{}, pubs[k], msgs[k], sigs[k])
+						batch.AddIn(&ed25519x.Scope{}, pubs[k], msgs[k], sigs[k])
 					}
 					for _, ok := range batch.Verify() {
 						if !ok {

@@ -198,8 +198,7 @@ type Batch struct {
 
 type entry struct {
 	pub, msg, sig []byte
-	scope         Scope
-	scoped        bool // cached in scope, else not cached
+	scope         *Scope // nil: not cached
 }
 
 // minBatch is the smallest batch worth the batch equation: below it,
@@ -222,9 +221,10 @@ func (b *Batch) Add(pub, msg, sig []byte) {
 
 // AddIn is Add with the key cached in the batch's Keys under scope: a
 // later signature added in the same scope by the same key skips the
-// expansion; one in another scope never finds it (Keys).
-func (b *Batch) AddIn(scope Scope, pub, msg, sig []byte) {
-	b.entries = append(b.entries, entry{pub: pub, msg: msg, sig: sig, scope: scope, scoped: true})
+// expansion; one in another scope never finds it (Keys). A nil scope
+// caches nothing, as Add. The batch keeps scope until Verify too.
+func (b *Batch) AddIn(scope *Scope, pub, msg, sig []byte) {
+	b.entries = append(b.entries, entry{pub: pub, msg: msg, sig: sig, scope: scope})
 }
 
 // Len is the number of signatures added.
@@ -274,10 +274,10 @@ func (b *Batch) Verify() (ok []bool) {
 // cached returns e's expanded key from the batch's cache, or nil for an
 // entry added without a scope; e's key has keyShape.
 func (b *Batch) cached(e entry) *voi.ExpandedPublicKey {
-	if !e.scoped {
+	if e.scope == nil {
 		return nil
 	}
-	return b.keys.expanded(e.scope, e.pub)
+	return b.keys.expanded(*e.scope, e.pub)
 }
 
 // verify is Verify of e, its key from the cache where there is one; e's

@@ -112,7 +112,7 @@ func TestKeysConcurrentBatches(t *testing.T) {
 				for j := range n {
 					s := sigs[(g*5+r*3+j)%len(sigs)]
 					in = append(in, s)
-					b.AddIn(Scope{byte(j % 2)}, s.pub, s.msg, s.sig)
+					b.AddIn(&Scope{byte(j % 2)}, s.pub, s.msg, s.sig)
 				}
 				for i, ok := range b.Verify() {
 					if want := Verify(in[i].pub, in[i].msg, in[i].sig); ok != want {
@@ -153,7 +153,7 @@ func TestKeysScoped(t *testing.T) {
 		t.Fatalf("verdicts %v, %d entries: an unscoped signature's key was cached", ok, k.Len())
 	}
 	b = NewBatch(1, k)
-	b.AddIn(Scope{0x77}, pub, msg, sig)
+	b.AddIn(&Scope{0x77}, pub, msg, sig)
 	if ok := b.Verify(); !ok[0] || k.Len() != 3 {
 		t.Fatalf("verdict %v, %d entries: a scoped signature's key was not cached in its scope", ok, k.Len())
 	}
